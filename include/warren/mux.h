@@ -1,0 +1,163 @@
+/*
+ * The stream multiplexer (src/tunnel/frame.c, src/tunnel/mux.c): a sans-IO
+ * core that runs many two-way byte streams over one link, below the record
+ * layer.  It never touches a socket or a clock:
+ *
+ *   bytes from the peer (opened records) -> wr_mux_recv(now)  -> callbacks
+ *   wr_mux_stream_write / _close / _reset -> wr_mux_send(dst) -> records
+ *   wr_mux_deadline() / wr_mux_tick(now)  -> keepalive pings, dead peers
+ *
+ * Flow control (HTTP/2 style, nghttp2's consume rule): every stream and
+ * the link as a whole have receive windows.  The sender may only have
+ * window bytes in flight; the receiver returns credit (WINDOW frames) only
+ * when the application calls wr_mux_stream_consume() after it has really
+ * written the bytes out.  A slow consumer therefore stops its producer
+ * without stopping other streams, and neither side ever buffers more than
+ * its windows.  A peer that sends beyond credit is a protocol error.
+ *
+ * Stream ids: the client side (is_client = 1) opens odd ids, the node even
+ * ones; id 0 is the link itself.  A stream ends when both directions have
+ * sent FIN, or at once on RST (either side), which frees its buffers and
+ * returns its unconsumed credit to the link.
+ *
+ * Control messages (protobuf-c bytes, opaque here) travel in CONTROL
+ * frames on the link.  GOAWAY tells the peer to open no new streams.
+ *
+ * Callback rule (ngtcp2): callbacks must not call back into the mux
+ * except wr_mux_stream_set_user_data/_get_user_data; they record what
+ * happened and return 0, or WR_ERR_CALLBACK to make the call fail fatally.
+ */
+#ifndef WARREN_MUX_H
+#define WARREN_MUX_H
+
+#include "warren/types.h"
+
+typedef struct wr_mux wr_mux;
+
+/* Reset codes carried in RST frames (uint32 on the wire). */
+enum {
+  WR_MUX_RST_CANCEL = 0,          /* the other end went away */
+  WR_MUX_RST_REFUSED = 1,         /* stream refused (goaway, too many) */
+  WR_MUX_RST_CONNECT_FAILED = 2,  /* local origin refused the connection */
+  WR_MUX_RST_TIMEOUT = 3,         /* origin did not answer in time */
+  WR_MUX_RST_PROTO = 4,           /* stream-level protocol error */
+  WR_MUX_RST_INTERNAL = 5,
+};
+
+typedef struct wr_mux_config {
+  int is_client;               /* 1: opens odd ids; 0: even ids */
+  uint32_t max_streams;        /* concurrent streams each side may open */
+  uint32_t stream_window;      /* initial receive window per stream, bytes */
+  uint32_t link_window;        /* receive window of the whole link, bytes */
+  uint32_t max_meta;           /* largest OPEN metadata accepted, bytes */
+  uint32_t max_control;        /* largest CONTROL payload accepted, bytes */
+  wr_tstamp ping_interval;     /* send PING after this much peer silence */
+  wr_tstamp ping_timeout;      /* declare the link dead after this long */
+} wr_mux_config;
+
+/* Sensible defaults; see mux.c for the derivation of each number. */
+void wr_mux_config_default(wr_mux_config *cfg, int is_client);
+
+typedef struct wr_mux_callbacks {
+  /* The peer opened |sid| with metadata |meta| (view valid during call). */
+  int (*stream_open)(wr_mux *m, uint32_t sid, const uint8_t *meta,
+                     size_t len, void *user_data);
+  /* Bytes for |sid|.  The view is valid only during the call; the app
+   * copies or writes them and later calls wr_mux_stream_consume(). */
+  int (*stream_data)(wr_mux *m, uint32_t sid, const uint8_t *data,
+                     size_t len, void *user_data);
+  /* The peer will send no more on |sid| (FIN). */
+  int (*stream_fin)(wr_mux *m, uint32_t sid, void *user_data);
+  /* |sid| is gone: both FINs done (code = -1) or reset (code = RST code,
+   * |by_peer| says who).  The id is free after this call. */
+  int (*stream_close)(wr_mux *m, uint32_t sid, int64_t code, int by_peer,
+                      void *user_data);
+  /* Credit returned: wr_mux_stream_write may accept more on |sid|. */
+  int (*stream_writable)(wr_mux *m, uint32_t sid, void *user_data);
+  /* A CONTROL frame's payload (view valid during call). */
+  int (*control)(wr_mux *m, const uint8_t *msg, size_t len, void *user_data);
+  /* The peer sent GOAWAY: open no new streams on this link. */
+  int (*goaway)(wr_mux *m, uint32_t code, void *user_data);
+} wr_mux_callbacks;
+
+/* Returns 0, WR_ERR_INVAL or WR_ERR_NOMEM. */
+int wr_mux_new(wr_mux **pm, const wr_mux_config *cfg,
+               const wr_mux_callbacks *cb, void *user_data, const wr_mem *mem,
+               wr_tstamp now);
+/* Frees every stream and queued byte.  No callbacks fire.  NULL ignored. */
+void wr_mux_del(wr_mux *m);
+
+/*
+ * Feeds bytes from the peer (any split: frames may straddle calls).
+ * Consumes all of |len| or fails.  Returns 0, or a fatal code after which
+ * the link must close: WR_ERR_PROTO (malformed frame, unknown stream
+ * state), WR_ERR_FLOW (credit exceeded), WR_ERR_LIMIT (too many streams),
+ * WR_ERR_TOOBIG, WR_ERR_NOMEM, WR_ERR_CALLBACK.  Every malformed input is
+ * also counted in wr_mux_stats.
+ */
+int wr_mux_recv(wr_mux *m, const uint8_t *data, size_t len, wr_tstamp now);
+
+/* 1 when wr_mux_send has bytes to produce. */
+int wr_mux_want_write(const wr_mux *m);
+
+/*
+ * Produces up to |cap| bytes of frames into |dst|.  Returns the length
+ * (0 = nothing queued).  Never splits a frame header from its payload
+ * across calls only if cap >= 16 bytes; callers pass a record's worth.
+ */
+wr_ssize wr_mux_send(wr_mux *m, uint8_t *dst, size_t cap, wr_tstamp now);
+
+/* The next time wr_mux_tick must run, or WR_TSTAMP_NONE. */
+wr_tstamp wr_mux_deadline(const wr_mux *m);
+/* Sends due PINGs; returns WR_ERR_TIMEOUT when the peer has been silent
+ * longer than ping_timeout (close the link). Early calls are harmless. */
+int wr_mux_tick(wr_mux *m, wr_tstamp now);
+
+/*
+ * Opens a stream carrying |meta| (<= peer's max_meta).  Returns 0 and sets
+ * *psid, or WR_ERR_LIMIT (too many streams), WR_ERR_CLOSED (GOAWAY sent or
+ * received), WR_ERR_TOOBIG, WR_ERR_NOMEM.
+ */
+int wr_mux_stream_open(wr_mux *m, const uint8_t *meta, size_t len,
+                       uint32_t *psid, void *stream_user_data);
+
+/*
+ * Queues up to |len| bytes on |sid| within the send credit (stream and
+ * link).  Returns the bytes accepted (0 = no credit now; wait for
+ * stream_writable), WR_ERR_NOTFOUND, WR_ERR_CLOSED (FIN already sent),
+ * WR_ERR_NOMEM.
+ */
+wr_ssize wr_mux_stream_write(wr_mux *m, uint32_t sid, const uint8_t *data,
+                             size_t len);
+/* Bytes wr_mux_stream_write would accept right now on |sid|. */
+size_t wr_mux_stream_credit(const wr_mux *m, uint32_t sid);
+
+/* Half-closes our direction (FIN after queued data). */
+int wr_mux_stream_close(wr_mux *m, uint32_t sid);
+/* Aborts |sid| now with |code|: drops queued data, returns credit,
+ * fires stream_close (by_peer = 0) before returning. */
+int wr_mux_stream_reset(wr_mux *m, uint32_t sid, uint32_t code);
+
+/* The app has written |n| received bytes of |sid| out: return credit. */
+int wr_mux_stream_consume(wr_mux *m, uint32_t sid, size_t n);
+
+int wr_mux_stream_set_user_data(wr_mux *m, uint32_t sid, void *ud);
+void *wr_mux_stream_get_user_data(const wr_mux *m, uint32_t sid);
+
+/* Queues a CONTROL frame (|len| <= peer's max_control). */
+int wr_mux_control(wr_mux *m, const uint8_t *msg, size_t len);
+/* Queues GOAWAY; further wr_mux_stream_open calls fail.  Existing streams
+ * continue. */
+int wr_mux_goaway(wr_mux *m, uint32_t code);
+
+typedef struct wr_mux_stats {
+  uint64_t frames_in, frames_out;
+  uint64_t bytes_in, bytes_out;   /* stream payload bytes */
+  uint64_t rx_malformed;          /* frames rejected as malformed */
+  uint64_t streams_opened, streams_reset;
+  uint32_t streams_active;
+  size_t queued_bytes;            /* bytes waiting in wr_mux_send's queue */
+} wr_mux_stats;
+void wr_mux_get_stats(const wr_mux *m, wr_mux_stats *st);
+
+#endif
