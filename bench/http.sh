@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# bench/http.sh: HTTP throughput and latency through warren, against a direct
+# connection and `ssh -R` in the same run, all on loopback.
+#
+#   WARREN_BOOTSTRAP_BENCH=1 tools/bootstrap    # wrk, nginx-light, openssh
+#   bench/http.sh [DURATION_S]                  # default 10
+#
+# Three paths to the same nginx origin serving /1k and /1m:
+#   direct   wrk -> nginx
+#   warren   wrk -> warren node (Host: app.bench.test) -> tunnel -> warren http -> nginx
+#   ssh      wrk -> sshd -R listener -> ssh client (aes128-gcm, -tt) -> nginx
+# Prints a Markdown table; the numbers go to docs/BENCHMARKS.md.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dur=${1:-10}
+W="$root/build/src/node/warren"
+[ -x "$W" ] || { echo "bench: build first (./warren --version)" >&2; exit 1; }
+for t in wrk nginx ssh /usr/sbin/sshd; do
+  command -v "$t" >/dev/null || { echo "bench: $t missing: WARREN_BOOTSTRAP_BENCH=1 tools/bootstrap" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d /tmp/warren-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+ORIGIN=127.0.0.1:18080 NODE_HTTP=127.0.0.1:18081 NODE_ADMIN=127.0.0.1:19081
+SSH_PORT=12222 SSH_FWD=127.0.0.1:18090
+
+# Origin: nginx with fixed bodies, access log off, keep-alive unlimited.
+mkdir -p "$tmp/www"
+head -c 1024 /dev/urandom >"$tmp/www/1k"
+head -c 1048576 /dev/urandom >"$tmp/www/1m"
+cat >"$tmp/nginx.conf" <<NGX
+worker_processes 1;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx.err;
+daemon off;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $tmp/cbt; proxy_temp_path $tmp/pt;
+  fastcgi_temp_path $tmp/ft; uwsgi_temp_path $tmp/ut; scgi_temp_path $tmp/st;
+  server { listen $ORIGIN; root $tmp/www; }
+}
+NGX
+nginx -c "$tmp/nginx.conf" & pids+=($!)
+
+# warren: one node, one client.
+"$W" keygen >"$tmp/key"
+"$W" node --id bench1 --http $NODE_HTTP --admin $NODE_ADMIN --domain bench.test \
+  --key-file "$tmp/key" 2>"$tmp/node.log" & pids+=($!)
+node_pid=$!
+sleep 0.5
+"$W" http ${ORIGIN##*:} --node $NODE_HTTP --fleet-key "$("$W" pubkey "$tmp/key")" \
+  --name app >"$tmp/client.out" 2>"$tmp/client.log" & pids+=($!)
+for _ in $(seq 50); do grep -q Forwarding "$tmp/client.out" && break; sleep 0.1; done
+grep -q Forwarding "$tmp/client.out" || { echo "bench: client did not bind" >&2; cat "$tmp/client.log" >&2; exit 1; }
+
+# ssh -R through a private sshd on loopback, key auth, OpenSSH's fast cipher.
+ssh-keygen -q -t ed25519 -N '' -f "$tmp/id" && cp "$tmp/id.pub" "$tmp/authorized_keys"
+ssh-keygen -q -t ed25519 -N '' -f "$tmp/hostkey"
+cat >"$tmp/sshd_config" <<SSHD
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $tmp/hostkey
+AuthorizedKeysFile $tmp/authorized_keys
+PidFile $tmp/sshd.pid
+StrictModes no
+PermitRootLogin prohibit-password
+UsePAM no
+SSHD
+mkdir -p /run/sshd
+/usr/sbin/sshd -D -f "$tmp/sshd_config" & pids+=($!)
+sleep 0.5
+ssh -tt -i "$tmp/id" -p $SSH_PORT -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+  -c aes128-gcm@openssh.com -R $SSH_FWD:$ORIGIN -N root@127.0.0.1 </dev/null >/dev/null 2>&1 & pids+=($!)
+sleep 1.5
+
+run_wrk() { # label url [host]
+  local out
+  if [ -n "${3:-}" ]; then
+    out=$(wrk -t2 -c50 -d"${dur}s" --latency -H "Host: $3" "$2")
+  else
+    out=$(wrk -t2 -c50 -d"${dur}s" --latency "$2")
+  fi
+  local rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  local tr=$(awk '/Transfer\/sec/ {print $2}' <<<"$out")
+  local p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  local p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  local errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$rps" "$tr" "$p50" "$p99" "${errs:-none}"
+}
+
+echo "| path | req/s | transfer/s | p50 | p99 | errors |"
+echo "|---|---|---|---|---|---|"
+for size in 1k 1m; do
+  run_wrk "direct $size" "http://$ORIGIN/$size"
+  run_wrk "warren $size" "http://$NODE_HTTP/$size" app.bench.test
+  run_wrk "ssh -R $size" "http://$SSH_FWD/$size"
+done
+rss=$(awk '/VmRSS/ {print $2}' /proc/$node_pid/status)
+echo
+echo "node RSS after the runs: ${rss} KiB"
