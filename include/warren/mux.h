@@ -26,6 +26,16 @@
  * Callback rule (ngtcp2): callbacks must not call back into the mux
  * except wr_mux_stream_set_user_data/_get_user_data; they record what
  * happened and return 0, or WR_ERR_CALLBACK to make the call fail fatally.
+ * Every callback's |user_data| is the one given to wr_mux_new (nghttp2);
+ * a stream's own pointer is wr_mux_stream_get_user_data(m, sid).
+ * Callbacks fire from wr_mux_recv, and also: stream_close from
+ * wr_mux_send (the FIN that completes a stream went out) and from
+ * wr_mux_stream_reset; stream_writable from wr_mux_send and wr_mux_tick
+ * (credit freed by a local reset).
+ *
+ * After a fatal error (any code returned by recv/send/tick, or NOMEM and
+ * CALLBACK from other calls) every later call returns the same code; the
+ * adapter closes the link and calls wr_mux_del.
  */
 #ifndef WARREN_MUX_H
 #define WARREN_MUX_H
@@ -51,9 +61,13 @@ typedef struct wr_mux_config {
   uint32_t link_window;        /* receive window of the whole link, bytes */
   uint32_t max_meta;           /* largest OPEN metadata accepted, bytes */
   uint32_t max_control;        /* largest CONTROL payload accepted, bytes */
-  wr_tstamp ping_interval;     /* send PING after this much peer silence */
+  wr_tstamp ping_interval;     /* send PING after this much peer silence;
+                                * 0 disables keepalive */
   wr_tstamp ping_timeout;      /* declare the link dead after this long */
 } wr_mux_config;
+/* Bounds checked by wr_mux_new (WR_ERR_INVAL otherwise): windows in
+ * [16 KiB, 2^31 - 1], max_streams in [1, 2^20], max_meta and max_control
+ * in [4096, 65535], ping_timeout >= ping_interval. */
 
 /* Sensible defaults; see mux.c for the derivation of each number. */
 void wr_mux_config_default(wr_mux_config *cfg, int is_client);
@@ -68,8 +82,11 @@ typedef struct wr_mux_callbacks {
                      size_t len, void *user_data);
   /* The peer will send no more on |sid| (FIN). */
   int (*stream_fin)(wr_mux *m, uint32_t sid, void *user_data);
-  /* |sid| is gone: both FINs done (code = -1) or reset (code = RST code,
-   * |by_peer| says who).  The id is free after this call. */
+  /* |sid| is gone: both FINs done (code = -1; |by_peer| = 1 when the
+   * peer's FIN came last) or reset (code = RST code, |by_peer| says who).
+   * Unconsumed bytes of |sid| return to the link; later
+   * wr_mux_stream_consume calls for it are harmless no-ops.  The id is
+   * never reused. */
   int (*stream_close)(wr_mux *m, uint32_t sid, int64_t code, int by_peer,
                       void *user_data);
   /* Credit returned: wr_mux_stream_write may accept more on |sid|. */
@@ -80,7 +97,10 @@ typedef struct wr_mux_callbacks {
   int (*goaway)(wr_mux *m, uint32_t code, void *user_data);
 } wr_mux_callbacks;
 
-/* Returns 0, WR_ERR_INVAL or WR_ERR_NOMEM. */
+/* |cfg| NULL means defaults for a node (is_client 0); |cb| may be NULL
+ * and any callback may be NULL.  Queues our SETTINGS frame, so
+ * wr_mux_want_write is 1 at once.  Returns 0, WR_ERR_INVAL or
+ * WR_ERR_NOMEM. */
 int wr_mux_new(wr_mux **pm, const wr_mux_config *cfg,
                const wr_mux_callbacks *cb, void *user_data, const wr_mem *mem,
                wr_tstamp now);
@@ -101,10 +121,14 @@ int wr_mux_recv(wr_mux *m, const uint8_t *data, size_t len, wr_tstamp now);
 int wr_mux_want_write(const wr_mux *m);
 
 /*
- * Produces up to |cap| bytes of frames into |dst|.  Returns the length
- * (0 = nothing queued).  Never splits a frame header from its payload
- * across calls only if cap >= 16 bytes; callers pass a record's worth.
+ * Produces up to |cap| bytes of frames into |dst|: control frames first,
+ * then DATA round robin over streams.  Frames may straddle calls (the
+ * receiver reassembles); DATA frames are cut to fit |cap|.  Callers pass a
+ * record's worth (16384); |cap| < WR_MUX_MIN_SEND is WR_ERR_INVAL.
+ * Returns the length (0 = nothing queued) or a fatal code (WR_ERR_CALLBACK
+ * from stream_close/stream_writable, or an earlier fatal error).
  */
+#define WR_MUX_MIN_SEND 16
 wr_ssize wr_mux_send(wr_mux *m, uint8_t *dst, size_t cap, wr_tstamp now);
 
 /* The next time wr_mux_tick must run, or WR_TSTAMP_NONE. */
@@ -114,9 +138,11 @@ wr_tstamp wr_mux_deadline(const wr_mux *m);
 int wr_mux_tick(wr_mux *m, wr_tstamp now);
 
 /*
- * Opens a stream carrying |meta| (<= peer's max_meta).  Returns 0 and sets
- * *psid, or WR_ERR_LIMIT (too many streams), WR_ERR_CLOSED (GOAWAY sent or
- * received), WR_ERR_TOOBIG, WR_ERR_NOMEM.
+ * Opens a stream carrying |meta| (<= peer's max_meta; 4096 until the
+ * peer's SETTINGS arrived).  Returns 0 and sets *psid, or WR_ERR_LIMIT
+ * (too many streams: min of ours and the peer's max_streams), WR_ERR_CLOSED
+ * (GOAWAY sent or received), WR_ERR_TOOBIG, WR_ERR_NOMEM.  Data may be
+ * written at once: the peer sees OPEN before any DATA.
  */
 int wr_mux_stream_open(wr_mux *m, const uint8_t *meta, size_t len,
                        uint32_t *psid, void *stream_user_data);
@@ -132,22 +158,30 @@ wr_ssize wr_mux_stream_write(wr_mux *m, uint32_t sid, const uint8_t *data,
 /* Bytes wr_mux_stream_write would accept right now on |sid|. */
 size_t wr_mux_stream_credit(const wr_mux *m, uint32_t sid);
 
-/* Half-closes our direction (FIN after queued data). */
+/* Half-closes our direction (FIN after queued data).  Returns 0 (also when
+ * already closed) or WR_ERR_NOTFOUND. */
 int wr_mux_stream_close(wr_mux *m, uint32_t sid);
 /* Aborts |sid| now with |code|: drops queued data, returns credit,
- * fires stream_close (by_peer = 0) before returning. */
+ * fires stream_close (by_peer = 0) before returning.  Returns 0,
+ * WR_ERR_NOTFOUND, WR_ERR_NOMEM or WR_ERR_CALLBACK. */
 int wr_mux_stream_reset(wr_mux *m, uint32_t sid, uint32_t code);
 
-/* The app has written |n| received bytes of |sid| out: return credit. */
+/* The app has written |n| received bytes of |sid| out: return credit
+ * (WINDOW frames go out once half a window is pending).  Returns 0 (also
+ * for a stream already closed), WR_ERR_NOTFOUND (never opened),
+ * WR_ERR_INVAL (more than was delivered and not yet consumed), WR_ERR_NOMEM.
+ */
 int wr_mux_stream_consume(wr_mux *m, uint32_t sid, size_t n);
 
 int wr_mux_stream_set_user_data(wr_mux *m, uint32_t sid, void *ud);
 void *wr_mux_stream_get_user_data(const wr_mux *m, uint32_t sid);
 
-/* Queues a CONTROL frame (|len| <= peer's max_control). */
+/* Queues a CONTROL frame (|len| <= peer's max_control, 4096 until its
+ * SETTINGS arrived).  Returns 0, WR_ERR_TOOBIG or WR_ERR_NOMEM. */
 int wr_mux_control(wr_mux *m, const uint8_t *msg, size_t len);
-/* Queues GOAWAY; further wr_mux_stream_open calls fail.  Existing streams
- * continue. */
+/* Queues GOAWAY; further wr_mux_stream_open calls fail, and streams the
+ * peer opens from now on are refused (RST REFUSED).  Existing streams
+ * continue.  A second call does nothing.  Returns 0 or WR_ERR_NOMEM. */
 int wr_mux_goaway(wr_mux *m, uint32_t code);
 
 typedef struct wr_mux_stats {

@@ -1,0 +1,984 @@
+/*
+ * The stream multiplexer: a sans-IO core running many two-way byte streams
+ * over one link (see include/warren/mux.h for the API, frame.c for the
+ * frame layout, docs/MUX.md for the whole protocol).
+ *
+ * Link life:
+ *   Each side's first frame is SETTINGS (its receive windows, how many
+ *   streams the peer may open, its largest OPEN metadata and CONTROL
+ *   payload).  Until a side has the peer's SETTINGS it assumes the protocol
+ *   floors below (16 KiB windows, 4 KiB metadata and control messages) and
+ *   adds the difference when they arrive, as HTTP/2 does with
+ *   SETTINGS_INITIAL_WINDOW_SIZE.  A peer whose first frame is anything
+ *   else is broken (WR_ERR_PROTO).
+ *
+ * Stream life (one direction each way):
+ *   OPEN --DATA*--> FIN        our side: fin_queued (app closed) -> fin_sent
+ *                              (the FIN left in wr_mux_send output)
+ *   peer side: OPEN seen -> fin_recv.
+ *   fin_sent && fin_recv -> stream_close(code -1); RST either way ->
+ *   stream_close(code) at once.  A closed stream's id is never reused: ids
+ *   grow by two, so "id <= highest seen" tells a closed stream (frames for
+ *   it are late and ignored) from one never opened (WR_ERR_PROTO).
+ *
+ * Flow control (nghttp2's consume rule).  Every stream and the link have a
+ * receive window.  The sender takes credit when wr_mux_stream_write
+ * accepts bytes; the receiver charges a DATA frame's length against the
+ * stream and the link when its header arrives (over credit: WR_ERR_FLOW)
+ * and returns credit only when the app calls wr_mux_stream_consume, in a
+ * WINDOW frame once half a window is pending (one WINDOW per 512 KiB with
+ * the defaults: 0.002 % overhead).  So neither side buffers more than the
+ * windows: the sender's stream queues hold at most its credit, the
+ * receiver's app holds at most the window it granted.
+ *   Bytes that can no longer reach the app go back to the link at once:
+ *   a reset or closed stream's unconsumed bytes, and DATA arriving late
+ *   for a stream already gone.  The sender likewise gets back the link
+ *   credit of queued bytes it drops on a reset, since the peer never
+ *   counted them.
+ *
+ * Sending.  wr_mux_send builds frames straight into the caller's record
+ * buffer: first the control queue (pre-encoded OPEN, RST, WINDOW, PING,
+ * PONG, GOAWAY, CONTROL and SETTINGS frames, in order, which may straddle
+ * calls), then one DATA frame per stream with queued bytes, round robin,
+ * so a bulk stream cannot starve a small one.  Stream bytes live in a
+ * chain of 16 KiB blocks recycled through a free list: the steady state
+ * does one copy in (wr_mux_stream_write) and one copy out (into the
+ * record) and no malloc.
+ *
+ * Receiving.  The frame reader hands DATA out as views into the opened
+ * record (no copy); other frames whole.  Stream lookup is a chained hash
+ * on the id (ids are sequential, so the low bits spread perfectly).
+ *
+ * Keepalive.  Any received byte is liveness.  After ping_interval of
+ * silence one PING goes out; after ping_timeout of silence wr_mux_tick
+ * returns WR_ERR_TIMEOUT.  With ping_timeout = 2 * ping_interval a dead
+ * link is noticed within two intervals, and a live one always has one
+ * interval for its PONG to come back.
+ *
+ * Abuse limits.  A peer opening more than max_streams gets RST REFUSED per
+ * stream; if more refusals pile up unsent than max(64, max_streams), or
+ * more than 64 PONGs, the peer is flooding us faster than we can answer
+ * and the link dies with WR_ERR_LIMIT, so the control queue stays bounded.
+ */
+#include <string.h>
+
+#include "frame.h"
+#include "warren/err.h"
+#include "warren/mux.h"
+
+/*
+ * Protocol floors: what a side may assume of its peer before SETTINGS
+ * arrive, and therefore the smallest values a config may use.  16 KiB of
+ * window lets the first record of a fresh stream go out without waiting a
+ * round trip for SETTINGS; 4 KiB covers a typical request head and the
+ * hello/auth control messages.
+ */
+#define FLOOR_WINDOW 16384
+#define FLOOR_META 4096
+#define FLOOR_CONTROL 4096
+/* Credit is signed 32-bit on the wire's terms, as in HTTP/2. */
+#define MAX_WINDOW 0x7fffffff
+#define MAX_STREAMS_CFG (1u << 20)
+/* Send buffer blocks: one record's worth, so a full DATA frame is at most
+ * two memcpy calls.  Up to 64 spare blocks (1 MiB) are kept for reuse. */
+#define BLK_SIZE 16384
+#define FREE_BLKS_MAX 64
+#define FREE_STREAMS_MAX 64
+/* A DATA frame is not started in less room than this when more bytes are
+ * waiting: the next record can carry a full frame instead. */
+#define MIN_DATA_FRAME 256
+#define MAX_PONG_UNSENT 64
+#define MIN_REFUSED_UNSENT 64
+
+#define container_of(p, T, member) ((T *)((char *)(p)-offsetof(T, member)))
+
+typedef struct dl {
+  struct dl *prev, *next;
+} dl;
+
+static void dl_init(dl *h) { h->prev = h->next = h; }
+static int dl_empty(const dl *h) { return h->next == h; }
+static int dl_linked(const dl *e) { return e->next != NULL; }
+static void dl_push(dl *h, dl *e) {
+  e->prev = h->prev;
+  e->next = h;
+  h->prev->next = e;
+  h->prev = e;
+}
+static void dl_del(dl *e) {
+  if (!e->next) return;
+  e->prev->next = e->next;
+  e->next->prev = e->prev;
+  e->prev = e->next = NULL;
+}
+
+typedef struct blk {
+  struct blk *next;
+  uint32_t cap, start, end;
+  uint8_t data[];
+} blk;
+
+/* A byte queue: a chain of blocks. */
+typedef struct bq {
+  blk *head, *tail;
+  size_t len;
+} bq;
+
+typedef struct stream {
+  struct stream *hnext; /* hash chain */
+  dl act;               /* in m->active: has bytes or a FIN to send */
+  dl blocked;           /* in m->blocked: a write was cut short */
+  uint32_t sid;
+  uint8_t fin_queued, fin_sent, fin_recv;
+  int64_t swin;        /* our send credit on the stream */
+  int64_t rwin;        /* credit the peer still has toward us */
+  uint64_t unconsumed; /* delivered to the app, not yet consumed */
+  uint64_t pending;    /* consumed, not yet returned in a WINDOW */
+  bq q;                /* bytes accepted, not yet framed */
+  void *user_data;
+} stream;
+
+struct wr_mux {
+  wr_mux_config cfg;
+  wr_mux_callbacks cb;
+  void *user_data;
+  const wr_mem *mem;
+  int fatal; /* sticky error: every later call returns it */
+
+  /* The peer's SETTINGS (floors until they arrive). */
+  int got_settings;
+  uint32_t peer_stream_window, peer_max_streams, peer_max_meta,
+      peer_max_control;
+
+  int64_t swin_link;     /* our send credit on the link */
+  int64_t rwin_link;     /* credit the peer still has toward us */
+  uint64_t link_pending; /* consumed, not yet returned */
+
+  uint64_t next_sid;      /* next id we open */
+  uint32_t last_peer_sid; /* highest id the peer opened */
+  uint32_t n_local, n_peer;
+
+  stream **buckets;
+  uint32_t nbuckets, nstreams;
+  dl active, blocked;
+  int recheck_writable; /* link credit came back outside wr_mux_recv */
+
+  bq ctrl;
+  size_t queued_data; /* bytes in all stream queues */
+  blk *free_blks;
+  uint32_t n_free_blks;
+  stream *free_streams;
+  uint32_t n_free_streams;
+
+  wr_frame_reader rd;
+
+  wr_tstamp last_rx;
+  int ping_out;
+  uint64_t ping_seq;
+  int goaway_sent, goaway_recv;
+  uint32_t refused_unsent, pong_unsent;
+
+  wr_mux_stats st;
+};
+
+/*
+ * Defaults.
+ *
+ * stream_window = 1 MiB.  A stream can move at most one window per round
+ * trip of (data out, WINDOW back), and that loop on loopback includes the
+ * records sitting in both kernels' socket buffers and in the adapters'
+ * write queues, several hundred KiB at full speed, plus the half window
+ * held back by batching.  At the 1.2 GiB/s target and a ~0.4 ms loop that
+ * is ~500 KiB; 1 MiB leaves headroom.  Over the internet (50 ms RTT) it
+ * still allows 20 MiB/s per stream.
+ *
+ * link_window = 16 MiB: sixteen streams at full window before the link
+ * itself pushes back, which is the memory a peer can make us hold per link
+ * (the windows bound it, not the stream count).
+ *
+ * max_streams = 1024: HTTP/2 servers allow 100-250 per browser connection;
+ * a tunnel carries every visitor of a name, and an idle stream costs about
+ * 150 bytes, so 1024 is generous and still bounded.
+ *
+ * max_meta = 16 KiB: a request head within common server limits (nginx
+ * allows 8 KiB per header line); max_control = the largest u16 payload.
+ *
+ * ping_interval = 10 s, ping_timeout = 20 s: a dead link within two
+ * intervals, below the 30-60 s idle timeouts of NATs and load balancers.
+ */
+void wr_mux_config_default(wr_mux_config *cfg, int is_client) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->is_client = is_client ? 1 : 0;
+  cfg->max_streams = 1024;
+  cfg->stream_window = 1u << 20;
+  cfg->link_window = 16u << 20;
+  cfg->max_meta = 16384;
+  cfg->max_control = WR_FRAME_MAX_PAYLOAD;
+  cfg->ping_interval = 10000;
+  cfg->ping_timeout = 20000;
+}
+
+/* ---- blocks and byte queues ---- */
+
+static blk *blk_get(wr_mux *m, size_t need) {
+  blk *b;
+  if (need <= BLK_SIZE && m->free_blks) {
+    b = m->free_blks;
+    m->free_blks = b->next;
+    m->n_free_blks--;
+  } else {
+    size_t cap = need > BLK_SIZE ? need : BLK_SIZE;
+    b = wr_mem_malloc(m->mem, sizeof *b + cap);
+    if (!b) return NULL;
+    b->cap = (uint32_t)cap;
+  }
+  b->next = NULL;
+  b->start = b->end = 0;
+  return b;
+}
+
+static void blk_put(wr_mux *m, blk *b) {
+  if (b->cap == BLK_SIZE && m->n_free_blks < FREE_BLKS_MAX) {
+    b->next = m->free_blks;
+    m->free_blks = b;
+    m->n_free_blks++;
+  } else {
+    wr_mem_free(m->mem, b);
+  }
+}
+
+static void bq_link(bq *q, blk *b) {
+  if (q->tail)
+    q->tail->next = b;
+  else
+    q->head = b;
+  q->tail = b;
+}
+
+/* Appends up to |len| bytes; returns how many (fewer only on NOMEM). */
+static size_t bq_append(wr_mux *m, bq *q, const uint8_t *p, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    blk *b = q->tail;
+    if (!b || b->end == b->cap) {
+      if (!(b = blk_get(m, 0))) break;
+      bq_link(q, b);
+    }
+    size_t n = WR_MIN(len - done, (size_t)(b->cap - b->end));
+    memcpy(b->data + b->end, p + done, n);
+    b->end += (uint32_t)n;
+    done += n;
+  }
+  q->len += done;
+  return done;
+}
+
+/* Room for |n| contiguous bytes at the tail, counted as queued. */
+static uint8_t *bq_reserve(wr_mux *m, bq *q, size_t n) {
+  blk *b = q->tail;
+  if (!b || b->cap - b->end < n) {
+    if (!(b = blk_get(m, n))) return NULL;
+    bq_link(q, b);
+  }
+  uint8_t *p = b->data + b->end;
+  b->end += (uint32_t)n;
+  q->len += n;
+  return p;
+}
+
+static size_t bq_copy_out(wr_mux *m, bq *q, uint8_t *dst, size_t n) {
+  size_t done = 0;
+  while (done < n && q->head) {
+    blk *b = q->head;
+    size_t k = WR_MIN(n - done, (size_t)(b->end - b->start));
+    memcpy(dst + done, b->data + b->start, k);
+    b->start += (uint32_t)k;
+    done += k;
+    if (b->start == b->end) {
+      q->head = b->next;
+      if (!q->head) q->tail = NULL;
+      blk_put(m, b);
+    }
+  }
+  q->len -= done;
+  return done;
+}
+
+static void bq_clear(wr_mux *m, bq *q) {
+  while (q->head) {
+    blk *b = q->head;
+    q->head = b->next;
+    blk_put(m, b);
+  }
+  q->tail = NULL;
+  q->len = 0;
+}
+
+/* ---- stream table ---- */
+
+static int is_local(const wr_mux *m, uint32_t sid) {
+  return (int)(sid & 1) == m->cfg.is_client;
+}
+
+/* Was |sid| ever opened on this link (by either side)? */
+static int sid_seen(const wr_mux *m, uint32_t sid) {
+  if (is_local(m, sid)) return sid < m->next_sid;
+  return sid <= m->last_peer_sid;
+}
+
+static stream *find(const wr_mux *m, uint32_t sid) {
+  stream *s = m->buckets[sid & (m->nbuckets - 1)];
+  while (s && s->sid != sid) s = s->hnext;
+  return s;
+}
+
+/* Load factor 1 before doubling: chains stay about one long. */
+static int table_insert(wr_mux *m, stream *s) {
+  if (m->nstreams >= m->nbuckets) {
+    uint32_t nb = m->nbuckets * 2;
+    stream **b = wr_mem_calloc(m->mem, nb, sizeof *b);
+    if (!b) return WR_ERR_NOMEM;
+    for (uint32_t i = 0; i < m->nbuckets; i++) {
+      stream *e = m->buckets[i];
+      while (e) {
+        stream *next = e->hnext;
+        e->hnext = b[e->sid & (nb - 1)];
+        b[e->sid & (nb - 1)] = e;
+        e = next;
+      }
+    }
+    wr_mem_free(m->mem, m->buckets);
+    m->buckets = b;
+    m->nbuckets = nb;
+  }
+  stream **slot = &m->buckets[s->sid & (m->nbuckets - 1)];
+  s->hnext = *slot;
+  *slot = s;
+  m->nstreams++;
+  return 0;
+}
+
+static void table_remove(wr_mux *m, stream *s) {
+  stream **pp = &m->buckets[s->sid & (m->nbuckets - 1)];
+  while (*pp != s) pp = &(*pp)->hnext;
+  *pp = s->hnext;
+  m->nstreams--;
+}
+
+static stream *stream_alloc(wr_mux *m, uint32_t sid) {
+  stream *s = m->free_streams;
+  if (s) {
+    m->free_streams = s->hnext;
+    m->n_free_streams--;
+  } else if (!(s = wr_mem_malloc(m->mem, sizeof *s))) {
+    return NULL;
+  }
+  memset(s, 0, sizeof *s);
+  s->sid = sid;
+  s->rwin = m->cfg.stream_window;
+  s->swin = m->peer_stream_window;
+  return s;
+}
+
+static void stream_free(wr_mux *m, stream *s) {
+  bq_clear(m, &s->q);
+  if (m->n_free_streams < FREE_STREAMS_MAX) {
+    s->hnext = m->free_streams;
+    m->free_streams = s;
+    m->n_free_streams++;
+  } else {
+    wr_mem_free(m->mem, s);
+  }
+}
+
+/* ---- control queue ---- */
+
+static int q_frame(wr_mux *m, const wr_frame *f) {
+  size_t n = wr_frame_encoded_len(f);
+  uint8_t *p = bq_reserve(m, &m->ctrl, n);
+  if (!p) return WR_ERR_NOMEM;
+  wr_wbuf b;
+  wr_wbuf_init(&b, p, n);
+  int rv = wr_frame_encode(&b, f);
+  (void)rv; /* sized above: cannot fail */
+  m->st.frames_out++;
+  return 0;
+}
+
+static int q_u32(wr_mux *m, uint8_t type, uint32_t sid, uint32_t v) {
+  wr_frame f = {.type = type, .sid = sid, .value = v};
+  return q_frame(m, &f);
+}
+
+/* ---- credit ---- */
+
+static int link_credit_back(wr_mux *m, uint64_t n) {
+  m->link_pending += n;
+  if (m->link_pending > 0 && m->link_pending >= m->cfg.link_window / 2) {
+    int rv = q_u32(m, WR_FRAME_WINDOW, 0, (uint32_t)m->link_pending);
+    if (rv != 0) return rv;
+    m->rwin_link += (int64_t)m->link_pending;
+    m->link_pending = 0;
+  }
+  return 0;
+}
+
+static int64_t credit_of(const wr_mux *m, const stream *s) {
+  int64_t c = WR_MIN(s->swin, m->swin_link);
+  return c > 0 ? c : 0;
+}
+
+/* Tells blocked streams that have credit again.  Callbacks may not touch
+ * the mux, so walking the list while firing is safe. */
+static int fire_writable(wr_mux *m) {
+  m->recheck_writable = 0;
+  if (m->swin_link <= 0) return 0;
+  dl *e = m->blocked.next;
+  while (e != &m->blocked) {
+    stream *s = container_of(e, stream, blocked);
+    e = e->next;
+    if (s->swin <= 0) continue;
+    dl_del(&s->blocked);
+    if (m->cb.stream_writable &&
+        m->cb.stream_writable(m, s->sid, m->user_data) != 0)
+      return WR_ERR_CALLBACK;
+  }
+  return 0;
+}
+
+/*
+ * Ends |s|: fires stream_close, returns its credit, frees it.  Queued
+ * bytes the peer never saw give their link credit back to us; bytes the
+ * app has not consumed give theirs back to the peer.
+ */
+static int stream_end(wr_mux *m, stream *s, int64_t code, int by_peer) {
+  int rv = 0;
+  if (m->cb.stream_close &&
+      m->cb.stream_close(m, s->sid, code, by_peer, m->user_data) != 0)
+    rv = WR_ERR_CALLBACK;
+  table_remove(m, s);
+  dl_del(&s->act);
+  dl_del(&s->blocked);
+  if (s->q.len) {
+    m->swin_link += (int64_t)s->q.len;
+    m->queued_data -= s->q.len;
+    m->recheck_writable = 1;
+  }
+  if (is_local(m, s->sid))
+    m->n_local--;
+  else
+    m->n_peer--;
+  uint64_t back = s->unconsumed;
+  stream_free(m, s);
+  if (rv == 0 && back) rv = link_credit_back(m, back);
+  return rv;
+}
+
+/* ---- lifecycle ---- */
+
+static int config_ok(const wr_mux_config *c) {
+  if (c->stream_window < FLOOR_WINDOW || c->stream_window > MAX_WINDOW)
+    return 0;
+  if (c->link_window < FLOOR_WINDOW || c->link_window > MAX_WINDOW) return 0;
+  if (c->max_streams == 0 || c->max_streams > MAX_STREAMS_CFG) return 0;
+  if (c->max_meta < FLOOR_META || c->max_meta > WR_FRAME_MAX_PAYLOAD) return 0;
+  if (c->max_control < FLOOR_CONTROL || c->max_control > WR_FRAME_MAX_PAYLOAD)
+    return 0;
+  if (c->ping_interval && c->ping_timeout < c->ping_interval) return 0;
+  return 1;
+}
+
+int wr_mux_new(wr_mux **pm, const wr_mux_config *cfg,
+               const wr_mux_callbacks *cb, void *user_data, const wr_mem *mem,
+               wr_tstamp now) {
+  wr_mux_config def;
+  if (!pm) return WR_ERR_INVAL;
+  *pm = NULL;
+  if (!cfg) {
+    wr_mux_config_default(&def, 0);
+    cfg = &def;
+  }
+  if (!config_ok(cfg)) return WR_ERR_INVAL;
+  if (!mem) mem = wr_mem_default();
+  wr_mux *m = wr_mem_calloc(mem, 1, sizeof *m);
+  if (!m) return WR_ERR_NOMEM;
+  m->cfg = *cfg;
+  m->cfg.is_client = cfg->is_client ? 1 : 0;
+  if (cb) m->cb = *cb;
+  m->user_data = user_data;
+  m->mem = mem;
+  m->peer_stream_window = FLOOR_WINDOW;
+  m->peer_max_streams = cfg->max_streams;
+  m->peer_max_meta = FLOOR_META;
+  m->peer_max_control = FLOOR_CONTROL;
+  m->swin_link = FLOOR_WINDOW;
+  m->rwin_link = cfg->link_window;
+  m->next_sid = m->cfg.is_client ? 1 : 2;
+  m->nbuckets = 64;
+  dl_init(&m->active);
+  dl_init(&m->blocked);
+  m->last_rx = now;
+  wr_frame_limits lim = {.max_meta = cfg->max_meta,
+                         .max_control = cfg->max_control};
+  wr_frame_reader_init(&m->rd, &lim, mem);
+  m->buckets = wr_mem_calloc(mem, m->nbuckets, sizeof *m->buckets);
+  if (!m->buckets) goto fail;
+
+  wr_frame f = {.type = WR_FRAME_SETTINGS};
+  f.set.present = (1u << WR_SET_STREAM_WINDOW) | (1u << WR_SET_LINK_WINDOW) |
+                  (1u << WR_SET_MAX_STREAMS) | (1u << WR_SET_MAX_META) |
+                  (1u << WR_SET_MAX_CONTROL);
+  f.set.val[WR_SET_STREAM_WINDOW] = cfg->stream_window;
+  f.set.val[WR_SET_LINK_WINDOW] = cfg->link_window;
+  f.set.val[WR_SET_MAX_STREAMS] = cfg->max_streams;
+  f.set.val[WR_SET_MAX_META] = cfg->max_meta;
+  f.set.val[WR_SET_MAX_CONTROL] = cfg->max_control;
+  if (q_frame(m, &f) != 0) goto fail;
+  *pm = m;
+  return 0;
+
+fail:
+  wr_mux_del(m);
+  return WR_ERR_NOMEM;
+}
+
+void wr_mux_del(wr_mux *m) {
+  if (!m) return;
+  if (m->buckets) {
+    for (uint32_t i = 0; i < m->nbuckets; i++) {
+      stream *s = m->buckets[i];
+      while (s) {
+        stream *next = s->hnext;
+        bq_clear(m, &s->q);
+        wr_mem_free(m->mem, s);
+        s = next;
+      }
+    }
+    wr_mem_free(m->mem, m->buckets);
+  }
+  while (m->free_streams) {
+    stream *s = m->free_streams;
+    m->free_streams = s->hnext;
+    wr_mem_free(m->mem, s);
+  }
+  bq_clear(m, &m->ctrl);
+  while (m->free_blks) {
+    blk *b = m->free_blks;
+    m->free_blks = b->next;
+    wr_mem_free(m->mem, b);
+  }
+  wr_frame_reader_free(&m->rd);
+  wr_mem_free(m->mem, m);
+}
+
+/* ---- receiving ---- */
+
+static int on_settings(wr_mux *m, const wr_frame *f) {
+  const wr_frame_settings *s = &f->set;
+  uint32_t v[WR_SET_COUNT] = {
+      [WR_SET_STREAM_WINDOW] = FLOOR_WINDOW,
+      [WR_SET_LINK_WINDOW] = FLOOR_WINDOW,
+      [WR_SET_MAX_STREAMS] = m->cfg.max_streams,
+      [WR_SET_MAX_META] = FLOOR_META,
+      [WR_SET_MAX_CONTROL] = FLOOR_CONTROL,
+  };
+  for (int id = 1; id < WR_SET_COUNT; id++)
+    if (s->present & (1u << id)) v[id] = s->val[id];
+  if (v[WR_SET_STREAM_WINDOW] < FLOOR_WINDOW ||
+      v[WR_SET_STREAM_WINDOW] > MAX_WINDOW ||
+      v[WR_SET_LINK_WINDOW] < FLOOR_WINDOW ||
+      v[WR_SET_LINK_WINDOW] > MAX_WINDOW || v[WR_SET_MAX_STREAMS] == 0 ||
+      v[WR_SET_MAX_META] < FLOOR_META ||
+      v[WR_SET_MAX_META] > WR_FRAME_MAX_PAYLOAD ||
+      v[WR_SET_MAX_CONTROL] < FLOOR_CONTROL ||
+      v[WR_SET_MAX_CONTROL] > WR_FRAME_MAX_PAYLOAD)
+    return WR_ERR_PROTO;
+  m->got_settings = 1;
+  /* Streams we opened so far assumed the floor window: top them up. */
+  int64_t delta = (int64_t)v[WR_SET_STREAM_WINDOW] - FLOOR_WINDOW;
+  if (delta) {
+    for (uint32_t i = 0; i < m->nbuckets; i++)
+      for (stream *st = m->buckets[i]; st; st = st->hnext) st->swin += delta;
+  }
+  m->swin_link += (int64_t)v[WR_SET_LINK_WINDOW] - FLOOR_WINDOW;
+  m->peer_stream_window = v[WR_SET_STREAM_WINDOW];
+  m->peer_max_streams = v[WR_SET_MAX_STREAMS];
+  m->peer_max_meta = v[WR_SET_MAX_META];
+  m->peer_max_control = v[WR_SET_MAX_CONTROL];
+  return fire_writable(m);
+}
+
+static int on_open(wr_mux *m, const wr_frame *f) {
+  int rv;
+  if (is_local(m, f->sid) || f->sid <= m->last_peer_sid) return WR_ERR_PROTO;
+  m->last_peer_sid = f->sid;
+  if (m->goaway_sent || m->n_peer >= m->cfg.max_streams) {
+    /* Refused, not fatal: the peer may simply not have seen our GOAWAY or
+     * a stream close yet.  Only a flood of them is abuse. */
+    if (++m->refused_unsent > WR_MAX(MIN_REFUSED_UNSENT, m->cfg.max_streams))
+      return WR_ERR_LIMIT;
+    m->st.streams_reset++;
+    return q_u32(m, WR_FRAME_RST, f->sid, WR_MUX_RST_REFUSED);
+  }
+  stream *s = stream_alloc(m, f->sid);
+  if (!s) return WR_ERR_NOMEM;
+  if ((rv = table_insert(m, s)) != 0) {
+    stream_free(m, s);
+    return rv;
+  }
+  m->n_peer++;
+  m->st.streams_opened++;
+  if (m->cb.stream_open &&
+      m->cb.stream_open(m, f->sid, f->payload, f->len, m->user_data) != 0)
+    return WR_ERR_CALLBACK;
+  if (f->flags & WR_FRAME_FLAG_FIN) {
+    s->fin_recv = 1;
+    if (m->cb.stream_fin && m->cb.stream_fin(m, f->sid, m->user_data) != 0)
+      return WR_ERR_CALLBACK;
+  }
+  return 0;
+}
+
+static int on_window(wr_mux *m, const wr_frame *f) {
+  if (f->sid == 0) {
+    if (m->swin_link + f->value > MAX_WINDOW) return WR_ERR_FLOW;
+    m->swin_link += f->value;
+    return fire_writable(m);
+  }
+  stream *s = find(m, f->sid);
+  if (!s) return sid_seen(m, f->sid) ? 0 : WR_ERR_PROTO;
+  if (s->swin + f->value > MAX_WINDOW) return WR_ERR_FLOW;
+  s->swin += f->value;
+  if (dl_linked(&s->blocked) && credit_of(m, s) > 0) {
+    dl_del(&s->blocked);
+    if (m->cb.stream_writable &&
+        m->cb.stream_writable(m, s->sid, m->user_data) != 0)
+      return WR_ERR_CALLBACK;
+  }
+  return 0;
+}
+
+static int on_frame(wr_mux *m, const wr_frame *f) {
+  stream *s;
+  m->st.frames_in++;
+  if (!m->got_settings && f->type != WR_FRAME_SETTINGS) return WR_ERR_PROTO;
+  switch (f->type) {
+  case WR_FRAME_SETTINGS:
+    if (m->got_settings) return WR_ERR_PROTO;
+    return on_settings(m, f);
+  case WR_FRAME_OPEN:
+    return on_open(m, f);
+  case WR_FRAME_RST:
+    if (!(s = find(m, f->sid))) return sid_seen(m, f->sid) ? 0 : WR_ERR_PROTO;
+    m->st.streams_reset++;
+    return stream_end(m, s, f->value, 1);
+  case WR_FRAME_WINDOW:
+    return on_window(m, f);
+  case WR_FRAME_PING:
+    if (++m->pong_unsent > MAX_PONG_UNSENT) return WR_ERR_LIMIT;
+    {
+      wr_frame pong = {.type = WR_FRAME_PONG};
+      memcpy(pong.opaque, f->opaque, 8);
+      return q_frame(m, &pong);
+    }
+  case WR_FRAME_PONG:
+    return 0; /* liveness was noted when the bytes came in */
+  case WR_FRAME_GOAWAY:
+    if (m->goaway_recv) return 0;
+    m->goaway_recv = 1;
+    if (m->cb.goaway && m->cb.goaway(m, f->value, m->user_data) != 0)
+      return WR_ERR_CALLBACK;
+    return 0;
+  case WR_FRAME_CONTROL:
+    if (m->cb.control && m->cb.control(m, f->payload, f->len, m->user_data))
+      return WR_ERR_CALLBACK;
+    return 0;
+  default:
+    return WR_ERR_PROTO; /* the reader lets no other type through */
+  }
+}
+
+/*
+ * A piece of a DATA frame.  The whole frame is charged against both
+ * windows when its first piece arrives.  Each piece is then looked up
+ * again, because the app may reset the stream between two records of one
+ * frame; bytes with no stream to go to return their link credit at once.
+ */
+static int on_data(wr_mux *m, const wr_frame_event *ev) {
+  const wr_frame *f = ev->f;
+  stream *s = find(m, f->sid);
+  int rv;
+  if (ev->off == 0) {
+    if (!m->got_settings) return WR_ERR_PROTO;
+    if (f->len > m->rwin_link) return WR_ERR_FLOW;
+    if (s) {
+      if (s->fin_recv) return WR_ERR_PROTO;
+      if (f->len > s->rwin) return WR_ERR_FLOW;
+      s->rwin -= f->len;
+    } else if (!sid_seen(m, f->sid)) {
+      return WR_ERR_PROTO;
+    }
+    m->rwin_link -= f->len;
+  }
+  if (!s) {
+    if (ev->last) m->st.frames_in++;
+    return ev->len ? link_credit_back(m, ev->len) : 0;
+  }
+  if (ev->len) {
+    s->unconsumed += ev->len;
+    m->st.bytes_in += ev->len;
+    if (m->cb.stream_data &&
+        m->cb.stream_data(m, f->sid, ev->data, ev->len, m->user_data) != 0)
+      return WR_ERR_CALLBACK;
+  }
+  if (!ev->last) return 0;
+  m->st.frames_in++;
+  if (!(f->flags & WR_FRAME_FLAG_FIN)) return 0;
+  s->fin_recv = 1;
+  if (m->cb.stream_fin && m->cb.stream_fin(m, f->sid, m->user_data) != 0)
+    return WR_ERR_CALLBACK;
+  if (s->fin_sent && (rv = stream_end(m, s, -1, 1)) != 0) return rv;
+  return 0;
+}
+
+static int set_fatal(wr_mux *m, int rv) {
+  if (rv == WR_ERR_PROTO || rv == WR_ERR_FLOW || rv == WR_ERR_TOOBIG ||
+      rv == WR_ERR_LIMIT)
+    m->st.rx_malformed++;
+  m->fatal = rv;
+  return rv;
+}
+
+int wr_mux_recv(wr_mux *m, const uint8_t *data, size_t len, wr_tstamp now) {
+  int rv;
+  if (m->fatal) return m->fatal;
+  if (len == 0) return 0;
+  m->last_rx = now;
+  m->ping_out = 0;
+  if (m->recheck_writable && (rv = fire_writable(m)) != 0)
+    return set_fatal(m, rv);
+  wr_frame_event ev;
+  while ((rv = wr_frame_reader_next(&m->rd, &data, &len, &ev)) == 1) {
+    if (ev.kind == WR_FRAME_EV_DATA)
+      rv = on_data(m, &ev);
+    else
+      rv = on_frame(m, ev.f);
+    if (rv != 0) return set_fatal(m, rv);
+  }
+  if (rv < 0) return set_fatal(m, rv);
+  return 0;
+}
+
+/* ---- sending ---- */
+
+int wr_mux_want_write(const wr_mux *m) {
+  if (m->fatal) return 0;
+  return m->ctrl.len > 0 || !dl_empty(&m->active);
+}
+
+wr_ssize wr_mux_send(wr_mux *m, uint8_t *dst, size_t cap, wr_tstamp now) {
+  int rv;
+  (void)now;
+  if (m->fatal) return m->fatal;
+  if (cap < WR_MUX_MIN_SEND) return WR_ERR_INVAL;
+  if (m->recheck_writable && (rv = fire_writable(m)) != 0)
+    return set_fatal(m, rv);
+  size_t out = bq_copy_out(m, &m->ctrl, dst, cap);
+  if (m->ctrl.len) return (wr_ssize)out; /* dst is full */
+  m->refused_unsent = 0;
+  m->pong_unsent = 0;
+
+  while (!dl_empty(&m->active) && cap - out >= WR_FRAME_HDR_LEN) {
+    stream *s = container_of(m->active.next, stream, act);
+    size_t room = cap - out - WR_FRAME_HDR_LEN;
+    size_t n = WR_MIN(WR_MIN(s->q.len, room), (size_t)WR_FRAME_MAX_DATA);
+    if (n < s->q.len && n < MIN_DATA_FRAME) break;
+    int fin = s->fin_queued && n == s->q.len;
+    wr_frame_hdr_put(dst + out, WR_FRAME_DATA, fin ? WR_FRAME_FLAG_FIN : 0,
+                     (uint16_t)n, s->sid);
+    bq_copy_out(m, &s->q, dst + out + WR_FRAME_HDR_LEN, n);
+    out += WR_FRAME_HDR_LEN + n;
+    m->queued_data -= n;
+    m->st.frames_out++;
+    m->st.bytes_out += n;
+    dl_del(&s->act);
+    if (fin) {
+      s->fin_sent = 1;
+      if (s->fin_recv && (rv = stream_end(m, s, -1, 0)) != 0)
+        return set_fatal(m, rv);
+    } else if (s->q.len) {
+      dl_push(&m->active, &s->act); /* round robin */
+    }
+  }
+  return (wr_ssize)out;
+}
+
+/* ---- time ---- */
+
+wr_tstamp wr_mux_deadline(const wr_mux *m) {
+  if (m->fatal || m->cfg.ping_interval == 0) return WR_TSTAMP_NONE;
+  wr_tstamp d = m->last_rx + m->cfg.ping_timeout;
+  if (!m->ping_out) d = WR_MIN(d, m->last_rx + m->cfg.ping_interval);
+  return d;
+}
+
+int wr_mux_tick(wr_mux *m, wr_tstamp now) {
+  int rv;
+  if (m->fatal) return m->fatal;
+  if (m->recheck_writable && (rv = fire_writable(m)) != 0)
+    return set_fatal(m, rv);
+  if (m->cfg.ping_interval == 0) return 0;
+  if (now >= m->last_rx + m->cfg.ping_timeout) {
+    m->fatal = WR_ERR_TIMEOUT;
+    return WR_ERR_TIMEOUT;
+  }
+  if (!m->ping_out && now >= m->last_rx + m->cfg.ping_interval) {
+    wr_frame f = {.type = WR_FRAME_PING};
+    uint64_t v = ++m->ping_seq;
+    wr_put_u32(f.opaque, (uint32_t)(v >> 32));
+    wr_put_u32(f.opaque + 4, (uint32_t)v);
+    if ((rv = q_frame(m, &f)) != 0) return set_fatal(m, rv);
+    m->ping_out = 1;
+  }
+  return 0;
+}
+
+/* ---- streams ---- */
+
+int wr_mux_stream_open(wr_mux *m, const uint8_t *meta, size_t len,
+                       uint32_t *psid, void *stream_user_data) {
+  int rv;
+  if (m->fatal) return m->fatal;
+  if (m->goaway_sent || m->goaway_recv) return WR_ERR_CLOSED;
+  if (len > m->peer_max_meta) return WR_ERR_TOOBIG;
+  if (m->n_local >= WR_MIN(m->cfg.max_streams, m->peer_max_streams) ||
+      m->next_sid > UINT32_MAX)
+    return WR_ERR_LIMIT;
+  uint32_t sid = (uint32_t)m->next_sid;
+  stream *s = stream_alloc(m, sid);
+  if (!s) return WR_ERR_NOMEM;
+  if ((rv = table_insert(m, s)) != 0) {
+    stream_free(m, s);
+    return rv;
+  }
+  wr_frame f = {.type = WR_FRAME_OPEN, .sid = sid, .payload = meta,
+                .len = (uint32_t)len};
+  if ((rv = q_frame(m, &f)) != 0) {
+    table_remove(m, s);
+    stream_free(m, s);
+    return rv;
+  }
+  s->user_data = stream_user_data;
+  m->next_sid += 2;
+  m->n_local++;
+  m->st.streams_opened++;
+  if (psid) *psid = sid;
+  return 0;
+}
+
+wr_ssize wr_mux_stream_write(wr_mux *m, uint32_t sid, const uint8_t *data,
+                             size_t len) {
+  if (m->fatal) return m->fatal;
+  stream *s = find(m, sid);
+  if (!s) return WR_ERR_NOTFOUND;
+  if (s->fin_queued) return WR_ERR_CLOSED;
+  size_t n = WR_MIN(len, (size_t)credit_of(m, s));
+  if (n < len && !dl_linked(&s->blocked)) dl_push(&m->blocked, &s->blocked);
+  if (n == 0) return 0;
+  size_t done = bq_append(m, &s->q, data, n);
+  if (done == 0) return WR_ERR_NOMEM;
+  s->swin -= (int64_t)done;
+  m->swin_link -= (int64_t)done;
+  m->queued_data += done;
+  if (!dl_linked(&s->act)) dl_push(&m->active, &s->act);
+  return (wr_ssize)done;
+}
+
+size_t wr_mux_stream_credit(const wr_mux *m, uint32_t sid) {
+  if (m->fatal) return 0;
+  const stream *s = find(m, sid);
+  if (!s || s->fin_queued) return 0;
+  return (size_t)credit_of(m, s);
+}
+
+int wr_mux_stream_close(wr_mux *m, uint32_t sid) {
+  if (m->fatal) return m->fatal;
+  stream *s = find(m, sid);
+  if (!s) return WR_ERR_NOTFOUND;
+  if (s->fin_queued) return 0;
+  s->fin_queued = 1;
+  dl_del(&s->blocked);
+  if (!dl_linked(&s->act)) dl_push(&m->active, &s->act);
+  return 0;
+}
+
+int wr_mux_stream_reset(wr_mux *m, uint32_t sid, uint32_t code) {
+  int rv;
+  if (m->fatal) return m->fatal;
+  stream *s = find(m, sid);
+  if (!s) return WR_ERR_NOTFOUND;
+  if ((rv = q_u32(m, WR_FRAME_RST, sid, code)) != 0) return set_fatal(m, rv);
+  m->st.streams_reset++;
+  if ((rv = stream_end(m, s, code, 0)) != 0) return set_fatal(m, rv);
+  return 0;
+}
+
+int wr_mux_stream_consume(wr_mux *m, uint32_t sid, size_t n) {
+  int rv;
+  if (m->fatal) return m->fatal;
+  stream *s = find(m, sid);
+  if (!s) return sid != 0 && sid_seen(m, sid) ? 0 : WR_ERR_NOTFOUND;
+  if (n > s->unconsumed) return WR_ERR_INVAL;
+  s->unconsumed -= n;
+  /* No stream WINDOW once the peer has sent FIN: it will send no more. */
+  if (!s->fin_recv) {
+    s->pending += n;
+    if (s->pending >= m->cfg.stream_window / 2) {
+      if ((rv = q_u32(m, WR_FRAME_WINDOW, sid, (uint32_t)s->pending)) != 0)
+        return set_fatal(m, rv);
+      s->rwin += (int64_t)s->pending;
+      s->pending = 0;
+    }
+  }
+  if ((rv = link_credit_back(m, n)) != 0) return set_fatal(m, rv);
+  return 0;
+}
+
+int wr_mux_stream_set_user_data(wr_mux *m, uint32_t sid, void *ud) {
+  stream *s = find(m, sid);
+  if (!s) return WR_ERR_NOTFOUND;
+  s->user_data = ud;
+  return 0;
+}
+
+void *wr_mux_stream_get_user_data(const wr_mux *m, uint32_t sid) {
+  const stream *s = find(m, sid);
+  return s ? s->user_data : NULL;
+}
+
+/* ---- link ---- */
+
+int wr_mux_control(wr_mux *m, const uint8_t *msg, size_t len) {
+  int rv;
+  if (m->fatal) return m->fatal;
+  if (len > m->peer_max_control) return WR_ERR_TOOBIG;
+  wr_frame f = {.type = WR_FRAME_CONTROL, .payload = msg,
+                .len = (uint32_t)len};
+  if ((rv = q_frame(m, &f)) != 0) return set_fatal(m, rv);
+  return 0;
+}
+
+int wr_mux_goaway(wr_mux *m, uint32_t code) {
+  int rv;
+  if (m->fatal) return m->fatal;
+  if (m->goaway_sent) return 0;
+  if ((rv = q_u32(m, WR_FRAME_GOAWAY, 0, code)) != 0) return set_fatal(m, rv);
+  m->goaway_sent = 1;
+  return 0;
+}
+
+void wr_mux_get_stats(const wr_mux *m, wr_mux_stats *st) {
+  *st = m->st;
+  st->streams_active = m->nstreams;
+  st->queued_bytes = m->ctrl.len + m->queued_data;
+}
