@@ -30,7 +30,7 @@ typedef struct sink {
   int data_pieces;
 } sink;
 
-static uint8_t big[65535];
+static uint8_t big[65535 + 16];
 
 /* Feeds |wire| to a fresh reader in chunks given by |cuts| (ascending
  * offsets; 0 terminates), collecting frames.  Returns the first error. */
