@@ -1,0 +1,107 @@
+/*
+ * warrenctl internals, split from main.c so that the unit tests
+ * (tests/admin/test_warrenctl.c) can drive them without a server.
+ *
+ *   ctl_format.c  checks the JSON the admin API returns against the
+ *                 contract (DESIGN.md "Command-line contract"), prints it
+ *                 as tables or normalised JSON, and diffs two snapshots
+ *                 for `watch`.
+ *   ctl_http.c    a blocking HTTP/1.1 GET with a deadline (poll), its
+ *                 response parsed by llhttp.
+ */
+#ifndef WARREN_CTL_H
+#define WARREN_CTL_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+
+/* The largest response warrenctl accepts (the server's own bound). */
+#define CTL_MAX_RESPONSE (16u << 20)
+
+/*
+ * Shape checks.  Each takes the parsed body and, when it matches the
+ * contract, returns a new normalised value holding exactly the contract's
+ * fields in the contract's order (extra fields the server adds are
+ * dropped from --json output, so scripts see a stable shape).  Otherwise
+ * returns NULL and writes one line saying what is wrong into |err|.
+ *
+ *   members: [{"id","addr","state":"alive|suspect|dead|left","incarnation"}]
+ *   routes:  [{"name","owner","version","state"}]
+ *   status:  {"id","members":{"alive","suspect","dead","left"},"routes",
+ *             "routes_digest"}
+ */
+json_t *ctl_check_members(const json_t *j, char *err, size_t cap);
+json_t *ctl_check_routes(const json_t *j, char *err, size_t cap);
+json_t *ctl_check_status(const json_t *j, char *err, size_t cap);
+
+/* Parses |len| bytes of JSON then runs |check|; same contract. */
+json_t *ctl_parse_checked(const char *text, size_t len,
+                          json_t *(*check)(const json_t *, char *, size_t),
+                          char *err, size_t cap);
+
+/* Human output: aligned tables with a header row, two spaces between
+ * columns; "(no members)" / "(no routes)" when empty. */
+void ctl_print_members(FILE *out, const json_t *members);
+void ctl_print_routes(FILE *out, const json_t *routes);
+void ctl_print_status(FILE *out, const json_t *status);
+/* --json output: compact JSON of the normalised value plus "\n". */
+void ctl_print_json(FILE *out, const json_t *j);
+
+/*
+ * watch: compares two snapshots (normalised status and members; the old
+ * pair NULL on the first poll, which prints the initial state) and prints
+ * one line per change, each starting with |prefix| (a timestamp):
+ *
+ *   member node-3 joined (alive, incarnation 0)
+ *   member node-3 alive -> suspect (incarnation 4)
+ *   member node-3 incarnation 4 -> 5 (alive)
+ *   member node-3 gone
+ *   routes 12 -> 13 (digest 9f2c.. -> 01ab..)
+ *   node id a -> b
+ *
+ * With |json| set, each change is one JSON object per line instead, e.g.
+ * {"event":"member","id":"node-3","from":"alive","to":"suspect",
+ *  "incarnation":4}.  Returns the number of lines printed.
+ */
+int ctl_watch_diff(FILE *out, const char *prefix, int json,
+                   const json_t *old_status, const json_t *old_members,
+                   const json_t *new_status, const json_t *new_members);
+
+/* ---- HTTP -------------------------------------------------------------- */
+
+typedef struct ctl_target {
+  char host[256]; /* without brackets */
+  char port[8];
+  char display[280]; /* "HOST:PORT" as the user wrote it, for messages */
+} ctl_target;
+
+/* Parses "HOST:PORT" or "[V6]:PORT".  Returns 0 or -1. */
+int ctl_parse_target(const char *s, ctl_target *t);
+
+typedef struct ctl_response {
+  int status;
+  char *body; /* malloc'd, NUL-terminated; free() it */
+  size_t len;
+} ctl_response;
+
+/*
+ * GET |path| with "Authorization: Bearer |token|" when token is non-NULL
+ * and non-empty, within |timeout_ms| in total.  Returns 0 and fills |resp|,
+ * or -1 with one lower-case line in |err| ("connection refused",
+ * "timed out after 5000 ms", "malformed HTTP response: ...").
+ */
+int ctl_http_get(const ctl_target *t, const char *path, const char *token,
+                 int timeout_ms, ctl_response *resp, char *err, size_t cap);
+
+/*
+ * Parses a complete HTTP/1.1 response held in |data| (sans-IO half of
+ * ctl_http_get, also used by the tests).  Returns 1 when complete (status
+ * and body filled, body malloc'd), 0 when more bytes are needed, -1 on a
+ * malformed response (|err| filled).  |eof| says the peer closed, which
+ * completes a body without Content-Length.
+ */
+int ctl_http_parse(const char *data, size_t len, int eof, ctl_response *resp,
+                   char *err, size_t cap);
+
+#endif
