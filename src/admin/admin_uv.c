@@ -77,6 +77,7 @@ static const char refused_reply[] =
 static void maybe_finish(wr_admin *a);
 static void conn_close(aconn *c);
 static void conn_pump(aconn *c);
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
 static void conn_handle_closed(uv_handle_t *h) {
   aconn *c = h->data;
@@ -122,7 +123,8 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 static void start_linger(aconn *c) {
   c->lingering = 1;
   c->sreq.data = c;
-  if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+  if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0 ||
+      uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
     conn_close(c);
     return;
   }

@@ -112,7 +112,7 @@ static int valid_ident(const char *s, int colon_ok, size_t max) {
 }
 
 static int valid_name(const char *name) {
-  return name && strncmp(name, "warren_", 7) == 0 &&
+  return name && strncmp(name, "warren_", 7) == 0 && name[7] != '\0' &&
          valid_ident(name, 1, WR_METRICS_MAX_NAME);
 }
 

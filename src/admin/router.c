@@ -308,9 +308,13 @@ static int match(const route *rt, const char *path) {
 static int token_ok(const wr_admin_router *r, const char *auth) {
   if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) return 0;
   const char *t = auth + 7;
-  while (*t == ' ') t++;
+  while (*t == ' ' || *t == '\t') t++;
+  /* llhttp keeps trailing whitespace in values; it is not part of the
+   * token (RFC 9110 5.5). */
+  size_t n = strlen(t);
+  while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t')) n--;
   uint8_t h[crypto_generichash_BYTES];
-  crypto_generichash(h, sizeof h, (const uint8_t *)t, strlen(t), NULL, 0);
+  crypto_generichash(h, sizeof h, (const uint8_t *)t, n, NULL, 0);
   return sodium_memcmp(h, r->token_hash, sizeof h) == 0;
 }
 

@@ -121,7 +121,15 @@ int ctl_http_parse(const char *data, size_t len, int eof, ctl_response *resp,
   /* Re-parsing the whole buffer on every read is quadratic in theory;
    * admin responses are a few KiB and arrive in one or two reads. */
   llhttp_errno_t e = llhttp_execute(&p, data, len);
-  if (e == HPE_OK && eof && !st.done) e = llhttp_finish(&p);
+  if (e == HPE_OK && eof && !st.done) {
+    e = llhttp_finish(&p); /* completes a body that ends at EOF */
+    /* llhttp calls a truncated message "Invalid EOF state"; say it in
+     * words an operator understands. */
+    if (!st.done && !st.oom) {
+      seterr(err, cap, "connection closed before the response was complete");
+      goto fail;
+    }
+  }
   if (st.oom) {
     seterr(err, cap, "out of memory");
     goto fail;
