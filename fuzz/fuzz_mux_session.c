@@ -36,24 +36,28 @@ static uint8_t rec[16384];
 
 static int slot_of(side *s, uint32_t sid) {
   for (int i = 0; i < s->n; i++)
-    if (s->sids[i] == sid) return i;
+    if (s->sids[i] == sid)
+      return i;
   return -1;
 }
 
 static int maybe_fail(side *s) {
-  if (s->fail_in > 0 && --s->fail_in == 0) return WR_ERR_CALLBACK;
+  if (s->fail_in > 0 && --s->fail_in == 0)
+    return WR_ERR_CALLBACK;
   return 0;
 }
 
 static void track(side *s, uint32_t sid) {
-  if (slot_of(s, sid) >= 0 || s->n == NS) return;
+  if (slot_of(s, sid) >= 0 || s->n == NS)
+    return;
   s->sids[s->n] = sid;
   s->unconsumed[s->n++] = 0;
 }
 
 static void forget(side *s, uint32_t sid) {
   int i = slot_of(s, sid);
-  if (i < 0) return;
+  if (i < 0)
+    return;
   s->total_unconsumed -= s->unconsumed[i];
   s->sids[i] = s->sids[--s->n];
   s->unconsumed[i] = s->unconsumed[s->n];
@@ -64,7 +68,8 @@ static int cb_open(wr_mux *m, uint32_t sid, const uint8_t *meta, size_t len,
   side *s = ud;
   (void)m;
   volatile uint8_t touch = 0;
-  for (size_t i = 0; i < len; i++) touch ^= meta[i]; /* ASan checks the view */
+  for (size_t i = 0; i < len; i++)
+    touch ^= meta[i]; /* ASan checks the view */
   track(s, sid);
   return maybe_fail(s);
 }
@@ -74,7 +79,8 @@ static int cb_data(wr_mux *m, uint32_t sid, const uint8_t *d, size_t len,
   (void)m;
   (void)d;
   int i = slot_of(s, sid);
-  if (i < 0) __builtin_trap(); /* data only for streams we were told of */
+  if (i < 0)
+    __builtin_trap(); /* data only for streams we were told of */
   if (len) {
     volatile uint8_t touch = d[0] ^ d[len - 1];
     (void)touch;
@@ -82,8 +88,10 @@ static int cb_data(wr_mux *m, uint32_t sid, const uint8_t *d, size_t len,
   s->unconsumed[i] += len;
   s->total_unconsumed += len;
   /* Flow control: the app never holds more than the windows granted. */
-  if (s->unconsumed[i] > s->cfg.stream_window) __builtin_trap();
-  if (s->total_unconsumed > s->cfg.link_window) __builtin_trap();
+  if (s->unconsumed[i] > s->cfg.stream_window)
+    __builtin_trap();
+  if (s->total_unconsumed > s->cfg.link_window)
+    __builtin_trap();
   return maybe_fail(s);
 }
 static int cb_fin(wr_mux *m, uint32_t sid, void *ud) {
@@ -117,9 +125,8 @@ static int cb_goaway(wr_mux *m, uint32_t code, void *ud) {
   return maybe_fail(ud);
 }
 
-static const wr_mux_callbacks cbs = {cb_open,     cb_data,    cb_fin,
-                                     cb_close,    cb_writable, cb_control,
-                                     cb_goaway};
+static const wr_mux_callbacks cbs = {
+    cb_open, cb_data, cb_fin, cb_close, cb_writable, cb_control, cb_goaway};
 
 typedef struct script {
   const uint8_t *p;
@@ -127,13 +134,15 @@ typedef struct script {
 } script;
 
 static uint8_t next(script *sc) {
-  if (!sc->n) return 0;
+  if (!sc->n)
+    return 0;
   sc->n--;
   return *sc->p++;
 }
 
 static void check(side *s, int rv) {
-  if (rv >= 0) return;
+  if (rv >= 0)
+    return;
   if (wr_err_is_fatal(rv) || rv == WR_ERR_PROTO || rv == WR_ERR_FLOW ||
       rv == WR_ERR_LIMIT || rv == WR_ERR_TOOBIG || rv == WR_ERR_TIMEOUT)
     s->dead = 1;
@@ -148,14 +157,18 @@ static void deliver(side *x, side *y, size_t max, size_t chunk) {
       check(x, (int)n);
       return;
     }
-    if (n == 0) return;
-    if ((size_t)n > cap) __builtin_trap();
+    if (n == 0)
+      return;
+    if ((size_t)n > cap)
+      __builtin_trap();
     max -= WR_MIN(max, (size_t)n);
     for (size_t off = 0; off < (size_t)n; off += chunk) {
-      int rv = wr_mux_recv(y->m, rec + off, WR_MIN(chunk, (size_t)n - off), now);
+      int rv =
+          wr_mux_recv(y->m, rec + off, WR_MIN(chunk, (size_t)n - off), now);
       if (rv) {
         check(y, rv);
-        if (wr_mux_recv(y->m, rec, 1, now) != rv) __builtin_trap();
+        if (wr_mux_recv(y->m, rec, 1, now) != rv)
+          __builtin_trap();
         return;
       }
     }
@@ -193,13 +206,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 0: {
       uint32_t nsid;
       rv = wr_mux_stream_open(s->m, wbuf, arg * 20u, &nsid, NULL);
-      if (rv == 0) track(s, nsid);
+      if (rv == 0)
+        track(s, nsid);
       break;
     }
     case 1: {
       size_t len = (size_t)arg * 150 + next(&sc);
       wr_ssize k = wr_mux_stream_write(s->m, sid, wbuf, len);
-      if (k > (wr_ssize)len) __builtin_trap();
+      if (k > (wr_ssize)len)
+        __builtin_trap();
       rv = k < 0 ? (int)k : 0;
       break;
     }
@@ -252,7 +267,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       break;
     case 12: {
       size_t c = wr_mux_stream_credit(s->m, sid);
-      if (c > 0x7fffffff) __builtin_trap();
+      if (c > 0x7fffffff)
+        __builtin_trap();
       break;
     }
     }
@@ -262,6 +278,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (st.streams_active > 2 * s->cfg.max_streams)
       __builtin_trap();
   }
-  for (int i = 0; i < 2; i++) wr_mux_del(S[i].m);
+  for (int i = 0; i < 2; i++)
+    wr_mux_del(S[i].m);
   return 0;
 }

@@ -27,9 +27,9 @@ enum { EV_OPEN = 1, EV_FIN, EV_CLOSE, EV_WRITABLE, EV_CONTROL, EV_GOAWAY };
 typedef struct side {
   wr_mux *m;
   int auto_consume;
-  int fail_kind;          /* callback kind that returns an error */
-  int no_hash;            /* benchmark: count bytes only */
-  uint64_t rx[MAXSID];    /* bytes received per sid */
+  int fail_kind;       /* callback kind that returns an error */
+  int no_hash;         /* benchmark: count bytes only */
+  uint64_t rx[MAXSID]; /* bytes received per sid */
   uint64_t rx_hash[MAXSID];
   uint64_t unconsumed[MAXSID];
   int opened[MAXSID], fin[MAXSID], closed[MAXSID], writable[MAXSID];
@@ -47,7 +47,8 @@ typedef struct side {
 static side A, B;
 
 static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n) {
-  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ p[i]) * 0x100000001b3ull;
   return h;
 }
 #define FNV0 0xcbf29ce484222325ull
@@ -56,7 +57,8 @@ static int cb_open(wr_mux *m, uint32_t sid, const uint8_t *meta, size_t len,
                    void *ud) {
   side *s = ud;
   (void)m;
-  if (s->fail_kind == EV_OPEN) return WR_ERR_CALLBACK;
+  if (s->fail_kind == EV_OPEN)
+    return WR_ERR_CALLBACK;
   assert_true(sid < MAXSID);
   s->opened[sid]++;
   s->rx_hash[sid] = FNV0;
@@ -70,18 +72,22 @@ static int cb_data(wr_mux *m, uint32_t sid, const uint8_t *d, size_t len,
                    void *ud) {
   side *s = ud;
   (void)m;
-  if (s->fail_kind == 99) return WR_ERR_CALLBACK;
+  if (s->fail_kind == 99)
+    return WR_ERR_CALLBACK;
   assert_true(sid < MAXSID);
-  if (s->rx[sid] == 0) s->rx_hash[sid] = FNV0;
+  if (s->rx[sid] == 0)
+    s->rx_hash[sid] = FNV0;
   s->rx[sid] += len;
-  if (!s->no_hash) s->rx_hash[sid] = fnv(s->rx_hash[sid], d, len);
+  if (!s->no_hash)
+    s->rx_hash[sid] = fnv(s->rx_hash[sid], d, len);
   s->unconsumed[sid] += len;
   return 0;
 }
 static int cb_fin(wr_mux *m, uint32_t sid, void *ud) {
   side *s = ud;
   (void)m;
-  if (s->fail_kind == EV_FIN) return WR_ERR_CALLBACK;
+  if (s->fail_kind == EV_FIN)
+    return WR_ERR_CALLBACK;
   s->fin[sid]++;
   return 0;
 }
@@ -90,7 +96,8 @@ static int cb_close(wr_mux *m, uint32_t sid, int64_t code, int by_peer,
   side *s = ud;
   /* The stream is still visible during its close callback. */
   (void)wr_mux_stream_get_user_data(m, sid);
-  if (s->fail_kind == EV_CLOSE) return WR_ERR_CALLBACK;
+  if (s->fail_kind == EV_CLOSE)
+    return WR_ERR_CALLBACK;
   s->closed[sid]++;
   s->close_code[sid] = code;
   s->close_by_peer[sid] = by_peer;
@@ -101,14 +108,16 @@ static int cb_close(wr_mux *m, uint32_t sid, int64_t code, int by_peer,
 static int cb_writable(wr_mux *m, uint32_t sid, void *ud) {
   side *s = ud;
   (void)m;
-  if (s->fail_kind == EV_WRITABLE) return WR_ERR_CALLBACK;
+  if (s->fail_kind == EV_WRITABLE)
+    return WR_ERR_CALLBACK;
   s->writable[sid]++;
   return 0;
 }
 static int cb_control(wr_mux *m, const uint8_t *msg, size_t len, void *ud) {
   side *s = ud;
   (void)m;
-  if (s->fail_kind == EV_CONTROL) return WR_ERR_CALLBACK;
+  if (s->fail_kind == EV_CONTROL)
+    return WR_ERR_CALLBACK;
   s->n_control++;
   s->control_len = WR_MIN(len, sizeof s->control);
   memcpy(s->control, msg, s->control_len);
@@ -117,7 +126,8 @@ static int cb_control(wr_mux *m, const uint8_t *msg, size_t len, void *ud) {
 static int cb_goaway(wr_mux *m, uint32_t code, void *ud) {
   side *s = ud;
   (void)m;
-  if (s->fail_kind == EV_GOAWAY) return WR_ERR_CALLBACK;
+  if (s->fail_kind == EV_GOAWAY)
+    return WR_ERR_CALLBACK;
   s->n_goaway++;
   s->goaway_code = code;
   return 0;
@@ -157,19 +167,23 @@ static uint8_t rec[16384];
 static size_t chunk = 0; /* 0: whole records; n: deliver n bytes at a time */
 
 static int deliver(side *to, const uint8_t *p, size_t n) {
-  if (!chunk) return wr_mux_recv(to->m, p, n, now);
+  if (!chunk)
+    return wr_mux_recv(to->m, p, n, now);
   for (size_t off = 0; off < n; off += chunk) {
     int rv = wr_mux_recv(to->m, p + off, WR_MIN(chunk, n - off), now);
-    if (rv) return rv;
+    if (rv)
+      return rv;
   }
   return 0;
 }
 
 static int consume_all(side *s) {
   for (uint32_t sid = 1; sid < MAXSID; sid++) {
-    if (!s->unconsumed[sid]) continue;
+    if (!s->unconsumed[sid])
+      continue;
     int rv = wr_mux_stream_consume(s->m, sid, s->unconsumed[sid]);
-    if (rv) return rv;
+    if (rv)
+      return rv;
     s->unconsumed[sid] = 0;
   }
   return 0;
@@ -184,10 +198,13 @@ static int pump(void) {
       side *x = dirs[d][0], *y = dirs[d][1];
       while (wr_mux_want_write(x->m)) {
         wr_ssize n = wr_mux_send(x->m, rec, sizeof rec, now);
-        if (n < 0) return (int)n;
-        if (n == 0) break;
+        if (n < 0)
+          return (int)n;
+        if (n == 0)
+          break;
         int rv = deliver(y, rec, (size_t)n);
-        if (rv) return rv;
+        if (rv)
+          return rv;
         moved = 1;
       }
     }
@@ -195,10 +212,12 @@ static int pump(void) {
       side *s = i ? &B : &A;
       if (s->auto_consume) {
         int rv = consume_all(s);
-        if (rv) return rv;
+        if (rv)
+          return rv;
       }
     }
-    if (!moved) return 0;
+    if (!moved)
+      return 0;
   }
   return WR_ERR_INTERNAL;
 }
@@ -214,11 +233,13 @@ static void fill_pattern(void) {
 static size_t write_some(side *s, uint32_t sid, size_t off, size_t len) {
   size_t done = 0;
   while (done < len) {
-    size_t n = WR_MIN(len - done, sizeof pattern - (off + done) % sizeof pattern);
-    wr_ssize k = wr_mux_stream_write(s->m, sid,
-                                     pattern + (off + done) % sizeof pattern, n);
+    size_t n =
+        WR_MIN(len - done, sizeof pattern - (off + done) % sizeof pattern);
+    wr_ssize k = wr_mux_stream_write(
+        s->m, sid, pattern + (off + done) % sizeof pattern, n);
     assert_true(k >= 0);
-    if (k == 0) break;
+    if (k == 0)
+      break;
     done += (size_t)k;
   }
   return done;
@@ -343,16 +364,19 @@ static void test_many_streams(void **state) {
         sent[i] += write_some(s, sids[i], sent[i], want);
         busy = 1;
       }
-      if (sent[i] == sizes[i]) assert_int_equal(wr_mux_stream_close(s->m, sids[i]), 0);
+      if (sent[i] == sizes[i])
+        assert_int_equal(wr_mux_stream_close(s->m, sids[i]), 0);
     }
     assert_int_equal(pump(), 0);
-    if (!busy) break;
+    if (!busy)
+      break;
   }
   for (int i = 0; i < N; i++) {
     side *peer = i % 2 ? &A : &B;
     side *self = i % 2 ? &B : &A;
     assert_int_equal(peer->rx[sids[i]], sizes[i]);
-    if (sizes[i]) assert_int_equal(peer->rx_hash[sids[i]], pattern_hash(sizes[i]));
+    if (sizes[i])
+      assert_int_equal(peer->rx_hash[sids[i]], pattern_hash(sizes[i]));
     assert_int_equal(peer->fin[sids[i]], 1);
     assert_int_equal(wr_mux_stream_close(peer->m, sids[i]), 0);
     (void)self;
@@ -547,8 +571,8 @@ static void test_flow_violation(void **state) {
   size_t n = peer_prefix(raw);
   /* Exactly the stream window is fine; one more byte is not. */
   for (int i = 0; i < 4; i++) {
-    wr_frame d = {.type = WR_FRAME_DATA, .sid = 1, .payload = pattern,
-                  .len = 16384};
+    wr_frame d = {
+        .type = WR_FRAME_DATA, .sid = 1, .payload = pattern, .len = 16384};
     n += put(raw + n, &d);
   }
   assert_int_equal(feed_b(raw, n), 0);
@@ -569,8 +593,10 @@ static void test_flow_violation(void **state) {
   wr_frame o = {.type = WR_FRAME_OPEN, .sid = 3};
   n += put(raw + n, &o);
   for (int i = 0; i < 5; i++) {
-    wr_frame f = {.type = WR_FRAME_DATA, .sid = i % 2 ? 3 : 1,
-                  .payload = pattern, .len = 16384};
+    wr_frame f = {.type = WR_FRAME_DATA,
+                  .sid = i % 2 ? 3 : 1,
+                  .payload = pattern,
+                  .len = 16384};
     n += put(raw + n, &f);
   }
   assert_int_equal(feed_b(raw, n), WR_ERR_FLOW);
@@ -604,15 +630,15 @@ static void test_malformed(void **state) {
   size_t n;
   wr_frame f;
   int expect;
-#define CASE(code_, ...)                                                      \
-  do {                                                                        \
-    setup_pair(NULL, NULL, NULL);                                             \
-    n = peer_prefix(raw);                                                     \
-    __VA_ARGS__;                                                              \
-    expect = (code_);                                                         \
-    assert_int_equal(feed_b(raw, n), expect);                                 \
-    assert_int_equal(malformed_b(), 1);                                       \
-    teardown_pair();                                                          \
+#define CASE(code_, ...)                                                       \
+  do {                                                                         \
+    setup_pair(NULL, NULL, NULL);                                              \
+    n = peer_prefix(raw);                                                      \
+    __VA_ARGS__;                                                               \
+    expect = (code_);                                                          \
+    assert_int_equal(feed_b(raw, n), expect);                                  \
+    assert_int_equal(malformed_b(), 1);                                        \
+    teardown_pair();                                                           \
   } while (0)
 
   /* Unknown frame type. */
@@ -626,25 +652,28 @@ static void test_malformed(void **state) {
   CASE(WR_ERR_PROTO, f = (wr_frame){.type = WR_FRAME_OPEN, .sid = 1};
        n += put(raw + n, &f));
   /* DATA for a stream never opened. */
-  CASE(WR_ERR_PROTO,
-       f = (wr_frame){.type = WR_FRAME_DATA, .sid = 5, .payload = pattern,
-                      .len = 1};
+  CASE(WR_ERR_PROTO, f = (wr_frame){.type = WR_FRAME_DATA,
+                                    .sid = 5,
+                                    .payload = pattern,
+                                    .len = 1};
        n += put(raw + n, &f));
-  CASE(WR_ERR_PROTO,
-       f = (wr_frame){.type = WR_FRAME_DATA, .sid = 4, .payload = pattern,
-                      .len = 1};
+  CASE(WR_ERR_PROTO, f = (wr_frame){.type = WR_FRAME_DATA,
+                                    .sid = 4,
+                                    .payload = pattern,
+                                    .len = 1};
        n += put(raw + n, &f));
   /* DATA after FIN. */
-  CASE(WR_ERR_PROTO,
-       f = (wr_frame){.type = WR_FRAME_DATA, .sid = 1,
-                      .flags = WR_FRAME_FLAG_FIN};
+  CASE(WR_ERR_PROTO, f = (wr_frame){.type = WR_FRAME_DATA,
+                                    .sid = 1,
+                                    .flags = WR_FRAME_FLAG_FIN};
        n += put(raw + n, &f);
-       f = (wr_frame){.type = WR_FRAME_DATA, .sid = 1, .payload = pattern,
-                      .len = 1};
+       f =
+           (wr_frame){
+               .type = WR_FRAME_DATA, .sid = 1, .payload = pattern, .len = 1};
        n += put(raw + n, &f));
   /* WINDOW / RST for a stream never opened. */
-  CASE(WR_ERR_PROTO, f = (wr_frame){.type = WR_FRAME_WINDOW, .sid = 9,
-                                    .value = 1};
+  CASE(WR_ERR_PROTO,
+       f = (wr_frame){.type = WR_FRAME_WINDOW, .sid = 9, .value = 1};
        n += put(raw + n, &f));
   CASE(WR_ERR_PROTO, f = (wr_frame){.type = WR_FRAME_RST, .sid = 8};
        n += put(raw + n, &f));
@@ -652,8 +681,7 @@ static void test_malformed(void **state) {
   CASE(WR_ERR_PROTO, n += put_settings(raw + n, 65536, 65536));
   CASE(WR_ERR_PROTO, n = put_settings(raw, 100, 65536));
   /* Anything before SETTINGS. */
-  CASE(WR_ERR_PROTO, f = (wr_frame){.type = WR_FRAME_PING};
-       n = put(raw, &f));
+  CASE(WR_ERR_PROTO, f = (wr_frame){.type = WR_FRAME_PING}; n = put(raw, &f));
   /* Bad flag, bad fixed length. */
   CASE(WR_ERR_PROTO, wr_frame_hdr_put(raw + n, WR_FRAME_PING, 1, 8, 0);
        n += 16);
@@ -665,8 +693,8 @@ static void test_malformed(void **state) {
   n = peer_prefix(raw);
   f = (wr_frame){.type = WR_FRAME_RST, .sid = 1};
   n += put(raw + n, &f);
-  f = (wr_frame){.type = WR_FRAME_DATA, .sid = 1, .payload = pattern,
-                 .len = 100};
+  f = (wr_frame){
+      .type = WR_FRAME_DATA, .sid = 1, .payload = pattern, .len = 100};
   n += put(raw + n, &f);
   f = (wr_frame){.type = WR_FRAME_WINDOW, .sid = 1, .value = 5};
   n += put(raw + n, &f);
@@ -746,16 +774,14 @@ static void test_goaway(void **state) {
   assert_int_equal(wr_mux_stream_open(B.m, NULL, 0, &s2, NULL), 0);
   assert_int_equal(wr_mux_goaway(A.m, 7), 0);
   assert_int_equal(wr_mux_goaway(A.m, 8), 0);
-  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, NULL, NULL),
-                   WR_ERR_CLOSED);
+  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, NULL, NULL), WR_ERR_CLOSED);
   assert_int_equal(pump(), 0);
   assert_int_equal(B.n_goaway, 1);
   assert_int_equal(B.goaway_code, 7);
   assert_int_equal(B.closed[s2], 1);
   assert_int_equal(B.close_code[s2], WR_MUX_RST_REFUSED);
   assert_int_equal(A.opened[s2], 0);
-  assert_int_equal(wr_mux_stream_open(B.m, NULL, 0, NULL, NULL),
-                   WR_ERR_CLOSED);
+  assert_int_equal(wr_mux_stream_open(B.m, NULL, 0, NULL, NULL), WR_ERR_CLOSED);
   /* The existing stream still works both ways. */
   assert_int_equal(wr_mux_stream_write(A.m, s1, (const uint8_t *)"abc", 3), 3);
   assert_int_equal(wr_mux_stream_write(B.m, s1, (const uint8_t *)"de", 2), 2);
@@ -781,17 +807,16 @@ static void test_stream_limit(void **state) {
   uint32_t sid;
   for (int i = 0; i < 8; i++)
     assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &sid, NULL), 0);
-  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &sid, NULL),
-                   WR_ERR_LIMIT);
+  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &sid, NULL), WR_ERR_LIMIT);
   assert_int_equal(pump(), 0);
   assert_int_equal(B.n_open, 3);
   int refused = 0;
   for (uint32_t s = 1; s < 17; s += 2)
-    if (A.closed[s] && A.close_code[s] == WR_MUX_RST_REFUSED) refused++;
+    if (A.closed[s] && A.close_code[s] == WR_MUX_RST_REFUSED)
+      refused++;
   assert_int_equal(refused, 5);
   /* Now A knows B's limit: 3 live streams, a fourth is refused locally. */
-  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &sid, NULL),
-                   WR_ERR_LIMIT);
+  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &sid, NULL), WR_ERR_LIMIT);
   assert_int_equal(wr_mux_stream_reset(A.m, 1, WR_MUX_RST_CANCEL), 0);
   assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &sid, NULL), 0);
   assert_int_equal(sid, 17);
@@ -861,8 +886,10 @@ static int scenario(const wr_mem *mem) {
   memset(&B, 0, sizeof B);
   now = 1000;
   A.auto_consume = B.auto_consume = 1;
-  if ((rv = wr_mux_new(&A.m, &ca, &cbs, &A, mem, now)) != 0) return rv;
-  if ((rv = wr_mux_new(&B.m, &cb, &cbs, &B, mem, now)) != 0) return rv;
+  if ((rv = wr_mux_new(&A.m, &ca, &cbs, &A, mem, now)) != 0)
+    return rv;
+  if ((rv = wr_mux_new(&B.m, &cb, &cbs, &B, mem, now)) != 0)
+    return rv;
   uint32_t sids[80];
   /* 80 streams grow the table past its first size; B refuses 10. */
   for (int i = 0; i < 80; i++) {
@@ -872,19 +899,28 @@ static int scenario(const wr_mem *mem) {
   }
   for (int i = 0; i < 80; i++) {
     wr_ssize k = wr_mux_stream_write(A.m, sids[i], pattern, 40000);
-    if (k < 0) return (int)k;
+    if (k < 0)
+      return (int)k;
   }
-  if ((rv = wr_mux_control(A.m, pattern, 3000)) != 0) return rv;
-  if ((rv = pump()) != 0) return rv;
+  if ((rv = wr_mux_control(A.m, pattern, 3000)) != 0)
+    return rv;
+  if ((rv = pump()) != 0)
+    return rv;
   chunk = 7; /* reassembly buffer */
-  if ((rv = wr_mux_control(B.m, pattern, 3000)) != 0) return rv;
+  if ((rv = wr_mux_control(B.m, pattern, 3000)) != 0)
+    return rv;
   rv = pump();
   chunk = 0;
-  if (rv != 0) return rv;
-  if ((rv = wr_mux_stream_reset(B.m, sids[0], 1)) != 0) return rv;
-  if ((rv = wr_mux_tick(A.m, now + 10000)) != 0) return rv;
-  if ((rv = wr_mux_goaway(B.m, 2)) != 0) return rv;
-  if ((rv = wr_mux_stream_close(A.m, sids[1])) != 0) return rv;
+  if (rv != 0)
+    return rv;
+  if ((rv = wr_mux_stream_reset(B.m, sids[0], 1)) != 0)
+    return rv;
+  if ((rv = wr_mux_tick(A.m, now + 10000)) != 0)
+    return rv;
+  if ((rv = wr_mux_goaway(B.m, 2)) != 0)
+    return rv;
+  if ((rv = wr_mux_stream_close(A.m, sids[1])) != 0)
+    return rv;
   return pump();
 }
 
@@ -906,7 +942,8 @@ static void test_failmalloc(void **state) {
     /* A failed block allocation in stream_write only shortens the write;
      * every other failure is reported. */
     assert_true(rv == 0 || rv == WR_ERR_NOMEM);
-    if (rv == WR_ERR_NOMEM) failures++;
+    if (rv == WR_ERR_NOMEM)
+      failures++;
   }
   assert_true(k < 10000);
   assert_true(failures >= 5);
@@ -936,10 +973,11 @@ static void test_bench(void **state) {
   while (B.rx[sid] < total) {
     while (sent < total) {
       const uint8_t *in = pattern + sent % (sizeof pattern - chunk_in);
-      wr_ssize k = wr_mux_stream_write(A.m, sid, in,
-                                       WR_MIN(chunk_in, total - sent));
+      wr_ssize k =
+          wr_mux_stream_write(A.m, sid, in, WR_MIN(chunk_in, total - sent));
       assert_true(k >= 0);
-      if (k == 0) break;
+      if (k == 0)
+        break;
       sent += (uint64_t)k;
     }
     wr_ssize n;
