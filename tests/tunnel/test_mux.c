@@ -19,6 +19,7 @@
 #include "../../src/tunnel/frame.h"
 #include "failmalloc.h"
 #include "warren/mux.h"
+#include "warren/pcg.h"
 
 #define MAXSID 4096
 
@@ -29,6 +30,9 @@ typedef struct side {
   int auto_consume;
   int fail_kind;       /* callback kind that returns an error */
   int no_hash;         /* benchmark: count bytes only */
+  int verify;          /* stress: check each byte against pat() */
+  int bad_bytes;
+  uint64_t written[MAXSID];
   uint64_t rx[MAXSID]; /* bytes received per sid */
   uint64_t rx_hash[MAXSID];
   uint64_t unconsumed[MAXSID];
@@ -68,6 +72,11 @@ static int cb_open(wr_mux *m, uint32_t sid, const uint8_t *meta, size_t len,
   memcpy(s->meta, meta, s->meta_len);
   return 0;
 }
+/* Stress-test content: byte |off| of stream |sid|. */
+static uint8_t pat(uint32_t sid, uint64_t off) {
+  return (uint8_t)((off * 131 + sid * 17) ^ (off >> 11));
+}
+
 static int cb_data(wr_mux *m, uint32_t sid, const uint8_t *d, size_t len,
                    void *ud) {
   side *s = ud;
@@ -77,6 +86,10 @@ static int cb_data(wr_mux *m, uint32_t sid, const uint8_t *d, size_t len,
   assert_true(sid < MAXSID);
   if (s->rx[sid] == 0)
     s->rx_hash[sid] = FNV0;
+  if (s->verify)
+    for (size_t i = 0; i < len; i++)
+      if (d[i] != pat(sid, s->rx[sid] + i))
+        s->bad_bytes++;
   s->rx[sid] += len;
   if (!s->no_hash)
     s->rx_hash[sid] = fnv(s->rx_hash[sid], d, len);
@@ -950,6 +963,144 @@ static void test_failmalloc(void **state) {
 }
 
 /*
+ * Seeded random sessions: opens, writes, closes, resets and partial
+ * consumes on both sides, with the wire delivered in random slices.  The
+ * receiving app must never hold more than the windows, every byte must
+ * arrive in order and intact, and once everything is closed and consumed
+ * no stream may remain and no credit may be lost.
+ */
+typedef struct wire {
+  uint8_t buf[1 << 20];
+  size_t len;
+} wire;
+static wire W[2];
+
+static void stress_one(uint64_t seed) {
+  wr_pcg32 g;
+  wr_pcg32_seed(&g, seed, 7);
+  wr_mux_config ca, cb;
+  small_windows(&ca, &cb, 16384 + 16384 * wr_pcg32_bounded(&g, 4),
+                32768 + 32768 * wr_pcg32_bounded(&g, 4));
+  cb.stream_window = 16384 + 16384 * wr_pcg32_bounded(&g, 4);
+  ca.max_streams = 1 + wr_pcg32_bounded(&g, 8);
+  cb.max_streams = 1 + wr_pcg32_bounded(&g, 8);
+  setup_pair(&ca, &cb, NULL);
+  A.verify = B.verify = 1;
+  W[0].len = W[1].len = 0;
+  side *sd[2] = {&A, &B};
+  const wr_mux_config *cf[2] = {&ca, &cb};
+  static uint8_t tmp[70000];
+  uint32_t opens = 0;
+
+  for (int step = 0; step < 3000; step++) {
+    int who = (int)wr_pcg32_bounded(&g, 2);
+    side *x = sd[who], *y = sd[!who];
+    uint32_t op = wr_pcg32_bounded(&g, 100);
+    /* A random stream id this side may know of. */
+    uint32_t sid = 1 + wr_pcg32_bounded(&g, 2 * opens + 2);
+    int live = sid < MAXSID && !x->closed[sid];
+    if (op < 8 && opens < 1500) {
+      uint32_t nsid;
+      int rv = wr_mux_stream_open(x->m, NULL, 0, &nsid, NULL);
+      assert_true(rv == 0 || rv == WR_ERR_LIMIT);
+      if (rv == 0) opens++;
+    } else if (op < 50 && live) {
+      size_t len = wr_pcg32_bounded(&g, sizeof tmp);
+      for (size_t i = 0; i < len; i++)
+        tmp[i] = pat(sid, x->written[sid] + i);
+      wr_ssize k = wr_mux_stream_write(x->m, sid, tmp, len);
+      assert_true(k >= 0 || k == WR_ERR_NOTFOUND || k == WR_ERR_CLOSED);
+      if (k > 0) x->written[sid] += (uint64_t)k;
+    } else if (op < 55 && live) {
+      int rv = wr_mux_stream_close(x->m, sid);
+      assert_true(rv == 0 || rv == WR_ERR_NOTFOUND);
+    } else if (op < 57 && live) {
+      int rv = wr_mux_stream_reset(x->m, sid, WR_MUX_RST_CANCEL);
+      assert_true(rv == 0 || rv == WR_ERR_NOTFOUND);
+    } else if (op < 75) {
+      for (uint32_t s2 = 1; s2 < MAXSID && s2 < 2 * opens + 3; s2++) {
+        if (!x->unconsumed[s2]) continue;
+        uint64_t n = x->unconsumed[s2] * wr_pcg32_bounded(&g, 3) / 2;
+        assert_int_equal(wr_mux_stream_consume(x->m, s2, n), 0);
+        x->unconsumed[s2] -= n;
+      }
+    } else {
+      /* Produce into the wire, deliver a random slice in random chunks. */
+      wire *w = &W[who];
+      while (wr_mux_want_write(x->m) && w->len + 16384 <= sizeof w->buf) {
+        size_t cap = 16 + wr_pcg32_bounded(&g, 16384 - 16 + 1);
+        wr_ssize n = wr_mux_send(x->m, w->buf + w->len, cap, now);
+        assert_true(n >= 0);
+        if (n == 0) break;
+        w->len += (size_t)n;
+      }
+      size_t take = wr_pcg32_bounded(&g, (uint32_t)w->len + 1);
+      for (size_t off = 0; off < take;) {
+        size_t c = 1 + wr_pcg32_bounded(&g, 20000); /* WR_MIN evaluates twice */
+        c = WR_MIN(c, take - off);
+        assert_int_equal(wr_mux_recv(y->m, w->buf + off, c, now), 0);
+        off += c;
+      }
+      memmove(w->buf, w->buf + take, w->len - take);
+      w->len -= take;
+    }
+    /* The app never holds more than the windows it granted. */
+    uint64_t total = 0;
+    for (uint32_t s2 = 1; s2 < MAXSID && s2 < 2 * opens + 3; s2++) {
+      assert_true(y->unconsumed[s2] <= cf[!who]->stream_window);
+      total += y->unconsumed[s2];
+    }
+    assert_true(total <= cf[!who]->link_window);
+  }
+
+  /* Wind down: flush the wires, close everything, consume everything. */
+  for (int d = 0; d < 2; d++) {
+    assert_int_equal(wr_mux_recv(sd[!d]->m, W[d].buf, W[d].len, now), 0);
+    W[d].len = 0;
+  }
+  A.auto_consume = B.auto_consume = 1;
+  for (int round = 0; round < 10; round++) {
+    assert_int_equal(pump(), 0);
+    for (int d = 0; d < 2; d++)
+      for (uint32_t s2 = 1; s2 < MAXSID && s2 < 2 * opens + 3; s2++)
+        (void)wr_mux_stream_close(sd[d]->m, s2);
+  }
+  assert_int_equal(pump(), 0);
+  for (int d = 0; d < 2; d++) {
+    wr_mux_stats st;
+    wr_mux_get_stats(sd[d]->m, &st);
+    assert_int_equal(st.streams_active, 0);
+    assert_int_equal(st.rx_malformed, 0);
+    assert_int_equal(st.queued_bytes, 0);
+    assert_int_equal(sd[d]->bad_bytes, 0);
+  }
+  /* Every stream that ended cleanly delivered exactly what was written,
+   * in both directions. */
+  int clean = 0;
+  for (uint32_t s2 = 1; s2 < MAXSID && s2 < 2 * opens + 3; s2++) {
+    if (A.close_code[s2] != -1 || B.close_code[s2] != -1) continue;
+    if (!A.closed[s2] || !B.closed[s2]) continue;
+    assert_int_equal(B.rx[s2], A.written[s2]);
+    assert_int_equal(A.rx[s2], B.written[s2]);
+    clean++;
+  }
+  assert_true(clean > 0);
+  /* No credit lost: a new stream may send at least half the link (the
+   * rest may sit in a batch below the WINDOW threshold). */
+  uint32_t nsid;
+  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &nsid, NULL), 0);
+  assert_true(wr_mux_stream_credit(A.m, nsid) >=
+              WR_MIN(cb.stream_window, cb.link_window / 2));
+  teardown_pair();
+}
+
+static void test_random_sessions(void **state) {
+  (void)state;
+  for (uint64_t seed = 1; seed <= 30; seed++)
+    stress_one(seed);
+}
+
+/*
  * Micro-benchmark (not an assertion on speed): one stream moves
  * WARREN_MUX_BENCH_MIB MiB (default 64) from A to B through record-sized
  * wr_mux_send/wr_mux_recv calls, consuming after every record.
@@ -1013,6 +1164,7 @@ int main(void) {
       cmocka_unit_test(test_stream_limit),
       cmocka_unit_test(test_callback_failure),
       cmocka_unit_test(test_failmalloc),
+      cmocka_unit_test(test_random_sessions),
       cmocka_unit_test(test_bench),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
