@@ -5,6 +5,7 @@
  * until SIGTERM/SIGINT or 60 s (so a crashed test never leaves it behind).
  *
  *   admin_demo [--token T] [--mode normal|evolve|garbage|shape|empty]
+ *              [--max-conns N] [--idle-ms MS]
  *
  * normal   three members (alive, suspect, dead), two routes, a status.
  * evolve   like normal, but each GET /members moves node-c one step
@@ -128,9 +129,15 @@ static void on_lifetime(uv_timer_t *t) { stop_all(); }
 int main(int argc, char **argv) {
   demo d = {.mode = "normal"};
   const char *token = NULL;
+  unsigned max_conns = 0;
+  uint64_t idle_ms = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--token") == 0) token = argv[i + 1];
     else if (strcmp(argv[i], "--mode") == 0) d.mode = argv[i + 1];
+    else if (strcmp(argv[i], "--max-conns") == 0)
+      max_conns = (unsigned)atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--idle-ms") == 0)
+      idle_ms = (uint64_t)atoll(argv[i + 1]);
   }
   uv_loop_t *loop = uv_default_loop();
   int rv = wr_admin_new(&admin, loop, "127.0.0.1:0", token, NULL);
@@ -138,6 +145,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "admin_demo: %s\n", wr_strerror(rv));
     return 1;
   }
+  wr_admin_set_limits(admin, max_conns, idle_ms);
   wr_metrics *m = wr_admin_metrics(admin);
   if (wr_metrics_counter(m, "warren_http_requests_total", NULL, NULL,
                          "Public HTTP requests received.",

@@ -249,6 +249,32 @@ try:
     time.sleep(0.2)
     r = raw(port, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
     check(b"\nwarren_admin_connections 1\n" in r, "connections released")
+
+    # connection cap and idle timeout of the libuv server
+    lport = start_demo("--max-conns", "2", "--idle-ms", "300")
+    held = [socket.create_connection(("127.0.0.1", lport), timeout=5)
+            for _ in range(2)]
+    time.sleep(0.05)
+    r = raw(lport, b"GET /healthz HTTP/1.1\r\n\r\n")
+    check(r.startswith(b"HTTP/1.1 503") and
+          r.endswith(b'{"error":"too many admin connections"}\r\n'),
+          f"503 over the connection cap: {r!r}")
+    # The held connections still work.
+    held[0].sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+    check(held[0].recv(4096).startswith(b"HTTP/1.1 200"),
+          "connections under the cap served")
+    # Idle ones are closed by the server (recv sees EOF) within ~300 ms.
+    t0 = time.monotonic()
+    held[1].settimeout(5)
+    eof = held[1].recv(1) == b""
+    waited = time.monotonic() - t0
+    check(eof and waited < 3, f"idle connection closed ({waited:.2f}s)")
+    for h in held:
+        h.close()
+    time.sleep(0.1)
+    r = raw(lport, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+    check(b"\nwarren_admin_connections_refused_total 1\n" in r,
+          "refusal counted")
 finally:
     for p in demos:
         p.terminate()
