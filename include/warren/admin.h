@@ -65,10 +65,10 @@
 
 /* A parsed request, valid during the handler call only. */
 typedef struct wr_admin_req {
-  const char *method;   /* "GET", "POST", ... */
-  const char *path;     /* "/members": the target up to '?', not decoded */
-  const char *query;    /* after '?', "" when none, not decoded */
-  const uint8_t *body;  /* request body (NULL when empty) */
+  const char *method;  /* "GET", "POST", ... */
+  const char *path;    /* "/members": the target up to '?', not decoded */
+  const char *query;   /* after '?', "" when none, not decoded */
+  const uint8_t *body; /* request body (NULL when empty) */
   size_t body_len;
 } wr_admin_req;
 
@@ -137,8 +137,7 @@ void wr_admin_router_del(wr_admin_router *r);
  * WR_ERR_NOMEM.
  */
 int wr_admin_router_add(wr_admin_router *r, const char *method,
-                        const char *path, wr_admin_handler fn,
-                        void *user_data);
+                        const char *path, wr_admin_handler fn, void *user_data);
 
 /* One connection's request parser and response producer. */
 typedef struct wr_admin_conn wr_admin_conn;
@@ -158,8 +157,7 @@ void wr_admin_conn_del(wr_admin_conn *c);
  * is discarded (consumed).  Returns >= 0, or WR_ERR_NOMEM (fatal: delete
  * the connection).
  */
-wr_ssize wr_admin_conn_feed(wr_admin_conn *c, const uint8_t *data,
-                            size_t len);
+wr_ssize wr_admin_conn_feed(wr_admin_conn *c, const uint8_t *data, size_t len);
 
 /*
  * The complete response waiting to be written: sets |*pdata| and |*plen|
@@ -213,7 +211,6 @@ void wr_admin_set_limits(wr_admin *a, unsigned max_conns, uint64_t idle_ms);
  * |cb| (may be NULL) with |user_data|.  |a| must not be used after this
  * call.  The registry is freed too.
  */
-void wr_admin_close(wr_admin *a, void (*cb)(void *user_data),
-                    void *user_data);
+void wr_admin_close(wr_admin *a, void (*cb)(void *user_data), void *user_data);
 
 #endif

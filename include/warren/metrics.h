@@ -68,8 +68,7 @@ int wr_metrics_counter(wr_metrics *m, const char *name, const char *label_key,
 
 /* The same for a gauge: a signed value that goes up and down. */
 int wr_metrics_gauge(wr_metrics *m, const char *name, const char *label_key,
-                     const char *label_value, const char *help,
-                     int64_t **pval);
+                     const char *label_value, const char *help, int64_t **pval);
 
 /*
  * A hook run by wr_metrics_collect() just before each exposition, for

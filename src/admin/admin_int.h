@@ -20,8 +20,8 @@ struct wr_admin_resp {
 /* The request as the connection parsed it, before routing. */
 typedef struct admin_parsed {
   wr_admin_req req;
-  const char *auth;  /* Authorization value, NUL-terminated, or NULL */
-  int auth_bad;      /* duplicate or oversized Authorization header */
+  const char *auth; /* Authorization value, NUL-terminated, or NULL */
+  int auth_bad;     /* duplicate or oversized Authorization header */
 } admin_parsed;
 
 void admin_resp_init(wr_admin_resp *resp, const wr_mem *mem);

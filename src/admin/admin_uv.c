@@ -83,8 +83,10 @@ static void conn_handle_closed(uv_handle_t *h) {
   aconn *c = h->data;
   if (--c->open_handles > 0) return;
   wr_admin *a = c->a;
-  if (c->prev) c->prev->next = c->next;
-  else a->conns = c->next;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    a->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   a->nconns--;
   *a->g_conns = (int64_t)a->nconns;
@@ -159,8 +161,10 @@ static void on_write(uv_write_t *req, int status) {
   if (c->closing) return;
   if (status < 0 || !c->core) {
     /* The 503 of a refused connection, or a failed write. */
-    if (status < 0) conn_close(c);
-    else start_linger(c);
+    if (status < 0)
+      conn_close(c);
+    else
+      start_linger(c);
     return;
   }
   wr_admin_conn_sent(c->core);
@@ -265,8 +269,7 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss) {
   }
   char *end;
   long port = strtol(colon + 1, &end, 10);
-  if (colon[1] == '\0' || *end || port < 0 || port > 65535)
-    return WR_ERR_INVAL;
+  if (colon[1] == '\0' || *end || port < 0 || port > 65535) return WR_ERR_INVAL;
   if (strcmp(host, "localhost") == 0 || host[0] == '\0')
     snprintf(host, sizeof host, "127.0.0.1");
   if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0) return 0;
@@ -310,9 +313,9 @@ int wr_admin_new(wr_admin **pa, struct uv_loop_s *loop, const char *listen,
   if ((rv = wr_metrics_new(&a->metrics, mem)) != 0) goto fail;
   if ((rv = wr_admin_router_new(&a->router, token, a->metrics, mem)) != 0)
     goto fail;
-  if ((rv = wr_metrics_gauge(a->metrics, "warren_admin_connections", NULL,
-                             NULL, "Admin API connections open.",
-                             &a->g_conns)) != 0 ||
+  if ((rv = wr_metrics_gauge(a->metrics, "warren_admin_connections", NULL, NULL,
+                             "Admin API connections open.", &a->g_conns)) !=
+          0 ||
       (rv = wr_metrics_counter(
            a->metrics, "warren_admin_connections_refused_total", NULL, NULL,
            "Admin API connections refused over the connection cap.",
@@ -357,8 +360,7 @@ void wr_admin_set_limits(wr_admin *a, unsigned max_conns, uint64_t idle_ms) {
   if (idle_ms) a->idle_ms = idle_ms;
 }
 
-void wr_admin_close(wr_admin *a, void (*cb)(void *user_data),
-                    void *user_data) {
+void wr_admin_close(wr_admin *a, void (*cb)(void *user_data), void *user_data) {
   if (a->closing) return;
   a->closing = 1;
   a->close_cb = cb;

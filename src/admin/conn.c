@@ -42,8 +42,8 @@ struct wr_admin_conn {
   wr_admin_router *r;
   llhttp_t p;
 
-  int answered;     /* a response is waiting in out */
-  int dead;         /* bad input answered; discard the rest */
+  int answered; /* a response is waiting in out */
+  int dead;     /* bad input answered; discard the rest */
   int want_close;
   int msg_done;     /* on_message_complete fired in this execute */
   int headers_done; /* the current message's head is complete */
@@ -278,8 +278,7 @@ static int answer(wr_admin_conn *c, int upgrade) {
   return build_output(c);
 }
 
-wr_ssize wr_admin_conn_feed(wr_admin_conn *c, const uint8_t *data,
-                            size_t len) {
+wr_ssize wr_admin_conn_feed(wr_admin_conn *c, const uint8_t *data, size_t len) {
   if (c->answered) return 0;
   if (c->dead) return (wr_ssize)len;
   size_t off = 0;
@@ -299,9 +298,10 @@ wr_ssize wr_admin_conn_feed(wr_admin_conn *c, const uint8_t *data,
       if (c->err_status == 413)
         rv = reject(c, 413, "request body larger than 65536 bytes");
       else
-        rv = reject(c, 400, llhttp_get_error_reason(&c->p)
-                                ? llhttp_get_error_reason(&c->p)
-                                : "malformed request");
+        rv = reject(c, 400,
+                    llhttp_get_error_reason(&c->p)
+                        ? llhttp_get_error_reason(&c->p)
+                        : "malformed request");
       return rv != 0 ? rv : (wr_ssize)len;
     }
     off += used;

@@ -117,13 +117,13 @@ static int valid_name(const char *name) {
 }
 
 static int register_series(wr_metrics *m, metric_type type, const char *name,
-                           const char *key, const char *value,
-                           const char *help, series **ps) {
+                           const char *key, const char *value, const char *help,
+                           series **ps) {
   if (!valid_name(name)) return WR_ERR_INVAL;
   if ((key == NULL) != (value == NULL)) return WR_ERR_INVAL;
-  if (key && (!valid_ident(key, 0, WR_METRICS_MAX_NAME) ||
-              strncmp(key, "__", 2) == 0 ||
-              strlen(value) > WR_METRICS_MAX_VALUE))
+  if (key &&
+      (!valid_ident(key, 0, WR_METRICS_MAX_NAME) ||
+       strncmp(key, "__", 2) == 0 || strlen(value) > WR_METRICS_MAX_VALUE))
     return WR_ERR_INVAL;
   if (help && strlen(help) > 1024) return WR_ERR_INVAL;
 
@@ -163,12 +163,16 @@ static int register_series(wr_metrics *m, metric_type type, const char *name,
   /* Link only once everything is allocated, so a failure leaves the
    * registry exactly as it was. */
   if (nf) {
-    if (m->tail) m->tail->next = nf;
-    else m->head = nf;
+    if (m->tail)
+      m->tail->next = nf;
+    else
+      m->head = nf;
     m->tail = nf;
   }
-  if (f->tail) f->tail->next = s;
-  else f->head = s;
+  if (f->tail)
+    f->tail->next = s;
+  else
+    f->head = s;
   f->tail = s;
   m->nseries++;
   *ps = s;
@@ -190,8 +194,8 @@ int wr_metrics_counter(wr_metrics *m, const char *name, const char *label_key,
   series *s;
   *pval = &sink.u;
   if (!m) return 0;
-  int rv = register_series(m, MT_COUNTER, name, label_key, label_value, help,
-                           &s);
+  int rv =
+      register_series(m, MT_COUNTER, name, label_key, label_value, help, &s);
   if (rv == 0) *pval = &s->v.u;
   return rv;
 }
@@ -202,8 +206,7 @@ int wr_metrics_gauge(wr_metrics *m, const char *name, const char *label_key,
   series *s;
   *pval = &sink.i;
   if (!m) return 0;
-  int rv =
-      register_series(m, MT_GAUGE, name, label_key, label_value, help, &s);
+  int rv = register_series(m, MT_GAUGE, name, label_key, label_value, help, &s);
   if (rv == 0) *pval = &s->v.i;
   return rv;
 }
@@ -246,10 +249,14 @@ static void puts_(out *o, const char *s) { put(o, s, strlen(s)); }
 /* HELP text escapes '\' and newline; label values also escape '"'. */
 static void put_escaped(out *o, const char *s, int quote) {
   for (; *s; s++) {
-    if (*s == '\\') put(o, "\\\\", 2);
-    else if (*s == '\n') put(o, "\\n", 2);
-    else if (quote && *s == '"') put(o, "\\\"", 2);
-    else put(o, s, 1);
+    if (*s == '\\')
+      put(o, "\\\\", 2);
+    else if (*s == '\n')
+      put(o, "\\n", 2);
+    else if (quote && *s == '"')
+      put(o, "\\\"", 2);
+    else
+      put(o, s, 1);
   }
 }
 
@@ -274,10 +281,10 @@ size_t wr_metrics_render(const wr_metrics *m, uint8_t *dst, size_t cap) {
         put_escaped(&o, s->label_value, 1);
         put(&o, "\"}", 2);
       }
-      int n = f->type == MT_COUNTER
-                  ? snprintf(num, sizeof num, " %llu\n",
-                             (unsigned long long)s->v.u)
-                  : snprintf(num, sizeof num, " %lld\n", (long long)s->v.i);
+      int n =
+          f->type == MT_COUNTER
+              ? snprintf(num, sizeof num, " %llu\n", (unsigned long long)s->v.u)
+              : snprintf(num, sizeof num, " %lld\n", (long long)s->v.i);
       put(&o, num, (size_t)n);
     }
   }

@@ -109,7 +109,8 @@ int wr_admin_resp_printf(wr_admin_resp *resp, const char *fmt, ...) {
   int n = vsnprintf(small, sizeof small, fmt, ap);
   va_end(ap);
   if (n < 0) return WR_ERR_INVAL;
-  if ((size_t)n < sizeof small) return wr_admin_resp_write(resp, small, (size_t)n);
+  if ((size_t)n < sizeof small)
+    return wr_admin_resp_write(resp, small, (size_t)n);
   /* Longer text: format straight into the body (+1 for vsnprintf's NUL,
    * which is then not counted). */
   int rv = resp_reserve(resp, (size_t)n + 1);
@@ -147,9 +148,12 @@ int wr_admin_resp_error(wr_admin_resp *resp, int status, const char *msg) {
   int rv = wr_admin_resp_write(resp, "{\"error\":\"", 10);
   for (const char *s = msg; rv == 0 && *s; s++) {
     unsigned char ch = (unsigned char)*s;
-    if (ch == '"' || ch == '\\') rv = wr_admin_resp_printf(resp, "\\%c", ch);
-    else if (ch < 0x20) rv = wr_admin_resp_printf(resp, "\\u%04x", ch);
-    else rv = wr_admin_resp_write(resp, s, 1);
+    if (ch == '"' || ch == '\\')
+      rv = wr_admin_resp_printf(resp, "\\%c", ch);
+    else if (ch < 0x20)
+      rv = wr_admin_resp_printf(resp, "\\u%04x", ch);
+    else
+      rv = wr_admin_resp_write(resp, s, 1);
   }
   if (rv == 0) rv = wr_admin_resp_write(resp, "\"}\n", 3);
   return rv;
@@ -178,7 +182,8 @@ int wr_admin_req_param(const wr_admin_req *req, const char *key, char *dst,
       size_t n = 0;
       while (v < end) {
         char ch = *v++;
-        if (ch == '+') ch = ' ';
+        if (ch == '+')
+          ch = ' ';
         else if (ch == '%') {
           if (end - v < 2 || hexval(v[0]) < 0 || hexval(v[1]) < 0)
             return WR_ERR_PROTO;
@@ -236,8 +241,8 @@ int wr_admin_router_new(wr_admin_router **pr, const char *token,
     crypto_generichash(r->token_hash, sizeof r->token_hash,
                        (const uint8_t *)token, strlen(token), NULL, 0);
   }
-  if ((rv = wr_metrics_counter(metrics_reg, "warren_admin_requests_total",
-                               NULL, NULL, "Admin API requests answered.",
+  if ((rv = wr_metrics_counter(metrics_reg, "warren_admin_requests_total", NULL,
+                               NULL, "Admin API requests answered.",
                                &r->requests)) != 0 ||
       (rv = wr_metrics_counter(
            metrics_reg, "warren_admin_bad_requests_total", NULL, NULL,
@@ -248,8 +253,8 @@ int wr_admin_router_new(wr_admin_router **pr, const char *token,
            "Admin API requests rejected for a missing or wrong token.",
            &r->unauth)) != 0 ||
       (rv = wr_admin_router_add(r, "GET", "/healthz", healthz, NULL)) != 0 ||
-      (rv = wr_admin_router_add(r, "GET", "/metrics", metrics,
-                                metrics_reg)) != 0) {
+      (rv = wr_admin_router_add(r, "GET", "/metrics", metrics, metrics_reg)) !=
+          0) {
     wr_mem_free(mem, r);
     return rv;
   }
@@ -275,8 +280,7 @@ int wr_admin_router_add(wr_admin_router *r, const char *method,
                         const char *path, wr_admin_handler fn,
                         void *user_data) {
   if (!r || !method || !path || !fn || !valid_method(method) ||
-      path[0] != '/' || strlen(path) >= WR_ADMIN_MAX_PATH ||
-      strchr(path, '?'))
+      path[0] != '/' || strlen(path) >= WR_ADMIN_MAX_PATH || strchr(path, '?'))
     return WR_ERR_INVAL;
   route *slot = NULL;
   for (size_t i = 0; i < r->nroutes; i++)
@@ -325,8 +329,8 @@ int admin_router_dispatch(wr_admin_router *r, const admin_parsed *p,
   const wr_admin_req *req = &p->req;
   admin_resp_reset(resp);
   (*r->requests)++;
-  int is_health = strcmp(req->path, "/healthz") == 0 &&
-                  strcmp(req->method, "GET") == 0;
+  int is_health =
+      strcmp(req->path, "/healthz") == 0 && strcmp(req->method, "GET") == 0;
   if (r->has_token && !is_health && (p->auth_bad || !token_ok(r, p->auth))) {
     (*r->unauth)++;
     snprintf(resp->extra, sizeof resp->extra,
@@ -344,7 +348,8 @@ int admin_router_dispatch(wr_admin_router *r, const admin_parsed *p,
     int q = match(rt, req->path);
     if (!q) continue;
     if (strcmp(rt->method, req->method) == 0) {
-      if (q > best_q || (q == best_q && best && rt->path_len > best->path_len)) {
+      if (q > best_q ||
+          (q == best_q && best && rt->path_len > best->path_len)) {
         best = rt;
         best_q = q;
       }
@@ -378,24 +383,43 @@ int admin_router_dispatch(wr_admin_router *r, const admin_parsed *p,
 
 const char *admin_reason(int status) {
   switch (status) {
-  case 200: return "OK";
-  case 201: return "Created";
-  case 202: return "Accepted";
-  case 204: return "No Content";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 409: return "Conflict";
-  case 413: return "Content Too Large";
-  case 414: return "URI Too Long";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 501: return "Not Implemented";
-  case 503: return "Service Unavailable";
-  default: return status < 300 ? "OK" : status < 500 ? "Error" : "Error";
+  case 200:
+    return "OK";
+  case 201:
+    return "Created";
+  case 202:
+    return "Accepted";
+  case 204:
+    return "No Content";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 408:
+    return "Request Timeout";
+  case 409:
+    return "Conflict";
+  case 413:
+    return "Content Too Large";
+  case 414:
+    return "URI Too Long";
+  case 429:
+    return "Too Many Requests";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 500:
+    return "Internal Server Error";
+  case 501:
+    return "Not Implemented";
+  case 503:
+    return "Service Unavailable";
+  default:
+    return status < 300 ? "OK" : status < 500 ? "Error" : "Error";
   }
 }

@@ -47,17 +47,15 @@ static int h_members(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   if (strcmp(d->mode, "shape") == 0)
     return wr_admin_resp_json(
         resp, json_pack("[{s:s,s:s,s:s,s:i}]", "id", "node-a", "addr",
-                        "127.0.0.1:7946", "state", "zombie", "incarnation",
-                        1));
+                        "127.0.0.1:7946", "state", "zombie", "incarnation", 1));
   const char *c_state = "dead";
   if (strcmp(d->mode, "evolve") == 0) c_state = step_state(d->members_calls);
   json_t *a = json_pack(
-      "[{s:s,s:s,s:s,s:i,s:s},{s:s,s:s,s:s,s:i},{s:s,s:s,s:s,s:i}]",
-      "id", "node-a", "addr", "127.0.0.1:7946", "state", "alive",
-      "incarnation", 0, "region", "local", /* extra field: dropped */
+      "[{s:s,s:s,s:s,s:i,s:s},{s:s,s:s,s:s,s:i},{s:s,s:s,s:s,s:i}]", "id",
+      "node-a", "addr", "127.0.0.1:7946", "state", "alive", "incarnation", 0,
+      "region", "local", /* extra field: dropped */
       "id", "node-b", "addr", "127.0.0.1:7947", "state", "suspect",
-      "incarnation", 3,
-      "id", "node-c", "addr", "127.0.0.1:17948", "state",
+      "incarnation", 3, "id", "node-c", "addr", "127.0.0.1:17948", "state",
       strcmp(d->mode, "evolve") == 0 ? c_state : "dead", "incarnation", 12);
   if (strcmp(d->mode, "evolve") == 0 && d->members_calls >= 3)
     json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:i}", "id", "node-d",
@@ -71,11 +69,11 @@ static int h_routes(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   if (strcmp(d->mode, "empty") == 0)
     return wr_admin_resp_json(resp, json_array());
   return wr_admin_resp_json(
-      resp, json_pack("[{s:s,s:s,s:I,s:s},{s:s,s:s,s:I,s:s}]", "name", "app",
-                      "owner", "node-a", "version", (json_int_t)7, "state",
-                      "active", "name", "my-long-service-name", "owner",
-                      "node-b", "version", (json_int_t)1234567890123,
-                      "state", "released"));
+      resp,
+      json_pack("[{s:s,s:s,s:I,s:s},{s:s,s:s,s:I,s:s}]", "name", "app", "owner",
+                "node-a", "version", (json_int_t)7, "state", "active", "name",
+                "my-long-service-name", "owner", "node-b", "version",
+                (json_int_t)1234567890123, "state", "released"));
 }
 
 static int h_status(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
@@ -90,17 +88,17 @@ static int h_status(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   snprintf(digest, sizeof digest, "d1g35t%04d", routes);
   return wr_admin_resp_json(
       resp, json_pack("{s:s,s:{s:i,s:i,s:i,s:i},s:i,s:s}", "id", "node-a",
-                      "members", "alive", 1, "suspect", 1, "dead", 1, "left",
-                      0, "routes", routes, "routes_digest", digest));
+                      "members", "alive", 1, "suspect", 1, "dead", 1, "left", 0,
+                      "routes", routes, "routes_digest", digest));
 }
 
 /* A POST route with a body, as fault injection will use. */
 static int h_echo(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   char v[64];
   int n = wr_admin_req_param(req, "drop", v, sizeof v);
-  json_t *j = json_pack("{s:s,s:s#}", "drop", n >= 0 ? v : "", "body",
-                        req->body ? (const char *)req->body : "",
-                        (int)req->body_len);
+  json_t *j =
+      json_pack("{s:s,s:s#}", "drop", n >= 0 ? v : "", "body",
+                req->body ? (const char *)req->body : "", (int)req->body_len);
   return wr_admin_resp_json(resp, j);
 }
 
@@ -132,8 +130,10 @@ int main(int argc, char **argv) {
   unsigned max_conns = 0;
   uint64_t idle_ms = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--token") == 0) token = argv[i + 1];
-    else if (strcmp(argv[i], "--mode") == 0) d.mode = argv[i + 1];
+    if (strcmp(argv[i], "--token") == 0)
+      token = argv[i + 1];
+    else if (strcmp(argv[i], "--mode") == 0)
+      d.mode = argv[i + 1];
     else if (strcmp(argv[i], "--max-conns") == 0)
       max_conns = (unsigned)atoi(argv[i + 1]);
     else if (strcmp(argv[i], "--idle-ms") == 0)

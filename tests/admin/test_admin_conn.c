@@ -28,9 +28,9 @@ typedef struct calls {
 static int h_members(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   calls *c = ud;
   c->members++;
-  return wr_admin_resp_json(
-      resp, json_pack("[{s:s,s:s,s:s,s:i}]", "id", "n1", "addr", "a:1",
-                      "state", "alive", "incarnation", 2));
+  return wr_admin_resp_json(resp, json_pack("[{s:s,s:s,s:s,s:i}]", "id", "n1",
+                                            "addr", "a:1", "state", "alive",
+                                            "incarnation", 2));
 }
 
 static int h_fault(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
@@ -40,8 +40,8 @@ static int h_fault(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   snprintf(c->last_query, sizeof c->last_query, "%s", req->query);
   wr_admin_resp_status(resp, 202);
   wr_admin_resp_type(resp, "text/plain");
-  return wr_admin_resp_printf(resp, "%s %zu:%.*s", req->method,
-                              req->body_len, (int)req->body_len,
+  return wr_admin_resp_printf(resp, "%s %zu:%.*s", req->method, req->body_len,
+                              (int)req->body_len,
                               req->body ? (const char *)req->body : "");
 }
 
@@ -68,10 +68,10 @@ static int setup_token(env *e, const char *token, const wr_mem *mem) {
   }
   if ((rv = wr_admin_router_add(e->r, "GET", "/members", h_members,
                                 &e->calls)) != 0 ||
-      (rv = wr_admin_router_add(e->r, "POST", "/fault/", h_fault,
-                                &e->calls)) != 0 ||
-      (rv = wr_admin_router_add(e->r, "POST", "/drain", h_fault,
-                                &e->calls)) != 0 ||
+      (rv = wr_admin_router_add(e->r, "POST", "/fault/", h_fault, &e->calls)) !=
+          0 ||
+      (rv = wr_admin_router_add(e->r, "POST", "/drain", h_fault, &e->calls)) !=
+          0 ||
       (rv = wr_admin_router_add(e->r, "GET", "/fail", h_fail, &e->calls)) !=
           0) {
     wr_admin_router_del(e->r);
@@ -249,9 +249,8 @@ static void test_http10(void **state) {
   assert_int_equal(close, 1);
   assert_non_null(strstr(out, "Connection: close\r\n"));
   free(out);
-  out = run_whole(e.r,
-                  "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
-                  &close);
+  out = run_whole(
+      e.r, "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &close);
   assert_int_equal(close, 0);
   free(out);
   teardown(&e);
@@ -264,7 +263,8 @@ static void test_routing(void **state) {
 
   out = run_whole(e.r, "GET /nope?x=1 HTTP/1.1\r\n\r\n", NULL);
   assert_int_equal(status_of(out), 404);
-  assert_string_equal(body_of(out), "{\"error\":\"no such endpoint: /nope\"}\n");
+  assert_string_equal(body_of(out),
+                      "{\"error\":\"no such endpoint: /nope\"}\n");
   free(out);
 
   out = run_whole(e.r, "DELETE /members HTTP/1.1\r\n\r\n", NULL);
@@ -273,8 +273,10 @@ static void test_routing(void **state) {
   free(out);
 
   /* Prefix routes: /fault/ serves /fault/x but not /fault or /faultx. */
-  out = run_whole(e.r, "POST /fault/delay/ms?v=%20 HTTP/1.1\r\n"
-                       "Content-Length: 0\r\n\r\n", NULL);
+  out = run_whole(e.r,
+                  "POST /fault/delay/ms?v=%20 HTTP/1.1\r\n"
+                  "Content-Length: 0\r\n\r\n",
+                  NULL);
   assert_int_equal(status_of(out), 202);
   assert_string_equal(e.calls.last_path, "/fault/delay/ms");
   assert_string_equal(e.calls.last_query, "v=%20");
@@ -301,8 +303,8 @@ static void test_routing(void **state) {
   free(out);
 
   /* Override a built-in; add rules. */
-  assert_int_equal(wr_admin_router_add(e.r, "GET", "/healthz", h_fail,
-                                       &e.calls), 0);
+  assert_int_equal(
+      wr_admin_router_add(e.r, "GET", "/healthz", h_fail, &e.calls), 0);
   out = run_whole(e.r, "GET /healthz HTTP/1.1\r\n\r\n", NULL);
   assert_int_equal(status_of(out), 500);
   free(out);
@@ -517,8 +519,9 @@ static void test_metrics_route(void **state) {
   env e;
   assert_int_equal(setup_token(&e, NULL, NULL), 0);
   uint64_t *c;
-  assert_int_equal(wr_metrics_counter(e.m, "warren_demo_total", "kind",
-                                      "ping", "Demo.", &c), 0);
+  assert_int_equal(
+      wr_metrics_counter(e.m, "warren_demo_total", "kind", "ping", "Demo.", &c),
+      0);
   *c = 9;
   char *out = run_whole(e.r, "GET /metrics HTTP/1.1\r\n\r\n", NULL);
   assert_int_equal(status_of(out), 200);
@@ -537,8 +540,8 @@ static void test_metrics_route(void **state) {
 
 static void test_resp_helpers(void **state) {
   char buf[16];
-  wr_admin_req req = {.method = "GET", .path = "/", .query =
-                      "a=1&b=x%20y+z&c&dd=%zz&e=%41"};
+  wr_admin_req req = {
+      .method = "GET", .path = "/", .query = "a=1&b=x%20y+z&c&dd=%zz&e=%41"};
   assert_int_equal(wr_admin_req_param(&req, "a", buf, sizeof buf), 1);
   assert_string_equal(buf, "1");
   assert_int_equal(wr_admin_req_param(&req, "b", buf, sizeof buf), 5);

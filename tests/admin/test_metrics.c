@@ -34,20 +34,19 @@ static void test_exposition_exact(void **state) {
   assert_int_equal(wr_metrics_counter(m, "warren_http_requests_total", NULL,
                                       NULL, "Requests received.", &req),
                    0);
-  assert_int_equal(wr_metrics_counter(m, "warren_rx_malformed_total",
-                                      "source", "mux", "Malformed input.",
-                                      &mal_mux),
+  assert_int_equal(wr_metrics_counter(m, "warren_rx_malformed_total", "source",
+                                      "mux", "Malformed input.", &mal_mux),
                    0);
-  assert_int_equal(wr_metrics_gauge(m, "warren_swim_members", "state",
-                                    "alive", "Members per state.", &alive),
+  assert_int_equal(wr_metrics_gauge(m, "warren_swim_members", "state", "alive",
+                                    "Members per state.", &alive),
                    0);
   /* A later series of an earlier family joins that family's block. */
-  assert_int_equal(wr_metrics_counter(m, "warren_rx_malformed_total",
-                                      "source", "swim", NULL, &mal_swim),
+  assert_int_equal(wr_metrics_counter(m, "warren_rx_malformed_total", "source",
+                                      "swim", NULL, &mal_swim),
                    0);
-  assert_int_equal(wr_metrics_gauge(m, "warren_swim_members", "state",
-                                    "dead", NULL, &dead),
-                   0);
+  assert_int_equal(
+      wr_metrics_gauge(m, "warren_swim_members", "state", "dead", NULL, &dead),
+      0);
   *req += 41;
   (*req)++;
   *mal_mux = 3;
@@ -77,8 +76,8 @@ static void test_escaping_and_extremes(void **state) {
   uint64_t *c;
   int64_t *g;
   assert_int_equal(wr_metrics_new(&m, NULL), 0);
-  assert_int_equal(wr_metrics_counter(m, "warren_x_total", "k",
-                                      "a\"b\\c\nd", "line\\one\ntwo", &c),
+  assert_int_equal(wr_metrics_counter(m, "warren_x_total", "k", "a\"b\\c\nd",
+                                      "line\\one\ntwo", &c),
                    0);
   assert_int_equal(wr_metrics_gauge(m, "warren_ns:g", NULL, NULL, "", &g), 0);
   *c = UINT64_MAX;
@@ -100,11 +99,11 @@ static void test_registration_rules(void **state) {
   uint64_t *a, *b;
   int64_t *g;
   assert_int_equal(wr_metrics_new(&m, NULL), 0);
-  assert_int_equal(wr_metrics_counter(m, "warren_a_total", NULL, NULL, "h",
-                                      &a), 0);
+  assert_int_equal(wr_metrics_counter(m, "warren_a_total", NULL, NULL, "h", &a),
+                   0);
   /* Same series again: the same slot. */
-  assert_int_equal(wr_metrics_counter(m, "warren_a_total", NULL, NULL, NULL,
-                                      &b), 0);
+  assert_int_equal(
+      wr_metrics_counter(m, "warren_a_total", NULL, NULL, NULL, &b), 0);
   assert_ptr_equal(a, b);
   /* Type clash, label clash. */
   assert_int_equal(wr_metrics_gauge(m, "warren_a_total", NULL, NULL, "h", &g),
@@ -117,10 +116,10 @@ static void test_registration_rules(void **state) {
                    0);
   assert_int_equal(wr_metrics_counter(m, "warren_l_total", "j", "v", "h", &b),
                    WR_ERR_EXISTS);
-  assert_int_equal(wr_metrics_counter(m, "warren_l_total", NULL, NULL, "h",
-                                      &b), WR_ERR_EXISTS);
+  assert_int_equal(wr_metrics_counter(m, "warren_l_total", NULL, NULL, "h", &b),
+                   WR_ERR_EXISTS);
   /* Bad names and labels. */
-  const char *bad_names[] = {"http_total", "warren_", "warren_a-b",
+  const char *bad_names[] = {"http_total", "warren_",  "warren_a-b",
                              "warren_a b", "Warren_x", ""};
   for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++)
     assert_int_equal(wr_metrics_counter(m, bad_names[i], NULL, NULL, "h", &b),
@@ -152,24 +151,24 @@ static void test_limit(void **state) {
   assert_int_equal(wr_metrics_new(&m, NULL), 0);
   for (int i = 0; i < WR_METRICS_MAX_SERIES; i++) {
     snprintf(v, sizeof v, "%d", i);
-    assert_int_equal(wr_metrics_counter(m, "warren_many_total", "i", v, "h",
-                                        &c), 0);
+    assert_int_equal(
+        wr_metrics_counter(m, "warren_many_total", "i", v, "h", &c), 0);
   }
-  assert_int_equal(wr_metrics_counter(m, "warren_many_total", "i", "x", "h",
-                                      &c), WR_ERR_LIMIT);
+  assert_int_equal(
+      wr_metrics_counter(m, "warren_many_total", "i", "x", "h", &c),
+      WR_ERR_LIMIT);
   /* Existing series are still found at the cap. */
-  assert_int_equal(wr_metrics_counter(m, "warren_many_total", "i", "7", NULL,
-                                      &c), 0);
+  assert_int_equal(
+      wr_metrics_counter(m, "warren_many_total", "i", "7", NULL, &c), 0);
   wr_metrics_del(m);
 }
 
 static void test_null_registry(void **state) {
   uint64_t *c;
   int64_t *g;
-  assert_int_equal(wr_metrics_counter(NULL, "warren_a_total", NULL, NULL, "h",
-                                      &c), 0);
-  assert_int_equal(wr_metrics_gauge(NULL, "warren_g", NULL, NULL, "h", &g),
-                   0);
+  assert_int_equal(
+      wr_metrics_counter(NULL, "warren_a_total", NULL, NULL, "h", &c), 0);
+  assert_int_equal(wr_metrics_gauge(NULL, "warren_g", NULL, NULL, "h", &g), 0);
   (*c)++;
   (*g)--;
   assert_int_equal(wr_metrics_render(NULL, NULL, 0), 0);
@@ -182,8 +181,8 @@ static void test_render_truncation(void **state) {
   wr_metrics *m;
   uint64_t *c;
   assert_int_equal(wr_metrics_new(&m, NULL), 0);
-  assert_int_equal(wr_metrics_counter(m, "warren_t_total", "k", "v", "help",
-                                      &c), 0);
+  assert_int_equal(
+      wr_metrics_counter(m, "warren_t_total", "k", "v", "help", &c), 0);
   *c = 12345;
   char *full = render(m);
   size_t n = strlen(full);
@@ -215,8 +214,8 @@ static void test_collect_hooks(void **state) {
   wr_metrics *m;
   hook_state h = {0};
   assert_int_equal(wr_metrics_new(&m, NULL), 0);
-  assert_int_equal(wr_metrics_gauge(m, "warren_routes", NULL, NULL, "Routes.",
-                                    &h.g), 0);
+  assert_int_equal(
+      wr_metrics_gauge(m, "warren_routes", NULL, NULL, "Routes.", &h.g), 0);
   assert_int_equal(wr_metrics_on_collect(m, hook, &h), 0);
   assert_int_equal(wr_metrics_on_collect(m, NULL, &h), WR_ERR_INVAL);
   wr_metrics_collect(m);

@@ -54,11 +54,10 @@ static void test_members_table_and_json(void **state) {
   cap_open(&c);
   ctl_print_members(c.f, m);
   char *s = cap_close(&c);
-  assert_string_equal(s,
-                      "ID                     ADDR           STATE    "
-                      "INCARNATION\n"
-                      "node-a                 10.0.0.1:7946  alive    0\n"
-                      "a-much-longer-node-id  [::1]:7946     suspect  17\n");
+  assert_string_equal(s, "ID                     ADDR           STATE    "
+                         "INCARNATION\n"
+                         "node-a                 10.0.0.1:7946  alive    0\n"
+                         "a-much-longer-node-id  [::1]:7946     suspect  17\n");
   free(s);
   /* --json: contract fields only, contract order, server's row order. */
   cap_open(&c);
@@ -95,7 +94,8 @@ static void test_members_bad_shapes(void **state) {
        "member 2 has no string \"id\""},
       {"[{\"id\":\"a\",\"addr\":\"b\",\"state\":\"ALIVE\",\"incarnation\":1}]",
        "member 1 has unknown state \"ALIVE\""},
-      {"[{\"id\":\"a\",\"addr\":\"b\",\"state\":\"alive\",\"incarnation\":1.5}]",
+      {"[{\"id\":\"a\",\"addr\":\"b\",\"state\":\"alive\",\"incarnation\":1.5}"
+       "]",
        "member 1 has no non-negative integer \"incarnation\""},
       {"<html>", "not JSON (line 1: '[' or '{' expected near '<')"},
       {"[{\"id\":\"a\",\"id\":\"b\"}]",
@@ -135,7 +135,8 @@ static void test_routes(void **state) {
   free(s);
   json_decref(r);
   assert_null(parse("[{\"name\":\"a\",\"owner\":\"b\",\"version\":\"3\","
-                    "\"state\":\"x\"}]", ctl_check_routes, err));
+                    "\"state\":\"x\"}]",
+                    ctl_check_routes, err));
   assert_string_equal(err, "route 1 has no non-negative integer \"version\"");
 }
 
@@ -165,10 +166,10 @@ static void test_status(void **state) {
   free(s);
   json_decref(st);
   assert_null(parse("{\"id\":\"a\",\"routes\":1,\"routes_digest\":\"x\","
-                    "\"members\":{\"alive\":1}}", ctl_check_status, err));
-  assert_string_equal(err,
-                      "status \"members\" has no non-negative integer "
-                      "\"suspect\"");
+                    "\"members\":{\"alive\":1}}",
+                    ctl_check_status, err));
+  assert_string_equal(err, "status \"members\" has no non-negative integer "
+                           "\"suspect\"");
   assert_null(parse("[]", ctl_check_status, err));
   assert_string_equal(err, "status is not a JSON object");
 }
@@ -190,14 +191,14 @@ static void test_control_chars_sanitised(void **state) {
 }
 
 static json_t *mem(const char *id, const char *state, int inc) {
-  return json_pack("{s:s,s:s,s:s,s:i}", "id", id, "addr", "h:1", "state",
-                   state, "incarnation", inc);
+  return json_pack("{s:s,s:s,s:s,s:i}", "id", id, "addr", "h:1", "state", state,
+                   "incarnation", inc);
 }
 
 static json_t *status(int routes, const char *digest) {
-  return json_pack("{s:s,s:{s:i,s:i,s:i,s:i},s:i,s:s}", "id", "n1",
-                   "members", "alive", 2, "suspect", 0, "dead", 0, "left", 0,
-                   "routes", routes, "routes_digest", digest);
+  return json_pack("{s:s,s:{s:i,s:i,s:i,s:i},s:i,s:s}", "id", "n1", "members",
+                   "alive", 2, "suspect", 0, "dead", 0, "left", 0, "routes",
+                   routes, "routes_digest", digest);
 }
 
 static void test_watch_diff(void **state) {
@@ -261,8 +262,9 @@ static void test_parse_target(void **state) {
   assert_string_equal(t.host, "::1");
   assert_string_equal(t.display, "[::1]:80");
   assert_int_equal(ctl_parse_target("localhost:1", &t), 0);
-  const char *bad[] = {"127.0.0.1", ":80", "h:", "h:0", "h:65536", "h:8x",
-                       "::1:80", "[::1]80", "[]:80", "h:123456789"};
+  const char *bad[] = {"127.0.0.1", ":80",        "h:",     "h:0",
+                       "h:65536",   "h:8x",       "::1:80", "[::1]80",
+                       "[]:80",     "h:123456789"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
     assert_int_equal(ctl_parse_target(bad[i], &t), -1);
 }

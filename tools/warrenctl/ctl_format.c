@@ -110,16 +110,14 @@ json_t *ctl_check_members(const json_t *j, char *err, size_t cap) {
 }
 
 json_t *ctl_check_routes(const json_t *j, char *err, size_t cap) {
-  static const field fs[] = {{"name", F_STR},
-                             {"owner", F_STR},
-                             {"version", F_UINT},
-                             {"state", F_STR}};
+  static const field fs[] = {
+      {"name", F_STR}, {"owner", F_STR}, {"version", F_UINT}, {"state", F_STR}};
   return check_array(j, fs, 4, "route", err, cap, NULL);
 }
 
 json_t *ctl_check_status(const json_t *j, char *err, size_t cap) {
-  static const field top[] = {{"id", F_STR}, {"routes", F_UINT},
-                              {"routes_digest", F_STR}};
+  static const field top[] = {
+      {"id", F_STR}, {"routes", F_UINT}, {"routes_digest", F_STR}};
   static const field counts[] = {{"alive", F_UINT},
                                  {"suspect", F_UINT},
                                  {"dead", F_UINT},
@@ -181,8 +179,10 @@ static void cell(const json_t *v, char *dst) {
 
 /* Pads to the column width, except the last column (no trailing blanks). */
 static void put_cell(FILE *out, const char *s, size_t w, int last) {
-  if (last) fprintf(out, "%s\n", s);
-  else fprintf(out, "%-*s  ", (int)w, s);
+  if (last)
+    fprintf(out, "%s\n", s);
+  else
+    fprintf(out, "%-*s  ", (int)w, s);
 }
 
 static void print_table(FILE *out, const json_t *arr, const char *const *hdr,
@@ -231,9 +231,9 @@ void ctl_print_status(FILE *out, const json_t *st) {
   cell(json_object_get(st, "id"), id);
   cell(json_object_get(st, "routes_digest"), dg);
   fprintf(out, "node:           %s\n", id);
-  fprintf(out, "members:        %lld alive, %lld suspect, %lld dead, %lld left\n",
-          ival(m, "alive"), ival(m, "suspect"), ival(m, "dead"),
-          ival(m, "left"));
+  fprintf(
+      out, "members:        %lld alive, %lld suspect, %lld dead, %lld left\n",
+      ival(m, "alive"), ival(m, "suspect"), ival(m, "dead"), ival(m, "left"));
   fprintf(out, "routes:         %lld\n", ival(st, "routes"));
   fprintf(out, "routes digest:  %s\n", dg);
 }
@@ -249,8 +249,7 @@ static const json_t *find_member(const json_t *arr, const char *id) {
   size_t i;
   json_t *m;
   json_array_foreach(arr, i, m) {
-    if (strcmp(json_string_value(json_object_get(m, "id")), id) == 0)
-      return m;
+    if (strcmp(json_string_value(json_object_get(m, "id")), id) == 0) return m;
   }
   return NULL;
 }
@@ -273,9 +272,8 @@ static void emit(FILE *out, const char *prefix, int json, json_t *ev,
   json_decref(ev);
 }
 
-int ctl_watch_diff(FILE *out, const char *prefix, int json,
-                   const json_t *os, const json_t *om, const json_t *ns,
-                   const json_t *nm) {
+int ctl_watch_diff(FILE *out, const char *prefix, int json, const json_t *os,
+                   const json_t *om, const json_t *ns, const json_t *nm) {
   int lines = 0;
   char a[CELL], b[CELL], c[CELL], d[CELL];
   size_t i;

@@ -233,17 +233,20 @@ int ctl_http_get(const ctl_target *t, const char *path, const char *token,
     fd = connect_one(ai, deadline, &e);
   freeaddrinfo(res);
   if (fd < 0) {
-    if (e == ETIMEDOUT) seterr(err, cap, "timed out after %d ms", timeout_ms);
-    else errno_text(e, err, cap);
+    if (e == ETIMEDOUT)
+      seterr(err, cap, "timed out after %d ms", timeout_ms);
+    else
+      errno_text(e, err, cap);
     return -1;
   }
 
   char req[1024];
-  int n = snprintf(req, sizeof req,
-                   "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: warrenctl\r\n"
-                   "Accept: application/json\r\n%s%s%sConnection: close\r\n\r\n",
-                   path, t->display, token && *token ? "Authorization: Bearer " : "",
-                   token && *token ? token : "", token && *token ? "\r\n" : "");
+  int n = snprintf(
+      req, sizeof req,
+      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: warrenctl\r\n"
+      "Accept: application/json\r\n%s%s%sConnection: close\r\n\r\n",
+      path, t->display, token && *token ? "Authorization: Bearer " : "",
+      token && *token ? token : "", token && *token ? "\r\n" : "");
   if (n < 0 || (size_t)n >= sizeof req) {
     close(fd);
     seterr(err, cap, "request too long (token over 800 bytes?)");

@@ -40,10 +40,11 @@ static const char usage[] =
     "  watch     poll status and members, print one line per change\n"
     "\n"
     "options:\n"
-    "  --admin ADDR:PORT  admin API address (env WARREN_ADMIN, default "
-    DEFAULT_ADMIN ")\n"
+    "  --admin ADDR:PORT  admin API address (env WARREN_ADMIN, "
+    "default " DEFAULT_ADMIN ")\n"
     "  --token T          bearer token (env WARREN_TOKEN)\n"
-    "  --json             machine-readable output (watch: one object per line)\n"
+    "  --json             machine-readable output (watch: one object per "
+    "line)\n"
     "  --timeout S        give up on a request after S seconds (default 5)\n"
     "  --interval S       watch: seconds between polls (default 1)\n"
     "  --count N          watch: stop after N polls (default: until Ctrl-C)\n"
@@ -60,7 +61,8 @@ typedef struct opts {
   long count;
 } opts;
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -120,9 +122,12 @@ static int parse_args(int argc, char **argv, opts *o) {
         strcmp(name, "--timeout") != 0 && strcmp(name, "--interval") != 0 &&
         strcmp(name, "--count") != 0)
       return usage_error("unknown option '%s'", a);
-    if (eq) val = eq + 1;
-    else if (i + 1 < argc) val = argv[++i];
-    else return usage_error("%s needs a value", name);
+    if (eq)
+      val = eq + 1;
+    else if (i + 1 < argc)
+      val = argv[++i];
+    else
+      return usage_error("%s needs a value", name);
     if (strcmp(name, "--admin") == 0) {
       o->admin = val;
     } else if (strcmp(name, "--token") == 0) {
@@ -132,8 +137,7 @@ static int parse_args(int argc, char **argv, opts *o) {
         return usage_error("bad --timeout '%s' (seconds, e.g. 5 or 0.5)", val);
     } else if (strcmp(name, "--interval") == 0) {
       if (parse_seconds(val, &o->interval_s) != 0)
-        return usage_error("bad --interval '%s' (seconds, e.g. 1 or 0.2)",
-                           val);
+        return usage_error("bad --interval '%s' (seconds, e.g. 1 or 0.2)", val);
     } else {
       char *end;
       errno = 0;
@@ -142,8 +146,9 @@ static int parse_args(int argc, char **argv, opts *o) {
         return usage_error("bad --count '%s' (a positive number)", val);
     }
   }
-  if (!o->cmd) return usage_error("missing command (members, routes, status "
-                                  "or watch)");
+  if (!o->cmd)
+    return usage_error("missing command (members, routes, status "
+                       "or watch)");
   if (strcmp(o->cmd, "members") != 0 && strcmp(o->cmd, "routes") != 0 &&
       strcmp(o->cmd, "status") != 0 && strcmp(o->cmd, "watch") != 0)
     return usage_error("unknown command '%s'", o->cmd);
@@ -186,8 +191,10 @@ static json_t *fetch(const opts *o, const ctl_target *t, const char *path,
     json_decref(e);
     *fatal = r.status == 404;
   } else if (!(j = ctl_parse_checked(r.body, r.len, check, err, sizeof err))) {
-    fprintf(stderr, "warrenctl: unexpected answer from admin API at %s for "
-                    "%s: %s\n", t->display, path, err);
+    fprintf(stderr,
+            "warrenctl: unexpected answer from admin API at %s for "
+            "%s: %s\n",
+            t->display, path, err);
     *fatal = 1;
   }
   free(r.body);
@@ -195,7 +202,10 @@ static json_t *fetch(const opts *o, const ctl_target *t, const char *path,
 }
 
 static volatile sig_atomic_t stop;
-static void on_signal(int sig) { (void)sig; stop = 1; }
+static void on_signal(int sig) {
+  (void)sig;
+  stop = 1;
+}
 
 static void sleep_s(double s) {
   struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
@@ -212,15 +222,14 @@ static int watch(const opts *o, const ctl_target *t) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   setvbuf(stdout, NULL, _IOLBF, 0);
-  for (long polls = 0; !stop && (o->count == 0 || polls < o->count);
-       polls++) {
+  for (long polls = 0; !stop && (o->count == 0 || polls < o->count); polls++) {
     if (polls > 0) sleep_s(o->interval_s);
     if (stop) break;
     int fatal;
     /* Report an outage once, not once per poll. */
     json_t *ns = fetch(o, t, "/status", ctl_check_status, down, &fatal);
-    json_t *nm = ns ? fetch(o, t, "/members", ctl_check_members, down, &fatal)
-                    : NULL;
+    json_t *nm =
+        ns ? fetch(o, t, "/members", ctl_check_members, down, &fatal) : NULL;
     if (fatal) {
       json_decref(ns);
       rc = 1;
@@ -267,18 +276,22 @@ int main(int argc, char **argv) {
   if (strcmp(o.cmd, "members") == 0) {
     if (!(j = fetch(&o, &t, "/members", ctl_check_members, 0, &fatal)))
       return 1;
-    if (o.json) ctl_print_json(stdout, j);
-    else ctl_print_members(stdout, j);
+    if (o.json)
+      ctl_print_json(stdout, j);
+    else
+      ctl_print_members(stdout, j);
   } else if (strcmp(o.cmd, "routes") == 0) {
-    if (!(j = fetch(&o, &t, "/routes", ctl_check_routes, 0, &fatal)))
-      return 1;
-    if (o.json) ctl_print_json(stdout, j);
-    else ctl_print_routes(stdout, j);
+    if (!(j = fetch(&o, &t, "/routes", ctl_check_routes, 0, &fatal))) return 1;
+    if (o.json)
+      ctl_print_json(stdout, j);
+    else
+      ctl_print_routes(stdout, j);
   } else {
-    if (!(j = fetch(&o, &t, "/status", ctl_check_status, 0, &fatal)))
-      return 1;
-    if (o.json) ctl_print_json(stdout, j);
-    else ctl_print_status(stdout, j);
+    if (!(j = fetch(&o, &t, "/status", ctl_check_status, 0, &fatal))) return 1;
+    if (o.json)
+      ctl_print_json(stdout, j);
+    else
+      ctl_print_status(stdout, j);
   }
   json_decref(j);
   if (fflush(stdout) != 0) return 1;
