@@ -85,7 +85,8 @@
 #define FREE_BLKS_MAX 64
 #define FREE_STREAMS_MAX 64
 /* A DATA frame is not started in less room than this when more bytes are
- * waiting: the next record can carry a full frame instead. */
+ * waiting and the record already holds other frames: the next record can
+ * carry a full frame instead. */
 #define MIN_DATA_FRAME 256
 #define MAX_PONG_UNSENT 64
 #define MIN_REFUSED_UNSENT 64
@@ -792,7 +793,9 @@ wr_ssize wr_mux_send(wr_mux *m, uint8_t *dst, size_t cap, wr_tstamp now) {
     stream *s = container_of(m->active.next, stream, act);
     size_t room = cap - out - WR_FRAME_HDR_LEN;
     size_t n = WR_MIN(WR_MIN(s->q.len, room), (size_t)WR_FRAME_MAX_DATA);
-    if (n < s->q.len && n < MIN_DATA_FRAME) break;
+    /* A small tail piece only if nothing else went out: every call with
+     * work queued makes progress, so want_write loops terminate. */
+    if (n < s->q.len && n < MIN_DATA_FRAME && out > 0) break;
     int fin = s->fin_queued && n == s->q.len;
     wr_frame_hdr_put(dst + out, WR_FRAME_DATA, fin ? WR_FRAME_FLAG_FIN : 0,
                      (uint16_t)n, s->sid);

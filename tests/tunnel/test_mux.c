@@ -456,6 +456,30 @@ static void test_stream_window(void **state) {
 
 /* Streams share the link window: one stream's unconsumed bytes limit the
  * other; consuming them wakes the blocked stream. */
+/* Any |cap| >= WR_MUX_MIN_SEND makes progress while want_write is 1. */
+static void test_small_cap(void **state) {
+  (void)state;
+  fill_pattern();
+  setup_pair(NULL, NULL, NULL);
+  assert_int_equal(wr_mux_send(A.m, rec, WR_MUX_MIN_SEND - 1, now),
+                   WR_ERR_INVAL);
+  uint32_t sid;
+  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &sid, NULL), 0);
+  assert_int_equal(write_some(&A, sid, 0, 5000), 5000);
+  assert_int_equal(wr_mux_stream_close(A.m, sid), 0);
+  int calls = 0;
+  while (wr_mux_want_write(A.m)) {
+    wr_ssize n = wr_mux_send(A.m, rec, WR_MUX_MIN_SEND, now);
+    assert_true(n > 0 && n <= WR_MUX_MIN_SEND);
+    assert_int_equal(wr_mux_recv(B.m, rec, (size_t)n, now), 0);
+    assert_true(++calls < 10000);
+  }
+  assert_int_equal(B.rx[sid], 5000);
+  assert_int_equal(B.rx_hash[sid], pattern_hash(5000));
+  assert_int_equal(B.fin[sid], 1);
+  teardown_pair();
+}
+
 static void test_link_window(void **state) {
   (void)state;
   wr_mux_config ca, cb;
@@ -1155,6 +1179,7 @@ int main(void) {
       cmocka_unit_test(test_split_delivery),
       cmocka_unit_test(test_many_streams),
       cmocka_unit_test(test_stream_window),
+      cmocka_unit_test(test_small_cap),
       cmocka_unit_test(test_link_window),
       cmocka_unit_test(test_reset_returns_credit),
       cmocka_unit_test(test_flow_violation),
