@@ -322,6 +322,15 @@ static int token_ok(const wr_admin_router *r, const char *auth) {
   return sodium_memcmp(h, r->token_hash, sizeof h) == 0;
 }
 
+/* Is |m| already an element of the ", "-separated |list|? */
+static int method_listed(const char *list, const char *m) {
+  size_t n = strlen(m);
+  for (const char *p = list; (p = strstr(p, m)) != NULL; p += n)
+    if ((p == list || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
+      return 1;
+  return 0;
+}
+
 void admin_router_count_bad(wr_admin_router *r) { (*r->bad)++; }
 
 int admin_router_dispatch(wr_admin_router *r, const admin_parsed *p,
@@ -354,10 +363,11 @@ int admin_router_dispatch(wr_admin_router *r, const admin_parsed *p,
         best_q = q;
       }
     } else {
-      size_t al = strlen(allow);
-      if (!strstr(allow, rt->method))
+      if (!method_listed(allow, rt->method)) {
+        size_t al = strlen(allow);
         snprintf(allow + al, sizeof allow - al, "%s%s", al ? ", " : "",
                  rt->method);
+      }
     }
   }
   if (!best) {

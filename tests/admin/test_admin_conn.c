@@ -302,6 +302,19 @@ static void test_routing(void **state) {
   assert_int_equal(status_of(out), 400);
   free(out);
 
+  /* Allow lists each other method once, even when one method's name is
+   * part of another's. */
+  assert_int_equal(
+      wr_admin_router_add(e.r, "PUTX", "/members", h_fail, &e.calls), 0);
+  assert_int_equal(
+      wr_admin_router_add(e.r, "PUT", "/members", h_fail, &e.calls), 0);
+  assert_int_equal(
+      wr_admin_router_add(e.r, "PUT", "/members", h_fail, &e.calls), 0);
+  out = run_whole(e.r, "DELETE /members HTTP/1.1\r\n\r\n", NULL);
+  assert_int_equal(status_of(out), 405);
+  assert_non_null(strstr(out, "\r\nAllow: GET, PUTX, PUT\r\n"));
+  free(out);
+
   /* Override a built-in; add rules. */
   assert_int_equal(
       wr_admin_router_add(e.r, "GET", "/healthz", h_fail, &e.calls), 0);
