@@ -1,0 +1,234 @@
+/*
+ * The libuv admin server on real loopback sockets (libuv's own test
+ * style): bind errors, a request/response round trip, closing with
+ * connections open, and allocation failures in wr_admin_new.  Every test
+ * ends with uv_loop_close() == 0, so no handle is leaked, and a watchdog
+ * timer bounds every loop run.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "failmalloc.h"
+#include "warren/admin.h"
+#include "warren/err.h"
+
+typedef struct client {
+  uv_tcp_t tcp;
+  uv_connect_t conn;
+  uv_write_t w;
+  const char *send;
+  char got[4096];
+  size_t got_len;
+  int eof;
+  int closed;
+  void (*on_done)(struct client *);
+  void *ud;
+} client;
+
+static void cl_closed(uv_handle_t *h) { ((client *)h->data)->closed = 1; }
+
+static void cl_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
+  client *c = h->data;
+  b->base = c->got + c->got_len;
+  b->len = sizeof c->got - c->got_len - 1;
+}
+
+static void cl_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  client *c = s->data;
+  if (n < 0) {
+    c->eof = 1;
+    c->got[c->got_len] = '\0';
+    uv_close((uv_handle_t *)&c->tcp, cl_closed);
+    if (c->on_done) c->on_done(c);
+    return;
+  }
+  c->got_len += (size_t)n;
+  c->got[c->got_len] = '\0';
+}
+
+static void cl_written(uv_write_t *w, int status) {
+  assert_int_equal(status, 0);
+}
+
+static void cl_connected(uv_connect_t *req, int status) {
+  client *c = req->data;
+  assert_int_equal(status, 0);
+  uv_read_start((uv_stream_t *)&c->tcp, cl_alloc, cl_read);
+  if (c->send && *c->send) {
+    uv_buf_t b = uv_buf_init((char *)c->send, (unsigned)strlen(c->send));
+    uv_write(&c->w, (uv_stream_t *)&c->tcp, &b, 1, cl_written);
+  }
+}
+
+static void cl_start(uv_loop_t *loop, client *c, int port, const char *send) {
+  memset(c, 0, sizeof *c);
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", port, &sa);
+  uv_tcp_init(loop, &c->tcp);
+  c->tcp.data = c->conn.data = c;
+  c->send = send;
+  assert_int_equal(
+      uv_tcp_connect(&c->conn, &c->tcp, (struct sockaddr *)&sa, cl_connected),
+      0);
+}
+
+/* Bounds every loop run: a hang fails the test instead of the suite. */
+static void watchdog_fired(uv_timer_t *t) { fail_msg("watchdog: loop hung"); }
+
+static void run_bounded(uv_loop_t *loop) {
+  uv_timer_t wd;
+  uv_timer_init(loop, &wd);
+  uv_timer_start(&wd, watchdog_fired, 5000, 0);
+  uv_unref((uv_handle_t *)&wd);
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&wd, NULL);
+  uv_run(loop, UV_RUN_DEFAULT);
+}
+
+static void closed_cb(void *ud) { (*(int *)ud)++; }
+
+static void test_bad_addresses(void **state) {
+  uv_loop_t loop;
+  wr_admin *a;
+  uv_loop_init(&loop);
+  const char *bad[] = {
+      "",     "127.0.0.1", "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:80x",
+      "[::1", "[::1]80",   "nohost:80",  "1.2.3.4.5:80"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    assert_int_equal(wr_admin_new(&a, &loop, bad[i], NULL, NULL), WR_ERR_INVAL);
+  assert_int_equal(wr_admin_new(&a, NULL, "127.0.0.1:0", NULL, NULL),
+                   WR_ERR_INVAL);
+  run_bounded(&loop);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_addr_in_use(void **state) {
+  uv_loop_t loop;
+  wr_admin *a, *b;
+  int closed = 0;
+  char addr[32];
+  uv_loop_init(&loop);
+  assert_int_equal(wr_admin_new(&a, &loop, "127.0.0.1:0", NULL, NULL), 0);
+  int port = wr_admin_port(a);
+  assert_true(port > 0);
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  int rv = wr_admin_new(&b, &loop, addr, NULL, NULL);
+  assert_int_equal(rv, UV_EADDRINUSE);
+  /* The failed server's handle closes on the next loop turn; nothing of
+   * it may remain. */
+  wr_admin_close(a, closed_cb, &closed);
+  run_bounded(&loop);
+  assert_int_equal(closed, 1);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static int h_members(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
+  return wr_admin_resp_json(resp, json_pack("[]"));
+}
+
+typedef struct rt {
+  wr_admin *a;
+  int closed;
+} rt;
+
+static void close_server(client *c) {
+  rt *r = c->ud;
+  wr_admin_close(r->a, closed_cb, &r->closed);
+}
+
+static void test_round_trip(void **state) {
+  uv_loop_t loop;
+  rt r = {0};
+  client c;
+  uv_loop_init(&loop);
+  assert_int_equal(wr_admin_new(&r.a, &loop, "localhost:0", "tk", NULL), 0);
+  assert_int_equal(wr_admin_route(r.a, "GET", "/members", h_members, NULL), 0);
+  cl_start(&loop, &c, wr_admin_port(r.a),
+           "GET /members HTTP/1.1\r\nAuthorization: Bearer tk\r\n\r\n"
+           "GET /members HTTP/1.1\r\nConnection: close\r\n\r\n");
+  c.on_done = close_server;
+  c.ud = &r;
+  run_bounded(&loop);
+  assert_true(c.eof);
+  assert_true(c.closed);
+  assert_int_equal(r.closed, 1);
+  /* First answer 200 with the body, second 401 and the close. */
+  assert_non_null(strstr(c.got, "HTTP/1.1 200 OK\r\n"));
+  assert_non_null(strstr(c.got, "\r\n\r\n[]\n"));
+  char *second = strstr(c.got, "HTTP/1.1 401 ");
+  assert_non_null(second);
+  assert_non_null(strstr(second, "Connection: close\r\n"));
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* Connections still open (one mid-request, one idle) when the server is
+ * closed: all are closed, the callback fires once, nothing leaks. */
+static void stop_now(uv_timer_t *t) {
+  rt *r = t->data;
+  wr_admin_close(r->a, closed_cb, &r->closed);
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_close_with_open_connections(void **state) {
+  uv_loop_t loop;
+  rt r = {0};
+  client c1, c2;
+  uv_timer_t t;
+  uv_loop_init(&loop);
+  assert_int_equal(wr_admin_new(&r.a, &loop, "127.0.0.1:0", NULL, NULL), 0);
+  cl_start(&loop, &c1, wr_admin_port(r.a), "GET /memb");
+  cl_start(&loop, &c2, wr_admin_port(r.a), "");
+  /* Close once both connections are surely accepted; 50 ms of loopback
+   * is ample and the watchdog bounds it anyway. */
+  uv_timer_init(&loop, &t);
+  t.data = &r;
+  uv_timer_start(&t, stop_now, 50, 0);
+  run_bounded(&loop);
+  assert_int_equal(r.closed, 1);
+  assert_true(c1.eof && c2.eof);
+  assert_int_equal(c1.got_len, 0); /* no partial response */
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_failmalloc_new(void **state) {
+  int ok = 0;
+  for (long k = 1; k < 50 && !ok; k++) {
+    failmalloc fm;
+    failmalloc_init(&fm, k);
+    uv_loop_t loop;
+    wr_admin *a;
+    int closed = 0;
+    uv_loop_init(&loop);
+    int rv = wr_admin_new(&a, &loop, "127.0.0.1:0", "t", &fm.mem);
+    if (rv == 0) {
+      ok = 1;
+      wr_admin_close(a, closed_cb, &closed);
+    } else {
+      assert_int_equal(rv, WR_ERR_NOMEM);
+    }
+    run_bounded(&loop);
+    assert_int_equal(closed, ok);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(fm.live, 0);
+  }
+  assert_true(ok);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_bad_addresses),
+      cmocka_unit_test(test_addr_in_use),
+      cmocka_unit_test(test_round_trip),
+      cmocka_unit_test(test_close_with_open_connections),
+      cmocka_unit_test(test_failmalloc_new),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
