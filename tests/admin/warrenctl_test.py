@@ -11,6 +11,7 @@ Every subprocess has a timeout; the demo servers are killed at the end.
 """
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -194,6 +195,15 @@ try:
                        "to": "dead", "incarnation": 12} not in evs
           and any(e.get("event") == "routes" for e in evs),
           f"watch --json: {evs}")
+    # Ctrl-C ends an unbounded watch cleanly (exit 0, output flushed).
+    w = subprocess.Popen([CTL, "--admin", f"127.0.0.1:{wport}", "watch",
+                          "--interval", "0.05"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(0.4)
+    w.send_signal(signal.SIGINT)
+    out, err = w.communicate(timeout=10)
+    check(w.returncode == 0 and " member node-a " in out and err == "",
+          f"watch stops on Ctrl-C: rc={w.returncode} {err!r}")
     rc, out, err = ctl("--admin", f"127.0.0.1:{dead}", "watch",
                        "--interval", "0.05", "--count", "2")
     check(rc == 1 and err.count("cannot reach") == 1,

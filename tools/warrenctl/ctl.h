@@ -12,6 +12,7 @@
 #ifndef WARREN_CTL_H
 #define WARREN_CTL_H
 
+#include <signal.h>
 #include <stdio.h>
 
 #include <jansson.h>
@@ -75,6 +76,10 @@ typedef struct ctl_target {
   char port[8];
   char display[280]; /* "HOST:PORT" as the user wrote it, for messages */
 } ctl_target;
+
+/* Set by warrenctl's SIGINT/SIGTERM handler: a request in progress gives
+ * up at once ("interrupted") instead of waiting out its timeout. */
+extern volatile sig_atomic_t ctl_interrupted;
 
 /* Parses "HOST:PORT" or "[V6]:PORT".  Returns 0 or -1. */
 int ctl_parse_target(const char *s, ctl_target *t);

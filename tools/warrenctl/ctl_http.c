@@ -72,27 +72,35 @@ int ctl_parse_target(const char *s, ctl_target *t) {
 
 /* ---- response parsing (sans-IO) ---------------------------------------- */
 
-typedef struct rstate {
+/* An incremental response reader: ctl_http_get feeds it each recv()
+ * chunk, so a large response costs O(n), and the tests feed it whole. */
+typedef struct reader {
+  llhttp_settings_t s;
+  llhttp_t p;
   ctl_response *resp;
   size_t cap;
   int done;
   int oom;
-} rstate;
+  int toobig;
+} reader;
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
-  rstate *st = p->data;
-  ctl_response *r = st->resp;
-  if (len > CTL_MAX_RESPONSE - r->len) return -1;
-  if (r->len + len + 1 > st->cap) {
-    size_t cap = st->cap ? st->cap : 4096;
+  reader *rd = p->data;
+  ctl_response *r = rd->resp;
+  if (len > CTL_MAX_RESPONSE - r->len) {
+    rd->toobig = 1;
+    return -1;
+  }
+  if (r->len + len + 1 > rd->cap) {
+    size_t cap = rd->cap ? rd->cap : 4096;
     while (cap < r->len + len + 1) cap *= 2;
     char *nb = realloc(r->body, cap);
     if (!nb) {
-      st->oom = 1;
+      rd->oom = 1;
       return -1;
     }
     r->body = nb;
-    st->cap = cap;
+    rd->cap = cap;
   }
   memcpy(r->body + r->len, at, len);
   r->len += len;
@@ -101,56 +109,52 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
 }
 
 static int on_complete(llhttp_t *p) {
-  ((rstate *)p->data)->done = 1;
-  return HPE_PAUSED;
+  ((reader *)p->data)->done = 1;
+  return HPE_PAUSED; /* ignore anything after the one response */
 }
 
-int ctl_http_parse(const char *data, size_t len, int eof, ctl_response *resp,
-                   char *err, size_t cap) {
-  llhttp_settings_t s;
-  llhttp_t p;
-  rstate st = {resp, 0, 0, 0};
-  llhttp_settings_init(&s);
-  s.on_body = on_body;
-  s.on_message_complete = on_complete;
-  llhttp_init(&p, HTTP_RESPONSE, &s);
-  p.data = &st;
+static void reader_init(reader *rd, ctl_response *resp) {
+  memset(rd, 0, sizeof *rd);
+  llhttp_settings_init(&rd->s);
+  rd->s.on_body = on_body;
+  rd->s.on_message_complete = on_complete;
+  llhttp_init(&rd->p, HTTP_RESPONSE, &rd->s);
+  rd->p.data = rd;
+  rd->resp = resp;
   resp->status = 0;
   resp->body = NULL;
   resp->len = 0;
-  /* Re-parsing the whole buffer on every read is quadratic in theory;
-   * admin responses are a few KiB and arrive in one or two reads. */
-  llhttp_errno_t e = llhttp_execute(&p, data, len);
-  if (e == HPE_OK && eof && !st.done) {
-    e = llhttp_finish(&p); /* completes a body that ends at EOF */
+}
+
+/* 1 complete, 0 need more, -1 error (|err| set, body freed). */
+static int reader_feed(reader *rd, const char *data, size_t len, int eof,
+                       char *err, size_t cap) {
+  ctl_response *resp = rd->resp;
+  llhttp_errno_t e = len ? llhttp_execute(&rd->p, data, len) : HPE_OK;
+  if (e == HPE_OK && eof && !rd->done) {
+    e = llhttp_finish(&rd->p); /* completes a body that ends at EOF */
     /* llhttp calls a truncated message "Invalid EOF state"; say it in
      * words an operator understands. */
-    if (!st.done && !st.oom) {
+    if (!rd->done && !rd->oom) {
       seterr(err, cap, "connection closed before the response was complete");
       goto fail;
     }
   }
-  if (st.oom) {
+  if (rd->oom) {
     seterr(err, cap, "out of memory");
+    goto fail;
+  }
+  if (rd->toobig) {
+    seterr(err, cap, "response larger than %u bytes", CTL_MAX_RESPONSE);
     goto fail;
   }
   if (e != HPE_OK && e != HPE_PAUSED) {
     seterr(err, cap, "malformed HTTP response: %s",
-           resp->len >= CTL_MAX_RESPONSE ? "too large"
-                                         : llhttp_get_error_reason(&p));
+           llhttp_get_error_reason(&rd->p));
     goto fail;
   }
-  if (!st.done) {
-    if (eof) {
-      seterr(err, cap, "connection closed before the response was complete");
-      goto fail;
-    }
-    free(resp->body);
-    resp->body = NULL;
-    resp->len = 0;
-    return 0;
-  }
-  resp->status = p.status_code;
+  if (!rd->done) return 0;
+  resp->status = rd->p.status_code;
   if (!resp->body && !(resp->body = calloc(1, 1))) {
     seterr(err, cap, "out of memory");
     return -1;
@@ -163,6 +167,20 @@ fail:
   return -1;
 }
 
+int ctl_http_parse(const char *data, size_t len, int eof, ctl_response *resp,
+                   char *err, size_t cap) {
+  reader rd;
+  reader_init(&rd, resp);
+  int rv = reader_feed(&rd, data, len, eof, err, cap);
+  if (rv == 0) {
+    /* One-shot callers get nothing until the response is complete. */
+    free(resp->body);
+    resp->body = NULL;
+    resp->len = 0;
+  }
+  return rv;
+}
+
 /* ---- blocking I/O with a deadline -------------------------------------- */
 
 static long long now_ms(void) {
@@ -171,9 +189,13 @@ static long long now_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Waits for |events| on |fd| until |deadline|.  1 ready, 0 timeout. */
+volatile sig_atomic_t ctl_interrupted;
+
+/* Waits for |events| on |fd| until |deadline|: 1 ready, 0 timed out,
+ * -1 interrupted by Ctrl-C. */
 static int wait_fd(int fd, short events, long long deadline) {
   for (;;) {
+    if (ctl_interrupted) return -1;
     long long left = deadline - now_ms();
     if (left <= 0) return 0;
     struct pollfd pfd = {fd, events, 0};
@@ -198,8 +220,9 @@ static int connect_one(const struct addrinfo *ai, long long deadline,
       close(fd);
       return -1;
     }
-    if (!wait_fd(fd, POLLOUT, deadline)) {
-      *perr = ETIMEDOUT;
+    int w = wait_fd(fd, POLLOUT, deadline);
+    if (w <= 0) {
+      *perr = w < 0 ? EINTR : ETIMEDOUT;
       close(fd);
       return -1;
     }
@@ -235,6 +258,8 @@ int ctl_http_get(const ctl_target *t, const char *path, const char *token,
   if (fd < 0) {
     if (e == ETIMEDOUT)
       seterr(err, cap, "timed out after %d ms", timeout_ms);
+    else if (e == EINTR)
+      seterr(err, cap, "interrupted");
     else
       errno_text(e, err, cap);
     return -1;
@@ -254,7 +279,9 @@ int ctl_http_get(const ctl_target *t, const char *path, const char *token,
   }
   size_t off = 0;
   while (off < (size_t)n) {
-    if (!wait_fd(fd, POLLOUT, deadline)) goto timeout;
+    int wr = wait_fd(fd, POLLOUT, deadline);
+    if (wr < 0) goto interrupted;
+    if (wr == 0) goto timeout;
     ssize_t w = send(fd, req + off, (size_t)n - off, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EAGAIN || errno == EINTR) continue;
@@ -265,48 +292,39 @@ int ctl_http_get(const ctl_target *t, const char *path, const char *token,
     off += (size_t)w;
   }
 
-  size_t len = 0, bcap = 8192;
-  char *buf = malloc(bcap);
-  if (!buf) {
-    close(fd);
-    seterr(err, cap, "out of memory");
-    return -1;
-  }
+  reader rd;
+  reader_init(&rd, resp);
   int rv = -1;
   for (;;) {
-    if (len == bcap) {
-      if (bcap >= CTL_MAX_RESPONSE + 8192) {
-        seterr(err, cap, "response larger than %u bytes", CTL_MAX_RESPONSE);
-        break;
-      }
-      char *nb = realloc(buf, bcap * 2);
-      if (!nb) {
-        seterr(err, cap, "out of memory");
-        break;
-      }
-      buf = nb;
-      bcap *= 2;
-    }
-    if (!wait_fd(fd, POLLIN, deadline)) {
-      free(buf);
+    char buf[65536];
+    int w = wait_fd(fd, POLLIN, deadline);
+    if (w <= 0) {
+      free(resp->body);
+      resp->body = NULL;
+      if (w < 0) goto interrupted;
       goto timeout;
     }
-    ssize_t r = recv(fd, buf + len, bcap - len, 0);
+    ssize_t r = recv(fd, buf, sizeof buf, 0);
     if (r < 0) {
       if (errno == EAGAIN || errno == EINTR) continue;
       errno_text(errno, err, cap);
+      free(resp->body);
+      resp->body = NULL;
       break;
     }
-    len += (size_t)r;
-    int pr = ctl_http_parse(buf, len, r == 0, resp, err, cap);
+    int pr = reader_feed(&rd, buf, (size_t)r, r == 0, err, cap);
     if (pr != 0) {
       rv = pr == 1 ? 0 : -1;
       break;
     }
   }
-  free(buf);
   close(fd);
   return rv;
+
+interrupted:
+  close(fd);
+  seterr(err, cap, "interrupted");
+  return -1;
 
 timeout:
   close(fd);

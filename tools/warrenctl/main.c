@@ -172,7 +172,7 @@ static json_t *fetch(const opts *o, const ctl_target *t, const char *path,
   *fatal = 0;
   if (ctl_http_get(t, path, o->token, (int)(o->timeout_s * 1000), &r, err,
                    sizeof err) != 0) {
-    if (!quiet)
+    if (!quiet && !ctl_interrupted)
       fprintf(stderr, "warrenctl: cannot reach admin API at %s: %s\n",
               t->display, err);
     return NULL;
@@ -205,6 +205,7 @@ static volatile sig_atomic_t stop;
 static void on_signal(int sig) {
   (void)sig;
   stop = 1;
+  ctl_interrupted = 1;
 }
 
 static void sleep_s(double s) {
@@ -228,8 +229,17 @@ static int watch(const opts *o, const ctl_target *t) {
     int fatal;
     /* Report an outage once, not once per poll. */
     json_t *ns = fetch(o, t, "/status", ctl_check_status, down, &fatal);
+    if (stop) {
+      json_decref(ns);
+      break; /* Ctrl-C during a request: not an outage */
+    }
     json_t *nm =
         ns ? fetch(o, t, "/members", ctl_check_members, down, &fatal) : NULL;
+    if (stop) {
+      json_decref(ns);
+      json_decref(nm);
+      break;
+    }
     if (fatal) {
       json_decref(ns);
       rc = 1;
@@ -241,8 +251,8 @@ static int watch(const opts *o, const ctl_target *t) {
     localtime_r(&now, &tm);
     strftime(prefix, sizeof prefix, "%H:%M:%S ", &tm);
     if (!ns || !nm) {
+      /* fetch() printed why; later failures stay quiet until it is back. */
       json_decref(ns);
-      if (!down && os) fprintf(stderr, "%sadmin API unreachable\n", prefix);
       down = 1;
       continue;
     }
