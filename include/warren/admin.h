@@ -59,7 +59,9 @@
 /* Routes per router; method and path lengths. */
 #define WR_ADMIN_MAX_ROUTES 64
 #define WR_ADMIN_MAX_PATH 256
-/* libuv server defaults. */
+/* libuv server defaults: connections open at once, and the time a
+ * connection has to deliver a complete request after it opened or after
+ * the previous response (reads do not extend it). */
 #define WR_ADMIN_MAX_CONNS 64
 #define WR_ADMIN_IDLE_MS 30000
 

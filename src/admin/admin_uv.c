@@ -43,6 +43,7 @@ typedef struct aconn {
   uint8_t rbuf[RBUF];
   size_t roff, rlen; /* unconsumed input: rbuf[roff .. roff + rlen) */
   int writing;
+  int reading; /* uv_read_start is in effect (it fails if called twice) */
   int lingering;
   int closing;
   int open_handles;
@@ -108,6 +109,12 @@ static void arm_idle(aconn *c, uint64_t ms) {
   uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
+static int read_start(aconn *c);
+static void read_stop(aconn *c) {
+  if (c->reading) uv_read_stop((uv_stream_t *)&c->tcp);
+  c->reading = 0;
+}
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   aconn *c = h->data;
   /* Reading happens only when no input is pending (see conn_pump), so
@@ -126,7 +133,7 @@ static void start_linger(aconn *c) {
   c->lingering = 1;
   c->sreq.data = c;
   if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0 ||
-      uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+      read_start(c) != 0) {
     conn_close(c);
     return;
   }
@@ -141,7 +148,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
      * peer is gone; a half-closed peer (shutdown after its request)
      * still gets the reply: close once the write is done. */
     if (c->writing && n == UV_EOF) {
-      uv_read_stop(s);
+      read_stop(c);
       return;
     }
     conn_close(c);
@@ -151,8 +158,18 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (c->lingering) return; /* discard */
   c->roff = 0;
   c->rlen = (size_t)n;
-  arm_idle(c, c->a->idle_ms);
+  /* Reads do not re-arm the idle timer: a whole request must arrive
+   * within idle_ms of the connection or of the previous response, so a
+   * client dribbling a byte at a time (slowloris) cannot hold one of the
+   * few admin connections forever. */
   conn_pump(c);
+}
+
+static int read_start(aconn *c) {
+  if (c->reading) return 0;
+  int rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  if (rv == 0) c->reading = 1;
+  return rv;
 }
 
 static void on_write(uv_write_t *req, int status) {
@@ -193,7 +210,7 @@ static void conn_pump(aconn *c) {
     const uint8_t *out;
     size_t len;
     if (wr_admin_conn_output(c->core, &out, &len)) {
-      uv_read_stop((uv_stream_t *)&c->tcp);
+      read_stop(c);
       uv_buf_t b = uv_buf_init((char *)out, (unsigned)len);
       c->wreq.data = c;
       if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
@@ -206,7 +223,7 @@ static void conn_pump(aconn *c) {
     if (c->rlen == 0) break;
   }
   if (!c->writing && !c->closing &&
-      uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+      read_start(c) != 0)
     conn_close(c);
 }
 

@@ -48,6 +48,7 @@ struct wr_admin_conn {
   int msg_done;     /* on_message_complete fired in this execute */
   int headers_done; /* the current message's head is complete */
   int err_status;   /* 413 set by a callback before failing the parse */
+  int head_req;     /* the request being answered is HEAD: no body */
   size_t head_bytes;
 
   /* Request target, NUL-terminated; bounded by the head limit. */
@@ -75,6 +76,7 @@ static wr_admin_conn *conn_of(llhttp_t *p) { return p->data; }
 
 static int on_message_begin(llhttp_t *p) {
   wr_admin_conn *c = conn_of(p);
+  c->head_req = 0;
   c->url_len = 0;
   c->url[0] = '\0';
   c->field_len = 0;
@@ -215,7 +217,9 @@ void wr_admin_conn_del(wr_admin_conn *c) {
 /* Serialises c->resp (status line, headers, body) into c->out. */
 static int build_output(wr_admin_conn *c) {
   const wr_admin_resp *r = &c->resp;
-  char head[512];
+  /* Content types are short literals; 1 KiB is far more than this head
+   * can take, and an overflow is reported rather than truncated. */
+  char head[1024];
   int n = snprintf(head, sizeof head,
                    "HTTP/1.1 %d %s\r\n"
                    "Content-Type: %s\r\n"
@@ -225,7 +229,8 @@ static int build_output(wr_admin_conn *c) {
                    r->status, admin_reason(r->status), r->ctype, r->len,
                    r->extra, c->want_close ? "Connection: close\r\n" : "");
   if (n < 0 || (size_t)n >= sizeof head) return WR_ERR_INTERNAL;
-  size_t need = (size_t)n + r->len;
+  size_t blen = c->head_req ? 0 : r->len;
+  size_t need = (size_t)n + blen;
   if (need > c->out_cap) {
     uint8_t *no = wr_mem_realloc(c->mem, c->out, need);
     if (!no) return WR_ERR_NOMEM;
@@ -233,7 +238,7 @@ static int build_output(wr_admin_conn *c) {
     c->out_cap = need;
   }
   memcpy(c->out, head, (size_t)n);
-  if (r->len) memcpy(c->out + n, r->body, r->len);
+  if (blen) memcpy(c->out + n, r->body, blen);
   c->out_len = need;
   c->answered = 1;
   return 0;
@@ -256,6 +261,7 @@ static int answer(wr_admin_conn *c, int upgrade) {
   admin_parsed ap;
   memset(&ap, 0, sizeof ap);
   ap.req.method = llhttp_method_name((llhttp_method_t)c->p.method);
+  c->head_req = c->p.method == HTTP_HEAD;
   char *q = strchr(c->url, '?');
   if (q) *q++ = '\0';
   /* Drop a fragment; clients should not send one, llhttp lets it through. */

@@ -338,8 +338,11 @@ int admin_router_dispatch(wr_admin_router *r, const admin_parsed *p,
   const wr_admin_req *req = &p->req;
   admin_resp_reset(resp);
   (*r->requests)++;
+  /* HEAD is served by the GET route (RFC 9110 9.3.2); the connection
+   * drops the body and keeps the headers. */
+  const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
   int is_health =
-      strcmp(req->path, "/healthz") == 0 && strcmp(req->method, "GET") == 0;
+      strcmp(req->path, "/healthz") == 0 && strcmp(method, "GET") == 0;
   if (r->has_token && !is_health && (p->auth_bad || !token_ok(r, p->auth))) {
     (*r->unauth)++;
     snprintf(resp->extra, sizeof resp->extra,
@@ -356,7 +359,7 @@ int admin_router_dispatch(wr_admin_router *r, const admin_parsed *p,
     const route *rt = &r->routes[i];
     int q = match(rt, req->path);
     if (!q) continue;
-    if (strcmp(rt->method, req->method) == 0) {
+    if (strcmp(rt->method, method) == 0) {
       if (q > best_q ||
           (q == best_q && best && rt->path_len > best->path_len)) {
         best = rt;

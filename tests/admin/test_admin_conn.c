@@ -261,6 +261,28 @@ static void test_routing(void **state) {
   assert_int_equal(setup_token(&e, NULL, NULL), 0);
   char *out;
 
+  /* HEAD: the GET route's headers (same Content-Length), no body; the
+   * next pipelined request still parses. */
+  out = run_all_splits(e.r,
+                       "HEAD /members HTTP/1.1\r\n\r\n"
+                       "HEAD /nope HTTP/1.1\r\n\r\n"
+                       "GET /healthz HTTP/1.1\r\n\r\n",
+                       NULL);
+  assert_string_equal(out, "HTTP/1.1 200 OK\r\n"
+                           "Content-Type: application/json\r\n"
+                           "Content-Length: 59\r\n"
+                           "Cache-Control: no-store\r\n\r\n"
+                           "HTTP/1.1 404 Not Found\r\n"
+                           "Content-Type: application/json\r\n"
+                           "Content-Length: 36\r\n"
+                           "Cache-Control: no-store\r\n\r\n"
+                           "HTTP/1.1 200 OK\r\n"
+                           "Content-Type: application/json\r\n"
+                           "Content-Length: 12\r\n"
+                           "Cache-Control: no-store\r\n\r\n"
+                           "{\"ok\":true}\n");
+  free(out);
+
   out = run_whole(e.r, "GET /nope?x=1 HTTP/1.1\r\n\r\n", NULL);
   assert_int_equal(status_of(out), 404);
   assert_string_equal(body_of(out),

@@ -235,6 +235,17 @@ try:
           b'warren_swim_members{state="alive"} 1\n' in r
           and b"warren_admin_requests_total " in r
           and b"text/plain; version=0.0.4" in r, "metrics exposition")
+    # a request arriving in pieces (several reads) is answered
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        for piece in (b"GET /hea", b"lthz HTTP/1.1\r\nConne",
+                      b"ction: close\r\n", b"\r\n"):
+            s.sendall(piece)
+            time.sleep(0.02)
+        r = b""
+        while chunk := s.recv(4096):
+            r += chunk
+    check(r.startswith(b"HTTP/1.1 200") and r.endswith(b'{"ok":true}\n'),
+          "request split over several reads")
     # keep-alive: two pipelined requests, one connection
     r = raw(port, b"GET /healthz HTTP/1.1\r\n\r\n"
             b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
@@ -285,6 +296,27 @@ try:
     r = raw(lport, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
     check(b"\nwarren_admin_connections_refused_total 1\n" in r,
           "refusal counted")
+    # A client dribbling a request does not keep its connection: the
+    # deadline runs from the last response, not from the last byte.
+    t0 = time.monotonic()
+    slow = socket.create_connection(("127.0.0.1", lport), timeout=5)
+    closed_early = False
+    for ch in b"GET /healthz HTTP/1.1\r\n":
+        try:
+            slow.sendall(bytes([ch]))
+        except OSError:
+            closed_early = True
+            break
+        time.sleep(0.03)
+    slow.settimeout(5)
+    try:
+        got = slow.recv(4096)
+    except OSError:
+        got = b""
+    waited = time.monotonic() - t0
+    check(got == b"" and 0.2 < waited < 3,
+          f"slow request cut off ({waited:.2f}s, {got[:20]!r})")
+    slow.close()
 finally:
     for p in demos:
         p.terminate()
