@@ -19,14 +19,23 @@
  * response ends (told which requests were HEAD), sees 1xx interim
  * responses (100-continue) and 101 upgrades.  Bytes pass through as is.
  *
- * Both are fed with wr_http_*_feed(), which stops at each event:
+ * Both are fed with wr_http_*_feed(), which stops at each event.  An
+ * event may consume no input (END and UPGRADE never do; END often falls
+ * exactly at the end of a read), so drain until WR_HTTP_EV_NONE, which is
+ * returned only once all |len| bytes are consumed:
  *
- *   while (len > 0) {
+ *   for (;;) {
  *     wr_ssize n = wr_http_req_feed(h, p, len, &ev);
- *     if (n < 0) -> fatal (WR_ERR_NOMEM); else handle ev; p += n; len -= n;
+ *     if (n < 0) -> fatal (WR_ERR_NOMEM, WR_ERR_INTERNAL): close;
+ *     p += n; len -= n;
+ *     if (ev.type == WR_HTTP_EV_NONE) break;      (len is 0 here)
+ *     handle ev;        (ERROR: answer and close; the parser is dead)
  *   }
  *
- * Views in an event (head, name, data) are valid until the next call.
+ * A plain "while (len > 0)" loop would miss an END at the end of a read.
+ * Calling feed with len 0 is allowed: it returns a pending END/UPGRADE or
+ * NONE.  Views in an event (head, name, data) are valid until the next
+ * call on the same parser.  docs/HTTP.md has the full policy.
  */
 #ifndef WARREN_HTTP_H
 #define WARREN_HTTP_H
@@ -59,9 +68,11 @@ typedef struct wr_http_ev {
   int method_head;       /* 1 for HEAD requests (tell the response side) */
   int expect_continue;   /* Expect: 100-continue */
   int upgrade;           /* the request asks for an Upgrade */
-  int keep_alive;        /* the connection stays open after this message */
-  /* HEAD of a response: */
-  int status;            /* status code (also set with EV_ERROR) */
+  int keep_alive;        /* the connection stays open after this message
+                            (also set on END) */
+  /* HEAD of a response (upgrade = 1 on a 101 that switches protocols): */
+  int status;            /* status code (also set with EV_ERROR: 400, 405,
+                            431 for requests; 502 for responses) */
   const char *reason;    /* EV_ERROR: one line saying what was wrong */
 } wr_http_ev;
 
@@ -85,24 +96,55 @@ int wr_http_req_set_client_addr(wr_http_req *h, const char *addr);
 /* Consumes bytes up to and including the next event (see above). */
 wr_ssize wr_http_req_feed(wr_http_req *h, const uint8_t *data, size_t len,
                           wr_http_ev *ev);
-/* Bytes of an incomplete head currently buffered (for memory accounting). */
+/* Bytes of an incomplete head currently buffered (for memory accounting;
+ * never more than max_head). */
 size_t wr_http_req_buffered(const wr_http_req *h);
+/*
+ * The origin answered an upgrade request with a final status other than
+ * 101: the request direction goes back to parsing HTTP.  Events so far:
+ * HEAD (upgrade = 1), [BODY...], END, UPGRADE, RAW...; after this call the
+ * next bytes are parsed as a new request (bytes already returned as RAW
+ * are gone: an adapter that wants none should stop reading the visitor
+ * between the request's UPGRADE and the response's HEAD).  Called before
+ * the UPGRADE event, it cancels it.  Returns 0, or WR_ERR_INVAL when no
+ * upgrade request is in progress.
+ */
+int wr_http_req_upgrade_refused(wr_http_req *h);
 
 typedef struct wr_http_resp wr_http_resp;
 
+/* |max_head| 0 means 32768; a longer response head is an ERROR (502).
+ * Returns 0 or WR_ERR_NOMEM. */
 int wr_http_resp_new(wr_http_resp **ph, size_t max_head, const wr_mem *mem);
 void wr_http_resp_del(wr_http_resp *h);
 /* Called once per forwarded request, in order: 1 when it was a HEAD
- * request (its response has no body), and whether it asked to upgrade. */
+ * request (its response has no body), and whether it asked to upgrade.
+ * Returns 0, WR_ERR_NOMEM, or WR_ERR_LIMIT when WR_HTTP_MAX_PIPELINE
+ * responses are already owed (stop reading the visitor until one ends). */
+#define WR_HTTP_MAX_PIPELINE 1024
 int wr_http_resp_expect(wr_http_resp *h, int method_head, int upgrade);
-/* Response events: HEAD (status; 1xx heads are reported and followed by
- * the real response), BODY, END, UPGRADE (101 to an upgrade request),
- * RAW, ERROR (origin sent garbage: status 502). */
+/* Response events: HEAD (ev.data/len is the raw head to forward, status,
+ * keep_alive), BODY, END; 1xx interim heads (100, 103) come as HEAD then
+ * END and the real response follows; 101 to an upgrade request comes as
+ * HEAD (upgrade = 1), END, UPGRADE, then RAW; a final non-101 answer to an
+ * upgrade request means: call wr_http_req_upgrade_refused().  Responses to
+ * HEAD requests and 204/304 have no body.  ERROR (status 502): the origin
+ * sent garbage, a response nobody asked for, or a head over max_head. */
 wr_ssize wr_http_resp_feed(wr_http_resp *h, const uint8_t *data, size_t len,
                            wr_http_ev *ev);
 /* 1 while a response is owed (a request was forwarded, its response has
  * not ended): what tells 504 from idle. */
 int wr_http_resp_pending(const wr_http_resp *h);
+/*
+ * The origin's side ended (EOF).  Returns 1 when that ended cleanly: the
+ * response in progress was delimited by the close (no Content-Length, not
+ * chunked: it is now complete, no END event follows), or the stream was
+ * between responses, or raw after an upgrade.  Returns 0 when a response
+ * was cut short (inside a head or a length-delimited body) or still owed:
+ * if its head was not forwarded yet answer 502, else close the visitor.
+ * Later feeds discard their input.
+ */
+int wr_http_resp_eof(wr_http_resp *h);
 
 /*
  * Error pages (src/proxy/errpage.c): a complete HTTP/1.1 response with a
@@ -112,5 +154,16 @@ int wr_http_resp_pending(const wr_http_resp *h);
  */
 wr_ssize wr_http_error_page(uint8_t *dst, size_t cap, int status,
                             const char *detail, const char *request_id);
+/*
+ * The 404 page for a Host no tunnel serves: names |host| and, when
+ * |name| is not NULL, says how to start a tunnel for it; when it is NULL,
+ * says which names this node serves (NAME.|domain|).  Returns its length,
+ * WR_ERR_NOBUF when |cap| is too small.
+ */
+wr_ssize wr_http_not_found_page(uint8_t *dst, size_t cap, const char *host,
+                                const char *name, const char *domain,
+                                const char *request_id);
+/* Error pages are never longer than this (detail and ids are truncated). */
+#define WR_HTTP_ERROR_PAGE_MAX 2048
 
 #endif
