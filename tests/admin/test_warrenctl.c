@@ -253,6 +253,60 @@ static void test_watch_diff(void **state) {
   json_decref(m4);
 }
 
+static void test_mesh(void **state) {
+  json_t *a = status(2, "d1"), *b = status(2, "d1"), *c = status(3, "d2");
+  const char *names[] = {"127.0.0.1:9081", "127.0.0.1:9082", "h:9083"};
+  json_t *st[3] = {a, b, NULL};
+  assert_true(ctl_mesh_converged(st, 2));
+  assert_false(ctl_mesh_converged(st, 3)); /* one unreachable */
+  assert_false(ctl_mesh_converged(st, 0));
+  cap k;
+  cap_open(&k);
+  ctl_print_mesh(k.f, names, st, 2);
+  char *s = cap_close(&k);
+  assert_string_equal(
+      s, "ADMIN           NODE  ALIVE  SUSPECT  DEAD  LEFT  ROUTES  DIGEST\n"
+         "127.0.0.1:9081  n1    2      0        0     0     2       d1\n"
+         "127.0.0.1:9082  n1    2      0        0     0     2       d1\n"
+         "converged: 2 nodes, 2 routes, digest d1\n");
+  free(s);
+  st[1] = c;
+  cap_open(&k);
+  ctl_print_mesh(k.f, names, st, 3);
+  s = cap_close(&k);
+  assert_string_equal(
+      s, "ADMIN           NODE         ALIVE  SUSPECT  DEAD  LEFT  ROUTES  "
+         "DIGEST\n"
+         "127.0.0.1:9081  n1           2      0        0     0     2       d1\n"
+         "127.0.0.1:9082  n1           2      0        0     0     3       d2\n"
+         "h:9083          unreachable  -      -        -     -     -       -\n"
+         "not converged: 2 distinct route digests, 1 unreachable\n");
+  free(s);
+  /* Same digest but a different view of membership: not converged. */
+  json_t *d = json_deep_copy(a);
+  json_object_set_new(json_object_get(d, "members"), "dead", json_integer(1));
+  st[1] = d;
+  assert_false(ctl_mesh_converged(st, 2));
+  json_t *j = ctl_mesh_json(names, st, 3);
+  cap_open(&k);
+  ctl_print_json(k.f, j);
+  s = cap_close(&k);
+  assert_string_equal(
+      s, "{\"converged\":false,\"nodes\":[{\"admin\":\"127.0.0.1:9081\","
+         "\"status\":{\"id\":\"n1\",\"members\":{\"alive\":2,\"suspect\":0,"
+         "\"dead\":0,\"left\":0},\"routes\":2,\"routes_digest\":\"d1\"}},"
+         "{\"admin\":\"127.0.0.1:9082\",\"status\":{\"id\":\"n1\",\"members\""
+         ":{\"alive\":2,\"suspect\":0,\"dead\":1,\"left\":0},\"routes\":2,"
+         "\"routes_digest\":\"d1\"}},{\"admin\":\"h:9083\",\"status\":null}]}"
+         "\n");
+  free(s);
+  json_decref(j);
+  json_decref(a);
+  json_decref(b);
+  json_decref(c);
+  json_decref(d);
+}
+
 static void test_parse_target(void **state) {
   ctl_target t;
   assert_int_equal(ctl_parse_target("127.0.0.1:9081", &t), 0);
@@ -324,6 +378,7 @@ int main(void) {
       cmocka_unit_test(test_status),
       cmocka_unit_test(test_control_chars_sanitised),
       cmocka_unit_test(test_watch_diff),
+      cmocka_unit_test(test_mesh),
       cmocka_unit_test(test_parse_target),
       cmocka_unit_test(test_http_parse_splits),
   };

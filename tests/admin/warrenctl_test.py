@@ -209,6 +209,22 @@ try:
     check(rc == 1 and err.count("cannot reach") == 1,
           f"watch unreachable reported once: {err!r}")
 
+    # convergence view over several nodes
+    port2 = start_demo()
+    rc, out, err = ctl("--admin", f"{admin},127.0.0.1:{port2}", "status")
+    check(rc == 0 and out.splitlines()[-1] ==
+          "converged: 2 nodes, 2 routes, digest d1g35t0002",
+          f"mesh converged: {out!r}")
+    rc, out, err = ctl("--admin", f"{admin},127.0.0.1:{wport},127.0.0.1:{dead}",
+                       "status", "--json")
+    j = json.loads(out)
+    check(rc == 1 and j["converged"] is False and j["nodes"][2] == {
+        "admin": f"127.0.0.1:{dead}", "status": None}
+        and j["nodes"][0]["status"]["routes_digest"] == "d1g35t0002"
+        and "cannot reach" in err, f"mesh not converged: {out!r} {err!r}")
+    rc, out, err = ctl("--admin", f"{admin},{admin}", "members")
+    check(rc == 2 and "status only" in err, "several admins: status only")
+
     # usage errors and --help/--version
     rc, out, err = ctl("--bogus", "members")
     check(rc == 2 and err.startswith("warrenctl: unknown option '--bogus'")

@@ -69,6 +69,25 @@ int ctl_watch_diff(FILE *out, const char *prefix, int json,
                    const json_t *old_status, const json_t *old_members,
                    const json_t *new_status, const json_t *new_members);
 
+/*
+ * status with several --admin addresses: one row per node and a verdict.
+ * |admins[i]| is the address asked, |st[i]| its normalised status or NULL
+ * when it could not be read (the row then says "unreachable").
+ *
+ *   ADMIN           NODE    ALIVE  SUSPECT  DEAD  LEFT  ROUTES  DIGEST
+ *   127.0.0.1:9081  node-a  3      0        0     0     12      9f2c01ab
+ *   ...
+ *   converged: 3 nodes, 12 routes, digest 9f2c01ab
+ *
+ * The mesh has converged when every node answered and all report the same
+ * routes_digest and member counts.  ctl_mesh_json builds
+ * {"converged":bool,"nodes":[{"admin":..,"status":{...}|null},...]}.
+ */
+int ctl_mesh_converged(json_t *const *st, size_t n);
+void ctl_print_mesh(FILE *out, const char *const *admins, json_t *const *st,
+                    size_t n);
+json_t *ctl_mesh_json(const char *const *admins, json_t *const *st, size_t n);
+
 /* ---- HTTP -------------------------------------------------------------- */
 
 typedef struct ctl_target {

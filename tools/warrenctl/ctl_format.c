@@ -9,6 +9,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
@@ -241,6 +242,88 @@ void ctl_print_status(FILE *out, const json_t *st) {
 void ctl_print_json(FILE *out, const json_t *j) {
   json_dumpf(j, out, JSON_COMPACT);
   fputc('\n', out);
+}
+
+/* ---- the whole mesh ---------------------------------------------------- */
+
+int ctl_mesh_converged(json_t *const *st, size_t n) {
+  if (n == 0) return 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!st[i]) return 0;
+    /* Same table (digest) and same view of membership (counts): a node
+     * that still thinks a dead member is alive has not converged either. */
+    if (i > 0 && (!json_equal(json_object_get(st[i], "routes_digest"),
+                              json_object_get(st[0], "routes_digest")) ||
+                  !json_equal(json_object_get(st[i], "members"),
+                              json_object_get(st[0], "members"))))
+      return 0;
+  }
+  return 1;
+}
+
+void ctl_print_mesh(FILE *out, const char *const *admins, json_t *const *st,
+                    size_t n) {
+  static const char *const hdr[] = {"ADMIN", "NODE", "ALIVE",  "SUSPECT",
+                                    "DEAD",  "LEFT", "ROUTES", "DIGEST"};
+  enum { NCOL = 8 };
+  char(*cells)[NCOL][CELL] = calloc(n ? n : 1, sizeof *cells);
+  if (!cells) return;
+  size_t w[NCOL];
+  for (size_t k = 0; k < NCOL; k++) w[k] = strlen(hdr[k]);
+  for (size_t i = 0; i < n; i++) {
+    snprintf(cells[i][0], CELL, "%s", admins[i]);
+    if (!st[i]) {
+      snprintf(cells[i][1], CELL, "unreachable");
+      for (size_t k = 2; k < NCOL; k++) snprintf(cells[i][k], CELL, "-");
+    } else {
+      const json_t *m = json_object_get(st[i], "members");
+      cell(json_object_get(st[i], "id"), cells[i][1]);
+      cell(json_object_get(m, "alive"), cells[i][2]);
+      cell(json_object_get(m, "suspect"), cells[i][3]);
+      cell(json_object_get(m, "dead"), cells[i][4]);
+      cell(json_object_get(m, "left"), cells[i][5]);
+      cell(json_object_get(st[i], "routes"), cells[i][6]);
+      cell(json_object_get(st[i], "routes_digest"), cells[i][7]);
+    }
+    for (size_t k = 0; k < NCOL; k++) w[k] = WR_MAX(w[k], strlen(cells[i][k]));
+  }
+  for (size_t k = 0; k < NCOL; k++) put_cell(out, hdr[k], w[k], k + 1 == NCOL);
+  for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; k < NCOL; k++)
+      put_cell(out, cells[i][k], w[k], k + 1 == NCOL);
+  if (ctl_mesh_converged(st, n)) {
+    fprintf(out, "converged: %zu nodes, %s routes, digest %s\n", n, cells[0][6],
+            cells[0][7]);
+  } else {
+    size_t down = 0, digests = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (!st[i]) {
+        down++;
+        continue;
+      }
+      /* Count distinct digests: first occurrence only. */
+      size_t j = 0;
+      while (j < i &&
+             !(st[j] && json_equal(json_object_get(st[j], "routes_digest"),
+                                   json_object_get(st[i], "routes_digest"))))
+        j++;
+      if (j == i) digests++;
+    }
+    fprintf(out, "not converged: %zu distinct route digests", digests);
+    if (down) fprintf(out, ", %zu unreachable", down);
+    fprintf(out, "\n");
+  }
+  free(cells);
+}
+
+json_t *ctl_mesh_json(const char *const *admins, json_t *const *st, size_t n) {
+  json_t *nodes = json_array();
+  if (!nodes) return NULL;
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(
+        nodes, json_pack("{s:s,s:O?}", "admin", admins[i], "status", st[i]));
+  return json_pack("{s:b,s:o}", "converged", ctl_mesh_converged(st, n), "nodes",
+                   nodes);
 }
 
 /* ---- watch ------------------------------------------------------------- */

@@ -4,6 +4,7 @@
  * sees:
  *
  *   warrenctl [--admin ADDR:PORT] [--token T] members|routes|status [--json]
+ *   warrenctl --admin A:P,B:P,... status [--json]   (convergence view)
  *   warrenctl [--admin ADDR:PORT] [--token T] watch [--interval S]
  *             [--count N] [--json]
  *
@@ -38,6 +39,9 @@ static const char usage[] =
     "  status    node id, member counts per state, route count and digest\n"
     "            (equal digests on every node = the tables have converged)\n"
     "  watch     poll status and members, print one line per change\n"
+    "\n"
+    "  status with --admin A:P,B:P,...  asks every node and says whether the\n"
+    "  mesh has converged (same route digest and member counts everywhere)\n"
     "\n"
     "options:\n"
     "  --admin ADDR:PORT  admin API address (env WARREN_ADMIN, "
@@ -270,34 +274,79 @@ static int watch(const opts *o, const ctl_target *t) {
   return rc;
 }
 
+/* status against several nodes: the convergence view. */
+#define MAX_ADMINS 64
+static int mesh_status(const opts *o, ctl_target *ts, size_t n) {
+  json_t *st[MAX_ADMINS];
+  const char *names[MAX_ADMINS];
+  int rc = 0, fatal;
+  for (size_t i = 0; i < n; i++) {
+    names[i] = ts[i].display;
+    st[i] = fetch(o, &ts[i], "/status", ctl_check_status, 0, &fatal);
+    if (!st[i]) rc = 1;
+  }
+  if (o->json) {
+    json_t *j = ctl_mesh_json(names, st, n);
+    if (j) ctl_print_json(stdout, j);
+    json_decref(j);
+  } else {
+    ctl_print_mesh(stdout, names, st, n);
+  }
+  for (size_t i = 0; i < n; i++) json_decref(st[i]);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   opts o;
   memset(&o, 0, sizeof o);
   int rc = parse_args(argc, argv, &o);
   if (rc >= 0) return rc;
-  ctl_target t;
-  if (ctl_parse_target(o.admin, &t) != 0)
-    return usage_error("bad admin address '%s' (want HOST:PORT)", o.admin);
 
-  if (strcmp(o.cmd, "watch") == 0) return watch(&o, &t);
+  /* --admin takes one address, or for status a comma-separated list. */
+  static ctl_target ts[MAX_ADMINS];
+  size_t n = 0;
+  for (const char *p = o.admin;; n++) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    char one[sizeof ts[0].display];
+    if (n == MAX_ADMINS || len >= sizeof one)
+      return usage_error("bad admin address list '%s'", o.admin);
+    memcpy(one, p, len);
+    one[len] = '\0';
+    if (ctl_parse_target(one, &ts[n]) != 0)
+      return usage_error("bad admin address '%s' (want HOST:PORT)", one);
+    if (!comma) {
+      n++;
+      break;
+    }
+    p = comma + 1;
+  }
+  if (n > 1 && strcmp(o.cmd, "status") != 0)
+    return usage_error("several admin addresses work with status only");
+  const ctl_target *t = &ts[0];
+
+  if (strcmp(o.cmd, "watch") == 0) return watch(&o, t);
+  if (n > 1) {
+    rc = mesh_status(&o, ts, n);
+    return fflush(stdout) != 0 ? 1 : rc;
+  }
 
   int fatal;
   json_t *j;
   if (strcmp(o.cmd, "members") == 0) {
-    if (!(j = fetch(&o, &t, "/members", ctl_check_members, 0, &fatal)))
-      return 1;
+    if (!(j = fetch(&o, t, "/members", ctl_check_members, 0, &fatal))) return 1;
     if (o.json)
       ctl_print_json(stdout, j);
     else
       ctl_print_members(stdout, j);
   } else if (strcmp(o.cmd, "routes") == 0) {
-    if (!(j = fetch(&o, &t, "/routes", ctl_check_routes, 0, &fatal))) return 1;
+    if (!(j = fetch(&o, t, "/routes", ctl_check_routes, 0, &fatal))) return 1;
     if (o.json)
       ctl_print_json(stdout, j);
     else
       ctl_print_routes(stdout, j);
   } else {
-    if (!(j = fetch(&o, &t, "/status", ctl_check_status, 0, &fatal))) return 1;
+    if (!(j = fetch(&o, t, "/status", ctl_check_status, 0, &fatal))) return 1;
     if (o.json)
       ctl_print_json(stdout, j);
     else
