@@ -59,6 +59,12 @@ struct wr_admin {
   uint64_t idle_ms;
   aconn *conns;
   unsigned nconns;
+  /* One connection struct kept in reserve.  If allocation fails when a
+   * connection arrives, libuv keeps the accepted socket and stops
+   * watching the listener until uv_accept() is called, which would wedge
+   * the admin API for good; the spare lets us accept, answer 503 and
+   * carry on. */
+  aconn *spare;
   int port;
   int closing;
   int listener_open;
@@ -68,12 +74,20 @@ struct wr_admin {
   uint64_t *c_refused;
 };
 
+/* Canned replies for connections that get no parser; the integration test
+ * checks their Content-Length against the body. */
+static const char nomem_reply[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                  "Content-Type: application/json\r\n"
+                                  "Content-Length: 26\r\n"
+                                  "Connection: close\r\n\r\n"
+                                  "{\"error\":\"out of memory\"}\n";
+
 static const char refused_reply[] =
     "HTTP/1.1 503 Service Unavailable\r\n"
     "Content-Type: application/json\r\n"
-    "Content-Length: 41\r\n"
+    "Content-Length: 39\r\n"
     "Connection: close\r\n\r\n"
-    "{\"error\":\"too many admin connections\"}\r\n";
+    "{\"error\":\"too many admin connections\"}\n";
 
 static void maybe_finish(wr_admin *a);
 static void conn_close(aconn *c);
@@ -92,7 +106,11 @@ static void conn_handle_closed(uv_handle_t *h) {
   a->nconns--;
   *a->g_conns = (int64_t)a->nconns;
   wr_admin_conn_del(c->core);
-  wr_mem_free(a->mem, c);
+  if (!a->spare && !a->closing) {
+    a->spare = c; /* refill the reserve */
+  } else {
+    wr_mem_free(a->mem, c);
+  }
   maybe_finish(a);
 }
 
@@ -144,13 +162,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   aconn *c = s->data;
   if (c->closing) return;
   if (n < 0) {
-    /* EOF or error.  A response being written is lost anyway if the
-     * peer is gone; a half-closed peer (shutdown after its request)
-     * still gets the reply: close once the write is done. */
-    if (c->writing && n == UV_EOF) {
-      read_stop(c);
-      return;
-    }
+    /* EOF or error.  Reading stops while a response is written, so a
+     * client that half-closes right after its request still gets the
+     * reply: its EOF is only seen once the write is done. */
     conn_close(c);
     return;
   }
@@ -222,16 +236,21 @@ static void conn_pump(aconn *c) {
     }
     if (c->rlen == 0) break;
   }
-  if (!c->writing && !c->closing &&
-      read_start(c) != 0)
-    conn_close(c);
+  if (!c->writing && !c->closing && read_start(c) != 0) conn_close(c);
 }
 
 static void on_connection(uv_stream_t *server, int status) {
   wr_admin *a = server->data;
   if (status < 0 || a->closing) return;
   aconn *c = wr_mem_calloc(a->mem, 1, sizeof *c);
-  if (!c) return; /* the pending connection stays in the backlog */
+  int from_spare = 0;
+  if (!c && a->spare) {
+    c = a->spare;
+    a->spare = NULL;
+    memset(c, 0, sizeof *c);
+    from_spare = 1;
+  }
+  if (!c) return; /* only if the spare is in use too */
   c->a = a;
   uv_tcp_init(a->loop, &c->tcp);
   uv_timer_init(a->loop, &c->timer);
@@ -247,10 +266,13 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
-  if (a->nconns > a->max_conns) {
+  if (a->nconns > a->max_conns || from_spare) {
     /* Answer rather than silently drop, so an operator sees why. */
     (*a->c_refused)++;
-    uv_buf_t b = uv_buf_init((char *)refused_reply, sizeof refused_reply - 1);
+    uv_buf_t b =
+        from_spare
+            ? uv_buf_init((char *)nomem_reply, sizeof nomem_reply - 1)
+            : uv_buf_init((char *)refused_reply, sizeof refused_reply - 1);
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0)
       conn_close(c);
@@ -301,6 +323,7 @@ static void listener_closed(uv_handle_t *h) {
 }
 
 static void free_admin(wr_admin *a) {
+  wr_mem_free(a->mem, a->spare);
   wr_admin_router_del(a->router);
   wr_metrics_del(a->metrics);
   wr_mem_free(a->mem, a);
@@ -327,6 +350,10 @@ int wr_admin_new(wr_admin **pa, struct uv_loop_s *loop, const char *listen,
   a->mem = mem;
   a->max_conns = WR_ADMIN_MAX_CONNS;
   a->idle_ms = WR_ADMIN_IDLE_MS;
+  if (!(a->spare = wr_mem_calloc(mem, 1, sizeof *a->spare))) {
+    rv = WR_ERR_NOMEM;
+    goto fail;
+  }
   if ((rv = wr_metrics_new(&a->metrics, mem)) != 0) goto fail;
   if ((rv = wr_admin_router_new(&a->router, token, a->metrics, mem)) != 0)
     goto fail;

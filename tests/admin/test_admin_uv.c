@@ -222,6 +222,49 @@ static void test_failmalloc_new(void **state) {
   assert_true(ok);
 }
 
+/* Out of memory when a connection arrives: the reserve struct answers 503
+ * and the server keeps accepting (libuv would otherwise stop watching the
+ * listener for good). */
+typedef struct oom {
+  wr_admin *a;
+  client c2;
+  int closed;
+} oom;
+
+static void second_done(client *c) {
+  oom *o = c->ud;
+  wr_admin_close(o->a, closed_cb, &o->closed);
+}
+
+static void first_done(client *c) {
+  oom *o = c->ud;
+  cl_start(c->tcp.loop, &o->c2, wr_admin_port(o->a),
+           "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+  o->c2.on_done = second_done;
+  o->c2.ud = o;
+}
+
+static void test_spare_on_oom(void **state) {
+  uv_loop_t loop;
+  failmalloc fm;
+  oom o = {0};
+  client c1;
+  failmalloc_init(&fm, 0);
+  uv_loop_init(&loop);
+  assert_int_equal(wr_admin_new(&o.a, &loop, "127.0.0.1:0", NULL, &fm.mem), 0);
+  fm.fail_at = fm.count + 1; /* the next allocation: the connection */
+  cl_start(&loop, &c1, wr_admin_port(o.a), "GET /healthz HTTP/1.1\r\n\r\n");
+  c1.on_done = first_done;
+  c1.ud = &o;
+  run_bounded(&loop);
+  assert_non_null(strstr(c1.got, "HTTP/1.1 503 "));
+  assert_non_null(strstr(c1.got, "\r\n\r\n{\"error\":\"out of memory\"}\n"));
+  assert_non_null(strstr(o.c2.got, "HTTP/1.1 200 OK\r\n"));
+  assert_int_equal(o.closed, 1);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  assert_int_equal(fm.live, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bad_addresses),
@@ -229,6 +272,7 @@ int main(void) {
       cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_close_with_open_connections),
       cmocka_unit_test(test_failmalloc_new),
+      cmocka_unit_test(test_spare_on_oom),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

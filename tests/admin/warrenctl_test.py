@@ -293,8 +293,10 @@ try:
             for _ in range(2)]
     time.sleep(0.05)
     r = raw(lport, b"GET /healthz HTTP/1.1\r\n\r\n")
+    head, _, body = r.partition(b"\r\n\r\n")
     check(r.startswith(b"HTTP/1.1 503") and
-          r.endswith(b'{"error":"too many admin connections"}\r\n'),
+          body == b'{"error":"too many admin connections"}\n' and
+          f"Content-Length: {len(body)}\r\n".encode() in head,
           f"503 over the connection cap: {r!r}")
     # The held connections still work.
     held[0].sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
