@@ -93,7 +93,8 @@ void wr_admin_resp_type(wr_admin_resp *resp, const char *ctype);
 /* Appends bytes to the body.  Returns 0, WR_ERR_NOMEM or WR_ERR_TOOBIG
  * (over WR_ADMIN_MAX_RESP). */
 int wr_admin_resp_write(wr_admin_resp *resp, const void *data, size_t len);
-/* Appends formatted text; same returns. */
+/* Appends formatted text; same returns, plus WR_ERR_INVAL for a bad
+ * format. */
 int wr_admin_resp_printf(wr_admin_resp *resp, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Replaces the body with |json| dumped compactly plus "\n", sets the type
@@ -187,7 +188,10 @@ typedef struct wr_admin wr_admin;
  * as in wr_admin_router_new.  The server owns a metrics registry
  * (wr_admin_metrics) that it exposes at /metrics.
  * Returns 0, WR_ERR_INVAL (bad address), WR_ERR_NOMEM or a libuv code
- * (UV_EADDRINUSE, UV_EACCES, ...); on error nothing is left open.
+ * (UV_EADDRINUSE, UV_EACCES, ...).  After a libuv error the listening
+ * handle is already closing and its memory is freed by the loop's next
+ * turn: run the loop before uv_loop_close().  No callback is ever called
+ * for a failed wr_admin_new.
  */
 int wr_admin_new(wr_admin **pa, struct uv_loop_s *loop, const char *listen,
                  const char *token, const wr_mem *mem);
