@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 CTL, DEMO = sys.argv[1], sys.argv[2]
@@ -196,14 +197,23 @@ try:
           and any(e.get("event") == "routes" for e in evs),
           f"watch --json: {evs}")
     # Ctrl-C ends an unbounded watch cleanly (exit 0, output flushed).
-    w = subprocess.Popen([CTL, "--admin", f"127.0.0.1:{wport}", "watch",
-                          "--interval", "0.05"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    time.sleep(0.4)
-    w.send_signal(signal.SIGINT)
-    out, err = w.communicate(timeout=10)
+    # (stdout goes to a file: Python's pipe readers would buffer lines that
+    # communicate() then never sees.)
+    with tempfile.TemporaryFile("w+") as f:
+        w = subprocess.Popen([CTL, "--admin", f"127.0.0.1:{wport}", "watch",
+                              "--interval", "0.05"], stdout=f,
+                             stderr=subprocess.PIPE, text=True)
+        for _ in range(200):  # wait (bounded) for the first poll's output
+            time.sleep(0.02)
+            if os.fstat(f.fileno()).st_size > 0:
+                break
+        time.sleep(0.05)
+        w.send_signal(signal.SIGINT)
+        _, err = w.communicate(timeout=10)
+        f.seek(0)
+        out = f.read()
     check(w.returncode == 0 and " member node-a " in out and err == "",
-          f"watch stops on Ctrl-C: rc={w.returncode} {err!r}")
+          f"watch stops on Ctrl-C: rc={w.returncode} {err!r} {out!r}")
     rc, out, err = ctl("--admin", f"127.0.0.1:{dead}", "watch",
                        "--interval", "0.05", "--count", "2")
     check(rc == 1 and err.count("cannot reach") == 1,
@@ -283,8 +293,11 @@ try:
           f"bad requests counted: {bad}")
     # Closed connections are gone (lingering close saw the FIN): only the
     # scrape itself is open.
-    time.sleep(0.2)
-    r = raw(port, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+    for _ in range(60):  # bounded: up to 3 s on a loaded machine
+        time.sleep(0.05)
+        r = raw(port, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+        if b"\nwarren_admin_connections 1\n" in r:
+            break
     check(b"\nwarren_admin_connections 1\n" in r, "connections released")
 
     # connection cap and idle timeout of the libuv server

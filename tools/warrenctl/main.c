@@ -224,6 +224,9 @@ static int watch(const opts *o, const ctl_target *t) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
+  /* Restart interrupted writes of the output; poll() and nanosleep() are
+   * never restarted, so the loop still sees the flag promptly. */
+  sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   setvbuf(stdout, NULL, _IOLBF, 0);
