@@ -91,6 +91,12 @@ typedef struct field {
   uint8_t kind;
 } field;
 
+#define BAD_NAME_WS 1
+#define BAD_LINE_END 2
+#define BAD_TOO_MANY 4
+#define BAD_FOLD 8
+#define BAD_TRAILER_FOLD 16
+
 /* The engine shared by both directions. */
 typedef struct hp {
   llhttp_t p;
@@ -129,6 +135,7 @@ typedef struct hp {
   int trailers, trail_lf;
   const uint8_t *trail_at;
 
+  int bad; /* BAD_* seen inside spans, reported at the next _complete */
   int headers_done, msg_done;
   int err_status;
   const char *err_reason;
@@ -170,15 +177,20 @@ static int on_version(llhttp_t *p, const char *at, size_t len) {
   return 0;
 }
 
+/*
+ * Our checks only raise flags inside span callbacks and fail in the
+ * *_complete callbacks: a span may be delivered early (at the end of a
+ * read) or late, and llhttp's own errors later in the same token must win
+ * either way, so that the verdict does not depend on how input was split.
+ */
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   hp *e = hp_of(p);
-  for (size_t i = 0; i < len; i++)
-    if (at[i] == ' ' || at[i] == '\t')
-      return fail(e, 400, "whitespace in or after a header field name");
   if (!e->in_head && !e->trail_at) {
     e->trailers = 1;
     e->trail_at = (const uint8_t *)at;
   }
+  for (size_t i = 0; i < len; i++)
+    if (at[i] == ' ' || at[i] == '\t') e->bad |= BAD_NAME_WS;
   if (!e->in_field) {
     e->in_field = 1;
     e->in_value = 0;
@@ -188,20 +200,22 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
       /* The request line must end in CRLF: the first field starts two
        * bytes after the version (llhttp also takes a bare LF there). */
       if (e->nf == 0 && e->ver_seen && span_off(e, at) != e->ver_end + 2)
-        return fail(e, 400, "request line not terminated by CRLF");
-      if (e->nf == MAX_FIELDS)
-        return fail(e, 431, "more than 512 header fields");
-      if (e->nf == e->f_cap) {
-        size_t cap = e->f_cap ? e->f_cap * 2 : 32;
-        field *nf = wr_mem_realloc(e->mem, e->f, cap * sizeof(*nf));
-        if (!nf) {
-          e->nomem = 1;
-          return HPE_USER;
+        e->bad |= BAD_LINE_END;
+      if (e->nf == MAX_FIELDS) {
+        e->bad |= BAD_TOO_MANY;
+      } else {
+        if (e->nf == e->f_cap) {
+          size_t cap = e->f_cap ? e->f_cap * 2 : 32;
+          field *nf = wr_mem_realloc(e->mem, e->f, cap * sizeof(*nf));
+          if (!nf) {
+            e->nomem = 1;
+            return HPE_USER;
+          }
+          e->f = nf;
+          e->f_cap = cap;
         }
-        e->f = nf;
-        e->f_cap = cap;
+        e->f[e->nf].name_off = (uint32_t)span_off(e, at);
       }
-      e->f[e->nf].name_off = (uint32_t)span_off(e, at);
     }
   }
   e->field_len += len;
@@ -210,7 +224,12 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
 
 static int on_header_field_complete(llhttp_t *p) {
   hp *e = hp_of(p);
+  if (e->bad & BAD_LINE_END)
+    return fail(e, 400, "request line not terminated by CRLF");
+  if (e->bad & BAD_NAME_WS)
+    return fail(e, 400, "whitespace in or after a header field name");
   if (e->field_len == 0) return fail(e, 400, "empty header field name");
+  if (e->bad & BAD_TOO_MANY) return fail(e, 431, "more than 512 header fields");
   return 0;
 }
 
@@ -220,16 +239,14 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   if (!e->in_value) {
     /* llhttp skips leading whitespace, so a value that starts with some
      * is the continuation of a folded line whose first part was empty. */
-    if (len > 0 && (at[0] == ' ' || at[0] == '\t'))
-      return fail(e, 400, "obsolete line folding in a header");
+    if (len > 0 && (at[0] == ' ' || at[0] == '\t')) e->bad |= BAD_FOLD;
     e->in_value = 1;
     e->val_off = off;
     e->val_len = len;
   } else {
     /* Spans of one value are adjacent unless llhttp skipped a CRLF in
      * between: obs-fold. */
-    if (off != e->val_off + e->val_len)
-      return fail(e, 400, "obsolete line folding in a header");
+    if (off != e->val_off + e->val_len) e->bad |= BAD_FOLD;
     e->val_len += len;
   }
   return 0;
@@ -237,6 +254,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
 
 static int on_header_value_complete(llhttp_t *p) {
   hp *e = hp_of(p);
+  if (e->bad & BAD_FOLD)
+    return fail(e, 400, "obsolete line folding in a header");
   if (e->in_head && e->is_req) {
     field *f = &e->f[e->nf++];
     f->name_len = (uint32_t)e->field_len;
@@ -283,6 +302,7 @@ static void hp_msg_reset(hp *e) {
   e->ver_end = 0;
   e->body_off = 0;
   e->trailers = e->trail_lf = 0;
+  e->bad = 0;
   e->trail_at = NULL;
   memset(e->tail, 0, sizeof(e->tail));
   e->chunked = 0;
@@ -441,13 +461,14 @@ static wr_ssize hp_body(hp *e, const uint8_t *data, size_t len) {
   }
   if (e->trail_at && e->trail_at < data + used &&
       has_fold(e->trail_at, (size_t)(data + used - e->trail_at),
-               &e->trail_lf)) {
-    fail(e, 400, "obsolete line folding in a trailer");
-    return (wr_ssize)len;
-  }
+               &e->trail_lf))
+    e->bad |= BAD_TRAILER_FOLD;
   tail_push(e->tail, data, used);
   e->body_off += used;
-  if (e->msg_done && e->chunked && memcmp(e->tail, "\r\n\r\n", 4) != 0)
+  /* Reported when the message ends, for the same reason as above. */
+  if (e->msg_done && (e->bad & BAD_TRAILER_FOLD))
+    fail(e, 400, "obsolete line folding in a trailer");
+  else if (e->msg_done && e->chunked && memcmp(e->tail, "\r\n\r\n", 4) != 0)
     fail(e, 400, "chunked body not terminated by CRLF CRLF");
   return (wr_ssize)used;
 }
