@@ -6,14 +6,23 @@
  * Request direction (wr_http_req, visitor -> origin): parses every request
  * on a keep-alive connection, rejects what DESIGN.md's "Request path"
  * forbids (conflicting Content-Length/Transfer-Encoding, duplicate
- * Content-Length, obsolete line folding, bad chunk sizes -> 400; a head
- * over max_head -> 431), and rewrites each head: hop-by-hop headers
- * stripped (Connection and the headers it names, Keep-Alive, Proxy-*,
- * TE, Trailer; Upgrade kept when the request upgrades), X-Forwarded-For /
- * -Proto / -Host added (appended to an incoming X-Forwarded-For),
- * X-Request-Id added unless present, traceparent passed through.  Bodies
- * are not rewritten: BODY events are spans of the caller's input (chunk
- * framing included, already validated), so any size streams through.
+ * Content-Length, obsolete line folding, bad chunk sizes, Transfer-Encoding
+ * other than "chunked", bare LF line ends, a missing or repeated Host, HTTP
+ * versions other than 1.0/1.1 -> 400; CONNECT -> 405; a head over max_head
+ * or more than 512 fields -> 431), and rewrites each head: hop-by-hop
+ * headers stripped (Connection and the headers it names -- except Host,
+ * Content-Length and Transfer-Encoding, which are never stripped --,
+ * Keep-Alive, TE, Trailer, Proxy and every Proxy-* header including
+ * Proxy-Authorization; Upgrade kept when the request upgrades), incoming
+ * X-Forwarded-For values joined and client_addr appended, X-Forwarded-Proto
+ * and -Host replaced by ours, X-Request-Id added unless a usable one is
+ * present, traceparent passed through, "Connection: close" / "keep-alive"
+ * / "upgrade" re-added so the origin hop keeps the visitor's semantics.
+ * Absolute-form targets become origin-form with Host set to their
+ * authority.  Fields are re-emitted as "Name: value" in their order.
+ * Bodies are not rewritten: BODY events are spans of the caller's input
+ * (chunk framing and trailers included, already validated), so any size
+ * streams through.  docs/HTTP.md explains each choice.
  *
  * Response direction (wr_http_resp, origin -> visitor): finds where each
  * response ends (told which requests were HEAD), sees 1xx interim
@@ -62,8 +71,11 @@ typedef struct wr_http_ev {
   /* HEAD of a request: */
   const char *name;      /* NAME from Host "NAME.DOMAIN[:port]", lowercased,
                             NUL-terminated; NULL when Host is not under the
-                            domain (-> 404 naming ev.host) */
-  const char *host;      /* the Host header value as received (NUL-term.) */
+                            domain or NAME is not one DNS label (letters,
+                            digits, inner '-', <= 63) (-> 404 naming
+                            ev.host) */
+  const char *host;      /* the Host header value as received (NUL-term.;
+                            the URL's authority for absolute-form) */
   const char *request_id;/* X-Request-Id as forwarded */
   int method_head;       /* 1 for HEAD requests (tell the response side) */
   int expect_continue;   /* Expect: 100-continue */
