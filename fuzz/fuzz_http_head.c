@@ -47,7 +47,8 @@ static void put_int(out *o, long v) {
   char b[24];
   int n = 0;
   unsigned long u = v < 0 ? (unsigned long)-v : (unsigned long)v;
-  do b[n++] = (char)('0' + u % 10); while ((u /= 10) && n < 23);
+  do b[n++] = (char)('0' + u % 10);
+  while ((u /= 10) && n < 23);
   if (v < 0) put(o, "-", 1);
   while (n) put(o, &b[--n], 1);
 }
@@ -58,8 +59,9 @@ static void put_str(out *o, const char *s) {
 }
 
 static void record(out *o, const wr_http_ev *ev) {
-  char k = ev->type == WR_HTTP_EV_BODY ? 'B'
-           : ev->type == WR_HTTP_EV_RAW ? 'R' : 0;
+  char k = ev->type == WR_HTTP_EV_BODY  ? 'B'
+           : ev->type == WR_HTTP_EV_RAW ? 'R'
+                                        : 0;
   if (k && o->pend == k) {
     put(o, ev->data, ev->len);
     return;
@@ -191,8 +193,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const size_t heads[4] = {32768, 64, 300, 2048};
   if (size < 4) return 0;
   setup su = {
-      .cfg = {.domain = "localhost", .client_addr = "192.0.2.9",
-              .proto = "http", .max_head = heads[data[0] & 3]},
+      .cfg = {.domain = "localhost",
+              .client_addr = "192.0.2.9",
+              .proto = "http",
+              .max_head = heads[data[0] & 3]},
       .refuse = data[0] >> 2 & 1,
       .eof = data[0] >> 3 & 1,
       .seed = data[1],

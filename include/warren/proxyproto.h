@@ -31,13 +31,13 @@
 #define WR_PROXY_V2_MAX 2048
 
 typedef struct wr_proxy_info {
-  int version;       /* 1 or 2 */
-  int local;         /* 1: no client address (v1 UNKNOWN, v2 LOCAL, v2
-                        UNSPEC or UNIX family): keep the socket's peer */
-  wr_addr src;       /* the client, when !local */
-  wr_addr dst;       /* the address the client connected to */
-  char src_str[48];  /* src as text ("192.0.2.1", "2001:db8::1"), for
-                        X-Forwarded-For; "" when local */
+  int version;      /* 1 or 2 */
+  int local;        /* 1: no client address (v1 UNKNOWN, v2 LOCAL, v2
+                       UNSPEC or UNIX family): keep the socket's peer */
+  wr_addr src;      /* the client, when !local */
+  wr_addr dst;      /* the address the client connected to */
+  char src_str[48]; /* src as text ("192.0.2.1", "2001:db8::1"), for
+                       X-Forwarded-For; "" when local */
 } wr_proxy_info;
 
 /*

@@ -74,16 +74,16 @@ enum { ST_HEAD, ST_BODY, ST_END, ST_UPGRADE, ST_RAW, ST_CLOSED, ST_DEAD };
 
 /* What the request policy does with a field (decided once per head). */
 enum {
-  K_KEEP,     /* forwarded as is */
-  K_DROP,     /* hop-by-hop or replaced by ours */
+  K_KEEP, /* forwarded as is */
+  K_DROP, /* hop-by-hop or replaced by ours */
   K_HOST,
   K_CONN,
   K_TE,
-  K_UPGRADE,  /* kept only when the request upgrades */
-  K_XFF,      /* folded into our X-Forwarded-For */
-  K_RID,      /* X-Request-Id */
+  K_UPGRADE, /* kept only when the request upgrades */
+  K_XFF,     /* folded into our X-Forwarded-For */
+  K_RID,     /* X-Request-Id */
   K_EXPECT,
-  K_CL,       /* Content-Length: framing, always kept */
+  K_CL, /* Content-Length: framing, always kept */
 };
 
 typedef struct field {
@@ -111,12 +111,12 @@ typedef struct hp {
 
   /* The current head. */
   int in_head;
-  size_t head_len;      /* head bytes consumed so far */
-  const uint8_t *head;  /* complete head (input or raw) */
-  uint8_t *raw;         /* partial head copied across reads */
+  size_t head_len;     /* head bytes consumed so far */
+  const uint8_t *head; /* complete head (input or raw) */
+  uint8_t *raw;        /* partial head copied across reads */
   size_t raw_cap;
 
-  field *f;             /* request fields (responses keep none) */
+  field *f; /* request fields (responses keep none) */
   size_t nf, f_cap;
   int in_field, in_value;
   size_t field_len, val_off, val_len;
@@ -127,7 +127,7 @@ typedef struct hp {
 
   /* The current body. */
   size_t body_off;
-  uint8_t tail[4];      /* last 4 bytes of the message so far */
+  uint8_t tail[4]; /* last 4 bytes of the message so far */
   int chunked;
 
   /* Trailers of a chunked body: scanned for obs-fold from the first
@@ -419,8 +419,9 @@ static wr_ssize hp_head(hp *e, const uint8_t *data, size_t len, int *done) {
     return (wr_ssize)n;
   }
   if (e->head_len + n >= e->max_head) {
-    fail(e, 431, e->is_req ? "request head larger than the limit"
-                           : "response head larger than the limit");
+    fail(e, 431,
+         e->is_req ? "request head larger than the limit"
+                   : "response head larger than the limit");
     return (wr_ssize)n;
   }
   if (!slow) {
@@ -460,8 +461,7 @@ static wr_ssize hp_body(hp *e, const uint8_t *data, size_t len) {
     return (wr_ssize)len;
   }
   if (e->trail_at && e->trail_at < data + used &&
-      has_fold(e->trail_at, (size_t)(data + used - e->trail_at),
-               &e->trail_lf))
+      has_fold(e->trail_at, (size_t)(data + used - e->trail_at), &e->trail_lf))
     e->bad |= BAD_TRAILER_FOLD;
   tail_push(e->tail, data, used);
   e->body_off += used;
@@ -655,8 +655,8 @@ static int conn_parse(conn_opts *c, const uint8_t *v, size_t n) {
 
 static int conn_lists(const conn_opts *c, const uint8_t *name, size_t n) {
   for (size_t i = 0; i < c->count; i++)
-    if (c->n[i] == n && strncasecmp((const char *)c->p[i],
-                                    (const char *)name, n) == 0)
+    if (c->n[i] == n &&
+        strncasecmp((const char *)c->p[i], (const char *)name, n) == 0)
       return 1;
   return 0;
 }
@@ -755,8 +755,10 @@ static int req_head_done(wr_http_req *h, wr_http_ev *ev) {
   if (p->http_major != 1 || p->http_minor > 1)
     return fail(e, 400, "only HTTP/1.0 and HTTP/1.1 are supported"), 0;
   if (p->method == HTTP_CONNECT)
-    return fail(e, 405, "CONNECT is not supported: warren is not a "
-                        "forward proxy"), 0;
+    return fail(e, 405,
+                "CONNECT is not supported: warren is not a "
+                "forward proxy"),
+           0;
   /* The head must end in CRLF CRLF and, without fields, the request line
    * in CRLF too (llhttp takes a bare LF in both places). */
   if (e->head_len < 4 || memcmp(hd + e->head_len - 4, "\r\n\r\n", 4) != 0 ||
@@ -788,8 +790,7 @@ static int req_head_done(wr_http_req *h, wr_http_ev *ev) {
     case K_TE:
       nte++;
       if (!ieq(v, vn, "chunked"))
-        return fail(e, 400, "unsupported Transfer-Encoding (only chunked)"),
-               0;
+        return fail(e, 400, "unsupported Transfer-Encoding (only chunked)"), 0;
       break;
     case K_XFF:
       xff_len += vn + 2;
@@ -979,8 +980,8 @@ static int req_head_done(wr_http_req *h, wr_http_ev *ev) {
   e->chunked = (p->flags & F_CHUNKED) != 0;
   /* A body follows when it is chunked or has a non-zero length (llhttp
    * has checked that the two do not come together). */
-  int body = e->chunked ||
-             ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+  int body =
+      e->chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
   if (body) {
     e->state = ST_BODY;
     llhttp_resume(p);

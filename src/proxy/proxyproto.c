@@ -76,8 +76,7 @@ static int v1_addr(const char *f, size_t n, int family, wr_addr *a) {
 static wr_ssize parse_v1(const uint8_t *data, size_t len, wr_proxy_info *info) {
   static const char pre[] = "PROXY ";
   size_t scan = WR_MIN(len, (size_t)WR_PROXY_V1_MAX);
-  if (memcmp(data, pre, WR_MIN(len, sizeof(pre) - 1)) != 0)
-    return WR_ERR_PROTO;
+  if (memcmp(data, pre, WR_MIN(len, sizeof(pre) - 1)) != 0) return WR_ERR_PROTO;
   const uint8_t *lf = memchr(data, '\n', scan);
   if (!lf) {
     /* Only a CR may end the bytes so far; everything else must be a
@@ -120,8 +119,8 @@ static wr_ssize parse_v1(const uint8_t *data, size_t len, wr_proxy_info *info) {
       v1_addr(fd, nd, family, &info->dst) ||
       v1_port(fsp, nsp, &info->src.port) || v1_port(fdp, ndp, &info->dst.port))
     return WR_ERR_PROTO;
-  if (!inet_ntop(family == 4 ? AF_INET : AF_INET6, info->src.ip,
-                 info->src_str, sizeof(info->src_str)))
+  if (!inet_ntop(family == 4 ? AF_INET : AF_INET6, info->src.ip, info->src_str,
+                 sizeof(info->src_str)))
     return WR_ERR_PROTO;
   return (wr_ssize)hlen;
 }
@@ -129,8 +128,7 @@ static wr_ssize parse_v1(const uint8_t *data, size_t len, wr_proxy_info *info) {
 /* ---- v2 ---- */
 
 static wr_ssize parse_v2(const uint8_t *data, size_t len, wr_proxy_info *info) {
-  if (memcmp(data, v2sig, WR_MIN(len, sizeof(v2sig))) != 0)
-    return WR_ERR_PROTO;
+  if (memcmp(data, v2sig, WR_MIN(len, sizeof(v2sig))) != 0) return WR_ERR_PROTO;
   if (len > 12) {
     uint8_t vc = data[12];
     if ((vc >> 4) != 2 || (vc & 15) > 1) return WR_ERR_PROTO;

@@ -16,8 +16,8 @@
 #include "warren/http.h"
 
 /* Parses |page| as the response to one GET; returns the body. */
-static void parse_page(const uint8_t *page, size_t len, int status,
-                       char *body, size_t body_cap) {
+static void parse_page(const uint8_t *page, size_t len, int status, char *body,
+                       size_t body_cap) {
   wr_http_resp *h;
   assert_int_equal(wr_http_resp_new(&h, 0, NULL), 0);
   assert_int_equal(wr_http_resp_expect(h, 0, 0), 0);
@@ -97,8 +97,8 @@ static void test_not_found(void **state) {
   (void)state;
   uint8_t buf[WR_HTTP_ERROR_PAGE_MAX];
   char body[2048];
-  wr_ssize n = wr_http_not_found_page(buf, sizeof(buf), "app.localhost",
-                                      "app", "localhost", NULL);
+  wr_ssize n = wr_http_not_found_page(buf, sizeof(buf), "app.localhost", "app",
+                                      "localhost", NULL);
   assert_true(n > 0);
   parse_page(buf, (size_t)n, 404, body, sizeof(body));
   assert_string_equal(body,

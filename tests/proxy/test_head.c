@@ -25,7 +25,7 @@
 typedef struct tr {
   char *s;
   size_t len;
-  char pend; /* 'B' or 'R' while joining body/raw spans */
+  char pend;       /* 'B' or 'R' while joining body/raw spans */
   size_t pend_len; /* where the pending BODY/RAW line starts */
   int n_err;
 } tr;
@@ -53,7 +53,7 @@ static void tr_flush(tr *t) {
 
 /* Rendering one event; spans of the same kind are joined. */
 static void tr_event(tr *t, const wr_http_ev *ev) {
-  char k = ev->type == WR_HTTP_EV_BODY ? 'B'
+  char k = ev->type == WR_HTTP_EV_BODY  ? 'B'
            : ev->type == WR_HTTP_EV_RAW ? 'R'
                                         : 0;
   if (k && t->pend == k) {
@@ -182,13 +182,13 @@ static char *run_req(const char *in) {
   return run_req_cfg(&base_cfg, in, strlen(in), NULL);
 }
 
-#define HAS(s, sub)                                                          \
-  do {                                                                       \
-    if (!strstr((s), (sub))) fail_msg("missing <%s> in:\n%s", (sub), (s));   \
+#define HAS(s, sub)                                                            \
+  do {                                                                         \
+    if (!strstr((s), (sub))) fail_msg("missing <%s> in:\n%s", (sub), (s));     \
   } while (0)
-#define HASNT(s, sub)                                                        \
-  do {                                                                       \
-    if (strstr((s), (sub))) fail_msg("unexpected <%s> in:\n%s", (sub), (s)); \
+#define HASNT(s, sub)                                                          \
+  do {                                                                         \
+    if (strstr((s), (sub))) fail_msg("unexpected <%s> in:\n%s", (sub), (s));   \
   } while (0)
 
 static void expect_req_error(const char *in, int status, const char *why) {
@@ -296,19 +296,19 @@ static void test_absolute_form(void **state) {
   free(s);
   expect_req_error("GET http://u@app.localhost/ HTTP/1.1\r\nHost: x\r\n\r\n",
                    400, "user info");
-  expect_req_error("GET ftp://app.localhost/ HTTP/1.1\r\nHost: x\r\n\r\n",
-                   400, NULL);
+  expect_req_error("GET ftp://app.localhost/ HTTP/1.1\r\nHost: x\r\n\r\n", 400,
+                   NULL);
 }
 
 static void test_hop_by_hop(void **state) {
   (void)state;
-  char *s = run_req(
-      "GET / HTTP/1.1\r\nHost: app.localhost\r\n"
-      "Connection: keep-alive, X-Secret, Content-Length\r\n"
-      "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n"
-      "Proxy-Authorization: Basic abc\r\nProxy: http://evil\r\n"
-      "TE: trailers\r\nTrailer: X-T\r\nUpgrade: h2c\r\nX-Secret: 1\r\n"
-      "X-Other: 2\r\nContent-Length: 0\r\n\r\n");
+  char *s =
+      run_req("GET / HTTP/1.1\r\nHost: app.localhost\r\n"
+              "Connection: keep-alive, X-Secret, Content-Length\r\n"
+              "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n"
+              "Proxy-Authorization: Basic abc\r\nProxy: http://evil\r\n"
+              "TE: trailers\r\nTrailer: X-T\r\nUpgrade: h2c\r\nX-Secret: 1\r\n"
+              "X-Other: 2\r\nContent-Length: 0\r\n\r\n");
   HASNT(s, "Connection");
   HASNT(s, "Keep-Alive");
   HASNT(s, "Proxy");
@@ -339,8 +339,7 @@ static void test_forwarded_headers(void **state) {
   HAS(s, "rid=abc-123 ");
   HAS(s, "X-Request-Id: abc-123\r\n");
   /* Only one X-Request-Id line. */
-  assert_ptr_equal(strstr(strstr(s, "X-Request-Id") + 1, "X-Request-Id"),
-                   NULL);
+  assert_ptr_equal(strstr(strstr(s, "X-Request-Id") + 1, "X-Request-Id"), NULL);
   free(s);
   /* An unusable incoming id is replaced. */
   s = run_req("GET / HTTP/1.1\r\nHost: app.localhost\r\n"
@@ -437,10 +436,10 @@ static void test_smuggling_rejected(void **state) {
   (void)state;
   const char *h = "POST / HTTP/1.1\r\nHost: app.localhost\r\n";
   char in[512];
-#define REJ(extra, status, why)                                              \
-  do {                                                                       \
-    snprintf(in, sizeof(in), "%s%s", h, extra);                              \
-    expect_req_error(in, status, why);                                       \
+#define REJ(extra, status, why)                                                \
+  do {                                                                         \
+    snprintf(in, sizeof(in), "%s%s", h, extra);                                \
+    expect_req_error(in, status, why);                                         \
   } while (0)
   REJ("Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400, NULL);
   REJ("Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400, NULL);
@@ -656,8 +655,8 @@ static void test_set_client_addr(void **state) {
   wr_ssize r = wr_http_req_feed(h, (const uint8_t *)in, strlen(in), &ev);
   assert_int_equal((size_t)r, strlen(in));
   assert_int_equal(ev.type, WR_HTTP_EV_HEAD);
-  assert_non_null(memmem(ev.data, ev.len, "X-Forwarded-For: 2001:db8::1\r\n",
-                         30));
+  assert_non_null(
+      memmem(ev.data, ev.len, "X-Forwarded-For: 2001:db8::1\r\n", 30));
   /* The END at the very end of the input comes from a len-0 call. */
   r = wr_http_req_feed(h, NULL, 0, &ev);
   assert_int_equal(r, 0);
@@ -724,13 +723,12 @@ typedef struct exp_req {
 } exp_req;
 
 static char *resp_once(const exp_req *reqs, size_t nreq, const uint8_t *in,
-                       size_t len, const size_t *cuts, size_t ncuts,
-                       int eof, int *eof_rv) {
+                       size_t len, const size_t *cuts, size_t ncuts, int eof,
+                       int *eof_rv) {
   wr_http_resp *h;
   assert_int_equal(wr_http_resp_new(&h, 4096, NULL), 0);
   for (size_t i = 0; i < nreq; i++)
-    assert_int_equal(wr_http_resp_expect(h, reqs[i].head, reqs[i].upgrade),
-                     0);
+    assert_int_equal(wr_http_resp_expect(h, reqs[i].head, reqs[i].upgrade), 0);
   tr t = {.s = calloc(1, OUT_CAP)};
   size_t start = 0;
   for (size_t c = 0; c <= ncuts; c++) {
@@ -770,11 +768,11 @@ static char *run_resp(const exp_req *reqs, size_t nreq, const char *in,
                       int eof) {
   size_t len = strlen(in);
   int rv;
-  char *whole = resp_once(reqs, nreq, (const uint8_t *)in, len, NULL, 0, eof,
-                          &rv);
+  char *whole =
+      resp_once(reqs, nreq, (const uint8_t *)in, len, NULL, 0, eof, &rv);
   for (size_t cut = 1; cut < len; cut++) {
-    char *s = resp_once(reqs, nreq, (const uint8_t *)in, len, &cut, 1, eof,
-                        &rv);
+    char *s =
+        resp_once(reqs, nreq, (const uint8_t *)in, len, &cut, 1, eof, &rv);
     if (strcmp(s, whole) != 0)
       fail_msg("split at %zu differs:\n%s\n--- whole:\n%s", cut, s, whole);
     free(s);
@@ -801,16 +799,15 @@ static void test_resp_basic(void **state) {
                      "3\r\nabc\r\n0\r\nT: 1\r\n\r\n"
                      "HTTP/1.1 204 No Content\r\n\r\n",
                      0);
-  const char *want =
-      "HEAD name=- host=- rid=- mh=0 exp=0 up=0 ka=1 st=200\n"
-      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
-      "BODY[hello]\nEND ka=1\n"
-      "HEAD name=- host=- rid=- mh=0 exp=0 up=0 ka=1 st=200\n"
-      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-      "BODY[3\r\nabc\r\n0\r\nT: 1\r\n\r\n]\nEND ka=1\n"
-      "HEAD name=- host=- rid=- mh=0 exp=0 up=0 ka=1 st=204\n"
-      "HTTP/1.1 204 No Content\r\n\r\n"
-      "END ka=1\npending=0";
+  const char *want = "HEAD name=- host=- rid=- mh=0 exp=0 up=0 ka=1 st=200\n"
+                     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+                     "BODY[hello]\nEND ka=1\n"
+                     "HEAD name=- host=- rid=- mh=0 exp=0 up=0 ka=1 st=200\n"
+                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "BODY[3\r\nabc\r\n0\r\nT: 1\r\n\r\n]\nEND ka=1\n"
+                     "HEAD name=- host=- rid=- mh=0 exp=0 up=0 ka=1 st=204\n"
+                     "HTTP/1.1 204 No Content\r\n\r\n"
+                     "END ka=1\npending=0";
   assert_string_equal(s, want);
   free(s);
 }

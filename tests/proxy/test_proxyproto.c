@@ -136,8 +136,8 @@ static size_t v2(uint8_t *out, uint8_t vc, uint8_t fam, const uint8_t *addr,
 static void test_v2(void **state) {
   (void)state;
   uint8_t h[3000];
-  static const uint8_t a4[12] = {192, 0, 2, 1, 198, 51, 100, 2,
-                                 0xdc, 0x04, 0x01, 0xbb};
+  static const uint8_t a4[12] = {192, 0, 2,    1,    198,  51,
+                                 100, 2, 0xdc, 0x04, 0x01, 0xbb};
   size_t n = v2(h, 0x21, 0x11, a4, 12, NULL, 0);
   wr_proxy_info i = check_valid(h, n);
   assert_int_equal(i.version, 2);
@@ -146,8 +146,8 @@ static void test_v2(void **state) {
   assert_int_equal(i.src.port, 56324);
   assert_int_equal(i.dst.port, 443);
   /* TLVs (AWS VPC endpoint id, a NOOP) are skipped. */
-  static const uint8_t tlv[] = {0xea, 0x00, 0x05, 0x01, 'v', 'p', 'c', 'e',
-                                0x04, 0x00, 0x00};
+  static const uint8_t tlv[] = {0xea, 0x00, 0x05, 0x01, 'v', 'p',
+                                'c',  'e',  0x04, 0x00, 0x00};
   n = v2(h, 0x21, 0x11, a4, 12, tlv, sizeof(tlv));
   i = check_valid(h, n);
   assert_string_equal(i.src_str, "192.0.2.1");
