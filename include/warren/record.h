@@ -7,7 +7,8 @@
  *   u16 ciphertext_len (big-endian, = plaintext_len + 16) | ciphertext | tag
  *
  * The length header is the AEAD's associated data.  The 96-bit nonce is an
- * implicit per-direction counter (never sent, never reused).  Both sides
+ * implicit per-direction counter (4 zero bytes | u64 big-endian record
+ * number; never sent, never reused).  Both sides
  * rekey deterministically (key' = BLAKE2b(key, "warren rekey")) every
  * WR_RECORD_REKEY_INTERVAL records, long before the counter could wrap, so
  * no message is needed to rekey.
@@ -33,7 +34,11 @@ typedef enum wr_aead {
   WR_AEAD_CHACHA20POLY1305 = 2,
 } wr_aead;
 
-/* AES-256-GCM when this CPU has AES-NI (and PCLMULQDQ), else ChaCha. */
+/*
+ * AES-256-GCM when this CPU has AES-NI (and PCLMULQDQ), else ChaCha.  The
+ * environment variable WARREN_AEAD=aes|chacha overrides the CPU check (for
+ * tests and benchmarks).
+ */
 wr_aead wr_aead_preferred(void);
 const char *wr_aead_name(wr_aead alg);
 
@@ -71,5 +76,13 @@ wr_ssize wr_record_open(wr_record *rec, uint8_t *buf, size_t len,
 
 /* Records sealed or opened so far (the current nonce counter). */
 uint64_t wr_record_count(const wr_record *rec);
+
+/*
+ * Testing only: rekey every |interval| records instead of
+ * WR_RECORD_REKEY_INTERVAL (0 restores the default), so tests can cross a
+ * rekey.  Both directions of a link must use the same interval; call it
+ * before the first record.
+ */
+void wr__record_set_rekey_interval(wr_record *rec, uint64_t interval);
 
 #endif
