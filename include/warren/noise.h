@@ -20,7 +20,11 @@
  * WR_ERR_REPLAY instead of leaving a half-open session.  Message 2's
  * payload names the AEAD chosen for the records.
  *
- * On the wire each handshake message is framed as u16 length | message.
+ * On the wire each handshake message is framed as u16 length | message
+ * (big-endian; message 1 is 59 bytes, message 2 is 49).  A responder that
+ * rejects message 1 may answer with a 4-byte reject frame instead of
+ * message 2 (wr_noise_write_reject), so the client can say why.
+ * docs/TUNNEL-CRYPTO.md has the details and the reasoning.
  */
 #ifndef WARREN_NOISE_H
 #define WARREN_NOISE_H
@@ -31,40 +35,74 @@
 #define WR_NOISE_KEY_LEN 32
 #define WR_NOISE_MAX_MSG 512
 #define WR_NOISE_MAX_SKEW_MS (120 * 1000)
+#define WR_NOISE_VERSION 1 /* first byte of message 1's payload */
 
 typedef struct wr_noise wr_noise;
 
 /* Shared across all responder handshakes of one node: seen ephemerals. */
 typedef struct wr_noise_replay wr_noise_replay;
 
+/*
+ * A replay cache holding up to |capacity| initiator ephemeral keys, each
+ * until its message's timestamp is WR_NOISE_MAX_SKEW_MS old.  When all are
+ * still live the oldest is overwritten (counted by
+ * wr_noise_replay_evicted), so size it for the handshake rate: an entry
+ * lives at most 2 * WR_NOISE_MAX_SKEW_MS = 240 s, so 65536 entries (3 MiB)
+ * cover 270 handshakes/s.  Returns 0, WR_ERR_INVAL (capacity 0) or
+ * WR_ERR_NOMEM.  Not thread-safe: one per event loop.
+ */
 int wr_noise_replay_new(wr_noise_replay **prc, size_t capacity,
                         const wr_mem *mem);
 void wr_noise_replay_del(wr_noise_replay *rc);
+/* Live entries overwritten because the cache was full (a metric). */
+uint64_t wr_noise_replay_evicted(const wr_noise_replay *rc);
 
-/* The fleet key pair derives from the cluster secret (see keys below). */
+/*
+ * The fleet key pair derives from the cluster secret (see keys below).
+ * |rand| fills the ephemeral private key (NULL: libsodium randombytes_buf;
+ * tests pass wr_pcg32_fill).  The responder requires a replay cache |rc|,
+ * which must outlive it.  Both return 0, WR_ERR_INVAL (NULL key or cache)
+ * or WR_ERR_NOMEM.  The AEAD preference starts as wr_aead_preferred().
+ */
 int wr_noise_initiator_new(wr_noise **pn, const uint8_t fleet_pub[32],
                            wr_rand_fn rand, void *rand_ud, const wr_mem *mem);
 int wr_noise_responder_new(wr_noise **pn, const uint8_t fleet_priv[32],
                            wr_noise_replay *rc, wr_rand_fn rand, void *rand_ud,
                            const wr_mem *mem);
+/* Wipes every key and frees.  NULL is ignored. */
 void wr_noise_del(wr_noise *n);
+
+/*
+ * Overrides this side's AEAD preference (tests, benchmarks); only before
+ * the first message.  AES-256-GCM is chosen only when both sides prefer
+ * it, else ChaCha20-Poly1305.  Returns 0 or WR_ERR_INVAL.
+ */
+int wr_noise_set_aead(wr_noise *n, wr_aead preferred);
 
 /*
  * Writes the next handshake message (framed: u16 len | msg) into |dst|.
  * Initiator: message 1; responder: message 2 (after reading message 1).
  * |wall_ms| is Unix time in ms (only message 1 uses it).  Returns the
- * framed length, WR_ERR_NOBUF, or WR_ERR_INVAL when it is not this side's
- * turn.
+ * framed length, WR_ERR_NOBUF (nothing changed), or WR_ERR_INVAL when it
+ * is not this side's turn (or the pinned key is a low-order point).  The
+ * responder is done after writing message 2.
  */
 wr_ssize wr_noise_write(wr_noise *n, uint8_t *dst, size_t cap,
                         uint64_t wall_ms);
 
 /*
  * Reads one framed handshake message from |buf|.  Returns bytes consumed,
- * 0 when |buf| holds less than a whole message, or an error:
- * WR_ERR_PROTO (malformed/oversized), WR_ERR_DECRYPT (wrong fleet key:
- * the message does not authenticate), WR_ERR_REPLAY (stale timestamp or
- * a replayed ephemeral), WR_ERR_INVAL (not this side's turn).
+ * 0 when |buf| holds less than a whole message (a length that no message
+ * can have fails at once instead), or an error:
+ * WR_ERR_PROTO (malformed/oversized, low-order key, no common AEAD),
+ * WR_ERR_DECRYPT (wrong fleet key: the message does not authenticate;
+ * at the initiator: message 2 was tampered with), WR_ERR_REPLAY (stale
+ * timestamp or a replayed ephemeral), WR_ERR_VERSION (message 1 of another
+ * protocol version), WR_ERR_INVAL (not this side's turn, or an earlier
+ * error).  At the initiator a reject frame gives WR_ERR_AUTH (the node
+ * could not authenticate message 1: wrong --fleet-key), WR_ERR_REPLAY
+ * (clock skew) or WR_ERR_VERSION.  After an error the handshake is dead.
+ * |wall_ms| (Unix time in ms) is used by the responder only.
  */
 wr_ssize wr_noise_read(wr_noise *n, const uint8_t *buf, size_t len,
                        uint64_t wall_ms);
@@ -80,9 +118,23 @@ typedef struct wr_noise_keys {
   uint8_t send[32];
   uint8_t recv[32];
   wr_aead aead;
-  uint8_t handshake_hash[32]; /* channel binding, e.g. for logs */
+  uint8_t handshake_hash[32]; /* first half of h: channel binding, logs */
 } wr_noise_keys;
 int wr_noise_split(wr_noise *n, wr_noise_keys *keys);
+
+/*
+ * The responder's answer to a message 1 that wr_noise_read rejected with
+ * |err| (WR_ERR_DECRYPT, WR_ERR_REPLAY or WR_ERR_VERSION): a 4-byte frame
+ * (u16 2 | 0xff | reason) to write before closing.  It is not
+ * authenticated, so it only helps an honest client explain the failure.
+ * Returns 4, WR_ERR_NOBUF, or WR_ERR_INVAL for other errors (send nothing,
+ * just close).
+ */
+wr_ssize wr_noise_write_reject(uint8_t *dst, size_t cap, int err);
+
+/* Testing only: the Noise HKDF with two outputs (spec section 4.3). */
+void wr__noise_hkdf(const uint8_t ck[64], const uint8_t *ikm, size_t len,
+                    uint8_t o1[64], uint8_t o2[64]);
 
 /*
  * Cluster secret handling (`warren keygen`, `warren pubkey`): a cluster
