@@ -561,6 +561,11 @@ static void test_failmalloc(void **state) {
 }
 
 int main(void) {
+#ifdef WR_FUZZING
+  /* Fuzzing builds replace the handshake AEAD by the identity (noise.c):
+   * the known answers and tamper checks cannot hold there. */
+  return 77; /* meson: skipped */
+#endif
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_known_answer),
       cmocka_unit_test(test_hkdf_known_answer),
