@@ -44,9 +44,10 @@ typedef struct wr_noise_replay wr_noise_replay;
 
 /*
  * A replay cache holding up to |capacity| initiator ephemeral keys, each
- * until its message's timestamp is WR_NOISE_MAX_SKEW_MS old.  When all are
- * still live the oldest is overwritten (counted by
- * wr_noise_replay_evicted), so size it for the handshake rate: an entry
+ * until its message's timestamp is WR_NOISE_MAX_SKEW_MS old.  Entries
+ * sit in buckets of 16 by key, so a lookup costs the same at any size.
+ * When a bucket is full of live entries its oldest is overwritten (counted
+ * by wr_noise_replay_evicted), so size it for the handshake rate: an entry
  * lives at most 2 * WR_NOISE_MAX_SKEW_MS = 240 s, so 65536 entries (3 MiB)
  * cover 270 handshakes/s.  Returns 0, WR_ERR_INVAL (capacity 0) or
  * WR_ERR_NOMEM.  Not thread-safe: one per event loop.
