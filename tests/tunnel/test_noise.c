@@ -337,6 +337,21 @@ static void test_replay(void **state) {
   wr_noise_replay_del(rc2);
   assert_int_equal(wr_noise_replay_evicted(rc), 0);
   pair_del(&p);
+  /* The cache remembers the fleet public key per private key: a responder
+   * with another key on the same cache uses its own. */
+  uint8_t sec2[32] = {42}, pub2[32], priv2[32], m[80];
+  wr_noise *i2;
+  wr_keys_fleet_keypair(sec2, pub2, priv2);
+  assert_int_equal(wr_noise_initiator_new(&i2, pub2, wr_pcg32_fill, &g, NULL),
+                   0);
+  assert_int_equal(
+      wr_noise_responder_new(&r2, priv2, rc, wr_pcg32_fill, &g, NULL), 0);
+  wr_ssize n = wr_noise_write(i2, m, sizeof m, TS);
+  assert_int_equal(wr_noise_read(r2, m, (size_t)n, TS), n);
+  n = wr_noise_write(r2, m, sizeof m, TS);
+  assert_int_equal(wr_noise_read(i2, m, (size_t)n, TS), n);
+  wr_noise_del(i2);
+  wr_noise_del(r2);
   wr_noise_replay_del(rc);
 }
 
