@@ -1,0 +1,39 @@
+/*
+ * The client program's logic (src/tunnel/client.c): `warren http PORT`.
+ *
+ * It dials a node's public port, upgrades to `warren/1`, runs the link as
+ * Noise initiator pinning the fleet key, says Hello and Bind, and then
+ * serves every stream the node opens by connecting to the local server
+ * and piping bytes both ways (with the mux's credit as backpressure).
+ * When the link drops it reconnects with jittered exponential backoff
+ * (250 ms doubling to a 30 s cap), forever, and binds the same name.
+ */
+#ifndef WARREN_CLIENT_H
+#define WARREN_CLIENT_H
+
+#include <uv.h>
+
+typedef struct wr_client wr_client;
+
+typedef struct wr_client_config {
+  const char *node;        /* "HOST:PORT" of the node's public port */
+  uint8_t fleet_pub[32];   /* pinned fleet public key */
+  const char *token;       /* may be NULL */
+  const char *name;        /* requested name; NULL/"" = the node picks */
+  const char *local_host;  /* "127.0.0.1" */
+  int local_port;
+  /* Once per bind; |first| is 1 the first time. */
+  void (*on_bound)(const char *name, const char *url, int first, void *ud);
+  /* An error retrying cannot fix (wrong fleet key, name taken, bad token)
+   * before the first bind: |line| is the one line to show the user. */
+  void (*on_fatal)(const char *line, void *ud);
+  void *ud;
+} wr_client_config;
+
+int wr_client_start(wr_client **pc, uv_loop_t *loop,
+                    const wr_client_config *cfg);
+/* Closes the link and every local connection; |done| runs when all
+ * handles are closed and the client is freed. */
+void wr_client_stop(wr_client *c, void (*done)(void *ud), void *ud);
+
+#endif

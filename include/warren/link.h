@@ -1,0 +1,93 @@
+/*
+ * wr_link: one encrypted, multiplexed tunnel link over a libuv TCP handle
+ * (src/tunnel/tunnel_uv.c).  It owns the socket after the HTTP Upgrade
+ * exchange and runs, in order, the Noise NK handshake (noise.h), sealed
+ * records (record.h) and the stream multiplexer (mux.h).  Both the node
+ * (responder) and the client (initiator) use it.
+ *
+ * The application talks to the mux directly (wr_link_mux) from its
+ * callbacks and then calls wr_link_flush(): output is produced once per
+ * loop turn (a uv_prepare handle), so many small writes coalesce into few
+ * records and one uv_write.
+ *
+ * Lifetime: wr_link_close() (or a fatal error) closes the socket; the
+ * `closed` callback fires exactly once, after which the link is freed.
+ */
+#ifndef WARREN_LINK_H
+#define WARREN_LINK_H
+
+#include <uv.h>
+
+#include "warren/mux.h"
+#include "warren/noise.h"
+
+typedef struct wr_link wr_link;
+
+typedef struct wr_link_callbacks {
+  /* Handshake done; the mux is usable. */
+  void (*ready)(wr_link *l, void *ud);
+  /* The link is gone (err = 0 for a local close, else why).  Every stream
+   * is already closed (stream_close is NOT called for them: the app drops
+   * its per-stream state here).  The link is freed after this returns. */
+  void (*closed)(wr_link *l, int err, void *ud);
+  /*
+   * The mux events, delivered after the mux call that produced them has
+   * returned, so handlers may call any mux function (the mux forbids that
+   * inside its own callbacks).  |sud| is the stream's user data as it was
+   * when the event happened (NULL once the app cleared it).
+   * stream_data hands over |buf| (malloc'd, the app frees it): it is what
+   * the app writes to its socket, so the bytes are copied only once; the
+   * app returns credit with wr_mux_stream_consume after the write.
+   * A handler returning non-zero closes the link.
+   */
+  int (*stream_open)(wr_link *l, uint32_t sid, const uint8_t *meta,
+                     size_t len, void *ud);
+  int (*stream_data)(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
+                     size_t len, void *ud);
+  int (*stream_fin)(wr_link *l, uint32_t sid, void *sud, void *ud);
+  int (*stream_close)(wr_link *l, uint32_t sid, void *sud, int64_t code,
+                      int by_peer, void *ud);
+  int (*stream_writable)(wr_link *l, uint32_t sid, void *sud, void *ud);
+  int (*control)(wr_link *l, const uint8_t *msg, size_t len, void *ud);
+  int (*goaway)(wr_link *l, uint32_t code, void *ud);
+} wr_link_callbacks;
+
+typedef struct wr_link_config {
+  int initiator;                 /* 1: client side (Noise initiator) */
+  uint8_t fleet_key[32];         /* initiator: fleet public key;
+                                    responder: fleet private key */
+  wr_noise_replay *replay;       /* responder only: the node's cache */
+  wr_mux_config mux;             /* wr_mux_config_default() if zeroed */
+  const char *peer;              /* "127.0.0.1:8081", for messages */
+} wr_link_config;
+
+/*
+ * Takes over |tcp| (already connected, reading stopped; its memory must
+ * come from malloc and is freed by the link).  |pre|/|prelen| are bytes
+ * already read past the Upgrade exchange (copied).  Returns 0 or an error
+ * (then |tcp| is left untouched and still the caller's).
+ */
+int wr_link_start(wr_link **pl, uv_loop_t *loop, uv_tcp_t *tcp,
+                  const wr_link_config *cfg, const wr_link_callbacks *cb,
+                  void *ud, const uint8_t *pre, size_t prelen);
+
+wr_mux *wr_link_mux(wr_link *l);
+/* Schedules output for this loop turn (call after any mux API call). */
+void wr_link_flush(wr_link *l);
+/* Closes the link; `closed` fires later with |err|. */
+void wr_link_close(wr_link *l, int err);
+int wr_link_is_ready(const wr_link *l);
+const char *wr_link_peer(const wr_link *l);
+/* The AEAD the handshake chose (valid once ready). */
+wr_aead wr_link_aead(const wr_link *l);
+
+/* Wall-clock Unix time in ms, for the handshake's timestamp. */
+uint64_t wr_wall_ms(void);
+/* Sets TCP_NODELAY and keepalive on a TCP handle. */
+void wr_tcp_tune(uv_tcp_t *tcp);
+/* Parses "HOST:PORT" (IPv4, [IPv6] or "localhost") into a sockaddr. */
+int wr_parse_hostport(const char *s, struct sockaddr_storage *ss);
+/* libsodium randomness as a wr_rand_fn. */
+void wr_sodium_rand(uint8_t *dst, size_t len, void *ud);
+
+#endif

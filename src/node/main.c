@@ -1,0 +1,616 @@
+/*
+ * The `warren` program: subcommands http (the client, with an embedded node
+ * when no --node is given), node (an edge node), keygen and pubkey.
+ *
+ * The command line is a contract users' scripts rely on (DESIGN.md
+ * "Command-line contract"): extend it, never break it.  Every usage error
+ * is one line on stderr and exit status 2; runtime failures exit 1.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sodium.h>
+#include <uv.h>
+
+#include "warren/admin.h"
+#include "warren/client.h"
+#include "warren/err.h"
+#include "warren/ingress.h"
+#include "warren/link.h"
+#include "warren/log.h"
+#include "warren/metrics.h"
+#include "warren/noise.h"
+
+#define KEY_FILE_MAX 4096
+
+static const char usage_main[] =
+    "usage: warren COMMAND [ARGS...]\n"
+    "\n"
+    "  http PORT      serve localhost:PORT at a public URL through a node\n"
+    "  node           run an edge node\n"
+    "  keygen         print a new cluster secret (keep it private)\n"
+    "  pubkey FILE    print the fleet public key clients pin (--fleet-key)\n"
+    "\n"
+    "  --help, -h     this text (warren COMMAND --help for a command)\n"
+    "  --version      print the version\n"
+    "\n"
+    "Environment: WARREN_LOG=debug|info|warn|error (stderr log level).\n";
+
+static const char usage_http[] =
+    "usage: warren http PORT [--name NAME] [--node HOST:PORT] [--fleet-key KEY]\n"
+    "                        [--token TOKEN] [--listen ADDR:PORT]\n"
+    "                        [--upstream-timeout MS]\n"
+    "\n"
+    "Serves http://localhost:PORT at http://NAME.DOMAIN and prints one line on\n"
+    "stdout once the name is bound:\n"
+    "  Forwarding http://NAME.DOMAIN[:PORT] -> http://localhost:PORT\n"
+    "Logs go to stderr.  Reconnects with backoff, forever, keeping NAME.\n"
+    "\n"
+    "  --name NAME          the name to serve (a DNS label); default: random,\n"
+    "                       like quiet-otter-4821\n"
+    "  --node HOST:PORT     a node's public HTTP port; without it an embedded\n"
+    "                       node runs in this process (domain \"localhost\")\n"
+    "  --fleet-key KEY      the fleet public key to pin (warren pubkey FILE);\n"
+    "                       required with --node\n"
+    "  --token TOKEN        auth token, when the node requires one\n"
+    "  --listen ADDR:PORT   embedded node's address (default 127.0.0.1:8080)\n"
+    "  --upstream-timeout MS  embedded node: 504 when the local server has\n"
+    "                       not answered within MS (default 60000)\n";
+
+static const char usage_node[] =
+    "usage: warren node --id ID --http ADDR:PORT --admin ADDR:PORT\n"
+    "                   --domain DOMAIN --key-file FILE [--token TOKEN]\n"
+    "                   [--admin-token TOKEN] [--gossip ADDR:PORT]\n"
+    "                   [--join HOST:PORT,...|dns:NAME:PORT] [--config FILE]\n"
+    "                   [--upstream-timeout MS] [--idle-timeout MS]\n"
+    "\n"
+    "  --id ID              this node's name in the mesh\n"
+    "  --http ADDR:PORT     public port: visitors and tunnel clients\n"
+    "  --admin ADDR:PORT    admin API (members, routes, status, metrics);\n"
+    "                       keep it on loopback\n"
+    "  --domain DOMAIN      names are served as NAME.DOMAIN\n"
+    "  --key-file FILE      the cluster secret (warren keygen > FILE)\n"
+    "  --token TOKEN        require this token from tunnel clients\n"
+    "  --admin-token TOKEN  require this bearer token on the admin API\n"
+    "  --gossip, --join     membership (SWIM gossip): accepted for forward\n"
+    "                       compatibility; this build runs the node alone\n"
+    "  --config FILE        not supported by this build (flags only)\n"
+    "  --upstream-timeout MS  504 when a local server has not answered within\n"
+    "                       MS (default 60000)\n"
+    "  --idle-timeout MS    close idle keep-alive visitors (default 75000)\n"
+    "\n"
+    "SIGINT/SIGTERM: clients are told to move (GOAWAY), then the node exits.\n";
+
+#include <stdarg.h>
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
+                                                             ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "warren: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, " (see --help)\n");
+  va_end(ap);
+  return 2;
+}
+
+/* ---- keys ---- */
+
+static int read_secret(const char *path, uint8_t secret[32]) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    fprintf(stderr, "warren: cannot read key file %s: %s\n", path,
+            strerror(errno));
+    return 1;
+  }
+  char buf[KEY_FILE_MAX];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  if (wr_keys_parse_secret(buf, n, secret) != 0) {
+    fprintf(stderr,
+            "warren: %s is not a cluster secret (64 hex characters, as "
+            "written by `warren keygen`)\n",
+            path);
+    sodium_memzero(buf, sizeof buf);
+    return 1;
+  }
+  sodium_memzero(buf, sizeof buf);
+  return 0;
+}
+
+static int cmd_keygen(int argc, char **argv) {
+  if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+    printf("usage: warren keygen > FILE\n\nPrints a new random cluster "
+           "secret.  The gossip key and the fleet\nNoise key derive from it; "
+           "give the file to every node (mode 0600).\n");
+    return 0;
+  }
+  if (argc > 2) return usage_error("keygen takes no arguments: '%s'", argv[2]);
+  uint8_t secret[32];
+  char hex[65];
+  randombytes_buf(secret, sizeof secret);
+  wr_keys_format_secret(secret, hex);
+  printf("%s\n", hex);
+  sodium_memzero(secret, sizeof secret);
+  sodium_memzero(hex, sizeof hex);
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int cmd_pubkey(int argc, char **argv) {
+  if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+    printf("usage: warren pubkey FILE\n\nPrints the fleet public key "
+           "derived from the cluster secret in FILE;\nclients pin it with "
+           "--fleet-key.\n");
+    return 0;
+  }
+  if (argc != 3) {
+    fprintf(stderr, "warren: pubkey needs exactly one FILE (see --help)\n");
+    return 2;
+  }
+  uint8_t secret[32], pub[32], priv[32];
+  if (read_secret(argv[2], secret) != 0) return 1;
+  wr_keys_fleet_keypair(secret, pub, priv);
+  char out[44];
+  wr_keys_format_pub(pub, out);
+  printf("%s\n", out);
+  sodium_memzero(secret, sizeof secret);
+  sodium_memzero(priv, sizeof priv);
+  return 0;
+}
+
+/* ---- the running program ---- */
+
+typedef struct app {
+  uv_loop_t *loop;
+  uv_signal_t sigint, sigterm;
+  uv_timer_t force;
+  wr_ingress *ig;
+  wr_client *client;
+  wr_admin *admin;
+  wr_metrics *metrics;
+  int local_port;
+  int exit_code;
+  int stopping;
+  char id[128];
+  char gossip[128];
+  char http[128];
+} app;
+
+static void force_exit(uv_timer_t *t) {
+  app *a = t->data;
+  WR_LOG_WARNF("main", "forced_exit", "reason=\"shutdown took too long\"");
+  exit(a->exit_code);
+}
+
+static void part_done(void *ud) { (void)ud; }
+
+static void app_stop(app *a, int code) {
+  if (a->stopping) return;
+  a->stopping = 1;
+  a->exit_code = code;
+  uv_close((uv_handle_t *)&a->sigint, NULL);
+  uv_close((uv_handle_t *)&a->sigterm, NULL);
+  /* Whatever is still open after 2 s is not worth waiting for. */
+  uv_timer_init(a->loop, &a->force);
+  a->force.data = a;
+  uv_timer_start(&a->force, force_exit, 2000, 0);
+  uv_unref((uv_handle_t *)&a->force);
+  if (a->client) wr_client_stop(a->client, part_done, NULL);
+  a->client = NULL;
+  if (a->ig) wr_ingress_stop(a->ig, part_done, NULL);
+  a->ig = NULL;
+  if (a->admin) wr_admin_close(a->admin, part_done, NULL);
+  a->admin = NULL;
+}
+
+static void on_signal(uv_signal_t *s, int sig) {
+  app *a = s->data;
+  WR_LOG_INFOF("main", "signal", "sig=%d", sig);
+  if (a->ig && !a->stopping && sig == SIGTERM) wr_ingress_drain(a->ig);
+  app_stop(a, 0);
+}
+
+static void setup_signals(app *a) {
+  uv_signal_init(a->loop, &a->sigint);
+  uv_signal_init(a->loop, &a->sigterm);
+  a->sigint.data = a->sigterm.data = a;
+  uv_signal_start(&a->sigint, on_signal, SIGINT);
+  uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+}
+
+static int run_loop(app *a) {
+  uv_run(a->loop, UV_RUN_DEFAULT);
+  /* Close stragglers (the force timer) so the loop closes cleanly. */
+  if (a->stopping) {
+    uv_close((uv_handle_t *)&a->force, NULL);
+    uv_run(a->loop, UV_RUN_DEFAULT);
+  }
+  uv_loop_close(a->loop);
+  wr_metrics_del(a->metrics);
+  return a->exit_code;
+}
+
+static uint64_t parse_ms(const char *flag, const char *v, int *bad) {
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(v, &end, 10);
+  if (*v == 0 || *end || errno || x == 0 || x > 86400000ULL) {
+    usage_error("%s wants a number of milliseconds", flag);
+    *bad = 1;
+    return 0;
+  }
+  return x;
+}
+
+/* ---- admin routes (this node's view) ---- */
+
+typedef struct route_acc {
+  json_t *arr;
+  const char *owner;
+  size_t live;
+} route_acc;
+
+static void add_route(const wr_tunnel_info *t, void *ud) {
+  route_acc *r = ud;
+  if (r->arr) {
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "name", t->name, "owner",
+                          r->owner, "version", (json_int_t)t->version,
+                          "state", t->live ? "active" : "released");
+    if (o) json_array_append_new(r->arr, o);
+  }
+  if (t->live) r->live++;
+}
+
+static int h_routes(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
+  (void)req;
+  app *a = ud;
+  route_acc r = {json_array(), a->id, 0};
+  if (!r.arr) return WR_ERR_NOMEM;
+  if (a->ig) wr_ingress_foreach(a->ig, add_route, &r);
+  return wr_admin_resp_json(resp, r.arr);
+}
+
+static int h_members(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
+  (void)req;
+  app *a = ud;
+  json_t *arr = json_pack("[{s:s, s:s, s:s, s:i}]", "id", a->id, "addr",
+                          a->gossip[0] ? a->gossip : a->http, "state", "alive",
+                          "incarnation", 0);
+  if (!arr) return WR_ERR_NOMEM;
+  return wr_admin_resp_json(resp, arr);
+}
+
+/* The digest covers the live routes only, sorted by name, so two nodes
+ * with the same table agree whatever order they learned it in. */
+typedef struct digest_acc {
+  json_t *names;
+} digest_acc;
+
+static void add_digest(const wr_tunnel_info *t, void *ud) {
+  digest_acc *d = ud;
+  if (!t->live) return;
+  char line[400];
+  snprintf(line, sizeof line, "%s\n%llu", t->name,
+           (unsigned long long)t->version);
+  json_array_append_new(d->names, json_string(line));
+}
+
+static int cmp_str(const void *x, const void *y) {
+  return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static int h_status(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
+  (void)req;
+  app *a = ud;
+  digest_acc d = {json_array()};
+  if (!d.names) return WR_ERR_NOMEM;
+  if (a->ig) wr_ingress_foreach(a->ig, add_digest, &d);
+  size_t n = json_array_size(d.names);
+  const char **v = calloc(n ? n : 1, sizeof *v);
+  if (!v) {
+    json_decref(d.names);
+    return WR_ERR_NOMEM;
+  }
+  for (size_t i = 0; i < n; i++)
+    v[i] = json_string_value(json_array_get(d.names, i));
+  qsort(v, n, sizeof *v, cmp_str);
+  crypto_generichash_state st;
+  uint8_t dg[16];
+  crypto_generichash_init(&st, NULL, 0, sizeof dg);
+  for (size_t i = 0; i < n; i++) {
+    crypto_generichash_update(&st, (const uint8_t *)v[i], strlen(v[i]));
+    crypto_generichash_update(&st, (const uint8_t *)a->id, strlen(a->id) + 1);
+  }
+  crypto_generichash_final(&st, dg, sizeof dg);
+  char hex[33];
+  sodium_bin2hex(hex, sizeof hex, dg, sizeof dg);
+  free(v);
+  json_decref(d.names);
+  json_t *o = json_pack("{s:s, s:{s:i, s:i, s:i, s:i}, s:I, s:s}", "id", a->id,
+                        "members", "alive", 1, "suspect", 0, "dead", 0, "left",
+                        0, "routes", (json_int_t)n, "routes_digest", hex);
+  if (!o) return WR_ERR_NOMEM;
+  return wr_admin_resp_json(resp, o);
+}
+
+static int h_drain(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
+  (void)req;
+  app *a = ud;
+  if (a->ig) wr_ingress_drain(a->ig);
+  return wr_admin_resp_json(resp, json_pack("{s:b}", "draining", 1));
+}
+
+static int start_admin(app *a, const char *listen, const char *token) {
+  int rv = wr_admin_new(&a->admin, a->loop, listen, token, NULL);
+  if (rv != 0) {
+    fprintf(stderr, "warren: cannot serve the admin API on %s: %s\n", listen,
+            wr_strerror(rv));
+    return rv;
+  }
+  wr_admin_route(a->admin, "GET", "/members", h_members, a);
+  wr_admin_route(a->admin, "GET", "/routes", h_routes, a);
+  wr_admin_route(a->admin, "GET", "/status", h_status, a);
+  wr_admin_route(a->admin, "POST", "/drain", h_drain, a);
+  a->metrics = NULL;
+  return 0;
+}
+
+static int start_ingress(app *a, const char *listen, const char *domain,
+                         const uint8_t secret[32], const char *token,
+                         uint64_t upstream_ms, uint64_t idle_ms,
+                         wr_metrics *m) {
+  wr_ingress_config ic;
+  memset(&ic, 0, sizeof ic);
+  ic.listen = listen;
+  ic.domain = domain;
+  ic.node_id = a->id;
+  uint8_t pub[32];
+  wr_keys_fleet_keypair(secret, pub, ic.fleet_priv);
+  ic.token = token;
+  ic.upstream_timeout_ms = upstream_ms;
+  ic.idle_timeout_ms = idle_ms;
+  ic.metrics = m;
+  int rv = wr_ingress_start(&a->ig, a->loop, &ic);
+  sodium_memzero(ic.fleet_priv, 32);
+  if (rv != 0) {
+    fprintf(stderr, "warren: cannot listen on %s: %s\n", listen,
+            wr_strerror(rv));
+    a->ig = NULL;
+  }
+  return rv;
+}
+
+/* ---- warren node ---- */
+
+static int cmd_node(int argc, char **argv) {
+  const char *id = NULL, *http = NULL, *admin = NULL, *domain = NULL;
+  const char *keyfile = NULL, *token = NULL, *admin_token = NULL;
+  const char *gossip = NULL, *join = NULL;
+  uint64_t upstream = 60000, idle = 75000;
+  int bad = 0;
+  for (int i = 2; i < argc; i++) {
+    const char *f = argv[i];
+    if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+      fputs(usage_node, stdout);
+      return 0;
+    }
+    if (f[0] != '-') return usage_error("unexpected argument '%s'", f);
+    if (i + 1 >= argc) return usage_error("%s needs a value", f);
+    const char *v = argv[++i];
+    if (!strcmp(f, "--id")) id = v;
+    else if (!strcmp(f, "--http")) http = v;
+    else if (!strcmp(f, "--admin")) admin = v;
+    else if (!strcmp(f, "--domain")) domain = v;
+    else if (!strcmp(f, "--key-file")) keyfile = v;
+    else if (!strcmp(f, "--token")) token = v;
+    else if (!strcmp(f, "--admin-token")) admin_token = v;
+    else if (!strcmp(f, "--gossip")) gossip = v;
+    else if (!strcmp(f, "--join")) join = v;
+    else if (!strcmp(f, "--config"))
+      return usage_error("--config is not supported by this build; pass "
+                         "flags ('%s')", v);
+    else if (!strcmp(f, "--upstream-timeout")) upstream = parse_ms(f, v, &bad);
+    else if (!strcmp(f, "--idle-timeout")) idle = parse_ms(f, v, &bad);
+    else return usage_error("unknown flag '%s'", f);
+    if (bad) return 2;
+  }
+  if (!id) return usage_error("node needs %s", "--id");
+  if (!http) return usage_error("node needs %s", "--http");
+  if (!domain) return usage_error("node needs %s", "--domain");
+  if (!keyfile) return usage_error("node needs %s", "--key-file");
+  if (!admin) admin = "127.0.0.1:9081";
+  struct sockaddr_storage ss;
+  if (wr_parse_hostport(http, &ss) != 0)
+    return usage_error("--http wants ADDR:PORT, got '%s'", http);
+  if (wr_parse_hostport(admin, &ss) != 0)
+    return usage_error("--admin wants ADDR:PORT, got '%s'", admin);
+  uint8_t secret[32];
+  if (read_secret(keyfile, secret) != 0) return 1;
+
+  app a;
+  memset(&a, 0, sizeof a);
+  a.loop = uv_default_loop();
+  snprintf(a.id, sizeof a.id, "%s", id);
+  snprintf(a.http, sizeof a.http, "%s", http);
+  if (gossip) snprintf(a.gossip, sizeof a.gossip, "%s", gossip);
+  if (gossip || join)
+    WR_LOG_WARNF("main", "gossip_unavailable",
+                 "msg=\"membership is not built into this version; the node "
+                 "runs alone\" gossip=%s join=%s",
+                 gossip ? gossip : "-", join ? join : "-");
+  setup_signals(&a);
+  if (start_admin(&a, admin, admin_token) != 0) {
+    app_stop(&a, 1);
+    return run_loop(&a);
+  }
+  if (start_ingress(&a, http, domain, secret, token, upstream, idle,
+                    wr_admin_metrics(a.admin)) != 0) {
+    sodium_memzero(secret, sizeof secret);
+    app_stop(&a, 1);
+    return run_loop(&a);
+  }
+  sodium_memzero(secret, sizeof secret);
+  WR_LOG_INFOF("main", "node_started", "id=%s http=%s admin=%s domain=%s", id,
+               http, admin, domain);
+  return run_loop(&a);
+}
+
+/* ---- warren http ---- */
+
+typedef struct http_ctx {
+  app *a;
+  int port;
+} http_ctx;
+
+static void on_bound(const char *name, const char *url, int first, void *ud) {
+  http_ctx *h = ud;
+  (void)name;
+  if (!first) return;
+  printf("Forwarding %s -> http://localhost:%d\n", url, h->port);
+  fflush(stdout);
+}
+
+static void on_fatal(const char *line, void *ud) {
+  http_ctx *h = ud;
+  fprintf(stderr, "%s\n", line);
+  app_stop(h->a, 1);
+}
+
+static int cmd_http(int argc, char **argv) {
+  const char *name = NULL, *node = NULL, *fleet = NULL, *token = NULL;
+  const char *listen = "127.0.0.1:8080";
+  const char *port_s = NULL;
+  uint64_t upstream = 60000;
+  int bad = 0;
+  for (int i = 2; i < argc; i++) {
+    const char *f = argv[i];
+    if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+      fputs(usage_http, stdout);
+      return 0;
+    }
+    if (f[0] != '-') {
+      if (port_s) return usage_error("unexpected argument '%s'", f);
+      port_s = f;
+      continue;
+    }
+    if (i + 1 >= argc) return usage_error("%s needs a value", f);
+    const char *v = argv[++i];
+    if (!strcmp(f, "--name")) name = v;
+    else if (!strcmp(f, "--node")) node = v;
+    else if (!strcmp(f, "--fleet-key")) fleet = v;
+    else if (!strcmp(f, "--token")) token = v;
+    else if (!strcmp(f, "--listen")) listen = v;
+    else if (!strcmp(f, "--upstream-timeout")) upstream = parse_ms(f, v, &bad);
+    else return usage_error("unknown flag '%s'", f);
+    if (bad) return 2;
+  }
+  if (!port_s) return usage_error("http needs the local %s to serve", "PORT");
+  char *end;
+  long port = strtol(port_s, &end, 10);
+  if (*end || port < 1 || port > 65535)
+    return usage_error("PORT must be 1-65535, got '%s'", port_s);
+  if (name && *name) {
+    /* The node checks too; failing here gives the clearest message. */
+    size_t n = strlen(name);
+    int ok = n >= 1 && n <= 63 && name[0] != '-' && name[n - 1] != '-';
+    for (size_t i = 0; ok && i < n; i++) {
+      char c = name[i];
+      ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '-';
+    }
+    if (!ok)
+      return usage_error("--name must be a DNS label (letters, digits, "
+                         "inner '-', at most 63), got '%s'", name);
+  }
+  uint8_t pub[32];
+  if (node && !fleet)
+    return usage_error("--node %s needs --fleet-key (warren pubkey FILE on "
+                       "the node)", node);
+  if (fleet && wr_keys_parse_pub(fleet, pub) != 0)
+    return usage_error("--fleet-key is not a fleet public key (43 "
+                       "characters from `warren pubkey`): '%s'", fleet);
+  struct sockaddr_storage ss;
+  if (node && wr_parse_hostport(node, &ss) != 0)
+    return usage_error("--node wants HOST:PORT, got '%s'", node);
+  if (!node && wr_parse_hostport(listen, &ss) != 0)
+    return usage_error("--listen wants ADDR:PORT, got '%s'", listen);
+
+  app a;
+  memset(&a, 0, sizeof a);
+  a.loop = uv_default_loop();
+  a.local_port = (int)port;
+  setup_signals(&a);
+  char node_addr[160];
+  if (!node) {
+    /* Embedded node: a fresh secret that never leaves this process, and
+     * the client dials it over loopback like any other node. */
+    uint8_t secret[32], priv[32];
+    randombytes_buf(secret, sizeof secret);
+    snprintf(a.id, sizeof a.id, "embedded");
+    snprintf(a.http, sizeof a.http, "%s", listen);
+    if (wr_metrics_new(&a.metrics, NULL) != 0) a.metrics = NULL;
+    if (start_ingress(&a, listen, "localhost", secret, token, upstream, 0,
+                      a.metrics) != 0) {
+      sodium_memzero(secret, sizeof secret);
+      app_stop(&a, 1);
+      return run_loop(&a);
+    }
+    wr_keys_fleet_keypair(secret, pub, priv);
+    sodium_memzero(secret, sizeof secret);
+    sodium_memzero(priv, sizeof priv);
+    int p = wr_ingress_port(a.ig);
+    const char *colon = strrchr(listen, ':');
+    snprintf(node_addr, sizeof node_addr, "%.*s:%d",
+             (int)(colon - listen), listen, p);
+    if (strncmp(node_addr, "0.0.0.0:", 8) == 0)
+      snprintf(node_addr, sizeof node_addr, "127.0.0.1:%d", p);
+    node = node_addr;
+  }
+  http_ctx h = {&a, (int)port};
+  wr_client_config cc;
+  memset(&cc, 0, sizeof cc);
+  cc.node = node;
+  memcpy(cc.fleet_pub, pub, 32);
+  cc.token = token;
+  cc.name = name;
+  cc.local_host = "127.0.0.1";
+  cc.local_port = (int)port;
+  cc.on_bound = on_bound;
+  cc.on_fatal = on_fatal;
+  cc.ud = &h;
+  if (wr_client_start(&a.client, a.loop, &cc) != 0) {
+    fprintf(stderr, "warren: out of memory\n");
+    app_stop(&a, 1);
+  }
+  return run_loop(&a);
+}
+
+int main(int argc, char **argv) {
+  if (sodium_init() < 0) {
+    fprintf(stderr, "warren: libsodium failed to initialise\n");
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  if (argc < 2) {
+    fputs(usage_main, stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+    fputs(usage_main, stdout);
+    return 0;
+  }
+  if (!strcmp(cmd, "--version")) {
+    printf("warren %s\n", WARREN_VERSION);
+    return 0;
+  }
+  if (!strcmp(cmd, "http")) return cmd_http(argc, argv);
+  if (!strcmp(cmd, "node")) return cmd_node(argc, argv);
+  if (!strcmp(cmd, "keygen")) return cmd_keygen(argc, argv);
+  if (!strcmp(cmd, "pubkey")) return cmd_pubkey(argc, argv);
+  return usage_error("unknown command '%s'", cmd);
+}

@@ -1,0 +1,1143 @@
+/*
+ * The node's public listener: visitors and tunnel clients on one port
+ * (see ingress.h).  Protocol decisions come from head.c (what to accept,
+ * how to rewrite, where messages end) and the mux (credit); this file
+ * moves bytes and keeps three kinds of objects:
+ *
+ *   tunnel  a bound name and its link (or, for gone_grace_ms after the
+ *           link dropped, a tombstone that answers 502 "reconnecting")
+ *   tlink   a client link: Hello -> Bind -> Bound, then streams
+ *   vconn   a visitor connection, with at most one stream at a time
+ *
+ * Visitor -> tunnel: parse, and write each event's span into the stream
+ * within credit.  When the stream takes less, the rest of the span (it
+ * points into the parser's head buffer or our read buffer, both stable
+ * until the next feed) and the unparsed input wait, and reading stops
+ * until stream_writable.
+ *
+ * Tunnel -> visitor: each DATA buffer is parsed (to find response ends,
+ * 101 upgrades, garbage) and written as is; its credit returns in the
+ * write callback.
+ *
+ * Timers per visitor: head (a request must arrive), upstream (the origin
+ * must start answering: 504) and idle keep-alive.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+#include "warren/control.h"
+#include "warren/err.h"
+#include "warren/http.h"
+#include "warren/ingress.h"
+#include "warren/link.h"
+#include "warren/log.h"
+#include "warren/names.h"
+
+#define VBUF_CAP 65536
+#define HEAD_MAX 32768
+#define TABLE_BUCKETS 4096
+#define TUNNEL_PATH "GET /_warren/tunnel "
+
+typedef struct tunnel tunnel;
+typedef struct tlink tlink;
+typedef struct vconn vconn;
+
+struct tunnel {
+  tunnel *next;          /* hash chain */
+  char name[WR_CONTROL_NAME_MAX + 1];
+  tlink *tl;             /* NULL while gone */
+  uint64_t gone_at;
+  uint64_t version;
+};
+
+struct tlink {
+  wr_ingress *ig;
+  wr_link *link;
+  int hello_ok;
+  tunnel *bound;
+  vconn *vconns;         /* visitors with a stream on this link */
+  tlink *prev, *next;
+  uint32_t nstreams;
+  char peer[64];
+};
+
+struct vconn {
+  wr_ingress *ig;
+  uv_tcp_t *tcp;
+  uv_timer_t timer;
+  wr_http_req *req;
+  wr_http_resp *resp;
+  tlink *tl;             /* the stream's link, when have_stream */
+  uint32_t sid;
+  int have_stream;
+  char name[WR_CONTROL_NAME_MAX + 1];
+  char peer[64];
+  char reqid[80];
+  uint8_t *rbuf;
+  size_t in_off, in_len;       /* unparsed input waiting in rbuf */
+  const uint8_t *span;         /* output waiting for credit */
+  size_t span_len;
+  int reading, read_eof, closing, close_after_write, handed_off, no_more;
+  int tunnel_upgrade, upgraded, req_upgrade, last_head_final;
+  int resp_started;            /* a final response head went out and its
+                                  response has not ended */
+  int writes;                  /* uv_writes in flight */
+  vconn *prev, *next;          /* in tl->vconns */
+  vconn *aprev, *anext;        /* in ig->all */
+};
+
+typedef struct vwrite {
+  uv_write_t req;
+  vconn *v;
+  uint8_t *buf;
+  size_t len;
+  size_t credit;               /* stream bytes to consume when written */
+  uint32_t sid;
+  tlink *tl;
+} vwrite;
+
+struct wr_ingress {
+  uv_loop_t *loop;
+  uv_tcp_t server;
+  int port;
+  char domain[256], node_id[128], token[WR_CONTROL_TOKEN_MAX + 1];
+  uint8_t fleet_priv[32];
+  wr_noise_replay *replay;
+  uint64_t upstream_timeout, idle_timeout, head_timeout, gone_grace;
+  tunnel *table[TABLE_BUCKETS];
+  size_t ntunnels;
+  tlink *tlinks;
+  vconn *all;
+  uint64_t version_clock;
+  int stopping, draining, server_closed;
+  void (*done)(void *);
+  void *done_ud;
+  /* metrics */
+  uint64_t *m_requests, *m_bad, *m_404, *m_502, *m_504, *m_tunnel_bad;
+  int64_t *g_tunnels, *g_visitors;
+};
+
+static void vconn_close(vconn *v);
+static void vconn_process(vconn *v);
+static void maybe_done(wr_ingress *ig);
+
+/* ---- tunnel table ---- */
+
+static uint32_t name_hash(const char *s) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h % TABLE_BUCKETS;
+}
+
+static tunnel *table_find(wr_ingress *ig, const char *name) {
+  for (tunnel *t = ig->table[name_hash(name)]; t; t = t->next)
+    if (strcmp(t->name, name) == 0) return t;
+  return NULL;
+}
+
+static void table_remove(wr_ingress *ig, tunnel *t) {
+  tunnel **pp = &ig->table[name_hash(t->name)];
+  while (*pp && *pp != t) pp = &(*pp)->next;
+  if (*pp) *pp = t->next;
+  ig->ntunnels--;
+  free(t);
+}
+
+/* A live tunnel, or NULL; forgets tombstones past their grace period. */
+static tunnel *lookup(wr_ingress *ig, const char *name, int *gone) {
+  *gone = 0;
+  tunnel *t = table_find(ig, name);
+  if (!t) return NULL;
+  if (t->tl) return t;
+  if (uv_now(ig->loop) - t->gone_at < ig->gone_grace) {
+    *gone = 1;
+    return NULL;
+  }
+  table_remove(ig, t);
+  return NULL;
+}
+
+/* ---- writing to visitors ---- */
+
+static void vconn_on_write(uv_write_t *req, int status) {
+  vwrite *w = (vwrite *)req;
+  vconn *v = w->v;
+  /* Credit goes back only now that the visitor's socket took the bytes:
+   * this is what makes a slow visitor slow down the origin. */
+  if (w->credit && w->tl && w->tl->link && v->have_stream && v->tl == w->tl &&
+      v->sid == w->sid) {
+    wr_mux_stream_consume(wr_link_mux(w->tl->link), w->sid, w->credit);
+    wr_link_flush(w->tl->link);
+  }
+  free(w->buf);
+  free(w);
+  v->writes--;
+  if (v->closing) return;
+  if (status < 0) {
+    vconn_close(v);
+    return;
+  }
+  if (v->close_after_write && v->writes == 0) vconn_close(v);
+}
+
+/* Takes ownership of |buf|. */
+static int vconn_write(vconn *v, uint8_t *buf, size_t len, size_t credit) {
+  vwrite *w = malloc(sizeof *w);
+  if (!w) {
+    free(buf);
+    return WR_ERR_NOMEM;
+  }
+  w->v = v;
+  w->buf = buf;
+  w->len = len;
+  w->credit = credit;
+  w->sid = v->sid;
+  w->tl = v->have_stream ? v->tl : NULL;
+  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+  int rv = uv_write(&w->req, (uv_stream_t *)v->tcp, &b, 1, vconn_on_write);
+  if (rv < 0) {
+    free(buf);
+    free(w);
+    return rv;
+  }
+  v->writes++;
+  return 0;
+}
+
+static void detach_stream(vconn *v, int reset) {
+  if (!v->have_stream) return;
+  tlink *tl = v->tl;
+  if (tl && tl->link) {
+    wr_mux *m = wr_link_mux(tl->link);
+    wr_mux_stream_set_user_data(m, v->sid, NULL);
+    if (reset) wr_mux_stream_reset(m, v->sid, WR_MUX_RST_CANCEL);
+    wr_link_flush(tl->link);
+  }
+  if (tl) {
+    if (v->prev) v->prev->next = v->next;
+    else tl->vconns = v->next;
+    if (v->next) v->next->prev = v->prev;
+    v->prev = v->next = NULL;
+    tl->nstreams--;
+  }
+  v->have_stream = 0;
+  v->tl = NULL;
+}
+
+/* Answers with an error page and closes after it is written. */
+static void vconn_error(vconn *v, int status, const char *detail) {
+  uint8_t *page = malloc(WR_HTTP_ERROR_PAGE_MAX);
+  if (status == 502 && v->ig->m_502) (*v->ig->m_502)++;
+  if (status == 504 && v->ig->m_504) (*v->ig->m_504)++;
+  detach_stream(v, 1);
+  v->close_after_write = 1;
+  uv_read_stop((uv_stream_t *)v->tcp);
+  v->reading = 0;
+  if (!page) {
+    vconn_close(v);
+    return;
+  }
+  wr_ssize n = wr_http_error_page(page, WR_HTTP_ERROR_PAGE_MAX, status,
+                                  detail, v->reqid[0] ? v->reqid : NULL);
+  if (n < 0 || vconn_write(v, page, (size_t)n, 0) != 0) {
+    if (n < 0) free(page);
+    vconn_close(v);
+  }
+}
+
+static void vconn_not_found(vconn *v, const char *host, const char *name) {
+  uint8_t *page = malloc(WR_HTTP_ERROR_PAGE_MAX);
+  if (v->ig->m_404) (*v->ig->m_404)++;
+  detach_stream(v, 1);
+  v->close_after_write = 1;
+  uv_read_stop((uv_stream_t *)v->tcp);
+  v->reading = 0;
+  if (!page) {
+    vconn_close(v);
+    return;
+  }
+  wr_ssize n = wr_http_not_found_page(page, WR_HTTP_ERROR_PAGE_MAX, host,
+                                      name, v->ig->domain,
+                                      v->reqid[0] ? v->reqid : NULL);
+  if (n < 0 || vconn_write(v, page, (size_t)n, 0) != 0) {
+    if (n < 0) free(page);
+    vconn_close(v);
+  }
+}
+
+/* ---- timers ---- */
+
+static void vconn_on_timer(uv_timer_t *t) {
+  vconn *v = t->data;
+  if (v->closing) return;
+  if (v->have_stream && wr_http_resp_pending(v->resp)) {
+    if (!v->resp_started) {
+      char d[200];
+      snprintf(d, sizeof d,
+               "the local server behind tunnel '%.63s' did not answer within "
+               "%llu ms",
+               v->name, (unsigned long long)v->ig->upstream_timeout);
+      vconn_error(v, 504, d);
+    }
+    /* A response in progress may take as long as it likes. */
+    return;
+  }
+  if (!v->have_stream && wr_http_req_buffered(v->req) > 0)
+    vconn_error(v, 408, "the request head did not arrive in time");
+  else vconn_close(v); /* idle keep-alive */
+}
+
+static void arm(vconn *v, uint64_t ms) {
+  if (!v->closing) uv_timer_start(&v->timer, vconn_on_timer, ms, 0);
+}
+
+/* ---- tunnel links (node side of a client) ---- */
+
+static int send_control(tlink *tl, const wr_control_msg *m) {
+  uint8_t buf[WR_CONTROL_MAX_WIRE];
+  wr_ssize n = wr_control_encode(m, buf, sizeof buf);
+  if (n < 0) return (int)n;
+  int rv = wr_mux_control(wr_link_mux(tl->link), buf, (size_t)n);
+  wr_link_flush(tl->link);
+  return rv;
+}
+
+static int send_error(tlink *tl, uint32_t code, const char *name,
+                      const char *msg) {
+  wr_control_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WR_CONTROL_ERROR;
+  m.u.error.code = code;
+  snprintf(m.u.error.name, sizeof m.u.error.name, "%s", name ? name : "");
+  snprintf(m.u.error.message, sizeof m.u.error.message, "%s",
+           msg ? msg : "");
+  send_control(tl, &m);
+  return 0;
+}
+
+void wr_ingress_url(const wr_ingress *ig, const char *name, char *out,
+                    size_t cap) {
+  if (ig->port == 80)
+    snprintf(out, cap, "http://%s.%s", name, ig->domain);
+  else snprintf(out, cap, "http://%s.%s:%d", name, ig->domain, ig->port);
+}
+
+static void handle_bind(tlink *tl, const wr_control_msg *m) {
+  wr_ingress *ig = tl->ig;
+  char name[WR_CONTROL_NAME_MAX + 1];
+  if (tl->bound) {
+    send_error(tl, WR_CONTROL_ERR_BAD_NAME, m->u.bind.name,
+               "this link is already bound");
+    return;
+  }
+  if (m->u.bind.name[0]) {
+    /* Names are DNS labels; Host matching is case-insensitive, so the
+     * table holds lowercase. */
+    size_t i = 0;
+    for (; m->u.bind.name[i] && i < sizeof name - 1; i++) {
+      char ch = m->u.bind.name[i];
+      name[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    name[i] = 0;
+    if (!wr_control_name_valid(name)) {
+      send_error(tl, WR_CONTROL_ERR_BAD_NAME, m->u.bind.name, NULL);
+      WR_LOG_INFOF("ingress", "bind_refused", "peer=%s name=%s why=bad_name",
+                   tl->peer, name);
+      return;
+    }
+  } else {
+    int tries = 0;
+    do wr_name_random(name, wr_sodium_rand, NULL);
+    while (table_find(ig, name) && ++tries < 16);
+  }
+  tunnel *t = table_find(ig, name);
+  if (t && t->tl) {
+    send_error(tl, WR_CONTROL_ERR_NAME_TAKEN, name, NULL);
+    WR_LOG_INFOF("ingress", "bind_refused", "peer=%s name=%s why=taken",
+                 tl->peer, name);
+    return;
+  }
+  if (!t) {
+    t = calloc(1, sizeof *t);
+    if (!t) {
+      send_error(tl, WR_CONTROL_ERR_INTERNAL, name, "out of memory");
+      return;
+    }
+    snprintf(t->name, sizeof t->name, "%s", name);
+    uint32_t h = name_hash(name);
+    t->next = ig->table[h];
+    ig->table[h] = t;
+    ig->ntunnels++;
+  }
+  t->tl = tl;
+  t->version = ++ig->version_clock;
+  tl->bound = t;
+  if (ig->g_tunnels) (*ig->g_tunnels)++;
+  wr_control_msg b;
+  memset(&b, 0, sizeof b);
+  b.type = WR_CONTROL_BOUND;
+  snprintf(b.u.bound.name, sizeof b.u.bound.name, "%s", name);
+  wr_ingress_url(ig, name, b.u.bound.url, sizeof b.u.bound.url);
+  send_control(tl, &b);
+  WR_LOG_INFOF("ingress", "bound", "name=%s peer=%s url=%s", name, tl->peer,
+               b.u.bound.url);
+}
+
+static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
+                         void *ud) {
+  (void)l;
+  tlink *tl = ud;
+  wr_ingress *ig = tl->ig;
+  wr_control_msg m;
+  if (wr_control_decode(msg, len, &m) != 0) {
+    if (ig->m_tunnel_bad) (*ig->m_tunnel_bad)++;
+    WR_LOG_WARNF("ingress", "bad_control", "peer=%s len=%zu", tl->peer, len);
+    return WR_ERR_PROTO;
+  }
+  if (!tl->hello_ok) {
+    if (m.type != WR_CONTROL_HELLO) {
+      send_error(tl, WR_CONTROL_ERR_NOT_HELLO, NULL, NULL);
+      return 0;
+    }
+    if (m.u.hello.protocol_version != WR_CONTROL_PROTOCOL_VERSION) {
+      send_error(tl, WR_CONTROL_ERR_UNSUPPORTED_VERSION, NULL, NULL);
+      return 0;
+    }
+    if (ig->token[0]) {
+      /* Compare fixed-size digests so the time taken says nothing about
+       * how much of the token matched. */
+      uint8_t a[32], b[32];
+      crypto_generichash(a, 32, (const uint8_t *)ig->token,
+                         strlen(ig->token), NULL, 0);
+      crypto_generichash(b, 32, (const uint8_t *)m.u.hello.token,
+                         strlen(m.u.hello.token), NULL, 0);
+      if (sodium_memcmp(a, b, 32) != 0) {
+        WR_LOG_INFOF("ingress", "bad_token", "peer=%s", tl->peer);
+        send_error(tl, WR_CONTROL_ERR_BAD_TOKEN, NULL, NULL);
+        return 0;
+      }
+    }
+    tl->hello_ok = 1;
+    return 0;
+  }
+  if (m.type == WR_CONTROL_BIND) {
+    if (ig->draining) {
+      send_error(tl, WR_CONTROL_ERR_NODE_DRAINING, m.u.bind.name, NULL);
+      return 0;
+    }
+    handle_bind(tl, &m);
+  }
+  return 0;
+}
+
+/* Stream events on a tunnel link: the visitor side of each stream. */
+
+static void vconn_stream_ended(vconn *v, int clean, const char *why) {
+  /* The origin side is done.  If a response is owed and none started,
+   * the visitor gets a 502 saying why; otherwise close after flushing. */
+  if (v->closing) return;
+  if (wr_http_resp_pending(v->resp) && !v->resp_started) {
+    vconn_error(v, 502, why);
+    return;
+  }
+  (void)clean;
+  detach_stream(v, 1);
+  v->close_after_write = 1;
+  if (v->writes == 0) vconn_close(v);
+}
+
+static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
+                      size_t len, void *ud) {
+  (void)ud;
+  vconn *v = sud;
+  if (!v || v->closing) {
+    wr_mux_stream_consume(wr_link_mux(l), sid, len);
+    free(buf);
+    return 0;
+  }
+  /* Parse to learn where responses end; forward the bytes unchanged. */
+  size_t off = 0;
+  int bad = 0;
+  for (;;) {
+    wr_http_ev ev;
+    wr_ssize n = wr_http_resp_feed(v->resp, buf + off, len - off, &ev);
+    if (n < 0) {
+      bad = 1;
+      break;
+    }
+    off += (size_t)n;
+    if (ev.type == WR_HTTP_EV_NONE) break;
+    if (ev.type == WR_HTTP_EV_HEAD) {
+      /* 1xx heads (100 Continue, 103) are interim: a 502 may still follow
+       * them as the final answer. */
+      v->last_head_final = ev.status >= 200 || ev.status == 101;
+      if (v->last_head_final) v->resp_started = 1;
+      if (v->req_upgrade && v->last_head_final) {
+        if (ev.status != 101) wr_http_req_upgrade_refused(v->req);
+        v->req_upgrade = 0;
+      }
+    } else if (ev.type == WR_HTTP_EV_END) {
+      if (v->last_head_final) {
+        v->resp_started = 0;
+        if (!ev.keep_alive) v->close_after_write = 1;
+      }
+    } else if (ev.type == WR_HTTP_EV_UPGRADE) {
+      v->upgraded = 1;
+    } else if (ev.type == WR_HTTP_EV_ERROR) {
+      bad = 1;
+      break;
+    }
+  }
+  if (bad) {
+    free(buf);
+    wr_mux_stream_consume(wr_link_mux(l), sid, len);
+    WR_LOG_WARNF("ingress", "bad_response", "name=%s", v->name);
+    if (!v->resp_started)
+      vconn_error(v, 502,
+                  "the local server sent a response warren could not parse");
+    else vconn_close(v);
+    return 0;
+  }
+  if (vconn_write(v, buf, len, len) != 0) {
+    vconn_close(v);
+    return 0;
+  }
+  if (!v->closing) {
+    if (wr_http_resp_pending(v->resp) || v->upgraded) uv_timer_stop(&v->timer);
+    else arm(v, v->ig->idle_timeout);
+  }
+  /* Responses ended and the visitor paused for a pipelining limit. */
+  if (!v->reading && !v->closing && !v->close_after_write && !v->span)
+    vconn_process(v);
+  return 0;
+}
+
+static int tl_on_fin(wr_link *l, uint32_t sid, void *sud, void *ud) {
+  (void)l;
+  (void)sid;
+  (void)ud;
+  vconn *v = sud;
+  if (!v || v->closing) return 0;
+  int done = wr_http_resp_eof(v->resp);
+  if (v->upgraded) {
+    /* Raw stream: the origin closed its half; so do we. */
+    detach_stream(v, 0);
+    v->close_after_write = 1;
+    if (v->writes == 0) vconn_close(v);
+    return 0;
+  }
+  char why[200];
+  snprintf(why, sizeof why,
+           "the local server behind tunnel '%.63s' closed the connection "
+           "without a complete response",
+           v->name);
+  vconn_stream_ended(v, done, why);
+  return 0;
+}
+
+static int tl_on_close(wr_link *l, uint32_t sid, void *sud, int64_t code,
+                       int by_peer, void *ud) {
+  (void)l;
+  (void)sid;
+  (void)ud;
+  vconn *v = sud;
+  if (!v || v->closing) return 0;
+  char why[240];
+  if (by_peer && code == WR_MUX_RST_CONNECT_FAILED)
+    snprintf(why, sizeof why,
+             "tunnel '%.63s' is up, but the local server behind it refused the "
+             "connection (is it running?)",
+             v->name);
+  else
+    snprintf(why, sizeof why, "the tunnel '%.63s' closed the stream", v->name);
+  /* Mark the stream gone before ending so nothing resets it again. */
+  if (v->tl) {
+    if (v->prev) v->prev->next = v->next;
+    else v->tl->vconns = v->next;
+    if (v->next) v->next->prev = v->prev;
+    v->prev = v->next = NULL;
+    v->tl->nstreams--;
+  }
+  v->have_stream = 0;
+  v->tl = NULL;
+  if (code < 0) {
+    /* Both sides sent FIN: the normal end of a close-delimited response
+     * or an upgraded stream. */
+    v->close_after_write = 1;
+    if (v->writes == 0) vconn_close(v);
+    return 0;
+  }
+  if (wr_http_resp_pending(v->resp) && !v->resp_started)
+    vconn_error(v, 502, why);
+  else vconn_close(v);
+  return 0;
+}
+
+static int tl_on_writable(wr_link *l, uint32_t sid, void *sud, void *ud) {
+  (void)l;
+  (void)sid;
+  (void)ud;
+  vconn *v = sud;
+  if (v && !v->closing) vconn_process(v);
+  return 0;
+}
+
+static int tl_on_open(wr_link *l, uint32_t sid, const uint8_t *meta,
+                      size_t len, void *ud) {
+  (void)meta;
+  (void)len;
+  (void)ud;
+  /* Clients never open streams toward the node. */
+  wr_mux_stream_reset(wr_link_mux(l), sid, WR_MUX_RST_REFUSED);
+  return 0;
+}
+
+static void tl_on_ready(wr_link *l, void *ud) {
+  tlink *tl = ud;
+  WR_LOG_INFOF("ingress", "tunnel_link", "peer=%s aead=%s", tl->peer,
+               wr_aead_name(wr_link_aead(l)));
+}
+
+static void tl_on_closed(wr_link *l, int err, void *ud) {
+  (void)l;
+  tlink *tl = ud;
+  wr_ingress *ig = tl->ig;
+  tl->link = NULL;
+  if (tl->bound) {
+    tunnel *t = tl->bound;
+    t->tl = NULL;
+    t->gone_at = uv_now(ig->loop);
+    if (ig->g_tunnels) (*ig->g_tunnels)--;
+    WR_LOG_INFOF("ingress", "unbound", "name=%s peer=%s err=\"%s\"", t->name,
+                 tl->peer, err ? wr_strerror(err) : "closed");
+  } else if (err && err != WR_ERR_CLOSED) {
+    WR_LOG_INFOF("ingress", "tunnel_link_failed", "peer=%s err=\"%s\"",
+                 tl->peer, wr_strerror(err));
+    if (ig->m_tunnel_bad && (err == WR_ERR_DECRYPT || err == WR_ERR_PROTO ||
+                             err == WR_ERR_REPLAY))
+      (*ig->m_tunnel_bad)++;
+  }
+  /* Every visitor on this link loses its stream. */
+  while (tl->vconns) {
+    vconn *v = tl->vconns;
+    tl->vconns = v->next;
+    v->prev = v->next = NULL;
+    v->have_stream = 0;
+    v->tl = NULL;
+    char why[200];
+    snprintf(why, sizeof why,
+             "the tunnel '%.63s' went away while the request was in flight",
+             v->name);
+    vconn_stream_ended(v, 0, why);
+  }
+  if (tl->prev) tl->prev->next = tl->next;
+  else ig->tlinks = tl->next;
+  if (tl->next) tl->next->prev = tl->prev;
+  free(tl);
+  maybe_done(ig);
+}
+
+static const wr_link_callbacks tl_cb = {
+    .ready = tl_on_ready,
+    .closed = tl_on_closed,
+    .stream_open = tl_on_open,
+    .stream_data = tl_on_data,
+    .stream_fin = tl_on_fin,
+    .stream_close = tl_on_close,
+    .stream_writable = tl_on_writable,
+    .control = tl_on_control,
+    .goaway = NULL,
+};
+
+/* ---- visitor connections ---- */
+
+static void vconn_free_cb(uv_handle_t *h) {
+  vconn *v = h->data;
+  wr_ingress *ig = v->ig;
+  /* Two handles (tcp, timer) share this callback; the last one frees. */
+  if (h == (uv_handle_t *)&v->timer) {
+    v->timer.data = NULL;
+  } else {
+    if (!v->handed_off) free(v->tcp);
+    v->tcp = NULL;
+  }
+  if (v->tcp || v->timer.data) return;
+  wr_http_req_del(v->req);
+  wr_http_resp_del(v->resp);
+  free(v->rbuf);
+  if (v->aprev) v->aprev->anext = v->anext;
+  else ig->all = v->anext;
+  if (v->anext) v->anext->aprev = v->aprev;
+  if (ig->g_visitors) (*ig->g_visitors)--;
+  free(v);
+  maybe_done(ig);
+}
+
+static void vconn_close(vconn *v) {
+  if (v->closing) return;
+  v->closing = 1;
+  detach_stream(v, 1);
+  uv_close((uv_handle_t *)&v->timer, vconn_free_cb);
+  if (v->handed_off) {
+    /* The socket belongs to a tunnel link now. */
+    v->tcp = NULL;
+    return;
+  }
+  uv_close((uv_handle_t *)v->tcp, vconn_free_cb);
+}
+
+static int head_is_tunnel(const wr_http_ev *ev) {
+  if (!ev->upgrade || ev->len < sizeof TUNNEL_PATH - 1 ||
+      memcmp(ev->data, TUNNEL_PATH, sizeof TUNNEL_PATH - 1) != 0)
+    return 0;
+  static const char needle[] = "\nupgrade: warren/1\r";
+  size_t nl = sizeof needle - 1;
+  for (size_t i = 0; i + nl <= ev->len; i++)
+    if (strncasecmp((const char *)ev->data + i, needle, nl) == 0) return 1;
+  return 0;
+}
+
+static void free_write(uv_write_t *req, int status) {
+  (void)status;
+  free(req);
+}
+
+static void hand_off_tunnel(vconn *v) {
+  wr_ingress *ig = v->ig;
+  static const char resp101[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                                "Connection: Upgrade\r\n"
+                                "Upgrade: warren/1\r\n\r\n";
+  /* This write outlives the vconn (the link owns the socket next), so it
+   * is not tracked as one of the vconn's writes. */
+  uv_write_t *wr = malloc(sizeof *wr);
+  uv_buf_t b = uv_buf_init((char *)resp101, sizeof resp101 - 1);
+  if (!wr || uv_write(wr, (uv_stream_t *)v->tcp, &b, 1, free_write) != 0) {
+    free(wr);
+    vconn_close(v);
+    return;
+  }
+  tlink *tl = calloc(1, sizeof *tl);
+  if (!tl) {
+    vconn_close(v);
+    return;
+  }
+  tl->ig = ig;
+  snprintf(tl->peer, sizeof tl->peer, "%s", v->peer);
+  wr_link_config lc;
+  memset(&lc, 0, sizeof lc);
+  lc.initiator = 0;
+  memcpy(lc.fleet_key, ig->fleet_priv, 32);
+  lc.replay = ig->replay;
+  lc.peer = tl->peer;
+  uv_read_stop((uv_stream_t *)v->tcp);
+  int rv = wr_link_start(&tl->link, ig->loop, v->tcp, &lc, &tl_cb, tl,
+                         v->rbuf + v->in_off, v->in_len);
+  if (rv != 0) {
+    free(tl);
+    vconn_close(v);
+    return;
+  }
+  tl->next = ig->tlinks;
+  if (ig->tlinks) ig->tlinks->prev = tl;
+  ig->tlinks = tl;
+  v->handed_off = 1;
+  v->in_len = 0;
+  vconn_close(v);
+}
+
+/* A request head: route it.  Returns 0 to go on forwarding. */
+static int on_request_head(vconn *v, const wr_http_ev *ev) {
+  wr_ingress *ig = v->ig;
+  if (ig->m_requests) (*ig->m_requests)++;
+  snprintf(v->reqid, sizeof v->reqid, "%s",
+           ev->request_id ? ev->request_id : "");
+  if (!v->have_stream && !v->resp_started && head_is_tunnel(ev)) {
+    v->tunnel_upgrade = 1;
+    return 0;
+  }
+  if (!ev->name) {
+    vconn_not_found(v, ev->host ? ev->host : "", NULL);
+    return -1;
+  }
+  if (v->have_stream && strcmp(v->name, ev->name) != 0) {
+    /* HTTP/1.1 connections are per origin; a client that reuses one for
+     * another name is told so rather than mixing two tunnels. */
+    vconn_error(v, 421,
+                "this connection already serves another name; open a new "
+                "connection");
+    return -1;
+  }
+  if (!v->have_stream) {
+    int gone;
+    tunnel *t = lookup(ig, ev->name, &gone);
+    snprintf(v->name, sizeof v->name, "%s", ev->name);
+    if (!t) {
+      if (gone) {
+        char d[240];
+        snprintf(d, sizeof d,
+                 "the tunnel '%.63s' is disconnected; its client is "
+                 "reconnecting",
+                 ev->name);
+        vconn_error(v, 502, d);
+      } else {
+        vconn_not_found(v, ev->host ? ev->host : ev->name, ev->name);
+      }
+      return -1;
+    }
+    tlink *tl = t->tl;
+    int rv = wr_mux_stream_open(wr_link_mux(tl->link), NULL, 0, &v->sid, v);
+    if (rv != 0) {
+      char d[200];
+      snprintf(d, sizeof d, "tunnel '%.63s' cannot take more connections (%s)",
+               ev->name, wr_strerror(rv));
+      vconn_error(v, 502, d);
+      return -1;
+    }
+    v->have_stream = 1;
+    v->tl = tl;
+    v->next = tl->vconns;
+    if (tl->vconns) tl->vconns->prev = v;
+    tl->vconns = v;
+    tl->nstreams++;
+  }
+  if (wr_http_resp_expect(v->resp, ev->method_head, ev->upgrade) != 0) {
+    vconn_error(v, 500, "too many pipelined requests");
+    return -1;
+  }
+  if (ev->upgrade) v->req_upgrade = 1;
+  arm(v, ig->upstream_timeout);
+  return 0;
+}
+
+/* Writes the pending span within credit; 1 when it all went. */
+static int push_span(vconn *v) {
+  if (!v->span_len) return 1;
+  if (!v->have_stream || !v->tl || !v->tl->link) return 0;
+  wr_mux *m = wr_link_mux(v->tl->link);
+  wr_ssize n = wr_mux_stream_write(m, v->sid, v->span, v->span_len);
+  wr_link_flush(v->tl->link);
+  if (n < 0) {
+    vconn_close(v);
+    return 0;
+  }
+  v->span += n;
+  v->span_len -= (size_t)n;
+  return v->span_len == 0;
+}
+
+static void vconn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)hint;
+  vconn *v = h->data;
+  if (!v->rbuf) v->rbuf = malloc(VBUF_CAP);
+  if (!v->rbuf) {
+    *buf = uv_buf_init(NULL, 0);
+    return;
+  }
+  *buf = uv_buf_init((char *)v->rbuf, VBUF_CAP);
+}
+
+static void stop_reading(vconn *v) {
+  if (v->reading) uv_read_stop((uv_stream_t *)v->tcp);
+  v->reading = 0;
+}
+
+static void vconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+static void start_reading(vconn *v) {
+  if (!v->reading && !v->read_eof && !v->closing && !v->handed_off &&
+      !v->no_more) {
+    v->reading = 1;
+    uv_read_start((uv_stream_t *)v->tcp, vconn_on_alloc, vconn_on_read);
+  }
+}
+
+static void vconn_process(vconn *v) {
+  if (v->closing) return;
+  if (!push_span(v)) {
+    stop_reading(v);
+    return;
+  }
+  v->span = NULL;
+  while (!v->closing) {
+    wr_http_ev ev;
+    wr_ssize n = wr_http_req_feed(
+        v->req, v->rbuf ? v->rbuf + v->in_off : NULL, v->in_len, &ev);
+    if (n < 0) {
+      vconn_close(v);
+      return;
+    }
+    v->in_off += (size_t)n;
+    v->in_len -= (size_t)n;
+    switch (ev.type) {
+    case WR_HTTP_EV_NONE:
+      /* All input consumed. */
+      if (v->rbuf && !v->close_after_write) {
+        free(v->rbuf);
+        v->rbuf = NULL;
+      }
+      v->in_off = 0;
+      if (!v->close_after_write) start_reading(v);
+      return;
+    case WR_HTTP_EV_HEAD:
+      if (on_request_head(v, &ev) != 0) return;
+      if (v->tunnel_upgrade) continue;
+      v->span = ev.data;
+      v->span_len = ev.len;
+      break;
+    case WR_HTTP_EV_BODY:
+    case WR_HTTP_EV_RAW:
+      if (v->tunnel_upgrade) {
+        vconn_error(v, 400, "a tunnel upgrade request has no body");
+        return;
+      }
+      v->span = ev.data;
+      v->span_len = ev.len;
+      break;
+    case WR_HTTP_EV_END:
+      if (!ev.keep_alive && !ev.upgrade && !v->tunnel_upgrade) {
+        /* The visitor will send nothing more we could forward. */
+        v->no_more = 1;
+        stop_reading(v);
+      }
+      continue;
+    case WR_HTTP_EV_UPGRADE:
+      if (v->tunnel_upgrade) {
+        hand_off_tunnel(v);
+        return;
+      }
+      continue;
+    case WR_HTTP_EV_ERROR:
+      if (v->ig->m_bad) (*v->ig->m_bad)++;
+      WR_LOG_DEBUGF("ingress", "bad_request", "peer=%s status=%d reason=\"%s\"",
+                    v->peer, ev.status, ev.reason ? ev.reason : "");
+      vconn_error(v, ev.status ? ev.status : 400,
+                  ev.reason ? ev.reason : "bad request");
+      return;
+    }
+    if (!push_span(v)) {
+      stop_reading(v);
+      return;
+    }
+    v->span = NULL;
+  }
+}
+
+static void vconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  (void)buf;
+  vconn *v = s->data;
+  if (v->closing) return;
+  if (n == 0) return;
+  if (n < 0) {
+    stop_reading(v);
+    v->read_eof = 1;
+    if (n == UV_EOF && v->have_stream && wr_http_resp_pending(v->resp)) {
+      /* Half-close: the visitor sent its request and waits for the
+       * answer; pass the FIN on. */
+      wr_mux_stream_close(wr_link_mux(v->tl->link), v->sid);
+      wr_link_flush(v->tl->link);
+      return;
+    }
+    if (n == UV_EOF && v->upgraded && v->have_stream) {
+      wr_mux_stream_close(wr_link_mux(v->tl->link), v->sid);
+      wr_link_flush(v->tl->link);
+      return;
+    }
+    vconn_close(v);
+    return;
+  }
+  v->in_off = 0;
+  v->in_len = (size_t)n;
+  if (!v->have_stream) arm(v, v->ig->head_timeout);
+  vconn_process(v);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  wr_ingress *ig = server->data;
+  if (status < 0 || ig->stopping) return;
+  vconn *v = calloc(1, sizeof *v);
+  uv_tcp_t *tcp = malloc(sizeof *tcp);
+  if (!v || !tcp) {
+    /* Out of memory: the connection waits in the backlog for a retry. */
+    free(v);
+    free(tcp);
+    return;
+  }
+  v->ig = ig;
+  v->tcp = tcp;
+  uv_tcp_init(ig->loop, tcp);
+  tcp->data = v;
+  uv_timer_init(ig->loop, &v->timer);
+  v->timer.data = v;
+  v->anext = ig->all;
+  if (ig->all) ig->all->aprev = v;
+  ig->all = v;
+  if (ig->g_visitors) (*ig->g_visitors)++;
+  if (uv_accept(server, (uv_stream_t *)tcp) != 0) {
+    vconn_close(v);
+    return;
+  }
+  wr_tcp_tune(tcp);
+  struct sockaddr_storage ss;
+  int sl = sizeof ss;
+  char ip[64] = "unknown";
+  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET)
+      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+    else uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+    snprintf(v->peer, sizeof v->peer, "%s:%d", ip,
+             ntohs(((struct sockaddr_in *)&ss)->sin_port));
+  }
+  wr_http_req_config rc = {
+      .domain = ig->domain,
+      .client_addr = ip,
+      .proto = "http",
+      .max_head = HEAD_MAX,
+      .rand = wr_sodium_rand,
+      .rand_ud = NULL,
+  };
+  if (wr_http_req_new(&v->req, &rc, NULL) != 0 ||
+      wr_http_resp_new(&v->resp, HEAD_MAX, NULL) != 0) {
+    vconn_close(v);
+    return;
+  }
+  arm(v, ig->head_timeout);
+  start_reading(v);
+}
+
+/* ---- the ingress ---- */
+
+static void maybe_done(wr_ingress *ig) {
+  if (!ig->stopping || !ig->server_closed || ig->all || ig->tlinks) return;
+  for (size_t i = 0; i < TABLE_BUCKETS; i++) {
+    tunnel *t = ig->table[i];
+    while (t) {
+      tunnel *n = t->next;
+      free(t);
+      t = n;
+    }
+  }
+  wr_noise_replay_del(ig->replay);
+  void (*done)(void *) = ig->done;
+  void *ud = ig->done_ud;
+  sodium_memzero(ig->fleet_priv, 32);
+  free(ig);
+  if (done) done(ud);
+}
+
+static void server_closed(uv_handle_t *h) {
+  wr_ingress *ig = h->data;
+  ig->server_closed = 1;
+  maybe_done(ig);
+}
+
+int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
+                     const wr_ingress_config *cfg) {
+  struct sockaddr_storage ss;
+  int rv = wr_parse_hostport(cfg->listen, &ss);
+  if (rv != 0) return rv;
+  wr_ingress *ig = calloc(1, sizeof *ig);
+  if (!ig) return WR_ERR_NOMEM;
+  ig->loop = loop;
+  snprintf(ig->domain, sizeof ig->domain, "%s", cfg->domain);
+  snprintf(ig->node_id, sizeof ig->node_id, "%s", cfg->node_id);
+  snprintf(ig->token, sizeof ig->token, "%s", cfg->token ? cfg->token : "");
+  memcpy(ig->fleet_priv, cfg->fleet_priv, 32);
+  ig->upstream_timeout = cfg->upstream_timeout_ms ? cfg->upstream_timeout_ms
+                                                  : 60000;
+  ig->idle_timeout = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 75000;
+  ig->head_timeout = cfg->head_timeout_ms ? cfg->head_timeout_ms : 30000;
+  ig->gone_grace = cfg->gone_grace_ms ? cfg->gone_grace_ms : 30000;
+  /* 64k recent handshakes: two minutes of skew window at ~500/s. */
+  rv = wr_noise_replay_new(&ig->replay, 65536, NULL);
+  if (rv != 0) {
+    free(ig);
+    return rv;
+  }
+  wr_metrics *m = cfg->metrics;
+  if (m) {
+    wr_metrics_counter(m, "warren_http_requests_total", NULL, NULL,
+                       "Visitor requests received.", &ig->m_requests);
+    wr_metrics_counter(m, "warren_http_bad_requests_total", NULL, NULL,
+                       "Visitor requests rejected as malformed (4xx).",
+                       &ig->m_bad);
+    wr_metrics_counter(m, "warren_http_responses_total", "code", "404",
+                       "Error responses generated by the node.", &ig->m_404);
+    wr_metrics_counter(m, "warren_http_responses_total", "code", "502",
+                       "Error responses generated by the node.", &ig->m_502);
+    wr_metrics_counter(m, "warren_http_responses_total", "code", "504",
+                       "Error responses generated by the node.", &ig->m_504);
+    wr_metrics_counter(m, "warren_rx_malformed_total", "source", "tunnel",
+                       "Malformed or unauthenticated input dropped.",
+                       &ig->m_tunnel_bad);
+    wr_metrics_gauge(m, "warren_tunnels", NULL, NULL,
+                     "Tunnels bound on this node.", &ig->g_tunnels);
+    wr_metrics_gauge(m, "warren_visitor_connections", NULL, NULL,
+                     "Open visitor connections.", &ig->g_visitors);
+  }
+  uv_tcp_init(loop, &ig->server);
+  ig->server.data = ig;
+  rv = uv_tcp_bind(&ig->server, (struct sockaddr *)&ss, 0);
+  if (rv == 0) rv = uv_listen((uv_stream_t *)&ig->server, 1024, on_connection);
+  if (rv != 0) {
+    /* Closing is asynchronous; the ingress frees itself when it ends. */
+    ig->stopping = 1;
+    uv_close((uv_handle_t *)&ig->server, server_closed);
+    return rv;
+  }
+  struct sockaddr_storage bound;
+  int bl = sizeof bound;
+  uv_tcp_getsockname(&ig->server, (struct sockaddr *)&bound, &bl);
+  ig->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+  *pig = ig;
+  return 0;
+}
+
+int wr_ingress_port(const wr_ingress *ig) { return ig->port; }
+
+size_t wr_ingress_tunnel_count(const wr_ingress *ig) { return ig->ntunnels; }
+
+void wr_ingress_foreach(const wr_ingress *ig,
+                        void (*fn)(const wr_tunnel_info *t, void *ud),
+                        void *ud) {
+  for (size_t i = 0; i < TABLE_BUCKETS; i++)
+    for (tunnel *t = ig->table[i]; t; t = t->next) {
+      wr_tunnel_info info = {
+          .name = t->name,
+          .peer = t->tl ? t->tl->peer : "",
+          .live = t->tl != NULL,
+          .version = t->version,
+          .streams = t->tl ? t->tl->nstreams : 0,
+      };
+      fn(&info, ud);
+    }
+}
+
+void wr_ingress_drain(wr_ingress *ig) {
+  ig->draining = 1;
+  for (tlink *tl = ig->tlinks; tl; tl = tl->next) {
+    if (!tl->link || !wr_link_is_ready(tl->link)) continue;
+    wr_control_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = WR_CONTROL_GOAWAY;
+    snprintf(m.u.goaway.reason, sizeof m.u.goaway.reason,
+             "node %s is draining", ig->node_id);
+    send_control(tl, &m);
+    wr_mux_goaway(wr_link_mux(tl->link), 0);
+    wr_link_flush(tl->link);
+  }
+}
+
+void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud) {
+  if (ig->stopping) return;
+  ig->stopping = 1;
+  ig->done = done;
+  ig->done_ud = ud;
+  uv_close((uv_handle_t *)&ig->server, server_closed);
+  for (vconn *v = ig->all; v; v = v->anext) vconn_close(v);
+  for (tlink *tl = ig->tlinks; tl; tl = tl->next)
+    if (tl->link) wr_link_close(tl->link, 0);
+}

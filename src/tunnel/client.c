@@ -1,0 +1,682 @@
+/*
+ * `warren http PORT`: the client side of a tunnel (see client.h).
+ *
+ * States of the connection to the node:
+ *   IDLE (backoff timer) -> CONNECTING (TCP) -> UPGRADING (HTTP 101)
+ *   -> LINKED (handshake, then Hello + Bind) -> BOUND
+ * Any failure closes the socket/link and goes back to IDLE, except the
+ * errors no retry can fix before the first bind (on_fatal).
+ *
+ * Each stream the node opens is one visitor connection: we connect to the
+ * local server and pipe.  Origin -> node: read into the stream's buffer,
+ * wr_mux_stream_write what credit allows, stop reading until
+ * stream_writable when it takes less.  Node -> origin: each DATA buffer
+ * from the link is written as is and its credit returned in the write
+ * callback (so a slow local server slows the visitor, not the link).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "warren/client.h"
+#include "warren/control.h"
+#include "warren/err.h"
+#include "warren/link.h"
+#include "warren/log.h"
+
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 30000
+#define UPGRADE_HEAD_MAX 4096
+#define ORIGIN_BUF 65536
+
+enum cstate { C_IDLE, C_CONNECTING, C_UPGRADING, C_LINKED, C_BOUND };
+
+typedef struct origin origin;
+typedef struct pend {
+  struct pend *next;
+  uint8_t *buf;
+  size_t len;
+} pend;
+
+struct origin {
+  wr_client *c;
+  wr_link *link;
+  uint32_t sid;
+  uv_tcp_t tcp;
+  uv_connect_t creq;
+  uv_shutdown_t sreq;
+  int connected, stream_gone, closing, fin_pending;
+  pend *ph, *pt; /* node -> origin bytes waiting for the connect */
+  uint8_t *rbuf;
+  size_t roff, rlen; /* origin -> node bytes waiting for credit */
+  origin *prev, *next;
+};
+
+typedef struct owrite {
+  uv_write_t req;
+  origin *o;
+  uint8_t *buf;
+  size_t len;
+} owrite;
+
+struct wr_client {
+  uv_loop_t *loop;
+  wr_client_config cfg;
+  char node[256], token[WR_CONTROL_TOKEN_MAX + 1];
+  char name[WR_CONTROL_NAME_MAX + 1], local_host[64];
+  enum cstate state;
+  uv_timer_t timer;
+  uv_tcp_t *tcp; /* while CONNECTING / UPGRADING */
+  uv_connect_t creq;
+  uint8_t head[UPGRADE_HEAD_MAX];
+  size_t headlen;
+  wr_link *link;
+  int ever_bound, attempt, stopping, fatal;
+  origin *origins;
+  void (*done)(void *);
+  void *done_ud;
+  int timer_closed;
+};
+
+static void schedule_reconnect(wr_client *c);
+static void origin_close(origin *o);
+static void maybe_finish_stop(wr_client *c);
+
+/* ---- origin side ---- */
+
+static void origin_closed(uv_handle_t *h) {
+  origin *o = h->data;
+  wr_client *c = o->c;
+  if (o->prev) o->prev->next = o->next;
+  else c->origins = o->next;
+  if (o->next) o->next->prev = o->prev;
+  for (pend *p = o->ph; p;) {
+    pend *n = p->next;
+    free(p->buf);
+    free(p);
+    p = n;
+  }
+  free(o->rbuf);
+  free(o);
+  maybe_finish_stop(c);
+}
+
+static void origin_close(origin *o) {
+  if (o->closing) return;
+  o->closing = 1;
+  if (!o->stream_gone && o->link) {
+    wr_mux_stream_set_user_data(wr_link_mux(o->link), o->sid, NULL);
+    wr_mux_stream_reset(wr_link_mux(o->link), o->sid, WR_MUX_RST_CANCEL);
+    wr_link_flush(o->link);
+    o->stream_gone = 1;
+  }
+  uv_close((uv_handle_t *)&o->tcp, origin_closed);
+}
+
+static void origin_on_write(uv_write_t *req, int status) {
+  owrite *w = (owrite *)req;
+  origin *o = w->o;
+  if (!o->stream_gone && o->link) {
+    wr_mux_stream_consume(wr_link_mux(o->link), o->sid, w->len);
+    wr_link_flush(o->link);
+  }
+  free(w->buf);
+  free(w);
+  if (status < 0 && status != UV_ECANCELED) origin_close(o);
+}
+
+static int origin_write(origin *o, uint8_t *buf, size_t len) {
+  owrite *w = malloc(sizeof *w);
+  if (!w) {
+    free(buf);
+    return WR_ERR_NOMEM;
+  }
+  w->o = o;
+  w->buf = buf;
+  w->len = len;
+  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+  int rv = uv_write(&w->req, (uv_stream_t *)&o->tcp, &b, 1, origin_on_write);
+  if (rv < 0) {
+    free(buf);
+    free(w);
+  }
+  return rv;
+}
+
+static void origin_on_shutdown(uv_shutdown_t *req, int status) {
+  (void)req;
+  (void)status;
+}
+
+static void origin_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)hint;
+  origin *o = h->data;
+  *buf = uv_buf_init((char *)o->rbuf, ORIGIN_BUF);
+}
+
+/* Pushes buffered origin bytes into the stream; 1 when all went. */
+static int origin_push(origin *o) {
+  wr_mux *m = wr_link_mux(o->link);
+  while (o->rlen > 0) {
+    wr_ssize n = wr_mux_stream_write(m, o->sid, o->rbuf + o->roff, o->rlen);
+    if (n < 0) {
+      origin_close(o);
+      return 0;
+    }
+    if (n == 0) break;
+    o->roff += (size_t)n;
+    o->rlen -= (size_t)n;
+  }
+  wr_link_flush(o->link);
+  return o->rlen == 0;
+}
+
+static void origin_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  (void)buf;
+  origin *o = s->data;
+  if (o->closing || o->stream_gone) return;
+  if (n == UV_EOF) {
+    /* The local server finished its side: FIN after what is queued. */
+    uv_read_stop(s);
+    wr_mux_stream_close(wr_link_mux(o->link), o->sid);
+    wr_link_flush(o->link);
+    return;
+  }
+  if (n < 0) {
+    origin_close(o);
+    return;
+  }
+  o->roff = 0;
+  o->rlen = (size_t)n;
+  if (!origin_push(o)) uv_read_stop(s); /* wait for stream_writable */
+}
+
+static void origin_on_connect(uv_connect_t *req, int status) {
+  origin *o = req->data;
+  if (o->closing) return;
+  if (status < 0) {
+    WR_LOG_WARNF("client", "origin_refused", "local=%s:%d err=\"%s\"",
+                 o->c->local_host, o->c->cfg.local_port, uv_strerror(status));
+    /* The node answers the visitor 502 for this reset code. */
+    if (!o->stream_gone) {
+      wr_mux_stream_set_user_data(wr_link_mux(o->link), o->sid, NULL);
+      wr_mux_stream_reset(wr_link_mux(o->link), o->sid,
+                          WR_MUX_RST_CONNECT_FAILED);
+      wr_link_flush(o->link);
+      o->stream_gone = 1;
+    }
+    origin_close(o);
+    return;
+  }
+  o->connected = 1;
+  wr_tcp_tune(&o->tcp);
+  pend *p = o->ph;
+  o->ph = o->pt = NULL;
+  while (p) {
+    pend *n = p->next;
+    origin_write(o, p->buf, p->len);
+    free(p);
+    p = n;
+  }
+  if (o->fin_pending) uv_shutdown(&o->sreq, (uv_stream_t *)&o->tcp,
+                                  origin_on_shutdown);
+  if (!o->stream_gone)
+    uv_read_start((uv_stream_t *)&o->tcp, origin_alloc, origin_on_read);
+}
+
+/* ---- link callbacks ---- */
+
+static int on_stream_open(wr_link *l, uint32_t sid, const uint8_t *meta,
+                          size_t len, void *ud) {
+  (void)meta;
+  (void)len;
+  wr_client *c = ud;
+  wr_mux *m = wr_link_mux(l);
+  /* The visitor may already be gone (OPEN and RST in one batch). */
+  if (wr_mux_stream_set_user_data(m, sid, NULL) != 0) return 0;
+  origin *o = calloc(1, sizeof *o);
+  if (o) o->rbuf = malloc(ORIGIN_BUF);
+  if (!o || !o->rbuf) {
+    free(o);
+    wr_mux_stream_reset(m, sid, WR_MUX_RST_INTERNAL);
+    return 0;
+  }
+  o->c = c;
+  o->link = l;
+  o->sid = sid;
+  uv_tcp_init(c->loop, &o->tcp);
+  o->tcp.data = o;
+  o->creq.data = o;
+  o->next = c->origins;
+  if (c->origins) c->origins->prev = o;
+  c->origins = o;
+  wr_mux_stream_set_user_data(m, sid, o);
+  struct sockaddr_storage ss;
+  char hp[96];
+  snprintf(hp, sizeof hp, "%s:%d", c->local_host, c->cfg.local_port);
+  int rv = wr_parse_hostport(hp, &ss);
+  if (rv == 0)
+    rv = uv_tcp_connect(&o->creq, &o->tcp, (struct sockaddr *)&ss,
+                        origin_on_connect);
+  if (rv != 0) {
+    wr_mux_stream_set_user_data(m, sid, NULL);
+    wr_mux_stream_reset(m, sid, WR_MUX_RST_CONNECT_FAILED);
+    o->stream_gone = 1;
+    origin_close(o);
+  }
+  return 0;
+}
+
+static int on_stream_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
+                          size_t len, void *ud) {
+  (void)ud;
+  origin *o = sud;
+  if (!o || o->closing) {
+    /* Nobody will write these: give the credit back at once. */
+    wr_mux_stream_consume(wr_link_mux(l), sid, len);
+    free(buf);
+    return 0;
+  }
+  if (!o->connected) {
+    pend *p = malloc(sizeof *p);
+    if (!p) {
+      free(buf);
+      origin_close(o);
+      return 0;
+    }
+    p->next = NULL;
+    p->buf = buf;
+    p->len = len;
+    if (o->pt) o->pt->next = p;
+    else o->ph = p;
+    o->pt = p;
+    return 0;
+  }
+  if (origin_write(o, buf, len) != 0) origin_close(o);
+  return 0;
+}
+
+static int on_stream_fin(wr_link *l, uint32_t sid, void *sud, void *ud) {
+  (void)l;
+  (void)sid;
+  (void)ud;
+  origin *o = sud;
+  if (!o || o->closing) return 0;
+  if (o->connected)
+    uv_shutdown(&o->sreq, (uv_stream_t *)&o->tcp, origin_on_shutdown);
+  else o->fin_pending = 1;
+  return 0;
+}
+
+static int on_stream_close(wr_link *l, uint32_t sid, void *sud, int64_t code,
+                           int by_peer, void *ud) {
+  (void)l;
+  (void)sid;
+  (void)code;
+  (void)by_peer;
+  (void)ud;
+  origin *o = sud;
+  if (!o) return 0;
+  o->stream_gone = 1;
+  /* Both directions done (or reset): let queued writes finish, then the
+   * close below cancels nothing that matters. */
+  origin_close(o);
+  return 0;
+}
+
+static int on_stream_writable(wr_link *l, uint32_t sid, void *sud, void *ud) {
+  (void)l;
+  (void)sid;
+  (void)ud;
+  origin *o = sud;
+  if (!o || o->closing || !o->connected) return 0;
+  if (o->rlen > 0 && origin_push(o))
+    uv_read_start((uv_stream_t *)&o->tcp, origin_alloc, origin_on_read);
+  return 0;
+}
+
+static void fatal(wr_client *c, const char *line) {
+  c->fatal = 1;
+  if (c->cfg.on_fatal) c->cfg.on_fatal(line, c->cfg.ud);
+}
+
+static int on_control(wr_link *l, const uint8_t *msg, size_t len, void *ud) {
+  wr_client *c = ud;
+  wr_control_msg m;
+  if (wr_control_decode(msg, len, &m) != 0) {
+    WR_LOG_WARNF("client", "bad_control", "len=%zu", len);
+    return WR_ERR_PROTO;
+  }
+  if (m.type == WR_CONTROL_BOUND) {
+    snprintf(c->name, sizeof c->name, "%s", m.u.bound.name);
+    int first = !c->ever_bound;
+    c->ever_bound = 1;
+    c->attempt = 0;
+    c->state = C_BOUND;
+    WR_LOG_INFOF("client", "bound", "name=%s url=%s aead=%s", m.u.bound.name,
+                 m.u.bound.url, wr_aead_name(wr_link_aead(l)));
+    if (c->cfg.on_bound)
+      c->cfg.on_bound(m.u.bound.name, m.u.bound.url, first, c->cfg.ud);
+    return 0;
+  }
+  if (m.type == WR_CONTROL_ERROR) {
+    char line[600];
+    wr_control_error_line(&m, line, sizeof line);
+    WR_LOG_WARNF("client", "node_error", "code=%u msg=\"%s\"",
+                 m.u.error.code, line);
+    uint32_t code = m.u.error.code;
+    int permanent = code == WR_CONTROL_ERR_BAD_TOKEN ||
+                    code == WR_CONTROL_ERR_BAD_NAME ||
+                    code == WR_CONTROL_ERR_UNSUPPORTED_VERSION ||
+                    code == WR_CONTROL_ERR_NAME_TAKEN;
+    /* After a first bind, "name taken" usually means the node still holds
+     * our previous, dead link: keep retrying until it notices. */
+    if (permanent && !(c->ever_bound && code == WR_CONTROL_ERR_NAME_TAKEN)) {
+      char out[700];
+      snprintf(out, sizeof out, "warren: %s", line);
+      fatal(c, out);
+    }
+    return WR_ERR_AUTH; /* close the link */
+  }
+  if (m.type == WR_CONTROL_GOAWAY) {
+    WR_LOG_INFOF("client", "node_draining", "reason=\"%s\"",
+                 m.u.goaway.reason);
+    return WR_ERR_CLOSED; /* reconnect (to the next node) now */
+  }
+  return 0;
+}
+
+static int on_goaway(wr_link *l, uint32_t code, void *ud) {
+  (void)l;
+  (void)code;
+  (void)ud;
+  WR_LOG_INFOF("client", "goaway", "code=%u", code);
+  return WR_ERR_CLOSED;
+}
+
+static int send_control(wr_link *l, const wr_control_msg *m) {
+  uint8_t buf[WR_CONTROL_MAX_WIRE];
+  wr_ssize n = wr_control_encode(m, buf, sizeof buf);
+  if (n < 0) return (int)n;
+  int rv = wr_mux_control(wr_link_mux(l), buf, (size_t)n);
+  wr_link_flush(l);
+  return rv;
+}
+
+static void on_ready(wr_link *l, void *ud) {
+  wr_client *c = ud;
+  wr_control_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WR_CONTROL_HELLO;
+  m.u.hello.protocol_version = WR_CONTROL_PROTOCOL_VERSION;
+  snprintf(m.u.hello.token, sizeof m.u.hello.token, "%s", c->token);
+  snprintf(m.u.hello.client_version, sizeof m.u.hello.client_version,
+           "warren/%s", WARREN_VERSION);
+  int rv = send_control(l, &m);
+  memset(&m, 0, sizeof m);
+  m.type = WR_CONTROL_BIND;
+  snprintf(m.u.bind.name, sizeof m.u.bind.name, "%s", c->name);
+  if (rv == 0) rv = send_control(l, &m);
+  if (rv != 0) wr_link_close(l, rv);
+}
+
+static void on_link_closed(wr_link *l, int err, void *ud) {
+  wr_client *c = ud;
+  (void)l;
+  c->link = NULL;
+  /* Every stream of the link is gone: drop the local connections. */
+  for (origin *o = c->origins; o; o = o->next) {
+    if (o->link == l) {
+      o->stream_gone = 1;
+      o->link = NULL;
+      origin_close(o);
+    }
+  }
+  if (c->stopping) {
+    maybe_finish_stop(c);
+    return;
+  }
+  char line[512];
+  if (!c->ever_bound && (err == WR_ERR_AUTH || err == WR_ERR_DECRYPT)) {
+    if (c->fatal) return;
+    snprintf(line, sizeof line,
+             "warren: handshake with %s failed: the node does not hold the "
+             "fleet key you pinned (--fleet-key)",
+             c->node);
+    fatal(c, line);
+    return;
+  }
+  if (!c->ever_bound && err == WR_ERR_VERSION) {
+    snprintf(line, sizeof line,
+             "warren: handshake with %s failed: the node speaks another "
+             "protocol version",
+             c->node);
+    fatal(c, line);
+    return;
+  }
+  if (c->fatal) return;
+  if (err == WR_ERR_REPLAY)
+    WR_LOG_WARNF("client", "link_closed",
+                 "node=%s err=\"clock skew: the node rejected our "
+                 "handshake timestamp; check this machine's clock\"",
+                 c->node);
+  else
+    WR_LOG_WARNF("client", "link_closed", "node=%s err=\"%s\"", c->node,
+                 wr_strerror(err));
+  schedule_reconnect(c);
+}
+
+static const wr_link_callbacks link_cb = {
+    .ready = on_ready,
+    .closed = on_link_closed,
+    .stream_open = on_stream_open,
+    .stream_data = on_stream_data,
+    .stream_fin = on_stream_fin,
+    .stream_close = on_stream_close,
+    .stream_writable = on_stream_writable,
+    .control = on_control,
+    .goaway = on_goaway,
+};
+
+/* ---- connecting and upgrading ---- */
+
+static void tcp_closed_free(uv_handle_t *h) {
+  wr_client *c = h->data;
+  free(h);
+  if (c) maybe_finish_stop(c);
+}
+
+static void abort_attempt(wr_client *c, const char *why) {
+  if (c->tcp) {
+    c->tcp->data = c;
+    uv_close((uv_handle_t *)c->tcp, tcp_closed_free);
+    c->tcp = NULL;
+  }
+  if (c->stopping) return;
+  WR_LOG_WARNF("client", "connect_failed", "node=%s err=\"%s\"", c->node, why);
+  schedule_reconnect(c);
+}
+
+static void up_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)hint;
+  wr_client *c = h->data;
+  *buf = uv_buf_init((char *)c->head + c->headlen,
+                     (unsigned)(UPGRADE_HEAD_MAX - c->headlen));
+}
+
+static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  (void)buf;
+  wr_client *c = s->data;
+  if (n < 0) {
+    abort_attempt(c, n == UV_EOF ? "connection closed during upgrade"
+                                 : uv_strerror((int)n));
+    return;
+  }
+  c->headlen += (size_t)n;
+  uint8_t *end = memmem(c->head, c->headlen, "\r\n\r\n", 4);
+  if (!end) {
+    if (c->headlen >= UPGRADE_HEAD_MAX)
+      abort_attempt(c, "oversized answer to the upgrade request");
+    return;
+  }
+  uv_read_stop(s);
+  size_t hlen = (size_t)(end + 4 - c->head);
+  if (c->headlen < 12 || memcmp(c->head, "HTTP/1.1 101", 12) != 0) {
+    char status[64];
+    size_t sl = 0;
+    while (sl < c->headlen && sl < sizeof status - 1 && c->head[sl] != '\r') {
+      status[sl] = (char)c->head[sl];
+      sl++;
+    }
+    status[sl] = 0;
+    char why[160];
+    snprintf(why, sizeof why, "not a warren node (it answered \"%s\")",
+             status);
+    abort_attempt(c, why);
+    return;
+  }
+  wr_link_config lc;
+  memset(&lc, 0, sizeof lc);
+  lc.initiator = 1;
+  memcpy(lc.fleet_key, c->cfg.fleet_pub, 32);
+  lc.peer = c->node;
+  uv_tcp_t *tcp = c->tcp;
+  int rv = wr_link_start(&c->link, c->loop, tcp, &lc, &link_cb, c,
+                         c->head + hlen, c->headlen - hlen);
+  if (rv != 0) {
+    abort_attempt(c, wr_strerror(rv));
+    return;
+  }
+  c->tcp = NULL; /* the link owns it now */
+  c->state = C_LINKED;
+}
+
+static void up_written(uv_write_t *req, int status) {
+  wr_client *c = req->data;
+  free(req);
+  if (status < 0 && c->tcp && status != UV_ECANCELED)
+    abort_attempt(c, uv_strerror(status));
+}
+
+static void on_connect(uv_connect_t *req, int status) {
+  wr_client *c = req->data;
+  if (c->stopping) return;
+  if (status < 0) {
+    abort_attempt(c, uv_strerror(status));
+    return;
+  }
+  c->state = C_UPGRADING;
+  c->headlen = 0;
+  static char upgrade[512];
+  int n = snprintf(upgrade, sizeof upgrade,
+                   "GET /_warren/tunnel HTTP/1.1\r\nHost: %s\r\n"
+                   "Connection: Upgrade\r\nUpgrade: warren/1\r\n"
+                   "User-Agent: warren/%s\r\n\r\n",
+                   c->node, WARREN_VERSION);
+  uv_write_t *w = malloc(sizeof *w);
+  if (!w) {
+    abort_attempt(c, "out of memory");
+    return;
+  }
+  w->data = c;
+  uv_buf_t b = uv_buf_init(upgrade, (unsigned)n);
+  int rv = uv_write(w, (uv_stream_t *)c->tcp, &b, 1, up_written);
+  if (rv == 0)
+    rv = uv_read_start((uv_stream_t *)c->tcp, up_alloc, up_read);
+  else free(w);
+  if (rv != 0) abort_attempt(c, uv_strerror(rv));
+}
+
+static void try_connect(uv_timer_t *t) {
+  wr_client *c = t->data;
+  if (c->stopping) return;
+  struct sockaddr_storage ss;
+  if (wr_parse_hostport(c->node, &ss) != 0) {
+    char line[400];
+    snprintf(line, sizeof line, "warren: bad --node address '%s' (want "
+             "HOST:PORT with an IP address or localhost)", c->node);
+    fatal(c, line);
+    return;
+  }
+  c->tcp = malloc(sizeof *c->tcp);
+  if (!c->tcp) {
+    schedule_reconnect(c);
+    return;
+  }
+  uv_tcp_init(c->loop, c->tcp);
+  c->tcp->data = c;
+  c->creq.data = c;
+  c->state = C_CONNECTING;
+  WR_LOG_DEBUGF("client", "connecting", "node=%s attempt=%d", c->node,
+                c->attempt);
+  int rv = uv_tcp_connect(&c->creq, c->tcp, (struct sockaddr *)&ss,
+                          on_connect);
+  if (rv != 0) abort_attempt(c, uv_strerror(rv));
+}
+
+static void schedule_reconnect(wr_client *c) {
+  if (c->stopping || c->fatal) return;
+  c->state = C_IDLE;
+  /* Exponential backoff with "equal jitter": half fixed, half random, so
+   * a fleet of clients cut off by one node failure does not reconnect in
+   * lockstep, yet each still waits a predictable minimum. */
+  uint64_t d = BACKOFF_MIN_MS;
+  for (int i = 0; i < c->attempt && d < BACKOFF_MAX_MS; i++) d *= 2;
+  if (d > BACKOFF_MAX_MS) d = BACKOFF_MAX_MS;
+  d = d / 2 + randombytes_uniform((uint32_t)(d / 2 + 1));
+  c->attempt++;
+  WR_LOG_INFOF("client", "reconnect", "node=%s in_ms=%llu attempt=%d",
+               c->node, (unsigned long long)d, c->attempt);
+  uv_timer_start(&c->timer, try_connect, d, 0);
+}
+
+int wr_client_start(wr_client **pc, uv_loop_t *loop,
+                    const wr_client_config *cfg) {
+  wr_client *c = calloc(1, sizeof *c);
+  if (!c) return WR_ERR_NOMEM;
+  c->loop = loop;
+  c->cfg = *cfg;
+  snprintf(c->node, sizeof c->node, "%s", cfg->node);
+  snprintf(c->token, sizeof c->token, "%s", cfg->token ? cfg->token : "");
+  snprintf(c->name, sizeof c->name, "%s", cfg->name ? cfg->name : "");
+  snprintf(c->local_host, sizeof c->local_host, "%s",
+           cfg->local_host ? cfg->local_host : "127.0.0.1");
+  uv_timer_init(loop, &c->timer);
+  c->timer.data = c;
+  uv_timer_start(&c->timer, try_connect, 0, 0);
+  *pc = c;
+  return 0;
+}
+
+static void timer_closed(uv_handle_t *h) {
+  wr_client *c = h->data;
+  c->timer_closed = 1;
+  maybe_finish_stop(c);
+}
+
+static void maybe_finish_stop(wr_client *c) {
+  if (!c->stopping || !c->timer_closed || c->link || c->tcp || c->origins)
+    return;
+  void (*done)(void *) = c->done;
+  void *ud = c->done_ud;
+  free(c);
+  if (done) done(ud);
+}
+
+void wr_client_stop(wr_client *c, void (*done)(void *ud), void *ud) {
+  if (c->stopping) return;
+  c->stopping = 1;
+  c->done = done;
+  c->done_ud = ud;
+  uv_close((uv_handle_t *)&c->timer, timer_closed);
+  if (c->tcp) {
+    uv_tcp_t *t = c->tcp;
+    c->tcp = NULL;
+    t->data = NULL;
+    uv_close((uv_handle_t *)t, tcp_closed_free);
+  }
+  if (c->link) wr_link_close(c->link, 0);
+  for (origin *o = c->origins; o; o = o->next) origin_close(o);
+}

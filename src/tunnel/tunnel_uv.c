@@ -1,0 +1,607 @@
+/*
+ * The libuv tunnel link: socket <-> Noise handshake <-> sealed records <->
+ * mux.  No protocol decisions live here; this file moves bytes between a
+ * uv_tcp_t and the sans-IO cores and turns their deadlines into a timer.
+ *
+ * States: HANDSHAKE (noise messages, 10 s limit) -> READY (records + mux)
+ *         -> CLOSING (handles closing; `closed` fires once all have).
+ *
+ * Input: one buffer per link, allocated while bytes are pending and freed
+ * when it drains, so an idle link holds no read buffer (1,000 idle tunnels
+ * must stay cheap).  Records are opened in place and their plaintext fed
+ * to wr_mux_recv.
+ *
+ * Output: wr_link_flush() arms a uv_prepare handle; once per loop turn
+ * the queued mux frames are cut into records of up to 16 KiB and sealed
+ * into one buffer sized to what is queued, written with one uv_write.  At
+ * most WRITE_QUEUE_MAX bytes may wait in the kernel-bound queue; beyond
+ * that the mux keeps its frames (and its credit bounds them).
+ *
+ * Mux events are queued and dispatched after the mux call returns (see
+ * link.h): the mux forbids re-entry from its callbacks, and the app wants
+ * to answer events with mux calls.
+ */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <sodium.h>
+
+#include "warren/err.h"
+#include "warren/link.h"
+#include "warren/log.h"
+
+/* The handshake is two small messages; a peer that has not finished it in
+ * 10 s is broken or hostile, and holds a socket we want back. */
+#define HANDSHAKE_TIMEOUT_MS 10000
+/* Enough input for a few records per read without a second pass. */
+#define IN_CAP (64 * 1024 + WR_RECORD_MAX_WIRE)
+/* 4 MiB in flight to the kernel keeps a 1 MiB/stream window busy on
+ * loopback while bounding what a stalled peer can make us hold. */
+#define WRITE_QUEUE_MAX (4u * 1024 * 1024)
+/* One uv_write carries at most 16 records (~256 KiB): big enough to
+ * amortise the syscall, small enough to interleave streams. */
+#define WRITE_RECORDS_MAX 16
+
+enum ev_type { EV_OPEN, EV_DATA, EV_FIN, EV_CLOSE, EV_WRITABLE, EV_CONTROL,
+               EV_GOAWAY };
+
+typedef struct link_event {
+  struct link_event *next;
+  enum ev_type type;
+  uint32_t sid;
+  void *sud;
+  int64_t code;
+  int by_peer;
+  uint8_t *data; /* malloc'd copy for OPEN/DATA/CONTROL */
+  size_t len;
+} link_event;
+
+typedef struct link_write {
+  uv_write_t req;
+  wr_link *link;
+  size_t len;
+  uint8_t data[];
+} link_write;
+
+struct wr_link {
+  uv_loop_t *loop;
+  uv_tcp_t *tcp;
+  uv_prepare_t prep;
+  uv_timer_t timer;
+  int handles_open;
+  wr_link_callbacks cb;
+  void *ud;
+  int initiator, ready, closing, close_err, dispatching;
+  wr_noise *noise;
+  wr_record *tx, *rx;
+  wr_mux *mux;
+  wr_mux_config muxcfg;
+  wr_aead aead;
+  uint8_t *in;
+  size_t inlen;
+  size_t write_queued;
+  link_event *ev_head, *ev_tail;
+  char peer[64];
+  uint8_t pt[WR_RECORD_MAX_PLAINTEXT];
+};
+
+uint64_t wr_wall_ms(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+void wr_sodium_rand(uint8_t *dst, size_t len, void *ud) {
+  (void)ud;
+  randombytes_buf(dst, len);
+}
+
+void wr_tcp_tune(uv_tcp_t *tcp) {
+  /* Nagle would hold small responses for the peer's delayed ACK: that is
+   * why `ssh -N -R` manages only ~5k req/s (DESIGN.md). */
+  uv_tcp_nodelay(tcp, 1);
+  uv_tcp_keepalive(tcp, 1, 60);
+}
+
+int wr_parse_hostport(const char *s, struct sockaddr_storage *ss) {
+  char host[256];
+  const char *colon;
+  memset(ss, 0, sizeof *ss);
+  if (!s || !*s) return WR_ERR_INVAL;
+  if (s[0] == '[') {
+    const char *end = strchr(s, ']');
+    if (!end || end[1] != ':') return WR_ERR_INVAL;
+    size_t n = (size_t)(end - s - 1);
+    if (n >= sizeof host) return WR_ERR_INVAL;
+    memcpy(host, s + 1, n);
+    host[n] = 0;
+    colon = end + 1;
+  } else {
+    colon = strrchr(s, ':');
+    if (!colon) return WR_ERR_INVAL;
+    size_t n = (size_t)(colon - s);
+    if (n == 0 || n >= sizeof host) return WR_ERR_INVAL;
+    memcpy(host, s, n);
+    host[n] = 0;
+  }
+  char *endp;
+  long port = strtol(colon + 1, &endp, 10);
+  if (*endp || port < 0 || port > 65535 || colon[1] == 0) return WR_ERR_INVAL;
+  if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
+  if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0) return 0;
+  if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0) return 0;
+  return WR_ERR_INVAL;
+}
+
+static void link_fail(wr_link *l, int err);
+static void link_dispatch(wr_link *l);
+static void arm_timer(wr_link *l);
+
+/* ---- event queue (mux callbacks -> app, after the mux call returns) ---- */
+
+static int push_event(wr_link *l, enum ev_type type, uint32_t sid,
+                      const uint8_t *data, size_t len) {
+  link_event *e = calloc(1, sizeof *e);
+  if (!e) return WR_ERR_CALLBACK;
+  e->type = type;
+  e->sid = sid;
+  e->sud = sid ? wr_mux_stream_get_user_data(l->mux, sid) : NULL;
+  if (len) {
+    e->data = malloc(len);
+    if (!e->data) {
+      free(e);
+      return WR_ERR_CALLBACK;
+    }
+    memcpy(e->data, data, len);
+    e->len = len;
+  }
+  if (l->ev_tail) l->ev_tail->next = e;
+  else l->ev_head = e;
+  l->ev_tail = e;
+  return 0;
+}
+
+static int mux_on_open(wr_mux *m, uint32_t sid, const uint8_t *meta,
+                       size_t len, void *ud) {
+  (void)m;
+  return push_event(ud, EV_OPEN, sid, meta, len);
+}
+static int mux_on_data(wr_mux *m, uint32_t sid, const uint8_t *data,
+                       size_t len, void *ud) {
+  (void)m;
+  return len ? push_event(ud, EV_DATA, sid, data, len) : 0;
+}
+static int mux_on_fin(wr_mux *m, uint32_t sid, void *ud) {
+  (void)m;
+  return push_event(ud, EV_FIN, sid, NULL, 0);
+}
+static int mux_on_close(wr_mux *m, uint32_t sid, int64_t code, int by_peer,
+                        void *ud) {
+  (void)m;
+  wr_link *l = ud;
+  int rv = push_event(l, EV_CLOSE, sid, NULL, 0);
+  if (rv == 0) {
+    l->ev_tail->code = code;
+    l->ev_tail->by_peer = by_peer;
+  }
+  return rv;
+}
+static int mux_on_writable(wr_mux *m, uint32_t sid, void *ud) {
+  (void)m;
+  return push_event(ud, EV_WRITABLE, sid, NULL, 0);
+}
+static int mux_on_control(wr_mux *m, const uint8_t *msg, size_t len,
+                          void *ud) {
+  (void)m;
+  return push_event(ud, EV_CONTROL, 0, msg, len);
+}
+static int mux_on_goaway(wr_mux *m, uint32_t code, void *ud) {
+  (void)m;
+  int rv = push_event(ud, EV_GOAWAY, 0, NULL, 0);
+  if (rv == 0) ((wr_link *)ud)->ev_tail->code = code;
+  return rv;
+}
+
+static void free_events(wr_link *l) {
+  link_event *e = l->ev_head;
+  while (e) {
+    link_event *n = e->next;
+    free(e->data);
+    free(e);
+    e = n;
+  }
+  l->ev_head = l->ev_tail = NULL;
+}
+
+static void link_dispatch(wr_link *l) {
+  /* Handlers may produce more events (a reset fires stream_close); the
+   * outer call drains them all, the inner ones return at once. */
+  if (l->dispatching) return;
+  l->dispatching = 1;
+  while (l->ev_head && !l->closing) {
+    link_event *e = l->ev_head;
+    l->ev_head = e->next;
+    if (!l->ev_head) l->ev_tail = NULL;
+    int rv = 0;
+    /* The stream's user data as it is now: the app may have set it (an
+     * OPEN earlier in this batch) or cleared it since the event was
+     * queued.  A closed stream is gone from the mux, so CLOSE events keep
+     * the value captured when they were queued (patched after OPEN). */
+    if (e->type != EV_CLOSE && e->sid)
+      e->sud = wr_mux_stream_get_user_data(l->mux, e->sid);
+    switch (e->type) {
+    case EV_OPEN:
+      if (l->cb.stream_open)
+        rv = l->cb.stream_open(l, e->sid, e->data, e->len, l->ud);
+      for (link_event *x = l->ev_head; x; x = x->next)
+        if (x->sid == e->sid && x->type == EV_CLOSE && !x->sud)
+          x->sud = wr_mux_stream_get_user_data(l->mux, e->sid);
+      break;
+    case EV_DATA:
+      if (l->cb.stream_data) {
+        rv = l->cb.stream_data(l, e->sid, e->sud, e->data, e->len, l->ud);
+        e->data = NULL; /* ownership passed to the app */
+      }
+      break;
+    case EV_FIN:
+      if (l->cb.stream_fin) rv = l->cb.stream_fin(l, e->sid, e->sud, l->ud);
+      break;
+    case EV_CLOSE:
+      if (l->cb.stream_close)
+        rv = l->cb.stream_close(l, e->sid, e->sud, e->code, e->by_peer, l->ud);
+      break;
+    case EV_WRITABLE:
+      if (l->cb.stream_writable)
+        rv = l->cb.stream_writable(l, e->sid, e->sud, l->ud);
+      break;
+    case EV_CONTROL:
+      if (l->cb.control) rv = l->cb.control(l, e->data, e->len, l->ud);
+      break;
+    case EV_GOAWAY:
+      if (l->cb.goaway) rv = l->cb.goaway(l, (uint32_t)e->code, l->ud);
+      break;
+    }
+    free(e->data);
+    free(e);
+    if (rv != 0) link_fail(l, rv < 0 ? rv : WR_ERR_CALLBACK);
+  }
+  l->dispatching = 0;
+  if (!l->closing) wr_link_flush(l);
+}
+
+/* ---- output ---- */
+
+static void on_write(uv_write_t *req, int status) {
+  link_write *w = (link_write *)req;
+  wr_link *l = w->link;
+  l->write_queued -= w->len;
+  free(w);
+  if (l->closing) return;
+  if (status < 0) {
+    link_fail(l, status);
+    return;
+  }
+  /* Room in the queue again: let the mux produce more (handshake writes
+   * complete before there is a mux). */
+  if (l->mux && wr_mux_want_write(l->mux)) wr_link_flush(l);
+}
+
+static int write_raw(wr_link *l, const uint8_t *data, size_t len) {
+  link_write *w = malloc(sizeof *w + len);
+  if (!w) return WR_ERR_NOMEM;
+  w->link = l;
+  w->len = len;
+  memcpy(w->data, data, len);
+  uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
+  int rv = uv_write(&w->req, (uv_stream_t *)l->tcp, &b, 1, on_write);
+  if (rv < 0) {
+    free(w);
+    return rv;
+  }
+  l->write_queued += len;
+  return 0;
+}
+
+static void do_flush(wr_link *l) {
+  wr_tstamp now = uv_now(l->loop);
+  while (!l->closing && l->ready && wr_mux_want_write(l->mux) &&
+         l->write_queued < WRITE_QUEUE_MAX) {
+    wr_mux_stats st;
+    wr_mux_get_stats(l->mux, &st);
+    /* Size the buffer to what is queued (+ room for control frames and
+     * record overheads), so a ping costs a few bytes, not 256 KiB. */
+    size_t want = st.queued_bytes + 1024;
+    size_t nrec = want / WR_RECORD_MAX_PLAINTEXT + 1;
+    if (nrec > WRITE_RECORDS_MAX) nrec = WRITE_RECORDS_MAX;
+    size_t cap = WR_MIN(want, nrec * WR_RECORD_MAX_PLAINTEXT) +
+                 nrec * (WR_RECORD_OVERHEAD + 64);
+    link_write *w = malloc(sizeof *w + cap);
+    if (!w) {
+      link_fail(l, WR_ERR_NOMEM);
+      return;
+    }
+    size_t len = 0;
+    while (cap - len >= WR_RECORD_OVERHEAD + WR_MUX_MIN_SEND) {
+      size_t room = WR_MIN(cap - len - WR_RECORD_OVERHEAD,
+                           (size_t)WR_RECORD_MAX_PLAINTEXT);
+      wr_ssize n = wr_mux_send(l->mux, l->pt, room, now);
+      if (n < 0) {
+        free(w);
+        link_fail(l, (int)n);
+        return;
+      }
+      if (n == 0) break;
+      wr_ssize r =
+          wr_record_seal(l->tx, w->data + len, cap - len, l->pt, (size_t)n);
+      if (r < 0) {
+        free(w);
+        link_fail(l, (int)r);
+        return;
+      }
+      len += (size_t)r;
+    }
+    if (len == 0) {
+      free(w);
+      break;
+    }
+    w->link = l;
+    w->len = len;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
+    int rv = uv_write(&w->req, (uv_stream_t *)l->tcp, &b, 1, on_write);
+    if (rv < 0) {
+      free(w);
+      link_fail(l, rv);
+      return;
+    }
+    l->write_queued += len;
+  }
+}
+
+static void on_prepare(uv_prepare_t *p) {
+  wr_link *l = p->data;
+  uv_prepare_stop(p);
+  if (l->closing) return;
+  do_flush(l);
+  /* wr_mux_send may fire stream_close / stream_writable. */
+  link_dispatch(l);
+  if (!l->closing) arm_timer(l);
+}
+
+void wr_link_flush(wr_link *l) {
+  if (!l->closing && l->ready) uv_prepare_start(&l->prep, on_prepare);
+}
+
+/* ---- timer ---- */
+
+static void on_timer(uv_timer_t *t) {
+  wr_link *l = t->data;
+  if (l->closing) return;
+  if (!l->ready) {
+    WR_LOG_WARNF("link", "handshake_timeout", "peer=%s", l->peer);
+    link_fail(l, WR_ERR_TIMEOUT);
+    return;
+  }
+  int rv = wr_mux_tick(l->mux, uv_now(l->loop));
+  if (rv < 0) {
+    link_fail(l, rv);
+    return;
+  }
+  link_dispatch(l);
+  if (!l->closing) arm_timer(l);
+}
+
+static void arm_timer(wr_link *l) {
+  if (!l->ready) return;
+  wr_tstamp dl = wr_mux_deadline(l->mux);
+  if (dl == WR_TSTAMP_NONE) {
+    uv_timer_stop(&l->timer);
+    return;
+  }
+  wr_tstamp now = uv_now(l->loop);
+  uv_timer_start(&l->timer, on_timer, dl > now ? dl - now : 0, 0);
+}
+
+/* ---- input ---- */
+
+static int become_ready(wr_link *l) {
+  wr_noise_keys k;
+  int rv = wr_noise_split(l->noise, &k);
+  if (rv != 0) return rv;
+  l->aead = k.aead;
+  rv = wr_record_new(&l->tx, k.aead, k.send, NULL);
+  if (rv == 0) rv = wr_record_new(&l->rx, k.aead, k.recv, NULL);
+  sodium_memzero(&k, sizeof k);
+  if (rv != 0) return rv;
+  static const wr_mux_callbacks mcb = {
+      mux_on_open,     mux_on_data,    mux_on_fin,    mux_on_close,
+      mux_on_writable, mux_on_control, mux_on_goaway,
+  };
+  rv = wr_mux_new(&l->mux, &l->muxcfg, &mcb, l, NULL, uv_now(l->loop));
+  if (rv != 0) return rv;
+  wr_noise_del(l->noise);
+  l->noise = NULL;
+  l->ready = 1;
+  uv_timer_stop(&l->timer);
+  if (l->cb.ready) l->cb.ready(l, l->ud);
+  wr_link_flush(l);
+  arm_timer(l);
+  return 0;
+}
+
+static int process_input(wr_link *l) {
+  size_t off = 0;
+  int rv = 0;
+  while (!l->closing && !l->ready && off < l->inlen) {
+    wr_ssize n = wr_noise_read(l->noise, l->in + off, l->inlen - off,
+                               wr_wall_ms());
+    if (n < 0) {
+      if (!l->initiator) {
+        /* Tell an honest client why before closing (noise.h). */
+        uint8_t rej[8];
+        wr_ssize r = wr_noise_write_reject(rej, sizeof rej, (int)n);
+        if (r > 0) write_raw(l, rej, (size_t)r);
+      }
+      return (int)n;
+    }
+    if (n == 0) break;
+    off += (size_t)n;
+    if (!l->initiator) {
+      uint8_t msg[WR_NOISE_MAX_MSG];
+      wr_ssize w = wr_noise_write(l->noise, msg, sizeof msg, wr_wall_ms());
+      if (w < 0) return (int)w;
+      if ((rv = write_raw(l, msg, (size_t)w)) != 0) return rv;
+    }
+    if (wr_noise_done(l->noise) && (rv = become_ready(l)) != 0) return rv;
+  }
+  wr_tstamp now = uv_now(l->loop);
+  while (!l->closing && l->ready && off < l->inlen) {
+    const uint8_t *pt;
+    size_t ptlen;
+    wr_ssize n = wr_record_open(l->rx, l->in + off, l->inlen - off, &pt,
+                                &ptlen);
+    if (n < 0) return (int)n;
+    if (n == 0) break;
+    off += (size_t)n;
+    if ((rv = wr_mux_recv(l->mux, pt, ptlen, now)) != 0) return rv;
+  }
+  if (off > 0 && !l->closing) {
+    memmove(l->in, l->in + off, l->inlen - off);
+    l->inlen -= off;
+  }
+  return 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)hint;
+  wr_link *l = h->data;
+  if (!l->in) l->in = malloc(IN_CAP);
+  if (!l->in || l->inlen >= IN_CAP) {
+    *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+    return;
+  }
+  *buf = uv_buf_init((char *)l->in + l->inlen, (unsigned)(IN_CAP - l->inlen));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  (void)buf;
+  wr_link *l = s->data;
+  if (l->closing) return;
+  if (n < 0) {
+    link_fail(l, n == UV_EOF ? WR_ERR_CLOSED : (int)n);
+    return;
+  }
+  l->inlen += (size_t)n;
+  int rv = process_input(l);
+  if (rv != 0) {
+    link_fail(l, rv);
+    return;
+  }
+  if (l->inlen == 0) {
+    free(l->in);
+    l->in = NULL;
+  }
+  link_dispatch(l);
+  if (!l->closing) arm_timer(l);
+}
+
+/* ---- lifetime ---- */
+
+static void on_handle_closed(uv_handle_t *h) {
+  wr_link *l = h->data;
+  if (--l->handles_open > 0) return;
+  if (l->cb.closed) l->cb.closed(l, l->close_err, l->ud);
+  free_events(l);
+  wr_mux_del(l->mux);
+  wr_record_del(l->tx);
+  wr_record_del(l->rx);
+  wr_noise_del(l->noise);
+  free(l->in);
+  free(l->tcp);
+  free(l);
+}
+
+static void link_fail(wr_link *l, int err) {
+  if (l->closing) return;
+  l->closing = 1;
+  l->close_err = err;
+  uv_close((uv_handle_t *)l->tcp, on_handle_closed);
+  uv_close((uv_handle_t *)&l->prep, on_handle_closed);
+  uv_close((uv_handle_t *)&l->timer, on_handle_closed);
+}
+
+void wr_link_close(wr_link *l, int err) { link_fail(l, err); }
+
+wr_mux *wr_link_mux(wr_link *l) { return l->mux; }
+int wr_link_is_ready(const wr_link *l) { return l->ready && !l->closing; }
+const char *wr_link_peer(const wr_link *l) { return l->peer; }
+wr_aead wr_link_aead(const wr_link *l) { return l->aead; }
+
+int wr_link_start(wr_link **pl, uv_loop_t *loop, uv_tcp_t *tcp,
+                  const wr_link_config *cfg, const wr_link_callbacks *cb,
+                  void *ud, const uint8_t *pre, size_t prelen) {
+  if (prelen > IN_CAP) return WR_ERR_TOOBIG;
+  wr_link *l = calloc(1, sizeof *l);
+  if (!l) return WR_ERR_NOMEM;
+  int rv;
+  l->loop = loop;
+  l->tcp = tcp;
+  l->cb = *cb;
+  l->ud = ud;
+  l->initiator = cfg->initiator;
+  snprintf(l->peer, sizeof l->peer, "%s", cfg->peer ? cfg->peer : "?");
+  if (cfg->mux.stream_window) l->muxcfg = cfg->mux;
+  else wr_mux_config_default(&l->muxcfg, cfg->initiator);
+  if (cfg->initiator)
+    rv = wr_noise_initiator_new(&l->noise, cfg->fleet_key, wr_sodium_rand,
+                                NULL, NULL);
+  else
+    rv = wr_noise_responder_new(&l->noise, cfg->fleet_key, cfg->replay,
+                                wr_sodium_rand, NULL, NULL);
+  if (rv != 0) {
+    free(l);
+    return rv;
+  }
+  if (prelen) {
+    l->in = malloc(IN_CAP);
+    if (!l->in) {
+      wr_noise_del(l->noise);
+      free(l);
+      return WR_ERR_NOMEM;
+    }
+    memcpy(l->in, pre, prelen);
+    l->inlen = prelen;
+  }
+  uv_prepare_init(loop, &l->prep);
+  uv_timer_init(loop, &l->timer);
+  l->prep.data = l->timer.data = l;
+  tcp->data = l;
+  l->handles_open = 3;
+  wr_tcp_tune(tcp);
+  *pl = l;
+
+  uv_timer_start(&l->timer, on_timer, HANDSHAKE_TIMEOUT_MS, 0);
+  if (cfg->initiator) {
+    uint8_t msg[WR_NOISE_MAX_MSG];
+    wr_ssize w = wr_noise_write(l->noise, msg, sizeof msg, wr_wall_ms());
+    rv = w < 0 ? (int)w : write_raw(l, msg, (size_t)w);
+    if (rv != 0) {
+      link_fail(l, rv);
+      return 0; /* `closed` reports it */
+    }
+  }
+  rv = uv_read_start((uv_stream_t *)tcp, on_alloc, on_read);
+  if (rv != 0) {
+    link_fail(l, rv);
+    return 0;
+  }
+  if (l->inlen) {
+    rv = process_input(l);
+    if (rv != 0) link_fail(l, rv);
+    else link_dispatch(l);
+  }
+  return 0;
+}
