@@ -238,7 +238,7 @@ int wr_control_name_valid(const char *name) {
 const char *wr_control_error_text(uint32_t code) {
   switch (code) {
   case WR_CONTROL_ERR_NAME_TAKEN:
-    return "name taken: the name is bound by another account";
+    return "name taken: another client is serving this name";
   case WR_CONTROL_ERR_BAD_TOKEN:
     return "bad token: the node did not accept the --token given";
   case WR_CONTROL_ERR_UNSUPPORTED_VERSION:
@@ -279,7 +279,9 @@ int wr_control_error_line(const wr_control_msg *msg, char *out, size_t cap) {
   code = msg->u.error.code;
   printable(msg->u.error.name, name);
   if (name[0] && code == WR_CONTROL_ERR_NAME_TAKEN)
-    return snprintf(out, cap, "name taken: '%s' is bound by another account",
+    return snprintf(out, cap,
+                    "name '%s' is taken on this fleet (another client is "
+                    "serving it)",
                     name);
   if (name[0] && code == WR_CONTROL_ERR_BAD_NAME)
     return snprintf(out, cap,

@@ -216,7 +216,7 @@ static void test_error_lines(void **state) {
   char line[200];
   (void)state;
   wr_control_error_line(&m, line, sizeof line);
-  assert_string_equal(line, "name taken: 'app' is bound by another account");
+  assert_string_equal(line, "name 'app' is taken on this fleet (another client is serving it)");
   m.u.error.code = WR_CONTROL_ERR_BAD_NAME;
   strcpy(m.u.error.name, "Bad\x1b[2J");
   wr_control_error_line(&m, line, sizeof line);
@@ -239,8 +239,8 @@ static void test_error_lines(void **state) {
   m.u.error.code = WR_CONTROL_ERR_NAME_TAKEN;
   strcpy(m.u.error.name, "app");
   int want = wr_control_error_line(&m, line, 5);
-  assert_int_equal(want, strlen("name taken: 'app' is bound by another "
-                                "account"));
+  assert_int_equal(want, strlen("name 'app' is taken on this fleet (another "
+                                "client is serving it)"));
   assert_string_equal(line, "name");
 }
 

@@ -1,0 +1,567 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the single-node data path (issue 3), real processes
+on loopback: a local origin (this script), `warren node`, `warren http`.
+
+usage: e2e.py WARREN_BINARY [TEST_NAME...]
+
+Every wait is bounded; every process started is killed at the end.  Prints
+one line per check and exits non-zero when any failed.
+"""
+import base64
+import hashlib
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+WARREN = os.path.abspath(sys.argv[1])
+ONLY = set(sys.argv[2:])
+TMP = tempfile.mkdtemp(prefix="warren-e2e-")
+PROCS = []
+FAILED = []
+DOMAIN = "mesh.test"
+MiB = 1 << 20
+
+
+def free_port(host="127.0.0.1"):
+    s = socket.socket()
+    s.bind((host, 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def pattern(n, seed=7):
+    """n deterministic pseudo-random bytes (fast: one 1 MiB block reused)."""
+    rnd = random.Random(seed)
+    block = bytes(rnd.getrandbits(8) for _ in range(65536)) * 16
+    out = bytearray()
+    while len(out) < n:
+        out += block[: n - len(out)]
+    return bytes(out)
+
+
+BIG = pattern(64 * MiB)
+BIG_SHA = hashlib.sha256(BIG).hexdigest()
+
+
+# ---------------------------------------------------------------- origin
+
+class Origin(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def send_bytes(self, body, ctype="application/octet-stream"):
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = bytearray()
+            while True:
+                line = self.rfile.readline()
+                size = int(line.split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return bytes(data)
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        n = int(self.headers.get("Content-Length", "0"))
+        h = hashlib.sha256()
+        got = 0
+        while got < n:
+            chunk = self.rfile.read(min(MiB, n - got))
+            if not chunk:
+                break
+            h.update(chunk)
+            got += len(chunk)
+        return (h.hexdigest(), got)
+
+    def do_GET(self):
+        if self.path == "/small":
+            return self.send_bytes(BIG[:1024])
+        if self.path == "/big":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(BIG)))
+            self.end_headers()
+            view = memoryview(BIG)
+            for i in range(0, len(BIG), MiB):
+                self.wfile.write(view[i:i + MiB])
+            return
+        if self.path == "/headers":
+            return self.send_bytes(json.dumps(dict(self.headers)).encode(),
+                                   "application/json")
+        if self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(50):
+                part = BIG[i * 1000:(i + 1) * 1000]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if self.path == "/ws":
+            return self.websocket()
+        self.send_bytes(b"not here", "text/plain")
+
+    def do_POST(self):
+        body = self.read_body()
+        if isinstance(body, tuple):
+            sha, n = body
+        else:
+            sha, n = hashlib.sha256(body).hexdigest(), len(body)
+        self.send_bytes(json.dumps({"sha256": sha, "len": n}).encode(),
+                        "application/json")
+
+    def websocket(self):
+        key = self.headers["Sec-WebSocket-Key"]
+        acc = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", acc.decode())
+        self.end_headers()
+        self.wfile.flush()
+        while True:
+            op, data = ws_read(self.rfile)
+            if op is None or op == 8:
+                return
+            ws_send(self.wfile, op, data, mask=False)
+            self.wfile.flush()
+
+
+def ws_read(f):
+    h = f.read(2)
+    if len(h) < 2:
+        return None, None
+    op = h[0] & 15
+    n = h[1] & 127
+    masked = h[1] & 128
+    if n == 126:
+        n = struct.unpack(">H", f.read(2))[0]
+    elif n == 127:
+        n = struct.unpack(">Q", f.read(8))[0]
+    mask = f.read(4) if masked else None
+    data = f.read(n)
+    if mask:
+        m = (mask * (n // 4 + 1))[:n]
+        data = bytes(a ^ b for a, b in zip(data, m)) if n < 4096 else \
+            (int.from_bytes(data, "big") ^ int.from_bytes(m, "big")).to_bytes(n, "big")
+    return op, data
+
+
+def ws_send(f, op, data, mask=True):
+    n = len(data)
+    hdr = bytes([0x80 | op])
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        hdr += bytes([mbit | n])
+    elif n < 65536:
+        hdr += bytes([mbit | 126]) + struct.pack(">H", n)
+    else:
+        hdr += bytes([mbit | 127]) + struct.pack(">Q", n)
+    if mask:
+        m = os.urandom(4)
+        mm = (m * (n // 4 + 1))[:n]
+        data = (int.from_bytes(data, "big") ^ int.from_bytes(mm, "big")).to_bytes(n, "big")
+        hdr += m
+    f.write(hdr + data)
+
+
+class OriginServer:
+    def __init__(self, port):
+        self.port = port
+        self.srv = None
+
+    def start(self):
+        ThreadingHTTPServer.allow_reuse_address = True
+        ThreadingHTTPServer.daemon_threads = True
+        self.srv = ThreadingHTTPServer(("127.0.0.1", self.port), Origin)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        if self.srv:
+            self.srv.shutdown()
+            self.srv.server_close()
+            self.srv = None
+
+
+# ---------------------------------------------------------------- helpers
+
+def spawn(args, **kw):
+    p = subprocess.Popen([WARREN] + args, stdout=subprocess.PIPE,
+                         stderr=open(os.path.join(TMP, "log-%d" % len(PROCS)), "w"),
+                         **kw)
+    PROCS.append(p)
+    return p
+
+
+def wait_line(p, timeout=10.0):
+    """First stdout line of p, within timeout (None if none)."""
+    out = []
+
+    def rd():
+        out.append(p.stdout.readline().decode())
+    t = threading.Thread(target=rd, daemon=True)
+    t.start()
+    t.join(timeout)
+    return out[0].rstrip("\n") if out else None
+
+
+def request(port, name, method="GET", path="/", body=None, headers=None,
+            timeout=30):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    h = {"Host": "%s.%s" % (name, DOMAIN)}
+    h.update(headers or {})
+    c.request(method, path, body=body, headers=h)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data, r
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def check(name, cond, detail=""):
+    print("%s %s%s" % ("ok  " if cond else "FAIL", name,
+                        (": " + detail) if detail and not cond else ""),
+          flush=True)
+    if not cond:
+        FAILED.append(name)
+
+
+def wait_until(fn, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            if fn():
+                return True
+        except Exception:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+# ---------------------------------------------------------------- setup
+
+def main():
+    key = os.path.join(TMP, "cluster.key")
+    with open(key, "w") as f:
+        subprocess.run([WARREN, "keygen"], stdout=f, check=True)
+    pub = subprocess.run([WARREN, "pubkey", key], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    origin_port = free_port()
+    node_port, admin_port = free_port(), free_port()
+    origin = OriginServer(origin_port)
+    origin.start()
+    node = spawn(["node", "--id", "n1", "--http", "127.0.0.1:%d" % node_port,
+                  "--admin", "127.0.0.1:%d" % admin_port, "--domain", DOMAIN,
+                  "--key-file", key, "--upstream-timeout", "3000"])
+    check("node listens", wait_until(
+        lambda: socket.create_connection(("127.0.0.1", node_port), 1), 10))
+
+    def start_client(name="app"):
+        p = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % node_port,
+                   "--fleet-key", pub, "--name", name])
+        return p, wait_line(p, 15)
+
+    client, line = start_client()
+    check("client prints the Forwarding line",
+          line == "Forwarding http://app.%s:%d -> http://localhost:%d" %
+          (DOMAIN, node_port, origin_port), repr(line))
+
+    def want(t):
+        return not ONLY or t in ONLY
+
+    if want("small"):
+        st, body, r = request(node_port, "app", path="/small")
+        check("1 KiB GET", st == 200 and body == BIG[:1024], "status %d" % st)
+        st, body, r = request(node_port, "app", path="/headers",
+                              headers={"X-Request-Id": "abc123",
+                                       "traceparent": "00-1-2-01",
+                                       "Connection": "keep-alive, X-Drop",
+                                       "X-Drop": "1"})
+        h = {k.lower(): v for k, v in json.loads(body).items()}
+        check("forwarding headers added",
+              h.get("x-forwarded-for") == "127.0.0.1" and
+              h.get("x-forwarded-proto") == "http" and
+              h.get("x-forwarded-host") == "app." + DOMAIN, str(h))
+        check("request id kept, traceparent passed, hop-by-hop stripped",
+              h.get("x-request-id") == "abc123" and
+              h.get("traceparent") == "00-1-2-01" and "x-drop" not in h, str(h))
+
+    if want("download"):
+        st, body, r = request(node_port, "app", path="/big", timeout=60)
+        check("64 MiB download byte-exact", st == 200 and
+              hashlib.sha256(body).hexdigest() == BIG_SHA, "len %d" % len(body))
+
+    if want("upload"):
+        st, body, r = request(node_port, "app", "POST", "/up", body=BIG,
+                              timeout=60)
+        res = json.loads(body) if st == 200 else {}
+        check("64 MiB upload byte-exact", res.get("sha256") == BIG_SHA and
+              res.get("len") == len(BIG), str(res))
+
+    if want("concurrent"):
+        def one(i):
+            st, body, _ = request(node_port, "app", path="/small")
+            return st == 200 and body == BIG[:1024]
+        with ThreadPoolExecutor(max_workers=200) as ex:
+            results = list(ex.map(one, range(200)))
+        check("200 concurrent requests", all(results),
+              "%d failed" % results.count(False))
+
+    if want("keepalive"):
+        c = http.client.HTTPConnection("127.0.0.1", node_port, timeout=10)
+        ok = True
+        for i in range(20):
+            c.request("GET", "/small", headers={"Host": "app." + DOMAIN})
+            r = c.getresponse()
+            ok = ok and r.status == 200 and r.read() == BIG[:1024]
+        c.close()
+        check("20 requests on one keep-alive connection", ok)
+        s = socket.create_connection(("127.0.0.1", node_port), 10)
+        req = b"GET /small HTTP/1.1\r\nHost: app.mesh.test\r\n\r\n"
+        s.sendall(req * 3)
+        data = b""
+        end = time.time() + 10
+        while data.count(b"HTTP/1.1 200") < 3 or len(data) < 3 * 1024:
+            if time.time() > end:
+                break
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        check("3 pipelined requests answered in order",
+              data.count(b"HTTP/1.1 200") == 3, repr(data[:200]))
+
+    if want("chunked"):
+        st, body, r = request(node_port, "app", path="/chunked")
+        check("chunked response", st == 200 and body == BIG[:50000],
+              "len %d" % len(body))
+
+        def gen():
+            for i in range(10):
+                yield BIG[i * 7000:(i + 1) * 7000]
+        c = http.client.HTTPConnection("127.0.0.1", node_port, timeout=10)
+        c.request("POST", "/up", body=gen(), encode_chunked=True,
+                  headers={"Host": "app." + DOMAIN,
+                           "Transfer-Encoding": "chunked"})
+        r = c.getresponse()
+        res = json.loads(r.read())
+        c.close()
+        check("chunked request body", res.get("sha256") ==
+              hashlib.sha256(BIG[:70000]).hexdigest(), str(res))
+
+    if want("continue"):
+        s = socket.create_connection(("127.0.0.1", node_port), 10)
+        s.settimeout(10)
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: app.mesh.test\r\n"
+                  b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        first = s.recv(4096)
+        s.sendall(b"hello")
+        rest = b""
+        while b"}" not in rest:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        s.close()
+        check("Expect: 100-continue", first.startswith(b"HTTP/1.1 100") and
+              hashlib.sha256(b"hello").hexdigest().encode() in rest,
+              repr(first[:40]) + repr(rest[-80:]))
+
+    if want("websocket"):
+        s = socket.create_connection(("127.0.0.1", node_port), 10)
+        s.settimeout(20)
+        k = base64.b64encode(os.urandom(16)).decode()
+        s.sendall(("GET /ws HTTP/1.1\r\nHost: app.mesh.test\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n" % k).encode())
+        f = s.makefile("rwb")
+        status = f.readline()
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        ok = status.startswith(b"HTTP/1.1 101")
+        for i in range(3):
+            msg = BIG[i * MiB:(i + 1) * MiB]
+            ws_send(f, 2, msg)
+            f.flush()
+            op, data = ws_read(f)
+            ok = ok and op == 2 and data == msg
+        ws_send(f, 8, b"")
+        f.flush()
+        s.close()
+        check("WebSocket echo of 1 MiB messages", ok, repr(status))
+
+    if want("notfound"):
+        st, body, r = request(node_port, "nope")
+        check("404 names the unknown name", st == 404 and b"nope" in body,
+              "status %d" % st)
+
+    if want("origin_down"):
+        origin.stop()
+        st, body, r = request(node_port, "app", path="/small")
+        check("502 when the local server is down", st == 502 and
+              b"refused" in body, "status %d %r" % (st, body[:200]))
+        origin.start()
+        st, body, r = request(node_port, "app", path="/small")
+        check("200 once the local server is back", st == 200)
+
+    if want("kill_client"):
+        client.send_signal(signal.SIGKILL)
+        client.wait(5)
+        t0 = time.time()
+        st = 0
+        while time.time() - t0 < 2:
+            st, body, r = request(node_port, "app", path="/small", timeout=2)
+            if st == 502:
+                break
+            time.sleep(0.05)
+        check("client kill -9 -> 502 within 2 s", st == 502,
+              "status %d after %.2fs" % (st, time.time() - t0))
+        client, line = start_client()
+        st, body, r = request(node_port, "app", path="/small")
+        check("restarted client serves the same name", line is not None and
+              st == 200, repr(line))
+
+    if want("aborts"):
+        base = rss_kb(node.pid)
+        for i in range(100):
+            s = socket.create_connection(("127.0.0.1", node_port), 10)
+            s.sendall(b"GET /big HTTP/1.1\r\nHost: app.mesh.test\r\n\r\n")
+            got = 0
+            while got < 256 * 1024:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += len(chunk)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+            s.close()
+        st, body, r = request(node_port, "app", path="/small")
+        settled = wait_until(lambda: rss_kb(node.pid) < base + 16 * 1024, 5)
+        check("100 aborted downloads: next request ok, memory back near "
+              "baseline", st == 200 and settled,
+              "rss %d KiB -> %d KiB" % (base, rss_kb(node.pid)))
+
+    if want("taken"):
+        p = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % node_port,
+                   "--fleet-key", pub, "--name", "app"])
+        try:
+            rc = p.wait(10)
+        except subprocess.TimeoutExpired:
+            rc = None
+        err = open(os.path.join(TMP, "log-%d" % (len(PROCS) - 1))).read()
+        check("second client for a bound name: clear error, exit 1",
+              rc == 1 and "name 'app' is taken on this fleet" in err,
+              "rc=%r %r" % (rc, err[-300:]))
+
+    if want("wrong_key"):
+        other = os.path.join(TMP, "other.key")
+        with open(other, "w") as f:
+            subprocess.run([WARREN, "keygen"], stdout=f, check=True)
+        wpub = subprocess.run([WARREN, "pubkey", other], capture_output=True,
+                              text=True).stdout.strip()
+        p = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % node_port,
+                   "--fleet-key", wpub])
+        try:
+            rc = p.wait(10)
+        except subprocess.TimeoutExpired:
+            rc = None
+        err = open(os.path.join(TMP, "log-%d" % (len(PROCS) - 1))).read()
+        check("wrong fleet key: clear error, exit 1", rc == 1 and
+              "does not hold the fleet key" in err, "rc=%r %r" % (rc, err[-300:]))
+
+    if want("embedded"):
+        lp = free_port()
+        p = spawn(["http", str(origin_port), "--listen", "127.0.0.1:%d" % lp])
+        line = wait_line(p, 15) or ""
+        ok = line.startswith("Forwarding http://") and \
+            line.endswith(".localhost:%d -> http://localhost:%d" % (lp, origin_port))
+        name = line.split("//")[1].split(".")[0] if ok else "x"
+        parts = name.split("-")
+        check("embedded node prints the Forwarding line with a readable name",
+              ok and len(parts) == 3 and parts[2].isdigit() and
+              len(parts[2]) == 4, repr(line))
+        c = http.client.HTTPConnection("127.0.0.1", lp, timeout=10)
+        c.request("GET", "/small", headers={"Host": "%s.localhost:%d" % (name, lp)})
+        r = c.getresponse()
+        check("embedded node serves NAME.localhost", r.status == 200 and
+              r.read() == BIG[:1024])
+        c.close()
+        t0 = time.time()
+        p.send_signal(signal.SIGINT)
+        try:
+            rc = p.wait(5)
+        except subprocess.TimeoutExpired:
+            rc = None
+        check("Ctrl-C exits cleanly at once", rc == 0 and time.time() - t0 < 2.5,
+              "rc=%r after %.2fs" % (rc, time.time() - t0))
+
+    if want("cli"):
+        r = subprocess.run([WARREN, "--help"], capture_output=True, text=True)
+        check("--help exits 0", r.returncode == 0 and "http PORT" in r.stdout)
+        r = subprocess.run([WARREN, "--version"], capture_output=True, text=True)
+        check("--version", r.returncode == 0 and r.stdout.startswith("warren "))
+        r = subprocess.run([WARREN, "http", "3000", "--bogus", "x"],
+                           capture_output=True, text=True)
+        check("bad flag: one line, exit 2", r.returncode == 2 and
+              len(r.stderr.strip().splitlines()) == 1, r.stderr)
+        r = subprocess.run([WARREN, "node", "--id", "x"], capture_output=True,
+                           text=True)
+        check("missing flag: exit 2", r.returncode == 2, r.stderr)
+
+    node.send_signal(signal.SIGTERM)
+    try:
+        rc = node.wait(5)
+    except subprocess.TimeoutExpired:
+        rc = None
+    check("node exits 0 on SIGTERM", rc == 0, "rc=%r" % rc)
+    origin.stop()
+
+
+try:
+    main()
+except Exception as e:  # a crash of the script itself is a failure too
+    import traceback
+    traceback.print_exc()
+    FAILED.append("script: %r" % e)
+finally:
+    for p in PROCS:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    if FAILED:
+        for p in range(len(PROCS)):
+            path = os.path.join(TMP, "log-%d" % p)
+            if os.path.exists(path):
+                tail = open(path).read()[-1500:]
+                if tail:
+                    print("--- log-%d\n%s" % (p, tail))
+print("%d checks failed" % len(FAILED) if FAILED else "all checks passed")
+sys.exit(1 if FAILED else 0)
