@@ -118,6 +118,9 @@ class Origin(BaseHTTPRequestHandler):
             return
         if self.path == "/ws":
             return self.websocket()
+        if self.path == "/slow":
+            time.sleep(6)
+            return self.send_bytes(b"late")
         self.send_bytes(b"not here", "text/plain")
 
     def do_POST(self):
@@ -429,6 +432,13 @@ def main():
         f.flush()
         s.close()
         check("WebSocket echo of 1 MiB messages", ok, repr(status))
+
+    if want("timeout"):
+        t0 = time.time()
+        st, body, r = request(node_port, "app", path="/slow", timeout=10)
+        dt = time.time() - t0
+        check("504 when the local server does not answer in time",
+              st == 504 and 2.5 < dt < 5.5, "status %d after %.1fs" % (st, dt))
 
     if want("notfound"):
         st, body, r = request(node_port, "nope")
