@@ -86,8 +86,12 @@ struct wr_link {
   size_t write_queued;
   link_event *ev_head, *ev_tail;
   char peer[64];
-  uint8_t pt[WR_RECORD_MAX_PLAINTEXT];
 };
+
+/* Plaintext scratch for sealing: one per process, not per link, because
+ * the loop is single-threaded and do_flush never re-enters; 1,000 idle
+ * tunnels should not hold 16 MiB of it. */
+static uint8_t seal_scratch[WR_RECORD_MAX_PLAINTEXT];
 
 uint64_t wr_wall_ms(void) {
   struct timeval tv;
@@ -328,7 +332,7 @@ static void do_flush(wr_link *l) {
     while (cap - len >= WR_RECORD_OVERHEAD + WR_MUX_MIN_SEND) {
       size_t room = WR_MIN(cap - len - WR_RECORD_OVERHEAD,
                            (size_t)WR_RECORD_MAX_PLAINTEXT);
-      wr_ssize n = wr_mux_send(l->mux, l->pt, room, now);
+      wr_ssize n = wr_mux_send(l->mux, seal_scratch, room, now);
       if (n < 0) {
         free(w);
         link_fail(l, (int)n);
@@ -336,7 +340,8 @@ static void do_flush(wr_link *l) {
       }
       if (n == 0) break;
       wr_ssize r =
-          wr_record_seal(l->tx, w->data + len, cap - len, l->pt, (size_t)n);
+          wr_record_seal(l->tx, w->data + len, cap - len, seal_scratch,
+                         (size_t)n);
       if (r < 0) {
         free(w);
         link_fail(l, (int)r);
