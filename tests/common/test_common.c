@@ -7,6 +7,8 @@
 
 #include "warren/buf.h"
 #include "warren/err.h"
+#include "warren/names.h"
+#include <string.h>
 #include "warren/pcg.h"
 
 static void test_rbuf_reads_and_bounds(void **state) {
@@ -96,12 +98,45 @@ static void test_strerror_covers_both_ranges(void **state) {
   assert_false(wr_err_is_fatal(WR_ERR_PROTO));
 }
 
+static void test_names_readable_and_seeded(void **state) {
+  (void)state;
+  wr_pcg32 g, h;
+  wr_pcg32_seed(&g, 1, 2);
+  wr_pcg32_seed(&h, 1, 2);
+  char a[WR_NAME_RANDOM_MAX], b[WR_NAME_RANDOM_MAX], prev[WR_NAME_RANDOM_MAX];
+  prev[0] = 0;
+  int distinct = 0;
+  for (int i = 0; i < 200; i++) {
+    wr_name_random(a, wr_pcg32_fill, &g);
+    wr_name_random(b, wr_pcg32_fill, &h);
+    assert_string_equal(a, b); /* the same seed gives the same names */
+    /* adjective-animal-NNNN: a DNS label of [a-z0-9-], two dashes, four
+     * trailing digits. */
+    size_t n = strlen(a);
+    assert_true(n >= 8 && n <= 63);
+    int dashes = 0;
+    for (size_t k = 0; k < n; k++) {
+      char c = a[k];
+      assert_true((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '-');
+      dashes += c == '-';
+    }
+    assert_int_equal(dashes, 2);
+    for (size_t k = n - 4; k < n; k++) assert_true(a[k] >= '0' && a[k] <= '9');
+    assert_int_equal(a[n - 5], '-');
+    distinct += strcmp(a, prev) != 0;
+    memcpy(prev, a, sizeof prev);
+  }
+  assert_true(distinct > 190);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rbuf_reads_and_bounds),
       cmocka_unit_test(test_wbuf_roundtrip_and_full),
       cmocka_unit_test(test_pcg_reproducible_and_bounded),
       cmocka_unit_test(test_strerror_covers_both_ranges),
+      cmocka_unit_test(test_names_readable_and_seeded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
