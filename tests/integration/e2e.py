@@ -565,6 +565,19 @@ def main():
                            text=True)
         check("missing flag: exit 2", r.returncode == 2, r.stderr)
 
+    if want("node_restart"):
+        node.send_signal(signal.SIGKILL)
+        node.wait(5)
+        node = spawn(["node", "--id", "n1", "--http",
+                      "127.0.0.1:%d" % node_port, "--admin",
+                      "127.0.0.1:%d" % admin_port, "--domain", DOMAIN,
+                      "--key-file", key, "--upstream-timeout", "3000"])
+        # The client's backoff after a few failures is ~1-2 s; allow 10.
+        back = wait_until(lambda: request(node_port, "app", path="/small",
+                                          timeout=2)[0] == 200, 10)
+        check("node killed and restarted: the client reconnects and keeps "
+              "its name", back)
+
     node.send_signal(signal.SIGTERM)
     try:
         rc = node.wait(5)
