@@ -31,6 +31,9 @@ typedef struct wr_ingress_config {
   uint64_t head_timeout_ms;      /* a request head must arrive by then */
   uint64_t gone_grace_ms;        /* a dropped tunnel's name answers 502
                                     "reconnecting" this long, then 404 */
+  const char *proxy_from;        /* "IP,IP,...": peers (load balancers)
+                                    whose connections start with a PROXY
+                                    protocol v1/v2 header; NULL = none */
   wr_metrics *metrics;           /* may be NULL */
 } wr_ingress_config;
 

@@ -66,6 +66,7 @@ static const char usage_node[] =
     "                   [--admin-token TOKEN] [--gossip ADDR:PORT]\n"
     "                   [--join HOST:PORT,...|dns:NAME:PORT] [--config FILE]\n"
     "                   [--upstream-timeout MS] [--idle-timeout MS]\n"
+    "                   [--proxy-protocol-from IP,...]\n"
     "\n"
     "  --id ID              this node's name in the mesh\n"
     "  --http ADDR:PORT     public port: visitors and tunnel clients\n"
@@ -81,6 +82,9 @@ static const char usage_node[] =
     "  --upstream-timeout MS  504 when a local server has not answered within\n"
     "                       MS (default 60000)\n"
     "  --idle-timeout MS    close idle keep-alive visitors (default 75000)\n"
+    "  --proxy-protocol-from IP,...  connections from these load balancers\n"
+    "                       start with a PROXY v1/v2 header; X-Forwarded-For\n"
+    "                       then carries the real client address\n"
     "\n"
     "SIGINT/SIGTERM: clients are told to move (GOAWAY), then the node exits.\n";
 
@@ -362,7 +366,7 @@ static int start_admin(app *a, const char *listen, const char *token) {
 static int start_ingress(app *a, const char *listen, const char *domain,
                          const uint8_t secret[32], const char *token,
                          uint64_t upstream_ms, uint64_t idle_ms,
-                         wr_metrics *m) {
+                         const char *proxy_from, wr_metrics *m) {
   wr_ingress_config ic;
   memset(&ic, 0, sizeof ic);
   ic.listen = listen;
@@ -373,6 +377,7 @@ static int start_ingress(app *a, const char *listen, const char *domain,
   ic.token = token;
   ic.upstream_timeout_ms = upstream_ms;
   ic.idle_timeout_ms = idle_ms;
+  ic.proxy_from = proxy_from;
   ic.metrics = m;
   int rv = wr_ingress_start(&a->ig, a->loop, &ic);
   sodium_memzero(ic.fleet_priv, 32);
@@ -389,7 +394,7 @@ static int start_ingress(app *a, const char *listen, const char *domain,
 static int cmd_node(int argc, char **argv) {
   const char *id = NULL, *http = NULL, *admin = NULL, *domain = NULL;
   const char *keyfile = NULL, *token = NULL, *admin_token = NULL;
-  const char *gossip = NULL, *join = NULL;
+  const char *gossip = NULL, *join = NULL, *proxy_from = NULL;
   uint64_t upstream = 60000, idle = 75000;
   int bad = 0;
   for (int i = 2; i < argc; i++) {
@@ -410,6 +415,7 @@ static int cmd_node(int argc, char **argv) {
     else if (!strcmp(f, "--admin-token")) admin_token = v;
     else if (!strcmp(f, "--gossip")) gossip = v;
     else if (!strcmp(f, "--join")) join = v;
+    else if (!strcmp(f, "--proxy-protocol-from")) proxy_from = v;
     else if (!strcmp(f, "--config"))
       return usage_error("--config is not supported by this build; pass "
                          "flags ('%s')", v);
@@ -448,7 +454,7 @@ static int cmd_node(int argc, char **argv) {
     return run_loop(&a);
   }
   if (start_ingress(&a, http, domain, secret, token, upstream, idle,
-                    wr_admin_metrics(a.admin)) != 0) {
+                    proxy_from, wr_admin_metrics(a.admin)) != 0) {
     sodium_memzero(secret, sizeof secret);
     app_stop(&a, 1);
     return run_loop(&a);
@@ -554,7 +560,7 @@ static int cmd_http(int argc, char **argv) {
     snprintf(a.http, sizeof a.http, "%s", listen);
     if (wr_metrics_new(&a.metrics, NULL) != 0) a.metrics = NULL;
     if (start_ingress(&a, listen, "localhost", secret, token, upstream, 0,
-                      a.metrics) != 0) {
+                      NULL, a.metrics) != 0) {
       sodium_memzero(secret, sizeof secret);
       app_stop(&a, 1);
       return run_loop(&a);

@@ -36,6 +36,7 @@
 #include "warren/link.h"
 #include "warren/log.h"
 #include "warren/names.h"
+#include "warren/proxyproto.h"
 
 #define VBUF_CAP 65536
 #define HEAD_MAX 32768
@@ -79,6 +80,8 @@ struct vconn {
   char reqid[80];
   uint8_t *rbuf;
   size_t in_off, in_len;       /* unparsed input waiting in rbuf */
+  int expect_proxy;            /* a PROXY header must come first */
+  size_t pp_len;               /* bytes of it read so far */
   const uint8_t *span;         /* output waiting for credit */
   size_t span_len;
   int reading, read_eof, closing, close_after_write, handed_off, no_more;
@@ -108,6 +111,9 @@ struct wr_ingress {
   uint8_t fleet_priv[32];
   wr_noise_replay *replay;
   uint64_t upstream_timeout, idle_timeout, head_timeout, gone_grace;
+  char proxy_from[16][48];     /* peers whose connections start with a
+                                  PROXY protocol header */
+  int nproxy_from;
   tunnel *table[TABLE_BUCKETS];
   size_t ntunnels;
   tlink *tlinks;
@@ -837,6 +843,11 @@ static void vconn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
     *buf = uv_buf_init(NULL, 0);
     return;
   }
+  if (v->expect_proxy) {
+    *buf = uv_buf_init((char *)v->rbuf + v->pp_len,
+                       (unsigned)(VBUF_CAP - v->pp_len));
+    return;
+  }
   *buf = uv_buf_init((char *)v->rbuf, VBUF_CAP);
 }
 
@@ -951,6 +962,25 @@ static void vconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
   v->in_off = 0;
   v->in_len = (size_t)n;
+  if (v->expect_proxy) {
+    /* The load balancer's PROXY header carries the real client address;
+     * it is bounded (v1 107 bytes, v2 2 KiB here) and must come whole
+     * before any HTTP. */
+    v->pp_len += (size_t)n;
+    wr_proxy_info info;
+    wr_ssize r = wr_proxy_parse(v->rbuf, v->pp_len, &info);
+    if (r == 0 && v->pp_len < WR_PROXY_V2_MAX) return;
+    if (r <= 0) {
+      if (v->ig->m_bad) (*v->ig->m_bad)++;
+      WR_LOG_DEBUGF("ingress", "bad_proxy_header", "peer=%s", v->peer);
+      vconn_close(v);
+      return;
+    }
+    if (!info.local) wr_http_req_set_client_addr(v->req, info.src_str);
+    v->expect_proxy = 0;
+    v->in_off = (size_t)r;
+    v->in_len = v->pp_len - (size_t)r;
+  }
   if (!v->have_stream) arm(v, v->ig->head_timeout);
   vconn_process(v);
 }
@@ -999,6 +1029,8 @@ static void on_connection(uv_stream_t *server, int status) {
       .rand = wr_sodium_rand,
       .rand_ud = NULL,
   };
+  for (int i = 0; i < ig->nproxy_from; i++)
+    if (strcmp(ig->proxy_from[i], ip) == 0) v->expect_proxy = 1;
   if (wr_http_req_new(&v->req, &rc, NULL) != 0 ||
       wr_http_resp_new(&v->resp, HEAD_MAX, NULL) != 0) {
     vconn_close(v);
@@ -1051,6 +1083,15 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   ig->idle_timeout = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 75000;
   ig->head_timeout = cfg->head_timeout_ms ? cfg->head_timeout_ms : 30000;
   ig->gone_grace = cfg->gone_grace_ms ? cfg->gone_grace_ms : 30000;
+  for (const char *p = cfg->proxy_from; p && *p && ig->nproxy_from < 16;) {
+    size_t n = strcspn(p, ",");
+    if (n > 0 && n < sizeof ig->proxy_from[0]) {
+      memcpy(ig->proxy_from[ig->nproxy_from], p, n);
+      ig->proxy_from[ig->nproxy_from++][n] = 0;
+    }
+    p += n;
+    if (*p == ',') p++;
+  }
   /* 64k recent handshakes: two minutes of skew window at ~500/s. */
   rv = wr_noise_replay_new(&ig->replay, 65536, NULL);
   if (rv != 0) {

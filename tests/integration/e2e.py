@@ -294,7 +294,8 @@ def main():
     origin.start()
     node = spawn(["node", "--id", "n1", "--http", "127.0.0.1:%d" % node_port,
                   "--admin", "127.0.0.1:%d" % admin_port, "--domain", DOMAIN,
-                  "--key-file", key, "--upstream-timeout", "3000"])
+                  "--key-file", key, "--upstream-timeout", "3000",
+                  "--proxy-protocol-from", "127.0.0.9"])
     check("node listens", wait_until(
         lambda: socket.create_connection(("127.0.0.1", node_port), 1), 10))
 
@@ -432,6 +433,40 @@ def main():
         f.flush()
         s.close()
         check("WebSocket echo of 1 MiB messages", ok, repr(status))
+
+    if want("proxy_protocol"):
+        def raw(src, data):
+            s = socket.socket()
+            s.bind((src, 0))
+            s.settimeout(10)
+            s.connect(("127.0.0.1", node_port))
+            s.sendall(data)
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+                if b"}" in out:
+                    break
+            s.close()
+            return out
+        req = b"GET /headers HTTP/1.1\r\nHost: app.mesh.test\r\n\r\n"
+        out = raw("127.0.0.9", b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n" + req)
+        check("PROXY v1 from a configured LB sets X-Forwarded-For",
+              b'"X-Forwarded-For": "203.0.113.7"' in out, repr(out[-300:]))
+        sig = b"\r\n\r\n\x00\r\nQUIT\n"
+        v2 = sig + bytes([0x21, 0x11, 0, 12]) + bytes([198, 51, 100, 9]) + \
+            bytes([127, 0, 0, 1]) + struct.pack(">HH", 4444, 80)
+        out = raw("127.0.0.9", v2 + req)
+        check("PROXY v2 from a configured LB sets X-Forwarded-For",
+              b'"X-Forwarded-For": "198.51.100.9"' in out, repr(out[-300:]))
+        out = raw("127.0.0.9", req)
+        check("a configured LB that sends no PROXY header is cut off",
+              b"HTTP/1.1 200" not in out, repr(out[:100]))
+        out = raw("127.0.0.1", b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n" + req)
+        check("a PROXY header from anyone else is a bad request",
+              out.startswith(b"HTTP/1.1 400"), repr(out[:100]))
 
     if want("timeout"):
         t0 = time.time()
