@@ -234,45 +234,46 @@ static void detach_stream(vconn *v, int reset) {
   v->tl = NULL;
 }
 
-/* Answers with an error page and closes after it is written. */
-static void vconn_error(vconn *v, int status, const char *detail) {
-  uint8_t *page = malloc(WR_HTTP_ERROR_PAGE_MAX);
-  if (status == 502 && v->ig->m_502) (*v->ig->m_502)++;
-  if (status == 504 && v->ig->m_504) (*v->ig->m_504)++;
+static void stop_reading(vconn *v) {
+  if (v->reading) uv_read_stop((uv_stream_t *)v->tcp);
+  v->reading = 0;
+}
+
+/* Answers with an error page (404 when |status| is 404: it names |host|)
+ * and closes after it is written.  Nothing more is read: the stream to the
+ * origin, if any, is reset. */
+static void vconn_answer(vconn *v, int status, const char *detail,
+                         const char *host, const char *name) {
+  uint64_t *counter = status == 404   ? v->ig->m_404
+                      : status == 502 ? v->ig->m_502
+                      : status == 504 ? v->ig->m_504
+                                      : NULL;
+  if (counter) (*counter)++;
   detach_stream(v, 1);
   v->close_after_write = 1;
-  uv_read_stop((uv_stream_t *)v->tcp);
-  v->reading = 0;
+  stop_reading(v);
+  uint8_t *page = malloc(WR_HTTP_ERROR_PAGE_MAX);
   if (!page) {
     vconn_close(v);
     return;
   }
-  wr_ssize n = wr_http_error_page(page, WR_HTTP_ERROR_PAGE_MAX, status,
-                                  detail, v->reqid[0] ? v->reqid : NULL);
-  if (n < 0 || vconn_write(v, page, (size_t)n, 0) != 0) {
-    if (n < 0) free(page);
-    vconn_close(v);
-  }
+  const char *rid = v->reqid[0] ? v->reqid : NULL;
+  wr_ssize n =
+      status == 404
+          ? wr_http_not_found_page(page, WR_HTTP_ERROR_PAGE_MAX, host, name,
+                                   v->ig->domain, rid)
+          : wr_http_error_page(page, WR_HTTP_ERROR_PAGE_MAX, status, detail,
+                               rid);
+  if (n < 0) free(page);
+  if (n < 0 || vconn_write(v, page, (size_t)n, 0) != 0) vconn_close(v);
+}
+
+static void vconn_error(vconn *v, int status, const char *detail) {
+  vconn_answer(v, status, detail, NULL, NULL);
 }
 
 static void vconn_not_found(vconn *v, const char *host, const char *name) {
-  uint8_t *page = malloc(WR_HTTP_ERROR_PAGE_MAX);
-  if (v->ig->m_404) (*v->ig->m_404)++;
-  detach_stream(v, 1);
-  v->close_after_write = 1;
-  uv_read_stop((uv_stream_t *)v->tcp);
-  v->reading = 0;
-  if (!page) {
-    vconn_close(v);
-    return;
-  }
-  wr_ssize n = wr_http_not_found_page(page, WR_HTTP_ERROR_PAGE_MAX, host,
-                                      name, v->ig->domain,
-                                      v->reqid[0] ? v->reqid : NULL);
-  if (n < 0 || vconn_write(v, page, (size_t)n, 0) != 0) {
-    if (n < 0) free(page);
-    vconn_close(v);
-  }
+  vconn_answer(v, 404, NULL, host, name);
 }
 
 /* ---- timers ---- */
@@ -849,11 +850,6 @@ static void vconn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
     return;
   }
   *buf = uv_buf_init((char *)v->rbuf, VBUF_CAP);
-}
-
-static void stop_reading(vconn *v) {
-  if (v->reading) uv_read_stop((uv_stream_t *)v->tcp);
-  v->reading = 0;
 }
 
 static void vconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
