@@ -48,6 +48,7 @@ struct origin {
   uv_connect_t creq;
   uv_shutdown_t sreq;
   int connected, stream_gone, closing, fin_pending;
+  int tried_v6;          /* "localhost" may be ::1 only (e.g. Node.js) */
   pend *ph, *pt; /* node -> origin bytes waiting for the connect */
   uint8_t *rbuf;
   size_t roff, rlen; /* origin -> node bytes waiting for credit */
@@ -193,12 +194,56 @@ static void origin_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (!origin_push(o)) uv_read_stop(s); /* wait for stream_writable */
 }
 
+static int origin_connect(origin *o, const char *host);
+static void origin_on_connect(uv_connect_t *req, int status);
+
+/* 127.0.0.1 refused: many dev servers bind "localhost" as ::1 only, so a
+ * default local host gets one more try there.  libuv handles cannot
+ * connect twice, so a fresh origin takes over the stream and the pending
+ * bytes; the old one closes quietly. */
+static int origin_retry_v6(origin *o) {
+  wr_client *c = o->c;
+  if (o->tried_v6 || o->stream_gone || !o->link ||
+      strcmp(c->local_host, "127.0.0.1") != 0)
+    return 0;
+  origin *n = calloc(1, sizeof *n);
+  if (n) n->rbuf = malloc(ORIGIN_BUF);
+  if (!n || !n->rbuf) {
+    free(n);
+    return 0;
+  }
+  n->c = c;
+  n->link = o->link;
+  n->sid = o->sid;
+  n->tried_v6 = 1;
+  n->fin_pending = o->fin_pending;
+  n->ph = o->ph;
+  n->pt = o->pt;
+  o->ph = o->pt = NULL;
+  uv_tcp_init(c->loop, &n->tcp);
+  n->tcp.data = n;
+  n->creq.data = n;
+  n->next = c->origins;
+  if (c->origins) c->origins->prev = n;
+  c->origins = n;
+  wr_mux_stream_set_user_data(wr_link_mux(o->link), o->sid, n);
+  o->stream_gone = 1; /* the stream is n's now */
+  origin_close(o);
+  if (origin_connect(n, "[::1]") != 0) {
+    n->tried_v6 = 1;
+    origin_on_connect(&n->creq, UV_ECONNREFUSED);
+  }
+  return 1;
+}
+
 static void origin_on_connect(uv_connect_t *req, int status) {
   origin *o = req->data;
   if (o->closing) return;
+  if (status == UV_ECONNREFUSED && origin_retry_v6(o)) return;
   if (status < 0) {
-    WR_LOG_WARNF("client", "origin_refused", "local=%s:%d err=\"%s\"",
-                 o->c->local_host, o->c->cfg.local_port, uv_strerror(status));
+    WR_LOG_WARNF("client", "origin_refused", "local=%s:%d%s err=\"%s\"",
+                 o->c->local_host, o->c->cfg.local_port,
+                 o->tried_v6 ? " (and [::1])" : "", uv_strerror(status));
     /* The node answers the visitor 502 for this reset code. */
     if (!o->stream_gone) {
       wr_mux_stream_set_user_data(wr_link_mux(o->link), o->sid, NULL);
@@ -253,13 +298,7 @@ static int on_stream_open(wr_link *l, uint32_t sid, const uint8_t *meta,
   if (c->origins) c->origins->prev = o;
   c->origins = o;
   wr_mux_stream_set_user_data(m, sid, o);
-  struct sockaddr_storage ss;
-  char hp[96];
-  snprintf(hp, sizeof hp, "%s:%d", c->local_host, c->cfg.local_port);
-  int rv = wr_parse_hostport(hp, &ss);
-  if (rv == 0)
-    rv = uv_tcp_connect(&o->creq, &o->tcp, (struct sockaddr *)&ss,
-                        origin_on_connect);
+  int rv = origin_connect(o, c->local_host);
   if (rv != 0) {
     wr_mux_stream_set_user_data(m, sid, NULL);
     wr_mux_stream_reset(m, sid, WR_MUX_RST_CONNECT_FAILED);
@@ -267,6 +306,17 @@ static int on_stream_open(wr_link *l, uint32_t sid, const uint8_t *meta,
     origin_close(o);
   }
   return 0;
+}
+
+static int origin_connect(origin *o, const char *host) {
+  struct sockaddr_storage ss;
+  char hp[96];
+  snprintf(hp, sizeof hp, "%s:%d", host, o->c->cfg.local_port);
+  int rv = wr_parse_hostport(hp, &ss);
+  if (rv == 0)
+    rv = uv_tcp_connect(&o->creq, &o->tcp, (struct sockaddr *)&ss,
+                        origin_on_connect);
+  return rv;
 }
 
 static int on_stream_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,

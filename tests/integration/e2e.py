@@ -468,6 +468,28 @@ def main():
         check("a PROXY header from anyone else is a bad request",
               out.startswith(b"HTTP/1.1 400"), repr(out[:100]))
 
+    if want("ipv6_origin"):
+        class V6Server(ThreadingHTTPServer):
+            address_family = socket.AF_INET6
+        v6port = free_port()
+        try:
+            v6 = V6Server(("::1", v6port), Origin)
+        except OSError:
+            v6 = None
+        if v6 is None:
+            print("skip IPv6 origin: no ::1 on this machine")
+        else:
+            threading.Thread(target=v6.serve_forever, daemon=True).start()
+            p = spawn(["http", str(v6port), "--node", "127.0.0.1:%d" % node_port,
+                       "--fleet-key", pub, "--name", "six"])
+            wait_line(p, 15)
+            st, body, r = request(node_port, "six", path="/small")
+            check("a local server listening on ::1 only is reached",
+                  st == 200 and body == BIG[:1024], "status %d" % st)
+            p.kill()
+            v6.shutdown()
+            v6.server_close()
+
     if want("timeout"):
         t0 = time.time()
         st, body, r = request(node_port, "app", path="/slow", timeout=10)
