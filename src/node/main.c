@@ -24,6 +24,8 @@
 #include "warren/metrics.h"
 #include "warren/noise.h"
 
+#include "config.h"
+
 #define KEY_FILE_MAX 4096
 
 static const char usage_main[] =
@@ -78,7 +80,8 @@ static const char usage_node[] =
     "  --admin-token TOKEN  require this bearer token on the admin API\n"
     "  --gossip, --join     membership (SWIM gossip): accepted for forward\n"
     "                       compatibility; this build runs the node alone\n"
-    "  --config FILE        not supported by this build (flags only)\n"
+    "  --config FILE        INI file with these options (flag names without\n"
+    "                       dashes, in a [node] section); flags win\n"
     "  --upstream-timeout MS  504 when a local server has not answered within\n"
     "                       MS (default 60000)\n"
     "  --idle-timeout MS    close idle keep-alive visitors (default 75000)\n"
@@ -391,44 +394,73 @@ static int start_ingress(app *a, const char *listen, const char *domain,
 
 /* ---- warren node ---- */
 
+static int load_config(wr_node_opts *o, const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    fprintf(stderr, "warren: cannot read config %s: %s\n", path,
+            strerror(errno));
+    return 1;
+  }
+  /* A node's config is a few lines; 64 KiB is a generous bound. */
+  char *buf = malloc(65537);
+  size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+  int big = buf && n == 65536 && fgetc(f) != EOF;
+  fclose(f);
+  if (!buf) return 1;
+  buf[n] = 0;
+  int rv = 0;
+  if (big) {
+    fprintf(stderr, "warren: config %s is larger than 64 KiB\n", path);
+    rv = 2;
+  } else if (memchr(buf, 0, n)) {
+    fprintf(stderr, "warren: config %s is not a text file\n", path);
+    rv = 2;
+  } else if (wr_node_opts_parse_ini(o, buf) != 0) {
+    fprintf(stderr, "warren: config %s: %s\n", path, o->err);
+    rv = 2;
+  }
+  free(buf);
+  return rv;
+}
+
 static int cmd_node(int argc, char **argv) {
-  const char *id = NULL, *http = NULL, *admin = NULL, *domain = NULL;
-  const char *keyfile = NULL, *token = NULL, *admin_token = NULL;
-  const char *gossip = NULL, *join = NULL, *proxy_from = NULL;
-  uint64_t upstream = 60000, idle = 75000;
-  int bad = 0;
+  wr_node_opts o;
+  wr_node_opts_init(&o);
+  /* The file first, so flags override it whatever their order. */
+  for (int i = 2; i + 1 < argc; i++)
+    if (!strcmp(argv[i], "--config")) {
+      int rv = load_config(&o, argv[i + 1]);
+      if (rv) return rv;
+    }
   for (int i = 2; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
       fputs(usage_node, stdout);
       return 0;
     }
-    if (f[0] != '-') return usage_error("unexpected argument '%s'", f);
+    if (f[0] != '-' || f[1] != '-')
+      return usage_error("unexpected argument '%s'", f);
     if (i + 1 >= argc) return usage_error("%s needs a value", f);
     const char *v = argv[++i];
-    if (!strcmp(f, "--id")) id = v;
-    else if (!strcmp(f, "--http")) http = v;
-    else if (!strcmp(f, "--admin")) admin = v;
-    else if (!strcmp(f, "--domain")) domain = v;
-    else if (!strcmp(f, "--key-file")) keyfile = v;
-    else if (!strcmp(f, "--token")) token = v;
-    else if (!strcmp(f, "--admin-token")) admin_token = v;
-    else if (!strcmp(f, "--gossip")) gossip = v;
-    else if (!strcmp(f, "--join")) join = v;
-    else if (!strcmp(f, "--proxy-protocol-from")) proxy_from = v;
-    else if (!strcmp(f, "--config"))
-      return usage_error("--config is not supported by this build; pass "
-                         "flags ('%s')", v);
-    else if (!strcmp(f, "--upstream-timeout")) upstream = parse_ms(f, v, &bad);
-    else if (!strcmp(f, "--idle-timeout")) idle = parse_ms(f, v, &bad);
-    else return usage_error("unknown flag '%s'", f);
-    if (bad) return 2;
+    if (!strcmp(f, "--config")) continue;
+    if (wr_node_opts_set(&o, f + 2, v) != 0) {
+      if (strncmp(o.err, "unknown option", 14) == 0)
+        return usage_error("unknown flag '%s'", f);
+      return usage_error("%s", o.err);
+    }
   }
-  if (!id) return usage_error("node needs %s", "--id");
-  if (!http) return usage_error("node needs %s", "--http");
-  if (!domain) return usage_error("node needs %s", "--domain");
-  if (!keyfile) return usage_error("node needs %s", "--key-file");
-  if (!admin) admin = "127.0.0.1:9081";
+  const char *id = o.id, *http = o.http, *admin = o.admin;
+  const char *domain = o.domain, *keyfile = o.key_file;
+  const char *token = o.token[0] ? o.token : NULL;
+  const char *admin_token = o.admin_token[0] ? o.admin_token : NULL;
+  const char *gossip = o.gossip[0] ? o.gossip : NULL;
+  const char *join = o.join[0] ? o.join : NULL;
+  const char *proxy_from = o.proxy_from[0] ? o.proxy_from : NULL;
+  uint64_t upstream = o.upstream_ms, idle = o.idle_ms;
+  if (!id[0]) return usage_error("node needs %s", "--id");
+  if (!http[0]) return usage_error("node needs %s", "--http");
+  if (!domain[0]) return usage_error("node needs %s", "--domain");
+  if (!keyfile[0]) return usage_error("node needs %s", "--key-file");
   struct sockaddr_storage ss;
   if (wr_parse_hostport(http, &ss) != 0)
     return usage_error("--http wants ADDR:PORT, got '%s'", http);

@@ -621,6 +621,29 @@ def main():
         r = subprocess.run([WARREN, "node", "--id", "x"], capture_output=True,
                            text=True)
         check("missing flag: exit 2", r.returncode == 2, r.stderr)
+        bad = os.path.join(TMP, "bad.ini")
+        with open(bad, "w") as f:
+            f.write("[node]\nid = n9\nhttp = 127.0.0.1:1\nbogus = 1\n")
+        r = subprocess.run([WARREN, "node", "--config", bad],
+                           capture_output=True, text=True)
+        check("bad config: one line naming the line, exit 2",
+              r.returncode == 2 and "line 4: unknown option 'bogus'" in r.stderr,
+              r.stderr)
+        cport, cadmin = free_port(), free_port()
+        good = os.path.join(TMP, "good.ini")
+        with open(good, "w") as f:
+            f.write("[node]\nid = cfg1\nhttp = 127.0.0.1:1\nadmin = 127.0.0.1:%d\n"
+                    "domain = cfg.test\nkey-file = %s\n" % (cadmin, key))
+        p = spawn(["node", "--config", good, "--http", "127.0.0.1:%d" % cport])
+        up = wait_until(lambda: socket.create_connection(("127.0.0.1", cport), 1), 10)
+        c = http.client.HTTPConnection("127.0.0.1", cadmin, timeout=5)
+        c.request("GET", "/status")
+        st = json.loads(c.getresponse().read())
+        c.close()
+        check("--config file, flags override it", up and st.get("id") == "cfg1",
+              str(st))
+        p.terminate()
+        p.wait(5)
 
     if want("node_restart"):
         node.send_signal(signal.SIGKILL)

@@ -1,0 +1,95 @@
+/*
+ * `warren node` options (see config.h).  One table maps each option name
+ * to its field, so flags and the INI file cannot drift apart.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "config.h"
+
+typedef struct opt_field {
+  const char *name;
+  size_t off;   /* offset of a char[] field, or of a uint64_t for numbers */
+  size_t size;  /* sizeof the char[] field; 0 = a number of milliseconds */
+} opt_field;
+
+#define STR(f) {#f, offsetof(wr_node_opts, f), sizeof(((wr_node_opts *)0)->f)}
+static const opt_field fields[] = {
+    STR(id),
+    STR(http),
+    STR(admin),
+    STR(domain),
+    {"key-file", offsetof(wr_node_opts, key_file), sizeof(((wr_node_opts *)0)->key_file)},
+    STR(token),
+    {"admin-token", offsetof(wr_node_opts, admin_token), sizeof(((wr_node_opts *)0)->admin_token)},
+    STR(gossip),
+    STR(join),
+    {"proxy-protocol-from", offsetof(wr_node_opts, proxy_from), sizeof(((wr_node_opts *)0)->proxy_from)},
+    {"upstream-timeout", offsetof(wr_node_opts, upstream_ms), 0},
+    {"idle-timeout", offsetof(wr_node_opts, idle_ms), 0},
+};
+
+void wr_node_opts_init(wr_node_opts *o) {
+  memset(o, 0, sizeof *o);
+  snprintf(o->admin, sizeof o->admin, "127.0.0.1:9081");
+  o->upstream_ms = 60000;
+  o->idle_ms = 75000;
+}
+
+int wr_node_opts_set(wr_node_opts *o, const char *key, const char *value) {
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    const opt_field *f = &fields[i];
+    if (strcmp(f->name, key) != 0) continue;
+    char *base = (char *)o + f->off;
+    if (f->size == 0) {
+      /* A day is far beyond any sane timeout; zero would disable it. */
+      char *end;
+      errno = 0;
+      unsigned long long x = strtoull(value, &end, 10);
+      if (!*value || *end || errno || x == 0 || x > 86400000ULL ||
+          value[0] == '-') {
+        snprintf(o->err, sizeof o->err,
+                 "%s wants a number of milliseconds (1-86400000), got '%.64s'",
+                 key, value);
+        return -1;
+      }
+      uint64_t v = x;
+      memcpy(base, &v, sizeof v);
+      return 0;
+    }
+    size_t n = strlen(value);
+    if (n >= f->size) {
+      snprintf(o->err, sizeof o->err, "%s is too long (at most %zu bytes)",
+               key, f->size - 1);
+      return -1;
+    }
+    memcpy(base, value, n + 1);
+    return 0;
+  }
+  snprintf(o->err, sizeof o->err, "unknown option '%.64s'", key);
+  return -1;
+}
+
+static int on_ini(void *user, const char *section, const char *name,
+                  const char *value) {
+  wr_node_opts *o = user;
+  if (section[0] && strcmp(section, "node") != 0) {
+    snprintf(o->err, sizeof o->err, "unknown section [%.64s]", section);
+    return 0;
+  }
+  return wr_node_opts_set(o, name, value) == 0;
+}
+
+int wr_node_opts_parse_ini(wr_node_opts *o, const char *text) {
+  char saved[sizeof o->err];
+  o->err[0] = 0;
+  int line = ini_parse_string(text, on_ini, o);
+  if (line == 0) return 0;
+  snprintf(saved, sizeof saved, "%s", o->err[0] ? o->err : "syntax error");
+  snprintf(o->err, sizeof o->err, "line %d: %.280s", line, saved);
+  return -1;
+}

@@ -1,0 +1,45 @@
+/*
+ * `warren node` options, from flags and from an INI file (--config FILE,
+ * parsed with Debian's inih).  The file uses the flag names without the
+ * dashes, in a [node] section (or before any section):
+ *
+ *   [node]
+ *   id = n1
+ *   http = 0.0.0.0:80
+ *   admin = 127.0.0.1:9081
+ *   domain = tunnels.example.com
+ *   key-file = /etc/warren/cluster.key
+ *   upstream-timeout = 60000
+ *
+ * Flags given on the command line win over the file.  Pure code (no
+ * libuv), so it is unit-tested and fuzzed.
+ */
+#ifndef WARREN_NODE_CONFIG_H
+#define WARREN_NODE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct wr_node_opts {
+  char id[128], http[128], admin[128], domain[256], key_file[1024];
+  char token[512], admin_token[512], gossip[128], join[1024];
+  char proxy_from[800];
+  uint64_t upstream_ms, idle_ms;
+  char err[300]; /* the first error, one line, when a call fails */
+} wr_node_opts;
+
+/* Defaults: admin 127.0.0.1:9081, upstream 60 s, idle 75 s. */
+void wr_node_opts_init(wr_node_opts *o);
+
+/*
+ * Sets option |key| ("id", "http", ..., the flag name without "--") to
+ * |value|.  Returns 0, or -1 with o->err set (unknown key, value too long,
+ * bad number).
+ */
+int wr_node_opts_set(wr_node_opts *o, const char *key, const char *value);
+
+/* Parses INI text (NUL-terminated).  Returns 0, or -1 with o->err naming
+ * the line. */
+int wr_node_opts_parse_ini(wr_node_opts *o, const char *text);
+
+#endif

@@ -1,0 +1,91 @@
+/* Unit tests for `warren node` options: flags and INI files share one
+ * table, so both paths are checked against the same fields. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+static void test_defaults_and_flags(void **state) {
+  (void)state;
+  wr_node_opts o;
+  wr_node_opts_init(&o);
+  assert_string_equal(o.admin, "127.0.0.1:9081");
+  assert_int_equal(o.upstream_ms, 60000);
+  assert_int_equal(wr_node_opts_set(&o, "id", "n1"), 0);
+  assert_int_equal(wr_node_opts_set(&o, "key-file", "/k"), 0);
+  assert_int_equal(wr_node_opts_set(&o, "upstream-timeout", "2500"), 0);
+  assert_string_equal(o.id, "n1");
+  assert_string_equal(o.key_file, "/k");
+  assert_int_equal(o.upstream_ms, 2500);
+  assert_int_equal(wr_node_opts_set(&o, "upstream-timeout", "0"), -1);
+  assert_non_null(strstr(o.err, "milliseconds"));
+  assert_int_equal(wr_node_opts_set(&o, "idle-timeout", "-5"), -1);
+  assert_int_equal(wr_node_opts_set(&o, "idle-timeout", "12x"), -1);
+  assert_int_equal(wr_node_opts_set(&o, "idle-timeout", ""), -1);
+  assert_int_equal(wr_node_opts_set(&o, "bogus", "1"), -1);
+  assert_string_equal(o.err, "unknown option 'bogus'");
+  char longv[2000];
+  memset(longv, 'a', sizeof longv - 1);
+  longv[sizeof longv - 1] = 0;
+  assert_int_equal(wr_node_opts_set(&o, "id", longv), -1);
+  assert_non_null(strstr(o.err, "too long"));
+  assert_string_equal(o.id, "n1"); /* a failed set changes nothing */
+}
+
+static void test_ini(void **state) {
+  (void)state;
+  wr_node_opts o;
+  wr_node_opts_init(&o);
+  const char *ini = "; a comment\n"
+                    "[node]\n"
+                    "id = edge-1\n"
+                    "http = 0.0.0.0:80\n"
+                    "domain = t.example.com\n"
+                    "key-file = /etc/warren/cluster.key\n"
+                    "proxy-protocol-from = 10.0.0.5,10.0.0.6\n"
+                    "idle-timeout = 30000\n";
+  assert_int_equal(wr_node_opts_parse_ini(&o, ini), 0);
+  assert_string_equal(o.id, "edge-1");
+  assert_string_equal(o.http, "0.0.0.0:80");
+  assert_string_equal(o.domain, "t.example.com");
+  assert_string_equal(o.key_file, "/etc/warren/cluster.key");
+  assert_string_equal(o.proxy_from, "10.0.0.5,10.0.0.6");
+  assert_int_equal(o.idle_ms, 30000);
+  assert_string_equal(o.admin, "127.0.0.1:9081");
+}
+
+static void test_ini_errors_name_the_line(void **state) {
+  (void)state;
+  wr_node_opts o;
+  wr_node_opts_init(&o);
+  assert_int_equal(wr_node_opts_parse_ini(&o, "[node]\nid = a\nnope = 1\n"),
+                   -1);
+  assert_string_equal(o.err, "line 3: unknown option 'nope'");
+  wr_node_opts_init(&o);
+  assert_int_equal(wr_node_opts_parse_ini(&o, "[other]\nid = a\n"), -1);
+  assert_string_equal(o.err, "line 2: unknown section [other]");
+  wr_node_opts_init(&o);
+  assert_int_equal(wr_node_opts_parse_ini(&o, "id = a\n[node\n"), -1);
+  assert_string_equal(o.err, "line 2: syntax error");
+  wr_node_opts_init(&o);
+  assert_int_equal(wr_node_opts_parse_ini(&o, "upstream-timeout = soon\n"),
+                   -1);
+  assert_non_null(strstr(o.err, "line 1: upstream-timeout wants"));
+  /* Keys before any section are accepted (a plain key = value file). */
+  wr_node_opts_init(&o);
+  assert_int_equal(wr_node_opts_parse_ini(&o, "id = x\n"), 0);
+  assert_string_equal(o.id, "x");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_defaults_and_flags),
+      cmocka_unit_test(test_ini),
+      cmocka_unit_test(test_ini_errors_name_the_line),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
