@@ -490,6 +490,30 @@ def main():
             v6.shutdown()
             v6.server_close()
 
+    if want("garbage"):
+        rnd = random.Random(5)
+        up = (b"GET /_warren/tunnel HTTP/1.1\r\nHost: x\r\nConnection: Upgrade"
+              b"\r\nUpgrade: warren/1\r\n\r\n")
+        bad_http0 = metric(admin_port, "warren_http_bad_requests_total") or 0
+        for i in range(90):
+            s = socket.create_connection(("127.0.0.1", node_port), 5)
+            s.settimeout(2)
+            junk = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(1, 3000)))
+            data = [junk, up + junk, up + bytes([0, 59]) + junk[:59] + junk][i % 3]
+            try:
+                s.sendall(data)
+                s.recv(4096)
+            except OSError:
+                pass
+            s.close()
+        st, body, r = request(node_port, "app", path="/small")
+        check("90 connections of garbage (HTTP, handshake, records): the node "
+              "serves on, counts them, releases them",
+              st == 200 and
+              (metric(admin_port, "warren_http_bad_requests_total") or 0) > bad_http0 and
+              (metric(admin_port, 'warren_rx_malformed_total{source="tunnel"}') or 0) >= 30 and
+              wait_until(lambda: metric(admin_port, "warren_visitor_connections") == 0, 5))
+
     if want("timeout"):
         t0 = time.time()
         st, body, r = request(node_port, "app", path="/slow", timeout=10)
