@@ -3,7 +3,9 @@
 # connection and `ssh -R` in the same run, all on loopback.
 #
 #   WARREN_BOOTSTRAP_BENCH=1 tools/bootstrap    # wrk, nginx-light, openssh
-#   bench/http.sh [DURATION_S]                  # default 10
+#   WARREN_BIN=build-x/src/node/warren bench/http.sh [DURATION_S]  # default 10
+#   PERF=1 ...   also `perf record -g` the node and the client during the
+#                warren runs (reports land in $PERF_DIR, default /tmp)
 #
 # Three paths to the same nginx origin serving /1k and /1m:
 #   direct   wrk -> nginx
@@ -13,13 +15,16 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dur=${1:-10}
-W="$root/build/src/node/warren"
-[ -x "$W" ] || { echo "bench: build first (./warren --version)" >&2; exit 1; }
+W=${WARREN_BIN:-$root/build/src/node/warren}
+[ -x "$W" ] || { echo "bench: no warren binary at $W (set WARREN_BIN)" >&2; exit 1; }
+PERF=${PERF:-0} PERF_DIR=${PERF_DIR:-/tmp}
 for t in wrk nginx ssh /usr/sbin/sshd; do
   command -v "$t" >/dev/null || { echo "bench: $t missing: WARREN_BOOTSTRAP_BENCH=1 tools/bootstrap" >&2; exit 1; }
 done
 
 tmp=$(mktemp -d /tmp/warren-bench.XXXXXX)
+# nginx started as root serves as nobody: the 0700 mktemp dir gave 403s.
+chmod 755 "$tmp"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
@@ -31,6 +36,7 @@ SSH_PORT=12222 SSH_FWD=127.0.0.1:18090
 mkdir -p "$tmp/www"
 head -c 1024 /dev/urandom >"$tmp/www/1k"
 head -c 1048576 /dev/urandom >"$tmp/www/1m"
+chmod -R a+rX "$tmp/www"
 cat >"$tmp/nginx.conf" <<NGX
 worker_processes 1;
 pid $tmp/nginx.pid;
@@ -55,6 +61,9 @@ node_pid=$!
 sleep 0.5
 "$W" http ${ORIGIN##*:} --node $NODE_HTTP --fleet-key "$("$W" pubkey "$tmp/key")" \
   --name app >"$tmp/client.out" 2>"$tmp/client.log" & pids+=($!)
+client_pid=$!
+sleep 0.3
+curl -fsS -o /dev/null "http://$ORIGIN/1k" || { echo "bench: origin does not serve /1k" >&2; cat "$tmp/nginx.err" >&2; exit 1; }
 for _ in $(seq 50); do grep -q Forwarding "$tmp/client.out" && break; sleep 0.1; done
 grep -q Forwarding "$tmp/client.out" || { echo "bench: client did not bind" >&2; cat "$tmp/client.log" >&2; exit 1; }
 
@@ -97,9 +106,17 @@ echo "| path | req/s | transfer/s | p50 | p99 | errors |"
 echo "|---|---|---|---|---|---|"
 for size in 1k 1m; do
   run_wrk "direct $size" "http://$ORIGIN/$size"
+  if [ "$PERF" = 1 ]; then
+    perf record -g -o "$PERF_DIR/perf-node-$size.data" -p $node_pid -- sleep "$dur" >/dev/null 2>&1 &
+    pn=$!
+    perf record -g -o "$PERF_DIR/perf-client-$size.data" -p $client_pid -- sleep "$dur" >/dev/null 2>&1 &
+    pc=$!
+  fi
   run_wrk "warren $size" "http://$NODE_HTTP/$size" app.bench.test
+  [ "$PERF" = 1 ] && wait $pn $pc
   run_wrk "ssh -R $size" "http://$SSH_FWD/$size"
 done
 rss=$(awk '/VmRSS/ {print $2}' /proc/$node_pid/status)
 echo
 echo "node RSS after the runs: ${rss} KiB"
+echo "client RSS after the runs: $(awk '/VmRSS/ {print $2}' /proc/$client_pid/status) KiB"
