@@ -59,7 +59,7 @@ WARREN_LOG=warn "$W" http ${ORIGIN##*:} --node $NODE_HTTP \
   --fleet-key "$("$W" pubkey "$tmp/key")" --name app \
   >"$tmp/client.out" 2>"$tmp/client.log" & pids+=($!)
 client_pid=$!
-for _ in $(seq 50); do grep -q Forwarding "$tmp/client.out" && break; sleep 0.1; done
+for _ in $(seq 50); do grep -qs Forwarding "$tmp/client.out" && break; sleep 0.1; done
 grep -q Forwarding "$tmp/client.out" || { echo "bench: client did not bind" >&2; exit 1; }
 
 wrk_rps() { # duration -> req/s; aborts the script on non-2xx answers

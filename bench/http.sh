@@ -6,6 +6,9 @@
 #   WARREN_BIN=build-x/src/node/warren bench/http.sh [DURATION_S]  # default 10
 #   PERF=1 ...   also `perf record -g` the node and the client during the
 #                warren runs (reports land in $PERF_DIR, default /tmp)
+#   PERF=stat .. count the node's and the client's syscalls during the
+#                warren runs (perf stat on syscall tracepoints), plus the
+#                request count wrk reports, for syscalls per request
 #
 # Three paths to the same nginx origin serving /1k and /1m:
 #   direct   wrk -> nginx
@@ -64,7 +67,7 @@ sleep 0.5
 client_pid=$!
 sleep 0.3
 curl -fsS -o /dev/null "http://$ORIGIN/1k" || { echo "bench: origin does not serve /1k" >&2; cat "$tmp/nginx.err" >&2; exit 1; }
-for _ in $(seq 50); do grep -q Forwarding "$tmp/client.out" && break; sleep 0.1; done
+for _ in $(seq 50); do grep -qs Forwarding "$tmp/client.out" && break; sleep 0.1; done
 grep -q Forwarding "$tmp/client.out" || { echo "bench: client did not bind" >&2; cat "$tmp/client.log" >&2; exit 1; }
 
 # ssh -R through a private sshd on loopback, key auth, OpenSSH's fast cipher.
@@ -98,6 +101,8 @@ run_wrk() { # label url [host]
   local tr=$(awk '/Transfer\/sec/ {print $2}' <<<"$out")
   local p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   local p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  local nreq=$(awk '/requests in/ {print $1}' <<<"$out")
+  [ "$PERF" = stat ] && echo "$1 requests: $nreq" >>"$PERF_DIR/requests.txt"
   local errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
   printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$rps" "$tr" "$p50" "$p99" "${errs:-none}"
 }
@@ -106,6 +111,15 @@ echo "| path | req/s | transfer/s | p50 | p99 | errors |"
 echo "|---|---|---|---|---|---|"
 for size in 1k 1m; do
   run_wrk "direct $size" "http://$ORIGIN/$size"
+  sp=()
+  if [ "$PERF" = stat ]; then
+    ev=$(printf 'syscalls:sys_enter_%s,' read write writev epoll_wait epoll_ctl getrandom)
+    for who in node:$node_pid client:$client_pid; do
+      perf stat -x, -e "${ev%,}" -o "$PERF_DIR/stat-${who%%:*}-$size.csv" \
+        -p "${who##*:}" -- sleep "$dur" >/dev/null 2>&1 &
+      sp+=($!)
+    done
+  fi
   if [ "$PERF" = 1 ]; then
     perf record -g -o "$PERF_DIR/perf-node-$size.data" -p $node_pid -- sleep "$dur" >/dev/null 2>&1 &
     pn=$!
@@ -114,6 +128,7 @@ for size in 1k 1m; do
   fi
   run_wrk "warren $size" "http://$NODE_HTTP/$size" app.bench.test
   [ "$PERF" = 1 ] && wait $pn $pc
+  [ "$PERF" = stat ] && wait "${sp[@]}"
   run_wrk "ssh -R $size" "http://$SSH_FWD/$size"
 done
 rss=$(awk '/VmRSS/ {print $2}' /proc/$node_pid/status)
