@@ -431,6 +431,7 @@ def main():
             ok = ok and op == 2 and data == msg
         ws_send(f, 8, b"")
         f.flush()
+        f.close()  # the makefile holds the socket open otherwise
         s.close()
         check("WebSocket echo of 1 MiB messages", ok, repr(status))
 
@@ -512,7 +513,11 @@ def main():
               st == 200 and
               (metric(admin_port, "warren_http_bad_requests_total") or 0) > bad_http0 and
               (metric(admin_port, 'warren_rx_malformed_total{source="tunnel"}') or 0) >= 30 and
-              wait_until(lambda: metric(admin_port, "warren_visitor_connections") == 0, 5))
+              wait_until(lambda: metric(admin_port, "warren_visitor_connections") == 0, 5),
+              "status %d bad %r malformed %r visitors %r" % (
+                  st, metric(admin_port, "warren_http_bad_requests_total"),
+                  metric(admin_port, 'warren_rx_malformed_total{source="tunnel"}'),
+                  metric(admin_port, "warren_visitor_connections")))
 
     if want("timeout"):
         t0 = time.time()
