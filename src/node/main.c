@@ -25,6 +25,7 @@
 #include "warren/noise.h"
 
 #include "config.h"
+#include "seeds.h"
 
 #define KEY_FILE_MAX 4096
 
@@ -466,6 +467,14 @@ static int cmd_node(int argc, char **argv) {
     return usage_error("--http wants ADDR:PORT, got '%s'", http);
   if (wr_parse_hostport(admin, &ss) != 0)
     return usage_error("--admin wants ADDR:PORT, got '%s'", admin);
+  if (gossip && wr_parse_hostport(gossip, &ss) != 0)
+    return usage_error("--gossip wants ADDR:PORT, got '%s'", gossip);
+  if (join) {
+    wr_seed_list seeds;
+    char err[300];
+    if (wr_seeds_parse(join, &seeds, err, sizeof err) != 0)
+      return usage_error("--join: %s", err);
+  }
   uint8_t secret[32];
   if (read_secret(keyfile, secret) != 0) return 1;
 
