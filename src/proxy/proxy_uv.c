@@ -578,7 +578,12 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
     } else if (ev.type == WR_HTTP_EV_END) {
       if (v->last_head_final) {
         v->resp_started = 0;
-        if (!ev.keep_alive) v->close_after_write = 1;
+        /* Close after this response when either side said so (the
+         * visitor's "Connection: close" ends its connection even if the
+         * origin would keep its own open). */
+        if (!ev.keep_alive ||
+            (v->no_more && !wr_http_resp_pending(v->resp)))
+          v->close_after_write = 1;
       }
     } else if (ev.type == WR_HTTP_EV_UPGRADE) {
       v->upgraded = 1;
