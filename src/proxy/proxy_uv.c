@@ -1118,7 +1118,7 @@ static void on_connection(uv_stream_t *server, int status) {
   wr_tcp_tune(tcp);
   struct sockaddr_storage ss;
   int sl = sizeof ss;
-  char ip[64] = "unknown";
+  char ip[48] = "unknown"; /* INET6_ADDRSTRLEN is 46 */
   if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sl) == 0) {
     if (ss.ss_family == AF_INET)
       uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
