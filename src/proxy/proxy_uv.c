@@ -201,8 +201,10 @@ static void vconn_on_write(uv_write_t *req, int status) {
   vconn *v = w->v;
   /* Credit goes back only now that the visitor's socket took the bytes:
    * this is what makes a slow visitor slow down the origin. */
-  if (w->credit && w->tl && w->tl->link && v->have_stream && v->tl == w->tl &&
-      v->sid == w->sid) {
+  /* w->tl may be freed by now (its link closed while this write was in
+   * flight); it is only compared, and v->tl is cleared when a link goes. */
+  if (w->credit && v->have_stream && v->tl && v->tl == w->tl &&
+      v->sid == w->sid && v->tl->link) {
     wr_mux_stream_consume(wr_link_mux(w->tl->link), w->sid, w->credit);
     wr_link_flush(w->tl->link);
   }
