@@ -1006,6 +1006,59 @@ static void req_after_end(wr_http_req *h, wr_http_ev *ev) {
   if (!ka) h->e.state = ST_CLOSED;
 }
 
+/*
+ * After a head, both directions move through the same states (body, end,
+ * upgrade, raw); only how an error is reported and what follows the end
+ * of a message differ, and |d| supplies those.
+ */
+typedef struct hp_dir {
+  wr_ssize (*error)(void *h, wr_http_ev *ev, size_t len);
+  void (*after_end)(void *h, wr_http_ev *ev);
+} hp_dir;
+
+static wr_ssize hp_step(hp *e, const hp_dir *d, void *h, const uint8_t *data,
+                        size_t len, wr_http_ev *ev) {
+  switch (e->state) {
+  case ST_BODY: {
+    if (len == 0) return 0;
+    wr_ssize n = hp_body(e, data, len);
+    if (n < 0) return n;
+    if (e->err_status) return d->error(h, ev, len);
+    if (e->msg_done) e->state = ST_END;
+    if (n > 0) {
+      ev->type = WR_HTTP_EV_BODY;
+      ev->data = data;
+      ev->len = (size_t)n;
+      return n;
+    }
+    if (e->state != ST_END) return 0;
+    d->after_end(h, ev);
+    return 0;
+  }
+  case ST_END:
+    d->after_end(h, ev);
+    return 0;
+  case ST_UPGRADE:
+    ev->type = WR_HTTP_EV_UPGRADE;
+    e->state = ST_RAW;
+    return 0;
+  case ST_RAW:
+    if (len == 0) return 0;
+    ev->type = WR_HTTP_EV_RAW;
+    ev->data = data;
+    ev->len = len;
+    return (wr_ssize)len;
+  default: /* CLOSED, DEAD: nothing more is read on this connection */
+    return (wr_ssize)len;
+  }
+}
+
+static wr_ssize req_error_v(void *h, wr_http_ev *ev, size_t len) {
+  return req_error(h, ev, len);
+}
+static void req_after_end_v(void *h, wr_http_ev *ev) { req_after_end(h, ev); }
+static const hp_dir req_dir = {req_error_v, req_after_end_v};
+
 wr_ssize wr_http_req_feed(wr_http_req *h, const uint8_t *data, size_t len,
                           wr_http_ev *ev) {
   hp *e = &h->e;
@@ -1025,37 +1078,8 @@ wr_ssize wr_http_req_feed(wr_http_req *h, const uint8_t *data, size_t len,
     }
     return n;
   }
-  case ST_BODY: {
-    if (len == 0) return 0;
-    wr_ssize n = hp_body(e, data, len);
-    if (n < 0) return n;
-    if (e->err_status) return req_error(h, ev, len);
-    if (e->msg_done) e->state = ST_END;
-    if (n > 0) {
-      ev->type = WR_HTTP_EV_BODY;
-      ev->data = data;
-      ev->len = (size_t)n;
-      return n;
-    }
-    if (e->state != ST_END) return 0;
-    req_after_end(h, ev);
-    return 0;
-  }
-  case ST_END:
-    req_after_end(h, ev);
-    return 0;
-  case ST_UPGRADE:
-    ev->type = WR_HTTP_EV_UPGRADE;
-    e->state = ST_RAW;
-    return 0;
-  case ST_RAW:
-    if (len == 0) return 0;
-    ev->type = WR_HTTP_EV_RAW;
-    ev->data = data;
-    ev->len = len;
-    return (wr_ssize)len;
-  default: /* CLOSED, DEAD: nothing more is read on this connection */
-    return (wr_ssize)len;
+  default:
+    return hp_step(e, &req_dir, h, data, len, ev);
   }
 }
 
@@ -1187,6 +1211,14 @@ static void resp_after_end(wr_http_resp *h, wr_http_ev *ev) {
   if (!h->keep_alive) h->e.state = ST_CLOSED;
 }
 
+static wr_ssize resp_error_v(void *h, wr_http_ev *ev, size_t len) {
+  return resp_error(h, ev, len);
+}
+static void resp_after_end_v(void *h, wr_http_ev *ev) {
+  resp_after_end(h, ev);
+}
+static const hp_dir resp_dir = {resp_error_v, resp_after_end_v};
+
 wr_ssize wr_http_resp_feed(wr_http_resp *h, const uint8_t *data, size_t len,
                            wr_http_ev *ev) {
   hp *e = &h->e;
@@ -1203,37 +1235,8 @@ wr_ssize wr_http_resp_feed(wr_http_resp *h, const uint8_t *data, size_t len,
     if (e->err_status) return resp_error(h, ev, len);
     return n;
   }
-  case ST_BODY: {
-    if (len == 0) return 0;
-    wr_ssize n = hp_body(e, data, len);
-    if (n < 0) return n;
-    if (e->err_status) return resp_error(h, ev, len);
-    if (e->msg_done) e->state = ST_END;
-    if (n > 0) {
-      ev->type = WR_HTTP_EV_BODY;
-      ev->data = data;
-      ev->len = (size_t)n;
-      return n;
-    }
-    if (e->state != ST_END) return 0;
-    resp_after_end(h, ev);
-    return 0;
-  }
-  case ST_END:
-    resp_after_end(h, ev);
-    return 0;
-  case ST_UPGRADE:
-    ev->type = WR_HTTP_EV_UPGRADE;
-    e->state = ST_RAW;
-    return 0;
-  case ST_RAW:
-    if (len == 0) return 0;
-    ev->type = WR_HTTP_EV_RAW;
-    ev->data = data;
-    ev->len = len;
-    return (wr_ssize)len;
   default:
-    return (wr_ssize)len;
+    return hp_step(e, &resp_dir, h, data, len, ev);
   }
 }
 
