@@ -28,6 +28,7 @@
 
 #include "admin_int.h"
 #include "warren/err.h"
+#include "warren/http_status.h"
 
 typedef struct route {
   char method[16];
@@ -395,44 +396,7 @@ int admin_router_dispatch(wr_admin_router *r, const admin_parsed *p,
 }
 
 const char *admin_reason(int status) {
-  switch (status) {
-  case 200:
-    return "OK";
-  case 201:
-    return "Created";
-  case 202:
-    return "Accepted";
-  case 204:
-    return "No Content";
-  case 400:
-    return "Bad Request";
-  case 401:
-    return "Unauthorized";
-  case 403:
-    return "Forbidden";
-  case 404:
-    return "Not Found";
-  case 405:
-    return "Method Not Allowed";
-  case 408:
-    return "Request Timeout";
-  case 409:
-    return "Conflict";
-  case 413:
-    return "Content Too Large";
-  case 414:
-    return "URI Too Long";
-  case 429:
-    return "Too Many Requests";
-  case 431:
-    return "Request Header Fields Too Large";
-  case 500:
-    return "Internal Server Error";
-  case 501:
-    return "Not Implemented";
-  case 503:
-    return "Service Unavailable";
-  default:
-    return status < 300 ? "OK" : status < 500 ? "Error" : "Error";
-  }
+  const char *r = wr_http_reason(status);
+  if (r) return r;
+  return status < 300 ? "OK" : "Error";
 }

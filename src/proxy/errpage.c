@@ -15,45 +15,15 @@
 
 #include "warren/err.h"
 #include "warren/http.h"
+#include "warren/http_status.h"
 
 /* Longest detail or host kept; longer ones are cut (with "..."). */
 #define MAX_DETAIL 512
 
 static const char *status_text(int status) {
-  switch (status) {
-  case 400:
-    return "Bad Request";
-  case 403:
-    return "Forbidden";
-  case 404:
-    return "Not Found";
-  case 405:
-    return "Method Not Allowed";
-  case 408:
-    return "Request Timeout";
-  case 413:
-    return "Content Too Large";
-  case 421:
-    return "Misdirected Request";
-  case 429:
-    return "Too Many Requests";
-  case 431:
-    return "Request Header Fields Too Large";
-  case 500:
-    return "Internal Server Error";
-  case 501:
-    return "Not Implemented";
-  case 502:
-    return "Bad Gateway";
-  case 503:
-    return "Service Unavailable";
-  case 504:
-    return "Gateway Timeout";
-  case 505:
-    return "HTTP Version Not Supported";
-  default:
-    return status < 500 ? "Client Error" : "Server Error";
-  }
+  const char *r = wr_http_reason(status);
+  if (r) return r;
+  return status < 500 ? "Client Error" : "Server Error";
 }
 
 /* What to do about it, one or two lines per status. */
