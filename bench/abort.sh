@@ -13,6 +13,7 @@
 # req/s of every clean run; "flat" means they stay within noise. Finally one
 # full /64m download through warren is checked byte for byte.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${1:-3} aborts=${2:-100}
 W=${WARREN_BIN:-$root/build/src/node/warren}
@@ -33,22 +34,7 @@ rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 mkdir -p "$tmp/www"
 head -c 1024 /dev/urandom >"$tmp/www/1k"
 head -c $((64 << 20)) /dev/urandom >"$tmp/www/64m"
-chmod -R a+rX "$tmp/www"
-cat >"$tmp/nginx.conf" <<NGX
-worker_processes 1;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx.err;
-daemon off;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $tmp/cbt; proxy_temp_path $tmp/pt;
-  fastcgi_temp_path $tmp/ft; uwsgi_temp_path $tmp/ut; scgi_temp_path $tmp/st;
-  server { listen $ORIGIN; root $tmp/www; }
-}
-NGX
-nginx -c "$tmp/nginx.conf" & pids+=($!)
+start_origin "$tmp" "$ORIGIN"
 
 "$W" keygen >"$tmp/key"
 WARREN_LOG=warn "$W" node --id abort1 --http $NODE_HTTP --admin $NODE_ADMIN \

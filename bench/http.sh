@@ -16,6 +16,7 @@
 #   ssh      wrk -> sshd -R listener -> ssh client (aes128-gcm, -tt) -> nginx
 # Prints a Markdown table; the numbers go to docs/BENCHMARKS.md.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 dur=${1:-10}
 W=${WARREN_BIN:-$root/build/src/node/warren}
@@ -39,22 +40,7 @@ SSH_PORT=12222 SSH_FWD=127.0.0.1:18090
 mkdir -p "$tmp/www"
 head -c 1024 /dev/urandom >"$tmp/www/1k"
 head -c 1048576 /dev/urandom >"$tmp/www/1m"
-chmod -R a+rX "$tmp/www"
-cat >"$tmp/nginx.conf" <<NGX
-worker_processes 1;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx.err;
-daemon off;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $tmp/cbt; proxy_temp_path $tmp/pt;
-  fastcgi_temp_path $tmp/ft; uwsgi_temp_path $tmp/ut; scgi_temp_path $tmp/st;
-  server { listen $ORIGIN; root $tmp/www; }
-}
-NGX
-nginx -c "$tmp/nginx.conf" & pids+=($!)
+start_origin "$tmp" "$ORIGIN"
 
 # warren: one node, one client.
 "$W" keygen >"$tmp/key"
