@@ -1,12 +1,14 @@
 /*
  * SWIM membership with Lifeguard: the sans-IO state machine (issue 4,
  * DESIGN.md "Membership: SWIM with Lifeguard").  No clock, no sockets, no
- * libuv: the adapter feeds datagrams to wr_swim_recv, drains wr_swim_send
- * until it returns 0, and arms one timer at wr_swim_deadline.  Packets
- * are the codec in swim_codec.h sealed with swim_seal.h.
+ * libuv: the adapter (or the simulator) feeds datagrams to wr_swim_recv,
+ * drains wr_swim_send until it returns 0, and arms one timer at
+ * wr_swim_deadline, calling wr_swim_tick when it fires.  Packets are the
+ * codec in swim_codec.h sealed with swim_seal.h.
  *
- * STATUS: API only.  The implementation (src/swim/swim.c) is not written
- * yet; nothing links against these functions so far.
+ * Anti-entropy runs over a byte stream (TCP in the daemon): a
+ * wr_swim_sync session frames and seals its own messages, so the adapter
+ * only moves bytes between the socket and wr_swim_sync_recv/_send.
  */
 #ifndef WARREN_SWIM_H
 #define WARREN_SWIM_H
@@ -16,6 +18,7 @@
 #include "warren/types.h"
 
 typedef struct wr_swim wr_swim;
+typedef struct wr_swim_sync wr_swim_sync;
 
 typedef enum wr_swim_state {
   WR_SWIM_ALIVE = 0,
@@ -24,120 +27,182 @@ typedef enum wr_swim_state {
   WR_SWIM_LEFT = 3, /* graceful leave: never reported as DEAD */
 } wr_swim_state;
 
+/* "alive", "suspect", "dead", "left" (the warrenctl/JSON spelling). */
+const char *wr_swim_state_name(wr_swim_state s);
+
 /*
- * Every tunable.  wr_swim_config_default fills memberlist's LAN profile,
- * which is tuned for a LAN/datacenter RTT well under 10 ms; a WAN build
- * should scale the timeouts, not the multipliers.  Times are in ms.
+ * Every tunable.  wr_swim_config_default fills the LAN profile; see
+ * wr_swim_config_profile for WAN and LOCAL.  Times are in ms.  Each
+ * default is justified in src/swim/config.c.
  */
 typedef struct wr_swim_config {
   char id[WR_SWIM_ID_MAX + 1]; /* our member id (unique, printable) */
   wr_addr gossip;              /* where peers send us datagrams */
   wr_addr data;                /* advertised in ALIVE for the data plane */
   char region[WR_SWIM_REGION_MAX + 1];
-  /* 1000: one probe per second per node keeps load O(1) per member and
-   * detects a failure in about one round in expectation (SWIM 4.1). */
+  char tags[WR_SWIM_TAGS_MAX + 1]; /* "k=v,k=v" */
   uint64_t probe_interval_ms;
-  /* 500: an order of magnitude above LAN RTT, below the interval so the
-   * indirect probes still fit inside one round. */
   uint64_t probe_timeout_ms;
-  /* 3: k indirect probers; with independent loss p the false-positive
-   * chance falls as p^(k+1) while traffic grows only linearly. */
   unsigned indirect_checks;
-  /* 4: suspicion lasts mult * log10(n+1) * interval, enough rounds for a
-   * refutation to be gossiped back before the member is declared dead. */
   unsigned suspicion_mult;
-  /* 6: Lifeguard starts at max = mult * min and shrinks towards min with
-   * independent confirmations; 6 is memberlist's default. */
   unsigned suspicion_max_timeout_mult;
-  /* 4: each update is piggybacked mult * ceil(log10(n+1)) times, enough
-   * for epidemic spread to reach all n members with high probability. */
   unsigned retransmit_mult;
-  /* 3: gossip fan-out per gossip tick, independent of probing. */
   unsigned gossip_nodes;
-  /* 200: fast dissemination (5 gossip ticks per probe round). */
   uint64_t gossip_interval_ms;
-  /* 30000: dead/left members are remembered this long so a late ALIVE
-   * with a stale incarnation cannot resurrect them. */
+  /* Dead members still receive gossip this long, so a wrongly declared
+   * member hears about it and refutes. */
+  uint64_t gossip_to_dead_ms;
+  /* New updates we originate are pushed at once to this many random
+   * members instead of waiting for the next gossip tick. */
+  unsigned push_fanout;
+  /* Anti-entropy period (0 = never); scaled up with log(n) as memberlist
+   * does so a 10k fleet does not sync constantly. */
+  uint64_t sync_interval_ms;
   uint64_t dead_reap_ms;
-  /* 8: Lifeguard's awareness ceiling: timeouts are stretched by at most
-   * (1 + awareness) so a slow node stops accusing healthy peers. */
   unsigned awareness_max;
+  /* 0 turns Lifeguard off (plain SWIM: no awareness, fixed suspicion
+   * timeout, no nacks, no buddy system) for side-by-side comparison. */
+  int lifeguard;
   wr_rand_fn rand;             /* required: seeded PCG in tests */
   void *rand_user_data;
 } wr_swim_config;
 
+/* LAN profile, no id or addresses. */
 void wr_swim_config_default(wr_swim_config *cfg);
+/* Applies the timing of "lan", "wan" or "local" (ids, addresses and rand
+ * are kept).  Returns 0 or WR_ERR_INVAL for another name. */
+int wr_swim_config_profile(wr_swim_config *cfg, const char *name);
 
 typedef struct wr_swim_member_info {
   const char *id;
   wr_addr gossip;
   wr_addr data;
-  const char *region;
+  const char *region; /* "" when none */
+  const char *tags;   /* "" when none */
   wr_swim_state state;
   uint32_t incarnation;
   wr_tstamp state_since;
 } wr_swim_member_info;
 
-/* Callbacks (all optional).  They must not call back into |sw|. */
+/* Callbacks (all optional).  They must not call back into |sw| except the
+ * read-only member queries. */
 typedef struct wr_swim_callbacks {
-  /* A member appeared or changed state/incarnation. */
+  /* A member appeared or changed state or incarnation (also fired for a
+   * reaping is silent: the last state reported was final). */
   void (*member_changed)(wr_swim *sw, const wr_swim_member_info *m,
                          void *user_data);
-  /* A USER update arrived (ownership table broadcasts). */
-  void (*user_update)(wr_swim *sw, const wr_swim_update *u,
-                      void *user_data);
+  /* A USER update arrived that is newer than any seen for its key.
+   * Return nonzero to keep disseminating it. */
+  int (*user_update)(wr_swim *sw, const wr_swim_update *u, void *user_data);
 } wr_swim_callbacks;
 
 typedef struct wr_swim_stats {
-  uint64_t rx_packets, tx_packets;
+  uint64_t rx_packets, tx_packets, rx_bytes, tx_bytes;
   uint64_t rx_malformed; /* failed wr_swim_decode: dropped, no state change */
   uint64_t rx_badseal;   /* no installed key opened it */
   uint64_t rx_version;   /* another wire version */
-  uint64_t probes, probe_timeouts, indirect_probes, nacks_rx;
+  uint64_t rx_oversize;  /* longer than a sealed WR_SWIM_PACKET_MAX */
+  uint64_t rx_foreign;   /* a PING for another id, or an unknown ACK seq */
+  uint64_t probes, probe_failures, indirect_probes, nacks_rx;
   uint64_t suspicions, refutations, deaths, reaped;
+  uint64_t tx_dropped;   /* outbox full: a reply or probe was not sent */
+  uint64_t syncs_ok, syncs_failed;
   unsigned awareness;    /* current Lifeguard score, 0..awareness_max */
+  uint32_t incarnation;  /* ours */
+  size_t broadcast_queue;/* updates still being piggybacked */
 } wr_swim_stats;
 
 /*
  * Creates a core.  |keyring| may be NULL or empty (identity seal: tests,
- * fuzzing).  Returns 0, WR_ERR_INVAL (bad config) or WR_ERR_NOMEM.
+ * fuzzing, simulation); it is not copied and must outlive the core, so the
+ * adapter can rotate keys in place.  Returns 0, WR_ERR_INVAL (bad config)
+ * or WR_ERR_NOMEM.
  */
 int wr_swim_new(wr_swim **psw, const wr_swim_config *cfg,
-                const wr_swim_callbacks *cb, const wr_swim_keyring *keyring,
+                const wr_swim_callbacks *cb, wr_swim_keyring *keyring,
                 const wr_mem *mem, void *user_data, wr_tstamp now);
 void wr_swim_del(wr_swim *sw);
+void *wr_swim_user_data(const wr_swim *sw);
 
-/* Adds seeds to probe; they become members once they answer. */
+/* Sends join probes (PING with an empty target) to |seeds|; each seed
+ * that answers becomes a member, and the adapter should then run a sync
+ * with it (wr_swim_sync_due reports it).  Call again to retry. */
 int wr_swim_join(wr_swim *sw, const wr_addr *seeds, size_t nseeds,
                  wr_tstamp now);
+
+/* Adds a member known alive without any traffic (the simulator's
+ * bootstrap of a converged fleet).  0, WR_ERR_EXISTS, WR_ERR_NOMEM. */
+int wr_swim_add_member(wr_swim *sw, const char *id, const wr_addr *gossip,
+                       const wr_addr *data, uint32_t incarnation,
+                       wr_tstamp now);
 
 /* Feeds one sealed datagram.  Malformed or unopenable packets are counted
  * in the stats and return 0: a bad peer is not our error. */
 int wr_swim_recv(wr_swim *sw, const wr_addr *from, const uint8_t *pkt,
                  size_t len, wr_tstamp now);
 
-/* Writes the next sealed datagram into |dst| and its destination into
- * |to|.  Returns its length, 0 when nothing is due, WR_ERR_NOBUF. */
+/* Sealed datagrams are at most this long. */
+#define WR_SWIM_DATAGRAM_MAX (WR_SWIM_PACKET_MAX + WR_SWIM_SEAL_OVERHEAD)
+
+/* Writes the next sealed datagram into |dst| (cap >= WR_SWIM_DATAGRAM_MAX)
+ * and its destination into |to|.  Returns its length, 0 when nothing is
+ * due, WR_ERR_NOBUF. */
 wr_ssize wr_swim_send(wr_swim *sw, wr_addr *to, uint8_t *dst, size_t cap,
                       wr_tstamp now);
 
-/* Earliest time wr_swim_tick must run (UINT64_MAX: none). */
+/* Earliest time wr_swim_tick must run (WR_TSTAMP_NONE: none). */
 wr_tstamp wr_swim_deadline(const wr_swim *sw);
 void wr_swim_tick(wr_swim *sw, wr_tstamp now);
 
-/* Broadcasts LEFT with a bumped incarnation; drain wr_swim_send after. */
+/* Broadcasts LEFT with a bumped incarnation and stops probing; drain
+ * wr_swim_send after (a few gossip intervals let it spread). */
 int wr_swim_leave(wr_swim *sw, wr_tstamp now);
 
-/* Queues a USER update for dissemination (copied). */
+/* Queues a USER update for dissemination (copied; len <= WR_SWIM_USER_MAX)
+ * and pushes it at once to push_fanout members. */
 int wr_swim_broadcast_user(wr_swim *sw, const char *key, uint64_t version,
-                           const uint8_t *payload, size_t len);
+                           const uint8_t *payload, size_t len, wr_tstamp now);
 
-size_t wr_swim_member_count(const wr_swim *sw);
-/* Member |i| (0 <= i < count, unstable order); 0 or WR_ERR_INVAL. */
+size_t wr_swim_member_count(const wr_swim *sw); /* not counting self */
+/* Member |i| (0 <= i < count, unstable order); 0 or WR_ERR_INVAL.  The
+ * strings stay valid until the next call that changes |sw|. */
 int wr_swim_member_at(const wr_swim *sw, size_t i, wr_swim_member_info *out);
 int wr_swim_member_find(const wr_swim *sw, const char *id,
                         wr_swim_member_info *out);
+/* Our own entry (state ALIVE, or LEFT after wr_swim_leave). */
+void wr_swim_self(const wr_swim *sw, wr_swim_member_info *out);
 
 void wr_swim_get_stats(const wr_swim *sw, wr_swim_stats *out);
+
+/*
+ * Anti-entropy (push-pull, scuttlebutt style).  Wire: length-prefixed
+ * sealed frames (u32 big-endian length, <= WR_SWIM_SYNC_FRAME_MAX).  The
+ * initiator sends a digest of every member (id, incarnation, state); the
+ * responder answers with the full entries the initiator lacks or holds
+ * older, plus its own digest; the initiator answers with what the
+ * responder lacks; both then close.  Every entry is merged through the
+ * same rules as gossip.
+ */
+#define WR_SWIM_SYNC_FRAME_MAX (64 * 1024)
+
+/* 1 and |peer| filled when a sync should start now (periodic, or right
+ * after a seed answered a join probe); the deadline is part of
+ * wr_swim_deadline. */
+int wr_swim_sync_due(wr_swim *sw, wr_addr *peer, wr_tstamp now);
+/* |initiator| 1 for the connecting side.  The session keeps a pointer to
+ * |sw| and must be freed before it. */
+int wr_swim_sync_new(wr_swim *sw, wr_swim_sync **ps, int initiator,
+                     wr_tstamp now);
+void wr_swim_sync_del(wr_swim_sync *s);
+/* Feeds stream bytes; returns 0 or a negative error (the adapter closes
+ * the connection; the failure is counted). */
+int wr_swim_sync_recv(wr_swim_sync *s, const uint8_t *data, size_t len,
+                      wr_tstamp now);
+/* Bytes to write next (0: nothing now).  The session owns the buffer. */
+wr_ssize wr_swim_sync_send(wr_swim_sync *s, const uint8_t **data);
+/* Marks |n| bytes from wr_swim_sync_send as written. */
+void wr_swim_sync_consumed(wr_swim_sync *s, size_t n);
+/* 1 when the exchange is complete and everything was written. */
+int wr_swim_sync_done(const wr_swim_sync *s);
 
 #endif

@@ -6,11 +6,12 @@
  *   packet  = u8 version | u8 type | u32 seq | str from | body
  *             | u8 nupdates | update*
  *   body    = PING: str target     (the id we mean to probe; a restarted
- *                                   process at the same address is not it)
- *             ACK, NACK: nothing
+ *                                   process at the same address is not it;
+ *                                   empty = a join probe, "whoever you are")
+ *             ACK, NACK, GOSSIP: nothing
  *             PING_REQ: str target | addr target_addr
  *   update  = u8 kind | str id | u32 incarnation | kind body
- *             ALIVE: addr gossip | addr data | str region
+ *             ALIVE: addr gossip | addr data | str region | str tags
  *             SUSPECT, DEAD: str from   (who declared it: Lifeguard counts
  *                                        independent confirmations)
  *             LEFT: nothing
@@ -36,6 +37,8 @@
 #define WR_SWIM_PACKET_MAX 1400
 #define WR_SWIM_ID_MAX 64
 #define WR_SWIM_REGION_MAX 32
+/* Tags are "k=v,k=v" (no spaces): enough for role/zone/version labels. */
+#define WR_SWIM_TAGS_MAX 128
 #define WR_SWIM_UPDATES_MAX 64
 #define WR_SWIM_USER_MAX 1024
 
@@ -44,6 +47,8 @@ typedef enum wr_swim_msg_type {
   WR_SWIM_ACK = 2,
   WR_SWIM_PING_REQ = 3,
   WR_SWIM_NACK = 4,
+  /* Pure dissemination: updates only, no reply expected. */
+  WR_SWIM_GOSSIP = 5,
 } wr_swim_msg_type;
 
 typedef enum wr_swim_update_kind {
@@ -61,6 +66,7 @@ typedef struct wr_swim_update {
   /* ALIVE */
   wr_addr gossip, data;
   char region[WR_SWIM_REGION_MAX + 1];
+  char tags[WR_SWIM_TAGS_MAX + 1];
   /* SUSPECT, DEAD */
   char from[WR_SWIM_ID_MAX + 1];
   /* USER (payload is a view into the decoded input) */

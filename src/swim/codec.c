@@ -28,8 +28,10 @@ size_t wr_swim_update_size(const wr_swim_update *u) {
   switch (u->kind) {
   case WR_SWIM_UPD_ALIVE: {
     size_t g = addr_size(&u->gossip), d = addr_size(&u->data);
-    if (!g || !d || !str_ok(u->region, WR_SWIM_REGION_MAX)) return 0;
-    return n + g + d + 1 + strlen(u->region);
+    if (!g || !d || !str_ok(u->region, WR_SWIM_REGION_MAX) ||
+        !str_ok(u->tags, WR_SWIM_TAGS_MAX))
+      return 0;
+    return n + g + d + 1 + strlen(u->region) + 1 + strlen(u->tags);
   }
   case WR_SWIM_UPD_SUSPECT:
   case WR_SWIM_UPD_DEAD:
@@ -63,13 +65,14 @@ static int put_addr(wr_wbuf *w, const wr_addr *a) {
 wr_ssize wr_swim_encode(const wr_swim_packet *p, uint8_t *dst, size_t cap) {
   wr_wbuf w;
   int rv;
-  if (p->type < WR_SWIM_PING || p->type > WR_SWIM_NACK ||
+  if (p->type < WR_SWIM_PING || p->type > WR_SWIM_GOSSIP ||
       !str_ok(p->from, WR_SWIM_ID_MAX) || !p->from[0] ||
       p->nupdates > WR_SWIM_UPDATES_MAX)
     return WR_ERR_INVAL;
   if ((p->type == WR_SWIM_PING || p->type == WR_SWIM_PING_REQ) &&
-      (!str_ok(p->target, WR_SWIM_ID_MAX) || !p->target[0]))
+      !str_ok(p->target, WR_SWIM_ID_MAX))
     return WR_ERR_INVAL;
+  if (p->type == WR_SWIM_PING_REQ && !p->target[0]) return WR_ERR_INVAL;
   if (p->type == WR_SWIM_PING_REQ && !addr_size(&p->target_addr))
     return WR_ERR_INVAL;
   for (size_t i = 0; i < p->nupdates; i++)
@@ -93,7 +96,8 @@ wr_ssize wr_swim_encode(const wr_swim_packet *p, uint8_t *dst, size_t cap) {
     case WR_SWIM_UPD_ALIVE:
       if ((rv = put_addr(&w, &u->gossip)) != 0 ||
           (rv = put_addr(&w, &u->data)) != 0 ||
-          (rv = put_str(&w, u->region)) != 0)
+          (rv = put_str(&w, u->region)) != 0 ||
+          (rv = put_str(&w, u->tags)) != 0)
         return rv;
       break;
     case WR_SWIM_UPD_SUSPECT:
@@ -147,7 +151,8 @@ static int get_update(wr_rbuf *b, wr_swim_update *u) {
   switch (u->kind) {
   case WR_SWIM_UPD_ALIVE:
     if (get_addr(b, &u->gossip) != 0 || get_addr(b, &u->data) != 0 ||
-        get_str(b, u->region, WR_SWIM_REGION_MAX, 1) != 0)
+        get_str(b, u->region, WR_SWIM_REGION_MAX, 1) != 0 ||
+        get_str(b, u->tags, WR_SWIM_TAGS_MAX, 1) != 0)
       return WR_ERR_PROTO;
     return 0;
   case WR_SWIM_UPD_SUSPECT:
@@ -182,7 +187,7 @@ int wr_swim_decode(const uint8_t *buf, size_t len, wr_swim_packet *p) {
   memset(&p->target_addr, 0, sizeof p->target_addr);
   switch (p->type) {
   case WR_SWIM_PING:
-    if (get_str(&b, p->target, WR_SWIM_ID_MAX, 0) != 0) return WR_ERR_PROTO;
+    if (get_str(&b, p->target, WR_SWIM_ID_MAX, 1) != 0) return WR_ERR_PROTO;
     break;
   case WR_SWIM_PING_REQ:
     if (get_str(&b, p->target, WR_SWIM_ID_MAX, 0) != 0 ||
@@ -191,6 +196,7 @@ int wr_swim_decode(const uint8_t *buf, size_t len, wr_swim_packet *p) {
     break;
   case WR_SWIM_ACK:
   case WR_SWIM_NACK:
+  case WR_SWIM_GOSSIP:
     break;
   default:
     return WR_ERR_PROTO;

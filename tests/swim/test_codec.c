@@ -30,6 +30,7 @@ static void sample(wr_swim_packet *p) {
   u[0].gossip = a4(2, 7946);
   u[0].data = (wr_addr){.family = 6, .ip = {[15] = 1}, .port = 8081};
   strcpy(u[0].region, "eu-west");
+  strcpy(u[0].tags, "role=edge,zone=b");
   u[1].kind = WR_SWIM_UPD_SUSPECT;
   strcpy(u[1].id, "n3");
   u[1].incarnation = 9;
@@ -71,6 +72,7 @@ static void test_roundtrip_every_kind(void **state) {
   assert_memory_equal(&q.updates[0].data, &p.updates[0].data,
                       sizeof(wr_addr));
   assert_string_equal(q.updates[0].region, "eu-west");
+  assert_string_equal(q.updates[0].tags, "role=edge,zone=b");
   assert_string_equal(q.updates[1].from, "n1");
   assert_int_equal(q.updates[1].incarnation, 9);
   assert_int_equal(q.updates[2].kind, WR_SWIM_UPD_DEAD);
@@ -153,10 +155,26 @@ static void test_ping_ack_minimal(void **state) {
   assert_int_equal(wr_swim_decode(buf, (size_t)n, &q), 0);
   assert_int_equal(q.type, WR_SWIM_ACK);
   assert_int_equal(q.nupdates, 0);
-  p.type = WR_SWIM_PING; /* a ping needs its target */
+  /* An empty PING target is a join probe ("whoever listens here"). */
+  p.type = WR_SWIM_PING;
+  n = wr_swim_encode(&p, buf, sizeof buf);
+  assert_int_equal(n, 1 + 1 + 4 + 3 + 1 + 1);
+  assert_int_equal(wr_swim_decode(buf, (size_t)n, &q), 0);
+  assert_string_equal(q.target, "");
+  /* ... but a PING_REQ must name whom to probe. */
+  p.type = WR_SWIM_PING_REQ;
+  p.target_addr.family = 4;
   assert_int_equal(wr_swim_encode(&p, buf, sizeof buf), WR_ERR_INVAL);
   strcpy(p.target, "n1");
   assert_true(wr_swim_encode(&p, buf, sizeof buf) > 0);
+  /* GOSSIP carries updates only. */
+  p.type = WR_SWIM_GOSSIP;
+  n = wr_swim_encode(&p, buf, sizeof buf);
+  assert_int_equal(n, 1 + 1 + 4 + 3 + 1);
+  assert_int_equal(wr_swim_decode(buf, (size_t)n, &q), 0);
+  assert_int_equal(q.type, WR_SWIM_GOSSIP);
+  buf[1] = WR_SWIM_GOSSIP + 1;
+  assert_int_equal(wr_swim_decode(buf, (size_t)n, &q), WR_ERR_PROTO);
 }
 
 int main(void) {
