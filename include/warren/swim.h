@@ -87,8 +87,8 @@ typedef struct wr_swim_member_info {
 /* Callbacks (all optional).  They must not call back into |sw| except the
  * read-only member queries. */
 typedef struct wr_swim_callbacks {
-  /* A member appeared or changed state or incarnation (also fired for a
-   * reaping is silent: the last state reported was final). */
+  /* A member appeared or changed state or incarnation.  Reaping is
+   * silent: the last state reported was final. */
   void (*member_changed)(wr_swim *sw, const wr_swim_member_info *m,
                          void *user_data);
   /* A USER update arrived that is newer than any seen for its key.
