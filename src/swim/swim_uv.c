@@ -1,0 +1,1013 @@
+/*
+ * The libuv adapter around the sans-IO SWIM core (see swim_uv.h).  It moves
+ * bytes and time, nothing else: every membership decision is in swim.c.
+ *
+ * After every core call (a datagram in, the timer, a join, a leave, a sync
+ * session's progress) the adapter runs after_core():
+ *
+ *   1. drain wr_swim_send: each datagram goes out with uv_udp_try_send;
+ *      when the socket would block (or earlier datagrams are still queued,
+ *      to keep order) it waits in a uv_udp_send request, at most
+ *      send_queue_max of them, beyond which it is dropped and counted.
+ *      Gossip tolerates loss by design, so dropping beats unbounded memory;
+ *   2. start every sync wr_swim_sync_due reports (up to max_syncs at once);
+ *   3. notice a finished join (the core knows a member);
+ *   4. arm the one timer at wr_swim_deadline.
+ *
+ * Sync connections (anti-entropy over TCP): one struct per connection
+ * with its socket, a timer (sync_timeout_ms, 10 s) and a session.  The
+ * pump writes what wr_swim_sync_send returns (copied, so the view's
+ * lifetime does not matter), marks it consumed when the write completes,
+ * and closes when wr_swim_sync_done says the exchange is over, or on any
+ * error, EOF before done, or the timer.  The struct is freed once both
+ * handles are closed (libuv's rule).
+ *
+ * Join: every seed host goes through uv_getaddrinfo (a literal address
+ * resolves at once); when all lookups of a round are back, the addresses
+ * found are handed to wr_swim_join, and a retry timer is armed with
+ * jittered exponential backoff.  A retry re-resolves, so a Kubernetes
+ * headless Service that gains its first ready pod is picked up.
+ *
+ * Errors on sockets are counted and logged, at most one line per second
+ * per kind (with how many were folded in), so a flood of bad traffic does
+ * not become a flood of log lines.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "warren/err.h"
+#include "warren/log.h"
+#include "warren/swim_uv.h"
+
+#define DEFAULT_MAX_SYNCS 8
+/* A sync is two or three frames of at most 64 KiB each; 10 s covers a
+ * slow WAN link many times over, and a hung peer gives its socket back. */
+#define DEFAULT_SYNC_TIMEOUT_MS 10000
+#define DEFAULT_BACKOFF_MIN_MS 1000
+#define DEFAULT_BACKOFF_MAX_MS 30000
+/* 256 datagrams of <= 1445 bytes: ~370 KiB, about one gossip burst to a
+ * large fleet; more would only be stale by the time it left. */
+#define DEFAULT_SEND_QUEUE_MAX 256
+#define SEEDS_MAX 64
+/* Addresses handed to one wr_swim_join: a headless Service with more
+ * ready pods than this gives a random-enough subset (resolver order). */
+#define JOIN_ADDRS_MAX 128
+/* A received datagram longer than any sealed packet is not ours; the
+ * buffer is larger so such datagrams are seen (and counted), not
+ * silently truncated. */
+#define RECV_BUF (WR_SWIM_DATAGRAM_MAX + 512)
+/* Leave grace: three gossip intervals spread LEFT to most of the fleet
+ * (each interval pushes it to gossip_nodes members); capped at 1 s so a
+ * SIGTERM'd node stops promptly within systemd's and Kubernetes' limits. */
+#define LEAVE_GRACE_MAX_MS 1000
+
+enum { LOG_RECV, LOG_SEND, LOG_TCP, LOG_DNS, LOG_REFUSED, LOG_KINDS };
+
+typedef struct sync_conn {
+  struct sync_conn *next, *prev;
+  wr_swim_uv *u;
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_connect_t creq;
+  uv_write_t wreq;
+  wr_swim_sync *s;
+  uint8_t *wbuf;     /* copy of the bytes being written */
+  size_t wlen;
+  int initiator;
+  int connected;
+  int writing;
+  int closing;
+  int eof;           /* the peer closed its side */
+  int open_handles;
+  int counted;       /* counted in syncs_active */
+  char peer[64];
+  uint8_t rbuf[16384];
+} sync_conn;
+
+typedef struct udp_send {
+  uv_udp_send_t req;
+  wr_swim_uv *u;
+  size_t len;
+  uint8_t data[];
+} udp_send;
+
+typedef struct dns_req {
+  uv_getaddrinfo_t req;
+  wr_swim_uv *u;
+  unsigned round;
+  uint16_t port;
+  char host[256];
+} dns_req;
+
+struct wr_swim_uv {
+  uv_loop_t *loop;
+  wr_swim *sw;
+  wr_swim_callbacks app_cb;
+  void *app_ud;
+  wr_swim_config cfg;
+  uv_udp_t udp;
+  uv_tcp_t listener;
+  uv_timer_t timer;      /* the core's deadline */
+  uv_timer_t join_timer; /* join retries */
+  uv_timer_t leave_timer;
+  int open_handles;
+  int closing;
+  void (*close_cb)(void *);
+  void *close_ud;
+  int port;
+  int v6; /* the sockets are IPv6 (maybe dual-stack) */
+  char listen[128];
+  unsigned max_syncs;
+  uint64_t sync_timeout_ms, backoff_min, backoff_max;
+  size_t send_queue_max;
+  sync_conn *conns;
+  wr_swim_uv_stats st;
+  /* join */
+  wr_swim_uv_seed seeds[SEEDS_MAX];
+  char *seed_hosts[SEEDS_MAX];
+  size_t nseeds;
+  int joining;
+  unsigned join_round;
+  unsigned dns_pending; /* lookups of any round still out */
+  unsigned round_pending;
+  uint64_t backoff;
+  wr_addr join_addrs[JOIN_ADDRS_MAX];
+  size_t njoin;
+  /* leave */
+  int leaving;
+  void (*leave_cb)(void *);
+  void *leave_ud;
+  /* log rate limiting */
+  uint64_t log_last[LOG_KINDS];
+  uint64_t log_folded[LOG_KINDS];
+  uint8_t rbuf[RECV_BUF];
+  uint8_t sbuf[WR_SWIM_DATAGRAM_MAX];
+};
+
+static void after_core(wr_swim_uv *u);
+static void sync_close(sync_conn *c, const char *why, int err);
+static void join_round_start(wr_swim_uv *u);
+static void maybe_free(wr_swim_uv *u);
+
+/* ---- helpers ---- */
+
+static uint64_t now_ms(wr_swim_uv *u) { return uv_now(u->loop); }
+
+/* One line per kind per second at most; the next line says how many
+ * were folded into it. */
+static int log_ok(wr_swim_uv *u, int kind) {
+  uint64_t t = now_ms(u);
+  if (u->log_last[kind] && t - u->log_last[kind] < 1000) {
+    u->log_folded[kind]++;
+    return 0;
+  }
+  u->log_last[kind] = t ? t : 1;
+  return 1;
+}
+
+static unsigned long long folded(wr_swim_uv *u, int kind) {
+  unsigned long long n = u->log_folded[kind];
+  u->log_folded[kind] = 0;
+  return n;
+}
+
+static void to_sockaddr(const wr_addr *a, struct sockaddr_storage *ss) {
+  memset(ss, 0, sizeof *ss);
+  if (a->family == 6) {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    s6->sin6_family = AF_INET6;
+    memcpy(&s6->sin6_addr, a->ip, 16);
+    s6->sin6_port = htons(a->port);
+  } else {
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    s4->sin_family = AF_INET;
+    memcpy(&s4->sin_addr, a->ip, 4);
+    s4->sin_port = htons(a->port);
+  }
+}
+
+static int from_sockaddr(const struct sockaddr *sa, wr_addr *a) {
+  memset(a, 0, sizeof *a);
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+    a->family = 4;
+    memcpy(a->ip, &s4->sin_addr, 4);
+    a->port = ntohs(s4->sin_port);
+    return 0;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+    /* An IPv4-mapped peer on a dual-stack socket is an IPv4 member. */
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(&s6->sin6_addr, mapped, 12) == 0) {
+      a->family = 4;
+      memcpy(a->ip, (const uint8_t *)&s6->sin6_addr + 12, 4);
+    } else {
+      a->family = 6;
+      memcpy(a->ip, &s6->sin6_addr, 16);
+    }
+    a->port = ntohs(s6->sin6_port);
+    return 0;
+  }
+  return WR_ERR_INVAL;
+}
+
+static void addr_str(const wr_addr *a, char *out, size_t cap) {
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (a->family == 6) {
+    uv_inet_ntop(AF_INET6, a->ip, ip, sizeof ip);
+    snprintf(out, cap, "[%s]:%u", ip, a->port);
+  } else {
+    uv_inet_ntop(AF_INET, a->ip, ip, sizeof ip);
+    snprintf(out, cap, "%s:%u", ip, a->port);
+  }
+}
+
+/* "ADDR:PORT" or "[ADDR]:PORT" (no names: a bind address is literal). */
+static int parse_listen(const char *s, struct sockaddr_storage *ss) {
+  char host[INET6_ADDRSTRLEN + 1];
+  const char *colon;
+  size_t n;
+  if (!s || !*s) return WR_ERR_INVAL;
+  if (s[0] == '[') {
+    const char *end = strchr(s, ']');
+    if (!end || end[1] != ':') return WR_ERR_INVAL;
+    n = (size_t)(end - s - 1);
+    if (n == 0 || n >= sizeof host) return WR_ERR_INVAL;
+    memcpy(host, s + 1, n);
+    colon = end + 1;
+  } else {
+    colon = strrchr(s, ':');
+    if (!colon) return WR_ERR_INVAL;
+    n = (size_t)(colon - s);
+    if (n == 0 || n >= sizeof host) return WR_ERR_INVAL;
+    memcpy(host, s, n);
+  }
+  host[n] = 0;
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (colon[1] == 0 || *end || port < 1 || port > 65535) return WR_ERR_INVAL;
+  if (strcmp(host, "localhost") == 0) snprintf(host, sizeof host, "127.0.0.1");
+  if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0) return 0;
+  if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0) return 0;
+  return WR_ERR_INVAL;
+}
+
+static void sodium_rand(uint8_t *dst, size_t len, void *ud) {
+  (void)ud;
+  randombytes_buf(dst, len);
+}
+
+/* ---- core callbacks: log, then forward to the application ---- */
+
+static void on_member_changed(wr_swim *sw, const wr_swim_member_info *m,
+                              void *ud) {
+  wr_swim_uv *u = ud;
+  char g[64];
+  addr_str(&m->gossip, g, sizeof g);
+  WR_LOG_INFOF("swim", "member", "id=%s state=%s incarnation=%u addr=%s",
+               m->id, wr_swim_state_name(m->state), (unsigned)m->incarnation,
+               g);
+  if (u->app_cb.member_changed) u->app_cb.member_changed(sw, m, u->app_ud);
+}
+
+static int on_user_update(wr_swim *sw, const wr_swim_update *up, void *ud) {
+  wr_swim_uv *u = ud;
+  if (u->app_cb.user_update) return u->app_cb.user_update(sw, up, u->app_ud);
+  return 1;
+}
+
+/* ---- UDP ---- */
+
+static void on_udp_sent(uv_udp_send_t *req, int status) {
+  udp_send *q = (udp_send *)req;
+  wr_swim_uv *u = q->u;
+  u->st.send_queue--;
+  if (status != 0 && status != UV_ECANCELED) {
+    u->st.udp_send_errors++;
+    if (log_ok(u, LOG_SEND))
+      WR_LOG_WARNF("swim", "udp_send_error", "err=%s folded=%llu",
+                   uv_err_name(status), folded(u, LOG_SEND));
+  }
+  free(q);
+}
+
+static void send_one(wr_swim_uv *u, const wr_addr *to, const uint8_t *data,
+                     size_t len) {
+  struct sockaddr_storage ss;
+  if (u->v6 && to->family == 4) {
+    /* A dual-stack socket reaches IPv4 members through mapped addresses. */
+    wr_addr m = *to;
+    m.family = 6;
+    memset(m.ip, 0, 10);
+    m.ip[10] = m.ip[11] = 0xff;
+    memcpy(m.ip + 12, to->ip, 4);
+    to_sockaddr(&m, &ss);
+  } else {
+    to_sockaddr(to, &ss);
+  }
+  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+  int rv = UV_EAGAIN;
+  /* Datagrams already waiting go first: try_send would overtake them. */
+  if (u->st.send_queue == 0) {
+    rv = uv_udp_try_send(&u->udp, &b, 1, (const struct sockaddr *)&ss);
+    if (rv >= 0) return;
+  }
+  if (rv != UV_EAGAIN) {
+    u->st.udp_send_errors++;
+    if (log_ok(u, LOG_SEND)) {
+      char a[64];
+      addr_str(to, a, sizeof a);
+      WR_LOG_WARNF("swim", "udp_send_error", "to=%s err=%s folded=%llu", a,
+                   uv_err_name(rv), folded(u, LOG_SEND));
+    }
+    return;
+  }
+  if (u->st.send_queue >= u->send_queue_max) {
+    u->st.udp_queue_drops++;
+    if (log_ok(u, LOG_SEND))
+      WR_LOG_WARNF("swim", "udp_queue_full", "queued=%zu folded=%llu",
+                   u->st.send_queue, folded(u, LOG_SEND));
+    return;
+  }
+  udp_send *q = malloc(sizeof *q + len);
+  if (!q) {
+    u->st.udp_queue_drops++;
+    return;
+  }
+  q->u = u;
+  q->len = len;
+  memcpy(q->data, data, len);
+  b = uv_buf_init((char *)q->data, (unsigned)len);
+  rv = uv_udp_send(&q->req, &u->udp, &b, 1, (const struct sockaddr *)&ss,
+                   on_udp_sent);
+  if (rv != 0) {
+    free(q);
+    u->st.udp_send_errors++;
+    if (log_ok(u, LOG_SEND))
+      WR_LOG_WARNF("swim", "udp_send_error", "err=%s folded=%llu",
+                   uv_err_name(rv), folded(u, LOG_SEND));
+    return;
+  }
+  u->st.send_queue++;
+  u->st.udp_queued++;
+}
+
+static void flush(wr_swim_uv *u) {
+  wr_addr to;
+  /* Bounded: a core that always has output must not starve the loop.
+   * 4096 datagrams is far above one tick's worth for any sane fleet. */
+  for (int i = 0; i < 4096; i++) {
+    wr_ssize n = wr_swim_send(u->sw, &to, u->sbuf, sizeof u->sbuf, now_ms(u));
+    if (n <= 0) {
+      if (n < 0 && log_ok(u, LOG_SEND))
+        WR_LOG_WARNF("swim", "core_send_error", "err=%s folded=%llu",
+                     wr_strerror((int)n), folded(u, LOG_SEND));
+      return;
+    }
+    send_one(u, &to, u->sbuf, (size_t)n);
+  }
+}
+
+static void on_udp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  wr_swim_uv *u = h->data;
+  (void)hint;
+  *buf = uv_buf_init((char *)u->rbuf, sizeof u->rbuf);
+}
+
+static void on_udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf,
+                        const struct sockaddr *addr, unsigned flags) {
+  wr_swim_uv *u = h->data;
+  (void)buf;
+  if (u->closing) return;
+  if (n < 0) {
+    u->st.udp_recv_errors++;
+    if (log_ok(u, LOG_RECV))
+      WR_LOG_WARNF("swim", "udp_recv_error", "err=%s folded=%llu",
+                   uv_err_name((int)n), folded(u, LOG_RECV));
+    return;
+  }
+  if (n == 0 || !addr) return; /* nothing more to read this turn */
+  if (flags & UV_UDP_PARTIAL) {
+    u->st.udp_recv_errors++;
+    if (log_ok(u, LOG_RECV))
+      WR_LOG_WARNF("swim", "udp_truncated", "len=%zd folded=%llu", n,
+                   folded(u, LOG_RECV));
+    return;
+  }
+  wr_addr from;
+  if (from_sockaddr(addr, &from) != 0) return;
+  int rv = wr_swim_recv(u->sw, &from, u->rbuf, (size_t)n, now_ms(u));
+  if (rv != 0 && log_ok(u, LOG_RECV))
+    WR_LOG_WARNF("swim", "recv_error", "err=%s folded=%llu", wr_strerror(rv),
+                 folded(u, LOG_RECV));
+  after_core(u);
+}
+
+/* ---- the core's timer ---- */
+
+static void on_timer(uv_timer_t *t);
+
+static void arm_timer(wr_swim_uv *u) {
+  wr_tstamp dl = wr_swim_deadline(u->sw);
+  if (dl == WR_TSTAMP_NONE) {
+    uv_timer_stop(&u->timer);
+    return;
+  }
+  uint64_t now = now_ms(u);
+  /* A deadline already past means "tick now"; 0 runs it on the next loop
+   * turn, after pending I/O, so a core that keeps a past deadline cannot
+   * starve the sockets. */
+  uv_timer_start(&u->timer, on_timer, dl > now ? dl - now : 0, 0);
+}
+
+static void on_timer(uv_timer_t *t) {
+  wr_swim_uv *u = t->data;
+  if (u->closing) return;
+  wr_swim_tick(u->sw, now_ms(u));
+  after_core(u);
+}
+
+/* ---- anti-entropy connections ---- */
+
+static void sync_handle_closed(uv_handle_t *h) {
+  sync_conn *c = h->data;
+  if (--c->open_handles > 0) return;
+  wr_swim_uv *u = c->u;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    u->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  if (c->counted) u->st.syncs_active--;
+  wr_swim_sync_del(c->s);
+  free(c->wbuf);
+  free(c);
+  maybe_free(u);
+}
+
+static void sync_close(sync_conn *c, const char *why, int err) {
+  if (c->closing) return;
+  c->closing = 1;
+  wr_swim_uv *u = c->u;
+  if (why) {
+    if (!strcmp(why, "timeout"))
+      u->st.sync_timeouts++;
+    else
+      u->st.sync_failed++;
+    if (log_ok(u, LOG_TCP))
+      WR_LOG_WARNF("swim", "sync_failed",
+                   "peer=%s role=%s why=%s err=%s folded=%llu", c->peer,
+                   c->initiator ? "initiator" : "responder", why,
+                   err ? (err > -5000 ? uv_err_name(err) : wr_strerror(err))
+                       : "-",
+                   folded(u, LOG_TCP));
+  } else {
+    u->st.sync_ok++;
+    WR_LOG_DEBUGF("swim", "sync_done", "peer=%s role=%s", c->peer,
+                  c->initiator ? "initiator" : "responder");
+  }
+  uv_timer_stop(&c->timer);
+  uv_close((uv_handle_t *)&c->timer, sync_handle_closed);
+  uv_close((uv_handle_t *)&c->tcp, sync_handle_closed);
+}
+
+static void sync_pump(sync_conn *c);
+
+static void on_sync_written(uv_write_t *req, int status) {
+  sync_conn *c = req->data;
+  c->writing = 0;
+  if (c->closing) return;
+  if (status != 0) {
+    c->u->st.tcp_errors++;
+    sync_close(c, "write", status);
+    return;
+  }
+  wr_swim_sync_consumed(c->s, c->wlen);
+  sync_pump(c);
+}
+
+/* Writes what the session has, one buffer at a time, and closes once the
+ * session is done.  New membership learned from the peer may have queued
+ * gossip, so the core's output is flushed afterwards too. */
+static void sync_pump(sync_conn *c) {
+  wr_swim_uv *u = c->u;
+  if (c->closing || !c->connected || c->writing) return;
+  const uint8_t *data = NULL;
+  wr_ssize n = wr_swim_sync_send(c->s, &data);
+  if (n < 0) {
+    sync_close(c, "session", (int)n);
+    return;
+  }
+  if (n == 0) {
+    if (wr_swim_sync_done(c->s))
+      sync_close(c, NULL, 0);
+    else if (c->eof)
+      sync_close(c, "eof", 0);
+    return;
+  }
+  uint8_t *copy = realloc(c->wbuf, (size_t)n);
+  if (!copy) {
+    sync_close(c, "nomem", WR_ERR_NOMEM);
+    return;
+  }
+  c->wbuf = copy;
+  memcpy(c->wbuf, data, (size_t)n);
+  c->wlen = (size_t)n;
+  uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)n);
+  c->wreq.data = c;
+  int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_sync_written);
+  if (rv != 0) {
+    u->st.tcp_errors++;
+    sync_close(c, "write", rv);
+    return;
+  }
+  c->writing = 1;
+}
+
+static void on_sync_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  sync_conn *c = h->data;
+  (void)hint;
+  *buf = uv_buf_init((char *)c->rbuf, sizeof c->rbuf);
+}
+
+static void on_sync_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  sync_conn *c = s->data;
+  wr_swim_uv *u = c->u;
+  (void)buf;
+  if (c->closing) return;
+  if (n == UV_EOF) {
+    /* The peer closes once the exchange is complete: fine if our side is
+     * done too (everything read and written), a failure otherwise. */
+    if (wr_swim_sync_done(c->s))
+      sync_close(c, NULL, 0);
+    else if (!c->writing)
+      sync_close(c, "eof", 0);
+    else {
+      c->eof = 1; /* let the last write finish; the pump decides */
+      uv_read_stop(s);
+    }
+    return;
+  }
+  if (n < 0) {
+    u->st.tcp_errors++;
+    sync_close(c, "read", (int)n);
+    return;
+  }
+  if (n == 0) return;
+  int rv = wr_swim_sync_recv(c->s, c->rbuf, (size_t)n, now_ms(u));
+  if (rv != 0) {
+    sync_close(c, "session", rv);
+    after_core(u);
+    return;
+  }
+  sync_pump(c);
+  after_core(u);
+}
+
+static void on_sync_timeout(uv_timer_t *t) {
+  sync_conn *c = t->data;
+  sync_close(c, "timeout", WR_ERR_TIMEOUT);
+}
+
+/* Allocates a connection with its socket and timer initialised and links
+ * it; NULL when out of memory or over the cap (counted). */
+static sync_conn *sync_conn_new(wr_swim_uv *u, int initiator) {
+  if (u->st.syncs_active >= u->max_syncs) {
+    u->st.sync_refused++;
+    if (log_ok(u, LOG_REFUSED))
+      WR_LOG_WARNF("swim", "sync_refused",
+                   "role=%s active=%u max=%u folded=%llu",
+                   initiator ? "initiator" : "responder", u->st.syncs_active,
+                   u->max_syncs, folded(u, LOG_REFUSED));
+    return NULL;
+  }
+  sync_conn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->u = u;
+  c->initiator = initiator;
+  if (wr_swim_sync_new(u->sw, &c->s, initiator, now_ms(u)) != 0) {
+    free(c);
+    return NULL;
+  }
+  uv_tcp_init(u->loop, &c->tcp);
+  uv_timer_init(u->loop, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  c->open_handles = 2;
+  c->counted = 1;
+  u->st.syncs_active++;
+  c->next = u->conns;
+  if (u->conns) u->conns->prev = c;
+  u->conns = c;
+  uv_timer_start(&c->timer, on_sync_timeout, u->sync_timeout_ms, 0);
+  return c;
+}
+
+static void sync_start_reading(sync_conn *c) {
+  int rv = uv_read_start((uv_stream_t *)&c->tcp, on_sync_alloc, on_sync_read);
+  if (rv != 0) {
+    c->u->st.tcp_errors++;
+    sync_close(c, "read", rv);
+    return;
+  }
+  c->connected = 1;
+  sync_pump(c);
+}
+
+static void on_sync_connected(uv_connect_t *req, int status) {
+  sync_conn *c = req->data;
+  if (c->closing) return;
+  if (status != 0) {
+    c->u->st.tcp_errors++;
+    sync_close(c, "connect", status);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  sync_start_reading(c);
+}
+
+static void sync_connect(wr_swim_uv *u, const wr_addr *peer) {
+  sync_conn *c = sync_conn_new(u, 1);
+  if (!c) return;
+  addr_str(peer, c->peer, sizeof c->peer);
+  u->st.sync_started++;
+  struct sockaddr_storage ss;
+  to_sockaddr(peer, &ss);
+  c->creq.data = c;
+  int rv = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&ss,
+                          on_sync_connected);
+  if (rv != 0) {
+    u->st.tcp_errors++;
+    sync_close(c, "connect", rv);
+  }
+}
+
+static void free_handle(uv_handle_t *h) { free(h); }
+
+static void on_sync_accept(uv_stream_t *server, int status) {
+  wr_swim_uv *u = server->data;
+  if (u->closing) return;
+  if (status != 0) {
+    u->st.tcp_errors++;
+    if (log_ok(u, LOG_TCP))
+      WR_LOG_WARNF("swim", "accept_error", "err=%s folded=%llu",
+                   uv_err_name(status), folded(u, LOG_TCP));
+    return;
+  }
+  sync_conn *c = sync_conn_new(u, 0);
+  if (!c) {
+    /* Accept and close at once: libuv stops watching the listener until
+     * the pending connection is accepted, which would wedge it. */
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (!t) return;
+    uv_tcp_init(u->loop, t);
+    (void)uv_accept(server, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, free_handle);
+    return;
+  }
+  int rv = uv_accept(server, (uv_stream_t *)&c->tcp);
+  if (rv != 0) {
+    u->st.tcp_errors++;
+    sync_close(c, "accept", rv);
+    return;
+  }
+  u->st.sync_accepted++;
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  wr_addr pa;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0 &&
+      from_sockaddr((struct sockaddr *)&ss, &pa) == 0)
+    addr_str(&pa, c->peer, sizeof c->peer);
+  else
+    snprintf(c->peer, sizeof c->peer, "?");
+  uv_tcp_nodelay(&c->tcp, 1);
+  sync_start_reading(c);
+}
+
+/* ---- after every core call ---- */
+
+static void after_core(wr_swim_uv *u) {
+  if (u->closing) return;
+  flush(u);
+  wr_addr peer;
+  /* Each call hands out one due sync; a handful per turn is plenty (the
+   * core schedules one periodic sync plus one per answered join). */
+  for (int i = 0; i < 16 && wr_swim_sync_due(u->sw, &peer, now_ms(u)); i++)
+    sync_connect(u, &peer);
+  if (u->joining && wr_swim_member_count(u->sw) > 0) {
+    u->joining = 0;
+    uv_timer_stop(&u->join_timer);
+    WR_LOG_INFOF("swim", "joined", "members=%zu attempts=%u",
+                 wr_swim_member_count(u->sw), u->join_round);
+  }
+  arm_timer(u);
+}
+
+/* ---- join ---- */
+
+static void on_join_timer(uv_timer_t *t);
+
+static int addr_eq(const wr_addr *a, const wr_addr *b) {
+  return a->family == b->family && a->port == b->port &&
+         memcmp(a->ip, b->ip, a->family == 6 ? 16 : 4) == 0;
+}
+
+static void join_round_done(wr_swim_uv *u) {
+  if (u->njoin > 0) {
+    u->st.join_attempts++;
+    char first[64];
+    addr_str(&u->join_addrs[0], first, sizeof first);
+    WR_LOG_INFOF("swim", "join_attempt", "round=%u addrs=%zu first=%s",
+                 u->join_round, u->njoin, first);
+    int rv = wr_swim_join(u->sw, u->join_addrs, u->njoin, now_ms(u));
+    if (rv != 0)
+      WR_LOG_WARNF("swim", "join_error", "err=%s", wr_strerror(rv));
+    after_core(u);
+  } else {
+    WR_LOG_WARNF("swim", "join_no_seeds",
+                 "round=%u msg=\"no seed address resolved\"", u->join_round);
+  }
+  if (!u->joining || u->closing) return;
+  /* "Equal jitter": half the backoff fixed, half random, so a fleet
+   * restarted at once does not retry in lockstep against its seeds. */
+  uint64_t half = u->backoff / 2;
+  uint32_t r = randombytes_uniform((uint32_t)(half > 0 ? half : 1));
+  uv_timer_start(&u->join_timer, on_join_timer, half + r, 0);
+  u->backoff = u->backoff * 2 > u->backoff_max ? u->backoff_max
+                                                : u->backoff * 2;
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status,
+                        struct addrinfo *res) {
+  dns_req *r = req->data;
+  wr_swim_uv *u = r->u;
+  u->dns_pending--;
+  int stale = u->closing || r->round != u->join_round || !u->joining;
+  if (!stale && status != 0) {
+    u->st.dns_failures++;
+    if (log_ok(u, LOG_DNS))
+      WR_LOG_WARNF("swim", "seed_unresolved", "host=%s err=%s folded=%llu",
+                   r->host, uv_err_name(status), folded(u, LOG_DNS));
+  }
+  for (struct addrinfo *ai = res; !stale && ai; ai = ai->ai_next) {
+    wr_addr a;
+    if (from_sockaddr(ai->ai_addr, &a) != 0) continue;
+    a.port = r->port;
+    /* Our own address is no seed (a headless Service lists every pod,
+     * this one included). */
+    if (addr_eq(&a, &u->cfg.gossip)) continue;
+    int dup = 0;
+    for (size_t i = 0; i < u->njoin && !dup; i++)
+      dup = addr_eq(&a, &u->join_addrs[i]);
+    if (!dup && u->njoin < JOIN_ADDRS_MAX) u->join_addrs[u->njoin++] = a;
+  }
+  if (res) uv_freeaddrinfo(res);
+  free(r);
+  if (u->closing) {
+    maybe_free(u);
+    return;
+  }
+  if (stale) return;
+  if (--u->round_pending == 0) join_round_done(u);
+}
+
+static void join_round_start(wr_swim_uv *u) {
+  u->join_round++;
+  u->njoin = 0;
+  u->round_pending = (unsigned)u->nseeds;
+  for (size_t i = 0; i < u->nseeds; i++) {
+    dns_req *r = calloc(1, sizeof *r);
+    int rv = WR_ERR_NOMEM;
+    if (r) {
+      r->u = u;
+      r->round = u->join_round;
+      snprintf(r->host, sizeof r->host, "%s", u->seeds[i].host);
+      r->req.data = r;
+      r->port = u->seeds[i].port;
+      struct addrinfo hints;
+      memset(&hints, 0, sizeof hints);
+      hints.ai_family = AF_UNSPEC;
+      hints.ai_socktype = SOCK_DGRAM;
+      rv = uv_getaddrinfo(u->loop, &r->req, on_resolved, r->host, NULL,
+                          &hints);
+    }
+    if (rv != 0) {
+      free(r);
+      u->st.dns_failures++;
+      if (log_ok(u, LOG_DNS))
+        WR_LOG_WARNF("swim", "seed_unresolved", "host=%s err=%s folded=%llu",
+                     u->seeds[i].host,
+                     rv > -5000 ? uv_err_name(rv) : wr_strerror(rv),
+                     folded(u, LOG_DNS));
+      u->round_pending--;
+      continue;
+    }
+    u->dns_pending++;
+  }
+  if (u->round_pending == 0) join_round_done(u);
+}
+
+static void on_join_timer(uv_timer_t *t) {
+  wr_swim_uv *u = t->data;
+  if (u->closing || !u->joining) return;
+  if (wr_swim_member_count(u->sw) > 0) {
+    after_core(u); /* logs "joined" and stops */
+    return;
+  }
+  if (u->round_pending > 0) return; /* lookups of this round still out */
+  join_round_start(u);
+}
+
+int wr_swim_uv_join(wr_swim_uv *u, const wr_swim_uv_seed *seeds, size_t n) {
+  if (!u || u->closing || n == 0 || n > SEEDS_MAX) return WR_ERR_INVAL;
+  char *hosts[SEEDS_MAX];
+  for (size_t i = 0; i < n; i++) {
+    hosts[i] = strdup(seeds[i].host ? seeds[i].host : "");
+    if (!hosts[i] || !hosts[i][0] || strlen(hosts[i]) > 255) {
+      int nomem = !hosts[i];
+      for (size_t j = 0; j <= i; j++) free(hosts[j]);
+      return nomem ? WR_ERR_NOMEM : WR_ERR_INVAL;
+    }
+  }
+  for (size_t i = 0; i < u->nseeds; i++) free(u->seed_hosts[i]);
+  for (size_t i = 0; i < n; i++) {
+    u->seed_hosts[i] = hosts[i];
+    u->seeds[i].host = hosts[i];
+    u->seeds[i].port = seeds[i].port;
+  }
+  u->nseeds = n;
+  u->joining = 1;
+  u->backoff = u->backoff_min;
+  uv_timer_stop(&u->join_timer);
+  join_round_start(u);
+  return 0;
+}
+
+int wr_swim_uv_joining(const wr_swim_uv *u) { return u->joining; }
+
+/* ---- leave ---- */
+
+static void on_leave_timer(uv_timer_t *t) {
+  wr_swim_uv *u = t->data;
+  WR_LOG_INFOF("swim", "left", "id=%s", u->cfg.id);
+  void (*cb)(void *) = u->leave_cb;
+  u->leave_cb = NULL;
+  if (cb) cb(u->leave_ud);
+}
+
+void wr_swim_uv_leave(wr_swim_uv *u, uint64_t grace_ms,
+                      void (*done)(void *user_data), void *user_data) {
+  u->leave_cb = done;
+  u->leave_ud = user_data;
+  if (u->leaving) return;
+  u->leaving = 1;
+  u->joining = 0;
+  uv_timer_stop(&u->join_timer);
+  if (grace_ms == 0) {
+    grace_ms = 3 * u->cfg.gossip_interval_ms;
+    if (grace_ms > LEAVE_GRACE_MAX_MS) grace_ms = LEAVE_GRACE_MAX_MS;
+    if (grace_ms == 0) grace_ms = LEAVE_GRACE_MAX_MS;
+  }
+  int rv = wr_swim_leave(u->sw, now_ms(u));
+  WR_LOG_INFOF("swim", "leaving", "id=%s members=%zu grace_ms=%llu err=%s",
+               u->cfg.id, wr_swim_member_count(u->sw),
+               (unsigned long long)grace_ms, rv ? wr_strerror(rv) : "-");
+  after_core(u);
+  uv_timer_start(&u->leave_timer, on_leave_timer, grace_ms, 0);
+}
+
+/* ---- lifetime ---- */
+
+static void maybe_free(wr_swim_uv *u) {
+  if (!u->closing || u->open_handles > 0 || u->dns_pending > 0 || u->conns)
+    return;
+  /* Sessions are gone (they point into the core), so the core can go. */
+  wr_swim_del(u->sw);
+  for (size_t i = 0; i < u->nseeds; i++) free(u->seed_hosts[i]);
+  void (*cb)(void *) = u->close_cb;
+  void *ud = u->close_ud;
+  free(u);
+  if (cb) cb(ud);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  wr_swim_uv *u = h->data;
+  u->open_handles--;
+  maybe_free(u);
+}
+
+void wr_swim_uv_close(wr_swim_uv *u, void (*cb)(void *user_data),
+                      void *user_data) {
+  if (!u || u->closing) return;
+  u->closing = 1;
+  u->close_cb = cb;
+  u->close_ud = user_data;
+  for (sync_conn *c = u->conns; c; c = c->next)
+    if (!c->closing) {
+      /* Not a failure of the peer: close quietly. */
+      c->closing = 1;
+      uv_timer_stop(&c->timer);
+      uv_close((uv_handle_t *)&c->timer, sync_handle_closed);
+      uv_close((uv_handle_t *)&c->tcp, sync_handle_closed);
+    }
+  /* Lookups already running in the thread pool cannot be cancelled
+   * (EBUSY); their callbacks arrive later and maybe_free waits for them.
+   * The requests are not listed, so cancelling is left to that wait. */
+  uv_close((uv_handle_t *)&u->udp, on_handle_closed);
+  uv_close((uv_handle_t *)&u->listener, on_handle_closed);
+  uv_close((uv_handle_t *)&u->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&u->join_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&u->leave_timer, on_handle_closed);
+}
+
+int wr_swim_uv_start(wr_swim_uv **pu, uv_loop_t *loop,
+                     const wr_swim_uv_config *cfg) {
+  struct sockaddr_storage ss;
+  *pu = NULL;
+  if (!cfg || parse_listen(cfg->listen, &ss) != 0) return WR_ERR_INVAL;
+  wr_swim_uv *u = calloc(1, sizeof *u);
+  if (!u) return WR_ERR_NOMEM;
+  u->loop = loop;
+  u->cfg = cfg->swim;
+  if (u->cfg.gossip.family == 0)
+    from_sockaddr((struct sockaddr *)&ss, &u->cfg.gossip);
+  if (!u->cfg.rand) u->cfg.rand = sodium_rand;
+  if (cfg->cb) u->app_cb = *cfg->cb;
+  u->app_ud = cfg->user_data;
+  u->v6 = ss.ss_family == AF_INET6;
+  u->port = u->v6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                  : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  snprintf(u->listen, sizeof u->listen, "%s", cfg->listen);
+  u->max_syncs = cfg->max_syncs ? cfg->max_syncs : DEFAULT_MAX_SYNCS;
+  u->sync_timeout_ms =
+      cfg->sync_timeout_ms ? cfg->sync_timeout_ms : DEFAULT_SYNC_TIMEOUT_MS;
+  u->backoff_min = cfg->join_backoff_min_ms ? cfg->join_backoff_min_ms
+                                            : DEFAULT_BACKOFF_MIN_MS;
+  u->backoff_max = cfg->join_backoff_max_ms ? cfg->join_backoff_max_ms
+                                            : DEFAULT_BACKOFF_MAX_MS;
+  if (u->backoff_max < u->backoff_min) u->backoff_max = u->backoff_min;
+  u->send_queue_max =
+      cfg->send_queue_max ? cfg->send_queue_max : DEFAULT_SEND_QUEUE_MAX;
+
+  wr_swim_callbacks cbs = {on_member_changed, on_user_update};
+  int rv = wr_swim_new(&u->sw, &u->cfg, &cbs, cfg->keyring, NULL, u,
+                       uv_now(loop));
+  if (rv != 0) {
+    free(u);
+    return rv;
+  }
+  /* From here on every failure goes through the close path, which frees
+   * the core and |u| once the handles are closed. */
+  uv_udp_init(loop, &u->udp);
+  uv_tcp_init(loop, &u->listener);
+  uv_timer_init(loop, &u->timer);
+  uv_timer_init(loop, &u->join_timer);
+  uv_timer_init(loop, &u->leave_timer);
+  u->udp.data = u->listener.data = u->timer.data = u;
+  u->join_timer.data = u->leave_timer.data = u;
+  u->open_handles = 5;
+  const char *step = "udp_bind";
+  rv = uv_udp_bind(&u->udp, (const struct sockaddr *)&ss, 0);
+  if (rv == 0) {
+    step = "udp_recv";
+    rv = uv_udp_recv_start(&u->udp, on_udp_alloc, on_udp_recv);
+  }
+  if (rv == 0) {
+    step = "tcp_bind";
+    rv = uv_tcp_bind(&u->listener, (const struct sockaddr *)&ss, 0);
+  }
+  if (rv == 0) {
+    step = "tcp_listen";
+    rv = uv_listen((uv_stream_t *)&u->listener, 128, on_sync_accept);
+  }
+  if (rv != 0) {
+    WR_LOG_ERRORF("swim", "start_failed", "listen=%s step=%s err=%s",
+                  cfg->listen, step, uv_err_name(rv));
+    wr_swim_uv_close(u, NULL, NULL);
+    return rv;
+  }
+  WR_LOG_INFOF("swim", "started",
+               "id=%s listen=%s probe_ms=%llu gossip_ms=%llu lifeguard=%d "
+               "keys=%d",
+               u->cfg.id, cfg->listen,
+               (unsigned long long)u->cfg.probe_interval_ms,
+               (unsigned long long)u->cfg.gossip_interval_ms,
+               u->cfg.lifeguard, cfg->keyring ? cfg->keyring->n : 0);
+  after_core(u);
+  *pu = u;
+  return 0;
+}
+
+wr_swim *wr_swim_uv_core(wr_swim_uv *u) { return u->sw; }
+
+void wr_swim_uv_kick(wr_swim_uv *u) { after_core(u); }
+
+void wr_swim_uv_get_stats(const wr_swim_uv *u, wr_swim_uv_stats *out) {
+  *out = u->st;
+}
+
+int wr_swim_uv_port(const wr_swim_uv *u) { return u->port; }
