@@ -1,0 +1,232 @@
+/*
+ * Unit tests of warren-sim's network model (tools/warren-sim/net.c): the
+ * event heap's order, loss and delay statistics over a fixed seed, pause
+ * queues, partitions, dead nodes, determinism and buffer reuse.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "net.h"
+#include "warren/pcg.h"
+
+static const sim_net_params lan = {.delay_ms = 1, .jitter_ms = 0};
+
+static void test_heap_order(void **state) {
+  (void)state;
+  sim_net *n = sim_net_new(4, &lan, 1);
+  assert_non_null(n);
+  wr_pcg32 g;
+  wr_pcg32_seed(&g, 42, 7);
+  /* 5000 events at random times in [0, 100): many share a millisecond,
+   * so the seq tie-break is exercised heavily. */
+  for (uint32_t i = 0; i < 5000; i++)
+    assert_int_equal(sim_net_push(n, wr_pcg32_bounded(&g, 100),
+                                  SIM_EV_USER, 0, i), 0);
+  sim_ev ev;
+  uint64_t last_t = 0;
+  uint32_t last_arg[100];
+  memset(last_arg, 0xff, sizeof last_arg);
+  size_t count = 0;
+  while (sim_net_next(n, UINT64_MAX, &ev)) {
+    assert_true(ev.t >= last_t);
+    /* Same time: popped in push order (arg is the push index). */
+    if (last_arg[ev.t] != UINT32_MAX) assert_true(ev.arg > last_arg[ev.t]);
+    last_arg[ev.t] = ev.arg;
+    last_t = ev.t;
+    assert_int_equal(sim_net_now(n), ev.t);
+    count++;
+  }
+  assert_int_equal(count, 5000);
+  sim_net_del(n);
+}
+
+static void test_until(void **state) {
+  (void)state;
+  sim_net *n = sim_net_new(1, &lan, 1);
+  sim_net_push(n, 50, SIM_EV_USER, 0, 1);
+  sim_ev ev;
+  assert_int_equal(sim_net_next(n, 20, &ev), 0);
+  assert_int_equal(sim_net_now(n), 20);
+  assert_int_equal(sim_net_next(n, 50, &ev), 1);
+  assert_int_equal(ev.t, 50);
+  /* Pushing into the past lands at now. */
+  sim_net_push(n, 10, SIM_EV_USER, 0, 2);
+  assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 1);
+  assert_int_equal(ev.t, 50);
+  sim_net_del(n);
+}
+
+static void test_loss_and_delay(void **state) {
+  (void)state;
+  sim_net_params p = {.delay_ms = 5, .jitter_ms = 10, .loss = 0.10,
+                      .dup = 0.05};
+  sim_net *n = sim_net_new(2, &p, 12345);
+  uint8_t pkt[100] = {1, 2, 3};
+  const int total = 100000;
+  for (int i = 0; i < total; i++)
+    assert_true(sim_net_send(n, 0, 1, pkt, sizeof pkt) >= 0);
+  sim_net_stats st;
+  sim_net_get_stats(n, &st);
+  assert_int_equal(st.sent, total);
+  /* Binomial(100000, 0.1): sd ~ 95, so +-1000 is over 10 sigma. */
+  assert_in_range(st.lost, 9000, 11000);
+  /* Of the ~90000 survivors, 5 % are duplicated (sd ~ 65). */
+  assert_in_range(st.duplicated, 4000, 5000);
+  sim_ev ev;
+  uint64_t got = 0, hist[11] = {0};
+  while (sim_net_next(n, UINT64_MAX, &ev)) {
+    assert_int_equal(ev.kind, SIM_EV_DELIVER);
+    assert_int_equal(ev.len, sizeof pkt);
+    assert_memory_equal(sim_net_payload(n, &ev), pkt, sizeof pkt);
+    assert_in_range(ev.t, 5, 15);
+    hist[ev.t - 5]++;
+    sim_net_release(n, &ev);
+    got++;
+  }
+  assert_int_equal(got, total - st.lost + st.duplicated);
+  /* Jitter is uniform over 11 values: each bucket near 1/11. */
+  for (int i = 0; i < 11; i++) assert_in_range(hist[i], got / 11 - 1000,
+                                               got / 11 + 1000);
+  sim_net_del(n);
+}
+
+static void test_pause_queues(void **state) {
+  (void)state;
+  sim_net *n = sim_net_new(2, &lan, 1);
+  sim_net_pause(n, 1, 100);
+  assert_true(sim_net_paused(n, 1));
+  for (uint8_t i = 0; i < 5; i++) assert_int_equal(sim_net_send(n, 0, 1, &i, 1), 1);
+  sim_net_push(n, 10, SIM_EV_TIMER, 1, 77);
+  sim_net_push(n, 20, SIM_EV_TIMER, 0, 78); /* not paused: on time */
+  sim_ev ev;
+  assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 1);
+  assert_int_equal(ev.kind, SIM_EV_TIMER);
+  assert_int_equal(ev.node, 0);
+  assert_int_equal(ev.t, 20);
+  /* The packets sent first arrive first, all at the end of the pause,
+   * then the deferred timer (it was due later than they were). */
+  for (uint8_t i = 0; i < 5; i++) {
+    assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 1);
+    assert_int_equal(ev.kind, SIM_EV_DELIVER);
+    assert_int_equal(ev.t, 100);
+    assert_int_equal(sim_net_payload(n, &ev)[0], i);
+    sim_net_release(n, &ev);
+  }
+  assert_false(sim_net_paused(n, 1));
+  assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 1);
+  assert_int_equal(ev.kind, SIM_EV_TIMER);
+  assert_int_equal(ev.arg, 77);
+  assert_int_equal(ev.t, 100);
+  sim_net_stats st;
+  sim_net_get_stats(n, &st);
+  assert_int_equal(st.deferred, 6);
+  /* A pause is extended, never shortened. */
+  sim_net_pause(n, 0, 300);
+  sim_net_pause(n, 0, 200);
+  assert_int_equal(sim_net_paused_until(n, 0), 300);
+  sim_net_del(n);
+}
+
+static void test_partition(void **state) {
+  (void)state;
+  sim_net *n = sim_net_new(3, &lan, 1);
+  const uint8_t group[3] = {0, 0, 1};
+  assert_int_equal(sim_net_partition(n, group, 10, 50), 0);
+  assert_false(sim_net_cut(n, 0, 2)); /* not yet */
+  sim_ev ev;
+  sim_net_next(n, 10, &ev);
+  assert_true(sim_net_cut(n, 0, 2));
+  assert_true(sim_net_cut(n, 2, 1));
+  assert_false(sim_net_cut(n, 0, 1));
+  uint8_t b = 9;
+  sim_net_send(n, 0, 2, &b, 1); /* dropped */
+  sim_net_send(n, 0, 1, &b, 1); /* delivered */
+  sim_net_stream(n, 2, 0, 5, &b, 1); /* broken, reported */
+  int delivered = 0, broken = 0;
+  while (sim_net_next(n, UINT64_MAX, &ev)) {
+    if (ev.kind == SIM_EV_DELIVER) delivered++;
+    if (ev.kind == SIM_EV_STREAM && (ev.flags & SIM_EVF_BROKEN)) broken++;
+    sim_net_release(n, &ev);
+  }
+  assert_int_equal(delivered, 1);
+  assert_int_equal(broken, 1);
+  /* The window closes at 50: everything passes again. */
+  sim_net_next(n, 50, &ev);
+  assert_false(sim_net_cut(n, 0, 2));
+  sim_net_send(n, 0, 2, &b, 1);
+  assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 1);
+  assert_int_equal(ev.node, 2);
+  sim_net_release(n, &ev);
+  sim_net_stats st;
+  sim_net_get_stats(n, &st);
+  assert_int_equal(st.partition_dropped, 1);
+  sim_net_del(n);
+}
+
+static void test_dead(void **state) {
+  (void)state;
+  sim_net *n = sim_net_new(3, &lan, 1);
+  uint8_t b = 1;
+  sim_net_send(n, 0, 1, &b, 1);
+  sim_net_push(n, 5, SIM_EV_TIMER, 1, 0);
+  sim_net_stream(n, 0, 1, 3, &b, 1);
+  sim_net_kill(n, 1);
+  assert_int_equal(sim_net_send(n, 1, 0, &b, 1), 0);
+  sim_ev ev;
+  /* Only the broken stream piece reaches the driver. */
+  assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 1);
+  assert_int_equal(ev.kind, SIM_EV_STREAM);
+  assert_true(ev.flags & SIM_EVF_BROKEN);
+  sim_net_release(n, &ev);
+  assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 0);
+  sim_net_stats st;
+  sim_net_get_stats(n, &st);
+  assert_int_equal(st.dead_dropped, 1);
+  sim_net_del(n);
+}
+
+/* Replays a small random workload and returns a digest of what popped. */
+static uint64_t run_digest(uint64_t seed) {
+  sim_net_params p = {.delay_ms = 2, .jitter_ms = 7, .loss = 0.2, .dup = 0.1};
+  sim_net *n = sim_net_new(8, &p, seed);
+  uint64_t h = 1469598103934665603ull;
+  sim_ev ev;
+  for (int round = 0; round < 200; round++) {
+    for (uint32_t i = 0; i < 8; i++) {
+      uint8_t b = (uint8_t)(round + i);
+      sim_net_send(n, i, (i + 1 + (uint32_t)round) % 8, &b, 1);
+    }
+    while (sim_net_next(n, sim_net_now(n) + 3, &ev)) {
+      h = (h ^ (ev.t * 131 + ev.node * 7 + sim_net_payload(n, &ev)[0])) *
+          1099511628211ull;
+      sim_net_release(n, &ev);
+    }
+  }
+  sim_net_stats st;
+  sim_net_get_stats(n, &st);
+  /* In-flight buffers are recycled: a few hundred at most, one chunk. */
+  assert_int_equal(st.pool_bufs, 256);
+  sim_net_del(n);
+  return h;
+}
+
+static void test_deterministic(void **state) {
+  (void)state;
+  assert_true(run_digest(99) == run_digest(99));
+  assert_true(run_digest(99) != run_digest(100));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_heap_order),    cmocka_unit_test(test_until),
+      cmocka_unit_test(test_loss_and_delay), cmocka_unit_test(test_pause_queues),
+      cmocka_unit_test(test_partition),     cmocka_unit_test(test_dead),
+      cmocka_unit_test(test_deterministic),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
