@@ -34,7 +34,9 @@ typedef struct wr_ingress_config {
   const char *proxy_from;        /* "IP,IP,...": peers (load balancers)
                                     whose connections start with a PROXY
                                     protocol v1/v2 header; NULL = none */
-  wr_metrics *metrics;           /* may be NULL */
+  wr_metrics *metrics;           /* may be NULL; counted into until
+                                    wr_ingress_stop's |done| runs, so it
+                                    must outlive that */
 } wr_ingress_config;
 
 /* Returns 0 or an error (e.g. UV_EADDRINUSE) with nothing left open. */

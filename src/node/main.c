@@ -183,6 +183,7 @@ typedef struct app {
   int local_port;
   int exit_code;
   int stopping;
+  int parts;             /* parts still stopping before the admin closes */
   char id[128];
   char gossip[128];
   char http[128];
@@ -194,7 +195,20 @@ static void force_exit(uv_timer_t *t) {
   exit(a->exit_code);
 }
 
-static void part_done(void *ud) { (void)ud; }
+/*
+ * Shutdown order.  The admin server owns the metrics registry that the
+ * ingress and its links count into, so it closes last: only once every
+ * other part (the client, the ingress with all its visitor connections
+ * and tunnel links) has called back.  Until then the parts keep counting
+ * and GET /metrics keeps answering.  Each part started with
+ * part_done(a) as its callback adds one to a->parts first.
+ */
+static void part_done(void *ud) {
+  app *a = ud;
+  if (!a || --a->parts > 0) return;
+  if (a->admin) wr_admin_close(a->admin, NULL, NULL);
+  a->admin = NULL;
+}
 
 static void app_stop(app *a, int code) {
   if (a->stopping) return;
@@ -207,12 +221,20 @@ static void app_stop(app *a, int code) {
   a->force.data = a;
   uv_timer_start(&a->force, force_exit, 2000, 0);
   uv_unref((uv_handle_t *)&a->force);
-  if (a->client) wr_client_stop(a->client, part_done, NULL);
+  /* One count held by app_stop itself, so a part that finishes at once
+   * cannot close the admin server before the others have started. */
+  a->parts = 1;
+  if (a->client) {
+    a->parts++;
+    wr_client_stop(a->client, part_done, a);
+  }
   a->client = NULL;
-  if (a->ig) wr_ingress_stop(a->ig, part_done, NULL);
+  if (a->ig) {
+    a->parts++;
+    wr_ingress_stop(a->ig, part_done, a);
+  }
   a->ig = NULL;
-  if (a->admin) wr_admin_close(a->admin, part_done, NULL);
-  a->admin = NULL;
+  part_done(a);
 }
 
 static void on_signal(uv_signal_t *s, int sig) {

@@ -1289,11 +1289,8 @@ void wr_ingress_drain(wr_ingress *ig) {
 void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud) {
   if (ig->stopping) return;
   ig->stopping = 1;
-  /* The registry may be freed before our last handle closes (the admin
-   * server owns it); nothing is worth counting from here on. */
-  ig->m_requests = ig->m_bad = ig->m_404 = ig->m_502 = ig->m_504 = NULL;
-  ig->m_tunnel_bad = NULL;
-  ig->g_tunnels = ig->g_visitors = NULL;
+  /* Metrics keep counting until |done|: the registry's owner (the admin
+   * server in `warren node`) is closed only after that (main.c). */
   ig->done = done;
   ig->done_ud = ud;
   uv_close((uv_handle_t *)&ig->server, server_closed);
