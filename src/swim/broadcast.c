@@ -1,0 +1,131 @@
+/*
+ * The piggyback queue.  memberlist's TransmitLimitedQueue keeps a btree;
+ * ours is a pointer array kept sorted by (transmits, newest first).  A
+ * take bumps a prefix-ish subset by one, which an insertion sort restores
+ * in near-linear time; the queue is small in steady state (tens of
+ * entries) and bounded (SWIM_BQUEUE_MAX) under churn.
+ */
+#include <string.h>
+
+#include "swim_int.h"
+#include "warren/err.h"
+
+void swim_bqueue_init(swim_bqueue *q, const wr_mem *mem) {
+  memset(q, 0, sizeof *q);
+  q->mem = mem;
+}
+
+static void bcast_free(const wr_mem *mem, swim_bcast *b) {
+  wr_mem_free(mem, b->payload);
+  wr_mem_free(mem, b);
+}
+
+static void flush_retired(swim_bqueue *q) {
+  for (size_t i = 0; i < q->nretired; i++) bcast_free(q->mem, q->retired[i]);
+  q->nretired = 0;
+}
+
+void swim_bqueue_free(swim_bqueue *q) {
+  flush_retired(q);
+  for (size_t i = 0; i < q->n; i++) bcast_free(q->mem, q->v[i]);
+  wr_mem_free(q->mem, q->v);
+  memset(q, 0, sizeof *q);
+}
+
+static int before(const swim_bcast *a, const swim_bcast *b) {
+  return a->transmits != b->transmits ? a->transmits < b->transmits
+                                      : a->order > b->order;
+}
+
+static void remove_at(swim_bqueue *q, size_t i) {
+  bcast_free(q->mem, q->v[i]);
+  memmove(&q->v[i], &q->v[i + 1], (q->n - i - 1) * sizeof *q->v);
+  q->n--;
+}
+
+/* Does queued |b| say less than |u|, so that |u| replaces it? */
+static int superseded(const swim_bcast *b, const wr_swim_update *u) {
+  if (u->kind == WR_SWIM_UPD_USER)
+    return b->u.kind == WR_SWIM_UPD_USER && strcmp(b->u.key, u->key) == 0 &&
+           b->u.version <= u->version;
+  return b->u.kind != WR_SWIM_UPD_USER && strcmp(b->u.id, u->id) == 0;
+}
+
+int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u) {
+  size_t size = wr_swim_update_size(u);
+  if (!size) return WR_ERR_INVAL;
+  flush_retired(q);
+  for (size_t i = 0; i < q->n; i++)
+    if (superseded(q->v[i], u)) {
+      remove_at(q, i);
+      break; /* at most one per member or key is ever queued */
+    }
+  if (q->n == SWIM_BQUEUE_MAX) {
+    /* Full: evict the most-sent (the last), it has done the most good. */
+    remove_at(q, q->n - 1);
+    q->dropped++;
+  }
+  if (q->n == q->cap) {
+    size_t cap = q->cap ? q->cap * 2 : 16;
+    swim_bcast **v = wr_mem_realloc(q->mem, q->v, cap * sizeof *v);
+    if (!v) return WR_ERR_NOMEM;
+    q->v = v;
+    q->cap = cap;
+  }
+  swim_bcast *b = wr_mem_malloc(q->mem, sizeof *b);
+  if (!b) return WR_ERR_NOMEM;
+  b->u = *u;
+  b->payload = NULL;
+  if (u->kind == WR_SWIM_UPD_USER && u->payload_len) {
+    if (!(b->payload = wr_mem_malloc(q->mem, u->payload_len))) {
+      wr_mem_free(q->mem, b);
+      return WR_ERR_NOMEM;
+    }
+    memcpy(b->payload, u->payload, u->payload_len);
+  }
+  b->u.payload = b->payload;
+  b->transmits = 0;
+  b->order = q->next_order++;
+  b->size = size;
+  /* Newest with zero transmits sorts first. */
+  memmove(&q->v[1], &q->v[0], q->n * sizeof *q->v);
+  q->v[0] = b;
+  q->n++;
+  return 0;
+}
+
+void swim_bqueue_forget(swim_bqueue *q, const char *id) {
+  flush_retired(q);
+  for (size_t i = 0; i < q->n; i++)
+    if (q->v[i]->u.kind != WR_SWIM_UPD_USER && strcmp(q->v[i]->u.id, id) == 0) {
+      remove_at(q, i);
+      return;
+    }
+}
+
+size_t swim_bqueue_take(swim_bqueue *q, wr_swim_update *out, size_t max,
+                        size_t *budget, uint32_t limit) {
+  size_t got = 0, keep = 0;
+  flush_retired(q);
+  for (size_t i = 0; i < q->n; i++) {
+    swim_bcast *b = q->v[i];
+    if (got < max && b->size <= *budget) {
+      out[got++] = b->u;
+      *budget -= b->size;
+      if (++b->transmits >= limit) {
+        q->retired[q->nretired++] = b;
+        continue;
+      }
+    }
+    q->v[keep++] = b;
+  }
+  q->n = keep;
+  /* Insertion sort: only the entries just sent moved, each by one. */
+  for (size_t i = 1; i < q->n; i++) {
+    swim_bcast *b = q->v[i];
+    size_t j = i;
+    for (; j > 0 && before(b, q->v[j - 1]); j--) q->v[j] = q->v[j - 1];
+    q->v[j] = b;
+  }
+  return got;
+}

@@ -1,0 +1,180 @@
+/*
+ * The member table: a dense array (the probe order is the array order,
+ * shuffled once per round) with an open-addressing index by id.  Dense
+ * because probing, gossip target picks and iteration all want "member i";
+ * indexed because every piggybacked update names a member by id.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "swim_int.h"
+#include "warren/err.h"
+
+/* FNV-1a: ids are short and come from the fleet, not from visitors; a
+ * keyed hash would buy nothing here. */
+static uint32_t id_hash(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
+void swim_members_init(swim_members *t, const wr_mem *mem) {
+  memset(t, 0, sizeof *t);
+  t->mem = mem;
+}
+
+static void member_clear(const wr_mem *mem, swim_member *m) {
+  if (m->id_len >= SWIM_ID_INLINE) wr_mem_free(mem, m->id_.heap);
+  wr_mem_free(mem, m->meta);
+}
+
+void swim_members_free(swim_members *t) {
+  for (size_t i = 0; i < t->n; i++) member_clear(t->mem, &t->v[i]);
+  wr_mem_free(t->mem, t->v);
+  wr_mem_free(t->mem, t->slots);
+  memset(t, 0, sizeof *t);
+}
+
+static size_t slot_of(const swim_members *t, const char *id) {
+  return id_hash(id) & (t->nslots - 1);
+}
+
+ssize_t swim_members_find(const swim_members *t, const char *id) {
+  if (!t->nslots) return -1;
+  for (size_t s = slot_of(t, id);; s = (s + 1) & (t->nslots - 1)) {
+    uint32_t v = t->slots[s];
+    if (!v) return -1;
+    if (strcmp(swim_member_id(&t->v[v - 1]), id) == 0) return (ssize_t)v - 1;
+  }
+}
+
+static void index_put(swim_members *t, size_t i) {
+  size_t s = slot_of(t, swim_member_id(&t->v[i]));
+  while (t->slots[s]) s = (s + 1) & (t->nslots - 1);
+  t->slots[s] = (uint32_t)i + 1;
+}
+
+/* The slot holding index |i| (which must be indexed). */
+static size_t index_slot(const swim_members *t, size_t i) {
+  size_t s = slot_of(t, swim_member_id(&t->v[i]));
+  while (t->slots[s] != i + 1) s = (s + 1) & (t->nslots - 1);
+  return s;
+}
+
+static int index_grow(swim_members *t, size_t want) {
+  size_t ns = t->nslots ? t->nslots : 16;
+  while (ns < want * 2) ns *= 2;
+  if (ns == t->nslots) return 0;
+  uint32_t *slots = wr_mem_calloc(t->mem, ns, sizeof *slots);
+  if (!slots) return WR_ERR_NOMEM;
+  wr_mem_free(t->mem, t->slots);
+  t->slots = slots;
+  t->nslots = ns;
+  for (size_t i = 0; i < t->n; i++) index_put(t, i);
+  return 0;
+}
+
+ssize_t swim_members_add(swim_members *t, const char *id,
+                         const wr_addr *gossip, uint32_t incarnation,
+                         wr_tstamp now) {
+  size_t len = strlen(id);
+  if (len > WR_SWIM_ID_MAX || t->n >= UINT32_MAX - 1) return WR_ERR_INVAL;
+  if (index_grow(t, t->n + 1) != 0) return WR_ERR_NOMEM;
+  if (t->n == t->cap) {
+    size_t cap = t->cap ? t->cap * 2 : 8;
+    swim_member *v = wr_mem_realloc(t->mem, t->v, cap * sizeof *v);
+    if (!v) return WR_ERR_NOMEM;
+    t->v = v;
+    t->cap = cap;
+  }
+  swim_member *m = &t->v[t->n];
+  memset(m, 0, sizeof *m);
+  if (len >= SWIM_ID_INLINE) {
+    m->id_.heap = wr_mem_malloc(t->mem, len + 1);
+    if (!m->id_.heap) return WR_ERR_NOMEM;
+    memcpy(m->id_.heap, id, len + 1);
+  } else {
+    memcpy(m->id_.inl, id, len + 1);
+  }
+  m->id_len = (uint8_t)len;
+  m->state = WR_SWIM_ALIVE;
+  m->incarnation = incarnation;
+  m->gossip = *gossip;
+  m->state_since = now;
+  index_put(t, t->n);
+  return (ssize_t)t->n++;
+}
+
+static int addr_eq(const wr_addr *a, const wr_addr *b) {
+  return a->family == b->family && a->port == b->port &&
+         memcmp(a->ip, b->ip, a->family == 4 ? 4 : 16) == 0;
+}
+
+int swim_members_set_meta(swim_members *t, size_t i, const wr_addr *data,
+                          const char *region, const char *tags) {
+  swim_member *m = &t->v[i];
+  int plain = (!data || !data->family || addr_eq(data, &m->gossip)) &&
+              !region[0] && !tags[0];
+  if (plain) {
+    wr_mem_free(t->mem, m->meta);
+    m->meta = NULL;
+    return 0;
+  }
+  if (!m->meta && !(m->meta = wr_mem_calloc(t->mem, 1, sizeof *m->meta)))
+    return WR_ERR_NOMEM;
+  m->meta->data = data && data->family ? *data : m->gossip;
+  snprintf(m->meta->region, sizeof m->meta->region, "%s", region);
+  snprintf(m->meta->tags, sizeof m->meta->tags, "%s", tags);
+  return 0;
+}
+
+/* Backward-shift deletion keeps linear probing free of tombstones. */
+static void index_del(swim_members *t, size_t slot) {
+  size_t mask = t->nslots - 1, hole = slot;
+  for (size_t s = (slot + 1) & mask; t->slots[s]; s = (s + 1) & mask) {
+    size_t home = slot_of(t, swim_member_id(&t->v[t->slots[s] - 1]));
+    /* Move the entry into the hole unless its home lies cyclically in
+     * (hole, s]: then it is already reachable without the hole. */
+    int reachable = hole <= s ? (home > hole && home <= s)
+                              : (home > hole || home <= s);
+    if (!reachable) {
+      t->slots[hole] = t->slots[s];
+      hole = s;
+    }
+  }
+  t->slots[hole] = 0;
+}
+
+void swim_members_remove(swim_members *t, size_t i) {
+  size_t last = t->n - 1;
+  index_del(t, index_slot(t, i));
+  member_clear(t->mem, &t->v[i]);
+  if (i != last) {
+    t->slots[index_slot(t, last)] = (uint32_t)i + 1;
+    t->v[i] = t->v[last];
+  }
+  t->n--;
+}
+
+void swim_members_swap(swim_members *t, size_t i, size_t j) {
+  if (i == j) return;
+  size_t si = index_slot(t, i), sj = index_slot(t, j);
+  t->slots[si] = (uint32_t)j + 1;
+  t->slots[sj] = (uint32_t)i + 1;
+  swim_member tmp = t->v[i];
+  t->v[i] = t->v[j];
+  t->v[j] = tmp;
+}
+
+void swim_members_info(const swim_members *t, size_t i,
+                       wr_swim_member_info *out) {
+  const swim_member *m = &t->v[i];
+  out->id = swim_member_id(m);
+  out->gossip = m->gossip;
+  out->data = m->meta ? m->meta->data : m->gossip;
+  out->region = m->meta ? m->meta->region : "";
+  out->tags = m->meta ? m->meta->tags : "";
+  out->state = (wr_swim_state)m->state;
+  out->incarnation = m->incarnation;
+  out->state_since = m->state_since;
+}

@@ -1,0 +1,1003 @@
+/*
+ * SWIM with Lifeguard (Das et al. 2002; Dadgar et al. 2018), sans-IO.
+ *
+ * One probe is in flight at a time: PING the next member in a shuffled
+ * round-robin order; no ACK within the probe timeout -> PING_REQ through
+ * k random members (they answer NACK if the target stays silent, which
+ * tells us our own network is fine); no ACK by the end of the round ->
+ * SUSPECT.  A suspicion becomes DEAD when its timer runs out; the timer
+ * starts long and shrinks with each independent confirmation (Lifeguard
+ * dynamic suspicion).  Our own timeouts stretch with the awareness score,
+ * which rises when we miss nacks or must refute and falls with each
+ * successful probe (Lifeguard local health).  Every accepted change is
+ * queued for piggybacking on all packets, least-sent first.
+ *
+ * Outgoing packets are queued as small descriptors (swim_out) and only
+ * encoded in wr_swim_send, so piggybacked updates are as fresh as they
+ * can be when the adapter actually has room to send.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "swim_int.h"
+#include "warren/err.h"
+
+#define SWIM_RELAYS_MAX 64
+#define SWIM_OUTBOX_MAX 1024
+#define SWIM_CONFIRM_MAX 8
+
+enum { EXTRA_SELF = 1, EXTRA_ABOUT = 2 };
+
+typedef struct swim_out {
+  wr_addr to;
+  uint8_t type, extra;
+  uint32_t seq;
+  char target[WR_SWIM_ID_MAX + 1];
+  wr_addr target_addr;
+  char about[WR_SWIM_ID_MAX + 1]; /* EXTRA_ABOUT: our entry for this id */
+} swim_out;
+
+typedef struct swim_susp {
+  int used;
+  char id[WR_SWIM_ID_MAX + 1];
+  wr_tstamp start, deadline;
+  uint64_t min_ms, max_ms;
+  unsigned k, n; /* confirmations wanted for the minimum, and received */
+  uint32_t confirmers[SWIM_CONFIRM_MAX]; /* id hashes, accuser first */
+} swim_susp;
+
+typedef struct swim_relay {
+  int used, nacked;
+  uint32_t seq, origin_seq;
+  wr_addr origin;
+  wr_tstamp nack_at, expire_at;
+} swim_relay;
+
+typedef struct swim_grave {
+  char id[WR_SWIM_ID_MAX + 1];
+  wr_tstamp at;
+} swim_grave;
+
+struct wr_swim {
+  wr_swim_config cfg;
+  wr_swim_callbacks cb;
+  wr_swim_keyring *kr, empty_kr;
+  const wr_mem *mem;
+  void *user_data;
+
+  uint32_t inc;
+  int leaving;
+  unsigned awareness;
+  uint32_t seq;
+
+  swim_members mt;
+  swim_bqueue bq;
+
+  size_t probe_pos;
+  struct {
+    int active, acked, indirect_sent;
+    uint32_t seq, inc;
+    char target[WR_SWIM_ID_MAX + 1];
+    wr_addr addr;
+    wr_tstamp timeout_at, end_at;
+    unsigned nacks_expected, nacks;
+  } probe;
+  wr_tstamp next_probe_at, next_gossip_at, next_sync_at;
+
+  swim_susp *susp;
+  size_t nsusp;
+  swim_relay relays[SWIM_RELAYS_MAX];
+
+  swim_grave *graves; /* FIFO: state changes happen in time order */
+  size_t grave_head, grave_n, grave_cap;
+
+  swim_out *out; /* ring */
+  size_t out_head, out_n, out_cap;
+
+  uint32_t join_seq_lo, join_seq_hi;
+  int sync_now;
+  wr_addr sync_peer;
+
+  wr_swim_stats st;
+  wr_swim_packet pkt;
+  uint8_t plain[WR_SWIM_DATAGRAM_MAX];
+};
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static uint32_t rand_u32(wr_swim *sw) {
+  uint8_t b[4];
+  sw->cfg.rand(b, sizeof b, sw->cfg.rand_user_data);
+  return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+         (uint32_t)b[3] << 24;
+}
+
+static size_t rand_below(wr_swim *sw, size_t n) {
+  return n ? (size_t)(((uint64_t)rand_u32(sw) * n) >> 32) : 0;
+}
+
+static uint32_t id_hash(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
+/* Lifeguard local health: our timeouts stretch with (awareness + 1). */
+static uint64_t scaled(const wr_swim *sw, uint64_t ms) {
+  return sw->cfg.lifeguard ? ms * (sw->awareness + 1) : ms;
+}
+
+static void awareness_add(wr_swim *sw, int delta) {
+  if (!sw->cfg.lifeguard) return;
+  int a = (int)sw->awareness + delta;
+  int top = sw->cfg.awareness_max ? (int)sw->cfg.awareness_max - 1 : 0;
+  sw->awareness = (unsigned)(a < 0 ? 0 : a > top ? top : a);
+}
+
+/* Fleet size estimate for the log(n) formulas: everyone we know of. */
+static size_t fleet_n(const wr_swim *sw) { return sw->mt.n + 1; }
+
+static uint32_t retransmit_limit(const wr_swim *sw) {
+  double l = ceil(log10((double)fleet_n(sw) + 1.0));
+  uint32_t lim = sw->cfg.retransmit_mult * (uint32_t)(l < 1 ? 1 : l);
+  return lim ? lim : 1;
+}
+
+static int is_self(const wr_swim *sw, const char *id) {
+  return strcmp(sw->cfg.id, id) == 0;
+}
+
+static swim_out *out_push(wr_swim *sw, uint8_t type, const wr_addr *to) {
+  if (sw->out_n == sw->out_cap) {
+    if (sw->out_cap == SWIM_OUTBOX_MAX) {
+      sw->st.tx_dropped++;
+      return NULL;
+    }
+    size_t cap = sw->out_cap ? sw->out_cap * 2 : 4;
+    swim_out *v = wr_mem_malloc(sw->mem, cap * sizeof *v);
+    if (!v) {
+      sw->st.tx_dropped++;
+      return NULL;
+    }
+    for (size_t i = 0; i < sw->out_n; i++)
+      v[i] = sw->out[(sw->out_head + i) % sw->out_cap];
+    wr_mem_free(sw->mem, sw->out);
+    sw->out = v;
+    sw->out_cap = cap;
+    sw->out_head = 0;
+  }
+  swim_out *o = &sw->out[(sw->out_head + sw->out_n++) % sw->out_cap];
+  memset(o, 0, sizeof *o);
+  o->type = type;
+  o->to = *to;
+  return o;
+}
+
+static void member_info_at(const wr_swim *sw, size_t i,
+                           wr_swim_member_info *out) {
+  swim_members_info(&sw->mt, i, out);
+}
+
+static void notify(wr_swim *sw, size_t i) {
+  if (!sw->cb.member_changed) return;
+  wr_swim_member_info info;
+  member_info_at(sw, i, &info);
+  sw->cb.member_changed(sw, &info, sw->user_data);
+}
+
+/* Our own ALIVE or LEFT. */
+static void self_update(const wr_swim *sw, wr_swim_update *u) {
+  memset(u, 0, offsetof(wr_swim_update, payload));
+  u->kind = sw->leaving ? WR_SWIM_UPD_LEFT : WR_SWIM_UPD_ALIVE;
+  snprintf(u->id, sizeof u->id, "%s", sw->cfg.id);
+  u->incarnation = sw->inc;
+  u->gossip = sw->cfg.gossip;
+  u->data = sw->cfg.data.family ? sw->cfg.data : sw->cfg.gossip;
+  snprintf(u->region, sizeof u->region, "%s", sw->cfg.region);
+  snprintf(u->tags, sizeof u->tags, "%s", sw->cfg.tags);
+  u->payload = NULL;
+  u->payload_len = 0;
+}
+
+/* Our table's entry for member |i| as an update; SUSPECT and DEAD name
+ * |from| as the accuser (us when we restate it). */
+static void member_update(const wr_swim *sw, size_t i, const char *from,
+                          wr_swim_update *u) {
+  wr_swim_member_info m;
+  member_info_at(sw, i, &m);
+  memset(u, 0, offsetof(wr_swim_update, payload));
+  static const uint8_t kinds[] = {
+      [WR_SWIM_ALIVE] = WR_SWIM_UPD_ALIVE, [WR_SWIM_SUSPECT] = WR_SWIM_UPD_SUSPECT,
+      [WR_SWIM_DEAD] = WR_SWIM_UPD_DEAD, [WR_SWIM_LEFT] = WR_SWIM_UPD_LEFT};
+  u->kind = kinds[m.state];
+  snprintf(u->id, sizeof u->id, "%s", m.id);
+  u->incarnation = m.incarnation;
+  u->gossip = m.gossip;
+  u->data = m.data;
+  snprintf(u->region, sizeof u->region, "%s", m.region);
+  snprintf(u->tags, sizeof u->tags, "%s", m.tags);
+  snprintf(u->from, sizeof u->from, "%s", from ? from : sw->cfg.id);
+  u->payload = NULL;
+  u->payload_len = 0;
+}
+
+static void broadcast(wr_swim *sw, const wr_swim_update *u) {
+  /* A failed push loses one piggyback, not correctness: anti-entropy
+   * repairs it.  It is visible as a queue drop in the stats. */
+  if (swim_bqueue_push(&sw->bq, u) != 0) sw->bq.dropped++;
+}
+
+/* Pushes what we just originated to a few members now (not waiting for
+ * the next gossip tick). */
+static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now);
+static void push_soon(wr_swim *sw, wr_tstamp now) {
+  gossip_to(sw, sw->cfg.push_fanout, now);
+}
+
+static void refute(wr_swim *sw, uint32_t accused_inc, wr_tstamp now) {
+  sw->inc = accused_inc >= sw->inc ? accused_inc + 1 : sw->inc + 1;
+  sw->st.refutations++;
+  awareness_add(sw, 1);
+  wr_swim_update u;
+  self_update(sw, &u);
+  broadcast(sw, &u);
+  push_soon(sw, now);
+}
+
+/* Someone says we are suspect, dead or left.  At our incarnation or above
+ * we must outbid it; below it, it is a stale view of us that someone still
+ * holds (our earlier refutation may have been lost), so we re-announce
+ * what we are without bumping. */
+static void accused(wr_swim *sw, uint32_t inc, wr_tstamp now) {
+  if (sw->leaving) return;
+  if (inc >= sw->inc) {
+    refute(sw, inc, now);
+    return;
+  }
+  wr_swim_update u;
+  self_update(sw, &u);
+  broadcast(sw, &u);
+}
+
+/* ---- suspicion timers (Lifeguard dynamic suspicion) ---------------------- */
+
+static swim_susp *susp_of(wr_swim *sw, size_t i) {
+  uint32_t s = sw->mt.v[i].susp;
+  return s ? &sw->susp[s - 1] : NULL;
+}
+
+static void susp_clear(wr_swim *sw, size_t i) {
+  swim_susp *s = susp_of(sw, i);
+  if (s) s->used = 0;
+  sw->mt.v[i].susp = 0;
+}
+
+/* memberlist's suspicion.remainingSuspicionTime: log-shaped so the first
+ * confirmations count most. */
+static void susp_retime(swim_susp *s) {
+  uint64_t t = s->max_ms;
+  if (s->k < 1) {
+    t = s->min_ms;
+  } else if (s->n > 0) {
+    double frac = log((double)s->n + 1.0) / log((double)s->k + 1.0);
+    double raw = (double)s->max_ms - frac * (double)(s->max_ms - s->min_ms);
+    t = raw < (double)s->min_ms ? s->min_ms : (uint64_t)floor(raw);
+  }
+  s->deadline = s->start + t;
+}
+
+static void susp_start(wr_swim *sw, size_t i, const char *accuser,
+                       wr_tstamp now) {
+  size_t slot = 0;
+  while (slot < sw->nsusp && sw->susp[slot].used) slot++;
+  if (slot == sw->nsusp) {
+    size_t n = sw->nsusp ? sw->nsusp * 2 : 4;
+    swim_susp *v = wr_mem_realloc(sw->mem, sw->susp, n * sizeof *v);
+    if (!v) {
+      /* No timer means the suspect would never die: fall back to an
+       * immediate DEAD being impossible too, so just leave it ALIVE. */
+      sw->mt.v[i].state = WR_SWIM_ALIVE;
+      return;
+    }
+    memset(v + sw->nsusp, 0, (n - sw->nsusp) * sizeof *v);
+    sw->susp = v;
+    sw->nsusp = n;
+  }
+  swim_susp *s = &sw->susp[slot];
+  memset(s, 0, sizeof *s);
+  s->used = 1;
+  snprintf(s->id, sizeof s->id, "%s", swim_member_id(&sw->mt.v[i]));
+  size_t n = fleet_n(sw);
+  double scale = log10((double)(n ? n : 1));
+  if (scale < 1) scale = 1;
+  s->min_ms = (uint64_t)(sw->cfg.suspicion_mult * scale *
+                         (double)sw->cfg.probe_interval_ms);
+  if (sw->cfg.lifeguard) {
+    s->max_ms = s->min_ms * sw->cfg.suspicion_max_timeout_mult;
+    /* Confirmations can only come from members other than the suspect
+     * and us. */
+    s->k = sw->cfg.suspicion_mult > 2 ? sw->cfg.suspicion_mult - 2 : 0;
+    if (n < 2 || n - 2 < s->k) s->k = 0;
+  } else {
+    s->max_ms = s->min_ms;
+    s->k = 0;
+  }
+  if (s->max_ms < s->min_ms) s->max_ms = s->min_ms;
+  s->start = now;
+  s->confirmers[0] = id_hash(accuser);
+  s->n = 0;
+  susp_retime(s);
+  sw->mt.v[i].susp = (uint32_t)slot + 1;
+}
+
+/* Returns 1 when |from| is a new independent confirmer. */
+static int susp_confirm(swim_susp *s, const char *from) {
+  if (s->n >= s->k) return 0;
+  uint32_t h = id_hash(from);
+  for (unsigned j = 0; j <= s->n && j < SWIM_CONFIRM_MAX; j++)
+    if (s->confirmers[j] == h) return 0;
+  s->n++;
+  if (s->n < SWIM_CONFIRM_MAX) s->confirmers[s->n] = h;
+  susp_retime(s);
+  return 1;
+}
+
+/* ---- state transitions ----------------------------------------------------- */
+
+static void grave_push(wr_swim *sw, const char *id, wr_tstamp now) {
+  if (sw->grave_n == sw->grave_cap) {
+    size_t cap = sw->grave_cap ? sw->grave_cap * 2 : 4;
+    swim_grave *v = wr_mem_malloc(sw->mem, cap * sizeof *v);
+    if (!v) return; /* never reaped: costs memory, not correctness */
+    for (size_t i = 0; i < sw->grave_n; i++)
+      v[i] = sw->graves[(sw->grave_head + i) % sw->grave_cap];
+    wr_mem_free(sw->mem, sw->graves);
+    sw->graves = v;
+    sw->grave_cap = cap;
+    sw->grave_head = 0;
+  }
+  swim_grave *g = &sw->graves[(sw->grave_head + sw->grave_n++) % sw->grave_cap];
+  snprintf(g->id, sizeof g->id, "%s", id);
+  g->at = now;
+}
+
+static void set_state(wr_swim *sw, size_t i, wr_swim_state st, uint32_t inc,
+                      wr_tstamp now) {
+  swim_member *m = &sw->mt.v[i];
+  if (m->state != st) m->state_since = now;
+  m->state = (uint8_t)st;
+  m->incarnation = inc;
+  if (st != WR_SWIM_SUSPECT) susp_clear(sw, i);
+  if (st == WR_SWIM_DEAD || st == WR_SWIM_LEFT)
+    grave_push(sw, swim_member_id(m), now);
+}
+
+static void apply_alive(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
+  if (is_self(sw, u->id)) {
+    /* Our own ALIVE coming back is normal; one with a higher incarnation
+     * is from a previous life of this id: outbid it. */
+    if (!sw->leaving && u->incarnation > sw->inc) refute(sw, u->incarnation, now);
+    return;
+  }
+  ssize_t i = swim_members_find(&sw->mt, u->id);
+  if (i < 0) {
+    i = swim_members_add(&sw->mt, u->id, &u->gossip, u->incarnation, now);
+    if (i < 0) return;
+    swim_members_set_meta(&sw->mt, (size_t)i, &u->data, u->region, u->tags);
+    /* A new member joins the probe order at a random place ahead of us,
+     * so it is probed within this round (memberlist does the same). */
+    size_t left = sw->mt.n - sw->probe_pos;
+    if (left > 1)
+      swim_members_swap(&sw->mt, (size_t)i, sw->probe_pos + rand_below(sw, left));
+    i = swim_members_find(&sw->mt, u->id);
+  } else {
+    swim_member *m = &sw->mt.v[i];
+    if (u->incarnation <= m->incarnation) return;
+    m->gossip = u->gossip;
+    swim_members_set_meta(&sw->mt, (size_t)i, &u->data, u->region, u->tags);
+    set_state(sw, (size_t)i, WR_SWIM_ALIVE, u->incarnation, now);
+  }
+  broadcast(sw, u);
+  notify(sw, (size_t)i);
+}
+
+static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
+                          wr_tstamp now) {
+  if (is_self(sw, u->id)) {
+    accused(sw, u->incarnation, now);
+    return;
+  }
+  ssize_t i = swim_members_find(&sw->mt, u->id);
+  if (i < 0) return;
+  swim_member *m = &sw->mt.v[i];
+  if (u->incarnation < m->incarnation || m->state == WR_SWIM_DEAD ||
+      m->state == WR_SWIM_LEFT)
+    return;
+  if (m->state == WR_SWIM_SUSPECT) {
+    swim_susp *s = susp_of(sw, (size_t)i);
+    if (u->incarnation > m->incarnation) m->incarnation = u->incarnation;
+    /* Re-gossip only news: a new confirmer shortens everyone's timer. */
+    if (s && susp_confirm(s, u->from)) broadcast(sw, u);
+    return;
+  }
+  set_state(sw, (size_t)i, WR_SWIM_SUSPECT, u->incarnation, now);
+  susp_start(sw, (size_t)i, u->from, now);
+  sw->st.suspicions++;
+  broadcast(sw, u);
+  notify(sw, (size_t)i);
+}
+
+static void apply_dead(wr_swim *sw, const wr_swim_update *u, wr_tstamp now,
+                       int left) {
+  if (is_self(sw, u->id)) {
+    accused(sw, u->incarnation, now);
+    return;
+  }
+  ssize_t i = swim_members_find(&sw->mt, u->id);
+  if (i < 0) return;
+  swim_member *m = &sw->mt.v[i];
+  if (u->incarnation < m->incarnation || m->state == WR_SWIM_LEFT) return;
+  /* LEFT beats DEAD at the same incarnation: a member that said goodbye
+   * is never reported dead. */
+  if (m->state == WR_SWIM_DEAD && !left) return;
+  set_state(sw, (size_t)i, left ? WR_SWIM_LEFT : WR_SWIM_DEAD, u->incarnation,
+            now);
+  if (!left) sw->st.deaths++;
+  broadcast(sw, u);
+  notify(sw, (size_t)i);
+}
+
+static void apply_user(wr_swim *sw, const wr_swim_update *u) {
+  if (sw->cb.user_update && sw->cb.user_update(sw, u, sw->user_data))
+    broadcast(sw, u);
+}
+
+static void apply_update(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
+  switch (u->kind) {
+  case WR_SWIM_UPD_ALIVE: apply_alive(sw, u, now); break;
+  case WR_SWIM_UPD_SUSPECT: apply_suspect(sw, u, now); break;
+  case WR_SWIM_UPD_DEAD: apply_dead(sw, u, now, 0); break;
+  case WR_SWIM_UPD_LEFT: apply_dead(sw, u, now, 1); break;
+  case WR_SWIM_UPD_USER: apply_user(sw, u); break;
+  default: break;
+  }
+}
+
+/* ---- probing ------------------------------------------------------------ */
+
+static int gossip_target_ok(const wr_swim *sw, const swim_member *m,
+                            wr_tstamp now) {
+  if (m->state == WR_SWIM_ALIVE || m->state == WR_SWIM_SUSPECT) return 1;
+  /* The recently dead still hear gossip, so a wrong verdict is refuted. */
+  return now - m->state_since < sw->cfg.gossip_to_dead_ms;
+}
+
+/* Queues GOSSIP packets to |count| random members. */
+static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now) {
+  size_t n = sw->mt.n;
+  for (unsigned sent = 0, tries = 0; sent < count && n && tries < 3 * count;
+       tries++) {
+    const swim_member *m = &sw->mt.v[rand_below(sw, n)];
+    if (!gossip_target_ok(sw, m, now)) continue;
+    out_push(sw, WR_SWIM_GOSSIP, &m->gossip);
+    sent++;
+  }
+}
+
+static void shuffle(wr_swim *sw) {
+  for (size_t i = sw->mt.n; i > 1; i--)
+    swim_members_swap(&sw->mt, i - 1, rand_below(sw, i));
+}
+
+static void probe_start(wr_swim *sw, wr_tstamp now) {
+  for (size_t tries = 0; tries <= sw->mt.n; tries++) {
+    if (sw->probe_pos >= sw->mt.n) {
+      shuffle(sw);
+      sw->probe_pos = 0;
+    }
+    if (!sw->mt.n) return;
+    size_t i = sw->probe_pos++;
+    swim_member *m = &sw->mt.v[i];
+    if (m->state == WR_SWIM_DEAD || m->state == WR_SWIM_LEFT) continue;
+    swim_out *o = out_push(sw, WR_SWIM_PING, &m->gossip);
+    if (!o) return;
+    memset(&sw->probe, 0, sizeof sw->probe);
+    sw->probe.active = 1;
+    sw->probe.seq = o->seq = ++sw->seq;
+    snprintf(o->target, sizeof o->target, "%s", swim_member_id(m));
+    snprintf(sw->probe.target, sizeof sw->probe.target, "%s", o->target);
+    sw->probe.inc = m->incarnation;
+    sw->probe.addr = m->gossip;
+    sw->probe.timeout_at = now + scaled(sw, sw->cfg.probe_timeout_ms);
+    sw->probe.end_at = now + scaled(sw, sw->cfg.probe_interval_ms);
+    /* Lifeguard buddy system: tell a suspect it is suspected, so it can
+     * refute at once instead of waiting for the gossip to reach it. */
+    if (sw->cfg.lifeguard && m->state == WR_SWIM_SUSPECT) {
+      o->extra |= EXTRA_ABOUT;
+      snprintf(o->about, sizeof o->about, "%s", o->target);
+    }
+    sw->st.probes++;
+    return;
+  }
+}
+
+static void probe_indirect(wr_swim *sw) {
+  unsigned want = sw->cfg.indirect_checks, sent = 0;
+  size_t n = sw->mt.n;
+  for (unsigned tries = 0; sent < want && n && tries < 3 * want + 3; tries++) {
+    const swim_member *m = &sw->mt.v[rand_below(sw, n)];
+    if (m->state != WR_SWIM_ALIVE || strcmp(swim_member_id(m), sw->probe.target) == 0)
+      continue;
+    swim_out *o = out_push(sw, WR_SWIM_PING_REQ, &m->gossip);
+    if (!o) break;
+    o->seq = sw->probe.seq;
+    snprintf(o->target, sizeof o->target, "%s", sw->probe.target);
+    o->target_addr = sw->probe.addr;
+    sent++;
+  }
+  sw->probe.indirect_sent = 1;
+  sw->probe.nacks_expected = sw->cfg.lifeguard ? sent : 0;
+  sw->st.indirect_probes += sent;
+}
+
+static void probe_failed(wr_swim *sw, wr_tstamp now) {
+  sw->probe.active = 0;
+  sw->st.probe_failures++;
+  /* Lifeguard: missing nacks mean the fault may be ours, not theirs. */
+  if (sw->probe.nacks_expected)
+    awareness_add(sw, (int)(sw->probe.nacks_expected - sw->probe.nacks));
+  else
+    awareness_add(sw, 1);
+  ssize_t i = swim_members_find(&sw->mt, sw->probe.target);
+  if (i < 0) return;
+  swim_member *m = &sw->mt.v[i];
+  if (m->state != WR_SWIM_ALIVE || m->incarnation != sw->probe.inc) return;
+  wr_swim_update u;
+  member_update(sw, (size_t)i, sw->cfg.id, &u);
+  u.kind = WR_SWIM_UPD_SUSPECT;
+  apply_suspect(sw, &u, now);
+  push_soon(sw, now);
+}
+
+static void handle_ping_req(wr_swim *sw, const wr_addr *src, wr_tstamp now) {
+  const wr_swim_packet *p = &sw->pkt;
+  swim_relay *r = NULL;
+  for (size_t j = 0; j < SWIM_RELAYS_MAX && !r; j++)
+    if (!sw->relays[j].used) r = &sw->relays[j];
+  if (!r) {
+    sw->st.tx_dropped++;
+    return;
+  }
+  swim_out *o = out_push(sw, WR_SWIM_PING, &p->target_addr);
+  if (!o) return;
+  memset(r, 0, sizeof *r);
+  r->used = 1;
+  r->seq = o->seq = ++sw->seq;
+  r->origin = *src;
+  r->origin_seq = p->seq;
+  /* Nack at 80 % of the timeout so it reaches the prober in time. */
+  r->nack_at = now + sw->cfg.probe_timeout_ms * 4 / 5;
+  r->expire_at = now + sw->cfg.probe_timeout_ms;
+  snprintf(o->target, sizeof o->target, "%s", p->target);
+}
+
+static void handle_ack(wr_swim *sw, const wr_addr *src, int nack) {
+  uint32_t seq = sw->pkt.seq;
+  if (sw->probe.active && seq == sw->probe.seq) {
+    if (nack) {
+      sw->probe.nacks++;
+      sw->st.nacks_rx++;
+    } else {
+      sw->probe.active = 0;
+      awareness_add(sw, -1);
+    }
+    return;
+  }
+  if (nack) {
+    sw->st.rx_foreign++;
+    return;
+  }
+  for (size_t j = 0; j < SWIM_RELAYS_MAX; j++) {
+    swim_relay *r = &sw->relays[j];
+    if (r->used && r->seq == seq) {
+      swim_out *o = out_push(sw, WR_SWIM_ACK, &r->origin);
+      if (o) o->seq = r->origin_seq;
+      r->used = 0;
+      return;
+    }
+  }
+  if (sw->join_seq_hi && seq >= sw->join_seq_lo && seq <= sw->join_seq_hi) {
+    /* A seed answered: pull its whole view over the sync stream. */
+    sw->sync_now = 1;
+    sw->sync_peer = *src;
+    sw->join_seq_lo = sw->join_seq_hi = 0;
+    return;
+  }
+  sw->st.rx_foreign++;
+}
+
+static void handle_ping(wr_swim *sw, const wr_addr *src) {
+  const wr_swim_packet *p = &sw->pkt;
+  if (p->target[0] && !is_self(sw, p->target)) {
+    /* Meant for whoever had this address before us. */
+    sw->st.rx_foreign++;
+    return;
+  }
+  swim_out *o = out_push(sw, WR_SWIM_ACK, src);
+  if (!o) return;
+  o->seq = p->seq;
+  if (!p->target[0]) o->extra |= EXTRA_SELF; /* a join probe */
+  /* A member we hold as suspect, dead or left is talking to us: tell it
+   * what we think, so it refutes (a restarted node learns its old
+   * incarnation this way). */
+  ssize_t i = swim_members_find(&sw->mt, p->from);
+  if (i >= 0 && sw->mt.v[i].state != WR_SWIM_ALIVE) {
+    o->extra |= EXTRA_ABOUT;
+    snprintf(o->about, sizeof o->about, "%s", p->from);
+  }
+}
+
+/* ---- the adapter-facing API ------------------------------------------------ */
+
+int wr_swim_recv(wr_swim *sw, const wr_addr *from, const uint8_t *pkt,
+                 size_t len, wr_tstamp now) {
+  sw->st.rx_packets++;
+  sw->st.rx_bytes += len;
+  if (len > WR_SWIM_DATAGRAM_MAX) {
+    sw->st.rx_oversize++;
+    return 0;
+  }
+  wr_ssize n = wr_swim_open(sw->kr, sw->plain, sizeof sw->plain, pkt, len);
+  if (n < 0) {
+    sw->st.rx_badseal++;
+    return 0;
+  }
+  int rv = wr_swim_decode(sw->plain, (size_t)n, &sw->pkt);
+  if (rv != 0) {
+    if (rv == WR_ERR_VERSION)
+      sw->st.rx_version++;
+    else
+      sw->st.rx_malformed++;
+    return 0;
+  }
+  if (is_self(sw, sw->pkt.from)) {
+    /* Another process claims our id: take nothing from it. */
+    sw->st.rx_foreign++;
+    return 0;
+  }
+  for (size_t j = 0; j < sw->pkt.nupdates; j++)
+    apply_update(sw, &sw->pkt.updates[j], now);
+  switch (sw->pkt.type) {
+  case WR_SWIM_PING: handle_ping(sw, from); break;
+  case WR_SWIM_PING_REQ: handle_ping_req(sw, from, now); break;
+  case WR_SWIM_ACK: handle_ack(sw, from, 0); break;
+  case WR_SWIM_NACK: handle_ack(sw, from, 1); break;
+  default: break; /* GOSSIP: the updates were the message */
+  }
+  return 0;
+}
+
+static size_t header_size(const wr_swim_packet *p) {
+  size_t n = 1 + 1 + 4 + 1 + strlen(p->from) + 1;
+  if (p->type == WR_SWIM_PING || p->type == WR_SWIM_PING_REQ)
+    n += 1 + strlen(p->target);
+  if (p->type == WR_SWIM_PING_REQ)
+    n += 1 + (p->target_addr.family == 6 ? 16 : 4) + 2;
+  return n;
+}
+
+static void add_extra(wr_swim_packet *p, const wr_swim_update *u,
+                      size_t *budget) {
+  size_t sz = wr_swim_update_size(u);
+  if (!sz || sz > *budget || p->nupdates == WR_SWIM_UPDATES_MAX) return;
+  p->updates[p->nupdates++] = *u;
+  *budget -= sz;
+}
+
+wr_ssize wr_swim_send(wr_swim *sw, wr_addr *to, uint8_t *dst, size_t cap,
+                      wr_tstamp now) {
+  (void)now;
+  if (cap < WR_SWIM_DATAGRAM_MAX) return WR_ERR_NOBUF;
+  while (sw->out_n) {
+    swim_out o = sw->out[sw->out_head];
+    sw->out_head = (sw->out_head + 1) % sw->out_cap;
+    sw->out_n--;
+    if (o.type == WR_SWIM_GOSSIP && !sw->bq.n) continue;
+    wr_swim_packet *p = &sw->pkt;
+    p->type = o.type;
+    p->seq = o.seq;
+    snprintf(p->from, sizeof p->from, "%s", sw->cfg.id);
+    snprintf(p->target, sizeof p->target, "%s", o.target);
+    p->target_addr = o.target_addr;
+    p->nupdates = 0;
+    size_t budget = WR_SWIM_PACKET_MAX - header_size(p);
+    wr_swim_update u;
+    if (o.extra & EXTRA_SELF) {
+      self_update(sw, &u);
+      add_extra(p, &u, &budget);
+    }
+    ssize_t i;
+    if ((o.extra & EXTRA_ABOUT) && (i = swim_members_find(&sw->mt, o.about)) >= 0) {
+      member_update(sw, (size_t)i, NULL, &u);
+      add_extra(p, &u, &budget);
+    }
+    p->nupdates += swim_bqueue_take(&sw->bq, p->updates + p->nupdates,
+                                    WR_SWIM_UPDATES_MAX - p->nupdates, &budget,
+                                    retransmit_limit(sw));
+    wr_ssize n = wr_swim_encode(p, sw->plain, sizeof sw->plain);
+    if (n < 0) continue; /* cannot happen with validated fields */
+    uint8_t nonce[24];
+    sw->cfg.rand(nonce, sizeof nonce, sw->cfg.rand_user_data);
+    wr_ssize m = wr_swim_seal(sw->kr, dst, cap, sw->plain, (size_t)n, nonce);
+    if (m < 0) return m;
+    *to = o.to;
+    sw->st.tx_packets++;
+    sw->st.tx_bytes += (uint64_t)m;
+    return m;
+  }
+  return 0;
+}
+
+static uint64_t sync_interval(const wr_swim *sw) {
+  /* memberlist's pushPullScale: one more period per doubling above 32
+   * members, so fleet-wide sync traffic grows like n log n, not n^2. */
+  size_t n = fleet_n(sw);
+  uint64_t mult = 1;
+  if (n > 32) mult = (uint64_t)ceil(log2((double)n) - log2(32.0)) + 1;
+  return sw->cfg.sync_interval_ms * mult;
+}
+
+static void reap(wr_swim *sw, wr_tstamp now) {
+  while (sw->grave_n) {
+    swim_grave *g = &sw->graves[sw->grave_head];
+    if (now - g->at < sw->cfg.dead_reap_ms) break;
+    ssize_t i = swim_members_find(&sw->mt, g->id);
+    if (i >= 0) {
+      swim_member *m = &sw->mt.v[i];
+      if ((m->state == WR_SWIM_DEAD || m->state == WR_SWIM_LEFT) &&
+          now - m->state_since >= sw->cfg.dead_reap_ms) {
+        swim_members_remove(&sw->mt, (size_t)i);
+        if (sw->probe_pos > sw->mt.n) sw->probe_pos = sw->mt.n;
+        sw->st.reaped++;
+      }
+    }
+    sw->grave_head = (sw->grave_head + 1) % sw->grave_cap;
+    sw->grave_n--;
+  }
+}
+
+void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
+  /* Suspicions that ran out become deaths, declared by us. */
+  for (size_t j = 0; j < sw->nsusp; j++) {
+    swim_susp *s = &sw->susp[j];
+    if (!s->used || s->deadline > now) continue;
+    s->used = 0;
+    ssize_t i = swim_members_find(&sw->mt, s->id);
+    if (i < 0 || sw->mt.v[i].state != WR_SWIM_SUSPECT) continue;
+    sw->mt.v[i].susp = 0;
+    wr_swim_update u;
+    member_update(sw, (size_t)i, sw->cfg.id, &u);
+    u.kind = WR_SWIM_UPD_DEAD;
+    apply_dead(sw, &u, now, 0);
+    push_soon(sw, now);
+  }
+  for (size_t j = 0; j < SWIM_RELAYS_MAX; j++) {
+    swim_relay *r = &sw->relays[j];
+    if (!r->used) continue;
+    if (!r->nacked && sw->cfg.lifeguard && now >= r->nack_at) {
+      swim_out *o = out_push(sw, WR_SWIM_NACK, &r->origin);
+      if (o) o->seq = r->origin_seq;
+      r->nacked = 1;
+    }
+    if (now >= r->expire_at) r->used = 0;
+  }
+  if (sw->probe.active) {
+    if (!sw->probe.indirect_sent && now >= sw->probe.timeout_at)
+      probe_indirect(sw);
+    if (now >= sw->probe.end_at) probe_failed(sw, now);
+  }
+  if (!sw->leaving && !sw->probe.active && now >= sw->next_probe_at) {
+    probe_start(sw, now);
+    sw->next_probe_at = now + scaled(sw, sw->cfg.probe_interval_ms);
+  }
+  if (now >= sw->next_gossip_at) {
+    if (sw->bq.n) gossip_to(sw, sw->cfg.gossip_nodes, now);
+    sw->next_gossip_at = now + sw->cfg.gossip_interval_ms;
+  }
+  reap(sw, now);
+  if (sw->cfg.sync_interval_ms && now >= sw->next_sync_at) {
+    sw->next_sync_at = now + sync_interval(sw);
+    for (unsigned tries = 0; sw->mt.n && tries < 8; tries++) {
+      const swim_member *m = &sw->mt.v[rand_below(sw, sw->mt.n)];
+      if (m->state != WR_SWIM_ALIVE) continue;
+      sw->sync_now = 1;
+      sw->sync_peer = m->gossip;
+      break;
+    }
+  }
+}
+
+wr_tstamp wr_swim_deadline(const wr_swim *sw) {
+  wr_tstamp t = WR_TSTAMP_NONE;
+#define AT(x) \
+  do {      \
+    if ((x) < t) t = (x); \
+  } while (0)
+  if (!sw->leaving && !sw->probe.active && sw->mt.n) AT(sw->next_probe_at);
+  if (sw->probe.active) {
+    if (!sw->probe.indirect_sent) AT(sw->probe.timeout_at);
+    AT(sw->probe.end_at);
+  }
+  if (sw->bq.n) AT(sw->next_gossip_at);
+  for (size_t j = 0; j < sw->nsusp; j++)
+    if (sw->susp[j].used) AT(sw->susp[j].deadline);
+  for (size_t j = 0; j < SWIM_RELAYS_MAX; j++) {
+    const swim_relay *r = &sw->relays[j];
+    if (!r->used) continue;
+    if (!r->nacked && sw->cfg.lifeguard) AT(r->nack_at);
+    AT(r->expire_at);
+  }
+  if (sw->grave_n) AT(sw->graves[sw->grave_head].at + sw->cfg.dead_reap_ms);
+  if (sw->cfg.sync_interval_ms && sw->mt.n) AT(sw->next_sync_at);
+#undef AT
+  return t;
+}
+
+/* ---- lifecycle and queries -------------------------------------------------- */
+
+int wr_swim_new(wr_swim **psw, const wr_swim_config *cfg,
+                const wr_swim_callbacks *cb, wr_swim_keyring *keyring,
+                const wr_mem *mem, void *user_data, wr_tstamp now) {
+  if (!mem) mem = wr_mem_default();
+  *psw = NULL;
+  if (!cfg->rand || !cfg->probe_interval_ms || !cfg->probe_timeout_ms ||
+      cfg->probe_timeout_ms >= cfg->probe_interval_ms ||
+      !cfg->gossip_interval_ms || !cfg->suspicion_mult || !cfg->retransmit_mult)
+    return WR_ERR_INVAL;
+  wr_swim *sw = wr_mem_calloc(mem, 1, sizeof *sw);
+  if (!sw) return WR_ERR_NOMEM;
+  sw->cfg = *cfg;
+  /* Our ALIVE must be encodable: that validates id, addresses and
+   * metadata in one place. */
+  wr_swim_update u;
+  self_update(sw, &u);
+  if (!wr_swim_update_size(&u)) {
+    wr_mem_free(mem, sw);
+    return WR_ERR_INVAL;
+  }
+  if (cb) sw->cb = *cb;
+  wr_swim_keyring_init(&sw->empty_kr);
+  sw->kr = keyring ? keyring : &sw->empty_kr;
+  sw->mem = mem;
+  sw->user_data = user_data;
+  swim_members_init(&sw->mt, mem);
+  swim_bqueue_init(&sw->bq, mem);
+  /* Random phases, so a fleet started together does not probe in step. */
+  sw->next_probe_at = now + rand_below(sw, cfg->probe_interval_ms);
+  sw->next_gossip_at = now + rand_below(sw, cfg->gossip_interval_ms);
+  sw->next_sync_at = now + cfg->sync_interval_ms / 2 +
+                     rand_below(sw, cfg->sync_interval_ms / 2 + 1);
+  sw->seq = rand_u32(sw);
+  *psw = sw;
+  return 0;
+}
+
+void wr_swim_del(wr_swim *sw) {
+  if (!sw) return;
+  swim_members_free(&sw->mt);
+  swim_bqueue_free(&sw->bq);
+  wr_mem_free(sw->mem, sw->susp);
+  wr_mem_free(sw->mem, sw->graves);
+  wr_mem_free(sw->mem, sw->out);
+  wr_mem_free(sw->mem, sw);
+}
+
+void *wr_swim_user_data(const wr_swim *sw) { return sw->user_data; }
+
+int wr_swim_join(wr_swim *sw, const wr_addr *seeds, size_t nseeds,
+                 wr_tstamp now) {
+  (void)now;
+  if (!nseeds) return WR_ERR_INVAL;
+  sw->join_seq_lo = sw->seq + 1;
+  for (size_t j = 0; j < nseeds; j++) {
+    swim_out *o = out_push(sw, WR_SWIM_PING, &seeds[j]);
+    if (!o) return WR_ERR_NOMEM;
+    o->seq = ++sw->seq;
+    o->extra = EXTRA_SELF;
+  }
+  sw->join_seq_hi = sw->seq;
+  if (sw->join_seq_lo == 0) sw->join_seq_lo = 1; /* seq wrapped to 0 */
+  return 0;
+}
+
+int wr_swim_add_member(wr_swim *sw, const char *id, const wr_addr *gossip,
+                       const wr_addr *data, uint32_t incarnation,
+                       wr_tstamp now) {
+  if (is_self(sw, id)) return WR_ERR_INVAL;
+  if (swim_members_find(&sw->mt, id) >= 0) return WR_ERR_EXISTS;
+  ssize_t i = swim_members_add(&sw->mt, id, gossip, incarnation, now);
+  if (i < 0) return (int)i;
+  if (data && swim_members_set_meta(&sw->mt, (size_t)i, data, "", "") != 0) {
+    swim_members_remove(&sw->mt, (size_t)i);
+    return WR_ERR_NOMEM;
+  }
+  size_t left = sw->mt.n - sw->probe_pos;
+  if (left > 1)
+    swim_members_swap(&sw->mt, (size_t)i, sw->probe_pos + rand_below(sw, left));
+  return 0;
+}
+
+int wr_swim_leave(wr_swim *sw, wr_tstamp now) {
+  if (sw->leaving) return 0;
+  sw->leaving = 1;
+  sw->inc++;
+  sw->probe.active = 0;
+  wr_swim_update u;
+  self_update(sw, &u);
+  broadcast(sw, &u);
+  push_soon(sw, now);
+  return 0;
+}
+
+int wr_swim_broadcast_user(wr_swim *sw, const char *key, uint64_t version,
+                           const uint8_t *payload, size_t len, wr_tstamp now) {
+  if (len > WR_SWIM_USER_MAX) return WR_ERR_INVAL;
+  wr_swim_update u;
+  memset(&u, 0, sizeof u);
+  u.kind = WR_SWIM_UPD_USER;
+  snprintf(u.id, sizeof u.id, "%s", sw->cfg.id);
+  u.incarnation = sw->inc;
+  if (snprintf(u.key, sizeof u.key, "%s", key) >= (int)sizeof u.key)
+    return WR_ERR_INVAL;
+  u.version = version;
+  u.payload = payload;
+  u.payload_len = (uint16_t)len;
+  int rv = swim_bqueue_push(&sw->bq, &u);
+  if (rv != 0) return rv;
+  push_soon(sw, now);
+  return 0;
+}
+
+size_t wr_swim_member_count(const wr_swim *sw) { return sw->mt.n; }
+
+int wr_swim_member_at(const wr_swim *sw, size_t i, wr_swim_member_info *out) {
+  if (i >= sw->mt.n) return WR_ERR_INVAL;
+  member_info_at(sw, i, out);
+  return 0;
+}
+
+int wr_swim_member_find(const wr_swim *sw, const char *id,
+                        wr_swim_member_info *out) {
+  ssize_t i = swim_members_find(&sw->mt, id);
+  if (i < 0) return WR_ERR_NOTFOUND;
+  member_info_at(sw, (size_t)i, out);
+  return 0;
+}
+
+void wr_swim_self(const wr_swim *sw, wr_swim_member_info *out) {
+  out->id = sw->cfg.id;
+  out->gossip = sw->cfg.gossip;
+  out->data = sw->cfg.data.family ? sw->cfg.data : sw->cfg.gossip;
+  out->region = sw->cfg.region;
+  out->tags = sw->cfg.tags;
+  out->state = sw->leaving ? WR_SWIM_LEFT : WR_SWIM_ALIVE;
+  out->incarnation = sw->inc;
+  out->state_since = 0;
+}
+
+void wr_swim_get_stats(const wr_swim *sw, wr_swim_stats *out) {
+  *out = sw->st;
+  out->awareness = sw->awareness;
+  out->incarnation = sw->inc;
+  out->broadcast_queue = sw->bq.n;
+  out->rx_badseal = sw->st.rx_badseal;
+}
+
+int wr_swim_sync_due(wr_swim *sw, wr_addr *peer, wr_tstamp now) {
+  (void)now;
+  if (!sw->sync_now) return 0;
+  sw->sync_now = 0;
+  *peer = sw->sync_peer;
+  return 1;
+}

@@ -1,0 +1,116 @@
+/*
+ * Internals of the SWIM core shared by members.c (the member table),
+ * broadcast.c (the piggyback queue), swim.c (the state machine) and sync.c
+ * (anti-entropy).  Not installed: only swim.h is the API.
+ */
+#ifndef WARREN_SWIM_INT_H
+#define WARREN_SWIM_INT_H
+
+#include "warren/swim.h"
+
+/* ---- member table (members.c) ----------------------------------------
+ *
+ * One fleet member.  The simulator holds 10,000 cores each knowing 10,000
+ * members, so an entry is kept to 64 bytes: short ids live inline, the
+ * rarely-set metadata (data address when it differs from the gossip one,
+ * region, tags) lives in one optional allocation.
+ */
+#define SWIM_ID_INLINE 16
+
+typedef struct swim_meta {
+  wr_addr data;
+  char region[WR_SWIM_REGION_MAX + 1];
+  char tags[WR_SWIM_TAGS_MAX + 1];
+} swim_meta;
+
+typedef struct swim_member {
+  union {
+    char inl[SWIM_ID_INLINE];
+    char *heap;
+  } id_;
+  uint8_t id_len;
+  uint8_t state;   /* wr_swim_state */
+  uint32_t incarnation;
+  uint32_t susp;   /* suspicion slot + 1, 0 when not suspected */
+  wr_addr gossip;
+  swim_meta *meta; /* NULL: data == gossip, no region, no tags */
+  wr_tstamp state_since;
+} swim_member;
+
+typedef struct swim_members {
+  const wr_mem *mem;
+  swim_member *v;
+  size_t n, cap;
+  uint32_t *slots; /* open addressing: member index + 1, 0 = empty */
+  size_t nslots;   /* power of two, >= 2 n */
+} swim_members;
+
+static inline const char *swim_member_id(const swim_member *m) {
+  return m->id_len < SWIM_ID_INLINE ? m->id_.inl : m->id_.heap;
+}
+
+void swim_members_init(swim_members *t, const wr_mem *mem);
+void swim_members_free(swim_members *t);
+/* Index of |id| or -1. */
+ssize_t swim_members_find(const swim_members *t, const char *id);
+/* Appends a member (state ALIVE); returns its index or WR_ERR_NOMEM.  The
+ * caller has checked that |id| is absent. */
+ssize_t swim_members_add(swim_members *t, const char *id,
+                         const wr_addr *gossip, uint32_t incarnation,
+                         wr_tstamp now);
+/* Sets data/region/tags (allocating meta only when they say something).
+ * Returns 0 or WR_ERR_NOMEM (the member keeps its old metadata). */
+int swim_members_set_meta(swim_members *t, size_t i, const wr_addr *data,
+                          const char *region, const char *tags);
+/* Removes member |i|; the last member takes its index. */
+void swim_members_remove(swim_members *t, size_t i);
+/* Swaps members |i| and |j| (probe order shuffling). */
+void swim_members_swap(swim_members *t, size_t i, size_t j);
+void swim_members_info(const swim_members *t, size_t i,
+                       wr_swim_member_info *out);
+
+/* ---- broadcast queue (broadcast.c) -------------------------------------
+ *
+ * Updates waiting to be piggybacked, least-transmitted first (newest first
+ * among equals).  A new update about a member replaces any queued one
+ * about the same member; a USER update replaces an older one for its key.
+ */
+typedef struct swim_bcast {
+  wr_swim_update u;
+  uint8_t *payload; /* owned copy of a USER payload */
+  uint32_t transmits;
+  uint64_t order;   /* creation order: higher is newer */
+  size_t size;      /* wr_swim_update_size(&u) */
+} swim_bcast;
+
+typedef struct swim_bqueue {
+  const wr_mem *mem;
+  swim_bcast **v;   /* sorted: transmits ascending, then order descending */
+  size_t n, cap;
+  uint64_t next_order;
+  uint64_t dropped; /* evicted because the queue was full */
+  /* Sent for the last time by the latest take: freed on the next call,
+   * because that take's output still points into their payloads. */
+  swim_bcast *retired[WR_SWIM_UPDATES_MAX];
+  size_t nretired;
+} swim_bqueue;
+
+#define SWIM_BQUEUE_MAX 4096
+
+void swim_bqueue_init(swim_bqueue *q, const wr_mem *mem);
+void swim_bqueue_free(swim_bqueue *q);
+/* Queues a copy of |u| (and its payload).  0 or WR_ERR_NOMEM/WR_ERR_INVAL. */
+int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u);
+/* Drops anything queued about member |id| (not USER updates). */
+void swim_bqueue_forget(swim_bqueue *q, const char *id);
+/*
+ * Appends to |out| (room for |max| updates) the least-sent updates that
+ * fit in |budget| bytes, counts one transmission for each and drops those
+ * that reached |limit|.  Returns how many were appended and lowers
+ * |*budget| by their size.  The appended updates' payload views stay valid
+ * until the next push/forget/take call.
+ */
+size_t swim_bqueue_take(swim_bqueue *q, wr_swim_update *out, size_t max,
+                        size_t *budget, uint32_t limit);
+
+#endif

@@ -1,0 +1,187 @@
+/*
+ * A tiny deterministic network for the SWIM core's unit tests: N cores,
+ * virtual time, per-packet delay, drops by rule.  (tools/warren-sim is the
+ * full simulator; this one is small enough to read next to a test.)
+ * Node i lives at 127.0.0.(i+1):7946 with id "n<i>".
+ */
+#ifndef WARREN_TEST_SWIM_NET_H
+#define WARREN_TEST_SWIM_NET_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "warren/pcg.h"
+#include "warren/swim.h"
+
+#define NET_MAX 16
+#define NET_QMAX 8192
+
+typedef struct net_pkt {
+  wr_tstamp at;
+  int from, to;
+  size_t len;
+  uint8_t b[WR_SWIM_DATAGRAM_MAX];
+} net_pkt;
+
+typedef struct net {
+  int n;
+  wr_tstamp now;
+  wr_swim *sw[NET_MAX];
+  wr_pcg32 rng[NET_MAX];
+  int down[NET_MAX];      /* killed: no delivery either way */
+  int mute_out[NET_MAX];  /* its packets vanish (a slow/broken sender) */
+  wr_swim_keyring *kr[NET_MAX];
+  wr_swim_config cfg;     /* template */
+  wr_swim_callbacks cb;
+  net_pkt *q;             /* unsorted; delivery picks the earliest */
+  size_t nq;
+  uint64_t delivered;
+  /* What each node saw: last state per member id index, deaths seen. */
+  int state[NET_MAX][NET_MAX];
+  int dead_events[NET_MAX][NET_MAX];
+  int user_seen[NET_MAX];
+} net;
+
+static inline wr_addr net_addr(int i) {
+  wr_addr a = {.family = 4, .ip = {127, 0, 0, (uint8_t)(i + 1)}, .port = 7946};
+  return a;
+}
+
+static inline int net_index(const wr_addr *a) { return a->ip[3] - 1; }
+
+static inline int net_id_index(const char *id) { return atoi(id + 1); }
+
+static void net_member_changed(wr_swim *sw, const wr_swim_member_info *m,
+                               void *ud) {
+  net *nt = ud;
+  int self = -1;
+  for (int i = 0; i < nt->n; i++)
+    if (nt->sw[i] == sw) self = i;
+  if (self < 0) return; /* during wr_swim_new */
+  int j = net_id_index(m->id);
+  nt->state[self][j] = (int)m->state;
+  if (m->state == WR_SWIM_DEAD) nt->dead_events[self][j]++;
+}
+
+static int net_user_update(wr_swim *sw, const wr_swim_update *u, void *ud) {
+  net *nt = ud;
+  for (int i = 0; i < nt->n; i++)
+    if (nt->sw[i] == sw) {
+      if (nt->user_seen[i]) return 0;
+      nt->user_seen[i] = 1;
+      return 1;
+    }
+  (void)u;
+  return 0;
+}
+
+static inline void net_start(net *nt, int i, int know_all) {
+  wr_swim_config c = nt->cfg;
+  snprintf(c.id, sizeof c.id, "n%d", i);
+  c.gossip = net_addr(i);
+  c.rand = wr_pcg32_fill;
+  c.rand_user_data = &nt->rng[i];
+  wr_pcg32_seed(&nt->rng[i], 42 + (uint64_t)i * 7919, (uint64_t)i);
+  nt->sw[i] = NULL;
+  wr_swim *sw;
+  if (wr_swim_new(&sw, &c, &nt->cb, nt->kr[i], NULL, nt, nt->now) != 0) abort();
+  nt->sw[i] = sw;
+  nt->down[i] = 0;
+  for (int j = 0; j < nt->n; j++) nt->state[i][j] = -1;
+  if (know_all)
+    for (int j = 0; j < nt->n; j++)
+      if (j != i) {
+        char id[16];
+        snprintf(id, sizeof id, "n%d", j);
+        wr_addr a = net_addr(j);
+        wr_swim_add_member(sw, id, &a, NULL, 0, nt->now);
+        nt->state[i][j] = WR_SWIM_ALIVE;
+      }
+}
+
+static inline void net_init(net *nt, int n, const wr_swim_config *cfg) {
+  memset(nt, 0, sizeof *nt);
+  nt->n = n;
+  nt->now = 1000;
+  if (cfg) {
+    nt->cfg = *cfg;
+  } else {
+    wr_swim_config_default(&nt->cfg);
+    wr_swim_config_profile(&nt->cfg, "lan");
+  }
+  nt->cb.member_changed = net_member_changed;
+  nt->cb.user_update = net_user_update;
+  nt->q = calloc(NET_QMAX, sizeof *nt->q);
+}
+
+static inline void net_boot(net *nt) {
+  for (int i = 0; i < nt->n; i++) net_start(nt, i, 1);
+}
+
+static inline void net_free(net *nt) {
+  for (int i = 0; i < nt->n; i++) wr_swim_del(nt->sw[i]);
+  free(nt->q);
+}
+
+/* Moves everything node i wants to send into the queue (1-3 ms delay). */
+static inline void net_drain(net *nt, int i) {
+  net_pkt tmp;
+  wr_addr to;
+  wr_ssize len;
+  while ((len = wr_swim_send(nt->sw[i], &to, tmp.b, sizeof tmp.b, nt->now)) > 0) {
+    int j = net_index(&to);
+    if (nt->down[i] || nt->mute_out[i] || j < 0 || j >= nt->n) continue;
+    if (nt->nq == NET_QMAX) abort();
+    net_pkt *p = &nt->q[nt->nq++];
+    p->at = nt->now + 1 + (wr_tstamp)(nt->delivered % 3);
+    p->from = i;
+    p->to = j;
+    p->len = (size_t)len;
+    memcpy(p->b, tmp.b, (size_t)len);
+  }
+}
+
+/* Runs until virtual time |until|. */
+static inline void net_run(net *nt, wr_tstamp until) {
+  for (;;) {
+    wr_tstamp t = WR_TSTAMP_NONE;
+    int who = -1;
+    size_t pk = SIZE_MAX;
+    for (size_t k = 0; k < nt->nq; k++)
+      if (nt->q[k].at < t) t = nt->q[k].at, pk = k;
+    for (int i = 0; i < nt->n; i++) {
+      if (nt->down[i] || !nt->sw[i]) continue;
+      wr_tstamp d = wr_swim_deadline(nt->sw[i]);
+      if (d < t) t = d, who = i, pk = SIZE_MAX;
+    }
+    if (t > until) {
+      nt->now = until;
+      return;
+    }
+    if (t > nt->now) nt->now = t;
+    if (pk != SIZE_MAX) {
+      net_pkt p = nt->q[pk];
+      nt->q[pk] = nt->q[--nt->nq];
+      if (nt->down[p.to] || nt->down[p.from]) continue;
+      wr_addr from = net_addr(p.from);
+      nt->delivered++;
+      wr_swim_recv(nt->sw[p.to], &from, p.b, p.len, nt->now);
+      net_drain(nt, p.to);
+    } else {
+      wr_swim_tick(nt->sw[who], nt->now);
+      net_drain(nt, who);
+    }
+  }
+}
+
+/* State node i holds for node j (-1: unknown). */
+static inline int net_state(net *nt, int i, int j) {
+  char id[16];
+  wr_swim_member_info m;
+  snprintf(id, sizeof id, "n%d", j);
+  if (wr_swim_member_find(nt->sw[i], id, &m) != 0) return -1;
+  return (int)m.state;
+}
+
+#endif
