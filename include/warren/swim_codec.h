@@ -104,4 +104,12 @@ wr_ssize wr_swim_encode(const wr_swim_packet *p, uint8_t *dst, size_t cap);
  */
 int wr_swim_decode(const uint8_t *buf, size_t len, wr_swim_packet *p);
 
+/* One update alone (anti-entropy streams carry runs of them): the
+ * encoded length / bytes consumed, or WR_ERR_NOBUF, WR_ERR_INVAL,
+ * WR_ERR_PROTO.  USER payload views point into |buf|. */
+wr_ssize wr_swim_update_encode(const wr_swim_update *u, uint8_t *dst,
+                               size_t cap);
+wr_ssize wr_swim_update_decode(const uint8_t *buf, size_t len,
+                               wr_swim_update *u);
+
 #endif

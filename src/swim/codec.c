@@ -62,6 +62,44 @@ static int put_addr(wr_wbuf *w, const wr_addr *a) {
   return rv;
 }
 
+static int put_update(wr_wbuf *w, const wr_swim_update *u) {
+  int rv;
+  if ((rv = wr_wbuf_u8(w, u->kind)) != 0 || (rv = put_str(w, u->id)) != 0 ||
+      (rv = wr_wbuf_u32(w, u->incarnation)) != 0)
+    return rv;
+  switch (u->kind) {
+  case WR_SWIM_UPD_ALIVE:
+    if ((rv = put_addr(w, &u->gossip)) != 0 ||
+        (rv = put_addr(w, &u->data)) != 0 ||
+        (rv = put_str(w, u->region)) != 0 || (rv = put_str(w, u->tags)) != 0)
+      return rv;
+    break;
+  case WR_SWIM_UPD_SUSPECT:
+  case WR_SWIM_UPD_DEAD:
+    if ((rv = put_str(w, u->from)) != 0) return rv;
+    break;
+  case WR_SWIM_UPD_USER:
+    if ((rv = put_str(w, u->key)) != 0 ||
+        (rv = wr_wbuf_u64(w, u->version)) != 0 ||
+        (rv = wr_wbuf_u16(w, u->payload_len)) != 0 ||
+        (rv = wr_wbuf_bytes(w, u->payload, u->payload_len)) != 0)
+      return rv;
+    break;
+  default:
+    break;
+  }
+  return 0;
+}
+
+wr_ssize wr_swim_update_encode(const wr_swim_update *u, uint8_t *dst,
+                               size_t cap) {
+  wr_wbuf w;
+  if (!wr_swim_update_size(u)) return WR_ERR_INVAL;
+  wr_wbuf_init(&w, dst, cap);
+  int rv = put_update(&w, u);
+  return rv ? rv : (wr_ssize)wr_wbuf_len(&w);
+}
+
 wr_ssize wr_swim_encode(const wr_swim_packet *p, uint8_t *dst, size_t cap) {
   wr_wbuf w;
   int rv;
@@ -87,34 +125,8 @@ wr_ssize wr_swim_encode(const wr_swim_packet *p, uint8_t *dst, size_t cap) {
   if (p->type == WR_SWIM_PING_REQ)
     if ((rv = put_addr(&w, &p->target_addr)) != 0) return rv;
   if ((rv = wr_wbuf_u8(&w, (uint8_t)p->nupdates)) != 0) return rv;
-  for (size_t i = 0; i < p->nupdates; i++) {
-    const wr_swim_update *u = &p->updates[i];
-    if ((rv = wr_wbuf_u8(&w, u->kind)) != 0 || (rv = put_str(&w, u->id)) != 0 ||
-        (rv = wr_wbuf_u32(&w, u->incarnation)) != 0)
-      return rv;
-    switch (u->kind) {
-    case WR_SWIM_UPD_ALIVE:
-      if ((rv = put_addr(&w, &u->gossip)) != 0 ||
-          (rv = put_addr(&w, &u->data)) != 0 ||
-          (rv = put_str(&w, u->region)) != 0 ||
-          (rv = put_str(&w, u->tags)) != 0)
-        return rv;
-      break;
-    case WR_SWIM_UPD_SUSPECT:
-    case WR_SWIM_UPD_DEAD:
-      if ((rv = put_str(&w, u->from)) != 0) return rv;
-      break;
-    case WR_SWIM_UPD_USER:
-      if ((rv = put_str(&w, u->key)) != 0 ||
-          (rv = wr_wbuf_u64(&w, u->version)) != 0 ||
-          (rv = wr_wbuf_u16(&w, u->payload_len)) != 0 ||
-          (rv = wr_wbuf_bytes(&w, u->payload, u->payload_len)) != 0)
-        return rv;
-      break;
-    default:
-      break;
-    }
-  }
+  for (size_t i = 0; i < p->nupdates; i++)
+    if ((rv = put_update(&w, &p->updates[i])) != 0) return rv;
   return (wr_ssize)wr_wbuf_len(&w);
 }
 
@@ -171,6 +183,14 @@ static int get_update(wr_rbuf *b, wr_swim_update *u) {
   default:
     return WR_ERR_PROTO;
   }
+}
+
+wr_ssize wr_swim_update_decode(const uint8_t *buf, size_t len,
+                               wr_swim_update *u) {
+  wr_rbuf b;
+  wr_rbuf_init(&b, buf, len);
+  if (get_update(&b, u) != 0) return WR_ERR_PROTO;
+  return (wr_ssize)(len - wr_rbuf_left(&b));
 }
 
 int wr_swim_decode(const uint8_t *buf, size_t len, wr_swim_packet *p) {

@@ -68,6 +68,7 @@ struct wr_swim {
 
   uint32_t inc;
   int leaving;
+  int merging; /* applying a sync stream: learn, don't re-gossip */
   unsigned awareness;
   uint32_t seq;
 
@@ -222,10 +223,14 @@ static void member_update(const wr_swim *sw, size_t i, const char *from,
   u->payload_len = 0;
 }
 
-static void broadcast(wr_swim *sw, const wr_swim_update *u) {
+static void broadcast_always(wr_swim *sw, const wr_swim_update *u) {
   /* A failed push loses one piggyback, not correctness: anti-entropy
    * repairs it.  It is visible as a queue drop in the stats. */
   if (swim_bqueue_push(&sw->bq, u) != 0) sw->bq.dropped++;
+}
+
+static void broadcast(wr_swim *sw, const wr_swim_update *u) {
+  if (!sw->merging) broadcast_always(sw, u);
 }
 
 /* Pushes what we just originated to a few members now (not waiting for
@@ -241,7 +246,7 @@ static void refute(wr_swim *sw, uint32_t accused_inc, wr_tstamp now) {
   awareness_add(sw, 1);
   wr_swim_update u;
   self_update(sw, &u);
-  broadcast(sw, &u);
+  broadcast_always(sw, &u);
   push_soon(sw, now);
 }
 
@@ -257,7 +262,7 @@ static void accused(wr_swim *sw, uint32_t inc, wr_tstamp now) {
   }
   wr_swim_update u;
   self_update(sw, &u);
-  broadcast(sw, &u);
+  broadcast_always(sw, &u);
 }
 
 /* ---- suspicion timers (Lifeguard dynamic suspicion) ---------------------- */
@@ -1000,4 +1005,37 @@ int wr_swim_sync_due(wr_swim *sw, wr_addr *peer, wr_tstamp now) {
   sw->sync_now = 0;
   *peer = sw->sync_peer;
   return 1;
+}
+
+/* ---- for sync.c --------------------------------------------------------------- */
+
+swim_members *swim_core_table(wr_swim *sw) { return &sw->mt; }
+
+void swim_core_self_update(const wr_swim *sw, wr_swim_update *u) {
+  self_update(sw, u);
+}
+
+void swim_core_member_update(const wr_swim *sw, size_t i, wr_swim_update *u) {
+  member_update(sw, i, NULL, u);
+}
+
+void swim_core_merge(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
+  if (u->kind == WR_SWIM_UPD_USER) return; /* user state syncs separately */
+  sw->merging = 1;
+  apply_update(sw, u, now);
+  sw->merging = 0;
+}
+
+wr_swim_keyring *swim_core_keyring(wr_swim *sw) { return sw->kr; }
+const wr_mem *swim_core_mem(const wr_swim *sw) { return sw->mem; }
+
+void swim_core_rand(wr_swim *sw, uint8_t *dst, size_t len) {
+  sw->cfg.rand(dst, len, sw->cfg.rand_user_data);
+}
+
+void swim_core_sync_result(wr_swim *sw, int ok) {
+  if (ok)
+    sw->st.syncs_ok++;
+  else
+    sw->st.syncs_failed++;
 }

@@ -113,4 +113,20 @@ void swim_bqueue_forget(swim_bqueue *q, const char *id);
 size_t swim_bqueue_take(swim_bqueue *q, wr_swim_update *out, size_t max,
                         size_t *budget, uint32_t limit);
 
+/* ---- what sync.c needs from the core (swim.c) ---------------------------- */
+
+swim_members *swim_core_table(wr_swim *sw);
+/* Our own entry: ALIVE, or LEFT once leaving. */
+void swim_core_self_update(const wr_swim *sw, wr_swim_update *u);
+/* Our entry for member |i| (SUSPECT/DEAD name us as the accuser). */
+void swim_core_member_update(const wr_swim *sw, size_t i, wr_swim_update *u);
+/* Merges one entry from a sync stream: the gossip rules, without
+ * re-gossiping what we learn (the stream is the backstop, not news),
+ * except our own refutations. */
+void swim_core_merge(wr_swim *sw, const wr_swim_update *u, wr_tstamp now);
+wr_swim_keyring *swim_core_keyring(wr_swim *sw);
+const wr_mem *swim_core_mem(const wr_swim *sw);
+void swim_core_rand(wr_swim *sw, uint8_t *dst, size_t len);
+void swim_core_sync_result(wr_swim *sw, int ok);
+
 #endif

@@ -41,6 +41,7 @@ typedef struct net {
   int state[NET_MAX][NET_MAX];
   int dead_events[NET_MAX][NET_MAX];
   int user_seen[NET_MAX];
+  int auto_sync; /* run anti-entropy in memory whenever a core asks */
 } net;
 
 static inline wr_addr net_addr(int i) {
@@ -124,6 +125,55 @@ static inline void net_free(net *nt) {
   free(nt->q);
 }
 
+static inline void net_drain(net *nt, int i);
+
+/* Runs one anti-entropy exchange between i (initiator) and j in memory,
+ * optionally corrupting byte |flip| (SIZE_MAX: none) of i's stream.
+ * Returns 0 when both sides completed. */
+static inline int net_sync(net *nt, int i, int j, size_t flip) {
+  wr_swim_sync *a, *b;
+  if (wr_swim_sync_new(nt->sw[i], &a, 1, nt->now) != 0) abort();
+  if (wr_swim_sync_new(nt->sw[j], &b, 0, nt->now) != 0) abort();
+  size_t sent_a = 0;
+  int rv = 0;
+  for (int round = 0; round < 100 && rv == 0; round++) {
+    const uint8_t *d;
+    wr_ssize n = wr_swim_sync_send(a, &d);
+    if (n > 0) {
+      uint8_t *cp = malloc((size_t)n);
+      memcpy(cp, d, (size_t)n);
+      if (flip >= sent_a && flip < sent_a + (size_t)n) cp[flip - sent_a] ^= 1;
+      sent_a += (size_t)n;
+      /* Feed in two pieces: streams split anywhere. */
+      size_t half = (size_t)n / 2;
+      rv = wr_swim_sync_recv(b, cp, half, nt->now);
+      if (rv == 0) rv = wr_swim_sync_recv(b, cp + half, (size_t)n - half, nt->now);
+      wr_swim_sync_consumed(a, (size_t)n);
+      free(cp);
+    }
+    wr_ssize m = wr_swim_sync_send(b, &d);
+    if (m > 0 && rv == 0) {
+      rv = wr_swim_sync_recv(a, d, (size_t)m, nt->now);
+      wr_swim_sync_consumed(b, (size_t)m);
+    }
+    if (wr_swim_sync_done(a) && wr_swim_sync_done(b)) break;
+    if (n <= 0 && m <= 0) break;
+  }
+  int ok = rv == 0 && wr_swim_sync_done(a) && wr_swim_sync_done(b);
+  wr_swim_sync_del(a);
+  wr_swim_sync_del(b);
+  net_drain(nt, i);
+  net_drain(nt, j);
+  return ok ? 0 : -1;
+}
+
+static inline void net_sync_due(net *nt, int i) {
+  wr_addr peer;
+  if (!nt->auto_sync || !wr_swim_sync_due(nt->sw[i], &peer, nt->now)) return;
+  int j = net_index(&peer);
+  if (j >= 0 && j < nt->n && !nt->down[j]) net_sync(nt, i, j, SIZE_MAX);
+}
+
 /* Moves everything node i wants to send into the queue (1-3 ms delay). */
 static inline void net_drain(net *nt, int i) {
   net_pkt tmp;
@@ -168,9 +218,11 @@ static inline void net_run(net *nt, wr_tstamp until) {
       nt->delivered++;
       wr_swim_recv(nt->sw[p.to], &from, p.b, p.len, nt->now);
       net_drain(nt, p.to);
+      net_sync_due(nt, p.to);
     } else {
       wr_swim_tick(nt->sw[who], nt->now);
       net_drain(nt, who);
+      net_sync_due(nt, who);
     }
   }
 }

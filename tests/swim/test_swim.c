@@ -162,6 +162,63 @@ static void test_garbage_changes_nothing(void **state) {
   net_free(&nt);
 }
 
+/* A fresh fleet forms from seeds alone: join probe, then a sync. */
+static void test_join_through_seed_and_sync(void **state) {
+  (void)state;
+  net_init(&nt, 8, NULL);
+  nt.auto_sync = 1;
+  for (int i = 0; i < 8; i++) net_start(&nt, i, 0);
+  wr_addr seed = net_addr(0);
+  for (int i = 1; i < 8; i++) {
+    assert_int_equal(wr_swim_join(nt.sw[i], &seed, 1, nt.now), 0);
+    net_drain(&nt, i);
+    net_run(&nt, nt.now + 50);
+  }
+  net_run(&nt, nt.now + 5000);
+  for (int i = 0; i < 8; i++) {
+    assert_int_equal(wr_swim_member_count(nt.sw[i]), 7);
+    for (int j = 0; j < 8; j++)
+      if (j != i) assert_int_equal(net_state(&nt, i, j), WR_SWIM_ALIVE);
+  }
+  wr_swim_stats st;
+  wr_swim_get_stats(nt.sw[7], &st);
+  assert_true(st.syncs_ok >= 1);
+  net_free(&nt);
+}
+
+/* Sync repairs what gossip lost, and a corrupted stream fails cleanly. */
+static void test_sync_repairs_and_rejects_corruption(void **state) {
+  (void)state;
+  static wr_swim_keyring kr;
+  uint8_t key[32];
+  memset(key, 0x5a, sizeof key);
+  wr_swim_keyring_init(&kr);
+  assert_int_equal(wr_swim_keyring_add(&kr, key, 1), 0);
+  net_init(&nt, 6, NULL);
+  for (int i = 0; i < 6; i++) nt.kr[i] = &kr; /* sealed streams */
+  net_boot(&nt);
+  net_run(&nt, nt.now + 2000);
+  /* n5 drops off n1's view only (as if every update about it was lost). */
+  wr_swim_del(nt.sw[1]);
+  net_start(&nt, 1, 0);
+  wr_addr a0 = net_addr(0);
+  wr_swim_add_member(nt.sw[1], "n0", &a0, NULL, 0, nt.now);
+  assert_int_equal(wr_swim_member_count(nt.sw[1]), 1);
+  /* A single-bit flip anywhere in n1's digest frame (4 + 45 + 7 + two
+   * entries of 8 bytes) fails the session and changes nothing. */
+  for (size_t flip = 0; flip < 4 + 45 + 7 + 16; flip += 3)
+    assert_int_equal(net_sync(&nt, 1, 0, flip), -1);
+  assert_int_equal(wr_swim_member_count(nt.sw[1]), 1);
+  assert_int_equal(net_sync(&nt, 1, 0, SIZE_MAX), 0);
+  assert_int_equal(wr_swim_member_count(nt.sw[1]), 5);
+  wr_swim_stats st;
+  wr_swim_get_stats(nt.sw[1], &st);
+  assert_int_equal(st.syncs_ok, 1);
+  assert_true(st.syncs_failed >= 20);
+  assert_int_equal(st.rx_badseal, 0); /* streams are not datagrams */
+  net_free(&nt);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_quiet_fleet_stays_alive),
@@ -171,6 +228,8 @@ int main(void) {
       cmocka_unit_test(test_restart_same_id_comes_back_higher),
       cmocka_unit_test(test_user_broadcast_reaches_all),
       cmocka_unit_test(test_garbage_changes_nothing),
+      cmocka_unit_test(test_join_through_seed_and_sync),
+      cmocka_unit_test(test_sync_repairs_and_rejects_corruption),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

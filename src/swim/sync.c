@@ -1,0 +1,372 @@
+/*
+ * Anti-entropy over a byte stream, scuttlebutt style: digests first, then
+ * only what the other side lacks, so the cost follows the differences,
+ * not the fleet size (apart from the digests themselves, ~12 bytes per
+ * member).
+ *
+ *   initiator                     responder
+ *   DIGEST (its view) ----------->
+ *                     <---------- STATE (entries the initiator lacks)
+ *                     <---------- DIGEST (its view)
+ *   STATE (what it lacks) ------->
+ *
+ * Stream = frames: u32 length | sealed(plaintext), length <= 64 KiB.
+ * plaintext = u8 version | u8 type | u8 last | u32 count | entry*
+ *   DIGEST entry = str id | u32 incarnation | u8 state
+ *   STATE entry  = an update in the gossip codec (ALIVE/SUSPECT/DEAD/LEFT)
+ * A message may span frames; |last| marks its final frame.  Anything out
+ * of order, malformed or unopenable fails the session (counted), and what
+ * was merged before stays merged: every entry obeys the gossip rules.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "swim_int.h"
+#include "warren/buf.h"
+#include "warren/err.h"
+
+#define SYNC_VERSION 1
+#define SYNC_DIGEST 1
+#define SYNC_STATE 2
+#define SYNC_HDR 7
+/* Plaintext room in one frame. */
+#define SYNC_PT_MAX (WR_SWIM_SYNC_FRAME_MAX - WR_SWIM_SEAL_OVERHEAD)
+/* A peer claiming more members than this is not a fleet we can hold. */
+#define SYNC_PEER_MAX 1000000
+
+typedef struct digest_ent {
+  char id[WR_SWIM_ID_MAX + 1];
+  uint32_t inc;
+  uint8_t state;
+} digest_ent;
+
+enum {
+  S_I_WAIT_STATE, /* initiator: digest sent, reading the responder's STATE */
+  S_I_WAIT_DIGEST,
+  S_R_WAIT_DIGEST,
+  S_R_WAIT_STATE,
+  S_DONE,
+  S_FAILED,
+};
+
+struct wr_swim_sync {
+  wr_swim *sw;
+  const wr_mem *mem;
+  int state, reported;
+  uint8_t *in;
+  size_t in_len, in_cap;
+  uint8_t *out;
+  size_t out_len, out_off, out_cap;
+  digest_ent *peer;
+  size_t npeer, peer_cap;
+  /* the frame being built */
+  uint8_t type;
+  uint32_t count;
+  size_t pt_len;
+  uint8_t pt[SYNC_PT_MAX];
+};
+
+static int out_reserve(wr_swim_sync *s, size_t more) {
+  if (s->out_off && s->out_off == s->out_len) s->out_off = s->out_len = 0;
+  if (s->out_len + more <= s->out_cap) return 0;
+  size_t cap = s->out_cap ? s->out_cap : 4096;
+  while (cap < s->out_len + more) cap *= 2;
+  uint8_t *p = wr_mem_realloc(s->mem, s->out, cap);
+  if (!p) return WR_ERR_NOMEM;
+  s->out = p;
+  s->out_cap = cap;
+  return 0;
+}
+
+static int frame_flush(wr_swim_sync *s, int last) {
+  s->pt[0] = SYNC_VERSION;
+  s->pt[1] = s->type;
+  s->pt[2] = (uint8_t)last;
+  wr_put_u32(s->pt + 3, s->count);
+  size_t sealed = s->pt_len + WR_SWIM_SEAL_OVERHEAD;
+  int rv = out_reserve(s, 4 + sealed);
+  if (rv) return rv;
+  uint8_t nonce[24];
+  swim_core_rand(s->sw, nonce, sizeof nonce);
+  wr_ssize n = wr_swim_seal(swim_core_keyring(s->sw), s->out + s->out_len + 4,
+                            sealed, s->pt, s->pt_len, nonce);
+  if (n < 0) return (int)n;
+  wr_put_u32(s->out + s->out_len, (uint32_t)n);
+  s->out_len += 4 + (size_t)n;
+  s->pt_len = SYNC_HDR;
+  s->count = 0;
+  return 0;
+}
+
+static void msg_begin(wr_swim_sync *s, uint8_t type) {
+  s->type = type;
+  s->count = 0;
+  s->pt_len = SYNC_HDR;
+}
+
+/* Appends one encoded entry, starting a new frame when this one is full. */
+static int msg_add(wr_swim_sync *s, const uint8_t *e, size_t len) {
+  if (s->pt_len + len > SYNC_PT_MAX) {
+    int rv = frame_flush(s, 0);
+    if (rv) return rv;
+  }
+  memcpy(s->pt + s->pt_len, e, len);
+  s->pt_len += len;
+  s->count++;
+  return 0;
+}
+
+static uint8_t self_state(const wr_swim_update *u) {
+  return u->kind == WR_SWIM_UPD_LEFT ? WR_SWIM_LEFT : WR_SWIM_ALIVE;
+}
+
+static int add_digest(wr_swim_sync *s, const char *id, uint32_t inc,
+                      uint8_t state) {
+  uint8_t e[1 + WR_SWIM_ID_MAX + 5];
+  size_t n = strlen(id);
+  e[0] = (uint8_t)n;
+  memcpy(e + 1, id, n);
+  wr_put_u32(e + 1 + n, inc);
+  e[5 + n] = state;
+  return msg_add(s, e, n + 6);
+}
+
+static int send_digest(wr_swim_sync *s) {
+  swim_members *t = swim_core_table(s->sw);
+  wr_swim_update self;
+  int rv;
+  swim_core_self_update(s->sw, &self);
+  msg_begin(s, SYNC_DIGEST);
+  if ((rv = add_digest(s, self.id, self.incarnation, self_state(&self))) != 0)
+    return rv;
+  for (size_t i = 0; i < t->n; i++)
+    if ((rv = add_digest(s, swim_member_id(&t->v[i]), t->v[i].incarnation,
+                         t->v[i].state)) != 0)
+      return rv;
+  return frame_flush(s, 1);
+}
+
+static int cmp_ent(const void *a, const void *b) {
+  return strcmp(((const digest_ent *)a)->id, ((const digest_ent *)b)->id);
+}
+
+/* Does our (inc, state) say more than the peer's digest?  States rank as
+ * the merge rules order them: alive < suspect < dead < left. */
+static int newer(const digest_ent *peer, uint32_t inc, uint8_t state) {
+  if (!peer) return state == WR_SWIM_ALIVE || state == WR_SWIM_SUSPECT;
+  return inc > peer->inc || (inc == peer->inc && state > peer->state);
+}
+
+static int add_state(wr_swim_sync *s, const wr_swim_update *u) {
+  uint8_t e[WR_SWIM_PACKET_MAX];
+  wr_ssize n = wr_swim_update_encode(u, e, sizeof e);
+  return n < 0 ? (int)n : msg_add(s, e, (size_t)n);
+}
+
+/* STATE: every entry the peer's digest lacks or holds older. */
+static int send_state(wr_swim_sync *s) {
+  swim_members *t = swim_core_table(s->sw);
+  wr_swim_update u;
+  digest_ent key;
+  int rv;
+  qsort(s->peer, s->npeer, sizeof *s->peer, cmp_ent);
+  msg_begin(s, SYNC_STATE);
+  swim_core_self_update(s->sw, &u);
+  snprintf(key.id, sizeof key.id, "%s", u.id);
+  const digest_ent *p = bsearch(&key, s->peer, s->npeer, sizeof *s->peer, cmp_ent);
+  if (newer(p, u.incarnation, self_state(&u)) && (rv = add_state(s, &u)) != 0)
+    return rv;
+  for (size_t i = 0; i < t->n; i++) {
+    const swim_member *m = &t->v[i];
+    snprintf(key.id, sizeof key.id, "%s", swim_member_id(m));
+    p = bsearch(&key, s->peer, s->npeer, sizeof *s->peer, cmp_ent);
+    if (!newer(p, m->incarnation, m->state)) continue;
+    swim_core_member_update(s->sw, i, &u);
+    if ((rv = add_state(s, &u)) != 0) return rv;
+  }
+  return frame_flush(s, 1);
+}
+
+static int str_ok(const uint8_t *p, size_t n) {
+  if (!n || n > WR_SWIM_ID_MAX) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (p[i] <= 0x20 || p[i] >= 0x7f) return 0;
+  return 1;
+}
+
+static int read_digest(wr_swim_sync *s, wr_rbuf *b, uint32_t count) {
+  for (uint32_t k = 0; k < count; k++) {
+    uint8_t n, st;
+    const uint8_t *id;
+    uint32_t inc;
+    if (wr_rbuf_u8(b, &n) != 0 || wr_rbuf_view(b, n, &id) != 0 ||
+        !str_ok(id, n) || wr_rbuf_u32(b, &inc) != 0 || wr_rbuf_u8(b, &st) != 0 ||
+        st > WR_SWIM_LEFT)
+      return WR_ERR_PROTO;
+    if (s->npeer == s->peer_cap) {
+      if (s->peer_cap >= SYNC_PEER_MAX) return WR_ERR_LIMIT;
+      size_t cap = s->peer_cap ? s->peer_cap * 2 : 64;
+      digest_ent *v = wr_mem_realloc(s->mem, s->peer, cap * sizeof *v);
+      if (!v) return WR_ERR_NOMEM;
+      s->peer = v;
+      s->peer_cap = cap;
+    }
+    digest_ent *e = &s->peer[s->npeer++];
+    memcpy(e->id, id, n);
+    e->id[n] = 0;
+    e->inc = inc;
+    e->state = st;
+  }
+  return 0;
+}
+
+static int read_state(wr_swim_sync *s, wr_rbuf *b, uint32_t count,
+                      wr_tstamp now) {
+  wr_swim_update u;
+  for (uint32_t k = 0; k < count; k++) {
+    const uint8_t *rest;
+    size_t left = wr_rbuf_left(b);
+    wr_rbuf_view(b, 0, &rest);
+    wr_ssize n = wr_swim_update_decode(rest, left, &u);
+    if (n < 0 || u.kind == WR_SWIM_UPD_USER) return WR_ERR_PROTO;
+    wr_rbuf_view(b, (size_t)n, &rest);
+    swim_core_merge(s->sw, &u, now);
+  }
+  return 0;
+}
+
+/* One opened frame: check it is what this state expects, apply it, and
+ * move on when it was the last frame of its message. */
+static int on_frame(wr_swim_sync *s, const uint8_t *pt, size_t len,
+                    wr_tstamp now) {
+  wr_rbuf b;
+  uint8_t ver, type, last;
+  uint32_t count;
+  int rv;
+  wr_rbuf_init(&b, pt, len);
+  if (wr_rbuf_u8(&b, &ver) != 0 || ver != SYNC_VERSION ||
+      wr_rbuf_u8(&b, &type) != 0 || wr_rbuf_u8(&b, &last) != 0 || last > 1 ||
+      wr_rbuf_u32(&b, &count) != 0)
+    return WR_ERR_PROTO;
+  switch (s->state) {
+  case S_I_WAIT_STATE:
+  case S_R_WAIT_STATE:
+    if (type != SYNC_STATE) return WR_ERR_PROTO;
+    rv = read_state(s, &b, count, now);
+    break;
+  case S_I_WAIT_DIGEST:
+  case S_R_WAIT_DIGEST:
+    if (type != SYNC_DIGEST) return WR_ERR_PROTO;
+    rv = read_digest(s, &b, count);
+    break;
+  default:
+    return WR_ERR_PROTO; /* nothing more is expected */
+  }
+  if (rv) return rv;
+  if (wr_rbuf_left(&b)) return WR_ERR_PROTO;
+  if (!last) return 0;
+  switch (s->state) {
+  case S_I_WAIT_STATE:
+    s->state = S_I_WAIT_DIGEST;
+    return 0;
+  case S_I_WAIT_DIGEST:
+    s->state = S_DONE;
+    return send_state(s);
+  case S_R_WAIT_DIGEST:
+    s->state = S_R_WAIT_STATE;
+    if ((rv = send_state(s)) != 0) return rv;
+    return send_digest(s);
+  default:
+    s->state = S_DONE;
+    return 0;
+  }
+}
+
+static void report(wr_swim_sync *s, int ok) {
+  if (s->reported) return;
+  s->reported = 1;
+  swim_core_sync_result(s->sw, ok);
+}
+
+int wr_swim_sync_recv(wr_swim_sync *s, const uint8_t *data, size_t len,
+                      wr_tstamp now) {
+  if (s->state == S_FAILED) return WR_ERR_PROTO;
+  if (s->in_len + len > s->in_cap) {
+    size_t cap = s->in_cap ? s->in_cap : 4096;
+    while (cap < s->in_len + len) cap *= 2;
+    /* Never more than one maximal frame plus what arrived with it. */
+    uint8_t *p = wr_mem_realloc(s->mem, s->in, cap);
+    if (!p) goto fail;
+    s->in = p;
+    s->in_cap = cap;
+  }
+  memcpy(s->in + s->in_len, data, len);
+  s->in_len += len;
+  size_t off = 0;
+  while (s->in_len - off >= 4) {
+    uint32_t flen = wr_get_u32(s->in + off);
+    if (flen > WR_SWIM_SYNC_FRAME_MAX || flen < SYNC_HDR)
+      goto fail;
+    if (s->in_len - off - 4 < flen) break;
+    wr_ssize n = wr_swim_open(swim_core_keyring(s->sw), s->pt, sizeof s->pt,
+                              s->in + off + 4, flen);
+    if (n < 0 || on_frame(s, s->pt, (size_t)n, now) != 0) goto fail;
+    off += 4 + flen;
+  }
+  memmove(s->in, s->in + off, s->in_len - off);
+  s->in_len -= off;
+  if (s->state == S_DONE && s->out_off == s->out_len) report(s, 1);
+  return 0;
+fail:
+  s->state = S_FAILED;
+  report(s, 0);
+  return WR_ERR_PROTO;
+}
+
+int wr_swim_sync_new(wr_swim *sw, wr_swim_sync **ps, int initiator,
+                     wr_tstamp now) {
+  (void)now;
+  const wr_mem *mem = swim_core_mem(sw);
+  wr_swim_sync *s = wr_mem_calloc(mem, 1, sizeof *s);
+  *ps = NULL;
+  if (!s) return WR_ERR_NOMEM;
+  s->sw = sw;
+  s->mem = mem;
+  if (initiator) {
+    s->state = S_I_WAIT_STATE;
+    int rv = send_digest(s);
+    if (rv) {
+      wr_swim_sync_del(s);
+      return rv;
+    }
+  } else {
+    s->state = S_R_WAIT_DIGEST;
+  }
+  *ps = s;
+  return 0;
+}
+
+void wr_swim_sync_del(wr_swim_sync *s) {
+  if (!s) return;
+  if (!(s->state == S_DONE && s->out_off == s->out_len)) report(s, 0);
+  wr_mem_free(s->mem, s->in);
+  wr_mem_free(s->mem, s->out);
+  wr_mem_free(s->mem, s->peer);
+  wr_mem_free(s->mem, s);
+}
+
+wr_ssize wr_swim_sync_send(wr_swim_sync *s, const uint8_t **data) {
+  *data = s->out + s->out_off;
+  return (wr_ssize)(s->out_len - s->out_off);
+}
+
+void wr_swim_sync_consumed(wr_swim_sync *s, size_t n) {
+  if (n > s->out_len - s->out_off) n = s->out_len - s->out_off;
+  s->out_off += n;
+  if (s->state == S_DONE && s->out_off == s->out_len) report(s, 1);
+}
+
+int wr_swim_sync_done(const wr_swim_sync *s) {
+  return s->state == S_DONE && s->out_off == s->out_len;
+}
