@@ -9,7 +9,8 @@
  *   v2: the 12-byte signature \r\n\r\n\0\r\nQUIT\n, version/command byte
  *       (0x20 LOCAL, 0x21 PROXY), family/transport byte, 16-bit length,
  *       then the addresses and TLVs.  TLVs are checked for structure and
- *       skipped.
+ *       skipped; a PP2_TYPE_CRC32C TLV (0x03, 4 bytes, at most one) must
+ *       hold the CRC-32C of the whole header computed with it zeroed.
  *
  * Strict: single spaces, dotted-quad IPv4 without leading zeros, ports
  * 0..65535 without leading zeros, the family matching the addresses,

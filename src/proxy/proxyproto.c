@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "warren/buf.h"
+#include "warren/crc32c.h"
 #include "warren/err.h"
 #include "warren/proxyproto.h"
 
@@ -127,6 +128,25 @@ static wr_ssize parse_v1(const uint8_t *data, size_t len, wr_proxy_info *info) {
 
 /* ---- v2 ---- */
 
+/* The spec's TLV type for a CRC-32C of the whole header. */
+#define PP2_TYPE_CRC32C 0x03
+
+/*
+ * PP2_TYPE_CRC32C: the sender computes the CRC-32C (RFC 4960 Appendix B)
+ * of the whole header, TLVs included, with the 4 checksum bytes at |at|
+ * set to zero, and stores it in network byte order.  A mismatch means the
+ * header was damaged or forged on the way, so its address cannot be
+ * trusted: it is refused like any other bad header.  Computed in three
+ * pieces, the zeros standing in for the field, so the input stays const.
+ */
+static int crc_ok(const uint8_t *h, size_t hlen, size_t at) {
+  static const uint8_t zero[4] = {0, 0, 0, 0};
+  uint32_t c = wr_crc32c(0, h, at);
+  c = wr_crc32c(c, zero, 4);
+  c = wr_crc32c(c, h + at + 4, hlen - at - 4);
+  return c == wr_get_u32(h + at);
+}
+
 static wr_ssize parse_v2(const uint8_t *data, size_t len, wr_proxy_info *info) {
   if (memcmp(data, v2sig, WR_MIN(len, sizeof(v2sig))) != 0) return WR_ERR_PROTO;
   if (len > 12) {
@@ -151,6 +171,7 @@ static wr_ssize parse_v2(const uint8_t *data, size_t len, wr_proxy_info *info) {
   /* TLVs fill what follows the addresses exactly. */
   wr_rbuf b;
   wr_rbuf_init(&b, data + 16 + alen, body - alen);
+  const uint8_t *crc = NULL;
   while (wr_rbuf_left(&b) > 0) {
     uint8_t type;
     uint16_t tl;
@@ -158,7 +179,15 @@ static wr_ssize parse_v2(const uint8_t *data, size_t len, wr_proxy_info *info) {
     if (wr_rbuf_u8(&b, &type) || wr_rbuf_u16(&b, &tl) ||
         wr_rbuf_view(&b, tl, &v))
       return WR_ERR_PROTO;
+    if (type == PP2_TYPE_CRC32C) {
+      /* One 32-bit checksum; a second one could not be checked (each
+       * would be computed with the other set). */
+      if (tl != 4 || crc) return WR_ERR_PROTO;
+      crc = v;
+    }
   }
+  if (crc && !crc_ok(data, hlen, (size_t)(crc - data)))
+    return WR_ERR_PROTO;
   /* LOCAL (health checks from the LB itself): the spec says to ignore the
    * address block; UNSPEC and UNIX carry no IP to forward. */
   if (cmd == 0 || fam == 0 || fam == 3) {

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "warren/buf.h"
+#include "warren/crc32c.h"
 #include "warren/err.h"
 #include "warren/names.h"
 #include <string.h>
@@ -98,6 +99,27 @@ static void test_strerror_covers_both_ranges(void **state) {
   assert_false(wr_err_is_fatal(WR_ERR_PROTO));
 }
 
+/* CRC-32C: the standard check value, the RFC 3720 (iSCSI) B.4 vectors,
+ * and chaining at every split point. */
+static void test_crc32c_vectors(void **state) {
+  (void)state;
+  const uint8_t *check = (const uint8_t *)"123456789";
+  assert_int_equal(wr_crc32c(0, check, 9), 0xE3069283u);
+  assert_int_equal(wr_crc32c(0, NULL, 0), 0);
+  uint8_t buf[32];
+  memset(buf, 0, sizeof buf);
+  assert_int_equal(wr_crc32c(0, buf, 32), 0x8A9136AAu);
+  memset(buf, 0xff, sizeof buf);
+  assert_int_equal(wr_crc32c(0, buf, 32), 0x62A8AB43u);
+  for (int i = 0; i < 32; i++) buf[i] = (uint8_t)i;
+  assert_int_equal(wr_crc32c(0, buf, 32), 0x46DD794Eu);
+  for (int i = 0; i < 32; i++) buf[i] = (uint8_t)(31 - i);
+  assert_int_equal(wr_crc32c(0, buf, 32), 0x113FDB5Cu);
+  for (size_t cut = 0; cut <= 9; cut++)
+    assert_int_equal(wr_crc32c(wr_crc32c(0, check, cut), check + cut, 9 - cut),
+                     0xE3069283u);
+}
+
 static void test_names_readable_and_seeded(void **state) {
   (void)state;
   wr_pcg32 g, h;
@@ -137,6 +159,7 @@ int main(void) {
       cmocka_unit_test(test_pcg_reproducible_and_bounded),
       cmocka_unit_test(test_strerror_covers_both_ranges),
       cmocka_unit_test(test_names_readable_and_seeded),
+      cmocka_unit_test(test_crc32c_vectors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

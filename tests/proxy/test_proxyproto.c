@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "warren/crc32c.h"
 #include "warren/err.h"
 #include "warren/proxyproto.h"
 
@@ -223,12 +224,90 @@ static void test_v2_bad(void **state) {
   assert_int_equal(wr_proxy_parse(h, 0, &info), 0);
 }
 
+/* Fills the CRC-32C TLV value at |at| of header |h| (n bytes). */
+static void put_crc(uint8_t *h, size_t n, size_t at) {
+  memset(h + at, 0, 4);
+  uint32_t c = wr_crc32c(0, h, n);
+  h[at] = (uint8_t)(c >> 24);
+  h[at + 1] = (uint8_t)(c >> 16);
+  h[at + 2] = (uint8_t)(c >> 8);
+  h[at + 3] = (uint8_t)c;
+}
+
+static void test_v2_crc32c(void **state) {
+  (void)state;
+  /* A header as an AWS Network Load Balancer sends it (the example that
+   * PROXY protocol libraries test with): CRC-32C TLV 0xe8d6892d, a VPC
+   * endpoint id TLV (0xea) and NOOP padding (0x04). */
+  static const uint8_t nlb[100] = {
+      0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
+      0x21, 0x11, 0x00, 0x54, 0xac, 0x1f, 0x07, 0x71, 0xac, 0x1f, 0x0a, 0x1f,
+      0xc8, 0xf2, 0x00, 0x50, 0x03, 0x00, 0x04, 0xe8, 0xd6, 0x89, 0x2d, 0xea,
+      0x00, 0x17, 0x01, 0x76, 0x70, 0x63, 0x65, 0x2d, 0x30, 0x38, 0x64, 0x32,
+      0x62, 0x66, 0x31, 0x35, 0x66, 0x61, 0x63, 0x35, 0x30, 0x30, 0x31, 0x63,
+      0x39, 0x04, 0x00, 0x24};
+  wr_proxy_info i = check_valid(nlb, sizeof(nlb));
+  assert_string_equal(i.src_str, "172.31.7.113");
+  assert_int_equal(i.src.port, 51442);
+  assert_int_equal(i.dst.port, 80);
+  /* Any changed bit: in the checksum, the address, a TLV, the padding. */
+  static const size_t flips[] = {31, 34, 16, 24, 45, 99};
+  for (size_t k = 0; k < sizeof(flips) / sizeof(flips[0]); k++) {
+    uint8_t bad[100];
+    memcpy(bad, nlb, sizeof(bad));
+    bad[flips[k]] ^= 0x01;
+    check_invalid(bad, sizeof(bad));
+  }
+
+  uint8_t h[WR_PROXY_V2_MAX];
+  static const uint8_t a4[12] = {192, 0, 2, 1, 198, 51, 100, 2, 0, 1, 0, 2};
+  /* The CRC after another TLV, good then bad. */
+  uint8_t tlv[11] = {0x04, 0x00, 0x01, 0x00, 0x03, 0x00, 0x04};
+  size_t n = v2(h, 0x21, 0x11, a4, 12, tlv, sizeof(tlv));
+  put_crc(h, n, n - 4);
+  i = check_valid(h, n);
+  assert_string_equal(i.src_str, "192.0.2.1");
+  h[n - 1] ^= 0x80;
+  check_invalid(h, n);
+  /* Checked on LOCAL headers too (the TLVs are still read). */
+  n = v2(h, 0x20, 0x00, NULL, 0, tlv, sizeof(tlv));
+  put_crc(h, n, n - 4);
+  i = check_valid(h, n);
+  assert_int_equal(i.local, 1);
+  h[n - 4] ^= 0x10;
+  check_invalid(h, n);
+  /* A checksum that is not 4 bytes, or two of them. */
+  static const uint8_t crc3[] = {0x03, 0x00, 0x03, 0x00, 0x00, 0x00};
+  n = v2(h, 0x21, 0x11, a4, 12, crc3, sizeof(crc3));
+  check_invalid(h, n);
+  uint8_t two[14] = {0x03, 0x00, 0x04, 0, 0, 0, 0, 0x03, 0x00, 0x04};
+  n = v2(h, 0x21, 0x11, a4, 12, two, sizeof(two));
+  put_crc(h, n, n - 11);
+  check_invalid(h, n);
+  /* The largest header, the CRC at its very end. */
+  uint8_t big[WR_PROXY_V2_MAX - 28];
+  memset(big, 0, sizeof(big));
+  size_t pad = sizeof(big) - 3 - 7;
+  big[0] = 0x04;
+  big[1] = (uint8_t)(pad >> 8);
+  big[2] = (uint8_t)pad;
+  big[3 + pad] = 0x03;
+  big[3 + pad + 2] = 0x04;
+  n = v2(h, 0x21, 0x11, a4, 12, big, sizeof(big));
+  assert_int_equal(n, WR_PROXY_V2_MAX);
+  put_crc(h, n, n - 4);
+  check_valid(h, n);
+  h[100] ^= 0x01;
+  check_invalid(h, n);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_v1),
       cmocka_unit_test(test_v1_bad),
       cmocka_unit_test(test_v2),
       cmocka_unit_test(test_v2_bad),
+      cmocka_unit_test(test_v2_crc32c),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
