@@ -1,0 +1,124 @@
+/* libFuzzer target: the SWIM core driven by a script.  The input is a
+ * sequence of steps:
+ *   0x00 u16 ms            advance virtual time, tick
+ *   0x01 u8 who u16 len .. one datagram from member |who| (identity seal,
+ *                          so the fuzzer reaches the codec and the rules)
+ *   0x02 u16 len ..        bytes on an anti-entropy stream (responder)
+ *   0x03                   start an initiator sync session instead
+ *   0x04                   leave
+ * After every step the core's output is drained.  The core must never
+ * crash, leak, hang (deadline must move forward once ticked), or grow its
+ * table past what the packets named. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "warren/pcg.h"
+#include "warren/swim.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static wr_addr addr_of(uint8_t who) {
+  wr_addr a = {.family = 4, .ip = {127, 0, 0, (uint8_t)(who % 8 + 1)},
+               .port = 7946};
+  return a;
+}
+
+static size_t updates_seen;
+
+static void on_member(wr_swim *sw, const wr_swim_member_info *m, void *ud) {
+  (void)sw, (void)m, (void)ud;
+  updates_seen++;
+}
+
+static int on_user(wr_swim *sw, const wr_swim_update *u, void *ud) {
+  (void)sw, (void)ud;
+  return u->version & 1; /* keep some, drop some */
+}
+
+static void drain(wr_swim *sw, wr_swim_sync *s, wr_tstamp now) {
+  static uint8_t buf[WR_SWIM_DATAGRAM_MAX];
+  wr_addr to;
+  int guard = 0;
+  while (wr_swim_send(sw, &to, buf, sizeof buf, now) > 0)
+    if (++guard > 100000) abort(); /* the outbox is bounded */
+  if (s) {
+    const uint8_t *d;
+    wr_ssize n = wr_swim_sync_send(s, &d);
+    if (n > 0) wr_swim_sync_consumed(s, (size_t)n);
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  wr_pcg32 rng;
+  wr_pcg32_seed(&rng, 1, 2);
+  wr_swim_config cfg;
+  wr_swim_config_default(&cfg);
+  strcpy(cfg.id, "n0");
+  cfg.gossip = addr_of(0);
+  cfg.rand = wr_pcg32_fill;
+  cfg.rand_user_data = &rng;
+  wr_swim_callbacks cb = {.member_changed = on_member, .user_update = on_user};
+  wr_tstamp now = 1000;
+  wr_swim *sw;
+  if (wr_swim_new(&sw, &cfg, &cb, NULL, NULL, NULL, now) != 0) abort();
+  for (uint8_t i = 1; i < 4; i++) {
+    char id[8] = {'n', (char)('0' + i), 0};
+    wr_addr a = addr_of(i);
+    wr_swim_add_member(sw, id, &a, NULL, 0, now);
+  }
+  wr_swim_sync *s = NULL;
+  size_t off = 0;
+  while (off < size) {
+    uint8_t op = data[off++];
+    uint16_t len;
+    switch (op % 5) {
+    case 0:
+      if (size - off < 2) goto out;
+      now += (uint16_t)(data[off] << 8 | data[off + 1]);
+      off += 2;
+      wr_swim_tick(sw, now);
+      if (wr_swim_deadline(sw) < now) abort(); /* ticked: nothing overdue */
+      break;
+    case 1: {
+      if (size - off < 3) goto out;
+      wr_addr from = addr_of(data[off]);
+      len = (uint16_t)(data[off + 1] << 8 | data[off + 2]);
+      off += 3;
+      if (len > size - off) len = (uint16_t)(size - off);
+      wr_swim_recv(sw, &from, data + off, len, now);
+      off += len;
+      break;
+    }
+    case 2:
+      if (size - off < 2) goto out;
+      len = (uint16_t)(data[off] << 8 | data[off + 1]);
+      off += 2;
+      if (len > size - off) len = (uint16_t)(size - off);
+      if (!s && wr_swim_sync_new(sw, &s, 0, now) != 0) abort();
+      if (wr_swim_sync_recv(s, data + off, len, now) != 0) {
+        wr_swim_sync_del(s);
+        s = NULL;
+      }
+      off += len;
+      break;
+    case 3:
+      wr_swim_sync_del(s);
+      if (wr_swim_sync_new(sw, &s, 1, now) != 0) abort();
+      break;
+    default:
+      wr_swim_leave(sw, now);
+      break;
+    }
+    drain(sw, s, now);
+    wr_addr peer;
+    wr_swim_sync_due(sw, &peer, now);
+  }
+out:
+  wr_swim_sync_del(s);
+  /* Every member is one we added or one a packet named. */
+  if (wr_swim_member_count(sw) > 3 + updates_seen) abort();
+  wr_swim_del(sw);
+  updates_seen = 0;
+  return 0;
+}
