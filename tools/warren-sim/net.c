@@ -216,7 +216,7 @@ static int schedule(sim_net *n, uint8_t kind, uint32_t from, uint32_t to,
                     size_t len) {
   uint32_t b = buf_get(n);
   if (b == SIM_NONE) return -1;
-  memcpy(buf_ptr(n, b), data, len);
+  if (len) memcpy(buf_ptr(n, b), data, len);
   sim_ev ev = {.t = n->now + delay, .node = to, .from = from, .arg = arg,
                .buf = b, .len = (uint16_t)len, .kind = kind};
   if (heap_push(n, &ev) != 0) {
@@ -256,15 +256,16 @@ int sim_net_send(sim_net *n, uint32_t from, uint32_t to, const uint8_t *pkt,
 
 int sim_net_stream(sim_net *n, uint32_t from, uint32_t to, uint32_t arg,
                    const uint8_t *data, size_t len) {
-  /* Fixed delay and seq order keep the pieces in order, as TCP would. */
-  while (len > 0) {
+  /* Fixed delay and seq order keep the pieces in order, as TCP would.
+   * An empty send is one empty piece (the driver's connect and FIN). */
+  do {
     size_t k = len < SIM_PKT_CAP ? len : SIM_PKT_CAP;
     if (schedule(n, SIM_EV_STREAM, from, to, arg, n->p.delay_ms, data, k))
       return -1;
     n->st.stream_bytes += k;
     data += k;
     len -= k;
-  }
+  } while (len > 0);
   return 0;
 }
 

@@ -111,7 +111,7 @@ int sim_net_send(sim_net *n, uint32_t from, uint32_t to, const uint8_t *pkt,
 
 /* Sends stream bytes: split into pooled pieces, no loss, no jitter, so
  * they arrive in order after the base delay.  |arg| is the driver's
- * stream id.  0 or -1. */
+ * stream id.  len 0 sends one empty piece.  0 or -1. */
 int sim_net_stream(sim_net *n, uint32_t from, uint32_t to, uint32_t arg,
                    const uint8_t *data, size_t len);
 

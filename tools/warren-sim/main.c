@@ -1,0 +1,379 @@
+/*
+ * warren-sim: real wr_swim cores on a simulated network, driven by
+ * virtual time (DESIGN.md "Command-line contract", issue 4).
+ *
+ *   warren-sim --nodes N [--seed S] [--loss P] [--kill K] [--routes R]
+ *              [--json] [more options, see --help]
+ *
+ * Exit status: 0 the run completed (and, with --check, every assertion
+ * held), 1 a --check assertion failed or the run could not be set up
+ * (a "warren-sim: FAILED (replay with WARREN_SIM_SEED=S ...)" line says
+ * how to replay it), 2 usage error.  The seed is always printed; the same
+ * seed and options give byte-identical output except wall_s.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sim.h"
+
+#ifndef WARREN_VERSION
+#define WARREN_VERSION "0.0.0"
+#endif
+
+#define UNSET UINT32_MAX
+
+static const char usage[] =
+    "usage: warren-sim --nodes N [--seed S] [--loss P] [--kill K] "
+    "[--routes R] [--json]\n"
+    "\n"
+    "Run N real SWIM+Lifeguard cores on a simulated network in virtual\n"
+    "time and measure failure detection, dissemination, false positives\n"
+    "and traffic.\n"
+    "\n"
+    "options:\n"
+    "  --nodes N          fleet size (1..100000)\n"
+    "  --seed S           seed (default: env WARREN_SIM_SEED, else the clock)\n"
+    "  --loss P           datagram loss probability, 0 <= P < 1\n"
+    "  --kill K           nodes killed after warm-up (default 3 for the\n"
+    "                     default and detect scenarios, else 0)\n"
+    "  --routes R         routes broadcast after warm-up (default 10 for\n"
+    "                     default and disseminate, else 0)\n"
+    "  --scenario S       default (detect + disseminate), detect,\n"
+    "                     disseminate, falsepos, idle\n"
+    "  --profile P        lan (default), wan, local: core timings and the\n"
+    "                     network's default delay/jitter\n"
+    "  --no-lifeguard     plain SWIM (cfg.lifeguard = 0)\n"
+    "  --pause-frac F     fraction of live nodes that stall now and then\n"
+    "                     (falsepos default 0.1)\n"
+    "  --pause-mean-s S   mean stall, exponential (default 3)\n"
+    "  --pause-gap-s S    mean time between a node's stalls (default 10)\n"
+    "  --duration-s S     falsepos (default 60) / idle (30) / stalls length\n"
+    "  --warmup-s S       quiet time before the disturbance (default 5\n"
+    "                     probe intervals)\n"
+    "  --delay-ms D       one-way base delay (lan 1, wan 50, local 0)\n"
+    "  --jitter-ms J      plus uniform [0, J] per packet (lan 1, wan 20)\n"
+    "  --dup P            datagram duplication probability\n"
+    "  --partition F      cut F of the live nodes off after warm-up\n"
+    "  --partition-s S    for S seconds (default 15)\n"
+    "  --join-bootstrap   nodes join through n0 by the real protocol\n"
+    "                     instead of starting converged\n"
+    "  --check            exit 1 unless: no live member declared dead\n"
+    "                     without loss/stalls/partition, every killed node\n"
+    "                     detected by all within the config's bound, every\n"
+    "                     route everywhere, all live nodes agree at the end\n"
+    "  --json             one JSON object instead of the table\n"
+    "  -v, --verbose      false deaths and peak RSS on stderr\n"
+    "  -h, --help         this text\n"
+    "  -V, --version      print the version\n";
+
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("warren-sim: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputs(" (see warren-sim --help)\n", stderr);
+  va_end(ap);
+  return 2;
+}
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *out) {
+  char *end;
+  errno = 0;
+  if (*s == '-' || *s == '\0') return -1;
+  unsigned long long v = strtoull(s, &end, 0);
+  if (errno || *end || v > max) return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_dbl(const char *s, double lo, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || *end || !(v >= lo && v <= hi)) return -1;
+  *out = v;
+  return 0;
+}
+
+static const char *const scenarios[] = {"default", "detect", "disseminate",
+                                        "falsepos", "idle"};
+
+typedef struct flag {
+  const char *name;
+  int has_value;
+} flag;
+
+static const flag flags[] = {
+    {"--nodes", 1},      {"--seed", 1},         {"--loss", 1},
+    {"--kill", 1},       {"--routes", 1},       {"--scenario", 1},
+    {"--profile", 1},    {"--pause-frac", 1},   {"--pause-mean-s", 1},
+    {"--pause-gap-s", 1}, {"--duration-s", 1},  {"--warmup-s", 1},
+    {"--delay-ms", 1},   {"--jitter-ms", 1},    {"--dup", 1},
+    {"--partition", 1},  {"--partition-s", 1},  {"--json", 0},
+    {"--check", 0},      {"--no-lifeguard", 0}, {"--join-bootstrap", 0},
+    {"--verbose", 0},
+};
+
+typedef struct cli {
+  sim_opts o;
+  int json, have_seed, have_nodes;
+  uint32_t kill, routes;
+} cli;
+
+static int set_flag(cli *c, const char *name, const char *v) {
+  sim_opts *o = &c->o;
+  uint64_t u;
+  double d;
+  if (!strcmp(name, "--json")) c->json = 1;
+  else if (!strcmp(name, "--check")) o->check = 1;
+  else if (!strcmp(name, "--no-lifeguard")) o->lifeguard = 0;
+  else if (!strcmp(name, "--join-bootstrap")) o->join_bootstrap = 1;
+  else if (!strcmp(name, "--verbose")) o->verbose = 1;
+  else if (!strcmp(name, "--nodes")) {
+    if (parse_u64(v, 100000, &u) || u < 1) return -1;
+    o->nodes = (uint32_t)u;
+    c->have_nodes = 1;
+  } else if (!strcmp(name, "--seed")) {
+    if (parse_u64(v, UINT64_MAX, &o->seed)) return -1;
+    c->have_seed = 1;
+  } else if (!strcmp(name, "--kill") || !strcmp(name, "--routes")) {
+    if (parse_u64(v, 100000, &u)) return -1;
+    *(name[2] == 'k' ? &c->kill : &c->routes) = (uint32_t)u;
+  } else if (!strcmp(name, "--scenario")) {
+    size_t i = 0;
+    while (i < 5 && strcmp(v, scenarios[i])) i++;
+    if (i == 5) return -1;
+    o->scenario = (sim_scenario)i;
+  } else if (!strcmp(name, "--profile")) {
+    if (strcmp(v, "lan") && strcmp(v, "wan") && strcmp(v, "local")) return -1;
+    o->profile = v;
+  } else if (!strcmp(name, "--delay-ms") || !strcmp(name, "--jitter-ms")) {
+    if (parse_u64(v, 60000, &u)) return -1;
+    *(name[2] == 'd' ? &o->delay_ms : &o->jitter_ms) = (int64_t)u;
+  } else {
+    /* The probabilities and the durations. */
+    int prob = !strcmp(name, "--loss") || !strcmp(name, "--dup") ||
+               !strcmp(name, "--pause-frac") || !strcmp(name, "--partition");
+    if (parse_dbl(v, 0, prob ? (name[2] == 'l' ? 0.99 : 1) : 86400, &d))
+      return -1;
+    if (!strcmp(name, "--loss")) o->loss = d;
+    else if (!strcmp(name, "--dup")) o->dup = d;
+    else if (!strcmp(name, "--pause-frac")) o->pause_frac = d;
+    else if (!strcmp(name, "--partition")) o->partition_frac = d;
+    else if (!strcmp(name, "--pause-mean-s")) o->pause_mean_s = d;
+    else if (!strcmp(name, "--pause-gap-s")) o->pause_gap_s = d;
+    else if (!strcmp(name, "--duration-s")) o->duration_s = d;
+    else if (!strcmp(name, "--warmup-s")) o->warmup_s = d;
+    else if (!strcmp(name, "--partition-s")) o->partition_s = d;
+  }
+  return 0;
+}
+
+/* Returns -1 to go on, or an exit status (0 for --help/--version). */
+static int parse_args(int argc, char **argv, cli *c) {
+  sim_opts *o = &c->o;
+  memset(c, 0, sizeof *c);
+  o->profile = "lan";
+  o->lifeguard = 1;
+  o->delay_ms = o->jitter_ms = -1;
+  o->pause_frac = -1;
+  o->pause_mean_s = 3;
+  o->pause_gap_s = 10;
+  o->partition_s = 15;
+  c->kill = c->routes = UNSET;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      fputs(usage, stdout);
+      return 0;
+    }
+    if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+      printf("warren-sim %s\n", WARREN_VERSION);
+      return 0;
+    }
+    if (!strcmp(a, "-v")) a = "--verbose";
+    const char *eq = strchr(a, '=');
+    size_t nl = eq ? (size_t)(eq - a) : strlen(a);
+    const flag *f = NULL;
+    for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
+      if (strlen(flags[k].name) == nl && !strncmp(a, flags[k].name, nl))
+        f = &flags[k];
+    if (!f) return usage_error("unknown option '%s'", a);
+    const char *v = NULL;
+    if (f->has_value) {
+      if (eq) v = eq + 1;
+      else if (i + 1 < argc) v = argv[++i];
+      else return usage_error("%s needs a value", f->name);
+    } else if (eq) {
+      return usage_error("%s takes no value", f->name);
+    }
+    if (set_flag(c, f->name, v) != 0)
+      return usage_error("bad value '%s' for %s", v, f->name);
+  }
+  if (!c->have_nodes) return usage_error("--nodes N is required");
+  if (!c->have_seed) {
+    const char *env = getenv("WARREN_SIM_SEED");
+    if (env && *env) {
+      if (parse_u64(env, UINT64_MAX, &o->seed))
+        return usage_error("bad WARREN_SIM_SEED '%s'", env);
+    } else {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      uint64_t x = (uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec ^
+                   (uint64_t)getpid() << 20;
+      /* splitmix64 finaliser, then kept below 2^53 so JSON readers that
+       * use doubles print it back exactly. */
+      x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ull;
+      x ^= x >> 27; x *= 0x94d049bb133111ebull;
+      x ^= x >> 31;
+      o->seed = x & ((1ull << 53) - 1);
+    }
+  }
+  int sc = o->scenario;
+  int kills = sc == SIM_SC_DEFAULT || sc == SIM_SC_DETECT;
+  int routes = sc == SIM_SC_DEFAULT || sc == SIM_SC_DISSEMINATE;
+  uint32_t maxkill = o->nodes > 1 ? o->nodes - 1 - (uint32_t)o->join_bootstrap : 0;
+  if (c->kill == UNSET) c->kill = kills ? (maxkill < 3 ? maxkill / 2 : 3) : 0;
+  if (c->routes == UNSET) c->routes = routes ? 10 : 0;
+  if (c->kill > maxkill || (o->nodes - c->kill < 2 && c->kill))
+    return usage_error("--kill %u leaves fewer than 2 live nodes", c->kill);
+  if (c->routes && o->nodes < 2)
+    return usage_error("--routes needs at least 2 nodes");
+  o->kill = c->kill;
+  o->routes = c->routes;
+  if (o->pause_frac < 0) o->pause_frac = sc == SIM_SC_FALSEPOS ? 0.1 : 0;
+  if (o->duration_s == 0)
+    o->duration_s = sc == SIM_SC_FALSEPOS ? 60 : sc == SIM_SC_IDLE ? 30
+                    : o->pause_frac > 0 ? 30 : 0;
+  if (o->pause_mean_s <= 0 || o->pause_gap_s <= 0)
+    return usage_error("--pause-mean-s and --pause-gap-s must be > 0");
+  return -1;
+}
+
+static void jnum(const char *name, int64_t v, int last) {
+  if (v < 0) printf("\"%s\":null%s", name, last ? "" : ",");
+  else printf("\"%s\":%lld%s", name, (long long)v, last ? "" : ",");
+}
+
+static void print_json(const cli *c, const sim_result *r) {
+  const sim_opts *o = &c->o;
+  printf("{\"nodes\":%u,\"seed\":%llu,\"loss\":%g,", r->nodes,
+         (unsigned long long)r->seed, o->loss);
+  jnum("detect_first_ms", r->detect_first_ms, 0);
+  jnum("detect_all_ms", r->detect_all_ms, 0);
+  printf("\"false_positives\":%llu,", (unsigned long long)r->false_positives);
+  jnum("route_converge_p50_ms", r->route_p50_ms, 0);
+  jnum("route_converge_p99_ms", r->route_p99_ms, 0);
+  printf("\"bytes_per_node_per_s\":%.1f,\"wall_s\":%.3f,",
+         r->bytes_per_node_per_s, r->wall_s);
+  printf("\"scenario\":\"%s\",\"profile\":\"%s\",\"lifeguard\":%s,",
+         scenarios[o->scenario], o->profile, o->lifeguard ? "true" : "false");
+  printf("\"kill\":%u,\"routes\":%u,\"dup\":%g,\"pause_frac\":%g,"
+         "\"partition\":%g,", r->killed, r->routes, o->dup, o->pause_frac,
+         o->partition_frac);
+  jnum("detect_first_min_ms", r->detect_first_min_ms, 0);
+  printf("\"detected_all\":%u,\"detect_bound_ms\":%llu,", r->detected_all,
+         (unsigned long long)r->bound_ms);
+  jnum("route_converge_all_ms", r->route_all_ms, 0);
+  printf("\"route_missing\":%llu,\"false_dead_reports\":%llu,"
+         "\"suspect_reports\":%llu,\"suspicions\":%llu,\"refutations\":%llu,",
+         (unsigned long long)r->route_missing,
+         (unsigned long long)r->false_dead_events,
+         (unsigned long long)r->suspect_events,
+         (unsigned long long)r->suspicions,
+         (unsigned long long)r->refutations);
+  printf("\"packets_per_node_per_s\":%.2f,\"idle_window_s\":%.1f,",
+         r->packets_per_node_per_s, r->idle_window_s);
+  printf("\"converged\":%s,", r->converged ? "true" : "false");
+  jnum("converge_ms", r->converge_ms, 0);
+  if (o->join_bootstrap) jnum("join_converge_ms", r->join_converge_ms, 0);
+  printf("\"virtual_s\":%.1f,\"events\":%llu,\"packets_sent\":%llu,"
+         "\"packets_lost\":%llu,\"syncs_ok\":%llu,\"syncs_failed\":%llu,"
+         "\"stuck_deadlines\":%llu,\"send_errors\":%llu",
+         (double)r->virtual_ms / 1000, (unsigned long long)r->events,
+         (unsigned long long)r->packets, (unsigned long long)r->lost,
+         (unsigned long long)r->syncs_ok, (unsigned long long)r->syncs_failed,
+         (unsigned long long)r->stuck_deadlines,
+         (unsigned long long)r->send_errors);
+  if (o->verbose) printf(",\"rss_mib\":%.1f", (double)r->rss_kib / 1024);
+  if (o->check) printf(",\"check\":\"%s\"", r->failure[0] ? "failed" : "ok");
+  printf("}\n");
+}
+
+static void ms(const char *label, int64_t v) {
+  if (v < 0) printf("  %-8s -", label);
+  else printf("  %-8s %lld ms", label, (long long)v);
+}
+
+static void print_table(const cli *c, const sim_result *r) {
+  const sim_opts *o = &c->o;
+  printf("warren-sim %s  seed=%llu\n", WARREN_VERSION,
+         (unsigned long long)r->seed);
+  printf("%-16s %u nodes, %s, %s, profile %s, loss %g, dup %g\n", "fleet",
+         r->nodes, scenarios[o->scenario],
+         o->lifeguard ? "Lifeguard" : "plain SWIM", o->profile, o->loss,
+         o->dup);
+  printf("%-16s %u killed, all-detected %u", "detect", r->killed,
+         r->detected_all);
+  ms("first", r->detect_first_ms);
+  ms("all", r->detect_all_ms);
+  printf("  (bound %llu ms)\n", (unsigned long long)r->bound_ms);
+  printf("%-16s %u routes", "disseminate", r->routes);
+  ms("p50", r->route_p50_ms);
+  ms("p99", r->route_p99_ms);
+  ms("all", r->route_all_ms);
+  printf("  missing %llu\n", (unsigned long long)r->route_missing);
+  printf("%-16s %llu members (dead reports %llu, suspect reports %llu, "
+         "refutations %llu)\n", "false positives",
+         (unsigned long long)r->false_positives,
+         (unsigned long long)r->false_dead_events,
+         (unsigned long long)r->suspect_events,
+         (unsigned long long)r->refutations);
+  printf("%-16s %.1f bytes/node/s, %.2f packets/node/s (quiet %.1f s)\n",
+         "traffic", r->bytes_per_node_per_s, r->packets_per_node_per_s,
+         r->idle_window_s);
+  printf("%-16s %s", "converged", r->converged ? "yes" : "no");
+  if (r->converge_ms >= 0)
+    printf(" (%lld ms after the disturbance ended)", (long long)r->converge_ms);
+  printf("\n%-16s %.1f s virtual, %llu events, %llu packets, wall %.2f s\n",
+         "run", (double)r->virtual_ms / 1000, (unsigned long long)r->events,
+         (unsigned long long)r->packets, r->wall_s);
+}
+
+int main(int argc, char **argv) {
+  cli c;
+  int st = parse_args(argc, argv, &c);
+  if (st >= 0) return st;
+  sim_result r;
+  int rv = sim_run(&c.o, &r);
+  if (rv == 0) {
+    if (c.json) print_json(&c, &r);
+    else print_table(&c, &r);
+  }
+  if (c.o.verbose)
+    fprintf(stderr, "warren-sim: peak RSS %.1f MiB\n",
+            (double)r.rss_kib / 1024);
+  fflush(stdout);
+  if (rv == 0 && !r.failure[0]) return 0;
+  /* The replay line: the same options with the seed in the environment. */
+  fprintf(stderr, "warren-sim: %s\n", r.failure);
+  fprintf(stderr, "warren-sim: FAILED (replay with WARREN_SIM_SEED=%llu",
+          (unsigned long long)c.o.seed);
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--seed")) {
+      i++;
+      continue;
+    }
+    if (!strncmp(argv[i], "--seed=", 7)) continue;
+    fprintf(stderr, " %s", i == 0 ? "warren-sim" : argv[i]);
+  }
+  fprintf(stderr, ")\n");
+  return 1;
+}

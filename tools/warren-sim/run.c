@@ -1,0 +1,239 @@
+/*
+ * One warren-sim run: set up the network and the cores, play the
+ * scenario (scenario.c), then turn the raw observations into the result
+ * and, with --check, the assertions.
+ *
+ * The detection bound --check holds a run to is derived from the config,
+ * as the core derives its own timers (src/swim/swim.c, after memberlist):
+ *
+ *   suspicion  min = suspicion_mult * max(1, log10 n) * probe_interval,
+ *              max = suspicion_max_timeout_mult * min with Lifeguard (a
+ *              lone accuser waits the longest), min without it;
+ *   probing    someone probes the dead member within a few rounds; we
+ *              allow 4, each stretched by the worst Lifeguard awareness
+ *              (awareness_max + 1) when there is loss;
+ *   spreading  the DEAD update rides retransmit_mult * ceil(log10(n+1))
+ *              gossip rounds; we allow twice that.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "sim_int.h"
+#include "warren/err.h"
+
+static uint64_t detect_bound(const wr_swim_config *c, uint32_t n,
+                             double loss) {
+  double scale = log10((double)(n ? n : 1));
+  if (scale < 1) scale = 1;
+  uint64_t susp = (uint64_t)(c->suspicion_mult * scale *
+                             (double)c->probe_interval_ms);
+  if (c->lifeguard) susp *= c->suspicion_max_timeout_mult;
+  uint64_t round = c->probe_interval_ms;
+  if (loss > 0 && c->lifeguard) round *= (uint64_t)c->awareness_max + 1;
+  uint64_t spread = (uint64_t)(c->retransmit_mult *
+                               ceil(log10((double)n + 1.0))) *
+                    c->gossip_interval_ms;
+  return susp + 4 * round + 2 * spread;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of a sorted array. */
+static int64_t pct(const uint32_t *v, size_t n, double p) {
+  if (n == 0) return -1;
+  size_t k = (size_t)ceil(p * (double)n);
+  if (k < 1) k = 1;
+  return v[k - 1];
+}
+
+static void fail(sim_result *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void fail(sim_result *r, const char *fmt, ...) {
+  if (r->failure[0]) return; /* the first failure is the one to read */
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(r->failure, sizeof r->failure, fmt, ap);
+  va_end(ap);
+}
+
+static void measure(sim *s) {
+  sim_result *r = s->r;
+  r->detect_first_ms = r->detect_all_ms = r->detect_first_min_ms = -1;
+  for (uint32_t k = 0; k < s->nkill; k++) {
+    if (s->kill_first[k]) {
+      int64_t f = (int64_t)(s->kill_first[k] - s->kill_at);
+      if (f > r->detect_first_ms) r->detect_first_ms = f;
+      if (r->detect_first_min_ms < 0 || f < r->detect_first_min_ms)
+        r->detect_first_min_ms = f;
+    }
+    if (s->kill_all[k]) r->detected_all++;
+  }
+  if (s->nkill && r->detected_all == s->nkill)
+    for (uint32_t k = 0; k < s->nkill; k++) {
+      int64_t a = (int64_t)(s->kill_all[k] - s->kill_at);
+      if (a > r->detect_all_ms) r->detect_all_ms = a;
+    }
+  for (uint32_t i = 0; i < s->n; i++) r->false_positives += s->fp_member[i];
+  for (uint32_t i = 0; i < s->n; i++) {
+    wr_swim_stats st;
+    wr_swim_get_stats(s->nodes[i].sw, &st);
+    r->suspicions += st.suspicions;
+    r->refutations += st.refutations;
+  }
+  r->route_p50_ms = r->route_p99_ms = r->route_all_ms = -1;
+  if (s->nroutes) {
+    size_t want = (size_t)s->nroutes * (s->nlive - 1);
+    qsort(s->route_lat, s->nroute_lat, sizeof *s->route_lat, cmp_u32);
+    r->route_p50_ms = pct(s->route_lat, s->nroute_lat, 0.50);
+    r->route_p99_ms = pct(s->route_lat, s->nroute_lat, 0.99);
+    r->route_missing = want - s->nroute_lat;
+    if (r->route_missing == 0 && s->nroute_lat)
+      r->route_all_ms = s->route_lat[s->nroute_lat - 1];
+  }
+  sim_net_stats ns;
+  sim_net_get_stats(s->net, &ns);
+  r->events = ns.events;
+  r->packets = ns.sent;
+  r->lost = ns.lost;
+  r->syncs_ok = s->syncs_ok;
+  r->syncs_failed = s->syncs_failed;
+  r->stuck_deadlines = s->stuck;
+  r->send_errors = s->send_errors;
+}
+
+static void check(sim *s) {
+  const sim_opts *o = s->o;
+  sim_result *r = s->r;
+  if (o->loss == 0 && o->pause_frac == 0 && o->partition_frac == 0 &&
+      r->false_positives)
+    fail(r, "%llu live members declared dead at 0%% loss",
+         (unsigned long long)r->false_positives);
+  for (uint32_t k = 0; k < s->nkill; k++) {
+    uint32_t v = s->kill_list[k];
+    if (!s->kill_all[k])
+      fail(r, "killed %s marked dead by %u of %u live nodes", s->ids[v],
+           s->kill_count[k], s->nlive);
+    else if (s->kill_all[k] - s->kill_at > r->bound_ms)
+      fail(r, "killed %s detected by all after %llu ms > bound %llu ms",
+           s->ids[v], (unsigned long long)(s->kill_all[k] - s->kill_at),
+           (unsigned long long)r->bound_ms);
+  }
+  if (r->route_missing)
+    fail(r, "%llu (route, live node) pairs never saw their route",
+         (unsigned long long)r->route_missing);
+  if (!r->converged)
+    fail(r, "live nodes disagree on the alive set after changes stopped");
+  if (o->join_bootstrap && r->join_converge_ms < 0)
+    fail(r, "--join-bootstrap: the fleet never learned all members");
+  if (r->stuck_deadlines)
+    fail(r, "a core's deadline stayed in the past after its tick %llu times",
+         (unsigned long long)r->stuck_deadlines);
+}
+
+static void free_tables(sim *s) {
+  free(s->kill_list);
+  free(s->kill_slot);
+  free(s->kill_seen);
+  free(s->kill_count);
+  free(s->kill_first);
+  free(s->kill_all);
+  free(s->fp_member);
+  free(s->route_origin);
+  free(s->route_seen);
+  free(s->route_lat);
+}
+
+int sim_run(const sim_opts *o, sim_result *r) {
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  memset(r, 0, sizeof *r);
+  r->nodes = o->nodes;
+  r->seed = o->seed;
+  r->scenario = o->scenario;
+  r->lifeguard = o->lifeguard;
+  sim s;
+  memset(&s, 0, sizeof s);
+  s.o = o;
+  s.r = r;
+  s.n = o->nodes;
+  int rv = -1;
+  wr_swim_config_default(&s.cfg);
+  if (wr_swim_config_profile(&s.cfg, o->profile) != 0) {
+    fail(r, "unknown profile '%s'", o->profile);
+    return -1;
+  }
+  s.cfg.lifeguard = o->lifeguard;
+
+  /* One-way delays: LAN about half a millisecond (rounded to 1 ms, the
+   * core's clock tick), WAN a continent, LOCAL loopback. */
+  int wan = strcmp(o->profile, "wan") == 0, local = !strcmp(o->profile, "local");
+  sim_net_params p = {
+      .delay_ms = (uint64_t)(o->delay_ms >= 0 ? o->delay_ms
+                                              : wan ? 50 : local ? 0 : 1),
+      .jitter_ms = (uint64_t)(o->jitter_ms >= 0 ? o->jitter_ms
+                                                : wan ? 20 : local ? 1 : 1),
+      .loss = o->loss,
+      .dup = o->dup,
+  };
+  s.net = sim_net_new(s.n, &p, o->seed);
+  if (!s.net) goto nomem;
+  sim_ev ev;
+  sim_net_next(s.net, T_BASE, &ev); /* empty queue: moves the clock */
+
+  s.nkill = o->kill;
+  s.nroutes = o->routes;
+  s.nlive = s.n;
+  size_t n = s.n;
+  s.kill_list = calloc(s.nkill + 1, sizeof *s.kill_list);
+  s.kill_slot = malloc(n * sizeof *s.kill_slot);
+  s.kill_seen = calloc((size_t)s.nkill * n + 1, 1);
+  s.kill_count = calloc(s.nkill + 1, sizeof *s.kill_count);
+  s.kill_first = calloc(s.nkill + 1, sizeof *s.kill_first);
+  s.kill_all = calloc(s.nkill + 1, sizeof *s.kill_all);
+  s.fp_member = calloc(n, 1);
+  s.route_origin = calloc(s.nroutes + 1, sizeof *s.route_origin);
+  s.route_seen = calloc((size_t)s.nroutes * n + 1, 1);
+  s.route_lat = calloc((size_t)s.nroutes * n + 1, sizeof *s.route_lat);
+  if (!s.kill_list || !s.kill_slot || !s.kill_seen || !s.kill_count ||
+      !s.kill_first || !s.kill_all || !s.fp_member || !s.route_origin ||
+      !s.route_seen || !s.route_lat)
+    goto nomem;
+  for (size_t i = 0; i < n; i++) s.kill_slot[i] = -1;
+  r->bound_ms = detect_bound(&s.cfg, s.n, o->loss);
+
+  rv = sim_nodes_init(&s);
+  if (rv != 0) {
+    fail(r, "setting up the cores: %s", wr_strerror(rv));
+    rv = -1;
+    goto out;
+  }
+  rv = sim_scenario_run(&s);
+  if (rv != 0) goto nomem;
+  r->killed = s.nkill;
+  r->routes = s.nroutes;
+  measure(&s);
+  if (o->check) check(&s);
+  rv = 0;
+  goto out;
+nomem:
+  fail(r, "out of memory");
+  rv = -1;
+out:
+  sim_nodes_free(&s);
+  sim_net_del(s.net);
+  free_tables(&s);
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) == 0) r->rss_kib = (size_t)ru.ru_maxrss;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  r->wall_s = (double)(t1.tv_sec - t0.tv_sec) +
+              (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  return rv;
+}

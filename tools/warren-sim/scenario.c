@@ -1,0 +1,270 @@
+/*
+ * warren-sim's scenarios: one timeline, with parts switched on by the
+ * options, measured in virtual milliseconds.
+ *
+ *   bootstrap  converged fleet (wr_swim_add_member), or --join-bootstrap:
+ *              every node joins through n0 by the real protocol and the
+ *              run waits until all know all (join_converge_ms)
+ *   warm-up    nothing happens; its last 80 % is the quiet window where
+ *              tx bytes and packets per node per second are measured
+ *   T1         the disturbance: kill K nodes (no leave: they just stop),
+ *              broadcast R routes from random live nodes, cut a partition,
+ *              start the stalls of --pause-frac nodes
+ *   measure    until every killed node is dead for every live node and
+ *              every route reached every live node, or a cap (2 x bound),
+ *              and at least until stalls and partition have ended
+ *   settle     until all live nodes agree on the same alive set (checked
+ *              once per probe interval), or the settle cap
+ *
+ * falsepos runs the stalls for --duration-s (60 s) and kills nothing;
+ * idle only measures the quiet window (--duration-s, 30 s).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim_int.h"
+#include "warren/err.h"
+
+static uint64_t sec(double s) { return (uint64_t)(s * 1000.0 + 0.5); }
+
+static double rnd_exp(sim *s, double mean_ms) {
+  double u = wr_pcg32_double(sim_net_rng(s->net));
+  return -mean_ms * log(1.0 - u);
+}
+
+/* Live nodes that hold the same alive set: every non-killed member
+ * ALIVE or SUSPECT, every killed one DEAD or gone, and no stranger.  A
+ * suspect is still a member in SWIM (it is probed, gossiped to and
+ * routed to until declared dead), and under steady loss some member is
+ * always briefly suspected somewhere, so "alive" means not DEAD/LEFT. */
+static int agree(sim *s) {
+  uint32_t live = 0;
+  for (uint32_t i = 0; i < s->n; i++) live += !s->nodes[i].killed;
+  for (uint32_t i = 0; i < s->n; i++) {
+    sim_node *nd = &s->nodes[i];
+    if (nd->killed) continue;
+    size_t cnt = wr_swim_member_count(nd->sw), alive = 0;
+    for (size_t j = 0; j < cnt; j++) {
+      wr_swim_member_info mi;
+      if (wr_swim_member_at(nd->sw, j, &mi) != 0) return 0;
+      uint32_t m = sim_id_index(s, mi.id);
+      if (m == SIM_NONE || m == i) return 0;
+      int is_live = !s->nodes[m].killed;
+      if (mi.state == WR_SWIM_ALIVE || mi.state == WR_SWIM_SUSPECT) {
+        if (!is_live) return 0;
+        alive++;
+      } else if (is_live) {
+        return 0;
+      }
+    }
+    if (alive != live - 1) return 0;
+  }
+  return 1;
+}
+
+static void dispatch(sim *s, sim_ev *ev);
+
+static void run_until(sim *s, uint64_t until) {
+  sim_ev ev;
+  while (sim_net_next(s->net, until, &ev)) dispatch(s, &ev);
+}
+
+/* Pause bookkeeping: stalls happen while now < pause_stop. */
+static uint64_t pause_stop;
+
+static void on_pause(sim *s, uint32_t node) {
+  uint64_t now = sim_net_now(s->net);
+  if (now >= pause_stop || s->nodes[node].killed) return;
+  uint64_t d = 1 + (uint64_t)rnd_exp(s, s->o->pause_mean_s * 1000.0);
+  sim_net_pause(s->net, node, now + d);
+  uint64_t next = now + d + 1 + (uint64_t)rnd_exp(s, s->o->pause_gap_s * 1000.0);
+  sim_net_push(s->net, next, EV_PAUSE, node, 0);
+}
+
+static void on_join(sim *s, uint32_t node) {
+  sim_node *nd = &s->nodes[node];
+  if (nd->killed || wr_swim_member_count(nd->sw) > 0) return;
+  uint64_t now = sim_net_now(s->net);
+  wr_swim_join(nd->sw, &s->addrs[0], 1, now);
+  sim_after_core(s, nd);
+  /* Retry like the adapter: about a second, jittered. */
+  sim_net_push(s->net, now + 1000 + wr_pcg32_bounded(sim_net_rng(s->net), 500),
+               EV_JOIN, node, 0);
+}
+
+static void dispatch(sim *s, sim_ev *ev) {
+  switch (ev->kind) {
+  case EV_PAUSE:
+    on_pause(s, ev->node);
+    break;
+  case EV_STREAM_TIMEOUT:
+    sim_stream_timeout(s, ev->arg);
+    break;
+  case EV_JOIN:
+    on_join(s, ev->node);
+    break;
+  default:
+    sim_handle_net(s, ev);
+    break;
+  }
+}
+
+/* Partial Fisher-Yates over [lo, n): the first k of |perm| are a random
+ * k-subset, drawn from the network's generator. */
+static void pick(sim *s, uint32_t *perm, uint32_t lo, uint32_t k) {
+  wr_pcg32 *g = sim_net_rng(s->net);
+  for (uint32_t i = 0; i < k && lo + i < s->n; i++) {
+    uint32_t j = lo + i + wr_pcg32_bounded(g, s->n - lo - i);
+    uint32_t t = perm[lo + i];
+    perm[lo + i] = perm[j];
+    perm[j] = t;
+  }
+}
+
+static void traffic(sim *s, uint64_t *bytes, uint64_t *packets) {
+  *bytes = *packets = 0;
+  for (uint32_t i = 0; i < s->n; i++) {
+    wr_swim_stats st;
+    wr_swim_get_stats(s->nodes[i].sw, &st);
+    *bytes += st.tx_bytes;
+    *packets += st.tx_packets;
+  }
+}
+
+static int done_measuring(sim *s) {
+  for (uint32_t k = 0; k < s->nkill; k++)
+    if (!s->kill_all[k]) return 0;
+  return s->nroute_lat == (size_t)s->nroutes * (s->nlive - 1) ||
+         s->nroutes == 0;
+}
+
+/* The timeline above; fills the timing fields of s->r. */
+int sim_scenario_run(sim *s) {
+  const sim_opts *o = s->o;
+  sim_result *r = s->r;
+  const wr_swim_config *c = &s->cfg;
+  uint64_t now = sim_net_now(s->net);
+  uint32_t *perm = malloc(s->n * sizeof *perm);
+  if (!perm) return WR_ERR_NOMEM;
+  for (uint32_t i = 0; i < s->n; i++) perm[i] = i;
+
+  if (o->join_bootstrap) {
+    for (uint32_t i = 1; i < s->n; i++)
+      sim_net_push(s->net, now + wr_pcg32_bounded(sim_net_rng(s->net), 1000),
+                   EV_JOIN, i, 0);
+    uint64_t cap = now + 300000;
+    r->join_converge_ms = -1;
+    while (sim_net_now(s->net) < cap) {
+      run_until(s, sim_net_now(s->net) + c->probe_interval_ms);
+      if (agree(s)) {
+        r->join_converge_ms = (int64_t)(sim_net_now(s->net) - now);
+        break;
+      }
+    }
+    now = sim_net_now(s->net);
+  }
+
+  /* Warm-up with the quiet window. */
+  double warm_s = o->warmup_s > 0 ? o->warmup_s
+                                  : 5.0 * (double)c->probe_interval_ms / 1000;
+  uint64_t t1 = now + sec(warm_s);
+  uint64_t w0 = now + sec(warm_s * 0.2), b0, p0, b1, p1;
+  run_until(s, w0);
+  traffic(s, &b0, &p0);
+  double window_s = warm_s * 0.8;
+  if (o->scenario == SIM_SC_IDLE) {
+    window_s += o->duration_s;
+    t1 += sec(o->duration_s);
+  }
+  run_until(s, t1);
+  traffic(s, &b1, &p1);
+  r->idle_window_s = window_s;
+  r->bytes_per_node_per_s = (double)(b1 - b0) / s->n / window_s;
+  r->packets_per_node_per_s = (double)(p1 - p0) / s->n / window_s;
+
+  /* T1: kill, broadcast, partition, stalls. */
+  uint32_t lo = o->join_bootstrap ? 1 : 0; /* the seed stays alive */
+  pick(s, perm, lo, s->nkill);
+  for (uint32_t k = 0; k < s->nkill; k++) {
+    uint32_t v = perm[lo + k];
+    s->kill_list[k] = v;
+    s->kill_slot[v] = (int32_t)k;
+    s->nodes[v].killed = 1;
+    sim_net_kill(s->net, v);
+  }
+  s->kill_at = s->nkill ? t1 : 0;
+  s->nlive = s->n - s->nkill;
+  uint32_t live_lo = lo + s->nkill;
+  uint64_t disturb_end = t1;
+  if (o->partition_frac > 0) {
+    uint8_t *group = calloc(s->n, 1);
+    uint32_t k = (uint32_t)(o->partition_frac * s->nlive + 0.5);
+    pick(s, perm, live_lo, k);
+    for (uint32_t i = 0; group && i < k; i++) group[perm[live_lo + i]] = 1;
+    uint64_t end = t1 + sec(o->partition_s);
+    if (group) sim_net_partition(s->net, group, t1, end);
+    free(group);
+    disturb_end = end;
+  }
+  if (o->pause_frac > 0) {
+    uint32_t k = (uint32_t)(o->pause_frac * s->nlive + 0.5);
+    pick(s, perm, live_lo, k);
+    pause_stop = t1 + sec(o->duration_s);
+    for (uint32_t i = 0; i < k; i++) {
+      uint32_t v = perm[live_lo + i];
+      s->nodes[v].pausy = 1;
+      sim_net_push(s->net,
+                   t1 + (uint64_t)rnd_exp(s, o->pause_gap_s * 1000.0),
+                   EV_PAUSE, v, 0);
+    }
+    if (pause_stop > disturb_end) disturb_end = pause_stop;
+  }
+  if (o->scenario == SIM_SC_FALSEPOS && t1 + sec(o->duration_s) > disturb_end)
+    disturb_end = t1 + sec(o->duration_s);
+  if (s->nroutes) {
+    s->bcast_at = t1;
+    for (uint32_t i = 0; i < s->nroutes; i++) {
+      /* An origin that is alive and not stalled right now. */
+      uint32_t v;
+      do v = wr_pcg32_bounded(sim_net_rng(s->net), s->n);
+      while (s->nodes[v].killed || sim_net_paused(s->net, v));
+      s->route_origin[i] = v;
+      char key[32], payload[64];
+      snprintf(key, sizeof key, "route/%u", i);
+      int len = snprintf(payload, sizeof payload, "owner=%s,addr=10.0.0.1:8080",
+                         s->ids[v]);
+      int rv = wr_swim_broadcast_user(s->nodes[v].sw, key, 1,
+                                      (const uint8_t *)payload, (size_t)len, t1);
+      if (rv != 0) fprintf(stderr, "warren-sim: broadcast_user: %s\n",
+                           wr_strerror(rv));
+      sim_after_core(s, &s->nodes[v]);
+    }
+  }
+
+  /* Measure. */
+  uint64_t cap = t1 + 2 * r->bound_ms;
+  if (disturb_end > cap) cap = disturb_end;
+  while (sim_net_now(s->net) < cap) {
+    run_until(s, sim_net_now(s->net) + 100);
+    if (sim_net_now(s->net) >= disturb_end && done_measuring(s)) break;
+  }
+
+  /* Settle: the same alive set everywhere once changes stop. */
+  uint64_t settle_cap = sim_net_now(s->net) + r->bound_ms + c->gossip_to_dead_ms;
+  r->converged = 0;
+  r->converge_ms = -1;
+  for (;;) {
+    if (agree(s)) {
+      r->converged = 1;
+      r->converge_ms = (int64_t)(sim_net_now(s->net) - disturb_end);
+      break;
+    }
+    if (sim_net_now(s->net) >= settle_cap) break;
+    run_until(s, sim_net_now(s->net) + c->probe_interval_ms);
+  }
+  r->virtual_ms = sim_net_now(s->net) - T_BASE;
+  free(perm);
+  return 0;
+}

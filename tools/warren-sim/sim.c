@@ -1,0 +1,416 @@
+/*
+ * warren-sim's adapter side: it drives every wr_swim core exactly as the
+ * libuv adapter (src/swim/swim_uv.c) does, with the simulated network in
+ * place of sockets and virtual time in place of uv_now:
+ *
+ *   after every core call (a datagram, the timer, a join, a broadcast, a
+ *   sync session's progress): drain wr_swim_send into the network, start
+ *   each sync wr_swim_sync_due reports, arm the one timer at
+ *   wr_swim_deadline.
+ *
+ * Timers: each node has at most one live TIMER event, identified by a
+ * token.  A deadline earlier than the live event's time pushes a new
+ * event with a new token (the old one is ignored when it pops); a later
+ * deadline pushes nothing, because ticking early is harmless and the tick
+ * re-arms.  So the heap holds O(nodes + packets in flight) events.
+ *
+ * Anti-entropy streams stand in for the adapter's TCP connections: the
+ * initiator's session starts at once, an empty piece "connects" the
+ * responder, bytes travel as ordered pieces (net.h), an empty piece after
+ * data is the FIN, and a timeout (10 s, as swim_uv.c) or a broken piece
+ * (dead peer, partition) tears the connection down.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim_int.h"
+#include "warren/err.h"
+
+_Static_assert(WR_SWIM_DATAGRAM_MAX <= SIM_PKT_CAP,
+               "a sealed datagram must fit one pooled buffer");
+
+#define STREAM_TIMEOUT_MS 10000
+#define SIM_PORT 7946
+
+/* ---- addresses and ids ---- */
+
+/* Node i is 10.0.0.0 + i + 1 (so no address ends in .0). */
+void sim_node_addr(uint32_t idx, wr_addr *a) {
+  uint32_t v = idx + 1;
+  memset(a, 0, sizeof *a);
+  a->family = 4;
+  a->ip[0] = 10;
+  a->ip[1] = (uint8_t)(v >> 16);
+  a->ip[2] = (uint8_t)(v >> 8);
+  a->ip[3] = (uint8_t)v;
+  a->port = SIM_PORT;
+}
+
+uint32_t sim_addr_index(const wr_addr *a) {
+  if (a->family != 4 || a->ip[0] != 10 || a->port != SIM_PORT)
+    return SIM_NONE;
+  uint32_t v = (uint32_t)a->ip[1] << 16 | (uint32_t)a->ip[2] << 8 | a->ip[3];
+  return v ? v - 1 : SIM_NONE;
+}
+
+/* "n<digits>" -> index, SIM_NONE otherwise. */
+uint32_t sim_id_index(const sim *s, const char *id) {
+  if (id[0] != 'n' || !id[1]) return SIM_NONE;
+  uint32_t v = 0;
+  for (const char *p = id + 1; *p; p++) {
+    if (*p < '0' || *p > '9' || v > 100000000) return SIM_NONE;
+    v = v * 10 + (uint32_t)(*p - '0');
+  }
+  return v < s->n ? v : SIM_NONE;
+}
+
+/* ---- callbacks: measurements only, never a call back into a core ---- */
+
+static void on_member_changed(wr_swim *sw, const wr_swim_member_info *m,
+                              void *user_data) {
+  sim_node *nd = user_data;
+  sim *s = nd->s;
+  (void)sw;
+  uint32_t subj = sim_id_index(s, m->id);
+  if (subj == SIM_NONE || nd->killed) return;
+  int32_t k = s->kill_slot[subj];
+  int truly_dead = k >= 0 && s->kill_at != 0;
+  if (m->state == WR_SWIM_DEAD) {
+    if (truly_dead) {
+      uint8_t *seen = &s->kill_seen[(size_t)k * s->n + nd->idx];
+      if (*seen) return;
+      *seen = 1;
+      uint64_t now = sim_net_now(s->net);
+      if (!s->kill_first[k]) s->kill_first[k] = now;
+      if (++s->kill_count[k] == s->nlive) s->kill_all[k] = now;
+      return;
+    }
+    s->r->false_dead_events++;
+    s->fp_member[subj] = 1;
+    if (s->o->verbose)
+      fprintf(stderr, "warren-sim: t=%llu %s declared %s dead\n",
+              (unsigned long long)sim_net_now(s->net), s->ids[nd->idx],
+              m->id);
+  } else if (m->state == WR_SWIM_SUSPECT && !truly_dead) {
+    s->r->suspect_events++;
+  }
+}
+
+static int on_user_update(wr_swim *sw, const wr_swim_update *u,
+                          void *user_data) {
+  sim_node *nd = user_data;
+  sim *s = nd->s;
+  (void)sw;
+  if (u->kind != WR_SWIM_UPD_USER || strncmp(u->key, "route/", 6) != 0)
+    return 1;
+  uint32_t i = (uint32_t)strtoul(u->key + 6, NULL, 10);
+  if (i >= s->nroutes || !s->bcast_at || s->route_origin[i] == nd->idx)
+    return 1;
+  uint8_t *seen = &s->route_seen[(size_t)i * s->n + nd->idx];
+  if (!*seen) {
+    *seen = 1;
+    s->route_lat[s->nroute_lat++] =
+        (uint32_t)(sim_net_now(s->net) - s->bcast_at);
+  }
+  return 1;
+}
+
+static const wr_swim_callbacks callbacks = {
+    .member_changed = on_member_changed,
+    .user_update = on_user_update,
+};
+
+/* ---- nodes ---- */
+
+int sim_nodes_init(sim *s) {
+  uint32_t n = s->n;
+  s->nodes = calloc(n, sizeof *s->nodes);
+  s->ids = calloc(n, sizeof *s->ids);
+  s->addrs = calloc(n, sizeof *s->addrs);
+  if (!s->nodes || !s->ids || !s->addrs) return WR_ERR_NOMEM;
+  for (uint32_t i = 0; i < n; i++) {
+    snprintf(s->ids[i], sizeof s->ids[i], "n%u", i);
+    sim_node_addr(i, &s->addrs[i]);
+  }
+  uint64_t now = sim_net_now(s->net);
+  for (uint32_t i = 0; i < n; i++) {
+    sim_node *nd = &s->nodes[i];
+    nd->s = s;
+    nd->idx = i;
+    nd->timer_at = WR_TSTAMP_NONE;
+    /* Stream 0 is the network's, so node i draws from stream i + 1. */
+    wr_pcg32_seed(&nd->rng, s->o->seed, (uint64_t)i + 1);
+    wr_swim_config cfg = s->cfg;
+    memcpy(cfg.id, s->ids[i], sizeof s->ids[i]);
+    cfg.gossip = s->addrs[i];
+    cfg.data = s->addrs[i];
+    cfg.rand = wr_pcg32_fill;
+    cfg.rand_user_data = &nd->rng;
+    int rv = wr_swim_new(&nd->sw, &cfg, &callbacks, NULL, NULL, nd, now);
+    if (rv != 0) return rv;
+  }
+  if (!s->o->join_bootstrap) {
+    /* A converged fleet: everyone knows everyone alive at incarnation 0. */
+    for (uint32_t i = 0; i < n; i++)
+      for (uint32_t j = 0; j < n; j++) {
+        if (i == j) continue;
+        int rv = wr_swim_add_member(s->nodes[i].sw, s->ids[j], &s->addrs[j],
+                                    &s->addrs[j], 0, now);
+        if (rv != 0) return rv;
+      }
+  }
+  for (uint32_t i = 0; i < n; i++) sim_after_core(s, &s->nodes[i]);
+  return 0;
+}
+
+static void stream_close(sim *s, sim_stream *st, int ok);
+
+void sim_nodes_free(sim *s) {
+  for (uint32_t i = 0; i < s->nstreams; i++)
+    if (s->streams[i].used) stream_close(s, &s->streams[i], 0);
+  if (s->nodes)
+    for (uint32_t i = 0; i < s->n; i++) wr_swim_del(s->nodes[i].sw);
+  free(s->nodes);
+  free(s->ids);
+  free(s->addrs);
+  free(s->streams);
+  free(s->free_streams);
+}
+
+/* ---- the adapter loop ---- */
+
+static void flush(sim *s, sim_node *nd) {
+  uint64_t now = sim_net_now(s->net);
+  wr_addr to;
+  /* A core that never stops producing would hang the run: 10,000
+   * datagrams from one call is far beyond any legitimate burst. */
+  for (int i = 0; i < 10000; i++) {
+    wr_ssize len =
+        wr_swim_send(nd->sw, &to, s->sendbuf, sizeof s->sendbuf, now);
+    if (len == 0) return;
+    if (len < 0) {
+      s->send_errors++;
+      return;
+    }
+    uint32_t dst = sim_addr_index(&to);
+    if (dst >= s->n) {
+      s->send_errors++;
+      continue;
+    }
+    if (sim_net_send(s->net, nd->idx, dst, s->sendbuf, (size_t)len) < 0)
+      s->send_errors++;
+  }
+  s->send_errors++;
+}
+
+static void arm(sim *s, sim_node *nd, int after_tick) {
+  wr_tstamp dl = wr_swim_deadline(nd->sw);
+  if (dl == WR_TSTAMP_NONE) return;
+  uint64_t now = sim_net_now(s->net);
+  if (after_tick && dl <= now) {
+    /* The tick left its own deadline in the past: count it, and move on
+     * by 1 ms so virtual time cannot stall. */
+    s->stuck++;
+    dl = now + 1;
+  }
+  if (dl < now) dl = now;
+  if (dl < nd->timer_at) {
+    nd->timer_tok++;
+    nd->timer_at = dl;
+    sim_net_push(s->net, dl, SIM_EV_TIMER, nd->idx, nd->timer_tok);
+  }
+}
+
+static void stream_open(sim *s, sim_node *nd, const wr_addr *peer);
+
+static void after_core2(sim *s, sim_node *nd, int after_tick) {
+  if (nd->killed) return;
+  flush(s, nd);
+  wr_addr peer;
+  uint64_t now = sim_net_now(s->net);
+  for (int i = 0; i < 16 && wr_swim_sync_due(nd->sw, &peer, now); i++)
+    stream_open(s, nd, &peer);
+  arm(s, nd, after_tick);
+}
+
+void sim_after_core(sim *s, sim_node *nd) { after_core2(s, nd, 0); }
+
+/* ---- anti-entropy streams ---- */
+
+/* A handle names the receiving side, the slot and its generation, so a
+ * piece still in flight for a closed (and maybe reused) slot is ignored. */
+static uint32_t handle(uint32_t slot, uint16_t gen, int side) {
+  return (uint32_t)side << 31 | (uint32_t)(gen & 0x7fff) << 16 | slot;
+}
+
+static sim_stream *stream_of(sim *s, uint32_t h, int *side) {
+  uint32_t slot = h & 0xffff;
+  if (slot >= s->nstreams) return NULL;
+  sim_stream *st = &s->streams[slot];
+  if (!st->used || (st->gen & 0x7fff) != ((h >> 16) & 0x7fff)) return NULL;
+  *side = (int)(h >> 31);
+  return st;
+}
+
+static void stream_close(sim *s, sim_stream *st, int ok) {
+  for (int i = 0; i < 2; i++)
+    if (st->sess[i]) wr_swim_sync_del(st->sess[i]);
+  memset(st->sess, 0, sizeof st->sess);
+  st->used = 0;
+  st->gen++;
+  s->free_streams[s->nfree_streams++] = (uint32_t)(st - s->streams);
+  if (ok)
+    s->syncs_ok++;
+  else
+    s->syncs_failed++;
+}
+
+/* Writes what |side|'s session has; sends a FIN once it is done.  Returns
+ * 0, or -1 when the stream was closed. */
+static int stream_pump(sim *s, sim_stream *st, int side) {
+  uint32_t slot = (uint32_t)(st - s->streams);
+  uint32_t peer_h = handle(slot, st->gen, !side);
+  for (;;) {
+    const uint8_t *data = NULL;
+    wr_ssize n = wr_swim_sync_send(st->sess[side], &data);
+    if (n < 0) {
+      stream_close(s, st, 0);
+      return -1;
+    }
+    if (n == 0) break;
+    if (sim_net_stream(s->net, st->node[side], st->node[!side], peer_h, data,
+                       (size_t)n) != 0) {
+      stream_close(s, st, 0);
+      return -1;
+    }
+    wr_swim_sync_consumed(st->sess[side], (size_t)n);
+  }
+  if (!st->done[side] && wr_swim_sync_done(st->sess[side])) {
+    st->done[side] = 1;
+    if (st->done[!side]) {
+      stream_close(s, st, 1);
+      return -1;
+    }
+    sim_net_stream(s->net, st->node[side], st->node[!side], peer_h, NULL, 0);
+  }
+  return 0;
+}
+
+static void stream_open(sim *s, sim_node *nd, const wr_addr *peer) {
+  uint32_t dst = sim_addr_index(peer);
+  if (dst >= s->n || dst == nd->idx) {
+    s->syncs_failed++;
+    return;
+  }
+  if (s->nfree_streams == 0) {
+    if (s->nstreams == 65536) {
+      s->syncs_failed++;
+      return;
+    }
+    if (s->nstreams == s->capstreams) {
+      uint32_t cap = s->capstreams ? s->capstreams * 2 : 64;
+      sim_stream *v = realloc(s->streams, cap * sizeof *v);
+      uint32_t *f = realloc(s->free_streams, cap * sizeof *f);
+      if (v) s->streams = v;
+      if (f) s->free_streams = f;
+      if (!v || !f) {
+        s->syncs_failed++;
+        return;
+      }
+      s->capstreams = cap;
+    }
+    memset(&s->streams[s->nstreams], 0, sizeof *s->streams);
+    s->free_streams[s->nfree_streams++] = s->nstreams++;
+  }
+  uint32_t slot = s->free_streams[--s->nfree_streams];
+  sim_stream *st = &s->streams[slot];
+  uint16_t gen = st->gen;
+  memset(st, 0, sizeof *st);
+  st->gen = gen;
+  st->used = 1;
+  st->node[0] = nd->idx;
+  st->node[1] = dst;
+  uint64_t now = sim_net_now(s->net);
+  if (wr_swim_sync_new(nd->sw, &st->sess[0], 1, now) != 0) {
+    stream_close(s, st, 0);
+    return;
+  }
+  /* Connect (the empty piece reaches the responder first), then the
+   * initiator's first bytes right behind it. */
+  sim_net_stream(s->net, nd->idx, dst, handle(slot, st->gen, 1), NULL, 0);
+  sim_net_push(s->net, now + STREAM_TIMEOUT_MS, EV_STREAM_TIMEOUT, SIM_NONE,
+               handle(slot, st->gen, 0));
+  stream_pump(s, st, 0);
+}
+
+static void stream_piece(sim *s, sim_ev *ev) {
+  int side;
+  sim_stream *st = stream_of(s, ev->arg, &side);
+  if (!st || st->node[side] != ev->node) return;
+  if (ev->flags & SIM_EVF_BROKEN) {
+    stream_close(s, st, 0);
+    return;
+  }
+  sim_node *nd = &s->nodes[ev->node];
+  uint64_t now = sim_net_now(s->net);
+  if (!st->sess[side]) {
+    /* The connect: only the responder starts without a session. */
+    if (side != 1 || wr_swim_sync_new(nd->sw, &st->sess[1], 0, now) != 0) {
+      stream_close(s, st, 0);
+      return;
+    }
+    stream_pump(s, st, 1);
+    return;
+  }
+  if (ev->len == 0) {
+    /* FIN: fine when this side has finished too (EOF before that is a
+     * failed exchange, as in swim_uv.c). */
+    stream_close(s, st, st->done[side]);
+    return;
+  }
+  if (st->done[side]) return;
+  int rv = wr_swim_sync_recv(st->sess[side], sim_net_payload(s->net, ev),
+                             ev->len, now);
+  if (rv != 0) {
+    stream_close(s, st, 0);
+  } else {
+    stream_pump(s, st, side);
+  }
+  /* Merged entries may have queued gossip or changed the deadline. */
+  sim_after_core(s, nd);
+}
+
+void sim_stream_timeout(sim *s, uint32_t h) {
+  int side;
+  sim_stream *st = stream_of(s, h, &side);
+  if (st) stream_close(s, st, 0);
+}
+
+/* ---- events from the network ---- */
+
+void sim_handle_net(sim *s, sim_ev *ev) {
+  sim_node *nd = ev->node < s->n ? &s->nodes[ev->node] : NULL;
+  switch (ev->kind) {
+  case SIM_EV_DELIVER:
+    if (nd && !nd->killed) {
+      wr_swim_recv(nd->sw, &s->addrs[ev->from], sim_net_payload(s->net, ev),
+                   ev->len, sim_net_now(s->net));
+      sim_after_core(s, nd);
+    }
+    break;
+  case SIM_EV_TIMER:
+    if (nd && !nd->killed && ev->arg == nd->timer_tok) {
+      nd->timer_at = WR_TSTAMP_NONE;
+      wr_swim_tick(nd->sw, sim_net_now(s->net));
+      after_core2(s, nd, 1);
+    }
+    break;
+  case SIM_EV_STREAM:
+    if (nd) stream_piece(s, ev);
+    break;
+  default:
+    break;
+  }
+  sim_net_release(s->net, ev);
+}

@@ -1,0 +1,110 @@
+/*
+ * Internals shared by sim.c (driving the cores like an adapter would:
+ * datagrams, the one timer, anti-entropy streams, callbacks) and
+ * scenario.c (timelines, faults, measurements, checks).
+ *
+ * Per-node state is kept small (about 64 bytes here plus a few bytes in
+ * the network and the measurement tables): at 10,000 nodes the cores'
+ * member tables (10^8 entries) dominate memory, not the simulator.
+ */
+#ifndef WARREN_SIM_INT_H
+#define WARREN_SIM_INT_H
+
+#include "net.h"
+#include "sim.h"
+#include "warren/pcg.h"
+#include "warren/swim.h"
+
+/* Driver-owned event kinds (net.h passes kinds >= SIM_EV_USER through). */
+enum {
+  EV_KILL = SIM_EV_USER,  /* arg: unused; kills the chosen set */
+  EV_BROADCAST,           /* arg: route index */
+  EV_PAUSE,               /* node: who stalls next */
+  EV_STREAM_TIMEOUT,      /* arg: stream handle */
+  EV_JOIN,                /* node: (re)try joining through node 0 */
+  EV_PHASE,               /* arg: scenario phase marker */
+};
+
+/* Virtual clock at bootstrap: no core ever sees time 0. */
+#define T_BASE 1000
+
+typedef struct sim sim;
+
+typedef struct sim_node {
+  sim *s;
+  wr_swim *sw;
+  wr_pcg32 rng;      /* the core's cfg.rand: stream index + 1 of the seed */
+  wr_tstamp timer_at; /* time of the live TIMER event, or WR_TSTAMP_NONE */
+  uint32_t timer_tok; /* token of the live TIMER event */
+  uint32_t idx;
+  uint8_t killed;
+  uint8_t pausy;      /* stalls now and then (--pause-frac) */
+} sim_node;
+
+/* One anti-entropy connection: side 0 initiated on node[0]. */
+typedef struct sim_stream {
+  wr_swim_sync *sess[2];
+  uint32_t node[2];
+  uint16_t gen;
+  uint8_t used;
+  uint8_t done[2];
+} sim_stream;
+
+struct sim {
+  const sim_opts *o;
+  sim_result *r;
+  sim_net *net;
+  sim_node *nodes;
+  uint32_t n;
+  char (*ids)[12];    /* "n<index>" for every node */
+  wr_addr *addrs;     /* 10.x.y.z:7946 for every node */
+  wr_swim_config cfg; /* the profile; id/addresses/rand set per node */
+  uint8_t sendbuf[SIM_PKT_CAP];
+
+  sim_stream *streams;
+  uint32_t nstreams, capstreams;
+  uint32_t *free_streams;
+  uint32_t nfree_streams;
+
+  /* detect */
+  uint32_t nkill;
+  uint32_t *kill_list;  /* node indices */
+  int32_t *kill_slot;   /* per node: index in kill_list or -1 */
+  uint8_t *kill_seen;   /* nkill x n: observer marked it dead */
+  uint32_t *kill_count; /* per killed node: live observers that did */
+  uint64_t *kill_first, *kill_all; /* virtual time, 0 = not yet */
+  uint64_t kill_at;     /* 0 = no kill yet */
+  uint32_t nlive;
+
+  /* false positives */
+  uint8_t *fp_member;   /* per node: declared dead while never killed */
+
+  /* disseminate */
+  uint32_t nroutes;
+  uint64_t bcast_at;    /* 0 = not yet */
+  uint32_t *route_origin;
+  uint8_t *route_seen;  /* nroutes x n */
+  uint32_t *route_lat;  /* latencies, one per (route, receiver) */
+  size_t nroute_lat;
+
+  uint64_t stuck, send_errors, syncs_ok, syncs_failed;
+};
+
+/* sim.c */
+int sim_nodes_init(sim *s);
+void sim_nodes_free(sim *s);
+uint32_t sim_addr_index(const wr_addr *a);
+void sim_node_addr(uint32_t idx, wr_addr *a);
+/* "n<index>" -> index, or SIM_NONE. */
+uint32_t sim_id_index(const sim *s, const char *id);
+/* After any call into node |nd|'s core: drain its datagrams, start the
+ * syncs it asks for, re-arm its timer. */
+void sim_after_core(sim *s, sim_node *nd);
+/* Handles a DELIVER, TIMER or STREAM event, or a stream timeout. */
+void sim_handle_net(sim *s, sim_ev *ev);
+void sim_stream_timeout(sim *s, uint32_t handle);
+
+/* scenario.c */
+int sim_scenario_run(sim *s);
+
+#endif
