@@ -64,7 +64,10 @@ int swim_members_set_meta(swim_members *t, size_t i, const wr_addr *data,
                           const char *region, const char *tags);
 /* Removes member |i|; the last member takes its index. */
 void swim_members_remove(swim_members *t, size_t i);
-/* Swaps members |i| and |j| (probe order shuffling). */
+/* Fisher-Yates over the whole table; |below(ud, n)| is uniform in [0, n). */
+void swim_members_shuffle(swim_members *t, size_t (*below)(void *, size_t),
+                          void *ud);
+/* Swaps members |i| and |j| (a new member's random place in the order). */
 void swim_members_swap(swim_members *t, size_t i, size_t j);
 void swim_members_info(const swim_members *t, size_t i,
                        wr_swim_member_info *out);

@@ -1,0 +1,351 @@
+/* The member state machine one transition at a time: a single core is fed
+ * crafted gossip and its table is checked after each packet.  Also the
+ * Lifeguard suspicion timer, awareness, the piggyback queue and the
+ * member table's index. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "swim_int.h"
+#include "warren/err.h"
+#include "warren/pcg.h"
+
+static wr_pcg32 rng;
+static wr_swim *sw;
+static wr_tstamp now;
+
+static wr_addr addr(int i) {
+  wr_addr a = {.family = 4, .ip = {10, 0, 0, (uint8_t)i}, .port = 7946};
+  return a;
+}
+
+static void make_core(int members, int lifeguard) {
+  wr_swim_config c;
+  wr_swim_config_default(&c);
+  strcpy(c.id, "me");
+  c.gossip = addr(200);
+  c.rand = wr_pcg32_fill;
+  c.rand_user_data = &rng;
+  c.lifeguard = lifeguard;
+  wr_pcg32_seed(&rng, 7, 7);
+  now = 5000;
+  assert_int_equal(wr_swim_new(&sw, &c, NULL, NULL, NULL, NULL, now), 0);
+  for (int i = 0; i < members; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "m%d", i);
+    wr_addr a = addr(i);
+    assert_int_equal(wr_swim_add_member(sw, id, &a, NULL, 0, now), 0);
+  }
+}
+
+/* Sends one GOSSIP packet from "m9" carrying |u|. */
+static void feed(const wr_swim_update *u) {
+  wr_swim_packet p;
+  uint8_t buf[WR_SWIM_PACKET_MAX];
+  memset(&p, 0, sizeof p);
+  p.type = WR_SWIM_GOSSIP;
+  strcpy(p.from, "m9");
+  p.updates[0] = *u;
+  p.nupdates = 1;
+  wr_ssize n = wr_swim_encode(&p, buf, sizeof buf);
+  assert_true(n > 0);
+  wr_addr from = addr(9);
+  assert_int_equal(wr_swim_recv(sw, &from, buf, (size_t)n, now), 0);
+}
+
+static wr_swim_update upd(int kind, const char *id, uint32_t inc) {
+  wr_swim_update u;
+  memset(&u, 0, sizeof u);
+  u.kind = (uint8_t)kind;
+  snprintf(u.id, sizeof u.id, "%s", id);
+  u.incarnation = inc;
+  u.gossip = addr(atoi(id + 1));
+  u.data = u.gossip;
+  strcpy(u.from, "m8");
+  return u;
+}
+
+static void expect(const char *id, int state, uint32_t inc) {
+  wr_swim_member_info m;
+  assert_int_equal(wr_swim_member_find(sw, id, &m), 0);
+  if ((int)m.state != state || m.incarnation != inc)
+    fail_msg("%s: state %d inc %u, want %d inc %u", id, m.state, m.incarnation,
+             state, inc);
+}
+
+/* Puts m1 into |state| at incarnation 5. */
+static void prime(int state) {
+  static const int kind[] = {WR_SWIM_UPD_ALIVE, WR_SWIM_UPD_SUSPECT,
+                             WR_SWIM_UPD_DEAD, WR_SWIM_UPD_LEFT};
+  wr_swim_update u = upd(WR_SWIM_UPD_ALIVE, "m1", 5);
+  feed(&u);
+  if (state != WR_SWIM_ALIVE) {
+    u = upd(kind[state], "m1", 5);
+    feed(&u);
+  }
+  expect("m1", state, 5);
+}
+
+/* The merge table: (state held at inc 5) x (update kind, inc) -> result.
+ * Alive needs a strictly higher incarnation to override anything; suspect
+ * overrides alive at the same incarnation; dead overrides alive and
+ * suspect; left overrides everything at the same incarnation, and nothing
+ * but a newer alive overrides left. */
+static void test_merge_table(void **state) {
+  (void)state;
+  static const struct {
+    int held, kind;
+    uint32_t inc;
+    int want;
+    uint32_t want_inc;
+  } cases[] = {
+      {WR_SWIM_ALIVE, WR_SWIM_UPD_ALIVE, 4, WR_SWIM_ALIVE, 5},
+      {WR_SWIM_ALIVE, WR_SWIM_UPD_ALIVE, 6, WR_SWIM_ALIVE, 6},
+      {WR_SWIM_ALIVE, WR_SWIM_UPD_SUSPECT, 4, WR_SWIM_ALIVE, 5},
+      {WR_SWIM_ALIVE, WR_SWIM_UPD_SUSPECT, 5, WR_SWIM_SUSPECT, 5},
+      {WR_SWIM_ALIVE, WR_SWIM_UPD_DEAD, 4, WR_SWIM_ALIVE, 5},
+      {WR_SWIM_ALIVE, WR_SWIM_UPD_DEAD, 5, WR_SWIM_DEAD, 5},
+      {WR_SWIM_ALIVE, WR_SWIM_UPD_LEFT, 5, WR_SWIM_LEFT, 5},
+      {WR_SWIM_SUSPECT, WR_SWIM_UPD_ALIVE, 5, WR_SWIM_SUSPECT, 5},
+      {WR_SWIM_SUSPECT, WR_SWIM_UPD_ALIVE, 6, WR_SWIM_ALIVE, 6},
+      {WR_SWIM_SUSPECT, WR_SWIM_UPD_DEAD, 5, WR_SWIM_DEAD, 5},
+      {WR_SWIM_SUSPECT, WR_SWIM_UPD_DEAD, 4, WR_SWIM_SUSPECT, 5},
+      {WR_SWIM_SUSPECT, WR_SWIM_UPD_LEFT, 5, WR_SWIM_LEFT, 5},
+      {WR_SWIM_DEAD, WR_SWIM_UPD_ALIVE, 5, WR_SWIM_DEAD, 5},
+      {WR_SWIM_DEAD, WR_SWIM_UPD_ALIVE, 6, WR_SWIM_ALIVE, 6},
+      {WR_SWIM_DEAD, WR_SWIM_UPD_SUSPECT, 6, WR_SWIM_DEAD, 5},
+      {WR_SWIM_DEAD, WR_SWIM_UPD_LEFT, 5, WR_SWIM_LEFT, 5},
+      {WR_SWIM_LEFT, WR_SWIM_UPD_DEAD, 5, WR_SWIM_LEFT, 5},
+      {WR_SWIM_LEFT, WR_SWIM_UPD_DEAD, 6, WR_SWIM_LEFT, 5},
+      {WR_SWIM_LEFT, WR_SWIM_UPD_SUSPECT, 6, WR_SWIM_LEFT, 5},
+      {WR_SWIM_LEFT, WR_SWIM_UPD_ALIVE, 5, WR_SWIM_LEFT, 5},
+      {WR_SWIM_LEFT, WR_SWIM_UPD_ALIVE, 6, WR_SWIM_ALIVE, 6},
+  };
+  for (size_t k = 0; k < WR_ARRAY_LEN(cases); k++) {
+    make_core(0, 1);
+    prime(cases[k].held);
+    wr_swim_update u = upd(cases[k].kind, "m1", cases[k].inc);
+    feed(&u);
+    expect("m1", cases[k].want, cases[k].want_inc);
+    wr_swim_del(sw);
+  }
+}
+
+static void test_unknown_members(void **state) {
+  (void)state;
+  make_core(0, 1);
+  /* Suspect/dead/left about strangers teach us nothing. */
+  wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m3", 1);
+  feed(&u);
+  u = upd(WR_SWIM_UPD_DEAD, "m3", 1);
+  feed(&u);
+  u = upd(WR_SWIM_UPD_LEFT, "m3", 1);
+  feed(&u);
+  assert_int_equal(wr_swim_member_count(sw), 0);
+  u = upd(WR_SWIM_UPD_ALIVE, "m3", 0);
+  feed(&u);
+  expect("m3", WR_SWIM_ALIVE, 0);
+  wr_swim_del(sw);
+}
+
+/* Accusations about ourselves: at or above our incarnation we outbid
+ * them (and awareness rises); below it we only re-announce. */
+static void test_self_refutation(void **state) {
+  (void)state;
+  make_core(3, 1);
+  wr_swim_stats st;
+  wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "me", 0);
+  feed(&u);
+  wr_swim_get_stats(sw, &st);
+  assert_int_equal(st.incarnation, 1);
+  assert_int_equal(st.refutations, 1);
+  assert_int_equal(st.awareness, 1);
+  u = upd(WR_SWIM_UPD_DEAD, "me", 7);
+  feed(&u);
+  wr_swim_get_stats(sw, &st);
+  assert_int_equal(st.incarnation, 8);
+  u = upd(WR_SWIM_UPD_DEAD, "me", 2); /* stale: no bump */
+  feed(&u);
+  u = upd(WR_SWIM_UPD_ALIVE, "me", 8); /* our own echo */
+  feed(&u);
+  wr_swim_get_stats(sw, &st);
+  assert_int_equal(st.incarnation, 8);
+  assert_int_equal(st.refutations, 2);
+  u = upd(WR_SWIM_UPD_ALIVE, "me", 12); /* a previous life of our id */
+  feed(&u);
+  wr_swim_get_stats(sw, &st);
+  assert_int_equal(st.incarnation, 13);
+  /* Once leaving, accusations are not answered. */
+  assert_int_equal(wr_swim_leave(sw, now), 0);
+  u = upd(WR_SWIM_UPD_DEAD, "me", 20);
+  feed(&u);
+  wr_swim_get_stats(sw, &st);
+  assert_int_equal(st.incarnation, 14);
+  wr_swim_member_info self;
+  wr_swim_self(sw, &self);
+  assert_int_equal(self.state, WR_SWIM_LEFT);
+  wr_swim_del(sw);
+}
+
+/* Advances virtual time in 10 ms steps, ticking; returns when |id| turns
+ * DEAD (or gives up after |limit| ms) and reports the elapsed time. */
+static wr_tstamp time_to_dead(const char *id, wr_tstamp limit) {
+  wr_tstamp start = now;
+  uint8_t buf[WR_SWIM_DATAGRAM_MAX];
+  wr_addr to;
+  while (now - start < limit) {
+    now += 10;
+    wr_swim_tick(sw, now);
+    while (wr_swim_send(sw, &to, buf, sizeof buf, now) > 0) {
+    }
+    wr_swim_member_info m;
+    if (wr_swim_member_find(sw, id, &m) == 0 && m.state == WR_SWIM_DEAD)
+      return now - start;
+  }
+  return WR_TSTAMP_NONE;
+}
+
+/* Lifeguard dynamic suspicion at n = 9 + us = 10 (log10 = 1): min =
+ * 4 x 1 x 1 s = 4 s, max = 6 x min = 24 s, k = 4 - 2 = 2 confirmations.
+ * One accuser: 24 s.  A second independent one at once: 24 - (log 2 / log
+ * 3) x 20 = 11.38 s.  A third: the minimum.  Repeats of the same accuser
+ * do not count. */
+static void test_suspicion_timer(void **state) {
+  (void)state;
+  struct {
+    int accusers;
+    wr_tstamp lo, hi;
+  } cases[] = {{1, 23990, 24020}, {2, 11370, 11400}, {3, 3990, 4020}};
+  for (size_t k = 0; k < WR_ARRAY_LEN(cases); k++) {
+    make_core(9, 1);
+    for (int a = 0; a < cases[k].accusers; a++) {
+      wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
+      snprintf(u.from, sizeof u.from, "m%d", 2 + a);
+      feed(&u);
+      feed(&u); /* the same accuser twice counts once */
+    }
+    /* Keep m1 from being probed into a second suspicion path: it is
+     * suspect already, probes only carry the buddy update. */
+    wr_tstamp t = time_to_dead("m1", 30000);
+    if (t < cases[k].lo || t > cases[k].hi)
+      fail_msg("%d accusers: dead after %llu ms", cases[k].accusers,
+               (unsigned long long)t);
+    wr_swim_del(sw);
+  }
+  /* Plain SWIM: a fixed timeout (the minimum), however many accusers. */
+  make_core(9, 0);
+  wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
+  feed(&u);
+  wr_tstamp t = time_to_dead("m1", 30000);
+  assert_true(t >= 3990 && t <= 4020);
+  wr_swim_del(sw);
+}
+
+/* Probes into silence raise awareness (no nacks came back either), which
+ * stretches the probe period; acks bring it back down. */
+static void test_awareness(void **state) {
+  (void)state;
+  make_core(5, 1);
+  uint8_t buf[WR_SWIM_DATAGRAM_MAX];
+  wr_addr to;
+  for (int s = 0; s < 4000; s++) {
+    now += 10;
+    wr_swim_tick(sw, now);
+    while (wr_swim_send(sw, &to, buf, sizeof buf, now) > 0) {
+    }
+  }
+  wr_swim_stats st;
+  wr_swim_get_stats(sw, &st);
+  assert_true(st.awareness >= 3);
+  assert_true(st.awareness <= 7); /* awareness_max - 1 */
+  assert_true(st.probe_failures >= 3);
+  /* Fewer probes than one per second: the period stretched. */
+  assert_true(st.probes < 30);
+  wr_swim_del(sw);
+}
+
+static void test_bqueue_order_and_limits(void **state) {
+  (void)state;
+  swim_bqueue q;
+  swim_bqueue_init(&q, wr_mem_default());
+  wr_swim_update u = upd(WR_SWIM_UPD_ALIVE, "m1", 1), out[WR_SWIM_UPDATES_MAX];
+  assert_int_equal(swim_bqueue_push(&q, &u), 0);
+  u = upd(WR_SWIM_UPD_ALIVE, "m2", 1);
+  assert_int_equal(swim_bqueue_push(&q, &u), 0);
+  /* A newer update about m1 replaces the queued one. */
+  u = upd(WR_SWIM_UPD_SUSPECT, "m1", 1);
+  assert_int_equal(swim_bqueue_push(&q, &u), 0);
+  assert_int_equal(q.n, 2);
+  size_t budget = 1400;
+  size_t got = swim_bqueue_take(&q, out, 1, &budget, 3);
+  assert_int_equal(got, 1);
+  assert_string_equal(out[0].id, "m1"); /* newest first */
+  assert_int_equal(out[0].kind, WR_SWIM_UPD_SUSPECT);
+  budget = 1400;
+  got = swim_bqueue_take(&q, out, 1, &budget, 3);
+  assert_string_equal(out[0].id, "m2"); /* then the least sent */
+  /* Both sent twice more: the limit (3) retires them. */
+  for (int r = 0; r < 2; r++) {
+    budget = 1400;
+    assert_int_equal(swim_bqueue_take(&q, out, 8, &budget, 3), 2);
+  }
+  assert_int_equal(q.n, 0);
+  /* Budget: nothing that does not fit is taken. */
+  u = upd(WR_SWIM_UPD_ALIVE, "m3", 1);
+  swim_bqueue_push(&q, &u);
+  budget = wr_swim_update_size(&u) - 1;
+  assert_int_equal(swim_bqueue_take(&q, out, 8, &budget, 3), 0);
+  swim_bqueue_free(&q);
+}
+
+static size_t below(void *ud, size_t n) { return wr_pcg32_bounded(ud, (uint32_t)n); }
+
+/* The member index against a model under random add/remove/shuffle. */
+static void test_member_table(void **state) {
+  (void)state;
+  swim_members t;
+  swim_members_init(&t, wr_mem_default());
+  wr_pcg32 g;
+  wr_pcg32_seed(&g, 99, 1);
+  static int present[3000];
+  memset(present, 0, sizeof present);
+  for (int step = 0; step < 20000; step++) {
+    int k = (int)wr_pcg32_bounded(&g, 3000);
+    char id[40];
+    /* Long ids exercise the heap path. */
+    snprintf(id, sizeof id, k % 3 ? "m%d" : "a-much-longer-member-id-%d", k);
+    ssize_t i = swim_members_find(&t, id);
+    assert_int_equal(i >= 0, present[k]);
+    if (i < 0) {
+      wr_addr a = addr(k % 250);
+      assert_true(swim_members_add(&t, id, &a, 0, 0) >= 0);
+      present[k] = 1;
+    } else if (wr_pcg32_bounded(&g, 2)) {
+      swim_members_remove(&t, (size_t)i);
+      present[k] = 0;
+    }
+    if (step % 5000 == 0) swim_members_shuffle(&t, below, &g);
+  }
+  size_t n = 0;
+  for (int k = 0; k < 3000; k++) n += (size_t)present[k];
+  assert_int_equal(t.n, n);
+  swim_members_free(&t);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_merge_table),
+      cmocka_unit_test(test_unknown_members),
+      cmocka_unit_test(test_self_refutation),
+      cmocka_unit_test(test_suspicion_timer),
+      cmocka_unit_test(test_awareness),
+      cmocka_unit_test(test_bqueue_order_and_limits),
+      cmocka_unit_test(test_member_table),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
