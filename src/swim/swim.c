@@ -558,7 +558,11 @@ static void probe_failed(wr_swim *sw, wr_tstamp now) {
   ssize_t i = swim_members_find(&sw->mt, sw->probe.target);
   if (i < 0) return;
   swim_member *m = &sw->mt.v[i];
-  if (m->state != WR_SWIM_ALIVE || m->incarnation != sw->probe.inc) return;
+  /* A suspect we failed to reach gets our independent confirmation
+   * (which shortens its timer everywhere), as memberlist does. */
+  if ((m->state != WR_SWIM_ALIVE && m->state != WR_SWIM_SUSPECT) ||
+      m->incarnation != sw->probe.inc)
+    return;
   wr_swim_update u;
   member_update(sw, (size_t)i, sw->cfg.id, &u);
   u.kind = WR_SWIM_UPD_SUSPECT;
