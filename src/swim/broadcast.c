@@ -5,6 +5,7 @@
  * in near-linear time; the queue is small in steady state (tens of
  * entries) and bounded (SWIM_BQUEUE_MAX) under churn.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "swim_int.h"
@@ -43,8 +44,17 @@ static void remove_at(swim_bqueue *q, size_t i) {
   q->n--;
 }
 
+static uint32_t topic_hash(const wr_swim_update *u) {
+  const char *s = u->kind == WR_SWIM_UPD_USER ? u->key : u->id;
+  uint32_t h = u->kind == WR_SWIM_UPD_USER ? 0x9e3779b9u : 2166136261u;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
 /* Does queued |b| say less than |u|, so that |u| replaces it? */
-static int superseded(const swim_bcast *b, const wr_swim_update *u) {
+static int superseded(const swim_bcast *b, const wr_swim_update *u,
+                      uint32_t hash) {
+  if (b->hash != hash) return 0;
   if (u->kind == WR_SWIM_UPD_USER)
     return b->u.kind == WR_SWIM_UPD_USER && strcmp(b->u.key, u->key) == 0 &&
            b->u.version <= u->version;
@@ -55,8 +65,9 @@ int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u) {
   size_t size = wr_swim_update_size(u);
   if (!size) return WR_ERR_INVAL;
   flush_retired(q);
+  uint32_t hash = topic_hash(u);
   for (size_t i = 0; i < q->n; i++)
-    if (superseded(q->v[i], u)) {
+    if (superseded(q->v[i], u, hash)) {
       remove_at(q, i);
       break; /* at most one per member or key is ever queued */
     }
@@ -87,6 +98,7 @@ int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u) {
   b->transmits = 0;
   b->order = q->next_order++;
   b->size = size;
+  b->hash = hash;
   /* Newest with zero transmits sorts first. */
   memmove(&q->v[1], &q->v[0], q->n * sizeof *q->v);
   q->v[0] = b;
@@ -95,9 +107,12 @@ int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u) {
 }
 
 void swim_bqueue_forget(swim_bqueue *q, const char *id) {
+  wr_swim_update probe = {.kind = WR_SWIM_UPD_ALIVE};
+  snprintf(probe.id, sizeof probe.id, "%s", id);
+  uint32_t hash = topic_hash(&probe);
   flush_retired(q);
   for (size_t i = 0; i < q->n; i++)
-    if (q->v[i]->u.kind != WR_SWIM_UPD_USER && strcmp(q->v[i]->u.id, id) == 0) {
+    if (superseded(q->v[i], &probe, hash)) {
       remove_at(q, i);
       return;
     }

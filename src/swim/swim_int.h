@@ -83,6 +83,7 @@ typedef struct swim_bcast {
   uint8_t *payload; /* owned copy of a USER payload */
   uint32_t transmits;
   uint64_t order;   /* creation order: higher is newer */
+  uint32_t hash;    /* of the id (or USER key): cheap supersede checks */
   size_t size;      /* wr_swim_update_size(&u) */
 } swim_bcast;
 

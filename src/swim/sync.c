@@ -60,12 +60,18 @@ struct wr_swim_sync {
   size_t out_len, out_off, out_cap;
   digest_ent *peer;
   size_t npeer, peer_cap;
-  /* the frame being built */
+  /* the frame being built (in the scratch below) */
   uint8_t type;
   uint32_t count;
   size_t pt_len;
-  uint8_t pt[SYNC_PT_MAX];
+  uint8_t *pt;
 };
+
+/* One plaintext frame buffer per thread: a frame is built and sealed, or
+ * opened and applied, within a single call, so sessions never need one
+ * of their own (10,000 simulated cores would otherwise each hold 64 KiB,
+ * and every session start/stop would churn the allocator). */
+static _Thread_local uint8_t frame_scratch[SYNC_PT_MAX];
 
 static int out_reserve(wr_swim_sync *s, size_t more) {
   if (s->out_off && s->out_off == s->out_len) s->out_off = s->out_len = 0;
@@ -309,7 +315,7 @@ int wr_swim_sync_recv(wr_swim_sync *s, const uint8_t *data, size_t len,
     if (flen > WR_SWIM_SYNC_FRAME_MAX || flen < SYNC_HDR)
       goto fail;
     if (s->in_len - off - 4 < flen) break;
-    wr_ssize n = wr_swim_open(swim_core_keyring(s->sw), s->pt, sizeof s->pt,
+    wr_ssize n = wr_swim_open(swim_core_keyring(s->sw), s->pt, SYNC_PT_MAX,
                               s->in + off + 4, flen);
     if (n < 0 || on_frame(s, s->pt, (size_t)n, now) != 0) goto fail;
     off += 4 + flen;
@@ -333,6 +339,7 @@ int wr_swim_sync_new(wr_swim *sw, wr_swim_sync **ps, int initiator,
   if (!s) return WR_ERR_NOMEM;
   s->sw = sw;
   s->mem = mem;
+  s->pt = frame_scratch;
   if (initiator) {
     s->state = S_I_WAIT_STATE;
     int rv = send_digest(s);
