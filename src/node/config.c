@@ -29,6 +29,9 @@ static const opt_field fields[] = {
     STR(gossip),
     STR(join),
     {"proxy-protocol-from", offsetof(wr_node_opts, proxy_from), sizeof(((wr_node_opts *)0)->proxy_from)},
+    STR(region),
+    STR(tags),
+    {"gossip-profile", offsetof(wr_node_opts, gossip_profile), sizeof(((wr_node_opts *)0)->gossip_profile)},
     {"upstream-timeout", offsetof(wr_node_opts, upstream_ms), 0},
     {"idle-timeout", offsetof(wr_node_opts, idle_ms), 0},
 };

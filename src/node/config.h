@@ -10,6 +10,11 @@
  *   domain = tunnels.example.com
  *   key-file = /etc/warren/cluster.key
  *   upstream-timeout = 60000
+ *   gossip = 10.0.0.5:7946
+ *   join = dns:warren-headless.default.svc.cluster.local:7946
+ *   gossip-profile = lan
+ *   region = eu-west
+ *   tags = rack=r12,role=edge
  *
  * Flags given on the command line win over the file.  Pure code (no
  * libuv), so it is unit-tested and fuzzed.
@@ -24,6 +29,7 @@ typedef struct wr_node_opts {
   char id[128], http[128], admin[128], domain[256], key_file[1024];
   char token[512], admin_token[512], gossip[128], join[1024];
   char proxy_from[800];
+  char region[64], tags[256], gossip_profile[16]; /* validated by main.c */
   uint64_t upstream_ms, idle_ms;
   char err[300]; /* the first error, one line, when a call fails */
 } wr_node_opts;

@@ -23,6 +23,7 @@
 #include "warren/log.h"
 #include "warren/metrics.h"
 #include "warren/noise.h"
+#include "warren/swim_uv.h"
 
 #include "config.h"
 #include "seeds.h"
@@ -68,7 +69,9 @@ static const char usage_node[] =
     "                   --domain DOMAIN --key-file FILE [--token TOKEN]\n"
     "                   [--admin-token TOKEN] [--gossip ADDR:PORT]\n"
     "                   [--join HOST:PORT,...|dns:NAME:PORT] [--config FILE]\n"
-    "                   [--upstream-timeout MS] [--idle-timeout MS]\n"
+    "                   [--gossip-profile lan|wan|local] [--region R]\n"
+    "                   [--tags K=V,...] [--upstream-timeout MS]\n"
+    "                   [--idle-timeout MS]\n"
     "                   [--proxy-protocol-from IP,...]\n"
     "\n"
     "  --id ID              this node's name in the mesh\n"
@@ -79,8 +82,17 @@ static const char usage_node[] =
     "  --key-file FILE      the cluster secret (warren keygen > FILE)\n"
     "  --token TOKEN        require this token from tunnel clients\n"
     "  --admin-token TOKEN  require this bearer token on the admin API\n"
-    "  --gossip, --join     membership (SWIM gossip): accepted for forward\n"
-    "                       compatibility; this build runs the node alone\n"
+    "  --gossip ADDR:PORT   membership (SWIM gossip): UDP gossip and TCP\n"
+    "                       state sync on this address, which peers must be\n"
+    "                       able to reach (not 0.0.0.0); without it the node\n"
+    "                       runs alone\n"
+    "  --join SEEDS         join the mesh through HOST:PORT,... (gossip\n"
+    "                       addresses of members), or dns:NAME:PORT (every\n"
+    "                       A/AAAA record of NAME is a seed); retried with\n"
+    "                       backoff until a member answers; needs --gossip\n"
+    "  --gossip-profile P   lan (default), wan or local (one host, tests)\n"
+    "  --region R           region advertised to the mesh (a word)\n"
+    "  --tags K=V,...       labels advertised to the mesh\n"
     "  --config FILE        INI file with these options (flag names without\n"
     "                       dashes, in a [node] section); flags win\n"
     "  --upstream-timeout MS  504 when a local server has not answered within\n"
@@ -90,7 +102,9 @@ static const char usage_node[] =
     "                       start with a PROXY v1/v2 header; X-Forwarded-For\n"
     "                       then carries the real client address\n"
     "\n"
-    "SIGINT/SIGTERM: clients are told to move (GOAWAY), then the node exits.\n";
+    "SIGINT/SIGTERM: the node leaves the mesh (peers see it as \"left\", not\n"
+    "dead), clients are told to move (GOAWAY), then the node exits.  A second\n"
+    "signal skips the leave.\n";
 
 #include <stdarg.h>
 
@@ -187,6 +201,13 @@ typedef struct app {
   char id[128];
   char gossip[128];
   char http[128];
+  /* Membership (NULL when the node runs alone).  The keyring must outlive
+   * the core, so it lives here, in cmd_node's frame. */
+  wr_swim_uv *swim;
+  wr_swim_keyring keyring;
+  int leaving;
+  uint64_t *m_swim[16];
+  int64_t *g_swim[8];
 } app;
 
 static void force_exit(uv_timer_t *t) {
@@ -214,6 +235,10 @@ static void app_stop(app *a, int code) {
   if (a->stopping) return;
   a->stopping = 1;
   a->exit_code = code;
+  /* Membership first (it holds no metrics pointers: its numbers are read
+   * by the collect hook, which checks a->swim). */
+  if (a->swim) wr_swim_uv_close(a->swim, NULL, NULL);
+  a->swim = NULL;
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
   /* Whatever is still open after 2 s is not worth waiting for. */
@@ -237,10 +262,24 @@ static void app_stop(app *a, int code) {
   part_done(a);
 }
 
+static void on_left(void *ud) {
+  app *a = ud;
+  app_stop(a, a->exit_code);
+}
+
 static void on_signal(uv_signal_t *s, int sig) {
   app *a = s->data;
   WR_LOG_INFOF("main", "signal", "sig=%d", sig);
   if (a->ig && !a->stopping && sig == SIGTERM) wr_ingress_drain(a->ig);
+  /* A member that leaves is "left" everywhere, never suspected or dead:
+   * broadcast LEFT and keep gossiping for a short grace, then stop.  A
+   * second signal during the grace stops at once. */
+  if (a->swim && !a->leaving && !a->stopping) {
+    a->leaving = 1;
+    a->exit_code = 0;
+    wr_swim_uv_leave(a->swim, 0, on_left, a);
+    return;
+  }
   app_stop(a, 0);
 }
 
@@ -304,14 +343,79 @@ static int h_routes(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   return wr_admin_resp_json(resp, r.arr);
 }
 
+static void addr_text(const wr_addr *ad, char *out, size_t cap) {
+  char ip[64] = "?";
+  if (ad->family == 6) {
+    uv_inet_ntop(AF_INET6, ad->ip, ip, sizeof ip);
+    snprintf(out, cap, "[%s]:%u", ip, ad->port);
+  } else if (ad->family == 4) {
+    uv_inet_ntop(AF_INET, ad->ip, ip, sizeof ip);
+    snprintf(out, cap, "%s:%u", ip, ad->port);
+  } else {
+    snprintf(out, cap, "-");
+  }
+}
+
+static json_t *member_json(const wr_swim_member_info *m, uint64_t now) {
+  char g[80], d[80];
+  addr_text(&m->gossip, g, sizeof g);
+  addr_text(&m->data, d, sizeof d);
+  uint64_t age = now > m->state_since ? now - m->state_since : 0;
+  return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I}", "id", m->id,
+                   "addr", g, "state", wr_swim_state_name(m->state),
+                   "incarnation", (json_int_t)m->incarnation, "region",
+                   m->region ? m->region : "", "tags", m->tags ? m->tags : "",
+                   "data_addr", d, "state_age_ms", (json_int_t)age);
+}
+
+/* GET /members: every member this node knows, itself first, in the
+ * contract's shape ({"id","addr","state","incarnation"}) plus region,
+ * tags, the advertised data address and how long the state has held. */
 static int h_members(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   (void)req;
   app *a = ud;
-  json_t *arr = json_pack("[{s:s, s:s, s:s, s:i}]", "id", a->id, "addr",
-                          a->gossip[0] ? a->gossip : a->http, "state", "alive",
-                          "incarnation", 0);
+  if (!a->swim) {
+    json_t *arr = json_pack("[{s:s, s:s, s:s, s:i}]", "id", a->id, "addr",
+                            a->gossip[0] ? a->gossip : a->http, "state",
+                            a->stopping ? "left" : "alive", "incarnation", 0);
+    if (!arr) return WR_ERR_NOMEM;
+    return wr_admin_resp_json(resp, arr);
+  }
+  wr_swim *sw = wr_swim_uv_core(a->swim);
+  uint64_t now = uv_now(a->loop);
+  json_t *arr = json_array();
   if (!arr) return WR_ERR_NOMEM;
+  wr_swim_member_info m;
+  wr_swim_self(sw, &m);
+  json_t *o = member_json(&m, now);
+  if (!o || json_array_append_new(arr, o) != 0) goto nomem;
+  size_t n = wr_swim_member_count(sw);
+  for (size_t i = 0; i < n; i++) {
+    if (wr_swim_member_at(sw, i, &m) != 0) continue;
+    o = member_json(&m, now);
+    if (!o || json_array_append_new(arr, o) != 0) goto nomem;
+  }
   return wr_admin_resp_json(resp, arr);
+nomem:
+  json_decref(arr);
+  return WR_ERR_NOMEM;
+}
+
+/* Members per state, this node included. */
+static void count_members(app *a, json_int_t c[4]) {
+  c[0] = c[1] = c[2] = c[3] = 0;
+  if (!a->swim) {
+    c[a->stopping ? WR_SWIM_LEFT : WR_SWIM_ALIVE] = 1;
+    return;
+  }
+  wr_swim *sw = wr_swim_uv_core(a->swim);
+  wr_swim_member_info m;
+  wr_swim_self(sw, &m);
+  if ((unsigned)m.state < 4) c[m.state]++;
+  size_t n = wr_swim_member_count(sw);
+  for (size_t i = 0; i < n; i++)
+    if (wr_swim_member_at(sw, i, &m) == 0 && (unsigned)m.state < 4)
+      c[m.state]++;
 }
 
 /* The digest covers the live routes only, sorted by name, so two nodes
@@ -360,9 +464,13 @@ static int h_status(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   sodium_bin2hex(hex, sizeof hex, dg, sizeof dg);
   free(v);
   json_decref(d.names);
-  json_t *o = json_pack("{s:s, s:{s:i, s:i, s:i, s:i}, s:I, s:s}", "id", a->id,
-                        "members", "alive", 1, "suspect", 0, "dead", 0, "left",
-                        0, "routes", (json_int_t)n, "routes_digest", hex);
+  json_int_t c[4];
+  count_members(a, c);
+  json_t *o = json_pack("{s:s, s:{s:I, s:I, s:I, s:I}, s:I, s:s}", "id", a->id,
+                        "members", "alive", c[WR_SWIM_ALIVE], "suspect",
+                        c[WR_SWIM_SUSPECT], "dead", c[WR_SWIM_DEAD], "left",
+                        c[WR_SWIM_LEFT], "routes", (json_int_t)n,
+                        "routes_digest", hex);
   if (!o) return WR_ERR_NOMEM;
   return wr_admin_resp_json(resp, o);
 }
@@ -412,6 +520,171 @@ static int start_ingress(app *a, const char *listen, const char *domain,
             wr_strerror(rv));
     a->ig = NULL;
   }
+  return rv;
+}
+
+/* ---- membership ---- */
+
+/* Counters mirrored from the core's and the adapter's stats at each
+ * scrape (the collect hook), so neither holds pointers into a registry
+ * that the admin server frees on its own schedule. */
+enum {
+  MS_RX_PACKETS, MS_TX_PACKETS, MS_RX_BYTES, MS_TX_BYTES, MS_MALFORMED,
+  MS_BADSEAL, MS_SUSPICIONS, MS_DEATHS, MS_REFUTATIONS, MS_PROBES,
+  MS_PROBE_FAILURES, MS_SOCK_ERRORS, MS_SEND_DROPS, MS_SYNC_OK, MS_SYNC_FAILED,
+  MS_SYNC_REFUSED, MS_N
+};
+enum { GS_AWARENESS, GS_INCARNATION, GS_ALIVE, GS_SUSPECT, GS_DEAD, GS_LEFT,
+       GS_N };
+
+static void swim_collect(void *ud) {
+  app *a = ud;
+  if (!a->swim) return; /* closed: the last values stay */
+  wr_swim_stats st;
+  wr_swim_uv_stats us;
+  wr_swim_get_stats(wr_swim_uv_core(a->swim), &st);
+  wr_swim_uv_get_stats(a->swim, &us);
+  uint64_t v[MS_N] = {
+      st.rx_packets, st.tx_packets, st.rx_bytes, st.tx_bytes,
+      st.rx_malformed + st.rx_version + st.rx_oversize, st.rx_badseal,
+      st.suspicions, st.deaths, st.refutations, st.probes, st.probe_failures,
+      us.udp_recv_errors + us.udp_send_errors + us.tcp_errors,
+      us.udp_queue_drops + st.tx_dropped, us.sync_ok,
+      us.sync_failed + us.sync_timeouts, us.sync_refused};
+  for (int i = 0; i < MS_N; i++) *a->m_swim[i] = v[i];
+  json_int_t c[4];
+  count_members(a, c);
+  *a->g_swim[GS_AWARENESS] = st.awareness;
+  *a->g_swim[GS_INCARNATION] = st.incarnation;
+  for (int i = 0; i < 4; i++) *a->g_swim[GS_ALIVE + i] = c[i];
+}
+
+static void swim_metrics(app *a, wr_metrics *m) {
+  static const struct {
+    const char *name, *lk, *lv, *help;
+  } cs[MS_N] = {
+      {"warren_swim_rx_packets_total", NULL, NULL, "Gossip datagrams received."},
+      {"warren_swim_tx_packets_total", NULL, NULL, "Gossip datagrams sent."},
+      {"warren_swim_rx_bytes_total", NULL, NULL, "Gossip bytes received."},
+      {"warren_swim_tx_bytes_total", NULL, NULL, "Gossip bytes sent."},
+      {"warren_swim_rx_malformed_total", NULL, NULL,
+       "Gossip datagrams dropped as malformed, oversized or of another "
+       "version."},
+      {"warren_swim_rx_badseal_total", NULL, NULL,
+       "Gossip datagrams no installed key opened (wrong cluster key)."},
+      {"warren_swim_suspicions_total", NULL, NULL, "Members suspected."},
+      {"warren_swim_deaths_total", NULL, NULL, "Members declared dead."},
+      {"warren_swim_refutations_total", NULL, NULL,
+       "Times this node refuted a suspicion of itself."},
+      {"warren_swim_probes_total", NULL, NULL, "Probes sent."},
+      {"warren_swim_probe_failures_total", NULL, NULL,
+       "Probes without an ack, even indirect."},
+      {"warren_swim_socket_errors_total", NULL, NULL,
+       "Gossip UDP and sync TCP socket errors."},
+      {"warren_swim_tx_dropped_total", NULL, NULL,
+       "Gossip datagrams dropped: send queue full."},
+      {"warren_swim_syncs_total", "result", "ok", "Anti-entropy sessions."},
+      {"warren_swim_syncs_total", "result", "failed", NULL},
+      {"warren_swim_syncs_total", "result", "refused", NULL},
+  };
+  static const struct {
+    const char *name, *lk, *lv, *help;
+  } gs[GS_N] = {
+      {"warren_swim_awareness", NULL, NULL,
+       "Lifeguard local health score (0 = healthy)."},
+      {"warren_swim_incarnation", NULL, NULL, "This node's incarnation."},
+      {"warren_swim_members", "state", "alive",
+       "Members known, per state, this node included."},
+      {"warren_swim_members", "state", "suspect", NULL},
+      {"warren_swim_members", "state", "dead", NULL},
+      {"warren_swim_members", "state", "left", NULL},
+  };
+  for (int i = 0; i < MS_N; i++)
+    wr_metrics_counter(m, cs[i].name, cs[i].lk, cs[i].lv, cs[i].help,
+                       &a->m_swim[i]);
+  for (int i = 0; i < GS_N; i++)
+    wr_metrics_gauge(m, gs[i].name, gs[i].lk, gs[i].lv, gs[i].help,
+                     &a->g_swim[i]);
+  wr_metrics_on_collect(m, swim_collect, a);
+}
+
+/* A word of printable ASCII without spaces (what the codec carries). */
+static int printable_word(const char *s) {
+  for (; *s; s++)
+    if (*s <= ' ' || *s > '~') return 0;
+  return 1;
+}
+
+static int is_wildcard(const struct sockaddr_storage *ss) {
+  static const uint8_t zero[16];
+  if (ss->ss_family == AF_INET)
+    return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == 0;
+  return memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr, zero, 16) == 0;
+}
+
+/* Starts gossip on --gossip and joins through --join; 0 or an error
+ * (printed).  |secret| is the cluster secret: the gossip key derives from
+ * it and becomes the keyring's primary. */
+static int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]) {
+  wr_swim_uv_config c;
+  memset(&c, 0, sizeof c);
+  c.listen = o->gossip;
+  wr_swim_config_default(&c.swim);
+  const char *profile = o->gossip_profile[0] ? o->gossip_profile : "lan";
+  if (wr_swim_config_profile(&c.swim, profile) != 0) return WR_ERR_INVAL;
+  snprintf(c.swim.id, sizeof c.swim.id, "%s", o->id);
+  snprintf(c.swim.region, sizeof c.swim.region, "%s", o->region);
+  snprintf(c.swim.tags, sizeof c.swim.tags, "%s", o->tags);
+  struct sockaddr_storage gs, hs;
+  wr_parse_hostport(o->gossip, &gs);
+  wr_parse_hostport(o->http, &hs);
+  /* The data address peers will forward requests to: --http, or, when
+   * that is a wildcard bind, the gossip host with the --http port. */
+  if (is_wildcard(&hs)) {
+    uint16_t port = hs.ss_family == AF_INET
+                        ? ((struct sockaddr_in *)&hs)->sin_port
+                        : ((struct sockaddr_in6 *)&hs)->sin6_port;
+    hs = gs;
+    if (hs.ss_family == AF_INET) ((struct sockaddr_in *)&hs)->sin_port = port;
+    else ((struct sockaddr_in6 *)&hs)->sin6_port = port;
+  }
+  wr_addr *d = &c.swim.data;
+  if (hs.ss_family == AF_INET) {
+    d->family = 4;
+    memcpy(d->ip, &((struct sockaddr_in *)&hs)->sin_addr, 4);
+    d->port = ntohs(((struct sockaddr_in *)&hs)->sin_port);
+  } else {
+    d->family = 6;
+    memcpy(d->ip, &((struct sockaddr_in6 *)&hs)->sin6_addr, 16);
+    d->port = ntohs(((struct sockaddr_in6 *)&hs)->sin6_port);
+  }
+  uint8_t key[32];
+  wr_swim_keyring_init(&a->keyring);
+  wr_keys_gossip_key(secret, key);
+  wr_swim_keyring_add(&a->keyring, key, 1);
+  sodium_memzero(key, sizeof key);
+  c.keyring = &a->keyring;
+  int rv = wr_swim_uv_start(&a->swim, a->loop, &c);
+  if (rv != 0) {
+    fprintf(stderr, "warren: cannot start gossip on %s: %s\n", o->gossip,
+            wr_strerror(rv));
+    a->swim = NULL;
+    return rv;
+  }
+  swim_metrics(a, wr_admin_metrics(a->admin));
+  if (!o->join[0]) return 0;
+  wr_seed_list sl;
+  char err[300];
+  if (wr_seeds_parse(o->join, &sl, err, sizeof err) != 0) return WR_ERR_INVAL;
+  wr_swim_uv_seed seeds[WR_SEEDS_MAX];
+  for (size_t i = 0; i < sl.n; i++) {
+    seeds[i].host = sl.seeds[i].host;
+    seeds[i].port = sl.seeds[i].port;
+  }
+  rv = wr_swim_uv_join(a->swim, seeds, sl.n);
+  if (rv != 0)
+    fprintf(stderr, "warren: cannot join through %s: %s\n", o->join,
+            wr_strerror(rv));
   return rv;
 }
 
@@ -491,6 +764,30 @@ static int cmd_node(int argc, char **argv) {
     return usage_error("--admin wants ADDR:PORT, got '%s'", admin);
   if (gossip && wr_parse_hostport(gossip, &ss) != 0)
     return usage_error("--gossip wants ADDR:PORT, got '%s'", gossip);
+  if (gossip && is_wildcard(&ss))
+    return usage_error("--gossip must be an address peers can reach, not "
+                       "'%s' (it is advertised to the mesh)", gossip);
+  if (gossip && ((ss.ss_family == AF_INET &&
+                  ((struct sockaddr_in *)&ss)->sin_port == 0) ||
+                 (ss.ss_family == AF_INET6 &&
+                  ((struct sockaddr_in6 *)&ss)->sin6_port == 0)))
+    return usage_error("--gossip needs a port other than 0, got '%s'", gossip);
+  if (join && !gossip)
+    return usage_error("--join needs --gossip ADDR:PORT (the address peers "
+                       "reach this node on)");
+  if (o.gossip_profile[0] && strcmp(o.gossip_profile, "lan") &&
+      strcmp(o.gossip_profile, "wan") && strcmp(o.gossip_profile, "local"))
+    return usage_error("--gossip-profile wants lan, wan or local, got '%s'",
+                       o.gossip_profile);
+  if (strlen(o.region) > WR_SWIM_REGION_MAX || !printable_word(o.region))
+    return usage_error("--region wants a word of at most %d printable "
+                       "characters", WR_SWIM_REGION_MAX);
+  if (strlen(o.tags) > WR_SWIM_TAGS_MAX || !printable_word(o.tags))
+    return usage_error("--tags wants K=V,... without spaces, at most %d "
+                       "characters", WR_SWIM_TAGS_MAX);
+  if (strlen(id) > WR_SWIM_ID_MAX || !printable_word(id))
+    return usage_error("--id wants a word of at most %d printable characters",
+                       WR_SWIM_ID_MAX);
   if (join) {
     wr_seed_list seeds;
     char err[300];
@@ -506,13 +803,13 @@ static int cmd_node(int argc, char **argv) {
   snprintf(a.id, sizeof a.id, "%s", id);
   snprintf(a.http, sizeof a.http, "%s", http);
   if (gossip) snprintf(a.gossip, sizeof a.gossip, "%s", gossip);
-  if (gossip || join)
-    WR_LOG_WARNF("main", "gossip_unavailable",
-                 "msg=\"membership is not built into this version; the node "
-                 "runs alone\" gossip=%s join=%s",
-                 gossip ? gossip : "-", join ? join : "-");
   setup_signals(&a);
   if (start_admin(&a, admin, admin_token) != 0) {
+    app_stop(&a, 1);
+    return run_loop(&a);
+  }
+  if (gossip && start_swim(&a, &o, secret) != 0) {
+    sodium_memzero(secret, sizeof secret);
     app_stop(&a, 1);
     return run_loop(&a);
   }
@@ -523,8 +820,9 @@ static int cmd_node(int argc, char **argv) {
     return run_loop(&a);
   }
   sodium_memzero(secret, sizeof secret);
-  WR_LOG_INFOF("main", "node_started", "id=%s http=%s admin=%s domain=%s", id,
-               http, admin, domain);
+  WR_LOG_INFOF("main", "node_started",
+               "id=%s http=%s admin=%s domain=%s gossip=%s join=%s", id, http,
+               admin, domain, gossip ? gossip : "-", join ? join : "-");
   return run_loop(&a);
 }
 

@@ -590,7 +590,12 @@ static sync_conn *sync_conn_new(wr_swim_uv *u, int initiator) {
   if (!c) return NULL;
   c->u = u;
   c->initiator = initiator;
-  if (wr_swim_sync_new(u->sw, &c->s, initiator, now_ms(u)) != 0) {
+  int rv = wr_swim_sync_new(u->sw, &c->s, initiator, now_ms(u));
+  if (rv != 0) {
+    u->st.sync_failed++;
+    if (log_ok(u, LOG_TCP))
+      WR_LOG_WARNF("swim", "sync_failed", "why=session err=%s folded=%llu",
+                   wr_strerror(rv), folded(u, LOG_TCP));
     free(c);
     return NULL;
   }
@@ -760,6 +765,9 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
     /* Our own address is no seed (a headless Service lists every pod,
      * this one included). */
     if (addr_eq(&a, &u->cfg.gossip)) continue;
+    /* An IPv4 socket cannot reach an AAAA record ("localhost" gives
+     * both); a dual-stack IPv6 socket reaches either. */
+    if (!u->v6 && a.family == 6) continue;
     int dup = 0;
     for (size_t i = 0; i < u->njoin && !dup; i++)
       dup = addr_eq(&a, &u->join_addrs[i]);

@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+"""Membership with real processes (issue 4): ten `warren node`s on
+127.0.0.1 .. 127.0.0.10, gossiping over UDP, syncing over TCP, watched
+through their admin APIs (GET /members, /metrics).
+
+usage: swim10.py WARREN_BINARY [WARRENCTL_BINARY]
+
+Checks, in order:
+  join      all ten see each other alive (n10 joins with --join dns:localhost:P)
+  kill -9   every other node marks the killed one dead within a bound
+  restart   the same id comes back alive everywhere at a higher incarnation
+  leave     SIGTERM: "left" everywhere, never "dead" (polled throughout)
+  intruder  a node with another --key-file is never admitted anywhere, and
+            its packets are counted as badseal in /metrics
+Every wait is bounded; every process is killed at the end, also on failure.
+Prints one line per check, the measured times, and exits non-zero when any
+check failed.  Ports: one base picked at random and checked free on every
+address (so two checkouts running the suite at once do not collide).
+"""
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+WARREN = os.path.abspath(sys.argv[1])
+WARRENCTL = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
+TMP = tempfile.mkdtemp(prefix="warren-swim10-")
+N = 10
+PROFILE = os.environ.get("SWIM10_PROFILE", "local")
+FAILED = []
+NODES = []
+MEASURED = {}
+
+
+def check(name, cond, detail=""):
+    print("%s %s%s" % ("ok  " if cond else "FAIL", name,
+                        (": " + detail) if detail and not cond else ""),
+          flush=True)
+    if not cond:
+        FAILED.append(name)
+    return cond
+
+
+def ip(i):
+    return "127.0.0.%d" % i
+
+
+def port_free(host, port, udp):
+    s = socket.socket(socket.AF_INET,
+                      socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
+    try:
+        s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def pick_base(hosts):
+    """A base port B such that B (UDP+TCP gossip), B+1 (http) and B+2
+    (admin) are free on every host."""
+    rnd = random.Random()
+    for _ in range(200):
+        b = rnd.randrange(20000, 60000, 3)
+        if all(port_free(h, b, True) and port_free(h, b, False) and
+               port_free(h, b + 1, False) and port_free(h, b + 2, False)
+               for h in hosts):
+            return b
+    raise RuntimeError("no free port base")
+
+
+class Node:
+    def __init__(self, i, key, join=None, nid=None):
+        self.i = i
+        self.id = nid or "n%d" % i
+        self.key = key
+        self.join = join
+        self.proc = None
+        self.runs = 0
+
+    @property
+    def admin(self):
+        return (ip(self.i), BASE + 2)
+
+    def start(self):
+        args = [WARREN, "node", "--id", self.id,
+                "--http", "%s:%d" % (ip(self.i), BASE + 1),
+                "--admin", "%s:%d" % self.admin,
+                "--gossip", "%s:%d" % (ip(self.i), BASE),
+                "--domain", "mesh.test", "--key-file", self.key,
+                "--gossip-profile", PROFILE,
+                "--region", "r%d" % (self.i % 3), "--tags", "rack=%d" % self.i]
+        if self.join:
+            args += ["--join", self.join]
+        self.log = os.path.join(TMP, "%s-%d.log" % (self.id, self.runs))
+        self.runs += 1
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.log, "w"))
+
+    def alive_proc(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def get(self, path, timeout=2.0):
+        c = http.client.HTTPConnection(*self.admin, timeout=timeout)
+        try:
+            c.request("GET", path)
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def members(self):
+        """{id: entry} from GET /members, or None when unreachable."""
+        try:
+            st, body = self.get("/members")
+            if st != 200:
+                return None
+            return {m["id"]: m for m in json.loads(body)}
+        except (OSError, ValueError, http.client.HTTPException):
+            return None
+
+    def metric(self, name):
+        try:
+            st, body = self.get("/metrics")
+        except (OSError, http.client.HTTPException):
+            return None
+        for line in body.decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+
+def poll(fn, timeout, every=0.1):
+    """Calls fn() until it returns a true value or timeout passes; returns
+    (value, seconds waited)."""
+    t0 = time.time()
+    while True:
+        v = fn()
+        if v:
+            return v, time.time() - t0
+        if time.time() - t0 > timeout:
+            return None, time.time() - t0
+        time.sleep(every)
+
+
+def views(nodes):
+    return {n.id: n.members() for n in nodes}
+
+
+def everyone_sees(nodes, want):
+    """want(id, entry_or_None) must hold for every node's view."""
+    for n in nodes:
+        m = n.members()
+        if m is None or not want(m):
+            return False
+    return True
+
+
+def all_alive(nodes, ids):
+    return everyone_sees(nodes, lambda m: all(
+        i in m and m[i]["state"] == "alive" for i in ids))
+
+
+def main():
+    global BASE
+    key = os.path.join(TMP, "cluster.key")
+    bad = os.path.join(TMP, "other.key")
+    for k in (key, bad):
+        with open(k, "w") as f:
+            subprocess.run([WARREN, "keygen"], stdout=f, check=True)
+    BASE = pick_base([ip(i) for i in range(1, N + 2)])
+    seed = "%s:%d" % (ip(1), BASE)
+    for i in range(1, N + 1):
+        join = None if i == 1 else seed
+        if i == N:
+            join = "dns:localhost:%d" % BASE  # localhost -> 127.0.0.1 (n1)
+        NODES.append(Node(i, key, join))
+    for n in NODES:
+        n.start()
+    ids = [n.id for n in NODES]
+
+    _, t = poll(lambda: all(n.members() is not None for n in NODES), 15)
+    if not check("ten admin APIs answer", all(n.alive_proc() for n in NODES)
+                 and all(n.members() is not None for n in NODES)):
+        return
+    ok, t = poll(lambda: all_alive(NODES, ids), 40, 0.2)
+    MEASURED["join_all_alive_s"] = round(t, 2)
+    check("all ten see all ten alive (self included)", ok,
+          json.dumps({k: sorted((i, e["state"]) for i, e in (v or {}).items())
+                      for k, v in views(NODES).items()})[:1500])
+    if not ok:
+        return
+    m1 = NODES[0].members()
+    e10 = m1.get("n10", {})
+    check("/members entries carry the contract fields",
+          all(k in e10 for k in ("id", "addr", "state", "incarnation")) and
+          e10.get("addr") == "%s:%d" % (ip(10), BASE), json.dumps(e10))
+    check("region and tags travel in ALIVE",
+          e10.get("region") == "r1" and e10.get("tags") == "rack=10",
+          json.dumps(e10))
+    dns_log = open(NODES[-1].log).read()
+    check("n10 joined through dns:localhost", "event=joined" in dns_log or
+          " joined " in dns_log, dns_log[-800:])
+    st, body = NODES[0].get("/status")
+    s = json.loads(body) if st == 200 else {}
+    check("/status counts ten alive", s.get("members", {}).get("alive") == N,
+          body.decode()[:300])
+
+    # ---- kill -9 ----
+    victim = NODES[4]
+    others = [n for n in NODES if n is not victim]
+    inc_before = max(n.members()[victim.id]["incarnation"] for n in others)
+    victim.proc.kill()
+    victim.proc.wait()
+    t0 = time.time()
+    first = {}
+    deadline = t0 + 60
+    bad_state = []
+    while time.time() < deadline and len(first) < len(others):
+        for n in others:
+            if n.id in first:
+                continue
+            m = n.members()
+            e = (m or {}).get(victim.id)
+            if e and e["state"] == "left":
+                bad_state.append(n.id)
+            if e and e["state"] == "dead":
+                first[n.id] = (time.time() - t0, e["incarnation"])
+        time.sleep(0.1)
+    detect = sorted(v[0] for v in first.values())
+    if detect:
+        MEASURED["kill_detect_first_s"] = round(detect[0], 2)
+        MEASURED["kill_detect_all_s"] = round(detect[-1], 2)
+    check("kill -9: all nine others mark it dead within 60 s",
+          len(first) == len(others), "saw dead at %s" % sorted(first))
+    check("kill -9: nobody calls a crashed node 'left'", not bad_state,
+          str(bad_state))
+    inc_dead = max([v[1] for v in first.values()] + [inc_before])
+
+    # ---- restart with the same id ----
+    victim.start()
+    t0 = time.time()
+    ok, t = poll(lambda: everyone_sees(NODES, lambda m: victim.id in m and
+                                       m[victim.id]["state"] == "alive" and
+                                       m[victim.id]["incarnation"] > inc_dead),
+                 40, 0.2)
+    MEASURED["restart_alive_everywhere_s"] = round(t, 2)
+    check("restart: alive again everywhere at a higher incarnation", ok,
+          json.dumps({k: (v or {}).get(victim.id)
+                      for k, v in views(NODES).items()})[:1500])
+    ok, _ = poll(lambda: all_alive(NODES, ids), 20, 0.2)
+    check("restart: all ten alive again", ok)
+
+    # ---- graceful leave ----
+    leaver = NODES[6]
+    others = [n for n in NODES if n is not leaver]
+    leaver.proc.send_signal(signal.SIGTERM)
+    t0 = time.time()
+    seen_left, seen_dead = {}, set()
+    end = t0 + 20
+    settle = None
+    while time.time() < end:
+        for n in others:
+            e = (n.members() or {}).get(leaver.id)
+            if e is None:
+                continue
+            if e["state"] == "dead":
+                seen_dead.add(n.id)
+            if e["state"] == "left" and n.id not in seen_left:
+                seen_left[n.id] = time.time() - t0
+        if len(seen_left) == len(others) and settle is None:
+            settle = time.time() + 3  # keep watching a little: no "dead"
+        if settle and time.time() > settle:
+            break
+        time.sleep(0.1)
+    rc = None
+    try:
+        rc = leaver.proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    if seen_left:
+        MEASURED["leave_left_everywhere_s"] = round(max(seen_left.values()), 2)
+    check("SIGTERM: the node exits 0", rc == 0, "rc=%r" % rc)
+    check("SIGTERM: 'left' everywhere", len(seen_left) == len(others),
+          "left at %s" % sorted(seen_left))
+    check("SIGTERM: never 'dead' anywhere", not seen_dead, str(sorted(seen_dead)))
+    st, body = NODES[0].get("/status")
+    s = json.loads(body) if st == 200 else {}
+    check("/status counts the left node", s.get("members", {}).get("left") == 1
+          and s["members"].get("alive") == N - 1, body.decode()[:300])
+    if WARRENCTL:
+        r = subprocess.run([WARRENCTL, "--admin", "%s:%d" % NODES[0].admin,
+                            "members"], capture_output=True, text=True,
+                           timeout=10)
+        lines = r.stdout.splitlines()
+        check("warrenctl members shows the real states",
+              r.returncode == 0 and
+              any(leaver.id in l.split() and "left" in l.split()
+                  for l in lines) and
+              sum("alive" in l.split() for l in lines) == N - 1,
+              r.stdout[:800] + r.stderr[:300])
+
+    # ---- a node with another key ----
+    live = [n for n in NODES if n.alive_proc()]
+    bad_before = NODES[0].metric("warren_swim_rx_badseal_total") or 0
+    intruder = Node(N + 1, bad, seed, nid="intruder")
+    NODES.append(intruder)
+    intruder.start()
+    admitted = set()
+    t0 = time.time()
+    while time.time() - t0 < 8:
+        for n in live:
+            if intruder.id in (n.members() or {}):
+                admitted.add(n.id)
+        time.sleep(0.2)
+    check("intruder: never in anyone's /members", not admitted,
+          str(sorted(admitted)))
+    im = intruder.members() or {}
+    check("intruder: sees nobody either", set(im) <= {intruder.id}, str(im))
+    bad_after = NODES[0].metric("warren_swim_rx_badseal_total")
+    check("intruder: its packets count as badseal at the seed",
+          bad_after is not None and bad_after > bad_before,
+          "before=%r after=%r" % (bad_before, bad_after))
+    rx = NODES[0].metric("warren_swim_rx_packets_total")
+    check("/metrics has swim packet counters", rx is not None and rx > 0,
+          "rx=%r" % rx)
+
+
+BASE = 0
+try:
+    main()
+except Exception as e:  # a crash of the script itself is a failure too
+    import traceback
+    traceback.print_exc()
+    FAILED.append("script: %r" % e)
+finally:
+    for n in NODES:
+        if n.alive_proc():
+            n.proc.kill()
+            n.proc.wait()
+    if FAILED:
+        for n in NODES:
+            for r in range(n.runs):
+                path = os.path.join(TMP, "%s-%d.log" % (n.id, r))
+                if os.path.exists(path):
+                    tail = open(path).read()[-1200:]
+                    if tail:
+                        print("--- %s-%d\n%s" % (n.id, r, tail))
+print("measured: %s" % json.dumps(MEASURED))
+print("%d checks failed" % len(FAILED) if FAILED else "all checks passed")
+sys.exit(1 if FAILED else 0)
