@@ -135,7 +135,7 @@ static int set_flag(cli *c, const char *name, const char *v) {
   else if (!strcmp(name, "--check")) o->check = 1;
   else if (!strcmp(name, "--no-lifeguard")) o->lifeguard = 0;
   else if (!strcmp(name, "--join-bootstrap")) o->join_bootstrap = 1;
-  else if (!strcmp(name, "--verbose")) o->verbose = 1;
+  else if (!strcmp(name, "--verbose")) o->verbose++;
   else if (!strcmp(name, "--nodes")) {
     if (parse_u64(v, 100000, &u) || u < 1) return -1;
     o->nodes = (uint32_t)u;

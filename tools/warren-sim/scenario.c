@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sim_int.h"
 #include "warren/err.h"
@@ -59,9 +60,32 @@ static int agree(sim *s) {
         return 0;
       }
     }
-    if (alive != live - 1) return 0;
+    if (alive != live - 1) {
+      if (s->o->verbose > 1) {
+        fprintf(stderr, "warren-sim: t=%llu %s sees %zu of %u live:",
+                (unsigned long long)sim_net_now(s->net), s->ids[i], alive,
+                live - 1);
+        for (uint32_t m = 0; m < s->n; m++) {
+          wr_swim_member_info mi;
+          if (m == i || s->nodes[m].killed) continue;
+          if (wr_swim_member_find(nd->sw, s->ids[m], &mi) != 0)
+            fprintf(stderr, " %s(unknown)", s->ids[m]);
+        }
+        fprintf(stderr, "\n");
+      }
+      return 0;
+    }
   }
   return 1;
+}
+
+void sim_phase(sim *s, const char *what) {
+  if (!s->o->verbose) return;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  fprintf(stderr, "warren-sim: %-10s virtual %.1f s, wall clock %ld.%03ld\n",
+          what, (double)(sim_net_now(s->net) - T_BASE) / 1000,
+          (long)ts.tv_sec, ts.tv_nsec / 1000000);
 }
 
 static void dispatch(sim *s, sim_ev *ev);
@@ -158,6 +182,16 @@ int sim_scenario_run(sim *s) {
     r->join_converge_ms = -1;
     while (sim_net_now(s->net) < cap) {
       run_until(s, sim_net_now(s->net) + c->probe_interval_ms);
+      if (o->verbose) {
+        size_t lo_m = SIZE_MAX, hi_m = 0;
+        for (uint32_t i = 0; i < s->n; i++) {
+          size_t m = wr_swim_member_count(s->nodes[i].sw);
+          lo_m = m < lo_m ? m : lo_m;
+          hi_m = m > hi_m ? m : hi_m;
+        }
+        fprintf(stderr, "warren-sim: join t=%llu members min %zu max %zu\n",
+                (unsigned long long)(sim_net_now(s->net) - now), lo_m, hi_m);
+      }
       if (agree(s)) {
         r->join_converge_ms = (int64_t)(sim_net_now(s->net) - now);
         break;
@@ -184,6 +218,7 @@ int sim_scenario_run(sim *s) {
   r->bytes_per_node_per_s = (double)(b1 - b0) / s->n / window_s;
   r->packets_per_node_per_s = (double)(p1 - p0) / s->n / window_s;
 
+  sim_phase(s, "warm-up");
   /* T1: kill, broadcast, partition, stalls. */
   uint32_t lo = o->join_bootstrap ? 1 : 0; /* the seed stays alive */
   pick(s, perm, lo, s->nkill);
@@ -251,6 +286,7 @@ int sim_scenario_run(sim *s) {
     if (sim_net_now(s->net) >= disturb_end && done_measuring(s)) break;
   }
 
+  sim_phase(s, "measured");
   /* Settle: the same alive set everywhere once changes stop. */
   uint64_t settle_cap = sim_net_now(s->net) + r->bound_ms + c->gossip_to_dead_ms;
   r->converged = 0;
@@ -264,6 +300,7 @@ int sim_scenario_run(sim *s) {
     if (sim_net_now(s->net) >= settle_cap) break;
     run_until(s, sim_net_now(s->net) + c->probe_interval_ms);
   }
+  sim_phase(s, "settled");
   r->virtual_ms = sim_net_now(s->net) - T_BASE;
   free(perm);
   return 0;

@@ -212,6 +212,10 @@ static void arm(sim *s, sim_node *nd, int after_tick) {
     /* The tick left its own deadline in the past: count it, and move on
      * by 1 ms so virtual time cannot stall. */
     s->stuck++;
+    if (s->o->verbose > 1)
+      fprintf(stderr, "warren-sim: t=%llu %s: deadline %llu still due after "
+              "its tick\n", (unsigned long long)now, s->ids[nd->idx],
+              (unsigned long long)dl);
     dl = now + 1;
   }
   if (dl < now) dl = now;

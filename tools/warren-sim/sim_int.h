@@ -106,5 +106,7 @@ void sim_stream_timeout(sim *s, uint32_t handle);
 
 /* scenario.c */
 int sim_scenario_run(sim *s);
+/* --verbose: one stderr line per phase with virtual and wall time. */
+void sim_phase(sim *s, const char *what);
 
 #endif
