@@ -641,6 +641,15 @@ static void sync_connect(wr_swim_uv *u, const wr_addr *peer) {
   addr_str(peer, c->peer, sizeof c->peer);
   u->st.sync_started++;
   struct sockaddr_storage ss;
+  if (peer->family == u->cfg.gossip.family) {
+    /* Connect from the gossip address, so the peer (and its firewall)
+     * sees the member's address and not whatever the routing table
+     * picks.  Failing that, the kernel's choice still works. */
+    wr_addr src = u->cfg.gossip;
+    src.port = 0;
+    to_sockaddr(&src, &ss);
+    (void)uv_tcp_bind(&c->tcp, (const struct sockaddr *)&ss, 0);
+  }
   to_sockaddr(peer, &ss);
   c->creq.data = c;
   int rv = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&ss,

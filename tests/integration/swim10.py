@@ -190,7 +190,9 @@ def main():
     if not check("ten admin APIs answer", all(n.alive_proc() for n in NODES)
                  and all(n.members() is not None for n in NODES)):
         return
-    ok, t = poll(lambda: all_alive(NODES, ids), 40, 0.2)
+    # Ten joins within ~100 ms: most views fill by gossip at once, the rest
+    # by the next anti-entropy sync (first at 7.5-15 s in the local profile).
+    ok, t = poll(lambda: all_alive(NODES, ids), 60, 0.2)
     MEASURED["join_all_alive_s"] = round(t, 2)
     check("all ten see all ten alive (self included)", ok,
           json.dumps({k: sorted((i, e["state"]) for i, e in (v or {}).items())
@@ -221,7 +223,7 @@ def main():
     victim.proc.wait()
     t0 = time.time()
     first = {}
-    deadline = t0 + 60
+    deadline = t0 + 40
     bad_state = []
     while time.time() < deadline and len(first) < len(others):
         for n in others:
@@ -238,7 +240,7 @@ def main():
     if detect:
         MEASURED["kill_detect_first_s"] = round(detect[0], 2)
         MEASURED["kill_detect_all_s"] = round(detect[-1], 2)
-    check("kill -9: all nine others mark it dead within 60 s",
+    check("kill -9: all nine others mark it dead within 40 s",
           len(first) == len(others), "saw dead at %s" % sorted(first))
     check("kill -9: nobody calls a crashed node 'left'", not bad_state,
           str(bad_state))
@@ -250,7 +252,7 @@ def main():
     ok, t = poll(lambda: everyone_sees(NODES, lambda m: victim.id in m and
                                        m[victim.id]["state"] == "alive" and
                                        m[victim.id]["incarnation"] > inc_dead),
-                 40, 0.2)
+                 30, 0.2)
     MEASURED["restart_alive_everywhere_s"] = round(t, 2)
     check("restart: alive again everywhere at a higher incarnation", ok,
           json.dumps({k: (v or {}).get(victim.id)
@@ -263,9 +265,14 @@ def main():
     others = [n for n in NODES if n is not leaver]
     leaver.proc.send_signal(signal.SIGTERM)
     t0 = time.time()
-    seen_left, seen_dead = {}, set()
-    end = t0 + 20
+    seen_left, seen_dead, seen_suspect = {}, set(), set()
+    # LEFT normally spreads in well under a second; a node that misses it
+    # gets it from the next anti-entropy sync (<= 15 s in the local
+    # profile).  Left members are reaped 15 s later, so the /status and
+    # warrenctl views are taken as soon as n1 shows "left".
+    end = t0 + 25
     settle = None
+    status = ctl = None
     while time.time() < end:
         for n in others:
             e = (n.members() or {}).get(leaver.id)
@@ -273,8 +280,16 @@ def main():
                 continue
             if e["state"] == "dead":
                 seen_dead.add(n.id)
+            if e["state"] == "suspect":
+                seen_suspect.add(n.id)
             if e["state"] == "left" and n.id not in seen_left:
                 seen_left[n.id] = time.time() - t0
+            if e["state"] == "left" and n is NODES[0] and status is None:
+                status = n.get("/status")
+                if WARRENCTL:
+                    ctl = subprocess.run(
+                        [WARRENCTL, "--admin", "%s:%d" % n.admin, "members"],
+                        capture_output=True, text=True, timeout=10)
         if len(seen_left) == len(others) and settle is None:
             settle = time.time() + 3  # keep watching a little: no "dead"
         if settle and time.time() > settle:
@@ -287,18 +302,19 @@ def main():
         pass
     if seen_left:
         MEASURED["leave_left_everywhere_s"] = round(max(seen_left.values()), 2)
+    # Not a failure (suspect is not dead), but worth seeing: a member that
+    # missed LEFT probes the gone node and suspects it until a sync.
+    MEASURED["leave_suspected_by"] = sorted(seen_suspect)
     check("SIGTERM: the node exits 0", rc == 0, "rc=%r" % rc)
     check("SIGTERM: 'left' everywhere", len(seen_left) == len(others),
           "left at %s" % sorted(seen_left))
     check("SIGTERM: never 'dead' anywhere", not seen_dead, str(sorted(seen_dead)))
-    st, body = NODES[0].get("/status")
+    st, body = status or (0, b"")
     s = json.loads(body) if st == 200 else {}
     check("/status counts the left node", s.get("members", {}).get("left") == 1
           and s["members"].get("alive") == N - 1, body.decode()[:300])
-    if WARRENCTL:
-        r = subprocess.run([WARRENCTL, "--admin", "%s:%d" % NODES[0].admin,
-                            "members"], capture_output=True, text=True,
-                           timeout=10)
+    if WARRENCTL and ctl:
+        r = ctl
         lines = r.stdout.splitlines()
         check("warrenctl members shows the real states",
               r.returncode == 0 and
@@ -331,6 +347,27 @@ def main():
     rx = NODES[0].metric("warren_swim_rx_packets_total")
     check("/metrics has swim packet counters", rx is not None and rx > 0,
           "rx=%r" % rx)
+
+    # ---- everyone stops cleanly (under ASan this is the leak check) ----
+    live = [n for n in NODES if n.alive_proc()]
+    for n in live:
+        n.proc.send_signal(signal.SIGTERM)
+    rcs = {}
+    for n in live:
+        try:
+            rcs[n.id] = n.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            rcs[n.id] = "hung"
+    check("all nodes exit 0 on SIGTERM", all(v == 0 for v in rcs.values()),
+          str(rcs))
+    reports = []
+    for n in NODES:
+        for r in range(n.runs):
+            path = os.path.join(TMP, "%s-%d.log" % (n.id, r))
+            text = open(path).read() if os.path.exists(path) else ""
+            if "Sanitizer" in text or "runtime error:" in text:
+                reports.append("%s-%d" % (n.id, r))
+    check("no sanitizer reports in any node's log", not reports, str(reports))
 
 
 BASE = 0
