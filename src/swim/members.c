@@ -24,7 +24,7 @@ void swim_members_init(swim_members *t, const wr_mem *mem) {
 }
 
 static void member_clear(const wr_mem *mem, swim_member *m) {
-  if (m->id_len >= SWIM_ID_INLINE) wr_mem_free(mem, m->id_.heap);
+  if (m->id_len >= SWIM_ID_INLINE) wr_mem_free(mem, m->id_.heap); /* may be NULL mid-copy */
   wr_mem_free(mem, m->meta);
 }
 
@@ -106,6 +106,45 @@ ssize_t swim_members_add(swim_members *t, const char *id,
   m->state_since = now;
   index_put(t, t->n);
   return (ssize_t)t->n++;
+}
+
+int swim_members_copy(swim_members *dst, const swim_members *src) {
+  if (dst->n) return WR_ERR_INVAL;
+  const wr_mem *mem = dst->mem;
+  swim_members_free(dst);
+  dst->mem = mem;
+  if (!src->n) return 0;
+  /* Room for one more: the caller adds the source core itself. */
+  size_t cap = src->n + 1;
+  dst->v = wr_mem_malloc(dst->mem, cap * sizeof *dst->v);
+  dst->slots = wr_mem_malloc(dst->mem, src->nslots * sizeof *dst->slots);
+  if (!dst->v || !dst->slots) goto nomem;
+  memcpy(dst->v, src->v, src->n * sizeof *dst->v);
+  memcpy(dst->slots, src->slots, src->nslots * sizeof *dst->slots);
+  dst->cap = cap;
+  dst->nslots = src->nslots;
+  for (size_t i = 0; i < src->n; i++) {
+    swim_member *m = &dst->v[i];
+    /* Until fixed below, this entry shares the source's allocations. */
+    const char *hid = m->id_len >= SWIM_ID_INLINE ? m->id_.heap : NULL;
+    const swim_meta *meta = m->meta;
+    if (hid) m->id_.heap = NULL;
+    m->meta = NULL;
+    dst->n = i + 1;
+    if (hid) {
+      if (!(m->id_.heap = wr_mem_malloc(dst->mem, m->id_len + 1U))) goto nomem;
+      memcpy(m->id_.heap, hid, m->id_len + 1U);
+    }
+    if (meta) {
+      if (!(m->meta = wr_mem_malloc(dst->mem, sizeof *meta))) goto nomem;
+      *m->meta = *meta;
+    }
+  }
+  return 0;
+nomem:
+  swim_members_free(dst);
+  dst->mem = mem;
+  return WR_ERR_NOMEM;
 }
 
 static int addr_eq(const wr_addr *a, const wr_addr *b) {

@@ -938,6 +938,21 @@ int wr_swim_add_member(wr_swim *sw, const char *id, const wr_addr *gossip,
   return 0;
 }
 
+int wr_swim_copy_members(wr_swim *dst, const wr_swim *src, wr_tstamp now) {
+  if (dst->mt.n || dst == src) return WR_ERR_INVAL;
+  int rv = swim_members_copy(&dst->mt, &src->mt);
+  if (rv) return rv;
+  ssize_t self = swim_members_find(&dst->mt, dst->cfg.id);
+  if (self >= 0) swim_members_remove(&dst->mt, (size_t)self);
+  wr_swim_member_info me;
+  wr_swim_self(src, &me);
+  if (swim_members_find(&dst->mt, me.id) < 0)
+    rv = wr_swim_add_member(dst, me.id, &me.gossip, &me.data, me.incarnation,
+                            now);
+  dst->probe_pos = dst->mt.n; /* shuffle before the first probe */
+  return rv;
+}
+
 int wr_swim_leave(wr_swim *sw, wr_tstamp now) {
   if (sw->leaving) return 0;
   sw->leaving = 1;

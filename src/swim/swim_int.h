@@ -62,6 +62,8 @@ ssize_t swim_members_add(swim_members *t, const char *id,
  * Returns 0 or WR_ERR_NOMEM (the member keeps its old metadata). */
 int swim_members_set_meta(swim_members *t, size_t i, const wr_addr *data,
                           const char *region, const char *tags);
+/* |dst| (empty) becomes a deep copy of |src|.  0 or WR_ERR_NOMEM. */
+int swim_members_copy(swim_members *dst, const swim_members *src);
 /* Removes member |i|; the last member takes its index. */
 void swim_members_remove(swim_members *t, size_t i);
 /* Fisher-Yates over the whole table; |below(ud, n)| is uniform in [0, n). */

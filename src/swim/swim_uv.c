@@ -65,7 +65,8 @@
  * SIGTERM'd node stops promptly within systemd's and Kubernetes' limits. */
 #define LEAVE_GRACE_MAX_MS 1000
 
-enum { LOG_RECV, LOG_SEND, LOG_TCP, LOG_DNS, LOG_REFUSED, LOG_KINDS };
+enum { LOG_RECV, LOG_SEND, LOG_TCP, LOG_DNS, LOG_REFUSED, LOG_REJECT,
+       LOG_KINDS };
 
 typedef struct sync_conn {
   struct sync_conn *next, *prev;
@@ -401,10 +402,36 @@ static void on_udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf,
   }
   wr_addr from;
   if (from_sockaddr(addr, &from) != 0) return;
+  wr_swim_stats before, after;
+  wr_swim_get_stats(u->sw, &before);
   int rv = wr_swim_recv(u->sw, &from, u->rbuf, (size_t)n, now_ms(u));
   if (rv != 0 && log_ok(u, LOG_RECV))
     WR_LOG_WARNF("swim", "recv_error", "err=%s folded=%llu", wr_strerror(rv),
                  folded(u, LOG_RECV));
+  /* The core drops and counts what it cannot open or parse; say so in
+   * the log too (rate-limited), since a node started with the wrong key
+   * file is otherwise silent: nobody answers it and nothing fails. */
+  wr_swim_get_stats(u->sw, &after);
+  if (after.rx_badseal != before.rx_badseal && log_ok(u, LOG_REJECT)) {
+    char a[64];
+    addr_str(&from, a, sizeof a);
+    WR_LOG_WARNF("swim", "rx_badseal",
+                 "from=%s len=%zd total=%llu folded=%llu "
+                 "msg=\"no installed key opens it: another cluster key?\"",
+                 a, n, (unsigned long long)after.rx_badseal,
+                 folded(u, LOG_REJECT));
+  } else if (after.rx_malformed + after.rx_version + after.rx_oversize !=
+                 before.rx_malformed + before.rx_version + before.rx_oversize &&
+             log_ok(u, LOG_REJECT)) {
+    char a[64];
+    addr_str(&from, a, sizeof a);
+    WR_LOG_WARNF("swim", "rx_malformed",
+                 "from=%s len=%zd malformed=%llu version=%llu oversize=%llu "
+                 "folded=%llu",
+                 a, n, (unsigned long long)after.rx_malformed,
+                 (unsigned long long)after.rx_version,
+                 (unsigned long long)after.rx_oversize, folded(u, LOG_REJECT));
+  }
   after_core(u);
 }
 
@@ -751,6 +778,8 @@ static void join_round_done(wr_swim_uv *u) {
   uint64_t half = u->backoff / 2;
   uint32_t r = randombytes_uniform((uint32_t)(half > 0 ? half : 1));
   uv_timer_start(&u->join_timer, on_join_timer, half + r, 0);
+  WR_LOG_DEBUGF("swim", "join_retry_armed", "round=%u in_ms=%llu",
+                u->join_round, (unsigned long long)(half + r));
   u->backoff = u->backoff * 2 > u->backoff_max ? u->backoff_max
                                                 : u->backoff * 2;
 }

@@ -337,6 +337,42 @@ static void test_member_table(void **state) {
   swim_members_free(&t);
 }
 
+static void test_copy_members(void **state) {
+  (void)state;
+  make_core(0, 1);
+  wr_swim *src = sw;
+  wr_addr a = addr(1), d = addr(77);
+  assert_int_equal(wr_swim_add_member(src, "m1", &a, &d, 3, now), 0);
+  a = addr(2);
+  assert_int_equal(wr_swim_add_member(src, "a-rather-long-member-id-2", &a,
+                                      NULL, 0, now), 0);
+  a = addr(3);
+  assert_int_equal(wr_swim_add_member(src, "m3", &a, NULL, 0, now), 0);
+  /* m3's own core: it gets m1, the long one, and "me"; not itself. */
+  wr_swim_config c;
+  wr_swim_config_default(&c);
+  strcpy(c.id, "m3");
+  c.gossip = addr(3);
+  c.rand = wr_pcg32_fill;
+  c.rand_user_data = &rng;
+  wr_swim *dst;
+  assert_int_equal(wr_swim_new(&dst, &c, NULL, NULL, NULL, NULL, now), 0);
+  assert_int_equal(wr_swim_copy_members(dst, src, now), 0);
+  assert_int_equal(wr_swim_member_count(dst), 3);
+  wr_swim_member_info m;
+  assert_int_equal(wr_swim_member_find(dst, "m3", &m), WR_ERR_NOTFOUND);
+  assert_int_equal(wr_swim_member_find(dst, "me", &m), 0);
+  assert_int_equal(wr_swim_member_find(dst, "m1", &m), 0);
+  assert_int_equal(m.incarnation, 3);
+  assert_int_equal(m.data.ip[3], 77);
+  assert_int_equal(wr_swim_member_find(dst, "a-rather-long-member-id-2", &m), 0);
+  /* Deep copies: freeing the source leaves the copy intact (ASan). */
+  wr_swim_del(src);
+  assert_int_equal(wr_swim_member_find(dst, "a-rather-long-member-id-2", &m), 0);
+  assert_int_equal(wr_swim_copy_members(dst, dst, now), WR_ERR_INVAL);
+  wr_swim_del(dst);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_merge_table),
@@ -346,6 +382,7 @@ int main(void) {
       cmocka_unit_test(test_awareness),
       cmocka_unit_test(test_bqueue_order_and_limits),
       cmocka_unit_test(test_member_table),
+      cmocka_unit_test(test_copy_members),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
