@@ -46,6 +46,9 @@ typedef struct wr_swim_config {
   unsigned indirect_checks;
   unsigned suspicion_mult;
   unsigned suspicion_max_timeout_mult;
+  /* Independent confirmations that bring a suspicion from the maximum
+   * timeout down to the minimum (memberlist: suspicion_mult - 2). */
+  unsigned suspicion_confirmations;
   unsigned retransmit_mult;
   unsigned gossip_nodes;
   uint64_t gossip_interval_ms;
@@ -63,6 +66,12 @@ typedef struct wr_swim_config {
   /* 0 turns Lifeguard off (plain SWIM: no awareness, fixed suspicion
    * timeout, no nacks, no buddy system) for side-by-side comparison. */
   int lifeguard;
+  /* warren's addition to Lifeguard: a member that hears of a new
+   * suspicion which still lacks confirmations probes the suspect itself
+   * at once (at most this many such probes outstanding; 0 = off), so a
+   * real failure gathers its independent confirmations in one probe
+   * timeout instead of over several protocol rounds. */
+  unsigned confirm_probes;
   wr_rand_fn rand;             /* required: seeded PCG in tests */
   void *rand_user_data;
 } wr_swim_config;

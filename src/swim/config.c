@@ -36,6 +36,8 @@ static void lan(wr_swim_config *c) {
    * confirmations, so a lone (possibly unhealthy) accuser is slow to
    * kill and a chorus is fast. */
   c->suspicion_max_timeout_mult = 6;
+  /* memberlist uses suspicion_mult - 2 = 2. */
+  c->suspicion_confirmations = 2;
   /* Each update rides mult * ceil(log10(n+1)) packets: epidemic spread
    * reaches all n members with high probability at that fan-out. */
   c->retransmit_mult = 4;
@@ -56,6 +58,10 @@ static void lan(wr_swim_config *c) {
   /* Awareness multiplies our timeouts by at most 8. */
   c->awareness_max = 8;
   c->lifeguard = 1;
+  /* Only members that hear of a suspicion before it has its k
+   * confirmations probe, so a fleet of any size sends about k + fan-out
+   * extra pings per suspicion, none when idle. */
+  c->confirm_probes = 4;
 }
 
 void wr_swim_config_default(wr_swim_config *cfg) {

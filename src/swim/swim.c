@@ -54,6 +54,15 @@ typedef struct swim_relay {
   wr_tstamp nack_at, expire_at;
 } swim_relay;
 
+/* A probe sent because we heard of a suspicion (see confirm_probes). */
+typedef struct swim_confirm {
+  int used;
+  uint32_t seq, inc;
+  char id[WR_SWIM_ID_MAX + 1];
+  wr_tstamp deadline;
+} swim_confirm;
+#define SWIM_CONFIRM_PROBES_MAX 16
+
 typedef struct swim_grave {
   char id[WR_SWIM_ID_MAX + 1];
   wr_tstamp at;
@@ -89,6 +98,7 @@ struct wr_swim {
   swim_susp *susp;
   size_t nsusp;
   swim_relay relays[SWIM_RELAYS_MAX];
+  swim_confirm confirms[SWIM_CONFIRM_PROBES_MAX];
 
   swim_grave *graves; /* FIFO: state changes happen in time order */
   size_t grave_head, grave_n, grave_cap;
@@ -322,7 +332,7 @@ static void susp_start(wr_swim *sw, size_t i, const char *accuser,
     s->max_ms = s->min_ms * sw->cfg.suspicion_max_timeout_mult;
     /* Confirmations can only come from members other than the suspect
      * and us. */
-    s->k = sw->cfg.suspicion_mult > 2 ? sw->cfg.suspicion_mult - 2 : 0;
+    s->k = sw->cfg.suspicion_confirmations;
     if (n < 2 || n - 2 < s->k) s->k = 0;
   } else {
     s->max_ms = s->min_ms;
@@ -407,6 +417,33 @@ static void apply_alive(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
   notify(sw, (size_t)i);
 }
 
+/* We just heard that member |i| is suspected by someone else: check it
+ * ourselves now rather than when the round-robin reaches it. */
+static void confirm_probe(wr_swim *sw, size_t i, wr_tstamp now) {
+  swim_susp *s = susp_of(sw, i);
+  if (!sw->cfg.lifeguard || !s || s->n >= s->k || sw->leaving) return;
+  unsigned cap = WR_MIN(sw->cfg.confirm_probes, SWIM_CONFIRM_PROBES_MAX);
+  swim_confirm *c = NULL;
+  for (unsigned j = 0; j < cap && !c; j++)
+    if (!sw->confirms[j].used) c = &sw->confirms[j];
+  if (!c) return;
+  const swim_member *m = &sw->mt.v[i];
+  swim_out *o = out_push(sw, WR_SWIM_PING, &m->gossip);
+  if (!o) return;
+  c->used = 1;
+  c->seq = o->seq = ++sw->seq;
+  c->inc = m->incarnation;
+  snprintf(c->id, sizeof c->id, "%s", swim_member_id(m));
+  snprintf(o->target, sizeof o->target, "%s", c->id);
+  /* The buddy system rides along: the suspect learns it is suspected. */
+  o->extra |= EXTRA_ABOUT;
+  snprintf(o->about, sizeof o->about, "%s", c->id);
+  /* The whole probe interval (the time a normal probe gets, indirect
+   * path included), stretched by our own awareness. */
+  c->deadline = now + scaled(sw, sw->cfg.probe_interval_ms);
+  sw->st.probes++;
+}
+
 static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
                           wr_tstamp now) {
   if (is_self(sw, u->id)) {
@@ -431,6 +468,7 @@ static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
   sw->st.suspicions++;
   broadcast(sw, u);
   notify(sw, (size_t)i);
+  if (!is_self(sw, u->from)) confirm_probe(sw, (size_t)i, now);
 }
 
 static void apply_dead(wr_swim *sw, const wr_swim_update *u, wr_tstamp now,
@@ -608,6 +646,11 @@ static void handle_ack(wr_swim *sw, const wr_addr *src, int nack) {
     sw->st.rx_foreign++;
     return;
   }
+  for (size_t j = 0; j < SWIM_CONFIRM_PROBES_MAX; j++)
+    if (sw->confirms[j].used && sw->confirms[j].seq == seq) {
+      sw->confirms[j].used = 0; /* it answered us: no confirmation */
+      return;
+    }
   for (size_t j = 0; j < SWIM_RELAYS_MAX; j++) {
     swim_relay *r = &sw->relays[j];
     if (r->used && r->seq == seq) {
@@ -802,6 +845,18 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
     }
     if (now >= r->expire_at) r->used = 0;
   }
+  for (size_t j = 0; j < SWIM_CONFIRM_PROBES_MAX; j++) {
+    swim_confirm *c = &sw->confirms[j];
+    if (!c->used || now < c->deadline) continue;
+    c->used = 0;
+    ssize_t i = swim_members_find(&sw->mt, c->id);
+    if (i < 0 || sw->mt.v[i].state != WR_SWIM_SUSPECT ||
+        sw->mt.v[i].incarnation != c->inc)
+      continue;
+    wr_swim_update u;
+    member_update(sw, (size_t)i, sw->cfg.id, &u); /* SUSPECT from us */
+    apply_suspect(sw, &u, now);
+  }
   if (sw->probe.active) {
     if (!sw->probe.indirect_sent && now >= sw->probe.timeout_at)
       probe_indirect(sw);
@@ -842,6 +897,8 @@ wr_tstamp wr_swim_deadline(const wr_swim *sw) {
   if (sw->bq.n) AT(sw->next_gossip_at);
   for (size_t j = 0; j < sw->nsusp; j++)
     if (sw->susp[j].used) AT(sw->susp[j].deadline);
+  for (size_t j = 0; j < SWIM_CONFIRM_PROBES_MAX; j++)
+    if (sw->confirms[j].used) AT(sw->confirms[j].deadline);
   for (size_t j = 0; j < SWIM_RELAYS_MAX; j++) {
     const swim_relay *r = &sw->relays[j];
     if (!r->used) continue;

@@ -24,9 +24,12 @@ static wr_addr addr(int i) {
   return a;
 }
 
+static unsigned confirm_probes = 4;
+
 static void make_core(int members, int lifeguard) {
   wr_swim_config c;
   wr_swim_config_default(&c);
+  c.confirm_probes = confirm_probes;
   strcpy(c.id, "me");
   c.gossip = addr(200);
   c.rand = wr_pcg32_fill;
@@ -221,6 +224,7 @@ static void test_suspicion_timer(void **state) {
     int accusers;
     wr_tstamp lo, hi;
   } cases[] = {{1, 23990, 24020}, {2, 11370, 11400}, {3, 3990, 4020}};
+  confirm_probes = 0; /* only the accusers we feed count */
   for (size_t k = 0; k < WR_ARRAY_LEN(cases); k++) {
     make_core(9, 1);
     for (int a = 0; a < cases[k].accusers; a++) {
@@ -243,6 +247,59 @@ static void test_suspicion_timer(void **state) {
   feed(&u);
   wr_tstamp t = time_to_dead("m1", 30000);
   assert_true(t >= 3990 && t <= 4020);
+  wr_swim_del(sw);
+  confirm_probes = 4;
+}
+
+/* Hearing of a fresh suspicion, we probe the suspect ourselves; silence
+ * for a probe interval is our confirmation (11.39 s instead of 24 s with
+ * one other accuser), an answer is not. */
+static void test_confirm_probe(void **state) {
+  (void)state;
+  make_core(9, 1);
+  wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
+  feed(&u);
+  uint8_t buf[WR_SWIM_DATAGRAM_MAX];
+  wr_addr to;
+  wr_swim_packet p;
+  int pinged = 0;
+  wr_ssize n;
+  while ((n = wr_swim_send(sw, &to, buf, sizeof buf, now)) > 0) {
+    assert_int_equal(wr_swim_decode(buf, (size_t)n, &p), 0);
+    if (p.type == WR_SWIM_PING && strcmp(p.target, "m1") == 0) {
+      pinged = 1;
+      assert_int_equal(to.ip[3], 1);
+      /* The buddy system: the ping tells m1 it is suspected. */
+      int told = 0;
+      for (size_t j = 0; j < p.nupdates; j++)
+        told |= p.updates[j].kind == WR_SWIM_UPD_SUSPECT &&
+                strcmp(p.updates[j].id, "m1") == 0;
+      assert_true(told);
+    }
+  }
+  assert_true(pinged);
+  wr_tstamp t = time_to_dead("m1", 30000);
+  assert_true(t >= 11370 && t <= 11400);
+  wr_swim_del(sw);
+
+  /* Same, but m1 answers the confirmation probe: the timer stays long. */
+  make_core(9, 1);
+  feed(&u);
+  while ((n = wr_swim_send(sw, &to, buf, sizeof buf, now)) > 0) {
+    assert_int_equal(wr_swim_decode(buf, (size_t)n, &p), 0);
+    if (p.type != WR_SWIM_PING || strcmp(p.target, "m1") != 0) continue;
+    wr_swim_packet ack;
+    memset(&ack, 0, sizeof ack);
+    ack.type = WR_SWIM_ACK;
+    ack.seq = p.seq;
+    strcpy(ack.from, "m1");
+    uint8_t ab[64];
+    wr_ssize an = wr_swim_encode(&ack, ab, sizeof ab);
+    wr_addr from = addr(1);
+    wr_swim_recv(sw, &from, ab, (size_t)an, now);
+  }
+  t = time_to_dead("m1", 30000);
+  assert_true(t > 20000);
   wr_swim_del(sw);
 }
 
@@ -379,6 +436,7 @@ int main(void) {
       cmocka_unit_test(test_unknown_members),
       cmocka_unit_test(test_self_refutation),
       cmocka_unit_test(test_suspicion_timer),
+      cmocka_unit_test(test_confirm_probe),
       cmocka_unit_test(test_awareness),
       cmocka_unit_test(test_bqueue_order_and_limits),
       cmocka_unit_test(test_member_table),
