@@ -55,7 +55,7 @@ typedef struct wr_swim_uv_config {
 
 /* Adapter counters (the core's own are in wr_swim_get_stats). */
 typedef struct wr_swim_uv_stats {
-  uint64_t udp_recv_errors;  /* recv callback errors, truncated datagrams */
+  uint64_t udp_recv_errors;  /* errors reported by the recv callback */
   uint64_t udp_send_errors;  /* try_send/send failures other than EAGAIN */
   uint64_t udp_queued;       /* datagrams that waited in the send queue */
   uint64_t udp_queue_drops;  /* datagrams dropped: send queue full */

@@ -206,6 +206,7 @@ typedef struct app {
   wr_swim_uv *swim;
   wr_swim_keyring keyring;
   int leaving;
+  uint64_t self_since; /* uv_now when our own state last changed */
   uint64_t *m_swim[16];
   int64_t *g_swim[8];
 } app;
@@ -277,6 +278,7 @@ static void on_signal(uv_signal_t *s, int sig) {
   if (a->swim && !a->leaving && !a->stopping) {
     a->leaving = 1;
     a->exit_code = 0;
+    a->self_since = uv_now(a->loop);
     wr_swim_uv_leave(a->swim, 0, on_left, a);
     return;
   }
@@ -387,6 +389,7 @@ static int h_members(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   if (!arr) return WR_ERR_NOMEM;
   wr_swim_member_info m;
   wr_swim_self(sw, &m);
+  if (m.state_since == 0) m.state_since = a->self_since; /* core leaves 0 */
   json_t *o = member_json(&m, now);
   if (!o || json_array_append_new(arr, o) != 0) goto nomem;
   size_t n = wr_swim_member_count(sw);
@@ -632,9 +635,11 @@ static int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]) {
   wr_swim_config_default(&c.swim);
   const char *profile = o->gossip_profile[0] ? o->gossip_profile : "lan";
   if (wr_swim_config_profile(&c.swim, profile) != 0) return WR_ERR_INVAL;
-  snprintf(c.swim.id, sizeof c.swim.id, "%s", o->id);
-  snprintf(c.swim.region, sizeof c.swim.region, "%s", o->region);
-  snprintf(c.swim.tags, sizeof c.swim.tags, "%s", o->tags);
+  /* Lengths were checked in cmd_node; the precisions say so to gcc. */
+  snprintf(c.swim.id, sizeof c.swim.id, "%.*s", WR_SWIM_ID_MAX, o->id);
+  snprintf(c.swim.region, sizeof c.swim.region, "%.*s", WR_SWIM_REGION_MAX,
+           o->region);
+  snprintf(c.swim.tags, sizeof c.swim.tags, "%.*s", WR_SWIM_TAGS_MAX, o->tags);
   struct sockaddr_storage gs, hs;
   wr_parse_hostport(o->gossip, &gs);
   wr_parse_hostport(o->http, &hs);
@@ -664,6 +669,7 @@ static int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]) {
   wr_swim_keyring_add(&a->keyring, key, 1);
   sodium_memzero(key, sizeof key);
   c.keyring = &a->keyring;
+  a->self_since = uv_now(a->loop);
   int rv = wr_swim_uv_start(&a->swim, a->loop, &c);
   if (rv != 0) {
     fprintf(stderr, "warren: cannot start gossip on %s: %s\n", o->gossip,

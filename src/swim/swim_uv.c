@@ -57,8 +57,9 @@
  * ready pods than this gives a random-enough subset (resolver order). */
 #define JOIN_ADDRS_MAX 128
 /* A received datagram longer than any sealed packet is not ours; the
- * buffer is larger so such datagrams are seen (and counted), not
- * silently truncated. */
+ * buffer is larger, so such a datagram arrives as more than
+ * WR_SWIM_DATAGRAM_MAX bytes (truncated or not) and the core counts it as
+ * oversize. */
 #define RECV_BUF (WR_SWIM_DATAGRAM_MAX + 512)
 /* Leave grace: three gossip intervals spread LEFT to most of the fleet
  * (each interval pushes it to gossip_nodes members); capped at 1 s so a
@@ -392,14 +393,11 @@ static void on_udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf,
                    uv_err_name((int)n), folded(u, LOG_RECV));
     return;
   }
-  if (n == 0 || !addr) return; /* nothing more to read this turn */
-  if (flags & UV_UDP_PARTIAL) {
-    u->st.udp_recv_errors++;
-    if (log_ok(u, LOG_RECV))
-      WR_LOG_WARNF("swim", "udp_truncated", "len=%zd folded=%llu", n,
-                   folded(u, LOG_RECV));
-    return;
-  }
+  if (!addr) return; /* nothing more to read this turn */
+  /* A truncated datagram (UV_UDP_PARTIAL) filled the whole buffer, which
+   * is longer than any sealed packet: the core counts it as oversize.
+   * An empty one fails to open and is counted too. */
+  (void)flags;
   wr_addr from;
   if (from_sockaddr(addr, &from) != 0) return;
   wr_swim_stats before, after;
@@ -918,6 +916,8 @@ void wr_swim_uv_leave(wr_swim_uv *u, uint64_t grace_ms,
     if (grace_ms > LEAVE_GRACE_MAX_MS) grace_ms = LEAVE_GRACE_MAX_MS;
     if (grace_ms == 0) grace_ms = LEAVE_GRACE_MAX_MS;
   }
+  /* Alone: nobody to tell.  Still asynchronous, as the API promises. */
+  if (wr_swim_member_count(u->sw) == 0) grace_ms = 1;
   int rv = wr_swim_leave(u->sw, now_ms(u));
   WR_LOG_INFOF("swim", "leaving", "id=%s members=%zu grace_ms=%llu err=%s",
                u->cfg.id, wr_swim_member_count(u->sw),

@@ -132,7 +132,7 @@ class Node:
         except (OSError, http.client.HTTPException):
             return None
         for line in body.decode().splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
+            if line.startswith(name + " "):
                 return float(line.rsplit(" ", 1)[1])
         return None
 
@@ -347,6 +347,51 @@ def main():
     rx = NODES[0].metric("warren_swim_rx_packets_total")
     check("/metrics has swim packet counters", rx is not None and rx > 0,
           "rx=%r" % rx)
+
+    # ---- garbage on the gossip ports is dropped and counted ----
+    n1 = NODES[0]
+    gport = (ip(1), BASE)
+
+    def rejected():
+        return sum(n1.metric(m) or 0 for m in (
+            "warren_swim_rx_malformed_total", "warren_swim_rx_badseal_total"))
+    rej0 = rejected()
+    rnd = random.Random(4)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for size in [0, 1, 5, 44, 45, 46, 100, 1445, 1446, 4000] * 5:
+        u.sendto(bytes(rnd.getrandbits(8) for _ in range(size)), gport)
+    u.sendto(b"\x01" + bytes(200), gport)  # right version, zero key id
+    u.close()
+    ok, _ = poll(lambda: rejected() >= rej0 + 40, 5)
+    check("UDP garbage is counted (malformed/badseal)", ok,
+          "before=%r after=%r" % (rej0, rejected()))
+    failed0 = n1.metric('warren_swim_syncs_total{result="failed"}') or 0
+    t = socket.create_connection(gport, timeout=2)
+    t.sendall(b"\x00\x00\x10\x00" + bytes(rnd.getrandbits(8)
+                                       for _ in range(4096)))
+    try:
+        t.settimeout(5)
+        closed = t.recv(100) == b""
+    except OSError:
+        closed = True  # reset: closed too
+    t.close()
+    check("TCP garbage on the sync port: the session is closed", closed)
+    ok, _ = poll(lambda: (n1.metric('warren_swim_syncs_total{result="failed"}')
+                          or 0) > failed0, 5)
+    check("TCP garbage is counted as a failed sync", ok)
+    refused0 = n1.metric('warren_swim_syncs_total{result="refused"}') or 0
+    idle = []
+    for _ in range(12):
+        idle.append(socket.create_connection(gport, timeout=2))
+    ok, _ = poll(lambda: (n1.metric('warren_swim_syncs_total{result="refused"}')
+                          or 0) >= refused0 + 4, 5)
+    check("more than 8 sync connections at once are refused and counted", ok,
+          "refused %r -> %r" % (refused0, n1.metric(
+              'warren_swim_syncs_total{result="refused"}')))
+    for c in idle:
+        c.close()
+    ok, _ = poll(lambda: all_alive([n1], [n.id for n in live]), 10)
+    check("n1 serves on after the garbage", ok and n1.alive_proc())
 
     # ---- everyone stops cleanly (under ASan this is the leak check) ----
     live = [n for n in NODES if n.alive_proc()]
