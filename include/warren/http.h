@@ -26,7 +26,12 @@
  *
  * Response direction (wr_http_resp, origin -> visitor): finds where each
  * response ends (told which requests were HEAD), sees 1xx interim
- * responses (100-continue) and 101 upgrades.  Bytes pass through as is.
+ * responses (100-continue) and 101 upgrades, and rewrites each head with
+ * the same hop-by-hop policy: Connection and the fields it names,
+ * Keep-Alive, Proxy-Connection, TE, Upgrade (except on 101 and 426) and
+ * Trailer (except with a chunked body) stripped; "Connection: close" or
+ * "keep-alive" re-added as the ingress will treat the visitor's connection.
+ * Bodies pass through as is.
  *
  * Both are fed with wr_http_*_feed(), which stops at each event.  An
  * event may consume no input (END and UPGRADE never do; END often falls
@@ -53,8 +58,8 @@
 
 typedef enum wr_http_ev_type {
   WR_HTTP_EV_NONE = 0,   /* input consumed, nothing to report (need more) */
-  WR_HTTP_EV_HEAD,       /* a complete head: ev.head is the rewritten head
-                            (request) or the raw head (response) */
+  WR_HTTP_EV_HEAD,       /* a complete head: ev.data is the rewritten head
+                            (owned by the parser) */
   WR_HTTP_EV_BODY,       /* ev.data/len: a span of input to forward as is */
   WR_HTTP_EV_END,        /* the message ended; the next one may follow */
   WR_HTTP_EV_UPGRADE,    /* from here on the direction is a raw byte stream;
@@ -81,7 +86,11 @@ typedef struct wr_http_ev {
   int expect_continue;   /* Expect: 100-continue */
   int upgrade;           /* the request asks for an Upgrade */
   int keep_alive;        /* the connection stays open after this message
-                            (also set on END) */
+                            (also set on END).  Response: the visitor's
+                            connection, i.e. the origin keeps it and the
+                            request did not say close */
+  unsigned resp_flags;   /* HEAD of a request: the WR_HTTP_EXP_* flags to
+                            pass to wr_http_resp_expect() */
   /* HEAD of a response (upgrade = 1 on a 101 that switches protocols): */
   int status;            /* status code (also set with EV_ERROR: 400, 405,
                             431 for requests; 502 for responses) */
@@ -129,19 +138,30 @@ typedef struct wr_http_resp wr_http_resp;
  * Returns 0 or WR_ERR_NOMEM. */
 int wr_http_resp_new(wr_http_resp **ph, size_t max_head, const wr_mem *mem);
 void wr_http_resp_del(wr_http_resp *h);
-/* Called once per forwarded request, in order: 1 when it was a HEAD
- * request (its response has no body), and whether it asked to upgrade.
- * Returns 0, WR_ERR_NOMEM, or WR_ERR_LIMIT when WR_HTTP_MAX_PIPELINE
- * responses are already owed (stop reading the visitor until one ends). */
+/* What a forwarded request means for its response (request HEAD events
+ * carry them in ev.resp_flags): */
+#define WR_HTTP_EXP_HEAD 1    /* a HEAD request: the response has no body */
+#define WR_HTTP_EXP_UPGRADE 2 /* it asks to upgrade (101 may answer) */
+#define WR_HTTP_EXP_CLOSE 4   /* it ends the visitor's connection: the
+                                 response gets "Connection: close" and
+                                 keep_alive = 0 */
+#define WR_HTTP_EXP_HTTP10 8  /* an HTTP/1.0 request: a keep-alive
+                                 response says "Connection: keep-alive" */
+/* Called once per forwarded request, in order, with its WR_HTTP_EXP_*
+ * flags.  Returns 0, WR_ERR_INVAL for unknown flags, WR_ERR_NOMEM, or
+ * WR_ERR_LIMIT when WR_HTTP_MAX_PIPELINE responses are already owed (stop
+ * reading the visitor until one ends). */
 #define WR_HTTP_MAX_PIPELINE 1024
-int wr_http_resp_expect(wr_http_resp *h, int method_head, int upgrade);
-/* Response events: HEAD (ev.data/len is the raw head to forward, status,
- * keep_alive), BODY, END; 1xx interim heads (100, 103) come as HEAD then
+int wr_http_resp_expect(wr_http_resp *h, unsigned flags);
+/* Response events: HEAD (ev.data/len is the rewritten head to forward,
+ * valid until the next call; status, keep_alive), BODY, END; 1xx interim
+ * heads (100, 103) come as HEAD then
  * END and the real response follows; 101 to an upgrade request comes as
  * HEAD (upgrade = 1), END, UPGRADE, then RAW; a final non-101 answer to an
  * upgrade request means: call wr_http_req_upgrade_refused().  Responses to
  * HEAD requests and 204/304 have no body.  ERROR (status 502): the origin
- * sent garbage, a response nobody asked for, or a head over max_head. */
+ * sent garbage, a response nobody asked for, a head over max_head or with
+ * more than 512 fields.  Fatal: WR_ERR_NOMEM, WR_ERR_INTERNAL. */
 wr_ssize wr_http_resp_feed(wr_http_resp *h, const uint8_t *data, size_t len,
                            wr_http_ev *ev);
 /* 1 while a response is owed (a request was forwarded, its response has

@@ -3,7 +3,9 @@
  * Two sans-IO parsers share one engine (struct hp):
  *
  *   wr_http_req   visitor -> origin: validates and rewrites each head
- *   wr_http_resp  origin -> visitor: finds where each response ends
+ *   wr_http_resp  origin -> visitor: finds where each response ends and
+ *                 rewrites each head (the same hop-by-hop policy, then
+ *                 the ingress's own Connection semantics)
  *
  * States (both directions):
  *
@@ -83,7 +85,8 @@ enum {
   K_XFF,     /* folded into our X-Forwarded-For */
   K_RID,     /* X-Request-Id */
   K_EXPECT,
-  K_CL, /* Content-Length: framing, always kept */
+  K_CL,      /* Content-Length: framing, always kept */
+  K_TRAILER, /* kept only on a chunked response, whose trailers pass */
 };
 
 typedef struct field {
@@ -116,7 +119,7 @@ typedef struct hp {
   uint8_t *raw;        /* partial head copied across reads */
   size_t raw_cap;
 
-  field *f; /* request fields (responses keep none) */
+  field *f; /* the head's fields (offsets into head) */
   size_t nf, f_cap;
   int in_field, in_value;
   size_t field_len, val_off, val_len;
@@ -196,10 +199,11 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
     e->in_value = 0;
     e->field_len = 0;
     e->val_off = e->val_len = 0;
-    if (e->in_head && e->is_req) {
+    if (e->in_head) {
       /* The request line must end in CRLF: the first field starts two
        * bytes after the version (llhttp also takes a bare LF there). */
-      if (e->nf == 0 && e->ver_seen && span_off(e, at) != e->ver_end + 2)
+      if (e->is_req && e->nf == 0 && e->ver_seen &&
+          span_off(e, at) != e->ver_end + 2)
         e->bad |= BAD_LINE_END;
       if (e->nf == MAX_FIELDS) {
         e->bad |= BAD_TOO_MANY;
@@ -256,7 +260,7 @@ static int on_header_value_complete(llhttp_t *p) {
   hp *e = hp_of(p);
   if (e->bad & BAD_FOLD)
     return fail(e, 400, "obsolete line folding in a header");
-  if (e->in_head && e->is_req) {
+  if (e->in_head) {
     field *f = &e->f[e->nf++];
     f->name_len = (uint32_t)e->field_len;
     f->val_off = (uint32_t)e->val_off;
@@ -525,6 +529,178 @@ static int host_valid(const uint8_t *s, size_t n, size_t *hostlen) {
   return 1;
 }
 
+/* ---- hop-by-hop policy (both directions) ---------------------------------
+ *
+ * RFC 9110 7.6.1: a proxy removes Connection, every field that Connection
+ * names, and the fields that are hop-by-hop by definition (Keep-Alive,
+ * Proxy-Connection, TE, Transfer-Encoding, Upgrade), then sets its own
+ * connection semantics for the next hop.  Requests and responses share the
+ * same three pieces: classify() sorts field names, conn_parse() collects
+ * the Connection options, put_fields() writes what survives.  Framing
+ * fields (Content-Length, Transfer-Encoding) are never dropped, even when
+ * Connection names them: the body passes through with its framing as is,
+ * so its header must pass too, or the two hops would frame it differently.
+ */
+
+/* The Connection options of a head, as spans of the head. */
+typedef struct conn_opts {
+  const uint8_t *p[MAX_CONN_TOKENS];
+  size_t n[MAX_CONN_TOKENS];
+  size_t count;
+} conn_opts;
+
+static int conn_parse(conn_opts *c, const uint8_t *v, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    size_t j = i;
+    while (j < n && v[j] != ',') j++;
+    const uint8_t *t = v + i;
+    size_t tn = j - i;
+    trim(&t, &tn);
+    if (tn) {
+      if (c->count == MAX_CONN_TOKENS) return -1;
+      c->p[c->count] = t;
+      c->n[c->count++] = tn;
+    }
+    i = j + 1;
+  }
+  return 0;
+}
+
+static int conn_lists(const conn_opts *c, const uint8_t *name, size_t n) {
+  for (size_t i = 0; i < c->count; i++)
+    if (c->n[i] == n &&
+        strncasecmp((const char *)c->p[i], (const char *)name, n) == 0)
+      return 1;
+  return 0;
+}
+
+/*
+ * Sorts a field by name.  Lengths first: most names match nothing.  The
+ * names warren itself sets or reads on requests (Host, X-Forwarded-*,
+ * X-Request-Id, Expect, the httpoxy "Proxy" and every Proxy-* field) only
+ * count on requests; a response keeps them, and of the Proxy-* fields
+ * drops only Proxy-Connection (Proxy-Authenticate of a 407 is the origin's
+ * business, as Authorization is on requests).
+ */
+static int classify(const uint8_t *nm, size_t n, int is_req) {
+  switch (n) {
+  case 2:
+    if (ieq(nm, n, "te")) return K_DROP;
+    break;
+  case 4:
+    if (is_req && ieq(nm, n, "host")) return K_HOST;
+    break;
+  case 5:
+    if (is_req && ieq(nm, n, "proxy")) return K_DROP; /* httpoxy */
+    break;
+  case 6:
+    if (is_req && ieq(nm, n, "expect")) return K_EXPECT;
+    break;
+  case 7:
+    if (ieq(nm, n, "trailer")) return K_TRAILER;
+    if (ieq(nm, n, "upgrade")) return K_UPGRADE;
+    break;
+  case 10:
+    if (ieq(nm, n, "connection")) return K_CONN;
+    if (ieq(nm, n, "keep-alive")) return K_DROP;
+    break;
+  case 12:
+    if (is_req && ieq(nm, n, "x-request-id")) return K_RID;
+    break;
+  case 14:
+    if (ieq(nm, n, "content-length")) return K_CL;
+    break;
+  case 15:
+    if (is_req && ieq(nm, n, "x-forwarded-for")) return K_XFF;
+    break;
+  case 16:
+    if (ieq(nm, n, "proxy-connection")) return K_DROP;
+    if (is_req && ieq(nm, n, "x-forwarded-host")) return K_DROP;
+    break;
+  case 17:
+    if (ieq(nm, n, "transfer-encoding")) return K_TE;
+    if (is_req && ieq(nm, n, "x-forwarded-proto")) return K_DROP;
+    break;
+  }
+  /* Proxy-Authorization, ...: addressed to a proxy. */
+  if (is_req && n > 6 && strncasecmp((const char *)nm, "proxy-", 6) == 0)
+    return K_DROP;
+  return K_KEEP;
+}
+
+/*
+ * Trims field |i|'s value in place, classifies it and, for Connection,
+ * collects its options.  Returns the kind, or -1 when the Connection
+ * options are more than MAX_CONN_TOKENS.
+ */
+static int scan_field(hp *e, size_t i, conn_opts *co) {
+  field *f = &e->f[i];
+  const uint8_t *v = e->head + f->val_off;
+  size_t vn = f->val_len;
+  trim(&v, &vn);
+  f->val_off = (uint32_t)(v - e->head);
+  f->val_len = (uint32_t)vn;
+  f->kind = (uint8_t)classify(e->head + f->name_off, f->name_len, e->is_req);
+  if (f->kind == K_CONN && conn_parse(co, v, vn) != 0) return -1;
+  return f->kind;
+}
+
+static void put(uint8_t **w, const void *p, size_t n) {
+  memcpy(*w, p, n);
+  *w += n;
+}
+static void puts_(uint8_t **w, const char *s) { put(w, s, strlen(s)); }
+
+#define KEEP_UPGRADE 1 /* Upgrade passes (an upgrade request; 101, 426) */
+#define KEEP_CONN 2    /* Connection passes (101: it says "upgrade") */
+#define KEEP_TRAILER 4 /* Trailer passes (a chunked response) */
+#define DROP_HOST 8    /* Host is replaced (absolute-form request) */
+
+/*
+ * Writes the fields of |e| that go to the next hop, in their order, as
+ * "Name: value" (|w| must have room for head_len + 3 per field).  K_DROP
+ * never passes, K_XFF neither (the request policy writes its own joined
+ * X-Forwarded-For); K_CONN, K_UPGRADE, K_TRAILER and Host pass per
+ * |flags|; framing always passes; any other field passes unless a
+ * Connection option names it.
+ */
+static void put_fields(uint8_t **w, const hp *e, const conn_opts *co,
+                       int flags) {
+  const uint8_t *hd = e->head;
+  for (size_t i = 0; i < e->nf; i++) {
+    const field *f = &e->f[i];
+    const uint8_t *nm = hd + f->name_off;
+    switch (f->kind) {
+    case K_DROP:
+    case K_XFF:
+      continue;
+    case K_CONN:
+      if (!(flags & KEEP_CONN)) continue;
+      break;
+    case K_HOST:
+      if (flags & DROP_HOST) continue;
+      break;
+    case K_UPGRADE:
+      if (!(flags & KEEP_UPGRADE)) continue;
+      break;
+    case K_TE:
+    case K_CL:
+      break; /* framing: never stripped, even when Connection names it */
+    case K_TRAILER:
+      if (!(flags & KEEP_TRAILER)) continue;
+      if (conn_lists(co, nm, f->name_len)) continue;
+      break;
+    default:
+      if (conn_lists(co, nm, f->name_len)) continue;
+    }
+    put(w, nm, f->name_len);
+    put(w, ": ", 2);
+    put(w, hd + f->val_off, f->val_len);
+    put(w, "\r\n", 2);
+  }
+}
+
 /* ---- request direction --------------------------------------------------- */
 
 struct wr_http_req {
@@ -628,84 +804,6 @@ static wr_ssize req_error(wr_http_req *h, wr_http_ev *ev, size_t len) {
   return (wr_ssize)len;
 }
 
-/* The Connection options of this request, as spans of the head. */
-typedef struct conn_opts {
-  const uint8_t *p[MAX_CONN_TOKENS];
-  size_t n[MAX_CONN_TOKENS];
-  size_t count;
-} conn_opts;
-
-static int conn_parse(conn_opts *c, const uint8_t *v, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    size_t j = i;
-    while (j < n && v[j] != ',') j++;
-    const uint8_t *t = v + i;
-    size_t tn = j - i;
-    trim(&t, &tn);
-    if (tn) {
-      if (c->count == MAX_CONN_TOKENS) return -1;
-      c->p[c->count] = t;
-      c->n[c->count++] = tn;
-    }
-    i = j + 1;
-  }
-  return 0;
-}
-
-static int conn_lists(const conn_opts *c, const uint8_t *name, size_t n) {
-  for (size_t i = 0; i < c->count; i++)
-    if (c->n[i] == n &&
-        strncasecmp((const char *)c->p[i], (const char *)name, n) == 0)
-      return 1;
-  return 0;
-}
-
-/* Sorts a field by name.  Lengths first: most names match nothing. */
-static int classify(const uint8_t *nm, size_t n) {
-  switch (n) {
-  case 2:
-    if (ieq(nm, n, "te")) return K_DROP;
-    break;
-  case 4:
-    if (ieq(nm, n, "host")) return K_HOST;
-    break;
-  case 5:
-    if (ieq(nm, n, "proxy")) return K_DROP; /* httpoxy */
-    break;
-  case 6:
-    if (ieq(nm, n, "expect")) return K_EXPECT;
-    break;
-  case 7:
-    if (ieq(nm, n, "trailer")) return K_DROP;
-    if (ieq(nm, n, "upgrade")) return K_UPGRADE;
-    break;
-  case 10:
-    if (ieq(nm, n, "connection")) return K_CONN;
-    if (ieq(nm, n, "keep-alive")) return K_DROP;
-    break;
-  case 12:
-    if (ieq(nm, n, "x-request-id")) return K_RID;
-    break;
-  case 14:
-    if (ieq(nm, n, "content-length")) return K_CL;
-    break;
-  case 15:
-    if (ieq(nm, n, "x-forwarded-for")) return K_XFF;
-    break;
-  case 16:
-    if (ieq(nm, n, "x-forwarded-host")) return K_DROP;
-    break;
-  case 17:
-    if (ieq(nm, n, "transfer-encoding")) return K_TE;
-    if (ieq(nm, n, "x-forwarded-proto")) return K_DROP;
-    break;
-  }
-  /* Proxy-Connection, Proxy-Authorization, ...: addressed to a proxy. */
-  if (n > 6 && strncasecmp((const char *)nm, "proxy-", 6) == 0) return K_DROP;
-  return K_KEEP;
-}
-
 static int rid_valid(const uint8_t *v, size_t n) {
   if (n == 0 || n > MAX_REQUEST_ID) return 0;
   for (size_t i = 0; i < n; i++)
@@ -737,12 +835,6 @@ static int name_of(const wr_http_req *h, const uint8_t *host, size_t hn,
   return 1;
 }
 
-static void put(uint8_t **w, const void *p, size_t n) {
-  memcpy(*w, p, n);
-  *w += n;
-}
-static void puts_(uint8_t **w, const char *s) { put(w, s, strlen(s)); }
-
 /*
  * The head is complete: apply the policy, build the rewritten head into
  * h->out and fill |ev|.  Sets e->err_status for requests we refuse.
@@ -770,22 +862,16 @@ static int req_head_done(wr_http_req *h, wr_http_ev *ev) {
   size_t host_n = 0, rid_n = 0, xff_len = 0, nhost = 0, nte = 0;
   int expect = 0;
   for (size_t i = 0; i < e->nf; i++) {
+    int kind = scan_field(e, i, &co);
+    if (kind < 0) return fail(e, 400, "too many Connection options"), 0;
     field *f = &e->f[i];
     const uint8_t *v = hd + f->val_off;
     size_t vn = f->val_len;
-    trim(&v, &vn);
-    f->val_off = (uint32_t)(v - hd);
-    f->val_len = (uint32_t)vn;
-    f->kind = (uint8_t)classify(hd + f->name_off, f->name_len);
-    switch (f->kind) {
+    switch (kind) {
     case K_HOST:
       nhost++;
       host = v;
       host_n = vn;
-      break;
-    case K_CONN:
-      if (conn_parse(&co, v, vn) != 0)
-        return fail(e, 400, "too many Connection options"), 0;
       break;
     case K_TE:
       nte++;
@@ -873,31 +959,10 @@ static int req_head_done(wr_http_req *h, wr_http_ev *ev) {
     puts_(&w, "\r\n");
   }
 
-  for (size_t i = 0; i < e->nf; i++) {
-    const field *f = &e->f[i];
-    const uint8_t *nm = hd + f->name_off;
-    switch (f->kind) {
-    case K_DROP:
-    case K_CONN:
-    case K_XFF:
-      continue;
-    case K_HOST:
-      if (absolute) continue;
-      break;
-    case K_UPGRADE:
-      if (!upgrade) continue;
-      break;
-    case K_TE:
-    case K_CL:
-      break; /* framing: never stripped, even when Connection names it */
-    default:
-      if (conn_lists(&co, nm, f->name_len)) continue;
-    }
-    put(&w, nm, f->name_len);
-    put(&w, ": ", 2);
-    put(&w, hd + f->val_off, f->val_len);
-    put(&w, "\r\n", 2);
-  }
+  /* Trailer is dropped here as it always was (docs/HTTP.md); the
+   * trailers themselves pass with the chunked body. */
+  put_fields(&w, e, &co,
+             (upgrade ? KEEP_UPGRADE : 0) | (absolute ? DROP_HOST : 0));
 
   puts_(&w, "X-Forwarded-For: ");
   size_t nx = 0;
@@ -977,6 +1042,10 @@ static int req_head_done(wr_http_req *h, wr_http_ev *ev) {
   ev->expect_continue = expect;
   ev->upgrade = upgrade;
   ev->keep_alive = keep_alive;
+  ev->resp_flags = (p->method == HTTP_HEAD ? WR_HTTP_EXP_HEAD : 0) |
+                   (upgrade ? WR_HTTP_EXP_UPGRADE : 0) |
+                   (keep_alive ? 0 : WR_HTTP_EXP_CLOSE) |
+                   (p->http_minor == 0 ? WR_HTTP_EXP_HTTP10 : 0);
   e->chunked = (p->flags & F_CHUNKED) != 0;
   /* A body follows when it is chunked or has a non-zero length (llhttp
    * has checked that the two do not come together). */
@@ -1085,14 +1154,17 @@ wr_ssize wr_http_req_feed(wr_http_req *h, const uint8_t *data, size_t len,
 
 /* ---- response direction -------------------------------------------------- */
 
-#define EXP_HEAD 1
-#define EXP_UPGRADE 2
+#define EXP_ALL                                                              \
+  (WR_HTTP_EXP_HEAD | WR_HTTP_EXP_UPGRADE | WR_HTTP_EXP_CLOSE |               \
+   WR_HTTP_EXP_HTTP10)
 
 struct wr_http_resp {
   hp e;
-  uint8_t *q; /* ring of EXP_* flags, one per response owed */
+  uint8_t *q; /* ring of WR_HTTP_EXP_* flags, one per response owed */
   size_t q_cap, q_head, q_len;
   int keep_alive, interim, upgrade, eof;
+  uint8_t *out; /* the rewritten head */
+  size_t out_cap;
 };
 
 int wr_http_resp_new(wr_http_resp **ph, size_t max_head, const wr_mem *mem) {
@@ -1109,10 +1181,12 @@ void wr_http_resp_del(wr_http_resp *h) {
   const wr_mem *mem = h->e.mem;
   hp_free(&h->e);
   wr_mem_free(mem, h->q);
+  wr_mem_free(mem, h->out);
   wr_mem_free(mem, h);
 }
 
-int wr_http_resp_expect(wr_http_resp *h, int method_head, int upgrade) {
+int wr_http_resp_expect(wr_http_resp *h, unsigned flags) {
+  if (flags & ~(unsigned)EXP_ALL) return WR_ERR_INVAL;
   if (h->q_len == WR_HTTP_MAX_PIPELINE) return WR_ERR_LIMIT;
   if (h->q_len == h->q_cap) {
     size_t cap = h->q_cap ? h->q_cap * 2 : 8;
@@ -1125,8 +1199,7 @@ int wr_http_resp_expect(wr_http_resp *h, int method_head, int upgrade) {
     h->q_cap = cap;
     h->q_head = 0;
   }
-  h->q[(h->q_head + h->q_len++) % h->q_cap] =
-      (uint8_t)((method_head ? EXP_HEAD : 0) | (upgrade ? EXP_UPGRADE : 0));
+  h->q[(h->q_head + h->q_len++) % h->q_cap] = (uint8_t)flags;
   return 0;
 }
 
@@ -1150,53 +1223,133 @@ static wr_ssize resp_error(wr_http_resp *h, wr_http_ev *ev, size_t len) {
   return (wr_ssize)len;
 }
 
-static void resp_head_done(wr_http_resp *h, wr_http_ev *ev) {
+/*
+ * The head the visitor gets (RFC 9110 7.6.1): the status line as the
+ * origin sent it, the fields that survive put_fields(), then warren's own
+ * connection semantics toward the visitor, which the ingress decides:
+ *
+ *   101         Connection and Upgrade pass as the origin sent them (they
+ *               say what the connection turns into); nothing is added.
+ *   1xx         interim: hop-by-hop fields go, nothing is added.
+ *   final       "Connection: close" when the visitor's connection ends
+ *               after this response (the origin said close, the body runs
+ *               until the origin closes, or the visitor's own request said
+ *               close); "Connection: keep-alive" when it stays open and
+ *               either side is HTTP/1.0 (whose default is to close);
+ *               nothing for HTTP/1.1 keep-alive.
+ *   426         also keeps Upgrade, with "upgrade" in Connection: RFC 9110
+ *               15.5.22 requires it there, and the ingress forwards any
+ *               upgrade the visitor then asks for.
+ *
+ * Trailer passes only with a chunked body: its trailers reach the visitor
+ * untouched, so the announcement stays true (RFC 9110 6.6.2); on any other
+ * response it announces nothing that could arrive.  Transfer-Encoding and
+ * Content-Length always pass: the body is forwarded with the origin's
+ * framing, byte for byte.
+ */
+static int resp_rewrite(wr_http_resp *h, int exp, int status) {
+  hp *e = &h->e;
+  llhttp_t *p = &e->p;
+  const uint8_t *hd = e->head;
+  conn_opts co = {.count = 0};
+  int has_upgrade = 0;
+  for (size_t i = 0; i < e->nf; i++) {
+    int kind = scan_field(e, i, &co);
+    if (kind < 0) return fail(e, 502, "too many Connection options"), 0;
+    if (kind == K_UPGRADE) has_upgrade = 1;
+  }
+  int flags = e->chunked ? KEEP_TRAILER : 0;
+  if (status == 101) flags |= KEEP_UPGRADE | KEEP_CONN;
+  if (status == 426) flags |= KEEP_UPGRADE;
+
+  size_t need = e->head_len + 3 * e->nf + 64;
+  if (need > h->out_cap || (h->out_cap > KEEP_BUF && need < KEEP_BUF / 2)) {
+    uint8_t *o = wr_mem_realloc(e->mem, h->out, need);
+    if (!o) return WR_ERR_NOMEM;
+    h->out = o;
+    h->out_cap = need;
+  }
+  uint8_t *w = h->out;
+  /* The status line, up to its line end (CRLF, or the LF llhttp takes).
+   * llhttp 8.1 also takes a CR followed by anything there ("200 O\rK\n"
+   * ends the line at the CR); written out, that would end differently
+   * for the visitor than it did for us, so it is refused. */
+  const uint8_t *nl = memchr(hd, '\n', e->head_len);
+  size_t sl = nl ? (size_t)(nl - hd) : 0;
+  if (sl && hd[sl - 1] == '\r') sl--;
+  if (sl == 0 || memchr(hd, '\r', sl))
+    return fail(e, 502, "origin sent a malformed status line"), 0;
+  put(&w, hd, sl);
+  put(&w, "\r\n", 2);
+  put_fields(&w, e, &co, flags);
+  if (status >= 200 && status != 101) {
+    int up = status == 426 && has_upgrade;
+    int http10 = p->http_minor == 0 || (exp & WR_HTTP_EXP_HTTP10);
+    const char *opt = !h->keep_alive ? "close"
+                      : http10       ? "keep-alive"
+                                     : NULL;
+    if (up || opt) {
+      puts_(&w, "Connection: ");
+      if (up) puts_(&w, opt ? "upgrade, " : "upgrade");
+      if (opt) puts_(&w, opt);
+      puts_(&w, "\r\n");
+    }
+  }
+  puts_(&w, "\r\n");
+  if ((size_t)(w - h->out) > h->out_cap) return WR_ERR_INTERNAL;
+  return (int)(w - h->out);
+}
+
+/* Returns 0, or WR_ERR_NOMEM/WR_ERR_INTERNAL; bad input sets err_status. */
+static int resp_head_done(wr_http_resp *h, wr_http_ev *ev) {
   hp *e = &h->e;
   llhttp_t *p = &e->p;
   int status = p->status_code;
-  if (p->http_major != 1 || p->http_minor > 1) {
-    fail(e, 502, "origin's response is not HTTP/1.0 or HTTP/1.1");
-    return;
-  }
-  if (status < 100) {
-    fail(e, 502, "origin sent an invalid status code");
-    return;
-  }
-  if (h->q_len == 0) {
-    fail(e, 502, "origin sent a response nobody asked for");
-    return;
-  }
+  if (p->http_major != 1 || p->http_minor > 1)
+    return fail(e, 502, "origin's response is not HTTP/1.0 or HTTP/1.1"), 0;
+  if (status < 100)
+    return fail(e, 502, "origin sent an invalid status code"), 0;
+  if (h->q_len == 0)
+    return fail(e, 502, "origin sent a response nobody asked for"), 0;
   int exp = h->q[h->q_head];
   int ka_conn = p->http_minor == 1 ? !(p->flags & F_CONNECTION_CLOSE)
                                    : (p->flags & F_CONNECTION_KEEP_ALIVE) != 0;
   int body = 0;
   h->interim = h->upgrade = 0;
   if (status == 101) {
-    if (!(exp & EXP_UPGRADE)) {
-      fail(e, 502, "origin switched protocols without being asked");
-      return;
-    }
+    if (!(exp & WR_HTTP_EXP_UPGRADE))
+      return fail(e, 502, "origin switched protocols without being asked"), 0;
     h->upgrade = 1;
   } else if (status < 200) {
     h->interim = 1;
-  } else if (!(exp & EXP_HEAD) && status != 204 && status != 304) {
-    body = 1;
+  } else if (!(exp & WR_HTTP_EXP_HEAD) && status != 204 && status != 304) {
+    /* "Content-Length: 0" is no body: the response ends with its head,
+     * as a request's does (waiting for llhttp to say so would need more
+     * input, which a keep-alive origin never sends). */
+    body = (p->flags & F_CHUNKED) || !(p->flags & F_CONTENT_LENGTH) ||
+           p->content_length > 0;
   }
+  /* The visitor's connection outlives this response only when both the
+   * origin's connection does and the visitor's request did not end it. */
   h->keep_alive = h->interim || h->upgrade ||
-                  (ka_conn && !(body && llhttp_message_needs_eof(p)));
+                  (ka_conn && !(body && llhttp_message_needs_eof(p)) &&
+                   !(exp & WR_HTTP_EXP_CLOSE));
+  e->chunked = (p->flags & F_CHUNKED) != 0;
+  int n = resp_rewrite(h, exp, status);
+  if (n < 0 || e->err_status) return n < 0 ? n : 0;
   ev->type = WR_HTTP_EV_HEAD;
-  ev->data = e->head;
-  ev->len = e->head_len;
+  ev->data = h->out;
+  ev->len = (size_t)n;
   ev->status = status;
   ev->upgrade = h->upgrade;
   ev->keep_alive = h->keep_alive;
-  e->chunked = (p->flags & F_CHUNKED) != 0;
   if (body) {
     e->state = ST_BODY;
     llhttp_resume(p);
   } else {
     e->state = ST_END;
   }
+  return 0;
 }
 
 static void resp_after_end(wr_http_resp *h, wr_http_ev *ev) {
@@ -1231,7 +1384,8 @@ wr_ssize wr_http_resp_feed(wr_http_resp *h, const uint8_t *data, size_t len,
     if (n < 0) return n;
     if (e->err_status) return resp_error(h, ev, len);
     if (!done) return n;
-    resp_head_done(h, ev);
+    int rv = resp_head_done(h, ev);
+    if (rv < 0) return rv;
     if (e->err_status) return resp_error(h, ev, len);
     return n;
   }

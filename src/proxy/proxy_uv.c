@@ -16,7 +16,9 @@
  * until stream_writable.
  *
  * Tunnel -> visitor: each DATA buffer is parsed (to find response ends,
- * 101 upgrades, garbage) and written as is; its credit returns in the
+ * 101 upgrades, garbage); response heads are replaced by their rewritten
+ * form (hop-by-hop fields stripped, our Connection semantics added, see
+ * head.c), body bytes are written as they came; its credit returns in the
  * write callback.
  *
  * Timers per visitor: head (a request must arrive), upstream (the origin
@@ -547,6 +549,22 @@ static void vconn_stream_ended(vconn *v, int clean, const char *why) {
   if (writes_done(v)) vconn_close(v);
 }
 
+/* Appends to a growing output buffer; -1 when out of memory. */
+static int out_add(uint8_t **o, size_t *on, size_t *cap, const uint8_t *p,
+                   size_t n) {
+  if (*on + n > *cap) {
+    size_t c = *cap ? *cap : 1024;
+    while (c < *on + n) c *= 2;
+    uint8_t *b = realloc(*o, c);
+    if (!b) return -1;
+    *o = b;
+    *cap = c;
+  }
+  memcpy(*o + *on, p, n);
+  *on += n;
+  return 0;
+}
+
 static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
                       size_t len, void *ud) {
   (void)ud;
@@ -556,11 +574,17 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
     free(buf);
     return 0;
   }
-  /* Parse to learn where responses end; forward the bytes unchanged. */
-  size_t off = 0;
+  /* Parse to learn where responses end and to rewrite their heads
+   * (hop-by-hop fields out, our Connection in); bodies pass unchanged.
+   * While the output is a prefix of |buf| (body bytes only: most of any
+   * large response) |buf| itself is forwarded, |fwd| bytes of it; a head
+   * switches to composing the output in |o|. */
+  uint8_t *o = NULL;
+  size_t on = 0, ocap = 0, fwd = 0, off = 0;
   int bad = 0;
   for (;;) {
     wr_http_ev ev;
+    size_t at = off;
     wr_ssize n = wr_http_resp_feed(v->resp, buf + off, len - off, &ev);
     if (n < 0) {
       bad = 1;
@@ -568,6 +592,29 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
     }
     off += (size_t)n;
     if (ev.type == WR_HTTP_EV_NONE) break;
+    if ((ev.type == WR_HTTP_EV_BODY || ev.type == WR_HTTP_EV_RAW) && !o &&
+        at == fwd) {
+      fwd += ev.len;
+      continue;
+    }
+    if (ev.type == WR_HTTP_EV_BODY || ev.type == WR_HTTP_EV_RAW ||
+        ev.type == WR_HTTP_EV_HEAD) {
+      /* Composing: what went through so far, then this event's bytes.
+       * Sized for the whole buffer plus this head, which is what the
+       * common case (one response head and its body) needs. */
+      if (!o) {
+        ocap = len + ev.len + 64;
+        o = malloc(ocap);
+        if (!o || out_add(&o, &on, &ocap, buf, fwd) != 0) {
+          bad = 1;
+          break;
+        }
+      }
+      if (out_add(&o, &on, &ocap, ev.data, ev.len) != 0) {
+        bad = 1;
+        break;
+      }
+    }
     if (ev.type == WR_HTTP_EV_HEAD) {
       /* 1xx heads (100 Continue, 103) are interim: a 502 may still follow
        * them as the final answer. */
@@ -580,9 +627,10 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
     } else if (ev.type == WR_HTTP_EV_END) {
       if (v->last_head_final) {
         v->resp_started = 0;
-        /* Close after this response when either side said so (the
-         * visitor's "Connection: close" ends its connection even if the
-         * origin would keep its own open). */
+        /* The response's keep_alive says whether the visitor's connection
+         * ends after it (the origin's close, or the visitor's own
+         * "Connection: close", which the response head now announces);
+         * the second test is the same rule seen from the request side. */
         if (!ev.keep_alive ||
             (v->no_more && !wr_http_resp_pending(v->resp)))
           v->close_after_write = 1;
@@ -595,6 +643,7 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
     }
   }
   if (bad) {
+    free(o);
     free(buf);
     wr_mux_stream_consume(wr_link_mux(l), sid, len);
     WR_LOG_WARNF("ingress", "bad_response", "name=%s", v->name);
@@ -604,7 +653,19 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
     else vconn_close(v);
     return 0;
   }
-  if (vconn_gather(v, buf, len, len) != 0) {
+  if (o) {
+    free(buf);
+    buf = o;
+  } else {
+    on = fwd; /* the rest, if any, is a head still incomplete */
+  }
+  if (on == 0) {
+    /* Nothing to write yet (part of a head): the parser holds the bytes,
+     * bounded by its max_head, so the credit can go back now. */
+    free(buf);
+    wr_mux_stream_consume(wr_link_mux(l), sid, len);
+    wr_link_flush(l);
+  } else if (vconn_gather(v, buf, on, len) != 0) {
     vconn_close(v);
     return 0;
   }
@@ -922,7 +983,7 @@ static int on_request_head(vconn *v, const wr_http_ev *ev) {
     tl->vconns = v;
     tl->nstreams++;
   }
-  if (wr_http_resp_expect(v->resp, ev->method_head, ev->upgrade) != 0) {
+  if (wr_http_resp_expect(v->resp, ev->resp_flags) != 0) {
     vconn_error(v, 500, "too many pipelined requests");
     return -1;
   }

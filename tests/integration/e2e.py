@@ -122,6 +122,17 @@ class Origin(BaseHTTPRequestHandler):
             return
         if self.path == "/ws":
             return self.websocket()
+        if self.path == "/hop":
+            # Hop-by-hop fields the ingress must not pass to the visitor.
+            self.send_response(200)
+            self.send_header("Connection", "X-Foo")
+            self.send_header("X-Foo", "1")
+            self.send_header("Keep-Alive", "timeout=5")
+            self.send_header("X-Kept", "yes")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+            return
         if self.path == "/slow":
             time.sleep(6)
             return self.send_bytes(b"late")
@@ -332,6 +343,56 @@ def main():
         check("request id kept, traceparent passed, hop-by-hop stripped",
               h.get("x-request-id") == "abc123" and
               h.get("traceparent") == "00-1-2-01" and "x-drop" not in h, str(h))
+
+    if want("hop_by_hop"):
+        def heads(s, n):
+            """The first n response heads on socket s (bodies are 2 bytes
+            each, or until EOF), and whether the node closed after them."""
+            data = b""
+            end = time.time() + 10
+            while data.count(b"\r\n\r\n") < n or \
+                    len(data) < data.rfind(b"\r\n\r\n") + 6:
+                if time.time() > end:
+                    break
+                chunk = s.recv(65536)
+                if not chunk:
+                    return data, True
+                data += chunk
+            s.settimeout(0.5)
+            try:
+                closed = s.recv(1) == b""
+            except socket.timeout:
+                closed = False
+            return data, closed
+
+        req = b"GET /hop HTTP/1.1\r\nHost: app.mesh.test\r\n\r\n"
+        s = socket.create_connection(("127.0.0.1", node_port), 10)
+        s.sendall(req * 2)
+        data, closed = heads(s, 2)
+        s.close()
+        low = data.lower()
+        check("response hop-by-hop fields stripped (Connection, the field it "
+              "names, Keep-Alive), others kept, keep-alive intact",
+              data.count(b"HTTP/1.1 200") == 2 and
+              low.count(b"x-kept: yes") == 2 and b"connection" not in low and
+              b"x-foo" not in low and b"keep-alive" not in low and
+              not closed, repr(data))
+        s = socket.create_connection(("127.0.0.1", node_port), 10)
+        s.sendall(b"GET /hop HTTP/1.1\r\nHost: app.mesh.test\r\n"
+                  b"Connection: close\r\n\r\n")
+        data, closed = heads(s, 1)
+        s.close()
+        check("a visitor's Connection: close is answered with Connection: "
+              "close, then the node closes", b"\r\nConnection: close\r\n"
+              in data and b"x-foo" not in data.lower() and closed, repr(data))
+        s = socket.create_connection(("127.0.0.1", node_port), 10)
+        s.sendall(b"GET /hop HTTP/1.0\r\nHost: app.mesh.test\r\n"
+                  b"Connection: keep-alive\r\n\r\n" * 2)
+        data, closed = heads(s, 2)
+        s.close()
+        check("an HTTP/1.0 keep-alive visitor is told Connection: keep-alive",
+              data.count(b"\r\nConnection: keep-alive\r\n") == 2 and
+              b"Keep-Alive:" not in data and not closed, repr(data))
 
     if want("download"):
         st, body, r = request(node_port, "app", path="/big", timeout=60)

@@ -20,7 +20,7 @@ static void parse_page(const uint8_t *page, size_t len, int status, char *body,
                        size_t body_cap) {
   wr_http_resp *h;
   assert_int_equal(wr_http_resp_new(&h, 0, NULL), 0);
-  assert_int_equal(wr_http_resp_expect(h, 0, 0), 0);
+  assert_int_equal(wr_http_resp_expect(h, 0), 0);
   size_t bn = 0;
   int heads = 0, ends = 0;
   const uint8_t *p = page;

@@ -718,9 +718,8 @@ static void test_req_failmalloc(void **state) {
 
 /* ---- response tests ------------------------------------------------------ */
 
-typedef struct exp_req {
-  int head, upgrade;
-} exp_req;
+/* What each owed response answers: WR_HTTP_EXP_* flags. */
+typedef unsigned exp_req;
 
 static char *resp_once(const exp_req *reqs, size_t nreq, const uint8_t *in,
                        size_t len, const size_t *cuts, size_t ncuts, int eof,
@@ -728,7 +727,7 @@ static char *resp_once(const exp_req *reqs, size_t nreq, const uint8_t *in,
   wr_http_resp *h;
   assert_int_equal(wr_http_resp_new(&h, 4096, NULL), 0);
   for (size_t i = 0; i < nreq; i++)
-    assert_int_equal(wr_http_resp_expect(h, reqs[i].head, reqs[i].upgrade), 0);
+    assert_int_equal(wr_http_resp_expect(h, reqs[i]), 0);
   tr t = {.s = calloc(1, OUT_CAP)};
   size_t start = 0;
   for (size_t c = 0; c <= ncuts; c++) {
@@ -788,7 +787,8 @@ static char *run_resp(const exp_req *reqs, size_t nreq, const char *in,
   return whole;
 }
 
-static const exp_req GET = {0, 0}, HEADREQ = {1, 0}, UPG = {0, 1};
+static const exp_req GET = 0, HEADREQ = WR_HTTP_EXP_HEAD,
+                     UPG = WR_HTTP_EXP_UPGRADE;
 
 static void test_resp_basic(void **state) {
   (void)state;
@@ -824,6 +824,13 @@ static void test_resp_no_body(void **state) {
   HAS(s, "st=304\nHTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n"
          "END ka=1\n");
   HAS(s, "BODY[x]\nEND ka=1\npending=0");
+  free(s);
+  /* "Content-Length: 0" ends with the head, even at the end of the input
+   * (a keep-alive origin sends nothing more). */
+  exp_req g[1] = {GET};
+  s = run_resp(g, 1, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0);
+  HAS(s, "st=200\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nEND ka=1\n"
+         "pending=0");
   free(s);
 }
 
@@ -912,6 +919,10 @@ static void test_resp_garbage(void **state) {
       "HTTP/1.1 200 OK\r\nX : a\r\n\r\n",
       "HTTP/2.0 200 OK\r\n\r\n",
       "HTTP/1.1 2000 OK\r\n\r\n",
+      /* A CR inside the status line (llhttp ends the line there and
+       * skips a byte; found by the http_head fuzzer). */
+      "HTTP/1.1 200 O\rK\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 101 Switchin\rg\n\x81\x02hn",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     char *s = run_resp(r, 1, bad[i], 0);
@@ -948,8 +959,9 @@ static void test_resp_pipeline_limit(void **state) {
   wr_http_resp *h;
   assert_int_equal(wr_http_resp_new(&h, 0, &fm.mem), 0);
   for (int i = 0; i < WR_HTTP_MAX_PIPELINE; i++)
-    assert_int_equal(wr_http_resp_expect(h, 0, 0), 0);
-  assert_int_equal(wr_http_resp_expect(h, 0, 0), WR_ERR_LIMIT);
+    assert_int_equal(wr_http_resp_expect(h, 0), 0);
+  assert_int_equal(wr_http_resp_expect(h, 0), WR_ERR_LIMIT);
+  assert_int_equal(wr_http_resp_expect(h, 16), WR_ERR_INVAL);
   assert_int_equal(wr_http_resp_pending(h), 1);
   wr_http_resp_del(h);
   assert_int_equal(fm.live, 0);
@@ -963,7 +975,7 @@ static void test_resp_pipeline_limit(void **state) {
     }
     int bad = 0;
     for (int i = 0; i < 20; i++) {
-      rv = wr_http_resp_expect(h, 0, 0);
+      rv = wr_http_resp_expect(h, 0);
       if (rv) {
         assert_int_equal(rv, WR_ERR_NOMEM);
         bad = 1;
@@ -977,6 +989,283 @@ static void test_resp_pipeline_limit(void **state) {
     wr_http_resp_del(h);
     assert_int_equal(fm.live, 0);
   }
+}
+
+/* The head a visitor gets: one response, its HEAD event's line and head. */
+#define RESP_HEAD(st, ka, up) "HEAD name=- host=- rid=- mh=0 exp=0 up=" #up \
+                              " ka=" #ka " st=" #st "\n"
+
+static void test_resp_hop_by_hop(void **state) {
+  (void)state;
+  exp_req r[2] = {GET, GET};
+  /* RFC 9110 7.6.1: Connection, what it names (any case), Keep-Alive,
+   * Proxy-Connection, TE, Upgrade, and Trailer without a chunked body. */
+  char *s = run_resp(r, 1,
+                     "HTTP/1.1 200 OK\r\nConnection: X-Foo, keep-alive\r\n"
+                     "x-FOO: 1\r\nKeep-Alive: timeout=5\r\n"
+                     "Proxy-Connection: keep-alive\r\nTE: trailers\r\n"
+                     "Trailer: X-T\r\nUpgrade: h2c\r\nX-Other:   2  \r\n"
+                     "Proxy-Authenticate: Basic\r\nContent-Length: 2\r\n"
+                     "CONNECTION: x-bar\r\nX-Bar: 3\r\nX-Foo-Not: 4\r\n"
+                     "\r\nok",
+                     0);
+  assert_string_equal(s, RESP_HEAD(200, 1, 0)
+                      "HTTP/1.1 200 OK\r\nX-Other: 2\r\n"
+                      "Proxy-Authenticate: Basic\r\nContent-Length: 2\r\n"
+                      "X-Foo-Not: 4\r\n\r\n"
+                      "BODY[ok]\nEND ka=1\npending=0");
+  free(s);
+  /* Framing passes even when Connection names it: the body is forwarded
+   * with the origin's framing, so its header must go with it. */
+  s = run_resp(r, 2,
+               "HTTP/1.1 200 OK\r\nConnection: Content-Length\r\n"
+               "Content-Length: 1\r\n\r\nx"
+               "HTTP/1.1 200 OK\r\nConnection: transfer-encoding, trailer\r\n"
+               "Trailer: X-T\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "0\r\nX-T: 1\r\n\r\n",
+               0);
+  HAS(s, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nBODY[x]\nEND ka=1\n");
+  HAS(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "BODY[0\r\nX-T: 1\r\n\r\n]\nEND ka=1\npending=0");
+  free(s);
+  /* Trailer stays with a chunked body: the trailers it announces pass. */
+  s = run_resp(r, 1,
+               "HTTP/1.1 200 OK\r\nTrailer: X-T\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n"
+               "\r\n",
+               0);
+  assert_string_equal(s, RESP_HEAD(200, 1, 0)
+                      "HTTP/1.1 200 OK\r\nTrailer: X-T\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n"
+                      "BODY[3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n]\nEND ka=1\n"
+                      "pending=0");
+  free(s);
+  /* A bare LF ending the status line (llhttp takes it) becomes CRLF. */
+  s = run_resp(r, 1, "HTTP/1.1 200 OK\nX-A: 1\r\nContent-Length: 0\r\n\r\n",
+               0);
+  assert_string_equal(s, RESP_HEAD(200, 1, 0)
+                      "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 0\r\n"
+                      "\r\nEND ka=1\npending=0");
+  free(s);
+  /* More than 16 Connection options: refused like a request's. */
+  s = run_resp(r, 1,
+               "HTTP/1.1 200 OK\r\nConnection: a,b,c,d,e,f,g,h,i,j,k,l,m,n,"
+               "o,p,q\r\nContent-Length: 0\r\n\r\n",
+               0);
+  HAS(s, "ERROR 502 too many Connection options");
+  HASNT(s, "HEAD");
+  free(s);
+}
+
+/*
+ * Connection semantics toward the visitor are warren's: "close" whenever
+ * the visitor's connection ends after the response, "keep-alive" when it
+ * stays open and either side speaks HTTP/1.0, nothing otherwise.
+ */
+static void test_resp_connection(void **state) {
+  (void)state;
+  exp_req g[1] = {GET};
+  char *s = run_resp(g, 1,
+                     "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                     "Content-Length: 1\r\n\r\nx",
+                     0);
+  assert_string_equal(s, RESP_HEAD(200, 0, 0)
+                      "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+                      "Connection: close\r\n\r\nBODY[x]\nEND ka=0\n"
+                      "pending=0");
+  free(s);
+  /* HTTP/1.0 origin: keep-alive only when it says so, and then we say it
+   * too (its own Connection field is gone). */
+  s = run_resp(g, 1,
+               "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+               "Content-Length: 1\r\n\r\nx",
+               0);
+  HAS(s, RESP_HEAD(200, 1, 0) "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n"
+                              "Connection: keep-alive\r\n\r\n");
+  free(s);
+  s = run_resp(g, 1, "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx", 0);
+  HAS(s, RESP_HEAD(200, 0, 0) "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n"
+                              "Connection: close\r\n\r\n");
+  free(s);
+  /* A body that runs until the origin closes ends the visitor's too. */
+  s = run_resp(g, 1, "HTTP/1.1 200 OK\r\nX: 1\r\n\r\nall of it", 1);
+  HAS(s, RESP_HEAD(200, 0, 0) "HTTP/1.1 200 OK\r\nX: 1\r\n"
+                              "Connection: close\r\n\r\nBODY[all of it]");
+  free(s);
+  /* The visitor's request said close: so does the response, whatever the
+   * origin would do, and nothing after it is read. */
+  exp_req c[2] = {GET, GET | WR_HTTP_EXP_CLOSE};
+  s = run_resp(c, 2,
+               "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"
+               "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
+               "Content-Length: 1\r\n\r\nb"
+               "HTTP/1.1 200 OK\r\n\r\n",
+               0);
+  assert_string_equal(s, RESP_HEAD(200, 1, 0)
+                      "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n"
+                      "BODY[a]\nEND ka=1\n" RESP_HEAD(200, 0, 0)
+                      "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+                      "Connection: close\r\n\r\nBODY[b]\nEND ka=0\n"
+                      "pending=0");
+  free(s);
+  /* An HTTP/1.0 visitor with keep-alive is told, even by a 1.1 origin. */
+  exp_req k[1] = {GET | WR_HTTP_EXP_HTTP10};
+  s = run_resp(k, 1, "HTTP/1.1 204 No Content\r\nServer: x\r\n\r\n", 0);
+  assert_string_equal(s, RESP_HEAD(204, 1, 0)
+                      "HTTP/1.1 204 No Content\r\nServer: x\r\n"
+                      "Connection: keep-alive\r\n\r\nEND ka=1\npending=0");
+  free(s);
+  exp_req k2[1] = {WR_HTTP_EXP_HEAD | WR_HTTP_EXP_HTTP10 | WR_HTTP_EXP_CLOSE};
+  s = run_resp(k2, 1,
+               "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nKeep-Alive: 5\r\n\r\n",
+               0);
+  HAS(s, "mh=0 exp=0 up=0 ka=0 st=200\nHTTP/1.1 200 OK\r\n"
+         "Content-Length: 9\r\nConnection: close\r\n\r\nEND ka=0\n");
+  free(s);
+  /* Interim responses: hop-by-hop fields go, nothing is added. */
+  s = run_resp(g, 1,
+               "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n"
+               "Connection: keep-alive\r\n\r\n"
+               "HTTP/1.1 100 Continue\r\nConnection: close\r\n\r\n"
+               "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+               0);
+  HAS(s, RESP_HEAD(103, 1, 0) "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n"
+                              "\r\nEND ka=1\n");
+  HAS(s, RESP_HEAD(100, 1, 0) "HTTP/1.1 100 Continue\r\n\r\nEND ka=1\n");
+  HAS(s, RESP_HEAD(200, 1, 0) "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+                              "\r\nEND ka=1\npending=0");
+  free(s);
+}
+
+/* 101 keeps what the switch needs; 426 keeps Upgrade and says so. */
+static void test_resp_upgrade_fields(void **state) {
+  (void)state;
+  exp_req u[1] = {UPG | WR_HTTP_EXP_CLOSE};
+  char *s = run_resp(u, 1,
+                     "HTTP/1.1 101 Switching Protocols\r\n"
+                     "Upgrade: websocket\r\nConnection: Upgrade, X-Foo\r\n"
+                     "X-Foo: 1\r\nKeep-Alive: timeout=5\r\n"
+                     "Sec-WebSocket-Accept: abc=\r\n\r\n\x81\x02hi",
+                     1);
+  assert_string_equal(s, RESP_HEAD(101, 1, 1)
+                      "HTTP/1.1 101 Switching Protocols\r\n"
+                      "Upgrade: websocket\r\nConnection: Upgrade, X-Foo\r\n"
+                      "Sec-WebSocket-Accept: abc=\r\n\r\n"
+                      "END ka=1\nUPGRADE\nRAW[\x81\x02hi]\npending=0 eof=1 "
+                      "pending=0");
+  free(s);
+  exp_req g[2] = {GET, GET | WR_HTTP_EXP_CLOSE};
+  s = run_resp(g, 2,
+               "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nContent-Length: 0\r\n\r\n"
+               "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nContent-Length: 0\r\n\r\n",
+               0);
+  assert_string_equal(s, RESP_HEAD(426, 1, 0)
+                      "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\n"
+                      "Content-Length: 0\r\nConnection: upgrade\r\n\r\n"
+                      "END ka=1\n" RESP_HEAD(426, 0, 0)
+                      "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\n"
+                      "Content-Length: 0\r\nConnection: upgrade, close\r\n"
+                      "\r\nEND ka=0\npending=0");
+  free(s);
+  /* Refused upgrade (an ordinary 200): Upgrade is stripped. */
+  exp_req r[1] = {UPG};
+  s = run_resp(r, 1,
+               "HTTP/1.1 200 OK\r\nUpgrade: websocket\r\n"
+               "Connection: upgrade\r\nContent-Length: 0\r\n\r\n",
+               0);
+  assert_string_equal(s, RESP_HEAD(200, 1, 0)
+                      "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+                      "END ka=1\npending=0");
+  free(s);
+}
+
+/* The rewrite under failing allocations: an error or the right head. */
+static void test_resp_rewrite_failmalloc(void **state) {
+  (void)state;
+  const char *in = "HTTP/1.1 200 OK\r\nConnection: close, X-A\r\nX-A: 1\r\n"
+                   "Content-Length: 2\r\n\r\nok";
+  int done = 0;
+  for (long k = 1; k < 50 && !done; k++) {
+    failmalloc fm;
+    failmalloc_init(&fm, k);
+    wr_http_resp *h;
+    if (wr_http_resp_new(&h, 0, &fm.mem) != 0) continue;
+    if (wr_http_resp_expect(h, 0) != 0) {
+      wr_http_resp_del(h);
+      assert_int_equal(fm.live, 0);
+      continue;
+    }
+    /* Split in two, so the head is also copied across reads. */
+    size_t len = strlen(in), cut = 20, off = 0;
+    int heads = 0, failed = 0;
+    for (int piece = 0; piece < 2 && !failed; piece++) {
+      size_t end = piece ? len : cut;
+      for (;;) {
+        wr_http_ev ev;
+        wr_ssize r =
+            wr_http_resp_feed(h, (const uint8_t *)in + off, end - off, &ev);
+        if (r < 0) {
+          assert_int_equal(r, WR_ERR_NOMEM);
+          failed = 1;
+          break;
+        }
+        off += (size_t)r;
+        if (ev.type == WR_HTTP_EV_NONE) break;
+        assert_int_not_equal(ev.type, WR_HTTP_EV_ERROR);
+        if (ev.type == WR_HTTP_EV_HEAD) {
+          heads++;
+          assert_int_equal(ev.len, strlen("HTTP/1.1 200 OK\r\nContent-Length:"
+                                          " 2\r\nConnection: close\r\n\r\n"));
+          assert_memory_equal(ev.data,
+                              "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                              "Connection: close\r\n\r\n",
+                              ev.len);
+        }
+      }
+    }
+    if (!failed) {
+      assert_int_equal(heads, 1);
+      if (fm.fail_at > fm.count) done = 1;
+    }
+    wr_http_resp_del(h);
+    assert_int_equal(fm.live, 0);
+  }
+  assert_true(done);
+}
+
+/* What a request tells its response (ev.resp_flags). */
+static unsigned req_flags(const char *in) {
+  wr_http_req *h;
+  assert_int_equal(wr_http_req_new(&h, &base_cfg, NULL), 0);
+  wr_http_ev ev;
+  wr_ssize r = wr_http_req_feed(h, (const uint8_t *)in, strlen(in), &ev);
+  assert_true(r > 0);
+  assert_int_equal(ev.type, WR_HTTP_EV_HEAD);
+  unsigned f = ev.resp_flags;
+  wr_http_req_del(h);
+  return f;
+}
+
+static void test_req_resp_flags(void **state) {
+  (void)state;
+  assert_int_equal(req_flags("GET / HTTP/1.1\r\nHost: a.localhost\r\n\r\n"),
+                   0);
+  assert_int_equal(req_flags("HEAD / HTTP/1.1\r\nHost: a.localhost\r\n\r\n"),
+                   WR_HTTP_EXP_HEAD);
+  assert_int_equal(req_flags("GET / HTTP/1.1\r\nHost: a.localhost\r\n"
+                             "Connection: close\r\n\r\n"),
+                   WR_HTTP_EXP_CLOSE);
+  assert_int_equal(req_flags("GET / HTTP/1.1\r\nHost: a.localhost\r\n"
+                             "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                             "\r\n"),
+                   WR_HTTP_EXP_UPGRADE);
+  assert_int_equal(req_flags("GET / HTTP/1.0\r\nHost: a.localhost\r\n\r\n"),
+                   WR_HTTP_EXP_HTTP10 | WR_HTTP_EXP_CLOSE);
+  assert_int_equal(req_flags("HEAD / HTTP/1.0\r\nHost: a.localhost\r\n"
+                             "Connection: keep-alive\r\n\r\n"),
+                   WR_HTTP_EXP_HTTP10 | WR_HTTP_EXP_HEAD);
 }
 
 int main(void) {
@@ -1006,6 +1295,11 @@ int main(void) {
       cmocka_unit_test(test_resp_eof),
       cmocka_unit_test(test_resp_garbage),
       cmocka_unit_test(test_resp_pipeline_limit),
+      cmocka_unit_test(test_resp_hop_by_hop),
+      cmocka_unit_test(test_resp_connection),
+      cmocka_unit_test(test_resp_upgrade_fields),
+      cmocka_unit_test(test_resp_rewrite_failmalloc),
+      cmocka_unit_test(test_req_resp_flags),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
