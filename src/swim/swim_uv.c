@@ -98,6 +98,7 @@ typedef struct udp_send {
 } udp_send;
 
 typedef struct dns_req {
+  struct dns_req *next, *prev; /* outstanding lookups, for uv_cancel */
   uv_getaddrinfo_t req;
   wr_swim_uv *u;
   unsigned round;
@@ -135,6 +136,7 @@ struct wr_swim_uv {
   int joining;
   unsigned join_round;
   unsigned dns_pending; /* lookups of any round still out */
+  dns_req *dns;          /* ... and their list */
   unsigned round_pending;
   uint64_t backoff;
   wr_addr join_addrs[JOIN_ADDRS_MAX];
@@ -787,6 +789,11 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
   dns_req *r = req->data;
   wr_swim_uv *u = r->u;
   u->dns_pending--;
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    u->dns = r->next;
+  if (r->next) r->next->prev = r->prev;
   int stale = u->closing || r->round != u->join_round || !u->joining;
   if (!stale && status != 0) {
     u->st.dns_failures++;
@@ -851,6 +858,9 @@ static void join_round_start(wr_swim_uv *u) {
       continue;
     }
     u->dns_pending++;
+    r->next = u->dns;
+    if (u->dns) u->dns->prev = r;
+    u->dns = r;
   }
   if (u->round_pending == 0) join_round_done(u);
 }
@@ -960,9 +970,11 @@ void wr_swim_uv_close(wr_swim_uv *u, void (*cb)(void *user_data),
       uv_close((uv_handle_t *)&c->timer, sync_handle_closed);
       uv_close((uv_handle_t *)&c->tcp, sync_handle_closed);
     }
-  /* Lookups already running in the thread pool cannot be cancelled
-   * (EBUSY); their callbacks arrive later and maybe_free waits for them.
-   * The requests are not listed, so cancelling is left to that wait. */
+  /* Queued lookups are cancelled (their callbacks come with
+   * UV_EAI_CANCELED); one already running in the thread pool cannot be
+   * (EBUSY), and maybe_free waits for its callback. */
+  for (dns_req *r = u->dns; r; r = r->next)
+    (void)uv_cancel((uv_req_t *)&r->req);
   uv_close((uv_handle_t *)&u->udp, on_handle_closed);
   uv_close((uv_handle_t *)&u->listener, on_handle_closed);
   uv_close((uv_handle_t *)&u->timer, on_handle_closed);

@@ -1,0 +1,322 @@
+/*
+ * The libuv SWIM adapter (src/swim/swim_uv.c) in one process, on real
+ * loopback sockets: join, leave, a foreign key, start failures, closing
+ * with lookups and syncs in flight, the sync connection cap.  Every test
+ * ends with uv_loop_close() == 0: no handle or request is left behind.
+ * Waits are bounded by a watchdog timer.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "warren/err.h"
+#include "warren/swim_uv.h"
+
+typedef struct node {
+  wr_swim_uv *u;
+  wr_swim_keyring kr;
+  int closed;
+  int left;
+} node;
+
+static uv_loop_t loop;
+
+/* A UDP and TCP port free on 127.0.0.1 right now. */
+static int free_port(void) {
+  for (int tries = 0; tries < 50; tries++) {
+    uv_udp_t s;
+    struct sockaddr_in a;
+    uv_udp_init(&loop, &s);
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    int port = -1;
+    if (uv_udp_bind(&s, (const struct sockaddr *)&a, 0) == 0) {
+      struct sockaddr_storage ss;
+      int len = sizeof ss;
+      uv_udp_getsockname(&s, (struct sockaddr *)&ss, &len);
+      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    uv_close((uv_handle_t *)&s, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    if (port > 0) {
+      uv_tcp_t t;
+      uv_tcp_init(&loop, &t);
+      uv_ip4_addr("127.0.0.1", port, &a);
+      int rv = uv_tcp_bind(&t, (const struct sockaddr *)&a, 0);
+      if (rv == 0) rv = uv_listen((uv_stream_t *)&t, 1, NULL);
+      uv_close((uv_handle_t *)&t, NULL);
+      uv_run(&loop, UV_RUN_NOWAIT);
+      if (rv == 0) return port;
+    }
+  }
+  fail_msg("no free port");
+  return -1;
+}
+
+static int start(node *n, const char *id, int port, uint8_t keybyte,
+                 unsigned max_syncs) {
+  memset(n, 0, sizeof *n);
+  uint8_t key[32];
+  memset(key, keybyte, sizeof key);
+  wr_swim_keyring_init(&n->kr);
+  wr_swim_keyring_add(&n->kr, key, 1);
+  char listen[64];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+  wr_swim_uv_config c;
+  memset(&c, 0, sizeof c);
+  c.listen = listen;
+  wr_swim_config_default(&c.swim);
+  wr_swim_config_profile(&c.swim, "local");
+  snprintf(c.swim.id, sizeof c.swim.id, "%s", id);
+  c.keyring = &n->kr;
+  c.max_syncs = max_syncs;
+  c.join_backoff_min_ms = 100;
+  c.join_backoff_max_ms = 400;
+  return wr_swim_uv_start(&n->u, &loop, &c);
+}
+
+static void on_closed(void *ud) { ((node *)ud)->closed = 1; }
+static void on_left(void *ud) { ((node *)ud)->left = 1; }
+
+static void close_node(node *n) {
+  if (n->u) wr_swim_uv_close(n->u, on_closed, n);
+  n->u = NULL;
+}
+
+static int state_of(node *n, const char *id) {
+  wr_swim_member_info m;
+  if (!n->u || wr_swim_member_find(wr_swim_uv_core(n->u), id, &m) != 0)
+    return -1;
+  return (int)m.state;
+}
+
+/* Runs the loop until cond(arg) holds or |ms| pass; returns cond. */
+static void on_watchdog(uv_timer_t *t) { *(int *)t->data = 1; }
+static int run_until(int (*cond)(void *), void *arg, uint64_t ms) {
+  uv_timer_t wd;
+  int expired = 0;
+  uv_timer_init(&loop, &wd);
+  wd.data = &expired;
+  uv_timer_start(&wd, on_watchdog, ms, 0);
+  while (!cond(arg) && !expired) uv_run(&loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&wd, NULL);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  return cond(arg);
+}
+
+static int never(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+static void finish(void) {
+  /* Everything closed: the loop must have nothing left to run. */
+  for (int i = 0; i < 100 && uv_loop_alive(&loop); i++)
+    uv_run(&loop, UV_RUN_ONCE);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+typedef struct pair {
+  node *a, *b;
+  int want;
+} pair;
+
+static int see_each_other(void *arg) {
+  pair *p = arg;
+  return state_of(p->a, "b") == p->want && state_of(p->b, "a") == p->want;
+}
+
+static int a_sees_b(void *arg) {
+  pair *p = arg;
+  return state_of(p->a, "b") == p->want;
+}
+
+static int both_closed(void *arg) {
+  pair *p = arg;
+  return p->a->closed && p->b->closed;
+}
+
+static int has_left(void *arg) { return ((node *)arg)->left; }
+
+static void test_join_and_leave(void **state) {
+  (void)state;
+  uv_loop_init(&loop);
+  node a, b;
+  int pa = free_port(), pb = free_port();
+  assert_int_equal(start(&a, "a", pa, 7, 0), 0);
+  assert_int_equal(start(&b, "b", pb, 7, 0), 0);
+  assert_int_equal(wr_swim_uv_port(a.u), pa);
+  wr_swim_uv_seed seed = {"127.0.0.1", (uint16_t)pa};
+  assert_int_equal(wr_swim_uv_join(b.u, &seed, 1), 0);
+  assert_true(wr_swim_uv_joining(b.u));
+  pair p = {&a, &b, WR_SWIM_ALIVE};
+  assert_true(run_until(see_each_other, &p, 5000));
+  assert_false(wr_swim_uv_joining(b.u));
+  wr_swim_uv_stats st;
+  wr_swim_uv_get_stats(b.u, &st);
+  assert_true(st.join_attempts >= 1);
+  /* The join pulls the seed's view over TCP. */
+  run_until(never, NULL, 300);
+  wr_swim_uv_get_stats(b.u, &st);
+  assert_true(st.sync_started >= 1);
+  assert_true(st.sync_ok >= 1);
+  assert_int_equal(st.sync_failed + st.sync_timeouts, 0);
+
+  wr_swim_uv_leave(b.u, 0, on_left, &b);
+  p.want = WR_SWIM_LEFT;
+  assert_true(run_until(a_sees_b, &p, 3000));
+  assert_true(run_until(has_left, &b, 2000));
+  close_node(&a);
+  close_node(&b);
+  assert_true(run_until(both_closed, &p, 2000));
+  finish();
+}
+
+static void test_foreign_key_never_admitted(void **state) {
+  (void)state;
+  uv_loop_init(&loop);
+  node a, b;
+  int pa = free_port(), pb = free_port();
+  assert_int_equal(start(&a, "a", pa, 7, 0), 0);
+  assert_int_equal(start(&b, "b", pb, 8, 0), 0); /* another key */
+  wr_swim_uv_seed seed = {"localhost", (uint16_t)pa}; /* resolved */
+  assert_int_equal(wr_swim_uv_join(b.u, &seed, 1), 0);
+  run_until(never, NULL, 1200);
+  assert_int_equal(state_of(&a, "b"), -1);
+  assert_int_equal(state_of(&b, "a"), -1);
+  assert_true(wr_swim_uv_joining(b.u)); /* still retrying */
+  wr_swim_stats st;
+  wr_swim_get_stats(wr_swim_uv_core(a.u), &st);
+  assert_true(st.rx_badseal >= 2); /* first try and at least one retry */
+  wr_swim_uv_stats us;
+  wr_swim_uv_get_stats(b.u, &us);
+  assert_true(us.join_attempts >= 2);
+  pair p = {&a, &b, 0};
+  close_node(&a);
+  close_node(&b);
+  assert_true(run_until(both_closed, &p, 2000));
+  finish();
+}
+
+static void test_start_failures(void **state) {
+  (void)state;
+  uv_loop_init(&loop);
+  node a, b;
+  int pa = free_port();
+  assert_int_equal(start(&a, "a", pa, 7, 0), 0);
+  /* Same port: refused, nothing left open, no callback. */
+  int rv = start(&b, "b", pa, 7, 0);
+  assert_int_equal(rv, UV_EADDRINUSE);
+  assert_null(b.u);
+  assert_int_equal(start(&b, "b", 0, 7, 0), WR_ERR_INVAL); /* port 0 */
+  wr_swim_uv_config c;
+  memset(&c, 0, sizeof c);
+  c.listen = "nonsense";
+  wr_swim_uv *u = (wr_swim_uv *)(uintptr_t)1; /* must be reset to NULL */
+  assert_int_equal(wr_swim_uv_start(&u, &loop, &c), WR_ERR_INVAL);
+  assert_null(u);
+  /* Bad seed lists. */
+  wr_swim_uv_seed s = {"", 1};
+  assert_int_equal(wr_swim_uv_join(a.u, &s, 1), WR_ERR_INVAL);
+  assert_int_equal(wr_swim_uv_join(a.u, &s, 0), WR_ERR_INVAL);
+  pair p = {&a, &a, 0};
+  close_node(&a);
+  assert_true(run_until(both_closed, &p, 2000));
+  finish();
+}
+
+/* Closing while name lookups and the join retry are in flight frees
+ * everything (the lookup callbacks come back cancelled or late). */
+static void test_close_while_joining(void **state) {
+  (void)state;
+  uv_loop_init(&loop);
+  node a;
+  assert_int_equal(start(&a, "a", free_port(), 7, 0), 0);
+  wr_swim_uv_seed seeds[3] = {{"localhost", 9}, {"127.0.0.1", 9},
+                              {"localhost", 10}};
+  assert_int_equal(wr_swim_uv_join(a.u, seeds, 3), 0);
+  /* Replacing the seeds mid-round makes the first lookups stale. */
+  assert_int_equal(wr_swim_uv_join(a.u, seeds + 1, 2), 0);
+  close_node(&a);
+  pair p = {&a, &a, 0};
+  assert_true(run_until(both_closed, &p, 10000));
+  finish();
+}
+
+/* Idle TCP connections beyond max_syncs are accepted, closed and counted;
+ * the ones inside the cap time out or fail at EOF. */
+typedef struct client {
+  uv_tcp_t tcp;
+  uv_connect_t req;
+  int done;
+} client;
+
+static void on_client_connected(uv_connect_t *req, int status) {
+  (void)status;
+  ((client *)req->data)->done = 1;
+}
+
+typedef struct cap_ctx {
+  node *a;
+  uint64_t refused;
+} cap_ctx;
+
+static int refused_enough(void *arg) {
+  cap_ctx *c = arg;
+  wr_swim_uv_stats st;
+  wr_swim_uv_get_stats(c->a->u, &st);
+  return st.sync_refused >= c->refused;
+}
+
+static void test_sync_cap(void **state) {
+  (void)state;
+  uv_loop_init(&loop);
+  node a;
+  int pa = free_port();
+  assert_int_equal(start(&a, "a", pa, 7, 2), 0);
+  client cl[5];
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", pa, &sa);
+  for (int i = 0; i < 5; i++) {
+    memset(&cl[i], 0, sizeof cl[i]);
+    uv_tcp_init(&loop, &cl[i].tcp);
+    cl[i].req.data = &cl[i];
+    assert_int_equal(uv_tcp_connect(&cl[i].req, &cl[i].tcp,
+                                    (const struct sockaddr *)&sa,
+                                    on_client_connected),
+                     0);
+  }
+  cap_ctx c = {&a, 3};
+  assert_true(run_until(refused_enough, &c, 3000));
+  wr_swim_uv_stats st;
+  wr_swim_uv_get_stats(a.u, &st);
+  assert_int_equal(st.syncs_active, 2);
+  assert_int_equal(st.sync_accepted, 2);
+  for (int i = 0; i < 5; i++) uv_close((uv_handle_t *)&cl[i].tcp, NULL);
+  run_until(never, NULL, 200);
+  wr_swim_uv_get_stats(a.u, &st);
+  assert_int_equal(st.syncs_active, 0);
+  assert_int_equal(st.sync_failed, 2); /* EOF before the exchange */
+  pair p = {&a, &a, 0};
+  close_node(&a);
+  assert_true(run_until(both_closed, &p, 2000));
+  finish();
+}
+
+int main(void) {
+  if (sodium_init() < 0) return 1;
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_join_and_leave),
+      cmocka_unit_test(test_foreign_key_never_admitted),
+      cmocka_unit_test(test_start_failures),
+      cmocka_unit_test(test_close_while_joining),
+      cmocka_unit_test(test_sync_cap),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
