@@ -539,6 +539,8 @@ enum {
 };
 enum { GS_AWARENESS, GS_INCARNATION, GS_ALIVE, GS_SUSPECT, GS_DEAD, GS_LEFT,
        GS_N };
+_Static_assert(MS_N <= WR_ARRAY_LEN(((app *)0)->m_swim), "app.m_swim");
+_Static_assert(GS_N <= WR_ARRAY_LEN(((app *)0)->g_swim), "app.g_swim");
 
 static void swim_collect(void *ud) {
   app *a = ud;
