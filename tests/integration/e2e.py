@@ -275,6 +275,16 @@ def metric(admin_port, name):
     return None
 
 
+def crc32c(data):
+    """CRC-32C (Castagnoli), bit by bit: the PROXY v2 checksum TLV."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
 def check(name, cond, detail=""):
     print("%s %s%s" % ("ok  " if cond else "FAIL", name,
                         (": " + detail) if detail and not cond else ""),
@@ -527,6 +537,22 @@ def main():
         out = raw("127.0.0.9", v2 + req)
         check("PROXY v2 from a configured LB sets X-Forwarded-For",
               b'"X-Forwarded-For": "198.51.100.9"' in out, repr(out[-300:]))
+        # With a CRC-32C TLV (type 3) over the whole header, the field
+        # zeroed: a good one is accepted, a wrong one is a bad header.
+        addr = bytes([198, 51, 100, 10]) + bytes([127, 0, 0, 1]) + \
+            struct.pack(">HH", 4444, 80)
+        blank = sig + bytes([0x21, 0x11, 0, 12 + 7]) + addr + b"\x03\x00\x04"
+        good = blank + struct.pack(">I", crc32c(blank + b"\0\0\0\0"))
+        out = raw("127.0.0.9", good + req)
+        check("PROXY v2 with a good CRC32C TLV is accepted",
+              b'"X-Forwarded-For": "198.51.100.10"' in out, repr(out[-300:]))
+        bad0 = metric(admin_port, "warren_http_bad_requests_total") or 0
+        bad = good[:-1] + bytes([good[-1] ^ 1])
+        out = raw("127.0.0.9", bad + req)
+        check("PROXY v2 with a wrong CRC32C is cut off and counted",
+              b"HTTP/1.1" not in out and
+              (metric(admin_port, "warren_http_bad_requests_total") or 0) > bad0,
+              repr(out[:100]))
         out = raw("127.0.0.9", req)
         check("a configured LB that sends no PROXY header is cut off",
               b"HTTP/1.1 200" not in out, repr(out[:100]))
