@@ -27,6 +27,7 @@ typedef struct node {
 } node;
 
 static uv_loop_t loop;
+static uint64_t sync_timeout_ms; /* 0: the adapter's default */
 
 /* A UDP and TCP port free on 127.0.0.1 right now. */
 static int free_port(void) {
@@ -76,6 +77,7 @@ static int start(node *n, const char *id, int port, uint8_t keybyte,
   snprintf(c.swim.id, sizeof c.swim.id, "%s", id);
   c.keyring = &n->kr;
   c.max_syncs = max_syncs;
+  c.sync_timeout_ms = sync_timeout_ms;
   c.join_backoff_min_ms = 100;
   c.join_backoff_max_ms = 400;
   return wr_swim_uv_start(&n->u, &loop, &c);
@@ -250,7 +252,7 @@ static void test_close_while_joining(void **state) {
 }
 
 /* Idle TCP connections beyond max_syncs are accepted, closed and counted;
- * the ones inside the cap time out or fail at EOF. */
+ * the ones inside the cap time out. */
 typedef struct client {
   uv_tcp_t tcp;
   uv_connect_t req;
@@ -261,6 +263,8 @@ static void on_client_connected(uv_connect_t *req, int status) {
   (void)status;
   ((client *)req->data)->done = 1;
 }
+
+static int client_done(void *arg) { return ((client *)arg)->done; }
 
 typedef struct cap_ctx {
   node *a;
@@ -279,7 +283,9 @@ static void test_sync_cap(void **state) {
   uv_loop_init(&loop);
   node a;
   int pa = free_port();
+  sync_timeout_ms = 400;
   assert_int_equal(start(&a, "a", pa, 7, 2), 0);
+  sync_timeout_ms = 0;
   client cl[5];
   struct sockaddr_in sa;
   uv_ip4_addr("127.0.0.1", pa, &sa);
@@ -298,11 +304,28 @@ static void test_sync_cap(void **state) {
   wr_swim_uv_get_stats(a.u, &st);
   assert_int_equal(st.syncs_active, 2);
   assert_int_equal(st.sync_accepted, 2);
-  for (int i = 0; i < 5; i++) uv_close((uv_handle_t *)&cl[i].tcp, NULL);
-  run_until(never, NULL, 200);
+  /* The two accepted sessions never get a byte: they time out. */
+  run_until(never, NULL, 700);
   wr_swim_uv_get_stats(a.u, &st);
   assert_int_equal(st.syncs_active, 0);
-  assert_int_equal(st.sync_failed, 2); /* EOF before the exchange */
+  assert_int_equal(st.sync_timeouts, 2);
+  assert_int_equal(st.sync_failed, 0);
+  for (int i = 0; i < 5; i++) uv_close((uv_handle_t *)&cl[i].tcp, NULL);
+  /* A peer that connects and closes: EOF before the exchange, a failure. */
+  client one;
+  memset(&one, 0, sizeof one);
+  uv_tcp_init(&loop, &one.tcp);
+  one.req.data = &one;
+  assert_int_equal(uv_tcp_connect(&one.req, &one.tcp,
+                                  (const struct sockaddr *)&sa,
+                                  on_client_connected),
+                   0);
+  assert_true(run_until(client_done, &one, 2000));
+  uv_close((uv_handle_t *)&one.tcp, NULL);
+  run_until(never, NULL, 200);
+  wr_swim_uv_get_stats(a.u, &st);
+  assert_int_equal(st.sync_failed, 1);
+  assert_int_equal(st.syncs_active, 0);
   pair p = {&a, &a, 0};
   close_node(&a);
   assert_true(run_until(both_closed, &p, 2000));
