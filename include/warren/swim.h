@@ -213,7 +213,9 @@ void wr_swim_sync_del(wr_swim_sync *s);
  * the connection; the failure is counted). */
 int wr_swim_sync_recv(wr_swim_sync *s, const uint8_t *data, size_t len,
                       wr_tstamp now);
-/* Bytes to write next (0: nothing now).  The session owns the buffer. */
+/* Bytes to write next (0: nothing now).  The session owns the buffer; the
+ * view is valid until the next wr_swim_sync_recv or _consumed call (new
+ * output may move it), so an adapter with writes in flight copies it. */
 wr_ssize wr_swim_sync_send(wr_swim_sync *s, const uint8_t **data);
 /* Marks |n| bytes from wr_swim_sync_send as written. */
 void wr_swim_sync_consumed(wr_swim_sync *s, size_t n);

@@ -106,6 +106,15 @@ int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u) {
   return 0;
 }
 
+int swim_bqueue_has(const swim_bqueue *q, const char *id) {
+  wr_swim_update probe = {.kind = WR_SWIM_UPD_ALIVE};
+  snprintf(probe.id, sizeof probe.id, "%s", id);
+  uint32_t hash = topic_hash(&probe);
+  for (size_t i = 0; i < q->n; i++)
+    if (superseded(q->v[i], &probe, hash)) return 1;
+  return 0;
+}
+
 void swim_bqueue_forget(swim_bqueue *q, const char *id) {
   wr_swim_update probe = {.kind = WR_SWIM_UPD_ALIVE};
   snprintf(probe.id, sizeof probe.id, "%s", id);

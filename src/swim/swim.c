@@ -77,6 +77,7 @@ struct wr_swim {
 
   uint32_t inc;
   int leaving;
+  wr_tstamp self_since; /* when we started, or when we left */
   int merging; /* applying a sync stream: learn, don't re-gossip */
   unsigned awareness;
   uint32_t seq;
@@ -444,6 +445,19 @@ static void confirm_probe(wr_swim *sw, size_t i, wr_tstamp now) {
   sw->st.probes++;
 }
 
+/* Someone gossips an accusation that our entry for member |i| already
+ * supersedes (an older incarnation, or a member that left): it missed
+ * our news, and a member that missed a LEFT would otherwise go on to
+ * declare the leaver dead.  Gossip our entry again, once: not while it is
+ * still queued, so stale rumours cannot keep resetting its count. */
+static void correct_stale(wr_swim *sw, size_t i) {
+  const char *id = swim_member_id(&sw->mt.v[i]);
+  if (sw->merging || swim_bqueue_has(&sw->bq, id)) return;
+  wr_swim_update u;
+  member_update(sw, i, NULL, &u);
+  broadcast(sw, &u);
+}
+
 static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
                           wr_tstamp now) {
   if (is_self(sw, u->id)) {
@@ -454,8 +468,10 @@ static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
   if (i < 0) return;
   swim_member *m = &sw->mt.v[i];
   if (u->incarnation < m->incarnation || m->state == WR_SWIM_DEAD ||
-      m->state == WR_SWIM_LEFT)
+      m->state == WR_SWIM_LEFT) {
+    correct_stale(sw, (size_t)i);
     return;
+  }
   if (m->state == WR_SWIM_SUSPECT) {
     swim_susp *s = susp_of(sw, (size_t)i);
     if (u->incarnation > m->incarnation) m->incarnation = u->incarnation;
@@ -480,7 +496,12 @@ static void apply_dead(wr_swim *sw, const wr_swim_update *u, wr_tstamp now,
   ssize_t i = swim_members_find(&sw->mt, u->id);
   if (i < 0) return;
   swim_member *m = &sw->mt.v[i];
-  if (u->incarnation < m->incarnation || m->state == WR_SWIM_LEFT) return;
+  if (u->incarnation < m->incarnation ||
+      (m->state == WR_SWIM_LEFT && !left)) {
+    correct_stale(sw, (size_t)i);
+    return;
+  }
+  if (m->state == WR_SWIM_LEFT) return;
   /* LEFT beats DEAD at the same incarnation: a member that said goodbye
    * is never reported dead. */
   if (m->state == WR_SWIM_DEAD && !left) return;
@@ -703,7 +724,12 @@ int wr_swim_recv(wr_swim *sw, const wr_addr *from, const uint8_t *pkt,
   }
   wr_ssize n = wr_swim_open(sw->kr, sw->plain, sizeof sw->plain, pkt, len);
   if (n < 0) {
-    sw->st.rx_badseal++;
+    /* Too short or another seal version is malformed; an unknown key or
+     * a bad tag is a packet we may not read. */
+    if (n == WR_ERR_PROTO)
+      sw->st.rx_malformed++;
+    else
+      sw->st.rx_badseal++;
     return 0;
   }
   int rv = wr_swim_decode(sw->plain, (size_t)n, &sw->pkt);
@@ -938,6 +964,7 @@ int wr_swim_new(wr_swim **psw, const wr_swim_config *cfg,
   sw->kr = keyring ? keyring : &sw->empty_kr;
   sw->mem = mem;
   sw->user_data = user_data;
+  sw->self_since = now;
   swim_members_init(&sw->mt, mem);
   swim_bqueue_init(&sw->bq, mem);
   /* Random phases, so a fleet started together does not probe in step. */
@@ -1013,6 +1040,7 @@ int wr_swim_copy_members(wr_swim *dst, const wr_swim *src, wr_tstamp now) {
 int wr_swim_leave(wr_swim *sw, wr_tstamp now) {
   if (sw->leaving) return 0;
   sw->leaving = 1;
+  sw->self_since = now;
   sw->inc++;
   sw->probe.active = 0;
   wr_swim_update u;
@@ -1065,7 +1093,7 @@ void wr_swim_self(const wr_swim *sw, wr_swim_member_info *out) {
   out->tags = sw->cfg.tags;
   out->state = sw->leaving ? WR_SWIM_LEFT : WR_SWIM_ALIVE;
   out->incarnation = sw->inc;
-  out->state_since = 0;
+  out->state_since = sw->self_since;
 }
 
 void wr_swim_get_stats(const wr_swim *sw, wr_swim_stats *out) {

@@ -107,6 +107,8 @@ void swim_bqueue_init(swim_bqueue *q, const wr_mem *mem);
 void swim_bqueue_free(swim_bqueue *q);
 /* Queues a copy of |u| (and its payload).  0 or WR_ERR_NOMEM/WR_ERR_INVAL. */
 int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u);
+/* 1 when an update about member |id| is queued. */
+int swim_bqueue_has(const swim_bqueue *q, const char *id);
 /* Drops anything queued about member |id| (not USER updates). */
 void swim_bqueue_forget(swim_bqueue *q, const char *id);
 /*

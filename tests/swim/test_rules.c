@@ -139,6 +139,46 @@ static void test_merge_table(void **state) {
   }
 }
 
+/* Drains the core; returns 1 if some packet carried |kind| about |id|. */
+static int sends_update(int kind, const char *id) {
+  uint8_t buf[WR_SWIM_DATAGRAM_MAX];
+  wr_addr to;
+  wr_swim_packet p;
+  wr_ssize n;
+  int seen = 0;
+  now += 1000; /* a gossip tick */
+  wr_swim_tick(sw, now);
+  while ((n = wr_swim_send(sw, &to, buf, sizeof buf, now)) > 0) {
+    assert_int_equal(wr_swim_decode(buf, (size_t)n, &p), 0);
+    for (size_t j = 0; j < p.nupdates; j++)
+      seen |= p.updates[j].kind == kind && strcmp(p.updates[j].id, id) == 0;
+  }
+  return seen;
+}
+
+/* A stale accusation about a member that left is answered with the LEFT,
+ * so the accuser does not go on to declare the leaver dead. */
+static void test_stale_accusation_corrected(void **state) {
+  (void)state;
+  make_core(4, 1);
+  prime(WR_SWIM_LEFT);
+  for (int r = 0; r < 10; r++) sends_update(WR_SWIM_UPD_LEFT, "m1"); /* drain */
+  assert_false(sends_update(WR_SWIM_UPD_LEFT, "m1"));
+  wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 5);
+  feed(&u);
+  expect("m1", WR_SWIM_LEFT, 5);
+  assert_true(sends_update(WR_SWIM_UPD_LEFT, "m1"));
+  /* An older incarnation's DEAD about an alive member: our ALIVE again. */
+  u = upd(WR_SWIM_UPD_ALIVE, "m2", 9);
+  feed(&u);
+  for (int r = 0; r < 10; r++) sends_update(WR_SWIM_UPD_ALIVE, "m2");
+  u = upd(WR_SWIM_UPD_DEAD, "m2", 3);
+  feed(&u);
+  expect("m2", WR_SWIM_ALIVE, 9);
+  assert_true(sends_update(WR_SWIM_UPD_ALIVE, "m2"));
+  wr_swim_del(sw);
+}
+
 static void test_unknown_members(void **state) {
   (void)state;
   make_core(0, 1);
@@ -434,6 +474,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_merge_table),
       cmocka_unit_test(test_unknown_members),
+      cmocka_unit_test(test_stale_accusation_corrected),
       cmocka_unit_test(test_self_refutation),
       cmocka_unit_test(test_suspicion_timer),
       cmocka_unit_test(test_confirm_probe),
