@@ -631,6 +631,12 @@ static void probe_failed(wr_swim *sw, wr_tstamp now) {
 
 static void handle_ping_req(wr_swim *sw, const wr_addr *src, wr_tstamp now) {
   const wr_swim_packet *p = &sw->pkt;
+  if (is_self(sw, p->target)) {
+    /* Asked to probe ourselves: we are the answer. */
+    swim_out *o = out_push(sw, WR_SWIM_ACK, src);
+    if (o) o->seq = p->seq;
+    return;
+  }
   swim_relay *r = NULL;
   for (size_t j = 0; j < SWIM_RELAYS_MAX && !r; j++)
     if (!sw->relays[j].used) r = &sw->relays[j];

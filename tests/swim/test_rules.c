@@ -179,6 +179,76 @@ static void test_stale_accusation_corrected(void **state) {
   wr_swim_del(sw);
 }
 
+/* Sends a packet of |type| from m9 (seq, target). */
+static void feed_msg(int type, uint32_t seq, const char *from, const char *target) {
+  wr_swim_packet p;
+  uint8_t buf[WR_SWIM_PACKET_MAX];
+  memset(&p, 0, sizeof p);
+  p.type = (uint8_t)type;
+  p.seq = seq;
+  strcpy(p.from, from);
+  if (target) {
+    strcpy(p.target, target);
+    p.target_addr = addr(atoi(target + 1));
+  }
+  wr_ssize n = wr_swim_encode(&p, buf, sizeof buf);
+  assert_true(n > 0);
+  wr_addr src = addr(atoi(from + 1));
+  assert_int_equal(wr_swim_recv(sw, &src, buf, (size_t)n, now), 0);
+}
+
+/* Pops the next datagram; returns its type (0: none). */
+static int next_out(wr_swim_packet *p, wr_addr *to) {
+  uint8_t buf[WR_SWIM_DATAGRAM_MAX];
+  wr_ssize n = wr_swim_send(sw, to, buf, sizeof buf, now);
+  if (n <= 0) return 0;
+  assert_int_equal(wr_swim_decode(buf, (size_t)n, p), 0);
+  return p->type;
+}
+
+/* An indirect probe: we ping the target for the requester and relay its
+ * ACK under the requester's sequence number; silence gets a NACK at 80 %
+ * of the probe timeout (Lifeguard); a request about us is answered. */
+static void test_ping_req_relay(void **state) {
+  (void)state;
+  make_core(0, 1);
+  now += 100; /* past our own first probe: no members, nothing sent */
+  wr_swim_packet p;
+  wr_addr to;
+  feed_msg(WR_SWIM_PING_REQ, 77, "m9", "m1");
+  assert_int_equal(next_out(&p, &to), WR_SWIM_PING);
+  assert_string_equal(p.target, "m1");
+  assert_int_equal(to.ip[3], 1);
+  feed_msg(WR_SWIM_ACK, p.seq, "m1", NULL);
+  assert_int_equal(next_out(&p, &to), WR_SWIM_ACK);
+  assert_int_equal(p.seq, 77);
+  assert_int_equal(to.ip[3], 9);
+  /* The target stays silent. */
+  feed_msg(WR_SWIM_PING_REQ, 78, "m9", "m2");
+  assert_int_equal(next_out(&p, &to), WR_SWIM_PING);
+  wr_tstamp nack_at = now + 400; /* 80 % of 500 ms */
+  assert_int_equal(wr_swim_deadline(sw), nack_at);
+  now = nack_at;
+  wr_swim_tick(sw, now);
+  assert_int_equal(next_out(&p, &to), WR_SWIM_NACK);
+  assert_int_equal(p.seq, 78);
+  /* A late ACK after the relay expired is foreign. */
+  now += 200;
+  wr_swim_tick(sw, now);
+  feed_msg(WR_SWIM_ACK, 12345, "m2", NULL);
+  wr_swim_stats st;
+  wr_swim_get_stats(sw, &st);
+  assert_int_equal(st.rx_foreign, 1);
+  /* About ourselves. */
+  feed_msg(WR_SWIM_PING_REQ, 79, "m9", "me");
+  assert_int_equal(next_out(&p, &to), WR_SWIM_ACK);
+  assert_int_equal(p.seq, 79);
+  /* A PING for someone else (the address changed hands) is not ours. */
+  feed_msg(WR_SWIM_PING, 80, "m9", "m4");
+  assert_int_equal(next_out(&p, &to), 0);
+  wr_swim_del(sw);
+}
+
 static void test_unknown_members(void **state) {
   (void)state;
   make_core(0, 1);
@@ -475,6 +545,7 @@ int main(void) {
       cmocka_unit_test(test_merge_table),
       cmocka_unit_test(test_unknown_members),
       cmocka_unit_test(test_stale_accusation_corrected),
+      cmocka_unit_test(test_ping_req_relay),
       cmocka_unit_test(test_self_refutation),
       cmocka_unit_test(test_suspicion_timer),
       cmocka_unit_test(test_confirm_probe),
