@@ -26,8 +26,12 @@ typedef struct wr_ingress_config {
   const char *node_id;
   uint8_t fleet_priv[32];        /* the Noise static key */
   const char *token;             /* required of clients when set */
-  uint64_t upstream_timeout_ms;  /* no response head by then -> 504 */
-  uint64_t idle_timeout_ms;      /* idle keep-alive visitors are closed */
+  uint64_t upstream_timeout_ms;  /* the origin silent this long after a
+                                    request was sent whole (or not reading
+                                    it) -> 504; docs/HTTP.md "Timers" */
+  uint64_t idle_timeout_ms;      /* idle keep-alive visitors are closed;
+                                    a visitor this long silent in the
+                                    middle of a request body -> 408 */
   uint64_t head_timeout_ms;      /* a request head must arrive by then */
   uint64_t gone_grace_ms;        /* a dropped tunnel's name answers 502
                                     "reconnecting" this long, then 404 */

@@ -21,8 +21,11 @@
  * head.c), body bytes are written as they came; its credit returns in the
  * write callback.
  *
- * Timers per visitor: head (a request must arrive), upstream (the origin
- * must start answering: 504) and idle keep-alive.
+ * One timer per visitor; timer.c decides what it waits for (the side
+ * that owes bytes: the visitor's head or body, the origin's answer, the
+ * origin taking the body, or keep-alive idleness) and until when; this
+ * file reports events to it and arms the uv_timer_t at its deadline
+ * (docs/HTTP.md, "Timers").
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,7 @@
 #include "warren/control.h"
 #include "warren/err.h"
 #include "warren/http.h"
+#include "warren/http_timer.h"
 #include "warren/ingress.h"
 #include "warren/link.h"
 #include "warren/log.h"
@@ -76,6 +80,7 @@ struct vconn {
   wr_ingress *ig;
   uv_tcp_t *tcp;
   uv_timer_t timer;
+  wr_http_timer wt;            /* what the timer waits for */
   wr_http_req *req;
   wr_http_resp *resp;
   tlink *tl;             /* the stream's link, when have_stream */
@@ -94,6 +99,7 @@ struct vconn {
   int tunnel_upgrade, upgraded, req_upgrade, last_head_final;
   int resp_started;            /* a final response head went out and its
                                   response has not ended */
+  int answered;                /* our own error page is being written */
   int writes;                  /* uv_writes in flight */
   uv_buf_t obufs[VBATCH];      /* response bytes gathered this loop turn */
   unsigned nobufs;
@@ -154,6 +160,7 @@ struct wr_ingress {
 
 static void vconn_close(vconn *v);
 static void vconn_process(vconn *v);
+static void vconn_on_timer(uv_timer_t *t);
 static void maybe_done(wr_ingress *ig);
 
 /* ---- tunnel table ---- */
@@ -344,6 +351,11 @@ static void vconn_answer(vconn *v, int status, const char *detail,
   detach_stream(v, 1);
   v->close_after_write = 1;
   stop_reading(v);
+  /* From here the timer only bounds how long the page may take to be
+   * written (a visitor that never reads it). */
+  v->answered = 1;
+  if (!v->closing)
+    uv_timer_start(&v->timer, vconn_on_timer, v->ig->idle_timeout, 0);
   uint8_t *page = malloc(WR_HTTP_ERROR_PAGE_MAX);
   if (!page) {
     vconn_close(v);
@@ -370,28 +382,54 @@ static void vconn_not_found(vconn *v, const char *host, const char *name) {
 
 /* ---- timers ---- */
 
+/* Arms the timer at the deadline timer.c gives for the current wait. */
+static void rearm(vconn *v) {
+  if (v->closing || v->answered) return;
+  wr_tstamp dl = wr_http_timer_deadline(&v->wt);
+  if (dl == WR_TSTAMP_NONE) {
+    uv_timer_stop(&v->timer);
+    return;
+  }
+  uint64_t now = uv_now(v->ig->loop);
+  uv_timer_start(&v->timer, vconn_on_timer, dl > now ? dl - now : 0, 0);
+}
+
 static void vconn_on_timer(uv_timer_t *t) {
   vconn *v = t->data;
   if (v->closing) return;
-  if (v->have_stream && wr_http_resp_pending(v->resp)) {
-    if (!v->resp_started) {
-      char d[200];
-      snprintf(d, sizeof d,
-               "the local server behind tunnel '%.63s' did not answer within "
-               "%llu ms",
-               v->name, (unsigned long long)v->ig->upstream_timeout);
-      vconn_error(v, 504, d);
-    }
-    /* A response in progress may take as long as it likes. */
+  if (v->answered) {
+    vconn_close(v);
     return;
   }
-  if (!v->have_stream && wr_http_req_buffered(v->req) > 0)
-    vconn_error(v, 408, "the request head did not arrive in time");
-  else vconn_close(v); /* idle keep-alive */
-}
-
-static void arm(vconn *v, uint64_t ms) {
-  if (!v->closing) uv_timer_start(&v->timer, vconn_on_timer, ms, 0);
+  char d[200];
+  switch (wr_http_timer_expired(&v->wt, uv_now(v->ig->loop))) {
+  case WR_HTTP_WAIT_NONE:
+    rearm(v); /* early, or the wait changed meanwhile */
+    return;
+  case WR_HTTP_WAIT_ORIGIN:
+    snprintf(d, sizeof d,
+             "the local server behind tunnel '%.63s' did not answer within "
+             "%llu ms",
+             v->name, (unsigned long long)v->ig->upstream_timeout);
+    vconn_error(v, 504, d);
+    return;
+  case WR_HTTP_WAIT_SEND:
+    snprintf(d, sizeof d,
+             "the local server behind tunnel '%.63s' did not read the request "
+             "for %llu ms",
+             v->name, (unsigned long long)v->ig->upstream_timeout);
+    vconn_error(v, 504, d);
+    return;
+  case WR_HTTP_WAIT_BODY:
+    vconn_error(v, 408, "the request body did not arrive in time");
+    return;
+  case WR_HTTP_WAIT_HEAD:
+  case WR_HTTP_WAIT_IDLE:
+    if (wr_http_req_buffered(v->req) > 0)
+      vconn_error(v, 408, "the request head did not arrive in time");
+    else vconn_close(v); /* idle keep-alive */
+    return;
+  }
 }
 
 /* ---- tunnel links (node side of a client) ---- */
@@ -574,6 +612,7 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
     free(buf);
     return 0;
   }
+  wr_http_timer_resp_bytes(&v->wt, uv_now(v->ig->loop));
   /* Parse to learn where responses end and to rewrite their heads
    * (hop-by-hop fields out, our Connection in); bodies pass unchanged.
    * While the output is a prefix of |buf| (body bytes only: most of any
@@ -620,11 +659,13 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
        * them as the final answer. */
       v->last_head_final = ev.status >= 200 || ev.status == 101;
       if (v->last_head_final) v->resp_started = 1;
+      wr_http_timer_resp_head(&v->wt, ev.status, uv_now(v->ig->loop));
       if (v->req_upgrade && v->last_head_final) {
         if (ev.status != 101) wr_http_req_upgrade_refused(v->req);
         v->req_upgrade = 0;
       }
     } else if (ev.type == WR_HTTP_EV_END) {
+      wr_http_timer_resp_end(&v->wt, v->last_head_final, uv_now(v->ig->loop));
       if (v->last_head_final) {
         v->resp_started = 0;
         /* The response's keep_alive says whether the visitor's connection
@@ -637,6 +678,7 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
       }
     } else if (ev.type == WR_HTTP_EV_UPGRADE) {
       v->upgraded = 1;
+      wr_http_timer_upgraded(&v->wt, uv_now(v->ig->loop));
     } else if (ev.type == WR_HTTP_EV_ERROR) {
       bad = 1;
       break;
@@ -669,10 +711,7 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
     vconn_close(v);
     return 0;
   }
-  if (!v->closing) {
-    if (wr_http_resp_pending(v->resp) || v->upgraded) uv_timer_stop(&v->timer);
-    else arm(v, v->ig->idle_timeout);
-  }
+  rearm(v);
   /* Responses ended and the visitor paused for a pipelining limit. */
   if (!v->reading && !v->closing && !v->close_after_write && !v->span)
     vconn_process(v);
@@ -988,7 +1027,7 @@ static int on_request_head(vconn *v, const wr_http_ev *ev) {
     return -1;
   }
   if (ev->upgrade) v->req_upgrade = 1;
-  arm(v, ig->upstream_timeout);
+  wr_http_timer_req_head(&v->wt, ev->expect_continue, uv_now(ig->loop));
   return 0;
 }
 
@@ -1005,6 +1044,8 @@ static int push_span(vconn *v) {
   }
   v->span += n;
   v->span_len -= (size_t)n;
+  wr_http_timer_req_sent(&v->wt, (size_t)n, v->span_len > 0,
+                         uv_now(v->ig->loop));
   return v->span_len == 0;
 }
 
@@ -1034,7 +1075,16 @@ static void start_reading(vconn *v) {
   }
 }
 
+static void process(vconn *v);
+
+/* Forwards what can be forwarded, then arms the timer for what is left
+ * to wait for. */
 static void vconn_process(vconn *v) {
+  process(v);
+  rearm(v);
+}
+
+static void process(vconn *v) {
   if (v->closing) return;
   if (!push_span(v)) {
     stop_reading(v);
@@ -1077,6 +1127,8 @@ static void vconn_process(vconn *v) {
       v->span_len = ev.len;
       break;
     case WR_HTTP_EV_END:
+      if (!v->tunnel_upgrade)
+        wr_http_timer_req_end(&v->wt, uv_now(v->ig->loop));
       if (!ev.keep_alive && !ev.upgrade && !v->tunnel_upgrade) {
         /* The visitor will send nothing more we could forward. */
         v->no_more = 1;
@@ -1149,7 +1201,7 @@ static void vconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     v->in_off = (size_t)r;
     v->in_len = v->pp_len - (size_t)r;
   }
-  if (!v->have_stream) arm(v, v->ig->head_timeout);
+  wr_http_timer_visitor_bytes(&v->wt, uv_now(v->ig->loop));
   vconn_process(v);
 }
 
@@ -1204,7 +1256,15 @@ static void on_connection(uv_stream_t *server, int status) {
     vconn_close(v);
     return;
   }
-  arm(v, ig->head_timeout);
+  wr_http_timer_config tc = {
+      .head_ms = ig->head_timeout,
+      .idle_ms = ig->idle_timeout,
+      /* A visitor sending a body is as idle as one between requests. */
+      .body_ms = ig->idle_timeout,
+      .upstream_ms = ig->upstream_timeout,
+  };
+  wr_http_timer_init(&v->wt, &tc, uv_now(ig->loop));
+  rearm(v);
   start_reading(v);
 }
 

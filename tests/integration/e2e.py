@@ -140,6 +140,11 @@ class Origin(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.read_body()
+        if self.path == "/swallow":
+            # Reads the whole request, then never answers.
+            time.sleep(8)
+            self.close_connection = True
+            return
         if isinstance(body, tuple):
             sha, n = body
         else:
@@ -425,6 +430,57 @@ def main():
         res = json.loads(body) if st == 200 else {}
         check("64 MiB upload byte-exact", res.get("sha256") == BIG_SHA and
               res.get("len") == len(BIG), str(res))
+
+    if want("slow_upload"):
+        # The upstream timer (3 s here) times the origin's silence once the
+        # request was sent whole, not the visitor's upload (docs/HTTP.md,
+        # "Timers"): a body that trickles in over ~5 s is answered, and an
+        # origin that reads it all and says nothing gets a 504 about 3 s
+        # after the END.
+        one_mib = BIG[:MiB]
+
+        def trickle(path, secs=5.0, pieces=50):
+            """POSTs 1 MiB in |pieces| over |secs|; returns (status, body,
+            seconds spent sending, seconds from the END to the answer)."""
+            times = {}
+
+            def gen():
+                step = len(one_mib) // pieces
+                for i in range(pieces):
+                    if i:
+                        time.sleep(secs / pieces)
+                    end = len(one_mib) if i == pieces - 1 else (i + 1) * step
+                    yield one_mib[i * step:end]
+                times["end"] = time.time()
+            c = http.client.HTTPConnection("127.0.0.1", node_port, timeout=30)
+            t0 = time.time()
+            try:
+                c.request("POST", path, body=gen(),
+                          headers={"Host": "app." + DOMAIN,
+                                   "Content-Length": str(len(one_mib))})
+                r = c.getresponse()
+                st, data = r.status, r.read()
+            except Exception as e:
+                st, data = 0, repr(e).encode()
+            t1 = time.time()
+            c.close()
+            end = times.get("end", t1)
+            return st, data, end - t0, t1 - end
+
+        st, data, sending, after = trickle("/up")
+        res = json.loads(data) if st == 200 else {}
+        check("1 MiB upload trickling for longer than the upstream timeout "
+              "is answered", st == 200 and sending > 4.0 and
+              res.get("sha256") == hashlib.sha256(one_mib).hexdigest() and
+              res.get("len") == MiB,
+              "status %d after sending %.1fs: %r" % (st, sending, data[:300]))
+        st, data, sending, after = trickle("/swallow")
+        check("an origin that reads the body and never answers: 504 about "
+              "the upstream timeout after the END", st == 504 and
+              sending > 4.0 and 2.5 < after < 5.5 and
+              b"did not answer within 3000 ms" in data,
+              "status %d, sent in %.1fs, answered %.1fs after the END: %r" %
+              (st, sending, after, data[:300]))
 
     if want("concurrent"):
         def one(i):

@@ -1,0 +1,102 @@
+/*
+ * Which timer a visitor connection runs, and when it expires
+ * (src/proxy/timer.c).  Sans-IO: the ingress reports what happened on the
+ * connection with the loop's time, arms one uv_timer_t at
+ * wr_http_timer_deadline(), and when it fires asks
+ * wr_http_timer_expired() what the silence means.  No clock is read here.
+ *
+ * The rule (docs/HTTP.md, "Timers"): at any moment exactly one side owes
+ * us bytes, and only that side's silence is timed.
+ *
+ *   NONE    a final response is streaming to the visitor, or the
+ *           connection was upgraded: no timer.
+ *   ORIGIN  a request was forwarded whole (its END went into the stream)
+ *           and its response has not started, or a request with
+ *           "Expect: 100-continue" waits for the origin's 100 or final
+ *           answer: upstream_ms since the later of entering this state and
+ *           the last response bytes (interim heads, parts of a head).
+ *           Expiry: 504.  Pipelined requests sent meanwhile do not re-arm
+ *           it: the origin is still silent about the oldest one.
+ *   SEND    a request is being forwarded and the origin does not take it
+ *           (no stream credit): upstream_ms since it last took bytes.
+ *           Expiry: 504 (nginx's proxy_send_timeout).
+ *   BODY    a request is being forwarded and we wait for the visitor's
+ *           next body bytes: body_ms since the last ones.  Expiry: 408.
+ *   HEAD    no request yet on this connection: head_ms since the
+ *           connection opened or the visitor's last bytes.  Expiry: 408
+ *           when part of a head is buffered, else a quiet close.
+ *   IDLE    between requests on a keep-alive connection: idle_ms since
+ *           the state began (bytes of a next head do not re-arm it).
+ *           Expiry: as HEAD.
+ *
+ * The struct is embedded in the caller's connection (no allocation, like a
+ * libuv handle); its fields are private.
+ */
+#ifndef WARREN_HTTP_TIMER_H
+#define WARREN_HTTP_TIMER_H
+
+#include "warren/types.h"
+
+typedef enum wr_http_wait {
+  WR_HTTP_WAIT_NONE = 0,
+  WR_HTTP_WAIT_HEAD,
+  WR_HTTP_WAIT_IDLE,
+  WR_HTTP_WAIT_BODY,
+  WR_HTTP_WAIT_SEND,
+  WR_HTTP_WAIT_ORIGIN,
+} wr_http_wait;
+
+typedef struct wr_http_timer_config {
+  uint64_t head_ms;      /* HEAD */
+  uint64_t idle_ms;      /* IDLE */
+  uint64_t body_ms;      /* BODY */
+  uint64_t upstream_ms;  /* ORIGIN and SEND */
+} wr_http_timer_config;
+
+typedef struct wr_http_timer {
+  wr_http_timer_config cfg;
+  uint64_t heads;        /* requests whose head was forwarded */
+  uint64_t ends;         /* ... and whose END was */
+  uint64_t resps;        /* final responses ended */
+  int req_open;          /* a request's head went, its END not yet */
+  int cont_wait;         /* it asked for 100-continue; nothing came yet */
+  int resp_started;      /* a final response head went, its END not yet */
+  int blocked;           /* request bytes wait for stream credit */
+  int upgraded;
+  int served;            /* a request was seen: IDLE, not HEAD */
+  wr_http_wait wait;
+  wr_tstamp since;       /* when the current wait began or was re-armed */
+} wr_http_timer;
+
+/* A new connection: HEAD from |now|. */
+void wr_http_timer_init(wr_http_timer *t, const wr_http_timer_config *cfg,
+                        wr_tstamp now);
+/* Bytes arrived from the visitor (any, before they are parsed). */
+void wr_http_timer_visitor_bytes(wr_http_timer *t, wr_tstamp now);
+/* A request head was routed and is being forwarded. */
+void wr_http_timer_req_head(wr_http_timer *t, int expect_continue,
+                            wr_tstamp now);
+/* |n| request bytes went into the stream; |blocked|: some still wait for
+ * credit. */
+void wr_http_timer_req_sent(wr_http_timer *t, size_t n, int blocked,
+                            wr_tstamp now);
+/* The request's END: everything before it went into the stream. */
+void wr_http_timer_req_end(wr_http_timer *t, wr_tstamp now);
+/* Bytes arrived from the origin on this connection's stream. */
+void wr_http_timer_resp_bytes(wr_http_timer *t, wr_tstamp now);
+/* A response head: |status| 1xx is interim (100 releases a request
+ * waiting for 100-continue), 101 and >= 200 are final. */
+void wr_http_timer_resp_head(wr_http_timer *t, int status, wr_tstamp now);
+/* A response's END (|final| as its head was). */
+void wr_http_timer_resp_end(wr_http_timer *t, int final, wr_tstamp now);
+/* The connection became a raw byte stream (101). */
+void wr_http_timer_upgraded(wr_http_timer *t, wr_tstamp now);
+
+/* What is being waited for, and until when (WR_TSTAMP_NONE: no timer). */
+wr_http_wait wr_http_timer_wait(const wr_http_timer *t);
+wr_tstamp wr_http_timer_deadline(const wr_http_timer *t);
+/* The wait that ran out at |now|, or WR_HTTP_WAIT_NONE when none has (an
+ * early call is harmless: re-arm at the deadline). */
+wr_http_wait wr_http_timer_expired(const wr_http_timer *t, wr_tstamp now);
+
+#endif

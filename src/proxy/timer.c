@@ -1,0 +1,129 @@
+/*
+ * The visitor connection's one timer (include/warren/http_timer.h): which
+ * side owes bytes, and since when.
+ *
+ * The state is recomputed from a few counters after every event; a change
+ * of state re-arms (since = now), and so does progress by the side being
+ * waited for.  Counting heads, ENDs and final responses instead of keeping
+ * a queue is enough because both directions are in order: the oldest
+ * response owed belongs to request number |resps|, which was sent whole
+ * iff ends > resps.  A response may also end before its request does (an
+ * origin answering 413 to an upload); then resps == heads while the
+ * request is still open, and the visitor's body is what we wait for.
+ */
+#include <string.h>
+
+#include "warren/http_timer.h"
+
+static wr_http_wait compute(const wr_http_timer *t) {
+  if (t->upgraded || t->resp_started) return WR_HTTP_WAIT_NONE;
+  if (t->ends > t->resps) return WR_HTTP_WAIT_ORIGIN;
+  if (t->req_open) {
+    if (t->cont_wait && t->heads > t->resps) return WR_HTTP_WAIT_ORIGIN;
+    return t->blocked ? WR_HTTP_WAIT_SEND : WR_HTTP_WAIT_BODY;
+  }
+  return t->served ? WR_HTTP_WAIT_IDLE : WR_HTTP_WAIT_HEAD;
+}
+
+static void update(wr_http_timer *t, wr_tstamp now) {
+  wr_http_wait w = compute(t);
+  if (w != t->wait) {
+    t->wait = w;
+    t->since = now;
+  }
+}
+
+void wr_http_timer_init(wr_http_timer *t, const wr_http_timer_config *cfg,
+                        wr_tstamp now) {
+  memset(t, 0, sizeof *t);
+  t->cfg = *cfg;
+  t->wait = WR_HTTP_WAIT_HEAD;
+  t->since = now;
+}
+
+void wr_http_timer_visitor_bytes(wr_http_timer *t, wr_tstamp now) {
+  /* Body bytes sent without waiting for the 100 (curl waits 1 s): the
+   * visitor is sending, so its silence is what counts from here. */
+  if (t->req_open) t->cont_wait = 0;
+  update(t, now);
+  if (t->wait == WR_HTTP_WAIT_HEAD || t->wait == WR_HTTP_WAIT_BODY)
+    t->since = now;
+}
+
+void wr_http_timer_req_head(wr_http_timer *t, int expect_continue,
+                            wr_tstamp now) {
+  t->heads++;
+  t->req_open = 1;
+  t->cont_wait = expect_continue != 0;
+  t->blocked = 0;
+  t->served = 1;
+  update(t, now);
+}
+
+void wr_http_timer_req_sent(wr_http_timer *t, size_t n, int blocked,
+                            wr_tstamp now) {
+  t->blocked = blocked != 0;
+  update(t, now);
+  /* The origin took bytes: progress for a send that waits on credit. */
+  if (n > 0 && (t->wait == WR_HTTP_WAIT_SEND || t->wait == WR_HTTP_WAIT_BODY))
+    t->since = now;
+}
+
+void wr_http_timer_req_end(wr_http_timer *t, wr_tstamp now) {
+  if (!t->req_open) return;
+  t->ends++;
+  t->req_open = 0;
+  t->cont_wait = 0;
+  t->blocked = 0;
+  update(t, now);
+}
+
+void wr_http_timer_resp_bytes(wr_http_timer *t, wr_tstamp now) {
+  update(t, now);
+  if (t->wait == WR_HTTP_WAIT_ORIGIN) t->since = now;
+}
+
+void wr_http_timer_resp_head(wr_http_timer *t, int status, wr_tstamp now) {
+  int final = status >= 200 || status == 101;
+  /* A 100, or an answer without one: the visitor may send its body now
+   * (or need not), so the origin no longer owes the go-ahead.  A 103 is
+   * not a go-ahead. */
+  if (final || status == 100) t->cont_wait = 0;
+  if (final) t->resp_started = 1;
+  update(t, now);
+  if (t->wait == WR_HTTP_WAIT_ORIGIN) t->since = now;
+}
+
+void wr_http_timer_resp_end(wr_http_timer *t, int final, wr_tstamp now) {
+  if (final && t->resp_started) {
+    t->resp_started = 0;
+    t->resps++;
+  }
+  update(t, now);
+}
+
+void wr_http_timer_upgraded(wr_http_timer *t, wr_tstamp now) {
+  t->upgraded = 1;
+  update(t, now);
+}
+
+wr_http_wait wr_http_timer_wait(const wr_http_timer *t) { return t->wait; }
+
+wr_tstamp wr_http_timer_deadline(const wr_http_timer *t) {
+  uint64_t ms;
+  switch (t->wait) {
+  case WR_HTTP_WAIT_HEAD: ms = t->cfg.head_ms; break;
+  case WR_HTTP_WAIT_IDLE: ms = t->cfg.idle_ms; break;
+  case WR_HTTP_WAIT_BODY: ms = t->cfg.body_ms; break;
+  case WR_HTTP_WAIT_SEND:
+  case WR_HTTP_WAIT_ORIGIN: ms = t->cfg.upstream_ms; break;
+  default: return WR_TSTAMP_NONE;
+  }
+  return ms > WR_TSTAMP_NONE - 1 - t->since ? WR_TSTAMP_NONE - 1
+                                            : t->since + ms;
+}
+
+wr_http_wait wr_http_timer_expired(const wr_http_timer *t, wr_tstamp now) {
+  wr_tstamp dl = wr_http_timer_deadline(t);
+  return dl != WR_TSTAMP_NONE && now >= dl ? t->wait : WR_HTTP_WAIT_NONE;
+}

@@ -1,0 +1,290 @@
+/*
+ * Tests for src/proxy/timer.c with a hand-driven clock: which side's
+ * silence is timed (docs/HTTP.md, "Timers"), for slow uploads, silent
+ * origins, pipelining, 100-continue, early answers, missing credit,
+ * upgrades and keep-alive.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "warren/http_timer.h"
+
+#define HEAD_MS 30000
+#define IDLE_MS 75000
+#define BODY_MS 20000
+#define UP_MS 3000
+
+static const wr_http_timer_config cfg = {
+    .head_ms = HEAD_MS,
+    .idle_ms = IDLE_MS,
+    .body_ms = BODY_MS,
+    .upstream_ms = UP_MS,
+};
+
+/* The state is |w| with deadline |dl|, and the timer fires exactly then. */
+static void expect(const wr_http_timer *t, wr_http_wait w, wr_tstamp dl) {
+  assert_int_equal(wr_http_timer_wait(t), w);
+  assert_true(wr_http_timer_deadline(t) == dl);
+  if (dl == WR_TSTAMP_NONE) {
+    assert_int_equal(wr_http_timer_expired(t, UINT64_MAX - 1),
+                     WR_HTTP_WAIT_NONE);
+    return;
+  }
+  assert_int_equal(wr_http_timer_expired(t, dl - 1), WR_HTTP_WAIT_NONE);
+  assert_int_equal(wr_http_timer_expired(t, dl), w);
+  assert_int_equal(wr_http_timer_expired(t, dl + 1), w);
+}
+
+/* A head, and its bytes taken by the stream. */
+static void head(wr_http_timer *t, int cont, wr_tstamp now) {
+  wr_http_timer_visitor_bytes(t, now);
+  wr_http_timer_req_head(t, cont, now);
+  wr_http_timer_req_sent(t, 100, 0, now);
+}
+
+/* A whole final response at |now|. */
+static void response(wr_http_timer *t, int status, wr_tstamp now) {
+  wr_http_timer_resp_bytes(t, now);
+  wr_http_timer_resp_head(t, status, now);
+  wr_http_timer_resp_end(t, 1, now);
+}
+
+/* The bug this module fixes: an upload that takes longer than the
+ * upstream timeout to send is not the origin's fault.  The visitor's
+ * silence is timed while it sends; the origin's from the END on. */
+static void test_slow_upload(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &cfg, 1000);
+  head(&t, 0, 1000);
+  expect(&t, WR_HTTP_WAIT_BODY, 1000 + BODY_MS);
+  /* Body pieces every 900 ms for 60 s: never an upstream deadline. */
+  wr_tstamp now = 1000;
+  for (int i = 0; i < 66; i++) {
+    now += 900;
+    wr_http_timer_visitor_bytes(&t, now);
+    wr_http_timer_req_sent(&t, 16384, 0, now);
+    expect(&t, WR_HTTP_WAIT_BODY, now + BODY_MS);
+  }
+  wr_http_timer_req_end(&t, now);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, now + UP_MS);
+  /* The origin stays silent: 504 exactly upstream_ms after the END. */
+  assert_int_equal(wr_http_timer_expired(&t, now + UP_MS), WR_HTTP_WAIT_ORIGIN);
+}
+
+/* A visitor that stops sending its body gets the body timeout (408). */
+static void test_body_stalls(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_visitor_bytes(&t, 500);
+  expect(&t, WR_HTTP_WAIT_BODY, 500 + BODY_MS);
+  assert_int_equal(wr_http_timer_expired(&t, 500 + BODY_MS), WR_HTTP_WAIT_BODY);
+}
+
+/* Response bytes re-arm the upstream timer until a final head; a final
+ * response in progress has no timer; its end starts the idle timer. */
+static void test_response_bytes(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_req_end(&t, 10);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, 10 + UP_MS);
+  wr_http_timer_resp_bytes(&t, 2000); /* part of a head */
+  expect(&t, WR_HTTP_WAIT_ORIGIN, 2000 + UP_MS);
+  wr_http_timer_resp_head(&t, 103, 4000); /* Early Hints: interim */
+  wr_http_timer_resp_end(&t, 0, 4000);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, 4000 + UP_MS);
+  wr_http_timer_resp_bytes(&t, 6000);
+  wr_http_timer_resp_head(&t, 200, 6000);
+  expect(&t, WR_HTTP_WAIT_NONE, WR_TSTAMP_NONE);
+  wr_http_timer_resp_bytes(&t, 60000); /* a slow body: still no timer */
+  expect(&t, WR_HTTP_WAIT_NONE, WR_TSTAMP_NONE);
+  wr_http_timer_resp_end(&t, 1, 61000);
+  expect(&t, WR_HTTP_WAIT_IDLE, 61000 + IDLE_MS);
+  /* Bytes of the next head do not extend keep-alive idleness. */
+  wr_http_timer_visitor_bytes(&t, 70000);
+  expect(&t, WR_HTTP_WAIT_IDLE, 61000 + IDLE_MS);
+  /* The next request on the connection starts afresh. */
+  head(&t, 0, 80000);
+  wr_http_timer_req_end(&t, 80000);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, 80000 + UP_MS);
+}
+
+/* Pipelining: the origin's silence about the oldest request is timed;
+ * later requests (heads, bodies, ENDs) do not re-arm it.  When a response
+ * ends the next one is owed from that moment, if its request was sent
+ * whole; if it is still arriving, the visitor is waited for. */
+static void test_pipelining(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_req_end(&t, 0);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, UP_MS);
+  head(&t, 0, 1000);
+  wr_http_timer_visitor_bytes(&t, 2000);
+  wr_http_timer_req_end(&t, 2000);
+  head(&t, 0, 2500); /* a third, still sending its body */
+  wr_http_timer_visitor_bytes(&t, 2900);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, UP_MS);
+  /* Response 1 streams, then ends at 2600: response 2 owed from then. */
+  response(&t, 200, 2600);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, 2600 + UP_MS);
+  /* Response 2 ends; request 3 is still arriving: the visitor's turn. */
+  response(&t, 200, 4000);
+  expect(&t, WR_HTTP_WAIT_BODY, 4000 + BODY_MS);
+  wr_http_timer_visitor_bytes(&t, 5000);
+  expect(&t, WR_HTTP_WAIT_BODY, 5000 + BODY_MS);
+  wr_http_timer_req_end(&t, 6000);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, 6000 + UP_MS);
+  response(&t, 200, 7000);
+  expect(&t, WR_HTTP_WAIT_IDLE, 7000 + IDLE_MS);
+}
+
+/* 100-continue: the origin owes the go-ahead (or an answer) from the head
+ * on; after the 100 the visitor owes the body. */
+static void test_continue(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 1, 100);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, 100 + UP_MS);
+  wr_http_timer_resp_bytes(&t, 600);
+  wr_http_timer_resp_head(&t, 100, 600);
+  wr_http_timer_resp_end(&t, 0, 600);
+  expect(&t, WR_HTTP_WAIT_BODY, 600 + BODY_MS);
+  wr_http_timer_visitor_bytes(&t, 900);
+  expect(&t, WR_HTTP_WAIT_BODY, 900 + BODY_MS);
+  wr_http_timer_req_end(&t, 1200);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, 1200 + UP_MS);
+
+  /* A 100 never comes and the origin says nothing: 504. */
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 1, 0);
+  assert_int_equal(wr_http_timer_expired(&t, UP_MS), WR_HTTP_WAIT_ORIGIN);
+
+  /* The visitor does not wait for the 100 (curl sends after 1 s). */
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 1, 0);
+  wr_http_timer_visitor_bytes(&t, 1000);
+  expect(&t, WR_HTTP_WAIT_BODY, 1000 + BODY_MS);
+  /* A late 100 changes nothing. */
+  wr_http_timer_resp_bytes(&t, 1500);
+  wr_http_timer_resp_head(&t, 100, 1500);
+  wr_http_timer_resp_end(&t, 0, 1500);
+  expect(&t, WR_HTTP_WAIT_BODY, 1000 + BODY_MS);
+
+  /* The origin refuses at once (417 or 401) without a 100: the response
+   * streams, and the visitor may then send nothing more. */
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 1, 0);
+  response(&t, 401, 500);
+  expect(&t, WR_HTTP_WAIT_BODY, 500 + BODY_MS);
+}
+
+/* An origin that answers before the upload ended (413): no 504 for a
+ * response already given; the rest of the body is the visitor's. */
+static void test_early_answer(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_visitor_bytes(&t, 100);
+  wr_http_timer_resp_bytes(&t, 200);
+  wr_http_timer_resp_head(&t, 413, 200);
+  expect(&t, WR_HTTP_WAIT_NONE, WR_TSTAMP_NONE);
+  wr_http_timer_resp_end(&t, 1, 300);
+  expect(&t, WR_HTTP_WAIT_BODY, 300 + BODY_MS);
+  wr_http_timer_req_end(&t, 400);
+  expect(&t, WR_HTTP_WAIT_IDLE, 400 + IDLE_MS);
+}
+
+/* Request bytes waiting for stream credit: the origin (or the tunnel) is
+ * not taking them, and each time it takes some the timer starts again. */
+static void test_send_blocked(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_visitor_bytes(&t, 100);
+  wr_http_timer_req_sent(&t, 4096, 1, 100);
+  expect(&t, WR_HTTP_WAIT_SEND, 100 + UP_MS);
+  wr_http_timer_req_sent(&t, 0, 1, 2000); /* no credit came: no progress */
+  expect(&t, WR_HTTP_WAIT_SEND, 100 + UP_MS);
+  wr_http_timer_req_sent(&t, 8192, 1, 3000);
+  expect(&t, WR_HTTP_WAIT_SEND, 3000 + UP_MS);
+  wr_http_timer_req_sent(&t, 100, 0, 4000);
+  expect(&t, WR_HTTP_WAIT_BODY, 4000 + BODY_MS);
+  wr_http_timer_req_sent(&t, 100, 1, 5000);
+  assert_int_equal(wr_http_timer_expired(&t, 5000 + UP_MS), WR_HTTP_WAIT_SEND);
+  /* Pipelined behind a request the origin owes an answer to, the
+   * oldest silence is what counts. */
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_req_end(&t, 0);
+  head(&t, 0, 100);
+  wr_http_timer_req_sent(&t, 1, 1, 200);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, UP_MS);
+  response(&t, 200, 1000);
+  expect(&t, WR_HTTP_WAIT_SEND, 1000 + UP_MS);
+}
+
+/* An upgrade: the origin owes the 101; then no timer at all. */
+static void test_upgrade(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_req_end(&t, 0);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, UP_MS);
+  wr_http_timer_visitor_bytes(&t, 1000); /* RAW before the 101 */
+  expect(&t, WR_HTTP_WAIT_ORIGIN, UP_MS);
+  wr_http_timer_resp_bytes(&t, 2000);
+  wr_http_timer_resp_head(&t, 101, 2000);
+  wr_http_timer_resp_end(&t, 1, 2000);
+  wr_http_timer_upgraded(&t, 2000);
+  expect(&t, WR_HTTP_WAIT_NONE, WR_TSTAMP_NONE);
+  wr_http_timer_visitor_bytes(&t, 9000);
+  wr_http_timer_resp_bytes(&t, 9000);
+  expect(&t, WR_HTTP_WAIT_NONE, WR_TSTAMP_NONE);
+}
+
+/* Before the first request: head_ms from the open or the last bytes. */
+static void test_head(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &cfg, 50);
+  expect(&t, WR_HTTP_WAIT_HEAD, 50 + HEAD_MS);
+  wr_http_timer_visitor_bytes(&t, 1000);
+  expect(&t, WR_HTTP_WAIT_HEAD, 1000 + HEAD_MS);
+  /* END without an open request (a tunnel upgrade is not counted) and
+   * the deadline does not wrap. */
+  wr_http_timer_req_end(&t, 2000);
+  expect(&t, WR_HTTP_WAIT_HEAD, 1000 + HEAD_MS);
+  wr_http_timer_config big = cfg;
+  big.head_ms = UINT64_MAX;
+  wr_http_timer_init(&t, &big, 10);
+  assert_true(wr_http_timer_deadline(&t) == WR_TSTAMP_NONE - 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_slow_upload),
+      cmocka_unit_test(test_body_stalls),
+      cmocka_unit_test(test_response_bytes),
+      cmocka_unit_test(test_pipelining),
+      cmocka_unit_test(test_continue),
+      cmocka_unit_test(test_early_answer),
+      cmocka_unit_test(test_send_blocked),
+      cmocka_unit_test(test_upgrade),
+      cmocka_unit_test(test_head),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
