@@ -60,6 +60,8 @@ static const char usage[] =
     "  --dup P            datagram duplication probability\n"
     "  --partition F      cut F of the live nodes off after warm-up\n"
     "  --partition-s S    for S seconds (default 15)\n"
+    "  --sync-s S         anti-entropy period (default: the profile's;\n"
+    "                     0 turns it off)\n"
     "  --join-bootstrap   nodes join through n0 by the real protocol\n"
     "                     instead of starting converged\n"
     "  --check            exit 1 unless: no live member declared dead\n"
@@ -67,7 +69,8 @@ static const char usage[] =
     "                     detected by all within the config's bound, every\n"
     "                     route everywhere, all live nodes agree at the end\n"
     "  --json             one JSON object instead of the table\n"
-    "  -v, --verbose      false deaths and peak RSS on stderr\n"
+    "  --no-thp           do not re-exec with glibc.malloc.hugetlb=1\n"
+    "  -v, --verbose      phases, false deaths and peak RSS on stderr\n"
     "  -h, --help         this text\n"
     "  -V, --version      print the version\n";
 
@@ -118,12 +121,12 @@ static const flag flags[] = {
     {"--delay-ms", 1},   {"--jitter-ms", 1},    {"--dup", 1},
     {"--partition", 1},  {"--partition-s", 1},  {"--json", 0},
     {"--check", 0},      {"--no-lifeguard", 0}, {"--join-bootstrap", 0},
-    {"--verbose", 0},
+    {"--verbose", 0},    {"--no-thp", 0},  {"--sync-s", 1},
 };
 
 typedef struct cli {
   sim_opts o;
-  int json, have_seed, have_nodes;
+  int json, have_seed, have_nodes, no_thp;
   uint32_t kill, routes;
 } cli;
 
@@ -136,6 +139,7 @@ static int set_flag(cli *c, const char *name, const char *v) {
   else if (!strcmp(name, "--no-lifeguard")) o->lifeguard = 0;
   else if (!strcmp(name, "--join-bootstrap")) o->join_bootstrap = 1;
   else if (!strcmp(name, "--verbose")) o->verbose++;
+  else if (!strcmp(name, "--no-thp")) c->no_thp = 1;
   else if (!strcmp(name, "--nodes")) {
     if (parse_u64(v, 100000, &u) || u < 1) return -1;
     o->nodes = (uint32_t)u;
@@ -172,6 +176,7 @@ static int set_flag(cli *c, const char *name, const char *v) {
     else if (!strcmp(name, "--duration-s")) o->duration_s = d;
     else if (!strcmp(name, "--warmup-s")) o->warmup_s = d;
     else if (!strcmp(name, "--partition-s")) o->partition_s = d;
+    else if (!strcmp(name, "--sync-s")) o->sync_s = d;
   }
   return 0;
 }
@@ -187,6 +192,7 @@ static int parse_args(int argc, char **argv, cli *c) {
   o->pause_mean_s = 3;
   o->pause_gap_s = 10;
   o->partition_s = 15;
+  o->sync_s = -1;
   c->kill = c->routes = UNSET;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -347,10 +353,34 @@ static void print_table(const cli *c, const sim_result *r) {
          (unsigned long long)r->packets, r->wall_s);
 }
 
+/*
+ * Big fleets: at 10,000 nodes bootstrap allocates about 7 GiB in 20,000
+ * member tables, and on Debian (THP "madvise") every 4 KiB page is a
+ * fault.  glibc 2.35+ madvises its heap for transparent huge pages when
+ * the tunable glibc.malloc.hugetlb=1 is set, but tunables are read only
+ * at process start, so the simulator re-executes itself once with it.
+ * Measured at N=10,000 (bootstrap only): 68 s -> 37 s.  Output does not
+ * change (allocation never feeds the simulation).
+ */
+static void maybe_reexec_thp(char **argv, const cli *c) {
+  if (c->no_thp || c->o.nodes < 2000 || getenv("WARREN_SIM_THP")) return;
+  const char *old = getenv("GLIBC_TUNABLES");
+  if (old && strstr(old, "hugetlb")) return;
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s%sglibc.malloc.hugetlb=1", old ? old : "",
+           old && *old ? ":" : "");
+  setenv("GLIBC_TUNABLES", buf, 1);
+  setenv("WARREN_SIM_THP", "1", 1);
+  fflush(NULL);
+  execv("/proc/self/exe", argv);
+  /* exec failed: just run without huge pages. */
+}
+
 int main(int argc, char **argv) {
   cli c;
   int st = parse_args(argc, argv, &c);
   if (st >= 0) return st;
+  maybe_reexec_thp(argv, &c);
   sim_result r;
   int rv = sim_run(&c.o, &r);
   if (rv == 0) {

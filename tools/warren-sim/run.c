@@ -171,6 +171,7 @@ int sim_run(const sim_opts *o, sim_result *r) {
     return -1;
   }
   s.cfg.lifeguard = o->lifeguard;
+  if (o->sync_s >= 0) s.cfg.sync_interval_ms = (uint64_t)(o->sync_s * 1000);
 
   /* One-way delays: LAN about half a millisecond (rounded to 1 ms, the
    * core's clock tick), WAN a continent, LOCAL loopback. */
@@ -209,6 +210,7 @@ int sim_run(const sim_opts *o, sim_result *r) {
   for (size_t i = 0; i < n; i++) s.kill_slot[i] = -1;
   r->bound_ms = detect_bound(&s.cfg, s.n, o->loss);
 
+  sim_phase(&s, "start");
   rv = sim_nodes_init(&s);
   if (rv != 0) {
     fail(r, "setting up the cores: %s", wr_strerror(rv));

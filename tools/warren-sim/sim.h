@@ -38,6 +38,7 @@ typedef struct sim_opts {
   int join_bootstrap;
   int check;
   int verbose;
+  double sync_s; /* anti-entropy period override; < 0: the profile's */
 } sim_opts;
 
 typedef struct sim_result {
