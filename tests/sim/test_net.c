@@ -25,8 +25,8 @@ static void test_heap_order(void **state) {
   /* 5000 events at random times in [0, 100): many share a millisecond,
    * so the seq tie-break is exercised heavily. */
   for (uint32_t i = 0; i < 5000; i++)
-    assert_int_equal(sim_net_push(n, wr_pcg32_bounded(&g, 100),
-                                  SIM_EV_USER, 0, i), 0);
+    assert_int_equal(
+        sim_net_push(n, wr_pcg32_bounded(&g, 100), SIM_EV_USER, 0, i), 0);
   sim_ev ev;
   uint64_t last_t = 0;
   uint32_t last_arg[100];
@@ -63,8 +63,8 @@ static void test_until(void **state) {
 
 static void test_loss_and_delay(void **state) {
   (void)state;
-  sim_net_params p = {.delay_ms = 5, .jitter_ms = 10, .loss = 0.10,
-                      .dup = 0.05};
+  sim_net_params p = {
+      .delay_ms = 5, .jitter_ms = 10, .loss = 0.10, .dup = 0.05};
   sim_net *n = sim_net_new(2, &p, 12345);
   uint8_t pkt[100] = {1, 2, 3};
   const int total = 100000;
@@ -90,8 +90,8 @@ static void test_loss_and_delay(void **state) {
   }
   assert_int_equal(got, total - st.lost + st.duplicated);
   /* Jitter is uniform over 11 values: each bucket near 1/11. */
-  for (int i = 0; i < 11; i++) assert_in_range(hist[i], got / 11 - 1000,
-                                               got / 11 + 1000);
+  for (int i = 0; i < 11; i++)
+    assert_in_range(hist[i], got / 11 - 1000, got / 11 + 1000);
   sim_net_del(n);
 }
 
@@ -100,7 +100,8 @@ static void test_pause_queues(void **state) {
   sim_net *n = sim_net_new(2, &lan, 1);
   sim_net_pause(n, 1, 100);
   assert_true(sim_net_paused(n, 1));
-  for (uint8_t i = 0; i < 5; i++) assert_int_equal(sim_net_send(n, 0, 1, &i, 1), 1);
+  for (uint8_t i = 0; i < 5; i++)
+    assert_int_equal(sim_net_send(n, 0, 1, &i, 1), 1);
   sim_net_push(n, 10, SIM_EV_TIMER, 1, 77);
   sim_net_push(n, 20, SIM_EV_TIMER, 0, 78); /* not paused: on time */
   sim_ev ev;
@@ -144,8 +145,8 @@ static void test_partition(void **state) {
   assert_true(sim_net_cut(n, 2, 1));
   assert_false(sim_net_cut(n, 0, 1));
   uint8_t b = 9;
-  sim_net_send(n, 0, 2, &b, 1); /* dropped */
-  sim_net_send(n, 0, 1, &b, 1); /* delivered */
+  sim_net_send(n, 0, 2, &b, 1);      /* dropped */
+  sim_net_send(n, 0, 1, &b, 1);      /* delivered */
   sim_net_stream(n, 2, 0, 5, &b, 1); /* broken, reported */
   int delivered = 0, broken = 0;
   while (sim_net_next(n, UINT64_MAX, &ev)) {
@@ -223,9 +224,12 @@ static void test_deterministic(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_heap_order),    cmocka_unit_test(test_until),
-      cmocka_unit_test(test_loss_and_delay), cmocka_unit_test(test_pause_queues),
-      cmocka_unit_test(test_partition),     cmocka_unit_test(test_dead),
+      cmocka_unit_test(test_heap_order),
+      cmocka_unit_test(test_until),
+      cmocka_unit_test(test_loss_and_delay),
+      cmocka_unit_test(test_pause_queues),
+      cmocka_unit_test(test_partition),
+      cmocka_unit_test(test_dead),
       cmocka_unit_test(test_deterministic),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -114,14 +114,14 @@ typedef struct flag {
 } flag;
 
 static const flag flags[] = {
-    {"--nodes", 1},      {"--seed", 1},         {"--loss", 1},
-    {"--kill", 1},       {"--routes", 1},       {"--scenario", 1},
-    {"--profile", 1},    {"--pause-frac", 1},   {"--pause-mean-s", 1},
-    {"--pause-gap-s", 1}, {"--duration-s", 1},  {"--warmup-s", 1},
-    {"--delay-ms", 1},   {"--jitter-ms", 1},    {"--dup", 1},
-    {"--partition", 1},  {"--partition-s", 1},  {"--json", 0},
-    {"--check", 0},      {"--no-lifeguard", 0}, {"--join-bootstrap", 0},
-    {"--verbose", 0},    {"--no-thp", 0},  {"--sync-s", 1},
+    {"--nodes", 1},       {"--seed", 1},         {"--loss", 1},
+    {"--kill", 1},        {"--routes", 1},       {"--scenario", 1},
+    {"--profile", 1},     {"--pause-frac", 1},   {"--pause-mean-s", 1},
+    {"--pause-gap-s", 1}, {"--duration-s", 1},   {"--warmup-s", 1},
+    {"--delay-ms", 1},    {"--jitter-ms", 1},    {"--dup", 1},
+    {"--partition", 1},   {"--partition-s", 1},  {"--json", 0},
+    {"--check", 0},       {"--no-lifeguard", 0}, {"--join-bootstrap", 0},
+    {"--verbose", 0},     {"--no-thp", 0},       {"--sync-s", 1},
 };
 
 typedef struct cli {
@@ -134,12 +134,18 @@ static int set_flag(cli *c, const char *name, const char *v) {
   sim_opts *o = &c->o;
   uint64_t u;
   double d;
-  if (!strcmp(name, "--json")) c->json = 1;
-  else if (!strcmp(name, "--check")) o->check = 1;
-  else if (!strcmp(name, "--no-lifeguard")) o->lifeguard = 0;
-  else if (!strcmp(name, "--join-bootstrap")) o->join_bootstrap = 1;
-  else if (!strcmp(name, "--verbose")) o->verbose++;
-  else if (!strcmp(name, "--no-thp")) c->no_thp = 1;
+  if (!strcmp(name, "--json"))
+    c->json = 1;
+  else if (!strcmp(name, "--check"))
+    o->check = 1;
+  else if (!strcmp(name, "--no-lifeguard"))
+    o->lifeguard = 0;
+  else if (!strcmp(name, "--join-bootstrap"))
+    o->join_bootstrap = 1;
+  else if (!strcmp(name, "--verbose"))
+    o->verbose++;
+  else if (!strcmp(name, "--no-thp"))
+    c->no_thp = 1;
   else if (!strcmp(name, "--nodes")) {
     if (parse_u64(v, 100000, &u) || u < 1) return -1;
     o->nodes = (uint32_t)u;
@@ -167,16 +173,26 @@ static int set_flag(cli *c, const char *name, const char *v) {
                !strcmp(name, "--pause-frac") || !strcmp(name, "--partition");
     if (parse_dbl(v, 0, prob ? (name[2] == 'l' ? 0.99 : 1) : 86400, &d))
       return -1;
-    if (!strcmp(name, "--loss")) o->loss = d;
-    else if (!strcmp(name, "--dup")) o->dup = d;
-    else if (!strcmp(name, "--pause-frac")) o->pause_frac = d;
-    else if (!strcmp(name, "--partition")) o->partition_frac = d;
-    else if (!strcmp(name, "--pause-mean-s")) o->pause_mean_s = d;
-    else if (!strcmp(name, "--pause-gap-s")) o->pause_gap_s = d;
-    else if (!strcmp(name, "--duration-s")) o->duration_s = d;
-    else if (!strcmp(name, "--warmup-s")) o->warmup_s = d;
-    else if (!strcmp(name, "--partition-s")) o->partition_s = d;
-    else if (!strcmp(name, "--sync-s")) o->sync_s = d;
+    if (!strcmp(name, "--loss"))
+      o->loss = d;
+    else if (!strcmp(name, "--dup"))
+      o->dup = d;
+    else if (!strcmp(name, "--pause-frac"))
+      o->pause_frac = d;
+    else if (!strcmp(name, "--partition"))
+      o->partition_frac = d;
+    else if (!strcmp(name, "--pause-mean-s"))
+      o->pause_mean_s = d;
+    else if (!strcmp(name, "--pause-gap-s"))
+      o->pause_gap_s = d;
+    else if (!strcmp(name, "--duration-s"))
+      o->duration_s = d;
+    else if (!strcmp(name, "--warmup-s"))
+      o->warmup_s = d;
+    else if (!strcmp(name, "--partition-s"))
+      o->partition_s = d;
+    else if (!strcmp(name, "--sync-s"))
+      o->sync_s = d;
   }
   return 0;
 }
@@ -214,9 +230,12 @@ static int parse_args(int argc, char **argv, cli *c) {
     if (!f) return usage_error("unknown option '%s'", a);
     const char *v = NULL;
     if (f->has_value) {
-      if (eq) v = eq + 1;
-      else if (i + 1 < argc) v = argv[++i];
-      else return usage_error("%s needs a value", f->name);
+      if (eq)
+        v = eq + 1;
+      else if (i + 1 < argc)
+        v = argv[++i];
+      else
+        return usage_error("%s needs a value", f->name);
     } else if (eq) {
       return usage_error("%s takes no value", f->name);
     }
@@ -236,8 +255,10 @@ static int parse_args(int argc, char **argv, cli *c) {
                    (uint64_t)getpid() << 20;
       /* splitmix64 finaliser, then kept below 2^53 so JSON readers that
        * use doubles print it back exactly. */
-      x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ull;
-      x ^= x >> 27; x *= 0x94d049bb133111ebull;
+      x ^= x >> 30;
+      x *= 0xbf58476d1ce4e5b9ull;
+      x ^= x >> 27;
+      x *= 0x94d049bb133111ebull;
       x ^= x >> 31;
       o->seed = x & ((1ull << 53) - 1);
     }
@@ -245,7 +266,8 @@ static int parse_args(int argc, char **argv, cli *c) {
   int sc = o->scenario;
   int kills = sc == SIM_SC_DEFAULT || sc == SIM_SC_DETECT;
   int routes = sc == SIM_SC_DEFAULT || sc == SIM_SC_DISSEMINATE;
-  uint32_t maxkill = o->nodes > 1 ? o->nodes - 1 - (uint32_t)o->join_bootstrap : 0;
+  uint32_t maxkill =
+      o->nodes > 1 ? o->nodes - 1 - (uint32_t)o->join_bootstrap : 0;
   if (c->kill == UNSET) c->kill = kills ? (maxkill < 3 ? maxkill / 2 : 3) : 0;
   if (c->routes == UNSET) c->routes = routes ? 10 : 0;
   if (c->kill > maxkill || (o->nodes - c->kill < 2 && c->kill))
@@ -256,16 +278,20 @@ static int parse_args(int argc, char **argv, cli *c) {
   o->routes = c->routes;
   if (o->pause_frac < 0) o->pause_frac = sc == SIM_SC_FALSEPOS ? 0.1 : 0;
   if (o->duration_s == 0)
-    o->duration_s = sc == SIM_SC_FALSEPOS ? 60 : sc == SIM_SC_IDLE ? 30
-                    : o->pause_frac > 0 ? 30 : 0;
+    o->duration_s = sc == SIM_SC_FALSEPOS ? 60
+                    : sc == SIM_SC_IDLE   ? 30
+                    : o->pause_frac > 0   ? 30
+                                          : 0;
   if (o->pause_mean_s <= 0 || o->pause_gap_s <= 0)
     return usage_error("--pause-mean-s and --pause-gap-s must be > 0");
   return -1;
 }
 
 static void jnum(const char *name, int64_t v, int last) {
-  if (v < 0) printf("\"%s\":null%s", name, last ? "" : ",");
-  else printf("\"%s\":%lld%s", name, (long long)v, last ? "" : ",");
+  if (v < 0)
+    printf("\"%s\":null%s", name, last ? "" : ",");
+  else
+    printf("\"%s\":%lld%s", name, (long long)v, last ? "" : ",");
 }
 
 static void print_json(const cli *c, const sim_result *r) {
@@ -282,8 +308,8 @@ static void print_json(const cli *c, const sim_result *r) {
   printf("\"scenario\":\"%s\",\"profile\":\"%s\",\"lifeguard\":%s,",
          scenarios[o->scenario], o->profile, o->lifeguard ? "true" : "false");
   printf("\"kill\":%u,\"routes\":%u,\"dup\":%g,\"pause_frac\":%g,"
-         "\"partition\":%g,", r->killed, r->routes, o->dup, o->pause_frac,
-         o->partition_frac);
+         "\"partition\":%g,",
+         r->killed, r->routes, o->dup, o->pause_frac, o->partition_frac);
   jnum("detect_first_min_ms", r->detect_first_min_ms, 0);
   printf("\"detected_all\":%u,\"detect_bound_ms\":%llu,", r->detected_all,
          (unsigned long long)r->bound_ms);
@@ -293,8 +319,7 @@ static void print_json(const cli *c, const sim_result *r) {
          (unsigned long long)r->route_missing,
          (unsigned long long)r->false_dead_events,
          (unsigned long long)r->suspect_events,
-         (unsigned long long)r->suspicions,
-         (unsigned long long)r->refutations);
+         (unsigned long long)r->suspicions, (unsigned long long)r->refutations);
   printf("\"packets_per_node_per_s\":%.2f,\"idle_window_s\":%.1f,",
          r->packets_per_node_per_s, r->idle_window_s);
   printf("\"converged\":%s,", r->converged ? "true" : "false");
@@ -314,8 +339,10 @@ static void print_json(const cli *c, const sim_result *r) {
 }
 
 static void ms(const char *label, int64_t v) {
-  if (v < 0) printf("  %-8s -", label);
-  else printf("  %-8s %lld ms", label, (long long)v);
+  if (v < 0)
+    printf("  %-8s -", label);
+  else
+    printf("  %-8s %lld ms", label, (long long)v);
 }
 
 static void print_table(const cli *c, const sim_result *r) {
@@ -337,8 +364,8 @@ static void print_table(const cli *c, const sim_result *r) {
   ms("all", r->route_all_ms);
   printf("  missing %llu\n", (unsigned long long)r->route_missing);
   printf("%-16s %llu members (dead reports %llu, suspect reports %llu, "
-         "refutations %llu)\n", "false positives",
-         (unsigned long long)r->false_positives,
+         "refutations %llu)\n",
+         "false positives", (unsigned long long)r->false_positives,
          (unsigned long long)r->false_dead_events,
          (unsigned long long)r->suspect_events,
          (unsigned long long)r->refutations);
@@ -384,8 +411,10 @@ int main(int argc, char **argv) {
   sim_result r;
   int rv = sim_run(&c.o, &r);
   if (rv == 0) {
-    if (c.json) print_json(&c, &r);
-    else print_table(&c, &r);
+    if (c.json)
+      print_json(&c, &r);
+    else
+      print_table(&c, &r);
   }
   if (c.o.verbose)
     fprintf(stderr, "warren-sim: peak RSS %.1f MiB\n",

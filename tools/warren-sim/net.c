@@ -31,7 +31,7 @@ struct sim_net {
   sim_ev *heap;
   size_t nheap, capheap;
 
-  uint8_t **chunks;  /* chunks of POOL_CHUNK buffers of SIM_PKT_CAP */
+  uint8_t **chunks; /* chunks of POOL_CHUNK buffers of SIM_PKT_CAP */
   size_t nchunks, capchunks;
   uint32_t *freelist; /* indices of free buffers */
   size_t nfree;
@@ -74,7 +74,9 @@ void sim_net_del(sim_net *n) {
 }
 
 uint64_t sim_net_now(const sim_net *n) { return n->now; }
-struct wr_pcg32 *sim_net_rng(sim_net *n) { return &n->rng; }
+struct wr_pcg32 *sim_net_rng(sim_net *n) {
+  return &n->rng;
+}
 
 /* ---- the heap ---- */
 
@@ -120,8 +122,12 @@ static void heap_pop(sim_net *n, sim_ev *out) {
 
 int sim_net_push(sim_net *n, uint64_t t, uint8_t kind, uint32_t node,
                  uint32_t arg) {
-  sim_ev ev = {.t = t < n->now ? n->now : t, .node = node, .from = SIM_NONE,
-               .arg = arg, .buf = SIM_NONE, .kind = kind};
+  sim_ev ev = {.t = t < n->now ? n->now : t,
+               .node = node,
+               .from = SIM_NONE,
+               .arg = arg,
+               .buf = SIM_NONE,
+               .kind = kind};
   return heap_push(n, &ev);
 }
 
@@ -217,8 +223,13 @@ static int schedule(sim_net *n, uint8_t kind, uint32_t from, uint32_t to,
   uint32_t b = buf_get(n);
   if (b == SIM_NONE) return -1;
   if (len) memcpy(buf_ptr(n, b), data, len);
-  sim_ev ev = {.t = n->now + delay, .node = to, .from = from, .arg = arg,
-               .buf = b, .len = (uint16_t)len, .kind = kind};
+  sim_ev ev = {.t = n->now + delay,
+               .node = to,
+               .from = from,
+               .arg = arg,
+               .buf = b,
+               .len = (uint16_t)len,
+               .kind = kind};
   if (heap_push(n, &ev) != 0) {
     buf_put(n, b);
     return -1;
@@ -314,8 +325,9 @@ int sim_net_next(sim_net *n, uint64_t until, sim_ev *ev) {
       }
       return 1;
     case SIM_EV_STREAM:
-      if (n->dead[ev->node] || (ev->from != SIM_NONE && (n->dead[ev->from] ||
-          sim_net_cut(n, ev->from, ev->node)))) {
+      if (n->dead[ev->node] ||
+          (ev->from != SIM_NONE &&
+           (n->dead[ev->from] || sim_net_cut(n, ev->from, ev->node)))) {
         ev->flags |= SIM_EVF_BROKEN;
         n->st.stream_broken++;
         return 1;

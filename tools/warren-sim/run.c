@@ -26,18 +26,17 @@
 #include "sim_int.h"
 #include "warren/err.h"
 
-static uint64_t detect_bound(const wr_swim_config *c, uint32_t n,
-                             double loss) {
+static uint64_t detect_bound(const wr_swim_config *c, uint32_t n, double loss) {
   double scale = log10((double)(n ? n : 1));
   if (scale < 1) scale = 1;
-  uint64_t susp = (uint64_t)(c->suspicion_mult * scale *
-                             (double)c->probe_interval_ms);
+  uint64_t susp =
+      (uint64_t)(c->suspicion_mult * scale * (double)c->probe_interval_ms);
   if (c->lifeguard) susp *= c->suspicion_max_timeout_mult;
   uint64_t round = c->probe_interval_ms;
   if (loss > 0 && c->lifeguard) round *= (uint64_t)c->awareness_max + 1;
-  uint64_t spread = (uint64_t)(c->retransmit_mult *
-                               ceil(log10((double)n + 1.0))) *
-                    c->gossip_interval_ms;
+  uint64_t spread =
+      (uint64_t)(c->retransmit_mult * ceil(log10((double)n + 1.0))) *
+      c->gossip_interval_ms;
   return susp + 4 * round + 2 * spread;
 }
 
@@ -175,12 +174,17 @@ int sim_run(const sim_opts *o, sim_result *r) {
 
   /* One-way delays: LAN about half a millisecond (rounded to 1 ms, the
    * core's clock tick), WAN a continent, LOCAL loopback. */
-  int wan = strcmp(o->profile, "wan") == 0, local = !strcmp(o->profile, "local");
+  int wan = strcmp(o->profile, "wan") == 0,
+      local = !strcmp(o->profile, "local");
   sim_net_params p = {
       .delay_ms = (uint64_t)(o->delay_ms >= 0 ? o->delay_ms
-                                              : wan ? 50 : local ? 0 : 1),
+                             : wan            ? 50
+                             : local          ? 0
+                                              : 1),
       .jitter_ms = (uint64_t)(o->jitter_ms >= 0 ? o->jitter_ms
-                                                : wan ? 20 : local ? 1 : 1),
+                              : wan             ? 20
+                              : local           ? 1
+                                                : 1),
       .loss = o->loss,
       .dup = o->dup,
   };
@@ -236,7 +240,7 @@ out:
   struct rusage ru;
   if (getrusage(RUSAGE_SELF, &ru) == 0) r->rss_kib = (size_t)ru.ru_maxrss;
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  r->wall_s = (double)(t1.tv_sec - t0.tv_sec) +
-              (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  r->wall_s =
+      (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
   return rv;
 }

@@ -84,8 +84,8 @@ void sim_phase(sim *s, const char *what) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   fprintf(stderr, "warren-sim: %-10s virtual %.1f s, wall clock %ld.%03ld\n",
-          what, (double)(sim_net_now(s->net) - T_BASE) / 1000,
-          (long)ts.tv_sec, ts.tv_nsec / 1000000);
+          what, (double)(sim_net_now(s->net) - T_BASE) / 1000, (long)ts.tv_sec,
+          ts.tv_nsec / 1000000);
 }
 
 static void dispatch(sim *s, sim_ev *ev);
@@ -95,15 +95,13 @@ static void run_until(sim *s, uint64_t until) {
   while (sim_net_next(s->net, until, &ev)) dispatch(s, &ev);
 }
 
-/* Pause bookkeeping: stalls happen while now < pause_stop. */
-static uint64_t pause_stop;
-
 static void on_pause(sim *s, uint32_t node) {
   uint64_t now = sim_net_now(s->net);
-  if (now >= pause_stop || s->nodes[node].killed) return;
+  if (now >= s->pause_stop || s->nodes[node].killed) return;
   uint64_t d = 1 + (uint64_t)rnd_exp(s, s->o->pause_mean_s * 1000.0);
   sim_net_pause(s->net, node, now + d);
-  uint64_t next = now + d + 1 + (uint64_t)rnd_exp(s, s->o->pause_gap_s * 1000.0);
+  uint64_t next =
+      now + d + 1 + (uint64_t)rnd_exp(s, s->o->pause_gap_s * 1000.0);
   sim_net_push(s->net, next, EV_PAUSE, node, 0);
 }
 
@@ -201,8 +199,8 @@ int sim_scenario_run(sim *s) {
   }
 
   /* Warm-up with the quiet window. */
-  double warm_s = o->warmup_s > 0 ? o->warmup_s
-                                  : 5.0 * (double)c->probe_interval_ms / 1000;
+  double warm_s =
+      o->warmup_s > 0 ? o->warmup_s : 5.0 * (double)c->probe_interval_ms / 1000;
   uint64_t t1 = now + sec(warm_s);
   uint64_t w0 = now + sec(warm_s * 0.2), b0, p0, b1, p1;
   run_until(s, w0);
@@ -246,15 +244,14 @@ int sim_scenario_run(sim *s) {
   if (o->pause_frac > 0) {
     uint32_t k = (uint32_t)(o->pause_frac * s->nlive + 0.5);
     pick(s, perm, live_lo, k);
-    pause_stop = t1 + sec(o->duration_s);
+    s->pause_stop = t1 + sec(o->duration_s);
     for (uint32_t i = 0; i < k; i++) {
       uint32_t v = perm[live_lo + i];
       s->nodes[v].pausy = 1;
-      sim_net_push(s->net,
-                   t1 + (uint64_t)rnd_exp(s, o->pause_gap_s * 1000.0),
+      sim_net_push(s->net, t1 + (uint64_t)rnd_exp(s, o->pause_gap_s * 1000.0),
                    EV_PAUSE, v, 0);
     }
-    if (pause_stop > disturb_end) disturb_end = pause_stop;
+    if (s->pause_stop > disturb_end) disturb_end = s->pause_stop;
   }
   if (o->scenario == SIM_SC_FALSEPOS && t1 + sec(o->duration_s) > disturb_end)
     disturb_end = t1 + sec(o->duration_s);
@@ -270,10 +267,10 @@ int sim_scenario_run(sim *s) {
       snprintf(key, sizeof key, "route/%u", i);
       int len = snprintf(payload, sizeof payload, "owner=%s,addr=10.0.0.1:8080",
                          s->ids[v]);
-      int rv = wr_swim_broadcast_user(s->nodes[v].sw, key, 1,
-                                      (const uint8_t *)payload, (size_t)len, t1);
-      if (rv != 0) fprintf(stderr, "warren-sim: broadcast_user: %s\n",
-                           wr_strerror(rv));
+      int rv = wr_swim_broadcast_user(
+          s->nodes[v].sw, key, 1, (const uint8_t *)payload, (size_t)len, t1);
+      if (rv != 0)
+        fprintf(stderr, "warren-sim: broadcast_user: %s\n", wr_strerror(rv));
       sim_after_core(s, &s->nodes[v]);
     }
   }
@@ -288,7 +285,8 @@ int sim_scenario_run(sim *s) {
 
   sim_phase(s, "measured");
   /* Settle: the same alive set everywhere once changes stop. */
-  uint64_t settle_cap = sim_net_now(s->net) + r->bound_ms + c->gossip_to_dead_ms;
+  uint64_t settle_cap =
+      sim_net_now(s->net) + r->bound_ms + c->gossip_to_dead_ms;
   r->converged = 0;
   r->converge_ms = -1;
   for (;;) {

@@ -48,8 +48,7 @@ void sim_node_addr(uint32_t idx, wr_addr *a) {
 }
 
 uint32_t sim_addr_index(const wr_addr *a) {
-  if (a->family != 4 || a->ip[0] != 10 || a->port != SIM_PORT)
-    return SIM_NONE;
+  if (a->family != 4 || a->ip[0] != 10 || a->port != SIM_PORT) return SIM_NONE;
   uint32_t v = (uint32_t)a->ip[1] << 16 | (uint32_t)a->ip[2] << 8 | a->ip[3];
   return v ? v - 1 : SIM_NONE;
 }
@@ -90,8 +89,7 @@ static void on_member_changed(wr_swim *sw, const wr_swim_member_info *m,
     s->fp_member[subj] = 1;
     if (s->o->verbose)
       fprintf(stderr, "warren-sim: t=%llu %s declared %s dead\n",
-              (unsigned long long)sim_net_now(s->net), s->ids[nd->idx],
-              m->id);
+              (unsigned long long)sim_net_now(s->net), s->ids[nd->idx], m->id);
   } else if (m->state == WR_SWIM_SUSPECT && !truly_dead) {
     s->r->suspect_events++;
   }
@@ -213,9 +211,10 @@ static void arm(sim *s, sim_node *nd, int after_tick) {
      * by 1 ms so virtual time cannot stall. */
     s->stuck++;
     if (s->o->verbose > 1)
-      fprintf(stderr, "warren-sim: t=%llu %s: deadline %llu still due after "
-              "its tick\n", (unsigned long long)now, s->ids[nd->idx],
-              (unsigned long long)dl);
+      fprintf(stderr,
+              "warren-sim: t=%llu %s: deadline %llu still due after "
+              "its tick\n",
+              (unsigned long long)now, s->ids[nd->idx], (unsigned long long)dl);
     dl = now + 1;
   }
   if (dl < now) dl = now;

@@ -28,11 +28,11 @@ typedef struct sim_opts {
   sim_scenario scenario;
   const char *profile; /* "lan", "wan", "local" */
   int lifeguard;
-  double pause_frac;   /* fraction of live nodes that stall now and then */
-  double pause_mean_s; /* mean stall (exponential) */
-  double pause_gap_s;  /* mean time between a node's stalls */
-  double duration_s;   /* falsepos/idle length; 0 = scenario default */
-  double warmup_s;     /* 0 = scenario default */
+  double pause_frac;     /* fraction of live nodes that stall now and then */
+  double pause_mean_s;   /* mean stall (exponential) */
+  double pause_gap_s;    /* mean time between a node's stalls */
+  double duration_s;     /* falsepos/idle length; 0 = scenario default */
+  double warmup_s;       /* 0 = scenario default */
   double partition_frac; /* nodes cut off from the rest after warm-up */
   double partition_s;
   int join_bootstrap;
@@ -50,11 +50,11 @@ typedef struct sim_result {
   int64_t detect_first_ms; /* max over killed of first-detection time */
   int64_t detect_all_ms;   /* max over killed of all-live-nodes time */
   int64_t detect_first_min_ms;
-  uint32_t detected_all;   /* killed nodes every live node marked dead */
+  uint32_t detected_all; /* killed nodes every live node marked dead */
   /* false positives: never-killed members declared dead by anyone */
   uint64_t false_positives;
-  uint64_t false_dead_events; /* (observer, member) DEAD reports */
-  uint64_t suspect_events;    /* SUSPECT reports about live members */
+  uint64_t false_dead_events;       /* (observer, member) DEAD reports */
+  uint64_t suspect_events;          /* SUSPECT reports about live members */
   uint64_t suspicions, refutations; /* summed core stats */
   /* disseminate (-1: no routes or not seen) */
   int64_t route_p50_ms, route_p99_ms, route_all_ms;
@@ -64,14 +64,14 @@ typedef struct sim_result {
   double idle_window_s;
   /* agreement after changes stopped */
   int converged;
-  int64_t converge_ms; /* since the disturbance (kill/broadcast/heal) */
+  int64_t converge_ms;      /* since the disturbance (kill/broadcast/heal) */
   int64_t join_converge_ms; /* --join-bootstrap: all know all */
   uint64_t bound_ms;        /* detection bound --check uses */
   uint64_t virtual_ms;      /* virtual time simulated */
   uint64_t events, packets, lost, syncs_ok, syncs_failed;
   uint64_t stuck_deadlines; /* a deadline still <= now after a tick */
   uint64_t send_errors;
-  size_t rss_kib;           /* peak RSS of the process */
+  size_t rss_kib; /* peak RSS of the process */
   double wall_s;
   /* --check: the first failed assertion ("" when all held) */
   char failure[160];

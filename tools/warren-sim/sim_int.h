@@ -17,12 +17,12 @@
 
 /* Driver-owned event kinds (net.h passes kinds >= SIM_EV_USER through). */
 enum {
-  EV_KILL = SIM_EV_USER,  /* arg: unused; kills the chosen set */
-  EV_BROADCAST,           /* arg: route index */
-  EV_PAUSE,               /* node: who stalls next */
-  EV_STREAM_TIMEOUT,      /* arg: stream handle */
-  EV_JOIN,                /* node: (re)try joining through node 0 */
-  EV_PHASE,               /* arg: scenario phase marker */
+  EV_KILL = SIM_EV_USER, /* arg: unused; kills the chosen set */
+  EV_BROADCAST,          /* arg: route index */
+  EV_PAUSE,              /* node: who stalls next */
+  EV_STREAM_TIMEOUT,     /* arg: stream handle */
+  EV_JOIN,               /* node: (re)try joining through node 0 */
+  EV_PHASE,              /* arg: scenario phase marker */
 };
 
 /* Virtual clock at bootstrap: no core ever sees time 0. */
@@ -33,12 +33,12 @@ typedef struct sim sim;
 typedef struct sim_node {
   sim *s;
   wr_swim *sw;
-  wr_pcg32 rng;      /* the core's cfg.rand: stream index + 1 of the seed */
+  wr_pcg32 rng;       /* the core's cfg.rand: stream index + 1 of the seed */
   wr_tstamp timer_at; /* time of the live TIMER event, or WR_TSTAMP_NONE */
   uint32_t timer_tok; /* token of the live TIMER event */
   uint32_t idx;
   uint8_t killed;
-  uint8_t pausy;      /* stalls now and then (--pause-frac) */
+  uint8_t pausy; /* stalls now and then (--pause-frac) */
 } sim_node;
 
 /* One anti-entropy connection: side 0 initiated on node[0]. */
@@ -73,20 +73,21 @@ struct sim {
   uint8_t *kill_seen;   /* nkill x n: observer marked it dead */
   uint32_t *kill_count; /* per killed node: live observers that did */
   uint64_t *kill_first, *kill_all; /* virtual time, 0 = not yet */
-  uint64_t kill_at;     /* 0 = no kill yet */
+  uint64_t kill_at;                /* 0 = no kill yet */
   uint32_t nlive;
 
   /* false positives */
-  uint8_t *fp_member;   /* per node: declared dead while never killed */
+  uint8_t *fp_member; /* per node: declared dead while never killed */
 
   /* disseminate */
   uint32_t nroutes;
-  uint64_t bcast_at;    /* 0 = not yet */
+  uint64_t bcast_at; /* 0 = not yet */
   uint32_t *route_origin;
-  uint8_t *route_seen;  /* nroutes x n */
-  uint32_t *route_lat;  /* latencies, one per (route, receiver) */
+  uint8_t *route_seen; /* nroutes x n */
+  uint32_t *route_lat; /* latencies, one per (route, receiver) */
   size_t nroute_lat;
 
+  uint64_t pause_stop; /* stalls begin only before this time */
   uint64_t stuck, send_errors, syncs_ok, syncs_failed;
 };
 
