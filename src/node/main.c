@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -207,6 +208,13 @@ typedef struct app {
   wr_swim_keyring keyring;
   int leaving;
   uint64_t self_since; /* uv_now when our own state last changed */
+  /* Latest version per "event/" user key (POST /events), bounded: the
+   * core re-queues every USER copy the callback calls news. */
+  struct {
+    char key[WR_SWIM_ID_MAX + 1];
+    uint64_t version, seen;
+  } ev[64];
+  size_t nev;
   uint64_t *m_swim[16];
   int64_t *g_swim[8];
 } app;
@@ -485,6 +493,71 @@ static int h_drain(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   return wr_admin_resp_json(resp, json_pack("{s:b}", "draining", 1));
 }
 
+/* Records |key| at |version| unless that version or a newer one was
+ * already seen (returns 1 then); a full table forgets the oldest key. */
+static int event_seen(app *a, const char *key, uint64_t version,
+                      uint64_t now) {
+  size_t i, old = 0;
+  for (i = 0; i < a->nev; i++) {
+    if (!strcmp(a->ev[i].key, key)) break;
+    if (a->ev[i].seen < a->ev[old].seen) old = i;
+  }
+  if (i < a->nev && version <= a->ev[i].version) return 1;
+  if (i == a->nev) i = a->nev < WR_ARRAY_LEN(a->ev) ? a->nev++ : old;
+  snprintf(a->ev[i].key, sizeof a->ev[i].key, "%s", key);
+  a->ev[i].version = version;
+  a->ev[i].seen = now;
+  return 0;
+}
+
+/* USER updates: an "event/" key is logged and re-gossiped once per
+ * version; other keys are passed on as before. */
+static int on_user_update(wr_swim *sw, const wr_swim_update *u, void *ud) {
+  (void)sw;
+  app *a = ud;
+  if (strncmp(u->key, "event/", 6) != 0) return 1;
+  if (event_seen(a, u->key, u->version, uv_now(a->loop))) return 0;
+  WR_LOG_INFOF("main", "user_event", "key=%s version=%llu origin=%s len=%u",
+               u->key, (unsigned long long)u->version, u->id,
+               (unsigned)u->payload_len);
+  return 1;
+}
+
+static int printable_word(const char *s);
+
+/* POST /events?name=NAME: gossips the body (<= 1 KiB) as user event
+ * "event/NAME"; every node logs user_event when it first hears it. */
+static int h_events(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
+  app *a = ud;
+  char name[WR_SWIM_ID_MAX + 1], key[WR_SWIM_ID_MAX + 1];
+  if (!a->swim || a->leaving)
+    return wr_admin_resp_error(resp, 409, "no membership (--gossip)");
+  int n = wr_admin_req_param(req, "name", name, sizeof name);
+  if (n <= 0 || n > WR_SWIM_ID_MAX - 6 || !printable_word(name))
+    return wr_admin_resp_error(resp, 400, "name= wants a word of 1-58 "
+                                          "printable characters");
+  if (req->body_len > WR_SWIM_USER_MAX)
+    return wr_admin_resp_error(resp, 413, "payload over 1024 bytes");
+  snprintf(key, sizeof key, "event/%.*s", WR_SWIM_ID_MAX - 6, name);
+  /* Version: wall-clock microseconds, above any version seen here. */
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t v = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
+  uint64_t now = uv_now(a->loop);
+  for (size_t i = 0; i < a->nev; i++)
+    if (!strcmp(a->ev[i].key, key) && v <= a->ev[i].version)
+      v = a->ev[i].version + 1;
+  event_seen(a, key, v, now);
+  int rv = wr_swim_broadcast_user(wr_swim_uv_core(a->swim), key, v,
+                                  req->body, req->body_len, now);
+  if (rv != 0) return rv;
+  wr_swim_uv_kick(a->swim);
+  WR_LOG_INFOF("main", "user_event_sent", "key=%s version=%llu len=%zu", key,
+               (unsigned long long)v, req->body_len);
+  return wr_admin_resp_json(resp, json_pack("{s:s, s:I}", "key", key,
+                                            "version", (json_int_t)v));
+}
+
 static int start_admin(app *a, const char *listen, const char *token) {
   int rv = wr_admin_new(&a->admin, a->loop, listen, token, NULL);
   if (rv != 0) {
@@ -496,6 +569,7 @@ static int start_admin(app *a, const char *listen, const char *token) {
   wr_admin_route(a->admin, "GET", "/routes", h_routes, a);
   wr_admin_route(a->admin, "GET", "/status", h_status, a);
   wr_admin_route(a->admin, "POST", "/drain", h_drain, a);
+  wr_admin_route(a->admin, "POST", "/events", h_events, a);
   a->metrics = NULL;
   return 0;
 }
@@ -671,6 +745,9 @@ static int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]) {
   wr_swim_keyring_add(&a->keyring, key, 1);
   sodium_memzero(key, sizeof key);
   c.keyring = &a->keyring;
+  static const wr_swim_callbacks cbs = {.user_update = on_user_update};
+  c.cb = &cbs;
+  c.user_data = a;
   a->self_since = uv_now(a->loop);
   int rv = wr_swim_uv_start(&a->swim, a->loop, &c);
   if (rv != 0) {
