@@ -314,6 +314,10 @@ static void print_json(const cli *c, const sim_result *r) {
   printf("\"detected_all\":%u,\"detect_bound_ms\":%llu,", r->detected_all,
          (unsigned long long)r->bound_ms);
   jnum("route_converge_all_ms", r->route_all_ms, 0);
+  printf("\"false_positives_by_healthy\":%llu,"
+         "\"false_positives_healthy_victims\":%llu,",
+         (unsigned long long)r->fp_by_healthy,
+         (unsigned long long)r->fp_healthy_victims);
   printf("\"route_missing\":%llu,\"false_dead_reports\":%llu,"
          "\"suspect_reports\":%llu,\"suspicions\":%llu,\"refutations\":%llu,",
          (unsigned long long)r->route_missing,
@@ -369,6 +373,11 @@ static void print_table(const cli *c, const sim_result *r) {
          (unsigned long long)r->false_dead_events,
          (unsigned long long)r->suspect_events,
          (unsigned long long)r->refutations);
+  if (o->pause_frac > 0)
+    printf("%-16s %llu declared by never-stalled nodes, %llu never-stalled "
+           "victims\n",
+           "", (unsigned long long)r->fp_by_healthy,
+           (unsigned long long)r->fp_healthy_victims);
   printf("%-16s %.1f bytes/node/s, %.2f packets/node/s (quiet %.1f s)\n",
          "traffic", r->bytes_per_node_per_s, r->packets_per_node_per_s,
          r->idle_window_s);

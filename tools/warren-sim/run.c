@@ -80,7 +80,11 @@ static void measure(sim *s) {
       int64_t a = (int64_t)(s->kill_all[k] - s->kill_at);
       if (a > r->detect_all_ms) r->detect_all_ms = a;
     }
-  for (uint32_t i = 0; i < s->n; i++) r->false_positives += s->fp_member[i];
+  for (uint32_t i = 0; i < s->n; i++) {
+    r->false_positives += s->fp_member[i] & 1;
+    r->fp_by_healthy += (s->fp_member[i] >> 1) & 1;
+    r->fp_healthy_victims += (s->fp_member[i] & 1) && !s->nodes[i].pausy;
+  }
   for (uint32_t i = 0; i < s->n; i++) {
     wr_swim_stats st;
     wr_swim_get_stats(s->nodes[i].sw, &st);

@@ -86,7 +86,9 @@ static void on_member_changed(wr_swim *sw, const wr_swim_member_info *m,
       return;
     }
     s->r->false_dead_events++;
-    s->fp_member[subj] = 1;
+    /* Bit 1: someone declared it; bit 2: a node that never stalls did
+     * (Lifeguard's target: a healthy node wrongly killing a member). */
+    s->fp_member[subj] |= (uint8_t)(1 | (nd->pausy ? 0 : 2));
     if (s->o->verbose)
       fprintf(stderr, "warren-sim: t=%llu %s declared %s dead\n",
               (unsigned long long)sim_net_now(s->net), s->ids[nd->idx], m->id);

@@ -53,8 +53,10 @@ typedef struct sim_result {
   uint32_t detected_all; /* killed nodes every live node marked dead */
   /* false positives: never-killed members declared dead by anyone */
   uint64_t false_positives;
-  uint64_t false_dead_events;       /* (observer, member) DEAD reports */
-  uint64_t suspect_events;          /* SUSPECT reports about live members */
+  uint64_t false_dead_events;  /* (observer, member) DEAD reports */
+  uint64_t fp_by_healthy;      /* ... declared by a node that never stalls */
+  uint64_t fp_healthy_victims; /* ... that never stalled themselves */
+  uint64_t suspect_events;     /* SUSPECT reports about live members */
   uint64_t suspicions, refutations; /* summed core stats */
   /* disseminate (-1: no routes or not seen) */
   int64_t route_p50_ms, route_p99_ms, route_all_ms;

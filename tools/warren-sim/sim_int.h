@@ -77,7 +77,8 @@ struct sim {
   uint32_t nlive;
 
   /* false positives */
-  uint8_t *fp_member; /* per node: declared dead while never killed */
+  uint8_t *fp_member; /* per node: 1 declared dead while never killed,
+                       | 2 by a node that never stalls */
 
   /* disseminate */
   uint32_t nroutes;
