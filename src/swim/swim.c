@@ -853,20 +853,6 @@ static void reap(wr_swim *sw, wr_tstamp now) {
 }
 
 void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
-  /* Suspicions that ran out become deaths, declared by us. */
-  for (size_t j = 0; j < sw->nsusp; j++) {
-    swim_susp *s = &sw->susp[j];
-    if (!s->used || s->deadline > now) continue;
-    s->used = 0;
-    ssize_t i = swim_members_find(&sw->mt, s->id);
-    if (i < 0 || sw->mt.v[i].state != WR_SWIM_SUSPECT) continue;
-    sw->mt.v[i].susp = 0;
-    wr_swim_update u;
-    member_update(sw, (size_t)i, sw->cfg.id, &u);
-    u.kind = WR_SWIM_UPD_DEAD;
-    apply_dead(sw, &u, now, 0);
-    push_soon(sw, now);
-  }
   for (size_t j = 0; j < SWIM_RELAYS_MAX; j++) {
     swim_relay *r = &sw->relays[j];
     if (!r->used) continue;
@@ -897,6 +883,22 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
   if (!sw->leaving && !sw->probe.active && now >= sw->next_probe_at) {
     probe_start(sw, now);
     sw->next_probe_at = now + scaled(sw, sw->cfg.probe_interval_ms);
+  }
+  /* Suspicions that ran out become deaths, declared by us.  After the
+   * probes: a probe that failed just now may have confirmed a suspicion
+   * and so moved its deadline into the past. */
+  for (size_t j = 0; j < sw->nsusp; j++) {
+    swim_susp *s = &sw->susp[j];
+    if (!s->used || s->deadline > now) continue;
+    s->used = 0;
+    ssize_t i = swim_members_find(&sw->mt, s->id);
+    if (i < 0 || sw->mt.v[i].state != WR_SWIM_SUSPECT) continue;
+    sw->mt.v[i].susp = 0;
+    wr_swim_update u;
+    member_update(sw, (size_t)i, sw->cfg.id, &u);
+    u.kind = WR_SWIM_UPD_DEAD;
+    apply_dead(sw, &u, now, 0);
+    push_soon(sw, now);
   }
   if (now >= sw->next_gossip_at) {
     if (sw->bq.n) gossip_to(sw, sw->cfg.gossip_nodes, now);

@@ -170,23 +170,28 @@ static int add_state(wr_swim_sync *s, const wr_swim_update *u) {
   return n < 0 ? (int)n : msg_add(s, e, (size_t)n);
 }
 
+static const digest_ent *find_peer(const wr_swim_sync *s, const digest_ent *key) {
+  return s->npeer ? bsearch(key, s->peer, s->npeer, sizeof *s->peer, cmp_ent)
+                  : NULL;
+}
+
 /* STATE: every entry the peer's digest lacks or holds older. */
 static int send_state(wr_swim_sync *s) {
   swim_members *t = swim_core_table(s->sw);
   wr_swim_update u;
   digest_ent key;
   int rv;
-  qsort(s->peer, s->npeer, sizeof *s->peer, cmp_ent);
+  if (s->npeer) qsort(s->peer, s->npeer, sizeof *s->peer, cmp_ent);
   msg_begin(s, SYNC_STATE);
   swim_core_self_update(s->sw, &u);
   snprintf(key.id, sizeof key.id, "%s", u.id);
-  const digest_ent *p = bsearch(&key, s->peer, s->npeer, sizeof *s->peer, cmp_ent);
+  const digest_ent *p = find_peer(s, &key);
   if (newer(p, u.incarnation, self_state(&u)) && (rv = add_state(s, &u)) != 0)
     return rv;
   for (size_t i = 0; i < t->n; i++) {
     const swim_member *m = &t->v[i];
     snprintf(key.id, sizeof key.id, "%s", swim_member_id(m));
-    p = bsearch(&key, s->peer, s->npeer, sizeof *s->peer, cmp_ent);
+    p = find_peer(s, &key);
     if (!newer(p, m->incarnation, m->state)) continue;
     swim_core_member_update(s->sw, i, &u);
     if ((rv = add_state(s, &u)) != 0) return rv;
@@ -298,6 +303,7 @@ static void report(wr_swim_sync *s, int ok) {
 int wr_swim_sync_recv(wr_swim_sync *s, const uint8_t *data, size_t len,
                       wr_tstamp now) {
   if (s->state == S_FAILED) return WR_ERR_PROTO;
+  if (!len) return 0;
   if (s->in_len + len > s->in_cap) {
     size_t cap = s->in_cap ? s->in_cap : 4096;
     while (cap < s->in_len + len) cap *= 2;
@@ -364,6 +370,10 @@ void wr_swim_sync_del(wr_swim_sync *s) {
 }
 
 wr_ssize wr_swim_sync_send(wr_swim_sync *s, const uint8_t **data) {
+  if (s->out_off == s->out_len) {
+    *data = NULL; /* (s->out may be NULL: no pointer arithmetic on it) */
+    return 0;
+  }
   *data = s->out + s->out_off;
   return (wr_ssize)(s->out_len - s->out_off);
 }
