@@ -45,10 +45,10 @@ static void remove_at(swim_bqueue *q, size_t i) {
 }
 
 static uint32_t topic_hash(const wr_swim_update *u) {
-  const char *s = u->kind == WR_SWIM_UPD_USER ? u->key : u->id;
-  uint32_t h = u->kind == WR_SWIM_UPD_USER ? 0x9e3779b9u : 2166136261u;
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-  return h;
+  /* Different bases keep a key and a member id of the same spelling
+   * apart. */
+  return u->kind == WR_SWIM_UPD_USER ? swim_hash(u->key, 0x9e3779b9u)
+                                     : swim_hash(u->id, SWIM_HASH_BASIS);
 }
 
 /* Does queued |b| say less than |u|, so that |u| replaces it? */

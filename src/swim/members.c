@@ -10,13 +10,7 @@
 #include "swim_int.h"
 #include "warren/err.h"
 
-/* FNV-1a: ids are short and come from the fleet, not from visitors; a
- * keyed hash would buy nothing here. */
-static uint32_t id_hash(const char *s) {
-  uint32_t h = 2166136261u;
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-  return h;
-}
+static uint32_t id_hash(const char *s) { return swim_hash(s, SWIM_HASH_BASIS); }
 
 void swim_members_init(swim_members *t, const wr_mem *mem) {
   memset(t, 0, sizeof *t);

@@ -129,11 +129,7 @@ static size_t rand_below(wr_swim *sw, size_t n) {
   return n ? (size_t)(((uint64_t)rand_u32(sw) * n) >> 32) : 0;
 }
 
-static uint32_t id_hash(const char *s) {
-  uint32_t h = 2166136261u;
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-  return h;
-}
+static uint32_t id_hash(const char *s) { return swim_hash(s, SWIM_HASH_BASIS); }
 
 /* Lifeguard local health: our timeouts stretch with (awareness + 1). */
 static uint64_t scaled(const wr_swim *sw, uint64_t ms) {

@@ -8,6 +8,16 @@
 
 #include "warren/swim.h"
 
+/* FNV-1a from |basis|: ids and keys are short and come from the fleet,
+ * not from visitors, so a keyed hash would buy nothing.  One function for
+ * the member index, the piggyback queue and the suspicion confirmers. */
+#define SWIM_HASH_BASIS 2166136261u
+static inline uint32_t swim_hash(const char *s, uint32_t basis) {
+  uint32_t h = basis;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
 /* ---- member table (members.c) ----------------------------------------
  *
  * One fleet member.  The simulator holds 10,000 cores each knowing 10,000
