@@ -82,6 +82,19 @@ void wr_swim_config_default(wr_swim_config *cfg);
  * are kept).  Returns 0 or WR_ERR_INVAL for another name. */
 int wr_swim_config_profile(wr_swim_config *cfg, const char *name);
 
+/* Sets one tunable by name: "probe-interval-ms", "probe-timeout-ms",
+ * "indirect-checks", "suspicion-mult", "suspicion-max-timeout-mult",
+ * "suspicion-confirmations", "retransmit-mult", "gossip-nodes",
+ * "gossip-interval-ms", "gossip-to-dead-ms", "push-fanout",
+ * "sync-interval-ms", "dead-reap-ms", "awareness-max", "lifeguard" (0|1),
+ * "confirm-probes" (underscores work too).  Returns 0, or WR_ERR_INVAL
+ * (unknown name, not a number, out of range) with a one-line reason in
+ * |err|.  wr_swim_new checks the combination. */
+int wr_swim_config_set(wr_swim_config *cfg, const char *name,
+                       const char *value, char *err, size_t errlen);
+/* Names accepted by wr_swim_config_set, NULL-terminated. */
+extern const char *const wr_swim_config_names[];
+
 typedef struct wr_swim_member_info {
   const char *id;
   wr_addr gossip;

@@ -4,6 +4,9 @@
  * reference for SWIM in production; where warren departs from them the
  * comment says why and docs/SWIM.md has the simulator runs behind it.
  */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "warren/err.h"
@@ -100,4 +103,75 @@ int wr_swim_config_profile(wr_swim_config *c, const char *name) {
     return WR_ERR_INVAL;
   }
   return 0;
+}
+
+/* The tunables by name, for --config files, flags and the simulator. */
+typedef struct tunable {
+  const char *name;
+  size_t off;
+  int is_u64;
+  uint64_t lo, hi;
+} tunable;
+
+#define U64(n, f, lo, hi) {n, offsetof(wr_swim_config, f), 1, lo, hi}
+#define UNS(n, f, lo, hi) {n, offsetof(wr_swim_config, f), 0, lo, hi}
+static const tunable tunables[] = {
+    U64("probe-interval-ms", probe_interval_ms, 10, 600000),
+    U64("probe-timeout-ms", probe_timeout_ms, 1, 600000),
+    UNS("indirect-checks", indirect_checks, 0, 32),
+    UNS("suspicion-mult", suspicion_mult, 1, 100),
+    UNS("suspicion-max-timeout-mult", suspicion_max_timeout_mult, 1, 100),
+    UNS("suspicion-confirmations", suspicion_confirmations, 0, 32),
+    UNS("retransmit-mult", retransmit_mult, 1, 100),
+    UNS("gossip-nodes", gossip_nodes, 0, 64),
+    U64("gossip-interval-ms", gossip_interval_ms, 1, 600000),
+    U64("gossip-to-dead-ms", gossip_to_dead_ms, 0, 86400000),
+    UNS("push-fanout", push_fanout, 0, 64),
+    U64("sync-interval-ms", sync_interval_ms, 0, 86400000),
+    U64("dead-reap-ms", dead_reap_ms, 0, 86400000),
+    UNS("awareness-max", awareness_max, 1, 64),
+    {"lifeguard", offsetof(wr_swim_config, lifeguard), 0, 0, 1},
+    UNS("confirm-probes", confirm_probes, 0, 16),
+};
+#undef U64
+#undef UNS
+
+const char *const wr_swim_config_names[] = {
+    "probe-interval-ms", "probe-timeout-ms", "indirect-checks",
+    "suspicion-mult", "suspicion-max-timeout-mult",
+    "suspicion-confirmations", "retransmit-mult", "gossip-nodes",
+    "gossip-interval-ms", "gossip-to-dead-ms", "push-fanout",
+    "sync-interval-ms", "dead-reap-ms", "awareness-max", "lifeguard",
+    "confirm-probes", NULL};
+
+int wr_swim_config_set(wr_swim_config *cfg, const char *name,
+                       const char *value, char *err, size_t errlen) {
+  char key[40];
+  size_t n = strlen(name);
+  if (n >= sizeof key) n = sizeof key - 1;
+  for (size_t i = 0; i < n; i++) key[i] = name[i] == '_' ? '-' : name[i];
+  key[n] = 0;
+  for (size_t i = 0; i < sizeof tunables / sizeof tunables[0]; i++) {
+    const tunable *t = &tunables[i];
+    if (strcmp(t->name, key) != 0) continue;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    if (!value[0] || *end || errno || value[0] == '-' || v < t->lo ||
+        v > t->hi) {
+      snprintf(err, errlen, "%s wants a whole number in %llu..%llu, got '%.40s'",
+               t->name, (unsigned long long)t->lo, (unsigned long long)t->hi,
+               value);
+      return WR_ERR_INVAL;
+    }
+    if (t->is_u64)
+      *(uint64_t *)(void *)((char *)cfg + t->off) = v;
+    else if (strcmp(t->name, "lifeguard") == 0)
+      cfg->lifeguard = (int)v;
+    else
+      *(unsigned *)(void *)((char *)cfg + t->off) = (unsigned)v;
+    return 0;
+  }
+  snprintf(err, errlen, "unknown gossip setting '%.40s'", name);
+  return WR_ERR_INVAL;
 }

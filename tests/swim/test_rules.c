@@ -540,6 +540,39 @@ static void test_copy_members(void **state) {
   wr_swim_del(dst);
 }
 
+static void test_config_set(void **state) {
+  (void)state;
+  wr_swim_config c;
+  char err[128];
+  wr_swim_config_default(&c);
+  assert_int_equal(wr_swim_config_set(&c, "probe-interval-ms", "750", err, sizeof err), 0);
+  assert_int_equal(c.probe_interval_ms, 750);
+  assert_int_equal(wr_swim_config_set(&c, "suspicion_mult", "2", err, sizeof err), 0);
+  assert_int_equal(c.suspicion_mult, 2);
+  assert_int_equal(wr_swim_config_set(&c, "lifeguard", "0", err, sizeof err), 0);
+  assert_int_equal(c.lifeguard, 0);
+  assert_int_equal(wr_swim_config_set(&c, "lifeguard", "2", err, sizeof err), WR_ERR_INVAL);
+  assert_non_null(strstr(err, "0..1"));
+  assert_int_equal(wr_swim_config_set(&c, "gossip-nodes", "-1", err, sizeof err), WR_ERR_INVAL);
+  assert_int_equal(wr_swim_config_set(&c, "gossip-nodes", "3x", err, sizeof err), WR_ERR_INVAL);
+  assert_int_equal(wr_swim_config_set(&c, "gossip-nodes", "", err, sizeof err), WR_ERR_INVAL);
+  assert_int_equal(wr_swim_config_set(&c, "nope", "1", err, sizeof err), WR_ERR_INVAL);
+  assert_non_null(strstr(err, "unknown gossip setting 'nope'"));
+  /* Every advertised name is known (1 may be out of its range). */
+  for (size_t i = 0; wr_swim_config_names[i]; i++) {
+    err[0] = 0;
+    wr_swim_config_set(&c, wr_swim_config_names[i], "1", err, sizeof err);
+    assert_null(strstr(err, "unknown"));
+  }
+  /* Profiles: unknown names refused, known ones keep identity fields. */
+  wr_swim_config_default(&c);
+  strcpy(c.id, "keep");
+  assert_int_equal(wr_swim_config_profile(&c, "wan"), 0);
+  assert_int_equal(c.probe_interval_ms, 5000);
+  assert_string_equal(c.id, "keep");
+  assert_int_equal(wr_swim_config_profile(&c, "mars"), WR_ERR_INVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_merge_table),
@@ -553,6 +586,7 @@ int main(void) {
       cmocka_unit_test(test_bqueue_order_and_limits),
       cmocka_unit_test(test_member_table),
       cmocka_unit_test(test_copy_members),
+      cmocka_unit_test(test_config_set),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
