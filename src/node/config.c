@@ -32,6 +32,7 @@ static const opt_field fields[] = {
     STR(region),
     STR(tags),
     {"gossip-profile", offsetof(wr_node_opts, gossip_profile), sizeof(((wr_node_opts *)0)->gossip_profile)},
+    {"gossip-set", offsetof(wr_node_opts, gossip_set), sizeof(((wr_node_opts *)0)->gossip_set)},
     {"upstream-timeout", offsetof(wr_node_opts, upstream_ms), 0},
     {"idle-timeout", offsetof(wr_node_opts, idle_ms), 0},
 };
@@ -80,6 +81,18 @@ int wr_node_opts_set(wr_node_opts *o, const char *key, const char *value) {
 static int on_ini(void *user, const char *section, const char *name,
                   const char *value) {
   wr_node_opts *o = user;
+  if (strcmp(section, "gossip") == 0) {
+    /* Each line is one gossip tunable; main.c checks names and values. */
+    size_t have = strlen(o->gossip_set);
+    int n = snprintf(o->gossip_set + have, sizeof o->gossip_set - have,
+                     "%s%s=%s", have ? "," : "", name, value);
+    if (n < 0 || (size_t)n >= sizeof o->gossip_set - have) {
+      o->gossip_set[have] = 0;
+      snprintf(o->err, sizeof o->err, "[gossip] settings are too long");
+      return 0;
+    }
+    return 1;
+  }
   if (section[0] && strcmp(section, "node") != 0) {
     snprintf(o->err, sizeof o->err, "unknown section [%.64s]", section);
     return 0;

@@ -15,6 +15,10 @@
  *   gossip-profile = lan
  *   region = eu-west
  *   tags = rack=r12,role=edge
+ *   gossip-set = probe-interval-ms=500,suspicion-mult=3
+ *
+ *   [gossip]                 ; any tunable of wr_swim_config_set
+ *   probe-timeout-ms = 300   ; (appended to gossip-set)
  *
  * Flags given on the command line win over the file.  Pure code (no
  * libuv), so it is unit-tested and fuzzed.
@@ -30,6 +34,7 @@ typedef struct wr_node_opts {
   char token[512], admin_token[512], gossip[128], join[1024];
   char proxy_from[800];
   char region[64], tags[256], gossip_profile[16]; /* validated by main.c */
+  char gossip_set[1024]; /* "k=v,k=v" gossip tunables, checked by main.c */
   uint64_t upstream_ms, idle_ms;
   char err[300]; /* the first error, one line, when a call fails */
 } wr_node_opts;

@@ -71,6 +71,7 @@ static const char usage_node[] =
     "                   [--admin-token TOKEN] [--gossip ADDR:PORT]\n"
     "                   [--join HOST:PORT,...|dns:NAME:PORT] [--config FILE]\n"
     "                   [--gossip-profile lan|wan|local] [--region R]\n"
+    "                   [--gossip-set K=V,...]\n"
     "                   [--tags K=V,...] [--upstream-timeout MS]\n"
     "                   [--idle-timeout MS]\n"
     "                   [--proxy-protocol-from IP,...]\n"
@@ -92,6 +93,9 @@ static const char usage_node[] =
     "                       A/AAAA record of NAME is a seed); retried with\n"
     "                       backoff until a member answers; needs --gossip\n"
     "  --gossip-profile P   lan (default), wan or local (one host, tests)\n"
+    "  --gossip-set K=V,... override single gossip tunables after the\n"
+    "                       profile (probe-interval-ms, suspicion-mult, ...;\n"
+    "                       docs/SWIM.md lists them)\n"
     "  --region R           region advertised to the mesh (a word)\n"
     "  --tags K=V,...       labels advertised to the mesh\n"
     "  --config FILE        INI file with these options (flag names without\n"
@@ -703,6 +707,24 @@ static int is_wildcard(const struct sockaddr_storage *ss) {
   return memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr, zero, 16) == 0;
 }
 
+/* Applies --gossip-set "k=v,k=v" to |c|; 0, or -1 with |err| set. */
+static int apply_gossip_set(wr_swim_config *c, const char *list, char *err,
+                            size_t errlen) {
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s", list);
+  for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv;
+       kv = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(kv, '=');
+    if (!eq) {
+      snprintf(err, errlen, "--gossip-set wants KEY=VALUE, got '%.40s'", kv);
+      return -1;
+    }
+    *eq = 0;
+    if (wr_swim_config_set(c, kv, eq + 1, err, errlen) != 0) return -1;
+  }
+  return 0;
+}
+
 /* Starts gossip on --gossip and joins through --join; 0 or an error
  * (printed).  |secret| is the cluster secret: the gossip key derives from
  * it and becomes the keyring's primary. */
@@ -713,6 +735,9 @@ static int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]) {
   wr_swim_config_default(&c.swim);
   const char *profile = o->gossip_profile[0] ? o->gossip_profile : "lan";
   if (wr_swim_config_profile(&c.swim, profile) != 0) return WR_ERR_INVAL;
+  char set_err[160];
+  if (apply_gossip_set(&c.swim, o->gossip_set, set_err, sizeof set_err) != 0)
+    return WR_ERR_INVAL; /* cmd_node validated it already */
   /* Lengths were checked in cmd_node; the precisions say so to gcc. */
   snprintf(c.swim.id, sizeof c.swim.id, "%.*s", WR_SWIM_ID_MAX, o->id);
   snprintf(c.swim.region, sizeof c.swim.region, "%.*s", WR_SWIM_REGION_MAX,
@@ -866,6 +891,20 @@ static int cmd_node(int argc, char **argv) {
       strcmp(o.gossip_profile, "wan") && strcmp(o.gossip_profile, "local"))
     return usage_error("--gossip-profile wants lan, wan or local, got '%s'",
                        o.gossip_profile);
+  if (o.gossip_set[0]) {
+    wr_swim_config probe;
+    char err[160];
+    wr_swim_config_default(&probe);
+    wr_swim_config_profile(&probe, o.gossip_profile[0] ? o.gossip_profile
+                                                       : "lan");
+    if (apply_gossip_set(&probe, o.gossip_set, err, sizeof err) != 0)
+      return usage_error("%s", err);
+    if (probe.probe_timeout_ms >= probe.probe_interval_ms)
+      return usage_error("--gossip-set: probe-timeout-ms (%llu) must be "
+                         "below probe-interval-ms (%llu)",
+                         (unsigned long long)probe.probe_timeout_ms,
+                         (unsigned long long)probe.probe_interval_ms);
+  }
   if (strlen(o.region) > WR_SWIM_REGION_MAX || !printable_word(o.region))
     return usage_error("--region wants a word of at most %d printable "
                        "characters", WR_SWIM_REGION_MAX);
