@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -81,11 +82,32 @@ static void test_ini_errors_name_the_line(void **state) {
   assert_string_equal(o.id, "x");
 }
 
+/* A [gossip] section's lines are collected as "k=v,k=v" for main.c. */
+static void test_gossip_section(void **state) {
+  (void)state;
+  wr_node_opts o;
+  wr_node_opts_init(&o);
+  assert_int_equal(wr_node_opts_parse_ini(&o, "[node]\nid = n1\n"
+                                              "gossip-set = push-fanout=2\n"
+                                              "[gossip]\nprobe-timeout-ms = 300\n"
+                                              "suspicion-mult=3\n"), 0);
+  assert_string_equal(o.gossip_set, "push-fanout=2,probe-timeout-ms=300,suspicion-mult=3");
+  wr_node_opts_init(&o);
+  /* Overflow is an error naming the section, not a silent cut. */
+  char big[3000];
+  size_t n = (size_t)snprintf(big, sizeof big, "[gossip]\n");
+  for (int i = 0; i < 60; i++)
+    n += (size_t)snprintf(big + n, sizeof big - n, "probe-timeout-ms = %d\n", 100 + i);
+  assert_int_equal(wr_node_opts_parse_ini(&o, big), -1);
+  assert_non_null(strstr(o.err, "[gossip] settings are too long"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults_and_flags),
       cmocka_unit_test(test_ini),
       cmocka_unit_test(test_ini_errors_name_the_line),
+      cmocka_unit_test(test_gossip_section),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
