@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "sim.h"
+#include "warren/swim.h"
 
 #ifndef WARREN_VERSION
 #define WARREN_VERSION "0.0.0"
@@ -48,6 +49,9 @@ static const char usage[] =
     "  --profile P        lan (default), wan, local: core timings and the\n"
     "                     network's default delay/jitter\n"
     "  --no-lifeguard     plain SWIM (cfg.lifeguard = 0)\n"
+    "  --set K=V          a core tunable after the profile, repeatable\n"
+    "                     (probe-interval-ms, suspicion-mult, confirm-probes,\n"
+    "                     ...: the names of wr_swim_config_set)\n"
     "  --pause-frac F     fraction of live nodes that stall now and then\n"
     "                     (falsepos default 0.1)\n"
     "  --pause-mean-s S   mean stall, exponential (default 3)\n"
@@ -122,6 +126,7 @@ static const flag flags[] = {
     {"--partition", 1},   {"--partition-s", 1},  {"--json", 0},
     {"--check", 0},       {"--no-lifeguard", 0}, {"--join-bootstrap", 0},
     {"--verbose", 0},     {"--no-thp", 0},       {"--sync-s", 1},
+    {"--set", 1},
 };
 
 typedef struct cli {
@@ -146,6 +151,22 @@ static int set_flag(cli *c, const char *name, const char *v) {
     o->verbose++;
   else if (!strcmp(name, "--no-thp"))
     c->no_thp = 1;
+  else if (!strcmp(name, "--set")) {
+    /* Checked against the core's own table; applied in run.c. */
+    wr_swim_config probe;
+    char err[160];
+    const char *eq = strchr(v, '=');
+    char key[48];
+    if (!eq || (size_t)(eq - v) >= sizeof key || o->nset == 32) return -1;
+    memcpy(key, v, (size_t)(eq - v));
+    key[eq - v] = 0;
+    wr_swim_config_default(&probe);
+    if (wr_swim_config_set(&probe, key, eq + 1, err, sizeof err) != 0) {
+      fprintf(stderr, "warren-sim: --set: %s\n", err);
+      return -1;
+    }
+    o->set[o->nset++] = v;
+  }
   else if (!strcmp(name, "--nodes")) {
     if (parse_u64(v, 100000, &u) || u < 1) return -1;
     o->nodes = (uint32_t)u;
@@ -337,6 +358,7 @@ static void print_json(const cli *c, const sim_result *r) {
          (unsigned long long)r->syncs_ok, (unsigned long long)r->syncs_failed,
          (unsigned long long)r->stuck_deadlines,
          (unsigned long long)r->send_errors);
+  printf(",\"bcast_queue_peak\":%zu", r->bcast_queue_peak);
   if (o->verbose) printf(",\"rss_mib\":%.1f", (double)r->rss_kib / 1024);
   if (o->check) printf(",\"check\":\"%s\"", r->failure[0] ? "failed" : "ok");
   printf("}\n");

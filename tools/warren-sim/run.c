@@ -175,6 +175,15 @@ int sim_run(const sim_opts *o, sim_result *r) {
   }
   s.cfg.lifeguard = o->lifeguard;
   if (o->sync_s >= 0) s.cfg.sync_interval_ms = (uint64_t)(o->sync_s * 1000);
+  for (int i = 0; i < o->nset; i++) {
+    char key[48], err[160];
+    const char *eq = strchr(o->set[i], '=');
+    snprintf(key, sizeof key, "%.*s", (int)(eq - o->set[i]), o->set[i]);
+    if (wr_swim_config_set(&s.cfg, key, eq + 1, err, sizeof err) != 0) {
+      fail(r, "--set: %s", err);
+      return -1;
+    }
+  }
 
   /* One-way delays: LAN about half a millisecond (rounded to 1 ms, the
    * core's clock tick), WAN a continent, LOCAL loopback. */

@@ -39,6 +39,9 @@ typedef struct sim_opts {
   int check;
   int verbose;
   double sync_s; /* anti-entropy period override; < 0: the profile's */
+  /* --set K=V: core tunables (wr_swim_config_set) after the profile */
+  const char *set[32];
+  int nset;
 } sim_opts;
 
 typedef struct sim_result {
@@ -73,6 +76,7 @@ typedef struct sim_result {
   uint64_t events, packets, lost, syncs_ok, syncs_failed;
   uint64_t stuck_deadlines; /* a deadline still <= now after a tick */
   uint64_t send_errors;
+  size_t bcast_queue_peak; /* largest piggyback queue seen (sampled 1/s) */
   size_t rss_kib; /* peak RSS of the process */
   double wall_s;
   /* --check: the first failed assertion ("" when all held) */
