@@ -155,6 +155,19 @@ static void traffic(sim *s, uint64_t *bytes, uint64_t *packets) {
   }
 }
 
+/* Once per virtual second while measuring: the largest piggyback queue
+ * (each entry is a whole wr_swim_update in the core, 432 bytes), which
+ * is where memory goes under loss. */
+static void sample_queues(sim *s) {
+  for (uint32_t i = 0; i < s->n; i++) {
+    wr_swim_stats st;
+    if (s->nodes[i].killed) continue;
+    wr_swim_get_stats(s->nodes[i].sw, &st);
+    if (st.broadcast_queue > s->r->bcast_queue_peak)
+      s->r->bcast_queue_peak = st.broadcast_queue;
+  }
+}
+
 static int done_measuring(sim *s) {
   for (uint32_t k = 0; k < s->nkill; k++)
     if (!s->kill_all[k]) return 0;
@@ -278,8 +291,9 @@ int sim_scenario_run(sim *s) {
   /* Measure. */
   uint64_t cap = t1 + 2 * r->bound_ms;
   if (disturb_end > cap) cap = disturb_end;
-  while (sim_net_now(s->net) < cap) {
+  for (unsigned step = 0; sim_net_now(s->net) < cap; step++) {
     run_until(s, sim_net_now(s->net) + 100);
+    if (step % 10 == 9) sample_queues(s);
     if (sim_net_now(s->net) >= disturb_end && done_measuring(s)) break;
   }
 
