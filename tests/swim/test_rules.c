@@ -30,6 +30,7 @@ static void make_core(int members, int lifeguard) {
   wr_swim_config c;
   wr_swim_config_default(&c);
   c.confirm_probes = confirm_probes;
+  c.suspicion_mult = 4; /* memberlist's, so the numbers below are its */
   strcpy(c.id, "me");
   c.gossip = addr(200);
   c.rand = wr_pcg32_fill;

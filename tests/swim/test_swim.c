@@ -43,8 +43,9 @@ static void test_kill_detected_by_all(void **state) {
   net_run(&nt, nt.now + 5000);
   nt.down[3] = 1;
   wr_tstamp killed = nt.now;
-  /* Probe round + the longest suspicion (6 x 4 x log10(8) floor 1 s). */
-  net_run(&nt, killed + 8 * 1000 + 24000 + 2000);
+  /* Probe round + the longest suspicion (6 x 2 x log10(8) floor 1 s),
+   * well inside dead_reap (30 s), so the verdict is still visible. */
+  net_run(&nt, killed + 8 * 1000 + 12000 + 2000);
   all_see(8, 3, WR_SWIM_DEAD);
   for (int i = 0; i < 8; i++) {
     if (i == 3) continue;
@@ -82,10 +83,11 @@ static void test_suspect_refuted(void **state) {
   net_init(&nt, 5, NULL);
   net_boot(&nt);
   net_run(&nt, nt.now + 2000);
-  /* n0's outbound vanishes for a while: n0 cannot get acks, suspects
-   * whoever it probes, and its awareness rises. */
+  /* n0's outbound vanishes for a while (shorter than the minimum
+   * suspicion, 2 s): n0 cannot get acks, suspects whoever it probes, and
+   * its awareness rises; others suspect n0, which must refute. */
   nt.mute_out[0] = 1;
-  net_run(&nt, nt.now + 4000);
+  net_run(&nt, nt.now + 1800);
   nt.mute_out[0] = 0;
   net_run(&nt, nt.now + 30000);
   for (int j = 0; j < 5; j++) all_see(5, j, WR_SWIM_ALIVE);
@@ -110,7 +112,7 @@ static void test_restart_same_id_comes_back_higher(void **state) {
   net_boot(&nt);
   net_run(&nt, nt.now + 2000);
   nt.down[4] = 1;
-  net_run(&nt, nt.now + 35000);
+  net_run(&nt, nt.now + 20000);
   all_see(6, 4, WR_SWIM_DEAD);
   wr_swim_member_info m;
   assert_int_equal(wr_swim_member_find(nt.sw[0], "n4", &m), 0);
