@@ -141,6 +141,7 @@ struct wr_swim_uv {
   uint64_t backoff;
   wr_addr join_addrs[JOIN_ADDRS_MAX];
   size_t njoin;
+  int join_self; /* this round resolved our own gossip address */
   /* leave */
   int leaving;
   void (*leave_cb)(void *);
@@ -768,6 +769,11 @@ static void join_round_done(wr_swim_uv *u) {
     if (rv != 0)
       WR_LOG_WARNF("swim", "join_error", "err=%s", wr_strerror(rv));
     after_core(u);
+  } else if (u->join_self) {
+    /* The usual first node of a fleet: every node gets the same --join. */
+    WR_LOG_INFOF("swim", "join_wait",
+                 "round=%u msg=\"the seeds name only this node; waiting "
+                 "for others to join it\"", u->join_round);
   } else {
     WR_LOG_WARNF("swim", "join_no_seeds",
                  "round=%u msg=\"no seed address resolved\"", u->join_round);
@@ -807,7 +813,10 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
     a.port = r->port;
     /* Our own address is no seed (a headless Service lists every pod,
      * this one included). */
-    if (addr_eq(&a, &u->cfg.gossip)) continue;
+    if (addr_eq(&a, &u->cfg.gossip)) {
+      u->join_self = 1;
+      continue;
+    }
     /* An IPv4 socket cannot reach an AAAA record ("localhost" gives
      * both); a dual-stack IPv6 socket reaches either. */
     if (!u->v6 && a.family == 6) continue;
@@ -829,6 +838,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
 static void join_round_start(wr_swim_uv *u) {
   u->join_round++;
   u->njoin = 0;
+  u->join_self = 0;
   u->round_pending = (unsigned)u->nseeds;
   for (size_t i = 0; i < u->nseeds; i++) {
     dns_req *r = calloc(1, sizeof *r);
