@@ -151,14 +151,19 @@ int sim_nodes_init(sim *s) {
     if (rv != 0) return rv;
   }
   if (!s->o->join_bootstrap) {
-    /* A converged fleet: everyone knows everyone alive at incarnation 0. */
-    for (uint32_t i = 0; i < n; i++)
-      for (uint32_t j = 0; j < n; j++) {
-        if (i == j) continue;
-        int rv = wr_swim_add_member(s->nodes[i].sw, s->ids[j], &s->addrs[j],
-                                    &s->addrs[j], 0, now);
-        if (rv != 0) return rv;
-      }
+    /* A converged fleet: everyone knows everyone alive at incarnation 0.
+     * Node 0's table is built member by member; every other node copies
+     * it (wr_swim_copy_members swaps node 0 in and itself out), which at
+     * 10,000 nodes replaces 10^8 hash inserts with 10^4 memcpys. */
+    for (uint32_t j = 1; j < n; j++) {
+      int rv = wr_swim_add_member(s->nodes[0].sw, s->ids[j], &s->addrs[j],
+                                  &s->addrs[j], 0, now);
+      if (rv != 0) return rv;
+    }
+    for (uint32_t i = 1; i < n; i++) {
+      int rv = wr_swim_copy_members(s->nodes[i].sw, s->nodes[0].sw, now);
+      if (rv != 0) return rv;
+    }
   }
   for (uint32_t i = 0; i < n; i++) sim_after_core(s, &s->nodes[i]);
   return 0;
