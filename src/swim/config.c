@@ -34,14 +34,12 @@ static void lan(wr_swim_config *c) {
   c->indirect_checks = 3;
   /* Suspicion lasts at least mult * log10(n) rounds: time for the suspect
    * to hear of it and for its refutation to spread back.  memberlist uses
-   * 4; warren uses 2, because confirmation probes (below) make the
-   * minimum apply only to failures that k other members saw for
-   * themselves, while a lone accusation still waits 6x as long.  In the
-   * simulator (docs/BENCHMARKS.md) this cuts detection by 2 s at n <= 10
-   * and by 6 s at n = 1,000, with no healthy member declared dead; what
-   * it costs is that a member stalled for longer than the minimum is
-   * declared dead sooner. */
-  c->suspicion_mult = 2;
+   * 4; warren uses 3, because confirmation probes (below) make the
+   * minimum apply only to failures k other members saw for themselves,
+   * while a lone accusation still waits 6x as long.  2 was faster still
+   * but declared 19 healthy members dead at 1,000 nodes and 30 % loss in
+   * the simulator (3 with 3 or 4): docs/BENCHMARKS.md. */
+  c->suspicion_mult = 3;
   /* Lifeguard: start at 6x the minimum and shrink with independent
    * confirmations, so a lone (possibly unhealthy) accuser is slow to
    * kill and a chorus is fast. */

@@ -79,6 +79,7 @@ struct wr_swim {
   int leaving;
   wr_tstamp self_since; /* when we started, or when we left */
   int merging; /* applying a sync stream: learn, don't re-gossip */
+  int join_announce; /* re-gossip our ALIVE once the join sync is done */
   unsigned awareness;
   uint32_t seq;
 
@@ -108,6 +109,8 @@ struct wr_swim {
   size_t out_head, out_n, out_cap;
 
   uint32_t join_seq_lo, join_seq_hi;
+  uint32_t hello_seq[8]; /* empty-target PINGs sent to unknown pingers */
+  unsigned hello_next;
   int sync_now;
   wr_addr sync_peer;
 
@@ -683,8 +686,15 @@ static void handle_ack(wr_swim *sw, const wr_addr *src, int nack) {
       return;
     }
   }
+  for (size_t j = 0; j < WR_ARRAY_LEN(sw->hello_seq); j++)
+    if (sw->hello_seq[j] == seq && seq) {
+      sw->hello_seq[j] = 0; /* its ALIVE rode on the ACK: done */
+      return;
+    }
   if (sw->join_seq_hi && seq >= sw->join_seq_lo && seq <= sw->join_seq_hi) {
-    /* A seed answered: pull its whole view over the sync stream. */
+    /* A seed answered: pull its whole view over the sync stream, then
+     * announce ourselves to what we learned (swim_core_sync_result). */
+    sw->join_announce = 1;
     sw->sync_now = 1;
     sw->sync_peer = *src;
     sw->join_seq_lo = sw->join_seq_hi = 0;
@@ -704,6 +714,19 @@ static void handle_ping(wr_swim *sw, const wr_addr *src) {
   if (!o) return;
   o->seq = p->seq;
   if (!p->target[0]) o->extra |= EXTRA_SELF; /* a join probe */
+  ssize_t known = swim_members_find(&sw->mt, p->from);
+  if (known < 0 && p->target[0] && !sw->leaving) {
+    /* A member probes us that we never heard of (every update about it
+     * was lost, or we joined after its gossip died down).  Ask it who it
+     * is: an empty-target PING is answered with the answerer's ALIVE, so
+     * membership heals within one probe round instead of at the next
+     * anti-entropy sync. */
+    swim_out *h = out_push(sw, WR_SWIM_PING, src);
+    if (h) {
+      h->seq = ++sw->seq;
+      sw->hello_seq[sw->hello_next++ % WR_ARRAY_LEN(sw->hello_seq)] = h->seq;
+    }
+  }
   /* A member we hold as suspect, dead or left is talking to us: tell it
    * what we think, so it refutes (a restarted node learns its old
    * incarnation this way). */
@@ -901,7 +924,11 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
     sw->next_gossip_at = now + sw->cfg.gossip_interval_ms;
   }
   reap(sw, now);
-  if (sw->cfg.sync_interval_ms && now >= sw->next_sync_at) {
+  if (sw->cfg.sync_interval_ms && sw->mt.n && !sw->next_sync_at) {
+    uint64_t iv = sync_interval(sw);
+    sw->next_sync_at = now + iv / 2 + rand_below(sw, iv / 2 + 1);
+  }
+  if (sw->cfg.sync_interval_ms && sw->next_sync_at && now >= sw->next_sync_at) {
     sw->next_sync_at = now + sync_interval(sw);
     for (unsigned tries = 0; sw->mt.n && tries < 8; tries++) {
       const swim_member *m = &sw->mt.v[rand_below(sw, sw->mt.n)];
@@ -936,7 +963,8 @@ wr_tstamp wr_swim_deadline(const wr_swim *sw) {
     AT(r->expire_at);
   }
   if (sw->grave_n) AT(sw->graves[sw->grave_head].at + sw->cfg.dead_reap_ms);
-  if (sw->cfg.sync_interval_ms && sw->mt.n) AT(sw->next_sync_at);
+  if (sw->cfg.sync_interval_ms && sw->mt.n)
+    AT(sw->next_sync_at ? sw->next_sync_at : 0); /* 0: place it now */
 #undef AT
   return t;
 }
@@ -974,8 +1002,10 @@ int wr_swim_new(wr_swim **psw, const wr_swim_config *cfg,
   /* Random phases, so a fleet started together does not probe in step. */
   sw->next_probe_at = now + rand_below(sw, cfg->probe_interval_ms);
   sw->next_gossip_at = now + rand_below(sw, cfg->gossip_interval_ms);
-  sw->next_sync_at = now + cfg->sync_interval_ms / 2 +
-                     rand_below(sw, cfg->sync_interval_ms / 2 + 1);
+  /* The first periodic sync is placed by the first tick that has
+   * members, so it scales with the fleet like every later one (a 10k
+   * simulation otherwise ran 10k full syncs in its first 30 s). */
+  sw->next_sync_at = 0;
   sw->seq = rand_u32(sw);
   *psw = sw;
   return 0;
@@ -1142,9 +1172,20 @@ void swim_core_rand(wr_swim *sw, uint8_t *dst, size_t len) {
   sw->cfg.rand(dst, len, sw->cfg.rand_user_data);
 }
 
-void swim_core_sync_result(wr_swim *sw, int ok) {
-  if (ok)
-    sw->st.syncs_ok++;
-  else
+void swim_core_sync_result(wr_swim *sw, int ok, wr_tstamp now) {
+  if (!ok) {
     sw->st.syncs_failed++;
+    return;
+  }
+  sw->st.syncs_ok++;
+  if (sw->join_announce) {
+    /* The seed gossiped our ALIVE while the fleet it knew was small, so
+     * its retransmit limit was low; now that we know the fleet, tell it
+     * ourselves (memberlist's joiner does the same after push-pull). */
+    sw->join_announce = 0;
+    wr_swim_update u;
+    self_update(sw, &u);
+    broadcast_always(sw, &u);
+    push_soon(sw, now);
+  }
 }

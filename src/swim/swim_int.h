@@ -145,6 +145,6 @@ void swim_core_merge(wr_swim *sw, const wr_swim_update *u, wr_tstamp now);
 wr_swim_keyring *swim_core_keyring(wr_swim *sw);
 const wr_mem *swim_core_mem(const wr_swim *sw);
 void swim_core_rand(wr_swim *sw, uint8_t *dst, size_t len);
-void swim_core_sync_result(wr_swim *sw, int ok);
+void swim_core_sync_result(wr_swim *sw, int ok, wr_tstamp now);
 
 #endif

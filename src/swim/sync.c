@@ -52,6 +52,7 @@ enum {
 
 struct wr_swim_sync {
   wr_swim *sw;
+  wr_tstamp now; /* of the latest call that had a clock */
   const wr_mem *mem;
   int state, reported;
   uint8_t *in;
@@ -297,12 +298,13 @@ static int on_frame(wr_swim_sync *s, const uint8_t *pt, size_t len,
 static void report(wr_swim_sync *s, int ok) {
   if (s->reported) return;
   s->reported = 1;
-  swim_core_sync_result(s->sw, ok);
+  swim_core_sync_result(s->sw, ok, s->now);
 }
 
 int wr_swim_sync_recv(wr_swim_sync *s, const uint8_t *data, size_t len,
                       wr_tstamp now) {
   if (s->state == S_FAILED) return WR_ERR_PROTO;
+  s->now = now;
   if (!len) return 0;
   if (s->in_len + len > s->in_cap) {
     size_t cap = s->in_cap ? s->in_cap : 4096;
@@ -338,13 +340,13 @@ fail:
 
 int wr_swim_sync_new(wr_swim *sw, wr_swim_sync **ps, int initiator,
                      wr_tstamp now) {
-  (void)now;
   const wr_mem *mem = swim_core_mem(sw);
   wr_swim_sync *s = wr_mem_calloc(mem, 1, sizeof *s);
   *ps = NULL;
   if (!s) return WR_ERR_NOMEM;
   s->sw = sw;
   s->mem = mem;
+  s->now = now;
   s->pt = frame_scratch;
   if (initiator) {
     s->state = S_I_WAIT_STATE;

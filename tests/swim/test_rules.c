@@ -250,6 +250,42 @@ static void test_ping_req_relay(void **state) {
   wr_swim_del(sw);
 }
 
+/* A stranger that probes us is asked who it is (an empty-target PING),
+ * and its answer (an ACK carrying its ALIVE) makes it a member. */
+static void test_hello_to_unknown_pinger(void **state) {
+  (void)state;
+  make_core(0, 1);
+  now += 100;
+  wr_swim_packet p, hello;
+  wr_addr to;
+  feed_msg(WR_SWIM_PING, 5, "m7", "me");
+  assert_int_equal(next_out(&p, &to), WR_SWIM_ACK);
+  assert_int_equal(next_out(&hello, &to), WR_SWIM_PING);
+  assert_string_equal(hello.target, "");
+  assert_int_equal(to.ip[3], 7);
+  /* m7 answers like any node answers a join probe. */
+  wr_swim_packet ack;
+  memset(&ack, 0, sizeof ack);
+  ack.type = WR_SWIM_ACK;
+  ack.seq = hello.seq;
+  strcpy(ack.from, "m7");
+  ack.updates[0] = upd(WR_SWIM_UPD_ALIVE, "m7", 2);
+  ack.nupdates = 1;
+  uint8_t buf[WR_SWIM_PACKET_MAX];
+  wr_ssize n = wr_swim_encode(&ack, buf, sizeof buf);
+  wr_addr from = addr(7);
+  assert_int_equal(wr_swim_recv(sw, &from, buf, (size_t)n, now), 0);
+  expect("m7", WR_SWIM_ALIVE, 2);
+  wr_swim_stats st;
+  wr_swim_get_stats(sw, &st);
+  assert_int_equal(st.rx_foreign, 0);
+  /* A known member's ping asks nothing. */
+  feed_msg(WR_SWIM_PING, 6, "m7", "me");
+  assert_int_equal(next_out(&p, &to), WR_SWIM_ACK);
+  assert_int_equal(next_out(&p, &to), 0);
+  wr_swim_del(sw);
+}
+
 static void test_unknown_members(void **state) {
   (void)state;
   make_core(0, 1);
@@ -580,6 +616,7 @@ int main(void) {
       cmocka_unit_test(test_unknown_members),
       cmocka_unit_test(test_stale_accusation_corrected),
       cmocka_unit_test(test_ping_req_relay),
+      cmocka_unit_test(test_hello_to_unknown_pinger),
       cmocka_unit_test(test_self_refutation),
       cmocka_unit_test(test_suspicion_timer),
       cmocka_unit_test(test_confirm_probe),

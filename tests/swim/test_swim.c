@@ -117,7 +117,9 @@ static void test_restart_same_id_comes_back_higher(void **state) {
   wr_swim_member_info m;
   assert_int_equal(wr_swim_member_find(nt.sw[0], "n4", &m), 0);
   uint32_t dead_inc = m.incarnation;
-  /* A new process, same id, knows nobody; joins through n0. */
+  /* A new process, same id, knows nobody; joins through n0 (and pulls
+   * n0's view by sync, as the daemon does). */
+  nt.auto_sync = 1;
   wr_swim_del(nt.sw[4]);
   net_start(&nt, 4, 0);
   wr_addr seed = net_addr(0);
@@ -176,7 +178,9 @@ static void test_join_through_seed_and_sync(void **state) {
     net_drain(&nt, i);
     net_run(&nt, nt.now + 50);
   }
-  net_run(&nt, nt.now + 5000);
+  /* One probe round (7 members, 1 s each) plus slack: a member that
+   * missed a joiner's gossip learns it when the joiner first probes it. */
+  net_run(&nt, nt.now + 9000);
   for (int i = 0; i < 8; i++) {
     assert_int_equal(wr_swim_member_count(nt.sw[i]), 7);
     for (int j = 0; j < 8; j++)
