@@ -16,6 +16,9 @@
  * The AEAD is AES-256-GCM where the CPU has AES-NI, else ChaCha20-Poly1305,
  * both through OpenSSL libcrypto's EVP interface (DESIGN.md "The tunnel
  * link" has the measurements); the handshake chooses one per link.
+ * libcrypto.so.3 is loaded with dlopen by the first wr_record_new, not
+ * linked, so processes that never open a tunnel do not carry it
+ * (docs/TUNNEL-CRYPTO.md "Loading libcrypto").
  */
 #ifndef WARREN_RECORD_H
 #define WARREN_RECORD_H
@@ -46,11 +49,19 @@ const char *wr_aead_name(wr_aead alg);
 typedef struct wr_record wr_record;
 
 /*
- * Creates a record state for |alg| with |key| (32 bytes, copied).
- * Returns 0, WR_ERR_INVAL (unknown alg) or WR_ERR_NOMEM.
+ * Creates a record state for |alg| with |key| (32 bytes, copied).  The
+ * first call in a process loads libcrypto.so.3.  Returns 0, WR_ERR_INVAL
+ * (unknown alg), WR_ERR_IO (libcrypto.so.3 could not be loaded, now or on
+ * an earlier call; wr_record_crypto_error() says why) or WR_ERR_NOMEM.
  */
 int wr_record_new(wr_record **prec, wr_aead alg, const uint8_t key[32],
                   const wr_mem *mem);
+/*
+ * Why wr_record_new returned WR_ERR_IO, naming libcrypto.so.3 (for a log
+ * line); "" when libcrypto loaded or was not needed yet.
+ */
+const char *wr_record_crypto_error(void);
+
 /* Wipes the key and frees.  NULL is ignored. */
 void wr_record_del(wr_record *rec);
 

@@ -30,9 +30,12 @@
  *
  * Errors leave the object unusable in practice: the counter no longer
  * matches the peer's, so the caller must close the link (record.h).
+ *
+ * libcrypto is not linked: every EVP call goes through rec->evp, the table
+ * evp_lazy.c fills by dlopen on the first wr_record_new, so a node that
+ * never carries a tunnel never pays libcrypto's ~1.4 MiB (evp_lazy.h).
  */
 #include <cpuid.h>
-#include <openssl/evp.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +43,8 @@
 #include "warren/buf.h"
 #include "warren/err.h"
 #include "warren/record.h"
+
+#include "evp_lazy.h"
 
 #define NONCE_LEN 12
 #define REKEY_LABEL "warren rekey"
@@ -49,6 +54,7 @@ enum { DIR_NONE = 0, DIR_SEAL = 1, DIR_OPEN = 2 };
 struct wr_record {
   const wr_mem *mem;
   wr_aead alg;
+  const wr_evp *evp; /* libcrypto's entry points, loaded */
   int dir;        /* which direction the EVP context holds a key for */
   int key_loaded; /* the EVP context's key schedule matches key[] */
   EVP_CIPHER_CTX *ctx;
@@ -85,31 +91,42 @@ const char *wr_aead_name(wr_aead alg) {
   return "unknown";
 }
 
-static const EVP_CIPHER *cipher_of(wr_aead alg) {
+static int alg_known(wr_aead alg) {
+  return alg == WR_AEAD_AES256GCM || alg == WR_AEAD_CHACHA20POLY1305;
+}
+
+static const EVP_CIPHER *cipher_of(const wr_evp *evp, wr_aead alg) {
   switch (alg) {
   case WR_AEAD_AES256GCM:
-    return EVP_aes_256_gcm();
+    return evp->aes_256_gcm();
   case WR_AEAD_CHACHA20POLY1305:
-    return EVP_chacha20_poly1305();
+    return evp->chacha20_poly1305();
   }
   return NULL;
 }
 
+const char *wr_record_crypto_error(void) { return wr__evp_error(); }
+
 int wr_record_new(wr_record **prec, wr_aead alg, const uint8_t key[32],
                   const wr_mem *mem) {
   wr_record *rec;
+  const wr_evp *evp;
   if (!prec) return WR_ERR_INVAL;
   *prec = NULL;
-  if (!key || !cipher_of(alg)) return WR_ERR_INVAL;
+  /* Argument errors first, so they read the same with or without
+   * libcrypto installed. */
+  if (!key || !alg_known(alg)) return WR_ERR_INVAL;
+  if (!(evp = wr__evp_get())) return WR_ERR_IO;
   rec = wr_mem_calloc(mem, 1, sizeof *rec);
   if (!rec) return WR_ERR_NOMEM;
   rec->mem = mem;
   rec->alg = alg;
+  rec->evp = evp;
   rec->rekey_interval = WR_RECORD_REKEY_INTERVAL;
   memcpy(rec->key, key, 32);
   /* libcrypto allocates with its own allocator, so a failing wr_mem cannot
    * reach this; OpenSSL reports its own OOM here. */
-  rec->ctx = EVP_CIPHER_CTX_new();
+  rec->ctx = evp->CIPHER_CTX_new();
   if (!rec->ctx) {
     sodium_memzero(rec->key, sizeof rec->key);
     wr_mem_free(mem, rec);
@@ -123,7 +140,7 @@ void wr_record_del(wr_record *rec) {
   if (!rec) return;
   /* EVP_CIPHER_CTX_free cleanses the key schedule (OPENSSL_cleanse in the
    * provider's freectx); we wipe our copy. */
-  EVP_CIPHER_CTX_free(rec->ctx);
+  rec->evp->CIPHER_CTX_free(rec->ctx);
   sodium_memzero(rec->key, sizeof rec->key);
   wr_mem_free(rec->mem, rec);
 }
@@ -155,15 +172,15 @@ static int prepare(wr_record *rec, int dir) {
     rec->key_loaded = 0;
   }
   if (!rec->key_loaded || rec->dir != dir) {
-    if (EVP_CipherInit_ex(rec->ctx, cipher_of(rec->alg), NULL, rec->key, NULL,
-                          enc) != 1)
+    if (rec->evp->CipherInit_ex(rec->ctx, cipher_of(rec->evp, rec->alg), NULL,
+                                rec->key, NULL, enc) != 1)
       return WR_ERR_INTERNAL;
     rec->dir = dir;
     rec->key_loaded = 1;
   }
   wr_put_u32(nonce + 4, (uint32_t)(rec->count >> 32));
   wr_put_u32(nonce + 8, (uint32_t)rec->count);
-  if (EVP_CipherInit_ex(rec->ctx, NULL, NULL, NULL, nonce, enc) != 1)
+  if (rec->evp->CipherInit_ex(rec->ctx, NULL, NULL, NULL, nonce, enc) != 1)
     return WR_ERR_INTERNAL;
   return 0;
 }
@@ -177,17 +194,19 @@ wr_ssize wr_record_seal(wr_record *rec, uint8_t *dst, size_t cap,
   if ((rv = prepare(rec, DIR_SEAL)) != 0) return rv;
   /* An AAD update reports the AAD length in its out-length: keep it apart
    * from the ciphertext length. */
-  if (EVP_EncryptUpdate(rec->ctx, NULL, &aadl, dst, WR_RECORD_HEADER_LEN) != 1)
+  if (rec->evp->EncryptUpdate(rec->ctx, NULL, &aadl, dst,
+                              WR_RECORD_HEADER_LEN) != 1)
     return WR_ERR_INTERNAL;
-  if (len > 0 && EVP_EncryptUpdate(rec->ctx, dst + WR_RECORD_HEADER_LEN, &outl,
-                                   pt, (int)len) != 1)
+  if (len > 0 && rec->evp->EncryptUpdate(rec->ctx, dst + WR_RECORD_HEADER_LEN,
+                                         &outl, pt, (int)len) != 1)
     return WR_ERR_INTERNAL;
-  if (EVP_EncryptFinal_ex(rec->ctx, dst + WR_RECORD_HEADER_LEN + outl, &fin) !=
-          1 ||
+  if (rec->evp->EncryptFinal_ex(rec->ctx, dst + WR_RECORD_HEADER_LEN + outl,
+                                &fin) != 1 ||
       (size_t)(outl + fin) != len)
     return WR_ERR_INTERNAL;
-  if (EVP_CIPHER_CTX_ctrl(rec->ctx, EVP_CTRL_AEAD_GET_TAG, WR_RECORD_TAG_LEN,
-                          dst + WR_RECORD_HEADER_LEN + len) != 1)
+  if (rec->evp->CIPHER_CTX_ctrl(rec->ctx, EVP_CTRL_AEAD_GET_TAG,
+                                WR_RECORD_TAG_LEN,
+                                dst + WR_RECORD_HEADER_LEN + len) != 1)
     return WR_ERR_INTERNAL;
   rec->count++;
   return (wr_ssize)(len + WR_RECORD_OVERHEAD);
@@ -210,14 +229,16 @@ wr_ssize wr_record_open(wr_record *rec, uint8_t *buf, size_t len,
   ptlen = clen - WR_RECORD_TAG_LEN;
   ct = buf + WR_RECORD_HEADER_LEN;
   if ((rv = prepare(rec, DIR_OPEN)) != 0) return rv;
-  if (EVP_DecryptUpdate(rec->ctx, NULL, &aadl, buf, WR_RECORD_HEADER_LEN) != 1)
+  if (rec->evp->DecryptUpdate(rec->ctx, NULL, &aadl, buf,
+                              WR_RECORD_HEADER_LEN) != 1)
     return WR_ERR_INTERNAL;
-  if (ptlen > 0 && EVP_DecryptUpdate(rec->ctx, ct, &outl, ct, (int)ptlen) != 1)
+  if (ptlen > 0 &&
+      rec->evp->DecryptUpdate(rec->ctx, ct, &outl, ct, (int)ptlen) != 1)
     return WR_ERR_INTERNAL;
-  if (EVP_CIPHER_CTX_ctrl(rec->ctx, EVP_CTRL_AEAD_SET_TAG, WR_RECORD_TAG_LEN,
-                          ct + ptlen) != 1)
+  if (rec->evp->CIPHER_CTX_ctrl(rec->ctx, EVP_CTRL_AEAD_SET_TAG,
+                                WR_RECORD_TAG_LEN, ct + ptlen) != 1)
     return WR_ERR_INTERNAL;
-  if (EVP_DecryptFinal_ex(rec->ctx, ct + outl, &fin) != 1) {
+  if (rec->evp->DecryptFinal_ex(rec->ctx, ct + outl, &fin) != 1) {
     /* Never leave unauthenticated plaintext where a careless caller might
      * read it. */
     sodium_memzero(ct, ptlen);

@@ -420,6 +420,11 @@ static int become_ready(wr_link *l) {
   rv = wr_record_new(&l->tx, k.aead, k.send, NULL);
   if (rv == 0) rv = wr_record_new(&l->rx, k.aead, k.recv, NULL);
   sodium_memzero(&k, sizeof k);
+  if (rv == WR_ERR_IO)
+    /* libcrypto is loaded on the first tunnel (record.h); without it no
+     * tunnel can work, so say which library is missing. */
+    WR_LOG_ERRORF("link", "record_crypto_unavailable", "peer=%s err=\"%s\"",
+                  l->peer, wr_record_crypto_error());
   if (rv != 0) return rv;
   static const wr_mux_callbacks mcb = {
       mux_on_open,     mux_on_data,    mux_on_fin,    mux_on_close,
