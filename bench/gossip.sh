@@ -10,13 +10,14 @@
 # failure detection after kill -9 (first and every other member; false
 # deaths), dissemination of one user event, idle traffic per node (nftables
 # counters on lo, by source address, UDP and TCP incl. IP headers), and
-# memory per node (VmRSS, Pss, Private).  N = 10 again with both systems'
-# local profile (GB_LOCAL_NS, "" skips).  bench/gossip.py does the work and
+# memory per node (VmRSS, Pss, Private).  GB_LOCAL_NS=10 adds N = 10 again
+# with both systems' local profile.  bench/gossip.py does the work and
 # documents the method; this wrapper checks the tools and makes sure no
-# process or nftables table outlives the run.  About 15 minutes.
+# process or nftables table outlives the run.  About 15 minutes (19 with
+# GB_LOCAL_NS=10).
 #
-# Knobs (environment): GB_NS="10 20 50" GB_LOCAL_NS=10 GB_IDLE_S=60
-# GB_EVENTS=5 GB_KILLS=5 GB_SYSTEMS="warren serf".  Prints a Markdown table
+# Knobs (environment): GB_NS="10 20 50" GB_LOCAL_NS="" GB_IDLE_S=60
+# GB_EVENTS=10 GB_KILLS=5 GB_SYSTEMS="warren serf".  Prints a Markdown table
 # (the numbers go to docs/BENCHMARKS.md) and writes the raw numbers to
 # OUT_JSON (default: a file in the run's temp dir, which is kept).
 set -euo pipefail
