@@ -592,6 +592,10 @@ static int classify(const uint8_t *nm, size_t n, int is_req) {
     if (is_req && ieq(nm, n, "host")) return K_HOST;
     break;
   case 5:
+    /* RFC 9110 18.4 reserves "Close" as a field name: next to the
+     * Connection: close we add, a field of that name would read as one
+     * the connection option names (found by the http_head fuzzer). */
+    if (ieq(nm, n, "close")) return K_DROP;
     if (is_req && ieq(nm, n, "proxy")) return K_DROP; /* httpoxy */
     break;
   case 6:
