@@ -159,24 +159,34 @@ static int is_self(const wr_swim *sw, const char *id) {
   return strcmp(sw->cfg.id, id) == 0;
 }
 
+/* Doubles a full ring of |n| elements of |elem| bytes (the outbox, the
+ * grave FIFO), unrolling it so that it starts at index 0.  0 or
+ * WR_ERR_NOMEM (the ring is then unchanged). */
+static int ring_grow(const wr_mem *mem, void **buf, size_t elem, size_t *head,
+                     size_t n, size_t *cap) {
+  size_t ncap = *cap ? *cap * 2 : 4;
+  uint8_t *v = wr_mem_malloc(mem, ncap * elem);
+  if (!v) return WR_ERR_NOMEM;
+  for (size_t i = 0; i < n; i++)
+    memcpy(v + i * elem, (uint8_t *)*buf + ((*head + i) % *cap) * elem, elem);
+  wr_mem_free(mem, *buf);
+  *buf = v;
+  *cap = ncap;
+  *head = 0;
+  return 0;
+}
+
 static swim_out *out_push(wr_swim *sw, uint8_t type, const wr_addr *to) {
   if (sw->out_n == sw->out_cap) {
     if (sw->out_cap == SWIM_OUTBOX_MAX) {
       sw->st.tx_dropped++;
       return NULL;
     }
-    size_t cap = sw->out_cap ? sw->out_cap * 2 : 4;
-    swim_out *v = wr_mem_malloc(sw->mem, cap * sizeof *v);
-    if (!v) {
+    if (ring_grow(sw->mem, (void **)&sw->out, sizeof *sw->out, &sw->out_head,
+                  sw->out_n, &sw->out_cap) != 0) {
       sw->st.tx_dropped++;
       return NULL;
     }
-    for (size_t i = 0; i < sw->out_n; i++)
-      v[i] = sw->out[(sw->out_head + i) % sw->out_cap];
-    wr_mem_free(sw->mem, sw->out);
-    sw->out = v;
-    sw->out_cap = cap;
-    sw->out_head = 0;
   }
   swim_out *o = &sw->out[(sw->out_head + sw->out_n++) % sw->out_cap];
   memset(o, 0, sizeof *o);
@@ -362,15 +372,9 @@ static int susp_confirm(swim_susp *s, const char *from) {
 
 static void grave_push(wr_swim *sw, const char *id, wr_tstamp now) {
   if (sw->grave_n == sw->grave_cap) {
-    size_t cap = sw->grave_cap ? sw->grave_cap * 2 : 4;
-    swim_grave *v = wr_mem_malloc(sw->mem, cap * sizeof *v);
-    if (!v) return; /* never reaped: costs memory, not correctness */
-    for (size_t i = 0; i < sw->grave_n; i++)
-      v[i] = sw->graves[(sw->grave_head + i) % sw->grave_cap];
-    wr_mem_free(sw->mem, sw->graves);
-    sw->graves = v;
-    sw->grave_cap = cap;
-    sw->grave_head = 0;
+    if (ring_grow(sw->mem, (void **)&sw->graves, sizeof *sw->graves,
+                  &sw->grave_head, sw->grave_n, &sw->grave_cap) != 0)
+      return; /* never reaped: costs memory, not correctness */
   }
   swim_grave *g = &sw->graves[(sw->grave_head + sw->grave_n++) % sw->grave_cap];
   snprintf(g->id, sizeof g->id, "%s", id);
