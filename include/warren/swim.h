@@ -113,8 +113,11 @@ typedef struct wr_swim_callbacks {
    * silent: the last state reported was final. */
   void (*member_changed)(wr_swim *sw, const wr_swim_member_info *m,
                          void *user_data);
-  /* A USER update arrived that is newer than any seen for its key.
-   * Return nonzero to keep disseminating it. */
+  /* A USER update arrived (every copy: the core keeps no per-key table,
+   * that is the application's).  Return nonzero when it is news to you
+   * (a version newer than you hold for its key), so the core gossips it
+   * on; return 0 for repeats, or it would circulate forever.  Without
+   * this callback USER updates are not re-gossiped. */
   int (*user_update)(wr_swim *sw, const wr_swim_update *u, void *user_data);
 } wr_swim_callbacks;
 

@@ -66,6 +66,13 @@ int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u) {
   if (!size) return WR_ERR_INVAL;
   flush_retired(q);
   uint32_t hash = topic_hash(u);
+  /* A repeat of a USER update already queued at the same or a newer
+   * version changes nothing: replacing it would reset its send count and
+   * keep it circulating. */
+  for (size_t i = 0; i < q->n && u->kind == WR_SWIM_UPD_USER; i++)
+    if (q->v[i]->hash == hash && q->v[i]->u.kind == WR_SWIM_UPD_USER &&
+        strcmp(q->v[i]->u.key, u->key) == 0 && q->v[i]->u.version >= u->version)
+      return 0;
   for (size_t i = 0; i < q->n; i++)
     if (superseded(q->v[i], u, hash)) {
       remove_at(q, i);

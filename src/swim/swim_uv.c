@@ -283,7 +283,9 @@ static void on_member_changed(wr_swim *sw, const wr_swim_member_info *m,
 static int on_user_update(wr_swim *sw, const wr_swim_update *up, void *ud) {
   wr_swim_uv *u = ud;
   if (u->app_cb.user_update) return u->app_cb.user_update(sw, up, u->app_ud);
-  return 1;
+  /* Nobody here consumes USER updates, so nobody can tell news from
+   * repeats: passing them on would keep every copy circulating. */
+  return 0;
 }
 
 /* ---- UDP ---- */

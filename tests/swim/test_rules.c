@@ -499,6 +499,32 @@ static void test_bqueue_order_and_limits(void **state) {
     assert_int_equal(swim_bqueue_take(&q, out, 8, &budget, 3), 2);
   }
   assert_int_equal(q.n, 0);
+  /* A USER repeat (same key, same or older version) does not replace the
+   * queued one, so its send count is not reset; a newer version does. */
+  wr_swim_update us;
+  memset(&us, 0, sizeof us);
+  us.kind = WR_SWIM_UPD_USER;
+  strcpy(us.id, "m1");
+  strcpy(us.key, "route/a");
+  us.version = 5;
+  assert_int_equal(swim_bqueue_push(&q, &us), 0);
+  budget = 1400;
+  swim_bqueue_take(&q, out, 8, &budget, 3);
+  assert_int_equal(q.v[0]->transmits, 1);
+  us.version = 4;
+  assert_int_equal(swim_bqueue_push(&q, &us), 0);
+  us.version = 5;
+  assert_int_equal(swim_bqueue_push(&q, &us), 0);
+  assert_int_equal(q.n, 1);
+  assert_int_equal(q.v[0]->transmits, 1);
+  us.version = 6;
+  assert_int_equal(swim_bqueue_push(&q, &us), 0);
+  assert_int_equal(q.n, 1);
+  assert_int_equal(q.v[0]->transmits, 0);
+  assert_true(q.v[0]->u.version == 6);
+  budget = 1400;
+  for (int r = 0; r < 3; r++) swim_bqueue_take(&q, out, 8, &budget, 3);
+  assert_int_equal(q.n, 0);
   /* Budget: nothing that does not fit is taken. */
   u = upd(WR_SWIM_UPD_ALIVE, "m3", 1);
   swim_bqueue_push(&q, &u);
