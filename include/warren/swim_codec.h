@@ -104,6 +104,10 @@ wr_ssize wr_swim_encode(const wr_swim_packet *p, uint8_t *dst, size_t cap);
  */
 int wr_swim_decode(const uint8_t *buf, size_t len, wr_swim_packet *p);
 
+/* 1 when |n| bytes (n <= max) are printable ASCII without spaces: the
+ * rule for every string on the wire (ids, regions, tags, keys). */
+int wr_swim_bytes_ok(const uint8_t *p, size_t n, size_t max);
+
 /* One update alone (anti-entropy streams carry runs of them): the
  * encoded length / bytes consumed, or WR_ERR_NOBUF, WR_ERR_INVAL,
  * WR_ERR_PROTO.  USER payload views point into |buf|. */

@@ -50,6 +50,15 @@ typedef struct wr_addr {
   uint16_t port;
 } wr_addr;
 
+/* Same family, address and port (only the family's bytes of ip count). */
+static inline int wr_addr_eq(const wr_addr *a, const wr_addr *b) {
+  if (a->family != b->family || a->port != b->port) return 0;
+  size_t n = a->family == 6 ? 16 : 4;
+  for (size_t i = 0; i < n; i++)
+    if (a->ip[i] != b->ip[i]) return 0;
+  return 1;
+}
+
 /* Random bytes source injected into cores (libsodium or a seeded PCG). */
 typedef void (*wr_rand_fn)(uint8_t *dst, size_t len, void *user_data);
 

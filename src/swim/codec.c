@@ -10,12 +10,15 @@
 #include "warren/err.h"
 #include "warren/swim_codec.h"
 
-static int str_ok(const char *s, size_t max) {
-  size_t n = strnlen(s, max + 1);
+int wr_swim_bytes_ok(const uint8_t *p, size_t n, size_t max) {
   if (n > max) return 0;
   for (size_t i = 0; i < n; i++)
-    if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f) return 0;
+    if (p[i] <= 0x20 || p[i] >= 0x7f) return 0;
   return 1;
+}
+
+static int str_ok(const char *s, size_t max) {
+  return wr_swim_bytes_ok((const uint8_t *)s, strnlen(s, max + 1), max);
 }
 
 static size_t addr_size(const wr_addr *a) {

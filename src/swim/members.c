@@ -141,15 +141,10 @@ nomem:
   return WR_ERR_NOMEM;
 }
 
-static int addr_eq(const wr_addr *a, const wr_addr *b) {
-  return a->family == b->family && a->port == b->port &&
-         memcmp(a->ip, b->ip, a->family == 4 ? 4 : 16) == 0;
-}
-
 int swim_members_set_meta(swim_members *t, size_t i, const wr_addr *data,
                           const char *region, const char *tags) {
   swim_member *m = &t->v[i];
-  int plain = (!data || !data->family || addr_eq(data, &m->gossip)) &&
+  int plain = (!data || !data->family || wr_addr_eq(data, &m->gossip)) &&
               !region[0] && !tags[0];
   if (plain) {
     wr_mem_free(t->mem, m->meta);

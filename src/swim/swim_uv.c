@@ -755,11 +755,6 @@ static void after_core(wr_swim_uv *u) {
 
 static void on_join_timer(uv_timer_t *t);
 
-static int addr_eq(const wr_addr *a, const wr_addr *b) {
-  return a->family == b->family && a->port == b->port &&
-         memcmp(a->ip, b->ip, a->family == 6 ? 16 : 4) == 0;
-}
-
 static void join_round_done(wr_swim_uv *u) {
   if (u->njoin > 0) {
     u->st.join_attempts++;
@@ -815,7 +810,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
     a.port = r->port;
     /* Our own address is no seed (a headless Service lists every pod,
      * this one included). */
-    if (addr_eq(&a, &u->cfg.gossip)) {
+    if (wr_addr_eq(&a, &u->cfg.gossip)) {
       u->join_self = 1;
       continue;
     }
@@ -824,7 +819,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
     if (!u->v6 && a.family == 6) continue;
     int dup = 0;
     for (size_t i = 0; i < u->njoin && !dup; i++)
-      dup = addr_eq(&a, &u->join_addrs[i]);
+      dup = wr_addr_eq(&a, &u->join_addrs[i]);
     if (!dup && u->njoin < JOIN_ADDRS_MAX) u->join_addrs[u->njoin++] = a;
   }
   if (res) uv_freeaddrinfo(res);

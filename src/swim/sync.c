@@ -200,20 +200,14 @@ static int send_state(wr_swim_sync *s) {
   return frame_flush(s, 1);
 }
 
-static int str_ok(const uint8_t *p, size_t n) {
-  if (!n || n > WR_SWIM_ID_MAX) return 0;
-  for (size_t i = 0; i < n; i++)
-    if (p[i] <= 0x20 || p[i] >= 0x7f) return 0;
-  return 1;
-}
-
 static int read_digest(wr_swim_sync *s, wr_rbuf *b, uint32_t count) {
   for (uint32_t k = 0; k < count; k++) {
     uint8_t n, st;
     const uint8_t *id;
     uint32_t inc;
     if (wr_rbuf_u8(b, &n) != 0 || wr_rbuf_view(b, n, &id) != 0 ||
-        !str_ok(id, n) || wr_rbuf_u32(b, &inc) != 0 || wr_rbuf_u8(b, &st) != 0 ||
+        !n || !wr_swim_bytes_ok(id, n, WR_SWIM_ID_MAX) ||
+        wr_rbuf_u32(b, &inc) != 0 || wr_rbuf_u8(b, &st) != 0 ||
         st > WR_SWIM_LEFT)
       return WR_ERR_PROTO;
     if (s->npeer == s->peer_cap) {
