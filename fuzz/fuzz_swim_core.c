@@ -6,6 +6,9 @@
  *   0x02 u16 len ..        bytes on an anti-entropy stream (responder)
  *   0x03                   start an initiator sync session instead
  *   0x04                   leave
+ *   0xF0 | who             a datagram we sent to member |who| was refused
+ *                          (ICMP port unreachable)
+ * (other op bytes count modulo 5).
  * After every step the core's output is drained.  The core must never
  * crash, leak, hang (deadline must move forward once ticked), or grow its
  * table past what the packets named. */
@@ -72,6 +75,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   while (off < size) {
     uint8_t op = data[off++];
     uint16_t len;
+    if (op >= 0xF0) {
+      wr_addr to = addr_of(op & 0x0F);
+      wr_swim_unreachable(sw, &to, now);
+      drain(sw, s, now);
+      continue;
+    }
     switch (op % 5) {
     case 0:
       if (size - off < 2) goto out;

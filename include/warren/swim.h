@@ -72,6 +72,16 @@ typedef struct wr_swim_config {
    * real failure gathers its independent confirmations in one probe
    * timeout instead of over several protocol rounds. */
   unsigned confirm_probes;
+  /* warren's use of ICMP port unreachable (wr_swim_unreachable): when a
+   * datagram to a member is refused, its host is up but nothing listens
+   * on its gossip port (the process crashed, was killed or exited).  A
+   * refused probe goes to the indirect probes at once and fails as soon
+   * as every relay reports a refusal too, and a suspicion this node has
+   * seen refused and that has its k independent confirmations lasts
+   * only this long (scaled by our awareness) instead of the mult *
+   * log10(n) rounds meant for a member that may be slow.  0 ignores
+   * refusals (they can be forged by anyone who can send us ICMP). */
+  uint64_t refused_suspicion_ms;
   wr_rand_fn rand;             /* required: seeded PCG in tests */
   void *rand_user_data;
 } wr_swim_config;
@@ -87,7 +97,7 @@ int wr_swim_config_profile(wr_swim_config *cfg, const char *name);
  * "suspicion-confirmations", "retransmit-mult", "gossip-nodes",
  * "gossip-interval-ms", "gossip-to-dead-ms", "push-fanout",
  * "sync-interval-ms", "dead-reap-ms", "awareness-max", "lifeguard" (0|1),
- * "confirm-probes" (underscores work too).  Returns 0, or WR_ERR_INVAL
+ * "confirm-probes", "refused-suspicion-ms" (underscores work too).  Returns 0, or WR_ERR_INVAL
  * (unknown name, not a number, out of range) with a one-line reason in
  * |err|.  wr_swim_new checks the combination. */
 int wr_swim_config_set(wr_swim_config *cfg, const char *name,
@@ -131,6 +141,7 @@ typedef struct wr_swim_stats {
   uint64_t probes, probe_failures, indirect_probes, nacks_rx;
   uint64_t suspicions, refutations, deaths, reaped;
   uint64_t tx_dropped;   /* outbox full: a reply or probe was not sent */
+  uint64_t refused;      /* wr_swim_unreachable reports */
   uint64_t syncs_ok, syncs_failed;
   unsigned awareness;    /* current Lifeguard score, 0..awareness_max */
   uint32_t incarnation;  /* ours */
@@ -184,6 +195,13 @@ wr_ssize wr_swim_send(wr_swim *sw, wr_addr *to, uint8_t *dst, size_t cap,
 /* Earliest time wr_swim_tick must run (WR_TSTAMP_NONE: none). */
 wr_tstamp wr_swim_deadline(const wr_swim *sw);
 void wr_swim_tick(wr_swim *sw, wr_tstamp now);
+
+/* The adapter reports that a datagram it sent to |to| was refused (ICMP
+ * port unreachable, read from the socket's error queue).  Evidence only,
+ * never a state change by itself: it speeds up the probe, relay or
+ * confirmation probe aimed at |to| and lets a confirmed suspicion of the
+ * member there end after refused_suspicion_ms (see the config). */
+void wr_swim_unreachable(wr_swim *sw, const wr_addr *to, wr_tstamp now);
 
 /* Broadcasts LEFT with a bumped incarnation and stops probing; drain
  * wr_swim_send after (a few gossip intervals let it spread). */

@@ -8,7 +8,7 @@
  *   body    = PING: str target     (the id we mean to probe; a restarted
  *                                   process at the same address is not it;
  *                                   empty = a join probe, "whoever you are")
- *             ACK, NACK, GOSSIP: nothing
+ *             ACK, NACK, NACK_REFUSED, GOSSIP: nothing
  *             PING_REQ: str target | addr target_addr
  *   update  = u8 kind | str id | u32 incarnation | kind body
  *             ALIVE: addr gossip | addr data | str region | str tags
@@ -49,7 +49,12 @@ typedef enum wr_swim_msg_type {
   WR_SWIM_NACK = 4,
   /* Pure dissemination: updates only, no reply expected. */
   WR_SWIM_GOSSIP = 5,
+  /* A NACK from a ping-req relay whose ping of the target was refused
+   * (ICMP port unreachable: the target's host is up but nothing listens
+   * on its gossip port), sent as soon as the refusal arrives. */
+  WR_SWIM_NACK_REFUSED = 6,
 } wr_swim_msg_type;
+#define WR_SWIM_MSG_TYPE_MAX WR_SWIM_NACK_REFUSED
 
 typedef enum wr_swim_update_kind {
   WR_SWIM_UPD_ALIVE = 1,

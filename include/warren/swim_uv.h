@@ -58,6 +58,7 @@ typedef struct wr_swim_uv_stats {
   uint64_t udp_recv_errors;  /* errors reported by the recv callback */
   uint64_t udp_send_errors;  /* try_send/send failures other than EAGAIN */
   uint64_t udp_queued;       /* datagrams that waited in the send queue */
+  uint64_t udp_refused;      /* ICMP port unreachable for a datagram we sent */
   uint64_t udp_queue_drops;  /* datagrams dropped: send queue full */
   uint64_t sync_started;     /* connections we opened */
   uint64_t sync_accepted;    /* connections we accepted and served */

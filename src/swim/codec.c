@@ -106,7 +106,7 @@ wr_ssize wr_swim_update_encode(const wr_swim_update *u, uint8_t *dst,
 wr_ssize wr_swim_encode(const wr_swim_packet *p, uint8_t *dst, size_t cap) {
   wr_wbuf w;
   int rv;
-  if (p->type < WR_SWIM_PING || p->type > WR_SWIM_GOSSIP ||
+  if (p->type < WR_SWIM_PING || p->type > WR_SWIM_MSG_TYPE_MAX ||
       !str_ok(p->from, WR_SWIM_ID_MAX) || !p->from[0] ||
       p->nupdates > WR_SWIM_UPDATES_MAX)
     return WR_ERR_INVAL;
@@ -220,6 +220,7 @@ int wr_swim_decode(const uint8_t *buf, size_t len, wr_swim_packet *p) {
   case WR_SWIM_ACK:
   case WR_SWIM_NACK:
   case WR_SWIM_GOSSIP:
+  case WR_SWIM_NACK_REFUSED:
     break;
   default:
     return WR_ERR_PROTO;

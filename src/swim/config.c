@@ -70,6 +70,14 @@ static void lan(wr_swim_config *c) {
    * confirmations probe, so a fleet of any size sends about k + fan-out
    * extra pings per suspicion, none when idle. */
   c->confirm_probes = 4;
+  /* A member whose port is refused by its own kernel has no process
+   * behind it: the suspicion timeout exists so a live but slow member can
+   * refute, and a slow process still holds its socket.  One probe round
+   * leaves a process that is restarting on the same address time to
+   * answer the buddy probes; a confirmed refusal then kills in about one
+   * second instead of mult * log10(n).  docs/SWIM.md ("Refused probes")
+   * has the measurements and the forged-ICMP caveat. */
+  c->refused_suspicion_ms = 1000;
 }
 
 void wr_swim_config_default(wr_swim_config *cfg) {
@@ -91,6 +99,9 @@ int wr_swim_config_profile(wr_swim_config *c, const char *name) {
     c->gossip_to_dead_ms = 60000;
     c->sync_interval_ms = 60000;
     c->dead_reap_ms = 60000;
+    /* Across the Internet ICMP is filtered, rate-limited and forgeable
+     * by more parties: trust only silence. */
+    c->refused_suspicion_ms = 0;
   } else if (strcmp(name, "local") == 0) {
     /* One host (tests, loopback): tiny RTT, so short timeouts are safe. */
     lan(c);
@@ -137,6 +148,7 @@ static const tunable tunables[] = {
     UNS("awareness-max", awareness_max, 1, 64),
     {"lifeguard", offsetof(wr_swim_config, lifeguard), 0, 0, 1},
     UNS("confirm-probes", confirm_probes, 0, 16),
+    U64("refused-suspicion-ms", refused_suspicion_ms, 0, 600000),
 };
 #undef U64
 #undef UNS
@@ -147,7 +159,7 @@ const char *const wr_swim_config_names[] = {
     "suspicion-confirmations", "retransmit-mult", "gossip-nodes",
     "gossip-interval-ms", "gossip-to-dead-ms", "push-fanout",
     "sync-interval-ms", "dead-reap-ms", "awareness-max", "lifeguard",
-    "confirm-probes", NULL};
+    "confirm-probes", "refused-suspicion-ms", NULL};
 
 int wr_swim_config_set(wr_swim_config *cfg, const char *name,
                        const char *value, char *err, size_t errlen) {

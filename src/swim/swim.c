@@ -43,6 +43,7 @@ typedef struct swim_susp {
   char id[WR_SWIM_ID_MAX + 1];
   wr_tstamp start, deadline;
   uint64_t min_ms, max_ms;
+  uint64_t refused_ms; /* 0, or the floor once we saw it refused */
   unsigned k, n; /* confirmations wanted for the minimum, and received */
   uint32_t confirmers[SWIM_CONFIRM_MAX]; /* id hashes, accuser first */
 } swim_susp;
@@ -50,7 +51,7 @@ typedef struct swim_susp {
 typedef struct swim_relay {
   int used, nacked;
   uint32_t seq, origin_seq;
-  wr_addr origin;
+  wr_addr origin, target;
   wr_tstamp nack_at, expire_at;
 } swim_relay;
 
@@ -89,11 +90,16 @@ struct wr_swim {
   size_t probe_pos;
   struct {
     int active, acked, indirect_sent;
+    int refused; /* our PING to the target was refused */
     uint32_t seq, inc;
     char target[WR_SWIM_ID_MAX + 1];
     wr_addr addr;
     wr_tstamp timeout_at, end_at;
     unsigned nacks_expected, nacks;
+    /* Relays that saw the target refused (NACK_REFUSED), by id hash:
+     * each is an independent witness, like a confirmation. */
+    unsigned nrefused;
+    uint32_t refused_by[SWIM_CONFIRM_MAX];
   } probe;
   wr_tstamp next_probe_at, next_gossip_at, next_sync_at;
 
@@ -309,6 +315,9 @@ static void susp_retime(swim_susp *s) {
     double raw = (double)s->max_ms - frac * (double)(s->max_ms - s->min_ms);
     t = raw < (double)s->min_ms ? s->min_ms : (uint64_t)floor(raw);
   }
+  /* Seen refused by us and confirmed by k others: no process to wait for
+   * (refused_suspicion_ms in swim.h). */
+  if (s->refused_ms && s->n >= s->k && s->refused_ms < t) t = s->refused_ms;
   s->deadline = s->start + t;
 }
 
@@ -356,16 +365,28 @@ static void susp_start(wr_swim *sw, size_t i, const char *accuser,
   sw->mt.v[i].susp = (uint32_t)slot + 1;
 }
 
-/* Returns 1 when |from| is a new independent confirmer. */
-static int susp_confirm(swim_susp *s, const char *from) {
+/* Returns 1 when the member whose id hashes to |h| is a new independent
+ * confirmer. */
+static int susp_confirm_hash(swim_susp *s, uint32_t h) {
   if (s->n >= s->k) return 0;
-  uint32_t h = id_hash(from);
   for (unsigned j = 0; j <= s->n && j < SWIM_CONFIRM_MAX; j++)
     if (s->confirmers[j] == h) return 0;
   s->n++;
   if (s->n < SWIM_CONFIRM_MAX) s->confirmers[s->n] = h;
   susp_retime(s);
   return 1;
+}
+
+static int susp_confirm(swim_susp *s, const char *from) {
+  return susp_confirm_hash(s, id_hash(from));
+}
+
+/* We saw member |i|'s port refused (ourselves or through a relay). */
+static void susp_refused(wr_swim *sw, size_t i) {
+  swim_susp *s = susp_of(sw, i);
+  if (!s || !sw->cfg.refused_suspicion_ms || s->refused_ms) return;
+  s->refused_ms = scaled(sw, sw->cfg.refused_suspicion_ms);
+  susp_retime(s);
 }
 
 /* ---- state transitions ----------------------------------------------------- */
@@ -421,6 +442,9 @@ static void apply_alive(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
   notify(sw, (size_t)i);
 }
 
+static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
+                          wr_tstamp now);
+
 /* We just heard that member |i| is suspected by someone else: check it
  * ourselves now rather than when the round-robin reaches it. */
 static void confirm_probe(wr_swim *sw, size_t i, wr_tstamp now) {
@@ -446,6 +470,21 @@ static void confirm_probe(wr_swim *sw, size_t i, wr_tstamp now) {
    * path included), stretched by our own awareness. */
   c->deadline = now + scaled(sw, sw->cfg.probe_interval_ms);
   sw->st.probes++;
+}
+
+/* Our confirmation probe |c| went unanswered (or was refused): we
+ * confirm the suspicion, as one more independent witness. */
+static void confirm_failed(wr_swim *sw, swim_confirm *c, int refused,
+                           wr_tstamp now) {
+  c->used = 0;
+  ssize_t i = swim_members_find(&sw->mt, c->id);
+  if (i < 0 || sw->mt.v[i].state != WR_SWIM_SUSPECT ||
+      sw->mt.v[i].incarnation != c->inc)
+    return;
+  wr_swim_update u;
+  member_update(sw, (size_t)i, sw->cfg.id, &u); /* SUSPECT from us */
+  apply_suspect(sw, &u, now);
+  if (refused) susp_refused(sw, (size_t)i);
 }
 
 /* Someone gossips an accusation that our entry for member |i| already
@@ -629,7 +668,25 @@ static void probe_failed(wr_swim *sw, wr_tstamp now) {
   member_update(sw, (size_t)i, sw->cfg.id, &u);
   u.kind = WR_SWIM_UPD_SUSPECT;
   apply_suspect(sw, &u, now);
+  swim_susp *s;
+  if ((sw->probe.refused || sw->probe.nrefused) && sw->cfg.refused_suspicion_ms &&
+      (i = swim_members_find(&sw->mt, sw->probe.target)) >= 0 &&
+      (s = susp_of(sw, (size_t)i)) != NULL) {
+    /* Relays that saw the port refused witnessed it themselves. */
+    for (unsigned j = 0; j < sw->probe.nrefused; j++)
+      susp_confirm_hash(s, sw->probe.refused_by[j]);
+    susp_refused(sw, (size_t)i);
+  }
   push_soon(sw, now);
+}
+
+/* A refused probe needs no timeout: it fails as soon as every relay has
+ * reported a refusal too (with no relays, at once).  A relay that answers
+ * a plain NACK, or none, leaves the probe to its normal end. */
+static void probe_check_refused(wr_swim *sw, wr_tstamp now) {
+  if (sw->probe.active && sw->probe.refused && sw->probe.indirect_sent &&
+      sw->probe.nrefused >= sw->probe.nacks_expected)
+    probe_failed(sw, now);
 }
 
 static void handle_ping_req(wr_swim *sw, const wr_addr *src, wr_tstamp now) {
@@ -653,6 +710,7 @@ static void handle_ping_req(wr_swim *sw, const wr_addr *src, wr_tstamp now) {
   r->used = 1;
   r->seq = o->seq = ++sw->seq;
   r->origin = *src;
+  r->target = p->target_addr;
   r->origin_seq = p->seq;
   /* Nack at 80 % of the timeout so it reaches the prober in time. */
   r->nack_at = now + sw->cfg.probe_timeout_ms * 4 / 5;
@@ -660,12 +718,24 @@ static void handle_ping_req(wr_swim *sw, const wr_addr *src, wr_tstamp now) {
   snprintf(o->target, sizeof o->target, "%s", p->target);
 }
 
-static void handle_ack(wr_swim *sw, const wr_addr *src, int nack) {
+enum { ACK_PLAIN, ACK_NACK, ACK_NACK_REFUSED };
+
+static void handle_ack(wr_swim *sw, const wr_addr *src, int nack,
+                       wr_tstamp now) {
   uint32_t seq = sw->pkt.seq;
   if (sw->probe.active && seq == sw->probe.seq) {
     if (nack) {
       sw->probe.nacks++;
       sw->st.nacks_rx++;
+      if (nack == ACK_NACK_REFUSED && sw->cfg.refused_suspicion_ms &&
+          sw->probe.nrefused < sw->probe.nacks_expected &&
+          sw->probe.nrefused < SWIM_CONFIRM_MAX) {
+        uint32_t h = id_hash(sw->pkt.from);
+        for (unsigned j = 0; j < sw->probe.nrefused; j++)
+          if (sw->probe.refused_by[j] == h) return; /* a repeat */
+        sw->probe.refused_by[sw->probe.nrefused++] = h;
+        probe_check_refused(sw, now);
+      }
     } else {
       sw->probe.active = 0;
       awareness_add(sw, -1);
@@ -779,11 +849,45 @@ int wr_swim_recv(wr_swim *sw, const wr_addr *from, const uint8_t *pkt,
   switch (sw->pkt.type) {
   case WR_SWIM_PING: handle_ping(sw, from); break;
   case WR_SWIM_PING_REQ: handle_ping_req(sw, from, now); break;
-  case WR_SWIM_ACK: handle_ack(sw, from, 0); break;
-  case WR_SWIM_NACK: handle_ack(sw, from, 1); break;
+  case WR_SWIM_ACK: handle_ack(sw, from, ACK_PLAIN, now); break;
+  case WR_SWIM_NACK: handle_ack(sw, from, ACK_NACK, now); break;
+  case WR_SWIM_NACK_REFUSED: handle_ack(sw, from, ACK_NACK_REFUSED, now); break;
   default: break; /* GOSSIP: the updates were the message */
   }
   return 0;
+}
+
+void wr_swim_unreachable(wr_swim *sw, const wr_addr *to, wr_tstamp now) {
+  sw->st.refused++;
+  if (!sw->cfg.refused_suspicion_ms) return;
+  if (sw->probe.active && !sw->probe.refused &&
+      wr_addr_eq(&sw->probe.addr, to)) {
+    /* No point waiting out the probe timeout: ask the relays now. */
+    sw->probe.refused = 1;
+    if (!sw->probe.indirect_sent) probe_indirect(sw);
+    probe_check_refused(sw, now);
+  }
+  for (size_t j = 0; j < SWIM_RELAYS_MAX; j++) {
+    swim_relay *r = &sw->relays[j];
+    if (!r->used || r->nacked || !wr_addr_eq(&r->target, to)) continue;
+    swim_out *o = out_push(sw, WR_SWIM_NACK_REFUSED, &r->origin);
+    if (o) o->seq = r->origin_seq;
+    r->nacked = 1;
+  }
+  for (size_t j = 0; j < SWIM_CONFIRM_PROBES_MAX; j++) {
+    swim_confirm *c = &sw->confirms[j];
+    if (!c->used) continue;
+    ssize_t i = swim_members_find(&sw->mt, c->id);
+    if (i >= 0 && wr_addr_eq(&sw->mt.v[i].gossip, to))
+      confirm_failed(sw, c, 1, now);
+  }
+  /* Any datagram to a suspect (gossip, buddy probes) is a witness too. */
+  for (size_t j = 0; j < sw->nsusp; j++) {
+    if (!sw->susp[j].used || sw->susp[j].refused_ms) continue;
+    ssize_t i = swim_members_find(&sw->mt, sw->susp[j].id);
+    if (i >= 0 && wr_addr_eq(&sw->mt.v[i].gossip, to))
+      susp_refused(sw, (size_t)i);
+  }
 }
 
 static size_t header_size(const wr_swim_packet *p) {
@@ -888,15 +992,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
   }
   for (size_t j = 0; j < SWIM_CONFIRM_PROBES_MAX; j++) {
     swim_confirm *c = &sw->confirms[j];
-    if (!c->used || now < c->deadline) continue;
-    c->used = 0;
-    ssize_t i = swim_members_find(&sw->mt, c->id);
-    if (i < 0 || sw->mt.v[i].state != WR_SWIM_SUSPECT ||
-        sw->mt.v[i].incarnation != c->inc)
-      continue;
-    wr_swim_update u;
-    member_update(sw, (size_t)i, sw->cfg.id, &u); /* SUSPECT from us */
-    apply_suspect(sw, &u, now);
+    if (c->used && now >= c->deadline) confirm_failed(sw, c, 0, now);
   }
   if (sw->probe.active) {
     if (!sw->probe.indirect_sent && now >= sw->probe.timeout_at)

@@ -28,13 +28,30 @@
  * jittered exponential backoff.  A retry re-resolves, so a Kubernetes
  * headless Service that gains its first ready pod is picked up.
  *
+ * Refused datagrams: with refused_suspicion_ms set, the UDP socket has
+ * IP_RECVERR/IPV6_RECVERR on, so the kernel queues an ICMP port
+ * unreachable for a datagram we sent as an entry on the socket's error
+ * queue (with the datagram's destination) instead of dropping it.  The
+ * queue is drained whenever libuv reports the socket readable-with-error
+ * and after any send that failed with ECONNREFUSED, and each entry goes
+ * to wr_swim_unreachable.  The option has a side effect the adapter must
+ * absorb: a queued error is also reported once by the *next* send on the
+ * socket, whatever its destination, which then fails without sending; so
+ * a send failing with ECONNREFUSED is retried once (the report is
+ * consumed by the failure).
+ *
  * Errors on sockets are counted and logged, at most one line per second
  * per kind (with how many were folded in), so a flood of bad traffic does
  * not become a flood of log lines.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <sodium.h>
 #include <uv.h>
@@ -93,6 +110,8 @@ typedef struct sync_conn {
 typedef struct udp_send {
   uv_udp_send_t req;
   wr_swim_uv *u;
+  struct sockaddr_storage to;
+  int retried; /* resent once after a stale ECONNREFUSED */
   size_t len;
   uint8_t data[];
 } udp_send;
@@ -290,10 +309,68 @@ static int on_user_update(wr_swim *sw, const wr_swim_update *up, void *ud) {
 
 /* ---- UDP ---- */
 
+/* Reads every entry of the socket's error queue (IP_RECVERR) and hands
+ * the destinations of refused datagrams to the core.  Bounded: the queue
+ * is capped by the socket's receive buffer, and 256 entries are more
+ * than one tick sends. */
+static int drain_errqueue(wr_swim_uv *u) {
+  uv_os_fd_t fd;
+  int reported = 0;
+  if (!u->cfg.refused_suspicion_ms || uv_fileno((uv_handle_t *)&u->udp, &fd) != 0)
+    return 0;
+  for (int n = 0; n < 256; n++) {
+    struct sockaddr_storage ss;
+    union {
+      char buf[CMSG_SPACE(sizeof(struct sock_extended_err) +
+                          sizeof(struct sockaddr_in6))];
+      struct cmsghdr align;
+    } ctl;
+    uint8_t data[64]; /* the head of our datagram, unused */
+    struct iovec iov = {data, sizeof data};
+    struct msghdr mh = {.msg_name = &ss, .msg_namelen = sizeof ss,
+                        .msg_iov = &iov, .msg_iovlen = 1,
+                        .msg_control = ctl.buf,
+                        .msg_controllen = sizeof ctl.buf};
+    if (recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+      if (!((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
+            (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR)))
+        continue;
+      struct sock_extended_err ee;
+      memcpy(&ee, CMSG_DATA(c), sizeof ee);
+      /* Only "port unreachable" means no process: host/net unreachable
+       * and the rest say nothing about the member itself. */
+      int port_unreach =
+          (ee.ee_origin == SO_EE_ORIGIN_ICMP && ee.ee_type == 3 &&
+           ee.ee_code == 3) ||
+          (ee.ee_origin == SO_EE_ORIGIN_ICMP6 && ee.ee_type == 1 &&
+           ee.ee_code == 4);
+      wr_addr to;
+      if (!port_unreach || from_sockaddr((struct sockaddr *)&ss, &to) != 0)
+        continue;
+      u->st.udp_refused++;
+      wr_swim_unreachable(u->sw, &to, now_ms(u));
+      reported++;
+    }
+  }
+  return reported;
+}
+
 static void on_udp_sent(uv_udp_send_t *req, int status) {
   udp_send *q = (udp_send *)req;
   wr_swim_uv *u = q->u;
   u->st.send_queue--;
+  if (status == UV_ECONNREFUSED && !q->retried && !u->closing) {
+    /* Someone else's refusal, reported by our send (see the top). */
+    q->retried = 1;
+    uv_buf_t b = uv_buf_init((char *)q->data, (unsigned)q->len);
+    if (uv_udp_send(&q->req, &u->udp, &b, 1, (const struct sockaddr *)&q->to,
+                    on_udp_sent) == 0) {
+      u->st.send_queue++;
+      if (drain_errqueue(u)) after_core(u);
+      return;
+    }
+  }
   if (status != 0 && status != UV_ECANCELED) {
     u->st.udp_send_errors++;
     if (log_ok(u, LOG_SEND))
@@ -322,6 +399,9 @@ static void send_one(wr_swim_uv *u, const wr_addr *to, const uint8_t *data,
   /* Datagrams already waiting go first: try_send would overtake them. */
   if (u->st.send_queue == 0) {
     rv = uv_udp_try_send(&u->udp, &b, 1, (const struct sockaddr *)&ss);
+    /* A refusal of an earlier datagram, reported here (see the top). */
+    if (rv == UV_ECONNREFUSED)
+      rv = uv_udp_try_send(&u->udp, &b, 1, (const struct sockaddr *)&ss);
     if (rv >= 0) return;
   }
   if (rv != UV_EAGAIN) {
@@ -347,6 +427,8 @@ static void send_one(wr_swim_uv *u, const wr_addr *to, const uint8_t *data,
     return;
   }
   q->u = u;
+  q->to = ss;
+  q->retried = 0;
   q->len = len;
   memcpy(q->data, data, len);
   b = uv_buf_init((char *)q->data, (unsigned)len);
@@ -391,6 +473,8 @@ static void on_udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf,
   wr_swim_uv *u = h->data;
   (void)buf;
   if (u->closing) return;
+  if ((n < 0 || !addr) && drain_errqueue(u)) after_core(u);
+  if (n == UV_ECONNREFUSED) return; /* the error queue had it */
   if (n < 0) {
     u->st.udp_recv_errors++;
     if (log_ok(u, LOG_RECV))
@@ -1037,6 +1121,20 @@ int wr_swim_uv_start(wr_swim_uv **pu, uv_loop_t *loop,
   u->open_handles = 5;
   const char *step = "udp_bind";
   rv = uv_udp_bind(&u->udp, (const struct sockaddr *)&ss, 0);
+  if (rv == 0 && u->cfg.refused_suspicion_ms) {
+    /* Refusals (see the top); a dual-stack socket reaches IPv4 members
+     * through mapped addresses, so it wants both options. */
+    uv_os_fd_t fd;
+    int one = 1;
+    step = "udp_recverr";
+    rv = uv_fileno((uv_handle_t *)&u->udp, &fd);
+    if (rv == 0 && u->v6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof one) != 0)
+      rv = uv_translate_sys_error(errno);
+    if (rv == 0 && setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) != 0 &&
+        !u->v6)
+      rv = uv_translate_sys_error(errno);
+  }
   if (rv == 0) {
     step = "udp_recv";
     rv = uv_udp_recv_start(&u->udp, on_udp_alloc, on_udp_recv);

@@ -245,6 +245,12 @@ def main():
     check("kill -9: nobody calls a crashed node 'left'", not bad_state,
           str(bad_state))
     inc_dead = max([v[1] for v in first.values()] + [inc_before])
+    # The victim's host is up, so its kernel refused the probes sent to
+    # the dead process's port: the evidence behind the fast verdict.
+    refused = sum(n.metric("warren_swim_port_unreachable_total") or 0
+                  for n in others)
+    check("kill -9: the refused probes were seen and counted", refused > 0,
+          "port_unreachable total=%r" % refused)
 
     # ---- restart with the same id ----
     victim.start()

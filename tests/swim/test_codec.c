@@ -173,7 +173,16 @@ static void test_ping_ack_minimal(void **state) {
   assert_int_equal(n, 1 + 1 + 4 + 3 + 1);
   assert_int_equal(wr_swim_decode(buf, (size_t)n, &q), 0);
   assert_int_equal(q.type, WR_SWIM_GOSSIP);
-  buf[1] = WR_SWIM_GOSSIP + 1;
+  /* NACK_REFUSED is a bare NACK with its own type; the next type
+   * number is unknown and refused. */
+  p.type = WR_SWIM_NACK_REFUSED;
+  n = wr_swim_encode(&p, buf, sizeof buf);
+  assert_int_equal(n, 1 + 1 + 4 + 3 + 1);
+  assert_int_equal(wr_swim_decode(buf, (size_t)n, &q), 0);
+  assert_int_equal(q.type, WR_SWIM_NACK_REFUSED);
+  buf[1] = WR_SWIM_MSG_TYPE_MAX + 1;
+  assert_int_equal(wr_swim_decode(buf, (size_t)n, &q), WR_ERR_PROTO);
+  buf[1] = 0;
   assert_int_equal(wr_swim_decode(buf, (size_t)n, &q), WR_ERR_PROTO);
 }
 

@@ -25,11 +25,13 @@ static wr_addr addr(int i) {
 }
 
 static unsigned confirm_probes = 4;
+static uint64_t refused_ms = 1000;
 
 static void make_core(int members, int lifeguard) {
   wr_swim_config c;
   wr_swim_config_default(&c);
   c.confirm_probes = confirm_probes;
+  c.refused_suspicion_ms = refused_ms;
   c.suspicion_mult = 4; /* memberlist's, so the numbers below are its */
   strcpy(c.id, "me");
   c.gossip = addr(200);
@@ -450,6 +452,153 @@ static void test_confirm_probe(void **state) {
   wr_swim_del(sw);
 }
 
+/* Ticks until our next round-robin probe leaves; returns its target's
+ * id in |target| and its address and seq. */
+static void own_probe(char *target, wr_addr *to, uint32_t *seq) {
+  wr_swim_packet p;
+  for (int steps = 0; steps < 400; steps++) {
+    wr_swim_tick(sw, now);
+    while (next_out(&p, to))
+      if (p.type == WR_SWIM_PING && p.target[0]) {
+        strcpy(target, p.target);
+        *seq = p.seq;
+        return;
+      }
+    now += 10;
+  }
+  fail_msg("no probe in 4 s");
+}
+
+/* The PING_REQs queued now: their relays' ids into |relays|. */
+static int ping_reqs(char relays[][16], const char *target) {
+  wr_swim_packet p;
+  wr_addr to;
+  int n = 0;
+  while (next_out(&p, &to))
+    if (p.type == WR_SWIM_PING_REQ) {
+      assert_string_equal(p.target, target);
+      snprintf(relays[n++], 16, "m%d", to.ip[3]);
+    }
+  return n;
+}
+
+/* ICMP port unreachable (wr_swim_unreachable): a refused probe asks the
+ * relays at once instead of after the probe timeout; when every relay
+ * reports a refusal too, the probe fails at once, the relays count as
+ * the k confirmations, and the member dies after refused_suspicion_ms
+ * (1 s) instead of 4 s.  A plain NACK leaves the probe to its normal end
+ * and the suspicion unconfirmed; an ACK through a relay clears it all;
+ * with refused_suspicion_ms = 0 refusals change nothing. */
+static void test_refused_probe(void **state) {
+  (void)state;
+  char target[16], relays[8][16];
+  wr_addr to;
+  uint32_t seq;
+
+  make_core(9, 1);
+  own_probe(target, &to, &seq);
+  wr_tstamp t0 = now;
+  wr_swim_unreachable(sw, &to, now);
+  int n = ping_reqs(relays, target);
+  assert_int_equal(n, 3);
+  for (int j = 0; j < n; j++) {
+    expect(target, WR_SWIM_ALIVE, 0);
+    feed_msg(WR_SWIM_NACK_REFUSED, seq, relays[j], NULL);
+    feed_msg(WR_SWIM_NACK_REFUSED, seq, relays[j], NULL); /* a repeat */
+  }
+  expect(target, WR_SWIM_SUSPECT, 0);
+  wr_tstamp t = time_to_dead(target, 30000);
+  assert_true(now - t0 >= 990 && now - t0 <= 1020);
+  (void)t;
+  wr_swim_stats st;
+  wr_swim_get_stats(sw, &st);
+  assert_int_equal(st.refused, 1);
+  wr_swim_del(sw);
+
+  /* Relays that only time out: the probe ends with its round and the
+   * suspicion waits for confirmations (max 24 s here, none come). */
+  confirm_probes = 0;
+  make_core(9, 1);
+  own_probe(target, &to, &seq);
+  t0 = now;
+  wr_swim_unreachable(sw, &to, now);
+  n = ping_reqs(relays, target);
+  for (int j = 0; j < n; j++) feed_msg(WR_SWIM_NACK, seq, relays[j], NULL);
+  expect(target, WR_SWIM_ALIVE, 0);
+  t = time_to_dead(target, 30000);
+  assert_true(now - t0 > 20000);
+  wr_swim_del(sw);
+  confirm_probes = 4;
+
+  /* An ACK relayed from the target: nothing happened. */
+  make_core(9, 1);
+  own_probe(target, &to, &seq);
+  wr_swim_unreachable(sw, &to, now);
+  n = ping_reqs(relays, target);
+  feed_msg(WR_SWIM_NACK_REFUSED, seq, relays[0], NULL);
+  feed_msg(WR_SWIM_ACK, seq, relays[1], NULL);
+  now += 2000;
+  wr_swim_tick(sw, now);
+  expect(target, WR_SWIM_ALIVE, 0);
+  wr_swim_del(sw);
+
+  /* Refusals ignored: the relays are asked only after the timeout. */
+  refused_ms = 0;
+  make_core(9, 1);
+  own_probe(target, &to, &seq);
+  wr_swim_unreachable(sw, &to, now);
+  assert_int_equal(ping_reqs(relays, target), 0);
+  wr_swim_del(sw);
+  refused_ms = 1000;
+}
+
+/* A relay whose ping of the target is refused says so at once
+ * (NACK_REFUSED under the requester's seq), and not again at 80 %. */
+static void test_refused_relay(void **state) {
+  (void)state;
+  make_core(0, 1);
+  now += 100;
+  wr_swim_packet p;
+  wr_addr to;
+  feed_msg(WR_SWIM_PING_REQ, 78, "m9", "m2");
+  assert_int_equal(next_out(&p, &to), WR_SWIM_PING);
+  wr_swim_unreachable(sw, &to, now);
+  assert_int_equal(next_out(&p, &to), WR_SWIM_NACK_REFUSED);
+  assert_int_equal(p.seq, 78);
+  assert_int_equal(to.ip[3], 9);
+  now += 500;
+  wr_swim_tick(sw, now);
+  assert_int_equal(next_out(&p, &to), 0);
+  /* Someone else's address refused: nothing to say. */
+  feed_msg(WR_SWIM_PING_REQ, 79, "m9", "m3");
+  assert_int_equal(next_out(&p, &to), WR_SWIM_PING);
+  wr_addr other = addr(4);
+  wr_swim_unreachable(sw, &other, now);
+  assert_int_equal(next_out(&p, &to), 0);
+  wr_swim_del(sw);
+}
+
+/* A confirmation probe that is refused confirms at once; with a second
+ * confirmation the suspicion ends refused_suspicion_ms after it began. */
+static void test_refused_confirm(void **state) {
+  (void)state;
+  make_core(9, 1);
+  wr_tstamp t0 = now;
+  wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
+  feed(&u);
+  wr_addr m1 = addr(1);
+  wr_swim_unreachable(sw, &m1, now);
+  /* One confirmation (ours): 11.38 s, refused or not. */
+  expect("m1", WR_SWIM_SUSPECT, 0);
+  u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
+  strcpy(u.from, "m7");
+  now += 300;
+  feed(&u);
+  time_to_dead("m1", 30000);
+  assert_true(now - t0 >= 1000 && now - t0 <= 1020);
+  wr_swim_del(sw);
+}
+
 /* Probes into silence raise awareness (no nacks came back either), which
  * stretches the probe period; acks bring it back down. */
 static void test_awareness(void **state) {
@@ -646,6 +795,9 @@ int main(void) {
       cmocka_unit_test(test_self_refutation),
       cmocka_unit_test(test_suspicion_timer),
       cmocka_unit_test(test_confirm_probe),
+      cmocka_unit_test(test_refused_probe),
+      cmocka_unit_test(test_refused_relay),
+      cmocka_unit_test(test_refused_confirm),
       cmocka_unit_test(test_awareness),
       cmocka_unit_test(test_bqueue_order_and_limits),
       cmocka_unit_test(test_member_table),
