@@ -1019,8 +1019,12 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
     apply_dead(sw, &u, now, 0);
     push_soon(sw, now);
   }
-  if (now >= sw->next_gossip_at) {
-    if (sw->bq.n) gossip_to(sw, sw->cfg.gossip_nodes, now);
+  /* The gossip clock only runs while there is something to gossip: a
+   * node with an empty queue passes news on the moment it arrives
+   * (wr_swim_deadline makes that tick due at once) instead of at a tick
+   * phase set by whatever unrelated timer ran last. */
+  if (now >= sw->next_gossip_at && sw->bq.n) {
+    gossip_to(sw, sw->cfg.gossip_nodes, now);
     sw->next_gossip_at = now + sw->cfg.gossip_interval_ms;
   }
   reap(sw, now);
