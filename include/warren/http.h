@@ -149,10 +149,15 @@ void wr_http_resp_del(wr_http_resp *h);
                                  response says "Connection: keep-alive" */
 /* Called once per forwarded request, in order, with its WR_HTTP_EXP_*
  * flags.  Returns 0, WR_ERR_INVAL for unknown flags, WR_ERR_NOMEM, or
- * WR_ERR_LIMIT when WR_HTTP_MAX_PIPELINE responses are already owed (stop
- * reading the visitor until one ends). */
+ * WR_ERR_LIMIT when WR_HTTP_MAX_PIPELINE responses are already owed.  An
+ * adapter keeps below that by not parsing the next request while
+ * wr_http_resp_owed() is at its own limit (stop reading the visitor, keep
+ * the unparsed bytes, go on when a response ends). */
 #define WR_HTTP_MAX_PIPELINE 1024
 int wr_http_resp_expect(wr_http_resp *h, unsigned flags);
+/* Responses owed: requests passed to wr_http_resp_expect() whose final
+ * response has not ended (an interim 1xx does not end one). */
+size_t wr_http_resp_owed(const wr_http_resp *h);
 /* Response events: HEAD (ev.data/len is the rewritten head to forward,
  * valid until the next call; status, keep_alive), BODY, END; 1xx interim
  * heads (100, 103) come as HEAD then

@@ -22,12 +22,17 @@
  *           Expiry: 504 (nginx's proxy_send_timeout).
  *   BODY    a request is being forwarded and we wait for the visitor's
  *           next body bytes: body_ms since the last ones.  Expiry: 408.
- *   HEAD    no request yet on this connection: head_ms since the
- *           connection opened or the visitor's last bytes.  Expiry: 408
+ *   HEAD    part of a request head has been read and the head is not
+ *           complete: head_ms in total, from the moment the head became
+ *           the visitor's turn (its first bytes, or the end of the last
+ *           response owed when the visitor pipelined them); later bytes
+ *           do not re-arm it, so a head trickled a byte at a time still
+ *           ends at the deadline (slowloris).  Also a new connection
+ *           before its first bytes: head_ms since it opened.  Expiry: 408
  *           when part of a head is buffered, else a quiet close.
- *   IDLE    between requests on a keep-alive connection: idle_ms since
- *           the state began (bytes of a next head do not re-arm it).
- *           Expiry: as HEAD.
+ *   IDLE    between requests on a keep-alive connection, before any byte
+ *           of the next head: idle_ms since the state began.  The first
+ *           bytes of a head move the connection to HEAD.  Expiry: as HEAD.
  *
  * The struct is embedded in the caller's connection (no allocation, like a
  * libuv handle); its fields are private.
@@ -64,6 +69,7 @@ typedef struct wr_http_timer {
   int blocked;           /* request bytes wait for stream credit */
   int upgraded;
   int served;            /* a request was seen: IDLE, not HEAD */
+  int head_part;         /* part of the next head was read */
   wr_http_wait wait;
   wr_tstamp since;       /* when the current wait began or was re-armed */
 } wr_http_timer;
@@ -71,8 +77,14 @@ typedef struct wr_http_timer {
 /* A new connection: HEAD from |now|. */
 void wr_http_timer_init(wr_http_timer *t, const wr_http_timer_config *cfg,
                         wr_tstamp now);
-/* Bytes arrived from the visitor (any, before they are parsed). */
+/* Bytes arrived from the visitor (any, before they are parsed).  They
+ * re-arm BODY only: a head has one deadline however it is split. */
 void wr_http_timer_visitor_bytes(wr_http_timer *t, wr_tstamp now);
+/* After a read: part of a request head is held and the head is not
+ * complete (the parser buffers it, or it waits unparsed).  The first call
+ * after a request head (or on a new connection) starts the head's
+ * deadline; later calls change nothing. */
+void wr_http_timer_head_part(wr_http_timer *t, wr_tstamp now);
 /* A request head was routed and is being forwarded. */
 void wr_http_timer_req_head(wr_http_timer *t, int expect_continue,
                             wr_tstamp now);

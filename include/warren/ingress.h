@@ -32,7 +32,10 @@ typedef struct wr_ingress_config {
   uint64_t idle_timeout_ms;      /* idle keep-alive visitors are closed;
                                     a visitor this long silent in the
                                     middle of a request body -> 408 */
-  uint64_t head_timeout_ms;      /* a request head must arrive by then */
+  uint64_t head_timeout_ms;      /* a request head must be complete this
+                                    long after its first byte (in total,
+                                    not between reads), else 408; also how
+                                    long a new connection may stay silent */
   uint64_t gone_grace_ms;        /* a dropped tunnel's name answers 502
                                     "reconnecting" this long, then 404 */
   const char *proxy_from;        /* "IP,IP,...": peers (load balancers)

@@ -35,6 +35,7 @@ static const opt_field fields[] = {
     {"gossip-set", offsetof(wr_node_opts, gossip_set), sizeof(((wr_node_opts *)0)->gossip_set)},
     {"upstream-timeout", offsetof(wr_node_opts, upstream_ms), 0},
     {"idle-timeout", offsetof(wr_node_opts, idle_ms), 0},
+    {"head-timeout", offsetof(wr_node_opts, head_ms), 0},
 };
 
 void wr_node_opts_init(wr_node_opts *o) {
@@ -42,6 +43,7 @@ void wr_node_opts_init(wr_node_opts *o) {
   snprintf(o->admin, sizeof o->admin, "127.0.0.1:9081");
   o->upstream_ms = 60000;
   o->idle_ms = 75000;
+  o->head_ms = 30000;
 }
 
 int wr_node_opts_set(wr_node_opts *o, const char *key, const char *value) {

@@ -10,6 +10,7 @@
  *   domain = tunnels.example.com
  *   key-file = /etc/warren/cluster.key
  *   upstream-timeout = 60000
+ *   head-timeout = 30000
  *   gossip = 10.0.0.5:7946
  *   join = dns:warren-headless.default.svc.cluster.local:7946
  *   gossip-profile = lan
@@ -35,11 +36,11 @@ typedef struct wr_node_opts {
   char proxy_from[800];
   char region[64], tags[256], gossip_profile[16]; /* validated by main.c */
   char gossip_set[1024]; /* "k=v,k=v" gossip tunables, checked by main.c */
-  uint64_t upstream_ms, idle_ms;
+  uint64_t upstream_ms, idle_ms, head_ms;
   char err[300]; /* the first error, one line, when a call fails */
 } wr_node_opts;
 
-/* Defaults: admin 127.0.0.1:9081, upstream 60 s, idle 75 s. */
+/* Defaults: admin 127.0.0.1:9081, upstream 60 s, idle 75 s, head 30 s. */
 void wr_node_opts_init(wr_node_opts *o);
 
 /*

@@ -73,7 +73,7 @@ static const char usage_node[] =
     "                   [--gossip-profile lan|wan|local] [--region R]\n"
     "                   [--gossip-set K=V,...]\n"
     "                   [--tags K=V,...] [--upstream-timeout MS]\n"
-    "                   [--idle-timeout MS]\n"
+    "                   [--idle-timeout MS] [--head-timeout MS]\n"
     "                   [--proxy-protocol-from IP,...]\n"
     "\n"
     "  --id ID              this node's name in the mesh\n"
@@ -105,6 +105,10 @@ static const char usage_node[] =
     "  --idle-timeout MS    close idle keep-alive visitors, and answer 408\n"
     "                       to one whose request body stalls this long\n"
     "                       (default 75000)\n"
+    "  --head-timeout MS    a request head must be complete within MS of its\n"
+    "                       first byte, however it trickles in (else 408\n"
+    "                       and close); also how long a new connection may\n"
+    "                       stay silent (default 30000)\n"
     "  --proxy-protocol-from IP,...  connections from these load balancers\n"
     "                       start with a PROXY v1/v2 header; X-Forwarded-For\n"
     "                       then carries the real client address\n"
@@ -583,7 +587,8 @@ static int start_admin(app *a, const char *listen, const char *token) {
 static int start_ingress(app *a, const char *listen, const char *domain,
                          const uint8_t secret[32], const char *token,
                          uint64_t upstream_ms, uint64_t idle_ms,
-                         const char *proxy_from, wr_metrics *m) {
+                         uint64_t head_ms, const char *proxy_from,
+                         wr_metrics *m) {
   wr_ingress_config ic;
   memset(&ic, 0, sizeof ic);
   ic.listen = listen;
@@ -594,6 +599,7 @@ static int start_ingress(app *a, const char *listen, const char *domain,
   ic.token = token;
   ic.upstream_timeout_ms = upstream_ms;
   ic.idle_timeout_ms = idle_ms;
+  ic.head_timeout_ms = head_ms;
   ic.proxy_from = proxy_from;
   ic.metrics = m;
   int rv = wr_ingress_start(&a->ig, a->loop, &ic);
@@ -867,7 +873,7 @@ static int cmd_node(int argc, char **argv) {
   const char *gossip = o.gossip[0] ? o.gossip : NULL;
   const char *join = o.join[0] ? o.join : NULL;
   const char *proxy_from = o.proxy_from[0] ? o.proxy_from : NULL;
-  uint64_t upstream = o.upstream_ms, idle = o.idle_ms;
+  uint64_t upstream = o.upstream_ms, idle = o.idle_ms, head = o.head_ms;
   if (!id[0]) return usage_error("node needs %s", "--id");
   if (!http[0]) return usage_error("node needs %s", "--http");
   if (!domain[0]) return usage_error("node needs %s", "--domain");
@@ -942,7 +948,7 @@ static int cmd_node(int argc, char **argv) {
     app_stop(&a, 1);
     return run_loop(&a);
   }
-  if (start_ingress(&a, http, domain, secret, token, upstream, idle,
+  if (start_ingress(&a, http, domain, secret, token, upstream, idle, head,
                     proxy_from, wr_admin_metrics(a.admin)) != 0) {
     sodium_memzero(secret, sizeof secret);
     app_stop(&a, 1);
@@ -1049,7 +1055,7 @@ static int cmd_http(int argc, char **argv) {
     snprintf(a.id, sizeof a.id, "embedded");
     snprintf(a.http, sizeof a.http, "%s", listen);
     if (wr_metrics_new(&a.metrics, NULL) != 0) a.metrics = NULL;
-    if (start_ingress(&a, listen, "localhost", secret, token, upstream, 0,
+    if (start_ingress(&a, listen, "localhost", secret, token, upstream, 0, 0,
                       NULL, a.metrics) != 0) {
       sodium_memzero(secret, sizeof secret);
       app_stop(&a, 1);

@@ -1207,6 +1207,8 @@ int wr_http_resp_expect(wr_http_resp *h, unsigned flags) {
   return 0;
 }
 
+size_t wr_http_resp_owed(const wr_http_resp *h) { return h->q_len; }
+
 int wr_http_resp_pending(const wr_http_resp *h) {
   return h->q_len > 0 && h->e.state != ST_DEAD && !h->eof;
 }

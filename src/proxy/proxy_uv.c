@@ -13,7 +13,8 @@
  * within credit.  When the stream takes less, the rest of the span (it
  * points into the parser's head buffer or our read buffer, both stable
  * until the next feed) and the unparsed input wait, and reading stops
- * until stream_writable.
+ * until stream_writable.  The unparsed input waits the same way, before
+ * the next head, while PIPELINE_MAX responses are owed, until one ends.
  *
  * Tunnel -> visitor: each DATA buffer is parsed (to find response ends,
  * 101 upgrades, garbage); response heads are replaced by their rewritten
@@ -52,6 +53,16 @@
  * before: 73 syscalls per MiB). */
 #define VBATCH 64
 #define TUNNEL_PATH "GET /_warren/tunnel "
+/*
+ * Responses a visitor may have owed at once on one connection before we
+ * stop reading it (docs/HTTP.md, "Pipelining").  Why 32: the deepest
+ * pipelining seen in practice is benchmark clients at 16 (TechEmpower's
+ * plaintext test), which should never pause; browsers do not pipeline at
+ * all.  The limit bounds how many requests we push at an origin that has
+ * not answered yet; bytes are bounded by stream credit either way.  It
+ * sits well below the parser's hard cap (WR_HTTP_MAX_PIPELINE).
+ */
+#define PIPELINE_MAX 32
 
 typedef struct tunnel tunnel;
 typedef struct tlink tlink;
@@ -97,6 +108,9 @@ struct vconn {
   size_t span_len;
   int reading, read_eof, closing, close_after_write, handed_off, no_more;
   int tunnel_upgrade, upgraded, req_upgrade, last_head_final;
+  int in_req;                  /* a request head went, its END not yet */
+  int paused;                  /* reads stopped at PIPELINE_MAX owed
+                                  since they last started (one count) */
   int resp_started;            /* a final response head went out and its
                                   response has not ended */
   int answered;                /* our own error page is being written */
@@ -154,7 +168,8 @@ struct wr_ingress {
   void (*done)(void *);
   void *done_ud;
   /* metrics */
-  uint64_t *m_requests, *m_bad, *m_404, *m_502, *m_504, *m_tunnel_bad;
+  uint64_t *m_requests, *m_bad, *m_404, *m_408, *m_502, *m_504;
+  uint64_t *m_tunnel_bad, *m_head_timeouts, *m_pipeline_pauses;
   int64_t *g_tunnels, *g_visitors;
 };
 
@@ -344,6 +359,7 @@ static void stop_reading(vconn *v) {
 static void vconn_answer(vconn *v, int status, const char *detail,
                          const char *host, const char *name) {
   uint64_t *counter = status == 404   ? v->ig->m_404
+                      : status == 408 ? v->ig->m_408
                       : status == 502 ? v->ig->m_502
                       : status == 504 ? v->ig->m_504
                                       : NULL;
@@ -425,9 +441,18 @@ static void vconn_on_timer(uv_timer_t *t) {
     return;
   case WR_HTTP_WAIT_HEAD:
   case WR_HTTP_WAIT_IDLE:
-    if (wr_http_req_buffered(v->req) > 0)
+    /* No response is in progress in these states, so a 408 cannot land
+     * inside one.  A connection that never sent a byte is closed quietly
+     * and not counted: browsers open spare connections they may not use. */
+    if (wr_http_req_buffered(v->req) > 0 ||
+        (v->in_len > 0 && !v->expect_proxy)) {
+      if (v->ig->m_head_timeouts) (*v->ig->m_head_timeouts)++;
+      WR_LOG_DEBUGF("ingress", "head_timeout", "peer=%s buffered=%zu",
+                    v->peer, wr_http_req_buffered(v->req) + v->in_len);
       vconn_error(v, 408, "the request head did not arrive in time");
-    else vconn_close(v); /* idle keep-alive */
+    } else {
+      vconn_close(v); /* idle keep-alive */
+    }
     return;
   }
 }
@@ -1022,10 +1047,16 @@ static int on_request_head(vconn *v, const wr_http_ev *ev) {
     tl->vconns = v;
     tl->nstreams++;
   }
-  if (wr_http_resp_expect(v->resp, ev->resp_flags) != 0) {
-    vconn_error(v, 500, "too many pipelined requests");
+  /* process() pauses reading before PIPELINE_MAX responses are owed, so
+   * only running out of memory fails here. */
+  int rv = wr_http_resp_expect(v->resp, ev->resp_flags);
+  if (rv != 0) {
+    char d[120];
+    snprintf(d, sizeof d, "cannot forward the request (%s)", wr_strerror(rv));
+    vconn_error(v, 500, d);
     return -1;
   }
+  v->in_req = 1;
   if (ev->upgrade) v->req_upgrade = 1;
   wr_http_timer_req_head(&v->wt, ev->expect_continue, uv_now(ig->loop));
   return 0;
@@ -1071,11 +1102,22 @@ static void start_reading(vconn *v) {
   if (!v->reading && !v->read_eof && !v->closing && !v->handed_off &&
       !v->no_more) {
     v->reading = 1;
+    v->paused = 0;
     uv_read_start((uv_stream_t *)v->tcp, vconn_on_alloc, vconn_on_read);
   }
 }
 
 static void process(vconn *v);
+
+/* Between requests with PIPELINE_MAX responses owed: the next head must
+ * wait.  Only between requests, so the request in progress always
+ * completes and every response owed can be answered without more input
+ * from the visitor (no deadlock); an upgrade request's raw bytes wait
+ * too, until its 101 (docs/HTTP.md suggests not reading there anyway). */
+static int pipeline_full(const vconn *v) {
+  return !v->in_req && !v->tunnel_upgrade &&
+         wr_http_resp_owed(v->resp) >= PIPELINE_MAX;
+}
 
 /* Forwards what can be forwarded, then arms the timer for what is left
  * to wait for. */
@@ -1092,6 +1134,18 @@ static void process(vconn *v) {
   }
   v->span = NULL;
   while (!v->closing) {
+    if (pipeline_full(v)) {
+      /* The unparsed bytes stay at rbuf + in_off (nothing reads into
+       * rbuf while reading is stopped) and are parsed when a response
+       * ends (tl_on_data).  Their head's deadline starts then. */
+      stop_reading(v);
+      if (!v->paused && v->ig->m_pipeline_pauses)
+        (*v->ig->m_pipeline_pauses)++;
+      v->paused = 1;
+      if (v->in_len > 0)
+        wr_http_timer_head_part(&v->wt, uv_now(v->ig->loop));
+      return;
+    }
     wr_http_ev ev;
     wr_ssize n = wr_http_req_feed(
         v->req, v->rbuf ? v->rbuf + v->in_off : NULL, v->in_len, &ev);
@@ -1103,7 +1157,10 @@ static void process(vconn *v) {
     v->in_len -= (size_t)n;
     switch (ev.type) {
     case WR_HTTP_EV_NONE:
-      /* All input consumed. */
+      /* All input consumed; a head cut by the read's end starts (or
+       * keeps) its deadline. */
+      if (wr_http_req_buffered(v->req) > 0)
+        wr_http_timer_head_part(&v->wt, uv_now(v->ig->loop));
       if (v->rbuf && !v->close_after_write) {
         free(v->rbuf);
         v->rbuf = NULL;
@@ -1127,6 +1184,7 @@ static void process(vconn *v) {
       v->span_len = ev.len;
       break;
     case WR_HTTP_EV_END:
+      v->in_req = 0;
       if (!v->tunnel_upgrade)
         wr_http_timer_req_end(&v->wt, uv_now(v->ig->loop));
       if (!ev.keep_alive && !ev.upgrade && !v->tunnel_upgrade) {
@@ -1339,10 +1397,21 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
                        &ig->m_bad);
     wr_metrics_counter(m, "warren_http_responses_total", "code", "404",
                        "Error responses generated by the node.", &ig->m_404);
+    wr_metrics_counter(m, "warren_http_responses_total", "code", "408",
+                       "Error responses generated by the node.", &ig->m_408);
     wr_metrics_counter(m, "warren_http_responses_total", "code", "502",
                        "Error responses generated by the node.", &ig->m_502);
     wr_metrics_counter(m, "warren_http_responses_total", "code", "504",
                        "Error responses generated by the node.", &ig->m_504);
+    wr_metrics_counter(m, "warren_http_head_timeouts_total", NULL, NULL,
+                       "Visitor connections closed (408) because a started "
+                       "request head was not complete within the head "
+                       "timeout.",
+                       &ig->m_head_timeouts);
+    wr_metrics_counter(m, "warren_http_pipeline_pauses_total", NULL, NULL,
+                       "Times reading a visitor stopped because it had the "
+                       "most pipelined requests owed (32).",
+                       &ig->m_pipeline_pauses);
     wr_metrics_counter(m, "warren_rx_malformed_total", "source", "tunnel",
                        "Malformed or unauthenticated input dropped.",
                        &ig->m_tunnel_bad);

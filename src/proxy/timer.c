@@ -10,6 +10,14 @@
  * iff ends > resps.  A response may also end before its request does (an
  * origin answering 413 to an upload); then resps == heads while the
  * request is still open, and the visitor's body is what we wait for.
+ *
+ * A head is timed in total, not between reads: re-arming on every read
+ * let a visitor that sends one byte every few seconds hold a connection
+ * (and its buffers) forever, the slowloris attack.  head_part marks that
+ * the next head has begun; it turns IDLE into HEAD (IDLE is only the wait
+ * for a first byte) and, being set once, re-arms once.  HAProxy splits
+ * the same way: "timeout http-keep-alive" until a request starts to
+ * arrive, then "timeout http-request" for the whole head.
  */
 #include <string.h>
 
@@ -22,7 +30,7 @@ static wr_http_wait compute(const wr_http_timer *t) {
     if (t->cont_wait && t->heads > t->resps) return WR_HTTP_WAIT_ORIGIN;
     return t->blocked ? WR_HTTP_WAIT_SEND : WR_HTTP_WAIT_BODY;
   }
-  return t->served ? WR_HTTP_WAIT_IDLE : WR_HTTP_WAIT_HEAD;
+  return t->served && !t->head_part ? WR_HTTP_WAIT_IDLE : WR_HTTP_WAIT_HEAD;
 }
 
 static void update(wr_http_timer *t, wr_tstamp now) {
@@ -46,7 +54,19 @@ void wr_http_timer_visitor_bytes(wr_http_timer *t, wr_tstamp now) {
    * visitor is sending, so its silence is what counts from here. */
   if (t->req_open) t->cont_wait = 0;
   update(t, now);
-  if (t->wait == WR_HTTP_WAIT_HEAD || t->wait == WR_HTTP_WAIT_BODY)
+  if (t->wait == WR_HTTP_WAIT_BODY) t->since = now;
+}
+
+void wr_http_timer_head_part(wr_http_timer *t, wr_tstamp now) {
+  if (t->head_part || t->req_open) return;
+  t->head_part = 1;
+  /* From IDLE this is a change of state, which re-arms.  On a new
+   * connection the state stays HEAD, so re-arm here: the deadline counts
+   * from the head's first bytes, not from the connect.  Behind responses
+   * still owed (pipelining) the head's time starts when they end. */
+  wr_http_wait before = t->wait;
+  update(t, now);
+  if (before == WR_HTTP_WAIT_HEAD && t->wait == WR_HTTP_WAIT_HEAD)
     t->since = now;
 }
 
@@ -57,6 +77,7 @@ void wr_http_timer_req_head(wr_http_timer *t, int expect_continue,
   t->cont_wait = expect_continue != 0;
   t->blocked = 0;
   t->served = 1;
+  t->head_part = 0;
   update(t, now);
 }
 

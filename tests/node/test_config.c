@@ -24,6 +24,10 @@ static void test_defaults_and_flags(void **state) {
   assert_int_equal(o.upstream_ms, 2500);
   assert_int_equal(wr_node_opts_set(&o, "upstream-timeout", "0"), -1);
   assert_non_null(strstr(o.err, "milliseconds"));
+  assert_int_equal(o.head_ms, 30000);
+  assert_int_equal(wr_node_opts_set(&o, "head-timeout", "1000"), 0);
+  assert_int_equal(o.head_ms, 1000);
+  assert_int_equal(wr_node_opts_set(&o, "head-timeout", "0"), -1);
   assert_int_equal(wr_node_opts_set(&o, "idle-timeout", "-5"), -1);
   assert_int_equal(wr_node_opts_set(&o, "idle-timeout", "12x"), -1);
   assert_int_equal(wr_node_opts_set(&o, "idle-timeout", ""), -1);
@@ -48,7 +52,8 @@ static void test_ini(void **state) {
                     "domain = t.example.com\n"
                     "key-file = /etc/warren/cluster.key\n"
                     "proxy-protocol-from = 10.0.0.5,10.0.0.6\n"
-                    "idle-timeout = 30000\n";
+                    "idle-timeout = 30000\n"
+                    "head-timeout = 5000\n";
   assert_int_equal(wr_node_opts_parse_ini(&o, ini), 0);
   assert_string_equal(o.id, "edge-1");
   assert_string_equal(o.http, "0.0.0.0:80");
@@ -56,6 +61,7 @@ static void test_ini(void **state) {
   assert_string_equal(o.key_file, "/etc/warren/cluster.key");
   assert_string_equal(o.proxy_from, "10.0.0.5,10.0.0.6");
   assert_int_equal(o.idle_ms, 30000);
+  assert_int_equal(o.head_ms, 5000);
   assert_string_equal(o.admin, "127.0.0.1:9081");
 }
 

@@ -958,13 +958,40 @@ static void test_resp_pipeline_limit(void **state) {
   failmalloc_init(&fm, 0);
   wr_http_resp *h;
   assert_int_equal(wr_http_resp_new(&h, 0, &fm.mem), 0);
+  assert_int_equal(wr_http_resp_owed(h), 0);
   for (int i = 0; i < WR_HTTP_MAX_PIPELINE; i++)
     assert_int_equal(wr_http_resp_expect(h, 0), 0);
+  assert_int_equal(wr_http_resp_owed(h), WR_HTTP_MAX_PIPELINE);
   assert_int_equal(wr_http_resp_expect(h, 0), WR_ERR_LIMIT);
   assert_int_equal(wr_http_resp_expect(h, 16), WR_ERR_INVAL);
   assert_int_equal(wr_http_resp_pending(h), 1);
   wr_http_resp_del(h);
   assert_int_equal(fm.live, 0);
+  /* What the ingress pauses on: owed counts final responses only (an
+   * interim 100 does not end one), one less per END. */
+  assert_int_equal(wr_http_resp_new(&h, 0, NULL), 0);
+  for (int i = 0; i < 3; i++) assert_int_equal(wr_http_resp_expect(h, 0), 0);
+  const char *two = "HTTP/1.1 100 Continue\r\n\r\n"
+                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                    "HTTP/1.1 204 No Content\r\n\r\n";
+  const uint8_t *p = (const uint8_t *)two;
+  size_t len = strlen(two);
+  size_t owed_at_end[4], nend = 0;
+  for (;;) {
+    wr_http_ev ev;
+    wr_ssize r = wr_http_resp_feed(h, p, len, &ev);
+    assert_true(r >= 0);
+    p += r;
+    len -= (size_t)r;
+    if (ev.type == WR_HTTP_EV_NONE) break;
+    if (ev.type == WR_HTTP_EV_END && nend < 4)
+      owed_at_end[nend++] = wr_http_resp_owed(h);
+  }
+  assert_int_equal(nend, 3);
+  assert_int_equal(owed_at_end[0], 3); /* the 100 */
+  assert_int_equal(owed_at_end[1], 2);
+  assert_int_equal(owed_at_end[2], 1);
+  wr_http_resp_del(h);
   /* Failing allocations. */
   for (long k = 1; k < 10; k++) {
     failmalloc_init(&fm, k);

@@ -2,7 +2,7 @@
  * Tests for src/proxy/timer.c with a hand-driven clock: which side's
  * silence is timed (docs/HTTP.md, "Timers"), for slow uploads, silent
  * origins, pipelining, 100-continue, early answers, missing credit,
- * upgrades and keep-alive.
+ * upgrades, keep-alive, and heads timed in total (slowloris).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -108,9 +108,12 @@ static void test_response_bytes(void **state) {
   expect(&t, WR_HTTP_WAIT_NONE, WR_TSTAMP_NONE);
   wr_http_timer_resp_end(&t, 1, 61000);
   expect(&t, WR_HTTP_WAIT_IDLE, 61000 + IDLE_MS);
-  /* Bytes of the next head do not extend keep-alive idleness. */
+  /* Bytes read do not extend keep-alive idleness; once they are part of
+   * a next head, that head has head_ms from then. */
   wr_http_timer_visitor_bytes(&t, 70000);
   expect(&t, WR_HTTP_WAIT_IDLE, 61000 + IDLE_MS);
+  wr_http_timer_head_part(&t, 70000);
+  expect(&t, WR_HTTP_WAIT_HEAD, 70000 + HEAD_MS);
   /* The next request on the connection starts afresh. */
   head(&t, 0, 80000);
   wr_http_timer_req_end(&t, 80000);
@@ -256,13 +259,18 @@ static void test_upgrade(void **state) {
   expect(&t, WR_HTTP_WAIT_NONE, WR_TSTAMP_NONE);
 }
 
-/* Before the first request: head_ms from the open or the last bytes. */
+/* Before the first request: head_ms from the open, then from the head's
+ * first bytes. */
 static void test_head(void **state) {
   (void)state;
   wr_http_timer t;
   wr_http_timer_init(&t, &cfg, 50);
   expect(&t, WR_HTTP_WAIT_HEAD, 50 + HEAD_MS);
+  /* Bytes that held no head (a PROXY header, say) change nothing. */
+  wr_http_timer_visitor_bytes(&t, 500);
+  expect(&t, WR_HTTP_WAIT_HEAD, 50 + HEAD_MS);
   wr_http_timer_visitor_bytes(&t, 1000);
+  wr_http_timer_head_part(&t, 1000);
   expect(&t, WR_HTTP_WAIT_HEAD, 1000 + HEAD_MS);
   /* END without an open request (a tunnel upgrade is not counted) and
    * the deadline does not wrap. */
@@ -272,6 +280,81 @@ static void test_head(void **state) {
   big.head_ms = UINT64_MAX;
   wr_http_timer_init(&t, &big, 10);
   assert_true(wr_http_timer_deadline(&t) == WR_TSTAMP_NONE - 1);
+}
+
+/* A head sent one byte every 200 ms (slowloris): the deadline is
+ * head_ms after its first byte however many bytes follow, on a new
+ * connection and on a keep-alive one; a head that does complete in time
+ * starts the next request as usual. */
+static void test_slowloris(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &cfg, 0);
+  wr_tstamp now = 7000; /* the first byte, after a quiet connect */
+  wr_http_timer_visitor_bytes(&t, now);
+  wr_http_timer_head_part(&t, now);
+  wr_tstamp dl = now + HEAD_MS;
+  for (; now + 200 < dl; now += 200) {
+    wr_http_timer_visitor_bytes(&t, now);
+    wr_http_timer_head_part(&t, now);
+    expect(&t, WR_HTTP_WAIT_HEAD, dl);
+  }
+  assert_int_equal(wr_http_timer_expired(&t, dl), WR_HTTP_WAIT_HEAD);
+
+  /* The same after a response on a keep-alive connection: idle_ms for
+   * the first byte, then head_ms for the head, not a re-arm per byte. */
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_req_end(&t, 0);
+  response(&t, 200, 100);
+  expect(&t, WR_HTTP_WAIT_IDLE, 100 + IDLE_MS);
+  now = 100 + IDLE_MS - 1; /* just in time */
+  wr_http_timer_visitor_bytes(&t, now);
+  wr_http_timer_head_part(&t, now);
+  dl = now + HEAD_MS;
+  expect(&t, WR_HTTP_WAIT_HEAD, dl);
+  for (now += 200; now < dl; now += 200) {
+    wr_http_timer_visitor_bytes(&t, now);
+    wr_http_timer_head_part(&t, now);
+  }
+  expect(&t, WR_HTTP_WAIT_HEAD, dl);
+
+  /* The head completes in time: the request runs with its own timers
+   * and the next head gets a fresh head_ms. */
+  head(&t, 0, dl - 1);
+  wr_http_timer_req_end(&t, dl - 1);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, dl - 1 + UP_MS);
+  response(&t, 200, dl);
+  wr_http_timer_head_part(&t, dl + 10);
+  expect(&t, WR_HTTP_WAIT_HEAD, dl + 10 + HEAD_MS);
+}
+
+/* Part of a pipelined head read while the origin owes answers: the
+ * origin is timed first, and the head's time starts when the visitor's
+ * turn does (the last response owed ended), not when its bytes came. */
+static void test_head_behind_responses(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_req_end(&t, 0);
+  wr_http_timer_head_part(&t, 0);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, UP_MS);
+  wr_http_timer_head_part(&t, 2000);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, UP_MS);
+  response(&t, 200, 2500);
+  expect(&t, WR_HTTP_WAIT_HEAD, 2500 + HEAD_MS);
+  wr_http_timer_head_part(&t, 9000);
+  expect(&t, WR_HTTP_WAIT_HEAD, 2500 + HEAD_MS);
+  /* A call while a body is open means nothing (the head is done). */
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_head_part(&t, 100);
+  wr_http_timer_visitor_bytes(&t, 100);
+  expect(&t, WR_HTTP_WAIT_BODY, 100 + BODY_MS);
+  wr_http_timer_req_end(&t, 200);
+  response(&t, 200, 300);
+  expect(&t, WR_HTTP_WAIT_IDLE, 300 + IDLE_MS);
 }
 
 int main(void) {
@@ -285,6 +368,8 @@ int main(void) {
       cmocka_unit_test(test_send_blocked),
       cmocka_unit_test(test_upgrade),
       cmocka_unit_test(test_head),
+      cmocka_unit_test(test_slowloris),
+      cmocka_unit_test(test_head_behind_responses),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
