@@ -191,6 +191,41 @@ static void test_dead(void **state) {
   sim_net_del(n);
 }
 
+/* refuse_dead: a datagram to a dead node comes back to its live sender as
+ * UNREACH (from = the dead node) one delay later; a paused sender gets it
+ * when it resumes; a dead sender gets nothing. */
+static void test_refuse_dead(void **state) {
+  (void)state;
+  sim_net_params p = lan;
+  p.refuse_dead = 1;
+  sim_net *n = sim_net_new(3, &p, 1);
+  uint8_t b = 1;
+  sim_net_kill(n, 1);
+  sim_net_send(n, 0, 1, &b, 1);
+  sim_net_send(n, 2, 1, &b, 1);
+  sim_net_pause(n, 2, 50);
+  sim_ev ev;
+  assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 1);
+  assert_int_equal(ev.kind, SIM_EV_UNREACH);
+  assert_int_equal(ev.node, 0);
+  assert_int_equal(ev.from, 1);
+  assert_true(ev.t >= 2 * lan.delay_ms);
+  sim_net_release(n, &ev);
+  assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 1);
+  assert_int_equal(ev.kind, SIM_EV_UNREACH);
+  assert_int_equal(ev.node, 2);
+  assert_int_equal(ev.t, 50);
+  sim_net_release(n, &ev);
+  assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 0);
+  sim_net_del(n);
+  /* Off: silence, as before. */
+  n = sim_net_new(3, &lan, 1);
+  sim_net_kill(n, 1);
+  sim_net_send(n, 0, 1, &b, 1);
+  assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 0);
+  sim_net_del(n);
+}
+
 /* Replays a small random workload and returns a digest of what popped. */
 static uint64_t run_digest(uint64_t seed) {
   sim_net_params p = {.delay_ms = 2, .jitter_ms = 7, .loss = 0.2, .dup = 0.1};
@@ -230,6 +265,7 @@ int main(void) {
       cmocka_unit_test(test_pause_queues),
       cmocka_unit_test(test_partition),
       cmocka_unit_test(test_dead),
+      cmocka_unit_test(test_refuse_dead),
       cmocka_unit_test(test_deterministic),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

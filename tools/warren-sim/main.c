@@ -62,6 +62,9 @@ static const char usage[] =
     "  --delay-ms D       one-way base delay (lan 1, wan 50, local 0)\n"
     "  --jitter-ms J      plus uniform [0, J] per packet (lan 1, wan 20)\n"
     "  --dup P            datagram duplication probability\n"
+    "  --crash M          silent (default: a killed node's host is down) or\n"
+    "                     refuse (its host is up and answers ICMP port\n"
+    "                     unreachable: a crashed process)\n"
     "  --partition F      cut F of the live nodes off after warm-up\n"
     "  --partition-s S    for S seconds (default 15)\n"
     "  --sync-s S         anti-entropy period (default: the profile's;\n"
@@ -126,7 +129,7 @@ static const flag flags[] = {
     {"--partition", 1},   {"--partition-s", 1},  {"--json", 0},
     {"--check", 0},       {"--no-lifeguard", 0}, {"--join-bootstrap", 0},
     {"--verbose", 0},     {"--no-thp", 0},       {"--sync-s", 1},
-    {"--set", 1},
+    {"--set", 1},         {"--crash", 1},
 };
 
 typedef struct cli {
@@ -182,6 +185,9 @@ static int set_flag(cli *c, const char *name, const char *v) {
     while (i < 5 && strcmp(v, scenarios[i])) i++;
     if (i == 5) return -1;
     o->scenario = (sim_scenario)i;
+  } else if (!strcmp(name, "--crash")) {
+    if (strcmp(v, "silent") && strcmp(v, "refuse")) return -1;
+    o->refuse_dead = !strcmp(v, "refuse");
   } else if (!strcmp(name, "--profile")) {
     if (strcmp(v, "lan") && strcmp(v, "wan") && strcmp(v, "local")) return -1;
     o->profile = v;
@@ -331,6 +337,7 @@ static void print_json(const cli *c, const sim_result *r) {
   printf("\"kill\":%u,\"routes\":%u,\"dup\":%g,\"pause_frac\":%g,"
          "\"partition\":%g,",
          r->killed, r->routes, o->dup, o->pause_frac, o->partition_frac);
+  printf("\"crash\":\"%s\",", o->refuse_dead ? "refuse" : "silent");
   jnum("detect_first_min_ms", r->detect_first_min_ms, 0);
   printf("\"detected_all\":%u,\"detect_bound_ms\":%llu,", r->detected_all,
          (unsigned long long)r->bound_ms);

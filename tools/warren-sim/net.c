@@ -303,7 +303,14 @@ int sim_net_next(sim_net *n, uint64_t until, sim_ev *ev) {
     case SIM_EV_DELIVER:
       if (n->dead[ev->node]) {
         n->st.dead_dropped++;
+        uint32_t sender = ev->from, dead = ev->node;
         sim_net_release(n, ev);
+        /* Its kernel answers for the dead process.  Draws only when on,
+         * so silent runs replay as before. */
+        if (n->p.refuse_dead && sender != SIM_NONE && !n->dead[sender] &&
+            !(n->p.loss > 0 && wr_pcg32_double(&n->rng) < n->p.loss))
+          (void)schedule(n, SIM_EV_UNREACH, dead, sender, 0, draw_delay(n),
+                         NULL, 0);
         continue;
       }
       if (ev->from != SIM_NONE && sim_net_cut(n, ev->from, ev->node)) {
@@ -316,6 +323,16 @@ int sim_net_next(sim_net *n, uint64_t until, sim_ev *ev) {
         continue;
       }
       n->st.delivered++;
+      return 1;
+    case SIM_EV_UNREACH:
+      if (n->dead[ev->node]) {
+        sim_net_release(n, ev);
+        continue;
+      }
+      if (n->paused_until[ev->node] > n->now) {
+        defer(n, ev);
+        continue;
+      }
       return 1;
     case SIM_EV_TIMER:
       if (n->dead[ev->node]) continue;

@@ -16,6 +16,8 @@
  *            its sender at delivery time; deferred to the end of the pause
  *            when its destination is paused (a stalled process's socket
  *            buffer keeps filling).
+ *   UNREACH  an ICMP port unreachable: like a datagram (deferred for a
+ *            paused sender, which reads its error queue late).
  *   TIMER    dropped for a dead node, deferred for a paused one (a paused
  *            node does not tick: that is a GC or CPU stall).
  *   STREAM   a piece of a reliable byte stream (the anti-entropy TCP
@@ -42,6 +44,9 @@ enum {
   SIM_EV_DELIVER = 1,
   SIM_EV_TIMER = 2,
   SIM_EV_STREAM = 3,
+  /* ICMP port unreachable for a datagram |node| sent to dead |from|
+   * (sim_net_params.refuse_dead). */
+  SIM_EV_UNREACH = 4,
   SIM_EV_USER = 16,
 };
 
@@ -64,6 +69,10 @@ typedef struct sim_net_params {
   uint64_t jitter_ms; /* plus uniform [0, jitter_ms] per packet */
   double loss;        /* datagram loss probability */
   double dup;         /* datagram duplication probability */
+  /* A killed node's host stays up: each datagram to it comes back to
+   * its sender as SIM_EV_UNREACH (a crashed process), subject to the
+   * same loss and delay.  0: killed nodes are silent (a host down). */
+  int refuse_dead;
 } sim_net_params;
 
 typedef struct sim_net_stats {

@@ -203,6 +203,7 @@ int sim_run(const sim_opts *o, sim_result *r) {
                                                 : 1),
       .loss = o->loss,
       .dup = o->dup,
+      .refuse_dead = o->refuse_dead,
   };
   s.net = sim_net_new(s.n, &p, o->seed);
   if (!s.net) goto nomem;

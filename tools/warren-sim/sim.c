@@ -419,6 +419,12 @@ void sim_handle_net(sim *s, sim_ev *ev) {
   case SIM_EV_STREAM:
     if (nd) stream_piece(s, ev);
     break;
+  case SIM_EV_UNREACH:
+    if (nd && !nd->killed) {
+      wr_swim_unreachable(nd->sw, &s->addrs[ev->from], sim_net_now(s->net));
+      sim_after_core(s, nd);
+    }
+    break;
   default:
     break;
   }

@@ -36,6 +36,7 @@ typedef struct sim_opts {
   double partition_frac; /* nodes cut off from the rest after warm-up */
   double partition_s;
   int join_bootstrap;
+  int refuse_dead; /* --crash refuse: killed processes' hosts answer */
   int check;
   int verbose;
   double sync_s; /* anti-entropy period override; < 0: the profile's */
