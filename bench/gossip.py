@@ -17,7 +17,12 @@ fleet at a time, node i on 127.0.0.i, node 1 the seed, both encrypted):
             the request to the first log line of it at every other node
   kills     GB_KILLS (5) times: kill -9 one node (each time another, never
             the seed), time until each other node logs it dead/failed;
-            restart it and wait until everyone has it alive again
+            restart it and wait until everyone has it alive again.  A
+            killed process's host is up, so its kernel refuses datagrams
+            to the dead port (ICMP port unreachable)
+  freezes   GB_FREEZES (3) times the same with SIGSTOP instead (a frozen
+            process, or a host that went silent: no refusal), then
+            SIGKILL, restart, wait
   false     any other member logged dead/failed (suspect) at any node
             during the whole fleet run = false death (false suspicion)
 
@@ -51,6 +56,7 @@ LOCAL_NS = [int(x) for x in os.environ.get("GB_LOCAL_NS", "").split()]
 IDLE_S = float(os.environ.get("GB_IDLE_S", "60"))
 EVENTS = int(os.environ.get("GB_EVENTS", "10"))
 KILLS = int(os.environ.get("GB_KILLS", "5"))
+FREEZES = int(os.environ.get("GB_FREEZES", "3"))
 SYSTEMS = os.environ.get("GB_SYSTEMS", "warren serf").split()
 CONVERGE_S = 60      # after each restart
 JOIN_S = 90          # start: above serf's push-pull period at n = 50 (60 s)
@@ -508,61 +514,75 @@ def run_fleet(cls, n, profile, port):
             time.sleep(1)
         r["events"] = {"all": lat_all, "member_median": med(lat_member)}
 
-        # failure detection
-        kills = []
-        for k in range(KILLS):
-            victim = f.nodes[1 + (k * (n - 1)) // KILLS] if KILLS <= n - 1 \
-                else f.nodes[1 + k % (n - 1)]
-            others = [nd for nd in f.nodes if nd is not victim]
-            t_kill = time.time()
-            victim.kill()
+        # failure detection: kill -9 (a crashed process; its host is up
+        # and refuses datagrams to the dead port), then SIGSTOP (a frozen
+        # process or a host that stopped answering: silence, no refusal)
+        def detect(how, count):
+            kills = []
+            for k in range(count):
+                # every node but the seed, spread out; freezes start
+                # half a stride later so they pick other victims
+                off = 0 if how == "kill" else (n - 1) // (2 * count)
+                victim = f.nodes[1 + (off + (k * (n - 1)) // count) % (n - 1)] \
+                    if count <= n - 1 else f.nodes[1 + k % (n - 1)]
+                others = [nd for nd in f.nodes if nd is not victim]
+                t_kill = time.time()
+                if how == "stop":
+                    victim.proc.send_signal(signal.SIGSTOP)
+                else:
+                    victim.kill()
 
-            def dead_everywhere():
-                seen = {}
-                for nd in others:
-                    for (t, kind, what, state, own) in nd.events:
-                        if (kind == "member" and what == victim.id and
-                                state == "dead" and t >= t_kill):
-                            seen[nd.id] = (t, own)
-                            break
-                    else:
-                        return None
-                return seen
-            seen = wait_for(dead_everywhere, DETECT_S, 0.1)
-            t_det = time.time()
-            if seen:
-                lats = sorted(t - t_kill for (t, _) in seen.values())
-                kills.append({"victim": victim.id, "first": lats[0],
-                              "all": lats[-1], "median": med(lats)})
-                if f.name == "warren":
-                    r.setdefault("dead_own_minus_arrival_ms", []).extend(
-                        (own - t) * 1000 for (t, own) in seen.values())
-            else:
-                with LOCK:
-                    partial = {nd.id: [e for e in nd.events if e[2] ==
-                                       victim.id and e[0] >= t_kill]
-                               for nd in others}
-                kills.append({"victim": victim.id, "first": None,
-                              "all": None, "timeout": DETECT_S,
-                              "partial": {k2: [(round(e[0] - t_kill, 2), e[3])
-                                               for e in v]
-                                          for k2, v in partial.items()}})
-            log("%s n=%d: kill %s -> %s" % (
-                f.name, n, victim.id,
-                "first %.2f s, all %.2f s" % (kills[-1]["first"],
-                                             kills[-1]["all"])
-                if seen else "TIMEOUT"))
-            victim.start(f.seed())
-            okc = wait_for(f.converged, CONVERGE_S, 0.2)
-            t_conv = time.time()
-            allowed.append((victim.id, t_kill, t_conv + SETTLE_S))
-            kills[-1]["rejoin_s"] = round(t_conv - t_det, 2) if okc else None
-            if not okc:
-                log("%s n=%d: no convergence after restarting %s" %
-                    (f.name, n, victim.id))
-                break
-            time.sleep(SETTLE_S)
-        r["kills"] = kills
+                def dead_everywhere():
+                    seen = {}
+                    for nd in others:
+                        for (t, kind, what, state, own) in nd.events:
+                            if (kind == "member" and what == victim.id and
+                                    state == "dead" and t >= t_kill):
+                                seen[nd.id] = (t, own)
+                                break
+                        else:
+                            return None
+                    return seen
+                seen = wait_for(dead_everywhere, DETECT_S, 0.1)
+                t_det = time.time()
+                if seen:
+                    lats = sorted(t - t_kill for (t, _) in seen.values())
+                    kills.append({"victim": victim.id, "first": lats[0],
+                                  "all": lats[-1], "median": med(lats)})
+                    if f.name == "warren":
+                        r.setdefault("dead_own_minus_arrival_ms", []).extend(
+                            (own - t) * 1000 for (t, own) in seen.values())
+                else:
+                    with LOCK:
+                        partial = {nd.id: [e for e in nd.events if e[2] ==
+                                           victim.id and e[0] >= t_kill]
+                                   for nd in others}
+                    kills.append({"victim": victim.id, "first": None,
+                                  "all": None, "timeout": DETECT_S,
+                                  "partial": {k2: [(round(e[0] - t_kill, 2), e[3])
+                                                   for e in v]
+                                              for k2, v in partial.items()}})
+                log("%s n=%d: %s %s -> %s" % (
+                    f.name, n, how, victim.id,
+                    "first %.2f s, all %.2f s" % (kills[-1]["first"],
+                                                 kills[-1]["all"])
+                    if seen else "TIMEOUT"))
+                victim.kill()  # SIGKILL also ends a stopped process
+                victim.start(f.seed())
+                okc = wait_for(f.converged, CONVERGE_S, 0.2)
+                t_conv = time.time()
+                allowed.append((victim.id, t_kill, t_conv + SETTLE_S))
+                kills[-1]["rejoin_s"] = round(t_conv - t_det, 2) if okc else None
+                if not okc:
+                    log("%s n=%d: no convergence after restarting %s" %
+                        (f.name, n, victim.id))
+                    return kills
+                time.sleep(SETTLE_S)
+            return kills
+
+        r["kills"] = detect("kill", KILLS)
+        if FREEZES:
+            r["freezes"] = detect("stop", FREEZES)
     except Exception as e:  # recorded, the run goes on with the next fleet
         r["error"] = str(e)
         log("%s n=%d: ERROR %s" % (f.name, n, e))
@@ -603,25 +623,27 @@ def mm(vals):
 
 def table(results):
     rows = ["| system | profile | N | detect first (s) p50 / max | "
-            "detect all (s) p50 / max | false deaths (suspicions) | "
+            "detect all (s) p50 / max | SIGSTOP: detect all (s) p50 / max | "
+            "false deaths (suspicions) | "
             "join: all see all (s) | "
             "dissemination all (s) p50 / max | idle B/s per node (UDP+TCP) | "
             "idle pkt/s per node | VmRSS KiB p50 | Pss KiB p50 | "
             "Private KiB p50 |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if "idle" not in r:
-            rows.append("| %s | %s | %d | error: %s |||||||||" % (
+            rows.append("| %s | %s | %d | error: %s ||||||||||" % (
                 r["system"], r["profile"], r["n"], r.get("error")))
             continue
         k = r.get("kills", [])
         i = r["idle"]
         m = r["mem_kib"]
-        rows.append("| %s | %s | %d | %s | %s | %d (%d) | %s | %s | %.0f (%.0f+%.0f) | "
+        rows.append("| %s | %s | %d | %s | %s | %s | %d (%d) | %s | %s | %.0f (%.0f+%.0f) | "
                     "%.1f | %.0f | %.0f | %.0f |" % (
                         r["system"], r["profile"], r["n"],
                         mm([x["first"] for x in k]),
                         mm([x["all"] for x in k]),
+                        mm([x["all"] for x in r.get("freezes", [])]),
                         len(r["false_deaths"]), len(r["false_suspicions"]),
                         fmt_s(r.get("converge_s")),
                         mm(r.get("events", {}).get("all", [])),
@@ -636,8 +658,9 @@ def verdicts(results):
     by = {(r["system"], r["profile"], r["n"]): r for r in results}
     rows = ["| N | detect all p50 warren/serf (≤ 0.5) | false deaths warren "
             "(= 0) | dissemination p50 warren/serf (≤ 0.5) | idle bytes "
-            "warren/serf (≤ 1) | warren Pss ≤ 4 MiB (RSS) |",
-            "|---|---|---|---|---|---|"]
+            "warren/serf (≤ 1) | warren Pss ≤ 4 MiB (RSS) | SIGSTOP detect "
+            "all p50 warren/serf (no target) |",
+            "|---|---|---|---|---|---|---|"]
 
     def ratio(a, b):
         if a is None or b is None or b == 0:
@@ -667,13 +690,17 @@ def verdicts(results):
             if x is None:
                 return "–"
             return "%.2f× %s" % (x, "met" if x <= lim else "**missed**")
-        rows.append("| %d%s | %s | %d %s | %s | %s | %.1f MiB Pss %s (RSS %.1f MiB %s) |" % (
+        wf = med([x["all"] for x in w.get("freezes", []) if x["all"] is not None])
+        sff = med([x["all"] for x in sf.get("freezes", []) if x["all"] is not None])
+        rf = ratio(wf, sff)
+        rows.append("| %d%s | %s | %d %s | %s | %s | %.1f MiB Pss %s (RSS %.1f MiB %s) | %s |" % (
             n, "" if p == "lan" else " (" + p + ")", v(rd, 0.5),
             len(w["false_deaths"]),
             "met" if not w["false_deaths"] else "**missed**",
             v(re_, 0.5), v(rb, 1.0), pss / 1024,
             "met" if pss <= 4096 else "**missed**", rss / 1024,
-            "met" if rss <= 4096 else "**missed**"))
+            "met" if rss <= 4096 else "**missed**",
+            "–" if rf is None else "%.2f×" % rf))
     return "\n".join(rows)
 
 

@@ -17,7 +17,7 @@
 # GB_LOCAL_NS=10).
 #
 # Knobs (environment): GB_NS="10 20 50" GB_LOCAL_NS="" GB_IDLE_S=60
-# GB_EVENTS=10 GB_KILLS=5 GB_SYSTEMS="warren serf".  Prints a Markdown table
+# GB_EVENTS=10 GB_KILLS=5 GB_FREEZES=3 GB_SYSTEMS="warren serf".  Prints a Markdown table
 # (the numbers go to docs/BENCHMARKS.md) and writes the raw numbers to
 # OUT_JSON (default: a file in the run's temp dir, which is kept).
 set -euo pipefail
