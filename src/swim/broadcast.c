@@ -17,8 +17,11 @@ void swim_bqueue_init(swim_bqueue *q, const wr_mem *mem) {
 }
 
 static void bcast_free(const wr_mem *mem, swim_bcast *b) {
-  wr_mem_free(mem, b->payload);
   wr_mem_free(mem, b);
+}
+
+static const char *bcast_topic(const swim_bcast *b) {
+  return (const char *)b->data + b->size;
 }
 
 static void flush_retired(swim_bqueue *q) {
@@ -56,9 +59,9 @@ static int superseded(const swim_bcast *b, const wr_swim_update *u,
                       uint32_t hash) {
   if (b->hash != hash) return 0;
   if (u->kind == WR_SWIM_UPD_USER)
-    return b->u.kind == WR_SWIM_UPD_USER && strcmp(b->u.key, u->key) == 0 &&
-           b->u.version <= u->version;
-  return b->u.kind != WR_SWIM_UPD_USER && strcmp(b->u.id, u->id) == 0;
+    return b->kind == WR_SWIM_UPD_USER && strcmp(bcast_topic(b), u->key) == 0 &&
+           b->version <= u->version;
+  return b->kind != WR_SWIM_UPD_USER && strcmp(bcast_topic(b), u->id) == 0;
 }
 
 int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u) {
@@ -70,8 +73,9 @@ int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u) {
    * version changes nothing: replacing it would reset its send count and
    * keep it circulating. */
   for (size_t i = 0; i < q->n && u->kind == WR_SWIM_UPD_USER; i++)
-    if (q->v[i]->hash == hash && q->v[i]->u.kind == WR_SWIM_UPD_USER &&
-        strcmp(q->v[i]->u.key, u->key) == 0 && q->v[i]->u.version >= u->version)
+    if (q->v[i]->hash == hash && q->v[i]->kind == WR_SWIM_UPD_USER &&
+        strcmp(bcast_topic(q->v[i]), u->key) == 0 &&
+        q->v[i]->version >= u->version)
       return 0;
   for (size_t i = 0; i < q->n; i++)
     if (superseded(q->v[i], u, hash)) {
@@ -90,21 +94,21 @@ int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u) {
     q->v = v;
     q->cap = cap;
   }
-  swim_bcast *b = wr_mem_malloc(q->mem, sizeof *b);
+  const char *topic = u->kind == WR_SWIM_UPD_USER ? u->key : u->id;
+  size_t tlen = strlen(topic); /* <= WR_SWIM_ID_MAX: the size check passed */
+  swim_bcast *b = wr_mem_malloc(q->mem, sizeof *b + size + tlen + 1);
   if (!b) return WR_ERR_NOMEM;
-  b->u = *u;
-  b->payload = NULL;
-  if (u->kind == WR_SWIM_UPD_USER && u->payload_len) {
-    if (!(b->payload = wr_mem_malloc(q->mem, u->payload_len))) {
-      wr_mem_free(q->mem, b);
-      return WR_ERR_NOMEM;
-    }
-    memcpy(b->payload, u->payload, u->payload_len);
+  if (wr_swim_update_encode(u, b->data, size) != (wr_ssize)size) {
+    wr_mem_free(q->mem, b);
+    return WR_ERR_INVAL;
   }
-  b->u.payload = b->payload;
+  memcpy(b->data + size, topic, tlen + 1);
+  b->kind = u->kind;
+  b->topic_len = (uint8_t)tlen;
+  b->version = u->version;
   b->transmits = 0;
   b->order = q->next_order++;
-  b->size = size;
+  b->size = (uint16_t)size;
   b->hash = hash;
   /* Newest with zero transmits sorts first. */
   memmove(&q->v[1], &q->v[0], q->n * sizeof *q->v);
@@ -140,8 +144,11 @@ size_t swim_bqueue_take(swim_bqueue *q, wr_swim_update *out, size_t max,
   flush_retired(q);
   for (size_t i = 0; i < q->n; i++) {
     swim_bcast *b = q->v[i];
-    if (got < max && b->size <= *budget) {
-      out[got++] = b->u;
+    /* Decoding our own encoding cannot fail; the payload view points
+     * into |b|, which lives until the next call (retired or not). */
+    if (got < max && b->size <= *budget &&
+        wr_swim_update_decode(b->data, b->size, &out[got]) == (wr_ssize)b->size) {
+      got++;
       *budget -= b->size;
       if (++b->transmits >= limit) {
         q->retired[q->nretired++] = b;

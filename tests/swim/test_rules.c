@@ -685,7 +685,7 @@ static void test_bqueue_order_and_limits(void **state) {
   assert_int_equal(swim_bqueue_push(&q, &us), 0);
   assert_int_equal(q.n, 1);
   assert_int_equal(q.v[0]->transmits, 0);
-  assert_true(q.v[0]->u.version == 6);
+  assert_true(q.v[0]->version == 6);
   budget = 1400;
   for (int r = 0; r < 3; r++) swim_bqueue_take(&q, out, 8, &budget, 3);
   assert_int_equal(q.n, 0);
