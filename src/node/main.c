@@ -74,6 +74,7 @@ static const char usage_node[] =
     "                   [--gossip-set K=V,...]\n"
     "                   [--tags K=V,...] [--upstream-timeout MS]\n"
     "                   [--idle-timeout MS] [--head-timeout MS]\n"
+    "                   [--body-min-rate BYTES/S]\n"
     "                   [--proxy-protocol-from IP,...]\n"
     "\n"
     "  --id ID              this node's name in the mesh\n"
@@ -109,6 +110,10 @@ static const char usage_node[] =
     "                       first byte, however it trickles in (else 408\n"
     "                       and close); also how long a new connection may\n"
     "                       stay silent (default 30000)\n"
+    "  --body-min-rate BYTES/S  a request body must average this rate once\n"
+    "                       it had --head-timeout of reading time (time the\n"
+    "                       local server is not reading does not count),\n"
+    "                       else 408 and close; 0 = off (default 500)\n"
     "  --proxy-protocol-from IP,...  connections from these load balancers\n"
     "                       start with a PROXY v1/v2 header; X-Forwarded-For\n"
     "                       then carries the real client address\n"
@@ -587,7 +592,8 @@ static int start_admin(app *a, const char *listen, const char *token) {
 static int start_ingress(app *a, const char *listen, const char *domain,
                          const uint8_t secret[32], const char *token,
                          uint64_t upstream_ms, uint64_t idle_ms,
-                         uint64_t head_ms, const char *proxy_from,
+                         uint64_t head_ms, uint64_t body_min_rate,
+                         const char *proxy_from,
                          wr_metrics *m) {
   wr_ingress_config ic;
   memset(&ic, 0, sizeof ic);
@@ -600,6 +606,7 @@ static int start_ingress(app *a, const char *listen, const char *domain,
   ic.upstream_timeout_ms = upstream_ms;
   ic.idle_timeout_ms = idle_ms;
   ic.head_timeout_ms = head_ms;
+  ic.body_min_rate = body_min_rate;
   ic.proxy_from = proxy_from;
   ic.metrics = m;
   int rv = wr_ingress_start(&a->ig, a->loop, &ic);
@@ -949,7 +956,8 @@ static int cmd_node(int argc, char **argv) {
     return run_loop(&a);
   }
   if (start_ingress(&a, http, domain, secret, token, upstream, idle, head,
-                    proxy_from, wr_admin_metrics(a.admin)) != 0) {
+                    o.body_min_rate, proxy_from,
+                    wr_admin_metrics(a.admin)) != 0) {
     sodium_memzero(secret, sizeof secret);
     app_stop(&a, 1);
     return run_loop(&a);
@@ -1056,7 +1064,7 @@ static int cmd_http(int argc, char **argv) {
     snprintf(a.http, sizeof a.http, "%s", listen);
     if (wr_metrics_new(&a.metrics, NULL) != 0) a.metrics = NULL;
     if (start_ingress(&a, listen, "localhost", secret, token, upstream, 0, 0,
-                      NULL, a.metrics) != 0) {
+                      WR_NODE_BODY_MIN_RATE, NULL, a.metrics) != 0) {
       sodium_memzero(secret, sizeof secret);
       app_stop(&a, 1);
       return run_loop(&a);

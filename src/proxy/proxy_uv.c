@@ -153,6 +153,7 @@ struct wr_ingress {
   wr_noise_replay *replay;
   rand_pool ids;
   uint64_t upstream_timeout, idle_timeout, head_timeout, gone_grace;
+  uint64_t body_min_rate;
   char proxy_from[16][48];     /* peers whose connections start with a
                                   PROXY protocol header */
   int nproxy_from;
@@ -170,6 +171,7 @@ struct wr_ingress {
   /* metrics */
   uint64_t *m_requests, *m_bad, *m_404, *m_408, *m_502, *m_504;
   uint64_t *m_tunnel_bad, *m_head_timeouts, *m_pipeline_pauses;
+  uint64_t *m_body_rate;
   int64_t *g_tunnels, *g_visitors;
 };
 
@@ -437,6 +439,25 @@ static void vconn_on_timer(uv_timer_t *t) {
     vconn_error(v, 504, d);
     return;
   case WR_HTTP_WAIT_BODY:
+    if (wr_http_resp_owed(v->resp) == 0) {
+      /* The origin answered this request already (an early 413): a 408
+       * now would be a response nobody asked for. */
+      detach_stream(v, 1);
+      stop_reading(v);
+      v->close_after_write = 1;
+      if (writes_done(v)) vconn_close(v);
+      return;
+    }
+    if (wr_http_timer_too_slow(&v->wt, uv_now(v->ig->loop))) {
+      if (v->ig->m_body_rate) (*v->ig->m_body_rate)++;
+      WR_LOG_DEBUGF("ingress", "body_too_slow", "peer=%s name=%s", v->peer,
+                    v->name);
+      snprintf(d, sizeof d,
+               "the request body arrived slower than %llu bytes/s",
+               (unsigned long long)v->ig->body_min_rate);
+      vconn_error(v, 408, d);
+      return;
+    }
     vconn_error(v, 408, "the request body did not arrive in time");
     return;
   case WR_HTTP_WAIT_HEAD:
@@ -1180,6 +1201,8 @@ static void process(vconn *v) {
         vconn_error(v, 400, "a tunnel upgrade request has no body");
         return;
       }
+      if (ev.type == WR_HTTP_EV_BODY)
+        wr_http_timer_body_bytes(&v->wt, ev.len, uv_now(v->ig->loop));
       v->span = ev.data;
       v->span_len = ev.len;
       break;
@@ -1320,6 +1343,12 @@ static void on_connection(uv_stream_t *server, int status) {
       /* A visitor sending a body is as idle as one between requests. */
       .body_ms = ig->idle_timeout,
       .upstream_ms = ig->upstream_timeout,
+      .body_min_rate = ig->body_min_rate,
+      /* The time a body gets to get going before the rate counts is the
+       * time a head gets to arrive whole: both are what a client may
+       * take to present a request (Apache's defaults are alike, 20 s
+       * for the body, 20-40 s for the head). */
+      .body_grace_ms = ig->head_timeout,
   };
   wr_http_timer_init(&v->wt, &tc, uv_now(ig->loop));
   rearm(v);
@@ -1373,6 +1402,7 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   ig->idle_timeout = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 75000;
   ig->head_timeout = cfg->head_timeout_ms ? cfg->head_timeout_ms : 30000;
   ig->gone_grace = cfg->gone_grace_ms ? cfg->gone_grace_ms : 30000;
+  ig->body_min_rate = cfg->body_min_rate;
   for (const char *p = cfg->proxy_from; p && *p && ig->nproxy_from < 16;) {
     size_t n = strcspn(p, ",");
     if (n > 0 && n < sizeof ig->proxy_from[0]) {
@@ -1408,6 +1438,10 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
                        "request head was not complete within the head "
                        "timeout.",
                        &ig->m_head_timeouts);
+    wr_metrics_counter(m, "warren_http_body_rate_timeouts_total", NULL, NULL,
+                       "Visitor requests answered 408 because the body "
+                       "arrived slower than the minimum rate.",
+                       &ig->m_body_rate);
     wr_metrics_counter(m, "warren_http_pipeline_pauses_total", NULL, NULL,
                        "Times reading a visitor stopped because it had the "
                        "most pipelined requests owed (32).",

@@ -149,6 +149,11 @@ class Origin(BaseHTTPRequestHandler):
         self.send_bytes(b"not here", "text/plain")
 
     def do_POST(self):
+        if self.path == "/lazy":
+            # Reads nothing for 4 s: the tunnel's window closes and the
+            # node stops reading the visitor (the body's rate must not
+            # count that time against it).
+            time.sleep(4)
         body = self.read_body()
         if self.path == "/swallow":
             # Reads the whole request, then never answers.
@@ -703,6 +708,64 @@ def main():
               len(first) == 1 and first[0][0] == 200 and
               rest.startswith(b"HTTP/1.1 408") and 0.8 < dt < 1.5,
               "%r %.2fs %r" % (first[:1] and first[0][0], dt, rest[:60]))
+
+    if want("body_rate"):
+        # A node with --body-min-rate: a body dripped slower than the rate
+        # gets a 408 once the grace (the head timeout, 1 s here) is spent,
+        # counted; a fast body to an origin that stops reading for 4 s is
+        # not cut, because only time the node is willing to read counts.
+        br_port, br_admin = free_port(), free_port()
+        spawn(["node", "--id", "br", "--http", "127.0.0.1:%d" % br_port,
+               "--admin", "127.0.0.1:%d" % br_admin, "--domain", DOMAIN,
+               "--key-file", key, "--head-timeout", "1000",
+               "--body-min-rate", "4000000", "--upstream-timeout", "10000"])
+        wait_until(lambda: socket.create_connection(("127.0.0.1", br_port), 1), 10)
+        brc = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % br_port,
+                     "--fleet-key", pub, "--name", "rate"])
+        check("body_rate: client bound on a node with --body-min-rate",
+              wait_line(brc, 15) is not None)
+        n0 = metric(br_admin, "warren_http_body_rate_timeouts_total") or 0
+        s = socket.create_connection(("127.0.0.1", br_port), 5)
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: rate.mesh.test\r\n"
+                  b"Content-Length: 100000\r\n\r\n")
+        t0 = time.time()
+        stop = threading.Event()
+
+        def drip():
+            while not stop.is_set():
+                try:
+                    s.send(b"x" * 10)
+                except OSError:
+                    return
+                time.sleep(0.2)
+        threading.Thread(target=drip, daemon=True).start()
+        got = read_responses(s, 1, timeout=5)
+        dt = time.time() - t0
+        stop.set()
+        s.close()
+        n1 = metric(br_admin, "warren_http_body_rate_timeouts_total") or 0
+        check("body_rate: a body dripped 10 bytes every 200 ms gets 408 "
+              "about the grace after its head, counted",
+              len(got) == 1 and got[0][0] == 408 and
+              b"slower than 4000000 bytes/s" in got[0][1] and
+              0.8 < dt < 2.5 and n1 == n0 + 1,
+              "%r %.2fs count %r -> %r" % (got[:1], dt, n0, n1))
+        body = BIG[:24 * MiB]
+        t0 = time.time()
+        try:
+            st, data, r = request(br_port, "rate", "POST", "/lazy", body=body,
+                                  timeout=30)
+        except Exception as e:
+            st, data = 0, repr(e).encode()
+        dt = time.time() - t0
+        res = json.loads(data) if st == 200 else {}
+        n2 = metric(br_admin, "warren_http_body_rate_timeouts_total") or 0
+        check("body_rate: 24 MiB to an origin that reads nothing for 4 s "
+              "(window closed, node not reading) is not cut",
+              st == 200 and res.get("len") == len(body) and
+              res.get("sha256") == hashlib.sha256(body).hexdigest() and
+              n2 == n1 and dt > 3.5,
+              "status %d in %.1fs, count %r: %r" % (st, dt, n2, data[:300]))
 
     if want("chunked"):
         st, body, r = request(node_port, "app", path="/chunked")
