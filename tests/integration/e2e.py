@@ -767,6 +767,134 @@ def main():
               n2 == n1 and dt > 3.5,
               "status %d in %.1fs, count %r: %r" % (st, dt, n2, data[:300]))
 
+    if want("linger"):
+        # After its own error page the node shuts down its sending side and
+        # reads (and drops) what the visitor still sends for a while
+        # before closing (docs/HTTP.md, "Lingering close"); closing at once
+        # made the kernel answer those bytes with a RST, which throws away
+        # the page the visitor had not read yet.  Each visitor here keeps
+        # sending after the answer and reads only later.
+        def keep_sending(port, first, more=b"", every=0, secs=0):
+            """Like a client that sends its whole request before reading
+            (http.client, requests): sends |first|, then |more| every
+            |every| s for |secs| s, then reads until EOF.  Returns (bytes
+            read, the first error, sending or reading, or None)."""
+            s = socket.create_connection(("127.0.0.1", port), 5)
+            s.settimeout(10)
+            data, err = b"", None
+            try:
+                s.sendall(first)
+                end = time.time() + secs
+                while time.time() < end:
+                    time.sleep(every)
+                    s.sendall(more)
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError as e:
+                err = e
+            s.close()
+            return data, err
+
+        def complete(data, status):
+            i = data.find(b"\r\n\r\n")
+            if not data.startswith(b"HTTP/1.1 %d " % status) or i < 0:
+                return False
+            for line in data[:i].split(b"\r\n")[1:]:
+                k, _, v = line.partition(b":")
+                if k.strip().lower() == b"content-length":
+                    return len(data) == i + 4 + int(v)
+            return False
+
+        bad = []
+        for k in range(5):
+            # 431: a 16 MiB head (more than the socket buffers hold).
+            data, err = keep_sending(
+                node_port, b"GET / HTTP/1.1\r\nHost: app.mesh.test\r\n"
+                b"X-Big: " + b"a" * (16 * MiB))
+            if err or not complete(data, 431):
+                bad.append("431 #%d: %r %r" % (k, err, data[:80]))
+        check("linger: a visitor still sending a too-large head gets the "
+              "whole 431 (5 of 5)", not bad, "; ".join(bad))
+        bad = []
+        for k in range(5):
+            # 404 before a 16 MiB upload was sent.
+            data, err = keep_sending(
+                node_port, b"POST / HTTP/1.1\r\nHost: nosuch.mesh.test\r\n"
+                b"Content-Length: 16777216\r\n\r\n" + BIG[:16 * MiB])
+            if err or not complete(data, 404):
+                bad.append("404 #%d: %r %r" % (k, err, data[:80]))
+        check("linger: an upload to an unknown name gets the whole 404 after "
+              "sending its body (5 of 5)", not bad, "; ".join(bad))
+        # Bounded: a visitor that goes quiet after the page (and keeps its
+        # socket open) is closed after ~2 s; one that never stops sending
+        # after ~5 s.
+        big_head = b"GET / HTTP/1.1\r\nHost: app.mesh.test\r\nX-Big: " + \
+            b"a" * 40000 + b"\r\n\r\n"
+        n0 = metric(admin_port, "warren_http_lingering_closes_total") or 0
+        base = metric(admin_port, "warren_visitor_connections")
+        s = socket.create_connection(("127.0.0.1", node_port), 5)
+        s.sendall(big_head)
+        s.settimeout(5)
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        t0 = time.time()
+        gone = wait_until(lambda: metric(admin_port,
+                                         "warren_visitor_connections") == base,
+                          5)
+        dt = time.time() - t0
+        s.close()
+        n1 = metric(admin_port, "warren_http_lingering_closes_total") or 0
+        check("linger: a visitor quiet after its 431 (FIN seen, socket kept "
+              "open) is closed about 2 s later, counted",
+              complete(data, 431) and gone and 1.5 < dt < 3.0 and
+              n1 == n0 + 1, "%r gone=%r %.2fs count %r -> %r" %
+              (data[:40], gone, dt, n0, n1))
+        s = socket.create_connection(("127.0.0.1", node_port), 5)
+        s.sendall(big_head)
+        s.settimeout(5)
+        data, err, t0 = b"", None, None
+        end = time.time() + 10
+        try:
+            while time.time() < end:
+                if t0 is None and complete(data, 431):
+                    t0 = time.time()
+                try:
+                    chunk = s.recv(65536)
+                    if chunk:
+                        data += chunk
+                except socket.timeout:
+                    pass
+                s.sendall(b"x" * 1024)
+                s.settimeout(0.1)
+        except OSError as e:
+            err = e
+        dt = time.time() - (t0 or time.time())
+        s.close()
+        check("linger: a visitor that never stops sending after its 431 is "
+              "cut about 5 s later", t0 is not None and err is not None and
+              4.5 < dt < 6.5, "%r %r %.2fs" % (data[:40], err, dt))
+        if want("slowloris"):
+            bad = []
+            for k in range(3):
+                # 408 (1 s head deadline) while the head goes on trickling.
+                data, err = keep_sending(
+                    sl_port, b"GET / HTTP/1.1\r\nHost: slow.mesh.test\r\n",
+                    b"X", 0.05, 2.0)
+                if err or not complete(data, 408):
+                    bad.append("408 #%d: %r %r" % (k, err, data[:80]))
+            check("linger: a slowloris head still trickling after its 408 gets "
+                  "the whole 408 (3 of 3)", not bad, "; ".join(bad))
+
     if want("chunked"):
         st, body, r = request(node_port, "app", path="/chunked")
         check("chunked response", st == 200 and body == BIG[:50000],
