@@ -1168,6 +1168,46 @@ def main():
         t0 = time.time()
         p.send_signal(signal.SIGINT)
         try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        # The embedded node takes the ingress limits too: a 1 s head
+        # deadline and a body rate, checked as `warren node` checks them.
+        lp = free_port()
+        p = spawn(["http", str(origin_port), "--listen", "127.0.0.1:%d" % lp,
+                   "--name", "emb", "--head-timeout", "1000",
+                   "--body-min-rate", "1000000"])
+        check("embedded node with --head-timeout and --body-min-rate binds",
+              wait_line(p, 15) is not None)
+        s = socket.create_connection(("127.0.0.1", lp), 5)
+        s.sendall(b"GET /small HTTP/1.1\r\nHost: emb.localhost\r\n")
+        t1 = time.time()
+        got = read_responses(s, 1, timeout=5)
+        dt = time.time() - t1
+        s.close()
+        check("embedded node: an unfinished head gets 408 after ~1 s",
+              len(got) == 1 and got[0][0] == 408 and 0.8 < dt < 1.8,
+              "%r %.2fs" % (got[:1], dt))
+        s = socket.create_connection(("127.0.0.1", lp), 5)
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: emb.localhost\r\n"
+                  b"Content-Length: 100000\r\n\r\n" + b"x" * 100)
+        t1 = time.time()
+        got = read_responses(s, 1, timeout=5)
+        dt = time.time() - t1
+        s.close()
+        check("embedded node: a body slower than --body-min-rate gets 408 "
+              "after ~1 s", len(got) == 1 and got[0][0] == 408 and
+              b"slower than 1000000 bytes/s" in got[0][1] and 0.8 < dt < 1.8,
+              "%r %.2fs" % (got[:1], dt))
+        rc = subprocess.run([WARREN, "http", "3000", "--node", "127.0.0.1:1",
+                             "--fleet-key", pub, "--head-timeout", "1000"],
+                            capture_output=True, text=True)
+        check("--head-timeout with --node: usage error naming the node flag",
+              rc.returncode == 2 and "warren node --head-timeout" in rc.stderr,
+              "rc=%d %r" % (rc.returncode, rc.stderr))
+        t0 = time.time()
+        p.send_signal(signal.SIGINT)
+        try:
             rc = p.wait(5)
         except subprocess.TimeoutExpired:
             rc = None
