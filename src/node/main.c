@@ -1027,7 +1027,8 @@ static int cmd_http(int argc, char **argv) {
     else if (!strcmp(f, "--upstream-timeout")) upstream = parse_ms(f, v, &bad);
     else if (!strcmp(f, "--idle-timeout") || !strcmp(f, "--head-timeout") ||
              !strcmp(f, "--body-min-rate")) {
-      if (wr_node_opts_set(&eo, f + 2, v) != 0) return usage_error("%s", eo.err);
+      if (wr_node_opts_set(&eo, f + 2, v) != 0)
+        return usage_error("%s", eo.err);
       node_only = f;
     } else return usage_error("unknown flag '%s'", f);
     if (bad) return 2;
