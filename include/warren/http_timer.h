@@ -21,7 +21,13 @@
  *           (no stream credit): upstream_ms since it last took bytes.
  *           Expiry: 504 (nginx's proxy_send_timeout).
  *   BODY    a request is being forwarded and we wait for the visitor's
- *           next body bytes: body_ms since the last ones.  Expiry: 408.
+ *           next body bytes: body_ms since the last ones.  With
+ *           body_min_rate, also a rate: the time spent in BODY during
+ *           this request may not exceed body_grace_ms plus one second
+ *           per body_min_rate body bytes received (Apache
+ *           mod_reqtimeout's MinRate); time in other states (SEND: the
+ *           origin is not reading, so neither are we) does not count.
+ *           Expiry: 408 (wr_http_timer_too_slow() tells which rule).
  *   HEAD    part of a request head has been read and the head is not
  *           complete: head_ms in total, from the moment the head became
  *           the visitor's turn (its first bytes, or the end of the last
@@ -56,6 +62,10 @@ typedef struct wr_http_timer_config {
   uint64_t idle_ms;      /* IDLE */
   uint64_t body_ms;      /* BODY */
   uint64_t upstream_ms;  /* ORIGIN and SEND */
+  uint64_t body_min_rate; /* BODY: bytes/s on average after the grace;
+                             0 = no rate rule */
+  uint64_t body_grace_ms; /* BODY time a request gets before any byte
+                             counts against it */
 } wr_http_timer_config;
 
 typedef struct wr_http_timer {
@@ -72,6 +82,9 @@ typedef struct wr_http_timer {
   int head_part;         /* part of the next head was read */
   wr_http_wait wait;
   wr_tstamp since;       /* when the current wait began or was re-armed */
+  uint64_t body_bytes;   /* body bytes of the open request */
+  uint64_t body_spent;   /* ms in BODY for it before body_from */
+  wr_tstamp body_from;   /* when the current BODY wait began */
 } wr_http_timer;
 
 /* A new connection: HEAD from |now|. */
@@ -85,7 +98,12 @@ void wr_http_timer_visitor_bytes(wr_http_timer *t, wr_tstamp now);
  * after a request head (or on a new connection) starts the head's
  * deadline; later calls change nothing. */
 void wr_http_timer_head_part(wr_http_timer *t, wr_tstamp now);
-/* A request head was routed and is being forwarded. */
+/* |n| body bytes of the open request were parsed (they count toward
+ * body_min_rate; whichever state the timer is in, they are the visitor's
+ * progress). */
+void wr_http_timer_body_bytes(wr_http_timer *t, size_t n, wr_tstamp now);
+/* A request head was routed and is being forwarded.  Starts the body's
+ * rate accounting afresh. */
 void wr_http_timer_req_head(wr_http_timer *t, int expect_continue,
                             wr_tstamp now);
 /* |n| request bytes went into the stream; |blocked|: some still wait for
@@ -110,5 +128,8 @@ wr_tstamp wr_http_timer_deadline(const wr_http_timer *t);
 /* The wait that ran out at |now|, or WR_HTTP_WAIT_NONE when none has (an
  * early call is harmless: re-arm at the deadline). */
 wr_http_wait wr_http_timer_expired(const wr_http_timer *t, wr_tstamp now);
+/* 1 when a BODY expiry at |now| is the rate rule (the body came slower
+ * than body_min_rate), 0 when it is body_ms of silence or no expiry. */
+int wr_http_timer_too_slow(const wr_http_timer *t, wr_tstamp now);
 
 #endif

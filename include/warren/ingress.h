@@ -36,6 +36,10 @@ typedef struct wr_ingress_config {
                                     long after its first byte (in total,
                                     not between reads), else 408; also how
                                     long a new connection may stay silent */
+  uint64_t body_min_rate;        /* bytes/s a request body must average once
+                                    it had head_timeout_ms of reading time,
+                                    else 408 (time the origin is not
+                                    reading does not count); 0 = no rate */
   uint64_t gone_grace_ms;        /* a dropped tunnel's name answers 502
                                     "reconnecting" this long, then 404 */
   const char *proxy_from;        /* "IP,IP,...": peers (load balancers)

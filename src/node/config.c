@@ -14,8 +14,13 @@
 typedef struct opt_field {
   const char *name;
   size_t off;   /* offset of a char[] field, or of a uint64_t for numbers */
-  size_t size;  /* sizeof the char[] field; 0 = a number of milliseconds */
+  size_t size;  /* sizeof the char[] field; 0 = a number of milliseconds;
+                   RATE = bytes per second, where 0 means off */
 } opt_field;
+
+#define RATE ((size_t)-1)
+/* 1 GB/s: far above any one visitor's upload; a typo, not a policy. */
+#define RATE_MAX 1000000000ULL
 
 #define STR(f) {#f, offsetof(wr_node_opts, f), sizeof(((wr_node_opts *)0)->f)}
 static const opt_field fields[] = {
@@ -36,6 +41,7 @@ static const opt_field fields[] = {
     {"upstream-timeout", offsetof(wr_node_opts, upstream_ms), 0},
     {"idle-timeout", offsetof(wr_node_opts, idle_ms), 0},
     {"head-timeout", offsetof(wr_node_opts, head_ms), 0},
+    {"body-min-rate", offsetof(wr_node_opts, body_min_rate), RATE},
 };
 
 void wr_node_opts_init(wr_node_opts *o) {
@@ -44,6 +50,7 @@ void wr_node_opts_init(wr_node_opts *o) {
   o->upstream_ms = 60000;
   o->idle_ms = 75000;
   o->head_ms = 30000;
+  o->body_min_rate = WR_NODE_BODY_MIN_RATE;
 }
 
 int wr_node_opts_set(wr_node_opts *o, const char *key, const char *value) {
@@ -51,6 +58,20 @@ int wr_node_opts_set(wr_node_opts *o, const char *key, const char *value) {
     const opt_field *f = &fields[i];
     if (strcmp(f->name, key) != 0) continue;
     char *base = (char *)o + f->off;
+    if (f->size == RATE) {
+      char *end;
+      errno = 0;
+      unsigned long long x = strtoull(value, &end, 10);
+      if (!*value || *end || errno || x > RATE_MAX || value[0] == '-') {
+        snprintf(o->err, sizeof o->err,
+                 "%s wants bytes per second (0-%llu, 0 = off), got '%.64s'",
+                 key, RATE_MAX, value);
+        return -1;
+      }
+      uint64_t v = x;
+      memcpy(base, &v, sizeof v);
+      return 0;
+    }
     if (f->size == 0) {
       /* A day is far beyond any sane timeout; zero would disable it. */
       char *end;

@@ -11,6 +11,7 @@
  *   key-file = /etc/warren/cluster.key
  *   upstream-timeout = 60000
  *   head-timeout = 30000
+ *   body-min-rate = 500
  *   gossip = 10.0.0.5:7946
  *   join = dns:warren-headless.default.svc.cluster.local:7946
  *   gossip-profile = lan
@@ -37,10 +38,22 @@ typedef struct wr_node_opts {
   char region[64], tags[256], gossip_profile[16]; /* validated by main.c */
   char gossip_set[1024]; /* "k=v,k=v" gossip tunables, checked by main.c */
   uint64_t upstream_ms, idle_ms, head_ms;
+  uint64_t body_min_rate; /* bytes/s, 0 = off */
   char err[300]; /* the first error, one line, when a call fails */
 } wr_node_opts;
 
-/* Defaults: admin 127.0.0.1:9081, upstream 60 s, idle 75 s, head 30 s. */
+/*
+ * A request body must average this many bytes/s once it had the head
+ * timeout's worth of reading time (docs/HTTP.md, "Timers").  500 is Apache
+ * mod_reqtimeout's default MinRate, in use since 2.4 (2012): 4 kbit/s,
+ * below any link a person uploads over (GPRS manages ~20 kbit/s), while a
+ * visitor that drips a byte every few seconds is cut at the grace's end,
+ * and holding a connection for an hour costs an attacker 1.8 MB sent.
+ */
+#define WR_NODE_BODY_MIN_RATE 500
+
+/* Defaults: admin 127.0.0.1:9081, upstream 60 s, idle 75 s, head 30 s,
+ * body-min-rate 500. */
 void wr_node_opts_init(wr_node_opts *o);
 
 /*

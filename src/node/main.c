@@ -47,7 +47,8 @@ static const char usage_main[] =
 static const char usage_http[] =
     "usage: warren http PORT [--name NAME] [--node HOST:PORT] [--fleet-key KEY]\n"
     "                        [--token TOKEN] [--listen ADDR:PORT]\n"
-    "                        [--upstream-timeout MS]\n"
+    "                        [--upstream-timeout MS] [--idle-timeout MS]\n"
+    "                        [--head-timeout MS] [--body-min-rate BYTES/S]\n"
     "\n"
     "Serves http://localhost:PORT at http://NAME.DOMAIN and prints one line on\n"
     "stdout once the name is bound:\n"
@@ -63,7 +64,11 @@ static const char usage_http[] =
     "  --token TOKEN        auth token, when the node requires one\n"
     "  --listen ADDR:PORT   embedded node's address (default 127.0.0.1:8080)\n"
     "  --upstream-timeout MS  embedded node: 504 when the local server has\n"
-    "                       not answered within MS (default 60000)\n";
+    "                       not answered within MS (default 60000)\n"
+    "  --idle-timeout MS, --head-timeout MS, --body-min-rate BYTES/S\n"
+    "                       embedded node: as for `warren node` (defaults\n"
+    "                       75000, 30000, 500); with --node, set them on\n"
+    "                       that node instead\n";
 
 static const char usage_node[] =
     "usage: warren node --id ID --http ADDR:PORT --admin ADDR:PORT\n"
@@ -74,6 +79,7 @@ static const char usage_node[] =
     "                   [--gossip-set K=V,...]\n"
     "                   [--tags K=V,...] [--upstream-timeout MS]\n"
     "                   [--idle-timeout MS] [--head-timeout MS]\n"
+    "                   [--body-min-rate BYTES/S]\n"
     "                   [--proxy-protocol-from IP,...]\n"
     "\n"
     "  --id ID              this node's name in the mesh\n"
@@ -109,6 +115,10 @@ static const char usage_node[] =
     "                       first byte, however it trickles in (else 408\n"
     "                       and close); also how long a new connection may\n"
     "                       stay silent (default 30000)\n"
+    "  --body-min-rate BYTES/S  a request body must average this rate once\n"
+    "                       it had --head-timeout of reading time (time the\n"
+    "                       local server is not reading does not count),\n"
+    "                       else 408 and close; 0 = off (default 500)\n"
     "  --proxy-protocol-from IP,...  connections from these load balancers\n"
     "                       start with a PROXY v1/v2 header; X-Forwarded-For\n"
     "                       then carries the real client address\n"
@@ -587,7 +597,8 @@ static int start_admin(app *a, const char *listen, const char *token) {
 static int start_ingress(app *a, const char *listen, const char *domain,
                          const uint8_t secret[32], const char *token,
                          uint64_t upstream_ms, uint64_t idle_ms,
-                         uint64_t head_ms, const char *proxy_from,
+                         uint64_t head_ms, uint64_t body_min_rate,
+                         const char *proxy_from,
                          wr_metrics *m) {
   wr_ingress_config ic;
   memset(&ic, 0, sizeof ic);
@@ -600,6 +611,7 @@ static int start_ingress(app *a, const char *listen, const char *domain,
   ic.upstream_timeout_ms = upstream_ms;
   ic.idle_timeout_ms = idle_ms;
   ic.head_timeout_ms = head_ms;
+  ic.body_min_rate = body_min_rate;
   ic.proxy_from = proxy_from;
   ic.metrics = m;
   int rv = wr_ingress_start(&a->ig, a->loop, &ic);
@@ -949,7 +961,8 @@ static int cmd_node(int argc, char **argv) {
     return run_loop(&a);
   }
   if (start_ingress(&a, http, domain, secret, token, upstream, idle, head,
-                    proxy_from, wr_admin_metrics(a.admin)) != 0) {
+                    o.body_min_rate, proxy_from,
+                    wr_admin_metrics(a.admin)) != 0) {
     sodium_memzero(secret, sizeof secret);
     app_stop(&a, 1);
     return run_loop(&a);
@@ -988,6 +1001,11 @@ static int cmd_http(int argc, char **argv) {
   const char *port_s = NULL;
   uint64_t upstream = 60000;
   int bad = 0;
+  /* The embedded node's ingress limits, parsed and checked by the same
+   * table as `warren node`'s flags (config.c), so both say the same. */
+  wr_node_opts eo;
+  wr_node_opts_init(&eo);
+  const char *node_only = NULL;
   for (int i = 2; i < argc; i++) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -1007,7 +1025,12 @@ static int cmd_http(int argc, char **argv) {
     else if (!strcmp(f, "--token")) token = v;
     else if (!strcmp(f, "--listen")) listen = v;
     else if (!strcmp(f, "--upstream-timeout")) upstream = parse_ms(f, v, &bad);
-    else return usage_error("unknown flag '%s'", f);
+    else if (!strcmp(f, "--idle-timeout") || !strcmp(f, "--head-timeout") ||
+             !strcmp(f, "--body-min-rate")) {
+      if (wr_node_opts_set(&eo, f + 2, v) != 0)
+        return usage_error("%s", eo.err);
+      node_only = f;
+    } else return usage_error("unknown flag '%s'", f);
     if (bad) return 2;
   }
   if (!port_s) return usage_error("http needs the local %s to serve", "PORT");
@@ -1028,6 +1051,9 @@ static int cmd_http(int argc, char **argv) {
       return usage_error("--name must be a DNS label (letters, digits, "
                          "inner '-', at most 63), got '%s'", name);
   }
+  if (node && node_only)
+    return usage_error("%s sets the embedded node; with --node, give it to "
+                       "that node (warren node %s)", node_only, node_only);
   uint8_t pub[32];
   if (node && !fleet)
     return usage_error("--node %s needs --fleet-key (warren pubkey FILE on "
@@ -1055,8 +1081,9 @@ static int cmd_http(int argc, char **argv) {
     snprintf(a.id, sizeof a.id, "embedded");
     snprintf(a.http, sizeof a.http, "%s", listen);
     if (wr_metrics_new(&a.metrics, NULL) != 0) a.metrics = NULL;
-    if (start_ingress(&a, listen, "localhost", secret, token, upstream, 0, 0,
-                      NULL, a.metrics) != 0) {
+    if (start_ingress(&a, listen, "localhost", secret, token, upstream,
+                      eo.idle_ms, eo.head_ms, eo.body_min_rate, NULL,
+                      a.metrics) != 0) {
       sodium_memzero(secret, sizeof secret);
       app_stop(&a, 1);
       return run_loop(&a);

@@ -63,6 +63,26 @@
  * sits well below the parser's hard cap (WR_HTTP_MAX_PIPELINE).
  */
 #define PIPELINE_MAX 32
+/*
+ * Lingering close (docs/HTTP.md, "Lingering close").  When the node ends a
+ * visitor connection that may still be sending (after its own error page,
+ * or in the middle of a request body), it sends its FIN (uv_shutdown) and
+ * reads and drops what still comes, until the visitor closes too, or it
+ * has been quiet for LINGER_QUIET_MS, or LINGER_MS have passed; then it
+ * closes.  Closing at once makes the kernel answer the visitor's next
+ * bytes with a RST, which a client still writing its request sees as a
+ * failed send and never reads the answer (and a RST also destroys our
+ * unsent page).  nginx lingers up to 30 s with 5 s quiet, Apache 30 s
+ * with 2 s; 5 s in all lets a send-then-read client on a 500 ms RTT link
+ * get through several round trips and push a few MB more, while a flood
+ * of error-provoking connections holds each socket at most 5 s, not 30.
+ * The quiet limit is Apache's 2 s: a client that has read the page closes
+ * at once (and its EOF ends the wait), one that stopped sending has no
+ * bytes in flight to be reset.  Memory: the dropped bytes go to one
+ * buffer shared by all visitors (discard), the read buffer is freed.
+ */
+#define LINGER_MS 5000
+#define LINGER_QUIET_MS 2000
 
 typedef struct tunnel tunnel;
 typedef struct tlink tlink;
@@ -113,7 +133,13 @@ struct vconn {
                                   since they last started (one count) */
   int resp_started;            /* a final response head went out and its
                                   response has not ended */
-  int answered;                /* our own error page is being written */
+  int answered;                /* the connection is winding down: only
+                                  what is queued (our error page, the
+                                  last response) is written, and input is
+                                  read and dropped */
+  int lingering;               /* ... all written, FIN sent, waiting */
+  uint64_t linger_end;
+  uv_shutdown_t shut;
   int writes;                  /* uv_writes in flight */
   uv_buf_t obufs[VBATCH];      /* response bytes gathered this loop turn */
   unsigned nobufs;
@@ -153,6 +179,7 @@ struct wr_ingress {
   wr_noise_replay *replay;
   rand_pool ids;
   uint64_t upstream_timeout, idle_timeout, head_timeout, gone_grace;
+  uint64_t body_min_rate;
   char proxy_from[16][48];     /* peers whose connections start with a
                                   PROXY protocol header */
   int nproxy_from;
@@ -170,12 +197,17 @@ struct wr_ingress {
   /* metrics */
   uint64_t *m_requests, *m_bad, *m_404, *m_408, *m_502, *m_504;
   uint64_t *m_tunnel_bad, *m_head_timeouts, *m_pipeline_pauses;
+  uint64_t *m_body_rate, *m_lingers;
+  /* Where lingering visitors' bytes go: libuv calls alloc_cb and read_cb
+   * back to back on this one thread, so one buffer serves them all. */
+  uint8_t discard[16384];
   int64_t *g_tunnels, *g_visitors;
 };
 
 static void vconn_close(vconn *v);
 static void vconn_process(vconn *v);
 static void vconn_on_timer(uv_timer_t *t);
+static void vconn_end(vconn *v);
 static void maybe_done(wr_ingress *ig);
 
 /* ---- tunnel table ---- */
@@ -240,7 +272,7 @@ static void vconn_on_write(uv_write_t *req, int status) {
     vconn_close(v);
     return;
   }
-  if (v->close_after_write && writes_done(v)) vconn_close(v);
+  if (v->close_after_write && writes_done(v)) vconn_end(v);
 }
 
 /* Takes ownership of |buf|. */
@@ -353,9 +385,82 @@ static void stop_reading(vconn *v) {
   v->reading = 0;
 }
 
+static void vconn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void vconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+/* From here on only what is queued is written (then vconn_end), and the
+ * visitor's input is read and dropped rather than left unread: a visitor
+ * blocked writing its request would never read our answer, and we would
+ * be waiting for its reads (a deadlock until the timer below). */
+static void wind_down(vconn *v) {
+  detach_stream(v, 1);
+  v->close_after_write = 1;
+  v->answered = 1;
+  v->span = NULL;
+  v->span_len = 0;
+  v->in_len = 0;
+  if (v->closing) return;
+  if (!v->reading && !v->read_eof && !v->handed_off) {
+    v->reading = 1;
+    uv_read_start((uv_stream_t *)v->tcp, vconn_on_alloc, vconn_on_read);
+  }
+  /* The timer now only bounds how long the queued bytes may take to be
+   * written (a visitor that never reads them). */
+  uv_timer_start(&v->timer, vconn_on_timer, v->ig->idle_timeout, 0);
+}
+
+static void on_linger_shutdown(uv_shutdown_t *req, int status) {
+  /* UV_ECANCELED: the connection closed meanwhile (vconn_close); the
+   * handle's data is still valid, as the close callback comes after. */
+  vconn *v = req->handle->data;
+  if (status < 0 && status != UV_ECANCELED && !v->closing) vconn_close(v);
+}
+
+/* Everything queued was written: close, or linger first when the visitor
+ * may still be sending (it was answered by us, or mid-request). */
+static void vconn_end(vconn *v) {
+  if (v->closing || v->lingering) return;
+  int sending = v->answered || (v->in_req && !v->upgraded &&
+                                !v->tunnel_upgrade);
+  if (!sending || v->read_eof || v->handed_off) {
+    vconn_close(v);
+    return;
+  }
+  if (!v->answered) wind_down(v);
+  if (uv_shutdown(&v->shut, (uv_stream_t *)v->tcp, on_linger_shutdown) != 0) {
+    vconn_close(v);
+    return;
+  }
+  v->lingering = 1;
+  v->linger_end = uv_now(v->ig->loop) + LINGER_MS;
+  if (v->ig->m_lingers) (*v->ig->m_lingers)++;
+  uv_timer_start(&v->timer, vconn_on_timer, LINGER_QUIET_MS, 0);
+}
+
+/* Bytes from a winding-down visitor were dropped. */
+static void linger_read(vconn *v, ssize_t n) {
+  if (n < 0) {
+    /* Its EOF (or an error): nothing more will come.  Queued bytes may
+     * still go out after an EOF; vconn_end then closes. */
+    stop_reading(v);
+    v->read_eof = 1;
+    if (n != UV_EOF || writes_done(v)) vconn_close(v);
+    return;
+  }
+  if (!v->lingering) return;
+  uint64_t now = uv_now(v->ig->loop);
+  if (now >= v->linger_end) {
+    vconn_close(v);
+    return;
+  }
+  uint64_t left = v->linger_end - now;
+  uv_timer_start(&v->timer, vconn_on_timer,
+                 left < LINGER_QUIET_MS ? left : LINGER_QUIET_MS, 0);
+}
+
 /* Answers with an error page (404 when |status| is 404: it names |host|)
- * and closes after it is written.  Nothing more is read: the stream to the
- * origin, if any, is reset. */
+ * and closes after it is written, lingering (vconn_end).  Nothing more is
+ * parsed: the stream to the origin, if any, is reset. */
 static void vconn_answer(vconn *v, int status, const char *detail,
                          const char *host, const char *name) {
   uint64_t *counter = status == 404   ? v->ig->m_404
@@ -364,14 +469,7 @@ static void vconn_answer(vconn *v, int status, const char *detail,
                       : status == 504 ? v->ig->m_504
                                       : NULL;
   if (counter) (*counter)++;
-  detach_stream(v, 1);
-  v->close_after_write = 1;
-  stop_reading(v);
-  /* From here the timer only bounds how long the page may take to be
-   * written (a visitor that never reads it). */
-  v->answered = 1;
-  if (!v->closing)
-    uv_timer_start(&v->timer, vconn_on_timer, v->ig->idle_timeout, 0);
+  wind_down(v);
   uint8_t *page = malloc(WR_HTTP_ERROR_PAGE_MAX);
   if (!page) {
     vconn_close(v);
@@ -437,6 +535,23 @@ static void vconn_on_timer(uv_timer_t *t) {
     vconn_error(v, 504, d);
     return;
   case WR_HTTP_WAIT_BODY:
+    if (wr_http_resp_owed(v->resp) == 0) {
+      /* The origin answered this request already (an early 413): a 408
+       * now would be a response nobody asked for. */
+      wind_down(v);
+      if (writes_done(v)) vconn_end(v);
+      return;
+    }
+    if (wr_http_timer_too_slow(&v->wt, uv_now(v->ig->loop))) {
+      if (v->ig->m_body_rate) (*v->ig->m_body_rate)++;
+      WR_LOG_DEBUGF("ingress", "body_too_slow", "peer=%s name=%s", v->peer,
+                    v->name);
+      snprintf(d, sizeof d,
+               "the request body arrived slower than %llu bytes/s",
+               (unsigned long long)v->ig->body_min_rate);
+      vconn_error(v, 408, d);
+      return;
+    }
     vconn_error(v, 408, "the request body did not arrive in time");
     return;
   case WR_HTTP_WAIT_HEAD:
@@ -609,7 +724,7 @@ static void vconn_stream_ended(vconn *v, int clean, const char *why) {
   (void)clean;
   detach_stream(v, 1);
   v->close_after_write = 1;
-  if (writes_done(v)) vconn_close(v);
+  if (writes_done(v)) vconn_end(v);
 }
 
 /* Appends to a growing output buffer; -1 when out of memory. */
@@ -795,7 +910,7 @@ static int tl_on_close(wr_link *l, uint32_t sid, void *sud, int64_t code,
     /* Both sides sent FIN: the normal end of a close-delimited response
      * or an upgraded stream. */
     v->close_after_write = 1;
-    if (writes_done(v)) vconn_close(v);
+    if (writes_done(v)) vconn_end(v);
     return 0;
   }
   if (wr_http_resp_pending(v->resp) && !v->resp_started)
@@ -1083,6 +1198,15 @@ static int push_span(vconn *v) {
 static void vconn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
   vconn *v = h->data;
+  if (v->answered) {
+    /* Nothing read from here on is parsed (and nothing still points into
+     * rbuf: this is a fresh callback), so the read buffer can go. */
+    free(v->rbuf);
+    v->rbuf = NULL;
+    v->in_off = v->in_len = 0;
+    *buf = uv_buf_init((char *)v->ig->discard, sizeof v->ig->discard);
+    return;
+  }
   if (!v->rbuf) v->rbuf = malloc(VBUF_CAP);
   if (!v->rbuf) {
     *buf = uv_buf_init(NULL, 0);
@@ -1095,8 +1219,6 @@ static void vconn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   }
   *buf = uv_buf_init((char *)v->rbuf, VBUF_CAP);
 }
-
-static void vconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
 static void start_reading(vconn *v) {
   if (!v->reading && !v->read_eof && !v->closing && !v->handed_off &&
@@ -1127,7 +1249,7 @@ static void vconn_process(vconn *v) {
 }
 
 static void process(vconn *v) {
-  if (v->closing) return;
+  if (v->closing || v->answered) return;
   if (!push_span(v)) {
     stop_reading(v);
     return;
@@ -1180,6 +1302,8 @@ static void process(vconn *v) {
         vconn_error(v, 400, "a tunnel upgrade request has no body");
         return;
       }
+      if (ev.type == WR_HTTP_EV_BODY)
+        wr_http_timer_body_bytes(&v->wt, ev.len, uv_now(v->ig->loop));
       v->span = ev.data;
       v->span_len = ev.len;
       break;
@@ -1220,6 +1344,10 @@ static void vconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   vconn *v = s->data;
   if (v->closing) return;
   if (n == 0) return;
+  if (v->answered) {
+    linger_read(v, n);
+    return;
+  }
   if (n < 0) {
     stop_reading(v);
     v->read_eof = 1;
@@ -1320,6 +1448,12 @@ static void on_connection(uv_stream_t *server, int status) {
       /* A visitor sending a body is as idle as one between requests. */
       .body_ms = ig->idle_timeout,
       .upstream_ms = ig->upstream_timeout,
+      .body_min_rate = ig->body_min_rate,
+      /* The time a body gets to get going before the rate counts is the
+       * time a head gets to arrive whole: both are what a client may
+       * take to present a request (Apache's defaults are alike, 20 s
+       * for the body, 20-40 s for the head). */
+      .body_grace_ms = ig->head_timeout,
   };
   wr_http_timer_init(&v->wt, &tc, uv_now(ig->loop));
   rearm(v);
@@ -1373,6 +1507,7 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   ig->idle_timeout = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 75000;
   ig->head_timeout = cfg->head_timeout_ms ? cfg->head_timeout_ms : 30000;
   ig->gone_grace = cfg->gone_grace_ms ? cfg->gone_grace_ms : 30000;
+  ig->body_min_rate = cfg->body_min_rate;
   for (const char *p = cfg->proxy_from; p && *p && ig->nproxy_from < 16;) {
     size_t n = strcspn(p, ",");
     if (n > 0 && n < sizeof ig->proxy_from[0]) {
@@ -1408,6 +1543,15 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
                        "request head was not complete within the head "
                        "timeout.",
                        &ig->m_head_timeouts);
+    wr_metrics_counter(m, "warren_http_body_rate_timeouts_total", NULL, NULL,
+                       "Visitor requests answered 408 because the body "
+                       "arrived slower than the minimum rate.",
+                       &ig->m_body_rate);
+    wr_metrics_counter(m, "warren_http_lingering_closes_total", NULL, NULL,
+                       "Visitor connections the node ended while the "
+                       "visitor might still be sending: FIN sent, input "
+                       "read and dropped for up to 5 s, then closed.",
+                       &ig->m_lingers);
     wr_metrics_counter(m, "warren_http_pipeline_pauses_total", NULL, NULL,
                        "Times reading a visitor stopped because it had the "
                        "most pipelined requests owed (32).",

@@ -18,6 +18,19 @@
  * for a first byte) and, being set once, re-arms once.  HAProxy splits
  * the same way: "timeout http-keep-alive" until a request starts to
  * arrive, then "timeout http-request" for the whole head.
+ *
+ * A body is timed twice.  body_ms bounds each silence, but a visitor that
+ * drips a byte every few seconds is never silent that long and would hold
+ * a connection and a tunnel stream forever.  So a body also has a budget
+ * that grows with what it delivers, Apache mod_reqtimeout's MinRate: the
+ * BODY time of one request may reach body_grace_ms plus 1 s per
+ * body_min_rate bytes received, no more.  Only BODY time is spent from
+ * the budget.  In SEND the origin is not taking bytes, the ingress has
+ * stopped reading the visitor, and a body that stalls there is not the
+ * visitor's doing; nor is ORIGIN time (a 100-continue not yet given,
+ * earlier pipelined answers owed) or NONE (an early answer streaming).
+ * body_spent holds the BODY time before the current BODY wait, which began
+ * at body_from; both restart with each request head.
  */
 #include <string.h>
 
@@ -35,16 +48,45 @@ static wr_http_wait compute(const wr_http_timer *t) {
 
 static void update(wr_http_timer *t, wr_tstamp now) {
   wr_http_wait w = compute(t);
-  if (w != t->wait) {
-    t->wait = w;
-    t->since = now;
-  }
+  if (w == t->wait) return;
+  if (t->wait == WR_HTTP_WAIT_BODY && now > t->body_from)
+    t->body_spent += now - t->body_from;
+  if (w == WR_HTTP_WAIT_BODY) t->body_from = now;
+  t->wait = w;
+  t->since = now;
+}
+
+/* |a| + |b| without wrapping (WR_TSTAMP_NONE - 1 at most: NONE means no
+ * deadline). */
+static wr_tstamp add_sat(wr_tstamp a, uint64_t b) {
+  return b > WR_TSTAMP_NONE - 1 - a ? WR_TSTAMP_NONE - 1 : a + b;
+}
+
+/* When the body's budget runs out if no more bytes come; WR_TSTAMP_NONE
+ * without a rate rule.  Valid in BODY only. */
+static wr_tstamp rate_deadline(const wr_http_timer *t) {
+  uint64_t rate = t->cfg.body_min_rate;
+  if (rate == 0) return WR_TSTAMP_NONE;
+  /* budget = grace + bytes * 1000 / rate, in ms, saturating. */
+  uint64_t whole = t->body_bytes / rate, part = t->body_bytes % rate;
+  uint64_t budget = whole > (UINT64_MAX - 1000) / 1000
+                        ? UINT64_MAX
+                        : whole * 1000 + part * 1000 / rate;
+  budget = budget > UINT64_MAX - t->cfg.body_grace_ms
+               ? UINT64_MAX
+               : budget + t->cfg.body_grace_ms;
+  /* Spent already: due now (the timer fires at once). */
+  if (budget <= t->body_spent) return t->body_from;
+  return add_sat(t->body_from, budget - t->body_spent);
 }
 
 void wr_http_timer_init(wr_http_timer *t, const wr_http_timer_config *cfg,
                         wr_tstamp now) {
   memset(t, 0, sizeof *t);
   t->cfg = *cfg;
+  /* Keeps bytes % rate * 1000 from wrapping; 1.8e16 B/s is no limit. */
+  if (t->cfg.body_min_rate > UINT64_MAX / 1000)
+    t->cfg.body_min_rate = UINT64_MAX / 1000;
   t->wait = WR_HTTP_WAIT_HEAD;
   t->since = now;
 }
@@ -70,9 +112,19 @@ void wr_http_timer_head_part(wr_http_timer *t, wr_tstamp now) {
     t->since = now;
 }
 
+void wr_http_timer_body_bytes(wr_http_timer *t, size_t n, wr_tstamp now) {
+  (void)now;
+  if (!t->req_open) return;
+  t->body_bytes = n > UINT64_MAX - t->body_bytes ? UINT64_MAX
+                                                 : t->body_bytes + n;
+}
+
 void wr_http_timer_req_head(wr_http_timer *t, int expect_continue,
                             wr_tstamp now) {
   t->heads++;
+  t->body_bytes = 0;
+  t->body_spent = 0;
+  t->body_from = now;
   t->req_open = 1;
   t->cont_wait = expect_continue != 0;
   t->blocked = 0;
@@ -140,11 +192,21 @@ wr_tstamp wr_http_timer_deadline(const wr_http_timer *t) {
   case WR_HTTP_WAIT_ORIGIN: ms = t->cfg.upstream_ms; break;
   default: return WR_TSTAMP_NONE;
   }
-  return ms > WR_TSTAMP_NONE - 1 - t->since ? WR_TSTAMP_NONE - 1
-                                            : t->since + ms;
+  wr_tstamp dl = add_sat(t->since, ms);
+  if (t->wait == WR_HTTP_WAIT_BODY) {
+    wr_tstamp rdl = rate_deadline(t);
+    if (rdl < dl) dl = rdl;
+  }
+  return dl;
 }
 
 wr_http_wait wr_http_timer_expired(const wr_http_timer *t, wr_tstamp now) {
   wr_tstamp dl = wr_http_timer_deadline(t);
   return dl != WR_TSTAMP_NONE && now >= dl ? t->wait : WR_HTTP_WAIT_NONE;
+}
+
+int wr_http_timer_too_slow(const wr_http_timer *t, wr_tstamp now) {
+  if (t->wait != WR_HTTP_WAIT_BODY) return 0;
+  wr_tstamp rdl = rate_deadline(t);
+  return rdl != WR_TSTAMP_NONE && now >= rdl;
 }

@@ -149,6 +149,11 @@ class Origin(BaseHTTPRequestHandler):
         self.send_bytes(b"not here", "text/plain")
 
     def do_POST(self):
+        if self.path == "/lazy":
+            # Reads nothing for 4 s: the tunnel's window closes and the
+            # node stops reading the visitor (the body's rate must not
+            # count that time against it).
+            time.sleep(4)
         body = self.read_body()
         if self.path == "/swallow":
             # Reads the whole request, then never answers.
@@ -704,6 +709,192 @@ def main():
               rest.startswith(b"HTTP/1.1 408") and 0.8 < dt < 1.5,
               "%r %.2fs %r" % (first[:1] and first[0][0], dt, rest[:60]))
 
+    if want("body_rate"):
+        # A node with --body-min-rate: a body dripped slower than the rate
+        # gets a 408 once the grace (the head timeout, 1 s here) is spent,
+        # counted; a fast body to an origin that stops reading for 4 s is
+        # not cut, because only time the node is willing to read counts.
+        br_port, br_admin = free_port(), free_port()
+        spawn(["node", "--id", "br", "--http", "127.0.0.1:%d" % br_port,
+               "--admin", "127.0.0.1:%d" % br_admin, "--domain", DOMAIN,
+               "--key-file", key, "--head-timeout", "1000",
+               "--body-min-rate", "4000000", "--upstream-timeout", "10000"])
+        wait_until(lambda: socket.create_connection(("127.0.0.1", br_port), 1), 10)
+        brc = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % br_port,
+                     "--fleet-key", pub, "--name", "rate"])
+        check("body_rate: client bound on a node with --body-min-rate",
+              wait_line(brc, 15) is not None)
+        n0 = metric(br_admin, "warren_http_body_rate_timeouts_total") or 0
+        s = socket.create_connection(("127.0.0.1", br_port), 5)
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: rate.mesh.test\r\n"
+                  b"Content-Length: 100000\r\n\r\n")
+        t0 = time.time()
+        stop = threading.Event()
+
+        def drip():
+            while not stop.is_set():
+                try:
+                    s.send(b"x" * 10)
+                except OSError:
+                    return
+                time.sleep(0.2)
+        threading.Thread(target=drip, daemon=True).start()
+        got = read_responses(s, 1, timeout=5)
+        dt = time.time() - t0
+        stop.set()
+        s.close()
+        n1 = metric(br_admin, "warren_http_body_rate_timeouts_total") or 0
+        check("body_rate: a body dripped 10 bytes every 200 ms gets 408 "
+              "about the grace after its head, counted",
+              len(got) == 1 and got[0][0] == 408 and
+              b"slower than 4000000 bytes/s" in got[0][1] and
+              0.8 < dt < 2.5 and n1 == n0 + 1,
+              "%r %.2fs count %r -> %r" % (got[:1], dt, n0, n1))
+        body = BIG[:24 * MiB]
+        t0 = time.time()
+        try:
+            st, data, r = request(br_port, "rate", "POST", "/lazy", body=body,
+                                  timeout=30)
+        except Exception as e:
+            st, data = 0, repr(e).encode()
+        dt = time.time() - t0
+        res = json.loads(data) if st == 200 else {}
+        n2 = metric(br_admin, "warren_http_body_rate_timeouts_total") or 0
+        check("body_rate: 24 MiB to an origin that reads nothing for 4 s "
+              "(window closed, node not reading) is not cut",
+              st == 200 and res.get("len") == len(body) and
+              res.get("sha256") == hashlib.sha256(body).hexdigest() and
+              n2 == n1 and dt > 3.5,
+              "status %d in %.1fs, count %r: %r" % (st, dt, n2, data[:300]))
+
+    if want("linger"):
+        # After its own error page the node shuts down its sending side and
+        # reads (and drops) what the visitor still sends for a while
+        # before closing (docs/HTTP.md, "Lingering close"); closing at once
+        # made the kernel answer those bytes with a RST, which throws away
+        # the page the visitor had not read yet.  Each visitor here keeps
+        # sending after the answer and reads only later.
+        def keep_sending(port, first, more=b"", every=0, secs=0):
+            """Like a client that sends its whole request before reading
+            (http.client, requests): sends |first|, then |more| every
+            |every| s for |secs| s, then reads until EOF.  Returns (bytes
+            read, the first error, sending or reading, or None)."""
+            s = socket.create_connection(("127.0.0.1", port), 5)
+            s.settimeout(10)
+            data, err = b"", None
+            try:
+                s.sendall(first)
+                end = time.time() + secs
+                while time.time() < end:
+                    time.sleep(every)
+                    s.sendall(more)
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError as e:
+                err = e
+            s.close()
+            return data, err
+
+        def complete(data, status):
+            i = data.find(b"\r\n\r\n")
+            if not data.startswith(b"HTTP/1.1 %d " % status) or i < 0:
+                return False
+            for line in data[:i].split(b"\r\n")[1:]:
+                k, _, v = line.partition(b":")
+                if k.strip().lower() == b"content-length":
+                    return len(data) == i + 4 + int(v)
+            return False
+
+        bad = []
+        for k in range(5):
+            # 431: a 16 MiB head (more than the socket buffers hold).
+            data, err = keep_sending(
+                node_port, b"GET / HTTP/1.1\r\nHost: app.mesh.test\r\n"
+                b"X-Big: " + b"a" * (16 * MiB))
+            if err or not complete(data, 431):
+                bad.append("431 #%d: %r %r" % (k, err, data[:80]))
+        check("linger: a visitor still sending a too-large head gets the "
+              "whole 431 (5 of 5)", not bad, "; ".join(bad))
+        bad = []
+        for k in range(5):
+            # 404 before a 16 MiB upload was sent.
+            data, err = keep_sending(
+                node_port, b"POST / HTTP/1.1\r\nHost: nosuch.mesh.test\r\n"
+                b"Content-Length: 16777216\r\n\r\n" + BIG[:16 * MiB])
+            if err or not complete(data, 404):
+                bad.append("404 #%d: %r %r" % (k, err, data[:80]))
+        check("linger: an upload to an unknown name gets the whole 404 after "
+              "sending its body (5 of 5)", not bad, "; ".join(bad))
+        # Bounded: a visitor that goes quiet after the page (and keeps its
+        # socket open) is closed after ~2 s; one that never stops sending
+        # after ~5 s.
+        big_head = b"GET / HTTP/1.1\r\nHost: app.mesh.test\r\nX-Big: " + \
+            b"a" * 40000 + b"\r\n\r\n"
+        n0 = metric(admin_port, "warren_http_lingering_closes_total") or 0
+        base = metric(admin_port, "warren_visitor_connections")
+        s = socket.create_connection(("127.0.0.1", node_port), 5)
+        s.sendall(big_head)
+        s.settimeout(5)
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        t0 = time.time()
+        gone = wait_until(lambda: metric(admin_port,
+                                         "warren_visitor_connections") == base,
+                          5)
+        dt = time.time() - t0
+        s.close()
+        n1 = metric(admin_port, "warren_http_lingering_closes_total") or 0
+        check("linger: a visitor quiet after its 431 (FIN seen, socket kept "
+              "open) is closed about 2 s later, counted",
+              complete(data, 431) and gone and 1.5 < dt < 3.0 and
+              n1 == n0 + 1, "%r gone=%r %.2fs count %r -> %r" %
+              (data[:40], gone, dt, n0, n1))
+        s = socket.create_connection(("127.0.0.1", node_port), 5)
+        s.sendall(big_head)
+        s.settimeout(5)
+        data, err, t0 = b"", None, None
+        end = time.time() + 10
+        try:
+            while time.time() < end:
+                if t0 is None and complete(data, 431):
+                    t0 = time.time()
+                try:
+                    chunk = s.recv(65536)
+                    if chunk:
+                        data += chunk
+                except socket.timeout:
+                    pass
+                s.sendall(b"x" * 1024)
+                s.settimeout(0.1)
+        except OSError as e:
+            err = e
+        dt = time.time() - (t0 or time.time())
+        s.close()
+        check("linger: a visitor that never stops sending after its 431 is "
+              "cut about 5 s later", t0 is not None and err is not None and
+              4.5 < dt < 6.5, "%r %r %.2fs" % (data[:40], err, dt))
+        if want("slowloris"):
+            bad = []
+            for k in range(3):
+                # 408 (1 s head deadline) while the head goes on trickling.
+                data, err = keep_sending(
+                    sl_port, b"GET / HTTP/1.1\r\nHost: slow.mesh.test\r\n",
+                    b"X", 0.05, 2.0)
+                if err or not complete(data, 408):
+                    bad.append("408 #%d: %r %r" % (k, err, data[:80]))
+            check("linger: a slowloris head still trickling after its 408 gets "
+                  "the whole 408 (3 of 3)", not bad, "; ".join(bad))
+
     if want("chunked"):
         st, body, r = request(node_port, "app", path="/chunked")
         check("chunked response", st == 200 and body == BIG[:50000],
@@ -974,6 +1165,46 @@ def main():
         check("embedded node serves NAME.localhost", r.status == 200 and
               r.read() == BIG[:1024])
         c.close()
+        t0 = time.time()
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        # The embedded node takes the ingress limits too: a 1 s head
+        # deadline and a body rate, checked as `warren node` checks them.
+        lp = free_port()
+        p = spawn(["http", str(origin_port), "--listen", "127.0.0.1:%d" % lp,
+                   "--name", "emb", "--head-timeout", "1000",
+                   "--body-min-rate", "1000000"])
+        check("embedded node with --head-timeout and --body-min-rate binds",
+              wait_line(p, 15) is not None)
+        s = socket.create_connection(("127.0.0.1", lp), 5)
+        s.sendall(b"GET /small HTTP/1.1\r\nHost: emb.localhost\r\n")
+        t1 = time.time()
+        got = read_responses(s, 1, timeout=5)
+        dt = time.time() - t1
+        s.close()
+        check("embedded node: an unfinished head gets 408 after ~1 s",
+              len(got) == 1 and got[0][0] == 408 and 0.8 < dt < 1.8,
+              "%r %.2fs" % (got[:1], dt))
+        s = socket.create_connection(("127.0.0.1", lp), 5)
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: emb.localhost\r\n"
+                  b"Content-Length: 100000\r\n\r\n" + b"x" * 100)
+        t1 = time.time()
+        got = read_responses(s, 1, timeout=5)
+        dt = time.time() - t1
+        s.close()
+        check("embedded node: a body slower than --body-min-rate gets 408 "
+              "after ~1 s", len(got) == 1 and got[0][0] == 408 and
+              b"slower than 1000000 bytes/s" in got[0][1] and 0.8 < dt < 1.8,
+              "%r %.2fs" % (got[:1], dt))
+        rc = subprocess.run([WARREN, "http", "3000", "--node", "127.0.0.1:1",
+                             "--fleet-key", pub, "--head-timeout", "1000"],
+                            capture_output=True, text=True)
+        check("--head-timeout with --node: usage error naming the node flag",
+              rc.returncode == 2 and "warren node --head-timeout" in rc.stderr,
+              "rc=%d %r" % (rc.returncode, rc.stderr))
         t0 = time.time()
         p.send_signal(signal.SIGINT)
         try:

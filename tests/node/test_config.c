@@ -28,6 +28,18 @@ static void test_defaults_and_flags(void **state) {
   assert_int_equal(wr_node_opts_set(&o, "head-timeout", "1000"), 0);
   assert_int_equal(o.head_ms, 1000);
   assert_int_equal(wr_node_opts_set(&o, "head-timeout", "0"), -1);
+  /* A rate, not a timeout: 0 is allowed and means off. */
+  assert_int_equal(o.body_min_rate, 500);
+  assert_int_equal(wr_node_opts_set(&o, "body-min-rate", "0"), 0);
+  assert_int_equal(o.body_min_rate, 0);
+  assert_int_equal(wr_node_opts_set(&o, "body-min-rate", "1000000000"), 0);
+  assert_int_equal(o.body_min_rate, 1000000000);
+  assert_int_equal(wr_node_opts_set(&o, "body-min-rate", "1000000001"), -1);
+  assert_non_null(strstr(o.err, "bytes per second"));
+  assert_int_equal(wr_node_opts_set(&o, "body-min-rate", "-1"), -1);
+  assert_int_equal(wr_node_opts_set(&o, "body-min-rate", "5k"), -1);
+  assert_int_equal(wr_node_opts_set(&o, "body-min-rate", ""), -1);
+  assert_int_equal(o.body_min_rate, 1000000000);
   assert_int_equal(wr_node_opts_set(&o, "idle-timeout", "-5"), -1);
   assert_int_equal(wr_node_opts_set(&o, "idle-timeout", "12x"), -1);
   assert_int_equal(wr_node_opts_set(&o, "idle-timeout", ""), -1);
@@ -53,7 +65,8 @@ static void test_ini(void **state) {
                     "key-file = /etc/warren/cluster.key\n"
                     "proxy-protocol-from = 10.0.0.5,10.0.0.6\n"
                     "idle-timeout = 30000\n"
-                    "head-timeout = 5000\n";
+                    "head-timeout = 5000\n"
+                    "body-min-rate = 2048\n";
   assert_int_equal(wr_node_opts_parse_ini(&o, ini), 0);
   assert_string_equal(o.id, "edge-1");
   assert_string_equal(o.http, "0.0.0.0:80");
@@ -62,6 +75,7 @@ static void test_ini(void **state) {
   assert_string_equal(o.proxy_from, "10.0.0.5,10.0.0.6");
   assert_int_equal(o.idle_ms, 30000);
   assert_int_equal(o.head_ms, 5000);
+  assert_int_equal(o.body_min_rate, 2048);
   assert_string_equal(o.admin, "127.0.0.1:9081");
 }
 

@@ -2,7 +2,8 @@
  * Tests for src/proxy/timer.c with a hand-driven clock: which side's
  * silence is timed (docs/HTTP.md, "Timers"), for slow uploads, silent
  * origins, pipelining, 100-continue, early answers, missing credit,
- * upgrades, keep-alive, and heads timed in total (slowloris).
+ * upgrades, keep-alive, heads timed in total (slowloris) and bodies held
+ * to a minimum rate.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +24,18 @@ static const wr_http_timer_config cfg = {
     .idle_ms = IDLE_MS,
     .body_ms = BODY_MS,
     .upstream_ms = UP_MS,
+};
+
+/* The rate rule: 500 B/s after 10 s of BODY time (2 ms per byte). */
+#define RATE 500
+#define GRACE_MS 10000
+static const wr_http_timer_config rcfg = {
+    .head_ms = HEAD_MS,
+    .idle_ms = IDLE_MS,
+    .body_ms = BODY_MS,
+    .upstream_ms = UP_MS,
+    .body_min_rate = RATE,
+    .body_grace_ms = GRACE_MS,
 };
 
 /* The state is |w| with deadline |dl|, and the timer fires exactly then. */
@@ -357,6 +370,138 @@ static void test_head_behind_responses(void **state) {
   expect(&t, WR_HTTP_WAIT_IDLE, 300 + IDLE_MS);
 }
 
+/* A body dripped a byte every 2 s is never silent for body_ms, but its
+ * budget (10 s + 2 ms per byte) runs out after 5 bytes: 408 at 10 010 ms,
+ * and the rate rule is named as the cause. */
+static void test_body_drip(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &rcfg, 0);
+  head(&t, 0, 0);
+  expect(&t, WR_HTTP_WAIT_BODY, GRACE_MS);
+  wr_tstamp now = 0;
+  for (int k = 1; k <= 5; k++) {
+    now += 2000;
+    wr_http_timer_visitor_bytes(&t, now);
+    wr_http_timer_body_bytes(&t, 1, now);
+    wr_http_timer_req_sent(&t, 1, 0, now);
+    assert_false(wr_http_timer_too_slow(&t, now));
+    wr_tstamp rdl = GRACE_MS + (wr_tstamp)k * 1000 / RATE;
+    expect(&t, WR_HTTP_WAIT_BODY, rdl < now + BODY_MS ? rdl : now + BODY_MS);
+  }
+  assert_true(wr_http_timer_deadline(&t) == GRACE_MS + 10);
+  assert_false(wr_http_timer_too_slow(&t, GRACE_MS + 9));
+  assert_true(wr_http_timer_too_slow(&t, GRACE_MS + 10));
+  /* Silence, not slowness: without the rate rule the same drip lives on,
+   * and body_ms of silence is not reported as too slow. */
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 0, 0);
+  for (now = 2000; now < 600000; now += 2000) {
+    wr_http_timer_visitor_bytes(&t, now);
+    wr_http_timer_body_bytes(&t, 1, now);
+    expect(&t, WR_HTTP_WAIT_BODY, now + BODY_MS);
+  }
+  assert_false(wr_http_timer_too_slow(&t, now + BODY_MS));
+  wr_http_timer_init(&t, &rcfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_body_bytes(&t, 100000, 0); /* 200 s of budget */
+  assert_int_equal(wr_http_timer_expired(&t, BODY_MS), WR_HTTP_WAIT_BODY);
+  assert_false(wr_http_timer_too_slow(&t, BODY_MS));
+}
+
+/* A fast body never meets the rate deadline: 1 MiB in 16 KiB pieces every
+ * 100 ms; only silence is timed. */
+static void test_body_fast(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &rcfg, 0);
+  head(&t, 0, 0);
+  wr_tstamp now = 0;
+  for (int i = 0; i < 64; i++) {
+    now += 100;
+    wr_http_timer_visitor_bytes(&t, now);
+    wr_http_timer_body_bytes(&t, 16384, now);
+    wr_http_timer_req_sent(&t, 16384, 0, now);
+    expect(&t, WR_HTTP_WAIT_BODY, now + BODY_MS);
+  }
+  wr_http_timer_req_end(&t, now);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, now + UP_MS);
+}
+
+/* Only BODY time is spent from the budget: while the stream has no credit
+ * (SEND) the ingress is not reading the visitor; while a 100-continue is
+ * owed, or an early answer streams, the visitor is not the one waited
+ * for.  Body bytes parsed meanwhile still count. */
+static void test_body_rate_only_when_reading(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &rcfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_visitor_bytes(&t, 1000);
+  wr_http_timer_body_bytes(&t, 100, 1000);
+  wr_http_timer_req_sent(&t, 50, 1, 1000); /* 1 s of BODY spent */
+  expect(&t, WR_HTTP_WAIT_SEND, 1000 + UP_MS);
+  /* Credit trickles back for 100 s; the visitor cannot be read. */
+  wr_tstamp now = 1000;
+  for (; now < 100000; now += 2000)
+    wr_http_timer_req_sent(&t, 1, 1, now);
+  assert_int_equal(wr_http_timer_wait(&t), WR_HTTP_WAIT_SEND);
+  wr_http_timer_req_sent(&t, 49, 0, now);
+  /* Budget 10 s + 200 ms, 1 s of it spent. */
+  expect(&t, WR_HTTP_WAIT_BODY, now + GRACE_MS + 200 - 1000);
+  assert_true(wr_http_timer_too_slow(&t, now + GRACE_MS + 200 - 1000));
+
+  /* 100-continue: the budget starts with the 100, not the head. */
+  wr_http_timer_init(&t, &rcfg, 0);
+  head(&t, 1, 0);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, UP_MS);
+  wr_http_timer_resp_bytes(&t, 2500);
+  wr_http_timer_resp_head(&t, 100, 2500);
+  wr_http_timer_resp_end(&t, 0, 2500);
+  expect(&t, WR_HTTP_WAIT_BODY, 2500 + GRACE_MS);
+
+  /* An early answer (413) streams for 50 s; the rest of the body then
+   * has its budget less the 1 s it used before. */
+  wr_http_timer_init(&t, &rcfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_resp_bytes(&t, 1000);
+  wr_http_timer_resp_head(&t, 413, 1000);
+  expect(&t, WR_HTTP_WAIT_NONE, WR_TSTAMP_NONE);
+  wr_http_timer_resp_end(&t, 1, 51000);
+  expect(&t, WR_HTTP_WAIT_BODY, 51000 + GRACE_MS - 1000);
+}
+
+/* Each request has its own budget; body bytes outside a request (none
+ * should come) change nothing, and huge values saturate. */
+static void test_body_rate_per_request(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &rcfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_visitor_bytes(&t, 9000);
+  wr_http_timer_body_bytes(&t, 10, 9000);
+  wr_http_timer_req_end(&t, 9000);
+  wr_http_timer_body_bytes(&t, 1000000, 9000); /* ignored: no request */
+  response(&t, 200, 9500);
+  head(&t, 0, 20000);
+  expect(&t, WR_HTTP_WAIT_BODY, 20000 + GRACE_MS);
+
+  wr_http_timer_config big = rcfg;
+  big.body_grace_ms = UINT64_MAX;
+  big.body_min_rate = UINT64_MAX;
+  wr_http_timer_init(&t, &big, 5);
+  head(&t, 0, 5);
+  for (int i = 0; i < 4; i++) wr_http_timer_body_bytes(&t, SIZE_MAX, 5);
+  expect(&t, WR_HTTP_WAIT_BODY, 5 + BODY_MS);
+  big.body_grace_ms = 0;
+  big.body_min_rate = 1;
+  wr_http_timer_init(&t, &big, 5);
+  head(&t, 0, 5);
+  assert_true(wr_http_timer_too_slow(&t, 5)); /* no grace, no bytes */
+  for (int i = 0; i < 4; i++) wr_http_timer_body_bytes(&t, SIZE_MAX, 5);
+  expect(&t, WR_HTTP_WAIT_BODY, 5 + BODY_MS);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_slow_upload),
@@ -370,6 +515,10 @@ int main(void) {
       cmocka_unit_test(test_head),
       cmocka_unit_test(test_slowloris),
       cmocka_unit_test(test_head_behind_responses),
+      cmocka_unit_test(test_body_drip),
+      cmocka_unit_test(test_body_fast),
+      cmocka_unit_test(test_body_rate_only_when_reading),
+      cmocka_unit_test(test_body_rate_per_request),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
