@@ -40,6 +40,8 @@
 #ifndef WARREN_MUX_H
 #define WARREN_MUX_H
 
+#include <sys/uio.h>
+
 #include "warren/types.h"
 
 typedef struct wr_mux wr_mux;
@@ -130,6 +132,26 @@ int wr_mux_want_write(const wr_mux *m);
  */
 #define WR_MUX_MIN_SEND 16
 wr_ssize wr_mux_send(wr_mux *m, uint8_t *dst, size_t cap, wr_tstamp now);
+
+/*
+ * wr_mux_send without the copy of stream bytes: produces the same frames
+ * as wr_mux_send(dst, cap) would, but as a list of pieces in *piovcnt
+ * entries of |iov|.  Pieces of 1 KiB or more are views into the mux's
+ * queues; frame headers and smaller pieces are copied into |scratch|
+ * (which needs |cap| bytes).  The sealer reads the pieces in order
+ * (wr_record_seal_v), so stream bytes go from the queue to the record in
+ * one pass.  The views stay valid until the next call of any wr_mux_*
+ * function on |m|.  |cap| must be in [WR_MUX_MIN_SEND, WR_MUX_SEND_V_MAX]
+ * and *piovcnt at least WR_MUX_SEND_IOV_MAX on entry (else WR_ERR_INVAL).
+ * Returns the total length (0 = nothing queued; *piovcnt is then 0) or a
+ * fatal code, as wr_mux_send.
+ */
+#define WR_MUX_SEND_V_MAX 16384
+/* Every view is at least 1 KiB and every copied run lies between two
+ * views, so 16 KiB needs at most 16 views and 17 runs. */
+#define WR_MUX_SEND_IOV_MAX 33
+wr_ssize wr_mux_send_v(wr_mux *m, uint8_t *scratch, size_t cap,
+                       struct iovec *iov, size_t *piovcnt, wr_tstamp now);
 
 /* The next time wr_mux_tick must run, or WR_TSTAMP_NONE. */
 wr_tstamp wr_mux_deadline(const wr_mux *m);

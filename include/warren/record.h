@@ -23,6 +23,8 @@
 #ifndef WARREN_RECORD_H
 #define WARREN_RECORD_H
 
+#include <sys/uio.h>
+
 #include "warren/types.h"
 
 #define WR_RECORD_MAX_PLAINTEXT 16384
@@ -73,6 +75,14 @@ void wr_record_del(wr_record *rec);
  */
 wr_ssize wr_record_seal(wr_record *rec, uint8_t *dst, size_t cap,
                         const uint8_t *pt, size_t len);
+
+/*
+ * wr_record_seal for plaintext in |n| pieces (their total is the record's
+ * plaintext), read in order: the record is the same as sealing their
+ * concatenation.  No piece may overlap |dst|.  Same returns.
+ */
+wr_ssize wr_record_seal_v(wr_record *rec, uint8_t *dst, size_t cap,
+                          const struct iovec *pt, size_t n);
 
 /*
  * Opens the first record in |buf|, decrypting in place.  Returns the

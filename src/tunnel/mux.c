@@ -168,6 +168,7 @@ struct wr_mux {
   size_t queued_data; /* bytes in all stream queues */
   blk *free_blks;
   uint32_t n_free_blks;
+  blk *retired; /* emptied by wr_mux_send_v, still viewed by its caller */
   stream *free_streams;
   uint32_t n_free_streams;
 
@@ -287,22 +288,81 @@ static uint8_t *bq_reserve(wr_mux *m, bq *q, size_t n) {
   return p;
 }
 
-static size_t bq_copy_out(wr_mux *m, bq *q, uint8_t *dst, size_t n) {
+/*
+ * Where wr_mux_send / wr_mux_send_v put their output.  Copy mode (iov
+ * NULL): every byte is copied to dst.  View mode: pieces of at least
+ * VIEW_MIN bytes are handed out as views into the queue blocks, and
+ * everything else (frame headers, small pieces) is copied into dst, the
+ * caller's scratch, as runs that join the iov list in order.  |len| counts
+ * the bytes produced either way; |used| is how much of dst is taken.
+ */
+typedef struct sendout {
+  uint8_t *dst;
+  size_t len, used;
+  struct iovec *iov;
+  size_t niov;
+} sendout;
+
+/* Views shorter than this are copied instead: a view costs the sealer one
+ * EVP update call, about what copying 1 KiB costs, and the floor bounds
+ * the iov count (mux.h: WR_MUX_SEND_IOV_MAX). */
+#define VIEW_MIN 1024
+
+/* Room for |n| copied bytes at the end of the output. */
+static uint8_t *out_room(sendout *o, size_t n) {
+  uint8_t *p = o->dst + o->used;
+  if (o->iov) {
+    struct iovec *last = o->niov ? &o->iov[o->niov - 1] : NULL;
+    if (last && (uint8_t *)last->iov_base + last->iov_len == p)
+      last->iov_len += n;
+    else
+      o->iov[o->niov++] = (struct iovec){.iov_base = p, .iov_len = n};
+  }
+  o->used += n;
+  o->len += n;
+  return p;
+}
+
+static void out_bytes(sendout *o, const uint8_t *p, size_t n) {
+  if (o->iov && n >= VIEW_MIN) {
+    o->iov[o->niov++] = (struct iovec){.iov_base = (void *)p, .iov_len = n};
+    o->len += n;
+    return;
+  }
+  memcpy(out_room(o, n), p, n);
+}
+
+/* Moves up to |n| bytes from the head of |q| to the output.  A block the
+ * output may still view is retired, not recycled, until the next send. */
+static size_t bq_out(wr_mux *m, bq *q, sendout *o, size_t n) {
   size_t done = 0;
   while (done < n && q->head) {
     blk *b = q->head;
     size_t k = WR_MIN(n - done, (size_t)(b->end - b->start));
-    memcpy(dst + done, b->data + b->start, k);
+    out_bytes(o, b->data + b->start, k);
     b->start += (uint32_t)k;
     done += k;
     if (b->start == b->end) {
       q->head = b->next;
       if (!q->head) q->tail = NULL;
-      blk_put(m, b);
+      if (o->iov) {
+        b->next = m->retired;
+        m->retired = b;
+      } else {
+        blk_put(m, b);
+      }
     }
   }
   q->len -= done;
   return done;
+}
+
+static void release_retired(wr_mux *m) {
+  while (m->retired) {
+    blk *b = m->retired;
+    m->retired = b->next;
+    blk_put(m, b);
+  }
 }
 
 static void bq_clear(wr_mux *m, bq *q) {
@@ -563,6 +623,7 @@ void wr_mux_del(wr_mux *m) {
     wr_mem_free(m->mem, s);
   }
   bq_clear(m, &m->ctrl);
+  release_retired(m);
   while (m->free_blks) {
     blk *b = m->free_blks;
     m->free_blks = b->next;
@@ -777,30 +838,29 @@ int wr_mux_want_write(const wr_mux *m) {
   return m->ctrl.len > 0 || !dl_empty(&m->active);
 }
 
-wr_ssize wr_mux_send(wr_mux *m, uint8_t *dst, size_t cap, wr_tstamp now) {
+/* wr_mux_send and wr_mux_send_v: the same frames, copied or viewed. */
+static wr_ssize send_out(wr_mux *m, sendout *o, size_t cap) {
   int rv;
-  (void)now;
   if (m->fatal) return m->fatal;
-  if (cap < WR_MUX_MIN_SEND) return WR_ERR_INVAL;
+  release_retired(m);
   if (m->recheck_writable && (rv = fire_writable(m)) != 0)
     return set_fatal(m, rv);
-  size_t out = bq_copy_out(m, &m->ctrl, dst, cap);
-  if (m->ctrl.len) return (wr_ssize)out; /* dst is full */
+  bq_out(m, &m->ctrl, o, cap);
+  if (m->ctrl.len) return (wr_ssize)o->len; /* the output is full */
   m->refused_unsent = 0;
   m->pong_unsent = 0;
 
-  while (!dl_empty(&m->active) && cap - out >= WR_FRAME_HDR_LEN) {
+  while (!dl_empty(&m->active) && cap - o->len >= WR_FRAME_HDR_LEN) {
     stream *s = container_of(m->active.next, stream, act);
-    size_t room = cap - out - WR_FRAME_HDR_LEN;
+    size_t room = cap - o->len - WR_FRAME_HDR_LEN;
     size_t n = WR_MIN(WR_MIN(s->q.len, room), (size_t)WR_FRAME_MAX_DATA);
     /* A small tail piece only if nothing else went out: every call with
      * work queued makes progress, so want_write loops terminate. */
-    if (n < s->q.len && n < MIN_DATA_FRAME && out > 0) break;
+    if (n < s->q.len && n < MIN_DATA_FRAME && o->len > 0) break;
     int fin = s->fin_queued && n == s->q.len;
-    wr_frame_hdr_put(dst + out, WR_FRAME_DATA, fin ? WR_FRAME_FLAG_FIN : 0,
-                     (uint16_t)n, s->sid);
-    bq_copy_out(m, &s->q, dst + out + WR_FRAME_HDR_LEN, n);
-    out += WR_FRAME_HDR_LEN + n;
+    wr_frame_hdr_put(out_room(o, WR_FRAME_HDR_LEN), WR_FRAME_DATA,
+                     fin ? WR_FRAME_FLAG_FIN : 0, (uint16_t)n, s->sid);
+    bq_out(m, &s->q, o, n);
     m->queued_data -= n;
     m->st.frames_out++;
     m->st.bytes_out += n;
@@ -813,7 +873,26 @@ wr_ssize wr_mux_send(wr_mux *m, uint8_t *dst, size_t cap, wr_tstamp now) {
       dl_push(&m->active, &s->act); /* round robin */
     }
   }
-  return (wr_ssize)out;
+  return (wr_ssize)o->len;
+}
+
+wr_ssize wr_mux_send(wr_mux *m, uint8_t *dst, size_t cap, wr_tstamp now) {
+  (void)now;
+  if (!m->fatal && cap < WR_MUX_MIN_SEND) return WR_ERR_INVAL;
+  sendout o = {.dst = dst};
+  return send_out(m, &o, cap);
+}
+
+wr_ssize wr_mux_send_v(wr_mux *m, uint8_t *scratch, size_t cap,
+                       struct iovec *iov, size_t *piovcnt, wr_tstamp now) {
+  (void)now;
+  if (!m->fatal && (cap < WR_MUX_MIN_SEND || cap > WR_MUX_SEND_V_MAX ||
+                    *piovcnt < WR_MUX_SEND_IOV_MAX))
+    return WR_ERR_INVAL;
+  sendout o = {.dst = scratch, .iov = iov};
+  wr_ssize n = send_out(m, &o, cap);
+  *piovcnt = n > 0 ? o.niov : 0;
+  return n;
 }
 
 /* ---- time ---- */

@@ -13,7 +13,10 @@
  *
  * Output: wr_link_flush() arms a uv_prepare handle; once per loop turn
  * the queued mux frames are cut into records of up to 16 KiB and sealed
- * into one buffer sized to what is queued, written with one uv_write.  At
+ * into one buffer sized to what is queued, written with one uv_write.
+ * The sealer reads stream bytes where the mux queued them
+ * (wr_mux_send_v), so they are copied once: from the queue, encrypted,
+ * into the write buffer.  At
  * most WRITE_QUEUE_MAX bytes may wait in the kernel-bound queue; beyond
  * that the mux keeps its frames (and its credit bounds them).
  *
@@ -88,10 +91,13 @@ struct wr_link {
   char peer[64];
 };
 
-/* Plaintext scratch for sealing: one per process, not per link, because
- * the loop is single-threaded and do_flush never re-enters; 1,000 idle
- * tunnels should not hold 16 MiB of it. */
+/* Scratch for the frame headers and small pieces of one record (see
+ * wr_mux_send_v): one per process, not per link, because the loop is
+ * single-threaded and do_flush never re-enters; 1,000 idle tunnels should
+ * not hold 16 MiB of it. */
 static uint8_t seal_scratch[WR_RECORD_MAX_PLAINTEXT];
+_Static_assert(WR_MUX_SEND_V_MAX >= WR_RECORD_MAX_PLAINTEXT,
+               "a record's worth fits one wr_mux_send_v call");
 
 uint64_t wr_wall_ms(void) {
   struct timeval tv;
@@ -332,7 +338,11 @@ static void do_flush(wr_link *l) {
     while (cap - len >= WR_RECORD_OVERHEAD + WR_MUX_MIN_SEND) {
       size_t room = WR_MIN(cap - len - WR_RECORD_OVERHEAD,
                            (size_t)WR_RECORD_MAX_PLAINTEXT);
-      wr_ssize n = wr_mux_send(l->mux, seal_scratch, room, now);
+      struct iovec iov[WR_MUX_SEND_IOV_MAX];
+      size_t niov = WR_MUX_SEND_IOV_MAX;
+      /* Stream bytes are sealed straight from the mux's queue into the
+       * write buffer; only frame headers pass through the scratch. */
+      wr_ssize n = wr_mux_send_v(l->mux, seal_scratch, room, iov, &niov, now);
       if (n < 0) {
         free(w);
         link_fail(l, (int)n);
@@ -340,8 +350,7 @@ static void do_flush(wr_link *l) {
       }
       if (n == 0) break;
       wr_ssize r =
-          wr_record_seal(l->tx, w->data + len, cap - len, seal_scratch,
-                         (size_t)n);
+          wr_record_seal_v(l->tx, w->data + len, cap - len, iov, niov);
       if (r < 0) {
         free(w);
         link_fail(l, (int)r);
