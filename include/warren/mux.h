@@ -61,15 +61,17 @@ typedef struct wr_mux_config {
   uint32_t max_streams;        /* concurrent streams each side may open */
   uint32_t stream_window;      /* initial receive window per stream, bytes */
   uint32_t link_window;        /* receive window of the whole link, bytes */
+  uint32_t send_buffer;        /* stream bytes accepted but not yet sent,
+                                * all streams together, bytes */
   uint32_t max_meta;           /* largest OPEN metadata accepted, bytes */
   uint32_t max_control;        /* largest CONTROL payload accepted, bytes */
   wr_tstamp ping_interval;     /* send PING after this much peer silence;
                                 * 0 disables keepalive */
   wr_tstamp ping_timeout;      /* declare the link dead after this long */
 } wr_mux_config;
-/* Bounds checked by wr_mux_new (WR_ERR_INVAL otherwise): windows in
- * [16 KiB, 2^31 - 1], max_streams in [1, 2^20], max_meta and max_control
- * in [4096, 65535], ping_timeout >= ping_interval. */
+/* Bounds checked by wr_mux_new (WR_ERR_INVAL otherwise): windows and
+ * send_buffer in [16 KiB, 2^31 - 1], max_streams in [1, 2^20], max_meta
+ * and max_control in [4096, 65535], ping_timeout >= ping_interval. */
 
 /* Sensible defaults; see mux.c for the derivation of each number. */
 void wr_mux_config_default(wr_mux_config *cfg, int is_client);
@@ -91,7 +93,8 @@ typedef struct wr_mux_callbacks {
    * never reused. */
   int (*stream_close)(wr_mux *m, uint32_t sid, int64_t code, int by_peer,
                       void *user_data);
-  /* Credit returned: wr_mux_stream_write may accept more on |sid|. */
+  /* Credit returned, or the send buffer drained to half: a write to |sid|
+   * that was cut short may be retried. */
   int (*stream_writable)(wr_mux *m, uint32_t sid, void *user_data);
   /* A CONTROL frame's payload (view valid during call). */
   int (*control)(wr_mux *m, const uint8_t *msg, size_t len, void *user_data);
@@ -171,8 +174,8 @@ int wr_mux_stream_open(wr_mux *m, const uint8_t *meta, size_t len,
 
 /*
  * Queues up to |len| bytes on |sid| within the send credit (stream and
- * link).  Returns the bytes accepted (0 = no credit now; wait for
- * stream_writable), WR_ERR_NOTFOUND, WR_ERR_CLOSED (FIN already sent),
+ * link) and the room left in the link's send_buffer.  Returns the bytes
+ * accepted (0 = no credit or room now; wait for stream_writable), WR_ERR_NOTFOUND, WR_ERR_CLOSED (FIN already sent),
  * WR_ERR_NOMEM.
  */
 wr_ssize wr_mux_stream_write(wr_mux *m, uint32_t sid, const uint8_t *data,

@@ -36,6 +36,11 @@
  *   credit of queued bytes it drops on a reset, since the peer never
  *   counted them.
  *
+ * Send buffer.  Credit bounds what the peer must hold; send_buffer bounds
+ * what we hold: wr_mux_stream_write accepts no more than send_buffer
+ * bytes queued over all streams, and a stream cut short by it is woken
+ * (stream_writable) once wr_mux_send has drained the queue to half.
+ *
  * Sending.  wr_mux_send builds frames straight into the caller's record
  * buffer: first the control queue (pre-encoded OPEN, RST, WINDOW, PING,
  * PONG, GOAWAY, CONTROL and SETTINGS frames, in order, which may straddle
@@ -163,6 +168,7 @@ struct wr_mux {
   uint32_t nbuckets, nstreams;
   dl active, blocked;
   int recheck_writable; /* link credit came back outside wr_mux_recv */
+  int buf_full;         /* a write or wake-up waited on send_buffer */
 
   bq ctrl;
   size_t queued_data; /* bytes in all stream queues */
@@ -198,6 +204,15 @@ struct wr_mux {
  * itself pushes back, which is the memory a peer can make us hold per link
  * (the windows bound it, not the stream count).
  *
+ * send_buffer = 1 MiB: how far the app may write ahead of the link.
+ * Credit alone let the client read its origins into the mux up to the
+ * peer's 16 MiB link window while the link drained at its own pace: 50
+ * streams of 1 MiB bodies held 14 MiB queued and the client's RSS was
+ * 24-29 MiB.  The link writes up to 256 KiB per uv_write and keeps 4 MiB
+ * in flight to the kernel, so 1 MiB queued still has a write ready every
+ * loop turn; throughput did not move (bench, docs/BENCHMARKS.md) and the
+ * client's RSS fell to 12 MiB.
+ *
  * max_streams = 1024: HTTP/2 servers allow 100-250 per browser connection;
  * a tunnel carries every visitor of a name, and an idle stream costs about
  * 150 bytes, so 1024 is generous and still bounded.
@@ -214,6 +229,7 @@ void wr_mux_config_default(wr_mux_config *cfg, int is_client) {
   cfg->max_streams = 1024;
   cfg->stream_window = 1u << 20;
   cfg->link_window = 16u << 20;
+  cfg->send_buffer = 1u << 20;
   cfg->max_meta = 16384;
   cfg->max_control = WR_FRAME_MAX_PAYLOAD;
   cfg->ping_interval = 10000;
@@ -484,16 +500,28 @@ static int link_credit_back(wr_mux *m, uint64_t n) {
   return 0;
 }
 
+/* What wr_mux_stream_write accepts on |s|: its credit and the link's,
+ * within the room left in the send buffer. */
 static int64_t credit_of(const wr_mux *m, const stream *s) {
   int64_t c = WR_MIN(s->swin, m->swin_link);
+  c = WR_MIN(c, (int64_t)m->cfg.send_buffer - (int64_t)m->queued_data);
   return c > 0 ? c : 0;
+}
+
+/* Blocked streams are woken only once the send buffer is at most half
+ * full, so a draining buffer does not wake them for every record; a
+ * wake-up held back here is retried by wr_mux_send as the buffer drains. */
+static int buf_low(wr_mux *m) {
+  if (m->queued_data <= m->cfg.send_buffer / 2) return 1;
+  m->buf_full = 1;
+  return 0;
 }
 
 /* Tells blocked streams that have credit again.  Callbacks may not touch
  * the mux, so walking the list while firing is safe. */
 static int fire_writable(wr_mux *m) {
   m->recheck_writable = 0;
-  if (m->swin_link <= 0) return 0;
+  if (m->swin_link <= 0 || !buf_low(m)) return 0;
   dl *e = m->blocked.next;
   while (e != &m->blocked) {
     stream *s = container_of(e, stream, blocked);
@@ -541,6 +569,7 @@ static int config_ok(const wr_mux_config *c) {
   if (c->stream_window < FLOOR_WINDOW || c->stream_window > MAX_WINDOW)
     return 0;
   if (c->link_window < FLOOR_WINDOW || c->link_window > MAX_WINDOW) return 0;
+  if (c->send_buffer < FLOOR_WINDOW || c->send_buffer > MAX_WINDOW) return 0;
   if (c->max_streams == 0 || c->max_streams > MAX_STREAMS_CFG) return 0;
   if (c->max_meta < FLOOR_META || c->max_meta > WR_FRAME_MAX_PAYLOAD) return 0;
   if (c->max_control < FLOOR_CONTROL || c->max_control > WR_FRAME_MAX_PAYLOAD)
@@ -711,7 +740,7 @@ static int on_window(wr_mux *m, const wr_frame *f) {
   if (!s) return sid_seen(m, f->sid) ? 0 : WR_ERR_PROTO;
   if (s->swin + f->value > MAX_WINDOW) return WR_ERR_FLOW;
   s->swin += f->value;
-  if (dl_linked(&s->blocked) && credit_of(m, s) > 0) {
+  if (dl_linked(&s->blocked) && credit_of(m, s) > 0 && buf_low(m)) {
     dl_del(&s->blocked);
     if (m->cb.stream_writable &&
         m->cb.stream_writable(m, s->sid, m->user_data) != 0)
@@ -873,6 +902,10 @@ static wr_ssize send_out(wr_mux *m, sendout *o, size_t cap) {
       dl_push(&m->active, &s->act); /* round robin */
     }
   }
+  if (m->buf_full && m->queued_data <= m->cfg.send_buffer / 2) {
+    m->buf_full = 0;
+    if ((rv = fire_writable(m)) != 0) return set_fatal(m, rv);
+  }
   return (wr_ssize)o->len;
 }
 
@@ -966,6 +999,7 @@ wr_ssize wr_mux_stream_write(wr_mux *m, uint32_t sid, const uint8_t *data,
   if (s->fin_queued) return WR_ERR_CLOSED;
   size_t n = WR_MIN(len, (size_t)credit_of(m, s));
   if (n < len && !dl_linked(&s->blocked)) dl_push(&m->blocked, &s->blocked);
+  if (n < len && m->queued_data + n >= m->cfg.send_buffer) m->buf_full = 1;
   if (n == 0) return 0;
   size_t done = bq_append(m, &s->q, data, n);
   if (done == 0) return WR_ERR_NOMEM;

@@ -520,6 +520,57 @@ static void test_small_cap(void **state) {
   teardown_pair();
 }
 
+/*
+ * send_buffer bounds the bytes accepted but not yet sent, over all
+ * streams, below the credit: writes are cut at the buffer, and blocked
+ * streams are woken (once each) only when wr_mux_send has drained it to
+ * half, not per record.
+ */
+static void test_send_buffer(void **state) {
+  (void)state;
+  wr_mux_config ca, cb;
+  small_windows(&ca, &cb, 1 << 20, 4 << 20);
+  ca.send_buffer = 65536;
+  fill_pattern();
+  setup_pair(&ca, &cb, NULL);
+  B.auto_consume = 1;
+  assert_int_equal(pump(), 0);
+  uint32_t s1, s2;
+  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &s1, NULL), 0);
+  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &s2, NULL), 0);
+  assert_int_equal(write_some(&A, s1, 0, 40000), 40000);
+  assert_int_equal(wr_mux_stream_credit(A.m, s2), 65536 - 40000);
+  assert_int_equal(write_some(&A, s2, 0, 1 << 20), 65536 - 40000);
+  assert_int_equal(write_some(&A, s1, 40000, 1000), 0);
+  wr_mux_stats st;
+  wr_mux_get_stats(A.m, &st);
+  assert_true(st.queued_bytes >= 65536 && st.queued_bytes < 65536 + 200);
+  /* One record out (16 KiB): still above half, nobody woken. */
+  wr_ssize n = msend(A.m, rec, sizeof rec);
+  assert_true(n > 0);
+  assert_int_equal(wr_mux_recv(B.m, rec, (size_t)n, now), 0);
+  assert_int_equal(A.writable[s1] + A.writable[s2], 0);
+  /* A WINDOW-style wake-up attempt above half is held back too. */
+  assert_int_equal(consume_all(&B), 0);
+  /* Drain to half or less: both blocked streams woken, once. */
+  while ((n = msend(A.m, rec, sizeof rec)) > 0) {
+    assert_int_equal(wr_mux_recv(B.m, rec, (size_t)n, now), 0);
+    wr_mux_get_stats(A.m, &st);
+    if (st.queued_bytes > 32768)
+      assert_int_equal(A.writable[s1] + A.writable[s2], 0);
+  }
+  assert_int_equal(A.writable[s1], 1);
+  assert_int_equal(A.writable[s2], 1);
+  assert_int_equal(pump(), 0);
+  assert_int_equal(A.writable[s1], 1);
+  assert_int_equal(B.rx[s1], 40000);
+  assert_int_equal(B.rx[s2], 65536 - 40000);
+  assert_int_equal(B.rx_hash[s2], pattern_hash(65536 - 40000));
+  /* Empty again: the whole buffer is available. */
+  assert_int_equal(wr_mux_stream_credit(A.m, s1), 65536);
+  teardown_pair();
+}
+
 static void test_link_window(void **state) {
   (void)state;
   wr_mux_config ca, cb;
@@ -1048,6 +1099,8 @@ static void stress_one(uint64_t seed) {
   cb.stream_window = 16384 + 16384 * wr_pcg32_bounded(&g, 4);
   ca.max_streams = 1 + wr_pcg32_bounded(&g, 8);
   cb.max_streams = 1 + wr_pcg32_bounded(&g, 8);
+  ca.send_buffer = 16384 * (1 + wr_pcg32_bounded(&g, 8));
+  cb.send_buffer = 16384 * (1 + wr_pcg32_bounded(&g, 8));
   setup_pair(&ca, &cb, NULL);
   A.verify = B.verify = 1;
   W[0].len = W[1].len = 0;
@@ -1154,7 +1207,8 @@ static void stress_one(uint64_t seed) {
   uint32_t nsid;
   assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &nsid, NULL), 0);
   assert_true(wr_mux_stream_credit(A.m, nsid) >=
-              WR_MIN(cb.stream_window, cb.link_window / 2));
+              WR_MIN(WR_MIN(cb.stream_window, cb.link_window / 2),
+                     ca.send_buffer));
   teardown_pair();
 }
 
@@ -1257,6 +1311,7 @@ int main(void) {
       cmocka_unit_test(test_stream_window),
       cmocka_unit_test(test_small_cap),
       cmocka_unit_test(test_link_window),
+      cmocka_unit_test(test_send_buffer),
       cmocka_unit_test(test_reset_returns_credit),
       cmocka_unit_test(test_flow_violation),
       cmocka_unit_test(test_malformed),
