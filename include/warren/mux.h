@@ -183,6 +183,27 @@ wr_ssize wr_mux_stream_write(wr_mux *m, uint32_t sid, const uint8_t *data,
 /* Bytes wr_mux_stream_write would accept right now on |sid|. */
 size_t wr_mux_stream_credit(const wr_mux *m, uint32_t sid);
 
+/*
+ * Zero-copy writes: the app reads from its socket straight into a buffer
+ * of the mux's queue blocks, then hands it to the stream.
+ * wr_mux_buf_new returns WR_MUX_BUF_CAP bytes (NULL on NOMEM);
+ * wr_mux_buf_free gives an unused one back (NULL ignored).
+ * wr_mux_stream_write_buf queues the first |len| bytes of |buf| on |sid|
+ * and always takes |buf|.  |len| must be within wr_mux_stream_credit
+ * (read no more than that).  Returns |len|, or WR_ERR_INVAL (over
+ * credit), WR_ERR_NOTFOUND, WR_ERR_CLOSED, or a fatal code; |buf| is
+ * freed then.
+ */
+#define WR_MUX_BUF_CAP 65536
+uint8_t *wr_mux_buf_new(wr_mux *m);
+void wr_mux_buf_free(wr_mux *m, uint8_t *buf);
+wr_ssize wr_mux_stream_write_buf(wr_mux *m, uint32_t sid, uint8_t *buf,
+                                 size_t len);
+/* Like a write cut short: |sid| gets stream_writable when credit and
+ * send-buffer room come back.  Returns the credit now (0 for an unknown or
+ * finished stream, which is not registered). */
+size_t wr_mux_stream_wait(wr_mux *m, uint32_t sid);
+
 /* Half-closes our direction (FIN after queued data).  Returns 0 (also when
  * already closed) or WR_ERR_NOTFOUND. */
 int wr_mux_stream_close(wr_mux *m, uint32_t sid);

@@ -88,6 +88,10 @@
  * two memcpy calls.  Up to 64 spare blocks (1 MiB) are kept for reuse. */
 #define BLK_SIZE 16384
 #define FREE_BLKS_MAX 64
+/* Blocks the app reads into (wr_mux_buf_new): a socket read's worth.  A
+ * few are kept for reuse, as their size would otherwise make glibc grow
+ * and trim the heap for every read. */
+#define FREE_BUFS_MAX 16
 #define FREE_STREAMS_MAX 64
 /* A DATA frame is not started in less room than this when more bytes are
  * waiting and the record already holds other frames: the next record can
@@ -174,6 +178,8 @@ struct wr_mux {
   size_t queued_data; /* bytes in all stream queues */
   blk *free_blks;
   uint32_t n_free_blks;
+  blk *free_bufs; /* WR_MUX_BUF_CAP blocks for wr_mux_buf_new */
+  uint32_t n_free_bufs;
   blk *retired; /* emptied by wr_mux_send_v, still viewed by its caller */
   stream *free_streams;
   uint32_t n_free_streams;
@@ -256,7 +262,11 @@ static blk *blk_get(wr_mux *m, size_t need) {
 }
 
 static void blk_put(wr_mux *m, blk *b) {
-  if (b->cap == BLK_SIZE && m->n_free_blks < FREE_BLKS_MAX) {
+  if (b->cap == WR_MUX_BUF_CAP && m->n_free_bufs < FREE_BUFS_MAX) {
+    b->next = m->free_bufs;
+    m->free_bufs = b;
+    m->n_free_bufs++;
+  } else if (b->cap == BLK_SIZE && m->n_free_blks < FREE_BLKS_MAX) {
     b->next = m->free_blks;
     m->free_blks = b;
     m->n_free_blks++;
@@ -658,6 +668,11 @@ void wr_mux_del(wr_mux *m) {
     m->free_blks = b->next;
     wr_mem_free(m->mem, b);
   }
+  while (m->free_bufs) {
+    blk *b = m->free_bufs;
+    m->free_bufs = b->next;
+    wr_mem_free(m->mem, b);
+  }
   wr_frame_reader_free(&m->rd);
   wr_mem_free(m->mem, m);
 }
@@ -1008,6 +1023,60 @@ wr_ssize wr_mux_stream_write(wr_mux *m, uint32_t sid, const uint8_t *data,
   m->queued_data += done;
   if (!dl_linked(&s->act)) dl_push(&m->active, &s->act);
   return (wr_ssize)done;
+}
+
+uint8_t *wr_mux_buf_new(wr_mux *m) {
+  blk *b = m->free_bufs;
+  if (b) {
+    m->free_bufs = b->next;
+    m->n_free_bufs--;
+  } else if ((b = wr_mem_malloc(m->mem, sizeof *b + WR_MUX_BUF_CAP))) {
+    b->cap = WR_MUX_BUF_CAP;
+  } else {
+    return NULL;
+  }
+  b->next = NULL;
+  b->start = b->end = 0;
+  return b->data;
+}
+
+void wr_mux_buf_free(wr_mux *m, uint8_t *buf) {
+  if (buf) blk_put(m, container_of(buf, blk, data));
+}
+
+wr_ssize wr_mux_stream_write_buf(wr_mux *m, uint32_t sid, uint8_t *buf,
+                                 size_t len) {
+  blk *b = container_of(buf, blk, data);
+  stream *s = m->fatal ? NULL : find(m, sid);
+  wr_ssize rv = m->fatal           ? m->fatal
+                : !s               ? WR_ERR_NOTFOUND
+                : s->fin_queued    ? WR_ERR_CLOSED
+                : len > WR_MUX_BUF_CAP || len > (size_t)credit_of(m, s)
+                    ? WR_ERR_INVAL
+                    : (wr_ssize)len;
+  if (rv <= 0) {
+    blk_put(m, b);
+    return rv;
+  }
+  /* The block joins the queue as it is: no copy. */
+  b->start = 0;
+  b->end = (uint32_t)len;
+  bq_link(&s->q, b);
+  s->q.len += len;
+  s->swin -= (int64_t)len;
+  m->swin_link -= (int64_t)len;
+  m->queued_data += len;
+  if (!dl_linked(&s->act)) dl_push(&m->active, &s->act);
+  return rv;
+}
+
+size_t wr_mux_stream_wait(wr_mux *m, uint32_t sid) {
+  stream *s = m->fatal ? NULL : find(m, sid);
+  if (!s || s->fin_queued) return 0;
+  size_t c = (size_t)credit_of(m, s);
+  if (!dl_linked(&s->blocked)) dl_push(&m->blocked, &s->blocked);
+  if (m->queued_data > m->cfg.send_buffer / 2) m->buf_full = 1;
+  return c;
 }
 
 size_t wr_mux_stream_credit(const wr_mux *m, uint32_t sid) {
