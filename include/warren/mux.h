@@ -122,7 +122,9 @@ void wr_mux_del(wr_mux *m);
  */
 int wr_mux_recv(wr_mux *m, const uint8_t *data, size_t len, wr_tstamp now);
 
-/* 1 when wr_mux_send has bytes to produce. */
+/* 1 when wr_mux_send has work: bytes to produce, or streams blocked on
+ * the send buffer to wake (it then fires stream_writable and may return
+ * 0). */
 int wr_mux_want_write(const wr_mux *m);
 
 /*

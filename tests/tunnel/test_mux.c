@@ -577,6 +577,54 @@ static void test_send_buffer(void **state) {
  * and freed (ASan/LSan see a leak or double free otherwise);
  * wr_mux_stream_wait registers for stream_writable without writing.
  */
+/*
+ * Blocked streams are woken one per send call at the half-way crossing or
+ * on an empty queue, never all at once; a woken stream that writes
+ * nothing cannot strand the others: wr_mux_want_write stays 1 until each
+ * has been woken.
+ */
+static void test_send_buffer_wake_one(void **state) {
+  (void)state;
+  wr_mux_config ca, cb;
+  small_windows(&ca, &cb, 1 << 20, 4 << 20);
+  ca.send_buffer = 65536;
+  fill_pattern();
+  setup_pair(&ca, &cb, NULL);
+  B.auto_consume = 1;
+  assert_int_equal(pump(), 0);
+  uint32_t sid[4];
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &sid[i], NULL), 0);
+  assert_int_equal(write_some(&A, sid[0], 0, 65536), 65536);
+  for (int i = 1; i < 4; i++)
+    assert_int_equal(write_some(&A, sid[i], 0, 100), 0);
+  int calls = 0;
+  wr_ssize n;
+  wr_mux_stats st;
+  while ((n = msend(A.m, rec, sizeof rec)) > 0) {
+    assert_int_equal(wr_mux_recv(B.m, rec, (size_t)n, now), 0);
+    calls++;
+    wr_mux_get_stats(A.m, &st);
+    int woken = A.writable[sid[1]] + A.writable[sid[2]] + A.writable[sid[3]];
+    /* Above half: none; after the crossing: only the oldest. */
+    assert_int_equal(woken, st.queued_bytes > 32768 ? 0
+                            : st.queued_bytes > 0   ? 1
+                                                    : woken);
+    assert_true(woken <= 2);
+  }
+  assert_true(calls >= 4);
+  /* Emptied, and nobody wrote: one more wake per send call, in order. */
+  assert_int_equal(A.writable[sid[1]], 1);
+  assert_int_equal(A.writable[sid[2]], 1);
+  while (wr_mux_want_write(A.m)) {
+    assert_int_equal(msend(A.m, rec, sizeof rec), 0);
+    assert_true(++calls < 100);
+  }
+  for (int i = 1; i < 4; i++) assert_int_equal(A.writable[sid[i]], 1);
+  assert_false(wr_mux_want_write(A.m));
+  teardown_pair();
+}
+
 static void test_write_buf(void **state) {
   (void)state;
   wr_mux_config ca, cb;
@@ -1378,6 +1426,7 @@ int main(void) {
       cmocka_unit_test(test_small_cap),
       cmocka_unit_test(test_link_window),
       cmocka_unit_test(test_send_buffer),
+      cmocka_unit_test(test_send_buffer_wake_one),
       cmocka_unit_test(test_write_buf),
       cmocka_unit_test(test_reset_returns_credit),
       cmocka_unit_test(test_flow_violation),
