@@ -37,6 +37,8 @@
 #include "warren/link.h"
 #include "warren/log.h"
 
+#include "frame.h"
+
 /* The handshake is two small messages; a peer that has not finished it in
  * 10 s is broken or hostile, and holds a socket we want back. */
 #define HANDSHAKE_TIMEOUT_MS 10000
@@ -126,6 +128,8 @@ struct wr_link {
   wr_aead aead;
   uint8_t *in;
   size_t inlen;
+  uint8_t *claim;   /* the record body being fed to the mux (see open_rec) */
+  size_t claim_len;
   size_t write_queued;
   link_event *ev_head, *ev_tail;
   char peer[64];
@@ -200,7 +204,14 @@ static int push_event(wr_link *l, enum ev_type type, uint32_t sid,
   e->type = type;
   e->sid = sid;
   e->sud = sid ? wr_mux_stream_get_user_data(l->mux, sid) : NULL;
-  if (len) {
+  if (type == EV_DATA && l->claim && data == l->claim &&
+      len >= l->claim_len / 2) {
+    /* The piece is the record body open_rec decrypted into its own
+     * buffer: hand that buffer over instead of copying it. */
+    e->data = l->claim;
+    e->len = len;
+    l->claim = NULL;
+  } else if (len) {
     e->data = malloc(len);
     if (!e->data) {
       free(e);
@@ -491,6 +502,52 @@ static int become_ready(wr_link *l) {
   return 0;
 }
 
+/*
+ * Opens one record and feeds it to the mux; returns its wire length, 0
+ * for an incomplete record, or an error.
+ *
+ * A large record is decrypted out of place: its first frame header's
+ * worth into a scratch, the rest into a buffer of its own.  A record
+ * usually is one DATA frame (wr_mux_send fills records that way), so the
+ * frame's payload is exactly that buffer, and push_event hands it to the
+ * app as the event's data instead of copying it: the bytes are decrypted
+ * straight into what the app writes to the visitor.  Only a piece that
+ * starts the buffer and fills at least half of it takes it over, so a
+ * held buffer never pins more than twice the window-charged bytes it
+ * carries; anything else is copied as before and the buffer freed.
+ * Small records are opened in place.
+ */
+#define CLAIM_MIN 4096
+static wr_ssize open_rec(wr_link *l, uint8_t *in, size_t len, wr_tstamp now) {
+  size_t ptlen;
+  int rv;
+  wr_ssize n = wr_record_peek(in, len, &ptlen);
+  if (n <= 0) return n;
+  if (ptlen < CLAIM_MIN) {
+    const uint8_t *pt;
+    n = wr_record_open(l->rx, in, len, &pt, &ptlen);
+    if (n > 0 && (rv = wr_mux_recv(l->mux, pt, ptlen, now)) != 0) return rv;
+    return n;
+  }
+  uint8_t head[WR_FRAME_HDR_LEN];
+  size_t blen = ptlen - sizeof head;
+  uint8_t *body = malloc(blen);
+  if (!body) return WR_ERR_NOMEM;
+  struct iovec v[2] = {{head, sizeof head}, {body, blen}};
+  n = wr_record_open_v(l->rx, in, len, v, 2, &ptlen);
+  if (n > 0) {
+    l->claim = body;
+    l->claim_len = blen;
+    rv = wr_mux_recv(l->mux, head, sizeof head, now);
+    if (rv == 0) rv = wr_mux_recv(l->mux, body, blen, now);
+    if (rv != 0) n = rv;
+    body = l->claim; /* NULL if an event took it */
+    l->claim = NULL;
+  }
+  free(body);
+  return n;
+}
+
 static int process_input(wr_link *l) {
   size_t off = 0;
   int rv = 0;
@@ -518,14 +575,10 @@ static int process_input(wr_link *l) {
   }
   wr_tstamp now = uv_now(l->loop);
   while (!l->closing && l->ready && off < l->inlen) {
-    const uint8_t *pt;
-    size_t ptlen;
-    wr_ssize n = wr_record_open(l->rx, l->in + off, l->inlen - off, &pt,
-                                &ptlen);
+    wr_ssize n = open_rec(l, l->in + off, l->inlen - off, now);
     if (n < 0) return (int)n;
     if (n == 0) break;
     off += (size_t)n;
-    if ((rv = wr_mux_recv(l->mux, pt, ptlen, now)) != 0) return rv;
   }
   if (off > 0 && !l->closing) {
     memmove(l->in, l->in + off, l->inlen - off);
