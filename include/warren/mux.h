@@ -192,9 +192,11 @@ size_t wr_mux_stream_credit(const wr_mux *m, uint32_t sid);
  * wr_mux_buf_free gives an unused one back (NULL ignored).
  * wr_mux_stream_write_buf queues the first |len| bytes of |buf| on |sid|
  * and always takes |buf|.  |len| must be within wr_mux_stream_credit
- * (read no more than that).  Returns |len|, or WR_ERR_INVAL (over
- * credit), WR_ERR_NOTFOUND, WR_ERR_CLOSED, or a fatal code; |buf| is
- * freed then.
+ * (read no more than that).  Fewer than WR_MUX_BUF_CAP / 4 bytes are
+ * copied into the queue and |buf| recycled, so queued buffers are never
+ * mostly empty.  Returns |len| (fewer, or WR_ERR_NOMEM, only when out of
+ * memory while copying), WR_ERR_INVAL (over credit), WR_ERR_NOTFOUND,
+ * WR_ERR_CLOSED, or a fatal code.
  */
 #define WR_MUX_BUF_CAP 65536
 uint8_t *wr_mux_buf_new(wr_mux *m);

@@ -1081,11 +1081,23 @@ wr_ssize wr_mux_stream_write_buf(wr_mux *m, uint32_t sid, uint8_t *buf,
     blk_put(m, b);
     return rv;
   }
-  /* The block joins the queue as it is: no copy. */
-  b->start = 0;
-  b->end = (uint32_t)len;
-  bq_link(&s->q, b);
-  s->q.len += len;
+  if (len < WR_MUX_BUF_CAP / 4) {
+    /* A short read (a small response, the end of a body) is copied into
+     * the queue and the block recycled: queued blocks then hold at least
+     * a quarter of their size in data, so memory stays within 4x of the
+     * bytes the send buffer and credit allow, and 50 streams of 1 KiB
+     * responses do not each hold a 64 KiB block. */
+    len = bq_append(m, &s->q, buf, len); /* fewer only on NOMEM */
+    blk_put(m, b);
+    if (len == 0) return WR_ERR_NOMEM;
+    rv = (wr_ssize)len;
+  } else {
+    /* The block joins the queue as it is: no copy. */
+    b->start = 0;
+    b->end = (uint32_t)len;
+    bq_link(&s->q, b);
+    s->q.len += len;
+  }
   s->swin -= (int64_t)len;
   m->swin_link -= (int64_t)len;
   m->queued_data += len;

@@ -635,9 +635,10 @@ static void test_write_buf(void **state) {
   uint32_t sid;
   assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &sid, NULL), 0);
   size_t off = 0;
-  /* Two buffers, the second filling the credit exactly. */
-  for (int i = 0; i < 2; i++) {
-    size_t len = i ? wr_mux_stream_credit(A.m, sid) : 40000;
+  /* Three buffers: a short one (copied), a long one (queued as it is),
+   * the third filling the credit exactly. */
+  for (int i = 0; i < 3; i++) {
+    size_t len = i == 2 ? wr_mux_stream_credit(A.m, sid) : i ? 40000 : 100;
     uint8_t *b = wr_mux_buf_new(A.m);
     assert_non_null(b);
     memcpy(b, pattern + off, len);
