@@ -9,6 +9,9 @@
 #   PERF=stat .. count the node's and the client's syscalls during the
 #                warren runs (perf stat on syscall tracepoints), plus the
 #                request count wrk reports, for syscalls per request
+#   CPU=1 ...    after each cell, CPU time (user+sys, from /proc) of every
+#                process on the path per MiB moved: wrk, nginx's worker,
+#                and the node, the client (warren) or sshd, ssh (ssh -R)
 #
 # Three paths to the same nginx origin serving /1k and /1m:
 #   direct   wrk -> nginx
@@ -71,18 +74,50 @@ UsePAM no
 SSHD
 mkdir -p /run/sshd
 /usr/sbin/sshd -D -f "$tmp/sshd_config" & pids+=($!)
+sshd_pid=$!
 sleep 0.5
 ssh -tt -i "$tmp/id" -p $SSH_PORT -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
   -c aes128-gcm@openssh.com -R $SSH_FWD:$ORIGIN -N root@127.0.0.1 </dev/null >/dev/null 2>&1 & pids+=($!)
+ssh_pid=$!
 sleep 1.5
 
+CPU=${CPU:-0}
+cpu_ticks() { # pid...: "user+sys ticks" summed over the pids (children excluded)
+  local t=0 p
+  for p in $*; do t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat 2>/dev/null || echo 0))); done
+  echo $t
+}
+ngx_worker=$(pgrep -P "$(cat "$tmp/nginx.pid" 2>/dev/null || echo 1)" nginx | head -1 || true)
 run_wrk() { # label url [host]
-  local out
+  local out who=() t0=() tw i
+  case $1 in
+    warren*) who=("node:$node_pid" "client:$client_pid") ;;
+    ssh*) # our sshd's per-connection processes (monitor and session)
+      local kids=$(pgrep -P "$sshd_pid" | tr '\n' ' ' || true)
+      local grand=$(for k in $kids; do pgrep -P "$k" || true; done | tr '\n' ' ')
+      who=("sshd:$kids $grand" "ssh:$ssh_pid") ;;
+  esac
+  [ -n "$ngx_worker" ] && who+=("nginx:$ngx_worker")
+  for i in "${!who[@]}"; do t0[$i]=$(cpu_ticks "${who[$i]##*:}"); done
+  local tf=$(mktemp)
   if [ -n "${3:-}" ]; then
-    out=$(wrk -t2 -c50 -d"${dur}s" --latency -H "Host: $3" "$2")
+    out=$( { /usr/bin/time -f "%U %S" -o "$tf" wrk -t2 -c50 -d"${dur}s" --latency -H "Host: $3" "$2"; } )
   else
-    out=$(wrk -t2 -c50 -d"${dur}s" --latency "$2")
+    out=$( { /usr/bin/time -f "%U %S" -o "$tf" wrk -t2 -c50 -d"${dur}s" --latency "$2"; } )
   fi
+  if [ "$CPU" = 1 ]; then
+    # wrk's "N requests in T, X read" gives the bytes moved.
+    local mib=$(awk '/requests in/ {v=$5; u=substr(v,length(v)-1); n=substr(v,1,length(v)-2);
+      print (u=="GB") ? n*1024 : (u=="MB") ? n : (u=="KB") ? n/1024 : 0}' <<<"$out")
+    local line="cpu ms/MiB, $1:"
+    for i in "${!who[@]}"; do
+      tw=$(( $(cpu_ticks "${who[$i]##*:}") - t0[$i] ))
+      line+=$(awk -v n="${who[$i]%%:*}" -v t=$tw -v m="$mib" 'BEGIN{printf " %s %.3f", n, m ? t*10/m : 0}')
+    done
+    line+=$(awk -v m="$mib" '{printf " wrk %.3f", m ? ($1+$2)*1000/m : 0}' "$tf")
+    echo "$line" >>"$tmp/cpu.txt"
+  fi
+  rm -f "$tf"
   local rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   local tr=$(awk '/Transfer\/sec/ {print $2}' <<<"$out")
   local p50=$(awk '$1=="50%" {print $2}' <<<"$out")
@@ -121,3 +156,4 @@ rss=$(awk '/VmRSS/ {print $2}' /proc/$node_pid/status)
 echo
 echo "node RSS after the runs: ${rss} KiB"
 echo "client RSS after the runs: $(awk '/VmRSS/ {print $2}' /proc/$client_pid/status) KiB"
+if [ "$CPU" = 1 ]; then echo; cat "$tmp/cpu.txt"; fi

@@ -40,6 +40,8 @@
 #ifndef WARREN_MUX_H
 #define WARREN_MUX_H
 
+#include <sys/uio.h>
+
 #include "warren/types.h"
 
 typedef struct wr_mux wr_mux;
@@ -59,15 +61,17 @@ typedef struct wr_mux_config {
   uint32_t max_streams;        /* concurrent streams each side may open */
   uint32_t stream_window;      /* initial receive window per stream, bytes */
   uint32_t link_window;        /* receive window of the whole link, bytes */
+  uint32_t send_buffer;        /* stream bytes accepted but not yet sent,
+                                * all streams together, bytes */
   uint32_t max_meta;           /* largest OPEN metadata accepted, bytes */
   uint32_t max_control;        /* largest CONTROL payload accepted, bytes */
   wr_tstamp ping_interval;     /* send PING after this much peer silence;
                                 * 0 disables keepalive */
   wr_tstamp ping_timeout;      /* declare the link dead after this long */
 } wr_mux_config;
-/* Bounds checked by wr_mux_new (WR_ERR_INVAL otherwise): windows in
- * [16 KiB, 2^31 - 1], max_streams in [1, 2^20], max_meta and max_control
- * in [4096, 65535], ping_timeout >= ping_interval. */
+/* Bounds checked by wr_mux_new (WR_ERR_INVAL otherwise): windows and
+ * send_buffer in [16 KiB, 2^31 - 1], max_streams in [1, 2^20], max_meta
+ * and max_control in [4096, 65535], ping_timeout >= ping_interval. */
 
 /* Sensible defaults; see mux.c for the derivation of each number. */
 void wr_mux_config_default(wr_mux_config *cfg, int is_client);
@@ -89,7 +93,8 @@ typedef struct wr_mux_callbacks {
    * never reused. */
   int (*stream_close)(wr_mux *m, uint32_t sid, int64_t code, int by_peer,
                       void *user_data);
-  /* Credit returned: wr_mux_stream_write may accept more on |sid|. */
+  /* Credit returned, or the send buffer drained to half: a write to |sid|
+   * that was cut short may be retried. */
   int (*stream_writable)(wr_mux *m, uint32_t sid, void *user_data);
   /* A CONTROL frame's payload (view valid during call). */
   int (*control)(wr_mux *m, const uint8_t *msg, size_t len, void *user_data);
@@ -117,7 +122,9 @@ void wr_mux_del(wr_mux *m);
  */
 int wr_mux_recv(wr_mux *m, const uint8_t *data, size_t len, wr_tstamp now);
 
-/* 1 when wr_mux_send has bytes to produce. */
+/* 1 when wr_mux_send has work: bytes to produce, or streams blocked on
+ * the send buffer to wake (it then fires stream_writable and may return
+ * 0). */
 int wr_mux_want_write(const wr_mux *m);
 
 /*
@@ -130,6 +137,26 @@ int wr_mux_want_write(const wr_mux *m);
  */
 #define WR_MUX_MIN_SEND 16
 wr_ssize wr_mux_send(wr_mux *m, uint8_t *dst, size_t cap, wr_tstamp now);
+
+/*
+ * wr_mux_send without the copy of stream bytes: produces the same frames
+ * as wr_mux_send(dst, cap) would, but as a list of pieces in *piovcnt
+ * entries of |iov|.  Pieces of 1 KiB or more are views into the mux's
+ * queues; frame headers and smaller pieces are copied into |scratch|
+ * (which needs |cap| bytes).  The sealer reads the pieces in order
+ * (wr_record_seal_v), so stream bytes go from the queue to the record in
+ * one pass.  The views stay valid until the next call of any wr_mux_*
+ * function on |m|.  |cap| must be in [WR_MUX_MIN_SEND, WR_MUX_SEND_V_MAX]
+ * and *piovcnt at least WR_MUX_SEND_IOV_MAX on entry (else WR_ERR_INVAL).
+ * Returns the total length (0 = nothing queued; *piovcnt is then 0) or a
+ * fatal code, as wr_mux_send.
+ */
+#define WR_MUX_SEND_V_MAX 16384
+/* Every view is at least 1 KiB and every copied run lies between two
+ * views, so 16 KiB needs at most 16 views and 17 runs. */
+#define WR_MUX_SEND_IOV_MAX 33
+wr_ssize wr_mux_send_v(wr_mux *m, uint8_t *scratch, size_t cap,
+                       struct iovec *iov, size_t *piovcnt, wr_tstamp now);
 
 /* The next time wr_mux_tick must run, or WR_TSTAMP_NONE. */
 wr_tstamp wr_mux_deadline(const wr_mux *m);
@@ -149,14 +176,37 @@ int wr_mux_stream_open(wr_mux *m, const uint8_t *meta, size_t len,
 
 /*
  * Queues up to |len| bytes on |sid| within the send credit (stream and
- * link).  Returns the bytes accepted (0 = no credit now; wait for
- * stream_writable), WR_ERR_NOTFOUND, WR_ERR_CLOSED (FIN already sent),
+ * link) and the room left in the link's send_buffer.  Returns the bytes
+ * accepted (0 = no credit or room now; wait for stream_writable), WR_ERR_NOTFOUND, WR_ERR_CLOSED (FIN already sent),
  * WR_ERR_NOMEM.
  */
 wr_ssize wr_mux_stream_write(wr_mux *m, uint32_t sid, const uint8_t *data,
                              size_t len);
 /* Bytes wr_mux_stream_write would accept right now on |sid|. */
 size_t wr_mux_stream_credit(const wr_mux *m, uint32_t sid);
+
+/*
+ * Zero-copy writes: the app reads from its socket straight into a buffer
+ * of the mux's queue blocks, then hands it to the stream.
+ * wr_mux_buf_new returns WR_MUX_BUF_CAP bytes (NULL on NOMEM);
+ * wr_mux_buf_free gives an unused one back (NULL ignored).
+ * wr_mux_stream_write_buf queues the first |len| bytes of |buf| on |sid|
+ * and always takes |buf|.  |len| must be within wr_mux_stream_credit
+ * (read no more than that).  Fewer than WR_MUX_BUF_CAP / 4 bytes are
+ * copied into the queue and |buf| recycled, so queued buffers are never
+ * mostly empty.  Returns |len| (fewer, or WR_ERR_NOMEM, only when out of
+ * memory while copying), WR_ERR_INVAL (over credit), WR_ERR_NOTFOUND,
+ * WR_ERR_CLOSED, or a fatal code.
+ */
+#define WR_MUX_BUF_CAP 65536
+uint8_t *wr_mux_buf_new(wr_mux *m);
+void wr_mux_buf_free(wr_mux *m, uint8_t *buf);
+wr_ssize wr_mux_stream_write_buf(wr_mux *m, uint32_t sid, uint8_t *buf,
+                                 size_t len);
+/* Like a write cut short: |sid| gets stream_writable when credit and
+ * send-buffer room come back.  Returns the credit now (0 for an unknown or
+ * finished stream, which is not registered). */
+size_t wr_mux_stream_wait(wr_mux *m, uint32_t sid);
 
 /* Half-closes our direction (FIN after queued data).  Returns 0 (also when
  * already closed) or WR_ERR_NOTFOUND. */

@@ -23,6 +23,8 @@
 #ifndef WARREN_RECORD_H
 #define WARREN_RECORD_H
 
+#include <sys/uio.h>
+
 #include "warren/types.h"
 
 #define WR_RECORD_MAX_PLAINTEXT 16384
@@ -75,6 +77,14 @@ wr_ssize wr_record_seal(wr_record *rec, uint8_t *dst, size_t cap,
                         const uint8_t *pt, size_t len);
 
 /*
+ * wr_record_seal for plaintext in |n| pieces (their total is the record's
+ * plaintext), read in order: the record is the same as sealing their
+ * concatenation.  No piece may overlap |dst|.  Same returns.
+ */
+wr_ssize wr_record_seal_v(wr_record *rec, uint8_t *dst, size_t cap,
+                          const struct iovec *pt, size_t n);
+
+/*
  * Opens the first record in |buf|, decrypting in place.  Returns the
  * number of bytes consumed (> 0) and sets *ppt / *pptlen to the plaintext
  * inside |buf| (valid until |buf| changes); returns 0 when |buf| does not
@@ -84,6 +94,23 @@ wr_ssize wr_record_seal(wr_record *rec, uint8_t *dst, size_t cap,
  */
 wr_ssize wr_record_open(wr_record *rec, uint8_t *buf, size_t len,
                         const uint8_t **ppt, size_t *pptlen);
+
+/*
+ * Whether |buf| starts with a whole record: returns its wire length and
+ * sets *pptlen to its plaintext length, 0 when more bytes are needed, or
+ * WR_ERR_PROTO for a length header out of range.  Nothing is decrypted.
+ */
+wr_ssize wr_record_peek(const uint8_t *buf, size_t len, size_t *pptlen);
+
+/*
+ * wr_record_open, but decrypting out of place into the |n| pieces of
+ * |dst| in order (their total must hold the plaintext: WR_ERR_NOBUF
+ * otherwise); |buf| is not changed.  Lets the link decrypt a record's
+ * payload straight into the buffer the application will write out.  On
+ * WR_ERR_DECRYPT the pieces are zeroed.  Same returns as wr_record_open.
+ */
+wr_ssize wr_record_open_v(wr_record *rec, const uint8_t *buf, size_t len,
+                          const struct iovec *dst, size_t n, size_t *pptlen);
 
 /* Records sealed or opened so far (the current nonce counter). */
 uint64_t wr_record_count(const wr_record *rec);

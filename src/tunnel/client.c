@@ -8,9 +8,12 @@
  * errors no retry can fix before the first bind (on_fatal).
  *
  * Each stream the node opens is one visitor connection: we connect to the
- * local server and pipe.  Origin -> node: read into the stream's buffer,
- * wr_mux_stream_write what credit allows, stop reading until
- * stream_writable when it takes less.  Node -> origin: each DATA buffer
+ * local server and pipe.  Origin -> node: each read lands in a buffer of
+ * the mux's own queue (wr_mux_buf_new) and is queued on the stream as it
+ * is (wr_mux_stream_write_buf), so origin bytes are not copied before the
+ * sealer reads them; a read asks for no more than the stream's credit,
+ * and with less than MIN_READ of it we stop reading until
+ * stream_writable.  Node -> origin: each DATA buffer
  * from the link is written as is and its credit returned in the write
  * callback (so a slow local server slows the visitor, not the link).
  */
@@ -29,7 +32,8 @@
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 30000
 #define UPGRADE_HEAD_MAX 4096
-#define ORIGIN_BUF 65536
+/* Below this much credit, wait for more rather than read in dribbles. */
+#define MIN_READ 4096
 
 enum cstate { C_IDLE, C_CONNECTING, C_UPGRADING, C_LINKED, C_BOUND };
 
@@ -50,8 +54,9 @@ struct origin {
   int connected, stream_gone, closing, fin_pending;
   int tried_v6;          /* "localhost" may be ::1 only (e.g. Node.js) */
   pend *ph, *pt; /* node -> origin bytes waiting for the connect */
-  uint8_t *rbuf;
-  size_t roff, rlen; /* origin -> node bytes waiting for credit */
+  int reading;           /* origin reads started */
+  int read_eof;          /* the origin finished its side */
+  uint8_t *rbuf;         /* lent to libuv between alloc and read callback */
   origin *prev, *next;
 };
 
@@ -99,7 +104,6 @@ static void origin_closed(uv_handle_t *h) {
     free(p);
     p = n;
   }
-  free(o->rbuf);
   free(o);
   maybe_finish_stop(c);
 }
@@ -154,44 +158,67 @@ static void origin_on_shutdown(uv_shutdown_t *req, int status) {
 static void origin_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
   origin *o = h->data;
-  *buf = uv_buf_init((char *)o->rbuf, ORIGIN_BUF);
+  size_t credit = 0;
+  *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+  if (o->closing || o->stream_gone || !o->link) return;
+  wr_mux *m = wr_link_mux(o->link);
+  credit = wr_mux_stream_credit(m, o->sid);
+  if (credit < MIN_READ) return;
+  if (!(o->rbuf = wr_mux_buf_new(m))) return;
+  *buf = uv_buf_init((char *)o->rbuf,
+                     (unsigned)WR_MIN(credit, (size_t)WR_MUX_BUF_CAP));
 }
 
-/* Pushes buffered origin bytes into the stream; 1 when all went. */
-static int origin_push(origin *o) {
-  wr_mux *m = wr_link_mux(o->link);
-  while (o->rlen > 0) {
-    wr_ssize n = wr_mux_stream_write(m, o->sid, o->rbuf + o->roff, o->rlen);
-    if (n < 0) {
-      origin_close(o);
-      return 0;
-    }
-    if (n == 0) break;
-    o->roff += (size_t)n;
-    o->rlen -= (size_t)n;
-  }
-  wr_link_flush(o->link);
-  return o->rlen == 0;
-}
+static void origin_read_start(origin *o);
 
 static void origin_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   (void)buf;
   origin *o = s->data;
-  if (o->closing || o->stream_gone) return;
-  if (n == UV_EOF) {
-    /* The local server finished its side: FIN after what is queued. */
-    uv_read_stop(s);
-    wr_mux_stream_close(wr_link_mux(o->link), o->sid);
-    wr_link_flush(o->link);
+  uint8_t *rbuf = o->rbuf;
+  o->rbuf = NULL;
+  if (o->closing || o->stream_gone || !o->link) {
+    /* alloc lends no buffer without a link, and a link cannot close
+     * between alloc and this callback. */
+    if (rbuf && o->link) wr_mux_buf_free(wr_link_mux(o->link), rbuf);
     return;
   }
-  if (n < 0) {
+  wr_mux *m = wr_link_mux(o->link);
+  if (n == UV_ENOBUFS) {
+    /* Out of credit: wait for stream_writable.  With credit, alloc found
+     * no memory for a buffer: give this stream up. */
+    uv_read_stop(s);
+    o->reading = 0;
+    if (wr_mux_stream_wait(m, o->sid) >= MIN_READ) origin_close(o);
+    return;
+  }
+  if (n <= 0) {
+    wr_mux_buf_free(m, rbuf);
+    if (n == 0) return;
+    if (n == UV_EOF) {
+      /* The local server finished its side: FIN after what is queued. */
+      uv_read_stop(s);
+      o->reading = 0;
+      o->read_eof = 1;
+      wr_mux_stream_close(m, o->sid);
+      wr_link_flush(o->link);
+      return;
+    }
     origin_close(o);
     return;
   }
-  o->roff = 0;
-  o->rlen = (size_t)n;
-  if (!origin_push(o)) uv_read_stop(s); /* wait for stream_writable */
+  /* alloc asked for no more than the credit, and nothing ran in between. */
+  if (wr_mux_stream_write_buf(m, o->sid, rbuf, (size_t)n) != n) {
+    origin_close(o);
+    return;
+  }
+  wr_link_flush(o->link);
+}
+
+static void origin_read_start(origin *o) {
+  if (o->reading || o->closing || o->stream_gone) return;
+  if (uv_read_start((uv_stream_t *)&o->tcp, origin_alloc, origin_on_read) ==
+      0)
+    o->reading = 1;
 }
 
 static int origin_connect(origin *o, const char *host);
@@ -207,11 +234,7 @@ static int origin_retry_v6(origin *o) {
       strcmp(c->local_host, "127.0.0.1") != 0)
     return 0;
   origin *n = calloc(1, sizeof *n);
-  if (n) n->rbuf = malloc(ORIGIN_BUF);
-  if (!n || !n->rbuf) {
-    free(n);
-    return 0;
-  }
+  if (!n) return 0;
   n->c = c;
   n->link = o->link;
   n->sid = o->sid;
@@ -267,8 +290,7 @@ static void origin_on_connect(uv_connect_t *req, int status) {
   }
   if (o->fin_pending) uv_shutdown(&o->sreq, (uv_stream_t *)&o->tcp,
                                   origin_on_shutdown);
-  if (!o->stream_gone)
-    uv_read_start((uv_stream_t *)&o->tcp, origin_alloc, origin_on_read);
+  if (!o->stream_gone) origin_read_start(o);
 }
 
 /* ---- link callbacks ---- */
@@ -282,9 +304,7 @@ static int on_stream_open(wr_link *l, uint32_t sid, const uint8_t *meta,
   /* The visitor may already be gone (OPEN and RST in one batch). */
   if (wr_mux_stream_set_user_data(m, sid, NULL) != 0) return 0;
   origin *o = calloc(1, sizeof *o);
-  if (o) o->rbuf = malloc(ORIGIN_BUF);
-  if (!o || !o->rbuf) {
-    free(o);
+  if (!o) {
     wr_mux_stream_reset(m, sid, WR_MUX_RST_INTERNAL);
     return 0;
   }
@@ -382,8 +402,7 @@ static int on_stream_writable(wr_link *l, uint32_t sid, void *sud, void *ud) {
   (void)ud;
   origin *o = sud;
   if (!o || o->closing || !o->connected) return 0;
-  if (o->rlen > 0 && origin_push(o))
-    uv_read_start((uv_stream_t *)&o->tcp, origin_alloc, origin_on_read);
+  if (!o->read_eof) origin_read_start(o);
   return 0;
 }
 

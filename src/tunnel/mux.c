@@ -36,6 +36,11 @@
  *   credit of queued bytes it drops on a reset, since the peer never
  *   counted them.
  *
+ * Send buffer.  Credit bounds what the peer must hold; send_buffer bounds
+ * what we hold: wr_mux_stream_write accepts no more than send_buffer
+ * bytes queued over all streams, and a stream cut short by it is woken
+ * (stream_writable) once wr_mux_send has drained the queue to half.
+ *
  * Sending.  wr_mux_send builds frames straight into the caller's record
  * buffer: first the control queue (pre-encoded OPEN, RST, WINDOW, PING,
  * PONG, GOAWAY, CONTROL and SETTINGS frames, in order, which may straddle
@@ -83,6 +88,10 @@
  * two memcpy calls.  Up to 64 spare blocks (1 MiB) are kept for reuse. */
 #define BLK_SIZE 16384
 #define FREE_BLKS_MAX 64
+/* Blocks the app reads into (wr_mux_buf_new): a socket read's worth.  A
+ * few are kept for reuse, as their size would otherwise make glibc grow
+ * and trim the heap for every read. */
+#define FREE_BUFS_MAX 16
 #define FREE_STREAMS_MAX 64
 /* A DATA frame is not started in less room than this when more bytes are
  * waiting and the record already holds other frames: the next record can
@@ -163,11 +172,15 @@ struct wr_mux {
   uint32_t nbuckets, nstreams;
   dl active, blocked;
   int recheck_writable; /* link credit came back outside wr_mux_recv */
+  int buf_full;         /* a write or wake-up waited on send_buffer */
 
   bq ctrl;
   size_t queued_data; /* bytes in all stream queues */
   blk *free_blks;
   uint32_t n_free_blks;
+  blk *free_bufs; /* WR_MUX_BUF_CAP blocks for wr_mux_buf_new */
+  uint32_t n_free_bufs;
+  blk *retired; /* emptied by wr_mux_send_v, still viewed by its caller */
   stream *free_streams;
   uint32_t n_free_streams;
 
@@ -197,6 +210,15 @@ struct wr_mux {
  * itself pushes back, which is the memory a peer can make us hold per link
  * (the windows bound it, not the stream count).
  *
+ * send_buffer = 1 MiB: how far the app may write ahead of the link.
+ * Credit alone let the client read its origins into the mux up to the
+ * peer's 16 MiB link window while the link drained at its own pace: 50
+ * streams of 1 MiB bodies held 14 MiB queued and the client's RSS was
+ * 24-29 MiB.  The link writes up to 256 KiB per uv_write and keeps 4 MiB
+ * in flight to the kernel, so 1 MiB queued still has a write ready every
+ * loop turn; throughput did not move (bench, docs/BENCHMARKS.md) and the
+ * client's RSS fell to 12 MiB.
+ *
  * max_streams = 1024: HTTP/2 servers allow 100-250 per browser connection;
  * a tunnel carries every visitor of a name, and an idle stream costs about
  * 150 bytes, so 1024 is generous and still bounded.
@@ -213,6 +235,7 @@ void wr_mux_config_default(wr_mux_config *cfg, int is_client) {
   cfg->max_streams = 1024;
   cfg->stream_window = 1u << 20;
   cfg->link_window = 16u << 20;
+  cfg->send_buffer = 1u << 20;
   cfg->max_meta = 16384;
   cfg->max_control = WR_FRAME_MAX_PAYLOAD;
   cfg->ping_interval = 10000;
@@ -239,7 +262,11 @@ static blk *blk_get(wr_mux *m, size_t need) {
 }
 
 static void blk_put(wr_mux *m, blk *b) {
-  if (b->cap == BLK_SIZE && m->n_free_blks < FREE_BLKS_MAX) {
+  if (b->cap == WR_MUX_BUF_CAP && m->n_free_bufs < FREE_BUFS_MAX) {
+    b->next = m->free_bufs;
+    m->free_bufs = b;
+    m->n_free_bufs++;
+  } else if (b->cap == BLK_SIZE && m->n_free_blks < FREE_BLKS_MAX) {
     b->next = m->free_blks;
     m->free_blks = b;
     m->n_free_blks++;
@@ -287,22 +314,81 @@ static uint8_t *bq_reserve(wr_mux *m, bq *q, size_t n) {
   return p;
 }
 
-static size_t bq_copy_out(wr_mux *m, bq *q, uint8_t *dst, size_t n) {
+/*
+ * Where wr_mux_send / wr_mux_send_v put their output.  Copy mode (iov
+ * NULL): every byte is copied to dst.  View mode: pieces of at least
+ * VIEW_MIN bytes are handed out as views into the queue blocks, and
+ * everything else (frame headers, small pieces) is copied into dst, the
+ * caller's scratch, as runs that join the iov list in order.  |len| counts
+ * the bytes produced either way; |used| is how much of dst is taken.
+ */
+typedef struct sendout {
+  uint8_t *dst;
+  size_t len, used;
+  struct iovec *iov;
+  size_t niov;
+} sendout;
+
+/* Views shorter than this are copied instead: a view costs the sealer one
+ * EVP update call, about what copying 1 KiB costs, and the floor bounds
+ * the iov count (mux.h: WR_MUX_SEND_IOV_MAX). */
+#define VIEW_MIN 1024
+
+/* Room for |n| copied bytes at the end of the output. */
+static uint8_t *out_room(sendout *o, size_t n) {
+  uint8_t *p = o->dst + o->used;
+  if (o->iov) {
+    struct iovec *last = o->niov ? &o->iov[o->niov - 1] : NULL;
+    if (last && (uint8_t *)last->iov_base + last->iov_len == p)
+      last->iov_len += n;
+    else
+      o->iov[o->niov++] = (struct iovec){.iov_base = p, .iov_len = n};
+  }
+  o->used += n;
+  o->len += n;
+  return p;
+}
+
+static void out_bytes(sendout *o, const uint8_t *p, size_t n) {
+  if (o->iov && n >= VIEW_MIN) {
+    o->iov[o->niov++] = (struct iovec){.iov_base = (void *)p, .iov_len = n};
+    o->len += n;
+    return;
+  }
+  memcpy(out_room(o, n), p, n);
+}
+
+/* Moves up to |n| bytes from the head of |q| to the output.  A block the
+ * output may still view is retired, not recycled, until the next send. */
+static size_t bq_out(wr_mux *m, bq *q, sendout *o, size_t n) {
   size_t done = 0;
   while (done < n && q->head) {
     blk *b = q->head;
     size_t k = WR_MIN(n - done, (size_t)(b->end - b->start));
-    memcpy(dst + done, b->data + b->start, k);
+    out_bytes(o, b->data + b->start, k);
     b->start += (uint32_t)k;
     done += k;
     if (b->start == b->end) {
       q->head = b->next;
       if (!q->head) q->tail = NULL;
-      blk_put(m, b);
+      if (o->iov) {
+        b->next = m->retired;
+        m->retired = b;
+      } else {
+        blk_put(m, b);
+      }
     }
   }
   q->len -= done;
   return done;
+}
+
+static void release_retired(wr_mux *m) {
+  while (m->retired) {
+    blk *b = m->retired;
+    m->retired = b->next;
+    blk_put(m, b);
+  }
 }
 
 static void bq_clear(wr_mux *m, bq *q) {
@@ -424,21 +510,49 @@ static int link_credit_back(wr_mux *m, uint64_t n) {
   return 0;
 }
 
+/* What wr_mux_stream_write accepts on |s|: its credit and the link's,
+ * within the room left in the send buffer. */
 static int64_t credit_of(const wr_mux *m, const stream *s) {
   int64_t c = WR_MIN(s->swin, m->swin_link);
+  c = WR_MIN(c, (int64_t)m->cfg.send_buffer - (int64_t)m->queued_data);
   return c > 0 ? c : 0;
 }
 
-/* Tells blocked streams that have credit again.  Callbacks may not touch
- * the mux, so walking the list while firing is safe. */
+/* Blocked streams are woken only once the send buffer is at most half
+ * full, so a draining buffer does not wake them for every record; a
+ * wake-up held back here is retried by wr_mux_send as the buffer drains. */
+static int buf_low(wr_mux *m) {
+  if (m->queued_data <= m->cfg.send_buffer / 2) return 1;
+  m->buf_full = 1;
+  return 0;
+}
+
+/*
+ * Tells blocked streams that have credit again.  Callbacks may not touch
+ * the mux, so walking the list while firing is safe.
+ *
+ * One stream is woken per call, oldest first: one woken writer can refill
+ * the buffer on its own.  The rest stay blocked with buf_full set, and
+ * wr_mux_send wakes the next one when the buffer drains to half again or
+ * runs empty (wr_mux_want_write asks for that call).  Waking all of them
+ * at once made 50 client streams each restart reading, find the buffer
+ * full after the first few reads, and stop again: ~70 epoll_ctl calls per
+ * MiB instead of ~8.
+ */
 static int fire_writable(wr_mux *m) {
   m->recheck_writable = 0;
-  if (m->swin_link <= 0) return 0;
+  if (m->swin_link <= 0 || !buf_low(m)) return 0;
+  size_t budget = 1;
   dl *e = m->blocked.next;
   while (e != &m->blocked) {
     stream *s = container_of(e, stream, blocked);
     e = e->next;
     if (s->swin <= 0) continue;
+    if (budget == 0) {
+      m->buf_full = 1;
+      break;
+    }
+    budget--;
     dl_del(&s->blocked);
     if (m->cb.stream_writable &&
         m->cb.stream_writable(m, s->sid, m->user_data) != 0)
@@ -481,6 +595,7 @@ static int config_ok(const wr_mux_config *c) {
   if (c->stream_window < FLOOR_WINDOW || c->stream_window > MAX_WINDOW)
     return 0;
   if (c->link_window < FLOOR_WINDOW || c->link_window > MAX_WINDOW) return 0;
+  if (c->send_buffer < FLOOR_WINDOW || c->send_buffer > MAX_WINDOW) return 0;
   if (c->max_streams == 0 || c->max_streams > MAX_STREAMS_CFG) return 0;
   if (c->max_meta < FLOOR_META || c->max_meta > WR_FRAME_MAX_PAYLOAD) return 0;
   if (c->max_control < FLOOR_CONTROL || c->max_control > WR_FRAME_MAX_PAYLOAD)
@@ -563,9 +678,15 @@ void wr_mux_del(wr_mux *m) {
     wr_mem_free(m->mem, s);
   }
   bq_clear(m, &m->ctrl);
+  release_retired(m);
   while (m->free_blks) {
     blk *b = m->free_blks;
     m->free_blks = b->next;
+    wr_mem_free(m->mem, b);
+  }
+  while (m->free_bufs) {
+    blk *b = m->free_bufs;
+    m->free_bufs = b->next;
     wr_mem_free(m->mem, b);
   }
   wr_frame_reader_free(&m->rd);
@@ -650,7 +771,7 @@ static int on_window(wr_mux *m, const wr_frame *f) {
   if (!s) return sid_seen(m, f->sid) ? 0 : WR_ERR_PROTO;
   if (s->swin + f->value > MAX_WINDOW) return WR_ERR_FLOW;
   s->swin += f->value;
-  if (dl_linked(&s->blocked) && credit_of(m, s) > 0) {
+  if (dl_linked(&s->blocked) && credit_of(m, s) > 0 && buf_low(m)) {
     dl_del(&s->blocked);
     if (m->cb.stream_writable &&
         m->cb.stream_writable(m, s->sid, m->user_data) != 0)
@@ -774,33 +895,34 @@ int wr_mux_recv(wr_mux *m, const uint8_t *data, size_t len, wr_tstamp now) {
 
 int wr_mux_want_write(const wr_mux *m) {
   if (m->fatal) return 0;
-  return m->ctrl.len > 0 || !dl_empty(&m->active);
+  return m->ctrl.len > 0 || !dl_empty(&m->active) ||
+         (m->buf_full && !dl_empty(&m->blocked));
 }
 
-wr_ssize wr_mux_send(wr_mux *m, uint8_t *dst, size_t cap, wr_tstamp now) {
+/* wr_mux_send and wr_mux_send_v: the same frames, copied or viewed. */
+static wr_ssize send_out(wr_mux *m, sendout *o, size_t cap) {
   int rv;
-  (void)now;
   if (m->fatal) return m->fatal;
-  if (cap < WR_MUX_MIN_SEND) return WR_ERR_INVAL;
+  size_t queued_before = m->queued_data;
+  release_retired(m);
   if (m->recheck_writable && (rv = fire_writable(m)) != 0)
     return set_fatal(m, rv);
-  size_t out = bq_copy_out(m, &m->ctrl, dst, cap);
-  if (m->ctrl.len) return (wr_ssize)out; /* dst is full */
+  bq_out(m, &m->ctrl, o, cap);
+  if (m->ctrl.len) return (wr_ssize)o->len; /* the output is full */
   m->refused_unsent = 0;
   m->pong_unsent = 0;
 
-  while (!dl_empty(&m->active) && cap - out >= WR_FRAME_HDR_LEN) {
+  while (!dl_empty(&m->active) && cap - o->len >= WR_FRAME_HDR_LEN) {
     stream *s = container_of(m->active.next, stream, act);
-    size_t room = cap - out - WR_FRAME_HDR_LEN;
+    size_t room = cap - o->len - WR_FRAME_HDR_LEN;
     size_t n = WR_MIN(WR_MIN(s->q.len, room), (size_t)WR_FRAME_MAX_DATA);
     /* A small tail piece only if nothing else went out: every call with
      * work queued makes progress, so want_write loops terminate. */
-    if (n < s->q.len && n < MIN_DATA_FRAME && out > 0) break;
+    if (n < s->q.len && n < MIN_DATA_FRAME && o->len > 0) break;
     int fin = s->fin_queued && n == s->q.len;
-    wr_frame_hdr_put(dst + out, WR_FRAME_DATA, fin ? WR_FRAME_FLAG_FIN : 0,
-                     (uint16_t)n, s->sid);
-    bq_copy_out(m, &s->q, dst + out + WR_FRAME_HDR_LEN, n);
-    out += WR_FRAME_HDR_LEN + n;
+    wr_frame_hdr_put(out_room(o, WR_FRAME_HDR_LEN), WR_FRAME_DATA,
+                     fin ? WR_FRAME_FLAG_FIN : 0, (uint16_t)n, s->sid);
+    bq_out(m, &s->q, o, n);
     m->queued_data -= n;
     m->st.frames_out++;
     m->st.bytes_out += n;
@@ -813,7 +935,35 @@ wr_ssize wr_mux_send(wr_mux *m, uint8_t *dst, size_t cap, wr_tstamp now) {
       dl_push(&m->active, &s->act); /* round robin */
     }
   }
-  return (wr_ssize)out;
+  /* Wake the next blocked stream when this call drained the buffer to
+   * half, or when nothing is left to send (so a woken stream that wrote
+   * nothing cannot leave the others waiting); not on every record sent
+   * below half, which woke every stream once per flush. */
+  if (m->buf_full && m->queued_data <= m->cfg.send_buffer / 2 &&
+      (queued_before > m->cfg.send_buffer / 2 || dl_empty(&m->active))) {
+    m->buf_full = 0;
+    if ((rv = fire_writable(m)) != 0) return set_fatal(m, rv);
+  }
+  return (wr_ssize)o->len;
+}
+
+wr_ssize wr_mux_send(wr_mux *m, uint8_t *dst, size_t cap, wr_tstamp now) {
+  (void)now;
+  if (!m->fatal && cap < WR_MUX_MIN_SEND) return WR_ERR_INVAL;
+  sendout o = {.dst = dst};
+  return send_out(m, &o, cap);
+}
+
+wr_ssize wr_mux_send_v(wr_mux *m, uint8_t *scratch, size_t cap,
+                       struct iovec *iov, size_t *piovcnt, wr_tstamp now) {
+  (void)now;
+  if (!m->fatal && (cap < WR_MUX_MIN_SEND || cap > WR_MUX_SEND_V_MAX ||
+                    *piovcnt < WR_MUX_SEND_IOV_MAX))
+    return WR_ERR_INVAL;
+  sendout o = {.dst = scratch, .iov = iov};
+  wr_ssize n = send_out(m, &o, cap);
+  *piovcnt = n > 0 ? o.niov : 0;
+  return n;
 }
 
 /* ---- time ---- */
@@ -887,6 +1037,7 @@ wr_ssize wr_mux_stream_write(wr_mux *m, uint32_t sid, const uint8_t *data,
   if (s->fin_queued) return WR_ERR_CLOSED;
   size_t n = WR_MIN(len, (size_t)credit_of(m, s));
   if (n < len && !dl_linked(&s->blocked)) dl_push(&m->blocked, &s->blocked);
+  if (n < len && m->queued_data + n >= m->cfg.send_buffer) m->buf_full = 1;
   if (n == 0) return 0;
   size_t done = bq_append(m, &s->q, data, n);
   if (done == 0) return WR_ERR_NOMEM;
@@ -895,6 +1046,72 @@ wr_ssize wr_mux_stream_write(wr_mux *m, uint32_t sid, const uint8_t *data,
   m->queued_data += done;
   if (!dl_linked(&s->act)) dl_push(&m->active, &s->act);
   return (wr_ssize)done;
+}
+
+uint8_t *wr_mux_buf_new(wr_mux *m) {
+  blk *b = m->free_bufs;
+  if (b) {
+    m->free_bufs = b->next;
+    m->n_free_bufs--;
+  } else if ((b = wr_mem_malloc(m->mem, sizeof *b + WR_MUX_BUF_CAP))) {
+    b->cap = WR_MUX_BUF_CAP;
+  } else {
+    return NULL;
+  }
+  b->next = NULL;
+  b->start = b->end = 0;
+  return b->data;
+}
+
+void wr_mux_buf_free(wr_mux *m, uint8_t *buf) {
+  if (buf) blk_put(m, container_of(buf, blk, data));
+}
+
+wr_ssize wr_mux_stream_write_buf(wr_mux *m, uint32_t sid, uint8_t *buf,
+                                 size_t len) {
+  blk *b = container_of(buf, blk, data);
+  stream *s = m->fatal ? NULL : find(m, sid);
+  wr_ssize rv = m->fatal           ? m->fatal
+                : !s               ? WR_ERR_NOTFOUND
+                : s->fin_queued    ? WR_ERR_CLOSED
+                : len > WR_MUX_BUF_CAP || len > (size_t)credit_of(m, s)
+                    ? WR_ERR_INVAL
+                    : (wr_ssize)len;
+  if (rv <= 0) {
+    blk_put(m, b);
+    return rv;
+  }
+  if (len < WR_MUX_BUF_CAP / 4) {
+    /* A short read (a small response, the end of a body) is copied into
+     * the queue and the block recycled: queued blocks then hold at least
+     * a quarter of their size in data, so memory stays within 4x of the
+     * bytes the send buffer and credit allow, and 50 streams of 1 KiB
+     * responses do not each hold a 64 KiB block. */
+    len = bq_append(m, &s->q, buf, len); /* fewer only on NOMEM */
+    blk_put(m, b);
+    if (len == 0) return WR_ERR_NOMEM;
+    rv = (wr_ssize)len;
+  } else {
+    /* The block joins the queue as it is: no copy. */
+    b->start = 0;
+    b->end = (uint32_t)len;
+    bq_link(&s->q, b);
+    s->q.len += len;
+  }
+  s->swin -= (int64_t)len;
+  m->swin_link -= (int64_t)len;
+  m->queued_data += len;
+  if (!dl_linked(&s->act)) dl_push(&m->active, &s->act);
+  return rv;
+}
+
+size_t wr_mux_stream_wait(wr_mux *m, uint32_t sid) {
+  stream *s = m->fatal ? NULL : find(m, sid);
+  if (!s || s->fin_queued) return 0;
+  size_t c = (size_t)credit_of(m, s);
+  if (!dl_linked(&s->blocked)) dl_push(&m->blocked, &s->blocked);
+  if (m->queued_data > m->cfg.send_buffer / 2) m->buf_full = 1;
+  return c;
 }
 
 size_t wr_mux_stream_credit(const wr_mux *m, uint32_t sid) {

@@ -185,9 +185,14 @@ static int prepare(wr_record *rec, int dir) {
   return 0;
 }
 
-wr_ssize wr_record_seal(wr_record *rec, uint8_t *dst, size_t cap,
-                        const uint8_t *pt, size_t len) {
-  int aadl = 0, outl = 0, fin = 0, rv;
+wr_ssize wr_record_seal_v(wr_record *rec, uint8_t *dst, size_t cap,
+                          const struct iovec *pt, size_t n) {
+  int aadl = 0, outl, fin = 0, rv;
+  size_t len = 0, off = WR_RECORD_HEADER_LEN;
+  for (size_t i = 0; i < n; i++) {
+    if (pt[i].iov_len > WR_RECORD_MAX_PLAINTEXT) return WR_ERR_TOOBIG;
+    len += pt[i].iov_len;
+  }
   if (len > WR_RECORD_MAX_PLAINTEXT) return WR_ERR_TOOBIG;
   if (cap < len + WR_RECORD_OVERHEAD) return WR_ERR_NOBUF;
   wr_put_u16(dst, (uint16_t)(len + WR_RECORD_TAG_LEN));
@@ -197,12 +202,18 @@ wr_ssize wr_record_seal(wr_record *rec, uint8_t *dst, size_t cap,
   if (rec->evp->EncryptUpdate(rec->ctx, NULL, &aadl, dst,
                               WR_RECORD_HEADER_LEN) != 1)
     return WR_ERR_INTERNAL;
-  if (len > 0 && rec->evp->EncryptUpdate(rec->ctx, dst + WR_RECORD_HEADER_LEN,
-                                         &outl, pt, (int)len) != 1)
-    return WR_ERR_INTERNAL;
-  if (rec->evp->EncryptFinal_ex(rec->ctx, dst + WR_RECORD_HEADER_LEN + outl,
-                                &fin) != 1 ||
-      (size_t)(outl + fin) != len)
+  /* Both AEADs are stream ciphers: an update of any length writes exactly
+   * that many bytes, so the pieces land back to back. */
+  for (size_t i = 0; i < n; i++) {
+    if (pt[i].iov_len == 0) continue;
+    outl = 0;
+    if (rec->evp->EncryptUpdate(rec->ctx, dst + off, &outl, pt[i].iov_base,
+                                (int)pt[i].iov_len) != 1)
+      return WR_ERR_INTERNAL;
+    off += (size_t)outl;
+  }
+  if (rec->evp->EncryptFinal_ex(rec->ctx, dst + off, &fin) != 1 ||
+      off + (size_t)fin != WR_RECORD_HEADER_LEN + len)
     return WR_ERR_INTERNAL;
   if (rec->evp->CIPHER_CTX_ctrl(rec->ctx, EVP_CTRL_AEAD_GET_TAG,
                                 WR_RECORD_TAG_LEN,
@@ -210,6 +221,12 @@ wr_ssize wr_record_seal(wr_record *rec, uint8_t *dst, size_t cap,
     return WR_ERR_INTERNAL;
   rec->count++;
   return (wr_ssize)(len + WR_RECORD_OVERHEAD);
+}
+
+wr_ssize wr_record_seal(wr_record *rec, uint8_t *dst, size_t cap,
+                        const uint8_t *pt, size_t len) {
+  struct iovec v = {.iov_base = (void *)pt, .iov_len = len};
+  return wr_record_seal_v(rec, dst, cap, &v, 1);
 }
 
 wr_ssize wr_record_open(wr_record *rec, uint8_t *buf, size_t len,
@@ -248,4 +265,59 @@ wr_ssize wr_record_open(wr_record *rec, uint8_t *buf, size_t len,
   *ppt = ct;
   *pptlen = ptlen;
   return (wr_ssize)(WR_RECORD_HEADER_LEN + clen);
+}
+
+wr_ssize wr_record_peek(const uint8_t *buf, size_t len, size_t *pptlen) {
+  size_t clen;
+  if (len < WR_RECORD_HEADER_LEN) return 0;
+  clen = wr_get_u16(buf);
+  if (clen < WR_RECORD_TAG_LEN ||
+      clen > WR_RECORD_MAX_PLAINTEXT + WR_RECORD_TAG_LEN)
+    return WR_ERR_PROTO;
+  if (len < WR_RECORD_HEADER_LEN + clen) return 0;
+  *pptlen = clen - WR_RECORD_TAG_LEN;
+  return (wr_ssize)(WR_RECORD_HEADER_LEN + clen);
+}
+
+wr_ssize wr_record_open_v(wr_record *rec, const uint8_t *buf, size_t len,
+                          const struct iovec *dst, size_t n, size_t *pptlen) {
+  size_t ptlen, cap = 0, done = 0, i;
+  int aadl = 0, outl, fin = 0, rv;
+  wr_ssize w = wr_record_peek(buf, len, &ptlen);
+  if (w <= 0) return w;
+  for (i = 0; i < n; i++) cap += dst[i].iov_len;
+  if (cap < ptlen) return WR_ERR_NOBUF;
+  const uint8_t *ct = buf + WR_RECORD_HEADER_LEN;
+  if ((rv = prepare(rec, DIR_OPEN)) != 0) return rv;
+  if (rec->evp->DecryptUpdate(rec->ctx, NULL, &aadl, buf,
+                              WR_RECORD_HEADER_LEN) != 1)
+    return WR_ERR_INTERNAL;
+  /* Stream ciphers: each update writes exactly its input's length. */
+  for (i = 0; i < n && done < ptlen; i++) {
+    size_t k = WR_MIN(dst[i].iov_len, ptlen - done);
+    outl = 0;
+    if (k && (rec->evp->DecryptUpdate(rec->ctx, dst[i].iov_base, &outl,
+                                      ct + done, (int)k) != 1 ||
+              (size_t)outl != k))
+      return WR_ERR_INTERNAL;
+    done += k;
+  }
+  if (rec->evp->CIPHER_CTX_ctrl(rec->ctx, EVP_CTRL_AEAD_SET_TAG,
+                                WR_RECORD_TAG_LEN,
+                                (void *)(ct + ptlen)) != 1)
+    return WR_ERR_INTERNAL;
+  uint8_t end[WR_RECORD_TAG_LEN]; /* stream ciphers write nothing here */
+  if (rec->evp->DecryptFinal_ex(rec->ctx, end, &fin) != 1) {
+    /* Never leave unauthenticated plaintext where a careless caller might
+     * read it. */
+    for (i = 0, done = 0; i < n && done < ptlen; i++) {
+      size_t k = WR_MIN(dst[i].iov_len, ptlen - done);
+      sodium_memzero(dst[i].iov_base, k);
+      done += k;
+    }
+    return WR_ERR_DECRYPT;
+  }
+  rec->count++;
+  *pptlen = ptlen;
+  return w;
 }

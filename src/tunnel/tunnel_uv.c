@@ -13,7 +13,10 @@
  *
  * Output: wr_link_flush() arms a uv_prepare handle; once per loop turn
  * the queued mux frames are cut into records of up to 16 KiB and sealed
- * into one buffer sized to what is queued, written with one uv_write.  At
+ * into one buffer sized to what is queued, written with one uv_write.
+ * The sealer reads stream bytes where the mux queued them
+ * (wr_mux_send_v), so they are copied once: from the queue, encrypted,
+ * into the write buffer.  At
  * most WRITE_QUEUE_MAX bytes may wait in the kernel-bound queue; beyond
  * that the mux keeps its frames (and its credit bounds them).
  *
@@ -33,6 +36,8 @@
 #include "warren/err.h"
 #include "warren/link.h"
 #include "warren/log.h"
+
+#include "frame.h"
 
 /* The handshake is two small messages; a peer that has not finished it in
  * 10 s is broken or hostile, and holds a socket we want back. */
@@ -64,8 +69,48 @@ typedef struct link_write {
   uv_write_t req;
   wr_link *link;
   size_t len;
+  size_t cap;
+  struct link_write *next; /* in the pool */
   uint8_t data[];
 } link_write;
+
+/*
+ * Full-size write buffers (16 records) are recycled through a small pool,
+ * one per process: allocating and freeing ~257 KiB per flush made glibc
+ * grow and trim the heap top (a brk and fresh zeroed pages every few
+ * flushes: 11 page faults per MiB on the client).  WRITE_POOL_MAX
+ * buffers (~1 MiB) are kept at most, and only once a link has been busy.
+ */
+#define WRITE_BUF_CAP \
+  (WRITE_RECORDS_MAX * (WR_RECORD_MAX_PLAINTEXT + WR_RECORD_OVERHEAD + 64))
+#define WRITE_POOL_MAX 4
+static link_write *write_pool;
+static unsigned write_pool_n;
+
+static link_write *write_get(size_t cap) {
+  link_write *w;
+  if (cap > WRITE_BUF_CAP / 2 && cap <= WRITE_BUF_CAP) {
+    if ((w = write_pool)) {
+      write_pool = w->next;
+      write_pool_n--;
+      return w;
+    }
+    cap = WRITE_BUF_CAP;
+  }
+  w = malloc(sizeof *w + cap);
+  if (w) w->cap = cap;
+  return w;
+}
+
+static void write_put(link_write *w) {
+  if (w->cap == WRITE_BUF_CAP && write_pool_n < WRITE_POOL_MAX) {
+    w->next = write_pool;
+    write_pool = w;
+    write_pool_n++;
+    return;
+  }
+  free(w);
+}
 
 struct wr_link {
   uv_loop_t *loop;
@@ -83,15 +128,20 @@ struct wr_link {
   wr_aead aead;
   uint8_t *in;
   size_t inlen;
+  uint8_t *claim;   /* the record body being fed to the mux (see open_rec) */
+  size_t claim_len;
   size_t write_queued;
   link_event *ev_head, *ev_tail;
   char peer[64];
 };
 
-/* Plaintext scratch for sealing: one per process, not per link, because
- * the loop is single-threaded and do_flush never re-enters; 1,000 idle
- * tunnels should not hold 16 MiB of it. */
+/* Scratch for the frame headers and small pieces of one record (see
+ * wr_mux_send_v): one per process, not per link, because the loop is
+ * single-threaded and do_flush never re-enters; 1,000 idle tunnels should
+ * not hold 16 MiB of it. */
 static uint8_t seal_scratch[WR_RECORD_MAX_PLAINTEXT];
+_Static_assert(WR_MUX_SEND_V_MAX >= WR_RECORD_MAX_PLAINTEXT,
+               "a record's worth fits one wr_mux_send_v call");
 
 uint64_t wr_wall_ms(void) {
   struct timeval tv;
@@ -154,7 +204,14 @@ static int push_event(wr_link *l, enum ev_type type, uint32_t sid,
   e->type = type;
   e->sid = sid;
   e->sud = sid ? wr_mux_stream_get_user_data(l->mux, sid) : NULL;
-  if (len) {
+  if (type == EV_DATA && l->claim && data == l->claim &&
+      len >= l->claim_len / 2) {
+    /* The piece is the record body open_rec decrypted into its own
+     * buffer: hand that buffer over instead of copying it. */
+    e->data = l->claim;
+    e->len = len;
+    l->claim = NULL;
+  } else if (len) {
     e->data = malloc(len);
     if (!e->data) {
       free(e);
@@ -283,7 +340,7 @@ static void on_write(uv_write_t *req, int status) {
   link_write *w = (link_write *)req;
   wr_link *l = w->link;
   l->write_queued -= w->len;
-  free(w);
+  write_put(w);
   if (l->closing) return;
   if (status < 0) {
     link_fail(l, status);
@@ -295,7 +352,7 @@ static void on_write(uv_write_t *req, int status) {
 }
 
 static int write_raw(wr_link *l, const uint8_t *data, size_t len) {
-  link_write *w = malloc(sizeof *w + len);
+  link_write *w = write_get(len);
   if (!w) return WR_ERR_NOMEM;
   w->link = l;
   w->len = len;
@@ -303,7 +360,7 @@ static int write_raw(wr_link *l, const uint8_t *data, size_t len) {
   uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
   int rv = uv_write(&w->req, (uv_stream_t *)l->tcp, &b, 1, on_write);
   if (rv < 0) {
-    free(w);
+    write_put(w);
     return rv;
   }
   l->write_queued += len;
@@ -323,7 +380,7 @@ static void do_flush(wr_link *l) {
     if (nrec > WRITE_RECORDS_MAX) nrec = WRITE_RECORDS_MAX;
     size_t cap = WR_MIN(want, nrec * WR_RECORD_MAX_PLAINTEXT) +
                  nrec * (WR_RECORD_OVERHEAD + 64);
-    link_write *w = malloc(sizeof *w + cap);
+    link_write *w = write_get(cap);
     if (!w) {
       link_fail(l, WR_ERR_NOMEM);
       return;
@@ -332,25 +389,28 @@ static void do_flush(wr_link *l) {
     while (cap - len >= WR_RECORD_OVERHEAD + WR_MUX_MIN_SEND) {
       size_t room = WR_MIN(cap - len - WR_RECORD_OVERHEAD,
                            (size_t)WR_RECORD_MAX_PLAINTEXT);
-      wr_ssize n = wr_mux_send(l->mux, seal_scratch, room, now);
+      struct iovec iov[WR_MUX_SEND_IOV_MAX];
+      size_t niov = WR_MUX_SEND_IOV_MAX;
+      /* Stream bytes are sealed straight from the mux's queue into the
+       * write buffer; only frame headers pass through the scratch. */
+      wr_ssize n = wr_mux_send_v(l->mux, seal_scratch, room, iov, &niov, now);
       if (n < 0) {
-        free(w);
+        write_put(w);
         link_fail(l, (int)n);
         return;
       }
       if (n == 0) break;
       wr_ssize r =
-          wr_record_seal(l->tx, w->data + len, cap - len, seal_scratch,
-                         (size_t)n);
+          wr_record_seal_v(l->tx, w->data + len, cap - len, iov, niov);
       if (r < 0) {
-        free(w);
+        write_put(w);
         link_fail(l, (int)r);
         return;
       }
       len += (size_t)r;
     }
     if (len == 0) {
-      free(w);
+      write_put(w);
       break;
     }
     w->link = l;
@@ -358,7 +418,7 @@ static void do_flush(wr_link *l) {
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
     int rv = uv_write(&w->req, (uv_stream_t *)l->tcp, &b, 1, on_write);
     if (rv < 0) {
-      free(w);
+      write_put(w);
       link_fail(l, rv);
       return;
     }
@@ -442,6 +502,52 @@ static int become_ready(wr_link *l) {
   return 0;
 }
 
+/*
+ * Opens one record and feeds it to the mux; returns its wire length, 0
+ * for an incomplete record, or an error.
+ *
+ * A large record is decrypted out of place: its first frame header's
+ * worth into a scratch, the rest into a buffer of its own.  A record
+ * usually is one DATA frame (wr_mux_send fills records that way), so the
+ * frame's payload is exactly that buffer, and push_event hands it to the
+ * app as the event's data instead of copying it: the bytes are decrypted
+ * straight into what the app writes to the visitor.  Only a piece that
+ * starts the buffer and fills at least half of it takes it over, so a
+ * held buffer never pins more than twice the window-charged bytes it
+ * carries; anything else is copied as before and the buffer freed.
+ * Small records are opened in place.
+ */
+#define CLAIM_MIN 4096
+static wr_ssize open_rec(wr_link *l, uint8_t *in, size_t len, wr_tstamp now) {
+  size_t ptlen;
+  int rv;
+  wr_ssize n = wr_record_peek(in, len, &ptlen);
+  if (n <= 0) return n;
+  if (ptlen < CLAIM_MIN) {
+    const uint8_t *pt;
+    n = wr_record_open(l->rx, in, len, &pt, &ptlen);
+    if (n > 0 && (rv = wr_mux_recv(l->mux, pt, ptlen, now)) != 0) return rv;
+    return n;
+  }
+  uint8_t head[WR_FRAME_HDR_LEN];
+  size_t blen = ptlen - sizeof head;
+  uint8_t *body = malloc(blen);
+  if (!body) return WR_ERR_NOMEM;
+  struct iovec v[2] = {{head, sizeof head}, {body, blen}};
+  n = wr_record_open_v(l->rx, in, len, v, 2, &ptlen);
+  if (n > 0) {
+    l->claim = body;
+    l->claim_len = blen;
+    rv = wr_mux_recv(l->mux, head, sizeof head, now);
+    if (rv == 0) rv = wr_mux_recv(l->mux, body, blen, now);
+    if (rv != 0) n = rv;
+    body = l->claim; /* NULL if an event took it */
+    l->claim = NULL;
+  }
+  free(body);
+  return n;
+}
+
 static int process_input(wr_link *l) {
   size_t off = 0;
   int rv = 0;
@@ -469,14 +575,10 @@ static int process_input(wr_link *l) {
   }
   wr_tstamp now = uv_now(l->loop);
   while (!l->closing && l->ready && off < l->inlen) {
-    const uint8_t *pt;
-    size_t ptlen;
-    wr_ssize n = wr_record_open(l->rx, l->in + off, l->inlen - off, &pt,
-                                &ptlen);
+    wr_ssize n = open_rec(l, l->in + off, l->inlen - off, now);
     if (n < 0) return (int)n;
     if (n == 0) break;
     off += (size_t)n;
-    if ((rv = wr_mux_recv(l->mux, pt, ptlen, now)) != 0) return rv;
   }
   if (off > 0 && !l->closing) {
     memmove(l->in, l->in + off, l->inlen - off);
