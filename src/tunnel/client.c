@@ -55,6 +55,7 @@ struct origin {
   int tried_v6;          /* "localhost" may be ::1 only (e.g. Node.js) */
   pend *ph, *pt; /* node -> origin bytes waiting for the connect */
   int reading;           /* origin reads started */
+  int write_failed;      /* the origin stopped taking the request */
   int read_eof;          /* the origin finished its side */
   uint8_t *rbuf;         /* lent to libuv between alloc and read callback */
   origin *prev, *next;
@@ -129,7 +130,16 @@ static void origin_on_write(uv_write_t *req, int status) {
   }
   free(w->buf);
   free(w);
-  if (status < 0 && status != UV_ECANCELED) origin_close(o);
+  if (status < 0 && status != UV_ECANCELED && !o->closing) {
+    /* A server that refuses a request body (413, 401 on an upload)
+     * answers and closes without reading it, so this write fails while
+     * its answer is on its way or already read: keep reading, drop the
+     * rest of the request (on_stream_data), and let the answer through.
+     * Resetting the stream here turned that answer into a 502, even
+     * after the answer and its FIN were queued: a reset drops them.  The
+     * stream (and this socket) ends when the node ends it. */
+    o->write_failed = 1;
+  }
 }
 
 static int origin_write(origin *o, uint8_t *buf, size_t len) {
@@ -196,6 +206,18 @@ static void origin_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     if (n == 0) return;
     if (n == UV_EOF) {
       /* The local server finished its side: FIN after what is queued. */
+      uv_read_stop(s);
+      o->reading = 0;
+      o->read_eof = 1;
+      wr_mux_stream_close(m, o->sid);
+      wr_link_flush(o->link);
+      return;
+    }
+    if (o->write_failed) {
+      /* The origin reset the connection after refusing the request (its
+       * kernel does, with the body unread): end the stream cleanly after
+       * what was read, so the node's parser judges whether the answer
+       * was complete. */
       uv_read_stop(s);
       o->reading = 0;
       o->read_eof = 1;
@@ -343,7 +365,7 @@ static int on_stream_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
                           size_t len, void *ud) {
   (void)ud;
   origin *o = sud;
-  if (!o || o->closing) {
+  if (!o || o->closing || o->write_failed) {
     /* Nobody will write these: give the credit back at once. */
     wr_mux_stream_consume(wr_link_mux(l), sid, len);
     free(buf);
@@ -364,7 +386,12 @@ static int on_stream_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
     o->pt = p;
     return 0;
   }
-  if (origin_write(o, buf, len) != 0) origin_close(o);
+  if (origin_write(o, buf, len) != 0) {
+    /* Already known broken (EPIPE at once): the same as a failed write,
+     * and these bytes' credit goes back as if written. */
+    wr_mux_stream_consume(wr_link_mux(l), sid, len);
+    o->write_failed = 1;
+  }
   return 0;
 }
 

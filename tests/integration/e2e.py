@@ -149,6 +149,19 @@ class Origin(BaseHTTPRequestHandler):
         self.send_bytes(b"not here", "text/plain")
 
     def do_POST(self):
+        if self.path == "/toolarge":
+            # Refuses the upload without reading it, as servers with a
+            # body limit do: 413 and close (the kernel then resets the
+            # connection, since the body is still unread).
+            body = b"too large\n"
+            self.send_response(413)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.close_connection = True
+            return
         if self.path == "/lazy":
             # Reads nothing for 4 s: the tunnel's window closes and the
             # node stops reading the visitor (the body's rate must not
@@ -828,6 +841,19 @@ def main():
                 bad.append("404 #%d: %r %r" % (k, err, data[:80]))
         check("linger: an upload to an unknown name gets the whole 404 after "
               "sending its body (5 of 5)", not bad, "; ".join(bad))
+        bad = []
+        for k in range(5):
+            # The origin answers 413 and closes without reading the body:
+            # its answer must reach the visitor, not a 502 about the
+            # write to the origin that then failed.
+            data, err = keep_sending(
+                node_port, b"POST /toolarge HTTP/1.1\r\nHost: app.mesh.test\r\n"
+                b"Content-Length: 16777216\r\n\r\n" + BIG[:16 * MiB])
+            if err or not complete(data, 413):
+                bad.append("413 #%d: %r %r" % (k, err, data[:120]))
+        check("linger: the origin's own 413 (it closes without reading the "
+              "upload) reaches a visitor still sending (5 of 5)", not bad,
+              "; ".join(bad))
         # Bounded: a visitor that goes quiet after the page (and keeps its
         # socket open) is closed after ~2 s; one that never stops sending
         # after ~5 s.
