@@ -106,6 +106,13 @@ typedef struct wr_swim_member_info {
   wr_tstamp state_since;
 } wr_swim_member_info;
 
+/* What user_digest calls once per key it holds (|key| is copied; it must
+ * be a wire string of 1..WR_SWIM_ID_MAX printable characters, others are
+ * skipped).  Returns 0, or nonzero when the application should stop
+ * listing (the session failed). */
+typedef int (*wr_swim_user_emit_fn)(void *ctx, const char *key,
+                                    uint64_t version);
+
 /* Callbacks (all optional).  They must not call back into |sw| except the
  * read-only member queries. */
 typedef struct wr_swim_callbacks {
@@ -119,6 +126,30 @@ typedef struct wr_swim_callbacks {
    * on; return 0 for repeats, or it would circulate forever.  Without
    * this callback USER updates are not re-gossiped. */
   int (*user_update)(wr_swim *sw, const wr_swim_update *u, void *user_data);
+  /*
+   * USER state in anti-entropy (both or neither).  An application that
+   * keeps versioned per-key state (the ownership table) sets these, and
+   * every sync then also exchanges (key, version) digests and afterwards
+   * only the entries the other side lacks or holds at a lower version, in
+   * both directions.  Entries received this way reach user_update like
+   * gossip (so the same "newer version wins" rule applies there), but are
+   * not re-gossiped whatever it returns: the sync is the backstop, not
+   * news.  (key, version) must name one payload: two different payloads
+   * of a key never share a version (fold any tie-break into the version),
+   * or a sync cannot tell them apart.
+   *
+   * user_digest lists every key held, calling |emit| once per key; it
+   * returns 0, or a negative error that fails the session.  user_get is
+   * never called from inside user_digest.
+   */
+  int (*user_digest)(wr_swim *sw, wr_swim_user_emit_fn emit, void *ctx,
+                     void *user_data);
+  /* Copies the payload held for |key| into |dst| (|cap| is
+   * WR_SWIM_USER_MAX) and its version into |*version|.  Returns the
+   * length, or a negative value when the key is no longer held (it is
+   * then left out). */
+  wr_ssize (*user_get)(wr_swim *sw, const char *key, uint64_t *version,
+                       uint8_t *dst, size_t cap, void *user_data);
 } wr_swim_callbacks;
 
 typedef struct wr_swim_stats {

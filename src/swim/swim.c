@@ -1163,10 +1163,24 @@ void swim_core_member_update(const wr_swim *sw, size_t i, wr_swim_update *u) {
 }
 
 void swim_core_merge(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
-  if (u->kind == WR_SWIM_UPD_USER) return; /* user state syncs separately */
   sw->merging = 1;
   apply_update(sw, u, now);
   sw->merging = 0;
+}
+
+int swim_core_has_user_state(const wr_swim *sw) {
+  return sw->cb.user_digest && sw->cb.user_get;
+}
+
+int swim_core_user_digest(wr_swim *sw, wr_swim_user_emit_fn emit, void *ctx) {
+  if (!swim_core_has_user_state(sw)) return WR_ERR_CALLBACK;
+  return sw->cb.user_digest(sw, emit, ctx, sw->user_data);
+}
+
+wr_ssize swim_core_user_get(wr_swim *sw, const char *key, uint64_t *version,
+                            uint8_t *dst, size_t cap) {
+  if (!swim_core_has_user_state(sw)) return -1;
+  return sw->cb.user_get(sw, key, version, dst, cap, sw->user_data);
 }
 
 wr_swim_keyring *swim_core_keyring(wr_swim *sw) { return sw->kr; }

@@ -140,8 +140,15 @@ void swim_core_self_update(const wr_swim *sw, wr_swim_update *u);
 void swim_core_member_update(const wr_swim *sw, size_t i, wr_swim_update *u);
 /* Merges one entry from a sync stream: the gossip rules, without
  * re-gossiping what we learn (the stream is the backstop, not news),
- * except our own refutations. */
+ * except our own refutations.  USER entries go to the user_update
+ * callback. */
 void swim_core_merge(wr_swim *sw, const wr_swim_update *u, wr_tstamp now);
+/* The application's USER state hooks (swim.h): 1 when both are set. */
+int swim_core_has_user_state(const wr_swim *sw);
+/* user_digest / user_get, or WR_ERR_CALLBACK / -1 without them. */
+int swim_core_user_digest(wr_swim *sw, wr_swim_user_emit_fn emit, void *ctx);
+wr_ssize swim_core_user_get(wr_swim *sw, const char *key, uint64_t *version,
+                            uint8_t *dst, size_t cap);
 wr_swim_keyring *swim_core_keyring(wr_swim *sw);
 const wr_mem *swim_core_mem(const wr_swim *sw);
 void swim_core_rand(wr_swim *sw, uint8_t *dst, size_t len);
