@@ -72,6 +72,12 @@ typedef struct wr_swim_config {
    * real failure gathers its independent confirmations in one probe
    * timeout instead of over several protocol rounds. */
   unsigned confirm_probes;
+  /* Healing long partitions (serf's reconnect): every interval (0 = never)
+   * a node tries, with probability failed / alive, an anti-entropy sync
+   * with one random member it declared DEAD (never one that LEFT) within
+   * the last reconnect_timeout_ms, reaped or not. */
+  uint64_t reconnect_interval_ms;
+  uint64_t reconnect_timeout_ms;
   wr_rand_fn rand;             /* required: seeded PCG in tests */
   void *rand_user_data;
 } wr_swim_config;
@@ -87,7 +93,8 @@ int wr_swim_config_profile(wr_swim_config *cfg, const char *name);
  * "suspicion-confirmations", "retransmit-mult", "gossip-nodes",
  * "gossip-interval-ms", "gossip-to-dead-ms", "push-fanout",
  * "sync-interval-ms", "dead-reap-ms", "awareness-max", "lifeguard" (0|1),
- * "confirm-probes" (underscores work too).  Returns 0, or WR_ERR_INVAL
+ * "confirm-probes", "reconnect-interval-ms", "reconnect-timeout-ms"
+ * (underscores work too).  Returns 0, or WR_ERR_INVAL
  * (unknown name, not a number, out of range) with a one-line reason in
  * |err|.  wr_swim_new checks the combination. */
 int wr_swim_config_set(wr_swim_config *cfg, const char *name,
@@ -163,6 +170,7 @@ typedef struct wr_swim_stats {
   uint64_t suspicions, refutations, deaths, reaped;
   uint64_t tx_dropped;   /* outbox full: a reply or probe was not sent */
   uint64_t syncs_ok, syncs_failed;
+  uint64_t reconnects;   /* syncs started with a failed member */
   unsigned awareness;    /* current Lifeguard score, 0..awareness_max */
   uint32_t incarnation;  /* ours */
   size_t broadcast_queue;/* updates still being piggybacked */
@@ -247,9 +255,10 @@ void wr_swim_get_stats(const wr_swim *sw, wr_swim_stats *out);
  */
 #define WR_SWIM_SYNC_FRAME_MAX (64 * 1024)
 
-/* 1 and |peer| filled when a sync should start now (periodic, or right
- * after a seed answered a join probe); the deadline is part of
- * wr_swim_deadline. */
+/* 1 and |peer| filled when a sync should start now (periodic, right after
+ * a seed answered a join probe, or a reconnect attempt with a failed
+ * member); the deadline is part of wr_swim_deadline.  Call until it
+ * returns 0: more than one may be due at once. */
 int wr_swim_sync_due(wr_swim *sw, wr_addr *peer, wr_tstamp now);
 /* |initiator| 1 for the connecting side.  The session keeps a pointer to
  * |sw| and must be freed before it. */

@@ -70,6 +70,16 @@ static void lan(wr_swim_config *c) {
    * confirmations probe, so a fleet of any size sends about k + fan-out
    * extra pings per suspicion, none when idle. */
   c->confirm_probes = 4;
+  /* serf's ReconnectInterval.  A partition that outlasted dead_reap heals
+   * within about one interval after the network does (the failed/alive
+   * probability makes the minority side try every time), and the fleet
+   * as a whole spends about one connection attempt per dead member per
+   * interval, whatever its size. */
+  c->reconnect_interval_ms = 30000;
+  /* serf's ReconnectTimeout: an outage or partition of up to a day heals
+   * by itself.  What it costs: at most 512 remembered members (~104
+   * bytes each) per node, and the attempts above. */
+  c->reconnect_timeout_ms = 24ull * 3600 * 1000;
 }
 
 void wr_swim_config_default(wr_swim_config *cfg) {
@@ -91,6 +101,8 @@ int wr_swim_config_profile(wr_swim_config *c, const char *name) {
     c->gossip_to_dead_ms = 60000;
     c->sync_interval_ms = 60000;
     c->dead_reap_ms = 60000;
+    /* serf uses 30 s on the WAN too: healing is worth one connection
+     * attempt per dead member per 30 s fleet-wide. */
   } else if (strcmp(name, "local") == 0) {
     /* One host (tests, loopback): tiny RTT, so short timeouts are safe. */
     lan(c);
@@ -104,6 +116,8 @@ int wr_swim_config_profile(wr_swim_config *c, const char *name) {
     c->gossip_to_dead_ms = 15000;
     c->sync_interval_ms = 15000;
     c->dead_reap_ms = 15000;
+    /* One host: an attempt is a loopback connect, so heal faster. */
+    c->reconnect_interval_ms = 10000;
   } else {
     return WR_ERR_INVAL;
   }
@@ -137,6 +151,8 @@ static const tunable tunables[] = {
     UNS("awareness-max", awareness_max, 1, 64),
     {"lifeguard", offsetof(wr_swim_config, lifeguard), 0, 0, 1},
     UNS("confirm-probes", confirm_probes, 0, 16),
+    U64("reconnect-interval-ms", reconnect_interval_ms, 0, 86400000),
+    U64("reconnect-timeout-ms", reconnect_timeout_ms, 0, 30ull * 86400000),
 };
 #undef U64
 #undef UNS
@@ -147,7 +163,7 @@ const char *const wr_swim_config_names[] = {
     "suspicion-confirmations", "retransmit-mult", "gossip-nodes",
     "gossip-interval-ms", "gossip-to-dead-ms", "push-fanout",
     "sync-interval-ms", "dead-reap-ms", "awareness-max", "lifeguard",
-    "confirm-probes", NULL};
+    "confirm-probes", "reconnect-interval-ms", "reconnect-timeout-ms", NULL};
 
 int wr_swim_config_set(wr_swim_config *cfg, const char *name,
                        const char *value, char *err, size_t errlen) {

@@ -348,6 +348,8 @@ static int send_state(wr_swim_sync *s) {
 }
 
 static int read_digest(wr_swim_sync *s, wr_rbuf *b, uint32_t count) {
+  wr_swim_update self;
+  swim_core_self_update(s->sw, &self);
   for (uint32_t k = 0; k < count; k++) {
     uint8_t n, st;
     const uint8_t *id;
@@ -370,6 +372,11 @@ static int read_digest(wr_swim_sync *s, wr_rbuf *b, uint32_t count) {
     e->id[n] = 0;
     e->inc = inc;
     e->state = st;
+    /* What the peer thinks of us: refute a verdict now, so that the STATE
+     * we send it next carries our new incarnation (after a partition,
+     * this is how each side learns the other is back). */
+    if (strcmp(e->id, self.id) == 0)
+      swim_core_self_digest(s->sw, inc, st, s->now);
   }
   return 0;
 }

@@ -262,12 +262,12 @@ static void test_user_state_missed_update_synced(void **state) {
   net_run(&nt, nt.now + 1500);
   nt.partitioned = 0;
   net_run(&nt, nt.now + 3000); /* gossip about it is over by now */
-  for (int i = 0; i < 5; i++) assert_true(has_version(i, "route/a", 7));
   assert_false(has_version(5, "route/a", 7));
   /* The next periodic sync (30 s, first placed within 15..30 s) that
-   * involves n5 carries it. */
+   * involves n5 carries it (and any other node gossip missed gets it at
+   * its own). */
   net_run(&nt, nt.now + 60000);
-  assert_true(has_version(5, "route/a", 7));
+  for (int i = 0; i < 6; i++) assert_true(has_version(i, "route/a", 7));
   net_uent *e = net_ufind(&nt.us[5], "route/a");
   assert_memory_equal(e->payload, payload, sizeof payload);
   /* A node started now joins through n0 and pulls it with the join
@@ -504,6 +504,95 @@ static void test_user_state_split_frames(void **state) {
   net_free(&nt);
 }
 
+/* ---- long partitions heal (src/swim/reconnect.c) ------------------------ */
+
+/* Two halves cut apart for 5 minutes: each declares the other dead and
+ * reaps it (dead_reap 30 s), so no probe, gossip or periodic sync ever
+ * crosses again.  Once the network heals, a reconnect attempt (every 30
+ * s, with a member declared dead) bridges the halves and everyone is alive
+ * everywhere within one reconnect interval plus a few probe rounds; the
+ * USER state set on one side meanwhile reaches the other by its syncs. */
+static void test_long_partition_heals(void **state) {
+  (void)state;
+  net_init(&nt, 8, NULL);
+  nt.user_state = 1;
+  nt.auto_sync = 1;
+  net_boot(&nt);
+  net_run(&nt, nt.now + 5000);
+  for (int i = 4; i < 8; i++) nt.group[i] = 1;
+  nt.partitioned = 1;
+  net_run(&nt, nt.now + 60000);
+  const char payload[] = "owner=n1";
+  net_uset(&nt, 1, "route/p", 3, payload, sizeof payload);
+  assert_int_equal(wr_swim_broadcast_user(nt.sw[1], "route/p", 3,
+                                          (const uint8_t *)payload,
+                                          sizeof payload, nt.now), 0);
+  net_drain(&nt, 1);
+  net_run(&nt, nt.now + 240000);
+  for (int i = 0; i < 8; i++) {
+    /* The other half is reaped; this half is intact. */
+    assert_int_equal(wr_swim_member_count(nt.sw[i]), 3);
+    for (int j = 0; j < 8; j++)
+      if (j != i && nt.group[j] == nt.group[i])
+        assert_int_equal(net_state(&nt, i, j), WR_SWIM_ALIVE);
+  }
+  assert_true(nt.syncs_cut > 0); /* attempts that met the partition */
+  nt.partitioned = 0;
+  wr_tstamp healed = nt.now;
+  wr_tstamp bound = healed + 30000 + 10000;
+  int all = 0;
+  while (!all && nt.now < bound) {
+    net_run(&nt, nt.now + 500);
+    all = 1;
+    for (int i = 0; i < 8 && all; i++)
+      for (int j = 0; j < 8 && all; j++)
+        if (i != j && net_state(&nt, i, j) != WR_SWIM_ALIVE) all = 0;
+  }
+  if (!all) fail_msg("not all alive everywhere 40 s after the heal");
+  print_message("healed after %llu ms\n",
+                (unsigned long long)(nt.now - healed));
+  uint64_t reconnects = 0;
+  for (int i = 0; i < 8; i++) {
+    wr_swim_stats st;
+    wr_swim_get_stats(nt.sw[i], &st);
+    reconnects += st.reconnects;
+    /* Nobody ever declared a member of its own half dead. */
+    for (int j = 0; j < 8; j++)
+      if (nt.group[j] == nt.group[i]) assert_int_equal(nt.dead_events[i][j], 0);
+  }
+  assert_true(reconnects > 0);
+  /* Stays healed, and the USER state crosses with the periodic syncs. */
+  net_run(&nt, nt.now + 120000);
+  for (int i = 0; i < 8; i++) {
+    for (int j = 0; j < 8; j++)
+      if (i != j) assert_int_equal(net_state(&nt, i, j), WR_SWIM_ALIVE);
+    assert_true(has_version(i, "route/p", 3));
+  }
+  net_free(&nt);
+}
+
+/* With reconnects off (reconnect-interval-ms = 0) the same partition
+ * stays split: what the test above guards. */
+static void test_long_partition_without_reconnect_stays_split(void **state) {
+  (void)state;
+  wr_swim_config c;
+  wr_swim_config_default(&c);
+  char err[128];
+  assert_int_equal(wr_swim_config_set(&c, "reconnect-interval-ms", "0", err,
+                                      sizeof err), 0);
+  net_init(&nt, 6, &c);
+  nt.auto_sync = 1;
+  net_boot(&nt);
+  net_run(&nt, nt.now + 5000);
+  for (int i = 3; i < 6; i++) nt.group[i] = 1;
+  nt.partitioned = 1;
+  net_run(&nt, nt.now + 120000);
+  nt.partitioned = 0;
+  net_run(&nt, nt.now + 120000);
+  for (int i = 0; i < 6; i++) assert_int_equal(wr_swim_member_count(nt.sw[i]), 2);
+  net_free(&nt);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_quiet_fleet_stays_alive),
@@ -519,6 +608,8 @@ int main(void) {
       cmocka_unit_test(test_user_state_newer_wins),
       cmocka_unit_test(test_user_state_lying_digest),
       cmocka_unit_test(test_user_state_split_frames),
+      cmocka_unit_test(test_long_partition_heals),
+      cmocka_unit_test(test_long_partition_without_reconnect_stays_split),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
