@@ -251,7 +251,10 @@ void wr_swim_get_stats(const wr_swim *sw, wr_swim_stats *out);
  * responder answers with the full entries the initiator lacks or holds
  * older, plus its own digest; the initiator answers with what the
  * responder lacks; both then close.  Every entry is merged through the
- * same rules as gossip.
+ * same rules as gossip, except that a peer's DEAD about another member is
+ * only a suspicion here, and a verdict about us in the peer's digest is
+ * refuted at once (docs/SWIM.md).  When the application keeps USER state
+ * (user_digest/user_get) the digests and states carry it too.
  */
 #define WR_SWIM_SYNC_FRAME_MAX (64 * 1024)
 
