@@ -878,7 +878,8 @@ static void reconnect_tick(wr_swim *sw, wr_tstamp now) {
   }
   if (now < sw->next_reconnect_at) return;
   sw->next_reconnect_at = now + iv;
-  if (sw->leaving) return;
+  /* Nobody ever declared dead here: no candidate, skip the table scan. */
+  if (sw->leaving || (!sw->st.deaths && !sw->lost.n)) return;
   if (swim_reconnect_pick(&sw->lost, &sw->mt, now,
                           sw->cfg.reconnect_timeout_ms, below_cb, sw,
                           &sw->reconnect_peer)) {
