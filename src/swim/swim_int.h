@@ -178,8 +178,10 @@ void swim_core_self_update(const wr_swim *sw, wr_swim_update *u);
 void swim_core_member_update(const wr_swim *sw, size_t i, wr_swim_update *u);
 /* Merges one entry from a sync stream: the gossip rules, without
  * re-gossiping what we learn (the stream is the backstop, not news),
- * except our own refutations.  USER entries go to the user_update
- * callback. */
+ * except our own refutations and members back from a DEAD verdict of
+ * ours (held, or reaped and remembered).  A DEAD about another member is
+ * merged as a SUSPECT (memberlist's mergeState).  USER entries go to the
+ * user_update callback. */
 void swim_core_merge(wr_swim *sw, const wr_swim_update *u, wr_tstamp now);
 /* The application's USER state hooks (swim.h): 1 when both are set. */
 int swim_core_has_user_state(const wr_swim *sw);

@@ -22,7 +22,11 @@
  * frames, then UDIGEST frames when the application keeps USER state.
  * Anything out of order, malformed or unopenable fails the session
  * (counted), and what was merged before stays merged: every entry obeys
- * the gossip rules (USER entries the application's version rule).
+ * the gossip rules (USER entries the application's version rule), with
+ * swim_core_merge's departures for healing partitions: a DEAD about
+ * another member is only a suspicion, a member back from DEAD is gossiped
+ * on, and a verdict about us in the peer's digest is refuted before we
+ * answer (src/swim/reconnect.c).
  *
  * USER state (swim.h, user_digest/user_get): the digest lists every
  * (key, version) the application holds; the other side sends back the
