@@ -6,13 +6,21 @@
  *   0x02 u16 len ..        bytes on an anti-entropy stream (responder)
  *   0x03                   start an initiator sync session instead
  *   0x04                   leave
+ *   0x09 u8 key u8 version the application stores USER entry "u/<key % 8>"
+ *                          (a |version|-byte payload), so syncs carry USER
+ *                          digests and state both ways
  *   0xF0 | who             a datagram we sent to member |who| was refused
  *                          (ICMP port unreachable)
- * (other op bytes count modulo 5).
- * After every step the core's output is drained.  The core must never
- * crash, leak, hang (deadline must move forward once ticked), or grow its
- * table past what the packets named. */
+ * (Below 0xF0 the op is the byte mod 5, except that op % 5 == 4 is leave
+ * when (byte / 5) is even and the USER store otherwise: seeds written
+ * before 0x09 existed keep their meaning.)  The application keeps a small
+ * USER table (newer version wins) behind user_update, user_digest and
+ * user_get, as the ownership table will.  After every step the core's
+ * output is drained.  The core must never crash, leak, hang (deadline
+ * must move forward once ticked), or grow its table past what the packets
+ * named; a USER entry never goes back to an older version. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,9 +42,59 @@ static void on_member(wr_swim *sw, const wr_swim_member_info *m, void *ud) {
   updates_seen++;
 }
 
+/* The application's USER table. */
+#define UKEYS 16
+static struct {
+  char key[WR_SWIM_ID_MAX + 1];
+  uint64_t version;
+  uint16_t len;
+  uint8_t payload[WR_SWIM_USER_MAX];
+} ustore[UKEYS];
+static size_t nustore;
+
+/* 1 when stored (newer than what we held). */
+static int ustore_set(const char *key, uint64_t version, const uint8_t *p,
+                      size_t len) {
+  size_t k = 0;
+  while (k < nustore && strcmp(ustore[k].key, key) != 0) k++;
+  if (k < nustore && ustore[k].version >= version) return 0;
+  if (k == nustore) {
+    if (nustore == UKEYS) return 0;
+    nustore++;
+    snprintf(ustore[k].key, sizeof ustore[k].key, "%s", key);
+  }
+  if (len > WR_SWIM_USER_MAX) abort(); /* the codec bounds it */
+  ustore[k].version = version;
+  ustore[k].len = (uint16_t)len;
+  if (len) memcpy(ustore[k].payload, p, len);
+  return 1;
+}
+
 static int on_user(wr_swim *sw, const wr_swim_update *u, void *ud) {
   (void)sw, (void)ud;
-  return u->version & 1; /* keep some, drop some */
+  if (u->kind != WR_SWIM_UPD_USER || !u->key[0]) abort();
+  return ustore_set(u->key, u->version, u->payload, u->payload_len);
+}
+
+static int on_user_digest(wr_swim *sw, wr_swim_user_emit_fn emit, void *ctx,
+                          void *ud) {
+  (void)sw, (void)ud;
+  for (size_t k = 0; k < nustore; k++)
+    if (emit(ctx, ustore[k].key, ustore[k].version)) return -1;
+  return 0;
+}
+
+static wr_ssize on_user_get(wr_swim *sw, const char *key, uint64_t *version,
+                            uint8_t *dst, size_t cap, void *ud) {
+  (void)sw, (void)ud;
+  for (size_t k = 0; k < nustore; k++)
+    if (strcmp(ustore[k].key, key) == 0) {
+      if (ustore[k].len > cap) abort();
+      *version = ustore[k].version;
+      memcpy(dst, ustore[k].payload, ustore[k].len);
+      return ustore[k].len;
+    }
+  return -1;
 }
 
 static void drain(wr_swim *sw, wr_swim_sync *s, wr_tstamp now) {
@@ -61,7 +119,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cfg.gossip = addr_of(0);
   cfg.rand = wr_pcg32_fill;
   cfg.rand_user_data = &rng;
-  wr_swim_callbacks cb = {.member_changed = on_member, .user_update = on_user};
+  wr_swim_callbacks cb = {.member_changed = on_member,
+                          .user_update = on_user,
+                          .user_digest = on_user_digest,
+                          .user_get = on_user_get};
+  nustore = 0;
   wr_tstamp now = 1000;
   wr_swim *sw;
   if (wr_swim_new(&sw, &cfg, &cb, NULL, NULL, NULL, now) != 0) abort();
@@ -116,7 +178,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (wr_swim_sync_new(sw, &s, 1, now) != 0) abort();
       break;
     default:
-      wr_swim_leave(sw, now);
+      if ((op / 5) % 2 == 0) {
+        wr_swim_leave(sw, now);
+      } else {
+        if (size - off < 2) goto out;
+        char key[8] = {'u', '/', (char)('0' + data[off] % 8), 0};
+        uint8_t p[255];
+        memset(p, 'p', sizeof p);
+        ustore_set(key, data[off + 1], p, data[off + 1]);
+        off += 2;
+      }
       break;
     }
     drain(sw, s, now);

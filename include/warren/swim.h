@@ -82,6 +82,12 @@ typedef struct wr_swim_config {
    * log10(n) rounds meant for a member that may be slow.  0 ignores
    * refusals (they can be forged by anyone who can send us ICMP). */
   uint64_t refused_suspicion_ms;
+  /* Healing long partitions (serf's reconnect): every interval (0 = never)
+   * a node tries, with probability failed / alive, an anti-entropy sync
+   * with one random member it declared DEAD (never one that LEFT) within
+   * the last reconnect_timeout_ms, reaped or not. */
+  uint64_t reconnect_interval_ms;
+  uint64_t reconnect_timeout_ms;
   wr_rand_fn rand;             /* required: seeded PCG in tests */
   void *rand_user_data;
 } wr_swim_config;
@@ -97,7 +103,8 @@ int wr_swim_config_profile(wr_swim_config *cfg, const char *name);
  * "suspicion-confirmations", "retransmit-mult", "gossip-nodes",
  * "gossip-interval-ms", "gossip-to-dead-ms", "push-fanout",
  * "sync-interval-ms", "dead-reap-ms", "awareness-max", "lifeguard" (0|1),
- * "confirm-probes", "refused-suspicion-ms" (underscores work too).  Returns 0, or WR_ERR_INVAL
+ * "confirm-probes", "refused-suspicion-ms", "reconnect-interval-ms",
+ * "reconnect-timeout-ms" (underscores work too).  Returns 0, or WR_ERR_INVAL
  * (unknown name, not a number, out of range) with a one-line reason in
  * |err|.  wr_swim_new checks the combination. */
 int wr_swim_config_set(wr_swim_config *cfg, const char *name,
@@ -116,6 +123,13 @@ typedef struct wr_swim_member_info {
   wr_tstamp state_since;
 } wr_swim_member_info;
 
+/* What user_digest calls once per key it holds (|key| is copied; it must
+ * be a wire string of 1..WR_SWIM_ID_MAX printable characters, others are
+ * skipped).  Returns 0, or nonzero when the application should stop
+ * listing (the session failed). */
+typedef int (*wr_swim_user_emit_fn)(void *ctx, const char *key,
+                                    uint64_t version);
+
 /* Callbacks (all optional).  They must not call back into |sw| except the
  * read-only member queries. */
 typedef struct wr_swim_callbacks {
@@ -129,6 +143,30 @@ typedef struct wr_swim_callbacks {
    * on; return 0 for repeats, or it would circulate forever.  Without
    * this callback USER updates are not re-gossiped. */
   int (*user_update)(wr_swim *sw, const wr_swim_update *u, void *user_data);
+  /*
+   * USER state in anti-entropy (both or neither).  An application that
+   * keeps versioned per-key state (the ownership table) sets these, and
+   * every sync then also exchanges (key, version) digests and afterwards
+   * only the entries the other side lacks or holds at a lower version, in
+   * both directions.  Entries received this way reach user_update like
+   * gossip (so the same "newer version wins" rule applies there), but are
+   * not re-gossiped whatever it returns: the sync is the backstop, not
+   * news.  (key, version) must name one payload: two different payloads
+   * of a key never share a version (fold any tie-break into the version),
+   * or a sync cannot tell them apart.
+   *
+   * user_digest lists every key held, calling |emit| once per key; it
+   * returns 0, or a negative error that fails the session.  user_get is
+   * never called from inside user_digest.
+   */
+  int (*user_digest)(wr_swim *sw, wr_swim_user_emit_fn emit, void *ctx,
+                     void *user_data);
+  /* Copies the payload held for |key| into |dst| (|cap| is
+   * WR_SWIM_USER_MAX) and its version into |*version|.  Returns the
+   * length, or a negative value when the key is no longer held (it is
+   * then left out). */
+  wr_ssize (*user_get)(wr_swim *sw, const char *key, uint64_t *version,
+                       uint8_t *dst, size_t cap, void *user_data);
 } wr_swim_callbacks;
 
 typedef struct wr_swim_stats {
@@ -143,6 +181,7 @@ typedef struct wr_swim_stats {
   uint64_t tx_dropped;   /* outbox full: a reply or probe was not sent */
   uint64_t refused;      /* wr_swim_unreachable reports */
   uint64_t syncs_ok, syncs_failed;
+  uint64_t reconnects;   /* syncs started with a failed member */
   unsigned awareness;    /* current Lifeguard score, 0..awareness_max */
   uint32_t incarnation;  /* ours */
   size_t broadcast_queue;/* updates still being piggybacked */
@@ -230,13 +269,17 @@ void wr_swim_get_stats(const wr_swim *sw, wr_swim_stats *out);
  * responder answers with the full entries the initiator lacks or holds
  * older, plus its own digest; the initiator answers with what the
  * responder lacks; both then close.  Every entry is merged through the
- * same rules as gossip.
+ * same rules as gossip, except that a peer's DEAD about another member is
+ * only a suspicion here, and a verdict about us in the peer's digest is
+ * refuted at once (docs/SWIM.md).  When the application keeps USER state
+ * (user_digest/user_get) the digests and states carry it too.
  */
 #define WR_SWIM_SYNC_FRAME_MAX (64 * 1024)
 
-/* 1 and |peer| filled when a sync should start now (periodic, or right
- * after a seed answered a join probe); the deadline is part of
- * wr_swim_deadline. */
+/* 1 and |peer| filled when a sync should start now (periodic, right after
+ * a seed answered a join probe, or a reconnect attempt with a failed
+ * member); the deadline is part of wr_swim_deadline.  Call until it
+ * returns 0: more than one may be due at once. */
 int wr_swim_sync_due(wr_swim *sw, wr_addr *peer, wr_tstamp now);
 /* |initiator| 1 for the connecting side.  The session keeps a pointer to
  * |sw| and must be freed before it. */

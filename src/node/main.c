@@ -633,7 +633,7 @@ enum {
   MS_RX_PACKETS, MS_TX_PACKETS, MS_RX_BYTES, MS_TX_BYTES, MS_MALFORMED,
   MS_BADSEAL, MS_SUSPICIONS, MS_DEATHS, MS_REFUTATIONS, MS_PROBES,
   MS_PROBE_FAILURES, MS_SOCK_ERRORS, MS_SEND_DROPS, MS_SYNC_OK, MS_SYNC_FAILED,
-  MS_SYNC_REFUSED, MS_REFUSED, MS_N
+  MS_SYNC_REFUSED, MS_REFUSED, MS_RECONNECTS, MS_N
 };
 enum { GS_AWARENESS, GS_INCARNATION, GS_ALIVE, GS_SUSPECT, GS_DEAD, GS_LEFT,
        GS_N };
@@ -653,7 +653,8 @@ static void swim_collect(void *ud) {
       st.suspicions, st.deaths, st.refutations, st.probes, st.probe_failures,
       us.udp_recv_errors + us.udp_send_errors + us.tcp_errors,
       us.udp_queue_drops + st.tx_dropped, us.sync_ok,
-      us.sync_failed + us.sync_timeouts, us.sync_refused, st.refused};
+      us.sync_failed + us.sync_timeouts, us.sync_refused, st.refused,
+      st.reconnects};
   for (int i = 0; i < MS_N; i++) *a->m_swim[i] = v[i];
   json_int_t c[4];
   count_members(a, c);
@@ -692,6 +693,8 @@ static void swim_metrics(app *a, wr_metrics *m) {
       {"warren_swim_port_unreachable_total", NULL, NULL,
        "Gossip datagrams refused by the member's host (ICMP port "
        "unreachable): evidence that nothing listens there."},
+      {"warren_swim_reconnects_total", NULL, NULL,
+       "Syncs started with a member declared dead (partition healing)."},
   };
   static const struct {
     const char *name, *lk, *lv, *help;

@@ -78,6 +78,16 @@ static void lan(wr_swim_config *c) {
    * second instead of mult * log10(n).  docs/SWIM.md ("Refused probes")
    * has the measurements and the forged-ICMP caveat. */
   c->refused_suspicion_ms = 1000;
+  /* serf's ReconnectInterval.  A partition that outlasted dead_reap heals
+   * within about one interval after the network does (the failed/alive
+   * probability makes the minority side try every time), and the fleet
+   * as a whole spends about one connection attempt per dead member per
+   * interval, whatever its size. */
+  c->reconnect_interval_ms = 30000;
+  /* serf's ReconnectTimeout: an outage or partition of up to a day heals
+   * by itself.  What it costs: at most 512 remembered members (~104
+   * bytes each) per node, and the attempts above. */
+  c->reconnect_timeout_ms = 24ull * 3600 * 1000;
 }
 
 void wr_swim_config_default(wr_swim_config *cfg) {
@@ -102,6 +112,8 @@ int wr_swim_config_profile(wr_swim_config *c, const char *name) {
     /* Across the Internet ICMP is filtered, rate-limited and forgeable
      * by more parties: trust only silence. */
     c->refused_suspicion_ms = 0;
+    /* serf uses 30 s on the WAN too: healing is worth one connection
+     * attempt per dead member per 30 s fleet-wide. */
   } else if (strcmp(name, "local") == 0) {
     /* One host (tests, loopback): tiny RTT, so short timeouts are safe. */
     lan(c);
@@ -115,6 +127,8 @@ int wr_swim_config_profile(wr_swim_config *c, const char *name) {
     c->gossip_to_dead_ms = 15000;
     c->sync_interval_ms = 15000;
     c->dead_reap_ms = 15000;
+    /* One host: an attempt is a loopback connect, so heal faster. */
+    c->reconnect_interval_ms = 10000;
   } else {
     return WR_ERR_INVAL;
   }
@@ -149,6 +163,8 @@ static const tunable tunables[] = {
     {"lifeguard", offsetof(wr_swim_config, lifeguard), 0, 0, 1},
     UNS("confirm-probes", confirm_probes, 0, 16),
     U64("refused-suspicion-ms", refused_suspicion_ms, 0, 600000),
+    U64("reconnect-interval-ms", reconnect_interval_ms, 0, 86400000),
+    U64("reconnect-timeout-ms", reconnect_timeout_ms, 0, 30ull * 86400000),
 };
 #undef U64
 #undef UNS
@@ -159,7 +175,8 @@ const char *const wr_swim_config_names[] = {
     "suspicion-confirmations", "retransmit-mult", "gossip-nodes",
     "gossip-interval-ms", "gossip-to-dead-ms", "push-fanout",
     "sync-interval-ms", "dead-reap-ms", "awareness-max", "lifeguard",
-    "confirm-probes", "refused-suspicion-ms", NULL};
+    "confirm-probes", "refused-suspicion-ms", "reconnect-interval-ms",
+    "reconnect-timeout-ms", NULL};
 
 int wr_swim_config_set(wr_swim_config *cfg, const char *name,
                        const char *value, char *err, size_t errlen) {

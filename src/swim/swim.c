@@ -119,6 +119,11 @@ struct wr_swim {
   unsigned hello_next;
   int sync_now;
   wr_addr sync_peer;
+  /* Reconnecting to failed members (reconnect.c). */
+  swim_lost lost;
+  wr_tstamp next_reconnect_at;
+  int reconnect_now;
+  wr_addr reconnect_peer;
 
   wr_swim_stats st;
   wr_swim_packet pkt;
@@ -965,6 +970,33 @@ static uint64_t sync_interval(const wr_swim *sw) {
   return sw->cfg.sync_interval_ms * mult;
 }
 
+static int reconnect_armed(const wr_swim *sw) {
+  return sw->cfg.reconnect_interval_ms && (sw->mt.n || sw->lost.n);
+}
+
+/* Every reconnect interval (serf's ticker): maybe one sync with a failed
+ * member (reconnect.c).  The phase comes from our id, not from the random
+ * source, so a fleet started together does not try in step, and a node
+ * with nothing to reconnect draws nothing. */
+static void reconnect_tick(wr_swim *sw, wr_tstamp now) {
+  if (!reconnect_armed(sw)) return;
+  uint64_t iv = sw->cfg.reconnect_interval_ms;
+  if (!sw->next_reconnect_at) {
+    sw->next_reconnect_at = now + 1 + id_hash(sw->cfg.id) % iv;
+    return;
+  }
+  if (now < sw->next_reconnect_at) return;
+  sw->next_reconnect_at = now + iv;
+  /* Nobody ever declared dead here: no candidate, skip the table scan. */
+  if (sw->leaving || (!sw->st.deaths && !sw->lost.n)) return;
+  if (swim_reconnect_pick(&sw->lost, &sw->mt, now,
+                          sw->cfg.reconnect_timeout_ms, below_cb, sw,
+                          &sw->reconnect_peer)) {
+    sw->reconnect_now = 1;
+    sw->st.reconnects++;
+  }
+}
+
 static void reap(wr_swim *sw, wr_tstamp now) {
   while (sw->grave_n) {
     swim_grave *g = &sw->graves[sw->grave_head];
@@ -974,6 +1006,9 @@ static void reap(wr_swim *sw, wr_tstamp now) {
       swim_member *m = &sw->mt.v[i];
       if ((m->state == WR_SWIM_DEAD || m->state == WR_SWIM_LEFT) &&
           now - m->state_since >= sw->cfg.dead_reap_ms) {
+        /* The dead stay reconnect candidates (reconnect.c). */
+        if (m->state == WR_SWIM_DEAD && sw->cfg.reconnect_interval_ms)
+          swim_lost_add(&sw->lost, m);
         swim_members_remove(&sw->mt, (size_t)i);
         if (sw->probe_pos > sw->mt.n) sw->probe_pos = sw->mt.n;
         sw->st.reaped++;
@@ -1047,6 +1082,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
       break;
     }
   }
+  reconnect_tick(sw, now);
 }
 
 wr_tstamp wr_swim_deadline(const wr_swim *sw) {
@@ -1074,6 +1110,7 @@ wr_tstamp wr_swim_deadline(const wr_swim *sw) {
   if (sw->grave_n) AT(sw->graves[sw->grave_head].at + sw->cfg.dead_reap_ms);
   if (sw->cfg.sync_interval_ms && sw->mt.n)
     AT(sw->next_sync_at ? sw->next_sync_at : 0); /* 0: place it now */
+  if (reconnect_armed(sw)) AT(sw->next_reconnect_at);
 #undef AT
   return t;
 }
@@ -1108,6 +1145,7 @@ int wr_swim_new(wr_swim **psw, const wr_swim_config *cfg,
   sw->self_since = now;
   swim_members_init(&sw->mt, mem);
   swim_bqueue_init(&sw->bq, mem);
+  swim_lost_init(&sw->lost, mem);
   /* Random phases, so a fleet started together does not probe in step. */
   sw->next_probe_at = now + rand_below(sw, cfg->probe_interval_ms);
   sw->next_gossip_at = now + rand_below(sw, cfg->gossip_interval_ms);
@@ -1124,6 +1162,7 @@ void wr_swim_del(wr_swim *sw) {
   if (!sw) return;
   swim_members_free(&sw->mt);
   swim_bqueue_free(&sw->bq);
+  swim_lost_free(&sw->lost);
   wr_mem_free(sw->mem, sw->susp);
   wr_mem_free(sw->mem, sw->graves);
   wr_mem_free(sw->mem, sw->out);
@@ -1249,10 +1288,17 @@ void wr_swim_get_stats(const wr_swim *sw, wr_swim_stats *out) {
 
 int wr_swim_sync_due(wr_swim *sw, wr_addr *peer, wr_tstamp now) {
   (void)now;
-  if (!sw->sync_now) return 0;
-  sw->sync_now = 0;
-  *peer = sw->sync_peer;
-  return 1;
+  if (sw->sync_now) {
+    sw->sync_now = 0;
+    *peer = sw->sync_peer;
+    return 1;
+  }
+  if (sw->reconnect_now) {
+    sw->reconnect_now = 0;
+    *peer = sw->reconnect_peer;
+    return 1;
+  }
+  return 0;
 }
 
 /* ---- for sync.c --------------------------------------------------------------- */
@@ -1268,10 +1314,61 @@ void swim_core_member_update(const wr_swim *sw, size_t i, wr_swim_update *u) {
 }
 
 void swim_core_merge(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
-  if (u->kind == WR_SWIM_UPD_USER) return; /* user state syncs separately */
-  sw->merging = 1;
+  wr_swim_update v;
+  ssize_t i = is_self(sw, u->id) ? -1 : swim_members_find(&sw->mt, u->id);
+  if (u->kind == WR_SWIM_UPD_DEAD && !is_self(sw, u->id)) {
+    /* memberlist's mergeState: a peer's DEAD is only a suspicion here.
+     * Its verdict may be stale or a partition's (reconnect.c); as a
+     * suspicion the member hears of it (our probe carries it) and
+     * refutes, and if it is really gone our own timer says so. */
+    v = *u;
+    v.kind = WR_SWIM_UPD_SUSPECT;
+    u = &v;
+  }
+  /* A member we declared dead (held DEAD, or reaped and remembered)
+   * coming back ALIVE is news to everyone who shared our verdict, as
+   * after a partition: gossip it on.  Everything else a sync teaches is
+   * not re-gossiped. */
+  int news = u->kind == WR_SWIM_UPD_ALIVE && !is_self(sw, u->id) &&
+             (i >= 0 ? sw->mt.v[i].state == WR_SWIM_DEAD ||
+                           sw->mt.v[i].state == WR_SWIM_LEFT
+                     : swim_lost_has(&sw->lost, u->id));
+  sw->merging = !news;
   apply_update(sw, u, now);
   sw->merging = 0;
+}
+
+void swim_core_self_digest(wr_swim *sw, uint32_t inc, uint8_t state,
+                           wr_tstamp now) {
+  static const uint8_t kinds[] = {
+      [WR_SWIM_ALIVE] = WR_SWIM_UPD_ALIVE, [WR_SWIM_SUSPECT] = WR_SWIM_UPD_SUSPECT,
+      [WR_SWIM_DEAD] = WR_SWIM_UPD_DEAD, [WR_SWIM_LEFT] = WR_SWIM_UPD_LEFT};
+  if (state > WR_SWIM_LEFT || inc < sw->inc ||
+      (state == WR_SWIM_ALIVE && inc == sw->inc))
+    return;
+  wr_swim_update u;
+  self_update(sw, &u);
+  u.kind = kinds[state];
+  u.incarnation = inc;
+  snprintf(u.from, sizeof u.from, "%s", sw->cfg.id);
+  sw->merging = 1;
+  apply_update(sw, &u, now);
+  sw->merging = 0;
+}
+
+int swim_core_has_user_state(const wr_swim *sw) {
+  return sw->cb.user_digest && sw->cb.user_get;
+}
+
+int swim_core_user_digest(wr_swim *sw, wr_swim_user_emit_fn emit, void *ctx) {
+  if (!swim_core_has_user_state(sw)) return WR_ERR_CALLBACK;
+  return sw->cb.user_digest(sw, emit, ctx, sw->user_data);
+}
+
+wr_ssize swim_core_user_get(wr_swim *sw, const char *key, uint64_t *version,
+                            uint8_t *dst, size_t cap) {
+  if (!swim_core_has_user_state(sw)) return -1;
+  return sw->cb.user_get(sw, key, version, dst, cap, sw->user_data);
 }
 
 wr_swim_keyring *swim_core_keyring(wr_swim *sw) { return sw->kr; }

@@ -137,6 +137,44 @@ void swim_bqueue_forget(swim_bqueue *q, const char *id);
 size_t swim_bqueue_take(swim_bqueue *q, wr_swim_update *out, size_t max,
                         size_t *budget, uint32_t limit);
 
+/* ---- reconnecting to failed members (reconnect.c) ----------------------
+ *
+ * Members reaped while DEAD, kept for reconnect_timeout_ms so a long
+ * partition can heal.  Bounded: when full, the longest-dead gives way.
+ */
+#define SWIM_LOST_MAX 512
+
+typedef struct swim_lost_ent {
+  char id[WR_SWIM_ID_MAX + 1];
+  uint32_t hash;
+  wr_addr gossip;
+  wr_tstamp dead_at;
+} swim_lost_ent;
+
+typedef struct swim_lost {
+  const wr_mem *mem;
+  swim_lost_ent *v; /* unordered */
+  size_t n, cap;
+} swim_lost;
+
+void swim_lost_init(swim_lost *l, const wr_mem *mem);
+void swim_lost_free(swim_lost *l);
+/* Remembers member |m| (DEAD, about to be reaped). */
+void swim_lost_add(swim_lost *l, const swim_member *m);
+/* 1 when |id| was reaped while DEAD and is still remembered. */
+int swim_lost_has(const swim_lost *l, const char *id);
+/*
+ * One reconnect round: drops expired entries and those back in |t|, then,
+ * with serf's probability failed / alive, picks a random failed member
+ * (DEAD in |t| or lost, within |timeout_ms| of its verdict).  Returns 1
+ * and fills |peer|, or 0 for no attempt this round.  |below(ud, n)| is
+ * uniform in [0, n).
+ */
+int swim_reconnect_pick(swim_lost *l, const swim_members *t, wr_tstamp now,
+                        uint64_t timeout_ms,
+                        size_t (*below)(void *, size_t), void *ud,
+                        wr_addr *peer);
+
 /* ---- what sync.c needs from the core (swim.c) ---------------------------- */
 
 swim_members *swim_core_table(wr_swim *sw);
@@ -146,8 +184,22 @@ void swim_core_self_update(const wr_swim *sw, wr_swim_update *u);
 void swim_core_member_update(const wr_swim *sw, size_t i, wr_swim_update *u);
 /* Merges one entry from a sync stream: the gossip rules, without
  * re-gossiping what we learn (the stream is the backstop, not news),
- * except our own refutations. */
+ * except our own refutations and members back from a DEAD verdict of
+ * ours (held, or reaped and remembered).  A DEAD about another member is
+ * merged as a SUSPECT (memberlist's mergeState).  USER entries go to the
+ * user_update callback. */
 void swim_core_merge(wr_swim *sw, const wr_swim_update *u, wr_tstamp now);
+/* The application's USER state hooks (swim.h): 1 when both are set. */
+int swim_core_has_user_state(const wr_swim *sw);
+/* user_digest / user_get, or WR_ERR_CALLBACK / -1 without them. */
+int swim_core_user_digest(wr_swim *sw, wr_swim_user_emit_fn emit, void *ctx);
+wr_ssize swim_core_user_get(wr_swim *sw, const char *key, uint64_t *version,
+                            uint8_t *dst, size_t cap);
+/* A peer's digest entry about us: a verdict at or above our incarnation
+ * (or an ALIVE above it) is refuted now, so the STATE we send next
+ * already carries our new incarnation. */
+void swim_core_self_digest(wr_swim *sw, uint32_t inc, uint8_t state,
+                           wr_tstamp now);
 wr_swim_keyring *swim_core_keyring(wr_swim *sw);
 const wr_mem *swim_core_mem(const wr_swim *sw);
 void swim_core_rand(wr_swim *sw, uint8_t *dst, size_t len);

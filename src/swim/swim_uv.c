@@ -307,6 +307,20 @@ static int on_user_update(wr_swim *sw, const wr_swim_update *up, void *ud) {
   return 0;
 }
 
+/* USER state in anti-entropy is the application's (swim.h): forwarded
+ * as is, and only offered to the core when the application has it. */
+static int on_user_digest(wr_swim *sw, wr_swim_user_emit_fn emit, void *ctx,
+                          void *ud) {
+  wr_swim_uv *u = ud;
+  return u->app_cb.user_digest(sw, emit, ctx, u->app_ud);
+}
+
+static wr_ssize on_user_get(wr_swim *sw, const char *key, uint64_t *version,
+                            uint8_t *dst, size_t cap, void *ud) {
+  wr_swim_uv *u = ud;
+  return u->app_cb.user_get(sw, key, version, dst, cap, u->app_ud);
+}
+
 /* ---- UDP ---- */
 
 /* Reads every entry of the socket's error queue (IP_RECVERR) and hands
@@ -1102,7 +1116,12 @@ int wr_swim_uv_start(wr_swim_uv **pu, uv_loop_t *loop,
   u->send_queue_max =
       cfg->send_queue_max ? cfg->send_queue_max : DEFAULT_SEND_QUEUE_MAX;
 
-  wr_swim_callbacks cbs = {on_member_changed, on_user_update};
+  wr_swim_callbacks cbs = {.member_changed = on_member_changed,
+                           .user_update = on_user_update};
+  if (u->app_cb.user_digest && u->app_cb.user_get) {
+    cbs.user_digest = on_user_digest;
+    cbs.user_get = on_user_get;
+  }
   int rv = wr_swim_new(&u->sw, &u->cfg, &cbs, cfg->keyring, NULL, u,
                        uv_now(loop));
   if (rv != 0) {

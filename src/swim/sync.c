@@ -12,11 +12,28 @@
  *
  * Stream = frames: u32 length | sealed(plaintext), length <= 64 KiB.
  * plaintext = u8 version | u8 type | u8 last | u32 count | entry*
- *   DIGEST entry = str id | u32 incarnation | u8 state
- *   STATE entry  = an update in the gossip codec (ALIVE/SUSPECT/DEAD/LEFT)
- * A message may span frames; |last| marks its final frame.  Anything out
- * of order, malformed or unopenable fails the session (counted), and what
- * was merged before stays merged: every entry obeys the gossip rules.
+ *   DIGEST entry  = str id | u32 incarnation | u8 state
+ *   UDIGEST entry = str key | u64 version      (application USER state)
+ *   STATE entry   = an update in the gossip codec (ALIVE/SUSPECT/DEAD/LEFT,
+ *                   and USER with its payload)
+ * A message spans as many frames as it needs (a frame holds whole entries
+ * only; every entry, a 1 KiB USER payload included, fits one frame many
+ * times over); |last| marks its final frame.  A digest message is DIGEST
+ * frames, then UDIGEST frames when the application keeps USER state.
+ * Anything out of order, malformed or unopenable fails the session
+ * (counted), and what was merged before stays merged: every entry obeys
+ * the gossip rules (USER entries the application's version rule), with
+ * swim_core_merge's departures for healing partitions: a DEAD about
+ * another member is only a suspicion, a member back from DEAD is gossiped
+ * on, and a verdict about us in the peer's digest is refuted before we
+ * answer (src/swim/reconnect.c).
+ *
+ * USER state (swim.h, user_digest/user_get): the digest lists every
+ * (key, version) the application holds; the other side sends back the
+ * entries whose key the digest lacks or names at a lower version, fetched
+ * with user_get only then, so the payloads cross only when needed.  Version
+ * 2 of the stream: a version-1 peer fails the session (counted) and only
+ * anti-entropy with it stops until it is upgraded; gossip is unaffected.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,20 +43,38 @@
 #include "warren/buf.h"
 #include "warren/err.h"
 
-#define SYNC_VERSION 1
+#define SYNC_VERSION 2
 #define SYNC_DIGEST 1
 #define SYNC_STATE 2
+#define SYNC_UDIGEST 3
 #define SYNC_HDR 7
 /* Plaintext room in one frame. */
 #define SYNC_PT_MAX (WR_SWIM_SYNC_FRAME_MAX - WR_SWIM_SEAL_OVERHEAD)
 /* A peer claiming more members than this is not a fleet we can hold. */
 #define SYNC_PEER_MAX 1000000
+/* Nor more USER keys than this: at ~20 bytes a digest entry, a million
+ * keys is a 20 MB digest per sync, far past what a periodic full-key
+ * digest is meant for (the ownership table would digest per owner
+ * first). */
+#define SYNC_USER_MAX 1000000
 
 typedef struct digest_ent {
   char id[WR_SWIM_ID_MAX + 1];
   uint32_t inc;
   uint8_t state;
 } digest_ent;
+
+/* One USER key with its version: the peer's digest, and our own keys the
+ * peer lacks (collected during user_digest, fetched after it). */
+typedef struct user_ent {
+  char key[WR_SWIM_ID_MAX + 1];
+  uint64_t version;
+} user_ent;
+
+typedef struct user_vec {
+  user_ent *v;
+  size_t n, cap;
+} user_vec;
 
 enum {
   S_I_WAIT_STATE, /* initiator: digest sent, reading the responder's STATE */
@@ -61,6 +96,9 @@ struct wr_swim_sync {
   size_t out_len, out_off, out_cap;
   digest_ent *peer;
   size_t npeer, peer_cap;
+  user_vec upeer;  /* the peer's USER digest, sorted before use */
+  user_vec usend;  /* scratch for send_state */
+  int emit_err;    /* set by an emit callback that failed */
   /* the frame being built (in the scratch below) */
   uint8_t type;
   uint32_t count;
@@ -139,6 +177,38 @@ static int add_digest(wr_swim_sync *s, const char *id, uint32_t inc,
   return msg_add(s, e, n + 6);
 }
 
+/* A key the application listed: one that can go on the wire. */
+static int user_key_ok(const char *key, size_t *plen) {
+  size_t n = strnlen(key, WR_SWIM_ID_MAX + 1);
+  *plen = n;
+  return n && n <= WR_SWIM_ID_MAX && wr_swim_bytes_ok((const uint8_t *)key, n,
+                                                      WR_SWIM_ID_MAX);
+}
+
+/* emit for send_digest: one UDIGEST entry.  The first one closes the
+ * member frames, because a frame carries one type. */
+static int emit_digest(void *ctx, const char *key, uint64_t version) {
+  wr_swim_sync *s = ctx;
+  uint8_t e[1 + WR_SWIM_ID_MAX + 8];
+  size_t n;
+  int rv;
+  if (s->emit_err) return 1;
+  if (!user_key_ok(key, &n)) return 0; /* not ours to send: skipped */
+  if (s->type != SYNC_UDIGEST) {
+    if ((rv = frame_flush(s, 0)) != 0) goto fail;
+    msg_begin(s, SYNC_UDIGEST);
+  }
+  e[0] = (uint8_t)n;
+  memcpy(e + 1, key, n);
+  wr_put_u32(e + 1 + n, (uint32_t)(version >> 32));
+  wr_put_u32(e + 5 + n, (uint32_t)version);
+  if ((rv = msg_add(s, e, n + 9)) != 0) goto fail;
+  return 0;
+fail:
+  s->emit_err = rv;
+  return 1;
+}
+
 static int send_digest(wr_swim_sync *s) {
   swim_members *t = swim_core_table(s->sw);
   wr_swim_update self;
@@ -151,7 +221,57 @@ static int send_digest(wr_swim_sync *s) {
     if ((rv = add_digest(s, swim_member_id(&t->v[i]), t->v[i].incarnation,
                          t->v[i].state)) != 0)
       return rv;
+  if (swim_core_has_user_state(s->sw)) {
+    s->emit_err = 0;
+    rv = swim_core_user_digest(s->sw, emit_digest, s);
+    if (s->emit_err) return s->emit_err;
+    if (rv) return rv < 0 ? rv : WR_ERR_CALLBACK;
+  }
   return frame_flush(s, 1);
+}
+
+static int user_push(const wr_mem *mem, user_vec *v, const char *key,
+                     size_t n, uint64_t version) {
+  if (v->n == v->cap) {
+    if (v->cap >= SYNC_USER_MAX) return WR_ERR_LIMIT;
+    size_t cap = v->cap ? v->cap * 2 : 64;
+    user_ent *p = wr_mem_realloc(mem, v->v, cap * sizeof *p);
+    if (!p) return WR_ERR_NOMEM;
+    v->v = p;
+    v->cap = cap;
+  }
+  user_ent *e = &v->v[v->n++];
+  memcpy(e->key, key, n);
+  e->key[n] = 0;
+  e->version = version;
+  return 0;
+}
+
+static int cmp_user(const void *a, const void *b) {
+  return strcmp(((const user_ent *)a)->key, ((const user_ent *)b)->key);
+}
+
+/* emit for send_state: remember the keys the peer lacks or holds older;
+ * their payloads are fetched after the listing is over. */
+static int emit_missing(void *ctx, const char *key, uint64_t version) {
+  wr_swim_sync *s = ctx;
+  user_ent probe;
+  size_t n;
+  if (s->emit_err) return 1;
+  if (!user_key_ok(key, &n)) return 0;
+  memcpy(probe.key, key, n);
+  probe.key[n] = 0;
+  const user_ent *p =
+      s->upeer.n ? bsearch(&probe, s->upeer.v, s->upeer.n, sizeof probe,
+                           cmp_user)
+                 : NULL;
+  if (p && p->version >= version) return 0;
+  int rv = user_push(s->mem, &s->usend, key, n, version);
+  if (rv) {
+    s->emit_err = rv;
+    return 1;
+  }
+  return 0;
 }
 
 static int cmp_ent(const void *a, const void *b) {
@@ -166,7 +286,7 @@ static int newer(const digest_ent *peer, uint32_t inc, uint8_t state) {
 }
 
 static int add_state(wr_swim_sync *s, const wr_swim_update *u) {
-  uint8_t e[WR_SWIM_PACKET_MAX];
+  uint8_t e[WR_SWIM_PACKET_MAX]; /* > any one update, USER included */
   wr_ssize n = wr_swim_update_encode(u, e, sizeof e);
   return n < 0 ? (int)n : msg_add(s, e, (size_t)n);
 }
@@ -174,6 +294,34 @@ static int add_state(wr_swim_sync *s, const wr_swim_update *u) {
 static const digest_ent *find_peer(const wr_swim_sync *s, const digest_ent *key) {
   return s->npeer ? bsearch(key, s->peer, s->npeer, sizeof *s->peer, cmp_ent)
                   : NULL;
+}
+
+/* The USER half of STATE: what the peer's UDIGEST lacks or holds at a
+ * lower version, sent as USER updates from us. */
+static int send_user_state(wr_swim_sync *s) {
+  static _Thread_local uint8_t payload[WR_SWIM_USER_MAX];
+  wr_swim_update u;
+  int rv;
+  if (s->upeer.n) qsort(s->upeer.v, s->upeer.n, sizeof *s->upeer.v, cmp_user);
+  s->usend.n = 0;
+  s->emit_err = 0;
+  rv = swim_core_user_digest(s->sw, emit_missing, s);
+  if (s->emit_err) return s->emit_err;
+  if (rv) return rv < 0 ? rv : WR_ERR_CALLBACK;
+  swim_core_self_update(s->sw, &u);
+  u.kind = WR_SWIM_UPD_USER;
+  for (size_t k = 0; k < s->usend.n; k++) {
+    uint64_t version = 0;
+    wr_ssize n = swim_core_user_get(s->sw, s->usend.v[k].key, &version,
+                                    payload, sizeof payload);
+    if (n < 0 || n > WR_SWIM_USER_MAX) continue; /* gone since the listing */
+    snprintf(u.key, sizeof u.key, "%s", s->usend.v[k].key);
+    u.version = version;
+    u.payload = payload;
+    u.payload_len = (uint16_t)n;
+    if ((rv = add_state(s, &u)) != 0) return rv;
+  }
+  return 0;
 }
 
 /* STATE: every entry the peer's digest lacks or holds older. */
@@ -197,10 +345,15 @@ static int send_state(wr_swim_sync *s) {
     swim_core_member_update(s->sw, i, &u);
     if ((rv = add_state(s, &u)) != 0) return rv;
   }
+  if (swim_core_has_user_state(s->sw)) {
+    if ((rv = send_user_state(s)) != 0) return rv;
+  }
   return frame_flush(s, 1);
 }
 
 static int read_digest(wr_swim_sync *s, wr_rbuf *b, uint32_t count) {
+  wr_swim_update self;
+  swim_core_self_update(s->sw, &self);
   for (uint32_t k = 0; k < count; k++) {
     uint8_t n, st;
     const uint8_t *id;
@@ -223,6 +376,27 @@ static int read_digest(wr_swim_sync *s, wr_rbuf *b, uint32_t count) {
     e->id[n] = 0;
     e->inc = inc;
     e->state = st;
+    /* What the peer thinks of us: refute a verdict now, so that the STATE
+     * we send it next carries our new incarnation (after a partition,
+     * this is how each side learns the other is back). */
+    if (strcmp(e->id, self.id) == 0)
+      swim_core_self_digest(s->sw, inc, st, s->now);
+  }
+  return 0;
+}
+
+static int read_udigest(wr_swim_sync *s, wr_rbuf *b, uint32_t count) {
+  for (uint32_t k = 0; k < count; k++) {
+    uint8_t n;
+    const uint8_t *key;
+    uint64_t version;
+    int rv;
+    if (wr_rbuf_u8(b, &n) != 0 || wr_rbuf_view(b, n, &key) != 0 || !n ||
+        !wr_swim_bytes_ok(key, n, WR_SWIM_ID_MAX) ||
+        wr_rbuf_u64(b, &version) != 0)
+      return WR_ERR_PROTO;
+    if ((rv = user_push(s->mem, &s->upeer, (const char *)key, n, version)) != 0)
+      return rv;
   }
   return 0;
 }
@@ -235,7 +409,7 @@ static int read_state(wr_swim_sync *s, wr_rbuf *b, uint32_t count,
     size_t left = wr_rbuf_left(b);
     wr_rbuf_view(b, 0, &rest);
     wr_ssize n = wr_swim_update_decode(rest, left, &u);
-    if (n < 0 || u.kind == WR_SWIM_UPD_USER) return WR_ERR_PROTO;
+    if (n < 0) return WR_ERR_PROTO;
     wr_rbuf_view(b, (size_t)n, &rest);
     swim_core_merge(s->sw, &u, now);
   }
@@ -263,8 +437,12 @@ static int on_frame(wr_swim_sync *s, const uint8_t *pt, size_t len,
     break;
   case S_I_WAIT_DIGEST:
   case S_R_WAIT_DIGEST:
-    if (type != SYNC_DIGEST) return WR_ERR_PROTO;
-    rv = read_digest(s, &b, count);
+    if (type == SYNC_DIGEST)
+      rv = read_digest(s, &b, count);
+    else if (type == SYNC_UDIGEST)
+      rv = read_udigest(s, &b, count);
+    else
+      return WR_ERR_PROTO;
     break;
   default:
     return WR_ERR_PROTO; /* nothing more is expected */
@@ -362,6 +540,8 @@ void wr_swim_sync_del(wr_swim_sync *s) {
   wr_mem_free(s->mem, s->in);
   wr_mem_free(s->mem, s->out);
   wr_mem_free(s->mem, s->peer);
+  wr_mem_free(s->mem, s->upeer.v);
+  wr_mem_free(s->mem, s->usend.v);
   wr_mem_free(s->mem, s);
 }
 

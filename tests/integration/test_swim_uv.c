@@ -1,7 +1,8 @@
 /*
  * The libuv SWIM adapter (src/swim/swim_uv.c) in one process, on real
  * loopback sockets: join, leave, a foreign key, start failures, closing
- * with lookups and syncs in flight, the sync connection cap.  Every test
+ * with lookups and syncs in flight, the sync connection cap, USER state
+ * carried by the join sync through the forwarded callbacks.  Every test
  * ends with uv_loop_close() == 0: no handle or request is left behind.
  * Waits are bounded by a watchdog timer.
  */
@@ -24,10 +25,16 @@ typedef struct node {
   wr_swim_keyring kr;
   int closed;
   int left;
+  /* One USER entry of application state (test_user_state_sync). */
+  char ukey[WR_SWIM_ID_MAX + 1];
+  uint64_t uversion;
+  char upayload[32];
+  size_t ulen;
 } node;
 
 static uv_loop_t loop;
 static uint64_t sync_timeout_ms; /* 0: the adapter's default */
+static const wr_swim_callbacks *start_cb; /* NULL: none */
 
 /* A UDP and TCP port free on 127.0.0.1 right now. */
 static int free_port(void) {
@@ -80,6 +87,8 @@ static int start(node *n, const char *id, int port, uint8_t keybyte,
   c.sync_timeout_ms = sync_timeout_ms;
   c.join_backoff_min_ms = 100;
   c.join_backoff_max_ms = 400;
+  c.cb = start_cb;
+  c.user_data = n;
   return wr_swim_uv_start(&n->u, &loop, &c);
 }
 
@@ -332,6 +341,70 @@ static void test_sync_cap(void **state) {
   finish();
 }
 
+static int user_update(wr_swim *sw, const wr_swim_update *u, void *ud) {
+  node *n = ud;
+  (void)sw;
+  if (n->ukey[0] && (strcmp(n->ukey, u->key) || n->uversion >= u->version))
+    return 0;
+  snprintf(n->ukey, sizeof n->ukey, "%s", u->key);
+  n->uversion = u->version;
+  n->ulen = WR_MIN(u->payload_len, sizeof n->upayload);
+  memcpy(n->upayload, u->payload, n->ulen);
+  return 1;
+}
+
+static int user_digest(wr_swim *sw, wr_swim_user_emit_fn emit, void *ctx,
+                       void *ud) {
+  node *n = ud;
+  (void)sw;
+  if (n->ukey[0] && emit(ctx, n->ukey, n->uversion)) return -1;
+  return 0;
+}
+
+static wr_ssize user_get(wr_swim *sw, const char *key, uint64_t *version,
+                         uint8_t *dst, size_t cap, void *ud) {
+  node *n = ud;
+  (void)sw;
+  if (strcmp(n->ukey, key) != 0 || n->ulen > cap) return -1;
+  *version = n->uversion;
+  memcpy(dst, n->upayload, n->ulen);
+  return (wr_ssize)n->ulen;
+}
+
+static int b_has_route(void *arg) {
+  node *b = arg;
+  return b->uversion == 4 && !strcmp(b->ukey, "route/x");
+}
+
+/* The application's USER state crosses the adapter's sealed TCP sync: b
+ * joins long after a set it (nothing was gossiped at all) and has it
+ * once the join sync is done. */
+static void test_user_state_sync(void **state) {
+  (void)state;
+  static const wr_swim_callbacks cbs = {.user_update = user_update,
+                                        .user_digest = user_digest,
+                                        .user_get = user_get};
+  uv_loop_init(&loop);
+  start_cb = &cbs;
+  node a, b;
+  int pa = free_port(), pb = free_port();
+  assert_int_equal(start(&a, "a", pa, 7, 0), 0);
+  assert_int_equal(start(&b, "b", pb, 7, 0), 0);
+  start_cb = NULL;
+  strcpy(a.ukey, "route/x");
+  a.uversion = 4;
+  a.ulen = (size_t)snprintf(a.upayload, sizeof a.upayload, "owner=a");
+  wr_swim_uv_seed seed = {"127.0.0.1", (uint16_t)pa};
+  assert_int_equal(wr_swim_uv_join(b.u, &seed, 1), 0);
+  assert_true(run_until(b_has_route, &b, 5000));
+  assert_memory_equal(b.upayload, "owner=a", 7);
+  pair p = {&a, &b, 0};
+  close_node(&a);
+  close_node(&b);
+  assert_true(run_until(both_closed, &p, 2000));
+  finish();
+}
+
 int main(void) {
   if (sodium_init() < 0) return 1;
   const struct CMUnitTest tests[] = {
@@ -340,6 +413,7 @@ int main(void) {
       cmocka_unit_test(test_start_failures),
       cmocka_unit_test(test_close_while_joining),
       cmocka_unit_test(test_sync_cap),
+      cmocka_unit_test(test_user_state_sync),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

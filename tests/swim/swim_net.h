@@ -24,6 +24,22 @@ typedef struct net_pkt {
   uint8_t b[WR_SWIM_DATAGRAM_MAX];
 } net_pkt;
 
+/* A node's application USER state (net.user_state): key -> (version,
+ * payload), newer version wins, as the ownership table will keep it. */
+typedef struct net_uent {
+  char key[WR_SWIM_ID_MAX + 1];
+  uint64_t version;
+  uint16_t len;
+  uint8_t payload[WR_SWIM_USER_MAX];
+} net_uent;
+
+typedef struct net_ustore {
+  net_uent *v;
+  size_t n, cap;
+  unsigned news, stale; /* user_update: accepted, refused as not newer */
+  unsigned gets;        /* user_get calls */
+} net_ustore;
+
 typedef struct net {
   int n;
   wr_tstamp now;
@@ -42,7 +58,75 @@ typedef struct net {
   int dead_events[NET_MAX][NET_MAX];
   int user_seen[NET_MAX];
   int auto_sync; /* run anti-entropy in memory whenever a core asks */
+  int user_state; /* set before net_boot: USER state takes part in syncs */
+  net_ustore us[NET_MAX];
+  /* A partition: while |partitioned|, nothing crosses between nodes of
+   * different groups, datagrams nor sync streams. */
+  int partitioned;
+  int group[NET_MAX];
+  unsigned syncs_cut; /* sync attempts across the partition (failed) */
 } net;
+
+static inline int net_self(const net *nt, const wr_swim *sw) {
+  for (int i = 0; i < nt->n; i++)
+    if (nt->sw[i] == sw) return i;
+  return -1;
+}
+
+static inline net_uent *net_ufind(net_ustore *s, const char *key) {
+  for (size_t k = 0; k < s->n; k++)
+    if (strcmp(s->v[k].key, key) == 0) return &s->v[k];
+  return NULL;
+}
+
+/* Stores (key, version, payload) at node i if newer; 1 when it was. */
+static inline int net_uset(net *nt, int i, const char *key, uint64_t version,
+                           const void *payload, size_t len) {
+  net_ustore *s = &nt->us[i];
+  net_uent *e = net_ufind(s, key);
+  if (e && e->version >= version) return 0;
+  if (!e) {
+    if (s->n == s->cap) {
+      s->cap = s->cap ? s->cap * 2 : 16;
+      s->v = realloc(s->v, s->cap * sizeof *s->v);
+      if (!s->v) abort();
+    }
+    e = &s->v[s->n++];
+    snprintf(e->key, sizeof e->key, "%s", key);
+  }
+  e->version = version;
+  e->len = (uint16_t)len;
+  if (len) memcpy(e->payload, payload, len);
+  return 1;
+}
+
+static inline int net_user_digest(wr_swim *sw, wr_swim_user_emit_fn emit,
+                                  void *ctx, void *ud) {
+  net *nt = ud;
+  int i = net_self(nt, sw);
+  if (i < 0) return 0;
+  for (size_t k = 0; k < nt->us[i].n; k++)
+    if (emit(ctx, nt->us[i].v[k].key, nt->us[i].v[k].version)) return -1;
+  return 0;
+}
+
+static inline wr_ssize net_user_get(wr_swim *sw, const char *key,
+                                    uint64_t *version, uint8_t *dst,
+                                    size_t cap, void *ud) {
+  net *nt = ud;
+  int i = net_self(nt, sw);
+  if (i < 0) return -1;
+  nt->us[i].gets++;
+  net_uent *e = net_ufind(&nt->us[i], key);
+  if (!e || e->len > cap) return -1;
+  *version = e->version;
+  memcpy(dst, e->payload, e->len);
+  return e->len;
+}
+
+static inline int net_cut(const net *nt, int i, int j) {
+  return nt->partitioned && nt->group[i] != nt->group[j];
+}
 
 static inline wr_addr net_addr(int i) {
   wr_addr a = {.family = 4, .ip = {127, 0, 0, (uint8_t)(i + 1)}, .port = 7946};
@@ -67,6 +151,16 @@ static void net_member_changed(wr_swim *sw, const wr_swim_member_info *m,
 
 static int net_user_update(wr_swim *sw, const wr_swim_update *u, void *ud) {
   net *nt = ud;
+  if (nt->user_state) {
+    int i = net_self(nt, sw);
+    if (i < 0) return 0;
+    if (net_uset(nt, i, u->key, u->version, u->payload, u->payload_len)) {
+      nt->us[i].news++;
+      return 1;
+    }
+    nt->us[i].stale++;
+    return 0;
+  }
   for (int i = 0; i < nt->n; i++)
     if (nt->sw[i] == sw) {
       if (nt->user_seen[i]) return 0;
@@ -79,6 +173,10 @@ static int net_user_update(wr_swim *sw, const wr_swim_update *u, void *ud) {
 
 static inline void net_start(net *nt, int i, int know_all) {
   wr_swim_config c = nt->cfg;
+  if (nt->user_state) {
+    nt->cb.user_digest = net_user_digest;
+    nt->cb.user_get = net_user_get;
+  }
   snprintf(c.id, sizeof c.id, "n%d", i);
   c.gossip = net_addr(i);
   c.rand = wr_pcg32_fill;
@@ -121,7 +219,10 @@ static inline void net_boot(net *nt) {
 }
 
 static inline void net_free(net *nt) {
-  for (int i = 0; i < nt->n; i++) wr_swim_del(nt->sw[i]);
+  for (int i = 0; i < nt->n; i++) {
+    wr_swim_del(nt->sw[i]);
+    free(nt->us[i].v);
+  }
   free(nt->q);
 }
 
@@ -171,7 +272,12 @@ static inline void net_sync_due(net *nt, int i) {
   wr_addr peer;
   if (!nt->auto_sync || !wr_swim_sync_due(nt->sw[i], &peer, nt->now)) return;
   int j = net_index(&peer);
-  if (j >= 0 && j < nt->n && !nt->down[j]) net_sync(nt, i, j, SIZE_MAX);
+  if (j < 0 || j >= nt->n || nt->down[j]) return;
+  if (net_cut(nt, i, j)) {
+    nt->syncs_cut++; /* the connection would time out */
+    return;
+  }
+  net_sync(nt, i, j, SIZE_MAX);
 }
 
 /* Moves everything node i wants to send into the queue (1-3 ms delay). */
@@ -181,7 +287,9 @@ static inline void net_drain(net *nt, int i) {
   wr_ssize len;
   while ((len = wr_swim_send(nt->sw[i], &to, tmp.b, sizeof tmp.b, nt->now)) > 0) {
     int j = net_index(&to);
-    if (nt->down[i] || nt->mute_out[i] || j < 0 || j >= nt->n) continue;
+    if (nt->down[i] || nt->mute_out[i] || j < 0 || j >= nt->n ||
+        net_cut(nt, i, j))
+      continue;
     if (nt->nq == NET_QMAX) abort();
     net_pkt *p = &nt->q[nt->nq++];
     p->at = nt->now + 1 + (wr_tstamp)(nt->delivered % 3);

@@ -800,6 +800,109 @@ static void test_config_set(void **state) {
   assert_int_equal(wr_swim_config_profile(&c, "mars"), WR_ERR_INVAL);
 }
 
+/* Reconnect candidates (reconnect.c): members declared DEAD, in the table
+ * or reaped, for reconnect_timeout; never one that LEFT.  With one DEAD
+ * and nobody alive the probability failed / alive is 1, so every interval
+ * makes an attempt, and each one names the dead member. */
+static void test_reconnect_candidates(void **state) {
+  (void)state;
+  wr_swim_config c;
+  wr_swim_config_default(&c);
+  strcpy(c.id, "me");
+  c.gossip = addr(200);
+  c.rand = wr_pcg32_fill;
+  c.rand_user_data = &rng;
+  c.reconnect_timeout_ms = 300000; /* 5 min, so the test can outlive it */
+  wr_pcg32_seed(&rng, 7, 7);
+  now = 5000;
+  assert_int_equal(wr_swim_new(&sw, &c, NULL, NULL, NULL, NULL, now), 0);
+  for (int i = 0; i < 2; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "m%d", i);
+    wr_addr a = addr(i);
+    assert_int_equal(wr_swim_add_member(sw, id, &a, NULL, 0, now), 0);
+  }
+  wr_swim_update u = upd(WR_SWIM_UPD_LEFT, "m0", 0);
+  feed(&u);
+  u = upd(WR_SWIM_UPD_DEAD, "m1", 0);
+  feed(&u);
+  wr_tstamp dead_at = now;
+  unsigned attempts = 0, reaped_attempts = 0;
+  uint8_t buf[WR_SWIM_DATAGRAM_MAX];
+  wr_addr to, peer;
+  while (now < dead_at + 600000) {
+    now += 100;
+    wr_swim_tick(sw, now);
+    assert_true(wr_swim_deadline(sw) > now);
+    while (wr_swim_send(sw, &to, buf, sizeof buf, now) > 0) {
+    }
+    while (wr_swim_sync_due(sw, &peer, now)) {
+      assert_int_equal(peer.ip[3], 1); /* m1, never m0 */
+      assert_true(now - dead_at < c.reconnect_timeout_ms + 1);
+      attempts++;
+      reaped_attempts += wr_swim_member_count(sw) == 0;
+    }
+  }
+  /* 5 minutes of 30 s intervals, the first within 30 s of the start. */
+  assert_true(attempts >= 9 && attempts <= 11);
+  assert_true(reaped_attempts >= 8); /* m1 was reaped after 30 s */
+  wr_swim_stats st;
+  wr_swim_get_stats(sw, &st);
+  assert_int_equal(st.reconnects, attempts);
+  assert_int_equal(wr_swim_member_count(sw), 0);
+  wr_swim_del(sw);
+}
+
+static size_t below_zero(void *ud, size_t n) {
+  (void)ud, (void)n;
+  return 0;
+}
+
+/* The list of reaped members is bounded: the longest-dead gives way, a
+ * repeat replaces its entry, and members back in the table are dropped. */
+static void test_lost_bounded(void **state) {
+  (void)state;
+  swim_lost l;
+  swim_members t;
+  swim_lost_init(&l, NULL);
+  swim_members_init(&t, NULL);
+  for (int i = 0; i < SWIM_LOST_MAX + 10; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "d%d", i);
+    wr_addr a = addr(i % 250);
+    ssize_t k = swim_members_add(&t, id, &a, 0, (wr_tstamp)1000 + (wr_tstamp)i);
+    assert_true(k >= 0);
+    t.v[k].state = WR_SWIM_DEAD;
+    swim_lost_add(&l, &t.v[k]);
+    swim_lost_add(&l, &t.v[k]); /* a repeat takes no room */
+    swim_members_remove(&t, (size_t)k);
+  }
+  assert_int_equal(l.n, SWIM_LOST_MAX);
+  for (int i = 0; i < 10; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "d%d", i);
+    assert_false(swim_lost_has(&l, id));
+  }
+  assert_true(swim_lost_has(&l, "d10"));
+  assert_true(swim_lost_has(&l, "d521"));
+  /* d10 comes back: no longer a reaped candidate. */
+  wr_addr a = addr(10);
+  swim_members_add(&t, "d10", &a, 1, 5000);
+  wr_addr peer;
+  assert_int_equal(
+      swim_reconnect_pick(&l, &t, 5000, 3600000, below_zero, NULL, &peer), 1);
+  assert_false(swim_lost_has(&l, "d10"));
+  assert_int_equal(l.n, SWIM_LOST_MAX - 1);
+  /* Past the timeout everything is forgotten. */
+  assert_int_equal(swim_reconnect_pick(&l, &t,
+                                       1000 + 3600000 + SWIM_LOST_MAX + 10,
+                                       3600000, below_zero, NULL, &peer),
+                   0);
+  assert_int_equal(l.n, 0);
+  swim_lost_free(&l);
+  swim_members_free(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_merge_table),
@@ -818,6 +921,8 @@ int main(void) {
       cmocka_unit_test(test_member_table),
       cmocka_unit_test(test_copy_members),
       cmocka_unit_test(test_config_set),
+      cmocka_unit_test(test_reconnect_candidates),
+      cmocka_unit_test(test_lost_bounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

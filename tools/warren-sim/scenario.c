@@ -301,6 +301,9 @@ int sim_scenario_run(sim *s) {
   /* Settle: the same alive set everywhere once changes stop. */
   uint64_t settle_cap =
       sim_net_now(s->net) + r->bound_ms + c->gossip_to_dead_ms;
+  /* A partition that outlasted the suspicion timeout heals by reconnect
+   * attempts (src/swim/reconnect.c), one interval apart. */
+  if (o->partition_frac > 0) settle_cap += c->reconnect_interval_ms;
   r->converged = 0;
   r->converge_ms = -1;
   for (;;) {
