@@ -859,6 +859,10 @@ def main():
         # after ~5 s.
         big_head = b"GET / HTTP/1.1\r\nHost: app.mesh.test\r\nX-Big: " + \
             b"a" * 40000 + b"\r\n\r\n"
+        # The uploads above linger for up to 5 s each: let them end, or
+        # their closes would count as this one's.
+        wait_until(lambda: metric(admin_port,
+                                  "warren_visitor_connections") == 0, 10)
         n0 = metric(admin_port, "warren_http_lingering_closes_total") or 0
         base = metric(admin_port, "warren_visitor_connections")
         s = socket.create_connection(("127.0.0.1", node_port), 5)
