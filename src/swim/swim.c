@@ -271,8 +271,16 @@ static void push_soon(wr_swim *sw, wr_tstamp now) {
   gossip_to(sw, sw->cfg.push_fanout, now);
 }
 
+/* The next incarnation above |at_least|.  It saturates: wrapping to 0
+ * would make every stale entry about us newer than our own (only a
+ * member with the cluster key can push us there, but it must not be
+ * able to make us unrefutable forever; at the top we stay at the top). */
+static uint32_t next_inc(uint32_t at_least) {
+  return at_least == UINT32_MAX ? UINT32_MAX : at_least + 1;
+}
+
 static void refute(wr_swim *sw, uint32_t accused_inc, wr_tstamp now) {
-  sw->inc = accused_inc >= sw->inc ? accused_inc + 1 : sw->inc + 1;
+  sw->inc = next_inc(accused_inc >= sw->inc ? accused_inc : sw->inc);
   sw->st.refutations++;
   awareness_add(sw, 1);
   wr_swim_update u;
@@ -1223,7 +1231,7 @@ int wr_swim_leave(wr_swim *sw, wr_tstamp now) {
   if (sw->leaving) return 0;
   sw->leaving = 1;
   sw->self_since = now;
-  sw->inc++;
+  sw->inc = next_inc(sw->inc);
   sw->probe.active = 0;
   wr_swim_update u;
   self_update(sw, &u);

@@ -342,6 +342,18 @@ static void test_self_refutation(void **state) {
   wr_swim_self(sw, &self);
   assert_int_equal(self.state, WR_SWIM_LEFT);
   wr_swim_del(sw);
+
+  /* An accusation at the top incarnation: we stay at the top instead of
+   * wrapping to 0, below every stale entry about us. */
+  make_core(3, 1);
+  u = upd(WR_SWIM_UPD_SUSPECT, "me", UINT32_MAX);
+  feed(&u);
+  wr_swim_get_stats(sw, &st);
+  assert_int_equal(st.incarnation, UINT32_MAX);
+  assert_int_equal(wr_swim_leave(sw, now), 0);
+  wr_swim_get_stats(sw, &st);
+  assert_int_equal(st.incarnation, UINT32_MAX);
+  wr_swim_del(sw);
 }
 
 /* Advances virtual time in 10 ms steps, ticking; returns when |id| turns
