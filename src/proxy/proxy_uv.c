@@ -511,7 +511,12 @@ static void vconn_not_found(vconn *v, const char *host, const char *name) {
 
 /* ---- timers ---- */
 
-/* Arms the timer at the deadline timer.c gives for the current wait. */
+/* Arms the timer at the deadline timer.c gives for the current wait.  A
+ * timer already armed at or before that deadline is left alone: it fires
+ * early, finds nothing expired and re-arms (vconn_on_timer).  A keep-alive
+ * request moves the deadline later two or three times (idle, origin,
+ * idle); re-arming each time was a timer-heap removal and insertion per
+ * move (uv_timer_stop 1.7 % of the node's samples at 1 KiB). */
 static void rearm(vconn *v) {
   if (v->closing || v->answered) return;
   wr_tstamp dl = wr_http_timer_deadline(&v->wt);
@@ -520,6 +525,9 @@ static void rearm(vconn *v) {
     return;
   }
   uint64_t now = uv_now(v->ig->loop);
+  if (uv_is_active((uv_handle_t *)&v->timer) &&
+      now + uv_timer_get_due_in(&v->timer) <= dl)
+    return;
   uv_timer_start(&v->timer, vconn_on_timer, dl > now ? dl - now : 0, 0);
 }
 

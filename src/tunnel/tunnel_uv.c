@@ -490,6 +490,11 @@ static void arm_timer(wr_link *l) {
     return;
   }
   wr_tstamp now = uv_now(l->loop);
+  /* Armed at or before dl already: it fires early and re-arms (an early
+   * wr_mux_tick is harmless).  Saves a timer-heap update per flush. */
+  if (uv_is_active((uv_handle_t *)&l->timer) &&
+      now + uv_timer_get_due_in(&l->timer) <= dl)
+    return;
   uv_timer_start(&l->timer, on_timer, dl > now ? dl - now : 0, 0);
 }
 
