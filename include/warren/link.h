@@ -85,6 +85,15 @@ wr_aead wr_link_aead(const wr_link *l);
 uint64_t wr_wall_ms(void);
 /* Sets TCP_NODELAY and keepalive on a TCP handle. */
 void wr_tcp_tune(uv_tcp_t *tcp);
+/* Writes |bufs| to |s| now if the socket takes them all (returns 1: no
+ * callback will come, the buffers are free again), else queues what is
+ * left with uv_write (returns 0: |cb| comes as usual).  < 0: uv_write
+ * failed and no callback will come.  |bufs| is modified (the written
+ * part skipped).  libuv 1.44 re-arms the fd in epoll (one epoll_ctl)
+ * after every uv_write that completes, even at once; a write the socket
+ * takes whole costs only the write(2) this way. */
+int wr_uv_write_now(uv_write_t *req, uv_stream_t *s, uv_buf_t *bufs,
+                    unsigned n, uv_write_cb cb);
 /* Parses "HOST:PORT" (IPv4, [IPv6] or "localhost") into a sockaddr. */
 int wr_parse_hostport(const char *s, struct sockaddr_storage *ss);
 /* libsodium randomness as a wr_rand_fn. */

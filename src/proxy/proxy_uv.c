@@ -310,12 +310,27 @@ static int vconn_flush(vconn *v) {
   v->nobufs = 0;
   v->ocredit = 0;
   undirty(v);
-  int rv = uv_write(&w->req, (uv_stream_t *)v->tcp, w->bufs, n,
-                    vconn_on_write);
-  if (rv < 0) {
+  /* The visitor's socket usually takes a small response at once: then
+   * there is no write callback to wait for (wr_uv_write_now), and the
+   * credit goes back here.  A connection closing after this write keeps
+   * the callback path, which ends it (vconn_end). */
+  int rv;
+  if (v->close_after_write) {
+    rv = uv_write(&w->req, (uv_stream_t *)v->tcp, w->bufs, n, vconn_on_write);
+  } else {
+    uv_buf_t left[VBATCH];
+    memcpy(left, w->bufs, n * sizeof(uv_buf_t));
+    rv = wr_uv_write_now(&w->req, (uv_stream_t *)v->tcp, left, n,
+                         vconn_on_write);
+  }
+  if (rv != 0) {
+    if (rv > 0 && w->credit && w->tl && w->tl->link) {
+      wr_mux_stream_consume(wr_link_mux(w->tl->link), w->sid, w->credit);
+      wr_link_flush(w->tl->link);
+    }
     for (unsigned i = 0; i < n; i++) free(w->bufs[i].base);
     free(w);
-    return rv;
+    return rv < 0 ? rv : 0;
   }
   v->writes++;
   return 0;
@@ -496,7 +511,12 @@ static void vconn_not_found(vconn *v, const char *host, const char *name) {
 
 /* ---- timers ---- */
 
-/* Arms the timer at the deadline timer.c gives for the current wait. */
+/* Arms the timer at the deadline timer.c gives for the current wait.  A
+ * timer already armed at or before that deadline is left alone: it fires
+ * early, finds nothing expired and re-arms (vconn_on_timer).  A keep-alive
+ * request moves the deadline later two or three times (idle, origin,
+ * idle); re-arming each time was a timer-heap removal and insertion per
+ * move (uv_timer_stop 1.7 % of the node's samples at 1 KiB). */
 static void rearm(vconn *v) {
   if (v->closing || v->answered) return;
   wr_tstamp dl = wr_http_timer_deadline(&v->wt);
@@ -505,6 +525,9 @@ static void rearm(vconn *v) {
     return;
   }
   uint64_t now = uv_now(v->ig->loop);
+  if (uv_is_active((uv_handle_t *)&v->timer) &&
+      now + uv_timer_get_due_in(&v->timer) <= dl)
+    return;
   uv_timer_start(&v->timer, vconn_on_timer, dl > now ? dl - now : 0, 0);
 }
 

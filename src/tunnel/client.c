@@ -152,12 +152,18 @@ static int origin_write(origin *o, uint8_t *buf, size_t len) {
   w->buf = buf;
   w->len = len;
   uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-  int rv = uv_write(&w->req, (uv_stream_t *)&o->tcp, &b, 1, origin_on_write);
-  if (rv < 0) {
+  int rv =
+      wr_uv_write_now(&w->req, (uv_stream_t *)&o->tcp, &b, 1, origin_on_write);
+  if (rv != 0) {
+    /* Written at once (the credit goes back now), or failed. */
+    if (rv > 0 && !o->stream_gone && o->link) {
+      wr_mux_stream_consume(wr_link_mux(o->link), o->sid, len);
+      wr_link_flush(o->link);
+    }
     free(buf);
     free(w);
   }
-  return rv;
+  return rv < 0 ? rv : 0;
 }
 
 static void origin_on_shutdown(uv_shutdown_t *req, int status) {

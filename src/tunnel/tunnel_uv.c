@@ -161,6 +161,26 @@ void wr_tcp_tune(uv_tcp_t *tcp) {
   uv_tcp_keepalive(tcp, 1, 60);
 }
 
+int wr_uv_write_now(uv_write_t *req, uv_stream_t *s, uv_buf_t *bufs,
+                    unsigned n, uv_write_cb cb) {
+  /* UV_EAGAIN when writes are queued: order is kept.  Any other error is
+   * left to uv_write, so it is reported the usual way. */
+  int w = uv_try_write(s, bufs, n);
+  if (w > 0) {
+    size_t left = (size_t)w;
+    while (n > 0 && left >= bufs[0].len) {
+      left -= bufs[0].len;
+      bufs++;
+      n--;
+    }
+    if (n == 0) return 1;
+    bufs[0].base += left;
+    bufs[0].len -= left;
+  }
+  int rv = uv_write(req, s, bufs, n, cb);
+  return rv < 0 ? rv : 0;
+}
+
 int wr_parse_hostport(const char *s, struct sockaddr_storage *ss) {
   char host[256];
   const char *colon;
@@ -414,15 +434,18 @@ static void do_flush(wr_link *l) {
       break;
     }
     w->link = l;
-    w->len = len;
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
-    int rv = uv_write(&w->req, (uv_stream_t *)l->tcp, &b, 1, on_write);
-    if (rv < 0) {
-      write_put(w);
-      link_fail(l, rv);
-      return;
+    int rv = wr_uv_write_now(&w->req, (uv_stream_t *)l->tcp, &b, 1, on_write);
+    if (rv != 0) {
+      write_put(w); /* written whole (1) or not at all (< 0) */
+      if (rv < 0) {
+        link_fail(l, rv);
+        return;
+      }
+      continue;
     }
-    l->write_queued += len;
+    w->len = b.len; /* what is left, queued */
+    l->write_queued += b.len;
   }
 }
 
@@ -467,6 +490,11 @@ static void arm_timer(wr_link *l) {
     return;
   }
   wr_tstamp now = uv_now(l->loop);
+  /* Armed at or before dl already: it fires early and re-arms (an early
+   * wr_mux_tick is harmless).  Saves a timer-heap update per flush. */
+  if (uv_is_active((uv_handle_t *)&l->timer) &&
+      now + uv_timer_get_due_in(&l->timer) <= dl)
+    return;
   uv_timer_start(&l->timer, on_timer, dl > now ? dl - now : 0, 0);
 }
 
