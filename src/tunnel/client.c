@@ -210,28 +210,20 @@ static void origin_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (n <= 0) {
     wr_mux_buf_free(m, rbuf);
     if (n == 0) return;
-    if (n == UV_EOF) {
-      /* The local server finished its side: FIN after what is queued. */
-      uv_read_stop(s);
-      o->reading = 0;
-      o->read_eof = 1;
-      wr_mux_stream_close(m, o->sid);
-      wr_link_flush(o->link);
+    /* EOF: the local server finished its side.  An error after a failed
+     * write: it reset the connection after refusing the request (its
+     * kernel does, with the body unread).  Either way FIN after what was
+     * read, so the node's parser judges whether the answer was complete;
+     * any other error resets the stream. */
+    if (n != UV_EOF && !o->write_failed) {
+      origin_close(o);
       return;
     }
-    if (o->write_failed) {
-      /* The origin reset the connection after refusing the request (its
-       * kernel does, with the body unread): end the stream cleanly after
-       * what was read, so the node's parser judges whether the answer
-       * was complete. */
-      uv_read_stop(s);
-      o->reading = 0;
-      o->read_eof = 1;
-      wr_mux_stream_close(m, o->sid);
-      wr_link_flush(o->link);
-      return;
-    }
-    origin_close(o);
+    uv_read_stop(s);
+    o->reading = 0;
+    o->read_eof = 1;
+    wr_mux_stream_close(m, o->sid);
+    wr_link_flush(o->link);
     return;
   }
   /* alloc asked for no more than the credit, and nothing ran in between. */
