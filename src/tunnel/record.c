@@ -231,19 +231,13 @@ wr_ssize wr_record_seal(wr_record *rec, uint8_t *dst, size_t cap,
 
 wr_ssize wr_record_open(wr_record *rec, uint8_t *buf, size_t len,
                         const uint8_t **ppt, size_t *pptlen) {
-  size_t clen, ptlen;
+  size_t ptlen;
   int aadl = 0, outl = 0, fin = 0, rv;
   uint8_t *ct;
-  if (len < WR_RECORD_HEADER_LEN) return 0;
-  clen = wr_get_u16(buf);
-  /* An empty record (tag only) is legal; more than the maximum is not, and
-   * is reported before waiting for the bytes so a bad peer cannot make us
-   * wait for data that must be rejected anyway. */
-  if (clen < WR_RECORD_TAG_LEN ||
-      clen > WR_RECORD_MAX_PLAINTEXT + WR_RECORD_TAG_LEN)
-    return WR_ERR_PROTO;
-  if (len < WR_RECORD_HEADER_LEN + clen) return 0;
-  ptlen = clen - WR_RECORD_TAG_LEN;
+  /* The framing rules live in wr_record_peek (a length past the maximum
+   * is refused before its bytes arrive). */
+  wr_ssize total = wr_record_peek(buf, len, &ptlen);
+  if (total <= 0) return total;
   ct = buf + WR_RECORD_HEADER_LEN;
   if ((rv = prepare(rec, DIR_OPEN)) != 0) return rv;
   if (rec->evp->DecryptUpdate(rec->ctx, NULL, &aadl, buf,
@@ -264,13 +258,16 @@ wr_ssize wr_record_open(wr_record *rec, uint8_t *buf, size_t len,
   rec->count++;
   *ppt = ct;
   *pptlen = ptlen;
-  return (wr_ssize)(WR_RECORD_HEADER_LEN + clen);
+  return total;
 }
 
 wr_ssize wr_record_peek(const uint8_t *buf, size_t len, size_t *pptlen) {
   size_t clen;
   if (len < WR_RECORD_HEADER_LEN) return 0;
   clen = wr_get_u16(buf);
+  /* An empty record (tag only) is legal; more than the maximum is not, and
+   * is reported before waiting for the bytes so a bad peer cannot make us
+   * wait for data that must be rejected anyway. */
   if (clen < WR_RECORD_TAG_LEN ||
       clen > WR_RECORD_MAX_PLAINTEXT + WR_RECORD_TAG_LEN)
     return WR_ERR_PROTO;
