@@ -1,9 +1,10 @@
 /*
- * The piggyback queue.  memberlist's TransmitLimitedQueue keeps a btree;
- * ours is a pointer array kept sorted by (transmits, newest first).  A
- * take bumps a prefix-ish subset by one, which an insertion sort restores
- * in near-linear time; the queue is small in steady state (tens of
- * entries) and bounded (SWIM_BQUEUE_MAX) under churn.
+ * The piggyback queue.  memberlist's TransmitLimitedQueue keeps a btree
+ * ordered by transmits plus a map by name; ours keeps one intrusive list
+ * per transmit count and a chained hash index by topic, so push, forget,
+ * take and eviction cost O(1) per entry touched whatever the queue's
+ * length.  That matters only under load, which is exactly when the queue
+ * is long (see swim_int.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,13 +12,14 @@
 #include "swim_int.h"
 #include "warren/err.h"
 
+/* A take gives up looking for an entry small enough for a packet's last
+ * bytes after this many in a row that do not fit: those bytes stay
+ * unused rather than the take scanning thousands of entries. */
+#define TAKE_MISFITS_MAX 16
+
 void swim_bqueue_init(swim_bqueue *q, const wr_mem *mem) {
   memset(q, 0, sizeof *q);
   q->mem = mem;
-}
-
-static void bcast_free(const wr_mem *mem, swim_bcast *b) {
-  wr_mem_free(mem, b);
 }
 
 static const char *bcast_topic(const swim_bcast *b) {
@@ -25,76 +27,139 @@ static const char *bcast_topic(const swim_bcast *b) {
 }
 
 static void flush_retired(swim_bqueue *q) {
-  for (size_t i = 0; i < q->nretired; i++) bcast_free(q->mem, q->retired[i]);
+  for (size_t i = 0; i < q->nretired; i++) wr_mem_free(q->mem, q->retired[i]);
   q->nretired = 0;
 }
 
 void swim_bqueue_free(swim_bqueue *q) {
   flush_retired(q);
-  for (size_t i = 0; i < q->n; i++) bcast_free(q->mem, q->v[i]);
-  wr_mem_free(q->mem, q->v);
+  for (size_t t = 0; t < SWIM_BQUEUE_LEVELS; t++)
+    for (swim_bcast *b = q->level[t].head, *next; b; b = next) {
+      next = b->next;
+      wr_mem_free(q->mem, b);
+    }
+  wr_mem_free(q->mem, q->index);
   memset(q, 0, sizeof *q);
 }
 
-static int before(const swim_bcast *a, const swim_bcast *b) {
-  return a->transmits != b->transmits ? a->transmits < b->transmits
-                                      : a->order > b->order;
+static size_t level_of(uint32_t transmits) {
+  return transmits < SWIM_BQUEUE_LEVELS ? transmits : SWIM_BQUEUE_LEVELS - 1;
 }
 
-static void remove_at(swim_bqueue *q, size_t i) {
-  bcast_free(q->mem, q->v[i]);
-  memmove(&q->v[i], &q->v[i + 1], (q->n - i - 1) * sizeof *q->v);
+/* ---- the transmit-count lists -------------------------------------------- */
+
+static void list_unlink(swim_blist *l, swim_bcast *b) {
+  if (b->prev) b->prev->next = b->next; else l->head = b->next;
+  if (b->next) b->next->prev = b->prev; else l->tail = b->prev;
+  b->prev = b->next = NULL;
+}
+
+static void list_push_head(swim_blist *l, swim_bcast *b) {
+  b->prev = NULL;
+  b->next = l->head;
+  if (l->head) l->head->prev = b; else l->tail = b;
+  l->head = b;
+}
+
+static void list_push_tail(swim_blist *l, swim_bcast *b) {
+  b->next = NULL;
+  b->prev = l->tail;
+  if (l->tail) l->tail->next = b; else l->head = b;
+  l->tail = b;
+}
+
+/* ---- the topic index ----------------------------------------------------- */
+
+static uint32_t topic_hash(int user, const char *topic) {
+  /* Different bases keep a key and a member id of the same spelling
+   * apart. */
+  return user ? swim_hash(topic, 0x9e3779b9u) : swim_hash(topic, SWIM_HASH_BASIS);
+}
+
+static swim_bcast **index_chain(const swim_bqueue *q, uint32_t hash) {
+  return &q->index[hash & (q->nindex - 1)];
+}
+
+/* The queued entry about |topic| (a USER key when |user|, else a member
+ * id), or NULL. */
+static swim_bcast *index_find(const swim_bqueue *q, int user,
+                              const char *topic) {
+  if (!q->nindex) return NULL;
+  uint32_t hash = topic_hash(user, topic);
+  for (swim_bcast *b = *index_chain(q, hash); b; b = b->hnext)
+    if (b->hash == hash && (b->kind == WR_SWIM_UPD_USER) == user &&
+        strcmp(bcast_topic(b), topic) == 0)
+      return b;
+  return NULL;
+}
+
+static void index_remove(swim_bqueue *q, swim_bcast *b) {
+  swim_bcast **pp = index_chain(q, b->hash);
+  while (*pp != b) pp = &(*pp)->hnext;
+  *pp = b->hnext;
+  b->hnext = NULL;
+}
+
+static void index_insert(swim_bqueue *q, swim_bcast *b) {
+  swim_bcast **pp = index_chain(q, b->hash);
+  b->hnext = *pp;
+  *pp = b;
+}
+
+/* Keeps chains short: at least one head per entry.  0 or WR_ERR_NOMEM
+ * (the index is then unchanged and still correct, only slower). */
+static int index_reserve(swim_bqueue *q, size_t want) {
+  if (want <= q->nindex) return 0;
+  size_t ns = q->nindex ? q->nindex : 16;
+  while (ns < want) ns *= 2;
+  swim_bcast **heads = wr_mem_calloc(q->mem, ns, sizeof *heads);
+  if (!heads) return WR_ERR_NOMEM;
+  swim_bcast **old = q->index;
+  size_t nold = q->nindex;
+  q->index = heads;
+  q->nindex = ns;
+  for (size_t i = 0; i < nold; i++)
+    for (swim_bcast *b = old[i], *next; b; b = next) {
+      next = b->hnext;
+      index_insert(q, b);
+    }
+  wr_mem_free(q->mem, old);
+  return 0;
+}
+
+/* ---- operations ---------------------------------------------------------- */
+
+/* Unlinks |b| from its list and the index; the caller frees or retires it. */
+static void detach(swim_bqueue *q, swim_bcast *b) {
+  list_unlink(&q->level[level_of(b->transmits)], b);
+  index_remove(q, b);
   q->n--;
 }
 
-static uint32_t topic_hash(const wr_swim_update *u) {
-  /* Different bases keep a key and a member id of the same spelling
-   * apart. */
-  return u->kind == WR_SWIM_UPD_USER ? swim_hash(u->key, 0x9e3779b9u)
-                                     : swim_hash(u->id, SWIM_HASH_BASIS);
-}
-
-/* Does queued |b| say less than |u|, so that |u| replaces it? */
-static int superseded(const swim_bcast *b, const wr_swim_update *u,
-                      uint32_t hash) {
-  if (b->hash != hash) return 0;
-  if (u->kind == WR_SWIM_UPD_USER)
-    return b->kind == WR_SWIM_UPD_USER && strcmp(bcast_topic(b), u->key) == 0 &&
-           b->version <= u->version;
-  return b->kind != WR_SWIM_UPD_USER && strcmp(bcast_topic(b), u->id) == 0;
+/* Evicts the most-sent entry (it has done the most good): the tail of the
+ * highest non-empty level. */
+static void evict_one(swim_bqueue *q) {
+  for (size_t t = SWIM_BQUEUE_LEVELS; t-- > 0;) {
+    swim_bcast *b = q->level[t].tail;
+    if (!b) continue;
+    detach(q, b);
+    wr_mem_free(q->mem, b);
+    q->dropped++;
+    return;
+  }
 }
 
 int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u) {
   size_t size = wr_swim_update_size(u);
   if (!size) return WR_ERR_INVAL;
   flush_retired(q);
-  uint32_t hash = topic_hash(u);
+  int user = u->kind == WR_SWIM_UPD_USER;
+  const char *topic = user ? u->key : u->id;
+  swim_bcast *old = index_find(q, user, topic);
   /* A repeat of a USER update already queued at the same or a newer
    * version changes nothing: replacing it would reset its send count and
    * keep it circulating. */
-  for (size_t i = 0; i < q->n && u->kind == WR_SWIM_UPD_USER; i++)
-    if (q->v[i]->hash == hash && q->v[i]->kind == WR_SWIM_UPD_USER &&
-        strcmp(bcast_topic(q->v[i]), u->key) == 0 &&
-        q->v[i]->version >= u->version)
-      return 0;
-  for (size_t i = 0; i < q->n; i++)
-    if (superseded(q->v[i], u, hash)) {
-      remove_at(q, i);
-      break; /* at most one per member or key is ever queued */
-    }
-  if (q->n == SWIM_BQUEUE_MAX) {
-    /* Full: evict the most-sent (the last), it has done the most good. */
-    remove_at(q, q->n - 1);
-    q->dropped++;
-  }
-  if (q->n == q->cap) {
-    size_t cap = q->cap ? q->cap * 2 : 16;
-    swim_bcast **v = wr_mem_realloc(q->mem, q->v, cap * sizeof *v);
-    if (!v) return WR_ERR_NOMEM;
-    q->v = v;
-    q->cap = cap;
-  }
-  const char *topic = u->kind == WR_SWIM_UPD_USER ? u->key : u->id;
+  if (old && user && old->version >= u->version) return 0;
   size_t tlen = strlen(topic); /* <= WR_SWIM_ID_MAX: the size check passed */
   swim_bcast *b = wr_mem_malloc(q->mem, sizeof *b + size + tlen + 1);
   if (!b) return WR_ERR_NOMEM;
@@ -107,63 +172,75 @@ int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u) {
   b->topic_len = (uint8_t)tlen;
   b->version = u->version;
   b->transmits = 0;
-  b->order = q->next_order++;
   b->size = (uint16_t)size;
-  b->hash = hash;
-  /* Newest with zero transmits sorts first. */
-  memmove(&q->v[1], &q->v[0], q->n * sizeof *q->v);
-  q->v[0] = b;
+  b->hash = topic_hash(user, topic);
+  b->prev = b->next = b->hnext = NULL;
+  if (old) { /* at most one per member or key is ever queued */
+    detach(q, old);
+    wr_mem_free(q->mem, old);
+  }
+  if (q->n == SWIM_BQUEUE_MAX) evict_one(q);
+  if (index_reserve(q, q->n + 1) != 0 && !q->nindex) {
+    wr_mem_free(q->mem, b);
+    return WR_ERR_NOMEM;
+  }
+  index_insert(q, b);
+  list_push_head(&q->level[0], b);
   q->n++;
   return 0;
 }
 
 int swim_bqueue_has(const swim_bqueue *q, const char *id) {
-  wr_swim_update probe = {.kind = WR_SWIM_UPD_ALIVE};
-  snprintf(probe.id, sizeof probe.id, "%s", id);
-  uint32_t hash = topic_hash(&probe);
-  for (size_t i = 0; i < q->n; i++)
-    if (superseded(q->v[i], &probe, hash)) return 1;
-  return 0;
+  return index_find(q, 0, id) != NULL;
 }
 
 void swim_bqueue_forget(swim_bqueue *q, const char *id) {
-  wr_swim_update probe = {.kind = WR_SWIM_UPD_ALIVE};
-  snprintf(probe.id, sizeof probe.id, "%s", id);
-  uint32_t hash = topic_hash(&probe);
   flush_retired(q);
-  for (size_t i = 0; i < q->n; i++)
-    if (superseded(q->v[i], &probe, hash)) {
-      remove_at(q, i);
-      return;
-    }
+  swim_bcast *b = index_find(q, 0, id);
+  if (!b) return;
+  detach(q, b);
+  wr_mem_free(q->mem, b);
+}
+
+const swim_bcast *swim_bqueue_first(const swim_bqueue *q) {
+  for (size_t t = 0; t < SWIM_BQUEUE_LEVELS; t++)
+    if (q->level[t].head) return q->level[t].head;
+  return NULL;
 }
 
 size_t swim_bqueue_take(swim_bqueue *q, wr_swim_update *out, size_t max,
                         size_t *budget, uint32_t limit) {
-  size_t got = 0, keep = 0;
+  swim_bcast *taken[WR_SWIM_UPDATES_MAX];
+  size_t got = 0, misfits = 0;
+  if (max > WR_SWIM_UPDATES_MAX) max = WR_SWIM_UPDATES_MAX;
   flush_retired(q);
-  for (size_t i = 0; i < q->n; i++) {
-    swim_bcast *b = q->v[i];
-    /* Decoding our own encoding cannot fail; the payload view points
-     * into |b|, which lives until the next call (retired or not). */
-    if (got < max && b->size <= *budget &&
-        wr_swim_update_decode(b->data, b->size, &out[got]) == (wr_ssize)b->size) {
-      got++;
-      *budget -= b->size;
-      if (++b->transmits >= limit) {
-        q->retired[q->nretired++] = b;
+  for (size_t t = 0; t < SWIM_BQUEUE_LEVELS && got < max; t++) {
+    for (swim_bcast *b = q->level[t].head, *next;
+         b && got < max && misfits < TAKE_MISFITS_MAX; b = next) {
+      next = b->next;
+      /* Decoding our own encoding cannot fail; the payload view points
+       * into |b|, which lives until the next call (retired or not). */
+      if (b->size > *budget ||
+          wr_swim_update_decode(b->data, b->size, &out[got]) != (wr_ssize)b->size) {
+        misfits++;
         continue;
       }
+      misfits = 0;
+      *budget -= b->size;
+      list_unlink(&q->level[t], b);
+      taken[got++] = b;
     }
-    q->v[keep++] = b;
   }
-  q->n = keep;
-  /* Insertion sort: only the entries just sent moved, each by one. */
-  for (size_t i = 1; i < q->n; i++) {
-    swim_bcast *b = q->v[i];
-    size_t j = i;
-    for (; j > 0 && before(b, q->v[j - 1]); j--) q->v[j] = q->v[j - 1];
-    q->v[j] = b;
+  /* Relinked only now, so one take never sends an entry twice. */
+  for (size_t i = 0; i < got; i++) {
+    swim_bcast *b = taken[i];
+    if (++b->transmits >= limit) {
+      index_remove(q, b);
+      q->n--;
+      q->retired[q->nretired++] = b;
+    } else {
+      list_push_tail(&q->level[level_of(b->transmits)], b);
+    }
   }
   return got;
 }

@@ -686,18 +686,18 @@ static void test_bqueue_order_and_limits(void **state) {
   assert_int_equal(swim_bqueue_push(&q, &us), 0);
   budget = 1400;
   swim_bqueue_take(&q, out, 8, &budget, 3);
-  assert_int_equal(q.v[0]->transmits, 1);
+  assert_int_equal(swim_bqueue_first(&q)->transmits, 1);
   us.version = 4;
   assert_int_equal(swim_bqueue_push(&q, &us), 0);
   us.version = 5;
   assert_int_equal(swim_bqueue_push(&q, &us), 0);
   assert_int_equal(q.n, 1);
-  assert_int_equal(q.v[0]->transmits, 1);
+  assert_int_equal(swim_bqueue_first(&q)->transmits, 1);
   us.version = 6;
   assert_int_equal(swim_bqueue_push(&q, &us), 0);
   assert_int_equal(q.n, 1);
-  assert_int_equal(q.v[0]->transmits, 0);
-  assert_true(q.v[0]->version == 6);
+  assert_int_equal(swim_bqueue_first(&q)->transmits, 0);
+  assert_true(swim_bqueue_first(&q)->version == 6);
   budget = 1400;
   for (int r = 0; r < 3; r++) swim_bqueue_take(&q, out, 8, &budget, 3);
   assert_int_equal(q.n, 0);
@@ -706,6 +706,64 @@ static void test_bqueue_order_and_limits(void **state) {
   swim_bqueue_push(&q, &u);
   budget = wr_swim_update_size(&u) - 1;
   assert_int_equal(swim_bqueue_take(&q, out, 8, &budget, 3), 0);
+  swim_bqueue_free(&q);
+}
+
+/* At its bound the queue evicts the most-sent entry, its index finds
+ * every survivor and none of the evicted, and takes send each entry
+ * exactly |limit| times, never twice in one packet. */
+static void test_bqueue_bound_and_takes(void **state) {
+  (void)state;
+  swim_bqueue q;
+  swim_bqueue_init(&q, wr_mem_default());
+  wr_swim_update u, out[WR_SWIM_UPDATES_MAX];
+  char id[16];
+  for (int i = 0; i < SWIM_BQUEUE_MAX + 10; i++) {
+    snprintf(id, sizeof id, "m%d", i);
+    u = upd(WR_SWIM_UPD_ALIVE, id, 1);
+    assert_int_equal(swim_bqueue_push(&q, &u), 0);
+    if (i == 99) { /* m0..m99 sent once: they are the most-sent */
+      size_t budget = 100000;
+      for (int k = 0; k < 2; k++)
+        assert_int_equal(swim_bqueue_take(&q, out, 50, &budget, 4), 50);
+    }
+  }
+  assert_int_equal(q.n, SWIM_BQUEUE_MAX);
+  assert_int_equal(q.dropped, 10);
+  /* Level 1 is FIFO: m99..m50 were sent first and go first again, the
+   * tail (m9..m0, sent last) is evicted first. */
+  assert_false(swim_bqueue_has(&q, "m0"));
+  assert_false(swim_bqueue_has(&q, "m9"));
+  assert_true(swim_bqueue_has(&q, "m10"));
+  assert_true(swim_bqueue_has(&q, "m99"));
+  assert_true(swim_bqueue_has(&q, "m4105"));
+  swim_bqueue_forget(&q, "m4105");
+  assert_false(swim_bqueue_has(&q, "m4105"));
+  assert_int_equal(q.n, SWIM_BQUEUE_MAX - 1);
+  /* Drain: count sends per id. */
+  static uint8_t sends[SWIM_BQUEUE_MAX + 10];
+  memset(sends, 0, sizeof sends);
+  size_t total = 0;
+  for (int round = 0; round < 100000 && q.n; round++) {
+    size_t budget = 1400 - (size_t)(round % 7) * 90;
+    size_t got = swim_bqueue_take(&q, out, WR_SWIM_UPDATES_MAX, &budget, 4);
+    assert_true(got > 0);
+    for (size_t a = 0; a < got; a++) {
+      for (size_t b = a + 1; b < got; b++)
+        assert_string_not_equal(out[a].id, out[b].id);
+      sends[atoi(out[a].id + 1)]++;
+    }
+    total += got;
+  }
+  assert_int_equal(q.n, 0);
+  assert_null(swim_bqueue_first(&q));
+  for (int i = 0; i < SWIM_BQUEUE_MAX + 10; i++) {
+    int evicted = i <= 9, forgotten = i == 4105;
+    int before = i < 100 ? 1 : 0; /* the first 100 had one send already */
+    if (evicted || forgotten) continue;
+    assert_int_equal(sends[i] + before, 4);
+  }
+  assert_int_equal(total, (size_t)(SWIM_BQUEUE_MAX - 1) * 4 - 90);
   swim_bqueue_free(&q);
 }
 
@@ -930,6 +988,7 @@ int main(void) {
       cmocka_unit_test(test_refused_confirm),
       cmocka_unit_test(test_awareness),
       cmocka_unit_test(test_bqueue_order_and_limits),
+      cmocka_unit_test(test_bqueue_bound_and_takes),
       cmocka_unit_test(test_member_table),
       cmocka_unit_test(test_copy_members),
       cmocka_unit_test(test_config_set),
