@@ -133,6 +133,61 @@ static void test_pause_queues(void **state) {
   sim_net_del(n);
 }
 
+/* A slow node's timers fire on time; each datagram it receives is
+ * handed over once, slow_ms/2..slow_ms late; other nodes and the same node
+ * after its slow stretch are unaffected. */
+static void test_slow_input(void **state) {
+  (void)state;
+  sim_net_params p = lan;
+  p.slow_ms = 400;
+  sim_net *n = sim_net_new(3, &p, 1);
+  assert_non_null(n);
+  sim_net_slow(n, 1, 1000);
+  for (uint8_t i = 0; i < 50; i++) {
+    assert_int_equal(sim_net_send(n, 0, 1, &i, 1), 1);
+    assert_int_equal(sim_net_send(n, 0, 2, &i, 1), 1);
+  }
+  sim_net_push(n, 10, SIM_EV_TIMER, 1, 77);
+  sim_ev ev;
+  int timer_seen = 0, fast = 0, slow = 0;
+  uint64_t slow_min = UINT64_MAX, slow_max = 0;
+  while (sim_net_next(n, UINT64_MAX, &ev)) {
+    if (ev.kind == SIM_EV_TIMER) {
+      assert_int_equal(ev.t, 10);
+      timer_seen = 1;
+      continue;
+    }
+    assert_int_equal(ev.kind, SIM_EV_DELIVER);
+    if (ev.node == 2) {
+      assert_int_equal(ev.t, 1);
+      fast++;
+    } else {
+      slow++;
+      if (ev.t < slow_min) slow_min = ev.t;
+      if (ev.t > slow_max) slow_max = ev.t;
+    }
+    sim_net_release(n, &ev);
+  }
+  assert_true(timer_seen);
+  assert_int_equal(fast, 50);
+  assert_int_equal(slow, 50);
+  /* Sent at 0, base delay 1, then held 200..400 ms. */
+  assert_true(slow_min >= 201 && slow_max <= 401);
+  assert_true(slow_max - slow_min >= 100); /* really spread */
+  sim_net_stats st;
+  sim_net_get_stats(n, &st);
+  assert_int_equal(st.slowed, 50);
+  /* After the stretch: on time again. */
+  sim_net_push(n, 1000, SIM_EV_USER, 0, 0);
+  assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 1);
+  uint8_t b = 9;
+  assert_int_equal(sim_net_send(n, 0, 1, &b, 1), 1);
+  assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 1);
+  assert_int_equal(ev.t, 1001);
+  sim_net_release(n, &ev);
+  sim_net_del(n);
+}
+
 static void test_partition(void **state) {
   (void)state;
   sim_net *n = sim_net_new(3, &lan, 1);
@@ -263,6 +318,7 @@ int main(void) {
       cmocka_unit_test(test_until),
       cmocka_unit_test(test_loss_and_delay),
       cmocka_unit_test(test_pause_queues),
+      cmocka_unit_test(test_slow_input),
       cmocka_unit_test(test_partition),
       cmocka_unit_test(test_dead),
       cmocka_unit_test(test_refuse_dead),

@@ -56,6 +56,9 @@ static const char usage[] =
     "                     (falsepos default 0.1)\n"
     "  --pause-mean-s S   mean stall, exponential (default 3)\n"
     "  --pause-gap-s S    mean time between a node's stalls (default 10)\n"
+    "  --slow-ms M        a stall is a slow stretch, not a freeze: the\n"
+    "                     node's timers fire, its input is handled M/2..M\n"
+    "                     ms late (a CPU-starved process)\n"
     "  --duration-s S     falsepos (default 60) / idle (30) / stalls length\n"
     "  --warmup-s S       quiet time before the disturbance (default 5\n"
     "                     probe intervals)\n"
@@ -124,7 +127,7 @@ static const flag flags[] = {
     {"--nodes", 1},       {"--seed", 1},         {"--loss", 1},
     {"--kill", 1},        {"--routes", 1},       {"--scenario", 1},
     {"--profile", 1},     {"--pause-frac", 1},   {"--pause-mean-s", 1},
-    {"--pause-gap-s", 1}, {"--duration-s", 1},   {"--warmup-s", 1},
+    {"--pause-gap-s", 1}, {"--slow-ms", 1}, {"--duration-s", 1},   {"--warmup-s", 1},
     {"--delay-ms", 1},    {"--jitter-ms", 1},    {"--dup", 1},
     {"--partition", 1},   {"--partition-s", 1},  {"--json", 0},
     {"--check", 0},       {"--no-lifeguard", 0}, {"--join-bootstrap", 0},
@@ -212,6 +215,8 @@ static int set_flag(cli *c, const char *name, const char *v) {
       o->pause_mean_s = d;
     else if (!strcmp(name, "--pause-gap-s"))
       o->pause_gap_s = d;
+    else if (!strcmp(name, "--slow-ms"))
+      o->slow_ms = d;
     else if (!strcmp(name, "--duration-s"))
       o->duration_s = d;
     else if (!strcmp(name, "--warmup-s"))
@@ -338,6 +343,7 @@ static void print_json(const cli *c, const sim_result *r) {
          "\"partition\":%g,",
          r->killed, r->routes, o->dup, o->pause_frac, o->partition_frac);
   printf("\"crash\":\"%s\",", o->refuse_dead ? "refuse" : "silent");
+  printf("\"slow_ms\":%g,", o->slow_ms);
   jnum("detect_first_min_ms", r->detect_first_min_ms, 0);
   printf("\"detected_all\":%u,\"detect_bound_ms\":%llu,", r->detected_all,
          (unsigned long long)r->bound_ms);

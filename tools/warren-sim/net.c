@@ -39,6 +39,7 @@ struct sim_net {
   uint32_t nnodes;
   uint8_t *dead;
   uint64_t *paused_until;
+  uint64_t *slow_until;
   uint8_t *group;
   uint64_t part_start, part_end;
 
@@ -54,7 +55,8 @@ sim_net *sim_net_new(uint32_t nnodes, const sim_net_params *p, uint64_t seed) {
   wr_pcg32_seed(&n->rng, seed, 0);
   n->dead = calloc(nnodes ? nnodes : 1, 1);
   n->paused_until = calloc(nnodes ? nnodes : 1, sizeof *n->paused_until);
-  if (!n->dead || !n->paused_until) {
+  n->slow_until = calloc(nnodes ? nnodes : 1, sizeof *n->slow_until);
+  if (!n->dead || !n->paused_until || !n->slow_until) {
     sim_net_del(n);
     return NULL;
   }
@@ -69,6 +71,7 @@ void sim_net_del(sim_net *n) {
   free(n->heap);
   free(n->dead);
   free(n->paused_until);
+  free(n->slow_until);
   free(n->group);
   free(n);
 }
@@ -189,6 +192,11 @@ void sim_net_pause(sim_net *n, uint32_t node, uint64_t until) {
     n->paused_until[node] = until;
 }
 
+void sim_net_slow(sim_net *n, uint32_t node, uint64_t until) {
+  if (node < n->nnodes && until > n->slow_until[node])
+    n->slow_until[node] = until;
+}
+
 int sim_net_paused(const sim_net *n, uint32_t node) {
   return node < n->nnodes && n->paused_until[node] > n->now;
 }
@@ -289,6 +297,21 @@ static void defer(sim_net *n, sim_ev *ev) {
   (void)heap_push(n, ev);
 }
 
+/* Holds input to a slow node back once.  1 when it did (|ev| is queued
+ * again); draws only for slow nodes, so other runs replay as before. */
+static int hold_slow(sim_net *n, sim_ev *ev) {
+  if (n->slow_until[ev->node] <= n->now || (ev->flags & SIM_EVF_SLOWED) ||
+      !n->p.slow_ms)
+    return 0;
+  uint64_t half = n->p.slow_ms / 2;
+  ev->t = n->now + half +
+          wr_pcg32_bounded(&n->rng, (uint32_t)(n->p.slow_ms - half + 1));
+  ev->flags |= SIM_EVF_SLOWED;
+  n->st.slowed++;
+  (void)heap_push(n, ev); /* cannot fail: its slot is still allocated */
+  return 1;
+}
+
 int sim_net_next(sim_net *n, uint64_t until, sim_ev *ev) {
   for (;;) {
     if (n->nheap == 0 || n->heap[0].t > until) {
@@ -322,6 +345,7 @@ int sim_net_next(sim_net *n, uint64_t until, sim_ev *ev) {
         defer(n, ev);
         continue;
       }
+      if (hold_slow(n, ev)) continue;
       n->st.delivered++;
       return 1;
     case SIM_EV_UNREACH:
@@ -333,6 +357,7 @@ int sim_net_next(sim_net *n, uint64_t until, sim_ev *ev) {
         defer(n, ev);
         continue;
       }
+      if (hold_slow(n, ev)) continue;
       return 1;
     case SIM_EV_TIMER:
       if (n->dead[ev->node]) continue;

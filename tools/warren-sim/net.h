@@ -18,6 +18,10 @@
  *            buffer keeps filling).
  *   UNREACH  an ICMP port unreachable: like a datagram (deferred for a
  *            paused sender, which reads its error queue late).
+ *            Both are also handed over late, by a uniform [slow_ms / 2,
+ *            slow_ms], to a node marked slow (sim_net_slow): a
+ *            CPU-starved process whose timers still fire but whose
+ *            input waits its turn.
  *   TIMER    dropped for a dead node, deferred for a paused one (a paused
  *            node does not tick: that is a GC or CPU stall).
  *   STREAM   a piece of a reliable byte stream (the anti-entropy TCP
@@ -51,6 +55,7 @@ enum {
 };
 
 #define SIM_EVF_BROKEN 1u
+#define SIM_EVF_SLOWED 2u /* already held back once by a slow node */
 
 typedef struct sim_ev {
   uint64_t t;
@@ -73,11 +78,13 @@ typedef struct sim_net_params {
    * its sender as SIM_EV_UNREACH (a crashed process), subject to the
    * same loss and delay.  0: killed nodes are silent (a host down). */
   int refuse_dead;
+  /* Input delay of a node while it is slow (sim_net_slow). */
+  uint64_t slow_ms;
 } sim_net_params;
 
 typedef struct sim_net_stats {
   uint64_t sent, delivered, lost, duplicated;
-  uint64_t partition_dropped, dead_dropped, deferred;
+  uint64_t partition_dropped, dead_dropped, deferred, slowed;
   uint64_t stream_bytes, stream_broken;
   uint64_t events, heap_max, pool_bufs;
 } sim_net_stats;
@@ -131,6 +138,8 @@ int sim_net_dead(const sim_net *n, uint32_t node);
 void sim_net_pause(sim_net *n, uint32_t node, uint64_t until);
 int sim_net_paused(const sim_net *n, uint32_t node);
 uint64_t sim_net_paused_until(const sim_net *n, uint32_t node);
+/* Makes |node| slow until |until| (extends, never shortens). */
+void sim_net_slow(sim_net *n, uint32_t node, uint64_t until);
 
 /* Between |start| and |end|, datagrams and streams between nodes of
  * different groups are dropped.  |group| has one entry per node and is

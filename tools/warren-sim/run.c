@@ -119,6 +119,11 @@ static void check(sim *s) {
       r->false_positives)
     fail(r, "%llu live members declared dead at 0%% loss",
          (unsigned long long)r->false_positives);
+  /* Stalled or slow members may be declared dead (they failed, for a
+   * while); a member that never stalled must not be, without loss. */
+  if (o->loss == 0 && o->partition_frac == 0 && r->fp_healthy_victims)
+    fail(r, "%llu members that never stalled declared dead",
+         (unsigned long long)r->fp_healthy_victims);
   for (uint32_t k = 0; k < s->nkill; k++) {
     uint32_t v = s->kill_list[k];
     if (!s->kill_all[k])
@@ -204,6 +209,7 @@ int sim_run(const sim_opts *o, sim_result *r) {
       .loss = o->loss,
       .dup = o->dup,
       .refuse_dead = o->refuse_dead,
+      .slow_ms = (uint64_t)o->slow_ms,
   };
   s.net = sim_net_new(s.n, &p, o->seed);
   if (!s.net) goto nomem;

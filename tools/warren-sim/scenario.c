@@ -99,7 +99,10 @@ static void on_pause(sim *s, uint32_t node) {
   uint64_t now = sim_net_now(s->net);
   if (now >= s->pause_stop || s->nodes[node].killed) return;
   uint64_t d = 1 + (uint64_t)rnd_exp(s, s->o->pause_mean_s * 1000.0);
-  sim_net_pause(s->net, node, now + d);
+  if (s->o->slow_ms > 0)
+    sim_net_slow(s->net, node, now + d);
+  else
+    sim_net_pause(s->net, node, now + d);
   uint64_t next =
       now + d + 1 + (uint64_t)rnd_exp(s, s->o->pause_gap_s * 1000.0);
   sim_net_push(s->net, next, EV_PAUSE, node, 0);

@@ -31,6 +31,9 @@ typedef struct sim_opts {
   double pause_frac;     /* fraction of live nodes that stall now and then */
   double pause_mean_s;   /* mean stall (exponential) */
   double pause_gap_s;    /* mean time between a node's stalls */
+  /* > 0: a stall is a slow stretch instead of a freeze: the node's input
+   * is handled slow_ms/2..slow_ms late, its timers fire on time. */
+  double slow_ms;
   double duration_s;     /* falsepos/idle length; 0 = scenario default */
   double warmup_s;       /* 0 = scenario default */
   double partition_frac; /* nodes cut off from the rest after warm-up */
