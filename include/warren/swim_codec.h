@@ -89,6 +89,13 @@ typedef struct wr_swim_packet {
   wr_addr target_addr;             /* PING_REQ */
   size_t nupdates;
   wr_swim_update updates[WR_SWIM_UPDATES_MAX];
+  /* Encode only: |nraw| more updates already encoded (raw_len bytes,
+   * each as wr_swim_update_encode writes it), sent after |updates| and
+   * counted with them.  The piggyback queue keeps its updates encoded,
+   * so a packet copies them instead of decoding and re-encoding each.
+   * wr_swim_decode sets nraw to 0 and decodes everything into updates. */
+  const uint8_t *raw;
+  size_t raw_len, nraw;
 } wr_swim_packet;
 
 /* Bytes |u| takes on the wire, or 0 when it cannot be encoded (bad

@@ -26,13 +26,7 @@ static const char *bcast_topic(const swim_bcast *b) {
   return (const char *)b->data + b->size;
 }
 
-static void flush_retired(swim_bqueue *q) {
-  for (size_t i = 0; i < q->nretired; i++) wr_mem_free(q->mem, q->retired[i]);
-  q->nretired = 0;
-}
-
 void swim_bqueue_free(swim_bqueue *q) {
-  flush_retired(q);
   for (size_t t = 0; t < SWIM_BQUEUE_LEVELS; t++)
     for (swim_bcast *b = q->level[t].head, *next; b; b = next) {
       next = b->next;
@@ -152,7 +146,6 @@ static void evict_one(swim_bqueue *q) {
 int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u) {
   size_t size = wr_swim_update_size(u);
   if (!size) return WR_ERR_INVAL;
-  flush_retired(q);
   int user = u->kind == WR_SWIM_UPD_USER;
   const char *topic = user ? u->key : u->id;
   swim_bcast *old = index_find(q, user, topic);
@@ -195,7 +188,6 @@ int swim_bqueue_has(const swim_bqueue *q, const char *id) {
 }
 
 void swim_bqueue_forget(swim_bqueue *q, const char *id) {
-  flush_retired(q);
   swim_bcast *b = index_find(q, 0, id);
   if (!b) return;
   detach(q, b);
@@ -208,24 +200,22 @@ const swim_bcast *swim_bqueue_first(const swim_bqueue *q) {
   return NULL;
 }
 
-size_t swim_bqueue_take(swim_bqueue *q, wr_swim_update *out, size_t max,
+size_t swim_bqueue_take(swim_bqueue *q, uint8_t *dst, size_t max,
                         size_t *budget, uint32_t limit) {
   swim_bcast *taken[WR_SWIM_UPDATES_MAX];
   size_t got = 0, misfits = 0;
   if (max > WR_SWIM_UPDATES_MAX) max = WR_SWIM_UPDATES_MAX;
-  flush_retired(q);
   for (size_t t = 0; t < SWIM_BQUEUE_LEVELS && got < max; t++) {
     for (swim_bcast *b = q->level[t].head, *next;
          b && got < max && misfits < TAKE_MISFITS_MAX; b = next) {
       next = b->next;
-      /* Decoding our own encoding cannot fail; the payload view points
-       * into |b|, which lives until the next call (retired or not). */
-      if (b->size > *budget ||
-          wr_swim_update_decode(b->data, b->size, &out[got]) != (wr_ssize)b->size) {
+      if (b->size > *budget) {
         misfits++;
         continue;
       }
       misfits = 0;
+      memcpy(dst, b->data, b->size);
+      dst += b->size;
       *budget -= b->size;
       list_unlink(&q->level[t], b);
       taken[got++] = b;
@@ -237,7 +227,7 @@ size_t swim_bqueue_take(swim_bqueue *q, wr_swim_update *out, size_t max,
     if (++b->transmits >= limit) {
       index_remove(q, b);
       q->n--;
-      q->retired[q->nretired++] = b;
+      wr_mem_free(q->mem, b);
     } else {
       list_push_tail(&q->level[level_of(b->transmits)], b);
     }

@@ -108,7 +108,7 @@ wr_ssize wr_swim_encode(const wr_swim_packet *p, uint8_t *dst, size_t cap) {
   int rv;
   if (p->type < WR_SWIM_PING || p->type > WR_SWIM_MSG_TYPE_MAX ||
       !str_ok(p->from, WR_SWIM_ID_MAX) || !p->from[0] ||
-      p->nupdates > WR_SWIM_UPDATES_MAX)
+      p->nupdates + p->nraw > WR_SWIM_UPDATES_MAX || (p->raw_len && !p->raw))
     return WR_ERR_INVAL;
   if ((p->type == WR_SWIM_PING || p->type == WR_SWIM_PING_REQ) &&
       !str_ok(p->target, WR_SWIM_ID_MAX))
@@ -127,9 +127,10 @@ wr_ssize wr_swim_encode(const wr_swim_packet *p, uint8_t *dst, size_t cap) {
     if ((rv = put_str(&w, p->target)) != 0) return rv;
   if (p->type == WR_SWIM_PING_REQ)
     if ((rv = put_addr(&w, &p->target_addr)) != 0) return rv;
-  if ((rv = wr_wbuf_u8(&w, (uint8_t)p->nupdates)) != 0) return rv;
+  if ((rv = wr_wbuf_u8(&w, (uint8_t)(p->nupdates + p->nraw))) != 0) return rv;
   for (size_t i = 0; i < p->nupdates; i++)
     if ((rv = put_update(&w, &p->updates[i])) != 0) return rv;
+  if ((rv = wr_wbuf_bytes(&w, p->raw, p->raw_len)) != 0) return rv;
   return (wr_ssize)wr_wbuf_len(&w);
 }
 
@@ -227,6 +228,8 @@ int wr_swim_decode(const uint8_t *buf, size_t len, wr_swim_packet *p) {
   }
   if (wr_rbuf_u8(&b, &n) != 0 || n > WR_SWIM_UPDATES_MAX) return WR_ERR_PROTO;
   p->nupdates = n;
+  p->raw = NULL;
+  p->raw_len = p->nraw = 0;
   for (size_t i = 0; i < n; i++)
     if (get_update(&b, &p->updates[i]) != 0) return WR_ERR_PROTO;
   /* Trailing bytes mean a peer we do not understand: refuse, don't guess. */

@@ -128,6 +128,7 @@ struct wr_swim {
   wr_swim_stats st;
   wr_swim_packet pkt;
   uint8_t plain[WR_SWIM_DATAGRAM_MAX];
+  uint8_t piggyback[WR_SWIM_PACKET_MAX]; /* queued updates, as encoded */
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -952,9 +953,12 @@ wr_ssize wr_swim_send(wr_swim *sw, wr_addr *to, uint8_t *dst, size_t cap,
       member_update(sw, (size_t)i, NULL, &u);
       add_extra(p, &u, &budget);
     }
-    p->nupdates += swim_bqueue_take(&sw->bq, p->updates + p->nupdates,
-                                    WR_SWIM_UPDATES_MAX - p->nupdates, &budget,
-                                    retransmit_limit(sw));
+    size_t room = budget;
+    p->nraw = swim_bqueue_take(&sw->bq, sw->piggyback,
+                               WR_SWIM_UPDATES_MAX - p->nupdates, &budget,
+                               retransmit_limit(sw));
+    p->raw = sw->piggyback;
+    p->raw_len = room - budget;
     wr_ssize n = wr_swim_encode(p, sw->plain, sizeof sw->plain);
     if (n < 0) continue; /* cannot happen with validated fields */
     uint8_t nonce[24];

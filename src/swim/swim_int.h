@@ -132,10 +132,6 @@ typedef struct swim_bqueue {
   size_t nindex;
   size_t n;
   uint64_t dropped; /* evicted because the queue was full */
-  /* Sent for the last time by the latest take: freed on the next call,
-   * because that take's output still points into their payloads. */
-  swim_bcast *retired[WR_SWIM_UPDATES_MAX];
-  size_t nretired;
 } swim_bqueue;
 
 void swim_bqueue_init(swim_bqueue *q, const wr_mem *mem);
@@ -149,13 +145,13 @@ void swim_bqueue_forget(swim_bqueue *q, const char *id);
 /* The entry the next take starts with, NULL when empty. */
 const swim_bcast *swim_bqueue_first(const swim_bqueue *q);
 /*
- * Appends to |out| (room for |max| updates) the least-sent updates that
- * fit in |budget| bytes, counts one transmission for each and drops those
- * that reached |limit|.  Returns how many were appended and lowers
- * |*budget| by their size.  The appended updates' payload views stay valid
- * until the next push/forget/take call.
+ * Copies to |dst| (room for |*budget| bytes) the encoded bytes of the
+ * least-sent updates that fit, at most |max| of them, counts one
+ * transmission for each and drops those that reached |limit|.  Returns
+ * how many were copied and lowers |*budget| by the bytes written: the
+ * wr_swim_packet raw tail, with no decoding or re-encoding per packet.
  */
-size_t swim_bqueue_take(swim_bqueue *q, wr_swim_update *out, size_t max,
+size_t swim_bqueue_take(swim_bqueue *q, uint8_t *dst, size_t max,
                         size_t *budget, uint32_t limit);
 
 /* ---- reconnecting to failed members (reconnect.c) ----------------------

@@ -649,6 +649,25 @@ static void test_awareness(void **state) {
   wr_swim_del(sw);
 }
 
+/* swim_bqueue_take, decoded: the take writes encoded bytes (a packet's
+ * raw tail); this checks they are exactly |got| whole updates. */
+static size_t take_decoded(swim_bqueue *q, wr_swim_update *out, size_t max,
+                           size_t *budget, uint32_t limit) {
+  static uint8_t raw[128 * 1024];
+  assert_true(*budget <= sizeof raw);
+  size_t before = *budget;
+  size_t got = swim_bqueue_take(q, raw, max, budget, limit);
+  size_t len = before - *budget, off = 0;
+  assert_true(got <= max);
+  for (size_t i = 0; i < got; i++) {
+    wr_ssize m = wr_swim_update_decode(raw + off, len - off, &out[i]);
+    assert_true(m > 0);
+    off += (size_t)m;
+  }
+  assert_int_equal(off, len);
+  return got;
+}
+
 static void test_bqueue_order_and_limits(void **state) {
   (void)state;
   swim_bqueue q;
@@ -662,17 +681,17 @@ static void test_bqueue_order_and_limits(void **state) {
   assert_int_equal(swim_bqueue_push(&q, &u), 0);
   assert_int_equal(q.n, 2);
   size_t budget = 1400;
-  size_t got = swim_bqueue_take(&q, out, 1, &budget, 3);
+  size_t got = take_decoded(&q, out, 1, &budget, 3);
   assert_int_equal(got, 1);
   assert_string_equal(out[0].id, "m1"); /* newest first */
   assert_int_equal(out[0].kind, WR_SWIM_UPD_SUSPECT);
   budget = 1400;
-  got = swim_bqueue_take(&q, out, 1, &budget, 3);
+  got = take_decoded(&q, out, 1, &budget, 3);
   assert_string_equal(out[0].id, "m2"); /* then the least sent */
   /* Both sent twice more: the limit (3) retires them. */
   for (int r = 0; r < 2; r++) {
     budget = 1400;
-    assert_int_equal(swim_bqueue_take(&q, out, 8, &budget, 3), 2);
+    assert_int_equal(take_decoded(&q, out, 8, &budget, 3), 2);
   }
   assert_int_equal(q.n, 0);
   /* A USER repeat (same key, same or older version) does not replace the
@@ -685,7 +704,7 @@ static void test_bqueue_order_and_limits(void **state) {
   us.version = 5;
   assert_int_equal(swim_bqueue_push(&q, &us), 0);
   budget = 1400;
-  swim_bqueue_take(&q, out, 8, &budget, 3);
+  take_decoded(&q, out, 8, &budget, 3);
   assert_int_equal(swim_bqueue_first(&q)->transmits, 1);
   us.version = 4;
   assert_int_equal(swim_bqueue_push(&q, &us), 0);
@@ -699,13 +718,13 @@ static void test_bqueue_order_and_limits(void **state) {
   assert_int_equal(swim_bqueue_first(&q)->transmits, 0);
   assert_true(swim_bqueue_first(&q)->version == 6);
   budget = 1400;
-  for (int r = 0; r < 3; r++) swim_bqueue_take(&q, out, 8, &budget, 3);
+  for (int r = 0; r < 3; r++) take_decoded(&q, out, 8, &budget, 3);
   assert_int_equal(q.n, 0);
   /* Budget: nothing that does not fit is taken. */
   u = upd(WR_SWIM_UPD_ALIVE, "m3", 1);
   swim_bqueue_push(&q, &u);
   budget = wr_swim_update_size(&u) - 1;
-  assert_int_equal(swim_bqueue_take(&q, out, 8, &budget, 3), 0);
+  assert_int_equal(take_decoded(&q, out, 8, &budget, 3), 0);
   swim_bqueue_free(&q);
 }
 
@@ -725,7 +744,7 @@ static void test_bqueue_bound_and_takes(void **state) {
     if (i == 99) { /* m0..m99 sent once: they are the most-sent */
       size_t budget = 100000;
       for (int k = 0; k < 2; k++)
-        assert_int_equal(swim_bqueue_take(&q, out, 50, &budget, 4), 50);
+        assert_int_equal(take_decoded(&q, out, 50, &budget, 4), 50);
     }
   }
   assert_int_equal(q.n, SWIM_BQUEUE_MAX);
@@ -746,7 +765,7 @@ static void test_bqueue_bound_and_takes(void **state) {
   size_t total = 0;
   for (int round = 0; round < 100000 && q.n; round++) {
     size_t budget = 1400 - (size_t)(round % 7) * 90;
-    size_t got = swim_bqueue_take(&q, out, WR_SWIM_UPDATES_MAX, &budget, 4);
+    size_t got = take_decoded(&q, out, WR_SWIM_UPDATES_MAX, &budget, 4);
     assert_true(got > 0);
     for (size_t a = 0; a < got; a++) {
       for (size_t b = a + 1; b < got; b++)
