@@ -557,16 +557,23 @@ static void vconn_on_timer(uv_timer_t *t) {
              v->name, (unsigned long long)v->ig->upstream_timeout);
     vconn_error(v, 504, d);
     return;
-  case WR_HTTP_WAIT_BODY:
-    if (wr_http_resp_owed(v->resp) == 0) {
+  case WR_HTTP_WAIT_BODY: {
+    int slow = wr_http_timer_too_slow(&v->wt, uv_now(v->ig->loop));
+    if (slow && v->ig->m_body_rate) (*v->ig->m_body_rate)++;
+    if (wr_http_resp_owed(v->resp) == 0 || v->resp_started) {
       /* The origin answered this request already (an early 413): a 408
-       * now would be a response nobody asked for. */
+       * now would be a response nobody asked for.  Or the request was
+       * pipelined behind a response still streaming: a 408 would land
+       * inside that response, and the origin has this request's head on
+       * the same stream, so the stream is reset and the visitor gets
+       * what is queued, then our FIN. */
+      WR_LOG_DEBUGF("ingress", "body_timeout_no_page",
+                    "peer=%s name=%s slow=%d", v->peer, v->name, slow);
       wind_down(v);
       if (writes_done(v)) vconn_end(v);
       return;
     }
-    if (wr_http_timer_too_slow(&v->wt, uv_now(v->ig->loop))) {
-      if (v->ig->m_body_rate) (*v->ig->m_body_rate)++;
+    if (slow) {
       WR_LOG_DEBUGF("ingress", "body_too_slow", "peer=%s name=%s", v->peer,
                     v->name);
       snprintf(d, sizeof d,
@@ -577,6 +584,7 @@ static void vconn_on_timer(uv_timer_t *t) {
     }
     vconn_error(v, 408, "the request body did not arrive in time");
     return;
+  }
   case WR_HTTP_WAIT_HEAD:
   case WR_HTTP_WAIT_IDLE:
     /* No response is in progress in these states, so a 408 cannot land

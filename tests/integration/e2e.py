@@ -141,6 +141,21 @@ class Origin(BaseHTTPRequestHandler):
         if self.path == "/slow":
             time.sleep(6)
             return self.send_bytes(b"late")
+        if self.path == "/stream":
+            # 30 pieces of 100 bytes, one every 200 ms (6 s in all): a
+            # response that keeps streaming while the visitor does
+            # something else.
+            self.send_response(200)
+            self.send_header("Content-Length", "3000")
+            self.end_headers()
+            for _ in range(30):
+                try:
+                    self.wfile.write(b"s" * 100)
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.2)
+            return
         if self.path.startswith("/seq/"):
             # /seq/I?n=N: N bytes that name I, to check pipelined
             # responses come back whole and in order.
@@ -763,6 +778,49 @@ def main():
               b"slower than 4000000 bytes/s" in got[0][1] and
               0.8 < dt < 2.5 and n1 == n0 + 1,
               "%r %.2fs count %r -> %r" % (got[:1], dt, n0, n1))
+        # The same drip pipelined behind a response that streams for 6 s:
+        # the body is timed while that response streams (it used to be
+        # untimed until the response ended).  No 408 can be given inside
+        # the response, so the node resets the stream and ends the
+        # connection after what it had queued, about the grace after the
+        # POST head, and counts it.
+        def drip_on(sock, done):
+            while not done.is_set():
+                try:
+                    sock.send(b"x" * 10)
+                except OSError:
+                    return
+                time.sleep(0.2)
+        ps = socket.create_connection(("127.0.0.1", br_port), 5)
+        ps.sendall(b"GET /stream HTTP/1.1\r\nHost: rate.mesh.test\r\n\r\n"
+                   b"POST /up HTTP/1.1\r\nHost: rate.mesh.test\r\n"
+                   b"Content-Length: 100000\r\n\r\n")
+        t0 = time.time()
+        pstop = threading.Event()
+        threading.Thread(target=drip_on, args=(ps, pstop), daemon=True).start()
+        data = b""
+        ps.settimeout(10)
+        try:
+            while True:
+                chunk = ps.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        dt = time.time() - t0
+        pstop.set()
+        ps.close()
+        n1b = metric(br_admin, "warren_http_body_rate_timeouts_total") or 0
+        check("body_rate: a body dripped behind a streaming response is cut "
+              "about the grace after its head (not after the response), "
+              "with no 408 inside the response, counted",
+              data.startswith(b"HTTP/1.1 200") and b"408" not in data and
+              data.count(b"s" * 100) < 30 and 0.8 < dt < 3.0 and
+              n1b == n1 + 1,
+              "%.2fs %d bytes count %r -> %r: %r" % (dt, len(data), n1, n1b,
+                                                    data[:200]))
+        n1 = n1b
         body = BIG[:24 * MiB]
         t0 = time.time()
         try:
