@@ -458,8 +458,6 @@ static int on_control(wr_link *l, const uint8_t *msg, size_t len, void *ud) {
   if (m.type == WR_CONTROL_ERROR) {
     char line[600];
     wr_control_error_line(&m, line, sizeof line);
-    WR_LOG_WARNF("client", "node_error", "code=%u msg=\"%s\"",
-                 m.u.error.code, line);
     uint32_t code = m.u.error.code;
     int permanent = code == WR_CONTROL_ERR_BAD_TOKEN ||
                     code == WR_CONTROL_ERR_BAD_NAME ||
@@ -470,9 +468,11 @@ static int on_control(wr_link *l, const uint8_t *msg, size_t len, void *ud) {
     if (permanent && !(c->ever_bound && code == WR_CONTROL_ERR_NAME_TAKEN)) {
       char out[700];
       snprintf(out, sizeof out, "warren: %s", line);
-      fatal(c, out);
+      fatal(c, out); /* the one line the user sees; no log line too */
+      return WR_ERR_AUTH;
     }
-    return WR_ERR_AUTH; /* close the link */
+    WR_LOG_WARNF("client", "node_error", "code=%u msg=\"%s\"", code, line);
+    return WR_ERR_AUTH; /* close the link, and retry */
   }
   if (m.type == WR_CONTROL_GOAWAY) {
     WR_LOG_INFOF("client", "node_draining", "reason=\"%s\"",

@@ -1219,6 +1219,10 @@ def main():
         check("second client for a bound name: clear error, exit 1",
               rc == 1 and "name 'app' is taken on this fleet" in err,
               "rc=%r %r" % (rc, err[-300:]))
+        # One line: the error, not a log line repeating it first.
+        check("second client for a bound name: stderr is that one line",
+              err.count("\n") == 1 and err.startswith("warren: name 'app'"),
+              repr(err[-300:]))
 
     if want("wrong_key"):
         other = os.path.join(TMP, "other.key")
@@ -1226,15 +1230,19 @@ def main():
             subprocess.run([WARREN, "keygen"], stdout=f, check=True)
         wpub = subprocess.run([WARREN, "pubkey", other], capture_output=True,
                               text=True).stdout.strip()
+        t0 = time.time()
         p = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % node_port,
                    "--fleet-key", wpub])
         try:
             rc = p.wait(10)
         except subprocess.TimeoutExpired:
             rc = None
+        dt = time.time() - t0
         err = open(os.path.join(TMP, "log-%d" % (len(PROCS) - 1))).read()
         check("wrong fleet key: clear error, exit 1", rc == 1 and
               "does not hold the fleet key" in err, "rc=%r %r" % (rc, err[-300:]))
+        check("wrong fleet key: one stderr line, within 2 s",
+              err.count("\n") == 1 and dt < 2, "%.2fs %r" % (dt, err[-300:]))
 
     if want("embedded"):
         lp = free_port()
