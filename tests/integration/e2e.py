@@ -1315,10 +1315,35 @@ def main():
         check("--help exits 0", r.returncode == 0 and "http PORT" in r.stdout)
         r = subprocess.run([WARREN, "--version"], capture_output=True, text=True)
         check("--version", r.returncode == 0 and r.stdout.startswith("warren "))
+        for cmd in (["http"], ["node"], ["keygen"], ["pubkey"]):
+            r = subprocess.run([WARREN] + cmd + ["--version"],
+                               capture_output=True, text=True)
+            check("warren %s --version" % cmd[0], r.returncode == 0 and
+                  r.stdout.startswith("warren ") and not r.stderr,
+                  "rc=%d %r %r" % (r.returncode, r.stdout, r.stderr))
         r = subprocess.run([WARREN, "http", "3000", "--bogus", "x"],
                            capture_output=True, text=True)
         check("bad flag: one line, exit 2", r.returncode == 2 and
               len(r.stderr.strip().splitlines()) == 1, r.stderr)
+        # A misspelt node flag is named as unknown, whether or not a
+        # value follows (it used to be "--bogus needs a value").
+        for extra in ([], ["x"]):
+            r = subprocess.run([WARREN, "node", "--id", "x", "--bogus"] + extra,
+                               capture_output=True, text=True)
+            check("node: unknown flag named as such, one line, exit 2",
+                  r.returncode == 2 and
+                  r.stderr.strip() == "warren: unknown flag '--bogus' "
+                  "(see --help)", r.stderr)
+        # `warren keygen > FILE` leaves FILE readable by its owner only.
+        kf = os.path.join(TMP, "mode.key")
+        old_umask = os.umask(0o022)
+        try:
+            with open(kf, "w") as f:
+                subprocess.run([WARREN, "keygen"], stdout=f, check=True)
+        finally:
+            os.umask(old_umask)
+        mode = os.stat(kf).st_mode & 0o777
+        check("keygen > FILE makes FILE mode 0600", mode == 0o600, oct(mode))
         r = subprocess.run([WARREN, "node", "--id", "x"], capture_output=True,
                            text=True)
         check("missing flag: exit 2", r.returncode == 2, r.stderr)
