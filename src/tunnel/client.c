@@ -101,7 +101,7 @@ static void origin_closed(uv_handle_t *h) {
   if (o->next) o->next->prev = o->prev;
   for (pend *p = o->ph; p;) {
     pend *n = p->next;
-    free(p->buf);
+    wr_link_buf_free(p->buf);
     free(p);
     p = n;
   }
@@ -128,7 +128,7 @@ static void origin_on_write(uv_write_t *req, int status) {
     wr_mux_stream_consume(wr_link_mux(o->link), o->sid, w->len);
     wr_link_flush(o->link);
   }
-  free(w->buf);
+  wr_link_buf_free(w->buf);
   free(w);
   if (status < 0 && status != UV_ECANCELED && !o->closing) {
     /* A server that refuses a request body (413, 401 on an upload)
@@ -145,7 +145,7 @@ static void origin_on_write(uv_write_t *req, int status) {
 static int origin_write(origin *o, uint8_t *buf, size_t len) {
   owrite *w = malloc(sizeof *w);
   if (!w) {
-    free(buf);
+    wr_link_buf_free(buf);
     return WR_ERR_NOMEM;
   }
   w->o = o;
@@ -160,7 +160,7 @@ static int origin_write(origin *o, uint8_t *buf, size_t len) {
       wr_mux_stream_consume(wr_link_mux(o->link), o->sid, len);
       wr_link_flush(o->link);
     }
-    free(buf);
+    wr_link_buf_free(buf);
     free(w);
   }
   return rv < 0 ? rv : 0;
@@ -366,13 +366,13 @@ static int on_stream_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
   if (!o || o->closing || o->write_failed) {
     /* Nobody will write these: give the credit back at once. */
     wr_mux_stream_consume(wr_link_mux(l), sid, len);
-    free(buf);
+    wr_link_buf_free(buf);
     return 0;
   }
   if (!o->connected) {
     pend *p = malloc(sizeof *p);
     if (!p) {
-      free(buf);
+      wr_link_buf_free(buf);
       origin_close(o);
       return 0;
     }
