@@ -621,12 +621,17 @@ static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     char status[64];
     size_t sl = 0;
     while (sl < c->headlen && sl < sizeof status - 1 && c->head[sl] != '\r') {
-      status[sl] = (char)c->head[sl];
+      /* The peer's bytes go into a key="value" log line: no quote,
+       * backslash or control character may end or split it. */
+      uint8_t ch = c->head[sl];
+      status[sl] = ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\'
+                       ? '?'
+                       : (char)ch;
       sl++;
     }
     status[sl] = 0;
     char why[160];
-    snprintf(why, sizeof why, "not a warren node (it answered \"%s\")",
+    snprintf(why, sizeof why, "not a warren node (it answered '%s')",
              status);
     abort_attempt(c, why);
     return;
