@@ -116,9 +116,11 @@ static void write_put(link_write *w) {
  * Stream bytes handed to the app (stream_data) come from here, and the
  * app gives them back with wr_link_buf_free once written.  A full record
  * is decrypted straight into one such buffer (open_rec), so a 1 MiB
- * response takes 64 of 16 KiB: malloc and free of a 16 KiB chunk (past
- * glibc's tcache, so the bins, splitting and coalescing) cost 3.5 % of
- * the node's samples in the 1 MiB bench.  Buffers come in four classes,
+ * response takes 64 of 16 KiB.  malloc and free of a 16 KiB chunk go past
+ * glibc's tcache, through its bins, and when glibc trimmed the heap top
+ * the next record was decrypted into freshly faulted pages: 3.5 % of the
+ * node's samples at best, a third (faults, brk, _int_malloc) in most runs
+ * (docs/BENCHMARKS.md, Round 4).  Buffers come in four classes,
  * 2, 4, 8 and 16 KiB, each a LIFO free list, so a returned buffer is
  * usually reused while still in cache.  A piece gets the smallest class
  * that holds it, so a held buffer pins less than twice the bytes (and
@@ -149,6 +151,24 @@ typedef union data_hdr {
 static data_hdr *data_pool[DATA_CLASSES];
 static size_t data_pool_bytes;
 
+/* Under AddressSanitizer a pooled buffer is poisoned, so a use after
+ * wr_link_buf_free is still caught although the memory is not freed. */
+#if defined(__SANITIZE_ADDRESS__)
+#define DATA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DATA_ASAN 1
+#endif
+#endif
+#ifdef DATA_ASAN
+#include <sanitizer/asan_interface.h>
+#define DATA_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define DATA_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define DATA_POISON(p, n) ((void)(p), (void)(n))
+#define DATA_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 uint8_t *wr_link_buf_new(size_t len) {
   int cls = -1;
   size_t cap = len;
@@ -161,6 +181,7 @@ uint8_t *wr_link_buf_new(size_t len) {
     if ((b = data_pool[cls])) {
       data_pool[cls] = b->h.next;
       data_pool_bytes -= cap;
+      DATA_UNPOISON(b + 1, cap);
       return (uint8_t *)(b + 1);
     }
   }
@@ -182,6 +203,7 @@ void wr_link_buf_free(uint8_t *buf) {
   if (b->h.cls >= 0) {
     size_t cap = (size_t)DATA_CLASS_MIN << b->h.cls;
     if (data_pool_bytes + cap <= DATA_POOL_BYTES) {
+      DATA_POISON(b + 1, cap);
       b->h.next = data_pool[b->h.cls];
       data_pool[b->h.cls] = b;
       data_pool_bytes += cap;

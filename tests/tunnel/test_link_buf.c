@@ -66,12 +66,33 @@ static void test_cap(void **state) {
   for (int i = 0; i < N; i++) wr_link_buf_free(again[i]);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+/* Under ASan a pooled buffer is poisoned (a use after free is caught),
+ * and handed out again unpoisoned. */
+static void test_poison(void **state) {
+  (void)state;
+  uint8_t *a = wr_link_buf_new(16384);
+  wr_link_buf_free(a);
+  assert_true(__asan_address_is_poisoned(a));
+  assert_true(__asan_address_is_poisoned(a + 16383));
+  uint8_t *b = wr_link_buf_new(16384);
+  assert_ptr_equal(a, b);
+  assert_false(__asan_address_is_poisoned(b));
+  assert_false(__asan_address_is_poisoned(b + 16383));
+  wr_link_buf_free(b);
+}
+#endif
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       /* First, while the process's pool is still empty. */
       cmocka_unit_test(test_cap),
       cmocka_unit_test(test_sizes),
       cmocka_unit_test(test_reuse),
+#if defined(__SANITIZE_ADDRESS__)
+      cmocka_unit_test(test_poison),
+#endif
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
