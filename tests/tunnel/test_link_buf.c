@@ -56,12 +56,14 @@ static void test_cap(void **state) {
   (void)state;
   /* Runs first: the pool starts empty, so all 1 MiB is for this class. */
   uint8_t *bufs[N], *again[N];
-  for (int i = 0; i < N; i++) assert_non_null(bufs[i] = wr_link_buf_new(16384));
+  for (int i = 0; i < N; i++)
+    assert_non_null(bufs[i] = wr_link_buf_new(16384));
   for (int i = 0; i < N; i++) wr_link_buf_free(bufs[i]);
   /* LIFO: the pooled ones come back in reverse order of their return;
    * only the first 64 returned were kept (1 MiB), so exactly
    * bufs[63], bufs[62], ..., bufs[0] come out first. */
-  for (int i = 0; i < N; i++) assert_non_null(again[i] = wr_link_buf_new(16384));
+  for (int i = 0; i < N; i++)
+    assert_non_null(again[i] = wr_link_buf_new(16384));
   for (int i = 0; i < 64; i++) assert_ptr_equal(again[i], bufs[63 - i]);
   for (int i = 0; i < N; i++) wr_link_buf_free(again[i]);
 }
