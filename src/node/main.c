@@ -968,6 +968,15 @@ static int cmd_node(int argc, char **argv) {
   }
   uint8_t secret[32];
   if (read_secret(keyfile, secret) != 0) return 1;
+  /* Anyone who can read the secret can join the fleet and serve any
+   * name.  ssh refuses such a key; a node only warns, since a key made
+   * before keygen set 0600 (or a container's mounted secret) may well be
+   * guarded some other way. */
+  struct stat kst;
+  if (stat(keyfile, &kst) == 0 && (kst.st_mode & 077))
+    WR_LOG_WARNF("main", "key_file_readable",
+                 "file=%s mode=%03o hint=\"chmod 600 %s\"", keyfile,
+                 (unsigned)(kst.st_mode & 0777), keyfile);
 
   app a;
   memset(&a, 0, sizeof a);

@@ -1344,6 +1344,20 @@ def main():
             os.umask(old_umask)
         mode = os.stat(kf).st_mode & 0o777
         check("keygen > FILE makes FILE mode 0600", mode == 0o600, oct(mode))
+        # A node started with a key others can read says so (once).
+        os.chmod(kf, 0o644)
+        wp = subprocess.Popen([WARREN, "node", "--id", "w", "--http",
+                               "127.0.0.1:%d" % free_port(), "--admin",
+                               "127.0.0.1:%d" % free_port(), "--domain",
+                               DOMAIN, "--key-file", kf],
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        wp.terminate()
+        werr = wp.communicate(timeout=10)[1]
+        check("node warns about a key file others can read",
+              werr.count("key_file_readable") == 1 and "mode=644" in werr,
+              werr[-300:])
         r = subprocess.run([WARREN, "node", "--id", "x"], capture_output=True,
                            text=True)
         check("missing flag: exit 2", r.returncode == 2, r.stderr)
