@@ -459,6 +459,10 @@ static int on_control(wr_link *l, const uint8_t *msg, size_t len, void *ud) {
     char line[600];
     wr_control_error_line(&m, line, sizeof line);
     uint32_t code = m.u.error.code;
+    /* "did not accept the --token given" reads wrong when none was. */
+    if (code == WR_CONTROL_ERR_BAD_TOKEN && !c->token[0])
+      snprintf(line, sizeof line,
+               "bad token: the node requires one; give it with --token");
     int permanent = code == WR_CONTROL_ERR_BAD_TOKEN ||
                     code == WR_CONTROL_ERR_BAD_NAME ||
                     code == WR_CONTROL_ERR_UNSUPPORTED_VERSION ||

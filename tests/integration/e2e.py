@@ -1244,6 +1244,36 @@ def main():
         check("wrong fleet key: one stderr line, within 2 s",
               err.count("\n") == 1 and dt < 2, "%.2fs %r" % (dt, err[-300:]))
 
+    if want("token"):
+        # A node with --token: a client without one, or with a wrong one,
+        # gets one clear line and exit 1; the right one binds.
+        tk_port, tk_admin = free_port(), free_port()
+        spawn(["node", "--id", "tk", "--http", "127.0.0.1:%d" % tk_port,
+               "--admin", "127.0.0.1:%d" % tk_admin, "--domain", DOMAIN,
+               "--key-file", key, "--token", "s3cret"])
+        wait_until(lambda: socket.create_connection(("127.0.0.1", tk_port), 1), 10)
+        for extra, want_err in (([], "bad token: the node requires one; give "
+                                     "it with --token"),
+                                (["--token", "nope"], "bad token: the node did "
+                                 "not accept the --token given")):
+            p = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % tk_port,
+                       "--fleet-key", pub, "--name", "tok"] + extra)
+            try:
+                rc = p.wait(10)
+            except subprocess.TimeoutExpired:
+                rc = None
+            err = open(os.path.join(TMP, "log-%d" % (len(PROCS) - 1))).read()
+            check("token %s: one clear line, exit 1" % (extra or "missing"),
+                  rc == 1 and err == "warren: " + want_err + "\n",
+                  "rc=%r %r" % (rc, err[-300:]))
+        p = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % tk_port,
+                   "--fleet-key", pub, "--name", "tok", "--token", "s3cret"])
+        check("token: the right one binds", (wait_line(p, 15) or "").startswith(
+            "Forwarding http://tok."))
+        st, body, r = request(tk_port, "tok", path="/small")
+        check("token: the name is served", st == 200 and body == BIG[:1024],
+              "status %d" % st)
+
     if want("embedded"):
         lp = free_port()
         p = spawn(["http", str(origin_port), "--listen", "127.0.0.1:%d" % lp])
