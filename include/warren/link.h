@@ -35,9 +35,10 @@ typedef struct wr_link_callbacks {
    * returned, so handlers may call any mux function (the mux forbids that
    * inside its own callbacks).  |sud| is the stream's user data as it was
    * when the event happened (NULL once the app cleared it).
-   * stream_data hands over |buf| (malloc'd, the app frees it): it is what
-   * the app writes to its socket, so the bytes are copied only once; the
-   * app returns credit with wr_mux_stream_consume after the write.
+   * stream_data hands over |buf| (from wr_link_buf_new: the app gives it
+   * back with wr_link_buf_free, never free()): it is what the app writes
+   * to its socket, so the bytes are copied only once; the app returns
+   * credit with wr_mux_stream_consume after the write.
    * A handler returning non-zero closes the link.
    */
   int (*stream_open)(wr_link *l, uint32_t sid, const uint8_t *meta,
@@ -80,6 +81,19 @@ int wr_link_is_ready(const wr_link *l);
 const char *wr_link_peer(const wr_link *l);
 /* The AEAD the handshake chose (valid once ready). */
 wr_aead wr_link_aead(const wr_link *l);
+
+/*
+ * The buffers stream_data hands over, from a small per-process pool (size
+ * classes of 2-16 KiB, at most 1 MiB kept free; tunnel_uv.c says why), so
+ * that the steady state allocates nothing per record.  wr_link_buf_new
+ * returns at least |len| bytes, or NULL when out of memory; the app may
+ * use it for its own bytes that travel the same way (a composed response
+ * head, an error page), so that everything it writes is freed one way.
+ * wr_link_buf_free takes only such buffers (NULL is ignored).  One loop
+ * thread per process: the pool has no lock.
+ */
+uint8_t *wr_link_buf_new(size_t len);
+void wr_link_buf_free(uint8_t *buf);
 
 /* Wall-clock Unix time in ms, for the handshake's timestamp. */
 uint64_t wr_wall_ms(void);

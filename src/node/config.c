@@ -53,6 +53,12 @@ void wr_node_opts_init(wr_node_opts *o) {
   o->body_min_rate = WR_NODE_BODY_MIN_RATE;
 }
 
+int wr_node_opts_known(const char *key) {
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+    if (strcmp(fields[i].name, key) == 0) return 1;
+  return 0;
+}
+
 int wr_node_opts_set(wr_node_opts *o, const char *key, const char *value) {
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     const opt_field *f = &fields[i];

@@ -62,6 +62,10 @@ void wr_node_opts_init(wr_node_opts *o);
  * bad number).
  */
 int wr_node_opts_set(wr_node_opts *o, const char *key, const char *value);
+/* 1 when |key| (a flag name without the dashes) is an option, else 0: a
+ * flag is checked before its value is looked for, so a misspelt one is
+ * reported as unknown rather than as missing a value. */
+int wr_node_opts_known(const char *key);
 
 /* Parses INI text (NUL-terminated).  Returns 0, or -1 with o->err naming
  * the line. */

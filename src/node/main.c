@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -140,6 +142,12 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
   return 2;
 }
 
+/* Every program and command answers --version (DESIGN.md). */
+static int print_version(void) {
+  printf("warren %s\n", WARREN_VERSION);
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
 /* ---- keys ---- */
 
 static int read_secret(const char *path, uint8_t secret[32]) {
@@ -172,7 +180,17 @@ static int cmd_keygen(int argc, char **argv) {
            "give the file to every node (mode 0600).\n");
     return 0;
   }
+  if (argc > 2 && !strcmp(argv[2], "--version")) return print_version();
   if (argc > 2) return usage_error("keygen takes no arguments: '%s'", argv[2]);
+  /* `warren keygen > FILE`: the shell created FILE with the umask's mode,
+   * usually readable by everyone, and the secret must not be (ssh-keygen
+   * writes its keys 0600).  Only a regular file is changed, before the
+   * secret is in it; a pipe or a terminal is left alone. */
+  struct stat st;
+  if (fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
+      (st.st_mode & 077) && fchmod(STDOUT_FILENO, st.st_mode & 0700) != 0)
+    fprintf(stderr, "warren: warning: cannot make the key file private "
+                    "(chmod 600 it yourself): %s\n", strerror(errno));
   uint8_t secret[32];
   char hex[65];
   randombytes_buf(secret, sizeof secret);
@@ -190,6 +208,7 @@ static int cmd_pubkey(int argc, char **argv) {
            "--fleet-key.\n");
     return 0;
   }
+  if (argc > 2 && !strcmp(argv[2], "--version")) return print_version();
   if (argc != 3) {
     fprintf(stderr, "warren: pubkey needs exactly one FILE (see --help)\n");
     return 2;
@@ -870,8 +889,11 @@ static int cmd_node(int argc, char **argv) {
       fputs(usage_node, stdout);
       return 0;
     }
+    if (!strcmp(f, "--version")) return print_version();
     if (f[0] != '-' || f[1] != '-')
       return usage_error("unexpected argument '%s'", f);
+    if (strcmp(f, "--config") != 0 && !wr_node_opts_known(f + 2))
+      return usage_error("unknown flag '%s'", f);
     if (i + 1 >= argc) return usage_error("%s needs a value", f);
     const char *v = argv[++i];
     if (!strcmp(f, "--config")) continue;
@@ -946,6 +968,15 @@ static int cmd_node(int argc, char **argv) {
   }
   uint8_t secret[32];
   if (read_secret(keyfile, secret) != 0) return 1;
+  /* Anyone who can read the secret can join the fleet and serve any
+   * name.  ssh refuses such a key; a node only warns, since a key made
+   * before keygen set 0600 (or a container's mounted secret) may well be
+   * guarded some other way. */
+  struct stat kst;
+  if (stat(keyfile, &kst) == 0 && (kst.st_mode & 077))
+    WR_LOG_WARNF("main", "key_file_readable",
+                 "file=%s mode=%03o hint=\"chmod 600 %s\"", keyfile,
+                 (unsigned)(kst.st_mode & 0777), keyfile);
 
   app a;
   memset(&a, 0, sizeof a);
@@ -1015,6 +1046,7 @@ static int cmd_http(int argc, char **argv) {
       fputs(usage_http, stdout);
       return 0;
     }
+    if (!strcmp(f, "--version")) return print_version();
     if (f[0] != '-') {
       if (port_s) return usage_error("unexpected argument '%s'", f);
       port_s = f;
@@ -1136,10 +1168,7 @@ int main(int argc, char **argv) {
     fputs(usage_main, stdout);
     return 0;
   }
-  if (!strcmp(cmd, "--version")) {
-    printf("warren %s\n", WARREN_VERSION);
-    return 0;
-  }
+  if (!strcmp(cmd, "--version")) return print_version();
   if (!strcmp(cmd, "http")) return cmd_http(argc, argv);
   if (!strcmp(cmd, "node")) return cmd_node(argc, argv);
   if (!strcmp(cmd, "keygen")) return cmd_keygen(argc, argv);

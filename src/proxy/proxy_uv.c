@@ -157,7 +157,7 @@ typedef struct vwrite {
   uint32_t sid;
   tlink *tl;
   unsigned nbufs;
-  uv_buf_t bufs[];             /* each .base is malloc'd, freed when done */
+  uv_buf_t bufs[]; /* each .base from wr_link_buf_new, freed when done */
 } vwrite;
 
 
@@ -264,7 +264,8 @@ static void vconn_on_write(uv_write_t *req, int status) {
     wr_mux_stream_consume(wr_link_mux(w->tl->link), w->sid, w->credit);
     wr_link_flush(w->tl->link);
   }
-  for (unsigned i = 0; i < w->nbufs; i++) free(w->bufs[i].base);
+  for (unsigned i = 0; i < w->nbufs; i++)
+    wr_link_buf_free((uint8_t *)w->bufs[i].base);
   free(w);
   v->writes--;
   if (v->closing) return;
@@ -286,7 +287,8 @@ static void undirty(vconn *v) {
 }
 
 static void drop_gathered(vconn *v) {
-  for (unsigned i = 0; i < v->nobufs; i++) free(v->obufs[i].base);
+  for (unsigned i = 0; i < v->nobufs; i++)
+    wr_link_buf_free((uint8_t *)v->obufs[i].base);
   v->nobufs = 0;
   v->ocredit = 0;
   undirty(v);
@@ -328,7 +330,8 @@ static int vconn_flush(vconn *v) {
       wr_mux_stream_consume(wr_link_mux(w->tl->link), w->sid, w->credit);
       wr_link_flush(w->tl->link);
     }
-    for (unsigned i = 0; i < n; i++) free(w->bufs[i].base);
+    for (unsigned i = 0; i < n; i++)
+      wr_link_buf_free((uint8_t *)w->bufs[i].base);
     free(w);
     return rv < 0 ? rv : 0;
   }
@@ -350,7 +353,7 @@ static int vconn_gather(vconn *v, uint8_t *buf, size_t len, size_t credit) {
   if (v->nobufs == VBATCH) {
     int rv = vconn_flush(v);
     if (rv != 0) {
-      free(buf);
+      wr_link_buf_free(buf);
       return rv;
     }
   }
@@ -485,7 +488,7 @@ static void vconn_answer(vconn *v, int status, const char *detail,
                                       : NULL;
   if (counter) (*counter)++;
   wind_down(v);
-  uint8_t *page = malloc(WR_HTTP_ERROR_PAGE_MAX);
+  uint8_t *page = wr_link_buf_new(WR_HTTP_ERROR_PAGE_MAX);
   if (!page) {
     vconn_close(v);
     return;
@@ -497,7 +500,7 @@ static void vconn_answer(vconn *v, int status, const char *detail,
                                    v->ig->domain, rid)
           : wr_http_error_page(page, WR_HTTP_ERROR_PAGE_MAX, status, detail,
                                rid);
-  if (n < 0) free(page);
+  if (n < 0) wr_link_buf_free(page);
   if (n < 0 || vconn_write(v, page, (size_t)n, 0) != 0) vconn_close(v);
 }
 
@@ -557,16 +560,23 @@ static void vconn_on_timer(uv_timer_t *t) {
              v->name, (unsigned long long)v->ig->upstream_timeout);
     vconn_error(v, 504, d);
     return;
-  case WR_HTTP_WAIT_BODY:
-    if (wr_http_resp_owed(v->resp) == 0) {
+  case WR_HTTP_WAIT_BODY: {
+    int slow = wr_http_timer_too_slow(&v->wt, uv_now(v->ig->loop));
+    if (slow && v->ig->m_body_rate) (*v->ig->m_body_rate)++;
+    if (wr_http_resp_owed(v->resp) == 0 || v->resp_started) {
       /* The origin answered this request already (an early 413): a 408
-       * now would be a response nobody asked for. */
+       * now would be a response nobody asked for.  Or the request was
+       * pipelined behind a response still streaming: a 408 would land
+       * inside that response, and the origin has this request's head on
+       * the same stream, so the stream is reset and the visitor gets
+       * what is queued, then our FIN. */
+      WR_LOG_DEBUGF("ingress", "body_timeout_no_page",
+                    "peer=%s name=%s slow=%d", v->peer, v->name, slow);
       wind_down(v);
       if (writes_done(v)) vconn_end(v);
       return;
     }
-    if (wr_http_timer_too_slow(&v->wt, uv_now(v->ig->loop))) {
-      if (v->ig->m_body_rate) (*v->ig->m_body_rate)++;
+    if (slow) {
       WR_LOG_DEBUGF("ingress", "body_too_slow", "peer=%s name=%s", v->peer,
                     v->name);
       snprintf(d, sizeof d,
@@ -577,6 +587,7 @@ static void vconn_on_timer(uv_timer_t *t) {
     }
     vconn_error(v, 408, "the request body did not arrive in time");
     return;
+  }
   case WR_HTTP_WAIT_HEAD:
   case WR_HTTP_WAIT_IDLE:
     /* No response is in progress in these states, so a 408 cannot land
@@ -750,14 +761,17 @@ static void vconn_stream_ended(vconn *v, int clean, const char *why) {
   if (writes_done(v)) vconn_end(v);
 }
 
-/* Appends to a growing output buffer; -1 when out of memory. */
+/* Appends to a growing output buffer (wr_link_buf_new, as everything the
+ * visitor is written from); -1 when out of memory. */
 static int out_add(uint8_t **o, size_t *on, size_t *cap, const uint8_t *p,
                    size_t n) {
   if (*on + n > *cap) {
     size_t c = *cap ? *cap : 1024;
     while (c < *on + n) c *= 2;
-    uint8_t *b = realloc(*o, c);
+    uint8_t *b = wr_link_buf_new(c);
     if (!b) return -1;
+    if (*on) memcpy(b, *o, *on);
+    wr_link_buf_free(*o);
     *o = b;
     *cap = c;
   }
@@ -772,7 +786,7 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
   vconn *v = sud;
   if (!v || v->closing) {
     wr_mux_stream_consume(wr_link_mux(l), sid, len);
-    free(buf);
+    wr_link_buf_free(buf);
     return 0;
   }
   wr_http_timer_resp_bytes(&v->wt, uv_now(v->ig->loop));
@@ -806,7 +820,7 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
        * common case (one response head and its body) needs. */
       if (!o) {
         ocap = len + ev.len + 64;
-        o = malloc(ocap);
+        o = wr_link_buf_new(ocap);
         if (!o || out_add(&o, &on, &ocap, buf, fwd) != 0) {
           bad = 1;
           break;
@@ -848,8 +862,8 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
     }
   }
   if (bad) {
-    free(o);
-    free(buf);
+    wr_link_buf_free(o);
+    wr_link_buf_free(buf);
     wr_mux_stream_consume(wr_link_mux(l), sid, len);
     WR_LOG_WARNF("ingress", "bad_response", "name=%s", v->name);
     if (!v->resp_started)
@@ -859,7 +873,7 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
     return 0;
   }
   if (o) {
-    free(buf);
+    wr_link_buf_free(buf);
     buf = o;
   } else {
     on = fwd; /* the rest, if any, is a head still incomplete */
@@ -867,7 +881,7 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
   if (on == 0) {
     /* Nothing to write yet (part of a head): the parser holds the bytes,
      * bounded by its max_head, so the credit can go back now. */
-    free(buf);
+    wr_link_buf_free(buf);
     wr_mux_stream_consume(wr_link_mux(l), sid, len);
     wr_link_flush(l);
   } else if (vconn_gather(v, buf, on, len) != 0) {

@@ -29,6 +29,10 @@
  * stopped reading the visitor, and a body that stalls there is not the
  * visitor's doing; nor is ORIGIN time (a 100-continue not yet given,
  * earlier pipelined answers owed) or NONE (an early answer streaming).
+ * A pipelined request whose body arrives while the response to an earlier
+ * one streams is in BODY, not NONE: the visitor owes those bytes, and
+ * leaving them untimed let a visitor drip a body for as long as it kept
+ * an earlier response streaming (a slow reader can make that forever).
  * body_spent holds the BODY time before the current BODY wait, which began
  * at body_from; both restart with each request head.
  */
@@ -37,7 +41,20 @@
 #include "warren/http_timer.h"
 
 static wr_http_wait compute(const wr_http_timer *t) {
-  if (t->upgraded || t->resp_started) return WR_HTTP_WAIT_NONE;
+  if (t->upgraded) return WR_HTTP_WAIT_NONE;
+  if (t->resp_started) {
+    /* The response streaming answers request resps + 1; a later request
+     * still open (heads > resps + 1) is pipelined behind it and its body
+     * is the visitor's to send now, so that silence is timed as BODY.
+     * Not while the stream takes no more (the origin, busy with the
+     * response, may leave the next request unread as long as it likes:
+     * a response in progress is never timed), nor while the request
+     * waits for its 100-continue, which the origin owes. */
+    if (t->req_open && t->heads > t->resps + 1 && !t->blocked &&
+        !t->cont_wait)
+      return WR_HTTP_WAIT_BODY;
+    return WR_HTTP_WAIT_NONE;
+  }
   if (t->ends > t->resps) return WR_HTTP_WAIT_ORIGIN;
   if (t->req_open) {
     if (t->cont_wait && t->heads > t->resps) return WR_HTTP_WAIT_ORIGIN;

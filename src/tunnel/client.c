@@ -101,7 +101,7 @@ static void origin_closed(uv_handle_t *h) {
   if (o->next) o->next->prev = o->prev;
   for (pend *p = o->ph; p;) {
     pend *n = p->next;
-    free(p->buf);
+    wr_link_buf_free(p->buf);
     free(p);
     p = n;
   }
@@ -128,7 +128,7 @@ static void origin_on_write(uv_write_t *req, int status) {
     wr_mux_stream_consume(wr_link_mux(o->link), o->sid, w->len);
     wr_link_flush(o->link);
   }
-  free(w->buf);
+  wr_link_buf_free(w->buf);
   free(w);
   if (status < 0 && status != UV_ECANCELED && !o->closing) {
     /* A server that refuses a request body (413, 401 on an upload)
@@ -145,7 +145,7 @@ static void origin_on_write(uv_write_t *req, int status) {
 static int origin_write(origin *o, uint8_t *buf, size_t len) {
   owrite *w = malloc(sizeof *w);
   if (!w) {
-    free(buf);
+    wr_link_buf_free(buf);
     return WR_ERR_NOMEM;
   }
   w->o = o;
@@ -160,7 +160,7 @@ static int origin_write(origin *o, uint8_t *buf, size_t len) {
       wr_mux_stream_consume(wr_link_mux(o->link), o->sid, len);
       wr_link_flush(o->link);
     }
-    free(buf);
+    wr_link_buf_free(buf);
     free(w);
   }
   return rv < 0 ? rv : 0;
@@ -366,13 +366,13 @@ static int on_stream_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
   if (!o || o->closing || o->write_failed) {
     /* Nobody will write these: give the credit back at once. */
     wr_mux_stream_consume(wr_link_mux(l), sid, len);
-    free(buf);
+    wr_link_buf_free(buf);
     return 0;
   }
   if (!o->connected) {
     pend *p = malloc(sizeof *p);
     if (!p) {
-      free(buf);
+      wr_link_buf_free(buf);
       origin_close(o);
       return 0;
     }
@@ -458,9 +458,11 @@ static int on_control(wr_link *l, const uint8_t *msg, size_t len, void *ud) {
   if (m.type == WR_CONTROL_ERROR) {
     char line[600];
     wr_control_error_line(&m, line, sizeof line);
-    WR_LOG_WARNF("client", "node_error", "code=%u msg=\"%s\"",
-                 m.u.error.code, line);
     uint32_t code = m.u.error.code;
+    /* "did not accept the --token given" reads wrong when none was. */
+    if (code == WR_CONTROL_ERR_BAD_TOKEN && !c->token[0])
+      snprintf(line, sizeof line,
+               "bad token: the node requires one; give it with --token");
     int permanent = code == WR_CONTROL_ERR_BAD_TOKEN ||
                     code == WR_CONTROL_ERR_BAD_NAME ||
                     code == WR_CONTROL_ERR_UNSUPPORTED_VERSION ||
@@ -470,9 +472,11 @@ static int on_control(wr_link *l, const uint8_t *msg, size_t len, void *ud) {
     if (permanent && !(c->ever_bound && code == WR_CONTROL_ERR_NAME_TAKEN)) {
       char out[700];
       snprintf(out, sizeof out, "warren: %s", line);
-      fatal(c, out);
+      fatal(c, out); /* the one line the user sees; no log line too */
+      return WR_ERR_AUTH;
     }
-    return WR_ERR_AUTH; /* close the link */
+    WR_LOG_WARNF("client", "node_error", "code=%u msg=\"%s\"", code, line);
+    return WR_ERR_AUTH; /* close the link, and retry */
   }
   if (m.type == WR_CONTROL_GOAWAY) {
     WR_LOG_INFOF("client", "node_draining", "reason=\"%s\"",
@@ -621,12 +625,17 @@ static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     char status[64];
     size_t sl = 0;
     while (sl < c->headlen && sl < sizeof status - 1 && c->head[sl] != '\r') {
-      status[sl] = (char)c->head[sl];
+      /* The peer's bytes go into a key="value" log line: no quote,
+       * backslash or control character may end or split it. */
+      uint8_t ch = c->head[sl];
+      status[sl] = ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\'
+                       ? '?'
+                       : (char)ch;
       sl++;
     }
     status[sl] = 0;
     char why[160];
-    snprintf(why, sizeof why, "not a warren node (it answered \"%s\")",
+    snprintf(why, sizeof why, "not a warren node (it answered '%s')",
              status);
     abort_attempt(c, why);
     return;

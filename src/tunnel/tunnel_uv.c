@@ -112,6 +112,107 @@ static void write_put(link_write *w) {
   free(w);
 }
 
+/*
+ * Stream bytes handed to the app (stream_data) come from here, and the
+ * app gives them back with wr_link_buf_free once written.  A full record
+ * is decrypted straight into one such buffer (open_rec), so a 1 MiB
+ * response takes 64 of 16 KiB.  malloc and free of a 16 KiB chunk go past
+ * glibc's tcache, through its bins, and when glibc trimmed the heap top
+ * the next record was decrypted into freshly faulted pages: 3.5 % of the
+ * node's samples at best, a third (faults, brk, _int_malloc) in most runs
+ * (docs/BENCHMARKS.md, Round 4).  Buffers come in four classes,
+ * 2, 4, 8 and 16 KiB, each a LIFO free list, so a returned buffer is
+ * usually reused while still in cache.  A piece gets the smallest class
+ * that holds it, so a held buffer pins less than twice the bytes (and
+ * window credit) it carries; pieces of 1 KiB or less use malloc, whose
+ * tcache is already as fast for them.
+ *
+ * Why DATA_POOL_BYTES = 1 MiB: in steady state a buffer lives from one
+ * link read to the visitor's write, usually the same loop turn, so the
+ * buffers in use at once are about one read's records per busy link
+ * (64 KiB: 4-5) plus those queued behind slow visitors.  1 MiB (64 full
+ * buffers) covers the first with room to spare, and is what an idle node
+ * may keep after a burst; everything beyond is freed at once.  One pool
+ * per process, like the write pool: a loop runs on one thread, and a
+ * buffer may outlive its link.
+ */
+#define DATA_CLASSES 4
+#define DATA_CLASS_MIN 2048 /* class k holds DATA_CLASS_MIN << k bytes */
+#define DATA_SMALL 1024     /* up to this, plain malloc */
+#define DATA_POOL_BYTES (1024u * 1024)
+typedef union data_hdr {
+  struct {
+    union data_hdr *next; /* in the pool */
+    size_t cap;           /* bytes after the header */
+    int cls;              /* class, or -1: malloc'd to size */
+  } h;
+  max_align_t align;
+} data_hdr;
+static data_hdr *data_pool[DATA_CLASSES];
+static size_t data_pool_bytes;
+
+/* Under AddressSanitizer a pooled buffer is poisoned, so a use after
+ * wr_link_buf_free is still caught although the memory is not freed. */
+#if defined(__SANITIZE_ADDRESS__)
+#define DATA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DATA_ASAN 1
+#endif
+#endif
+#ifdef DATA_ASAN
+#include <sanitizer/asan_interface.h>
+#define DATA_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define DATA_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define DATA_POISON(p, n) ((void)(p), (void)(n))
+#define DATA_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+uint8_t *wr_link_buf_new(size_t len) {
+  int cls = -1;
+  size_t cap = len;
+  if (len > DATA_SMALL && len <= (size_t)DATA_CLASS_MIN << (DATA_CLASSES - 1))
+    for (cls = 0; ((size_t)DATA_CLASS_MIN << cls) < len; cls++) {
+    }
+  data_hdr *b;
+  if (cls >= 0) {
+    cap = (size_t)DATA_CLASS_MIN << cls;
+    if ((b = data_pool[cls])) {
+      data_pool[cls] = b->h.next;
+      data_pool_bytes -= cap;
+      DATA_UNPOISON(b + 1, cap);
+      return (uint8_t *)(b + 1);
+    }
+  }
+  if (cap > SIZE_MAX - sizeof *b || !(b = malloc(sizeof *b + cap)))
+    return NULL;
+  b->h.cap = cap;
+  b->h.cls = cls;
+  return (uint8_t *)(b + 1);
+}
+
+/* The capacity of a buffer from wr_link_buf_new (at least what was asked). */
+static size_t data_cap(const uint8_t *buf) {
+  return ((const data_hdr *)buf - 1)->h.cap;
+}
+
+void wr_link_buf_free(uint8_t *buf) {
+  if (!buf) return;
+  data_hdr *b = (data_hdr *)buf - 1;
+  if (b->h.cls >= 0) {
+    size_t cap = (size_t)DATA_CLASS_MIN << b->h.cls;
+    if (data_pool_bytes + cap <= DATA_POOL_BYTES) {
+      DATA_POISON(b + 1, cap);
+      b->h.next = data_pool[b->h.cls];
+      data_pool[b->h.cls] = b;
+      data_pool_bytes += cap;
+      return;
+    }
+  }
+  free(b);
+}
+
 struct wr_link {
   uv_loop_t *loop;
   uv_tcp_t *tcp;
@@ -232,7 +333,7 @@ static int push_event(wr_link *l, enum ev_type type, uint32_t sid,
     e->len = len;
     l->claim = NULL;
   } else if (len) {
-    e->data = malloc(len);
+    e->data = wr_link_buf_new(len);
     if (!e->data) {
       free(e);
       return WR_ERR_CALLBACK;
@@ -291,7 +392,7 @@ static void free_events(wr_link *l) {
   link_event *e = l->ev_head;
   while (e) {
     link_event *n = e->next;
-    free(e->data);
+    wr_link_buf_free(e->data);
     free(e);
     e = n;
   }
@@ -346,7 +447,7 @@ static void link_dispatch(wr_link *l) {
       if (l->cb.goaway) rv = l->cb.goaway(l, (uint32_t)e->code, l->ud);
       break;
     }
-    free(e->data);
+    wr_link_buf_free(e->data);
     free(e);
     if (rv != 0) link_fail(l, rv < 0 ? rv : WR_ERR_CALLBACK);
   }
@@ -540,10 +641,12 @@ static int become_ready(wr_link *l) {
  * frame's payload is exactly that buffer, and push_event hands it to the
  * app as the event's data instead of copying it: the bytes are decrypted
  * straight into what the app writes to the visitor.  Only a piece that
- * starts the buffer and fills at least half of it takes it over, so a
- * held buffer never pins more than twice the window-charged bytes it
- * carries; anything else is copied as before and the buffer freed.
- * Small records are opened in place.
+ * starts the buffer and fills at least half of its capacity takes it
+ * over, so a held buffer never pins more than twice the window-charged
+ * bytes it carries; anything else is copied (into a buffer of its own
+ * size class) and the buffer goes back to the pool.  Both come from the
+ * pool above, so the steady state allocates nothing per record.  Small
+ * records are opened in place.
  */
 #define CLAIM_MIN 4096
 static wr_ssize open_rec(wr_link *l, uint8_t *in, size_t len, wr_tstamp now) {
@@ -559,20 +662,22 @@ static wr_ssize open_rec(wr_link *l, uint8_t *in, size_t len, wr_tstamp now) {
   }
   uint8_t head[WR_FRAME_HDR_LEN];
   size_t blen = ptlen - sizeof head;
-  uint8_t *body = malloc(blen);
+  uint8_t *body = wr_link_buf_new(blen);
   if (!body) return WR_ERR_NOMEM;
+  /* What the buffer pins is its class capacity, not blen. */
+  size_t cap = data_cap(body);
   struct iovec v[2] = {{head, sizeof head}, {body, blen}};
   n = wr_record_open_v(l->rx, in, len, v, 2, &ptlen);
   if (n > 0) {
     l->claim = body;
-    l->claim_len = blen;
+    l->claim_len = cap;
     rv = wr_mux_recv(l->mux, head, sizeof head, now);
     if (rv == 0) rv = wr_mux_recv(l->mux, body, blen, now);
     if (rv != 0) n = rv;
     body = l->claim; /* NULL if an event took it */
     l->claim = NULL;
   }
-  free(body);
+  wr_link_buf_free(body);
   return n;
 }
 

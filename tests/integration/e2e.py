@@ -141,6 +141,21 @@ class Origin(BaseHTTPRequestHandler):
         if self.path == "/slow":
             time.sleep(6)
             return self.send_bytes(b"late")
+        if self.path == "/stream":
+            # 30 pieces of 100 bytes, one every 200 ms (6 s in all): a
+            # response that keeps streaming while the visitor does
+            # something else.
+            self.send_response(200)
+            self.send_header("Content-Length", "3000")
+            self.end_headers()
+            for _ in range(30):
+                try:
+                    self.wfile.write(b"s" * 100)
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.2)
+            return
         if self.path.startswith("/seq/"):
             # /seq/I?n=N: N bytes that name I, to check pipelined
             # responses come back whole and in order.
@@ -763,6 +778,49 @@ def main():
               b"slower than 4000000 bytes/s" in got[0][1] and
               0.8 < dt < 2.5 and n1 == n0 + 1,
               "%r %.2fs count %r -> %r" % (got[:1], dt, n0, n1))
+        # The same drip pipelined behind a response that streams for 6 s:
+        # the body is timed while that response streams (it used to be
+        # untimed until the response ended).  No 408 can be given inside
+        # the response, so the node resets the stream and ends the
+        # connection after what it had queued, about the grace after the
+        # POST head, and counts it.
+        def drip_on(sock, done):
+            while not done.is_set():
+                try:
+                    sock.send(b"x" * 10)
+                except OSError:
+                    return
+                time.sleep(0.2)
+        ps = socket.create_connection(("127.0.0.1", br_port), 5)
+        ps.sendall(b"GET /stream HTTP/1.1\r\nHost: rate.mesh.test\r\n\r\n"
+                   b"POST /up HTTP/1.1\r\nHost: rate.mesh.test\r\n"
+                   b"Content-Length: 100000\r\n\r\n")
+        t0 = time.time()
+        pstop = threading.Event()
+        threading.Thread(target=drip_on, args=(ps, pstop), daemon=True).start()
+        data = b""
+        ps.settimeout(10)
+        try:
+            while True:
+                chunk = ps.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        dt = time.time() - t0
+        pstop.set()
+        ps.close()
+        n1b = metric(br_admin, "warren_http_body_rate_timeouts_total") or 0
+        check("body_rate: a body dripped behind a streaming response is cut "
+              "about the grace after its head (not after the response), "
+              "with no 408 inside the response, counted",
+              data.startswith(b"HTTP/1.1 200") and b"408" not in data and
+              data.count(b"s" * 100) < 30 and 0.8 < dt < 3.0 and
+              n1b == n1 + 1,
+              "%.2fs %d bytes count %r -> %r: %r" % (dt, len(data), n1, n1b,
+                                                    data[:200]))
+        n1 = n1b
         body = BIG[:24 * MiB]
         t0 = time.time()
         try:
@@ -1161,6 +1219,10 @@ def main():
         check("second client for a bound name: clear error, exit 1",
               rc == 1 and "name 'app' is taken on this fleet" in err,
               "rc=%r %r" % (rc, err[-300:]))
+        # One line: the error, not a log line repeating it first.
+        check("second client for a bound name: stderr is that one line",
+              err.count("\n") == 1 and err.startswith("warren: name 'app'"),
+              repr(err[-300:]))
 
     if want("wrong_key"):
         other = os.path.join(TMP, "other.key")
@@ -1168,15 +1230,49 @@ def main():
             subprocess.run([WARREN, "keygen"], stdout=f, check=True)
         wpub = subprocess.run([WARREN, "pubkey", other], capture_output=True,
                               text=True).stdout.strip()
+        t0 = time.time()
         p = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % node_port,
                    "--fleet-key", wpub])
         try:
             rc = p.wait(10)
         except subprocess.TimeoutExpired:
             rc = None
+        dt = time.time() - t0
         err = open(os.path.join(TMP, "log-%d" % (len(PROCS) - 1))).read()
         check("wrong fleet key: clear error, exit 1", rc == 1 and
               "does not hold the fleet key" in err, "rc=%r %r" % (rc, err[-300:]))
+        check("wrong fleet key: one stderr line, within 2 s",
+              err.count("\n") == 1 and dt < 2, "%.2fs %r" % (dt, err[-300:]))
+
+    if want("token"):
+        # A node with --token: a client without one, or with a wrong one,
+        # gets one clear line and exit 1; the right one binds.
+        tk_port, tk_admin = free_port(), free_port()
+        spawn(["node", "--id", "tk", "--http", "127.0.0.1:%d" % tk_port,
+               "--admin", "127.0.0.1:%d" % tk_admin, "--domain", DOMAIN,
+               "--key-file", key, "--token", "s3cret"])
+        wait_until(lambda: socket.create_connection(("127.0.0.1", tk_port), 1), 10)
+        for extra, want_err in (([], "bad token: the node requires one; give "
+                                     "it with --token"),
+                                (["--token", "nope"], "bad token: the node did "
+                                 "not accept the --token given")):
+            p = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % tk_port,
+                       "--fleet-key", pub, "--name", "tok"] + extra)
+            try:
+                rc = p.wait(10)
+            except subprocess.TimeoutExpired:
+                rc = None
+            err = open(os.path.join(TMP, "log-%d" % (len(PROCS) - 1))).read()
+            check("token %s: one clear line, exit 1" % (extra or "missing"),
+                  rc == 1 and err == "warren: " + want_err + "\n",
+                  "rc=%r %r" % (rc, err[-300:]))
+        p = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % tk_port,
+                   "--fleet-key", pub, "--name", "tok", "--token", "s3cret"])
+        check("token: the right one binds", (wait_line(p, 15) or "").startswith(
+            "Forwarding http://tok."))
+        st, body, r = request(tk_port, "tok", path="/small")
+        check("token: the name is served", st == 200 and body == BIG[:1024],
+              "status %d" % st)
 
     if want("embedded"):
         lp = free_port()
@@ -1249,10 +1345,49 @@ def main():
         check("--help exits 0", r.returncode == 0 and "http PORT" in r.stdout)
         r = subprocess.run([WARREN, "--version"], capture_output=True, text=True)
         check("--version", r.returncode == 0 and r.stdout.startswith("warren "))
+        for cmd in (["http"], ["node"], ["keygen"], ["pubkey"]):
+            r = subprocess.run([WARREN] + cmd + ["--version"],
+                               capture_output=True, text=True)
+            check("warren %s --version" % cmd[0], r.returncode == 0 and
+                  r.stdout.startswith("warren ") and not r.stderr,
+                  "rc=%d %r %r" % (r.returncode, r.stdout, r.stderr))
         r = subprocess.run([WARREN, "http", "3000", "--bogus", "x"],
                            capture_output=True, text=True)
         check("bad flag: one line, exit 2", r.returncode == 2 and
               len(r.stderr.strip().splitlines()) == 1, r.stderr)
+        # A misspelt node flag is named as unknown, whether or not a
+        # value follows (it used to be "--bogus needs a value").
+        for extra in ([], ["x"]):
+            r = subprocess.run([WARREN, "node", "--id", "x", "--bogus"] + extra,
+                               capture_output=True, text=True)
+            check("node: unknown flag named as such, one line, exit 2",
+                  r.returncode == 2 and
+                  r.stderr.strip() == "warren: unknown flag '--bogus' "
+                  "(see --help)", r.stderr)
+        # `warren keygen > FILE` leaves FILE readable by its owner only.
+        kf = os.path.join(TMP, "mode.key")
+        old_umask = os.umask(0o022)
+        try:
+            with open(kf, "w") as f:
+                subprocess.run([WARREN, "keygen"], stdout=f, check=True)
+        finally:
+            os.umask(old_umask)
+        mode = os.stat(kf).st_mode & 0o777
+        check("keygen > FILE makes FILE mode 0600", mode == 0o600, oct(mode))
+        # A node started with a key others can read says so (once).
+        os.chmod(kf, 0o644)
+        wp = subprocess.Popen([WARREN, "node", "--id", "w", "--http",
+                               "127.0.0.1:%d" % free_port(), "--admin",
+                               "127.0.0.1:%d" % free_port(), "--domain",
+                               DOMAIN, "--key-file", kf],
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        wp.terminate()
+        werr = wp.communicate(timeout=10)[1]
+        check("node warns about a key file others can read",
+              werr.count("key_file_readable") == 1 and "mode=644" in werr,
+              werr[-300:])
         r = subprocess.run([WARREN, "node", "--id", "x"], capture_output=True,
                            text=True)
         check("missing flag: exit 2", r.returncode == 2, r.stderr)

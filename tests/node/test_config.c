@@ -16,6 +16,11 @@ static void test_defaults_and_flags(void **state) {
   wr_node_opts_init(&o);
   assert_string_equal(o.admin, "127.0.0.1:9081");
   assert_int_equal(o.upstream_ms, 60000);
+  assert_int_equal(wr_node_opts_known("id"), 1);
+  assert_int_equal(wr_node_opts_known("body-min-rate"), 1);
+  assert_int_equal(wr_node_opts_known("bogus"), 0);
+  assert_int_equal(wr_node_opts_known("-id"), 0);
+  assert_int_equal(wr_node_opts_known(""), 0);
   assert_int_equal(wr_node_opts_set(&o, "id", "n1"), 0);
   assert_int_equal(wr_node_opts_set(&o, "key-file", "/k"), 0);
   assert_int_equal(wr_node_opts_set(&o, "upstream-timeout", "2500"), 0);

@@ -252,6 +252,72 @@ static void test_send_blocked(void **state) {
   expect(&t, WR_HTTP_WAIT_SEND, 1000 + UP_MS);
 }
 
+/* A request pipelined behind a response that is streaming: its body is
+ * the visitor's to send, so it is timed (idle and rate) while the earlier
+ * response streams, not only once that response has ended. */
+static void test_pipelined_body_while_streaming(void **state) {
+  (void)state;
+  wr_http_timer t;
+  wr_http_timer_init(&t, &rcfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_req_end(&t, 0);
+  wr_http_timer_resp_bytes(&t, 500);
+  wr_http_timer_resp_head(&t, 200, 500); /* response 1 streams */
+  expect(&t, WR_HTTP_WAIT_NONE, WR_TSTAMP_NONE);
+  head(&t, 0, 1000); /* request 2 pipelined, its body under way */
+  wr_http_timer_body_bytes(&t, 10, 1000);
+  /* Idle and rate limits from the head on (10 bytes: +20 ms budget). */
+  expect(&t, WR_HTTP_WAIT_BODY, 1000 + GRACE_MS + 20);
+  assert_true(wr_http_timer_too_slow(&t, 1000 + GRACE_MS + 20));
+  /* Response bytes keep streaming: they are no visitor progress. */
+  wr_http_timer_resp_bytes(&t, 5000);
+  expect(&t, WR_HTTP_WAIT_BODY, 1000 + GRACE_MS + 20);
+  /* Without the rate rule the idle limit applies, from the last bytes. */
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_req_end(&t, 0);
+  wr_http_timer_resp_head(&t, 200, 500);
+  head(&t, 0, 1000);
+  wr_http_timer_visitor_bytes(&t, 3000);
+  expect(&t, WR_HTTP_WAIT_BODY, 3000 + BODY_MS);
+  /* Bytes waiting for credit while the origin is busy answering: not
+   * the visitor's doing, and a response in progress is never timed. */
+  wr_http_timer_req_sent(&t, 10, 1, 4000);
+  expect(&t, WR_HTTP_WAIT_NONE, WR_TSTAMP_NONE);
+  wr_http_timer_req_sent(&t, 10, 0, 6000);
+  expect(&t, WR_HTTP_WAIT_BODY, 6000 + BODY_MS);
+  /* Response 1 ends: the same BODY wait goes on. */
+  wr_http_timer_resp_end(&t, 1, 7000);
+  expect(&t, WR_HTTP_WAIT_BODY, 6000 + BODY_MS);
+  wr_http_timer_req_end(&t, 8000);
+  expect(&t, WR_HTTP_WAIT_ORIGIN, 8000 + UP_MS);
+  /* Rate budget: only the BODY time is spent, across the streaming and
+   * after it (2 s while streaming, then SEND for 5 s, then BODY). */
+  wr_http_timer_init(&t, &rcfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_req_end(&t, 0);
+  wr_http_timer_resp_head(&t, 200, 100);
+  head(&t, 0, 1000);
+  wr_http_timer_req_sent(&t, 10, 1, 3000);
+  wr_http_timer_req_sent(&t, 10, 0, 8000);
+  expect(&t, WR_HTTP_WAIT_BODY, 8000 + GRACE_MS - 2000);
+  /* A pipelined 100-continue request: the origin owes the go-ahead. */
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_req_end(&t, 0);
+  wr_http_timer_resp_head(&t, 200, 100);
+  head(&t, 1, 1000);
+  expect(&t, WR_HTTP_WAIT_NONE, WR_TSTAMP_NONE);
+  wr_http_timer_visitor_bytes(&t, 2000); /* sent without waiting */
+  expect(&t, WR_HTTP_WAIT_BODY, 2000 + BODY_MS);
+  /* The early-answer case is unchanged: the response streaming answers
+   * the open request itself. */
+  wr_http_timer_init(&t, &cfg, 0);
+  head(&t, 0, 0);
+  wr_http_timer_resp_head(&t, 413, 100);
+  expect(&t, WR_HTTP_WAIT_NONE, WR_TSTAMP_NONE);
+}
+
 /* An upgrade: the origin owes the 101; then no timer at all. */
 static void test_upgrade(void **state) {
   (void)state;
@@ -511,6 +577,7 @@ int main(void) {
       cmocka_unit_test(test_continue),
       cmocka_unit_test(test_early_answer),
       cmocka_unit_test(test_send_blocked),
+      cmocka_unit_test(test_pipelined_body_while_streaming),
       cmocka_unit_test(test_upgrade),
       cmocka_unit_test(test_head),
       cmocka_unit_test(test_slowloris),
