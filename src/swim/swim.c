@@ -26,6 +26,8 @@
 #define SWIM_RELAYS_MAX 64
 #define SWIM_OUTBOX_MAX 1024
 #define SWIM_CONFIRM_MAX 8
+/* Relays per indirect probe: the indirect-checks tunable's bound. */
+#define SWIM_INDIRECT_MAX 32
 
 enum { EXTRA_SELF = 1, EXTRA_ABOUT = 2 };
 
@@ -99,7 +101,7 @@ struct wr_swim {
     /* Relays that saw the target refused (NACK_REFUSED), by id hash:
      * each is an independent witness, like a confirmation. */
     unsigned nrefused;
-    uint32_t refused_by[SWIM_CONFIRM_MAX];
+    uint32_t refused_by[SWIM_INDIRECT_MAX];
   } probe;
   wr_tstamp next_probe_at, next_gossip_at, next_sync_at;
 
@@ -648,15 +650,21 @@ static void probe_start(wr_swim *sw, wr_tstamp now) {
   }
 }
 
+/* Asks up to indirect_checks distinct alive members to probe the target
+ * for us: a relay asked twice is one path, not two. */
 static void probe_indirect(wr_swim *sw) {
-  unsigned want = sw->cfg.indirect_checks, sent = 0;
-  size_t n = sw->mt.n;
+  size_t n = sw->mt.n, picked[SWIM_INDIRECT_MAX];
+  unsigned want = WR_MIN(sw->cfg.indirect_checks, SWIM_INDIRECT_MAX), sent = 0;
   for (unsigned tries = 0; sent < want && n && tries < 3 * want + 3; tries++) {
-    const swim_member *m = &sw->mt.v[rand_below(sw, n)];
-    if (m->state != WR_SWIM_ALIVE || strcmp(swim_member_id(m), sw->probe.target) == 0)
+    size_t i = rand_below(sw, n), j = 0;
+    while (j < sent && picked[j] != i) j++;
+    const swim_member *m = &sw->mt.v[i];
+    if (j < sent || m->state != WR_SWIM_ALIVE ||
+        strcmp(swim_member_id(m), sw->probe.target) == 0)
       continue;
     swim_out *o = out_push(sw, WR_SWIM_PING_REQ, &m->gossip);
     if (!o) break;
+    picked[sent] = i;
     o->seq = sw->probe.seq;
     snprintf(o->target, sizeof o->target, "%s", sw->probe.target);
     o->target_addr = sw->probe.addr;
@@ -670,11 +678,18 @@ static void probe_indirect(wr_swim *sw) {
 static void probe_failed(wr_swim *sw, wr_tstamp now) {
   sw->probe.active = 0;
   sw->st.probe_failures++;
-  /* Lifeguard: missing nacks mean the fault may be ours, not theirs. */
-  if (sw->probe.nacks_expected)
-    awareness_add(sw, (int)(sw->probe.nacks_expected - sw->probe.nacks));
-  else
+  /* Lifeguard: missing nacks mean the fault may be ours, not theirs.
+   * memberlist adds one per missing nack with its 3 relays; we ask more
+   * relays (config.c), so the share missing is scaled to 3: the penalty
+   * for losing every nack stays 3, not k, which with 16 relays pinned
+   * awareness at its maximum under loss and slowed detection 2.5x. */
+  if (sw->probe.nacks_expected) {
+    unsigned exp = sw->probe.nacks_expected,
+             miss = exp - WR_MIN(sw->probe.nacks, exp);
+    awareness_add(sw, (int)((miss * 3 + exp - 1) / exp));
+  } else {
     awareness_add(sw, 1);
+  }
   ssize_t i = swim_members_find(&sw->mt, sw->probe.target);
   if (i < 0) return;
   swim_member *m = &sw->mt.v[i];
@@ -748,7 +763,7 @@ static void handle_ack(wr_swim *sw, const wr_addr *src, int nack,
       sw->st.nacks_rx++;
       if (nack == ACK_NACK_REFUSED && sw->cfg.refused_suspicion_ms &&
           sw->probe.nrefused < sw->probe.nacks_expected &&
-          sw->probe.nrefused < SWIM_CONFIRM_MAX) {
+          sw->probe.nrefused < SWIM_INDIRECT_MAX) {
         uint32_t h = id_hash(sw->pkt.from);
         for (unsigned j = 0; j < sw->probe.nrefused; j++)
           if (sw->probe.refused_by[j] == h) return; /* a repeat */

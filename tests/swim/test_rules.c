@@ -504,7 +504,11 @@ static int ping_reqs(char relays[][16], const char *target) {
   while (next_out(&p, &to))
     if (p.type == WR_SWIM_PING_REQ) {
       assert_string_equal(p.target, target);
-      snprintf(relays[n++], 16, "m%d", to.ip[3]);
+      assert_true(n < 32);
+      snprintf(relays[n], 16, "m%d", to.ip[3]);
+      for (int j = 0; j < n; j++) /* relays are distinct */
+        assert_string_not_equal(relays[j], relays[n]);
+      n++;
     }
   return n;
 }
@@ -518,7 +522,7 @@ static int ping_reqs(char relays[][16], const char *target) {
  * with refused_suspicion_ms = 0 refusals change nothing. */
 static void test_refused_probe(void **state) {
   (void)state;
-  char target[16], relays[8][16];
+  char target[16], relays[32][16];
   wr_addr to;
   uint32_t seq;
 
@@ -527,7 +531,8 @@ static void test_refused_probe(void **state) {
   wr_tstamp t0 = now;
   wr_swim_unreachable(sw, &to, now);
   int n = ping_reqs(relays, target);
-  assert_int_equal(n, 3);
+  /* 16 relays asked for, 8 members besides the target: each once. */
+  assert_int_equal(n, 8);
   for (int j = 0; j < n; j++) {
     expect(target, WR_SWIM_ALIVE, 0);
     feed_msg(WR_SWIM_NACK_REFUSED, seq, relays[j], NULL);
