@@ -120,7 +120,9 @@ wr_ssize wr_http_not_found_page(uint8_t *dst, size_t cap, const char *host,
   if (name)
     n = snprintf(body, sizeof(body),
                  "404 Not Found\n\nwarren: no tunnel is serving '%s'.\n"
-                 "Start one with: warren http PORT --name %s\n",
+                 "Start one with: warren http PORT --name %s\n"
+                 "(on a separate node, add --node HOST:PORT --fleet-key "
+                 "KEY)\n",
                  h, nm);
   else
     n = snprintf(body, sizeof(body),

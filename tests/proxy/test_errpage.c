@@ -104,7 +104,8 @@ static void test_not_found(void **state) {
   assert_string_equal(body,
                       "404 Not Found\n\nwarren: no tunnel is serving "
                       "'app.localhost'.\nStart one with: warren http PORT "
-                      "--name app\n");
+                      "--name app\n(on a separate node, add --node "
+                      "HOST:PORT --fleet-key KEY)\n");
   assert_null(memmem(buf, (size_t)n, "X-Request-Id", 12));
   n = wr_http_not_found_page(buf, sizeof(buf), "a.b.localhost", NULL,
                              "localhost", "x");
