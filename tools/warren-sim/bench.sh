@@ -12,9 +12,11 @@ for n in $SIZES; do
   done
 done
 for n in 100 1000; do
-  for lg in "" --no-lifeguard; do
-    "$B" --nodes "$n" --seed 1 --scenario falsepos --pause-frac 0.1 \
-      --duration-s 120 $lg --json
+  for slow in "" "--slow-ms 1500" "--slow-ms 3000"; do
+    for lg in "" --no-lifeguard; do
+      "$B" --nodes "$n" --seed 1 --scenario falsepos --pause-frac 0.1 \
+        --duration-s 120 $slow $lg --json
+    done
   done
 done
 for p in lan wan local; do
