@@ -879,39 +879,31 @@ def main():
                     return len(data) == i + 4 + int(v)
             return False
 
-        bad = []
-        for k in range(5):
-            # 431: a 16 MiB head (more than the socket buffers hold).
-            data, err = keep_sending(
-                node_port, b"GET / HTTP/1.1\r\nHost: app.mesh.test\r\n"
-                b"X-Big: " + b"a" * (16 * MiB))
-            if err or not complete(data, 431):
-                bad.append("431 #%d: %r %r" % (k, err, data[:80]))
-        check("linger: a visitor still sending a too-large head gets the "
-              "whole 431 (5 of 5)", not bad, "; ".join(bad))
-        bad = []
-        for k in range(5):
+        cases = [
+            # A 16 MiB head (more than the socket buffers hold).
+            ("a visitor still sending a too-large head gets the whole 431",
+             b"GET / HTTP/1.1\r\nHost: app.mesh.test\r\nX-Big: "
+             + b"a" * (16 * MiB), 431),
             # 404 before a 16 MiB upload was sent.
-            data, err = keep_sending(
-                node_port, b"POST / HTTP/1.1\r\nHost: nosuch.mesh.test\r\n"
-                b"Content-Length: 16777216\r\n\r\n" + BIG[:16 * MiB])
-            if err or not complete(data, 404):
-                bad.append("404 #%d: %r %r" % (k, err, data[:80]))
-        check("linger: an upload to an unknown name gets the whole 404 after "
-              "sending its body (5 of 5)", not bad, "; ".join(bad))
-        bad = []
-        for k in range(5):
+            ("an upload to an unknown name gets the whole 404 after sending "
+             "its body",
+             b"POST / HTTP/1.1\r\nHost: nosuch.mesh.test\r\n"
+             b"Content-Length: 16777216\r\n\r\n" + BIG[:16 * MiB], 404),
             # The origin answers 413 and closes without reading the body:
-            # its answer must reach the visitor, not a 502 about the
-            # write to the origin that then failed.
-            data, err = keep_sending(
-                node_port, b"POST /toolarge HTTP/1.1\r\nHost: app.mesh.test\r\n"
-                b"Content-Length: 16777216\r\n\r\n" + BIG[:16 * MiB])
-            if err or not complete(data, 413):
-                bad.append("413 #%d: %r %r" % (k, err, data[:120]))
-        check("linger: the origin's own 413 (it closes without reading the "
-              "upload) reaches a visitor still sending (5 of 5)", not bad,
-              "; ".join(bad))
+            # its answer must reach the visitor, not a 502 about the write
+            # to the origin that then failed.
+            ("the origin's own 413 (it closes without reading the upload) "
+             "reaches a visitor still sending",
+             b"POST /toolarge HTTP/1.1\r\nHost: app.mesh.test\r\n"
+             b"Content-Length: 16777216\r\n\r\n" + BIG[:16 * MiB], 413),
+        ]
+        for what, raw_request, status in cases:
+            bad = []
+            for k in range(5):
+                data, err = keep_sending(node_port, raw_request)
+                if err or not complete(data, status):
+                    bad.append("%d #%d: %r %r" % (status, k, err, data[:120]))
+            check("linger: %s (5 of 5)" % what, not bad, "; ".join(bad))
         # Bounded: a visitor that goes quiet after the page (and keeps its
         # socket open) is closed after ~2 s; one that never stops sending
         # after ~5 s.
