@@ -289,6 +289,18 @@ def spawn(args, **kw):
     return p
 
 
+def run_to_exit(args, timeout=10):
+    """Runs warren with |args| until it exits (bounded): (exit code or None,
+    everything it wrote to stderr)."""
+    p = spawn(args)
+    log = os.path.join(TMP, "log-%d" % (len(PROCS) - 1))
+    try:
+        rc = p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        rc = None
+    return rc, open(log).read()
+
+
 def wait_line(p, timeout=10.0):
     """First stdout line of p, within timeout (None if none)."""
     out = []
@@ -404,19 +416,32 @@ def main():
     pub = subprocess.run([WARREN, "pubkey", key], capture_output=True,
                          text=True, check=True).stdout.strip()
     origin_port = free_port()
-    node_port, admin_port = free_port(), free_port()
     origin = OriginServer(origin_port)
     origin.start()
-    node = spawn(["node", "--id", "n1", "--http", "127.0.0.1:%d" % node_port,
-                  "--admin", "127.0.0.1:%d" % admin_port, "--domain", DOMAIN,
-                  "--key-file", key, "--upstream-timeout", "3000",
-                  "--proxy-protocol-from", "127.0.0.9"])
-    check("node listens", wait_until(
-        lambda: socket.create_connection(("127.0.0.1", node_port), 1), 10))
 
-    def start_client(name="app"):
-        p = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % node_port,
-                   "--fleet-key", pub, "--name", name])
+    def start_node(node_id, *flags):
+        """A node on fresh loopback ports with the test key: (process,
+        HTTP port, admin port, whether it listens within 10 s)."""
+        port, admin = free_port(), free_port()
+        p = spawn(["node", "--id", node_id, "--http", "127.0.0.1:%d" % port,
+                   "--admin", "127.0.0.1:%d" % admin, "--domain", DOMAIN,
+                   "--key-file", key] + list(flags))
+        up = wait_until(
+            lambda: socket.create_connection(("127.0.0.1", port), 1), 10)
+        return p, port, admin, up
+
+    node, node_port, admin_port, up = start_node(
+        "n1", "--upstream-timeout", "3000", "--proxy-protocol-from",
+        "127.0.0.9")
+    check("node listens", up)
+
+    def client_args(name="app", port=None, *extra):
+        return ["http", str(origin_port), "--node",
+                "127.0.0.1:%d" % (port or node_port), "--fleet-key", pub,
+                "--name", name] + list(extra)
+
+    def start_client(name="app", port=None, *extra):
+        p = spawn(client_args(name, port, *extra))
         return p, wait_line(p, 15)
 
     client, line = start_client()
@@ -651,15 +676,9 @@ def main():
         # A node with a 1 s head deadline (the default is 30 s): a head
         # trickled a byte every 200 ms is cut at the deadline, counted,
         # and the node serves on.  The tunnel upgrade head is a head too.
-        sl_port, sl_admin = free_port(), free_port()
-        spawn(["node", "--id", "sl", "--http", "127.0.0.1:%d" % sl_port,
-               "--admin", "127.0.0.1:%d" % sl_admin, "--domain", DOMAIN,
-               "--key-file", key, "--head-timeout", "1000"])
-        wait_until(lambda: socket.create_connection(("127.0.0.1", sl_port), 1), 10)
-        slc = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % sl_port,
-                     "--fleet-key", pub, "--name", "slow"])
+        _, sl_port, sl_admin, _ = start_node("sl", "--head-timeout", "1000")
         check("slowloris: client bound on a node with --head-timeout 1000",
-              wait_line(slc, 15) is not None)
+              start_client("slow", sl_port)[1] is not None)
 
         def trickle(head):
             """Sends head a byte every 200 ms until the node answers or
@@ -742,16 +761,11 @@ def main():
         # gets a 408 once the grace (the head timeout, 1 s here) is spent,
         # counted; a fast body to an origin that stops reading for 4 s is
         # not cut, because only time the node is willing to read counts.
-        br_port, br_admin = free_port(), free_port()
-        spawn(["node", "--id", "br", "--http", "127.0.0.1:%d" % br_port,
-               "--admin", "127.0.0.1:%d" % br_admin, "--domain", DOMAIN,
-               "--key-file", key, "--head-timeout", "1000",
-               "--body-min-rate", "4000000", "--upstream-timeout", "10000"])
-        wait_until(lambda: socket.create_connection(("127.0.0.1", br_port), 1), 10)
-        brc = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % br_port,
-                     "--fleet-key", pub, "--name", "rate"])
+        _, br_port, br_admin, _ = start_node(
+            "br", "--head-timeout", "1000", "--body-min-rate", "4000000",
+            "--upstream-timeout", "10000")
         check("body_rate: client bound on a node with --body-min-rate",
-              wait_line(brc, 15) is not None)
+              start_client("rate", br_port)[1] is not None)
         n0 = metric(br_admin, "warren_http_body_rate_timeouts_total") or 0
         s = socket.create_connection(("127.0.0.1", br_port), 5)
         s.sendall(b"POST /up HTTP/1.1\r\nHost: rate.mesh.test\r\n"
@@ -1201,13 +1215,7 @@ def main():
                   settled, "rss %d KiB -> %d KiB" % (base, rss_kb(node.pid)))
 
     if want("taken"):
-        p = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % node_port,
-                   "--fleet-key", pub, "--name", "app"])
-        try:
-            rc = p.wait(10)
-        except subprocess.TimeoutExpired:
-            rc = None
-        err = open(os.path.join(TMP, "log-%d" % (len(PROCS) - 1))).read()
+        rc, err = run_to_exit(client_args("app"))
         check("second client for a bound name: clear error, exit 1",
               rc == 1 and "name 'app' is taken on this fleet" in err,
               "rc=%r %r" % (rc, err[-300:]))
@@ -1223,14 +1231,9 @@ def main():
         wpub = subprocess.run([WARREN, "pubkey", other], capture_output=True,
                               text=True).stdout.strip()
         t0 = time.time()
-        p = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % node_port,
-                   "--fleet-key", wpub])
-        try:
-            rc = p.wait(10)
-        except subprocess.TimeoutExpired:
-            rc = None
+        rc, err = run_to_exit(["http", str(origin_port), "--node",
+                               "127.0.0.1:%d" % node_port, "--fleet-key", wpub])
         dt = time.time() - t0
-        err = open(os.path.join(TMP, "log-%d" % (len(PROCS) - 1))).read()
         check("wrong fleet key: clear error, exit 1", rc == 1 and
               "does not hold the fleet key" in err, "rc=%r %r" % (rc, err[-300:]))
         check("wrong fleet key: one stderr line, within 2 s",
@@ -1239,28 +1242,17 @@ def main():
     if want("token"):
         # A node with --token: a client without one, or with a wrong one,
         # gets one clear line and exit 1; the right one binds.
-        tk_port, tk_admin = free_port(), free_port()
-        spawn(["node", "--id", "tk", "--http", "127.0.0.1:%d" % tk_port,
-               "--admin", "127.0.0.1:%d" % tk_admin, "--domain", DOMAIN,
-               "--key-file", key, "--token", "s3cret"])
-        wait_until(lambda: socket.create_connection(("127.0.0.1", tk_port), 1), 10)
+        _, tk_port, _, _ = start_node("tk", "--token", "s3cret")
         for extra, want_err in (([], "bad token: the node requires one; give "
                                      "it with --token"),
                                 (["--token", "nope"], "bad token: the node did "
                                  "not accept the --token given")):
-            p = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % tk_port,
-                       "--fleet-key", pub, "--name", "tok"] + extra)
-            try:
-                rc = p.wait(10)
-            except subprocess.TimeoutExpired:
-                rc = None
-            err = open(os.path.join(TMP, "log-%d" % (len(PROCS) - 1))).read()
+            rc, err = run_to_exit(client_args("tok", tk_port, *extra))
             check("token %s: one clear line, exit 1" % (extra or "missing"),
                   rc == 1 and err == "warren: " + want_err + "\n",
                   "rc=%r %r" % (rc, err[-300:]))
-        p = spawn(["http", str(origin_port), "--node", "127.0.0.1:%d" % tk_port,
-                   "--fleet-key", pub, "--name", "tok", "--token", "s3cret"])
-        check("token: the right one binds", (wait_line(p, 15) or "").startswith(
+        _, line = start_client("tok", tk_port, "--token", "s3cret")
+        check("token: the right one binds", (line or "").startswith(
             "Forwarding http://tok."))
         st, body, r = request(tk_port, "tok", path="/small")
         check("token: the name is served", st == 200 and body == BIG[:1024],
