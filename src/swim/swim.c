@@ -680,13 +680,15 @@ static void probe_failed(wr_swim *sw, wr_tstamp now) {
   sw->st.probe_failures++;
   /* Lifeguard: missing nacks mean the fault may be ours, not theirs.
    * memberlist adds one per missing nack with its 3 relays; we ask more
-   * relays (config.c), so the share missing is scaled to 3: the penalty
-   * for losing every nack stays 3, not k, which with 16 relays pinned
-   * awareness at its maximum under loss and slowed detection 2.5x. */
+   * relays (config.c), so beyond 3 the share missing is scaled to 3: the
+   * penalty for losing every nack stays 3, not k, which with 16 relays
+   * pinned awareness at its maximum under loss and slowed detection
+   * 2.5x.  Up to 3 relays it is memberlist's one per missing nack. */
   if (sw->probe.nacks_expected) {
     unsigned exp = sw->probe.nacks_expected,
-             miss = exp - WR_MIN(sw->probe.nacks, exp);
-    awareness_add(sw, (int)((miss * 3 + exp - 1) / exp));
+             miss = exp - WR_MIN(sw->probe.nacks, exp),
+             scale = WR_MIN(exp, 3u);
+    awareness_add(sw, (int)((miss * scale + exp - 1) / exp));
   } else {
     awareness_add(sw, 1);
   }

@@ -27,9 +27,12 @@ static wr_addr addr(int i) {
 static unsigned confirm_probes = 4;
 static uint64_t refused_ms = 1000;
 
+static unsigned indirect_checks; /* 0: the profile's */
+
 static void make_core(int members, int lifeguard) {
   wr_swim_config c;
   wr_swim_config_default(&c);
+  if (indirect_checks) c.indirect_checks = indirect_checks;
   c.confirm_probes = confirm_probes;
   c.refused_suspicion_ms = refused_ms;
   c.suspicion_mult = 4; /* memberlist's, so the numbers below are its */
@@ -654,6 +657,36 @@ static void test_awareness(void **state) {
   wr_swim_del(sw);
 }
 
+/* A probe whose relays all stay silent raises awareness by one per
+ * missing nack up to 3 relays (memberlist's rule), and by 3 however many
+ * more were asked. */
+static void test_awareness_nack_penalty(void **state) {
+  (void)state;
+  const unsigned ks[] = {1, 2, 3, 16}, want[] = {1, 2, 3, 3};
+  for (size_t i = 0; i < WR_ARRAY_LEN(ks); i++) {
+    indirect_checks = ks[i];
+    make_core(9, 1);
+    char target[16];
+    wr_addr to;
+    uint32_t seq;
+    own_probe(target, &to, &seq);
+    wr_swim_packet p;
+    wr_swim_stats st;
+    for (int steps = 0; steps < 200; steps++) {
+      now += 10;
+      wr_swim_tick(sw, now);
+      while (next_out(&p, &to)) {
+      }
+      wr_swim_get_stats(sw, &st);
+      if (st.probe_failures) break;
+    }
+    assert_int_equal(st.probe_failures, 1);
+    assert_int_equal(st.awareness, want[i]);
+    wr_swim_del(sw);
+  }
+  indirect_checks = 0;
+}
+
 /* swim_bqueue_take, decoded: the take writes encoded bytes (a packet's
  * raw tail); this checks they are exactly |got| whole updates. */
 static size_t take_decoded(swim_bqueue *q, wr_swim_update *out, size_t max,
@@ -1011,6 +1044,7 @@ int main(void) {
       cmocka_unit_test(test_refused_relay),
       cmocka_unit_test(test_refused_confirm),
       cmocka_unit_test(test_awareness),
+      cmocka_unit_test(test_awareness_nack_penalty),
       cmocka_unit_test(test_bqueue_order_and_limits),
       cmocka_unit_test(test_bqueue_bound_and_takes),
       cmocka_unit_test(test_member_table),
