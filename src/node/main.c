@@ -29,6 +29,7 @@
 #include "warren/swim_uv.h"
 
 #include "config.h"
+#include "mesh.h"
 #include "seeds.h"
 
 #define KEY_FILE_MAX 4096
@@ -245,6 +246,8 @@ typedef struct app {
    * the core, so it lives here, in cmd_node's frame. */
   wr_swim_uv *swim;
   wr_swim_keyring keyring;
+  /* The routes table and its wiring (warren node only). */
+  wr_mesh *mesh;
   int leaving;
   uint64_t self_since; /* uv_now when our own state last changed */
   /* Latest version per "event/" user key (POST /events), bounded: the
@@ -275,6 +278,10 @@ static void force_exit(uv_timer_t *t) {
 static void part_done(void *ud) {
   app *a = ud;
   if (!a || --a->parts > 0) return;
+  /* The ingress has closed every link (their unbound hooks ran), so
+   * nothing calls into the mesh any more. */
+  if (a->mesh) wr_mesh_close(a->mesh);
+  a->mesh = NULL;
   if (a->admin) wr_admin_close(a->admin, NULL, NULL);
   a->admin = NULL;
 }
@@ -287,6 +294,7 @@ static void app_stop(app *a, int code) {
    * by the collect hook, which checks a->swim). */
   if (a->swim) wr_swim_uv_close(a->swim, NULL, NULL);
   a->swim = NULL;
+  if (a->mesh) wr_mesh_set_swim(a->mesh, NULL);
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
   /* Whatever is still open after 2 s is not worth waiting for. */
@@ -364,34 +372,6 @@ static uint64_t parse_ms(const char *flag, const char *v, int *bad) {
   return x;
 }
 
-/* ---- admin routes (this node's view) ---- */
-
-typedef struct route_acc {
-  json_t *arr;
-  const char *owner;
-  size_t live;
-} route_acc;
-
-static void add_route(const wr_tunnel_info *t, void *ud) {
-  route_acc *r = ud;
-  if (r->arr) {
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "name", t->name, "owner",
-                          r->owner, "version", (json_int_t)t->version,
-                          "state", t->live ? "active" : "released");
-    if (o) json_array_append_new(r->arr, o);
-  }
-  if (t->live) r->live++;
-}
-
-static int h_routes(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
-  (void)req;
-  app *a = ud;
-  route_acc r = {json_array(), a->id, 0};
-  if (!r.arr) return WR_ERR_NOMEM;
-  if (a->ig) wr_ingress_foreach(a->ig, add_route, &r);
-  return wr_admin_resp_json(resp, r.arr);
-}
-
 static void addr_text(const wr_addr *ad, char *out, size_t cap) {
   char ip[64] = "?";
   if (ad->family == 6) {
@@ -405,16 +385,37 @@ static void addr_text(const wr_addr *ad, char *out, size_t cap) {
   }
 }
 
+/* The value of |key| in "k=v,k=v" tags, copied into |out|: its length,
+ * or -1 when absent. */
+static int tag_value(const char *tags, const char *key, char *out,
+                     size_t cap) {
+  size_t klen = strlen(key);
+  for (const char *p = tags; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1
+                                                          : NULL) {
+    if (strncmp(p, key, klen) == 0 && p[klen] == '=') {
+      const char *v = p + klen + 1;
+      size_t n = strcspn(v, ",");
+      snprintf(out, cap, "%.*s", (int)n, v);
+      return (int)n;
+    }
+  }
+  if (cap) out[0] = 0;
+  return -1;
+}
+
 static json_t *member_json(const wr_swim_member_info *m, uint64_t now) {
   char g[80], d[80];
   addr_text(&m->gossip, g, sizeof g);
   addr_text(&m->data, d, sizeof d);
   uint64_t age = now > m->state_since ? now - m->state_since : 0;
-  return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I}", "id", m->id,
+  char admin[80];
+  tag_value(m->tags ? m->tags : "", "admin", admin, sizeof admin);
+  return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:s}", "id", m->id,
                    "addr", g, "state", wr_swim_state_name(m->state),
                    "incarnation", (json_int_t)m->incarnation, "region",
                    m->region ? m->region : "", "tags", m->tags ? m->tags : "",
-                   "data_addr", d, "state_age_ms", (json_int_t)age);
+                   "data_addr", d, "state_age_ms", (json_int_t)age,
+                   "admin", admin);
 }
 
 /* GET /members: every member this node knows, itself first, in the
@@ -468,60 +469,23 @@ static void count_members(app *a, json_int_t c[4]) {
       c[m.state]++;
 }
 
-/* The digest covers the live routes only, sorted by name, so two nodes
- * with the same table agree whatever order they learned it in. */
-typedef struct digest_acc {
-  json_t *names;
-} digest_acc;
-
-static void add_digest(const wr_tunnel_info *t, void *ud) {
-  digest_acc *d = ud;
-  if (!t->live) return;
-  char line[400];
-  snprintf(line, sizeof line, "%s\n%llu", t->name,
-           (unsigned long long)t->version);
-  json_array_append_new(d->names, json_string(line));
-}
-
-static int cmp_str(const void *x, const void *y) {
-  return strcmp(*(const char *const *)x, *(const char *const *)y);
-}
-
+/* GET /status: the contract's shape plus how long the route digest has
+ * held ("routes_digest_age_ms", for warrenctl mesh). */
 static int h_status(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   (void)req;
   app *a = ud;
-  digest_acc d = {json_array()};
-  if (!d.names) return WR_ERR_NOMEM;
-  if (a->ig) wr_ingress_foreach(a->ig, add_digest, &d);
-  size_t n = json_array_size(d.names);
-  const char **v = calloc(n ? n : 1, sizeof *v);
-  if (!v) {
-    json_decref(d.names);
-    return WR_ERR_NOMEM;
-  }
-  for (size_t i = 0; i < n; i++)
-    v[i] = json_string_value(json_array_get(d.names, i));
-  qsort(v, n, sizeof *v, cmp_str);
-  crypto_generichash_state st;
-  uint8_t dg[16];
-  crypto_generichash_init(&st, NULL, 0, sizeof dg);
-  for (size_t i = 0; i < n; i++) {
-    crypto_generichash_update(&st, (const uint8_t *)v[i], strlen(v[i]));
-    crypto_generichash_update(&st, (const uint8_t *)a->id, strlen(a->id) + 1);
-  }
-  crypto_generichash_final(&st, dg, sizeof dg);
-  char hex[33];
-  sodium_bin2hex(hex, sizeof hex, dg, sizeof dg);
-  free(v);
-  json_decref(d.names);
   json_int_t c[4];
   count_members(a, c);
-  json_t *o = json_pack("{s:s, s:{s:I, s:I, s:I, s:I}, s:I, s:s}", "id", a->id,
+  json_t *o = json_pack("{s:s, s:{s:I, s:I, s:I, s:I}}", "id", a->id,
                         "members", "alive", c[WR_SWIM_ALIVE], "suspect",
                         c[WR_SWIM_SUSPECT], "dead", c[WR_SWIM_DEAD], "left",
-                        c[WR_SWIM_LEFT], "routes", (json_int_t)n,
-                        "routes_digest", hex);
+                        c[WR_SWIM_LEFT]);
   if (!o) return WR_ERR_NOMEM;
+  int rv = a->mesh ? wr_mesh_status(a->mesh, o) : 0;
+  if (rv != 0) {
+    json_decref(o);
+    return rv;
+  }
   return wr_admin_resp_json(resp, o);
 }
 
@@ -549,11 +513,22 @@ static int event_seen(app *a, const char *key, uint64_t version,
   return 0;
 }
 
+/* A member's state changed: its routes follow (a dead or left owner's
+ * names stop resolving everywhere at once). */
+static void on_member_changed(wr_swim *sw, const wr_swim_member_info *m,
+                              void *ud) {
+  (void)sw;
+  app *a = ud;
+  if (a->mesh) wr_mesh_member_changed(a->mesh, m);
+}
+
 /* USER updates: an "event/" key is logged and re-gossiped once per
  * version; other keys are passed on as before. */
 static int on_user_update(wr_swim *sw, const wr_swim_update *u, void *ud) {
   (void)sw;
   app *a = ud;
+  int news = a->mesh ? wr_mesh_user_update(a->mesh, u) : -1;
+  if (news >= 0) return news;
   if (strncmp(u->key, "event/", 6) != 0) return 1;
   if (event_seen(a, u->key, u->version, uv_now(a->loop))) return 0;
   WR_LOG_INFOF("main", "user_event", "key=%s version=%llu origin=%s len=%u",
@@ -597,6 +572,11 @@ static int h_events(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
                                             "version", (json_int_t)v));
 }
 
+static void mesh_collect(void *ud) {
+  app *a = ud;
+  if (a->mesh) wr_mesh_collect(a->mesh); /* closed: the last values stay */
+}
+
 static int start_admin(app *a, const char *listen, const char *token) {
   int rv = wr_admin_new(&a->admin, a->loop, listen, token, NULL);
   if (rv != 0) {
@@ -605,7 +585,6 @@ static int start_admin(app *a, const char *listen, const char *token) {
     return rv;
   }
   wr_admin_route(a->admin, "GET", "/members", h_members, a);
-  wr_admin_route(a->admin, "GET", "/routes", h_routes, a);
   wr_admin_route(a->admin, "GET", "/status", h_status, a);
   wr_admin_route(a->admin, "POST", "/drain", h_drain, a);
   wr_admin_route(a->admin, "POST", "/events", h_events, a);
@@ -633,7 +612,9 @@ static int start_ingress(app *a, const char *listen, const char *domain,
   ic.body_min_rate = body_min_rate;
   ic.proxy_from = proxy_from;
   ic.metrics = m;
+  if (a->mesh) wr_mesh_ingress_hooks(a->mesh, &ic);
   int rv = wr_ingress_start(&a->ig, a->loop, &ic);
+  if (rv == 0 && a->mesh) wr_mesh_set_ingress(a->mesh, a->ig);
   sodium_memzero(ic.fleet_priv, 32);
   if (rv != 0) {
     fprintf(stderr, "warren: cannot listen on %s: %s\n", listen,
@@ -786,6 +767,20 @@ static int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]) {
   snprintf(c.swim.region, sizeof c.swim.region, "%.*s", WR_SWIM_REGION_MAX,
            o->region);
   snprintf(c.swim.tags, sizeof c.swim.tags, "%.*s", WR_SWIM_TAGS_MAX, o->tags);
+  /* The admin address rides in the tags, so `warrenctl mesh` can ask
+   * every member from the members list of one (unless the operator set an
+   * admin= tag, e.g. the address reachable from outside a container). */
+  char dummy[80];
+  if (tag_value(c.swim.tags, "admin", dummy, sizeof dummy) < 0) {
+    size_t n = strlen(c.swim.tags);
+    int w = snprintf(c.swim.tags + n, sizeof c.swim.tags - n, "%sadmin=%s",
+                     n ? "," : "", o->admin);
+    if (w < 0 || (size_t)w >= sizeof c.swim.tags - n) {
+      c.swim.tags[n] = 0; /* too long: go without */
+      WR_LOG_WARNF("main", "admin_tag_skipped",
+                   "reason=\"--tags leave no room for admin=%s\"", o->admin);
+    }
+  }
   struct sockaddr_storage gs, hs;
   wr_parse_hostport(o->gossip, &gs);
   wr_parse_hostport(o->http, &hs);
@@ -815,8 +810,13 @@ static int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]) {
   wr_swim_keyring_add(&a->keyring, key, 1);
   sodium_memzero(key, sizeof key);
   c.keyring = &a->keyring;
-  static const wr_swim_callbacks cbs = {.user_update = on_user_update};
-  c.cb = &cbs;
+  static const wr_swim_callbacks cbs = {.user_update = on_user_update,
+                                        .member_changed = on_member_changed,
+                                        .app_sync = NULL /* set below */};
+  static wr_swim_callbacks cbs_mesh;
+  cbs_mesh = cbs;
+  cbs_mesh.app_sync = wr_mesh_app_sync();
+  c.cb = a->mesh ? &cbs_mesh : &cbs;
   c.user_data = a;
   a->self_since = uv_now(a->loop);
   int rv = wr_swim_uv_start(&a->swim, a->loop, &c);
@@ -827,6 +827,7 @@ static int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]) {
     return rv;
   }
   swim_metrics(a, wr_admin_metrics(a->admin));
+  if (a->mesh) wr_mesh_set_swim(a->mesh, a->swim);
   if (!o->join[0]) return 0;
   wr_seed_list sl;
   char err[300];
@@ -989,6 +990,15 @@ static int cmd_node(int argc, char **argv) {
     app_stop(&a, 1);
     return run_loop(&a);
   }
+  int mrv = wr_mesh_new(&a.mesh, a.loop, a.id, wr_admin_metrics(a.admin));
+  if (mrv != 0) {
+    fprintf(stderr, "warren: cannot create the routes table: %s\n",
+            wr_strerror(mrv));
+    app_stop(&a, 1);
+    return run_loop(&a);
+  }
+  wr_mesh_admin_routes(a.mesh, a.admin);
+  wr_metrics_on_collect(wr_admin_metrics(a.admin), mesh_collect, &a);
   if (gossip && start_swim(&a, &o, secret) != 0) {
     sodium_memzero(secret, sizeof secret);
     app_stop(&a, 1);
