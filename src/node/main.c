@@ -31,6 +31,7 @@
 #include "config.h"
 #include "mesh.h"
 #include "seeds.h"
+#include "tokens.h"
 
 #define KEY_FILE_MAX 4096
 
@@ -76,6 +77,7 @@ static const char usage_http[] =
 static const char usage_node[] =
     "usage: warren node --id ID --http ADDR:PORT --admin ADDR:PORT\n"
     "                   --domain DOMAIN --key-file FILE [--token TOKEN]\n"
+    "                   [--tokens FILE]\n"
     "                   [--admin-token TOKEN] [--gossip ADDR:PORT]\n"
     "                   [--join HOST:PORT,...|dns:NAME:PORT] [--config FILE]\n"
     "                   [--gossip-profile lan|wan|local] [--region R]\n"
@@ -92,6 +94,10 @@ static const char usage_node[] =
     "  --domain DOMAIN      names are served as NAME.DOMAIN\n"
     "  --key-file FILE      the cluster secret (warren keygen > FILE)\n"
     "  --token TOKEN        require this token from tunnel clients\n"
+    "  --tokens FILE        accounts: [account] sections with token = T lines\n"
+    "                       and names = reserved,names (docs/ROUTES.md);\n"
+    "                       clients bind as the account of their token;\n"
+    "                       reloaded on SIGHUP\n"
     "  --admin-token TOKEN  require this bearer token on the admin API\n"
     "  --gossip ADDR:PORT   membership (SWIM gossip): UDP gossip and TCP\n"
     "                       state sync on this address, which peers must be\n"
@@ -225,11 +231,46 @@ static int cmd_pubkey(int argc, char **argv) {
   return 0;
 }
 
+/* ---- accounts ---- */
+
+/* Reads and parses the tokens file; 0 and a new table, or an error with
+ * a one-line message in |err|. */
+static int load_tokens(const char *path, wr_tokens **pt, char *err,
+                       size_t errlen) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    return WR_ERR_IO;
+  }
+  char *buf = malloc(WR_TOKENS_FILE_MAX + 2);
+  size_t n = buf ? fread(buf, 1, WR_TOKENS_FILE_MAX + 1, f) : 0;
+  fclose(f);
+  if (!buf) {
+    snprintf(err, errlen, "out of memory");
+    return WR_ERR_NOMEM;
+  }
+  buf[n] = 0;
+  int rv;
+  char why[240];
+  if (n > WR_TOKENS_FILE_MAX) {
+    snprintf(err, errlen, "%s is larger than 1 MiB", path);
+    rv = WR_ERR_INVAL;
+  } else if (memchr(buf, 0, n)) {
+    snprintf(err, errlen, "%s is not a text file", path);
+    rv = WR_ERR_INVAL;
+  } else if ((rv = wr_tokens_parse(buf, pt, why, sizeof why)) != 0) {
+    snprintf(err, errlen, "%s: %s", path, why);
+  }
+  sodium_memzero(buf, n);
+  free(buf);
+  return rv;
+}
+
 /* ---- the running program ---- */
 
 typedef struct app {
   uv_loop_t *loop;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
   uv_timer_t force;
   wr_ingress *ig;
   wr_client *client;
@@ -248,6 +289,9 @@ typedef struct app {
   wr_swim_keyring keyring;
   /* The routes table and its wiring (warren node only). */
   wr_mesh *mesh;
+  /* --tokens FILE: accounts, replaced whole on SIGHUP (NULL: none). */
+  char tokens_path[1024];
+  wr_tokens *tokens;
   int leaving;
   uint64_t self_since; /* uv_now when our own state last changed */
   /* Latest version per "event/" user key (POST /events), bounded: the
@@ -297,6 +341,7 @@ static void app_stop(app *a, int code) {
   if (a->mesh) wr_mesh_set_swim(a->mesh, NULL);
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
+  if (a->sighup.data) uv_close((uv_handle_t *)&a->sighup, NULL);
   /* Whatever is still open after 2 s is not worth waiting for. */
   uv_timer_init(a->loop, &a->force);
   a->force.data = a;
@@ -348,6 +393,30 @@ static void setup_signals(app *a) {
   uv_signal_start(&a->sigterm, on_signal, SIGTERM);
 }
 
+/* SIGHUP: reload the tokens file.  A bad file keeps the old table (and
+ * says why): a typo must not lock every client out. */
+static void on_sighup(uv_signal_t *s, int sig) {
+  (void)sig;
+  app *a = s->data;
+  if (!a->tokens_path[0]) {
+    WR_LOG_INFOF("main", "reload", "what=nothing reason=\"no --tokens\"");
+    return;
+  }
+  wr_tokens *t = NULL;
+  char err[400];
+  if (load_tokens(a->tokens_path, &t, err, sizeof err) != 0) {
+    WR_LOG_ERRORF("main", "reload_failed", "what=tokens err=\"%s\" "
+                  "kept=old", err);
+    return;
+  }
+  wr_tokens *old = a->tokens;
+  a->tokens = t;
+  if (a->mesh) wr_mesh_set_tokens(a->mesh, t);
+  wr_tokens_del(old);
+  WR_LOG_INFOF("main", "reload", "what=tokens accounts=%zu tokens=%zu",
+               wr_tokens_accounts(t), wr_tokens_count(t));
+}
+
 static int run_loop(app *a) {
   uv_run(a->loop, UV_RUN_DEFAULT);
   /* Close stragglers (the force timer) so the loop closes cleanly. */
@@ -357,6 +426,7 @@ static int run_loop(app *a) {
   }
   uv_loop_close(a->loop);
   wr_metrics_del(a->metrics);
+  wr_tokens_del(a->tokens);
   return a->exit_code;
 }
 
@@ -979,9 +1049,26 @@ static int cmd_node(int argc, char **argv) {
                  "file=%s mode=%03o hint=\"chmod 600 %s\"", keyfile,
                  (unsigned)(kst.st_mode & 0777), keyfile);
 
+  wr_tokens *tokens = NULL;
+  if (o.tokens[0]) {
+    char err[400];
+    if (load_tokens(o.tokens, &tokens, err, sizeof err) != 0) {
+      fprintf(stderr, "warren: --tokens %s\n", err);
+      sodium_memzero(secret, sizeof secret);
+      return 1;
+    }
+    struct stat tst;
+    if (stat(o.tokens, &tst) == 0 && (tst.st_mode & 077))
+      WR_LOG_WARNF("main", "tokens_file_readable",
+                   "file=%s mode=%03o hint=\"chmod 600 %s\"", o.tokens,
+                   (unsigned)(tst.st_mode & 0777), o.tokens);
+  }
+
   app a;
   memset(&a, 0, sizeof a);
   a.loop = uv_default_loop();
+  a.tokens = tokens;
+  snprintf(a.tokens_path, sizeof a.tokens_path, "%s", o.tokens);
   snprintf(a.id, sizeof a.id, "%s", id);
   snprintf(a.http, sizeof a.http, "%s", http);
   if (gossip) snprintf(a.gossip, sizeof a.gossip, "%s", gossip);
@@ -998,6 +1085,10 @@ static int cmd_node(int argc, char **argv) {
     return run_loop(&a);
   }
   wr_mesh_admin_routes(a.mesh, a.admin);
+  wr_mesh_set_tokens(a.mesh, a.tokens);
+  uv_signal_init(a.loop, &a.sighup);
+  a.sighup.data = &a;
+  uv_signal_start(&a.sighup, on_sighup, SIGHUP);
   wr_metrics_on_collect(wr_admin_metrics(a.admin), mesh_collect, &a);
   if (gossip && start_swim(&a, &o, secret) != 0) {
     sodium_memzero(secret, sizeof secret);

@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "warren/err.h"
+#include "tokens.h"
 #include "warren/log.h"
 
 /* Evictions decided by one table call.  A call touches one name (an
@@ -45,6 +46,7 @@ struct wr_mesh {
   wr_routes *rt;
   wr_swim_uv *swim;
   wr_ingress *ig;
+  const wr_tokens *tokens;
   char self[WR_ROUTE_OWNER_MAX + 1];
   eviction evq[EVICT_MAX];
   size_t nevq;
@@ -175,6 +177,13 @@ static void on_timer(uv_timer_t *h) {
 static int hook_bind_check(void *ud, const char *name, const char *account,
                            const uint8_t session[16], uint32_t options) {
   wr_mesh *m = ud;
+  /* A reserved name is refused to every other account, even while its
+   * account does not use it (tokens file, "names ="). */
+  const char *holder = wr_tokens_reserved(m->tokens, name);
+  if (holder && strcmp(holder, account) != 0) {
+    m->c[MC_BIND_TAKEN]++;
+    return WR_ERR_EXISTS;
+  }
   uint8_t enc[WR_ROUTE_ENCODED_MAX];
   size_t len = 0;
   uint32_t opts = options & WR_ROUTE_OPT_BALANCE;
@@ -521,4 +530,7 @@ void wr_mesh_close(wr_mesh *m) {
 
 void wr_mesh_set_swim(wr_mesh *m, wr_swim_uv *swim) { m->swim = swim; }
 void wr_mesh_set_ingress(wr_mesh *m, wr_ingress *ig) { m->ig = ig; }
+void wr_mesh_set_tokens(wr_mesh *m, const wr_tokens *tokens) {
+  m->tokens = tokens;
+}
 wr_routes *wr_mesh_routes(wr_mesh *m) { return m->rt; }

@@ -31,6 +31,11 @@ int wr_mesh_new(wr_mesh **pm, uv_loop_t *loop, const char *self,
  * ingress and swim have stopped calling into it. */
 void wr_mesh_close(wr_mesh *m);
 
+/* Accounts from --tokens (NULL: an open fleet).  Borrowed: the node
+ * replaces it on SIGHUP and calls this again before freeing the old. */
+struct wr_tokens;
+void wr_mesh_set_tokens(wr_mesh *m, const struct wr_tokens *tokens);
+
 /* Where to gossip (may stay NULL: a node without --gossip). */
 void wr_mesh_set_swim(wr_mesh *m, wr_swim_uv *swim);
 /* Where to evict bindings that lost their name. */
