@@ -880,13 +880,15 @@ static int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]) {
   wr_swim_keyring_add(&a->keyring, key, 1);
   sodium_memzero(key, sizeof key);
   c.keyring = &a->keyring;
-  static const wr_swim_callbacks cbs = {.user_update = on_user_update,
-                                        .member_changed = on_member_changed,
-                                        .app_sync = NULL /* set below */};
-  static wr_swim_callbacks cbs_mesh;
-  cbs_mesh = cbs;
-  cbs_mesh.app_sync = wr_mesh_app_sync();
-  c.cb = a->mesh ? &cbs_mesh : &cbs;
+  /* Static: the core keeps the pointer (one node per process). */
+  static wr_swim_callbacks cbs;
+  cbs = (wr_swim_callbacks){.user_update = on_user_update,
+                            .member_changed = on_member_changed};
+  if (a->mesh) {
+    cbs.app_sync = wr_mesh_app_sync();
+    cbs.app_sync_user_data = a->mesh;
+  }
+  c.cb = &cbs;
   c.user_data = a;
   a->self_since = uv_now(a->loop);
   int rv = wr_swim_uv_start(&a->swim, a->loop, &c);
