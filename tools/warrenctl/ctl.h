@@ -128,4 +128,25 @@ int ctl_http_get(const ctl_target *t, const char *path, const char *token,
 int ctl_http_parse(const char *data, size_t len, int eof, ctl_response *resp,
                    char *err, size_t cap);
 
+/* One request of ctl_http_get_many. */
+typedef struct ctl_get {
+  ctl_target target; /* in */
+  const char *path;  /* in, e.g. "/status" */
+  int rv;            /* out: 0 answered (resp filled), -1 failed (err) */
+  ctl_response resp; /* out: free(resp.body) when rv == 0 */
+  char err[160];     /* out: one lower-case line, as ctl_http_get */
+} ctl_get;
+
+/*
+ * Runs the |n| GETs concurrently, at most |parallel| (1..CTL_MAX_PARALLEL)
+ * connections at a time, each within |timeout_ms| of its own start and
+ * all within |budget_ms| of the call: a GET not started by then fails
+ * with "not asked: overall time limit reached".  Never blocks longer than
+ * |budget_ms| plus name resolution (numeric addresses resolve at once;
+ * host names go through a blocking getaddrinfo).
+ */
+#define CTL_MAX_PARALLEL 64
+void ctl_http_get_many(ctl_get *gets, size_t n, const char *token,
+                       int timeout_ms, int budget_ms, unsigned parallel);
+
 #endif
