@@ -28,13 +28,27 @@
  * returns NULL and writes one line saying what is wrong into |err|.
  *
  *   members: [{"id","addr","state":"alive|suspect|dead|left","incarnation"}]
- *   routes:  [{"name","owner","version","state"}]
+ *   routes:  [{"name","owner","account","version","state"}] ("account" null
+ *            when an older node leaves it out; "serving" kept when sent)
  *   status:  {"id","members":{"alive","suspect","dead","left"},"routes",
  *             "routes_digest"}
+ *   candidates (GET /routes?name=N):
+ *            {"name","candidates":[{"owner","account","session","epoch",
+ *             "seq","version","claimed_at","state","options","verdict",
+ *             "why"}]}; owner, version, state and verdict are required,
+ *             the others null when absent
+ *
+ * The _mesh variants keep what `mesh` needs beyond the contract: the
+ * member's "admin" address, and the status's "members_digest",
+ * "routes_digest_age_ms" and "members_digest_age_ms" (each only when the
+ * node sends it).
  */
 json_t *ctl_check_members(const json_t *j, char *err, size_t cap);
 json_t *ctl_check_routes(const json_t *j, char *err, size_t cap);
 json_t *ctl_check_status(const json_t *j, char *err, size_t cap);
+json_t *ctl_check_candidates(const json_t *j, char *err, size_t cap);
+json_t *ctl_check_members_mesh(const json_t *j, char *err, size_t cap);
+json_t *ctl_check_status_mesh(const json_t *j, char *err, size_t cap);
 
 /* Parses |len| bytes of JSON then runs |check|; same contract. */
 json_t *ctl_parse_checked(const char *text, size_t len,
@@ -46,6 +60,13 @@ json_t *ctl_parse_checked(const char *text, size_t len,
 void ctl_print_members(FILE *out, const json_t *members);
 void ctl_print_routes(FILE *out, const json_t *routes);
 void ctl_print_status(FILE *out, const json_t *status);
+/*
+ * routes --name: "NAME: 2 candidates, 1 serves", the table
+ * OWNER ACCOUNT VERSION CLAIMED STATE VERDICT (CLAIMED in UTC), then
+ * "why:" and one line per candidate ("  n1 v7 [balance]: ...").  No
+ * candidates: the single line "no entry for NAME".
+ */
+void ctl_print_candidates(FILE *out, const json_t *answer);
 /* --json output: compact JSON of the normalised value plus "\n". */
 void ctl_print_json(FILE *out, const json_t *j);
 
