@@ -109,6 +109,51 @@ void ctl_print_mesh(FILE *out, const char *const *admins, json_t *const *st,
                     size_t n);
 json_t *ctl_mesh_json(const char *const *admins, json_t *const *st, size_t n);
 
+/* ---- mesh: the whole fleet from one node ------------------------------ */
+
+/*
+ * One live member (alive or suspect in the first node's view) and what
+ * its own admin API said.  The caller fills it; ctl_mesh_analyse reads
+ * it.  |status| is a ctl_check_status_mesh value, |members| a
+ * ctl_check_members value; both NULL (and |error| set) when the node
+ * could not be asked.
+ */
+typedef struct ctl_mesh_node {
+  char id[128];
+  char admin[280];  /* "" = the member advertises no admin address */
+  char state[16];   /* "alive" or "suspect" */
+  json_t *status;   /* owned */
+  json_t *members;  /* owned */
+  char error[200];  /* why status/members are missing */
+} ctl_mesh_node;
+
+/*
+ * Builds the report (docs/ADMIN.md "warrenctl mesh --json"):
+ * {"via","id","members","live","asked","reachable","converged",
+ *  "routes":{"converged","groups":[...],"differences":[...],
+ *            "differences_total"},
+ *  "members_view":{...same...},"nodes":[...],"unreachable":[...]}.
+ * |member_count| is the size of the first node's member list.  Route
+ * differences are empty until ctl_mesh_add_route_diffs.  NULL when out of
+ * memory.
+ */
+json_t *ctl_mesh_analyse(const char *via, const char *via_id,
+                         size_t member_count, const ctl_mesh_node *nodes,
+                         size_t n);
+/* Index into |nodes| of the node whose /routes stands for routes group |g|
+ * (the first reachable node of the group), or -1 past the last group. */
+long ctl_mesh_group_rep(const json_t *report, const ctl_mesh_node *nodes,
+                        size_t n, size_t g);
+/* Diffs the route tables of the groups: |tables[g]| is group g's
+ * ctl_check_routes value or NULL (|errors[g]| then says why). */
+void ctl_mesh_add_route_diffs(json_t *report, json_t *const *tables,
+                              const char *const *errors);
+/* Human output: every node one line up to |table_max| live members, then
+ * a summary (groups, the first 10 differences, a few unreachable). */
+void ctl_print_mesh_report(FILE *out, const json_t *report, size_t table_max);
+/* 0 converged, 3 not converged (the exit status of `mesh`). */
+int ctl_mesh_exit(const json_t *report);
+
 /* ---- HTTP -------------------------------------------------------------- */
 
 typedef struct ctl_target {
