@@ -529,9 +529,9 @@ static void test_mesh_report_diverged(void **state) {
       "n2       alive  h2:1   2       A rd1          A md1\n"
       "n3       alive  h3:1   2       A rd1          A md1\n"
       "n4       alive  h4:1   2       B rd2          A md1           disagrees "
-      "on routes\n"
+      "on routes (at least 5.0 s)\n"
       "n5       alive  h5:1   2       A rd1          B md2           disagrees "
-      "on members\n"
+      "on members (at least 7.0 s)\n"
       "gone     alive  h6:1   -       -              -               "
       "connection refused\n"
       "noadmin  alive  -      -       -              -               no admin "
@@ -563,6 +563,10 @@ static void test_mesh_report_diverged(void **state) {
   json_t *g1 = json_array_get(json_object_get(r, "groups"), 1);
   assert_int_equal(json_integer_value(json_object_get(g1, "disagrees_ms")),
                    5000);
+  json_t *n4 = json_array_get(json_object_get(rep, "nodes"), 3);
+  assert_int_equal(
+      json_integer_value(json_object_get(n4, "routes_disagrees_ms")), 5000);
+  assert_true(json_is_null(json_object_get(n4, "members_disagrees_ms")));
   json_t *m = json_object_get(rep, "members");
   json_t *md0 = json_array_get(json_object_get(m, "differences"), 0);
   assert_string_equal(json_string_value(json_object_get(md0, "id")), "n3");

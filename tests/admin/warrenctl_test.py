@@ -317,8 +317,9 @@ try:
     lines = out.splitlines()
     row = {l.split()[0]: l for l in lines[2:11] if l.strip()}
     check(rc == 3 and err == "", f"mesh diverged exits 3: rc={rc} {err!r}")
-    check("disagrees on routes" in row.get("n4", "")
-          and "disagrees on members" in row.get("n5", "")
+    check(row.get("n4", "").endswith("disagrees on routes (at least 5.0 s)")
+          and row.get("n5", "").endswith("disagrees on members (at least "
+                                         "7.0 s)")
           and "disagrees" not in row.get("n1", "x"),
           f"mesh names the disagreeing nodes: {out!r}")
     check("  app: owner n1 v7 active at group A (4 nodes), owner n2 v6 "
@@ -368,7 +369,8 @@ try:
         and set(j["nodes"][0].keys()) == {
             "id", "admin", "state", "reachable", "error", "routes",
             "routes_digest", "routes_group", "routes_digest_age_ms",
-            "members_digest", "members_group", "members_digest_age_ms"},
+            "members_digest", "members_group", "members_digest_age_ms",
+            "routes_disagrees_ms", "members_disagrees_ms"},
         f"mesh --json shape: {out[:400]!r}")
 
     # 500 nodes: a summary in bounded lines, within a few seconds

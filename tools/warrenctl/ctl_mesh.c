@@ -467,6 +467,24 @@ json_t *ctl_mesh_analyse(const char *via, const char *via_id,
       else if (v) json_incref(v);
       json_object_set_new(o, copy[k], v ? v : json_null());
     }
+    /* A node outside the majority group has disagreed with it for at
+     * least min(its own digest age, the majority's agreed_ms); see
+     * make_groups. */
+    for (int w = 0; w < 2; w++) {
+      const char *lab = json_string_value(
+          json_object_get(o, w ? "members_group" : "routes_group"));
+      const json_t *age = json_object_get(
+          nd->status, w ? "members_digest_age_ms" : "routes_digest_age_ms");
+      const json_t *major =
+          json_object_get(json_array_get(w ? mg : rg, 0), "agreed_ms");
+      json_t *v = json_null();
+      if (lab && strcmp(lab, "A") != 0 && json_is_integer(age) &&
+          json_is_integer(major))
+        v = json_integer(
+            WR_MIN(json_integer_value(age), json_integer_value(major)));
+      json_object_set_new(o, w ? "members_disagrees_ms" : "routes_disagrees_ms",
+                          v);
+    }
     json_array_append_new(nl, o);
   }
 out:
@@ -827,11 +845,24 @@ static void print_node_table(FILE *out, const json_t *nodes) {
       const char *ml = json_string_value(json_object_get(nd, "members_group"));
       int r = !rl || strcmp(rl, "A") != 0;
       int m = !ml || strcmp(ml, "A") != 0;
-      snprintf(cells[i][6], TXT, "%s",
-               r && m ? "disagrees on routes and members"
-               : r    ? "disagrees on routes"
-               : m    ? "disagrees on members"
-                      : "");
+      char ra[64] = "", ma[64] = "", ms[48];
+      const json_t *rd = json_object_get(nd, "routes_disagrees_ms");
+      const json_t *md = json_object_get(nd, "members_disagrees_ms");
+      if (json_is_integer(rd)) {
+        fmt_ms(json_integer_value(rd), ms, sizeof ms);
+        snprintf(ra, sizeof ra, " (at least %s)", ms);
+      }
+      if (json_is_integer(md)) {
+        fmt_ms(json_integer_value(md), ms, sizeof ms);
+        snprintf(ma, sizeof ma, " (at least %s)", ms);
+      }
+      if (r && m)
+        snprintf(cells[i][6], TXT, "disagrees on routes%s and members%s", ra,
+                 ma);
+      else if (r)
+        snprintf(cells[i][6], TXT, "disagrees on routes%s", ra);
+      else if (m)
+        snprintf(cells[i][6], TXT, "disagrees on members%s", ma);
     } else {
       for (size_t k = 3; k < 6; k++) snprintf(cells[i][k], TXT, "-");
       snprintf(cells[i][6], TXT, "%s", san(json_object_get(nd, "error"), t));
