@@ -13,6 +13,12 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "ctl.h"
 
 /* Captures what |fn| prints. */
@@ -675,6 +681,70 @@ static void test_mesh_report_large(void **state) {
   free(nd);
 }
 
+/* ctl_http_get_many against a port that accepts and never answers: each
+ * GET ends at its timeout, the run at its budget, and what was never
+ * started says so.  And a refused port fails at once. */
+static void test_get_many_limits(void **state) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t l = sizeof a;
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(fd, 128), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+  char addr[32];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(a.sin_port));
+  enum { N = 40 };
+  ctl_get *g = calloc(N, sizeof *g);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(ctl_parse_target(addr, &g[i].target), 0);
+    g[i].path = "/status";
+  }
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  /* 4 at a time, 200 ms each, 500 ms in all: 8 time out on their own,
+   * 4 are cut by the budget, 28 are never asked (on a loaded machine a
+   * late start may move a batch from one kind to the next). */
+  ctl_http_get_many(g, N, NULL, 200, 500, 4);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double took = (double)(t1.tv_sec - t0.tv_sec) +
+                (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  int own = 0, cut = 0, never = 0;
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(g[i].rv, -1);
+    assert_null(g[i].resp.body);
+    if (!strcmp(g[i].err, "timed out after 200 ms"))
+      own++;
+    else if (!strcmp(g[i].err, "timed out: overall time limit reached"))
+      cut++;
+    else if (!strcmp(g[i].err, "not asked: overall time limit reached"))
+      never++;
+    else
+      fail_msg("unexpected error %s", g[i].err);
+  }
+  assert_true(own >= 4 && own <= 8);
+  assert_true(cut <= 4 && own + cut >= 8);
+  assert_true(never >= N - 12);
+  assert_true(took >= 0.45 && took < 2.0);
+  close(fd);
+
+  /* Refused: immediate, whatever the timeout. */
+  fd = socket(AF_INET, SOCK_STREAM, 0);
+  a.sin_port = 0;
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(a.sin_port));
+  close(fd);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(ctl_parse_target(addr, &g[i].target), 0);
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  ctl_http_get_many(g, 3, "tok", 5000, 5000, 2);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  for (int i = 0; i < 3; i++) assert_string_equal(g[i].err, "connection refused");
+  assert_true(t1.tv_sec - t0.tv_sec < 2);
+  free(g);
+}
+
 static void test_parse_target(void **state) {
   ctl_target t;
   assert_int_equal(ctl_parse_target("127.0.0.1:9081", &t), 0);
@@ -752,6 +822,7 @@ int main(void) {
       cmocka_unit_test(test_mesh_report_diverged),
       cmocka_unit_test(test_mesh_report_fingerprint),
       cmocka_unit_test(test_mesh_report_large),
+      cmocka_unit_test(test_get_many_limits),
       cmocka_unit_test(test_parse_target),
       cmocka_unit_test(test_http_parse_splits),
   };
