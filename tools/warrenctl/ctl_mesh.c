@@ -924,9 +924,9 @@ void ctl_print_mesh_report(FILE *out, const json_t *rep, size_t table_max) {
   const json_t *mg = json_object_get(ms, "groups");
   if (ctl_mesh_exit(rep) == 0) {
     const json_t *r0 = json_array_get(rg, 0), *m0 = json_array_get(mg, 0);
-    fprintf(out, "converged: %lld nodes, %lld routes, routes digest %.16s, "
+    fprintf(out, "converged: %lld node%s, %lld routes, routes digest %.16s, "
                  "members digest %.16s",
-            (long long)nr,
+            (long long)nr, nr == 1 ? "" : "s",
             (long long)json_integer_value(json_object_get(r0, "routes")),
             san(json_object_get(r0, "digest"), t),
             san(json_object_get(m0, "digest"), u));
