@@ -16,6 +16,7 @@
  * reachable but not converged.  Errors are one line on stderr starting
  * with "warrenctl: ".
  */
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -548,7 +549,10 @@ static int mesh(const opts *o, const ctl_target *t) {
     const char **errp = calloc(ng, sizeof *errp);
     if (gets && tables && errs && errp) {
       for (size_t g = 0; g < ng; g++) {
+        /* Every group is made of reachable nodes (fuzz_admin_mesh checks
+         * this invariant). */
         long r = ctl_mesh_group_rep(report, nodes, n, g);
+        assert(r >= 0);
         ctl_parse_target(nodes[r].admin, &gets[g].target);
         gets[g].path = "/routes";
       }
