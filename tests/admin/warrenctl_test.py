@@ -312,7 +312,10 @@ try:
     dport = start_demo("--fleet", "5", "--mode", "diverged")
     dadmin = f"127.0.0.1:{dport}"
     t0 = time.monotonic()
-    rc, out, err = ctl("--admin", dadmin, "mesh", "--timeout", "0.5")
+    # --timeout 1.5: the hung member costs that much; long enough that a
+    # real node of the fake fleet (an ASan build on a loaded machine) is
+    # never mistaken for a hung one.
+    rc, out, err = ctl("--admin", dadmin, "mesh", "--timeout", "1.5")
     took = time.monotonic() - t0
     lines = out.splitlines()
     row = {l.split()[0]: l for l in lines[2:11] if l.strip()}
@@ -336,16 +339,16 @@ try:
         if "unreachable: 4 of 9 live" in lines else []
     check(len(unr) == 4 and unr[0].startswith("  gone (127.0.0.1:")
           and unr[0].endswith("): connection refused")
-          and unr[1].endswith("): timed out after 500 ms")
+          and unr[1].endswith("): timed out after 1500 ms")
           and "garbled" in unr[2] and "not JSON" in unr[2]
           and unr[3] == "  noadmin: no admin address"
           and "retired" not in out,
           f"mesh lists unreachable members with the reason: {unr!r}")
     check(lines[-1] == "not converged: 2 routes digests, 2 members digests "
-          "(4 unreachable)" and took < 5, f"mesh verdict ({took:.2f}s): "
+          "(4 unreachable)" and took < 6, f"mesh verdict ({took:.2f}s): "
           f"{lines[-1:]!r}")
     rc, out, err = ctl("--admin", dadmin, "mesh", "--json", "--timeout",
-                       "0.5")
+                       "1.5")
     j = json.loads(out) if out else {}
     check(rc == 3 and list(j.keys()) == [
         "via", "id", "members_total", "live", "asked", "reachable",
@@ -377,10 +380,13 @@ try:
     bport = start_demo("--fleet", "500", "--mode", "diverged")
     t0 = time.monotonic()
     rc, out, err = ctl("--admin", f"127.0.0.1:{bport}", "mesh", "--timeout",
-                       "0.5")
+                       "1.5")
     took = time.monotonic() - t0
     lines = out.splitlines()
-    check(rc == 3 and len(lines) <= 45 and took < 8
+    # "A few seconds": under 1 s on an idle machine (-O2 or ASan); the
+    # bound leaves room for a loaded one, and is far below the 20 s run
+    # limit, so a serial or stuck implementation fails it.
+    check(rc == 3 and len(lines) <= 45 and took < 10
           and lines[0].startswith("mesh via ") and "500 answered" in lines[0]
           and "  A  c0ffee00d1e57a11  499 nodes, 22 routes, agreed for 1 min "
               "0 s" in lines
@@ -392,7 +398,7 @@ try:
           f"mesh 500 nodes ({took:.2f}s, {len(lines)} lines): "
           f"{out[:2000]!r} {err!r}")
     rc, out, err = ctl("--admin", f"127.0.0.1:{bport}", "mesh", "--json",
-                       "--timeout", "0.5")
+                       "--timeout", "1.5")
     j = json.loads(out) if out else {}
     check(rc == 3 and len(j["nodes"]) == 504
           and j["routes"]["differences_total"] == 21
