@@ -97,7 +97,7 @@ static json_t *candidates(const char *name) {
                      "owner", "node-a", "account", "acme", "session",
                      "0123456789abcdef0123456789abcdef", "epoch",
                      (json_int_t)3, "seq", (json_int_t)2, "version",
-                     (json_int_t)7, "claimed_at", (json_int_t)1764842400000,
+                     (json_int_t)7, "claimed_at", (json_int_t)3,
                      "state", "active", "options", "balance", "verdict",
                      "serves", "why",
                      "highest version among live claims of account acme"));
@@ -106,7 +106,7 @@ static json_t *candidates(const char *name) {
                      "owner", "node-b", "account", "acme", "session",
                      "fedcba9876543210fedcba9876543210", "epoch",
                      (json_int_t)2, "seq", (json_int_t)9, "version",
-                     (json_int_t)5, "claimed_at", (json_int_t)1764838800,
+                     (json_int_t)5, "claimed_at", (json_int_t)2,
                      "state", "released", "options", "verdict", "released",
                      "why", "released by its owner at version 5"));
   }

@@ -330,10 +330,10 @@ static void test_mesh(void **state) {
 static const char cand_json[] =
     "{\"name\":\"app\",\"candidates\":["
     "{\"owner\":\"n1\",\"account\":\"acme\",\"session\":\"00ff\","
-    "\"epoch\":3,\"seq\":2,\"version\":7,\"claimed_at\":1764842400000,"
+    "\"epoch\":3,\"seq\":2,\"version\":7,\"claimed_at\":3,"
     "\"state\":\"active\",\"options\":[\"balance\"],\"verdict\":\"serves\","
     "\"why\":\"highest version\",\"extra\":1},"
-    "{\"owner\":\"node-two\",\"version\":5,\"claimed_at\":1764838800,"
+    "{\"owner\":\"node-two\",\"version\":5,\"claimed_at\":2,"
     "\"state\":\"released\",\"verdict\":\"released\"}]}";
 
 static void test_candidates(void **state) {
@@ -344,13 +344,13 @@ static void test_candidates(void **state) {
   cap_open(&k);
   ctl_print_candidates(k.f, c);
   char *s = cap_close(&k);
-  /* claimed_at in ms (first) and in s (second, below 1e11) both print as
-   * UTC; absent fields are "-" and "(no reason given)". */
+  /* claimed_at is a Lamport version, printed "v<N>"; absent fields are
+   * "-" and "(no reason given)". */
   assert_string_equal(
       s, "app: 2 candidates, 1 serves\n"
-         "OWNER     ACCOUNT  VERSION  CLAIMED               STATE     VERDICT\n"
-         "n1        acme     7        2025-12-04T10:00:00Z  active    serves\n"
-         "node-two  -        5        2025-12-04T09:00:00Z  released  "
+         "OWNER     ACCOUNT  VERSION  CLAIMED  STATE     VERDICT\n"
+         "n1        acme     7        v3       active    serves\n"
+         "node-two  -        5        v2       released  "
          "released\n"
          "why:\n"
          "  n1 v7 [balance]: highest version\n"
@@ -362,10 +362,10 @@ static void test_candidates(void **state) {
   assert_string_equal(
       s, "{\"name\":\"app\",\"candidates\":[{\"owner\":\"n1\",\"account\":"
          "\"acme\",\"session\":\"00ff\",\"epoch\":3,\"seq\":2,\"version\":7,"
-         "\"claimed_at\":1764842400000,\"state\":\"active\",\"options\":"
+         "\"claimed_at\":3,\"state\":\"active\",\"options\":"
          "[\"balance\"],\"verdict\":\"serves\",\"why\":\"highest version\"},"
          "{\"owner\":\"node-two\",\"account\":null,\"session\":null,\"epoch\""
-         ":null,\"seq\":null,\"version\":5,\"claimed_at\":1764838800,\"state\""
+         ":null,\"seq\":null,\"version\":5,\"claimed_at\":2,\"state\""
          ":\"released\",\"options\":null,\"verdict\":\"released\",\"why\":"
          "null}]}\n");
   free(s);

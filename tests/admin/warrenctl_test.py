@@ -131,7 +131,7 @@ try:
           and lines[1].split() == ["OWNER", "ACCOUNT", "VERSION", "CLAIMED",
                                    "STATE", "VERDICT"]
           and lines[2].split() == ["node-a", "acme", "7",
-                                   "2025-12-04T10:00:00Z", "active", "serves"]
+                                   "v3", "active", "serves"]
           and lines[3].split()[-1] == "released"
           and "  node-a v7 [balance]: highest version among live claims of "
               "account acme" in lines

@@ -330,19 +330,15 @@ json_t *ctl_check_candidates(const json_t *j, char *err, size_t cap) {
   return r;
 }
 
-/* claimed_at is wall-clock milliseconds since the Unix epoch (a value
- * below 1e11 is taken as seconds: 1e11 ms is 1973, 1e11 s is year 5138,
- * so the two ranges cannot be confused).  Printed as UTC, ISO 8601. */
+/* claimed_at is a Lamport version (the version of the account's first
+ * claim of the name, kept by moves), not a time: "v<N>", comparable with
+ * the VERSION column.  The smaller claim wins between two accounts. */
 static void claimed_cell(const json_t *v, char *dst) {
-  if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+  if (!json_is_integer(v) || json_integer_value(v) < 0) {
     snprintf(dst, CELL, "-");
     return;
   }
-  long long x = (long long)json_integer_value(v);
-  time_t t = (time_t)(x < 100000000000LL ? x : x / 1000);
-  struct tm tm;
-  if (!gmtime_r(&t, &tm) || strftime(dst, CELL, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-    snprintf(dst, CELL, "%lld", x);
+  snprintf(dst, CELL, "v%lld", (long long)json_integer_value(v));
 }
 
 void ctl_print_candidates(FILE *out, const json_t *ans) {
