@@ -88,6 +88,13 @@ typedef struct wr_swim_config {
    * the last reconnect_timeout_ms, reaped or not. */
   uint64_t reconnect_interval_ms;
   uint64_t reconnect_timeout_ms;
+  /* Bound of the USER piggyback queue (>= 1).  USER updates wait in a
+   * queue of their own, apart from membership news (bounded at 4,096),
+   * and a packet carries membership updates first and USER updates in
+   * the room left: a flood of application updates evicts only its own
+   * oldest-sent entries (counted in bcast_evicted_user), never a
+   * suspicion or a refutation. */
+  size_t user_queue_max;
   wr_rand_fn rand;             /* required: seeded PCG in tests */
   void *rand_user_data;
 } wr_swim_config;
@@ -104,7 +111,7 @@ int wr_swim_config_profile(wr_swim_config *cfg, const char *name);
  * "gossip-interval-ms", "gossip-to-dead-ms", "push-fanout",
  * "sync-interval-ms", "dead-reap-ms", "awareness-max", "lifeguard" (0|1),
  * "confirm-probes", "refused-suspicion-ms", "reconnect-interval-ms",
- * "reconnect-timeout-ms" (underscores work too).  Returns 0, or WR_ERR_INVAL
+ * "reconnect-timeout-ms", "user-queue-max" (underscores work too).  Returns 0, or WR_ERR_INVAL
  * (unknown name, not a number, out of range) with a one-line reason in
  * |err|.  wr_swim_new checks the combination. */
 int wr_swim_config_set(wr_swim_config *cfg, const char *name,
@@ -184,7 +191,12 @@ typedef struct wr_swim_stats {
   uint64_t reconnects;   /* syncs started with a failed member */
   unsigned awareness;    /* current Lifeguard score, 0..awareness_max */
   uint32_t incarnation;  /* ours */
-  size_t broadcast_queue;/* updates still being piggybacked */
+  size_t broadcast_queue;/* updates still being piggybacked (both queues) */
+  size_t broadcast_queue_user; /* of which USER updates */
+  /* Updates that left a piggyback queue before their retransmit limit:
+   * evicted because their queue was full (the most-sent went), or not
+   * queued for lack of memory.  Per queue: membership, USER. */
+  uint64_t bcast_evicted_member, bcast_evicted_user;
 } wr_swim_stats;
 
 /*

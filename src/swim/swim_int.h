@@ -120,6 +120,7 @@ typedef struct swim_blist {
  * (retransmit limits are retransmit_mult * ceil(log10(n + 1)): 20 at
  * 10,000 members with the LAN profile). */
 #define SWIM_BQUEUE_LEVELS 32
+/* The membership queue's bound (the USER queue's is user_queue_max). */
 #define SWIM_BQUEUE_MAX 4096
 
 typedef struct swim_bqueue {
@@ -130,11 +131,14 @@ typedef struct swim_bqueue {
   swim_blist level[SWIM_BQUEUE_LEVELS];
   swim_bcast **index; /* chain heads, nindex a power of two >= n */
   size_t nindex;
-  size_t n;
+  size_t n, max;    /* max >= 1: beyond it the most-sent entry goes */
   uint64_t dropped; /* evicted because the queue was full */
 } swim_bqueue;
 
-void swim_bqueue_init(swim_bqueue *q, const wr_mem *mem);
+/* The core keeps two of these: one for membership updates (bound
+ * SWIM_BQUEUE_MAX) and one for USER updates (bound user_queue_max), so
+ * application churn can never evict membership news (swim.c, send). */
+void swim_bqueue_init(swim_bqueue *q, const wr_mem *mem, size_t max);
 void swim_bqueue_free(swim_bqueue *q);
 /* Queues a copy of |u| (and its payload).  0 or WR_ERR_NOMEM/WR_ERR_INVAL. */
 int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u);
