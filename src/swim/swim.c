@@ -1184,6 +1184,12 @@ int wr_swim_new(wr_swim **psw, const wr_swim_config *cfg,
     return WR_ERR_INVAL;
   }
   if (cb) sw->cb = *cb;
+  const wr_swim_app_sync *as = sw->cb.app_sync;
+  if (as && (!as->begin || !as->digest_next || !as->digest_in ||
+             !as->delta_next || !as->delta_in || !as->end)) {
+    wr_mem_free(mem, sw);
+    return WR_ERR_INVAL;
+  }
   wr_swim_keyring_init(&sw->empty_kr);
   sw->kr = keyring ? keyring : &sw->empty_kr;
   sw->mem = mem;
@@ -1421,6 +1427,13 @@ wr_ssize swim_core_user_get(wr_swim *sw, const char *key, uint64_t *version,
   if (!swim_core_has_user_state(sw)) return -1;
   return sw->cb.user_get(sw, key, version, dst, cap, sw->user_data);
 }
+
+const wr_swim_app_sync *swim_core_app_sync(const wr_swim *sw, void **pud) {
+  *pud = sw->cb.app_sync_user_data;
+  return sw->cb.app_sync;
+}
+
+wr_swim_stats *swim_core_stats(wr_swim *sw) { return &sw->st; }
 
 wr_swim_keyring *swim_core_keyring(wr_swim *sw) { return sw->kr; }
 const wr_mem *swim_core_mem(const wr_swim *sw) { return sw->mem; }

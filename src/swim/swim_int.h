@@ -221,6 +221,10 @@ wr_ssize swim_core_user_get(wr_swim *sw, const char *key, uint64_t *version,
  * already carries our new incarnation. */
 void swim_core_self_digest(wr_swim *sw, uint32_t inc, uint8_t state,
                            wr_tstamp now);
+/* The application's app-sync hooks (NULL: none) and their user_data. */
+const wr_swim_app_sync *swim_core_app_sync(const wr_swim *sw, void **pud);
+/* The core's counters, for the sync's reasons of failure. */
+wr_swim_stats *swim_core_stats(wr_swim *sw);
 wr_swim_keyring *swim_core_keyring(wr_swim *sw);
 const wr_mem *swim_core_mem(const wr_swim *sw);
 void swim_core_rand(wr_swim *sw, uint8_t *dst, size_t len);

@@ -366,7 +366,7 @@ static void test_user_state_newer_wins(void **state) {
 static size_t sync_frame(uint8_t *dst, uint8_t type, int last, uint32_t count,
                          const uint8_t *body, size_t len) {
   uint8_t *p = dst + 4;
-  p[0] = 2; /* stream version */
+  p[0] = 3; /* stream version */
   p[1] = type;
   p[2] = (uint8_t)last;
   p[3] = (uint8_t)(count >> 24);
