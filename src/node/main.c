@@ -254,7 +254,7 @@ typedef struct app {
     uint64_t version, seen;
   } ev[64];
   size_t nev;
-  uint64_t *m_swim[20];
+  uint64_t *m_swim[24];
   int64_t *g_swim[8];
 } app;
 
@@ -653,7 +653,7 @@ enum {
   MS_BADSEAL, MS_SUSPICIONS, MS_DEATHS, MS_REFUTATIONS, MS_PROBES,
   MS_PROBE_FAILURES, MS_SOCK_ERRORS, MS_SEND_DROPS, MS_SYNC_OK, MS_SYNC_FAILED,
   MS_SYNC_REFUSED, MS_REFUSED, MS_RECONNECTS, MS_EVICTED_MEMBER,
-  MS_EVICTED_USER, MS_N
+  MS_EVICTED_USER, MS_SYNC_VERSION, MS_SYNC_APP_REJECTED, MS_N
 };
 enum { GS_AWARENESS, GS_INCARNATION, GS_ALIVE, GS_SUSPECT, GS_DEAD, GS_LEFT,
        GS_QUEUE_MEMBER, GS_QUEUE_USER, GS_N };
@@ -674,7 +674,8 @@ static void swim_collect(void *ud) {
       us.udp_recv_errors + us.udp_send_errors + us.tcp_errors,
       us.udp_queue_drops + st.tx_dropped, us.sync_ok,
       us.sync_failed + us.sync_timeouts, us.sync_refused, st.refused,
-      st.reconnects, st.bcast_evicted_member, st.bcast_evicted_user};
+      st.reconnects, st.bcast_evicted_member, st.bcast_evicted_user,
+      st.syncs_version, st.syncs_app_rejected};
   for (int i = 0; i < MS_N; i++) *a->m_swim[i] = v[i];
   json_int_t c[4];
   count_members(a, c);
@@ -722,6 +723,11 @@ static void swim_metrics(app *a, wr_metrics *m) {
        "Updates that left a piggyback queue before their retransmit limit "
        "(queue full, or no memory); the sync repairs them."},
       {"warren_swim_bcast_evicted_total", "queue", "user", NULL},
+      {"warren_swim_sync_failures_total", "reason", "version",
+       "Failed syncs (also in result=failed) by reason: the peer speaks "
+       "another sync stream version, or the application refused one of "
+       "its records."},
+      {"warren_swim_sync_failures_total", "reason", "app_rejected", NULL},
   };
   static const struct {
     const char *name, *lk, *lv, *help;

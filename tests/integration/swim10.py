@@ -359,6 +359,9 @@ def main():
           for q in ("member", "user")]
     check("/metrics has piggyback evictions per queue, none of membership",
           ev[0] == 0 and ev[1] is not None, "evicted=%r" % ev)
+    sv = NODES[0].metric('warren_swim_sync_failures_total{reason="version"}')
+    check("/metrics counts syncs failed on another stream version", sv == 0,
+          "version=%r" % sv)
 
     # ---- garbage on the gossip ports is dropped and counted ----
     n1 = NODES[0]
