@@ -301,7 +301,7 @@ typedef struct app {
     uint64_t version, seen;
   } ev[64];
   size_t nev;
-  uint64_t *m_swim[20];
+  uint64_t *m_swim[24];
   int64_t *g_swim[8];
 } app;
 
@@ -703,10 +703,11 @@ enum {
   MS_RX_PACKETS, MS_TX_PACKETS, MS_RX_BYTES, MS_TX_BYTES, MS_MALFORMED,
   MS_BADSEAL, MS_SUSPICIONS, MS_DEATHS, MS_REFUTATIONS, MS_PROBES,
   MS_PROBE_FAILURES, MS_SOCK_ERRORS, MS_SEND_DROPS, MS_SYNC_OK, MS_SYNC_FAILED,
-  MS_SYNC_REFUSED, MS_REFUSED, MS_RECONNECTS, MS_N
+  MS_SYNC_REFUSED, MS_REFUSED, MS_RECONNECTS, MS_EVICTED_MEMBER,
+  MS_EVICTED_USER, MS_SYNC_VERSION, MS_SYNC_APP_REJECTED, MS_N
 };
 enum { GS_AWARENESS, GS_INCARNATION, GS_ALIVE, GS_SUSPECT, GS_DEAD, GS_LEFT,
-       GS_N };
+       GS_QUEUE_MEMBER, GS_QUEUE_USER, GS_N };
 _Static_assert(MS_N <= WR_ARRAY_LEN(((app *)0)->m_swim), "app.m_swim");
 _Static_assert(GS_N <= WR_ARRAY_LEN(((app *)0)->g_swim), "app.g_swim");
 
@@ -724,13 +725,17 @@ static void swim_collect(void *ud) {
       us.udp_recv_errors + us.udp_send_errors + us.tcp_errors,
       us.udp_queue_drops + st.tx_dropped, us.sync_ok,
       us.sync_failed + us.sync_timeouts, us.sync_refused, st.refused,
-      st.reconnects};
+      st.reconnects, st.bcast_evicted_member, st.bcast_evicted_user,
+      st.syncs_version, st.syncs_app_rejected};
   for (int i = 0; i < MS_N; i++) *a->m_swim[i] = v[i];
   json_int_t c[4];
   count_members(a, c);
   *a->g_swim[GS_AWARENESS] = st.awareness;
   *a->g_swim[GS_INCARNATION] = st.incarnation;
   for (int i = 0; i < 4; i++) *a->g_swim[GS_ALIVE + i] = c[i];
+  *a->g_swim[GS_QUEUE_MEMBER] =
+      (int64_t)(st.broadcast_queue - st.broadcast_queue_user);
+  *a->g_swim[GS_QUEUE_USER] = (int64_t)st.broadcast_queue_user;
 }
 
 static void swim_metrics(app *a, wr_metrics *m) {
@@ -765,6 +770,15 @@ static void swim_metrics(app *a, wr_metrics *m) {
        "unreachable): evidence that nothing listens there."},
       {"warren_swim_reconnects_total", NULL, NULL,
        "Syncs started with a member declared dead (partition healing)."},
+      {"warren_swim_bcast_evicted_total", "queue", "member",
+       "Updates that left a piggyback queue before their retransmit limit "
+       "(queue full, or no memory); the sync repairs them."},
+      {"warren_swim_bcast_evicted_total", "queue", "user", NULL},
+      {"warren_swim_sync_failures_total", "reason", "version",
+       "Failed syncs (also in result=failed) by reason: the peer speaks "
+       "another sync stream version, or the application refused one of "
+       "its records."},
+      {"warren_swim_sync_failures_total", "reason", "app_rejected", NULL},
   };
   static const struct {
     const char *name, *lk, *lv, *help;
@@ -777,6 +791,9 @@ static void swim_metrics(app *a, wr_metrics *m) {
       {"warren_swim_members", "state", "suspect", NULL},
       {"warren_swim_members", "state", "dead", NULL},
       {"warren_swim_members", "state", "left", NULL},
+      {"warren_swim_bcast_queue", "queue", "member",
+       "Updates waiting to be piggybacked, per queue."},
+      {"warren_swim_bcast_queue", "queue", "user", NULL},
   };
   for (int i = 0; i < MS_N; i++)
     wr_metrics_counter(m, cs[i].name, cs[i].lk, cs[i].lv, cs[i].help,

@@ -355,6 +355,13 @@ def main():
     rx = NODES[0].metric("warren_swim_rx_packets_total")
     check("/metrics has swim packet counters", rx is not None and rx > 0,
           "rx=%r" % rx)
+    ev = [NODES[0].metric('warren_swim_bcast_evicted_total{queue="%s"}' % q)
+          for q in ("member", "user")]
+    check("/metrics has piggyback evictions per queue, none of membership",
+          ev[0] == 0 and ev[1] is not None, "evicted=%r" % ev)
+    sv = NODES[0].metric('warren_swim_sync_failures_total{reason="version"}')
+    check("/metrics counts syncs failed on another stream version", sv == 0,
+          "version=%r" % sv)
 
     # ---- garbage on the gossip ports is dropped and counted ----
     n1 = NODES[0]
