@@ -539,17 +539,59 @@ static void count_members(app *a, json_int_t c[4]) {
       c[m.state]++;
 }
 
-/* GET /status: the contract's shape plus how long the route digest has
- * held ("routes_digest_age_ms", for warrenctl mesh). */
+/*
+ * The members digest: an XOR of BLAKE2b-128(id, state) over every member
+ * this node knows, itself included, so it is independent of order and two
+ * nodes with the same view of who is in which state agree (incarnations
+ * are left out: they differ for a moment after every refutation).  Its
+ * age is the time since the youngest state change.  O(members) per call,
+ * nothing per gossip event.
+ */
+static void members_digest(app *a, char hex[33], uint64_t *age_ms) {
+  uint8_t acc[16] = {0};
+  uint64_t newest = 0, now = uv_now(a->loop);
+  if (a->swim) {
+    wr_swim *sw = wr_swim_uv_core(a->swim);
+    size_t n = wr_swim_member_count(sw);
+    wr_swim_member_info m;
+    for (size_t i = 0; i <= n; i++) {
+      if (i == n) {
+        wr_swim_self(sw, &m);
+        if (m.state_since == 0) m.state_since = a->self_since;
+      } else if (wr_swim_member_at(sw, i, &m) != 0) {
+        continue;
+      }
+      crypto_generichash_state st;
+      uint8_t h[16], state = (uint8_t)m.state;
+      crypto_generichash_init(&st, NULL, 0, sizeof h);
+      crypto_generichash_update(&st, (const uint8_t *)m.id,
+                                strlen(m.id) + 1);
+      crypto_generichash_update(&st, &state, 1);
+      crypto_generichash_final(&st, h, sizeof h);
+      for (int k = 0; k < 16; k++) acc[k] ^= h[k];
+      if (m.state_since > newest) newest = m.state_since;
+    }
+  }
+  sodium_bin2hex(hex, 33, acc, sizeof acc);
+  *age_ms = now > newest ? now - newest : 0;
+}
+
+/* GET /status: the contract's shape plus the members digest and how long
+ * each digest has held (for warrenctl mesh). */
 static int h_status(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   (void)req;
   app *a = ud;
   json_int_t c[4];
   count_members(a, c);
-  json_t *o = json_pack("{s:s, s:{s:I, s:I, s:I, s:I}}", "id", a->id,
-                        "members", "alive", c[WR_SWIM_ALIVE], "suspect",
-                        c[WR_SWIM_SUSPECT], "dead", c[WR_SWIM_DEAD], "left",
-                        c[WR_SWIM_LEFT]);
+  char mhex[33];
+  uint64_t mage;
+  members_digest(a, mhex, &mage);
+  json_t *o = json_pack("{s:s, s:{s:I, s:I, s:I, s:I}, s:s, s:I}", "id",
+                        a->id, "members", "alive", c[WR_SWIM_ALIVE],
+                        "suspect", c[WR_SWIM_SUSPECT], "dead",
+                        c[WR_SWIM_DEAD], "left", c[WR_SWIM_LEFT],
+                        "members_digest", mhex, "members_digest_age_ms",
+                        (json_int_t)mage);
   if (!o) return WR_ERR_NOMEM;
   int rv = a->mesh ? wr_mesh_status(a->mesh, o) : 0;
   if (rv != 0) {
