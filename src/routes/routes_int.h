@@ -92,6 +92,9 @@ struct wr_routes {
   wr_tstamp next_gc, last_gc;
   wr_routes_stats st;
   int in_callback;
+  /* Counts entry frees: a session may keep an entry pointer as a
+   * position hint between calls only while this has not moved. */
+  uint64_t free_gen;
 };
 
 /* Validated decode (codec.c).  Sync records: kind 1 mark, 2 entry. */
@@ -120,9 +123,11 @@ void routes_entry_export(const rt_entry *x, wr_route_entry *e);
 int routes_apply_entry(wr_routes *t, const wr_route_entry *e, wr_tstamp now);
 int routes_apply_mark(wr_routes *t, const rt_mark *m, wr_tstamp now);
 /* Drops |o|'s entries with lo < seq <= hi (a full log showed they were
- * collected at the sender). */
-void routes_drop_range(wr_routes *t, rt_owner *o, uint64_t lo, uint64_t hi,
-                       wr_tstamp now);
+ * collected at the sender).  |hint| (may be NULL) is an entry of |o| with
+ * seq <= lo to start from.  Returns the last entry kept with seq <= hi
+ * (a hint for the next range), or NULL. */
+rt_entry *routes_drop_range(wr_routes *t, rt_owner *o, uint64_t lo,
+                            uint64_t hi, rt_entry *hint);
 /* Marks |o|'s seq as received and advances the watermark. */
 void routes_owner_advance(rt_owner *o, uint64_t w);
 

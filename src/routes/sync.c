@@ -47,6 +47,18 @@ typedef struct item {
   uint8_t full, collected, stage; /* stage: 0 full mark, 1 entries, 2 mark */
 } item;
 
+/* An entry pointer kept between calls as a position hint, trusted only
+ * while no entry was freed meanwhile (wr_routes.free_gen). */
+typedef struct hint {
+  rt_entry *e;
+  uint64_t gen;
+} hint;
+
+static rt_entry *hint_get(const hint *h, const wr_routes *t,
+                          const rt_owner *o) {
+  return h->e && h->gen == t->free_gen && h->e->owner == o ? h->e : NULL;
+}
+
 struct wr_routes_sync {
   wr_routes *t;
   rt_mark *mine;
@@ -57,6 +69,8 @@ struct wr_routes_sync {
   item *plan;
   size_t nplan, iplan;
   int plan_built;
+  hint out; /* the entry delta_next sent last */
+  hint in;  /* where the full log being received has reached */
   /* Receiving a full log (the peer's full mark seen). */
   int rfull;
   char rowner[WR_ROUTE_OWNER_MAX + 1];
@@ -235,13 +249,22 @@ wr_ssize wr_routes_sync_delta_next(wr_routes_sync *s, uint8_t *dst,
       return emit(s, routes_encode_mark(&m, dst, cap));
     }
     if (it->stage == 1) {
-      const rt_entry *e = o->tail;
-      /* Walk back to the first entry above the cursor: O(entries sent). */
-      while (e && e->lprev && e->lprev->seq > it->cursor) e = e->lprev;
+      rt_entry *e = hint_get(&s->out, t, o);
+      if (e && e->seq <= it->cursor) {
+        /* Usually the one sent last: its successor is next. */
+        while (e && e->seq <= it->cursor) e = e->lnext;
+      } else {
+        /* Walk back to the first entry above the cursor: O(entries to
+         * send), which is the cost the session is there to pay. */
+        e = o->tail;
+        while (e && e->lprev && e->lprev->seq > it->cursor) e = e->lprev;
+      }
       if (e && e->seq > it->cursor) {
         wr_route_entry x;
         routes_entry_export(e, &x);
         it->cursor = e->seq;
+        s->out.e = e;
+        s->out.gen = t->free_gen;
         return emit(s, routes_encode_entry_record(&x, dst, cap));
       }
       it->stage = 2;
@@ -278,8 +301,13 @@ int wr_routes_sync_delta_in(wr_routes_sync *s, const uint8_t *rec,
       s->rfull = 0; /* not the log announced: drop nothing */
     if (s->rfull) {
       o = routes_owner_find(t, e.owner);
-      if (o && !o->is_self && !o->collected && o->epoch == s->repoch)
-        routes_drop_range(t, o, s->rprev, WR_MIN(e.seq - 1, s->rsnap), now);
+      if (o && !o->is_self && !o->collected && o->epoch == s->repoch) {
+        rt_entry *h = hint_get(&s->in, t, o);
+        if (h && h->seq > s->rprev) h = NULL;
+        s->in.e = routes_drop_range(t, o, s->rprev,
+                                    WR_MIN(e.seq - 1, s->rsnap), h);
+        s->in.gen = t->free_gen;
+      }
       s->rprev = e.seq;
     }
     rv = routes_apply_entry(t, &e, now);
@@ -297,8 +325,11 @@ int wr_routes_sync_delta_in(wr_routes_sync *s, const uint8_t *rec,
   if (s->rfull && strcmp(m.owner, s->rowner) == 0 && m.epoch == s->repoch &&
       !m.collected) {
     o = routes_owner_find(t, m.owner);
-    if (o && !o->is_self && !o->collected && o->epoch == s->repoch)
-      routes_drop_range(t, o, s->rprev, s->rsnap, now);
+    if (o && !o->is_self && !o->collected && o->epoch == s->repoch) {
+      rt_entry *h = hint_get(&s->in, t, o);
+      if (h && h->seq > s->rprev) h = NULL;
+      (void)routes_drop_range(t, o, s->rprev, s->rsnap, h);
+    }
     rv = routes_apply_mark(t, &m, now);
     if (rv < 0) return rv;
     /* Our copy now has the sender's holes: take its floor over. */

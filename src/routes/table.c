@@ -432,6 +432,7 @@ static rt_entry *entry_of(const rt_name *nm, const rt_owner *o) {
 }
 
 static void log_unlink(rt_owner *o, rt_entry *e) {
+  if (!e->lprev && !e->lnext && o->head != e) return; /* not linked yet */
   if (e->lprev) e->lprev->lnext = e->lnext;
   else o->head = e->lnext;
   if (e->lnext) e->lnext->lprev = e->lprev;
@@ -464,6 +465,7 @@ static void entry_remove(wr_routes *t, rt_entry *e) {
   t->nentries--;
   acct_put(t, e->acct);
   wr_mem_free(t->mem, e);
+  t->free_gen++;
   recompute(t, nm);
   name_drop_if_empty(t, nm);
 }
@@ -662,7 +664,7 @@ int wr_routes_bind(wr_routes *t, const char *name, const char *account,
     nm->entries = x;
     t->self->nentries++;
     t->nentries++;
-    log_insert(t->self, x);
+    /* Linked into our log by self_rewrite, once it has its seq. */
   } else {
     acct_put(t, x->acct);
   }
@@ -858,10 +860,9 @@ int routes_apply_mark(wr_routes *t, const rt_mark *m, wr_tstamp now) {
   return 0;
 }
 
-void routes_drop_range(wr_routes *t, rt_owner *o, uint64_t lo, uint64_t hi,
-                       wr_tstamp now) {
-  rt_entry *e = o->head, *ne;
-  (void)now;
+rt_entry *routes_drop_range(wr_routes *t, rt_owner *o, uint64_t lo,
+                            uint64_t hi, rt_entry *hint) {
+  rt_entry *e = hint ? hint : o->head, *ne;
   while (e && e->seq <= lo) e = e->lnext;
   for (; e && e->seq <= hi; e = ne) {
     ne = e->lnext;
@@ -869,6 +870,8 @@ void routes_drop_range(wr_routes *t, rt_owner *o, uint64_t lo, uint64_t hi,
     t->st.collected++;
     entry_remove(t, e);
   }
+  e = e ? e->lprev : o->tail;
+  return e && e->seq <= hi ? e : NULL;
 }
 
 void wr_routes_owner_state(wr_routes *t, const char *owner,
