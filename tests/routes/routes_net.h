@@ -170,9 +170,13 @@ static inline char *tn_dump_table(const wr_routes *t) {
   for (i = 0; i < d.n; i++) len += strlen(d.rows[i]) + 1;
   s = malloc(len);
   s[0] = '\0';
+  len = 0;
   for (i = 0; i < d.n; i++) {
-    strcat(s, d.rows[i]);
-    strcat(s, "\n");
+    size_t l = strlen(d.rows[i]);
+    memcpy(s + len, d.rows[i], l);
+    s[len + l] = '\n';
+    len += l + 1;
+    s[len] = '\0';
     free(d.rows[i]);
   }
   free(d.rows);

@@ -7,7 +7,7 @@
  * must end with the same digest and the same resolved table, over many
  * seeds.  Failures print WARREN_ROUTES_SEED=... to replay one seed.
  *
- * Parameters: SEEDS seeds x NODES nodes x OPS operations, 24 names, 3
+ * Parameters: SEEDS (1000) seeds x NODES nodes x OPS operations, 24 names, 3
  * accounts, 15 % gossip loss, 10 % duplication, 2 % node deaths.
  */
 #include <setjmp.h>
@@ -21,7 +21,7 @@
 #include "routes_int.h"
 #include "routes_net.h"
 
-#define SEEDS 200
+#define SEEDS 1000
 #define NODES 5
 #define OPS 200
 #define NNAMES 24
