@@ -166,7 +166,7 @@ static inline char *tn_dump_table(const wr_routes *t) {
   size_t i, len = 1;
   char *s;
   wr_routes_foreach(t, tn_dump_row, &d);
-  qsort(d.rows, d.n, sizeof *d.rows, tn_strcmp);
+  if (d.n) qsort(d.rows, d.n, sizeof *d.rows, tn_strcmp);
   for (i = 0; i < d.n; i++) len += strlen(d.rows[i]) + 1;
   s = malloc(len);
   s[0] = '\0';
