@@ -116,6 +116,11 @@ typedef struct wr_routes_config {
   size_t max_per_owner;      /* one owner's log (100,000): a poisoned or
                                 broken peer cannot fill everyone's table */
   size_t max_owners;         /* owners and owner tombstones (20,000) */
+  /* Keys the name hash table (SipHash-2-4): names are chosen by clients,
+   * so an unkeyed hash would let one client turn lookups into list walks.
+   * NULL means libsodium's randombytes_buf; tests pass a seeded PCG. */
+  wr_rand_fn rand;
+  void *rand_user_data;
 } wr_routes_config;
 
 void wr_routes_config_default(wr_routes_config *cfg);
@@ -146,6 +151,9 @@ typedef struct wr_routes_stats {
   uint64_t collected;           /* tombstones and dead logs collected */
   uint64_t lamport;             /* the highest version seen */
   uint64_t self_seq;            /* our log's sequence */
+  uint64_t epoch;               /* our current epoch (grows on republish) */
+  uint64_t sync_records_out;    /* records written by delta_next */
+  uint64_t sync_bytes_out;      /* their bytes */
 } wr_routes_stats;
 
 /* Returns 0, WR_ERR_INVAL (bad config) or WR_ERR_NOMEM. */
