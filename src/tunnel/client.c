@@ -79,6 +79,11 @@ struct wr_client {
   uv_connect_t creq;
   uint8_t head[UPGRADE_HEAD_MAX];
   size_t headlen;
+  /* Our Upgrade request: uv_write needs it until up_written, so each
+   * link attempt has its own (a static one was shared by every client in
+   * the process, and a second link's request would overwrite the first's
+   * while the kernel had not taken it yet). */
+  char upreq[512];
   wr_link *link;
   int ever_bound, attempt, stopping, fatal;
   origin *origins;
@@ -672,8 +677,7 @@ static void on_connect(uv_connect_t *req, int status) {
   }
   c->state = C_UPGRADING;
   c->headlen = 0;
-  static char upgrade[512];
-  int n = snprintf(upgrade, sizeof upgrade,
+  int n = snprintf(c->upreq, sizeof c->upreq,
                    "GET /_warren/tunnel HTTP/1.1\r\nHost: %s\r\n"
                    "Connection: Upgrade\r\nUpgrade: warren/1\r\n"
                    "User-Agent: warren/%s\r\n\r\n",
@@ -684,7 +688,7 @@ static void on_connect(uv_connect_t *req, int status) {
     return;
   }
   w->data = c;
-  uv_buf_t b = uv_buf_init(upgrade, (unsigned)n);
+  uv_buf_t b = uv_buf_init(c->upreq, (unsigned)n);
   int rv = uv_write(w, (uv_stream_t *)c->tcp, &b, 1, up_written);
   if (rv == 0)
     rv = uv_read_start((uv_stream_t *)c->tcp, up_alloc, up_read);
