@@ -86,6 +86,7 @@ struct wr_client {
   char upreq[512];
   wr_link *link;
   int ever_bound, attempt, stopping, fatal;
+  uint8_t session[WR_CONTROL_SESSION_LEN]; /* Bind.session, see start */
   origin *origins;
   void (*done)(void *);
   void *done_ud;
@@ -471,10 +472,18 @@ static int on_control(wr_link *l, const uint8_t *msg, size_t len, void *ud) {
     int permanent = code == WR_CONTROL_ERR_BAD_TOKEN ||
                     code == WR_CONTROL_ERR_BAD_NAME ||
                     code == WR_CONTROL_ERR_UNSUPPORTED_VERSION ||
-                    code == WR_CONTROL_ERR_NAME_TAKEN;
-    /* After a first bind, "name taken" usually means the node still holds
-     * our previous, dead link: keep retrying until it notices. */
-    if (permanent && !(c->ever_bound && code == WR_CONTROL_ERR_NAME_TAKEN)) {
+                    code == WR_CONTROL_ERR_NAME_TAKEN ||
+                    code == WR_CONTROL_ERR_NAME_MOVED;
+    /* After a first bind, "name taken" in answer to a Bind usually means
+     * the node still holds our previous, dead link: keep retrying until it
+     * notices.  The same error while this link is bound is an eviction
+     * (another account won the name in the route table): final.  "Name
+     * moved" is final too: a newer client of our account serves the name,
+     * and reconnecting would take it back from that one, which would then
+     * take it back again, forever. */
+    int transient = c->ever_bound && code == WR_CONTROL_ERR_NAME_TAKEN &&
+                    c->state != C_BOUND;
+    if (permanent && !transient) {
       char out[700];
       snprintf(out, sizeof out, "warren: %s", line);
       fatal(c, out); /* the one line the user sees; no log line too */
@@ -521,6 +530,7 @@ static void on_ready(wr_link *l, void *ud) {
   memset(&m, 0, sizeof m);
   m.type = WR_CONTROL_BIND;
   snprintf(m.u.bind.name, sizeof m.u.bind.name, "%s", c->name);
+  memcpy(m.u.bind.session, c->session, sizeof m.u.bind.session);
   if (rv == 0) rv = send_control(l, &m);
   if (rv != 0) wr_link_close(l, rv);
 }
@@ -750,6 +760,12 @@ int wr_client_start(wr_client **pc, uv_loop_t *loop,
   snprintf(c->name, sizeof c->name, "%s", cfg->name ? cfg->name : "");
   snprintf(c->local_host, sizeof c->local_host, "%s",
            cfg->local_host ? cfg->local_host : "127.0.0.1");
+  /* One session per client, sent unchanged on every reconnect, so the
+   * route table tells our comeback (same session) from another client of
+   * the account (a move).  All zero in the config: draw one. */
+  memcpy(c->session, cfg->session, sizeof c->session);
+  if (sodium_is_zero(c->session, sizeof c->session))
+    randombytes_buf(c->session, sizeof c->session);
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
   uv_timer_start(&c->timer, try_connect, 0, 0);
