@@ -35,6 +35,7 @@
 #include <sodium.h>
 
 #include "bindings.h"
+#include "up_tunnel.h"
 #include "warren/control.h"
 #include "warren/err.h"
 #include "warren/http.h"
@@ -92,8 +93,11 @@ struct vconn {
   wr_http_timer wt;            /* what the timer waits for */
   wr_http_req *req;
   wr_http_resp *resp;
-  wr_tstream st;               /* the stream to the tunnel (st.tl set
-                                  while it is open) */
+  wr_fwd_upstream up;          /* where requests go (up.ops NULL:
+                                  none); forward.h */
+  uint32_t up_gen;             /* bumps with each upstream opened: a
+                                  write's credit belongs to one */
+  wr_up_tunnel ut;             /* up.up when it is a local tunnel */
   char name[WR_CONTROL_NAME_MAX + 1];
   char peer[64];
   char reqid[80];
@@ -130,8 +134,7 @@ typedef struct vwrite {
   uv_write_t req;
   vconn *v;
   size_t credit;               /* stream bytes to consume when written */
-  uint32_t sid;
-  wr_tlink *tl;
+  uint32_t up_gen;             /* the upstream |credit| belongs to */
   unsigned nbufs;
   uv_buf_t bufs[]; /* each .base from wr_link_buf_new, freed when done */
 } vwrite;
@@ -195,11 +198,8 @@ static void vconn_on_write(uv_write_t *req, int status) {
   vconn *v = w->v;
   /* Credit goes back only now that the visitor's socket took the bytes:
    * this is what makes a slow visitor slow down the origin. */
-  /* w->tl may be freed by now (its link closed while this write was in
-   * flight); it is only compared, and v->st.tl is cleared when a link
-   * goes. */
-  if (w->credit && v->st.tl && v->st.tl == w->tl && v->st.sid == w->sid)
-    wr_tstream_consume(&v->st, w->credit);
+  if (w->credit && v->up.ops && v->up_gen == w->up_gen)
+    v->up.ops->consume(v->up.up, w->credit);
   for (unsigned i = 0; i < w->nbufs; i++)
     wr_link_buf_free((uint8_t *)w->bufs[i].base);
   free(w);
@@ -241,8 +241,7 @@ static int vconn_flush(vconn *v) {
   }
   w->v = v;
   w->credit = v->ocredit;
-  w->sid = v->st.sid;
-  w->tl = v->st.tl;
+  w->up_gen = v->up_gen;
   w->nbufs = n;
   memcpy(w->bufs, v->obufs, n * sizeof(uv_buf_t));
   v->nobufs = 0;
@@ -262,8 +261,8 @@ static int vconn_flush(vconn *v) {
                          vconn_on_write);
   }
   if (rv != 0) {
-    if (rv > 0 && w->credit && w->tl && w->tl == v->st.tl)
-      wr_tstream_consume(&v->st, w->credit);
+    if (rv > 0 && w->credit && v->up.ops)
+      v->up.ops->consume(v->up.up, w->credit);
     for (unsigned i = 0; i < n; i++)
       wr_link_buf_free((uint8_t *)w->bufs[i].base);
     free(w);
@@ -313,7 +312,9 @@ static int vconn_write(vconn *v, uint8_t *buf, size_t len, size_t credit) {
 static void detach_stream(vconn *v, int reset) {
   /* Gathered bytes carry this stream's credit: send them first. */
   if (v->nobufs && !v->closing) vconn_flush(v);
-  wr_tstream_detach(&v->st, reset);
+  if (!v->up.ops) return;
+  v->up.ops->detach(v->up.up, reset);
+  v->up.ops = NULL;
 }
 
 static void stop_reading(vconn *v) {
@@ -568,12 +569,12 @@ static int out_add(uint8_t **o, size_t *on, size_t *cap, const uint8_t *p,
   return 0;
 }
 
-#define ST_VCONN(s) ((vconn *)((char *)(s) - offsetof(vconn, st)))
+/* ---- the upstream's events (forward.h's wr_fwd_sink) ---- */
 
-static void st_on_data(wr_tstream *s, uint8_t *buf, size_t len) {
-  vconn *v = ST_VCONN(s);
-  if (v->closing) {
-    wr_tstream_consume(&v->st, len);
+static void up_on_data(void *owner, uint8_t *buf, size_t len) {
+  vconn *v = owner;
+  if (v->closing) { /* not reached: a closing vconn has detached */
+    if (v->up.ops) v->up.ops->consume(v->up.up, len);
     wr_link_buf_free(buf);
     return;
   }
@@ -652,7 +653,7 @@ static void st_on_data(wr_tstream *s, uint8_t *buf, size_t len) {
   if (bad) {
     wr_link_buf_free(o);
     wr_link_buf_free(buf);
-    wr_tstream_consume(&v->st, len);
+    v->up.ops->consume(v->up.up, len);
     WR_LOG_WARNF("ingress", "bad_response", "name=%s", v->name);
     if (!v->resp_started)
       vconn_error(v, 502,
@@ -670,7 +671,7 @@ static void st_on_data(wr_tstream *s, uint8_t *buf, size_t len) {
     /* Nothing to write yet (part of a head): the parser holds the bytes,
      * bounded by its max_head, so the credit can go back now. */
     wr_link_buf_free(buf);
-    wr_tstream_consume(&v->st, len);
+    v->up.ops->consume(v->up.up, len);
   } else if (vconn_gather(v, buf, on, len) != 0) {
     vconn_close(v);
     return;
@@ -681,8 +682,8 @@ static void st_on_data(wr_tstream *s, uint8_t *buf, size_t len) {
     vconn_process(v);
 }
 
-static void st_on_fin(wr_tstream *s) {
-  vconn *v = ST_VCONN(s);
+static void up_on_fin(void *owner) {
+  vconn *v = owner;
   if (v->closing) return;
   int done = wr_http_resp_eof(v->resp);
   if (v->upgraded) {
@@ -700,19 +701,28 @@ static void st_on_fin(wr_tstream *s) {
   vconn_stream_ended(v, done, why);
 }
 
-static void st_on_closed(wr_tstream *s, int64_t code, int by_peer) {
-  vconn *v = ST_VCONN(s);
+static void up_on_ended(void *owner, wr_fwd_end end) {
+  vconn *v = owner;
+  /* The upstream detached itself, so nothing resets it again. */
+  v->up.ops = NULL;
   if (v->closing) return;
+  if (end == WR_FWD_END_GONE) {
+    char why[200];
+    snprintf(why, sizeof why,
+             "the tunnel '%.63s' went away while the request was in flight",
+             v->name);
+    vconn_stream_ended(v, 0, why);
+    return;
+  }
   char why[240];
-  if (by_peer && code == WR_MUX_RST_CONNECT_FAILED)
+  if (end == WR_FWD_END_REFUSED)
     snprintf(why, sizeof why,
              "tunnel '%.63s' is up, but the local server behind it refused the "
              "connection (is it running?)",
              v->name);
   else
     snprintf(why, sizeof why, "the tunnel '%.63s' closed the stream", v->name);
-  /* bindings.c marked the stream gone, so nothing resets it again. */
-  if (code < 0) {
+  if (end == WR_FWD_END_DONE) {
     /* Both sides sent FIN: the normal end of a close-delimited response
      * or an upgraded stream. */
     v->close_after_write = 1;
@@ -724,27 +734,16 @@ static void st_on_closed(wr_tstream *s, int64_t code, int by_peer) {
   else vconn_close(v);
 }
 
-static void st_on_writable(wr_tstream *s) {
-  vconn *v = ST_VCONN(s);
+static void up_on_writable(void *owner) {
+  vconn *v = owner;
   if (!v->closing) vconn_process(v);
 }
 
-/* The tunnel's link dropped: every visitor on it loses its stream. */
-static void st_on_gone(wr_tstream *s) {
-  vconn *v = ST_VCONN(s);
-  char why[200];
-  snprintf(why, sizeof why,
-           "the tunnel '%.63s' went away while the request was in flight",
-           v->name);
-  vconn_stream_ended(v, 0, why);
-}
-
-static const wr_tstream_events st_events = {
-    .data = st_on_data,
-    .fin = st_on_fin,
-    .closed = st_on_closed,
-    .writable = st_on_writable,
-    .gone = st_on_gone,
+static const wr_fwd_sink up_sink = {
+    .data = up_on_data,
+    .fin = up_on_fin,
+    .ended = up_on_ended,
+    .writable = up_on_writable,
 };
 
 static void pooled_rand(uint8_t *dst, size_t len, void *ud) {
@@ -830,7 +829,7 @@ static int on_request_head(vconn *v, const wr_http_ev *ev) {
   if (ig->m_requests) (*ig->m_requests)++;
   snprintf(v->reqid, sizeof v->reqid, "%s",
            ev->request_id ? ev->request_id : "");
-  if (!v->st.tl && !v->resp_started && head_is_tunnel(ev)) {
+  if (!v->up.ops && !v->resp_started && head_is_tunnel(ev)) {
     v->tunnel_upgrade = 1;
     return 0;
   }
@@ -838,7 +837,7 @@ static int on_request_head(vconn *v, const wr_http_ev *ev) {
     vconn_not_found(v, ev->host ? ev->host : "", NULL);
     return -1;
   }
-  if (v->st.tl && strcmp(v->name, ev->name) != 0) {
+  if (v->up.ops && strcmp(v->name, ev->name) != 0) {
     /* HTTP/1.1 connections are per origin; a client that reuses one for
      * another name is told so rather than mixing two tunnels. */
     vconn_error(v, 421,
@@ -846,7 +845,7 @@ static int on_request_head(vconn *v, const wr_http_ev *ev) {
                 "connection");
     return -1;
   }
-  if (!v->st.tl) {
+  if (!v->up.ops) {
     /* Route: bound here -> a stream on the client's tunnel; owned by
      * another live node -> (not built yet) 502; else 404. */
     wr_tlink *tl;
@@ -878,7 +877,16 @@ static int on_request_head(vconn *v, const wr_http_ev *ev) {
       vconn_not_found(v, ev->host ? ev->host : ev->name, ev->name);
       return -1;
     }
-    int rv = wr_tstream_open(&v->st, tl, NULL, 0);
+    wr_fwd_open meta = {
+        .name = ev->name,
+        .host = ev->host,
+        .request_id = ev->request_id,
+        .visitor_addr = v->peer,
+        .scheme = "http",
+        .hops = 0,
+    };
+    int rv = wr_up_tunnel_open(&v->ut, tl, &meta, &up_sink, v, &v->up);
+    if (rv == 0) v->up_gen++;
     if (rv != 0) {
       char d[200];
       snprintf(d, sizeof d, "tunnel '%.63s' cannot take more connections (%s)",
@@ -905,8 +913,8 @@ static int on_request_head(vconn *v, const wr_http_ev *ev) {
 /* Writes the pending span within credit; 1 when it all went. */
 static int push_span(vconn *v) {
   if (!v->span_len) return 1;
-  if (!v->st.tl) return 0;
-  wr_ssize n = wr_tstream_write(&v->st, v->span, v->span_len);
+  if (!v->up.ops) return 0;
+  wr_ssize n = v->up.ops->write(v->up.up, v->span, v->span_len);
   if (n < 0) {
     vconn_close(v);
     return 0;
@@ -1074,14 +1082,14 @@ static void vconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (n < 0) {
     stop_reading(v);
     v->read_eof = 1;
-    if (n == UV_EOF && v->st.tl && wr_http_resp_pending(v->resp)) {
+    if (n == UV_EOF && v->up.ops && wr_http_resp_pending(v->resp)) {
       /* Half-close: the visitor sent its request and waits for the
        * answer; pass the FIN on. */
-      wr_tstream_fin(&v->st);
+      v->up.ops->fin(v->up.up);
       return;
     }
-    if (n == UV_EOF && v->upgraded && v->st.tl) {
-      wr_tstream_fin(&v->st);
+    if (n == UV_EOF && v->upgraded && v->up.ops) {
+      v->up.ops->fin(v->up.up);
       return;
     }
     vconn_close(v);
@@ -1281,7 +1289,7 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   }
   wr_bindings_config bc = {
       .ic = cfg,
-      .ev = &st_events,
+      .ev = &wr_up_tunnel_events,
       .url = url_of,
       .ud = ig,
       .m_tunnel_bad = ig->m_tunnel_bad,
