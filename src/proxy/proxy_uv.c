@@ -2,12 +2,11 @@
  * The node's public listener: visitors and tunnel clients on one port
  * (see ingress.h).  Protocol decisions come from head.c (what to accept,
  * how to rewrite, where messages end) and the mux (credit); this file
- * moves bytes and keeps three kinds of objects:
- *
- *   tunnel  a bound name and its link (or, for gone_grace_ms after the
- *           link dropped, a tombstone that answers 502 "reconnecting")
- *   tlink   a client link: Hello -> Bind -> Bound, then streams
- *   vconn   a visitor connection, with at most one stream at a time
+ * moves bytes for visitor connections (vconn), each with at most one
+ * stream to a tunnel.  Tunnel clients' links, the table name -> link and
+ * the routes hooks are bindings.c's: a request for a tunnel upgrade hands
+ * its socket there, and a visitor's request head asks it where the name
+ * is (bound here, owned by another node, or nowhere).
  *
  * Visitor -> tunnel: parse, and write each event's span into the stream
  * within credit.  When the stream takes less, the rest of the span (it
@@ -35,6 +34,8 @@
 
 #include <sodium.h>
 
+#include "bindings.h"
+#include "up_tunnel.h"
 #include "warren/control.h"
 #include "warren/err.h"
 #include "warren/http.h"
@@ -47,7 +48,6 @@
 
 #define VBUF_CAP 65536
 #define HEAD_MAX 32768
-#define TABLE_BUCKETS 4096
 /* Response bytes for one visitor are gathered over a loop turn and
  * written with one uv_write (strace showed one write() per 16 KiB frame
  * before: 73 syscalls per MiB). */
@@ -84,28 +84,7 @@
 #define LINGER_MS 5000
 #define LINGER_QUIET_MS 2000
 
-typedef struct tunnel tunnel;
-typedef struct tlink tlink;
 typedef struct vconn vconn;
-
-struct tunnel {
-  tunnel *next;          /* hash chain */
-  char name[WR_CONTROL_NAME_MAX + 1];
-  tlink *tl;             /* NULL while gone */
-  uint64_t gone_at;
-  uint64_t version;
-};
-
-struct tlink {
-  wr_ingress *ig;
-  wr_link *link;
-  int hello_ok;
-  tunnel *bound;
-  vconn *vconns;         /* visitors with a stream on this link */
-  tlink *prev, *next;
-  uint32_t nstreams;
-  char peer[64];
-};
 
 struct vconn {
   wr_ingress *ig;
@@ -114,9 +93,11 @@ struct vconn {
   wr_http_timer wt;            /* what the timer waits for */
   wr_http_req *req;
   wr_http_resp *resp;
-  tlink *tl;             /* the stream's link, when have_stream */
-  uint32_t sid;
-  int have_stream;
+  wr_fwd_upstream up;          /* where requests go (up.ops NULL:
+                                  none); forward.h */
+  uint32_t up_gen;             /* bumps with each upstream opened: a
+                                  write's credit belongs to one */
+  wr_up_tunnel ut;             /* up.up when it is a local tunnel */
   char name[WR_CONTROL_NAME_MAX + 1];
   char peer[64];
   char reqid[80];
@@ -146,7 +127,6 @@ struct vconn {
   size_t ocredit;
   vconn *dprev, *dnext;        /* in ig->dirty while nobufs > 0 */
   int dirty;
-  vconn *prev, *next;          /* in tl->vconns */
   vconn *aprev, *anext;        /* in ig->all */
 };
 
@@ -154,8 +134,7 @@ typedef struct vwrite {
   uv_write_t req;
   vconn *v;
   size_t credit;               /* stream bytes to consume when written */
-  uint32_t sid;
-  tlink *tl;
+  uint32_t up_gen;             /* the upstream |credit| belongs to */
   unsigned nbufs;
   uv_buf_t bufs[]; /* each .base from wr_link_buf_new, freed when done */
 } vwrite;
@@ -174,24 +153,22 @@ struct wr_ingress {
   uv_loop_t *loop;
   uv_tcp_t server;
   int port;
-  char domain[256], node_id[128], token[WR_CONTROL_TOKEN_MAX + 1];
-  uint8_t fleet_priv[32];
-  wr_noise_replay *replay;
+  char domain[256], node_id[128];
+  wr_bindings *bindings;
+  void *routes_ud;
+  int (*lookup_remote)(void *ud, const char *name, char *owner_id,
+                       size_t cap);
   rand_pool ids;
-  uint64_t upstream_timeout, idle_timeout, head_timeout, gone_grace;
+  uint64_t upstream_timeout, idle_timeout, head_timeout;
   uint64_t body_min_rate;
   char proxy_from[16][48];     /* peers whose connections start with a
                                   PROXY protocol header */
   int nproxy_from;
-  tunnel *table[TABLE_BUCKETS];
-  size_t ntunnels;
-  tlink *tlinks;
   vconn *all;
   vconn *dirty;                /* visitors with gathered response bytes */
   uv_prepare_t prep;
   int prep_closed;
-  uint64_t version_clock;
-  int stopping, draining, server_closed;
+  int stopping, server_closed, bindings_done;
   void (*done)(void *);
   void *done_ud;
   /* metrics */
@@ -210,42 +187,6 @@ static void vconn_on_timer(uv_timer_t *t);
 static void vconn_end(vconn *v);
 static void maybe_done(wr_ingress *ig);
 
-/* ---- tunnel table ---- */
-
-static uint32_t name_hash(const char *s) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-  return h % TABLE_BUCKETS;
-}
-
-static tunnel *table_find(wr_ingress *ig, const char *name) {
-  for (tunnel *t = ig->table[name_hash(name)]; t; t = t->next)
-    if (strcmp(t->name, name) == 0) return t;
-  return NULL;
-}
-
-static void table_remove(wr_ingress *ig, tunnel *t) {
-  tunnel **pp = &ig->table[name_hash(t->name)];
-  while (*pp && *pp != t) pp = &(*pp)->next;
-  if (*pp) *pp = t->next;
-  ig->ntunnels--;
-  free(t);
-}
-
-/* A live tunnel, or NULL; forgets tombstones past their grace period. */
-static tunnel *lookup(wr_ingress *ig, const char *name, int *gone) {
-  *gone = 0;
-  tunnel *t = table_find(ig, name);
-  if (!t) return NULL;
-  if (t->tl) return t;
-  if (uv_now(ig->loop) - t->gone_at < ig->gone_grace) {
-    *gone = 1;
-    return NULL;
-  }
-  table_remove(ig, t);
-  return NULL;
-}
-
 /* ---- writing to visitors ---- */
 
 static int writes_done(const vconn *v) {
@@ -257,13 +198,8 @@ static void vconn_on_write(uv_write_t *req, int status) {
   vconn *v = w->v;
   /* Credit goes back only now that the visitor's socket took the bytes:
    * this is what makes a slow visitor slow down the origin. */
-  /* w->tl may be freed by now (its link closed while this write was in
-   * flight); it is only compared, and v->tl is cleared when a link goes. */
-  if (w->credit && v->have_stream && v->tl && v->tl == w->tl &&
-      v->sid == w->sid && v->tl->link) {
-    wr_mux_stream_consume(wr_link_mux(w->tl->link), w->sid, w->credit);
-    wr_link_flush(w->tl->link);
-  }
+  if (w->credit && v->up.ops && v->up_gen == w->up_gen)
+    v->up.ops->consume(v->up.up, w->credit);
   for (unsigned i = 0; i < w->nbufs; i++)
     wr_link_buf_free((uint8_t *)w->bufs[i].base);
   free(w);
@@ -305,8 +241,7 @@ static int vconn_flush(vconn *v) {
   }
   w->v = v;
   w->credit = v->ocredit;
-  w->sid = v->sid;
-  w->tl = v->have_stream ? v->tl : NULL;
+  w->up_gen = v->up_gen;
   w->nbufs = n;
   memcpy(w->bufs, v->obufs, n * sizeof(uv_buf_t));
   v->nobufs = 0;
@@ -326,10 +261,8 @@ static int vconn_flush(vconn *v) {
                          vconn_on_write);
   }
   if (rv != 0) {
-    if (rv > 0 && w->credit && w->tl && w->tl->link) {
-      wr_mux_stream_consume(wr_link_mux(w->tl->link), w->sid, w->credit);
-      wr_link_flush(w->tl->link);
-    }
+    if (rv > 0 && w->credit && v->up.ops)
+      v->up.ops->consume(v->up.up, w->credit);
     for (unsigned i = 0; i < n; i++)
       wr_link_buf_free((uint8_t *)w->bufs[i].base);
     free(w);
@@ -379,23 +312,9 @@ static int vconn_write(vconn *v, uint8_t *buf, size_t len, size_t credit) {
 static void detach_stream(vconn *v, int reset) {
   /* Gathered bytes carry this stream's credit: send them first. */
   if (v->nobufs && !v->closing) vconn_flush(v);
-  if (!v->have_stream) return;
-  tlink *tl = v->tl;
-  if (tl && tl->link) {
-    wr_mux *m = wr_link_mux(tl->link);
-    wr_mux_stream_set_user_data(m, v->sid, NULL);
-    if (reset) wr_mux_stream_reset(m, v->sid, WR_MUX_RST_CANCEL);
-    wr_link_flush(tl->link);
-  }
-  if (tl) {
-    if (v->prev) v->prev->next = v->next;
-    else tl->vconns = v->next;
-    if (v->next) v->next->prev = v->prev;
-    v->prev = v->next = NULL;
-    tl->nstreams--;
-  }
-  v->have_stream = 0;
-  v->tl = NULL;
+  if (!v->up.ops) return;
+  v->up.ops->detach(v->up.up, reset);
+  v->up.ops = NULL;
 }
 
 static void stop_reading(vconn *v) {
@@ -608,141 +527,11 @@ static void vconn_on_timer(uv_timer_t *t) {
 
 /* ---- tunnel links (node side of a client) ---- */
 
-static int send_control(tlink *tl, const wr_control_msg *m) {
-  uint8_t buf[WR_CONTROL_MAX_WIRE];
-  wr_ssize n = wr_control_encode(m, buf, sizeof buf);
-  if (n < 0) return (int)n;
-  int rv = wr_mux_control(wr_link_mux(tl->link), buf, (size_t)n);
-  wr_link_flush(tl->link);
-  return rv;
-}
-
-static int send_error(tlink *tl, uint32_t code, const char *name,
-                      const char *msg) {
-  wr_control_msg m;
-  memset(&m, 0, sizeof m);
-  m.type = WR_CONTROL_ERROR;
-  m.u.error.code = code;
-  snprintf(m.u.error.name, sizeof m.u.error.name, "%s", name ? name : "");
-  snprintf(m.u.error.message, sizeof m.u.error.message, "%s",
-           msg ? msg : "");
-  send_control(tl, &m);
-  return 0;
-}
-
 void wr_ingress_url(const wr_ingress *ig, const char *name, char *out,
                     size_t cap) {
   if (ig->port == 80)
     snprintf(out, cap, "http://%s.%s", name, ig->domain);
   else snprintf(out, cap, "http://%s.%s:%d", name, ig->domain, ig->port);
-}
-
-static void handle_bind(tlink *tl, const wr_control_msg *m) {
-  wr_ingress *ig = tl->ig;
-  char name[WR_CONTROL_NAME_MAX + 1];
-  if (tl->bound) {
-    send_error(tl, WR_CONTROL_ERR_BAD_NAME, m->u.bind.name,
-               "this link is already bound");
-    return;
-  }
-  if (m->u.bind.name[0]) {
-    /* Names are DNS labels; Host matching is case-insensitive, so the
-     * table holds lowercase. */
-    size_t i = 0;
-    for (; m->u.bind.name[i] && i < sizeof name - 1; i++) {
-      char ch = m->u.bind.name[i];
-      name[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
-    }
-    name[i] = 0;
-    if (!wr_control_name_valid(name)) {
-      send_error(tl, WR_CONTROL_ERR_BAD_NAME, m->u.bind.name, NULL);
-      WR_LOG_INFOF("ingress", "bind_refused", "peer=%s name=%s why=bad_name",
-                   tl->peer, name);
-      return;
-    }
-  } else {
-    int tries = 0;
-    do wr_name_random(name, wr_sodium_rand, NULL);
-    while (table_find(ig, name) && ++tries < 16);
-  }
-  tunnel *t = table_find(ig, name);
-  if (t && t->tl) {
-    send_error(tl, WR_CONTROL_ERR_NAME_TAKEN, name, NULL);
-    WR_LOG_INFOF("ingress", "bind_refused", "peer=%s name=%s why=taken",
-                 tl->peer, name);
-    return;
-  }
-  if (!t) {
-    t = calloc(1, sizeof *t);
-    if (!t) {
-      send_error(tl, WR_CONTROL_ERR_INTERNAL, name, "out of memory");
-      return;
-    }
-    snprintf(t->name, sizeof t->name, "%s", name);
-    uint32_t h = name_hash(name);
-    t->next = ig->table[h];
-    ig->table[h] = t;
-    ig->ntunnels++;
-  }
-  t->tl = tl;
-  t->version = ++ig->version_clock;
-  tl->bound = t;
-  if (ig->g_tunnels) (*ig->g_tunnels)++;
-  wr_control_msg b;
-  memset(&b, 0, sizeof b);
-  b.type = WR_CONTROL_BOUND;
-  snprintf(b.u.bound.name, sizeof b.u.bound.name, "%s", name);
-  wr_ingress_url(ig, name, b.u.bound.url, sizeof b.u.bound.url);
-  send_control(tl, &b);
-  WR_LOG_INFOF("ingress", "bound", "name=%s peer=%s url=%s", name, tl->peer,
-               b.u.bound.url);
-}
-
-static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
-                         void *ud) {
-  (void)l;
-  tlink *tl = ud;
-  wr_ingress *ig = tl->ig;
-  wr_control_msg m;
-  if (wr_control_decode(msg, len, &m) != 0) {
-    if (ig->m_tunnel_bad) (*ig->m_tunnel_bad)++;
-    WR_LOG_WARNF("ingress", "bad_control", "peer=%s len=%zu", tl->peer, len);
-    return WR_ERR_PROTO;
-  }
-  if (!tl->hello_ok) {
-    if (m.type != WR_CONTROL_HELLO) {
-      send_error(tl, WR_CONTROL_ERR_NOT_HELLO, NULL, NULL);
-      return 0;
-    }
-    if (m.u.hello.protocol_version != WR_CONTROL_PROTOCOL_VERSION) {
-      send_error(tl, WR_CONTROL_ERR_UNSUPPORTED_VERSION, NULL, NULL);
-      return 0;
-    }
-    if (ig->token[0]) {
-      /* Compare fixed-size digests so the time taken says nothing about
-       * how much of the token matched. */
-      uint8_t a[32], b[32];
-      crypto_generichash(a, 32, (const uint8_t *)ig->token,
-                         strlen(ig->token), NULL, 0);
-      crypto_generichash(b, 32, (const uint8_t *)m.u.hello.token,
-                         strlen(m.u.hello.token), NULL, 0);
-      if (sodium_memcmp(a, b, 32) != 0) {
-        WR_LOG_INFOF("ingress", "bad_token", "peer=%s", tl->peer);
-        send_error(tl, WR_CONTROL_ERR_BAD_TOKEN, NULL, NULL);
-        return 0;
-      }
-    }
-    tl->hello_ok = 1;
-    return 0;
-  }
-  if (m.type == WR_CONTROL_BIND) {
-    if (ig->draining) {
-      send_error(tl, WR_CONTROL_ERR_NODE_DRAINING, m.u.bind.name, NULL);
-      return 0;
-    }
-    handle_bind(tl, &m);
-  }
-  return 0;
 }
 
 /* Stream events on a tunnel link: the visitor side of each stream. */
@@ -780,14 +569,14 @@ static int out_add(uint8_t **o, size_t *on, size_t *cap, const uint8_t *p,
   return 0;
 }
 
-static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
-                      size_t len, void *ud) {
-  (void)ud;
-  vconn *v = sud;
-  if (!v || v->closing) {
-    wr_mux_stream_consume(wr_link_mux(l), sid, len);
+/* ---- the upstream's events (forward.h's wr_fwd_sink) ---- */
+
+static void up_on_data(void *owner, uint8_t *buf, size_t len) {
+  vconn *v = owner;
+  if (v->closing) { /* not reached: a closing vconn has detached */
+    if (v->up.ops) v->up.ops->consume(v->up.up, len);
     wr_link_buf_free(buf);
-    return 0;
+    return;
   }
   wr_http_timer_resp_bytes(&v->wt, uv_now(v->ig->loop));
   /* Parse to learn where responses end and to rewrite their heads
@@ -864,13 +653,13 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
   if (bad) {
     wr_link_buf_free(o);
     wr_link_buf_free(buf);
-    wr_mux_stream_consume(wr_link_mux(l), sid, len);
+    v->up.ops->consume(v->up.up, len);
     WR_LOG_WARNF("ingress", "bad_response", "name=%s", v->name);
     if (!v->resp_started)
       vconn_error(v, 502,
                   "the local server sent a response warren could not parse");
     else vconn_close(v);
-    return 0;
+    return;
   }
   if (o) {
     wr_link_buf_free(buf);
@@ -882,32 +671,27 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
     /* Nothing to write yet (part of a head): the parser holds the bytes,
      * bounded by its max_head, so the credit can go back now. */
     wr_link_buf_free(buf);
-    wr_mux_stream_consume(wr_link_mux(l), sid, len);
-    wr_link_flush(l);
+    v->up.ops->consume(v->up.up, len);
   } else if (vconn_gather(v, buf, on, len) != 0) {
     vconn_close(v);
-    return 0;
+    return;
   }
   rearm(v);
   /* Responses ended and the visitor paused for a pipelining limit. */
   if (!v->reading && !v->closing && !v->close_after_write && !v->span)
     vconn_process(v);
-  return 0;
 }
 
-static int tl_on_fin(wr_link *l, uint32_t sid, void *sud, void *ud) {
-  (void)l;
-  (void)sid;
-  (void)ud;
-  vconn *v = sud;
-  if (!v || v->closing) return 0;
+static void up_on_fin(void *owner) {
+  vconn *v = owner;
+  if (v->closing) return;
   int done = wr_http_resp_eof(v->resp);
   if (v->upgraded) {
     /* Raw stream: the origin closed its half; so do we. */
     detach_stream(v, 0);
     v->close_after_write = 1;
     if (writes_done(v)) vconn_close(v);
-    return 0;
+    return;
   }
   char why[200];
   snprintf(why, sizeof why,
@@ -915,121 +699,51 @@ static int tl_on_fin(wr_link *l, uint32_t sid, void *sud, void *ud) {
            "without a complete response",
            v->name);
   vconn_stream_ended(v, done, why);
-  return 0;
 }
 
-static int tl_on_close(wr_link *l, uint32_t sid, void *sud, int64_t code,
-                       int by_peer, void *ud) {
-  (void)l;
-  (void)sid;
-  (void)ud;
-  vconn *v = sud;
-  if (!v || v->closing) return 0;
+static void up_on_ended(void *owner, wr_fwd_end end) {
+  vconn *v = owner;
+  /* The upstream detached itself, so nothing resets it again. */
+  v->up.ops = NULL;
+  if (v->closing) return;
+  if (end == WR_FWD_END_GONE) {
+    char why[200];
+    snprintf(why, sizeof why,
+             "the tunnel '%.63s' went away while the request was in flight",
+             v->name);
+    vconn_stream_ended(v, 0, why);
+    return;
+  }
   char why[240];
-  if (by_peer && code == WR_MUX_RST_CONNECT_FAILED)
+  if (end == WR_FWD_END_REFUSED)
     snprintf(why, sizeof why,
              "tunnel '%.63s' is up, but the local server behind it refused the "
              "connection (is it running?)",
              v->name);
   else
     snprintf(why, sizeof why, "the tunnel '%.63s' closed the stream", v->name);
-  /* Mark the stream gone before ending so nothing resets it again. */
-  if (v->tl) {
-    if (v->prev) v->prev->next = v->next;
-    else v->tl->vconns = v->next;
-    if (v->next) v->next->prev = v->prev;
-    v->prev = v->next = NULL;
-    v->tl->nstreams--;
-  }
-  v->have_stream = 0;
-  v->tl = NULL;
-  if (code < 0) {
+  if (end == WR_FWD_END_DONE) {
     /* Both sides sent FIN: the normal end of a close-delimited response
      * or an upgraded stream. */
     v->close_after_write = 1;
     if (writes_done(v)) vconn_end(v);
-    return 0;
+    return;
   }
   if (wr_http_resp_pending(v->resp) && !v->resp_started)
     vconn_error(v, 502, why);
   else vconn_close(v);
-  return 0;
 }
 
-static int tl_on_writable(wr_link *l, uint32_t sid, void *sud, void *ud) {
-  (void)l;
-  (void)sid;
-  (void)ud;
-  vconn *v = sud;
-  if (v && !v->closing) vconn_process(v);
-  return 0;
+static void up_on_writable(void *owner) {
+  vconn *v = owner;
+  if (!v->closing) vconn_process(v);
 }
 
-static int tl_on_open(wr_link *l, uint32_t sid, const uint8_t *meta,
-                      size_t len, void *ud) {
-  (void)meta;
-  (void)len;
-  (void)ud;
-  /* Clients never open streams toward the node. */
-  wr_mux_stream_reset(wr_link_mux(l), sid, WR_MUX_RST_REFUSED);
-  return 0;
-}
-
-static void tl_on_ready(wr_link *l, void *ud) {
-  tlink *tl = ud;
-  WR_LOG_INFOF("ingress", "tunnel_link", "peer=%s aead=%s", tl->peer,
-               wr_aead_name(wr_link_aead(l)));
-}
-
-static void tl_on_closed(wr_link *l, int err, void *ud) {
-  (void)l;
-  tlink *tl = ud;
-  wr_ingress *ig = tl->ig;
-  tl->link = NULL;
-  if (tl->bound) {
-    tunnel *t = tl->bound;
-    t->tl = NULL;
-    t->gone_at = uv_now(ig->loop);
-    if (ig->g_tunnels) (*ig->g_tunnels)--;
-    WR_LOG_INFOF("ingress", "unbound", "name=%s peer=%s err=\"%s\"", t->name,
-                 tl->peer, err ? wr_strerror(err) : "closed");
-  } else if (err && err != WR_ERR_CLOSED) {
-    WR_LOG_INFOF("ingress", "tunnel_link_failed", "peer=%s err=\"%s\"",
-                 tl->peer, wr_strerror(err));
-    if (ig->m_tunnel_bad && (err == WR_ERR_DECRYPT || err == WR_ERR_PROTO ||
-                             err == WR_ERR_REPLAY))
-      (*ig->m_tunnel_bad)++;
-  }
-  /* Every visitor on this link loses its stream. */
-  while (tl->vconns) {
-    vconn *v = tl->vconns;
-    tl->vconns = v->next;
-    v->prev = v->next = NULL;
-    v->have_stream = 0;
-    v->tl = NULL;
-    char why[200];
-    snprintf(why, sizeof why,
-             "the tunnel '%.63s' went away while the request was in flight",
-             v->name);
-    vconn_stream_ended(v, 0, why);
-  }
-  if (tl->prev) tl->prev->next = tl->next;
-  else ig->tlinks = tl->next;
-  if (tl->next) tl->next->prev = tl->prev;
-  free(tl);
-  maybe_done(ig);
-}
-
-static const wr_link_callbacks tl_cb = {
-    .ready = tl_on_ready,
-    .closed = tl_on_closed,
-    .stream_open = tl_on_open,
-    .stream_data = tl_on_data,
-    .stream_fin = tl_on_fin,
-    .stream_close = tl_on_close,
-    .stream_writable = tl_on_writable,
-    .control = tl_on_control,
-    .goaway = NULL,
+static const wr_fwd_sink up_sink = {
+    .data = up_on_data,
+    .fin = up_on_fin,
+    .ended = up_on_ended,
+    .writable = up_on_writable,
 };
 
 static void pooled_rand(uint8_t *dst, size_t len, void *ud) {
@@ -1096,49 +810,14 @@ static int head_is_tunnel(const wr_http_ev *ev) {
   return 0;
 }
 
-static void free_write(uv_write_t *req, int status) {
-  (void)status;
-  free(req);
-}
-
+/* The request was a tunnel client's Upgrade: its socket becomes a
+ * tunnel link (bindings.c), with the bytes read past the request. */
 static void hand_off_tunnel(vconn *v) {
-  wr_ingress *ig = v->ig;
-  static const char resp101[] = "HTTP/1.1 101 Switching Protocols\r\n"
-                                "Connection: Upgrade\r\n"
-                                "Upgrade: warren/1\r\n\r\n";
-  /* This write outlives the vconn (the link owns the socket next), so it
-   * is not tracked as one of the vconn's writes. */
-  uv_write_t *wr = malloc(sizeof *wr);
-  uv_buf_t b = uv_buf_init((char *)resp101, sizeof resp101 - 1);
-  if (!wr || uv_write(wr, (uv_stream_t *)v->tcp, &b, 1, free_write) != 0) {
-    free(wr);
+  if (wr_bindings_accept(v->ig->bindings, v->tcp, v->peer,
+                         v->rbuf + v->in_off, v->in_len) != 0) {
     vconn_close(v);
     return;
   }
-  tlink *tl = calloc(1, sizeof *tl);
-  if (!tl) {
-    vconn_close(v);
-    return;
-  }
-  tl->ig = ig;
-  snprintf(tl->peer, sizeof tl->peer, "%s", v->peer);
-  wr_link_config lc;
-  memset(&lc, 0, sizeof lc);
-  lc.initiator = 0;
-  memcpy(lc.fleet_key, ig->fleet_priv, 32);
-  lc.replay = ig->replay;
-  lc.peer = tl->peer;
-  uv_read_stop((uv_stream_t *)v->tcp);
-  int rv = wr_link_start(&tl->link, ig->loop, v->tcp, &lc, &tl_cb, tl,
-                         v->rbuf + v->in_off, v->in_len);
-  if (rv != 0) {
-    free(tl);
-    vconn_close(v);
-    return;
-  }
-  tl->next = ig->tlinks;
-  if (ig->tlinks) ig->tlinks->prev = tl;
-  ig->tlinks = tl;
   v->handed_off = 1;
   v->in_len = 0;
   vconn_close(v);
@@ -1150,7 +829,7 @@ static int on_request_head(vconn *v, const wr_http_ev *ev) {
   if (ig->m_requests) (*ig->m_requests)++;
   snprintf(v->reqid, sizeof v->reqid, "%s",
            ev->request_id ? ev->request_id : "");
-  if (!v->have_stream && !v->resp_started && head_is_tunnel(ev)) {
+  if (!v->up.ops && !v->resp_started && head_is_tunnel(ev)) {
     v->tunnel_upgrade = 1;
     return 0;
   }
@@ -1158,7 +837,7 @@ static int on_request_head(vconn *v, const wr_http_ev *ev) {
     vconn_not_found(v, ev->host ? ev->host : "", NULL);
     return -1;
   }
-  if (v->have_stream && strcmp(v->name, ev->name) != 0) {
+  if (v->up.ops && strcmp(v->name, ev->name) != 0) {
     /* HTTP/1.1 connections are per origin; a client that reuses one for
      * another name is told so rather than mixing two tunnels. */
     vconn_error(v, 421,
@@ -1166,25 +845,48 @@ static int on_request_head(vconn *v, const wr_http_ev *ev) {
                 "connection");
     return -1;
   }
-  if (!v->have_stream) {
-    int gone;
-    tunnel *t = lookup(ig, ev->name, &gone);
+  if (!v->up.ops) {
+    /* Route: bound here -> a stream on the client's tunnel; owned by
+     * another live node -> (not built yet) 502; else 404. */
+    wr_tlink *tl;
+    wr_bindings_find f = wr_bindings_lookup(ig->bindings, ev->name, &tl);
     snprintf(v->name, sizeof v->name, "%s", ev->name);
-    if (!t) {
-      if (gone) {
-        char d[240];
-        snprintf(d, sizeof d,
-                 "the tunnel '%.63s' is disconnected; its client is "
-                 "reconnecting",
-                 ev->name);
-        vconn_error(v, 502, d);
-      } else {
-        vconn_not_found(v, ev->host ? ev->host : ev->name, ev->name);
-      }
+    if (f == WR_BINDINGS_GONE) {
+      char d[240];
+      snprintf(d, sizeof d,
+               "the tunnel '%.63s' is disconnected; its client is "
+               "reconnecting",
+               ev->name);
+      vconn_error(v, 502, d);
       return -1;
     }
-    tlink *tl = t->tl;
-    int rv = wr_mux_stream_open(wr_link_mux(tl->link), NULL, 0, &v->sid, v);
+    char owner[65];
+    if (f == WR_BINDINGS_NONE && ig->lookup_remote &&
+        ig->lookup_remote(ig->routes_ud, ev->name, owner, sizeof owner) ==
+            1) {
+      char d[240];
+      owner[sizeof owner - 1] = 0;
+      snprintf(d, sizeof d,
+               "%.63s is served by node %.64s; forwarding between nodes is "
+               "not built yet",
+               ev->name, owner);
+      vconn_error(v, 502, d);
+      return -1;
+    }
+    if (f == WR_BINDINGS_NONE) {
+      vconn_not_found(v, ev->host ? ev->host : ev->name, ev->name);
+      return -1;
+    }
+    wr_fwd_open meta = {
+        .name = ev->name,
+        .host = ev->host,
+        .request_id = ev->request_id,
+        .visitor_addr = v->peer,
+        .scheme = "http",
+        .hops = 0,
+    };
+    int rv = wr_up_tunnel_open(&v->ut, tl, &meta, &up_sink, v, &v->up);
+    if (rv == 0) v->up_gen++;
     if (rv != 0) {
       char d[200];
       snprintf(d, sizeof d, "tunnel '%.63s' cannot take more connections (%s)",
@@ -1192,12 +894,6 @@ static int on_request_head(vconn *v, const wr_http_ev *ev) {
       vconn_error(v, 502, d);
       return -1;
     }
-    v->have_stream = 1;
-    v->tl = tl;
-    v->next = tl->vconns;
-    if (tl->vconns) tl->vconns->prev = v;
-    tl->vconns = v;
-    tl->nstreams++;
   }
   /* process() pauses reading before PIPELINE_MAX responses are owed, so
    * only running out of memory fails here. */
@@ -1217,10 +913,8 @@ static int on_request_head(vconn *v, const wr_http_ev *ev) {
 /* Writes the pending span within credit; 1 when it all went. */
 static int push_span(vconn *v) {
   if (!v->span_len) return 1;
-  if (!v->have_stream || !v->tl || !v->tl->link) return 0;
-  wr_mux *m = wr_link_mux(v->tl->link);
-  wr_ssize n = wr_mux_stream_write(m, v->sid, v->span, v->span_len);
-  wr_link_flush(v->tl->link);
+  if (!v->up.ops) return 0;
+  wr_ssize n = v->up.ops->write(v->up.up, v->span, v->span_len);
   if (n < 0) {
     vconn_close(v);
     return 0;
@@ -1388,16 +1082,14 @@ static void vconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (n < 0) {
     stop_reading(v);
     v->read_eof = 1;
-    if (n == UV_EOF && v->have_stream && wr_http_resp_pending(v->resp)) {
+    if (n == UV_EOF && v->up.ops && wr_http_resp_pending(v->resp)) {
       /* Half-close: the visitor sent its request and waits for the
        * answer; pass the FIN on. */
-      wr_mux_stream_close(wr_link_mux(v->tl->link), v->sid);
-      wr_link_flush(v->tl->link);
+      v->up.ops->fin(v->up.up);
       return;
     }
-    if (n == UV_EOF && v->upgraded && v->have_stream) {
-      wr_mux_stream_close(wr_link_mux(v->tl->link), v->sid);
-      wr_link_flush(v->tl->link);
+    if (n == UV_EOF && v->upgraded && v->up.ops) {
+      v->up.ops->fin(v->up.up);
       return;
     }
     vconn_close(v);
@@ -1501,22 +1193,23 @@ static void on_connection(uv_stream_t *server, int status) {
 
 static void maybe_done(wr_ingress *ig) {
   if (!ig->stopping || !ig->server_closed || !ig->prep_closed || ig->all ||
-      ig->tlinks)
+      !ig->bindings_done)
     return;
-  for (size_t i = 0; i < TABLE_BUCKETS; i++) {
-    tunnel *t = ig->table[i];
-    while (t) {
-      tunnel *n = t->next;
-      free(t);
-      t = n;
-    }
-  }
-  wr_noise_replay_del(ig->replay);
+  wr_bindings_del(ig->bindings);
   void (*done)(void *) = ig->done;
   void *ud = ig->done_ud;
-  sodium_memzero(ig->fleet_priv, 32);
   free(ig);
   if (done) done(ud);
+}
+
+static void on_bindings_done(void *ud) {
+  wr_ingress *ig = ud;
+  ig->bindings_done = 1;
+  maybe_done(ig);
+}
+
+static void url_of(void *ud, const char *name, char *out, size_t cap) {
+  wr_ingress_url(ud, name, out, cap);
 }
 
 static void server_closed(uv_handle_t *h) {
@@ -1537,13 +1230,12 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   ig->ids.off = sizeof ig->ids.buf; /* empty: the first use fills it */
   snprintf(ig->domain, sizeof ig->domain, "%s", cfg->domain);
   snprintf(ig->node_id, sizeof ig->node_id, "%s", cfg->node_id);
-  snprintf(ig->token, sizeof ig->token, "%s", cfg->token ? cfg->token : "");
-  memcpy(ig->fleet_priv, cfg->fleet_priv, 32);
+  ig->routes_ud = cfg->routes_ud;
+  ig->lookup_remote = cfg->lookup_remote;
   ig->upstream_timeout = cfg->upstream_timeout_ms ? cfg->upstream_timeout_ms
                                                   : 60000;
   ig->idle_timeout = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 75000;
   ig->head_timeout = cfg->head_timeout_ms ? cfg->head_timeout_ms : 30000;
-  ig->gone_grace = cfg->gone_grace_ms ? cfg->gone_grace_ms : 30000;
   ig->body_min_rate = cfg->body_min_rate;
   for (const char *p = cfg->proxy_from; p && *p && ig->nproxy_from < 16;) {
     size_t n = strcspn(p, ",");
@@ -1553,12 +1245,6 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
     }
     p += n;
     if (*p == ',') p++;
-  }
-  /* 64k recent handshakes: two minutes of skew window at ~500/s. */
-  rv = wr_noise_replay_new(&ig->replay, 65536, NULL);
-  if (rv != 0) {
-    free(ig);
-    return rv;
   }
   wr_metrics *m = cfg->metrics;
   if (m) {
@@ -1601,6 +1287,19 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
     wr_metrics_gauge(m, "warren_visitor_connections", NULL, NULL,
                      "Open visitor connections.", &ig->g_visitors);
   }
+  wr_bindings_config bc = {
+      .ic = cfg,
+      .ev = &wr_up_tunnel_events,
+      .url = url_of,
+      .ud = ig,
+      .m_tunnel_bad = ig->m_tunnel_bad,
+      .g_tunnels = ig->g_tunnels,
+  };
+  rv = wr_bindings_new(&ig->bindings, loop, &bc);
+  if (rv != 0) {
+    free(ig);
+    return rv;
+  }
   uv_tcp_init(loop, &ig->server);
   ig->server.data = ig;
   uv_prepare_init(loop, &ig->prep);
@@ -1612,6 +1311,7 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
     ig->stopping = 1;
     uv_close((uv_handle_t *)&ig->server, server_closed);
     uv_close((uv_handle_t *)&ig->prep, server_closed);
+    wr_bindings_stop(ig->bindings, on_bindings_done, ig);
     return rv;
   }
   struct sockaddr_storage bound;
@@ -1624,38 +1324,22 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
 
 int wr_ingress_port(const wr_ingress *ig) { return ig->port; }
 
-size_t wr_ingress_tunnel_count(const wr_ingress *ig) { return ig->ntunnels; }
+size_t wr_ingress_tunnel_count(const wr_ingress *ig) {
+  return wr_bindings_count(ig->bindings);
+}
 
 void wr_ingress_foreach(const wr_ingress *ig,
                         void (*fn)(const wr_tunnel_info *t, void *ud),
                         void *ud) {
-  for (size_t i = 0; i < TABLE_BUCKETS; i++)
-    for (tunnel *t = ig->table[i]; t; t = t->next) {
-      wr_tunnel_info info = {
-          .name = t->name,
-          .peer = t->tl ? t->tl->peer : "",
-          .live = t->tl != NULL,
-          .version = t->version,
-          .streams = t->tl ? t->tl->nstreams : 0,
-      };
-      fn(&info, ud);
-    }
+  wr_bindings_foreach(ig->bindings, fn, ud);
 }
 
-void wr_ingress_drain(wr_ingress *ig) {
-  ig->draining = 1;
-  for (tlink *tl = ig->tlinks; tl; tl = tl->next) {
-    if (!tl->link || !wr_link_is_ready(tl->link)) continue;
-    wr_control_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = WR_CONTROL_GOAWAY;
-    snprintf(m.u.goaway.reason, sizeof m.u.goaway.reason,
-             "node %s is draining", ig->node_id);
-    send_control(tl, &m);
-    wr_mux_goaway(wr_link_mux(tl->link), 0);
-    wr_link_flush(tl->link);
-  }
+int wr_ingress_evict(wr_ingress *ig, const char *name,
+                     const uint8_t session[16], int reason) {
+  return wr_bindings_evict(ig->bindings, name, session, reason);
 }
+
+void wr_ingress_drain(wr_ingress *ig) { wr_bindings_drain(ig->bindings); }
 
 void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud) {
   if (ig->stopping) return;
@@ -1667,6 +1351,5 @@ void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud) {
   uv_close((uv_handle_t *)&ig->server, server_closed);
   uv_close((uv_handle_t *)&ig->prep, server_closed);
   for (vconn *v = ig->all; v; v = v->anext) vconn_close(v);
-  for (tlink *tl = ig->tlinks; tl; tl = tl->next)
-    if (tl->link) wr_link_close(tl->link, 0);
+  wr_bindings_stop(ig->bindings, on_bindings_done, ig);
 }

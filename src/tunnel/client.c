@@ -79,8 +79,14 @@ struct wr_client {
   uv_connect_t creq;
   uint8_t head[UPGRADE_HEAD_MAX];
   size_t headlen;
+  /* Our Upgrade request: uv_write needs it until up_written, so each
+   * link attempt has its own (a static one was shared by every client in
+   * the process, and a second link's request would overwrite the first's
+   * while the kernel had not taken it yet). */
+  char upreq[512];
   wr_link *link;
   int ever_bound, attempt, stopping, fatal;
+  uint8_t session[WR_CONTROL_SESSION_LEN]; /* Bind.session, see start */
   origin *origins;
   void (*done)(void *);
   void *done_ud;
@@ -466,10 +472,18 @@ static int on_control(wr_link *l, const uint8_t *msg, size_t len, void *ud) {
     int permanent = code == WR_CONTROL_ERR_BAD_TOKEN ||
                     code == WR_CONTROL_ERR_BAD_NAME ||
                     code == WR_CONTROL_ERR_UNSUPPORTED_VERSION ||
-                    code == WR_CONTROL_ERR_NAME_TAKEN;
-    /* After a first bind, "name taken" usually means the node still holds
-     * our previous, dead link: keep retrying until it notices. */
-    if (permanent && !(c->ever_bound && code == WR_CONTROL_ERR_NAME_TAKEN)) {
+                    code == WR_CONTROL_ERR_NAME_TAKEN ||
+                    code == WR_CONTROL_ERR_NAME_MOVED;
+    /* After a first bind, "name taken" in answer to a Bind usually means
+     * the node still holds our previous, dead link: keep retrying until it
+     * notices.  The same error while this link is bound is an eviction
+     * (another account won the name in the route table): final.  "Name
+     * moved" is final too: a newer client of our account serves the name,
+     * and reconnecting would take it back from that one, which would then
+     * take it back again, forever. */
+    int transient = c->ever_bound && code == WR_CONTROL_ERR_NAME_TAKEN &&
+                    c->state != C_BOUND;
+    if (permanent && !transient) {
       char out[700];
       snprintf(out, sizeof out, "warren: %s", line);
       fatal(c, out); /* the one line the user sees; no log line too */
@@ -516,6 +530,7 @@ static void on_ready(wr_link *l, void *ud) {
   memset(&m, 0, sizeof m);
   m.type = WR_CONTROL_BIND;
   snprintf(m.u.bind.name, sizeof m.u.bind.name, "%s", c->name);
+  memcpy(m.u.bind.session, c->session, sizeof m.u.bind.session);
   if (rv == 0) rv = send_control(l, &m);
   if (rv != 0) wr_link_close(l, rv);
 }
@@ -672,8 +687,7 @@ static void on_connect(uv_connect_t *req, int status) {
   }
   c->state = C_UPGRADING;
   c->headlen = 0;
-  static char upgrade[512];
-  int n = snprintf(upgrade, sizeof upgrade,
+  int n = snprintf(c->upreq, sizeof c->upreq,
                    "GET /_warren/tunnel HTTP/1.1\r\nHost: %s\r\n"
                    "Connection: Upgrade\r\nUpgrade: warren/1\r\n"
                    "User-Agent: warren/%s\r\n\r\n",
@@ -684,7 +698,7 @@ static void on_connect(uv_connect_t *req, int status) {
     return;
   }
   w->data = c;
-  uv_buf_t b = uv_buf_init(upgrade, (unsigned)n);
+  uv_buf_t b = uv_buf_init(c->upreq, (unsigned)n);
   int rv = uv_write(w, (uv_stream_t *)c->tcp, &b, 1, up_written);
   if (rv == 0)
     rv = uv_read_start((uv_stream_t *)c->tcp, up_alloc, up_read);
@@ -746,6 +760,12 @@ int wr_client_start(wr_client **pc, uv_loop_t *loop,
   snprintf(c->name, sizeof c->name, "%s", cfg->name ? cfg->name : "");
   snprintf(c->local_host, sizeof c->local_host, "%s",
            cfg->local_host ? cfg->local_host : "127.0.0.1");
+  /* One session per client, sent unchanged on every reconnect, so the
+   * route table tells our comeback (same session) from another client of
+   * the account (a move).  All zero in the config: draw one. */
+  memcpy(c->session, cfg->session, sizeof c->session);
+  if (sodium_is_zero(c->session, sizeof c->session))
+    randombytes_buf(c->session, sizeof c->session);
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
   uv_timer_start(&c->timer, try_connect, 0, 0);

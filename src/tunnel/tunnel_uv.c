@@ -222,6 +222,8 @@ struct wr_link {
   wr_link_callbacks cb;
   void *ud;
   int initiator, ready, closing, close_err, dispatching;
+  int ending;            /* wr_link_end: FIN after the queued output */
+  uv_shutdown_t shut;
   wr_noise *noise;
   wr_record *tx, *rx;
   wr_mux *mux;
@@ -779,6 +781,28 @@ static void link_fail(wr_link *l, int err) {
 }
 
 void wr_link_close(wr_link *l, int err) { link_fail(l, err); }
+
+static void on_end_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  wr_link *l = req->data;
+  /* UV_ECANCELED: the link closed meanwhile; its memory is still valid,
+   * as it is freed only in the handles' close callbacks. */
+  link_fail(l, l->close_err);
+}
+
+void wr_link_end(wr_link *l, int err) {
+  if (l->closing || l->ending) return;
+  l->ending = 1;
+  l->close_err = err;
+  /* What the app queued (an Error saying why) is sealed and handed to
+   * the socket now; libuv runs the shutdown once those writes are done,
+   * and a close before that would cancel them. */
+  if (l->ready) do_flush(l);
+  if (l->closing) return;
+  l->shut.data = l;
+  if (uv_shutdown(&l->shut, (uv_stream_t *)l->tcp, on_end_shutdown) != 0)
+    link_fail(l, err);
+}
 
 wr_mux *wr_link_mux(wr_link *l) { return l->mux; }
 int wr_link_is_ready(const wr_link *l) { return l->ready && !l->closing; }
