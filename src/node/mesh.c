@@ -184,7 +184,7 @@ static int hook_bind_check(void *ud, const char *name, const char *account,
   const char *holder = wr_tokens_reserved(m->tokens, name);
   if (holder && strcmp(holder, account) != 0) {
     m->c[MC_BIND_TAKEN]++;
-    return WR_ERR_EXISTS;
+    return WR_ERR_TAKEN;
   }
   uint8_t enc[WR_ROUTE_ENCODED_MAX];
   size_t len = 0;
@@ -196,6 +196,7 @@ static int hook_bind_check(void *ud, const char *name, const char *account,
     gossip(m, enc, len);
   } else if (rv == WR_ERR_EXISTS) {
     m->c[MC_BIND_TAKEN]++;
+    rv = WR_ERR_TAKEN; /* the ingress's word for it: Error NAME_TAKEN */
   }
   settle(m);
   return rv;

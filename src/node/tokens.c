@@ -6,6 +6,7 @@
  */
 #include "tokens.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,11 +109,15 @@ static int label_ok(const char *s) {
   return 1;
 }
 
-static int fail(parse_ctx *c, int line, int rv, const char *fmt,
-                const char *arg) {
+__attribute__((format(printf, 4, 5))) static int fail(parse_ctx *c,
+                                                     int line, int rv,
+                                                     const char *fmt, ...) {
   if (c->rv == 0) {
     char what[200];
-    snprintf(what, sizeof what, fmt, arg);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
     snprintf(c->err, c->errlen, "line %d: %s", line, what);
     c->rv = rv;
   }
@@ -151,11 +156,11 @@ static int add_token(parse_ctx *c, const char *v, int line) {
   size_t n = strlen(v);
   if (n < WR_TOKEN_MIN)
     return fail(c, line, WR_ERR_INVAL,
-                "token shorter than 16 characters%s (guessable)", "");
+                "token shorter than 16 characters (guessable)");
   if (n > WR_TOKEN_MAX || !printable_word(v, WR_TOKEN_MAX))
     return fail(c, line, WR_ERR_INVAL,
                 "token must be 16-512 printable characters without "
-                "spaces%s", "");
+                "spaces");
   int rv = grow((void **)&t->toks, &t->cap_toks, t->ntoks, sizeof *t->toks,
                 WR_TOKENS_MAX);
   if (rv != 0)
