@@ -141,6 +141,13 @@ typedef struct wr_routes_callbacks {
    * to be gossiped like the return of wr_routes_bind. */
   void (*republish)(wr_routes *t, const uint8_t *enc, size_t len,
                     void *user_data);
+  /* Does membership know |owner| (alive or suspect)?  Asked once, when
+   * an entry or a mark brings an owner this table holds nothing of.  0
+   * makes it dead at once (no route; its log collected after
+   * dead_grace_ms unless wr_routes_owner_state revives it): the log of
+   * an owner that died and was reaped from membership while a peer
+   * still held it.  NULL: unknown owners count as live. */
+  int (*owner_known)(wr_routes *t, const char *owner, void *user_data);
 } wr_routes_callbacks;
 
 typedef struct wr_routes_stats {
@@ -190,7 +197,8 @@ int wr_routes_release(wr_routes *t, const char *name, uint8_t *enc,
 int wr_routes_apply(wr_routes *t, const uint8_t *enc, size_t len,
                     wr_tstamp now);
 
-/* A member's liveness, from swim.  Unknown owners count as live. */
+/* A member's liveness, from swim (see owner_known for owners membership
+ * has not reported). */
 void wr_routes_owner_state(wr_routes *t, const char *owner,
                            wr_route_owner_state st, wr_tstamp now);
 

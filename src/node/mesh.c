@@ -128,6 +128,16 @@ static void on_changed(wr_routes *t, const char *name, void *ud) {
   WR_LOG_DEBUGF("mesh", "route_changed", "name=%s", name);
 }
 
+static int on_owner_known(wr_routes *t, const char *owner, void *ud) {
+  (void)t;
+  wr_mesh *m = ud;
+  if (!m->swim) return 0; /* alone: nobody else's entries are live */
+  wr_swim_member_info mi;
+  if (wr_swim_member_find(wr_swim_uv_core(m->swim), owner, &mi) != 0)
+    return 0;
+  return mi.state == WR_SWIM_ALIVE || mi.state == WR_SWIM_SUSPECT;
+}
+
 static void on_republish(wr_routes *t, const uint8_t *enc, size_t len,
                          void *ud) {
   (void)t;
@@ -501,7 +511,10 @@ int wr_mesh_new(wr_mesh **pm, uv_loop_t *loop, const char *self,
   clock_gettime(CLOCK_REALTIME, &ts);
   cfg.epoch = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
   static const wr_routes_callbacks cb = {
-      .lost = on_lost, .changed = on_changed, .republish = on_republish};
+      .lost = on_lost,
+      .changed = on_changed,
+      .republish = on_republish,
+      .owner_known = on_owner_known};
   int rv = wr_routes_new(&m->rt, &cfg, &cb, NULL, m, uv_now(loop));
   if (rv != 0) {
     free(m);

@@ -494,6 +494,20 @@ static void gc_want(wr_routes *t, wr_tstamp when) {
   if (when < t->next_gc) t->next_gc = when;
 }
 
+/* An owner first heard of through an entry or a mark: live unless the
+ * wiring says membership does not know it (owner_known).  An entry from
+ * an owner nobody knows is most likely the log of one that died and was
+ * reaped from membership while a peer still held it: it must not route,
+ * and it is collected like any dead owner's log.  If membership reports
+ * the owner later, wr_routes_owner_state revives it. */
+static void owner_first_state(wr_routes *t, rt_owner *o, wr_tstamp now) {
+  if (!t->cb.owner_known || t->cb.owner_known(t, o->id, t->user_data))
+    return;
+  o->dead = 1;
+  o->dead_since = now;
+  gc_want(t, now + t->cfg.dead_grace_ms);
+}
+
 static void owner_collect(wr_routes *t, rt_owner *o, wr_tstamp now) {
   owner_drop_log(t, o);
   if (!o->collected) {
@@ -719,6 +733,7 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, wr_tstamp now) {
       return err;
     }
     o->epoch = e->epoch;
+    owner_first_state(t, o, now);
   }
   if (e->epoch < o->epoch || (o->collected && e->epoch == o->epoch))
     goto stale;
@@ -844,6 +859,7 @@ int routes_apply_mark(wr_routes *t, const rt_mark *m, wr_tstamp now) {
       return err;
     }
     o->epoch = m->epoch;
+    owner_first_state(t, o, now);
   }
   if (m->epoch < o->epoch || (o->collected && m->epoch == o->epoch))
     return 0;

@@ -172,7 +172,11 @@ def run(fleet):
     ok, t = poll(new_epoch_only, 30, 0.1)
     MEASURED["restart_new_epoch_s"] = round(t, 3)
     check("restart: only the new epoch's entry, everywhere", ok,
-          json.dumps((n1.get_json("/routes?name=epoch") or {}))[:600])
+          json.dumps({"old_epoch": old_epoch, "digests":
+                      fleet.digests([n1, n2, n3, n5]), "candidates": {
+                          n.id: (n.get_json("/routes?name=epoch") or {})
+                          .get("candidates") for n in [n1, n2, n3, n5]}})
+          [:1500])
     check("restart: the name answers through n5",
           n5.visit("epoch", "/e")[0] == 200)
 

@@ -60,7 +60,8 @@ static inline void tn_republish(wr_routes *t, const uint8_t *enc, size_t len,
   }
 }
 
-static const wr_routes_callbacks tn_cb = {tn_lost, tn_changed, tn_republish};
+static const wr_routes_callbacks tn_cb = {
+    .lost = tn_lost, .changed = tn_changed, .republish = tn_republish};
 
 static inline void tn_config(wr_routes_config *cfg, const char *id, uint64_t epoch,
                       wr_pcg32 *rng) {
