@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "mesh.h"
+#include "warren/identity.h"
 #include "seeds.h"
 #include "tokens.h"
 
@@ -72,7 +73,13 @@ static const char usage_http[] =
     "  --idle-timeout MS, --head-timeout MS, --body-min-rate BYTES/S\n"
     "                       embedded node: as for `warren node` (defaults\n"
     "                       75000, 30000, 500); with --node, set them on\n"
-    "                       that node instead\n";
+    "                       that node instead\n"
+    "\n"
+    "Your names belong to your identity key, made on first use in\n"
+    "~/.config/warren/identity ($XDG_CONFIG_HOME/warren/identity, or the file\n"
+    "$WARREN_IDENTITY names): a restarted client keeps its names and no other\n"
+    "client can take them.  On a fleet with a tokens file, your --token's\n"
+    "account owns them instead.\n";
 
 static const char usage_node[] =
     "usage: warren node --id ID --http ADDR:PORT --admin ADDR:PORT\n"
@@ -1296,9 +1303,22 @@ static int cmd_http(int argc, char **argv) {
       snprintf(node_addr, sizeof node_addr, "127.0.0.1:%d", p);
     node = node_addr;
   }
+  /* The identity key: the account this client's names belong to in an
+   * open fleet, so a restart keeps them and nobody else can take them. */
+  static wr_identity ident;
+  int have_ident = 0;
+  char ipath[1024], ierr[1200];
+  if (wr_identity_path(ipath, sizeof ipath) == 0) {
+    if (wr_identity_load(&ident, ipath, ierr, sizeof ierr) == 0)
+      have_ident = 1;
+    else
+      WR_LOG_WARNF("main", "no_identity", "err=\"%s\" hint=\"names are "
+                   "then bound as anonymous\"", ierr);
+  }
   http_ctx h = {&a, (int)port};
   wr_client_config cc;
   memset(&cc, 0, sizeof cc);
+  cc.identity = have_ident ? &ident : NULL;
   cc.node = node;
   memcpy(cc.fleet_pub, pub, 32);
   cc.token = token;
@@ -1312,7 +1332,9 @@ static int cmd_http(int argc, char **argv) {
     fprintf(stderr, "warren: out of memory\n");
     app_stop(&a, 1);
   }
-  return run_loop(&a);
+  int rc = run_loop(&a);
+  sodium_memzero(&ident, sizeof ident);
+  return rc;
 }
 
 int main(int argc, char **argv) {

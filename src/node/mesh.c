@@ -243,12 +243,30 @@ static int hook_lookup_remote(void *ud, const char *name, char *owner,
   return 0;
 }
 
+/* Accounts: with a tokens file, the account its token names (an unknown
+ * or missing token is refused); without one the fleet is open and a
+ * client is its identity key's account ("key:<hex>"), or "anonymous"
+ * for an old client that proves none. */
+static int hook_authorize(void *ud, const char *token, const char *identity,
+                          char *account, size_t cap) {
+  wr_mesh *m = ud;
+  if (m->tokens) {
+    const char *a = wr_tokens_account(m->tokens, token);
+    if (!a) return WR_ERR_AUTH;
+    snprintf(account, cap, "%s", a);
+    return 0;
+  }
+  snprintf(account, cap, "%s", identity[0] ? identity : "anonymous");
+  return 0;
+}
+
 void wr_mesh_ingress_hooks(wr_mesh *m, wr_ingress_config *ic) {
   ic->routes_ud = m;
   ic->bind_check = hook_bind_check;
   ic->bound = hook_bound;
   ic->unbound = hook_unbound;
   ic->lookup_remote = hook_lookup_remote;
+  ic->authorize = hook_authorize;
 }
 
 /* ---- swim ------------------------------------------------------------ */
