@@ -172,15 +172,22 @@ class Node:
 class Client:
     """A `warren http PORT --node ...` process and what it printed."""
 
-    def __init__(self, fleet, node, name, origin_port, extra=()):
+    def __init__(self, fleet, node, name, origin_port, extra=(), env=None):
         self.name = name
         args = [fleet.warren, "http", str(origin_port), "--node",
                 "%s:%d" % node.http, "--fleet-key", fleet.pub,
                 "--name", name] + list(extra)
         self.log = os.path.join(fleet.tmp, "client-%s-%d.log" %
                                 (name, len(fleet.procs)))
+        e = dict(os.environ)
+        # Every client its own identity key unless the test says otherwise
+        # (an identity is an account in an open fleet).
+        e["WARREN_IDENTITY"] = os.path.join(fleet.tmp, "id-%s-%d" % (
+            name, len(fleet.procs)))
+        e.update(env or {})
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE,
-                                     stderr=open(self.log, "w"), text=True)
+                                     stderr=open(self.log, "w"), text=True,
+                                     env=e)
         fleet.procs.append(self.proc)
         self.lines = []
         threading.Thread(target=self._read, daemon=True).start()

@@ -16,6 +16,11 @@ Checks, in order:
             declared dead
   restart   an owner restarted under the same id -> its new epoch's entry
             is the only one for its name everywhere
+  accounts  the nodes read a tokens file: an unknown token is refused, a
+            name reserved for one account is refused to another; a node
+            without one (an open fleet) files clients under their identity
+            keys: another key cannot take a bound name, the same key (a
+            restarted client) can
 Prints one line per check and the measured times; exits non-zero when any
 check failed.
 """
@@ -47,8 +52,19 @@ def same_owner(fleet, name, want, nodes=None):
     return all(v == want for v in o.values()) and fleet.converged(nodes)
 
 
+TOKENS = {"alice": "alice-token-00000001", "bob": "bob-token-0000000002",
+          "carol": "carol-token-00000003"}
+
+
 def main():
-    fleet = Fleet(WARREN, TMP, 5)
+    tokens = os.path.join(TMP, "tokens")
+    with open(tokens, "w") as f:
+        for acct, tok in TOKENS.items():
+            f.write("[%s]\ntoken = %s\n" % (acct, tok))
+            if acct == "bob":
+                f.write("names = bobs-name\n")
+    os.chmod(tokens, 0o600)
+    fleet = Fleet(WARREN, TMP, 5, extra=lambda i: ["--tokens", tokens])
     try:
         run(fleet)
     finally:
@@ -64,7 +80,7 @@ def run(fleet):
     origin = start_origin("A")
 
     # ---- a bind spreads to every table ----
-    c1 = Client(fleet, n1, "app", origin, ["--token", "alice"])
+    c1 = Client(fleet, n1, "app", origin, ["--token", TOKENS["alice"]])
     ok, _ = poll(c1.forwarding, 15)
     if not check("client bound at n1", ok, c1.stderr()[-500:]):
         return
@@ -84,8 +100,8 @@ def run(fleet):
     check("/status counts the route", st.get("routes") == 1, json.dumps(st))
 
     # ---- concurrent claims by two accounts ----
-    ca = Client(fleet, n2, "race", origin, ["--token", "alice"])
-    cb = Client(fleet, n3, "race", origin, ["--token", "bob"])
+    ca = Client(fleet, n2, "race", origin, ["--token", TOKENS["alice"]])
+    cb = Client(fleet, n3, "race", origin, ["--token", TOKENS["bob"]])
     poll(lambda: all((c.forwarding() or c.exited()) for c in (ca, cb)), 15)
 
     def one_winner():
@@ -117,7 +133,7 @@ def run(fleet):
           expect.visit("race", "/x")[0] == 200, repr((st, body[:200])))
 
     # ---- a move within one account ----
-    c4 = Client(fleet, n4, "app", origin, ["--token", "alice"])
+    c4 = Client(fleet, n4, "app", origin, ["--token", TOKENS["alice"]])
     ok, _ = poll(c4.forwarding, 15)
     check("move: the same account binds app at n4", ok, c4.stderr()[-400:])
     ok, t = poll(lambda: same_owner(fleet, "app", "n4"), 10, 0.02)
@@ -152,7 +168,7 @@ def run(fleet):
     check("kill -9: and n4 is declared dead", dead_seen)
 
     # ---- an owner restarts: the new epoch wins ----
-    c5 = Client(fleet, n5, "epoch", origin, ["--token", "carol"])
+    c5 = Client(fleet, n5, "epoch", origin, ["--token", TOKENS["carol"]])
     ok, _ = poll(c5.forwarding, 15)
     check("restart: client bound at n5", ok, c5.stderr()[-400:])
     poll(lambda: same_owner(fleet, "epoch", "n5", rest), 10, 0.05)
@@ -179,6 +195,52 @@ def run(fleet):
           [:1500])
     check("restart: the name answers through n5",
           n5.visit("epoch", "/e")[0] == 200)
+
+    # ---- accounts: the tokens file ----
+    bad = Client(fleet, n1, "nope", origin, ["--token", "not-a-known-token"])
+    ok, _ = poll(bad.exited, 10)
+    check("tokens: an unknown token is refused (the client exits)", ok and
+          bad.proc.returncode != 0 and "token" in bad.stderr().lower(),
+          bad.stderr()[-300:])
+    res = Client(fleet, n2, "bobs-name", origin, ["--token", TOKENS["alice"]])
+    ok, _ = poll(res.exited, 10)
+    check("tokens: a name reserved for bob is refused to alice", ok and
+          "taken" in res.stderr().lower(), res.stderr()[-300:])
+    own = Client(fleet, n2, "bobs-name", origin, ["--token", TOKENS["bob"]])
+    ok, _ = poll(own.forwarding, 15)
+    check("tokens: bob binds his reserved name", ok, own.stderr()[-300:])
+
+    # ---- accounts: identity keys in an open fleet (a node alone) ----
+    solo = Fleet(WARREN, TMP, 1, domain="solo.test")
+    solo.nodes[0].i = 6
+    solo.base = fleet.base
+    fleet.procs.extend(solo.procs)
+    try:
+        solo.start()
+        s6 = solo.nodes[0]
+        poll(lambda: s6.status(), 10)
+        key_a = os.path.join(TMP, "identity-a")
+        ia = Client(solo, s6, "mine", origin, env={"WARREN_IDENTITY": key_a})
+        ok, _ = poll(ia.forwarding, 15)
+        check("identity: a client binds under its own key", ok,
+              ia.stderr()[-300:])
+        row = (s6.routes() or {}).get("mine", {})
+        check("identity: its account is its key's", str(
+            row.get("account", "")).startswith("key:"), json.dumps(row))
+        ib = Client(solo, s6, "mine", origin)
+        ok, _ = poll(ib.exited, 10)
+        check("identity: another key cannot take the bound name",
+              ok and "taken" in ib.stderr().lower(), ib.stderr()[-300:])
+        ia.proc.kill()
+        ia.proc.wait()
+        ia2 = Client(solo, s6, "mine", origin, env={"WARREN_IDENTITY": key_a})
+        ok, _ = poll(ia2.forwarding, 15)
+        check("identity: the same key, restarted, binds its name again", ok,
+              ia2.stderr()[-300:])
+        check("identity: the key file is private",
+              os.stat(key_a).st_mode & 0o077 == 0)
+    finally:
+        solo.stop()
 
 
 if __name__ == "__main__":
