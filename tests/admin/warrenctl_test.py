@@ -65,14 +65,6 @@ def raw(port, data, read_until_close=True):
         return out
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 try:
     port = start_demo()
     admin = f"127.0.0.1:{port}"
@@ -193,8 +185,12 @@ try:
     check(r.startswith(b"HTTP/1.1 401") and b"WWW-Authenticate: Bearer" in r,
           "unknown path without token is 401, not 404")
 
-    # unreachable
-    dead = free_port()
+    # unreachable: a port bound but never listening, held for the whole
+    # test, so nothing else (the 500-node fake fleet below opens hundreds
+    # of ephemeral ports) can take it and answer
+    dead_sock = socket.socket()
+    dead_sock.bind(("127.0.0.1", 0))
+    dead = dead_sock.getsockname()[1]
     rc, out, err = ctl("--admin", f"127.0.0.1:{dead}", "members")
     check(rc == 1 and err.strip() == "warrenctl: cannot reach admin API at "
           f"127.0.0.1:{dead}: connection refused", f"unreachable: {err!r}")
