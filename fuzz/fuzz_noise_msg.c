@@ -8,7 +8,9 @@
  *   1: an initiator (fixed randomness) writes message 1, then reads the
  *      rest as message 2 (or a reject frame); when it accepts it, it must
  *      be done and split.
- * Byte 0 bits 1-7 pick a chunk size (0 = whole): the message is offered
+ * Byte 0 bit 1 picks the node-to-node handshake (NKpsk0 with the node
+ * link PSK of the same secret) instead of the tunnel's NK.
+ * Byte 0 bits 2-7 pick a chunk size (0 = whole): the message is offered
  * as growing prefixes, which must return 0 until the whole frame is there.
  * Fuzzing builds swap the handshake AEAD for the identity (noise.c), so
  * the payload checks (version, clock, AEADs, replay) are reached; replay
@@ -28,24 +30,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const uint8_t secret[32] = "warren fuzz cluster secret 32 b";
-  uint8_t pub[32], priv[32], out[WR_NOISE_MAX_MSG + 2];
+  uint8_t pub[32], priv[32], psk[32], out[WR_NOISE_MAX_MSG + 2];
   wr_noise_replay *rc = NULL;
   wr_noise *n = NULL;
   wr_pcg32 g;
   wr_noise_keys k;
   if (size < 1) return 0;
   int side = data[0] & 1;
-  size_t step = data[0] >> 1;
+  const uint8_t *use_psk = (data[0] & 2) ? psk : NULL;
+  size_t step = data[0] >> 2;
   data++;
   size--;
   wr_keys_fleet_keypair(secret, pub, priv);
+  wr_keys_node_psk(secret, psk);
   wr_pcg32_seed(&g, 1, side);
   if (side == 0) {
     if (wr_noise_replay_new(&rc, 4, NULL) != 0 ||
-        wr_noise_responder_new(&n, priv, rc, wr_pcg32_fill, &g, NULL) != 0)
+        wr_noise_responder_new_psk(&n, priv, use_psk, rc, wr_pcg32_fill, &g,
+                                   NULL) != 0)
       abort();
   } else {
-    if (wr_noise_initiator_new(&n, pub, wr_pcg32_fill, &g, NULL) != 0 ||
+    if (wr_noise_initiator_new_psk(&n, pub, use_psk, wr_pcg32_fill, &g,
+                                   NULL) != 0 ||
         wr_noise_write(n, out, sizeof out, TS) <= 0)
       abort();
   }

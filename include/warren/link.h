@@ -58,6 +58,9 @@ typedef struct wr_link_config {
   uint8_t fleet_key[32];         /* initiator: fleet public key;
                                     responder: fleet private key */
   wr_noise_replay *replay;       /* responder only: the node's cache */
+  int use_psk;                   /* 1: a node-to-node link, Noise NKpsk0
+                                    with |psk| (noise.h) */
+  uint8_t psk[32];
   wr_mux_config mux;             /* wr_mux_config_default() if zeroed */
   const char *peer;              /* "127.0.0.1:8081", for messages */
 } wr_link_config;

@@ -71,6 +71,23 @@ int wr_noise_initiator_new(wr_noise **pn, const uint8_t fleet_pub[32],
 int wr_noise_responder_new(wr_noise **pn, const uint8_t fleet_priv[32],
                            wr_noise_replay *rc, wr_rand_fn rand, void *rand_ud,
                            const wr_mem *mem);
+/*
+ * Node-to-node links (docs/NODELINK.md): the same handshake as
+ * Noise_NKpsk0_25519_ChaChaPoly_BLAKE2b, with |psk| (32 bytes,
+ * wr_keys_node_psk) mixed in before message 1.  Only a holder of the
+ * cluster secret can produce a message 1 the responder accepts, and only
+ * one can answer it, so both ends prove the secret; a tunnel client, which
+ * knows only the fleet public key, fails with WR_ERR_DECRYPT at the
+ * responder.  |psk| NULL is plain NK (the functions above).  Returns as
+ * those do.
+ */
+int wr_noise_initiator_new_psk(wr_noise **pn, const uint8_t fleet_pub[32],
+                               const uint8_t *psk, wr_rand_fn rand,
+                               void *rand_ud, const wr_mem *mem);
+int wr_noise_responder_new_psk(wr_noise **pn, const uint8_t fleet_priv[32],
+                               const uint8_t *psk, wr_noise_replay *rc,
+                               wr_rand_fn rand, void *rand_ud,
+                               const wr_mem *mem);
 /* Wipes every key and frees.  NULL is ignored. */
 void wr_noise_del(wr_noise *n);
 
@@ -149,6 +166,9 @@ void wr_keys_format_secret(const uint8_t secret[32], char out[65]);
 void wr_keys_fleet_keypair(const uint8_t secret[32], uint8_t pub[32],
                            uint8_t priv[32]);
 void wr_keys_gossip_key(const uint8_t secret[32], uint8_t key[32]);
+/* The node-link pre-shared key: BLAKE2b-256(key = secret,
+ * "warren/1 node link psk").  Never leaves the nodes. */
+void wr_keys_node_psk(const uint8_t secret[32], uint8_t psk[32]);
 /* The fleet public key as clients type it: 43 chars, base64url. */
 void wr_keys_format_pub(const uint8_t pub[32], char out[44]);
 int wr_keys_parse_pub(const char *text, uint8_t pub[32]);

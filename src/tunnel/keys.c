@@ -10,6 +10,7 @@
  *   gossip key        = BLAKE2b-256(key = secret, "warren/1 gossip key")
  *   fleet Noise priv  = BLAKE2b-256(key = secret, "warren/1 fleet noise key")
  *   fleet Noise pub   = X25519(priv, 9)
+ *   node link PSK     = BLAKE2b-256(key = secret, "warren/1 node link psk")
  *
  * BLAKE2b in keyed mode is a PRF (RFC 7693 section 3.3), so outputs under
  * distinct labels are independent: publishing the fleet public key, or
@@ -30,6 +31,7 @@
 
 #define LABEL_GOSSIP "warren/1 gossip key"
 #define LABEL_FLEET "warren/1 fleet noise key"
+#define LABEL_NODE_PSK "warren/1 node link psk"
 
 static int is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
@@ -116,4 +118,8 @@ int wr_keys_parse_pub(const char *text, uint8_t pub[32]) {
     return WR_ERR_INVAL;
   memcpy(pub, tmp, 32);
   return 0;
+}
+
+void wr_keys_node_psk(const uint8_t secret[32], uint8_t psk[32]) {
+  derive(secret, LABEL_NODE_PSK, psk);
 }

@@ -54,6 +54,10 @@
 #define DHLEN 32
 #define TAGLEN 16
 #define PROTOCOL_NAME "Noise_NK_25519_ChaChaPoly_BLAKE2b"
+/* Node-to-node links: NK with a pre-shared key mixed in before message 1
+ * (spec section 9, "psk0").  The name differs, so h differs from the
+ * first byte: an NK initiator and an NKpsk0 responder never agree. */
+#define PROTOCOL_NAME_PSK "Noise_NKpsk0_25519_ChaChaPoly_BLAKE2b"
 #define PROLOGUE "warren/1"
 
 #define PAYLOAD1_LEN 11
@@ -132,6 +136,8 @@ struct wr_noise {
   wr_aead pref;
   wr_aead chosen;
   wr_noise_keys keys;
+  int has_psk;
+  uint8_t psk[32];
 };
 
 /* ---- replay cache ---------------------------------------------------- */
@@ -246,6 +252,19 @@ static void hkdf2(const uint8_t ck[HASHLEN], const uint8_t *ikm, size_t len,
   sodium_memzero(temp, sizeof temp);
 }
 
+/* HKDF with three outputs (section 4.3), for MixKeyAndHash. */
+static void hkdf3(const uint8_t ck[HASHLEN], const uint8_t *ikm, size_t len,
+                  uint8_t o1[HASHLEN], uint8_t o2[HASHLEN],
+                  uint8_t o3[HASHLEN]) {
+  static const uint8_t one = 1, two = 2, three = 3;
+  uint8_t temp[HASHLEN];
+  hmac(temp, ck, ikm, len, NULL, 0);
+  hmac(o1, temp, &one, 1, NULL, 0);
+  hmac(o2, temp, o1, HASHLEN, &two, 1);
+  hmac(o3, temp, o2, HASHLEN, &three, 1);
+  sodium_memzero(temp, sizeof temp);
+}
+
 void wr__noise_hkdf(const uint8_t ck[64], const uint8_t *ikm, size_t len,
                     uint8_t o1[64], uint8_t o2[64]) {
   hkdf2(ck, ikm, len, o1, o2);
@@ -264,6 +283,28 @@ static void mix_key(wr_noise *n, const uint8_t *ikm, size_t len) {
   n->has_k = 1;
   n->n = 0;
   sodium_memzero(temp_k, sizeof temp_k);
+}
+
+/* MixKeyAndHash(psk) (section 5.2): the "psk" token of psk0. */
+static void mix_key_and_hash(wr_noise *n, const uint8_t psk[32]) {
+  uint8_t ck[HASHLEN], temp_h[HASHLEN], temp_k[HASHLEN];
+  hkdf3(n->ck, psk, 32, ck, temp_h, temp_k);
+  memcpy(n->ck, ck, HASHLEN);
+  mix_hash(n, temp_h, HASHLEN);
+  memcpy(n->k, temp_k, 32);
+  n->has_k = 1;
+  n->n = 0;
+  sodium_memzero(ck, sizeof ck);
+  sodium_memzero(temp_h, sizeof temp_h);
+  sodium_memzero(temp_k, sizeof temp_k);
+}
+
+/* The "e" token: MixHash(e.pub), and in a PSK handshake also
+ * MixKey(e.pub) (section 9.2), so the PSK's key never encrypts under a
+ * nonce reused with another ephemeral. */
+static void mix_e(wr_noise *n, const uint8_t e[DHLEN]) {
+  mix_hash(n, e, DHLEN);
+  if (n->has_psk) mix_key(n, e, DHLEN);
 }
 
 static void nonce_of(uint64_t c, uint8_t nonce[12]) {
@@ -322,8 +363,8 @@ static void default_rand(uint8_t *dst, size_t len, void *ud) {
   randombytes_buf(dst, len);
 }
 
-static int noise_new(wr_noise **pn, int initiator, wr_rand_fn rand,
-                     void *rand_ud, const wr_mem *mem) {
+static int noise_new(wr_noise **pn, int initiator, const uint8_t *psk,
+                     wr_rand_fn rand, void *rand_ud, const wr_mem *mem) {
   wr_noise *n;
   uint8_t name[HASHLEN] = {0};
   /* sodium_init fails only when the system RNG is unusable; with an
@@ -339,7 +380,13 @@ static int noise_new(wr_noise **pn, int initiator, wr_rand_fn rand,
   n->pref = wr_aead_preferred();
   /* InitializeSymmetric: the name is shorter than HASHLEN, so h is the
    * name zero-padded; ck = h. */
-  memcpy(name, PROTOCOL_NAME, sizeof PROTOCOL_NAME - 1);
+  if (psk) {
+    memcpy(name, PROTOCOL_NAME_PSK, sizeof PROTOCOL_NAME_PSK - 1);
+    memcpy(n->psk, psk, 32);
+    n->has_psk = 1;
+  } else {
+    memcpy(name, PROTOCOL_NAME, sizeof PROTOCOL_NAME - 1);
+  }
   memcpy(n->h, name, HASHLEN);
   memcpy(n->ck, name, HASHLEN);
   mix_hash(n, (const uint8_t *)PROLOGUE, sizeof PROLOGUE - 1);
@@ -349,11 +396,17 @@ static int noise_new(wr_noise **pn, int initiator, wr_rand_fn rand,
 
 int wr_noise_initiator_new(wr_noise **pn, const uint8_t fleet_pub[32],
                            wr_rand_fn rand, void *rand_ud, const wr_mem *mem) {
+  return wr_noise_initiator_new_psk(pn, fleet_pub, NULL, rand, rand_ud, mem);
+}
+
+int wr_noise_initiator_new_psk(wr_noise **pn, const uint8_t fleet_pub[32],
+                               const uint8_t *psk, wr_rand_fn rand,
+                               void *rand_ud, const wr_mem *mem) {
   int rv;
   if (!pn) return WR_ERR_INVAL;
   *pn = NULL;
   if (!fleet_pub) return WR_ERR_INVAL;
-  if ((rv = noise_new(pn, 1, rand, rand_ud, mem)) != 0) return rv;
+  if ((rv = noise_new(pn, 1, psk, rand, rand_ud, mem)) != 0) return rv;
   memcpy((*pn)->rs, fleet_pub, DHLEN);
   mix_hash(*pn, fleet_pub, DHLEN); /* pre-message <- s */
   return 0;
@@ -362,12 +415,20 @@ int wr_noise_initiator_new(wr_noise **pn, const uint8_t fleet_pub[32],
 int wr_noise_responder_new(wr_noise **pn, const uint8_t fleet_priv[32],
                            wr_noise_replay *rc, wr_rand_fn rand, void *rand_ud,
                            const wr_mem *mem) {
+  return wr_noise_responder_new_psk(pn, fleet_priv, NULL, rc, rand, rand_ud,
+                                    mem);
+}
+
+int wr_noise_responder_new_psk(wr_noise **pn, const uint8_t fleet_priv[32],
+                               const uint8_t *psk, wr_noise_replay *rc,
+                               wr_rand_fn rand, void *rand_ud,
+                               const wr_mem *mem) {
   uint8_t pub[DHLEN];
   int rv;
   if (!pn) return WR_ERR_INVAL;
   *pn = NULL;
   if (!fleet_priv || !rc) return WR_ERR_INVAL;
-  if ((rv = noise_new(pn, 0, rand, rand_ud, mem)) != 0) return rv;
+  if ((rv = noise_new(pn, 0, psk, rand, rand_ud, mem)) != 0) return rv;
   memcpy((*pn)->s_priv, fleet_priv, DHLEN);
   (*pn)->rc = rc;
   if (!rc->have_pub || sodium_memcmp(rc->s_priv, fleet_priv, DHLEN) != 0) {
@@ -430,13 +491,14 @@ static void split(wr_noise *n) {
   sodium_memzero(n->k, sizeof n->k);
   sodium_memzero(n->e_priv, sizeof n->e_priv);
   sodium_memzero(n->s_priv, sizeof n->s_priv);
+  sodium_memzero(n->psk, sizeof n->psk);
   n->state = ST_DONE;
 }
 
 static void gen_ephemeral(wr_noise *n) {
   n->rand(n->e_priv, DHLEN, n->rand_ud);
   (void)crypto_scalarmult_base(n->e_pub, n->e_priv);
-  mix_hash(n, n->e_pub, DHLEN);
+  mix_e(n, n->e_pub);
 }
 
 wr_ssize wr_noise_write(wr_noise *n, uint8_t *dst, size_t cap,
@@ -446,6 +508,7 @@ wr_ssize wr_noise_write(wr_noise *n, uint8_t *dst, size_t cap,
   int rv;
   if (n->state == ST_WRITE1) {
     if (cap < 2 + MSG1_LEN) return WR_ERR_NOBUF;
+    if (n->has_psk) mix_key_and_hash(n, n->psk); /* psk0 */
     gen_ephemeral(n);
     /* es: a wrong pinned key cannot be detected here; the responder's
      * tag check on the payload is what fails. */
@@ -512,8 +575,9 @@ static int read_msg1(wr_noise *n, const uint8_t *msg, size_t len,
   wr_rbuf r;
   int rv;
   if (len < MSG1_LEN) return WR_ERR_PROTO;
+  if (n->has_psk) mix_key_and_hash(n, n->psk); /* psk0 */
   memcpy(n->re, msg, DHLEN);
-  mix_hash(n, n->re, DHLEN);
+  mix_e(n, n->re);
   if ((rv = mix_dh(n, n->s_priv, n->re)) != 0) return rv;
   rv = decrypt_and_hash(n, msg + DHLEN, len - DHLEN, payload);
   if (rv != 0) return rv;
@@ -550,7 +614,7 @@ static int read_msg2(wr_noise *n, const uint8_t *msg, size_t len) {
   }
   if (len < MSG2_LEN) return WR_ERR_PROTO;
   memcpy(n->re, msg, DHLEN);
-  mix_hash(n, n->re, DHLEN);
+  mix_e(n, n->re);
   if ((rv = mix_dh(n, n->e_priv, n->re)) != 0) return rv;
   if ((rv = decrypt_and_hash(n, msg + DHLEN, len - DHLEN, payload)) != 0)
     return rv;

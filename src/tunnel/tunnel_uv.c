@@ -828,12 +828,13 @@ int wr_link_start(wr_link **pl, uv_loop_t *loop, uv_tcp_t *tcp,
   snprintf(l->peer, sizeof l->peer, "%s", cfg->peer ? cfg->peer : "?");
   if (cfg->mux.stream_window) l->muxcfg = cfg->mux;
   else wr_mux_config_default(&l->muxcfg, cfg->initiator);
+  const uint8_t *psk = cfg->use_psk ? cfg->psk : NULL;
   if (cfg->initiator)
-    rv = wr_noise_initiator_new(&l->noise, cfg->fleet_key, wr_sodium_rand,
-                                NULL, NULL);
+    rv = wr_noise_initiator_new_psk(&l->noise, cfg->fleet_key, psk,
+                                    wr_sodium_rand, NULL, NULL);
   else
-    rv = wr_noise_responder_new(&l->noise, cfg->fleet_key, cfg->replay,
-                                wr_sodium_rand, NULL, NULL);
+    rv = wr_noise_responder_new_psk(&l->noise, cfg->fleet_key, psk,
+                                    cfg->replay, wr_sodium_rand, NULL, NULL);
   if (rv != 0) {
     free(l);
     return rv;
