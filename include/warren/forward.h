@@ -33,6 +33,31 @@ typedef struct wr_fwd_open {
                                 never forwards again (no loops) */
 } wr_fwd_open;
 
+/*
+ * The OPEN metadata on the wire: protobuf ForwardOpen (proto/forward.proto,
+ * src/proxy/fwd_open.c).  A decoded message lives in a wr_fwd_meta (fixed
+ * storage; wr_fwd_meta_view gives the wr_fwd_open view of it).
+ */
+#define WR_FWD_OPEN_MAX_WIRE 1024
+typedef struct wr_fwd_meta {
+  char name[64];
+  char host[256];
+  char request_id[64];
+  char visitor_addr[64];
+  char scheme[8];
+  uint32_t hops;
+} wr_fwd_meta;
+/* Encodes |m| (NULL strings are empty) into |dst|.  Returns the length,
+ * WR_ERR_NOBUF (|cap| too small) or WR_ERR_TOOBIG (a string longer than
+ * wr_fwd_meta holds: the peer would refuse it). */
+wr_ssize wr_fwd_open_encode(const wr_fwd_open *m, uint8_t *dst, size_t cap);
+/* Decodes untrusted bytes.  Returns 0, or WR_ERR_PROTO: not a
+ * ForwardOpen, longer than WR_FWD_OPEN_MAX_WIRE, an empty name, a string
+ * too long for its field or holding a byte outside printable ASCII (they
+ * reach logs and, for the owner, nothing else). */
+int wr_fwd_open_decode(const uint8_t *buf, size_t len, wr_fwd_meta *out);
+void wr_fwd_meta_view(const wr_fwd_meta *mt, wr_fwd_open *view);
+
 /* Why an upstream ended (wr_fwd_sink.ended). */
 typedef enum wr_fwd_end {
   WR_FWD_END_DONE = 0,  /* both directions finished (FIN both ways) */
