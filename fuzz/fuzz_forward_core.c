@@ -116,7 +116,7 @@ static int cb_handoff(void *ud, const uint8_t *pre, size_t len) {
 static uint8_t *cb_new(size_t n) { return malloc(n); }
 static void cb_free(uint8_t *b) { free(b); }
 static const wr_fwd_callbacks cbs = {cb_open, cb_send, cb_handoff, cb_new,
-                                     cb_free};
+                                     cb_free, cb_handoff};
 
 static void rand_fill(uint8_t *d, size_t n, void *ud) {
   (void)ud;

@@ -8,9 +8,9 @@
  *
  *   - a stream on a local tunnel link (src/proxy/up_tunnel.c): the name
  *     is bound to a client connected to this node;
- *   - a stream on a node-to-node link (not built yet): the name is owned
- *     by another live node; its OPEN carries wr_fwd_open below as a
- *     protobuf message.
+ *   - a stream on a node-to-node link (src/proxy/up_nodelink.c): the name
+ *     is owned by another live node; its OPEN carries wr_fwd_open below
+ *     as a protobuf message.
  *
  * Sans-IO: this header reaches no libuv type.  Rules, as for the mux
  * (mux.h): calls into an upstream never call back into the visitor side
@@ -68,6 +68,9 @@ typedef enum wr_fwd_end {
    * moved; a request none of whose bytes left is retried once. */
   WR_FWD_END_NO_ROUTE,
   WR_FWD_END_MOVED,
+  /* The node-to-node link to the owner could not be made (connect,
+   * upgrade or handshake failed): no byte left. */
+  WR_FWD_END_UNREACHABLE,
 } wr_fwd_end;
 
 /* Operations on an open upstream; |up| is the implementation's handle. */
@@ -165,6 +168,10 @@ typedef struct wr_fwd_callbacks {
    * pages), freed by whoever frees the buffers of `send`. */
   uint8_t *(*buf_new)(size_t len);
   void (*buf_free)(uint8_t *buf);
+  /* The request was another node's `GET /_warren/node` with `Upgrade:
+   * warren-node/1`: take the socket as a node-to-node link, as handoff.
+   * NULL: such a request is routed like any other (by Host). */
+  int (*handoff_node)(void *ud, const uint8_t *pre, size_t len);
 } wr_fwd_callbacks;
 
 typedef struct wr_fwd_config {

@@ -25,6 +25,11 @@ typedef struct wr_ingress_config {
   const char *domain;            /* "localhost" */
   const char *node_id;
   uint8_t fleet_priv[32];        /* the Noise static key */
+  int have_node_psk;             /* 1: node-to-node links are on: this
+                                    node accepts them (GET /_warren/node,
+                                    Upgrade: warren-node/1) and dials them
+                                    to forward names owned elsewhere */
+  uint8_t node_psk[32];          /* wr_keys_node_psk of the cluster secret */
   const char *token;             /* required of clients when set */
   uint64_t upstream_timeout_ms;  /* the origin silent this long after a
                                     request was sent whole (or not reading
@@ -80,11 +85,17 @@ typedef struct wr_ingress_config {
   /* A visitor asks for |name|, which no link here serves (live or in its
    * grace period).  Return 1 and write the owner's node id (NUL-ended,
    * at most |cap| bytes, cap 65) into |owner_id| when another live node
-   * owns it, 0 for no route (404).  For now an owner elsewhere answers
-   * 502 "NAME is served by node OWNER; forwarding between nodes is not
-   * built yet"; the forwarding work replaces that by the hop. */
+   * owns it, 0 for no route (404).  The request then makes one hop: a
+   * stream on the node link to the owner (owner_addr below,
+   * docs/NODELINK.md). */
   int (*lookup_remote)(void *ud, const char *name, char *owner_id,
                        size_t cap);
+  /* Where node |owner_id| takes node-to-node links: its data address
+   * ("IP:PORT", NUL-ended, at most |cap| bytes) from its membership
+   * metadata.  Return 1 when it is a live member, else 0 (the request is
+   * answered 502 "unreachable").  NULL, or no node_psk: an owner
+   * elsewhere answers 502 as before forwarding existed. */
+  int (*owner_addr)(void *ud, const char *owner_id, char *addr, size_t cap);
   /* Who a client is, decided at its Hello (after the --token check).
    * |token| as presented ("" for none); |identity| the account of the
    * identity key the client proved it holds ("key:<hex>", identity.h),

@@ -54,6 +54,12 @@ enum {
   WR_MUX_RST_TIMEOUT = 3,         /* origin did not answer in time */
   WR_MUX_RST_PROTO = 4,           /* stream-level protocol error */
   WR_MUX_RST_INTERNAL = 5,
+  /* Node-to-node streams (docs/NODELINK.md): the owner says why it did not
+   * relay a stream.  NO_ROUTE and MOVED promise that no byte of it reached
+   * an origin, so the first node may retry it once. */
+  WR_MUX_RST_NO_ROUTE = 6,        /* the name is not bound here */
+  WR_MUX_RST_MOVED = 7,           /* the name is owned by another node */
+  WR_MUX_RST_TUNNEL_GONE = 8,     /* its client's link dropped */
 };
 
 typedef struct wr_mux_config {

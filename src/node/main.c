@@ -724,6 +724,11 @@ static int start_ingress(app *a, const char *listen, const char *domain,
   ic.node_id = a->id;
   uint8_t pub[32];
   wr_keys_fleet_keypair(secret, pub, ic.fleet_priv);
+  /* Node links need the mesh (owners are found through it). */
+  if (a->mesh) {
+    wr_keys_node_psk(secret, ic.node_psk);
+    ic.have_node_psk = 1;
+  }
   ic.token = token;
   ic.upstream_timeout_ms = upstream_ms;
   ic.idle_timeout_ms = idle_ms;
@@ -735,6 +740,7 @@ static int start_ingress(app *a, const char *listen, const char *domain,
   int rv = wr_ingress_start(&a->ig, a->loop, &ic);
   if (rv == 0 && a->mesh) wr_mesh_set_ingress(a->mesh, a->ig);
   sodium_memzero(ic.fleet_priv, 32);
+  sodium_memzero(ic.node_psk, 32);
   if (rv != 0) {
     fprintf(stderr, "warren: cannot listen on %s: %s\n", listen,
             wr_strerror(rv));

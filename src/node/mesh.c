@@ -11,6 +11,7 @@
  */
 #include "mesh.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +244,29 @@ static int hook_lookup_remote(void *ud, const char *name, char *owner,
   return 0;
 }
 
+/* Where a live owner takes node links: its advertised data address (its
+ * --http, or the gossip host with the --http port when that is a
+ * wildcard; main.c), from its ALIVE metadata. */
+static int hook_owner_addr(void *ud, const char *owner, char *addr,
+                           size_t cap) {
+  wr_mesh *m = ud;
+  wr_swim_member_info mi;
+  char ip[64];
+  if (!m->swim ||
+      wr_swim_member_find(wr_swim_uv_core(m->swim), owner, &mi) != 0)
+    return 0;
+  if (mi.state != WR_SWIM_ALIVE && mi.state != WR_SWIM_SUSPECT) return 0;
+  if (mi.data.port == 0) return 0;
+  if (mi.data.family == 4) {
+    if (!inet_ntop(AF_INET, mi.data.ip, ip, sizeof ip)) return 0;
+    snprintf(addr, cap, "%s:%u", ip, mi.data.port);
+  } else {
+    if (!inet_ntop(AF_INET6, mi.data.ip, ip, sizeof ip)) return 0;
+    snprintf(addr, cap, "[%s]:%u", ip, mi.data.port);
+  }
+  return 1;
+}
+
 /* Accounts: with a tokens file, the account its token names (an unknown
  * or missing token is refused); without one the fleet is open and a
  * client is its identity key's account ("key:<hex>"), or "anonymous"
@@ -266,6 +290,7 @@ void wr_mesh_ingress_hooks(wr_mesh *m, wr_ingress_config *ic) {
   ic->bound = hook_bound;
   ic->unbound = hook_unbound;
   ic->lookup_remote = hook_lookup_remote;
+  ic->owner_addr = hook_owner_addr;
   ic->authorize = hook_authorize;
 }
 

@@ -81,6 +81,7 @@
 #include "warren/proxyproto.h"
 
 #define TUNNEL_PATH "GET /_warren/tunnel "
+#define NODE_PATH "GET /_warren/node "
 
 enum req_side { REQ_IDLE, REQ_BODY, REQ_TUNNEL };
 enum resp_side { RESP_NONE, RESP_INTERIM, RESP_FINAL, RESP_RAW };
@@ -95,6 +96,7 @@ struct wr_fwd {
   wr_tstamp now;               /* of the call in progress */
   wr_fwd_state state;
   enum req_side req;
+  int node_link;               /* REQ_TUNNEL is a node-to-node link */
   enum resp_side resp;
   enum vin vin;
   enum up_side upst;
@@ -457,6 +459,16 @@ void wr_fwd_up_ended(wr_fwd *f, wr_fwd_end end, wr_tstamp now) {
              "connection (is it running?)",
              f->name);
     break;
+  case WR_FWD_END_NO_ROUTE:
+  case WR_FWD_END_MOVED:
+    snprintf(why, sizeof why,
+             "the node that owned '%.63s' no longer serves it (%s)", f->name,
+             end == WR_FWD_END_MOVED ? "it moved" : "no route there");
+    break;
+  case WR_FWD_END_UNREACHABLE:
+    snprintf(why, sizeof why,
+             "the node serving '%.63s' could not be reached", f->name);
+    break;
   default:
     snprintf(why, sizeof why, "the tunnel '%.63s' closed the stream",
              f->name);
@@ -473,14 +485,22 @@ void wr_fwd_up_writable(wr_fwd *f, wr_tstamp now) {
 
 /* ---- the visitor's side ---- */
 
-static int head_is_tunnel(const wr_http_ev *ev) {
-  if (!ev->upgrade || ev->len < sizeof TUNNEL_PATH - 1 ||
-      memcmp(ev->data, TUNNEL_PATH, sizeof TUNNEL_PATH - 1) != 0)
-    return 0;
-  static const char needle[] = "\nupgrade: warren/1\r";
-  size_t nl = sizeof needle - 1;
+static int head_has(const wr_http_ev *ev, const char *path,
+                    const char *needle) {
+  size_t pl = strlen(path), nl = strlen(needle);
+  if (ev->len < pl || memcmp(ev->data, path, pl) != 0) return 0;
   for (size_t i = 0; i + nl <= ev->len; i++)
     if (strncasecmp((const char *)ev->data + i, needle, nl) == 0) return 1;
+  return 0;
+}
+
+/* 1: a tunnel client's upgrade; 2: another node's (node-to-node link). */
+static int head_is_tunnel(const wr_fwd *f, const wr_http_ev *ev) {
+  if (!ev->upgrade) return 0;
+  if (head_has(ev, TUNNEL_PATH, "\nupgrade: warren/1\r")) return 1;
+  if (f->cb->handoff_node &&
+      head_has(ev, NODE_PATH, "\nupgrade: warren-node/1\r"))
+    return 2;
   return 0;
 }
 
@@ -489,8 +509,11 @@ static int on_request_head(wr_fwd *f, const wr_http_ev *ev) {
   count(M(f, requests));
   snprintf(f->reqid, sizeof f->reqid, "%s",
            ev->request_id ? ev->request_id : "");
-  if (f->upst != UP_OPEN && f->resp != RESP_FINAL && head_is_tunnel(ev)) {
+  int kind;
+  if (f->upst != UP_OPEN && f->resp != RESP_FINAL &&
+      (kind = head_is_tunnel(f, ev)) != 0) {
     f->req = REQ_TUNNEL;
+    f->node_link = kind == 2;
     return 0;
   }
   if (!ev->name) {
@@ -640,7 +663,9 @@ static void process(wr_fwd *f) {
       continue;
     case WR_HTTP_EV_UPGRADE:
       if (f->req == REQ_TUNNEL) {
-        if (f->cb->handoff(f->ud, f->rbuf + f->in_off, f->in_len) != 0) {
+        int (*take)(void *, const uint8_t *, size_t) =
+            f->node_link ? f->cb->handoff_node : f->cb->handoff;
+        if (take(f->ud, f->rbuf + f->in_off, f->in_len) != 0) {
           wr_fwd_close(f);
           return;
         }

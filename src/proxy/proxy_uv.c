@@ -13,8 +13,10 @@
  *   - one uv_timer_t, armed at wr_fwd_deadline;
  *   - routing (the core's `open`): bindings.c's table (bound here: a
  *     stream on the client's tunnel, up_tunnel.c), the routes hook
- *     lookup_remote (owned by another node: 502 for now), else 404;
- *   - the hand-off of a tunnel client's socket to bindings.c;
+ *     lookup_remote (owned by another live node: a stream on the pooled
+ *     node link to it, up_nodelink.c and nodepool.c), else 404;
+ *   - the hand-off of a tunnel client's socket to bindings.c, and of
+ *     another node's link to nodeserve.c;
  *   - the ingress's life, metrics and the request-id random pool.
  *
  * After every call into the core, sync() applies what it wants.
@@ -27,6 +29,9 @@
 #include <sodium.h>
 
 #include "bindings.h"
+#include "nodepool.h"
+#include "nodeserve.h"
+#include "up_nodelink.h"
 #include "up_tunnel.h"
 #include "warren/forward.h"
 #include "warren/control.h"
@@ -83,6 +88,7 @@ struct vconn {
   uv_timer_t timer;
   wr_fwd *f;                   /* the connection's logic */
   wr_up_tunnel ut;             /* its upstream when that is a tunnel */
+  wr_up_nodelink un;           /* ... or a stream to the owner node */
   char peer[64];
   int reading, closing, handed_off, shut_sent, write_failed;
   uv_shutdown_t shut;
@@ -122,6 +128,10 @@ struct wr_ingress {
   void *routes_ud;
   int (*lookup_remote)(void *ud, const char *name, char *owner_id,
                        size_t cap);
+  int (*owner_addr)(void *ud, const char *owner_id, char *addr, size_t cap);
+  wr_nodepool *pool;           /* NULL: node links are off */
+  wr_nodesrv *nodesrv;
+  int pool_done, nodesrv_done;
   rand_pool ids;
   uint64_t upstream_timeout, idle_timeout, head_timeout;
   uint64_t body_min_rate;
@@ -390,8 +400,9 @@ static const wr_fwd_sink up_sink = {
 /* ---- the core's callbacks ---- */
 
 /* Route a connection's first request: bound here -> a stream on the
- * client's tunnel; owned by another live node -> (not built yet) 502;
- * else 404. */
+ * client's tunnel; owned by another live node -> a stream on the node
+ * link to it (one hop: meta->hops is 0 here, the owner never forwards
+ * again); else 404. */
 static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
                     char *detail, size_t cap) {
   vconn *v = ud;
@@ -407,17 +418,34 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
   }
   if (found == WR_BINDINGS_NONE) {
     char owner[65];
-    if (ig->lookup_remote &&
-        ig->lookup_remote(ig->routes_ud, meta->name, owner, sizeof owner) ==
-            1) {
-      owner[sizeof owner - 1] = 0;
+    char addr[64];
+    if (!ig->lookup_remote ||
+        ig->lookup_remote(ig->routes_ud, meta->name, owner, sizeof owner) != 1)
+      return 404;
+    owner[sizeof owner - 1] = 0;
+    if (!ig->pool) {
       snprintf(detail, cap,
-               "%.63s is served by node %.64s; forwarding between nodes is "
-               "not built yet",
+               "%.63s is served by node %.64s; this node does not forward "
+               "(node links are off)",
                meta->name, owner);
       return 502;
     }
-    return 404;
+    if (!ig->owner_addr ||
+        ig->owner_addr(ig->routes_ud, owner, addr, sizeof addr) != 1) {
+      snprintf(detail, cap, "node %.64s, which serves %.63s, is unreachable",
+               owner, meta->name);
+      return 502;
+    }
+    addr[sizeof addr - 1] = 0;
+    int rv = wr_up_nodelink_open(&v->un, ig->pool, owner, addr, meta,
+                                 &up_sink, v, out);
+    if (rv != 0) {
+      snprintf(detail, cap,
+               "node %.64s, which serves %.63s, is unreachable (%s)", owner,
+               meta->name, wr_strerror(rv));
+      return 502;
+    }
+    return 0;
   }
   int rv = wr_up_tunnel_open(&v->ut, tl, meta, &up_sink, v, out);
   if (rv != 0) {
@@ -436,12 +464,21 @@ static int fwd_handoff(void *ud, const uint8_t *pre, size_t len) {
   return wr_bindings_accept(v->ig->bindings, v->tcp, v->peer, pre, len);
 }
 
+/* Another node's `Upgrade: warren-node/1`: a node link (nodeserve.c). */
+static int fwd_handoff_node(void *ud, const uint8_t *pre, size_t len) {
+  vconn *v = ud;
+  if (!v->ig->nodesrv) return WR_ERR_CLOSED;
+  v->reading = 0; /* nodesrv_accept stops our reads */
+  return wr_nodesrv_accept(v->ig->nodesrv, v->tcp, v->peer, pre, len);
+}
+
 static const wr_fwd_callbacks fwd_cb = {
     .open = fwd_open,
     .send = fwd_send,
     .handoff = fwd_handoff,
     .buf_new = wr_link_buf_new,
     .buf_free = wr_link_buf_free,
+    .handoff_node = fwd_handoff_node,
 };
 
 static void pooled_rand(uint8_t *dst, size_t len, void *ud) {
@@ -569,8 +606,10 @@ static void on_connection(uv_stream_t *server, int status) {
 
 static void maybe_done(wr_ingress *ig) {
   if (!ig->stopping || !ig->server_closed || !ig->prep_closed || ig->all ||
-      !ig->bindings_done)
+      !ig->bindings_done || !ig->pool_done || !ig->nodesrv_done)
     return;
+  wr_nodesrv_del(ig->nodesrv);
+  wr_nodepool_del(ig->pool);
   wr_bindings_del(ig->bindings);
   void (*done)(void *) = ig->done;
   void *ud = ig->done_ud;
@@ -582,6 +621,51 @@ static void on_bindings_done(void *ud) {
   wr_ingress *ig = ud;
   ig->bindings_done = 1;
   maybe_done(ig);
+}
+
+static void on_pool_done(void *ud) {
+  wr_ingress *ig = ud;
+  ig->pool_done = 1;
+  maybe_done(ig);
+}
+
+static void on_nodesrv_done(void *ud) {
+  wr_ingress *ig = ud;
+  ig->nodesrv_done = 1;
+  maybe_done(ig);
+}
+
+/* Node links: the pool that dials owners and the server that relays
+ * their streams.  Off (both NULL) without a node PSK. */
+static int start_nodelinks(wr_ingress *ig, uv_loop_t *loop,
+                           const wr_ingress_config *cfg) {
+  ig->pool_done = ig->nodesrv_done = 1;
+  if (!cfg->have_node_psk) return 0;
+  wr_nodepool_config pc;
+  memset(&pc, 0, sizeof pc);
+  crypto_scalarmult_base(pc.fleet_pub, cfg->fleet_priv);
+  memcpy(pc.psk, cfg->node_psk, 32);
+  pc.ev = &wr_up_nodelink_events;
+  int rv = wr_nodepool_new(&ig->pool, loop, &pc);
+  sodium_memzero(pc.psk, 32);
+  if (rv != 0) return rv;
+  wr_nodesrv_config sc;
+  memset(&sc, 0, sizeof sc);
+  sc.bindings = ig->bindings;
+  memcpy(sc.fleet_priv, cfg->fleet_priv, 32);
+  memcpy(sc.psk, cfg->node_psk, 32);
+  sc.lookup_remote = cfg->lookup_remote;
+  sc.routes_ud = cfg->routes_ud;
+  sc.m_bad = ig->m_tunnel_bad;
+  rv = wr_nodesrv_new(&ig->nodesrv, loop, &sc);
+  sodium_memzero(&sc, sizeof sc);
+  if (rv != 0) {
+    wr_nodepool_del(ig->pool);
+    ig->pool = NULL;
+    return rv;
+  }
+  ig->pool_done = ig->nodesrv_done = 0;
+  return 0;
 }
 
 static void url_of(void *ud, const char *name, char *out, size_t cap) {
@@ -693,6 +777,13 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
     free(ig);
     return rv;
   }
+  ig->owner_addr = cfg->owner_addr;
+  rv = start_nodelinks(ig, loop, cfg);
+  if (rv != 0) {
+    wr_bindings_del(ig->bindings);
+    free(ig);
+    return rv;
+  }
   uv_tcp_init(loop, &ig->server);
   ig->server.data = ig;
   uv_prepare_init(loop, &ig->prep);
@@ -705,6 +796,8 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
     uv_close((uv_handle_t *)&ig->server, server_closed);
     uv_close((uv_handle_t *)&ig->prep, server_closed);
     wr_bindings_stop(ig->bindings, on_bindings_done, ig);
+    if (ig->pool) wr_nodepool_stop(ig->pool, on_pool_done, ig);
+    if (ig->nodesrv) wr_nodesrv_stop(ig->nodesrv, on_nodesrv_done, ig);
     return rv;
   }
   struct sockaddr_storage bound;
@@ -732,7 +825,10 @@ int wr_ingress_evict(wr_ingress *ig, const char *name,
   return wr_bindings_evict(ig->bindings, name, session, reason);
 }
 
-void wr_ingress_drain(wr_ingress *ig) { wr_bindings_drain(ig->bindings); }
+void wr_ingress_drain(wr_ingress *ig) {
+  wr_bindings_drain(ig->bindings);
+  if (ig->nodesrv) wr_nodesrv_drain(ig->nodesrv);
+}
 
 void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud) {
   if (ig->stopping) return;
@@ -745,4 +841,6 @@ void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud) {
   uv_close((uv_handle_t *)&ig->prep, server_closed);
   for (vconn *v = ig->all; v; v = v->anext) vconn_close(v);
   wr_bindings_stop(ig->bindings, on_bindings_done, ig);
+  if (ig->pool) wr_nodepool_stop(ig->pool, on_pool_done, ig);
+  if (ig->nodesrv) wr_nodesrv_stop(ig->nodesrv, on_nodesrv_done, ig);
 }

@@ -131,6 +131,8 @@ def run(fleet):
     st, body = n5.visit("race", "/x")
     check("race: the winner's node serves it",
           expect.visit("race", "/x")[0] == 200, repr((st, body[:200])))
+    check("race: a node that does not own it serves it too (one hop)",
+          st == 200 and b"origin A path /x" in body, repr((st, body[:200])))
 
     # ---- a move within one account ----
     c4 = Client(fleet, n4, "app", origin, ["--token", TOKENS["alice"]])

@@ -121,7 +121,7 @@ static int cb_handoff(void *ud, const uint8_t *pre, size_t len) {
 static uint8_t *cb_buf_new(size_t len) { return malloc(len); }
 static void cb_buf_free(uint8_t *b) { free(b); }
 static const wr_fwd_callbacks cbs = {cb_open, cb_send, cb_handoff, cb_buf_new,
-                                     cb_buf_free};
+                                     cb_buf_free, cb_handoff};
 
 static void rand_counter(uint8_t *dst, size_t len, void *ud) {
   static uint8_t c;
@@ -506,6 +506,20 @@ static void test_upgrade(void **state_) {
   finish();
 }
 
+/* Another node's link upgrade goes to handoff_node (same callback here,
+ * counted alike), not to routing. */
+static void test_node_handoff(void **state_) {
+  (void)state_;
+  start();
+  visit("GET /_warren/node HTTP/1.1\r\nHost: n2:8080\r\nConnection: "
+        "Upgrade\r\nUpgrade: warren-node/1\r\n\r\nNK");
+  assert_int_equal(H.handoffs, 1);
+  assert_int_equal(H.prelen, 2);
+  assert_int_equal(H.opens, 0);
+  assert_int_equal(state(), WR_FWD_HANDED_OFF);
+  finish();
+}
+
 static void test_tunnel_handoff(void **state_) {
   (void)state_;
   start();
@@ -665,6 +679,7 @@ int main(void) {
       cmocka_unit_test(test_pipelining),
       cmocka_unit_test(test_upgrade),
       cmocka_unit_test(test_tunnel_handoff),
+      cmocka_unit_test(test_node_handoff),
       cmocka_unit_test(test_proxy_header),
       cmocka_unit_test(test_upstream_ends),
       cmocka_unit_test(test_credit),
