@@ -132,6 +132,7 @@ struct wr_ingress {
   wr_nodepool *pool;           /* NULL: node links are off */
   wr_nodesrv *nodesrv;
   int pool_done, nodesrv_done;
+  uint64_t *m_hop_retries, *m_hops;
   rand_pool ids;
   uint64_t upstream_timeout, idle_timeout, head_timeout;
   uint64_t body_min_rate;
@@ -399,6 +400,24 @@ static const wr_fwd_sink up_sink = {
 
 /* ---- the core's callbacks ---- */
 
+/* A stale route's retry (up_nodelink.h): where the name goes now.  A
+ * name bound on this node since is not taken over mid-connection (the
+ * upstream cannot change kind): the visitor gets the 502 and its next
+ * connection the tunnel. */
+static int nodelink_reroute(void *ud, const char *name, char *owner,
+                            size_t ocap, char *addr, size_t acap) {
+  vconn *v = ud;
+  wr_ingress *ig = v->ig;
+  wr_tlink *tl;
+  if (wr_bindings_lookup(ig->bindings, name, &tl) != WR_BINDINGS_NONE)
+    return 0;
+  if (!ig->lookup_remote || !ig->owner_addr ||
+      ig->lookup_remote(ig->routes_ud, name, owner, ocap) != 1)
+    return 0;
+  owner[ocap - 1] = 0;
+  return ig->owner_addr(ig->routes_ud, owner, addr, acap);
+}
+
 /* Route a connection's first request: bound here -> a stream on the
  * client's tunnel; owned by another live node -> a stream on the node
  * link to it (one hop: meta->hops is 0 here, the owner never forwards
@@ -437,14 +456,16 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
       return 502;
     }
     addr[sizeof addr - 1] = 0;
+    v->un.m_retries = ig->m_hop_retries;
     int rv = wr_up_nodelink_open(&v->un, ig->pool, owner, addr, meta,
-                                 &up_sink, v, out);
+                                 nodelink_reroute, &up_sink, v, out);
     if (rv != 0) {
       snprintf(detail, cap,
                "node %.64s, which serves %.63s, is unreachable (%s)", owner,
                meta->name, wr_strerror(rv));
       return 502;
     }
+    if (ig->m_hops) (*ig->m_hops)++;
     return 0;
   }
   int rv = wr_up_tunnel_open(&v->ut, tl, meta, &up_sink, v, out);
@@ -759,6 +780,14 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
     wr_metrics_counter(m, "warren_rx_malformed_total", "source", "tunnel",
                        "Malformed or unauthenticated input dropped.",
                        &ig->m_tunnel_bad);
+    wr_metrics_counter(m, "warren_forward_hops_total", NULL, NULL,
+                       "Visitor connections forwarded to the owner node "
+                       "over a node-to-node link.",
+                       &ig->m_hops);
+    wr_metrics_counter(m, "warren_forward_retries_total", NULL, NULL,
+                       "Forwarded connections retried once against the "
+                       "current routes table (stale route).",
+                       &ig->m_hop_retries);
     wr_metrics_gauge(m, "warren_tunnels", NULL, NULL,
                      "Tunnels bound on this node.", &ig->g_tunnels);
     wr_metrics_gauge(m, "warren_visitor_connections", NULL, NULL,

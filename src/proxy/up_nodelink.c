@@ -2,22 +2,103 @@
  * An upstream that is a stream on a node-to-node link (up_nodelink.h):
  * forward.h's operations map onto wr_nstream (nodepool.c), and the
  * stream's events onto the owner's wr_fwd_sink.  The owner's reset codes
- * say why it did not relay the stream (mux.h, WR_MUX_RST_NO_ROUTE...).
+ * say why it did not relay the stream (mux.h, WR_MUX_RST_NO_ROUTE...);
+ * the stale-route retry is here (the header says when).
  */
 #include "up_nodelink.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "warren/err.h"
+#include "warren/log.h"
 #include "warren/mux.h"
 
 #define UP_OF(s)                                                               \
   ((wr_up_nodelink *)((char *)(s) - offsetof(wr_up_nodelink, ns)))
 
+static void forget(wr_up_nodelink *u) {
+  free(u->kept);
+  u->kept = NULL;
+  u->keptlen = 0;
+  u->retryable = 0;
+}
+
+static void release(wr_up_nodelink *u) {
+  forget(u);
+  free(u->meta);
+  u->meta = NULL;
+}
+
+/* Keeps what the link took, for a retry; past the cap, no retry. */
+static void keep(wr_up_nodelink *u, const uint8_t *data, size_t n) {
+  if (!u->retryable) return;
+  if (u->keptlen + n > WR_UP_NODELINK_KEEP_MAX) {
+    forget(u);
+    return;
+  }
+  uint8_t *k = realloc(u->kept, u->keptlen + n);
+  if (!k) {
+    forget(u);
+    return;
+  }
+  memcpy(k + u->keptlen, data, n);
+  u->kept = k;
+  u->keptlen += n;
+}
+
+/* Writes the kept bytes again on the new stream; then the core may go on
+ * (writable).  Returns 1 while some still wait for credit. */
+static int replay(wr_up_nodelink *u) {
+  while (u->replayed < u->keptlen) {
+    wr_ssize n = wr_nstream_write(&u->ns, u->kept + u->replayed,
+                                  u->keptlen - u->replayed);
+    if (n < 0) {
+      wr_nstream_detach(&u->ns, 1);
+      release(u);
+      u->replaying = 0;
+      u->sink->ended(u->owner, WR_FWD_END_GONE);
+      return 1;
+    }
+    if (n == 0) return 1;
+    u->replayed += (size_t)n;
+  }
+  u->replaying = 0;
+  if (u->fin_asked) wr_nstream_fin(&u->ns);
+  u->sink->writable(u->owner);
+  return 0;
+}
+
+/* A stale route: open the stream again where the table says now. */
+static int retry(wr_up_nodelink *u, const char *why) {
+  char owner[65], addr[64];
+  if (u->retried || !u->retryable || !u->reroute || !u->meta) return 0;
+  u->retried = 1;
+  if (u->reroute(u->owner, u->name, owner, sizeof owner, addr,
+                 sizeof addr) != 1)
+    return 0;
+  owner[sizeof owner - 1] = 0;
+  addr[sizeof addr - 1] = 0;
+  if (wr_nstream_open(&u->ns, u->pool, owner, addr, u->meta, u->metalen) !=
+      0)
+    return 0;
+  if (u->m_retries) (*u->m_retries)++;
+  WR_LOG_INFOF("nodelink", "retry", "name=%s why=%s owner=%s addr=%s",
+               u->name, why, owner, addr);
+  u->replaying = 1;
+  u->replayed = 0;
+  /* A waiting stream gets `writable` when it opens; an open one now. */
+  if (u->ns.opened) replay(u);
+  return 1;
+}
+
 static wr_ssize op_write(void *up, const uint8_t *data, size_t len) {
   wr_up_nodelink *u = up;
+  if (u->replaying) return 0; /* `writable` follows the replay */
   wr_ssize n = wr_nstream_write(&u->ns, data, len);
-  if (n > 0) u->written += (size_t)n;
+  if (n > 0) keep(u, data, (size_t)n);
   return n;
 }
 
@@ -25,10 +106,16 @@ static void op_consume(void *up, size_t n) {
   wr_nstream_consume(&((wr_up_nodelink *)up)->ns, n);
 }
 
-static void op_fin(void *up) { wr_nstream_fin(&((wr_up_nodelink *)up)->ns); }
+static void op_fin(void *up) {
+  wr_up_nodelink *u = up;
+  u->fin_asked = 1;
+  if (!u->replaying) wr_nstream_fin(&u->ns);
+}
 
 static void op_detach(void *up, int reset) {
-  wr_nstream_detach(&((wr_up_nodelink *)up)->ns, reset);
+  wr_up_nodelink *u = up;
+  wr_nstream_detach(&u->ns, reset);
+  release(u);
 }
 
 static const wr_fwd_upstream_ops up_nodelink_ops = {
@@ -40,6 +127,7 @@ static const wr_fwd_upstream_ops up_nodelink_ops = {
 
 int wr_up_nodelink_open(wr_up_nodelink *u, wr_nodepool *p, const char *owner,
                         const char *addr, const wr_fwd_open *meta,
+                        wr_up_nodelink_reroute reroute,
                         const wr_fwd_sink *sink, void *owner_ud,
                         wr_fwd_upstream *out) {
   uint8_t wire[WR_FWD_OPEN_MAX_WIRE];
@@ -47,11 +135,21 @@ int wr_up_nodelink_open(wr_up_nodelink *u, wr_nodepool *p, const char *owner,
   m.hops = meta->hops + 1; /* this is the hop */
   wr_ssize n = wr_fwd_open_encode(&m, wire, sizeof wire);
   if (n < 0) return (int)n;
+  uint64_t *mr = u->m_retries; /* set by the caller, kept across opens */
+  memset(u, 0, sizeof *u);
+  u->m_retries = mr;
   int rv = wr_nstream_open(&u->ns, p, owner, addr, wire, (size_t)n);
   if (rv != 0) return rv;
   u->sink = sink;
   u->owner = owner_ud;
-  u->written = 0;
+  u->pool = p;
+  u->reroute = reroute;
+  snprintf(u->name, sizeof u->name, "%s", meta->name ? meta->name : "");
+  if (reroute && (u->meta = malloc((size_t)n)) != NULL) {
+    memcpy(u->meta, wire, (size_t)n);
+    u->metalen = (size_t)n;
+    u->retryable = 1;
+  }
   out->ops = &up_nodelink_ops;
   out->up = u;
   return 0;
@@ -59,6 +157,8 @@ int wr_up_nodelink_open(wr_up_nodelink *u, wr_nodepool *p, const char *owner,
 
 static void ev_data(wr_nstream *s, uint8_t *buf, size_t len) {
   wr_up_nodelink *u = UP_OF(s);
+  /* The owner relayed and the origin answered: never retried now. */
+  if (u->meta) release(u);
   u->sink->data(u->owner, buf, len);
 }
 
@@ -77,9 +177,11 @@ static void ev_closed(wr_nstream *s, int64_t code, int by_peer) {
       why = WR_FWD_END_REFUSED;
       break;
     case WR_MUX_RST_NO_ROUTE:
+      if (retry(u, "no_route")) return;
       why = WR_FWD_END_NO_ROUTE;
       break;
     case WR_MUX_RST_MOVED:
+      if (retry(u, "moved")) return;
       why = WR_FWD_END_MOVED;
       break;
     case WR_MUX_RST_TUNNEL_GONE:
@@ -87,16 +189,23 @@ static void ev_closed(wr_nstream *s, int64_t code, int by_peer) {
       break;
     }
   }
+  release(u);
   u->sink->ended(u->owner, why);
 }
 
 static void ev_writable(wr_nstream *s) {
   wr_up_nodelink *u = UP_OF(s);
+  if (u->replaying) {
+    replay(u);
+    return;
+  }
   u->sink->writable(u->owner);
 }
 
 static void ev_gone(wr_nstream *s, int sent) {
   wr_up_nodelink *u = UP_OF(s);
+  if (!sent && retry(u, "unreachable")) return;
+  release(u);
   u->sink->ended(u->owner, sent ? WR_FWD_END_GONE : WR_FWD_END_UNREACHABLE);
 }
 

@@ -19,8 +19,9 @@ Then:
                      closes instead of opening a link
   kill -9 owner      a visitor in the middle of a request through n3 (the
                      origin has not answered yet) gets a clean 502, not a
-                     hang; once n1 is declared dead no node routes to it
-                     (404 everywhere)
+                     hang; a new visitor before n1 is declared dead gets
+                     502 "could not be reached" after one retry; once n1
+                     is declared dead no node routes to it (404 everywhere)
 Prints one line per check; exits non-zero when any failed.
 """
 import hashlib
@@ -391,6 +392,19 @@ def run(fleet):
     check("kill -9: and within 5 s, not a hang", res.get("t", 99) < 6.0,
           "took %.1f s" % res.get("t", 99))
     rest = [n2, n3, n4, n5]
+    # Before n1 is declared dead the tables still name it: the hop fails
+    # before any byte left, is retried once against the table (n1 again),
+    # and the visitor gets a clear 502 at once.
+    t0 = time.time()
+    st, body = n4.visit("app", "/unreachable", timeout=10)
+    dt = time.time() - t0
+    alive = ((n4.members() or {}).get("n1") or {}).get("state")
+    if alive != "dead":
+        check("owner unreachable (not yet declared dead): a clear 502",
+              st == 502 and b"could not be reached" in body and dt < 6,
+              repr((st, body[:300], dt)))
+        check("and the hop was retried once",
+              (n4.metric("warren_forward_retries_total") or 0) >= 1)
 
     def dead_everywhere():
         return all(((n.members() or {}).get("n1") or {}).get("state") ==
