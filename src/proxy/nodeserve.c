@@ -189,14 +189,21 @@ static void pump_to_n(relay *sp) {
   wr_link_flush(sp->sl->link);
 }
 
-static int enqueue(queue *q, uint8_t *buf, size_t len) {
+/* Queues |buf| whose first |off| bytes were already taken; a buffer
+ * taken whole is freed at once (the common case: credit is usually
+ * there, and this saves a malloc per record). */
+static int enqueue(queue *q, uint8_t *buf, size_t off, size_t len) {
+  if (off == len) {
+    wr_link_buf_free(buf);
+    return 0;
+  }
   qbuf *b = malloc(sizeof *b);
   if (!b) {
     wr_link_buf_free(buf);
     return WR_ERR_NOMEM;
   }
   b->buf = buf;
-  b->off = 0;
+  b->off = off;
   b->len = len;
   q_push(q, b);
   return 0;
@@ -210,7 +217,20 @@ static void t_data(void *owner, uint8_t *buf, size_t len) {
     wr_link_buf_free(buf);
     return;
   }
-  if (enqueue(&sp->to_n, buf, len) != 0) {
+  size_t off = 0;
+  if (!sp->to_n.head) {
+    /* Nothing waits: straight to the node link, within its credit. */
+    wr_ssize k = wr_mux_stream_write(nmux(sp), sp->sid, buf, len);
+    if (k < 0) {
+      wr_link_buf_free(buf);
+      detach_tunnel(sp, 1);
+      reset_node(sp, WR_MUX_RST_CANCEL);
+      return;
+    }
+    off = (size_t)k;
+    if (k > 0 && sp->up.ops) sp->up.ops->consume(sp->up.up, (size_t)k);
+  }
+  if (enqueue(&sp->to_n, buf, off, len) != 0) {
     detach_tunnel(sp, 1);
     reset_node(sp, WR_MUX_RST_INTERNAL);
     return;
@@ -326,7 +346,20 @@ static int n_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
     wr_link_flush(l);
     return 0;
   }
-  if (enqueue(&sp->to_t, buf, len) != 0) {
+  size_t off = 0;
+  if (!sp->to_t.head) {
+    /* Nothing waits: straight to the tunnel, within its credit. */
+    wr_ssize k = sp->up.ops->write(sp->up.up, buf, len);
+    if (k < 0) {
+      wr_link_buf_free(buf);
+      detach_tunnel(sp, 1);
+      reset_node(sp, WR_MUX_RST_CANCEL);
+      return 0;
+    }
+    off = (size_t)k;
+    if (k > 0) wr_mux_stream_consume(wr_link_mux(l), sid, (size_t)k);
+  }
+  if (enqueue(&sp->to_t, buf, off, len) != 0) {
     detach_tunnel(sp, 1);
     reset_node(sp, WR_MUX_RST_INTERNAL);
     return 0;
