@@ -137,6 +137,7 @@ static void pl_handle_closed(wr_plink *pl) {
   else p->links = pl->next;
   if (pl->next) pl->next->prev = pl->prev;
   p->nlinks--;
+  if (p->cfg.g_links) (*p->cfg.g_links)--;
   free(pl);
   maybe_done(p);
 }
@@ -172,6 +173,7 @@ static void fail_streams(wr_plink *pl) {
 static void pl_fail_dial(wr_plink *pl, const char *why) {
   if (pl->failed) return;
   pl->failed = 1;
+  if (pl->p->cfg.m_dial_failed) (*pl->p->cfg.m_dial_failed)++;
   WR_LOG_WARNF("nodelink", "dial_failed", "owner=%s addr=%s err=\"%s\"",
                pl->owner, pl->addr, why);
   pool_unlist(pl);
@@ -266,6 +268,8 @@ static void pl_on_closed(wr_link *l, int err, void *ud) {
   (void)l;
   wr_plink *pl = ud;
   pl->link = NULL;
+  if (pl->state == PL_HANDSHAKE && pl->p->cfg.m_dial_failed)
+    (*pl->p->cfg.m_dial_failed)++; /* never became ready */
   if (err && err != WR_ERR_CLOSED)
     WR_LOG_WARNF("nodelink", "down", "owner=%s addr=%s err=\"%s\"", pl->owner,
                  pl->addr, wr_strerror(err));
@@ -457,6 +461,7 @@ static wr_plink *pl_dial(wr_nodepool *p, const char *owner, const char *addr,
   pl->timer.data = pl;
   pl->handles = 2;
   p->nlinks++;
+  if (p->cfg.g_links) (*p->cfg.g_links)++;
   pl->next = p->links;
   if (p->links) p->links->prev = pl;
   p->links = pl;

@@ -55,6 +55,9 @@ typedef struct wr_nodepool_config {
   const wr_nstream_events *ev;
   uint64_t idle_ms;      /* close a link this long without streams */
   uint64_t dial_ms;      /* connect + upgrade must finish within this */
+  int64_t *g_links;      /* gauge: outbound links (dialing or up); may be
+                            NULL */
+  uint64_t *m_dial_failed; /* dials that failed; may be NULL */
 } wr_nodepool_config;
 
 int wr_nodepool_new(wr_nodepool **pp, uv_loop_t *loop,

@@ -127,6 +127,7 @@ static void unlink_relay(relay *sp) {
   if (sp->next) sp->next->prev = sp->prev;
   sp->sl = NULL;
   sl->s->nrelays--;
+  if (sl->s->cfg.g_relays) (*sl->s->cfg.g_relays)--;
 }
 
 /* Resets the node-link stream; its stream_close frees the relay. */
@@ -325,6 +326,7 @@ static int n_open(wr_link *l, uint32_t sid, const uint8_t *meta, size_t len,
   if (sl->relays) sl->relays->prev = sp;
   sl->relays = sp;
   s->nrelays++;
+  if (s->cfg.g_relays) (*s->cfg.g_relays)++;
   wr_mux_stream_set_user_data(m, sid, sp);
   WR_LOG_DEBUGF("nodelink", "relay", "name=%s from=%s request_id=%s visitor=%s",
                 mt.name, sl->peer, mt.request_id, mt.visitor_addr);
@@ -437,6 +439,7 @@ static void n_closed(wr_link *l, int err, void *ud) {
   else s->links = sl->next;
   if (sl->next) sl->next->prev = sl->prev;
   s->nlinks--;
+  if (s->cfg.g_links) (*s->cfg.g_links)--;
   free(sl);
   maybe_done(s);
 }
@@ -501,6 +504,7 @@ int wr_nodesrv_accept(wr_nodesrv *s, uv_tcp_t *tcp, const char *peer,
   if (s->links) s->links->prev = sl;
   s->links = sl;
   s->nlinks++;
+  if (s->cfg.g_links) (*s->cfg.g_links)++;
   return 0;
 }
 

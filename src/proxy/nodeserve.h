@@ -22,6 +22,8 @@ typedef struct wr_nodesrv_config {
   int (*lookup_remote)(void *ud, const char *name, char *owner, size_t cap);
   void *routes_ud;
   uint64_t *m_bad;               /* failed handshakes, bad OPENs; may be NULL */
+  int64_t *g_links, *g_relays;   /* gauges: inbound links, relayed streams;
+                                    may be NULL */
 } wr_nodesrv_config;
 
 int wr_nodesrv_new(wr_nodesrv **ps, uv_loop_t *loop,

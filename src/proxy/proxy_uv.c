@@ -132,7 +132,8 @@ struct wr_ingress {
   wr_nodepool *pool;           /* NULL: node links are off */
   wr_nodesrv *nodesrv;
   int pool_done, nodesrv_done;
-  uint64_t *m_hop_retries, *m_hops;
+  uint64_t *m_hop_retries, *m_hops, *m_dial_failed;
+  int64_t *g_links_out, *g_links_in, *g_relays;
   rand_pool ids;
   uint64_t upstream_timeout, idle_timeout, head_timeout;
   uint64_t body_min_rate;
@@ -667,6 +668,8 @@ static int start_nodelinks(wr_ingress *ig, uv_loop_t *loop,
   crypto_scalarmult_base(pc.fleet_pub, cfg->fleet_priv);
   memcpy(pc.psk, cfg->node_psk, 32);
   pc.ev = &wr_up_nodelink_events;
+  pc.g_links = ig->g_links_out;
+  pc.m_dial_failed = ig->m_dial_failed;
   int rv = wr_nodepool_new(&ig->pool, loop, &pc);
   sodium_memzero(pc.psk, 32);
   if (rv != 0) return rv;
@@ -678,6 +681,8 @@ static int start_nodelinks(wr_ingress *ig, uv_loop_t *loop,
   sc.lookup_remote = cfg->lookup_remote;
   sc.routes_ud = cfg->routes_ud;
   sc.m_bad = ig->m_tunnel_bad;
+  sc.g_links = ig->g_links_in;
+  sc.g_relays = ig->g_relays;
   rv = wr_nodesrv_new(&ig->nodesrv, loop, &sc);
   sodium_memzero(&sc, sizeof sc);
   if (rv != 0) {
@@ -788,6 +793,22 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
                        "Forwarded connections retried once against the "
                        "current routes table (stale route).",
                        &ig->m_hop_retries);
+    wr_metrics_counter(m, "warren_node_link_dial_failures_total", NULL, NULL,
+                       "Node-to-node links that could not be made (connect, "
+                       "upgrade or handshake).",
+                       &ig->m_dial_failed);
+    wr_metrics_gauge(m, "warren_node_links", "direction", "out",
+                     "Node-to-node links: dialed by this node (out) or "
+                     "accepted from other nodes (in).",
+                     &ig->g_links_out);
+    wr_metrics_gauge(m, "warren_node_links", "direction", "in",
+                     "Node-to-node links: dialed by this node (out) or "
+                     "accepted from other nodes (in).",
+                     &ig->g_links_in);
+    wr_metrics_gauge(m, "warren_node_relayed_streams", NULL, NULL,
+                     "Streams from other nodes relayed into local tunnels "
+                     "now.",
+                     &ig->g_relays);
     wr_metrics_gauge(m, "warren_tunnels", NULL, NULL,
                      "Tunnels bound on this node.", &ig->g_tunnels);
     wr_metrics_gauge(m, "warren_visitor_connections", NULL, NULL,
