@@ -55,11 +55,14 @@ enum {
   WR_MUX_RST_PROTO = 4,           /* stream-level protocol error */
   WR_MUX_RST_INTERNAL = 5,
   /* Node-to-node streams (docs/NODELINK.md): the owner says why it did not
-   * relay a stream.  NO_ROUTE and MOVED promise that no byte of it reached
-   * an origin, so the first node may retry it once. */
+   * relay a stream.  NO_ROUTE, MOVED and TUNNEL_GONE come at OPEN, before
+   * any byte of it was relayed, so the first node may retry it once. */
   WR_MUX_RST_NO_ROUTE = 6,        /* the name is not bound here */
   WR_MUX_RST_MOVED = 7,           /* the name is owned by another node */
-  WR_MUX_RST_TUNNEL_GONE = 8,     /* its client's link dropped */
+  WR_MUX_RST_TUNNEL_GONE = 8,     /* its client's link dropped (at OPEN:
+                                     nothing relayed) */
+  WR_MUX_RST_TUNNEL_LOST = 9,     /* its client's link dropped while the
+                                     stream was relayed (not retried) */
 };
 
 typedef struct wr_mux_config {

@@ -256,7 +256,7 @@ static void t_ended(void *owner, wr_fwd_end why) {
     return;
   }
   uint32_t code = why == WR_FWD_END_REFUSED ? WR_MUX_RST_CONNECT_FAILED
-                  : why == WR_FWD_END_GONE  ? WR_MUX_RST_TUNNEL_GONE
+                  : why == WR_FWD_END_GONE  ? WR_MUX_RST_TUNNEL_LOST
                                             : WR_MUX_RST_CANCEL;
   if (sp->sl) reset_node(sp, code);
   else relay_free(sp);

@@ -185,7 +185,19 @@ static void ev_closed(wr_nstream *s, int64_t code, int by_peer) {
       why = WR_FWD_END_MOVED;
       break;
     case WR_MUX_RST_TUNNEL_GONE:
+      /* Its client may be back elsewhere already. */
+      if (retry(u, "tunnel_gone")) return;
       why = WR_FWD_END_GONE;
+      break;
+    case WR_MUX_RST_TUNNEL_LOST:
+      /* Bytes may have reached the origin: never retried. */
+      why = WR_FWD_END_GONE;
+      break;
+    case WR_MUX_RST_REFUSED:
+      /* Refused at OPEN (the owner drains: GOAWAY crossed our OPEN, or
+       * its tunnel is full): nothing was relayed; a retry goes to a
+       * fresh link. */
+      if (retry(u, "refused")) return;
       break;
     }
   }

@@ -4,9 +4,10 @@
  * the ForwardOpen metadata.  Embedded in its owner, like up_tunnel.
  *
  * Stale routes are retried once, inside this upstream (the forwarding
- * core sees one upstream throughout): when the owner answers NO_ROUTE or
- * MOVED (it relayed nothing), or the link to it could not be made
- * (nothing left), before any response byte came back, the stream is
+ * core sees one upstream throughout): when the owner answers NO_ROUTE,
+ * MOVED, TUNNEL_GONE or REFUSED at OPEN (it relayed nothing), or the link
+ * to it could not be made (nothing left), before any response byte came
+ * back, the stream is
  * opened again on the owner `reroute` names now, and the request bytes
  * written so far are written again.  They are kept for that until the
  * first response byte, up to WR_UP_NODELINK_KEEP_MAX; a request that
