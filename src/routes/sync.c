@@ -141,9 +141,10 @@ int wr_routes_sync_digest_in(wr_routes_sync *s, const uint8_t *rec,
   if (rv == 0 && kind != 1) rv = WR_ERR_PROTO;
   if (rv == WR_ERR_PROTO) t->st.rejected++;
   if (rv != 0) return rv;
+  if (s->plan_built) return WR_ERR_INVAL; /* digests come before deltas */
   /* A peer cannot know more owners than a table may hold (twice, for
    * the tombstones it may hold that we evicted). */
-  if (s->plan_built || s->npeer >= 2 * t->cfg.max_owners) {
+  if (s->npeer >= 2 * t->cfg.max_owners) {
     t->st.rejected++;
     return WR_ERR_PROTO;
   }

@@ -616,6 +616,7 @@ int wr_routes_bind(wr_routes *t, const char *name, const char *account,
       !routes_text_ok(account, WR_ROUTE_ACCOUNT_MAX) || !session || !enc ||
       !enclen)
     return WR_ERR_INVAL;
+  if (t->in_callback) return WR_ERR_INTERNAL; /* see wr_routes_callbacks */
   nm = name_find(t, name);
   x = entry_of(nm, t->self);
   if (nm) {
@@ -684,6 +685,7 @@ int wr_routes_release(wr_routes *t, const char *name, uint8_t *enc,
   rt_name *nm;
   rt_entry *x;
   if (!name || !enc || !enclen) return WR_ERR_INVAL;
+  if (t->in_callback) return WR_ERR_INTERNAL;
   nm = name_find(t, name);
   x = entry_of(nm, t->self);
   if (!x || x->state != WR_ROUTE_ACTIVE) return WR_ERR_NOTFOUND;
@@ -786,7 +788,9 @@ stale:
 int wr_routes_apply(wr_routes *t, const uint8_t *enc, size_t len,
                     wr_tstamp now) {
   wr_route_entry e;
-  int rv = routes_decode_entry_mem(enc, len, &e, t->mem);
+  int rv;
+  if (t->in_callback) return WR_ERR_INTERNAL;
+  rv = routes_decode_entry_mem(enc, len, &e, t->mem);
   if (rv == WR_ERR_PROTO) t->st.rejected++;
   if (rv != 0) return rv;
   return routes_apply_entry(t, &e, now);
@@ -827,7 +831,10 @@ int routes_apply_mark(wr_routes *t, const rt_mark *m, wr_tstamp now) {
   rt_owner *o;
   int err = 0;
   if (strcmp(m->owner, t->cfg.self) == 0) {
-    if (m->collected && m->epoch >= t->self->epoch) {
+    /* A claim about an epoch of ours we never reached is a lie or a
+     * clock gone backwards; either way e+1 must stay within the bound. */
+    if (m->collected && m->epoch >= t->self->epoch &&
+        m->epoch < WR_ROUTE_VERSION_MAX) {
       self_new_epoch(t, m->epoch, now);
       return 1;
     }
