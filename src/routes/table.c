@@ -831,10 +831,16 @@ int routes_apply_mark(wr_routes *t, const rt_mark *m, wr_tstamp now) {
   rt_owner *o;
   int err = 0;
   if (strcmp(m->owner, t->cfg.self) == 0) {
-    /* A claim about an epoch of ours we never reached is a lie or a
-     * clock gone backwards; either way e+1 must stay within the bound. */
-    if (m->collected && m->epoch >= t->self->epoch &&
-        m->epoch < WR_ROUTE_VERSION_MAX) {
+    /* Our epoch was collected there, or a peer holds a log of ours we
+     * never wrote in this process: a newer epoch (our clock went back
+     * since an earlier run) or the same epoch further on (a restart
+     * within the same epoch).  Either way peers would take our writes for
+     * stale, so move past it.  A claim about an epoch at the bound is a
+     * lie; e+1 must stay within it. */
+    if (m->epoch < WR_ROUTE_VERSION_MAX &&
+        (m->epoch > t->self->epoch ||
+         (m->epoch == t->self->epoch &&
+          (m->collected || m->watermark > t->self_seq)))) {
       self_new_epoch(t, m->epoch, now);
       return 1;
     }
