@@ -777,6 +777,7 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, wr_tstamp now) {
   owner_seen(o, e->seq);
   if (x->state == WR_ROUTE_RELEASED)
     gc_want(t, now + t->cfg.released_grace_ms);
+  if (o->dead) gc_want(t, o->dead_since + t->cfg.dead_grace_ms);
   t->st.applied++;
   recompute(t, nm);
   return 1;
@@ -942,13 +943,13 @@ void wr_routes_tick(wr_routes *t, wr_tstamp now) {
       }
       if (o->dead) {
         if (now - o->dead_since >= t->cfg.dead_grace_ms) {
-          if (o->epoch == 0 && !o->head) {
-            owner_free(t, o); /* never had a log: nothing to remember */
-          } else {
-            owner_collect(t, o, now);
-            t->st.collected++;
-            min_into(&next, now + t->cfg.owner_tombstone_ms);
-          }
+          /* No log to collect: the record stays, because it is what
+           * remembers that swim said DEAD (freeing it would make a late
+           * entry from this owner resolve again). */
+          if (o->epoch == 0 && !o->head) continue;
+          owner_collect(t, o, now);
+          t->st.collected++;
+          min_into(&next, now + t->cfg.owner_tombstone_ms);
           continue;
         }
         min_into(&next, o->dead_since + t->cfg.dead_grace_ms);

@@ -264,6 +264,29 @@ static void test_dead_owner(void **st) {
   wr_routes_del(b.t);
 }
 
+/* Swim says DEAD before we hold anything of the owner; its late gossip,
+ * even after the dead grace passed, must not resolve. */
+static void test_dead_unknown_owner_late_gossip(void **st) {
+  tnode a, b;
+  (void)st;
+  tn_init(&a, "node-a", 100, 0);
+  tn_init(&b, "node-b", 200, 0);
+  blob x = bind(&a, "app", "alice", 1, 0, 1);
+  wr_routes_owner_state(b.t, "node-a", WR_ROUTE_OWNER_DEAD, 2);
+  wr_routes_tick(b.t, 50000);
+  wr_routes_tick(b.t, 100000);
+  assert_int_equal(apply(&b, &x, 100001), 1);
+  assert_int_equal(resolve1(&b, "app", NULL), 0);
+  /* And its log is collected at the next scan. */
+  wr_routes_tick(b.t, wr_routes_deadline(b.t));
+  wr_routes_stats s;
+  wr_routes_get_stats(b.t, &s);
+  assert_int_equal(s.entries, 0);
+  assert_int_equal(s.owner_tombstones, 1);
+  wr_routes_del(a.t);
+  wr_routes_del(b.t);
+}
+
 static int nexplain;
 static wr_route_verdict verdicts[8];
 static void explain_fn(const wr_route_entry *e, wr_route_verdict v, void *ud) {
@@ -751,6 +774,7 @@ int main(void) {
       cmocka_unit_test(test_redundant_links_and_balance),
       cmocka_unit_test(test_released),
       cmocka_unit_test(test_dead_owner),
+      cmocka_unit_test(test_dead_unknown_owner_late_gossip),
       cmocka_unit_test(test_explain),
       cmocka_unit_test(test_bind_args),
       cmocka_unit_test(test_restart_new_epoch),
