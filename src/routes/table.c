@@ -486,6 +486,7 @@ static void owner_new_epoch(wr_routes *t, rt_owner *o, uint64_t epoch) {
   o->wm = 0;
   o->gc_floor = 0;
   o->nabove = 0;
+  o->full_tag = 0;
 }
 
 static void gc_want(wr_routes *t, wr_tstamp when) {
@@ -773,6 +774,7 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, wr_tstamp now) {
   x->state = (uint8_t)e->state;
   x->options = e->options;
   x->at = now;
+  x->tag = 0; /* a new write: no full log has confirmed it */
   log_insert(o, x);
   owner_seen(o, e->seq);
   if (x->state == WR_ROUTE_RELEASED)
@@ -874,18 +876,35 @@ int routes_apply_mark(wr_routes *t, const rt_mark *m, wr_tstamp now) {
   return 0;
 }
 
-rt_entry *routes_drop_range(wr_routes *t, rt_owner *o, uint64_t lo,
-                            uint64_t hi, rt_entry *hint) {
-  rt_entry *e = hint ? hint : o->head, *ne;
-  while (e && e->seq <= lo) e = e->lnext;
-  for (; e && e->seq <= hi; e = ne) {
+void routes_drop_untagged(wr_routes *t, rt_owner *o, uint64_t hi,
+                          uint16_t tag) {
+  rt_entry *e, *ne;
+  for (e = o->head; e && e->seq <= hi; e = ne) {
     ne = e->lnext;
+    if (e->tag == tag) continue;
     o->gc_floor = WR_MAX(o->gc_floor, e->seq);
     t->st.collected++;
     entry_remove(t, e);
   }
-  e = e ? e->lprev : o->tail;
-  return e && e->seq <= hi ? e : NULL;
+}
+
+rt_entry *routes_entry_find(const wr_routes *t, const rt_owner *o,
+                            const char *name) {
+  return entry_of(name_find(t, name), o);
+}
+
+rt_owner *routes_owner_at(wr_routes *t, const char *id, uint64_t epoch) {
+  rt_owner *o = routes_owner_find(t, id);
+  int err = 0;
+  if (!o) {
+    o = owner_new(t, id, &err);
+    if (!o) return NULL;
+    o->epoch = epoch;
+  }
+  if (o->is_self || epoch < o->epoch || (o->collected && epoch == o->epoch))
+    return NULL;
+  if (epoch > o->epoch) owner_new_epoch(t, o, epoch);
+  return o;
 }
 
 void wr_routes_owner_state(wr_routes *t, const char *owner,
