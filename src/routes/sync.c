@@ -277,11 +277,12 @@ wr_ssize wr_routes_sync_delta_next(wr_routes_sync *s, uint8_t *dst,
       m.collected = 1;
     } else {
       m.watermark = it->snap_w;
-      /* A tombstone above the peer's watermark was collected during the
-       * session, so it was not sent: stay below it, and the next session
-       * sends the full log. */
-      if (!it->full && o->gc_floor > it->from)
-        m.watermark = WR_MIN(m.watermark, o->gc_floor - 1);
+      /* Tombstones above the peer's watermark were collected during the
+       * session, so perhaps not sent.  The floor is only the highest of
+       * them, not the lowest, so the mark cannot say anything above the
+       * peer's own watermark: it keeps what it received, and the next
+       * session sends the full log. */
+      if (!it->full && o->gc_floor > it->from) m.watermark = it->from;
       /* Closing a full log: tombstones collected during the session are
        * holes the peer's copy now has as well, so it needs the floor as
        * it is now, not as the full mark gave it. */
