@@ -350,7 +350,11 @@ int wr_routes_sync_delta_in(wr_routes_sync *s, const uint8_t *rec,
     s->rfloor = m.floor;
     s->rprev = 0;
     s->rx = RX_BROKEN;
-    if (m.collected || strcmp(m.owner, t->cfg.self) == 0) return 0;
+    /* Our own log from a peer (an earlier run of ours): nothing of it is
+     * applied, but its closing mark must reach routes_apply_mark, which
+     * moves us to a new epoch if that log is ahead of ours. */
+    if (strcmp(m.owner, t->cfg.self) == 0) s->rx = RX_NONE;
+    if (m.collected || s->rx == RX_NONE) return 0;
     o = routes_owner_at(t, m.owner, m.epoch);
     if (!o) return 0; /* stale, over quota or no memory: not followed */
     if (++t->full_tag_next == 0) t->full_tag_next = 1;

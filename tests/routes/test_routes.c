@@ -423,6 +423,37 @@ static void test_restart_smaller_epoch(void **st) {
   wr_routes_del(b.t);
 }
 
+/* A restart that reuses its epoch (same configured epoch) while a peer
+ * holds the earlier run's log behind a collected floor: the peer answers
+ * with a full log of ours, whose closing mark moves us to a new epoch. */
+static void test_restart_same_epoch_full_log(void **st) {
+  tnode a, b;
+  wr_routes_stats s;
+  (void)st;
+  tn_init(&a, "node-a", 100, 0);
+  tn_init(&b, "node-b", 200, 0);
+  bind(&a, "one", "alice", 1, 0, 1);
+  bind(&a, "two", "alice", 1, 0, 1);
+  release(&a, "two", 1);
+  assert_int_equal(tn_sync(a.t, b.t, 2, NULL), 0);
+  wr_routes_tick(b.t, 20000); /* b collects the tombstone: floor 3 */
+  wr_routes_del(a.t);
+  tn_init(&a, "node-a", 100, 20001);
+  bind(&a, "three", "alice", 2, 0, 20002);
+  assert_int_equal(tn_sync(a.t, b.t, 20003, NULL), 0);
+  wr_routes_get_stats(a.t, &s);
+  assert_int_equal(s.epoch, 101);
+  assert_int_equal(a.nrepub, 1);
+  for (int i = 0; i < a.nrepub; i++)
+    (void)wr_routes_apply(b.t, a.repub[i], a.repub_len[i], 20004);
+  assert_int_equal(tn_sync(a.t, b.t, 20005, NULL), 0);
+  assert_int_equal(resolve1(&b, "three", NULL), 1);
+  assert_int_equal(resolve1(&b, "one", NULL), 0);
+  assert_same(&a, &b);
+  wr_routes_del(a.t);
+  wr_routes_del(b.t);
+}
+
 /* ---- GC and no resurrection --------------------------------------------- */
 
 static void test_gc_tombstone_no_resurrection(void **st) {
@@ -779,6 +810,7 @@ int main(void) {
       cmocka_unit_test(test_bind_args),
       cmocka_unit_test(test_restart_new_epoch),
       cmocka_unit_test(test_restart_smaller_epoch),
+      cmocka_unit_test(test_restart_same_epoch_full_log),
       cmocka_unit_test(test_gc_tombstone_no_resurrection),
       cmocka_unit_test(test_gc_dead_log_no_resurrection),
       cmocka_unit_test(test_partitioned_owner_republishes),
