@@ -142,9 +142,13 @@ typedef struct wr_routes_callbacks {
   /* The resolution of |name| changed (new owner set or none).  Lets the
    * wiring count convergence and invalidate caches. */
   void (*changed)(wr_routes *t, const char *name, void *user_data);
-  /* Our epoch was found collected at a peer, so we started a new one and
-   * re-wrote every active binding: each re-written entry is handed here
-   * to be gossiped like the return of wr_routes_bind. */
+  /* Our epoch was found collected at a peer, or a peer holds a log of
+   * ours ahead of this process (a newer epoch: the clock went back since
+   * an earlier run; or ours with a higher seq: a restart that reused its
+   * epoch), so we started a new epoch (that epoch + 1) and re-wrote every
+   * active binding in it, keeping versions and claim times: each
+   * re-written entry is handed here to be gossiped like the return of
+   * wr_routes_bind.  stats.epoch shows the epoch in use. */
   void (*republish)(wr_routes *t, const uint8_t *enc, size_t len,
                     void *user_data);
 } wr_routes_callbacks;
