@@ -25,15 +25,17 @@
  * and our mark would then declare the stale entry old news forever.  So
  * when the peer's watermark is below the highest seq we collected, we
  * send the whole log behind a full mark, and the peer drops every entry
- * of that (owner, epoch) at or below our watermark that the log skipped:
- * each one was replaced or collected here.  Entries come in ascending
- * seq, so the peer finds the skipped ones between consecutive records
- * without remembering what it received.
+ * of that (owner, epoch) at or below our watermark that the log did not
+ * confirm: each one was replaced or collected here.  The peer then takes
+ * our floor over, since its copy has the same holes.  How the receiver
+ * tells confirmed entries from the rest is below, at delta_in.
  *
- * The session keeps names, never pointers into the table, so the table
- * may change (gossip, ticks) between calls: an owner whose epoch changed
- * meanwhile is skipped, and a tombstone collected meanwhile lowers the
- * mark we send to below it.
+ * The session keeps names, and no pointer into the table it trusts, so
+ * the table may change (gossip, ticks) between calls: an owner whose
+ * epoch changed meanwhile is skipped; a tombstone collected meanwhile
+ * makes the closing mark of a plain delta fall back to the peer's own
+ * watermark (the next session sends the full log), and the closing mark
+ * of a full log carry the floor as it is then.
  */
 #include <stdlib.h>
 #include <string.h>
