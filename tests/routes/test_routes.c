@@ -287,6 +287,55 @@ static void test_dead_unknown_owner_late_gossip(void **st) {
   wr_routes_del(b.t);
 }
 
+/* owner_known: an owner membership does not know (reaped while a peer
+ * still held its log) is dead on arrival, and collected like any dead
+ * owner's log; reported live later, its entries resolve again. */
+static int known_a;
+static int owner_known_fn(wr_routes *t, const char *owner, void *ud) {
+  (void)t, (void)ud;
+  return strcmp(owner, "node-a") != 0 || known_a;
+}
+
+static void test_unknown_owner_not_live(void **st) {
+  tnode a, b;
+  wr_routes_config cfg;
+  wr_pcg32 g;
+  wr_routes_stats s;
+  (void)st;
+  tn_init(&a, "node-a", 100, 0);
+  wr_pcg32_seed(&g, 42, 7);
+  tn_config(&cfg, "node-b", 200, &g);
+  wr_routes_callbacks cb = tn_cb;
+  cb.owner_known = owner_known_fn;
+  memset(&b, 0, sizeof b);
+  snprintf(b.id, sizeof b.id, "node-b");
+  assert_int_equal(wr_routes_new(&b.t, &cfg, &cb, NULL, &b, 0), 0);
+  known_a = 0;
+  blob x = bind(&a, "app", "alice", 1, 0, 1);
+  assert_int_equal(apply(&b, &x, 2), 1);
+  assert_int_equal(resolve1(&b, "app", NULL), 0);
+  /* Membership reports it after all: it routes. */
+  known_a = 1;
+  wr_routes_owner_state(b.t, "node-a", WR_ROUTE_OWNER_LIVE, 3);
+  assert_int_equal(resolve1(&b, "app", NULL), 1);
+  /* A second table that never hears of node-a collects its log. */
+  known_a = 0;
+  tnode c;
+  tn_config(&cfg, "node-c", 300, &g);
+  memset(&c, 0, sizeof c);
+  snprintf(c.id, sizeof c.id, "node-c");
+  assert_int_equal(wr_routes_new(&c.t, &cfg, &cb, NULL, &c, 0), 0);
+  assert_int_equal(apply(&c, &x, 5), 1);
+  assert_int_equal(resolve1(&c, "app", NULL), 0);
+  wr_routes_tick(c.t, 5 + 10000);
+  wr_routes_tick(c.t, wr_routes_deadline(c.t));
+  wr_routes_get_stats(c.t, &s);
+  assert_int_equal(s.entries, 0);
+  wr_routes_del(a.t);
+  wr_routes_del(b.t);
+  wr_routes_del(c.t);
+}
+
 static int nexplain;
 static wr_route_verdict verdicts[8];
 static void explain_fn(const wr_route_entry *e, wr_route_verdict v, void *ud) {
@@ -806,6 +855,7 @@ int main(void) {
       cmocka_unit_test(test_released),
       cmocka_unit_test(test_dead_owner),
       cmocka_unit_test(test_dead_unknown_owner_late_gossip),
+      cmocka_unit_test(test_unknown_owner_not_live),
       cmocka_unit_test(test_explain),
       cmocka_unit_test(test_bind_args),
       cmocka_unit_test(test_restart_new_epoch),
