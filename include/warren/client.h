@@ -29,6 +29,9 @@ typedef struct wr_client_config {
    * for none (the node then files the client under "anonymous" unless a
    * token names its account).  Copied. */
   const struct wr_identity *identity;
+  /* Bind options (WR_CONTROL_BIND_*): WR_CONTROL_BIND_BALANCE shares the
+   * name with the account's other balancing clients (--balance). */
+  uint32_t options;
   /* Once per bind; |first| is 1 the first time. */
   void (*on_bound)(const char *name, const char *url, int first, void *ud);
   /* An error retrying cannot fix (wrong fleet key, name taken, bad token)

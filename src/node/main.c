@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "mesh.h"
+#include "warren/control.h"
 #include "warren/identity.h"
 #include "seeds.h"
 #include "tokens.h"
@@ -51,7 +52,7 @@ static const char usage_main[] =
 
 static const char usage_http[] =
     "usage: warren http PORT [--name NAME] [--node HOST:PORT] [--fleet-key KEY]\n"
-    "                        [--token TOKEN] [--listen ADDR:PORT]\n"
+    "                        [--token TOKEN] [--balance] [--listen ADDR:PORT]\n"
     "                        [--upstream-timeout MS] [--idle-timeout MS]\n"
     "                        [--head-timeout MS] [--body-min-rate BYTES/S]\n"
     "\n"
@@ -67,6 +68,9 @@ static const char usage_http[] =
     "  --fleet-key KEY      the fleet public key to pin (warren pubkey FILE);\n"
     "                       required with --node\n"
     "  --token TOKEN        auth token, when the node requires one\n"
+    "  --balance            share NAME with your account's other --balance\n"
+    "                       clients: all of them serve it (default: a newer\n"
+    "                       client takes the name over, the older one exits)\n"
     "  --listen ADDR:PORT   embedded node's address (default 127.0.0.1:8080)\n"
     "  --upstream-timeout MS  embedded node: 504 when the local server has\n"
     "                       not answered within MS (default 60000)\n"
@@ -1203,7 +1207,7 @@ static int cmd_http(int argc, char **argv) {
   const char *listen = "127.0.0.1:8080";
   const char *port_s = NULL;
   uint64_t upstream = 60000;
-  int bad = 0;
+  int bad = 0, balance = 0;
   /* The embedded node's ingress limits, parsed and checked by the same
    * table as `warren node`'s flags (config.c), so both say the same. */
   wr_node_opts eo;
@@ -1219,6 +1223,10 @@ static int cmd_http(int argc, char **argv) {
     if (f[0] != '-') {
       if (port_s) return usage_error("unexpected argument '%s'", f);
       port_s = f;
+      continue;
+    }
+    if (!strcmp(f, "--balance")) {
+      balance = 1;
       continue;
     }
     if (i + 1 >= argc) return usage_error("%s needs a value", f);
@@ -1319,6 +1327,7 @@ static int cmd_http(int argc, char **argv) {
   wr_client_config cc;
   memset(&cc, 0, sizeof cc);
   cc.identity = have_ident ? &ident : NULL;
+  cc.options = balance ? WR_CONTROL_BIND_BALANCE : 0;
   cc.node = node;
   memcpy(cc.fleet_pub, pub, 32);
   cc.token = token;

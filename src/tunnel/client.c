@@ -542,6 +542,7 @@ static void on_ready(wr_link *l, void *ud) {
   m.type = WR_CONTROL_BIND;
   snprintf(m.u.bind.name, sizeof m.u.bind.name, "%s", c->name);
   memcpy(m.u.bind.session, c->session, sizeof m.u.bind.session);
+  m.u.bind.options = c->cfg.options;
   if (rv == 0) rv = send_control(l, &m);
   if (rv != 0) wr_link_close(l, rv);
 }
