@@ -96,8 +96,9 @@ typedef struct wr_swim_config {
    * suspicion or a refutation. */
   size_t user_queue_max;
   /* USER news from a peer (user_update said news) is relayed to
-   * push_fanout members within this many ms, batched, instead of waiting
-   * for the next gossip tick; 0 = off (the tick only). */
+   * push_fanout members within this many ms, batched, and again every
+   * this many ms while USER updates are still within their retransmit
+   * budget, instead of waiting for gossip ticks; 0 = off (ticks only). */
   uint64_t user_relay_ms;
   wr_rand_fn rand;             /* required: seeded PCG in tests */
   void *rand_user_data;

@@ -70,12 +70,13 @@ static void lan(wr_swim_config *c) {
    * gossip interval per hop at the cost of 3 packets per update. */
   c->push_fanout = 3;
   /* Relaying USER news within 10 ms of its arrival (to push_fanout
-   * members) makes a route change a fast epidemic: about ceil(log3 n)
+   * members), round after round while it is within its retransmit
+   * budget, makes a route change a fast epidemic: about ceil(log3 n)
    * hops of <= 10 ms + one network delay each (50 members: 4 hops, tens
    * of ms) instead of up to a 200 ms gossip interval per hop on a busy
    * node.  The window batches: at 500 changes/s a node sends at most 100
    * relay rounds of 3 packets a second, each carrying the news of its
-   * window, on top of the piggyback it would send anyway. */
+   * window; the bytes are the retransmit budget's, as before. */
   c->user_relay_ms = 10;
   /* Anti-entropy every 30 s (scaled with log n above 32 members): a
    * backstop for updates that gossip lost, not the main path. */

@@ -582,8 +582,9 @@ static void apply_dead(wr_swim *sw, const wr_swim_update *u, wr_tstamp now,
 }
 
 /* News from a peer is relayed to push_fanout members within
- * user_relay_ms instead of at the next gossip tick: on a busy node (a
- * queue never empty) every hop would otherwise wait up to a whole
+ * user_relay_ms, and again every user_relay_ms while USER updates wait
+ * (see wr_swim_tick), instead of at the next gossip tick: on a busy node
+ * (a queue never empty) every hop would otherwise wait up to a whole
  * gossip interval, which across the 3-5 hops of a 50-1,000 member fleet
  * put a route change 0.3-0.5 s (p99 0.5 s at N = 50) behind.  News that
  * arrives within the window shares the relay's packets. */
@@ -1119,8 +1120,18 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
    * (wr_swim_deadline makes that tick due at once) instead of at a tick
    * phase set by whatever unrelated timer ran last. */
   if (sw->relay_user_at && now >= sw->relay_user_at) {
+    /* Rounds go on while USER updates wait: the retransmit budget of
+     * each (retransmit_mult * log10(n+1) sends) is spent in a few relay
+     * windows, not over seconds of gossip ticks.  A push epidemic where
+     * each node sends an update k times misses a member with probability
+     * about e^-k; k = 3 (one round) left 1 of 20 members to the ticks
+     * (p99 0.34 s at N = 50), the whole budget (8 at N = 50) about 1 in
+     * 3,000.  Bytes are the same (the budget is); only sooner. */
     sw->relay_user_at = 0;
-    if (sw->uq.n) gossip_to(sw, sw->cfg.push_fanout, now);
+    if (sw->uq.n) {
+      gossip_to(sw, sw->cfg.push_fanout, now);
+      if (sw->uq.n) sw->relay_user_at = now + sw->cfg.user_relay_ms;
+    }
   }
   if (now >= sw->next_gossip_at && (sw->bq.n || sw->uq.n)) {
     gossip_to(sw, sw->cfg.gossip_nodes, now);
@@ -1317,6 +1328,9 @@ int wr_swim_broadcast_user(wr_swim *sw, const char *key, uint64_t version,
   int rv = swim_bqueue_push(&sw->uq, &u);
   if (rv != 0) return rv;
   push_soon(sw, now);
+  /* Then relay rounds, as for news from a peer (apply_user). */
+  if (sw->cfg.user_relay_ms && !sw->relay_user_at)
+    sw->relay_user_at = now + sw->cfg.user_relay_ms;
   return 0;
 }
 
