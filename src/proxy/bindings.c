@@ -619,6 +619,9 @@ int wr_bindings_new(wr_bindings **pb, uv_loop_t *loop,
   }
   uv_timer_init(loop, &b->sweep);
   b->sweep.data = b;
+  /* The sweep alone must not keep a loop running (the links and the
+   * listener do). */
+  uv_unref((uv_handle_t *)&b->sweep);
   *pb = b;
   return 0;
 }
