@@ -17,27 +17,20 @@
  *   - the hand-off of a tunnel client's socket to bindings.c;
  *   - the ingress's life, metrics and the request-id random pool.
  *
- * After every call into the core, sync() applies what it wants.
+ * After every call into the core, sync_conn() applies what it wants.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <sodium.h>
 
 #include "bindings.h"
 #include "up_tunnel.h"
-#include "warren/forward.h"
-#include "warren/control.h"
 #include "warren/err.h"
-#include "warren/http.h"
-#include "warren/http_timer.h"
+#include "warren/forward.h"
 #include "warren/ingress.h"
 #include "warren/link.h"
-#include "warren/log.h"
-#include "warren/names.h"
-#include "warren/proxyproto.h"
 
 #define VBUF_CAP 65536
 #define HEAD_MAX 32768
