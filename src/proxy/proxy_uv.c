@@ -19,6 +19,7 @@
  *
  * After every call into the core, sync_conn() applies what it wants.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,8 @@ struct vconn {
   wr_ingress *ig;
   uv_tcp_t *tcp;
   uv_timer_t timer;
-  wr_fwd *f;                   /* the connection's logic */
+  wr_fwd *f;                   /* the connection's logic, allocated
+                                  with the vconn (VCONN_FWD_OFF) */
   up_tunnel ut;             /* its upstream when that is a tunnel */
   char peer[64];
   int reading, closing, handed_off, shut_sent, write_failed;
@@ -88,6 +90,11 @@ struct vconn {
   int dirty;
   vconn *aprev, *anext;        /* in ig->all */
 };
+
+/* The core lives right after the vconn, in the same allocation. */
+#define VCONN_FWD_OFF                                                        \
+  ((sizeof(vconn) + _Alignof(max_align_t) - 1) &                             \
+   ~(_Alignof(max_align_t) - 1))
 
 typedef struct vwrite {
   uv_write_t req;
@@ -465,7 +472,7 @@ static void vconn_free_cb(uv_handle_t *h) {
     v->tcp = NULL;
   }
   if (v->tcp || v->timer.data) return;
-  wr_fwd_del(v->f);
+  if (v->f) wr_fwd_free(v->f);
   if (v->aprev) v->aprev->anext = v->anext;
   else ig->all = v->anext;
   if (v->anext) v->anext->aprev = v->aprev;
@@ -514,7 +521,7 @@ static void vconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 static void on_connection(uv_stream_t *server, int status) {
   wr_ingress *ig = server->data;
   if (status < 0 || ig->stopping) return;
-  vconn *v = calloc(1, sizeof *v);
+  vconn *v = calloc(1, VCONN_FWD_OFF + wr_fwd_size());
   uv_tcp_t *tcp = malloc(sizeof *tcp);
   if (!v || !tcp) {
     /* Out of memory: the connection waits in the backlog for a retry. */
@@ -550,11 +557,13 @@ static void on_connection(uv_stream_t *server, int status) {
   int expect_proxy = 0;
   for (int i = 0; i < ig->nproxy_from; i++)
     if (strcmp(ig->proxy_from[i], ip) == 0) expect_proxy = 1;
-  if (wr_fwd_new(&v->f, &ig->fcfg, v, v->peer, ip, expect_proxy, NULL,
-                 uv_now(ig->loop)) != 0) {
+  wr_fwd *f = (wr_fwd *)((char *)v + VCONN_FWD_OFF);
+  if (wr_fwd_init(f, &ig->fcfg, v, v->peer, ip, expect_proxy, NULL,
+                  uv_now(ig->loop)) != 0) {
     vconn_close(v);
     return;
   }
+  v->f = f;
   sync_conn(v); /* reads on, the first head's timer */
 }
 
