@@ -17,27 +17,21 @@
  *   - the hand-off of a tunnel client's socket to bindings.c;
  *   - the ingress's life, metrics and the request-id random pool.
  *
- * After every call into the core, sync() applies what it wants.
+ * After every call into the core, sync_conn() applies what it wants.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <sodium.h>
 
 #include "bindings.h"
 #include "up_tunnel.h"
-#include "warren/forward.h"
-#include "warren/control.h"
 #include "warren/err.h"
-#include "warren/http.h"
-#include "warren/http_timer.h"
+#include "warren/forward.h"
 #include "warren/ingress.h"
 #include "warren/link.h"
-#include "warren/log.h"
-#include "warren/names.h"
-#include "warren/proxyproto.h"
 
 #define VBUF_CAP 65536
 #define HEAD_MAX 32768
@@ -81,8 +75,9 @@ struct vconn {
   wr_ingress *ig;
   uv_tcp_t *tcp;
   uv_timer_t timer;
-  wr_fwd *f;                   /* the connection's logic */
-  wr_up_tunnel ut;             /* its upstream when that is a tunnel */
+  wr_fwd *f;                   /* the connection's logic, allocated
+                                  with the vconn (VCONN_FWD_OFF) */
+  up_tunnel ut;             /* its upstream when that is a tunnel */
   char peer[64];
   int reading, closing, handed_off, shut_sent, write_failed;
   uv_shutdown_t shut;
@@ -95,6 +90,11 @@ struct vconn {
   int dirty;
   vconn *aprev, *anext;        /* in ig->all */
 };
+
+/* The core lives right after the vconn, in the same allocation. */
+#define VCONN_FWD_OFF                                                        \
+  ((sizeof(vconn) + _Alignof(max_align_t) - 1) &                             \
+   ~(_Alignof(max_align_t) - 1))
 
 typedef struct vwrite {
   uv_write_t req;
@@ -118,7 +118,7 @@ struct wr_ingress {
   uv_tcp_t server;
   int port;
   char domain[256], node_id[128];
-  wr_bindings *bindings;
+  bindings *bindings;
   void *routes_ud;
   int (*lookup_remote)(void *ud, const char *name, char *owner_id,
                        size_t cap);
@@ -396,16 +396,16 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
                     char *detail, size_t cap) {
   vconn *v = ud;
   wr_ingress *ig = v->ig;
-  wr_tlink *tl;
-  wr_bindings_find found = wr_bindings_lookup(ig->bindings, meta->name, &tl);
-  if (found == WR_BINDINGS_GONE) {
+  tlink *tl;
+  bindings_find found = bindings_lookup(ig->bindings, meta->name, &tl);
+  if (found == BINDINGS_GONE) {
     snprintf(detail, cap,
              "the tunnel '%.63s' is disconnected; its client is "
              "reconnecting",
              meta->name);
     return 502;
   }
-  if (found == WR_BINDINGS_NONE) {
+  if (found == BINDINGS_NONE) {
     char owner[65];
     if (ig->lookup_remote &&
         ig->lookup_remote(ig->routes_ud, meta->name, owner, sizeof owner) ==
@@ -419,7 +419,7 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
     }
     return 404;
   }
-  int rv = wr_up_tunnel_open(&v->ut, tl, meta, &up_sink, v, out);
+  int rv = up_tunnel_open(&v->ut, tl, meta, &up_sink, v, out);
   if (rv != 0) {
     snprintf(detail, cap, "tunnel '%.63s' cannot take more connections (%s)",
              meta->name, wr_strerror(rv));
@@ -433,7 +433,7 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
 static int fwd_handoff(void *ud, const uint8_t *pre, size_t len) {
   vconn *v = ud;
   v->reading = 0; /* bindings_accept stops our reads */
-  return wr_bindings_accept(v->ig->bindings, v->tcp, v->peer, pre, len);
+  return bindings_accept(v->ig->bindings, v->tcp, v->peer, pre, len);
 }
 
 static const wr_fwd_callbacks fwd_cb = {
@@ -472,7 +472,7 @@ static void vconn_free_cb(uv_handle_t *h) {
     v->tcp = NULL;
   }
   if (v->tcp || v->timer.data) return;
-  wr_fwd_del(v->f);
+  if (v->f) wr_fwd_free(v->f);
   if (v->aprev) v->aprev->anext = v->anext;
   else ig->all = v->anext;
   if (v->anext) v->anext->aprev = v->aprev;
@@ -521,7 +521,7 @@ static void vconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 static void on_connection(uv_stream_t *server, int status) {
   wr_ingress *ig = server->data;
   if (status < 0 || ig->stopping) return;
-  vconn *v = calloc(1, sizeof *v);
+  vconn *v = calloc(1, VCONN_FWD_OFF + wr_fwd_size());
   uv_tcp_t *tcp = malloc(sizeof *tcp);
   if (!v || !tcp) {
     /* Out of memory: the connection waits in the backlog for a retry. */
@@ -557,11 +557,13 @@ static void on_connection(uv_stream_t *server, int status) {
   int expect_proxy = 0;
   for (int i = 0; i < ig->nproxy_from; i++)
     if (strcmp(ig->proxy_from[i], ip) == 0) expect_proxy = 1;
-  if (wr_fwd_new(&v->f, &ig->fcfg, v, v->peer, ip, expect_proxy, NULL,
-                 uv_now(ig->loop)) != 0) {
+  wr_fwd *f = (wr_fwd *)((char *)v + VCONN_FWD_OFF);
+  if (wr_fwd_init(f, &ig->fcfg, v, v->peer, ip, expect_proxy, NULL,
+                  uv_now(ig->loop)) != 0) {
     vconn_close(v);
     return;
   }
+  v->f = f;
   sync_conn(v); /* reads on, the first head's timer */
 }
 
@@ -571,7 +573,7 @@ static void maybe_done(wr_ingress *ig) {
   if (!ig->stopping || !ig->server_closed || !ig->prep_closed || ig->all ||
       !ig->bindings_done)
     return;
-  wr_bindings_del(ig->bindings);
+  bindings_del(ig->bindings);
   void (*done)(void *) = ig->done;
   void *ud = ig->done_ud;
   free(ig);
@@ -680,15 +682,15 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
     wr_metrics_gauge(m, "warren_visitor_connections", NULL, NULL,
                      "Open visitor connections.", &ig->g_visitors);
   }
-  wr_bindings_config bc = {
+  bindings_config bc = {
       .ic = cfg,
-      .ev = &wr_up_tunnel_events,
+      .ev = &up_tunnel_events,
       .url = url_of,
       .ud = ig,
       .m_tunnel_bad = ig->m_tunnel_bad,
       .g_tunnels = ig->g_tunnels,
   };
-  rv = wr_bindings_new(&ig->bindings, loop, &bc);
+  rv = bindings_new(&ig->bindings, loop, &bc);
   if (rv != 0) {
     free(ig);
     return rv;
@@ -704,7 +706,7 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
     ig->stopping = 1;
     uv_close((uv_handle_t *)&ig->server, server_closed);
     uv_close((uv_handle_t *)&ig->prep, server_closed);
-    wr_bindings_stop(ig->bindings, on_bindings_done, ig);
+    bindings_stop(ig->bindings, on_bindings_done, ig);
     return rv;
   }
   struct sockaddr_storage bound;
@@ -718,21 +720,21 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
 int wr_ingress_port(const wr_ingress *ig) { return ig->port; }
 
 size_t wr_ingress_tunnel_count(const wr_ingress *ig) {
-  return wr_bindings_count(ig->bindings);
+  return bindings_count(ig->bindings);
 }
 
 void wr_ingress_foreach(const wr_ingress *ig,
                         void (*fn)(const wr_tunnel_info *t, void *ud),
                         void *ud) {
-  wr_bindings_foreach(ig->bindings, fn, ud);
+  bindings_foreach(ig->bindings, fn, ud);
 }
 
 int wr_ingress_evict(wr_ingress *ig, const char *name,
                      const uint8_t session[16], int reason) {
-  return wr_bindings_evict(ig->bindings, name, session, reason);
+  return bindings_evict(ig->bindings, name, session, reason);
 }
 
-void wr_ingress_drain(wr_ingress *ig) { wr_bindings_drain(ig->bindings); }
+void wr_ingress_drain(wr_ingress *ig) { bindings_drain(ig->bindings); }
 
 void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud) {
   if (ig->stopping) return;
@@ -744,5 +746,5 @@ void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud) {
   uv_close((uv_handle_t *)&ig->server, server_closed);
   uv_close((uv_handle_t *)&ig->prep, server_closed);
   for (vconn *v = ig->all; v; v = v->anext) vconn_close(v);
-  wr_bindings_stop(ig->bindings, on_bindings_done, ig);
+  bindings_stop(ig->bindings, on_bindings_done, ig);
 }
