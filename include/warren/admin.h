@@ -165,8 +165,8 @@ int wr_admin_router_add(wr_admin_router *r, const char *method,
 /*
  * A guard runs before every route (after the token check): it returns 0 to
  * let the request through, or 1 after filling |resp| (e.g. 403) to answer
- * it as is.  The inspector checks Host and Origin this way.  NULL removes
- * it.
+ * it as is.  The inspector checks Host and Origin this way.  Header lines
+ * it adds (wr_admin_resp_header) stay on every response.  NULL removes it.
  */
 typedef int (*wr_admin_guard)(const wr_admin_req *req, wr_admin_resp *resp,
                               void *user_data);

@@ -388,7 +388,7 @@ int admin_router_dispatch(wr_admin_router *r, const admin_parsed *p,
     int g = r->guard(req, resp, r->guard_ud);
     if (g < 0) return wr_admin_resp_error(resp, 500, "internal error");
     if (g > 0) return 0;
-    admin_resp_reset(resp);
+    /* Passed: headers it added (X-Frame-Options, ...) stay. */
   }
 
   /* Best route for the method; meanwhile collect the other methods that
