@@ -1,0 +1,371 @@
+#!/usr/bin/python3
+"""The inspector page in a real browser (issue 13).
+
+    /usr/bin/python3 browser.py WARREN_BIN SCREENSHOT.png
+
+Starts an origin (plain HTTP plus a WebSocket echo, in this process), then
+`warren http ORIGIN --inspect ...` with its embedded node, and drives the
+page in headless Chromium through Selenium:
+
+  - the stdout contract: "Forwarding ..." first, then "Inspect http://...";
+  - requests made through the tunnel appear in the list without a reload;
+  - opening one shows its request headers and body, and the response;
+  - Replay makes the origin receive the request again, and the replay
+    shows up as a new row;
+  - a WebSocket session through the tunnel shows up with its messages;
+  - the page's guard: a foreign Host is refused (DNS rebinding);
+  - `--inspect off` prints no Inspect line and serves nothing.
+
+A screenshot of the page goes to SCREENSHOT.png.  Exit 77 (skip) only when
+Chromium, its driver or the Selenium module is not installed.
+"""
+import base64
+import hashlib
+import http.client
+import json
+import os
+import socket
+import socketserver
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+except ImportError as e:
+    print("SKIP: python3-selenium is not installed (tools/bootstrap): %s" % e)
+    sys.exit(77)
+
+CHROMIUM = "/usr/bin/chromium"
+DRIVER = "/usr/bin/chromedriver"
+for p in (CHROMIUM, DRIVER):
+    if not os.path.exists(p):
+        print("SKIP: %s is missing (tools/bootstrap installs chromium and "
+              "chromium-driver)" % p)
+        sys.exit(77)
+
+WARREN = sys.argv[1]
+SHOT = sys.argv[2] if len(sys.argv) > 2 else "inspector.png"
+NAME = "browsertest"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+# ---- the origin -------------------------------------------------------------
+
+received = []  # (method, path, body) in arrival order
+received_lock = threading.Lock()
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def read_head(f):
+    lines = []
+    while True:
+        line = f.readline()
+        if not line:
+            return None
+        if line in (b"\r\n", b"\n"):
+            return lines
+        lines.append(line.decode("latin-1").rstrip("\r\n"))
+
+
+def ws_read_frame(f):
+    h = f.read(2)
+    if len(h) < 2:
+        return None, None
+    op, n = h[0] & 0x0F, h[1] & 0x7F
+    if n == 126:
+        n = struct.unpack(">H", f.read(2))[0]
+    elif n == 127:
+        n = struct.unpack(">Q", f.read(8))[0]
+    mask = f.read(4) if h[1] & 0x80 else b"\0\0\0\0"
+    data = bytes(b ^ mask[i % 4] for i, b in enumerate(f.read(n)))
+    return op, data
+
+
+def ws_frame(op, data, mask=None):
+    head = bytes([0x80 | op])
+    m = 0x80 if mask else 0
+    if len(data) < 126:
+        head += bytes([m | len(data)])
+    else:
+        head += bytes([m | 126]) + struct.pack(">H", len(data))
+    if mask:
+        data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        head += mask
+    return head + data
+
+
+class Origin(socketserver.StreamRequestHandler):
+    def handle(self):
+        while True:
+            head = read_head(self.rfile)
+            if not head:
+                return
+            method, path, _ = head[0].split(" ", 2)
+            hdrs = {}
+            for line in head[1:]:
+                k, _, v = line.partition(":")
+                hdrs[k.strip().lower()] = v.strip()
+            body = self.rfile.read(int(hdrs.get("content-length", "0")))
+            with received_lock:
+                received.append((method, path, body))
+            if hdrs.get("upgrade", "").lower() == "websocket":
+                acc = base64.b64encode(hashlib.sha1(
+                    hdrs["sec-websocket-key"].encode() + WS_GUID).digest())
+                self.wfile.write(b"HTTP/1.1 101 Switching Protocols\r\n"
+                                 b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                 b"Sec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+                while True:
+                    op, data = ws_read_frame(self.rfile)
+                    if op is None or op == 8:
+                        self.wfile.write(ws_frame(8, b""))
+                        return
+                    self.wfile.write(ws_frame(op, b"echo: " + data))
+            if path.startswith("/hello"):
+                out = json.dumps({"hello": "browser", "path": path}).encode()
+                ctype = b"application/json"
+            else:
+                out = b"got " + str(len(body)).encode() + b" bytes"
+                ctype = b"text/plain"
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype +
+                             b"\r\nContent-Length: " + str(len(out)).encode() +
+                             b"\r\n\r\n" + out)
+
+
+class Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+# ---- helpers ----------------------------------------------------------------
+
+procs = []
+
+
+def start_warren(args):
+    p = subprocess.Popen([WARREN, "http"] + args, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    procs.append(p)
+    return p
+
+
+def read_line(p, timeout=10):
+    """One stdout line, or None after |timeout| s."""
+    out = []
+
+    def rd():
+        out.append(p.stdout.readline().decode())
+    t = threading.Thread(target=rd, daemon=True)
+    t.start()
+    t.join(timeout)
+    return out[0].rstrip("\n") if out else None
+
+
+def tunnel(node_port, method, path, body=None, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", node_port, timeout=10)
+    h = {"Host": "%s.localhost:%d" % (NAME, node_port)}
+    h.update(headers or {})
+    c.request(method, path, body=body, headers=h)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+
+
+def wait_for(what, fn, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.05)
+    fail("timed out waiting for " + what)
+
+
+def main():
+    origin = Server(("127.0.0.1", 0), Origin)
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    oport = origin.server_address[1]
+    node_port, insp_port = free_port(), free_port()
+
+    p = start_warren([str(oport), "--name", NAME, "--listen",
+                      "127.0.0.1:%d" % node_port, "--inspect",
+                      "127.0.0.1:%d" % insp_port])
+    first, second = read_line(p), read_line(p)
+    want1 = "Forwarding http://%s.localhost:%d -> http://localhost:%d" % (
+        NAME, node_port, oport)
+    if first != want1:
+        fail("first stdout line %r, want %r" % (first, want1))
+    insp = "http://127.0.0.1:%d" % insp_port
+    if second != "Inspect " + insp:
+        fail("second stdout line %r, want %r" % (second, "Inspect " + insp))
+
+    # DNS-rebinding defence, seen from outside.
+    c = http.client.HTTPConnection("127.0.0.1", insp_port, timeout=5)
+    c.request("GET", "/api/status", headers={"Host": "rebind.example:%d" %
+                                             insp_port})
+    r = c.getresponse()
+    if r.status != 403:
+        fail("foreign Host answered %d, want 403" % r.status)
+    r.read()
+    c.close()
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+              "--disable-gpu", "--window-size=1400,860",
+              "--no-first-run", "--disable-extensions"):
+        opts.add_argument(a)
+    try:
+        drv = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    except Exception as e:  # the browser cannot start here: a real failure
+        fail("cannot start headless Chromium: %s" % e)
+    try:
+        drv.set_page_load_timeout(20)
+        drv.get(insp + "/")
+        wait = WebDriverWait(drv, 10)
+        wait.until(lambda d: "live" in d.find_element(By.ID, "live").text)
+
+        def row(target_part):
+            for tr in drv.find_elements(By.CSS_SELECTOR, "#rows tr.ex"):
+                if target_part in tr.find_element(By.CSS_SELECTOR,
+                                                  "td.target").text:
+                    return tr
+            return None
+
+        # 1. Requests appear live, without a reload.
+        url_before = drv.current_url
+        nav_before = drv.execute_script(
+            "return performance.getEntriesByType('navigation')[0].startTime"
+            " + '/' + performance.timeOrigin")
+        st, body = tunnel(node_port, "GET", "/hello?from=browser",
+                          headers={"X-Test-Header": "seen-in-browser"})
+        if st != 200 or b"browser" not in body:
+            fail("GET through the tunnel: %d %r" % (st, body))
+        wait.until(lambda d: row("/hello?from=browser"))
+        st, body = tunnel(node_port, "POST", "/hook",
+                          body=json.dumps({"event": "push", "n": 42}),
+                          headers={"Content-Type": "application/json"})
+        if st != 200:
+            fail("POST through the tunnel: %d" % st)
+        wait.until(lambda d: row("/hook"))
+        nav_after = drv.execute_script(
+            "return performance.getEntriesByType('navigation')[0].startTime"
+            " + '/' + performance.timeOrigin")
+        if drv.current_url != url_before or nav_after != nav_before:
+            fail("the page reloaded")
+
+        # 2. Opening one shows its headers and body.
+        row("/hello?from=browser").click()
+        wait.until(lambda d: "seen-in-browser" in
+                   d.find_element(By.ID, "detail").text)
+        detail = drv.find_element(By.ID, "detail").text
+        for want in ("X-Test-Header", "GET /hello?from=browser"):
+            if want not in detail:
+                fail("detail lacks %r:\n%s" % (want, detail))
+        drv.find_element(By.CSS_SELECTOR, "[data-tab=response]").click()
+        wait.until(lambda d: '"hello": "browser"' in
+                   d.find_element(By.ID, "resp-body").text)
+
+        row("/hook").click()
+        wait.until(lambda d: '"event": "push"' in
+                   d.find_element(By.ID, "req-body").text)
+
+        # 3. Replay: the origin receives the request again.
+        with received_lock:
+            hooks_before = sum(1 for m, pth, _ in received if pth == "/hook")
+        drv.find_element(By.ID, "replay").click()
+
+        def replayed():
+            with received_lock:
+                got = [b for m, pth, b in received if pth == "/hook"]
+            return len(got) > hooks_before and got[-1]
+        body = wait_for("the origin to receive the replay", replayed)
+        if json.loads(body) != {"event": "push", "n": 42}:
+            fail("replayed body %r" % body)
+        wait.until(lambda d: any("replay of" in tr.text for tr in
+                                 d.find_elements(By.CSS_SELECTOR,
+                                                 "#rows tr.ex")))
+
+        # Copy as curl shows the command.
+        drv.find_element(By.ID, "copy-curl").click()
+        wait.until(lambda d: d.find_elements(By.ID, "curl"))
+        curl = drv.find_element(By.ID, "curl").text
+        if not curl.startswith("curl -X POST") or "/hook" not in curl:
+            fail("curl command %r" % curl)
+
+        # 4. A WebSocket session through the tunnel.
+        s = socket.create_connection(("127.0.0.1", node_port), timeout=10)
+        key = base64.b64encode(os.urandom(16))
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: %s.localhost:%d\r\n"
+                  b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                  b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " %
+                  (NAME.encode(), node_port) + key + b"\r\n\r\n")
+        f = s.makefile("rb")
+        head = read_head(f)
+        if not head or " 101 " not in head[0]:
+            fail("WebSocket upgrade answered %r" % head)
+        for msg in (b"ping-from-test", b"second message"):
+            s.sendall(ws_frame(1, msg, mask=os.urandom(4)))
+            op, data = ws_read_frame(f)
+            if data != b"echo: " + msg:
+                fail("WebSocket echo %r" % data)
+        wait.until(lambda d: row("/ws") and "WS" in row("/ws").text)
+        wait.until(lambda d: "4 msg" in row("/ws").text)
+        row("/ws").click()
+        drv.find_element(By.CSS_SELECTOR, "[data-tab=websocket]").click()
+        wait.until(lambda d: "echo: ping-from-test" in
+                   d.find_element(By.ID, "wsmsgs").text)
+
+        # The screenshot: the list with the JSON POST opened.
+        row("/hook").click()
+        wait.until(lambda d: '"event": "push"' in
+                   d.find_element(By.ID, "req-body").text)
+        time.sleep(0.3)  # let the row highlight settle
+        drv.save_screenshot(SHOT)
+        s.sendall(ws_frame(8, b"", mask=os.urandom(4)))
+        s.close()
+        print("screenshot:", SHOT)
+    finally:
+        drv.quit()
+
+    # 5. --inspect off: no second line, nothing listening.
+    node2, insp2 = free_port(), free_port()
+    p2 = start_warren([str(oport), "--name", "off", "--listen",
+                       "127.0.0.1:%d" % node2, "--inspect", "off"])
+    first = read_line(p2)
+    if not first or not first.startswith("Forwarding "):
+        fail("--inspect off: first line %r" % first)
+    extra = read_line(p2, timeout=1)
+    if extra is not None and extra != "":
+        fail("--inspect off printed %r" % extra)
+    print("ok")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
