@@ -23,7 +23,9 @@
  *                                     or "body_base64"}) -> 202 {"id": new}
  *   DELETE /api/exchanges             forget every exchange
  *   GET    /api/events                server-sent events: "exchange" (a
- *                                     summary, on each change), "clear"
+ *                                     summary, on each change; batched),
+ *                                     "clear", "lagged" (too many changes
+ *                                     to push: reload the list)
  *
  * Safety: it can replay requests, so every request must name the
  * inspector itself in Host (localhost or an IP literal, with its port: a

@@ -181,25 +181,50 @@ static int grow(wr_capture *c, rec *r, void **pbuf, size_t *pcap,
   return 0;
 }
 
+/* Makes |r| a fresh record but keeps its buffers (and their accounting):
+ * in the steady state, with the ring full, each new exchange reuses the
+ * oldest one's memory and capture allocates nothing. */
+static void rec_recycle(rec *r) {
+  wr_exchange *e = &r->e;
+  char *target = e->target, *rf = e->req.fields, *sf = e->resp.fields;
+  uint8_t *rb = e->req.body, *sb = e->resp.body;
+  wr_capture_ws_msg *ws = e->ws;
+  size_t ws_cap = e->ws_cap, mem = e->mem;
+  memset(e, 0, sizeof *e);
+  e->target = target;
+  if (target) target[0] = '\0';
+  e->req.fields = rf;
+  e->resp.fields = sf;
+  e->req.body = rb;
+  e->resp.body = sb;
+  e->ws = ws;
+  e->ws_cap = ws_cap;
+  e->mem = mem;
+}
+
 static rec *rec_new(wr_capture *c, uint64_t conn, uint64_t replay_of,
                     uint64_t now) {
   size_t n = c->cfg.max_exchanges;
   /* The slot of the new id holds the record max_exchanges older. */
-  rec *old = slot_get(c, c->next_id >= n ? c->next_id - n : 0);
-  if (old) {
-    drop(c, old);
+  rec *r = slot_get(c, c->next_id >= n ? c->next_id - n : 0);
+  if (r) {
+    c->slots[r->e.id % n] = NULL;
+    c->count--;
     c->evicted++;
+    rec_recycle(r);
   }
   if (c->next_id - c->first_id >= n) c->first_id = c->next_id - n + 1;
-  if (make_room(c, NULL, sizeof(rec)) != 0) return NULL;
-  rec *r = wr_mem_calloc(c->mem, 1, sizeof *r);
-  if (!r) return NULL;
+  if (!r) {
+    if (make_room(c, NULL, sizeof(rec)) != 0) return NULL;
+    r = wr_mem_calloc(c->mem, 1, sizeof *r);
+    if (!r) return NULL;
+    r->e.mem = sizeof *r;
+    c->mem_used += sizeof *r;
+  }
   r->e.id = c->next_id++;
   r->e.conn = conn;
   r->e.replay_of = replay_of;
   r->e.t_start_us = now;
-  r->e.mem = sizeof *r;
-  c->mem_used += sizeof *r;
   c->slots[r->e.id % n] = r;
   c->count++;
   return r;
@@ -458,9 +483,20 @@ static int on_header_value_complete(llhttp_t *p) {
   return 0;
 }
 
+/* A declared Content-Length sizes the body buffer at once (up to the cap),
+ * rather than in doublings from 256 bytes. */
+static void presize(wr_capture *c, rec *r, int dir, llhttp_t *p) {
+  if (!r || !(p->flags & F_CONTENT_LENGTH) || p->content_length == 0) return;
+  size_t want = (size_t)WR_MIN(p->content_length, (uint64_t)c->cfg.body_cap);
+  wr_capture_msg *m = msg_of(r, dir);
+  if (want > r->body_cap[dir])
+    grow(c, r, (void **)&m->body, &r->body_cap[dir], want, c->cfg.body_cap);
+}
+
 static int on_headers_complete(llhttp_t *p) {
   wr_capture_conn *cc = conn_of(p);
   rec *r = cur_rec(p);
+  presize(cc->c, r, dir_of(p), p);
   if (p->type == HTTP_REQUEST) {
     if (cc->flen == FIFO_CAP) return -1; /* lost track: stop */
     owed *o = &cc->fifo[(cc->fhead + cc->flen++) % FIFO_CAP];

@@ -199,6 +199,13 @@ def wait_for(what, fn, timeout=10):
     fail("timed out waiting for " + what)
 
 
+def click(drv, css):
+    """Clicks |css| once the page has rendered it (details load async)."""
+    WebDriverWait(drv, 10).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, css))
+    drv.find_element(By.CSS_SELECTOR, css).click()
+
+
 def main():
     origin = Server(("127.0.0.1", 0), Origin)
     threading.Thread(target=origin.serve_forever, daemon=True).start()
@@ -280,7 +287,7 @@ def main():
         for want in ("X-Test-Header", "GET /hello?from=browser"):
             if want not in detail:
                 fail("detail lacks %r:\n%s" % (want, detail))
-        drv.find_element(By.CSS_SELECTOR, "[data-tab=response]").click()
+        click(drv, "[data-tab=response]")
         wait.until(lambda d: '"hello": "browser"' in
                    d.find_element(By.ID, "resp-body").text)
 
@@ -291,7 +298,7 @@ def main():
         # 3. Replay: the origin receives the request again.
         with received_lock:
             hooks_before = sum(1 for m, pth, _ in received if pth == "/hook")
-        drv.find_element(By.ID, "replay").click()
+        click(drv, "#replay")
 
         def replayed():
             with received_lock:
@@ -305,7 +312,7 @@ def main():
                                                  "#rows tr.ex")))
 
         # Copy as curl shows the command.
-        drv.find_element(By.ID, "copy-curl").click()
+        click(drv, "#copy-curl")
         wait.until(lambda d: d.find_elements(By.ID, "curl"))
         curl = drv.find_element(By.ID, "curl").text
         if not curl.startswith("curl -X POST") or "/hook" not in curl:
@@ -330,7 +337,7 @@ def main():
         wait.until(lambda d: row("/ws") and "WS" in row("/ws").text)
         wait.until(lambda d: "4 msg" in row("/ws").text)
         row("/ws").click()
-        drv.find_element(By.CSS_SELECTOR, "[data-tab=websocket]").click()
+        click(drv, "[data-tab=websocket]")
         wait.until(lambda d: "echo: ping-from-test" in
                    d.find_element(By.ID, "wsmsgs").text)
 

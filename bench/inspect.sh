@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# bench/inspect.sh: what the request inspector costs (issue 13: at most 10 %
+# of 1 KiB req/s).  Same run, same node, same origin, two clients:
+#
+#   WARREN_BOOTSTRAP_BENCH=1 tools/bootstrap    # wrk, nginx-light
+#   WARREN_BIN=build-x/src/node/warren bench/inspect.sh [DURATION_S] [ROUNDS]
+#   # defaults: 5 s per cell, 3 rounds
+#
+#   off    warren http --inspect off            (Host: off.bench.test)
+#   on     warren http --inspect 127.0.0.1:P    (Host: on.bench.test)
+#   page   the same client while a page is open: a curl follows
+#          /api/events, so every exchange is also rendered and pushed
+#
+# Cells run interleaved (off, on, page, off, on, page, ...) so drift on a
+# shared machine hits all three alike; the table has each cell's median
+# req/s and its ratio to "off", then the inspected client's memory as its
+# own API reports it.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+root=$(cd "$(dirname "$0")/.." && pwd)
+dur=${1:-5} rounds=${2:-3}
+W=${WARREN_BIN:-$root/build/src/node/warren}
+[ -x "$W" ] || { echo "bench: no warren binary at $W (set WARREN_BIN)" >&2; exit 1; }
+for t in wrk nginx curl; do
+  command -v "$t" >/dev/null || { echo "bench: $t missing: WARREN_BOOTSTRAP_BENCH=1 tools/bootstrap" >&2; exit 1; }
+done
+ORIGIN=127.0.0.1:48080 NODE_HTTP=127.0.0.1:48081 NODE_ADMIN=127.0.0.1:49081
+INSPECT=127.0.0.1:49082
+
+tmp=$(mktemp -d /tmp/warren-inspect.XXXXXX)
+chmod 755 "$tmp"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+mkdir -p "$tmp/www"
+head -c 1024 /dev/urandom >"$tmp/www/1k"
+start_origin "$tmp" "$ORIGIN"
+
+"$W" keygen >"$tmp/key"
+fleet=$("$W" pubkey "$tmp/key")
+WARREN_LOG=warn "$W" node --id insp1 --http $NODE_HTTP --admin $NODE_ADMIN \
+  --domain bench.test --key-file "$tmp/key" 2>"$tmp/node.log" & pids+=($!)
+sleep 0.5
+WARREN_LOG=warn "$W" http ${ORIGIN##*:} --node $NODE_HTTP --fleet-key "$fleet" \
+  --name off --inspect off >"$tmp/off.out" 2>"$tmp/off.log" & pids+=($!)
+WARREN_LOG=warn "$W" http ${ORIGIN##*:} --node $NODE_HTTP --fleet-key "$fleet" \
+  --name on --inspect $INSPECT >"$tmp/on.out" 2>"$tmp/on.log" & pids+=($!)
+on_pid=$!
+for f in off on; do
+  for _ in $(seq 50); do grep -qs Forwarding "$tmp/$f.out" && break; sleep 0.1; done
+  grep -q Forwarding "$tmp/$f.out" || { echo "bench: client $f did not bind" >&2; cat "$tmp/$f.log" >&2; exit 1; }
+done
+grep -q "^Inspect http://$INSPECT" "$tmp/on.out" || { echo "bench: no Inspect line" >&2; exit 1; }
+
+wrk_rps() { # host -> req/s; aborts on non-2xx answers
+  local out
+  out=$(wrk -t2 -c50 -d"${dur}s" -H "Host: $1" "http://$NODE_HTTP/1k")
+  if grep -q 'Non-2xx' <<<"$out"; then echo "bench: non-2xx answers" >&2; echo "$out" >&2; exit 1; fi
+  awk '/Requests\/sec/ {print $2}' <<<"$out"
+}
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+: >"$tmp/off.rps"; : >"$tmp/on.rps"; : >"$tmp/page.rps"
+for r in $(seq "$rounds"); do
+  wrk_rps off.bench.test >>"$tmp/off.rps"
+  wrk_rps on.bench.test >>"$tmp/on.rps"
+  curl -sN "http://$INSPECT/api/events" >"$tmp/events.txt" & sse=$!
+  sleep 0.2
+  wrk_rps on.bench.test >>"$tmp/page.rps"
+  kill $sse 2>/dev/null || true; wait $sse 2>/dev/null || true
+done
+events=$(grep -c '^event: exchange' "$tmp/events.txt" || true)
+off=$(median <"$tmp/off.rps")
+echo "| client | 1 KiB req/s (median of $rounds x ${dur} s) | vs off |"
+echo "|---|---|---|"
+for c in off on page; do
+  m=$(median <"$tmp/$c.rps")
+  echo "| $c | $m | $(awk -v a="$m" -v b="$off" 'BEGIN{printf "%.3f", a/b}') |"
+done
+echo
+echo "runs: off $(tr '\n' ' ' <"$tmp/off.rps")/ on $(tr '\n' ' ' <"$tmp/on.rps")/ page $(tr '\n' ' ' <"$tmp/page.rps")"
+echo "events pushed to the page in its last run: $events"
+status=$(curl -s "http://$INSPECT/api/status")
+echo "inspector: $status"
+echo "client VmRSS KiB: $(awk '/VmRSS/ {print $2}' /proc/$on_pid/status)"
