@@ -13,8 +13,10 @@
 #
 # Cells run interleaved (off, on, page, off, on, page, ...) so drift on a
 # shared machine hits all three alike; the table has each cell's median
-# req/s and its ratio to "off", then the inspected client's memory as its
-# own API reports it.
+# req/s and its ratio to "off", and the serving client's CPU time per
+# request (user+sys from /proc, the direct cost of capture, which wrk's
+# req/s shows only through the noise of four processes on a shared
+# machine), then the inspected client's memory as its own API reports it.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,6 +46,7 @@ WARREN_LOG=warn "$W" node --id insp1 --http $NODE_HTTP --admin $NODE_ADMIN \
 sleep 0.5
 WARREN_LOG=warn "$W" http ${ORIGIN##*:} --node $NODE_HTTP --fleet-key "$fleet" \
   --name off --inspect off >"$tmp/off.out" 2>"$tmp/off.log" & pids+=($!)
+off_pid=$!
 WARREN_LOG=warn "$W" http ${ORIGIN##*:} --node $NODE_HTTP --fleet-key "$fleet" \
   --name on --inspect $INSPECT >"$tmp/on.out" 2>"$tmp/on.log" & pids+=($!)
 on_pid=$!
@@ -53,33 +56,42 @@ for f in off on; do
 done
 grep -q "^Inspect http://$INSPECT" "$tmp/on.out" || { echo "bench: no Inspect line" >&2; exit 1; }
 
-wrk_rps() { # host -> req/s; aborts on non-2xx answers
-  local out
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+wrk_rps() { # host pid cell -> appends req/s to cell.rps, client us/req to cell.cpu
+  local out t0 t1 n
+  t0=$(ticks "$2")
   out=$(wrk -t2 -c50 -d"${dur}s" -H "Host: $1" "http://$NODE_HTTP/1k")
+  t1=$(ticks "$2")
   if grep -q 'Non-2xx' <<<"$out"; then echo "bench: non-2xx answers" >&2; echo "$out" >&2; exit 1; fi
-  awk '/Requests\/sec/ {print $2}' <<<"$out"
+  awk '/Requests\/sec/ {print $2}' <<<"$out" >>"$tmp/$3.rps"
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
+  awk -v t=$((t1 - t0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN {printf "%.2f\n", n ? t * 1e6 / hz / n : 0}' >>"$tmp/$3.cpu"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 : >"$tmp/off.rps"; : >"$tmp/on.rps"; : >"$tmp/page.rps"
+: >"$tmp/off.cpu"; : >"$tmp/on.cpu"; : >"$tmp/page.cpu"
 for r in $(seq "$rounds"); do
-  wrk_rps off.bench.test >>"$tmp/off.rps"
-  wrk_rps on.bench.test >>"$tmp/on.rps"
+  wrk_rps off.bench.test $off_pid off
+  wrk_rps on.bench.test $on_pid on
   curl -sN "http://$INSPECT/api/events" >"$tmp/events.txt" & sse=$!
   sleep 0.2
-  wrk_rps on.bench.test >>"$tmp/page.rps"
+  wrk_rps on.bench.test $on_pid page
   kill $sse 2>/dev/null || true; wait $sse 2>/dev/null || true
 done
 events=$(grep -c '^event: exchange' "$tmp/events.txt" || true)
 off=$(median <"$tmp/off.rps")
-echo "| client | 1 KiB req/s (median of $rounds x ${dur} s) | vs off |"
-echo "|---|---|---|"
+offc=$(median <"$tmp/off.cpu")
+echo "| client | 1 KiB req/s (median of $rounds x ${dur} s) | vs off | client CPU us/req | vs off |"
+echo "|---|---|---|---|---|"
 for c in off on page; do
-  m=$(median <"$tmp/$c.rps")
-  echo "| $c | $m | $(awk -v a="$m" -v b="$off" 'BEGIN{printf "%.3f", a/b}') |"
+  m=$(median <"$tmp/$c.rps") u=$(median <"$tmp/$c.cpu")
+  echo "| $c | $m | $(awk -v a="$m" -v b="$off" 'BEGIN{printf "%.3f", a/b}') | $u | $(awk -v a="$u" -v b="$offc" 'BEGIN{printf "%.3f", b ? a/b : 0}') |"
 done
 echo
-echo "runs: off $(tr '\n' ' ' <"$tmp/off.rps")/ on $(tr '\n' ' ' <"$tmp/on.rps")/ page $(tr '\n' ' ' <"$tmp/page.rps")"
+echo "req/s runs: off $(tr '\n' ' ' <"$tmp/off.rps")/ on $(tr '\n' ' ' <"$tmp/on.rps")/ page $(tr '\n' ' ' <"$tmp/page.rps")"
+echo "client us/req runs: off $(tr '\n' ' ' <"$tmp/off.cpu")/ on $(tr '\n' ' ' <"$tmp/on.cpu")/ page $(tr '\n' ' ' <"$tmp/page.cpu")"
 echo "events pushed to the page in its last run: $events"
 status=$(curl -s "http://$INSPECT/api/status")
 echo "inspector: $status"

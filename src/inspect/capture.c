@@ -183,9 +183,22 @@ static int grow(wr_capture *c, rec *r, void **pbuf, size_t *pcap,
 
 /* Makes |r| a fresh record but keeps its buffers (and their accounting):
  * in the steady state, with the ring full, each new exchange reuses the
- * oldest one's memory and capture allocates nothing. */
-static void rec_recycle(rec *r) {
+ * oldest one's memory and capture allocates nothing.  Bodies bigger than
+ * RECYCLE_MAX are freed instead: after a burst of big downloads the memory
+ * goes back to the system rather than sitting in records of small ones. */
+#define RECYCLE_MAX 65536
+static void rec_recycle(wr_capture *c, rec *r) {
   wr_exchange *e = &r->e;
+  for (int d = 0; d < 2; d++) {
+    wr_capture_msg *m = d ? &e->resp : &e->req;
+    if (r->body_cap[d] > RECYCLE_MAX) {
+      wr_mem_free(c->mem, m->body);
+      m->body = NULL;
+      e->mem -= r->body_cap[d];
+      c->mem_used -= r->body_cap[d];
+      r->body_cap[d] = 0;
+    }
+  }
   char *target = e->target, *rf = e->req.fields, *sf = e->resp.fields;
   uint8_t *rb = e->req.body, *sb = e->resp.body;
   wr_capture_ws_msg *ws = e->ws;
@@ -211,7 +224,7 @@ static rec *rec_new(wr_capture *c, uint64_t conn, uint64_t replay_of,
     c->slots[r->e.id % n] = NULL;
     c->count--;
     c->evicted++;
-    rec_recycle(r);
+    rec_recycle(c, r);
   }
   if (c->next_id - c->first_id >= n) c->first_id = c->next_id - n + 1;
   if (!r) {

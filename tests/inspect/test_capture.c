@@ -225,6 +225,26 @@ static void test_eviction_by_count(void **st) {
   wr_capture_del(c);
 }
 
+/* The ring full of big bodies, then small exchanges: their records reuse
+ * small buffers but give the big ones back. */
+static void test_memory_returns(void **st) {
+  (void)st;
+  wr_capture_config cfg = {.max_exchanges = 4};
+  wr_capture *c;
+  assert_int_equal(wr_capture_new(&c, &cfg, NULL, NULL, NULL), 0);
+  char *body = malloc(200 * 1024 + 1);
+  memset(body, 'b', 200 * 1024);
+  body[200 * 1024] = '\0';
+  for (int i = 0; i < 4; i++) one_exchange(c, body, (uint64_t)i);
+  assert_true(wr_capture_mem(c) > 4 * 200 * 1024);
+  for (int i = 0; i < 4; i++) one_exchange(c, "small", 100 + (uint64_t)i);
+  assert_int_equal(wr_capture_count(c), 4);
+  assert_true(wr_capture_mem(c) < 64 * 1024);
+  assert_memory_equal(wr_capture_older(c, 0)->req.body, "small", 5);
+  free(body);
+  wr_capture_del(c);
+}
+
 static void test_memory_bound(void **st) {
   (void)st;
   /* 300 KiB for records of 100 KiB bodies: never over, oldest go first. */
@@ -507,6 +527,7 @@ int main(void) {
       cmocka_unit_test(test_truncation),
       cmocka_unit_test(test_eviction_by_count),
       cmocka_unit_test(test_memory_bound),
+      cmocka_unit_test(test_memory_returns),
       cmocka_unit_test(test_websocket),
       cmocka_unit_test(test_ws_ring_bound),
       cmocka_unit_test(test_upgrade_refused),
