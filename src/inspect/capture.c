@@ -58,6 +58,7 @@ struct wr_capture {
   uint64_t first_id; /* no record below this id exists */
   size_t count, mem_used;
   uint64_t evicted, next_conn;
+  uint64_t gen; /* bumped whenever a record goes or is reused */
 };
 
 enum cstate { CS_HTTP, CS_HOLD, CS_WS, CS_DEAD };
@@ -106,6 +107,11 @@ struct wr_capture_conn {
   uint64_t ws_id;    /* the upgraded exchange */
   wsdir ws[2];
   int nomem;         /* a record could not be made in this feed */
+  /* The record each parser fills, cached: llhttp calls back a dozen times
+   * per head and a lookup costs a 64-bit division.  Valid while the
+   * ring's gen is unchanged (no record freed or reused since). */
+  rec *cache[2];
+  uint64_t cache_id[2], cache_gen[2];
 };
 
 /* ---- the ring ------------------------------------------------------------ */
@@ -130,6 +136,7 @@ static void rec_free(wr_capture *c, rec *r) {
 }
 
 static void drop(wr_capture *c, rec *r) {
+  c->gen++;
   c->slots[r->e.id % c->cfg.max_exchanges] = NULL;
   c->mem_used -= r->e.mem;
   c->count--;
@@ -221,6 +228,7 @@ static rec *rec_new(wr_capture *c, uint64_t conn, uint64_t replay_of,
   /* The slot of the new id holds the record max_exchanges older. */
   rec *r = slot_get(c, c->next_id >= n ? c->next_id - n : 0);
   if (r) {
+    c->gen++;
     c->slots[r->e.id % n] = NULL;
     c->count--;
     c->evicted++;
@@ -409,9 +417,16 @@ static int dir_of(llhttp_t *p) {
 /* The record the parser |p| is filling now, or NULL. */
 static rec *cur_rec(llhttp_t *p) {
   wr_capture_conn *cc = conn_of(p);
-  if (p->type == HTTP_REQUEST) return slot_get(cc->c, cc->cur_req);
-  if (cc->flen == 0) return NULL;
-  return slot_get(cc->c, cc->fifo[cc->fhead].id);
+  int d = dir_of(p);
+  uint64_t id = d == WR_CAPTURE_TO_ORIGIN ? cc->cur_req
+                : cc->flen ? cc->fifo[cc->fhead].id
+                           : 0;
+  if (cc->cache_gen[d] == cc->c->gen && cc->cache_id[d] == id)
+    return cc->cache[d];
+  cc->cache[d] = slot_get(cc->c, id);
+  cc->cache_id[d] = id;
+  cc->cache_gen[d] = cc->c->gen;
+  return cc->cache[d];
 }
 
 static int on_message_begin(llhttp_t *p) {
