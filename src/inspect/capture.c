@@ -463,7 +463,7 @@ static int on_url_complete(llhttp_t *p) {
   rec *r = cur_rec(p);
   if (r && grow(cc->c, r, (void **)&r->e.target, &r->target_cap,
                 s->slen + 1, cc->c->cfg.max_head) == 0) {
-    memcpy(r->e.target, s->scratch, s->slen);
+    if (s->slen) memcpy(r->e.target, s->scratch, s->slen);
     r->e.target[s->slen] = '\0';
   }
   scratch_reset(s);
