@@ -133,13 +133,18 @@ class Origin(socketserver.StreamRequestHandler):
                         self.wfile.write(ws_frame(8, b""))
                         return
                     self.wfile.write(ws_frame(op, b"echo: " + data))
-            if path.startswith("/hello"):
+            status = b"200 OK"
+            if path.startswith("/hello") or path.startswith("/api/"):
                 out = json.dumps({"hello": "browser", "path": path}).encode()
                 ctype = b"application/json"
+            elif path.startswith("/missing"):
+                status, out, ctype = b"404 Not Found", b"no such page", \
+                    b"text/plain"
             else:
                 out = b"got " + str(len(body)).encode() + b" bytes"
                 ctype = b"text/plain"
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype +
+            self.wfile.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " +
+                             ctype +
                              b"\r\nContent-Length: " + str(len(out)).encode() +
                              b"\r\n\r\n" + out)
 
@@ -252,8 +257,10 @@ def main():
 
         def row(target_part):
             for tr in drv.find_elements(By.CSS_SELECTOR, "#rows tr.ex"):
-                if target_part in tr.find_element(By.CSS_SELECTOR,
-                                                  "td.target").text:
+                # textContent: .text is "" for rows the filter hides.
+                if target_part in tr.find_element(
+                        By.CSS_SELECTOR, "td.target").get_attribute(
+                            "textContent"):
                     return tr
             return None
 
@@ -340,6 +347,22 @@ def main():
         click(drv, "[data-tab=websocket]")
         wait.until(lambda d: "echo: ping-from-test" in
                    d.find_element(By.ID, "wsmsgs").text)
+
+        # A few more, for a screenshot that shows what a list looks like.
+        tunnel(node_port, "GET", "/api/users?page=2",
+               headers={"Accept": "application/json"})
+        st, _ = tunnel(node_port, "GET", "/missing/favicon.png")
+        if st != 404:
+            fail("GET /missing: %d" % st)
+        wait.until(lambda d: row("/missing/favicon.png") and "404" in
+                   row("/missing/favicon.png").text)
+        drv.find_element(By.ID, "filter").send_keys("404")
+        wait.until(lambda d: not row("/hook").is_displayed())
+        if not row("/missing/favicon.png").is_displayed():
+            fail("the filter hides the 404")
+        drv.find_element(By.ID, "filter").clear()
+        drv.execute_script("applyFilter()")
+        wait.until(lambda d: row("/hook").is_displayed())
 
         # The screenshot: the list with the JSON POST opened.
         row("/hook").click()
