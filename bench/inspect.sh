@@ -75,12 +75,14 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 for r in $(seq "$rounds"); do
   wrk_rps off.bench.test $off_pid off
   wrk_rps on.bench.test $on_pid on
-  curl -sN "http://$INSPECT/api/events" >"$tmp/events.txt" & sse=$!
-  sleep 0.2
+  curl -sN "http://$INSPECT/api/events" >"$tmp/events.$r" & sse=$!
+  # The page counts only once its stream is open.
+  for _ in $(seq 50); do grep -qs '^retry:' "$tmp/events.$r" && break; sleep 0.05; done
   wrk_rps on.bench.test $on_pid page
   kill $sse 2>/dev/null || true; wait $sse 2>/dev/null || true
 done
-events=$(grep -c '^event: exchange' "$tmp/events.txt" || true)
+events=$(cat "$tmp"/events.* | grep -c '^event: exchange' || true)
+lagged=$(cat "$tmp"/events.* | grep -c '^event: lagged' || true)
 off=$(median <"$tmp/off.rps")
 offc=$(median <"$tmp/off.cpu")
 echo "| client | 1 KiB req/s (median of $rounds x ${dur} s) | vs off | client CPU us/req | vs off |"
@@ -92,7 +94,7 @@ done
 echo
 echo "req/s runs: off $(tr '\n' ' ' <"$tmp/off.rps")/ on $(tr '\n' ' ' <"$tmp/on.rps")/ page $(tr '\n' ' ' <"$tmp/page.rps")"
 echo "client us/req runs: off $(tr '\n' ' ' <"$tmp/off.cpu")/ on $(tr '\n' ' ' <"$tmp/on.cpu")/ page $(tr '\n' ' ' <"$tmp/page.cpu")"
-echo "events pushed to the page in its last run: $events"
+echo "events pushed to the page in all its runs: $events exchange, $lagged lagged"
 status=$(curl -s "http://$INSPECT/api/status")
 echo "inspector: $status"
 echo "client VmRSS KiB: $(awk '/VmRSS/ {print $2}' /proc/$on_pid/status)"

@@ -121,12 +121,16 @@ static void on_capture(const wr_exchange *e, wr_capture_event ev, void *ud) {
   /* Nobody is watching: nothing to push (this keeps capture cheap). */
   if (!in->admin || !wr_admin_subscribers(in->admin, WR_INSPECT_CHANNEL))
     return;
-  if (in->ndirty > 0 && in->dirty[in->ndirty - 1] == e->id) {
-    /* Already marked (the common case: one exchange's changes in a row). */
-  } else if (in->ndirty < DIRTY_CAP) {
+  if (in->ndirty == 0 || in->dirty[in->ndirty - 1] != e->id) {
+    if (in->ndirty == DIRTY_CAP) {
+      /* Keep the newest: by the flush the oldest are likely evicted from
+       * the ring anyway (at 20k exchanges a second, 100 ms is 2000). */
+      memmove(in->dirty, in->dirty + DIRTY_CAP / 2,
+              DIRTY_CAP / 2 * sizeof in->dirty[0]);
+      in->ndirty = DIRTY_CAP / 2;
+      in->lagged = 1;
+    }
     in->dirty[in->ndirty++] = e->id;
-  } else {
-    in->lagged = 1;
   }
   if (!in->flush_armed) {
     in->flush_armed = 1;
