@@ -176,12 +176,17 @@ json_t *wr_inspect_exchange_json(const wr_exchange *e, int detail,
              sizeof iso - 19, ".%03dZ", (int)(t / 1000 % 1000));
   const char *ctype = field(&e->resp, "content-type");
   json_t *j = json_pack(
-      "{s:I,s:I,s:s,s:s,s:o,s:s,s:o,s:s,s:s,s:I,s:o,s:o,s:I,s:I,s:b,s:b}",
+      "{s:I,s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:o,s:o,s:I,s:I,s:b,s:b}",
       "id", (json_int_t)e->id, "conn", (json_int_t)e->conn, "state",
-      state_name(e->state), "method", e->method, "target",
+      /* Peer bytes (the reason phrase may be any obs-text) go through
+       * jstr: json_pack refuses invalid UTF-8 and would fail whole. */
+      state_name(e->state), "method", jstr(e->method, strlen(e->method)),
+      "target",
       jstr(e->target, e->target ? strlen(e->target) : 0), "version",
-      e->version, "status", e->status ? json_integer(e->status) : json_null(),
-      "reason", e->reason, "time", iso, "time_us", (json_int_t)t, "ttfb_us",
+      jstr(e->version, strlen(e->version)), "status",
+      e->status ? json_integer(e->status) : json_null(), "reason",
+      jstr(e->reason, strlen(e->reason)), "time", iso, "time_us",
+      (json_int_t)t, "ttfb_us",
       us(e->t_start_us, e->t_resp_us), "duration_us",
       us(e->t_start_us, e->t_end_us), "req_size", (json_int_t)e->req.body_size,
       "resp_size", (json_int_t)e->resp.body_size, "req_truncated",

@@ -437,7 +437,17 @@ static void test_utf8(void **st) {
   /* obs-text in a header value and a binary body: still valid JSON. */
   record(f, "GET /bin HTTP/1.1\r\nHost: h\r\nX-L: caf\xe9\r\n\r\n",
          "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n\xff\x01\xfe");
-  reply r = get(f, "/api/exchanges/4");
+  record(f, "GET /r HTTP/1.1\r\nHost: h\r\n\r\n",
+         "HTTP/1.1 200 Tr\xe8s bien\r\nContent-Length: 0\r\n\r\n");
+  reply r = get(f, "/api/exchanges/5");
+  assert_int_equal(r.status, 200);
+  assert_string_equal(json_string_value(json_object_get(r.json, "reason")),
+                      "Tr\xef\xbf\xbds bien");
+  reply_free(&r);
+  r = get(f, "/api/exchanges");
+  assert_int_equal(json_array_size(json_object_get(r.json, "exchanges")), 5);
+  reply_free(&r);
+  r = get(f, "/api/exchanges/4");
   assert_int_equal(r.status, 200);
   assert_non_null(r.json);
   json_t *resp = json_object_get(r.json, "response");
