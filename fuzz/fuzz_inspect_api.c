@@ -20,8 +20,8 @@ static int rep(const uint8_t *req, size_t len, uint64_t of, uint64_t *pid,
   (void)ud;
   (void)of;
   const uint8_t *end = memmem(req, len, "\r\n\r\n", 4);
-  if (!end || !memmem(req, (size_t)(end - req) + 4,
-                      "Connection: close\r\n\r\n", 21))
+  if (!end ||
+      !memmem(req, (size_t)(end - req) + 4, "Connection: close\r\n\r\n", 21))
     abort();
   *pid = 9;
   return 0;
@@ -56,10 +56,8 @@ static void seed(wr_capture *c) {
   for (size_t i = 0; i < 3; i++) {
     wr_capture_conn *cc;
     if (wr_capture_conn_new(c, &cc, 0) != 0) return;
-    wr_capture_conn_feed(cc, 0, (const uint8_t *)ex[i][0], strlen(ex[i][0]),
-                         1);
-    wr_capture_conn_feed(cc, 1, (const uint8_t *)ex[i][1], strlen(ex[i][1]),
-                         2);
+    wr_capture_conn_feed(cc, 0, (const uint8_t *)ex[i][0], strlen(ex[i][0]), 1);
+    wr_capture_conn_feed(cc, 1, (const uint8_t *)ex[i][1], strlen(ex[i][1]), 2);
     wr_capture_conn_close(cc, 3);
   }
 }
@@ -77,13 +75,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   wr_admin_conn *c = NULL;
   if (wr_capture_new(&cap, NULL, NULL, NULL, NULL) != 0) return 0;
   seed(cap);
-  wr_inspect_api_config ac = {.capture = cap, .port = 4040, .local_port = 1,
-                              .replay = rep};
+  wr_inspect_api_config ac = {
+      .capture = cap, .port = 4040, .local_port = 1, .replay = rep};
   if (wr_inspect_api_new(&api, &ac, NULL) != 0 ||
       wr_metrics_new(&m, NULL) != 0 ||
       wr_admin_router_new(&r, NULL, m, NULL) != 0 ||
-      wr_inspect_api_routes(api, r) != 0 ||
-      wr_admin_conn_new(&c, r, NULL) != 0)
+      wr_inspect_api_routes(api, r) != 0 || wr_admin_conn_new(&c, r, NULL) != 0)
     goto out;
   size_t off = 0;
   int stuck = 0;

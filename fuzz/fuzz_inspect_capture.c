@@ -39,8 +39,10 @@ static void check(const wr_capture *c, const wr_capture_config *k) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
-  wr_capture_config k = {.max_exchanges = 8, .body_cap = 64,
-                         .max_head = 2048, .max_bytes = 40960,
+  wr_capture_config k = {.max_exchanges = 8,
+                         .body_cap = 64,
+                         .max_head = 2048,
+                         .max_bytes = 40960,
                          .ws_max_msgs = 4};
   wr_capture *c;
   uint64_t t = 1;

@@ -67,33 +67,33 @@ typedef enum wr_exchange_state {
 typedef struct wr_capture_msg {
   char *fields;
   size_t fields_len, nfields;
-  int head_truncated;  /* fields over max_head were dropped */
-  uint8_t *body;       /* the first body_len bytes (chunked: decoded) */
+  int head_truncated; /* fields over max_head were dropped */
+  uint8_t *body;      /* the first body_len bytes (chunked: decoded) */
   size_t body_len;
-  uint64_t body_size;  /* all body bytes seen */
-  int body_truncated;  /* body_size > body_len */
+  uint64_t body_size; /* all body bytes seen */
+  int body_truncated; /* body_size > body_len */
 } wr_capture_msg;
 
 typedef struct wr_capture_ws_msg {
   int from_origin;
-  int opcode;          /* 1 text, 2 binary, 8 close, 9 ping, 10 pong */
-  uint64_t len;        /* payload length (all frames of the message) */
+  int opcode;   /* 1 text, 2 binary, 8 close, 9 ping, 10 pong */
+  uint64_t len; /* payload length (all frames of the message) */
   uint64_t at_us;
   size_t preview_len;
   uint8_t preview[WR_CAPTURE_WS_PREVIEW];
 } wr_capture_ws_msg;
 
 typedef struct wr_exchange {
-  uint64_t id;          /* 1, 2, ...: never reused, even after a clear */
-  uint64_t conn;        /* which connection (capture conn number) */
-  uint64_t replay_of;   /* the exchange this one replays; 0 = visitor */
+  uint64_t id;        /* 1, 2, ...: never reused, even after a clear */
+  uint64_t conn;      /* which connection (capture conn number) */
+  uint64_t replay_of; /* the exchange this one replays; 0 = visitor */
   wr_exchange_state state;
   char method[24];
-  char *target;         /* NUL-terminated, at most max_head bytes */
-  char version[12];     /* "HTTP/1.1" */
-  int status;           /* 0 until a final response head */
+  char *target;     /* NUL-terminated, at most max_head bytes */
+  char version[12]; /* "HTTP/1.1" */
+  int status;       /* 0 until a final response head */
   char reason[64];
-  const char *error;    /* why the capture stopped (static text) or NULL */
+  const char *error; /* why the capture stopped (static text) or NULL */
   uint64_t t_start_us, t_resp_us, t_end_us; /* first request byte, first
                                    response byte, response end (0 = not) */
   wr_capture_msg req, resp;
@@ -102,13 +102,13 @@ typedef struct wr_exchange {
   wr_capture_ws_msg *ws;
   size_t ws_cap, ws_count, ws_first;
   uint64_t ws_total, ws_bytes[2];
-  size_t mem;           /* bytes this record holds (for the budget) */
+  size_t mem; /* bytes this record holds (for the budget) */
 } wr_exchange;
 
 /* What happened to a record, for wr_capture_callbacks.event. */
 typedef enum wr_capture_event {
-  WR_CAPTURE_EV_NEW = 1,  /* a request head was parsed */
-  WR_CAPTURE_EV_UPDATE,   /* response head, end, abort, a WebSocket message */
+  WR_CAPTURE_EV_NEW = 1, /* a request head was parsed */
+  WR_CAPTURE_EV_UPDATE,  /* response head, end, abort, a WebSocket message */
 } wr_capture_event;
 
 typedef struct wr_capture_callbacks {

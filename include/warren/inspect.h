@@ -51,11 +51,11 @@ extern const unsigned char wr_inspect_page[];
 extern const size_t wr_inspect_page_len;
 
 typedef struct wr_inspect_api_config {
-  wr_capture *capture;     /* borrowed */
-  int port;                /* the inspector's own port, for the Host check */
-  const char *local_host;  /* the local server, "127.0.0.1" */
+  wr_capture *capture;    /* borrowed */
+  int port;               /* the inspector's own port, for the Host check */
+  const char *local_host; /* the local server, "127.0.0.1" */
   int local_port;
-  int64_t wall_offset_us;  /* capture time + this = Unix time in us */
+  int64_t wall_offset_us; /* capture time + this = Unix time in us */
   /*
    * Sends |req| (a complete request, "Connection: close") to the local
    * server as a replay of exchange |of|, and sets *pid to the new

@@ -50,10 +50,14 @@ static size_t utf8_seq(const uint8_t *p, size_t n) {
   if (c < 0x80) return 1;
   size_t len;
   uint32_t cp;
-  if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
-  else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
-  else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
-  else return 0;
+  if (c >= 0xc2 && c <= 0xdf)
+    len = 2, cp = c & 0x1f;
+  else if (c >= 0xe0 && c <= 0xef)
+    len = 3, cp = c & 0x0f;
+  else if (c >= 0xf0 && c <= 0xf4)
+    len = 4, cp = c & 0x07;
+  else
+    return 0;
   if (n < len) return 0;
   for (size_t i = 1; i < len; i++) {
     if ((p[i] & 0xc0) != 0x80) return 0;
@@ -114,11 +118,16 @@ static json_t *b64(const uint8_t *p, size_t n) {
 
 static const char *state_name(wr_exchange_state s) {
   switch (s) {
-  case WR_EXCHANGE_PENDING: return "pending";
-  case WR_EXCHANGE_DONE: return "done";
-  case WR_EXCHANGE_ABORTED: return "aborted";
-  case WR_EXCHANGE_UPGRADED: return "websocket";
-  case WR_EXCHANGE_CLOSED: return "closed";
+  case WR_EXCHANGE_PENDING:
+    return "pending";
+  case WR_EXCHANGE_DONE:
+    return "done";
+  case WR_EXCHANGE_ABORTED:
+    return "aborted";
+  case WR_EXCHANGE_UPGRADED:
+    return "websocket";
+  case WR_EXCHANGE_CLOSED:
+    return "closed";
   }
   return "unknown";
 }
@@ -143,11 +152,11 @@ static json_t *msg_json(const wr_capture_msg *m) {
   size_t pos = 0;
   const char *n, *v;
   while (h && wr_capture_field(m, &pos, &n, &v))
-    json_array_append_new(h, json_pack("[o,o]", jstr(n, strlen(n)),
-                                       jstr(v, strlen(v))));
+    json_array_append_new(
+        h, json_pack("[o,o]", jstr(n, strlen(n)), jstr(v, strlen(v))));
   int text = utf8_valid(m->body, m->body_len);
-  return json_pack("{s:o,s:b,s:o,s:o,s:I,s:b}", "headers", h,
-                   "head_truncated", m->head_truncated, "body",
+  return json_pack("{s:o,s:b,s:o,s:o,s:I,s:b}", "headers", h, "head_truncated",
+                   m->head_truncated, "body",
                    text ? jstr(m->body, m->body_len) : json_null(),
                    "body_base64", b64(m->body, m->body_len), "body_size",
                    (json_int_t)m->body_size, "body_truncated",
@@ -156,11 +165,16 @@ static json_t *msg_json(const wr_capture_msg *m) {
 
 static const char *op_name(int op) {
   switch (op) {
-  case 1: return "text";
-  case 2: return "binary";
-  case 8: return "close";
-  case 9: return "ping";
-  case 10: return "pong";
+  case 1:
+    return "text";
+  case 2:
+    return "binary";
+  case 8:
+    return "close";
+  case 9:
+    return "ping";
+  case 10:
+    return "pong";
   }
   return "other";
 }
@@ -176,18 +190,16 @@ json_t *wr_inspect_exchange_json(const wr_exchange *e, int detail,
              sizeof iso - 19, ".%03dZ", (int)(t / 1000 % 1000));
   const char *ctype = field(&e->resp, "content-type");
   json_t *j = json_pack(
-      "{s:I,s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:o,s:o,s:I,s:I,s:b,s:b}",
-      "id", (json_int_t)e->id, "conn", (json_int_t)e->conn, "state",
+      "{s:I,s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:I,s:o,s:o,s:I,s:I,s:b,s:b}", "id",
+      (json_int_t)e->id, "conn", (json_int_t)e->conn, "state",
       /* Peer bytes (the reason phrase may be any obs-text) go through
        * jstr: json_pack refuses invalid UTF-8 and would fail whole. */
       state_name(e->state), "method", jstr(e->method, strlen(e->method)),
-      "target",
-      jstr(e->target, e->target ? strlen(e->target) : 0), "version",
+      "target", jstr(e->target, e->target ? strlen(e->target) : 0), "version",
       jstr(e->version, strlen(e->version)), "status",
       e->status ? json_integer(e->status) : json_null(), "reason",
-      jstr(e->reason, strlen(e->reason)), "time", iso, "time_us",
-      (json_int_t)t, "ttfb_us",
-      us(e->t_start_us, e->t_resp_us), "duration_us",
+      jstr(e->reason, strlen(e->reason)), "time", iso, "time_us", (json_int_t)t,
+      "ttfb_us", us(e->t_start_us, e->t_resp_us), "duration_us",
       us(e->t_start_us, e->t_end_us), "req_size", (json_int_t)e->req.body_size,
       "resp_size", (json_int_t)e->resp.body_size, "req_truncated",
       e->req.body_truncated, "resp_truncated", e->resp.body_truncated);
@@ -210,14 +222,14 @@ json_t *wr_inspect_exchange_json(const wr_exchange *e, int detail,
     for (size_t i = 0; a && i < e->ws_count; i++) {
       const wr_capture_ws_msg *m = &e->ws[(e->ws_first + i) % e->ws_cap];
       int text = m->opcode == 1 && utf8_valid(m->preview, m->preview_len);
-      json_array_append_new(
-          a, json_pack("{s:s,s:s,s:I,s:o,s:o,s:b}", "from",
-                       m->from_origin ? "origin" : "visitor", "type",
-                       op_name(m->opcode), "len", (json_int_t)m->len, "at_us",
-                       us(e->t_start_us, m->at_us), "preview",
-                       text ? jstr(m->preview, m->preview_len)
-                            : b64(m->preview, m->preview_len),
-                       "preview_base64", !text));
+      json_array_append_new(a, json_pack("{s:s,s:s,s:I,s:o,s:o,s:b}", "from",
+                                         m->from_origin ? "origin" : "visitor",
+                                         "type", op_name(m->opcode), "len",
+                                         (json_int_t)m->len, "at_us",
+                                         us(e->t_start_us, m->at_us), "preview",
+                                         text ? jstr(m->preview, m->preview_len)
+                                              : b64(m->preview, m->preview_len),
+                                         "preview_base64", !text));
     }
     json_object_set_new(j, "ws_messages", a);
   }
@@ -243,7 +255,8 @@ char *wr_inspect_sse(const wr_inspect_api *api, const char *type,
   return out;
 }
 
-/* ---- the guard ------------------------------------------------------------ */
+/* ---- the guard ------------------------------------------------------------
+ */
 
 int wr_inspect_host_ok(const char *host, int port) {
   if (!host || !*host) return 0;
@@ -263,7 +276,8 @@ int wr_inspect_host_ok(const char *host, int port) {
     memcpy(name, host, (size_t)(colon - host));
     name[colon - host] = '\0';
     unsigned char buf[4];
-    if (strcasecmp(name, "localhost") != 0 && inet_pton(AF_INET, name, buf) != 1)
+    if (strcasecmp(name, "localhost") != 0 &&
+        inet_pton(AF_INET, name, buf) != 1)
       return 0;
   }
   char *end;
@@ -282,21 +296,23 @@ static int guard(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
                         "address with its port): DNS-rebinding defence");
     return 1;
   }
-  int write = strcmp(req->method, "GET") != 0 &&
-              strcmp(req->method, "HEAD") != 0;
+  int write =
+      strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0;
   if (write && req->origin) {
     char own[WR_ADMIN_MAX_HOST + 8];
     snprintf(own, sizeof own, "http://%s", req->host);
     if (strcasecmp(req->origin, own) != 0) {
-      wr_admin_resp_error(resp, 403, "cross-origin request refused (Origin "
-                                     "is not this inspector)");
+      wr_admin_resp_error(resp, 403,
+                          "cross-origin request refused (Origin "
+                          "is not this inspector)");
       return 1;
     }
   }
   return 0;
 }
 
-/* ---- routes --------------------------------------------------------------- */
+/* ---- routes ---------------------------------------------------------------
+ */
 
 static int page(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   (void)req;
@@ -319,16 +335,15 @@ static int status(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   char local[96];
   snprintf(local, sizeof local, "http://localhost:%d", api->cfg.local_port);
   return wr_admin_resp_json(
-      resp,
-      json_pack("{s:s,s:s,s:s?,s:I,s:I,s:I,s:I,s:I,s:I}", "version",
-                WARREN_VERSION, "local", local, "public_url",
-                api->url[0] ? api->url : NULL, "exchanges",
-                (json_int_t)wr_capture_count(c), "evicted",
-                (json_int_t)wr_capture_evicted(c), "memory",
-                (json_int_t)wr_capture_mem(c), "max_memory",
-                (json_int_t)k->max_bytes, "max_exchanges",
-                (json_int_t)k->max_exchanges, "body_cap",
-                (json_int_t)k->body_cap));
+      resp, json_pack("{s:s,s:s,s:s?,s:I,s:I,s:I,s:I,s:I,s:I}", "version",
+                      WARREN_VERSION, "local", local, "public_url",
+                      api->url[0] ? api->url : NULL, "exchanges",
+                      (json_int_t)wr_capture_count(c), "evicted",
+                      (json_int_t)wr_capture_evicted(c), "memory",
+                      (json_int_t)wr_capture_mem(c), "max_memory",
+                      (json_int_t)k->max_bytes, "max_exchanges",
+                      (json_int_t)k->max_exchanges, "body_cap",
+                      (json_int_t)k->body_cap));
 }
 
 /* A decimal id or limit, all digits, at most 18 of them. */
@@ -404,8 +419,7 @@ static int clear(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   size_t n = wr_capture_count(api->cfg.capture);
   wr_capture_clear(api->cfg.capture);
   if (api->cfg.cleared) api->cfg.cleared(api->cfg.user_data);
-  return wr_admin_resp_json(resp,
-                            json_pack("{s:I}", "cleared", (json_int_t)n));
+  return wr_admin_resp_json(resp, json_pack("{s:I}", "cleared", (json_int_t)n));
 }
 
 /* "/api/exchanges/ID[/TAIL]": the id, and TAIL (or "") in |tail|. */
@@ -425,11 +439,14 @@ static int one(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   uint64_t id;
   const char *tail;
   if (path_id(req->path, &id, &tail) != 0 || tail[0])
-    return wr_admin_resp_error(resp, 404, "no such endpoint (want "
-                                          "/api/exchanges/ID)");
+    return wr_admin_resp_error(resp, 404,
+                               "no such endpoint (want "
+                               "/api/exchanges/ID)");
   const wr_exchange *e = wr_capture_get(api->cfg.capture, id);
-  if (!e) return wr_admin_resp_error(resp, 404, "no such exchange (evicted "
-                                                "or cleared?)");
+  if (!e)
+    return wr_admin_resp_error(resp, 404,
+                               "no such exchange (evicted "
+                               "or cleared?)");
   json_t *j = wr_inspect_exchange_json(e, 1, api->cfg.wall_offset_us);
   return j ? wr_admin_resp_json(resp, j) : WR_ERR_NOMEM;
 }
@@ -439,11 +456,14 @@ static int replay(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   uint64_t id;
   const char *tail;
   if (path_id(req->path, &id, &tail) != 0 || strcmp(tail, "replay") != 0)
-    return wr_admin_resp_error(resp, 404, "no such endpoint (want "
-                                          "POST /api/exchanges/ID/replay)");
+    return wr_admin_resp_error(resp, 404,
+                               "no such endpoint (want "
+                               "POST /api/exchanges/ID/replay)");
   const wr_exchange *e = wr_capture_get(api->cfg.capture, id);
-  if (!e) return wr_admin_resp_error(resp, 404, "no such exchange (evicted "
-                                                "or cleared?)");
+  if (!e)
+    return wr_admin_resp_error(resp, 404,
+                               "no such exchange (evicted "
+                               "or cleared?)");
   json_t *edits = NULL;
   if (req->body_len) {
     json_error_t jerr;
@@ -459,8 +479,8 @@ static int replay(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   }
   uint8_t *out = NULL;
   char err[160];
-  wr_ssize n = wr_inspect_build_replay(e, edits, &out, err, sizeof err,
-                                       api->mem);
+  wr_ssize n =
+      wr_inspect_build_replay(e, edits, &out, err, sizeof err, api->mem);
   json_decref(edits);
   if (n == WR_ERR_NOMEM) return (int)n;
   if (n < 0) return wr_admin_resp_error(resp, 400, err);
@@ -533,7 +553,8 @@ void wr_inspect_api_set_url(wr_inspect_api *api, const char *url) {
   snprintf(api->url, sizeof api->url, "%s", url ? url : "");
 }
 
-/* ---- replay --------------------------------------------------------------- */
+/* ---- replay ---------------------------------------------------------------
+ */
 
 static int tchar(int c) {
   return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
@@ -549,9 +570,11 @@ static int token_ok(const char *s, size_t max) {
 
 /* Headers the replay sets itself or that belong to the old connection. */
 static int dropped(const char *name) {
-  static const char *const hop[] = {
-      "content-length", "transfer-encoding", "connection", "keep-alive",
-      "upgrade", "te", "trailer", "expect", "proxy-connection"};
+  static const char *const hop[] = {"content-length",  "transfer-encoding",
+                                    "connection",      "keep-alive",
+                                    "upgrade",         "te",
+                                    "trailer",         "expect",
+                                    "proxy-connection"};
   for (size_t i = 0; i < WR_ARRAY_LEN(hop); i++)
     if (strcasecmp(name, hop[i]) == 0) return 1;
   return 0;
@@ -596,8 +619,10 @@ static int header_line(sbuf *b, const char *n, const char *v, char *err,
     return WR_ERR_INVAL;
   }
   if (!value_ok(v) || strlen(v) > 16384) {
-    snprintf(err, errlen, "bad value for header '%.40s' (control "
-                          "characters or over 16 KiB)", n);
+    snprintf(err, errlen,
+             "bad value for header '%.40s' (control "
+             "characters or over 16 KiB)",
+             n);
     return WR_ERR_INVAL;
   }
   if (dropped(n)) return 0;
@@ -644,8 +669,9 @@ wr_ssize wr_inspect_build_replay(const wr_exchange *e, const json_t *edits,
   for (size_t i = 0; tok && i < tl; i++)
     if ((unsigned char)target[i] <= 0x20 || target[i] == 0x7f) tok = 0;
   if (!tok) {
-    snprintf(err, errlen, "bad target: it must start with '/' and hold no "
-                          "spaces or control characters");
+    snprintf(err, errlen,
+             "bad target: it must start with '/' and hold no "
+             "spaces or control characters");
     return WR_ERR_INVAL;
   }
   if (jb && j64) {
@@ -676,8 +702,9 @@ wr_ssize wr_inspect_build_replay(const wr_exchange *e, const json_t *edits,
     }
   } else {
     if (e->req.body_truncated) {
-      snprintf(err, errlen, "the captured body was truncated at %zu bytes: "
-                            "give the body to send",
+      snprintf(err, errlen,
+               "the captured body was truncated at %zu bytes: "
+               "give the body to send",
                e->req.body_len);
       return WR_ERR_INVAL;
     }

@@ -65,13 +65,13 @@ enum cstate { CS_HTTP, CS_HOLD, CS_WS, CS_DEAD };
 
 typedef struct wsdir {
   uint8_t hdr[14];
-  size_t hlen;       /* header bytes so far */
-  uint64_t remain;   /* payload bytes left in the current frame */
+  size_t hlen;     /* header bytes so far */
+  uint64_t remain; /* payload bytes left in the current frame */
   int in_payload;
   uint8_t mask[4];
   int masked;
-  uint64_t moff;     /* payload offset, for the mask index */
-  int ctl;           /* the current frame is a control frame */
+  uint64_t moff; /* payload offset, for the mask index */
+  int ctl;       /* the current frame is a control frame */
   /* The message being assembled: data (fragments) and control apart,
    * since control frames may come between fragments. */
   wr_capture_ws_msg data, ctlmsg;
@@ -97,16 +97,16 @@ struct wr_capture_conn {
   llhttp_t p[2];
   side sd[2];
   uint64_t now;
-  uint64_t cur_req;  /* exchange whose request is being parsed */
-  int resp_interim;  /* the response being parsed is a 1xx */
-  int refused;       /* the upgrade request got a final non-101 answer */
+  uint64_t cur_req; /* exchange whose request is being parsed */
+  int resp_interim; /* the response being parsed is a 1xx */
+  int refused;      /* the upgrade request got a final non-101 answer */
   owed fifo[FIFO_CAP];
   size_t fhead, flen;
   uint8_t *hold;
   size_t hold_len;
-  uint64_t ws_id;    /* the upgraded exchange */
+  uint64_t ws_id; /* the upgraded exchange */
   wsdir ws[2];
-  int nomem;         /* a record could not be made in this feed */
+  int nomem; /* a record could not be made in this feed */
   /* The record each parser fills, cached: llhttp calls back a dozen times
    * per head and a lookup costs a 64-bit division.  Valid while the
    * ring's gen is unchanged (no record freed or reused since). */
@@ -170,8 +170,8 @@ static int make_room(wr_capture *c, rec *r, size_t n) {
 
 /* Grows |*pbuf| (capacity |*pcap|) of record |r| to hold |need| bytes,
  * doubling up to |limit|.  0, WR_ERR_NOBUF (budget) or WR_ERR_NOMEM. */
-static int grow(wr_capture *c, rec *r, void **pbuf, size_t *pcap,
-                size_t need, size_t limit) {
+static int grow(wr_capture *c, rec *r, void **pbuf, size_t *pcap, size_t need,
+                size_t limit) {
   if (need <= *pcap) return 0;
   if (need > limit) return WR_ERR_NOBUF;
   size_t cap = *pcap ? *pcap : 256;
@@ -318,9 +318,7 @@ const wr_exchange *wr_capture_older(const wr_capture *c, uint64_t id) {
 size_t wr_capture_count(const wr_capture *c) { return c->count; }
 size_t wr_capture_mem(const wr_capture *c) { return c->mem_used; }
 uint64_t wr_capture_evicted(const wr_capture *c) { return c->evicted; }
-const wr_capture_config *wr_capture_cfg(const wr_capture *c) {
-  return &c->cfg;
-}
+const wr_capture_config *wr_capture_cfg(const wr_capture *c) { return &c->cfg; }
 
 int wr_capture_field(const wr_capture_msg *m, size_t *pos, const char **name,
                      const char **value) {
@@ -332,7 +330,8 @@ int wr_capture_field(const wr_capture_msg *m, size_t *pos, const char **name,
   return 1;
 }
 
-/* ---- recording helpers ---------------------------------------------------- */
+/* ---- recording helpers ----------------------------------------------------
+ */
 
 static wr_capture_msg *msg_of(rec *r, int dir) {
   return dir == WR_CAPTURE_TO_ORIGIN ? &r->e.req : &r->e.resp;
@@ -344,9 +343,8 @@ static void body_append(wr_capture *c, rec *r, int dir, const char *at,
   m->body_size += len;
   if (m->body_truncated) return;
   size_t keep = WR_MIN(len, c->cfg.body_cap - m->body_len);
-  if (keep &&
-      grow(c, r, (void **)&m->body, &r->body_cap[dir], m->body_len + keep,
-           c->cfg.body_cap) != 0)
+  if (keep && grow(c, r, (void **)&m->body, &r->body_cap[dir],
+                   m->body_len + keep, c->cfg.body_cap) != 0)
     keep = 0;
   if (keep) memcpy(m->body + m->body_len, at, keep);
   m->body_len += keep;
@@ -419,8 +417,8 @@ static rec *cur_rec(llhttp_t *p) {
   wr_capture_conn *cc = conn_of(p);
   int d = dir_of(p);
   uint64_t id = d == WR_CAPTURE_TO_ORIGIN ? cc->cur_req
-                : cc->flen ? cc->fifo[cc->fhead].id
-                           : 0;
+                : cc->flen                ? cc->fifo[cc->fhead].id
+                                          : 0;
   if (cc->cache_gen[d] == cc->c->gen && cc->cache_id[d] == id)
     return cc->cache[d];
   cc->cache[d] = slot_get(cc->c, id);
@@ -461,8 +459,8 @@ static int on_url_complete(llhttp_t *p) {
   wr_capture_conn *cc = conn_of(p);
   side *s = &cc->sd[0];
   rec *r = cur_rec(p);
-  if (r && grow(cc->c, r, (void **)&r->e.target, &r->target_cap,
-                s->slen + 1, cc->c->cfg.max_head) == 0) {
+  if (r && grow(cc->c, r, (void **)&r->e.target, &r->target_cap, s->slen + 1,
+                cc->c->cfg.max_head) == 0) {
     if (s->slen) memcpy(r->e.target, s->scratch, s->slen);
     r->e.target[s->slen] = '\0';
   }
@@ -473,8 +471,8 @@ static int on_url_complete(llhttp_t *p) {
 static int on_version(llhttp_t *p, const char *at, size_t len) {
   rec *r = cur_rec(p);
   if (r && p->type == HTTP_REQUEST) {
-    if (!r->e.version[0]) copy_bounded(r->e.version, sizeof r->e.version,
-                                       "HTTP/", 5);
+    if (!r->e.version[0])
+      copy_bounded(r->e.version, sizeof r->e.version, "HTTP/", 5);
     copy_bounded(r->e.version, sizeof r->e.version, at, len);
   }
   return 0;
@@ -535,8 +533,7 @@ static int on_headers_complete(llhttp_t *p) {
     return 0;
   }
   owed *o = &cc->fifo[cc->fhead];
-  if (p->status_code >= 100 && p->status_code < 200 &&
-      p->status_code != 101) {
+  if (p->status_code >= 100 && p->status_code < 200 && p->status_code != 101) {
     /* 100 Continue, 103 Early Hints: the real answer follows. */
     cc->resp_interim = 1;
     return 0;
@@ -647,8 +644,7 @@ static void ws_record(wr_capture_conn *cc, const wr_capture_ws_msg *m) {
 /* Parses WebSocket frames (RFC 6455 5.2) from one side.  Returns 0, or -1
  * for bytes that are no WebSocket (reserved opcode, control frame over
  * 125 bytes or fragmented, 64-bit length with the top bit set). */
-static int ws_feed(wr_capture_conn *cc, int dir, const uint8_t *p,
-                   size_t len) {
+static int ws_feed(wr_capture_conn *cc, int dir, const uint8_t *p, size_t len) {
   wsdir *w = &cc->ws[dir];
   while (len > 0) {
     if (!w->in_payload) {
@@ -715,7 +711,8 @@ static int ws_feed(wr_capture_conn *cc, int dir, const uint8_t *p,
   return 0;
 }
 
-/* ---- connections ---------------------------------------------------------- */
+/* ---- connections ----------------------------------------------------------
+ */
 
 int wr_capture_conn_new(wr_capture *c, wr_capture_conn **pcc,
                         uint64_t replay_of) {

@@ -75,7 +75,8 @@ struct wr_inspector {
 
 static uint64_t now_us(void) { return uv_hrtime() / 1000; }
 
-/* ---- capture -> server-sent events ---------------------------------------- */
+/* ---- capture -> server-sent events ----------------------------------------
+ */
 
 static void flush_events(uv_timer_t *t) {
   wr_inspector *in = t->data;
@@ -147,7 +148,8 @@ static void on_cleared(void *ud) {
   free(s);
 }
 
-/* ---- the client tap ------------------------------------------------------- */
+/* ---- the client tap -------------------------------------------------------
+ */
 
 static void *tap_open(void *ud) {
   wr_inspector *in = ud;
@@ -159,10 +161,9 @@ static void tap_data(void *conn, int to_origin, const uint8_t *p, size_t n,
                      void *ud) {
   (void)ud;
   /* Errors only stop this connection's capture; the relay goes on. */
-  wr_capture_conn_feed(conn,
-                       to_origin ? WR_CAPTURE_TO_ORIGIN
-                                 : WR_CAPTURE_FROM_ORIGIN,
-                       p, n, now_us());
+  wr_capture_conn_feed(
+      conn, to_origin ? WR_CAPTURE_TO_ORIGIN : WR_CAPTURE_FROM_ORIGIN, p, n,
+      now_us());
 }
 
 static void tap_close(void *conn, void *ud) {
@@ -170,7 +171,8 @@ static void tap_close(void *conn, void *ud) {
   wr_capture_conn_close(conn, now_us());
 }
 
-/* ---- replays ---------------------------------------------------------------- */
+/* ---- replays ----------------------------------------------------------------
+ */
 
 static void maybe_done(wr_inspector *in);
 
@@ -178,8 +180,10 @@ static void replay_handle_closed(uv_handle_t *h) {
   replay *r = h->data;
   if (--r->handles > 0) return;
   wr_inspector *in = r->in;
-  if (r->prev) r->prev->next = r->next;
-  else in->replays = r->next;
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    in->replays = r->next;
   if (r->next) r->next->prev = r->prev;
   in->nreplays--;
   free(r->req);
@@ -249,10 +253,10 @@ static int start_replay(const uint8_t *req, size_t len, uint64_t of,
   char hp[96];
   struct sockaddr_storage ss;
   snprintf(hp, sizeof hp, "%s:%d", in->local_host, in->local_port);
-  if (uv_ip4_addr(in->local_host, in->local_port,
-                  (struct sockaddr_in *)&ss) != 0 &&
-      uv_ip6_addr(in->local_host, in->local_port,
-                  (struct sockaddr_in6 *)&ss) != 0)
+  if (uv_ip4_addr(in->local_host, in->local_port, (struct sockaddr_in *)&ss) !=
+          0 &&
+      uv_ip6_addr(in->local_host, in->local_port, (struct sockaddr_in6 *)&ss) !=
+          0)
     return WR_ERR_INVAL;
   replay *r = calloc(1, sizeof *r);
   if (!r) return WR_ERR_NOMEM;
@@ -286,7 +290,8 @@ static int start_replay(const uint8_t *req, size_t len, uint64_t of,
   return 0;
 }
 
-/* ---- start and stop ------------------------------------------------------- */
+/* ---- start and stop -------------------------------------------------------
+ */
 
 static void free_all(wr_inspector *in) {
   wr_inspect_api_del(in->api);
@@ -295,8 +300,7 @@ static void free_all(wr_inspector *in) {
 }
 
 static void maybe_done(wr_inspector *in) {
-  if (!in->stopping || in->admin_open || in->replays || in->flush_open)
-    return;
+  if (!in->stopping || in->admin_open || in->replays || in->flush_open) return;
   void (*done)(void *) = in->done;
   void *ud = in->done_ud;
   free_all(in);
@@ -316,8 +320,7 @@ static void admin_closed(void *ud) {
 }
 
 /* Splits "ADDR:PORT" into the address (brackets kept for IPv6) and port. */
-static int split_listen(const char *listen, char *host, size_t cap,
-                        int *port) {
+static int split_listen(const char *listen, char *host, size_t cap, int *port) {
   const char *colon = strrchr(listen, ':');
   if (!colon || (size_t)(colon - listen) >= cap) return WR_ERR_INVAL;
   memcpy(host, listen, (size_t)(colon - listen));
@@ -378,8 +381,8 @@ int wr_inspector_start(wr_inspector **pi, uv_loop_t *loop,
       .port = port,
       .local_host = in->local_host,
       .local_port = in->local_port,
-      .wall_offset_us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec -
-                        (int64_t)now_us(),
+      .wall_offset_us =
+          (int64_t)tv.tv_sec * 1000000 + tv.tv_usec - (int64_t)now_us(),
       .replay = start_replay,
       .cleared = on_cleared,
       .user_data = in,

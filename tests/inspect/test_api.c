@@ -30,8 +30,8 @@ typedef struct fixture {
   size_t sent_len;
 } fixture;
 
-static int do_replay(const uint8_t *req, size_t len, uint64_t of,
-                     uint64_t *pid, void *ud) {
+static int do_replay(const uint8_t *req, size_t len, uint64_t of, uint64_t *pid,
+                     void *ud) {
   fixture *f = ud;
   f->replays++;
   f->replay_of = of;
@@ -86,8 +86,9 @@ static int setup(void **st) {
          "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
   /* A body over the 64-byte cap: kept in part only. */
   char big[400];
-  int n = snprintf(big, sizeof big, "PUT /big HTTP/1.1\r\nHost: h\r\n"
-                                    "Content-Length: 100\r\n\r\n");
+  int n = snprintf(big, sizeof big,
+                   "PUT /big HTTP/1.1\r\nHost: h\r\n"
+                   "Content-Length: 100\r\n\r\n");
   memset(big + n, 'z', 100);
   big[n + 100] = '\0';
   record(f, big, "HTTP/1.1 204 No Content\r\n\r\n");
@@ -201,9 +202,8 @@ static void test_list(void **st) {
   r = get(f, "/api/exchanges?since=2");
   a = json_object_get(r.json, "exchanges");
   assert_int_equal(json_array_size(a), 1);
-  assert_int_equal(json_integer_value(json_object_get(json_array_get(a, 0),
-                                                      "id")),
-                   3);
+  assert_int_equal(
+      json_integer_value(json_object_get(json_array_get(a, 0), "id")), 3);
   reply_free(&r);
   r = get(f, "/api/exchanges?q=post");
   a = json_object_get(r.json, "exchanges");
@@ -217,8 +217,8 @@ static void test_list(void **st) {
   reply_free(&r);
   r = get(f, "/api/exchanges?limit=ten");
   assert_int_equal(r.status, 400);
-  assert_non_null(strstr(json_string_value(json_object_get(r.json, "error")),
-                         "limit"));
+  assert_non_null(
+      strstr(json_string_value(json_object_get(r.json, "error")), "limit"));
   reply_free(&r);
   r = get(f, "/api/exchanges?q=%zz");
   assert_int_equal(r.status, 400);
@@ -232,9 +232,8 @@ static void test_one(void **st) {
   json_t *req = json_object_get(r.json, "request");
   json_t *h = json_object_get(req, "headers");
   assert_int_equal(json_array_size(h), 2);
-  assert_string_equal(json_string_value(json_array_get(json_array_get(h, 0),
-                                                       0)),
-                      "Host");
+  assert_string_equal(
+      json_string_value(json_array_get(json_array_get(h, 0), 0)), "Host");
   json_t *resp = json_object_get(r.json, "response");
   assert_string_equal(json_string_value(json_object_get(resp, "body")),
                       "{\"ok\":true}");
@@ -248,7 +247,8 @@ static void test_one(void **st) {
   assert_true(json_is_true(json_object_get(req, "body_truncated")));
   reply_free(&r);
   const char *bad[] = {"/api/exchanges/99", "/api/exchanges/abc",
-                       "/api/exchanges/1/x", "/api/exchanges/99999999999999999999"};
+                       "/api/exchanges/1/x",
+                       "/api/exchanges/99999999999999999999"};
   for (size_t i = 0; i < WR_ARRAY_LEN(bad); i++) {
     r = get(f, bad[i]);
     assert_int_equal(r.status, 404);
@@ -261,9 +261,10 @@ static void test_host_guard(void **st) {
   fixture *f = *st;
   const char *good[] = {"127.0.0.1:4040", "localhost:4040", "[::1]:4040",
                         "LOCALHOST:4040", "192.168.1.5:4040"};
-  const char *bad[] = {"evil.example:4040", "127.0.0.1:4041", "127.0.0.1",
-                       "localhost", "127.0.0.1.nip.io:4040", "[::1]", "",
-                       "[zz]:4040", "localhost:4040x"};
+  const char *bad[] = {
+      "evil.example:4040",     "127.0.0.1:4041", "127.0.0.1", "localhost",
+      "127.0.0.1.nip.io:4040", "[::1]",          "",          "[zz]:4040",
+      "localhost:4040x"};
   char raw[512];
   for (size_t i = 0; i < WR_ARRAY_LEN(good); i++) {
     snprintf(raw, sizeof raw, "GET /api/status HTTP/1.1\r\nHost: %s\r\n\r\n",
@@ -296,8 +297,8 @@ static void test_host_guard(void **st) {
 static void test_replay(void **st) {
   fixture *f = *st;
   /* Another origin may not write; a missing Origin (curl) or our own may. */
-  reply r = post(f, "POST", "/api/exchanges/2/replay", "http://evil.example",
-                 "");
+  reply r =
+      post(f, "POST", "/api/exchanges/2/replay", "http://evil.example", "");
   assert_int_equal(r.status, 403);
   reply_free(&r);
   r = post(f, "POST", "/api/exchanges/2/replay", "null", "");
@@ -307,8 +308,7 @@ static void test_replay(void **st) {
   r = post(f, "POST", "/api/exchanges/2/replay", "http://localhost:4040", "");
   assert_int_equal(r.status, 202);
   assert_int_equal(json_integer_value(json_object_get(r.json, "id")), 77);
-  assert_int_equal(json_integer_value(json_object_get(r.json, "replay_of")),
-                   2);
+  assert_int_equal(json_integer_value(json_object_get(r.json, "replay_of")), 2);
   reply_free(&r);
   assert_int_equal(f->replays, 1);
   assert_int_equal(f->replay_of, 2);

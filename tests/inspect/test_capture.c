@@ -29,8 +29,10 @@ typedef struct evlog {
 static void on_event(const wr_exchange *e, wr_capture_event ev, void *ud) {
   evlog *l = ud;
   assert_non_null(e);
-  if (ev == WR_CAPTURE_EV_NEW) l->news++;
-  else l->updates++;
+  if (ev == WR_CAPTURE_EV_NEW)
+    l->news++;
+  else
+    l->updates++;
 }
 
 static const wr_capture_callbacks cbs = {.event = on_event};
@@ -41,8 +43,8 @@ static void feed(wr_capture_conn *cc, int dir, const char *s, uint64_t t) {
 }
 
 /* Feeds |s| cut into pieces of |step| bytes (0 = whole). */
-static void feed_split(wr_capture_conn *cc, int dir, const char *s,
-                       size_t step, uint64_t t) {
+static void feed_split(wr_capture_conn *cc, int dir, const char *s, size_t step,
+                       uint64_t t) {
   size_t n = strlen(s);
   if (step == 0) step = n;
   for (size_t off = 0; off < n; off += step) {
@@ -168,8 +170,9 @@ static void test_truncation(void **st) {
   wr_capture_conn *cc;
   assert_int_equal(wr_capture_conn_new(c, &cc, 0), 0);
   char *big = malloc(5000 + 200);
-  int n = snprintf(big, 200, "POST /up HTTP/1.1\r\nHost: h\r\n"
-                             "Content-Length: 5000\r\n\r\n");
+  int n = snprintf(big, 200,
+                   "POST /up HTTP/1.1\r\nHost: h\r\n"
+                   "Content-Length: 5000\r\n\r\n");
   for (int i = 0; i < 5000; i++) big[n + i] = (char)('a' + i % 26);
   big[n + 5000] = '\0';
   feed_split(cc, TO, big, 777, 1);
@@ -319,9 +322,8 @@ static void test_websocket(void **st) {
     n += ws_frame(buf + n, 1, 0, "ment", 4, mask);
     size_t k = step ? step : n;
     for (size_t off = 0; off < n; off += k)
-      assert_int_equal(wr_capture_conn_feed(cc, TO, buf + off,
-                                            WR_MIN(k, n - off), 5),
-                       0);
+      assert_int_equal(
+          wr_capture_conn_feed(cc, TO, buf + off, WR_MIN(k, n - off), 5), 0);
     uint8_t rb[1024];
     const char *sw = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket"
                      "\r\nConnection: Upgrade\r\n\r\n";
@@ -332,9 +334,8 @@ static void test_websocket(void **st) {
     rn += ws_frame(rb + rn, 1, 1, "world", 5, NULL);
     rn += ws_frame(rb + rn, 1, 2, longmsg, sizeof longmsg, NULL);
     for (size_t off = 0; off < rn; off += k)
-      assert_int_equal(wr_capture_conn_feed(cc, FROM, rb + off,
-                                            WR_MIN(k, rn - off), 9),
-                       0);
+      assert_int_equal(
+          wr_capture_conn_feed(cc, FROM, rb + off, WR_MIN(k, rn - off), 9), 0);
     const wr_exchange *e = wr_capture_get(c, 1);
     assert_int_equal(e->status, 101);
     assert_int_equal(e->state, WR_EXCHANGE_UPGRADED);
@@ -369,10 +370,14 @@ static void test_ws_ring_bound(void **st) {
   assert_int_equal(wr_capture_new(&c, &cfg, NULL, NULL, NULL), 0);
   wr_capture_conn *cc;
   assert_int_equal(wr_capture_conn_new(c, &cc, 0), 0);
-  feed(cc, TO, "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\n"
-               "Upgrade: websocket\r\n\r\n", 1);
-  feed(cc, FROM, "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
-                 "Upgrade: websocket\r\n\r\n", 2);
+  feed(cc, TO,
+       "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\n"
+       "Upgrade: websocket\r\n\r\n",
+       1);
+  feed(cc, FROM,
+       "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+       "Upgrade: websocket\r\n\r\n",
+       2);
   for (int i = 0; i < 25; i++) {
     uint8_t f[32];
     char p[8];
@@ -397,11 +402,14 @@ static void test_upgrade_refused(void **st) {
   assert_int_equal(wr_capture_new(&c, NULL, NULL, NULL, NULL), 0);
   wr_capture_conn *cc;
   assert_int_equal(wr_capture_conn_new(c, &cc, 0), 0);
-  feed(cc, TO, "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\n"
-               "Upgrade: websocket\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n",
+  feed(cc, TO,
+       "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\n"
+       "Upgrade: websocket\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n",
        1);
-  feed(cc, FROM, "HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n"
-                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 2);
+  feed(cc, FROM,
+       "HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n"
+       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+       2);
   const wr_exchange *a = wr_capture_get(c, 1), *b = wr_capture_get(c, 2);
   assert_int_equal(a->status, 426);
   assert_int_equal(a->state, WR_EXCHANGE_DONE);
@@ -422,9 +430,9 @@ static void test_not_http(void **st) {
   assert_int_equal(wr_capture_conn_new(c, &cc, 0), 0);
   feed(cc, TO, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", 1);
   const char *junk = "SSH-2.0-OpenSSH\r\n";
-  assert_int_equal(wr_capture_conn_feed(cc, FROM, (const uint8_t *)junk,
-                                        strlen(junk), 2),
-                   WR_ERR_PROTO);
+  assert_int_equal(
+      wr_capture_conn_feed(cc, FROM, (const uint8_t *)junk, strlen(junk), 2),
+      WR_ERR_PROTO);
   /* Dead: later input is ignored, not an error, and records nothing. */
   feed(cc, TO, "GET /again HTTP/1.1\r\nHost: h\r\n\r\n", 3);
   const wr_exchange *e = wr_capture_get(c, 1);
@@ -509,8 +517,7 @@ static void test_failmalloc(void **st) {
       wr_capture_conn *cc;
       if (wr_capture_conn_new(c, &cc, 0) != 0) continue;
       wr_capture_conn_feed(cc, TO, (const uint8_t *)req1, strlen(req1), 1);
-      wr_capture_conn_feed(cc, FROM, (const uint8_t *)resp1, strlen(resp1),
-                           2);
+      wr_capture_conn_feed(cc, FROM, (const uint8_t *)resp1, strlen(resp1), 2);
       wr_capture_conn_close(cc, 3);
     }
     assert_true(wr_capture_count(c) <= 3);
