@@ -322,11 +322,17 @@ const wr_capture_config *wr_capture_cfg(const wr_capture *c) { return &c->cfg; }
 
 int wr_capture_field(const wr_capture_msg *m, size_t *pos, const char **name,
                      const char **value) {
+  /* field_commit keeps the layout exact; bounded anyway. */
   if (!m->fields || *pos >= m->fields_len) return 0;
-  *name = m->fields + *pos;
-  size_t nl = strlen(*name);
-  *value = *name + nl + 1;
-  *pos += nl + 1 + strlen(*value) + 1;
+  const char *end = m->fields + m->fields_len;
+  const char *n = m->fields + *pos;
+  const char *nz = memchr(n, '\0', (size_t)(end - n));
+  if (!nz || nz + 1 >= end) return 0;
+  const char *vz = memchr(nz + 1, '\0', (size_t)(end - nz - 1));
+  if (!vz) return 0;
+  *name = n;
+  *value = nz + 1;
+  *pos = (size_t)(vz + 1 - m->fields);
   return 1;
 }
 
@@ -355,14 +361,21 @@ static void body_append(wr_capture *c, rec *r, int dir, const char *at,
 static void field_commit(wr_capture *c, rec *r, int dir, side *s) {
   wr_capture_msg *m = msg_of(r, dir);
   size_t n = s->slen + 1; /* scratch holds name\0value; add the last NUL */
+  /* No name terminator: not a field (llhttp would not do it; be sure). */
+  if (!s->overflow && (s->name_len == 0 || !s->scratch)) return;
   if (s->overflow || m->head_truncated ||
       grow(c, r, (void **)&m->fields, &r->fields_cap[dir], m->fields_len + n,
            c->cfg.max_head) != 0) {
     m->head_truncated = 1;
     return;
   }
-  memcpy(m->fields + m->fields_len, s->scratch, s->slen);
-  m->fields[m->fields_len + s->slen] = '\0';
+  char *dst = m->fields + m->fields_len;
+  memcpy(dst, s->scratch, s->slen);
+  dst[s->slen] = '\0';
+  /* A NUL inside a value (lenient response parsing lets one through)
+   * would split the pair: show it as '?' rather than lose the layout. */
+  for (size_t i = 0; i < s->slen; i++)
+    if (dst[i] == '\0' && i != s->name_len - 1) dst[i] = '?';
   m->fields_len += n;
   m->nfields++;
 }

@@ -486,6 +486,30 @@ static void test_close_semantics(void **st) {
   wr_capture_del(c);
 }
 
+/* Lenient response parsing lets a NUL through in a value: the record
+ * keeps its name/value layout (the NUL shows as '?'). */
+static void test_nul_in_value(void **st) {
+  (void)st;
+  wr_capture *c;
+  assert_int_equal(wr_capture_new(&c, NULL, NULL, NULL, NULL), 0);
+  wr_capture_conn *cc;
+  assert_int_equal(wr_capture_conn_new(c, &cc, 0), 0);
+  feed(cc, TO, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", 1);
+  static const char r[] = "HTTP/1.1 200 OK\r\nX-N: a\0b\r\nX-Last: z\r\n"
+                          "Content-Length: 0\r\n\r\n";
+  wr_capture_conn_feed(cc, FROM, (const uint8_t *)r, sizeof r - 1, 2);
+  wr_capture_conn_close(cc, 3);
+  const wr_exchange *e = wr_capture_get(c, 1);
+  size_t pos = 0, n = 0;
+  const char *name, *value;
+  while (wr_capture_field(&e->resp, &pos, &name, &value)) n++;
+  assert_int_equal(n, e->resp.nfields);
+  assert_int_equal(n, 3);
+  assert_string_equal(hdr(&e->resp, "X-N"), "a?b");
+  assert_string_equal(hdr(&e->resp, "X-Last"), "z");
+  wr_capture_del(c);
+}
+
 static void test_bad_config(void **st) {
   (void)st;
   wr_capture *c;
@@ -540,6 +564,7 @@ int main(void) {
       cmocka_unit_test(test_upgrade_refused),
       cmocka_unit_test(test_not_http),
       cmocka_unit_test(test_close_semantics),
+      cmocka_unit_test(test_nul_in_value),
       cmocka_unit_test(test_bad_config),
       cmocka_unit_test(test_failmalloc),
   };
