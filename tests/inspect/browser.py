@@ -29,6 +29,7 @@ import socketserver
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -160,8 +161,11 @@ procs = []
 
 
 def start_warren(args):
+    # stderr to a file: a pipe nobody reads could fill and block warren.
+    err = tempfile.TemporaryFile()
     p = subprocess.Popen([WARREN, "http"] + args, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+                         stderr=err)
+    p.errfile = err
     procs.append(p)
     return p
 
@@ -389,13 +393,31 @@ def main():
     print("ok")
 
 
+def stop_all():
+    """Stops every warren (SIGTERM: a clean shutdown, so an ASan build's
+    leak check runs) and fails on any sanitizer report in their stderr."""
+    bad = []
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            bad.append("a warren did not stop within 10 s of SIGTERM")
+        p.errfile.seek(0)
+        err = p.errfile.read().decode(errors="replace")
+        if "Sanitizer" in err or "runtime error" in err:
+            bad.append(err[-4000:])
+    return bad
+
+
 if __name__ == "__main__":
     try:
         main()
     finally:
-        for p in procs:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        problems = stop_all()
+    if problems:
+        for b in problems:
+            print("FAIL:", b)
+        sys.exit(1)
