@@ -244,6 +244,7 @@ def main():
     c.close()
 
     opts = webdriver.ChromeOptions()
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     opts.binary_location = CHROMIUM
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
               "--disable-gpu", "--window-size=1400,860",
@@ -377,6 +378,11 @@ def main():
         s.sendall(ws_frame(8, b"", mask=os.urandom(4)))
         s.close()
         print("screenshot:", SHOT)
+        # The page ran without a script error or a failed load.
+        errors = [m for m in drv.get_log("browser")
+                  if m.get("level") == "SEVERE"]
+        if errors:
+            fail("browser console errors: %r" % errors)
     finally:
         drv.quit()
 
