@@ -50,6 +50,7 @@ typedef struct replay {
   uint8_t *req;
   size_t len;
   int handles, closing;
+  int tried_v6; /* "localhost" may be ::1 only, as for the tunnel */
   uint8_t rbuf[RBUF];
 } replay;
 
@@ -194,7 +195,7 @@ static void replay_handle_closed(uv_handle_t *h) {
 static void replay_close(replay *r) {
   if (r->closing) return;
   r->closing = 1;
-  wr_capture_conn_close(r->cc, now_us());
+  if (r->cc) wr_capture_conn_close(r->cc, now_us());
   r->cc = NULL;
   uv_close((uv_handle_t *)&r->tcp, replay_handle_closed);
   uv_close((uv_handle_t *)&r->timer, replay_handle_closed);
@@ -228,9 +229,62 @@ static void replay_written(uv_write_t *req, int status) {
   if (status < 0 && !r->closing) replay_close(r);
 }
 
+static void replay_connected(uv_connect_t *req, int status);
+
+/* Connects a new replay of |len| bytes at |req| (owned from here) that
+ * feeds |cc| (owned too) to |sa|.  0, or a negative code after which
+ * nothing is left (the capture conn is closed: the record says aborted). */
+static int replay_connect(wr_inspector *in, wr_capture_conn *cc, uint8_t *req,
+                          size_t len, const struct sockaddr *sa, int tried_v6) {
+  replay *r = calloc(1, sizeof *r);
+  if (!r) {
+    free(req);
+    wr_capture_conn_close(cc, now_us());
+    return WR_ERR_NOMEM;
+  }
+  r->in = in;
+  r->cc = cc;
+  r->req = req;
+  r->len = len;
+  r->tried_v6 = tried_v6;
+  uv_tcp_init(in->loop, &r->tcp);
+  uv_timer_init(in->loop, &r->timer);
+  r->tcp.data = r->timer.data = r->creq.data = r;
+  r->handles = 2;
+  r->next = in->replays;
+  if (in->replays) in->replays->prev = r;
+  in->replays = r;
+  in->nreplays++;
+  uv_timer_start(&r->timer, replay_timeout, WR_INSPECTOR_REPLAY_MS, 0);
+  int rv = uv_tcp_connect(&r->creq, &r->tcp, sa, replay_connected);
+  if (rv != 0) replay_close(r);
+  return rv;
+}
+
+/* 127.0.0.1 refused: many dev servers bind "localhost" as ::1 only, and
+ * the tunnel reaches them there (client.c), so the replay tries too.  A
+ * libuv handle cannot connect twice: a new replay takes the request and
+ * the capture over. */
+static int replay_retry_v6(replay *r) {
+  wr_inspector *in = r->in;
+  struct sockaddr_in6 sa6;
+  if (r->tried_v6 || strcmp(in->local_host, "127.0.0.1") != 0 ||
+      uv_ip6_addr("::1", in->local_port, &sa6) != 0)
+    return 0;
+  wr_capture_conn *cc = r->cc;
+  uint8_t *req = r->req;
+  size_t len = r->len;
+  r->cc = NULL;
+  r->req = NULL;
+  replay_close(r);
+  replay_connect(in, cc, req, len, (struct sockaddr *)&sa6, 1);
+  return 1;
+}
+
 static void replay_connected(uv_connect_t *req, int status) {
   replay *r = req->data;
   if (r->closing) return;
+  if (status == UV_ECONNREFUSED && replay_retry_v6(r)) return;
   if (status < 0) {
     WR_LOG_WARNF("inspect", "replay_failed", "local=%s:%d err=\"%s\"",
                  r->in->local_host, r->in->local_port, uv_strerror(status));
@@ -250,43 +304,28 @@ static int start_replay(const uint8_t *req, size_t len, uint64_t of,
   wr_inspector *in = ud;
   if (in->stopping) return WR_ERR_CLOSED;
   if (in->nreplays >= WR_INSPECTOR_MAX_REPLAYS) return WR_ERR_LIMIT;
-  char hp[96];
   struct sockaddr_storage ss;
-  snprintf(hp, sizeof hp, "%s:%d", in->local_host, in->local_port);
   if (uv_ip4_addr(in->local_host, in->local_port, (struct sockaddr_in *)&ss) !=
           0 &&
       uv_ip6_addr(in->local_host, in->local_port, (struct sockaddr_in6 *)&ss) !=
           0)
     return WR_ERR_INVAL;
-  replay *r = calloc(1, sizeof *r);
-  if (!r) return WR_ERR_NOMEM;
-  r->req = malloc(len);
-  if (!r->req || wr_capture_conn_new(in->cap, &r->cc, of) != 0) {
-    free(r->req);
-    free(r);
+  uint8_t *copy = malloc(len);
+  wr_capture_conn *cc = NULL;
+  if (!copy || wr_capture_conn_new(in->cap, &cc, of) != 0) {
+    free(copy);
     return WR_ERR_NOMEM;
   }
-  memcpy(r->req, req, len);
-  r->len = len;
-  r->in = in;
+  memcpy(copy, req, len);
   /* The request is recorded now, so its id is known before any I/O. */
-  wr_capture_conn_feed(r->cc, WR_CAPTURE_TO_ORIGIN, req, len, now_us());
+  wr_capture_conn_feed(cc, WR_CAPTURE_TO_ORIGIN, req, len, now_us());
   const wr_exchange *e = wr_capture_older(in->cap, 0);
   *pid = e && e->replay_of == of ? e->id : 0;
-  uv_tcp_init(in->loop, &r->tcp);
-  uv_timer_init(in->loop, &r->timer);
-  r->tcp.data = r->timer.data = r->creq.data = r;
-  r->handles = 2;
-  r->next = in->replays;
-  if (in->replays) in->replays->prev = r;
-  in->replays = r;
-  in->nreplays++;
-  uv_timer_start(&r->timer, replay_timeout, WR_INSPECTOR_REPLAY_MS, 0);
-  int rv = uv_tcp_connect(&r->creq, &r->tcp, (struct sockaddr *)&ss,
-                          replay_connected);
-  if (rv != 0) replay_close(r);
-  WR_LOG_INFOF("inspect", "replay", "of=%llu id=%llu local=%s",
-               (unsigned long long)of, (unsigned long long)*pid, hp);
+  WR_LOG_INFOF("inspect", "replay", "of=%llu id=%llu local=%s:%d",
+               (unsigned long long)of, (unsigned long long)*pid, in->local_host,
+               in->local_port);
+  /* A connect that fails at once still made a record (aborted). */
+  replay_connect(in, cc, copy, len, (struct sockaddr *)&ss, 0);
   return 0;
 }
 
