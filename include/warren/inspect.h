@@ -49,6 +49,8 @@
 /* The embedded page (generated from src/inspect/page.html). */
 extern const unsigned char wr_inspect_page[];
 extern const size_t wr_inspect_page_len;
+/* "sha256-..." of its inline script, for the Content-Security-Policy. */
+extern const char wr_inspect_page_script_hash[];
 
 typedef struct wr_inspect_api_config {
   wr_capture *capture;    /* borrowed */

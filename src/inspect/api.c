@@ -318,11 +318,16 @@ static int page(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   (void)req;
   (void)ud;
   wr_admin_resp_type(resp, "text/html; charset=utf-8");
-  /* Everything is inline in one file: no other source is allowed. */
-  int rv = wr_admin_resp_header(
-      resp, "Content-Security-Policy: default-src 'none'; "
-            "script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-            "connect-src 'self'; img-src data:; frame-ancestors 'none'");
+  /* Everything is inline in one file: no other source is allowed, and of
+   * inline scripts only the page's own (by hash), so markup that slipped
+   * into the page from captured bytes could not run. */
+  char csp[400];
+  snprintf(csp, sizeof csp,
+           "Content-Security-Policy: default-src 'none'; script-src '%s'; "
+           "style-src 'unsafe-inline'; connect-src 'self'; img-src data:; "
+           "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+           wr_inspect_page_script_hash);
+  int rv = wr_admin_resp_header(resp, csp);
   if (rv != 0) return rv;
   return wr_admin_resp_write(resp, wr_inspect_page, wr_inspect_page_len);
 }

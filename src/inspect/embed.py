@@ -3,7 +3,15 @@
 `const unsigned char SYMBOL[]` (IN's bytes plus a NUL, not counted) and
 `const size_t SYMBOL_len`, so the inspector's page is part of the binary
 and works offline.  (xxd -i does the same, but names the symbol after the
-path and is one more package.)"""
+path and is one more package.)
+
+It also defines `const char SYMBOL_script_hash[]`, "sha256-BASE64" of the
+page's one inline <script>, for a Content-Security-Policy that allows that
+script and nothing else: even if some captured bytes slipped through the
+page's escaping as markup, an injected handler or script would not run."""
+import base64
+import hashlib
+import re
 import sys
 
 src, out, sym = sys.argv[1:4]
@@ -17,3 +25,8 @@ with open(out, 'w') as f:
         f.write('  ' + ', '.join('0x%02x' % b for b in data[i:i + 16]) + ',\n')
     f.write('  0x00};\n')
     f.write('const size_t %s_len = %d;\n' % (sym, len(data)))
+    scripts = re.findall(rb'<script>(.*?)</script>', data, re.S)
+    if len(scripts) != 1:
+        sys.exit('embed.py: %s must hold exactly one inline <script>' % src)
+    h = base64.b64encode(hashlib.sha256(scripts[0]).digest()).decode()
+    f.write('const char %s_script_hash[] = "sha256-%s";\n' % (sym, h))

@@ -408,6 +408,10 @@ static void test_page_and_events(void **st) {
   assert_non_null(strstr(r.head, "text/html"));
   assert_non_null(strstr(r.head, "X-Frame-Options: DENY"));
   assert_non_null(strstr(r.head, "frame-ancestors 'none'"));
+  /* Only the page's own script may run (by hash), no inline markup. */
+  assert_non_null(strstr(r.head, wr_inspect_page_script_hash));
+  assert_memory_equal(wr_inspect_page_script_hash, "sha256-", 7);
+  assert_null(strstr(r.head, "script-src 'unsafe-inline'"));
   assert_int_equal(r.body_len, wr_inspect_page_len);
   assert_non_null(strstr(r.body, "EventSource"));
   /* No external resource: it must work offline. */
