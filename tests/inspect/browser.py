@@ -369,6 +369,20 @@ def main():
         drv.execute_script("applyFilter()")
         wait.until(lambda d: row("/hook").is_displayed())
 
+        # Captured bytes are shown, never run (a visitor controls them).
+        evil = '<img src=x onerror="window.pwned=1">'
+        tunnel(node_port, "POST", "/xss", body="<script>window.pwned=2"
+               "</script>", headers={"X-Evil": evil,
+                                     "Content-Type": "text/html"})
+        wait.until(lambda d: row("/xss"))
+        row("/xss").click()
+        wait.until(lambda d: evil in d.find_element(By.ID, "detail").text)
+        if drv.execute_script("return window.pwned") is not None:
+            fail("captured markup ran in the page")
+        if "<script>window.pwned=2</script>" not in \
+                drv.find_element(By.ID, "req-body").text:
+            fail("the HTML body is not shown as text")
+
         # The screenshot: the list with the JSON POST opened.
         row("/hook").click()
         wait.until(lambda d: '"event": "push"' in
