@@ -39,10 +39,19 @@ typedef struct wr_client_config {
   const char *name;        /* requested name; NULL/"" = the node picks */
   const char *local_host;  /* "127.0.0.1" */
   int local_port;
+  /* Bind.session: 16 bytes naming this client process, the same on every
+   * link and reconnect; all zero = wr_client_start draws random ones. */
+  uint8_t session[16];
+  /* The client's identity key (identity.h), proven on every link; NULL
+   * for none (the node then files the client under "anonymous" unless a
+   * token names its account).  Copied. */
+  const struct wr_identity *identity;
   /* Once per bind; |first| is 1 the first time. */
   void (*on_bound)(const char *name, const char *url, int first, void *ud);
   /* An error retrying cannot fix (wrong fleet key, name taken, bad token)
-   * before the first bind: |line| is the one line to show the user. */
+   * before the first bind, or the name taken from this client or moved to
+   * another client of its account later (NAME_TAKEN while bound,
+   * NAME_MOVED): |line| is the one line to show the user. */
   void (*on_fatal)(const char *line, void *ud);
   void *ud;
   const wr_client_tap *tap; /* may be NULL; must outlive the client */

@@ -52,7 +52,13 @@ enum {
   WR_CONTROL_ERR_INTERNAL = 6,
   WR_CONTROL_ERR_RATE_LIMITED = 7,
   WR_CONTROL_ERR_NOT_HELLO = 8,
+  WR_CONTROL_ERR_NAME_MOVED = 9,
 };
+
+/* Bind options (Bind.options). */
+#define WR_CONTROL_BIND_BALANCE 1u
+/* Bind.session: one client process's identity, the same on every link. */
+#define WR_CONTROL_SESSION_LEN 16
 
 typedef struct wr_control_msg {
   wr_control_type type;
@@ -61,10 +67,19 @@ typedef struct wr_control_msg {
       uint32_t protocol_version;
       char token[WR_CONTROL_TOKEN_MAX + 1];
       char client_version[WR_CONTROL_TEXT_MAX + 1];
+      /* Identity key and proof (identity.h): both present or neither
+       * (has_identity 0); other lengths are WR_ERR_PROTO. */
+      int has_identity;
+      uint8_t identity_key[32];
+      uint8_t identity_proof[64];
     } hello;
     struct {
       char name[WR_CONTROL_NAME_MAX + 1]; /* "" = the node picks */
       char account[WR_CONTROL_TEXT_MAX + 1];
+      /* All zero when the client sent none (older clients); a session of
+       * any other length than WR_CONTROL_SESSION_LEN is WR_ERR_PROTO. */
+      uint8_t session[WR_CONTROL_SESSION_LEN];
+      uint32_t options; /* WR_CONTROL_BIND_* */
     } bind;
     struct {
       char name[WR_CONTROL_NAME_MAX + 1];

@@ -28,6 +28,7 @@ enum {
   WR_ERR_TIMEOUT = -5014,   /* a deadline passed */
   WR_ERR_LIMIT = -5015,     /* a configured count limit was reached */
   WR_ERR_IO = -5016,        /* file or system failure with errno lost */
+  WR_ERR_TAKEN = -5017,     /* a name is held by another account */
   WR_ERR_FATAL = -5500,
   WR_ERR_NOMEM = -5501,     /* allocation failed */
   WR_ERR_INTERNAL = -5502,  /* broken invariant of our own */

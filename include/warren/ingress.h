@@ -48,7 +48,74 @@ typedef struct wr_ingress_config {
   wr_metrics *metrics;           /* may be NULL; counted into until
                                     wr_ingress_stop's |done| runs, so it
                                     must outlive that */
+
+  /*
+   * Routes hooks (all optional: NULL means "this node alone decides", as
+   * before).  They connect the local table to the replicated routes
+   * table: src/node/main.c sets them.  Each is called on the loop thread
+   * with |routes_ud|; none may call back into the ingress except
+   * wr_ingress_evict, and not from inside the hook itself (queue it).
+   *
+   * |account| is who the client is: what authorize (below) said at its
+   * Hello.  |session| is the client
+   * process's 16 random bytes, the same on each of its links and
+   * reconnects (all zero when the client sent none).  |options| are the
+   * Bind options (WR_CONTROL_BIND_BALANCE = 1).
+   */
+  void *routes_ud;
+  /* A client asks to bind |name|.  Return 0 to accept, WR_ERR_TAKEN to
+   * refuse with Error NAME_TAKEN (the client prints "name taken" and
+   * exits); any other error refuses with INTERNAL (the client retries).
+   * Called before the name enters the local table, and only when no live
+   * local link holds it (that is refused here, as before). */
+  int (*bind_check)(void *ud, const char *name, const char *account,
+                    const uint8_t session[16], uint32_t options);
+  /* The binding is live locally (sent Bound to the client). */
+  void (*bound)(void *ud, const char *name, const char *account,
+                const uint8_t session[16], uint32_t options);
+  /* The binding is gone: its client closed, its link dropped and the
+   * grace period (gone_grace_ms) passed without a re-bind, it was
+   * evicted, or the ingress stopped. */
+  void (*unbound)(void *ud, const char *name, const uint8_t session[16]);
+  /* A visitor asks for |name|, which no link here serves (live or in its
+   * grace period).  Return 1 and write the owner's node id (NUL-ended,
+   * at most |cap| bytes, cap 65) into |owner_id| when another live node
+   * owns it, 0 for no route (404).  For now an owner elsewhere answers
+   * 502 "NAME is served by node OWNER; forwarding between nodes is not
+   * built yet"; the forwarding work replaces that by the hop. */
+  int (*lookup_remote)(void *ud, const char *name, char *owner_id,
+                       size_t cap);
+  /* Who a client is, decided at its Hello (after the --token check).
+   * |token| as presented ("" for none); |identity| the account of the
+   * identity key the client proved it holds ("key:<hex>", identity.h),
+   * "" when it sent none.  Write its account (1-64 printable characters)
+   * into |account| and return 0, or return WR_ERR_AUTH to refuse the link
+   * with BAD_TOKEN.  NULL: the identity's account, else "anonymous". */
+  int (*authorize)(void *ud, const char *token, const char *identity,
+                   char *account, size_t cap);
 } wr_ingress_config;
+
+/* wr_ingress_evict reasons. */
+enum {
+  /* Another account won |name|: the client gets Error NAME_TAKEN, its
+   * link is closed, and it prints "name taken" and exits. */
+  WR_INGRESS_EVICT_TAKEN = 1,
+  /* The same account bound |name| from a newer session elsewhere: Error
+   * NAME_MOVED, link closed; the client says so and exits 1 rather than
+   * reconnect (two clients of one account must not ping-pong). */
+  WR_INGRESS_EVICT_MOVED = 2,
+};
+/*
+ * Ends the local binding of |name| held by client session |session| (all
+ * zero: whichever session holds it): the client is told why (|reason|),
+ * its link is closed, the name leaves the local table at once (no grace
+ * period: visitors are routed by the table from now on) and `unbound`
+ * runs.  Returns 0, WR_ERR_NOTFOUND when no binding of |name| by that
+ * session is here (live or in its grace period), or WR_ERR_INVAL for an
+ * unknown reason.
+ */
+int wr_ingress_evict(wr_ingress *ig, const char *name,
+                     const uint8_t session[16], int reason);
 
 /* Returns 0 or an error (e.g. UV_EADDRINUSE) with nothing left open. */
 int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,

@@ -75,10 +75,19 @@ int wr_link_start(wr_link **pl, uv_loop_t *loop, uv_tcp_t *tcp,
 wr_mux *wr_link_mux(wr_link *l);
 /* Schedules output for this loop turn (call after any mux API call). */
 void wr_link_flush(wr_link *l);
-/* Closes the link; `closed` fires later with |err|. */
+/* Closes the link; `closed` fires later with |err|.  Output not yet
+ * written is dropped. */
 void wr_link_close(wr_link *l, int err);
+/* Closes the link after what is queued (e.g. a CONTROL Error saying why)
+ * was written: sends it, then FIN, then closes; `closed` fires later with
+ * |err|.  A peer that stops reading keeps it open at most until the mux's
+ * keepalive gives up on it. */
+void wr_link_end(wr_link *l, int err);
 int wr_link_is_ready(const wr_link *l);
 const char *wr_link_peer(const wr_link *l);
+/* The Noise handshake hash (32 bytes, the same at both ends), valid once
+ * the link is ready: what an identity proof signs (identity.h). */
+const uint8_t *wr_link_handshake_hash(const wr_link *l);
 /* The AEAD the handshake chose (valid once ready). */
 wr_aead wr_link_aead(const wr_link *l);
 

@@ -21,6 +21,7 @@ const char *wr_strerror(int err) {
   case WR_ERR_TIMEOUT: return "timed out";
   case WR_ERR_LIMIT: return "limit reached";
   case WR_ERR_IO: return "I/O error";
+  case WR_ERR_TAKEN: return "name taken";
   case WR_ERR_NOMEM: return "out of memory";
   case WR_ERR_INTERNAL: return "internal error";
   case WR_ERR_CALLBACK: return "callback failed";

@@ -24,6 +24,7 @@
 #include <sodium.h>
 
 #include "warren/client.h"
+#include "warren/identity.h"
 #include "warren/control.h"
 #include "warren/err.h"
 #include "warren/link.h"
@@ -80,8 +81,16 @@ struct wr_client {
   uv_connect_t creq;
   uint8_t head[UPGRADE_HEAD_MAX];
   size_t headlen;
+  /* Our Upgrade request: uv_write needs it until up_written, so each
+   * link attempt has its own (a static one was shared by every client in
+   * the process, and a second link's request would overwrite the first's
+   * while the kernel had not taken it yet). */
+  char upreq[512];
   wr_link *link;
   int ever_bound, attempt, stopping, fatal;
+  uint8_t session[WR_CONTROL_SESSION_LEN]; /* Bind.session, see start */
+  int has_identity;
+  wr_identity identity;
   origin *origins;
   void (*done)(void *);
   void *done_ud;
@@ -478,10 +487,18 @@ static int on_control(wr_link *l, const uint8_t *msg, size_t len, void *ud) {
     int permanent = code == WR_CONTROL_ERR_BAD_TOKEN ||
                     code == WR_CONTROL_ERR_BAD_NAME ||
                     code == WR_CONTROL_ERR_UNSUPPORTED_VERSION ||
-                    code == WR_CONTROL_ERR_NAME_TAKEN;
-    /* After a first bind, "name taken" usually means the node still holds
-     * our previous, dead link: keep retrying until it notices. */
-    if (permanent && !(c->ever_bound && code == WR_CONTROL_ERR_NAME_TAKEN)) {
+                    code == WR_CONTROL_ERR_NAME_TAKEN ||
+                    code == WR_CONTROL_ERR_NAME_MOVED;
+    /* After a first bind, "name taken" in answer to a Bind usually means
+     * the node still holds our previous, dead link: keep retrying until it
+     * notices.  The same error while this link is bound is an eviction
+     * (another account won the name in the route table): final.  "Name
+     * moved" is final too: a newer client of our account serves the name,
+     * and reconnecting would take it back from that one, which would then
+     * take it back again, forever. */
+    int transient = c->ever_bound && code == WR_CONTROL_ERR_NAME_TAKEN &&
+                    c->state != C_BOUND;
+    if (permanent && !transient) {
       char out[700];
       snprintf(out, sizeof out, "warren: %s", line);
       fatal(c, out); /* the one line the user sees; no log line too */
@@ -524,10 +541,19 @@ static void on_ready(wr_link *l, void *ud) {
   snprintf(m.u.hello.token, sizeof m.u.hello.token, "%s", c->token);
   snprintf(m.u.hello.client_version, sizeof m.u.hello.client_version,
            "warren/%s", WARREN_VERSION);
+  if (c->has_identity) {
+    /* The proof signs this link's handshake hash: it is worthless on any
+     * other link, so a node (or anyone who saw it) cannot replay it. */
+    m.u.hello.has_identity = 1;
+    memcpy(m.u.hello.identity_key, c->identity.pk, 32);
+    wr_identity_sign(&c->identity, wr_link_handshake_hash(l),
+                     m.u.hello.identity_proof);
+  }
   int rv = send_control(l, &m);
   memset(&m, 0, sizeof m);
   m.type = WR_CONTROL_BIND;
   snprintf(m.u.bind.name, sizeof m.u.bind.name, "%s", c->name);
+  memcpy(m.u.bind.session, c->session, sizeof m.u.bind.session);
   if (rv == 0) rv = send_control(l, &m);
   if (rv != 0) wr_link_close(l, rv);
 }
@@ -684,8 +710,7 @@ static void on_connect(uv_connect_t *req, int status) {
   }
   c->state = C_UPGRADING;
   c->headlen = 0;
-  static char upgrade[512];
-  int n = snprintf(upgrade, sizeof upgrade,
+  int n = snprintf(c->upreq, sizeof c->upreq,
                    "GET /_warren/tunnel HTTP/1.1\r\nHost: %s\r\n"
                    "Connection: Upgrade\r\nUpgrade: warren/1\r\n"
                    "User-Agent: warren/%s\r\n\r\n",
@@ -696,7 +721,7 @@ static void on_connect(uv_connect_t *req, int status) {
     return;
   }
   w->data = c;
-  uv_buf_t b = uv_buf_init(upgrade, (unsigned)n);
+  uv_buf_t b = uv_buf_init(c->upreq, (unsigned)n);
   int rv = uv_write(w, (uv_stream_t *)c->tcp, &b, 1, up_written);
   if (rv == 0)
     rv = uv_read_start((uv_stream_t *)c->tcp, up_alloc, up_read);
@@ -758,6 +783,16 @@ int wr_client_start(wr_client **pc, uv_loop_t *loop,
   snprintf(c->name, sizeof c->name, "%s", cfg->name ? cfg->name : "");
   snprintf(c->local_host, sizeof c->local_host, "%s",
            cfg->local_host ? cfg->local_host : "127.0.0.1");
+  /* One session per client, sent unchanged on every reconnect, so the
+   * route table tells our comeback (same session) from another client of
+   * the account (a move).  All zero in the config: draw one. */
+  memcpy(c->session, cfg->session, sizeof c->session);
+  if (sodium_is_zero(c->session, sizeof c->session))
+    randombytes_buf(c->session, sizeof c->session);
+  if (cfg->identity) {
+    c->identity = *cfg->identity;
+    c->has_identity = 1;
+  }
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
   uv_timer_start(&c->timer, try_connect, 0, 0);
@@ -776,6 +811,7 @@ static void maybe_finish_stop(wr_client *c) {
     return;
   void (*done)(void *) = c->done;
   void *ud = c->done_ud;
+  sodium_memzero(&c->identity, sizeof c->identity);
   free(c);
   if (done) done(ud);
 }

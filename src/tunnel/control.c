@@ -107,6 +107,12 @@ wr_ssize wr_control_encode(const wr_control_msg *msg, uint8_t *dst,
     hello.token = FIELD(msg->u.hello.token);
     hello.client_version = FIELD(msg->u.hello.client_version);
     if (!hello.token || !hello.client_version) return WR_ERR_INVAL;
+    if (msg->u.hello.has_identity) {
+      hello.identity_key.data = (uint8_t *)msg->u.hello.identity_key;
+      hello.identity_key.len = sizeof msg->u.hello.identity_key;
+      hello.identity_proof.data = (uint8_t *)msg->u.hello.identity_proof;
+      hello.identity_proof.len = sizeof msg->u.hello.identity_proof;
+    }
     c.msg_case = WARREN__CONTROL__MSG_HELLO;
     c.hello = &hello;
     break;
@@ -114,6 +120,14 @@ wr_ssize wr_control_encode(const wr_control_msg *msg, uint8_t *dst,
     bind.name = FIELD(msg->u.bind.name);
     bind.account = FIELD(msg->u.bind.account);
     if (!bind.name || !bind.account) return WR_ERR_INVAL;
+    /* An all-zero session is "none": not sent, as an older client would. */
+    for (size_t i = 0; i < WR_CONTROL_SESSION_LEN; i++)
+      if (msg->u.bind.session[i]) {
+        bind.session.data = (uint8_t *)msg->u.bind.session;
+        bind.session.len = WR_CONTROL_SESSION_LEN;
+        break;
+      }
+    bind.options = msg->u.bind.options;
     c.msg_case = WARREN__CONTROL__MSG_BIND;
     c.bind = &bind;
     break;
@@ -162,6 +176,18 @@ static int convert(const Warren__Control *c, wr_control_msg *msg) {
       rv = copy_str(msg->u.hello.client_version,
                     sizeof msg->u.hello.client_version,
                     c->hello->client_version);
+    msg->u.hello.has_identity = 0;
+    if (rv == 0 && (c->hello->identity_key.len || c->hello->identity_proof.len)) {
+      if (c->hello->identity_key.len != sizeof msg->u.hello.identity_key ||
+          c->hello->identity_proof.len != sizeof msg->u.hello.identity_proof) {
+        rv = WR_ERR_PROTO;
+      } else {
+        memcpy(msg->u.hello.identity_key, c->hello->identity_key.data, 32);
+        memcpy(msg->u.hello.identity_proof, c->hello->identity_proof.data,
+               64);
+        msg->u.hello.has_identity = 1;
+      }
+    }
     break;
   case WARREN__CONTROL__MSG_BIND:
     msg->type = WR_CONTROL_BIND;
@@ -169,6 +195,13 @@ static int convert(const Warren__Control *c, wr_control_msg *msg) {
                        c->bind->name)) == 0)
       rv = copy_str(msg->u.bind.account, sizeof msg->u.bind.account,
                     c->bind->account);
+    memset(msg->u.bind.session, 0, sizeof msg->u.bind.session);
+    if (rv == 0 && c->bind->session.len != 0) {
+      if (c->bind->session.len != WR_CONTROL_SESSION_LEN) rv = WR_ERR_PROTO;
+      else memcpy(msg->u.bind.session, c->bind->session.data,
+                  WR_CONTROL_SESSION_LEN);
+    }
+    msg->u.bind.options = c->bind->options;
     break;
   case WARREN__CONTROL__MSG_BOUND:
     msg->type = WR_CONTROL_BOUND;
@@ -255,6 +288,9 @@ const char *wr_control_error_text(uint32_t code) {
     return "rate limited: too many requests; retry later";
   case WR_CONTROL_ERR_NOT_HELLO:
     return "protocol error: the first control message must be a hello";
+  case WR_CONTROL_ERR_NAME_MOVED:
+    return "name moved: another client of the same account now serves this "
+           "name";
   }
   return "unknown error from the node";
 }
@@ -288,7 +324,12 @@ int wr_control_error_line(const wr_control_msg *msg, char *out, size_t cap) {
                     "bad name: '%s' is not 1-63 characters of a-z, 0-9 and "
                     "'-' (not starting or ending with '-')",
                     name);
-  if (code > WR_CONTROL_ERR_NOT_HELLO || code == WR_CONTROL_ERR_UNSPECIFIED) {
+  if (name[0] && code == WR_CONTROL_ERR_NAME_MOVED)
+    return snprintf(out, cap,
+                    "name '%s' moved: another client of the same account "
+                    "now serves it; this one stops",
+                    name);
+  if (code > WR_CONTROL_ERR_NAME_MOVED || code == WR_CONTROL_ERR_UNSPECIFIED) {
     char detail[68];
     printable(msg->u.error.message, detail);
     return snprintf(out, cap, "error %u from the node%s%s", (unsigned)code,

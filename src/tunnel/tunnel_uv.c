@@ -222,6 +222,8 @@ struct wr_link {
   wr_link_callbacks cb;
   void *ud;
   int initiator, ready, closing, close_err, dispatching;
+  int ending;            /* wr_link_end: FIN after the queued output */
+  uv_shutdown_t shut;
   wr_noise *noise;
   wr_record *tx, *rx;
   wr_mux *mux;
@@ -233,6 +235,7 @@ struct wr_link {
   size_t claim_len;
   size_t write_queued;
   link_event *ev_head, *ev_tail;
+  uint8_t hh[32]; /* the handshake hash, once ready (channel binding) */
   char peer[64];
 };
 
@@ -606,6 +609,7 @@ static int become_ready(wr_link *l) {
   int rv = wr_noise_split(l->noise, &k);
   if (rv != 0) return rv;
   l->aead = k.aead;
+  memcpy(l->hh, k.handshake_hash, sizeof l->hh);
   rv = wr_record_new(&l->tx, k.aead, k.send, NULL);
   if (rv == 0) rv = wr_record_new(&l->rx, k.aead, k.recv, NULL);
   sodium_memzero(&k, sizeof k);
@@ -780,8 +784,32 @@ static void link_fail(wr_link *l, int err) {
 
 void wr_link_close(wr_link *l, int err) { link_fail(l, err); }
 
+static void on_end_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  wr_link *l = req->data;
+  /* UV_ECANCELED: the link closed meanwhile; its memory is still valid,
+   * as it is freed only in the handles' close callbacks. */
+  link_fail(l, l->close_err);
+}
+
+void wr_link_end(wr_link *l, int err) {
+  if (l->closing || l->ending) return;
+  l->ending = 1;
+  l->close_err = err;
+  /* What the app queued (an Error saying why) is sealed and handed to
+   * the socket now; libuv runs the shutdown once those writes are done,
+   * and a close before that would cancel them. */
+  if (l->ready) do_flush(l);
+  if (l->closing) return;
+  l->shut.data = l;
+  if (uv_shutdown(&l->shut, (uv_stream_t *)l->tcp, on_end_shutdown) != 0)
+    link_fail(l, err);
+}
+
 wr_mux *wr_link_mux(wr_link *l) { return l->mux; }
 int wr_link_is_ready(const wr_link *l) { return l->ready && !l->closing; }
+const uint8_t *wr_link_handshake_hash(const wr_link *l) { return l->hh; }
+
 const char *wr_link_peer(const wr_link *l) { return l->peer; }
 wr_aead wr_link_aead(const wr_link *l) { return l->aead; }
 

@@ -33,6 +33,9 @@ static wr_control_msg sample(wr_control_type t) {
   case WR_CONTROL_BIND:
     strcpy(m.u.bind.name, "app");
     strcpy(m.u.bind.account, "alice");
+    for (int i = 0; i < WR_CONTROL_SESSION_LEN; i++)
+      m.u.bind.session[i] = (uint8_t)(0xa0 + i);
+    m.u.bind.options = WR_CONTROL_BIND_BALANCE;
     break;
   case WR_CONTROL_BOUND:
     strcpy(m.u.bound.name, "app");
@@ -78,6 +81,12 @@ static void test_round_trip(void **state) {
   assert_int_equal(wr_control_decode(wire, 2, &back), 0);
   assert_int_equal(back.type, WR_CONTROL_BIND);
   assert_string_equal(back.u.bind.name, "");
+  /* A session of another length than 16 bytes is malformed:
+   * Control{bind(2): Bind{session(3) 3 bytes}}. */
+  static const uint8_t short_session[] = {0x12, 0x05, 0x1a, 0x03, 1, 2, 3};
+  assert_int_equal(wr_control_decode(short_session, sizeof short_session,
+                                     &back),
+                   WR_ERR_PROTO);
 }
 
 /* Bytes written by hand from the protobuf encoding rules. */
@@ -228,13 +237,17 @@ static void test_error_lines(void **state) {
   wr_control_error_line(&m, line, sizeof line);
   assert_string_equal(line, "error 99 from the node: owner bob");
   /* Every known code has its own text. */
-  for (uint32_t a = 1; a <= WR_CONTROL_ERR_NOT_HELLO; a++) {
+  for (uint32_t a = 1; a <= WR_CONTROL_ERR_NAME_MOVED; a++) {
     assert_string_not_equal(wr_control_error_text(a),
                             wr_control_error_text(99));
-    for (uint32_t b = a + 1; b <= WR_CONTROL_ERR_NOT_HELLO; b++)
+    for (uint32_t b = a + 1; b <= WR_CONTROL_ERR_NAME_MOVED; b++)
       assert_string_not_equal(wr_control_error_text(a),
                               wr_control_error_text(b));
   }
+  m.u.error.code = WR_CONTROL_ERR_NAME_MOVED;
+  strcpy(m.u.error.name, "app");
+  wr_control_error_line(&m, line, sizeof line);
+  assert_non_null(strstr(line, "name 'app' moved"));
   /* Truncation follows snprintf. */
   m.u.error.code = WR_CONTROL_ERR_NAME_TAKEN;
   strcpy(m.u.error.name, "app");

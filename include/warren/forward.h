@@ -1,0 +1,203 @@
+/*
+ * Forwarding: where a visitor connection's requests go (the upstream).
+ *
+ * One visitor connection has at most one upstream at a time: a byte
+ * stream that carries its requests (rewritten heads, raw bodies) and
+ * brings the responses back raw.  The forwarding side talks to it only
+ * through this interface, so the same visitor logic drives
+ *
+ *   - a stream on a local tunnel link (src/proxy/up_tunnel.c): the name
+ *     is bound to a client connected to this node;
+ *   - a stream on a node-to-node link (not built yet): the name is owned
+ *     by another live node; its OPEN carries wr_fwd_open below as a
+ *     protobuf message.
+ *
+ * Sans-IO: this header reaches no libuv type.  Rules, as for the mux
+ * (mux.h): calls into an upstream never call back into the visitor side
+ * synchronously; its events (wr_fwd_sink) come later, from the
+ * implementation's own I/O callbacks.
+ */
+#ifndef WARREN_FORWARD_H
+#define WARREN_FORWARD_H
+
+#include "warren/types.h"
+
+/* What a stream is opened with (the node-to-node OPEN metadata). */
+typedef struct wr_fwd_open {
+  const char *name;          /* the public name, lowercase */
+  const char *host;          /* Host as the visitor sent it */
+  const char *request_id;    /* X-Request-Id of the first request */
+  const char *visitor_addr;  /* the visitor's address (after PROXY) */
+  const char *scheme;        /* "http" or "https" */
+  uint32_t hops;             /* 0 from the ingress; a node receiving 1
+                                never forwards again (no loops) */
+} wr_fwd_open;
+
+/* Why an upstream ended (wr_fwd_sink.ended). */
+typedef enum wr_fwd_end {
+  WR_FWD_END_DONE = 0,  /* both directions finished (FIN both ways) */
+  WR_FWD_END_REFUSED,   /* the origin refused the connection */
+  WR_FWD_END_RESET,     /* the far end reset the stream */
+  WR_FWD_END_GONE,      /* the link under the stream dropped */
+  /* Reserved for the node-to-node hop: the owner has no such name, or it
+   * moved; a request none of whose bytes left is retried once. */
+  WR_FWD_END_NO_ROUTE,
+  WR_FWD_END_MOVED,
+} wr_fwd_end;
+
+/* Operations on an open upstream; |up| is the implementation's handle. */
+typedef struct wr_fwd_upstream_ops {
+  /* Writes up to |len| bytes within credit.  Returns the bytes taken (0:
+   * no credit now, `writable` follows) or a fatal error for the stream. */
+  wr_ssize (*write)(void *up, const uint8_t *data, size_t len);
+  /* |n| response bytes (from `data` events) reached the visitor's socket:
+   * their credit goes back to the far end (backpressure). */
+  void (*consume)(void *up, size_t n);
+  /* The visitor will send nothing more (half-close). */
+  void (*fin)(void *up);
+  /* Detaches: no event comes afterwards.  |reset|: abort the stream
+   * (WR_MUX_RST_CANCEL to the far end); 0: it ended already. */
+  void (*detach)(void *up, int reset);
+} wr_fwd_upstream_ops;
+
+typedef struct wr_fwd_upstream {
+  const wr_fwd_upstream_ops *ops; /* NULL: no upstream */
+  void *up;
+} wr_fwd_upstream;
+
+/* The events of an upstream, delivered to its owner (the visitor side). */
+typedef struct wr_fwd_sink {
+  /* Response bytes; |buf| is handed over (free it with the allocator the
+   * implementation documents; up_tunnel: wr_link_buf_free).  Their credit
+   * comes back with ops->consume. */
+  void (*data)(void *owner, uint8_t *buf, size_t len);
+  /* The far end finished sending (its FIN). */
+  void (*fin)(void *owner);
+  /* The upstream is gone (already detached: do not call it again). */
+  void (*ended)(void *owner, wr_fwd_end why);
+  /* Credit came back: write what waits. */
+  void (*writable)(void *owner);
+} wr_fwd_sink;
+
+/* ------------------------------------------------------------------ */
+/*
+ * The forwarding core (src/proxy/forward.c): one visitor connection as
+ * explicit states, sans-IO.  The adapter (proxy_uv.c) owns the socket, a
+ * timer and the write batching; the core decides everything else: what
+ * to parse, where the request goes (through the `open` callback), what
+ * to write to the visitor (the `send` callback), when to stop reading,
+ * when to answer with an error page, when to close, linger or hand the
+ * socket to a tunnel link.
+ *
+ * After every call into the core, the adapter syncs: reads on or off
+ * (wr_fwd_want_read), the timer (wr_fwd_deadline), a FIN to the visitor
+ * (wr_fwd_want_shutdown), and the end (wr_fwd_state CLOSED/HANDED_OFF).
+ * Callbacks never call back into the core (they queue); the adapter
+ * reports the completion of writes it did inside `send` later, with
+ * wr_fwd_written.
+ *
+ * The state table is at the top of forward.c and in docs/ARCHITECTURE.md.
+ */
+typedef struct wr_fwd wr_fwd;
+
+typedef enum wr_fwd_state {
+  WR_FWD_PROXY = 0,  /* a PROXY protocol header must come first */
+  WR_FWD_OPEN,       /* requests and responses flow */
+  WR_FWD_ENDING,     /* the connection ends once what is queued is
+                        written (the origin's or the visitor's close) */
+  WR_FWD_ANSWERED,   /* winding down: only what is queued (our error page,
+                        the last response) goes out; input is dropped */
+  WR_FWD_LINGER,     /* all written, FIN sent; dropping input until the
+                        visitor closes, goes quiet, or time runs out */
+  WR_FWD_HANDED_OFF, /* the socket became a tunnel link (terminal) */
+  WR_FWD_CLOSED,     /* close the socket (terminal) */
+} wr_fwd_state;
+
+/* Counters the core adds to (each may be NULL). */
+typedef struct wr_fwd_metrics {
+  uint64_t *requests, *bad, *r404, *r408, *r502, *r504;
+  uint64_t *head_timeouts, *pipeline_pauses, *body_rate, *lingers;
+} wr_fwd_metrics;
+
+typedef struct wr_fwd_callbacks {
+  /*
+   * Route the first request of the connection and open its upstream:
+   * fill |out| and return 0, or return the status to answer with: 404
+   * (no route: the page names the host) or 502 with one line in |detail|
+   * (|cap| bytes).
+   */
+  int (*open)(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
+              char *detail, size_t cap);
+  /* Bytes for the visitor, in order; |buf| (from buf_new, or an upstream's
+   * `data` buffer) is handed over.  |credit|: upstream bytes to consume
+   * once they are written (give it back in wr_fwd_written). */
+  void (*send)(void *ud, uint8_t *buf, size_t len, size_t credit);
+  /* The request was a tunnel client's Upgrade: take the socket, with the
+   * |len| bytes read past the request.  Return 0 (the core goes to
+   * HANDED_OFF) or an error (CLOSED). */
+  int (*handoff)(void *ud, const uint8_t *pre, size_t len);
+  /* Buffers for composed output (rewritten response heads, error
+   * pages), freed by whoever frees the buffers of `send`. */
+  uint8_t *(*buf_new)(size_t len);
+  void (*buf_free)(uint8_t *buf);
+} wr_fwd_callbacks;
+
+typedef struct wr_fwd_config {
+  const char *domain;           /* names are NAME.DOMAIN */
+  const char *proto;            /* "http" (X-Forwarded-Proto) */
+  size_t max_head;              /* request and response heads */
+  size_t rbuf_cap;              /* visitor read buffer (64 KiB) */
+  uint64_t head_ms, idle_ms, upstream_ms, body_min_rate;
+  size_t pipeline_max;          /* responses owed before reads pause */
+  uint64_t linger_ms, linger_quiet_ms;
+  wr_rand_fn rand;              /* request ids */
+  void *rand_ud;
+  const wr_fwd_callbacks *cb;
+  const wr_fwd_metrics *metrics; /* may be NULL */
+} wr_fwd_config;
+
+/*
+ * A new connection from |peer| ("IP:PORT", for logs), whose address for
+ * X-Forwarded-For is |client_ip|; |expect_proxy|: a PROXY header comes
+ * first.  |cfg| must outlive the connection.  Returns 0, WR_ERR_NOMEM.
+ */
+int wr_fwd_new(wr_fwd **pf, const wr_fwd_config *cfg, void *ud,
+               const char *peer, const char *client_ip, int expect_proxy,
+               const wr_mem *mem, wr_tstamp now);
+/* Frees everything; an open upstream is reset. */
+void wr_fwd_del(wr_fwd *f);
+
+/* Where the next read goes: returns 0 with |*pbuf|/|*pcap| set, 1 when
+ * the input is dropped from here on (read into any scratch buffer), or
+ * WR_ERR_NOMEM. */
+int wr_fwd_read_buf(wr_fwd *f, uint8_t **pbuf, size_t *pcap);
+/* |n| > 0 bytes were read into the buffer wr_fwd_read_buf gave. */
+void wr_fwd_read(wr_fwd *f, size_t n, wr_tstamp now);
+/* The visitor's side ended: |err| 0 for EOF, < 0 for an error. */
+void wr_fwd_read_eof(wr_fwd *f, int err, wr_tstamp now);
+/* Bytes given to `send` were written (|status| 0) or not (< 0: the
+ * connection closes); |credit| is the sum of theirs. */
+void wr_fwd_written(wr_fwd *f, size_t len, size_t credit, int status,
+                    wr_tstamp now);
+
+/* The upstream's events (wr_fwd_sink, forwarded by the adapter). */
+void wr_fwd_up_data(wr_fwd *f, uint8_t *buf, size_t len, wr_tstamp now);
+void wr_fwd_up_fin(wr_fwd *f, wr_tstamp now);
+void wr_fwd_up_ended(wr_fwd *f, wr_fwd_end why, wr_tstamp now);
+void wr_fwd_up_writable(wr_fwd *f, wr_tstamp now);
+
+/* Runs an expired timer; an early call is harmless. */
+void wr_fwd_tick(wr_fwd *f, wr_tstamp now);
+/* Closes now (the ingress stops, the socket failed). */
+void wr_fwd_close(wr_fwd *f);
+
+wr_fwd_state wr_fwd_get_state(const wr_fwd *f);
+int wr_fwd_want_read(const wr_fwd *f);
+/* 1 once the visitor should get our FIN (LINGER); the adapter sends it
+ * once and closes if it cannot. */
+int wr_fwd_want_shutdown(const wr_fwd *f);
+wr_tstamp wr_fwd_deadline(const wr_fwd *f);
+/* The name this connection serves ("" before its first request). */
+const char *wr_fwd_name(const wr_fwd *f);
+
+#endif

@@ -1,0 +1,720 @@
+/*
+ * Tunnel bindings (bindings.h): the node side of client links and the
+ * local table name -> link.
+ *
+ * A client link (tlink) goes through three states:
+ *
+ *   HELLO   the link is sealed; the first control message must be a
+ *           Hello with our protocol version (and the token when the node
+ *           requires one).  Anything else: Error, and the link stays here.
+ *   READY   Hello accepted: a Bind may come.  bind_check (the routes
+ *           hook) may refuse it; else the name enters the table.
+ *   BOUND   the link serves one name: visitors' streams run on it.
+ *
+ * A name's table entry (tunnel) is LIVE while its link is up, then GONE
+ * for gone_grace_ms after the link dropped (visitors get 502 "its client
+ * is reconnecting", and the same client re-binding within that time takes
+ * the entry back), then forgotten, which is when the routes hook
+ * `unbound` runs.  The GONE entries sit in a FIFO in the order they died;
+ * since the grace period is one constant, that is also the order they
+ * expire in, so one timer armed at the head's expiry sweeps them all.
+ * Eviction (routes decided the name belongs elsewhere) removes the entry
+ * at once, whichever state it is in.
+ */
+#include "bindings.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "warren/control.h"
+#include "warren/err.h"
+#include "warren/identity.h"
+#include "warren/routes.h"
+#include "warren/log.h"
+#include "warren/names.h"
+
+#define TABLE_BUCKETS 4096
+
+typedef struct tunnel tunnel;
+
+enum tl_state { TL_HELLO, TL_READY, TL_BOUND };
+
+struct wr_tlink {
+  wr_bindings *b;
+  wr_link *link;
+  enum tl_state state;
+  tunnel *bound;
+  wr_tstream *streams;   /* visitors' streams on this link */
+  wr_tlink *prev, *next;
+  uint32_t nstreams;
+  uint32_t options;      /* Bind options */
+  uint8_t session[16];   /* Bind session (all zero: none sent) */
+  char peer[64];
+  char account[WR_ROUTE_ACCOUNT_MAX + 1]; /* from authorize, at Hello */
+};
+
+struct tunnel {
+  tunnel *next;          /* hash chain */
+  tunnel *gprev, *gnext; /* in the GONE FIFO, while gone */
+  char name[WR_CONTROL_NAME_MAX + 1];
+  wr_tlink *tl;          /* NULL while gone */
+  uint64_t gone_at;
+  uint64_t version;
+  uint8_t session[16];   /* of the client that bound it */
+};
+
+struct wr_bindings {
+  uv_loop_t *loop;
+  wr_tstream_events ev;
+  void (*url)(void *ud, const char *name, char *out, size_t cap);
+  void *url_ud;
+  uint8_t fleet_priv[32];
+  wr_noise_replay *replay;
+  char node_id[128], token[WR_CONTROL_TOKEN_MAX + 1];
+  uint64_t gone_grace;
+  /* routes hooks */
+  void *routes_ud;
+  int (*bind_check)(void *, const char *, const char *, const uint8_t *,
+                    uint32_t);
+  void (*bound)(void *, const char *, const char *, const uint8_t *,
+                uint32_t);
+  void (*unbound)(void *, const char *, const uint8_t *);
+  int (*authorize)(void *, const char *, const char *, char *, size_t);
+  tunnel *table[TABLE_BUCKETS];
+  size_t ntunnels;
+  tunnel *ghead, *gtail; /* GONE FIFO, oldest first */
+  uv_timer_t sweep;
+  wr_tlink *tlinks;
+  uint64_t version_clock;
+  int draining, stopping, sweep_closed;
+  void (*done)(void *);
+  void *done_ud;
+  uint64_t *m_tunnel_bad;
+  int64_t *g_tunnels;
+};
+
+static const uint8_t no_session[16];
+
+/* Who a client is, for the routes hooks: decided once, at its Hello. */
+static const char *bind_account(const wr_tlink *tl) { return tl->account; }
+
+/* ---- the table ---- */
+
+static uint32_t name_hash(const char *s) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h % TABLE_BUCKETS;
+}
+
+static tunnel *table_find(wr_bindings *b, const char *name) {
+  for (tunnel *t = b->table[name_hash(name)]; t; t = t->next)
+    if (strcmp(t->name, name) == 0) return t;
+  return NULL;
+}
+
+static void gone_unlink(wr_bindings *b, tunnel *t) {
+  if (t->gprev) t->gprev->gnext = t->gnext;
+  else if (b->ghead == t) b->ghead = t->gnext;
+  if (t->gnext) t->gnext->gprev = t->gprev;
+  else if (b->gtail == t) b->gtail = t->gprev;
+  t->gprev = t->gnext = NULL;
+}
+
+/* Forgets |t| (GONE, or LIVE with its link already told) and tells the
+ * routes hook. */
+static void table_remove(wr_bindings *b, tunnel *t) {
+  tunnel **pp = &b->table[name_hash(t->name)];
+  while (*pp && *pp != t) pp = &(*pp)->next;
+  if (*pp) *pp = t->next;
+  gone_unlink(b, t);
+  b->ntunnels--;
+  if (b->unbound) b->unbound(b->routes_ud, t->name, t->session);
+  free(t);
+}
+
+static void on_sweep(uv_timer_t *timer);
+
+/* Arms the sweep at the oldest GONE entry's expiry. */
+static void arm_sweep(wr_bindings *b) {
+  if (b->stopping) return;
+  if (!b->ghead) {
+    uv_timer_stop(&b->sweep);
+    return;
+  }
+  uint64_t now = uv_now(b->loop), end = b->ghead->gone_at + b->gone_grace;
+  uv_timer_start(&b->sweep, on_sweep, end > now ? end - now : 0, 0);
+}
+
+static void on_sweep(uv_timer_t *timer) {
+  wr_bindings *b = timer->data;
+  uint64_t now = uv_now(b->loop);
+  while (b->ghead && now - b->ghead->gone_at >= b->gone_grace)
+    table_remove(b, b->ghead);
+  arm_sweep(b);
+}
+
+wr_bindings_find wr_bindings_lookup(wr_bindings *b, const char *name,
+                                    wr_tlink **ptl) {
+  *ptl = NULL;
+  tunnel *t = table_find(b, name);
+  if (!t) return WR_BINDINGS_NONE;
+  if (t->tl) {
+    *ptl = t->tl;
+    return WR_BINDINGS_LIVE;
+  }
+  /* The sweep timer may not have run yet for an entry just expired. */
+  if (uv_now(b->loop) - t->gone_at < b->gone_grace) return WR_BINDINGS_GONE;
+  table_remove(b, t);
+  arm_sweep(b);
+  return WR_BINDINGS_NONE;
+}
+
+/* ---- control messages ---- */
+
+static int send_control(wr_tlink *tl, const wr_control_msg *m) {
+  uint8_t buf[WR_CONTROL_MAX_WIRE];
+  wr_ssize n = wr_control_encode(m, buf, sizeof buf);
+  if (n < 0) return (int)n;
+  int rv = wr_mux_control(wr_link_mux(tl->link), buf, (size_t)n);
+  wr_link_flush(tl->link);
+  return rv;
+}
+
+static void send_error(wr_tlink *tl, uint32_t code, const char *name,
+                       const char *msg) {
+  wr_control_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WR_CONTROL_ERROR;
+  m.u.error.code = code;
+  snprintf(m.u.error.name, sizeof m.u.error.name, "%s", name ? name : "");
+  snprintf(m.u.error.message, sizeof m.u.error.message, "%s",
+           msg ? msg : "");
+  send_control(tl, &m);
+}
+
+/* The routes hook's word on |name|: 0, or the control error to send. */
+static uint32_t check_bind(wr_tlink *tl, const char *name) {
+  wr_bindings *b = tl->b;
+  if (!b->bind_check) return 0;
+  int rv = b->bind_check(b->routes_ud, name, bind_account(tl), tl->session,
+                         tl->options);
+  if (rv == 0) return 0;
+  return rv == WR_ERR_TAKEN ? WR_CONTROL_ERR_NAME_TAKEN
+                            : WR_CONTROL_ERR_INTERNAL;
+}
+
+static void handle_bind(wr_tlink *tl, const wr_control_msg *m) {
+  wr_bindings *b = tl->b;
+  char name[WR_CONTROL_NAME_MAX + 1];
+  if (tl->state == TL_BOUND) {
+    send_error(tl, WR_CONTROL_ERR_BAD_NAME, m->u.bind.name,
+               "this link is already bound");
+    return;
+  }
+  memcpy(tl->session, m->u.bind.session, sizeof tl->session);
+  tl->options = m->u.bind.options;
+  uint32_t refused = 0;
+  if (m->u.bind.name[0]) {
+    /* Names are DNS labels; Host matching is case-insensitive, so the
+     * table holds lowercase. */
+    size_t i = 0;
+    for (; m->u.bind.name[i] && i < sizeof name - 1; i++) {
+      char ch = m->u.bind.name[i];
+      name[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    name[i] = 0;
+    if (!wr_control_name_valid(name)) {
+      send_error(tl, WR_CONTROL_ERR_BAD_NAME, m->u.bind.name, NULL);
+      WR_LOG_INFOF("ingress", "bind_refused", "peer=%s name=%s why=bad_name",
+                   tl->peer, name);
+      return;
+    }
+  } else {
+    /* A name the node picks: one nobody holds here, nor (bind_check)
+     * anywhere the routes table knows of. */
+    int tries = 0;
+    do {
+      wr_name_random(name, wr_sodium_rand, NULL);
+      refused = table_find(b, name) ? WR_CONTROL_ERR_NAME_TAKEN : 0;
+      if (!refused) refused = check_bind(tl, name);
+    } while (refused == WR_CONTROL_ERR_NAME_TAKEN && ++tries < 16);
+  }
+  tunnel *t = table_find(b, name);
+  if (t && t->tl) {
+    send_error(tl, WR_CONTROL_ERR_NAME_TAKEN, name, NULL);
+    WR_LOG_INFOF("ingress", "bind_refused", "peer=%s name=%s why=taken",
+                 tl->peer, name);
+    return;
+  }
+  if (m->u.bind.name[0]) refused = check_bind(tl, name);
+  if (refused) {
+    send_error(tl, refused, name,
+               refused == WR_CONTROL_ERR_INTERNAL ? "routes refused" : NULL);
+    WR_LOG_INFOF("ingress", "bind_refused", "peer=%s name=%s why=%s",
+                 tl->peer, name,
+                 refused == WR_CONTROL_ERR_NAME_TAKEN ? "routes_taken"
+                                                      : "routes_error");
+    return;
+  }
+  if (!t) {
+    t = calloc(1, sizeof *t);
+    if (!t) {
+      send_error(tl, WR_CONTROL_ERR_INTERNAL, name, "out of memory");
+      return;
+    }
+    snprintf(t->name, sizeof t->name, "%s", name);
+    uint32_t h = name_hash(name);
+    t->next = b->table[h];
+    b->table[h] = t;
+    b->ntunnels++;
+  } else {
+    gone_unlink(b, t); /* its client is back within the grace period */
+    arm_sweep(b);
+  }
+  t->tl = tl;
+  t->version = ++b->version_clock;
+  memcpy(t->session, tl->session, sizeof t->session);
+  tl->bound = t;
+  tl->state = TL_BOUND;
+  if (b->g_tunnels) (*b->g_tunnels)++;
+  wr_control_msg bm;
+  memset(&bm, 0, sizeof bm);
+  bm.type = WR_CONTROL_BOUND;
+  snprintf(bm.u.bound.name, sizeof bm.u.bound.name, "%s", name);
+  b->url(b->url_ud, name, bm.u.bound.url, sizeof bm.u.bound.url);
+  send_control(tl, &bm);
+  WR_LOG_INFOF("ingress", "bound", "name=%s peer=%s url=%s", name, tl->peer,
+               bm.u.bound.url);
+  if (b->bound)
+    b->bound(b->routes_ud, name, bind_account(tl), tl->session, tl->options);
+}
+
+/*
+ * The account of a client at its Hello: its identity proof is checked
+ * against this link's handshake hash (a proof made for another link, or
+ * by someone without the key, fails), then authorize (the node's tokens
+ * file) decides.  0, or WR_ERR_AUTH (logged and counted by the caller's
+ * BAD_TOKEN reply).
+ */
+static int hello_account(wr_tlink *tl, const wr_control_msg *m) {
+  wr_bindings *b = tl->b;
+  char identity[WR_IDENTITY_ACCOUNT_LEN + 1] = "";
+  if (m->u.hello.has_identity) {
+    if (wr_identity_verify(m->u.hello.identity_key,
+                           wr_link_handshake_hash(tl->link),
+                           m->u.hello.identity_proof) != 0) {
+      WR_LOG_INFOF("ingress", "bad_identity_proof", "peer=%s", tl->peer);
+      return WR_ERR_AUTH;
+    }
+    wr_identity_account(m->u.hello.identity_key, identity);
+  }
+  if (!b->authorize) {
+    snprintf(tl->account, sizeof tl->account, "%s",
+             identity[0] ? identity : "anonymous");
+    return 0;
+  }
+  char acct[WR_ROUTE_ACCOUNT_MAX + 1] = "";
+  if (b->authorize(b->routes_ud, m->u.hello.token, identity, acct,
+                   sizeof acct) != 0 || !acct[0]) {
+    WR_LOG_INFOF("ingress", "unknown_token", "peer=%s", tl->peer);
+    return WR_ERR_AUTH;
+  }
+  snprintf(tl->account, sizeof tl->account, "%s", acct);
+  return 0;
+}
+
+static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
+                         void *ud) {
+  (void)l;
+  wr_tlink *tl = ud;
+  wr_bindings *b = tl->b;
+  wr_control_msg m;
+  if (wr_control_decode(msg, len, &m) != 0) {
+    if (b->m_tunnel_bad) (*b->m_tunnel_bad)++;
+    WR_LOG_WARNF("ingress", "bad_control", "peer=%s len=%zu", tl->peer, len);
+    return WR_ERR_PROTO;
+  }
+  switch (tl->state) {
+  case TL_HELLO:
+    if (m.type != WR_CONTROL_HELLO) {
+      send_error(tl, WR_CONTROL_ERR_NOT_HELLO, NULL, NULL);
+      return 0;
+    }
+    if (m.u.hello.protocol_version != WR_CONTROL_PROTOCOL_VERSION) {
+      send_error(tl, WR_CONTROL_ERR_UNSUPPORTED_VERSION, NULL, NULL);
+      return 0;
+    }
+    if (b->token[0]) {
+      /* Compare fixed-size digests so the time taken says nothing about
+       * how much of the token matched. */
+      uint8_t x[32], y[32];
+      crypto_generichash(x, 32, (const uint8_t *)b->token, strlen(b->token),
+                         NULL, 0);
+      crypto_generichash(y, 32, (const uint8_t *)m.u.hello.token,
+                         strlen(m.u.hello.token), NULL, 0);
+      if (sodium_memcmp(x, y, 32) != 0) {
+        WR_LOG_INFOF("ingress", "bad_token", "peer=%s", tl->peer);
+        send_error(tl, WR_CONTROL_ERR_BAD_TOKEN, NULL, NULL);
+        return 0;
+      }
+    }
+    if (hello_account(tl, &m) != 0) {
+      send_error(tl, WR_CONTROL_ERR_BAD_TOKEN, NULL, NULL);
+      return 0;
+    }
+    tl->state = TL_READY;
+    return 0;
+  case TL_READY:
+  case TL_BOUND:
+    if (m.type != WR_CONTROL_BIND) return 0;
+    if (b->draining) {
+      send_error(tl, WR_CONTROL_ERR_NODE_DRAINING, m.u.bind.name, NULL);
+      return 0;
+    }
+    handle_bind(tl, &m);
+    return 0;
+  }
+  return 0;
+}
+
+/* ---- streams ---- */
+
+static void stream_unlink(wr_tstream *s) {
+  wr_tlink *tl = s->tl;
+  if (s->prev) s->prev->next = s->next;
+  else tl->streams = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->prev = s->next = NULL;
+  tl->nstreams--;
+  s->tl = NULL;
+}
+
+int wr_tstream_open(wr_tstream *s, wr_tlink *tl, const uint8_t *meta,
+                    size_t len) {
+  int rv = wr_mux_stream_open(wr_link_mux(tl->link), meta, len, &s->sid, s);
+  if (rv != 0) return rv;
+  s->tl = tl;
+  s->prev = NULL;
+  s->next = tl->streams;
+  if (tl->streams) tl->streams->prev = s;
+  tl->streams = s;
+  tl->nstreams++;
+  return 0;
+}
+
+wr_ssize wr_tstream_write(wr_tstream *s, const uint8_t *data, size_t len) {
+  if (!s->tl || !s->tl->link) return WR_ERR_CLOSED;
+  wr_ssize n = wr_mux_stream_write(wr_link_mux(s->tl->link), s->sid, data,
+                                   len);
+  wr_link_flush(s->tl->link);
+  return n;
+}
+
+void wr_tstream_consume(wr_tstream *s, size_t n) {
+  if (!s->tl || !s->tl->link) return;
+  wr_mux_stream_consume(wr_link_mux(s->tl->link), s->sid, n);
+  wr_link_flush(s->tl->link);
+}
+
+void wr_tstream_fin(wr_tstream *s) {
+  if (!s->tl || !s->tl->link) return;
+  wr_mux_stream_close(wr_link_mux(s->tl->link), s->sid);
+  wr_link_flush(s->tl->link);
+}
+
+void wr_tstream_detach(wr_tstream *s, int reset) {
+  if (!s->tl) return;
+  wr_tlink *tl = s->tl;
+  if (tl->link) {
+    wr_mux *m = wr_link_mux(tl->link);
+    wr_mux_stream_set_user_data(m, s->sid, NULL);
+    if (reset) wr_mux_stream_reset(m, s->sid, WR_MUX_RST_CANCEL);
+    wr_link_flush(tl->link);
+  }
+  stream_unlink(s);
+}
+
+static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
+                      size_t len, void *ud) {
+  wr_tlink *tl = ud;
+  wr_tstream *s = sud;
+  if (!s || s->tl != tl) {
+    wr_mux_stream_consume(wr_link_mux(l), sid, len);
+    wr_link_buf_free(buf);
+    return 0;
+  }
+  tl->b->ev.data(s, buf, len);
+  return 0;
+}
+
+static int tl_on_fin(wr_link *l, uint32_t sid, void *sud, void *ud) {
+  (void)l;
+  (void)sid;
+  wr_tstream *s = sud;
+  if (s && s->tl == ud) ((wr_tlink *)ud)->b->ev.fin(s);
+  return 0;
+}
+
+static int tl_on_close(wr_link *l, uint32_t sid, void *sud, int64_t code,
+                       int by_peer, void *ud) {
+  (void)l;
+  (void)sid;
+  wr_tlink *tl = ud;
+  wr_tstream *s = sud;
+  if (!s || s->tl != tl) return 0;
+  /* Gone before the event, so nothing resets it again. */
+  stream_unlink(s);
+  tl->b->ev.closed(s, code, by_peer);
+  return 0;
+}
+
+static int tl_on_writable(wr_link *l, uint32_t sid, void *sud, void *ud) {
+  (void)l;
+  (void)sid;
+  wr_tstream *s = sud;
+  if (s && s->tl == ud) ((wr_tlink *)ud)->b->ev.writable(s);
+  return 0;
+}
+
+static int tl_on_open(wr_link *l, uint32_t sid, const uint8_t *meta,
+                      size_t len, void *ud) {
+  (void)meta;
+  (void)len;
+  (void)ud;
+  /* Clients never open streams toward the node. */
+  wr_mux_stream_reset(wr_link_mux(l), sid, WR_MUX_RST_REFUSED);
+  return 0;
+}
+
+/* ---- links ---- */
+
+static void maybe_done(wr_bindings *b) {
+  if (!b->stopping || b->tlinks || !b->sweep_closed || !b->done) return;
+  void (*done)(void *) = b->done;
+  b->done = NULL;
+  done(b->done_ud);
+}
+
+static void tl_on_ready(wr_link *l, void *ud) {
+  wr_tlink *tl = ud;
+  WR_LOG_INFOF("ingress", "tunnel_link", "peer=%s aead=%s", tl->peer,
+               wr_aead_name(wr_link_aead(l)));
+}
+
+static void tl_on_closed(wr_link *l, int err, void *ud) {
+  (void)l;
+  wr_tlink *tl = ud;
+  wr_bindings *b = tl->b;
+  tl->link = NULL;
+  if (tl->bound) {
+    /* GONE for the grace period (an evicted link was unbound already). */
+    tunnel *t = tl->bound;
+    t->tl = NULL;
+    t->gone_at = uv_now(b->loop);
+    t->gprev = b->gtail;
+    t->gnext = NULL;
+    if (b->gtail) b->gtail->gnext = t;
+    else b->ghead = t;
+    b->gtail = t;
+    arm_sweep(b);
+    if (b->g_tunnels) (*b->g_tunnels)--;
+    WR_LOG_INFOF("ingress", "unbound", "name=%s peer=%s err=\"%s\"", t->name,
+                 tl->peer, err ? wr_strerror(err) : "closed");
+  } else if (err && err != WR_ERR_CLOSED) {
+    WR_LOG_INFOF("ingress", "tunnel_link_failed", "peer=%s err=\"%s\"",
+                 tl->peer, wr_strerror(err));
+    if (b->m_tunnel_bad && (err == WR_ERR_DECRYPT || err == WR_ERR_PROTO ||
+                            err == WR_ERR_REPLAY))
+      (*b->m_tunnel_bad)++;
+  }
+  /* Every visitor on this link loses its stream. */
+  while (tl->streams) {
+    wr_tstream *s = tl->streams;
+    stream_unlink(s);
+    b->ev.gone(s);
+  }
+  if (tl->prev) tl->prev->next = tl->next;
+  else b->tlinks = tl->next;
+  if (tl->next) tl->next->prev = tl->prev;
+  free(tl);
+  maybe_done(b);
+}
+
+static const wr_link_callbacks tl_cb = {
+    .ready = tl_on_ready,
+    .closed = tl_on_closed,
+    .stream_open = tl_on_open,
+    .stream_data = tl_on_data,
+    .stream_fin = tl_on_fin,
+    .stream_close = tl_on_close,
+    .stream_writable = tl_on_writable,
+    .control = tl_on_control,
+    .goaway = NULL,
+};
+
+static void free_write(uv_write_t *req, int status) {
+  (void)status;
+  free(req);
+}
+
+int wr_bindings_accept(wr_bindings *b, uv_tcp_t *tcp, const char *peer,
+                       const uint8_t *pre, size_t prelen) {
+  static const char resp101[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                                "Connection: Upgrade\r\n"
+                                "Upgrade: warren/1\r\n\r\n";
+  /* This write outlives the visitor connection that carried the request
+   * (the link owns the socket next), so it frees itself. */
+  uv_write_t *wr = malloc(sizeof *wr);
+  uv_buf_t buf = uv_buf_init((char *)resp101, sizeof resp101 - 1);
+  if (!wr) return WR_ERR_NOMEM;
+  int rv = uv_write(wr, (uv_stream_t *)tcp, &buf, 1, free_write);
+  if (rv != 0) {
+    free(wr);
+    return rv;
+  }
+  wr_tlink *tl = calloc(1, sizeof *tl);
+  if (!tl) return WR_ERR_NOMEM;
+  tl->b = b;
+  tl->state = TL_HELLO;
+  snprintf(tl->peer, sizeof tl->peer, "%s", peer);
+  wr_link_config lc;
+  memset(&lc, 0, sizeof lc);
+  lc.initiator = 0;
+  memcpy(lc.fleet_key, b->fleet_priv, 32);
+  lc.replay = b->replay;
+  lc.peer = tl->peer;
+  uv_read_stop((uv_stream_t *)tcp);
+  rv = wr_link_start(&tl->link, b->loop, tcp, &lc, &tl_cb, tl, pre, prelen);
+  if (rv != 0) {
+    free(tl);
+    return rv;
+  }
+  tl->next = b->tlinks;
+  if (b->tlinks) b->tlinks->prev = tl;
+  b->tlinks = tl;
+  return 0;
+}
+
+int wr_bindings_evict(wr_bindings *b, const char *name,
+                      const uint8_t session[16], int reason) {
+  uint32_t code;
+  if (reason == WR_INGRESS_EVICT_TAKEN) code = WR_CONTROL_ERR_NAME_TAKEN;
+  else if (reason == WR_INGRESS_EVICT_MOVED) code = WR_CONTROL_ERR_NAME_MOVED;
+  else return WR_ERR_INVAL;
+  tunnel *t = table_find(b, name);
+  if (!t) return WR_ERR_NOTFOUND;
+  if (session && memcmp(session, no_session, 16) != 0 &&
+      memcmp(session, t->session, 16) != 0)
+    return WR_ERR_NOTFOUND;
+  wr_tlink *tl = t->tl;
+  WR_LOG_INFOF("ingress", "evicted", "name=%s why=%s peer=%s", t->name,
+               code == WR_CONTROL_ERR_NAME_TAKEN ? "taken" : "moved",
+               tl ? tl->peer : "");
+  if (tl) {
+    /* The Error goes out before the close (wr_link_end writes what is
+     * queued first).  Its visitors lose their streams then. */
+    send_error(tl, code, t->name, NULL);
+    tl->bound = NULL;
+    t->tl = NULL;
+    if (b->g_tunnels) (*b->g_tunnels)--;
+    wr_link_end(tl->link, 0);
+  }
+  table_remove(b, t);
+  arm_sweep(b);
+  return 0;
+}
+
+int wr_bindings_new(wr_bindings **pb, uv_loop_t *loop,
+                    const wr_bindings_config *cfg) {
+  const wr_ingress_config *ic = cfg->ic;
+  wr_bindings *b = calloc(1, sizeof *b);
+  if (!b) return WR_ERR_NOMEM;
+  b->loop = loop;
+  b->ev = *cfg->ev;
+  b->url = cfg->url;
+  b->url_ud = cfg->ud;
+  memcpy(b->fleet_priv, ic->fleet_priv, 32);
+  snprintf(b->node_id, sizeof b->node_id, "%s",
+           ic->node_id ? ic->node_id : "");
+  snprintf(b->token, sizeof b->token, "%s", ic->token ? ic->token : "");
+  b->gone_grace = ic->gone_grace_ms ? ic->gone_grace_ms : 30000;
+  b->routes_ud = ic->routes_ud;
+  b->bind_check = ic->bind_check;
+  b->authorize = ic->authorize;
+  b->bound = ic->bound;
+  b->unbound = ic->unbound;
+  b->m_tunnel_bad = cfg->m_tunnel_bad;
+  b->g_tunnels = cfg->g_tunnels;
+  /* 64k recent handshakes: two minutes of skew window at ~500/s. */
+  int rv = wr_noise_replay_new(&b->replay, 65536, NULL);
+  if (rv != 0) {
+    free(b);
+    return rv;
+  }
+  uv_timer_init(loop, &b->sweep);
+  b->sweep.data = b;
+  *pb = b;
+  return 0;
+}
+
+static void sweep_closed(uv_handle_t *h) {
+  wr_bindings *b = h->data;
+  b->sweep_closed = 1;
+  maybe_done(b);
+}
+
+void wr_bindings_stop(wr_bindings *b, void (*done)(void *ud), void *ud) {
+  if (b->stopping) return;
+  b->stopping = 1;
+  b->done = done;
+  b->done_ud = ud;
+  uv_close((uv_handle_t *)&b->sweep, sweep_closed);
+  for (wr_tlink *tl = b->tlinks; tl; tl = tl->next)
+    if (tl->link) wr_link_close(tl->link, 0);
+}
+
+void wr_bindings_del(wr_bindings *b) {
+  if (!b) return;
+  /* Every binding ends with the ingress: the routes table hears of each. */
+  for (size_t i = 0; i < TABLE_BUCKETS; i++)
+    while (b->table[i]) table_remove(b, b->table[i]);
+  wr_noise_replay_del(b->replay);
+  sodium_memzero(b->fleet_priv, 32);
+  free(b);
+}
+
+size_t wr_bindings_count(const wr_bindings *b) { return b->ntunnels; }
+
+void wr_bindings_foreach(const wr_bindings *b,
+                         void (*fn)(const wr_tunnel_info *t, void *ud),
+                         void *ud) {
+  for (size_t i = 0; i < TABLE_BUCKETS; i++)
+    for (tunnel *t = b->table[i]; t; t = t->next) {
+      wr_tunnel_info info = {
+          .name = t->name,
+          .peer = t->tl ? t->tl->peer : "",
+          .live = t->tl != NULL,
+          .version = t->version,
+          .streams = t->tl ? t->tl->nstreams : 0,
+      };
+      fn(&info, ud);
+    }
+}
+
+void wr_bindings_drain(wr_bindings *b) {
+  b->draining = 1;
+  for (wr_tlink *tl = b->tlinks; tl; tl = tl->next) {
+    if (!tl->link || !wr_link_is_ready(tl->link)) continue;
+    wr_control_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = WR_CONTROL_GOAWAY;
+    snprintf(m.u.goaway.reason, sizeof m.u.goaway.reason,
+             "node %s is draining", b->node_id);
+    send_control(tl, &m);
+    wr_mux_goaway(wr_link_mux(tl->link), 0);
+    wr_link_flush(tl->link);
+  }
+}

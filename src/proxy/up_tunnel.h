@@ -1,0 +1,28 @@
+/*
+ * The upstream on a local tunnel (forward.h): a stream on the link of
+ * the client that bound the name here (bindings.c).  Embedded in its
+ * owner (one per visitor connection: no allocation per request).
+ */
+#ifndef WARREN_PROXY_UP_TUNNEL_H
+#define WARREN_PROXY_UP_TUNNEL_H
+
+#include "bindings.h"
+#include "warren/forward.h"
+
+typedef struct wr_up_tunnel {
+  wr_tstream st;
+  const wr_fwd_sink *sink;
+  void *owner;
+} wr_up_tunnel;
+
+/* The wr_tstream events bindings.c delivers for these streams. */
+extern const wr_tstream_events wr_up_tunnel_events;
+
+/* Opens a stream on |tl| (OPEN metadata: none yet on a client link, the
+ * client knows its one origin) and fills |out|.  Returns 0 or a mux
+ * error (WR_ERR_LIMIT, WR_ERR_CLOSED). */
+int wr_up_tunnel_open(wr_up_tunnel *u, wr_tlink *tl, const wr_fwd_open *meta,
+                      const wr_fwd_sink *sink, void *owner,
+                      wr_fwd_upstream *out);
+
+#endif

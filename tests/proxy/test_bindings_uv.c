@@ -1,0 +1,307 @@
+/*
+ * The routes hooks of wr_ingress_config and wr_ingress_evict, with a real
+ * ingress and a real client (src/tunnel/client.c) in one process on
+ * loopback: each test fails if a hook is not called, or if the client
+ * does not react to what the hook decided (bind_check refusing -> "name
+ * taken" and the client gives up; evict MOVED -> the moved line, and no
+ * reconnect; evict TAKEN while bound -> "taken"; lookup_remote -> 502
+ * naming the owner).  Every test ends with a clean loop close.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+#include <uv.h>
+
+#include "warren/client.h"
+#include "warren/err.h"
+#include "warren/ingress.h"
+#include "warren/noise.h"
+
+typedef struct world {
+  uv_loop_t loop;
+  wr_ingress *ig;
+  wr_client *client;
+  uint8_t pub[32];
+  /* what the hooks saw */
+  int checks, bounds, unbounds;
+  int refuse;           /* bind_check answers WR_ERR_TAKEN */
+  char name[64], account[64];
+  uint8_t check_session[16], bound_session[16], unbound_session[16];
+  const char *remote_owner; /* lookup_remote's answer, NULL = no route */
+  int lookups;
+  /* what the client said */
+  int client_bound, fatals;
+  char fatal[512];
+  int stopped;
+  /* a visitor's request and its answer */
+  uv_tcp_t vtcp;
+  uv_connect_t vconn;
+  uv_write_t vwrite;
+  char answer[4096];
+  size_t alen;
+  int vdone;
+} world;
+
+static int h_bind_check(void *ud, const char *name, const char *account,
+                        const uint8_t session[16], uint32_t options) {
+  world *w = ud;
+  w->checks++;
+  snprintf(w->name, sizeof w->name, "%s", name);
+  snprintf(w->account, sizeof w->account, "%s", account);
+  memcpy(w->check_session, session, 16);
+  assert_int_equal(options, 0);
+  return w->refuse ? WR_ERR_TAKEN : 0;
+}
+
+static void h_bound(void *ud, const char *name, const char *account,
+                    const uint8_t session[16], uint32_t options) {
+  world *w = ud;
+  (void)options;
+  w->bounds++;
+  assert_string_equal(name, w->name);
+  assert_string_equal(account, w->account);
+  memcpy(w->bound_session, session, 16);
+}
+
+static void h_unbound(void *ud, const char *name, const uint8_t session[16]) {
+  world *w = ud;
+  w->unbounds++;
+  assert_string_equal(name, w->name);
+  memcpy(w->unbound_session, session, 16);
+}
+
+static int h_lookup_remote(void *ud, const char *name, char *owner,
+                           size_t cap) {
+  world *w = ud;
+  (void)name;
+  w->lookups++;
+  if (!w->remote_owner) return 0;
+  snprintf(owner, cap, "%s", w->remote_owner);
+  return 1;
+}
+
+static void on_bound(const char *name, const char *url, int first, void *ud) {
+  world *w = ud;
+  (void)name;
+  (void)url;
+  (void)first;
+  w->client_bound++;
+}
+
+static void on_fatal(const char *line, void *ud) {
+  world *w = ud;
+  w->fatals++;
+  snprintf(w->fatal, sizeof w->fatal, "%s", line);
+}
+
+static void on_timeout(uv_timer_t *t) { *(int *)t->data = 1; }
+
+/* Runs the loop until *|flag| is non-zero or |ms| pass; returns *flag. */
+static int run_until(world *w, int *flag, uint64_t ms) {
+  uv_timer_t t;
+  int expired = 0;
+  uv_timer_init(&w->loop, &t);
+  t.data = &expired;
+  uv_timer_start(&t, on_timeout, ms, 0);
+  while (!*flag && !expired) uv_run(&w->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&w->loop, UV_RUN_NOWAIT);
+  return *flag;
+}
+
+static void start(world *w, const char *name) {
+  memset(w, 0, sizeof *w);
+  assert_int_equal(uv_loop_init(&w->loop), 0);
+  uint8_t secret[32], priv[32];
+  randombytes_buf(secret, sizeof secret);
+  wr_keys_fleet_keypair(secret, w->pub, priv);
+  wr_ingress_config ic;
+  memset(&ic, 0, sizeof ic);
+  ic.listen = "127.0.0.1:0";
+  ic.domain = "mesh.test";
+  ic.node_id = "n1";
+  memcpy(ic.fleet_priv, priv, 32);
+  ic.routes_ud = w;
+  ic.bind_check = h_bind_check;
+  ic.bound = h_bound;
+  ic.unbound = h_unbound;
+  ic.lookup_remote = h_lookup_remote;
+  assert_int_equal(wr_ingress_start(&w->ig, &w->loop, &ic), 0);
+  char node[64];
+  snprintf(node, sizeof node, "127.0.0.1:%d", wr_ingress_port(w->ig));
+  wr_client_config cc;
+  memset(&cc, 0, sizeof cc);
+  cc.node = node;
+  memcpy(cc.fleet_pub, w->pub, 32);
+  cc.name = name;
+  cc.local_host = "127.0.0.1";
+  cc.local_port = 9; /* no visitor reaches it in these tests */
+  for (int i = 0; i < 16; i++) cc.session[i] = (uint8_t)(i + 1);
+  cc.on_bound = on_bound;
+  cc.on_fatal = on_fatal;
+  cc.ud = w;
+  assert_int_equal(wr_client_start(&w->client, &w->loop, &cc), 0);
+}
+
+static void stopped(void *ud) { (*(int *)ud)++; }
+
+static void finish(world *w) {
+  wr_client_stop(w->client, stopped, &w->stopped);
+  wr_ingress_stop(w->ig, stopped, &w->stopped);
+  while (w->stopped < 2) uv_run(&w->loop, UV_RUN_ONCE);
+  assert_int_equal(uv_loop_close(&w->loop), 0);
+}
+
+static void test_bind_check_refuses(void **state) {
+  (void)state;
+  world w;
+  start(&w, "app");
+  w.refuse = 1;
+  assert_true(run_until(&w, &w.fatals, 5000));
+  assert_int_equal(w.checks, 1);
+  assert_string_equal(w.name, "app");
+  assert_string_equal(w.account, "anonymous");
+  static const uint8_t want[16] = {1, 2, 3, 4, 5, 6, 7, 8,
+                                   9, 10, 11, 12, 13, 14, 15, 16};
+  assert_memory_equal(w.check_session, want, 16);
+  assert_non_null(strstr(w.fatal, "taken"));
+  assert_int_equal(w.bounds, 0);
+  assert_int_equal(w.client_bound, 0);
+  assert_int_equal(wr_ingress_tunnel_count(w.ig), 0);
+  finish(&w);
+  assert_int_equal(w.unbounds, 0);
+}
+
+static void test_evict_moved(void **state) {
+  (void)state;
+  world w;
+  start(&w, "app");
+  assert_true(run_until(&w, &w.client_bound, 5000));
+  assert_int_equal(w.checks, 1);
+  assert_int_equal(w.bounds, 1);
+  assert_memory_equal(w.bound_session, w.check_session, 16);
+  static const uint8_t other[16] = {9};
+  assert_int_equal(wr_ingress_evict(w.ig, "app", other,
+                                    WR_INGRESS_EVICT_MOVED),
+                   WR_ERR_NOTFOUND);
+  assert_int_equal(wr_ingress_evict(w.ig, "nope", NULL,
+                                    WR_INGRESS_EVICT_MOVED),
+                   WR_ERR_NOTFOUND);
+  assert_int_equal(wr_ingress_evict(w.ig, "app", w.bound_session,
+                                    WR_INGRESS_EVICT_MOVED),
+                   0);
+  /* Gone from the table at once, and the routes table hears of it. */
+  assert_int_equal(wr_ingress_tunnel_count(w.ig), 0);
+  assert_int_equal(w.unbounds, 1);
+  assert_memory_equal(w.unbound_session, w.bound_session, 16);
+  assert_true(run_until(&w, &w.fatals, 5000));
+  assert_non_null(strstr(w.fatal, "moved"));
+  /* It does not come back: no second bind in a while (the backoff's
+   * first retry would come within 250 ms). */
+  int never = 0;
+  run_until(&w, &never, 800);
+  assert_int_equal(w.checks, 1);
+  assert_int_equal(w.client_bound, 1);
+  finish(&w);
+}
+
+static void test_evict_taken(void **state) {
+  (void)state;
+  world w;
+  start(&w, "app");
+  assert_true(run_until(&w, &w.client_bound, 5000));
+  assert_int_equal(wr_ingress_evict(w.ig, "app", NULL,
+                                    WR_INGRESS_EVICT_TAKEN),
+                   0);
+  assert_true(run_until(&w, &w.fatals, 5000));
+  assert_non_null(strstr(w.fatal, "taken"));
+  int never = 0;
+  run_until(&w, &never, 800);
+  assert_int_equal(w.checks, 1);
+  finish(&w);
+  assert_int_equal(w.unbounds, 1);
+}
+
+/* ---- a visitor ---- */
+
+static void v_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  world *w = h->data;
+  (void)hint;
+  *buf = uv_buf_init(w->answer + w->alen,
+                     (unsigned)(sizeof w->answer - 1 - w->alen));
+}
+
+static void v_closed(uv_handle_t *h) {
+  world *w = h->data;
+  w->vdone = 1;
+}
+
+static void v_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  world *w = s->data;
+  (void)buf;
+  if (n > 0) {
+    w->alen += (size_t)n;
+    w->answer[w->alen] = 0;
+    return;
+  }
+  if (n < 0) uv_close((uv_handle_t *)s, v_closed);
+}
+
+static void v_connected(uv_connect_t *req, int status) {
+  world *w = req->data;
+  assert_int_equal(status, 0);
+  static char get[] = "GET / HTTP/1.1\r\nHost: far.mesh.test\r\n\r\n";
+  uv_buf_t b = uv_buf_init(get, sizeof get - 1);
+  assert_int_equal(uv_write(&w->vwrite, (uv_stream_t *)&w->vtcp, &b, 1, NULL),
+                   0);
+  uv_read_start((uv_stream_t *)&w->vtcp, v_alloc, v_read);
+}
+
+static void visit(world *w) {
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", wr_ingress_port(w->ig), &sa);
+  uv_tcp_init(&w->loop, &w->vtcp);
+  w->vtcp.data = w;
+  w->vconn.data = w;
+  w->alen = 0;
+  w->vdone = 0;
+  assert_int_equal(uv_tcp_connect(&w->vconn, &w->vtcp,
+                                  (struct sockaddr *)&sa, v_connected),
+                   0);
+  assert_true(run_until(w, &w->vdone, 5000));
+}
+
+static void test_lookup_remote(void **state) {
+  (void)state;
+  world w;
+  start(&w, "app");
+  assert_true(run_until(&w, &w.client_bound, 5000));
+  w.remote_owner = "n2";
+  visit(&w);
+  assert_int_equal(w.lookups, 1);
+  assert_non_null(strstr(w.answer, "HTTP/1.1 502 "));
+  assert_non_null(strstr(w.answer, "far is served by node n2; forwarding "
+                                   "between nodes is not built yet"));
+  w.remote_owner = NULL;
+  visit(&w);
+  assert_int_equal(w.lookups, 2);
+  assert_non_null(strstr(w.answer, "HTTP/1.1 404 "));
+  finish(&w);
+}
+
+int main(void) {
+  if (sodium_init() < 0) return 1;
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_bind_check_refuses),
+      cmocka_unit_test(test_evict_moved),
+      cmocka_unit_test(test_evict_taken),
+      cmocka_unit_test(test_lookup_remote),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
