@@ -36,6 +36,7 @@ import time
 try:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError as e:
@@ -212,7 +213,13 @@ def click(drv, css):
     """Clicks |css| once the page has rendered it (details load async)."""
     WebDriverWait(drv, 10).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, css))
-    drv.find_element(By.CSS_SELECTOR, css).click()
+    for _ in range(5):
+        try:
+            drv.find_element(By.CSS_SELECTOR, css).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    fail("%s kept going stale" % css)
 
 
 def main():
@@ -257,17 +264,35 @@ def main():
     try:
         drv.set_page_load_timeout(20)
         drv.get(insp + "/")
-        wait = WebDriverWait(drv, 10)
+        # The detail view re-renders too: a lookup that went stale is tried
+        # again rather than failing the wait.
+        wait = WebDriverWait(drv, 10,
+                             ignored_exceptions=[StaleElementReferenceException])
         wait.until(lambda d: "live" in d.find_element(By.ID, "live").text)
 
+        # Rows are looked up and used inside the page, in one script each:
+        # live updates re-render rows at any moment, so an element handle
+        # kept across two WebDriver calls can go stale.
+        find = ("for (const tr of document.querySelectorAll('#rows tr.ex')) {"
+                " const td = tr.querySelector('td.target');"
+                " if (td && td.textContent.includes(arguments[0])) {%s} }"
+                " return null;")
+
         def row(target_part):
-            for tr in drv.find_elements(By.CSS_SELECTOR, "#rows tr.ex"):
-                # textContent: .text is "" for rows the filter hides.
-                if target_part in tr.find_element(
-                        By.CSS_SELECTOR, "td.target").get_attribute(
-                            "textContent"):
-                    return tr
-            return None
+            """The row's visible text ("" when the filter hides it), or
+            None when there is no such row."""
+            return drv.execute_script(
+                find % "return tr.style.display === 'none' ? '' :"
+                       " tr.innerText;", target_part)
+
+        def shown(target_part):
+            return drv.execute_script(
+                find % "return tr.style.display !== 'none';", target_part)
+
+        def click_row(target_part):
+            if not drv.execute_script(find % "tr.click(); return true;",
+                                      target_part):
+                fail("no row for %r" % target_part)
 
         # 1. Requests appear live, without a reload.
         url_before = drv.current_url
@@ -278,13 +303,13 @@ def main():
                           headers={"X-Test-Header": "seen-in-browser"})
         if st != 200 or b"browser" not in body:
             fail("GET through the tunnel: %d %r" % (st, body))
-        wait.until(lambda d: row("/hello?from=browser"))
+        wait.until(lambda d: row("/hello?from=browser") is not None)
         st, body = tunnel(node_port, "POST", "/hook",
                           body=json.dumps({"event": "push", "n": 42}),
                           headers={"Content-Type": "application/json"})
         if st != 200:
             fail("POST through the tunnel: %d" % st)
-        wait.until(lambda d: row("/hook"))
+        wait.until(lambda d: row("/hook") is not None)
         nav_after = drv.execute_script(
             "return performance.getEntriesByType('navigation')[0].startTime"
             " + '/' + performance.timeOrigin")
@@ -292,7 +317,7 @@ def main():
             fail("the page reloaded")
 
         # 2. Opening one shows its headers and body.
-        row("/hello?from=browser").click()
+        click_row("/hello?from=browser")
         wait.until(lambda d: "seen-in-browser" in
                    d.find_element(By.ID, "detail").text)
         detail = drv.find_element(By.ID, "detail").text
@@ -303,7 +328,7 @@ def main():
         wait.until(lambda d: '"hello": "browser"' in
                    d.find_element(By.ID, "resp-body").text)
 
-        row("/hook").click()
+        click_row("/hook")
         wait.until(lambda d: '"event": "push"' in
                    d.find_element(By.ID, "req-body").text)
 
@@ -319,9 +344,8 @@ def main():
         body = wait_for("the origin to receive the replay", replayed)
         if json.loads(body) != {"event": "push", "n": 42}:
             fail("replayed body %r" % body)
-        wait.until(lambda d: any("replay of" in tr.text for tr in
-                                 d.find_elements(By.CSS_SELECTOR,
-                                                 "#rows tr.ex")))
+        wait.until(lambda d: "replay of" in d.execute_script(
+            "return document.getElementById('rows').innerText"))
 
         # Copy as curl shows the command.
         click(drv, "#copy-curl")
@@ -346,9 +370,9 @@ def main():
             op, data = ws_read_frame(f)
             if data != b"echo: " + msg:
                 fail("WebSocket echo %r" % data)
-        wait.until(lambda d: row("/ws") and "WS" in row("/ws").text)
-        wait.until(lambda d: "4 msg" in row("/ws").text)
-        row("/ws").click()
+        wait.until(lambda d: "WS" in (row("/ws") or ""))
+        wait.until(lambda d: "4 msg" in (row("/ws") or ""))
+        click_row("/ws")
         click(drv, "[data-tab=websocket]")
         wait.until(lambda d: "echo: ping-from-test" in
                    d.find_element(By.ID, "wsmsgs").text)
@@ -359,23 +383,22 @@ def main():
         st, _ = tunnel(node_port, "GET", "/missing/favicon.png")
         if st != 404:
             fail("GET /missing: %d" % st)
-        wait.until(lambda d: row("/missing/favicon.png") and "404" in
-                   row("/missing/favicon.png").text)
+        wait.until(lambda d: "404" in (row("/missing/favicon.png") or ""))
         drv.find_element(By.ID, "filter").send_keys("404")
-        wait.until(lambda d: not row("/hook").is_displayed())
-        if not row("/missing/favicon.png").is_displayed():
+        wait.until(lambda d: shown("/hook") is False)
+        if not shown("/missing/favicon.png"):
             fail("the filter hides the 404")
         drv.find_element(By.ID, "filter").clear()
         drv.execute_script("applyFilter()")
-        wait.until(lambda d: row("/hook").is_displayed())
+        wait.until(lambda d: shown("/hook"))
 
         # Captured bytes are shown, never run (a visitor controls them).
         evil = '<img src=x onerror="window.pwned=1">'
         tunnel(node_port, "POST", "/xss", body="<script>window.pwned=2"
                "</script>", headers={"X-Evil": evil,
                                      "Content-Type": "text/html"})
-        wait.until(lambda d: row("/xss"))
-        row("/xss").click()
+        wait.until(lambda d: row("/xss") is not None)
+        click_row("/xss")
         wait.until(lambda d: evil in d.find_element(By.ID, "detail").text)
         if drv.execute_script("return window.pwned") is not None:
             fail("captured markup ran in the page")
@@ -384,7 +407,7 @@ def main():
             fail("the HTML body is not shown as text")
 
         # The screenshot: the list with the JSON POST opened.
-        row("/hook").click()
+        click_row("/hook")
         wait.until(lambda d: '"event": "push"' in
                    d.find_element(By.ID, "req-body").text)
         time.sleep(0.3)  # let the row highlight settle
