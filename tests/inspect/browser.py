@@ -273,9 +273,14 @@ def main():
         # Rows are looked up and used inside the page, in one script each:
         # live updates re-render rows at any moment, so an element handle
         # kept across two WebDriver calls can go stale.
+        # arguments[1]: the path must be exactly arguments[0] (its text
+        # before any tag), else contain it.
         find = ("for (const tr of document.querySelectorAll('#rows tr.ex')) {"
                 " const td = tr.querySelector('td.target');"
-                " if (td && td.textContent.includes(arguments[0])) {%s} }"
+                " const p = td && td.firstChild ? td.firstChild.textContent"
+                "  .trim() : '';"
+                " if (td && (arguments[1] ? p === arguments[0] :"
+                "  td.textContent.includes(arguments[0]))) {%s} }"
                 " return null;")
 
         def row(target_part):
@@ -283,15 +288,16 @@ def main():
             None when there is no such row."""
             return drv.execute_script(
                 find % "return tr.style.display === 'none' ? '' :"
-                       " tr.innerText;", target_part)
+                       " tr.innerText;", target_part, False)
 
         def shown(target_part):
             return drv.execute_script(
-                find % "return tr.style.display !== 'none';", target_part)
+                find % "return tr.style.display !== 'none';", target_part,
+                False)
 
-        def click_row(target_part):
+        def click_row(target_part, exact=False):
             if not drv.execute_script(find % "tr.click(); return true;",
-                                      target_part):
+                                      target_part, exact):
                 fail("no row for %r" % target_part)
 
         # 1. Requests appear live, without a reload.
@@ -346,6 +352,28 @@ def main():
             fail("replayed body %r" % body)
         wait.until(lambda d: "replay of" in d.execute_script(
             "return document.getElementById('rows').innerText"))
+
+        # Edit and replay: the origin receives the edited request.
+        click(drv, "#edit-replay")
+        wait.until(lambda d: d.find_elements(By.ID, "ed-body"))
+        path = drv.find_element(By.ID, "ed-target")
+        path.clear()
+        path.send_keys("/hook?edited=1")
+        body = drv.find_element(By.ID, "ed-body")
+        body.clear()
+        body.send_keys('{"event": "edited"}')
+        click(drv, "#ed-send")
+
+        def edited():
+            with received_lock:
+                got = [(pth, b) for m, pth, b in received
+                       if pth == "/hook?edited=1"]
+            return got and got[-1]
+        _, body = wait_for("the origin to receive the edited replay", edited)
+        if json.loads(body) != {"event": "edited"}:
+            fail("edited replay body %r" % body)
+        wait.until(lambda d: row("/hook?edited=1") is not None)
+        click_row("/hook")
 
         # Copy as curl shows the command.
         click(drv, "#copy-curl")
@@ -407,7 +435,7 @@ def main():
             fail("the HTML body is not shown as text")
 
         # The screenshot: the list with the JSON POST opened.
-        click_row("/hook")
+        click_row("/hook", exact=True)
         wait.until(lambda d: '"event": "push"' in
                    d.find_element(By.ID, "req-body").text)
         time.sleep(0.3)  # let the row highlight settle
