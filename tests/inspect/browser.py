@@ -11,10 +11,15 @@ page in headless Chromium through Selenium:
   - requests made through the tunnel appear in the list without a reload;
   - opening one shows its request headers and body, and the response;
   - Replay makes the origin receive the request again, and the replay
-    shows up as a new row;
+    shows up as a new row; Edit and replay sends the edited request;
+    Copy as curl shows the command;
   - a WebSocket session through the tunnel shows up with its messages;
+  - the filter hides what does not match;
+  - markup in captured headers and bodies is shown as text, never run;
   - the page's guard: a foreign Host is refused (DNS rebinding);
-  - `--inspect off` prints no Inspect line and serves nothing.
+  - no console errors (script errors, failed loads, CSP violations);
+  - `--inspect off` prints no Inspect line;
+  - warren stops cleanly on SIGTERM with no sanitizer report (ASan build).
 
 A screenshot of the page goes to SCREENSHOT.png.  Exit 77 (skip) only when
 Chromium, its driver or the Selenium module is not installed.
