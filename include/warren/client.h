@@ -25,6 +25,10 @@ typedef struct wr_client_config {
   /* Bind.session: 16 bytes naming this client process, the same on every
    * link and reconnect; all zero = wr_client_start draws random ones. */
   uint8_t session[16];
+  /* The client's identity key (identity.h), proven on every link; NULL
+   * for none (the node then files the client under "anonymous" unless a
+   * token names its account).  Copied. */
+  const struct wr_identity *identity;
   /* Once per bind; |first| is 1 the first time. */
   void (*on_bound)(const char *name, const char *url, int first, void *ud);
   /* An error retrying cannot fix (wrong fleet key, name taken, bad token)

@@ -67,6 +67,11 @@ typedef struct wr_control_msg {
       uint32_t protocol_version;
       char token[WR_CONTROL_TOKEN_MAX + 1];
       char client_version[WR_CONTROL_TEXT_MAX + 1];
+      /* Identity key and proof (identity.h): both present or neither
+       * (has_identity 0); other lengths are WR_ERR_PROTO. */
+      int has_identity;
+      uint8_t identity_key[32];
+      uint8_t identity_proof[64];
     } hello;
     struct {
       char name[WR_CONTROL_NAME_MAX + 1]; /* "" = the node picks */

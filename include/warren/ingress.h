@@ -61,9 +61,8 @@ typedef struct wr_ingress_config {
    * with |routes_ud|; none may call back into the ingress except
    * wr_ingress_evict, and not from inside the hook itself (queue it).
    *
-   * |account| is who the client is: for now the token its link presented,
-   * else "anonymous" (bindings.c, bind_account(): one function, to be
-   * replaced by the tokens file's accounts).  |session| is the client
+   * |account| is who the client is: what authorize (below) said at its
+   * Hello.  |session| is the client
    * process's 16 random bytes, the same on each of its links and
    * reconnects (all zero when the client sent none).  |options| are the
    * Bind options (WR_CONTROL_BIND_BALANCE = 1).
@@ -91,6 +90,14 @@ typedef struct wr_ingress_config {
    * built yet"; the forwarding work replaces that by the hop. */
   int (*lookup_remote)(void *ud, const char *name, char *owner_id,
                        size_t cap);
+  /* Who a client is, decided at its Hello (after the --token check).
+   * |token| as presented ("" for none); |identity| the account of the
+   * identity key the client proved it holds ("key:<hex>", identity.h),
+   * "" when it sent none.  Write its account (1-64 printable characters)
+   * into |account| and return 0, or return WR_ERR_AUTH to refuse the link
+   * with BAD_TOKEN.  NULL: the identity's account, else "anonymous". */
+  int (*authorize)(void *ud, const char *token, const char *identity,
+                   char *account, size_t cap);
 } wr_ingress_config;
 
 /* wr_ingress_evict reasons. */

@@ -85,6 +85,9 @@ void wr_link_close(wr_link *l, int err);
 void wr_link_end(wr_link *l, int err);
 int wr_link_is_ready(const wr_link *l);
 const char *wr_link_peer(const wr_link *l);
+/* The Noise handshake hash (32 bytes, the same at both ends), valid once
+ * the link is ready: what an identity proof signs (identity.h). */
+const uint8_t *wr_link_handshake_hash(const wr_link *l);
 /* The AEAD the handshake chose (valid once ready). */
 wr_aead wr_link_aead(const wr_link *l);
 

@@ -88,6 +88,13 @@ typedef struct wr_swim_config {
    * the last reconnect_timeout_ms, reaped or not. */
   uint64_t reconnect_interval_ms;
   uint64_t reconnect_timeout_ms;
+  /* Bound of the USER piggyback queue (>= 1).  USER updates wait in a
+   * queue of their own, apart from membership news (bounded at 4,096),
+   * and a packet carries membership updates first and USER updates in
+   * the room left: a flood of application updates evicts only its own
+   * oldest-sent entries (counted in bcast_evicted_user), never a
+   * suspicion or a refutation. */
+  size_t user_queue_max;
   wr_rand_fn rand;             /* required: seeded PCG in tests */
   void *rand_user_data;
 } wr_swim_config;
@@ -104,9 +111,9 @@ int wr_swim_config_profile(wr_swim_config *cfg, const char *name);
  * "gossip-interval-ms", "gossip-to-dead-ms", "push-fanout",
  * "sync-interval-ms", "dead-reap-ms", "awareness-max", "lifeguard" (0|1),
  * "confirm-probes", "refused-suspicion-ms", "reconnect-interval-ms",
- * "reconnect-timeout-ms" (underscores work too).  Returns 0, or WR_ERR_INVAL
- * (unknown name, not a number, out of range) with a one-line reason in
- * |err|.  wr_swim_new checks the combination. */
+ * "reconnect-timeout-ms", "user-queue-max" (underscores work too).
+ * Returns 0, or WR_ERR_INVAL (unknown name, not a number, out of range)
+ * with a one-line reason in |err|.  wr_swim_new checks the combination. */
 int wr_swim_config_set(wr_swim_config *cfg, const char *name,
                        const char *value, char *err, size_t errlen);
 /* Names accepted by wr_swim_config_set, NULL-terminated. */
@@ -129,6 +136,79 @@ typedef struct wr_swim_member_info {
  * listing (the session failed). */
 typedef int (*wr_swim_user_emit_fn)(void *ctx, const char *key,
                                     uint64_t version);
+
+/*
+ * Application state in anti-entropy (issue 10: the ownership table runs
+ * its scuttlebutt-by-owner digests and deltas through it).  swim carries
+ * opaque records, each 1..WR_SWIM_APP_RECORD_MAX bytes, in the sync
+ * stream's frames (sealed like the rest) and never looks inside them;
+ * what a record means, and which records the peer lacks, is the
+ * application's business.  Within one sync session, on each side:
+ *
+ *   begin                          (wr_swim_sync_new)
+ *   digest_next ... 0              our digest, sent with our member digest
+ *   digest_in *                    the peer's digest records, as they arrive
+ *   delta_next ... 0               what the peer lacks, after its whole
+ *                                  digest was seen (digest_in is never
+ *                                  called again after the first delta_next)
+ *   delta_in *                     what we lack, from the peer
+ *   end                            once, whatever happened
+ *
+ * The initiator runs digest_next first (its digest opens the session),
+ * then delta_in (the responder's delta), digest_in (the responder's
+ * digest), delta_next; the responder runs digest_in, delta_next,
+ * digest_next, delta_in.  Either side may see no digest_in at all: a peer
+ * without hooks (or with nothing) sends an empty digest, which asks for
+ * everything, and ignores the delta it gets.
+ *
+ * Output is pulled lazily: digest_next and delta_next are called only
+ * while less than about two frames (128 KiB) of the session's output
+ * wait to be written, from wr_swim_sync_new, _recv and _send, so a delta
+ * of any size streams through a bounded buffer and the application
+ * should produce it incrementally too (a cursor in |ctx|), not build it
+ * whole in begin.
+ *
+ * The hooks run inside wr_swim_sync_* calls and must not call into the
+ * session or into |sw| (except the read-only member queries); the
+ * application applies what delta_in hands it to its own state.  Record
+ * pointers given to digest_in/delta_in are valid during the call only.
+ * The application owns |ctx|; swim owns the vtable pointer's target only
+ * as long as the core lives (it must outlive the core).
+ */
+#define WR_SWIM_APP_RECORD_MAX 4096
+
+typedef struct wr_swim_app_sync {
+  /* A session starts.  |user_data| is app_sync_user_data; |initiator| is
+   * 1 on the connecting side; |now| the session's start.  Returns the
+   * session context, or NULL (no memory): wr_swim_sync_new then fails
+   * with WR_ERR_NOMEM, the sync counts as failed and end is not called. */
+  void *(*begin)(void *user_data, int initiator, wr_tstamp now);
+  /* Our digest, one record per call: writes the next record into |dst|
+   * (|cap| is WR_SWIM_APP_RECORD_MAX) and returns its length (1..cap),
+   * 0 when the digest is complete, or a negative value, which fails the
+   * session (the wr_swim_sync_* call returns WR_ERR_CALLBACK).  A length
+   * above |cap| fails it the same way. */
+  wr_ssize (*digest_next)(void *ctx, uint8_t *dst, size_t cap);
+  /* One record of the peer's digest (|len| 1..WR_SWIM_APP_RECORD_MAX).
+   * Returns 0, or a negative value when the record is malformed: the
+   * session fails (WR_ERR_PROTO, counted in syncs_failed and
+   * syncs_app_rejected). */
+  int (*digest_in)(void *ctx, const uint8_t *rec, size_t len);
+  /* What the peer lacks, one record per call, called only after the
+   * peer's whole digest was seen; as digest_next (0 when done). */
+  wr_ssize (*delta_next)(void *ctx, uint8_t *dst, size_t cap);
+  /* One delta record from the peer: apply it (the application's merge
+   * rule decides, as for gossip: a peer can only send, never make us
+   * roll back).  0, or negative when malformed: as digest_in. */
+  int (*delta_in)(void *ctx, const uint8_t *rec, size_t len);
+  /* The session ends: |ok| is 1 when the whole exchange completed (both
+   * deltas crossed and ours was written), 0 on any failure, a peer that
+   * left early, or wr_swim_sync_del mid-session.  Called exactly once
+   * for every begin that returned a context, and the last hook called
+   * with |ctx|: free it here.  What delta_in applied before a failure
+   * stays applied (every record stands alone). */
+  void (*end)(void *ctx, int ok);
+} wr_swim_app_sync;
 
 /* Callbacks (all optional).  They must not call back into |sw| except the
  * read-only member queries. */
@@ -167,6 +247,15 @@ typedef struct wr_swim_callbacks {
    * then left out). */
   wr_ssize (*user_get)(wr_swim *sw, const char *key, uint64_t *version,
                        uint8_t *dst, size_t cap, void *user_data);
+  /* Application state in anti-entropy (above): NULL for none (syncs then
+   * carry no app records and skip the peer's).  Every hook must be set
+   * (wr_swim_new returns WR_ERR_INVAL otherwise).  The hooks get
+   * |app_sync_user_data|, not the core's user_data, so an adapter can
+   * pass them through untouched.  The vtable is not copied: it must
+   * outlive the core.  Independent of user_digest/user_get: both may be
+   * set, and then a sync carries both. */
+  const wr_swim_app_sync *app_sync;
+  void *app_sync_user_data;
 } wr_swim_callbacks;
 
 typedef struct wr_swim_stats {
@@ -181,10 +270,19 @@ typedef struct wr_swim_stats {
   uint64_t tx_dropped;   /* outbox full: a reply or probe was not sent */
   uint64_t refused;      /* wr_swim_unreachable reports */
   uint64_t syncs_ok, syncs_failed;
+  uint64_t syncs_version;      /* of syncs_failed: the peer's stream is
+                                  another version (a rolling upgrade) */
+  uint64_t syncs_app_rejected; /* of syncs_failed: digest_in or delta_in
+                                  refused a record of the peer's */
   uint64_t reconnects;   /* syncs started with a failed member */
   unsigned awareness;    /* current Lifeguard score, 0..awareness_max */
   uint32_t incarnation;  /* ours */
-  size_t broadcast_queue;/* updates still being piggybacked */
+  size_t broadcast_queue;/* updates still being piggybacked (both queues) */
+  size_t broadcast_queue_user; /* of which USER updates */
+  /* Updates that left a piggyback queue before their retransmit limit:
+   * evicted because their queue was full (the most-sent went), or not
+   * queued for lack of memory.  Per queue: membership, USER. */
+  uint64_t bcast_evicted_member, bcast_evicted_user;
 } wr_swim_stats;
 
 /*
@@ -272,7 +370,9 @@ void wr_swim_get_stats(const wr_swim *sw, wr_swim_stats *out);
  * same rules as gossip, except that a peer's DEAD about another member is
  * only a suspicion here, and a verdict about us in the peer's digest is
  * refuted at once (docs/SWIM.md).  When the application keeps USER state
- * (user_digest/user_get) the digests and states carry it too.
+ * (user_digest/user_get) the digests and states carry it too, and when it
+ * has app_sync hooks each digest is followed by its app digest records
+ * and each state by its app delta records (wr_swim_app_sync).
  */
 #define WR_SWIM_SYNC_FRAME_MAX (64 * 1024)
 
@@ -282,17 +382,28 @@ void wr_swim_get_stats(const wr_swim *sw, wr_swim_stats *out);
  * returns 0: more than one may be due at once. */
 int wr_swim_sync_due(wr_swim *sw, wr_addr *peer, wr_tstamp now);
 /* |initiator| 1 for the connecting side.  The session keeps a pointer to
- * |sw| and must be freed before it. */
+ * |sw| and must be freed before it.  Returns 0, WR_ERR_NOMEM (also when
+ * the app_sync begin hook returned NULL) or, for an initiator whose first
+ * output failed, WR_ERR_CALLBACK; a failed start counts in syncs_failed. */
 int wr_swim_sync_new(wr_swim *sw, wr_swim_sync **ps, int initiator,
                      wr_tstamp now);
 void wr_swim_sync_del(wr_swim_sync *s);
-/* Feeds stream bytes; returns 0 or a negative error (the adapter closes
- * the connection; the failure is counted). */
+/* Feeds stream bytes; returns 0 or a negative error, after which the
+ * session is failed (counted in syncs_failed) and the adapter closes the
+ * connection: WR_ERR_PROTO (malformed, out of order, unopenable, or an
+ * app record the application refused), WR_ERR_VERSION (the peer speaks
+ * another stream version; also counted in syncs_version), WR_ERR_LIMIT
+ * (a digest beyond the caps), WR_ERR_CALLBACK (a USER or app hook
+ * failed), WR_ERR_NOMEM. */
 int wr_swim_sync_recv(wr_swim_sync *s, const uint8_t *data, size_t len,
                       wr_tstamp now);
-/* Bytes to write next (0: nothing now).  The session owns the buffer; the
- * view is valid until the next wr_swim_sync_recv or _consumed call (new
- * output may move it), so an adapter with writes in flight copies it. */
+/* Bytes to write next (0: nothing now).  App records are pulled here as
+ * the output drains (at most ~3 frames wait at once), so an adapter
+ * calls this again after every completed write.  The session owns the
+ * buffer; the view is valid until the next wr_swim_sync_send, _recv or
+ * _consumed call (new output may move it), so an adapter with writes in
+ * flight copies it.  A negative return (WR_ERR_CALLBACK: an app hook
+ * failed; WR_ERR_NOMEM) fails the session like wr_swim_sync_recv. */
 wr_ssize wr_swim_sync_send(wr_swim_sync *s, const uint8_t **data);
 /* Marks |n| bytes from wr_swim_sync_send as written. */
 void wr_swim_sync_consumed(wr_swim_sync *s, size_t n);

@@ -43,7 +43,9 @@ typedef struct wr_swim_uv_config {
   /* Borrowed; must outlive the adapter (keys can rotate in place). */
   wr_swim_keyring *keyring;
   /* Forwarded from the core (may be NULL), with |user_data|.  The
-   * adapter also logs every member change itself. */
+   * adapter also logs every member change itself.  The app_sync hooks
+   * pass through untouched, with their own app_sync_user_data (copied
+   * with the struct; the vtable itself must outlive the adapter). */
   const wr_swim_callbacks *cb;
   void *user_data;
   unsigned max_syncs;            /* 0: 8 concurrent sync connections */

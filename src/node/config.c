@@ -30,6 +30,7 @@ static const opt_field fields[] = {
     STR(domain),
     {"key-file", offsetof(wr_node_opts, key_file), sizeof(((wr_node_opts *)0)->key_file)},
     STR(token),
+    STR(tokens),
     {"admin-token", offsetof(wr_node_opts, admin_token), sizeof(((wr_node_opts *)0)->admin_token)},
     STR(gossip),
     STR(join),

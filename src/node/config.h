@@ -9,6 +9,7 @@
  *   admin = 127.0.0.1:9081
  *   domain = tunnels.example.com
  *   key-file = /etc/warren/cluster.key
+ *   tokens = /etc/warren/tokens
  *   upstream-timeout = 60000
  *   head-timeout = 30000
  *   body-min-rate = 500
@@ -34,6 +35,7 @@
 typedef struct wr_node_opts {
   char id[128], http[128], admin[128], domain[256], key_file[1024];
   char token[512], admin_token[512], gossip[128], join[1024];
+  char tokens[1024]; /* --tokens FILE: accounts (tokens.h) */
   char proxy_from[800];
   char region[64], tags[256], gossip_profile[16]; /* validated by main.c */
   char gossip_set[1024]; /* "k=v,k=v" gossip tunables, checked by main.c */

@@ -29,7 +29,10 @@
 #include "warren/swim_uv.h"
 
 #include "config.h"
+#include "mesh.h"
+#include "warren/identity.h"
 #include "seeds.h"
+#include "tokens.h"
 
 #define KEY_FILE_MAX 4096
 
@@ -70,11 +73,18 @@ static const char usage_http[] =
     "  --idle-timeout MS, --head-timeout MS, --body-min-rate BYTES/S\n"
     "                       embedded node: as for `warren node` (defaults\n"
     "                       75000, 30000, 500); with --node, set them on\n"
-    "                       that node instead\n";
+    "                       that node instead\n"
+    "\n"
+    "Your names belong to your identity key, made on first use in\n"
+    "~/.config/warren/identity ($XDG_CONFIG_HOME/warren/identity, or the file\n"
+    "$WARREN_IDENTITY names): a restarted client keeps its names and no other\n"
+    "client can take them.  On a fleet with a tokens file, your --token's\n"
+    "account owns them instead.\n";
 
 static const char usage_node[] =
     "usage: warren node --id ID --http ADDR:PORT --admin ADDR:PORT\n"
     "                   --domain DOMAIN --key-file FILE [--token TOKEN]\n"
+    "                   [--tokens FILE]\n"
     "                   [--admin-token TOKEN] [--gossip ADDR:PORT]\n"
     "                   [--join HOST:PORT,...|dns:NAME:PORT] [--config FILE]\n"
     "                   [--gossip-profile lan|wan|local] [--region R]\n"
@@ -91,6 +101,10 @@ static const char usage_node[] =
     "  --domain DOMAIN      names are served as NAME.DOMAIN\n"
     "  --key-file FILE      the cluster secret (warren keygen > FILE)\n"
     "  --token TOKEN        require this token from tunnel clients\n"
+    "  --tokens FILE        accounts: [account] sections with token = T lines\n"
+    "                       and names = reserved,names (docs/ROUTES.md);\n"
+    "                       clients bind as the account of their token;\n"
+    "                       reloaded on SIGHUP\n"
     "  --admin-token TOKEN  require this bearer token on the admin API\n"
     "  --gossip ADDR:PORT   membership (SWIM gossip): UDP gossip and TCP\n"
     "                       state sync on this address, which peers must be\n"
@@ -224,11 +238,46 @@ static int cmd_pubkey(int argc, char **argv) {
   return 0;
 }
 
+/* ---- accounts ---- */
+
+/* Reads and parses the tokens file; 0 and a new table, or an error with
+ * a one-line message in |err|. */
+static int load_tokens(const char *path, wr_tokens **pt, char *err,
+                       size_t errlen) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    return WR_ERR_IO;
+  }
+  char *buf = malloc(WR_TOKENS_FILE_MAX + 2);
+  size_t n = buf ? fread(buf, 1, WR_TOKENS_FILE_MAX + 1, f) : 0;
+  fclose(f);
+  if (!buf) {
+    snprintf(err, errlen, "out of memory");
+    return WR_ERR_NOMEM;
+  }
+  buf[n] = 0;
+  int rv;
+  char why[240];
+  if (n > WR_TOKENS_FILE_MAX) {
+    snprintf(err, errlen, "%s is larger than 1 MiB", path);
+    rv = WR_ERR_INVAL;
+  } else if (memchr(buf, 0, n)) {
+    snprintf(err, errlen, "%s is not a text file", path);
+    rv = WR_ERR_INVAL;
+  } else if ((rv = wr_tokens_parse(buf, pt, why, sizeof why)) != 0) {
+    snprintf(err, errlen, "%s: %s", path, why);
+  }
+  sodium_memzero(buf, n);
+  free(buf);
+  return rv;
+}
+
 /* ---- the running program ---- */
 
 typedef struct app {
   uv_loop_t *loop;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
   uv_timer_t force;
   wr_ingress *ig;
   wr_client *client;
@@ -245,6 +294,11 @@ typedef struct app {
    * the core, so it lives here, in cmd_node's frame. */
   wr_swim_uv *swim;
   wr_swim_keyring keyring;
+  /* The routes table and its wiring (warren node only). */
+  wr_mesh *mesh;
+  /* --tokens FILE: accounts, replaced whole on SIGHUP (NULL: none). */
+  char tokens_path[1024];
+  wr_tokens *tokens;
   int leaving;
   uint64_t self_since; /* uv_now when our own state last changed */
   /* Latest version per "event/" user key (POST /events), bounded: the
@@ -254,7 +308,7 @@ typedef struct app {
     uint64_t version, seen;
   } ev[64];
   size_t nev;
-  uint64_t *m_swim[20];
+  uint64_t *m_swim[24];
   int64_t *g_swim[8];
 } app;
 
@@ -275,6 +329,10 @@ static void force_exit(uv_timer_t *t) {
 static void part_done(void *ud) {
   app *a = ud;
   if (!a || --a->parts > 0) return;
+  /* The ingress has closed every link (their unbound hooks ran), so
+   * nothing calls into the mesh any more. */
+  if (a->mesh) wr_mesh_close(a->mesh);
+  a->mesh = NULL;
   if (a->admin) wr_admin_close(a->admin, NULL, NULL);
   a->admin = NULL;
 }
@@ -287,8 +345,10 @@ static void app_stop(app *a, int code) {
    * by the collect hook, which checks a->swim). */
   if (a->swim) wr_swim_uv_close(a->swim, NULL, NULL);
   a->swim = NULL;
+  if (a->mesh) wr_mesh_set_swim(a->mesh, NULL);
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
+  if (a->sighup.data) uv_close((uv_handle_t *)&a->sighup, NULL);
   /* Whatever is still open after 2 s is not worth waiting for. */
   uv_timer_init(a->loop, &a->force);
   a->force.data = a;
@@ -340,6 +400,30 @@ static void setup_signals(app *a) {
   uv_signal_start(&a->sigterm, on_signal, SIGTERM);
 }
 
+/* SIGHUP: reload the tokens file.  A bad file keeps the old table (and
+ * says why): a typo must not lock every client out. */
+static void on_sighup(uv_signal_t *s, int sig) {
+  (void)sig;
+  app *a = s->data;
+  if (!a->tokens_path[0]) {
+    WR_LOG_INFOF("main", "reload", "what=nothing reason=\"no --tokens\"");
+    return;
+  }
+  wr_tokens *t = NULL;
+  char err[400];
+  if (load_tokens(a->tokens_path, &t, err, sizeof err) != 0) {
+    WR_LOG_ERRORF("main", "reload_failed", "what=tokens err=\"%s\" "
+                  "kept=old", err);
+    return;
+  }
+  wr_tokens *old = a->tokens;
+  a->tokens = t;
+  if (a->mesh) wr_mesh_set_tokens(a->mesh, t);
+  wr_tokens_del(old);
+  WR_LOG_INFOF("main", "reload", "what=tokens accounts=%zu tokens=%zu",
+               wr_tokens_accounts(t), wr_tokens_count(t));
+}
+
 static int run_loop(app *a) {
   uv_run(a->loop, UV_RUN_DEFAULT);
   /* Close stragglers (the force timer) so the loop closes cleanly. */
@@ -349,6 +433,7 @@ static int run_loop(app *a) {
   }
   uv_loop_close(a->loop);
   wr_metrics_del(a->metrics);
+  wr_tokens_del(a->tokens);
   return a->exit_code;
 }
 
@@ -364,34 +449,6 @@ static uint64_t parse_ms(const char *flag, const char *v, int *bad) {
   return x;
 }
 
-/* ---- admin routes (this node's view) ---- */
-
-typedef struct route_acc {
-  json_t *arr;
-  const char *owner;
-  size_t live;
-} route_acc;
-
-static void add_route(const wr_tunnel_info *t, void *ud) {
-  route_acc *r = ud;
-  if (r->arr) {
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "name", t->name, "owner",
-                          r->owner, "version", (json_int_t)t->version,
-                          "state", t->live ? "active" : "released");
-    if (o) json_array_append_new(r->arr, o);
-  }
-  if (t->live) r->live++;
-}
-
-static int h_routes(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
-  (void)req;
-  app *a = ud;
-  route_acc r = {json_array(), a->id, 0};
-  if (!r.arr) return WR_ERR_NOMEM;
-  if (a->ig) wr_ingress_foreach(a->ig, add_route, &r);
-  return wr_admin_resp_json(resp, r.arr);
-}
-
 static void addr_text(const wr_addr *ad, char *out, size_t cap) {
   char ip[64] = "?";
   if (ad->family == 6) {
@@ -405,16 +462,37 @@ static void addr_text(const wr_addr *ad, char *out, size_t cap) {
   }
 }
 
+/* The value of |key| in "k=v,k=v" tags, copied into |out|: its length,
+ * or -1 when absent. */
+static int tag_value(const char *tags, const char *key, char *out,
+                     size_t cap) {
+  size_t klen = strlen(key);
+  for (const char *p = tags; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1
+                                                          : NULL) {
+    if (strncmp(p, key, klen) == 0 && p[klen] == '=') {
+      const char *v = p + klen + 1;
+      size_t n = strcspn(v, ",");
+      snprintf(out, cap, "%.*s", (int)n, v);
+      return (int)n;
+    }
+  }
+  if (cap) out[0] = 0;
+  return -1;
+}
+
 static json_t *member_json(const wr_swim_member_info *m, uint64_t now) {
   char g[80], d[80];
   addr_text(&m->gossip, g, sizeof g);
   addr_text(&m->data, d, sizeof d);
   uint64_t age = now > m->state_since ? now - m->state_since : 0;
-  return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I}", "id", m->id,
+  char admin[80];
+  tag_value(m->tags ? m->tags : "", "admin", admin, sizeof admin);
+  return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:s}", "id", m->id,
                    "addr", g, "state", wr_swim_state_name(m->state),
                    "incarnation", (json_int_t)m->incarnation, "region",
                    m->region ? m->region : "", "tags", m->tags ? m->tags : "",
-                   "data_addr", d, "state_age_ms", (json_int_t)age);
+                   "data_addr", d, "state_age_ms", (json_int_t)age,
+                   "admin", admin);
 }
 
 /* GET /members: every member this node knows, itself first, in the
@@ -468,60 +546,65 @@ static void count_members(app *a, json_int_t c[4]) {
       c[m.state]++;
 }
 
-/* The digest covers the live routes only, sorted by name, so two nodes
- * with the same table agree whatever order they learned it in. */
-typedef struct digest_acc {
-  json_t *names;
-} digest_acc;
-
-static void add_digest(const wr_tunnel_info *t, void *ud) {
-  digest_acc *d = ud;
-  if (!t->live) return;
-  char line[400];
-  snprintf(line, sizeof line, "%s\n%llu", t->name,
-           (unsigned long long)t->version);
-  json_array_append_new(d->names, json_string(line));
+/*
+ * The members digest: an XOR of BLAKE2b-128(id, state) over every member
+ * this node knows, itself included, so it is independent of order and two
+ * nodes with the same view of who is in which state agree (incarnations
+ * are left out: they differ for a moment after every refutation).  Its
+ * age is the time since the youngest state change.  O(members) per call,
+ * nothing per gossip event.
+ */
+static void members_digest(app *a, char hex[33], uint64_t *age_ms) {
+  uint8_t acc[16] = {0};
+  uint64_t newest = 0, now = uv_now(a->loop);
+  if (a->swim) {
+    wr_swim *sw = wr_swim_uv_core(a->swim);
+    size_t n = wr_swim_member_count(sw);
+    wr_swim_member_info m;
+    for (size_t i = 0; i <= n; i++) {
+      if (i == n) {
+        wr_swim_self(sw, &m);
+        if (m.state_since == 0) m.state_since = a->self_since;
+      } else if (wr_swim_member_at(sw, i, &m) != 0) {
+        continue;
+      }
+      crypto_generichash_state st;
+      uint8_t h[16], state = (uint8_t)m.state;
+      crypto_generichash_init(&st, NULL, 0, sizeof h);
+      crypto_generichash_update(&st, (const uint8_t *)m.id,
+                                strlen(m.id) + 1);
+      crypto_generichash_update(&st, &state, 1);
+      crypto_generichash_final(&st, h, sizeof h);
+      for (int k = 0; k < 16; k++) acc[k] ^= h[k];
+      if (m.state_since > newest) newest = m.state_since;
+    }
+  }
+  sodium_bin2hex(hex, 33, acc, sizeof acc);
+  *age_ms = now > newest ? now - newest : 0;
 }
 
-static int cmp_str(const void *x, const void *y) {
-  return strcmp(*(const char *const *)x, *(const char *const *)y);
-}
-
+/* GET /status: the contract's shape plus the members digest and how long
+ * each digest has held (for warrenctl mesh). */
 static int h_status(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   (void)req;
   app *a = ud;
-  digest_acc d = {json_array()};
-  if (!d.names) return WR_ERR_NOMEM;
-  if (a->ig) wr_ingress_foreach(a->ig, add_digest, &d);
-  size_t n = json_array_size(d.names);
-  const char **v = calloc(n ? n : 1, sizeof *v);
-  if (!v) {
-    json_decref(d.names);
-    return WR_ERR_NOMEM;
-  }
-  for (size_t i = 0; i < n; i++)
-    v[i] = json_string_value(json_array_get(d.names, i));
-  qsort(v, n, sizeof *v, cmp_str);
-  crypto_generichash_state st;
-  uint8_t dg[16];
-  crypto_generichash_init(&st, NULL, 0, sizeof dg);
-  for (size_t i = 0; i < n; i++) {
-    crypto_generichash_update(&st, (const uint8_t *)v[i], strlen(v[i]));
-    crypto_generichash_update(&st, (const uint8_t *)a->id, strlen(a->id) + 1);
-  }
-  crypto_generichash_final(&st, dg, sizeof dg);
-  char hex[33];
-  sodium_bin2hex(hex, sizeof hex, dg, sizeof dg);
-  free(v);
-  json_decref(d.names);
   json_int_t c[4];
   count_members(a, c);
-  json_t *o = json_pack("{s:s, s:{s:I, s:I, s:I, s:I}, s:I, s:s}", "id", a->id,
-                        "members", "alive", c[WR_SWIM_ALIVE], "suspect",
-                        c[WR_SWIM_SUSPECT], "dead", c[WR_SWIM_DEAD], "left",
-                        c[WR_SWIM_LEFT], "routes", (json_int_t)n,
-                        "routes_digest", hex);
+  char mhex[33];
+  uint64_t mage;
+  members_digest(a, mhex, &mage);
+  json_t *o = json_pack("{s:s, s:{s:I, s:I, s:I, s:I}, s:s, s:I}", "id",
+                        a->id, "members", "alive", c[WR_SWIM_ALIVE],
+                        "suspect", c[WR_SWIM_SUSPECT], "dead",
+                        c[WR_SWIM_DEAD], "left", c[WR_SWIM_LEFT],
+                        "members_digest", mhex, "members_digest_age_ms",
+                        (json_int_t)mage);
   if (!o) return WR_ERR_NOMEM;
+  int rv = a->mesh ? wr_mesh_status(a->mesh, o) : 0;
+  if (rv != 0) {
+    json_decref(o);
+    return rv;
+  }
   return wr_admin_resp_json(resp, o);
 }
 
@@ -549,11 +632,22 @@ static int event_seen(app *a, const char *key, uint64_t version,
   return 0;
 }
 
+/* A member's state changed: its routes follow (a dead or left owner's
+ * names stop resolving everywhere at once). */
+static void on_member_changed(wr_swim *sw, const wr_swim_member_info *m,
+                              void *ud) {
+  (void)sw;
+  app *a = ud;
+  if (a->mesh) wr_mesh_member_changed(a->mesh, m);
+}
+
 /* USER updates: an "event/" key is logged and re-gossiped once per
  * version; other keys are passed on as before. */
 static int on_user_update(wr_swim *sw, const wr_swim_update *u, void *ud) {
   (void)sw;
   app *a = ud;
+  int news = a->mesh ? wr_mesh_user_update(a->mesh, u) : -1;
+  if (news >= 0) return news;
   if (strncmp(u->key, "event/", 6) != 0) return 1;
   if (event_seen(a, u->key, u->version, uv_now(a->loop))) return 0;
   WR_LOG_INFOF("main", "user_event", "key=%s version=%llu origin=%s len=%u",
@@ -597,6 +691,11 @@ static int h_events(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
                                             "version", (json_int_t)v));
 }
 
+static void mesh_collect(void *ud) {
+  app *a = ud;
+  if (a->mesh) wr_mesh_collect(a->mesh); /* closed: the last values stay */
+}
+
 static int start_admin(app *a, const char *listen, const char *token) {
   int rv = wr_admin_new(&a->admin, a->loop, listen, token, NULL);
   if (rv != 0) {
@@ -605,7 +704,6 @@ static int start_admin(app *a, const char *listen, const char *token) {
     return rv;
   }
   wr_admin_route(a->admin, "GET", "/members", h_members, a);
-  wr_admin_route(a->admin, "GET", "/routes", h_routes, a);
   wr_admin_route(a->admin, "GET", "/status", h_status, a);
   wr_admin_route(a->admin, "POST", "/drain", h_drain, a);
   wr_admin_route(a->admin, "POST", "/events", h_events, a);
@@ -633,7 +731,9 @@ static int start_ingress(app *a, const char *listen, const char *domain,
   ic.body_min_rate = body_min_rate;
   ic.proxy_from = proxy_from;
   ic.metrics = m;
+  if (a->mesh) wr_mesh_ingress_hooks(a->mesh, &ic);
   int rv = wr_ingress_start(&a->ig, a->loop, &ic);
+  if (rv == 0 && a->mesh) wr_mesh_set_ingress(a->mesh, a->ig);
   sodium_memzero(ic.fleet_priv, 32);
   if (rv != 0) {
     fprintf(stderr, "warren: cannot listen on %s: %s\n", listen,
@@ -652,10 +752,11 @@ enum {
   MS_RX_PACKETS, MS_TX_PACKETS, MS_RX_BYTES, MS_TX_BYTES, MS_MALFORMED,
   MS_BADSEAL, MS_SUSPICIONS, MS_DEATHS, MS_REFUTATIONS, MS_PROBES,
   MS_PROBE_FAILURES, MS_SOCK_ERRORS, MS_SEND_DROPS, MS_SYNC_OK, MS_SYNC_FAILED,
-  MS_SYNC_REFUSED, MS_REFUSED, MS_RECONNECTS, MS_N
+  MS_SYNC_REFUSED, MS_REFUSED, MS_RECONNECTS, MS_EVICTED_MEMBER,
+  MS_EVICTED_USER, MS_SYNC_VERSION, MS_SYNC_APP_REJECTED, MS_N
 };
 enum { GS_AWARENESS, GS_INCARNATION, GS_ALIVE, GS_SUSPECT, GS_DEAD, GS_LEFT,
-       GS_N };
+       GS_QUEUE_MEMBER, GS_QUEUE_USER, GS_N };
 _Static_assert(MS_N <= WR_ARRAY_LEN(((app *)0)->m_swim), "app.m_swim");
 _Static_assert(GS_N <= WR_ARRAY_LEN(((app *)0)->g_swim), "app.g_swim");
 
@@ -673,13 +774,17 @@ static void swim_collect(void *ud) {
       us.udp_recv_errors + us.udp_send_errors + us.tcp_errors,
       us.udp_queue_drops + st.tx_dropped, us.sync_ok,
       us.sync_failed + us.sync_timeouts, us.sync_refused, st.refused,
-      st.reconnects};
+      st.reconnects, st.bcast_evicted_member, st.bcast_evicted_user,
+      st.syncs_version, st.syncs_app_rejected};
   for (int i = 0; i < MS_N; i++) *a->m_swim[i] = v[i];
   json_int_t c[4];
   count_members(a, c);
   *a->g_swim[GS_AWARENESS] = st.awareness;
   *a->g_swim[GS_INCARNATION] = st.incarnation;
   for (int i = 0; i < 4; i++) *a->g_swim[GS_ALIVE + i] = c[i];
+  *a->g_swim[GS_QUEUE_MEMBER] =
+      (int64_t)(st.broadcast_queue - st.broadcast_queue_user);
+  *a->g_swim[GS_QUEUE_USER] = (int64_t)st.broadcast_queue_user;
 }
 
 static void swim_metrics(app *a, wr_metrics *m) {
@@ -714,6 +819,15 @@ static void swim_metrics(app *a, wr_metrics *m) {
        "unreachable): evidence that nothing listens there."},
       {"warren_swim_reconnects_total", NULL, NULL,
        "Syncs started with a member declared dead (partition healing)."},
+      {"warren_swim_bcast_evicted_total", "queue", "member",
+       "Updates that left a piggyback queue before their retransmit limit "
+       "(queue full, or no memory); the sync repairs them."},
+      {"warren_swim_bcast_evicted_total", "queue", "user", NULL},
+      {"warren_swim_sync_failures_total", "reason", "version",
+       "Failed syncs (also in result=failed) by reason: the peer speaks "
+       "another sync stream version, or the application refused one of "
+       "its records."},
+      {"warren_swim_sync_failures_total", "reason", "app_rejected", NULL},
   };
   static const struct {
     const char *name, *lk, *lv, *help;
@@ -726,6 +840,9 @@ static void swim_metrics(app *a, wr_metrics *m) {
       {"warren_swim_members", "state", "suspect", NULL},
       {"warren_swim_members", "state", "dead", NULL},
       {"warren_swim_members", "state", "left", NULL},
+      {"warren_swim_bcast_queue", "queue", "member",
+       "Updates waiting to be piggybacked, per queue."},
+      {"warren_swim_bcast_queue", "queue", "user", NULL},
   };
   for (int i = 0; i < MS_N; i++)
     wr_metrics_counter(m, cs[i].name, cs[i].lk, cs[i].lv, cs[i].help,
@@ -786,6 +903,20 @@ static int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]) {
   snprintf(c.swim.region, sizeof c.swim.region, "%.*s", WR_SWIM_REGION_MAX,
            o->region);
   snprintf(c.swim.tags, sizeof c.swim.tags, "%.*s", WR_SWIM_TAGS_MAX, o->tags);
+  /* The admin address rides in the tags, so `warrenctl mesh` can ask
+   * every member from the members list of one (unless the operator set an
+   * admin= tag, e.g. the address reachable from outside a container). */
+  char dummy[80];
+  if (tag_value(c.swim.tags, "admin", dummy, sizeof dummy) < 0) {
+    size_t n = strlen(c.swim.tags);
+    int w = snprintf(c.swim.tags + n, sizeof c.swim.tags - n, "%sadmin=%s",
+                     n ? "," : "", o->admin);
+    if (w < 0 || (size_t)w >= sizeof c.swim.tags - n) {
+      c.swim.tags[n] = 0; /* too long: go without */
+      WR_LOG_WARNF("main", "admin_tag_skipped",
+                   "reason=\"--tags leave no room for admin=%s\"", o->admin);
+    }
+  }
   struct sockaddr_storage gs, hs;
   wr_parse_hostport(o->gossip, &gs);
   wr_parse_hostport(o->http, &hs);
@@ -815,7 +946,14 @@ static int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]) {
   wr_swim_keyring_add(&a->keyring, key, 1);
   sodium_memzero(key, sizeof key);
   c.keyring = &a->keyring;
-  static const wr_swim_callbacks cbs = {.user_update = on_user_update};
+  /* Static: the core keeps the pointer (one node per process). */
+  static wr_swim_callbacks cbs;
+  cbs = (wr_swim_callbacks){.user_update = on_user_update,
+                            .member_changed = on_member_changed};
+  if (a->mesh) {
+    cbs.app_sync = wr_mesh_app_sync();
+    cbs.app_sync_user_data = a->mesh;
+  }
   c.cb = &cbs;
   c.user_data = a;
   a->self_since = uv_now(a->loop);
@@ -827,6 +965,7 @@ static int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]) {
     return rv;
   }
   swim_metrics(a, wr_admin_metrics(a->admin));
+  if (a->mesh) wr_mesh_set_swim(a->mesh, a->swim);
   if (!o->join[0]) return 0;
   wr_seed_list sl;
   char err[300];
@@ -978,9 +1117,26 @@ static int cmd_node(int argc, char **argv) {
                  "file=%s mode=%03o hint=\"chmod 600 %s\"", keyfile,
                  (unsigned)(kst.st_mode & 0777), keyfile);
 
+  wr_tokens *tokens = NULL;
+  if (o.tokens[0]) {
+    char err[400];
+    if (load_tokens(o.tokens, &tokens, err, sizeof err) != 0) {
+      fprintf(stderr, "warren: --tokens %s\n", err);
+      sodium_memzero(secret, sizeof secret);
+      return 1;
+    }
+    struct stat tst;
+    if (stat(o.tokens, &tst) == 0 && (tst.st_mode & 077))
+      WR_LOG_WARNF("main", "tokens_file_readable",
+                   "file=%s mode=%03o hint=\"chmod 600 %s\"", o.tokens,
+                   (unsigned)(tst.st_mode & 0777), o.tokens);
+  }
+
   app a;
   memset(&a, 0, sizeof a);
   a.loop = uv_default_loop();
+  a.tokens = tokens;
+  snprintf(a.tokens_path, sizeof a.tokens_path, "%s", o.tokens);
   snprintf(a.id, sizeof a.id, "%s", id);
   snprintf(a.http, sizeof a.http, "%s", http);
   if (gossip) snprintf(a.gossip, sizeof a.gossip, "%s", gossip);
@@ -989,6 +1145,19 @@ static int cmd_node(int argc, char **argv) {
     app_stop(&a, 1);
     return run_loop(&a);
   }
+  int mrv = wr_mesh_new(&a.mesh, a.loop, a.id, wr_admin_metrics(a.admin));
+  if (mrv != 0) {
+    fprintf(stderr, "warren: cannot create the routes table: %s\n",
+            wr_strerror(mrv));
+    app_stop(&a, 1);
+    return run_loop(&a);
+  }
+  wr_mesh_admin_routes(a.mesh, a.admin);
+  wr_mesh_set_tokens(a.mesh, a.tokens);
+  uv_signal_init(a.loop, &a.sighup);
+  a.sighup.data = &a;
+  uv_signal_start(&a.sighup, on_sighup, SIGHUP);
+  wr_metrics_on_collect(wr_admin_metrics(a.admin), mesh_collect, &a);
   if (gossip && start_swim(&a, &o, secret) != 0) {
     sodium_memzero(secret, sizeof secret);
     app_stop(&a, 1);
@@ -1134,9 +1303,22 @@ static int cmd_http(int argc, char **argv) {
       snprintf(node_addr, sizeof node_addr, "127.0.0.1:%d", p);
     node = node_addr;
   }
+  /* The identity key: the account this client's names belong to in an
+   * open fleet, so a restart keeps them and nobody else can take them. */
+  static wr_identity ident;
+  int have_ident = 0;
+  char ipath[1024], ierr[1200];
+  if (wr_identity_path(ipath, sizeof ipath) == 0) {
+    if (wr_identity_load(&ident, ipath, ierr, sizeof ierr) == 0)
+      have_ident = 1;
+    else
+      WR_LOG_WARNF("main", "no_identity", "err=\"%s\" hint=\"names are "
+                   "then bound as anonymous\"", ierr);
+  }
   http_ctx h = {&a, (int)port};
   wr_client_config cc;
   memset(&cc, 0, sizeof cc);
+  cc.identity = have_ident ? &ident : NULL;
   cc.node = node;
   memcpy(cc.fleet_pub, pub, 32);
   cc.token = token;
@@ -1150,7 +1332,9 @@ static int cmd_http(int argc, char **argv) {
     fprintf(stderr, "warren: out of memory\n");
     app_stop(&a, 1);
   }
-  return run_loop(&a);
+  int rc = run_loop(&a);
+  sodium_memzero(&ident, sizeof ident);
+  return rc;
 }
 
 int main(int argc, char **argv) {

@@ -31,6 +31,8 @@
 
 #include "warren/control.h"
 #include "warren/err.h"
+#include "warren/identity.h"
+#include "warren/routes.h"
 #include "warren/log.h"
 #include "warren/names.h"
 
@@ -51,7 +53,7 @@ struct tlink {
   uint32_t options;      /* Bind options */
   uint8_t session[16];   /* Bind session (all zero: none sent) */
   char peer[64];
-  char token[WR_CONTROL_TOKEN_MAX + 1]; /* as presented in Hello */
+  char account[WR_ROUTE_ACCOUNT_MAX + 1]; /* from authorize, at Hello */
 };
 
 struct tunnel {
@@ -80,6 +82,7 @@ struct bindings {
   void (*bound)(void *, const char *, const char *, const uint8_t *,
                 uint32_t);
   void (*unbound)(void *, const char *, const uint8_t *);
+  int (*authorize)(void *, const char *, const char *, char *, size_t);
   tunnel *table[TABLE_BUCKETS];
   size_t ntunnels;
   tunnel *ghead, *gtail; /* GONE FIFO, oldest first */
@@ -95,12 +98,8 @@ struct bindings {
 
 static const uint8_t no_session[16];
 
-/* Who a client is, for the routes hooks.  For now the token its link
- * presented, else "anonymous"; the tokens file (token -> account) will
- * replace this one function. */
-static const char *bind_account(const tlink *tl) {
-  return tl->token[0] ? tl->token : "anonymous";
-}
+/* Who a client is, for the routes hooks: decided once, at its Hello. */
+static const char *bind_account(const tlink *tl) { return tl->account; }
 
 /* ---- the table ---- */
 
@@ -293,6 +292,40 @@ static void handle_bind(tlink *tl, const wr_control_msg *m) {
     b->bound(b->routes_ud, name, bind_account(tl), tl->session, tl->options);
 }
 
+/*
+ * The account of a client at its Hello: its identity proof is checked
+ * against this link's handshake hash (a proof made for another link, or
+ * by someone without the key, fails), then authorize (the node's tokens
+ * file) decides.  0, or WR_ERR_AUTH (logged and counted by the caller's
+ * BAD_TOKEN reply).
+ */
+static int hello_account(tlink *tl, const wr_control_msg *m) {
+  bindings *b = tl->b;
+  char identity[WR_IDENTITY_ACCOUNT_LEN + 1] = "";
+  if (m->u.hello.has_identity) {
+    if (wr_identity_verify(m->u.hello.identity_key,
+                           wr_link_handshake_hash(tl->link),
+                           m->u.hello.identity_proof) != 0) {
+      WR_LOG_INFOF("ingress", "bad_identity_proof", "peer=%s", tl->peer);
+      return WR_ERR_AUTH;
+    }
+    wr_identity_account(m->u.hello.identity_key, identity);
+  }
+  if (!b->authorize) {
+    snprintf(tl->account, sizeof tl->account, "%s",
+             identity[0] ? identity : "anonymous");
+    return 0;
+  }
+  char acct[WR_ROUTE_ACCOUNT_MAX + 1] = "";
+  if (b->authorize(b->routes_ud, m->u.hello.token, identity, acct,
+                   sizeof acct) != 0 || !acct[0]) {
+    WR_LOG_INFOF("ingress", "unknown_token", "peer=%s", tl->peer);
+    return WR_ERR_AUTH;
+  }
+  snprintf(tl->account, sizeof tl->account, "%s", acct);
+  return 0;
+}
+
 static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
                          void *ud) {
   (void)l;
@@ -328,7 +361,10 @@ static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
         return 0;
       }
     }
-    snprintf(tl->token, sizeof tl->token, "%s", m.u.hello.token);
+    if (hello_account(tl, &m) != 0) {
+      send_error(tl, WR_CONTROL_ERR_BAD_TOKEN, NULL, NULL);
+      return 0;
+    }
     tl->state = TL_READY;
     return 0;
   case TL_READY:
@@ -607,6 +643,7 @@ int bindings_new(bindings **pb, uv_loop_t *loop,
   b->gone_grace = ic->gone_grace_ms ? ic->gone_grace_ms : 30000;
   b->routes_ud = ic->routes_ud;
   b->bind_check = ic->bind_check;
+  b->authorize = ic->authorize;
   b->bound = ic->bound;
   b->unbound = ic->unbound;
   b->m_tunnel_bad = cfg->m_tunnel_bad;

@@ -17,9 +17,10 @@
  * unused rather than the take scanning thousands of entries. */
 #define TAKE_MISFITS_MAX 16
 
-void swim_bqueue_init(swim_bqueue *q, const wr_mem *mem) {
+void swim_bqueue_init(swim_bqueue *q, const wr_mem *mem, size_t max) {
   memset(q, 0, sizeof *q);
   q->mem = mem;
+  q->max = max ? max : 1;
 }
 
 static const char *bcast_topic(const swim_bcast *b) {
@@ -172,7 +173,7 @@ int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u) {
     detach(q, old);
     wr_mem_free(q->mem, old);
   }
-  if (q->n == SWIM_BQUEUE_MAX) evict_one(q);
+  if (q->n >= q->max) evict_one(q);
   if (index_reserve(q, q->n + 1) != 0 && !q->nindex) {
     wr_mem_free(q->mem, b);
     return WR_ERR_NOMEM;

@@ -100,6 +100,18 @@ static void lan(wr_swim_config *c) {
    * by itself.  What it costs: at most 512 remembered members (~104
    * bytes each) per node, and the attempts above. */
   c->reconnect_timeout_ms = 24ull * 3600 * 1000;
+  /* USER updates (the ownership table's changes) wait in a queue of
+   * their own, so that churn there never evicts membership news.  Its
+   * bound is the membership queue's, 4,096: a node's piggyback capacity
+   * is about 3 gossip packets per 200 ms of ~1,400 bytes, some 150 route
+   * updates a second, and each is sent retransmit_mult * log10(n + 1)
+   * times (12 at 1,000 members), so a node spreads ~12 fresh updates a
+   * second and the queue holds about five minutes of backlog beyond
+   * that.  Anything older is evicted (counted) and left to the periodic
+   * sync, which repairs it within one sync interval.  Memory: at most
+   * ~1.2 KB per entry with a full 1 KiB payload, ~5 MB; route entries
+   * are ~100-200 bytes, ~0.8 MB. */
+  c->user_queue_max = 4096;
 }
 
 void wr_swim_config_default(wr_swim_config *cfg) {
@@ -151,7 +163,7 @@ int wr_swim_config_profile(wr_swim_config *c, const char *name) {
 typedef struct tunable {
   const char *name;
   size_t off;
-  int is_u64;
+  int is_u64; /* 1: uint64_t, 0: unsigned (or lifeguard's int), 2: size_t */
   uint64_t lo, hi;
 } tunable;
 
@@ -177,6 +189,10 @@ static const tunable tunables[] = {
     U64("refused-suspicion-ms", refused_suspicion_ms, 0, 600000),
     U64("reconnect-interval-ms", reconnect_interval_ms, 0, 86400000),
     U64("reconnect-timeout-ms", reconnect_timeout_ms, 0, 30ull * 86400000),
+    /* 1 Mi entries of up to 1.2 KB is 1.2 GB: beyond that no box holds
+     * it, and the sync is the better path anyway. */
+    {"user-queue-max", offsetof(wr_swim_config, user_queue_max), 2, 1,
+     1u << 20},
 };
 #undef U64
 #undef UNS
@@ -188,7 +204,7 @@ const char *const wr_swim_config_names[] = {
     "gossip-interval-ms", "gossip-to-dead-ms", "push-fanout",
     "sync-interval-ms", "dead-reap-ms", "awareness-max", "lifeguard",
     "confirm-probes", "refused-suspicion-ms", "reconnect-interval-ms",
-    "reconnect-timeout-ms", NULL};
+    "reconnect-timeout-ms", "user-queue-max", NULL};
 
 int wr_swim_config_set(wr_swim_config *cfg, const char *name,
                        const char *value, char *err, size_t errlen) {
@@ -210,7 +226,9 @@ int wr_swim_config_set(wr_swim_config *cfg, const char *name,
                value);
       return WR_ERR_INVAL;
     }
-    if (t->is_u64)
+    if (t->is_u64 == 2)
+      *(size_t *)(void *)((char *)cfg + t->off) = (size_t)v;
+    else if (t->is_u64)
       *(uint64_t *)(void *)((char *)cfg + t->off) = v;
     else if (strcmp(t->name, "lifeguard") == 0)
       cfg->lifeguard = (int)v;

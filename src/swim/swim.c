@@ -87,7 +87,11 @@ struct wr_swim {
   uint32_t seq;
 
   swim_members mt;
-  swim_bqueue bq;
+  /* Two piggyback queues: membership news (bq) and USER updates (uq).
+   * A packet takes from bq first and gives uq only the room left, and
+   * each queue evicts only its own entries, so no amount of application
+   * churn can push a suspicion or a refutation out (docs/SWIM.md). */
+  swim_bqueue bq, uq;
 
   size_t probe_pos;
   struct {
@@ -257,10 +261,16 @@ static void member_update(const wr_swim *sw, size_t i, const char *from,
   u->payload_len = 0;
 }
 
+/* The queue an update waits in: USER updates have their own. */
+static swim_bqueue *queue_of(wr_swim *sw, const wr_swim_update *u) {
+  return u->kind == WR_SWIM_UPD_USER ? &sw->uq : &sw->bq;
+}
+
 static void broadcast_always(wr_swim *sw, const wr_swim_update *u) {
   /* A failed push loses one piggyback, not correctness: anti-entropy
    * repairs it.  It is visible as a queue drop in the stats. */
-  if (swim_bqueue_push(&sw->bq, u) != 0) sw->bq.dropped++;
+  swim_bqueue *q = queue_of(sw, u);
+  if (swim_bqueue_push(q, u) != 0) q->dropped++;
 }
 
 static void broadcast(wr_swim *sw, const wr_swim_update *u) {
@@ -951,7 +961,7 @@ wr_ssize wr_swim_send(wr_swim *sw, wr_addr *to, uint8_t *dst, size_t cap,
     swim_out o = sw->out[sw->out_head];
     sw->out_head = (sw->out_head + 1) % sw->out_cap;
     sw->out_n--;
-    if (o.type == WR_SWIM_GOSSIP && !sw->bq.n) continue;
+    if (o.type == WR_SWIM_GOSSIP && !sw->bq.n && !sw->uq.n) continue;
     wr_swim_packet *p = &sw->pkt;
     p->type = o.type;
     p->seq = o.seq;
@@ -970,10 +980,16 @@ wr_ssize wr_swim_send(wr_swim *sw, wr_addr *to, uint8_t *dst, size_t cap,
       member_update(sw, (size_t)i, NULL, &u);
       add_extra(p, &u, &budget);
     }
+    /* Membership first, then USER updates in the room left: both at the
+     * same retransmit limit, lambda * log(n + 1) packets each. */
     size_t room = budget;
+    uint32_t limit = retransmit_limit(sw);
     p->nraw = swim_bqueue_take(&sw->bq, sw->piggyback,
                                WR_SWIM_UPDATES_MAX - p->nupdates, &budget,
-                               retransmit_limit(sw));
+                               limit);
+    p->nraw += swim_bqueue_take(&sw->uq, sw->piggyback + (room - budget),
+                                WR_SWIM_UPDATES_MAX - p->nupdates - p->nraw,
+                                &budget, limit);
     p->raw = sw->piggyback;
     p->raw_len = room - budget;
     wr_ssize n = wr_swim_encode(p, sw->plain, sizeof sw->plain);
@@ -1092,7 +1108,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
    * node with an empty queue passes news on the moment it arrives
    * (wr_swim_deadline makes that tick due at once) instead of at a tick
    * phase set by whatever unrelated timer ran last. */
-  if (now >= sw->next_gossip_at && sw->bq.n) {
+  if (now >= sw->next_gossip_at && (sw->bq.n || sw->uq.n)) {
     gossip_to(sw, sw->cfg.gossip_nodes, now);
     sw->next_gossip_at = now + sw->cfg.gossip_interval_ms;
   }
@@ -1125,7 +1141,7 @@ wr_tstamp wr_swim_deadline(const wr_swim *sw) {
     if (!sw->probe.indirect_sent) AT(sw->probe.timeout_at);
     AT(sw->probe.end_at);
   }
-  if (sw->bq.n) AT(sw->next_gossip_at);
+  if (sw->bq.n || sw->uq.n) AT(sw->next_gossip_at);
   for (size_t j = 0; j < sw->nsusp; j++)
     if (sw->susp[j].used) AT(sw->susp[j].deadline);
   for (size_t j = 0; j < SWIM_CONFIRM_PROBES_MAX; j++)
@@ -1153,7 +1169,8 @@ int wr_swim_new(wr_swim **psw, const wr_swim_config *cfg,
   *psw = NULL;
   if (!cfg->rand || !cfg->probe_interval_ms || !cfg->probe_timeout_ms ||
       cfg->probe_timeout_ms >= cfg->probe_interval_ms ||
-      !cfg->gossip_interval_ms || !cfg->suspicion_mult || !cfg->retransmit_mult)
+      !cfg->gossip_interval_ms || !cfg->suspicion_mult ||
+      !cfg->retransmit_mult || !cfg->user_queue_max)
     return WR_ERR_INVAL;
   wr_swim *sw = wr_mem_calloc(mem, 1, sizeof *sw);
   if (!sw) return WR_ERR_NOMEM;
@@ -1167,13 +1184,20 @@ int wr_swim_new(wr_swim **psw, const wr_swim_config *cfg,
     return WR_ERR_INVAL;
   }
   if (cb) sw->cb = *cb;
+  const wr_swim_app_sync *as = sw->cb.app_sync;
+  if (as && (!as->begin || !as->digest_next || !as->digest_in ||
+             !as->delta_next || !as->delta_in || !as->end)) {
+    wr_mem_free(mem, sw);
+    return WR_ERR_INVAL;
+  }
   wr_swim_keyring_init(&sw->empty_kr);
   sw->kr = keyring ? keyring : &sw->empty_kr;
   sw->mem = mem;
   sw->user_data = user_data;
   sw->self_since = now;
   swim_members_init(&sw->mt, mem);
-  swim_bqueue_init(&sw->bq, mem);
+  swim_bqueue_init(&sw->bq, mem, SWIM_BQUEUE_MAX);
+  swim_bqueue_init(&sw->uq, mem, cfg->user_queue_max);
   swim_lost_init(&sw->lost, mem);
   /* Random phases, so a fleet started together does not probe in step. */
   sw->next_probe_at = now + rand_below(sw, cfg->probe_interval_ms);
@@ -1191,6 +1215,7 @@ void wr_swim_del(wr_swim *sw) {
   if (!sw) return;
   swim_members_free(&sw->mt);
   swim_bqueue_free(&sw->bq);
+  swim_bqueue_free(&sw->uq);
   swim_lost_free(&sw->lost);
   wr_mem_free(sw->mem, sw->susp);
   wr_mem_free(sw->mem, sw->graves);
@@ -1274,7 +1299,7 @@ int wr_swim_broadcast_user(wr_swim *sw, const char *key, uint64_t version,
   u.version = version;
   u.payload = payload;
   u.payload_len = (uint16_t)len;
-  int rv = swim_bqueue_push(&sw->bq, &u);
+  int rv = swim_bqueue_push(&sw->uq, &u);
   if (rv != 0) return rv;
   push_soon(sw, now);
   return 0;
@@ -1311,7 +1336,10 @@ void wr_swim_get_stats(const wr_swim *sw, wr_swim_stats *out) {
   *out = sw->st;
   out->awareness = sw->awareness;
   out->incarnation = sw->inc;
-  out->broadcast_queue = sw->bq.n;
+  out->broadcast_queue = sw->bq.n + sw->uq.n;
+  out->broadcast_queue_user = sw->uq.n;
+  out->bcast_evicted_member = sw->bq.dropped;
+  out->bcast_evicted_user = sw->uq.dropped;
   out->rx_badseal = sw->st.rx_badseal;
 }
 
@@ -1399,6 +1427,13 @@ wr_ssize swim_core_user_get(wr_swim *sw, const char *key, uint64_t *version,
   if (!swim_core_has_user_state(sw)) return -1;
   return sw->cb.user_get(sw, key, version, dst, cap, sw->user_data);
 }
+
+const wr_swim_app_sync *swim_core_app_sync(const wr_swim *sw, void **pud) {
+  *pud = sw->cb.app_sync_user_data;
+  return sw->cb.app_sync;
+}
+
+wr_swim_stats *swim_core_stats(wr_swim *sw) { return &sw->st; }
 
 wr_swim_keyring *swim_core_keyring(wr_swim *sw) { return sw->kr; }
 const wr_mem *swim_core_mem(const wr_swim *sw) { return sw->mem; }

@@ -120,6 +120,7 @@ typedef struct swim_blist {
  * (retransmit limits are retransmit_mult * ceil(log10(n + 1)): 20 at
  * 10,000 members with the LAN profile). */
 #define SWIM_BQUEUE_LEVELS 32
+/* The membership queue's bound (the USER queue's is user_queue_max). */
 #define SWIM_BQUEUE_MAX 4096
 
 typedef struct swim_bqueue {
@@ -130,11 +131,14 @@ typedef struct swim_bqueue {
   swim_blist level[SWIM_BQUEUE_LEVELS];
   swim_bcast **index; /* chain heads, nindex a power of two >= n */
   size_t nindex;
-  size_t n;
+  size_t n, max;    /* max >= 1: beyond it the most-sent entry goes */
   uint64_t dropped; /* evicted because the queue was full */
 } swim_bqueue;
 
-void swim_bqueue_init(swim_bqueue *q, const wr_mem *mem);
+/* The core keeps two of these: one for membership updates (bound
+ * SWIM_BQUEUE_MAX) and one for USER updates (bound user_queue_max), so
+ * application churn can never evict membership news (swim.c, send). */
+void swim_bqueue_init(swim_bqueue *q, const wr_mem *mem, size_t max);
 void swim_bqueue_free(swim_bqueue *q);
 /* Queues a copy of |u| (and its payload).  0 or WR_ERR_NOMEM/WR_ERR_INVAL. */
 int swim_bqueue_push(swim_bqueue *q, const wr_swim_update *u);
@@ -217,6 +221,10 @@ wr_ssize swim_core_user_get(wr_swim *sw, const char *key, uint64_t *version,
  * already carries our new incarnation. */
 void swim_core_self_digest(wr_swim *sw, uint32_t inc, uint8_t state,
                            wr_tstamp now);
+/* The application's app-sync hooks (NULL: none) and their user_data. */
+const wr_swim_app_sync *swim_core_app_sync(const wr_swim *sw, void **pud);
+/* The core's counters, for the sync's reasons of failure. */
+wr_swim_stats *swim_core_stats(wr_swim *sw);
 wr_swim_keyring *swim_core_keyring(wr_swim *sw);
 const wr_mem *swim_core_mem(const wr_swim *sw);
 void swim_core_rand(wr_swim *sw, uint8_t *dst, size_t len);

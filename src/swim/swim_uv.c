@@ -61,8 +61,10 @@
 #include "warren/swim_uv.h"
 
 #define DEFAULT_MAX_SYNCS 8
-/* A sync is two or three frames of at most 64 KiB each; 10 s covers a
- * slow WAN link many times over, and a hung peer gives its socket back. */
+/* A sync is a few frames of at most 64 KiB each (more when application
+ * state is far behind: a 10 MB app delta takes ~1 s at 100 Mbit/s); 10 s
+ * covers a slow WAN link many times over, and a hung peer gives its
+ * socket back. */
 #define DEFAULT_SYNC_TIMEOUT_MS 10000
 #define DEFAULT_BACKOFF_MIN_MS 1000
 #define DEFAULT_BACKOFF_MAX_MS 30000
@@ -1122,6 +1124,10 @@ int wr_swim_uv_start(wr_swim_uv **pu, uv_loop_t *loop,
     cbs.user_digest = on_user_digest;
     cbs.user_get = on_user_get;
   }
+  /* App-sync hooks take their own user_data, so they pass through as
+   * they are; the pump below already pulls output after every write. */
+  cbs.app_sync = u->app_cb.app_sync;
+  cbs.app_sync_user_data = u->app_cb.app_sync_user_data;
   int rv = wr_swim_new(&u->sw, &u->cfg, &cbs, cfg->keyring, NULL, u,
                        uv_now(loop));
   if (rv != 0) {

@@ -4,11 +4,11 @@
  * not the fleet size (apart from the digests themselves, ~12 bytes per
  * member).
  *
- *   initiator                     responder
- *   DIGEST (its view) ----------->
- *                     <---------- STATE (entries the initiator lacks)
- *                     <---------- DIGEST (its view)
- *   STATE (what it lacks) ------->
+ *   initiator                          responder
+ *   DIGEST [UDIGEST] [ADIGEST] ------>
+ *                          <---------- STATE [ADELTA] (what the initiator lacks)
+ *                          <---------- DIGEST [UDIGEST] [ADIGEST] (its view)
+ *   STATE [ADELTA] ------------------>  (what the responder lacks)
  *
  * Stream = frames: u32 length | sealed(plaintext), length <= 64 KiB.
  * plaintext = u8 version | u8 type | u8 last | u32 count | entry*
@@ -16,10 +16,14 @@
  *   UDIGEST entry = str key | u64 version      (application USER state)
  *   STATE entry   = an update in the gossip codec (ALIVE/SUSPECT/DEAD/LEFT,
  *                   and USER with its payload)
+ *   ADIGEST entry = u16 len | record           (application state, opaque:
+ *   ADELTA entry  = u16 len | record            1..WR_SWIM_APP_RECORD_MAX)
  * A message spans as many frames as it needs (a frame holds whole entries
- * only; every entry, a 1 KiB USER payload included, fits one frame many
- * times over); |last| marks its final frame.  A digest message is DIGEST
- * frames, then UDIGEST frames when the application keeps USER state.
+ * of one type only; every entry, a 1 KiB USER payload or a 4 KiB app
+ * record included, fits one frame many times over); |last| marks its
+ * final frame.  A digest message is DIGEST frames, then UDIGEST frames
+ * when the application keeps USER state, then ADIGEST frames when it has
+ * app-sync hooks; a state message is STATE frames, then ADELTA frames.
  * Anything out of order, malformed or unopenable fails the session
  * (counted), and what was merged before stays merged: every entry obeys
  * the gossip rules (USER entries the application's version rule), with
@@ -31,9 +35,34 @@
  * USER state (swim.h, user_digest/user_get): the digest lists every
  * (key, version) the application holds; the other side sends back the
  * entries whose key the digest lacks or names at a lower version, fetched
- * with user_get only then, so the payloads cross only when needed.  Version
- * 2 of the stream: a version-1 peer fails the session (counted) and only
- * anti-entropy with it stops until it is upgraded; gossip is unaffected.
+ * with user_get only then, so the payloads cross only when needed.
+ *
+ * App state (swim.h, wr_swim_app_sync): opaque records the application
+ * produces and consumes itself (the ownership table's per-owner digests
+ * and deltas).  Those can be large (a node that was away while 10^5 names
+ * changed), so they are the one part produced lazily: records are pulled
+ * from the application one frame at a time, and only while less than
+ * SYNC_OUT_BOUND bytes wait to be written (wr_swim_sync_send pulls
+ * more as the socket drains).  Members and USER entries are produced
+ * whole when their message starts, as before: they are bounded by the
+ * fleet and by the USER caps.
+ *
+ * The output side is therefore a small producer with phases, apart from
+ * the input side's states:
+ *
+ *   input state      message end (last frame)    output phases queued
+ *   I_WAIT_STATE  -> I_WAIT_DIGEST
+ *   I_WAIT_DIGEST -> DONE                        STATE, APP_DELTA
+ *   R_WAIT_DIGEST -> R_WAIT_STATE                STATE, APP_DELTA, DIGEST,
+ *                                                APP_DIGEST
+ *   R_WAIT_STATE  -> DONE
+ *   (initiator start)                            DIGEST, APP_DIGEST
+ *
+ * The session is over when the input is DONE, the producer idle and every
+ * byte written.  Version 3 of the stream (2 added USER state, 3 the app
+ * records): a peer on another version fails the session, counted apart
+ * (syncs_version), and only anti-entropy with it stops until both run
+ * the same version; gossip is unaffected.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,13 +72,26 @@
 #include "warren/buf.h"
 #include "warren/err.h"
 
-#define SYNC_VERSION 2
+#define SYNC_VERSION 3
 #define SYNC_DIGEST 1
 #define SYNC_STATE 2
 #define SYNC_UDIGEST 3
+#define SYNC_ADIGEST 4
+#define SYNC_ADELTA 5
 #define SYNC_HDR 7
 /* Plaintext room in one frame. */
 #define SYNC_PT_MAX (WR_SWIM_SYNC_FRAME_MAX - WR_SWIM_SEAL_OVERHEAD)
+/* App records are pulled only while less than this waits to be written:
+ * two whole frames, so the socket always has the next frame ready while
+ * one is in flight (no stall between writes), and a session holds at most
+ * three frames (~192 KiB) of output however large the delta. */
+#define SYNC_OUT_BOUND (2 * (4 + WR_SWIM_SYNC_FRAME_MAX))
+/* A frame takes another app record only while one of maximal size still
+ * fits, since a record cannot be handed back once pulled: frames are at
+ * least (SYNC_PT_MAX - this) / SYNC_PT_MAX = 94 % full. */
+#define SYNC_APP_ENTRY_MAX (2 + WR_SWIM_APP_RECORD_MAX)
+_Static_assert(SYNC_HDR + 2 * SYNC_APP_ENTRY_MAX <= SYNC_PT_MAX,
+               "a frame holds several app records");
 /* A peer claiming more members than this is not a fleet we can hold. */
 #define SYNC_PEER_MAX 1000000
 /* Nor more USER keys than this: at ~20 bytes a digest entry, a million
@@ -76,13 +118,23 @@ typedef struct user_vec {
   size_t n, cap;
 } user_vec;
 
+/* Input states: what the session reads next. */
 enum {
   S_I_WAIT_STATE, /* initiator: digest sent, reading the responder's STATE */
   S_I_WAIT_DIGEST,
   S_R_WAIT_DIGEST,
   S_R_WAIT_STATE,
-  S_DONE,
+  S_DONE,   /* nothing more to read */
   S_FAILED,
+};
+
+/* Output phases: what the producer writes next (see the table above). */
+enum {
+  P_IDLE,
+  P_DIGEST,     /* members + USER keys, whole */
+  P_APP_DIGEST, /* app digest records, pulled frame by frame */
+  P_STATE,      /* member + USER entries, whole */
+  P_APP_DELTA,  /* app delta records, pulled frame by frame */
 };
 
 struct wr_swim_sync {
@@ -90,6 +142,11 @@ struct wr_swim_sync {
   wr_tstamp now; /* of the latest call that had a clock */
   const wr_mem *mem;
   int state, reported;
+  int phase, then; /* output: the phase now, the message after this one */
+  /* The application's app-sync hooks, and its session context: non-NULL
+   * from begin until end (called once, in report()). */
+  const wr_swim_app_sync *app;
+  void *app_ud, *app_ctx;
   uint8_t *in;
   size_t in_len, in_cap;
   uint8_t *out;
@@ -99,6 +156,7 @@ struct wr_swim_sync {
   user_vec upeer;  /* the peer's USER digest, sorted before use */
   user_vec usend;  /* scratch for send_state */
   int emit_err;    /* set by an emit callback that failed */
+  uint8_t in_type; /* type of the previous frame of the message being read */
   /* the frame being built (in the scratch below) */
   uint8_t type;
   uint32_t count;
@@ -115,6 +173,15 @@ static _Thread_local uint8_t frame_scratch[SYNC_PT_MAX];
 static int out_reserve(wr_swim_sync *s, size_t more) {
   if (s->out_off && s->out_off == s->out_len) s->out_off = s->out_len = 0;
   if (s->out_len + more <= s->out_cap) return 0;
+  if (s->out_off) {
+    /* Written bytes are dropped before growing: with output produced as
+     * the socket drains, the buffer would otherwise grow by everything
+     * ever sent whenever the adapter consumes in pieces. */
+    memmove(s->out, s->out + s->out_off, s->out_len - s->out_off);
+    s->out_len -= s->out_off;
+    s->out_off = 0;
+    if (s->out_len + more <= s->out_cap) return 0;
+  }
   size_t cap = s->out_cap ? s->out_cap : 4096;
   while (cap < s->out_len + more) cap *= 2;
   uint8_t *p = wr_mem_realloc(s->mem, s->out, cap);
@@ -148,6 +215,24 @@ static void msg_begin(wr_swim_sync *s, uint8_t type) {
   s->type = type;
   s->count = 0;
   s->pt_len = SYNC_HDR;
+}
+
+/* The message's final frame: the producer moves on to the next message
+ * queued (the responder's digest after its state), or goes idle. */
+static int msg_end(wr_swim_sync *s) {
+  int rv = frame_flush(s, 1);
+  s->phase = s->then;
+  s->then = P_IDLE;
+  return rv;
+}
+
+/* The members and USER part of a message is written: the app records
+ * follow (phase |app_phase|) when the application has hooks, else the
+ * message ends here. */
+static int eager_done(wr_swim_sync *s, int app_phase) {
+  if (!s->app) return msg_end(s);
+  s->phase = app_phase;
+  return frame_flush(s, 0);
 }
 
 /* Appends one encoded entry, starting a new frame when this one is full. */
@@ -227,7 +312,7 @@ static int send_digest(wr_swim_sync *s) {
     if (s->emit_err) return s->emit_err;
     if (rv) return rv < 0 ? rv : WR_ERR_CALLBACK;
   }
-  return frame_flush(s, 1);
+  return eager_done(s, P_APP_DIGEST);
 }
 
 static int user_push(const wr_mem *mem, user_vec *v, const char *key,
@@ -348,7 +433,67 @@ static int send_state(wr_swim_sync *s) {
   if (swim_core_has_user_state(s->sw)) {
     if ((rv = send_user_state(s)) != 0) return rv;
   }
-  return frame_flush(s, 1);
+  return eager_done(s, P_APP_DELTA);
+}
+
+/* One frame of app records (ADIGEST or ADELTA, after the phase), pulled
+ * from the application while a record of maximal size still fits; the
+ * frame is sealed before returning (the plaintext scratch is shared), as
+ * the last one of its message when the application has no more. */
+static int app_frame(wr_swim_sync *s) {
+  int digest = s->phase == P_APP_DIGEST;
+  wr_ssize (*next)(void *, uint8_t *, size_t) =
+      digest ? s->app->digest_next : s->app->delta_next;
+  msg_begin(s, digest ? SYNC_ADIGEST : SYNC_ADELTA);
+  while (s->pt_len + SYNC_APP_ENTRY_MAX <= SYNC_PT_MAX) {
+    uint8_t *rec = s->pt + s->pt_len + 2;
+    wr_ssize n = next(s->app_ctx, rec, WR_SWIM_APP_RECORD_MAX);
+    if (n == 0) return msg_end(s);
+    if (n < 0 || n > WR_SWIM_APP_RECORD_MAX) return WR_ERR_CALLBACK;
+    wr_put_u16(s->pt + s->pt_len, (uint16_t)n);
+    s->pt_len += 2 + (size_t)n;
+    s->count++;
+  }
+  return frame_flush(s, 0);
+}
+
+/* Writes output until SYNC_OUT_BOUND bytes wait or nothing is left to
+ * write.  The whole phases (members, USER) may overshoot the bound: they
+ * are written in one go, as they always were. */
+static int produce(wr_swim_sync *s) {
+  int rv = 0;
+  while (rv == 0 && s->phase != P_IDLE &&
+         s->out_len - s->out_off < SYNC_OUT_BOUND) {
+    switch (s->phase) {
+    case P_DIGEST: rv = send_digest(s); break;
+    case P_STATE: rv = send_state(s); break;
+    default: rv = app_frame(s); break;
+    }
+  }
+  return rv;
+}
+
+/* One frame of the peer's app records, each handed to the application
+ * (digest_in or delta_in by the frame's type); without hooks they are
+ * checked and skipped.  A record the application refuses fails the
+ * session like any malformed input, counted apart. */
+static int read_app(wr_swim_sync *s, wr_rbuf *b, uint32_t count,
+                    uint8_t type) {
+  for (uint32_t k = 0; k < count; k++) {
+    uint16_t n;
+    const uint8_t *rec;
+    if (wr_rbuf_u16(b, &n) != 0 || !n || n > WR_SWIM_APP_RECORD_MAX ||
+        wr_rbuf_view(b, n, &rec) != 0)
+      return WR_ERR_PROTO;
+    if (!s->app_ctx) continue;
+    int rv = type == SYNC_ADIGEST ? s->app->digest_in(s->app_ctx, rec, n)
+                                  : s->app->delta_in(s->app_ctx, rec, n);
+    if (rv < 0) {
+      swim_core_stats(s->sw)->syncs_app_rejected++;
+      return WR_ERR_PROTO;
+    }
+  }
+  return 0;
 }
 
 static int read_digest(wr_swim_sync *s, wr_rbuf *b, uint32_t count) {
@@ -417,7 +562,9 @@ static int read_state(wr_swim_sync *s, wr_rbuf *b, uint32_t count,
 }
 
 /* One opened frame: check it is what this state expects, apply it, and
- * move on when it was the last frame of its message. */
+ * move on when it was the last frame of its message.  Within a message
+ * frame types never go back (DIGEST < UDIGEST < ADIGEST, STATE < ADELTA),
+ * so a peer cannot slip member entries in after the app records. */
 static int on_frame(wr_swim_sync *s, const uint8_t *pt, size_t len,
                     wr_tstamp now) {
   wr_rbuf b;
@@ -425,15 +572,23 @@ static int on_frame(wr_swim_sync *s, const uint8_t *pt, size_t len,
   uint32_t count;
   int rv;
   wr_rbuf_init(&b, pt, len);
-  if (wr_rbuf_u8(&b, &ver) != 0 || ver != SYNC_VERSION ||
-      wr_rbuf_u8(&b, &type) != 0 || wr_rbuf_u8(&b, &last) != 0 || last > 1 ||
-      wr_rbuf_u32(&b, &count) != 0)
+  if (wr_rbuf_u8(&b, &ver) != 0) return WR_ERR_PROTO;
+  if (ver != SYNC_VERSION) {
+    swim_core_stats(s->sw)->syncs_version++;
+    return WR_ERR_VERSION;
+  }
+  if (wr_rbuf_u8(&b, &type) != 0 || wr_rbuf_u8(&b, &last) != 0 || last > 1 ||
+      wr_rbuf_u32(&b, &count) != 0 || type < s->in_type)
     return WR_ERR_PROTO;
   switch (s->state) {
   case S_I_WAIT_STATE:
   case S_R_WAIT_STATE:
-    if (type != SYNC_STATE) return WR_ERR_PROTO;
-    rv = read_state(s, &b, count, now);
+    if (type == SYNC_STATE)
+      rv = read_state(s, &b, count, now);
+    else if (type == SYNC_ADELTA)
+      rv = read_app(s, &b, count, type);
+    else
+      return WR_ERR_PROTO;
     break;
   case S_I_WAIT_DIGEST:
   case S_R_WAIT_DIGEST:
@@ -441,6 +596,8 @@ static int on_frame(wr_swim_sync *s, const uint8_t *pt, size_t len,
       rv = read_digest(s, &b, count);
     else if (type == SYNC_UDIGEST)
       rv = read_udigest(s, &b, count);
+    else if (type == SYNC_ADIGEST)
+      rv = read_app(s, &b, count, type);
     else
       return WR_ERR_PROTO;
     break;
@@ -449,32 +606,58 @@ static int on_frame(wr_swim_sync *s, const uint8_t *pt, size_t len,
   }
   if (rv) return rv;
   if (wr_rbuf_left(&b)) return WR_ERR_PROTO;
+  s->in_type = type;
   if (!last) return 0;
+  s->in_type = 0;
+  /* The whole message is in: the output it calls for is queued here and
+   * written by produce() once the input at hand is consumed. */
   switch (s->state) {
   case S_I_WAIT_STATE:
     s->state = S_I_WAIT_DIGEST;
     return 0;
   case S_I_WAIT_DIGEST:
     s->state = S_DONE;
-    return send_state(s);
+    s->phase = P_STATE;
+    return 0;
   case S_R_WAIT_DIGEST:
     s->state = S_R_WAIT_STATE;
-    if ((rv = send_state(s)) != 0) return rv;
-    return send_digest(s);
+    s->phase = P_STATE;
+    s->then = P_DIGEST;
+    return 0;
   default:
     s->state = S_DONE;
     return 0;
   }
 }
 
+/* Input done, output all produced and written. */
+static int finished(const wr_swim_sync *s) {
+  return s->state == S_DONE && s->phase == P_IDLE && s->out_off == s->out_len;
+}
+
+/* The session's outcome, once: the application's end hook, then the
+ * core's counters. */
 static void report(wr_swim_sync *s, int ok) {
   if (s->reported) return;
   s->reported = 1;
+  if (s->app_ctx) {
+    void *ctx = s->app_ctx;
+    s->app_ctx = NULL;
+    s->app->end(ctx, ok);
+  }
   swim_core_sync_result(s->sw, ok, s->now);
+}
+
+static int fail(wr_swim_sync *s, int rv) {
+  s->state = S_FAILED;
+  s->phase = s->then = P_IDLE;
+  report(s, 0);
+  return rv;
 }
 
 int wr_swim_sync_recv(wr_swim_sync *s, const uint8_t *data, size_t len,
                       wr_tstamp now) {
+  int rv;
   if (s->state == S_FAILED) return WR_ERR_PROTO;
   s->now = now;
   if (!len) return 0;
@@ -483,7 +666,7 @@ int wr_swim_sync_recv(wr_swim_sync *s, const uint8_t *data, size_t len,
     while (cap < s->in_len + len) cap *= 2;
     /* Never more than one maximal frame plus what arrived with it. */
     uint8_t *p = wr_mem_realloc(s->mem, s->in, cap);
-    if (!p) goto fail;
+    if (!p) return fail(s, WR_ERR_NOMEM);
     s->in = p;
     s->in_cap = cap;
   }
@@ -493,21 +676,19 @@ int wr_swim_sync_recv(wr_swim_sync *s, const uint8_t *data, size_t len,
   while (s->in_len - off >= 4) {
     uint32_t flen = wr_get_u32(s->in + off);
     if (flen > WR_SWIM_SYNC_FRAME_MAX || flen < SYNC_HDR)
-      goto fail;
+      return fail(s, WR_ERR_PROTO);
     if (s->in_len - off - 4 < flen) break;
     wr_ssize n = wr_swim_open(swim_core_keyring(s->sw), s->pt, SYNC_PT_MAX,
                               s->in + off + 4, flen);
-    if (n < 0 || on_frame(s, s->pt, (size_t)n, now) != 0) goto fail;
+    if (n < 0) return fail(s, WR_ERR_PROTO);
+    if ((rv = on_frame(s, s->pt, (size_t)n, now)) != 0) return fail(s, rv);
     off += 4 + flen;
   }
   memmove(s->in, s->in + off, s->in_len - off);
   s->in_len -= off;
-  if (s->state == S_DONE && s->out_off == s->out_len) report(s, 1);
+  if ((rv = produce(s)) != 0) return fail(s, rv);
+  if (finished(s)) report(s, 1);
   return 0;
-fail:
-  s->state = S_FAILED;
-  report(s, 0);
-  return WR_ERR_PROTO;
 }
 
 int wr_swim_sync_new(wr_swim *sw, wr_swim_sync **ps, int initiator,
@@ -520,15 +701,22 @@ int wr_swim_sync_new(wr_swim *sw, wr_swim_sync **ps, int initiator,
   s->mem = mem;
   s->now = now;
   s->pt = frame_scratch;
+  s->state = initiator ? S_I_WAIT_STATE : S_R_WAIT_DIGEST;
+  s->app = swim_core_app_sync(sw, &s->app_ud);
+  if (s->app) {
+    s->app_ctx = s->app->begin(s->app_ud, initiator, now);
+    if (!s->app_ctx) {
+      wr_swim_sync_del(s); /* counted as failed; end is not called */
+      return WR_ERR_NOMEM;
+    }
+  }
   if (initiator) {
-    s->state = S_I_WAIT_STATE;
-    int rv = send_digest(s);
+    s->phase = P_DIGEST;
+    int rv = produce(s);
     if (rv) {
       wr_swim_sync_del(s);
       return rv;
     }
-  } else {
-    s->state = S_R_WAIT_DIGEST;
   }
   *ps = s;
   return 0;
@@ -536,7 +724,7 @@ int wr_swim_sync_new(wr_swim *sw, wr_swim_sync **ps, int initiator,
 
 void wr_swim_sync_del(wr_swim_sync *s) {
   if (!s) return;
-  if (!(s->state == S_DONE && s->out_off == s->out_len)) report(s, 0);
+  report(s, finished(s));
   wr_mem_free(s->mem, s->in);
   wr_mem_free(s->mem, s->out);
   wr_mem_free(s->mem, s->peer);
@@ -546,6 +734,11 @@ void wr_swim_sync_del(wr_swim_sync *s) {
 }
 
 wr_ssize wr_swim_sync_send(wr_swim_sync *s, const uint8_t **data) {
+  int rv = produce(s); /* the socket drained: pull more app records */
+  if (rv) {
+    *data = NULL;
+    return fail(s, rv);
+  }
   if (s->out_off == s->out_len) {
     *data = NULL; /* (s->out may be NULL: no pointer arithmetic on it) */
     return 0;
@@ -557,9 +750,7 @@ wr_ssize wr_swim_sync_send(wr_swim_sync *s, const uint8_t **data) {
 void wr_swim_sync_consumed(wr_swim_sync *s, size_t n) {
   if (n > s->out_len - s->out_off) n = s->out_len - s->out_off;
   s->out_off += n;
-  if (s->state == S_DONE && s->out_off == s->out_len) report(s, 1);
+  if (finished(s)) report(s, 1);
 }
 
-int wr_swim_sync_done(const wr_swim_sync *s) {
-  return s->state == S_DONE && s->out_off == s->out_len;
-}
+int wr_swim_sync_done(const wr_swim_sync *s) { return finished(s); }

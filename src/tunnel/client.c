@@ -24,6 +24,7 @@
 #include <sodium.h>
 
 #include "warren/client.h"
+#include "warren/identity.h"
 #include "warren/control.h"
 #include "warren/err.h"
 #include "warren/link.h"
@@ -87,6 +88,8 @@ struct wr_client {
   wr_link *link;
   int ever_bound, attempt, stopping, fatal;
   uint8_t session[WR_CONTROL_SESSION_LEN]; /* Bind.session, see start */
+  int has_identity;
+  wr_identity identity;
   origin *origins;
   void (*done)(void *);
   void *done_ud;
@@ -526,6 +529,14 @@ static void on_ready(wr_link *l, void *ud) {
   snprintf(m.u.hello.token, sizeof m.u.hello.token, "%s", c->token);
   snprintf(m.u.hello.client_version, sizeof m.u.hello.client_version,
            "warren/%s", WARREN_VERSION);
+  if (c->has_identity) {
+    /* The proof signs this link's handshake hash: it is worthless on any
+     * other link, so a node (or anyone who saw it) cannot replay it. */
+    m.u.hello.has_identity = 1;
+    memcpy(m.u.hello.identity_key, c->identity.pk, 32);
+    wr_identity_sign(&c->identity, wr_link_handshake_hash(l),
+                     m.u.hello.identity_proof);
+  }
   int rv = send_control(l, &m);
   memset(&m, 0, sizeof m);
   m.type = WR_CONTROL_BIND;
@@ -766,6 +777,10 @@ int wr_client_start(wr_client **pc, uv_loop_t *loop,
   memcpy(c->session, cfg->session, sizeof c->session);
   if (sodium_is_zero(c->session, sizeof c->session))
     randombytes_buf(c->session, sizeof c->session);
+  if (cfg->identity) {
+    c->identity = *cfg->identity;
+    c->has_identity = 1;
+  }
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
   uv_timer_start(&c->timer, try_connect, 0, 0);
@@ -784,6 +799,7 @@ static void maybe_finish_stop(wr_client *c) {
     return;
   void (*done)(void *) = c->done;
   void *ud = c->done_ud;
+  sodium_memzero(&c->identity, sizeof c->identity);
   free(c);
   if (done) done(ud);
 }

@@ -107,6 +107,12 @@ wr_ssize wr_control_encode(const wr_control_msg *msg, uint8_t *dst,
     hello.token = FIELD(msg->u.hello.token);
     hello.client_version = FIELD(msg->u.hello.client_version);
     if (!hello.token || !hello.client_version) return WR_ERR_INVAL;
+    if (msg->u.hello.has_identity) {
+      hello.identity_key.data = (uint8_t *)msg->u.hello.identity_key;
+      hello.identity_key.len = sizeof msg->u.hello.identity_key;
+      hello.identity_proof.data = (uint8_t *)msg->u.hello.identity_proof;
+      hello.identity_proof.len = sizeof msg->u.hello.identity_proof;
+    }
     c.msg_case = WARREN__CONTROL__MSG_HELLO;
     c.hello = &hello;
     break;
@@ -170,6 +176,18 @@ static int convert(const Warren__Control *c, wr_control_msg *msg) {
       rv = copy_str(msg->u.hello.client_version,
                     sizeof msg->u.hello.client_version,
                     c->hello->client_version);
+    msg->u.hello.has_identity = 0;
+    if (rv == 0 && (c->hello->identity_key.len || c->hello->identity_proof.len)) {
+      if (c->hello->identity_key.len != sizeof msg->u.hello.identity_key ||
+          c->hello->identity_proof.len != sizeof msg->u.hello.identity_proof) {
+        rv = WR_ERR_PROTO;
+      } else {
+        memcpy(msg->u.hello.identity_key, c->hello->identity_key.data, 32);
+        memcpy(msg->u.hello.identity_proof, c->hello->identity_proof.data,
+               64);
+        msg->u.hello.has_identity = 1;
+      }
+    }
     break;
   case WARREN__CONTROL__MSG_BIND:
     msg->type = WR_CONTROL_BIND;

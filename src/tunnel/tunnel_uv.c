@@ -235,6 +235,7 @@ struct wr_link {
   size_t claim_len;
   size_t write_queued;
   link_event *ev_head, *ev_tail;
+  uint8_t hh[32]; /* the handshake hash, once ready (channel binding) */
   char peer[64];
 };
 
@@ -608,6 +609,7 @@ static int become_ready(wr_link *l) {
   int rv = wr_noise_split(l->noise, &k);
   if (rv != 0) return rv;
   l->aead = k.aead;
+  memcpy(l->hh, k.handshake_hash, sizeof l->hh);
   rv = wr_record_new(&l->tx, k.aead, k.send, NULL);
   if (rv == 0) rv = wr_record_new(&l->rx, k.aead, k.recv, NULL);
   sodium_memzero(&k, sizeof k);
@@ -806,6 +808,8 @@ void wr_link_end(wr_link *l, int err) {
 
 wr_mux *wr_link_mux(wr_link *l) { return l->mux; }
 int wr_link_is_ready(const wr_link *l) { return l->ready && !l->closing; }
+const uint8_t *wr_link_handshake_hash(const wr_link *l) { return l->hh; }
+
 const char *wr_link_peer(const wr_link *l) { return l->peer; }
 wr_aead wr_link_aead(const wr_link *l) { return l->aead; }
 

@@ -65,14 +65,6 @@ def raw(port, data, read_until_close=True):
         return out
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 try:
     port = start_demo()
     admin = f"127.0.0.1:{port}"
@@ -105,17 +97,61 @@ try:
     check(list(j[0].keys()) == ["id", "addr", "state", "incarnation"],
           "members --json key order")
 
-    # routes
+    # routes: ACCOUNT column; account null when the node leaves it out,
+    # serving passed on when it sends it
     rc, out, err = ctl("--admin", admin, "routes")
     lines = out.splitlines()
-    check(rc == 0 and lines[0].split() == ["NAME", "OWNER", "VERSION",
-                                           "STATE"], "routes header")
-    check(lines[2].split() == ["my-long-service-name", "node-b",
-                               "1234567890123", "released"], "routes rows")
+    check(rc == 0 and lines[0].split() == ["NAME", "OWNER", "ACCOUNT",
+                                           "VERSION", "STATE"],
+          f"routes header: {lines[:1]}")
+    check(lines[1].split() == ["app", "node-a", "acme", "7", "active"]
+          and lines[2].split() == ["my-long-service-name", "node-b", "-",
+                                   "1234567890123", "released"],
+          f"routes rows: {lines}")
     rc, out, err = ctl("--admin", admin, "routes", "--json")
-    check(rc == 0 and json.loads(out)[0] == {
-        "name": "app", "owner": "node-a", "version": 7, "state": "active"},
-        "routes --json")
+    j = json.loads(out)
+    check(rc == 0 and j[0] == {
+        "name": "app", "owner": "node-a", "account": "acme", "version": 7,
+        "state": "active", "serving": 2} and j[1]["account"] is None
+        and list(j[1].keys()) == ["name", "owner", "account", "version",
+                                  "state"], f"routes --json: {out!r}")
+
+    # routes --name: every candidate and why
+    rc, out, err = ctl("--admin", admin, "routes", "--name", "app")
+    lines = out.splitlines()
+    check(rc == 0 and lines[0] == "app: 2 candidates, 1 serves"
+          and lines[1].split() == ["OWNER", "ACCOUNT", "VERSION", "CLAIMED",
+                                   "STATE", "VERDICT"]
+          and lines[2].split() == ["node-a", "acme", "7",
+                                   "v3", "active", "serves"]
+          and lines[3].split()[-1] == "released"
+          and "  node-a v7 [balance]: highest version among live claims of "
+              "account acme" in lines
+          and "  node-b v5: released by its owner at version 5" in lines,
+          f"routes --name app: {out!r} {err!r}")
+    rc, out, err = ctl("--admin", admin, "routes", "--name=app", "--json")
+    j = json.loads(out) if rc == 0 else {}
+    c0 = j.get("candidates", [{}])[0]
+    check(rc == 0 and j["name"] == "app" and len(j["candidates"]) == 2
+          and list(c0.keys()) == ["owner", "account", "session", "epoch",
+                                  "seq", "version", "claimed_at", "state",
+                                  "options", "verdict", "why"]
+          and c0["verdict"] == "serves" and c0["options"] == ["balance"],
+          f"routes --name --json: {out!r}")
+    # A name the node has no entry for: said plainly, exit 0 (scripts that
+    # poll for a name to appear need no error handling).
+    rc, out, err = ctl("--admin", admin, "routes", "--name", "ghost")
+    check(rc == 0 and out == "no entry for ghost\n" and err == "",
+          f"routes --name with no entry: {rc} {out!r} {err!r}")
+    # Names are percent-encoded into the query.
+    rc, out, err = ctl("--admin", admin, "routes", "--name", "a&b=c%")
+    check(rc == 0 and out == "no entry for a&b=c%\n",
+          f"routes --name encoded: {out!r} {err!r}")
+    rc, out, err = ctl("--admin", admin, "members", "--name", "app")
+    check(rc == 2 and "--name works with routes only" in err,
+          "--name with members is a usage error")
+    rc, out, err = ctl("--admin", admin, "routes", "--name", "")
+    check(rc == 2 and "bad --name" in err, "empty --name")
 
     # status, via the environment variable this time
     rc, out, err = ctl("status", env={"WARREN_ADMIN": admin})
@@ -149,8 +185,12 @@ try:
     check(r.startswith(b"HTTP/1.1 401") and b"WWW-Authenticate: Bearer" in r,
           "unknown path without token is 401, not 404")
 
-    # unreachable
-    dead = free_port()
+    # unreachable: a port bound but never listening, held for the whole
+    # test, so nothing else (the 500-node fake fleet below opens hundreds
+    # of ephemeral ports) can take it and answer
+    dead_sock = socket.socket()
+    dead_sock.bind(("127.0.0.1", 0))
+    dead = dead_sock.getsockname()[1]
     rc, out, err = ctl("--admin", f"127.0.0.1:{dead}", "members")
     check(rc == 1 and err.strip() == "warrenctl: cannot reach admin API at "
           f"127.0.0.1:{dead}: connection refused", f"unreachable: {err!r}")
@@ -169,6 +209,11 @@ try:
           f"bad status: {err!r}")
     rc, out, err = ctl("--admin", f"127.0.0.1:{sport}", "routes")
     check(rc == 0, "routes still fine in shape mode")
+    # shape mode ignores ?name= like a node older than issue 10
+    rc, out, err = ctl("--admin", f"127.0.0.1:{sport}", "routes", "--name",
+                       "app")
+    check(rc == 1 and "a node too old for --name?" in err and out == "",
+          f"routes --name on an old node: {err!r}")
     eport = start_demo("--mode", "empty")
     rc, out, err = ctl("--admin", f"127.0.0.1:{eport}", "members")
     check(rc == 0 and "(no members)" in out, "empty members")
@@ -235,6 +280,140 @@ try:
     rc, out, err = ctl("--admin", f"{admin},{admin}", "members")
     check(rc == 2 and "status only" in err, "several admins: status only")
 
+    # mesh: the whole fleet from one node
+    fport = start_demo("--fleet", "5")
+    fadmin = f"127.0.0.1:{fport}"
+    t0 = time.monotonic()
+    rc, out, err = ctl("--admin", fadmin, "mesh")
+    lines = out.splitlines()
+    rows = [l for l in lines if l.split()[:1] in (["n1"], ["n2"], ["n3"],
+                                                  ["n4"], ["n5"])]
+    check(rc == 0 and err == "" and len(rows) == 5
+          and "routes: 1 digest" in lines and "members: 1 digest" in lines
+          and lines[-1].startswith("converged: 5 nodes, 2 routes, routes "
+                                   "digest c0ffee00d1e57a11")
+          and "agreed for 1 min 0 s" in lines[-1]
+          and "retired" not in out and "unreachable" not in out,
+          f"mesh converged fleet: rc={rc} {out!r} {err!r}")
+    rc, out, err = ctl("--admin", fadmin, "mesh", "--json")
+    j = json.loads(out) if out else {}
+    check(rc == 0 and j.get("converged") is True
+          and len(j["routes"]["groups"]) == 1
+          and j["routes"]["groups"][0]["nodes"] == 5
+          and j["routes"]["groups"][0]["agreed_ms"] == 60000
+          and len(j["members"]["groups"]) == 1 and j["unreachable"] == []
+          and j["live"] == 5 and j["members_total"] == 6,
+          f"mesh --json converged: {out[:300]!r}")
+
+    dport = start_demo("--fleet", "5", "--mode", "diverged")
+    dadmin = f"127.0.0.1:{dport}"
+    t0 = time.monotonic()
+    # --timeout 1.5: the hung member costs that much; long enough that a
+    # real node of the fake fleet (an ASan build on a loaded machine) is
+    # never mistaken for a hung one.
+    rc, out, err = ctl("--admin", dadmin, "mesh", "--timeout", "1.5")
+    took = time.monotonic() - t0
+    lines = out.splitlines()
+    row = {l.split()[0]: l for l in lines[2:11] if l.strip()}
+    check(rc == 3 and err == "", f"mesh diverged exits 3: rc={rc} {err!r}")
+    check(row.get("n4", "").endswith("disagrees on routes (at least 5.0 s)")
+          and row.get("n5", "").endswith("disagrees on members (at least "
+                                         "7.0 s)")
+          and "disagrees" not in row.get("n1", "x"),
+          f"mesh names the disagreeing nodes: {out!r}")
+    check("  app: owner n1 v7 active at group A (4 nodes), owner n2 v6 "
+          "active at group B (n4)" in lines,
+          f"mesh names the route and who disagrees: {out!r}")
+    check("  n3: alive at 4 nodes, dead at n5" in lines,
+          f"mesh names the member and who disagrees: {out!r}")
+    check(any(l.startswith("  B  5e1f00d4b2a7c9e3  1 node (n4), 2 routes, "
+                           "disagrees for at least 5.0 s") for l in lines)
+          and any("B  77aa0e21d00d5eed  1 node (n5), disagrees for at least "
+                  "7.0 s" in l for l in lines),
+          f"mesh says since when: {out!r}")
+    unr = lines[lines.index("unreachable: 4 of 9 live") + 1:][:4] \
+        if "unreachable: 4 of 9 live" in lines else []
+    check(len(unr) == 4 and unr[0].startswith("  gone (127.0.0.1:")
+          and unr[0].endswith("): connection refused")
+          and unr[1].endswith("): timed out after 1500 ms")
+          and "garbled" in unr[2] and "not JSON" in unr[2]
+          and unr[3] == "  noadmin: no admin address"
+          and "retired" not in out,
+          f"mesh lists unreachable members with the reason: {unr!r}")
+    check(lines[-1] == "not converged: 2 routes digests, 2 members digests "
+          "(4 unreachable)" and took < 6, f"mesh verdict ({took:.2f}s): "
+          f"{lines[-1:]!r}")
+    rc, out, err = ctl("--admin", dadmin, "mesh", "--json", "--timeout",
+                       "1.5")
+    j = json.loads(out) if out else {}
+    check(rc == 3 and list(j.keys()) == [
+        "via", "id", "members_total", "live", "asked", "reachable",
+        "converged", "routes", "members", "nodes", "unreachable"]
+        and list(j["routes"].keys()) == ["converged", "groups", "differences",
+                                         "differences_total", "unfetched"]
+        and list(j["members"].keys()) == ["converged", "groups",
+                                          "differences", "differences_total",
+                                          "unfetched"]
+        and list(j["routes"]["groups"][0].keys()) == [
+            "label", "digest", "nodes", "ids", "routes", "agreed_ms",
+            "disagrees_ms"]
+        and j["routes"]["groups"][1]["ids"] == ["n4"]
+        and j["routes"]["groups"][1]["disagrees_ms"] == 5000
+        and j["routes"]["differences"][0]["name"] == "app"
+        and j["members"]["differences"][0]["id"] == "n3"
+        and j["members"]["differences"][0]["views"][1]["ids"] == ["n5"]
+        and {u["id"]: u["reason"] for u in j["unreachable"]}["noadmin"]
+        == "no admin address"
+        and len(j["nodes"]) == 9 and j["reachable"] == 5
+        and set(j["nodes"][0].keys()) == {
+            "id", "admin", "state", "reachable", "error", "routes",
+            "routes_digest", "routes_group", "routes_digest_age_ms",
+            "members_digest", "members_group", "members_digest_age_ms",
+            "routes_disagrees_ms", "members_disagrees_ms"},
+        f"mesh --json shape: {out[:400]!r}")
+
+    # 500 nodes: a summary in bounded lines, within a few seconds
+    bport = start_demo("--fleet", "500", "--mode", "diverged")
+    t0 = time.monotonic()
+    rc, out, err = ctl("--admin", f"127.0.0.1:{bport}", "mesh", "--timeout",
+                       "1.5")
+    took = time.monotonic() - t0
+    lines = out.splitlines()
+    # "A few seconds": under 1 s on an idle machine (-O2 or ASan); the
+    # bound leaves room for a loaded one, and is far below the 20 s run
+    # limit, so a serial or stuck implementation fails it.
+    check(rc == 3 and len(lines) <= 45 and took < 10
+          and lines[0].startswith("mesh via ") and "500 answered" in lines[0]
+          and "  A  c0ffee00d1e57a11  499 nodes, 22 routes, agreed for 1 min "
+              "0 s" in lines
+          and "route differences: 21" in lines
+          and "member differences: 21" in lines
+          and lines.count("  and 11 more") == 2
+          and "unreachable: 4 of 504 live" in lines
+          and not any(l.startswith("n250 ") for l in lines),
+          f"mesh 500 nodes ({took:.2f}s, {len(lines)} lines): "
+          f"{out[:2000]!r} {err!r}")
+    rc, out, err = ctl("--admin", f"127.0.0.1:{bport}", "mesh", "--json",
+                       "--timeout", "1.5")
+    j = json.loads(out) if out else {}
+    check(rc == 3 and len(j["nodes"]) == 504
+          and j["routes"]["differences_total"] == 21
+          and len(j["routes"]["differences"]) == 21,
+          "mesh --json at 500 nodes has everything")
+
+    # the first node cannot be asked: exit 1
+    rc, out, err = ctl("--admin", f"127.0.0.1:{dead}", "mesh")
+    check(rc == 1 and out == "" and err.strip() == "warrenctl: cannot reach "
+          f"admin API at 127.0.0.1:{dead}: connection refused",
+          f"mesh, first node unreachable: {err!r}")
+    # tokens go to every node
+    tfport = start_demo("--fleet", "3", "--token", "fl33t")
+    rc, out, err = ctl("--admin", f"127.0.0.1:{tfport}", "--token", "fl33t",
+                       "mesh")
+    check(rc == 0 and "3 answered" in out, f"mesh with a token: {out!r}")
+    rc, out, err = ctl("--admin", f"127.0.0.1:{tfport}", "mesh")
+    check(rc == 1 and "rejected the token" in err, "mesh without the token")
+
     # usage errors and --help/--version
     rc, out, err = ctl("--bogus", "members")
     check(rc == 2 and err.startswith("warrenctl: unknown option '--bogus'")
@@ -246,7 +425,10 @@ try:
     rc, out, err = ctl("--admin", "nonsense", "members")
     check(rc == 2 and "bad admin address" in err, "bad address exit 2")
     rc, out, err = ctl("--help")
-    check(rc == 0 and out.startswith("usage: warrenctl"), "--help")
+    check(rc == 0 and out.startswith(
+        "usage: warrenctl --admin ADDR:PORT [--token T] members|routes "
+        "[--name N]|status|watch|mesh [--json]\n")
+        and "\n  mesh " in out and "\n  routes --name N\n" in out, "--help")
     rc, out, err = ctl("--version")
     check(rc == 0 and out.startswith("warrenctl "), "--version")
 

@@ -206,9 +206,11 @@ def main():
     check("/members entries carry the contract fields",
           all(k in e10 for k in ("id", "addr", "state", "incarnation")) and
           e10.get("addr") == "%s:%d" % (ip(10), BASE), json.dumps(e10))
-    check("region and tags travel in ALIVE",
-          e10.get("region") == "r1" and e10.get("tags") == "rack=10",
-          json.dumps(e10))
+    admin10 = "%s:%d" % (ip(10), BASE + 2)
+    check("region and tags travel in ALIVE (the node adds its admin address)",
+          e10.get("region") == "r1" and
+          e10.get("tags") == "rack=10,admin=" + admin10 and
+          e10.get("admin") == admin10, json.dumps(e10))
     dns_log = open(NODES[-1].log).read()
     check("n10 joined through dns:localhost", "event=joined" in dns_log or
           " joined " in dns_log, dns_log[-800:])
@@ -355,6 +357,13 @@ def main():
     rx = NODES[0].metric("warren_swim_rx_packets_total")
     check("/metrics has swim packet counters", rx is not None and rx > 0,
           "rx=%r" % rx)
+    ev = [NODES[0].metric('warren_swim_bcast_evicted_total{queue="%s"}' % q)
+          for q in ("member", "user")]
+    check("/metrics has piggyback evictions per queue, none of membership",
+          ev[0] == 0 and ev[1] is not None, "evicted=%r" % ev)
+    sv = NODES[0].metric('warren_swim_sync_failures_total{reason="version"}')
+    check("/metrics counts syncs failed on another stream version", sv == 0,
+          "version=%r" % sv)
 
     # ---- garbage on the gossip ports is dropped and counted ----
     n1 = NODES[0]

@@ -2,7 +2,8 @@
  * The libuv SWIM adapter (src/swim/swim_uv.c) in one process, on real
  * loopback sockets: join, leave, a foreign key, start failures, closing
  * with lookups and syncs in flight, the sync connection cap, USER state
- * carried by the join sync through the forwarded callbacks.  Every test
+ * carried by the join sync through the forwarded callbacks, and a 2 MB
+ * application-state delta streamed through the app-sync hooks.  Every test
  * ends with uv_loop_close() == 0: no handle or request is left behind.
  * Waits are bounded by a watchdog timer.
  */
@@ -11,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -30,6 +32,10 @@ typedef struct node {
   uint64_t uversion;
   char upayload[32];
   size_t ulen;
+  /* Application state behind the app-sync hooks (test_app_state_sync):
+   * record i held at version[i] (0: not held). */
+  uint64_t *version;
+  unsigned begins, ends, ends_ok;
 } node;
 
 static uv_loop_t loop;
@@ -87,7 +93,13 @@ static int start(node *n, const char *id, int port, uint8_t keybyte,
   c.sync_timeout_ms = sync_timeout_ms;
   c.join_backoff_min_ms = 100;
   c.join_backoff_max_ms = 400;
-  c.cb = start_cb;
+  /* The app-sync hooks get their own user_data: this node. */
+  wr_swim_callbacks cbs;
+  if (start_cb) {
+    cbs = *start_cb;
+    if (cbs.app_sync) cbs.app_sync_user_data = n;
+  }
+  c.cb = start_cb ? &cbs : NULL;
   c.user_data = n;
   return wr_swim_uv_start(&n->u, &loop, &c);
 }
@@ -405,6 +417,141 @@ static void test_user_state_sync(void **state) {
   finish();
 }
 
+/* ---- application state through the app-sync hooks ---------------------- */
+
+#define APP_RECORDS 2000
+#define APP_PAYLOAD 1000
+
+typedef struct app_ctx {
+  node *n;
+  uint64_t *peer; /* the peer's digest: version per record */
+  size_t dig, delta;
+} app_ctx;
+
+static void *app_begin(void *ud, int initiator, wr_tstamp now) {
+  node *n = ud;
+  (void)initiator, (void)now;
+  app_ctx *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->peer = calloc(APP_RECORDS, sizeof *c->peer);
+  if (!c->peer) {
+    free(c);
+    return NULL;
+  }
+  c->n = n;
+  n->begins++;
+  return c;
+}
+
+/* digest record: u32 index | u64 version, for every record held */
+static wr_ssize app_digest_next(void *ctx, uint8_t *dst, size_t cap) {
+  app_ctx *c = ctx;
+  (void)cap;
+  while (c->dig < APP_RECORDS && !c->n->version[c->dig]) c->dig++;
+  if (c->dig == APP_RECORDS) return 0;
+  uint32_t i = (uint32_t)c->dig++;
+  memcpy(dst, &i, 4);
+  memcpy(dst + 4, &c->n->version[i], 8);
+  return 12;
+}
+
+static int app_digest_in(void *ctx, const uint8_t *rec, size_t len) {
+  app_ctx *c = ctx;
+  uint32_t i;
+  if (len != 12) return -1;
+  memcpy(&i, rec, 4);
+  if (i >= APP_RECORDS) return -1;
+  memcpy(&c->peer[i], rec + 4, 8);
+  return 0;
+}
+
+/* delta record: u32 index | u64 version | APP_PAYLOAD bytes of pattern */
+static wr_ssize app_delta_next(void *ctx, uint8_t *dst, size_t cap) {
+  app_ctx *c = ctx;
+  (void)cap;
+  while (c->delta < APP_RECORDS &&
+         c->n->version[c->delta] <= c->peer[c->delta])
+    c->delta++;
+  if (c->delta == APP_RECORDS) return 0;
+  uint32_t i = (uint32_t)c->delta++;
+  memcpy(dst, &i, 4);
+  memcpy(dst + 4, &c->n->version[i], 8);
+  memset(dst + 12, (int)(i * 7 + 1), APP_PAYLOAD);
+  return 12 + APP_PAYLOAD;
+}
+
+static int app_delta_in(void *ctx, const uint8_t *rec, size_t len) {
+  app_ctx *c = ctx;
+  uint32_t i;
+  uint64_t v;
+  if (len != 12 + APP_PAYLOAD) return -1;
+  memcpy(&i, rec, 4);
+  memcpy(&v, rec + 4, 8);
+  if (i >= APP_RECORDS) return -1;
+  for (size_t k = 0; k < APP_PAYLOAD; k++)
+    if (rec[12 + k] != (uint8_t)(i * 7 + 1)) return -1;
+  if (v > c->n->version[i]) c->n->version[i] = v;
+  return 0;
+}
+
+static void app_end(void *ctx, int ok) {
+  app_ctx *c = ctx;
+  c->n->ends++;
+  if (ok) c->n->ends_ok++;
+  free(c->peer);
+  free(c);
+}
+
+static const wr_swim_app_sync app_hooks = {
+    .begin = app_begin,
+    .digest_next = app_digest_next,
+    .digest_in = app_digest_in,
+    .delta_next = app_delta_next,
+    .delta_in = app_delta_in,
+    .end = app_end,
+};
+
+/* b holds every record, and a sync completed on both sides. */
+static int b_has_all(void *arg) {
+  pair *p = arg;
+  for (size_t i = 0; i < APP_RECORDS; i++)
+    if (p->b->version[i] != i + 1) return 0;
+  return p->a->ends_ok && p->b->ends_ok;
+}
+
+/* b joins a, which holds 2 MB of application state: the join sync
+ * (sealed, over TCP) streams all of it through the hooks, and both
+ * sessions end once, completed. */
+static void test_app_state_sync(void **state) {
+  (void)state;
+  static const wr_swim_callbacks cbs = {.app_sync = &app_hooks};
+  static uint64_t va[APP_RECORDS], vb[APP_RECORDS];
+  uv_loop_init(&loop);
+  start_cb = &cbs;
+  node a, b;
+  int pa = free_port(), pb = free_port();
+  assert_int_equal(start(&a, "a", pa, 7, 0), 0);
+  assert_int_equal(start(&b, "b", pb, 7, 0), 0);
+  start_cb = NULL;
+  for (size_t i = 0; i < APP_RECORDS; i++) va[i] = i + 1;
+  memset(vb, 0, sizeof vb);
+  a.version = va;
+  b.version = vb;
+  wr_swim_uv_seed seed = {"127.0.0.1", (uint16_t)pa};
+  assert_int_equal(wr_swim_uv_join(b.u, &seed, 1), 0);
+  pair p = {&a, &b, 0};
+  assert_true(run_until(b_has_all, &p, 10000));
+  close_node(&a);
+  close_node(&b);
+  assert_true(run_until(both_closed, &p, 2000));
+  finish();
+  /* Every session began and ended once (the join sync, and perhaps a
+   * periodic one); the join sync completed on both sides. */
+  assert_int_equal(a.begins, a.ends);
+  assert_int_equal(b.begins, b.ends);
+  assert_true(a.ends_ok >= 1 && b.ends_ok >= 1);
+}
+
 int main(void) {
   if (sodium_init() < 0) return 1;
   const struct CMUnitTest tests[] = {
@@ -414,6 +561,7 @@ int main(void) {
       cmocka_unit_test(test_close_while_joining),
       cmocka_unit_test(test_sync_cap),
       cmocka_unit_test(test_user_state_sync),
+      cmocka_unit_test(test_app_state_sync),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -709,7 +709,7 @@ static size_t take_decoded(swim_bqueue *q, wr_swim_update *out, size_t max,
 static void test_bqueue_order_and_limits(void **state) {
   (void)state;
   swim_bqueue q;
-  swim_bqueue_init(&q, wr_mem_default());
+  swim_bqueue_init(&q, wr_mem_default(), SWIM_BQUEUE_MAX);
   wr_swim_update u = upd(WR_SWIM_UPD_ALIVE, "m1", 1), out[WR_SWIM_UPDATES_MAX];
   assert_int_equal(swim_bqueue_push(&q, &u), 0);
   u = upd(WR_SWIM_UPD_ALIVE, "m2", 1);
@@ -772,7 +772,7 @@ static void test_bqueue_order_and_limits(void **state) {
 static void test_bqueue_bound_and_takes(void **state) {
   (void)state;
   swim_bqueue q;
-  swim_bqueue_init(&q, wr_mem_default());
+  swim_bqueue_init(&q, wr_mem_default(), SWIM_BQUEUE_MAX);
   wr_swim_update u, out[WR_SWIM_UPDATES_MAX];
   char id[16];
   for (int i = 0; i < SWIM_BQUEUE_MAX + 10; i++) {
@@ -822,6 +822,90 @@ static void test_bqueue_bound_and_takes(void **state) {
   }
   assert_int_equal(total, (size_t)(SWIM_BQUEUE_MAX - 1) * 4 - 90);
   swim_bqueue_free(&q);
+}
+
+/* Decodes one of the core's datagrams (identity seal). */
+static void decode_sent(const uint8_t *b, size_t len, wr_swim_packet *p) {
+  uint8_t plain[WR_SWIM_DATAGRAM_MAX];
+  wr_swim_keyring kr;
+  wr_swim_keyring_init(&kr);
+  wr_ssize n = wr_swim_open(&kr, plain, sizeof plain, b, len);
+  assert_true(n > 0);
+  assert_int_equal(wr_swim_decode(plain, (size_t)n, p), 0);
+}
+
+/* USER updates have a queue of their own (user_queue_max): a flood of
+ * them far beyond both bounds evicts USER entries only, exactly as many
+ * as overflowed, and the membership update queued before the flood (and
+ * already sent once, so in a shared queue it would be the most-sent and
+ * go first) still rides every packet, ahead of the USER updates, until
+ * its retransmit limit. */
+static void test_user_queue_apart(void **state) {
+  (void)state;
+  wr_swim_config c;
+  wr_swim_config_default(&c);
+  c.user_queue_max = 100;
+  strcpy(c.id, "me");
+  c.gossip = addr(200);
+  c.rand = wr_pcg32_fill;
+  c.rand_user_data = &rng;
+  wr_pcg32_seed(&rng, 7, 7);
+  now = 5000;
+  assert_int_equal(wr_swim_new(&sw, &c, NULL, NULL, NULL, NULL, now), 0);
+  for (int i = 0; i < 8; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "m%d", i);
+    wr_addr a = addr(i);
+    assert_int_equal(wr_swim_add_member(sw, id, &a, NULL, 0, now), 0);
+  }
+  /* Our leave: one membership update, queued and pushed now. */
+  assert_int_equal(wr_swim_leave(sw, now), 0);
+  static uint8_t b[WR_SWIM_DATAGRAM_MAX];
+  static wr_swim_packet p;
+  wr_addr to;
+  wr_ssize n = wr_swim_send(sw, &to, b, sizeof b, now);
+  assert_true(n > 0);
+  decode_sent(b, (size_t)n, &p);
+  assert_int_equal(p.nupdates, 1);
+  assert_int_equal(p.updates[0].kind, WR_SWIM_UPD_LEFT);
+  /* The flood: more USER updates than both bounds together. */
+  const int flood = SWIM_BQUEUE_MAX + 1000;
+  for (int k = 0; k < flood; k++) {
+    char key[32];
+    snprintf(key, sizeof key, "route/%d", k);
+    assert_int_equal(wr_swim_broadcast_user(sw, key, 1, (const uint8_t *)"x",
+                                            1, now), 0);
+  }
+  wr_swim_stats st;
+  wr_swim_get_stats(sw, &st);
+  assert_int_equal(st.bcast_evicted_user, (uint64_t)flood - 100);
+  assert_int_equal(st.bcast_evicted_member, 0);
+  assert_int_equal(st.broadcast_queue, 101);
+  assert_int_equal(st.broadcast_queue_user, 100);
+  /* The LEFT goes out first in every packet until its limit (4 at 9
+   * members); USER updates fill the rest of the room. */
+  int lefts = 1, users = 0;
+  while ((n = wr_swim_send(sw, &to, b, sizeof b, now)) > 0) {
+    decode_sent(b, (size_t)n, &p);
+    for (size_t k = 0; k < p.nupdates; k++) {
+      if (p.updates[k].kind == WR_SWIM_UPD_LEFT) {
+        assert_int_equal(k, 0);
+        lefts++;
+      } else {
+        assert_int_equal(p.updates[k].kind, WR_SWIM_UPD_USER);
+        users++;
+      }
+    }
+  }
+  assert_int_equal(lefts, 4);
+  /* The same retransmit limit holds for the USER queue: each of the 100
+   * survivors went out exactly 4 times, and the queues are empty. */
+  assert_int_equal(users, 100 * 4);
+  wr_swim_get_stats(sw, &st);
+  assert_int_equal(st.broadcast_queue, 0);
+  assert_int_equal(st.bcast_evicted_member, 0);
+  assert_int_equal(st.bcast_evicted_user, (uint64_t)flood - 100);
+  wr_swim_del(sw);
 }
 
 static size_t below(void *ud, size_t n) { return wr_pcg32_bounded(ud, (uint32_t)n); }
@@ -912,6 +996,12 @@ static void test_config_set(void **state) {
   assert_int_equal(wr_swim_config_set(&c, "gossip-nodes", "", err, sizeof err), WR_ERR_INVAL);
   assert_int_equal(wr_swim_config_set(&c, "nope", "1", err, sizeof err), WR_ERR_INVAL);
   assert_non_null(strstr(err, "unknown gossip setting 'nope'"));
+  assert_int_equal(c.user_queue_max, 4096);
+  assert_int_equal(wr_swim_config_set(&c, "user-queue-max", "64", err, sizeof err), 0);
+  assert_int_equal(c.user_queue_max, 64);
+  assert_int_equal(wr_swim_config_set(&c, "user_queue_max", "0", err, sizeof err), WR_ERR_INVAL);
+  assert_int_equal(wr_swim_config_set(&c, "user-queue-max", "1048577", err, sizeof err), WR_ERR_INVAL);
+  assert_int_equal(c.user_queue_max, 64);
   /* Every advertised name is known (1 may be out of its range). */
   for (size_t i = 0; wr_swim_config_names[i]; i++) {
     err[0] = 0;
@@ -1047,6 +1137,7 @@ int main(void) {
       cmocka_unit_test(test_awareness_nack_penalty),
       cmocka_unit_test(test_bqueue_order_and_limits),
       cmocka_unit_test(test_bqueue_bound_and_takes),
+      cmocka_unit_test(test_user_queue_apart),
       cmocka_unit_test(test_member_table),
       cmocka_unit_test(test_copy_members),
       cmocka_unit_test(test_config_set),

@@ -147,6 +147,51 @@ static void test_user_broadcast_reaches_all(void **state) {
   net_free(&nt);
 }
 
+/* Membership news survives application churn: while n3 broadcasts 500
+ * fresh USER updates every 200 ms (far past its 64-entry USER queue), n7
+ * dies, and every member still learns it, in the usual time.  No
+ * membership update is evicted anywhere; n3's USER queue evicts plenty. */
+static void test_user_flood_keeps_membership(void **state) {
+  (void)state;
+  wr_swim_config c;
+  char err[128];
+  wr_swim_config_default(&c);
+  assert_int_equal(wr_swim_config_set(&c, "user-queue-max", "64", err,
+                                      sizeof err), 0);
+  net_init(&nt, 10, &c);
+  net_boot(&nt);
+  net_run(&nt, nt.now + 2000);
+  nt.down[7] = 1;
+  wr_tstamp killed = nt.now;
+  int k = 0, all = 0;
+  while (!all && nt.now < killed + 30000) {
+    for (int b = 0; b < 500; b++, k++) {
+      char key[32];
+      snprintf(key, sizeof key, "route/%d", k);
+      assert_int_equal(wr_swim_broadcast_user(nt.sw[3], key, 1,
+                                              (const uint8_t *)"x", 1,
+                                              nt.now), 0);
+    }
+    net_drain(&nt, 3);
+    net_run(&nt, nt.now + 200);
+    all = 1;
+    for (int i = 0; i < 10; i++)
+      if (i != 7 && net_state(&nt, i, 7) != WR_SWIM_DEAD) all = 0;
+  }
+  if (!all) fail_msg("n7's death did not reach everyone under USER churn");
+  print_message("dead everywhere after %llu ms, %d USER updates\n",
+                (unsigned long long)(nt.now - killed), k);
+  for (int i = 0; i < 10; i++) {
+    if (i == 7) continue;
+    wr_swim_stats st;
+    wr_swim_get_stats(nt.sw[i], &st);
+    assert_int_equal(st.bcast_evicted_member, 0);
+    assert_true(st.broadcast_queue_user <= 64);
+    if (i == 3) assert_true(st.bcast_evicted_user > (uint64_t)k / 2);
+  }
+  net_free(&nt);
+}
+
 static void test_garbage_changes_nothing(void **state) {
   (void)state;
   net_init(&nt, 3, NULL);
@@ -321,7 +366,7 @@ static void test_user_state_newer_wins(void **state) {
 static size_t sync_frame(uint8_t *dst, uint8_t type, int last, uint32_t count,
                          const uint8_t *body, size_t len) {
   uint8_t *p = dst + 4;
-  p[0] = 2; /* stream version */
+  p[0] = 3; /* stream version */
   p[1] = type;
   p[2] = (uint8_t)last;
   p[3] = (uint8_t)(count >> 24);
@@ -601,6 +646,7 @@ int main(void) {
       cmocka_unit_test(test_suspect_refuted),
       cmocka_unit_test(test_restart_same_id_comes_back_higher),
       cmocka_unit_test(test_user_broadcast_reaches_all),
+      cmocka_unit_test(test_user_flood_keeps_membership),
       cmocka_unit_test(test_garbage_changes_nothing),
       cmocka_unit_test(test_join_through_seed_and_sync),
       cmocka_unit_test(test_sync_repairs_and_rejects_corruption),

@@ -28,13 +28,27 @@
  * returns NULL and writes one line saying what is wrong into |err|.
  *
  *   members: [{"id","addr","state":"alive|suspect|dead|left","incarnation"}]
- *   routes:  [{"name","owner","version","state"}]
+ *   routes:  [{"name","owner","account","version","state"}] ("account" null
+ *            when an older node leaves it out; "serving" kept when sent)
  *   status:  {"id","members":{"alive","suspect","dead","left"},"routes",
  *             "routes_digest"}
+ *   candidates (GET /routes?name=N):
+ *            {"name","candidates":[{"owner","account","session","epoch",
+ *             "seq","version","claimed_at","state","options","verdict",
+ *             "why"}]}; owner, version, state and verdict are required,
+ *             the others null when absent
+ *
+ * The _mesh variants keep what `mesh` needs beyond the contract: the
+ * member's "admin" address, and the status's "members_digest",
+ * "routes_digest_age_ms" and "members_digest_age_ms" (each only when the
+ * node sends it).
  */
 json_t *ctl_check_members(const json_t *j, char *err, size_t cap);
 json_t *ctl_check_routes(const json_t *j, char *err, size_t cap);
 json_t *ctl_check_status(const json_t *j, char *err, size_t cap);
+json_t *ctl_check_candidates(const json_t *j, char *err, size_t cap);
+json_t *ctl_check_members_mesh(const json_t *j, char *err, size_t cap);
+json_t *ctl_check_status_mesh(const json_t *j, char *err, size_t cap);
 
 /* Parses |len| bytes of JSON then runs |check|; same contract. */
 json_t *ctl_parse_checked(const char *text, size_t len,
@@ -46,6 +60,13 @@ json_t *ctl_parse_checked(const char *text, size_t len,
 void ctl_print_members(FILE *out, const json_t *members);
 void ctl_print_routes(FILE *out, const json_t *routes);
 void ctl_print_status(FILE *out, const json_t *status);
+/*
+ * routes --name: "NAME: 2 candidates, 1 serves", the table
+ * OWNER ACCOUNT VERSION CLAIMED STATE VERDICT (CLAIMED in UTC), then
+ * "why:" and one line per candidate ("  n1 v7 [balance]: ...").  No
+ * candidates: the single line "no entry for NAME".
+ */
+void ctl_print_candidates(FILE *out, const json_t *answer);
 /* --json output: compact JSON of the normalised value plus "\n". */
 void ctl_print_json(FILE *out, const json_t *j);
 
@@ -88,6 +109,51 @@ void ctl_print_mesh(FILE *out, const char *const *admins, json_t *const *st,
                     size_t n);
 json_t *ctl_mesh_json(const char *const *admins, json_t *const *st, size_t n);
 
+/* ---- mesh: the whole fleet from one node ------------------------------ */
+
+/*
+ * One live member (alive or suspect in the first node's view) and what
+ * its own admin API said.  The caller fills it; ctl_mesh_analyse reads
+ * it.  |status| is a ctl_check_status_mesh value, |members| a
+ * ctl_check_members value; both NULL (and |error| set) when the node
+ * could not be asked.
+ */
+typedef struct ctl_mesh_node {
+  char id[128];
+  char admin[280];  /* "" = the member advertises no admin address */
+  char state[16];   /* "alive" or "suspect" */
+  json_t *status;   /* owned */
+  json_t *members;  /* owned */
+  char error[200];  /* why status/members are missing */
+} ctl_mesh_node;
+
+/*
+ * Builds the report (docs/ADMIN.md "warrenctl mesh --json"):
+ * {"via","id","members","live","asked","reachable","converged",
+ *  "routes":{"converged","groups":[...],"differences":[...],
+ *            "differences_total"},
+ *  "members_view":{...same...},"nodes":[...],"unreachable":[...]}.
+ * |member_count| is the size of the first node's member list.  Route
+ * differences are empty until ctl_mesh_add_route_diffs.  NULL when out of
+ * memory.
+ */
+json_t *ctl_mesh_analyse(const char *via, const char *via_id,
+                         size_t member_count, const ctl_mesh_node *nodes,
+                         size_t n);
+/* Index into |nodes| of the node whose /routes stands for routes group |g|
+ * (the first reachable node of the group), or -1 past the last group. */
+long ctl_mesh_group_rep(const json_t *report, const ctl_mesh_node *nodes,
+                        size_t n, size_t g);
+/* Diffs the route tables of the groups: |tables[g]| is group g's
+ * ctl_check_routes value or NULL (|errors[g]| then says why). */
+void ctl_mesh_add_route_diffs(json_t *report, json_t *const *tables,
+                              const char *const *errors);
+/* Human output: every node one line up to |table_max| live members, then
+ * a summary (groups, the first 10 differences, a few unreachable). */
+void ctl_print_mesh_report(FILE *out, const json_t *report, size_t table_max);
+/* 0 converged, 3 not converged (the exit status of `mesh`). */
+int ctl_mesh_exit(const json_t *report);
+
 /* ---- HTTP -------------------------------------------------------------- */
 
 typedef struct ctl_target {
@@ -127,5 +193,26 @@ int ctl_http_get(const ctl_target *t, const char *path, const char *token,
  */
 int ctl_http_parse(const char *data, size_t len, int eof, ctl_response *resp,
                    char *err, size_t cap);
+
+/* One request of ctl_http_get_many. */
+typedef struct ctl_get {
+  ctl_target target; /* in */
+  const char *path;  /* in, e.g. "/status" */
+  int rv;            /* out: 0 answered (resp filled), -1 failed (err) */
+  ctl_response resp; /* out: free(resp.body) when rv == 0 */
+  char err[160];     /* out: one lower-case line, as ctl_http_get */
+} ctl_get;
+
+/*
+ * Runs the |n| GETs concurrently, at most |parallel| (1..CTL_MAX_PARALLEL)
+ * connections at a time, each within |timeout_ms| of its own start and
+ * all within |budget_ms| of the call: a GET not started by then fails
+ * with "not asked: overall time limit reached".  Never blocks longer than
+ * |budget_ms| plus name resolution (numeric addresses resolve at once;
+ * host names go through a blocking getaddrinfo).
+ */
+#define CTL_MAX_PARALLEL 64
+void ctl_http_get_many(ctl_get *gets, size_t n, const char *token,
+                       int timeout_ms, int budget_ms, unsigned parallel);
 
 #endif

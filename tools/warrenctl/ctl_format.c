@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctl.h"
 #include "warren/types.h"
@@ -26,11 +27,40 @@ static void seterr(char *err, size_t cap, const char *fmt, ...) {
 
 /* ---- shape checks ------------------------------------------------------ */
 
-typedef enum { F_STR, F_UINT } ftype;
+/* F_STRS is an array of strings.  An optional field the server left out
+ * (or sent as null) becomes null in the output (F_OPT_NULL), so --json
+ * keeps one shape for scripts, or is left out (F_OPT_OMIT) for fields that
+ * only some nodes add. */
+typedef enum { F_STR, F_UINT, F_STRS } ftype;
+enum { F_REQ = 0, F_OPT_NULL = 1, F_OPT_OMIT = 2 };
 typedef struct field {
   const char *key;
   ftype type;
+  int opt;
 } field;
+
+static int type_ok(const json_t *v, ftype t) {
+  switch (t) {
+  case F_STR:
+    return json_is_string(v);
+  case F_UINT:
+    return json_is_integer(v) && json_integer_value(v) >= 0;
+  case F_STRS: {
+    if (!json_is_array(v)) return 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) if (!json_is_string(e)) return 0;
+    return 1;
+  }
+  }
+  return 0;
+}
+
+static const char *type_name(ftype t) {
+  return t == F_STR    ? "string"
+         : t == F_UINT ? "non-negative integer"
+                       : "array of strings";
+}
 
 /* Copies the listed fields of object |o| into a new object, checking
  * types.  |what| names the object in errors ("member 3"). */
@@ -47,12 +77,13 @@ static json_t *pick(const json_t *o, const field *fs, size_t n,
   }
   for (size_t i = 0; i < n; i++) {
     json_t *v = json_object_get(o, fs[i].key);
-    int ok = fs[i].type == F_STR
-                 ? json_is_string(v)
-                 : json_is_integer(v) && json_integer_value(v) >= 0;
-    if (!ok) {
-      seterr(err, cap, "%s has no %s \"%s\"", what,
-             fs[i].type == F_STR ? "string" : "non-negative integer",
+    if (fs[i].opt != F_REQ && (!v || json_is_null(v))) {
+      if (fs[i].opt == F_OPT_NULL)
+        json_object_set_new_nocheck(r, fs[i].key, json_null());
+      continue;
+    }
+    if (!type_ok(v, fs[i].type)) {
+      seterr(err, cap, "%s has no %s \"%s\"", what, type_name(fs[i].type),
              fs[i].key);
       json_decref(r);
       return NULL;
@@ -103,26 +134,33 @@ static int member_state_ok(const json_t *o, const char *what, char *err,
 }
 
 json_t *ctl_check_members(const json_t *j, char *err, size_t cap) {
-  static const field fs[] = {{"id", F_STR},
-                             {"addr", F_STR},
-                             {"state", F_STR},
-                             {"incarnation", F_UINT}};
+  static const field fs[] = {{"id", F_STR, F_REQ},
+                             {"addr", F_STR, F_REQ},
+                             {"state", F_STR, F_REQ},
+                             {"incarnation", F_UINT, F_REQ}};
   return check_array(j, fs, 4, "member", err, cap, member_state_ok);
 }
 
 json_t *ctl_check_routes(const json_t *j, char *err, size_t cap) {
-  static const field fs[] = {
-      {"name", F_STR}, {"owner", F_STR}, {"version", F_UINT}, {"state", F_STR}};
-  return check_array(j, fs, 4, "route", err, cap, NULL);
+  /* "account" is in the contract but nodes before issue 10 did not send
+   * it: null then.  "serving" (how many entries serve the name, > 1 with
+   * --balance) is passed on when the node sends it. */
+  static const field fs[] = {{"name", F_STR, F_REQ},
+                             {"owner", F_STR, F_REQ},
+                             {"account", F_STR, F_OPT_NULL},
+                             {"version", F_UINT, F_REQ},
+                             {"state", F_STR, F_REQ},
+                             {"serving", F_UINT, F_OPT_OMIT}};
+  return check_array(j, fs, WR_ARRAY_LEN(fs), "route", err, cap, NULL);
 }
 
 json_t *ctl_check_status(const json_t *j, char *err, size_t cap) {
   static const field top[] = {
-      {"id", F_STR}, {"routes", F_UINT}, {"routes_digest", F_STR}};
-  static const field counts[] = {{"alive", F_UINT},
-                                 {"suspect", F_UINT},
-                                 {"dead", F_UINT},
-                                 {"left", F_UINT}};
+      {"id", F_STR, F_REQ}, {"routes", F_UINT, F_REQ}, {"routes_digest", F_STR, F_REQ}};
+  static const field counts[] = {{"alive", F_UINT, F_REQ},
+                                 {"suspect", F_UINT, F_REQ},
+                                 {"dead", F_UINT, F_REQ},
+                                 {"left", F_UINT, F_REQ}};
   json_t *t = pick(j, top, 3, "status", err, cap);
   if (!t) return NULL;
   json_t *m = pick(json_object_get(j, "members"), counts, 4,
@@ -147,6 +185,33 @@ json_t *ctl_check_status(const json_t *j, char *err, size_t cap) {
   return r;
 }
 
+json_t *ctl_check_members_mesh(const json_t *j, char *err, size_t cap) {
+  static const field fs[] = {{"id", F_STR, F_REQ},
+                             {"addr", F_STR, F_REQ},
+                             {"state", F_STR, F_REQ},
+                             {"incarnation", F_UINT, F_REQ},
+                             {"admin", F_STR, F_OPT_OMIT}};
+  return check_array(j, fs, WR_ARRAY_LEN(fs), "member", err, cap,
+                     member_state_ok);
+}
+
+json_t *ctl_check_status_mesh(const json_t *j, char *err, size_t cap) {
+  static const field extra[] = {
+      {"routes_digest_age_ms", F_UINT, F_OPT_OMIT},
+      {"members_digest", F_STR, F_OPT_OMIT},
+      {"members_digest_age_ms", F_UINT, F_OPT_OMIT}};
+  json_t *r = ctl_check_status(j, err, cap);
+  if (!r) return NULL;
+  json_t *x = pick(j, extra, WR_ARRAY_LEN(extra), "status", err, cap);
+  if (!x || json_object_update(r, x) != 0) {
+    json_decref(x);
+    json_decref(r);
+    return NULL;
+  }
+  json_decref(x);
+  return r;
+}
+
 json_t *ctl_parse_checked(const char *text, size_t len,
                           json_t *(*check)(const json_t *, char *, size_t),
                           char *err, size_t cap) {
@@ -167,6 +232,10 @@ json_t *ctl_parse_checked(const char *text, size_t len,
  * decimal.  Bounded so one absurd field cannot make every row huge. */
 #define CELL 128
 static void cell(const json_t *v, char *dst) {
+  if (!v || json_is_null(v)) {
+    snprintf(dst, CELL, "-");
+    return;
+  }
   if (json_is_integer(v)) {
     snprintf(dst, CELL, "%lld", (long long)json_integer_value(v));
     return;
@@ -217,9 +286,134 @@ void ctl_print_members(FILE *out, const json_t *members) {
 }
 
 void ctl_print_routes(FILE *out, const json_t *routes) {
-  static const char *const hdr[] = {"NAME", "OWNER", "VERSION", "STATE"};
-  static const char *const keys[] = {"name", "owner", "version", "state"};
-  print_table(out, routes, hdr, keys, 4, "(no routes)");
+  static const char *const hdr[] = {"NAME", "OWNER", "ACCOUNT", "VERSION",
+                                    "STATE"};
+  static const char *const keys[] = {"name", "owner", "account", "version",
+                                     "state"};
+  print_table(out, routes, hdr, keys, 5, "(no routes)");
+}
+
+/* ---- routes --name ----------------------------------------------------- */
+
+json_t *ctl_check_candidates(const json_t *j, char *err, size_t cap) {
+  /* Required: what the table and the verdict need.  The rest is shown
+   * when present; a node that leaves it out still gets its candidates
+   * printed (null in --json). */
+  static const field fs[] = {{"owner", F_STR, F_REQ},
+                             {"account", F_STR, F_OPT_NULL},
+                             {"session", F_STR, F_OPT_NULL},
+                             {"epoch", F_UINT, F_OPT_NULL},
+                             {"seq", F_UINT, F_OPT_NULL},
+                             {"version", F_UINT, F_REQ},
+                             {"claimed_at", F_UINT, F_OPT_NULL},
+                             {"state", F_STR, F_REQ},
+                             {"options", F_STRS, F_OPT_NULL},
+                             {"verdict", F_STR, F_REQ},
+                             {"why", F_STR, F_OPT_NULL}};
+  static const field top[] = {{"name", F_STR, F_REQ}};
+  if (json_is_array(j)) {
+    /* A node from before issue 10 ignores "?name=" and sends the whole
+     * table. */
+    seterr(err, cap, "expected an object {\"name\",\"candidates\"} but got "
+                     "the whole route table (a node too old for --name?)");
+    return NULL;
+  }
+  json_t *r = pick(j, top, 1, "answer", err, cap);
+  if (!r) return NULL;
+  json_t *c = check_array(json_object_get(j, "candidates"), fs,
+                          WR_ARRAY_LEN(fs), "candidate", err, cap, NULL);
+  if (!c) {
+    json_decref(r);
+    return NULL;
+  }
+  json_object_set_new_nocheck(r, "candidates", c);
+  return r;
+}
+
+/* claimed_at is a Lamport version (the version of the account's first
+ * claim of the name, kept by moves), not a time: "v<N>", comparable with
+ * the VERSION column.  The smaller claim wins between two accounts. */
+static void claimed_cell(const json_t *v, char *dst) {
+  if (!json_is_integer(v) || json_integer_value(v) < 0) {
+    snprintf(dst, CELL, "-");
+    return;
+  }
+  snprintf(dst, CELL, "v%lld", (long long)json_integer_value(v));
+}
+
+void ctl_print_candidates(FILE *out, const json_t *ans) {
+  static const char *const hdr[] = {"OWNER",   "ACCOUNT", "VERSION",
+                                    "CLAIMED", "STATE",   "VERDICT"};
+  static const char *const keys[] = {"owner",      "account", "version",
+                                     "claimed_at", "state",   "verdict"};
+  enum { NCOL = 6 };
+  const json_t *cs = json_object_get(ans, "candidates");
+  size_t n = json_array_size(cs), serves = 0;
+  char name[CELL];
+  cell(json_object_get(ans, "name"), name);
+  if (n == 0) {
+    fprintf(out, "no entry for %s\n", name);
+    return;
+  }
+  size_t w[NCOL];
+  char c[CELL];
+  for (size_t k = 0; k < NCOL; k++) w[k] = strlen(hdr[k]);
+  size_t i;
+  json_t *row;
+  json_array_foreach(cs, i, row) {
+    const char *v = json_string_value(json_object_get(row, "verdict"));
+    if (strcmp(v, "serves") == 0) serves++;
+    for (size_t k = 0; k < NCOL; k++) {
+      if (k == 3)
+        claimed_cell(json_object_get(row, keys[k]), c);
+      else
+        cell(json_object_get(row, keys[k]), c);
+      w[k] = WR_MAX(w[k], strlen(c));
+    }
+  }
+  fprintf(out, "%s: %zu candidate%s, ", name, n, n == 1 ? "" : "s");
+  if (serves == 0)
+    fprintf(out, "none serves\n");
+  else
+    fprintf(out, "%zu serve%s\n", serves, serves == 1 ? "s" : "");
+  for (size_t k = 0; k < NCOL; k++) put_cell(out, hdr[k], w[k], k + 1 == NCOL);
+  json_array_foreach(cs, i, row) {
+    for (size_t k = 0; k < NCOL; k++) {
+      if (k == 3)
+        claimed_cell(json_object_get(row, keys[k]), c);
+      else
+        cell(json_object_get(row, keys[k]), c);
+      put_cell(out, c, w[k], k + 1 == NCOL);
+    }
+  }
+  /* Why each verdict: one line per candidate, in the table's order, with
+   * the options (balance, ...) that took part in the decision. */
+  fprintf(out, "why:\n");
+  json_array_foreach(cs, i, row) {
+    char own[CELL], why[CELL * 4];
+    cell(json_object_get(row, "owner"), own);
+    const json_t *wv = json_object_get(row, "why");
+    /* A longer cell for the sentence; still bounded. */
+    size_t m = 0;
+    for (const char *s = json_string_value(wv); s && *s && m < sizeof why - 1;
+         s++)
+      why[m++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+    why[m] = '\0';
+    fprintf(out, "  %s v%lld", own,
+            (long long)json_integer_value(json_object_get(row, "version")));
+    const json_t *opts = json_object_get(row, "options");
+    if (json_array_size(opts) > 0) {
+      fputs(" [", out);
+      size_t k;
+      json_t *o;
+      json_array_foreach(opts, k, o) {
+        cell(o, c);
+        fprintf(out, "%s%s", k ? "," : "", c);
+      }
+      fputc(']', out);
+    }
+    fprintf(out, ": %s\n", m ? why : "(no reason given)");
+  }
 }
 
 static long long ival(const json_t *o, const char *k) {

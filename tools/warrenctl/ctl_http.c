@@ -22,6 +22,7 @@
 #include <llhttp.h>
 
 #include "ctl.h"
+#include "warren/types.h"
 
 static void seterr(char *err, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -330,4 +331,219 @@ timeout:
   close(fd);
   seterr(err, cap, "timed out after %d ms", timeout_ms);
   return -1;
+}
+
+/* ---- many GETs at once (mesh) ------------------------------------------ */
+
+/*
+ * A fixed pool of connection slots driven by one poll() loop.  Each slot
+ * goes CONNECTING -> SENDING -> READING and back to FREE; a finished slot
+ * takes the next queued GET at once, so a slow or silent node holds one
+ * slot for at most its timeout while the others keep moving.
+ */
+typedef enum { SLOT_FREE, SLOT_CONNECTING, SLOT_SENDING, SLOT_READING } slot_state;
+
+typedef struct slot {
+  slot_state state;
+  int fd;
+  ctl_get *g;
+  long long deadline;
+  int cut; /* the overall limit, not the request's timeout, ends it */
+  char req[1024];
+  size_t reqlen, off;
+  reader rd;
+} slot;
+
+static void slot_finish(slot *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void slot_finish(slot *s, const char *fmt, ...) {
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->g->err, sizeof s->g->err, fmt, ap);
+    va_end(ap);
+    s->g->rv = -1;
+    free(s->g->resp.body);
+    s->g->resp.body = NULL;
+    s->g->resp.len = 0;
+  } else {
+    s->g->rv = 0;
+  }
+  if (s->fd >= 0) close(s->fd);
+  s->fd = -1;
+  s->g = NULL;
+  s->state = SLOT_FREE;
+}
+
+static void slot_finish_errno(slot *s, int e) {
+  char t[128];
+  errno_text(e, t, sizeof t);
+  slot_finish(s, "%s", t);
+}
+
+/* Starts |g| in |s|: resolves and issues a non-blocking connect. */
+static void slot_start(slot *s, ctl_get *g, const char *token, long long now,
+                       int timeout_ms, long long end) {
+  memset(s, 0, sizeof *s);
+  s->fd = -1;
+  s->g = g;
+  g->rv = -1;
+  g->err[0] = '\0';
+  g->resp.body = NULL;
+  g->resp.len = 0;
+  g->resp.status = 0;
+  s->deadline = WR_MIN(now + timeout_ms, end);
+  s->cut = now + timeout_ms > end;
+  s->state = SLOT_CONNECTING;
+  int n = snprintf(
+      s->req, sizeof s->req,
+      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: warrenctl\r\n"
+      "Accept: application/json\r\n%s%s%sConnection: close\r\n\r\n",
+      g->path, g->target.display, token && *token ? "Authorization: Bearer " : "",
+      token && *token ? token : "", token && *token ? "\r\n" : "");
+  if (n < 0 || (size_t)n >= sizeof s->req) {
+    slot_finish(s, "request too long (token over 800 bytes?)");
+    return;
+  }
+  s->reqlen = (size_t)n;
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  /* Numeric first: admin addresses advertised by nodes are IP:PORT, and
+   * a numeric lookup never blocks. */
+  hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
+  int gai = getaddrinfo(g->target.host, g->target.port, &hints, &res);
+  if (gai == EAI_NONAME) {
+    hints.ai_flags = AI_NUMERICSERV;
+    gai = getaddrinfo(g->target.host, g->target.port, &hints, &res);
+  }
+  if (gai != 0) {
+    slot_finish(s, "cannot resolve %s: %s", g->target.host, gai_strerror(gai));
+    return;
+  }
+  s->fd = socket(res->ai_family,
+                 res->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                 res->ai_protocol);
+  if (s->fd < 0) {
+    int e = errno;
+    freeaddrinfo(res);
+    slot_finish_errno(s, e);
+    return;
+  }
+  int rc = connect(s->fd, res->ai_addr, res->ai_addrlen);
+  int e = errno;
+  freeaddrinfo(res);
+  if (rc != 0 && e != EINPROGRESS) {
+    slot_finish_errno(s, e);
+    return;
+  }
+  reader_init(&s->rd, &g->resp);
+  if (rc == 0) s->state = SLOT_SENDING;
+}
+
+/* One poll() result for |s|. */
+static void slot_step(slot *s, short revents) {
+  if (s->state == SLOT_CONNECTING) {
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+    if (soerr != 0) {
+      slot_finish_errno(s, soerr);
+      return;
+    }
+    if (!(revents & POLLOUT)) return;
+    s->state = SLOT_SENDING;
+  }
+  if (s->state == SLOT_SENDING) {
+    ssize_t w = send(s->fd, s->req + s->off, s->reqlen - s->off, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno != EAGAIN && errno != EINTR) slot_finish_errno(s, errno);
+      return;
+    }
+    s->off += (size_t)w;
+    if (s->off == s->reqlen) s->state = SLOT_READING;
+    return;
+  }
+  /* SLOT_READING */
+  char buf[65536];
+  ssize_t r = recv(s->fd, buf, sizeof buf, 0);
+  if (r < 0) {
+    if (errno != EAGAIN && errno != EINTR) slot_finish_errno(s, errno);
+    return;
+  }
+  char err[160];
+  int pr = reader_feed(&s->rd, buf, (size_t)r, r == 0, err, sizeof err);
+  if (pr == 1)
+    slot_finish(s, NULL);
+  else if (pr < 0)
+    slot_finish(s, "%s", err); /* reader_feed freed the body */
+}
+
+void ctl_http_get_many(ctl_get *gets, size_t n, const char *token,
+                       int timeout_ms, int budget_ms, unsigned parallel) {
+  slot slots[CTL_MAX_PARALLEL];
+  struct pollfd pfd[CTL_MAX_PARALLEL];
+  size_t map[CTL_MAX_PARALLEL];
+  if (parallel < 1) parallel = 1;
+  if (parallel > CTL_MAX_PARALLEL) parallel = CTL_MAX_PARALLEL;
+  for (unsigned k = 0; k < parallel; k++) {
+    slots[k].state = SLOT_FREE;
+    slots[k].fd = -1;
+    slots[k].g = NULL;
+  }
+  long long end = now_ms() + budget_ms;
+  size_t next = 0;
+  for (;;) {
+    long long now = now_ms();
+    /* Fill free slots; a GET that fails at once frees its slot again. */
+    for (unsigned k = 0; k < parallel && next < n; k++) {
+      while (slots[k].state == SLOT_FREE && next < n) {
+        if (now >= end || ctl_interrupted) break;
+        slot_start(&slots[k], &gets[next++], token, now, timeout_ms, end);
+      }
+    }
+    if (now >= end || ctl_interrupted) {
+      /* Out of time: what is queued is never asked. */
+      for (; next < n; next++) {
+        gets[next].rv = -1;
+        gets[next].resp.body = NULL;
+        snprintf(gets[next].err, sizeof gets[next].err, "%s",
+                 ctl_interrupted ? "interrupted"
+                                 : "not asked: overall time limit reached");
+      }
+    }
+    size_t np = 0;
+    long long soonest = end;
+    for (unsigned k = 0; k < parallel; k++) {
+      slot *s = &slots[k];
+      if (s->state == SLOT_FREE) continue;
+      if (now >= s->deadline || ctl_interrupted) {
+        if (ctl_interrupted)
+          slot_finish(s, "interrupted");
+        else if (s->cut)
+          slot_finish(s, "timed out: overall time limit reached");
+        else
+          slot_finish(s, "timed out after %d ms", timeout_ms);
+        continue;
+      }
+      soonest = WR_MIN(soonest, s->deadline);
+      pfd[np].fd = s->fd;
+      pfd[np].events = s->state == SLOT_READING ? POLLIN : POLLOUT;
+      pfd[np].revents = 0;
+      map[np++] = k;
+    }
+    if (np == 0) {
+      if (next >= n) break;
+      continue; /* slots freed by timeouts: refill */
+    }
+    long long wait = soonest - now;
+    int rc = poll(pfd, np, (int)WR_MAX(wait, 0));
+    if (rc < 0 && errno != EINTR) break; /* cannot happen with valid fds */
+    for (size_t i = 0; rc > 0 && i < np; i++)
+      if (pfd[i].revents) slot_step(&slots[map[i]], pfd[i].revents);
+  }
+  /* Only reachable after an impossible poll() failure: release slots. */
+  for (unsigned k = 0; k < parallel; k++)
+    if (slots[k].state != SLOT_FREE) slot_finish(&slots[k], "poll failed");
 }

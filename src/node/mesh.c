@@ -1,0 +1,570 @@
+/*
+ * The node's mesh wiring: the routes table (sans-IO) bound to swim, the
+ * ingress, a timer and the admin API (see mesh.h).
+ *
+ * Re-entrancy.  The table's callbacks must not call back into it, and an
+ * eviction must not run inside a table call (it closes a link, whose
+ * unbound hook releases the name: a table call).  So "lost" only queues
+ * the eviction; every entry point into the table ends with settle(),
+ * which runs the queued evictions and re-arms the timer once the table
+ * call has returned.
+ */
+#include "mesh.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "warren/err.h"
+#include "tokens.h"
+#include "warren/log.h"
+
+/* Evictions decided by one table call.  A call touches one name (an
+ * apply, a bind) or one owner's names (a liveness change, a sync delta),
+ * and we hold at most one binding per name; the bound only has to cover
+ * a burst between two settle() calls.  Beyond it the eviction waits for
+ * the name's next change (counted). */
+#define EVICT_MAX 256
+
+typedef struct eviction {
+  char name[WR_ROUTE_NAME_MAX + 1];
+  uint8_t session[WR_ROUTE_SESSION_LEN];
+  wr_route_loss why;
+} eviction;
+
+enum { MC_GOSSIP_TX, MC_GOSSIP_RX_NEWS, MC_GOSSIP_RX_OLD, MC_REJECTED,
+       MC_BINDS, MC_BIND_TAKEN, MC_EVICT_TAKEN, MC_EVICT_MOVED,
+       MC_EVICT_OVERFLOW, MC_COLLECTED, MC_QUOTA, MC_N };
+enum { MG_ENTRIES, MG_NAMES, MG_OWNERS, MG_N };
+
+struct wr_mesh {
+  uv_loop_t *loop;
+  uv_timer_t timer;
+  wr_routes *rt;
+  wr_swim_uv *swim;
+  wr_ingress *ig;
+  const wr_tokens *tokens;
+  char self[WR_ROUTE_OWNER_MAX + 1];
+  eviction evq[EVICT_MAX];
+  size_t nevq;
+  int settling;
+  uint64_t routes_changed_at; /* uv_now of the last resolution change */
+  uint64_t c[MC_N];           /* our own counters, mirrored at scrapes */
+  uint64_t *mc[MC_N];
+  int64_t *mg[MG_N];
+};
+
+static uint64_t now_ms(const wr_mesh *m) { return uv_now(m->loop); }
+
+/* ---- gossip ---------------------------------------------------------- */
+
+/*
+ * The USER key of a route entry: "r." and 32 hex digits of BLAKE2b-128
+ * over (owner, name).  swim's piggyback queue keeps one update per key
+ * (the newer version replaces the older), and one owner writes one entry
+ * per name, so a key per (owner, name) is exactly "the latest write of
+ * this binding".  Hashing keeps the key within swim's 64 characters
+ * whatever the lengths of the owner id and the name.
+ */
+#define ROUTE_KEY_PREFIX "r."
+
+static void route_key(const char *owner, const char *name, char *out,
+                      size_t cap) {
+  crypto_generichash_state st;
+  uint8_t h[16];
+  crypto_generichash_init(&st, NULL, 0, sizeof h);
+  crypto_generichash_update(&st, (const uint8_t *)owner, strlen(owner) + 1);
+  crypto_generichash_update(&st, (const uint8_t *)name, strlen(name));
+  crypto_generichash_final(&st, h, sizeof h);
+  char hex[33];
+  sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+  snprintf(out, cap, ROUTE_KEY_PREFIX "%s", hex);
+}
+
+/* Queues an encoded entry of ours for dissemination (pushed at once to a
+ * few members by swim, then piggybacked). */
+static void gossip(wr_mesh *m, const uint8_t *enc, size_t len) {
+  if (!m->swim) return; /* alone: nobody to tell */
+  wr_route_entry e;
+  if (wr_route_entry_decode(enc, len, &e) != 0) return; /* our own bytes */
+  char key[WR_SWIM_ID_MAX + 1];
+  route_key(e.owner, e.name, key, sizeof key);
+  int rv = wr_swim_broadcast_user(wr_swim_uv_core(m->swim), key, e.version,
+                                  enc, len, now_ms(m));
+  if (rv != 0) {
+    WR_LOG_WARNF("mesh", "gossip_failed", "name=%s err=%s", e.name,
+                 wr_strerror(rv));
+    return;
+  }
+  m->c[MC_GOSSIP_TX]++;
+  wr_swim_uv_kick(m->swim);
+}
+
+/* ---- table callbacks (record only) ---------------------------------- */
+
+static void on_lost(wr_routes *t, const wr_route_entry *e, wr_route_loss why,
+                    void *ud) {
+  (void)t;
+  wr_mesh *m = ud;
+  if (m->nevq == EVICT_MAX) {
+    m->c[MC_EVICT_OVERFLOW]++;
+    return;
+  }
+  eviction *v = &m->evq[m->nevq++];
+  snprintf(v->name, sizeof v->name, "%s", e->name);
+  memcpy(v->session, e->session, sizeof v->session);
+  v->why = why;
+}
+
+static void on_changed(wr_routes *t, const char *name, void *ud) {
+  (void)t;
+  wr_mesh *m = ud;
+  m->routes_changed_at = now_ms(m);
+  /* Debug: a busy fleet changes thousands of routes a second; bench/
+   * routes.py times dissemination from these lines. */
+  WR_LOG_DEBUGF("mesh", "route_changed", "name=%s", name);
+}
+
+static int on_owner_known(wr_routes *t, const char *owner, void *ud) {
+  (void)t;
+  wr_mesh *m = ud;
+  if (!m->swim) return 0; /* alone: nobody else's entries are live */
+  wr_swim_member_info mi;
+  if (wr_swim_member_find(wr_swim_uv_core(m->swim), owner, &mi) != 0)
+    return 0;
+  return mi.state == WR_SWIM_ALIVE || mi.state == WR_SWIM_SUSPECT;
+}
+
+static void on_republish(wr_routes *t, const uint8_t *enc, size_t len,
+                         void *ud) {
+  (void)t;
+  /* Safe inside the callback: gossip only queues into swim. */
+  gossip(ud, enc, len);
+}
+
+/* ---- after every table call ------------------------------------------ */
+
+static void on_timer(uv_timer_t *h);
+
+static void arm_timer(wr_mesh *m) {
+  wr_tstamp dl = wr_routes_deadline(m->rt);
+  if (dl == WR_TSTAMP_NONE) {
+    uv_timer_stop(&m->timer);
+    return;
+  }
+  uint64_t now = now_ms(m);
+  uv_timer_start(&m->timer, on_timer, dl > now ? dl - now : 0, 0);
+}
+
+/* Runs the evictions the last table call queued.  An eviction closes the
+ * client's link, and the ingress's unbound hook then releases the name
+ * (a table call, which may queue more: the loop takes those too). */
+static void settle(wr_mesh *m) {
+  if (m->settling) return; /* the outer settle() takes what we queue */
+  m->settling = 1;
+  while (m->nevq) {
+    eviction v = m->evq[--m->nevq];
+    int code = v.why == WR_ROUTE_LOST_MOVED ? WR_INGRESS_EVICT_MOVED
+                                            : WR_INGRESS_EVICT_TAKEN;
+    m->c[v.why == WR_ROUTE_LOST_MOVED ? MC_EVICT_MOVED : MC_EVICT_TAKEN]++;
+    WR_LOG_INFOF("mesh", "binding_lost", "name=%s why=%s", v.name,
+                 v.why == WR_ROUTE_LOST_MOVED ? "moved" : "taken");
+    if (m->ig) wr_ingress_evict(m->ig, v.name, v.session, code);
+  }
+  m->settling = 0;
+  arm_timer(m);
+}
+
+static void on_timer(uv_timer_t *h) {
+  wr_mesh *m = h->data;
+  wr_routes_tick(m->rt, now_ms(m));
+  settle(m);
+}
+
+/* ---- ingress hooks ----------------------------------------------------- */
+
+static int hook_bind_check(void *ud, const char *name, const char *account,
+                           const uint8_t session[16], uint32_t options) {
+  wr_mesh *m = ud;
+  /* A reserved name is refused to every other account, even while its
+   * account does not use it (tokens file, "names ="). */
+  const char *holder = wr_tokens_reserved(m->tokens, name);
+  if (holder && strcmp(holder, account) != 0) {
+    m->c[MC_BIND_TAKEN]++;
+    return WR_ERR_TAKEN;
+  }
+  uint8_t enc[WR_ROUTE_ENCODED_MAX];
+  size_t len = 0;
+  uint32_t opts = options & WR_ROUTE_OPT_BALANCE;
+  int rv = wr_routes_bind(m->rt, name, account, session, opts, enc, &len,
+                          now_ms(m));
+  if (rv == 0) {
+    m->c[MC_BINDS]++;
+    gossip(m, enc, len);
+  } else if (rv == WR_ERR_EXISTS) {
+    m->c[MC_BIND_TAKEN]++;
+    rv = WR_ERR_TAKEN; /* the ingress's word for it: Error NAME_TAKEN */
+  }
+  settle(m);
+  return rv;
+}
+
+static void hook_bound(void *ud, const char *name, const char *account,
+                       const uint8_t session[16], uint32_t options) {
+  /* bind_check wrote the entry already; nothing more to publish. */
+  (void)ud, (void)name, (void)account, (void)session, (void)options;
+}
+
+static void hook_unbound(void *ud, const char *name,
+                         const uint8_t session[16]) {
+  wr_mesh *m = ud;
+  (void)session;
+  uint8_t enc[WR_ROUTE_ENCODED_MAX];
+  size_t len = 0;
+  if (wr_routes_release(m->rt, name, enc, &len, now_ms(m)) == 0)
+    gossip(m, enc, len);
+  settle(m);
+}
+
+static int hook_lookup_remote(void *ud, const char *name, char *owner,
+                              size_t cap) {
+  wr_mesh *m = ud;
+  wr_route_entry e[8];
+  size_t n = wr_routes_resolve(m->rt, name, e, WR_ARRAY_LEN(e));
+  if (n > WR_ARRAY_LEN(e)) n = WR_ARRAY_LEN(e);
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(e[i].owner, m->self) != 0) {
+      snprintf(owner, cap, "%s", e[i].owner);
+      return 1;
+    }
+  return 0;
+}
+
+/* Accounts: with a tokens file, the account its token names (an unknown
+ * or missing token is refused); without one the fleet is open and a
+ * client is its identity key's account ("key:<hex>"), or "anonymous"
+ * for an old client that proves none. */
+static int hook_authorize(void *ud, const char *token, const char *identity,
+                          char *account, size_t cap) {
+  wr_mesh *m = ud;
+  if (m->tokens) {
+    const char *a = wr_tokens_account(m->tokens, token);
+    if (!a) return WR_ERR_AUTH;
+    snprintf(account, cap, "%s", a);
+    return 0;
+  }
+  snprintf(account, cap, "%s", identity[0] ? identity : "anonymous");
+  return 0;
+}
+
+void wr_mesh_ingress_hooks(wr_mesh *m, wr_ingress_config *ic) {
+  ic->routes_ud = m;
+  ic->bind_check = hook_bind_check;
+  ic->bound = hook_bound;
+  ic->unbound = hook_unbound;
+  ic->lookup_remote = hook_lookup_remote;
+  ic->authorize = hook_authorize;
+}
+
+/* ---- swim ------------------------------------------------------------ */
+
+int wr_mesh_user_update(wr_mesh *m, const wr_swim_update *u) {
+  if (strncmp(u->key, ROUTE_KEY_PREFIX, strlen(ROUTE_KEY_PREFIX)) != 0)
+    return -1;
+  int rv = wr_routes_apply(m->rt, u->payload, u->payload_len, now_ms(m));
+  m->c[rv == 1 ? MC_GOSSIP_RX_NEWS : rv == 0 ? MC_GOSSIP_RX_OLD
+                                             : MC_REJECTED]++;
+  if (rv < 0)
+    WR_LOG_DEBUGF("mesh", "route_rejected", "origin=%s err=%s", u->id,
+                  wr_strerror(rv));
+  settle(m);
+  return rv == 1;
+}
+
+void wr_mesh_member_changed(wr_mesh *m, const wr_swim_member_info *mi) {
+  wr_route_owner_state st = mi->state == WR_SWIM_ALIVE ||
+                                    mi->state == WR_SWIM_SUSPECT
+                                ? WR_ROUTE_OWNER_LIVE
+                                : WR_ROUTE_OWNER_DEAD;
+  wr_routes_owner_state(m->rt, mi->id, st, now_ms(m));
+  settle(m);
+}
+
+/* The app-state sync: swim carries the table's records without looking
+ * inside.  A session's context pairs the table's own sync session with
+ * the mesh, so applying a delta can settle() afterwards. */
+typedef struct app_session {
+  wr_mesh *m;
+  wr_routes_sync *s;
+} app_session;
+
+static void *as_begin(void *ud, int initiator, wr_tstamp now) {
+  (void)initiator;
+  app_session *a = calloc(1, sizeof *a);
+  if (!a) return NULL;
+  a->m = ud;
+  if (wr_routes_sync_new(a->m->rt, &a->s, now) != 0) {
+    free(a);
+    return NULL;
+  }
+  return a;
+}
+
+static wr_ssize as_digest_next(void *ctx, uint8_t *dst, size_t cap) {
+  return wr_routes_sync_digest_next(((app_session *)ctx)->s, dst, cap);
+}
+
+static int as_digest_in(void *ctx, const uint8_t *rec, size_t len) {
+  return wr_routes_sync_digest_in(((app_session *)ctx)->s, rec, len);
+}
+
+static wr_ssize as_delta_next(void *ctx, uint8_t *dst, size_t cap) {
+  return wr_routes_sync_delta_next(((app_session *)ctx)->s, dst, cap);
+}
+
+static int as_delta_in(void *ctx, const uint8_t *rec, size_t len) {
+  app_session *a = ctx;
+  int rv = wr_routes_sync_delta_in(a->s, rec, len, now_ms(a->m));
+  settle(a->m);
+  return rv;
+}
+
+static void as_end(void *ctx, int ok) {
+  (void)ok;
+  app_session *a = ctx;
+  wr_routes_sync_del(a->s);
+  free(a);
+}
+
+const wr_swim_app_sync *wr_mesh_app_sync(void) {
+  static const wr_swim_app_sync vt = {
+      .begin = as_begin,
+      .digest_next = as_digest_next,
+      .digest_in = as_digest_in,
+      .delta_next = as_delta_next,
+      .delta_in = as_delta_in,
+      .end = as_end,
+  };
+  return &vt;
+}
+
+/* ---- admin ----------------------------------------------------------- */
+
+static const char *state_name(wr_route_state s) {
+  return s == WR_ROUTE_ACTIVE ? "active" : "released";
+}
+
+typedef struct rows {
+  json_t *arr;
+  int failed;
+} rows;
+
+static void add_row(const wr_route_entry *e, size_t nserving, void *ud) {
+  rows *r = ud;
+  json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "name", e->name,
+                        "owner", e->owner, "account", e->account, "version",
+                        (json_int_t)e->version, "state", state_name(e->state),
+                        "serving", (json_int_t)nserving);
+  if (!o || json_array_append_new(r->arr, o) != 0) r->failed = 1;
+}
+
+static const char *verdict_why(wr_route_verdict v) {
+  switch (v) {
+  case WR_ROUTE_SERVES: return "serves: the winning account's newest session";
+  case WR_ROUTE_V_TAKEN:
+    return "taken: another account claimed the name first (smaller "
+           "claimed_at)";
+  case WR_ROUTE_V_MOVED:
+    return "moved: a newer session of the same account serves";
+  case WR_ROUTE_V_RELEASED: return "released by its client";
+  case WR_ROUTE_V_OWNER_DEAD: return "its owner node is dead or left";
+  }
+  return "?";
+}
+
+static void add_candidate(const wr_route_entry *e, wr_route_verdict v,
+                          void *ud) {
+  rows *r = ud;
+  char sess[2 * WR_ROUTE_SESSION_LEN + 1];
+  sodium_bin2hex(sess, sizeof sess, e->session, sizeof e->session);
+  json_t *opts = json_array();
+  if (opts && (e->options & WR_ROUTE_OPT_BALANCE))
+    json_array_append_new(opts, json_string("balance"));
+  json_t *o = json_pack(
+      "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:o, s:s, s:s}", "owner",
+      e->owner, "account", e->account, "session", sess, "epoch",
+      (json_int_t)e->epoch, "seq", (json_int_t)e->seq, "version",
+      (json_int_t)e->version, "claimed_at", (json_int_t)e->claimed_at,
+      "state", state_name(e->state), "options", opts ? opts : json_array(),
+      "verdict", wr_route_verdict_name(v), "why", verdict_why(v));
+  if (!o || json_array_append_new(r->arr, o) != 0) r->failed = 1;
+}
+
+/* GET /routes: one row per name with a route (the contract's shape plus
+ * "serving"); GET /routes?name=N: every candidate entry of N and its
+ * verdict. */
+static int h_routes(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
+  wr_mesh *m = ud;
+  char name[WR_ROUTE_NAME_MAX + 2];
+  int n = wr_admin_req_param(req, "name", name, sizeof name);
+  rows r = {json_array(), 0};
+  if (!r.arr) return WR_ERR_NOMEM;
+  if (n > 0) {
+    if (!wr_route_name_ok(name)) {
+      json_decref(r.arr);
+      return wr_admin_resp_error(resp, 400, "name= wants one DNS label "
+                                            "(a-z, 0-9, '-')");
+    }
+    wr_routes_explain(m->rt, name, add_candidate, &r);
+    json_t *o = json_pack("{s:s, s:o}", "name", name, "candidates", r.arr);
+    if (!o || r.failed) {
+      json_decref(o);
+      return WR_ERR_NOMEM;
+    }
+    return wr_admin_resp_json(resp, o);
+  }
+  wr_routes_foreach(m->rt, add_row, &r);
+  if (r.failed) {
+    json_decref(r.arr);
+    return WR_ERR_NOMEM;
+  }
+  return wr_admin_resp_json(resp, r.arr);
+}
+
+void wr_mesh_admin_routes(wr_mesh *m, wr_admin *admin) {
+  wr_admin_route(admin, "GET", "/routes", h_routes, m);
+}
+
+int wr_mesh_status(wr_mesh *m, json_t *status) {
+  uint8_t dg[16];
+  char hex[33];
+  wr_routes_digest(m->rt, dg);
+  sodium_bin2hex(hex, sizeof hex, dg, sizeof dg);
+  uint64_t now = now_ms(m);
+  uint64_t age = now > m->routes_changed_at ? now - m->routes_changed_at : 0;
+  if (json_object_set_new(status, "routes",
+                          json_integer((json_int_t)wr_routes_count(m->rt))) ||
+      json_object_set_new(status, "routes_digest", json_string(hex)) ||
+      json_object_set_new(status, "routes_digest_age_ms",
+                          json_integer((json_int_t)age)))
+    return WR_ERR_NOMEM;
+  return 0;
+}
+
+/* ---- metrics ---------------------------------------------------------- */
+
+void wr_mesh_collect(wr_mesh *m) {
+  wr_routes_stats st;
+  wr_routes_get_stats(m->rt, &st);
+  m->c[MC_COLLECTED] = st.collected;
+  m->c[MC_QUOTA] = st.quota_drops;
+  m->c[MC_REJECTED] = st.rejected;
+  for (int i = 0; i < MC_N; i++) *m->mc[i] = m->c[i];
+  *m->mg[MG_ENTRIES] = (int64_t)st.entries;
+  *m->mg[MG_NAMES] = (int64_t)st.names;
+  *m->mg[MG_OWNERS] = (int64_t)st.owners;
+}
+
+static int register_metrics(wr_mesh *m, wr_metrics *reg) {
+  static const struct {
+    const char *name, *lk, *lv, *help;
+  } cs[MC_N] = {
+      {"warren_routes_gossip_sent_total", NULL, NULL,
+       "Route entries of this node queued for gossip."},
+      {"warren_routes_gossip_received_total", "result", "news",
+       "Route entries received by gossip."},
+      {"warren_routes_gossip_received_total", "result", "old", NULL},
+      {"warren_routes_rejected_total", NULL, NULL,
+       "Route entries dropped as malformed or invalid."},
+      {"warren_routes_binds_total", "result", "ok",
+       "Bind requests of this node's clients."},
+      {"warren_routes_binds_total", "result", "taken", NULL},
+      {"warren_routes_evictions_total", "why", "taken",
+       "Local bindings closed because another entry won the name."},
+      {"warren_routes_evictions_total", "why", "moved", NULL},
+      {"warren_routes_evictions_total", "why", "overflow", NULL},
+      {"warren_routes_collected_total", NULL, NULL,
+       "Tombstones and dead owners' logs collected."},
+      {"warren_routes_quota_drops_total", NULL, NULL,
+       "Route entries refused: an owner over its quota or a full table."},
+  };
+  static const struct {
+    const char *name, *lk, *lv, *help;
+  } gs[MG_N] = {
+      {"warren_routes_entries", NULL, NULL, "Route entries held."},
+      {"warren_routes_names", NULL, NULL, "Names with at least one entry."},
+      {"warren_routes_owners", NULL, NULL, "Owners with a log here."},
+  };
+  int rv;
+  for (int i = 0; i < MC_N; i++)
+    if ((rv = wr_metrics_counter(reg, cs[i].name, cs[i].lk, cs[i].lv,
+                                 cs[i].help, &m->mc[i])) != 0)
+      return rv;
+  for (int i = 0; i < MG_N; i++)
+    if ((rv = wr_metrics_gauge(reg, gs[i].name, gs[i].lk, gs[i].lv,
+                               gs[i].help, &m->mg[i])) != 0)
+      return rv;
+  return 0;
+}
+
+/* ---- life ------------------------------------------------------------ */
+
+int wr_mesh_new(wr_mesh **pm, uv_loop_t *loop, const char *self,
+                wr_metrics *metrics) {
+  wr_mesh *m = calloc(1, sizeof *m);
+  if (!m) return WR_ERR_NOMEM;
+  m->loop = loop;
+  snprintf(m->self, sizeof m->self, "%s", self);
+  wr_routes_config cfg;
+  wr_routes_config_default(&cfg);
+  snprintf(cfg.self, sizeof cfg.self, "%s", self);
+  /* The epoch must exceed every epoch this node id used before: wall-clock
+   * milliseconds do, unless the clock went back across a restart by more
+   * than the process lived (then the old entries win until the peers'
+   * digests tell us our epoch was superseded and the table moves on). */
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  cfg.epoch = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  static const wr_routes_callbacks cb = {
+      .lost = on_lost,
+      .changed = on_changed,
+      .republish = on_republish,
+      .owner_known = on_owner_known};
+  int rv = wr_routes_new(&m->rt, &cfg, &cb, NULL, m, uv_now(loop));
+  if (rv != 0) {
+    free(m);
+    return rv;
+  }
+  uv_timer_init(loop, &m->timer);
+  m->timer.data = m;
+  m->routes_changed_at = uv_now(loop);
+  for (int i = 0; i < MC_N; i++) m->mc[i] = &m->c[i]; /* until registered */
+  static int64_t sink[MG_N];
+  for (int i = 0; i < MG_N; i++) m->mg[i] = &sink[i];
+  if (metrics && (rv = register_metrics(m, metrics)) != 0)
+    WR_LOG_WARNF("mesh", "metrics_failed", "err=%s", wr_strerror(rv));
+  arm_timer(m);
+  *pm = m;
+  return 0;
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  wr_mesh *m = h->data;
+  wr_routes_del(m->rt);
+  free(m);
+}
+
+void wr_mesh_close(wr_mesh *m) {
+  if (!m) return;
+  uv_close((uv_handle_t *)&m->timer, on_timer_closed);
+}
+
+void wr_mesh_set_swim(wr_mesh *m, wr_swim_uv *swim) { m->swim = swim; }
+void wr_mesh_set_ingress(wr_mesh *m, wr_ingress *ig) { m->ig = ig; }
+void wr_mesh_set_tokens(wr_mesh *m, const wr_tokens *tokens) {
+  m->tokens = tokens;
+}
+wr_routes *wr_mesh_routes(wr_mesh *m) { return m->rt; }

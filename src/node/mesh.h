@@ -1,0 +1,68 @@
+/*
+ * The node's mesh wiring (src/node/mesh.c): binds the routes table
+ * (src/routes/, sans-IO) to swim's gossip and anti-entropy, to the
+ * ingress's binding hooks, to a libuv timer, and to the admin API.  It
+ * holds no protocol logic of its own: every decision is the table's.
+ *
+ *   ingress bind      -> wr_routes_bind   -> swim USER update (gossip)
+ *   swim USER "r.*"   -> wr_routes_apply  -> news is gossiped on
+ *   swim sync         -> wr_routes_sync_* (opaque app-state records)
+ *   member changed    -> wr_routes_owner_state
+ *   table "lost"      -> wr_ingress_evict (NAME_TAKEN / NAME_MOVED)
+ */
+#ifndef WARREN_NODE_MESH_H
+#define WARREN_NODE_MESH_H
+
+#include <uv.h>
+
+#include "warren/admin.h"
+#include "warren/ingress.h"
+#include "warren/routes.h"
+#include "warren/swim.h"
+#include "warren/swim_uv.h"
+
+typedef struct wr_mesh wr_mesh;
+
+/* |self| is our node id; the routes epoch is taken from the wall clock.
+ * Registers its counters in |metrics| (may be NULL).  0 or an error. */
+int wr_mesh_new(wr_mesh **pm, uv_loop_t *loop, const char *self,
+                wr_metrics *metrics);
+/* Closes the timer; |m| is freed once it is closed.  Call after the
+ * ingress and swim have stopped calling into it. */
+void wr_mesh_close(wr_mesh *m);
+
+/* Accounts from --tokens (NULL: an open fleet).  Borrowed: the node
+ * replaces it on SIGHUP and calls this again before freeing the old. */
+struct wr_tokens;
+void wr_mesh_set_tokens(wr_mesh *m, const struct wr_tokens *tokens);
+
+/* Where to gossip (may stay NULL: a node without --gossip). */
+void wr_mesh_set_swim(wr_mesh *m, wr_swim_uv *swim);
+/* Where to evict bindings that lost their name. */
+void wr_mesh_set_ingress(wr_mesh *m, wr_ingress *ig);
+/* Fills the ingress config's routes hooks (bind_check, bound, unbound,
+ * lookup_remote and their user data). */
+void wr_mesh_ingress_hooks(wr_mesh *m, wr_ingress_config *ic);
+
+/* swim callbacks, forwarded by the node's own (which also handles the
+ * "event/" keys).  wr_mesh_user_update returns 1 for news, 0 for old
+ * news, -1 when the key is not a route (the caller decides). */
+int wr_mesh_user_update(wr_mesh *m, const wr_swim_update *u);
+void wr_mesh_member_changed(wr_mesh *m, const wr_swim_member_info *mi);
+/* The app-state sync vtable for swim (user data: the mesh). */
+const wr_swim_app_sync *wr_mesh_app_sync(void);
+
+/* GET /routes (and /routes?name=N) on |admin|. */
+void wr_mesh_admin_routes(wr_mesh *m, wr_admin *admin);
+/* Adds "routes", "routes_digest", "routes_digest_age_ms" to a /status
+ * object. */
+int wr_mesh_status(wr_mesh *m, json_t *status);
+
+/* Mirrors the table's counters into the metrics registered by
+ * wr_mesh_new; the node calls it from its collect hook while |m| lives
+ * (the registry has no way to drop a hook, and outlives the mesh). */
+void wr_mesh_collect(wr_mesh *m);
+
+wr_routes *wr_mesh_routes(wr_mesh *m);
+
+#endif
