@@ -478,8 +478,9 @@ static void print_json(const cli *c, const sim_result *r) {
     }
     if (o->scenario == SIM_SC_GC_STALE)
       printf(",\"stale_node\":%u,\"watched_names\":%llu,"
-             "\"resurrected\":%llu",
+             "\"stale_held\":%llu,\"resurrected\":%llu",
              r->stale_node, (unsigned long long)r->watched_names,
+             (unsigned long long)r->stale_held,
              (unsigned long long)r->resurrected);
   }
   if (o->verbose) printf(",\"rss_mib\":%.1f", (double)r->rss_kib / 1024);

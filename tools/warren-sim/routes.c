@@ -982,8 +982,13 @@ uint64_t sim_routes_timeline(sim *s, uint64_t t1) {
     sim_net_pause(s->net, st, back);
     sim_run_until(s, back);
     sim_phase(s, "stale back");
-    for (uint32_t name = 0; name < R->nnames; name++)
+    /* What the stale node still routes that the others collected: the
+     * test means something only if this is not 0. */
+    for (uint32_t name = 0; name < R->nnames; name++) {
       s->r->watched_names += R->names[name].watch;
+      s->r->stale_held +=
+          R->names[name].watch && fp_of(s->nodes[st].rt, name) != 0;
+    }
     R->watching = 1;
     end = now_of(s);
     run_while(s, now_of(s) + s->r->bound_ms + sync_cap(s), settled);

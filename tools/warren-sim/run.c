@@ -129,8 +129,10 @@ static void check_routes(sim *s) {
   if (r->dead_entries_left)
     fail(r, "%llu entries of killed owners held after their grace",
          (unsigned long long)r->dead_entries_left);
-  if (o->scenario == SIM_SC_GC_STALE && !r->watched_names)
-    fail(r, "gc-stale: nothing was collected behind the stale node");
+  if (o->scenario == SIM_SC_GC_STALE && !r->stale_held)
+    fail(r, "gc-stale: the stale node came back holding nothing collected "
+            "(%llu names watched): the scenario tested nothing",
+         (unsigned long long)r->watched_names);
   if (r->resurrected)
     fail(r, "%llu times a collected name routed again",
          (unsigned long long)r->resurrected);

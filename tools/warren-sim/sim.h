@@ -99,6 +99,7 @@ typedef struct sim_result {
   uint64_t dead_entries_left; /* killed owners' entries held after GC */
   /* gc-stale */
   uint64_t resurrected, watched_names;
+  uint64_t stale_held; /* watched names the stale node routed on return */
   uint32_t stale_node;
   /* traffic over the quiet window, per live node */
   double bytes_per_node_per_s, packets_per_node_per_s;
