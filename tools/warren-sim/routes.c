@@ -799,13 +799,16 @@ static uint64_t user_queued(const sim *s) {
   return q;
 }
 
-/* The longest a change can take to reach everyone by anti-entropy alone:
- * two of a node's sync periods (swim scales them with log2 n), plus a
- * reconnect interval for a healed partition. */
+/* How long the settling may take: anti-entropy alone reaches everyone in
+ * about two of a node's sync periods (swim scales them with log2 n), a
+ * healed partition waits a reconnect interval, and after a heavy churn
+ * the piggyback queues (4,096 updates, each sent up to
+ * retransmit_mult * log10(n + 1) times at some 135 a second) take
+ * minutes to drain; four periods cover the runs we make. */
 static uint64_t sync_cap(const sim *s) {
   uint64_t iv = s->cfg.sync_interval_ms;
   if (s->n > 32) iv *= (uint64_t)ceil(log2((double)s->n) - 5.0) + 1;
-  return 2 * iv + s->cfg.reconnect_interval_ms + 10000;
+  return 4 * iv + s->cfg.reconnect_interval_ms + 10000;
 }
 
 /* Runs until |until| or |stop| holds (checked every 100 ms). */

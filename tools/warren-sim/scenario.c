@@ -8,13 +8,19 @@
  *   warm-up    nothing happens; its last 80 % is the quiet window where
  *              tx bytes and packets per node per second are measured
  *   T1         the disturbance: kill K nodes (no leave: they just stop),
- *              broadcast R routes from random live nodes, cut a partition,
- *              start the stalls of --pause-frac nodes
+ *              start the --routes churn (routes.c) at random live nodes,
+ *              cut a partition, start the stalls of --pause-frac nodes
  *   measure    until every killed node is dead for every live node and
- *              every route reached every live node, or a cap (2 x bound),
- *              and at least until stalls and partition have ended
+ *              every route change converged on every live node, or a cap
+ *              (2 x bound), and at least until stalls, partition and
+ *              churn have ended
  *   settle     until all live nodes agree on the same alive set (checked
- *              once per probe interval), or the settle cap
+ *              once per probe interval), or the settle cap; then, with
+ *              --routes, until every live table equals the reference
+ *
+ * The routes scenarios (partition-claims, owner-death, gc-stale) replace
+ * T1 and measure with their own timeline (routes.c); warm-up and settle
+ * are the same.
  *
  * falsepos runs the stalls for --duration-s (60 s) and kills nothing;
  * idle only measures the quiet window (--duration-s, 30 s).
