@@ -457,8 +457,10 @@ static void print_json(const cli *c, const sim_result *r) {
            (unsigned long long)r->rt_rejected,
            (unsigned long long)r->rt_queue_left);
     printf("\"routes_named\":%llu,\"routes_converged\":%s,"
+           "\"routes_tables_off\":%llu,"
            "\"routes_digest_groups\":%llu,\"routes_winner_errors\":%llu,",
            (unsigned long long)r->rt_names, r->rt_converged ? "true" : "false",
+           (unsigned long long)r->rt_tables_off,
            (unsigned long long)r->rt_digest_groups,
            (unsigned long long)r->rt_winner_errors);
     jnum("routes_converge_ms", r->rt_converge_ms, 0);

@@ -1070,7 +1070,8 @@ void sim_routes_measure(sim *s) {
   for (size_t c = 0; c < R->nchg; c++) r->route_changes += R->chg[c].kind != K_DEATH;
   r->rt_names = wr_routes_count(R->oracle);
   r->rt_queue_left = user_queued(s);
-  r->rt_converged = digests_off(s) == 0;
+  r->rt_tables_off = digests_off(s);
+  r->rt_converged = r->rt_tables_off == 0;
   /* Distinct digests among live nodes (1 = converged). */
   uint8_t (*dg)[16] = calloc(s->n, 16);
   if (dg) {

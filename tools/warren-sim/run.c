@@ -104,7 +104,9 @@ static void check_routes(sim *s) {
          (unsigned long long)r->route_missing,
          (unsigned long long)r->route_pairs);
   if (!r->rt_converged)
-    fail(r, "route tables differ after changes stopped: %llu digests",
+    fail(r, "%llu live route tables differ from the reference after changes "
+            "stopped (%llu distinct digests among them all)",
+         (unsigned long long)r->rt_tables_off,
          (unsigned long long)r->rt_digest_groups);
   if (r->rt_winner_errors)
     fail(r, "%llu names: clients and resolution disagree (not one winner)",

@@ -86,6 +86,8 @@ typedef struct sim_result {
   int rt_converged;         /* every live digest = the reference's */
   int64_t rt_converge_ms;   /* after the last change */
   uint64_t rt_digest_groups;/* distinct digests among live nodes */
+  uint64_t rt_tables_off;   /* live tables whose digest is not the
+                               reference's */
   uint64_t rt_winner_errors;/* names whose clients disagree with the
                                resolution (two accounts, a stale session) */
   uint64_t rt_queue_left;   /* USER updates still queued at the end */
