@@ -449,6 +449,23 @@ void sim_routes_member(sim_node *nd, const wr_swim_member_info *m) {
           ? WR_ROUTE_OWNER_LIVE
           : WR_ROUTE_OWNER_DEAD;
   wr_routes_owner_state(nd->rt, m->id, st, now_of(nd->s));
+  /* A killed owner's names must be gone from this table the moment it
+   * declares the owner dead (owner-death, gc-stale). */
+  sim *s = nd->s;
+  uint32_t v = sim_id_index(s, m->id);
+  sim_routes *R = s->rt;
+  if (st != WR_ROUTE_OWNER_DEAD || v == SIM_NONE || s->kill_slot[v] < 0 ||
+      !s->kill_at || nd->idx == R->stale)
+    return;
+  for (uint32_t name = 0; name < R->nnames; name++) {
+    const rname *nm = &R->names[name];
+    if (!nm->killed || !nm->nchg) continue;
+    const rchange *c = &R->chg[nm->chg[nm->nchg - 1]];
+    if (c->kind == K_DEATH && c->owner == v &&
+        R->cur[(size_t)name * s->n + nd->idx] < nm->nchg &&
+        fp_of(nd->rt, name) != c->fp)
+      s->r->death_late++;
+  }
 }
 
 typedef struct app_session {
