@@ -480,9 +480,11 @@ static void print_json(const cli *c, const sim_result *r) {
     }
     if (o->scenario == SIM_SC_GC_STALE)
       printf(",\"stale_node\":%u,\"watched_names\":%llu,"
-             "\"stale_held\":%llu,\"resurrected\":%llu",
+             "\"stale_held\":%llu,\"stale_epoch\":%llu,"
+             "\"resurrected\":%llu",
              r->stale_node, (unsigned long long)r->watched_names,
              (unsigned long long)r->stale_held,
+             (unsigned long long)r->stale_epoch,
              (unsigned long long)r->resurrected);
   }
   if (o->verbose) printf(",\"rss_mib\":%.1f", (double)r->rss_kib / 1024);

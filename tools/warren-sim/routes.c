@@ -1145,6 +1145,11 @@ void sim_routes_measure(sim *s) {
         }
       }
     }
+  if (R->stale != SIM_NONE) {
+    wr_routes_stats st;
+    wr_routes_get_stats(s->nodes[R->stale].rt, &st);
+    r->stale_epoch = st.epoch;
+  }
   /* Watched names (gc-stale): none may route anywhere at the end. */
   for (uint32_t name = 0; R->watching && name < R->nnames; name++) {
     if (!R->names[name].watch) continue;

@@ -102,6 +102,7 @@ typedef struct sim_result {
   /* gc-stale */
   uint64_t resurrected, watched_names;
   uint64_t stale_held; /* watched names the stale node routed on return */
+  uint64_t stale_epoch; /* its table's epoch at the end (1 + republishes) */
   uint32_t stale_node;
   /* traffic over the quiet window, per live node */
   double bytes_per_node_per_s, packets_per_node_per_s;
