@@ -1045,6 +1045,19 @@ static void count_owner(const wr_route_entry *e, wr_route_verdict v,
   if (!strcmp(e->owner, h->owner)) h->n++;
 }
 
+static void dump_entry(const wr_route_entry *e, wr_route_verdict v,
+                       void *ud) {
+  (void)ud;
+  fprintf(stderr,
+          "warren-sim:   %s owner %s account %s epoch %llu seq %llu version "
+          "%llu claimed %llu %s session %u: %s\n",
+          e->name, e->owner, e->account, (unsigned long long)e->epoch,
+          (unsigned long long)e->seq, (unsigned long long)e->version,
+          (unsigned long long)e->claimed_at,
+          e->state == WR_ROUTE_ACTIVE ? "active" : "released",
+          sess_of(e->session), wr_route_verdict_name(v));
+}
+
 void sim_routes_measure(sim *s) {
   sim_routes *R = s->rt;
   sim_result *r = s->r;
@@ -1145,6 +1158,22 @@ void sim_routes_measure(sim *s) {
         }
       }
     }
+  /* -vv: what an unconverged table holds of each name it disagrees on,
+   * next to the reference. */
+  for (uint32_t name = 0; s->o->verbose > 1 && name < R->nnames; name++) {
+    rname *nm = &R->names[name];
+    for (uint32_t x = 0; x < s->n; x++) {
+      if (s->nodes[x].killed || R->cur[(size_t)name * s->n + x] >= nm->nchg)
+        continue;
+      char nms[16];
+      name_str(name, nms, sizeof nms);
+      fprintf(stderr, "warren-sim: unconverged r%u at %s; its candidates:\n",
+              name, s->ids[x]);
+      wr_routes_explain(s->nodes[x].rt, nms, dump_entry, NULL);
+      fprintf(stderr, "warren-sim:   the reference's:\n");
+      wr_routes_explain(R->oracle, nms, dump_entry, NULL);
+    }
+  }
   if (R->stale != SIM_NONE) {
     wr_routes_stats st;
     wr_routes_get_stats(s->nodes[R->stale].rt, &st);
