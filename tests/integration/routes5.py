@@ -27,6 +27,7 @@ check failed.
 """
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -230,6 +231,26 @@ def run(fleet):
     own = Client(fleet, n2, "bobs-name", origin, ["--token", TOKENS["bob"]])
     ok, _ = poll(own.forwarding, 15)
     check("tokens: bob binds his reserved name", ok, own.stderr()[-300:])
+
+    # ---- the tokens file is reloaded on SIGHUP ----
+    tokens = os.path.join(TMP, "tokens")
+    with open(tokens, "a") as f:
+        f.write("[dave]\ntoken = dave-token-000000004\n")
+    n1.proc.send_signal(signal.SIGHUP)
+    ok, _ = poll(lambda: "what=tokens accounts=4" in open(n1.log).read(), 5)
+    check("tokens: SIGHUP reloads the file (logged)", ok)
+    dv = Client(fleet, n1, "daves", origin, ["--token", "dave-token-000000004"])
+    ok, _ = poll(dv.forwarding, 15)
+    check("tokens: a token added to the file binds after SIGHUP", ok,
+          dv.stderr()[-300:])
+    check("tokens: the node kept its tunnels across the reload",
+          not own.exited() and n2.visit("bobs-name")[0] == 200)
+    with open(tokens, "a") as f:
+        f.write("[broken\n")
+    n1.proc.send_signal(signal.SIGHUP)
+    ok, _ = poll(lambda: "reload_failed" in open(n1.log).read(), 5)
+    check("tokens: a broken file on SIGHUP keeps the old table", ok and
+          n1.alive_proc() and not dv.exited())
 
     # ---- accounts: identity keys in an open fleet (a node alone) ----
     solo = Fleet(WARREN, TMP, 1, domain="solo.test")
