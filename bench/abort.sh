@@ -12,6 +12,11 @@
 # followed by a clean 5 s wrk run. Prints node and client VmRSS and the
 # req/s of every clean run; "flat" means they stay within noise. Finally one
 # full /64m download through warren is checked byte for byte.
+#
+# The client runs with its request inspector on (INSPECT=ADDR:PORT, default
+# 127.0.0.1:39082; INSPECT=off to compare): the last column is the memory
+# its capture holds (GET /api/status), which must stay within its bound
+# (64 MiB) however many big bodies are cut short.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +27,7 @@ for t in wrk nginx curl; do
   command -v "$t" >/dev/null || { echo "bench: $t missing" >&2; exit 1; }
 done
 ORIGIN=127.0.0.1:38080 NODE_HTTP=127.0.0.1:38081 NODE_ADMIN=127.0.0.1:39081
+INSPECT=${INSPECT:-127.0.0.1:39082}
 HOST=app.bench.test
 
 tmp=$(mktemp -d /tmp/warren-abort.XXXXXX)
@@ -30,6 +36,10 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+capmem() { # KiB the inspector's capture holds, or - with it off
+  [ "$INSPECT" = off ] && { echo -; return; }
+  curl -s "http://$INSPECT/api/status" | sed -n 's/.*"memory":\([0-9]*\).*/\1/p' | awk '{print int($1 / 1024)}'
+}
 
 mkdir -p "$tmp/www"
 head -c 1024 /dev/urandom >"$tmp/www/1k"
@@ -42,7 +52,7 @@ WARREN_LOG=warn "$W" node --id abort1 --http $NODE_HTTP --admin $NODE_ADMIN \
 node_pid=$!
 sleep 0.5
 WARREN_LOG=warn "$W" http ${ORIGIN##*:} --node $NODE_HTTP \
-  --fleet-key "$("$W" pubkey "$tmp/key")" --name app \
+  --fleet-key "$("$W" pubkey "$tmp/key")" --name app --inspect "$INSPECT" \
   >"$tmp/client.out" 2>"$tmp/client.log" & pids+=($!)
 client_pid=$!
 for _ in $(seq 50); do grep -qs Forwarding "$tmp/client.out" && break; sleep 0.1; done
@@ -55,11 +65,11 @@ wrk_rps() { # duration -> req/s; aborts the script on non-2xx answers
   awk '/Requests\/sec/ {print $2}' <<<"$out"
 }
 
-echo "| step | wrk /1k req/s | node VmRSS KiB | client VmRSS KiB |"
-echo "|---|---|---|---|"
-echo "| start (idle) | - | $(rss $node_pid) | $(rss $client_pid) |"
+echo "| step | wrk /1k req/s | node VmRSS KiB | client VmRSS KiB | capture KiB |"
+echo "|---|---|---|---|---|"
+echo "| start (idle) | - | $(rss $node_pid) | $(rss $client_pid) | $(capmem) |"
 r=$(wrk_rps 5)
-echo "| baseline | $r | $(rss $node_pid) | $(rss $client_pid) |"
+echo "| baseline | $r | $(rss $node_pid) | $(rss $client_pid) | $(capmem) |"
 total_aborted=0 total_done=0
 for round in $(seq "$rounds"); do
   wrk -t2 -c50 -d5s -H "Host: $HOST" "http://$NODE_HTTP/1k" >"$tmp/bg.txt" &
@@ -74,16 +84,17 @@ for round in $(seq "$rounds"); do
   done
   wait $bg
   bgr=$(awk '/Requests\/sec/ {print $2}' "$tmp/bg.txt")
-  echo "| round $round: $aborts aborts during wrk | $bgr (under aborts) | $(rss $node_pid) | $(rss $client_pid) |"
+  echo "| round $round: $aborts aborts during wrk | $bgr (under aborts) | $(rss $node_pid) | $(rss $client_pid) | $(capmem) |"
   r=$(wrk_rps 5)
-  echo "| round $round: clean wrk after | $r | $(rss $node_pid) | $(rss $client_pid) |"
+  echo "| round $round: clean wrk after | $r | $(rss $node_pid) | $(rss $client_pid) | $(capmem) |"
 done
 sleep 1
-echo "| end (idle, 1 s later) | - | $(rss $node_pid) | $(rss $client_pid) |"
+echo "| end (idle, 1 s later) | - | $(rss $node_pid) | $(rss $client_pid) | $(capmem) |"
 echo
 echo "curl downloads aborted: $total_aborted, completed within 50 ms: $total_done"
 curl -fsS -H "Host: $HOST" -o "$tmp/got" "http://$NODE_HTTP/64m"
 if cmp -s "$tmp/got" "$tmp/www/64m"; then echo "full 64 MiB download after the aborts: identical"
 else echo "full 64 MiB download after the aborts: DIFFERS"; fi
 echo "node open fds at the end: $(ls /proc/$node_pid/fd | wc -l)"
+[ "$INSPECT" != off ] && echo "inspector: $(curl -s "http://$INSPECT/api/status")"
 echo "node log lines at warn+: $(wc -l <"$tmp/node.log"), client: $(wc -l <"$tmp/client.log")"

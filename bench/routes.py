@@ -130,7 +130,7 @@ def main():
         name = "rb%d-%d" % (k, os.getpid() % 10000)
         c = subprocess.Popen([WARREN, "http", str(oport), "--node",
                               "%s:%d" % (owner.ip, BASE + 1), "--fleet-key",
-                              pub, "--name", name],
+                              pub, "--name", name, "--inspect", "off"],
                              stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
         PROCS.append(c)

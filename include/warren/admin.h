@@ -72,7 +72,14 @@ typedef struct wr_admin_req {
   const char *query;   /* after '?', "" when none, not decoded */
   const uint8_t *body; /* request body (NULL when empty) */
   size_t body_len;
+  /* Host and Origin as received (NUL-terminated), NULL when absent, ""
+   * when repeated or longer than WR_ADMIN_MAX_HOST: servers that check
+   * them (the inspector's DNS-rebinding and cross-origin defence) then
+   * refuse rather than pick one. */
+  const char *host;
+  const char *origin;
 } wr_admin_req;
+#define WR_ADMIN_MAX_HOST 255
 
 /*
  * Looks up |key| in the query string ("a=1&b=x%20y") and writes its
@@ -104,6 +111,19 @@ int wr_admin_resp_json(wr_admin_resp *resp, json_t *json);
 /* Replaces the body with {"error":"|msg|"} and sets |status|.
  * Returns 0 or WR_ERR_NOMEM. */
 int wr_admin_resp_error(wr_admin_resp *resp, int status, const char *msg);
+/* Adds a header line ("X-Frame-Options: DENY", no CRLF).  Returns 0, or
+ * WR_ERR_NOBUF when the response's extra headers (512 bytes) are full, or
+ * WR_ERR_INVAL for a line with CR or LF. */
+int wr_admin_resp_header(wr_admin_resp *resp, const char *line);
+/*
+ * Makes the response an open-ended stream on |channel| (1..255), as for
+ * server-sent events: the head goes out without Content-Length, then the
+ * body written so far, and the connection stays open; later bytes are
+ * sent with wr_admin_publish() to every connection streaming on that
+ * channel, until the client goes away.  Such a connection reads no more
+ * requests.  Returns 0 or WR_ERR_INVAL.
+ */
+int wr_admin_resp_stream(wr_admin_resp *resp, unsigned channel);
 
 /*
  * A route handler.  Returns 0 after filling |resp|, or a negative code:
@@ -142,6 +162,20 @@ void wr_admin_router_del(wr_admin_router *r);
 int wr_admin_router_add(wr_admin_router *r, const char *method,
                         const char *path, wr_admin_handler fn, void *user_data);
 
+/*
+ * A guard runs before every route (after the token check): it returns 0 to
+ * let the request through, or 1 after filling |resp| (e.g. 403) to answer
+ * it as is.  The inspector checks Host and Origin this way.  Header lines
+ * it adds (wr_admin_resp_header) stay on every response.  NULL removes it.
+ */
+typedef int (*wr_admin_guard)(const wr_admin_req *req, wr_admin_resp *resp,
+                              void *user_data);
+void wr_admin_router_set_guard(wr_admin_router *r, wr_admin_guard fn,
+                               void *user_data);
+/* Raises (or lowers) the request body cap from WR_ADMIN_MAX_BODY, up to
+ * WR_ADMIN_MAX_RESP.  Returns 0 or WR_ERR_INVAL. */
+int wr_admin_router_set_max_body(wr_admin_router *r, size_t max_body);
+
 /* One connection's request parser and response producer. */
 typedef struct wr_admin_conn wr_admin_conn;
 
@@ -177,6 +211,10 @@ void wr_admin_conn_sent(wr_admin_conn *c);
  * (Connection: close, HTTP/1.0, an upgrade request, or bad input). */
 int wr_admin_conn_want_close(const wr_admin_conn *c);
 
+/* The channel the connection streams on once its output is written (see
+ * wr_admin_resp_stream), or 0 for an ordinary response. */
+unsigned wr_admin_conn_stream(const wr_admin_conn *c);
+
 /* ---- libuv server ------------------------------------------------------ */
 
 struct uv_loop_s;
@@ -203,6 +241,22 @@ wr_metrics *wr_admin_metrics(wr_admin *a);
 /* Adds a route; see wr_admin_router_add. */
 int wr_admin_route(wr_admin *a, const char *method, const char *path,
                    wr_admin_handler fn, void *user_data);
+
+/* The router, to add routes and a guard with the core's calls. */
+wr_admin_router *wr_admin_get_router(wr_admin *a);
+
+/*
+ * Sends |len| bytes to every connection streaming on |channel| (copied).
+ * A client that lets more than WR_ADMIN_STREAM_MAX bytes pile up unread
+ * is disconnected (an EventSource reconnects by itself).  Returns the
+ * number of connections it went to.
+ */
+#define WR_ADMIN_STREAM_MAX (1u << 20)
+int wr_admin_publish(wr_admin *a, unsigned channel, const void *data,
+                     size_t len);
+/* Connections streaming on |channel| now (0: nobody listens, so an event
+ * need not even be rendered). */
+unsigned wr_admin_subscribers(const wr_admin *a, unsigned channel);
 
 /* The port actually bound (useful with port 0). */
 int wr_admin_port(const wr_admin *a);

@@ -15,6 +15,23 @@
 
 typedef struct wr_client wr_client;
 
+/*
+ * A read-only view of the bytes relayed for each visitor connection (the
+ * request inspector's capture).  open() runs when the node opens a stream
+ * and returns the tap's handle for it (NULL: not tapped); data() sees the
+ * bytes written to the local server (|to_origin| 1) and those read from it
+ * (0), in order, before they go on; close() runs once, when the local
+ * connection is closed.  Only visitor streams are tapped, never the
+ * tunnel's own control traffic.  The callbacks must not call the client.
+ */
+typedef struct wr_client_tap {
+  void *(*open)(void *ud);
+  void (*data)(void *conn, int to_origin, const uint8_t *data, size_t len,
+               void *ud);
+  void (*close)(void *conn, void *ud);
+  void *ud;
+} wr_client_tap;
+
 typedef struct wr_client_config {
   const char *node;        /* "HOST:PORT" of the node's public port */
   uint8_t fleet_pub[32];   /* pinned fleet public key */
@@ -29,6 +46,9 @@ typedef struct wr_client_config {
    * for none (the node then files the client under "anonymous" unless a
    * token names its account).  Copied. */
   const struct wr_identity *identity;
+  /* Bind options (WR_CONTROL_BIND_*): WR_CONTROL_BIND_BALANCE shares the
+   * name with the account's other balancing clients (--balance). */
+  uint32_t options;
   /* Once per bind; |first| is 1 the first time. */
   void (*on_bound)(const char *name, const char *url, int first, void *ud);
   /* An error retrying cannot fix (wrong fleet key, name taken, bad token)
@@ -37,6 +57,7 @@ typedef struct wr_client_config {
    * NAME_MOVED): |line| is the one line to show the user. */
   void (*on_fatal)(const char *line, void *ud);
   void *ud;
+  const wr_client_tap *tap; /* may be NULL; must outlive the client */
 } wr_client_config;
 
 int wr_client_start(wr_client **pc, uv_loop_t *loop,

@@ -198,6 +198,18 @@ int wr_fwd_new(wr_fwd **pf, const wr_fwd_config *cfg, void *ud,
                const wr_mem *mem, wr_tstamp now);
 /* Frees everything; an open upstream is reset. */
 void wr_fwd_del(wr_fwd *f);
+/*
+ * The same for a core embedded in the caller's own allocation (libuv's
+ * handle style), so a connection costs the adapter one allocation, not
+ * two: |f| points to wr_fwd_size() bytes aligned for any type.  init
+ * returns 0 or WR_ERR_NOMEM (then nothing is left to free); free releases
+ * what the core holds, not |f|.
+ */
+size_t wr_fwd_size(void);
+int wr_fwd_init(wr_fwd *f, const wr_fwd_config *cfg, void *ud,
+                const char *peer, const char *client_ip, int expect_proxy,
+                const wr_mem *mem, wr_tstamp now);
+void wr_fwd_free(wr_fwd *f);
 
 /* Where the next read goes: returns 0 with |*pbuf|/|*pcap| set, 1 when
  * the input is dropped from here on (read into any scratch buffer), or

@@ -1,15 +1,20 @@
 /*
- * The node's public side (src/proxy/proxy_uv.c): one TCP listener that
- * serves visitors (HTTP/1.1, routed by Host to a tunnel) and accepts
- * tunnel clients (a GET /_warren/tunnel with Upgrade: warren/1 becomes a
- * wr_link).  It keeps this node's tunnel table: name -> link.
+ * The node's public side (src/proxy/): one TCP listener that serves
+ * visitors (HTTP/1.1, routed by Host) and accepts tunnel clients (a GET
+ * /_warren/tunnel with Upgrade: warren/1 becomes a wr_link).
  *
- * Per visitor connection: a wr_http_req and a wr_http_resp (head.c), and
- * one mux stream to the owning tunnel that carries the connection's
+ *   proxy_uv.c  the listener and the libuv adapter of each visitor
+ *               connection, whose logic is the sans-IO forwarding core
+ *               (forward.h, src/proxy/forward.c)
+ *   bindings.c  tunnel clients' links (Hello, token, Bind), this node's
+ *               table name -> link, eviction, the routes hooks below
+ *   up_tunnel.c the upstream "a stream on a local tunnel"
+ *
+ * Per visitor connection: one upstream that carries the connection's
  * requests (rewritten heads, raw bodies) and brings the responses back
- * raw.  Backpressure: visitor reads stop while the stream has no credit;
- * credit for response bytes returns only when the visitor's socket took
- * them.
+ * raw.  Backpressure: visitor reads stop while the upstream has no
+ * credit; credit for response bytes returns only when the visitor's
+ * socket took them.
  */
 #ifndef WARREN_INGRESS_H
 #define WARREN_INGRESS_H

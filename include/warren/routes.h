@@ -38,7 +38,10 @@
  * or below our watermark for its owner is old news and is ignored, which
  * is also what keeps a collected tombstone from being resurrected by a
  * stale peer (a tombstone is only collected once it is below the
- * watermark).
+ * watermark).  A tombstone collected above a peer's watermark cannot be
+ * sent any more, so for such a peer (its watermark below the highest seq
+ * we collected, our "floor") the answer is the owner's whole log behind a
+ * full mark, and the peer drops what the log skipped (docs/ROUTES.md).
  *
  * Owners.  The wiring reports each member's liveness (from swim).  A DEAD
  * or LEFT owner's entries stop resolving at once, on every node, and its
@@ -126,7 +129,10 @@ typedef struct wr_routes_config {
 void wr_routes_config_default(wr_routes_config *cfg);
 
 /* Events (optional).  They must not call back into the table except the
- * read-only queries; record and act after the call that fired them. */
+ * read-only queries (bind, release and apply return WR_ERR_INTERNAL if
+ * they do); record and act after the call that fired them.  lost and
+ * changed fire from bind, release, apply, owner_state, tick and
+ * delta_in; republish from delta_in only. */
 typedef struct wr_routes_callbacks {
   /* A binding of ours stopped serving because of another entry: the
    * wiring closes it (NAME_TAKEN / NAME_MOVED to its client) and then
@@ -136,9 +142,13 @@ typedef struct wr_routes_callbacks {
   /* The resolution of |name| changed (new owner set or none).  Lets the
    * wiring count convergence and invalidate caches. */
   void (*changed)(wr_routes *t, const char *name, void *user_data);
-  /* Our epoch was found collected at a peer, so we started a new one and
-   * re-wrote every active binding: each re-written entry is handed here
-   * to be gossiped like the return of wr_routes_bind. */
+  /* Our epoch was found collected at a peer, or a peer holds a log of
+   * ours ahead of this process (a newer epoch: the clock went back since
+   * an earlier run; or ours with a higher seq: a restart that reused its
+   * epoch), so we started a new epoch (that epoch + 1) and re-wrote every
+   * active binding in it, keeping versions and claim times: each
+   * re-written entry is handed here to be gossiped like the return of
+   * wr_routes_bind.  stats.epoch shows the epoch in use. */
   void (*republish)(wr_routes *t, const uint8_t *enc, size_t len,
                     void *user_data);
   /* Does membership know |owner| (alive or suspect)?  Asked once, when
@@ -163,7 +173,9 @@ typedef struct wr_routes_stats {
   uint64_t sync_bytes_out;      /* their bytes */
 } wr_routes_stats;
 
-/* Returns 0, WR_ERR_INVAL (bad config) or WR_ERR_NOMEM. */
+/* Returns 0, WR_ERR_INVAL (bad config: self not printable ASCII without
+ * spaces, epoch 0 or over WR_ROUTE_VERSION_MAX, a zero cap),
+ * WR_ERR_INTERNAL (libsodium failed to initialise) or WR_ERR_NOMEM. */
 int wr_routes_new(wr_routes **pt, const wr_routes_config *cfg,
                   const wr_routes_callbacks *cb, const wr_mem *mem,
                   void *user_data, wr_tstamp now);
@@ -175,42 +187,61 @@ void wr_routes_get_stats(const wr_routes *t, wr_routes_stats *out);
 /*
  * Binds |name| for a client of ours.  Refused with WR_ERR_EXISTS when
  * another account holds a live binding of the name (as this table knows
- * it); WR_ERR_INVAL for a bad name/account; WR_ERR_LIMIT over quota.
+ * it); WR_ERR_INVAL for a bad name/account; WR_ERR_LIMIT over quota
+ * (max_per_owner, max_entries) or with the Lamport clock at
+ * WR_ROUTE_VERSION_MAX; WR_ERR_NOMEM (the table is unchanged);
+ * WR_ERR_INTERNAL from inside a callback.
  * On success the new entry is encoded into |enc| (cap >=
  * WR_ROUTE_ENCODED_MAX) with its length in |*enclen|, for the wiring to
- * gossip.  Re-binding the same (name, session) is a refresh.
+ * gossip.  Re-binding the same (name, account, session, options) while
+ * it is ACTIVE is a refresh: no new write (a new version would let an
+ * older session take the name back from a newer one); |enc| gets the
+ * current entry.  A bind of a new session (a move) keeps the smallest
+ * claimed_at of the account's live entries for the name.
  */
 int wr_routes_bind(wr_routes *t, const char *name, const char *account,
                    const uint8_t session[WR_ROUTE_SESSION_LEN],
                    uint32_t options, uint8_t *enc, size_t *enclen,
                    wr_tstamp now);
 /* Releases our binding of |name| (a RELEASED entry, encoded as above).
- * WR_ERR_NOTFOUND when we hold none. */
+ * WR_ERR_NOTFOUND when we hold none (or it is released already),
+ * WR_ERR_LIMIT, WR_ERR_INTERNAL as for bind. */
 int wr_routes_release(wr_routes *t, const char *name, uint8_t *enc,
                       size_t *enclen, wr_tstamp now);
 
 /* ---- replication ----------------------------------------------------- */
 
 /* One gossiped entry.  Returns 1 when it changed our table (news: gossip
- * it on), 0 when it was old news, WR_ERR_PROTO when malformed (counted).
- * May fire callbacks. */
+ * it on), 0 when it was old news (or dropped over quota, counted in
+ * quota_drops), WR_ERR_PROTO when malformed or invalid (counted in
+ * rejected), WR_ERR_NOMEM (the table is unchanged) or WR_ERR_INTERNAL
+ * from inside a callback.  Entries whose owner is us are old news: we are
+ * the only writer of our log.  May fire callbacks. */
 int wr_routes_apply(wr_routes *t, const uint8_t *enc, size_t len,
                     wr_tstamp now);
 
-/* A member's liveness, from swim (see owner_known for owners membership
- * has not reported). */
+/* A member's liveness, from swim (owners membership has not
+ * reported: see owner_known).  DEAD
+ * takes the owner's entries out of resolution at once; LIVE brings them
+ * back unless its log was collected meanwhile (dead_grace_ms). */
 void wr_routes_owner_state(wr_routes *t, const char *owner,
                            wr_route_owner_state st, wr_tstamp now);
 
 /*
  * Anti-entropy session (one per swim sync; this is what swim's opaque
  * app-state records carry).  digest_next writes our marks one record at a
- * time; digest_in takes the peer's; delta_next then writes the entries
- * the peer lacks followed by our mark for each owner concerned;
- * delta_in applies the peer's.  *_next return a length, 0 when done, or
- * WR_ERR_NOBUF (cap < WR_ROUTE_ENCODED_MAX).  *_in return 0 or
- * WR_ERR_PROTO.  The session holds no pointer into the table's entries,
- * so the table may change between calls.
+ * time; digest_in takes the peer's (all of them, before the first
+ * delta_next); delta_next then writes, per owner concerned, the entries
+ * the peer lacks (ascending seq) followed by our mark, preceded by a
+ * full mark when the whole log is sent, or a single collected mark for
+ * an owner tombstone the peer lacks; delta_in applies the peer's.
+ * *_next return a length, 0 when done, WR_ERR_NOBUF (cap <
+ * WR_ROUTE_ENCODED_MAX) or WR_ERR_NOMEM.  *_in return 0, WR_ERR_PROTO
+ * (malformed, counted in rejected; the session stays usable),
+ * WR_ERR_NOMEM, or for digest_in WR_ERR_INVAL after delta_next began.
+ * The session holds no pointer into the table that it trusts across
+ * calls (an entry position hint is revalidated), so the table may change
+ * between calls; the session must be deleted before the table.
  */
 typedef struct wr_routes_sync wr_routes_sync;
 int wr_routes_sync_new(wr_routes *t, wr_routes_sync **ps, wr_tstamp now);
@@ -252,10 +283,15 @@ void wr_routes_foreach(const wr_routes *t,
 size_t wr_routes_count(const wr_routes *t);
 /* A hash of the resolved table (names with a route and the entries that
  * serve them), independent of arrival order: equal digests on two nodes
- * mean they route alike.  Kept incrementally (O(1) to read). */
+ * mean they route alike.  It is the XOR over serving entries of
+ * BLAKE2b-128(name, owner, account, version, session), unkeyed so that
+ * nodes can compare it.  Kept incrementally (O(1) to read). */
 void wr_routes_digest(const wr_routes *t, uint8_t out[16]);
 
-/* Encoding of one entry (the gossip payload), for tests and tools. */
+/* Encoding of one entry (the gossip payload), for tests and tools.
+ * encode returns the length, WR_ERR_INVAL for an entry that would be
+ * refused on ingest, or WR_ERR_NOBUF; decode returns 0 or WR_ERR_PROTO
+ * (every field is validated as on ingest). */
 wr_ssize wr_route_entry_encode(const wr_route_entry *e, uint8_t *dst,
                                size_t cap);
 int wr_route_entry_decode(const uint8_t *buf, size_t len, wr_route_entry *e);

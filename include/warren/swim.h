@@ -95,6 +95,11 @@ typedef struct wr_swim_config {
    * oldest-sent entries (counted in bcast_evicted_user), never a
    * suspicion or a refutation. */
   size_t user_queue_max;
+  /* USER news from a peer (user_update said news) is relayed to
+   * push_fanout members within this many ms, batched, and again every
+   * this many ms while USER updates are still within their retransmit
+   * budget, instead of waiting for gossip ticks; 0 = off (ticks only). */
+  uint64_t user_relay_ms;
   wr_rand_fn rand;             /* required: seeded PCG in tests */
   void *rand_user_data;
 } wr_swim_config;
@@ -111,7 +116,8 @@ int wr_swim_config_profile(wr_swim_config *cfg, const char *name);
  * "gossip-interval-ms", "gossip-to-dead-ms", "push-fanout",
  * "sync-interval-ms", "dead-reap-ms", "awareness-max", "lifeguard" (0|1),
  * "confirm-probes", "refused-suspicion-ms", "reconnect-interval-ms",
- * "reconnect-timeout-ms", "user-queue-max" (underscores work too).
+ * "reconnect-timeout-ms", "user-queue-max", "user-relay-ms" (underscores
+ * work too).
  * Returns 0, or WR_ERR_INVAL (unknown name, not a number, out of range)
  * with a one-line reason in |err|.  wr_swim_new checks the combination. */
 int wr_swim_config_set(wr_swim_config *cfg, const char *name,

@@ -13,8 +13,10 @@ struct wr_admin_resp {
   uint8_t *body;
   size_t len, cap;
   /* Extra header lines the router adds ("Allow: GET, POST\r\n",
-   * "WWW-Authenticate: Bearer\r\n"); fixed text, so a bounded array. */
-  char extra[128];
+   * "WWW-Authenticate: Bearer\r\n", and wr_admin_resp_header's); a
+   * bounded array. */
+  char extra[512];
+  unsigned stream; /* wr_admin_resp_stream's channel, 0 = none */
 };
 
 /* The request as the connection parsed it, before routing. */
@@ -34,6 +36,9 @@ void admin_resp_reset(wr_admin_resp *resp);
  */
 int admin_router_dispatch(wr_admin_router *r, const admin_parsed *p,
                           wr_admin_resp *resp);
+
+/* The request body cap (WR_ADMIN_MAX_BODY unless set). */
+size_t admin_router_max_body(const wr_admin_router *r);
 
 /* Counts one request rejected before routing (400, 413, 431). */
 void admin_router_count_bad(wr_admin_router *r);

@@ -47,7 +47,17 @@ typedef struct aconn {
   int lingering;
   int closing;
   int open_handles;
+  unsigned stream; /* streaming on this channel (wr_admin_resp_stream) */
+  size_t queued;   /* stream bytes handed to uv_write, not yet written */
 } aconn;
+
+/* One wr_admin_publish() write to one streaming connection. */
+typedef struct swrite {
+  uv_write_t req;
+  aconn *c;
+  size_t len;
+  uint8_t data[];
+} swrite;
 
 struct wr_admin {
   uv_loop_t *loop;
@@ -169,7 +179,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     return;
   }
   if (n == 0) return;
-  if (c->lingering) return; /* discard */
+  if (c->lingering || c->stream) return; /* discard */
   c->roff = 0;
   c->rlen = (size_t)n;
   /* Reads do not re-arm the idle timer: a whole request must arrive
@@ -199,6 +209,16 @@ static void on_write(uv_write_t *req, int status) {
     return;
   }
   wr_admin_conn_sent(c->core);
+  unsigned ch = wr_admin_conn_stream(c->core);
+  if (ch) {
+    /* From now on the connection only carries published events; reading
+     * goes on to see the client leave (EOF), and no idle timeout applies:
+     * a live page holds it for as long as it is open. */
+    c->stream = ch;
+    uv_timer_stop(&c->timer);
+    if (read_start(c) != 0) conn_close(c);
+    return;
+  }
   if (wr_admin_conn_want_close(c->core)) {
     start_linger(c);
     return;
@@ -391,6 +411,56 @@ fail:
 }
 
 wr_metrics *wr_admin_metrics(wr_admin *a) { return a->metrics; }
+
+wr_admin_router *wr_admin_get_router(wr_admin *a) { return a->router; }
+
+static void on_stream_write(uv_write_t *req, int status) {
+  swrite *w = (swrite *)req;
+  aconn *c = w->c;
+  c->queued -= w->len;
+  wr_mem_free(c->a->mem, w);
+  if (status < 0) conn_close(c);
+}
+
+int wr_admin_publish(wr_admin *a, unsigned channel, const void *data,
+                     size_t len) {
+  int n = 0;
+  if (!channel || len == 0) return 0;
+  for (aconn *c = a->conns; c; c = c->next) {
+    if (c->stream != channel || c->closing) continue;
+    if (len > WR_ADMIN_STREAM_MAX - c->queued) {
+      /* Not reading: memory for it would grow without bound. */
+      WR_LOG_INFOF("admin", "stream_dropped", "reason=\"slow reader\"");
+      conn_close(c);
+      continue;
+    }
+    swrite *w = wr_mem_malloc(a->mem, sizeof *w + len);
+    if (!w) {
+      conn_close(c);
+      continue;
+    }
+    w->c = c;
+    w->len = len;
+    memcpy(w->data, data, len);
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_stream_write) !=
+        0) {
+      wr_mem_free(a->mem, w);
+      conn_close(c);
+      continue;
+    }
+    c->queued += len;
+    n++;
+  }
+  return n;
+}
+
+unsigned wr_admin_subscribers(const wr_admin *a, unsigned channel) {
+  unsigned n = 0;
+  for (const aconn *c = a->conns; c; c = c->next)
+    if (c->stream == channel && channel && !c->closing) n++;
+  return n;
+}
 
 int wr_admin_route(wr_admin *a, const char *method, const char *path,
                    wr_admin_handler fn, void *user_data) {

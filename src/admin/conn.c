@@ -63,6 +63,11 @@ struct wr_admin_conn {
   size_t auth_len;
   int auth_count;
   int auth_long;
+  /* Host and Origin, kept the same way (see wr_admin_req). */
+  int in_hdr; /* 0 none, 1 host, 2 origin */
+  char hv[2][WR_ADMIN_MAX_HOST + 1];
+  size_t hv_len[2];
+  int hv_count[2], hv_long[2];
 
   uint8_t *body;
   size_t body_len, body_cap;
@@ -85,6 +90,11 @@ static int on_message_begin(llhttp_t *p) {
   c->auth_len = 0;
   c->auth_count = 0;
   c->auth_long = 0;
+  c->in_hdr = 0;
+  for (int i = 0; i < 2; i++) {
+    c->hv_len[i] = 0;
+    c->hv_count[i] = c->hv_long[i] = 0;
+  }
   c->body_len = 0;
   return 0;
 }
@@ -118,6 +128,13 @@ static int on_header_field_complete(llhttp_t *p) {
     c->auth_count++;
     c->auth_len = 0;
   }
+  c->in_hdr = 0;
+  if (!c->field_long && strcasecmp(c->field, "host") == 0) c->in_hdr = 1;
+  if (!c->field_long && strcasecmp(c->field, "origin") == 0) c->in_hdr = 2;
+  if (c->in_hdr) {
+    c->hv_count[c->in_hdr - 1]++;
+    c->hv_len[c->in_hdr - 1] = 0;
+  }
   c->field_len = 0;
   c->field_long = 0;
   return 0;
@@ -125,6 +142,16 @@ static int on_header_field_complete(llhttp_t *p) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   wr_admin_conn *c = conn_of(p);
+  if (c->in_hdr) {
+    int i = c->in_hdr - 1;
+    if (len > WR_ADMIN_MAX_HOST - c->hv_len[i]) {
+      c->hv_long[i] = 1;
+      return 0;
+    }
+    memcpy(c->hv[i] + c->hv_len[i], at, len);
+    c->hv_len[i] += len;
+    return 0;
+  }
   if (!c->in_auth) return 0;
   if (len > MAX_AUTH - c->auth_len) {
     c->auth_long = 1;
@@ -138,7 +165,17 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
 static int on_header_value_complete(llhttp_t *p) {
   wr_admin_conn *c = conn_of(p);
   if (c->in_auth) c->auth[c->auth_len] = '\0';
+  if (c->in_hdr) {
+    /* llhttp keeps trailing whitespace in values (RFC 9110 5.5 says it
+     * is not part of them). */
+    int i = c->in_hdr - 1;
+    while (c->hv_len[i] > 0 && (c->hv[i][c->hv_len[i] - 1] == ' ' ||
+                                c->hv[i][c->hv_len[i] - 1] == '\t'))
+      c->hv_len[i]--;
+    c->hv[i][c->hv_len[i]] = '\0';
+  }
   c->in_auth = 0;
+  c->in_hdr = 0;
   return 0;
 }
 
@@ -146,7 +183,8 @@ static int on_headers_complete(llhttp_t *p) {
   wr_admin_conn *c = conn_of(p);
   c->headers_done = 1;
   /* A declared Content-Length is known here, before any body byte. */
-  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > WR_ADMIN_MAX_BODY) {
+  if ((p->flags & F_CONTENT_LENGTH) &&
+      p->content_length > admin_router_max_body(c->r)) {
     c->err_status = 413;
     return -1;
   }
@@ -155,14 +193,15 @@ static int on_headers_complete(llhttp_t *p) {
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
   wr_admin_conn *c = conn_of(p);
-  if (len > WR_ADMIN_MAX_BODY - c->body_len) {
+  size_t max = admin_router_max_body(c->r);
+  if (len > max - c->body_len) {
     c->err_status = 413;
     return HPE_USER;
   }
   if (c->body_len + len > c->body_cap) {
     size_t cap = c->body_cap ? c->body_cap : 1024;
     while (cap < c->body_len + len) cap *= 2;
-    if (cap > WR_ADMIN_MAX_BODY) cap = WR_ADMIN_MAX_BODY;
+    if (cap > max) cap = max;
     uint8_t *nb = wr_mem_realloc(c->mem, c->body, cap);
     if (!nb) {
       c->err_status = -1; /* out of memory, not the client's fault */
@@ -220,13 +259,17 @@ static int build_output(wr_admin_conn *c) {
   /* Content types are short literals; 1 KiB is far more than this head
    * can take, and an overflow is reported rather than truncated. */
   char head[1024];
+  char clen[48] = "";
+  /* A stream's body has no end but the connection's (RFC 9112 6.3). */
+  if (r->stream) c->want_close = 1;
+  else snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", r->len);
   int n = snprintf(head, sizeof head,
                    "HTTP/1.1 %d %s\r\n"
                    "Content-Type: %s\r\n"
-                   "Content-Length: %zu\r\n"
+                   "%s"
                    "Cache-Control: no-store\r\n"
                    "%s%s\r\n",
-                   r->status, admin_reason(r->status), r->ctype, r->len,
+                   r->status, admin_reason(r->status), r->ctype, clen,
                    r->extra, c->want_close ? "Connection: close\r\n" : "");
   if (n < 0 || (size_t)n >= sizeof head) return WR_ERR_INTERNAL;
   size_t blen = c->head_req ? 0 : r->len;
@@ -271,6 +314,12 @@ static int answer(wr_admin_conn *c, int upgrade) {
   ap.req.query = q ? q : "";
   ap.req.body = c->body_len ? c->body : NULL;
   ap.req.body_len = c->body_len;
+  for (int i = 0; i < 2; i++) {
+    const char *v = c->hv_count[i] == 1 && !c->hv_long[i] ? c->hv[i] : "";
+    if (c->hv_count[i] == 0) v = NULL;
+    if (i == 0) ap.req.host = v;
+    else ap.req.origin = v;
+  }
   ap.auth = c->auth_count == 1 && !c->auth_long ? c->auth : NULL;
   ap.auth_bad = c->auth_count > 1 || c->auth_long;
 
@@ -301,9 +350,12 @@ wr_ssize wr_admin_conn_feed(wr_admin_conn *c, const uint8_t *data, size_t len) {
     } else if (err != HPE_OK) {
       int rv;
       if (c->err_status < 0) return WR_ERR_NOMEM;
-      if (c->err_status == 413)
-        rv = reject(c, 413, "request body larger than 65536 bytes");
-      else
+      if (c->err_status == 413) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "request body larger than %zu bytes",
+                 admin_router_max_body(c->r));
+        rv = reject(c, 413, msg);
+      } else
         rv = reject(c, 400,
                     llhttp_get_error_reason(&c->p)
                         ? llhttp_get_error_reason(&c->p)
@@ -354,3 +406,7 @@ void wr_admin_conn_sent(wr_admin_conn *c) {
 }
 
 int wr_admin_conn_want_close(const wr_admin_conn *c) { return c->want_close; }
+
+unsigned wr_admin_conn_stream(const wr_admin_conn *c) {
+  return c->dead ? 0 : c->resp.stream;
+}

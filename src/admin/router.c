@@ -47,6 +47,9 @@ struct wr_admin_router {
   uint64_t *requests, *bad, *unauth;
   route routes[WR_ADMIN_MAX_ROUTES];
   size_t nroutes;
+  wr_admin_guard guard;
+  void *guard_ud;
+  size_t max_body;
 };
 
 /* ---- responses --------------------------------------------------------- */
@@ -70,6 +73,22 @@ void admin_resp_reset(wr_admin_resp *resp) {
   resp->ctype = "application/json";
   resp->len = 0;
   resp->extra[0] = '\0';
+  resp->stream = 0;
+}
+
+int wr_admin_resp_header(wr_admin_resp *resp, const char *line) {
+  if (strpbrk(line, "\r\n")) return WR_ERR_INVAL;
+  size_t have = strlen(resp->extra), n = strlen(line);
+  if (n + 2 >= sizeof resp->extra - have) return WR_ERR_NOBUF;
+  memcpy(resp->extra + have, line, n);
+  memcpy(resp->extra + have + n, "\r\n", 3);
+  return 0;
+}
+
+int wr_admin_resp_stream(wr_admin_resp *resp, unsigned channel) {
+  if (channel == 0 || channel > 255) return WR_ERR_INVAL;
+  resp->stream = channel;
+  return 0;
 }
 
 void wr_admin_resp_status(wr_admin_resp *resp, int status) {
@@ -237,6 +256,7 @@ int wr_admin_router_new(wr_admin_router **pr, const char *token,
   if (!r) return WR_ERR_NOMEM;
   r->mem = mem;
   r->metrics = metrics_reg;
+  r->max_body = WR_ADMIN_MAX_BODY;
   if (token && *token) {
     r->has_token = 1;
     crypto_generichash(r->token_hash, sizeof r->token_hash,
@@ -334,6 +354,20 @@ static int method_listed(const char *list, const char *m) {
 
 void admin_router_count_bad(wr_admin_router *r) { (*r->bad)++; }
 
+void wr_admin_router_set_guard(wr_admin_router *r, wr_admin_guard fn,
+                               void *user_data) {
+  r->guard = fn;
+  r->guard_ud = user_data;
+}
+
+int wr_admin_router_set_max_body(wr_admin_router *r, size_t max_body) {
+  if (max_body == 0 || max_body > WR_ADMIN_MAX_RESP) return WR_ERR_INVAL;
+  r->max_body = max_body;
+  return 0;
+}
+
+size_t admin_router_max_body(const wr_admin_router *r) { return r->max_body; }
+
 int admin_router_dispatch(wr_admin_router *r, const admin_parsed *p,
                           wr_admin_resp *resp) {
   const wr_admin_req *req = &p->req;
@@ -349,6 +383,12 @@ int admin_router_dispatch(wr_admin_router *r, const admin_parsed *p,
     snprintf(resp->extra, sizeof resp->extra,
              "WWW-Authenticate: Bearer realm=\"warren\"\r\n");
     return wr_admin_resp_error(resp, 401, "missing or invalid bearer token");
+  }
+  if (r->guard) {
+    int g = r->guard(req, resp, r->guard_ud);
+    if (g < 0) return wr_admin_resp_error(resp, 500, "internal error");
+    if (g > 0) return 0;
+    /* Passed: headers it added (X-Frame-Options, ...) stay. */
   }
 
   /* Best route for the method; meanwhile collect the other methods that

@@ -22,6 +22,7 @@
 #include "warren/client.h"
 #include "warren/err.h"
 #include "warren/ingress.h"
+#include "warren/inspect_uv.h"
 #include "warren/link.h"
 #include "warren/log.h"
 #include "warren/metrics.h"
@@ -30,6 +31,7 @@
 
 #include "config.h"
 #include "mesh.h"
+#include "warren/control.h"
 #include "warren/identity.h"
 #include "seeds.h"
 #include "tokens.h"
@@ -51,13 +53,16 @@ static const char usage_main[] =
 
 static const char usage_http[] =
     "usage: warren http PORT [--name NAME] [--node HOST:PORT] [--fleet-key KEY]\n"
-    "                        [--token TOKEN] [--listen ADDR:PORT]\n"
+    "                        [--token TOKEN] [--balance] [--listen ADDR:PORT]\n"
+    "                        [--inspect ADDR:PORT|off]\n"
     "                        [--upstream-timeout MS] [--idle-timeout MS]\n"
     "                        [--head-timeout MS] [--body-min-rate BYTES/S]\n"
     "\n"
     "Serves http://localhost:PORT at http://NAME.DOMAIN and prints one line on\n"
     "stdout once the name is bound:\n"
     "  Forwarding http://NAME.DOMAIN[:PORT] -> http://localhost:PORT\n"
+    "then, with the inspector on, a second one:\n"
+    "  Inspect http://127.0.0.1:4040\n"
     "Logs go to stderr.  Reconnects with backoff, forever, keeping NAME.\n"
     "\n"
     "  --name NAME          the name to serve (a DNS label); default: random,\n"
@@ -67,7 +72,14 @@ static const char usage_http[] =
     "  --fleet-key KEY      the fleet public key to pin (warren pubkey FILE);\n"
     "                       required with --node\n"
     "  --token TOKEN        auth token, when the node requires one\n"
+    "  --balance            share NAME with your account's other --balance\n"
+    "                       clients: all of them serve it (default: a newer\n"
+    "                       client takes the name over, the older one exits)\n"
     "  --listen ADDR:PORT   embedded node's address (default 127.0.0.1:8080)\n"
+    "  --inspect ADDR:PORT  the request inspector (a live page of the requests\n"
+    "                       with replay, and a JSON API); default\n"
+    "                       127.0.0.1:4040, or the next free port up to 4059;\n"
+    "                       off: no inspector, nothing captured\n"
     "  --upstream-timeout MS  embedded node: 504 when the local server has\n"
     "                       not answered within MS (default 60000)\n"
     "  --idle-timeout MS, --head-timeout MS, --body-min-rate BYTES/S\n"
@@ -282,6 +294,7 @@ typedef struct app {
   wr_ingress *ig;
   wr_client *client;
   wr_admin *admin;
+  wr_inspector *inspector; /* warren http: the request inspector */
   wr_metrics *metrics;
   int local_port;
   int exit_code;
@@ -335,6 +348,9 @@ static void part_done(void *ud) {
   a->mesh = NULL;
   if (a->admin) wr_admin_close(a->admin, NULL, NULL);
   a->admin = NULL;
+  /* After the client: its connections fed the inspector's capture. */
+  if (a->inspector) wr_inspector_stop(a->inspector, NULL, NULL);
+  a->inspector = NULL;
 }
 
 static void app_stop(app *a, int code) {
@@ -1193,8 +1209,12 @@ typedef struct http_ctx {
 static void on_bound(const char *name, const char *url, int first, void *ud) {
   http_ctx *h = ud;
   (void)name;
+  if (h->a->inspector) wr_inspector_set_public_url(h->a->inspector, url);
   if (!first) return;
+  /* The Forwarding line stays first and unchanged: scripts read it. */
   printf("Forwarding %s -> http://localhost:%d\n", url, h->port);
+  if (h->a->inspector)
+    printf("Inspect %s\n", wr_inspector_url(h->a->inspector));
   fflush(stdout);
 }
 
@@ -1207,9 +1227,10 @@ static void on_fatal(const char *line, void *ud) {
 static int cmd_http(int argc, char **argv) {
   const char *name = NULL, *node = NULL, *fleet = NULL, *token = NULL;
   const char *listen = "127.0.0.1:8080";
+  const char *inspect = NULL; /* NULL: the default, 4040 or next free */
   const char *port_s = NULL;
   uint64_t upstream = 60000;
-  int bad = 0;
+  int bad = 0, balance = 0;
   /* The embedded node's ingress limits, parsed and checked by the same
    * table as `warren node`'s flags (config.c), so both say the same. */
   wr_node_opts eo;
@@ -1227,6 +1248,10 @@ static int cmd_http(int argc, char **argv) {
       port_s = f;
       continue;
     }
+    if (!strcmp(f, "--balance")) {
+      balance = 1;
+      continue;
+    }
     if (i + 1 >= argc) return usage_error("%s needs a value", f);
     const char *v = argv[++i];
     if (!strcmp(f, "--name")) name = v;
@@ -1234,6 +1259,7 @@ static int cmd_http(int argc, char **argv) {
     else if (!strcmp(f, "--fleet-key")) fleet = v;
     else if (!strcmp(f, "--token")) token = v;
     else if (!strcmp(f, "--listen")) listen = v;
+    else if (!strcmp(f, "--inspect")) inspect = v;
     else if (!strcmp(f, "--upstream-timeout")) upstream = parse_ms(f, v, &bad);
     else if (!strcmp(f, "--idle-timeout") || !strcmp(f, "--head-timeout") ||
              !strcmp(f, "--body-min-rate")) {
@@ -1276,6 +1302,9 @@ static int cmd_http(int argc, char **argv) {
     return usage_error("--node wants HOST:PORT, got '%s'", node);
   if (!node && wr_parse_hostport(listen, &ss) != 0)
     return usage_error("--listen wants ADDR:PORT, got '%s'", listen);
+  if (inspect && strcmp(inspect, "off") != 0 &&
+      wr_parse_hostport(inspect, &ss) != 0)
+    return usage_error("--inspect wants ADDR:PORT or off, got '%s'", inspect);
 
   app a;
   memset(&a, 0, sizeof a);
@@ -1309,6 +1338,32 @@ static int cmd_http(int argc, char **argv) {
       snprintf(node_addr, sizeof node_addr, "127.0.0.1:%d", p);
     node = node_addr;
   }
+  if (!inspect || strcmp(inspect, "off") != 0) {
+    wr_inspector_config ic = {
+        .listen = inspect ? inspect : "127.0.0.1:4040",
+        .next_free = inspect == NULL, /* a port the user chose is that one */
+        .local_host = "127.0.0.1",
+        .local_port = (int)port,
+    };
+    int rv = wr_inspector_start(&a.inspector, a.loop, &ic);
+    if (rv != 0 && inspect) {
+      fprintf(stderr, "warren: cannot serve the inspector on %s: %s\n",
+              inspect, wr_strerror(rv));
+      app_stop(&a, 1);
+      return run_loop(&a);
+    }
+    if (rv != 0)
+      WR_LOG_WARNF("main", "inspector_off",
+                   "err=\"ports 4040-%d are taken: %s\" hint=\"--inspect "
+                   "ADDR:PORT\"", 4040 + WR_INSPECTOR_PORT_TRIES - 1,
+                   wr_strerror(rv));
+    else if (inspect && strncmp(inspect, "127.", 4) != 0 &&
+             strncmp(inspect, "localhost:", 10) != 0 &&
+             strncmp(inspect, "[::1]:", 6) != 0)
+      WR_LOG_WARNF("main", "inspector_exposed",
+                   "listen=%s hint=\"it can replay requests to your local "
+                   "server: keep it on loopback\"", inspect);
+  }
   /* The identity key: the account this client's names belong to in an
    * open fleet, so a restart keeps them and nobody else can take them. */
   static wr_identity ident;
@@ -1325,6 +1380,7 @@ static int cmd_http(int argc, char **argv) {
   wr_client_config cc;
   memset(&cc, 0, sizeof cc);
   cc.identity = have_ident ? &ident : NULL;
+  cc.options = balance ? WR_CONTROL_BIND_BALANCE : 0;
   cc.node = node;
   memcpy(cc.fleet_pub, pub, 32);
   cc.token = token;
@@ -1334,6 +1390,7 @@ static int cmd_http(int argc, char **argv) {
   cc.on_bound = on_bound;
   cc.on_fatal = on_fatal;
   cc.ud = &h;
+  if (a.inspector) cc.tap = wr_inspector_tap(a.inspector);
   if (wr_client_start(&a.client, a.loop, &cc) != 0) {
     fprintf(stderr, "warren: out of memory\n");
     app_stop(&a, 1);

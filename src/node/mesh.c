@@ -2,12 +2,17 @@
  * The node's mesh wiring: the routes table (sans-IO) bound to swim, the
  * ingress, a timer and the admin API (see mesh.h).
  *
- * Re-entrancy.  The table's callbacks must not call back into it, and an
- * eviction must not run inside a table call (it closes a link, whose
- * unbound hook releases the name: a table call).  So "lost" only queues
- * the eviction; every entry point into the table ends with settle(),
- * which runs the queued evictions and re-arms the timer once the table
- * call has returned.
+ * Re-entrancy.  The table's callbacks must not call back into it; swim's
+ * callbacks and sync hooks must not call into swim (swim.h), and the
+ * ingress's hooks must not call wr_ingress_evict from inside the hook
+ * (ingress.h).  Yet a USER update from swim can make the table evict a
+ * binding, whose unbound hook releases the name (a table call) whose
+ * tombstone must be gossiped (a swim call).  So nothing acts in place:
+ * "lost" queues an eviction and gossip() queues the entry, and every
+ * entry point ends with settle(), which arms a zero-delay flush timer.
+ * The flush runs on the loop, outside every core, in the next turn: the
+ * evictions first (which may queue more gossip), then the broadcasts.
+ * Those wait at most one loop turn.
  */
 #include "mesh.h"
 
@@ -30,6 +35,13 @@
  * the name's next change (counted). */
 #define EVICT_MAX 256
 
+/* An encoded entry of ours waiting to be gossiped (see flush). */
+typedef struct pending {
+  struct pending *next;
+  size_t len;
+  uint8_t enc[WR_ROUTE_ENCODED_MAX];
+} pending;
+
 typedef struct eviction {
   char name[WR_ROUTE_NAME_MAX + 1];
   uint8_t session[WR_ROUTE_SESSION_LEN];
@@ -38,12 +50,15 @@ typedef struct eviction {
 
 enum { MC_GOSSIP_TX, MC_GOSSIP_RX_NEWS, MC_GOSSIP_RX_OLD, MC_REJECTED,
        MC_BINDS, MC_BIND_TAKEN, MC_EVICT_TAKEN, MC_EVICT_MOVED,
-       MC_EVICT_OVERFLOW, MC_COLLECTED, MC_QUOTA, MC_N };
+       MC_EVICT_OVERFLOW, MC_COLLECTED, MC_QUOTA, MC_GOSSIP_DROPPED, MC_N };
 enum { MG_ENTRIES, MG_NAMES, MG_OWNERS, MG_N };
 
 struct wr_mesh {
   uv_loop_t *loop;
   uv_timer_t timer;
+  uv_timer_t flush;  /* zero-delay: acts on what settle() queued */
+  int closing_handles;
+  pending *out_head, *out_tail;
   wr_routes *rt;
   wr_swim_uv *swim;
   wr_ingress *ig;
@@ -51,7 +66,6 @@ struct wr_mesh {
   char self[WR_ROUTE_OWNER_MAX + 1];
   eviction evq[EVICT_MAX];
   size_t nevq;
-  int settling;
   uint64_t routes_changed_at; /* uv_now of the last resolution change */
   uint64_t c[MC_N];           /* our own counters, mirrored at scrapes */
   uint64_t *mc[MC_N];
@@ -85,23 +99,46 @@ static void route_key(const char *owner, const char *name, char *out,
   snprintf(out, cap, ROUTE_KEY_PREFIX "%s", hex);
 }
 
-/* Queues an encoded entry of ours for dissemination (pushed at once to a
- * few members by swim, then piggybacked). */
+/* Queues an encoded entry of ours for dissemination: broadcast by the
+ * flush (pushed at once to a few members by swim, then relayed and
+ * piggybacked).  A failed allocation loses this push only: the next
+ * anti-entropy sync carries the entry (counted). */
 static void gossip(wr_mesh *m, const uint8_t *enc, size_t len) {
-  if (!m->swim) return; /* alone: nobody to tell */
-  wr_route_entry e;
-  if (wr_route_entry_decode(enc, len, &e) != 0) return; /* our own bytes */
-  char key[WR_SWIM_ID_MAX + 1];
-  route_key(e.owner, e.name, key, sizeof key);
-  int rv = wr_swim_broadcast_user(wr_swim_uv_core(m->swim), key, e.version,
-                                  enc, len, now_ms(m));
-  if (rv != 0) {
-    WR_LOG_WARNF("mesh", "gossip_failed", "name=%s err=%s", e.name,
-                 wr_strerror(rv));
+  if (!m->swim || len > WR_ROUTE_ENCODED_MAX) return;
+  pending *p = malloc(sizeof *p);
+  if (!p) {
+    m->c[MC_GOSSIP_DROPPED]++;
     return;
   }
-  m->c[MC_GOSSIP_TX]++;
-  wr_swim_uv_kick(m->swim);
+  p->next = NULL;
+  p->len = len;
+  memcpy(p->enc, enc, len);
+  if (m->out_tail) m->out_tail->next = p; else m->out_head = p;
+  m->out_tail = p;
+}
+
+static void broadcast_pending(wr_mesh *m) {
+  while (m->out_head) {
+    pending *p = m->out_head;
+    m->out_head = p->next;
+    if (!m->out_head) m->out_tail = NULL;
+    wr_route_entry e;
+    if (m->swim && wr_route_entry_decode(p->enc, p->len, &e) == 0) {
+      char key[WR_SWIM_ID_MAX + 1];
+      route_key(e.owner, e.name, key, sizeof key);
+      int rv = wr_swim_broadcast_user(wr_swim_uv_core(m->swim), key,
+                                      e.version, p->enc, p->len, now_ms(m));
+      if (rv == 0) {
+        m->c[MC_GOSSIP_TX]++;
+      } else {
+        m->c[MC_GOSSIP_DROPPED]++;
+        WR_LOG_WARNF("mesh", "gossip_failed", "name=%s err=%s", e.name,
+                     wr_strerror(rv));
+      }
+    }
+    free(p);
+  }
+  if (m->swim) wr_swim_uv_kick(m->swim);
 }
 
 /* ---- table callbacks (record only) ---------------------------------- */
@@ -142,7 +179,7 @@ static int on_owner_known(wr_routes *t, const char *owner, void *ud) {
 static void on_republish(wr_routes *t, const uint8_t *enc, size_t len,
                          void *ud) {
   (void)t;
-  /* Safe inside the callback: gossip only queues into swim. */
+  /* Safe inside the callback: gossip() only queues (see settle). */
   gossip(ud, enc, len);
 }
 
@@ -160,12 +197,22 @@ static void arm_timer(wr_mesh *m) {
   uv_timer_start(&m->timer, on_timer, dl > now ? dl - now : 0, 0);
 }
 
-/* Runs the evictions the last table call queued.  An eviction closes the
- * client's link, and the ingress's unbound hook then releases the name
- * (a table call, which may queue more: the loop takes those too). */
+/* The end of every entry point: the timer follows the table's deadline,
+ * and queued evictions and gossip wait for the flush. */
+static void on_flush(uv_timer_t *h);
+
 static void settle(wr_mesh *m) {
-  if (m->settling) return; /* the outer settle() takes what we queue */
-  m->settling = 1;
+  arm_timer(m);
+  if ((m->nevq || m->out_head) && !m->closing_handles)
+    uv_timer_start(&m->flush, on_flush, 0, 0);
+}
+
+/* Outside every core: run the evictions (an eviction closes the client's
+ * link, and the ingress's unbound hook releases the name, which may queue
+ * gossip and, rarely, more evictions: the loop takes those too), then
+ * broadcast. */
+static void on_flush(uv_timer_t *h) {
+  wr_mesh *m = h->data;
   while (m->nevq) {
     eviction v = m->evq[--m->nevq];
     int code = v.why == WR_ROUTE_LOST_MOVED ? WR_INGRESS_EVICT_MOVED
@@ -175,7 +222,7 @@ static void settle(wr_mesh *m) {
                  v.why == WR_ROUTE_LOST_MOVED ? "moved" : "taken");
     if (m->ig) wr_ingress_evict(m->ig, v.name, v.session, code);
   }
-  m->settling = 0;
+  broadcast_pending(m);
   arm_timer(m);
 }
 
@@ -515,6 +562,9 @@ static int register_metrics(wr_mesh *m, wr_metrics *reg) {
        "Tombstones and dead owners' logs collected."},
       {"warren_routes_quota_drops_total", NULL, NULL,
        "Route entries refused: an owner over its quota or a full table."},
+      {"warren_routes_gossip_dropped_total", NULL, NULL,
+       "Entries of this node not queued for gossip (no memory, swim refused "
+       "them); the next anti-entropy sync carries them."},
   };
   static const struct {
     const char *name, *lk, *lv, *help;
@@ -565,6 +615,8 @@ int wr_mesh_new(wr_mesh **pm, uv_loop_t *loop, const char *self,
   }
   uv_timer_init(loop, &m->timer);
   m->timer.data = m;
+  uv_timer_init(loop, &m->flush);
+  m->flush.data = m;
   m->routes_changed_at = uv_now(loop);
   for (int i = 0; i < MC_N; i++) m->mc[i] = &m->c[i]; /* until registered */
   static int64_t sink[MG_N];
@@ -576,15 +628,23 @@ int wr_mesh_new(wr_mesh **pm, uv_loop_t *loop, const char *self,
   return 0;
 }
 
-static void on_timer_closed(uv_handle_t *h) {
+static void on_handle_closed(uv_handle_t *h) {
   wr_mesh *m = h->data;
+  if (--m->closing_handles > 0) return;
+  while (m->out_head) {
+    pending *p = m->out_head;
+    m->out_head = p->next;
+    free(p);
+  }
   wr_routes_del(m->rt);
   free(m);
 }
 
 void wr_mesh_close(wr_mesh *m) {
   if (!m) return;
-  uv_close((uv_handle_t *)&m->timer, on_timer_closed);
+  m->closing_handles = 2;
+  uv_close((uv_handle_t *)&m->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&m->flush, on_handle_closed);
 }
 
 void wr_mesh_set_swim(wr_mesh *m, wr_swim_uv *swim) { m->swim = swim; }

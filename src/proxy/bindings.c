@@ -42,13 +42,13 @@ typedef struct tunnel tunnel;
 
 enum tl_state { TL_HELLO, TL_READY, TL_BOUND };
 
-struct wr_tlink {
-  wr_bindings *b;
+struct tlink {
+  bindings *b;
   wr_link *link;
   enum tl_state state;
   tunnel *bound;
-  wr_tstream *streams;   /* visitors' streams on this link */
-  wr_tlink *prev, *next;
+  tstream *streams;   /* visitors' streams on this link */
+  tlink *prev, *next;
   uint32_t nstreams;
   uint32_t options;      /* Bind options */
   uint8_t session[16];   /* Bind session (all zero: none sent) */
@@ -60,15 +60,15 @@ struct tunnel {
   tunnel *next;          /* hash chain */
   tunnel *gprev, *gnext; /* in the GONE FIFO, while gone */
   char name[WR_CONTROL_NAME_MAX + 1];
-  wr_tlink *tl;          /* NULL while gone */
+  tlink *tl;          /* NULL while gone */
   uint64_t gone_at;
   uint64_t version;
   uint8_t session[16];   /* of the client that bound it */
 };
 
-struct wr_bindings {
+struct bindings {
   uv_loop_t *loop;
-  wr_tstream_events ev;
+  tstream_events ev;
   void (*url)(void *ud, const char *name, char *out, size_t cap);
   void *url_ud;
   uint8_t fleet_priv[32];
@@ -87,7 +87,7 @@ struct wr_bindings {
   size_t ntunnels;
   tunnel *ghead, *gtail; /* GONE FIFO, oldest first */
   uv_timer_t sweep;
-  wr_tlink *tlinks;
+  tlink *tlinks;
   uint64_t version_clock;
   int draining, stopping, sweep_closed;
   void (*done)(void *);
@@ -99,7 +99,7 @@ struct wr_bindings {
 static const uint8_t no_session[16];
 
 /* Who a client is, for the routes hooks: decided once, at its Hello. */
-static const char *bind_account(const wr_tlink *tl) { return tl->account; }
+static const char *bind_account(const tlink *tl) { return tl->account; }
 
 /* ---- the table ---- */
 
@@ -109,13 +109,13 @@ static uint32_t name_hash(const char *s) {
   return h % TABLE_BUCKETS;
 }
 
-static tunnel *table_find(wr_bindings *b, const char *name) {
+static tunnel *table_find(bindings *b, const char *name) {
   for (tunnel *t = b->table[name_hash(name)]; t; t = t->next)
     if (strcmp(t->name, name) == 0) return t;
   return NULL;
 }
 
-static void gone_unlink(wr_bindings *b, tunnel *t) {
+static void gone_unlink(bindings *b, tunnel *t) {
   if (t->gprev) t->gprev->gnext = t->gnext;
   else if (b->ghead == t) b->ghead = t->gnext;
   if (t->gnext) t->gnext->gprev = t->gprev;
@@ -125,7 +125,7 @@ static void gone_unlink(wr_bindings *b, tunnel *t) {
 
 /* Forgets |t| (GONE, or LIVE with its link already told) and tells the
  * routes hook. */
-static void table_remove(wr_bindings *b, tunnel *t) {
+static void table_remove(bindings *b, tunnel *t) {
   tunnel **pp = &b->table[name_hash(t->name)];
   while (*pp && *pp != t) pp = &(*pp)->next;
   if (*pp) *pp = t->next;
@@ -138,7 +138,7 @@ static void table_remove(wr_bindings *b, tunnel *t) {
 static void on_sweep(uv_timer_t *timer);
 
 /* Arms the sweep at the oldest GONE entry's expiry. */
-static void arm_sweep(wr_bindings *b) {
+static void arm_sweep(bindings *b) {
   if (b->stopping) return;
   if (!b->ghead) {
     uv_timer_stop(&b->sweep);
@@ -149,32 +149,32 @@ static void arm_sweep(wr_bindings *b) {
 }
 
 static void on_sweep(uv_timer_t *timer) {
-  wr_bindings *b = timer->data;
+  bindings *b = timer->data;
   uint64_t now = uv_now(b->loop);
   while (b->ghead && now - b->ghead->gone_at >= b->gone_grace)
     table_remove(b, b->ghead);
   arm_sweep(b);
 }
 
-wr_bindings_find wr_bindings_lookup(wr_bindings *b, const char *name,
-                                    wr_tlink **ptl) {
+bindings_find bindings_lookup(bindings *b, const char *name,
+                                    tlink **ptl) {
   *ptl = NULL;
   tunnel *t = table_find(b, name);
-  if (!t) return WR_BINDINGS_NONE;
+  if (!t) return BINDINGS_NONE;
   if (t->tl) {
     *ptl = t->tl;
-    return WR_BINDINGS_LIVE;
+    return BINDINGS_LIVE;
   }
   /* The sweep timer may not have run yet for an entry just expired. */
-  if (uv_now(b->loop) - t->gone_at < b->gone_grace) return WR_BINDINGS_GONE;
+  if (uv_now(b->loop) - t->gone_at < b->gone_grace) return BINDINGS_GONE;
   table_remove(b, t);
   arm_sweep(b);
-  return WR_BINDINGS_NONE;
+  return BINDINGS_NONE;
 }
 
 /* ---- control messages ---- */
 
-static int send_control(wr_tlink *tl, const wr_control_msg *m) {
+static int send_control(tlink *tl, const wr_control_msg *m) {
   uint8_t buf[WR_CONTROL_MAX_WIRE];
   wr_ssize n = wr_control_encode(m, buf, sizeof buf);
   if (n < 0) return (int)n;
@@ -183,7 +183,7 @@ static int send_control(wr_tlink *tl, const wr_control_msg *m) {
   return rv;
 }
 
-static void send_error(wr_tlink *tl, uint32_t code, const char *name,
+static void send_error(tlink *tl, uint32_t code, const char *name,
                        const char *msg) {
   wr_control_msg m;
   memset(&m, 0, sizeof m);
@@ -196,8 +196,8 @@ static void send_error(wr_tlink *tl, uint32_t code, const char *name,
 }
 
 /* The routes hook's word on |name|: 0, or the control error to send. */
-static uint32_t check_bind(wr_tlink *tl, const char *name) {
-  wr_bindings *b = tl->b;
+static uint32_t check_bind(tlink *tl, const char *name) {
+  bindings *b = tl->b;
   if (!b->bind_check) return 0;
   int rv = b->bind_check(b->routes_ud, name, bind_account(tl), tl->session,
                          tl->options);
@@ -206,8 +206,8 @@ static uint32_t check_bind(wr_tlink *tl, const char *name) {
                             : WR_CONTROL_ERR_INTERNAL;
 }
 
-static void handle_bind(wr_tlink *tl, const wr_control_msg *m) {
-  wr_bindings *b = tl->b;
+static void handle_bind(tlink *tl, const wr_control_msg *m) {
+  bindings *b = tl->b;
   char name[WR_CONTROL_NAME_MAX + 1];
   if (tl->state == TL_BOUND) {
     send_error(tl, WR_CONTROL_ERR_BAD_NAME, m->u.bind.name,
@@ -299,8 +299,8 @@ static void handle_bind(wr_tlink *tl, const wr_control_msg *m) {
  * file) decides.  0, or WR_ERR_AUTH (logged and counted by the caller's
  * BAD_TOKEN reply).
  */
-static int hello_account(wr_tlink *tl, const wr_control_msg *m) {
-  wr_bindings *b = tl->b;
+static int hello_account(tlink *tl, const wr_control_msg *m) {
+  bindings *b = tl->b;
   char identity[WR_IDENTITY_ACCOUNT_LEN + 1] = "";
   if (m->u.hello.has_identity) {
     if (wr_identity_verify(m->u.hello.identity_key,
@@ -329,8 +329,8 @@ static int hello_account(wr_tlink *tl, const wr_control_msg *m) {
 static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
                          void *ud) {
   (void)l;
-  wr_tlink *tl = ud;
-  wr_bindings *b = tl->b;
+  tlink *tl = ud;
+  bindings *b = tl->b;
   wr_control_msg m;
   if (wr_control_decode(msg, len, &m) != 0) {
     if (b->m_tunnel_bad) (*b->m_tunnel_bad)++;
@@ -382,8 +382,8 @@ static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
 
 /* ---- streams ---- */
 
-static void stream_unlink(wr_tstream *s) {
-  wr_tlink *tl = s->tl;
+static void stream_unlink(tstream *s) {
+  tlink *tl = s->tl;
   if (s->prev) s->prev->next = s->next;
   else tl->streams = s->next;
   if (s->next) s->next->prev = s->prev;
@@ -392,7 +392,7 @@ static void stream_unlink(wr_tstream *s) {
   s->tl = NULL;
 }
 
-int wr_tstream_open(wr_tstream *s, wr_tlink *tl, const uint8_t *meta,
+int tstream_open(tstream *s, tlink *tl, const uint8_t *meta,
                     size_t len) {
   int rv = wr_mux_stream_open(wr_link_mux(tl->link), meta, len, &s->sid, s);
   if (rv != 0) return rv;
@@ -405,7 +405,7 @@ int wr_tstream_open(wr_tstream *s, wr_tlink *tl, const uint8_t *meta,
   return 0;
 }
 
-wr_ssize wr_tstream_write(wr_tstream *s, const uint8_t *data, size_t len) {
+wr_ssize tstream_write(tstream *s, const uint8_t *data, size_t len) {
   if (!s->tl || !s->tl->link) return WR_ERR_CLOSED;
   wr_ssize n = wr_mux_stream_write(wr_link_mux(s->tl->link), s->sid, data,
                                    len);
@@ -413,21 +413,21 @@ wr_ssize wr_tstream_write(wr_tstream *s, const uint8_t *data, size_t len) {
   return n;
 }
 
-void wr_tstream_consume(wr_tstream *s, size_t n) {
+void tstream_consume(tstream *s, size_t n) {
   if (!s->tl || !s->tl->link) return;
   wr_mux_stream_consume(wr_link_mux(s->tl->link), s->sid, n);
   wr_link_flush(s->tl->link);
 }
 
-void wr_tstream_fin(wr_tstream *s) {
+void tstream_fin(tstream *s) {
   if (!s->tl || !s->tl->link) return;
   wr_mux_stream_close(wr_link_mux(s->tl->link), s->sid);
   wr_link_flush(s->tl->link);
 }
 
-void wr_tstream_detach(wr_tstream *s, int reset) {
+void tstream_detach(tstream *s, int reset) {
   if (!s->tl) return;
-  wr_tlink *tl = s->tl;
+  tlink *tl = s->tl;
   if (tl->link) {
     wr_mux *m = wr_link_mux(tl->link);
     wr_mux_stream_set_user_data(m, s->sid, NULL);
@@ -439,8 +439,8 @@ void wr_tstream_detach(wr_tstream *s, int reset) {
 
 static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
                       size_t len, void *ud) {
-  wr_tlink *tl = ud;
-  wr_tstream *s = sud;
+  tlink *tl = ud;
+  tstream *s = sud;
   if (!s || s->tl != tl) {
     wr_mux_stream_consume(wr_link_mux(l), sid, len);
     wr_link_buf_free(buf);
@@ -453,8 +453,8 @@ static int tl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
 static int tl_on_fin(wr_link *l, uint32_t sid, void *sud, void *ud) {
   (void)l;
   (void)sid;
-  wr_tstream *s = sud;
-  if (s && s->tl == ud) ((wr_tlink *)ud)->b->ev.fin(s);
+  tstream *s = sud;
+  if (s && s->tl == ud) ((tlink *)ud)->b->ev.fin(s);
   return 0;
 }
 
@@ -462,8 +462,8 @@ static int tl_on_close(wr_link *l, uint32_t sid, void *sud, int64_t code,
                        int by_peer, void *ud) {
   (void)l;
   (void)sid;
-  wr_tlink *tl = ud;
-  wr_tstream *s = sud;
+  tlink *tl = ud;
+  tstream *s = sud;
   if (!s || s->tl != tl) return 0;
   /* Gone before the event, so nothing resets it again. */
   stream_unlink(s);
@@ -474,8 +474,8 @@ static int tl_on_close(wr_link *l, uint32_t sid, void *sud, int64_t code,
 static int tl_on_writable(wr_link *l, uint32_t sid, void *sud, void *ud) {
   (void)l;
   (void)sid;
-  wr_tstream *s = sud;
-  if (s && s->tl == ud) ((wr_tlink *)ud)->b->ev.writable(s);
+  tstream *s = sud;
+  if (s && s->tl == ud) ((tlink *)ud)->b->ev.writable(s);
   return 0;
 }
 
@@ -491,7 +491,7 @@ static int tl_on_open(wr_link *l, uint32_t sid, const uint8_t *meta,
 
 /* ---- links ---- */
 
-static void maybe_done(wr_bindings *b) {
+static void maybe_done(bindings *b) {
   if (!b->stopping || b->tlinks || !b->sweep_closed || !b->done) return;
   void (*done)(void *) = b->done;
   b->done = NULL;
@@ -499,15 +499,15 @@ static void maybe_done(wr_bindings *b) {
 }
 
 static void tl_on_ready(wr_link *l, void *ud) {
-  wr_tlink *tl = ud;
+  tlink *tl = ud;
   WR_LOG_INFOF("ingress", "tunnel_link", "peer=%s aead=%s", tl->peer,
                wr_aead_name(wr_link_aead(l)));
 }
 
 static void tl_on_closed(wr_link *l, int err, void *ud) {
   (void)l;
-  wr_tlink *tl = ud;
-  wr_bindings *b = tl->b;
+  tlink *tl = ud;
+  bindings *b = tl->b;
   tl->link = NULL;
   if (tl->bound) {
     /* GONE for the grace period (an evicted link was unbound already). */
@@ -532,7 +532,7 @@ static void tl_on_closed(wr_link *l, int err, void *ud) {
   }
   /* Every visitor on this link loses its stream. */
   while (tl->streams) {
-    wr_tstream *s = tl->streams;
+    tstream *s = tl->streams;
     stream_unlink(s);
     b->ev.gone(s);
   }
@@ -560,7 +560,7 @@ static void free_write(uv_write_t *req, int status) {
   free(req);
 }
 
-int wr_bindings_accept(wr_bindings *b, uv_tcp_t *tcp, const char *peer,
+int bindings_accept(bindings *b, uv_tcp_t *tcp, const char *peer,
                        const uint8_t *pre, size_t prelen) {
   static const char resp101[] = "HTTP/1.1 101 Switching Protocols\r\n"
                                 "Connection: Upgrade\r\n"
@@ -575,7 +575,7 @@ int wr_bindings_accept(wr_bindings *b, uv_tcp_t *tcp, const char *peer,
     free(wr);
     return rv;
   }
-  wr_tlink *tl = calloc(1, sizeof *tl);
+  tlink *tl = calloc(1, sizeof *tl);
   if (!tl) return WR_ERR_NOMEM;
   tl->b = b;
   tl->state = TL_HELLO;
@@ -598,7 +598,7 @@ int wr_bindings_accept(wr_bindings *b, uv_tcp_t *tcp, const char *peer,
   return 0;
 }
 
-int wr_bindings_evict(wr_bindings *b, const char *name,
+int bindings_evict(bindings *b, const char *name,
                       const uint8_t session[16], int reason) {
   uint32_t code;
   if (reason == WR_INGRESS_EVICT_TAKEN) code = WR_CONTROL_ERR_NAME_TAKEN;
@@ -609,7 +609,7 @@ int wr_bindings_evict(wr_bindings *b, const char *name,
   if (session && memcmp(session, no_session, 16) != 0 &&
       memcmp(session, t->session, 16) != 0)
     return WR_ERR_NOTFOUND;
-  wr_tlink *tl = t->tl;
+  tlink *tl = t->tl;
   WR_LOG_INFOF("ingress", "evicted", "name=%s why=%s peer=%s", t->name,
                code == WR_CONTROL_ERR_NAME_TAKEN ? "taken" : "moved",
                tl ? tl->peer : "");
@@ -627,10 +627,10 @@ int wr_bindings_evict(wr_bindings *b, const char *name,
   return 0;
 }
 
-int wr_bindings_new(wr_bindings **pb, uv_loop_t *loop,
-                    const wr_bindings_config *cfg) {
+int bindings_new(bindings **pb, uv_loop_t *loop,
+                    const bindings_config *cfg) {
   const wr_ingress_config *ic = cfg->ic;
-  wr_bindings *b = calloc(1, sizeof *b);
+  bindings *b = calloc(1, sizeof *b);
   if (!b) return WR_ERR_NOMEM;
   b->loop = loop;
   b->ev = *cfg->ev;
@@ -656,27 +656,30 @@ int wr_bindings_new(wr_bindings **pb, uv_loop_t *loop,
   }
   uv_timer_init(loop, &b->sweep);
   b->sweep.data = b;
+  /* The sweep alone must not keep a loop running (the links and the
+   * listener do). */
+  uv_unref((uv_handle_t *)&b->sweep);
   *pb = b;
   return 0;
 }
 
 static void sweep_closed(uv_handle_t *h) {
-  wr_bindings *b = h->data;
+  bindings *b = h->data;
   b->sweep_closed = 1;
   maybe_done(b);
 }
 
-void wr_bindings_stop(wr_bindings *b, void (*done)(void *ud), void *ud) {
+void bindings_stop(bindings *b, void (*done)(void *ud), void *ud) {
   if (b->stopping) return;
   b->stopping = 1;
   b->done = done;
   b->done_ud = ud;
   uv_close((uv_handle_t *)&b->sweep, sweep_closed);
-  for (wr_tlink *tl = b->tlinks; tl; tl = tl->next)
+  for (tlink *tl = b->tlinks; tl; tl = tl->next)
     if (tl->link) wr_link_close(tl->link, 0);
 }
 
-void wr_bindings_del(wr_bindings *b) {
+void bindings_del(bindings *b) {
   if (!b) return;
   /* Every binding ends with the ingress: the routes table hears of each. */
   for (size_t i = 0; i < TABLE_BUCKETS; i++)
@@ -686,9 +689,9 @@ void wr_bindings_del(wr_bindings *b) {
   free(b);
 }
 
-size_t wr_bindings_count(const wr_bindings *b) { return b->ntunnels; }
+size_t bindings_count(const bindings *b) { return b->ntunnels; }
 
-void wr_bindings_foreach(const wr_bindings *b,
+void bindings_foreach(const bindings *b,
                          void (*fn)(const wr_tunnel_info *t, void *ud),
                          void *ud) {
   for (size_t i = 0; i < TABLE_BUCKETS; i++)
@@ -704,9 +707,9 @@ void wr_bindings_foreach(const wr_bindings *b,
     }
 }
 
-void wr_bindings_drain(wr_bindings *b) {
+void bindings_drain(bindings *b) {
   b->draining = 1;
-  for (wr_tlink *tl = b->tlinks; tl; tl = tl->next) {
+  for (tlink *tl = b->tlinks; tl; tl = tl->next) {
     if (!tl->link || !wr_link_is_ready(tl->link)) continue;
     wr_control_msg m;
     memset(&m, 0, sizeof m);

@@ -8,8 +8,10 @@
  *
  * Its only user is proxy_uv.c, which hands it every socket that asked for
  * `Upgrade: warren/1` and opens streams on its links for visitors.  Those
- * streams are wr_tstream objects embedded in the user's own state; the
- * link's events for them come back through wr_tstream_events.
+ * streams are tstream objects embedded in the user's own state; the
+ * link's events for them come back through tstream_events.  Like
+ * up_tunnel.h, this is the proxy module's own API, so its names carry the
+ * bare module prefixes (STYLE.md, "Naming"), not wr_.
  */
 #ifndef WARREN_PROXY_BINDINGS_H
 #define WARREN_PROXY_BINDINGS_H
@@ -17,15 +19,15 @@
 #include "warren/ingress.h"
 #include "warren/link.h"
 
-typedef struct wr_bindings wr_bindings;
-typedef struct wr_tlink wr_tlink;
+typedef struct bindings bindings;
+typedef struct tlink tlink;
 
 /* A stream on a local tunnel link, embedded in whoever opened it. */
-typedef struct wr_tstream {
-  wr_tlink *tl;  /* NULL before open and once the stream is gone */
+typedef struct tstream {
+  tlink *tl;  /* NULL before open and once the stream is gone */
   uint32_t sid;
-  struct wr_tstream *prev, *next; /* on tl's list */
-} wr_tstream;
+  struct tstream *prev, *next; /* on tl's list */
+} tstream;
 
 /*
  * Events for open streams, delivered after the link's mux call returned
@@ -33,71 +35,71 @@ typedef struct wr_tstream {
  * detached are absorbed here (DATA consumed and freed).  In `closed` and
  * `gone`, s->tl is already NULL.
  */
-typedef struct wr_tstream_events {
+typedef struct tstream_events {
   /* |buf| (wr_link_buf_new) is handed over; its |len| bytes of credit
-   * come back with wr_tstream_consume. */
-  void (*data)(wr_tstream *s, uint8_t *buf, size_t len);
-  void (*fin)(wr_tstream *s);
+   * come back with tstream_consume. */
+  void (*data)(tstream *s, uint8_t *buf, size_t len);
+  void (*fin)(tstream *s);
   /* The stream closed: |code| < 0 when both sides sent FIN (the normal
    * end), else the WR_MUX_RST_* code, |by_peer| when the client sent it. */
-  void (*closed)(wr_tstream *s, int64_t code, int by_peer);
-  void (*writable)(wr_tstream *s);
+  void (*closed)(tstream *s, int64_t code, int by_peer);
+  void (*writable)(tstream *s);
   /* The whole link dropped. */
-  void (*gone)(wr_tstream *s);
-} wr_tstream_events;
+  void (*gone)(tstream *s);
+} tstream_events;
 
-typedef struct wr_bindings_config {
+typedef struct bindings_config {
   const wr_ingress_config *ic; /* fleet key, token, node id, gone grace,
                                   the routes hooks; read during new only */
-  const wr_tstream_events *ev;
+  const tstream_events *ev;
   /* Builds the public URL of a name (the ingress knows the port). */
   void (*url)(void *ud, const char *name, char *out, size_t cap);
   void *ud;
   /* Metrics, each may be NULL. */
   uint64_t *m_tunnel_bad;
   int64_t *g_tunnels;
-} wr_bindings_config;
+} bindings_config;
 
-int wr_bindings_new(wr_bindings **pb, uv_loop_t *loop,
-                    const wr_bindings_config *cfg);
-/* Frees the table; every link must have closed (wr_bindings_idle). */
-void wr_bindings_del(wr_bindings *b);
+int bindings_new(bindings **pb, uv_loop_t *loop,
+                    const bindings_config *cfg);
+/* Frees the table; every link must have closed (bindings_idle). */
+void bindings_del(bindings *b);
 
 /* Takes over |tcp| (already answered 101, reading stopped) as a tunnel
  * link; |pre| are bytes read past the Upgrade request.  Returns 0 or an
  * error with |tcp| still the caller's. */
-int wr_bindings_accept(wr_bindings *b, uv_tcp_t *tcp, const char *peer,
+int bindings_accept(bindings *b, uv_tcp_t *tcp, const char *peer,
                        const uint8_t *pre, size_t prelen);
 
-typedef enum wr_bindings_find {
-  WR_BINDINGS_NONE = 0, /* not bound here */
-  WR_BINDINGS_LIVE,     /* bound to a live link: *ptl */
-  WR_BINDINGS_GONE,     /* its link dropped less than gone_grace ago */
-} wr_bindings_find;
-wr_bindings_find wr_bindings_lookup(wr_bindings *b, const char *name,
-                                    wr_tlink **ptl);
+typedef enum bindings_find {
+  BINDINGS_NONE = 0, /* not bound here */
+  BINDINGS_LIVE,     /* bound to a live link: *ptl */
+  BINDINGS_GONE,     /* its link dropped less than gone_grace ago */
+} bindings_find;
+bindings_find bindings_lookup(bindings *b, const char *name,
+                                    tlink **ptl);
 
 /* Opens a stream on |tl| for |s| (meta: the OPEN metadata).  Returns 0 or
  * a mux error (WR_ERR_LIMIT, WR_ERR_CLOSED). */
-int wr_tstream_open(wr_tstream *s, wr_tlink *tl, const uint8_t *meta,
+int tstream_open(tstream *s, tlink *tl, const uint8_t *meta,
                     size_t len);
 /* Stream operations; each schedules the link's output.  No-ops (0) once
  * the stream is gone. */
-wr_ssize wr_tstream_write(wr_tstream *s, const uint8_t *data, size_t len);
-void wr_tstream_consume(wr_tstream *s, size_t n);
-void wr_tstream_fin(wr_tstream *s);
+wr_ssize tstream_write(tstream *s, const uint8_t *data, size_t len);
+void tstream_consume(tstream *s, size_t n);
+void tstream_fin(tstream *s);
 /* Detaches |s| (no event comes for it afterwards); |reset|: with a
  * WR_MUX_RST_CANCEL to the client. */
-void wr_tstream_detach(wr_tstream *s, int reset);
+void tstream_detach(tstream *s, int reset);
 
-int wr_bindings_evict(wr_bindings *b, const char *name,
+int bindings_evict(bindings *b, const char *name,
                       const uint8_t session[16], int reason);
-void wr_bindings_foreach(const wr_bindings *b,
+void bindings_foreach(const bindings *b,
                          void (*fn)(const wr_tunnel_info *t, void *ud),
                          void *ud);
-size_t wr_bindings_count(const wr_bindings *b);
-void wr_bindings_drain(wr_bindings *b);
+size_t bindings_count(const bindings *b);
+void bindings_drain(bindings *b);
 /* Closes every link and the sweep timer; |done| runs once all closed. */
-void wr_bindings_stop(wr_bindings *b, void (*done)(void *ud), void *ud);
+void bindings_stop(bindings *b, void (*done)(void *ud), void *ud);
 
 #endif

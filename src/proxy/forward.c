@@ -879,11 +879,12 @@ wr_tstamp wr_fwd_deadline(const wr_fwd *f) {
 
 /* ---- the object ---- */
 
-int wr_fwd_new(wr_fwd **pf, const wr_fwd_config *cfg, void *ud,
-               const char *peer, const char *client_ip, int expect_proxy,
-               const wr_mem *mem, wr_tstamp now) {
-  wr_fwd *f = wr_mem_calloc(mem, 1, sizeof *f);
-  if (!f) return WR_ERR_NOMEM;
+size_t wr_fwd_size(void) { return sizeof(wr_fwd); }
+
+int wr_fwd_init(wr_fwd *f, const wr_fwd_config *cfg, void *ud,
+                const char *peer, const char *client_ip, int expect_proxy,
+                const wr_mem *mem, wr_tstamp now) {
+  memset(f, 0, sizeof *f);
   f->cfg = cfg;
   f->cb = cfg->cb;
   f->mem = mem;
@@ -905,7 +906,7 @@ int wr_fwd_new(wr_fwd **pf, const wr_fwd_config *cfg, void *ud,
   };
   if (wr_http_req_new(&f->hreq, &rc, mem) != 0 ||
       wr_http_resp_new(&f->hresp, cfg->max_head, mem) != 0) {
-    wr_fwd_del(f);
+    wr_fwd_free(f);
     return WR_ERR_NOMEM;
   }
   wr_http_timer_config tc = {
@@ -922,16 +923,36 @@ int wr_fwd_new(wr_fwd **pf, const wr_fwd_config *cfg, void *ud,
       .body_grace_ms = cfg->head_ms,
   };
   wr_http_timer_init(&f->wt, &tc, now);
+  return 0;
+}
+
+void wr_fwd_free(wr_fwd *f) {
+  up_detach(f, 1);
+  wr_http_req_del(f->hreq);
+  wr_http_resp_del(f->hresp);
+  wr_mem_free(f->mem, f->rbuf);
+  f->hreq = NULL;
+  f->hresp = NULL;
+  f->rbuf = NULL;
+}
+
+int wr_fwd_new(wr_fwd **pf, const wr_fwd_config *cfg, void *ud,
+               const char *peer, const char *client_ip, int expect_proxy,
+               const wr_mem *mem, wr_tstamp now) {
+  wr_fwd *f = wr_mem_malloc(mem, sizeof *f);
+  if (!f) return WR_ERR_NOMEM;
+  int rv = wr_fwd_init(f, cfg, ud, peer, client_ip, expect_proxy, mem, now);
+  if (rv != 0) {
+    wr_mem_free(mem, f);
+    return rv;
+  }
   *pf = f;
   return 0;
 }
 
 void wr_fwd_del(wr_fwd *f) {
   if (!f) return;
-  up_detach(f, 1);
-  wr_http_req_del(f->hreq);
-  wr_http_resp_del(f->hresp);
-  wr_mem_free(f->mem, f->rbuf);
+  wr_fwd_free(f);
   wr_mem_free(f->mem, f);
 }
 

@@ -44,8 +44,8 @@
 enum pl_state { PL_CONNECTING, PL_UPGRADING, PL_HANDSHAKE, PL_READY,
                 PL_DRAINING };
 
-struct wr_plink {
-  wr_nodepool *p;
+struct plink {
+  nodepool *p;
   enum pl_state state;
   char owner[65], addr[64];
   uv_tcp_t *tcp;         /* ours until wr_link_start takes it */
@@ -56,18 +56,18 @@ struct wr_plink {
   size_t headlen;
   wr_link *link;
   uv_timer_t timer;      /* the dial's deadline, then idle */
-  wr_nstream *waiting, *streams;
+  nstream *waiting, *streams;
   uint32_t nstreams;
   uint64_t opened;
   int failed, usable, handles; /* handles: tcp-or-link, timer */
-  wr_plink *prev, *next;
+  plink *prev, *next;
 };
 
-struct wr_nodepool {
+struct nodepool {
   uv_loop_t *loop;
-  wr_nodepool_config cfg;
-  wr_nstream_events ev;
-  wr_plink *links;       /* every plink not yet freed; new streams go to
+  nodepool_config cfg;
+  nstream_events ev;
+  plink *links;       /* every plink not yet freed; new streams go to
                             the usable ones (not failed, not draining) */
   size_t nlinks;
   int stopping;
@@ -75,7 +75,7 @@ struct wr_nodepool {
   void *done_ud;
 };
 
-void wr_nodelink_mux_config(wr_mux_config *cfg, int initiator) {
+void nodelink_mux_config(wr_mux_config *cfg, int initiator) {
   wr_mux_config_default(cfg, initiator);
   /*
    * One node link carries every visitor of every tenant headed to one
@@ -99,21 +99,21 @@ void wr_nodelink_mux_config(wr_mux_config *cfg, int initiator) {
 
 /* ---- stream lists ---- */
 
-static void list_push(wr_nstream **head, wr_nstream *s) {
+static void list_push(nstream **head, nstream *s) {
   s->prev = NULL;
   s->next = *head;
   if (*head) (*head)->prev = s;
   *head = s;
 }
 
-static void list_remove(wr_nstream **head, wr_nstream *s) {
+static void list_remove(nstream **head, nstream *s) {
   if (s->prev) s->prev->next = s->next;
   else *head = s->next;
   if (s->next) s->next->prev = s->prev;
   s->prev = s->next = NULL;
 }
 
-static void free_meta(wr_nstream *s) {
+static void free_meta(nstream *s) {
   free(s->meta);
   s->meta = NULL;
   s->metalen = 0;
@@ -121,18 +121,18 @@ static void free_meta(wr_nstream *s) {
 
 /* ---- plink life ---- */
 
-static void pool_unlist(wr_plink *pl) { pl->usable = 0; }
+static void pool_unlist(plink *pl) { pl->usable = 0; }
 
-static void maybe_done(wr_nodepool *p) {
+static void maybe_done(nodepool *p) {
   if (!p->stopping || p->nlinks || !p->done) return;
   void (*done)(void *) = p->done;
   p->done = NULL;
   done(p->done_ud);
 }
 
-static void pl_handle_closed(wr_plink *pl) {
+static void pl_handle_closed(plink *pl) {
   if (--pl->handles > 0) return;
-  wr_nodepool *p = pl->p;
+  nodepool *p = pl->p;
   if (pl->prev) pl->prev->next = pl->next;
   else p->links = pl->next;
   if (pl->next) pl->next->prev = pl->prev;
@@ -145,23 +145,23 @@ static void pl_handle_closed(wr_plink *pl) {
 static void on_timer_closed(uv_handle_t *h) { pl_handle_closed(h->data); }
 
 static void on_tcp_closed(uv_handle_t *h) {
-  wr_plink *pl = h->data;
+  plink *pl = h->data;
   free(h);
   pl_handle_closed(pl);
 }
 
 /* Every stream of |pl| loses it: waiting ones never left (sent = 0). */
-static void fail_streams(wr_plink *pl) {
-  wr_nodepool *p = pl->p;
+static void fail_streams(plink *pl) {
+  nodepool *p = pl->p;
   while (pl->waiting) {
-    wr_nstream *s = pl->waiting;
+    nstream *s = pl->waiting;
     list_remove(&pl->waiting, s);
     free_meta(s);
     s->pl = NULL;
     p->ev.gone(s, 0);
   }
   while (pl->streams) {
-    wr_nstream *s = pl->streams;
+    nstream *s = pl->streams;
     list_remove(&pl->streams, s);
     s->pl = NULL;
     pl->nstreams--;
@@ -170,7 +170,7 @@ static void fail_streams(wr_plink *pl) {
 }
 
 /* The dial failed before a link existed (the socket is still ours). */
-static void pl_fail_dial(wr_plink *pl, const char *why) {
+static void pl_fail_dial(plink *pl, const char *why) {
   if (pl->failed) return;
   pl->failed = 1;
   if (pl->p->cfg.m_dial_failed) (*pl->p->cfg.m_dial_failed)++;
@@ -188,14 +188,14 @@ static void pl_fail_dial(wr_plink *pl, const char *why) {
 }
 
 /* No new streams here; closes once the last one ended. */
-static void pl_drain(wr_plink *pl) {
+static void pl_drain(plink *pl) {
   pool_unlist(pl);
   if (pl->state == PL_READY) pl->state = PL_DRAINING;
   if (pl->nstreams == 0 && pl->link) wr_link_close(pl->link, 0);
 }
 
 static void on_timer(uv_timer_t *t) {
-  wr_plink *pl = t->data;
+  plink *pl = t->data;
   if (pl->state < PL_HANDSHAKE) {
     pl_fail_dial(pl, "timed out");
     return;
@@ -208,7 +208,7 @@ static void on_timer(uv_timer_t *t) {
   }
 }
 
-static void arm_idle(wr_plink *pl) {
+static void arm_idle(plink *pl) {
   if (pl->nstreams == 0 && pl->state == PL_READY)
     uv_timer_start(&pl->timer, on_timer, pl->p->cfg.idle_ms, 0);
   else if (pl->nstreams == 0 && pl->state == PL_DRAINING && pl->link)
@@ -216,7 +216,7 @@ static void arm_idle(wr_plink *pl) {
 }
 
 /* Opens a waiting stream on the ready link.  Returns 0 or a mux error. */
-static int open_now(wr_plink *pl, wr_nstream *s) {
+static int open_now(plink *pl, nstream *s) {
   wr_mux *m = wr_link_mux(pl->link);
   int rv = wr_mux_stream_open(m, s->meta, s->metalen, &s->sid, s);
   if (rv != 0) return rv;
@@ -237,21 +237,21 @@ static int open_now(wr_plink *pl, wr_nstream *s) {
 /* ---- the link's callbacks ---- */
 
 static void pl_on_ready(wr_link *l, void *ud) {
-  wr_plink *pl = ud;
-  wr_nodepool *p = pl->p;
+  plink *pl = ud;
+  nodepool *p = pl->p;
   pl->state = PL_READY;
   uv_timer_stop(&pl->timer);
   WR_LOG_INFOF("nodelink", "up", "owner=%s addr=%s aead=%s", pl->owner,
                pl->addr, wr_aead_name(wr_link_aead(l)));
   /* Open the waiting streams, oldest first: reverse the list. */
-  wr_nstream *rev = NULL;
+  nstream *rev = NULL;
   while (pl->waiting) {
-    wr_nstream *s = pl->waiting;
+    nstream *s = pl->waiting;
     list_remove(&pl->waiting, s);
     list_push(&rev, s);
   }
   while (rev) {
-    wr_nstream *s = rev;
+    nstream *s = rev;
     list_remove(&rev, s);
     if (open_now(pl, s) != 0) {
       free_meta(s);
@@ -266,7 +266,7 @@ static void pl_on_ready(wr_link *l, void *ud) {
 
 static void pl_on_closed(wr_link *l, int err, void *ud) {
   (void)l;
-  wr_plink *pl = ud;
+  plink *pl = ud;
   pl->link = NULL;
   if (pl->state == PL_HANDSHAKE && pl->p->cfg.m_dial_failed)
     (*pl->p->cfg.m_dial_failed)++; /* never became ready */
@@ -294,8 +294,8 @@ static int pl_on_open(wr_link *l, uint32_t sid, const uint8_t *meta,
 
 static int pl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
                       size_t len, void *ud) {
-  wr_plink *pl = ud;
-  wr_nstream *s = sud;
+  plink *pl = ud;
+  nstream *s = sud;
   if (!s || s->pl != pl) {
     wr_mux_stream_consume(wr_link_mux(l), sid, len);
     wr_link_buf_free(buf);
@@ -308,8 +308,8 @@ static int pl_on_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
 static int pl_on_fin(wr_link *l, uint32_t sid, void *sud, void *ud) {
   (void)l;
   (void)sid;
-  wr_nstream *s = sud;
-  wr_plink *pl = ud;
+  nstream *s = sud;
+  plink *pl = ud;
   if (s && s->pl == pl) pl->p->ev.fin(s);
   return 0;
 }
@@ -318,8 +318,8 @@ static int pl_on_close(wr_link *l, uint32_t sid, void *sud, int64_t code,
                        int by_peer, void *ud) {
   (void)l;
   (void)sid;
-  wr_plink *pl = ud;
-  wr_nstream *s = sud;
+  plink *pl = ud;
+  nstream *s = sud;
   if (!s || s->pl != pl) return 0;
   list_remove(&pl->streams, s);
   pl->nstreams--;
@@ -332,8 +332,8 @@ static int pl_on_close(wr_link *l, uint32_t sid, void *sud, int64_t code,
 static int pl_on_writable(wr_link *l, uint32_t sid, void *sud, void *ud) {
   (void)l;
   (void)sid;
-  wr_nstream *s = sud;
-  wr_plink *pl = ud;
+  nstream *s = sud;
+  plink *pl = ud;
   if (s && s->pl == pl) pl->p->ev.writable(s);
   return 0;
 }
@@ -341,7 +341,7 @@ static int pl_on_writable(wr_link *l, uint32_t sid, void *sud, void *ud) {
 static int pl_on_goaway(wr_link *l, uint32_t code, void *ud) {
   (void)l;
   (void)code;
-  wr_plink *pl = ud;
+  plink *pl = ud;
   WR_LOG_INFOF("nodelink", "goaway", "owner=%s", pl->owner);
   pl_drain(pl);
   return 0;
@@ -363,14 +363,14 @@ static const wr_link_callbacks pl_cb = {
 
 static void up_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
-  wr_plink *pl = h->data;
+  plink *pl = h->data;
   *buf = uv_buf_init((char *)pl->head + pl->headlen,
                      (unsigned)(HEAD_MAX - pl->headlen));
 }
 
 static void up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   (void)buf;
-  wr_plink *pl = st->data;
+  plink *pl = st->data;
   if (n == 0 || pl->failed) return;
   if (n < 0) {
     pl_fail_dial(pl, n == UV_EOF ? "closed during the upgrade"
@@ -395,7 +395,7 @@ static void up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   memcpy(lc.fleet_key, pl->p->cfg.fleet_pub, 32);
   lc.use_psk = 1;
   memcpy(lc.psk, pl->p->cfg.psk, 32);
-  wr_nodelink_mux_config(&lc.mux, 1);
+  nodelink_mux_config(&lc.mux, 1);
   lc.peer = pl->addr;
   int rv = wr_link_start(&pl->link, pl->p->loop, pl->tcp, &lc, &pl_cb, pl,
                          pl->head + hlen, pl->headlen - hlen);
@@ -409,13 +409,13 @@ static void up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
 }
 
 static void up_written(uv_write_t *req, int status) {
-  wr_plink *pl = req->data;
+  plink *pl = req->data;
   if (status < 0 && status != UV_ECANCELED && !pl->failed && pl->tcp)
     pl_fail_dial(pl, uv_strerror(status));
 }
 
 static void on_connect(uv_connect_t *req, int status) {
-  wr_plink *pl = req->data;
+  plink *pl = req->data;
   if (pl->failed) return;
   if (status < 0) {
     pl_fail_dial(pl, uv_strerror(status));
@@ -435,14 +435,14 @@ static void on_connect(uv_connect_t *req, int status) {
   if (rv != 0) pl_fail_dial(pl, uv_strerror(rv));
 }
 
-static wr_plink *pl_dial(wr_nodepool *p, const char *owner, const char *addr,
+static plink *pl_dial(nodepool *p, const char *owner, const char *addr,
                          int *err) {
   struct sockaddr_storage ss;
   if (wr_parse_hostport(addr, &ss) != 0) {
     *err = WR_ERR_INVAL;
     return NULL;
   }
-  wr_plink *pl = calloc(1, sizeof *pl);
+  plink *pl = calloc(1, sizeof *pl);
   uv_tcp_t *tcp = malloc(sizeof *tcp);
   if (!pl || !tcp) {
     free(pl);
@@ -482,9 +482,9 @@ static wr_plink *pl_dial(wr_nodepool *p, const char *owner, const char *addr,
 
 /* ---- streams ---- */
 
-int wr_nstream_open(wr_nstream *s, wr_nodepool *p, const char *owner,
+int nstream_open(nstream *s, nodepool *p, const char *owner,
                     const char *addr, const uint8_t *meta, size_t len) {
-  wr_plink *pl;
+  plink *pl;
   int err = 0;
   memset(s, 0, sizeof *s);
   if (p->stopping) return WR_ERR_CLOSED;
@@ -500,7 +500,7 @@ int wr_nstream_open(wr_nstream *s, wr_nodepool *p, const char *owner,
       /* GOAWAY crossed us, or the link is full: a fresh link. */
       pl_drain(pl);
       s->pl = NULL;
-      return wr_nstream_open(s, p, owner, addr, meta, len);
+      return nstream_open(s, p, owner, addr, meta, len);
     }
     if (rv != 0) {
       s->pl = NULL;
@@ -528,7 +528,7 @@ int wr_nstream_open(wr_nstream *s, wr_nodepool *p, const char *owner,
   return 0;
 }
 
-wr_ssize wr_nstream_write(wr_nstream *s, const uint8_t *data, size_t len) {
+wr_ssize nstream_write(nstream *s, const uint8_t *data, size_t len) {
   if (!s->pl) return WR_ERR_CLOSED;
   if (!s->opened) return 0; /* `writable` comes when it opens */
   wr_ssize n = wr_mux_stream_write(wr_link_mux(s->pl->link), s->sid, data,
@@ -537,13 +537,13 @@ wr_ssize wr_nstream_write(wr_nstream *s, const uint8_t *data, size_t len) {
   return n;
 }
 
-void wr_nstream_consume(wr_nstream *s, size_t n) {
+void nstream_consume(nstream *s, size_t n) {
   if (!s->pl || !s->opened) return;
   wr_mux_stream_consume(wr_link_mux(s->pl->link), s->sid, n);
   wr_link_flush(s->pl->link);
 }
 
-void wr_nstream_fin(wr_nstream *s) {
+void nstream_fin(nstream *s) {
   if (!s->pl) return;
   if (!s->opened) {
     s->fin_pending = 1;
@@ -553,8 +553,8 @@ void wr_nstream_fin(wr_nstream *s) {
   wr_link_flush(s->pl->link);
 }
 
-void wr_nstream_detach(wr_nstream *s, int reset) {
-  wr_plink *pl = s->pl;
+void nstream_detach(nstream *s, int reset) {
+  plink *pl = s->pl;
   if (!pl) return;
   if (!s->opened) {
     list_remove(&pl->waiting, s);
@@ -574,9 +574,9 @@ void wr_nstream_detach(wr_nstream *s, int reset) {
 
 /* ---- the pool ---- */
 
-int wr_nodepool_new(wr_nodepool **pp, uv_loop_t *loop,
-                    const wr_nodepool_config *cfg) {
-  wr_nodepool *p = calloc(1, sizeof *p);
+int nodepool_new(nodepool **pp, uv_loop_t *loop,
+                    const nodepool_config *cfg) {
+  nodepool *p = calloc(1, sizeof *p);
   if (!p) return WR_ERR_NOMEM;
   p->loop = loop;
   p->cfg = *cfg;
@@ -587,13 +587,13 @@ int wr_nodepool_new(wr_nodepool **pp, uv_loop_t *loop,
   return 0;
 }
 
-size_t wr_nodepool_links(const wr_nodepool *p) { return p->nlinks; }
+size_t nodepool_links(const nodepool *p) { return p->nlinks; }
 
-void wr_nodepool_stop(wr_nodepool *p, void (*done)(void *ud), void *ud) {
+void nodepool_stop(nodepool *p, void (*done)(void *ud), void *ud) {
   p->stopping = 1;
   p->done = done;
   p->done_ud = ud;
-  for (wr_plink *pl = p->links, *next; pl; pl = next) {
+  for (plink *pl = p->links, *next; pl; pl = next) {
     next = pl->next; /* pl_fail_dial does not free at once (handles) */
     pool_unlist(pl);
     if (pl->link) wr_link_close(pl->link, 0);
@@ -602,7 +602,7 @@ void wr_nodepool_stop(wr_nodepool *p, void (*done)(void *ud), void *ud) {
   maybe_done(p);
 }
 
-void wr_nodepool_del(wr_nodepool *p) {
+void nodepool_del(nodepool *p) {
   if (!p) return;
   memset(p->cfg.psk, 0, sizeof p->cfg.psk);
   free(p);

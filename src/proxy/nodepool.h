@@ -7,9 +7,9 @@
  * after idle_ms without any, and rotated (GOAWAY, a fresh link for new
  * streams) when the owner drains or long before stream ids could run out.
  *
- * Streams (wr_nstream) are embedded in whoever opens them (up_nodelink.c);
+ * Streams (nstream) are embedded in whoever opens them (up_nodelink.c);
  * a stream opened while its link is still being dialed waits, and opens
- * once the handshake is done.  Events come back through wr_nstream_events,
+ * once the handshake is done.  Events come back through nstream_events,
  * after the link's mux call returned (link.h), and only while s->pl is
  * set.
  */
@@ -20,69 +20,69 @@
 
 #include "warren/link.h"
 
-typedef struct wr_nodepool wr_nodepool;
-typedef struct wr_plink wr_plink;
+typedef struct nodepool nodepool;
+typedef struct plink plink;
 
-typedef struct wr_nstream {
-  wr_plink *pl;          /* NULL before open and once gone */
+typedef struct nstream {
+  plink *pl;          /* NULL before open and once gone */
   uint32_t sid;          /* valid once opened */
   int opened;            /* 0: waiting for the link's handshake */
   int fin_pending;       /* fin asked while waiting */
   uint8_t *meta;         /* the OPEN metadata, kept while waiting */
   size_t metalen;
-  struct wr_nstream *prev, *next; /* on pl's waiting or open list */
-} wr_nstream;
+  struct nstream *prev, *next; /* on pl's waiting or open list */
+} nstream;
 
-typedef struct wr_nstream_events {
+typedef struct nstream_events {
   /* |buf| (wr_link_buf_new) is handed over; its credit comes back with
-   * wr_nstream_consume. */
-  void (*data)(wr_nstream *s, uint8_t *buf, size_t len);
-  void (*fin)(wr_nstream *s);
+   * nstream_consume. */
+  void (*data)(nstream *s, uint8_t *buf, size_t len);
+  void (*fin)(nstream *s);
   /* The stream closed: |code| < 0 after both FINs, else the RST code
    * (WR_MUX_RST_*), |by_peer| when the owner sent it. */
-  void (*closed)(wr_nstream *s, int64_t code, int by_peer);
+  void (*closed)(nstream *s, int64_t code, int by_peer);
   /* Credit came back, or the stream just opened (a waiting stream's
    * writes returned 0 until now). */
-  void (*writable)(wr_nstream *s);
+  void (*writable)(nstream *s);
   /* The link dropped, or could not be made.  |sent| 0: the stream never
    * opened, so none of its bytes left this node. */
-  void (*gone)(wr_nstream *s, int sent);
-} wr_nstream_events;
+  void (*gone)(nstream *s, int sent);
+} nstream_events;
 
-typedef struct wr_nodepool_config {
+typedef struct nodepool_config {
   uint8_t fleet_pub[32];
   uint8_t psk[32];
-  const wr_nstream_events *ev;
+  const nstream_events *ev;
   uint64_t idle_ms;      /* close a link this long without streams */
   uint64_t dial_ms;      /* connect + upgrade must finish within this */
   int64_t *g_links;      /* gauge: outbound links (dialing or up); may be
                             NULL */
   uint64_t *m_dial_failed; /* dials that failed; may be NULL */
-} wr_nodepool_config;
+} nodepool_config;
 
-int wr_nodepool_new(wr_nodepool **pp, uv_loop_t *loop,
-                    const wr_nodepool_config *cfg);
+int nodepool_new(nodepool **pp, uv_loop_t *loop,
+                    const nodepool_config *cfg);
 /* Closes every link (their streams get `gone`); |done| runs once every
- * handle is closed.  Then wr_nodepool_del frees it. */
-void wr_nodepool_stop(wr_nodepool *p, void (*done)(void *ud), void *ud);
-void wr_nodepool_del(wr_nodepool *p);
+ * handle is closed.  Then nodepool_del frees it. */
+void nodepool_stop(nodepool *p, void (*done)(void *ud), void *ud);
+void nodepool_del(nodepool *p);
 /* Links now (dialing or up), for metrics and tests. */
-size_t wr_nodepool_links(const wr_nodepool *p);
+size_t nodepool_links(const nodepool *p);
 
 /* Opens |s| on the link to node |owner| at |addr| ("IP:PORT"), dialing it
  * if there is none.  |meta| is copied.  Returns 0 (the stream may still
  * wait for the link: writes take 0 bytes until `writable`), WR_ERR_INVAL
  * (bad address), WR_ERR_NOMEM. */
-int wr_nstream_open(wr_nstream *s, wr_nodepool *p, const char *owner,
+int nstream_open(nstream *s, nodepool *p, const char *owner,
                     const char *addr, const uint8_t *meta, size_t len);
-wr_ssize wr_nstream_write(wr_nstream *s, const uint8_t *data, size_t len);
-void wr_nstream_consume(wr_nstream *s, size_t n);
-void wr_nstream_fin(wr_nstream *s);
+wr_ssize nstream_write(nstream *s, const uint8_t *data, size_t len);
+void nstream_consume(nstream *s, size_t n);
+void nstream_fin(nstream *s);
 /* No event comes for |s| afterwards; |reset|: RST CANCEL to the owner. */
-void wr_nstream_detach(wr_nstream *s, int reset);
+void nstream_detach(nstream *s, int reset);
 
 /* The node-link mux settings, the same at both ends (nodepool.c argues
  * the numbers). */
-void wr_nodelink_mux_config(wr_mux_config *cfg, int initiator);
+void nodelink_mux_config(wr_mux_config *cfg, int initiator);
 
 #endif

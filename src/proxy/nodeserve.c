@@ -58,7 +58,7 @@ typedef struct queue {
 typedef struct relay {
   slink *sl;             /* NULL once the node-link stream is gone */
   uint32_t sid;
-  wr_up_tunnel ut;
+  up_tunnel ut;
   wr_fwd_upstream up;    /* up.ops NULL once the tunnel stream ended */
   queue to_t, to_n;      /* node -> tunnel, tunnel -> node */
   int fin_from_n, fin_to_t, fin_from_t, fin_to_n;
@@ -66,16 +66,16 @@ typedef struct relay {
 } relay;
 
 struct slink {
-  wr_nodesrv *s;
+  nodesrv *s;
   wr_link *link;
   relay *relays;
   char peer[64];
   slink *prev, *next;
 };
 
-struct wr_nodesrv {
+struct nodesrv {
   uv_loop_t *loop;
-  wr_nodesrv_config cfg;
+  nodesrv_config cfg;
   wr_noise_replay *replay;
   slink *links;
   size_t nlinks, nrelays;
@@ -276,11 +276,11 @@ static const wr_fwd_sink tunnel_sink = {
 static int n_open(wr_link *l, uint32_t sid, const uint8_t *meta, size_t len,
                   void *ud) {
   slink *sl = ud;
-  wr_nodesrv *s = sl->s;
+  nodesrv *s = sl->s;
   wr_mux *m = wr_link_mux(l);
   wr_fwd_meta mt;
   wr_fwd_open view;
-  wr_tlink *tl;
+  tlink *tl;
   uint32_t code;
   if (wr_fwd_open_decode(meta, len, &mt) != 0) {
     if (s->cfg.m_bad) (*s->cfg.m_bad)++;
@@ -293,10 +293,10 @@ static int n_open(wr_link *l, uint32_t sid, const uint8_t *meta, size_t len,
     code = WR_MUX_RST_REFUSED;
     goto refuse;
   }
-  switch (wr_bindings_lookup(s->cfg.bindings, mt.name, &tl)) {
-  case WR_BINDINGS_LIVE:
+  switch (bindings_lookup(s->cfg.bindings, mt.name, &tl)) {
+  case BINDINGS_LIVE:
     break;
-  case WR_BINDINGS_GONE:
+  case BINDINGS_GONE:
     code = WR_MUX_RST_TUNNEL_GONE;
     goto refuse;
   default: {
@@ -315,7 +315,7 @@ static int n_open(wr_link *l, uint32_t sid, const uint8_t *meta, size_t len,
     goto refuse;
   }
   wr_fwd_meta_view(&mt, &view);
-  if (wr_up_tunnel_open(&sp->ut, tl, &view, &tunnel_sink, sp, &sp->up) != 0) {
+  if (up_tunnel_open(&sp->ut, tl, &view, &tunnel_sink, sp, &sp->up) != 0) {
     free(sp);
     code = WR_MUX_RST_REFUSED;
     goto refuse;
@@ -404,7 +404,7 @@ static int n_writable(wr_link *l, uint32_t sid, void *sud, void *ud) {
   return 0;
 }
 
-static void maybe_done(wr_nodesrv *s) {
+static void maybe_done(nodesrv *s) {
   if (!s->stopping || s->links || !s->done) return;
   void (*done)(void *) = s->done;
   s->done = NULL;
@@ -420,7 +420,7 @@ static void n_ready(wr_link *l, void *ud) {
 static void n_closed(wr_link *l, int err, void *ud) {
   (void)l;
   slink *sl = ud;
-  wr_nodesrv *s = sl->s;
+  nodesrv *s = sl->s;
   sl->link = NULL;
   if (err && err != WR_ERR_CLOSED) {
     WR_LOG_INFOF("nodelink", "peer_down", "peer=%s err=\"%s\"", sl->peer,
@@ -461,7 +461,7 @@ static void free_write(uv_write_t *req, int status) {
   free(req);
 }
 
-int wr_nodesrv_accept(wr_nodesrv *s, uv_tcp_t *tcp, const char *peer,
+int nodesrv_accept(nodesrv *s, uv_tcp_t *tcp, const char *peer,
                       const uint8_t *pre, size_t prelen) {
   static const char resp101[] = "HTTP/1.1 101 Switching Protocols\r\n"
                                 "Connection: Upgrade\r\n"
@@ -490,7 +490,7 @@ int wr_nodesrv_accept(wr_nodesrv *s, uv_tcp_t *tcp, const char *peer,
   lc.use_psk = 1;
   memcpy(lc.psk, s->cfg.psk, 32);
   lc.replay = s->replay;
-  wr_nodelink_mux_config(&lc.mux, 0);
+  nodelink_mux_config(&lc.mux, 0);
   lc.peer = sl->peer;
   uv_read_stop((uv_stream_t *)tcp);
   rv = wr_link_start(&sl->link, s->loop, tcp, &lc, &n_cb, sl, pre, prelen);
@@ -508,9 +508,9 @@ int wr_nodesrv_accept(wr_nodesrv *s, uv_tcp_t *tcp, const char *peer,
   return 0;
 }
 
-int wr_nodesrv_new(wr_nodesrv **ps, uv_loop_t *loop,
-                   const wr_nodesrv_config *cfg) {
-  wr_nodesrv *s = calloc(1, sizeof *s);
+int nodesrv_new(nodesrv **ps, uv_loop_t *loop,
+                   const nodesrv_config *cfg) {
+  nodesrv *s = calloc(1, sizeof *s);
   if (!s) return WR_ERR_NOMEM;
   s->loop = loop;
   s->cfg = *cfg;
@@ -525,10 +525,10 @@ int wr_nodesrv_new(wr_nodesrv **ps, uv_loop_t *loop,
   return 0;
 }
 
-size_t wr_nodesrv_links(const wr_nodesrv *s) { return s->nlinks; }
-size_t wr_nodesrv_streams(const wr_nodesrv *s) { return s->nrelays; }
+size_t nodesrv_links(const nodesrv *s) { return s->nlinks; }
+size_t nodesrv_streams(const nodesrv *s) { return s->nrelays; }
 
-void wr_nodesrv_drain(wr_nodesrv *s) {
+void nodesrv_drain(nodesrv *s) {
   for (slink *sl = s->links; sl; sl = sl->next) {
     if (!sl->link || !wr_link_is_ready(sl->link)) continue;
     wr_mux_goaway(wr_link_mux(sl->link), 0);
@@ -536,7 +536,7 @@ void wr_nodesrv_drain(wr_nodesrv *s) {
   }
 }
 
-void wr_nodesrv_stop(wr_nodesrv *s, void (*done)(void *ud), void *ud) {
+void nodesrv_stop(nodesrv *s, void (*done)(void *ud), void *ud) {
   s->stopping = 1;
   s->done = done;
   s->done_ud = ud;
@@ -545,7 +545,7 @@ void wr_nodesrv_stop(wr_nodesrv *s, void (*done)(void *ud), void *ud) {
   maybe_done(s);
 }
 
-void wr_nodesrv_del(wr_nodesrv *s) {
+void nodesrv_del(nodesrv *s) {
   if (!s) return;
   wr_noise_replay_del(s->replay);
   memset(s->cfg.psk, 0, sizeof s->cfg.psk);

@@ -11,10 +11,10 @@
 
 #include "bindings.h"
 
-typedef struct wr_nodesrv wr_nodesrv;
+typedef struct nodesrv nodesrv;
 
-typedef struct wr_nodesrv_config {
-  wr_bindings *bindings;         /* where names are bound here */
+typedef struct nodesrv_config {
+  bindings *bindings;         /* where names are bound here */
   uint8_t fleet_priv[32];
   uint8_t psk[32];
   /* "is |name| owned by another node?" (the ingress's lookup_remote):
@@ -24,22 +24,22 @@ typedef struct wr_nodesrv_config {
   uint64_t *m_bad;               /* failed handshakes, bad OPENs; may be NULL */
   int64_t *g_links, *g_relays;   /* gauges: inbound links, relayed streams;
                                     may be NULL */
-} wr_nodesrv_config;
+} nodesrv_config;
 
-int wr_nodesrv_new(wr_nodesrv **ps, uv_loop_t *loop,
-                   const wr_nodesrv_config *cfg);
+int nodesrv_new(nodesrv **ps, uv_loop_t *loop,
+                   const nodesrv_config *cfg);
 /* Takes over |tcp| (reading stopped) after the Upgrade request: answers
  * 101 and starts the link.  Returns 0 or an error with |tcp| still the
  * caller's. */
-int wr_nodesrv_accept(wr_nodesrv *s, uv_tcp_t *tcp, const char *peer,
+int nodesrv_accept(nodesrv *s, uv_tcp_t *tcp, const char *peer,
                       const uint8_t *pre, size_t prelen);
 /* Links now, and relayed streams now (metrics, tests). */
-size_t wr_nodesrv_links(const wr_nodesrv *s);
-size_t wr_nodesrv_streams(const wr_nodesrv *s);
+size_t nodesrv_links(const nodesrv *s);
+size_t nodesrv_streams(const nodesrv *s);
 /* Sends GOAWAY on every link (dialers move to a fresh link). */
-void wr_nodesrv_drain(wr_nodesrv *s);
+void nodesrv_drain(nodesrv *s);
 /* Closes every link; |done| runs once all are closed. */
-void wr_nodesrv_stop(wr_nodesrv *s, void (*done)(void *ud), void *ud);
-void wr_nodesrv_del(wr_nodesrv *s);
+void nodesrv_stop(nodesrv *s, void (*done)(void *ud), void *ud);
+void nodesrv_del(nodesrv *s);
 
 #endif

@@ -19,12 +19,12 @@
  *     another node's link to nodeserve.c;
  *   - the ingress's life, metrics and the request-id random pool.
  *
- * After every call into the core, sync() applies what it wants.
+ * After every call into the core, sync_conn() applies what it wants.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <sodium.h>
 
@@ -33,16 +33,10 @@
 #include "nodeserve.h"
 #include "up_nodelink.h"
 #include "up_tunnel.h"
-#include "warren/forward.h"
-#include "warren/control.h"
 #include "warren/err.h"
-#include "warren/http.h"
-#include "warren/http_timer.h"
+#include "warren/forward.h"
 #include "warren/ingress.h"
 #include "warren/link.h"
-#include "warren/log.h"
-#include "warren/names.h"
-#include "warren/proxyproto.h"
 
 #define VBUF_CAP 65536
 #define HEAD_MAX 32768
@@ -86,9 +80,10 @@ struct vconn {
   wr_ingress *ig;
   uv_tcp_t *tcp;
   uv_timer_t timer;
-  wr_fwd *f;                   /* the connection's logic */
-  wr_up_tunnel ut;             /* its upstream when that is a tunnel */
-  wr_up_nodelink un;           /* ... or a stream to the owner node */
+  wr_fwd *f;                   /* the connection's logic, allocated
+                                  with the vconn (VCONN_FWD_OFF) */
+  up_tunnel ut;             /* its upstream when that is a tunnel */
+  up_nodelink un;              /* ... or a stream to the owner node */
   char peer[64];
   int reading, closing, handed_off, shut_sent, write_failed;
   uv_shutdown_t shut;
@@ -101,6 +96,11 @@ struct vconn {
   int dirty;
   vconn *aprev, *anext;        /* in ig->all */
 };
+
+/* The core lives right after the vconn, in the same allocation. */
+#define VCONN_FWD_OFF                                                        \
+  ((sizeof(vconn) + _Alignof(max_align_t) - 1) &                             \
+   ~(_Alignof(max_align_t) - 1))
 
 typedef struct vwrite {
   uv_write_t req;
@@ -124,13 +124,13 @@ struct wr_ingress {
   uv_tcp_t server;
   int port;
   char domain[256], node_id[128];
-  wr_bindings *bindings;
+  bindings *bindings;
   void *routes_ud;
   int (*lookup_remote)(void *ud, const char *name, char *owner_id,
                        size_t cap);
   int (*owner_addr)(void *ud, const char *owner_id, char *addr, size_t cap);
-  wr_nodepool *pool;           /* NULL: node links are off */
-  wr_nodesrv *nodesrv;
+  nodepool *pool;           /* NULL: node links are off */
+  nodesrv *nodesrv;
   int pool_done, nodesrv_done;
   uint64_t *m_hop_retries, *m_hops, *m_dial_failed;
   int64_t *g_links_out, *g_links_in, *g_relays;
@@ -409,8 +409,8 @@ static int nodelink_reroute(void *ud, const char *name, char *owner,
                             size_t ocap, char *addr, size_t acap) {
   vconn *v = ud;
   wr_ingress *ig = v->ig;
-  wr_tlink *tl;
-  if (wr_bindings_lookup(ig->bindings, name, &tl) != WR_BINDINGS_NONE)
+  tlink *tl;
+  if (bindings_lookup(ig->bindings, name, &tl) != BINDINGS_NONE)
     return 0;
   if (!ig->lookup_remote || !ig->owner_addr ||
       ig->lookup_remote(ig->routes_ud, name, owner, ocap) != 1)
@@ -427,16 +427,16 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
                     char *detail, size_t cap) {
   vconn *v = ud;
   wr_ingress *ig = v->ig;
-  wr_tlink *tl;
-  wr_bindings_find found = wr_bindings_lookup(ig->bindings, meta->name, &tl);
-  if (found == WR_BINDINGS_GONE) {
+  tlink *tl;
+  bindings_find found = bindings_lookup(ig->bindings, meta->name, &tl);
+  if (found == BINDINGS_GONE) {
     snprintf(detail, cap,
              "the tunnel '%.63s' is disconnected; its client is "
              "reconnecting",
              meta->name);
     return 502;
   }
-  if (found == WR_BINDINGS_NONE) {
+  if (found == BINDINGS_NONE) {
     char owner[65];
     char addr[64];
     if (!ig->lookup_remote ||
@@ -458,7 +458,7 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
     }
     addr[sizeof addr - 1] = 0;
     v->un.m_retries = ig->m_hop_retries;
-    int rv = wr_up_nodelink_open(&v->un, ig->pool, owner, addr, meta,
+    int rv = up_nodelink_open(&v->un, ig->pool, owner, addr, meta,
                                  nodelink_reroute, &up_sink, v, out);
     if (rv != 0) {
       snprintf(detail, cap,
@@ -469,7 +469,7 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
     if (ig->m_hops) (*ig->m_hops)++;
     return 0;
   }
-  int rv = wr_up_tunnel_open(&v->ut, tl, meta, &up_sink, v, out);
+  int rv = up_tunnel_open(&v->ut, tl, meta, &up_sink, v, out);
   if (rv != 0) {
     snprintf(detail, cap, "tunnel '%.63s' cannot take more connections (%s)",
              meta->name, wr_strerror(rv));
@@ -483,7 +483,7 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
 static int fwd_handoff(void *ud, const uint8_t *pre, size_t len) {
   vconn *v = ud;
   v->reading = 0; /* bindings_accept stops our reads */
-  return wr_bindings_accept(v->ig->bindings, v->tcp, v->peer, pre, len);
+  return bindings_accept(v->ig->bindings, v->tcp, v->peer, pre, len);
 }
 
 /* Another node's `Upgrade: warren-node/1`: a node link (nodeserve.c). */
@@ -491,7 +491,7 @@ static int fwd_handoff_node(void *ud, const uint8_t *pre, size_t len) {
   vconn *v = ud;
   if (!v->ig->nodesrv) return WR_ERR_CLOSED;
   v->reading = 0; /* nodesrv_accept stops our reads */
-  return wr_nodesrv_accept(v->ig->nodesrv, v->tcp, v->peer, pre, len);
+  return nodesrv_accept(v->ig->nodesrv, v->tcp, v->peer, pre, len);
 }
 
 static const wr_fwd_callbacks fwd_cb = {
@@ -531,7 +531,7 @@ static void vconn_free_cb(uv_handle_t *h) {
     v->tcp = NULL;
   }
   if (v->tcp || v->timer.data) return;
-  wr_fwd_del(v->f);
+  if (v->f) wr_fwd_free(v->f);
   if (v->aprev) v->aprev->anext = v->anext;
   else ig->all = v->anext;
   if (v->anext) v->anext->aprev = v->aprev;
@@ -580,7 +580,7 @@ static void vconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 static void on_connection(uv_stream_t *server, int status) {
   wr_ingress *ig = server->data;
   if (status < 0 || ig->stopping) return;
-  vconn *v = calloc(1, sizeof *v);
+  vconn *v = calloc(1, VCONN_FWD_OFF + wr_fwd_size());
   uv_tcp_t *tcp = malloc(sizeof *tcp);
   if (!v || !tcp) {
     /* Out of memory: the connection waits in the backlog for a retry. */
@@ -616,11 +616,13 @@ static void on_connection(uv_stream_t *server, int status) {
   int expect_proxy = 0;
   for (int i = 0; i < ig->nproxy_from; i++)
     if (strcmp(ig->proxy_from[i], ip) == 0) expect_proxy = 1;
-  if (wr_fwd_new(&v->f, &ig->fcfg, v, v->peer, ip, expect_proxy, NULL,
-                 uv_now(ig->loop)) != 0) {
+  wr_fwd *f = (wr_fwd *)((char *)v + VCONN_FWD_OFF);
+  if (wr_fwd_init(f, &ig->fcfg, v, v->peer, ip, expect_proxy, NULL,
+                  uv_now(ig->loop)) != 0) {
     vconn_close(v);
     return;
   }
+  v->f = f;
   sync_conn(v); /* reads on, the first head's timer */
 }
 
@@ -630,9 +632,9 @@ static void maybe_done(wr_ingress *ig) {
   if (!ig->stopping || !ig->server_closed || !ig->prep_closed || ig->all ||
       !ig->bindings_done || !ig->pool_done || !ig->nodesrv_done)
     return;
-  wr_nodesrv_del(ig->nodesrv);
-  wr_nodepool_del(ig->pool);
-  wr_bindings_del(ig->bindings);
+  nodesrv_del(ig->nodesrv);
+  nodepool_del(ig->pool);
+  bindings_del(ig->bindings);
   void (*done)(void *) = ig->done;
   void *ud = ig->done_ud;
   free(ig);
@@ -663,17 +665,17 @@ static int start_nodelinks(wr_ingress *ig, uv_loop_t *loop,
                            const wr_ingress_config *cfg) {
   ig->pool_done = ig->nodesrv_done = 1;
   if (!cfg->have_node_psk) return 0;
-  wr_nodepool_config pc;
+  nodepool_config pc;
   memset(&pc, 0, sizeof pc);
   crypto_scalarmult_base(pc.fleet_pub, cfg->fleet_priv);
   memcpy(pc.psk, cfg->node_psk, 32);
-  pc.ev = &wr_up_nodelink_events;
+  pc.ev = &up_nodelink_events;
   pc.g_links = ig->g_links_out;
   pc.m_dial_failed = ig->m_dial_failed;
-  int rv = wr_nodepool_new(&ig->pool, loop, &pc);
+  int rv = nodepool_new(&ig->pool, loop, &pc);
   sodium_memzero(pc.psk, 32);
   if (rv != 0) return rv;
-  wr_nodesrv_config sc;
+  nodesrv_config sc;
   memset(&sc, 0, sizeof sc);
   sc.bindings = ig->bindings;
   memcpy(sc.fleet_priv, cfg->fleet_priv, 32);
@@ -683,10 +685,10 @@ static int start_nodelinks(wr_ingress *ig, uv_loop_t *loop,
   sc.m_bad = ig->m_tunnel_bad;
   sc.g_links = ig->g_links_in;
   sc.g_relays = ig->g_relays;
-  rv = wr_nodesrv_new(&ig->nodesrv, loop, &sc);
+  rv = nodesrv_new(&ig->nodesrv, loop, &sc);
   sodium_memzero(&sc, sizeof sc);
   if (rv != 0) {
-    wr_nodepool_del(ig->pool);
+    nodepool_del(ig->pool);
     ig->pool = NULL;
     return rv;
   }
@@ -814,15 +816,15 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
     wr_metrics_gauge(m, "warren_visitor_connections", NULL, NULL,
                      "Open visitor connections.", &ig->g_visitors);
   }
-  wr_bindings_config bc = {
+  bindings_config bc = {
       .ic = cfg,
-      .ev = &wr_up_tunnel_events,
+      .ev = &up_tunnel_events,
       .url = url_of,
       .ud = ig,
       .m_tunnel_bad = ig->m_tunnel_bad,
       .g_tunnels = ig->g_tunnels,
   };
-  rv = wr_bindings_new(&ig->bindings, loop, &bc);
+  rv = bindings_new(&ig->bindings, loop, &bc);
   if (rv != 0) {
     free(ig);
     return rv;
@@ -830,7 +832,7 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   ig->owner_addr = cfg->owner_addr;
   rv = start_nodelinks(ig, loop, cfg);
   if (rv != 0) {
-    wr_bindings_del(ig->bindings);
+    bindings_del(ig->bindings);
     free(ig);
     return rv;
   }
@@ -845,9 +847,9 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
     ig->stopping = 1;
     uv_close((uv_handle_t *)&ig->server, server_closed);
     uv_close((uv_handle_t *)&ig->prep, server_closed);
-    wr_bindings_stop(ig->bindings, on_bindings_done, ig);
-    if (ig->pool) wr_nodepool_stop(ig->pool, on_pool_done, ig);
-    if (ig->nodesrv) wr_nodesrv_stop(ig->nodesrv, on_nodesrv_done, ig);
+    bindings_stop(ig->bindings, on_bindings_done, ig);
+    if (ig->pool) nodepool_stop(ig->pool, on_pool_done, ig);
+    if (ig->nodesrv) nodesrv_stop(ig->nodesrv, on_nodesrv_done, ig);
     return rv;
   }
   struct sockaddr_storage bound;
@@ -861,23 +863,23 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
 int wr_ingress_port(const wr_ingress *ig) { return ig->port; }
 
 size_t wr_ingress_tunnel_count(const wr_ingress *ig) {
-  return wr_bindings_count(ig->bindings);
+  return bindings_count(ig->bindings);
 }
 
 void wr_ingress_foreach(const wr_ingress *ig,
                         void (*fn)(const wr_tunnel_info *t, void *ud),
                         void *ud) {
-  wr_bindings_foreach(ig->bindings, fn, ud);
+  bindings_foreach(ig->bindings, fn, ud);
 }
 
 int wr_ingress_evict(wr_ingress *ig, const char *name,
                      const uint8_t session[16], int reason) {
-  return wr_bindings_evict(ig->bindings, name, session, reason);
+  return bindings_evict(ig->bindings, name, session, reason);
 }
 
 void wr_ingress_drain(wr_ingress *ig) {
-  wr_bindings_drain(ig->bindings);
-  if (ig->nodesrv) wr_nodesrv_drain(ig->nodesrv);
+  bindings_drain(ig->bindings);
+  if (ig->nodesrv) nodesrv_drain(ig->nodesrv);
 }
 
 void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud) {
@@ -890,7 +892,7 @@ void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud) {
   uv_close((uv_handle_t *)&ig->server, server_closed);
   uv_close((uv_handle_t *)&ig->prep, server_closed);
   for (vconn *v = ig->all; v; v = v->anext) vconn_close(v);
-  wr_bindings_stop(ig->bindings, on_bindings_done, ig);
-  if (ig->pool) wr_nodepool_stop(ig->pool, on_pool_done, ig);
-  if (ig->nodesrv) wr_nodesrv_stop(ig->nodesrv, on_nodesrv_done, ig);
+  bindings_stop(ig->bindings, on_bindings_done, ig);
+  if (ig->pool) nodepool_stop(ig->pool, on_pool_done, ig);
+  if (ig->nodesrv) nodesrv_stop(ig->nodesrv, on_nodesrv_done, ig);
 }

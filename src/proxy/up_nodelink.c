@@ -1,6 +1,6 @@
 /*
  * An upstream that is a stream on a node-to-node link (up_nodelink.h):
- * forward.h's operations map onto wr_nstream (nodepool.c), and the
+ * forward.h's operations map onto nstream (nodepool.c), and the
  * stream's events onto the owner's wr_fwd_sink.  The owner's reset codes
  * say why it did not relay the stream (mux.h, WR_MUX_RST_NO_ROUTE...);
  * the stale-route retry is here (the header says when).
@@ -17,25 +17,25 @@
 #include "warren/mux.h"
 
 #define UP_OF(s)                                                               \
-  ((wr_up_nodelink *)((char *)(s) - offsetof(wr_up_nodelink, ns)))
+  ((up_nodelink *)((char *)(s) - offsetof(up_nodelink, ns)))
 
-static void forget(wr_up_nodelink *u) {
+static void forget(up_nodelink *u) {
   free(u->kept);
   u->kept = NULL;
   u->keptlen = 0;
   u->retryable = 0;
 }
 
-static void release(wr_up_nodelink *u) {
+static void release(up_nodelink *u) {
   forget(u);
   free(u->meta);
   u->meta = NULL;
 }
 
 /* Keeps what the link took, for a retry; past the cap, no retry. */
-static void keep(wr_up_nodelink *u, const uint8_t *data, size_t n) {
+static void keep(up_nodelink *u, const uint8_t *data, size_t n) {
   if (!u->retryable) return;
-  if (u->keptlen + n > WR_UP_NODELINK_KEEP_MAX) {
+  if (u->keptlen + n > UP_NODELINK_KEEP_MAX) {
     forget(u);
     return;
   }
@@ -51,12 +51,12 @@ static void keep(wr_up_nodelink *u, const uint8_t *data, size_t n) {
 
 /* Writes the kept bytes again on the new stream; then the core may go on
  * (writable).  Returns 1 while some still wait for credit. */
-static int replay(wr_up_nodelink *u) {
+static int replay(up_nodelink *u) {
   while (u->replayed < u->keptlen) {
-    wr_ssize n = wr_nstream_write(&u->ns, u->kept + u->replayed,
+    wr_ssize n = nstream_write(&u->ns, u->kept + u->replayed,
                                   u->keptlen - u->replayed);
     if (n < 0) {
-      wr_nstream_detach(&u->ns, 1);
+      nstream_detach(&u->ns, 1);
       release(u);
       u->replaying = 0;
       u->sink->ended(u->owner, WR_FWD_END_GONE);
@@ -66,13 +66,13 @@ static int replay(wr_up_nodelink *u) {
     u->replayed += (size_t)n;
   }
   u->replaying = 0;
-  if (u->fin_asked) wr_nstream_fin(&u->ns);
+  if (u->fin_asked) nstream_fin(&u->ns);
   u->sink->writable(u->owner);
   return 0;
 }
 
 /* A stale route: open the stream again where the table says now. */
-static int retry(wr_up_nodelink *u, const char *why) {
+static int retry(up_nodelink *u, const char *why) {
   char owner[65], addr[64];
   if (u->retried || !u->retryable || !u->reroute || !u->meta) return 0;
   u->retried = 1;
@@ -81,7 +81,7 @@ static int retry(wr_up_nodelink *u, const char *why) {
     return 0;
   owner[sizeof owner - 1] = 0;
   addr[sizeof addr - 1] = 0;
-  if (wr_nstream_open(&u->ns, u->pool, owner, addr, u->meta, u->metalen) !=
+  if (nstream_open(&u->ns, u->pool, owner, addr, u->meta, u->metalen) !=
       0)
     return 0;
   if (u->m_retries) (*u->m_retries)++;
@@ -95,26 +95,26 @@ static int retry(wr_up_nodelink *u, const char *why) {
 }
 
 static wr_ssize op_write(void *up, const uint8_t *data, size_t len) {
-  wr_up_nodelink *u = up;
+  up_nodelink *u = up;
   if (u->replaying) return 0; /* `writable` follows the replay */
-  wr_ssize n = wr_nstream_write(&u->ns, data, len);
+  wr_ssize n = nstream_write(&u->ns, data, len);
   if (n > 0) keep(u, data, (size_t)n);
   return n;
 }
 
 static void op_consume(void *up, size_t n) {
-  wr_nstream_consume(&((wr_up_nodelink *)up)->ns, n);
+  nstream_consume(&((up_nodelink *)up)->ns, n);
 }
 
 static void op_fin(void *up) {
-  wr_up_nodelink *u = up;
+  up_nodelink *u = up;
   u->fin_asked = 1;
-  if (!u->replaying) wr_nstream_fin(&u->ns);
+  if (!u->replaying) nstream_fin(&u->ns);
 }
 
 static void op_detach(void *up, int reset) {
-  wr_up_nodelink *u = up;
-  wr_nstream_detach(&u->ns, reset);
+  up_nodelink *u = up;
+  nstream_detach(&u->ns, reset);
   release(u);
 }
 
@@ -125,9 +125,9 @@ static const wr_fwd_upstream_ops up_nodelink_ops = {
     .detach = op_detach,
 };
 
-int wr_up_nodelink_open(wr_up_nodelink *u, wr_nodepool *p, const char *owner,
+int up_nodelink_open(up_nodelink *u, nodepool *p, const char *owner,
                         const char *addr, const wr_fwd_open *meta,
-                        wr_up_nodelink_reroute reroute,
+                        up_nodelink_reroute reroute,
                         const wr_fwd_sink *sink, void *owner_ud,
                         wr_fwd_upstream *out) {
   uint8_t wire[WR_FWD_OPEN_MAX_WIRE];
@@ -138,7 +138,7 @@ int wr_up_nodelink_open(wr_up_nodelink *u, wr_nodepool *p, const char *owner,
   uint64_t *mr = u->m_retries; /* set by the caller, kept across opens */
   memset(u, 0, sizeof *u);
   u->m_retries = mr;
-  int rv = wr_nstream_open(&u->ns, p, owner, addr, wire, (size_t)n);
+  int rv = nstream_open(&u->ns, p, owner, addr, wire, (size_t)n);
   if (rv != 0) return rv;
   u->sink = sink;
   u->owner = owner_ud;
@@ -155,20 +155,20 @@ int wr_up_nodelink_open(wr_up_nodelink *u, wr_nodepool *p, const char *owner,
   return 0;
 }
 
-static void ev_data(wr_nstream *s, uint8_t *buf, size_t len) {
-  wr_up_nodelink *u = UP_OF(s);
+static void ev_data(nstream *s, uint8_t *buf, size_t len) {
+  up_nodelink *u = UP_OF(s);
   /* The owner relayed and the origin answered: never retried now. */
   if (u->meta) release(u);
   u->sink->data(u->owner, buf, len);
 }
 
-static void ev_fin(wr_nstream *s) {
-  wr_up_nodelink *u = UP_OF(s);
+static void ev_fin(nstream *s) {
+  up_nodelink *u = UP_OF(s);
   u->sink->fin(u->owner);
 }
 
-static void ev_closed(wr_nstream *s, int64_t code, int by_peer) {
-  wr_up_nodelink *u = UP_OF(s);
+static void ev_closed(nstream *s, int64_t code, int by_peer) {
+  up_nodelink *u = UP_OF(s);
   wr_fwd_end why = WR_FWD_END_RESET;
   if (code < 0) why = WR_FWD_END_DONE;
   else if (by_peer) {
@@ -205,8 +205,8 @@ static void ev_closed(wr_nstream *s, int64_t code, int by_peer) {
   u->sink->ended(u->owner, why);
 }
 
-static void ev_writable(wr_nstream *s) {
-  wr_up_nodelink *u = UP_OF(s);
+static void ev_writable(nstream *s) {
+  up_nodelink *u = UP_OF(s);
   if (u->replaying) {
     replay(u);
     return;
@@ -214,14 +214,14 @@ static void ev_writable(wr_nstream *s) {
   u->sink->writable(u->owner);
 }
 
-static void ev_gone(wr_nstream *s, int sent) {
-  wr_up_nodelink *u = UP_OF(s);
+static void ev_gone(nstream *s, int sent) {
+  up_nodelink *u = UP_OF(s);
   if (!sent && retry(u, "unreachable")) return;
   release(u);
   u->sink->ended(u->owner, sent ? WR_FWD_END_GONE : WR_FWD_END_UNREACHABLE);
 }
 
-const wr_nstream_events wr_up_nodelink_events = {
+const nstream_events up_nodelink_events = {
     .data = ev_data,
     .fin = ev_fin,
     .closed = ev_closed,

@@ -10,7 +10,7 @@
  * back, the stream is
  * opened again on the owner `reroute` names now, and the request bytes
  * written so far are written again.  They are kept for that until the
- * first response byte, up to WR_UP_NODELINK_KEEP_MAX; a request that
+ * first response byte, up to UP_NODELINK_KEEP_MAX; a request that
  * wrote more than that (a body that partly left) is never retried.
  */
 #ifndef WARREN_PROXY_UP_NODELINK_H
@@ -21,20 +21,20 @@
 
 /* A request head is at most 32 KiB (proxy_uv.c HEAD_MAX): a retry covers
  * any head plus the start of its body. */
-#define WR_UP_NODELINK_KEEP_MAX 65536
+#define UP_NODELINK_KEEP_MAX 65536
 
 /* Where the name goes now: 1 with the owner's id and data address, 0 for
  * nowhere remote (no route, or bound on this node since). */
-typedef int (*wr_up_nodelink_reroute)(void *owner_ud, const char *name,
+typedef int (*up_nodelink_reroute)(void *owner_ud, const char *name,
                                       char *owner, size_t ocap, char *addr,
                                       size_t acap);
 
-typedef struct wr_up_nodelink {
-  wr_nstream ns;
+typedef struct up_nodelink {
+  nstream ns;
   const wr_fwd_sink *sink;
   void *owner;
-  wr_nodepool *pool;
-  wr_up_nodelink_reroute reroute;
+  nodepool *pool;
+  up_nodelink_reroute reroute;
   char name[64];
   uint8_t *meta;         /* the encoded OPEN, kept for a retry */
   size_t metalen;
@@ -42,18 +42,18 @@ typedef struct wr_up_nodelink {
   size_t keptlen, replayed;
   int retryable, retried, replaying, fin_asked;
   uint64_t *m_retries;   /* may be NULL */
-} wr_up_nodelink;
+} up_nodelink;
 
-/* The wr_nstream events nodepool.c delivers for these streams. */
-extern const wr_nstream_events wr_up_nodelink_events;
+/* The nstream events nodepool.c delivers for these streams. */
+extern const nstream_events up_nodelink_events;
 
 /* Opens a stream to node |owner| at |addr| with |meta| (hops + 1 on the
  * wire) and fills |out|.  |reroute| may be NULL (no retry).  Returns 0,
  * or WR_ERR_TOOBIG (metadata too long), WR_ERR_INVAL (bad address),
  * WR_ERR_NOMEM, WR_ERR_CLOSED. */
-int wr_up_nodelink_open(wr_up_nodelink *u, wr_nodepool *p, const char *owner,
+int up_nodelink_open(up_nodelink *u, nodepool *p, const char *owner,
                         const char *addr, const wr_fwd_open *meta,
-                        wr_up_nodelink_reroute reroute,
+                        up_nodelink_reroute reroute,
                         const wr_fwd_sink *sink, void *owner_ud,
                         wr_fwd_upstream *out);
 

@@ -9,19 +9,19 @@
 #include "bindings.h"
 #include "warren/forward.h"
 
-typedef struct wr_up_tunnel {
-  wr_tstream st;
+typedef struct up_tunnel {
+  tstream st;
   const wr_fwd_sink *sink;
   void *owner;
-} wr_up_tunnel;
+} up_tunnel;
 
-/* The wr_tstream events bindings.c delivers for these streams. */
-extern const wr_tstream_events wr_up_tunnel_events;
+/* The tstream events bindings.c delivers for these streams. */
+extern const tstream_events up_tunnel_events;
 
 /* Opens a stream on |tl| (OPEN metadata: none yet on a client link, the
  * client knows its one origin) and fills |out|.  Returns 0 or a mux
  * error (WR_ERR_LIMIT, WR_ERR_CLOSED). */
-int wr_up_tunnel_open(wr_up_tunnel *u, wr_tlink *tl, const wr_fwd_open *meta,
+int up_tunnel_open(up_tunnel *u, tlink *tl, const wr_fwd_open *meta,
                       const wr_fwd_sink *sink, void *owner,
                       wr_fwd_upstream *out);
 

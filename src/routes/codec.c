@@ -15,55 +15,13 @@
 #include "routes.pb-c.h"
 #include "routes_int.h"
 #include "warren/err.h"
+#include "warren/pbmem.h"
 
 /* A record is at most WR_ROUTE_ENCODED_MAX bytes; protobuf-c needs one
  * message struct plus copies of three strings and one bytes field, so a
  * few KiB always suffice.  Unknown fields are kept by protobuf-c (24 bytes
  * plus a copy each): 512 bytes of two-byte unknowns is < 8 KiB. */
 #define DECODE_BUDGET (16 * 1024)
-
-typedef struct alloc_hdr {
-  struct alloc_hdr *next, *prev;
-} alloc_hdr;
-
-typedef struct tracker {
-  const wr_mem *mem;
-  alloc_hdr head;
-  size_t used;
-  int oom;
-} tracker;
-
-static void *tr_alloc(void *ud, size_t size) {
-  tracker *t = ud;
-  alloc_hdr *h;
-  if (size > DECODE_BUDGET || t->used + size > DECODE_BUDGET) return NULL;
-  h = wr_mem_malloc(t->mem, sizeof *h + size);
-  if (!h) {
-    t->oom = 1;
-    return NULL;
-  }
-  t->used += size;
-  h->next = t->head.next;
-  h->prev = &t->head;
-  h->next->prev = h;
-  t->head.next = h;
-  return h + 1;
-}
-
-static void tr_free(void *ud, void *p) {
-  tracker *t = ud;
-  alloc_hdr *h;
-  (void)t;
-  if (!p) return;
-  h = (alloc_hdr *)p - 1;
-  h->prev->next = h->next;
-  h->next->prev = h->prev;
-  wr_mem_free(t->mem, h);
-}
-
-static void tr_free_all(tracker *t) {
-  while (t->head.next != &t->head) tr_free(t, t->head.next + 1);
-}
 
 /* Printable ASCII without spaces, 1..max bytes: ids and accounts end up
  * in logs, JSON and metrics labels, so nothing there may need escaping. */
@@ -203,21 +161,21 @@ wr_ssize routes_encode_mark(const rt_mark *m, uint8_t *dst, size_t cap) {
 
 int routes_decode_entry_mem(const uint8_t *buf, size_t len, wr_route_entry *e,
                             const wr_mem *mem) {
-  tracker t = {.mem = mem};
-  ProtobufCAllocator a = {tr_alloc, tr_free, &t};
+  wr_pb_arena t;
+  wr_pb_arena_init(&t, mem, DECODE_BUDGET);
+  ProtobufCAllocator a = {wr_pb_alloc, wr_pb_free, &t};
   Warren__RouteEntry *p;
   int rv;
   memset(e, 0, sizeof *e);
   if (len > WR_ROUTE_ENCODED_MAX) return WR_ERR_PROTO;
-  t.head.next = t.head.prev = &t.head;
   p = warren__route_entry__unpack(&a, len, buf);
   if (!p) {
-    tr_free_all(&t);
+    wr_pb_arena_free_all(&t);
     return t.oom ? WR_ERR_NOMEM : WR_ERR_PROTO;
   }
   rv = from_pb(p, e);
   warren__route_entry__free_unpacked(p, &a);
-  tr_free_all(&t);
+  wr_pb_arena_free_all(&t);
   if (rv != 0) memset(e, 0, sizeof *e);
   return rv;
 }
@@ -228,16 +186,16 @@ int wr_route_entry_decode(const uint8_t *buf, size_t len, wr_route_entry *e) {
 
 int routes_decode_record(const uint8_t *buf, size_t len, int *kind,
                          wr_route_entry *e, rt_mark *m, const wr_mem *mem) {
-  tracker t = {.mem = mem};
-  ProtobufCAllocator a = {tr_alloc, tr_free, &t};
+  wr_pb_arena t;
+  wr_pb_arena_init(&t, mem, DECODE_BUDGET);
+  ProtobufCAllocator a = {wr_pb_alloc, wr_pb_free, &t};
   Warren__RouteSyncRecord *r;
   int rv = WR_ERR_PROTO;
   *kind = 0;
   if (len > WR_ROUTE_ENCODED_MAX) return WR_ERR_PROTO;
-  t.head.next = t.head.prev = &t.head;
   r = warren__route_sync_record__unpack(&a, len, buf);
   if (!r) {
-    tr_free_all(&t);
+    wr_pb_arena_free_all(&t);
     return t.oom ? WR_ERR_NOMEM : WR_ERR_PROTO;
   }
   switch (r->rec_case) {
@@ -264,7 +222,7 @@ int routes_decode_record(const uint8_t *buf, size_t len, int *kind,
     rv = WR_ERR_PROTO; /* empty, or an arm from a later version */
   }
   warren__route_sync_record__free_unpacked(r, &a);
-  tr_free_all(&t);
+  wr_pb_arena_free_all(&t);
   if (rv != 0) *kind = 0;
   return rv;
 }

@@ -35,6 +35,8 @@ struct rt_entry {
   uint32_t options;
   uint8_t state;            /* wr_route_state */
   uint8_t serving;          /* serves now (for lost/changed) */
+  uint16_t tag;             /* confirmed by the full log being received
+                               (sync.c); lives in what was padding */
   uint8_t session[WR_ROUTE_SESSION_LEN];
 };
 
@@ -63,6 +65,7 @@ struct rt_owner {
   size_t nentries;
   wr_tstamp dead_since;  /* valid when dead */
   wr_tstamp tomb_at;     /* valid when collected */
+  uint16_t full_tag;     /* the full log receive begun last (sync.c) */
   uint8_t nabove;
   uint8_t dead;          /* reported DEAD/LEFT */
   uint8_t collected;     /* (owner, epoch) collected: owner tombstone */
@@ -95,6 +98,7 @@ struct wr_routes {
   /* Counts entry frees: a session may keep an entry pointer as a
    * position hint between calls only while this has not moved. */
   uint64_t free_gen;
+  uint16_t full_tag_next;
 };
 
 /* Validated decode (codec.c).  Sync records: kind 1 mark, 2 entry. */
@@ -122,12 +126,17 @@ void routes_entry_export(const rt_entry *x, wr_route_entry *e);
  * error. */
 int routes_apply_entry(wr_routes *t, const wr_route_entry *e, wr_tstamp now);
 int routes_apply_mark(wr_routes *t, const rt_mark *m, wr_tstamp now);
-/* Drops |o|'s entries with lo < seq <= hi (a full log showed they were
- * collected at the sender).  |hint| (may be NULL) is an entry of |o| with
- * seq <= lo to start from.  Returns the last entry kept with seq <= hi
- * (a hint for the next range), or NULL. */
-rt_entry *routes_drop_range(wr_routes *t, rt_owner *o, uint64_t lo,
-                            uint64_t hi, rt_entry *hint);
+/* Drops |o|'s entries with seq <= hi whose tag is not |tag| (a full log
+ * showed they were replaced or collected at the sender). */
+void routes_drop_untagged(wr_routes *t, rt_owner *o, uint64_t hi,
+                          uint16_t tag);
+/* The entry of |o| for |name|, or NULL. */
+rt_entry *routes_entry_find(const wr_routes *t, const rt_owner *o,
+                            const char *name);
+/* Makes sure |o| (created if needed) is at |epoch|, dropping an older
+ * epoch's log.  Returns the owner, or NULL (over max_owners, no memory,
+ * or the epoch is older than or collected at ours). */
+rt_owner *routes_owner_at(wr_routes *t, const char *id, uint64_t epoch);
 /* Marks |o|'s seq as received and advances the watermark. */
 void routes_owner_advance(rt_owner *o, uint64_t w);
 

@@ -25,15 +25,17 @@
  * and our mark would then declare the stale entry old news forever.  So
  * when the peer's watermark is below the highest seq we collected, we
  * send the whole log behind a full mark, and the peer drops every entry
- * of that (owner, epoch) at or below our watermark that the log skipped:
- * each one was replaced or collected here.  Entries come in ascending
- * seq, so the peer finds the skipped ones between consecutive records
- * without remembering what it received.
+ * of that (owner, epoch) at or below our watermark that the log did not
+ * confirm: each one was replaced or collected here.  The peer then takes
+ * our floor over, since its copy has the same holes.  How the receiver
+ * tells confirmed entries from the rest is below, at delta_in.
  *
- * The session keeps names, never pointers into the table, so the table
- * may change (gossip, ticks) between calls: an owner whose epoch changed
- * meanwhile is skipped, and a tombstone collected meanwhile lowers the
- * mark we send to below it.
+ * The session keeps names, and no pointer into the table it trusts, so
+ * the table may change (gossip, ticks) between calls: an owner whose
+ * epoch changed meanwhile is skipped; a tombstone collected meanwhile
+ * makes the closing mark of a plain delta fall back to the peer's own
+ * watermark (the next session sends the full log), and the closing mark
+ * of a full log carry the floor as it is then.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -70,11 +72,13 @@ struct wr_routes_sync {
   size_t nplan, iplan;
   int plan_built;
   hint out; /* the entry delta_next sent last */
-  hint in;  /* where the full log being received has reached */
-  /* Receiving a full log (the peer's full mark seen). */
-  int rfull;
+  /* Receiving a full log: RX_FULL after the peer's full mark, RX_BROKEN
+   * when it could not be followed (then its closing mark is ignored: it
+   * would bury entries the log did not get to confirm). */
+  enum { RX_NONE, RX_FULL, RX_BROKEN } rx;
   char rowner[WR_ROUTE_OWNER_MAX + 1];
   uint64_t repoch, rsnap, rprev, rfloor;
+  uint16_t rtag;
 };
 
 int wr_routes_sync_new(wr_routes *t, wr_routes_sync **ps, wr_tstamp now) {
@@ -141,9 +145,10 @@ int wr_routes_sync_digest_in(wr_routes_sync *s, const uint8_t *rec,
   if (rv == 0 && kind != 1) rv = WR_ERR_PROTO;
   if (rv == WR_ERR_PROTO) t->st.rejected++;
   if (rv != 0) return rv;
+  if (s->plan_built) return WR_ERR_INVAL; /* digests come before deltas */
   /* A peer cannot know more owners than a table may hold (twice, for
    * the tombstones it may hold that we evicted). */
-  if (s->plan_built || s->npeer >= 2 * t->cfg.max_owners) {
+  if (s->npeer >= 2 * t->cfg.max_owners) {
     t->st.rejected++;
     return WR_ERR_PROTO;
   }
@@ -274,15 +279,41 @@ wr_ssize wr_routes_sync_delta_next(wr_routes_sync *s, uint8_t *dst,
       m.collected = 1;
     } else {
       m.watermark = it->snap_w;
-      /* A tombstone above the peer's watermark was collected during the
-       * session, so it was not sent: stay below it, and the next session
-       * sends the full log. */
-      if (!it->full && o->gc_floor > it->from)
-        m.watermark = WR_MIN(m.watermark, o->gc_floor - 1);
+      /* Tombstones above the peer's watermark were collected during the
+       * session, so perhaps not sent.  The floor is only the highest of
+       * them, not the lowest, so the mark cannot say anything above the
+       * peer's own watermark: it keeps what it received, and the next
+       * session sends the full log. */
+      if (!it->full && o->gc_floor > it->from) m.watermark = it->from;
+      /* Closing a full log: tombstones collected during the session are
+       * holes the peer's copy now has as well, so it needs the floor as
+       * it is now, not as the full mark gave it. */
+      if (it->full) m.floor = o->gc_floor;
     }
     return emit(s, routes_encode_mark(&m, dst, cap));
   }
   return 0;
+}
+
+/*
+ * Receiving a full log.  The full mark opens it: the owner is brought to
+ * that epoch and given a fresh tag.  Each entry of the log, once applied,
+ * tags our entry for its name (the same one, or a newer one that
+ * replaced it).  The closing mark drops every entry of the owner at or
+ * below the sender's watermark that carries no tag: the sender's log had
+ * neither it nor anything newer for its name, so it was replaced or
+ * collected there.  This holds whatever arrived by gossip meanwhile (an
+ * old entry landing behind the log's position is untagged and goes).  If
+ * another full log of the owner began meanwhile, the tags are no longer
+ * ours: this one's closing mark is ignored and the later one decides.
+ */
+static void rx_broken(wr_routes_sync *s) {
+  if (s->rx == RX_FULL) s->rx = RX_BROKEN;
+}
+
+static int rx_is(const wr_routes_sync *s, const char *owner, uint64_t epoch) {
+  return s->rx != RX_NONE && strcmp(owner, s->rowner) == 0 &&
+         epoch == s->repoch;
 }
 
 int wr_routes_sync_delta_in(wr_routes_sync *s, const uint8_t *rec,
@@ -295,52 +326,65 @@ int wr_routes_sync_delta_in(wr_routes_sync *s, const uint8_t *rec,
   if (rv == WR_ERR_PROTO) t->st.rejected++;
   if (rv != 0) return rv;
   if (kind == 2) {
-    if (s->rfull &&
-        (strcmp(e.owner, s->rowner) != 0 || e.epoch != s->repoch ||
-         e.seq <= s->rprev))
-      s->rfull = 0; /* not the log announced: drop nothing */
-    if (s->rfull) {
-      o = routes_owner_find(t, e.owner);
-      if (o && !o->is_self && !o->collected && o->epoch == s->repoch) {
-        rt_entry *h = hint_get(&s->in, t, o);
-        if (h && h->seq > s->rprev) h = NULL;
-        s->in.e = routes_drop_range(t, o, s->rprev,
-                                    WR_MIN(e.seq - 1, s->rsnap), h);
-        s->in.gen = t->free_gen;
-      }
-      s->rprev = e.seq;
-    }
+    if (s->rx != RX_NONE && !rx_is(s, e.owner, e.epoch)) rx_broken(s);
+    if (s->rx == RX_FULL && e.seq <= s->rprev) rx_broken(s); /* not ascending */
     rv = routes_apply_entry(t, &e, now);
-    return rv < 0 ? rv : 0;
+    if (rv < 0) return rv;
+    if (s->rx == RX_FULL) {
+      rt_entry *x;
+      s->rprev = e.seq;
+      o = routes_owner_find(t, e.owner);
+      if (!o || o->epoch != s->repoch || o->full_tag != s->rtag) {
+        rx_broken(s);
+      } else if ((x = routes_entry_find(t, o, e.name)) != NULL &&
+                 x->seq >= e.seq) {
+        x->tag = s->rtag;
+      }
+    }
+    return 0;
   }
   if (m.full) {
-    s->rfull = 1;
+    rt_entry *x;
+    rx_broken(s); /* a full log that never closed */
     memcpy(s->rowner, m.owner, sizeof s->rowner);
     s->repoch = m.epoch;
     s->rsnap = m.watermark;
     s->rfloor = m.floor;
     s->rprev = 0;
+    s->rx = RX_BROKEN;
+    /* Our own log from a peer (an earlier run of ours): nothing of it is
+     * applied, but its closing mark must reach routes_apply_mark, which
+     * moves us to a new epoch if that log is ahead of ours. */
+    if (strcmp(m.owner, t->cfg.self) == 0) s->rx = RX_NONE;
+    if (m.collected || s->rx == RX_NONE) return 0;
+    o = routes_owner_at(t, m.owner, m.epoch);
+    if (!o) return 0; /* stale, over quota or no memory: not followed */
+    if (++t->full_tag_next == 0) t->full_tag_next = 1;
+    s->rtag = o->full_tag = t->full_tag_next;
+    /* No tag from an earlier receive may pass for ours (the counter
+     * wraps); this walk is O(log), like the full log itself. */
+    for (x = o->head; x; x = x->lnext) x->tag = 0;
+    s->rx = RX_FULL;
     return 0;
   }
-  if (s->rfull && strcmp(m.owner, s->rowner) == 0 && m.epoch == s->repoch &&
-      !m.collected) {
+  if (rx_is(s, m.owner, m.epoch) && !m.collected) {
+    int full = s->rx == RX_FULL;
+    s->rx = RX_NONE;
     o = routes_owner_find(t, m.owner);
-    if (o && !o->is_self && !o->collected && o->epoch == s->repoch) {
-      rt_entry *h = hint_get(&s->in, t, o);
-      if (h && h->seq > s->rprev) h = NULL;
-      (void)routes_drop_range(t, o, s->rprev, s->rsnap, h);
-    }
+    if (!full || !o || o->is_self || o->collected || o->epoch != s->repoch ||
+        o->full_tag != s->rtag)
+      return 0; /* see above: not ours to close */
+    o->full_tag = 0;
+    s->rfloor = WR_MAX(s->rfloor, m.floor);
+    routes_drop_untagged(t, o, s->rsnap, s->rtag);
     rv = routes_apply_mark(t, &m, now);
     if (rv < 0) return rv;
     /* Our copy now has the sender's holes: take its floor over. */
-    o = routes_owner_find(t, m.owner);
-    if (o && !o->is_self && !o->collected && o->epoch == s->repoch &&
-        s->rfloor > o->gc_floor)
+    if (o->epoch == s->repoch && !o->collected && s->rfloor > o->gc_floor)
       o->gc_floor = WR_MIN(s->rfloor, o->wm);
-    s->rfull = 0;
     return 0;
   }
-  s->rfull = 0;
+  if (s->rx != RX_NONE) s->rx = RX_NONE; /* another owner's mark */
   rv = routes_apply_mark(t, &m, now);
   return rv < 0 ? rv : 0;
 }

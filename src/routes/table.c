@@ -486,6 +486,7 @@ static void owner_new_epoch(wr_routes *t, rt_owner *o, uint64_t epoch) {
   o->wm = 0;
   o->gc_floor = 0;
   o->nabove = 0;
+  o->full_tag = 0;
 }
 
 static void gc_want(wr_routes *t, wr_tstamp when) {
@@ -630,6 +631,7 @@ int wr_routes_bind(wr_routes *t, const char *name, const char *account,
       !routes_text_ok(account, WR_ROUTE_ACCOUNT_MAX) || !session || !enc ||
       !enclen)
     return WR_ERR_INVAL;
+  if (t->in_callback) return WR_ERR_INTERNAL; /* see wr_routes_callbacks */
   nm = name_find(t, name);
   x = entry_of(nm, t->self);
   if (nm) {
@@ -698,6 +700,7 @@ int wr_routes_release(wr_routes *t, const char *name, uint8_t *enc,
   rt_name *nm;
   rt_entry *x;
   if (!name || !enc || !enclen) return WR_ERR_INVAL;
+  if (t->in_callback) return WR_ERR_INTERNAL;
   nm = name_find(t, name);
   x = entry_of(nm, t->self);
   if (!x || x->state != WR_ROUTE_ACTIVE) return WR_ERR_NOTFOUND;
@@ -786,10 +789,12 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, wr_tstamp now) {
   x->state = (uint8_t)e->state;
   x->options = e->options;
   x->at = now;
+  x->tag = 0; /* a new write: no full log has confirmed it */
   log_insert(o, x);
   owner_seen(o, e->seq);
   if (x->state == WR_ROUTE_RELEASED)
     gc_want(t, now + t->cfg.released_grace_ms);
+  if (o->dead) gc_want(t, o->dead_since + t->cfg.dead_grace_ms);
   t->st.applied++;
   recompute(t, nm);
   return 1;
@@ -801,7 +806,9 @@ stale:
 int wr_routes_apply(wr_routes *t, const uint8_t *enc, size_t len,
                     wr_tstamp now) {
   wr_route_entry e;
-  int rv = routes_decode_entry_mem(enc, len, &e, t->mem);
+  int rv;
+  if (t->in_callback) return WR_ERR_INTERNAL;
+  rv = routes_decode_entry_mem(enc, len, &e, t->mem);
   if (rv == WR_ERR_PROTO) t->st.rejected++;
   if (rv != 0) return rv;
   return routes_apply_entry(t, &e, now);
@@ -842,7 +849,16 @@ int routes_apply_mark(wr_routes *t, const rt_mark *m, wr_tstamp now) {
   rt_owner *o;
   int err = 0;
   if (strcmp(m->owner, t->cfg.self) == 0) {
-    if (m->collected && m->epoch >= t->self->epoch) {
+    /* Our epoch was collected there, or a peer holds a log of ours we
+     * never wrote in this process: a newer epoch (our clock went back
+     * since an earlier run) or the same epoch further on (a restart
+     * within the same epoch).  Either way peers would take our writes for
+     * stale, so move past it.  A claim about an epoch at the bound is a
+     * lie; e+1 must stay within it. */
+    if (m->epoch < WR_ROUTE_VERSION_MAX &&
+        (m->epoch > t->self->epoch ||
+         (m->epoch == t->self->epoch &&
+          (m->collected || m->watermark > t->self_seq)))) {
       self_new_epoch(t, m->epoch, now);
       return 1;
     }
@@ -876,18 +892,35 @@ int routes_apply_mark(wr_routes *t, const rt_mark *m, wr_tstamp now) {
   return 0;
 }
 
-rt_entry *routes_drop_range(wr_routes *t, rt_owner *o, uint64_t lo,
-                            uint64_t hi, rt_entry *hint) {
-  rt_entry *e = hint ? hint : o->head, *ne;
-  while (e && e->seq <= lo) e = e->lnext;
-  for (; e && e->seq <= hi; e = ne) {
+void routes_drop_untagged(wr_routes *t, rt_owner *o, uint64_t hi,
+                          uint16_t tag) {
+  rt_entry *e, *ne;
+  for (e = o->head; e && e->seq <= hi; e = ne) {
     ne = e->lnext;
+    if (e->tag == tag) continue;
     o->gc_floor = WR_MAX(o->gc_floor, e->seq);
     t->st.collected++;
     entry_remove(t, e);
   }
-  e = e ? e->lprev : o->tail;
-  return e && e->seq <= hi ? e : NULL;
+}
+
+rt_entry *routes_entry_find(const wr_routes *t, const rt_owner *o,
+                            const char *name) {
+  return entry_of(name_find(t, name), o);
+}
+
+rt_owner *routes_owner_at(wr_routes *t, const char *id, uint64_t epoch) {
+  rt_owner *o = routes_owner_find(t, id);
+  int err = 0;
+  if (!o) {
+    o = owner_new(t, id, &err);
+    if (!o) return NULL;
+    o->epoch = epoch;
+  }
+  if (o->is_self || epoch < o->epoch || (o->collected && epoch == o->epoch))
+    return NULL;
+  if (epoch > o->epoch) owner_new_epoch(t, o, epoch);
+  return o;
 }
 
 void wr_routes_owner_state(wr_routes *t, const char *owner,
@@ -945,13 +978,13 @@ void wr_routes_tick(wr_routes *t, wr_tstamp now) {
       }
       if (o->dead) {
         if (now - o->dead_since >= t->cfg.dead_grace_ms) {
-          if (o->epoch == 0 && !o->head) {
-            owner_free(t, o); /* never had a log: nothing to remember */
-          } else {
-            owner_collect(t, o, now);
-            t->st.collected++;
-            min_into(&next, now + t->cfg.owner_tombstone_ms);
-          }
+          /* No log to collect: the record stays, because it is what
+           * remembers that swim said DEAD (freeing it would make a late
+           * entry from this owner resolve again). */
+          if (o->epoch == 0 && !o->head) continue;
+          owner_collect(t, o, now);
+          t->st.collected++;
+          min_into(&next, now + t->cfg.owner_tombstone_ms);
           continue;
         }
         min_into(&next, o->dead_since + t->cfg.dead_grace_ms);

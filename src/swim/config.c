@@ -69,6 +69,15 @@ static void lan(wr_swim_config *c) {
   /* Pushing an update we originate to 3 members at once saves up to one
    * gossip interval per hop at the cost of 3 packets per update. */
   c->push_fanout = 3;
+  /* Relaying USER news within 10 ms of its arrival (to push_fanout
+   * members), round after round while it is within its retransmit
+   * budget, makes a route change a fast epidemic: about ceil(log3 n)
+   * hops of <= 10 ms + one network delay each (50 members: 4 hops, tens
+   * of ms) instead of up to a 200 ms gossip interval per hop on a busy
+   * node.  The window batches: at 500 changes/s a node sends at most 100
+   * relay rounds of 3 packets a second, each carrying the news of its
+   * window; the bytes are the retransmit budget's, as before. */
+  c->user_relay_ms = 10;
   /* Anti-entropy every 30 s (scaled with log n above 32 members): a
    * backstop for updates that gossip lost, not the main path. */
   c->sync_interval_ms = 30000;
@@ -193,6 +202,7 @@ static const tunable tunables[] = {
      * it, and the sync is the better path anyway. */
     {"user-queue-max", offsetof(wr_swim_config, user_queue_max), 2, 1,
      1u << 20},
+    U64("user-relay-ms", user_relay_ms, 0, 60000),
 };
 #undef U64
 #undef UNS
@@ -204,7 +214,7 @@ const char *const wr_swim_config_names[] = {
     "gossip-interval-ms", "gossip-to-dead-ms", "push-fanout",
     "sync-interval-ms", "dead-reap-ms", "awareness-max", "lifeguard",
     "confirm-probes", "refused-suspicion-ms", "reconnect-interval-ms",
-    "reconnect-timeout-ms", "user-queue-max", NULL};
+    "reconnect-timeout-ms", "user-queue-max", "user-relay-ms", NULL};
 
 int wr_swim_config_set(wr_swim_config *cfg, const char *name,
                        const char *value, char *err, size_t errlen) {

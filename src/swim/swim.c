@@ -108,6 +108,7 @@ struct wr_swim {
     uint32_t refused_by[SWIM_INDIRECT_MAX];
   } probe;
   wr_tstamp next_probe_at, next_gossip_at, next_sync_at;
+  wr_tstamp relay_user_at; /* 0: no USER news waiting to be relayed */
 
   swim_susp *susp;
   size_t nsusp;
@@ -580,9 +581,19 @@ static void apply_dead(wr_swim *sw, const wr_swim_update *u, wr_tstamp now,
   notify(sw, (size_t)i);
 }
 
-static void apply_user(wr_swim *sw, const wr_swim_update *u) {
-  if (sw->cb.user_update && sw->cb.user_update(sw, u, sw->user_data))
-    broadcast(sw, u);
+/* News from a peer is relayed to push_fanout members within
+ * user_relay_ms, and again every user_relay_ms while USER updates wait
+ * (see wr_swim_tick), instead of at the next gossip tick: on a busy node
+ * (a queue never empty) every hop would otherwise wait up to a whole
+ * gossip interval, which across the 3-5 hops of a 50-1,000 member fleet
+ * put a route change 0.3-0.5 s (p99 0.5 s at N = 50) behind.  News that
+ * arrives within the window shares the relay's packets. */
+static void apply_user(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
+  if (!sw->cb.user_update || !sw->cb.user_update(sw, u, sw->user_data))
+    return;
+  broadcast(sw, u);
+  if (sw->cfg.user_relay_ms && !sw->merging && !sw->relay_user_at)
+    sw->relay_user_at = now + sw->cfg.user_relay_ms;
 }
 
 static void apply_update(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
@@ -591,7 +602,7 @@ static void apply_update(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
   case WR_SWIM_UPD_SUSPECT: apply_suspect(sw, u, now); break;
   case WR_SWIM_UPD_DEAD: apply_dead(sw, u, now, 0); break;
   case WR_SWIM_UPD_LEFT: apply_dead(sw, u, now, 1); break;
-  case WR_SWIM_UPD_USER: apply_user(sw, u); break;
+  case WR_SWIM_UPD_USER: apply_user(sw, u, now); break;
   default: break;
   }
 }
@@ -1108,6 +1119,20 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
    * node with an empty queue passes news on the moment it arrives
    * (wr_swim_deadline makes that tick due at once) instead of at a tick
    * phase set by whatever unrelated timer ran last. */
+  if (sw->relay_user_at && now >= sw->relay_user_at) {
+    /* Rounds go on while USER updates wait: the retransmit budget of
+     * each (retransmit_mult * log10(n+1) sends) is spent in a few relay
+     * windows, not over seconds of gossip ticks.  A push epidemic where
+     * each node sends an update k times misses a member with probability
+     * about e^-k; k = 3 (one round) left 1 of 20 members to the ticks
+     * (p99 0.34 s at N = 50), the whole budget (8 at N = 50) about 1 in
+     * 3,000.  Bytes are the same (the budget is); only sooner. */
+    sw->relay_user_at = 0;
+    if (sw->uq.n) {
+      gossip_to(sw, sw->cfg.push_fanout, now);
+      if (sw->uq.n) sw->relay_user_at = now + sw->cfg.user_relay_ms;
+    }
+  }
   if (now >= sw->next_gossip_at && (sw->bq.n || sw->uq.n)) {
     gossip_to(sw, sw->cfg.gossip_nodes, now);
     sw->next_gossip_at = now + sw->cfg.gossip_interval_ms;
@@ -1142,6 +1167,7 @@ wr_tstamp wr_swim_deadline(const wr_swim *sw) {
     AT(sw->probe.end_at);
   }
   if (sw->bq.n || sw->uq.n) AT(sw->next_gossip_at);
+  if (sw->relay_user_at) AT(sw->relay_user_at);
   for (size_t j = 0; j < sw->nsusp; j++)
     if (sw->susp[j].used) AT(sw->susp[j].deadline);
   for (size_t j = 0; j < SWIM_CONFIRM_PROBES_MAX; j++)
@@ -1302,6 +1328,9 @@ int wr_swim_broadcast_user(wr_swim *sw, const char *key, uint64_t version,
   int rv = swim_bqueue_push(&sw->uq, &u);
   if (rv != 0) return rv;
   push_soon(sw, now);
+  /* Then relay rounds, as for news from a peer (apply_user). */
+  if (sw->cfg.user_relay_ms && !sw->relay_user_at)
+    sw->relay_user_at = now + sw->cfg.user_relay_ms;
   return 0;
 }
 

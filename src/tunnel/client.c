@@ -59,6 +59,7 @@ struct origin {
   int write_failed;      /* the origin stopped taking the request */
   int read_eof;          /* the origin finished its side */
   uint8_t *rbuf;         /* lent to libuv between alloc and read callback */
+  void *tap;             /* cfg.tap's handle for this connection */
   origin *prev, *next;
 };
 
@@ -102,12 +103,18 @@ static void maybe_finish_stop(wr_client *c);
 
 /* ---- origin side ---- */
 
+/* The inspector sees the bytes as they pass (wr_client_tap). */
+static void tap_data(origin *o, int to_origin, const uint8_t *p, size_t n) {
+  if (o->tap) o->c->cfg.tap->data(o->tap, to_origin, p, n, o->c->cfg.tap->ud);
+}
+
 static void origin_closed(uv_handle_t *h) {
   origin *o = h->data;
   wr_client *c = o->c;
   if (o->prev) o->prev->next = o->next;
   else c->origins = o->next;
   if (o->next) o->next->prev = o->prev;
+  if (o->tap) c->cfg.tap->close(o->tap, c->cfg.tap->ud);
   for (pend *p = o->ph; p;) {
     pend *n = p->next;
     wr_link_buf_free(p->buf);
@@ -235,6 +242,7 @@ static void origin_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     wr_link_flush(o->link);
     return;
   }
+  tap_data(o, 0, rbuf, (size_t)n);
   /* alloc asked for no more than the credit, and nothing ran in between. */
   if (wr_mux_stream_write_buf(m, o->sid, rbuf, (size_t)n) != n) {
     origin_close(o);
@@ -272,6 +280,8 @@ static int origin_retry_v6(origin *o) {
   n->ph = o->ph;
   n->pt = o->pt;
   o->ph = o->pt = NULL;
+  n->tap = o->tap; /* the same visitor connection */
+  o->tap = NULL;
   uv_tcp_init(c->loop, &n->tcp);
   n->tcp.data = n;
   n->creq.data = n;
@@ -340,6 +350,7 @@ static int on_stream_open(wr_link *l, uint32_t sid, const uint8_t *meta,
   o->c = c;
   o->link = l;
   o->sid = sid;
+  if (c->cfg.tap) o->tap = c->cfg.tap->open(c->cfg.tap->ud);
   uv_tcp_init(c->loop, &o->tcp);
   o->tcp.data = o;
   o->creq.data = o;
@@ -372,6 +383,7 @@ static int on_stream_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
                           size_t len, void *ud) {
   (void)ud;
   origin *o = sud;
+  if (o) tap_data(o, 1, buf, len);
   if (!o || o->closing || o->write_failed) {
     /* Nobody will write these: give the credit back at once. */
     wr_mux_stream_consume(wr_link_mux(l), sid, len);
@@ -542,6 +554,7 @@ static void on_ready(wr_link *l, void *ud) {
   m.type = WR_CONTROL_BIND;
   snprintf(m.u.bind.name, sizeof m.u.bind.name, "%s", c->name);
   memcpy(m.u.bind.session, c->session, sizeof m.u.bind.session);
+  m.u.bind.options = c->cfg.options;
   if (rv == 0) rv = send_control(l, &m);
   if (rv != 0) wr_link_close(l, rv);
 }

@@ -25,52 +25,9 @@
 #include "control.pb-c.h"
 #include "warren/control.h"
 #include "warren/err.h"
+#include "warren/pbmem.h"
 
 #define DECODE_BUDGET (256 * 1024)
-
-/* ---- tracking allocator --------------------------------------------- */
-
-typedef struct alloc_hdr {
-  struct alloc_hdr *next, *prev;
-} alloc_hdr;
-
-typedef struct tracker {
-  const wr_mem *mem;
-  alloc_hdr head; /* circular list of live allocations */
-  size_t used;
-  int oom; /* the wr_mem failed (not the budget) */
-} tracker;
-
-static void *tr_alloc(void *ud, size_t size) {
-  tracker *t = ud;
-  alloc_hdr *h;
-  if (size > DECODE_BUDGET || t->used + size > DECODE_BUDGET) return NULL;
-  h = wr_mem_malloc(t->mem, sizeof *h + size);
-  if (!h) {
-    t->oom = 1;
-    return NULL;
-  }
-  t->used += size;
-  h->next = t->head.next;
-  h->prev = &t->head;
-  h->next->prev = h;
-  t->head.next = h;
-  return h + 1;
-}
-
-static void tr_free(void *ud, void *p) {
-  tracker *t = ud;
-  alloc_hdr *h;
-  if (!p) return;
-  h = (alloc_hdr *)p - 1;
-  h->prev->next = h->next;
-  h->next->prev = h->prev;
-  wr_mem_free(t->mem, h);
-}
-
-static void tr_free_all(tracker *t) {
-  while (t->head.next != &t->head) tr_free(t, t->head.next + 1);
-}
 
 /* ---- strings --------------------------------------------------------- */
 
@@ -233,21 +190,21 @@ static int convert(const Warren__Control *c, wr_control_msg *msg) {
 
 int wr_control_decode_mem(const uint8_t *buf, size_t len, wr_control_msg *msg,
                           const wr_mem *mem) {
-  tracker t = {.mem = mem};
-  ProtobufCAllocator a = {tr_alloc, tr_free, &t};
+  wr_pb_arena t;
+  wr_pb_arena_init(&t, mem, DECODE_BUDGET);
+  ProtobufCAllocator a = {wr_pb_alloc, wr_pb_free, &t};
   Warren__Control *c;
   int rv;
   memset(msg, 0, sizeof *msg);
   if (len > WR_CONTROL_MAX_WIRE) return WR_ERR_PROTO;
-  t.head.next = t.head.prev = &t.head;
   c = warren__control__unpack(&a, len, buf);
   if (!c) {
-    tr_free_all(&t);
+    wr_pb_arena_free_all(&t);
     return t.oom ? WR_ERR_NOMEM : WR_ERR_PROTO;
   }
   rv = convert(c, msg);
   warren__control__free_unpacked(c, &a);
-  tr_free_all(&t);
+  wr_pb_arena_free_all(&t);
   if (rv != 0) memset(msg, 0, sizeof *msg);
   return rv;
 }

@@ -682,6 +682,101 @@ static void test_failmalloc(void **state) {
   assert_true(succeeded);
 }
 
+/* ---- hooks other servers use (the inspector) ---------------------------- */
+
+typedef struct seen {
+  char host[300], origin[300];
+  int host_null, origin_null, guarded;
+} seen;
+
+static int g_guard(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
+  seen *s = ud;
+  s->guarded++;
+  s->host_null = req->host == NULL;
+  s->origin_null = req->origin == NULL;
+  snprintf(s->host, sizeof s->host, "%s", req->host ? req->host : "");
+  snprintf(s->origin, sizeof s->origin, "%s", req->origin ? req->origin : "");
+  wr_admin_resp_header(resp, "X-Guarded: yes");
+  if (req->host && strcmp(req->host, "bad") == 0) {
+    wr_admin_resp_error(resp, 403, "go away");
+    return 1;
+  }
+  return 0;
+}
+
+static void test_guard_and_headers(void **st) {
+  env e;
+  seen s;
+  int cl;
+  memset(&s, 0, sizeof s);
+  assert_int_equal(setup_token(&e, NULL, NULL), 0);
+  wr_admin_router_set_guard(e.r, g_guard, &s);
+  /* Values split across reads, trailing blanks trimmed. */
+  char *out = run_all_splits(e.r,
+                             "GET /members HTTP/1.1\r\nHost: a.b:1  \r\n"
+                             "Origin: http://x\r\n\r\n",
+                             &cl);
+  assert_non_null(strstr(out, "HTTP/1.1 200 OK\r\n"));
+  assert_non_null(strstr(out, "X-Guarded: yes\r\n"));
+  assert_string_equal(s.host, "a.b:1");
+  assert_string_equal(s.origin, "http://x");
+  free(out);
+  int before = e.calls.members;
+  out = run_whole(e.r, "GET /members HTTP/1.1\r\nHost: bad\r\n\r\n", &cl);
+  assert_non_null(strstr(out, "HTTP/1.1 403 "));
+  assert_non_null(strstr(out, "go away"));
+  assert_int_equal(e.calls.members, before); /* the guard answered */
+  free(out);
+  /* Absent: NULL; repeated or over 255 bytes: "". */
+  out = run_whole(e.r, "GET /members HTTP/1.0\r\n\r\n", &cl);
+  assert_true(s.host_null && s.origin_null);
+  free(out);
+  out = run_whole(e.r, "GET /members HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                  &cl);
+  assert_false(s.host_null);
+  assert_string_equal(s.host, "");
+  free(out);
+  char big[600];
+  snprintf(big, sizeof big, "GET /members HTTP/1.1\r\nHost: h\r\n"
+                            "Origin: http://%0300d\r\n\r\n", 0);
+  out = run_whole(e.r, big, &cl);
+  assert_false(s.origin_null);
+  assert_string_equal(s.origin, "");
+  free(out);
+  /* Header lines: no CR/LF, bounded. */
+  teardown(&e);
+}
+
+static void test_max_body(void **st) {
+  env e;
+  int cl;
+  assert_int_equal(setup_token(&e, NULL, NULL), 0);
+  assert_int_equal(wr_admin_router_set_max_body(e.r, 0), WR_ERR_INVAL);
+  assert_int_equal(wr_admin_router_set_max_body(e.r, 10), 0);
+  char *out = run_whole(e.r, "POST /drain HTTP/1.1\r\nContent-Length: 11\r\n"
+                             "\r\nhello world", &cl);
+  assert_non_null(strstr(out, "HTTP/1.1 413 "));
+  assert_non_null(strstr(out, "larger than 10 bytes"));
+  free(out);
+  out = run_whole(e.r, "POST /drain HTTP/1.1\r\nContent-Length: 10\r\n"
+                       "\r\nhelloworld", &cl);
+  assert_non_null(strstr(out, "HTTP/1.1 202 "));
+  free(out);
+  /* Raised above the default. */
+  assert_int_equal(wr_admin_router_set_max_body(e.r, 100000), 0);
+  char *big = malloc(80000 + 100);
+  int n = snprintf(big, 100, "POST /drain HTTP/1.1\r\nContent-Length: "
+                             "80000\r\n\r\n");
+  memset(big + n, 'b', 80000);
+  big[n + 80000] = '\0';
+  out = run_whole(e.r, big, &cl);
+  assert_non_null(strstr(out, "HTTP/1.1 202 "));
+  assert_non_null(strstr(out, "POST 80000:"));
+  free(out);
+  free(big);
+  teardown(&e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_get_members_exact),
@@ -696,6 +791,8 @@ int main(void) {
       cmocka_unit_test(test_resp_helpers),
       cmocka_unit_test(test_resp_error_json),
       cmocka_unit_test(test_failmalloc),
+      cmocka_unit_test(test_guard_and_headers),
+      cmocka_unit_test(test_max_body),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -272,6 +272,96 @@ static void test_spare_on_oom(void **state) {
   assert_int_equal(fm.live, 0);
 }
 
+/* ---- streamed responses (wr_admin_resp_stream, wr_admin_publish) ---- */
+
+static int h_stream(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
+  wr_admin_resp_type(resp, "text/event-stream");
+  int rv = wr_admin_resp_stream(resp, 3);
+  return rv ? rv : wr_admin_resp_write(resp, "hi\n", 3);
+}
+
+typedef struct st {
+  wr_admin *a;
+  client c;
+  uv_timer_t t;
+  int step, closed, slow;
+  size_t published;
+} st;
+
+static void st_tick(uv_timer_t *t) {
+  st *s = t->data;
+  switch (s->step) {
+  case 0: /* wait for the stream to be open */
+    if (wr_admin_subscribers(s->a, 3) != 1) return;
+    assert_int_equal(wr_admin_subscribers(s->a, 4), 0);
+    if (s->slow) {
+      /* The client reads nothing: kernel buffers fill, then our queue;
+       * past WR_ADMIN_STREAM_MAX the connection is dropped. */
+      uv_read_stop((uv_stream_t *)&s->c.tcp);
+      static char chunk[65536];
+      memset(chunk, 'x', sizeof chunk);
+      while (wr_admin_subscribers(s->a, 3) == 1 && s->published < (256u << 20))
+        s->published +=
+            (size_t)wr_admin_publish(s->a, 3, chunk, sizeof chunk) *
+            sizeof chunk;
+      assert_int_equal(wr_admin_subscribers(s->a, 3), 0);
+      uv_close((uv_handle_t *)&s->c.tcp, cl_closed);
+      s->step = 2;
+      return;
+    }
+    assert_int_equal(wr_admin_publish(s->a, 3, "one\n", 4), 1);
+    assert_int_equal(wr_admin_publish(s->a, 3, "two\n", 4), 1);
+    assert_int_equal(wr_admin_publish(s->a, 4, "nobody\n", 7), 0);
+    s->step = 1;
+    return;
+  case 1: /* wait for the events, then hang up */
+    if (!strstr(s->c.got, "two\n")) return;
+    uv_read_stop((uv_stream_t *)&s->c.tcp);
+    uv_close((uv_handle_t *)&s->c.tcp, cl_closed);
+    s->step = 2;
+    return;
+  case 2: /* the server notices */
+    if (wr_admin_subscribers(s->a, 3) != 0 || !s->c.closed) return;
+    uv_close((uv_handle_t *)&s->t, NULL);
+    wr_admin_close(s->a, closed_cb, &s->closed);
+    s->step = 3;
+    return;
+  }
+}
+
+static void run_stream(int slow) {
+  uv_loop_t loop;
+  st s;
+  memset(&s, 0, sizeof s);
+  s.slow = slow;
+  uv_loop_init(&loop);
+  assert_int_equal(wr_admin_new(&s.a, &loop, "127.0.0.1:0", NULL, NULL), 0);
+  assert_int_equal(wr_admin_route(s.a, "GET", "/ev", h_stream, NULL), 0);
+  /* The stream is the last request read on its connection. */
+  cl_start(&loop, &s.c, wr_admin_port(s.a),
+           "GET /ev HTTP/1.1\r\n\r\nGET /ev HTTP/1.1\r\n\r\n");
+  uv_timer_init(&loop, &s.t);
+  s.t.data = &s;
+  uv_timer_start(&s.t, st_tick, 5, 5);
+  run_bounded(&loop);
+  assert_int_equal(s.step, 3);
+  assert_int_equal(s.closed, 1);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  if (slow) {
+    assert_true(s.published >= WR_ADMIN_STREAM_MAX);
+    return;
+  }
+  assert_non_null(strstr(s.c.got, "HTTP/1.1 200 OK\r\n"));
+  assert_non_null(strstr(s.c.got, "text/event-stream"));
+  assert_null(strstr(s.c.got, "Content-Length"));
+  assert_non_null(strstr(s.c.got, "\r\n\r\nhi\none\ntwo\n"));
+  /* Only one head: the pipelined second request was never answered. */
+  assert_null(strstr(strstr(s.c.got, "hi\n"), "HTTP/1.1"));
+}
+
+static void test_stream(void **state) { run_stream(0); }
+static void test_stream_slow_reader(void **state) { run_stream(1); }
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bad_addresses),
@@ -280,6 +370,8 @@ int main(void) {
       cmocka_unit_test(test_close_with_open_connections),
       cmocka_unit_test(test_failmalloc_new),
       cmocka_unit_test(test_spare_on_oom),
+      cmocka_unit_test(test_stream),
+      cmocka_unit_test(test_stream_slow_reader),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

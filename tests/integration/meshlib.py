@@ -170,13 +170,14 @@ class Node:
 
 
 class Client:
-    """A `warren http PORT --node ...` process and what it printed."""
+    """A `warren http PORT --node ...` process and what it printed (the
+    inspector off: a fleet test starts more clients than it has ports)."""
 
     def __init__(self, fleet, node, name, origin_port, extra=(), env=None):
         self.name = name
         args = [fleet.warren, "http", str(origin_port), "--node",
                 "%s:%d" % node.http, "--fleet-key", fleet.pub,
-                "--name", name] + list(extra)
+                "--name", name, "--inspect", "off"] + list(extra)
         self.log = os.path.join(fleet.tmp, "client-%s-%d.log" %
                                 (name, len(fleet.procs)))
         e = dict(os.environ)

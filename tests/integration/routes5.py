@@ -16,6 +16,7 @@ Checks, in order:
             declared dead
   restart   an owner restarted under the same id -> its new epoch's entry
             is the only one for its name everywhere
+  balance   two --balance clients of one account at two nodes both serve
   accounts  the nodes read a tokens file: an unknown token is refused, a
             name reserved for one account is refused to another; a node
             without one (an open fleet) files clients under their identity
@@ -26,6 +27,7 @@ check failed.
 """
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -198,6 +200,26 @@ def run(fleet):
     check("restart: the name answers through n5",
           n5.visit("epoch", "/e")[0] == 200)
 
+    # ---- balancing: two clients of one account share a name ----
+    b1 = Client(fleet, n2, "shared", origin,
+                ["--token", TOKENS["alice"], "--balance"])
+    ok1, _ = poll(b1.forwarding, 15)
+    b2 = Client(fleet, n3, "shared", origin,
+                ["--token", TOKENS["alice"], "--balance"])
+    ok2, _ = poll(b2.forwarding, 15)
+    live = [n1, n2, n3, n5]
+    ok, _ = poll(lambda: all(((n.routes() or {}).get("shared") or {})
+                             .get("serving") == 2 for n in live)
+                 and fleet.converged(live), 10, 0.05)
+    check("balance: both --balance clients serve the name everywhere",
+          ok1 and ok2 and ok, json.dumps({n.id: (n.routes() or {})
+                                          .get("shared") for n in live}))
+    time.sleep(1.0)
+    check("balance: neither client was moved away", not b1.exited() and
+          not b2.exited(), b1.stderr()[-200:] + b2.stderr()[-200:])
+    check("balance: each owner node serves it", n2.visit("shared")[0] == 200
+          and n3.visit("shared")[0] == 200)
+
     # ---- accounts: the tokens file ----
     bad = Client(fleet, n1, "nope", origin, ["--token", "not-a-known-token"])
     ok, _ = poll(bad.exited, 10)
@@ -211,6 +233,26 @@ def run(fleet):
     own = Client(fleet, n2, "bobs-name", origin, ["--token", TOKENS["bob"]])
     ok, _ = poll(own.forwarding, 15)
     check("tokens: bob binds his reserved name", ok, own.stderr()[-300:])
+
+    # ---- the tokens file is reloaded on SIGHUP ----
+    tokens = os.path.join(TMP, "tokens")
+    with open(tokens, "a") as f:
+        f.write("[dave]\ntoken = dave-token-000000004\n")
+    n1.proc.send_signal(signal.SIGHUP)
+    ok, _ = poll(lambda: "what=tokens accounts=4" in open(n1.log).read(), 5)
+    check("tokens: SIGHUP reloads the file (logged)", ok)
+    dv = Client(fleet, n1, "daves", origin, ["--token", "dave-token-000000004"])
+    ok, _ = poll(dv.forwarding, 15)
+    check("tokens: a token added to the file binds after SIGHUP", ok,
+          dv.stderr()[-300:])
+    check("tokens: the node kept its tunnels across the reload",
+          not own.exited() and n2.visit("bobs-name")[0] == 200)
+    with open(tokens, "a") as f:
+        f.write("[broken\n")
+    n1.proc.send_signal(signal.SIGHUP)
+    ok, _ = poll(lambda: "reload_failed" in open(n1.log).read(), 5)
+    check("tokens: a broken file on SIGHUP keeps the old table", ok and
+          n1.alive_proc() and not dv.exited())
 
     # ---- accounts: identity keys in an open fleet (a node alone) ----
     solo = Fleet(WARREN, TMP, 1, domain="solo.test")

@@ -28,54 +28,16 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from meshlib import FAILED, check, ip, pick_base, poll  # noqa: E402
+
 WARREN = os.path.abspath(sys.argv[1])
 WARRENCTL = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
 TMP = tempfile.mkdtemp(prefix="warren-swim10-")
 N = 10
 PROFILE = os.environ.get("SWIM10_PROFILE", "local")
-FAILED = []
 NODES = []
 MEASURED = {}
-
-
-def check(name, cond, detail=""):
-    print("%s %s%s" % ("ok  " if cond else "FAIL", name,
-                        (": " + detail) if detail and not cond else ""),
-          flush=True)
-    if not cond:
-        FAILED.append(name)
-    return cond
-
-
-def ip(i):
-    return "127.0.0.%d" % i
-
-
-def port_free(host, port, udp):
-    s = socket.socket(socket.AF_INET,
-                      socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
-    try:
-        s.bind((host, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def pick_base(hosts):
-    """A base port B such that B (UDP+TCP gossip), B+1 (http) and B+2
-    (admin) are free on every host."""
-    rnd = random.Random()
-    for _ in range(200):
-        # below the ephemeral range (32768+): another test's outgoing
-        # connection could take a port between this check and our bind
-        b = rnd.randrange(20000, 32000, 3)
-        if all(port_free(h, b, True) and port_free(h, b, False) and
-               port_free(h, b + 1, False) and port_free(h, b + 2, False)
-               for h in hosts):
-            return b
-    raise RuntimeError("no free port base")
 
 
 class Node:
@@ -137,19 +99,6 @@ class Node:
             if line.startswith(name + " "):
                 return float(line.rsplit(" ", 1)[1])
         return None
-
-
-def poll(fn, timeout, every=0.1):
-    """Calls fn() until it returns a true value or timeout passes; returns
-    (value, seconds waited)."""
-    t0 = time.time()
-    while True:
-        v = fn()
-        if v:
-            return v, time.time() - t0
-        if time.time() - t0 > timeout:
-            return None, time.time() - t0
-        time.sleep(every)
 
 
 def views(nodes):

@@ -116,7 +116,7 @@ static int run_until(world *w, int *flag, uint64_t ms) {
   return *flag;
 }
 
-static void start(world *w, const char *name) {
+static void start_grace(world *w, const char *name, uint64_t grace_ms) {
   memset(w, 0, sizeof *w);
   assert_int_equal(uv_loop_init(&w->loop), 0);
   uint8_t secret[32], priv[32];
@@ -133,6 +133,7 @@ static void start(world *w, const char *name) {
   ic.bound = h_bound;
   ic.unbound = h_unbound;
   ic.lookup_remote = h_lookup_remote;
+  ic.gone_grace_ms = grace_ms;
   assert_int_equal(wr_ingress_start(&w->ig, &w->loop, &ic), 0);
   char node[64];
   snprintf(node, sizeof node, "127.0.0.1:%d", wr_ingress_port(w->ig));
@@ -149,6 +150,8 @@ static void start(world *w, const char *name) {
   cc.ud = w;
   assert_int_equal(wr_client_start(&w->client, &w->loop, &cc), 0);
 }
+
+static void start(world *w, const char *name) { start_grace(w, name, 0); }
 
 static void stopped(void *ud) { (*(int *)ud)++; }
 
@@ -229,6 +232,41 @@ static void test_evict_taken(void **state) {
   assert_int_equal(w.unbounds, 1);
 }
 
+/* A client that goes away keeps its name for the grace period; the
+ * routes table hears "unbound" when that ends, not before. */
+static void test_unbound_after_grace(void **state) {
+  (void)state;
+  world w;
+  start_grace(&w, "app", 300);
+  assert_true(run_until(&w, &w.client_bound, 5000));
+  int client_gone = 0;
+  wr_client_stop(w.client, stopped, &client_gone);
+  assert_true(run_until(&w, &client_gone, 5000));
+  int never = 0;
+  run_until(&w, &never, 100);
+  assert_int_equal(w.unbounds, 0); /* GONE, within its grace */
+  assert_int_equal(wr_ingress_tunnel_count(w.ig), 1);
+  assert_true(run_until(&w, &w.unbounds, 2000));
+  assert_int_equal(wr_ingress_tunnel_count(w.ig), 0);
+  static const uint8_t want[16] = {1, 2, 3, 4, 5, 6, 7, 8,
+                                   9, 10, 11, 12, 13, 14, 15, 16};
+  assert_memory_equal(w.unbound_session, want, 16);
+  wr_ingress_stop(w.ig, stopped, &w.stopped);
+  while (w.stopped < 1) uv_run(&w.loop, UV_RUN_ONCE);
+  assert_int_equal(uv_loop_close(&w.loop), 0);
+  assert_int_equal(w.unbounds, 1);
+}
+
+/* Stopping the ingress ends every binding: each is unbound. */
+static void test_unbound_at_stop(void **state) {
+  (void)state;
+  world w;
+  start(&w, "app");
+  assert_true(run_until(&w, &w.client_bound, 5000));
+  finish(&w);
+  assert_int_equal(w.unbounds, 1);
+}
+
 /* ---- a visitor ---- */
 
 static void v_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
@@ -305,6 +343,8 @@ int main(void) {
       cmocka_unit_test(test_evict_moved),
       cmocka_unit_test(test_evict_taken),
       cmocka_unit_test(test_lookup_remote),
+      cmocka_unit_test(test_unbound_after_grace),
+      cmocka_unit_test(test_unbound_at_stop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 
 #include "warren/err.h"
 #include "warren/forward.h"
+#include "../support/failmalloc.h"
 
 #define HEAD_MS 30000
 #define IDLE_MS 75000
@@ -665,6 +666,36 @@ static void test_credit(void **state_) {
   finish();
 }
 
+/* Every allocation the core makes may fail: wr_fwd_new says so and
+ * leaves nothing behind; a failing read buffer is WR_ERR_NOMEM. */
+static void test_failmalloc(void **state_) {
+  (void)state_;
+  start();
+  wr_fwd_del(H.f);
+  H.f = NULL;
+  int ok = 0;
+  for (long k = 1; k < 200 && !ok; k++) {
+    failmalloc fm;
+    failmalloc_init(&fm, k);
+    wr_fwd *f = NULL;
+    int rv = wr_fwd_new(&f, &H.cfg, &H, "p", "10.0.0.1", 0, &fm.mem, H.now);
+    if (rv != 0) {
+      assert_int_equal(rv, WR_ERR_NOMEM);
+      assert_int_equal(fm.live, 0);
+      continue;
+    }
+    /* The rest of the allocations come from the read buffer. */
+    uint8_t *p;
+    size_t cap;
+    rv = wr_fwd_read_buf(f, &p, &cap);
+    assert_true(rv == 0 || rv == WR_ERR_NOMEM);
+    ok = rv == 0;
+    wr_fwd_del(f);
+    assert_int_equal(fm.live, 0);
+  }
+  assert_true(ok);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_keep_alive),
@@ -683,6 +714,7 @@ int main(void) {
       cmocka_unit_test(test_proxy_header),
       cmocka_unit_test(test_upstream_ends),
       cmocka_unit_test(test_credit),
+      cmocka_unit_test(test_failmalloc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,6 +97,10 @@ static inline void tn_session(uint8_t s[WR_ROUTE_SESSION_LEN], unsigned v) {
   s[15] = 0x5a;
 }
 
+/* Debugging: when set, sees every delta record tn_sync delivers. */
+static void (*tn_trace_rec)(const wr_routes *to, const uint8_t *rec,
+                            size_t len) = NULL;
+
 typedef struct tn_sync_cost {
   size_t records, bytes;
 } tn_sync_cost;
@@ -123,6 +127,7 @@ static inline int tn_sync(wr_routes *a, wr_routes *b, wr_tstamp now,
       cost->records++;
       cost->bytes += (size_t)n;
     }
+    if (n > 0 && tn_trace_rec) tn_trace_rec(a, buf, (size_t)n);
     rv = n < 0 ? (int)n : wr_routes_sync_delta_in(sa, buf, (size_t)n, now);
   }
   while (rv == 0 && (n = wr_routes_sync_delta_next(sa, buf, sizeof buf)) != 0) {
@@ -130,6 +135,7 @@ static inline int tn_sync(wr_routes *a, wr_routes *b, wr_tstamp now,
       cost->records++;
       cost->bytes += (size_t)n;
     }
+    if (n > 0 && tn_trace_rec) tn_trace_rec(b, buf, (size_t)n);
     rv = n < 0 ? (int)n : wr_routes_sync_delta_in(sb, buf, (size_t)n, now);
   }
   wr_routes_sync_del(sa);

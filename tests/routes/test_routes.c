@@ -264,6 +264,78 @@ static void test_dead_owner(void **st) {
   wr_routes_del(b.t);
 }
 
+/* Swim says DEAD before we hold anything of the owner; its late gossip,
+ * even after the dead grace passed, must not resolve. */
+static void test_dead_unknown_owner_late_gossip(void **st) {
+  tnode a, b;
+  (void)st;
+  tn_init(&a, "node-a", 100, 0);
+  tn_init(&b, "node-b", 200, 0);
+  blob x = bind(&a, "app", "alice", 1, 0, 1);
+  wr_routes_owner_state(b.t, "node-a", WR_ROUTE_OWNER_DEAD, 2);
+  wr_routes_tick(b.t, 50000);
+  wr_routes_tick(b.t, 100000);
+  assert_int_equal(apply(&b, &x, 100001), 1);
+  assert_int_equal(resolve1(&b, "app", NULL), 0);
+  /* And its log is collected at the next scan. */
+  wr_routes_tick(b.t, wr_routes_deadline(b.t));
+  wr_routes_stats s;
+  wr_routes_get_stats(b.t, &s);
+  assert_int_equal(s.entries, 0);
+  assert_int_equal(s.owner_tombstones, 1);
+  wr_routes_del(a.t);
+  wr_routes_del(b.t);
+}
+
+/* owner_known: an owner membership does not know (reaped while a peer
+ * still held its log) is dead on arrival, and collected like any dead
+ * owner's log; reported live later, its entries resolve again. */
+static int known_a;
+static int owner_known_fn(wr_routes *t, const char *owner, void *ud) {
+  (void)t, (void)ud;
+  return strcmp(owner, "node-a") != 0 || known_a;
+}
+
+static void test_unknown_owner_not_live(void **st) {
+  tnode a, b;
+  wr_routes_config cfg;
+  wr_pcg32 g;
+  wr_routes_stats s;
+  (void)st;
+  tn_init(&a, "node-a", 100, 0);
+  wr_pcg32_seed(&g, 42, 7);
+  tn_config(&cfg, "node-b", 200, &g);
+  wr_routes_callbacks cb = tn_cb;
+  cb.owner_known = owner_known_fn;
+  memset(&b, 0, sizeof b);
+  snprintf(b.id, sizeof b.id, "node-b");
+  assert_int_equal(wr_routes_new(&b.t, &cfg, &cb, NULL, &b, 0), 0);
+  known_a = 0;
+  blob x = bind(&a, "app", "alice", 1, 0, 1);
+  assert_int_equal(apply(&b, &x, 2), 1);
+  assert_int_equal(resolve1(&b, "app", NULL), 0);
+  /* Membership reports it after all: it routes. */
+  known_a = 1;
+  wr_routes_owner_state(b.t, "node-a", WR_ROUTE_OWNER_LIVE, 3);
+  assert_int_equal(resolve1(&b, "app", NULL), 1);
+  /* A second table that never hears of node-a collects its log. */
+  known_a = 0;
+  tnode c;
+  tn_config(&cfg, "node-c", 300, &g);
+  memset(&c, 0, sizeof c);
+  snprintf(c.id, sizeof c.id, "node-c");
+  assert_int_equal(wr_routes_new(&c.t, &cfg, &cb, NULL, &c, 0), 0);
+  assert_int_equal(apply(&c, &x, 5), 1);
+  assert_int_equal(resolve1(&c, "app", NULL), 0);
+  wr_routes_tick(c.t, 5 + 10000);
+  wr_routes_tick(c.t, wr_routes_deadline(c.t));
+  wr_routes_get_stats(c.t, &s);
+  assert_int_equal(s.entries, 0);
+  wr_routes_del(a.t);
+  wr_routes_del(b.t);
+  wr_routes_del(c.t);
+}
+
 static int nexplain;
 static wr_route_verdict verdicts[8];
 static void explain_fn(const wr_route_entry *e, wr_route_verdict v, void *ud) {
@@ -368,6 +440,67 @@ static void test_restart_new_epoch(void **st) {
   wr_routes_del(a.t);
   wr_routes_del(b.t);
   wr_routes_del(c.t);
+}
+
+/* A restart whose epoch is not larger (the wall clock went back): the
+ * peer's copy of our older log shows up in the sync and we move past it. */
+static void test_restart_smaller_epoch(void **st) {
+  tnode a, b;
+  wr_routes_stats s;
+  wr_route_entry e;
+  (void)st;
+  tn_init(&a, "node-a", 100, 0);
+  tn_init(&b, "node-b", 200, 0);
+  bind(&a, "old", "alice", 1, 0, 1);
+  assert_int_equal(tn_sync(a.t, b.t, 2, NULL), 0);
+  wr_routes_del(a.t);
+  tn_init(&a, "node-a", 90, 3);
+  blob y = bind(&a, "app", "alice", 2, 0, 4);
+  assert_int_equal(apply(&b, &y, 5), 0); /* looks stale to b */
+  assert_int_equal(tn_sync(a.t, b.t, 6, NULL), 0);
+  wr_routes_get_stats(a.t, &s);
+  assert_int_equal(s.epoch, 101);
+  assert_int_equal(a.nrepub, 1);
+  /* The same sync already carried the new epoch to b (a's delta comes
+   * after b's): the republished gossip is old news there. */
+  assert_int_equal(wr_routes_apply(b.t, a.repub[0], a.repub_len[0], 7), 0);
+  assert_int_equal(resolve1(&b, "app", &e), 1);
+  assert_int_equal(e.epoch, 101);
+  assert_int_equal(resolve1(&b, "old", NULL), 0);
+  assert_same(&a, &b);
+  wr_routes_del(a.t);
+  wr_routes_del(b.t);
+}
+
+/* A restart that reuses its epoch (same configured epoch) while a peer
+ * holds the earlier run's log behind a collected floor: the peer answers
+ * with a full log of ours, whose closing mark moves us to a new epoch. */
+static void test_restart_same_epoch_full_log(void **st) {
+  tnode a, b;
+  wr_routes_stats s;
+  (void)st;
+  tn_init(&a, "node-a", 100, 0);
+  tn_init(&b, "node-b", 200, 0);
+  bind(&a, "one", "alice", 1, 0, 1);
+  bind(&a, "two", "alice", 1, 0, 1);
+  release(&a, "two", 1);
+  assert_int_equal(tn_sync(a.t, b.t, 2, NULL), 0);
+  wr_routes_tick(b.t, 20000); /* b collects the tombstone: floor 3 */
+  wr_routes_del(a.t);
+  tn_init(&a, "node-a", 100, 20001);
+  bind(&a, "three", "alice", 2, 0, 20002);
+  assert_int_equal(tn_sync(a.t, b.t, 20003, NULL), 0);
+  wr_routes_get_stats(a.t, &s);
+  assert_int_equal(s.epoch, 101);
+  assert_int_equal(a.nrepub, 1);
+  for (int i = 0; i < a.nrepub; i++)
+    (void)wr_routes_apply(b.t, a.repub[i], a.repub_len[i], 20004);
+  assert_int_equal(tn_sync(a.t, b.t, 20005, NULL), 0);
+  assert_int_equal(resolve1(&b, "three", NULL), 1);
+  assert_int_equal(resolve1(&b, "one", NULL), 0);
+  assert_same(&a, &b);
+  wr_routes_del(a.t);
+  wr_routes_del(b.t);
 }
 
 /* ---- GC and no resurrection --------------------------------------------- */
@@ -721,9 +854,13 @@ int main(void) {
       cmocka_unit_test(test_redundant_links_and_balance),
       cmocka_unit_test(test_released),
       cmocka_unit_test(test_dead_owner),
+      cmocka_unit_test(test_dead_unknown_owner_late_gossip),
+      cmocka_unit_test(test_unknown_owner_not_live),
       cmocka_unit_test(test_explain),
       cmocka_unit_test(test_bind_args),
       cmocka_unit_test(test_restart_new_epoch),
+      cmocka_unit_test(test_restart_smaller_epoch),
+      cmocka_unit_test(test_restart_same_epoch_full_log),
       cmocka_unit_test(test_gc_tombstone_no_resurrection),
       cmocka_unit_test(test_gc_dead_log_no_resurrection),
       cmocka_unit_test(test_partitioned_owner_republishes),

@@ -147,6 +147,54 @@ static void test_user_broadcast_reaches_all(void **state) {
   net_free(&nt);
 }
 
+/* How long USER news from n5 takes to reach all 16 members while every
+ * queue is busy (an earlier update still being retransmitted), with
+ * user_relay_ms = |relay|. */
+static wr_tstamp busy_spread_ms(uint64_t relay) {
+  wr_swim_config c;
+  wr_swim_config_default(&c);
+  wr_swim_config_profile(&c, "lan");
+  c.user_relay_ms = relay;
+  net_init(&nt, 16, &c);
+  nt.user_state = 1;
+  net_boot(&nt);
+  net_run(&nt, nt.now + 2000);
+  const uint8_t bg[] = "background", news[] = "news";
+  assert_int_equal(net_uset(&nt, 0, "bg", 1, bg, sizeof bg), 1);
+  assert_int_equal(wr_swim_broadcast_user(nt.sw[0], "bg", 1, bg, sizeof bg,
+                                          nt.now), 0);
+  net_drain(&nt, 0);
+  net_run(&nt, nt.now + 300);
+  wr_tstamp t0 = nt.now;
+  assert_int_equal(net_uset(&nt, 5, "news", 1, news, sizeof news), 1);
+  assert_int_equal(wr_swim_broadcast_user(nt.sw[5], "news", 1, news,
+                                          sizeof news, nt.now), 0);
+  net_drain(&nt, 5);
+  for (;;) {
+    int all = 1;
+    for (int i = 0; i < 16; i++)
+      if (!net_ufind(&nt.us[i], "news")) all = 0;
+    if (all) break;
+    if (nt.now - t0 > 5000) fail_msg("news did not reach everyone in 5 s");
+    net_run(&nt, nt.now + 1);
+  }
+  wr_tstamp took = nt.now - t0;
+  net_free(&nt);
+  return took;
+}
+
+/* A node relays USER news within user_relay_ms even while its queue is
+ * busy, instead of at its next gossip tick (up to 200 ms a hop). */
+static void test_user_news_relayed_at_once(void **state) {
+  (void)state;
+  wr_tstamp on = busy_spread_ms(10), off = busy_spread_ms(0);
+  print_message("busy fleet of 16: news everywhere after %llu ms relayed, "
+                "%llu ms on gossip ticks only\n", (unsigned long long)on,
+                (unsigned long long)off);
+  assert_true(on <= 60);
+  assert_true(off > on);
+}
+
 /* Membership news survives application churn: while n3 broadcasts 500
  * fresh USER updates every 200 ms (far past its 64-entry USER queue), n7
  * dies, and every member still learns it, in the usual time.  No
@@ -646,6 +694,7 @@ int main(void) {
       cmocka_unit_test(test_suspect_refuted),
       cmocka_unit_test(test_restart_same_id_comes_back_higher),
       cmocka_unit_test(test_user_broadcast_reaches_all),
+      cmocka_unit_test(test_user_news_relayed_at_once),
       cmocka_unit_test(test_user_flood_keeps_membership),
       cmocka_unit_test(test_garbage_changes_nothing),
       cmocka_unit_test(test_join_through_seed_and_sync),

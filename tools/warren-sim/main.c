@@ -2,8 +2,8 @@
  * warren-sim: real wr_swim cores on a simulated network, driven by
  * virtual time (DESIGN.md "Command-line contract", issue 4).
  *
- *   warren-sim --nodes N [--seed S] [--loss P] [--kill K] [--routes R]
- *              [--json] [more options, see --help]
+ *   warren-sim --nodes N [--seed S] [--loss P] [--kill K] [--routes R
+ *              [--churn C]] [--json] [more options, see --help]
  *
  * Exit status: 0 the run completed (and, with --check, every assertion
  * held), 1 a --check assertion failed or the run could not be set up
@@ -30,11 +30,12 @@
 
 static const char usage[] =
     "usage: warren-sim --nodes N [--seed S] [--loss P] [--kill K] "
-    "[--routes R] [--json]\n"
+    "[--routes R [--churn C]] [--json]\n"
     "\n"
     "Run N real SWIM+Lifeguard cores on a simulated network in virtual\n"
     "time and measure failure detection, dissemination, false positives\n"
-    "and traffic.\n"
+    "and traffic; with --routes, every node also runs the real ownership\n"
+    "table (src/routes) wired to its core as the node wires it.\n"
     "\n"
     "options:\n"
     "  --nodes N          fleet size (1..100000)\n"
@@ -42,10 +43,38 @@ static const char usage[] =
     "  --loss P           datagram loss probability, 0 <= P < 1\n"
     "  --kill K           nodes killed after warm-up (default 3 for the\n"
     "                     default and detect scenarios, else 0)\n"
-    "  --routes R         routes broadcast after warm-up (default 10 for\n"
-    "                     default and disseminate, else 0)\n"
+    "  --routes R         R names bound at random live nodes after warm-up,\n"
+    "                     spread at --churn changes per second, with moves\n"
+    "                     (18 %), releases (12 %) and other accounts' claims\n"
+    "                     (10 %) among the binds (60 %), so about R/0.6\n"
+    "                     changes (default 10 for default and disseminate,\n"
+    "                     1000 churn, 100 partition-claims, 200 owner-death\n"
+    "                     and gc-stale, else 0)\n"
+    "  --churn C          route changes per second (default 500)\n"
+    "  --routes-grace-s S the tables' released and dead-owner grace\n"
+    "                     (default 60, as the node)\n"
     "  --scenario S       default (detect + disseminate), detect,\n"
-    "                     disseminate, falsepos, idle\n"
+    "                     disseminate, falsepos, idle, or a routes one:\n"
+    "                     churn        the --routes workload alone\n"
+    "                     partition-claims  two halves cut apart (for\n"
+    "                                  --partition-s), each name claimed by\n"
+    "                                  acct-a on one side and acct-b on the\n"
+    "                                  other, then healed: one winner each\n"
+    "                     owner-death  the churn, then --kill K (default 2)\n"
+    "                                  nodes holding names are killed: their\n"
+    "                                  names must leave every live table by\n"
+    "                                  the time it declares them dead, their\n"
+    "                                  logs collected after the grace\n"
+    "                     gc-stale     the churn, then one node is paused\n"
+    "                                  until all declared it dead; half the\n"
+    "                                  names are released and --kill K\n"
+    "                                  (default 1) owners killed behind its\n"
+    "                                  back; it resumes after the GC: no\n"
+    "                                  collected name may route again\n"
+    "";
+
+/* In two parts: ISO C caps a string literal at 4095 characters. */
+static const char usage2[] =
     "  --profile P        lan (default), wan, local: core timings and the\n"
     "                     network's default delay/jitter\n"
     "  --no-lifeguard     plain SWIM (cfg.lifeguard = 0)\n"
@@ -77,8 +106,17 @@ static const char usage[] =
     "  --check            exit 1 unless: no live member declared dead\n"
     "                     without loss/stalls/partition, every killed node\n"
     "                     detected by all within the config's bound, every\n"
-    "                     route everywhere, all live nodes agree at the end\n"
-    "  --json             one JSON object instead of the table\n"
+    "                     route everywhere, all live nodes agree at the end;\n"
+    "                     with --routes also: every (change, live node)\n"
+    "                     pair converged, every live table's digest equal to\n"
+    "                     the reference's, the clients hold exactly what the\n"
+    "                     resolution serves (one winner per name), the USER\n"
+    "                     queues drained, and the scenario's own assertion\n"
+    "  --json             one JSON object instead of the table; with\n"
+    "                     --routes, route_converge_p50_ms/p99_ms are over\n"
+    "                     every (change, live node) pair: -1 when the rank\n"
+    "                     falls on pairs that never converged (counted in\n"
+    "                     route_missing), null without routes\n"
     "  --no-thp           do not re-exec with glibc.malloc.hugetlb=1\n"
     "  -v, --verbose      phases, false deaths and peak RSS on stderr\n"
     "  -h, --help         this text\n"
@@ -115,8 +153,11 @@ static int parse_dbl(const char *s, double lo, double hi, double *out) {
   return 0;
 }
 
-static const char *const scenarios[] = {"default", "detect", "disseminate",
-                                        "falsepos", "idle"};
+static const char *const scenarios[] = {
+    "default", "detect",           "disseminate", "falsepos",
+    "idle",    "churn", "partition-claims", "owner-death",
+    "gc-stale"};
+#define NSCENARIOS (sizeof scenarios / sizeof *scenarios)
 
 typedef struct flag {
   const char *name;
@@ -132,7 +173,8 @@ static const flag flags[] = {
     {"--partition", 1},   {"--partition-s", 1},  {"--json", 0},
     {"--check", 0},       {"--no-lifeguard", 0}, {"--join-bootstrap", 0},
     {"--verbose", 0},     {"--no-thp", 0},       {"--sync-s", 1},
-    {"--set", 1},         {"--crash", 1},
+    {"--set", 1},         {"--crash", 1},        {"--churn", 1},
+    {"--routes-grace-s", 1},
 };
 
 typedef struct cli {
@@ -185,8 +227,8 @@ static int set_flag(cli *c, const char *name, const char *v) {
     *(name[2] == 'k' ? &c->kill : &c->routes) = (uint32_t)u;
   } else if (!strcmp(name, "--scenario")) {
     size_t i = 0;
-    while (i < 5 && strcmp(v, scenarios[i])) i++;
-    if (i == 5) return -1;
+    while (i < NSCENARIOS && strcmp(v, scenarios[i])) i++;
+    if (i == NSCENARIOS) return -1;
     o->scenario = (sim_scenario)i;
   } else if (!strcmp(name, "--crash")) {
     if (strcmp(v, "silent") && strcmp(v, "refuse")) return -1;
@@ -225,6 +267,12 @@ static int set_flag(cli *c, const char *name, const char *v) {
       o->partition_s = d;
     else if (!strcmp(name, "--sync-s"))
       o->sync_s = d;
+    else if (!strcmp(name, "--routes-grace-s"))
+      o->routes_grace_s = d;
+    else if (!strcmp(name, "--churn")) {
+      if (d < 0.01 || d > 100000) return -1;
+      o->churn = d;
+    }
   }
   return 0;
 }
@@ -241,11 +289,13 @@ static int parse_args(int argc, char **argv, cli *c) {
   o->pause_gap_s = 10;
   o->partition_s = 15;
   o->sync_s = -1;
+  o->churn = 500;
   c->kill = c->routes = UNSET;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       fputs(usage, stdout);
+      fputs(usage2, stdout);
       return 0;
     }
     if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
@@ -296,12 +346,27 @@ static int parse_args(int argc, char **argv, cli *c) {
     }
   }
   int sc = o->scenario;
-  int kills = sc == SIM_SC_DEFAULT || sc == SIM_SC_DETECT;
-  int routes = sc == SIM_SC_DEFAULT || sc == SIM_SC_DISSEMINATE;
+  int kills = sc == SIM_SC_DEFAULT || sc == SIM_SC_DETECT   ? 3
+              : sc == SIM_SC_OWNER_DEATH                      ? 2
+              : sc == SIM_SC_GC_STALE                         ? 1
+                                                              : 0;
+  uint32_t routes = sc == SIM_SC_DEFAULT || sc == SIM_SC_DISSEMINATE ? 10
+                    : sc == SIM_SC_CHURN                             ? 1000
+                    : sc == SIM_SC_PARTITION_CLAIMS                  ? 100
+                    : sc >= SIM_SC_OWNER_DEATH                       ? 200
+                                                                     : 0;
   uint32_t maxkill =
       o->nodes > 1 ? o->nodes - 1 - (uint32_t)o->join_bootstrap : 0;
-  if (c->kill == UNSET) c->kill = kills ? (maxkill < 3 ? maxkill / 2 : 3) : 0;
-  if (c->routes == UNSET) c->routes = routes ? 10 : 0;
+  if (sc == SIM_SC_GC_STALE && maxkill) maxkill--; /* the stale node */
+  if (c->kill == UNSET)
+    c->kill = kills ? (maxkill < (uint32_t)kills ? maxkill / 2
+                                                 : (uint32_t)kills)
+                    : 0;
+  if (c->routes == UNSET) c->routes = routes;
+  if (sc >= SIM_SC_CHURN && c->routes == 0)
+    return usage_error("--scenario %s needs --routes R > 0", scenarios[sc]);
+  if (sc == SIM_SC_PARTITION_CLAIMS && o->nodes < 4)
+    return usage_error("partition-claims needs at least 4 nodes");
   if (c->kill > maxkill || (o->nodes - c->kill < 2 && c->kill))
     return usage_error("--kill %u leaves fewer than 2 live nodes", c->kill);
   if (c->routes && o->nodes < 2)
@@ -319,8 +384,12 @@ static int parse_args(int argc, char **argv, cli *c) {
   return -1;
 }
 
+/* null: not measured; -1 (SIM_NEVER): a percentile that falls on pairs
+ * that never converged. */
 static void jnum(const char *name, int64_t v, int last) {
-  if (v < 0)
+  if (v == SIM_NEVER)
+    printf("\"%s\":-1%s", name, last ? "" : ",");
+  else if (v < 0)
     printf("\"%s\":null%s", name, last ? "" : ",");
   else
     printf("\"%s\":%lld%s", name, (long long)v, last ? "" : ",");
@@ -372,13 +441,65 @@ static void print_json(const cli *c, const sim_result *r) {
          (unsigned long long)r->stuck_deadlines,
          (unsigned long long)r->send_errors);
   printf(",\"bcast_queue_peak\":%zu", r->bcast_queue_peak);
+  if (r->routes) {
+    printf(",\"churn\":%g,\"route_pairs\":%llu,\"route_changes\":%llu,"
+           "\"route_binds\":%llu,\"route_moves\":%llu,"
+           "\"route_releases\":%llu,\"route_claims\":%llu,"
+           "\"route_claims_refused\":%llu,\"evict_taken\":%llu,"
+           "\"evict_moved\":%llu,",
+           o->churn, (unsigned long long)r->route_pairs,
+           (unsigned long long)r->route_changes,
+           (unsigned long long)r->rt_binds, (unsigned long long)r->rt_moves,
+           (unsigned long long)r->rt_releases,
+           (unsigned long long)r->rt_claims,
+           (unsigned long long)r->rt_refused,
+           (unsigned long long)r->rt_evict_taken,
+           (unsigned long long)r->rt_evict_moved);
+    printf("\"user_news\":%llu,\"user_old\":%llu,\"user_rejected\":%llu,"
+           "\"user_queue_left\":%llu,",
+           (unsigned long long)r->rt_news, (unsigned long long)r->rt_old,
+           (unsigned long long)r->rt_rejected,
+           (unsigned long long)r->rt_queue_left);
+    printf("\"routes_named\":%llu,\"routes_converged\":%s,"
+           "\"routes_tables_off\":%llu,"
+           "\"routes_digest_groups\":%llu,\"routes_winner_errors\":%llu,",
+           (unsigned long long)r->rt_names, r->rt_converged ? "true" : "false",
+           (unsigned long long)r->rt_tables_off,
+           (unsigned long long)r->rt_digest_groups,
+           (unsigned long long)r->rt_winner_errors);
+    jnum("routes_converge_ms", r->rt_converge_ms, 0);
+    printf("\"churn_s\":%.1f,\"churn_bytes_per_node_per_s\":%.1f,"
+           "\"sync_app_bytes\":%llu",
+           r->rt_churn_s, r->rt_bytes_per_node_per_s,
+           (unsigned long long)r->rt_sync_bytes);
+    if (o->scenario == SIM_SC_OWNER_DEATH || o->scenario == SIM_SC_GC_STALE) {
+      printf(",\"death_pairs\":%llu,\"death_missing\":%llu,"
+             "\"death_late\":%llu,",
+             (unsigned long long)r->death_pairs,
+             (unsigned long long)r->death_missing,
+             (unsigned long long)r->death_late);
+      jnum("death_gone_max_ms", r->death_max_ms, 0);
+      printf("\"dead_entries_left\":%llu",
+             (unsigned long long)r->dead_entries_left);
+    }
+    if (o->scenario == SIM_SC_GC_STALE)
+      printf(",\"stale_node\":%u,\"watched_names\":%llu,"
+             "\"stale_held\":%llu,\"stale_epoch\":%llu,"
+             "\"resurrected\":%llu",
+             r->stale_node, (unsigned long long)r->watched_names,
+             (unsigned long long)r->stale_held,
+             (unsigned long long)r->stale_epoch,
+             (unsigned long long)r->resurrected);
+  }
   if (o->verbose) printf(",\"rss_mib\":%.1f", (double)r->rss_kib / 1024);
   if (o->check) printf(",\"check\":\"%s\"", r->failure[0] ? "failed" : "ok");
   printf("}\n");
 }
 
 static void ms(const char *label, int64_t v) {
-  if (v < 0)
+  if (v == SIM_NEVER)
+    printf("  %-8s never", label);
+  else if (v < 0)
     printf("  %-8s -", label);
   else
     printf("  %-8s %lld ms", label, (long long)v);
@@ -397,11 +518,25 @@ static void print_table(const cli *c, const sim_result *r) {
   ms("first", r->detect_first_ms);
   ms("all", r->detect_all_ms);
   printf("  (bound %llu ms)\n", (unsigned long long)r->bound_ms);
-  printf("%-16s %u routes", "disseminate", r->routes);
+  printf("%-16s %u names, %llu changes at %g/s over %.1f s", "routes",
+         r->routes, (unsigned long long)r->route_changes, o->churn,
+         r->rt_churn_s);
   ms("p50", r->route_p50_ms);
   ms("p99", r->route_p99_ms);
   ms("all", r->route_all_ms);
-  printf("  missing %llu\n", (unsigned long long)r->route_missing);
+  printf("  missing %llu of %llu\n", (unsigned long long)r->route_missing,
+         (unsigned long long)r->route_pairs);
+  if (r->routes)
+    printf("%-16s binds %llu, moves %llu, releases %llu, claims %llu "
+           "(refused %llu), evicted taken %llu moved %llu; tables %s\n",
+           "", (unsigned long long)r->rt_binds,
+           (unsigned long long)r->rt_moves,
+           (unsigned long long)r->rt_releases,
+           (unsigned long long)r->rt_claims,
+           (unsigned long long)r->rt_refused,
+           (unsigned long long)r->rt_evict_taken,
+           (unsigned long long)r->rt_evict_moved,
+           r->rt_converged ? "converged" : "DIFFER");
   printf("%-16s %llu members (dead reports %llu, suspect reports %llu, "
          "refutations %llu)\n",
          "false positives", (unsigned long long)r->false_positives,

@@ -8,13 +8,19 @@
  *   warm-up    nothing happens; its last 80 % is the quiet window where
  *              tx bytes and packets per node per second are measured
  *   T1         the disturbance: kill K nodes (no leave: they just stop),
- *              broadcast R routes from random live nodes, cut a partition,
- *              start the stalls of --pause-frac nodes
+ *              start the --routes churn (routes.c) at random live nodes,
+ *              cut a partition, start the stalls of --pause-frac nodes
  *   measure    until every killed node is dead for every live node and
- *              every route reached every live node, or a cap (2 x bound),
- *              and at least until stalls and partition have ended
+ *              every route change converged on every live node, or a cap
+ *              (2 x bound), and at least until stalls, partition and
+ *              churn have ended
  *   settle     until all live nodes agree on the same alive set (checked
- *              once per probe interval), or the settle cap
+ *              once per probe interval), or the settle cap; then, with
+ *              --routes, until every live table equals the reference
+ *
+ * The routes scenarios (partition-claims, owner-death, gc-stale) replace
+ * T1 and measure with their own timeline (routes.c); warm-up and settle
+ * are the same.
  *
  * falsepos runs the stalls for --duration-s (60 s) and kills nothing;
  * idle only measures the quiet window (--duration-s, 30 s).
@@ -90,9 +96,18 @@ void sim_phase(sim *s, const char *what) {
 
 static void dispatch(sim *s, sim_ev *ev);
 
-static void run_until(sim *s, uint64_t until) {
+void sim_run_until(sim *s, uint64_t until) {
   sim_ev ev;
   while (sim_net_next(s->net, until, &ev)) dispatch(s, &ev);
+}
+
+#define run_until sim_run_until
+
+void sim_kill(sim *s, uint32_t v, uint32_t k) {
+  s->kill_list[k] = v;
+  s->kill_slot[v] = (int32_t)k;
+  s->nodes[v].killed = 1;
+  sim_net_kill(s->net, v);
 }
 
 static void on_pause(sim *s, uint32_t node) {
@@ -129,6 +144,9 @@ static void dispatch(sim *s, sim_ev *ev) {
     break;
   case EV_JOIN:
     on_join(s, ev->node);
+    break;
+  case EV_CHANGE:
+    sim_routes_event(s, ev);
     break;
   default:
     sim_handle_net(s, ev);
@@ -174,8 +192,7 @@ static void sample_queues(sim *s) {
 static int done_measuring(sim *s) {
   for (uint32_t k = 0; k < s->nkill; k++)
     if (!s->kill_all[k]) return 0;
-  return s->nroute_lat == (size_t)s->nroutes * (s->nlive - 1) ||
-         s->nroutes == 0;
+  return sim_routes_done(s);
 }
 
 /* The timeline above; fills the timing fields of s->r. */
@@ -233,20 +250,19 @@ int sim_scenario_run(sim *s) {
   r->packets_per_node_per_s = (double)(p1 - p0) / s->n / window_s;
 
   sim_phase(s, "warm-up");
-  /* T1: kill, broadcast, partition, stalls. */
+  uint64_t disturb_end = t1;
+  if (o->scenario >= SIM_SC_PARTITION_CLAIMS) {
+    /* The routes scenarios keep their own timeline (routes.c). */
+    disturb_end = sim_routes_timeline(s, t1);
+    goto settle;
+  }
+  /* T1: kill, churn the routes, partition, stalls. */
   uint32_t lo = o->join_bootstrap ? 1 : 0; /* the seed stays alive */
   pick(s, perm, lo, s->nkill);
-  for (uint32_t k = 0; k < s->nkill; k++) {
-    uint32_t v = perm[lo + k];
-    s->kill_list[k] = v;
-    s->kill_slot[v] = (int32_t)k;
-    s->nodes[v].killed = 1;
-    sim_net_kill(s->net, v);
-  }
+  for (uint32_t k = 0; k < s->nkill; k++) sim_kill(s, perm[lo + k], k);
   s->kill_at = s->nkill ? t1 : 0;
   s->nlive = s->n - s->nkill;
   uint32_t live_lo = lo + s->nkill;
-  uint64_t disturb_end = t1;
   if (o->partition_frac > 0) {
     uint8_t *group = calloc(s->n, 1);
     uint32_t k = (uint32_t)(o->partition_frac * s->nlive + 0.5);
@@ -271,24 +287,12 @@ int sim_scenario_run(sim *s) {
   }
   if (o->scenario == SIM_SC_FALSEPOS && t1 + sec(o->duration_s) > disturb_end)
     disturb_end = t1 + sec(o->duration_s);
-  if (s->nroutes) {
-    s->bcast_at = t1;
-    for (uint32_t i = 0; i < s->nroutes; i++) {
-      /* An origin that is alive and not stalled right now. */
-      uint32_t v;
-      do v = wr_pcg32_bounded(sim_net_rng(s->net), s->n);
-      while (s->nodes[v].killed || sim_net_paused(s->net, v));
-      s->route_origin[i] = v;
-      char key[32], payload[64];
-      snprintf(key, sizeof key, "route/%u", i);
-      int len = snprintf(payload, sizeof payload, "owner=%s,addr=10.0.0.1:8080",
-                         s->ids[v]);
-      int rv = wr_swim_broadcast_user(
-          s->nodes[v].sw, key, 1, (const uint8_t *)payload, (size_t)len, t1);
-      if (rv != 0)
-        fprintf(stderr, "warren-sim: broadcast_user: %s\n", wr_strerror(rv));
-      sim_after_core(s, &s->nodes[v]);
-    }
+  if (s->rt) {
+    /* Names bound, moved, released and claimed at random live nodes, at
+     * --churn changes per second; measuring lasts at least that long. */
+    sim_routes_churn(s, t1);
+    uint64_t end = t1 + (uint64_t)(o->routes / 0.6 / o->churn * 1000) + 1000;
+    if (end > disturb_end) disturb_end = end;
   }
 
   /* Measure. */
@@ -301,12 +305,15 @@ int sim_scenario_run(sim *s) {
   }
 
   sim_phase(s, "measured");
+settle:;
   /* Settle: the same alive set everywhere once changes stop. */
   uint64_t settle_cap =
       sim_net_now(s->net) + r->bound_ms + c->gossip_to_dead_ms;
   /* A partition that outlasted the suspicion timeout heals by reconnect
    * attempts (src/swim/reconnect.c), one interval apart. */
-  if (o->partition_frac > 0) settle_cap += c->reconnect_interval_ms;
+  if (o->partition_frac > 0 || o->scenario == SIM_SC_PARTITION_CLAIMS ||
+      o->scenario == SIM_SC_GC_STALE)
+    settle_cap += c->reconnect_interval_ms;
   r->converged = 0;
   r->converge_ms = -1;
   for (;;) {
@@ -319,6 +326,8 @@ int sim_scenario_run(sim *s) {
     run_until(s, sim_net_now(s->net) + c->probe_interval_ms);
   }
   sim_phase(s, "settled");
+  /* Then the tables: every live digest equal to the reference's. */
+  sim_routes_settle_phase(s);
   r->virtual_ms = sim_net_now(s->net) - T_BASE;
   free(perm);
   return 0;

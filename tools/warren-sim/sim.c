@@ -71,8 +71,10 @@ static void on_member_changed(wr_swim *sw, const wr_swim_member_info *m,
   sim_node *nd = user_data;
   sim *s = nd->s;
   (void)sw;
+  if (nd->killed) return;
+  if (s->rt) sim_routes_member(nd, m);
   uint32_t subj = sim_id_index(s, m->id);
-  if (subj == SIM_NONE || nd->killed) return;
+  if (subj == SIM_NONE) return;
   int32_t k = s->kill_slot[subj];
   int truly_dead = k >= 0 && s->kill_at != 0;
   if (m->state == WR_SWIM_DEAD) {
@@ -97,23 +99,14 @@ static void on_member_changed(wr_swim *sw, const wr_swim_member_info *m,
   }
 }
 
+/* USER updates carry route entries only (routes.c): 1 only for news, so
+ * the core gossips a repeat no further (swim.h). */
 static int on_user_update(wr_swim *sw, const wr_swim_update *u,
                           void *user_data) {
   sim_node *nd = user_data;
-  sim *s = nd->s;
   (void)sw;
-  if (u->kind != WR_SWIM_UPD_USER || strncmp(u->key, "route/", 6) != 0)
-    return 1;
-  uint32_t i = (uint32_t)strtoul(u->key + 6, NULL, 10);
-  if (i >= s->nroutes || !s->bcast_at || s->route_origin[i] == nd->idx)
-    return 1;
-  uint8_t *seen = &s->route_seen[(size_t)i * s->n + nd->idx];
-  if (!*seen) {
-    *seen = 1;
-    s->route_lat[s->nroute_lat++] =
-        (uint32_t)(sim_net_now(s->net) - s->bcast_at);
-  }
-  return 1;
+  if (!nd->s->rt || u->kind != WR_SWIM_UPD_USER) return 0;
+  return sim_routes_user_update(nd, u);
 }
 
 static const wr_swim_callbacks callbacks = {
@@ -147,7 +140,16 @@ int sim_nodes_init(sim *s) {
     cfg.data = s->addrs[i];
     cfg.rand = wr_pcg32_fill;
     cfg.rand_user_data = &nd->rng;
-    int rv = wr_swim_new(&nd->sw, &cfg, &callbacks, NULL, NULL, nd, now);
+    wr_swim_callbacks cb = callbacks;
+    if (s->o->routes) {
+      cb.app_sync = sim_routes_app_sync();
+      cb.app_sync_user_data = nd;
+    }
+    int rv = wr_swim_new(&nd->sw, &cfg, &cb, NULL, NULL, nd, now);
+    if (rv != 0) return rv;
+  }
+  if (s->o->routes) {
+    int rv = sim_routes_new(s);
     if (rv != 0) return rv;
   }
   if (!s->o->join_bootstrap) {
@@ -174,6 +176,7 @@ static void stream_close(sim *s, sim_stream *st, int ok);
 void sim_nodes_free(sim *s) {
   for (uint32_t i = 0; i < s->nstreams; i++)
     if (s->streams[i].used) stream_close(s, &s->streams[i], 0);
+  sim_routes_free(s);
   if (s->nodes)
     for (uint32_t i = 0; i < s->n; i++) wr_swim_del(s->nodes[i].sw);
   free(s->nodes);
@@ -210,7 +213,8 @@ static void flush(sim *s, sim_node *nd) {
 }
 
 static void arm(sim *s, sim_node *nd, int after_tick) {
-  wr_tstamp dl = wr_swim_deadline(nd->sw);
+  wr_tstamp dl = wr_swim_deadline(nd->sw), rdl = sim_routes_deadline(nd);
+  if (rdl < dl) dl = rdl;
   if (dl == WR_TSTAMP_NONE) return;
   uint64_t now = sim_net_now(s->net);
   if (after_tick && dl <= now) {
@@ -236,6 +240,7 @@ static void stream_open(sim *s, sim_node *nd, const wr_addr *peer);
 
 static void after_core2(sim *s, sim_node *nd, int after_tick) {
   if (nd->killed) return;
+  sim_routes_settle(s, nd);
   flush(s, nd);
   wr_addr peer;
   uint64_t now = sim_net_now(s->net);
@@ -413,6 +418,7 @@ void sim_handle_net(sim *s, sim_ev *ev) {
     if (nd && !nd->killed && ev->arg == nd->timer_tok) {
       nd->timer_at = WR_TSTAMP_NONE;
       wr_swim_tick(nd->sw, sim_net_now(s->net));
+      sim_routes_tick(s, nd);
       after_core2(s, nd, 1);
     }
     break;

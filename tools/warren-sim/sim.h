@@ -14,6 +14,10 @@ typedef enum sim_scenario {
   SIM_SC_DISSEMINATE,
   SIM_SC_FALSEPOS,
   SIM_SC_IDLE,
+  SIM_SC_CHURN,            /* the routes workload alone */
+  SIM_SC_PARTITION_CLAIMS, /* conflicting claims on both sides, heal */
+  SIM_SC_OWNER_DEATH,      /* owners killed after the churn */
+  SIM_SC_GC_STALE,         /* a paused node back after GC elsewhere */
 } sim_scenario;
 
 typedef struct sim_opts {
@@ -25,6 +29,8 @@ typedef struct sim_opts {
   int64_t jitter_ms; /* -1: from the profile (lan 1, wan 20, local 0) */
   uint32_t kill;
   uint32_t routes;
+  double churn;        /* routes changes per second (500) */
+  double routes_grace_s; /* released/dead grace of the tables (60) */
   sim_scenario scenario;
   const char *profile; /* "lan", "wan", "local" */
   int lifeguard;
@@ -48,6 +54,8 @@ typedef struct sim_opts {
   int nset;
 } sim_opts;
 
+#define SIM_NEVER (-2)
+
 typedef struct sim_result {
   uint32_t nodes, killed, routes;
   uint64_t seed;
@@ -65,9 +73,37 @@ typedef struct sim_result {
   uint64_t fp_healthy_victims; /* ... that never stalled themselves */
   uint64_t suspect_events;     /* SUSPECT reports about live members */
   uint64_t suspicions, refutations; /* summed core stats */
-  /* disseminate (-1: no routes or not seen) */
+  /* routes (-1: no routes; SIM_NEVER: a missing pair pushes the
+   * percentile past the end) */
   int64_t route_p50_ms, route_p99_ms, route_all_ms;
-  uint64_t route_missing; /* (route, live node) pairs never seen */
+  uint64_t route_missing; /* (change, live node) pairs never converged */
+  uint64_t route_pairs;   /* (change, live node) pairs measured */
+  uint64_t route_changes; /* changes of a name's fleet-wide resolution */
+  uint64_t rt_binds, rt_moves, rt_releases, rt_claims, rt_refused;
+  uint64_t rt_evict_taken, rt_evict_moved;
+  uint64_t rt_news, rt_old, rt_rejected; /* user_update verdicts */
+  uint64_t rt_names;        /* names routed at the end (reference) */
+  int rt_converged;         /* every live digest = the reference's */
+  int64_t rt_converge_ms;   /* after the last change */
+  uint64_t rt_digest_groups;/* distinct digests among live nodes */
+  uint64_t rt_tables_off;   /* live tables whose digest is not the
+                               reference's */
+  uint64_t rt_winner_errors;/* names whose clients disagree with the
+                               resolution (two accounts, a stale session) */
+  uint64_t rt_queue_left;   /* USER updates still queued at the end */
+  uint64_t rt_bookkeeping;  /* the driver's client state out of step */
+  double rt_churn_s;        /* length of the churn (virtual) */
+  double rt_bytes_per_node_per_s; /* swim tx during the churn */
+  uint64_t rt_sync_bytes;   /* app records written by syncs */
+  /* owner-death */
+  uint64_t death_pairs, death_missing, death_late;
+  int64_t death_max_ms;
+  uint64_t dead_entries_left; /* killed owners' entries held after GC */
+  /* gc-stale */
+  uint64_t resurrected, watched_names;
+  uint64_t stale_held; /* watched names the stale node routed on return */
+  uint64_t stale_epoch; /* its table's epoch at the end (1 + republishes) */
+  uint32_t stale_node;
   /* traffic over the quiet window, per live node */
   double bytes_per_node_per_s, packets_per_node_per_s;
   double idle_window_s;

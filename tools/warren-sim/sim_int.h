@@ -13,12 +13,13 @@
 #include "net.h"
 #include "sim.h"
 #include "warren/pcg.h"
+#include "warren/routes.h"
 #include "warren/swim.h"
 
 /* Driver-owned event kinds (net.h passes kinds >= SIM_EV_USER through). */
 enum {
   EV_KILL = SIM_EV_USER, /* arg: unused; kills the chosen set */
-  EV_BROADCAST,          /* arg: route index */
+  EV_CHANGE,             /* routes workload: the next change (routes.c) */
   EV_PAUSE,              /* node: who stalls next */
   EV_STREAM_TIMEOUT,     /* arg: stream handle */
   EV_JOIN,               /* node: (re)try joining through node 0 */
@@ -37,6 +38,7 @@ typedef struct sim_node {
   wr_tstamp timer_at; /* time of the live TIMER event, or WR_TSTAMP_NONE */
   uint32_t timer_tok; /* token of the live TIMER event */
   uint32_t idx;
+  wr_routes *rt; /* the node's ownership table (--routes), or NULL */
   uint8_t killed;
   uint8_t pausy; /* stalls now and then (--pause-frac) */
 } sim_node;
@@ -80,13 +82,9 @@ struct sim {
   uint8_t *fp_member; /* per node: 1 declared dead while never killed,
                        | 2 by a node that never stalls */
 
-  /* disseminate */
-  uint32_t nroutes;
-  uint64_t bcast_at; /* 0 = not yet */
-  uint32_t *route_origin;
-  uint8_t *route_seen; /* nroutes x n */
-  uint32_t *route_lat; /* latencies, one per (route, receiver) */
-  size_t nroute_lat;
+  /* the ownership tables, the workload and its measurements (routes.c);
+   * NULL without --routes */
+  struct sim_routes *rt;
 
   uint64_t pause_stop; /* stalls begin only before this time */
   uint64_t stuck, send_errors, syncs_ok, syncs_failed;
@@ -106,8 +104,40 @@ void sim_after_core(sim *s, sim_node *nd);
 void sim_handle_net(sim *s, sim_ev *ev);
 void sim_stream_timeout(sim *s, uint32_t handle);
 
+/* Marks node |v| killed (slot |k| of kill_list) and stops it. */
+void sim_kill(sim *s, uint32_t v, uint32_t k);
+
+/* routes.c: the real ownership table on every node, wired to its core as
+ * src/node/mesh.c wires it (see the top of routes.c). */
+int sim_routes_new(sim *s);  /* after sim_nodes_init; 0 or WR_ERR_NOMEM */
+void sim_routes_free(sim *s);
+/* swim callbacks of node |nd| (sim.c forwards them). */
+int sim_routes_user_update(sim_node *nd, const wr_swim_update *u);
+void sim_routes_member(sim_node *nd, const wr_swim_member_info *m);
+const wr_swim_app_sync *sim_routes_app_sync(void);
+/* After every call into node |nd| (before its datagrams are drained):
+ * runs the evictions its table decided and queues its writes for gossip. */
+void sim_routes_settle(sim *s, sim_node *nd);
+wr_tstamp sim_routes_deadline(const sim_node *nd);
+void sim_routes_tick(sim *s, sim_node *nd);
+/* The churn workload (EV_CHANGE) from |t0|; the time of its last change
+ * is an estimate until it ran. */
+void sim_routes_churn(sim *s, uint64_t t0);
+void sim_routes_event(sim *s, const sim_ev *ev);
+/* 1 when the workload ended and every (change, live node) pair
+ * converged. */
+int sim_routes_done(sim *s);
+/* Runs until every live table equals the reference (digest) and the
+ * piggyback queues drained, or a cap. */
+void sim_routes_settle_phase(sim *s);
+/* The routes scenarios (partition-claims, owner-death, gc-stale): their
+ * own timeline from |t1|.  Returns the end of the disturbance. */
+uint64_t sim_routes_timeline(sim *s, uint64_t t1);
+void sim_routes_measure(sim *s);
+
 /* scenario.c */
 int sim_scenario_run(sim *s);
+void sim_run_until(sim *s, uint64_t until);
 /* --verbose: one stderr line per phase with virtual and wall time. */
 void sim_phase(sim *s, const char *what);
 
