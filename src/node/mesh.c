@@ -63,6 +63,7 @@ struct wr_mesh {
   wr_swim_uv *swim;
   wr_ingress *ig;
   const wr_tokens *tokens;
+  size_t next_owner; /* round robin among remote owners of one name */
   char self[WR_ROUTE_OWNER_MAX + 1];
   eviction evq[EVICT_MAX];
   size_t nevq;
@@ -281,14 +282,16 @@ static int hook_lookup_remote(void *ud, const char *name, char *owner,
                               size_t cap) {
   wr_mesh *m = ud;
   wr_route_entry e[8];
-  size_t n = wr_routes_resolve(m->rt, name, e, WR_ARRAY_LEN(e));
+  size_t n = wr_routes_resolve(m->rt, name, e, WR_ARRAY_LEN(e)), nremote = 0;
   if (n > WR_ARRAY_LEN(e)) n = WR_ARRAY_LEN(e);
   for (size_t i = 0; i < n; i++)
-    if (strcmp(e[i].owner, m->self) != 0) {
-      snprintf(owner, cap, "%s", e[i].owner);
-      return 1;
-    }
-  return 0;
+    if (strcmp(e[i].owner, m->self) != 0) e[nremote++] = e[i];
+  if (!nremote) return 0;
+  /* Several owners serve the name (--balance clients, or one client's
+   * links to several nodes): take them in turn, so visitor connections
+   * spread across all of them. */
+  snprintf(owner, cap, "%s", e[m->next_owner++ % nremote].owner);
+  return 1;
 }
 
 /* Where a live owner takes node links: its advertised data address (its

@@ -204,7 +204,8 @@ def run(fleet):
     b1 = Client(fleet, n2, "shared", origin,
                 ["--token", TOKENS["alice"], "--balance"])
     ok1, _ = poll(b1.forwarding, 15)
-    b2 = Client(fleet, n3, "shared", origin,
+    origin_b = start_origin("B")
+    b2 = Client(fleet, n3, "shared", origin_b,
                 ["--token", TOKENS["alice"], "--balance"])
     ok2, _ = poll(b2.forwarding, 15)
     live = [n1, n2, n3, n5]
@@ -219,6 +220,13 @@ def run(fleet):
           not b2.exited(), b1.stderr()[-200:] + b2.stderr()[-200:])
     check("balance: each owner node serves it", n2.visit("shared")[0] == 200
           and n3.visit("shared")[0] == 200)
+    seen = set()
+    for _ in range(12):
+        st, body = n5.visit("shared")
+        if st == 200:
+            seen.add(body.split()[1].decode())
+    check("balance: visitors at another node spread over both clients",
+          seen == {"A", "B"}, repr(seen))
 
     # ---- accounts: the tokens file ----
     bad = Client(fleet, n1, "nope", origin, ["--token", "not-a-known-token"])
