@@ -415,5 +415,9 @@ wr_ssize wr_swim_sync_send(wr_swim_sync *s, const uint8_t **data);
 void wr_swim_sync_consumed(wr_swim_sync *s, size_t n);
 /* 1 when the exchange is complete and everything was written. */
 int wr_swim_sync_done(const wr_swim_sync *s);
+/* Frames received, opened with a cluster key and applied so far.  An
+ * adapter uses it to tell a peer that speaks the protocol from a socket
+ * that merely holds a connection open (swim_uv's first-frame deadline). */
+uint64_t wr_swim_sync_frames_in(const wr_swim_sync *s);
 
 #endif

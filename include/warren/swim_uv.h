@@ -9,8 +9,11 @@
  *  - a TCP listener on the same address and port for anti-entropy: when
  *    wr_swim_sync_due names a peer the adapter connects and pumps an
  *    initiator wr_swim_sync session; accepted connections run responder
- *    sessions.  At most |max_syncs| sessions run at once (both
- *    directions), each for at most |sync_timeout_ms|;
+ *    sessions.  Each direction has its own budget (|max_syncs| accepted,
+ *    |max_syncs_out| opened), so connections from outside can never take
+ *    the slots of the node's own syncs; each session lasts at most
+ *    |sync_timeout_ms|, and an accepted one that has not delivered a
+ *    complete sealed frame within |sync_first_frame_ms| is closed;
  *  - seed joining: names are resolved with uv_getaddrinfo (every A/AAAA
  *    record is a seed), and the join is retried, re-resolving, with
  *    jittered exponential backoff until at least one member is known.
@@ -48,8 +51,13 @@ typedef struct wr_swim_uv_config {
    * with the struct; the vtable itself must outlive the adapter). */
   const wr_swim_callbacks *cb;
   void *user_data;
-  unsigned max_syncs;            /* 0: 8 concurrent sync connections */
+  unsigned max_syncs;            /* 0: 8 accepted sync connections at once */
+  unsigned max_syncs_out;        /* 0: 4 syncs we open, at once */
   uint64_t sync_timeout_ms;      /* 0: 10 s per sync connection */
+  /* An accepted connection must deliver one complete frame that opens
+   * with a cluster key within this time, or it is closed (sync_idle).
+   * 0: 2 s (see DEFAULT_SYNC_FIRST_FRAME_MS in swim_uv.c). */
+  uint64_t sync_first_frame_ms;
   uint64_t join_backoff_min_ms;  /* 0: 1 s */
   uint64_t join_backoff_max_ms;  /* 0: 30 s */
   size_t send_queue_max;         /* 0: 256 datagrams waiting in libuv */
@@ -67,11 +75,15 @@ typedef struct wr_swim_uv_stats {
   uint64_t sync_ok;          /* sessions that reached wr_swim_sync_done */
   uint64_t sync_failed;      /* socket error, core error, EOF too early */
   uint64_t sync_timeouts;    /* closed after sync_timeout_ms */
-  uint64_t sync_refused;     /* over max_syncs (either direction) */
+  uint64_t sync_idle;        /* accepted, closed: no sealed frame within
+                                sync_first_frame_ms (not in sync_failed) */
+  uint64_t sync_refused;     /* over max_syncs or max_syncs_out */
   uint64_t tcp_errors;       /* listen/accept/connect/read/write errors */
   uint64_t join_attempts;    /* wr_swim_join calls */
   uint64_t dns_failures;     /* seed names that did not resolve */
-  unsigned syncs_active;     /* sessions open now */
+  unsigned syncs_active;     /* sessions open now (both directions) */
+  unsigned syncs_in;         /* ... of them accepted */
+  unsigned syncs_out;        /* ... of them opened by us */
   size_t send_queue;         /* datagrams waiting in libuv now */
 } wr_swim_uv_stats;
 

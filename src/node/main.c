@@ -775,7 +775,7 @@ enum {
   MS_BADSEAL, MS_SUSPICIONS, MS_DEATHS, MS_REFUTATIONS, MS_PROBES,
   MS_PROBE_FAILURES, MS_SOCK_ERRORS, MS_SEND_DROPS, MS_SYNC_OK, MS_SYNC_FAILED,
   MS_SYNC_REFUSED, MS_REFUSED, MS_RECONNECTS, MS_EVICTED_MEMBER,
-  MS_EVICTED_USER, MS_SYNC_VERSION, MS_SYNC_APP_REJECTED, MS_N
+  MS_EVICTED_USER, MS_SYNC_VERSION, MS_SYNC_APP_REJECTED, MS_SYNC_IDLE, MS_N
 };
 enum { GS_AWARENESS, GS_INCARNATION, GS_ALIVE, GS_SUSPECT, GS_DEAD, GS_LEFT,
        GS_QUEUE_MEMBER, GS_QUEUE_USER, GS_N };
@@ -797,7 +797,7 @@ static void swim_collect(void *ud) {
       us.udp_queue_drops + st.tx_dropped, us.sync_ok,
       us.sync_failed + us.sync_timeouts, us.sync_refused, st.refused,
       st.reconnects, st.bcast_evicted_member, st.bcast_evicted_user,
-      st.syncs_version, st.syncs_app_rejected};
+      st.syncs_version, st.syncs_app_rejected, us.sync_idle};
   for (int i = 0; i < MS_N; i++) *a->m_swim[i] = v[i];
   json_int_t c[4];
   count_members(a, c);
@@ -850,6 +850,9 @@ static void swim_metrics(app *a, wr_metrics *m) {
        "another sync stream version, or the application refused one of "
        "its records."},
       {"warren_swim_sync_failures_total", "reason", "app_rejected", NULL},
+      {"warren_swim_sync_idle_closed_total", NULL, NULL,
+       "Accepted sync connections closed because no sealed frame arrived "
+       "within the first-frame deadline (idle or keyless peers)."},
   };
   static const struct {
     const char *name, *lk, *lv, *help;

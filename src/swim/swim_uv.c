@@ -10,7 +10,8 @@
  *      to keep order) it waits in a uv_udp_send request, at most
  *      send_queue_max of them, beyond which it is dropped and counted.
  *      Gossip tolerates loss by design, so dropping beats unbounded memory;
- *   2. start every sync wr_swim_sync_due reports (up to max_syncs at once);
+ *   2. start every sync wr_swim_sync_due reports (up to max_syncs_out at
+ *      once);
  *   3. notice a finished join (the core knows a member);
  *   4. arm the one timer at wr_swim_deadline.
  *
@@ -19,7 +20,18 @@
  * pump writes what wr_swim_sync_send returns (copied, so the view's
  * lifetime does not matter), marks it consumed when the write completes,
  * and closes when wr_swim_sync_done says the exchange is over, or on any
- * error, EOF before done, or the timer.  The struct is freed once both
+ * error, EOF before done, or the timer.
+ *
+ * The sync port is open to anyone who can reach the gossip address, and
+ * a TCP connection costs its opener nothing, so accepted connections get
+ * their own budget (max_syncs) apart from the ones we open (max_syncs_out):
+ * a stranger holding every inbound slot delays other members' syncs with
+ * us, never ours with them.  And an accepted connection is first on a
+ * short leash: until one complete frame has opened with a cluster key
+ * (wr_swim_sync_frames_in > 0) its timer is sync_first_frame_ms, not
+ * sync_timeout_ms, so an idle or keyless peer gives its slot back within
+ * seconds (counted in sync_idle).  After that frame the peer is a member
+ * and gets the rest of sync_timeout_ms.  The struct is freed once both
  * handles are closed (libuv's rule).
  *
  * Join: every seed host goes through uv_getaddrinfo (a literal address
@@ -66,6 +78,16 @@
  * covers a slow WAN link many times over, and a hung peer gives its
  * socket back. */
 #define DEFAULT_SYNC_TIMEOUT_MS 10000
+/* Our own syncs: one periodic plus one per answered join or reconnect
+ * attempt are due at a time, so 4 leaves room for a burst of joins. */
+#define DEFAULT_MAX_SYNCS_OUT 4
+/* The initiator writes its first digest frame as soon as it is connected
+ * (wr_swim_sync_new produces it), so a member's first frame arrives one
+ * round trip plus at most 64 KiB after the accept: ~5 ms at 100 Mbit/s.
+ * 2 s leaves room for a 300 ms WAN round trip and one lost segment at
+ * Linux's 1 s initial retransmission timeout, and frees a slot held by
+ * someone without the key 5x sooner than sync_timeout_ms would. */
+#define DEFAULT_SYNC_FIRST_FRAME_MS 2000
 #define DEFAULT_BACKOFF_MIN_MS 1000
 #define DEFAULT_BACKOFF_MAX_MS 30000
 /* 256 datagrams of <= 1445 bytes: ~370 KiB, about one gossip burst to a
@@ -105,6 +127,8 @@ typedef struct sync_conn {
   int eof;           /* the peer closed its side */
   int open_handles;
   int counted;       /* counted in syncs_active */
+  int got_frame;     /* responder: the first frame opened (see the top) */
+  uint64_t started;  /* uv_now at creation */
   char peer[64];
   uint8_t rbuf[16384];
 } sync_conn;
@@ -145,8 +169,8 @@ struct wr_swim_uv {
   int port;
   int v6; /* the sockets are IPv6 (maybe dual-stack) */
   char listen[128];
-  unsigned max_syncs;
-  uint64_t sync_timeout_ms, backoff_min, backoff_max;
+  unsigned max_syncs, max_syncs_out;
+  uint64_t sync_timeout_ms, sync_first_frame_ms, backoff_min, backoff_max;
   size_t send_queue_max;
   sync_conn *conns;
   wr_swim_uv_stats st;
@@ -573,7 +597,13 @@ static void sync_handle_closed(uv_handle_t *h) {
   else
     u->conns = c->next;
   if (c->next) c->next->prev = c->prev;
-  if (c->counted) u->st.syncs_active--;
+  if (c->counted) {
+    u->st.syncs_active--;
+    if (c->initiator)
+      u->st.syncs_out--;
+    else
+      u->st.syncs_in--;
+  }
   wr_swim_sync_del(c->s);
   free(c->wbuf);
   free(c);
@@ -587,6 +617,8 @@ static void sync_close(sync_conn *c, const char *why, int err) {
   if (why) {
     if (!strcmp(why, "timeout"))
       u->st.sync_timeouts++;
+    else if (!strcmp(why, "idle"))
+      u->st.sync_idle++;
     else
       u->st.sync_failed++;
     if (log_ok(u, LOG_TCP))
@@ -607,6 +639,7 @@ static void sync_close(sync_conn *c, const char *why, int err) {
 }
 
 static void sync_pump(sync_conn *c);
+static void on_sync_timeout(uv_timer_t *t);
 
 static void on_sync_written(uv_write_t *req, int status) {
   sync_conn *c = req->data;
@@ -695,25 +728,38 @@ static void on_sync_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     after_core(u);
     return;
   }
+  if (!c->initiator && !c->got_frame && wr_swim_sync_frames_in(c->s) > 0) {
+    /* A member: the first-frame leash gives way to the session timeout,
+     * counted from the accept. */
+    uint64_t el = now_ms(u) - c->started;
+    c->got_frame = 1;
+    uv_timer_start(&c->timer, on_sync_timeout,
+                   el < u->sync_timeout_ms ? u->sync_timeout_ms - el : 0, 0);
+  }
   sync_pump(c);
   after_core(u);
 }
 
 static void on_sync_timeout(uv_timer_t *t) {
   sync_conn *c = t->data;
-  sync_close(c, "timeout", WR_ERR_TIMEOUT);
+  if (!c->initiator && !c->got_frame)
+    sync_close(c, "idle", WR_ERR_TIMEOUT);
+  else
+    sync_close(c, "timeout", WR_ERR_TIMEOUT);
 }
 
 /* Allocates a connection with its socket and timer initialised and links
- * it; NULL when out of memory or over the cap (counted). */
+ * it; NULL when out of memory or over its direction's cap (counted). */
 static sync_conn *sync_conn_new(wr_swim_uv *u, int initiator) {
-  if (u->st.syncs_active >= u->max_syncs) {
+  unsigned active = initiator ? u->st.syncs_out : u->st.syncs_in;
+  unsigned max = initiator ? u->max_syncs_out : u->max_syncs;
+  if (active >= max) {
     u->st.sync_refused++;
     if (log_ok(u, LOG_REFUSED))
       WR_LOG_WARNF("swim", "sync_refused",
                    "role=%s active=%u max=%u folded=%llu",
-                   initiator ? "initiator" : "responder", u->st.syncs_active,
-                   u->max_syncs, folded(u, LOG_REFUSED));
+                   initiator ? "initiator" : "responder", active, max,
+                   folded(u, LOG_REFUSED));
     return NULL;
   }
   sync_conn *c = calloc(1, sizeof *c);
@@ -734,11 +780,19 @@ static sync_conn *sync_conn_new(wr_swim_uv *u, int initiator) {
   c->tcp.data = c->timer.data = c;
   c->open_handles = 2;
   c->counted = 1;
+  c->started = now_ms(u);
   u->st.syncs_active++;
+  if (initiator)
+    u->st.syncs_out++;
+  else
+    u->st.syncs_in++;
   c->next = u->conns;
   if (u->conns) u->conns->prev = c;
   u->conns = c;
-  uv_timer_start(&c->timer, on_sync_timeout, u->sync_timeout_ms, 0);
+  /* An accepted connection starts on the first-frame leash (the top). */
+  uint64_t ms = u->sync_timeout_ms;
+  if (!initiator && u->sync_first_frame_ms < ms) ms = u->sync_first_frame_ms;
+  uv_timer_start(&c->timer, on_sync_timeout, ms, 0);
   return c;
 }
 
@@ -1108,8 +1162,13 @@ int wr_swim_uv_start(wr_swim_uv **pu, uv_loop_t *loop,
                   : ntohs(((struct sockaddr_in *)&ss)->sin_port);
   snprintf(u->listen, sizeof u->listen, "%s", cfg->listen);
   u->max_syncs = cfg->max_syncs ? cfg->max_syncs : DEFAULT_MAX_SYNCS;
+  u->max_syncs_out =
+      cfg->max_syncs_out ? cfg->max_syncs_out : DEFAULT_MAX_SYNCS_OUT;
   u->sync_timeout_ms =
       cfg->sync_timeout_ms ? cfg->sync_timeout_ms : DEFAULT_SYNC_TIMEOUT_MS;
+  u->sync_first_frame_ms = cfg->sync_first_frame_ms
+                               ? cfg->sync_first_frame_ms
+                               : DEFAULT_SYNC_FIRST_FRAME_MS;
   u->backoff_min = cfg->join_backoff_min_ms ? cfg->join_backoff_min_ms
                                             : DEFAULT_BACKOFF_MIN_MS;
   u->backoff_max = cfg->join_backoff_max_ms ? cfg->join_backoff_max_ms

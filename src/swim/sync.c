@@ -157,6 +157,7 @@ struct wr_swim_sync {
   user_vec usend;  /* scratch for send_state */
   int emit_err;    /* set by an emit callback that failed */
   uint8_t in_type; /* type of the previous frame of the message being read */
+  uint64_t frames_in; /* frames opened and applied (wr_swim_sync_frames_in) */
   /* the frame being built (in the scratch below) */
   uint8_t type;
   uint32_t count;
@@ -682,6 +683,7 @@ int wr_swim_sync_recv(wr_swim_sync *s, const uint8_t *data, size_t len,
                               s->in + off + 4, flen);
     if (n < 0) return fail(s, WR_ERR_PROTO);
     if ((rv = on_frame(s, s->pt, (size_t)n, now)) != 0) return fail(s, rv);
+    s->frames_in++;
     off += 4 + flen;
   }
   memmove(s->in, s->in + off, s->in_len - off);
@@ -754,3 +756,5 @@ void wr_swim_sync_consumed(wr_swim_sync *s, size_t n) {
 }
 
 int wr_swim_sync_done(const wr_swim_sync *s) { return finished(s); }
+
+uint64_t wr_swim_sync_frames_in(const wr_swim_sync *s) { return s->frames_in; }

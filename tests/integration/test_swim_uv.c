@@ -40,6 +40,7 @@ typedef struct node {
 
 static uv_loop_t loop;
 static uint64_t sync_timeout_ms; /* 0: the adapter's default */
+static uint64_t first_frame_ms;  /* 0: the adapter's default */
 static const wr_swim_callbacks *start_cb; /* NULL: none */
 
 /* A UDP and TCP port free on 127.0.0.1 right now. */
@@ -91,6 +92,7 @@ static int start(node *n, const char *id, int port, uint8_t keybyte,
   c.keyring = &n->kr;
   c.max_syncs = max_syncs;
   c.sync_timeout_ms = sync_timeout_ms;
+  c.sync_first_frame_ms = first_frame_ms;
   c.join_backoff_min_ms = 100;
   c.join_backoff_max_ms = 400;
   /* The app-sync hooks get their own user_data: this node. */
@@ -273,7 +275,8 @@ static void test_close_while_joining(void **state) {
 }
 
 /* Idle TCP connections beyond max_syncs are accepted, closed and counted;
- * the ones inside the cap time out. */
+ * the ones inside the cap are closed when their first-frame deadline (here
+ * cut short by sync_timeout_ms) passes without a frame: sync_idle. */
 typedef struct client {
   uv_tcp_t tcp;
   uv_connect_t req;
@@ -325,11 +328,12 @@ static void test_sync_cap(void **state) {
   wr_swim_uv_get_stats(a.u, &st);
   assert_int_equal(st.syncs_active, 2);
   assert_int_equal(st.sync_accepted, 2);
-  /* The two accepted sessions never get a byte: they time out. */
+  /* The two accepted sessions never get a byte: closed as idle. */
   run_until(never, NULL, 700);
   wr_swim_uv_get_stats(a.u, &st);
   assert_int_equal(st.syncs_active, 0);
-  assert_int_equal(st.sync_timeouts, 2);
+  assert_int_equal(st.sync_idle, 2);
+  assert_int_equal(st.sync_timeouts, 0);
   assert_int_equal(st.sync_failed, 0);
   for (int i = 0; i < 5; i++) uv_close((uv_handle_t *)&cl[i].tcp, NULL);
   /* A peer that connects and closes: EOF before the exchange, a failure. */
@@ -349,6 +353,86 @@ static void test_sync_cap(void **state) {
   assert_int_equal(st.syncs_active, 0);
   pair p = {&a, &a, 0};
   close_node(&a);
+  assert_true(run_until(both_closed, &p, 2000));
+  finish();
+}
+
+typedef struct hold_ctx {
+  node *a;
+  uint64_t accepted, idle;
+} hold_ctx;
+
+static int accepted_enough(void *arg) {
+  hold_ctx *h = arg;
+  wr_swim_uv_stats st;
+  wr_swim_uv_get_stats(h->a->u, &st);
+  return st.sync_accepted >= h->accepted;
+}
+
+static int a_synced(void *arg) {
+  hold_ctx *h = arg;
+  wr_swim_uv_stats st;
+  wr_swim_uv_get_stats(h->a->u, &st);
+  return st.sync_ok >= 1 || st.sync_idle > 0;
+}
+
+static int idle_enough(void *arg) {
+  hold_ctx *h = arg;
+  wr_swim_uv_stats st;
+  wr_swim_uv_get_stats(h->a->u, &st);
+  return st.sync_idle >= h->idle;
+}
+
+/* Issue 11: max_syncs idle TCP connections to a's gossip port (as many as
+ * a accepts) must not stop a's own syncs; a joins b while they are held,
+ * and its join sync completes before any of them is let go.  Then the
+ * first-frame deadline closes every one of them (sync_idle). */
+static void test_idle_conns_hold_no_outgoing_slot(void **state) {
+  (void)state;
+  uv_loop_init(&loop);
+  node a, b;
+  int pa = free_port(), pb = free_port();
+  first_frame_ms = 1500;
+  assert_int_equal(start(&a, "a", pa, 7, 0), 0);
+  first_frame_ms = 0;
+  assert_int_equal(start(&b, "b", pb, 7, 0), 0);
+  client cl[8]; /* max_syncs by default */
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", pa, &sa);
+  for (int i = 0; i < 8; i++) {
+    memset(&cl[i], 0, sizeof cl[i]);
+    uv_tcp_init(&loop, &cl[i].tcp);
+    cl[i].req.data = &cl[i];
+    assert_int_equal(uv_tcp_connect(&cl[i].req, &cl[i].tcp,
+                                    (const struct sockaddr *)&sa,
+                                    on_client_connected),
+                     0);
+  }
+  hold_ctx h = {&a, 8, 8};
+  assert_true(run_until(accepted_enough, &h, 2000));
+  uint64_t t0 = uv_now(&loop);
+  wr_swim_uv_stats st;
+  wr_swim_uv_get_stats(a.u, &st);
+  assert_int_equal(st.syncs_in, 8);
+  wr_swim_uv_seed seed = {"127.0.0.1", (uint16_t)pb};
+  assert_int_equal(wr_swim_uv_join(a.u, &seed, 1), 0);
+  assert_true(run_until(a_synced, &h, 1400));
+  wr_swim_uv_get_stats(a.u, &st);
+  assert_true(st.sync_ok >= 1);
+  assert_true(st.sync_started >= 1);
+  assert_int_equal(st.sync_idle, 0); /* still held while a synced */
+  assert_int_equal(st.syncs_in, 8);
+  /* The deadline lets them go, not the session timeout (10 s). */
+  assert_true(run_until(idle_enough, &h, 3000));
+  assert_true(uv_now(&loop) - t0 >= 1000);
+  wr_swim_uv_get_stats(a.u, &st);
+  assert_int_equal(st.sync_idle, 8);
+  assert_int_equal(st.syncs_in, 0);
+  assert_int_equal(st.sync_timeouts, 0);
+  for (int i = 0; i < 8; i++) uv_close((uv_handle_t *)&cl[i].tcp, NULL);
+  pair p = {&a, &b, 0};
+  close_node(&a);
+  close_node(&b);
   assert_true(run_until(both_closed, &p, 2000));
   finish();
 }
@@ -560,6 +644,7 @@ int main(void) {
       cmocka_unit_test(test_start_failures),
       cmocka_unit_test(test_close_while_joining),
       cmocka_unit_test(test_sync_cap),
+      cmocka_unit_test(test_idle_conns_hold_no_outgoing_slot),
       cmocka_unit_test(test_user_state_sync),
       cmocka_unit_test(test_app_state_sync),
   };
