@@ -145,6 +145,9 @@ typedef enum wr_fwd_state {
 typedef struct wr_fwd_metrics {
   uint64_t *requests, *bad, *r404, *r408, *r502, *r504;
   uint64_t *head_timeouts, *pipeline_pauses, *body_rate, *lingers;
+  /* Connections the head timer closed before they sent a single byte
+   * (not in head_timeouts, which counts heads that started). */
+  uint64_t *silent_closes;
 } wr_fwd_metrics;
 
 typedef struct wr_fwd_callbacks {

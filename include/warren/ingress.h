@@ -55,6 +55,22 @@ typedef struct wr_ingress_config {
   const char *proxy_from;        /* "IP,IP,...": peers (load balancers)
                                     whose connections start with a PROXY
                                     protocol v1/v2 header; NULL = none */
+  /* Visitor connections open at once (before a tunnel client's or node
+   * link's hand-off they count too), in total and per source address.
+   * A connection over either cap is accepted, answered 503 (one
+   * try-write, no wait) and closed, and counted in
+   * warren_ingress_conns_refused_total{why="total|per_source"}.  Peers
+   * in proxy_from count only in the total (they carry many visitors).
+   * 0 = derived from RLIMIT_NOFILE's soft limit L at start:
+   * max_conns = L - max(L/4, 64), at least 16: a quarter of the
+   * descriptors (64 at least) stays free for tunnel links, node links,
+   * the admin API, gossip and logs, which do not count here;
+   * max_conns_per_source = max_conns / 4, at least 8: one address can
+   * take a quarter at most, so it takes four to fill the node, while a
+   * NAT with a few hundred browsers (6 connections each) still fits at
+   * L = 65536. */
+  unsigned max_conns;
+  unsigned max_conns_per_source;
   wr_metrics *metrics;           /* may be NULL; counted into until
                                     wr_ingress_stop's |done| runs, so it
                                     must outlive that */

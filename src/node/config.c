@@ -15,10 +15,15 @@ typedef struct opt_field {
   const char *name;
   size_t off;   /* offset of a char[] field, or of a uint64_t for numbers */
   size_t size;  /* sizeof the char[] field; 0 = a number of milliseconds;
-                   RATE = bytes per second, where 0 means off */
+                   RATE = bytes per second, where 0 means off;
+                   COUNT = a count, where 0 means derived */
 } opt_field;
 
 #define RATE ((size_t)-1)
+#define COUNT ((size_t)-2)
+/* Connection caps: beyond any descriptor limit Linux allows (nr_open is
+ * at most 2^30, usually 2^20). */
+#define COUNT_MAX 16777216ULL
 /* 1 GB/s: far above any one visitor's upload; a typo, not a policy. */
 #define RATE_MAX 1000000000ULL
 
@@ -43,6 +48,8 @@ static const opt_field fields[] = {
     {"idle-timeout", offsetof(wr_node_opts, idle_ms), 0},
     {"head-timeout", offsetof(wr_node_opts, head_ms), 0},
     {"body-min-rate", offsetof(wr_node_opts, body_min_rate), RATE},
+    {"max-conns", offsetof(wr_node_opts, max_conns), COUNT},
+    {"max-conns-per-ip", offsetof(wr_node_opts, max_conns_per_ip), COUNT},
 };
 
 void wr_node_opts_init(wr_node_opts *o) {
@@ -65,6 +72,21 @@ int wr_node_opts_set(wr_node_opts *o, const char *key, const char *value) {
     const opt_field *f = &fields[i];
     if (strcmp(f->name, key) != 0) continue;
     char *base = (char *)o + f->off;
+    if (f->size == COUNT) {
+      char *end;
+      errno = 0;
+      unsigned long long x = strtoull(value, &end, 10);
+      if (!*value || *end || errno || x > COUNT_MAX || value[0] == '-') {
+        snprintf(o->err, sizeof o->err,
+                 "%s wants a number of connections (0-%llu, 0 = derived "
+                 "from the descriptor limit), got '%.64s'",
+                 key, COUNT_MAX, value);
+        return -1;
+      }
+      uint64_t v = x;
+      memcpy(base, &v, sizeof v);
+      return 0;
+    }
     if (f->size == RATE) {
       char *end;
       errno = 0;

@@ -41,6 +41,7 @@ typedef struct wr_node_opts {
   char gossip_set[1024]; /* "k=v,k=v" gossip tunables, checked by main.c */
   uint64_t upstream_ms, idle_ms, head_ms;
   uint64_t body_min_rate; /* bytes/s, 0 = off */
+  uint64_t max_conns, max_conns_per_ip; /* 0 = derived (ingress.h) */
   char err[300]; /* the first error, one line, when a call fails */
 } wr_node_opts;
 

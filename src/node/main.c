@@ -105,6 +105,7 @@ static const char usage_node[] =
     "                   [--idle-timeout MS] [--head-timeout MS]\n"
     "                   [--body-min-rate BYTES/S]\n"
     "                   [--proxy-protocol-from IP,...]\n"
+    "                   [--max-conns N] [--max-conns-per-ip N]\n"
     "\n"
     "  --id ID              this node's name in the mesh\n"
     "  --http ADDR:PORT     public port: visitors and tunnel clients\n"
@@ -150,6 +151,13 @@ static const char usage_node[] =
     "  --proxy-protocol-from IP,...  connections from these load balancers\n"
     "                       start with a PROXY v1/v2 header; X-Forwarded-For\n"
     "                       then carries the real client address\n"
+    "  --max-conns N        visitor connections open at once; more get 503\n"
+    "                       and close (default: the descriptor limit less a\n"
+    "                       quarter, at least 64, kept for tunnels, node\n"
+    "                       links and the admin API)\n"
+    "  --max-conns-per-ip N  the same per source address; load balancers in\n"
+    "                       --proxy-protocol-from are exempt (default: a\n"
+    "                       quarter of --max-conns)\n"
     "\n"
     "SIGINT/SIGTERM: the node leaves the mesh (peers see it as \"left\", not\n"
     "dead), clients are told to move (GOAWAY), then the node exits.  A second\n"
@@ -731,7 +739,8 @@ static int start_ingress(app *a, const char *listen, const char *domain,
                          const uint8_t secret[32], const char *token,
                          uint64_t upstream_ms, uint64_t idle_ms,
                          uint64_t head_ms, uint64_t body_min_rate,
-                         const char *proxy_from,
+                         const char *proxy_from, uint64_t max_conns,
+                         uint64_t max_conns_ip,
                          wr_metrics *m) {
   wr_ingress_config ic;
   memset(&ic, 0, sizeof ic);
@@ -751,6 +760,8 @@ static int start_ingress(app *a, const char *listen, const char *domain,
   ic.head_timeout_ms = head_ms;
   ic.body_min_rate = body_min_rate;
   ic.proxy_from = proxy_from;
+  ic.max_conns = (unsigned)max_conns;
+  ic.max_conns_per_source = (unsigned)max_conns_ip;
   ic.metrics = m;
   if (a->mesh) wr_mesh_ingress_hooks(a->mesh, &ic);
   int rv = wr_ingress_start(&a->ig, a->loop, &ic);
@@ -1189,8 +1200,8 @@ static int cmd_node(int argc, char **argv) {
     return run_loop(&a);
   }
   if (start_ingress(&a, http, domain, secret, token, upstream, idle, head,
-                    o.body_min_rate, proxy_from,
-                    wr_admin_metrics(a.admin)) != 0) {
+                    o.body_min_rate, proxy_from, o.max_conns,
+                    o.max_conns_per_ip, wr_admin_metrics(a.admin)) != 0) {
     sodium_memzero(secret, sizeof secret);
     app_stop(&a, 1);
     return run_loop(&a);
@@ -1324,7 +1335,7 @@ static int cmd_http(int argc, char **argv) {
     snprintf(a.http, sizeof a.http, "%s", listen);
     if (wr_metrics_new(&a.metrics, NULL) != 0) a.metrics = NULL;
     if (start_ingress(&a, listen, "localhost", secret, token, upstream,
-                      eo.idle_ms, eo.head_ms, eo.body_min_rate, NULL,
+                      eo.idle_ms, eo.head_ms, eo.body_min_rate, NULL, 0, 0,
                       a.metrics) != 0) {
       sodium_memzero(secret, sizeof secret);
       app_stop(&a, 1);

@@ -800,7 +800,8 @@ void wr_fwd_tick(wr_fwd *f, wr_tstamp now) {
     return;
   }
   char d[200];
-  switch (wr_http_timer_expired(&f->wt, now)) {
+  wr_http_wait w = wr_http_timer_expired(&f->wt, now);
+  switch (w) {
   case WR_HTTP_WAIT_NONE:
     return; /* early, or the wait changed meanwhile */
   case WR_HTTP_WAIT_ORIGIN:
@@ -857,6 +858,9 @@ void wr_fwd_tick(wr_fwd *f, wr_tstamp now) {
                     f->peer, wr_http_req_buffered(f->hreq) + f->in_len);
       error_page(f, 408, "the request head did not arrive in time");
     } else {
+      /* Never a byte (WAIT_HEAD with nothing buffered): counted apart, as
+       * a flood of such connections is how descriptors get held. */
+      if (w == WR_HTTP_WAIT_HEAD) count(M(f, silent_closes));
       wr_fwd_close(f); /* idle keep-alive */
     }
     return;

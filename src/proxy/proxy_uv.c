@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/resource.h>
+
 #include <sodium.h>
 
 #include "bindings.h"
@@ -73,6 +75,16 @@
  */
 #define LINGER_MS 5000
 #define LINGER_QUIET_MS 2000
+/* Per-source connection counts: a chained hash of source addresses with
+ * an open connection.  1024 buckets keep chains short up to tens of
+ * thousands of sources, for 8 KiB. */
+#define SRC_BUCKETS 1024
+
+typedef struct src_ent {
+  struct src_ent *next;
+  uint8_t ip[16]; /* IPv4 as ::ffff:a.b.c.d */
+  unsigned n;
+} src_ent;
 
 typedef struct vconn vconn;
 
@@ -95,6 +107,8 @@ struct vconn {
   vconn *dprev, *dnext;        /* in ig->dirty while nobufs > 0 */
   int dirty;
   vconn *aprev, *anext;        /* in ig->all */
+  uint8_t src[16];             /* source address, counted in ig->src */
+  int src_counted;
 };
 
 /* The core lives right after the vconn, in the same allocation. */
@@ -154,10 +168,93 @@ struct wr_ingress {
    * back to back on this one thread, so one buffer serves them all. */
   uint8_t discard[16384];
   int64_t *g_tunnels, *g_visitors;
+  /* Connection caps (ingress.h, max_conns) */
+  unsigned max_conns, max_per_source, nconns;
+  src_ent *src[SRC_BUCKETS];
+  uint64_t *m_refused_total, *m_refused_source;
 };
 
 static void vconn_close(vconn *v);
 static void maybe_done(wr_ingress *ig);
+
+/* ---- connection caps ---- */
+
+static src_ent **src_slot(wr_ingress *ig, const uint8_t ip[16]) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (int i = 0; i < 16; i++) h = (h ^ ip[i]) * 16777619u;
+  src_ent **pp = &ig->src[h % SRC_BUCKETS];
+  while (*pp && memcmp((*pp)->ip, ip, 16) != 0) pp = &(*pp)->next;
+  return pp;
+}
+
+static unsigned src_count(wr_ingress *ig, const uint8_t ip[16]) {
+  src_ent *e = *src_slot(ig, ip);
+  return e ? e->n : 0;
+}
+
+static int src_add(wr_ingress *ig, const uint8_t ip[16]) {
+  src_ent **pp = src_slot(ig, ip);
+  if (!*pp) {
+    src_ent *e = calloc(1, sizeof *e);
+    if (!e) return WR_ERR_NOMEM;
+    memcpy(e->ip, ip, 16);
+    *pp = e;
+  }
+  (*pp)->n++;
+  return 0;
+}
+
+static void src_del(wr_ingress *ig, const uint8_t ip[16]) {
+  src_ent **pp = src_slot(ig, ip), *e = *pp;
+  if (!e) return;
+  if (--e->n == 0) {
+    *pp = e->next;
+    free(e);
+  }
+}
+
+/* The soft descriptor limit, and the caps derived from it (ingress.h). */
+static void default_caps(unsigned *total, unsigned *per_source) {
+  struct rlimit rl;
+  uint64_t l = 1024;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+    l = rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : rl.rlim_cur;
+  uint64_t keep = l / 4 > 64 ? l / 4 : 64;
+  uint64_t t = l > keep + 16 ? l - keep : 16;
+  if (t > 1u << 24) t = 1u << 24;
+  if (!*total) *total = (unsigned)t;
+  if (!*per_source) *per_source = *total / 4 > 8 ? *total / 4 : 8;
+}
+
+static void count_refused(uint64_t *c) {
+  if (c) (*c)++;
+}
+
+static void refused_closed(uv_handle_t *h) { free(h); }
+
+/* Over a cap: the visitor learns why if its socket takes the 90-byte
+ * page at once (a new socket's send buffer is empty, so it does), then
+ * the socket closes.  A visitor that has not written yet sees the page
+ * and a FIN; one whose request already arrived may see a reset instead
+ * (unread input), which is as good a refusal. */
+static void refuse(uv_tcp_t *tcp) {
+  static const char page[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                             "Connection: close\r\nContent-Length: 0\r\n"
+                             "Retry-After: 5\r\n\r\n";
+  uv_buf_t b = uv_buf_init((char *)page, sizeof page - 1);
+  (void)uv_try_write((uv_stream_t *)tcp, &b, 1);
+  uv_close((uv_handle_t *)tcp, refused_closed);
+}
+
+static void peer_ip16(const struct sockaddr_storage *ss, uint8_t ip[16]) {
+  memset(ip, 0, 16);
+  if (ss->ss_family == AF_INET) {
+    ip[10] = ip[11] = 0xff;
+    memcpy(ip + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+  } else if (ss->ss_family == AF_INET6) {
+    memcpy(ip, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+  }
+}
 
 void wr_ingress_url(const wr_ingress *ig, const char *name, char *out,
                     size_t cap) {
@@ -536,6 +633,8 @@ static void vconn_free_cb(uv_handle_t *h) {
   else ig->all = v->anext;
   if (v->anext) v->anext->aprev = v->aprev;
   if (ig->g_visitors) (*ig->g_visitors)--;
+  ig->nconns--;
+  if (v->src_counted) src_del(ig, v->src);
   free(v);
   maybe_done(ig);
 }
@@ -580,17 +679,53 @@ static void vconn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 static void on_connection(uv_stream_t *server, int status) {
   wr_ingress *ig = server->data;
   if (status < 0 || ig->stopping) return;
-  vconn *v = calloc(1, VCONN_FWD_OFF + wr_fwd_size());
   uv_tcp_t *tcp = malloc(sizeof *tcp);
-  if (!v || !tcp) {
-    /* Out of memory: the connection waits in the backlog for a retry. */
-    free(v);
-    free(tcp);
+  if (!tcp) return; /* out of memory: it waits in the backlog */
+  uv_tcp_init(ig->loop, tcp);
+  if (uv_accept(server, (uv_stream_t *)tcp) != 0) {
+    uv_close((uv_handle_t *)tcp, refused_closed);
     return;
   }
+  /* The caps are checked once the peer is known, before anything is
+   * allocated for it: a refused connection costs its socket for one
+   * loop turn and nothing else. */
+  struct sockaddr_storage ss;
+  int sl = sizeof ss;
+  char ip[48] = "unknown"; /* INET6_ADDRSTRLEN is 46 */
+  memset(&ss, 0, sizeof ss);
+  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET)
+      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+    else uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+  }
+  int expect_proxy = 0;
+  for (int i = 0; i < ig->nproxy_from; i++)
+    if (strcmp(ig->proxy_from[i], ip) == 0) expect_proxy = 1;
+  uint8_t src[16];
+  peer_ip16(&ss, src);
+  if (ig->nconns >= ig->max_conns) {
+    count_refused(ig->m_refused_total);
+    refuse(tcp);
+    return;
+  }
+  /* A load balancer in proxy_from speaks for many visitors: only the
+   * total applies to it. */
+  if (!expect_proxy && src_count(ig, src) >= ig->max_per_source) {
+    count_refused(ig->m_refused_source);
+    refuse(tcp);
+    return;
+  }
+  vconn *v = calloc(1, VCONN_FWD_OFF + wr_fwd_size());
+  if (!v || (!expect_proxy && src_add(ig, src) != 0)) {
+    free(v);
+    uv_close((uv_handle_t *)tcp, refused_closed);
+    return;
+  }
+  v->src_counted = !expect_proxy;
+  memcpy(v->src, src, 16);
+  ig->nconns++;
   v->ig = ig;
   v->tcp = tcp;
-  uv_tcp_init(ig->loop, tcp);
   tcp->data = v;
   uv_timer_init(ig->loop, &v->timer);
   v->timer.data = v;
@@ -598,24 +733,10 @@ static void on_connection(uv_stream_t *server, int status) {
   if (ig->all) ig->all->aprev = v;
   ig->all = v;
   if (ig->g_visitors) (*ig->g_visitors)++;
-  if (uv_accept(server, (uv_stream_t *)tcp) != 0) {
-    vconn_close(v);
-    return;
-  }
   wr_tcp_tune(tcp);
-  struct sockaddr_storage ss;
-  int sl = sizeof ss;
-  char ip[48] = "unknown"; /* INET6_ADDRSTRLEN is 46 */
-  if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sl) == 0) {
-    if (ss.ss_family == AF_INET)
-      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-    else uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+  if (ss.ss_family)
     snprintf(v->peer, sizeof v->peer, "%s:%d", ip,
              ntohs(((struct sockaddr_in *)&ss)->sin_port));
-  }
-  int expect_proxy = 0;
-  for (int i = 0; i < ig->nproxy_from; i++)
-    if (strcmp(ig->proxy_from[i], ip) == 0) expect_proxy = 1;
   wr_fwd *f = (wr_fwd *)((char *)v + VCONN_FWD_OFF);
   if (wr_fwd_init(f, &ig->fcfg, v, v->peer, ip, expect_proxy, NULL,
                   uv_now(ig->loop)) != 0) {
@@ -725,6 +846,9 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   ig->idle_timeout = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 75000;
   ig->head_timeout = cfg->head_timeout_ms ? cfg->head_timeout_ms : 30000;
   ig->body_min_rate = cfg->body_min_rate;
+  ig->max_conns = cfg->max_conns;
+  ig->max_per_source = cfg->max_conns_per_source;
+  default_caps(&ig->max_conns, &ig->max_per_source);
   for (const char *p = cfg->proxy_from; p && *p && ig->nproxy_from < 16;) {
     size_t n = strcspn(p, ",");
     if (n > 0 && n < sizeof ig->proxy_from[0]) {
@@ -815,6 +939,22 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
                      "Tunnels bound on this node.", &ig->g_tunnels);
     wr_metrics_gauge(m, "warren_visitor_connections", NULL, NULL,
                      "Open visitor connections.", &ig->g_visitors);
+    wr_metrics_counter(m, "warren_ingress_conns_refused_total", "why",
+                       "total",
+                       "Visitor connections refused (503 and close) over "
+                       "the connection cap: in total (--max-conns) or "
+                       "from one source address (--max-conns-per-ip).",
+                       &ig->m_refused_total);
+    wr_metrics_counter(m, "warren_ingress_conns_refused_total", "why",
+                       "per_source",
+                       "Visitor connections refused (503 and close) over "
+                       "the connection cap: in total (--max-conns) or "
+                       "from one source address (--max-conns-per-ip).",
+                       &ig->m_refused_source);
+    wr_metrics_counter(m, "warren_http_silent_closes_total", NULL, NULL,
+                       "Visitor connections closed by the head timeout "
+                       "without having sent a byte.",
+                       &ig->fm.silent_closes);
   }
   bindings_config bc = {
       .ic = cfg,

@@ -33,7 +33,7 @@ typedef struct harness {
   wr_fwd_config cfg;
   wr_fwd_metrics m;
   uint64_t requests, bad, r404, r408, r502, r504, head_to, pauses, rate,
-      lingers;
+      lingers, silent;
   wr_tstamp now;
   /* to the visitor */
   char out[1 << 16];
@@ -134,7 +134,7 @@ static void start_with(int expect_proxy, size_t pipeline_max) {
   memset(&H, 0, sizeof H);
   H.m = (wr_fwd_metrics){&H.requests, &H.bad,     &H.r404,   &H.r408,
                          &H.r502,     &H.r504,    &H.head_to, &H.pauses,
-                         &H.rate,     &H.lingers};
+                         &H.rate,     &H.lingers, &H.silent};
   H.cfg = (wr_fwd_config){
       .domain = "mesh.test",
       .proto = "http",
@@ -359,6 +359,7 @@ static void test_head_timeout(void **state_) {
   assert_int_equal(state(), WR_FWD_CLOSED);
   assert_int_equal(H.outlen, 0);
   assert_int_equal(H.head_to, 0);
+  assert_int_equal(H.silent, 1); /* ... but is counted apart */
   finish();
 }
 
