@@ -6,10 +6,15 @@
  *
  *   HELLO   the link is sealed; the first control message must be a
  *           Hello with our protocol version (and the token when the node
- *           requires one).  Anything else: Error, and the link stays here.
+ *           requires one).  Anything else: Error, and the link stays here,
+ *           except an authentication failure (bad or unknown token, bad
+ *           identity proof): Error, then the link ends (FAILED).
  *   READY   Hello accepted: a Bind may come.  bind_check (the routes
  *           hook) may refuse it; else the name enters the table.
  *   BOUND   the link serves one name: visitors' streams run on it.
+ *   FAILED  the Hello failed authentication: the Error is flushed, then
+ *           FIN (wr_link_end); whatever else the peer pipelined is
+ *           ignored, so one link is worth exactly one guess.
  *
  * A name's table entry (tunnel) is LIVE while its link is up, then GONE
  * for gone_grace_ms after the link dropped (visitors get 502 "its client
@@ -38,9 +43,20 @@
 
 #define TABLE_BUCKETS 4096
 
+/*
+ * Authentication failures are remembered per source address (the peer
+ * without its port) in a small table, evicting the least recently seen
+ * address when full: 256 entries of ~90 bytes keep the memory fixed
+ * whatever an attacker spreads its guesses over.  Within one window of
+ * FAIL_WINDOW_MS, only the first failure of an address is logged; the
+ * others are counted and summed up in one line when the window ends.
+ */
+#define FAIL_TABLE_SIZE 256
+#define FAIL_WINDOW_MS 60000
+
 typedef struct tunnel tunnel;
 
-enum tl_state { TL_HELLO, TL_READY, TL_BOUND };
+enum tl_state { TL_HELLO, TL_READY, TL_BOUND, TL_FAILED };
 
 struct tlink {
   bindings *b;
@@ -92,8 +108,14 @@ struct bindings {
   int draining, stopping, sweep_closed;
   void (*done)(void *);
   void *done_ud;
-  uint64_t *m_tunnel_bad;
+  uint64_t *m_tunnel_bad, *m_auth_fail;
   int64_t *g_tunnels;
+  /* Authentication failures per source address, for folding log lines. */
+  struct fail_entry {
+    char addr[64];
+    uint64_t window_start, last;
+    uint32_t fails, suppressed;
+  } fails[FAIL_TABLE_SIZE];
 };
 
 static const uint8_t no_session[16];
@@ -292,38 +314,95 @@ static void handle_bind(tlink *tl, const wr_control_msg *m) {
     b->bound(b->routes_ud, name, bind_account(tl), tl->session, tl->options);
 }
 
+/* The source address of |peer| ("1.2.3.4:5" or "[::1]:5"): its port
+ * changes with every connection, so it is left out. */
+static void peer_addr(const char *peer, char *out, size_t cap) {
+  snprintf(out, cap, "%s", peer);
+  char *colon = strrchr(out, ':');
+  if (colon && colon != out) *colon = 0;
+}
+
+/* The table entry of |addr|, made (over the least recently seen one when
+ * the table is full) if it has none. */
+static struct fail_entry *fail_entry_get(bindings *b, const char *addr,
+                                         uint64_t now) {
+  struct fail_entry *lru = &b->fails[0];
+  for (size_t i = 0; i < FAIL_TABLE_SIZE; i++) {
+    struct fail_entry *e = &b->fails[i];
+    if (e->addr[0] && strcmp(e->addr, addr) == 0) return e;
+    if (!e->addr[0]) {
+      if (lru->addr[0]) lru = e;
+    } else if (lru->addr[0] && e->last < lru->last) {
+      lru = e;
+    }
+  }
+  if (lru->addr[0] && lru->suppressed)
+    WR_LOG_INFOF("ingress", "auth_failures_suppressed", "addr=%s n=%u",
+                 lru->addr, lru->suppressed);
+  memset(lru, 0, sizeof *lru);
+  snprintf(lru->addr, sizeof lru->addr, "%s", addr);
+  lru->window_start = now;
+  return lru;
+}
+
+/*
+ * A Hello that failed authentication (|why|: bad_token, unknown_token,
+ * bad_identity_proof): counted, logged (folded per source address), the
+ * Error sent, and the link ended after it, so a link carries one guess.
+ */
+static void auth_fail(tlink *tl, const char *why) {
+  bindings *b = tl->b;
+  uint64_t now = uv_now(b->loop);
+  if (b->m_auth_fail) (*b->m_auth_fail)++;
+  char addr[64];
+  peer_addr(tl->peer, addr, sizeof addr);
+  struct fail_entry *e = fail_entry_get(b, addr, now);
+  if (e->fails && now - e->window_start >= FAIL_WINDOW_MS) {
+    if (e->suppressed)
+      WR_LOG_INFOF("ingress", "auth_failures_suppressed", "addr=%s n=%u",
+                   e->addr, e->suppressed);
+    e->window_start = now;
+    e->fails = 0;
+    e->suppressed = 0;
+  }
+  if (e->fails++ == 0)
+    WR_LOG_INFOF("ingress", why, "peer=%s", tl->peer);
+  else
+    e->suppressed++;
+  e->last = now;
+  send_error(tl, WR_CONTROL_ERR_BAD_TOKEN, NULL, NULL);
+  tl->state = TL_FAILED;
+  wr_link_end(tl->link, 0);
+}
+
 /*
  * The account of a client at its Hello: its identity proof is checked
  * against this link's handshake hash (a proof made for another link, or
  * by someone without the key, fails), then authorize (the node's tokens
- * file) decides.  0, or WR_ERR_AUTH (logged and counted by the caller's
- * BAD_TOKEN reply).
+ * file) decides.  NULL, or why it failed (the caller's auth_fail logs
+ * and counts it).
  */
-static int hello_account(tlink *tl, const wr_control_msg *m) {
+static const char *hello_account(tlink *tl, const wr_control_msg *m) {
   bindings *b = tl->b;
   char identity[WR_IDENTITY_ACCOUNT_LEN + 1] = "";
   if (m->u.hello.has_identity) {
     if (wr_identity_verify(m->u.hello.identity_key,
                            wr_link_handshake_hash(tl->link),
-                           m->u.hello.identity_proof) != 0) {
-      WR_LOG_INFOF("ingress", "bad_identity_proof", "peer=%s", tl->peer);
-      return WR_ERR_AUTH;
-    }
+                           m->u.hello.identity_proof) != 0)
+      return "bad_identity_proof";
     wr_identity_account(m->u.hello.identity_key, identity);
   }
   if (!b->authorize) {
     snprintf(tl->account, sizeof tl->account, "%s",
              identity[0] ? identity : "anonymous");
-    return 0;
+    return NULL;
   }
   char acct[WR_ROUTE_ACCOUNT_MAX + 1] = "";
   if (b->authorize(b->routes_ud, m->u.hello.token, identity, acct,
-                   sizeof acct) != 0 || !acct[0]) {
-    WR_LOG_INFOF("ingress", "unknown_token", "peer=%s", tl->peer);
-    return WR_ERR_AUTH;
-  }
+                   sizeof acct) != 0 || !acct[0])
+    return "unknown_token";
   snprintf(tl->account, sizeof tl->account, "%s", acct);
-  return 0;
+  return NULL;
 }
 
 static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
@@ -356,17 +435,19 @@ static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
       crypto_generichash(y, 32, (const uint8_t *)m.u.hello.token,
                          strlen(m.u.hello.token), NULL, 0);
       if (sodium_memcmp(x, y, 32) != 0) {
-        WR_LOG_INFOF("ingress", "bad_token", "peer=%s", tl->peer);
-        send_error(tl, WR_CONTROL_ERR_BAD_TOKEN, NULL, NULL);
+        auth_fail(tl, "bad_token");
         return 0;
       }
     }
-    if (hello_account(tl, &m) != 0) {
-      send_error(tl, WR_CONTROL_ERR_BAD_TOKEN, NULL, NULL);
+    const char *why = hello_account(tl, &m);
+    if (why) {
+      auth_fail(tl, why);
       return 0;
     }
     tl->state = TL_READY;
     return 0;
+  case TL_FAILED:
+    return 0; /* one guess per link: the rest is not even read */
   case TL_READY:
   case TL_BOUND:
     if (m.type != WR_CONTROL_BIND) return 0;
@@ -647,6 +728,7 @@ int bindings_new(bindings **pb, uv_loop_t *loop,
   b->bound = ic->bound;
   b->unbound = ic->unbound;
   b->m_tunnel_bad = cfg->m_tunnel_bad;
+  b->m_auth_fail = cfg->m_auth_fail;
   b->g_tunnels = cfg->g_tunnels;
   /* 64k recent handshakes: two minutes of skew window at ~500/s. */
   int rv = wr_noise_replay_new(&b->replay, 65536, NULL);
