@@ -16,6 +16,14 @@
  *           FIN (wr_link_end); whatever else the peer pipelined is
  *           ignored, so one link is worth exactly one guess.
  *
+ * A Hello from a source address that failed FAIL_FREE times within the
+ * current window is held (with the Bind behind it) before it is even
+ * looked at: the address's answers are spaced by a delay that doubles
+ * with each further failure up to FAIL_DELAY_MAX_MS, and parallel links
+ * from the address queue for successive slots, so opening many links
+ * buys no more guesses.  At most MAX_HELD links wait at once; past that,
+ * a penalised address's Hello gets RATE_LIMITED and its link ends.
+ *
  * A name's table entry (tunnel) is LIVE while its link is up, then GONE
  * for gone_grace_ms after the link dropped (visitors get 502 "its client
  * is reconnecting", and the same client re-binding within that time takes
@@ -53,6 +61,21 @@
  */
 #define FAIL_TABLE_SIZE 256
 #define FAIL_WINDOW_MS 60000
+/*
+ * Slowing down: an address's first FAIL_FREE failures in a window cost
+ * nothing (a person who mistyped the token twice is not punished; the
+ * client stops at the first BAD_TOKEN anyway), then each Hello waits
+ * 500 ms, 1 s, 2 s, ... up to 16 s after the previous answer to that
+ * address.  Within one minute that is 3 + 6 guesses (0.5+1+...+16 =
+ * 31.5 s) and then ~2 more, about 11 a minute, against tokens of 128
+ * random bits or more: the point is not the keyspace but the handshakes,
+ * log lines and lookups an address can make the node do.  MAX_HELD links
+ * of ~2 held messages (a few KiB each) bound the memory it costs.
+ */
+#define FAIL_FREE 3
+#define FAIL_DELAY_BASE_MS 500
+#define FAIL_DELAY_MAX_MS 16000
+#define MAX_HELD 256
 
 typedef struct tunnel tunnel;
 
@@ -70,6 +93,12 @@ struct tlink {
   uint8_t session[16];   /* Bind session (all zero: none sent) */
   char peer[64];
   char account[WR_ROUTE_ACCOUNT_MAX + 1]; /* from authorize, at Hello */
+  /* A Hello held back (slowing down), and at most one message after it
+   * (a client's Bind); due: when to go on. */
+  wr_control_msg *held[2];
+  int nheld;
+  uint64_t due;
+  tlink *hprev, *hnext; /* on b->held, while nheld > 0 */
 };
 
 struct tunnel {
@@ -105,7 +134,7 @@ struct bindings {
   uv_timer_t sweep;
   tlink *tlinks;
   uint64_t version_clock;
-  int draining, stopping, sweep_closed;
+  int draining, stopping, sweep_closed; /* 2: sweep and slow closed */
   void (*done)(void *);
   void *done_ud;
   uint64_t *m_tunnel_bad, *m_auth_fail;
@@ -115,7 +144,11 @@ struct bindings {
     char addr[64];
     uint64_t window_start, last;
     uint32_t fails, suppressed;
+    uint64_t next_at; /* the next held Hello of this address goes on */
   } fails[FAIL_TABLE_SIZE];
+  tlink *held; /* links whose Hello is held */
+  size_t nheld;
+  uv_timer_t slow; /* at the earliest due of b->held */
 };
 
 static const uint8_t no_session[16];
@@ -405,26 +438,19 @@ static const char *hello_account(tlink *tl, const wr_control_msg *m) {
   return NULL;
 }
 
-static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
-                         void *ud) {
-  (void)l;
-  tlink *tl = ud;
+/* One control message of |tl|, in its state. */
+static void handle_control(tlink *tl, const wr_control_msg *mp) {
   bindings *b = tl->b;
-  wr_control_msg m;
-  if (wr_control_decode(msg, len, &m) != 0) {
-    if (b->m_tunnel_bad) (*b->m_tunnel_bad)++;
-    WR_LOG_WARNF("ingress", "bad_control", "peer=%s len=%zu", tl->peer, len);
-    return WR_ERR_PROTO;
-  }
+  const wr_control_msg m = *mp;
   switch (tl->state) {
   case TL_HELLO:
     if (m.type != WR_CONTROL_HELLO) {
       send_error(tl, WR_CONTROL_ERR_NOT_HELLO, NULL, NULL);
-      return 0;
+      return;
     }
     if (m.u.hello.protocol_version != WR_CONTROL_PROTOCOL_VERSION) {
       send_error(tl, WR_CONTROL_ERR_UNSUPPORTED_VERSION, NULL, NULL);
-      return 0;
+      return;
     }
     if (b->token[0]) {
       /* Compare fixed-size digests so the time taken says nothing about
@@ -436,28 +462,154 @@ static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
                          strlen(m.u.hello.token), NULL, 0);
       if (sodium_memcmp(x, y, 32) != 0) {
         auth_fail(tl, "bad_token");
-        return 0;
+        return;
       }
     }
     const char *why = hello_account(tl, &m);
     if (why) {
       auth_fail(tl, why);
-      return 0;
+      return;
     }
     tl->state = TL_READY;
-    return 0;
+    return;
   case TL_FAILED:
-    return 0; /* one guess per link: the rest is not even read */
+    return; /* one guess per link: the rest is not even read */
   case TL_READY:
   case TL_BOUND:
-    if (m.type != WR_CONTROL_BIND) return 0;
+    if (m.type != WR_CONTROL_BIND) return;
     if (b->draining) {
       send_error(tl, WR_CONTROL_ERR_NODE_DRAINING, m.u.bind.name, NULL);
-      return 0;
+      return;
     }
     handle_bind(tl, &m);
+    return;
+  }
+}
+
+/* ---- slowing down an address that keeps failing ---- */
+
+static void held_unlink(tlink *tl) {
+  bindings *b = tl->b;
+  if (tl->hprev) tl->hprev->hnext = tl->hnext;
+  else if (b->held == tl) b->held = tl->hnext;
+  if (tl->hnext) tl->hnext->hprev = tl->hprev;
+  tl->hprev = tl->hnext = NULL;
+  for (int i = 0; i < tl->nheld; i++) free(tl->held[i]);
+  tl->nheld = 0;
+  b->nheld--;
+}
+
+static void on_slow(uv_timer_t *timer);
+
+/* Arms the slow timer at the earliest due of the held links (at most
+ * MAX_HELD of them: a scan is fine). */
+static void arm_slow(bindings *b) {
+  if (b->stopping) return;
+  if (!b->held) {
+    uv_timer_stop(&b->slow);
+    return;
+  }
+  uint64_t due = UINT64_MAX, now = uv_now(b->loop);
+  for (tlink *tl = b->held; tl; tl = tl->hnext)
+    if (tl->due < due) due = tl->due;
+  uv_timer_start(&b->slow, on_slow, due > now ? due - now : 0, 0);
+}
+
+static void on_slow(uv_timer_t *timer) {
+  bindings *b = timer->data;
+  uint64_t now = uv_now(b->loop);
+  tlink *tl = b->held;
+  while (tl) {
+    tlink *next = tl->hnext;
+    if (tl->due <= now) {
+      wr_control_msg *msgs[2] = {tl->held[0], tl->held[1]};
+      int n = tl->nheld;
+      tl->nheld = 0; /* the messages are ours now */
+      held_unlink(tl);
+      for (int i = 0; i < n; i++) {
+        handle_control(tl, msgs[i]);
+        free(msgs[i]);
+      }
+    }
+    tl = next;
+  }
+  arm_slow(b);
+}
+
+/* How long the Hello of |tl| must wait (0: answer it now), taking the
+ * address's next slot. */
+static uint64_t hello_delay(tlink *tl, uint64_t now) {
+  bindings *b = tl->b;
+  char addr[64];
+  peer_addr(tl->peer, addr, sizeof addr);
+  for (size_t i = 0; i < FAIL_TABLE_SIZE; i++) {
+    struct fail_entry *e = &b->fails[i];
+    if (!e->addr[0] || strcmp(e->addr, addr) != 0) continue;
+    if (now - e->window_start >= FAIL_WINDOW_MS || e->fails < FAIL_FREE)
+      return 0;
+    uint32_t k = e->fails - FAIL_FREE;
+    uint64_t d = k >= 6 ? FAIL_DELAY_MAX_MS
+                        : (uint64_t)FAIL_DELAY_BASE_MS << k;
+    if (d > FAIL_DELAY_MAX_MS) d = FAIL_DELAY_MAX_MS;
+    uint64_t due = (e->next_at > now ? e->next_at : now) + d;
+    e->next_at = due;
+    return due - now;
+  }
+  return 0;
+}
+
+static wr_control_msg *msg_dup(const wr_control_msg *m) {
+  wr_control_msg *c = malloc(sizeof *c);
+  if (c) *c = *m;
+  return c;
+}
+
+static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
+                         void *ud) {
+  (void)l;
+  tlink *tl = ud;
+  bindings *b = tl->b;
+  wr_control_msg m;
+  if (wr_control_decode(msg, len, &m) != 0) {
+    if (b->m_tunnel_bad) (*b->m_tunnel_bad)++;
+    WR_LOG_WARNF("ingress", "bad_control", "peer=%s len=%zu", tl->peer, len);
+    return WR_ERR_PROTO;
+  }
+  if (tl->nheld) {
+    /* Behind a held Hello: a client's Bind waits with it; anything more
+     * before the answer is not what a client sends, and is dropped. */
+    if (tl->nheld < 2) {
+      tl->held[1] = msg_dup(&m);
+      if (!tl->held[1]) return WR_ERR_NOMEM;
+      tl->nheld = 2;
+    }
     return 0;
   }
+  if (tl->state == TL_HELLO && m.type == WR_CONTROL_HELLO) {
+    uint64_t now = uv_now(b->loop);
+    uint64_t d = hello_delay(tl, now);
+    if (d > 0) {
+      if (b->nheld >= MAX_HELD) {
+        send_error(tl, WR_CONTROL_ERR_RATE_LIMITED, NULL,
+                   "too many failed Hellos from this address");
+        tl->state = TL_FAILED;
+        wr_link_end(tl->link, 0);
+        return 0;
+      }
+      tl->held[0] = msg_dup(&m);
+      if (!tl->held[0]) return WR_ERR_NOMEM;
+      tl->nheld = 1;
+      tl->due = now + d;
+      tl->hprev = NULL;
+      tl->hnext = b->held;
+      if (b->held) b->held->hprev = tl;
+      b->held = tl;
+      b->nheld++;
+      arm_slow(b);
+      return 0;
+    }
+  }
+  handle_control(tl, &m);
   return 0;
 }
 
@@ -573,7 +725,7 @@ static int tl_on_open(wr_link *l, uint32_t sid, const uint8_t *meta,
 /* ---- links ---- */
 
 static void maybe_done(bindings *b) {
-  if (!b->stopping || b->tlinks || !b->sweep_closed || !b->done) return;
+  if (!b->stopping || b->tlinks || b->sweep_closed < 2 || !b->done) return;
   void (*done)(void *) = b->done;
   b->done = NULL;
   done(b->done_ud);
@@ -590,6 +742,7 @@ static void tl_on_closed(wr_link *l, int err, void *ud) {
   tlink *tl = ud;
   bindings *b = tl->b;
   tl->link = NULL;
+  if (tl->nheld) held_unlink(tl);
   if (tl->bound) {
     /* GONE for the grace period (an evicted link was unbound already). */
     tunnel *t = tl->bound;
@@ -738,16 +891,19 @@ int bindings_new(bindings **pb, uv_loop_t *loop,
   }
   uv_timer_init(loop, &b->sweep);
   b->sweep.data = b;
-  /* The sweep alone must not keep a loop running (the links and the
+  uv_timer_init(loop, &b->slow);
+  b->slow.data = b;
+  /* The timers alone must not keep a loop running (the links and the
    * listener do). */
   uv_unref((uv_handle_t *)&b->sweep);
+  uv_unref((uv_handle_t *)&b->slow);
   *pb = b;
   return 0;
 }
 
 static void sweep_closed(uv_handle_t *h) {
   bindings *b = h->data;
-  b->sweep_closed = 1;
+  b->sweep_closed++;
   maybe_done(b);
 }
 
@@ -757,6 +913,7 @@ void bindings_stop(bindings *b, void (*done)(void *ud), void *ud) {
   b->done = done;
   b->done_ud = ud;
   uv_close((uv_handle_t *)&b->sweep, sweep_closed);
+  uv_close((uv_handle_t *)&b->slow, sweep_closed);
   for (tlink *tl = b->tlinks; tl; tl = tl->next)
     if (tl->link) wr_link_close(tl->link, 0);
 }
