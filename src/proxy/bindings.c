@@ -129,6 +129,7 @@ struct bindings {
   void (*unbound)(void *, const char *, const uint8_t *);
   int (*authorize)(void *, const char *, const char *, char *, size_t);
   tunnel *table[TABLE_BUCKETS];
+  uint8_t hash_key[crypto_shorthash_KEYBYTES]; /* name_hash's, per ingress */
   size_t ntunnels;
   tunnel *ghead, *gtail; /* GONE FIFO, oldest first */
   uv_timer_t sweep;
@@ -158,14 +159,24 @@ static const char *bind_account(const tlink *tl) { return tl->account; }
 
 /* ---- the table ---- */
 
-static uint32_t name_hash(const char *s) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-  return h % TABLE_BUCKETS;
+/*
+ * Names are chosen by clients, so the bucket must not be predictable:
+ * with an unkeyed hash (FNV-1a before), anyone could bind names that all
+ * land in one chain and make every lookup walk it.  SipHash-2-4
+ * (crypto_shorthash) under a key drawn once per ingress makes the
+ * buckets a secret; 4096 is a power of two, so the modulo keeps the low
+ * 12 bits of a uniformly distributed 64-bit output unbiased.
+ */
+static uint32_t name_hash(const bindings *b, const char *s) {
+  uint8_t h[crypto_shorthash_BYTES];
+  crypto_shorthash(h, (const uint8_t *)s, strlen(s), b->hash_key);
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof h; i++) v |= (uint64_t)h[i] << (8 * i);
+  return (uint32_t)(v % TABLE_BUCKETS);
 }
 
 static tunnel *table_find(bindings *b, const char *name) {
-  for (tunnel *t = b->table[name_hash(name)]; t; t = t->next)
+  for (tunnel *t = b->table[name_hash(b, name)]; t; t = t->next)
     if (strcmp(t->name, name) == 0) return t;
   return NULL;
 }
@@ -181,7 +192,7 @@ static void gone_unlink(bindings *b, tunnel *t) {
 /* Forgets |t| (GONE, or LIVE with its link already told) and tells the
  * routes hook. */
 static void table_remove(bindings *b, tunnel *t) {
-  tunnel **pp = &b->table[name_hash(t->name)];
+  tunnel **pp = &b->table[name_hash(b, t->name)];
   while (*pp && *pp != t) pp = &(*pp)->next;
   if (*pp) *pp = t->next;
   gone_unlink(b, t);
@@ -321,7 +332,7 @@ static void handle_bind(tlink *tl, const wr_control_msg *m) {
       return;
     }
     snprintf(t->name, sizeof t->name, "%s", name);
-    uint32_t h = name_hash(name);
+    uint32_t h = name_hash(b, name);
     t->next = b->table[h];
     b->table[h] = t;
     b->ntunnels++;
@@ -875,6 +886,7 @@ int bindings_new(bindings **pb, uv_loop_t *loop,
            ic->node_id ? ic->node_id : "");
   snprintf(b->token, sizeof b->token, "%s", ic->token ? ic->token : "");
   b->gone_grace = ic->gone_grace_ms ? ic->gone_grace_ms : 30000;
+  crypto_shorthash_keygen(b->hash_key);
   b->routes_ud = ic->routes_ud;
   b->bind_check = ic->bind_check;
   b->authorize = ic->authorize;
@@ -925,6 +937,7 @@ void bindings_del(bindings *b) {
     while (b->table[i]) table_remove(b, b->table[i]);
   wr_noise_replay_del(b->replay);
   sodium_memzero(b->fleet_priv, 32);
+  sodium_memzero(b->hash_key, sizeof b->hash_key);
   free(b);
 }
 
