@@ -245,6 +245,14 @@ static int send_control(tlink *tl, const wr_control_msg *m) {
   wr_ssize n = wr_control_encode(m, buf, sizeof buf);
   if (n < 0) return (int)n;
   int rv = wr_mux_control(wr_link_mux(tl->link), buf, (size_t)n);
+  if (rv == WR_ERR_NOBUF) {
+    /* 64 KiB of our answers wait unsent: the client sends but does not
+     * read.  Dropping an answer would leave it guessing, so the link
+     * goes (`closed` comes later; |tl| stays valid until then). */
+    WR_LOG_INFOF("ingress", "control_queue_full", "peer=%s", tl->peer);
+    wr_link_close(tl->link, rv);
+    return rv;
+  }
   wr_link_flush(tl->link);
   return rv;
 }
