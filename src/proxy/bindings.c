@@ -458,16 +458,15 @@ static const char *hello_account(tlink *tl, const wr_control_msg *m) {
 }
 
 /* One control message of |tl|, in its state. */
-static void handle_control(tlink *tl, const wr_control_msg *mp) {
+static void handle_control(tlink *tl, const wr_control_msg *m) {
   bindings *b = tl->b;
-  const wr_control_msg m = *mp;
   switch (tl->state) {
   case TL_HELLO:
-    if (m.type != WR_CONTROL_HELLO) {
+    if (m->type != WR_CONTROL_HELLO) {
       send_error(tl, WR_CONTROL_ERR_NOT_HELLO, NULL, NULL);
       return;
     }
-    if (m.u.hello.protocol_version != WR_CONTROL_PROTOCOL_VERSION) {
+    if (m->u.hello.protocol_version != WR_CONTROL_PROTOCOL_VERSION) {
       send_error(tl, WR_CONTROL_ERR_UNSUPPORTED_VERSION, NULL, NULL);
       return;
     }
@@ -477,14 +476,14 @@ static void handle_control(tlink *tl, const wr_control_msg *mp) {
       uint8_t x[32], y[32];
       crypto_generichash(x, 32, (const uint8_t *)b->token, strlen(b->token),
                          NULL, 0);
-      crypto_generichash(y, 32, (const uint8_t *)m.u.hello.token,
-                         strlen(m.u.hello.token), NULL, 0);
+      crypto_generichash(y, 32, (const uint8_t *)m->u.hello.token,
+                         strlen(m->u.hello.token), NULL, 0);
       if (sodium_memcmp(x, y, 32) != 0) {
         auth_fail(tl, "bad_token");
         return;
       }
     }
-    const char *why = hello_account(tl, &m);
+    const char *why = hello_account(tl, m);
     if (why) {
       auth_fail(tl, why);
       return;
@@ -495,12 +494,12 @@ static void handle_control(tlink *tl, const wr_control_msg *mp) {
     return; /* one guess per link: the rest is not even read */
   case TL_READY:
   case TL_BOUND:
-    if (m.type != WR_CONTROL_BIND) return;
+    if (m->type != WR_CONTROL_BIND) return;
     if (b->draining) {
-      send_error(tl, WR_CONTROL_ERR_NODE_DRAINING, m.u.bind.name, NULL);
+      send_error(tl, WR_CONTROL_ERR_NODE_DRAINING, m->u.bind.name, NULL);
       return;
     }
-    handle_bind(tl, &m);
+    handle_bind(tl, m);
     return;
   }
 }
