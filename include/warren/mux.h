@@ -74,13 +74,17 @@ typedef struct wr_mux_config {
                                 * all streams together, bytes */
   uint32_t max_meta;           /* largest OPEN metadata accepted, bytes */
   uint32_t max_control;        /* largest CONTROL payload accepted, bytes */
+  uint32_t max_control_queue;  /* frames queued to send on the control
+                                * queue above which wr_mux_control refuses
+                                * more (WR_ERR_NOBUF), bytes */
   wr_tstamp ping_interval;     /* send PING after this much peer silence;
                                 * 0 disables keepalive */
   wr_tstamp ping_timeout;      /* declare the link dead after this long */
 } wr_mux_config;
 /* Bounds checked by wr_mux_new (WR_ERR_INVAL otherwise): windows and
  * send_buffer in [16 KiB, 2^31 - 1], max_streams in [1, 2^20], max_meta
- * and max_control in [4096, 65535], ping_timeout >= ping_interval. */
+ * and max_control in [4096, 65535], max_control_queue in [4096, 2^31 - 1],
+ * ping_timeout >= ping_interval. */
 
 /* Sensible defaults; see mux.c for the derivation of each number. */
 void wr_mux_config_default(wr_mux_config *cfg, int is_client);
@@ -236,7 +240,10 @@ int wr_mux_stream_set_user_data(wr_mux *m, uint32_t sid, void *ud);
 void *wr_mux_stream_get_user_data(const wr_mux *m, uint32_t sid);
 
 /* Queues a CONTROL frame (|len| <= peer's max_control, 4096 until its
- * SETTINGS arrived).  Returns 0, WR_ERR_TOOBIG or WR_ERR_NOMEM. */
+ * SETTINGS arrived).  Returns 0, WR_ERR_TOOBIG, WR_ERR_NOBUF (the control
+ * queue holds max_control_queue bytes not yet sent: nothing was queued,
+ * the mux stays usable; an empty queue always takes the frame) or
+ * WR_ERR_NOMEM. */
 int wr_mux_control(wr_mux *m, const uint8_t *msg, size_t len);
 /* Queues GOAWAY; further wr_mux_stream_open calls fail, and streams the
  * peer opens from now on are refused (RST REFUSED).  Existing streams

@@ -6,10 +6,23 @@
  *
  *   HELLO   the link is sealed; the first control message must be a
  *           Hello with our protocol version (and the token when the node
- *           requires one).  Anything else: Error, and the link stays here.
+ *           requires one).  Anything else: Error, and the link stays here,
+ *           except an authentication failure (bad or unknown token, bad
+ *           identity proof): Error, then the link ends (FAILED).
  *   READY   Hello accepted: a Bind may come.  bind_check (the routes
  *           hook) may refuse it; else the name enters the table.
  *   BOUND   the link serves one name: visitors' streams run on it.
+ *   FAILED  the Hello failed authentication: the Error is flushed, then
+ *           FIN (wr_link_end); whatever else the peer pipelined is
+ *           ignored, so one link is worth exactly one guess.
+ *
+ * A Hello from a source address that failed FAIL_FREE times within the
+ * current window is held (with the Bind behind it) before it is even
+ * looked at: the address's answers are spaced by a delay that doubles
+ * with each further failure up to FAIL_DELAY_MAX_MS, and parallel links
+ * from the address queue for successive slots, so opening many links
+ * buys no more guesses.  At most MAX_HELD links wait at once; past that,
+ * a penalised address's Hello gets RATE_LIMITED and its link ends.
  *
  * A name's table entry (tunnel) is LIVE while its link is up, then GONE
  * for gone_grace_ms after the link dropped (visitors get 502 "its client
@@ -38,9 +51,35 @@
 
 #define TABLE_BUCKETS 4096
 
+/*
+ * Authentication failures are remembered per source address (the peer
+ * without its port) in a small table, evicting the least recently seen
+ * address when full: 256 entries of ~90 bytes keep the memory fixed
+ * whatever an attacker spreads its guesses over.  Within one window of
+ * FAIL_WINDOW_MS, only the first failure of an address is logged; the
+ * others are counted and summed up in one line when the window ends.
+ */
+#define FAIL_TABLE_SIZE 256
+#define FAIL_WINDOW_MS 60000
+/*
+ * Slowing down: an address's first FAIL_FREE failures in a window cost
+ * nothing (a person who mistyped the token twice is not punished; the
+ * client stops at the first BAD_TOKEN anyway), then each Hello waits
+ * 500 ms, 1 s, 2 s, ... up to 16 s after the previous answer to that
+ * address.  Within one minute that is 3 + 6 guesses (0.5+1+...+16 =
+ * 31.5 s) and then ~2 more, about 11 a minute, against tokens of 128
+ * random bits or more: the point is not the keyspace but the handshakes,
+ * log lines and lookups an address can make the node do.  MAX_HELD links
+ * of ~2 held messages (a few KiB each) bound the memory it costs.
+ */
+#define FAIL_FREE 3
+#define FAIL_DELAY_BASE_MS 500
+#define FAIL_DELAY_MAX_MS 16000
+#define MAX_HELD 256
+
 typedef struct tunnel tunnel;
 
-enum tl_state { TL_HELLO, TL_READY, TL_BOUND };
+enum tl_state { TL_HELLO, TL_READY, TL_BOUND, TL_FAILED };
 
 struct tlink {
   bindings *b;
@@ -54,6 +93,12 @@ struct tlink {
   uint8_t session[16];   /* Bind session (all zero: none sent) */
   char peer[64];
   char account[WR_ROUTE_ACCOUNT_MAX + 1]; /* from authorize, at Hello */
+  /* A Hello held back (slowing down), and at most one message after it
+   * (a client's Bind); due: when to go on. */
+  wr_control_msg *held[2];
+  int nheld;
+  uint64_t due;
+  tlink *hprev, *hnext; /* on b->held, while nheld > 0 */
 };
 
 struct tunnel {
@@ -84,16 +129,27 @@ struct bindings {
   void (*unbound)(void *, const char *, const uint8_t *);
   int (*authorize)(void *, const char *, const char *, char *, size_t);
   tunnel *table[TABLE_BUCKETS];
+  uint8_t hash_key[crypto_shorthash_KEYBYTES]; /* name_hash's, per ingress */
   size_t ntunnels;
   tunnel *ghead, *gtail; /* GONE FIFO, oldest first */
   uv_timer_t sweep;
   tlink *tlinks;
   uint64_t version_clock;
-  int draining, stopping, sweep_closed;
+  int draining, stopping, sweep_closed; /* 2: sweep and slow closed */
   void (*done)(void *);
   void *done_ud;
-  uint64_t *m_tunnel_bad;
+  uint64_t *m_tunnel_bad, *m_auth_fail;
   int64_t *g_tunnels;
+  /* Authentication failures per source address, for folding log lines. */
+  struct fail_entry {
+    char addr[64];
+    uint64_t window_start, last;
+    uint32_t fails, suppressed;
+    uint64_t next_at; /* the next held Hello of this address goes on */
+  } fails[FAIL_TABLE_SIZE];
+  tlink *held; /* links whose Hello is held */
+  size_t nheld;
+  uv_timer_t slow; /* at the earliest due of b->held */
 };
 
 static const uint8_t no_session[16];
@@ -103,14 +159,24 @@ static const char *bind_account(const tlink *tl) { return tl->account; }
 
 /* ---- the table ---- */
 
-static uint32_t name_hash(const char *s) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-  return h % TABLE_BUCKETS;
+/*
+ * Names are chosen by clients, so the bucket must not be predictable:
+ * with an unkeyed hash (FNV-1a before), anyone could bind names that all
+ * land in one chain and make every lookup walk it.  SipHash-2-4
+ * (crypto_shorthash) under a key drawn once per ingress makes the
+ * buckets a secret; 4096 is a power of two, so the modulo keeps the low
+ * 12 bits of a uniformly distributed 64-bit output unbiased.
+ */
+static uint32_t name_hash(const bindings *b, const char *s) {
+  uint8_t h[crypto_shorthash_BYTES];
+  crypto_shorthash(h, (const uint8_t *)s, strlen(s), b->hash_key);
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof h; i++) v |= (uint64_t)h[i] << (8 * i);
+  return (uint32_t)(v % TABLE_BUCKETS);
 }
 
 static tunnel *table_find(bindings *b, const char *name) {
-  for (tunnel *t = b->table[name_hash(name)]; t; t = t->next)
+  for (tunnel *t = b->table[name_hash(b, name)]; t; t = t->next)
     if (strcmp(t->name, name) == 0) return t;
   return NULL;
 }
@@ -126,7 +192,7 @@ static void gone_unlink(bindings *b, tunnel *t) {
 /* Forgets |t| (GONE, or LIVE with its link already told) and tells the
  * routes hook. */
 static void table_remove(bindings *b, tunnel *t) {
-  tunnel **pp = &b->table[name_hash(t->name)];
+  tunnel **pp = &b->table[name_hash(b, t->name)];
   while (*pp && *pp != t) pp = &(*pp)->next;
   if (*pp) *pp = t->next;
   gone_unlink(b, t);
@@ -179,6 +245,14 @@ static int send_control(tlink *tl, const wr_control_msg *m) {
   wr_ssize n = wr_control_encode(m, buf, sizeof buf);
   if (n < 0) return (int)n;
   int rv = wr_mux_control(wr_link_mux(tl->link), buf, (size_t)n);
+  if (rv == WR_ERR_NOBUF) {
+    /* 64 KiB of our answers wait unsent: the client sends but does not
+     * read.  Dropping an answer would leave it guessing, so the link
+     * goes (`closed` comes later; |tl| stays valid until then). */
+    WR_LOG_INFOF("ingress", "control_queue_full", "peer=%s", tl->peer);
+    wr_link_close(tl->link, rv);
+    return rv;
+  }
   wr_link_flush(tl->link);
   return rv;
 }
@@ -266,7 +340,7 @@ static void handle_bind(tlink *tl, const wr_control_msg *m) {
       return;
     }
     snprintf(t->name, sizeof t->name, "%s", name);
-    uint32_t h = name_hash(name);
+    uint32_t h = name_hash(b, name);
     t->next = b->table[h];
     b->table[h] = t;
     b->ntunnels++;
@@ -292,38 +366,220 @@ static void handle_bind(tlink *tl, const wr_control_msg *m) {
     b->bound(b->routes_ud, name, bind_account(tl), tl->session, tl->options);
 }
 
+/* The source address of |peer| ("1.2.3.4:5" or "[::1]:5"): its port
+ * changes with every connection, so it is left out. */
+static void peer_addr(const char *peer, char *out, size_t cap) {
+  snprintf(out, cap, "%s", peer);
+  char *colon = strrchr(out, ':');
+  if (colon && colon != out) *colon = 0;
+}
+
+/* The table entry of |addr|, made (over the least recently seen one when
+ * the table is full) if it has none. */
+static struct fail_entry *fail_entry_get(bindings *b, const char *addr,
+                                         uint64_t now) {
+  struct fail_entry *lru = &b->fails[0];
+  for (size_t i = 0; i < FAIL_TABLE_SIZE; i++) {
+    struct fail_entry *e = &b->fails[i];
+    if (e->addr[0] && strcmp(e->addr, addr) == 0) return e;
+    if (!e->addr[0]) {
+      if (lru->addr[0]) lru = e;
+    } else if (lru->addr[0] && e->last < lru->last) {
+      lru = e;
+    }
+  }
+  if (lru->addr[0] && lru->suppressed)
+    WR_LOG_INFOF("ingress", "auth_failures_suppressed", "addr=%s n=%u",
+                 lru->addr, lru->suppressed);
+  memset(lru, 0, sizeof *lru);
+  snprintf(lru->addr, sizeof lru->addr, "%s", addr);
+  lru->window_start = now;
+  return lru;
+}
+
+/*
+ * A Hello that failed authentication (|why|: bad_token, unknown_token,
+ * bad_identity_proof): counted, logged (folded per source address), the
+ * Error sent, and the link ended after it, so a link carries one guess.
+ */
+static void auth_fail(tlink *tl, const char *why) {
+  bindings *b = tl->b;
+  uint64_t now = uv_now(b->loop);
+  if (b->m_auth_fail) (*b->m_auth_fail)++;
+  char addr[64];
+  peer_addr(tl->peer, addr, sizeof addr);
+  struct fail_entry *e = fail_entry_get(b, addr, now);
+  if (e->fails && now - e->window_start >= FAIL_WINDOW_MS) {
+    if (e->suppressed)
+      WR_LOG_INFOF("ingress", "auth_failures_suppressed", "addr=%s n=%u",
+                   e->addr, e->suppressed);
+    e->window_start = now;
+    e->fails = 0;
+    e->suppressed = 0;
+  }
+  if (e->fails++ == 0)
+    WR_LOG_INFOF("ingress", why, "peer=%s", tl->peer);
+  else
+    e->suppressed++;
+  e->last = now;
+  send_error(tl, WR_CONTROL_ERR_BAD_TOKEN, NULL, NULL);
+  tl->state = TL_FAILED;
+  wr_link_end(tl->link, 0);
+}
+
 /*
  * The account of a client at its Hello: its identity proof is checked
  * against this link's handshake hash (a proof made for another link, or
  * by someone without the key, fails), then authorize (the node's tokens
- * file) decides.  0, or WR_ERR_AUTH (logged and counted by the caller's
- * BAD_TOKEN reply).
+ * file) decides.  NULL, or why it failed (the caller's auth_fail logs
+ * and counts it).
  */
-static int hello_account(tlink *tl, const wr_control_msg *m) {
+static const char *hello_account(tlink *tl, const wr_control_msg *m) {
   bindings *b = tl->b;
   char identity[WR_IDENTITY_ACCOUNT_LEN + 1] = "";
   if (m->u.hello.has_identity) {
     if (wr_identity_verify(m->u.hello.identity_key,
                            wr_link_handshake_hash(tl->link),
-                           m->u.hello.identity_proof) != 0) {
-      WR_LOG_INFOF("ingress", "bad_identity_proof", "peer=%s", tl->peer);
-      return WR_ERR_AUTH;
-    }
+                           m->u.hello.identity_proof) != 0)
+      return "bad_identity_proof";
     wr_identity_account(m->u.hello.identity_key, identity);
   }
   if (!b->authorize) {
     snprintf(tl->account, sizeof tl->account, "%s",
              identity[0] ? identity : "anonymous");
-    return 0;
+    return NULL;
   }
   char acct[WR_ROUTE_ACCOUNT_MAX + 1] = "";
   if (b->authorize(b->routes_ud, m->u.hello.token, identity, acct,
-                   sizeof acct) != 0 || !acct[0]) {
-    WR_LOG_INFOF("ingress", "unknown_token", "peer=%s", tl->peer);
-    return WR_ERR_AUTH;
-  }
+                   sizeof acct) != 0 || !acct[0])
+    return "unknown_token";
   snprintf(tl->account, sizeof tl->account, "%s", acct);
+  return NULL;
+}
+
+/* One control message of |tl|, in its state. */
+static void handle_control(tlink *tl, const wr_control_msg *m) {
+  bindings *b = tl->b;
+  switch (tl->state) {
+  case TL_HELLO:
+    if (m->type != WR_CONTROL_HELLO) {
+      send_error(tl, WR_CONTROL_ERR_NOT_HELLO, NULL, NULL);
+      return;
+    }
+    if (m->u.hello.protocol_version != WR_CONTROL_PROTOCOL_VERSION) {
+      send_error(tl, WR_CONTROL_ERR_UNSUPPORTED_VERSION, NULL, NULL);
+      return;
+    }
+    if (b->token[0]) {
+      /* Compare fixed-size digests so the time taken says nothing about
+       * how much of the token matched. */
+      uint8_t x[32], y[32];
+      crypto_generichash(x, 32, (const uint8_t *)b->token, strlen(b->token),
+                         NULL, 0);
+      crypto_generichash(y, 32, (const uint8_t *)m->u.hello.token,
+                         strlen(m->u.hello.token), NULL, 0);
+      if (sodium_memcmp(x, y, 32) != 0) {
+        auth_fail(tl, "bad_token");
+        return;
+      }
+    }
+    const char *why = hello_account(tl, m);
+    if (why) {
+      auth_fail(tl, why);
+      return;
+    }
+    tl->state = TL_READY;
+    return;
+  case TL_FAILED:
+    return; /* one guess per link: the rest is not even read */
+  case TL_READY:
+  case TL_BOUND:
+    if (m->type != WR_CONTROL_BIND) return;
+    if (b->draining) {
+      send_error(tl, WR_CONTROL_ERR_NODE_DRAINING, m->u.bind.name, NULL);
+      return;
+    }
+    handle_bind(tl, m);
+    return;
+  }
+}
+
+/* ---- slowing down an address that keeps failing ---- */
+
+static void held_unlink(tlink *tl) {
+  bindings *b = tl->b;
+  if (tl->hprev) tl->hprev->hnext = tl->hnext;
+  else if (b->held == tl) b->held = tl->hnext;
+  if (tl->hnext) tl->hnext->hprev = tl->hprev;
+  tl->hprev = tl->hnext = NULL;
+  for (int i = 0; i < tl->nheld; i++) free(tl->held[i]);
+  tl->nheld = 0;
+  b->nheld--;
+}
+
+static void on_slow(uv_timer_t *timer);
+
+/* Arms the slow timer at the earliest due of the held links (at most
+ * MAX_HELD of them: a scan is fine). */
+static void arm_slow(bindings *b) {
+  if (b->stopping) return;
+  if (!b->held) {
+    uv_timer_stop(&b->slow);
+    return;
+  }
+  uint64_t due = UINT64_MAX, now = uv_now(b->loop);
+  for (tlink *tl = b->held; tl; tl = tl->hnext)
+    if (tl->due < due) due = tl->due;
+  uv_timer_start(&b->slow, on_slow, due > now ? due - now : 0, 0);
+}
+
+static void on_slow(uv_timer_t *timer) {
+  bindings *b = timer->data;
+  uint64_t now = uv_now(b->loop);
+  tlink *tl = b->held;
+  while (tl) {
+    tlink *next = tl->hnext;
+    if (tl->due <= now) {
+      wr_control_msg *msgs[2] = {tl->held[0], tl->held[1]};
+      int n = tl->nheld;
+      tl->nheld = 0; /* the messages are ours now */
+      held_unlink(tl);
+      for (int i = 0; i < n; i++) {
+        handle_control(tl, msgs[i]);
+        free(msgs[i]);
+      }
+    }
+    tl = next;
+  }
+  arm_slow(b);
+}
+
+/* How long the Hello of |tl| must wait (0: answer it now), taking the
+ * address's next slot. */
+static uint64_t hello_delay(tlink *tl, uint64_t now) {
+  bindings *b = tl->b;
+  char addr[64];
+  peer_addr(tl->peer, addr, sizeof addr);
+  for (size_t i = 0; i < FAIL_TABLE_SIZE; i++) {
+    struct fail_entry *e = &b->fails[i];
+    if (!e->addr[0] || strcmp(e->addr, addr) != 0) continue;
+    if (now - e->window_start >= FAIL_WINDOW_MS || e->fails < FAIL_FREE)
+      return 0;
+    uint32_t k = e->fails - FAIL_FREE;
+    uint64_t d = k >= 6 ? FAIL_DELAY_MAX_MS
+                        : (uint64_t)FAIL_DELAY_BASE_MS << k;
+    if (d > FAIL_DELAY_MAX_MS) d = FAIL_DELAY_MAX_MS;
+    uint64_t due = (e->next_at > now ? e->next_at : now) + d;
+    e->next_at = due;
+    return due - now;
+  }
   return 0;
+}
+
+static wr_control_msg *msg_dup(const wr_control_msg *m) {
+  wr_control_msg *c = malloc(sizeof *c);
+  if (c) *c = *m;
+  return c;
 }
 
 static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
@@ -337,46 +593,41 @@ static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
     WR_LOG_WARNF("ingress", "bad_control", "peer=%s len=%zu", tl->peer, len);
     return WR_ERR_PROTO;
   }
-  switch (tl->state) {
-  case TL_HELLO:
-    if (m.type != WR_CONTROL_HELLO) {
-      send_error(tl, WR_CONTROL_ERR_NOT_HELLO, NULL, NULL);
-      return 0;
+  if (tl->nheld) {
+    /* Behind a held Hello: a client's Bind waits with it; anything more
+     * before the answer is not what a client sends, and is dropped. */
+    if (tl->nheld < 2) {
+      tl->held[1] = msg_dup(&m);
+      if (!tl->held[1]) return WR_ERR_NOMEM;
+      tl->nheld = 2;
     }
-    if (m.u.hello.protocol_version != WR_CONTROL_PROTOCOL_VERSION) {
-      send_error(tl, WR_CONTROL_ERR_UNSUPPORTED_VERSION, NULL, NULL);
-      return 0;
-    }
-    if (b->token[0]) {
-      /* Compare fixed-size digests so the time taken says nothing about
-       * how much of the token matched. */
-      uint8_t x[32], y[32];
-      crypto_generichash(x, 32, (const uint8_t *)b->token, strlen(b->token),
-                         NULL, 0);
-      crypto_generichash(y, 32, (const uint8_t *)m.u.hello.token,
-                         strlen(m.u.hello.token), NULL, 0);
-      if (sodium_memcmp(x, y, 32) != 0) {
-        WR_LOG_INFOF("ingress", "bad_token", "peer=%s", tl->peer);
-        send_error(tl, WR_CONTROL_ERR_BAD_TOKEN, NULL, NULL);
-        return 0;
-      }
-    }
-    if (hello_account(tl, &m) != 0) {
-      send_error(tl, WR_CONTROL_ERR_BAD_TOKEN, NULL, NULL);
-      return 0;
-    }
-    tl->state = TL_READY;
-    return 0;
-  case TL_READY:
-  case TL_BOUND:
-    if (m.type != WR_CONTROL_BIND) return 0;
-    if (b->draining) {
-      send_error(tl, WR_CONTROL_ERR_NODE_DRAINING, m.u.bind.name, NULL);
-      return 0;
-    }
-    handle_bind(tl, &m);
     return 0;
   }
+  if (tl->state == TL_HELLO && m.type == WR_CONTROL_HELLO) {
+    uint64_t now = uv_now(b->loop);
+    uint64_t d = hello_delay(tl, now);
+    if (d > 0) {
+      if (b->nheld >= MAX_HELD) {
+        send_error(tl, WR_CONTROL_ERR_RATE_LIMITED, NULL,
+                   "too many failed Hellos from this address");
+        tl->state = TL_FAILED;
+        wr_link_end(tl->link, 0);
+        return 0;
+      }
+      tl->held[0] = msg_dup(&m);
+      if (!tl->held[0]) return WR_ERR_NOMEM;
+      tl->nheld = 1;
+      tl->due = now + d;
+      tl->hprev = NULL;
+      tl->hnext = b->held;
+      if (b->held) b->held->hprev = tl;
+      b->held = tl;
+      b->nheld++;
+      arm_slow(b);
+      return 0;
+    }
+  }
+  handle_control(tl, &m);
   return 0;
 }
 
@@ -492,7 +743,7 @@ static int tl_on_open(wr_link *l, uint32_t sid, const uint8_t *meta,
 /* ---- links ---- */
 
 static void maybe_done(bindings *b) {
-  if (!b->stopping || b->tlinks || !b->sweep_closed || !b->done) return;
+  if (!b->stopping || b->tlinks || b->sweep_closed < 2 || !b->done) return;
   void (*done)(void *) = b->done;
   b->done = NULL;
   done(b->done_ud);
@@ -509,6 +760,7 @@ static void tl_on_closed(wr_link *l, int err, void *ud) {
   tlink *tl = ud;
   bindings *b = tl->b;
   tl->link = NULL;
+  if (tl->nheld) held_unlink(tl);
   if (tl->bound) {
     /* GONE for the grace period (an evicted link was unbound already). */
     tunnel *t = tl->bound;
@@ -641,12 +893,14 @@ int bindings_new(bindings **pb, uv_loop_t *loop,
            ic->node_id ? ic->node_id : "");
   snprintf(b->token, sizeof b->token, "%s", ic->token ? ic->token : "");
   b->gone_grace = ic->gone_grace_ms ? ic->gone_grace_ms : 30000;
+  crypto_shorthash_keygen(b->hash_key);
   b->routes_ud = ic->routes_ud;
   b->bind_check = ic->bind_check;
   b->authorize = ic->authorize;
   b->bound = ic->bound;
   b->unbound = ic->unbound;
   b->m_tunnel_bad = cfg->m_tunnel_bad;
+  b->m_auth_fail = cfg->m_auth_fail;
   b->g_tunnels = cfg->g_tunnels;
   /* 64k recent handshakes: two minutes of skew window at ~500/s. */
   int rv = wr_noise_replay_new(&b->replay, 65536, NULL);
@@ -656,16 +910,19 @@ int bindings_new(bindings **pb, uv_loop_t *loop,
   }
   uv_timer_init(loop, &b->sweep);
   b->sweep.data = b;
-  /* The sweep alone must not keep a loop running (the links and the
+  uv_timer_init(loop, &b->slow);
+  b->slow.data = b;
+  /* The timers alone must not keep a loop running (the links and the
    * listener do). */
   uv_unref((uv_handle_t *)&b->sweep);
+  uv_unref((uv_handle_t *)&b->slow);
   *pb = b;
   return 0;
 }
 
 static void sweep_closed(uv_handle_t *h) {
   bindings *b = h->data;
-  b->sweep_closed = 1;
+  b->sweep_closed++;
   maybe_done(b);
 }
 
@@ -675,6 +932,7 @@ void bindings_stop(bindings *b, void (*done)(void *ud), void *ud) {
   b->done = done;
   b->done_ud = ud;
   uv_close((uv_handle_t *)&b->sweep, sweep_closed);
+  uv_close((uv_handle_t *)&b->slow, sweep_closed);
   for (tlink *tl = b->tlinks; tl; tl = tl->next)
     if (tl->link) wr_link_close(tl->link, 0);
 }
@@ -686,6 +944,7 @@ void bindings_del(bindings *b) {
     while (b->table[i]) table_remove(b, b->table[i]);
   wr_noise_replay_del(b->replay);
   sodium_memzero(b->fleet_priv, 32);
+  sodium_memzero(b->hash_key, sizeof b->hash_key);
   free(b);
 }
 

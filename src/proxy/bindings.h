@@ -57,6 +57,7 @@ typedef struct bindings_config {
   void *ud;
   /* Metrics, each may be NULL. */
   uint64_t *m_tunnel_bad;
+  uint64_t *m_auth_fail; /* Hellos that failed authentication */
   int64_t *g_tunnels;
 } bindings_config;
 

@@ -163,7 +163,7 @@ struct wr_ingress {
   int stopping, server_closed, bindings_done;
   void (*done)(void *);
   void *done_ud;
-  uint64_t *m_tunnel_bad;
+  uint64_t *m_tunnel_bad, *m_auth_fail;
   /* Where lingering visitors' bytes go: libuv calls alloc_cb and read_cb
    * back to back on this one thread, so one buffer serves them all. */
   uint8_t discard[16384];
@@ -911,6 +911,10 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
     wr_metrics_counter(m, "warren_rx_malformed_total", "source", "tunnel",
                        "Malformed or unauthenticated input dropped.",
                        &ig->m_tunnel_bad);
+    wr_metrics_counter(m, "warren_tunnel_auth_failures_total", NULL, NULL,
+                       "Tunnel Hellos refused for a bad or unknown token or "
+                       "a bad identity proof (each ends its link).",
+                       &ig->m_auth_fail);
     wr_metrics_counter(m, "warren_forward_hops_total", NULL, NULL,
                        "Visitor connections forwarded to the owner node "
                        "over a node-to-node link.",
@@ -962,6 +966,7 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
       .url = url_of,
       .ud = ig,
       .m_tunnel_bad = ig->m_tunnel_bad,
+      .m_auth_fail = ig->m_auth_fail,
       .g_tunnels = ig->g_tunnels,
   };
   rv = bindings_new(&ig->bindings, loop, &bc);

@@ -226,6 +226,18 @@ struct wr_mux {
  * max_meta = 16 KiB: a request head within common server limits (nginx
  * allows 8 KiB per header line); max_control = the largest u16 payload.
  *
+ * max_control_queue = 64 KiB: CONTROL messages are a handful per link
+ * (Hello, Bind, Bound, an Error, GOAWAY), each at most 4 KiB
+ * (WR_CONTROL_MAX_WIRE), so a healthy link never queues more than a few
+ * KiB.  The queue grows only when the peer stops reading while the app
+ * keeps answering it (a client pipelining Binds it never reads the
+ * answers to); 64 KiB is 16 of the largest messages, and bounds that at
+ * the size of one full-sized frame per link.  The cap is checked against
+ * everything queued on the control queue (the mux's own WINDOW, PING and
+ * RST frames too, which are small and bounded by the streams), but only
+ * wr_mux_control is ever refused, and never on an empty queue, so one
+ * frame of any legal size always gets through.
+ *
  * ping_interval = 10 s, ping_timeout = 20 s: a dead link within two
  * intervals, below the 30-60 s idle timeouts of NATs and load balancers.
  */
@@ -238,6 +250,7 @@ void wr_mux_config_default(wr_mux_config *cfg, int is_client) {
   cfg->send_buffer = 1u << 20;
   cfg->max_meta = 16384;
   cfg->max_control = WR_FRAME_MAX_PAYLOAD;
+  cfg->max_control_queue = 65536;
   cfg->ping_interval = 10000;
   cfg->ping_timeout = 20000;
 }
@@ -599,6 +612,9 @@ static int config_ok(const wr_mux_config *c) {
   if (c->max_streams == 0 || c->max_streams > MAX_STREAMS_CFG) return 0;
   if (c->max_meta < FLOOR_META || c->max_meta > WR_FRAME_MAX_PAYLOAD) return 0;
   if (c->max_control < FLOOR_CONTROL || c->max_control > WR_FRAME_MAX_PAYLOAD)
+    return 0;
+  if (c->max_control_queue < FLOOR_CONTROL ||
+      c->max_control_queue > MAX_WINDOW)
     return 0;
   if (c->ping_interval && c->ping_timeout < c->ping_interval) return 0;
   return 1;
@@ -1184,6 +1200,10 @@ int wr_mux_control(wr_mux *m, const uint8_t *msg, size_t len) {
   if (len > m->peer_max_control) return WR_ERR_TOOBIG;
   wr_frame f = {.type = WR_FRAME_CONTROL, .payload = msg,
                 .len = (uint32_t)len};
+  /* Bounded (max_control_queue), but an empty queue takes any frame. */
+  if (m->ctrl.len > 0 &&
+      m->ctrl.len + wr_frame_encoded_len(&f) > m->cfg.max_control_queue)
+    return WR_ERR_NOBUF;
   if ((rv = q_frame(m, &f)) != 0) return set_fatal(m, rv);
   return 0;
 }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -20,6 +21,9 @@
 #include <uv.h>
 
 #include "warren/client.h"
+#include "warren/control.h"
+#include "warren/link.h"
+#include "warren/metrics.h"
 #include "warren/err.h"
 #include "warren/ingress.h"
 #include "warren/noise.h"
@@ -336,6 +340,244 @@ static void test_lookup_remote(void **state) {
   finish(&w);
 }
 
+/* ---- a hand-driven client link: one Hello after another ---- */
+
+typedef struct raw {
+  world *w;
+  uv_tcp_t *tcp;
+  uv_connect_t conn;
+  uv_write_t up;
+  char head[1024];
+  size_t headlen;
+  wr_link *link;
+  const char *token; /* NULL: the pipelined guesses of raw_ready */
+  int errors, bound, closed;
+  uint32_t last_error;
+  uint64_t t_ready, t_answer; /* loop time of ready, of the first answer */
+} raw;
+
+static void raw_send(wr_link *l, const wr_control_msg *m) {
+  uint8_t buf[WR_CONTROL_MAX_WIRE];
+  wr_ssize n = wr_control_encode(m, buf, sizeof buf);
+  assert_true(n > 0);
+  assert_int_equal(wr_mux_control(wr_link_mux(l), buf, (size_t)n), 0);
+  wr_link_flush(l);
+}
+
+static void raw_hello(wr_link *l, const char *token) {
+  wr_control_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WR_CONTROL_HELLO;
+  m.u.hello.protocol_version = WR_CONTROL_PROTOCOL_VERSION;
+  snprintf(m.u.hello.token, sizeof m.u.hello.token, "%s", token);
+  raw_send(l, &m);
+}
+
+/* Pipelines two wrong Hellos, the right one and a Bind in one go; or,
+ * with r->token, that Hello and a Bind. */
+static void raw_ready(wr_link *l, void *ud) {
+  raw *r = ud;
+  r->t_ready = uv_now(&r->w->loop);
+  if (r->token) {
+    raw_hello(l, r->token);
+  } else {
+    raw_hello(l, "guess-1");
+    raw_hello(l, "guess-2");
+    raw_hello(l, "secret");
+  }
+  wr_control_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WR_CONTROL_BIND;
+  snprintf(m.u.bind.name, sizeof m.u.bind.name, "app");
+  raw_send(l, &m);
+}
+
+static void raw_closed(wr_link *l, int err, void *ud) {
+  (void)l;
+  (void)err;
+  raw *r = ud;
+  r->link = NULL;
+  r->closed = 1;
+}
+
+static int raw_control(wr_link *l, const uint8_t *msg, size_t len,
+                       void *ud) {
+  (void)l;
+  raw *r = ud;
+  wr_control_msg m;
+  assert_int_equal(wr_control_decode(msg, len, &m), 0);
+  if (!r->t_answer) r->t_answer = uv_now(&r->w->loop);
+  if (m.type == WR_CONTROL_ERROR) {
+    r->errors++;
+    r->last_error = m.u.error.code;
+  }
+  if (m.type == WR_CONTROL_BOUND) {
+    r->bound++;
+    wr_link_close(l, 0);
+  }
+  return 0;
+}
+
+static int raw_open(wr_link *l, uint32_t sid, const uint8_t *meta,
+                    size_t len, void *ud) {
+  (void)l, (void)sid, (void)meta, (void)len, (void)ud;
+  return 0;
+}
+
+static const wr_link_callbacks raw_cb = {
+    .ready = raw_ready,
+    .closed = raw_closed,
+    .stream_open = raw_open,
+    .control = raw_control,
+};
+
+static void raw_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  raw *r = h->data;
+  (void)hint;
+  *buf = uv_buf_init(r->head + r->headlen,
+                     (unsigned)(sizeof r->head - r->headlen));
+}
+
+static void raw_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  (void)buf;
+  raw *r = s->data;
+  assert_true(n >= 0);
+  r->headlen += (size_t)n;
+  char *end = memmem(r->head, r->headlen, "\r\n\r\n", 4);
+  if (!end) return;
+  uv_read_stop(s);
+  assert_memory_equal(r->head, "HTTP/1.1 101", 12);
+  size_t hlen = (size_t)(end + 4 - r->head);
+  wr_link_config lc;
+  memset(&lc, 0, sizeof lc);
+  lc.initiator = 1;
+  memcpy(lc.fleet_key, r->w->pub, 32);
+  lc.peer = "node";
+  assert_int_equal(wr_link_start(&r->link, &r->w->loop, r->tcp, &lc,
+                                 &raw_cb, r, (uint8_t *)r->head + hlen,
+                                 r->headlen - hlen),
+                   0);
+}
+
+static void raw_connected(uv_connect_t *req, int status) {
+  raw *r = req->data;
+  assert_int_equal(status, 0);
+  static char upreq[] = "GET /_warren/tunnel HTTP/1.1\r\nHost: n1\r\n"
+                        "Connection: Upgrade\r\nUpgrade: warren/1\r\n\r\n";
+  uv_buf_t b = uv_buf_init(upreq, sizeof upreq - 1);
+  assert_int_equal(uv_write(&r->up, (uv_stream_t *)r->tcp, &b, 1, NULL), 0);
+  uv_read_start((uv_stream_t *)r->tcp, raw_alloc, raw_read);
+}
+
+/* One link is worth one guess: after a wrong token the node answers that
+ * Hello with BAD_TOKEN and ends the link; the Hellos pipelined behind it
+ * (the right token among them) and the Bind are never answered, nothing
+ * binds, and the failure is counted once. */
+/* Starts an ingress that requires the token "secret", counting into |mx|. */
+static void start_token(world *w, wr_metrics **pmx) {
+  memset(w, 0, sizeof *w);
+  assert_int_equal(uv_loop_init(&w->loop), 0);
+  assert_int_equal(wr_metrics_new(pmx, NULL), 0);
+  uint8_t secret[32], priv[32];
+  randombytes_buf(secret, sizeof secret);
+  wr_keys_fleet_keypair(secret, w->pub, priv);
+  wr_ingress_config ic;
+  memset(&ic, 0, sizeof ic);
+  ic.listen = "127.0.0.1:0";
+  ic.domain = "mesh.test";
+  ic.node_id = "n1";
+  ic.token = "secret";
+  ic.metrics = *pmx;
+  memcpy(ic.fleet_priv, priv, 32);
+  ic.routes_ud = w;
+  ic.bind_check = h_bind_check;
+  ic.bound = h_bound;
+  ic.unbound = h_unbound;
+  assert_int_equal(wr_ingress_start(&w->ig, &w->loop, &ic), 0);
+}
+
+/* One raw link: connects, sends per |token|, runs until the link is
+ * gone (the client closes it once bound). */
+static void raw_run(world *w, raw *r, const char *token) {
+  memset(r, 0, sizeof *r);
+  r->w = w;
+  r->token = token;
+  r->tcp = malloc(sizeof *r->tcp);
+  assert_non_null(r->tcp);
+  uv_tcp_init(&w->loop, r->tcp);
+  r->tcp->data = r;
+  r->conn.data = r;
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", wr_ingress_port(w->ig), &sa);
+  assert_int_equal(uv_tcp_connect(&r->conn, r->tcp, (struct sockaddr *)&sa,
+                                  raw_connected),
+                   0);
+  assert_true(run_until(w, &r->closed, 20000));
+}
+
+static uint64_t auth_failures(wr_metrics *mx) {
+  static uint8_t text[65536];
+  wr_metrics_collect(mx);
+  size_t n = wr_metrics_render(mx, text, sizeof text - 1);
+  text[n] = 0;
+  const char *p = strstr((char *)text, "\nwarren_tunnel_auth_failures_total ");
+  assert_non_null(p);
+  return strtoull(p + strlen("\nwarren_tunnel_auth_failures_total "), NULL,
+                  10);
+}
+
+static void stop_token(world *w, wr_metrics *mx) {
+  wr_ingress_stop(w->ig, stopped, &w->stopped);
+  while (w->stopped < 1) uv_run(&w->loop, UV_RUN_ONCE);
+  assert_int_equal(uv_loop_close(&w->loop), 0);
+  wr_metrics_del(mx);
+}
+
+/* An address's first three failures are answered at once; the fourth
+ * Hello waits (500 ms), and the right token after that waits longer
+ * (1 s) but still binds, its Bind held along with it. */
+static void test_slow_after_failures(void **state) {
+  (void)state;
+  world w;
+  wr_metrics *mx;
+  start_token(&w, &mx);
+  raw r;
+  for (int i = 0; i < 3; i++) {
+    raw_run(&w, &r, "wrong");
+    assert_int_equal(r.errors, 1);
+    assert_int_equal(r.last_error, WR_CONTROL_ERR_BAD_TOKEN);
+    assert_true(r.t_answer - r.t_ready < 400);
+  }
+  raw_run(&w, &r, "wrong");
+  assert_int_equal(r.errors, 1);
+  assert_true(r.t_answer - r.t_ready >= 450);
+  assert_int_equal(auth_failures(mx), 4);
+  raw_run(&w, &r, "secret");
+  assert_int_equal(r.errors, 0);
+  assert_int_equal(r.bound, 1);
+  assert_true(r.t_answer - r.t_ready >= 950);
+  assert_int_equal(w.bounds, 1);
+  assert_int_equal(auth_failures(mx), 4);
+  stop_token(&w, mx);
+}
+
+static void test_one_guess_per_link(void **state) {
+  (void)state;
+  world w;
+  wr_metrics *mx;
+  start_token(&w, &mx);
+  raw r;
+  raw_run(&w, &r, NULL);
+  assert_int_equal(r.errors, 1);
+  assert_int_equal(r.last_error, WR_CONTROL_ERR_BAD_TOKEN);
+  assert_int_equal(r.bound, 0);
+  assert_int_equal(w.checks, 0);
+  assert_int_equal(w.bounds, 0);
+  assert_int_equal(wr_ingress_tunnel_count(w.ig), 0);
+  assert_int_equal(auth_failures(mx), 1);
+  stop_token(&w, mx);
+}
+
 int main(void) {
   if (sodium_init() < 0) return 1;
   const struct CMUnitTest tests[] = {
@@ -345,6 +587,8 @@ int main(void) {
       cmocka_unit_test(test_lookup_remote),
       cmocka_unit_test(test_unbound_after_grace),
       cmocka_unit_test(test_unbound_at_stop),
+      cmocka_unit_test(test_one_guess_per_link),
+      cmocka_unit_test(test_slow_after_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -992,6 +992,48 @@ static void test_ping_timeout(void **state) {
   teardown_pair();
 }
 
+/* The control queue is bounded: CONTROL frames queue up to
+ * max_control_queue bytes, the next one is refused (WR_ERR_NOBUF, nothing
+ * queued, the mux still usable), and once the peer drained the queue
+ * they are taken again; an empty queue takes even a frame over the cap. */
+static void test_control_queue_cap(void **state) {
+  (void)state;
+  wr_mux_config ca, cb;
+  wr_mux_config_default(&ca, 1);
+  wr_mux_config_default(&cb, 0);
+  ca.max_control_queue = 4096;
+  fill_pattern();
+  setup_pair(&ca, &cb, NULL);
+  assert_int_equal(pump(), 0); /* SETTINGS both ways */
+  int queued = 0, rv;
+  while ((rv = wr_mux_control(A.m, pattern, 1000)) == 0) {
+    queued++;
+    assert_true(queued <= 4);
+  }
+  assert_int_equal(rv, WR_ERR_NOBUF);
+  assert_int_equal(queued, 4); /* 4 x (1000 + header) <= 4096 < 5 x */
+  wr_mux_stats st;
+  wr_mux_get_stats(A.m, &st);
+  assert_true(st.queued_bytes <= 4096);
+  assert_int_equal(wr_mux_control(A.m, pattern, 100), WR_ERR_NOBUF);
+  assert_int_equal(pump(), 0);
+  assert_int_equal(B.n_control, 4);
+  assert_int_equal(B.control_len, 128);
+  /* Drained: accepted again, even one frame larger than the cap. */
+  assert_int_equal(wr_mux_control(A.m, pattern, 5000), 0);
+  assert_int_equal(wr_mux_control(A.m, pattern, 1000), WR_ERR_NOBUF);
+  assert_int_equal(pump(), 0);
+  assert_int_equal(B.n_control, 5);
+  assert_int_equal(wr_mux_control(A.m, pattern, 1000), 0);
+  assert_int_equal(pump(), 0);
+  assert_int_equal(B.n_control, 6);
+  /* Out of bounds caps are refused. */
+  wr_mux *m;
+  ca.max_control_queue = 4095;
+  assert_int_equal(wr_mux_new(&m, &ca, &cbs, NULL, NULL, now), WR_ERR_INVAL);
+  teardown_pair();
+}
+
 static void test_goaway(void **state) {
   (void)state;
   setup_pair(NULL, NULL, NULL);
@@ -1440,6 +1482,7 @@ int main(void) {
       cmocka_unit_test(test_random_sessions),
       cmocka_unit_test(test_send_v),
       cmocka_unit_test(test_send_v_args),
+      cmocka_unit_test(test_control_queue_cap),
       cmocka_unit_test(test_bench),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
