@@ -255,6 +255,23 @@ int wr_routes_sync_delta_in(wr_routes_sync *s, const uint8_t *rec,
                             size_t len, wr_tstamp now);
 void wr_routes_sync_del(wr_routes_sync *s);
 
+/*
+ * The sync above as swim's app-state hooks (swim.h, wr_swim_app_sync):
+ * set `app_sync = wr_routes_swim_sync()` and `app_sync_user_data` to a
+ * host that outlives the swim core.  |now| gives the clock for applying
+ * delta records; |applied| (may be NULL) runs after each one, outside
+ * the table call (the node uses it to act on the table's callbacks).
+ * Neither may call into swim (swim.h's rule for its hooks).
+ */
+struct wr_swim_app_sync;
+typedef struct wr_routes_sync_host {
+  wr_routes *rt;
+  wr_tstamp (*now)(void *ud);
+  void (*applied)(void *ud);
+  void *ud;
+} wr_routes_sync_host;
+const struct wr_swim_app_sync *wr_routes_swim_sync(void);
+
 /* ---- timers ---------------------------------------------------------- */
 
 wr_tstamp wr_routes_deadline(const wr_routes *t);

@@ -987,8 +987,8 @@ static int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]) {
   cbs = (wr_swim_callbacks){.user_update = on_user_update,
                             .member_changed = on_member_changed};
   if (a->mesh) {
-    cbs.app_sync = wr_mesh_app_sync();
-    cbs.app_sync_user_data = a->mesh;
+    cbs.app_sync = wr_routes_swim_sync();
+    cbs.app_sync_user_data = (void *)wr_mesh_sync_host(a->mesh);
   }
   c.cb = &cbs;
   c.user_data = a;

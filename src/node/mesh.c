@@ -64,6 +64,7 @@ struct wr_mesh {
   wr_ingress *ig;
   const wr_tokens *tokens;
   size_t next_owner; /* round robin among remote owners of one name */
+  wr_routes_sync_host sync_host; /* swim's app-state sync of our table */
   char self[WR_ROUTE_OWNER_MAX + 1];
   eviction evq[EVICT_MAX];
   size_t nevq;
@@ -368,62 +369,13 @@ void wr_mesh_member_changed(wr_mesh *m, const wr_swim_member_info *mi) {
   settle(m);
 }
 
-/* The app-state sync: swim carries the table's records without looking
- * inside.  A session's context pairs the table's own sync session with
- * the mesh, so applying a delta can settle() afterwards. */
-typedef struct app_session {
-  wr_mesh *m;
-  wr_routes_sync *s;
-} app_session;
+/* The app-state sync (src/routes/swim_sync.c) applies delta records with
+ * our clock and settles after each. */
+static wr_tstamp host_now(void *ud) { return now_ms(ud); }
+static void host_applied(void *ud) { settle(ud); }
 
-static void *as_begin(void *ud, int initiator, wr_tstamp now) {
-  (void)initiator;
-  app_session *a = calloc(1, sizeof *a);
-  if (!a) return NULL;
-  a->m = ud;
-  if (wr_routes_sync_new(a->m->rt, &a->s, now) != 0) {
-    free(a);
-    return NULL;
-  }
-  return a;
-}
-
-static wr_ssize as_digest_next(void *ctx, uint8_t *dst, size_t cap) {
-  return wr_routes_sync_digest_next(((app_session *)ctx)->s, dst, cap);
-}
-
-static int as_digest_in(void *ctx, const uint8_t *rec, size_t len) {
-  return wr_routes_sync_digest_in(((app_session *)ctx)->s, rec, len);
-}
-
-static wr_ssize as_delta_next(void *ctx, uint8_t *dst, size_t cap) {
-  return wr_routes_sync_delta_next(((app_session *)ctx)->s, dst, cap);
-}
-
-static int as_delta_in(void *ctx, const uint8_t *rec, size_t len) {
-  app_session *a = ctx;
-  int rv = wr_routes_sync_delta_in(a->s, rec, len, now_ms(a->m));
-  settle(a->m);
-  return rv;
-}
-
-static void as_end(void *ctx, int ok) {
-  (void)ok;
-  app_session *a = ctx;
-  wr_routes_sync_del(a->s);
-  free(a);
-}
-
-const wr_swim_app_sync *wr_mesh_app_sync(void) {
-  static const wr_swim_app_sync vt = {
-      .begin = as_begin,
-      .digest_next = as_digest_next,
-      .digest_in = as_digest_in,
-      .delta_next = as_delta_next,
-      .delta_in = as_delta_in,
-      .end = as_end,
-  };
-  return &vt;
+const wr_routes_sync_host *wr_mesh_sync_host(wr_mesh *m) {
+  return &m->sync_host;
 }
 
 /* ---- admin ----------------------------------------------------------- */
@@ -616,6 +568,8 @@ int wr_mesh_new(wr_mesh **pm, uv_loop_t *loop, const char *self,
     free(m);
     return rv;
   }
+  m->sync_host = (wr_routes_sync_host){
+      .rt = m->rt, .now = host_now, .applied = host_applied, .ud = m};
   uv_timer_init(loop, &m->timer);
   m->timer.data = m;
   uv_timer_init(loop, &m->flush);

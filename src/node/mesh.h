@@ -49,8 +49,9 @@ void wr_mesh_ingress_hooks(wr_mesh *m, wr_ingress_config *ic);
  * news, -1 when the key is not a route (the caller decides). */
 int wr_mesh_user_update(wr_mesh *m, const wr_swim_update *u);
 void wr_mesh_member_changed(wr_mesh *m, const wr_swim_member_info *mi);
-/* The app-state sync vtable for swim (user data: the mesh). */
-const wr_swim_app_sync *wr_mesh_app_sync(void);
+/* The host of swim's app-state sync of the table (wr_routes_swim_sync's
+ * user data); lives as long as |m|. */
+const wr_routes_sync_host *wr_mesh_sync_host(wr_mesh *m);
 
 /* GET /routes (and /routes?name=N) on |admin|. */
 void wr_mesh_admin_routes(wr_mesh *m, wr_admin *admin);

@@ -468,58 +468,9 @@ void sim_routes_member(sim_node *nd, const wr_swim_member_info *m) {
   }
 }
 
-typedef struct app_session {
-  sim_node *nd;
-  wr_routes_sync *s;
-} app_session;
-
-static void *as_begin(void *ud, int initiator, wr_tstamp now) {
-  (void)initiator;
-  app_session *a = calloc(1, sizeof *a);
-  if (!a) return NULL;
-  a->nd = ud;
-  if (wr_routes_sync_new(a->nd->rt, &a->s, now) != 0) {
-    free(a);
-    return NULL;
-  }
-  return a;
-}
-
-static wr_ssize as_digest_next(void *ctx, uint8_t *dst, size_t cap) {
-  return wr_routes_sync_digest_next(((app_session *)ctx)->s, dst, cap);
-}
-
-static int as_digest_in(void *ctx, const uint8_t *rec, size_t len) {
-  return wr_routes_sync_digest_in(((app_session *)ctx)->s, rec, len);
-}
-
-static wr_ssize as_delta_next(void *ctx, uint8_t *dst, size_t cap) {
-  return wr_routes_sync_delta_next(((app_session *)ctx)->s, dst, cap);
-}
-
-static int as_delta_in(void *ctx, const uint8_t *rec, size_t len) {
-  app_session *a = ctx;
-  return wr_routes_sync_delta_in(a->s, rec, len, now_of(a->nd->s));
-}
-
-static void as_end(void *ctx, int ok) {
-  (void)ok;
-  app_session *a = ctx;
-  wr_routes_sync_del(a->s);
-  free(a);
-}
-
-const wr_swim_app_sync *sim_routes_app_sync(void) {
-  static const wr_swim_app_sync vt = {
-      .begin = as_begin,
-      .digest_next = as_digest_next,
-      .digest_in = as_digest_in,
-      .delta_next = as_delta_next,
-      .delta_in = as_delta_in,
-      .end = as_end,
-  };
-  return &vt;
-}
+/* The app-state sync host (src/routes/swim_sync.c): virtual time; the
+ * simulator acts on table callbacks itself, so nothing after a record. */
+static wr_tstamp host_now(void *ud) { return now_of(((sim_node *)ud)->s); }
 
 wr_tstamp sim_routes_deadline(const sim_node *nd) {
   return nd->rt ? wr_routes_deadline(nd->rt) : WR_TSTAMP_NONE;
@@ -568,6 +519,8 @@ int sim_routes_new(sim *s) {
     int rv = wr_routes_new(&s->nodes[i].rt, &cfg, &table_cb, NULL,
                            &s->nodes[i], now);
     if (rv != 0) return rv;
+    s->nodes[i].sync_host = (wr_routes_sync_host){
+        .rt = s->nodes[i].rt, .now = host_now, .ud = &s->nodes[i]};
   }
   wr_pcg32 g;
   wr_routes_config cfg;

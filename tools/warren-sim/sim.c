@@ -142,8 +142,8 @@ int sim_nodes_init(sim *s) {
     cfg.rand_user_data = &nd->rng;
     wr_swim_callbacks cb = callbacks;
     if (s->o->routes) {
-      cb.app_sync = sim_routes_app_sync();
-      cb.app_sync_user_data = nd;
+      cb.app_sync = wr_routes_swim_sync();
+      cb.app_sync_user_data = &nd->sync_host; /* .rt set with the table */
     }
     int rv = wr_swim_new(&nd->sw, &cfg, &cb, NULL, NULL, nd, now);
     if (rv != 0) return rv;

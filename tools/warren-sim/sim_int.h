@@ -39,6 +39,7 @@ typedef struct sim_node {
   uint32_t timer_tok; /* token of the live TIMER event */
   uint32_t idx;
   wr_routes *rt; /* the node's ownership table (--routes), or NULL */
+  wr_routes_sync_host sync_host; /* swim's app-state sync of |rt| */
   uint8_t killed;
   uint8_t pausy; /* stalls now and then (--pause-frac) */
 } sim_node;
@@ -114,7 +115,6 @@ void sim_routes_free(sim *s);
 /* swim callbacks of node |nd| (sim.c forwards them). */
 int sim_routes_user_update(sim_node *nd, const wr_swim_update *u);
 void sim_routes_member(sim_node *nd, const wr_swim_member_info *m);
-const wr_swim_app_sync *sim_routes_app_sync(void);
 /* After every call into node |nd| (before its datagrams are drained):
  * runs the evictions its table decided and queues its writes for gossip. */
 void sim_routes_settle(sim *s, sim_node *nd);
