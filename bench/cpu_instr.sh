@@ -32,7 +32,8 @@ ORIGIN=127.0.0.1:25180 NODE_HTTP=127.0.0.1:25181 NODE_ADMIN=127.0.0.1:25191
 mkdir -p $tmp/www; head -c 1024 /dev/urandom >$tmp/www/1k
 start_origin $tmp $ORIGIN
 sleep 0.5
-cg() { valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$1" "${@:2}"; }
+cg() { exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$1" "${@:2}"; }
+# (exec: `cg ... &` then leaves $! the pid of valgrind itself, for callgrind_control)
 total_ir() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'; }
 echo "| build | requests | node Ir/req | client Ir/req |"
 echo "|---|---|---|---|"
@@ -50,9 +51,9 @@ for arg in "$@"; do
   for _ in $(seq 150); do grep -qs Forwarding $d/c.out && break; sleep 0.2; done
   grep -qs Forwarding $d/c.out || { echo "bench: client did not bind" >&2; cat $d/c.log >&2; exit 1; }
   wrk -t1 -c10 -d2s -H 'Host: app.bench.test' http://$NODE_HTTP/1k >/dev/null
-  callgrind_control -i on $np >/dev/null; callgrind_control -i on $cp >/dev/null
+  callgrind_control -i on $np >/dev/null 2>&1; callgrind_control -i on $cp >/dev/null 2>&1
   out=$(wrk -t1 -c10 -d${dur}s -H 'Host: app.bench.test' http://$NODE_HTTP/1k)
-  callgrind_control -i off $np >/dev/null; callgrind_control -i off $cp >/dev/null
+  callgrind_control -i off $np >/dev/null 2>&1; callgrind_control -i off $cp >/dev/null 2>&1
   n=$(awk '/requests in/ {print $1}' <<<"$out")
   # callgrind writes its file at exit.
   kill $cp; wait $cp 2>/dev/null || true
