@@ -6,6 +6,10 @@
 #
 #   WARREN_BOOTSTRAP_BENCH=1 tools/bootstrap    # wrk, nginx-light
 #   WARREN_BIN=build/src/node/warren bench/forward.sh [DURATION_S]  # default 10
+#   CPU=1 ...  also, per cell, user+sys CPU (from /proc) of n1, n2, the
+#              client and nginx's worker in ms per MiB wrk read (for 1 KiB
+#              cells too: multiply by 1024 / 1.2 for µs per request)
+#   MEM=0 ...  skip the memory part
 #
 # Then memory: RSS of both nodes with no node link, with one idle node link,
 # and with IDLE_STREAMS (default 1000) idle keep-alive visitor connections
@@ -60,9 +64,23 @@ done
 
 rss() { awk '/VmRSS/ {print $2}' /proc/$1/status; }
 
+CPU=${CPU:-0}
+ticks() { local t=0 p; for p in $*; do t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat 2>/dev/null || echo 0))); done; echo $t; }
+ngx_worker=$(pgrep -P "$(cat "$tmp/nginx.pid" 2>/dev/null || echo 1)" nginx | head -1 || true)
 run_wrk() { # label url
-  local out
+  local out t0=() i who=(n1:$n1_pid n2:$n2_pid client:$client_pid nginx:$ngx_worker)
+  for i in "${!who[@]}"; do t0[$i]=$(ticks ${who[$i]##*:}); done
   out=$(wrk -t2 -c50 -d"${dur}s" --latency -H "Host: app.bench.test" "$2")
+  if [ "$CPU" = 1 ]; then
+    local mib=$(awk '/requests in/ {v=$5; u=substr(v,length(v)-1); n=substr(v,1,length(v)-2);
+      print (u=="GB") ? n*1024 : (u=="MB") ? n : (u=="KB") ? n/1024 : 0}' <<<"$out")
+    local line="cpu ms/MiB, $1:"
+    for i in "${!who[@]}"; do
+      line+=$(awk -v n="${who[$i]%%:*}" -v t=$(( $(ticks ${who[$i]##*:}) - t0[$i] )) -v m="$mib" \
+        'BEGIN{printf " %s %.3f", n, m ? t*10/m : 0}')
+    done
+    echo "$line" >>"$tmp/cpu.txt"
+  fi
   local rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   local tr=$(awk '/Transfer\/sec/ {print $2}' <<<"$out")
   local p50=$(awk '$1=="50%" {print $2}' <<<"$out")
@@ -81,6 +99,9 @@ for round in 1 2; do
     run_wrk "hop (n2 -> n1) $size" "http://$N2_HTTP/$size"
   done
 done
+
+if [ "$CPU" = 1 ]; then echo; cat "$tmp/cpu.txt"; fi
+[ "${MEM:-1}" = 0 ] && exit 0
 
 # ---- memory ----
 # Fresh processes, so the figures are not hidden by heap the load above

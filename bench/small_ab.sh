@@ -9,6 +9,9 @@
 #                during the warren cell (perf stat on syscall tracepoints)
 #   PERFREC=N PERFOUT=/tmp/x ...  perf record -e cpu-clock -g the node and the
 #                client of the Nth binary during its warren cell
+#   CLIENT_ARGS='--inspect off' ...  extra flags for every `warren http`
+#                (the inspector is on by default and costs the client
+#                1-2 µs per exchange: docs/BENCHMARKS.md, issue 13)
 #
 # For each binary: start a node and a client, run wrk -t2 -c50 on /1k
 # direct to nginx, then through warren, and print one Markdown row: direct
@@ -42,7 +45,7 @@ for arg in "$@"; do
   "$W" keygen >$tmp/key$i
   "$W" node --id b$i --http $NODE_HTTP --admin $NODE_ADMIN --domain bench.test --key-file $tmp/key$i 2>$tmp/node$i.log & np=$!; pids+=($np)
   sleep 0.4
-  "$W" http ${ORIGIN##*:} --node $NODE_HTTP --fleet-key "$("$W" pubkey $tmp/key$i)" --name app >$tmp/c$i.out 2>$tmp/c$i.log & cp=$!; pids+=($cp)
+  "$W" http ${ORIGIN##*:} --node $NODE_HTTP --fleet-key "$("$W" pubkey $tmp/key$i)" --name app ${CLIENT_ARGS:-} >$tmp/c$i.out 2>$tmp/c$i.log & cp=$!; pids+=($cp)
   for _ in $(seq 50); do grep -qs Forwarding $tmp/c$i.out && break; sleep 0.1; done
   read drps dn de < <(wrkrun http://$ORIGIN/1k "")
   t0n=$(ticks $np); t0c=$(ticks $cp); t0x=$(ticks $ngx)

@@ -120,6 +120,13 @@ void wr_tcp_tune(uv_tcp_t *tcp);
  * takes whole costs only the write(2) this way. */
 int wr_uv_write_now(uv_write_t *req, uv_stream_t *s, uv_buf_t *bufs,
                     unsigned n, uv_write_cb cb);
+/* wr_uv_write_now's first half, for callers that allocate their write
+ * request only when one is needed (a small response usually goes out
+ * whole): returns 1 when the socket took all of |*pbufs|, else 0 with
+ * |*pbufs| and |*pn| moved past what it took (the first buffer possibly
+ * cut), for uv_write to queue.  Errors other than UV_EAGAIN are left
+ * for that uv_write to report. */
+int wr_uv_try_write_all(uv_stream_t *s, uv_buf_t **pbufs, unsigned *pn);
 /* Parses "HOST:PORT" (IPv4, [IPv6] or "localhost") into a sockaddr. */
 int wr_parse_hostport(const char *s, struct sockaddr_storage *ss);
 /* libsodium randomness as a wr_rand_fn. */

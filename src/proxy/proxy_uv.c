@@ -300,11 +300,20 @@ static void vconn_on_write(uv_write_t *req, int status) {
 
 /* Writes everything gathered for |v| with one uv_write.  The visitor's
  * socket usually takes a small response at once: then there is no write
- * callback to wait for (wr_uv_write_now), and the completion is reported
- * at the next sync.  Returns 0 or an error (nothing was written). */
+ * callback to wait for (wr_uv_try_write_all) and no write request to
+ * allocate, and the completion is reported at the next sync.  Returns 0
+ * or an error (then the connection cannot be written any more). */
 static int vconn_flush(vconn *v) {
   if (v->nobufs == 0) return 0;
-  unsigned n = v->nobufs;
+  unsigned n = v->nobufs, ln = n;
+  uv_buf_t left[VBATCH], *lp = left;
+  memcpy(left, v->obufs, n * sizeof(uv_buf_t));
+  if (wr_uv_try_write_all((uv_stream_t *)v->tcp, &lp, &ln)) {
+    v->done_len += v->olen;
+    v->done_credit += v->ocredit;
+    drop_gathered(v); /* written: the buffers are free again */
+    return 0;
+  }
   vwrite *w = malloc(sizeof *w + n * sizeof(uv_buf_t));
   if (!w) {
     drop_gathered(v);
@@ -318,19 +327,12 @@ static int vconn_flush(vconn *v) {
   v->nobufs = 0;
   v->olen = v->ocredit = 0;
   undirty(v);
-  uv_buf_t left[VBATCH];
-  memcpy(left, w->bufs, n * sizeof(uv_buf_t));
-  int rv = wr_uv_write_now(&w->req, (uv_stream_t *)v->tcp, left, n,
-                           vconn_on_write);
-  if (rv != 0) {
-    if (rv > 0) {
-      v->done_len += w->len;
-      v->done_credit += w->credit;
-    }
+  int rv = uv_write(&w->req, (uv_stream_t *)v->tcp, lp, ln, vconn_on_write);
+  if (rv < 0) {
     for (unsigned i = 0; i < n; i++)
       wr_link_buf_free((uint8_t *)w->bufs[i].base);
     free(w);
-    return rv < 0 ? rv : 0;
+    return rv;
   }
   v->writes++;
   return 0;

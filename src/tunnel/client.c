@@ -159,6 +159,18 @@ static void origin_on_write(uv_write_t *req, int status) {
 }
 
 static int origin_write(origin *o, uint8_t *buf, size_t len) {
+  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len), *bp = &b;
+  unsigned n = 1;
+  /* A request the socket takes whole needs no write request: its credit
+   * goes back now. */
+  if (wr_uv_try_write_all((uv_stream_t *)&o->tcp, &bp, &n)) {
+    if (!o->stream_gone && o->link) {
+      wr_mux_stream_consume(wr_link_mux(o->link), o->sid, len);
+      wr_link_flush(o->link);
+    }
+    wr_link_buf_free(buf);
+    return 0;
+  }
   owrite *w = malloc(sizeof *w);
   if (!w) {
     wr_link_buf_free(buf);
@@ -167,19 +179,13 @@ static int origin_write(origin *o, uint8_t *buf, size_t len) {
   w->o = o;
   w->buf = buf;
   w->len = len;
-  uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-  int rv =
-      wr_uv_write_now(&w->req, (uv_stream_t *)&o->tcp, &b, 1, origin_on_write);
-  if (rv != 0) {
-    /* Written at once (the credit goes back now), or failed. */
-    if (rv > 0 && !o->stream_gone && o->link) {
-      wr_mux_stream_consume(wr_link_mux(o->link), o->sid, len);
-      wr_link_flush(o->link);
-    }
+  int rv = uv_write(&w->req, (uv_stream_t *)&o->tcp, bp, n, origin_on_write);
+  if (rv < 0) {
     wr_link_buf_free(buf);
     free(w);
+    return rv;
   }
-  return rv < 0 ? rv : 0;
+  return 0;
 }
 
 static void origin_on_shutdown(uv_shutdown_t *req, int status) {

@@ -265,10 +265,11 @@ void wr_tcp_tune(uv_tcp_t *tcp) {
   uv_tcp_keepalive(tcp, 1, 60);
 }
 
-int wr_uv_write_now(uv_write_t *req, uv_stream_t *s, uv_buf_t *bufs,
-                    unsigned n, uv_write_cb cb) {
+int wr_uv_try_write_all(uv_stream_t *s, uv_buf_t **pbufs, unsigned *pn) {
   /* UV_EAGAIN when writes are queued: order is kept.  Any other error is
    * left to uv_write, so it is reported the usual way. */
+  uv_buf_t *bufs = *pbufs;
+  unsigned n = *pn;
   int w = uv_try_write(s, bufs, n);
   if (w > 0) {
     size_t left = (size_t)w;
@@ -281,6 +282,14 @@ int wr_uv_write_now(uv_write_t *req, uv_stream_t *s, uv_buf_t *bufs,
     bufs[0].base += left;
     bufs[0].len -= left;
   }
+  *pbufs = bufs;
+  *pn = n;
+  return 0;
+}
+
+int wr_uv_write_now(uv_write_t *req, uv_stream_t *s, uv_buf_t *bufs,
+                    unsigned n, uv_write_cb cb) {
+  if (wr_uv_try_write_all(s, &bufs, &n)) return 1;
   int rv = uv_write(req, s, bufs, n, cb);
   return rv < 0 ? rv : 0;
 }
@@ -321,9 +330,39 @@ static void arm_timer(wr_link *l);
 
 /* ---- event queue (mux callbacks -> app, after the mux call returns) ---- */
 
+/*
+ * Events are recycled through a free list, one per process like the
+ * pools above: a 1 KiB request makes four of them on each side (OPEN,
+ * DATA, FIN, CLOSE), and each was a calloc and a free.  EV_POOL_MAX
+ * covers a full link read of small requests (~64 KiB of them: a few
+ * hundred events) and bounds what a burst leaves behind (256 x 56 bytes).
+ */
+#define EV_POOL_MAX 256
+static link_event *ev_pool;
+static unsigned ev_pool_n;
+
+static link_event *ev_get(void) {
+  link_event *e = ev_pool;
+  if (!e) return calloc(1, sizeof *e);
+  ev_pool = e->next;
+  ev_pool_n--;
+  memset(e, 0, sizeof *e);
+  return e;
+}
+
+static void ev_put(link_event *e) {
+  if (ev_pool_n >= EV_POOL_MAX) {
+    free(e);
+    return;
+  }
+  e->next = ev_pool;
+  ev_pool = e;
+  ev_pool_n++;
+}
+
 static int push_event(wr_link *l, enum ev_type type, uint32_t sid,
                       const uint8_t *data, size_t len) {
-  link_event *e = calloc(1, sizeof *e);
+  link_event *e = ev_get();
   if (!e) return WR_ERR_CALLBACK;
   e->type = type;
   e->sid = sid;
@@ -338,7 +377,7 @@ static int push_event(wr_link *l, enum ev_type type, uint32_t sid,
   } else if (len) {
     e->data = wr_link_buf_new(len);
     if (!e->data) {
-      free(e);
+      ev_put(e);
       return WR_ERR_CALLBACK;
     }
     memcpy(e->data, data, len);
@@ -396,7 +435,7 @@ static void free_events(wr_link *l) {
   while (e) {
     link_event *n = e->next;
     wr_link_buf_free(e->data);
-    free(e);
+    ev_put(e);
     e = n;
   }
   l->ev_head = l->ev_tail = NULL;
@@ -451,7 +490,7 @@ static void link_dispatch(wr_link *l) {
       break;
     }
     wr_link_buf_free(e->data);
-    free(e);
+    ev_put(e);
     if (rv != 0) link_fail(l, rv < 0 ? rv : WR_ERR_CALLBACK);
   }
   l->dispatching = 0;
@@ -724,10 +763,32 @@ static int process_input(wr_link *l) {
   return 0;
 }
 
+/*
+ * A link gives its input buffer back whenever a read drains it, so an idle
+ * link holds none.  Under small requests nearly every link read drains it,
+ * and each was a free and a malloc of IN_CAP (80 KiB: past tcache, into
+ * glibc's bins and malloc_consolidate).  One drained buffer is kept per
+ * process (the loop is single-threaded) for the next link that reads;
+ * more links busy at once still each get their own.
+ */
+static uint8_t *in_spare;
+
+static uint8_t *in_get(void) {
+  uint8_t *b = in_spare;
+  if (!b) return malloc(IN_CAP);
+  in_spare = NULL;
+  return b;
+}
+
+static void in_put(uint8_t *b) {
+  if (b && !in_spare) in_spare = b;
+  else free(b);
+}
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
   wr_link *l = h->data;
-  if (!l->in) l->in = malloc(IN_CAP);
+  if (!l->in) l->in = in_get();
   if (!l->in || l->inlen >= IN_CAP) {
     *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
     return;
@@ -750,7 +811,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     return;
   }
   if (l->inlen == 0) {
-    free(l->in);
+    in_put(l->in);
     l->in = NULL;
   }
   link_dispatch(l);
@@ -768,7 +829,7 @@ static void on_handle_closed(uv_handle_t *h) {
   wr_record_del(l->tx);
   wr_record_del(l->rx);
   wr_noise_del(l->noise);
-  free(l->in);
+  in_put(l->in);
   free(l->tcp);
   free(l);
 }
@@ -840,7 +901,7 @@ int wr_link_start(wr_link **pl, uv_loop_t *loop, uv_tcp_t *tcp,
     return rv;
   }
   if (prelen) {
-    l->in = malloc(IN_CAP);
+    l->in = in_get();
     if (!l->in) {
       wr_noise_del(l->noise);
       free(l);

@@ -188,8 +188,84 @@ static void test_write_now_cases(void **state) {
   free(got);
 }
 
+/* wr_uv_try_write_all, the half callers use to allocate a write request
+ * only when something is left: whole (1, the array untouched); cut inside
+ * a buffer (0, the view moved to the first byte not taken, which is what
+ * the reader has not got); behind a queued write (0, nothing taken, the
+ * view unchanged).  What is left, queued with uv_write, arrives in order. */
+static void test_try_write_all(void **state) {
+  (void)state;
+  int sv[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  int small = 4096;
+  assert_int_equal(
+      setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  cl_loop = &loop;
+  uv_pipe_t a, b;
+  uv_pipe_init(&loop, &a, 0);
+  uv_pipe_init(&loop, &b, 0);
+  assert_int_equal(uv_pipe_open(&a, sv[0]), 0);
+  assert_int_equal(uv_pipe_open(&b, sv[1]), 0);
+  uv_stream_t *as = (uv_stream_t *)&a;
+  const size_t total = 10 + 100 + (1u << 20) + 100 + 20;
+  want = malloc(total);
+  got = malloc(BIG + 1);
+  for (size_t i = 0; i < total; i++) want[i] = (uint8_t)(i * 2654435761u >> 24);
+  ngot = 0;
+  callbacks = 0;
+  cb_status = -1;
+
+  /* Whole. */
+  uv_buf_t first = uv_buf_init((char *)want, 10), *fp = &first;
+  unsigned fn = 1;
+  assert_int_equal(wr_uv_try_write_all(as, &fp, &fn), 1);
+
+  /* Cut inside the big buffer. */
+  uv_buf_t three[3] = {uv_buf_init((char *)want + 10, 100),
+                       uv_buf_init((char *)want + 110, 1u << 20),
+                       uv_buf_init((char *)want + 110 + (1u << 20), 100)};
+  uv_buf_t *tp = three;
+  unsigned tn = 3;
+  assert_int_equal(wr_uv_try_write_all(as, &tp, &tn), 0);
+  assert_ptr_equal(tp, &three[1]);
+  assert_int_equal(tn, 2);
+  size_t taken = (size_t)(tp[0].base - (char *)want);
+  assert_true(taken > 110 && taken < 110 + (1u << 20));
+  assert_int_equal(tp[0].len, 110 + (1u << 20) - taken);
+  uv_write_t r1, r2;
+  assert_int_equal(uv_write(&r1, as, tp, tn, on_write), 0);
+
+  /* Behind the queued rest: nothing taken. */
+  size_t off = 10 + 100 + (1u << 20) + 100;
+  uv_buf_t last = uv_buf_init((char *)want + off, 20), *lp = &last;
+  unsigned ln = 1;
+  assert_int_equal(wr_uv_try_write_all(as, &lp, &ln), 0);
+  assert_ptr_equal(lp, &last);
+  assert_int_equal(ln, 1);
+  assert_int_equal(last.len, 20);
+  assert_int_equal(uv_write(&r2, as, lp, ln, on_write), 0);
+
+  uv_read_start((uv_stream_t *)&b, on_alloc, on_read);
+  cl_want = total;
+  run_until(2);
+  assert_int_equal(callbacks, 2);
+  assert_int_equal(cb_status, 0);
+  assert_int_equal(ngot, total);
+  assert_memory_equal(got, want, total);
+
+  uv_close((uv_handle_t *)&a, NULL);
+  uv_close((uv_handle_t *)&b, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  free(want);
+  free(got);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_write_now),
-                                     cmocka_unit_test(test_write_now_cases)};
+                                     cmocka_unit_test(test_write_now_cases),
+                                     cmocka_unit_test(test_try_write_all)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
