@@ -50,6 +50,13 @@ typedef struct wr_ingress_config {
                                     it had head_timeout_ms of reading time,
                                     else 408 (time the origin is not
                                     reading does not count); 0 = no rate */
+  uint64_t send_stall_ms;        /* a visitor whose socket takes none of
+                                    the response bytes owed to it for this
+                                    long is closed and its stream reset
+                                    (docs/HTTP.md "Send stalls"); 0 = 30 s */
+  uint32_t node_link_window;     /* receive window of each node link this
+                                    node dials, bytes; 0 = 256 MiB
+                                    (nodepool.c) */
   uint64_t gone_grace_ms;        /* a dropped tunnel's name answers 502
                                     "reconnecting" this long, then 404 */
   const char *proxy_from;        /* "IP,IP,...": peers (load balancers)

@@ -106,6 +106,7 @@ static const char usage_node[] =
     "                   [--body-min-rate BYTES/S]\n"
     "                   [--proxy-protocol-from IP,...]\n"
     "                   [--max-conns N] [--max-conns-per-ip N]\n"
+    "                   [--send-stall-timeout MS] [--node-link-window BYTES]\n"
     "\n"
     "  --id ID              this node's name in the mesh\n"
     "  --http ADDR:PORT     public port: visitors and tunnel clients\n"
@@ -158,6 +159,16 @@ static const char usage_node[] =
     "  --max-conns-per-ip N  the same per source address; load balancers in\n"
     "                       --proxy-protocol-from are exempt (default: a\n"
     "                       quarter of --max-conns)\n"
+    ;
+/* Split in two: ISO C caps a string literal at 4095 bytes. */
+static const char usage_node2[] =
+    "  --send-stall-timeout MS  close a visitor whose socket takes none of\n"
+    "                       the response bytes owed to it for MS, freeing\n"
+    "                       the tunnel credit they hold; a visitor that\n"
+    "                       reads, however slowly, is never cut (default\n"
+    "                       30000)\n"
+    "  --node-link-window BYTES  receive window of each node-to-node link\n"
+    "                       this node dials (default 0: 256 MiB)\n"
     "\n"
     "SIGINT/SIGTERM: the node leaves the mesh (peers see it as \"left\", not\n"
     "dead), clients are told to move (GOAWAY), then the node exits.  A second\n"
@@ -740,8 +751,8 @@ static int start_ingress(app *a, const char *listen, const char *domain,
                          uint64_t upstream_ms, uint64_t idle_ms,
                          uint64_t head_ms, uint64_t body_min_rate,
                          const char *proxy_from, uint64_t max_conns,
-                         uint64_t max_conns_ip,
-                         wr_metrics *m) {
+                         uint64_t max_conns_ip, uint64_t send_stall_ms,
+                         uint64_t node_link_window, wr_metrics *m) {
   wr_ingress_config ic;
   memset(&ic, 0, sizeof ic);
   ic.listen = listen;
@@ -759,6 +770,8 @@ static int start_ingress(app *a, const char *listen, const char *domain,
   ic.idle_timeout_ms = idle_ms;
   ic.head_timeout_ms = head_ms;
   ic.body_min_rate = body_min_rate;
+  ic.send_stall_ms = send_stall_ms;
+  ic.node_link_window = (uint32_t)node_link_window;
   ic.proxy_from = proxy_from;
   ic.max_conns = (unsigned)max_conns;
   ic.max_conns_per_source = (unsigned)max_conns_ip;
@@ -1062,6 +1075,7 @@ static int cmd_node(int argc, char **argv) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
       fputs(usage_node, stdout);
+      fputs(usage_node2, stdout);
       return 0;
     }
     if (!strcmp(f, "--version")) return print_version();
@@ -1201,7 +1215,8 @@ static int cmd_node(int argc, char **argv) {
   }
   if (start_ingress(&a, http, domain, secret, token, upstream, idle, head,
                     o.body_min_rate, proxy_from, o.max_conns,
-                    o.max_conns_per_ip, wr_admin_metrics(a.admin)) != 0) {
+                    o.max_conns_per_ip, o.send_stall_ms, o.node_link_window,
+                    wr_admin_metrics(a.admin)) != 0) {
     sodium_memzero(secret, sizeof secret);
     app_stop(&a, 1);
     return run_loop(&a);
@@ -1336,7 +1351,7 @@ static int cmd_http(int argc, char **argv) {
     if (wr_metrics_new(&a.metrics, NULL) != 0) a.metrics = NULL;
     if (start_ingress(&a, listen, "localhost", secret, token, upstream,
                       eo.idle_ms, eo.head_ms, eo.body_min_rate, NULL, 0, 0,
-                      a.metrics) != 0) {
+                      eo.send_stall_ms, 0, a.metrics) != 0) {
       sodium_memzero(secret, sizeof secret);
       app_stop(&a, 1);
       return run_loop(&a);

@@ -396,6 +396,7 @@ static void up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   lc.use_psk = 1;
   memcpy(lc.psk, pl->p->cfg.psk, 32);
   nodelink_mux_config(&lc.mux, 1);
+  if (pl->p->cfg.link_window) lc.mux.link_window = pl->p->cfg.link_window;
   lc.peer = pl->addr;
   int rv = wr_link_start(&pl->link, pl->p->loop, pl->tcp, &lc, &pl_cb, pl,
                          pl->head + hlen, pl->headlen - hlen);

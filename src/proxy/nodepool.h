@@ -58,6 +58,8 @@ typedef struct nodepool_config {
   int64_t *g_links;      /* gauge: outbound links (dialing or up); may be
                             NULL */
   uint64_t *m_dial_failed; /* dials that failed; may be NULL */
+  uint32_t link_window;  /* our receive window per link (responses
+                            coming back); 0 = nodelink_mux_config's */
 } nodepool_config;
 
 int nodepool_new(nodepool **pp, uv_loop_t *loop,
