@@ -88,7 +88,7 @@
  * more than three quarters of the link's window, the visitors that hold
  * it and whose sockets have taken nothing for SHED_AFTER_MS are shed
  * (closed, stream reset: the credit returns), the longest stalled first,
- * until the link is back under its shares.  So a name's stuck visitors
+ * until the group is back under half its share (hot() below).  So a name's stuck visitors
  * leave half of its tunnel to its other visitors, and on a node link one
  * tenant's leave room for the others, within a second or so; a visitor
  * whose socket keeps taking bytes, however slowly, is never shed, and
@@ -805,6 +805,7 @@ typedef struct held_group {
   const void *link;
   const char *name;  /* NULL: the whole link */
   size_t held, cap;
+  int hot;           /* over cap at the sweep's start: shed to cap / 2 */
 } held_group;
 
 /* The link under |v|'s upstream and its receive window; 0 when it has
@@ -831,7 +832,8 @@ static held_group *group_of(held_group *g, size_t *ng, const void *link,
         (name ? g[i].name && strcmp(g[i].name, name) == 0 : !g[i].name))
       return &g[i];
   if (*ng == SHED_GROUPS) return NULL; /* untracked this sweep */
-  g[*ng] = (held_group){.link = link, .name = name, .held = 0, .cap = cap};
+  g[*ng] = (held_group){.link = link, .name = name, .held = 0, .cap = cap,
+                        .hot = 0};
   return &g[(*ng)++];
 }
 
@@ -848,6 +850,15 @@ static void vconn_groups(vconn *v, held_group *g, size_t *ng,
 }
 
 static int over(const held_group *x) { return x && x->held > x->cap; }
+
+/* Once over its cap, a group is shed down to half of it, not just below:
+ * new streams keep arriving while the sweep sleeps, and each takes a
+ * whole stream window at once, so stopping at the cap left a name under
+ * a stream-opening flood (slowhttptest's slow read, 250 connections/s)
+ * full again before the next sweep. */
+static int hot(const held_group *x) {
+  return x && x->hot && x->held > x->cap / 2;
+}
 
 static void on_sweep(uv_timer_t *t) {
   wr_ingress *ig = t->data;
@@ -867,6 +878,7 @@ static void on_sweep(uv_timer_t *t) {
     any |= over(gl) || over(gn);
   }
   if (!any) return;
+  for (size_t i = 0; i < ng; i++) g[i].hot = over(&g[i]);
   /* Shed the longest stalled visitor of an over-share group, one at a
    * time, until none is over or none left is stalled long enough.  Each
    * pass is O(visitors); passes are bounded per sweep. */
@@ -882,7 +894,7 @@ static void on_sweep(uv_timer_t *t) {
         continue;
       held_group *gl, *gn;
       vconn_groups(v, g, &ng, &gl, &gn);
-      if (!over(gl) && !over(gn)) continue;
+      if (!hot(gl) && !hot(gn)) continue;
       worst = v;
       oldest = since;
       wl = gl;
