@@ -70,6 +70,7 @@ struct nodepool {
   plink *links;       /* every plink not yet freed; new streams go to
                             the usable ones (not failed, not draining) */
   size_t nlinks;
+  uint64_t dials;
   int stopping;
   void (*done)(void *);
   void *done_ud;
@@ -226,7 +227,7 @@ static int open_now(plink *pl, nstream *s) {
   pl->nstreams++;
   uv_timer_stop(&pl->timer);
   if (s->fin_pending) wr_mux_stream_close(m, s->sid);
-  if (++pl->opened >= ROTATE_AT) {
+  if (++pl->opened >= pl->p->cfg.rotate_at) {
     wr_mux_goaway(m, 0);
     pl_drain(pl);
   }
@@ -462,6 +463,7 @@ static plink *pl_dial(nodepool *p, const char *owner, const char *addr,
   pl->timer.data = pl;
   pl->handles = 2;
   p->nlinks++;
+  p->dials++;
   if (p->cfg.g_links) (*p->cfg.g_links)++;
   pl->next = p->links;
   if (p->links) p->links->prev = pl;
@@ -511,7 +513,7 @@ int nstream_open(nstream *s, nodepool *p, const char *owner,
     list_push(&pl->streams, s);
     pl->nstreams++;
     uv_timer_stop(&pl->timer);
-    if (++pl->opened >= ROTATE_AT) {
+    if (++pl->opened >= p->cfg.rotate_at) {
       wr_mux_goaway(wr_link_mux(pl->link), 0);
       pl_drain(pl);
     }
@@ -584,11 +586,14 @@ int nodepool_new(nodepool **pp, uv_loop_t *loop,
   p->ev = *cfg->ev;
   if (!p->cfg.idle_ms) p->cfg.idle_ms = 120000;
   if (!p->cfg.dial_ms) p->cfg.dial_ms = 5000;
+  if (!p->cfg.rotate_at) p->cfg.rotate_at = ROTATE_AT;
   *pp = p;
   return 0;
 }
 
 size_t nodepool_links(const nodepool *p) { return p->nlinks; }
+
+uint64_t nodepool_dials(const nodepool *p) { return p->dials; }
 
 void nodepool_stop(nodepool *p, void (*done)(void *ud), void *ud) {
   p->stopping = 1;

@@ -957,6 +957,8 @@ static int start_nodelinks(wr_ingress *ig, uv_loop_t *loop,
   pc.g_links = ig->g_links_out;
   pc.m_dial_failed = ig->m_dial_failed;
   pc.link_window = cfg->node_link_window;
+  pc.idle_ms = cfg->node_link_idle_ms;
+  pc.rotate_at = cfg->node_link_rotate_at;
   int rv = nodepool_new(&ig->pool, loop, &pc);
   sodium_memzero(pc.psk, 32);
   if (rv != 0) return rv;
@@ -1201,6 +1203,12 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
 }
 
 int wr_ingress_port(const wr_ingress *ig) { return ig->port; }
+
+void wr_ingress_node_links(const wr_ingress *ig, size_t *open,
+                           uint64_t *dialed) {
+  *open = ig->pool ? nodepool_links(ig->pool) : 0;
+  *dialed = ig->pool ? nodepool_dials(ig->pool) : 0;
+}
 
 size_t wr_ingress_tunnel_count(const wr_ingress *ig) {
   return bindings_count(ig->bindings);
