@@ -58,6 +58,20 @@ wr_ssize wr_fwd_open_encode(const wr_fwd_open *m, uint8_t *dst, size_t cap);
 int wr_fwd_open_decode(const uint8_t *buf, size_t len, wr_fwd_meta *out);
 void wr_fwd_meta_view(const wr_fwd_meta *mt, wr_fwd_open *view);
 
+/*
+ * The owner's hint before a MOVED reset (protobuf ForwardMoved, a CONTROL
+ * message on the node link): stream |sid| should go to node |owner| (a
+ * node id, < WR_FWD_OWNER_MAX bytes, printable ASCII).  encode returns the
+ * length, WR_ERR_TOOBIG or WR_ERR_NOBUF; decode (untrusted bytes, at most
+ * WR_FWD_OPEN_MAX_WIRE) returns 0 or WR_ERR_PROTO (also for an empty
+ * owner), with |owner| NUL-terminated.
+ */
+#define WR_FWD_OWNER_MAX 65
+wr_ssize wr_fwd_moved_encode(uint32_t sid, const char *owner, uint8_t *dst,
+                             size_t cap);
+int wr_fwd_moved_decode(const uint8_t *buf, size_t len, uint32_t *psid,
+                        char owner[WR_FWD_OWNER_MAX]);
+
 /* Why an upstream ended (wr_fwd_sink.ended). */
 typedef enum wr_fwd_end {
   WR_FWD_END_DONE = 0,  /* both directions finished (FIN both ways) */

@@ -348,6 +348,30 @@ static int pl_on_goaway(wr_link *l, uint32_t code, void *ud) {
   return 0;
 }
 
+/* The owner's CONTROL messages: only ForwardMoved, the hint it sends
+ * right before a MOVED reset (forward.h).  Anything else, or a hint for a
+ * stream not open here, is dropped: it only makes a retry go where the
+ * table says, and a bad one must not end a link that carries other
+ * tenants' streams. */
+static int pl_on_control(wr_link *l, const uint8_t *msg, size_t len,
+                         void *ud) {
+  (void)l;
+  plink *pl = ud;
+  uint32_t sid;
+  char owner[WR_FWD_OWNER_MAX];
+  if (wr_fwd_moved_decode(msg, len, &sid, owner) != 0) {
+    WR_LOG_DEBUGF("nodelink", "bad_control", "owner=%s len=%zu", pl->owner,
+                  len);
+    return 0;
+  }
+  for (nstream *s = pl->streams; s; s = s->next)
+    if (s->opened && s->sid == sid) {
+      snprintf(s->moved_to, sizeof s->moved_to, "%s", owner);
+      break;
+    }
+  return 0;
+}
+
 static const wr_link_callbacks pl_cb = {
     .ready = pl_on_ready,
     .closed = pl_on_closed,
@@ -356,7 +380,7 @@ static const wr_link_callbacks pl_cb = {
     .stream_fin = pl_on_fin,
     .stream_close = pl_on_close,
     .stream_writable = pl_on_writable,
-    .control = NULL,
+    .control = pl_on_control,
     .goaway = pl_on_goaway,
 };
 

@@ -18,6 +18,7 @@
 
 #include <uv.h>
 
+#include "warren/forward.h"
 #include "warren/link.h"
 
 typedef struct nodepool nodepool;
@@ -31,6 +32,8 @@ typedef struct nstream {
   uint8_t *meta;         /* the OPEN metadata, kept while waiting */
   size_t metalen;
   struct nstream *prev, *next; /* on pl's waiting or open list */
+  char moved_to[WR_FWD_OWNER_MAX]; /* the owner's hint before a MOVED
+                                      reset ("" without one) */
 } nstream;
 
 typedef struct nstream_events {

@@ -554,13 +554,22 @@ static const wr_fwd_sink up_sink = {
  * name bound on this node since is not taken over mid-connection (the
  * upstream cannot change kind): the visitor gets the 502 and its next
  * connection the tunnel. */
-static int nodelink_reroute(void *ud, const char *name, char *owner,
-                            size_t ocap, char *addr, size_t acap) {
+static int nodelink_reroute(void *ud, const char *name, const char *hint,
+                            char *owner, size_t ocap, char *addr,
+                            size_t acap) {
   vconn *v = ud;
   wr_ingress *ig = v->ig;
   tlink *tl;
   if (bindings_lookup(ig->bindings, name, &tl) != BINDINGS_NONE)
     return 0;
+  /* The refusing owner named the new one: go there if membership knows
+   * its address (and it is not us: a name moved here would have been
+   * found bound above).  Else the table decides, as without a hint. */
+  if (hint[0] && strcmp(hint, ig->node_id) != 0 && ig->owner_addr &&
+      ig->owner_addr(ig->routes_ud, hint, addr, acap) == 1) {
+    snprintf(owner, ocap, "%s", hint);
+    return 1;
+  }
   if (!ig->lookup_remote || !ig->owner_addr ||
       ig->lookup_remote(ig->routes_ud, name, owner, ocap) != 1)
     return 0;

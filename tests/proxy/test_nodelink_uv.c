@@ -8,6 +8,8 @@
  *     visitor gets the origin's answer, request body included (the bytes
  *     A had written to B are written again to C);
  *   - A says B, B's table says C (MOVED) -> the same;
+ *   - A says B twice (its table is slower), B says C: B's MOVED names C,
+ *     and the retry goes there without asking A's table again;
  *   - A says a dead address (the link cannot be made) -> retried to C;
  *   - A says B twice -> one retry only, then a 502 naming the name;
  *   - A's link to C is rotated (GOAWAY, a fresh link) every 2 streams
@@ -407,7 +409,20 @@ static void test_retry_after_moved(void **state) {
   w.b.script[0] = w.b.script[1] = "C"; /* B knows it moved */
   visit(&w);
   served(&w);
-  assert_int_equal(w.a.lookups, 2);
+  /* B's MOVED named C: A's table is not asked again. */
+  assert_int_equal(w.a.lookups, 1);
+  finish(&w);
+}
+
+static void test_moved_hint(void **state) {
+  world w;
+  (void)state;
+  start(&w);
+  w.a.script[0] = w.a.script[1] = "B"; /* A's table stays stale */
+  w.b.script[0] = w.b.script[1] = "C";
+  visit(&w);
+  served(&w);
+  assert_int_equal(w.a.lookups, 1); /* the retry took B's word */
   finish(&w);
 }
 
@@ -441,6 +456,7 @@ int main(void) {
       cmocka_unit_test(test_direct),
       cmocka_unit_test(test_retry_after_no_route),
       cmocka_unit_test(test_retry_after_moved),
+      cmocka_unit_test(test_moved_hint),
       cmocka_unit_test(test_retry_after_unreachable),
       cmocka_unit_test(test_one_retry_only),
       cmocka_unit_test(test_rotation_and_idle),
