@@ -39,6 +39,12 @@ WARREN = os.path.abspath(sys.argv[1])
 SLOW = sys.argv[2] if len(sys.argv) > 2 else shutil.which("slowhttptest")
 TMP = tempfile.mkdtemp(prefix="warren-slowhttp-")
 ATTACK_S = 8
+# Under ASan+UBSan (ASAN_OPTIONS set by meson test --setup=asan) the node
+# is several times slower and keeps freed memory in quarantine (256 MiB by
+# default): that run is for memory errors, so its bounds are looser.
+SAN = "ASAN_OPTIONS" in os.environ
+AVAIL_MIN = 0.5 if SAN else 0.95
+RSS_MAX = 150 + (400 if SAN else 0)
 # 256 KiB, asked 4 times per slow-read connection (-k 4).  With 2 MiB
 # answers slow read still degrades the name for its first seconds (issue
 # 11, left open in docs/HTTP.md "Send stalls"), so this checks the page
@@ -189,11 +195,11 @@ def main():
             rate = prober.ok / prober.n if prober.n else 0
             check("%s: the name stays available (%d/%d)" %
                   (name, prober.ok, prober.n),
-                  prober.n >= 20 and rate >= 0.95,
+                  prober.n >= (5 if SAN else 20) and rate >= AVAIL_MIN,
                   "%.0f %% served" % (100 * rate))
             ok, _ = poll(lambda: visit(n1), 3)
             check("%s: served after the attack" % name, ok)
-            check("%s: memory bounded" % name, 0 < peak < 150,
+            check("%s: memory bounded" % name, 0 < peak < RSS_MAX,
                   "peak RSS %.1f MiB" % peak)
         after = {m: n1.metric(m) or 0 for m in before}
         met = {m: after[m] - before[m] for m in before}
