@@ -16,11 +16,11 @@ Checks:
              (160 KB/s) is never cut
   websocket  an upgraded stream idle longer than the send-stall timeout
              still echoes afterwards (nothing owed: never timed)
-  stall      every stuck visitor is closed by the send-stall timeout (8 s
+  stall      every stuck visitor is closed by the send-stall timeout (10 s
              here) or shed, counted; aa serves afterwards
   tenant     40 stuck visitors of aa through n2 (the node link's window
              is 8 MiB here); bb, sharing that node link, serves 4 MiB at speed
-             (within 2.5 s on a loaded box, or at least a fifth of
+             (within 4 s on a loaded box, or at least a fifth of
              its speed before the attack), and aa's stalled ones were shed
   memory     n1's and n2's RSS stay under 200 MiB
   exit       SIGTERM: exit 0
@@ -43,7 +43,7 @@ from meshlib import FAILED, Client, Fleet, check, poll  # noqa
 WARREN = os.path.abspath(sys.argv[1])
 TMP = tempfile.mkdtemp(prefix="warren-stuck-")
 BIG = 64 << 20
-STALL_MS = 8000
+STALL_MS = 10000
 # Under ASan+UBSan (meson test --setup=asan sets ASAN_OPTIONS) the node is
 # several times slower and keeps freed memory in quarantine (256 MiB by
 # default): that run is for memory errors, so its time and memory bounds
@@ -224,9 +224,10 @@ def main():
         time.sleep(3.0)  # they fill their windows (unfixed: the tunnel's)
         st, got, t = fetch(n1, "aa", "/small", 10)
         # Unfixed, it waits for the send-stall timeout to free a stuck
-        # visitor's credit (5 s later); shed, it is served at once.
+        # visitor's credit (7 s later); shed, it is served within about a
+        # second (up to 3 s seen on a loaded 2-core box).
         check("aa still served at n1 with 40 stuck visitors", st == 200 and
-              t < 2.5 * SLOWER, "status %d after %.1f s" % (st, t))
+              t < 4 * SLOWER, "status %d after %.1f s" % (st, t))
         sheds = n1.metric("warren_http_send_stall_sheds_total") or 0
         check("stalled visitors were shed", sheds > 0, "sheds=%r" % sheds)
         # The name is over its share still (the stuck ones left hold half
@@ -286,12 +287,12 @@ def main():
         st, got, t = fetch(n2, "bb", "/big/%d" % (4 << 20), 10)
         check("bb serves 4 MiB through n2 while aa's visitors are stuck",
               st == 200 and got == 4 << 20 and
-              t < max(2.5 * SLOWER, 5 * base_t),
+              t < max(4 * SLOWER, 5 * base_t),
               "status %d got %d in %.2f s (before: %.2f s)" %
               (st, got, t, base_t))
         st, _, t = fetch(n2, "aa", "/small", 10)
         check("aa itself still served through n2",
-              st == 200 and t < 2.5 * SLOWER,
+              st == 200 and t < 4 * SLOWER,
               "status %d after %.1f s" % (st, t))
         check("aa's stalled visitors shed at n2",
               (n2.metric("warren_http_send_stall_sheds_total") or 0) >
