@@ -869,6 +869,41 @@ static int hot(const held_group *x) {
   return x && x->hot && x->held > x->cap / 2;
 }
 
+typedef struct shed_cand {
+  vconn *v;
+  wr_tstamp since;
+  held_group *gl, *gn;
+} shed_cand;
+
+/* A max-heap on |since| (c[0]: the most recently stalled kept). */
+static void heap_up(shed_cand *c, size_t i) {
+  while (i > 0 && c[(i - 1) / 2].since < c[i].since) {
+    shed_cand t = c[i];
+    c[i] = c[(i - 1) / 2];
+    c[(i - 1) / 2] = t;
+    i = (i - 1) / 2;
+  }
+}
+
+static void heap_down(shed_cand *c, size_t n, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < n && c[l].since > c[m].since) m = l;
+    if (r < n && c[r].since > c[m].since) m = r;
+    if (m == i) return;
+    shed_cand t = c[i];
+    c[i] = c[m];
+    c[m] = t;
+    i = m;
+  }
+}
+
+static int cand_cmp(const void *a, const void *b) {
+  wr_tstamp x = ((const shed_cand *)a)->since,
+            y = ((const shed_cand *)b)->since;
+  return x < y ? -1 : x > y;
+}
+
 static void on_sweep(uv_timer_t *t) {
   wr_ingress *ig = t->data;
   uint64_t now = uv_now(ig->loop);
@@ -888,33 +923,37 @@ static void on_sweep(uv_timer_t *t) {
   }
   if (!any) return;
   for (size_t i = 0; i < ng; i++) g[i].hot = over(&g[i]);
-  /* Shed the longest stalled visitor of an over-share group, one at a
-   * time, until none is over or none left is stalled long enough.  Each
-   * pass is O(visitors); passes are bounded per sweep. */
-  for (int k = 0; k < SHED_MAX_PER_SWEEP; k++) {
-    vconn *worst = NULL;
-    wr_tstamp oldest = WR_TSTAMP_NONE;
-    held_group *wl = NULL, *wn = NULL;
-    for (vconn *v = ig->all; v; v = v->anext) {
-      if (v->closing || !v->f || !wr_fwd_held(v->f)) continue;
-      wr_tstamp since = wr_fwd_stalled_since(v->f);
-      if (since == WR_TSTAMP_NONE || since + SHED_AFTER_MS > now ||
-          since >= oldest)
-        continue;
-      held_group *gl, *gn;
-      vconn_groups(v, g, &ng, &gl, &gn);
-      if (!hot(gl) && !hot(gn)) continue;
-      worst = v;
-      oldest = since;
-      wl = gl;
-      wn = gn;
+  /* One more pass collects the candidates (stalled long enough, in a hot
+   * group), keeping the SHED_MAX_PER_SWEEP longest stalled in a max-heap
+   * on |since|; then they are shed oldest first while their group is
+   * still hot.  O(visitors + k log k) per sweep: a sweep under attack
+   * must not itself stall the loop. */
+  shed_cand c[SHED_MAX_PER_SWEEP];
+  size_t nc = 0;
+  for (vconn *v = ig->all; v; v = v->anext) {
+    if (v->closing || !v->f || !wr_fwd_held(v->f)) continue;
+    wr_tstamp since = wr_fwd_stalled_since(v->f);
+    if (since == WR_TSTAMP_NONE || since + SHED_AFTER_MS > now) continue;
+    held_group *gl, *gn;
+    vconn_groups(v, g, &ng, &gl, &gn);
+    if (!hot(gl) && !hot(gn)) continue;
+    shed_cand x = {.v = v, .since = since, .gl = gl, .gn = gn};
+    if (nc < SHED_MAX_PER_SWEEP) {
+      c[nc++] = x;
+      heap_up(c, nc - 1);
+    } else if (since < c[0].since) {
+      c[0] = x;
+      heap_down(c, nc, 0);
     }
-    if (!worst) return;
-    size_t held = wr_fwd_held(worst->f);
-    if (wl) wl->held -= held < wl->held ? held : wl->held;
-    if (wn) wn->held -= held < wn->held ? held : wn->held;
-    wr_fwd_shed(worst->f, now);
-    sync_conn(worst);
+  }
+  qsort(c, nc, sizeof c[0], cand_cmp);
+  for (size_t k = 0; k < nc; k++) {
+    if (!hot(c[k].gl) && !hot(c[k].gn)) continue;
+    size_t held = wr_fwd_held(c[k].v->f);
+    if (c[k].gl) c[k].gl->held -= held < c[k].gl->held ? held : c[k].gl->held;
+    if (c[k].gn) c[k].gn->held -= held < c[k].gn->held ? held : c[k].gn->held;
+    wr_fwd_shed(c[k].v->f, now);
+    sync_conn(c[k].v); /* closes: the vconn is freed on a later turn */
   }
 }
 
