@@ -7,11 +7,14 @@
  * raw script bytes) or closes its side; the origin sends bytes (canned
  * responses or raw), its FIN, or the upstream ends for any reason; credit
  * comes back; the visitor's socket completes some of the writes, or fails
- * one; time passes; the adapter closes.  Invariants: nothing crashes or
+ * one, or takes part of one (send progress); time passes (with or
+ * without a send-stall limit); the adapter closes, or sheds the
+ * connection for its link's sake.  Invariants: nothing crashes or
  * leaks; the core never calls an upstream after it detached or ended;
  * never sends to the visitor once closed or handed off; never writes more
  * request bytes than the credit it was given; never consumes more credit
- * than the origin's bytes it was handed; reads only where it lends.
+ * than the origin's bytes it was handed; reads only where it lends; a
+ * finished connection holds no credit and no upstream.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -195,6 +198,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       .pipeline_max = 1 + (next(&sc) & 7),
       .linger_ms = 5000,
       .linger_quiet_ms = 2000,
+      .send_stall_ms = (setup & 16) ? 2000 : 0,
       .rand = rand_fill,
       .cb = &cbs,
   };
@@ -210,7 +214,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       CHECK(!wr_fwd_want_read(F.f));
       CHECK(wr_fwd_deadline(F.f) == WR_TSTAMP_NONE);
       CHECK(!F.up_open);
+      CHECK(wr_fwd_held(F.f) == 0);
+      CHECK(wr_fwd_upstream_of(F.f) == NULL);
+      CHECK(wr_fwd_stalled_since(F.f) == WR_TSTAMP_NONE);
     }
+    if (!F.up_open) CHECK(wr_fwd_held(F.f) == 0);
     if (F.handed_off) CHECK(st == WR_FWD_HANDED_OFF || st == WR_FWD_CLOSED);
     switch (op % 10) {
     case 0: { /* the visitor sends */
@@ -291,7 +299,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       break;
     case 9:
       if (op & 0x80) wr_fwd_close(F.f);
-      else { /* a deadline reached exactly */
+      else if ((op & 0x60) == 0x60) { /* the ingress sheds it */
+        wr_fwd_shed(F.f, now);
+        CHECK(wr_fwd_get_state(F.f) == WR_FWD_CLOSED ||
+              wr_fwd_get_state(F.f) == WR_FWD_HANDED_OFF);
+      } else if (op & 0x40) { /* the socket took part of a write */
+        wr_fwd_send_progress(F.f, now);
+      } else { /* a deadline reached exactly */
         wr_tstamp dl = wr_fwd_deadline(F.f);
         if (dl != WR_TSTAMP_NONE && dl >= now && dl - now < 200000) {
           now = dl;

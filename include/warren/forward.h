@@ -58,6 +58,20 @@ wr_ssize wr_fwd_open_encode(const wr_fwd_open *m, uint8_t *dst, size_t cap);
 int wr_fwd_open_decode(const uint8_t *buf, size_t len, wr_fwd_meta *out);
 void wr_fwd_meta_view(const wr_fwd_meta *mt, wr_fwd_open *view);
 
+/*
+ * The owner's hint before a MOVED reset (protobuf ForwardMoved, a CONTROL
+ * message on the node link): stream |sid| should go to node |owner| (a
+ * node id, < WR_FWD_OWNER_MAX bytes, printable ASCII).  encode returns the
+ * length, WR_ERR_TOOBIG or WR_ERR_NOBUF; decode (untrusted bytes, at most
+ * WR_FWD_OPEN_MAX_WIRE) returns 0 or WR_ERR_PROTO (also for an empty
+ * owner), with |owner| NUL-terminated.
+ */
+#define WR_FWD_OWNER_MAX 65
+wr_ssize wr_fwd_moved_encode(uint32_t sid, const char *owner, uint8_t *dst,
+                             size_t cap);
+int wr_fwd_moved_decode(const uint8_t *buf, size_t len, uint32_t *psid,
+                        char owner[WR_FWD_OWNER_MAX]);
+
 /* Why an upstream ended (wr_fwd_sink.ended). */
 typedef enum wr_fwd_end {
   WR_FWD_END_DONE = 0,  /* both directions finished (FIN both ways) */
@@ -148,6 +162,14 @@ typedef struct wr_fwd_metrics {
   /* Connections the head timer closed before they sent a single byte
    * (not in head_timeouts, which counts heads that started). */
   uint64_t *silent_closes;
+  /* Connections closed because the visitor's socket took none of the
+   * bytes owed to it for send_stall_ms (send_stalls), or because it held
+   * credit its link's other streams needed (wr_fwd_shed: sheds). */
+  uint64_t *send_stalls, *sheds;
+  /* Requests whose body timed out (silence or rate) after their own
+   * response had started: no 408 can be sent then, the stream is reset
+   * and the connection closed. */
+  uint64_t *body_timeouts_answered;
 } wr_fwd_metrics;
 
 typedef struct wr_fwd_callbacks {
@@ -185,6 +207,12 @@ typedef struct wr_fwd_config {
   uint64_t head_ms, idle_ms, upstream_ms, body_min_rate;
   size_t pipeline_max;          /* responses owed before reads pause */
   uint64_t linger_ms, linger_quiet_ms;
+  /* Send stall: bytes owed to the visitor (a response, a WebSocket's
+   * frames) that its socket has not taken a single one of for this long
+   * close the connection and reset the upstream, freeing the credit they
+   * hold.  0: no limit.  A stream that drains, however slowly, is never
+   * cut; nor is one with nothing owed (an idle WebSocket). */
+  uint64_t send_stall_ms;
   wr_rand_fn rand;              /* request ids */
   void *rand_ud;
   const wr_fwd_callbacks *cb;
@@ -232,6 +260,22 @@ void wr_fwd_up_data(wr_fwd *f, uint8_t *buf, size_t len, wr_tstamp now);
 void wr_fwd_up_fin(wr_fwd *f, wr_tstamp now);
 void wr_fwd_up_ended(wr_fwd *f, wr_fwd_end why, wr_tstamp now);
 void wr_fwd_up_writable(wr_fwd *f, wr_tstamp now);
+
+/* The visitor's socket took some of the bytes owed to it, short of a
+ * whole write (the adapter sees its write queue shrink): progress for the
+ * send-stall timer.  A completed write (wr_fwd_written) counts by itself. */
+void wr_fwd_send_progress(wr_fwd *f, wr_tstamp now);
+/* Upstream credit held by bytes owed to the visitor (sent to it, not yet
+ * written), and since when its socket has taken none of them
+ * (WR_TSTAMP_NONE when nothing is owed).  The ingress uses both to share
+ * a link's window (docs/HTTP.md, "Send stalls"). */
+size_t wr_fwd_held(const wr_fwd *f);
+wr_tstamp wr_fwd_stalled_since(const wr_fwd *f);
+/* The upstream handle (wr_fwd_upstream.up) while one is open, else NULL. */
+void *wr_fwd_upstream_of(const wr_fwd *f);
+/* Closes a stalled connection whose credit its link's other streams need:
+ * the upstream is reset (its credit returns), counted in `sheds`. */
+void wr_fwd_shed(wr_fwd *f, wr_tstamp now);
 
 /* Runs an expired timer; an early call is harmless. */
 void wr_fwd_tick(wr_fwd *f, wr_tstamp now);

@@ -9,10 +9,11 @@
  * us bytes, and only that side's silence is timed.
  *
  *   NONE    a final response is streaming to the visitor, or the
- *           connection was upgraded: no timer.  (A later request
- *           pipelined behind the streaming response whose body is still
- *           arriving is BODY instead, unless its bytes wait for stream
- *           credit or for a 100-continue: the visitor owes them.)
+ *           connection was upgraded: no timer.  (A request whose body is
+ *           still arriving while a response streams, be it its own early
+ *           answer or an earlier request's, is BODY instead, unless its
+ *           bytes wait for stream credit or for a 100-continue: the
+ *           visitor owes them.)
  *   ORIGIN  a request was forwarded whole (its END went into the stream)
  *           and its response has not started, or a request with
  *           "Expect: 100-continue" waits for the origin's 100 or final

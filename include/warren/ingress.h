@@ -50,6 +50,18 @@ typedef struct wr_ingress_config {
                                     it had head_timeout_ms of reading time,
                                     else 408 (time the origin is not
                                     reading does not count); 0 = no rate */
+  uint64_t send_stall_ms;        /* a visitor whose socket takes none of
+                                    the response bytes owed to it for this
+                                    long is closed and its stream reset
+                                    (docs/HTTP.md "Send stalls"); 0 = 30 s */
+  uint32_t node_link_window;     /* receive window of each node link this
+                                    node dials, bytes; 0 = 256 MiB
+                                    (nodepool.c) */
+  uint64_t node_link_idle_ms;    /* a dialed node link without streams
+                                    this long closes; 0 = 120 s */
+  uint32_t node_link_rotate_at;  /* streams after which a node link is
+                                    drained (GOAWAY) and replaced; 0 =
+                                    2^30 (tests set it low) */
   uint64_t gone_grace_ms;        /* a dropped tunnel's name answers 502
                                     "reconnecting" this long, then 404 */
   const char *proxy_from;        /* "IP,IP,...": peers (load balancers)
@@ -169,6 +181,10 @@ void wr_ingress_foreach(const wr_ingress *ig,
                         void (*fn)(const wr_tunnel_info *t, void *ud),
                         void *ud);
 size_t wr_ingress_tunnel_count(const wr_ingress *ig);
+/* Node links this ingress dialed: open now (dialing or up) and in all
+ * since it started.  Both 0 when node links are off. */
+void wr_ingress_node_links(const wr_ingress *ig, size_t *open,
+                           uint64_t *dialed);
 
 /* Sends GOAWAY to every tunnel (clients move away) and stops accepting. */
 void wr_ingress_drain(wr_ingress *ig);

@@ -194,8 +194,8 @@ int start_ingress(app *a, const char *listen, const char *domain,
                          uint64_t upstream_ms, uint64_t idle_ms,
                          uint64_t head_ms, uint64_t body_min_rate,
                          const char *proxy_from, uint64_t max_conns,
-                         uint64_t max_conns_ip,
-                         wr_metrics *m) {
+                         uint64_t max_conns_ip, uint64_t send_stall_ms,
+                         uint64_t node_link_window, wr_metrics *m) {
   wr_ingress_config ic;
   memset(&ic, 0, sizeof ic);
   ic.listen = listen;
@@ -213,6 +213,8 @@ int start_ingress(app *a, const char *listen, const char *domain,
   ic.idle_timeout_ms = idle_ms;
   ic.head_timeout_ms = head_ms;
   ic.body_min_rate = body_min_rate;
+  ic.send_stall_ms = send_stall_ms;
+  ic.node_link_window = (uint32_t)node_link_window;
   ic.proxy_from = proxy_from;
   ic.max_conns = (unsigned)max_conns;
   ic.max_conns_per_source = (unsigned)max_conns_ip;

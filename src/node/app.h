@@ -86,7 +86,9 @@ int start_ingress(app *a, const char *listen, const char *domain,
                   const uint8_t secret[32], const char *token,
                   uint64_t upstream_ms, uint64_t idle_ms, uint64_t head_ms,
                   uint64_t body_min_rate, const char *proxy_from,
-                  uint64_t max_conns, uint64_t max_conns_ip, wr_metrics *m);
+                  uint64_t max_conns, uint64_t max_conns_ip,
+                  uint64_t send_stall_ms, uint64_t node_link_window,
+                  wr_metrics *m);
 
 /* node_admin.c */
 int tag_value(const char *tags, const char *key, char *out, size_t cap);

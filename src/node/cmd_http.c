@@ -177,7 +177,7 @@ int cmd_http(int argc, char **argv) {
     if (wr_metrics_new(&a.metrics, NULL) != 0) a.metrics = NULL;
     if (start_ingress(&a, listen, "localhost", secret, token, upstream,
                       eo.idle_ms, eo.head_ms, eo.body_min_rate, NULL, 0, 0,
-                      a.metrics) != 0) {
+                      eo.send_stall_ms, 0, a.metrics) != 0) {
       sodium_memzero(secret, sizeof secret);
       app_stop(&a, 1);
       return run_loop(&a);

@@ -26,6 +26,7 @@ static const char usage_node[] =
     "                   [--body-min-rate BYTES/S]\n"
     "                   [--proxy-protocol-from IP,...]\n"
     "                   [--max-conns N] [--max-conns-per-ip N]\n"
+    "                   [--send-stall-timeout MS] [--node-link-window BYTES]\n"
     "\n"
     "  --id ID              this node's name in the mesh\n"
     "  --http ADDR:PORT     public port: visitors and tunnel clients\n"
@@ -78,6 +79,16 @@ static const char usage_node[] =
     "  --max-conns-per-ip N  the same per source address; load balancers in\n"
     "                       --proxy-protocol-from are exempt (default: a\n"
     "                       quarter of --max-conns)\n"
+    /* Split in two: ISO C caps a string literal at 4095 bytes. */
+    ;
+static const char usage_node2[] =
+    "  --send-stall-timeout MS  close a visitor whose socket takes none of\n"
+    "                       the response bytes owed to it for MS, freeing\n"
+    "                       the tunnel credit they hold; a visitor that\n"
+    "                       reads, however slowly, is never cut (default\n"
+    "                       30000)\n"
+    "  --node-link-window BYTES  receive window of each node-to-node link\n"
+    "                       this node dials (default 0: 256 MiB)\n"
     "\n"
     "SIGINT/SIGTERM: the node leaves the mesh (peers see it as \"left\", not\n"
     "dead), clients are told to move (GOAWAY), then the node exits.  A second\n"
@@ -127,6 +138,7 @@ int cmd_node(int argc, char **argv) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
       fputs(usage_node, stdout);
+      fputs(usage_node2, stdout);
       return 0;
     }
     if (!strcmp(f, "--version")) return print_version();
@@ -266,7 +278,8 @@ int cmd_node(int argc, char **argv) {
   }
   if (start_ingress(&a, http, domain, secret, token, upstream, idle, head,
                     o.body_min_rate, proxy_from, o.max_conns,
-                    o.max_conns_per_ip, wr_admin_metrics(a.admin)) != 0) {
+                    o.max_conns_per_ip, o.send_stall_ms, o.node_link_window,
+                    wr_admin_metrics(a.admin)) != 0) {
     sodium_memzero(secret, sizeof secret);
     app_stop(&a, 1);
     return run_loop(&a);

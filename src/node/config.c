@@ -21,6 +21,8 @@ typedef struct opt_field {
 
 #define RATE ((size_t)-1)
 #define COUNT ((size_t)-2)
+#define WINDOW ((size_t)-3) /* bytes, 0 = the default, else the mux's
+                               bounds: [16 KiB, 2^31 - 1] */
 /* Connection caps: beyond any descriptor limit Linux allows (nr_open is
  * at most 2^30, usually 2^20). */
 #define COUNT_MAX 16777216ULL
@@ -50,6 +52,8 @@ static const opt_field fields[] = {
     {"body-min-rate", offsetof(wr_node_opts, body_min_rate), RATE},
     {"max-conns", offsetof(wr_node_opts, max_conns), COUNT},
     {"max-conns-per-ip", offsetof(wr_node_opts, max_conns_per_ip), COUNT},
+    {"send-stall-timeout", offsetof(wr_node_opts, send_stall_ms), 0},
+    {"node-link-window", offsetof(wr_node_opts, node_link_window), WINDOW},
 };
 
 void wr_node_opts_init(wr_node_opts *o) {
@@ -59,6 +63,7 @@ void wr_node_opts_init(wr_node_opts *o) {
   o->idle_ms = 75000;
   o->head_ms = 30000;
   o->body_min_rate = WR_NODE_BODY_MIN_RATE;
+  o->send_stall_ms = 30000;
 }
 
 int wr_node_opts_known(const char *key) {
@@ -81,6 +86,22 @@ int wr_node_opts_set(wr_node_opts *o, const char *key, const char *value) {
                  "%s wants a number of connections (0-%llu, 0 = derived "
                  "from the descriptor limit), got '%.64s'",
                  key, COUNT_MAX, value);
+        return -1;
+      }
+      uint64_t v = x;
+      memcpy(base, &v, sizeof v);
+      return 0;
+    }
+    if (f->size == WINDOW) {
+      char *end;
+      errno = 0;
+      unsigned long long x = strtoull(value, &end, 10);
+      if (!*value || *end || errno || value[0] == '-' ||
+          (x != 0 && (x < 16384 || x > 2147483647ULL))) {
+        snprintf(o->err, sizeof o->err,
+                 "%s wants a window in bytes (16384-2147483647, 0 = the "
+                 "default), got '%.64s'",
+                 key, value);
         return -1;
       }
       uint64_t v = x;

@@ -42,6 +42,8 @@ typedef struct wr_node_opts {
   uint64_t upstream_ms, idle_ms, head_ms;
   uint64_t body_min_rate; /* bytes/s, 0 = off */
   uint64_t max_conns, max_conns_per_ip; /* 0 = derived (ingress.h) */
+  uint64_t send_stall_ms;    /* ingress.h send_stall_ms */
+  uint64_t node_link_window; /* ingress.h node_link_window, 0 = default */
   char err[300]; /* the first error, one line, when a call fails */
 } wr_node_opts;
 
@@ -56,7 +58,7 @@ typedef struct wr_node_opts {
 #define WR_NODE_BODY_MIN_RATE 500
 
 /* Defaults: admin 127.0.0.1:9081, upstream 60 s, idle 75 s, head 30 s,
- * body-min-rate 500. */
+ * body-min-rate 500, send-stall 30 s, node-link-window 0 (256 MiB). */
 void wr_node_opts_init(wr_node_opts *o);
 
 /*

@@ -280,6 +280,21 @@ static uint32_t check_bind(tlink *tl, const char *name) {
                             : WR_CONTROL_ERR_INTERNAL;
 }
 
+/*
+ * A Bind refused for its name (bad, taken here or by the routes table):
+ * the Error goes out and the link ends after it, as after a failed Hello,
+ * so one link is one try.  Left open, a link could Bind name after name
+ * and learn from the answers which are held, as fast as it liked.
+ */
+static void bind_refused(tlink *tl, uint32_t code, const char *name,
+                         const char *msg, const char *why) {
+  send_error(tl, code, name, msg);
+  WR_LOG_INFOF("ingress", "bind_refused", "peer=%s name=%s why=%s",
+               tl->peer, name, why);
+  tl->state = TL_FAILED;
+  wr_link_end(tl->link, 0);
+}
+
 static void handle_bind(tlink *tl, const wr_control_msg *m) {
   bindings *b = tl->b;
   char name[WR_CONTROL_NAME_MAX + 1];
@@ -301,9 +316,7 @@ static void handle_bind(tlink *tl, const wr_control_msg *m) {
     }
     name[i] = 0;
     if (!wr_control_name_valid(name)) {
-      send_error(tl, WR_CONTROL_ERR_BAD_NAME, m->u.bind.name, NULL);
-      WR_LOG_INFOF("ingress", "bind_refused", "peer=%s name=%s why=bad_name",
-                   tl->peer, name);
+      bind_refused(tl, WR_CONTROL_ERR_BAD_NAME, name, NULL, "bad_name");
       return;
     }
   } else {
@@ -318,17 +331,13 @@ static void handle_bind(tlink *tl, const wr_control_msg *m) {
   }
   tunnel *t = table_find(b, name);
   if (t && t->tl) {
-    send_error(tl, WR_CONTROL_ERR_NAME_TAKEN, name, NULL);
-    WR_LOG_INFOF("ingress", "bind_refused", "peer=%s name=%s why=taken",
-                 tl->peer, name);
+    bind_refused(tl, WR_CONTROL_ERR_NAME_TAKEN, name, NULL, "taken");
     return;
   }
   if (m->u.bind.name[0]) refused = check_bind(tl, name);
   if (refused) {
-    send_error(tl, refused, name,
-               refused == WR_CONTROL_ERR_INTERNAL ? "routes refused" : NULL);
-    WR_LOG_INFOF("ingress", "bind_refused", "peer=%s name=%s why=%s",
-                 tl->peer, name,
+    bind_refused(tl, refused, name,
+                 refused == WR_CONTROL_ERR_INTERNAL ? "routes refused" : NULL,
                  refused == WR_CONTROL_ERR_NAME_TAKEN ? "routes_taken"
                                                       : "routes_error");
     return;

@@ -106,6 +106,8 @@ struct wr_fwd {
   wr_fwd_upstream up;
   size_t owed, stale;          /* credit bookkeeping (top of file) */
   size_t out_pending;          /* sent to the visitor, not yet written */
+  wr_tstamp drain_at;          /* its socket last took bytes (or the
+                                  first of out_pending was sent) */
   wr_http_timer wt;            /* what the timer waits for (timer.c) */
   wr_http_req *hreq;
   wr_http_resp *hresp;
@@ -177,6 +179,9 @@ void wr_fwd_close(wr_fwd *f) {
 }
 
 static void send_out(wr_fwd *f, uint8_t *buf, size_t len, size_t credit) {
+  /* The send-stall clock starts with the first byte owed, not with the
+   * last response's end: an idle connection owes nothing. */
+  if (f->out_pending == 0) f->drain_at = f->now;
   f->out_pending += len;
   f->owed += credit;
   f->cb->send(f->ud, buf, len, credit);
@@ -769,6 +774,7 @@ void wr_fwd_written(wr_fwd *f, size_t len, size_t credit, int status,
   f->now = now;
   assert(len <= f->out_pending);
   f->out_pending -= len;
+  if (len > 0) f->drain_at = now;
   /* Credit goes back only now that the visitor's socket took the bytes:
    * this is what makes a slow visitor slow down the origin. */
   size_t old = credit < f->stale ? credit : f->stale;
@@ -788,9 +794,68 @@ void wr_fwd_written(wr_fwd *f, size_t len, size_t credit, int status,
 
 /* ---- the timer ---- */
 
+/*
+ * Send stalls.  Response bytes owed to a visitor hold the upstream's
+ * credit until its socket takes them (wr_fwd_written), which is what
+ * slows an origin down to its visitor's pace.  A visitor that takes none
+ * at all holds that credit for ever: a stream window on the link (1 MiB),
+ * and, fifteen such visitors later, the whole tunnel (issue 11).  None of
+ * the request-side waits times this (a response in progress is the
+ * visitor's turn to read, timer.c), so it has its own clock: drain_at,
+ * moved by every write completion and by partial progress the adapter
+ * sees (wr_fwd_send_progress).  Only OPEN and ENDING: ANSWERED bounds its
+ * own last writes (end_at), LINGER has written everything.
+ */
+static wr_tstamp stall_deadline(const wr_fwd *f) {
+  if (f->cfg->send_stall_ms == 0 || f->out_pending == 0 ||
+      (f->state != WR_FWD_OPEN && f->state != WR_FWD_ENDING))
+    return WR_TSTAMP_NONE;
+  return f->drain_at + f->cfg->send_stall_ms;
+}
+
+void wr_fwd_send_progress(wr_fwd *f, wr_tstamp now) {
+  f->now = now;
+  if (f->out_pending > 0) f->drain_at = now;
+}
+
+size_t wr_fwd_held(const wr_fwd *f) {
+  return f->upst == UP_OPEN && !terminal(f) ? f->owed : 0;
+}
+
+wr_tstamp wr_fwd_stalled_since(const wr_fwd *f) {
+  return f->out_pending > 0 && !terminal(f) ? f->drain_at : WR_TSTAMP_NONE;
+}
+
+void *wr_fwd_upstream_of(const wr_fwd *f) {
+  return f->upst == UP_OPEN ? f->up.up : NULL;
+}
+
+void wr_fwd_shed(wr_fwd *f, wr_tstamp now) {
+  f->now = now;
+  if (terminal(f)) return;
+  count(M(f, sheds));
+  WR_LOG_DEBUGF("ingress", "send_stall_shed",
+               "peer=%s name=%s held=%zu stalled_ms=%llu", f->peer, f->name,
+               f->owed, (unsigned long long)(now - f->drain_at));
+  wr_fwd_close(f);
+}
+
 void wr_fwd_tick(wr_fwd *f, wr_tstamp now) {
   f->now = now;
   if (terminal(f)) return;
+  wr_tstamp sdl = stall_deadline(f);
+  if (sdl != WR_TSTAMP_NONE && now >= sdl) {
+    /* Nothing can reach this visitor (not even an error page: it would
+     * queue behind the bytes it does not take), so the connection closes
+     * and the upstream is reset, which returns the credit. */
+    count(M(f, send_stalls));
+    WR_LOG_DEBUGF("ingress", "send_stall",
+                 "peer=%s name=%s owed=%zu held=%zu ms=%llu", f->peer,
+                 f->name, f->out_pending, f->owed,
+                 (unsigned long long)f->cfg->send_stall_ms);
+    wr_fwd_close(f);
+    return;
+  }
   if (f->state == WR_FWD_ANSWERED) {
     if (now >= f->end_at) wr_fwd_close(f);
     return;
@@ -828,6 +893,7 @@ void wr_fwd_tick(wr_fwd *f, wr_tstamp now) {
        * inside that response, and the origin has this request's head on
        * the same upstream, so it is reset and the visitor gets what is
        * queued, then our FIN. */
+      count(M(f, body_timeouts_answered));
       WR_LOG_DEBUGF("ingress", "body_timeout_no_page",
                     "peer=%s name=%s slow=%d", f->peer, f->name, slow);
       wind_down(f);
@@ -876,8 +942,11 @@ wr_tstamp wr_fwd_deadline(const wr_fwd *f) {
     return f->end_at;
   case WR_FWD_LINGER:
     return f->quiet_at < f->linger_end ? f->quiet_at : f->linger_end;
-  default:
-    return wr_http_timer_deadline(&f->wt);
+  default: {
+    wr_tstamp dl = wr_http_timer_deadline(&f->wt);
+    wr_tstamp sdl = stall_deadline(f);
+    return sdl < dl ? sdl : dl;
+  }
   }
 }
 

@@ -115,3 +115,32 @@ void wr_fwd_meta_view(const wr_fwd_meta *mt, wr_fwd_open *view) {
   view->scheme = mt->scheme;
   view->hops = mt->hops;
 }
+
+wr_ssize wr_fwd_moved_encode(uint32_t sid, const char *owner, uint8_t *dst,
+                             size_t cap) {
+  Warren__ForwardMoved o = WARREN__FORWARD_MOVED__INIT;
+  o.stream_id = sid;
+  o.owner = (char *)nz(owner);
+  if (!o.owner[0] || strlen(o.owner) >= WR_FWD_OWNER_MAX) return WR_ERR_TOOBIG;
+  size_t n = warren__forward_moved__get_packed_size(&o);
+  if (n > cap) return WR_ERR_NOBUF;
+  if (warren__forward_moved__pack(&o, dst) != n) return WR_ERR_INTERNAL;
+  return (wr_ssize)n;
+}
+
+int wr_fwd_moved_decode(const uint8_t *buf, size_t len, uint32_t *psid,
+                        char owner[WR_FWD_OWNER_MAX]) {
+  arena a;
+  ProtobufCAllocator al = {ar_alloc, ar_free, &a};
+  owner[0] = 0;
+  if (len > WR_FWD_OPEN_MAX_WIRE) return WR_ERR_PROTO;
+  a.used = 0;
+  Warren__ForwardMoved *o = warren__forward_moved__unpack(&al, len, buf);
+  if (!o) return WR_ERR_PROTO;
+  if (copy_str(owner, WR_FWD_OWNER_MAX, o->owner) != 0 || !owner[0]) {
+    owner[0] = 0;
+    return WR_ERR_PROTO;
+  }
+  *psid = o->stream_id;
+  return 0;
+}

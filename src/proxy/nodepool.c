@@ -70,6 +70,7 @@ struct nodepool {
   plink *links;       /* every plink not yet freed; new streams go to
                             the usable ones (not failed, not draining) */
   size_t nlinks;
+  uint64_t dials;
   int stopping;
   void (*done)(void *);
   void *done_ud;
@@ -226,7 +227,7 @@ static int open_now(plink *pl, nstream *s) {
   pl->nstreams++;
   uv_timer_stop(&pl->timer);
   if (s->fin_pending) wr_mux_stream_close(m, s->sid);
-  if (++pl->opened >= ROTATE_AT) {
+  if (++pl->opened >= pl->p->cfg.rotate_at) {
     wr_mux_goaway(m, 0);
     pl_drain(pl);
   }
@@ -347,6 +348,30 @@ static int pl_on_goaway(wr_link *l, uint32_t code, void *ud) {
   return 0;
 }
 
+/* The owner's CONTROL messages: only ForwardMoved, the hint it sends
+ * right before a MOVED reset (forward.h).  Anything else, or a hint for a
+ * stream not open here, is dropped: it only makes a retry go where the
+ * table says, and a bad one must not end a link that carries other
+ * tenants' streams. */
+static int pl_on_control(wr_link *l, const uint8_t *msg, size_t len,
+                         void *ud) {
+  (void)l;
+  plink *pl = ud;
+  uint32_t sid;
+  char owner[WR_FWD_OWNER_MAX];
+  if (wr_fwd_moved_decode(msg, len, &sid, owner) != 0) {
+    WR_LOG_DEBUGF("nodelink", "bad_control", "owner=%s len=%zu", pl->owner,
+                  len);
+    return 0;
+  }
+  for (nstream *s = pl->streams; s; s = s->next)
+    if (s->opened && s->sid == sid) {
+      snprintf(s->moved_to, sizeof s->moved_to, "%s", owner);
+      break;
+    }
+  return 0;
+}
+
 static const wr_link_callbacks pl_cb = {
     .ready = pl_on_ready,
     .closed = pl_on_closed,
@@ -355,7 +380,7 @@ static const wr_link_callbacks pl_cb = {
     .stream_fin = pl_on_fin,
     .stream_close = pl_on_close,
     .stream_writable = pl_on_writable,
-    .control = NULL,
+    .control = pl_on_control,
     .goaway = pl_on_goaway,
 };
 
@@ -396,6 +421,7 @@ static void up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   lc.use_psk = 1;
   memcpy(lc.psk, pl->p->cfg.psk, 32);
   nodelink_mux_config(&lc.mux, 1);
+  if (pl->p->cfg.link_window) lc.mux.link_window = pl->p->cfg.link_window;
   lc.peer = pl->addr;
   int rv = wr_link_start(&pl->link, pl->p->loop, pl->tcp, &lc, &pl_cb, pl,
                          pl->head + hlen, pl->headlen - hlen);
@@ -461,6 +487,7 @@ static plink *pl_dial(nodepool *p, const char *owner, const char *addr,
   pl->timer.data = pl;
   pl->handles = 2;
   p->nlinks++;
+  p->dials++;
   if (p->cfg.g_links) (*p->cfg.g_links)++;
   pl->next = p->links;
   if (p->links) p->links->prev = pl;
@@ -510,7 +537,7 @@ int nstream_open(nstream *s, nodepool *p, const char *owner,
     list_push(&pl->streams, s);
     pl->nstreams++;
     uv_timer_stop(&pl->timer);
-    if (++pl->opened >= ROTATE_AT) {
+    if (++pl->opened >= p->cfg.rotate_at) {
       wr_mux_goaway(wr_link_mux(pl->link), 0);
       pl_drain(pl);
     }
@@ -583,11 +610,14 @@ int nodepool_new(nodepool **pp, uv_loop_t *loop,
   p->ev = *cfg->ev;
   if (!p->cfg.idle_ms) p->cfg.idle_ms = 120000;
   if (!p->cfg.dial_ms) p->cfg.dial_ms = 5000;
+  if (!p->cfg.rotate_at) p->cfg.rotate_at = ROTATE_AT;
   *pp = p;
   return 0;
 }
 
 size_t nodepool_links(const nodepool *p) { return p->nlinks; }
+
+uint64_t nodepool_dials(const nodepool *p) { return p->dials; }
 
 void nodepool_stop(nodepool *p, void (*done)(void *ud), void *ud) {
   p->stopping = 1;

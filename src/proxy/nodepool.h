@@ -18,6 +18,7 @@
 
 #include <uv.h>
 
+#include "warren/forward.h"
 #include "warren/link.h"
 
 typedef struct nodepool nodepool;
@@ -31,6 +32,8 @@ typedef struct nstream {
   uint8_t *meta;         /* the OPEN metadata, kept while waiting */
   size_t metalen;
   struct nstream *prev, *next; /* on pl's waiting or open list */
+  char moved_to[WR_FWD_OWNER_MAX]; /* the owner's hint before a MOVED
+                                      reset ("" without one) */
 } nstream;
 
 typedef struct nstream_events {
@@ -58,6 +61,11 @@ typedef struct nodepool_config {
   int64_t *g_links;      /* gauge: outbound links (dialing or up); may be
                             NULL */
   uint64_t *m_dial_failed; /* dials that failed; may be NULL */
+  uint32_t link_window;  /* our receive window per link (responses
+                            coming back); 0 = nodelink_mux_config's */
+  uint32_t rotate_at;    /* streams after which a link is drained with
+                            GOAWAY and replaced; 0 = 2^30 (tests set
+                            it low) */
 } nodepool_config;
 
 int nodepool_new(nodepool **pp, uv_loop_t *loop,
@@ -68,6 +76,8 @@ void nodepool_stop(nodepool *p, void (*done)(void *ud), void *ud);
 void nodepool_del(nodepool *p);
 /* Links now (dialing or up), for metrics and tests. */
 size_t nodepool_links(const nodepool *p);
+/* Links dialed since the pool started (tests: rotation, idle close). */
+uint64_t nodepool_dials(const nodepool *p);
 
 /* Opens |s| on the link to node |owner| at |addr| ("IP:PORT"), dialing it
  * if there is none.  |meta| is copied.  Returns 0 (the stream may still

@@ -300,12 +300,22 @@ static int n_open(wr_link *l, uint32_t sid, const uint8_t *meta, size_t len,
     code = WR_MUX_RST_TUNNEL_GONE;
     goto refuse;
   default: {
-    char owner[65];
+    char owner[WR_FWD_OWNER_MAX];
     code = s->cfg.lookup_remote &&
                    s->cfg.lookup_remote(s->cfg.routes_ud, mt.name, owner,
                                         sizeof owner) == 1
                ? WR_MUX_RST_MOVED
                : WR_MUX_RST_NO_ROUTE;
+    if (code == WR_MUX_RST_MOVED) {
+      /* Say where: the first node's table may not know yet (it is why it
+       * came here), and its retry would come back.  The hint goes before
+       * the reset on the same control queue, so it arrives first.  A
+       * full queue only loses the hint. */
+      uint8_t hint[WR_FWD_OPEN_MAX_WIRE];
+      owner[sizeof owner - 1] = 0;
+      wr_ssize hn = wr_fwd_moved_encode(sid, owner, hint, sizeof hint);
+      if (hn > 0) (void)wr_mux_control(m, hint, (size_t)hn);
+    }
     goto refuse;
   }
   }

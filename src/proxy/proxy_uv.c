@@ -79,6 +79,32 @@
  * an open connection.  1024 buckets keep chains short up to tens of
  * thousands of sources, for 8 KiB. */
 #define SRC_BUCKETS 1024
+/*
+ * Sharing a link's window (docs/HTTP.md, "Send stalls").  Response bytes
+ * owed to a visitor hold its link's credit until its socket takes them.
+ * Twice a second the ingress adds up what each link, and each name on
+ * it, holds this way; where a name holds more than NAME_SHARE of a link
+ * (half the smaller of its window and a tunnel's), or all names together
+ * more than three quarters of the link's window, the visitors that hold
+ * it and whose sockets have taken nothing for SHED_AFTER_MS are shed
+ * (closed, stream reset: the credit returns), the longest stalled first,
+ * until the group is back under half its share (hot() below).  So a name's stuck visitors
+ * leave half of its tunnel to its other visitors, and on a node link one
+ * tenant's leave room for the others, within a second or so; a visitor
+ * whose socket keeps taking bytes, however slowly, is never shed, and
+ * one that holds nothing (an idle WebSocket) is never even counted.
+ * Why 1 s: a reader that is merely slow still empties some of its socket
+ * buffer every few hundred ms (the kernel takes bytes as soon as there is
+ * room), while a visitor that stopped reading is stalled for good; the
+ * sweep runs every 500 ms, so a stuck visitor holds surplus credit for
+ * 1-1.5 s.  Why three quarters: the last quarter (4 MiB of a tunnel) is
+ * what new streams start from while the sweep catches up.
+ */
+#define SWEEP_MS 500
+#define SHED_AFTER_MS 1000
+#define SHED_GROUPS 128     /* (link, name) pairs tracked per sweep */
+#define SHED_MAX_PER_SWEEP 256
+#define SEND_STALL_MS 30000
 
 typedef struct src_ent {
   struct src_ent *next;
@@ -109,6 +135,10 @@ struct vconn {
   vconn *aprev, *anext;        /* in ig->all */
   uint8_t src[16];             /* source address, counted in ig->src */
   int src_counted;
+  /* Send progress short of a whole write (forward.h,
+   * wr_fwd_send_progress): bytes that went into libuv's write queue, and
+   * how many of them had left it at the last look. */
+  uint64_t wq_in, wq_out;
 };
 
 /* The core lives right after the vconn, in the same allocation. */
@@ -151,6 +181,9 @@ struct wr_ingress {
   rand_pool ids;
   uint64_t upstream_timeout, idle_timeout, head_timeout;
   uint64_t body_min_rate;
+  uv_timer_t sweep;            /* shares of link windows (SWEEP_MS) */
+  int sweep_closed;
+  uint32_t tunnel_window, node_window; /* links' receive windows */
   wr_fwd_config fcfg;          /* shared by every visitor's core */
   wr_fwd_metrics fm;
   char proxy_from[16][48];     /* peers whose connections start with a
@@ -327,7 +360,12 @@ static int vconn_flush(vconn *v) {
   v->nobufs = 0;
   v->olen = v->ocredit = 0;
   undirty(v);
+  size_t q0 = uv_stream_get_write_queue_size((uv_stream_t *)v->tcp);
   int rv = uv_write(&w->req, (uv_stream_t *)v->tcp, lp, ln, vconn_on_write);
+  if (rv == 0) {
+    size_t q1 = uv_stream_get_write_queue_size((uv_stream_t *)v->tcp);
+    if (q1 > q0) v->wq_in += q1 - q0;
+  }
   if (rv < 0) {
     for (unsigned i = 0; i < n; i++)
       wr_link_buf_free((uint8_t *)w->bufs[i].base);
@@ -452,9 +490,23 @@ static void sync_conn(vconn *v) {
   arm_timer(v);
 }
 
+/* Did the visitor's socket take queued bytes since the last look?  A
+ * uv_write completes only when all of it is written, which for a slow
+ * reader may take minutes of steady progress; the shrinking write queue
+ * is what shows it. */
+static void sample_progress(vconn *v, uint64_t now) {
+  size_t q = uv_stream_get_write_queue_size((uv_stream_t *)v->tcp);
+  uint64_t out = v->wq_in > q ? v->wq_in - q : 0;
+  if (out > v->wq_out) {
+    v->wq_out = out;
+    wr_fwd_send_progress(v->f, now);
+  }
+}
+
 static void vconn_on_timer(uv_timer_t *t) {
   vconn *v = t->data;
   if (v->closing) return;
+  sample_progress(v, uv_now(v->ig->loop));
   wr_fwd_tick(v->f, uv_now(v->ig->loop));
   sync_conn(v);
 }
@@ -504,13 +556,22 @@ static const wr_fwd_sink up_sink = {
  * name bound on this node since is not taken over mid-connection (the
  * upstream cannot change kind): the visitor gets the 502 and its next
  * connection the tunnel. */
-static int nodelink_reroute(void *ud, const char *name, char *owner,
-                            size_t ocap, char *addr, size_t acap) {
+static int nodelink_reroute(void *ud, const char *name, const char *hint,
+                            char *owner, size_t ocap, char *addr,
+                            size_t acap) {
   vconn *v = ud;
   wr_ingress *ig = v->ig;
   tlink *tl;
   if (bindings_lookup(ig->bindings, name, &tl) != BINDINGS_NONE)
     return 0;
+  /* The refusing owner named the new one: go there if membership knows
+   * its address (and it is not us: a name moved here would have been
+   * found bound above).  Else the table decides, as without a hint. */
+  if (hint[0] && strcmp(hint, ig->node_id) != 0 && ig->owner_addr &&
+      ig->owner_addr(ig->routes_ud, hint, addr, acap) == 1) {
+    snprintf(owner, ocap, "%s", hint);
+    return 1;
+  }
   if (!ig->lookup_remote || !ig->owner_addr ||
       ig->lookup_remote(ig->routes_ud, name, owner, ocap) != 1)
     return 0;
@@ -749,10 +810,160 @@ static void on_connection(uv_stream_t *server, int status) {
   sync_conn(v); /* reads on, the first head's timer */
 }
 
+/* ---- sharing links' windows (SWEEP_MS above) ---- */
+
+typedef struct held_group {
+  const void *link;
+  const char *name;  /* NULL: the whole link */
+  size_t held, cap;
+  int hot;           /* over cap at the sweep's start: shed to cap / 2 */
+} held_group;
+
+/* The link under |v|'s upstream and its receive window; 0 when it has
+ * none open. */
+static int vconn_link(vconn *v, const void **plk, size_t *pwin) {
+  void *up = wr_fwd_upstream_of(v->f);
+  if (up == &v->ut && v->ut.st.tl) {
+    *plk = v->ut.st.tl;
+    *pwin = v->ig->tunnel_window;
+    return 1;
+  }
+  if (up == &v->un && v->un.ns.pl) {
+    *plk = v->un.ns.pl;
+    *pwin = v->ig->node_window;
+    return 1;
+  }
+  return 0;
+}
+
+static held_group *group_of(held_group *g, size_t *ng, const void *link,
+                            const char *name, size_t cap) {
+  for (size_t i = 0; i < *ng; i++)
+    if (g[i].link == link &&
+        (name ? g[i].name && strcmp(g[i].name, name) == 0 : !g[i].name))
+      return &g[i];
+  if (*ng == SHED_GROUPS) return NULL; /* untracked this sweep */
+  g[*ng] = (held_group){.link = link, .name = name, .held = 0, .cap = cap,
+                        .hot = 0};
+  return &g[(*ng)++];
+}
+
+/* The groups |v| counts in (its link's and its name's on that link). */
+static void vconn_groups(vconn *v, held_group *g, size_t *ng,
+                         held_group **pl, held_group **pn) {
+  const void *link;
+  size_t win;
+  *pl = *pn = NULL;
+  if (!vconn_link(v, &link, &win)) return;
+  size_t share = win < v->ig->tunnel_window ? win : v->ig->tunnel_window;
+  *pl = group_of(g, ng, link, NULL, win / 4 * 3);
+  *pn = group_of(g, ng, link, wr_fwd_name(v->f), share / 2);
+}
+
+static int over(const held_group *x) { return x && x->held > x->cap; }
+
+/* Once over its cap, a group is shed down to half of it, not just below:
+ * new streams keep arriving while the sweep sleeps, and each takes a
+ * whole stream window at once, so stopping at the cap left a name under
+ * a stream-opening flood (slowhttptest's slow read, 250 connections/s)
+ * full again before the next sweep. */
+static int hot(const held_group *x) {
+  return x && x->hot && x->held > x->cap / 2;
+}
+
+typedef struct shed_cand {
+  vconn *v;
+  wr_tstamp since;
+  held_group *gl, *gn;
+} shed_cand;
+
+/* A max-heap on |since| (c[0]: the most recently stalled kept). */
+static void heap_up(shed_cand *c, size_t i) {
+  while (i > 0 && c[(i - 1) / 2].since < c[i].since) {
+    shed_cand t = c[i];
+    c[i] = c[(i - 1) / 2];
+    c[(i - 1) / 2] = t;
+    i = (i - 1) / 2;
+  }
+}
+
+static void heap_down(shed_cand *c, size_t n, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < n && c[l].since > c[m].since) m = l;
+    if (r < n && c[r].since > c[m].since) m = r;
+    if (m == i) return;
+    shed_cand t = c[i];
+    c[i] = c[m];
+    c[m] = t;
+    i = m;
+  }
+}
+
+static int cand_cmp(const void *a, const void *b) {
+  wr_tstamp x = ((const shed_cand *)a)->since,
+            y = ((const shed_cand *)b)->since;
+  return x < y ? -1 : x > y;
+}
+
+static void on_sweep(uv_timer_t *t) {
+  wr_ingress *ig = t->data;
+  uint64_t now = uv_now(ig->loop);
+  held_group g[SHED_GROUPS];
+  size_t ng = 0;
+  int any = 0;
+  for (vconn *v = ig->all; v; v = v->anext) {
+    if (v->closing || !v->f) continue;
+    sample_progress(v, now);
+    size_t held = wr_fwd_held(v->f);
+    if (!held) continue;
+    held_group *gl, *gn;
+    vconn_groups(v, g, &ng, &gl, &gn);
+    if (gl) gl->held += held;
+    if (gn) gn->held += held;
+    any |= over(gl) || over(gn);
+  }
+  if (!any) return;
+  for (size_t i = 0; i < ng; i++) g[i].hot = over(&g[i]);
+  /* One more pass collects the candidates (stalled long enough, in a hot
+   * group), keeping the SHED_MAX_PER_SWEEP longest stalled in a max-heap
+   * on |since|; then they are shed oldest first while their group is
+   * still hot.  O(visitors + k log k) per sweep: a sweep under attack
+   * must not itself stall the loop. */
+  shed_cand c[SHED_MAX_PER_SWEEP];
+  size_t nc = 0;
+  for (vconn *v = ig->all; v; v = v->anext) {
+    if (v->closing || !v->f || !wr_fwd_held(v->f)) continue;
+    wr_tstamp since = wr_fwd_stalled_since(v->f);
+    if (since == WR_TSTAMP_NONE || since + SHED_AFTER_MS > now) continue;
+    held_group *gl, *gn;
+    vconn_groups(v, g, &ng, &gl, &gn);
+    if (!hot(gl) && !hot(gn)) continue;
+    shed_cand x = {.v = v, .since = since, .gl = gl, .gn = gn};
+    if (nc < SHED_MAX_PER_SWEEP) {
+      c[nc++] = x;
+      heap_up(c, nc - 1);
+    } else if (since < c[0].since) {
+      c[0] = x;
+      heap_down(c, nc, 0);
+    }
+  }
+  qsort(c, nc, sizeof c[0], cand_cmp);
+  for (size_t k = 0; k < nc; k++) {
+    if (!hot(c[k].gl) && !hot(c[k].gn)) continue;
+    size_t held = wr_fwd_held(c[k].v->f);
+    if (c[k].gl) c[k].gl->held -= held < c[k].gl->held ? held : c[k].gl->held;
+    if (c[k].gn) c[k].gn->held -= held < c[k].gn->held ? held : c[k].gn->held;
+    wr_fwd_shed(c[k].v->f, now);
+    sync_conn(c[k].v); /* closes: the vconn is freed on a later turn */
+  }
+}
+
 /* ---- the ingress ---- */
 
 static void maybe_done(wr_ingress *ig) {
-  if (!ig->stopping || !ig->server_closed || !ig->prep_closed || ig->all ||
+  if (!ig->stopping || !ig->server_closed || !ig->prep_closed ||
+      !ig->sweep_closed || ig->all ||
       !ig->bindings_done || !ig->pool_done || !ig->nodesrv_done)
     return;
   nodesrv_del(ig->nodesrv);
@@ -795,6 +1006,9 @@ static int start_nodelinks(wr_ingress *ig, uv_loop_t *loop,
   pc.ev = &up_nodelink_events;
   pc.g_links = ig->g_links_out;
   pc.m_dial_failed = ig->m_dial_failed;
+  pc.link_window = cfg->node_link_window;
+  pc.idle_ms = cfg->node_link_idle_ms;
+  pc.rotate_at = cfg->node_link_rotate_at;
   int rv = nodepool_new(&ig->pool, loop, &pc);
   sodium_memzero(pc.psk, 32);
   if (rv != 0) return rv;
@@ -826,6 +1040,7 @@ static void url_of(void *ud, const char *name, char *out, size_t cap) {
 static void server_closed(uv_handle_t *h) {
   wr_ingress *ig = h->data;
   if (h == (uv_handle_t *)&ig->prep) ig->prep_closed = 1;
+  else if (h == (uv_handle_t *)&ig->sweep) ig->sweep_closed = 1;
   else ig->server_closed = 1;
   maybe_done(ig);
 }
@@ -848,6 +1063,14 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   ig->idle_timeout = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 75000;
   ig->head_timeout = cfg->head_timeout_ms ? cfg->head_timeout_ms : 30000;
   ig->body_min_rate = cfg->body_min_rate;
+  {
+    wr_mux_config mc;
+    wr_mux_config_default(&mc, 0);
+    ig->tunnel_window = mc.link_window;
+    nodelink_mux_config(&mc, 1);
+    ig->node_window =
+        cfg->node_link_window ? cfg->node_link_window : mc.link_window;
+  }
   ig->max_conns = cfg->max_conns;
   ig->max_per_source = cfg->max_conns_per_source;
   default_caps(&ig->max_conns, &ig->max_per_source);
@@ -872,6 +1095,8 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
       .pipeline_max = PIPELINE_MAX,
       .linger_ms = LINGER_MS,
       .linger_quiet_ms = LINGER_QUIET_MS,
+      .send_stall_ms = cfg->send_stall_ms ? cfg->send_stall_ms
+                                          : SEND_STALL_MS,
       .rand = pooled_rand,
       .rand_ud = &ig->ids,
       .cb = &fwd_cb,
@@ -957,6 +1182,22 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
                        "the connection cap: in total (--max-conns) or "
                        "from one source address (--max-conns-per-ip).",
                        &ig->m_refused_source);
+    wr_metrics_counter(m, "warren_http_send_stalls_total", NULL, NULL,
+                       "Visitor connections closed (stream reset) because "
+                       "their socket took none of the response bytes owed "
+                       "to it within the send-stall timeout.",
+                       &ig->fm.send_stalls);
+    wr_metrics_counter(m, "warren_http_send_stall_sheds_total", NULL, NULL,
+                       "Stalled visitor connections closed early (stream "
+                       "reset) because their name or link held more than "
+                       "its share of the link's window.",
+                       &ig->fm.sheds);
+    wr_metrics_counter(m, "warren_http_body_timeouts_answered_total", NULL,
+                       NULL,
+                       "Request bodies that timed out after their response "
+                       "had started (no 408 possible: stream reset, "
+                       "connection closed).",
+                       &ig->fm.body_timeouts_answered);
     wr_metrics_counter(m, "warren_http_silent_closes_total", NULL, NULL,
                        "Visitor connections closed by the head timeout "
                        "without having sent a byte.",
@@ -987,6 +1228,9 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   ig->server.data = ig;
   uv_prepare_init(loop, &ig->prep);
   ig->prep.data = ig;
+  uv_timer_init(loop, &ig->sweep);
+  ig->sweep.data = ig;
+  uv_timer_start(&ig->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
   rv = uv_tcp_bind(&ig->server, (struct sockaddr *)&ss, 0);
   if (rv == 0) rv = uv_listen((uv_stream_t *)&ig->server, 1024, on_connection);
   if (rv != 0) {
@@ -994,6 +1238,7 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
     ig->stopping = 1;
     uv_close((uv_handle_t *)&ig->server, server_closed);
     uv_close((uv_handle_t *)&ig->prep, server_closed);
+    uv_close((uv_handle_t *)&ig->sweep, server_closed);
     bindings_stop(ig->bindings, on_bindings_done, ig);
     if (ig->pool) nodepool_stop(ig->pool, on_pool_done, ig);
     if (ig->nodesrv) nodesrv_stop(ig->nodesrv, on_nodesrv_done, ig);
@@ -1008,6 +1253,12 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
 }
 
 int wr_ingress_port(const wr_ingress *ig) { return ig->port; }
+
+void wr_ingress_node_links(const wr_ingress *ig, size_t *open,
+                           uint64_t *dialed) {
+  *open = ig->pool ? nodepool_links(ig->pool) : 0;
+  *dialed = ig->pool ? nodepool_dials(ig->pool) : 0;
+}
 
 size_t wr_ingress_tunnel_count(const wr_ingress *ig) {
   return bindings_count(ig->bindings);
@@ -1038,6 +1289,7 @@ void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud) {
   ig->done_ud = ud;
   uv_close((uv_handle_t *)&ig->server, server_closed);
   uv_close((uv_handle_t *)&ig->prep, server_closed);
+  uv_close((uv_handle_t *)&ig->sweep, server_closed);
   for (vconn *v = ig->all; v; v = v->anext) vconn_close(v);
   bindings_stop(ig->bindings, on_bindings_done, ig);
   if (ig->pool) nodepool_stop(ig->pool, on_pool_done, ig);

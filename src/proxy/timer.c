@@ -28,11 +28,12 @@
  * the budget.  In SEND the origin is not taking bytes, the ingress has
  * stopped reading the visitor, and a body that stalls there is not the
  * visitor's doing; nor is ORIGIN time (a 100-continue not yet given,
- * earlier pipelined answers owed) or NONE (an early answer streaming).
- * A pipelined request whose body arrives while the response to an earlier
- * one streams is in BODY, not NONE: the visitor owes those bytes, and
- * leaving them untimed let a visitor drip a body for as long as it kept
- * an earlier response streaming (a slow reader can make that forever).
+ * earlier pipelined answers owed).
+ * A request whose body arrives while a response streams is in BODY, not
+ * NONE, whether that response answers an earlier pipelined request or
+ * this one (an early answer): the visitor owes those bytes, and leaving
+ * them untimed let a visitor drip a body for as long as a response
+ * streamed (a slow reader can make that forever).
  * body_spent holds the BODY time before the current BODY wait, which began
  * at body_from; both restart with each request head.
  */
@@ -43,15 +44,17 @@
 static wr_http_wait compute(const wr_http_timer *t) {
   if (t->upgraded) return WR_HTTP_WAIT_NONE;
   if (t->resp_started) {
-    /* The response streaming answers request resps + 1; a later request
-     * still open (heads > resps + 1) is pipelined behind it and its body
-     * is the visitor's to send now, so that silence is timed as BODY.
-     * Not while the stream takes no more (the origin, busy with the
-     * response, may leave the next request unread as long as it likes:
-     * a response in progress is never timed), nor while the request
-     * waits for its 100-continue, which the origin owes. */
-    if (t->req_open && t->heads > t->resps + 1 && !t->blocked &&
-        !t->cont_wait)
+    /* A request still open while a response streams owes us its body,
+     * whether it is the request being answered (an origin that answers
+     * while it reads: an early 413, or a streaming echo) or one
+     * pipelined behind it, so that silence is timed as BODY.  Leaving
+     * the first case untimed let 1,000 slow bodies live for as long as
+     * their visitors liked (issue 11).  Not while the stream takes no
+     * more (the origin, busy with the response, may leave the request
+     * unread as long as it likes: a response in progress is never
+     * timed), nor while the request waits for its 100-continue, which
+     * the origin owes. */
+    if (t->req_open && !t->blocked && !t->cont_wait)
       return WR_HTTP_WAIT_BODY;
     return WR_HTTP_WAIT_NONE;
   }

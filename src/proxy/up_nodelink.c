@@ -73,10 +73,12 @@ static int replay(up_nodelink *u) {
 
 /* A stale route: open the stream again where the table says now. */
 static int retry(up_nodelink *u, const char *why) {
-  char owner[65], addr[64];
+  char owner[65], addr[64], hint[WR_FWD_OWNER_MAX];
   if (u->retried || !u->retryable || !u->reroute || !u->meta) return 0;
   u->retried = 1;
-  if (u->reroute(u->owner, u->name, owner, sizeof owner, addr,
+  /* nstream_open below starts the stream afresh: keep the hint first. */
+  snprintf(hint, sizeof hint, "%s", u->ns.moved_to);
+  if (u->reroute(u->owner, u->name, hint, owner, sizeof owner, addr,
                  sizeof addr) != 1)
     return 0;
   owner[sizeof owner - 1] = 0;
@@ -85,8 +87,8 @@ static int retry(up_nodelink *u, const char *why) {
       0)
     return 0;
   if (u->m_retries) (*u->m_retries)++;
-  WR_LOG_INFOF("nodelink", "retry", "name=%s why=%s owner=%s addr=%s",
-               u->name, why, owner, addr);
+  WR_LOG_INFOF("nodelink", "retry", "name=%s why=%s owner=%s addr=%s%s",
+               u->name, why, owner, addr, hint[0] ? " hinted=1" : "");
   u->replaying = 1;
   u->replayed = 0;
   /* A waiting stream gets `writable` when it opens; an open one now. */

@@ -24,10 +24,11 @@
 #define UP_NODELINK_KEEP_MAX 65536
 
 /* Where the name goes now: 1 with the owner's id and data address, 0 for
- * nowhere remote (no route, or bound on this node since). */
+ * nowhere remote (no route, or bound on this node since).  |hint|: the
+ * owner the refusing node named (its MOVED hint), or "" (ask the table). */
 typedef int (*up_nodelink_reroute)(void *owner_ud, const char *name,
-                                      char *owner, size_t ocap, char *addr,
-                                      size_t acap);
+                                      const char *hint, char *owner,
+                                      size_t ocap, char *addr, size_t acap);
 
 typedef struct up_nodelink {
   nstream ns;

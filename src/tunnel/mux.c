@@ -522,9 +522,20 @@ static int q_u32(wr_mux *m, uint8_t type, uint32_t sid, uint32_t v) {
 
 /* ---- credit ---- */
 
+/*
+ * Consumed bytes give their link credit back in batches of half a window
+ * (one WINDOW frame per 8 MiB by default), or sooner when the peer has
+ * less credit left than we are holding back.  Half a window alone
+ * deadlocked a link whose other streams held more than half of it
+ * unconsumed (visitors that never read, issue 11): the rest of the window
+ * was all the peer could send, its consumption never reached the batch
+ * size, and every other stream on the link waited for the stuck ones.
+ */
 static int link_credit_back(wr_mux *m, uint64_t n) {
   m->link_pending += n;
-  if (m->link_pending > 0 && m->link_pending >= m->cfg.link_window / 2) {
+  if (m->link_pending > 0 &&
+      (m->link_pending >= m->cfg.link_window / 2 ||
+       (int64_t)m->link_pending >= m->rwin_link)) {
     int rv = q_u32(m, WR_FRAME_WINDOW, 0, (uint32_t)m->link_pending);
     if (rv != 0) return rv;
     m->rwin_link += (int64_t)m->link_pending;

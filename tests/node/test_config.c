@@ -45,6 +45,20 @@ static void test_defaults_and_flags(void **state) {
   assert_int_equal(wr_node_opts_set(&o, "body-min-rate", "5k"), -1);
   assert_int_equal(wr_node_opts_set(&o, "body-min-rate", ""), -1);
   assert_int_equal(o.body_min_rate, 1000000000);
+  /* Send stall (ms) and the node links' window (bytes, 0 = default). */
+  assert_int_equal(o.send_stall_ms, 30000);
+  assert_int_equal(wr_node_opts_set(&o, "send-stall-timeout", "5000"), 0);
+  assert_int_equal(o.send_stall_ms, 5000);
+  assert_int_equal(wr_node_opts_set(&o, "send-stall-timeout", "0"), -1);
+  assert_int_equal(o.node_link_window, 0);
+  assert_int_equal(wr_node_opts_set(&o, "node-link-window", "16777216"), 0);
+  assert_int_equal(o.node_link_window, 16777216);
+  assert_int_equal(wr_node_opts_set(&o, "node-link-window", "1000"), -1);
+  assert_non_null(strstr(o.err, "window in bytes"));
+  assert_int_equal(wr_node_opts_set(&o, "node-link-window", "2147483648"),
+                   -1);
+  assert_int_equal(wr_node_opts_set(&o, "node-link-window", "0"), 0);
+  assert_int_equal(o.node_link_window, 0);
   assert_int_equal(wr_node_opts_set(&o, "idle-timeout", "-5"), -1);
   assert_int_equal(wr_node_opts_set(&o, "idle-timeout", "12x"), -1);
   assert_int_equal(wr_node_opts_set(&o, "idle-timeout", ""), -1);

@@ -351,6 +351,8 @@ typedef struct raw {
   size_t headlen;
   wr_link *link;
   const char *token; /* NULL: the pipelined guesses of raw_ready */
+  const char *bind2; /* a second Bind pipelined behind the first */
+  const char *bind1; /* the first Bind's name (NULL: "app") */
   int errors, bound, closed;
   uint32_t last_error;
   uint64_t t_ready, t_answer; /* loop time of ready, of the first answer */
@@ -388,8 +390,13 @@ static void raw_ready(wr_link *l, void *ud) {
   wr_control_msg m;
   memset(&m, 0, sizeof m);
   m.type = WR_CONTROL_BIND;
-  snprintf(m.u.bind.name, sizeof m.u.bind.name, "app");
+  snprintf(m.u.bind.name, sizeof m.u.bind.name, "%s",
+           r->bind1 ? r->bind1 : "app");
   raw_send(l, &m);
+  if (r->bind2) {
+    snprintf(m.u.bind.name, sizeof m.u.bind.name, "%s", r->bind2);
+    raw_send(l, &m);
+  }
 }
 
 static void raw_closed(wr_link *l, int err, void *ud) {
@@ -498,10 +505,13 @@ static void start_token(world *w, wr_metrics **pmx) {
 
 /* One raw link: connects, sends per |token|, runs until the link is
  * gone (the client closes it once bound). */
-static void raw_run(world *w, raw *r, const char *token) {
+static void raw_run2(world *w, raw *r, const char *token, const char *bind1,
+                     const char *bind2) {
   memset(r, 0, sizeof *r);
   r->w = w;
   r->token = token;
+  r->bind1 = bind1;
+  r->bind2 = bind2;
   r->tcp = malloc(sizeof *r->tcp);
   assert_non_null(r->tcp);
   uv_tcp_init(&w->loop, r->tcp);
@@ -513,6 +523,10 @@ static void raw_run(world *w, raw *r, const char *token) {
                                   raw_connected),
                    0);
   assert_true(run_until(w, &r->closed, 20000));
+}
+
+static void raw_run(world *w, raw *r, const char *token) {
+  raw_run2(w, r, token, NULL, NULL);
 }
 
 static uint64_t auth_failures(wr_metrics *mx) {
@@ -578,6 +592,35 @@ static void test_one_guess_per_link(void **state) {
   stop_token(&w, mx);
 }
 
+/* A Bind refused for its name ends the link like a failed Hello: one
+ * Error, then the link closes; a second Bind pipelined behind it (for a
+ * free name) is never answered and nothing binds.  Refusals for a bad
+ * name and for a name the routes table says is taken. */
+static void test_refused_bind_ends_link(void **state) {
+  (void)state;
+  world w;
+  wr_metrics *mx;
+  start_token(&w, &mx);
+  raw r;
+  raw_run2(&w, &r, "secret", "Not_A_Label!", "free1");
+  assert_int_equal(r.errors, 1);
+  assert_int_equal(r.last_error, WR_CONTROL_ERR_BAD_NAME);
+  assert_int_equal(r.bound, 0);
+  assert_int_equal(w.bounds, 0);
+  w.refuse = 1; /* bind_check: taken elsewhere */
+  raw_run2(&w, &r, "secret", "held", "free2");
+  assert_int_equal(r.errors, 1);
+  assert_int_equal(r.last_error, WR_CONTROL_ERR_NAME_TAKEN);
+  assert_int_equal(r.bound, 0);
+  assert_int_equal(w.checks, 1); /* the second Bind was never looked at */
+  assert_int_equal(wr_ingress_tunnel_count(w.ig), 0);
+  w.refuse = 0;
+  raw_run2(&w, &r, "secret", "free3", NULL);
+  assert_int_equal(r.errors, 0);
+  assert_int_equal(r.bound, 1);
+  stop_token(&w, mx);
+}
+
 int main(void) {
   if (sodium_init() < 0) return 1;
   const struct CMUnitTest tests[] = {
@@ -589,6 +632,7 @@ int main(void) {
       cmocka_unit_test(test_unbound_at_stop),
       cmocka_unit_test(test_one_guess_per_link),
       cmocka_unit_test(test_slow_after_failures),
+      cmocka_unit_test(test_refused_bind_ends_link),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,7 +33,7 @@ typedef struct harness {
   wr_fwd_config cfg;
   wr_fwd_metrics m;
   uint64_t requests, bad, r404, r408, r502, r504, head_to, pauses, rate,
-      lingers, silent;
+      lingers, silent, stalls, sheds, body_answered;
   wr_tstamp now;
   /* to the visitor */
   char out[1 << 16];
@@ -134,7 +134,8 @@ static void start_with(int expect_proxy, size_t pipeline_max) {
   memset(&H, 0, sizeof H);
   H.m = (wr_fwd_metrics){&H.requests, &H.bad,     &H.r404,   &H.r408,
                          &H.r502,     &H.r504,    &H.head_to, &H.pauses,
-                         &H.rate,     &H.lingers, &H.silent};
+                         &H.rate,     &H.lingers, &H.silent,
+                         &H.stalls,   &H.sheds,   &H.body_answered};
   H.cfg = (wr_fwd_config){
       .domain = "mesh.test",
       .proto = "http",
@@ -669,6 +670,124 @@ static void test_credit(void **state_) {
 
 /* Every allocation the core makes may fail: wr_fwd_new says so and
  * leaves nothing behind; a failing read buffer is WR_ERR_NOMEM. */
+/* ---- send stalls (issue 11: visitors that never read) ---- */
+
+#define STALL_MS 30000
+#define BIG_HEAD "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"
+
+/* A visitor that takes none of its response for send_stall_ms is closed
+ * and its upstream reset (the credit it held returns); one whose socket
+ * keeps taking bytes, however few, is not. */
+static void test_send_stall(void **state_) {
+  (void)state_;
+  start();
+  H.cfg.send_stall_ms = STALL_MS;
+  visit(GET);
+  expect_deadline(UP_MS); /* the origin owes the answer: no stall yet */
+  advance(1000);
+  origin(BIG_HEAD "part");
+  assert_int_equal(wr_fwd_held(H.f), strlen(BIG_HEAD "part"));
+  assert_true(wr_fwd_stalled_since(H.f) == H.now);
+  expect_deadline(STALL_MS);
+  /* Partial progress (the socket took some, the write is not done). */
+  for (int i = 0; i < 10; i++) {
+    advance(STALL_MS - 1);
+    assert_int_equal(state(), WR_FWD_OPEN);
+    wr_fwd_send_progress(H.f, H.now);
+    expect_deadline(STALL_MS);
+  }
+  /* A completed write too; then nothing owed: no stall timer. */
+  written();
+  assert_int_equal(wr_fwd_deadline(H.f), WR_TSTAMP_NONE);
+  assert_true(wr_fwd_stalled_since(H.f) == WR_TSTAMP_NONE);
+  origin("more");
+  expect_deadline(STALL_MS);
+  advance(STALL_MS - 1);
+  assert_int_equal(state(), WR_FWD_OPEN);
+  advance(1);
+  assert_int_equal(state(), WR_FWD_CLOSED);
+  assert_int_equal(H.stalls, 1);
+  assert_int_equal(H.resets, 1);
+  finish();
+
+  /* Off (0): a response never taken is never cut by this rule. */
+  start();
+  visit(GET);
+  origin(BIG_HEAD "part");
+  assert_int_equal(wr_fwd_deadline(H.f), WR_TSTAMP_NONE);
+  finish();
+}
+
+/* A WebSocket: idle for ever is fine (nothing owed); frames the visitor
+ * takes slowly are fine; frames it stops taking end it after the stall
+ * time, counted. */
+static void test_send_stall_websocket(void **state_) {
+  (void)state_;
+  start();
+  H.cfg.send_stall_ms = STALL_MS;
+  visit("GET /ws HTTP/1.1\r\nHost: app.mesh.test\r\nConnection: Upgrade\r\n"
+        "Upgrade: websocket\r\n\r\n");
+  origin("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+         "Upgrade: websocket\r\n\r\n");
+  written();
+  assert_int_equal(wr_fwd_deadline(H.f), WR_TSTAMP_NONE);
+  H.now += 10 * STALL_MS; /* an hour of silence both ways */
+  wr_fwd_tick(H.f, H.now);
+  assert_int_equal(state(), WR_FWD_OPEN);
+  for (int i = 0; i < 20; i++) {
+    origin("frame");
+    advance(STALL_MS / 2);
+    written();
+    advance(STALL_MS / 2);
+  }
+  assert_int_equal(state(), WR_FWD_OPEN);
+  assert_int_equal(H.stalls, 0);
+  origin("frame");
+  advance(STALL_MS);
+  assert_int_equal(state(), WR_FWD_CLOSED);
+  assert_int_equal(H.stalls, 1);
+  finish();
+}
+
+/* The ingress sheds a stalled connection whose link needs the credit. */
+static void test_shed(void **state_) {
+  (void)state_;
+  start();
+  visit(GET);
+  assert_ptr_equal(wr_fwd_upstream_of(H.f), &H);
+  origin(BIG_HEAD "part");
+  advance(2000);
+  wr_fwd_shed(H.f, H.now);
+  assert_int_equal(state(), WR_FWD_CLOSED);
+  assert_int_equal(H.sheds, 1);
+  assert_int_equal(H.resets, 1);
+  assert_int_equal(wr_fwd_held(H.f), 0);
+  assert_null(wr_fwd_upstream_of(H.f));
+  finish();
+}
+
+/* A slow body is timed even while its own response streams (an origin
+ * that answers as it reads): no 408 can follow a response, so the stream
+ * is reset and the connection ends, counted (issue 11). */
+static void test_body_timeout_answered(void **state_) {
+  (void)state_;
+  start();
+  visit("POST / HTTP/1.1\r\nHost: app.mesh.test\r\nContent-Length: 10\r\n\r\n"
+        "hello");
+  origin("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+  written();
+  expect_deadline(IDLE_MS);
+  advance(IDLE_MS - 1);
+  visit("wo");
+  expect_deadline(IDLE_MS);
+  advance(IDLE_MS);
+  assert_int_equal(H.body_answered, 1);
+  assert_int_equal(H.resets, 1);
+  assert_false(out_has("408"));
+  assert_true(state() == WR_FWD_LINGER || state() == WR_FWD_CLOSED);
+  finish();
+}
+
 static void test_failmalloc(void **state_) {
   (void)state_;
   start();
@@ -715,6 +834,10 @@ int main(void) {
       cmocka_unit_test(test_proxy_header),
       cmocka_unit_test(test_upstream_ends),
       cmocka_unit_test(test_credit),
+      cmocka_unit_test(test_send_stall),
+      cmocka_unit_test(test_send_stall_websocket),
+      cmocka_unit_test(test_shed),
+      cmocka_unit_test(test_body_timeout_answered),
       cmocka_unit_test(test_failmalloc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

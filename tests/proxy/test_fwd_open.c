@@ -116,12 +116,47 @@ static void test_hostile(void **state) {
   assert_true(rv == 0 || rv == WR_ERR_PROTO);
 }
 
+/* The MOVED hint: round trip, an empty or oversized or unprintable
+ * owner refused, truncations and foreign bytes refused. */
+static void test_moved(void **state) {
+  (void)state;
+  uint8_t wire[WR_FWD_OPEN_MAX_WIRE];
+  char owner[WR_FWD_OWNER_MAX];
+  uint32_t sid = 0;
+  wr_ssize n = wr_fwd_moved_encode(4097, "n3", wire, sizeof wire);
+  assert_true(n > 0);
+  assert_int_equal(wr_fwd_moved_decode(wire, (size_t)n, &sid, owner), 0);
+  assert_int_equal(sid, 4097);
+  assert_string_equal(owner, "n3");
+  for (wr_ssize k = 1; k < n; k++)
+    assert_int_equal(wr_fwd_moved_decode(wire, (size_t)k, &sid, owner),
+                     WR_ERR_PROTO);
+  assert_int_equal(wr_fwd_moved_encode(1, "", wire, sizeof wire),
+                   WR_ERR_TOOBIG);
+  char big[WR_FWD_OWNER_MAX + 1];
+  memset(big, 'a', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  assert_int_equal(wr_fwd_moved_encode(1, big, wire, sizeof wire),
+                   WR_ERR_TOOBIG);
+  assert_int_equal(wr_fwd_moved_encode(1, "n3", wire, 2), WR_ERR_NOBUF);
+  /* owner = "a\nb" (field 2, length 3) and an empty message. */
+  static const uint8_t bad[] = {0x08, 0x01, 0x12, 0x03, 'a', '\n', 'b'};
+  assert_int_equal(wr_fwd_moved_decode(bad, sizeof bad, &sid, owner),
+                   WR_ERR_PROTO);
+  assert_int_equal(owner[0], 0);
+  assert_int_equal(wr_fwd_moved_decode(bad, 2, &sid, owner), WR_ERR_PROTO);
+  static const uint8_t junk[] = {0xff, 0xff, 0xff};
+  assert_int_equal(wr_fwd_moved_decode(junk, sizeof junk, &sid, owner),
+                   WR_ERR_PROTO);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_truncated),
       cmocka_unit_test(test_bounds),
       cmocka_unit_test(test_hostile),
+      cmocka_unit_test(test_moved),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

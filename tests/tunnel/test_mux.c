@@ -699,6 +699,37 @@ static void test_link_window(void **state) {
   teardown_pair();
 }
 
+/* Streams that hold more than half the link window unconsumed (their
+ * readers stopped) must not stop the others: the credit a live stream
+ * consumes comes back even below the half-window batch, because the
+ * peer has less left than that (issue 11, visitors that never read). */
+static void test_link_window_stuck_streams(void **state) {
+  (void)state;
+  wr_mux_config ca, cb;
+  small_windows(&ca, &cb, 65536, 4 * 65536);
+  fill_pattern();
+  setup_pair(&ca, &cb, NULL);
+  assert_int_equal(pump(), 0);
+  uint32_t stuck[3], live;
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &stuck[i], NULL), 0);
+    assert_int_equal(write_some(&A, stuck[i], 0, 65536), 65536);
+  }
+  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &live, NULL), 0);
+  assert_int_equal(pump(), 0);
+  /* Many rounds of a live stream: each one consumed is sent again. */
+  for (int round = 0; round < 8; round++) {
+    assert_int_equal(wr_mux_stream_credit(A.m, live), 65536);
+    assert_int_equal(write_some(&A, live, 0, 65536), 65536);
+    assert_int_equal(pump(), 0);
+    assert_int_equal(B.rx[live], (size_t)(round + 1) * 65536);
+    assert_int_equal(wr_mux_stream_consume(B.m, live, 65536), 0);
+    assert_int_equal(pump(), 0);
+  }
+  for (int i = 0; i < 3; i++) assert_int_equal(B.rx[stuck[i]], 65536);
+  teardown_pair();
+}
+
 /* Resets free queued bytes and give credit back on both sides. */
 static void test_reset_returns_credit(void **state) {
   (void)state;
@@ -1483,6 +1514,7 @@ int main(void) {
       cmocka_unit_test(test_send_v),
       cmocka_unit_test(test_send_v_args),
       cmocka_unit_test(test_control_queue_cap),
+      cmocka_unit_test(test_link_window_stuck_streams),
       cmocka_unit_test(test_bench),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
