@@ -28,7 +28,14 @@
  * for gone_grace_ms after the link dropped (visitors get 502 "its client
  * is reconnecting", and the same client re-binding within that time takes
  * the entry back), then forgotten, which is when the routes hook
- * `unbound` runs.  The GONE entries sit in a FIFO in the order they died;
+ * `unbound` runs.  The grace helps only a client that comes back here:
+ * when another node serves the name (the client's other link, or its new
+ * one after a move), the entry is forgotten at once instead (at the drop,
+ * at the next lookup, or when the routes table says so, bindings_recheck),
+ * so this node forwards its visitors there rather than answering 502, and
+ * the other nodes stop sending them here.  A new link of the client that
+ * holds a LIVE entry (same session and account: it lost the old link
+ * before this node noticed) takes the entry over, closing the old link.  The GONE entries sit in a FIFO in the order they died;
  * since the grace period is one constant, that is also the order they
  * expire in, so one timer armed at the head's expiry sweeps them all.
  * Eviction (routes decided the name belongs elsewhere) removes the entry
@@ -127,6 +134,7 @@ struct bindings {
   void (*bound)(void *, const char *, const char *, const uint8_t *,
                 uint32_t);
   void (*unbound)(void *, const char *, const uint8_t *);
+  int (*lookup_remote)(void *, const char *, char *, size_t);
   int (*authorize)(void *, const char *, const char *, char *, size_t);
   tunnel *table[TABLE_BUCKETS];
   uint8_t hash_key[crypto_shorthash_KEYBYTES]; /* name_hash's, per ingress */
@@ -222,6 +230,14 @@ static void on_sweep(uv_timer_t *timer) {
   arm_sweep(b);
 }
 
+/* Another node serves |t|'s name (the routes table's word): a GONE entry
+ * here only delays visitors, who are better forwarded there. */
+static int served_elsewhere(bindings *b, const tunnel *t) {
+  char owner[65];
+  return b->lookup_remote &&
+         b->lookup_remote(b->routes_ud, t->name, owner, sizeof owner) == 1;
+}
+
 bindings_find bindings_lookup(bindings *b, const char *name,
                                     tlink **ptl) {
   *ptl = NULL;
@@ -232,10 +248,25 @@ bindings_find bindings_lookup(bindings *b, const char *name,
     return BINDINGS_LIVE;
   }
   /* The sweep timer may not have run yet for an entry just expired. */
-  if (uv_now(b->loop) - t->gone_at < b->gone_grace) return BINDINGS_GONE;
+  if (uv_now(b->loop) - t->gone_at < b->gone_grace && !served_elsewhere(b, t))
+    return BINDINGS_GONE;
   table_remove(b, t);
   arm_sweep(b);
   return BINDINGS_NONE;
+}
+
+int bindings_recheck(bindings *b, const char *name) {
+  tunnel *t = table_find(b, name);
+  if (!t || t->tl || !served_elsewhere(b, t)) return 0;
+  WR_LOG_INFOF("ingress", "released", "name=%s why=served_elsewhere", name);
+  table_remove(b, t);
+  arm_sweep(b);
+  return 1;
+}
+
+int bindings_is_gone(bindings *b, const char *name) {
+  tunnel *t = table_find(b, name);
+  return t && !t->tl;
 }
 
 /* ---- control messages ---- */
@@ -317,6 +348,20 @@ static void handle_bind(tlink *tl, const wr_control_msg *m) {
     } while (refused == WR_CONTROL_ERR_NAME_TAKEN && ++tries < 16);
   }
   tunnel *t = table_find(b, name);
+  if (t && t->tl && memcmp(tl->session, no_session, 16) != 0 &&
+      memcmp(tl->session, t->session, 16) == 0 &&
+      strcmp(tl->account, t->tl->account) == 0) {
+    /* The same client (session and account) binds again on a new link:
+     * it lost the old one before we noticed (a link per node is all a
+     * client holds).  The new link takes the entry; the old one goes. */
+    tlink *old = t->tl;
+    WR_LOG_INFOF("ingress", "rebound", "name=%s peer=%s old_peer=%s", name,
+                 tl->peer, old->peer);
+    old->bound = NULL;
+    t->tl = NULL;
+    if (b->g_tunnels) (*b->g_tunnels)--;
+    wr_link_close(old->link, WR_ERR_CLOSED);
+  }
   if (t && t->tl) {
     send_error(tl, WR_CONTROL_ERR_NAME_TAKEN, name, NULL);
     WR_LOG_INFOF("ingress", "bind_refused", "peer=%s name=%s why=taken",
@@ -761,7 +806,19 @@ static void tl_on_closed(wr_link *l, int err, void *ud) {
   bindings *b = tl->b;
   tl->link = NULL;
   if (tl->nheld) held_unlink(tl);
-  if (tl->bound) {
+  if (tl->bound && served_elsewhere(b, tl->bound)) {
+    /* Another node serves the name (this client's other link, or its
+     * new one): no grace, so visitors here are forwarded there now. */
+    tunnel *t = tl->bound;
+    t->tl = NULL;
+    tl->bound = NULL;
+    if (b->g_tunnels) (*b->g_tunnels)--;
+    WR_LOG_INFOF("ingress", "unbound", "name=%s peer=%s err=\"%s\" "
+                 "grace=none why=served_elsewhere", t->name, tl->peer,
+                 err ? wr_strerror(err) : "closed");
+    table_remove(b, t);
+    arm_sweep(b);
+  } else if (tl->bound) {
     /* GONE for the grace period (an evicted link was unbound already). */
     tunnel *t = tl->bound;
     t->tl = NULL;
@@ -899,6 +956,7 @@ int bindings_new(bindings **pb, uv_loop_t *loop,
   b->authorize = ic->authorize;
   b->bound = ic->bound;
   b->unbound = ic->unbound;
+  b->lookup_remote = ic->lookup_remote;
   b->m_tunnel_bad = cfg->m_tunnel_bad;
   b->m_auth_fail = cfg->m_auth_fail;
   b->g_tunnels = cfg->g_tunnels;

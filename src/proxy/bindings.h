@@ -93,6 +93,13 @@ void tstream_fin(tstream *s);
  * WR_MUX_RST_CANCEL to the client. */
 void tstream_detach(tstream *s, int reset);
 
+/* |name|'s entry is GONE here and another node serves it now: forget it
+ * (the routes hook `unbound` runs).  1 when it did.  Not from inside a
+ * routes hook (it asks lookup_remote). */
+int bindings_recheck(bindings *b, const char *name);
+/* 1 when |name| has a GONE entry here (a table read only: safe anywhere). */
+int bindings_is_gone(bindings *b, const char *name);
+
 int bindings_evict(bindings *b, const char *name,
                       const uint8_t session[16], int reason);
 void bindings_foreach(const bindings *b,

@@ -96,6 +96,8 @@ struct vconn {
                                   with the vconn (VCONN_FWD_OFF) */
   up_tunnel ut;             /* its upstream when that is a tunnel */
   up_nodelink un;              /* ... or a stream to the owner node */
+  int local_refused;           /* bound here, but the tunnel took no
+                                  stream (draining): forwarded instead */
   char peer[64];
   int reading, closing, handed_off, shut_sent, write_failed;
   uv_shutdown_t shut;
@@ -498,33 +500,90 @@ static const wr_fwd_sink up_sink = {
 
 /* ---- the core's callbacks ---- */
 
-/* A stale route's retry (up_nodelink.h): where the name goes now.  A
- * name bound on this node since is not taken over mid-connection (the
- * upstream cannot change kind): the visitor gets the 502 and its next
- * connection the tunnel. */
-static int nodelink_reroute(void *ud, const char *name, char *owner,
-                            size_t ocap, char *addr, size_t acap) {
+/*
+ * A remote owner of |name| other than |avoid| (NULL: any) when there is
+ * one: 1 with its id in |owner|, else 0.  The routes hook hands a name's
+ * several owners out in turn (mesh.c), so asking again skips the one to
+ * avoid; asking at most OWNER_TRIES times bounds the work when |avoid|
+ * is the only one (then it is returned: the caller decides).
+ */
+#define OWNER_TRIES 4
+static int remote_owner(wr_ingress *ig, const char *name, const char *avoid,
+                        char *owner, size_t cap) {
+  if (!ig->lookup_remote) return 0;
+  for (int i = 0; i < OWNER_TRIES; i++) {
+    if (ig->lookup_remote(ig->routes_ud, name, owner, cap) != 1) return 0;
+    owner[cap - 1] = 0;
+    if (!avoid || strcmp(owner, avoid) != 0) return 1;
+  }
+  return 1;
+}
+
+/* A stale route's retry (up_nodelink.h): where the name goes now, not
+ * to the owner that just failed if it has another.  A name bound on this
+ * node since is not taken over mid-connection (the upstream cannot
+ * change kind): the visitor gets the 502 and its next connection the
+ * tunnel. */
+static int nodelink_reroute(void *ud, const char *name, const char *avoid,
+                            char *owner, size_t ocap, char *addr,
+                            size_t acap) {
   vconn *v = ud;
   wr_ingress *ig = v->ig;
   tlink *tl;
-  if (bindings_lookup(ig->bindings, name, &tl) != BINDINGS_NONE)
+  if (!v->local_refused &&
+      bindings_lookup(ig->bindings, name, &tl) != BINDINGS_NONE)
     return 0;
-  if (!ig->lookup_remote || !ig->owner_addr ||
-      ig->lookup_remote(ig->routes_ud, name, owner, ocap) != 1)
+  if (!ig->owner_addr || !remote_owner(ig, name, avoid, owner, ocap))
     return 0;
-  owner[ocap - 1] = 0;
   return ig->owner_addr(ig->routes_ud, owner, addr, acap);
+}
+
+/* The request goes to another node that owns the name (one hop: the
+ * owner never forwards again).  0, or 404/502 with |detail|. */
+static int open_remote(vconn *v, const wr_fwd_open *meta, const char *owner,
+                       wr_fwd_upstream *out, char *detail, size_t cap) {
+  wr_ingress *ig = v->ig;
+  char addr[64];
+  if (!ig->pool) {
+    snprintf(detail, cap,
+             "%.63s is served by node %.64s; this node does not forward "
+             "(node links are off)",
+             meta->name, owner);
+    return 502;
+  }
+  if (!ig->owner_addr ||
+      ig->owner_addr(ig->routes_ud, owner, addr, sizeof addr) != 1) {
+    snprintf(detail, cap, "node %.64s, which serves %.63s, is unreachable",
+             owner, meta->name);
+    return 502;
+  }
+  addr[sizeof addr - 1] = 0;
+  v->un.m_retries = ig->m_hop_retries;
+  int rv = up_nodelink_open(&v->un, ig->pool, owner, addr, meta,
+                               nodelink_reroute, &up_sink, v, out);
+  if (rv != 0) {
+    snprintf(detail, cap,
+             "node %.64s, which serves %.63s, is unreachable (%s)", owner,
+             meta->name, wr_strerror(rv));
+    return 502;
+  }
+  if (ig->m_hops) (*ig->m_hops)++;
+  return 0;
 }
 
 /* Route a connection's first request: bound here -> a stream on the
  * client's tunnel; owned by another live node -> a stream on the node
  * link to it (one hop: meta->hops is 0 here, the owner never forwards
- * again); else 404. */
+ * again); else 404.  A client with links to several nodes makes each an
+ * owner: when the local tunnel cannot take the stream (its node drains:
+ * GOAWAY closed it to new streams), another owner serves. */
 static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
                     char *detail, size_t cap) {
   vconn *v = ud;
   wr_ingress *ig = v->ig;
   tlink *tl;
+  char owner[65];
+  v->local_refused = 0;
   bindings_find found = bindings_lookup(ig->bindings, meta->name, &tl);
   if (found == BINDINGS_GONE) {
     snprintf(detail, cap,
@@ -534,40 +593,16 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
     return 502;
   }
   if (found == BINDINGS_NONE) {
-    char owner[65];
-    char addr[64];
-    if (!ig->lookup_remote ||
-        ig->lookup_remote(ig->routes_ud, meta->name, owner, sizeof owner) != 1)
+    if (!remote_owner(ig, meta->name, NULL, owner, sizeof owner))
       return 404;
-    owner[sizeof owner - 1] = 0;
-    if (!ig->pool) {
-      snprintf(detail, cap,
-               "%.63s is served by node %.64s; this node does not forward "
-               "(node links are off)",
-               meta->name, owner);
-      return 502;
-    }
-    if (!ig->owner_addr ||
-        ig->owner_addr(ig->routes_ud, owner, addr, sizeof addr) != 1) {
-      snprintf(detail, cap, "node %.64s, which serves %.63s, is unreachable",
-               owner, meta->name);
-      return 502;
-    }
-    addr[sizeof addr - 1] = 0;
-    v->un.m_retries = ig->m_hop_retries;
-    int rv = up_nodelink_open(&v->un, ig->pool, owner, addr, meta,
-                                 nodelink_reroute, &up_sink, v, out);
-    if (rv != 0) {
-      snprintf(detail, cap,
-               "node %.64s, which serves %.63s, is unreachable (%s)", owner,
-               meta->name, wr_strerror(rv));
-      return 502;
-    }
-    if (ig->m_hops) (*ig->m_hops)++;
-    return 0;
+    return open_remote(v, meta, owner, out, detail, cap);
   }
   int rv = up_tunnel_open(&v->ut, tl, meta, &up_sink, v, out);
   if (rv != 0) {
+    if (remote_owner(ig, meta->name, NULL, owner, sizeof owner)) {
+      v->local_refused = 1;
+      return open_remote(v, meta, owner, out, detail, cap);
+    }
     snprintf(detail, cap, "tunnel '%.63s' cannot take more connections (%s)",
              meta->name, wr_strerror(rv));
     return 502;
@@ -1020,6 +1055,14 @@ void wr_ingress_foreach(const wr_ingress *ig,
 int wr_ingress_evict(wr_ingress *ig, const char *name,
                      const uint8_t session[16], int reason) {
   return bindings_evict(ig->bindings, name, session, reason);
+}
+
+int wr_ingress_gone(wr_ingress *ig, const char *name) {
+  return bindings_is_gone(ig->bindings, name);
+}
+
+int wr_ingress_recheck(wr_ingress *ig, const char *name) {
+  return bindings_recheck(ig->bindings, name);
 }
 
 void wr_ingress_drain(wr_ingress *ig) {
