@@ -116,6 +116,8 @@ struct tunnel {
   uint64_t gone_at;
   uint64_t version;
   uint8_t session[16];   /* of the client that bound it */
+  tstream *waiters;      /* visitors held for its client (GONE only) */
+  uint32_t nwait;
 };
 
 struct bindings {
@@ -143,7 +145,7 @@ struct bindings {
   uv_timer_t sweep;
   tlink *tlinks;
   uint64_t version_clock;
-  int draining, stopping, sweep_closed; /* 2: sweep and slow closed */
+  int draining, stopping, sweep_closed; /* 3: sweep, slow, hold closed */
   void (*done)(void *);
   void *done_ud;
   uint64_t *m_tunnel_bad, *m_auth_fail;
@@ -158,6 +160,8 @@ struct bindings {
   tlink *held; /* links whose Hello is held */
   size_t nheld;
   uv_timer_t slow; /* at the earliest due of b->held */
+  uv_timer_t hold; /* at the earliest wait_until of the held visitors */
+  size_t nwaiting;
 };
 
 static const uint8_t no_session[16];
@@ -197,16 +201,124 @@ static void gone_unlink(bindings *b, tunnel *t) {
   t->gprev = t->gnext = NULL;
 }
 
+/* ---- visitors held for a GONE binding's client ---- */
+
+/* Takes every waiter of |t| off its list: the caller tells each (after
+ * it is done with |t|, which a waiter's event must not find half-gone). */
+static tstream *waiters_take(bindings *b, tunnel *t) {
+  tstream *list = t->waiters;
+  for (tstream *s = list; s; s = s->next) s->waiting = NULL;
+  b->nwaiting -= t->nwait;
+  t->waiters = NULL;
+  t->nwait = 0;
+  return list;
+}
+
+/* The held visitors of a binding that is not coming back: `gone`. */
+static void waiters_fail(bindings *b, tstream *list) {
+  while (list) {
+    tstream *s = list;
+    list = s->next;
+    s->prev = s->next = NULL;
+    b->ev.gone(s);
+  }
+}
+
 /* Forgets |t| (GONE, or LIVE with its link already told) and tells the
- * routes hook. */
+ * routes hook; its held visitors get `gone`. */
 static void table_remove(bindings *b, tunnel *t) {
   tunnel **pp = &b->table[name_hash(b, t->name)];
   while (*pp && *pp != t) pp = &(*pp)->next;
   if (*pp) *pp = t->next;
   gone_unlink(b, t);
   b->ntunnels--;
+  tstream *held = waiters_take(b, t);
   if (b->unbound) b->unbound(b->routes_ud, t->name, t->session);
   free(t);
+  waiters_fail(b, held);
+}
+
+static void on_hold(uv_timer_t *timer);
+
+/* Arms the hold timer at the earliest end of a hold (a scan of the GONE
+ * entries: few, and only while visitors are held). */
+static void arm_hold(bindings *b) {
+  if (b->stopping) return;
+  uint64_t due = UINT64_MAX, now = uv_now(b->loop);
+  for (tunnel *t = b->ghead; t && b->nwaiting; t = t->gnext)
+    for (tstream *s = t->waiters; s; s = s->next)
+      if (s->wait_until < due) due = s->wait_until;
+  if (due == UINT64_MAX) {
+    uv_timer_stop(&b->hold);
+    return;
+  }
+  uv_timer_start(&b->hold, on_hold, due > now ? due - now : 0, 0);
+}
+
+/* Holds that ran out: those visitors get `gone` (their 502). */
+static void on_hold(uv_timer_t *timer) {
+  bindings *b = timer->data;
+  uint64_t now = uv_now(b->loop);
+  tstream *expired = NULL;
+  for (tunnel *t = b->ghead; t; t = t->gnext) {
+    tstream *s = t->waiters;
+    while (s) {
+      tstream *next = s->next;
+      if (s->wait_until <= now) {
+        if (s->prev) s->prev->next = s->next;
+        else t->waiters = s->next;
+        if (s->next) s->next->prev = s->prev;
+        s->waiting = NULL;
+        t->nwait--;
+        b->nwaiting--;
+        s->prev = NULL;
+        s->next = expired;
+        expired = s;
+      }
+      s = next;
+    }
+  }
+  waiters_fail(b, expired);
+  arm_hold(b);
+}
+
+int tstream_wait(tstream *s, bindings *b, const char *name) {
+  tunnel *t = table_find(b, name);
+  if (!t || t->tl) return WR_ERR_NOTFOUND;
+  if (t->nwait >= BINDINGS_HOLD_MAX || b->nwaiting >= BINDINGS_HOLD_TOTAL)
+    return WR_ERR_LIMIT;
+  s->tl = NULL;
+  s->b = b;
+  s->waiting = t;
+  s->fin_asked = 0;
+  s->wait_until = uv_now(b->loop) + BINDINGS_HOLD_MS;
+  s->prev = NULL;
+  s->next = t->waiters;
+  if (t->waiters) t->waiters->prev = s;
+  t->waiters = s;
+  t->nwait++;
+  b->nwaiting++;
+  arm_hold(b);
+  return 0;
+}
+
+/* |t| was taken back by its client on |tl|: its held visitors' streams
+ * open there now (or get `gone` if the link cannot take them). */
+static void waiters_resume(bindings *b, tunnel *t, tlink *tl) {
+  tstream *list = waiters_take(b, t);
+  while (list) {
+    tstream *s = list;
+    list = s->next;
+    s->prev = s->next = NULL;
+    int fin = s->fin_asked;
+    if (!tl->link || tstream_open(s, tl, NULL, 0) != 0) {
+      b->ev.gone(s);
+      continue;
+    }
+    if (fin) tstream_fin(s);
+    b->ev.writable(s);
+  }
+  arm_hold(b);
 }
 
 static void on_sweep(uv_timer_t *timer);
@@ -409,6 +521,10 @@ static void handle_bind(tlink *tl, const wr_control_msg *m) {
                bm.u.bound.url);
   if (b->bound)
     b->bound(b->routes_ud, name, bind_account(tl), tl->session, tl->options);
+  if (t->waiters) {
+    WR_LOG_INFOF("ingress", "held_resumed", "name=%s n=%u", name, t->nwait);
+    waiters_resume(b, t, tl);
+  }
 }
 
 /* The source address of |peer| ("1.2.3.4:5" or "[::1]:5"): its port
@@ -690,6 +806,7 @@ static void stream_unlink(tstream *s) {
 
 int tstream_open(tstream *s, tlink *tl, const uint8_t *meta,
                     size_t len) {
+  s->waiting = NULL;
   int rv = wr_mux_stream_open(wr_link_mux(tl->link), meta, len, &s->sid, s);
   if (rv != 0) return rv;
   s->tl = tl;
@@ -702,6 +819,7 @@ int tstream_open(tstream *s, tlink *tl, const uint8_t *meta,
 }
 
 wr_ssize tstream_write(tstream *s, const uint8_t *data, size_t len) {
+  if (s->waiting) return 0; /* `writable` comes when it opens */
   if (!s->tl || !s->tl->link) return WR_ERR_CLOSED;
   wr_ssize n = wr_mux_stream_write(wr_link_mux(s->tl->link), s->sid, data,
                                    len);
@@ -716,12 +834,27 @@ void tstream_consume(tstream *s, size_t n) {
 }
 
 void tstream_fin(tstream *s) {
+  if (s->waiting) {
+    s->fin_asked = 1;
+    return;
+  }
   if (!s->tl || !s->tl->link) return;
   wr_mux_stream_close(wr_link_mux(s->tl->link), s->sid);
   wr_link_flush(s->tl->link);
 }
 
 void tstream_detach(tstream *s, int reset) {
+  if (s->waiting) {
+    tunnel *t = s->waiting;
+    if (s->prev) s->prev->next = s->next;
+    else t->waiters = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    s->waiting = NULL;
+    t->nwait--;
+    s->b->nwaiting--;
+    return;
+  }
   if (!s->tl) return;
   tlink *tl = s->tl;
   if (tl->link) {
@@ -788,7 +921,7 @@ static int tl_on_open(wr_link *l, uint32_t sid, const uint8_t *meta,
 /* ---- links ---- */
 
 static void maybe_done(bindings *b) {
-  if (!b->stopping || b->tlinks || b->sweep_closed < 2 || !b->done) return;
+  if (!b->stopping || b->tlinks || b->sweep_closed < 3 || !b->done) return;
   void (*done)(void *) = b->done;
   b->done = NULL;
   done(b->done_ud);
@@ -970,6 +1103,9 @@ int bindings_new(bindings **pb, uv_loop_t *loop,
   b->sweep.data = b;
   uv_timer_init(loop, &b->slow);
   b->slow.data = b;
+  uv_timer_init(loop, &b->hold);
+  b->hold.data = b;
+  uv_unref((uv_handle_t *)&b->hold);
   /* The timers alone must not keep a loop running (the links and the
    * listener do). */
   uv_unref((uv_handle_t *)&b->sweep);
@@ -991,6 +1127,10 @@ void bindings_stop(bindings *b, void (*done)(void *ud), void *ud) {
   b->done_ud = ud;
   uv_close((uv_handle_t *)&b->sweep, sweep_closed);
   uv_close((uv_handle_t *)&b->slow, sweep_closed);
+  uv_close((uv_handle_t *)&b->hold, sweep_closed);
+  /* Held visitors will not see their client again. */
+  for (tunnel *t = b->ghead; t; t = t->gnext)
+    waiters_fail(b, waiters_take(b, t));
   for (tlink *tl = b->tlinks; tl; tl = tl->next)
     if (tl->link) wr_link_close(tl->link, 0);
 }

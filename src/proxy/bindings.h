@@ -26,7 +26,12 @@ typedef struct tlink tlink;
 typedef struct tstream {
   tlink *tl;  /* NULL before open and once the stream is gone */
   uint32_t sid;
-  struct tstream *prev, *next; /* on tl's list */
+  struct tstream *prev, *next; /* on tl's list, or the waiters' */
+  /* Held (tstream_wait): the GONE binding it waits for, else NULL. */
+  struct tunnel *waiting;
+  bindings *b;
+  uint64_t wait_until;
+  int fin_asked; /* tstream_fin while held: sent once open */
 } tstream;
 
 /*
@@ -84,8 +89,23 @@ bindings_find bindings_lookup(bindings *b, const char *name,
  * a mux error (WR_ERR_LIMIT, WR_ERR_CLOSED). */
 int tstream_open(tstream *s, tlink *tl, const uint8_t *meta,
                     size_t len);
+/*
+ * Holds |s| for |name|, whose binding is GONE (its link dropped; the
+ * client may come back here): when the client re-binds within
+ * BINDINGS_HOLD_MS, |s| opens on its new link and `writable` comes;
+ * else (the hold or the grace ends, the binding is released or evicted)
+ * `gone` comes, and the visitor gets its 502 then.  Meanwhile writes
+ * take nothing (0), a FIN is remembered, detach lets go.  Returns 0,
+ * WR_ERR_NOTFOUND (|name| is not GONE here) or WR_ERR_LIMIT (too many
+ * held: BINDINGS_HOLD_MAX per name, BINDINGS_HOLD_TOTAL in all).
+ */
+#define BINDINGS_HOLD_MS 2000
+#define BINDINGS_HOLD_MAX 64
+#define BINDINGS_HOLD_TOTAL 1024
+int tstream_wait(tstream *s, bindings *b, const char *name);
+
 /* Stream operations; each schedules the link's output.  No-ops (0) once
- * the stream is gone. */
+ * the stream is gone (write: 0 while held). */
 wr_ssize tstream_write(tstream *s, const uint8_t *data, size_t len);
 void tstream_consume(tstream *s, size_t n);
 void tstream_fin(tstream *s);

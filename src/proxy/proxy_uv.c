@@ -586,6 +586,12 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
   v->local_refused = 0;
   bindings_find found = bindings_lookup(ig->bindings, meta->name, &tl);
   if (found == BINDINGS_GONE) {
+    /* No other node serves it (bindings_lookup released it otherwise):
+     * hold the request for the client's comeback, a few seconds at
+     * most, rather than answer 502 at once. */
+    if (up_tunnel_wait(&v->ut, ig->bindings, meta->name, &up_sink, v, out) ==
+        0)
+      return 0;
     snprintf(detail, cap,
              "the tunnel '%.63s' is disconnected; its client is "
              "reconnecting",

@@ -27,6 +27,7 @@
 #include "warren/err.h"
 #include "warren/ingress.h"
 #include "warren/noise.h"
+#include "../../src/proxy/bindings.h" /* BINDINGS_HOLD_MS */
 
 typedef struct world {
   uv_loop_t loop;
@@ -416,6 +417,87 @@ static void visit(world *w) {
   assert_true(run_until(w, &w->vdone, 5000));
 }
 
+/* Starts a visitor's request without waiting for its answer. */
+static void visit_start(world *w) {
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", wr_ingress_port(w->ig), &sa);
+  uv_tcp_init(&w->loop, &w->vtcp);
+  w->vtcp.data = w;
+  w->vconn.data = w;
+  w->alen = 0;
+  w->vdone = 0;
+  assert_int_equal(uv_tcp_connect(&w->vconn, &w->vtcp,
+                                  (struct sockaddr *)&sa, v_connected),
+                   0);
+}
+
+static wr_client *client_again(world *w, const char *name) {
+  char node[64];
+  snprintf(node, sizeof node, "127.0.0.1:%d", wr_ingress_port(w->ig));
+  wr_client_config cc;
+  memset(&cc, 0, sizeof cc);
+  cc.node = node;
+  memcpy(cc.fleet_pub, w->pub, 32);
+  cc.name = name;
+  cc.local_host = "127.0.0.1";
+  cc.local_port = 9;
+  for (int i = 0; i < 16; i++) cc.session[i] = (uint8_t)(i + 1);
+  cc.on_bound = on_bound;
+  cc.on_fatal = on_fatal;
+  cc.ud = w;
+  wr_client *c;
+  assert_int_equal(wr_client_start(&c, &w->loop, &cc), 0);
+  return c;
+}
+
+/* A visitor of a name whose client's link dropped (no other owner) is
+ * held, not answered 502 at once; when the client binds again here, its
+ * request goes through the new link (the local server there refuses, so
+ * the answer is that 502, not "reconnecting"). */
+static void test_held_until_rebind(void **state) {
+  (void)state;
+  world w;
+  start_grace(&w, "far", 30000);
+  assert_true(run_until(&w, &w.client_bound, 5000));
+  int gone = 0;
+  wr_client_stop(w.client, stopped, &gone);
+  assert_true(run_until(&w, &gone, 5000));
+  visit_start(&w);
+  int never = 0;
+  run_until(&w, &never, 300);
+  assert_int_equal(w.vdone, 0); /* held */
+  assert_int_equal(w.alen, 0);
+  w.client_bound = 0;
+  w.client = client_again(&w, "far");
+  assert_true(run_until(&w, &w.vdone, 3000));
+  assert_non_null(strstr(w.answer, "HTTP/1.1 502 "));
+  assert_non_null(strstr(w.answer, "refused the connection"));
+  assert_int_equal(w.client_bound, 1);
+  finish(&w);
+}
+
+/* ... and answered 502 when the client does not come back within the
+ * hold (BINDINGS_HOLD_MS). */
+static void test_held_then_502(void **state) {
+  (void)state;
+  world w;
+  start_grace(&w, "far", 30000);
+  assert_true(run_until(&w, &w.client_bound, 5000));
+  int gone = 0;
+  wr_client_stop(w.client, stopped, &gone);
+  assert_true(run_until(&w, &gone, 5000));
+  uint64_t t0 = uv_now(&w.loop);
+  visit_start(&w);
+  assert_true(run_until(&w, &w.vdone, 6000));
+  uint64_t dt = uv_now(&w.loop) - t0;
+  assert_non_null(strstr(w.answer, "HTTP/1.1 502 "));
+  assert_true(dt >= BINDINGS_HOLD_MS - 50 && dt < BINDINGS_HOLD_MS + 2000);
+  assert_int_equal(wr_ingress_tunnel_count(w.ig), 1); /* still in grace */
+  wr_ingress_stop(w.ig, stopped, &w.stopped);
+  while (w.stopped < 1) uv_run(&w.loop, UV_RUN_ONCE);
+  assert_int_equal(uv_loop_close(&w.loop), 0);
+}
+
 static void test_lookup_remote(void **state) {
   (void)state;
   world w;
@@ -686,6 +768,8 @@ int main(void) {
       cmocka_unit_test(test_released_at_once_when_served_elsewhere),
       cmocka_unit_test(test_gone_released_on_recheck),
       cmocka_unit_test(test_same_session_takes_over),
+      cmocka_unit_test(test_held_until_rebind),
+      cmocka_unit_test(test_held_then_502),
       cmocka_unit_test(test_one_guess_per_link),
       cmocka_unit_test(test_slow_after_failures),
   };
