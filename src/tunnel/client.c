@@ -578,9 +578,13 @@ static void slot_drain(slot *s, wr_link *l, const char *reason) {
   WR_LOG_INFOF("client", "node_draining", "node=%s reason=\"%s\"", s->addr,
                reason);
   if (s->old) {
-    /* Drained twice before the first replacement bound: the older one
-     * goes now (its node is leaving too). */
-    wr_link_end(s->old, 0);
+    /* The replacement drains too while the first draining link still
+     * serves: keep that one, and let the replacement go like a failed
+     * attempt (its closed callback finds another node).  A slot holds
+     * at most two links, so every link it made is one it can close. */
+    s->drained = 1;
+    wr_link_close(l, 0);
+    return;
   }
   wr_pick_done(&c->pick, s->addr, WR_PICK_DRAINED, uv_now(c->loop));
   s->old = s->link;
