@@ -96,8 +96,6 @@ struct vconn {
                                   with the vconn (VCONN_FWD_OFF) */
   up_tunnel ut;             /* its upstream when that is a tunnel */
   up_nodelink un;              /* ... or a stream to the owner node */
-  int local_refused;           /* bound here, but the tunnel took no
-                                  stream (draining): forwarded instead */
   char peer[64];
   int reading, closing, handed_off, shut_sent, write_failed;
   uv_shutdown_t shut;
@@ -521,18 +519,16 @@ static int remote_owner(wr_ingress *ig, const char *name, const char *avoid,
 
 /* A stale route's retry (up_nodelink.h): where the name goes now, not
  * to the owner that just failed if it has another.  A name bound on this
- * node since is not taken over mid-connection (the upstream cannot
- * change kind): the visitor gets the 502 and its next connection the
+ * node meanwhile is not taken over mid-connection (the upstream cannot
+ * change kind); when another node still serves it (one client's links
+ * at several nodes) the retry goes there, and when none does (the name
+ * moved here) the visitor gets the 502 and its next connection the
  * tunnel. */
 static int nodelink_reroute(void *ud, const char *name, const char *avoid,
                             char *owner, size_t ocap, char *addr,
                             size_t acap) {
   vconn *v = ud;
   wr_ingress *ig = v->ig;
-  tlink *tl;
-  if (!v->local_refused &&
-      bindings_lookup(ig->bindings, name, &tl) != BINDINGS_NONE)
-    return 0;
   if (!ig->owner_addr || !remote_owner(ig, name, avoid, owner, ocap))
     return 0;
   return ig->owner_addr(ig->routes_ud, owner, addr, acap);
@@ -583,7 +579,6 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
   wr_ingress *ig = v->ig;
   tlink *tl;
   char owner[65];
-  v->local_refused = 0;
   bindings_find found = bindings_lookup(ig->bindings, meta->name, &tl);
   if (found == BINDINGS_GONE) {
     /* No other node serves it (bindings_lookup released it otherwise):
@@ -605,10 +600,8 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
   }
   int rv = up_tunnel_open(&v->ut, tl, meta, &up_sink, v, out);
   if (rv != 0) {
-    if (remote_owner(ig, meta->name, NULL, owner, sizeof owner)) {
-      v->local_refused = 1;
+    if (remote_owner(ig, meta->name, NULL, owner, sizeof owner))
       return open_remote(v, meta, owner, out, detail, cap);
-    }
     snprintf(detail, cap, "tunnel '%.63s' cannot take more connections (%s)",
              meta->name, wr_strerror(rv));
     return 502;
