@@ -236,10 +236,27 @@ def run(fleet):
         return
     dead = next(n for n in live if n.id == own[0])
     rest = [n for n in live if n is not dead]
+    # The same load as for two links, for comparison (BENCHMARKS.md).
+    load = Load(fleet, "solo", live)
+    load.start()
+    time.sleep(LOAD_S / 3)
+    load.drop(dead)
     t_kill = time.time()
     dead.kill()
+    t_dead = time.time()
     ok, dt = poll(lambda: all(n.visit("solo", timeout=2.0)[0] == 200
                               for n in rest), 20, 0.05)
+    time.sleep(max(0.5, LOAD_S * 2 / 3 - (time.time() - t_kill)))
+    load.stop()
+    res = load.results
+    bad = load.failed()
+    late = [r for r in bad if r[1] >= t_dead]
+    print("one link load: %d requests through %s in %.1f s, %d after the "
+          "kill; failed %d (%d in flight at the kill, %d started after)" % (
+              len(res), ",".join(sorted(load.nodes)),
+              max(r[2] for r in res) - min(r[1] for r in res),
+              len([r for r in res if r[1] >= t_dead]), len(bad),
+              len(bad) - len(late), len(late)), flush=True)
     t_dead, _ = poll(lambda: all(((n.members() or {}).get(dead.id) or {})
                                  .get("state") == "dead" for n in rest),
                      30, 0.1)
