@@ -19,8 +19,11 @@ Checks:
                      2 s, and the drained node stops being an owner; no
                      visitor request fails meanwhile (load through every
                      live node, the draining one included)
+  dns:               `--node dns:localhost:PORT` binds at the node on
+                     127.0.0.1
   one link           `--links 1`: kill -9 of its node -> the name answers
-                     again from every live node within detection + 2 s
+                     again from every live node within detection + 2 s;
+                     the same load counts its failures (the baseline)
 Prints one line per check; exits non-zero when any failed.
 """
 import http.client
@@ -141,6 +144,16 @@ def run(fleet):
     check("the Forwarding line is printed once",
           sum(1 for l in c.lines if l.startswith("Forwarding")) == 1,
           repr(c.lines))
+
+    # ---- dns: ----------------------------------------------------------
+    # localhost's records: 127.0.0.1 (n1's port) and, where the resolver
+    # gives one, ::1 (nothing listens there: that slot keeps backing off).
+    d = Client(fleet, "dns:localhost:%d" % n1.http[1], "viadns", port)
+    ok, _ = poll(d.forwarding, 15)
+    check("--node dns:localhost:PORT: bound at the node its record names",
+          ok and (serving(fleet, "viadns") or [None])[0] == "n1",
+          d.stderr()[-800:])
+    d.proc.kill()
 
     # ---- kill -9 one of the two, under load ---------------------------
     victim = next(n for n in trio if n.id == owners[0])
