@@ -149,6 +149,7 @@ struct bindings {
   void (*done)(void *);
   void *done_ud;
   uint64_t *m_tunnel_bad, *m_auth_fail;
+  uint64_t *m_held_resumed, *m_held_failed, *m_released_early;
   int64_t *g_tunnels;
   /* Authentication failures per source address, for folding log lines. */
   struct fail_entry {
@@ -220,6 +221,7 @@ static void waiters_fail(bindings *b, tstream *list) {
     tstream *s = list;
     list = s->next;
     s->prev = s->next = NULL;
+    if (b->m_held_failed) (*b->m_held_failed)++;
     b->ev.gone(s);
   }
 }
@@ -312,9 +314,11 @@ static void waiters_resume(bindings *b, tunnel *t, tlink *tl) {
     s->prev = s->next = NULL;
     int fin = s->fin_asked;
     if (!tl->link || tstream_open(s, tl, NULL, 0) != 0) {
+      if (b->m_held_failed) (*b->m_held_failed)++;
       b->ev.gone(s);
       continue;
     }
+    if (b->m_held_resumed) (*b->m_held_resumed)++;
     if (fin) tstream_fin(s);
     b->ev.writable(s);
   }
@@ -360,8 +364,10 @@ bindings_find bindings_lookup(bindings *b, const char *name,
     return BINDINGS_LIVE;
   }
   /* The sweep timer may not have run yet for an entry just expired. */
-  if (uv_now(b->loop) - t->gone_at < b->gone_grace && !served_elsewhere(b, t))
-    return BINDINGS_GONE;
+  if (uv_now(b->loop) - t->gone_at < b->gone_grace) {
+    if (!served_elsewhere(b, t)) return BINDINGS_GONE;
+    if (b->m_released_early) (*b->m_released_early)++;
+  }
   table_remove(b, t);
   arm_sweep(b);
   return BINDINGS_NONE;
@@ -371,6 +377,7 @@ int bindings_recheck(bindings *b, const char *name) {
   tunnel *t = table_find(b, name);
   if (!t || t->tl || !served_elsewhere(b, t)) return 0;
   WR_LOG_INFOF("ingress", "released", "name=%s why=served_elsewhere", name);
+  if (b->m_released_early) (*b->m_released_early)++;
   table_remove(b, t);
   arm_sweep(b);
   return 1;
@@ -949,6 +956,7 @@ static void tl_on_closed(wr_link *l, int err, void *ud) {
     WR_LOG_INFOF("ingress", "unbound", "name=%s peer=%s err=\"%s\" "
                  "grace=none why=served_elsewhere", t->name, tl->peer,
                  err ? wr_strerror(err) : "closed");
+    if (b->m_released_early) (*b->m_released_early)++;
     table_remove(b, t);
     arm_sweep(b);
   } else if (tl->bound) {
@@ -1092,6 +1100,9 @@ int bindings_new(bindings **pb, uv_loop_t *loop,
   b->lookup_remote = ic->lookup_remote;
   b->m_tunnel_bad = cfg->m_tunnel_bad;
   b->m_auth_fail = cfg->m_auth_fail;
+  b->m_held_resumed = cfg->m_held_resumed;
+  b->m_held_failed = cfg->m_held_failed;
+  b->m_released_early = cfg->m_released_early;
   b->g_tunnels = cfg->g_tunnels;
   /* 64k recent handshakes: two minutes of skew window at ~500/s. */
   int rv = wr_noise_replay_new(&b->replay, 65536, NULL);

@@ -63,6 +63,8 @@ typedef struct bindings_config {
   /* Metrics, each may be NULL. */
   uint64_t *m_tunnel_bad;
   uint64_t *m_auth_fail; /* Hellos that failed authentication */
+  uint64_t *m_held_resumed, *m_held_failed; /* tstream_wait's outcomes */
+  uint64_t *m_released_early; /* GONE skipped: served elsewhere */
   int64_t *g_tunnels;
 } bindings_config;
 

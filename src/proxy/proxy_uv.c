@@ -164,6 +164,7 @@ struct wr_ingress {
   void (*done)(void *);
   void *done_ud;
   uint64_t *m_tunnel_bad, *m_auth_fail;
+  uint64_t *m_held_resumed, *m_held_failed, *m_released_early;
   /* Where lingering visitors' bytes go: libuv calls alloc_cb and read_cb
    * back to back on this one thread, so one buffer serves them all. */
   uint8_t discard[16384];
@@ -949,6 +950,23 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
                        "Tunnel Hellos refused for a bad or unknown token or "
                        "a bad identity proof (each ends its link).",
                        &ig->m_auth_fail);
+    wr_metrics_counter(m, "warren_tunnel_held_total", "result", "resumed",
+                       "Visitor streams held for a tunnel whose link "
+                       "dropped (no other owner), by outcome: its client "
+                       "bound again here in time (resumed), or not "
+                       "(failed: 502).",
+                       &ig->m_held_resumed);
+    wr_metrics_counter(m, "warren_tunnel_held_total", "result", "failed",
+                       "Visitor streams held for a tunnel whose link "
+                       "dropped (no other owner), by outcome: its client "
+                       "bound again here in time (resumed), or not "
+                       "(failed: 502).",
+                       &ig->m_held_failed);
+    wr_metrics_counter(m, "warren_tunnel_grace_skipped_total", NULL, NULL,
+                       "Dropped tunnels released before their grace period "
+                       "ended because another node serves the name (the "
+                       "client's other link, or its new one).",
+                       &ig->m_released_early);
     wr_metrics_counter(m, "warren_forward_hops_total", NULL, NULL,
                        "Visitor connections forwarded to the owner node "
                        "over a node-to-node link.",
@@ -1001,6 +1019,9 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
       .ud = ig,
       .m_tunnel_bad = ig->m_tunnel_bad,
       .m_auth_fail = ig->m_auth_fail,
+      .m_held_resumed = ig->m_held_resumed,
+      .m_held_failed = ig->m_held_failed,
+      .m_released_early = ig->m_released_early,
       .g_tunnels = ig->g_tunnels,
   };
   rv = bindings_new(&ig->bindings, loop, &bc);

@@ -169,6 +169,7 @@ struct wr_client {
   slot *slots;
   int nslots;
   int ever_bound, stopping, fatal;
+  int ntcp_closing; /* slot sockets closing (tcp_closed_free) */
   uint8_t session[WR_CONTROL_SESSION_LEN]; /* Bind.session, see start */
   int has_identity;
   wr_identity identity;
@@ -796,16 +797,22 @@ static const wr_link_callbacks link_cb = {
 
 /* ---- connecting and upgrading ---- */
 
+/* A slot's socket before its link took it: closed, then freed.  The
+ * client waits for these (ntcp_closing): libuv runs the socket's pending
+ * connect and write callbacks (UV_ECANCELED) before this one, and those
+ * read the slot. */
 static void tcp_closed_free(uv_handle_t *h) {
   wr_client *c = h->data;
   free(h);
-  if (c) maybe_finish_stop(c);
+  c->ntcp_closing--;
+  maybe_finish_stop(c);
 }
 
 static void abort_attempt(slot *s, const char *why) {
   wr_client *c = s->c;
   if (s->tcp) {
     s->tcp->data = c;
+    c->ntcp_closing++;
     uv_close((uv_handle_t *)s->tcp, tcp_closed_free);
     s->tcp = NULL;
   }
@@ -1184,7 +1191,7 @@ static void timer_closed(uv_handle_t *h) {
 }
 
 static void maybe_finish_stop(wr_client *c) {
-  if (!c->stopping || c->origins || c->resolving) return;
+  if (!c->stopping || c->origins || c->resolving || c->ntcp_closing) return;
   for (int i = 0; i < c->nslots; i++) {
     slot *s = &c->slots[i];
     if (!s->timer_closed || s->link || s->old || s->tcp) return;
@@ -1209,7 +1216,8 @@ void wr_client_stop(wr_client *c, void (*done)(void *ud), void *ud) {
     if (s->tcp) {
       uv_tcp_t *t = s->tcp;
       s->tcp = NULL;
-      t->data = NULL;
+      t->data = c;
+      c->ntcp_closing++;
       uv_close((uv_handle_t *)t, tcp_closed_free);
     }
     if (s->link) wr_link_close(s->link, 0);

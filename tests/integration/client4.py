@@ -235,6 +235,9 @@ def run(fleet):
           flush=True)
     check("GOAWAY: no visitor request failed while the client moved",
           not bad, repr(bad[:5]))
+    check("GOAWAY: %s released the binding without a grace (counted)" %
+          drained.id,
+          (drained.metric("warren_tunnel_grace_skipped_total") or 0) >= 1)
     g.proc.kill()
 
     # ---- one link -------------------------------------------------------
