@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Clients that move and hold redundant links (issue 11, "Clients move, and
-stay up while they do"): four real `warren node`s; clients given
-`--node n1,n2,n3`, visitors through every live node (n4 is never an owner).
+stay up while they do"): five real `warren node`s; clients given
+`--node n1,n2,n3`, visitors through every live node (n4 and n5 are not
+in the first client's list).
 
 usage: client4.py WARREN_BINARY [--load-seconds S]
 
@@ -14,11 +15,13 @@ Checks:
                      bound at the third within 2 s, and no request fails
                      except those in flight on the killed node (started
                      before the kill); prints the counts (BENCHMARKS.md)
-  GOAWAY             a client on the three live nodes; POST /drain on one
-                     of its two: the client moves to the free node within
+  GOAWAY             a client on the four live nodes; POST /drain on one
+                     of its two: the client moves to a free node within
                      2 s, and the drained node stops being an owner; no
                      visitor request fails meanwhile (load through every
-                     live node, the draining one included)
+                     live node, the draining one included); then SIGTERM
+                     of another: the client is bound at the last free
+                     node before that one exits, no request fails
   dns:               `--node dns:localhost:PORT` binds at the node on
                      127.0.0.1
   one link           `--links 1`: kill -9 of its node -> the name answers
@@ -110,7 +113,7 @@ def serving(fleet, name, via=None):
 
 
 def main():
-    fleet = Fleet(WARREN, TMP, 4)
+    fleet = Fleet(WARREN, TMP, 5)
     try:
         run(fleet)
     finally:
@@ -120,9 +123,9 @@ def main():
 def run(fleet):
     fleet.start()
     ok, _ = poll(fleet.all_alive, 30, 0.1)
-    if not check("four nodes see each other alive", ok):
+    if not check("five nodes see each other alive", ok):
         return
-    n1, n2, n3, n4 = fleet.nodes
+    n1, n2, n3, n4, n5 = fleet.nodes
     trio = [n1, n2, n3]
     port = start_origin("o")
 
@@ -203,7 +206,7 @@ def run(fleet):
         victim.id, "+".join(n.id for n in live3)), ok,
         repr(serving(fleet, "duo")))
     c.proc.kill()
-    # A fresh client on the three live nodes (the dead one is not
+    # A fresh client on the four live nodes (the dead one is not
     # restarted: a restarted node's old bindings resolve again until its
     # new epoch reaches every node, a routes matter outside this test).
     live = [n for n in fleet.nodes if n is not victim]
@@ -238,7 +241,37 @@ def run(fleet):
     check("GOAWAY: %s released the binding without a grace (counted)" %
           drained.id,
           (drained.metric("warren_tunnel_grace_skipped_total") or 0) >= 1)
+
+    # SIGTERM drains too (then the node leaves the mesh and exits): the
+    # client moves to the last free node while the old one still runs.
+    now = serving(fleet, "mover") or []
+    term = next(n for n in live if n.id == now[0])
+    spare = [n for n in live if n.id not in now and n is not drained]
+    load = Load(fleet, "mover", [n for n in live if n is not term])
+    load.start()
+    time.sleep(0.5)
+    t0 = time.time()
+    term.proc.terminate()
+    moved, dt = poll(lambda: spare and spare[0].id in (
+        serving(fleet, "mover", spare[0]) or []), 10, 0.02)
+    still = term.proc.poll() is None
+    check("SIGTERM %s: the client is bound at %s within 2 s (%.2f s), "
+          "before %s exited" % (term.id, spare[0].id if spare else "?", dt,
+                                term.id),
+          moved and dt <= 2.0 and still)
+    try:
+        term.proc.wait(10)
+    except Exception:
+        pass
+    time.sleep(0.5)
+    load.stop()
+    bad = load.failed()
+    print("sigterm: %d requests, failed %d" % (len(load.results), len(bad)),
+          flush=True)
+    check("SIGTERM: no visitor request failed while the client moved",
+          not bad, repr(bad[:5]))
     g.proc.kill()
+    live = [n for n in live if n is not term]
 
     # ---- one link -------------------------------------------------------
     s = Client(fleet, live, "solo", port, ["--links", "1"])
