@@ -163,6 +163,7 @@ struct wr_client {
   uv_getaddrinfo_t gai;
   int resolving, resolve_stale;
   size_t resolve_idx;
+  uint32_t resolve_failing; /* bit i: names[i] failed last time */
   char found[WR_PICK_MAX][WR_PICK_ADDR_MAX];
   size_t nfound;
   uint64_t resolved_at;
@@ -988,9 +989,13 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
         memcpy(c->found[c->nfound++], addr, sizeof addr);
     }
   } else if (status != UV_ECANCELED) {
-    WR_LOG_WARNF("client", "resolve_failed", "node=%s err=\"%s\"",
-                 c->names[c->resolve_idx], uv_strerror(status));
+    /* Retried every second or so while it fails: one line per outage. */
+    if (!(c->resolve_failing & (1u << c->resolve_idx)))
+      WR_LOG_WARNF("client", "resolve_failed", "node=%s err=\"%s\"",
+                   c->names[c->resolve_idx], uv_strerror(status));
+    c->resolve_failing |= 1u << c->resolve_idx;
   }
+  if (status == 0) c->resolve_failing &= ~(1u << c->resolve_idx);
   uv_freeaddrinfo(res);
   c->resolving = 0;
   if (c->stopping) {
