@@ -500,21 +500,28 @@ static const wr_fwd_sink up_sink = {
 /* ---- the core's callbacks ---- */
 
 /*
- * A remote owner of |name| other than |avoid| (NULL: any) when there is
- * one: 1 with its id in |owner|, else 0.  The routes hook hands a name's
- * several owners out in turn (mesh.c), so asking again skips the one to
- * avoid; asking at most OWNER_TRIES times bounds the work when |avoid|
- * is the only one (then it is returned: the caller decides).
+ * A remote owner of |name| other than |avoid| (NULL: any), and not one
+ * whose last dial failed moments ago (nodepool_failed_recently), when
+ * there is one: 1 with its id in |owner|, else 0.  The routes hook hands
+ * a name's several owners out in turn (mesh.c), so asking again skips
+ * the ones to avoid; asking at most OWNER_TRIES times bounds the work
+ * when only those are left (then the first answer is returned: the
+ * caller decides).
  */
 #define OWNER_TRIES 4
 static int remote_owner(wr_ingress *ig, const char *name, const char *avoid,
                         char *owner, size_t cap) {
+  char first[65] = "";
   if (!ig->lookup_remote) return 0;
   for (int i = 0; i < OWNER_TRIES; i++) {
     if (ig->lookup_remote(ig->routes_ud, name, owner, cap) != 1) return 0;
     owner[cap - 1] = 0;
-    if (!avoid || strcmp(owner, avoid) != 0) return 1;
+    if (!first[0]) snprintf(first, sizeof first, "%s", owner);
+    if (avoid && strcmp(owner, avoid) == 0) continue;
+    if (ig->pool && nodepool_failed_recently(ig->pool, owner)) continue;
+    return 1;
   }
+  snprintf(owner, cap, "%s", first);
   return 1;
 }
 
