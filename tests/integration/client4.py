@@ -304,8 +304,17 @@ def run(fleet):
     t_kill = time.time()
     dead.kill()
     t_dead = time.time()
-    ok, dt = poll(lambda: all(n.visit("solo", timeout=2.0)[0] == 200
-                              for n in rest), 20, 0.05)
+    last = {}
+
+    def answers():
+        for n in rest:
+            last[n.id] = n.visit("solo", timeout=2.0)
+        return all(v[0] == 200 for v in last.values())
+    ok, dt = poll(answers, 20, 0.05)
+    if dt > 1.0:
+        print("one link: slow; last answers %r, routes %r" % (
+            {k: (v[0], v[1][:100]) for k, v in last.items()},
+            [(n.id, serving(fleet, "solo", n)) for n in rest]), flush=True)
     time.sleep(max(0.5, LOAD_S * 2 / 3 - (time.time() - t_kill)))
     load.stop()
     res = load.results
