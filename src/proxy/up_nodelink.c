@@ -78,7 +78,7 @@ static int retry(up_nodelink *u, const char *why) {
   u->retried = 1;
   /* nstream_open below starts the stream afresh: keep the hint first. */
   snprintf(hint, sizeof hint, "%s", u->ns.moved_to);
-  if (u->reroute(u->owner, u->name, hint, owner, sizeof owner, addr,
+  if (u->reroute(u->owner, u->name, hint, u->peer, owner, sizeof owner, addr,
                  sizeof addr) != 1)
     return 0;
   owner[sizeof owner - 1] = 0;
@@ -86,6 +86,7 @@ static int retry(up_nodelink *u, const char *why) {
   if (nstream_open(&u->ns, u->pool, owner, addr, u->meta, u->metalen) !=
       0)
     return 0;
+  memcpy(u->peer, owner, sizeof u->peer);
   if (u->m_retries) (*u->m_retries)++;
   WR_LOG_INFOF("nodelink", "retry", "name=%s why=%s owner=%s addr=%s%s",
                u->name, why, owner, addr, hint[0] ? " hinted=1" : "");
@@ -147,6 +148,7 @@ int up_nodelink_open(up_nodelink *u, nodepool *p, const char *owner,
   u->pool = p;
   u->reroute = reroute;
   snprintf(u->name, sizeof u->name, "%s", meta->name ? meta->name : "");
+  snprintf(u->peer, sizeof u->peer, "%s", owner);
   if (reroute && (u->meta = malloc((size_t)n)) != NULL) {
     memcpy(u->meta, wire, (size_t)n);
     u->metalen = (size_t)n;

@@ -25,9 +25,12 @@
 
 /* Where the name goes now: 1 with the owner's id and data address, 0 for
  * nowhere remote (no route, or bound on this node since).  |hint|: the
- * owner the refusing node named (its MOVED hint), or "" (ask the table). */
+ * owner the refusing node named (its MOVED hint), or "" (ask the table).
+ * |avoid| is the owner that just failed: when the name has several owners
+ * (one client's redundant links, --balance), another one is chosen. */
 typedef int (*up_nodelink_reroute)(void *owner_ud, const char *name,
-                                      const char *hint, char *owner,
+                                      const char *hint, const char *avoid,
+                                      char *owner,
                                       size_t ocap, char *addr, size_t acap);
 
 typedef struct up_nodelink {
@@ -37,6 +40,7 @@ typedef struct up_nodelink {
   nodepool *pool;
   up_nodelink_reroute reroute;
   char name[64];
+  char peer[65];         /* the owner the stream went to */
   uint8_t *meta;         /* the encoded OPEN, kept for a retry */
   size_t metalen;
   uint8_t *kept;         /* request bytes written, while retryable */
