@@ -223,6 +223,7 @@ struct wr_link {
   void *ud;
   int initiator, ready, closing, close_err, dispatching;
   int ending;            /* wr_link_end: FIN after the queued output */
+  int nodelink;          /* a node-to-node link (PSK), for the fault tap */
   uv_shutdown_t shut;
   wr_noise *noise;
   wr_record *tx, *rx;
@@ -244,6 +245,15 @@ struct wr_link {
  * single-threaded and do_flush never re-enters; 1,000 idle tunnels should
  * not hold 16 MiB of it. */
 static uint8_t seal_scratch[WR_RECORD_MAX_PLAINTEXT];
+
+/* The fault tap (link.h): one per process, like the pools above. */
+static wr_link_tap fault_tap;
+static void *fault_tap_ud;
+
+void wr_link_set_tap(wr_link_tap tap, void *ud) {
+  fault_tap = tap;
+  fault_tap_ud = ud;
+}
 _Static_assert(WR_MUX_SEND_V_MAX >= WR_RECORD_MAX_PLAINTEXT,
                "a record's worth fits one wr_mux_send_v call");
 
@@ -538,6 +548,11 @@ static void do_flush(wr_link *l) {
       break;
     }
     w->link = l;
+    if (fault_tap && fault_tap(l, l->nodelink, 1, len, fault_tap_ud)) {
+      write_put(w);
+      link_fail(l, WR_ERR_CLOSED);
+      return;
+    }
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
     int rv = wr_uv_write_now(&w->req, (uv_stream_t *)l->tcp, &b, 1, on_write);
     if (rv != 0) {
@@ -743,6 +758,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     link_fail(l, n == UV_EOF ? WR_ERR_CLOSED : (int)n);
     return;
   }
+  if (fault_tap && n > 0 && fault_tap(l, l->nodelink, 0, (size_t)n, fault_tap_ud)) {
+    link_fail(l, WR_ERR_CLOSED);
+    return;
+  }
   l->inlen += (size_t)n;
   int rv = process_input(l);
   if (rv != 0) {
@@ -825,6 +844,7 @@ int wr_link_start(wr_link **pl, uv_loop_t *loop, uv_tcp_t *tcp,
   l->cb = *cb;
   l->ud = ud;
   l->initiator = cfg->initiator;
+  l->nodelink = cfg->use_psk;
   snprintf(l->peer, sizeof l->peer, "%s", cfg->peer ? cfg->peer : "?");
   if (cfg->mux.stream_window) l->muxcfg = cfg->mux;
   else wr_mux_config_default(&l->muxcfg, cfg->initiator);
