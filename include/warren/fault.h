@@ -162,6 +162,11 @@ void wr_fault_count_rejected(wr_fault *f);
 const char *wr_fault_kind_name(wr_fault_kind k);
 /* The kind called |name| (|len| bytes), or -1. */
 int wr_fault_kind_parse(const char *name, size_t len);
+/* The kind of a SWIM datagram from its message type (swim_codec.h:
+ * PING -> probe, ACK/NACK/NACK_REFUSED -> ack, PING_REQ -> ping-req,
+ * GOSSIP and anything else -> broadcast), as the node and warren-sim
+ * classify what wr_swim_packet_peek returns. */
+wr_fault_kind wr_fault_swim_kind(int swim_msg_type);
 /* "in", "out", "both". */
 const char *wr_fault_dir_name(int dir);
 

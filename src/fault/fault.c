@@ -23,6 +23,7 @@
 #include "warren/err.h"
 #include "warren/fault.h"
 #include "warren/pcg.h"
+#include "warren/swim_codec.h"
 
 struct wr_fault {
   const wr_mem *mem;
@@ -46,6 +47,17 @@ int wr_fault_kind_parse(const char *name, size_t len) {
     if (strlen(kind_names[k]) == len && memcmp(kind_names[k], name, len) == 0)
       return k;
   return -1;
+}
+
+wr_fault_kind wr_fault_swim_kind(int type) {
+  switch (type) {
+  case WR_SWIM_PING: return WR_FAULT_PROBE;
+  case WR_SWIM_PING_REQ: return WR_FAULT_PING_REQ;
+  case WR_SWIM_ACK:
+  case WR_SWIM_NACK:
+  case WR_SWIM_NACK_REFUSED: return WR_FAULT_ACK;
+  default: return WR_FAULT_BROADCAST; /* GOSSIP: updates only */
+  }
 }
 
 const char *wr_fault_dir_name(int dir) {

@@ -44,7 +44,6 @@
 #include "warren/fault.h"
 #include "warren/link.h"
 #include "warren/log.h"
-#include "warren/swim_codec.h"
 
 /* Datagrams held at once: a second of gossip for a large fleet under a
  * 1 s delay rule (a node sends tens of datagrams a second to a 1000-node
@@ -248,17 +247,6 @@ static void id_by_data(const char *peer, char *out) {
    WR_FAULT_KIND_BIT(WR_FAULT_PING_REQ) |                                    \
    WR_FAULT_KIND_BIT(WR_FAULT_BROADCAST))
 
-static wr_fault_kind kind_of_type(int type) {
-  switch (type) {
-  case WR_SWIM_PING: return WR_FAULT_PROBE;
-  case WR_SWIM_PING_REQ: return WR_FAULT_PING_REQ;
-  case WR_SWIM_ACK:
-  case WR_SWIM_NACK:
-  case WR_SWIM_NACK_REFUSED: return WR_FAULT_ACK;
-  default: return WR_FAULT_BROADCAST; /* GOSSIP: updates only */
-  }
-}
-
 static int swim_tap(wr_swim_uv *u, int out, int sync, const wr_addr *peer,
                     const uint8_t *data, size_t len, void *ud) {
   (void)ud;
@@ -273,7 +261,7 @@ static int swim_tap(wr_swim_uv *u, int out, int sync, const wr_addr *peer,
     int type = wr_swim_packet_peek(wr_swim_uv_core(u), data, len,
                                    out ? NULL : id);
     if (type < 0) return 0; /* not ours to judge: the core counts it */
-    kind = kind_of_type(type);
+    kind = wr_fault_swim_kind(type);
     if (out) id_by_gossip(peer, 0, id);
   }
   wr_fault_verdict v;

@@ -295,22 +295,22 @@ int ctl_http_request(const ctl_target *t, const char *method,
   }
   /* Head, then body: two pieces of one send loop. */
   for (int part = 0; part < 2; part++) {
-  const char *out = part == 0 ? req : body;
-  size_t outlen = part == 0 ? (size_t)n : (body ? body_len : 0);
-  size_t off = 0;
-  while (off < outlen) {
-    int wr = wait_fd(fd, POLLOUT, deadline);
-    if (wr < 0) goto interrupted;
-    if (wr == 0) goto timeout;
-    ssize_t w = send(fd, out + off, outlen - off, MSG_NOSIGNAL);
-    if (w < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
-      errno_text(errno, err, cap);
-      close(fd);
-      return -1;
+    const char *out = part == 0 ? req : body;
+    size_t outlen = part == 0 ? (size_t)n : (body ? body_len : 0);
+    size_t off = 0;
+    while (off < outlen) {
+      int wr = wait_fd(fd, POLLOUT, deadline);
+      if (wr < 0) goto interrupted;
+      if (wr == 0) goto timeout;
+      ssize_t w = send(fd, out + off, outlen - off, MSG_NOSIGNAL);
+      if (w < 0) {
+        if (errno == EAGAIN || errno == EINTR) continue;
+        errno_text(errno, err, cap);
+        close(fd);
+        return -1;
+      }
+      off += (size_t)w;
     }
-    off += (size_t)w;
-  }
   }
 
   reader rd;
