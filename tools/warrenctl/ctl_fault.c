@@ -49,7 +49,8 @@ int ctl_fault_duration(const char *s, uint64_t max_ms, uint64_t *out) {
   else if (!strcmp(end, "m")) mult = 60000;
   else return -1;
   double ms = v * mult;
-  if (ms > (double)max_ms || ms != floor(ms)) return -1;
+  /* Whole milliseconds only (no libm: the cast truncates). */
+  if (ms > (double)max_ms || ms != (double)(uint64_t)ms) return -1;
   *out = (uint64_t)ms;
   return 0;
 }
