@@ -10,7 +10,9 @@
  * drop with probability |drop|, else delay by |delay_ms| plus a uniform
  * [0, |jitter_ms|], and a second copy with probability |dup|.  Every
  * matching rule applies, in the order rules were added: one drop is
- * enough, delays add up, one duplication makes two copies.
+ * enough, delays add up, one duplication makes two copies.  Streams are
+ * TCP: they are never duplicated, and a sync stream is never delayed
+ * either (it can only be cut); node links and tunnels are.
  *
  * Randomness comes from one seeded PCG32 per model, drawn in a fixed
  * order (per matching rule: drop, then jitter, then dup, each only when

@@ -277,7 +277,7 @@ static int swim_tap(wr_swim_uv *u, int out, int sync, const wr_addr *peer,
 }
 
 static int link_tap(const wr_link *l, int nodelink, int out, size_t len,
-                    void *ud) {
+                    uint32_t *delay_ms, void *ud) {
   (void)ud;
   (void)len;
   wr_fault_kind kind = nodelink ? WR_FAULT_NODELINK : WR_FAULT_TUNNEL;
@@ -289,7 +289,9 @@ static int link_tap(const wr_link *l, int nodelink, int out, size_t len,
   wr_fault_verdict v;
   wr_fault_decide(nf.f, kind, id, out ? WR_FAULT_OUT : WR_FAULT_IN, now_ms(),
                   &v);
-  return v.drop;
+  if (v.drop) return 1;
+  *delay_ms = v.delay_ms; /* the link holds the chunk (link.h) */
+  return 0;
 }
 
 /* ---- pause -------------------------------------------------------------- */

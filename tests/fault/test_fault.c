@@ -228,6 +228,39 @@ static void test_stacking(void **state) {
   wr_fault_del(f);
 }
 
+/* Streams: never duplicated (TCP); sync never delayed (only cut); node
+ * links and tunnels delayed. */
+static void test_stream_kinds(void **state) {
+  (void)state;
+  wr_fault *f = mk(5);
+  add_json(f, "{\"delay_ms\":40,\"dup\":1}", 0);
+  wr_fault_verdict v;
+  wr_fault_decide(f, WR_FAULT_SYNC, "n2", WR_FAULT_IN, 1, &v);
+  assert_int_equal(v.copies, 1);
+  assert_int_equal(v.delay_ms, 0);
+  wr_fault_decide(f, WR_FAULT_NODELINK, "n2", WR_FAULT_IN, 1, &v);
+  assert_int_equal(v.copies, 1);
+  assert_int_equal(v.delay_ms, 40);
+  wr_fault_decide(f, WR_FAULT_TUNNEL, NULL, WR_FAULT_OUT, 1, &v);
+  assert_int_equal(v.copies, 1);
+  assert_int_equal(v.delay_ms, 40);
+  wr_fault_decide(f, WR_FAULT_PROBE, "n2", WR_FAULT_IN, 1, &v);
+  assert_int_equal(v.copies, 2);
+  wr_fault_stats st;
+  wr_fault_get_stats(f, &st);
+  assert_int_equal(st.duplicated[WR_FAULT_SYNC] + st.delayed[WR_FAULT_SYNC] +
+                       st.duplicated[WR_FAULT_NODELINK] +
+                       st.duplicated[WR_FAULT_TUNNEL], 0);
+  assert_int_equal(st.delayed[WR_FAULT_NODELINK], 1);
+  assert_int_equal(wr_fault_swim_kind(1), WR_FAULT_PROBE);
+  assert_int_equal(wr_fault_swim_kind(2), WR_FAULT_ACK);
+  assert_int_equal(wr_fault_swim_kind(3), WR_FAULT_PING_REQ);
+  assert_int_equal(wr_fault_swim_kind(4), WR_FAULT_ACK);
+  assert_int_equal(wr_fault_swim_kind(5), WR_FAULT_BROADCAST);
+  assert_int_equal(wr_fault_swim_kind(6), WR_FAULT_ACK);
+  wr_fault_del(f);
+}
+
 /* Every bad rule gives its own one-line reason. */
 static void test_parse_errors(void **state) {
   (void)state;
@@ -425,6 +458,7 @@ int main(void) {
       cmocka_unit_test(test_unmatched_draw_nothing),
       cmocka_unit_test(test_window),
       cmocka_unit_test(test_stacking),
+      cmocka_unit_test(test_stream_kinds),
       cmocka_unit_test(test_parse_errors),
       cmocka_unit_test(test_parse_forms),
       cmocka_unit_test(test_round_trip_and_limits),
