@@ -150,6 +150,13 @@ def main():
         rc, out, err = ctl(n1, "fault", "pause", "3")
         check("warrenctl: a pause without a unit is refused (exit 2)",
               rc == 2 and "unit" in err, "%d %r" % (rc, err))
+        rc, out, err = ctl(n1, "fault")
+        check("warrenctl: fault without a subcommand is a usage error",
+              rc == 2 and "missing subcommand" in err, "%d %r" % (rc, err))
+        rc, out, err = ctl(n1, "--help")
+        check("warrenctl --help lists the fault commands",
+              rc == 0 and "fault partition ID,..." in out and
+              "fault pause T" in out, out)
         check("warrenctl: usage errors never reached the node",
               metric(n1, "warren_fault_rejected_total") == 4)
         st, body = request(n1, "DELETE", "/faults/77")

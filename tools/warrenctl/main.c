@@ -36,7 +36,9 @@
 
 static const char usage[] =
     "usage: warrenctl --admin ADDR:PORT [--token T] members|routes [--name N]|"
-    "status|watch|mesh|fault ... [--json]\n"
+    "status|watch|mesh [--json]\n"
+    "       warrenctl --admin ADDR:PORT [--token T] fault list|add|partition|"
+    "clear|pause|load ...\n"
     "\n"
     "Inspect a warren mesh through one node's admin API.\n"
     "\n"
