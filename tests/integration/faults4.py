@@ -24,6 +24,9 @@ Checks, in order:
              declare n3 dead and n3 declares them dead; `fault clear` ->
              everyone alive again in every view (the reconnect heals it)
   exit       SIGTERM: every node exits 0, no sanitizer report in the logs
+  file       --faults-file loads a rule set at start; a bad file, a file
+             without --faults and a bad --faults value stop the node with
+             the reason
 Exits non-zero when any check failed.
 """
 import http.client
@@ -325,6 +328,35 @@ def main():
                if re.search(r"AddressSanitizer|LeakSanitizer|runtime error",
                             open(n.log).read())]
         check("exit: no sanitizer report in any log", not bad, str(bad))
+
+        # -- --faults-file (what SIGHUP will reload) --------------------------
+        good = os.path.join(TMP, "faults.json")
+        with open(good, "w") as f:
+            f.write('{"seed":99,"rules":[{"kinds":"sync","drop":1}]}')
+        badf = os.path.join(TMP, "bad.json")
+        with open(badf, "w") as f:
+            f.write('{"rules":[{"drop":7}]}')
+        n1.extra = ["--faults", "--faults-file", good]
+        n1.start()
+        f, _ = poll(lambda: n1.get_json("/faults"), 10)
+        check("faults-file: loaded at start (seed and rules)",
+              f and f["seed"] == 99 and len(f["rules"]) == 1 and
+              f["rules"][0]["kinds"] == ["sync"], str(f))
+        n1.proc.send_signal(signal.SIGTERM)
+        check("faults-file: clean exit", n1.proc.wait(timeout=15) == 0)
+        for extra, want in [(["--faults", "--faults-file", badf],
+                             "rules[0]: drop must be a probability"),
+                            (["--faults-file", good], "needs --faults"),
+                            (["--faults", "maybe"], "faults wants on or off")]:
+            n1.extra = extra
+            n1.start()
+            try:
+                rc = n1.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                rc = None
+            log = open(n1.log).read()
+            check("faults-file: %s refused at start" % " ".join(extra[-2:]),
+                  rc in (1, 2) and want in log, "%r %s" % (rc, log[-300:]))
     finally:
         fleet.stop()
 
