@@ -341,7 +341,10 @@ static int send_rule(const ctl_target *t, const char *token, int timeout_ms,
     ctl_print_json(stdout, j);
   } else {
     char kinds[200], peers[300];
-    list_join(json_object_get(j, "kinds"), kinds, sizeof kinds);
+    const json_t *k = json_object_get(j, "kinds");
+    list_join(k, kinds, sizeof kinds);
+    if (json_is_array(k) && json_array_size(k) == 7)
+      snprintf(kinds, sizeof kinds, "all");
     list_join(json_object_get(j, "peers"), peers, sizeof peers);
     printf("added fault rule %lld: kinds %s, dir %s, peers %s, drop %g, "
            "delay %lldms, jitter %lldms, dup %g\n",
