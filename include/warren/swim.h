@@ -35,6 +35,11 @@ const char *wr_swim_state_name(wr_swim_state s);
  * wr_swim_config_profile for WAN and LOCAL.  Times are in ms.  Each
  * default is justified in src/swim/config.c.
  */
+/* The largest suspicion_confirmations: each suspicion remembers the
+ * accuser plus this many confirmers, by id hash, so that a repeat never
+ * counts twice (about 130 bytes per suspicion). */
+#define WR_SWIM_CONFIRMATIONS_MAX 32
+
 typedef struct wr_swim_config {
   char id[WR_SWIM_ID_MAX + 1]; /* our member id (unique, printable) */
   wr_addr gossip;              /* where peers send us datagrams */
@@ -47,7 +52,8 @@ typedef struct wr_swim_config {
   unsigned suspicion_mult;
   unsigned suspicion_max_timeout_mult;
   /* Independent confirmations that bring a suspicion from the maximum
-   * timeout down to the minimum (memberlist: suspicion_mult - 2). */
+   * timeout down to the minimum (memberlist: suspicion_mult - 2); at
+   * most WR_SWIM_CONFIRMATIONS_MAX, which the core keeps room for. */
   unsigned suspicion_confirmations;
   unsigned retransmit_mult;
   unsigned gossip_nodes;

@@ -25,7 +25,10 @@
 
 #define SWIM_RELAYS_MAX 64
 #define SWIM_OUTBOX_MAX 1024
-#define SWIM_CONFIRM_MAX 8
+/* The accuser and up to WR_SWIM_CONFIRMATIONS_MAX confirmers: the
+ * suspicion-confirmations tunable's bound, so that every confirmer up to
+ * k is remembered and a repeat of any of them never counts twice. */
+#define SWIM_CONFIRM_MAX (WR_SWIM_CONFIRMATIONS_MAX + 1)
 /* Relays per indirect probe: the indirect-checks tunable's bound. */
 #define SWIM_INDIRECT_MAX 32
 
@@ -268,8 +271,11 @@ static swim_bqueue *queue_of(wr_swim *sw, const wr_swim_update *u) {
 }
 
 static void broadcast_always(wr_swim *sw, const wr_swim_update *u) {
-  /* A failed push loses one piggyback, not correctness: anti-entropy
-   * repairs it.  It is visible as a queue drop in the stats. */
+  /* A push that fails (no memory for the entry) loses one piggyback, not
+   * correctness: anti-entropy repairs it.  It is counted with the
+   * evictions of its queue (bcast_evicted_member/_user in the stats,
+   * warren_swim_bcast_evicted_total in /metrics): either way an update
+   * left before its retransmit limit. */
   swim_bqueue *q = queue_of(sw, u);
   if (swim_bqueue_push(q, u) != 0) q->dropped++;
 }
@@ -348,18 +354,22 @@ static void susp_retime(swim_susp *s) {
   s->deadline = s->start + t;
 }
 
-static void susp_start(wr_swim *sw, size_t i, const char *accuser,
-                       wr_tstamp now) {
+/* 0, or -1 when no timer could be allocated (the member is left ALIVE). */
+static int susp_start(wr_swim *sw, size_t i, const char *accuser,
+                      wr_tstamp now) {
   size_t slot = 0;
   while (slot < sw->nsusp && sw->susp[slot].used) slot++;
   if (slot == sw->nsusp) {
     size_t n = sw->nsusp ? sw->nsusp * 2 : 4;
     swim_susp *v = wr_mem_realloc(sw->mem, sw->susp, n * sizeof *v);
     if (!v) {
-      /* No timer means the suspect would never die: fall back to an
-       * immediate DEAD being impossible too, so just leave it ALIVE. */
+      /* Without a timer a suspicion could never end, and declaring the
+       * member DEAD at once would kill it on one unconfirmed accusation:
+       * we drop this accusation instead (the member stays ALIVE here; the
+       * accuser's own timer still runs, and a later probe or gossip can
+       * suspect it again once memory is back). */
       sw->mt.v[i].state = WR_SWIM_ALIVE;
-      return;
+      return -1;
     }
     memset(v + sw->nsusp, 0, (n - sw->nsusp) * sizeof *v);
     sw->susp = v;
@@ -390,6 +400,7 @@ static void susp_start(wr_swim *sw, size_t i, const char *accuser,
   s->n = 0;
   susp_retime(s);
   sw->mt.v[i].susp = (uint32_t)slot + 1;
+  return 0;
 }
 
 /* Returns 1 when the member whose id hashes to |h| is a new independent
@@ -549,7 +560,7 @@ static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
     return;
   }
   set_state(sw, (size_t)i, WR_SWIM_SUSPECT, u->incarnation, now);
-  susp_start(sw, (size_t)i, u->from, now);
+  if (susp_start(sw, (size_t)i, u->from, now) != 0) return;
   sw->st.suspicions++;
   broadcast(sw, u);
   notify(sw, (size_t)i);
@@ -1196,7 +1207,8 @@ int wr_swim_new(wr_swim **psw, const wr_swim_config *cfg,
   if (!cfg->rand || !cfg->probe_interval_ms || !cfg->probe_timeout_ms ||
       cfg->probe_timeout_ms >= cfg->probe_interval_ms ||
       !cfg->gossip_interval_ms || !cfg->suspicion_mult ||
-      !cfg->retransmit_mult || !cfg->user_queue_max)
+      !cfg->retransmit_mult || !cfg->user_queue_max ||
+      cfg->suspicion_confirmations > WR_SWIM_CONFIRMATIONS_MAX)
     return WR_ERR_INVAL;
   wr_swim *sw = wr_mem_calloc(mem, 1, sizeof *sw);
   if (!sw) return WR_ERR_NOMEM;

@@ -28,11 +28,13 @@ static unsigned confirm_probes = 4;
 static uint64_t refused_ms = 1000;
 
 static unsigned indirect_checks; /* 0: the profile's */
+static unsigned confirmations;   /* 0: the profile's */
 
 static void make_core(int members, int lifeguard) {
   wr_swim_config c;
   wr_swim_config_default(&c);
   if (indirect_checks) c.indirect_checks = indirect_checks;
+  if (confirmations) c.suspicion_confirmations = confirmations;
   c.confirm_probes = confirm_probes;
   c.refused_suspicion_ms = refused_ms;
   c.suspicion_mult = 4; /* memberlist's, so the numbers below are its */
@@ -427,6 +429,54 @@ static void test_suspicion_timer(void **state) {
   wr_tstamp t = time_to_dead("m1", 30000);
   assert_true(t >= 3990 && t <= 4020);
   wr_swim_del(sw);
+  confirm_probes = 4;
+}
+
+/* suspicion-confirmations accepts up to WR_SWIM_CONFIRMATIONS_MAX and the
+ * core remembers that many confirmers: with k = 12, twelve distinct
+ * accusers bring the timer to the minimum, while nine distinct ones and
+ * endless repeats of the ninth (once beyond the 8 ids the core used to
+ * keep, so repeats counted again) leave it well above. */
+static void test_many_confirmations(void **state) {
+  (void)state;
+  wr_swim_config c;
+  char err[128];
+  wr_swim_config_default(&c);
+  assert_int_equal(wr_swim_config_set(&c, "suspicion-confirmations", "32",
+                                      err, sizeof err), 0);
+  assert_int_equal(wr_swim_config_set(&c, "suspicion-confirmations", "33",
+                                      err, sizeof err), WR_ERR_INVAL);
+  c.suspicion_confirmations = WR_SWIM_CONFIRMATIONS_MAX + 1;
+  c.rand = wr_pcg32_fill;
+  c.rand_user_data = &rng;
+  strcpy(c.id, "me");
+  c.gossip = addr(200);
+  wr_swim *bad = NULL;
+  assert_int_equal(wr_swim_new(&bad, &c, NULL, NULL, NULL, NULL, 1),
+                   WR_ERR_INVAL);
+  assert_null(bad);
+
+  /* n = 19 + us = 20: min = 4 x log10(20) x 1 s = 5,204 ms. */
+  confirmations = 12;
+  confirm_probes = 0; /* only the accusers we feed count */
+  for (int distinct = 9; distinct <= 13; distinct += 4) {
+    make_core(19, 1);
+    for (int a = 0; a < distinct; a++) {
+      wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
+      snprintf(u.from, sizeof u.from, "m%d", 2 + a);
+      for (int r = 0; r < (a == distinct - 1 ? 20 : 1); r++) feed(&u);
+    }
+    wr_tstamp t = time_to_dead("m1", 40000);
+    if (distinct == 13 && (t < 5190 || t > 5230))
+      fail_msg("12 confirmations: dead after %llu ms, not the minimum",
+               (unsigned long long)t);
+    /* 8 of 12: max - log 9 / log 13 x (max - min) = 8,935 ms. */
+    if (distinct == 9 && (t < 8920 || t > 8960))
+      fail_msg("8 confirmations and repeats: dead after %llu ms",
+               (unsigned long long)t);
+    wr_swim_del(sw);
+  }
+  confirmations = 0;
   confirm_probes = 4;
 }
 
@@ -1129,6 +1179,7 @@ int main(void) {
       cmocka_unit_test(test_hello_to_unknown_pinger),
       cmocka_unit_test(test_self_refutation),
       cmocka_unit_test(test_suspicion_timer),
+      cmocka_unit_test(test_many_confirmations),
       cmocka_unit_test(test_confirm_probe),
       cmocka_unit_test(test_refused_probe),
       cmocka_unit_test(test_refused_relay),

@@ -440,7 +440,10 @@ static void print_json(const cli *c, const sim_result *r) {
          (unsigned long long)r->syncs_ok, (unsigned long long)r->syncs_failed,
          (unsigned long long)r->stuck_deadlines,
          (unsigned long long)r->send_errors);
-  printf(",\"bcast_queue_peak\":%zu", r->bcast_queue_peak);
+  printf(",\"bcast_queue_peak\":%zu,\"bcast_evicted_member\":%llu,"
+         "\"bcast_evicted_user\":%llu",
+         r->bcast_queue_peak, (unsigned long long)r->bcast_evicted_member,
+         (unsigned long long)r->bcast_evicted_user);
   if (r->routes) {
     printf(",\"churn\":%g,\"route_pairs\":%llu,\"route_changes\":%llu,"
            "\"route_binds\":%llu,\"route_moves\":%llu,"
@@ -551,6 +554,11 @@ static void print_table(const cli *c, const sim_result *r) {
   printf("%-16s %.1f bytes/node/s, %.2f packets/node/s (quiet %.1f s)\n",
          "traffic", r->bytes_per_node_per_s, r->packets_per_node_per_s,
          r->idle_window_s);
+  printf("%-16s peak %zu queued, evicted %llu membership and %llu USER "
+         "updates\n",
+         "piggyback", r->bcast_queue_peak,
+         (unsigned long long)r->bcast_evicted_member,
+         (unsigned long long)r->bcast_evicted_user);
   printf("%-16s %s", "converged", r->converged ? "yes" : "no");
   if (r->converge_ms >= 0)
     printf(" (%lld ms after the disturbance ended)", (long long)r->converge_ms);

@@ -77,6 +77,8 @@ static void measure(sim *s) {
     wr_swim_get_stats(s->nodes[i].sw, &st);
     r->suspicions += st.suspicions;
     r->refutations += st.refutations;
+    r->bcast_evicted_member += st.bcast_evicted_member;
+    r->bcast_evicted_user += st.bcast_evicted_user;
   }
   r->route_p50_ms = r->route_p99_ms = r->route_all_ms = -1;
   r->death_max_ms = -1;

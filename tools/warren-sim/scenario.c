@@ -177,8 +177,10 @@ static void traffic(sim *s, uint64_t *bytes, uint64_t *packets) {
 }
 
 /* Once per virtual second while measuring: the largest piggyback queue
- * (each entry is a whole wr_swim_update in the core, 432 bytes), which
- * is where memory goes under loss. */
+ * (both queues; an entry holds the encoded update, its id or key and
+ * three links, about 100-160 bytes for membership news and up to ~1.2 KB
+ * for a USER update with a full payload), which is where memory goes
+ * under loss. */
 static void sample_queues(sim *s) {
   for (uint32_t i = 0; i < s->n; i++) {
     wr_swim_stats st;

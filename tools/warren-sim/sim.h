@@ -117,6 +117,9 @@ typedef struct sim_result {
   uint64_t stuck_deadlines; /* a deadline still <= now after a tick */
   uint64_t send_errors;
   size_t bcast_queue_peak; /* largest piggyback queue seen (sampled 1/s) */
+  /* Updates that left a piggyback queue before their retransmit limit,
+   * summed over every node at the end (wr_swim_stats). */
+  uint64_t bcast_evicted_member, bcast_evicted_user;
   size_t rss_kib; /* peak RSS of the process */
   double wall_s;
   /* --check: the first failed assertion ("" when all held) */
