@@ -295,6 +295,9 @@ typedef struct wr_swim_stats {
    * evicted because their queue was full (the most-sent went), or not
    * queued for lack of memory.  Per queue: membership, USER. */
   uint64_t bcast_evicted_member, bcast_evicted_user;
+  /* Confirmation probes started (also counted in probes): we heard of a
+   * suspicion that still lacked its confirmations (confirm_probes). */
+  uint64_t confirm_probes;
 } wr_swim_stats;
 
 /*

@@ -508,6 +508,7 @@ static void confirm_probe(wr_swim *sw, size_t i, wr_tstamp now) {
    * path included), stretched by our own awareness. */
   c->deadline = now + scaled(sw, sw->cfg.probe_interval_ms);
   sw->st.probes++;
+  sw->st.confirm_probes++;
 }
 
 /* Our confirmation probe |c| went unanswered (or was refused): we

@@ -89,8 +89,18 @@ static const char usage2[] =
     "                     node's timers fire, its input is handled M/2..M\n"
     "                     ms late (a CPU-starved process)\n"
     "  --duration-s S     falsepos (default 60) / idle (30) / stalls length\n"
-    "  --warmup-s S       quiet time before the disturbance (default 5\n"
-    "                     probe intervals)\n"
+    "  --warmup-s S       quiet time before the disturbance (default 61 s:\n"
+    "                     traffic is measured over its last 80 %, at least\n"
+    "                     60 s by default)\n"
+    "  --observe-s S      keep running until S s after the last fault\n"
+    "                     (kill, partition, stalls, churn), so that a\n"
+    "                     count of 0 false deaths means something: it does\n"
+    "                     once S >= false_positives_needed_s, twice the\n"
+    "                     longest suspicion timeout (JSON\n"
+    "                     false_positives_conclusive)\n"
+    "  --stream-mbit M    bandwidth of a sync stream (default 100; 0: no\n"
+    "                     transmission time); streams also pay a TCP\n"
+    "                     handshake (three one-way delays) before data\n"
     "  --delay-ms D       one-way base delay (lan 1, wan 50, local 0)\n"
     "  --jitter-ms J      plus uniform [0, J] per packet (lan 1, wan 20)\n"
     "  --dup P            datagram duplication probability\n"
@@ -174,7 +184,7 @@ static const flag flags[] = {
     {"--check", 0},       {"--no-lifeguard", 0}, {"--join-bootstrap", 0},
     {"--verbose", 0},     {"--no-thp", 0},       {"--sync-s", 1},
     {"--set", 1},         {"--crash", 1},        {"--churn", 1},
-    {"--routes-grace-s", 1},
+    {"--routes-grace-s", 1}, {"--stream-mbit", 1}, {"--observe-s", 1},
 };
 
 typedef struct cli {
@@ -269,6 +279,10 @@ static int set_flag(cli *c, const char *name, const char *v) {
       o->sync_s = d;
     else if (!strcmp(name, "--routes-grace-s"))
       o->routes_grace_s = d;
+    else if (!strcmp(name, "--stream-mbit"))
+      o->stream_mbit = d;
+    else if (!strcmp(name, "--observe-s"))
+      o->observe_s = d;
     else if (!strcmp(name, "--churn")) {
       if (d < 0.01 || d > 100000) return -1;
       o->churn = d;
@@ -290,6 +304,7 @@ static int parse_args(int argc, char **argv, cli *c) {
   o->partition_s = 15;
   o->sync_s = -1;
   o->churn = 500;
+  o->stream_mbit = 100;
   c->kill = c->routes = UNSET;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -429,6 +444,21 @@ static void print_json(const cli *c, const sim_result *r) {
          (unsigned long long)r->suspicions, (unsigned long long)r->refutations);
   printf("\"packets_per_node_per_s\":%.2f,\"idle_window_s\":%.1f,",
          r->packets_per_node_per_s, r->idle_window_s);
+  printf("\"bytes_per_node_per_s_udp\":%.1f,"
+         "\"bytes_per_node_per_s_tcp\":%.1f,",
+         r->udp_bytes_per_node_per_s, r->tcp_bytes_per_node_per_s);
+  printf("\"pings_per_victim\":%.1f,\"confirm_probes_per_victim\":%.1f,",
+         r->pings_per_victim, r->confirm_probes_per_victim);
+  printf("\"sync_bytes_per_session\":%.0f,\"sync_period_s\":%.1f,",
+         r->sync_bytes_per_session, (double)r->sync_period_ms / 1000);
+  /* A count of 0 false deaths is only evidence after the run watched for
+   * twice the longest suspicion timeout past its last fault. */
+  printf("\"false_positives_window_s\":%.1f,"
+         "\"false_positives_needed_s\":%.1f,"
+         "\"false_positives_conclusive\":%s,",
+         (double)r->fp_window_ms / 1000, (double)r->fp_needed_ms / 1000,
+         r->false_positives || r->fp_window_ms >= r->fp_needed_ms ? "true"
+                                                                  : "false");
   printf("\"converged\":%s,", r->converged ? "true" : "false");
   jnum("converge_ms", r->converge_ms, 0);
   if (o->join_bootstrap) jnum("join_converge_ms", r->join_converge_ms, 0);
@@ -546,13 +576,20 @@ static void print_table(const cli *c, const sim_result *r) {
          (unsigned long long)r->false_dead_events,
          (unsigned long long)r->suspect_events,
          (unsigned long long)r->refutations);
+  if (!r->false_positives && r->fp_window_ms < r->fp_needed_ms)
+    printf("%-16s too short to tell: watched %.1f s after the last fault, "
+           "0 means 0 after %.1f s (--observe-s)\n",
+           "", (double)r->fp_window_ms / 1000,
+           (double)r->fp_needed_ms / 1000);
   if (o->pause_frac > 0)
     printf("%-16s %llu declared by never-stalled nodes, %llu never-stalled "
            "victims\n",
            "", (unsigned long long)r->fp_by_healthy,
            (unsigned long long)r->fp_healthy_victims);
-  printf("%-16s %.1f bytes/node/s, %.2f packets/node/s (quiet %.1f s)\n",
-         "traffic", r->bytes_per_node_per_s, r->packets_per_node_per_s,
+  printf("%-16s %.1f bytes/node/s on the wire (UDP %.1f, TCP sync %.1f), "
+         "%.2f packets/node/s (quiet %.1f s)\n",
+         "traffic", r->bytes_per_node_per_s, r->udp_bytes_per_node_per_s,
+         r->tcp_bytes_per_node_per_s, r->packets_per_node_per_s,
          r->idle_window_s);
   printf("%-16s peak %zu queued, evicted %llu membership and %llu USER "
          "updates\n",

@@ -26,6 +26,18 @@
 #include "sim_int.h"
 #include "warren/err.h"
 
+/* The longest a suspicion can last: the Lifeguard maximum (a lone
+ * accuser), or the fixed minimum in plain SWIM.  Awareness does not
+ * stretch it (swim.c, susp_start). */
+static uint64_t suspicion_max_ms(const wr_swim_config *c, uint32_t n) {
+  double scale = log10((double)(n ? n : 1));
+  if (scale < 1) scale = 1;
+  uint64_t t =
+      (uint64_t)(c->suspicion_mult * scale * (double)c->probe_interval_ms);
+  if (c->lifeguard) t *= c->suspicion_max_timeout_mult;
+  return t;
+}
+
 static uint64_t detect_bound(const wr_swim_config *c, uint32_t n, double loss) {
   double scale = log10((double)(n ? n : 1));
   if (scale < 1) scale = 1;
@@ -79,6 +91,11 @@ static void measure(sim *s) {
     r->refutations += st.refutations;
     r->bcast_evicted_member += st.bcast_evicted_member;
     r->bcast_evicted_user += st.bcast_evicted_user;
+    r->confirm_probes_per_victim += (double)st.confirm_probes;
+  }
+  if (s->nkill) {
+    r->pings_per_victim = (double)s->victim_pings / s->nkill;
+    r->confirm_probes_per_victim /= s->nkill;
   }
   r->route_p50_ms = r->route_p99_ms = r->route_all_ms = -1;
   r->death_max_ms = -1;
@@ -89,6 +106,8 @@ static void measure(sim *s) {
   r->packets = ns.sent;
   r->lost = ns.lost;
   r->syncs_ok = s->syncs_ok;
+  r->sync_bytes_per_session =
+      s->streams_opened ? (double)s->wire_tcp / (double)s->streams_opened : 0;
   r->syncs_failed = s->syncs_failed;
   r->stuck_deadlines = s->stuck;
   r->send_errors = s->send_errors;
@@ -262,6 +281,13 @@ int sim_run(const sim_opts *o, sim_result *r) {
     goto nomem;
   for (size_t i = 0; i < n; i++) s.kill_slot[i] = -1;
   r->bound_ms = detect_bound(&s.cfg, s.n, o->loss);
+  r->fp_needed_ms = 2 * suspicion_max_ms(&s.cfg, s.n);
+  /* The core's sync period (swim.c, sync_interval: memberlist's
+   * pushPullScale, one more period per doubling above 32 members). */
+  r->sync_period_ms = s.cfg.sync_interval_ms;
+  if (s.n + 0 > 32)
+    r->sync_period_ms *=
+        (uint64_t)ceil(log2((double)s.n) - log2(32.0)) + 1;
 
   sim_phase(&s, "start");
   rv = sim_nodes_init(&s);
