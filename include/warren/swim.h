@@ -74,9 +74,12 @@ typedef struct wr_swim_config {
   int lifeguard;
   /* warren's addition to Lifeguard: a member that hears of a new
    * suspicion which still lacks confirmations probes the suspect itself
-   * at once (at most this many such probes outstanding; 0 = off), so a
-   * real failure gathers its independent confirmations in one probe
-   * timeout instead of over several protocol rounds. */
+   * at once, direct and then through indirect_checks relays, with
+   * probability (k + push_fanout) / (n - 2), so the fleet sends about
+   * k + push_fanout of them per suspicion whatever its size (at most
+   * this many outstanding per member; 0 = off): a real failure gathers
+   * its independent confirmations in one probe interval instead of over
+   * several protocol rounds. */
   unsigned confirm_probes;
   /* warren's use of ICMP port unreachable (wr_swim_unreachable): when a
    * datagram to a member is refused, its host is up but nothing listens
@@ -298,6 +301,12 @@ typedef struct wr_swim_stats {
   /* Confirmation probes started (also counted in probes): we heard of a
    * suspicion that still lacked its confirmations (confirm_probes). */
   uint64_t confirm_probes;
+  /* Stale accusations answered with our newer entry straight to the
+   * member that sent them (at most one per datagram). */
+  uint64_t stale_corrections;
+  /* Unconfirmed suspicions at their maximum: the suspect was asked once
+   * for its current ALIVE before we declared it dead. */
+  uint64_t last_chance_probes;
 } wr_swim_stats;
 
 /*

@@ -89,9 +89,12 @@ static void lan(wr_swim_config *c) {
   /* Awareness multiplies our timeouts by at most 8. */
   c->awareness_max = 8;
   c->lifeguard = 1;
-  /* Only members that hear of a suspicion before it has its k
-   * confirmations probe, so a fleet of any size sends about k + fan-out
-   * extra pings per suspicion, none when idle. */
+  /* Members that hear of a suspicion before it has its k confirmations
+   * probe it with probability (k + fan-out) / (n - 2) (swim.c,
+   * confirm_probe), so a fleet of any size sends about k + fan-out = 5
+   * confirmation probes per suspicion (measured: 4-6 at 100-3,000
+   * members, docs/BENCHMARKS.md), none when idle; 4 outstanding per
+   * member is room for several suspicions at once. */
   c->confirm_probes = 4;
   /* A member whose port is refused by its own kernel has no process
    * behind it: the suspicion timeout exists so a live but slow member can

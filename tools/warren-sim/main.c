@@ -447,8 +447,11 @@ static void print_json(const cli *c, const sim_result *r) {
   printf("\"bytes_per_node_per_s_udp\":%.1f,"
          "\"bytes_per_node_per_s_tcp\":%.1f,",
          r->udp_bytes_per_node_per_s, r->tcp_bytes_per_node_per_s);
-  printf("\"pings_per_victim\":%.1f,\"confirm_probes_per_victim\":%.1f,",
-         r->pings_per_victim, r->confirm_probes_per_victim);
+  printf("\"pings_per_victim\":%.1f,\"confirm_probes_per_victim\":%.1f,"
+         "\"stale_corrections\":%llu,\"last_chance_probes\":%llu,",
+         r->pings_per_victim, r->confirm_probes_per_victim,
+         (unsigned long long)r->stale_corrections,
+         (unsigned long long)r->last_chance_probes);
   printf("\"sync_bytes_per_session\":%.0f,\"sync_period_s\":%.1f,",
          r->sync_bytes_per_session, (double)r->sync_period_ms / 1000);
   /* A count of 0 false deaths is only evidence after the run watched for

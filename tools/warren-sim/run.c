@@ -92,6 +92,8 @@ static void measure(sim *s) {
     r->bcast_evicted_member += st.bcast_evicted_member;
     r->bcast_evicted_user += st.bcast_evicted_user;
     r->confirm_probes_per_victim += (double)st.confirm_probes;
+    r->stale_corrections += st.stale_corrections;
+    r->last_chance_probes += st.last_chance_probes;
   }
   if (s->nkill) {
     r->pings_per_victim = (double)s->victim_pings / s->nkill;

@@ -128,6 +128,7 @@ typedef struct sim_result {
    * probes started fleet-wide, per killed member (with loss, false
    * suspicions add to both). */
   double pings_per_victim, confirm_probes_per_victim;
+  uint64_t stale_corrections, last_chance_probes; /* summed core stats */
   uint64_t sync_period_ms;
   /* agreement after changes stopped */
   int converged;
