@@ -88,6 +88,11 @@ struct wr_swim {
   wr_tstamp self_since; /* when we started, or when we left */
   int merging; /* applying a sync stream: learn, don't re-gossip */
   int join_announce; /* re-gossip our ALIVE once the join sync is done */
+  /* Follow-up syncs after a join (swim_core_sync_result): the gap to the
+   * next one (0: none, periodic syncs only) and the member count when the
+   * last one was scheduled. */
+  uint64_t followup_gap;
+  size_t followup_n;
   unsigned awareness;
   uint32_t seq;
 
@@ -1281,6 +1286,19 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
   }
   if (sw->cfg.sync_interval_ms && sw->next_sync_at && now >= sw->next_sync_at) {
     sw->next_sync_at = now + sync_interval(sw);
+    if (sw->followup_gap) {
+      /* A join's follow-up (swim_core_sync_result): another one while
+       * members keep arriving, with a doubled gap, at most a sync
+       * interval. */
+      uint64_t gap = sw->followup_gap * 2;
+      if (sw->mt.n > sw->followup_n && gap < sync_interval(sw)) {
+        sw->followup_gap = gap;
+        sw->followup_n = sw->mt.n;
+        sw->next_sync_at = now + gap / 2 + rand_below(sw, gap / 2 + 1);
+      } else {
+        sw->followup_gap = 0;
+      }
+    }
     for (unsigned tries = 0; sw->mt.n && tries < 8; tries++) {
       const swim_member *m = &sw->mt.v[rand_below(sw, sw->mt.n)];
       if (m->state != WR_SWIM_ALIVE) continue;
@@ -1628,5 +1646,22 @@ void swim_core_sync_result(wr_swim *sw, int ok, wr_tstamp now) {
     self_update(sw, &u);
     broadcast_always(sw, &u);
     push_soon(sw, now);
+    /* And sync again soon, with random members, while the fleet we see
+     * keeps growing: in a join storm the members that join while we do
+     * are in no seed's answer yet, and their own announcements compete
+     * for piggyback room with a thousand others, so gossip alone leaves
+     * pairs that only the first periodic sync (half to one sync interval
+     * later) would fill: 1,000 nodes joining through 3 seeds took 196 s
+     * to converge (docs/BENCHMARKS.md).  The first follow-up comes one
+     * epidemic's length later (the retransmit budget in gossip
+     * intervals, jittered up to twice that so a storm does not sync in
+     * step), the gap doubles while members keep arriving, and once a
+     * gap passes without a new member we are back to periodic syncs. */
+    if (sw->cfg.sync_interval_ms) {
+      uint64_t l = (uint64_t)retransmit_limit(sw) * sw->cfg.gossip_interval_ms;
+      sw->followup_gap = l;
+      sw->followup_n = sw->mt.n;
+      sw->next_sync_at = now + l + rand_below(sw, l + 1);
+    }
   }
 }

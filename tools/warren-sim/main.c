@@ -111,7 +111,8 @@ static const char usage2[] =
     "  --partition-s S    for S seconds (default 15)\n"
     "  --sync-s S         anti-entropy period (default: the profile's;\n"
     "                     0 turns it off)\n"
-    "  --join-bootstrap   nodes join through n0 by the real protocol\n"
+    "  --join-bootstrap   a join storm: every node starts alone and joins\n"
+    "                     through the seeds n0, n1, n2 by the real protocol\n"
     "                     instead of starting converged\n"
     "  --check            exit 1 unless: no live member declared dead\n"
     "                     without loss/stalls/partition, every killed node\n"
@@ -370,8 +371,9 @@ static int parse_args(int argc, char **argv, cli *c) {
                     : sc == SIM_SC_PARTITION_CLAIMS                  ? 100
                     : sc >= SIM_SC_OWNER_DEATH                       ? 200
                                                                      : 0;
-  uint32_t maxkill =
-      o->nodes > 1 ? o->nodes - 1 - (uint32_t)o->join_bootstrap : 0;
+  /* The join storm's 3 seeds are never killed (scenario.c). */
+  uint32_t keep = o->join_bootstrap ? 3 : 0;
+  uint32_t maxkill = o->nodes > 1 + keep ? o->nodes - 1 - keep : 0;
   if (sc == SIM_SC_GC_STALE && maxkill) maxkill--; /* the stale node */
   if (c->kill == UNSET)
     c->kill = kills ? (maxkill < (uint32_t)kills ? maxkill / 2

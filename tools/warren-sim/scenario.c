@@ -3,8 +3,10 @@
  * options, measured in virtual milliseconds.
  *
  *   bootstrap  converged fleet (wr_swim_add_member), or --join-bootstrap:
- *              every node joins through n0 by the real protocol and the
- *              run waits until all know all (join_converge_ms)
+ *              a join storm: every node starts knowing nobody and joins
+ *              through the seeds n0, n1, n2 (JOIN_SEEDS) by the real
+ *              protocol within the first second, and the run waits until
+ *              all know all (join_converge_ms)
  *   warm-up    nothing happens; after its first probe round comes the
  *              quiet window (60 s, or the last 80 % of --warmup-s) where
  *              wire bytes and packets per node per second are measured
@@ -124,11 +126,20 @@ static void on_pause(sim *s, uint32_t node) {
   sim_net_push(s->net, next, EV_PAUSE, node, 0);
 }
 
+/* Seeds of a --join-bootstrap storm: the first JOIN_SEEDS nodes, as a
+ * fleet would list three well-known members (or a DNS name with three
+ * records); a seed joins through the other seeds. */
+#define JOIN_SEEDS 3
+
 static void on_join(sim *s, uint32_t node) {
   sim_node *nd = &s->nodes[node];
   if (nd->killed || wr_swim_member_count(nd->sw) > 0) return;
   uint64_t now = sim_net_now(s->net);
-  wr_swim_join(nd->sw, &s->addrs[0], 1, now);
+  wr_addr seeds[JOIN_SEEDS];
+  size_t ns = 0;
+  for (uint32_t j = 0; j < JOIN_SEEDS && j < s->n; j++)
+    if (j != node) seeds[ns++] = s->addrs[j];
+  wr_swim_join(nd->sw, seeds, ns, now);
   sim_after_core(s, nd);
   /* Retry like the adapter: about a second, jittered. */
   sim_net_push(s->net, now + 1000 + wr_pcg32_bounded(sim_net_rng(s->net), 500),
@@ -273,7 +284,8 @@ int sim_scenario_run(sim *s) {
     goto settle;
   }
   /* T1: kill, churn the routes, partition, stalls. */
-  uint32_t lo = o->join_bootstrap ? 1 : 0; /* the seed stays alive */
+  /* The seeds stay alive. */
+  uint32_t lo = o->join_bootstrap ? (s->n < JOIN_SEEDS ? s->n : JOIN_SEEDS) : 0;
   pick(s, perm, lo, s->nkill);
   for (uint32_t k = 0; k < s->nkill; k++) sim_kill(s, perm[lo + k], k);
   s->kill_at = s->nkill ? t1 : 0;
