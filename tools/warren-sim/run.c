@@ -63,7 +63,8 @@ static uint64_t detect_bound(const wr_swim_config *c, uint32_t n, double loss) {
   /* Loss stretches every step (a lost ack, a lost relay, a lost push;
    * Lifeguard awareness slows the prober): 1 + 5p per round, fitted to
    * the slowest of 60 deaths at each of 0, 10 and 30 % loss. */
-  uint64_t round = (uint64_t)((double)c->probe_interval_ms * (1.0 + 5.0 * loss));
+  uint64_t round =
+      (uint64_t)((double)c->probe_interval_ms * (1.0 + 5.0 * loss));
   uint64_t spread =
       (uint64_t)(c->retransmit_mult * ceil(log10((double)n + 1.0))) *
       c->gossip_interval_ms;
