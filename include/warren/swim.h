@@ -35,6 +35,11 @@ const char *wr_swim_state_name(wr_swim_state s);
  * wr_swim_config_profile for WAN and LOCAL.  Times are in ms.  Each
  * default is justified in src/swim/config.c.
  */
+/* The largest suspicion_confirmations: each suspicion remembers the
+ * accuser plus this many confirmers, by id hash, so that a repeat never
+ * counts twice (about 130 bytes per suspicion). */
+#define WR_SWIM_CONFIRMATIONS_MAX 32
+
 typedef struct wr_swim_config {
   char id[WR_SWIM_ID_MAX + 1]; /* our member id (unique, printable) */
   wr_addr gossip;              /* where peers send us datagrams */
@@ -47,7 +52,8 @@ typedef struct wr_swim_config {
   unsigned suspicion_mult;
   unsigned suspicion_max_timeout_mult;
   /* Independent confirmations that bring a suspicion from the maximum
-   * timeout down to the minimum (memberlist: suspicion_mult - 2). */
+   * timeout down to the minimum (memberlist: suspicion_mult - 2); at
+   * most WR_SWIM_CONFIRMATIONS_MAX, which the core keeps room for. */
   unsigned suspicion_confirmations;
   unsigned retransmit_mult;
   unsigned gossip_nodes;
@@ -68,9 +74,12 @@ typedef struct wr_swim_config {
   int lifeguard;
   /* warren's addition to Lifeguard: a member that hears of a new
    * suspicion which still lacks confirmations probes the suspect itself
-   * at once (at most this many such probes outstanding; 0 = off), so a
-   * real failure gathers its independent confirmations in one probe
-   * timeout instead of over several protocol rounds. */
+   * at once, direct and then through indirect_checks relays, with
+   * probability (k + push_fanout) / (n - 2), so the fleet sends about
+   * k + push_fanout of them per suspicion whatever its size (at most
+   * this many outstanding per member; 0 = off): a real failure gathers
+   * its independent confirmations in one probe interval instead of over
+   * several protocol rounds. */
   unsigned confirm_probes;
   /* warren's use of ICMP port unreachable (wr_swim_unreachable): when a
    * datagram to a member is refused, its host is up but nothing listens
@@ -289,6 +298,15 @@ typedef struct wr_swim_stats {
    * evicted because their queue was full (the most-sent went), or not
    * queued for lack of memory.  Per queue: membership, USER. */
   uint64_t bcast_evicted_member, bcast_evicted_user;
+  /* Confirmation probes started (also counted in probes): we heard of a
+   * suspicion that still lacked its confirmations (confirm_probes). */
+  uint64_t confirm_probes;
+  /* Stale accusations answered with our newer entry straight to the
+   * member that sent them (at most one per datagram). */
+  uint64_t stale_corrections;
+  /* Unconfirmed suspicions at their maximum: the suspect was asked once
+   * for its current ALIVE before we declared it dead. */
+  uint64_t last_chance_probes;
 } wr_swim_stats;
 
 /*

@@ -61,6 +61,8 @@ static void lan(wr_swim_config *c) {
   /* Each update rides mult * ceil(log10(n+1)) packets: epidemic spread
    * reaches all n members with high probability at that fan-out. */
   c->retransmit_mult = 4;
+  /* memberlist's GossipNodes: 3 random members per gossip interval, so
+   * an update reaches about 3^h members after h intervals. */
   c->gossip_nodes = 3;
   /* Gossip five times per probe round: dissemination should not wait for
    * probes. */
@@ -87,9 +89,12 @@ static void lan(wr_swim_config *c) {
   /* Awareness multiplies our timeouts by at most 8. */
   c->awareness_max = 8;
   c->lifeguard = 1;
-  /* Only members that hear of a suspicion before it has its k
-   * confirmations probe, so a fleet of any size sends about k + fan-out
-   * extra pings per suspicion, none when idle. */
+  /* Members that hear of a suspicion before it has its k confirmations
+   * probe it with probability (k + fan-out) / (n - 2) (swim.c,
+   * confirm_probe), so a fleet of any size sends about k + fan-out = 5
+   * confirmation probes per suspicion (measured: 4-6 at 100-3,000
+   * members, docs/BENCHMARKS.md), none when idle; 4 outstanding per
+   * member is room for several suspicions at once. */
   c->confirm_probes = 4;
   /* A member whose port is refused by its own kernel has no process
    * behind it: the suspicion timeout exists so a live but slow member can
@@ -184,7 +189,8 @@ static const tunable tunables[] = {
     UNS("indirect-checks", indirect_checks, 0, 32),
     UNS("suspicion-mult", suspicion_mult, 1, 100),
     UNS("suspicion-max-timeout-mult", suspicion_max_timeout_mult, 1, 100),
-    UNS("suspicion-confirmations", suspicion_confirmations, 0, 32),
+    UNS("suspicion-confirmations", suspicion_confirmations, 0,
+        WR_SWIM_CONFIRMATIONS_MAX),
     UNS("retransmit-mult", retransmit_mult, 1, 100),
     UNS("gossip-nodes", gossip_nodes, 0, 64),
     U64("gossip-interval-ms", gossip_interval_ms, 1, 600000),

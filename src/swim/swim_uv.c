@@ -73,8 +73,10 @@
 #include "warren/swim_uv.h"
 
 #define DEFAULT_MAX_SYNCS 8
-/* A sync is a few frames of at most 64 KiB each (more when application
- * state is far behind: a 10 MB app delta takes ~1 s at 100 Mbit/s); 10 s
+/* A sync is two digests (about 12 bytes per member each, so two frames
+ * of at most 64 KiB per side at 10,000 members) plus the deltas, many
+ * more frames when application state is far behind (a 10 MB app delta
+ * takes ~1 s at 100 Mbit/s); 10 s
  * covers a slow WAN link many times over, and a hung peer gives its
  * socket back. */
 #define DEFAULT_SYNC_TIMEOUT_MS 10000

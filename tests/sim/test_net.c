@@ -246,6 +246,52 @@ static void test_dead(void **state) {
   sim_net_del(n);
 }
 
+/* A modelled stream: the connect arrives after the handshake (three
+ * one-way delays of 10 ms); the initiator's data right behind it, each
+ * piece after its transmission time at 1,000 bytes per ms (8 Mbit/s): a
+ * 6,000-byte write (4 pieces of at most SIM_PKT_CAP) ends 6 ms after the
+ * handshake's ACK left; a second write queues behind the first. */
+static void test_stream_model(void **state) {
+  (void)state;
+  sim_net_params p = {.delay_ms = 10, .stream_bytes_per_ms = 1000};
+  sim_net *n = sim_net_new(2, &p, 1);
+  static uint8_t big[6000];
+  uint64_t clk = 0;
+  assert_int_equal(sim_net_stream_connect(n, 0, 1, 9, &clk), 0);
+  assert_int_equal(sim_net_stream_at(n, 0, 1, 9, big, sizeof big, &clk), 0);
+  uint8_t b = 1;
+  assert_int_equal(sim_net_stream_at(n, 0, 1, 9, &b, 1, &clk), 0);
+  sim_ev ev;
+  assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 1);
+  assert_int_equal(ev.len, 0); /* the connect */
+  assert_int_equal(ev.t, 30);
+  sim_net_release(n, &ev);
+  uint64_t last = 0;
+  size_t got = 0;
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 1);
+    assert_int_equal(ev.kind, SIM_EV_STREAM);
+    assert_true(ev.t >= last);
+    last = ev.t;
+    got += ev.len;
+    if (i == 3) assert_int_equal(ev.t, 20 + 6 + 10); /* 6,000 bytes out */
+    sim_net_release(n, &ev);
+  }
+  assert_int_equal(got, sizeof big + 1);
+  assert_int_equal(last, 37); /* the byte behind them: 1 us, rounded up */
+  assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 0);
+  /* No bandwidth: a fixed delay, as sim_net_stream. */
+  sim_net_del(n);
+  p.stream_bytes_per_ms = 0;
+  n = sim_net_new(2, &p, 1);
+  clk = 0;
+  assert_int_equal(sim_net_stream_at(n, 0, 1, 9, big, sizeof big, &clk), 0);
+  assert_int_equal(sim_net_next(n, UINT64_MAX, &ev), 1);
+  assert_int_equal(ev.t, 10);
+  sim_net_release(n, &ev);
+  sim_net_del(n);
+}
+
 /* refuse_dead: a datagram to a dead node comes back to its live sender as
  * UNREACH (from = the dead node) one delay later; a paused sender gets it
  * when it resumes; a dead sender gets nothing. */
@@ -322,6 +368,7 @@ int main(void) {
       cmocka_unit_test(test_partition),
       cmocka_unit_test(test_dead),
       cmocka_unit_test(test_refuse_dead),
+      cmocka_unit_test(test_stream_model),
       cmocka_unit_test(test_deterministic),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

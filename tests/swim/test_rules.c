@@ -28,11 +28,16 @@ static unsigned confirm_probes = 4;
 static uint64_t refused_ms = 1000;
 
 static unsigned indirect_checks; /* 0: the profile's */
+static unsigned confirmations;   /* 0: the profile's */
+static unsigned push_fanout;     /* 0: the profile's */
+static uint64_t core_seed = 7;
 
 static void make_core(int members, int lifeguard) {
   wr_swim_config c;
   wr_swim_config_default(&c);
   if (indirect_checks) c.indirect_checks = indirect_checks;
+  if (confirmations) c.suspicion_confirmations = confirmations;
+  if (push_fanout) c.push_fanout = push_fanout;
   c.confirm_probes = confirm_probes;
   c.refused_suspicion_ms = refused_ms;
   c.suspicion_mult = 4; /* memberlist's, so the numbers below are its */
@@ -41,7 +46,7 @@ static void make_core(int members, int lifeguard) {
   c.rand = wr_pcg32_fill;
   c.rand_user_data = &rng;
   c.lifeguard = lifeguard;
-  wr_pcg32_seed(&rng, 7, 7);
+  wr_pcg32_seed(&rng, core_seed, 7);
   now = 5000;
   assert_int_equal(wr_swim_new(&sw, &c, NULL, NULL, NULL, NULL, now), 0);
   for (int i = 0; i < members; i++) {
@@ -396,13 +401,15 @@ static wr_tstamp time_to_dead(const char *id, wr_tstamp limit) {
  * 4 x 1 x 1 s = 4 s, max = 6 x min = 24 s, k = 4 - 2 = 2 confirmations.
  * One accuser: 24 s.  A second independent one at once: 24 - (log 2 / log
  * 3) x 20 = 11.38 s.  A third: the minimum.  Repeats of the same accuser
- * do not count. */
+ * do not count.  A lone accusation, never confirmed, asks the suspect
+ * once more at the maximum (an empty-target PING, unanswered here) and
+ * waits one more probe interval: 25 s. */
 static void test_suspicion_timer(void **state) {
   (void)state;
   struct {
     int accusers;
     wr_tstamp lo, hi;
-  } cases[] = {{1, 23990, 24020}, {2, 11370, 11400}, {3, 3990, 4020}};
+  } cases[] = {{1, 24990, 25020}, {2, 11370, 11400}, {3, 3990, 4020}};
   confirm_probes = 0; /* only the accusers we feed count */
   for (size_t k = 0; k < WR_ARRAY_LEN(cases); k++) {
     make_core(9, 1);
@@ -430,11 +437,130 @@ static void test_suspicion_timer(void **state) {
   confirm_probes = 4;
 }
 
+/* A suspicion at a higher incarnation than the one we hold is a new one
+ * (the member refuted ours and we missed it): its timer starts afresh
+ * instead of inheriting the old deadline. */
+static void test_suspicion_restarts(void **state) {
+  (void)state;
+  confirm_probes = 0;
+  make_core(9, 1);
+  wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
+  feed(&u);
+  assert_true(time_to_dead("m1", 20000) == WR_TSTAMP_NONE);
+  u = upd(WR_SWIM_UPD_SUSPECT, "m1", 1);
+  strcpy(u.from, "m3");
+  feed(&u);
+  expect("m1", WR_SWIM_SUSPECT, 1);
+  /* 24 s again (plus the last-chance interval), not the 4 s left. */
+  wr_tstamp t = time_to_dead("m1", 30000);
+  if (t < 24990 || t > 25020)
+    fail_msg("restarted suspicion: dead after %llu ms", (unsigned long long)t);
+  wr_swim_del(sw);
+  confirm_probes = 4;
+}
+
+/* The last chance: a suspicion nobody confirmed reaches its maximum (24 s
+ * here) and we ask the suspect who it is; its ACK carries its ALIVE at a
+ * higher incarnation (a refutation we never heard of), and it lives. */
+static void test_last_chance(void **state) {
+  (void)state;
+  confirm_probes = 0;
+  make_core(9, 1);
+  wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
+  feed(&u);
+  wr_swim_packet p;
+  wr_addr to;
+  uint32_t hello = 0;
+  for (int s = 0; s < 2600 && !hello; s++) {
+    now += 10;
+    wr_swim_tick(sw, now);
+    while (next_out(&p, &to)) {
+      if (p.type == WR_SWIM_PING && !p.target[0] && to.ip[3] == 1)
+        hello = p.seq;
+      else if (p.type == WR_SWIM_PING && p.target[0])
+        feed_msg(WR_SWIM_ACK, p.seq, p.target, NULL);
+    }
+  }
+  assert_true(hello != 0);
+  expect("m1", WR_SWIM_SUSPECT, 0); /* not dead yet: it was asked */
+  wr_swim_packet ack;
+  memset(&ack, 0, sizeof ack);
+  ack.type = WR_SWIM_ACK;
+  ack.seq = hello;
+  strcpy(ack.from, "m1");
+  ack.updates[0] = upd(WR_SWIM_UPD_ALIVE, "m1", 1);
+  ack.nupdates = 1;
+  uint8_t buf[WR_SWIM_PACKET_MAX];
+  wr_ssize n = wr_swim_encode(&ack, buf, sizeof buf);
+  assert_true(n > 0);
+  wr_addr from = addr(1);
+  wr_swim_stats st0, st1;
+  wr_swim_get_stats(sw, &st0);
+  assert_int_equal(wr_swim_recv(sw, &from, buf, (size_t)n, now), 0);
+  wr_swim_get_stats(sw, &st1);
+  assert_int_equal(st1.rx_foreign, st0.rx_foreign); /* our hello's ACK */
+  assert_int_equal(st1.last_chance_probes, 1);
+  expect("m1", WR_SWIM_ALIVE, 1);
+  assert_true(time_to_dead("m1", 10000) == WR_TSTAMP_NONE);
+  wr_swim_del(sw);
+  confirm_probes = 4;
+}
+
+/* suspicion-confirmations accepts up to WR_SWIM_CONFIRMATIONS_MAX and the
+ * core remembers that many confirmers: with k = 12, twelve distinct
+ * accusers bring the timer to the minimum, while nine distinct ones and
+ * endless repeats of the ninth (once beyond the 8 ids the core used to
+ * keep, so repeats counted again) leave it well above. */
+static void test_many_confirmations(void **state) {
+  (void)state;
+  wr_swim_config c;
+  char err[128];
+  wr_swim_config_default(&c);
+  assert_int_equal(wr_swim_config_set(&c, "suspicion-confirmations", "32",
+                                      err, sizeof err), 0);
+  assert_int_equal(wr_swim_config_set(&c, "suspicion-confirmations", "33",
+                                      err, sizeof err), WR_ERR_INVAL);
+  c.suspicion_confirmations = WR_SWIM_CONFIRMATIONS_MAX + 1;
+  c.rand = wr_pcg32_fill;
+  c.rand_user_data = &rng;
+  strcpy(c.id, "me");
+  c.gossip = addr(200);
+  wr_swim *bad = NULL;
+  assert_int_equal(wr_swim_new(&bad, &c, NULL, NULL, NULL, NULL, 1),
+                   WR_ERR_INVAL);
+  assert_null(bad);
+
+  /* n = 19 + us = 20: min = 4 x log10(20) x 1 s = 5,204 ms. */
+  confirmations = 12;
+  confirm_probes = 0; /* only the accusers we feed count */
+  for (int distinct = 9; distinct <= 13; distinct += 4) {
+    make_core(19, 1);
+    for (int a = 0; a < distinct; a++) {
+      wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
+      snprintf(u.from, sizeof u.from, "m%d", 2 + a);
+      for (int r = 0; r < (a == distinct - 1 ? 20 : 1); r++) feed(&u);
+    }
+    wr_tstamp t = time_to_dead("m1", 40000);
+    if (distinct == 13 && (t < 5190 || t > 5230))
+      fail_msg("12 confirmations: dead after %llu ms, not the minimum",
+               (unsigned long long)t);
+    /* 8 of 12: max - log 9 / log 13 x (max - min) = 8,935 ms. */
+    if (distinct == 9 && (t < 8920 || t > 8960))
+      fail_msg("8 confirmations and repeats: dead after %llu ms",
+               (unsigned long long)t);
+    wr_swim_del(sw);
+  }
+  confirmations = 0;
+  confirm_probes = 4;
+}
+
 /* Hearing of a fresh suspicion, we probe the suspect ourselves; silence
  * for a probe interval is our confirmation (11.39 s instead of 24 s with
  * one other accuser), an answer is not. */
 static void test_confirm_probe(void **state) {
   (void)state;
+  /* want = k + fan-out = 10 > the 8 other members: every hearer probes. */
+  push_fanout = 8;
   make_core(9, 1);
   wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
   feed(&u);
@@ -480,6 +606,72 @@ static void test_confirm_probe(void **state) {
   t = time_to_dead("m1", 30000);
   assert_true(t > 20000);
   wr_swim_del(sw);
+  push_fanout = 0;
+}
+
+/* A confirmation probe is as strong as a normal one: when the direct
+ * ping goes unanswered for the probe timeout, indirect_checks relays are
+ * asked under the same seq, and a relayed ACK means no confirmation (the
+ * timer stays long); the relays' NACKs are not foreign traffic. */
+static void test_confirm_indirect(void **state) {
+  (void)state;
+  push_fanout = 8;
+  make_core(9, 1);
+  wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
+  feed(&u);
+  wr_swim_packet p;
+  wr_addr to;
+  uint32_t seq = 0;
+  while (next_out(&p, &to))
+    if (p.type == WR_SWIM_PING && strcmp(p.target, "m1") == 0) seq = p.seq;
+  assert_true(seq != 0);
+  /* Nothing before the probe timeout (500 ms)... */
+  now += 490;
+  wr_swim_tick(sw, now);
+  int reqs = 0;
+  while (next_out(&p, &to)) reqs += p.type == WR_SWIM_PING_REQ;
+  assert_int_equal(reqs, 0);
+  /* ...then the relays, under the confirmation probe's seq. */
+  now += 10;
+  wr_swim_tick(sw, now);
+  char relay[16] = "";
+  while (next_out(&p, &to))
+    if (p.type == WR_SWIM_PING_REQ && p.seq == seq) {
+      assert_string_equal(p.target, "m1");
+      reqs++;
+      snprintf(relay, sizeof relay, "m%d", to.ip[3]);
+    }
+  assert_true(reqs >= 7); /* every alive member but m1 (16 wanted) */
+  wr_swim_stats st0, st1;
+  wr_swim_get_stats(sw, &st0);
+  feed_msg(WR_SWIM_NACK, seq, relay, NULL);
+  wr_swim_get_stats(sw, &st1);
+  assert_int_equal(st1.rx_foreign, st0.rx_foreign);
+  feed_msg(WR_SWIM_ACK, seq, relay, NULL); /* relayed: m1 is alive */
+  wr_tstamp t = time_to_dead("m1", 30000);
+  assert_true(t > 20000);
+  wr_swim_del(sw);
+  push_fanout = 0;
+}
+
+/* Confirmation probes per suspicion do not grow with the fleet: of 300
+ * members of a 1,000-member fleet that each hear a fresh suspicion, about
+ * 300 x (k + fan-out) / 998 = 1.5 probe, not 300. */
+static void test_confirm_bounded(void **state) {
+  (void)state;
+  unsigned probed = 0;
+  for (uint64_t seed = 1; seed <= 300; seed++) {
+    core_seed = seed;
+    make_core(999, 1);
+    wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
+    feed(&u);
+    wr_swim_stats st;
+    wr_swim_get_stats(sw, &st);
+    probed += (unsigned)st.confirm_probes;
+    wr_swim_del(sw);
+  }
+  core_seed = 7;
+  if (probed > 8) fail_msg("%u of 300 members probed the suspect", probed);
 }
 
 /* Ticks until our next round-robin probe leaves; returns its target's
@@ -617,6 +809,7 @@ static void test_refused_relay(void **state) {
  * confirmation the suspicion ends refused_suspicion_ms after it began. */
 static void test_refused_confirm(void **state) {
   (void)state;
+  push_fanout = 8; /* every hearer probes (test_confirm_probe) */
   make_core(9, 1);
   wr_tstamp t0 = now;
   wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
@@ -632,6 +825,7 @@ static void test_refused_confirm(void **state) {
   time_to_dead("m1", 30000);
   assert_true(now - t0 >= 1000 && now - t0 <= 1020);
   wr_swim_del(sw);
+  push_fanout = 0;
 }
 
 /* Probes into silence raise awareness (no nacks came back either), which
@@ -1129,7 +1323,12 @@ int main(void) {
       cmocka_unit_test(test_hello_to_unknown_pinger),
       cmocka_unit_test(test_self_refutation),
       cmocka_unit_test(test_suspicion_timer),
+      cmocka_unit_test(test_many_confirmations),
+      cmocka_unit_test(test_last_chance),
+      cmocka_unit_test(test_suspicion_restarts),
       cmocka_unit_test(test_confirm_probe),
+      cmocka_unit_test(test_confirm_indirect),
+      cmocka_unit_test(test_confirm_bounded),
       cmocka_unit_test(test_refused_probe),
       cmocka_unit_test(test_refused_relay),
       cmocka_unit_test(test_refused_confirm),

@@ -89,8 +89,18 @@ static const char usage2[] =
     "                     node's timers fire, its input is handled M/2..M\n"
     "                     ms late (a CPU-starved process)\n"
     "  --duration-s S     falsepos (default 60) / idle (30) / stalls length\n"
-    "  --warmup-s S       quiet time before the disturbance (default 5\n"
-    "                     probe intervals)\n"
+    "  --warmup-s S       quiet time before the disturbance (default 61 s:\n"
+    "                     traffic is measured over its last 80 %, at least\n"
+    "                     60 s by default)\n"
+    "  --observe-s S      keep running until S s after the last fault\n"
+    "                     (kill, partition, stalls, churn), so that a\n"
+    "                     count of 0 false deaths means something: it does\n"
+    "                     once S >= false_positives_needed_s, twice the\n"
+    "                     longest suspicion timeout (JSON\n"
+    "                     false_positives_conclusive)\n"
+    "  --stream-mbit M    bandwidth of a sync stream (default 100; 0: no\n"
+    "                     transmission time); streams also pay a TCP\n"
+    "                     handshake (three one-way delays) before data\n"
     "  --delay-ms D       one-way base delay (lan 1, wan 50, local 0)\n"
     "  --jitter-ms J      plus uniform [0, J] per packet (lan 1, wan 20)\n"
     "  --dup P            datagram duplication probability\n"
@@ -105,12 +115,15 @@ static const char usage2[] =
     "  --partition-s S    for S seconds (default 15)\n"
     "  --sync-s S         anti-entropy period (default: the profile's;\n"
     "                     0 turns it off)\n"
-    "  --join-bootstrap   nodes join through n0 by the real protocol\n"
+    "  --join-bootstrap   a join storm: every node starts alone and joins\n"
+    "                     through the seeds n0, n1, n2 by the real protocol\n"
     "                     instead of starting converged\n"
     "  --check            exit 1 unless: no live member declared dead\n"
     "                     without loss/stalls/partition, every killed node\n"
-    "                     detected by all within the config's bound, every\n"
-    "                     route everywhere, all live nodes agree at the end;\n"
+    "                     detected by all within the bound the config\n"
+    "                     predicts (detect_bound_ms), every route\n"
+    "                     everywhere, all live nodes agree at the end, a\n"
+    "                     --join-bootstrap storm converged within 30 s;\n"
     "                     with --routes also: every (change, live node)\n"
     "                     pair converged, every live table's digest equal to\n"
     "                     the reference's, the clients hold exactly what the\n"
@@ -178,7 +191,8 @@ static const flag flags[] = {
     {"--check", 0},       {"--no-lifeguard", 0}, {"--join-bootstrap", 0},
     {"--verbose", 0},     {"--no-thp", 0},       {"--sync-s", 1},
     {"--set", 1},         {"--crash", 1},        {"--churn", 1},
-    {"--routes-grace-s", 1}, {"--faults", 1},
+    {"--routes-grace-s", 1}, {"--faults", 1}, {"--stream-mbit", 1},
+    {"--observe-s", 1},
 };
 
 typedef struct cli {
@@ -275,6 +289,10 @@ static int set_flag(cli *c, const char *name, const char *v) {
       o->sync_s = d;
     else if (!strcmp(name, "--routes-grace-s"))
       o->routes_grace_s = d;
+    else if (!strcmp(name, "--stream-mbit"))
+      o->stream_mbit = d;
+    else if (!strcmp(name, "--observe-s"))
+      o->observe_s = d;
     else if (!strcmp(name, "--churn")) {
       if (d < 0.01 || d > 100000) return -1;
       o->churn = d;
@@ -296,6 +314,7 @@ static int parse_args(int argc, char **argv, cli *c) {
   o->partition_s = 15;
   o->sync_s = -1;
   o->churn = 500;
+  o->stream_mbit = 100;
   c->kill = c->routes = UNSET;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -361,8 +380,9 @@ static int parse_args(int argc, char **argv, cli *c) {
                     : sc == SIM_SC_PARTITION_CLAIMS                  ? 100
                     : sc >= SIM_SC_OWNER_DEATH                       ? 200
                                                                      : 0;
-  uint32_t maxkill =
-      o->nodes > 1 ? o->nodes - 1 - (uint32_t)o->join_bootstrap : 0;
+  /* The join storm's 3 seeds are never killed (scenario.c). */
+  uint32_t keep = o->join_bootstrap ? 3 : 0;
+  uint32_t maxkill = o->nodes > 1 + keep ? o->nodes - 1 - keep : 0;
   if (sc == SIM_SC_GC_STALE && maxkill) maxkill--; /* the stale node */
   if (c->kill == UNSET)
     c->kill = kills ? (maxkill < (uint32_t)kills ? maxkill / 2
@@ -435,6 +455,24 @@ static void print_json(const cli *c, const sim_result *r) {
          (unsigned long long)r->suspicions, (unsigned long long)r->refutations);
   printf("\"packets_per_node_per_s\":%.2f,\"idle_window_s\":%.1f,",
          r->packets_per_node_per_s, r->idle_window_s);
+  printf("\"bytes_per_node_per_s_udp\":%.1f,"
+         "\"bytes_per_node_per_s_tcp\":%.1f,",
+         r->udp_bytes_per_node_per_s, r->tcp_bytes_per_node_per_s);
+  printf("\"pings_per_victim\":%.1f,\"confirm_probes_per_victim\":%.1f,"
+         "\"stale_corrections\":%llu,\"last_chance_probes\":%llu,",
+         r->pings_per_victim, r->confirm_probes_per_victim,
+         (unsigned long long)r->stale_corrections,
+         (unsigned long long)r->last_chance_probes);
+  printf("\"sync_bytes_per_session\":%.0f,\"sync_period_s\":%.1f,",
+         r->sync_bytes_per_session, (double)r->sync_period_ms / 1000);
+  /* A count of 0 false deaths is only evidence after the run watched for
+   * twice the longest suspicion timeout past its last fault. */
+  printf("\"false_positives_window_s\":%.1f,"
+         "\"false_positives_needed_s\":%.1f,"
+         "\"false_positives_conclusive\":%s,",
+         (double)r->fp_window_ms / 1000, (double)r->fp_needed_ms / 1000,
+         r->false_positives || r->fp_window_ms >= r->fp_needed_ms ? "true"
+                                                                  : "false");
   printf("\"converged\":%s,", r->converged ? "true" : "false");
   jnum("converge_ms", r->converge_ms, 0);
   if (o->join_bootstrap) jnum("join_converge_ms", r->join_converge_ms, 0);
@@ -446,7 +484,10 @@ static void print_json(const cli *c, const sim_result *r) {
          (unsigned long long)r->syncs_ok, (unsigned long long)r->syncs_failed,
          (unsigned long long)r->stuck_deadlines,
          (unsigned long long)r->send_errors);
-  printf(",\"bcast_queue_peak\":%zu", r->bcast_queue_peak);
+  printf(",\"bcast_queue_peak\":%zu,\"bcast_evicted_member\":%llu,"
+         "\"bcast_evicted_user\":%llu",
+         r->bcast_queue_peak, (unsigned long long)r->bcast_evicted_member,
+         (unsigned long long)r->bcast_evicted_user);
   if (r->routes) {
     printf(",\"churn\":%g,\"route_pairs\":%llu,\"route_changes\":%llu,"
            "\"route_binds\":%llu,\"route_moves\":%llu,"
@@ -549,14 +590,26 @@ static void print_table(const cli *c, const sim_result *r) {
          (unsigned long long)r->false_dead_events,
          (unsigned long long)r->suspect_events,
          (unsigned long long)r->refutations);
+  if (!r->false_positives && r->fp_window_ms < r->fp_needed_ms)
+    printf("%-16s too short to tell: watched %.1f s after the last fault, "
+           "0 means 0 after %.1f s (--observe-s)\n",
+           "", (double)r->fp_window_ms / 1000,
+           (double)r->fp_needed_ms / 1000);
   if (o->pause_frac > 0)
     printf("%-16s %llu declared by never-stalled nodes, %llu never-stalled "
            "victims\n",
            "", (unsigned long long)r->fp_by_healthy,
            (unsigned long long)r->fp_healthy_victims);
-  printf("%-16s %.1f bytes/node/s, %.2f packets/node/s (quiet %.1f s)\n",
-         "traffic", r->bytes_per_node_per_s, r->packets_per_node_per_s,
+  printf("%-16s %.1f bytes/node/s on the wire (UDP %.1f, TCP sync %.1f), "
+         "%.2f packets/node/s (quiet %.1f s)\n",
+         "traffic", r->bytes_per_node_per_s, r->udp_bytes_per_node_per_s,
+         r->tcp_bytes_per_node_per_s, r->packets_per_node_per_s,
          r->idle_window_s);
+  printf("%-16s peak %zu queued, evicted %llu membership and %llu USER "
+         "updates\n",
+         "piggyback", r->bcast_queue_peak,
+         (unsigned long long)r->bcast_evicted_member,
+         (unsigned long long)r->bcast_evicted_user);
   printf("%-16s %s", "converged", r->converged ? "yes" : "no");
   if (r->converge_ms >= 0)
     printf(" (%lld ms after the disturbance ended)", (long long)r->converge_ms);

@@ -305,6 +305,38 @@ int sim_net_stream(sim_net *n, uint32_t from, uint32_t to, uint32_t arg,
   return 0;
 }
 
+int sim_net_stream_at(sim_net *n, uint32_t from, uint32_t to, uint32_t arg,
+                      const uint8_t *data, size_t len, uint64_t *clock) {
+  /* The sender's bytes leave one after another at the stream's rate
+   * (|*clock| in microseconds, so a 1.5 KB piece at 100 Mbit/s costs its
+   * 123 us, not a whole clock tick) and arrive one delay later: arrival
+   * times of one direction never go back, and (time, seq) order keeps
+   * equal times in sending order. */
+  uint64_t bpms = n->p.stream_bytes_per_ms;
+  do {
+    size_t k = len < SIM_PKT_CAP ? len : SIM_PKT_CAP;
+    uint64_t depart = *clock > n->now * 1000 ? *clock : n->now * 1000;
+    if (bpms) depart += ((uint64_t)k * 1000 + bpms - 1) / bpms;
+    *clock = depart;
+    uint64_t at = (depart + 999) / 1000; /* whole ms, never early */
+    if (schedule(n, SIM_EV_STREAM, from, to, arg,
+                 at - n->now + n->p.delay_ms, data, k))
+      return -1;
+    n->st.stream_bytes += k;
+    data += k;
+    len -= k;
+  } while (len > 0);
+  return 0;
+}
+
+int sim_net_stream_connect(sim_net *n, uint32_t from, uint32_t to,
+                           uint32_t arg, uint64_t *clock) {
+  /* SYN and SYN-ACK take two delays before the initiator may write; its
+   * first bytes ride behind the final ACK, which arrives a delay later. */
+  *clock = (n->now + 2 * n->p.delay_ms) * 1000;
+  return schedule(n, SIM_EV_STREAM, from, to, arg, 3 * n->p.delay_ms, NULL, 0);
+}
+
 /* ---- the event loop's pop ---- */
 
 static void defer(sim_net *n, sim_ev *ev) {

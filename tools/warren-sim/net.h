@@ -80,6 +80,9 @@ typedef struct sim_net_params {
   int refuse_dead;
   /* Input delay of a node while it is slow (sim_net_slow). */
   uint64_t slow_ms;
+  /* Bandwidth of one stream (sim_net_stream_at), in bytes per ms
+   * (12,500 = 100 Mbit/s); 0 = no transmission time. */
+  uint64_t stream_bytes_per_ms;
 } sim_net_params;
 
 typedef struct sim_net_stats {
@@ -130,6 +133,25 @@ int sim_net_send(sim_net *n, uint32_t from, uint32_t to, const uint8_t *pkt,
  * stream id.  len 0 sends one empty piece.  0 or -1. */
 int sim_net_stream(sim_net *n, uint32_t from, uint32_t to, uint32_t arg,
                    const uint8_t *data, size_t len);
+
+/*
+ * A modelled TCP stream: like sim_net_stream, but each piece first waits
+ * for the stream's sender to finish the previous one (|*clock|, the time
+ * its last byte left, in microseconds, kept by the caller per direction)
+ * and then takes len / stream_bytes_per_ms to leave, so a large sync
+ * occupies the stream for its transfer time.  Pieces of one direction
+ * stay in order.
+ */
+int sim_net_stream_at(sim_net *n, uint32_t from, uint32_t to, uint32_t arg,
+                      const uint8_t *data, size_t len, uint64_t *clock);
+/*
+ * Opens a modelled stream: the empty connect piece reaches |to| after
+ * the three-way handshake (SYN, SYN-ACK, ACK: three one-way delays), and
+ * |*clock| (the initiator's direction) is set so that its first bytes,
+ * sent with the handshake's last ACK, arrive right behind it.  0 or -1.
+ */
+int sim_net_stream_connect(sim_net *n, uint32_t from, uint32_t to,
+                           uint32_t arg, uint64_t *clock);
 
 /* A dead node never sends, receives or ticks again. */
 void sim_net_kill(sim_net *n, uint32_t node);

@@ -3,10 +3,13 @@
  * options, measured in virtual milliseconds.
  *
  *   bootstrap  converged fleet (wr_swim_add_member), or --join-bootstrap:
- *              every node joins through n0 by the real protocol and the
- *              run waits until all know all (join_converge_ms)
- *   warm-up    nothing happens; its last 80 % is the quiet window where
- *              tx bytes and packets per node per second are measured
+ *              a join storm: every node starts knowing nobody and joins
+ *              through the seeds n0, n1, n2 (JOIN_SEEDS) by the real
+ *              protocol within the first second, and the run waits until
+ *              all know all (join_converge_ms)
+ *   warm-up    nothing happens; after its first probe round comes the
+ *              quiet window (60 s, or the last 80 % of --warmup-s) where
+ *              wire bytes and packets per node per second are measured
  *   T1         the disturbance: kill K nodes (no leave: they just stop),
  *              start the --routes churn (routes.c) at random live nodes,
  *              cut a partition, start the stalls of --pause-frac nodes
@@ -123,11 +126,20 @@ static void on_pause(sim *s, uint32_t node) {
   sim_net_push(s->net, next, EV_PAUSE, node, 0);
 }
 
+/* Seeds of a --join-bootstrap storm: the first JOIN_SEEDS nodes, as a
+ * fleet would list three well-known members (or a DNS name with three
+ * records); a seed joins through the other seeds. */
+#define JOIN_SEEDS 3
+
 static void on_join(sim *s, uint32_t node) {
   sim_node *nd = &s->nodes[node];
   if (nd->killed || wr_swim_member_count(nd->sw) > 0) return;
   uint64_t now = sim_net_now(s->net);
-  wr_swim_join(nd->sw, &s->addrs[0], 1, now);
+  wr_addr seeds[JOIN_SEEDS];
+  size_t ns = 0;
+  for (uint32_t j = 0; j < JOIN_SEEDS && j < s->n; j++)
+    if (j != node) seeds[ns++] = s->addrs[j];
+  wr_swim_join(nd->sw, seeds, ns, now);
   sim_after_core(s, nd);
   /* Retry like the adapter: about a second, jittered. */
   sim_net_push(s->net, now + 1000 + wr_pcg32_bounded(sim_net_rng(s->net), 500),
@@ -169,19 +181,19 @@ static void pick(sim *s, uint32_t *perm, uint32_t lo, uint32_t k) {
   }
 }
 
-static void traffic(sim *s, uint64_t *bytes, uint64_t *packets) {
-  *bytes = *packets = 0;
-  for (uint32_t i = 0; i < s->n; i++) {
-    wr_swim_stats st;
-    wr_swim_get_stats(s->nodes[i].sw, &st);
-    *bytes += st.tx_bytes;
-    *packets += st.tx_packets;
-  }
+/* What the fleet put on the wire so far (sim.c counts it as a real node
+ * would send it): datagrams, sync streams, packets of both. */
+static void traffic(sim *s, uint64_t *udp, uint64_t *tcp, uint64_t *packets) {
+  *udp = s->wire_udp;
+  *tcp = s->wire_tcp;
+  *packets = s->wire_packets;
 }
 
 /* Once per virtual second while measuring: the largest piggyback queue
- * (each entry is a whole wr_swim_update in the core, 432 bytes), which
- * is where memory goes under loss. */
+ * (both queues; an entry holds the encoded update, its id or key and
+ * three links, about 100-160 bytes for membership news and up to ~1.2 KB
+ * for a USER update with a full payload), which is where memory goes
+ * under loss. */
 static void sample_queues(sim *s) {
   for (uint32_t i = 0; i < s->n; i++) {
     wr_swim_stats st;
@@ -234,22 +246,37 @@ int sim_scenario_run(sim *s) {
     now = sim_net_now(s->net);
   }
 
-  /* Warm-up with the quiet window. */
-  double warm_s =
-      o->warmup_s > 0 ? o->warmup_s : 5.0 * (double)c->probe_interval_ms / 1000;
+  /* Warm-up with the quiet window: its first probe round (20 % of an
+   * explicit --warmup-s) lets the first probes and gossip settle, the
+   * rest is measured.
+   * By default the window is 60 s: anti-entropy syncs run every 30 s or
+   * more per node (minutes in a large fleet), and a shorter window
+   * catches them or not by chance, so per-node bytes would swing with
+   * the run's length instead of the fleet's size. */
+  double warm_s, skip_s;
+  if (o->warmup_s > 0) {
+    warm_s = o->warmup_s;
+    skip_s = warm_s * 0.2;
+  } else {
+    skip_s = (double)c->probe_interval_ms / 1000;
+    warm_s = skip_s + 60.0;
+  }
   uint64_t t1 = now + sec(warm_s);
-  uint64_t w0 = now + sec(warm_s * 0.2), b0, p0, b1, p1;
+  uint64_t w0 = now + sec(skip_s), u0, c0, p0, u1, c1, p1;
   run_until(s, w0);
-  traffic(s, &b0, &p0);
-  double window_s = warm_s * 0.8;
+  traffic(s, &u0, &c0, &p0);
+  double window_s = warm_s - skip_s;
   if (o->scenario == SIM_SC_IDLE) {
     window_s += o->duration_s;
     t1 += sec(o->duration_s);
   }
   run_until(s, t1);
-  traffic(s, &b1, &p1);
+  traffic(s, &u1, &c1, &p1);
   r->idle_window_s = window_s;
-  r->bytes_per_node_per_s = (double)(b1 - b0) / s->n / window_s;
+  r->udp_bytes_per_node_per_s = (double)(u1 - u0) / s->n / window_s;
+  r->tcp_bytes_per_node_per_s = (double)(c1 - c0) / s->n / window_s;
+  r->bytes_per_node_per_s =
+      r->udp_bytes_per_node_per_s + r->tcp_bytes_per_node_per_s;
   r->packets_per_node_per_s = (double)(p1 - p0) / s->n / window_s;
 
   sim_phase(s, "warm-up");
@@ -260,7 +287,8 @@ int sim_scenario_run(sim *s) {
     goto settle;
   }
   /* T1: kill, churn the routes, partition, stalls. */
-  uint32_t lo = o->join_bootstrap ? 1 : 0; /* the seed stays alive */
+  /* The seeds stay alive. */
+  uint32_t lo = o->join_bootstrap ? (s->n < JOIN_SEEDS ? s->n : JOIN_SEEDS) : 0;
   pick(s, perm, lo, s->nkill);
   for (uint32_t k = 0; k < s->nkill; k++) sim_kill(s, perm[lo + k], k);
   s->kill_at = s->nkill ? t1 : 0;
@@ -331,6 +359,11 @@ settle:;
   sim_phase(s, "settled");
   /* Then the tables: every live digest equal to the reference's. */
   sim_routes_settle_phase(s);
+  /* --observe-s: go on watching for false deaths; then say whether the
+   * run watched long enough after its last fault for 0 to mean 0. */
+  if (o->observe_s > 0 && sim_net_now(s->net) < disturb_end + sec(o->observe_s))
+    run_until(s, disturb_end + sec(o->observe_s));
+  r->fp_window_ms = sim_net_now(s->net) - disturb_end;
   r->virtual_ms = sim_net_now(s->net) - T_BASE;
   free(perm);
   return 0;

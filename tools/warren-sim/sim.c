@@ -26,12 +26,28 @@
 
 #include "sim_int.h"
 #include "warren/err.h"
+#include "warren/swim_codec.h"
 
 _Static_assert(WR_SWIM_DATAGRAM_MAX <= SIM_PKT_CAP,
                "a sealed datagram must fit one pooled buffer");
 
 #define STREAM_TIMEOUT_MS 10000
 #define SIM_PORT 7946
+
+/* Wire bytes (sim->wire_*).  The simulated cores run the identity seal
+ * (no keyring: sealing 10^8 datagrams would dominate the run), so what a
+ * real node sends is counted here: every datagram carries the 45-byte
+ * seal (WR_SWIM_SEAL_OVERHEAD) and 28 bytes of IPv4 and UDP headers; a
+ * sync stream carries a seal per frame and goes over TCP, where every
+ * segment of at most 1,448 bytes (MSS 1,460 less the timestamps option)
+ * takes 52 bytes of IPv4 and TCP headers, the receiver sends a pure ACK
+ * per two segments (delayed ACK), and the connection costs SYN and
+ * SYN-ACK (60 bytes with options), the handshake's ACK and a FIN and an
+ * ACK each way. */
+#define WIRE_UDP_IP 28
+#define WIRE_TCP_IP 52
+#define WIRE_TCP_SYN 60
+#define WIRE_TCP_MSS 1448
 
 /* ---- addresses and ids ---- */
 
@@ -206,6 +222,13 @@ static void flush(sim *s, sim_node *nd) {
       s->send_errors++;
       continue;
     }
+    s->wire_udp += (uint64_t)len + WR_SWIM_SEAL_OVERHEAD + WIRE_UDP_IP;
+    /* Plaintext in the simulator: byte 1 is the packet type (codec). */
+    int32_t k = s->kill_slot[dst];
+    if (k >= 0 && s->kill_at && !s->kill_all[k] && len > 1 &&
+        s->sendbuf[1] == WR_SWIM_PING)
+      s->victim_pings++;
+    s->wire_packets++;
     if (sim_net_send(s->net, nd->idx, dst, s->sendbuf, (size_t)len) < 0)
       s->send_errors++;
   }
@@ -281,6 +304,42 @@ static void stream_close(sim *s, sim_stream *st, int ok) {
     s->syncs_failed++;
 }
 
+/* Counts the frames that start in |side|'s next |len| output bytes: a
+ * real node seals each one. */
+static uint64_t frames_started(sim_stream *st, int side, const uint8_t *d,
+                               size_t len) {
+  uint64_t frames = 0;
+  while (len) {
+    if (st->frame_left[side]) {
+      size_t k = len < st->frame_left[side] ? len : st->frame_left[side];
+      st->frame_left[side] -= (uint32_t)k;
+      d += k;
+      len -= k;
+      continue;
+    }
+    st->hdr[side][st->hdr_n[side]++] = *d++;
+    len--;
+    if (st->hdr_n[side] == 4) {
+      const uint8_t *h = st->hdr[side];
+      st->frame_left[side] = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
+                             (uint32_t)h[2] << 8 | h[3];
+      st->hdr_n[side] = 0;
+      frames++;
+    }
+  }
+  return frames;
+}
+
+/* |n| payload bytes written by one side: seals, segments and the other
+ * side's ACKs. */
+static void wire_stream(sim *s, sim_stream *st, int side, const uint8_t *d,
+                        size_t n) {
+  uint64_t segs = (n + WIRE_TCP_MSS - 1) / WIRE_TCP_MSS;
+  s->wire_tcp += n + frames_started(st, side, d, n) * WR_SWIM_SEAL_OVERHEAD +
+                 segs * WIRE_TCP_IP + (segs + 1) / 2 * WIRE_TCP_IP;
+  s->wire_packets += segs + (segs + 1) / 2;
+}
+
 /* Writes what |side|'s session has; sends a FIN once it is done.  Returns
  * 0, or -1 when the stream was closed. */
 static int stream_pump(sim *s, sim_stream *st, int side) {
@@ -294,8 +353,9 @@ static int stream_pump(sim *s, sim_stream *st, int side) {
       return -1;
     }
     if (n == 0) break;
-    if (sim_net_stream(s->net, st->node[side], st->node[!side], peer_h, data,
-                       (size_t)n) != 0) {
+    wire_stream(s, st, side, data, (size_t)n);
+    if (sim_net_stream_at(s->net, st->node[side], st->node[!side], peer_h,
+                          data, (size_t)n, &st->clock[side]) != 0) {
       stream_close(s, st, 0);
       return -1;
     }
@@ -307,7 +367,8 @@ static int stream_pump(sim *s, sim_stream *st, int side) {
       stream_close(s, st, 1);
       return -1;
     }
-    sim_net_stream(s->net, st->node[side], st->node[!side], peer_h, NULL, 0);
+    sim_net_stream_at(s->net, st->node[side], st->node[!side], peer_h, NULL,
+                      0, &st->clock[side]);
   }
   return 0;
 }
@@ -351,9 +412,14 @@ static void stream_open(sim *s, sim_node *nd, const wr_addr *peer) {
     stream_close(s, st, 0);
     return;
   }
-  /* Connect (the empty piece reaches the responder first), then the
-   * initiator's first bytes right behind it. */
-  sim_net_stream(s->net, nd->idx, dst, handle(slot, st->gen, 1), NULL, 0);
+  /* Connect (the empty piece reaches the responder after the handshake),
+   * then the initiator's first bytes right behind it.  The handshake and
+   * the two FINs with their ACKs are counted here, once per connection. */
+  s->streams_opened++;
+  s->wire_tcp += 2 * WIRE_TCP_SYN + 5 * WIRE_TCP_IP;
+  s->wire_packets += 7;
+  sim_net_stream_connect(s->net, nd->idx, dst, handle(slot, st->gen, 1),
+                         &st->clock[0]);
   sim_net_push(s->net, now + STREAM_TIMEOUT_MS, EV_STREAM_TIMEOUT, SIM_NONE,
                handle(slot, st->gen, 0));
   stream_pump(s, st, 0);

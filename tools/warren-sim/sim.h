@@ -50,6 +50,8 @@ typedef struct sim_opts {
   int check;
   int verbose;
   double sync_s; /* anti-entropy period override; < 0: the profile's */
+  double stream_mbit; /* a sync stream's bandwidth (100); 0 = unlimited */
+  double observe_s;   /* run at least this long after the last fault */
   /* --set K=V: core tunables (wr_swim_config_set) after the profile */
   const char *set[32];
   int nset;
@@ -105,9 +107,30 @@ typedef struct sim_result {
   uint64_t stale_held; /* watched names the stale node routed on return */
   uint64_t stale_epoch; /* its table's epoch at the end (1 + republishes) */
   uint32_t stale_node;
-  /* traffic over the quiet window, per live node */
+  /* traffic over the quiet window, per node, as on the wire: datagrams
+   * with seal and IPv4/UDP headers, sync streams with seals and TCP/IP
+   * overhead (sim.c); the two parts apart */
   double bytes_per_node_per_s, packets_per_node_per_s;
+  double udp_bytes_per_node_per_s, tcp_bytes_per_node_per_s;
   double idle_window_s;
+  /* How long the run went on after its last fault, and how long it must
+   * for a count of 0 false deaths to mean anything: twice the longest
+   * suspicion timeout (a suspicion raised just before the end could
+   * still turn into a death) */
+  uint64_t fp_window_ms, fp_needed_ms;
+  /* Sync streams over the whole run: mean wire bytes per session (both
+   * directions; 0 when none ran) and the period at which each node starts
+   * one at this fleet size.  A window shorter than the period catches
+   * syncs by chance, so the steady-state share of a node is
+   * sync_bytes_per_session / sync_period. */
+  double sync_bytes_per_session;
+  /* Probe load on a suspect: PINGs sent to killed members between their
+   * death and their detection by all, per killed member; confirmation
+   * probes started fleet-wide, per killed member (with loss, false
+   * suspicions add to both). */
+  double pings_per_victim, confirm_probes_per_victim;
+  uint64_t stale_corrections, last_chance_probes; /* summed core stats */
+  uint64_t sync_period_ms;
   /* agreement after changes stopped */
   int converged;
   int64_t converge_ms;      /* since the disturbance (kill/broadcast/heal) */
@@ -118,6 +141,9 @@ typedef struct sim_result {
   uint64_t stuck_deadlines; /* a deadline still <= now after a tick */
   uint64_t send_errors;
   size_t bcast_queue_peak; /* largest piggyback queue seen (sampled 1/s) */
+  /* Updates that left a piggyback queue before their retransmit limit,
+   * summed over every node at the end (wr_swim_stats). */
+  uint64_t bcast_evicted_member, bcast_evicted_user;
   size_t rss_kib; /* peak RSS of the process */
   double wall_s;
   /* --check: the first failed assertion ("" when all held) */

@@ -51,6 +51,11 @@ typedef struct sim_node {
 typedef struct sim_stream {
   wr_swim_sync *sess[2];
   uint32_t node[2];
+  uint64_t clock[2]; /* side i's last byte left (us; net.h) */
+  /* Side i's output, parsed as frames (u32 length | sealed) only to count
+   * them for the seal each carries on a real node (sim.c, wire bytes). */
+  uint32_t frame_left[2];
+  uint8_t hdr_n[2], hdr[2][4];
   uint16_t gen;
   uint8_t used;
   uint8_t done[2];
@@ -89,6 +94,15 @@ struct sim {
   /* the ownership tables, the workload and its measurements (routes.c);
    * NULL without --routes */
   struct sim_routes *rt;
+
+  /* What the fleet put on the wire so far (sim.c): datagrams with their
+   * seal and IPv4/UDP headers, sync streams with seals, TCP/IP headers,
+   * ACKs and the handshake. */
+  uint64_t wire_udp, wire_tcp, wire_packets;
+  uint64_t streams_opened;
+  /* PINGs sent to killed members before all live nodes declared them
+   * dead: the probe load a member gets while it is suspected. */
+  uint64_t victim_pings;
 
   uint64_t pause_stop; /* stalls begin only before this time */
   struct sim_faults *faults; /* --faults (faults.c), NULL: none */
