@@ -34,7 +34,9 @@
 /* Relays per indirect probe: the indirect-checks tunable's bound. */
 #define SWIM_INDIRECT_MAX 32
 
-enum { EXTRA_SELF = 1, EXTRA_ABOUT = 2 };
+/* EXTRA_NO_USER: a datagram to a member already dead or left carries
+ * membership news only (see gossip_to). */
+enum { EXTRA_SELF = 1, EXTRA_ABOUT = 2, EXTRA_NO_USER = 4 };
 
 typedef struct swim_out {
   wr_addr to;
@@ -705,8 +707,15 @@ static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now) {
        tries++) {
     size_t i = rand_below(sw, n), j = 0;
     while (j < sent && picked[j] != i) j++;
-    if (j < sent || !gossip_target_ok(sw, &sw->mt.v[i], now)) continue;
-    out_push(sw, WR_SWIM_GOSSIP, &sw->mt.v[i].gossip);
+    const swim_member *m = &sw->mt.v[i];
+    if (j < sent || !gossip_target_ok(sw, m, now)) continue;
+    swim_out *o = out_push(sw, WR_SWIM_GOSSIP, &m->gossip);
+    /* The recently dead hear membership news (to refute it), but USER
+     * updates sent there are lost sends: each counts against a budget of
+     * only retransmit_mult * log10(n + 1), so in a small fleet with a few
+     * dead members a live one missed route changes until the next sync. */
+    if (o && m->state != WR_SWIM_ALIVE && m->state != WR_SWIM_SUSPECT)
+      o->extra |= EXTRA_NO_USER;
     picked[sent++] = i;
   }
 }
@@ -1083,7 +1092,9 @@ wr_ssize wr_swim_send(wr_swim *sw, wr_addr *to, uint8_t *dst, size_t cap,
     swim_out o = sw->out[sw->out_head];
     sw->out_head = (sw->out_head + 1) % sw->out_cap;
     sw->out_n--;
-    if (o.type == WR_SWIM_GOSSIP && !o.extra && !sw->bq.n && !sw->uq.n)
+    int user_ok = !(o.extra & EXTRA_NO_USER);
+    if (o.type == WR_SWIM_GOSSIP && !(o.extra & ~EXTRA_NO_USER) &&
+        !sw->bq.n && !(user_ok && sw->uq.n))
       continue;
     wr_swim_packet *p = &sw->pkt;
     p->type = o.type;
@@ -1110,9 +1121,10 @@ wr_ssize wr_swim_send(wr_swim *sw, wr_addr *to, uint8_t *dst, size_t cap,
     p->nraw = swim_bqueue_take(&sw->bq, sw->piggyback,
                                WR_SWIM_UPDATES_MAX - p->nupdates, &budget,
                                limit);
-    p->nraw += swim_bqueue_take(&sw->uq, sw->piggyback + (room - budget),
-                                WR_SWIM_UPDATES_MAX - p->nupdates - p->nraw,
-                                &budget, limit);
+    if (user_ok)
+      p->nraw += swim_bqueue_take(&sw->uq, sw->piggyback + (room - budget),
+                                  WR_SWIM_UPDATES_MAX - p->nupdates - p->nraw,
+                                  &budget, limit);
     p->raw = sw->piggyback;
     p->raw_len = room - budget;
     wr_ssize n = wr_swim_encode(p, sw->plain, sizeof sw->plain);
