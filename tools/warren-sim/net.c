@@ -313,6 +313,10 @@ int sim_net_stream_at(sim_net *n, uint32_t from, uint32_t to, uint32_t arg,
    * times of one direction never go back, and (time, seq) order keeps
    * equal times in sending order. */
   uint64_t bpms = n->p.stream_bytes_per_ms;
+  /* --faults: a cut stream's pieces arrive broken (as in sim_net_stream). */
+  sim_net_verdict fv = {1, 0};
+  if (n->filter && len) n->filter(n->filter_ud, from, to, 1, data, len, &fv);
+  n->sched_flags = fv.copies ? 0 : SIM_EVF_BROKEN;
   do {
     size_t k = len < SIM_PKT_CAP ? len : SIM_PKT_CAP;
     uint64_t depart = *clock > n->now * 1000 ? *clock : n->now * 1000;
@@ -320,12 +324,15 @@ int sim_net_stream_at(sim_net *n, uint32_t from, uint32_t to, uint32_t arg,
     *clock = depart;
     uint64_t at = (depart + 999) / 1000; /* whole ms, never early */
     if (schedule(n, SIM_EV_STREAM, from, to, arg,
-                 at - n->now + n->p.delay_ms, data, k))
+                 at - n->now + n->p.delay_ms, data, k)) {
+      n->sched_flags = 0;
       return -1;
+    }
     n->st.stream_bytes += k;
     data += k;
     len -= k;
   } while (len > 0);
+  n->sched_flags = 0;
   return 0;
 }
 
