@@ -170,8 +170,38 @@ void wr_ingress_foreach(const wr_ingress *ig,
                         void *ud);
 size_t wr_ingress_tunnel_count(const wr_ingress *ig);
 
-/* Sends GOAWAY to every tunnel (clients move away) and stops accepting. */
+/*
+ * Starts draining (docs/DEPLOY.md): every tunnel client gets GOAWAY (it
+ * moves to another node) as soon as its link carries no stream, and new
+ * Binds are refused; node links into
+ * this node get GOAWAY (their next streams open a new link); every
+ * visitor connection, open or still to come, gets "Connection: close" on
+ * its next response; a name whose client also holds a link elsewhere is
+ * forwarded there; a tunnel link that closes releases its names at once
+ * (no "reconnecting" grace).  Requests in flight finish.  The listener
+ * stays open (load balancers need a moment to notice), so the caller
+ * decides when to stop: wr_ingress_load says what is still in flight.
+ * Idempotent.
+ */
 void wr_ingress_drain(wr_ingress *ig);
+
+typedef struct wr_ingress_load_info {
+  size_t visitors;     /* visitor connections open */
+  size_t busy;         /* ... of which have a request or response in
+                          flight (wr_fwd_busy) */
+  size_t tunnel_links; /* tunnel client links open */
+  size_t tunnels;      /* names bound here (live or in their grace) */
+  size_t relays;       /* streams other nodes forward through us now */
+} wr_ingress_load_info;
+void wr_ingress_load(const wr_ingress *ig, wr_ingress_load_info *out);
+/* Draining: a tunnel link still carrying streams takes no new ones from
+ * now on, so it empties and its client is told to move (wr_ingress_drain
+ * waits for an idle moment first, which a busy single-link name may never
+ * have). */
+void wr_ingress_drain_hard(wr_ingress *ig);
+/* Closes the visitor connections that have nothing in flight (keep-alive
+ * between requests); returns how many. */
+size_t wr_ingress_close_idle(wr_ingress *ig);
 /* Closes everything; |done| runs once every handle is closed. */
 void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud);
 

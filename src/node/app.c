@@ -89,6 +89,7 @@ void app_stop(app *a, int code) {
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
   if (a->sighup.data) uv_close((uv_handle_t *)&a->sighup, NULL);
+  if (a->drain_timer.data) uv_close((uv_handle_t *)&a->drain_timer, NULL);
   /* Whatever is still open after 2 s is not worth waiting for. */
   uv_timer_init(a->loop, &a->force);
   a->force.data = a;
@@ -115,10 +116,88 @@ static void on_left(void *ud) {
   app_stop(a, a->exit_code);
 }
 
+/* Leaves the mesh (LEFT broadcast, a short grace of gossip), then stops;
+ * without membership, stops now. */
+static void leave_and_stop(app *a) {
+  if (a->swim && !a->leaving && !a->stopping) {
+    a->leaving = 1;
+    a->exit_code = 0;
+    a->self_since = uv_now(a->loop);
+    wr_swim_uv_leave(a->swim, 0, on_left, a);
+    return;
+  }
+  app_stop(a, 0);
+}
+
+/*
+ * The drain's clock, every 100 ms.  The node has drained when, after at
+ * least drain_wait_ms (time for load balancers to see /readyz fail and
+ * stop sending new visitors), no visitor connection has anything in
+ * flight, no name is bound here (the tunnel clients moved after their
+ * GOAWAY) and no other node forwards a stream through us.  Then, or at
+ * drain_timeout_ms whatever is left, idle keep-alive visitors are closed
+ * and the node leaves the mesh.  Polling rather than events: the three
+ * counts live in different modules, the cost is three list walks ten
+ * times a second on a node that is going away, and 100 ms is far below
+ * any timeout here.
+ */
+static void drain_tick(uv_timer_t *t) {
+  app *a = t->data;
+  if (a->stopping) return;
+  uint64_t now = uv_now(a->loop), elapsed = now - a->drain_start;
+  wr_ingress_load_info l;
+  memset(&l, 0, sizeof l);
+  if (a->ig) wr_ingress_load(a->ig, &l);
+  int quiet = l.busy == 0 && l.tunnels == 0 && l.relays == 0;
+  /* Load balancers had their time: a tunnel still waiting for an idle
+   * moment gets no new streams, so it empties and its client moves. */
+  if (elapsed >= a->drain_wait_ms && a->ig) wr_ingress_drain_hard(a->ig);
+  if (elapsed < a->drain_wait_ms || (!quiet && elapsed < a->drain_timeout_ms))
+    return;
+  uv_timer_stop(&a->drain_timer);
+  size_t idle = a->ig ? wr_ingress_close_idle(a->ig) : 0;
+  if (quiet)
+    WR_LOG_INFOF("main", "drain_done", "elapsed_ms=%llu idle_closed=%zu",
+                 (unsigned long long)elapsed, idle);
+  else
+    WR_LOG_WARNF("main", "drain_timeout",
+                 "elapsed_ms=%llu busy=%zu tunnels=%zu relays=%zu "
+                 "idle_closed=%zu",
+                 (unsigned long long)elapsed, l.busy, l.tunnels, l.relays,
+                 idle);
+  leave_and_stop(a);
+}
+
+void app_drain(app *a, const char *why) {
+  if (a->stopping || a->draining || a->leaving) return;
+  a->draining = 1;
+  a->drain_start = uv_now(a->loop);
+  snprintf(a->drain_why, sizeof a->drain_why, "%s", why);
+  WR_LOG_INFOF("main", "drain_started",
+               "why=%s wait_ms=%llu timeout_ms=%llu", why,
+               (unsigned long long)a->drain_wait_ms,
+               (unsigned long long)a->drain_timeout_ms);
+  if (a->ig) wr_ingress_drain(a->ig);
+  if (a->mesh) wr_mesh_drain(a->mesh);
+  uv_timer_init(a->loop, &a->drain_timer);
+  a->drain_timer.data = a;
+  uv_timer_start(&a->drain_timer, drain_tick, 100, 100);
+}
+
 static void on_signal(uv_signal_t *s, int sig) {
   app *a = s->data;
   WR_LOG_INFOF("main", "signal", "sig=%d", sig);
-  if (a->ig && !a->stopping && sig == SIGTERM) wr_ingress_drain(a->ig);
+  if (a->stopping) return;
+  /* A second signal during a drain or the leave's grace stops at once. */
+  if (a->draining || a->leaving) {
+    app_stop(a, 0);
+    return;
+  }
+  if (sig == SIGTERM && a->drain_on_term) {
+    app_drain(a, "sigterm");
+    return;
+  }
+  if (a->ig && sig == SIGTERM) wr_ingress_drain(a->ig);
   /* A member that leaves is "left" everywhere, never suspected or dead:
    * broadcast LEFT and keep gossiping for a short grace, then stop.  A
    * second signal during the grace stops at once. */

@@ -59,6 +59,20 @@ typedef struct app {
   wr_tokens *tokens;
   int leaving;
   uint64_t self_since; /* uv_now when our own state last changed */
+  /* Graceful drain (warren node: SIGTERM, POST /drain; docs/DEPLOY.md).
+   * drain_wait_ms: the least time the node keeps serving after the drain
+   * starts, so load balancers see /readyz fail and stop sending first;
+   * drain_timeout_ms: the most it waits for requests in flight. */
+  int drain_on_term;     /* SIGTERM drains (warren node), else it leaves */
+  int draining;
+  uint64_t drain_start, drain_wait_ms, drain_timeout_ms;
+  uv_timer_t drain_timer;
+  char drain_why[32];
+  /* SIGHUP: the command line and --config file, read again whole. */
+  int argc;
+  char **argv;
+  char config_path[1024];
+  uint64_t *m_reload_ok, *m_reload_failed; /* SIGHUP outcomes */
   /* Latest version per "event/" user key (POST /events), bounded: the
    * core re-queues every USER copy the callback calls news. */
   struct {
@@ -78,6 +92,7 @@ int read_secret(const char *path, uint8_t secret[32]);
 /* app.c */
 int load_tokens(const char *path, wr_tokens **pt, char *err, size_t errlen);
 void app_stop(app *a, int code);
+void app_drain(app *a, const char *why);
 void setup_signals(app *a);
 void on_sighup(uv_signal_t *s, int sig);
 int run_loop(app *a);

@@ -26,6 +26,7 @@ static const char usage_node[] =
     "                   [--body-min-rate BYTES/S]\n"
     "                   [--proxy-protocol-from IP,...]\n"
     "                   [--max-conns N] [--max-conns-per-ip N]\n"
+    "                   [--drain-timeout MS] [--drain-wait MS]\n"
     "\n"
     "  --id ID              this node's name in the mesh\n"
     "  --http ADDR:PORT     public port: visitors and tunnel clients\n"
@@ -78,10 +79,22 @@ static const char usage_node[] =
     "  --max-conns-per-ip N  the same per source address; load balancers in\n"
     "                       --proxy-protocol-from are exempt (default: a\n"
     "                       quarter of --max-conns)\n"
+    "";
+
+/* Split in two: C99 promises string literals of 4095 bytes only. */
+static const char usage_node2[] =
+    "  --drain-timeout MS   a drain waits at most MS for requests in flight\n"
+    "                       and tunnel clients to move (default 30000)\n"
+    "  --drain-wait MS      a drain keeps serving at least MS, so load\n"
+    "                       balancers see /readyz fail first (default 2000)\n"
     "\n"
-    "SIGINT/SIGTERM: the node leaves the mesh (peers see it as \"left\", not\n"
-    "dead), clients are told to move (GOAWAY), then the node exits.  A second\n"
-    "signal skips the leave.\n";
+    "SIGTERM or POST /drain (warrenctl drain): a graceful drain.  GET /readyz\n"
+    "answers 503, tunnel clients are told to move (GOAWAY), every response\n"
+    "says \"Connection: close\", requests in flight finish (--drain-timeout),\n"
+    "then the node leaves the mesh (peers see it \"left\", not dead) and exits.\n"
+    "SIGINT: clients told to move, leave, exit, without waiting.  A second\n"
+    "signal stops at once.  SIGHUP reloads the tokens file and the --config\n"
+    "file's limits and timeouts (docs/DEPLOY.md); tunnels stay up.\n";
 
 /* ---- warren node ---- */
 
@@ -127,6 +140,7 @@ int cmd_node(int argc, char **argv) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
       fputs(usage_node, stdout);
+      fputs(usage_node2, stdout);
       return 0;
     }
     if (!strcmp(f, "--version")) return print_version();
@@ -238,6 +252,11 @@ int cmd_node(int argc, char **argv) {
   a.loop = uv_default_loop();
   a.tokens = tokens;
   snprintf(a.tokens_path, sizeof a.tokens_path, "%s", o.tokens);
+  a.drain_on_term = 1;
+  a.drain_timeout_ms = o.drain_timeout_ms;
+  a.drain_wait_ms = o.drain_wait_ms;
+  a.argc = argc;
+  a.argv = argv;
   snprintf(a.id, sizeof a.id, "%s", id);
   snprintf(a.http, sizeof a.http, "%s", http);
   if (gossip) snprintf(a.gossip, sizeof a.gossip, "%s", gossip);

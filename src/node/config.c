@@ -21,6 +21,7 @@ typedef struct opt_field {
 
 #define RATE ((size_t)-1)
 #define COUNT ((size_t)-2)
+#define MS0 ((size_t)-3) /* milliseconds where 0 is allowed */
 /* Connection caps: beyond any descriptor limit Linux allows (nr_open is
  * at most 2^30, usually 2^20). */
 #define COUNT_MAX 16777216ULL
@@ -50,6 +51,8 @@ static const opt_field fields[] = {
     {"body-min-rate", offsetof(wr_node_opts, body_min_rate), RATE},
     {"max-conns", offsetof(wr_node_opts, max_conns), COUNT},
     {"max-conns-per-ip", offsetof(wr_node_opts, max_conns_per_ip), COUNT},
+    {"drain-timeout", offsetof(wr_node_opts, drain_timeout_ms), 0},
+    {"drain-wait", offsetof(wr_node_opts, drain_wait_ms), MS0},
 };
 
 void wr_node_opts_init(wr_node_opts *o) {
@@ -59,6 +62,12 @@ void wr_node_opts_init(wr_node_opts *o) {
   o->idle_ms = 75000;
   o->head_ms = 30000;
   o->body_min_rate = WR_NODE_BODY_MIN_RATE;
+  /* 30 s: what Kubernetes gives a pod (terminationGracePeriodSeconds)
+   * and a long request may need; 2 s: HAProxy's default check interval,
+   * so one failed /readyz check has happened before the node stops
+   * taking connections (set it to the LB's inter x fall). */
+  o->drain_timeout_ms = 30000;
+  o->drain_wait_ms = 2000;
 }
 
 int wr_node_opts_known(const char *key) {
@@ -95,6 +104,21 @@ int wr_node_opts_set(wr_node_opts *o, const char *key, const char *value) {
         snprintf(o->err, sizeof o->err,
                  "%s wants bytes per second (0-%llu, 0 = off), got '%.64s'",
                  key, RATE_MAX, value);
+        return -1;
+      }
+      uint64_t v = x;
+      memcpy(base, &v, sizeof v);
+      return 0;
+    }
+    if (f->size == MS0) {
+      char *end;
+      errno = 0;
+      unsigned long long x = strtoull(value, &end, 10);
+      if (!*value || *end || errno || x > 86400000ULL || value[0] == '-') {
+        snprintf(o->err, sizeof o->err,
+                 "%s wants a number of milliseconds (0-86400000), got "
+                 "'%.64s'",
+                 key, value);
         return -1;
       }
       uint64_t v = x;

@@ -13,6 +13,8 @@
  *   upstream-timeout = 60000
  *   head-timeout = 30000
  *   body-min-rate = 500
+ *   drain-timeout = 30000
+ *   drain-wait = 2000
  *   gossip = 10.0.0.5:7946
  *   join = dns:warren-headless.default.svc.cluster.local:7946
  *   gossip-profile = lan
@@ -42,6 +44,7 @@ typedef struct wr_node_opts {
   uint64_t upstream_ms, idle_ms, head_ms;
   uint64_t body_min_rate; /* bytes/s, 0 = off */
   uint64_t max_conns, max_conns_per_ip; /* 0 = derived (ingress.h) */
+  uint64_t drain_timeout_ms, drain_wait_ms; /* graceful drain (DEPLOY.md) */
   char err[300]; /* the first error, one line, when a call fails */
 } wr_node_opts;
 
@@ -56,7 +59,7 @@ typedef struct wr_node_opts {
 #define WR_NODE_BODY_MIN_RATE 500
 
 /* Defaults: admin 127.0.0.1:9081, upstream 60 s, idle 75 s, head 30 s,
- * body-min-rate 500. */
+ * body-min-rate 500, drain-timeout 30 s, drain-wait 2 s. */
 void wr_node_opts_init(wr_node_opts *o);
 
 /*

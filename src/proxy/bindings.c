@@ -89,6 +89,13 @@ struct tlink {
   tstream *streams;   /* visitors' streams on this link */
   tlink *prev, *next;
   uint32_t nstreams;
+  /* Draining (bindings_drain): the link's client is told to move
+   * (GOAWAY) only once no stream is on it, since a client closes the
+   * link when told; until then the link finishes what it carries.
+   * goaway_due: waiting for that; no_new: no new stream may open on it
+   * (bindings_lookup answers MOVING), set with the GOAWAY or when
+   * bindings_drain_hard gives up waiting for an idle moment. */
+  int goaway_due, goaway_sent, no_new;
   uint32_t options;      /* Bind options */
   uint8_t session[16];   /* Bind session (all zero: none sent) */
   char peer[64];
@@ -135,7 +142,10 @@ struct bindings {
   uv_timer_t sweep;
   tlink *tlinks;
   uint64_t version_clock;
-  int draining, stopping, sweep_closed; /* 2: sweep and slow closed */
+  int draining, stopping, sweep_closed; /* 3: sweep, slow, goaway closed */
+  uv_timer_t goaway; /* sends the GOAWAYs due, one loop turn after a
+                        link's last stream ended (never from inside the
+                        mux callback that ended it) */
   void (*done)(void *);
   void *done_ud;
   uint64_t *m_tunnel_bad, *m_auth_fail;
@@ -229,7 +239,7 @@ bindings_find bindings_lookup(bindings *b, const char *name,
   if (!t) return BINDINGS_NONE;
   if (t->tl) {
     *ptl = t->tl;
-    return BINDINGS_LIVE;
+    return t->tl->no_new ? BINDINGS_MOVING : BINDINGS_LIVE;
   }
   /* The sweep timer may not have run yet for an entry just expired. */
   if (uv_now(b->loop) - t->gone_at < b->gone_grace) return BINDINGS_GONE;
@@ -633,6 +643,16 @@ static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
 
 /* ---- streams ---- */
 
+static void send_goaway(tlink *tl);
+
+/* A draining link's last stream ended a loop turn ago: tell its client
+ * to move now, unless a new stream opened meanwhile. */
+static void on_goaway_due(uv_timer_t *timer) {
+  bindings *b = timer->data;
+  for (tlink *tl = b->tlinks; tl; tl = tl->next)
+    if (tl->goaway_due && tl->nstreams == 0) send_goaway(tl);
+}
+
 static void stream_unlink(tstream *s) {
   tlink *tl = s->tl;
   if (s->prev) s->prev->next = s->next;
@@ -641,6 +661,8 @@ static void stream_unlink(tstream *s) {
   s->prev = s->next = NULL;
   tl->nstreams--;
   s->tl = NULL;
+  if (tl->goaway_due && tl->nstreams == 0 && !tl->b->stopping)
+    uv_timer_start(&tl->b->goaway, on_goaway_due, 0, 0);
 }
 
 int tstream_open(tstream *s, tlink *tl, const uint8_t *meta,
@@ -743,7 +765,7 @@ static int tl_on_open(wr_link *l, uint32_t sid, const uint8_t *meta,
 /* ---- links ---- */
 
 static void maybe_done(bindings *b) {
-  if (!b->stopping || b->tlinks || b->sweep_closed < 2 || !b->done) return;
+  if (!b->stopping || b->tlinks || b->sweep_closed < 3 || !b->done) return;
   void (*done)(void *) = b->done;
   b->done = NULL;
   done(b->done_ud);
@@ -761,7 +783,20 @@ static void tl_on_closed(wr_link *l, int err, void *ud) {
   bindings *b = tl->b;
   tl->link = NULL;
   if (tl->nheld) held_unlink(tl);
-  if (tl->bound) {
+  if (tl->bound && b->draining) {
+    /* The node drains and told the client to move: it is not coming
+     * back here, so its name leaves the table now (the routes hook
+     * releases it and visitors follow the client's other links) instead
+     * of answering 502 "reconnecting" for the grace period. */
+    tunnel *t = tl->bound;
+    t->tl = NULL;
+    tl->bound = NULL;
+    if (b->g_tunnels) (*b->g_tunnels)--;
+    WR_LOG_INFOF("ingress", "unbound", "name=%s peer=%s err=\"%s\" "
+                 "why=draining", t->name, tl->peer,
+                 err ? wr_strerror(err) : "closed");
+    table_remove(b, t);
+  } else if (tl->bound) {
     /* GONE for the grace period (an evicted link was unbound already). */
     tunnel *t = tl->bound;
     t->tl = NULL;
@@ -912,6 +947,9 @@ int bindings_new(bindings **pb, uv_loop_t *loop,
   b->sweep.data = b;
   uv_timer_init(loop, &b->slow);
   b->slow.data = b;
+  uv_timer_init(loop, &b->goaway);
+  b->goaway.data = b;
+  uv_unref((uv_handle_t *)&b->goaway);
   /* The timers alone must not keep a loop running (the links and the
    * listener do). */
   uv_unref((uv_handle_t *)&b->sweep);
@@ -933,6 +971,7 @@ void bindings_stop(bindings *b, void (*done)(void *ud), void *ud) {
   b->done_ud = ud;
   uv_close((uv_handle_t *)&b->sweep, sweep_closed);
   uv_close((uv_handle_t *)&b->slow, sweep_closed);
+  uv_close((uv_handle_t *)&b->goaway, sweep_closed);
   for (tlink *tl = b->tlinks; tl; tl = tl->next)
     if (tl->link) wr_link_close(tl->link, 0);
 }
@@ -950,6 +989,12 @@ void bindings_del(bindings *b) {
 
 size_t bindings_count(const bindings *b) { return b->ntunnels; }
 
+size_t bindings_links(const bindings *b) {
+  size_t n = 0;
+  for (const tlink *tl = b->tlinks; tl; tl = tl->next) n++;
+  return n;
+}
+
 void bindings_foreach(const bindings *b,
                          void (*fn)(const wr_tunnel_info *t, void *ud),
                          void *ud) {
@@ -966,17 +1011,41 @@ void bindings_foreach(const bindings *b,
     }
 }
 
+static void send_goaway(tlink *tl) {
+  bindings *b = tl->b;
+  tl->goaway_due = 0;
+  tl->no_new = 1;
+  if (tl->goaway_sent || !tl->link) return;
+  tl->goaway_sent = 1;
+  wr_control_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WR_CONTROL_GOAWAY;
+  snprintf(m.u.goaway.reason, sizeof m.u.goaway.reason,
+           "node %s is draining", b->node_id);
+  send_control(tl, &m);
+  /* send_control may have closed the link (its client does not read). */
+  if (!tl->link) return;
+  wr_mux_goaway(wr_link_mux(tl->link), 0);
+  wr_link_flush(tl->link);
+}
+
 void bindings_drain(bindings *b) {
+  if (b->draining || b->stopping) return;
   b->draining = 1;
+  /* Names whose client dropped before the drain are not coming back
+   * either: release them now rather than after the grace period. */
+  while (b->ghead) table_remove(b, b->ghead);
+  arm_sweep(b);
+  /* Links still in their handshake are told at their Bind (refused with
+   * NODE_DRAINING). */
   for (tlink *tl = b->tlinks; tl; tl = tl->next) {
     if (!tl->link || !wr_link_is_ready(tl->link)) continue;
-    wr_control_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = WR_CONTROL_GOAWAY;
-    snprintf(m.u.goaway.reason, sizeof m.u.goaway.reason,
-             "node %s is draining", b->node_id);
-    send_control(tl, &m);
-    wr_mux_goaway(wr_link_mux(tl->link), 0);
-    wr_link_flush(tl->link);
+    if (tl->nstreams == 0) send_goaway(tl);
+    else tl->goaway_due = 1;
   }
+}
+
+void bindings_drain_hard(bindings *b) {
+  for (tlink *tl = b->tlinks; tl; tl = tl->next)
+    if (tl->goaway_due) tl->no_new = 1;
 }

@@ -76,6 +76,8 @@ typedef enum bindings_find {
   BINDINGS_NONE = 0, /* not bound here */
   BINDINGS_LIVE,     /* bound to a live link: *ptl */
   BINDINGS_GONE,     /* its link dropped less than gone_grace ago */
+  BINDINGS_MOVING,   /* draining: its client was told to move, no new
+                        stream opens on its link (*ptl set all the same) */
 } bindings_find;
 bindings_find bindings_lookup(bindings *b, const char *name,
                                     tlink **ptl);
@@ -99,7 +101,14 @@ void bindings_foreach(const bindings *b,
                          void (*fn)(const wr_tunnel_info *t, void *ud),
                          void *ud);
 size_t bindings_count(const bindings *b);
+/* Tunnel links open (bound or not yet). */
+size_t bindings_links(const bindings *b);
+/* GOAWAY to each tunnel client once its link carries no stream (and
+ * Binds refused from now on); docs/DEPLOY.md. */
 void bindings_drain(bindings *b);
+/* Links still waiting for an idle moment take no new streams from now on
+ * (their names answer MOVING), so they become idle and get their GOAWAY. */
+void bindings_drain_hard(bindings *b);
 /* Closes every link and the sweep timer; |done| runs once all closed. */
 void bindings_stop(bindings *b, void (*done)(void *ud), void *ud);
 

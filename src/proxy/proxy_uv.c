@@ -161,6 +161,7 @@ struct wr_ingress {
   uv_prepare_t prep;
   int prep_closed;
   int stopping, server_closed, bindings_done;
+  int draining;                /* wr_ingress_drain was called */
   void (*done)(void *);
   void *done_ud;
   uint64_t *m_tunnel_bad, *m_auth_fail;
@@ -507,8 +508,8 @@ static int nodelink_reroute(void *ud, const char *name, char *owner,
   vconn *v = ud;
   wr_ingress *ig = v->ig;
   tlink *tl;
-  if (bindings_lookup(ig->bindings, name, &tl) != BINDINGS_NONE)
-    return 0;
+  bindings_find found = bindings_lookup(ig->bindings, name, &tl);
+  if (found == BINDINGS_LIVE || found == BINDINGS_GONE) return 0;
   if (!ig->lookup_remote || !ig->owner_addr ||
       ig->lookup_remote(ig->routes_ud, name, owner, ocap) != 1)
     return 0;
@@ -526,6 +527,30 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
   wr_ingress *ig = v->ig;
   tlink *tl;
   bindings_find found = bindings_lookup(ig->bindings, meta->name, &tl);
+  char owner[65];
+  char addr[64];
+  /* Draining, a name whose client also has a link to another node goes
+   * there: the local tunnel was told to move and should only finish
+   * what it carries. */
+  if (found == BINDINGS_LIVE && ig->draining && ig->pool &&
+      ig->lookup_remote && ig->owner_addr &&
+      ig->lookup_remote(ig->routes_ud, meta->name, owner, sizeof owner) == 1)
+    found = BINDINGS_NONE;
+  if (found == BINDINGS_MOVING) {
+    /* Its client was told to move: another node it is bound at, if the
+     * table knows one yet, else a clear 502 (it is reconnecting). */
+    if (ig->pool && ig->lookup_remote && ig->owner_addr &&
+        ig->lookup_remote(ig->routes_ud, meta->name, owner, sizeof owner) ==
+            1) {
+      found = BINDINGS_NONE;
+    } else {
+      snprintf(detail, cap,
+               "the tunnel '%.63s' is moving to another node (this one "
+               "is draining); retry in a moment",
+               meta->name);
+      return 502;
+    }
+  }
   if (found == BINDINGS_GONE) {
     snprintf(detail, cap,
              "the tunnel '%.63s' is disconnected; its client is "
@@ -534,8 +559,6 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
     return 502;
   }
   if (found == BINDINGS_NONE) {
-    char owner[65];
-    char addr[64];
     if (!ig->lookup_remote ||
         ig->lookup_remote(ig->routes_ud, meta->name, owner, sizeof owner) != 1)
       return 404;
@@ -744,6 +767,7 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   v->f = f;
+  if (ig->draining) wr_fwd_drain(f, uv_now(ig->loop));
   sync_conn(v); /* reads on, the first head's timer */
 }
 
@@ -1023,8 +1047,47 @@ int wr_ingress_evict(wr_ingress *ig, const char *name,
 }
 
 void wr_ingress_drain(wr_ingress *ig) {
+  if (ig->stopping) return;
+  ig->draining = 1;
   bindings_drain(ig->bindings);
   if (ig->nodesrv) nodesrv_drain(ig->nodesrv);
+  uint64_t now = uv_now(ig->loop);
+  for (vconn *v = ig->all; v; v = v->anext) {
+    if (v->closing || !v->f) continue;
+    wr_fwd_drain(v->f, now);
+    sync_conn(v);
+  }
+}
+
+void wr_ingress_load(const wr_ingress *ig, wr_ingress_load_info *out) {
+  memset(out, 0, sizeof *out);
+  for (const vconn *v = ig->all; v; v = v->anext) {
+    if (v->closing || !v->f) continue;
+    out->visitors++;
+    if (wr_fwd_busy(v->f)) out->busy++;
+  }
+  out->tunnel_links = bindings_links(ig->bindings);
+  out->tunnels = bindings_count(ig->bindings);
+  out->relays = ig->nodesrv ? nodesrv_streams(ig->nodesrv) : 0;
+}
+
+void wr_ingress_drain_hard(wr_ingress *ig) {
+  if (!ig->draining || ig->stopping) return;
+  bindings_drain_hard(ig->bindings);
+  /* Node links accepted since the drain began are told too, so the
+   * nodes forwarding through them route their visitors' next requests
+   * afresh (forward.h, reusable). */
+  if (ig->nodesrv) nodesrv_drain(ig->nodesrv);
+}
+
+size_t wr_ingress_close_idle(wr_ingress *ig) {
+  size_t n = 0;
+  for (vconn *v = ig->all; v; v = v->anext) {
+    if (v->closing || !v->f || wr_fwd_busy(v->f)) continue;
+    vconn_close(v); /* unlinks in its close callback, not now */
+    n++;
+  }
+  return n;
 }
 
 void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud) {
