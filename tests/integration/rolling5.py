@@ -47,7 +47,7 @@ ROUNDS = int(sys.argv[sys.argv.index("--rounds") + 1]) \
 TMP = tempfile.mkdtemp(prefix="warren-rolling5-")
 N = 5
 NAME = "roll"
-WORKERS = 4
+WORKERS = 6
 # Each request costs the origin 5 ms, so several are in flight at any
 # moment and a drain always has something to wait for.
 ORIGIN_DELAY = 0.005
@@ -166,7 +166,7 @@ class LB:
                 conn = None
                 with self.lock:
                     self.reconnects += 1
-            time.sleep(0.01)
+            time.sleep(0.002)
         if conn:
             conn.close()
 
