@@ -5,8 +5,14 @@
  * Noise initiator pinning the fleet key, says Hello and Bind, and then
  * serves every stream the node opens by connecting to the local server
  * and piping bytes both ways (with the mux's credit as backpressure).
- * When the link drops it reconnects with jittered exponential backoff
- * (250 ms doubling to a 30 s cap), forever, and binds the same name.
+ *
+ * Given several nodes it holds `links` links at once, each to a distinct
+ * node, all bound to the same name with the same session (so every one of
+ * those nodes serves it).  A link that drops, or whose node says GOAWAY,
+ * is replaced by one to another node (20-200 ms later, then each node's
+ * jittered back-off: 250 ms doubling to a 30 s cap), forever, keeping the
+ * name; a draining node's link serves on until its replacement is bound.
+ * Node choice and back-off are the sans-IO src/tunnel/pick.c.
  */
 #ifndef WARREN_CLIENT_H
 #define WARREN_CLIENT_H
@@ -32,8 +38,20 @@ typedef struct wr_client_tap {
   void *ud;
 } wr_client_tap;
 
+#define WR_CLIENT_LINKS_MAX 8
+
 typedef struct wr_client_config {
-  const char *node;        /* "HOST:PORT" of the node's public port */
+  /* The nodes' public ports: |nnodes| "HOST:PORT" strings (an IP
+   * address, [IPv6] or localhost; any other host is a DNS name standing
+   * for every A/AAAA record it has, resolved again after a link is
+   * lost).  Borrowed during wr_client_start only.  With |nnodes| 0,
+   * |node| is the one node. */
+  const char *const *nodes;
+  size_t nnodes;
+  const char *node;
+  /* Links held at once, each to a distinct node (0 = 1); at most
+   * WR_CLIENT_LINKS_MAX and the number of addresses given. */
+  int links;
   uint8_t fleet_pub[32];   /* pinned fleet public key */
   const char *token;       /* may be NULL */
   const char *name;        /* requested name; NULL/"" = the node picks */

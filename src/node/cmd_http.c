@@ -11,10 +11,12 @@
 #include <uv.h>
 
 #include "app.h"
+#include "seeds.h"
 
 static const char usage_http[] =
-    "usage: warren http PORT [--name NAME] [--node HOST:PORT] [--fleet-key KEY]\n"
-    "                        [--token TOKEN] [--balance] [--listen ADDR:PORT]\n"
+    "usage: warren http PORT [--name NAME] [--node HOST:PORT,...|dns:NAME:PORT]\n"
+    "                        [--fleet-key KEY] [--token TOKEN] [--links N]\n"
+    "                        [--balance] [--listen ADDR:PORT]\n"
     "                        [--inspect ADDR:PORT|off]\n"
     "                        [--upstream-timeout MS] [--idle-timeout MS]\n"
     "                        [--head-timeout MS] [--body-min-rate BYTES/S]\n"
@@ -24,12 +26,21 @@ static const char usage_http[] =
     "  Forwarding http://NAME.DOMAIN[:PORT] -> http://localhost:PORT\n"
     "then, with the inspector on, a second one:\n"
     "  Inspect http://127.0.0.1:4040\n"
-    "Logs go to stderr.  Reconnects with backoff, forever, keeping NAME.\n"
+    "Logs go to stderr.  Reconnects with backoff, forever, keeping NAME;\n"
+    "given several nodes it holds links to --links of them at once and moves\n"
+    "a lost link (or one whose node drains) to another node within 2 s.\n"
     "\n"
     "  --name NAME          the name to serve (a DNS label); default: random,\n"
     "                       like quiet-otter-4821\n"
-    "  --node HOST:PORT     a node's public HTTP port; without it an embedded\n"
-    "                       node runs in this process (domain \"localhost\")\n"
+    "  --node HOST:PORT,... the nodes' public HTTP ports (IP, [IPv6], localhost\n"
+    "                       or a DNS name standing for all its A/AAAA records);\n"
+    "                       dns:NAME:PORT: every A/AAAA record of NAME is a\n"
+    "                       node (re-resolved when a link is lost); without\n"
+    "                       --node an embedded node runs in this process\n"
+    "                       (domain \"localhost\")\n"
+    "  --links N            links held at once, each to a distinct node, each\n"
+    "                       serving NAME (1-8; default 2 with several nodes or\n"
+    "                       dns:, else 1; at most the number of nodes given)\n"
     "  --fleet-key KEY      the fleet public key to pin (warren pubkey FILE);\n"
     "                       required with --node\n"
     "  --token TOKEN        auth token, when the node requires one\n"
@@ -85,6 +96,7 @@ int cmd_http(int argc, char **argv) {
   const char *inspect = NULL; /* NULL: the default, 4040 or next free */
   const char *port_s = NULL;
   uint64_t upstream = 60000;
+  const char *links_s = NULL;
   int bad = 0, balance = 0;
   /* The embedded node's ingress limits, parsed and checked by the same
    * table as `warren node`'s flags (config.c), so both say the same. */
@@ -113,6 +125,7 @@ int cmd_http(int argc, char **argv) {
     else if (!strcmp(f, "--node")) node = v;
     else if (!strcmp(f, "--fleet-key")) fleet = v;
     else if (!strcmp(f, "--token")) token = v;
+    else if (!strcmp(f, "--links")) links_s = v;
     else if (!strcmp(f, "--listen")) listen = v;
     else if (!strcmp(f, "--inspect")) inspect = v;
     else if (!strcmp(f, "--upstream-timeout")) upstream = parse_ms(f, v, &bad);
@@ -153,8 +166,38 @@ int cmd_http(int argc, char **argv) {
     return usage_error("--fleet-key is not a fleet public key (43 "
                        "characters from `warren pubkey`): '%s'", fleet);
   struct sockaddr_storage ss;
-  if (node && wr_parse_hostport(node, &ss) != 0)
-    return usage_error("--node wants HOST:PORT, got '%s'", node);
+  /* --node is a seed list, as `warren node --join` takes (seeds.c). */
+  static wr_seed_list sl;
+  static char node_text[WR_SEEDS_MAX][WR_SEED_HOST_MAX + 16];
+  const char *node_list[WR_SEEDS_MAX];
+  size_t nnodes = 0;
+  if (node) {
+    char err[400];
+    if (wr_seeds_parse(node, &sl, err, sizeof err) != 0)
+      return usage_error("--node: %s (want HOST:PORT,... or dns:NAME:PORT)",
+                         err);
+    for (size_t i = 0; i < sl.n; i++) {
+      const wr_seed *sd = &sl.seeds[i];
+      int v6 = strchr(sd->host, ':') != NULL;
+      snprintf(node_text[i], sizeof node_text[i], v6 ? "[%s]:%u" : "%s:%u",
+               sd->host, sd->port);
+      node_list[nnodes++] = node_text[i];
+    }
+  }
+  int several = nnodes > 1 || sl.dns;
+  long links = several ? 2 : 1;
+  if (links_s) {
+    links = strtol(links_s, &end, 10);
+    if (*links_s == 0 || *end || links < 1 || links > WR_CLIENT_LINKS_MAX)
+      return usage_error("--links must be 1-%d, got '%s'",
+                         WR_CLIENT_LINKS_MAX, links_s);
+    if (!node && links > 1)
+      return usage_error("--links %ld needs --node with as many nodes",
+                         links);
+    if (node && !sl.dns && (size_t)links > nnodes)
+      return usage_error("--links %ld is more than the %zu node%s given",
+                         links, nnodes, nnodes == 1 ? "" : "s");
+  }
   if (!node && wr_parse_hostport(listen, &ss) != 0)
     return usage_error("--listen wants ADDR:PORT, got '%s'", listen);
   if (inspect && strcmp(inspect, "off") != 0 &&
@@ -237,6 +280,11 @@ int cmd_http(int argc, char **argv) {
   cc.identity = have_ident ? &ident : NULL;
   cc.options = balance ? WR_CONTROL_BIND_BALANCE : 0;
   cc.node = node;
+  if (nnodes) {
+    cc.nodes = node_list;
+    cc.nnodes = nnodes;
+  }
+  cc.links = (int)links;
   memcpy(cc.fleet_pub, pub, 32);
   cc.token = token;
   cc.name = name;

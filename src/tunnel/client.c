@@ -1,11 +1,36 @@
 /*
  * `warren http PORT`: the client side of a tunnel (see client.h).
  *
- * States of the connection to the node:
- *   IDLE (backoff timer) -> CONNECTING (TCP) -> UPGRADING (HTTP 101)
- *   -> LINKED (handshake, then Hello + Bind) -> BOUND
- * Any failure closes the socket/link and goes back to IDLE, except the
- * errors no retry can fix before the first bind (on_fatal).
+ * The client holds up to `links` links, each in a slot of its own, each
+ * to a distinct node (pick.c chooses which, and when).  A slot's states:
+ *
+ *   IDLE        no link; its timer runs (back-off, or waiting for a node
+ *               when every node is held by another slot)
+ *   RESOLVING   waiting for the DNS answer of the node names (only when
+ *               no address is known yet; later answers refresh the list
+ *               in the background)
+ *   CONNECTING  TCP connect to the chosen node
+ *   UPGRADING   `Upgrade: warren/1` sent, waiting for 101
+ *   LINKED      Noise handshake, then Hello + Bind sent
+ *   BOUND       the node serves the name on this link
+ *
+ *   IDLE -timer-> CONNECTING -connected-> UPGRADING -101-> LINKED
+ *   LINKED -Bound-> BOUND
+ *   any but IDLE -failure/link closed-> IDLE (pick: FAILED, back-off)
+ *   IDLE -no address yet, a name to resolve-> RESOLVING -answer-> IDLE
+ *   BOUND/LINKED -GOAWAY-> IDLE, the link kept as the slot's `old`
+ *
+ * A node that says GOAWAY is draining: the slot keeps that link (`old`)
+ * serving what it carries and connects to another node at once; once the
+ * new link is bound, the old one ends when its last visitor stream does,
+ * or OLD_LINGER_MS later (make before break: the name never loses this
+ * slot's owner).  Every slot binds the same name with the same session,
+ * so the route table makes each of their nodes an owner (docs/ROUTES.md,
+ * "one session's bindings at several nodes all serve").
+ *
+ * Errors no retry can fix (wrong fleet key, name taken, bad token) are
+ * fatal before the first bind (on_fatal); NAME_TAKEN while bound and
+ * NAME_MOVED are fatal always.
  *
  * Each stream the node opens is one visitor connection: we connect to the
  * local server and pipe.  Origin -> node: each read lands in a buffer of
@@ -29,14 +54,40 @@
 #include "warren/err.h"
 #include "warren/link.h"
 #include "warren/log.h"
+#include "warren/pick.h"
 
-#define BACKOFF_MIN_MS 250
-#define BACKOFF_MAX_MS 30000
 #define UPGRADE_HEAD_MAX 4096
 /* Below this much credit, wait for more rather than read in dribbles. */
 #define MIN_READ 4096
+/*
+ * A lost link's slot dials again after QUICK_MIN_MS plus up to
+ * QUICK_JITTER_MS (then the chosen node's own back-off applies, pick.c):
+ * quick, since the issue asks for a new owner within 2 s, yet spread, so
+ * the clients of a dead node do not all land on the survivors in the
+ * same millisecond.
+ */
+#define QUICK_MIN_MS 20
+#define QUICK_JITTER_MS 180
+/* Every node held by another slot (more links than nodes answered the
+ * DNS name): look again this often. */
+#define NO_NODE_RETRY_MS 1000
+/* Node names are resolved again on a loss, at most this often. */
+#define RESOLVE_MIN_GAP_MS 500
+/* A draining link outlives its replacement's bind by at most this much,
+ * for the visitor streams it still carries. */
+#define OLD_LINGER_MS 5000
+#define NAMES_MAX 16 /* node names to resolve (the rest are addresses) */
 
-enum cstate { C_IDLE, C_CONNECTING, C_UPGRADING, C_LINKED, C_BOUND };
+enum slot_state {
+  SL_IDLE,
+  SL_RESOLVING,
+  SL_CONNECTING,
+  SL_UPGRADING,
+  SL_LINKED,
+  SL_BOUND,
+};
+
+typedef struct slot slot;
 
 typedef struct origin origin;
 typedef struct pend {
@@ -70,13 +121,14 @@ typedef struct owrite {
   size_t len;
 } owrite;
 
-struct wr_client {
-  uv_loop_t *loop;
-  wr_client_config cfg;
-  char node[256], token[WR_CONTROL_TOKEN_MAX + 1];
-  char name[WR_CONTROL_NAME_MAX + 1], local_host[64];
-  enum cstate state;
+struct slot {
+  wr_client *c;
+  int id;
+  enum slot_state state;
+  int started;               /* has run once (slots wait for the name) */
+  char addr[WR_PICK_ADDR_MAX]; /* the node this slot holds ("" none) */
   uv_timer_t timer;
+  int timer_closed;
   uv_tcp_t *tcp; /* while CONNECTING / UPGRADING */
   uv_connect_t creq;
   uint8_t head[UPGRADE_HEAD_MAX];
@@ -87,19 +139,49 @@ struct wr_client {
    * while the kernel had not taken it yet). */
   char upreq[512];
   wr_link *link;
-  int ever_bound, attempt, stopping, fatal;
+  int ctl_error;  /* the link closes because of the node's Error */
+  int drained;    /* ... and that Error said NODE_DRAINING */
+  /* The link to a node that said GOAWAY, until the new one is bound and
+   * it has carried its last visitor (or OLD_LINGER_MS). */
+  wr_link *old;
+  char old_addr[WR_PICK_ADDR_MAX];
+};
+
+struct wr_client {
+  uv_loop_t *loop;
+  wr_client_config cfg;
+  char token[WR_CONTROL_TOKEN_MAX + 1];
+  char name[WR_CONTROL_NAME_MAX + 1], local_host[64];
+  /* Nodes: the addresses given, and the names to resolve (each stands
+   * for every address it resolves to). */
+  wr_pick pick;
+  char lit[WR_PICK_MAX][WR_PICK_ADDR_MAX];
+  size_t nlit;
+  char names[NAMES_MAX][WR_PICK_ADDR_MAX + 200]; /* "NAME:PORT" */
+  size_t nnames;
+  /* The resolver: one name at a time into found[]. */
+  uv_getaddrinfo_t gai;
+  int resolving, resolve_stale;
+  size_t resolve_idx;
+  char found[WR_PICK_MAX][WR_PICK_ADDR_MAX];
+  size_t nfound;
+  uint64_t resolved_at;
+  slot *slots;
+  int nslots;
+  int ever_bound, stopping, fatal;
   uint8_t session[WR_CONTROL_SESSION_LEN]; /* Bind.session, see start */
   int has_identity;
   wr_identity identity;
   origin *origins;
   void (*done)(void *);
   void *done_ud;
-  int timer_closed;
 };
 
-static void schedule_reconnect(wr_client *c);
+static void slot_next(slot *s, int quick);
 static void origin_close(origin *o);
 static void maybe_finish_stop(wr_client *c);
+static void old_maybe_end(wr_client *c, wr_link *l);
+static void on_slot_timer(uv_timer_t *t);
 
 /* ---- origin side ---- */
 
@@ -115,6 +197,7 @@ static void origin_closed(uv_handle_t *h) {
   else c->origins = o->next;
   if (o->next) o->next->prev = o->prev;
   if (o->tap) c->cfg.tap->close(o->tap, c->cfg.tap->ud);
+  wr_link *l = o->link;
   for (pend *p = o->ph; p;) {
     pend *n = p->next;
     wr_link_buf_free(p->buf);
@@ -122,6 +205,7 @@ static void origin_closed(uv_handle_t *h) {
     p = n;
   }
   free(o);
+  if (l) old_maybe_end(c, l);
   maybe_finish_stop(c);
 }
 
@@ -338,7 +422,7 @@ static int on_stream_open(wr_link *l, uint32_t sid, const uint8_t *meta,
                           size_t len, void *ud) {
   (void)meta;
   (void)len;
-  wr_client *c = ud;
+  wr_client *c = ((slot *)ud)->c;
   wr_mux *m = wr_link_mux(l);
   /* The visitor may already be gone (OPEN and RST in one batch). */
   if (wr_mux_stream_set_user_data(m, sid, NULL) != 0) return 0;
@@ -453,27 +537,92 @@ static int on_stream_writable(wr_link *l, uint32_t sid, void *sud, void *ud) {
 }
 
 static void fatal(wr_client *c, const char *line) {
+  if (c->fatal) return;
   c->fatal = 1;
   if (c->cfg.on_fatal) c->cfg.on_fatal(line, c->cfg.ud);
 }
 
+static uint64_t uniform(uint32_t bound) {
+  return bound ? randombytes_uniform(bound) : 0;
+}
+
+static size_t links_bound(const wr_client *c) {
+  size_t n = 0;
+  for (int i = 0; i < c->nslots; i++) n += c->slots[i].state == SL_BOUND;
+  return n;
+}
+
+/* Ends the draining link of |s| now. */
+static void old_end(slot *s) {
+  if (!s->old) return;
+  WR_LOG_INFOF("client", "drained_link_closed", "node=%s", s->old_addr);
+  wr_link_end(s->old, 0);
+}
+
+/* A visitor stream of link |l| ended: a draining link that carries no
+ * more and whose slot is bound elsewhere goes now. */
+static void old_maybe_end(wr_client *c, wr_link *l) {
+  for (int i = 0; i < c->nslots; i++) {
+    slot *s = &c->slots[i];
+    if (s->old != l || s->state != SL_BOUND) continue;
+    for (origin *o = c->origins; o; o = o->next)
+      if (o->link == l) return;
+    old_end(s);
+  }
+}
+
+/* The node of |s| drains (GOAWAY): keep its link as `old` and move. */
+static void slot_drain(slot *s, wr_link *l, const char *reason) {
+  wr_client *c = s->c;
+  if (l != s->link) return; /* this link is already the old one */
+  WR_LOG_INFOF("client", "node_draining", "node=%s reason=\"%s\"", s->addr,
+               reason);
+  if (s->old) {
+    /* Drained twice before the first replacement bound: the older one
+     * goes now (its node is leaving too). */
+    wr_link_end(s->old, 0);
+  }
+  wr_pick_done(&c->pick, s->addr, WR_PICK_DRAINED, uv_now(c->loop));
+  s->old = s->link;
+  memcpy(s->old_addr, s->addr, sizeof s->addr);
+  s->link = NULL;
+  s->addr[0] = 0;
+  uv_timer_stop(&s->timer);
+  slot_next(s, 1);
+}
+
+static void start_waiting_slots(wr_client *c) {
+  for (int i = 0; i < c->nslots; i++)
+    if (!c->slots[i].started) slot_next(&c->slots[i], 0);
+}
+
 static int on_control(wr_link *l, const uint8_t *msg, size_t len, void *ud) {
-  wr_client *c = ud;
+  slot *s = ud;
+  wr_client *c = s->c;
   wr_control_msg m;
   if (wr_control_decode(msg, len, &m) != 0) {
-    WR_LOG_WARNF("client", "bad_control", "len=%zu", len);
+    WR_LOG_WARNF("client", "bad_control", "node=%s len=%zu", s->addr, len);
     return WR_ERR_PROTO;
   }
   if (m.type == WR_CONTROL_BOUND) {
+    if (l != s->link) return 0; /* a draining link's late answer */
     snprintf(c->name, sizeof c->name, "%s", m.u.bound.name);
     int first = !c->ever_bound;
     c->ever_bound = 1;
-    c->attempt = 0;
-    c->state = C_BOUND;
-    WR_LOG_INFOF("client", "bound", "name=%s url=%s aead=%s", m.u.bound.name,
-                 m.u.bound.url, wr_aead_name(wr_link_aead(l)));
+    s->state = SL_BOUND;
+    wr_pick_done(&c->pick, s->addr, WR_PICK_BOUND, uv_now(c->loop));
+    WR_LOG_INFOF("client", "bound", "name=%s url=%s node=%s links=%zu/%d "
+                 "aead=%s", m.u.bound.name, m.u.bound.url, s->addr,
+                 links_bound(c), c->nslots, wr_aead_name(wr_link_aead(l)));
+    if (s->old) {
+      /* The replacement serves: the draining link goes once idle. */
+      old_maybe_end(c, s->old);
+      if (s->old) uv_timer_start(&s->timer, on_slot_timer, OLD_LINGER_MS, 0);
+    }
     if (c->cfg.on_bound)
       c->cfg.on_bound(m.u.bound.name, m.u.bound.url, first, c->cfg.ud);
+    /* The other slots waited for the name the node picked. */
+    if (first) start_waiting_slots(c);
     return 0;
   }
   if (m.type == WR_CONTROL_ERROR) {
@@ -497,30 +646,31 @@ static int on_control(wr_link *l, const uint8_t *msg, size_t len, void *ud) {
      * and reconnecting would take it back from that one, which would then
      * take it back again, forever. */
     int transient = c->ever_bound && code == WR_CONTROL_ERR_NAME_TAKEN &&
-                    c->state != C_BOUND;
+                    s->state != SL_BOUND;
+    s->ctl_error = 1;
     if (permanent && !transient) {
       char out[700];
       snprintf(out, sizeof out, "warren: %s", line);
       fatal(c, out); /* the one line the user sees; no log line too */
       return WR_ERR_AUTH;
     }
-    WR_LOG_WARNF("client", "node_error", "code=%u msg=\"%s\"", code, line);
-    return WR_ERR_AUTH; /* close the link, and retry */
+    if (code == WR_CONTROL_ERR_NODE_DRAINING) s->drained = 1;
+    WR_LOG_WARNF("client", "node_error", "node=%s code=%u msg=\"%s\"",
+                 s->addr, code, line);
+    return WR_ERR_AUTH; /* close the link, and retry elsewhere */
   }
   if (m.type == WR_CONTROL_GOAWAY) {
-    WR_LOG_INFOF("client", "node_draining", "reason=\"%s\"",
-                 m.u.goaway.reason);
-    return WR_ERR_CLOSED; /* reconnect (to the next node) now */
+    slot_drain(s, l, m.u.goaway.reason);
+    return 0;
   }
   return 0;
 }
 
 static int on_goaway(wr_link *l, uint32_t code, void *ud) {
-  (void)l;
-  (void)code;
-  (void)ud;
-  WR_LOG_INFOF("client", "goaway", "code=%u", code);
-  return WR_ERR_CLOSED;
+  char why[32];
+  snprintf(why, sizeof why, "mux goaway %u", code);
+  slot_drain(ud, l, why);
+  return 0;
 }
 
 static int send_control(wr_link *l, const wr_control_msg *m) {
@@ -533,7 +683,8 @@ static int send_control(wr_link *l, const wr_control_msg *m) {
 }
 
 static void on_ready(wr_link *l, void *ud) {
-  wr_client *c = ud;
+  slot *s = ud;
+  wr_client *c = s->c;
   wr_control_msg m;
   memset(&m, 0, sizeof m);
   m.type = WR_CONTROL_HELLO;
@@ -559,11 +710,8 @@ static void on_ready(wr_link *l, void *ud) {
   if (rv != 0) wr_link_close(l, rv);
 }
 
-static void on_link_closed(wr_link *l, int err, void *ud) {
-  wr_client *c = ud;
-  (void)l;
-  c->link = NULL;
-  /* Every stream of the link is gone: drop the local connections. */
+/* Every stream of |l| is gone: drop its local connections. */
+static void drop_origins(wr_client *c, wr_link *l) {
   for (origin *o = c->origins; o; o = o->next) {
     if (o->link == l) {
       o->stream_gone = 1;
@@ -571,17 +719,36 @@ static void on_link_closed(wr_link *l, int err, void *ud) {
       origin_close(o);
     }
   }
+}
+
+static void on_link_closed(wr_link *l, int err, void *ud) {
+  slot *s = ud;
+  wr_client *c = s->c;
+  drop_origins(c, l);
+  if (l == s->old) {
+    s->old = NULL;
+    wr_pick_done(&c->pick, s->old_addr, WR_PICK_RELEASE, uv_now(c->loop));
+    s->old_addr[0] = 0;
+    maybe_finish_stop(c);
+    return;
+  }
+  s->link = NULL;
+  int was_bound = s->state == SL_BOUND;
+  int ctl_error = s->ctl_error, drained = s->drained;
+  s->ctl_error = s->drained = 0;
+  s->state = SL_IDLE;
   if (c->stopping) {
     maybe_finish_stop(c);
     return;
   }
+  if (c->fatal) return;
   char line[512];
-  if (!c->ever_bound && (err == WR_ERR_AUTH || err == WR_ERR_DECRYPT)) {
-    if (c->fatal) return;
+  if (!c->ever_bound && !ctl_error &&
+      (err == WR_ERR_AUTH || err == WR_ERR_DECRYPT)) {
     snprintf(line, sizeof line,
              "warren: handshake with %s failed: the node does not hold the "
              "fleet key you pinned (--fleet-key)",
-             c->node);
+             s->addr);
     fatal(c, line);
     return;
   }
@@ -589,20 +756,26 @@ static void on_link_closed(wr_link *l, int err, void *ud) {
     snprintf(line, sizeof line,
              "warren: handshake with %s failed: the node speaks another "
              "protocol version",
-             c->node);
+             s->addr);
     fatal(c, line);
     return;
   }
-  if (c->fatal) return;
   if (err == WR_ERR_REPLAY)
     WR_LOG_WARNF("client", "link_closed",
                  "node=%s err=\"clock skew: the node rejected our "
                  "handshake timestamp; check this machine's clock\"",
-                 c->node);
+                 s->addr);
   else
-    WR_LOG_WARNF("client", "link_closed", "node=%s err=\"%s\"", c->node,
-                 wr_strerror(err));
-  schedule_reconnect(c);
+    WR_LOG_WARNF("client", "link_closed", "node=%s bound=%d err=\"%s\" "
+                 "links=%zu/%d", s->addr, was_bound,
+                 ctl_error ? "node's error" : wr_strerror(err),
+                 links_bound(c), c->nslots);
+  wr_pick_done(&c->pick, s->addr, drained ? WR_PICK_DRAINED : WR_PICK_FAILED,
+               uv_now(c->loop));
+  if (drained) wr_pick_done(&c->pick, s->addr, WR_PICK_RELEASE, 0);
+  s->addr[0] = 0;
+  c->resolve_stale = 1; /* the fleet may have changed under that node */
+  slot_next(s, 1);
 }
 
 static const wr_link_callbacks link_cb = {
@@ -625,48 +798,55 @@ static void tcp_closed_free(uv_handle_t *h) {
   if (c) maybe_finish_stop(c);
 }
 
-static void abort_attempt(wr_client *c, const char *why) {
-  if (c->tcp) {
-    c->tcp->data = c;
-    uv_close((uv_handle_t *)c->tcp, tcp_closed_free);
-    c->tcp = NULL;
+static void abort_attempt(slot *s, const char *why) {
+  wr_client *c = s->c;
+  if (s->tcp) {
+    s->tcp->data = c;
+    uv_close((uv_handle_t *)s->tcp, tcp_closed_free);
+    s->tcp = NULL;
   }
+  s->state = SL_IDLE;
   if (c->stopping) return;
-  WR_LOG_WARNF("client", "connect_failed", "node=%s err=\"%s\"", c->node, why);
-  schedule_reconnect(c);
+  WR_LOG_WARNF("client", "connect_failed", "node=%s err=\"%s\"", s->addr,
+               why);
+  wr_pick_done(&c->pick, s->addr, WR_PICK_FAILED, uv_now(c->loop));
+  s->addr[0] = 0;
+  c->resolve_stale = 1;
+  slot_next(s, 1);
 }
 
 static void up_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
-  wr_client *c = h->data;
-  *buf = uv_buf_init((char *)c->head + c->headlen,
-                     (unsigned)(UPGRADE_HEAD_MAX - c->headlen));
+  slot *s = h->data;
+  *buf = uv_buf_init((char *)s->head + s->headlen,
+                     (unsigned)(UPGRADE_HEAD_MAX - s->headlen));
 }
 
-static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+static void up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   (void)buf;
-  wr_client *c = s->data;
+  slot *s = st->data;
+  wr_client *c = s->c;
   if (n < 0) {
-    abort_attempt(c, n == UV_EOF ? "connection closed during upgrade"
+    abort_attempt(s, n == UV_EOF ? "connection closed during upgrade"
                                  : uv_strerror((int)n));
     return;
   }
-  c->headlen += (size_t)n;
-  uint8_t *end = memmem(c->head, c->headlen, "\r\n\r\n", 4);
+  s->headlen += (size_t)n;
+  uint8_t *end = memmem(s->head, s->headlen, "\r\n\r\n", 4);
   if (!end) {
-    if (c->headlen >= UPGRADE_HEAD_MAX)
-      abort_attempt(c, "oversized answer to the upgrade request");
+    if (s->headlen >= UPGRADE_HEAD_MAX)
+      abort_attempt(s, "oversized answer to the upgrade request");
     return;
   }
-  uv_read_stop(s);
-  size_t hlen = (size_t)(end + 4 - c->head);
-  if (c->headlen < 12 || memcmp(c->head, "HTTP/1.1 101", 12) != 0) {
+  uv_read_stop(st);
+  size_t hlen = (size_t)(end + 4 - s->head);
+  if (s->headlen < 12 || memcmp(s->head, "HTTP/1.1 101", 12) != 0) {
     char status[64];
     size_t sl = 0;
-    while (sl < c->headlen && sl < sizeof status - 1 && c->head[sl] != '\r') {
+    while (sl < s->headlen && sl < sizeof status - 1 && s->head[sl] != '\r') {
       /* The peer's bytes go into a key="value" log line: no quote,
        * backslash or control character may end or split it. */
-      uint8_t ch = c->head[sl];
+      uint8_t ch = s->head[sl];
       status[sl] = ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\'
                        ? '?'
                        : (char)ch;
@@ -676,101 +856,263 @@ static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     char why[160];
     snprintf(why, sizeof why, "not a warren node (it answered '%s')",
              status);
-    abort_attempt(c, why);
+    abort_attempt(s, why);
     return;
   }
   wr_link_config lc;
   memset(&lc, 0, sizeof lc);
   lc.initiator = 1;
   memcpy(lc.fleet_key, c->cfg.fleet_pub, 32);
-  lc.peer = c->node;
-  uv_tcp_t *tcp = c->tcp;
-  int rv = wr_link_start(&c->link, c->loop, tcp, &lc, &link_cb, c,
-                         c->head + hlen, c->headlen - hlen);
+  lc.peer = s->addr;
+  uv_tcp_t *tcp = s->tcp;
+  int rv = wr_link_start(&s->link, c->loop, tcp, &lc, &link_cb, s,
+                         s->head + hlen, s->headlen - hlen);
   if (rv != 0) {
-    abort_attempt(c, wr_strerror(rv));
+    abort_attempt(s, wr_strerror(rv));
     return;
   }
-  c->tcp = NULL; /* the link owns it now */
-  c->state = C_LINKED;
+  s->tcp = NULL; /* the link owns it now */
+  s->state = SL_LINKED;
 }
 
 static void up_written(uv_write_t *req, int status) {
-  wr_client *c = req->data;
+  slot *s = req->data;
   free(req);
-  if (status < 0 && c->tcp && status != UV_ECANCELED)
-    abort_attempt(c, uv_strerror(status));
+  if (status < 0 && s->tcp && status != UV_ECANCELED)
+    abort_attempt(s, uv_strerror(status));
 }
 
 static void on_connect(uv_connect_t *req, int status) {
-  wr_client *c = req->data;
-  if (c->stopping) return;
+  slot *s = req->data;
+  if (s->c->stopping) return;
   if (status < 0) {
-    abort_attempt(c, uv_strerror(status));
+    abort_attempt(s, uv_strerror(status));
     return;
   }
-  c->state = C_UPGRADING;
-  c->headlen = 0;
-  int n = snprintf(c->upreq, sizeof c->upreq,
+  s->state = SL_UPGRADING;
+  s->headlen = 0;
+  int n = snprintf(s->upreq, sizeof s->upreq,
                    "GET /_warren/tunnel HTTP/1.1\r\nHost: %s\r\n"
                    "Connection: Upgrade\r\nUpgrade: warren/1\r\n"
                    "User-Agent: warren/%s\r\n\r\n",
-                   c->node, WARREN_VERSION);
+                   s->addr, WARREN_VERSION);
   uv_write_t *w = malloc(sizeof *w);
   if (!w) {
-    abort_attempt(c, "out of memory");
+    abort_attempt(s, "out of memory");
     return;
   }
-  w->data = c;
-  uv_buf_t b = uv_buf_init(c->upreq, (unsigned)n);
-  int rv = uv_write(w, (uv_stream_t *)c->tcp, &b, 1, up_written);
+  w->data = s;
+  uv_buf_t b = uv_buf_init(s->upreq, (unsigned)n);
+  int rv = uv_write(w, (uv_stream_t *)s->tcp, &b, 1, up_written);
   if (rv == 0)
-    rv = uv_read_start((uv_stream_t *)c->tcp, up_alloc, up_read);
+    rv = uv_read_start((uv_stream_t *)s->tcp, up_alloc, up_read);
   else free(w);
-  if (rv != 0) abort_attempt(c, uv_strerror(rv));
+  if (rv != 0) abort_attempt(s, uv_strerror(rv));
 }
 
-static void try_connect(uv_timer_t *t) {
-  wr_client *c = t->data;
-  if (c->stopping) return;
+static void try_connect(slot *s) {
+  wr_client *c = s->c;
   struct sockaddr_storage ss;
-  if (wr_parse_hostport(c->node, &ss) != 0) {
-    char line[400];
-    snprintf(line, sizeof line, "warren: bad --node address '%s' (want "
-             "HOST:PORT with an IP address or localhost)", c->node);
-    fatal(c, line);
+  if (wr_parse_hostport(s->addr, &ss) != 0) {
+    /* Addresses come from the command line (checked there) or from
+     * getaddrinfo: this is our bug, not the user's. */
+    abort_attempt(s, "bad node address");
     return;
   }
-  c->tcp = malloc(sizeof *c->tcp);
-  if (!c->tcp) {
-    schedule_reconnect(c);
+  s->tcp = malloc(sizeof *s->tcp);
+  if (!s->tcp) {
+    abort_attempt(s, "out of memory");
     return;
   }
-  uv_tcp_init(c->loop, c->tcp);
-  c->tcp->data = c;
-  c->creq.data = c;
-  c->state = C_CONNECTING;
-  WR_LOG_DEBUGF("client", "connecting", "node=%s attempt=%d", c->node,
-                c->attempt);
-  int rv = uv_tcp_connect(&c->creq, c->tcp, (struct sockaddr *)&ss,
+  uv_tcp_init(c->loop, s->tcp);
+  s->tcp->data = s;
+  s->creq.data = s;
+  s->state = SL_CONNECTING;
+  WR_LOG_DEBUGF("client", "connecting", "node=%s slot=%d", s->addr, s->id);
+  int rv = uv_tcp_connect(&s->creq, s->tcp, (struct sockaddr *)&ss,
                           on_connect);
-  if (rv != 0) abort_attempt(c, uv_strerror(rv));
+  if (rv != 0) abort_attempt(s, uv_strerror(rv));
 }
 
-static void schedule_reconnect(wr_client *c) {
+/* ---- the node list ---- */
+
+static void resolve_next(wr_client *c);
+
+/* The candidate list: the addresses given plus the last answers. */
+static void pick_refresh(wr_client *c) {
+  const char *all[WR_PICK_MAX];
+  size_t n = 0;
+  for (size_t i = 0; i < c->nlit && n < WR_PICK_MAX; i++) all[n++] = c->lit[i];
+  for (size_t i = 0; i < c->nfound && n < WR_PICK_MAX; i++)
+    all[n++] = c->found[i];
+  if (wr_pick_set(&c->pick, all, n) != 0)
+    WR_LOG_WARNF("client", "node_list", "err=\"more than %d nodes\"",
+                 WR_PICK_MAX);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status,
+                        struct addrinfo *res) {
+  wr_client *c = req->data;
+  if (status == 0) {
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+      char ip[48], addr[WR_PICK_ADDR_MAX];
+      uint16_t port;
+      if (ai->ai_family == AF_INET) {
+        struct sockaddr_in *sa = (struct sockaddr_in *)ai->ai_addr;
+        uv_ip4_name(sa, ip, sizeof ip);
+        port = ntohs(sa->sin_port);
+        snprintf(addr, sizeof addr, "%s:%u", ip, port);
+      } else if (ai->ai_family == AF_INET6) {
+        struct sockaddr_in6 *sa = (struct sockaddr_in6 *)ai->ai_addr;
+        uv_ip6_name(sa, ip, sizeof ip);
+        port = ntohs(sa->sin6_port);
+        snprintf(addr, sizeof addr, "[%s]:%u", ip, port);
+      } else {
+        continue;
+      }
+      int dup = 0;
+      for (size_t i = 0; i < c->nfound && !dup; i++)
+        dup = strcmp(c->found[i], addr) == 0;
+      if (!dup && c->nfound < WR_PICK_MAX)
+        memcpy(c->found[c->nfound++], addr, sizeof addr);
+    }
+  } else if (status != UV_ECANCELED) {
+    WR_LOG_WARNF("client", "resolve_failed", "node=%s err=\"%s\"",
+                 c->names[c->resolve_idx], uv_strerror(status));
+  }
+  uv_freeaddrinfo(res);
+  c->resolving = 0;
+  if (c->stopping) {
+    maybe_finish_stop(c);
+    return;
+  }
+  c->resolve_idx++;
+  resolve_next(c);
+}
+
+/* Resolves c->names[resolve_idx..] one at a time; at the end, the list
+ * is replaced by what was found (kept as it was when nothing was) and
+ * the slots that waited for it go on. */
+static void resolve_next(wr_client *c) {
+  while (c->resolve_idx < c->nnames) {
+    char host[WR_PICK_ADDR_MAX + 200];
+    snprintf(host, sizeof host, "%s", c->names[c->resolve_idx]);
+    char *colon = strrchr(host, ':');
+    if (!colon) {
+      c->resolve_idx++;
+      continue;
+    }
+    *colon = 0;
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    c->gai.data = c;
+    if (uv_getaddrinfo(c->loop, &c->gai, on_resolved, host, colon + 1,
+                       &hints) == 0) {
+      c->resolving = 1;
+      return;
+    }
+    c->resolve_idx++;
+  }
+  /* Done: a lookup that found nothing keeps the list we had. */
+  if (c->nfound > 0) {
+    pick_refresh(c);
+    c->resolve_stale = 0;
+  }
+  WR_LOG_DEBUGF("client", "resolved", "nodes=%zu", c->pick.n);
+  for (int i = 0; i < c->nslots; i++)
+    if (c->slots[i].state == SL_RESOLVING) slot_next(&c->slots[i], 0);
+}
+
+static void resolve_start(wr_client *c) {
+  if (c->resolving || c->stopping) return;
+  c->resolved_at = uv_now(c->loop);
+  c->resolve_idx = 0;
+  c->nfound = 0;
+  resolve_next(c);
+}
+
+/* ---- slots ---- */
+
+static void on_slot_timer(uv_timer_t *t) {
+  slot *s = t->data;
+  wr_client *c = s->c;
   if (c->stopping || c->fatal) return;
-  c->state = C_IDLE;
-  /* Exponential backoff with "equal jitter": half fixed, half random, so
-   * a fleet of clients cut off by one node failure does not reconnect in
-   * lockstep, yet each still waits a predictable minimum. */
-  uint64_t d = BACKOFF_MIN_MS;
-  for (int i = 0; i < c->attempt && d < BACKOFF_MAX_MS; i++) d *= 2;
-  if (d > BACKOFF_MAX_MS) d = BACKOFF_MAX_MS;
-  d = d / 2 + randombytes_uniform((uint32_t)(d / 2 + 1));
-  c->attempt++;
-  WR_LOG_INFOF("client", "reconnect", "node=%s in_ms=%llu attempt=%d",
-               c->node, (unsigned long long)d, c->attempt);
-  uv_timer_start(&c->timer, try_connect, d, 0);
+  if (s->state == SL_BOUND) {
+    old_end(s); /* OLD_LINGER_MS after the replacement bound */
+    return;
+  }
+  if (s->state != SL_IDLE) return;
+  if (s->addr[0]) try_connect(s);
+  else slot_next(s, 0);
+}
+
+/*
+ * |s| has no link: choose its next node and arm its timer.  |quick|: a
+ * link was just lost, so wait a short random while first (see
+ * QUICK_MIN_MS); the node's own back-off may make it longer.
+ */
+static void slot_next(slot *s, int quick) {
+  wr_client *c = s->c;
+  if (c->stopping || c->fatal) return;
+  s->started = 1;
+  s->state = SL_IDLE;
+  uint64_t now = uv_now(c->loop);
+  if (c->nnames && c->resolve_stale &&
+      now - c->resolved_at >= RESOLVE_MIN_GAP_MS)
+    resolve_start(c);
+  if (c->resolving && c->pick.n == 0) {
+    /* Nothing to dial before the first answer. */
+    s->state = SL_RESOLVING;
+    return;
+  }
+  if (s->addr[0]) {
+    /* Still holding a node (a drain raced a failure): let it go. */
+    wr_pick_done(&c->pick, s->addr, WR_PICK_RELEASE, now);
+    s->addr[0] = 0;
+  }
+  wr_tstamp at;
+  if (wr_pick_choose(&c->pick, s->id, now, s->addr, &at) != 0) {
+    s->addr[0] = 0;
+    c->resolve_stale = 1;
+    uv_timer_start(&s->timer, on_slot_timer, NO_NODE_RETRY_MS, 0);
+    return;
+  }
+  uint64_t d = at > now ? at - now : 0;
+  if (quick) {
+    uint64_t q = QUICK_MIN_MS + uniform(QUICK_JITTER_MS + 1);
+    if (d < q) d = q;
+  }
+  if (d > 0)
+    WR_LOG_INFOF("client", "reconnect", "node=%s in_ms=%llu slot=%d",
+                 s->addr, (unsigned long long)d, s->id);
+  uv_timer_start(&s->timer, on_slot_timer, d, 0);
+}
+
+/* Splits the node list of the config into addresses and names. */
+static int add_node(wr_client *c, const char *hp) {
+  struct sockaddr_storage ss;
+  if (wr_parse_hostport(hp, &ss) == 0) {
+    if (strlen(hp) >= WR_PICK_ADDR_MAX || c->nlit == WR_PICK_MAX)
+      return WR_ERR_INVAL;
+    /* The canonical text, so "localhost:1" and "127.0.0.1:1" are one. */
+    char ip[48];
+    if (ss.ss_family == AF_INET) {
+      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+      snprintf(c->lit[c->nlit++], WR_PICK_ADDR_MAX, "%s:%u", ip,
+               ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    } else {
+      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+      snprintf(c->lit[c->nlit++], WR_PICK_ADDR_MAX, "[%s]:%u", ip,
+               ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    }
+    return 0;
+  }
+  if (strlen(hp) >= sizeof c->names[0] || c->nnames == NAMES_MAX)
+    return WR_ERR_INVAL;
+  snprintf(c->names[c->nnames++], sizeof c->names[0], "%s", hp);
+  return 0;
 }
 
 int wr_client_start(wr_client **pc, uv_loop_t *loop,
@@ -779,14 +1121,36 @@ int wr_client_start(wr_client **pc, uv_loop_t *loop,
   if (!c) return WR_ERR_NOMEM;
   c->loop = loop;
   c->cfg = *cfg;
-  snprintf(c->node, sizeof c->node, "%s", cfg->node);
+  c->cfg.nodes = NULL; /* borrowed for the call only */
+  wr_pick_init(&c->pick, wr_sodium_rand, NULL);
+  int rv = 0;
+  if (cfg->nnodes == 0) rv = cfg->node ? add_node(c, cfg->node) : WR_ERR_INVAL;
+  for (size_t i = 0; rv == 0 && i < cfg->nnodes; i++)
+    rv = add_node(c, cfg->nodes[i]);
+  if (rv != 0) {
+    free(c);
+    return rv;
+  }
+  pick_refresh(c);
+  c->resolve_stale = c->nnames > 0;
+  size_t most = c->nlit + (c->nnames ? WR_PICK_MAX : 0);
+  int links = cfg->links > 0 ? cfg->links : 1;
+  if (links > WR_CLIENT_LINKS_MAX) links = WR_CLIENT_LINKS_MAX;
+  if ((size_t)links > most) links = (int)most;
+  c->slots = calloc((size_t)links, sizeof *c->slots);
+  if (!c->slots) {
+    free(c);
+    return WR_ERR_NOMEM;
+  }
+  c->nslots = links;
   snprintf(c->token, sizeof c->token, "%s", cfg->token ? cfg->token : "");
   snprintf(c->name, sizeof c->name, "%s", cfg->name ? cfg->name : "");
   snprintf(c->local_host, sizeof c->local_host, "%s",
            cfg->local_host ? cfg->local_host : "127.0.0.1");
-  /* One session per client, sent unchanged on every reconnect, so the
-   * route table tells our comeback (same session) from another client of
-   * the account (a move).  All zero in the config: draw one. */
+  /* One session per client, sent unchanged on every link and reconnect,
+   * so the route table tells our own links (same session: co-owners) and
+   * our comeback from another client of the account (a move).  All zero
+   * in the config: draw one. */
   memcpy(c->session, cfg->session, sizeof c->session);
   if (sodium_is_zero(c->session, sizeof c->session))
     randombytes_buf(c->session, sizeof c->session);
@@ -794,25 +1158,37 @@ int wr_client_start(wr_client **pc, uv_loop_t *loop,
     c->identity = *cfg->identity;
     c->has_identity = 1;
   }
-  uv_timer_init(loop, &c->timer);
-  c->timer.data = c;
-  uv_timer_start(&c->timer, try_connect, 0, 0);
+  for (int i = 0; i < c->nslots; i++) {
+    slot *s = &c->slots[i];
+    s->c = c;
+    s->id = i;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+  }
+  /* Without a name, the first link's node picks one and the other slots
+   * bind it once known (start_waiting_slots). */
+  for (int i = 0; i < (c->name[0] ? c->nslots : 1); i++)
+    slot_next(&c->slots[i], 0);
   *pc = c;
   return 0;
 }
 
 static void timer_closed(uv_handle_t *h) {
-  wr_client *c = h->data;
-  c->timer_closed = 1;
-  maybe_finish_stop(c);
+  slot *s = h->data;
+  s->timer_closed = 1;
+  maybe_finish_stop(s->c);
 }
 
 static void maybe_finish_stop(wr_client *c) {
-  if (!c->stopping || !c->timer_closed || c->link || c->tcp || c->origins)
-    return;
+  if (!c->stopping || c->origins || c->resolving) return;
+  for (int i = 0; i < c->nslots; i++) {
+    slot *s = &c->slots[i];
+    if (!s->timer_closed || s->link || s->old || s->tcp) return;
+  }
   void (*done)(void *) = c->done;
   void *ud = c->done_ud;
   sodium_memzero(&c->identity, sizeof c->identity);
+  free(c->slots);
   free(c);
   if (done) done(ud);
 }
@@ -822,13 +1198,18 @@ void wr_client_stop(wr_client *c, void (*done)(void *ud), void *ud) {
   c->stopping = 1;
   c->done = done;
   c->done_ud = ud;
-  uv_close((uv_handle_t *)&c->timer, timer_closed);
-  if (c->tcp) {
-    uv_tcp_t *t = c->tcp;
-    c->tcp = NULL;
-    t->data = NULL;
-    uv_close((uv_handle_t *)t, tcp_closed_free);
+  if (c->resolving) uv_cancel((uv_req_t *)&c->gai);
+  for (int i = 0; i < c->nslots; i++) {
+    slot *s = &c->slots[i];
+    uv_close((uv_handle_t *)&s->timer, timer_closed);
+    if (s->tcp) {
+      uv_tcp_t *t = s->tcp;
+      s->tcp = NULL;
+      t->data = NULL;
+      uv_close((uv_handle_t *)t, tcp_closed_free);
+    }
+    if (s->link) wr_link_close(s->link, 0);
+    if (s->old) wr_link_close(s->old, 0);
   }
-  if (c->link) wr_link_close(c->link, 0);
   for (origin *o = c->origins; o; o = o->next) origin_close(o);
 }

@@ -124,6 +124,18 @@ class Node:
         finally:
             c.close()
 
+    def post_drain(self):
+        """POST /drain on the admin API: (status, body), or (0, error)."""
+        c = http.client.HTTPConnection(*self.admin, timeout=2.0)
+        try:
+            c.request("POST", "/drain", body=b"")
+            r = c.getresponse()
+            return r.status, r.read()
+        except (OSError, http.client.HTTPException) as e:
+            return 0, str(e).encode()
+        finally:
+            c.close()
+
     def get_json(self, path):
         """Parsed JSON of GET path, or None when unreachable or not 200."""
         try:
@@ -171,12 +183,16 @@ class Node:
 
 class Client:
     """A `warren http PORT --node ...` process and what it printed (the
-    inspector off: a fleet test starts more clients than it has ports)."""
+    inspector off: a fleet test starts more clients than it has ports).
+    |node| is one Node, or a list of them (--node A,B,C: give --links in
+    |extra| to hold other than the default two)."""
 
     def __init__(self, fleet, node, name, origin_port, extra=(), env=None):
         self.name = name
+        nodes = node if isinstance(node, (list, tuple)) else [node]
         args = [fleet.warren, "http", str(origin_port), "--node",
-                "%s:%d" % node.http, "--fleet-key", fleet.pub,
+                ",".join("%s:%d" % n.http for n in nodes),
+                "--fleet-key", fleet.pub,
                 "--name", name, "--inspect", "off"] + list(extra)
         self.log = os.path.join(fleet.tmp, "client-%s-%d.log" %
                                 (name, len(fleet.procs)))
@@ -207,6 +223,16 @@ class Client:
 
     def exited(self):
         return self.proc.poll() is not None
+
+    def bound_at(self, fleet):
+        """Ids of the nodes whose /routes?name= lists an entry of this
+        client's name that serves, as seen by the first live node."""
+        for n in fleet.live():
+            r = n.get_json("/routes?name=%s" % self.name)
+            if r is not None:
+                return sorted(c["owner"] for c in r["candidates"]
+                              if c["verdict"] == "serves")
+        return None
 
 
 class _OriginHandler(http.server.BaseHTTPRequestHandler):
