@@ -80,6 +80,16 @@ static int retry(up_nodelink *u, const char *why) {
                  sizeof addr) != 1)
     return 0;
   owner[sizeof owner - 1] = 0;
+  /* The table here may still list the owner that just refused (its
+   * release is on its way: it drains, or the client moved), next to the
+   * owners that serve the name now.  Several owners are handed out in
+   * turn, so asking once more gives another one; with one owner the
+   * answer is the same and the retry goes there. */
+  if (strcmp(owner, u->first) == 0 &&
+      u->reroute(u->owner, u->name, owner, sizeof owner, addr,
+                 sizeof addr) != 1)
+    return 0;
+  owner[sizeof owner - 1] = 0;
   addr[sizeof addr - 1] = 0;
   if (nstream_open(&u->ns, u->pool, owner, addr, u->meta, u->metalen) !=
       0)
@@ -149,6 +159,7 @@ int up_nodelink_open(up_nodelink *u, nodepool *p, const char *owner,
   u->owner = owner_ud;
   u->pool = p;
   u->reroute = reroute;
+  snprintf(u->first, sizeof u->first, "%s", owner);
   snprintf(u->name, sizeof u->name, "%s", meta->name ? meta->name : "");
   if (reroute && (u->meta = malloc((size_t)n)) != NULL) {
     memcpy(u->meta, wire, (size_t)n);

@@ -36,6 +36,7 @@ typedef struct up_nodelink {
   nodepool *pool;
   up_nodelink_reroute reroute;
   char name[64];
+  char first[65];        /* the owner asked first (a retry avoids it) */
   uint8_t *meta;         /* the encoded OPEN, kept for a retry */
   size_t metalen;
   uint8_t *kept;         /* request bytes written, while retryable */
