@@ -191,8 +191,17 @@ typedef struct wr_ingress_load_info {
                           flight (wr_fwd_busy) */
   size_t tunnel_links; /* tunnel client links open */
   size_t tunnels;      /* names bound here (live or in their grace) */
+  size_t unmoved;      /* bound tunnel links not yet told to move, still
+                          carrying streams, or told less than 2 s ago
+                          (WR_INGRESS_MOVE_GRACE_MS): the clients a drain
+                          waits for */
   size_t relays;       /* streams other nodes forward through us now */
 } wr_ingress_load_info;
+/* How long a drain waits for a tunnel client told to move (GOAWAY) to
+ * close its link: a client given several nodes binds elsewhere and closes
+ * it within a few hundred ms (make before break); one given this node
+ * only keeps it, having nowhere else to go. */
+#define WR_INGRESS_MOVE_GRACE_MS 2000
 void wr_ingress_load(const wr_ingress *ig, wr_ingress_load_info *out);
 /* Draining: a tunnel link still carrying streams takes no new ones from
  * now on, so it empties and its client is told to move (wr_ingress_drain

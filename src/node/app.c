@@ -133,8 +133,9 @@ static void leave_and_stop(app *a) {
  * The drain's clock, every 100 ms.  The node has drained when, after at
  * least drain_wait_ms (time for load balancers to see /readyz fail and
  * stop sending new visitors), no visitor connection has anything in
- * flight, no name is bound here (the tunnel clients moved after their
- * GOAWAY) and no other node forwards a stream through us.  Then, or at
+ * flight, every tunnel client was told to move (GOAWAY) and had
+ * WR_INGRESS_MOVE_GRACE_MS to bind elsewhere with nothing left on its
+ * link, and no other node forwards a stream through us.  Then, or at
  * drain_timeout_ms whatever is left, idle keep-alive visitors are closed
  * and the node leaves the mesh.  Polling rather than events: the three
  * counts live in different modules, the cost is three list walks ten
@@ -148,7 +149,7 @@ static void drain_tick(uv_timer_t *t) {
   wr_ingress_load_info l;
   memset(&l, 0, sizeof l);
   if (a->ig) wr_ingress_load(a->ig, &l);
-  int quiet = l.busy == 0 && l.tunnels == 0 && l.relays == 0;
+  int quiet = l.busy == 0 && l.unmoved == 0 && l.relays == 0;
   /* Load balancers had their time: a tunnel still waiting for an idle
    * moment gets no new streams, so it empties and its client moves. */
   if (elapsed >= a->drain_wait_ms && a->ig) wr_ingress_drain_hard(a->ig);
@@ -157,13 +158,14 @@ static void drain_tick(uv_timer_t *t) {
   uv_timer_stop(&a->drain_timer);
   size_t idle = a->ig ? wr_ingress_close_idle(a->ig) : 0;
   if (quiet)
-    WR_LOG_INFOF("main", "drain_done", "elapsed_ms=%llu idle_closed=%zu",
-                 (unsigned long long)elapsed, idle);
+    WR_LOG_INFOF("main", "drain_done",
+                 "elapsed_ms=%llu idle_closed=%zu tunnels_left=%zu",
+                 (unsigned long long)elapsed, idle, l.tunnels);
   else
     WR_LOG_WARNF("main", "drain_timeout",
-                 "elapsed_ms=%llu busy=%zu tunnels=%zu relays=%zu "
+                 "elapsed_ms=%llu busy=%zu unmoved=%zu relays=%zu "
                  "idle_closed=%zu",
-                 (unsigned long long)elapsed, l.busy, l.tunnels, l.relays,
+                 (unsigned long long)elapsed, l.busy, l.unmoved, l.relays,
                  idle);
   leave_and_stop(a);
 }

@@ -96,6 +96,7 @@ struct tlink {
    * (bindings_lookup answers MOVING), set with the GOAWAY or when
    * bindings_drain_hard gives up waiting for an idle moment. */
   int goaway_due, goaway_sent, no_new;
+  uint64_t goaway_at;    /* when the GOAWAY went */
   uint32_t options;      /* Bind options */
   uint8_t session[16];   /* Bind session (all zero: none sent) */
   char peer[64];
@@ -1017,6 +1018,7 @@ static void send_goaway(tlink *tl) {
   tl->no_new = 1;
   if (tl->goaway_sent || !tl->link) return;
   tl->goaway_sent = 1;
+  tl->goaway_at = uv_now(b->loop);
   wr_control_msg m;
   memset(&m, 0, sizeof m);
   m.type = WR_CONTROL_GOAWAY;
@@ -1043,6 +1045,17 @@ void bindings_drain(bindings *b) {
     if (tl->nstreams == 0) send_goaway(tl);
     else tl->goaway_due = 1;
   }
+}
+
+size_t bindings_unmoved(const bindings *b, uint64_t grace_ms) {
+  uint64_t now = uv_now(b->loop);
+  size_t n = 0;
+  for (const tlink *tl = b->tlinks; tl; tl = tl->next)
+    if (tl->bound && tl->link &&
+        (!tl->goaway_sent || tl->nstreams > 0 ||
+         now - tl->goaway_at < grace_ms))
+      n++;
+  return n;
 }
 
 void bindings_drain_hard(bindings *b) {

@@ -106,6 +106,11 @@ size_t bindings_links(const bindings *b);
 /* GOAWAY to each tunnel client once its link carries no stream (and
  * Binds refused from now on); docs/DEPLOY.md. */
 void bindings_drain(bindings *b);
+/* Bound links a drain still waits for: not told to move yet, still
+ * carrying streams, or told less than |grace_ms| ago (a client with other
+ * nodes to go to binds there and then closes this link; one that has
+ * nowhere else to go keeps it until the node closes it). */
+size_t bindings_unmoved(const bindings *b, uint64_t grace_ms);
 /* Links still waiting for an idle moment take no new streams from now on
  * (their names answer MOVING), so they become idle and get their GOAWAY. */
 void bindings_drain_hard(bindings *b);

@@ -1068,6 +1068,7 @@ void wr_ingress_load(const wr_ingress *ig, wr_ingress_load_info *out) {
   }
   out->tunnel_links = bindings_links(ig->bindings);
   out->tunnels = bindings_count(ig->bindings);
+  out->unmoved = bindings_unmoved(ig->bindings, WR_INGRESS_MOVE_GRACE_MS);
   out->relays = ig->nodesrv ? nodesrv_streams(ig->nodesrv) : 0;
 }
 

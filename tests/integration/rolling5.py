@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """A rolling restart under steady load loses nothing (issue 12): five real
-`warren node`s, three `warren http --balance` clients of one account
-(each bound at its own node: the name has three owners), bounded steady
-load through every node, and each node in turn drained with SIGTERM,
-restarted with the same id and ports, and waited for.
+`warren node`s; name "roll" served by three `warren http --balance`
+clients of one account (each bound at its own node: three owners), name
+"duo" by one client given all five nodes with `--links 2` (it moves a
+link whose node drains to another node, make before break); bounded
+steady load through every node for both names, and each node in turn
+drained with SIGTERM, restarted with the same id and ports, and waited
+for.
 
 usage: rolling5.py WARREN_BINARY [--rounds N]
 
@@ -47,6 +50,7 @@ ROUNDS = int(sys.argv[sys.argv.index("--rounds") + 1]) \
 TMP = tempfile.mkdtemp(prefix="warren-rolling5-")
 N = 5
 NAME = "roll"
+DUO = "duo"
 WORKERS = 6
 # Each request costs the origin 5 ms, so several are in flight at any
 # moment and a drain always has something to wait for.
@@ -62,7 +66,8 @@ class Origin(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         time.sleep(ORIGIN_DELAY)
-        body = ("roll %s\n" % self.path).encode()
+        body = ("%s %s\n" % (self.headers.get("Host", "?").split(".")[0],
+                             self.path)).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -143,9 +148,11 @@ class LB:
                     continue
             seq += 1
             path = "/w%d/%d" % (k, seq)
+            # Workers alternate names; one connection serves one name.
+            name = NAME if k % 2 == 0 else DUO
             try:
                 conn.request("GET", path, headers={
-                    "Host": "%s.%s" % (NAME, self.fleet.domain)})
+                    "Host": "%s.%s" % (name, self.fleet.domain)})
                 r = conn.getresponse()
                 body = r.read()
                 close = r.getheader("Connection", "").lower() == "close"
@@ -155,7 +162,7 @@ class LB:
                 conn.close()
                 conn = None
                 continue
-            if r.status == 200 and body == ("roll %s\n" % path).encode():
+            if r.status == 200 and body == ("%s %s\n" % (name, path)).encode():
                 with self.lock:
                     self.ok += 1
             else:
@@ -172,10 +179,13 @@ class LB:
 
 
 def serving(fleet, nodes):
-    """True when every node in |nodes| routes NAME to three owners."""
+    """True when every node in |nodes| routes NAME to three owners and DUO
+    to two (the --links 2 client is bound again after a move)."""
     for n in nodes:
         r = n.routes()
         if not r or NAME not in r or r[NAME].get("serving", 1) != 3:
+            return False
+        if DUO not in r or r[DUO].get("serving", 1) != 2:
             return False
     return True
 
@@ -210,6 +220,8 @@ def main():
         homes = fleet.nodes[:3]
         clients = [Client(fleet, h, NAME, origin, extra=["--balance"],
                           env=env) for h in homes]
+        clients.append(Client(fleet, fleet.nodes, DUO, origin,
+                              extra=["--links", "2"]))
         _, t = poll(lambda: all(c.forwarding() for c in clients), 30)
         check("clients bound", all(c.forwarding() for c in clients))
         _, t = poll(lambda: serving(fleet, fleet.nodes), 30)
