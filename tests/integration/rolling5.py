@@ -8,7 +8,10 @@ steady load through every node for both names, and each node in turn
 drained with SIGTERM, restarted with the same id and ports, and waited
 for.
 
-usage: rolling5.py WARREN_BINARY [--rounds N]
+usage: rolling5.py WARREN_BINARY WARRENCTL_BINARY [--rounds N]
+
+The last node of each round is drained with `warrenctl drain --wait`
+(POST /drain) instead of SIGTERM.
 
 The load generator behaves like a load balancer in front of the fleet:
   - a health checker asks every node's GET /readyz every 100 ms and takes
@@ -36,6 +39,7 @@ import http.client
 import http.server
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -45,6 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from meshlib import FAILED, Client, Fleet, check, ip, poll  # noqa
 
 WARREN = os.path.abspath(sys.argv[1])
+WARRENCTL = os.path.abspath(sys.argv[2])
 ROUNDS = int(sys.argv[sys.argv.index("--rounds") + 1]) \
     if "--rounds" in sys.argv else 1
 TMP = tempfile.mkdtemp(prefix="warren-rolling5-")
@@ -241,7 +246,20 @@ def main():
             for n in fleet.nodes:
                 ok_before = lb.ok
                 ts = time.time()
-                n.proc.send_signal(signal.SIGTERM)
+                ctl = None
+                if n is fleet.nodes[-1]:
+                    ctl = subprocess.run(
+                        [WARRENCTL, "--admin", "%s:%d" % n.admin, "drain",
+                         "--wait"], capture_output=True, text=True,
+                        timeout=DRAIN_TIMEOUT_MS / 1000 + 20)
+                    check("warrenctl drain --wait %s" % n.id,
+                          ctl.returncode == 0 and
+                          ctl.stdout.startswith("draining %s:" % n.id) and
+                          "drained and stopped" in ctl.stdout,
+                          "exit %d: %r %r" % (ctl.returncode, ctl.stdout,
+                                              ctl.stderr))
+                else:
+                    n.proc.send_signal(signal.SIGTERM)
                 try:
                     code = n.proc.wait(timeout=DRAIN_TIMEOUT_MS / 1000 + 10)
                 except Exception:

@@ -13,6 +13,7 @@
 #define WARREN_CTL_H
 
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <jansson.h>
@@ -183,6 +184,19 @@ typedef struct ctl_response {
  */
 int ctl_http_get(const ctl_target *t, const char *path, const char *token,
                  int timeout_ms, ctl_response *resp, char *err, size_t cap);
+
+/* The same with any |method| and, unless NULL, a JSON |body| (sent with
+ * Content-Type and Content-Length; POST and PUT send a length even when
+ * empty). */
+int ctl_http_request(const ctl_target *t, const char *method,
+                     const char *path, const char *token, const char *body,
+                     size_t body_len, int timeout_ms, ctl_response *resp,
+                     char *err, size_t cap);
+
+/* `drain [--wait]` (ctl_drain.c): POST /drain, then with |wait| poll
+ * until the node's admin API stops answering; the exit status. */
+int ctl_drain_run(const ctl_target *t, const char *token, int timeout_ms,
+                  int json, int wait);
 
 /*
  * Parses a complete HTTP/1.1 response held in |data| (sans-IO half of
