@@ -152,6 +152,24 @@ int wr_ingress_evict(wr_ingress *ig, const char *name,
 /* Returns 0 or an error (e.g. UV_EADDRINUSE) with nothing left open. */
 int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
                      const wr_ingress_config *cfg);
+/*
+ * Limits a running ingress can take anew (SIGHUP, docs/DEPLOY.md): the
+ * timeouts and rate of wr_ingress_config (0 = its default, as at start)
+ * and the connection caps (0 = derived from RLIMIT_NOFILE, as at start).
+ * Visitor connections accepted from now on get the new timeouts; those
+ * open keep theirs until they close (a timer is not moved under a
+ * request in flight).  The caps apply to the next accept at once; nobody
+ * already connected is closed.  Tunnels and node links are untouched.
+ */
+typedef struct wr_ingress_limits {
+  uint64_t upstream_timeout_ms, idle_timeout_ms, head_timeout_ms;
+  uint64_t body_min_rate;
+  unsigned max_conns, max_conns_per_source;
+} wr_ingress_limits;
+void wr_ingress_set_limits(wr_ingress *ig, const wr_ingress_limits *l);
+/* What is in force now (caps as derived). */
+void wr_ingress_get_limits(const wr_ingress *ig, wr_ingress_limits *out);
+
 /* The port actually bound (for --listen 127.0.0.1:0). */
 int wr_ingress_port(const wr_ingress *ig);
 /* The public base URL for a name: "http://NAME.DOMAIN[:PORT]". */

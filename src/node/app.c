@@ -3,6 +3,7 @@
  * shutdown order, signals, SIGHUP reload, and starting the ingress.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,28 +222,158 @@ void setup_signals(app *a) {
   uv_signal_start(&a->sigterm, on_signal, SIGTERM);
 }
 
-/* SIGHUP: reload the tokens file.  A bad file keeps the old table (and
- * says why): a typo must not lock every client out. */
+/* ---- SIGHUP ---- */
+
+int (*app_reload_faults)(app *a, const wr_node_opts *o, char *err,
+                         size_t errlen);
+
+/* Reads the --config file again and lays the command line's flags over
+ * it, as at start (flags win).  0, or an error with one line in |err|. */
+int reload_opts(const app *a, wr_node_opts *o, char *err, size_t errlen) {
+  wr_node_opts_init(o);
+  for (int i = 2; i + 1 < a->argc; i++) {
+    if (strcmp(a->argv[i], "--config") != 0) continue;
+    const char *path = a->argv[i + 1];
+    FILE *f = fopen(path, "r");
+    if (!f) {
+      snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+      return WR_ERR_IO;
+    }
+    /* The same 64 KiB bound as at start (cmd_node.c). */
+    char *buf = malloc(65537);
+    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+    int big = buf && n == 65536 && fgetc(f) != EOF;
+    fclose(f);
+    if (!buf) {
+      snprintf(err, errlen, "out of memory");
+      return WR_ERR_NOMEM;
+    }
+    buf[n] = 0;
+    int rv = 0;
+    if (big) {
+      snprintf(err, errlen, "%s is larger than 64 KiB", path);
+      rv = WR_ERR_INVAL;
+    } else if (memchr(buf, 0, n)) {
+      snprintf(err, errlen, "%s is not a text file", path);
+      rv = WR_ERR_INVAL;
+    } else if (wr_node_opts_parse_ini(o, buf) != 0) {
+      snprintf(err, errlen, "%s: %s", path, o->err);
+      rv = WR_ERR_INVAL;
+    }
+    free(buf);
+    if (rv != 0) return rv;
+  }
+  for (int i = 2; i < a->argc; i++) {
+    const char *f = a->argv[i];
+    if (strncmp(f, "--", 2) != 0) continue;
+    if (!strcmp(f, "--faults") &&
+        (i + 1 >= a->argc || a->argv[i + 1][0] == '-'))
+      continue; /* a bare flag (branch fault) */
+    if (i + 1 >= a->argc) break;
+    const char *v = a->argv[++i];
+    if (!strcmp(f, "--config") || !wr_node_opts_known(f + 2)) continue;
+    if (wr_node_opts_set(o, f + 2, v) != 0) {
+      snprintf(err, errlen, "%s", o->err);
+      return WR_ERR_INVAL;
+    }
+  }
+  return 0;
+}
+
+/* Options a running node cannot take anew: its identity, its sockets,
+ * its secrets and its place in the mesh.  A change is reported and left
+ * for the next restart; the rest of the reload goes on. */
+static void note_fixed(const wr_node_opts *old, const wr_node_opts *o) {
+  static const struct {
+    const char *name;
+    size_t off;
+  } fixed[] = {
+      {"id", offsetof(wr_node_opts, id)},
+      {"http", offsetof(wr_node_opts, http)},
+      {"admin", offsetof(wr_node_opts, admin)},
+      {"domain", offsetof(wr_node_opts, domain)},
+      {"key-file", offsetof(wr_node_opts, key_file)},
+      {"token", offsetof(wr_node_opts, token)},
+      {"admin-token", offsetof(wr_node_opts, admin_token)},
+      {"gossip", offsetof(wr_node_opts, gossip)},
+      {"join", offsetof(wr_node_opts, join)},
+      {"proxy-protocol-from", offsetof(wr_node_opts, proxy_from)},
+      {"region", offsetof(wr_node_opts, region)},
+      {"tags", offsetof(wr_node_opts, tags)},
+      {"gossip-profile", offsetof(wr_node_opts, gossip_profile)},
+      {"gossip-set", offsetof(wr_node_opts, gossip_set)},
+  };
+  for (size_t i = 0; i < WR_ARRAY_LEN(fixed); i++)
+    if (strcmp((const char *)old + fixed[i].off,
+               (const char *)o + fixed[i].off) != 0)
+      WR_LOG_WARNF("main", "reload_needs_restart", "option=%s",
+                   fixed[i].name);
+}
+
+/*
+ * SIGHUP: the tokens file, the limits and timeouts (from the --config
+ * file; flags still win), the drain bounds and, once wired, the fault
+ * settings.  All or nothing: every new value is read and checked first,
+ * so a typo anywhere keeps every old setting (and says why) rather than
+ * half a configuration, and never locks clients out.  Tunnels, node
+ * links and visitors stay connected.
+ */
 void on_sighup(uv_signal_t *s, int sig) {
   (void)sig;
   app *a = s->data;
-  if (!a->tokens_path[0]) {
-    WR_LOG_INFOF("main", "reload", "what=nothing reason=\"no --tokens\"");
-    return;
-  }
+  if (a->stopping || a->draining) return;
+  wr_node_opts o;
   wr_tokens *t = NULL;
   char err[400];
-  if (load_tokens(a->tokens_path, &t, err, sizeof err) != 0) {
-    WR_LOG_ERRORF("main", "reload_failed", "what=tokens err=\"%s\" "
-                  "kept=old", err);
+  int rv = reload_opts(a, &o, err, sizeof err);
+  if (rv == 0 && o.tokens[0]) rv = load_tokens(o.tokens, &t, err, sizeof err);
+  if (rv == 0 && app_reload_faults) rv = app_reload_faults(a, &o, err, sizeof err);
+  if (rv != 0) {
+    wr_tokens_del(t);
+    if (a->m_reload_failed) (*a->m_reload_failed)++;
+    WR_LOG_ERRORF("main", "reload_failed", "err=\"%s\" kept=old", err);
     return;
   }
-  wr_tokens *old = a->tokens;
-  a->tokens = t;
-  if (a->mesh) wr_mesh_set_tokens(a->mesh, t);
-  wr_tokens_del(old);
-  WR_LOG_INFOF("main", "reload", "what=tokens accounts=%zu tokens=%zu",
-               wr_tokens_accounts(t), wr_tokens_count(t));
+  note_fixed(&a->opts, &o);
+  /* Tokens: a node started without --tokens gets none now either (an
+   * open fleet does not close on a signal, nor the reverse). */
+  if (a->tokens && t) {
+    wr_tokens *old = a->tokens;
+    a->tokens = t;
+    snprintf(a->tokens_path, sizeof a->tokens_path, "%s", o.tokens);
+    if (a->mesh) wr_mesh_set_tokens(a->mesh, t);
+    wr_tokens_del(old);
+    WR_LOG_INFOF("main", "reload", "what=tokens accounts=%zu tokens=%zu",
+                 wr_tokens_accounts(t), wr_tokens_count(t));
+  } else {
+    if (t || (a->tokens && !o.tokens[0]))
+      WR_LOG_WARNF("main", "reload_needs_restart", "option=tokens");
+    wr_tokens_del(t);
+  }
+  if (a->ig) {
+    wr_ingress_limits l = {
+        .upstream_timeout_ms = o.upstream_ms,
+        .idle_timeout_ms = o.idle_ms,
+        .head_timeout_ms = o.head_ms,
+        .body_min_rate = o.body_min_rate,
+        .max_conns = (unsigned)o.max_conns,
+        .max_conns_per_source = (unsigned)o.max_conns_per_ip,
+    };
+    wr_ingress_set_limits(a->ig, &l);
+    wr_ingress_get_limits(a->ig, &l);
+    WR_LOG_INFOF("main", "reload",
+                 "what=limits upstream_ms=%llu idle_ms=%llu head_ms=%llu "
+                 "body_min_rate=%llu max_conns=%u max_conns_per_ip=%u",
+                 (unsigned long long)l.upstream_timeout_ms,
+                 (unsigned long long)l.idle_timeout_ms,
+                 (unsigned long long)l.head_timeout_ms,
+                 (unsigned long long)l.body_min_rate, l.max_conns,
+                 l.max_conns_per_source);
+  }
+  a->drain_timeout_ms = o.drain_timeout_ms;
+  a->drain_wait_ms = o.drain_wait_ms;
+  a->opts = o;
+  if (a->m_reload_ok) (*a->m_reload_ok)++;
 }
 
 int run_loop(app *a) {

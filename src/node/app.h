@@ -72,6 +72,7 @@ typedef struct app {
   int argc;
   char **argv;
   char config_path[1024];
+  wr_node_opts opts;     /* in force (flags over the --config file) */
   uint64_t *m_reload_ok, *m_reload_failed; /* SIGHUP outcomes */
   /* Latest version per "event/" user key (POST /events), bounded: the
    * core re-queues every USER copy the callback calls news. */
@@ -95,6 +96,17 @@ void app_stop(app *a, int code);
 void app_drain(app *a, const char *why);
 void setup_signals(app *a);
 void on_sighup(uv_signal_t *s, int sig);
+int reload_opts(const app *a, wr_node_opts *o, char *err, size_t errlen);
+/*
+ * The fault settings' reload hook (issue 12): SIGHUP calls it, when set,
+ * after the new options passed every check and before any is applied; it
+ * returns 0, or an error with a one-line reason in |err|, in which case
+ * nothing is applied.  The fault-injection module (branch "fault",
+ * src/node/faults.c) sets it to replace its rule set from its file; NULL
+ * until it is wired, and then a reload leaves faults alone.
+ */
+extern int (*app_reload_faults)(app *a, const wr_node_opts *o, char *err,
+                                size_t errlen);
 int run_loop(app *a);
 uint64_t parse_ms(const char *flag, const char *v, int *bad);
 int start_ingress(app *a, const char *listen, const char *domain,

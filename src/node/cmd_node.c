@@ -257,6 +257,7 @@ int cmd_node(int argc, char **argv) {
   a.drain_wait_ms = o.drain_wait_ms;
   a.argc = argc;
   a.argv = argv;
+  a.opts = o;
   snprintf(a.id, sizeof a.id, "%s", id);
   snprintf(a.http, sizeof a.http, "%s", http);
   if (gossip) snprintf(a.gossip, sizeof a.gossip, "%s", gossip);
@@ -273,6 +274,16 @@ int cmd_node(int argc, char **argv) {
     return run_loop(&a);
   }
   wr_mesh_admin_routes(a.mesh, a.admin);
+  wr_metrics_counter(wr_admin_metrics(a.admin), "warren_config_reloads_total",
+                     "result", "ok",
+                     "SIGHUP reloads applied (ok) or refused whole, old "
+                     "settings kept (failed).",
+                     &a.m_reload_ok);
+  wr_metrics_counter(wr_admin_metrics(a.admin), "warren_config_reloads_total",
+                     "result", "failed",
+                     "SIGHUP reloads applied (ok) or refused whole, old "
+                     "settings kept (failed).",
+                     &a.m_reload_failed);
   wr_mesh_set_tokens(a.mesh, a.tokens);
   uv_signal_init(a.loop, &a.sighup);
   a.sighup.data = &a;

@@ -1029,6 +1029,32 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   return 0;
 }
 
+void wr_ingress_set_limits(wr_ingress *ig, const wr_ingress_limits *l) {
+  ig->upstream_timeout = l->upstream_timeout_ms ? l->upstream_timeout_ms
+                                                : 60000;
+  ig->idle_timeout = l->idle_timeout_ms ? l->idle_timeout_ms : 75000;
+  ig->head_timeout = l->head_timeout_ms ? l->head_timeout_ms : 30000;
+  ig->body_min_rate = l->body_min_rate;
+  /* fcfg is shared by every connection's core, but each core copied its
+   * timer settings at wr_fwd_init: only new connections see these. */
+  ig->fcfg.head_ms = ig->head_timeout;
+  ig->fcfg.idle_ms = ig->idle_timeout;
+  ig->fcfg.upstream_ms = ig->upstream_timeout;
+  ig->fcfg.body_min_rate = ig->body_min_rate;
+  ig->max_conns = l->max_conns;
+  ig->max_per_source = l->max_conns_per_source;
+  default_caps(&ig->max_conns, &ig->max_per_source);
+}
+
+void wr_ingress_get_limits(const wr_ingress *ig, wr_ingress_limits *out) {
+  out->upstream_timeout_ms = ig->upstream_timeout;
+  out->idle_timeout_ms = ig->idle_timeout;
+  out->head_timeout_ms = ig->head_timeout;
+  out->body_min_rate = ig->body_min_rate;
+  out->max_conns = ig->max_conns;
+  out->max_conns_per_source = ig->max_per_source;
+}
+
 int wr_ingress_port(const wr_ingress *ig) { return ig->port; }
 
 size_t wr_ingress_tunnel_count(const wr_ingress *ig) {
