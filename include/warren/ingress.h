@@ -27,6 +27,15 @@ typedef struct wr_ingress wr_ingress;
 
 typedef struct wr_ingress_config {
   const char *listen;            /* "127.0.0.1:8080" */
+  /* A listening TCP socket handed over by whoever started us (systemd
+   * socket activation, or the previous process during an in-place
+   * upgrade: LISTEN_FDS, docs/DEPLOY.md): used instead of binding
+   * |listen|, and owned by the ingress from then on. */
+  int have_listen_fd, listen_fd;
+  /* 1: accept nothing until wr_ingress_accept (connections wait in the
+   * kernel's backlog meanwhile, none refused): a node that inherited its
+   * socket first joins the mesh and learns the routes. */
+  int paused;
   const char *domain;            /* "localhost" */
   const char *node_id;
   uint8_t fleet_priv[32];        /* the Noise static key */
@@ -169,6 +178,13 @@ typedef struct wr_ingress_limits {
 void wr_ingress_set_limits(wr_ingress *ig, const wr_ingress_limits *l);
 /* What is in force now (caps as derived). */
 void wr_ingress_get_limits(const wr_ingress *ig, wr_ingress_limits *out);
+
+/* Starts accepting (after config.paused); 0 or a libuv error. */
+int wr_ingress_accept(wr_ingress *ig);
+/* Stops accepting and closes this process's listening socket (a socket
+ * shared with another process, as in an upgrade, stays open there);
+ * connections accepted already go on.  Idempotent. */
+void wr_ingress_stop_accepting(wr_ingress *ig);
 
 /* The port actually bound (for --listen 127.0.0.1:0). */
 int wr_ingress_port(const wr_ingress *ig);

@@ -91,6 +91,7 @@ void app_stop(app *a, int code) {
   uv_close((uv_handle_t *)&a->sigterm, NULL);
   if (a->sighup.data) uv_close((uv_handle_t *)&a->sighup, NULL);
   if (a->drain_timer.data) uv_close((uv_handle_t *)&a->drain_timer, NULL);
+  if (a->accept_timer.data) uv_close((uv_handle_t *)&a->accept_timer, NULL);
   /* Whatever is still open after 2 s is not worth waiting for. */
   uv_timer_init(a->loop, &a->force);
   a->force.data = a;
@@ -143,6 +144,10 @@ static void leave_and_stop(app *a) {
  * times a second on a node that is going away, and 100 ms is far below
  * any timeout here.
  */
+/* 250 ms: far above a loopback or LAN round trip (a request follows its
+ * connect within one), small beside any drain timeout. */
+#define UNLISTEN_GRACE_MS 250
+
 static void drain_tick(uv_timer_t *t) {
   app *a = t->data;
   if (a->stopping) return;
@@ -151,10 +156,22 @@ static void drain_tick(uv_timer_t *t) {
   memset(&l, 0, sizeof l);
   if (a->ig) wr_ingress_load(a->ig, &l);
   int quiet = l.busy == 0 && l.unmoved == 0 && l.relays == 0;
+  int timed_out = elapsed >= a->drain_timeout_ms;
   /* Load balancers had their time: a tunnel still waiting for an idle
    * moment gets no new streams, so it empties and its client moves. */
   if (elapsed >= a->drain_wait_ms && a->ig) wr_ingress_drain_hard(a->ig);
-  if (elapsed < a->drain_wait_ms || (!quiet && elapsed < a->drain_timeout_ms))
+  if (elapsed < a->drain_wait_ms || (!quiet && !timed_out)) return;
+  /* Quiet: stop accepting first, and only then close the idle
+   * connections, once nothing arrived on them for UNLISTEN_GRACE_MS: a
+   * visitor that connected a moment ago may not have sent its request
+   * yet (it is served, with "Connection: close").  With an inherited
+   * socket (an upgrade) the socket itself stays open in its holder and
+   * new visitors wait in its backlog for the next process. */
+  if (!a->unlisten_at) {
+    if (a->ig) wr_ingress_stop_accepting(a->ig);
+    a->unlisten_at = now;
+  }
+  if (!timed_out && (now - a->unlisten_at < UNLISTEN_GRACE_MS || !quiet))
     return;
   uv_timer_stop(&a->drain_timer);
   size_t idle = a->ig ? wr_ingress_close_idle(a->ig) : 0;
@@ -389,6 +406,104 @@ int run_loop(app *a) {
   return a->exit_code;
 }
 
+/* ---- an inherited public socket ---- */
+
+/*
+ * Looks for a listening socket handed over in LISTEN_FDS (listenfds.h).
+ * Sets a->listen_fd and returns 0 (also when there is none: -1); 1 with
+ * a message on stderr when the variables are wrong or the descriptor is
+ * not a listening TCP socket.  The variables are removed, so nothing
+ * this process starts inherits them.
+ */
+int inherited_listener(app *a, const char *http) {
+  a->listen_fd = -1;
+  int fd;
+  char err[200];
+  int rv = wr_listen_fds_find(getenv("LISTEN_FDS"), getenv("LISTEN_PID"),
+                              getenv("LISTEN_FDNAMES"), (long)getpid(),
+                              "http", &fd, err, sizeof err);
+  unsetenv("LISTEN_FDS");
+  unsetenv("LISTEN_PID");
+  unsetenv("LISTEN_FDNAMES");
+  if (rv == 0) return 0;
+  if (rv < 0) {
+    fprintf(stderr, "warren: %s\n", err);
+    return 1;
+  }
+  int type = 0, listening = 0;
+  socklen_t l1 = sizeof type, l2 = sizeof listening;
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l1) != 0 ||
+      getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l2) != 0 ||
+      getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+      type != SOCK_STREAM || !listening ||
+      (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+    fprintf(stderr, "warren: LISTEN_FDS: descriptor %d is not a listening "
+                    "TCP socket\n", fd);
+    return 1;
+  }
+  char ip[64] = "?";
+  int port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  if (ss.ss_family == AF_INET)
+    uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+  else
+    uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+  /* --http stays what the node advertises to the mesh; a socket on
+   * another address is the operator's choice, but worth a line. */
+  struct sockaddr_storage want;
+  if (wr_parse_hostport(http, &want) == 0 &&
+      ntohs(((struct sockaddr_in *)&want)->sin_port) != port)
+    WR_LOG_WARNF("main", "inherited_socket_port", "http=%s socket_port=%d",
+                 http, port);
+  WR_LOG_INFOF("main", "inherited_socket", "fd=%d addr=%s port=%d", fd, ip,
+               port);
+  a->listen_fd = fd;
+  return 0;
+}
+
+/*
+ * With an inherited socket, visitors may already be waiting in its
+ * backlog (queued while the previous process drained and exited).
+ * Accepting them before the routes are known would answer 404, so the
+ * node first joins the mesh, gives the join's state sync 500 ms (one TCP
+ * exchange with one member, a few ms on a LAN), then accepts.  10 s at
+ * most: a node whose seeds are all gone still serves what it can.
+ */
+#define ACCEPT_SETTLE_MS 500
+#define ACCEPT_WAIT_MAX_MS 10000
+
+static void accept_tick(uv_timer_t *t) {
+  app *a = t->data;
+  uint64_t now = uv_now(a->loop);
+  if (a->stopping || !a->ig) {
+    uv_timer_stop(t);
+    return;
+  }
+  if (!a->joined_at && (!a->swim || !wr_swim_uv_joining(a->swim)))
+    a->joined_at = now;
+  if ((!a->joined_at || now - a->joined_at < ACCEPT_SETTLE_MS) &&
+      now - a->accept_since < ACCEPT_WAIT_MAX_MS)
+    return;
+  uv_timer_stop(t);
+  int rv = wr_ingress_accept(a->ig);
+  if (rv != 0) {
+    WR_LOG_ERRORF("main", "accept_failed", "err=\"%s\"", wr_strerror(rv));
+    app_stop(a, 1);
+    return;
+  }
+  WR_LOG_INFOF("main", "accepting", "waited_ms=%llu joined=%d",
+               (unsigned long long)(now - a->accept_since),
+               a->joined_at != 0);
+}
+
+void accept_when_joined(app *a) {
+  uv_timer_init(a->loop, &a->accept_timer);
+  a->accept_timer.data = a;
+  a->accept_since = uv_now(a->loop);
+  uv_timer_start(&a->accept_timer, accept_tick, 50, 50);
+}
+
 uint64_t parse_ms(const char *flag, const char *v, int *bad) {
   char *end;
   errno = 0;
@@ -412,6 +527,12 @@ int start_ingress(app *a, const char *listen, const char *domain,
   memset(&ic, 0, sizeof ic);
   ic.listen = listen;
   ic.domain = domain;
+  /* (fd 0, a zeroed app's, is never one: they start at 3) */
+  if (a->listen_fd >= WR_LISTEN_FDS_START) {
+    ic.have_listen_fd = 1;
+    ic.listen_fd = a->listen_fd;
+    ic.paused = 1;
+  }
   ic.node_id = a->id;
   uint8_t pub[32];
   wr_keys_fleet_keypair(secret, pub, ic.fleet_priv);

@@ -257,6 +257,12 @@ int cmd_node(int argc, char **argv) {
   a.drain_wait_ms = o.drain_wait_ms;
   a.argc = argc;
   a.argv = argv;
+  a.listen_fd = -1;
+  if (inherited_listener(&a, http) != 0) {
+    sodium_memzero(secret, sizeof secret);
+    wr_tokens_del(a.tokens);
+    return 1;
+  }
   a.opts = o;
   snprintf(a.id, sizeof a.id, "%s", id);
   snprintf(a.http, sizeof a.http, "%s", http);
@@ -302,6 +308,7 @@ int cmd_node(int argc, char **argv) {
     return run_loop(&a);
   }
   sodium_memzero(secret, sizeof secret);
+  if (a.listen_fd >= WR_LISTEN_FDS_START) accept_when_joined(&a);
   WR_LOG_INFOF("main", "node_started",
                "id=%s http=%s admin=%s domain=%s gossip=%s join=%s", id, http,
                admin, domain, gossip ? gossip : "-", join ? join : "-");

@@ -162,6 +162,8 @@ struct wr_ingress {
   int prep_closed;
   int stopping, server_closed, bindings_done;
   int draining;                /* wr_ingress_drain was called */
+  int paused;                  /* config.paused until wr_ingress_accept */
+  int unlistened;              /* wr_ingress_stop_accepting */
   void (*done)(void *);
   void *done_ud;
   uint64_t *m_tunnel_bad, *m_auth_fail;
@@ -1009,8 +1011,13 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   ig->server.data = ig;
   uv_prepare_init(loop, &ig->prep);
   ig->prep.data = ig;
-  rv = uv_tcp_bind(&ig->server, (struct sockaddr *)&ss, 0);
-  if (rv == 0) rv = uv_listen((uv_stream_t *)&ig->server, 1024, on_connection);
+  if (cfg->have_listen_fd)
+    rv = uv_tcp_open(&ig->server, (uv_os_sock_t)cfg->listen_fd);
+  else
+    rv = uv_tcp_bind(&ig->server, (struct sockaddr *)&ss, 0);
+  if (rv == 0 && !cfg->paused)
+    rv = uv_listen((uv_stream_t *)&ig->server, 1024, on_connection);
+  ig->paused = cfg->paused;
   if (rv != 0) {
     /* Closing is asynchronous; the ingress frees itself when it ends. */
     ig->stopping = 1;
@@ -1027,6 +1034,20 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   ig->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
   *pig = ig;
   return 0;
+}
+
+int wr_ingress_accept(wr_ingress *ig) {
+  if (!ig->paused || ig->stopping || ig->unlistened) return 0;
+  ig->paused = 0;
+  return uv_listen((uv_stream_t *)&ig->server, 1024, on_connection);
+}
+
+void wr_ingress_stop_accepting(wr_ingress *ig) {
+  if (ig->stopping || ig->unlistened) return;
+  ig->unlistened = 1;
+  /* The handle closes now (libuv closes the descriptor at once); the
+   * ingress frees itself only once server_closed has run, as ever. */
+  uv_close((uv_handle_t *)&ig->server, server_closed);
 }
 
 void wr_ingress_set_limits(wr_ingress *ig, const wr_ingress_limits *l) {
@@ -1124,7 +1145,7 @@ void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud) {
    * server in `warren node`) is closed only after that (main.c). */
   ig->done = done;
   ig->done_ud = ud;
-  uv_close((uv_handle_t *)&ig->server, server_closed);
+  if (!ig->unlistened) uv_close((uv_handle_t *)&ig->server, server_closed);
   uv_close((uv_handle_t *)&ig->prep, server_closed);
   for (vconn *v = ig->all; v; v = v->anext) vconn_close(v);
   bindings_stop(ig->bindings, on_bindings_done, ig);
