@@ -217,7 +217,7 @@ static void on_signal(uv_signal_t *s, int sig) {
     app_drain(a, "sigterm");
     return;
   }
-  if (a->ig && sig == SIGTERM) wr_ingress_drain(a->ig);
+  if (a->ig) wr_ingress_drain(a->ig); /* clients move as the node goes */
   /* A member that leaves is "left" everywhere, never suspected or dead:
    * broadcast LEFT and keep gossiping for a short grace, then stop.  A
    * second signal during the grace stops at once. */
