@@ -36,7 +36,8 @@
 
 static const char usage[] =
     "usage: warrenctl --admin ADDR:PORT [--token T] members|routes [--name N]|"
-    "status|watch|mesh|drain [--wait] [--json]\n"
+    "status|watch|mesh [--json]\n"
+    "       warrenctl --admin ADDR:PORT [--token T] drain [--wait] [--json]\n"
     "\n"
     "Inspect a warren mesh through one node's admin API.\n"
     "\n"
