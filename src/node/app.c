@@ -160,6 +160,17 @@ static void drain_tick(uv_timer_t *t) {
   /* Load balancers had their time: a tunnel still waiting for an idle
    * moment gets no new streams, so it empties and its client moves. */
   if (elapsed >= a->drain_wait_ms && a->ig) wr_ingress_drain_hard(a->ig);
+  /* An inherited socket lives on in its holder (systemd, or the
+   * supervisor of an upgrade): visitors that would come to us wait in its
+   * backlog for the next process, so stop accepting as soon as load
+   * balancers had their time; a busy node would otherwise never be quiet
+   * while the balancer, which cannot tell us from our successor, keeps
+   * sending. */
+  if (elapsed >= a->drain_wait_ms && !a->unlisten_at &&
+      a->listen_fd >= WR_LISTEN_FDS_START) {
+    if (a->ig) wr_ingress_stop_accepting(a->ig);
+    a->unlisten_at = now;
+  }
   if (elapsed < a->drain_wait_ms || (!quiet && !timed_out)) return;
   /* Quiet: stop accepting first, and only then close the idle
    * connections, once nothing arrived on them for UNLISTEN_GRACE_MS: a
