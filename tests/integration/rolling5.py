@@ -241,7 +241,9 @@ def main():
         t0 = time.time()
         for th in threads:
             th.start()
-        time.sleep(2)  # steady state first
+        time.sleep(3)  # steady state first: the baseline
+        base_n, base_s = lb.ok + lb.failed, time.time() - t0
+        t_roll = time.time()
         for rnd in range(ROUNDS):
             for n in fleet.nodes:
                 ok_before = lb.ok
@@ -292,6 +294,11 @@ def main():
             th.join(timeout=15)
         dur = time.time() - t0
         total = lb.ok + lb.failed
+        roll_s = time.time() - t_roll
+        print("rolling5: baseline (no restart) %d requests in %.1f s (%.0f/s);"
+              " during the restarts %d in %.1f s (%.0f/s)" % (
+                  base_n, base_s, base_n / base_s, total - base_n, roll_s,
+                  (total - base_n) / roll_s), flush=True)
         print("rolling5: %d requests in %.1f s (%.0f/s), %d ok, %d failed, "
               "%d retried after a refused connect, %d reconnects after "
               "Connection: close" % (total, dur, total / dur, lb.ok,
