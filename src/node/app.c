@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "app.h"
+#include "faults.h"
 
 /* ---- accounts ---- */
 
@@ -82,6 +83,7 @@ void app_stop(app *a, int code) {
   if (a->stopping) return;
   a->stopping = 1;
   a->exit_code = code;
+  wr_node_faults_stop(); /* before swim: it holds datagrams for it */
   /* Membership first (it holds no metrics pointers: its numbers are read
    * by the collect hook, which checks a->swim). */
   if (a->swim) wr_swim_uv_close(a->swim, NULL, NULL);
@@ -252,9 +254,6 @@ void setup_signals(app *a) {
 
 /* ---- SIGHUP ---- */
 
-int (*app_reload_faults)(app *a, const wr_node_opts *o, char *err,
-                         size_t errlen);
-
 /* Reads the --config file again and lays the command line's flags over
  * it, as at start (flags win).  0, or an error with one line in |err|. */
 int reload_opts(const app *a, wr_node_opts *o, char *err, size_t errlen) {
@@ -295,8 +294,10 @@ int reload_opts(const app *a, wr_node_opts *o, char *err, size_t errlen) {
     const char *f = a->argv[i];
     if (strncmp(f, "--", 2) != 0) continue;
     if (!strcmp(f, "--faults") &&
-        (i + 1 >= a->argc || a->argv[i + 1][0] == '-'))
-      continue; /* a bare flag (branch fault) */
+        (i + 1 >= a->argc || a->argv[i + 1][0] == '-')) {
+      o->faults = 1; /* a bare --faults, as cmd_node reads it */
+      continue;
+    }
     if (i + 1 >= a->argc) break;
     const char *v = a->argv[++i];
     if (!strcmp(f, "--config") || !wr_node_opts_known(f + 2)) continue;
@@ -340,8 +341,7 @@ static void note_fixed(const wr_node_opts *old, const wr_node_opts *o) {
 
 /*
  * SIGHUP: the tokens file, the limits and timeouts (from the --config
- * file; flags still win), the drain bounds and, once wired, the fault
- * settings.  All or nothing: every new value is read and checked first,
+ * file; flags still win), the drain bounds and the fault rules file.  All or nothing: every new value is read and checked first,
  * so a typo anywhere keeps every old setting (and says why) rather than
  * half a configuration, and never locks clients out.  Tunnels, node
  * links and visitors stay connected.
@@ -355,7 +355,12 @@ void on_sighup(uv_signal_t *s, int sig) {
   char err[400];
   int rv = reload_opts(a, &o, err, sizeof err);
   if (rv == 0 && o.tokens[0]) rv = load_tokens(o.tokens, &t, err, sizeof err);
-  if (rv == 0 && app_reload_faults) rv = app_reload_faults(a, &o, err, sizeof err);
+  /* The fault rules last: wr_node_faults_reload applies what it read at
+   * once (all or nothing itself), and nothing after it can fail.  Turning
+   * fault injection on or off needs a restart (the taps are installed at
+   * start); a node with it on takes its file anew. */
+  if (rv == 0 && a->opts.faults && o.faults && o.faults_file[0])
+    rv = wr_node_faults_reload(o.faults_file, err, sizeof err);
   if (rv != 0) {
     wr_tokens_del(t);
     if (a->m_reload_failed) (*a->m_reload_failed)++;
@@ -363,6 +368,8 @@ void on_sighup(uv_signal_t *s, int sig) {
     return;
   }
   note_fixed(&a->opts, &o);
+  if (!a->opts.faults != !o.faults)
+    WR_LOG_WARNF("main", "reload_needs_restart", "option=faults");
   /* Tokens: a node started without --tokens gets none now either (an
    * open fleet does not close on a signal, nor the reverse). */
   if (a->tokens && t) {

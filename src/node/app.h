@@ -105,16 +105,6 @@ void app_drain(app *a, const char *why);
 void setup_signals(app *a);
 void on_sighup(uv_signal_t *s, int sig);
 int reload_opts(const app *a, wr_node_opts *o, char *err, size_t errlen);
-/*
- * The fault settings' reload hook (issue 12): SIGHUP calls it, when set,
- * after the new options passed every check and before any is applied; it
- * returns 0, or an error with a one-line reason in |err|, in which case
- * nothing is applied.  The fault-injection module (branch "fault",
- * src/node/faults.c) sets it to replace its rule set from its file; NULL
- * until it is wired, and then a reload leaves faults alone.
- */
-extern int (*app_reload_faults)(app *a, const wr_node_opts *o, char *err,
-                                size_t errlen);
 int run_loop(app *a);
 uint64_t parse_ms(const char *flag, const char *v, int *bad);
 int inherited_listener(app *a, const char *http);

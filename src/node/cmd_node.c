@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "app.h"
+#include "faults.h"
 
 static const char usage_node[] =
     "usage: warren node --id ID --http ADDR:PORT --admin ADDR:PORT\n"
@@ -27,6 +28,7 @@ static const char usage_node[] =
     "                   [--proxy-protocol-from IP,...]\n"
     "                   [--max-conns N] [--max-conns-per-ip N]\n"
     "                   [--drain-timeout MS] [--drain-wait MS]\n"
+    "                   [--faults] [--faults-file FILE]\n"
     "\n"
     "  --id ID              this node's name in the mesh\n"
     "  --http ADDR:PORT     public port: visitors and tunnel clients\n"
@@ -87,6 +89,11 @@ static const char usage_node2[] =
     "                       and tunnel clients to move (default 30000)\n"
     "  --drain-wait MS      a drain keeps serving at least MS, so load\n"
     "                       balancers see /readyz fail first (default 2000)\n"
+    "  --faults             allow fault injection through the admin API\n"
+    "                       (/faults; warrenctl fault ...; docs/FAULTS.md);\n"
+    "                       off by default, when the API answers 403\n"
+    "  --faults-file FILE   fault rules loaded at start (JSON, as GET\n"
+    "                       /faults answers them); needs --faults\n"
     "\n"
     "SIGTERM or POST /drain (warrenctl drain): a graceful drain.  GET /readyz\n"
     "answers 503, tunnel clients are told to move (GOAWAY), every response\n"
@@ -146,6 +153,10 @@ int cmd_node(int argc, char **argv) {
     if (!strcmp(f, "--version")) return print_version();
     if (f[0] != '-' || f[1] != '-')
       return usage_error("unexpected argument '%s'", f);
+    if (!strcmp(f, "--faults") && (i + 1 >= argc || argv[i + 1][0] == '-')) {
+      o.faults = 1; /* a bare --faults; "--faults on|off" is the table's */
+      continue;
+    }
     if (strcmp(f, "--config") != 0 && !wr_node_opts_known(f + 2))
       return usage_error("unknown flag '%s'", f);
     if (i + 1 >= argc) return usage_error("%s needs a value", f);
@@ -308,6 +319,11 @@ int cmd_node(int argc, char **argv) {
     return run_loop(&a);
   }
   sodium_memzero(secret, sizeof secret);
+  if (wr_node_faults_start(a.loop, a.admin, a.swim, a.id, (int)o.faults,
+                           o.faults_file) != 0) {
+    app_stop(&a, 1);
+    return run_loop(&a);
+  }
   if (a.listen_fd >= WR_LISTEN_FDS_START) accept_when_joined(&a);
   WR_LOG_INFOF("main", "node_started",
                "id=%s http=%s admin=%s domain=%s gossip=%s join=%s", id, http,

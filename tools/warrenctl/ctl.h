@@ -229,4 +229,17 @@ typedef struct ctl_get {
 void ctl_http_get_many(ctl_get *gets, size_t n, const char *token,
                        int timeout_ms, int budget_ms, unsigned parallel);
 
+/* ---- fault (ctl_fault.c) ------------------------------------------------ */
+
+/* "50ms", "3s", "1.5s", "2m" -> whole milliseconds <= |max_ms|; 0 or -1. */
+int ctl_fault_duration(const char *s, uint64_t max_ms, uint64_t *out);
+/* The rule JSON of `fault add OPTIONS` (|partition| 0) or `fault
+ * partition IDS [--for T]` (1); NULL after a usage line, |*rc| = 2. */
+json_t *ctl_fault_rule_args(int argc, char **argv, int partition, int *rc);
+/* The text of `fault list` from a GET /faults answer; -1 on a bad shape. */
+int ctl_fault_print_list(FILE *out, const json_t *j);
+/* Runs `fault ARGS...` (argv[0] is the subcommand); the exit status. */
+int ctl_fault_run(const ctl_target *t, const char *token, int timeout_ms,
+                  int json, int argc, char **argv);
+
 #endif
