@@ -21,8 +21,11 @@ Checks:
   bad config     a value that does not parse: reload_failed with the
                  reason, every old setting kept (the cap is still 2), the
                  tunnel still serves
+  faults         the --faults-file rule set is replaced from the file on
+                 SIGHUP; a fault file that does not parse fails the whole
+                 reload (a good new cap in the config is not applied)
   metrics        warren_config_reloads_total{result="ok"} 1 and
-                 {result="failed"} 1
+                 {result="failed"} 2
 Prints one line per check; exits non-zero when any failed.
 """
 import os
@@ -38,6 +41,20 @@ from meshlib import FAILED, Client, Fleet, check, poll, start_origin  # noqa
 WARREN = os.path.abspath(sys.argv[1])
 TMP = tempfile.mkdtemp(prefix="warren-reload-")
 CONF = os.path.join(TMP, "node.ini")
+FAULTS = os.path.join(TMP, "faults.json")
+
+
+def write_faults(text):
+    with open(FAULTS, "w") as f:
+        f.write(text)
+
+
+def fault_rules(node):
+    """The node's fault rules as (kinds, drop) pairs, or None."""
+    j = node.get_json("/faults")
+    if j is None:
+        return None
+    return [(tuple(r.get("kinds", [])), r.get("drop", 0)) for r in j["rules"]]
 
 
 def write_conf(extra):
@@ -69,9 +86,11 @@ def log_has(node, text):
 
 def main():
     write_conf("max-conns-per-ip = 50\nregion = r1\n")
+    write_faults('{"seed":7,"rules":[{"kinds":["probe"],"drop":0.01}]}')
     fleet = Fleet(WARREN, TMP, 1,
                   extra=lambda i: ["--config", CONF,
-                                   "--upstream-timeout", "7000"])
+                                   "--upstream-timeout", "7000",
+                                   "--faults", "--faults-file", FAULTS])
     n = fleet.nodes[0]
     try:
         port = start_origin("r")
@@ -89,13 +108,18 @@ def main():
             s.close()
         time.sleep(0.3)
 
+        check("start: the fault file's rule is loaded",
+              fault_rules(n) == [(("probe",), 0.01)], repr(fault_rules(n)))
         write_conf("max-conns-per-ip = 2\nidle-timeout = 1500\n"
                    "head-timeout = 1500\nregion = r2\n")
+        write_faults('{"seed":7,"rules":[{"kinds":["ack"],"drop":0.02}]}')
         n.proc.send_signal(signal.SIGHUP)
         ok, _ = poll(lambda: log_has(n, "max_conns_per_ip=2"), 5)
         check("reload: new limits logged", ok)
         check("reload: flag --upstream-timeout wins over the file",
               log_has(n, "upstream_ms=7000"))
+        check("reload: the fault rules were replaced from the file",
+              fault_rules(n) == [(("ack",), 0.02)], repr(fault_rules(n)))
         check("reload: a changed region needs a restart",
               log_has(n, "reload_needs_restart option=region"))
         t0 = time.time()
@@ -133,13 +157,31 @@ def main():
             s.close()
         time.sleep(0.3)
         check("bad config: the tunnel still serves", n.visit("app")[0] == 200)
+
+        # A fault file that does not parse fails the whole reload too: the
+        # config's good new cap is not applied either.
+        write_conf("max-conns-per-ip = 3\nidle-timeout = 1500\n"
+                   "head-timeout = 1500\nregion = r2\n")
+        write_faults('{"seed":7,"rules":[{"kinds":["nonsense"],"drop":2}]}')
+        n.proc.send_signal(signal.SIGHUP)
+        ok, _ = poll(lambda: n.metric(
+            'warren_config_reloads_total{result="failed"}') == 2, 5)
+        check("bad fault file: the reload fails whole, old rules kept",
+              ok and fault_rules(n) == [(("ack",), 0.02)],
+              repr(fault_rules(n)))
+        conns = [idle_conn(n) for _ in range(3)]
+        check("bad fault file: the config's new cap (3) was not applied",
+              refused(conns[2]))
+        for s in conns:
+            s.close()
+        time.sleep(0.3)
         err = c.stderr()
         check("the client bound once and never reconnected",
               err.count(" bound ") == 1 and "reconnect" not in err,
               err[-800:])
-        check("metrics: 1 reload ok, 1 failed",
+        check("metrics: 1 reload ok, 2 failed",
               n.metric('warren_config_reloads_total{result="ok"}') == 1 and
-              n.metric('warren_config_reloads_total{result="failed"}') == 1)
+              n.metric('warren_config_reloads_total{result="failed"}') == 2)
     finally:
         fleet.stop()
     if FAILED:
