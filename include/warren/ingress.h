@@ -109,8 +109,9 @@ typedef struct wr_ingress_config {
   void (*bound)(void *ud, const char *name, const char *account,
                 const uint8_t session[16], uint32_t options);
   /* The binding is gone: its client closed, its link dropped and the
-   * grace period (gone_grace_ms) passed without a re-bind, it was
-   * evicted, or the ingress stopped. */
+   * grace period (gone_grace_ms) passed without a re-bind, its link
+   * dropped while another node serves the name (lookup_remote: no grace
+   * then), it was evicted, or the ingress stopped. */
   void (*unbound)(void *ud, const char *name, const uint8_t session[16]);
   /* A visitor asks for |name|, which no link here serves (live or in its
    * grace period).  Return 1 and write the owner's node id (NUL-ended,
@@ -157,6 +158,18 @@ enum {
  */
 int wr_ingress_evict(wr_ingress *ig, const char *name,
                      const uint8_t session[16], int reason);
+
+/*
+ * The routes table changed for |name|.  wr_ingress_gone says whether a
+ * binding of |name| here is in its grace period (its link dropped): a
+ * table read, callable from anywhere, so a routes callback can filter
+ * the names worth a recheck.  wr_ingress_recheck (not from inside a
+ * hook: it calls lookup_remote) forgets such a binding when another node
+ * serves the name now (its client bound there: the grace would only
+ * delay visitors), running `unbound`; returns 1 when it did.
+ */
+int wr_ingress_gone(wr_ingress *ig, const char *name);
+int wr_ingress_recheck(wr_ingress *ig, const char *name);
 
 /* Returns 0 or an error (e.g. UV_EADDRINUSE) with nothing left open. */
 int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,

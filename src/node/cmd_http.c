@@ -40,7 +40,7 @@ static const char usage_http[] =
     "                       (domain \"localhost\")\n"
     "  --links N            links held at once, each to a distinct node, each\n"
     "                       serving NAME (1-8; default 2 with several nodes or\n"
-    "                       dns:, else 1; at most the number of nodes given)\n"
+    "                       a DNS name, else 1; at most the addresses given)\n"
     "  --fleet-key KEY      the fleet public key to pin (warren pubkey FILE);\n"
     "                       required with --node\n"
     "  --token TOKEN        auth token, when the node requires one\n"
@@ -184,7 +184,13 @@ int cmd_http(int argc, char **argv) {
       node_list[nnodes++] = node_text[i];
     }
   }
-  int several = nnodes > 1 || sl.dns;
+  /* A DNS name (dns:NAME:PORT, or a name in the list) may stand for
+   * several nodes: how many is known only once it is resolved. */
+  int names = sl.dns;
+  for (size_t i = 0; i < sl.n; i++)
+    if (!sl.seeds[i].is_ip && strcmp(sl.seeds[i].host, "localhost") != 0)
+      names = 1;
+  int several = nnodes > 1 || names;
   long links = several ? 2 : 1;
   if (links_s) {
     links = strtol(links_s, &end, 10);
@@ -194,7 +200,7 @@ int cmd_http(int argc, char **argv) {
     if (!node && links > 1)
       return usage_error("--links %ld needs --node with as many nodes",
                          links);
-    if (node && !sl.dns && (size_t)links > nnodes)
+    if (node && !names && (size_t)links > nnodes)
       return usage_error("--links %ld is more than the %zu node%s given",
                          links, nnodes, nnodes == 1 ? "" : "s");
   }

@@ -42,6 +42,12 @@ typedef struct pending {
   uint8_t enc[WR_ROUTE_ENCODED_MAX];
 } pending;
 
+/* Names whose grace-period binding here may be covered by another owner
+ * now (on_changed, filtered by wr_ingress_gone); rechecked in the flush.
+ * Few names are in their grace period at once; beyond the bound, the
+ * binding waits for its next lookup or its grace's end (counted). */
+#define RECHECK_MAX 64
+
 typedef struct eviction {
   char name[WR_ROUTE_NAME_MAX + 1];
   uint8_t session[WR_ROUTE_SESSION_LEN];
@@ -68,6 +74,8 @@ struct wr_mesh {
   char self[WR_ROUTE_OWNER_MAX + 1];
   eviction evq[EVICT_MAX];
   size_t nevq;
+  char recheck[RECHECK_MAX][WR_ROUTE_NAME_MAX + 1];
+  size_t nrecheck;
   uint64_t routes_changed_at; /* uv_now of the last resolution change */
   uint64_t c[MC_N];           /* our own counters, mirrored at scrapes */
   uint64_t *mc[MC_N];
@@ -163,6 +171,20 @@ static void on_changed(wr_routes *t, const char *name, void *ud) {
   (void)t;
   wr_mesh *m = ud;
   m->routes_changed_at = now_ms(m);
+  /* A binding of ours in its grace period whose client bound elsewhere
+   * (a move, or its other link): released in the flush, so visitors go
+   * to the new owner rather than waiting out the grace. */
+  if (m->ig && wr_ingress_gone(m->ig, name)) {
+    size_t i = 0;
+    while (i < m->nrecheck && strcmp(m->recheck[i], name) != 0) i++;
+    if (i == m->nrecheck) {
+      if (m->nrecheck < RECHECK_MAX)
+        snprintf(m->recheck[m->nrecheck++], sizeof m->recheck[0], "%s",
+                 name);
+      else
+        m->c[MC_EVICT_OVERFLOW]++;
+    }
+  }
   /* Debug: a busy fleet changes thousands of routes a second; bench/
    * routes.py times dissemination from these lines. */
   WR_LOG_DEBUGF("mesh", "route_changed", "name=%s", name);
@@ -205,7 +227,7 @@ static void on_flush(uv_timer_t *h);
 
 static void settle(wr_mesh *m) {
   arm_timer(m);
-  if ((m->nevq || m->out_head) && !m->closing_handles)
+  if ((m->nevq || m->nrecheck || m->out_head) && !m->closing_handles)
     uv_timer_start(&m->flush, on_flush, 0, 0);
 }
 
@@ -223,6 +245,14 @@ static void on_flush(uv_timer_t *h) {
     WR_LOG_INFOF("mesh", "binding_lost", "name=%s why=%s", v.name,
                  v.why == WR_ROUTE_LOST_MOVED ? "moved" : "taken");
     if (m->ig) wr_ingress_evict(m->ig, v.name, v.session, code);
+  }
+  while (m->nrecheck) {
+    /* A copy: the release below may queue names into the same slot. */
+    char name[WR_ROUTE_NAME_MAX + 1];
+    memcpy(name, m->recheck[--m->nrecheck], sizeof name);
+    if (m->ig && wr_ingress_recheck(m->ig, name))
+      WR_LOG_INFOF("mesh", "grace_ended", "name=%s why=served_elsewhere",
+                   name);
   }
   broadcast_pending(m);
   arm_timer(m);

@@ -28,7 +28,14 @@
  * for gone_grace_ms after the link dropped (visitors get 502 "its client
  * is reconnecting", and the same client re-binding within that time takes
  * the entry back), then forgotten, which is when the routes hook
- * `unbound` runs.  The GONE entries sit in a FIFO in the order they died;
+ * `unbound` runs.  The grace helps only a client that comes back here:
+ * when another node serves the name (the client's other link, or its new
+ * one after a move), the entry is forgotten at once instead (at the drop,
+ * at the next lookup, or when the routes table says so, bindings_recheck),
+ * so this node forwards its visitors there rather than answering 502, and
+ * the other nodes stop sending them here.  A new link of the client that
+ * holds a LIVE entry (same session and account: it lost the old link
+ * before this node noticed) takes the entry over, closing the old link.  The GONE entries sit in a FIFO in the order they died;
  * since the grace period is one constant, that is also the order they
  * expire in, so one timer armed at the head's expiry sweeps them all.
  * Eviction (routes decided the name belongs elsewhere) removes the entry
@@ -117,6 +124,8 @@ struct tunnel {
   uint64_t gone_at;
   uint64_t version;
   uint8_t session[16];   /* of the client that bound it */
+  tstream *waiters;      /* visitors held for its client (GONE only) */
+  uint32_t nwait;
 };
 
 struct bindings {
@@ -135,6 +144,7 @@ struct bindings {
   void (*bound)(void *, const char *, const char *, const uint8_t *,
                 uint32_t);
   void (*unbound)(void *, const char *, const uint8_t *);
+  int (*lookup_remote)(void *, const char *, char *, size_t);
   int (*authorize)(void *, const char *, const char *, char *, size_t);
   tunnel *table[TABLE_BUCKETS];
   uint8_t hash_key[crypto_shorthash_KEYBYTES]; /* name_hash's, per ingress */
@@ -143,13 +153,14 @@ struct bindings {
   uv_timer_t sweep;
   tlink *tlinks;
   uint64_t version_clock;
-  int draining, stopping, sweep_closed; /* 3: sweep, slow, goaway closed */
+  int draining, stopping, sweep_closed; /* 4: sweep, slow, hold, goaway */
   uv_timer_t goaway; /* sends the GOAWAYs due, one loop turn after a
                         link's last stream ended (never from inside the
                         mux callback that ended it) */
   void (*done)(void *);
   void *done_ud;
   uint64_t *m_tunnel_bad, *m_auth_fail;
+  uint64_t *m_held_resumed, *m_held_failed, *m_released_early;
   int64_t *g_tunnels;
   /* Authentication failures per source address, for folding log lines. */
   struct fail_entry {
@@ -161,6 +172,8 @@ struct bindings {
   tlink *held; /* links whose Hello is held */
   size_t nheld;
   uv_timer_t slow; /* at the earliest due of b->held */
+  uv_timer_t hold; /* at the earliest wait_until of the held visitors */
+  size_t nwaiting;
 };
 
 static const uint8_t no_session[16];
@@ -200,16 +213,127 @@ static void gone_unlink(bindings *b, tunnel *t) {
   t->gprev = t->gnext = NULL;
 }
 
+/* ---- visitors held for a GONE binding's client ---- */
+
+/* Takes every waiter of |t| off its list: the caller tells each (after
+ * it is done with |t|, which a waiter's event must not find half-gone). */
+static tstream *waiters_take(bindings *b, tunnel *t) {
+  tstream *list = t->waiters;
+  for (tstream *s = list; s; s = s->next) s->waiting = NULL;
+  b->nwaiting -= t->nwait;
+  t->waiters = NULL;
+  t->nwait = 0;
+  return list;
+}
+
+/* The held visitors of a binding that is not coming back: `gone`. */
+static void waiters_fail(bindings *b, tstream *list) {
+  while (list) {
+    tstream *s = list;
+    list = s->next;
+    s->prev = s->next = NULL;
+    if (b->m_held_failed) (*b->m_held_failed)++;
+    b->ev.gone(s);
+  }
+}
+
 /* Forgets |t| (GONE, or LIVE with its link already told) and tells the
- * routes hook. */
+ * routes hook; its held visitors get `gone`. */
 static void table_remove(bindings *b, tunnel *t) {
   tunnel **pp = &b->table[name_hash(b, t->name)];
   while (*pp && *pp != t) pp = &(*pp)->next;
   if (*pp) *pp = t->next;
   gone_unlink(b, t);
   b->ntunnels--;
+  tstream *held = waiters_take(b, t);
   if (b->unbound) b->unbound(b->routes_ud, t->name, t->session);
   free(t);
+  waiters_fail(b, held);
+}
+
+static void on_hold(uv_timer_t *timer);
+
+/* Arms the hold timer at the earliest end of a hold (a scan of the GONE
+ * entries: few, and only while visitors are held). */
+static void arm_hold(bindings *b) {
+  if (b->stopping) return;
+  uint64_t due = UINT64_MAX, now = uv_now(b->loop);
+  for (tunnel *t = b->ghead; t && b->nwaiting; t = t->gnext)
+    for (tstream *s = t->waiters; s; s = s->next)
+      if (s->wait_until < due) due = s->wait_until;
+  if (due == UINT64_MAX) {
+    uv_timer_stop(&b->hold);
+    return;
+  }
+  uv_timer_start(&b->hold, on_hold, due > now ? due - now : 0, 0);
+}
+
+/* Holds that ran out: those visitors get `gone` (their 502). */
+static void on_hold(uv_timer_t *timer) {
+  bindings *b = timer->data;
+  uint64_t now = uv_now(b->loop);
+  tstream *expired = NULL;
+  for (tunnel *t = b->ghead; t; t = t->gnext) {
+    tstream *s = t->waiters;
+    while (s) {
+      tstream *next = s->next;
+      if (s->wait_until <= now) {
+        if (s->prev) s->prev->next = s->next;
+        else t->waiters = s->next;
+        if (s->next) s->next->prev = s->prev;
+        s->waiting = NULL;
+        t->nwait--;
+        b->nwaiting--;
+        s->prev = NULL;
+        s->next = expired;
+        expired = s;
+      }
+      s = next;
+    }
+  }
+  waiters_fail(b, expired);
+  arm_hold(b);
+}
+
+int tstream_wait(tstream *s, bindings *b, const char *name) {
+  tunnel *t = table_find(b, name);
+  if (!t || t->tl) return WR_ERR_NOTFOUND;
+  if (t->nwait >= BINDINGS_HOLD_MAX || b->nwaiting >= BINDINGS_HOLD_TOTAL)
+    return WR_ERR_LIMIT;
+  s->tl = NULL;
+  s->b = b;
+  s->waiting = t;
+  s->fin_asked = 0;
+  s->wait_until = uv_now(b->loop) + BINDINGS_HOLD_MS;
+  s->prev = NULL;
+  s->next = t->waiters;
+  if (t->waiters) t->waiters->prev = s;
+  t->waiters = s;
+  t->nwait++;
+  b->nwaiting++;
+  arm_hold(b);
+  return 0;
+}
+
+/* |t| was taken back by its client on |tl|: its held visitors' streams
+ * open there now (or get `gone` if the link cannot take them). */
+static void waiters_resume(bindings *b, tunnel *t, tlink *tl) {
+  tstream *list = waiters_take(b, t);
+  while (list) {
+    tstream *s = list;
+    list = s->next;
+    s->prev = s->next = NULL;
+    int fin = s->fin_asked;
+    if (!tl->link || tstream_open(s, tl, NULL, 0) != 0) {
+      if (b->m_held_failed) (*b->m_held_failed)++;
+      b->ev.gone(s);
+      continue;
+    }
+    if (b->m_held_resumed) (*b->m_held_resumed)++;
+    if (fin) tstream_fin(s);
+    b->ev.writable(s);
+  }
+  arm_hold(b);
 }
 
 static void on_sweep(uv_timer_t *timer);
@@ -233,6 +357,14 @@ static void on_sweep(uv_timer_t *timer) {
   arm_sweep(b);
 }
 
+/* Another node serves |t|'s name (the routes table's word): a GONE entry
+ * here only delays visitors, who are better forwarded there. */
+static int served_elsewhere(bindings *b, const tunnel *t) {
+  char owner[65];
+  return b->lookup_remote &&
+         b->lookup_remote(b->routes_ud, t->name, owner, sizeof owner) == 1;
+}
+
 bindings_find bindings_lookup(bindings *b, const char *name,
                                     tlink **ptl) {
   *ptl = NULL;
@@ -243,10 +375,28 @@ bindings_find bindings_lookup(bindings *b, const char *name,
     return t->tl->no_new ? BINDINGS_MOVING : BINDINGS_LIVE;
   }
   /* The sweep timer may not have run yet for an entry just expired. */
-  if (uv_now(b->loop) - t->gone_at < b->gone_grace) return BINDINGS_GONE;
+  if (uv_now(b->loop) - t->gone_at < b->gone_grace) {
+    if (!served_elsewhere(b, t)) return BINDINGS_GONE;
+    if (b->m_released_early) (*b->m_released_early)++;
+  }
   table_remove(b, t);
   arm_sweep(b);
   return BINDINGS_NONE;
+}
+
+int bindings_recheck(bindings *b, const char *name) {
+  tunnel *t = table_find(b, name);
+  if (!t || t->tl || !served_elsewhere(b, t)) return 0;
+  WR_LOG_INFOF("ingress", "released", "name=%s why=served_elsewhere", name);
+  if (b->m_released_early) (*b->m_released_early)++;
+  table_remove(b, t);
+  arm_sweep(b);
+  return 1;
+}
+
+int bindings_is_gone(bindings *b, const char *name) {
+  tunnel *t = table_find(b, name);
+  return t && !t->tl;
 }
 
 /* ---- control messages ---- */
@@ -328,6 +478,20 @@ static void handle_bind(tlink *tl, const wr_control_msg *m) {
     } while (refused == WR_CONTROL_ERR_NAME_TAKEN && ++tries < 16);
   }
   tunnel *t = table_find(b, name);
+  if (t && t->tl && memcmp(tl->session, no_session, 16) != 0 &&
+      memcmp(tl->session, t->session, 16) == 0 &&
+      strcmp(tl->account, t->tl->account) == 0) {
+    /* The same client (session and account) binds again on a new link:
+     * it lost the old one before we noticed (a link per node is all a
+     * client holds).  The new link takes the entry; the old one goes. */
+    tlink *old = t->tl;
+    WR_LOG_INFOF("ingress", "rebound", "name=%s peer=%s old_peer=%s", name,
+                 tl->peer, old->peer);
+    old->bound = NULL;
+    t->tl = NULL;
+    if (b->g_tunnels) (*b->g_tunnels)--;
+    wr_link_close(old->link, WR_ERR_CLOSED);
+  }
   if (t && t->tl) {
     send_error(tl, WR_CONTROL_ERR_NAME_TAKEN, name, NULL);
     WR_LOG_INFOF("ingress", "bind_refused", "peer=%s name=%s why=taken",
@@ -375,6 +539,10 @@ static void handle_bind(tlink *tl, const wr_control_msg *m) {
                bm.u.bound.url);
   if (b->bound)
     b->bound(b->routes_ud, name, bind_account(tl), tl->session, tl->options);
+  if (t->waiters) {
+    WR_LOG_INFOF("ingress", "held_resumed", "name=%s n=%u", name, t->nwait);
+    waiters_resume(b, t, tl);
+  }
 }
 
 /* The source address of |peer| ("1.2.3.4:5" or "[::1]:5"): its port
@@ -668,6 +836,7 @@ static void stream_unlink(tstream *s) {
 
 int tstream_open(tstream *s, tlink *tl, const uint8_t *meta,
                     size_t len) {
+  s->waiting = NULL;
   int rv = wr_mux_stream_open(wr_link_mux(tl->link), meta, len, &s->sid, s);
   if (rv != 0) return rv;
   s->tl = tl;
@@ -680,6 +849,7 @@ int tstream_open(tstream *s, tlink *tl, const uint8_t *meta,
 }
 
 wr_ssize tstream_write(tstream *s, const uint8_t *data, size_t len) {
+  if (s->waiting) return 0; /* `writable` comes when it opens */
   if (!s->tl || !s->tl->link) return WR_ERR_CLOSED;
   wr_ssize n = wr_mux_stream_write(wr_link_mux(s->tl->link), s->sid, data,
                                    len);
@@ -694,12 +864,27 @@ void tstream_consume(tstream *s, size_t n) {
 }
 
 void tstream_fin(tstream *s) {
+  if (s->waiting) {
+    s->fin_asked = 1;
+    return;
+  }
   if (!s->tl || !s->tl->link) return;
   wr_mux_stream_close(wr_link_mux(s->tl->link), s->sid);
   wr_link_flush(s->tl->link);
 }
 
 void tstream_detach(tstream *s, int reset) {
+  if (s->waiting) {
+    tunnel *t = s->waiting;
+    if (s->prev) s->prev->next = s->next;
+    else t->waiters = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    s->waiting = NULL;
+    t->nwait--;
+    s->b->nwaiting--;
+    return;
+  }
   if (!s->tl) return;
   tlink *tl = s->tl;
   if (tl->link) {
@@ -766,7 +951,7 @@ static int tl_on_open(wr_link *l, uint32_t sid, const uint8_t *meta,
 /* ---- links ---- */
 
 static void maybe_done(bindings *b) {
-  if (!b->stopping || b->tlinks || b->sweep_closed < 3 || !b->done) return;
+  if (!b->stopping || b->tlinks || b->sweep_closed < 4 || !b->done) return;
   void (*done)(void *) = b->done;
   b->done = NULL;
   done(b->done_ud);
@@ -784,19 +969,22 @@ static void tl_on_closed(wr_link *l, int err, void *ud) {
   bindings *b = tl->b;
   tl->link = NULL;
   if (tl->nheld) held_unlink(tl);
-  if (tl->bound && b->draining) {
-    /* The node drains and told the client to move: it is not coming
-     * back here, so its name leaves the table now (the routes hook
-     * releases it and visitors follow the client's other links) instead
-     * of answering 502 "reconnecting" for the grace period. */
+  if (tl->bound && (b->draining || served_elsewhere(b, tl->bound))) {
+    /* No grace: another node serves the name (this client's other link,
+     * or its new one), so visitors here are forwarded there now; or this
+     * node drains and told the client to move: it is not coming back
+     * here, and the routes hook releases the name at once. */
     tunnel *t = tl->bound;
     t->tl = NULL;
     tl->bound = NULL;
     if (b->g_tunnels) (*b->g_tunnels)--;
     WR_LOG_INFOF("ingress", "unbound", "name=%s peer=%s err=\"%s\" "
-                 "why=draining", t->name, tl->peer,
-                 err ? wr_strerror(err) : "closed");
+                 "grace=none why=%s", t->name, tl->peer,
+                 err ? wr_strerror(err) : "closed",
+                 b->draining ? "draining" : "served_elsewhere");
+    if (b->m_released_early) (*b->m_released_early)++;
     table_remove(b, t);
+    arm_sweep(b);
   } else if (tl->bound) {
     /* GONE for the grace period (an evicted link was unbound already). */
     tunnel *t = tl->bound;
@@ -935,8 +1123,12 @@ int bindings_new(bindings **pb, uv_loop_t *loop,
   b->authorize = ic->authorize;
   b->bound = ic->bound;
   b->unbound = ic->unbound;
+  b->lookup_remote = ic->lookup_remote;
   b->m_tunnel_bad = cfg->m_tunnel_bad;
   b->m_auth_fail = cfg->m_auth_fail;
+  b->m_held_resumed = cfg->m_held_resumed;
+  b->m_held_failed = cfg->m_held_failed;
+  b->m_released_early = cfg->m_released_early;
   b->g_tunnels = cfg->g_tunnels;
   /* 64k recent handshakes: two minutes of skew window at ~500/s. */
   int rv = wr_noise_replay_new(&b->replay, 65536, NULL);
@@ -951,6 +1143,9 @@ int bindings_new(bindings **pb, uv_loop_t *loop,
   uv_timer_init(loop, &b->goaway);
   b->goaway.data = b;
   uv_unref((uv_handle_t *)&b->goaway);
+  uv_timer_init(loop, &b->hold);
+  b->hold.data = b;
+  uv_unref((uv_handle_t *)&b->hold);
   /* The timers alone must not keep a loop running (the links and the
    * listener do). */
   uv_unref((uv_handle_t *)&b->sweep);
@@ -973,6 +1168,10 @@ void bindings_stop(bindings *b, void (*done)(void *ud), void *ud) {
   uv_close((uv_handle_t *)&b->sweep, sweep_closed);
   uv_close((uv_handle_t *)&b->slow, sweep_closed);
   uv_close((uv_handle_t *)&b->goaway, sweep_closed);
+  uv_close((uv_handle_t *)&b->hold, sweep_closed);
+  /* Held visitors will not see their client again. */
+  for (tunnel *t = b->ghead; t; t = t->gnext)
+    waiters_fail(b, waiters_take(b, t));
   for (tlink *tl = b->tlinks; tl; tl = tl->next)
     if (tl->link) wr_link_close(tl->link, 0);
 }

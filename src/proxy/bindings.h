@@ -26,7 +26,12 @@ typedef struct tlink tlink;
 typedef struct tstream {
   tlink *tl;  /* NULL before open and once the stream is gone */
   uint32_t sid;
-  struct tstream *prev, *next; /* on tl's list */
+  struct tstream *prev, *next; /* on tl's list, or the waiters' */
+  /* Held (tstream_wait): the GONE binding it waits for, else NULL. */
+  struct tunnel *waiting;
+  bindings *b;
+  uint64_t wait_until;
+  int fin_asked; /* tstream_fin while held: sent once open */
 } tstream;
 
 /*
@@ -58,6 +63,8 @@ typedef struct bindings_config {
   /* Metrics, each may be NULL. */
   uint64_t *m_tunnel_bad;
   uint64_t *m_auth_fail; /* Hellos that failed authentication */
+  uint64_t *m_held_resumed, *m_held_failed; /* tstream_wait's outcomes */
+  uint64_t *m_released_early; /* GONE skipped: served elsewhere */
   int64_t *g_tunnels;
 } bindings_config;
 
@@ -86,14 +93,36 @@ bindings_find bindings_lookup(bindings *b, const char *name,
  * a mux error (WR_ERR_LIMIT, WR_ERR_CLOSED). */
 int tstream_open(tstream *s, tlink *tl, const uint8_t *meta,
                     size_t len);
+/*
+ * Holds |s| for |name|, whose binding is GONE (its link dropped; the
+ * client may come back here): when the client re-binds within
+ * BINDINGS_HOLD_MS, |s| opens on its new link and `writable` comes;
+ * else (the hold or the grace ends, the binding is released or evicted)
+ * `gone` comes, and the visitor gets its 502 then.  Meanwhile writes
+ * take nothing (0), a FIN is remembered, detach lets go.  Returns 0,
+ * WR_ERR_NOTFOUND (|name| is not GONE here) or WR_ERR_LIMIT (too many
+ * held: BINDINGS_HOLD_MAX per name, BINDINGS_HOLD_TOTAL in all).
+ */
+#define BINDINGS_HOLD_MS 2000
+#define BINDINGS_HOLD_MAX 64
+#define BINDINGS_HOLD_TOTAL 1024
+int tstream_wait(tstream *s, bindings *b, const char *name);
+
 /* Stream operations; each schedules the link's output.  No-ops (0) once
- * the stream is gone. */
+ * the stream is gone (write: 0 while held). */
 wr_ssize tstream_write(tstream *s, const uint8_t *data, size_t len);
 void tstream_consume(tstream *s, size_t n);
 void tstream_fin(tstream *s);
 /* Detaches |s| (no event comes for it afterwards); |reset|: with a
  * WR_MUX_RST_CANCEL to the client. */
 void tstream_detach(tstream *s, int reset);
+
+/* |name|'s entry is GONE here and another node serves it now: forget it
+ * (the routes hook `unbound` runs).  1 when it did.  Not from inside a
+ * routes hook (it asks lookup_remote). */
+int bindings_recheck(bindings *b, const char *name);
+/* 1 when |name| has a GONE entry here (a table read only: safe anywhere). */
+int bindings_is_gone(bindings *b, const char *name);
 
 int bindings_evict(bindings *b, const char *name,
                       const uint8_t session[16], int reason);

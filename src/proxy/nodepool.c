@@ -73,7 +73,40 @@ struct nodepool {
   int stopping;
   void (*done)(void *);
   void *done_ud;
+  /* Owners whose last dial failed (nodepool_failed_recently): a few
+   * entries are enough, dead owners are rare; the oldest is replaced. */
+  struct failed_owner {
+    char owner[65];
+    uint64_t at;
+  } failed[16];
 };
+
+static void failed_set(nodepool *p, const char *owner, int failed) {
+  struct failed_owner *slot = NULL, *oldest = &p->failed[0];
+  for (size_t i = 0; i < WR_ARRAY_LEN(p->failed); i++) {
+    struct failed_owner *f = &p->failed[i];
+    if (f->owner[0] && strcmp(f->owner, owner) == 0) slot = f;
+    if (f->at < oldest->at) oldest = f;
+  }
+  if (!failed) {
+    if (slot) memset(slot, 0, sizeof *slot);
+    return;
+  }
+  if (!slot) slot = oldest;
+  snprintf(slot->owner, sizeof slot->owner, "%s", owner);
+  slot->at = uv_now(p->loop);
+  if (slot->at == 0) slot->at = 1; /* 0 marks a free entry */
+}
+
+int nodepool_failed_recently(const nodepool *p, const char *owner) {
+  uint64_t now = uv_now(p->loop);
+  for (size_t i = 0; i < WR_ARRAY_LEN(p->failed); i++) {
+    const struct failed_owner *f = &p->failed[i];
+    if (f->at && strcmp(f->owner, owner) == 0)
+      return now - f->at < NODEPOOL_FAIL_MEMORY_MS;
+  }
+  return 0;
+}
 
 void nodelink_mux_config(wr_mux_config *cfg, int initiator) {
   wr_mux_config_default(cfg, initiator);
@@ -173,6 +206,7 @@ static void fail_streams(plink *pl) {
 static void pl_fail_dial(plink *pl, const char *why) {
   if (pl->failed) return;
   pl->failed = 1;
+  failed_set(pl->p, pl->owner, 1);
   if (pl->p->cfg.m_dial_failed) (*pl->p->cfg.m_dial_failed)++;
   WR_LOG_WARNF("nodelink", "dial_failed", "owner=%s addr=%s err=\"%s\"",
                pl->owner, pl->addr, why);
@@ -244,6 +278,7 @@ static void pl_on_ready(wr_link *l, void *ud) {
   plink *pl = ud;
   nodepool *p = pl->p;
   pl->state = PL_READY;
+  failed_set(pl->p, pl->owner, 0);
   uv_timer_stop(&pl->timer);
   WR_LOG_INFOF("nodelink", "up", "owner=%s addr=%s aead=%s", pl->owner,
                pl->addr, wr_aead_name(wr_link_aead(l)));

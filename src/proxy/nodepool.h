@@ -68,6 +68,13 @@ void nodepool_stop(nodepool *p, void (*done)(void *ud), void *ud);
 void nodepool_del(nodepool *p);
 /* Links now (dialing or up), for metrics and tests. */
 size_t nodepool_links(const nodepool *p);
+/* 1 when the last dial to |owner| failed less than NODEPOOL_FAIL_MEMORY_MS
+ * ago (and none succeeded since): a name with other owners is better sent
+ * to them (an owner killed is listed until swim declares it dead, and
+ * each dial to it costs a connect attempt, up to dial_ms for a host that
+ * does not answer). */
+#define NODEPOOL_FAIL_MEMORY_MS 3000
+int nodepool_failed_recently(const nodepool *p, const char *owner);
 
 /* Opens |s| on the link to node |owner| at |addr| ("IP:PORT"), dialing it
  * if there is none.  |meta| is copied.  Returns 0 (the stream may still

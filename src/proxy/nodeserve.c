@@ -293,12 +293,16 @@ static int n_open(wr_link *l, uint32_t sid, const uint8_t *meta, size_t len,
     code = WR_MUX_RST_REFUSED;
     goto refuse;
   }
+  int held = 0;
   switch (bindings_lookup(s->cfg.bindings, mt.name, &tl)) {
   case BINDINGS_LIVE:
     break;
   case BINDINGS_GONE:
-    code = WR_MUX_RST_TUNNEL_GONE;
-    goto refuse;
+    /* Its client's link dropped and no other node serves the name: the
+     * stream waits here for the client's comeback (bindings.h,
+     * tstream_wait), as a visitor at this node would. */
+    held = 1;
+    break;
   default: {
     char owner[65];
     code = s->cfg.lookup_remote &&
@@ -315,9 +319,12 @@ static int n_open(wr_link *l, uint32_t sid, const uint8_t *meta, size_t len,
     goto refuse;
   }
   wr_fwd_meta_view(&mt, &view);
-  if (up_tunnel_open(&sp->ut, tl, &view, &tunnel_sink, sp, &sp->up) != 0) {
+  if (held ? up_tunnel_wait(&sp->ut, s->cfg.bindings, mt.name, &tunnel_sink,
+                             sp, &sp->up) != 0
+           : up_tunnel_open(&sp->ut, tl, &view, &tunnel_sink, sp,
+                            &sp->up) != 0) {
     free(sp);
-    code = WR_MUX_RST_REFUSED;
+    code = held ? WR_MUX_RST_TUNNEL_GONE : WR_MUX_RST_REFUSED;
     goto refuse;
   }
   sp->sl = sl;

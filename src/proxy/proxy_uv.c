@@ -167,6 +167,7 @@ struct wr_ingress {
   void (*done)(void *);
   void *done_ud;
   uint64_t *m_tunnel_bad, *m_auth_fail;
+  uint64_t *m_held_resumed, *m_held_failed, *m_released_early;
   /* Where lingering visitors' bytes go: libuv calls alloc_cb and read_cb
    * back to back on this one thread, so one buffer serves them all. */
   uint8_t discard[16384];
@@ -501,49 +502,106 @@ static const wr_fwd_sink up_sink = {
 
 /* ---- the core's callbacks ---- */
 
-/* A stale route's retry (up_nodelink.h): where the name goes now.  A
- * name bound on this node since is not taken over mid-connection (the
- * upstream cannot change kind): the visitor gets the 502 and its next
- * connection the tunnel. */
-static int nodelink_reroute(void *ud, const char *name, char *owner,
-                            size_t ocap, char *addr, size_t acap) {
+/*
+ * A remote owner of |name| other than |avoid| (NULL: any), and not one
+ * whose last dial failed moments ago (nodepool_failed_recently), when
+ * there is one: 1 with its id in |owner|, else 0.  The routes hook hands
+ * a name's several owners out in turn (mesh.c), so asking again skips
+ * the ones to avoid; asking at most OWNER_TRIES times bounds the work
+ * when only those are left (then the first answer is returned: the
+ * caller decides).
+ */
+#define OWNER_TRIES 4
+static int remote_owner(wr_ingress *ig, const char *name, const char *avoid,
+                        char *owner, size_t cap) {
+  char first[65] = "";
+  if (!ig->lookup_remote) return 0;
+  for (int i = 0; i < OWNER_TRIES; i++) {
+    if (ig->lookup_remote(ig->routes_ud, name, owner, cap) != 1) return 0;
+    owner[cap - 1] = 0;
+    if (!first[0]) snprintf(first, sizeof first, "%s", owner);
+    if (avoid && strcmp(owner, avoid) == 0) continue;
+    if (ig->pool && nodepool_failed_recently(ig->pool, owner)) continue;
+    return 1;
+  }
+  snprintf(owner, cap, "%s", first);
+  return 1;
+}
+
+/* A stale route's retry (up_nodelink.h): where the name goes now, not
+ * to the owner that just failed if it has another.  A name bound on this
+ * node meanwhile is not taken over mid-connection (the upstream cannot
+ * change kind); when another node still serves it (one client's links
+ * at several nodes) the retry goes there, and when none does (the name
+ * moved here) the visitor gets the 502 and its next connection the
+ * tunnel. */
+static int nodelink_reroute(void *ud, const char *name, const char *avoid,
+                            char *owner, size_t ocap, char *addr,
+                            size_t acap) {
   vconn *v = ud;
   wr_ingress *ig = v->ig;
-  tlink *tl;
-  bindings_find found = bindings_lookup(ig->bindings, name, &tl);
-  if (found == BINDINGS_LIVE || found == BINDINGS_GONE) return 0;
-  if (!ig->lookup_remote || !ig->owner_addr ||
-      ig->lookup_remote(ig->routes_ud, name, owner, ocap) != 1)
+  if (!ig->owner_addr || !remote_owner(ig, name, avoid, owner, ocap))
     return 0;
-  owner[ocap - 1] = 0;
   return ig->owner_addr(ig->routes_ud, owner, addr, acap);
+}
+
+/* The request goes to another node that owns the name (one hop: the
+ * owner never forwards again).  0, or 404/502 with |detail|. */
+static int open_remote(vconn *v, const wr_fwd_open *meta, const char *owner,
+                       wr_fwd_upstream *out, char *detail, size_t cap) {
+  wr_ingress *ig = v->ig;
+  char addr[64];
+  if (!ig->pool) {
+    snprintf(detail, cap,
+             "%.63s is served by node %.64s; this node does not forward "
+             "(node links are off)",
+             meta->name, owner);
+    return 502;
+  }
+  if (!ig->owner_addr ||
+      ig->owner_addr(ig->routes_ud, owner, addr, sizeof addr) != 1) {
+    snprintf(detail, cap, "node %.64s, which serves %.63s, is unreachable",
+             owner, meta->name);
+    return 502;
+  }
+  addr[sizeof addr - 1] = 0;
+  v->un.m_retries = ig->m_hop_retries;
+  int rv = up_nodelink_open(&v->un, ig->pool, owner, addr, meta,
+                               nodelink_reroute, &up_sink, v, out);
+  if (rv != 0) {
+    snprintf(detail, cap,
+             "node %.64s, which serves %.63s, is unreachable (%s)", owner,
+             meta->name, wr_strerror(rv));
+    return 502;
+  }
+  if (ig->m_hops) (*ig->m_hops)++;
+  return 0;
 }
 
 /* Route a connection's first request: bound here -> a stream on the
  * client's tunnel; owned by another live node -> a stream on the node
  * link to it (one hop: meta->hops is 0 here, the owner never forwards
- * again); else 404. */
+ * again); else 404.  A client with links to several nodes makes each an
+ * owner: when the local tunnel cannot take the stream (its node drains:
+ * GOAWAY closed it to new streams), another owner serves. */
 static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
                     char *detail, size_t cap) {
   vconn *v = ud;
   wr_ingress *ig = v->ig;
   tlink *tl;
-  bindings_find found = bindings_lookup(ig->bindings, meta->name, &tl);
   char owner[65];
-  char addr[64];
+  bindings_find found = bindings_lookup(ig->bindings, meta->name, &tl);
   /* Draining, a name whose client also has a link to another node goes
    * there: the local tunnel was told to move and should only finish
-   * what it carries. */
+   * what it carries.  (remote_owner leaves |owner| set; the NONE branch
+   * below asks again, which the table's rotation makes cheap.) */
   if (found == BINDINGS_LIVE && ig->draining && ig->pool &&
-      ig->lookup_remote && ig->owner_addr &&
-      ig->lookup_remote(ig->routes_ud, meta->name, owner, sizeof owner) == 1)
+      remote_owner(ig, meta->name, NULL, owner, sizeof owner))
     found = BINDINGS_NONE;
   if (found == BINDINGS_MOVING) {
     /* Its client was told to move: another node it is bound at, if the
      * table knows one yet, else a clear 502 (it is reconnecting). */
-    if (ig->pool && ig->lookup_remote && ig->owner_addr &&
-        ig->lookup_remote(ig->routes_ud, meta->name, owner, sizeof owner) ==
-            1) {
+    if (ig->pool && remote_owner(ig, meta->name, NULL, owner, sizeof owner)) {
       found = BINDINGS_NONE;
     } else {
       snprintf(detail, cap,
@@ -554,6 +612,12 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
     }
   }
   if (found == BINDINGS_GONE) {
+    /* No other node serves it (bindings_lookup released it otherwise):
+     * hold the request for the client's comeback, a few seconds at
+     * most, rather than answer 502 at once. */
+    if (up_tunnel_wait(&v->ut, ig->bindings, meta->name, &up_sink, v, out) ==
+        0)
+      return 0;
     snprintf(detail, cap,
              "the tunnel '%.63s' is disconnected; its client is "
              "reconnecting",
@@ -561,38 +625,14 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
     return 502;
   }
   if (found == BINDINGS_NONE) {
-    if (!ig->lookup_remote ||
-        ig->lookup_remote(ig->routes_ud, meta->name, owner, sizeof owner) != 1)
+    if (!remote_owner(ig, meta->name, NULL, owner, sizeof owner))
       return 404;
-    owner[sizeof owner - 1] = 0;
-    if (!ig->pool) {
-      snprintf(detail, cap,
-               "%.63s is served by node %.64s; this node does not forward "
-               "(node links are off)",
-               meta->name, owner);
-      return 502;
-    }
-    if (!ig->owner_addr ||
-        ig->owner_addr(ig->routes_ud, owner, addr, sizeof addr) != 1) {
-      snprintf(detail, cap, "node %.64s, which serves %.63s, is unreachable",
-               owner, meta->name);
-      return 502;
-    }
-    addr[sizeof addr - 1] = 0;
-    v->un.m_retries = ig->m_hop_retries;
-    int rv = up_nodelink_open(&v->un, ig->pool, owner, addr, meta,
-                                 nodelink_reroute, &up_sink, v, out);
-    if (rv != 0) {
-      snprintf(detail, cap,
-               "node %.64s, which serves %.63s, is unreachable (%s)", owner,
-               meta->name, wr_strerror(rv));
-      return 502;
-    }
-    if (ig->m_hops) (*ig->m_hops)++;
-    return 0;
+    return open_remote(v, meta, owner, out, detail, cap);
   }
   int rv = up_tunnel_open(&v->ut, tl, meta, &up_sink, v, out);
   if (rv != 0) {
+    if (remote_owner(ig, meta->name, NULL, owner, sizeof owner))
+      return open_remote(v, meta, owner, out, detail, cap);
     snprintf(detail, cap, "tunnel '%.63s' cannot take more connections (%s)",
              meta->name, wr_strerror(rv));
     return 502;
@@ -941,6 +981,23 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
                        "Tunnel Hellos refused for a bad or unknown token or "
                        "a bad identity proof (each ends its link).",
                        &ig->m_auth_fail);
+    wr_metrics_counter(m, "warren_tunnel_held_total", "result", "resumed",
+                       "Visitor streams held for a tunnel whose link "
+                       "dropped (no other owner), by outcome: its client "
+                       "bound again here in time (resumed), or not "
+                       "(failed: 502).",
+                       &ig->m_held_resumed);
+    wr_metrics_counter(m, "warren_tunnel_held_total", "result", "failed",
+                       "Visitor streams held for a tunnel whose link "
+                       "dropped (no other owner), by outcome: its client "
+                       "bound again here in time (resumed), or not "
+                       "(failed: 502).",
+                       &ig->m_held_failed);
+    wr_metrics_counter(m, "warren_tunnel_grace_skipped_total", NULL, NULL,
+                       "Dropped tunnels released before their grace period "
+                       "ended because another node serves the name (the "
+                       "client's other link, or its new one).",
+                       &ig->m_released_early);
     wr_metrics_counter(m, "warren_forward_hops_total", NULL, NULL,
                        "Visitor connections forwarded to the owner node "
                        "over a node-to-node link.",
@@ -993,6 +1050,9 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
       .ud = ig,
       .m_tunnel_bad = ig->m_tunnel_bad,
       .m_auth_fail = ig->m_auth_fail,
+      .m_held_resumed = ig->m_held_resumed,
+      .m_held_failed = ig->m_held_failed,
+      .m_released_early = ig->m_released_early,
       .g_tunnels = ig->g_tunnels,
   };
   rv = bindings_new(&ig->bindings, loop, &bc);
@@ -1091,6 +1151,14 @@ void wr_ingress_foreach(const wr_ingress *ig,
 int wr_ingress_evict(wr_ingress *ig, const char *name,
                      const uint8_t session[16], int reason) {
   return bindings_evict(ig->bindings, name, session, reason);
+}
+
+int wr_ingress_gone(wr_ingress *ig, const char *name) {
+  return bindings_is_gone(ig->bindings, name);
+}
+
+int wr_ingress_recheck(wr_ingress *ig, const char *name) {
+  return bindings_recheck(ig->bindings, name);
 }
 
 void wr_ingress_drain(wr_ingress *ig) {

@@ -76,17 +76,7 @@ static int retry(up_nodelink *u, const char *why) {
   char owner[65], addr[64];
   if (u->retried || !u->retryable || !u->reroute || !u->meta) return 0;
   u->retried = 1;
-  if (u->reroute(u->owner, u->name, owner, sizeof owner, addr,
-                 sizeof addr) != 1)
-    return 0;
-  owner[sizeof owner - 1] = 0;
-  /* The table here may still list the owner that just refused (its
-   * release is on its way: it drains, or the client moved), next to the
-   * owners that serve the name now.  Several owners are handed out in
-   * turn, so asking once more gives another one; with one owner the
-   * answer is the same and the retry goes there. */
-  if (strcmp(owner, u->first) == 0 &&
-      u->reroute(u->owner, u->name, owner, sizeof owner, addr,
+  if (u->reroute(u->owner, u->name, u->peer, owner, sizeof owner, addr,
                  sizeof addr) != 1)
     return 0;
   owner[sizeof owner - 1] = 0;
@@ -94,6 +84,7 @@ static int retry(up_nodelink *u, const char *why) {
   if (nstream_open(&u->ns, u->pool, owner, addr, u->meta, u->metalen) !=
       0)
     return 0;
+  memcpy(u->peer, owner, sizeof u->peer);
   if (u->m_retries) (*u->m_retries)++;
   WR_LOG_INFOF("nodelink", "retry", "name=%s why=%s owner=%s addr=%s",
                u->name, why, owner, addr);
@@ -159,8 +150,8 @@ int up_nodelink_open(up_nodelink *u, nodepool *p, const char *owner,
   u->owner = owner_ud;
   u->pool = p;
   u->reroute = reroute;
-  snprintf(u->first, sizeof u->first, "%s", owner);
   snprintf(u->name, sizeof u->name, "%s", meta->name ? meta->name : "");
+  snprintf(u->peer, sizeof u->peer, "%s", owner);
   if (reroute && (u->meta = malloc((size_t)n)) != NULL) {
     memcpy(u->meta, wire, (size_t)n);
     u->metalen = (size_t)n;

@@ -24,10 +24,12 @@
 #define UP_NODELINK_KEEP_MAX 65536
 
 /* Where the name goes now: 1 with the owner's id and data address, 0 for
- * nowhere remote (no route, or bound on this node since). */
+ * nowhere remote (no route, or bound on this node since).  |avoid| is
+ * the owner that just failed: when the name has several owners (one
+ * client's redundant links, --balance), another one is chosen. */
 typedef int (*up_nodelink_reroute)(void *owner_ud, const char *name,
-                                      char *owner, size_t ocap, char *addr,
-                                      size_t acap);
+                                      const char *avoid, char *owner,
+                                      size_t ocap, char *addr, size_t acap);
 
 typedef struct up_nodelink {
   nstream ns;
@@ -36,7 +38,7 @@ typedef struct up_nodelink {
   nodepool *pool;
   up_nodelink_reroute reroute;
   char name[64];
-  char first[65];        /* the owner asked first (a retry avoids it) */
+  char peer[65];         /* the owner the stream went to */
   uint8_t *meta;         /* the encoded OPEN, kept for a retry */
   size_t metalen;
   uint8_t *kept;         /* request bytes written, while retryable */

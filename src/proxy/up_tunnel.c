@@ -45,6 +45,18 @@ int up_tunnel_open(up_tunnel *u, tlink *tl, const wr_fwd_open *meta,
   return 0;
 }
 
+int up_tunnel_wait(up_tunnel *u, bindings *b, const char *name,
+                   const wr_fwd_sink *sink, void *owner,
+                   wr_fwd_upstream *out) {
+  int rv = tstream_wait(&u->st, b, name);
+  if (rv != 0) return rv;
+  u->sink = sink;
+  u->owner = owner;
+  out->ops = &up_tunnel_ops;
+  out->up = u;
+  return 0;
+}
+
 static void ev_data(tstream *s, uint8_t *buf, size_t len) {
   up_tunnel *u = UP_OF(s);
   u->sink->data(u->owner, buf, len);

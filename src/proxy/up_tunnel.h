@@ -25,4 +25,10 @@ int up_tunnel_open(up_tunnel *u, tlink *tl, const wr_fwd_open *meta,
                       const wr_fwd_sink *sink, void *owner,
                       wr_fwd_upstream *out);
 
+/* The same, held for |name|'s GONE binding (tstream_wait): the
+ * upstream opens when its client re-binds here, or ends (GONE). */
+int up_tunnel_wait(up_tunnel *u, bindings *b, const char *name,
+                   const wr_fwd_sink *sink, void *owner,
+                   wr_fwd_upstream *out);
+
 #endif

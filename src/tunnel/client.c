@@ -163,12 +163,14 @@ struct wr_client {
   uv_getaddrinfo_t gai;
   int resolving, resolve_stale;
   size_t resolve_idx;
+  uint32_t resolve_failing; /* bit i: names[i] failed last time */
   char found[WR_PICK_MAX][WR_PICK_ADDR_MAX];
   size_t nfound;
   uint64_t resolved_at;
   slot *slots;
   int nslots;
   int ever_bound, stopping, fatal;
+  int ntcp_closing; /* slot sockets closing (tcp_closed_free) */
   uint8_t session[WR_CONTROL_SESSION_LEN]; /* Bind.session, see start */
   int has_identity;
   wr_identity identity;
@@ -578,9 +580,13 @@ static void slot_drain(slot *s, wr_link *l, const char *reason) {
   WR_LOG_INFOF("client", "node_draining", "node=%s reason=\"%s\"", s->addr,
                reason);
   if (s->old) {
-    /* Drained twice before the first replacement bound: the older one
-     * goes now (its node is leaving too). */
-    wr_link_end(s->old, 0);
+    /* The replacement drains too while the first draining link still
+     * serves: keep that one, and let the replacement go like a failed
+     * attempt (its closed callback finds another node).  A slot holds
+     * at most two links, so every link it made is one it can close. */
+    s->drained = 1;
+    wr_link_close(l, 0);
+    return;
   }
   wr_pick_done(&c->pick, s->addr, WR_PICK_DRAINED, uv_now(c->loop));
   s->old = s->link;
@@ -792,16 +798,22 @@ static const wr_link_callbacks link_cb = {
 
 /* ---- connecting and upgrading ---- */
 
+/* A slot's socket before its link took it: closed, then freed.  The
+ * client waits for these (ntcp_closing): libuv runs the socket's pending
+ * connect and write callbacks (UV_ECANCELED) before this one, and those
+ * read the slot. */
 static void tcp_closed_free(uv_handle_t *h) {
   wr_client *c = h->data;
   free(h);
-  if (c) maybe_finish_stop(c);
+  c->ntcp_closing--;
+  maybe_finish_stop(c);
 }
 
 static void abort_attempt(slot *s, const char *why) {
   wr_client *c = s->c;
   if (s->tcp) {
     s->tcp->data = c;
+    c->ntcp_closing++;
     uv_close((uv_handle_t *)s->tcp, tcp_closed_free);
     s->tcp = NULL;
   }
@@ -977,9 +989,13 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
         memcpy(c->found[c->nfound++], addr, sizeof addr);
     }
   } else if (status != UV_ECANCELED) {
-    WR_LOG_WARNF("client", "resolve_failed", "node=%s err=\"%s\"",
-                 c->names[c->resolve_idx], uv_strerror(status));
+    /* Retried every second or so while it fails: one line per outage. */
+    if (!(c->resolve_failing & (1u << c->resolve_idx)))
+      WR_LOG_WARNF("client", "resolve_failed", "node=%s err=\"%s\"",
+                   c->names[c->resolve_idx], uv_strerror(status));
+    c->resolve_failing |= 1u << c->resolve_idx;
   }
+  if (status == 0) c->resolve_failing &= ~(1u << c->resolve_idx);
   uv_freeaddrinfo(res);
   c->resolving = 0;
   if (c->stopping) {
@@ -1180,7 +1196,7 @@ static void timer_closed(uv_handle_t *h) {
 }
 
 static void maybe_finish_stop(wr_client *c) {
-  if (!c->stopping || c->origins || c->resolving) return;
+  if (!c->stopping || c->origins || c->resolving || c->ntcp_closing) return;
   for (int i = 0; i < c->nslots; i++) {
     slot *s = &c->slots[i];
     if (!s->timer_closed || s->link || s->old || s->tcp) return;
@@ -1205,7 +1221,8 @@ void wr_client_stop(wr_client *c, void (*done)(void *ud), void *ud) {
     if (s->tcp) {
       uv_tcp_t *t = s->tcp;
       s->tcp = NULL;
-      t->data = NULL;
+      t->data = c;
+      c->ntcp_closing++;
       uv_close((uv_handle_t *)t, tcp_closed_free);
     }
     if (s->link) wr_link_close(s->link, 0);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Clients that move and hold redundant links (issue 11, "Clients move, and
-stay up while they do"): four real `warren node`s; clients given
-`--node n1,n2,n3`, visitors through every live node (n4 is never an owner).
+stay up while they do"): five real `warren node`s; clients given
+`--node n1,n2,n3`, visitors through every live node (n4 and n5 are not
+in the first client's list).
 
 usage: client4.py WARREN_BINARY [--load-seconds S]
 
@@ -14,11 +15,18 @@ Checks:
                      bound at the third within 2 s, and no request fails
                      except those in flight on the killed node (started
                      before the kill); prints the counts (BENCHMARKS.md)
-  GOAWAY             POST /drain on one of its nodes: the client moves to
-                     the free node within 2 s, and the drained node stops
-                     being an owner; no visitor request fails meanwhile
+  GOAWAY             a client on the four live nodes; POST /drain on one
+                     of its two: the client moves to a free node within
+                     2 s, and the drained node stops being an owner; no
+                     visitor request fails meanwhile (load through every
+                     live node, the draining one included); then SIGTERM
+                     of another: the client is bound at the last free
+                     node before that one exits, no request fails
+  dns:               `--node dns:localhost:PORT` binds at the node on
+                     127.0.0.1
   one link           `--links 1`: kill -9 of its node -> the name answers
-                     again from every live node within detection + 2 s
+                     again from every live node within detection + 2 s;
+                     the same load counts its failures (the baseline)
 Prints one line per check; exits non-zero when any failed.
 """
 import http.client
@@ -105,7 +113,7 @@ def serving(fleet, name, via=None):
 
 
 def main():
-    fleet = Fleet(WARREN, TMP, 4)
+    fleet = Fleet(WARREN, TMP, 5)
     try:
         run(fleet)
     finally:
@@ -115,9 +123,9 @@ def main():
 def run(fleet):
     fleet.start()
     ok, _ = poll(fleet.all_alive, 30, 0.1)
-    if not check("four nodes see each other alive", ok):
+    if not check("five nodes see each other alive", ok):
         return
-    n1, n2, n3, n4 = fleet.nodes
+    n1, n2, n3, n4, n5 = fleet.nodes
     trio = [n1, n2, n3]
     port = start_origin("o")
 
@@ -140,38 +148,66 @@ def run(fleet):
           sum(1 for l in c.lines if l.startswith("Forwarding")) == 1,
           repr(c.lines))
 
+    # ---- dns: ----------------------------------------------------------
+    # localhost's records: 127.0.0.1 (n1's port) and, where the resolver
+    # gives one, ::1 (nothing listens there: that slot keeps backing off).
+    d = Client(fleet, "dns:localhost:%d" % n1.http[1], "viadns", port)
+    ok, _ = poll(d.forwarding, 15)
+    check("--node dns:localhost:PORT: bound at the node its record names",
+          ok and (serving(fleet, "viadns") or [None])[0] == "n1",
+          d.stderr()[-800:])
+    d.proc.kill()
+
     # ---- kill -9 one of the two, under load ---------------------------
     victim = next(n for n in trio if n.id == owners[0])
     third = next(n for n in trio if n.id not in owners)
     load = Load(fleet, "duo", fleet.nodes)
+    dials0 = n4.metric("warren_node_link_dial_failures_total") or 0
     load.start()
     time.sleep(LOAD_S / 3)
     load.drop(victim)
     t_kill = time.time()
     victim.kill()
+    # The process is reaped here: a request that started before could
+    # still reach it (its death takes a while under ASan).
+    t_dead = time.time()
     moved, dt = poll(lambda: third.id in (serving(fleet, "duo", third) or []),
                      10, 0.02)
+    dt += t_dead - t_kill
     check("kill -9 %s: the client is bound at %s within 2 s (%.2f s)" %
           (victim.id, third.id, dt), moved and dt <= 2.0)
     time.sleep(max(0.5, LOAD_S * 2 / 3 - (time.time() - t_kill)))
     load.stop()
     res = load.results
     bad = load.failed()
-    # In flight on the killed node: visitors sent through it before the
-    # kill, or forwarded to it (started before the kill, ended after).
-    inflight = [r for r in bad if r[1] < t_kill]
-    late = [r for r in bad if r[1] >= t_kill]
-    after = [r for r in res if r[1] >= t_kill]
-    print("load: %d requests through %s, %d after the kill; failed %d "
-          "(%d in flight at the kill, %d started after)" % (
-              len(res), ",".join(sorted(load.nodes)), len(after), len(bad),
-              len(inflight), len(late)), flush=True)
+    # In flight on the killed node: visitors forwarded to it that started
+    # before it was dead (kill -9 sent and the process reaped).
+    inflight = [r for r in bad if r[1] < t_dead]
+    late = [r for r in bad if r[1] >= t_dead]
+    after = [r for r in res if r[1] >= t_dead]
+    print("load: %d requests through %s in %.1f s, %d after the kill; "
+          "failed %d (%d in flight at the kill, %d started after); kill "
+          "took %.1f ms" % (
+              len(res), ",".join(sorted(load.nodes)),
+              max(r[2] for r in res) - min(r[1] for r in res), len(after),
+              len(bad), len(inflight), len(late),
+              (t_dead - t_kill) * 1000), flush=True)
     check("kill -9 under load: no request started after the kill failed",
           not late, repr(late[:5]))
     check("kill -9 under load: requests kept answering after the kill",
           len(after) >= 20, "%d" % len(after))
     check("kill -9 under load: failures at most the in-flight ones",
-          len(inflight) <= 2 * 2 * 4, repr(inflight[:5]))
+          len(inflight) <= 2 * 2 * 5, repr(inflight[:5]))
+    # n4 forwards every request (it is no owner): after a failed dial to
+    # the dead owner it sends the name's visitors to the live one for 3 s
+    # (nodepool_failed_recently) instead of dialling the dead one again
+    # for about every other request until swim declares it dead.
+    dials = (n4.metric("warren_node_link_dial_failures_total") or 0) - dials0
+    per_window = (time.time() - t_kill) / 3.0 + 1
+    print("n4: %d failed dials to the dead owner in %.1f s" % (
+        dials, time.time() - t_kill), flush=True)
+    check("kill -9 under load: n4 dialled the dead owner about once per "
+          "3 s, not per request (%d)" % dials, dials <= 2 * per_window + 2)
 
     # ---- GOAWAY --------------------------------------------------------
     live3 = [n for n in trio if n is not victim]
@@ -180,20 +216,31 @@ def run(fleet):
     check("after %s is declared dead, %s serve" % (
         victim.id, "+".join(n.id for n in live3)), ok,
         repr(serving(fleet, "duo")))
-    victim.start()  # back, as a free node for the drain to move to
-    ok, _ = poll(lambda: fleet.all_alive(fleet.nodes), 30, 0.1)
-    check("%s restarted and alive" % victim.id, ok)
-    drained = live3[0]
-    load = Load(fleet, "duo", [n for n in fleet.nodes])
+    c.proc.kill()
+    # A fresh client on the four live nodes (the dead one is not
+    # restarted: a restarted node's old bindings resolve again until its
+    # new epoch reaches every node, a routes matter outside this test).
+    live = [n for n in fleet.nodes if n is not victim]
+    g = Client(fleet, live, "mover", port)
+    ok, _ = poll(g.forwarding, 15)
+    if not check("GOAWAY: --links 2 client on %s bound" % "+".join(
+            n.id for n in live), ok, g.stderr()[-800:]):
+        return
+    before, _ = poll(lambda: (lambda v: v if v and len(v) == 2 else None)(
+        serving(fleet, "mover")), 10, 0.05)
+    if not check("GOAWAY: two owners", before is not None,
+                 repr(serving(fleet, "mover"))):
+        return
+    drained = next(n for n in live if n.id == before[0])
+    load = Load(fleet, "mover", live)
     load.start()
     time.sleep(0.5)
-    t0 = time.time()
     st, _ = drained.post_drain()
-    ok, dt = poll(lambda: (lambda s: s if s and drained.id not in s and
-                           len(s) == 2 else None)(
-        serving(fleet, "duo", n4)), 10, 0.02)
+    ok, dt = poll(lambda: (lambda v: v if v and drained.id not in v and
+                           len(v) == 2 else None)(
+        serving(fleet, "mover")), 10, 0.02)
     check("GOAWAY (POST /drain on %s): the client moved within 2 s "
-          "(%.2f s, now %s)" % (drained.id, dt, serving(fleet, "duo", n4)),
+          "(%.2f s, now %s)" % (drained.id, dt, serving(fleet, "mover")),
           st == 200 and ok and dt <= 2.0)
     time.sleep(1.0)
     load.stop()
@@ -202,10 +249,43 @@ def run(fleet):
           flush=True)
     check("GOAWAY: no visitor request failed while the client moved",
           not bad, repr(bad[:5]))
-    c.proc.kill()
+    check("GOAWAY: %s released the binding without a grace (counted)" %
+          drained.id,
+          (drained.metric("warren_tunnel_grace_skipped_total") or 0) >= 1)
+
+    # SIGTERM drains too (then the node leaves the mesh and exits): the
+    # client moves to the last free node while the old one still runs.
+    now = serving(fleet, "mover") or []
+    term = next(n for n in live if n.id == now[0])
+    spare = [n for n in live if n.id not in now and n is not drained]
+    load = Load(fleet, "mover", [n for n in live if n is not term])
+    load.start()
+    time.sleep(0.5)
+    t0 = time.time()
+    term.proc.terminate()
+    moved, dt = poll(lambda: spare and spare[0].id in (
+        serving(fleet, "mover", spare[0]) or []), 10, 0.02)
+    still = term.proc.poll() is None
+    check("SIGTERM %s: the client is bound at %s within 2 s (%.2f s), "
+          "before %s exited" % (term.id, spare[0].id if spare else "?", dt,
+                                term.id),
+          moved and dt <= 2.0 and still)
+    try:
+        term.proc.wait(10)
+    except Exception:
+        pass
+    time.sleep(0.5)
+    load.stop()
+    bad = load.failed()
+    print("sigterm: %d requests, failed %d" % (len(load.results), len(bad)),
+          flush=True)
+    check("SIGTERM: no visitor request failed while the client moved",
+          not bad, repr(bad[:5]))
+    g.proc.kill()
+    live = [n for n in live if n is not term]
 
     # ---- one link -------------------------------------------------------
-    s = Client(fleet, [n2, n3, victim], "solo", port, ["--links", "1"])
+    s = Client(fleet, live, "solo", port, ["--links", "1"])
     ok, _ = poll(s.forwarding, 15)
     if not check("--links 1 client bound", ok, s.stderr()[-800:]):
         return
@@ -214,12 +294,45 @@ def run(fleet):
     if not check("one link: one owner", own is not None,
                  repr(serving(fleet, "solo"))):
         return
-    dead = next(n for n in fleet.nodes if n.id == own[0])
-    rest = [n for n in fleet.nodes if n is not dead]
+    dead = next(n for n in live if n.id == own[0])
+    rest = [n for n in live if n is not dead]
+    # The same load as for two links, for comparison (BENCHMARKS.md).
+    load = Load(fleet, "solo", live)
+    load.start()
+    time.sleep(LOAD_S / 3)
+    load.drop(dead)
     t_kill = time.time()
     dead.kill()
-    ok, dt = poll(lambda: all(n.visit("solo", timeout=2.0)[0] == 200
-                              for n in rest), 20, 0.05)
+    t_dead = time.time()
+    seen = []
+
+    def answers():
+        last = {n.id: n.visit("solo", timeout=2.0) for n in rest}
+        ok = all(v[0] == 200 for v in last.values())
+        if not ok and time.time() - t_kill > 1.0 and not seen:
+            # Slow: what the failing nodes answer and hold (a diagnosis
+            # for the log; printed below).
+            seen.append(({k: (v[0], v[1][:90]) for k, v in last.items()},
+                         [(n.id, [(c["owner"], c["verdict"]) for c in
+                                  (n.get_json("/routes?name=solo") or
+                                   {}).get("candidates", [])])
+                          for n in rest]))
+        return ok
+    ok, dt = poll(answers, 20, 0.05)
+    if seen:
+        print("one link: slow; at 1 s answers %r, candidates %r" % seen[0],
+              flush=True)
+    time.sleep(max(0.5, LOAD_S * 2 / 3 - (time.time() - t_kill)))
+    load.stop()
+    res = load.results
+    bad = load.failed()
+    late = [r for r in bad if r[1] >= t_dead]
+    print("one link load: %d requests through %s in %.1f s, %d after the "
+          "kill; failed %d (%d in flight at the kill, %d started after)" % (
+              len(res), ",".join(sorted(load.nodes)),
+              max(r[2] for r in res) - min(r[1] for r in res),
+              len([r for r in res if r[1] >= t_dead]), len(bad),
+              len(bad) - len(late), len(late)), flush=True)
     t_dead, _ = poll(lambda: all(((n.members() or {}).get(dead.id) or {})
                                  .get("state") == "dead" for n in rest),
                      30, 0.1)

@@ -1175,12 +1175,14 @@ def main():
         client.wait(5)
         t0 = time.time()
         st = 0
-        while time.time() - t0 < 2:
-            st, body, r = request(node_port, "app", path="/small", timeout=2)
+        # The node holds a visitor of a name whose client is gone for up
+        # to 2 s (its client may come back, docs/CLIENT.md), then 502.
+        while time.time() - t0 < 4:
+            st, body, r = request(node_port, "app", path="/small", timeout=5)
             if st == 502:
                 break
             time.sleep(0.05)
-        check("client kill -9 -> 502 within 2 s", st == 502,
+        check("client kill -9 -> 502 within 4 s (2 s held)", st == 502,
               "status %d after %.2fs" % (st, time.time() - t0))
         client, line = start_client()
         st, body, r = request(node_port, "app", path="/small")

@@ -185,13 +185,16 @@ class Client:
     """A `warren http PORT --node ...` process and what it printed (the
     inspector off: a fleet test starts more clients than it has ports).
     |node| is one Node, or a list of them (--node A,B,C: give --links in
-    |extra| to hold other than the default two)."""
+    |extra| to hold other than the default two), or the --node text."""
 
     def __init__(self, fleet, node, name, origin_port, extra=(), env=None):
         self.name = name
-        nodes = node if isinstance(node, (list, tuple)) else [node]
-        args = [fleet.warren, "http", str(origin_port), "--node",
-                ",".join("%s:%d" % n.http for n in nodes),
+        if isinstance(node, str):
+            where = node  # as given: "dns:NAME:PORT"
+        else:
+            nodes = node if isinstance(node, (list, tuple)) else [node]
+            where = ",".join("%s:%d" % n.http for n in nodes)
+        args = [fleet.warren, "http", str(origin_port), "--node", where,
                 "--fleet-key", fleet.pub,
                 "--name", name, "--inspect", "off"] + list(extra)
         self.log = os.path.join(fleet.tmp, "client-%s-%d.log" %

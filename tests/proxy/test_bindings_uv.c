@@ -27,6 +27,7 @@
 #include "warren/err.h"
 #include "warren/ingress.h"
 #include "warren/noise.h"
+#include "../../src/proxy/bindings.h" /* BINDINGS_HOLD_MS */
 
 typedef struct world {
   uv_loop_t loop;
@@ -261,6 +262,102 @@ static void test_unbound_after_grace(void **state) {
   assert_int_equal(w.unbounds, 1);
 }
 
+/* One client's other link serves the name elsewhere (lookup_remote
+ * names another owner): a dropped link's binding is released at once,
+ * not after the grace, so visitors here are forwarded there. */
+static void test_released_at_once_when_served_elsewhere(void **state) {
+  (void)state;
+  world w;
+  start_grace(&w, "app", 30000);
+  assert_true(run_until(&w, &w.client_bound, 5000));
+  w.remote_owner = "n2";
+  int client_gone = 0;
+  wr_client_stop(w.client, stopped, &client_gone);
+  assert_true(run_until(&w, &client_gone, 5000));
+  assert_true(run_until(&w, &w.unbounds, 2000));
+  assert_int_equal(wr_ingress_tunnel_count(w.ig), 0);
+  assert_int_equal(wr_ingress_gone(w.ig, "app"), 0);
+  wr_ingress_stop(w.ig, stopped, &w.stopped);
+  while (w.stopped < 1) uv_run(&w.loop, UV_RUN_ONCE);
+  assert_int_equal(uv_loop_close(&w.loop), 0);
+  assert_int_equal(w.unbounds, 1);
+}
+
+/* Alone at the drop, the binding waits out its grace; once the routes
+ * table says the client bound elsewhere, a recheck releases it. */
+static void test_gone_released_on_recheck(void **state) {
+  (void)state;
+  world w;
+  start_grace(&w, "app", 30000);
+  assert_true(run_until(&w, &w.client_bound, 5000));
+  int client_gone = 0;
+  wr_client_stop(w.client, stopped, &client_gone);
+  assert_true(run_until(&w, &client_gone, 5000));
+  int never = 0;
+  run_until(&w, &never, 100);
+  assert_int_equal(w.unbounds, 0);
+  assert_int_equal(wr_ingress_gone(w.ig, "app"), 1);
+  assert_int_equal(wr_ingress_gone(w.ig, "other"), 0);
+  assert_int_equal(wr_ingress_recheck(w.ig, "app"), 0); /* nobody else */
+  assert_int_equal(w.unbounds, 0);
+  w.remote_owner = "n2";
+  assert_int_equal(wr_ingress_recheck(w.ig, "app"), 1);
+  assert_int_equal(w.unbounds, 1);
+  assert_int_equal(wr_ingress_tunnel_count(w.ig), 0);
+  assert_int_equal(wr_ingress_recheck(w.ig, "app"), 0);
+  wr_ingress_stop(w.ig, stopped, &w.stopped);
+  while (w.stopped < 1) uv_run(&w.loop, UV_RUN_ONCE);
+  assert_int_equal(uv_loop_close(&w.loop), 0);
+  assert_int_equal(w.unbounds, 1);
+}
+
+static void on_bound2(const char *name, const char *url, int first,
+                      void *ud) {
+  (void)name, (void)url, (void)first;
+  (*(int *)ud)++;
+}
+
+/* A new link of the same client (same session and account) while the
+ * node still holds its old one live: the new link takes the binding (no
+ * "name taken" until the old link's death is noticed), the old one is
+ * closed, and the routes table sees no unbind in between. */
+static void test_same_session_takes_over(void **state) {
+  (void)state;
+  world w;
+  start(&w, "app");
+  assert_true(run_until(&w, &w.client_bound, 5000));
+  char node[64];
+  snprintf(node, sizeof node, "127.0.0.1:%d", wr_ingress_port(w.ig));
+  wr_client_config cc;
+  memset(&cc, 0, sizeof cc);
+  cc.node = node;
+  memcpy(cc.fleet_pub, w.pub, 32);
+  cc.name = "app";
+  cc.local_host = "127.0.0.1";
+  cc.local_port = 9;
+  for (int i = 0; i < 16; i++) cc.session[i] = (uint8_t)(i + 1);
+  int bound2 = 0;
+  cc.on_bound = on_bound2;
+  cc.on_fatal = on_fatal;
+  cc.ud = &bound2;
+  wr_client *c2;
+  assert_int_equal(wr_client_start(&c2, &w.loop, &cc), 0);
+  assert_true(run_until(&w, &bound2, 5000));
+  assert_int_equal(w.fatals, 0);
+  assert_int_equal(w.checks, 2);
+  assert_int_equal(w.unbounds, 0);
+  assert_int_equal(wr_ingress_tunnel_count(w.ig), 1);
+  /* The first client lost its link: stop it before it comes back (its
+   * first retry is 20 ms away at least). */
+  int gone = 0;
+  wr_client_stop(w.client, stopped, &gone);
+  assert_true(run_until(&w, &gone, 5000));
+  assert_int_equal(w.unbounds, 0);
+  w.client = c2;
+  finish(&w);
+  assert_int_equal(w.unbounds, 1);
+}
+
 /* Stopping the ingress ends every binding: each is unbound. */
 static void test_unbound_at_stop(void **state) {
   (void)state;
@@ -318,6 +415,87 @@ static void visit(world *w) {
                                   (struct sockaddr *)&sa, v_connected),
                    0);
   assert_true(run_until(w, &w->vdone, 5000));
+}
+
+/* Starts a visitor's request without waiting for its answer. */
+static void visit_start(world *w) {
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", wr_ingress_port(w->ig), &sa);
+  uv_tcp_init(&w->loop, &w->vtcp);
+  w->vtcp.data = w;
+  w->vconn.data = w;
+  w->alen = 0;
+  w->vdone = 0;
+  assert_int_equal(uv_tcp_connect(&w->vconn, &w->vtcp,
+                                  (struct sockaddr *)&sa, v_connected),
+                   0);
+}
+
+static wr_client *client_again(world *w, const char *name) {
+  char node[64];
+  snprintf(node, sizeof node, "127.0.0.1:%d", wr_ingress_port(w->ig));
+  wr_client_config cc;
+  memset(&cc, 0, sizeof cc);
+  cc.node = node;
+  memcpy(cc.fleet_pub, w->pub, 32);
+  cc.name = name;
+  cc.local_host = "127.0.0.1";
+  cc.local_port = 9;
+  for (int i = 0; i < 16; i++) cc.session[i] = (uint8_t)(i + 1);
+  cc.on_bound = on_bound;
+  cc.on_fatal = on_fatal;
+  cc.ud = w;
+  wr_client *c;
+  assert_int_equal(wr_client_start(&c, &w->loop, &cc), 0);
+  return c;
+}
+
+/* A visitor of a name whose client's link dropped (no other owner) is
+ * held, not answered 502 at once; when the client binds again here, its
+ * request goes through the new link (the local server there refuses, so
+ * the answer is that 502, not "reconnecting"). */
+static void test_held_until_rebind(void **state) {
+  (void)state;
+  world w;
+  start_grace(&w, "far", 30000);
+  assert_true(run_until(&w, &w.client_bound, 5000));
+  int gone = 0;
+  wr_client_stop(w.client, stopped, &gone);
+  assert_true(run_until(&w, &gone, 5000));
+  visit_start(&w);
+  int never = 0;
+  run_until(&w, &never, 300);
+  assert_int_equal(w.vdone, 0); /* held */
+  assert_int_equal(w.alen, 0);
+  w.client_bound = 0;
+  w.client = client_again(&w, "far");
+  assert_true(run_until(&w, &w.vdone, 3000));
+  assert_non_null(strstr(w.answer, "HTTP/1.1 502 "));
+  assert_non_null(strstr(w.answer, "refused the connection"));
+  assert_int_equal(w.client_bound, 1);
+  finish(&w);
+}
+
+/* ... and answered 502 when the client does not come back within the
+ * hold (BINDINGS_HOLD_MS). */
+static void test_held_then_502(void **state) {
+  (void)state;
+  world w;
+  start_grace(&w, "far", 30000);
+  assert_true(run_until(&w, &w.client_bound, 5000));
+  int gone = 0;
+  wr_client_stop(w.client, stopped, &gone);
+  assert_true(run_until(&w, &gone, 5000));
+  uint64_t t0 = uv_now(&w.loop);
+  visit_start(&w);
+  assert_true(run_until(&w, &w.vdone, 6000));
+  uint64_t dt = uv_now(&w.loop) - t0;
+  assert_non_null(strstr(w.answer, "HTTP/1.1 502 "));
+  assert_true(dt >= BINDINGS_HOLD_MS - 50 && dt < BINDINGS_HOLD_MS + 2000);
+  assert_int_equal(wr_ingress_tunnel_count(w.ig), 1); /* still in grace */
+  wr_ingress_stop(w.ig, stopped, &w.stopped);
+  while (w.stopped < 1) uv_run(&w.loop, UV_RUN_ONCE);
+  assert_int_equal(uv_loop_close(&w.loop), 0);
 }
 
 static void test_lookup_remote(void **state) {
@@ -587,6 +765,11 @@ int main(void) {
       cmocka_unit_test(test_lookup_remote),
       cmocka_unit_test(test_unbound_after_grace),
       cmocka_unit_test(test_unbound_at_stop),
+      cmocka_unit_test(test_released_at_once_when_served_elsewhere),
+      cmocka_unit_test(test_gone_released_on_recheck),
+      cmocka_unit_test(test_same_session_takes_over),
+      cmocka_unit_test(test_held_until_rebind),
+      cmocka_unit_test(test_held_then_502),
       cmocka_unit_test(test_one_guess_per_link),
       cmocka_unit_test(test_slow_after_failures),
   };

@@ -39,6 +39,7 @@ typedef struct node {
   wr_ingress *ig;
   const char *id;
   const char *script[2]; /* lookup_remote's answers, in turn (NULL: none) */
+  const char *rr[3];     /* else, when rr[0] is set: these in rotation */
   int lookups;
 } node;
 
@@ -75,6 +76,10 @@ static int h_lookup_remote(void *ud, const char *name, char *owner,
   node *n = ud;
   (void)name;
   const char *ans = n->script[n->lookups < 2 ? n->lookups : 1];
+  if (n->rr[0]) {
+    int k = n->rr[2] ? 3 : n->rr[1] ? 2 : 1;
+    ans = n->rr[n->lookups % k];
+  }
   n->lookups++;
   if (!ans) return 0;
   snprintf(owner, cap, "%s", ans);
@@ -358,6 +363,22 @@ static void test_retry_after_unreachable(void **state) {
   finish(&w);
 }
 
+/* A name with two owners (one client's two links): the dead one first,
+ * and the table's rotation would hand it out again; the retry asks on
+ * until it gets the other one. */
+static void test_retry_avoids_failed_owner(void **state) {
+  world w;
+  (void)state;
+  start(&w);
+  w.a.rr[0] = "dead";
+  w.a.rr[1] = "dead";
+  w.a.rr[2] = "C";
+  visit(&w);
+  served(&w);
+  assert_int_equal(w.a.lookups, 3);
+  finish(&w);
+}
+
 static void test_one_retry_only(void **state) {
   world w;
   (void)state;
@@ -366,7 +387,10 @@ static void test_one_retry_only(void **state) {
   visit(&w);
   assert_non_null(strstr(w.answer, "HTTP/1.1 502 "));
   assert_non_null(strstr(w.answer, "no longer serves it"));
-  assert_int_equal(w.a.lookups, 2);
+  /* The first lookup, then the retry's: it asks up to 4 times for an
+   * owner other than B (proxy_uv.c, OWNER_TRIES), gets B each time and
+   * tries B once more. */
+  assert_int_equal(w.a.lookups, 5);
   assert_int_equal(w.origin_hits, 0);
   finish(&w);
 }
@@ -377,6 +401,7 @@ int main(void) {
       cmocka_unit_test(test_retry_after_no_route),
       cmocka_unit_test(test_retry_after_moved),
       cmocka_unit_test(test_retry_after_unreachable),
+      cmocka_unit_test(test_retry_avoids_failed_owner),
       cmocka_unit_test(test_one_retry_only),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
