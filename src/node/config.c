@@ -21,7 +21,7 @@ typedef struct opt_field {
 
 #define RATE ((size_t)-1)
 #define COUNT ((size_t)-2)
-#define MS0 ((size_t)-3) /* milliseconds where 0 is allowed */
+#define MS0 ((size_t)-4) /* milliseconds where 0 is allowed */
 #define SWITCH ((size_t)-3) /* on/off, true/false, yes/no, 1/0 */
 /* Connection caps: beyond any descriptor limit Linux allows (nr_open is
  * at most 2^30, usually 2^20). */
