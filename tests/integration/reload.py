@@ -26,6 +26,9 @@ Checks:
                  reload (a good new cap in the config is not applied)
   metrics        warren_config_reloads_total{result="ok"} 1 and
                  {result="failed"} 2
+  signals        SIGTERM with a half-sent request head: the node drains
+                 (still up after 1.5 s, /readyz 503, /healthz 200); a
+                 second SIGTERM stops it at once, exit 0
 Prints one line per check; exits non-zero when any failed.
 """
 import os
@@ -182,6 +185,30 @@ def main():
         check("metrics: 1 reload ok, 2 failed",
               n.metric('warren_config_reloads_total{result="ok"}') == 1 and
               n.metric('warren_config_reloads_total{result="failed"}') == 2)
+
+        # A drain waits for a request in flight (here a head half sent,
+        # which the 30 s drain timeout would wait for); /readyz says 503
+        # and /healthz 200 meanwhile; a second SIGTERM stops at once.
+        half = socket.create_connection(n.http, timeout=3,
+                                        source_address=("127.0.0.2", 0))
+        half.sendall(b"GET / HTTP/1.1\r\nHost: app.mesh.test\r\n")
+        time.sleep(0.2)
+        n.proc.send_signal(signal.SIGTERM)
+        time.sleep(1.5)
+        ready = n.get("/readyz")[0] if n.alive_proc() else 0
+        health = n.get("/healthz")[0] if n.alive_proc() else 0
+        check("drain: still running with a request in flight, /readyz 503, "
+              "/healthz 200", n.alive_proc() and ready == 503 and
+              health == 200, "ready %r health %r" % (ready, health))
+        t0 = time.time()
+        n.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = n.proc.wait(timeout=5)
+        except Exception:
+            rc = None
+        check("a second SIGTERM stops at once (%.1f s)" % (time.time() - t0),
+              rc == 0 and time.time() - t0 < 4, "rc=%r" % rc)
+        half.close()
     finally:
         fleet.stop()
     if FAILED:
