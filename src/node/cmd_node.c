@@ -100,8 +100,10 @@ static const char usage_node2[] =
     "says \"Connection: close\", requests in flight finish (--drain-timeout),\n"
     "then the node leaves the mesh (peers see it \"left\", not dead) and exits.\n"
     "SIGINT: clients told to move, leave, exit, without waiting.  A second\n"
-    "signal stops at once.  SIGHUP reloads the tokens file and the --config\n"
-    "file's limits and timeouts (docs/DEPLOY.md); tunnels stay up.\n";
+    "signal stops at once.  SIGHUP reloads the tokens file, the --config\n"
+    "file's limits and timeouts and the --faults-file rules, all or nothing;\n"
+    "tunnels stay up.  LISTEN_FDS (systemd socket activation) hands the node\n"
+    "its public socket (docs/DEPLOY.md).\n";
 
 /* ---- warren node ---- */
 
