@@ -76,8 +76,13 @@ static void up_detach(void *up, int reset) {
   CHECK(F.up_open);
   F.up_open = 0;
 }
+static int not_reusable; /* the upstream's link drains (script) */
+static int up_reusable(void *up) {
+  (void)up;
+  return !not_reusable;
+}
 static const wr_fwd_upstream_ops ops = {up_write, up_consume, up_fin,
-                                        up_detach};
+                                        up_detach, up_reusable};
 
 static int route; /* what open answers, from the script */
 
@@ -183,6 +188,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   script sc = {data, size};
   memset(&F, 0, sizeof F);
+  not_reusable = 0;
   wr_tstamp now = 1000;
   uint8_t setup = next(&sc);
   route = setup % 4 == 3 ? 0 : setup % 4;
@@ -259,7 +265,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       break;
     }
     case 3:
-      if (F.up_open) wr_fwd_up_fin(F.f, now);
+      if (op & 0x40) { /* the node drains; busy is a pure query */
+        (void)wr_fwd_busy(F.f);
+        wr_fwd_drain(F.f, now);
+      } else if (F.up_open) {
+        wr_fwd_up_fin(F.f, now);
+      }
       break;
     case 4:
       if (F.up_open) {
@@ -267,7 +278,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         wr_fwd_up_ended(F.f, (wr_fwd_end)(next(&sc) % 6), now);
       }
       break;
-    case 5: /* credit comes back */
+    case 5: /* credit comes back; bit 0x40: the link drains or not */
+      if (op & 0x40) not_reusable = !not_reusable;
       F.credit += (size_t)next(&sc) * 8;
       if (F.up_open) wr_fwd_up_writable(F.f, now);
       break;

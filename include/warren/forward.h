@@ -100,6 +100,12 @@ typedef struct wr_fwd_upstream_ops {
   /* Detaches: no event comes afterwards.  |reset|: abort the stream
    * (WR_MUX_RST_CANCEL to the far end); 0: it ended already. */
   void (*detach)(void *up, int reset);
+  /* Optional: 0 when the upstream should carry no further request (its
+   * node link drains: the owner goes away, or the link is rotated).  The
+   * core then detaches it once a response ends with nothing else owed,
+   * and the visitor's next request opens a new upstream, routed afresh;
+   * the visitor never notices.  NULL: always reusable. */
+  int (*reusable)(void *up);
 } wr_fwd_upstream_ops;
 
 typedef struct wr_fwd_upstream {
@@ -287,6 +293,19 @@ int wr_fwd_want_read(const wr_fwd *f);
 /* 1 once the visitor should get our FIN (LINGER); the adapter sends it
  * once and closes if it cannot. */
 int wr_fwd_want_shutdown(const wr_fwd *f);
+/*
+ * The node drains (docs/DEPLOY.md): from now on every response ends the
+ * connection ("Connection: close" on each response whose head has not
+ * gone out yet, and on the responses to requests still to come), so a
+ * keep-alive visitor leaves after its next answer instead of being cut
+ * off.  Nothing in flight is interrupted.  Idempotent.
+ */
+void wr_fwd_drain(wr_fwd *f, wr_tstamp now);
+/* 1 while something is in flight: a request being read or forwarded, a
+ * response owed or being written, a raw (upgraded) stream, or a PROXY
+ * header or request head partly read.  0 for a keep-alive connection
+ * between requests, which a draining node may close. */
+int wr_fwd_busy(const wr_fwd *f);
 wr_tstamp wr_fwd_deadline(const wr_fwd *f);
 /* The name this connection serves ("" before its first request). */
 const char *wr_fwd_name(const wr_fwd *f);

@@ -172,6 +172,11 @@ wr_ssize wr_http_resp_feed(wr_http_resp *h, const uint8_t *data, size_t len,
 /* 1 while a response is owed (a request was forwarded, its response has
  * not ended): what tells 504 from idle. */
 int wr_http_resp_pending(const wr_http_resp *h);
+/* The node drains: every response owed whose head has not been rewritten
+ * yet ends the visitor's connection ("Connection: close", keep_alive 0),
+ * as if its request had said close.  A head already out keeps what it
+ * announced. */
+void wr_http_resp_close_owed(wr_http_resp *h);
 /*
  * The origin's side ended (EOF).  Returns 1 when that ended cleanly: the
  * response in progress was delimited by the close (no Content-Length, not

@@ -27,6 +27,15 @@ typedef struct wr_ingress wr_ingress;
 
 typedef struct wr_ingress_config {
   const char *listen;            /* "127.0.0.1:8080" */
+  /* A listening TCP socket handed over by whoever started us (systemd
+   * socket activation, or the previous process during an in-place
+   * upgrade: LISTEN_FDS, docs/DEPLOY.md): used instead of binding
+   * |listen|, and owned by the ingress from then on. */
+  int have_listen_fd, listen_fd;
+  /* 1: accept nothing until wr_ingress_accept (connections wait in the
+   * kernel's backlog meanwhile, none refused): a node that inherited its
+   * socket first joins the mesh and learns the routes. */
+  int paused;
   const char *domain;            /* "localhost" */
   const char *node_id;
   uint8_t fleet_priv[32];        /* the Noise static key */
@@ -177,6 +186,31 @@ int wr_ingress_recheck(wr_ingress *ig, const char *name);
 /* Returns 0 or an error (e.g. UV_EADDRINUSE) with nothing left open. */
 int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
                      const wr_ingress_config *cfg);
+/*
+ * Limits a running ingress can take anew (SIGHUP, docs/DEPLOY.md): the
+ * timeouts and rate of wr_ingress_config (0 = its default, as at start)
+ * and the connection caps (0 = derived from RLIMIT_NOFILE, as at start).
+ * Visitor connections accepted from now on get the new timeouts; those
+ * open keep theirs until they close (a timer is not moved under a
+ * request in flight).  The caps apply to the next accept at once; nobody
+ * already connected is closed.  Tunnels and node links are untouched.
+ */
+typedef struct wr_ingress_limits {
+  uint64_t upstream_timeout_ms, idle_timeout_ms, head_timeout_ms;
+  uint64_t body_min_rate;
+  unsigned max_conns, max_conns_per_source;
+} wr_ingress_limits;
+void wr_ingress_set_limits(wr_ingress *ig, const wr_ingress_limits *l);
+/* What is in force now (caps as derived). */
+void wr_ingress_get_limits(const wr_ingress *ig, wr_ingress_limits *out);
+
+/* Starts accepting (after config.paused); 0 or a libuv error. */
+int wr_ingress_accept(wr_ingress *ig);
+/* Stops accepting and closes this process's listening socket (a socket
+ * shared with another process, as in an upgrade, stays open there);
+ * connections accepted already go on.  Idempotent. */
+void wr_ingress_stop_accepting(wr_ingress *ig);
+
 /* The port actually bound (for --listen 127.0.0.1:0). */
 int wr_ingress_port(const wr_ingress *ig);
 /* The public base URL for a name: "http://NAME.DOMAIN[:PORT]". */
@@ -199,8 +233,47 @@ size_t wr_ingress_tunnel_count(const wr_ingress *ig);
 void wr_ingress_node_links(const wr_ingress *ig, size_t *open,
                            uint64_t *dialed);
 
-/* Sends GOAWAY to every tunnel (clients move away) and stops accepting. */
+/*
+ * Starts draining (docs/DEPLOY.md): every tunnel client gets GOAWAY (it
+ * moves to another node) as soon as its link carries no stream, and new
+ * Binds are refused; node links into
+ * this node get GOAWAY (their next streams open a new link); every
+ * visitor connection, open or still to come, gets "Connection: close" on
+ * its next response; a name whose client also holds a link elsewhere is
+ * forwarded there; a tunnel link that closes releases its names at once
+ * (no "reconnecting" grace).  Requests in flight finish.  The listener
+ * stays open (load balancers need a moment to notice), so the caller
+ * decides when to stop: wr_ingress_load says what is still in flight.
+ * Idempotent.
+ */
 void wr_ingress_drain(wr_ingress *ig);
+
+typedef struct wr_ingress_load_info {
+  size_t visitors;     /* visitor connections open */
+  size_t busy;         /* ... of which have a request or response in
+                          flight (wr_fwd_busy) */
+  size_t tunnel_links; /* tunnel client links open */
+  size_t tunnels;      /* names bound here (live or in their grace) */
+  size_t unmoved;      /* bound tunnel links not yet told to move, still
+                          carrying streams, or told less than 2 s ago
+                          (WR_INGRESS_MOVE_GRACE_MS): the clients a drain
+                          waits for */
+  size_t relays;       /* streams other nodes forward through us now */
+} wr_ingress_load_info;
+/* How long a drain waits for a tunnel client told to move (GOAWAY) to
+ * close its link: a client given several nodes binds elsewhere and closes
+ * it within a few hundred ms (make before break); one given this node
+ * only keeps it, having nowhere else to go. */
+#define WR_INGRESS_MOVE_GRACE_MS 2000
+void wr_ingress_load(const wr_ingress *ig, wr_ingress_load_info *out);
+/* Draining: a tunnel link still carrying streams takes no new ones from
+ * now on, so it empties and its client is told to move (wr_ingress_drain
+ * waits for an idle moment first, which a busy single-link name may never
+ * have). */
+void wr_ingress_drain_hard(wr_ingress *ig);
+/* Closes the visitor connections that have nothing in flight (keep-alive
+ * between requests); returns how many. */
+size_t wr_ingress_close_idle(wr_ingress *ig);
 /* Closes everything; |done| runs once every handle is closed. */
 void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud);
 

@@ -3,8 +3,8 @@
  * the response a handler fills.
  *
  * Order of checks for one request (the order matters for what leaks):
- *   1. GET /healthz is always answered, so a load balancer or a Kubernetes
- *      probe needs no secret.
+ *   1. GET /healthz (and /readyz, when the daemon adds it) is always
+ *      answered, so a load balancer or a Kubernetes probe needs no secret.
  *   2. With a token configured, everything else needs a valid bearer
  *      token, checked *before* the route lookup: an unauthenticated client
  *      learns nothing about which paths exist (401 for all of them).
@@ -376,8 +376,11 @@ int admin_router_dispatch(wr_admin_router *r, const admin_parsed *p,
   /* HEAD is served by the GET route (RFC 9110 9.3.2); the connection
    * drops the body and keeps the headers. */
   const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
-  int is_health =
-      strcmp(req->path, "/healthz") == 0 && strcmp(method, "GET") == 0;
+  /* Health and readiness (the daemon's /readyz) are for load balancers
+   * and probes, which carry no secret. */
+  int is_health = (strcmp(req->path, "/healthz") == 0 ||
+                   strcmp(req->path, "/readyz") == 0) &&
+                  strcmp(method, "GET") == 0;
   if (r->has_token && !is_health && (p->auth_bad || !token_ok(r, p->auth))) {
     (*r->unauth)++;
     snprintf(resp->extra, sizeof resp->extra,

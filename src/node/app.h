@@ -25,6 +25,7 @@
 #include "warren/control.h"
 #include "warren/identity.h"
 #include "seeds.h"
+#include "listenfds.h"
 
 #include "config.h"
 #include "mesh.h"
@@ -59,6 +60,28 @@ typedef struct app {
   wr_tokens *tokens;
   int leaving;
   uint64_t self_since; /* uv_now when our own state last changed */
+  /* Graceful drain (warren node: SIGTERM, POST /drain; docs/DEPLOY.md).
+   * drain_wait_ms: the least time the node keeps serving after the drain
+   * starts, so load balancers see /readyz fail and stop sending first;
+   * drain_timeout_ms: the most it waits for requests in flight. */
+  int drain_on_term;     /* SIGTERM drains (warren node), else it leaves */
+  int draining;
+  uint64_t drain_start, drain_wait_ms, drain_timeout_ms;
+  uint64_t unlisten_at;  /* the drain stopped accepting (0: not yet) */
+  uv_timer_t drain_timer;
+  char drain_why[32];
+  /* SIGHUP: the command line and --config file, read again whole. */
+  int argc;
+  char **argv;
+  char config_path[1024];
+  wr_node_opts opts;     /* in force (flags over the --config file) */
+  /* An inherited public socket (LISTEN_FDS: systemd socket activation,
+   * or an in-place upgrade; docs/DEPLOY.md): -1 when none.  With one,
+   * accepting waits until the node has joined the mesh (accept_timer). */
+  int listen_fd;
+  uv_timer_t accept_timer;
+  uint64_t accept_since, joined_at;
+  uint64_t *m_reload_ok, *m_reload_failed; /* SIGHUP outcomes */
   /* Latest version per "event/" user key (POST /events), bounded: the
    * core re-queues every USER copy the callback calls news. */
   struct {
@@ -78,10 +101,14 @@ int read_secret(const char *path, uint8_t secret[32]);
 /* app.c */
 int load_tokens(const char *path, wr_tokens **pt, char *err, size_t errlen);
 void app_stop(app *a, int code);
+void app_drain(app *a, const char *why);
 void setup_signals(app *a);
 void on_sighup(uv_signal_t *s, int sig);
+int reload_opts(const app *a, wr_node_opts *o, char *err, size_t errlen);
 int run_loop(app *a);
 uint64_t parse_ms(const char *flag, const char *v, int *bad);
+int inherited_listener(app *a, const char *http);
+void accept_when_joined(app *a);
 int start_ingress(app *a, const char *listen, const char *domain,
                   const uint8_t secret[32], const char *token,
                   uint64_t upstream_ms, uint64_t idle_ms, uint64_t head_ms,

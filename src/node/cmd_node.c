@@ -28,6 +28,7 @@ static const char usage_node[] =
     "                   [--proxy-protocol-from IP,...]\n"
     "                   [--max-conns N] [--max-conns-per-ip N]\n"
     "                   [--send-stall-timeout MS] [--node-link-window BYTES]\n"
+    "                   [--drain-timeout MS] [--drain-wait MS]\n"
     "                   [--faults] [--faults-file FILE]\n"
     "\n"
     "  --id ID              this node's name in the mesh\n"
@@ -91,15 +92,25 @@ static const char usage_node2[] =
     "                       30000)\n"
     "  --node-link-window BYTES  receive window of each node-to-node link\n"
     "                       this node dials (default 0: 256 MiB)\n"
+    "  --drain-timeout MS   a drain waits at most MS for requests in flight\n"
+    "                       and tunnel clients to move (default 30000)\n"
+    "  --drain-wait MS      a drain keeps serving at least MS, so load\n"
+    "                       balancers see /readyz fail first (default 2000)\n"
     "  --faults             allow fault injection through the admin API\n"
     "                       (/faults; warrenctl fault ...; docs/FAULTS.md);\n"
     "                       off by default, when the API answers 403\n"
     "  --faults-file FILE   fault rules loaded at start (JSON, as GET\n"
     "                       /faults answers them); needs --faults\n"
     "\n"
-    "SIGINT/SIGTERM: the node leaves the mesh (peers see it as \"left\", not\n"
-    "dead), clients are told to move (GOAWAY), then the node exits.  A second\n"
-    "signal skips the leave.\n";
+    "SIGTERM or POST /drain (warrenctl drain): a graceful drain.  GET /readyz\n"
+    "answers 503, tunnel clients are told to move (GOAWAY), every response\n"
+    "says \"Connection: close\", requests in flight finish (--drain-timeout),\n"
+    "then the node leaves the mesh (peers see it \"left\", not dead) and exits.\n"
+    "SIGINT: clients told to move, leave, exit, without waiting.  A second\n"
+    "signal stops at once.  SIGHUP reloads the tokens file, the --config\n"
+    "file's limits and timeouts and the --faults-file rules, all or nothing;\n"
+    "tunnels stay up.  LISTEN_FDS (systemd socket activation) hands the node\n"
+    "its public socket (docs/DEPLOY.md).\n";
 
 /* ---- warren node ---- */
 
@@ -261,6 +272,18 @@ int cmd_node(int argc, char **argv) {
   a.loop = uv_default_loop();
   a.tokens = tokens;
   snprintf(a.tokens_path, sizeof a.tokens_path, "%s", o.tokens);
+  a.drain_on_term = 1;
+  a.drain_timeout_ms = o.drain_timeout_ms;
+  a.drain_wait_ms = o.drain_wait_ms;
+  a.argc = argc;
+  a.argv = argv;
+  a.listen_fd = -1;
+  if (inherited_listener(&a, http) != 0) {
+    sodium_memzero(secret, sizeof secret);
+    wr_tokens_del(a.tokens);
+    return 1;
+  }
+  a.opts = o;
   snprintf(a.id, sizeof a.id, "%s", id);
   snprintf(a.http, sizeof a.http, "%s", http);
   if (gossip) snprintf(a.gossip, sizeof a.gossip, "%s", gossip);
@@ -277,6 +300,16 @@ int cmd_node(int argc, char **argv) {
     return run_loop(&a);
   }
   wr_mesh_admin_routes(a.mesh, a.admin);
+  wr_metrics_counter(wr_admin_metrics(a.admin), "warren_config_reloads_total",
+                     "result", "ok",
+                     "SIGHUP reloads applied (ok) or refused whole, old "
+                     "settings kept (failed).",
+                     &a.m_reload_ok);
+  wr_metrics_counter(wr_admin_metrics(a.admin), "warren_config_reloads_total",
+                     "result", "failed",
+                     "SIGHUP reloads applied (ok) or refused whole, old "
+                     "settings kept (failed).",
+                     &a.m_reload_failed);
   wr_mesh_set_tokens(a.mesh, a.tokens);
   uv_signal_init(a.loop, &a.sighup);
   a.sighup.data = &a;
@@ -301,6 +334,7 @@ int cmd_node(int argc, char **argv) {
     app_stop(&a, 1);
     return run_loop(&a);
   }
+  if (a.listen_fd >= WR_LISTEN_FDS_START) accept_when_joined(&a);
   WR_LOG_INFOF("main", "node_started",
                "id=%s http=%s admin=%s domain=%s gossip=%s join=%s", id, http,
                admin, domain, gossip ? gossip : "-", join ? join : "-");

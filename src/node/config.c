@@ -24,6 +24,7 @@ typedef struct opt_field {
 #define WINDOW ((size_t)-3) /* bytes, 0 = the default, else the mux's
                                bounds: [16 KiB, 2^31 - 1] */
 #define SWITCH ((size_t)-4) /* on/off, true/false, yes/no, 1/0 */
+#define MS0 ((size_t)-5) /* milliseconds where 0 is allowed */
 /* Connection caps: beyond any descriptor limit Linux allows (nr_open is
  * at most 2^30, usually 2^20). */
 #define COUNT_MAX 16777216ULL
@@ -55,6 +56,8 @@ static const opt_field fields[] = {
     {"max-conns-per-ip", offsetof(wr_node_opts, max_conns_per_ip), COUNT},
     {"send-stall-timeout", offsetof(wr_node_opts, send_stall_ms), 0},
     {"node-link-window", offsetof(wr_node_opts, node_link_window), WINDOW},
+    {"drain-timeout", offsetof(wr_node_opts, drain_timeout_ms), 0},
+    {"drain-wait", offsetof(wr_node_opts, drain_wait_ms), MS0},
     {"faults", offsetof(wr_node_opts, faults), SWITCH},
     {"faults-file", offsetof(wr_node_opts, faults_file), sizeof(((wr_node_opts *)0)->faults_file)},
 };
@@ -67,6 +70,12 @@ void wr_node_opts_init(wr_node_opts *o) {
   o->head_ms = 30000;
   o->body_min_rate = WR_NODE_BODY_MIN_RATE;
   o->send_stall_ms = 30000;
+  /* 30 s: what Kubernetes gives a pod (terminationGracePeriodSeconds)
+   * and a long request may need; 2 s: HAProxy's default check interval,
+   * so one failed /readyz check has happened before the node stops
+   * taking connections (set it to the LB's inter x fall). */
+  o->drain_timeout_ms = 30000;
+  o->drain_wait_ms = 2000;
 }
 
 int wr_node_opts_known(const char *key) {
@@ -135,6 +144,21 @@ int wr_node_opts_set(wr_node_opts *o, const char *key, const char *value) {
         snprintf(o->err, sizeof o->err,
                  "%s wants bytes per second (0-%llu, 0 = off), got '%.64s'",
                  key, RATE_MAX, value);
+        return -1;
+      }
+      uint64_t v = x;
+      memcpy(base, &v, sizeof v);
+      return 0;
+    }
+    if (f->size == MS0) {
+      char *end;
+      errno = 0;
+      unsigned long long x = strtoull(value, &end, 10);
+      if (!*value || *end || errno || x > 86400000ULL || value[0] == '-') {
+        snprintf(o->err, sizeof o->err,
+                 "%s wants a number of milliseconds (0-86400000), got "
+                 "'%.64s'",
+                 key, value);
         return -1;
       }
       uint64_t v = x;

@@ -13,6 +13,8 @@
  *   upstream-timeout = 60000
  *   head-timeout = 30000
  *   body-min-rate = 500
+ *   drain-timeout = 30000
+ *   drain-wait = 2000
  *   gossip = 10.0.0.5:7946
  *   join = dns:warren-headless.default.svc.cluster.local:7946
  *   gossip-profile = lan
@@ -46,6 +48,7 @@ typedef struct wr_node_opts {
   uint64_t max_conns, max_conns_per_ip; /* 0 = derived (ingress.h) */
   uint64_t send_stall_ms;    /* ingress.h send_stall_ms */
   uint64_t node_link_window; /* ingress.h node_link_window, 0 = default */
+  uint64_t drain_timeout_ms, drain_wait_ms; /* graceful drain (DEPLOY.md) */
   uint64_t faults;       /* 1: fault injection on (--faults; faults.h) */
   char faults_file[1024]; /* a rule set loaded at start (docs/FAULTS.md) */
   char err[300]; /* the first error, one line, when a call fails */
@@ -62,7 +65,8 @@ typedef struct wr_node_opts {
 #define WR_NODE_BODY_MIN_RATE 500
 
 /* Defaults: admin 127.0.0.1:9081, upstream 60 s, idle 75 s, head 30 s,
- * body-min-rate 500, send-stall 30 s, node-link-window 0 (256 MiB). */
+ * body-min-rate 500, send-stall 30 s, node-link-window 0 (256 MiB),
+ * drain-timeout 30 s, drain-wait 2 s. */
 void wr_node_opts_init(wr_node_opts *o);
 
 /*

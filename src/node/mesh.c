@@ -636,6 +636,44 @@ void wr_mesh_close(wr_mesh *m) {
 
 void wr_mesh_set_swim(wr_mesh *m, wr_swim_uv *swim) { m->swim = swim; }
 void wr_mesh_set_ingress(wr_mesh *m, wr_ingress *ig) { m->ig = ig; }
+
+/* Names bound here, collected first: releasing gossips, which must not
+ * happen from inside the ingress's walk. */
+typedef struct drain_names {
+  char (*name)[WR_ROUTE_NAME_MAX + 1];
+  size_t n, cap;
+} drain_names;
+
+static void collect_name(const wr_tunnel_info *t, void *ud) {
+  drain_names *d = ud;
+  if (!t->live || d->n == d->cap) return;
+  snprintf(d->name[d->n++], sizeof d->name[0], "%s", t->name);
+}
+
+size_t wr_mesh_drain(wr_mesh *m) {
+  if (!m->ig) return 0;
+  drain_names d = {.cap = wr_ingress_tunnel_count(m->ig)};
+  if (d.cap == 0) return 0;
+  d.name = calloc(d.cap, sizeof d.name[0]);
+  if (!d.name) return 0; /* the names then go as their clients move */
+  wr_ingress_foreach(m->ig, collect_name, &d);
+  size_t released = 0;
+  for (size_t i = 0; i < d.n; i++) {
+    char owner[WR_ROUTE_OWNER_MAX + 1];
+    if (!hook_lookup_remote(m, d.name[i], owner, sizeof owner)) continue;
+    uint8_t enc[WR_ROUTE_ENCODED_MAX];
+    size_t len = 0;
+    if (wr_routes_release(m->rt, d.name[i], enc, &len, now_ms(m)) == 0) {
+      gossip(m, enc, len);
+      released++;
+      WR_LOG_INFOF("mesh", "drain_release", "name=%s also_at=%s", d.name[i],
+                   owner);
+    }
+  }
+  free(d.name);
+  settle(m);
+  return released;
+}
 void wr_mesh_set_tokens(wr_mesh *m, const wr_tokens *tokens) {
   m->tokens = tokens;
 }

@@ -40,6 +40,15 @@ void wr_mesh_set_tokens(wr_mesh *m, const struct wr_tokens *tokens);
 void wr_mesh_set_swim(wr_mesh *m, wr_swim_uv *swim);
 /* Where to evict bindings that lost their name. */
 void wr_mesh_set_ingress(wr_mesh *m, wr_ingress *ig);
+/*
+ * The node starts draining: every name bound here that another live node
+ * also serves (a client's other link, a --balance peer) is released in
+ * the table now, and gossiped, so the fleet stops routing it here while
+ * the local tunnel finishes what it carries.  A name served only here
+ * stays until its client moves (releasing it would make it a 404
+ * everywhere meanwhile).  Returns how many were released.
+ */
+size_t wr_mesh_drain(wr_mesh *m);
 /* Fills the ingress config's routes hooks (bind_check, bound, unbound,
  * lookup_remote and their user data). */
 void wr_mesh_ingress_hooks(wr_mesh *m, wr_ingress_config *ic);

@@ -165,6 +165,8 @@ static int h_status(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
                         "members_digest", mhex, "members_digest_age_ms",
                         (json_int_t)mage);
   if (!o) return WR_ERR_NOMEM;
+  json_object_set_new(o, "draining",
+                      json_boolean(a->draining || a->leaving));
   int rv = a->mesh ? wr_mesh_status(a->mesh, o) : 0;
   if (rv != 0) {
     json_decref(o);
@@ -173,11 +175,39 @@ static int h_status(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   return wr_admin_resp_json(resp, o);
 }
 
+/* POST /drain: the same graceful drain as SIGTERM (app_drain); the node
+ * exits when it is done.  Answered before anything closes, so the caller
+ * learns the bounds; a second call changes nothing. */
 static int h_drain(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   (void)req;
   app *a = ud;
-  if (a->ig) wr_ingress_drain(a->ig);
-  return wr_admin_resp_json(resp, json_pack("{s:b}", "draining", 1));
+  if (a->stopping || a->leaving)
+    return wr_admin_resp_error(resp, 409, "the node is already stopping");
+  app_drain(a, "admin");
+  json_t *o = json_pack("{s:s, s:b, s:I, s:I, s:I}", "id", a->id, "draining",
+                        1, "elapsed_ms",
+                        (json_int_t)(uv_now(a->loop) - a->drain_start),
+                        "wait_ms", (json_int_t)a->drain_wait_ms,
+                        "timeout_ms", (json_int_t)a->drain_timeout_ms);
+  if (!o) return WR_ERR_NOMEM;
+  return wr_admin_resp_json(resp, o);
+}
+
+/* GET /readyz (no token needed, like /healthz): 200 while the node takes
+ * visitors, 503 from the moment it drains or leaves, so a load balancer
+ * or a Kubernetes readiness probe stops sending before it goes.  /healthz
+ * stays 200 (alive) until the process ends: a liveness probe must not
+ * restart a node for draining. */
+static int h_readyz(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
+  (void)req;
+  app *a = ud;
+  int ready = !a->draining && !a->leaving && !a->stopping && a->ig;
+  json_t *o = json_pack("{s:b, s:b}", "ready", ready, "draining",
+                        a->draining || a->leaving || a->stopping);
+  if (!o) return WR_ERR_NOMEM;
+  int rv = wr_admin_resp_json(resp, o);
+  if (rv == 0 && !ready) wr_admin_resp_status(resp, 503);
+  return rv;
 }
 
 /* Records |key| at |version| unless that version or a newer one was
@@ -245,6 +275,7 @@ int start_admin(app *a, const char *listen, const char *token) {
   wr_admin_route(a->admin, "GET", "/members", h_members, a);
   wr_admin_route(a->admin, "GET", "/status", h_status, a);
   wr_admin_route(a->admin, "POST", "/drain", h_drain, a);
+  wr_admin_route(a->admin, "GET", "/readyz", h_readyz, a);
   wr_admin_route(a->admin, "POST", "/events", h_events, a);
   a->metrics = NULL;
   return 0;

@@ -96,6 +96,14 @@ struct tlink {
   tstream *streams;   /* visitors' streams on this link */
   tlink *prev, *next;
   uint32_t nstreams;
+  /* Draining (bindings_drain): the link's client is told to move
+   * (GOAWAY) only once no stream is on it, since a client closes the
+   * link when told; until then the link finishes what it carries.
+   * goaway_due: waiting for that; no_new: no new stream may open on it
+   * (bindings_lookup answers MOVING), set with the GOAWAY or when
+   * bindings_drain_hard gives up waiting for an idle moment. */
+  int goaway_due, goaway_sent, no_new;
+  uint64_t goaway_at;    /* when the GOAWAY went */
   uint32_t options;      /* Bind options */
   uint8_t session[16];   /* Bind session (all zero: none sent) */
   char peer[64];
@@ -145,7 +153,10 @@ struct bindings {
   uv_timer_t sweep;
   tlink *tlinks;
   uint64_t version_clock;
-  int draining, stopping, sweep_closed; /* 3: sweep, slow, hold closed */
+  int draining, stopping, sweep_closed; /* 4: sweep, slow, hold, goaway */
+  uv_timer_t goaway; /* sends the GOAWAYs due, one loop turn after a
+                        link's last stream ended (never from inside the
+                        mux callback that ended it) */
   void (*done)(void *);
   void *done_ud;
   uint64_t *m_tunnel_bad, *m_auth_fail;
@@ -361,7 +372,7 @@ bindings_find bindings_lookup(bindings *b, const char *name,
   if (!t) return BINDINGS_NONE;
   if (t->tl) {
     *ptl = t->tl;
-    return BINDINGS_LIVE;
+    return t->tl->no_new ? BINDINGS_MOVING : BINDINGS_LIVE;
   }
   /* The sweep timer may not have run yet for an entry just expired. */
   if (uv_now(b->loop) - t->gone_at < b->gone_grace) {
@@ -810,6 +821,16 @@ static int tl_on_control(wr_link *l, const uint8_t *msg, size_t len,
 
 /* ---- streams ---- */
 
+static void send_goaway(tlink *tl);
+
+/* A draining link's last stream ended a loop turn ago: tell its client
+ * to move now, unless a new stream opened meanwhile. */
+static void on_goaway_due(uv_timer_t *timer) {
+  bindings *b = timer->data;
+  for (tlink *tl = b->tlinks; tl; tl = tl->next)
+    if (tl->goaway_due && tl->nstreams == 0) send_goaway(tl);
+}
+
 static void stream_unlink(tstream *s) {
   tlink *tl = s->tl;
   if (s->prev) s->prev->next = s->next;
@@ -818,6 +839,8 @@ static void stream_unlink(tstream *s) {
   s->prev = s->next = NULL;
   tl->nstreams--;
   s->tl = NULL;
+  if (tl->goaway_due && tl->nstreams == 0 && !tl->b->stopping)
+    uv_timer_start(&tl->b->goaway, on_goaway_due, 0, 0);
 }
 
 int tstream_open(tstream *s, tlink *tl, const uint8_t *meta,
@@ -937,7 +960,7 @@ static int tl_on_open(wr_link *l, uint32_t sid, const uint8_t *meta,
 /* ---- links ---- */
 
 static void maybe_done(bindings *b) {
-  if (!b->stopping || b->tlinks || b->sweep_closed < 3 || !b->done) return;
+  if (!b->stopping || b->tlinks || b->sweep_closed < 4 || !b->done) return;
   void (*done)(void *) = b->done;
   b->done = NULL;
   done(b->done_ud);
@@ -955,16 +978,19 @@ static void tl_on_closed(wr_link *l, int err, void *ud) {
   bindings *b = tl->b;
   tl->link = NULL;
   if (tl->nheld) held_unlink(tl);
-  if (tl->bound && served_elsewhere(b, tl->bound)) {
-    /* Another node serves the name (this client's other link, or its
-     * new one): no grace, so visitors here are forwarded there now. */
+  if (tl->bound && (b->draining || served_elsewhere(b, tl->bound))) {
+    /* No grace: another node serves the name (this client's other link,
+     * or its new one), so visitors here are forwarded there now; or this
+     * node drains and told the client to move: it is not coming back
+     * here, and the routes hook releases the name at once. */
     tunnel *t = tl->bound;
     t->tl = NULL;
     tl->bound = NULL;
     if (b->g_tunnels) (*b->g_tunnels)--;
     WR_LOG_INFOF("ingress", "unbound", "name=%s peer=%s err=\"%s\" "
-                 "grace=none why=served_elsewhere", t->name, tl->peer,
-                 err ? wr_strerror(err) : "closed");
+                 "grace=none why=%s", t->name, tl->peer,
+                 err ? wr_strerror(err) : "closed",
+                 b->draining ? "draining" : "served_elsewhere");
     if (b->m_released_early) (*b->m_released_early)++;
     table_remove(b, t);
     arm_sweep(b);
@@ -1123,6 +1149,9 @@ int bindings_new(bindings **pb, uv_loop_t *loop,
   b->sweep.data = b;
   uv_timer_init(loop, &b->slow);
   b->slow.data = b;
+  uv_timer_init(loop, &b->goaway);
+  b->goaway.data = b;
+  uv_unref((uv_handle_t *)&b->goaway);
   uv_timer_init(loop, &b->hold);
   b->hold.data = b;
   uv_unref((uv_handle_t *)&b->hold);
@@ -1147,6 +1176,7 @@ void bindings_stop(bindings *b, void (*done)(void *ud), void *ud) {
   b->done_ud = ud;
   uv_close((uv_handle_t *)&b->sweep, sweep_closed);
   uv_close((uv_handle_t *)&b->slow, sweep_closed);
+  uv_close((uv_handle_t *)&b->goaway, sweep_closed);
   uv_close((uv_handle_t *)&b->hold, sweep_closed);
   /* Held visitors will not see their client again. */
   for (tunnel *t = b->ghead; t; t = t->gnext)
@@ -1168,6 +1198,12 @@ void bindings_del(bindings *b) {
 
 size_t bindings_count(const bindings *b) { return b->ntunnels; }
 
+size_t bindings_links(const bindings *b) {
+  size_t n = 0;
+  for (const tlink *tl = b->tlinks; tl; tl = tl->next) n++;
+  return n;
+}
+
 void bindings_foreach(const bindings *b,
                          void (*fn)(const wr_tunnel_info *t, void *ud),
                          void *ud) {
@@ -1184,17 +1220,53 @@ void bindings_foreach(const bindings *b,
     }
 }
 
+static void send_goaway(tlink *tl) {
+  bindings *b = tl->b;
+  tl->goaway_due = 0;
+  tl->no_new = 1;
+  if (tl->goaway_sent || !tl->link) return;
+  tl->goaway_sent = 1;
+  tl->goaway_at = uv_now(b->loop);
+  wr_control_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = WR_CONTROL_GOAWAY;
+  snprintf(m.u.goaway.reason, sizeof m.u.goaway.reason,
+           "node %s is draining", b->node_id);
+  send_control(tl, &m);
+  /* send_control may have closed the link (its client does not read). */
+  if (!tl->link) return;
+  wr_mux_goaway(wr_link_mux(tl->link), 0);
+  wr_link_flush(tl->link);
+}
+
 void bindings_drain(bindings *b) {
+  if (b->draining || b->stopping) return;
   b->draining = 1;
+  /* Names whose client dropped before the drain are not coming back
+   * either: release them now rather than after the grace period. */
+  while (b->ghead) table_remove(b, b->ghead);
+  arm_sweep(b);
+  /* Links still in their handshake are told at their Bind (refused with
+   * NODE_DRAINING). */
   for (tlink *tl = b->tlinks; tl; tl = tl->next) {
     if (!tl->link || !wr_link_is_ready(tl->link)) continue;
-    wr_control_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = WR_CONTROL_GOAWAY;
-    snprintf(m.u.goaway.reason, sizeof m.u.goaway.reason,
-             "node %s is draining", b->node_id);
-    send_control(tl, &m);
-    wr_mux_goaway(wr_link_mux(tl->link), 0);
-    wr_link_flush(tl->link);
+    if (tl->nstreams == 0) send_goaway(tl);
+    else tl->goaway_due = 1;
   }
+}
+
+size_t bindings_unmoved(const bindings *b, uint64_t grace_ms) {
+  uint64_t now = uv_now(b->loop);
+  size_t n = 0;
+  for (const tlink *tl = b->tlinks; tl; tl = tl->next)
+    if (tl->bound && tl->link &&
+        (!tl->goaway_sent || tl->nstreams > 0 ||
+         now - tl->goaway_at < grace_ms))
+      n++;
+  return n;
+}
+
+void bindings_drain_hard(bindings *b) {
+  for (tlink *tl = b->tlinks; tl; tl = tl->next)
+    if (tl->goaway_due) tl->no_new = 1;
 }

@@ -83,6 +83,8 @@ typedef enum bindings_find {
   BINDINGS_NONE = 0, /* not bound here */
   BINDINGS_LIVE,     /* bound to a live link: *ptl */
   BINDINGS_GONE,     /* its link dropped less than gone_grace ago */
+  BINDINGS_MOVING,   /* draining: its client was told to move, no new
+                        stream opens on its link (*ptl set all the same) */
 } bindings_find;
 bindings_find bindings_lookup(bindings *b, const char *name,
                                     tlink **ptl);
@@ -128,7 +130,19 @@ void bindings_foreach(const bindings *b,
                          void (*fn)(const wr_tunnel_info *t, void *ud),
                          void *ud);
 size_t bindings_count(const bindings *b);
+/* Tunnel links open (bound or not yet). */
+size_t bindings_links(const bindings *b);
+/* GOAWAY to each tunnel client once its link carries no stream (and
+ * Binds refused from now on); docs/DEPLOY.md. */
 void bindings_drain(bindings *b);
+/* Bound links a drain still waits for: not told to move yet, still
+ * carrying streams, or told less than |grace_ms| ago (a client with other
+ * nodes to go to binds there and then closes this link; one that has
+ * nowhere else to go keeps it until the node closes it). */
+size_t bindings_unmoved(const bindings *b, uint64_t grace_ms);
+/* Links still waiting for an idle moment take no new streams from now on
+ * (their names answer MOVING), so they become idle and get their GOAWAY. */
+void bindings_drain_hard(bindings *b);
 /* Closes every link and the sweep timer; |done| runs once all closed. */
 void bindings_stop(bindings *b, void (*done)(void *ud), void *ud);
 

@@ -103,6 +103,7 @@ struct wr_fwd {
   int upgrade_asked;           /* an upgrade request waits for its final
                                   answer (101 or a refusal) */
   int pause_counted;           /* this pipelining pause was counted */
+  int draining;                /* wr_fwd_drain: every response closes */
   wr_fwd_upstream up;
   size_t owed, stale;          /* credit bookkeeping (top of file) */
   size_t out_pending;          /* sent to the visitor, not yet written */
@@ -322,7 +323,7 @@ void wr_fwd_up_data(wr_fwd *f, uint8_t *buf, size_t len, wr_tstamp now) {
    * switches to composing the output in |o|. */
   uint8_t *o = NULL;
   size_t on = 0, ocap = 0, fwd = 0, off = 0;
-  int bad = 0;
+  int bad = 0, let_go = 0;
   for (;;) {
     wr_http_ev ev;
     size_t at = off;
@@ -377,6 +378,15 @@ void wr_fwd_up_data(wr_fwd *f, uint8_t *buf, size_t len, wr_tstamp now) {
       if (final && (!ev.keep_alive || (f->vin == VIN_DONE &&
                                        !wr_http_resp_pending(f->hresp))))
         set_ending(f);
+      else if (final && f->state == WR_FWD_OPEN && f->upst == UP_OPEN &&
+               f->req == REQ_IDLE && !wr_http_resp_pending(f->hresp) &&
+               f->up.ops->reusable && !f->up.ops->reusable(f->up.up)) {
+        /* Between requests, and the upstream's link drains: let it go
+         * once this buffer is sent (its credit is the upstream's), and
+         * route the next request afresh.  A reset: its response is
+         * complete, so nothing is lost. */
+        let_go = 1;
+      }
     } else if (ev.type == WR_HTTP_EV_UPGRADE) {
       f->resp = RESP_RAW;
       wr_http_timer_upgraded(&f->wt, now);
@@ -409,6 +419,10 @@ void wr_fwd_up_data(wr_fwd *f, uint8_t *buf, size_t len, wr_tstamp now) {
     f->up.ops->consume(f->up.up, len);
   } else {
     send_out(f, buf, on, len);
+  }
+  if (let_go && f->upst == UP_OPEN && !wr_http_resp_pending(f->hresp)) {
+    up_detach(f, 1); /* what is owed to it becomes stale credit */
+    f->upst = UP_NONE;
   }
   /* Responses ended and the visitor paused for a pipelining limit. */
   if (f->vin != VIN_READING && f->state == WR_FWD_OPEN && !f->span)
@@ -559,7 +573,9 @@ static int on_request_head(wr_fwd *f, const wr_http_ev *ev) {
   }
   /* process() pauses reading before pipeline_max responses are owed, so
    * only running out of memory fails here. */
-  int rv = wr_http_resp_expect(f->hresp, ev->resp_flags);
+  unsigned flags = ev->resp_flags;
+  if (f->draining) flags |= WR_HTTP_EXP_CLOSE;
+  int rv = wr_http_resp_expect(f->hresp, flags);
   if (rv != 0) {
     char d[120];
     snprintf(d, sizeof d, "cannot forward the request (%s)", wr_strerror(rv));
@@ -659,10 +675,15 @@ static void process(wr_fwd *f) {
       if (f->req != REQ_TUNNEL) {
         f->req = REQ_IDLE;
         wr_http_timer_req_end(&f->wt, f->now);
-        if (!ev.keep_alive && !ev.upgrade) {
+        if ((!ev.keep_alive || f->draining) && !ev.upgrade) {
           /* The visitor will send nothing more we could forward. */
           if (f->vin == VIN_READING || f->vin == VIN_STOPPED)
             f->vin = VIN_DONE;
+          /* Draining, its response says close: whatever the visitor
+           * pipelined behind this request is not forwarded (a client
+           * resends unanswered pipelined requests on a new connection,
+           * RFC 9112 9.3.2). */
+          if (f->draining) f->in_len = 0;
         }
       }
       continue;
@@ -1033,6 +1054,26 @@ wr_fwd_state wr_fwd_get_state(const wr_fwd *f) { return f->state; }
 
 int wr_fwd_want_read(const wr_fwd *f) {
   return !terminal(f) && f->vin == VIN_READING;
+}
+
+void wr_fwd_drain(wr_fwd *f, wr_tstamp now) {
+  f->now = now;
+  if (terminal(f) || f->draining) return;
+  f->draining = 1;
+  wr_http_resp_close_owed(f->hresp);
+}
+
+int wr_fwd_busy(const wr_fwd *f) {
+  if (terminal(f)) return 0;
+  /* A lingering connection has had its whole answer; one from a load
+   * balancer that has not sent its PROXY header yet has no request. */
+  if (f->state == WR_FWD_LINGER) return 0;
+  if (f->state == WR_FWD_PROXY) return f->pp_len > 0;
+  if (f->state != WR_FWD_OPEN) return 1; /* ENDING, ANSWERED: writing */
+  return f->req != REQ_IDLE || f->resp != RESP_NONE ||
+         wr_http_resp_owed(f->hresp) > 0 ||
+         wr_http_req_buffered(f->hreq) > 0 || f->in_len > 0 ||
+         !writes_done(f);
 }
 
 int wr_fwd_want_shutdown(const wr_fwd *f) {

@@ -1213,6 +1213,14 @@ int wr_http_resp_pending(const wr_http_resp *h) {
   return h->q_len > 0 && h->e.state != ST_DEAD && !h->eof;
 }
 
+void wr_http_resp_close_owed(wr_http_resp *h) {
+  /* The first one owed is the response in progress: when its head went
+   * out already (BODY/END states), keep_alive was decided then and this
+   * flag is not read again. */
+  for (size_t i = 0; i < h->q_len; i++)
+    h->q[(h->q_head + i) % h->q_cap] |= WR_HTTP_EXP_CLOSE;
+}
+
 static void q_pop(wr_http_resp *h) {
   if (h->q_len) {
     h->q_head = (h->q_head + 1) % h->q_cap;

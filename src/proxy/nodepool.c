@@ -222,6 +222,10 @@ static void pl_fail_dial(plink *pl, const char *why) {
   fail_streams(pl);
 }
 
+int nstream_reusable(const nstream *s) {
+  return s->pl && !s->pl->failed && s->pl->state != PL_DRAINING;
+}
+
 /* No new streams here; closes once the last one ended. */
 static void pl_drain(plink *pl) {
   pool_unlist(pl);

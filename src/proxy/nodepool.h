@@ -95,6 +95,9 @@ int nstream_open(nstream *s, nodepool *p, const char *owner,
 wr_ssize nstream_write(nstream *s, const uint8_t *data, size_t len);
 void nstream_consume(nstream *s, size_t n);
 void nstream_fin(nstream *s);
+/* 0 once |s|'s link drains (GOAWAY from the owner, rotation) or is gone:
+ * the stream goes on, but no new request should follow on it. */
+int nstream_reusable(const nstream *s);
 /* No event comes for |s| afterwards; |reset|: RST CANCEL to the owner. */
 void nstream_detach(nstream *s, int reset);
 

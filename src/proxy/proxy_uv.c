@@ -194,6 +194,9 @@ struct wr_ingress {
   uv_prepare_t prep;
   int prep_closed;
   int stopping, server_closed, bindings_done;
+  int draining;                /* wr_ingress_drain was called */
+  int paused;                  /* config.paused until wr_ingress_accept */
+  int unlistened;              /* wr_ingress_stop_accepting */
   void (*done)(void *);
   void *done_ud;
   uint64_t *m_tunnel_bad, *m_auth_fail;
@@ -649,6 +652,26 @@ static int fwd_open(void *ud, const wr_fwd_open *meta, wr_fwd_upstream *out,
   tlink *tl;
   char owner[65];
   bindings_find found = bindings_lookup(ig->bindings, meta->name, &tl);
+  /* Draining, a name whose client also has a link to another node goes
+   * there: the local tunnel was told to move and should only finish
+   * what it carries.  (remote_owner leaves |owner| set; the NONE branch
+   * below asks again, which the table's rotation makes cheap.) */
+  if (found == BINDINGS_LIVE && ig->draining && ig->pool &&
+      remote_owner(ig, meta->name, NULL, owner, sizeof owner))
+    found = BINDINGS_NONE;
+  if (found == BINDINGS_MOVING) {
+    /* Its client was told to move: another node it is bound at, if the
+     * table knows one yet, else a clear 502 (it is reconnecting). */
+    if (ig->pool && remote_owner(ig, meta->name, NULL, owner, sizeof owner)) {
+      found = BINDINGS_NONE;
+    } else {
+      snprintf(detail, cap,
+               "the tunnel '%.63s' is moving to another node (this one "
+               "is draining); retry in a moment",
+               meta->name);
+      return 502;
+    }
+  }
   if (found == BINDINGS_GONE) {
     /* No other node serves it (bindings_lookup released it otherwise):
      * hold the request for the client's comeback, a few seconds at
@@ -847,6 +870,7 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   v->f = f;
+  if (ig->draining) wr_fwd_drain(f, uv_now(ig->loop));
   sync_conn(v); /* reads on, the first head's timer */
 }
 
@@ -1291,8 +1315,13 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   uv_timer_init(loop, &ig->sweep);
   ig->sweep.data = ig;
   uv_timer_start(&ig->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
-  rv = uv_tcp_bind(&ig->server, (struct sockaddr *)&ss, 0);
-  if (rv == 0) rv = uv_listen((uv_stream_t *)&ig->server, 1024, on_connection);
+  if (cfg->have_listen_fd)
+    rv = uv_tcp_open(&ig->server, (uv_os_sock_t)cfg->listen_fd);
+  else
+    rv = uv_tcp_bind(&ig->server, (struct sockaddr *)&ss, 0);
+  if (rv == 0 && !cfg->paused)
+    rv = uv_listen((uv_stream_t *)&ig->server, 1024, on_connection);
+  ig->paused = cfg->paused;
   if (rv != 0) {
     /* Closing is asynchronous; the ingress frees itself when it ends. */
     ig->stopping = 1;
@@ -1310,6 +1339,46 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   ig->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
   *pig = ig;
   return 0;
+}
+
+int wr_ingress_accept(wr_ingress *ig) {
+  if (!ig->paused || ig->stopping || ig->unlistened) return 0;
+  ig->paused = 0;
+  return uv_listen((uv_stream_t *)&ig->server, 1024, on_connection);
+}
+
+void wr_ingress_stop_accepting(wr_ingress *ig) {
+  if (ig->stopping || ig->unlistened) return;
+  ig->unlistened = 1;
+  /* The handle closes now (libuv closes the descriptor at once); the
+   * ingress frees itself only once server_closed has run, as ever. */
+  uv_close((uv_handle_t *)&ig->server, server_closed);
+}
+
+void wr_ingress_set_limits(wr_ingress *ig, const wr_ingress_limits *l) {
+  ig->upstream_timeout = l->upstream_timeout_ms ? l->upstream_timeout_ms
+                                                : 60000;
+  ig->idle_timeout = l->idle_timeout_ms ? l->idle_timeout_ms : 75000;
+  ig->head_timeout = l->head_timeout_ms ? l->head_timeout_ms : 30000;
+  ig->body_min_rate = l->body_min_rate;
+  /* fcfg is shared by every connection's core, but each core copied its
+   * timer settings at wr_fwd_init: only new connections see these. */
+  ig->fcfg.head_ms = ig->head_timeout;
+  ig->fcfg.idle_ms = ig->idle_timeout;
+  ig->fcfg.upstream_ms = ig->upstream_timeout;
+  ig->fcfg.body_min_rate = ig->body_min_rate;
+  ig->max_conns = l->max_conns;
+  ig->max_per_source = l->max_conns_per_source;
+  default_caps(&ig->max_conns, &ig->max_per_source);
+}
+
+void wr_ingress_get_limits(const wr_ingress *ig, wr_ingress_limits *out) {
+  out->upstream_timeout_ms = ig->upstream_timeout;
+  out->idle_timeout_ms = ig->idle_timeout;
+  out->head_timeout_ms = ig->head_timeout;
+  out->body_min_rate = ig->body_min_rate;
+  out->max_conns = ig->max_conns;
+  out->max_conns_per_source = ig->max_per_source;
 }
 
 int wr_ingress_port(const wr_ingress *ig) { return ig->port; }
@@ -1344,8 +1413,48 @@ int wr_ingress_recheck(wr_ingress *ig, const char *name) {
 }
 
 void wr_ingress_drain(wr_ingress *ig) {
+  if (ig->stopping) return;
+  ig->draining = 1;
   bindings_drain(ig->bindings);
   if (ig->nodesrv) nodesrv_drain(ig->nodesrv);
+  uint64_t now = uv_now(ig->loop);
+  for (vconn *v = ig->all; v; v = v->anext) {
+    if (v->closing || !v->f) continue;
+    wr_fwd_drain(v->f, now);
+    sync_conn(v);
+  }
+}
+
+void wr_ingress_load(const wr_ingress *ig, wr_ingress_load_info *out) {
+  memset(out, 0, sizeof *out);
+  for (const vconn *v = ig->all; v; v = v->anext) {
+    if (v->closing || !v->f) continue;
+    out->visitors++;
+    if (wr_fwd_busy(v->f)) out->busy++;
+  }
+  out->tunnel_links = bindings_links(ig->bindings);
+  out->tunnels = bindings_count(ig->bindings);
+  out->unmoved = bindings_unmoved(ig->bindings, WR_INGRESS_MOVE_GRACE_MS);
+  out->relays = ig->nodesrv ? nodesrv_streams(ig->nodesrv) : 0;
+}
+
+void wr_ingress_drain_hard(wr_ingress *ig) {
+  if (!ig->draining || ig->stopping) return;
+  bindings_drain_hard(ig->bindings);
+  /* Node links accepted since the drain began are told too, so the
+   * nodes forwarding through them route their visitors' next requests
+   * afresh (forward.h, reusable). */
+  if (ig->nodesrv) nodesrv_drain(ig->nodesrv);
+}
+
+size_t wr_ingress_close_idle(wr_ingress *ig) {
+  size_t n = 0;
+  for (vconn *v = ig->all; v; v = v->anext) {
+    if (v->closing || !v->f || wr_fwd_busy(v->f)) continue;
+    vconn_close(v); /* unlinks in its close callback, not now */
+    n++;
+  }
+  return n;
 }
 
 void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud) {
@@ -1355,7 +1464,7 @@ void wr_ingress_stop(wr_ingress *ig, void (*done)(void *ud), void *ud) {
    * server in `warren node`) is closed only after that (main.c). */
   ig->done = done;
   ig->done_ud = ud;
-  uv_close((uv_handle_t *)&ig->server, server_closed);
+  if (!ig->unlistened) uv_close((uv_handle_t *)&ig->server, server_closed);
   uv_close((uv_handle_t *)&ig->prep, server_closed);
   uv_close((uv_handle_t *)&ig->sweep, server_closed);
   for (vconn *v = ig->all; v; v = v->anext) vconn_close(v);

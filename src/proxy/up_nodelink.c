@@ -121,11 +121,16 @@ static void op_detach(void *up, int reset) {
   release(u);
 }
 
+static int op_reusable(void *up) {
+  return nstream_reusable(&((up_nodelink *)up)->ns);
+}
+
 static const wr_fwd_upstream_ops up_nodelink_ops = {
     .write = op_write,
     .consume = op_consume,
     .fin = op_fin,
     .detach = op_detach,
+    .reusable = op_reusable,
 };
 
 int up_nodelink_open(up_nodelink *u, nodepool *p, const char *owner,

@@ -19,7 +19,9 @@ Checks:
                      of its two: the client moves to a free node within
                      2 s, and the drained node stops being an owner; no
                      visitor request fails meanwhile (load through every
-                     live node, the draining one included); then SIGTERM
+                     live node, the draining one included), and the
+                     drained node exits 0 (POST /drain ends in an exit,
+                     docs/DEPLOY.md); then SIGTERM
                      of another: the client is bound at the last free
                      node before that one exits, no request fails
   dns:               `--node dns:localhost:PORT` binds at the node on
@@ -242,6 +244,9 @@ def run(fleet):
     check("GOAWAY (POST /drain on %s): the client moved within 2 s "
           "(%.2f s, now %s)" % (drained.id, dt, serving(fleet, "mover")),
           st == 200 and ok and dt <= 2.0)
+    # Read now: POST /drain ends with the node's exit (docs/DEPLOY.md),
+    # once --drain-wait (2 s) passed and nothing is in flight.
+    skipped = drained.metric("warren_tunnel_grace_skipped_total") or 0
     time.sleep(1.0)
     load.stop()
     bad = load.failed()
@@ -250,8 +255,14 @@ def run(fleet):
     check("GOAWAY: no visitor request failed while the client moved",
           not bad, repr(bad[:5]))
     check("GOAWAY: %s released the binding without a grace (counted)" %
-          drained.id,
-          (drained.metric("warren_tunnel_grace_skipped_total") or 0) >= 1)
+          drained.id, skipped >= 1)
+    try:
+        rc = drained.proc.wait(15)
+    except Exception:
+        rc = None
+    check("GOAWAY: %s exits 0 once drained" % drained.id, rc == 0,
+          "rc=%r" % rc)
+    live = [n for n in live if n is not drained]
 
     # SIGTERM drains too (then the node leaves the mesh and exits): the
     # client moves to the last free node while the old one still runs.

@@ -1407,7 +1407,10 @@ def main():
         node = spawn(["node", "--id", "n1", "--http",
                       "127.0.0.1:%d" % node_port, "--admin",
                       "127.0.0.1:%d" % admin_port, "--domain", DOMAIN,
-                      "--key-file", key, "--upstream-timeout", "3000"])
+                      "--key-file", key, "--upstream-timeout", "3000",
+                      # SIGTERM drains; the shutdown check below wants the
+                      # drain to give up on its half-sent head at once.
+                      "--drain-wait", "0", "--drain-timeout", "1000"])
         # The client's backoff after a few failures is ~1-2 s; allow 10.
         back = wait_until(lambda: request(node_port, "app", path="/small",
                                           timeout=2)[0] == 200, 10)

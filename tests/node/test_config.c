@@ -10,6 +10,34 @@
 
 #include "config.h"
 
+/* The drain bounds: drain-wait takes 0 (no wait), drain-timeout does
+ * not; both are milliseconds up to a day.  (Each option kind has its own
+ * marker in config.c's table: two sharing one once parsed drain-wait as
+ * an on/off switch.) */
+static void test_drain_options(void **state) {
+  (void)state;
+  wr_node_opts o;
+  wr_node_opts_init(&o);
+  assert_int_equal(o.drain_timeout_ms, 30000);
+  assert_int_equal(o.drain_wait_ms, 2000);
+  assert_int_equal(wr_node_opts_set(&o, "drain-wait", "0"), 0);
+  assert_int_equal(o.drain_wait_ms, 0);
+  assert_int_equal(wr_node_opts_set(&o, "drain-wait", "1000"), 0);
+  assert_int_equal(o.drain_wait_ms, 1000);
+  assert_int_equal(wr_node_opts_set(&o, "drain-timeout", "15000"), 0);
+  assert_int_equal(o.drain_timeout_ms, 15000);
+  assert_int_equal(wr_node_opts_set(&o, "drain-timeout", "0"), -1);
+  assert_int_equal(wr_node_opts_set(&o, "drain-wait", "-1"), -1);
+  assert_non_null(strstr(o.err, "milliseconds"));
+  assert_int_equal(wr_node_opts_set(&o, "drain-wait", "86400001"), -1);
+  assert_int_equal(wr_node_opts_set(&o, "drain-wait", "on"), -1);
+  assert_int_equal(wr_node_opts_parse_ini(&o, "[node]\ndrain-wait = 250\n"
+                                              "drain-timeout = 5000\n"),
+                   0);
+  assert_int_equal(o.drain_wait_ms, 250);
+  assert_int_equal(o.drain_timeout_ms, 5000);
+}
+
 static void test_defaults_and_flags(void **state) {
   (void)state;
   wr_node_opts o;
@@ -170,6 +198,7 @@ static void test_faults_switch(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults_and_flags),
+      cmocka_unit_test(test_drain_options),
       cmocka_unit_test(test_ini),
       cmocka_unit_test(test_ini_errors_name_the_line),
       cmocka_unit_test(test_gossip_section),

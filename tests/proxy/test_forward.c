@@ -41,6 +41,7 @@ typedef struct harness {
   /* the upstream */
   int route;            /* what open answers: 0, 404 or 502 */
   int opens, fins, detaches, resets;
+  int not_reusable;     /* what the upstream's reusable op answers: !x */
   size_t credit;        /* request bytes the upstream takes now */
   char up[1 << 16];
   size_t uplen;
@@ -79,8 +80,12 @@ static void up_detach(void *up, int reset) {
   H.detaches++;
   H.resets += reset;
 }
+static int up_reusable(void *up) {
+  (void)up;
+  return !H.not_reusable;
+}
 static const wr_fwd_upstream_ops up_ops = {up_write, up_consume, up_fin,
-                                           up_detach};
+                                           up_detach, up_reusable};
 
 /* ---- the core's callbacks ---- */
 
@@ -668,8 +673,6 @@ static void test_credit(void **state_) {
   finish();
 }
 
-/* Every allocation the core makes may fail: wr_fwd_new says so and
- * leaves nothing behind; a failing read buffer is WR_ERR_NOMEM. */
 /* ---- send stalls (issue 11: visitors that never read) ---- */
 
 #define STALL_MS 30000
@@ -788,6 +791,93 @@ static void test_body_timeout_answered(void **state_) {
   finish();
 }
 
+/* ---- draining ---- */
+
+/* The node drains while a request is in flight: its response and every
+ * later one say "Connection: close", the connection ends once the answer
+ * is written, and nothing in flight is cut. */
+static void test_drain_in_flight(void **state_) {
+  (void)state_;
+  start();
+  assert_int_equal(wr_fwd_busy(H.f), 0); /* a new, silent connection */
+  visit(GET);
+  assert_int_equal(wr_fwd_busy(H.f), 1);
+  wr_fwd_drain(H.f, H.now);
+  wr_fwd_drain(H.f, H.now); /* idempotent */
+  assert_int_equal(state(), WR_FWD_OPEN);
+  origin(OK2);
+  assert_true(out_has("HTTP/1.1 200 OK\r\n"));
+  assert_true(out_has("Connection: close\r\n"));
+  assert_true(out_has("\r\n\r\nhi"));
+  assert_int_equal(wr_fwd_busy(H.f), 1); /* not written yet */
+  written();
+  assert_int_equal(state(), WR_FWD_CLOSED);
+  assert_int_equal(wr_fwd_busy(H.f), 0);
+  assert_int_equal(H.r502, 0);
+  finish();
+}
+
+/* A keep-alive connection between requests is idle (the node may close
+ * it); its next request after the drain is answered with close, and a
+ * request pipelined behind it is not forwarded. */
+static void test_drain_keep_alive(void **state_) {
+  (void)state_;
+  start();
+  visit(GET);
+  origin(OK2);
+  written();
+  assert_false(out_has("Connection: close"));
+  assert_int_equal(wr_fwd_busy(H.f), 0);
+  wr_fwd_drain(H.f, H.now);
+  assert_int_equal(state(), WR_FWD_OPEN);
+  visit(GET GET);
+  assert_int_equal(wr_fwd_busy(H.f), 1);
+  origin(OK2);
+  written();
+  assert_true(out_has("Connection: close\r\n"));
+  assert_int_equal(H.requests, 2); /* the pipelined third never went */
+  assert_int_equal(state(), WR_FWD_CLOSED);
+  finish();
+}
+
+/* An upstream that says it is not reusable (its node link drains) is let
+ * go once its response ends; the next request opens a new one, and the
+ * visitor's connection stays open throughout. */
+static void test_upstream_not_reusable(void **state_) {
+  (void)state_;
+  start();
+  visit(GET);
+  assert_int_equal(H.opens, 1);
+  H.not_reusable = 1;
+  origin(OK2);
+  assert_int_equal(H.detaches, 1);
+  assert_int_equal(state(), WR_FWD_OPEN);
+  written();
+  assert_false(out_has("Connection: close"));
+  H.not_reusable = 0;
+  visit(GET);
+  assert_int_equal(H.opens, 2);
+  origin(OK2);
+  written();
+  assert_int_equal(H.requests, 2);
+  assert_int_equal(state(), WR_FWD_OPEN);
+  /* The first answer's credit is not paid to anyone: its upstream was
+   * detached (stale credit), and the second must not get it. */
+  assert_int_equal(H.consumed, strlen(OK2));
+  /* With a second request already owed, the upstream is kept. */
+  H.not_reusable = 1;
+  visit(GET GET);
+  origin(OK2);
+  assert_int_equal(H.detaches, 1);
+  origin(OK2);
+  assert_int_equal(H.detaches, 2);
+  written();
+  assert_int_equal(state(), WR_FWD_OPEN);
+  finish();
+}
+
+/* Every allocation the core makes may fail: wr_fwd_new says so and
+ * leaves nothing behind; a failing read buffer is WR_ERR_NOMEM. */
 static void test_failmalloc(void **state_) {
   (void)state_;
   start();
@@ -838,6 +928,9 @@ int main(void) {
       cmocka_unit_test(test_send_stall_websocket),
       cmocka_unit_test(test_shed),
       cmocka_unit_test(test_body_timeout_answered),
+      cmocka_unit_test(test_drain_in_flight),
+      cmocka_unit_test(test_drain_keep_alive),
+      cmocka_unit_test(test_upstream_not_reusable),
       cmocka_unit_test(test_failmalloc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

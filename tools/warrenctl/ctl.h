@@ -193,6 +193,11 @@ int ctl_http_request(const ctl_target *t, const char *method,
                      size_t body_len, int timeout_ms, ctl_response *resp,
                      char *err, size_t cap);
 
+/* `drain [--wait]` (ctl_drain.c): POST /drain, then with |wait| poll
+ * until the node's admin API stops answering; the exit status. */
+int ctl_drain_run(const ctl_target *t, const char *token, int timeout_ms,
+                  int json, int wait);
+
 /*
  * Parses a complete HTTP/1.1 response held in |data| (sans-IO half of
  * ctl_http_get, also used by the tests).  Returns 1 when complete (status

@@ -37,6 +37,7 @@
 static const char usage[] =
     "usage: warrenctl --admin ADDR:PORT [--token T] members|routes [--name N]|"
     "status|watch|mesh [--json]\n"
+    "       warrenctl --admin ADDR:PORT [--token T] drain [--wait] [--json]\n"
     "       warrenctl --admin ADDR:PORT [--token T] fault list|add|partition|"
     "clear|pause|load ...\n"
     "\n"
@@ -52,6 +53,8 @@ static const char usage[] =
     "  status    node id, member counts per state, route count and digest\n"
     "            (equal digests on every node = the tables have converged)\n"
     "  watch     poll status and members, print one line per change\n"
+    "  drain     the node drains gracefully and exits (POST /drain, as\n"
+    "            SIGTERM); --wait: until it has stopped\n"
     "  mesh      ask every live member's own admin API (address from\n"
     "            /members), 32 at a time: digest groups, who disagrees\n"
     "            about which member and route, since when, unreachable\n"
@@ -96,6 +99,7 @@ typedef struct opts {
   const char *cmd;
   const char *name;
   int json;
+  int wait; /* drain --wait */
   double timeout_s;
   double interval_s;
   long count;
@@ -171,6 +175,11 @@ static int parse_args(int argc, char **argv, opts *o) {
       o->json = 1;
       continue;
     }
+    if (strcmp(name, "--wait") == 0) {
+      if (eq) return usage_error("--wait takes no value");
+      o->wait = 1;
+      continue;
+    }
     if (strcmp(name, "--admin") != 0 && strcmp(name, "--token") != 0 &&
         strcmp(name, "--timeout") != 0 && strcmp(name, "--interval") != 0 &&
         strcmp(name, "--count") != 0 && strcmp(name, "--name") != 0)
@@ -212,11 +221,14 @@ static int parse_args(int argc, char **argv, opts *o) {
   }
   if (!o->cmd)
     return usage_error("missing command (members, routes, status, "
-                       "watch or mesh)");
+                       "watch, mesh or drain)");
   if (strcmp(o->cmd, "members") != 0 && strcmp(o->cmd, "routes") != 0 &&
       strcmp(o->cmd, "status") != 0 && strcmp(o->cmd, "watch") != 0 &&
-      strcmp(o->cmd, "mesh") != 0 && strcmp(o->cmd, "fault") != 0)
+      strcmp(o->cmd, "mesh") != 0 && strcmp(o->cmd, "drain") != 0 &&
+      strcmp(o->cmd, "fault") != 0)
     return usage_error("unknown command '%s'", o->cmd);
+  if (o->wait && strcmp(o->cmd, "drain") != 0)
+    return usage_error("--wait works with drain only");
   if (o->name && strcmp(o->cmd, "routes") != 0)
     return usage_error("--name works with routes only");
   /* The token goes into a header line: printable ASCII without spaces,
@@ -669,6 +681,11 @@ int main(int argc, char **argv) {
   const ctl_target *t = &ts[0];
 
   if (strcmp(o.cmd, "watch") == 0) return watch(&o, t);
+  if (strcmp(o.cmd, "drain") == 0) {
+    rc = ctl_drain_run(t, o.token, (int)(o.timeout_s * 1000), o.json,
+                       o.wait);
+    return fflush(stdout) != 0 ? 1 : rc;
+  }
   if (strcmp(o.cmd, "fault") == 0) {
     rc = ctl_fault_run(t, o.token, (int)(o.timeout_s * 1000), o.json,
                        o.fargc, o.fargv);
