@@ -30,6 +30,7 @@
 #include "warren/swim_uv.h"
 
 #include "config.h"
+#include "loopstall.h"
 #include "mesh.h"
 #include "warren/control.h"
 #include "warren/identity.h"
@@ -314,6 +315,7 @@ typedef struct app {
   /* Membership (NULL when the node runs alone).  The keyring must outlive
    * the core, so it lives here, in cmd_node's frame. */
   wr_swim_uv *swim;
+  wr_loopstall stall; /* warren_loop_stall_* in /metrics */
   wr_swim_keyring keyring;
   /* The routes table and its wiring (warren node only). */
   wr_mesh *mesh;
@@ -450,11 +452,11 @@ static void on_sighup(uv_signal_t *s, int sig) {
 
 static int run_loop(app *a) {
   uv_run(a->loop, UV_RUN_DEFAULT);
-  /* Close stragglers (the force timer) so the loop closes cleanly. */
-  if (a->stopping) {
-    uv_close((uv_handle_t *)&a->force, NULL);
-    uv_run(a->loop, UV_RUN_DEFAULT);
-  }
+  /* Close stragglers (the force timer, the unreferenced loop-stall
+   * handle) so the loop closes cleanly. */
+  wr_loopstall_stop(&a->stall);
+  if (a->stopping) uv_close((uv_handle_t *)&a->force, NULL);
+  uv_run(a->loop, UV_RUN_DEFAULT);
   uv_loop_close(a->loop);
   wr_metrics_del(a->metrics);
   wr_tokens_del(a->tokens);
@@ -1181,6 +1183,9 @@ static int cmd_node(int argc, char **argv) {
     app_stop(&a, 1);
     return run_loop(&a);
   }
+  if (wr_loopstall_start(&a.stall, a.loop, wr_admin_metrics(a.admin)) != 0)
+    WR_LOG_WARNF("main", "loop_stall_off", "reason=\"%s\"",
+                 "libuv has no idle-time metric");
   int mrv = wr_mesh_new(&a.mesh, a.loop, a.id, wr_admin_metrics(a.admin));
   if (mrv != 0) {
     fprintf(stderr, "warren: cannot create the routes table: %s\n",
