@@ -78,7 +78,7 @@ typedef struct wr_ingress_config {
   /*
    * Routes hooks (all optional: NULL means "this node alone decides", as
    * before).  They connect the local table to the replicated routes
-   * table: src/node/main.c sets them.  Each is called on the loop thread
+   * table: src/node/mesh.c sets them.  Each is called on the loop thread
    * with |routes_ud|; none may call back into the ingress except
    * wr_ingress_evict, and not from inside the hook itself (queue it).
    *

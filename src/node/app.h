@@ -1,0 +1,111 @@
+/*
+ * The `warren` program's shared state and the functions its files share
+ * (main.c, app.c, cmd_node.c, cmd_http.c, node_admin.c, node_swim.c).
+ * Not a library interface: one program, split by job.
+ */
+#ifndef WARREN_NODE_APP_H
+#define WARREN_NODE_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "warren/admin.h"
+#include "warren/client.h"
+#include "warren/err.h"
+#include "warren/ingress.h"
+#include "warren/inspect_uv.h"
+#include "warren/noise.h"
+#include "warren/link.h"
+#include "warren/log.h"
+#include "warren/metrics.h"
+#include "warren/swim_uv.h"
+#include "warren/control.h"
+#include "warren/identity.h"
+#include "seeds.h"
+
+#include "config.h"
+#include "loopstall.h"
+#include "mesh.h"
+#include "tokens.h"
+
+#define KEY_FILE_MAX 4096
+
+typedef struct app {
+  uv_loop_t *loop;
+  uv_signal_t sigint, sigterm, sighup;
+  uv_timer_t force;
+  wr_ingress *ig;
+  wr_client *client;
+  wr_admin *admin;
+  wr_inspector *inspector; /* warren http: the request inspector */
+  wr_metrics *metrics;
+  int local_port;
+  int exit_code;
+  int stopping;
+  int parts;             /* parts still stopping before the admin closes */
+  char id[128];
+  char gossip[128];
+  char http[128];
+  /* Membership (NULL when the node runs alone).  The keyring must outlive
+   * the core, so it lives here, in cmd_node's frame. */
+  wr_swim_uv *swim;
+  wr_loopstall stall; /* warren_loop_stall_* in /metrics */
+  wr_swim_keyring keyring;
+  /* The routes table and its wiring (warren node only). */
+  wr_mesh *mesh;
+  /* --tokens FILE: accounts, replaced whole on SIGHUP (NULL: none). */
+  char tokens_path[1024];
+  wr_tokens *tokens;
+  int leaving;
+  uint64_t self_since; /* uv_now when our own state last changed */
+  /* Latest version per "event/" user key (POST /events), bounded: the
+   * core re-queues every USER copy the callback calls news. */
+  struct {
+    char key[WR_SWIM_ID_MAX + 1];
+    uint64_t version, seen;
+  } ev[64];
+  size_t nev;
+  uint64_t *m_swim[24];
+  int64_t *g_swim[8];
+} app;
+
+/* main.c */
+__attribute__((format(printf, 1, 2))) int usage_error(const char *fmt, ...);
+int print_version(void);
+int read_secret(const char *path, uint8_t secret[32]);
+
+/* app.c */
+int load_tokens(const char *path, wr_tokens **pt, char *err, size_t errlen);
+void app_stop(app *a, int code);
+void setup_signals(app *a);
+void on_sighup(uv_signal_t *s, int sig);
+int run_loop(app *a);
+uint64_t parse_ms(const char *flag, const char *v, int *bad);
+int start_ingress(app *a, const char *listen, const char *domain,
+                  const uint8_t secret[32], const char *token,
+                  uint64_t upstream_ms, uint64_t idle_ms, uint64_t head_ms,
+                  uint64_t body_min_rate, const char *proxy_from,
+                  uint64_t max_conns, uint64_t max_conns_ip, wr_metrics *m);
+
+/* node_admin.c */
+int tag_value(const char *tags, const char *key, char *out, size_t cap);
+void count_members(app *a, json_int_t c[4]);
+int event_seen(app *a, const char *key, uint64_t version, uint64_t now);
+void mesh_collect(void *ud);
+int start_admin(app *a, const char *listen, const char *token);
+
+/* node_swim.c */
+int printable_word(const char *s);
+int is_wildcard(const struct sockaddr_storage *ss);
+int apply_gossip_set(wr_swim_config *c, const char *list, char *err,
+                     size_t errlen);
+int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]);
+
+/* cmd_node.c, cmd_http.c */
+int cmd_node(int argc, char **argv);
+int cmd_http(int argc, char **argv);
+
+#endif
