@@ -107,6 +107,22 @@ wr_aead wr_link_aead(const wr_link *l);
 uint8_t *wr_link_buf_new(size_t len);
 void wr_link_buf_free(uint8_t *buf);
 
+/*
+ * Fault injection (src/node/faults.c; docs/FAULTS.md): a process-wide
+ * tap shown every chunk a link reads (|out| 0) or is about to write
+ * (|out| 1), with the link's kind (|nodelink| 1 for a node-to-node link,
+ * 0 for a tunnel).  It returns 0 to let the bytes pass, or 1 to cut the
+ * link (closed with WR_ERR_CLOSED, as a path that went away).  When it
+ * passes them it may set |*delay_ms| (0 on entry): the link then holds
+ * that chunk, and reads or produces nothing more in that direction,
+ * until the delay is over (a slow path; order is kept, and the held
+ * bytes are bounded by the link's input buffer or one write).  It must
+ * not call into the link.  NULL removes it.
+ */
+typedef int (*wr_link_tap)(const wr_link *l, int nodelink, int out,
+                           size_t len, uint32_t *delay_ms, void *ud);
+void wr_link_set_tap(wr_link_tap tap, void *ud);
+
 /* Wall-clock Unix time in ms, for the handshake's timestamp. */
 uint64_t wr_wall_ms(void);
 /* Sets TCP_NODELAY and keepalive on a TCP handle. */

@@ -367,6 +367,17 @@ void wr_swim_self(const wr_swim *sw, wr_swim_member_info *out);
 void wr_swim_get_stats(const wr_swim *sw, wr_swim_stats *out);
 
 /*
+ * Fault injection (docs/FAULTS.md): the message type of a sealed datagram
+ * (WR_SWIM_PING, _ACK, ...) and, when |from| is not NULL, its sender's id,
+ * without processing it or counting anything.  Returns the type, or
+ * WR_ERR_PROTO, WR_ERR_AUTH or WR_ERR_DECRYPT when it does not open or
+ * has no header.  Costs one AEAD open, so an adapter asks only while a
+ * fault rule covers gossip datagrams.
+ */
+int wr_swim_packet_peek(const wr_swim *sw, const uint8_t *pkt, size_t len,
+                        char from[WR_SWIM_ID_MAX + 1]);
+
+/*
  * Anti-entropy (push-pull, scuttlebutt style).  Wire: length-prefixed
  * sealed frames (u32 big-endian length, <= WR_SWIM_SYNC_FRAME_MAX).  The
  * initiator sends a digest of every member (id, incarnation, state); the

@@ -131,6 +131,27 @@ void wr_swim_uv_leave(wr_swim_uv *u, uint64_t grace_ms,
 
 void wr_swim_uv_get_stats(const wr_swim_uv *u, wr_swim_uv_stats *out);
 
+/*
+ * Fault injection (src/node/faults.c; docs/FAULTS.md).  While a tap is
+ * set, every gossip datagram (|sync| 0) is shown to it before it is sent
+ * (|out| 1) or handed to the core (|out| 0), and so is every chunk of an
+ * anti-entropy stream (|sync| 1) before it is written or fed to its
+ * session.  |peer| is the datagram's destination or source, or the sync
+ * connection's peer address.  The tap returns 0 to let the bytes pass, or
+ * 1 when it took them: a datagram is then dropped or held (a held one
+ * comes back through wr_swim_uv_inject), and a sync connection is closed
+ * (a cut path).  The tap must not call back into the adapter except
+ * wr_swim_uv_core.  NULL removes it.
+ */
+typedef int (*wr_swim_uv_tap)(wr_swim_uv *u, int out, int sync,
+                              const wr_addr *peer, const uint8_t *data,
+                              size_t len, void *ud);
+void wr_swim_uv_set_tap(wr_swim_uv *u, wr_swim_uv_tap tap, void *ud);
+/* Sends (|out| 1, to |peer|) or receives (|out| 0, from |peer|) a
+ * datagram the tap held, bypassing the tap. */
+void wr_swim_uv_inject(wr_swim_uv *u, int out, const wr_addr *peer,
+                       const uint8_t *data, size_t len);
+
 /* The bound port (the one in cfg->listen). */
 int wr_swim_uv_port(const wr_swim_uv *u);
 

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "app.h"
+#include "faults.h"
 
 /* ---- accounts ---- */
 
@@ -81,6 +82,7 @@ void app_stop(app *a, int code) {
   if (a->stopping) return;
   a->stopping = 1;
   a->exit_code = code;
+  wr_node_faults_stop(); /* before swim: it holds datagrams for it */
   /* Membership first (it holds no metrics pointers: its numbers are read
    * by the collect hook, which checks a->swim). */
   if (a->swim) wr_swim_uv_close(a->swim, NULL, NULL);

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "app.h"
+#include "faults.h"
 
 static const char usage_node[] =
     "usage: warren node --id ID --http ADDR:PORT --admin ADDR:PORT\n"
@@ -26,6 +27,7 @@ static const char usage_node[] =
     "                   [--body-min-rate BYTES/S]\n"
     "                   [--proxy-protocol-from IP,...]\n"
     "                   [--max-conns N] [--max-conns-per-ip N]\n"
+    "                   [--faults] [--faults-file FILE]\n"
     "\n"
     "  --id ID              this node's name in the mesh\n"
     "  --http ADDR:PORT     public port: visitors and tunnel clients\n"
@@ -77,7 +79,14 @@ static const char usage_node[] =
     "                       links and the admin API)\n"
     "  --max-conns-per-ip N  the same per source address; load balancers in\n"
     "                       --proxy-protocol-from are exempt (default: a\n"
-    "                       quarter of --max-conns)\n"
+    "                       quarter of --max-conns)\n";
+/* Printed after usage_node (C99 caps one string literal at 4095). */
+static const char usage_node_faults[] =
+    "  --faults             allow fault injection through the admin API\n"
+    "                       (/faults; warrenctl fault ...; docs/FAULTS.md);\n"
+    "                       off by default, when the API answers 403\n"
+    "  --faults-file FILE   fault rules loaded at start (JSON, as GET\n"
+    "                       /faults answers them); needs --faults\n"
     "\n"
     "SIGINT/SIGTERM: the node leaves the mesh (peers see it as \"left\", not\n"
     "dead), clients are told to move (GOAWAY), then the node exits.  A second\n"
@@ -127,11 +136,16 @@ int cmd_node(int argc, char **argv) {
     const char *f = argv[i];
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
       fputs(usage_node, stdout);
+      fputs(usage_node_faults, stdout);
       return 0;
     }
     if (!strcmp(f, "--version")) return print_version();
     if (f[0] != '-' || f[1] != '-')
       return usage_error("unexpected argument '%s'", f);
+    if (!strcmp(f, "--faults") && (i + 1 >= argc || argv[i + 1][0] == '-')) {
+      o.faults = 1; /* a bare --faults; "--faults on|off" is the table's */
+      continue;
+    }
     if (strcmp(f, "--config") != 0 && !wr_node_opts_known(f + 2))
       return usage_error("unknown flag '%s'", f);
     if (i + 1 >= argc) return usage_error("%s needs a value", f);
@@ -275,6 +289,11 @@ int cmd_node(int argc, char **argv) {
     return run_loop(&a);
   }
   sodium_memzero(secret, sizeof secret);
+  if (wr_node_faults_start(a.loop, a.admin, a.swim, a.id, (int)o.faults,
+                           o.faults_file) != 0) {
+    app_stop(&a, 1);
+    return run_loop(&a);
+  }
   WR_LOG_INFOF("main", "node_started",
                "id=%s http=%s admin=%s domain=%s gossip=%s join=%s", id, http,
                admin, domain, gossip ? gossip : "-", join ? join : "-");

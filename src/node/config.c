@@ -21,6 +21,7 @@ typedef struct opt_field {
 
 #define RATE ((size_t)-1)
 #define COUNT ((size_t)-2)
+#define SWITCH ((size_t)-3) /* on/off, true/false, yes/no, 1/0 */
 /* Connection caps: beyond any descriptor limit Linux allows (nr_open is
  * at most 2^30, usually 2^20). */
 #define COUNT_MAX 16777216ULL
@@ -50,6 +51,8 @@ static const opt_field fields[] = {
     {"body-min-rate", offsetof(wr_node_opts, body_min_rate), RATE},
     {"max-conns", offsetof(wr_node_opts, max_conns), COUNT},
     {"max-conns-per-ip", offsetof(wr_node_opts, max_conns_per_ip), COUNT},
+    {"faults", offsetof(wr_node_opts, faults), SWITCH},
+    {"faults-file", offsetof(wr_node_opts, faults_file), sizeof(((wr_node_opts *)0)->faults_file)},
 };
 
 void wr_node_opts_init(wr_node_opts *o) {
@@ -72,6 +75,22 @@ int wr_node_opts_set(wr_node_opts *o, const char *key, const char *value) {
     const opt_field *f = &fields[i];
     if (strcmp(f->name, key) != 0) continue;
     char *base = (char *)o + f->off;
+    if (f->size == SWITCH) {
+      static const char *const on[] = {"on", "true", "yes", "1"};
+      static const char *const no[] = {"off", "false", "no", "0"};
+      uint64_t v = 2;
+      for (size_t k = 0; k < 4; k++) {
+        if (!strcmp(value, on[k])) v = 1;
+        if (!strcmp(value, no[k])) v = 0;
+      }
+      if (v == 2) {
+        snprintf(o->err, sizeof o->err, "%s wants on or off, got '%.64s'",
+                 key, value);
+        return -1;
+      }
+      memcpy(base, &v, sizeof v);
+      return 0;
+    }
     if (f->size == COUNT) {
       char *end;
       errno = 0;

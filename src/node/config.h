@@ -19,6 +19,8 @@
  *   region = eu-west
  *   tags = rack=r12,role=edge
  *   gossip-set = probe-interval-ms=500,suspicion-mult=3
+ *   faults = on              ; fault injection (docs/FAULTS.md); off by
+ *   faults-file = /etc/warren/faults.json   ; default; rules at start
  *
  *   [gossip]                 ; any tunable of wr_swim_config_set
  *   probe-timeout-ms = 300   ; (appended to gossip-set)
@@ -42,6 +44,8 @@ typedef struct wr_node_opts {
   uint64_t upstream_ms, idle_ms, head_ms;
   uint64_t body_min_rate; /* bytes/s, 0 = off */
   uint64_t max_conns, max_conns_per_ip; /* 0 = derived (ingress.h) */
+  uint64_t faults;       /* 1: fault injection on (--faults; faults.h) */
+  char faults_file[1024]; /* a rule set loaded at start (docs/FAULTS.md) */
   char err[300]; /* the first error, one line, when a call fails */
 } wr_node_opts;
 

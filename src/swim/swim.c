@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "swim_int.h"
 #include "warren/err.h"
 
@@ -1487,4 +1489,29 @@ void swim_core_sync_result(wr_swim *sw, int ok, wr_tstamp now) {
     broadcast_always(sw, &u);
     push_soon(sw, now);
   }
+}
+
+/* A copy of the keyring opens the packet, so its failure counters (which
+ * wr_swim_recv reports) see each datagram once; the copy holds the keys,
+ * so it is wiped. */
+int wr_swim_packet_peek(const wr_swim *sw, const uint8_t *pkt, size_t len,
+                        char from[WR_SWIM_ID_MAX + 1]) {
+  uint8_t plain[WR_SWIM_DATAGRAM_MAX];
+  wr_swim_keyring kr = *sw->kr;
+  if (from) from[0] = 0;
+  wr_ssize n = len <= sizeof plain
+                   ? wr_swim_open(&kr, plain, sizeof plain, pkt, len)
+                   : WR_ERR_PROTO;
+  sodium_memzero(&kr, sizeof kr);
+  if (n < 0) return (int)n;
+  /* version | type | u32 seq | u8 len | from (codec.h) */
+  if (n < 7 || plain[0] != WR_SWIM_WIRE_VERSION || plain[1] == 0 ||
+      plain[1] > WR_SWIM_MSG_TYPE_MAX || plain[6] > WR_SWIM_ID_MAX ||
+      (size_t)n < 7u + plain[6])
+    return WR_ERR_PROTO;
+  if (from) {
+    memcpy(from, plain + 7, plain[6]);
+    from[plain[6]] = 0;
+  }
+  return plain[1];
 }

@@ -129,6 +129,7 @@ typedef struct sync_conn {
   int counted;       /* counted in syncs_active */
   int got_frame;     /* responder: the first frame opened (see the top) */
   uint64_t started;  /* uv_now at creation */
+  wr_addr peer_addr; /* for the fault tap */
   char peer[64];
   uint8_t rbuf[16384];
 } sync_conn;
@@ -194,6 +195,8 @@ struct wr_swim_uv {
   /* log rate limiting */
   uint64_t log_last[LOG_KINDS];
   uint64_t log_folded[LOG_KINDS];
+  wr_swim_uv_tap tap; /* fault injection (swim_uv.h), NULL: none */
+  void *tap_ud;
   uint8_t rbuf[RECV_BUF];
   uint8_t sbuf[WR_SWIM_DATAGRAM_MAX];
 };
@@ -498,6 +501,8 @@ static void flush(wr_swim_uv *u) {
                      wr_strerror((int)n), folded(u, LOG_SEND));
       return;
     }
+    if (u->tap && u->tap(u, 1, 0, &to, u->sbuf, (size_t)n, u->tap_ud))
+      continue;
     send_one(u, &to, u->sbuf, (size_t)n);
   }
 }
@@ -529,6 +534,7 @@ static void on_udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf,
   (void)flags;
   wr_addr from;
   if (from_sockaddr(addr, &from) != 0) return;
+  if (u->tap && u->tap(u, 0, 0, &from, u->rbuf, (size_t)n, u->tap_ud)) return;
   wr_swim_stats before, after;
   wr_swim_get_stats(u->sw, &before);
   int rv = wr_swim_recv(u->sw, &from, u->rbuf, (size_t)n, now_ms(u));
@@ -680,6 +686,10 @@ static void sync_pump(sync_conn *c) {
   }
   c->wbuf = copy;
   memcpy(c->wbuf, data, (size_t)n);
+  if (u->tap && u->tap(u, 1, 1, &c->peer_addr, c->wbuf, (size_t)n, u->tap_ud)) {
+    sync_close(c, "fault", 0);
+    return;
+  }
   c->wlen = (size_t)n;
   uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)n);
   c->wreq.data = c;
@@ -722,6 +732,11 @@ static void on_sync_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     return;
   }
   if (n == 0) return;
+  if (u->tap &&
+      u->tap(u, 0, 1, &c->peer_addr, c->rbuf, (size_t)n, u->tap_ud)) {
+    sync_close(c, "fault", 0);
+    return;
+  }
   int rv = wr_swim_sync_recv(c->s, c->rbuf, (size_t)n, now_ms(u));
   if (rv != 0) {
     sync_close(c, "session", rv);
@@ -823,6 +838,7 @@ static void sync_connect(wr_swim_uv *u, const wr_addr *peer) {
   sync_conn *c = sync_conn_new(u, 1);
   if (!c) return;
   addr_str(peer, c->peer, sizeof c->peer);
+  c->peer_addr = *peer;
   u->st.sync_started++;
   struct sockaddr_storage ss;
   if (peer->family == u->cfg.gossip.family) {
@@ -878,10 +894,12 @@ static void on_sync_accept(uv_stream_t *server, int status) {
   int len = sizeof ss;
   wr_addr pa;
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0 &&
-      from_sockaddr((struct sockaddr *)&ss, &pa) == 0)
+      from_sockaddr((struct sockaddr *)&ss, &pa) == 0) {
     addr_str(&pa, c->peer, sizeof c->peer);
-  else
+    c->peer_addr = pa;
+  } else {
     snprintf(c->peer, sizeof c->peer, "?");
+  }
   uv_tcp_nodelay(&c->tcp, 1);
   sync_start_reading(c);
 }
@@ -1258,3 +1276,19 @@ void wr_swim_uv_get_stats(const wr_swim_uv *u, wr_swim_uv_stats *out) {
 }
 
 int wr_swim_uv_port(const wr_swim_uv *u) { return u->port; }
+
+void wr_swim_uv_set_tap(wr_swim_uv *u, wr_swim_uv_tap tap, void *ud) {
+  u->tap = tap;
+  u->tap_ud = ud;
+}
+
+void wr_swim_uv_inject(wr_swim_uv *u, int out, const wr_addr *peer,
+                       const uint8_t *data, size_t len) {
+  if (u->closing) return;
+  if (out) {
+    send_one(u, peer, data, len);
+    return;
+  }
+  wr_swim_recv(u->sw, peer, data, len, now_ms(u));
+  after_core(u);
+}

@@ -223,6 +223,11 @@ struct wr_link {
   void *ud;
   int initiator, ready, closing, close_err, dispatching;
   int ending;            /* wr_link_end: FIN after the queued output */
+  int nodelink;          /* a node-to-node link (PSK), for the fault tap */
+  /* Fault delays (link.h): input held in |in| until fault_rt fires (reading
+   * stopped meanwhile), one write held until fault_wt fires. */
+  uv_timer_t fault_rt, fault_wt;
+  link_write *held_w;
   uv_shutdown_t shut;
   wr_noise *noise;
   wr_record *tx, *rx;
@@ -244,6 +249,15 @@ struct wr_link {
  * single-threaded and do_flush never re-enters; 1,000 idle tunnels should
  * not hold 16 MiB of it. */
 static uint8_t seal_scratch[WR_RECORD_MAX_PLAINTEXT];
+
+/* The fault tap (link.h): one per process, like the pools above. */
+static wr_link_tap fault_tap;
+static void *fault_tap_ud;
+
+void wr_link_set_tap(wr_link_tap tap, void *ud) {
+  fault_tap = tap;
+  fault_tap_ud = ud;
+}
 _Static_assert(WR_MUX_SEND_V_MAX >= WR_RECORD_MAX_PLAINTEXT,
                "a record's worth fits one wr_mux_send_v call");
 
@@ -491,10 +505,38 @@ static int write_raw(wr_link *l, const uint8_t *data, size_t len) {
   return 0;
 }
 
+/* Writes the write a fault delay held (now: its time came, or the link
+ * is ending and its FIN must not overtake it). */
+static void release_held_write(wr_link *l) {
+  link_write *w = l->held_w;
+  l->held_w = NULL;
+  uv_timer_stop(&l->fault_wt);
+  if (!w) return;
+  if (l->closing) {
+    write_put(w);
+    return;
+  }
+  uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+  int rv = wr_uv_write_now(&w->req, (uv_stream_t *)l->tcp, &b, 1, on_write);
+  if (rv != 0) {
+    write_put(w); /* written whole (1) or not at all (< 0) */
+    if (rv < 0) link_fail(l, rv);
+    return;
+  }
+  w->len = b.len;
+  l->write_queued += b.len;
+}
+
+static void on_fault_write(uv_timer_t *t) {
+  wr_link *l = t->data;
+  release_held_write(l);
+  wr_link_flush(l); /* produce what waited behind it */
+}
+
 static void do_flush(wr_link *l) {
   wr_tstamp now = uv_now(l->loop);
-  while (!l->closing && l->ready && wr_mux_want_write(l->mux) &&
-         l->write_queued < WRITE_QUEUE_MAX) {
+  while (!l->closing && l->ready && !l->held_w &&
+         wr_mux_want_write(l->mux) && l->write_queued < WRITE_QUEUE_MAX) {
     wr_mux_stats st;
     wr_mux_get_stats(l->mux, &st);
     /* Size the buffer to what is queued (+ room for control frames and
@@ -538,6 +580,21 @@ static void do_flush(wr_link *l) {
       break;
     }
     w->link = l;
+    uint32_t delay = 0;
+    if (fault_tap &&
+        fault_tap(l, l->nodelink, 1, len, &delay, fault_tap_ud)) {
+      write_put(w);
+      link_fail(l, WR_ERR_CLOSED);
+      return;
+    }
+    if (delay) {
+      /* A slow path: this write waits, and nothing more is produced
+       * until it went (the mux keeps the rest, within flow control). */
+      w->len = len;
+      l->held_w = w;
+      uv_timer_start(&l->fault_wt, on_fault_write, delay, 0);
+      return;
+    }
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
     int rv = wr_uv_write_now(&w->req, (uv_stream_t *)l->tcp, &b, 1, on_write);
     if (rv != 0) {
@@ -735,6 +792,9 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   *buf = uv_buf_init((char *)l->in + l->inlen, (unsigned)(IN_CAP - l->inlen));
 }
 
+static void handle_input(wr_link *l);
+static void on_fault_read(uv_timer_t *t);
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   (void)buf;
   wr_link *l = s->data;
@@ -743,7 +803,25 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     link_fail(l, n == UV_EOF ? WR_ERR_CLOSED : (int)n);
     return;
   }
+  uint32_t delay = 0;
+  if (fault_tap && n > 0 &&
+      fault_tap(l, l->nodelink, 0, (size_t)n, &delay, fault_tap_ud)) {
+    link_fail(l, WR_ERR_CLOSED);
+    return;
+  }
   l->inlen += (size_t)n;
+  if (delay) {
+    /* A slow path: what was read waits in |in| (at most IN_CAP), and
+     * nothing more is read until it has been handled. */
+    uv_read_stop(s);
+    uv_timer_start(&l->fault_rt, on_fault_read, delay, 0);
+    return;
+  }
+  handle_input(l);
+}
+
+/* The input in |in| is due: handle it as on_read would have. */
+static void handle_input(wr_link *l) {
   int rv = process_input(l);
   if (rv != 0) {
     link_fail(l, rv);
@@ -757,12 +835,22 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (!l->closing) arm_timer(l);
 }
 
+static void on_fault_read(uv_timer_t *t) {
+  wr_link *l = t->data;
+  if (l->closing) return;
+  handle_input(l);
+  if (l->closing) return;
+  int rv = uv_read_start((uv_stream_t *)l->tcp, on_alloc, on_read);
+  if (rv != 0) link_fail(l, rv);
+}
+
 /* ---- lifetime ---- */
 
 static void on_handle_closed(uv_handle_t *h) {
   wr_link *l = h->data;
   if (--l->handles_open > 0) return;
   if (l->cb.closed) l->cb.closed(l, l->close_err, l->ud);
+  if (l->held_w) write_put(l->held_w);
   free_events(l);
   wr_mux_del(l->mux);
   wr_record_del(l->tx);
@@ -780,6 +868,8 @@ static void link_fail(wr_link *l, int err) {
   uv_close((uv_handle_t *)l->tcp, on_handle_closed);
   uv_close((uv_handle_t *)&l->prep, on_handle_closed);
   uv_close((uv_handle_t *)&l->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&l->fault_rt, on_handle_closed);
+  uv_close((uv_handle_t *)&l->fault_wt, on_handle_closed);
 }
 
 void wr_link_close(wr_link *l, int err) { link_fail(l, err); }
@@ -799,7 +889,8 @@ void wr_link_end(wr_link *l, int err) {
   /* What the app queued (an Error saying why) is sealed and handed to
    * the socket now; libuv runs the shutdown once those writes are done,
    * and a close before that would cancel them. */
-  if (l->ready) do_flush(l);
+  release_held_write(l);
+  if (l->ready && !l->closing) do_flush(l);
   if (l->closing) return;
   l->shut.data = l;
   if (uv_shutdown(&l->shut, (uv_stream_t *)l->tcp, on_end_shutdown) != 0)
@@ -825,6 +916,7 @@ int wr_link_start(wr_link **pl, uv_loop_t *loop, uv_tcp_t *tcp,
   l->cb = *cb;
   l->ud = ud;
   l->initiator = cfg->initiator;
+  l->nodelink = cfg->use_psk;
   snprintf(l->peer, sizeof l->peer, "%s", cfg->peer ? cfg->peer : "?");
   if (cfg->mux.stream_window) l->muxcfg = cfg->mux;
   else wr_mux_config_default(&l->muxcfg, cfg->initiator);
@@ -851,9 +943,12 @@ int wr_link_start(wr_link **pl, uv_loop_t *loop, uv_tcp_t *tcp,
   }
   uv_prepare_init(loop, &l->prep);
   uv_timer_init(loop, &l->timer);
+  uv_timer_init(loop, &l->fault_rt);
+  uv_timer_init(loop, &l->fault_wt);
   l->prep.data = l->timer.data = l;
+  l->fault_rt.data = l->fault_wt.data = l;
   tcp->data = l;
-  l->handles_open = 3;
+  l->handles_open = 5;
   wr_tcp_tune(tcp);
   *pl = l;
 

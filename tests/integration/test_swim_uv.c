@@ -636,10 +636,108 @@ static void test_app_state_sync(void **state) {
   assert_true(a.ends_ok >= 1 && b.ends_ok >= 1);
 }
 
+/* The fault tap (swim_uv.h): what it sees, that a datagram it takes is
+ * gone, that one it holds and injects later arrives, and that a sync
+ * chunk it takes closes that connection. */
+typedef struct tap_log {
+  int mode; /* 0 pass, 1 take everything, 2 hold (inject later), 3 cut sync */
+  unsigned seen[2][2]; /* [out][sync] */
+  unsigned peeked[8]; /* wr_swim_packet_peek types of datagrams out */
+  char from[WR_SWIM_ID_MAX + 1]; /* sender id of the last datagram in */
+  struct {
+    wr_addr peer;
+    int out;
+    size_t len;
+    uint8_t data[WR_SWIM_DATAGRAM_MAX];
+  } held[64];
+  unsigned nheld;
+} tap_log;
+
+static int tap(wr_swim_uv *u, int out, int sync, const wr_addr *peer,
+               const uint8_t *data, size_t len, void *ud) {
+  tap_log *t = ud;
+  t->seen[out][sync]++;
+  if (!sync) {
+    char from[WR_SWIM_ID_MAX + 1];
+    int type = wr_swim_packet_peek(wr_swim_uv_core(u), data, len, from);
+    assert_true(type >= WR_SWIM_PING && type <= WR_SWIM_MSG_TYPE_MAX);
+    if (out) t->peeked[type]++;
+    else snprintf(t->from, sizeof t->from, "%s", from);
+  }
+  if (t->mode == 1) return 1;
+  if (t->mode == 3) return sync;
+  if (t->mode == 2 && !sync && t->nheld < 64 && len <= WR_SWIM_DATAGRAM_MAX) {
+    t->held[t->nheld].peer = *peer;
+    t->held[t->nheld].out = out;
+    t->held[t->nheld].len = len;
+    memcpy(t->held[t->nheld].data, data, len);
+    t->nheld++;
+    return 1;
+  }
+  return 0;
+}
+
+static int a_sync_failed(void *arg) {
+  node *n = arg;
+  wr_swim_uv_stats st;
+  wr_swim_uv_get_stats(n->u, &st);
+  return st.sync_failed > 0;
+}
+
+static void test_fault_tap(void **state) {
+  (void)state;
+  uv_loop_init(&loop);
+  node a, b;
+  int pa = free_port(), pb = free_port();
+  assert_int_equal(start(&a, "a", pa, 7, 0), 0);
+  assert_int_equal(start(&b, "b", pb, 7, 0), 0);
+  tap_log t;
+  memset(&t, 0, sizeof t);
+  t.mode = 1;
+  wr_swim_uv_set_tap(b.u, tap, &t);
+  wr_swim_uv_seed seed = {"127.0.0.1", (uint16_t)pa};
+  assert_int_equal(wr_swim_uv_join(b.u, &seed, 1), 0);
+  /* Everything b sends is taken: a never hears of b. */
+  pair p = {&a, &b, WR_SWIM_ALIVE};
+  assert_false(run_until(a_sees_b, &p, 800));
+  assert_true(t.seen[1][0] > 0);
+  assert_true(t.peeked[WR_SWIM_PING] > 0); /* join probes */
+  assert_int_equal(state_of(&a, "b"), -1);
+
+  /* Held, then injected: the join goes through. */
+  t.mode = 2;
+  for (int i = 0; i < 40 && !see_each_other(&p); i++) {
+    run_until(never, NULL, 50);
+    unsigned n = t.nheld;
+    t.nheld = 0;
+    for (unsigned k = 0; k < n; k++)
+      wr_swim_uv_inject(b.u, t.held[k].out, &t.held[k].peer,
+                        t.held[k].data, t.held[k].len);
+  }
+  assert_true(see_each_other(&p));
+  assert_true(t.seen[0][0] > 0);
+  assert_string_equal(t.from, "a");
+
+  /* Sync chunks cut: b's syncs fail (closed at their first chunk). */
+  t.mode = 3;
+  unsigned sync_seen = t.seen[0][1] + t.seen[1][1];
+  wr_swim_uv_seed again = {"127.0.0.1", (uint16_t)pa};
+  assert_int_equal(wr_swim_uv_join(b.u, &again, 1), 0);
+  assert_true(run_until(a_sync_failed, &b, 3000));
+  assert_true(t.seen[0][1] + t.seen[1][1] > sync_seen);
+
+  wr_swim_uv_set_tap(b.u, NULL, NULL);
+  close_node(&a);
+  close_node(&b);
+  assert_true(run_until(both_closed, &p, 2000));
+  finish();
+}
+
 int main(void) {
   if (sodium_init() < 0) return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_join_and_leave),
+      cmocka_unit_test(test_fault_tap),
       cmocka_unit_test(test_foreign_key_never_admitted),
       cmocka_unit_test(test_start_failures),
       cmocka_unit_test(test_close_while_joining),

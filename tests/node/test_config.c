@@ -127,12 +127,39 @@ static void test_gossip_section(void **state) {
   assert_non_null(strstr(o.err, "[gossip] settings are too long"));
 }
 
+/* faults: a switch (on/off and friends), off by default; faults-file a
+ * path; both from flags and from the INI file. */
+static void test_faults_switch(void **state) {
+  (void)state;
+  wr_node_opts o;
+  wr_node_opts_init(&o);
+  assert_int_equal(o.faults, 0);
+  const char *on[] = {"on", "true", "yes", "1"};
+  const char *off[] = {"off", "false", "no", "0"};
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(wr_node_opts_set(&o, "faults", on[i]), 0);
+    assert_int_equal(o.faults, 1);
+    assert_int_equal(wr_node_opts_set(&o, "faults", off[i]), 0);
+    assert_int_equal(o.faults, 0);
+  }
+  assert_int_equal(wr_node_opts_set(&o, "faults", "maybe"), -1);
+  assert_non_null(strstr(o.err, "faults wants on or off"));
+  assert_int_equal(wr_node_opts_set(&o, "faults", ""), -1);
+  assert_int_equal(wr_node_opts_parse_ini(&o, "[node]\nfaults = on\n"
+                                              "faults-file = /f.json\n"), 0);
+  assert_int_equal(o.faults, 1);
+  assert_string_equal(o.faults_file, "/f.json");
+  assert_int_equal(wr_node_opts_parse_ini(&o, "faults = sure\n"), -1);
+  assert_non_null(strstr(o.err, "line 1"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults_and_flags),
       cmocka_unit_test(test_ini),
       cmocka_unit_test(test_ini_errors_name_the_line),
       cmocka_unit_test(test_gossip_section),
+      cmocka_unit_test(test_faults_switch),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,6 +94,10 @@ static const char usage2[] =
     "  --delay-ms D       one-way base delay (lan 1, wan 50, local 0)\n"
     "  --jitter-ms J      plus uniform [0, J] per packet (lan 1, wan 20)\n"
     "  --dup P            datagram duplication probability\n"
+    "  --faults FILE      fault rules per node, as a node's /faults holds\n"
+    "                     them: {\"seed\":S,\"nodes\":{\"*\"|\"nK\":{\"rules\":\n"
+    "                     [...]}},\"pauses\":[{\"node\",\"at_ms\",\"ms\"}]}\n"
+    "                     (docs/FAULTS.md); totals on stderr\n"
     "  --crash M          silent (default: a killed node's host is down) or\n"
     "                     refuse (its host is up and answers ICMP port\n"
     "                     unreachable: a crashed process)\n"
@@ -174,7 +178,7 @@ static const flag flags[] = {
     {"--check", 0},       {"--no-lifeguard", 0}, {"--join-bootstrap", 0},
     {"--verbose", 0},     {"--no-thp", 0},       {"--sync-s", 1},
     {"--set", 1},         {"--crash", 1},        {"--churn", 1},
-    {"--routes-grace-s", 1},
+    {"--routes-grace-s", 1}, {"--faults", 1},
 };
 
 typedef struct cli {
@@ -233,6 +237,8 @@ static int set_flag(cli *c, const char *name, const char *v) {
   } else if (!strcmp(name, "--crash")) {
     if (strcmp(v, "silent") && strcmp(v, "refuse")) return -1;
     o->refuse_dead = !strcmp(v, "refuse");
+  } else if (!strcmp(name, "--faults")) {
+    o->faults_file = v;
   } else if (!strcmp(name, "--profile")) {
     if (strcmp(v, "lan") && strcmp(v, "wan") && strcmp(v, "local")) return -1;
     o->profile = v;

@@ -39,6 +39,9 @@ struct sim_net {
   uint32_t nnodes;
   uint8_t *dead;
   uint64_t *paused_until;
+  sim_net_filter filter; /* --faults (net.h), NULL: none */
+  void *filter_ud;
+  uint8_t sched_flags; /* flags of what schedule() pushes (a cut stream) */
   uint64_t *slow_until;
   uint8_t *group;
   uint64_t part_start, part_end;
@@ -237,7 +240,8 @@ static int schedule(sim_net *n, uint8_t kind, uint32_t from, uint32_t to,
                .arg = arg,
                .buf = b,
                .len = (uint16_t)len,
-               .kind = kind};
+               .kind = kind,
+               .flags = n->sched_flags};
   if (heap_push(n, &ev) != 0) {
     buf_put(n, b);
     return -1;
@@ -260,14 +264,20 @@ int sim_net_send(sim_net *n, uint32_t from, uint32_t to, const uint8_t *pkt,
   /* Draws happen in a fixed order (loss, dup, delays) and only when the
    * feature is on, so a run without loss replays the same delays as
    * before loss existed. */
+  sim_net_verdict fv = {1, 0};
+  if (n->filter) {
+    n->filter(n->filter_ud, from, to, 0, pkt, len, &fv);
+    if (fv.copies == 0) return 0;
+  }
   if (n->p.loss > 0 && wr_pcg32_double(&n->rng) < n->p.loss) {
     n->st.lost++;
     return 0;
   }
-  int copies = 1;
+  int copies = fv.copies;
   if (n->p.dup > 0 && wr_pcg32_double(&n->rng) < n->p.dup) copies = 2;
   for (int i = 0; i < copies; i++)
-    if (schedule(n, SIM_EV_DELIVER, from, to, 0, draw_delay(n), pkt, len))
+    if (schedule(n, SIM_EV_DELIVER, from, to, 0, draw_delay(n) + fv.delay_ms,
+                 pkt, len))
       return -1;
   if (copies == 2) n->st.duplicated++;
   return copies;
@@ -277,14 +287,21 @@ int sim_net_stream(sim_net *n, uint32_t from, uint32_t to, uint32_t arg,
                    const uint8_t *data, size_t len) {
   /* Fixed delay and seq order keep the pieces in order, as TCP would.
    * An empty send is one empty piece (the driver's connect and FIN). */
+  sim_net_verdict fv = {1, 0};
+  if (n->filter && len) n->filter(n->filter_ud, from, to, 1, data, len, &fv);
+  n->sched_flags = fv.copies ? 0 : SIM_EVF_BROKEN; /* a cut stream */
   do {
     size_t k = len < SIM_PKT_CAP ? len : SIM_PKT_CAP;
-    if (schedule(n, SIM_EV_STREAM, from, to, arg, n->p.delay_ms, data, k))
+    if (schedule(n, SIM_EV_STREAM, from, to, arg, n->p.delay_ms, data, k)) {
+      n->sched_flags = 0;
       return -1;
+    }
+
     n->st.stream_bytes += k;
     data += k;
     len -= k;
   } while (len > 0);
+  n->sched_flags = 0;
   return 0;
 }
 
@@ -386,3 +403,8 @@ int sim_net_next(sim_net *n, uint64_t until, sim_ev *ev) {
 }
 
 void sim_net_get_stats(const sim_net *n, sim_net_stats *out) { *out = n->st; }
+
+void sim_net_set_filter(sim_net *n, sim_net_filter fn, void *ud) {
+  n->filter = fn;
+  n->filter_ud = ud;
+}

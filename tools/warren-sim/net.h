@@ -151,4 +151,21 @@ int sim_net_cut(const sim_net *n, uint32_t a, uint32_t b);
 
 void sim_net_get_stats(const sim_net *n, sim_net_stats *out);
 
+/*
+ * Fault injection (--faults, faults.c; docs/FAULTS.md): a filter shown
+ * every datagram sim_net_send takes (|stream| 0) and every sim_net_stream
+ * send (|stream| 1) before the network's own draws.  It sets |v|: copies
+ * 0 drops the datagram (a stream's pieces arrive SIM_EVF_BROKEN: the
+ * connection is cut), 2 duplicates it; delay_ms is added to the
+ * network's delay (datagrams only: streams keep their order).
+ */
+typedef struct sim_net_verdict {
+  int copies;
+  uint64_t delay_ms;
+} sim_net_verdict;
+typedef void (*sim_net_filter)(void *ud, uint32_t from, uint32_t to,
+                               int stream, const uint8_t *data, size_t len,
+                               sim_net_verdict *v);
+void sim_net_set_filter(sim_net *n, sim_net_filter fn, void *ud);
+
 #endif

@@ -268,8 +268,18 @@ int sim_run(const sim_opts *o, sim_result *r) {
     rv = -1;
     goto out;
   }
+  if (o->faults_file) {
+    char ferr[400];
+    rv = sim_faults_load(&s, o->faults_file, ferr, sizeof ferr);
+    if (rv != 0) {
+      fail(r, "%s", ferr);
+      rv = -1;
+      goto out;
+    }
+  }
   sim_phase(&s, "bootstrap");
   rv = sim_scenario_run(&s);
+  sim_faults_report(&s, stderr);
   if (rv != 0) goto nomem;
   r->killed = s.nkill;
   r->routes = o->routes;
@@ -281,6 +291,7 @@ nomem:
   fail(r, "out of memory");
   rv = -1;
 out:
+  sim_faults_free(&s);
   sim_nodes_free(&s);
   sim_net_del(s.net);
   free_tables(&s);

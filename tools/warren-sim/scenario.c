@@ -145,6 +145,9 @@ static void dispatch(sim *s, sim_ev *ev) {
   case EV_JOIN:
     on_join(s, ev->node);
     break;
+  case EV_FAULT_PAUSE:
+    sim_faults_pause(s, ev);
+    break;
   case EV_CHANGE:
     sim_routes_event(s, ev);
     break;

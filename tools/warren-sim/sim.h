@@ -46,6 +46,7 @@ typedef struct sim_opts {
   double partition_s;
   int join_bootstrap;
   int refuse_dead; /* --crash refuse: killed processes' hosts answer */
+  const char *faults_file; /* --faults FILE: fault rules (faults.c) */
   int check;
   int verbose;
   double sync_s; /* anti-entropy period override; < 0: the profile's */

@@ -10,6 +10,8 @@
 #ifndef WARREN_SIM_INT_H
 #define WARREN_SIM_INT_H
 
+#include <stdio.h>
+
 #include "net.h"
 #include "sim.h"
 #include "warren/pcg.h"
@@ -24,6 +26,7 @@ enum {
   EV_STREAM_TIMEOUT,     /* arg: stream handle */
   EV_JOIN,               /* node: (re)try joining through node 0 */
   EV_PHASE,              /* arg: scenario phase marker */
+  EV_FAULT_PAUSE,        /* --faults: node stalls arg ms (faults.c) */
 };
 
 /* Virtual clock at bootstrap: no core ever sees time 0. */
@@ -88,8 +91,17 @@ struct sim {
   struct sim_routes *rt;
 
   uint64_t pause_stop; /* stalls begin only before this time */
+  struct sim_faults *faults; /* --faults (faults.c), NULL: none */
   uint64_t stuck, send_errors, syncs_ok, syncs_failed;
 };
+
+/* faults.c: --faults FILE (docs/FAULTS.md).  load: 0, or an error with
+ * one line in |err|; after sim_nodes_init. */
+typedef struct sim_faults sim_faults;
+int sim_faults_load(sim *s, const char *path, char *err, size_t errlen);
+void sim_faults_pause(sim *s, const sim_ev *ev);
+void sim_faults_report(const sim *s, FILE *out);
+void sim_faults_free(sim *s);
 
 /* sim.c */
 int sim_nodes_init(sim *s);

@@ -13,6 +13,7 @@
 #define WARREN_CTL_H
 
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <jansson.h>
@@ -184,6 +185,14 @@ typedef struct ctl_response {
 int ctl_http_get(const ctl_target *t, const char *path, const char *token,
                  int timeout_ms, ctl_response *resp, char *err, size_t cap);
 
+/* The same with any |method| and, unless NULL, a JSON |body| (sent with
+ * Content-Type and Content-Length; POST and PUT send a length even when
+ * empty). */
+int ctl_http_request(const ctl_target *t, const char *method,
+                     const char *path, const char *token, const char *body,
+                     size_t body_len, int timeout_ms, ctl_response *resp,
+                     char *err, size_t cap);
+
 /*
  * Parses a complete HTTP/1.1 response held in |data| (sans-IO half of
  * ctl_http_get, also used by the tests).  Returns 1 when complete (status
@@ -214,5 +223,18 @@ typedef struct ctl_get {
 #define CTL_MAX_PARALLEL 64
 void ctl_http_get_many(ctl_get *gets, size_t n, const char *token,
                        int timeout_ms, int budget_ms, unsigned parallel);
+
+/* ---- fault (ctl_fault.c) ------------------------------------------------ */
+
+/* "50ms", "3s", "1.5s", "2m" -> whole milliseconds <= |max_ms|; 0 or -1. */
+int ctl_fault_duration(const char *s, uint64_t max_ms, uint64_t *out);
+/* The rule JSON of `fault add OPTIONS` (|partition| 0) or `fault
+ * partition IDS [--for T]` (1); NULL after a usage line, |*rc| = 2. */
+json_t *ctl_fault_rule_args(int argc, char **argv, int partition, int *rc);
+/* The text of `fault list` from a GET /faults answer; -1 on a bad shape. */
+int ctl_fault_print_list(FILE *out, const json_t *j);
+/* Runs `fault ARGS...` (argv[0] is the subcommand); the exit status. */
+int ctl_fault_run(const ctl_target *t, const char *token, int timeout_ms,
+                  int json, int argc, char **argv);
 
 #endif

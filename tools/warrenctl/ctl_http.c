@@ -241,6 +241,14 @@ static int connect_one(const struct addrinfo *ai, long long deadline,
 
 int ctl_http_get(const ctl_target *t, const char *path, const char *token,
                  int timeout_ms, ctl_response *resp, char *err, size_t cap) {
+  return ctl_http_request(t, "GET", path, token, NULL, 0, timeout_ms, resp,
+                          err, cap);
+}
+
+int ctl_http_request(const ctl_target *t, const char *method,
+                     const char *path, const char *token, const char *body,
+                     size_t body_len, int timeout_ms, ctl_response *resp,
+                     char *err, size_t cap) {
   long long deadline = now_ms() + timeout_ms;
   struct addrinfo hints, *res = NULL;
   memset(&hints, 0, sizeof hints);
@@ -267,30 +275,42 @@ int ctl_http_get(const ctl_target *t, const char *path, const char *token,
   }
 
   char req[1024];
+  char clen[64] = "";
+  /* A body (POST, PUT) goes with its length and type; GET has none. */
+  if (body || strcmp(method, "GET") != 0)
+    snprintf(clen, sizeof clen,
+             "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+             body_len);
   int n = snprintf(
       req, sizeof req,
-      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: warrenctl\r\n"
-      "Accept: application/json\r\n%s%s%sConnection: close\r\n\r\n",
-      path, t->display, token && *token ? "Authorization: Bearer " : "",
-      token && *token ? token : "", token && *token ? "\r\n" : "");
+      "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: warrenctl\r\n"
+      "Accept: application/json\r\n%s%s%s%sConnection: close\r\n\r\n",
+      method, path, t->display,
+      token && *token ? "Authorization: Bearer " : "",
+      token && *token ? token : "", token && *token ? "\r\n" : "", clen);
   if (n < 0 || (size_t)n >= sizeof req) {
     close(fd);
     seterr(err, cap, "request too long (token over 800 bytes?)");
     return -1;
   }
-  size_t off = 0;
-  while (off < (size_t)n) {
-    int wr = wait_fd(fd, POLLOUT, deadline);
-    if (wr < 0) goto interrupted;
-    if (wr == 0) goto timeout;
-    ssize_t w = send(fd, req + off, (size_t)n - off, MSG_NOSIGNAL);
-    if (w < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
-      errno_text(errno, err, cap);
-      close(fd);
-      return -1;
+  /* Head, then body: two pieces of one send loop. */
+  for (int part = 0; part < 2; part++) {
+    const char *out = part == 0 ? req : body;
+    size_t outlen = part == 0 ? (size_t)n : (body ? body_len : 0);
+    size_t off = 0;
+    while (off < outlen) {
+      int wr = wait_fd(fd, POLLOUT, deadline);
+      if (wr < 0) goto interrupted;
+      if (wr == 0) goto timeout;
+      ssize_t w = send(fd, out + off, outlen - off, MSG_NOSIGNAL);
+      if (w < 0) {
+        if (errno == EAGAIN || errno == EINTR) continue;
+        errno_text(errno, err, cap);
+        close(fd);
+        return -1;
+      }
+      off += (size_t)w;
     }
-    off += (size_t)w;
   }
 
   reader rd;

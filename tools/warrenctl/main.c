@@ -37,6 +37,8 @@
 static const char usage[] =
     "usage: warrenctl --admin ADDR:PORT [--token T] members|routes [--name N]|"
     "status|watch|mesh [--json]\n"
+    "       warrenctl --admin ADDR:PORT [--token T] fault list|add|partition|"
+    "clear|pause|load ...\n"
     "\n"
     "Inspect a warren mesh through one node's admin API.\n"
     "\n"
@@ -55,6 +57,20 @@ static const char usage[] =
     "            about which member and route, since when, unreachable\n"
     "            members; exit 0 converged, 3 not converged, 1 when the\n"
     "            first node cannot be asked\n"
+    "\n"
+    "  fault list                      the node's fault rules, seed, counters\n"
+    "  fault add [--kind K,...] [--dir in|out|both] [--peers ID,...]\n"
+    "            [--drop P] [--delay T] [--jitter T] [--dup P]\n"
+    "            [--after T] [--for T]\n"
+    "            a rule for the node's own traffic: kinds probe, ack,\n"
+    "            ping-req, broadcast, sync, nodelink, tunnel (default all);\n"
+    "            P a probability 0-1, T a time: 50ms, 3s, 2m\n"
+    "  fault partition ID,... [--for T]  drop everything to and from them\n"
+    "  fault clear [ID]                remove one rule, or all\n"
+    "  fault pause T                   stall the whole node T (<= 60s)\n"
+    "  fault load FILE                 replace the rules with FILE's\n"
+    "            ({\"seed\":N,\"rules\":[...]}); needs a node started with\n"
+    "            --faults (docs/FAULTS.md); exit 1 when it refuses\n"
     "\n"
     "  status with --admin A:P,B:P,...  asks every node and says whether the\n"
     "  mesh has converged (same route digest and member counts everywhere)\n"
@@ -83,6 +99,9 @@ typedef struct opts {
   double timeout_s;
   double interval_s;
   long count;
+  /* fault: what follows the command, options of its own included */
+  char *fargv[64];
+  int fargc;
 } opts;
 
 static int usage_error(const char *fmt, ...)
@@ -125,6 +144,16 @@ static int parse_args(int argc, char **argv, opts *o) {
     if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
       printf("warrenctl %s\n", WARREN_VERSION);
       return 0;
+    }
+    /* After "fault", everything but the global options is the fault
+     * command's (ctl_fault.c). */
+    if (o->cmd && strcmp(o->cmd, "fault") == 0 && strcmp(a, "--json") &&
+        strncmp(a, "--admin", 7) && strncmp(a, "--token", 7) &&
+        strncmp(a, "--timeout", 9)) {
+      if (o->fargc == (int)(sizeof o->fargv / sizeof o->fargv[0]))
+        return usage_error("too many arguments");
+      o->fargv[o->fargc++] = argv[i];
+      continue;
     }
     if (a[0] != '-' || a[1] == '\0') {
       if (o->cmd) return usage_error("unexpected argument '%s'", a);
@@ -186,7 +215,7 @@ static int parse_args(int argc, char **argv, opts *o) {
                        "watch or mesh)");
   if (strcmp(o->cmd, "members") != 0 && strcmp(o->cmd, "routes") != 0 &&
       strcmp(o->cmd, "status") != 0 && strcmp(o->cmd, "watch") != 0 &&
-      strcmp(o->cmd, "mesh") != 0)
+      strcmp(o->cmd, "mesh") != 0 && strcmp(o->cmd, "fault") != 0)
     return usage_error("unknown command '%s'", o->cmd);
   if (o->name && strcmp(o->cmd, "routes") != 0)
     return usage_error("--name works with routes only");
@@ -640,6 +669,11 @@ int main(int argc, char **argv) {
   const ctl_target *t = &ts[0];
 
   if (strcmp(o.cmd, "watch") == 0) return watch(&o, t);
+  if (strcmp(o.cmd, "fault") == 0) {
+    rc = ctl_fault_run(t, o.token, (int)(o.timeout_s * 1000), o.json,
+                       o.fargc, o.fargv);
+    return fflush(stdout) != 0 ? 1 : rc;
+  }
   if (strcmp(o.cmd, "mesh") == 0) {
     rc = mesh(&o, t);
     return fflush(stdout) != 0 ? 1 : rc;
