@@ -413,11 +413,11 @@ void on_sighup(uv_signal_t *s, int sig) {
 
 int run_loop(app *a) {
   uv_run(a->loop, UV_RUN_DEFAULT);
-  /* Close stragglers (the force timer) so the loop closes cleanly. */
-  if (a->stopping) {
-    uv_close((uv_handle_t *)&a->force, NULL);
-    uv_run(a->loop, UV_RUN_DEFAULT);
-  }
+  /* Close stragglers (the force timer, the unreferenced loop-stall
+   * handle) so the loop closes cleanly. */
+  wr_loopstall_stop(&a->stall);
+  if (a->stopping) uv_close((uv_handle_t *)&a->force, NULL);
+  uv_run(a->loop, UV_RUN_DEFAULT);
   uv_loop_close(a->loop);
   wr_metrics_del(a->metrics);
   wr_tokens_del(a->tokens);

@@ -28,6 +28,7 @@
 #include "listenfds.h"
 
 #include "config.h"
+#include "loopstall.h"
 #include "mesh.h"
 #include "tokens.h"
 
@@ -52,6 +53,7 @@ typedef struct app {
   /* Membership (NULL when the node runs alone).  The keyring must outlive
    * the core, so it lives here, in cmd_node's frame. */
   wr_swim_uv *swim;
+  wr_loopstall stall; /* warren_loop_stall_* in /metrics */
   wr_swim_keyring keyring;
   /* The routes table and its wiring (warren node only). */
   wr_mesh *mesh;

@@ -292,6 +292,9 @@ int cmd_node(int argc, char **argv) {
     app_stop(&a, 1);
     return run_loop(&a);
   }
+  if (wr_loopstall_start(&a.stall, a.loop, wr_admin_metrics(a.admin)) != 0)
+    WR_LOG_WARNF("main", "loop_stall_off", "reason=\"%s\"",
+                 "libuv has no idle-time metric");
   int mrv = wr_mesh_new(&a.mesh, a.loop, a.id, wr_admin_metrics(a.admin));
   if (mrv != 0) {
     fprintf(stderr, "warren: cannot create the routes table: %s\n",
