@@ -213,6 +213,12 @@ void wr_ingress_stop_accepting(wr_ingress *ig);
 
 /* The port actually bound (for --listen 127.0.0.1:0). */
 int wr_ingress_port(const wr_ingress *ig);
+/* Membership declared node |node_id| dead: the node links to it close, so
+ * requests forwarded there end now with a clean 502 (or a closed
+ * connection mid-response) instead of waiting for the upstream timeout
+ * when its host went silent.  Not from inside an ingress hook.  Returns
+ * the number of links closed. */
+size_t wr_ingress_peer_dead(wr_ingress *ig, const char *node_id);
 /* The public base URL for a name: "http://NAME.DOMAIN[:PORT]". */
 void wr_ingress_url(const wr_ingress *ig, const char *name, char *out,
                     size_t cap);

@@ -47,6 +47,7 @@ typedef struct pending {
  * Few names are in their grace period at once; beyond the bound, the
  * binding waits for its next lookup or its grace's end (counted). */
 #define RECHECK_MAX 64
+#define DEAD_MAX 16
 
 typedef struct eviction {
   char name[WR_ROUTE_NAME_MAX + 1];
@@ -76,6 +77,11 @@ struct wr_mesh {
   size_t nevq;
   char recheck[RECHECK_MAX][WR_ROUTE_NAME_MAX + 1];
   size_t nrecheck;
+  /* Members just declared dead whose node links the flush closes (a
+   * stream to a dead owner would otherwise wait for its upstream timeout,
+   * 60 s, when the owner's host went silent rather than refusing). */
+  char dead[DEAD_MAX][WR_ROUTE_OWNER_MAX + 1];
+  size_t ndead;
   uint64_t routes_changed_at; /* uv_now of the last resolution change */
   uint64_t c[MC_N];           /* our own counters, mirrored at scrapes */
   uint64_t *mc[MC_N];
@@ -227,7 +233,8 @@ static void on_flush(uv_timer_t *h);
 
 static void settle(wr_mesh *m) {
   arm_timer(m);
-  if ((m->nevq || m->nrecheck || m->out_head) && !m->closing_handles)
+  if ((m->nevq || m->nrecheck || m->ndead || m->out_head) &&
+      !m->closing_handles)
     uv_timer_start(&m->flush, on_flush, 0, 0);
 }
 
@@ -253,6 +260,14 @@ static void on_flush(uv_timer_t *h) {
     if (m->ig && wr_ingress_recheck(m->ig, name))
       WR_LOG_INFOF("mesh", "grace_ended", "name=%s why=served_elsewhere",
                    name);
+  }
+  while (m->ndead) {
+    char id[WR_ROUTE_OWNER_MAX + 1];
+    memcpy(id, m->dead[--m->ndead], sizeof id);
+    size_t n = m->ig ? wr_ingress_peer_dead(m->ig, id) : 0;
+    if (n)
+      WR_LOG_INFOF("mesh", "node_links_closed", "owner=%s links=%zu "
+                   "why=declared_dead", id, n);
   }
   broadcast_pending(m);
   arm_timer(m);
@@ -396,6 +411,11 @@ void wr_mesh_member_changed(wr_mesh *m, const wr_swim_member_info *mi) {
                                 ? WR_ROUTE_OWNER_LIVE
                                 : WR_ROUTE_OWNER_DEAD;
   wr_routes_owner_state(m->rt, mi->id, st, now_ms(m));
+  /* Dead (not left: a leaving node drained its streams first). A full
+   * queue drops the close; the mux keepalive still ends the link. */
+  if (mi->state == WR_SWIM_DEAD && m->ndead < DEAD_MAX)
+    snprintf(m->dead[m->ndead++], sizeof m->dead[0], "%.*s",
+             WR_ROUTE_OWNER_MAX, mi->id);
   settle(m);
 }
 

@@ -654,6 +654,21 @@ int nodepool_new(nodepool **pp, uv_loop_t *loop,
   return 0;
 }
 
+size_t nodepool_peer_dead(nodepool *p, const char *owner) {
+  size_t n = 0;
+  for (plink *pl = p->links, *next; pl; pl = next) {
+    next = pl->next; /* closing does not free at once (handles) */
+    if (pl->failed || strcmp(pl->owner, owner) != 0) continue;
+    n++;
+    pool_unlist(pl);
+    /* Streams on it get gone(): a visitor with nothing of the response
+     * yet gets a 502 now, not a 504 after the upstream timeout. */
+    if (pl->link) wr_link_close(pl->link, WR_ERR_CLOSED);
+    else pl_fail_dial(pl, "owner declared dead");
+  }
+  return n;
+}
+
 size_t nodepool_links(const nodepool *p) { return p->nlinks; }
 
 uint64_t nodepool_dials(const nodepool *p) { return p->dials; }

@@ -74,6 +74,9 @@ int nodepool_new(nodepool **pp, uv_loop_t *loop,
  * handle is closed.  Then nodepool_del frees it. */
 void nodepool_stop(nodepool *p, void (*done)(void *ud), void *ud);
 void nodepool_del(nodepool *p);
+/* Membership declared |owner| dead: its links (dialing or up) close and
+ * their streams end at once.  Returns how many links there were. */
+size_t nodepool_peer_dead(nodepool *p, const char *owner);
 /* Links now (dialing or up), for metrics and tests. */
 size_t nodepool_links(const nodepool *p);
 /* Links dialed since the pool started (tests: rotation, idle close). */

@@ -1381,6 +1381,11 @@ void wr_ingress_get_limits(const wr_ingress *ig, wr_ingress_limits *out) {
   out->max_conns_per_source = ig->max_per_source;
 }
 
+size_t wr_ingress_peer_dead(wr_ingress *ig, const char *node_id) {
+  return ig->pool && !ig->stopping ? nodepool_peer_dead(ig->pool, node_id)
+                                   : 0;
+}
+
 int wr_ingress_port(const wr_ingress *ig) { return ig->port; }
 
 void wr_ingress_node_links(const wr_ingress *ig, size_t *open,
