@@ -35,6 +35,9 @@
 #include "routes_int.h"
 #include "warren/err.h"
 
+/* The Lamport clock follows versions up to here only (next_version). */
+#define LAMPORT_SANE_MAX (WR_ROUTE_VERSION_MAX / 2)
+
 /* GC scans batch: a scan walks every log (O(entries), ~1 ms per 100,000),
  * so with steady churn it must not run once per tombstone.  A scan runs
  * at most every max(1 s, released_grace/4), which collects a tombstone
@@ -617,6 +620,24 @@ static void self_rewrite(wr_routes *t, rt_entry *x, wr_tstamp now) {
   t->self->wm = t->self_seq;
 }
 
+/*
+ * The version of our next write of |nm| (NULL: a name new here): above
+ * the Lamport clock and above every version this name holds, or 0 when
+ * that would pass WR_ROUTE_VERSION_MAX.  The resolution rule compares
+ * versions within one name only, so only that name's entries must be
+ * outbid.  The clock itself follows only versions up to
+ * LAMPORT_SANE_MAX: a member with the cluster key that gossips an entry
+ * at the top of the range (the poison scenario) then locks only that
+ * one name's writes here, not every bind in the fleet.  Honest writes
+ * never get near it (2^61: 73,000 years at a million writes a second).
+ */
+static uint64_t next_version(const wr_routes *t, const rt_name *nm) {
+  uint64_t top = t->lamport;
+  for (const rt_entry *e = nm ? nm->entries : NULL; e; e = e->nnext)
+    if (e->version > top) top = e->version;
+  return top >= WR_ROUTE_VERSION_MAX ? 0 : top + 1;
+}
+
 int wr_routes_bind(wr_routes *t, const char *name, const char *account,
                    const uint8_t session[WR_ROUTE_SESSION_LEN],
                    uint32_t options, uint8_t *enc, size_t *enclen,
@@ -650,8 +671,8 @@ int wr_routes_bind(wr_routes *t, const char *name, const char *account,
           (!claimed || e->claimed_at < claimed))
         claimed = e->claimed_at;
   }
-  if (t->lamport >= WR_ROUTE_VERSION_MAX || t->self_seq >= WR_ROUTE_VERSION_MAX)
-    return WR_ERR_LIMIT;
+  uint64_t version = next_version(t, nm);
+  if (!version || t->self_seq >= WR_ROUTE_VERSION_MAX) return WR_ERR_LIMIT;
   if (!x && (t->self->nentries >= t->cfg.max_per_owner ||
              t->nentries >= t->cfg.max_entries))
     return WR_ERR_LIMIT;
@@ -688,7 +709,9 @@ int wr_routes_bind(wr_routes *t, const char *name, const char *account,
   memcpy(x->session, session, WR_ROUTE_SESSION_LEN);
   x->options = options;
   x->state = WR_ROUTE_ACTIVE;
-  x->version = ++t->lamport;
+  x->version = version;
+  if (version > t->lamport && version <= LAMPORT_SANE_MAX)
+    t->lamport = version;
   x->claimed_at = claimed ? claimed : x->version;
   self_rewrite(t, x, now);
   recompute(t, nm);
@@ -704,9 +727,12 @@ int wr_routes_release(wr_routes *t, const char *name, uint8_t *enc,
   nm = name_find(t, name);
   x = entry_of(nm, t->self);
   if (!x || x->state != WR_ROUTE_ACTIVE) return WR_ERR_NOTFOUND;
-  if (t->lamport >= WR_ROUTE_VERSION_MAX) return WR_ERR_LIMIT;
+  uint64_t version = next_version(t, nm);
+  if (!version) return WR_ERR_LIMIT;
   x->state = WR_ROUTE_RELEASED;
-  x->version = ++t->lamport;
+  x->version = version;
+  if (version > t->lamport && version <= LAMPORT_SANE_MAX)
+    t->lamport = version;
   self_rewrite(t, x, now);
   gc_want(t, now + t->cfg.released_grace_ms);
   recompute(t, nm);
@@ -721,7 +747,8 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, wr_tstamp now) {
   rt_entry *x;
   rt_acct *a;
   int err = 0, fresh_name = 0;
-  if (e->version > t->lamport) t->lamport = e->version;
+  if (e->version > t->lamport && e->version <= LAMPORT_SANE_MAX)
+    t->lamport = e->version;
   /* We are the only writer of our log: a copy of it from a peer is at
    * best what we already hold, at worst an older epoch of ours. */
   if (strcmp(e->owner, t->cfg.self) == 0) goto stale;

@@ -671,6 +671,39 @@ static void test_codec_roundtrip_truncation(void **st) {
   }
 }
 
+/* Poison (issue 12): a member with the cluster key gossips an entry at
+ * the top of the version range.  It may win its own name, but it must
+ * not push this node's Lamport clock to the cap, where every bind and
+ * release in the fleet would fail. */
+static void test_top_version_locks_one_name(void **st) {
+  tnode a;
+  wr_route_entry e;
+  uint8_t buf[WR_ROUTE_ENCODED_MAX], s[WR_ROUTE_SESSION_LEN];
+  (void)st;
+  tn_init(&a, "node-a", 100, 0);
+  good_entry(&e);
+  strcpy(e.name, "poisoned");
+  strcpy(e.owner, "evil");
+  e.version = WR_ROUTE_VERSION_MAX;
+  e.claimed_at = 1;
+  wr_ssize n = wr_route_entry_encode(&e, buf, sizeof buf);
+  assert_true(n > 0);
+  assert_int_equal(wr_routes_apply(a.t, buf, (size_t)n, 1), 1);
+  /* Other names bind and release as ever, with sane versions. */
+  blob x = bind(&a, "fine", "alice", 1, 0, 2);
+  wr_route_entry r;
+  assert_int_equal(resolve1(&a, "fine", &r), 1);
+  assert_true(r.version < 1000);
+  release(&a, "fine", 3);
+  (void)x;
+  /* The poisoned name itself: its own account may not outbid the top. */
+  tn_session(s, 9);
+  assert_int_equal(wr_routes_bind(a.t, "poisoned", "acct:alice", s, 0, enc,
+                                  &enclen, 4),
+                   WR_ERR_LIMIT);
+  wr_routes_del(a.t);
+}
+
 static void test_codec_invalid(void **st) {
   wr_route_entry e, d;
   uint8_t buf[WR_ROUTE_ENCODED_MAX];
@@ -866,6 +899,7 @@ int main(void) {
       cmocka_unit_test(test_partitioned_owner_republishes),
       cmocka_unit_test(test_codec_roundtrip_truncation),
       cmocka_unit_test(test_codec_invalid),
+      cmocka_unit_test(test_top_version_locks_one_name),
       cmocka_unit_test(test_failmalloc),
       cmocka_unit_test(test_failmalloc_recovers),
   };
