@@ -272,6 +272,20 @@ typedef struct wr_routes_sync_host {
 } wr_routes_sync_host;
 const struct wr_swim_app_sync *wr_routes_swim_sync(void);
 
+/*
+ * The swim USER key of a route entry: WR_ROUTE_KEY_PREFIX and 32 hex
+ * digits of BLAKE2b-128 over (owner NUL name).  swim's piggyback queue
+ * keeps one update per key (the newer version replaces the older), and
+ * one owner writes one entry per name, so a key per (owner, name) is
+ * exactly "the latest write of this binding".  Hashing keeps the key
+ * within swim's 64 characters whatever the lengths of owner and name.
+ * |cap| >= WR_ROUTE_KEY_LEN + 1.
+ */
+#define WR_ROUTE_KEY_PREFIX "r."
+#define WR_ROUTE_KEY_LEN 34
+void wr_route_gossip_key(const char *owner, const char *name, char *out,
+                         size_t cap);
+
 /* ---- timers ---------------------------------------------------------- */
 
 wr_tstamp wr_routes_deadline(const wr_routes *t);

@@ -233,15 +233,8 @@ static void on_signal(uv_signal_t *s, int sig) {
   if (a->ig) wr_ingress_drain(a->ig); /* clients move as the node goes */
   /* A member that leaves is "left" everywhere, never suspected or dead:
    * broadcast LEFT and keep gossiping for a short grace, then stop.  A
-   * second signal during the grace stops at once. */
-  if (a->swim && !a->leaving && !a->stopping) {
-    a->leaving = 1;
-    a->exit_code = 0;
-    a->self_since = uv_now(a->loop);
-    wr_swim_uv_leave(a->swim, 0, on_left, a);
-    return;
-  }
-  app_stop(a, 0);
+   * second signal during the grace stops at once (above). */
+  leave_and_stop(a);
 }
 
 void setup_signals(app *a) {

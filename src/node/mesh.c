@@ -92,29 +92,6 @@ static uint64_t now_ms(const wr_mesh *m) { return uv_now(m->loop); }
 
 /* ---- gossip ---------------------------------------------------------- */
 
-/*
- * The USER key of a route entry: "r." and 32 hex digits of BLAKE2b-128
- * over (owner, name).  swim's piggyback queue keeps one update per key
- * (the newer version replaces the older), and one owner writes one entry
- * per name, so a key per (owner, name) is exactly "the latest write of
- * this binding".  Hashing keeps the key within swim's 64 characters
- * whatever the lengths of the owner id and the name.
- */
-#define ROUTE_KEY_PREFIX "r."
-
-static void route_key(const char *owner, const char *name, char *out,
-                      size_t cap) {
-  crypto_generichash_state st;
-  uint8_t h[16];
-  crypto_generichash_init(&st, NULL, 0, sizeof h);
-  crypto_generichash_update(&st, (const uint8_t *)owner, strlen(owner) + 1);
-  crypto_generichash_update(&st, (const uint8_t *)name, strlen(name));
-  crypto_generichash_final(&st, h, sizeof h);
-  char hex[33];
-  sodium_bin2hex(hex, sizeof hex, h, sizeof h);
-  snprintf(out, cap, ROUTE_KEY_PREFIX "%s", hex);
-}
-
 /* Queues an encoded entry of ours for dissemination: broadcast by the
  * flush (pushed at once to a few members by swim, then relayed and
  * piggybacked).  A failed allocation loses this push only: the next
@@ -141,7 +118,7 @@ static void broadcast_pending(wr_mesh *m) {
     wr_route_entry e;
     if (m->swim && wr_route_entry_decode(p->enc, p->len, &e) == 0) {
       char key[WR_SWIM_ID_MAX + 1];
-      route_key(e.owner, e.name, key, sizeof key);
+      wr_route_gossip_key(e.owner, e.name, key, sizeof key);
       int rv = wr_swim_broadcast_user(wr_swim_uv_core(m->swim), key,
                                       e.version, p->enc, p->len, now_ms(m));
       if (rv == 0) {
@@ -393,7 +370,7 @@ void wr_mesh_ingress_hooks(wr_mesh *m, wr_ingress_config *ic) {
 /* ---- swim ------------------------------------------------------------ */
 
 int wr_mesh_user_update(wr_mesh *m, const wr_swim_update *u) {
-  if (strncmp(u->key, ROUTE_KEY_PREFIX, strlen(ROUTE_KEY_PREFIX)) != 0)
+  if (strncmp(u->key, WR_ROUTE_KEY_PREFIX, strlen(WR_ROUTE_KEY_PREFIX)) != 0)
     return -1;
   int rv = wr_routes_apply(m->rt, u->payload, u->payload_len, now_ms(m));
   m->c[rv == 1 ? MC_GOSSIP_RX_NEWS : rv == 0 ? MC_GOSSIP_RX_OLD

@@ -7,6 +7,10 @@
  */
 #include <stdlib.h>
 
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "warren/routes.h"
 #include "warren/swim.h"
 
@@ -64,4 +68,17 @@ const wr_swim_app_sync *wr_routes_swim_sync(void) {
       .end = as_end,
   };
   return &vt;
+}
+
+void wr_route_gossip_key(const char *owner, const char *name, char *out,
+                         size_t cap) {
+  crypto_generichash_state st;
+  uint8_t h[16];
+  char hex[33];
+  crypto_generichash_init(&st, NULL, 0, sizeof h);
+  crypto_generichash_update(&st, (const uint8_t *)owner, strlen(owner) + 1);
+  crypto_generichash_update(&st, (const uint8_t *)name, strlen(name));
+  crypto_generichash_final(&st, h, sizeof h);
+  sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+  snprintf(out, cap, WR_ROUTE_KEY_PREFIX "%s", hex);
 }

@@ -67,26 +67,10 @@ typedef struct poison {
 
 static uint64_t now_ms(poison *p) { return uv_now(p->loop); }
 
-/* The gossip key a node uses for an entry: mesh.c's route_key, "r." and
- * BLAKE2b-128 of (owner NUL name), so that nodes treat ours like any
- * member's. */
-static void route_key(const char *owner, const char *name, char *out,
-                      size_t cap) {
-  crypto_generichash_state st;
-  uint8_t h[16];
-  char hex[33];
-  crypto_generichash_init(&st, NULL, 0, sizeof h);
-  crypto_generichash_update(&st, (const uint8_t *)owner, strlen(owner) + 1);
-  crypto_generichash_update(&st, (const uint8_t *)name, strlen(name));
-  crypto_generichash_final(&st, h, sizeof h);
-  sodium_bin2hex(hex, sizeof hex, h, sizeof h);
-  snprintf(out, cap, "r.%s", hex);
-}
-
 static void send_encoded(poison *p, const char *owner, const char *name,
                          uint64_t version, const uint8_t *enc, size_t len) {
   char key[WR_SWIM_ID_MAX + 1];
-  route_key(owner, name, key, sizeof key);
+  wr_route_gossip_key(owner, name, key, sizeof key);
   if (wr_swim_broadcast_user(wr_swim_uv_core(p->swim), key, version, enc,
                              len, now_ms(p)) != 0)
     p->send_errors++;

@@ -283,13 +283,20 @@ int sim_net_send(sim_net *n, uint32_t from, uint32_t to, const uint8_t *pkt,
   return copies;
 }
 
+/* --faults on a stream's bytes: a cut stream's pieces are scheduled
+ * broken (sched_flags, cleared by the caller once they are queued). */
+static void stream_fault(sim_net *n, uint32_t from, uint32_t to,
+                         const uint8_t *data, size_t len) {
+  sim_net_verdict fv = {1, 0};
+  if (n->filter && len) n->filter(n->filter_ud, from, to, 1, data, len, &fv);
+  n->sched_flags = fv.copies ? 0 : SIM_EVF_BROKEN;
+}
+
 int sim_net_stream(sim_net *n, uint32_t from, uint32_t to, uint32_t arg,
                    const uint8_t *data, size_t len) {
   /* Fixed delay and seq order keep the pieces in order, as TCP would.
    * An empty send is one empty piece (the driver's connect and FIN). */
-  sim_net_verdict fv = {1, 0};
-  if (n->filter && len) n->filter(n->filter_ud, from, to, 1, data, len, &fv);
-  n->sched_flags = fv.copies ? 0 : SIM_EVF_BROKEN; /* a cut stream */
+  stream_fault(n, from, to, data, len);
   do {
     size_t k = len < SIM_PKT_CAP ? len : SIM_PKT_CAP;
     if (schedule(n, SIM_EV_STREAM, from, to, arg, n->p.delay_ms, data, k)) {
@@ -313,10 +320,7 @@ int sim_net_stream_at(sim_net *n, uint32_t from, uint32_t to, uint32_t arg,
    * times of one direction never go back, and (time, seq) order keeps
    * equal times in sending order. */
   uint64_t bpms = n->p.stream_bytes_per_ms;
-  /* --faults: a cut stream's pieces arrive broken (as in sim_net_stream). */
-  sim_net_verdict fv = {1, 0};
-  if (n->filter && len) n->filter(n->filter_ud, from, to, 1, data, len, &fv);
-  n->sched_flags = fv.copies ? 0 : SIM_EVF_BROKEN;
+  stream_fault(n, from, to, data, len);
   do {
     size_t k = len < SIM_PKT_CAP ? len : SIM_PKT_CAP;
     uint64_t depart = *clock > n->now * 1000 ? *clock : n->now * 1000;

@@ -43,14 +43,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
 
 #include "sim_int.h"
 #include "warren/err.h"
 
 #define NB_MAX 4     /* client bindings of one name held at once */
 #define NACCT 4      /* synthetic accounts */
-#define KEY_PREFIX "r."
 
 enum { K_BIND, K_MOVE, K_RELEASE, K_CLAIM, K_EVICT, K_DEATH, K_REPUB };
 
@@ -315,18 +313,6 @@ static void wrote(sim *s, uint32_t node, const uint8_t *enc, size_t len) {
   gossip_q(s, node, enc, len);
 }
 
-static void route_key(const char *owner, const char *name, char *out,
-                      size_t cap) {
-  crypto_generichash_state st;
-  uint8_t h[16];
-  char hex[33];
-  crypto_generichash_init(&st, NULL, 0, sizeof h);
-  crypto_generichash_update(&st, (const uint8_t *)owner, strlen(owner) + 1);
-  crypto_generichash_update(&st, (const uint8_t *)name, strlen(name));
-  crypto_generichash_final(&st, h, sizeof h);
-  sodium_bin2hex(hex, sizeof hex, h, sizeof h);
-  snprintf(out, cap, KEY_PREFIX "%s", hex);
-}
 
 static void evict_run(sim *s, sim_node *nd, const evict *v) {
   sim_routes *R = s->rt;
@@ -369,7 +355,7 @@ void sim_routes_settle(sim *s, sim_node *nd) {
       s->r->rt_bookkeeping++;
       continue;
     }
-    route_key(e.owner, e.name, key, sizeof key);
+    wr_route_gossip_key(e.owner, e.name, key, sizeof key);
     if (wr_swim_broadcast_user(nd->sw, key, e.version, enc, len, now) != 0)
       s->send_errors++;
   }
@@ -432,7 +418,7 @@ static const wr_routes_callbacks table_cb = {
 
 int sim_routes_user_update(sim_node *nd, const wr_swim_update *u) {
   sim *s = nd->s;
-  if (strncmp(u->key, KEY_PREFIX, strlen(KEY_PREFIX)) != 0) return 0;
+  if (strncmp(u->key, WR_ROUTE_KEY_PREFIX, strlen(WR_ROUTE_KEY_PREFIX)) != 0) return 0;
   int rv = wr_routes_apply(nd->rt, u->payload, u->payload_len, now_of(s));
   if (rv == 1)
     s->r->rt_news++;
