@@ -220,6 +220,15 @@ int wr_routes_release(wr_routes *t, const char *name, uint8_t *enc,
 int wr_routes_apply(wr_routes *t, const uint8_t *enc, size_t len,
                     wr_tstamp now);
 
+/* Membership says |owner| now runs at routes epoch |epoch| (a restarted
+ * node advertises its new epoch with its ALIVE): the owner's log of an
+ * older epoch is dropped at once, as a newer-epoch entry or mark would
+ * drop it, instead of serving again until such an entry arrives (which,
+ * for a node that came back with no bindings, is never).  An epoch not
+ * newer than the one held, an unknown owner, or ourselves: nothing. */
+void wr_routes_owner_epoch(wr_routes *t, const char *owner, uint64_t epoch,
+                           wr_tstamp now);
+
 /* A member's liveness, from swim (owners membership has not
  * reported: see owner_known).  DEAD
  * takes the owner's entries out of resolution at once; LIVE brings them

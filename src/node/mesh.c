@@ -382,11 +382,33 @@ int wr_mesh_user_update(wr_mesh *m, const wr_swim_update *u) {
   return rv == 1;
 }
 
+/* The routes epoch a member advertises in its tags ("re=N"), 0 if none. */
+static uint64_t tag_epoch(const char *tags) {
+  for (const char *p = tags; p && *p;) {
+    if (strncmp(p, WR_MESH_EPOCH_TAG "=", sizeof WR_MESH_EPOCH_TAG) == 0)
+      return strtoull(p + sizeof WR_MESH_EPOCH_TAG, NULL, 10);
+    p = strchr(p, ',');
+    if (p) p++;
+  }
+  return 0;
+}
+
+uint64_t wr_mesh_epoch(const wr_mesh *m) {
+  wr_routes_stats st;
+  wr_routes_get_stats(m->rt, &st);
+  return st.epoch;
+}
+
 void wr_mesh_member_changed(wr_mesh *m, const wr_swim_member_info *mi) {
   wr_route_owner_state st = mi->state == WR_SWIM_ALIVE ||
                                     mi->state == WR_SWIM_SUSPECT
                                 ? WR_ROUTE_OWNER_LIVE
                                 : WR_ROUTE_OWNER_DEAD;
+  /* A restarted owner's old bindings must not serve again when it comes
+   * back (a new epoch in its tags drops them), before it counts live. */
+  uint64_t ep = tag_epoch(mi->tags);
+  if (ep && st == WR_ROUTE_OWNER_LIVE)
+    wr_routes_owner_epoch(m->rt, mi->id, ep, now_ms(m));
   wr_routes_owner_state(m->rt, mi->id, st, now_ms(m));
   /* Dead (not left: a leaving node drained its streams first). A full
    * queue drops the close; the mux keepalive still ends the link. */

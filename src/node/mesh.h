@@ -58,6 +58,11 @@ void wr_mesh_ingress_hooks(wr_mesh *m, wr_ingress_config *ic);
  * news, -1 when the key is not a route (the caller decides). */
 int wr_mesh_user_update(wr_mesh *m, const wr_swim_update *u);
 void wr_mesh_member_changed(wr_mesh *m, const wr_swim_member_info *mi);
+/* The routes epoch this node writes at, advertised in its swim tags as
+ * WR_MESH_EPOCH_TAG=N so that peers drop its bindings from an earlier
+ * process as soon as it is back (wr_routes_owner_epoch). */
+#define WR_MESH_EPOCH_TAG "re"
+uint64_t wr_mesh_epoch(const wr_mesh *m);
 /* The host of swim's app-state sync of the table (wr_routes_swim_sync's
  * user data); lives as long as |m|. */
 const wr_routes_sync_host *wr_mesh_sync_host(wr_mesh *m);

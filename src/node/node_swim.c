@@ -215,6 +215,20 @@ int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]) {
                    "reason=\"--tags leave no room for admin=%s\"", o->admin);
     }
   }
+  /* The routes epoch rides in the tags too (mesh.h): a peer drops this
+   * id's bindings from an earlier process the moment it hears we are
+   * back, instead of serving them until our first new write reaches it. */
+  if (a->mesh) {
+    size_t n = strlen(c.swim.tags);
+    int w = snprintf(c.swim.tags + n, sizeof c.swim.tags - n, "%s%s=%llu",
+                     n ? "," : "", WR_MESH_EPOCH_TAG,
+                     (unsigned long long)wr_mesh_epoch(a->mesh));
+    if (w < 0 || (size_t)w >= sizeof c.swim.tags - n) {
+      c.swim.tags[n] = 0;
+      WR_LOG_WARNF("main", "epoch_tag_skipped",
+                   "reason=\"--tags leave no room for the routes epoch\"");
+    }
+  }
   struct sockaddr_storage gs, hs;
   wr_parse_hostport(o->gossip, &gs);
   wr_parse_hostport(o->http, &hs);

@@ -950,6 +950,17 @@ rt_owner *routes_owner_at(wr_routes *t, const char *id, uint64_t epoch) {
   return o;
 }
 
+void wr_routes_owner_epoch(wr_routes *t, const char *owner, uint64_t epoch,
+                           wr_tstamp now) {
+  (void)now;
+  if (!owner || t->in_callback || epoch == 0 ||
+      epoch > WR_ROUTE_VERSION_MAX || strcmp(owner, t->cfg.self) == 0)
+    return;
+  rt_owner *o = routes_owner_find(t, owner);
+  if (!o || epoch <= o->epoch) return;
+  owner_new_epoch(t, o, epoch);
+}
+
 void wr_routes_owner_state(wr_routes *t, const char *owner,
                            wr_route_owner_state st, wr_tstamp now) {
   rt_owner *o;

@@ -156,9 +156,12 @@ def main():
           all(k in e10 for k in ("id", "addr", "state", "incarnation")) and
           e10.get("addr") == "%s:%d" % (ip(10), BASE), json.dumps(e10))
     admin10 = "%s:%d" % (ip(10), BASE + 2)
-    check("region and tags travel in ALIVE (the node adds its admin address)",
+    tags = e10.get("tags", "")
+    check("region and tags travel in ALIVE (the node adds its admin address "
+          "and its routes epoch)",
           e10.get("region") == "r1" and
-          e10.get("tags") == "rack=10,admin=" + admin10 and
+          tags.startswith("rack=10,admin=" + admin10 + ",re=") and
+          tags.rsplit("=", 1)[1].isdigit() and
           e10.get("admin") == admin10, json.dumps(e10))
     dns_log = open(NODES[-1].log).read()
     check("n10 joined through dns:localhost", "event=joined" in dns_log or
