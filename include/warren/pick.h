@@ -36,10 +36,15 @@
 /* 250 ms doubling to 30 s: what the one-link client always did. */
 #define WR_PICK_BACKOFF_MIN_MS 250
 #define WR_PICK_BACKOFF_MAX_MS 30000
-/* A draining node is being restarted or retired: long enough that its
- * clients settle elsewhere, short enough that a restarted node of a
- * one-node list is dialled again soon. */
-#define WR_PICK_DRAIN_MS 10000
+/* A draining node is being restarted or retired: a little over a
+ * drain's default --drain-wait (2 s), after which a restarted node is
+ * usually back.  10 s was too long in a rolling restart of a small
+ * fleet: with three nodes, the one node a moving slot could take was the
+ * one restarted just before, still held out, so the client ran on one
+ * link and lost its name while the next node drained (warren-chaos
+ * rolling-restart: 79 failed requests of 393).  A node still draining
+ * when dialled again answers GOAWAY again: one more wait, no harm. */
+#define WR_PICK_DRAIN_MS 3000
 
 typedef struct wr_pick_node {
   char addr[WR_PICK_ADDR_MAX]; /* "IP:PORT" */
