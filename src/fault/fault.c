@@ -279,9 +279,20 @@ void wr_fault_count_rejected(wr_fault *f) { f->st.rejected++; }
 
 /* ---- JSON --------------------------------------------------------------- */
 
+/* Messages quote what the caller sent (an unknown kind, a field name):
+ * control characters there become '?', so a message stays one log line
+ * and one line of an HTTP error body. */
+static void err_clean(char *err) {
+  for (; *err; err++)
+    if ((unsigned char)*err < 0x20 || *err == 0x7f) *err = '?';
+}
+
 #define FAIL(code, ...)                                                      \
   do {                                                                       \
-    if (err && errlen) snprintf(err, errlen, __VA_ARGS__);                   \
+    if (err && errlen) {                                                     \
+      snprintf(err, errlen, __VA_ARGS__);                                    \
+      err_clean(err);                                                        \
+    }                                                                        \
     return (code);                                                           \
   } while (0)
 
