@@ -450,9 +450,11 @@ static json_t *parse_text(const char *text, size_t len, char *err,
   json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
   if (!doc) {
     *prv = WR_ERR_PROTO;
-    if (err && errlen)
+    if (err && errlen) {
       snprintf(err, errlen, "not JSON: %s (line %d, column %d)", je.text,
                je.line, je.column);
+      err_clean(err); /* jansson quotes the offending input */
+    }
   }
   return doc;
 }
