@@ -11,55 +11,77 @@
 
 #include "config.h"
 
+/* How an option's text becomes its field.  Numbers share one parser; a
+ * kind only says its bounds and how to name them in an error. */
+typedef enum opt_kind {
+  K_STR,    /* a char[] field of |size| bytes */
+  K_MS,     /* milliseconds, 0 not allowed (it would disable a timeout) */
+  K_MS0,    /* milliseconds where 0 is allowed */
+  K_RATE,   /* bytes per second, 0 = off */
+  K_COUNT,  /* a count of connections, 0 = derived */
+  K_WINDOW, /* bytes, 0 = the default, else the mux's bounds */
+  K_SWITCH, /* on/off, true/false, yes/no, 1/0 */
+} opt_kind;
+
 typedef struct opt_field {
   const char *name;
-  size_t off;   /* offset of a char[] field, or of a uint64_t for numbers */
-  size_t size;  /* sizeof the char[] field; 0 = a number of milliseconds;
-                   RATE = bytes per second, where 0 means off;
-                   COUNT = a count, where 0 means derived */
+  size_t off;  /* offset of a char[] field, or of a uint64_t otherwise */
+  size_t size; /* sizeof the char[] field (K_STR only) */
+  opt_kind kind;
 } opt_field;
 
-#define RATE ((size_t)-1)
-#define COUNT ((size_t)-2)
-#define WINDOW ((size_t)-3) /* bytes, 0 = the default, else the mux's
-                               bounds: [16 KiB, 2^31 - 1] */
-#define SWITCH ((size_t)-4) /* on/off, true/false, yes/no, 1/0 */
-#define MS0 ((size_t)-5) /* milliseconds where 0 is allowed */
-/* Connection caps: beyond any descriptor limit Linux allows (nr_open is
- * at most 2^30, usually 2^20). */
-#define COUNT_MAX 16777216ULL
-/* 1 GB/s: far above any one visitor's upload; a typo, not a policy. */
-#define RATE_MAX 1000000000ULL
+typedef struct num_bounds {
+  uint64_t lo, hi;
+  int zero_ok; /* 0 accepted below |lo| (it means "off" or "default") */
+  const char *want; /* "%s wants <want>, got '...'" */
+} num_bounds;
 
-#define STR(f) {#f, offsetof(wr_node_opts, f), sizeof(((wr_node_opts *)0)->f)}
+/* A day is far beyond any sane timeout.  Connection caps: beyond any
+ * descriptor limit Linux allows (nr_open is at most 2^30, usually 2^20).
+ * 1 GB/s: far above any one visitor's upload; a typo, not a policy. */
+static const num_bounds bounds[] = {
+    [K_MS] = {1, 86400000ULL, 0, "a number of milliseconds (1-86400000)"},
+    [K_MS0] = {0, 86400000ULL, 0, "a number of milliseconds (0-86400000)"},
+    [K_RATE] = {0, 1000000000ULL, 0,
+                "bytes per second (0-1000000000, 0 = off)"},
+    [K_COUNT] = {0, 16777216ULL, 0,
+                 "a number of connections (0-16777216, 0 = derived from the "
+                 "descriptor limit)"},
+    [K_WINDOW] = {16384, 2147483647ULL, 1,
+                  "a window in bytes (16384-2147483647, 0 = the default)"},
+};
+
+#define STR(f) {#f, offsetof(wr_node_opts, f), sizeof(((wr_node_opts *)0)->f), K_STR}
+#define STRN(n, f) {n, offsetof(wr_node_opts, f), sizeof(((wr_node_opts *)0)->f), K_STR}
+#define NUM(n, f, k) {n, offsetof(wr_node_opts, f), 0, k}
 static const opt_field fields[] = {
     STR(id),
     STR(http),
     STR(admin),
     STR(domain),
-    {"key-file", offsetof(wr_node_opts, key_file), sizeof(((wr_node_opts *)0)->key_file)},
+    STRN("key-file", key_file),
     STR(token),
     STR(tokens),
-    {"admin-token", offsetof(wr_node_opts, admin_token), sizeof(((wr_node_opts *)0)->admin_token)},
+    STRN("admin-token", admin_token),
     STR(gossip),
     STR(join),
-    {"proxy-protocol-from", offsetof(wr_node_opts, proxy_from), sizeof(((wr_node_opts *)0)->proxy_from)},
+    STRN("proxy-protocol-from", proxy_from),
     STR(region),
     STR(tags),
-    {"gossip-profile", offsetof(wr_node_opts, gossip_profile), sizeof(((wr_node_opts *)0)->gossip_profile)},
-    {"gossip-set", offsetof(wr_node_opts, gossip_set), sizeof(((wr_node_opts *)0)->gossip_set)},
-    {"upstream-timeout", offsetof(wr_node_opts, upstream_ms), 0},
-    {"idle-timeout", offsetof(wr_node_opts, idle_ms), 0},
-    {"head-timeout", offsetof(wr_node_opts, head_ms), 0},
-    {"body-min-rate", offsetof(wr_node_opts, body_min_rate), RATE},
-    {"max-conns", offsetof(wr_node_opts, max_conns), COUNT},
-    {"max-conns-per-ip", offsetof(wr_node_opts, max_conns_per_ip), COUNT},
-    {"send-stall-timeout", offsetof(wr_node_opts, send_stall_ms), 0},
-    {"node-link-window", offsetof(wr_node_opts, node_link_window), WINDOW},
-    {"drain-timeout", offsetof(wr_node_opts, drain_timeout_ms), 0},
-    {"drain-wait", offsetof(wr_node_opts, drain_wait_ms), MS0},
-    {"faults", offsetof(wr_node_opts, faults), SWITCH},
-    {"faults-file", offsetof(wr_node_opts, faults_file), sizeof(((wr_node_opts *)0)->faults_file)},
+    STRN("gossip-profile", gossip_profile),
+    STRN("gossip-set", gossip_set),
+    NUM("upstream-timeout", upstream_ms, K_MS),
+    NUM("idle-timeout", idle_ms, K_MS),
+    NUM("head-timeout", head_ms, K_MS),
+    NUM("body-min-rate", body_min_rate, K_RATE),
+    NUM("max-conns", max_conns, K_COUNT),
+    NUM("max-conns-per-ip", max_conns_per_ip, K_COUNT),
+    NUM("send-stall-timeout", send_stall_ms, K_MS),
+    NUM("node-link-window", node_link_window, K_WINDOW),
+    NUM("drain-timeout", drain_timeout_ms, K_MS),
+    NUM("drain-wait", drain_wait_ms, K_MS0),
+    NUM("faults", faults, K_SWITCH),
+    STRN("faults-file", faults_file),
 };
 
 void wr_node_opts_init(wr_node_opts *o) {
@@ -84,110 +106,52 @@ int wr_node_opts_known(const char *key) {
   return 0;
 }
 
+static int parse_switch(const char *value, uint64_t *v) {
+  static const char *const on[] = {"on", "true", "yes", "1"};
+  static const char *const no[] = {"off", "false", "no", "0"};
+  for (size_t k = 0; k < 4; k++) {
+    if (!strcmp(value, on[k])) return *v = 1, 0;
+    if (!strcmp(value, no[k])) return *v = 0, 0;
+  }
+  return -1;
+}
+
+/* Decimal digits only: strtoull alone takes "-1", " 7" and "0x10". */
+static int parse_num(const char *value, const num_bounds *b, uint64_t *v) {
+  if (!*value || strspn(value, "0123456789") != strlen(value)) return -1;
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(value, &end, 10);
+  if (errno || *end) return -1;
+  if (!(x == 0 && b->zero_ok) && (x < b->lo || x > b->hi)) return -1;
+  *v = x;
+  return 0;
+}
+
 int wr_node_opts_set(wr_node_opts *o, const char *key, const char *value) {
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     const opt_field *f = &fields[i];
     if (strcmp(f->name, key) != 0) continue;
     char *base = (char *)o + f->off;
-    if (f->size == SWITCH) {
-      static const char *const on[] = {"on", "true", "yes", "1"};
-      static const char *const no[] = {"off", "false", "no", "0"};
-      uint64_t v = 2;
-      for (size_t k = 0; k < 4; k++) {
-        if (!strcmp(value, on[k])) v = 1;
-        if (!strcmp(value, no[k])) v = 0;
-      }
-      if (v == 2) {
-        snprintf(o->err, sizeof o->err, "%s wants on or off, got '%.64s'",
-                 key, value);
+    if (f->kind == K_STR) {
+      size_t n = strlen(value);
+      if (n >= f->size) {
+        snprintf(o->err, sizeof o->err, "%s is too long (at most %zu bytes)",
+                 key, f->size - 1);
         return -1;
       }
-      memcpy(base, &v, sizeof v);
+      memcpy(base, value, n + 1);
       return 0;
     }
-    if (f->size == COUNT) {
-      char *end;
-      errno = 0;
-      unsigned long long x = strtoull(value, &end, 10);
-      if (!*value || *end || errno || x > COUNT_MAX || value[0] == '-') {
-        snprintf(o->err, sizeof o->err,
-                 "%s wants a number of connections (0-%llu, 0 = derived "
-                 "from the descriptor limit), got '%.64s'",
-                 key, COUNT_MAX, value);
-        return -1;
-      }
-      uint64_t v = x;
-      memcpy(base, &v, sizeof v);
-      return 0;
-    }
-    if (f->size == WINDOW) {
-      char *end;
-      errno = 0;
-      unsigned long long x = strtoull(value, &end, 10);
-      if (!*value || *end || errno || value[0] == '-' ||
-          (x != 0 && (x < 16384 || x > 2147483647ULL))) {
-        snprintf(o->err, sizeof o->err,
-                 "%s wants a window in bytes (16384-2147483647, 0 = the "
-                 "default), got '%.64s'",
-                 key, value);
-        return -1;
-      }
-      uint64_t v = x;
-      memcpy(base, &v, sizeof v);
-      return 0;
-    }
-    if (f->size == RATE) {
-      char *end;
-      errno = 0;
-      unsigned long long x = strtoull(value, &end, 10);
-      if (!*value || *end || errno || x > RATE_MAX || value[0] == '-') {
-        snprintf(o->err, sizeof o->err,
-                 "%s wants bytes per second (0-%llu, 0 = off), got '%.64s'",
-                 key, RATE_MAX, value);
-        return -1;
-      }
-      uint64_t v = x;
-      memcpy(base, &v, sizeof v);
-      return 0;
-    }
-    if (f->size == MS0) {
-      char *end;
-      errno = 0;
-      unsigned long long x = strtoull(value, &end, 10);
-      if (!*value || *end || errno || x > 86400000ULL || value[0] == '-') {
-        snprintf(o->err, sizeof o->err,
-                 "%s wants a number of milliseconds (0-86400000), got "
-                 "'%.64s'",
-                 key, value);
-        return -1;
-      }
-      uint64_t v = x;
-      memcpy(base, &v, sizeof v);
-      return 0;
-    }
-    if (f->size == 0) {
-      /* A day is far beyond any sane timeout; zero would disable it. */
-      char *end;
-      errno = 0;
-      unsigned long long x = strtoull(value, &end, 10);
-      if (!*value || *end || errno || x == 0 || x > 86400000ULL ||
-          value[0] == '-') {
-        snprintf(o->err, sizeof o->err,
-                 "%s wants a number of milliseconds (1-86400000), got '%.64s'",
-                 key, value);
-        return -1;
-      }
-      uint64_t v = x;
-      memcpy(base, &v, sizeof v);
-      return 0;
-    }
-    size_t n = strlen(value);
-    if (n >= f->size) {
-      snprintf(o->err, sizeof o->err, "%s is too long (at most %zu bytes)",
-               key, f->size - 1);
+    uint64_t v;
+    if (f->kind == K_SWITCH ? parse_switch(value, &v)
+                            : parse_num(value, &bounds[f->kind], &v)) {
+      snprintf(o->err, sizeof o->err, "%s wants %s, got '%.64s'", key,
+               f->kind == K_SWITCH ? "on or off" : bounds[f->kind].want,
+               value);
       return -1;
     }
-    memcpy(base, value, n + 1);
+    memcpy(base, &v, sizeof v);
     return 0;
   }
   snprintf(o->err, sizeof o->err, "unknown option '%.64s'", key);
