@@ -213,6 +213,9 @@ void wr_ingress_stop_accepting(wr_ingress *ig);
 
 /* The port actually bound (for --listen 127.0.0.1:0). */
 int wr_ingress_port(const wr_ingress *ig);
+/* The listening socket's descriptor, -1 once it stopped accepting (for
+ * the node's in-place upgrade, which keeps a duplicate across the drain). */
+int wr_ingress_listen_fd(const wr_ingress *ig);
 /* Membership declared node |node_id| dead: the node links to it close, so
  * requests forwarded there end now with a clean 502 (or a closed
  * connection mid-response) instead of waiting for the upstream timeout

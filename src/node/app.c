@@ -94,6 +94,14 @@ void app_stop(app *a, int code) {
   if (a->sighup.data) uv_close((uv_handle_t *)&a->sighup, NULL);
   if (a->drain_timer.data) uv_close((uv_handle_t *)&a->drain_timer, NULL);
   if (a->accept_timer.data) uv_close((uv_handle_t *)&a->accept_timer, NULL);
+  if (a->sigusr2.data) uv_close((uv_handle_t *)&a->sigusr2, NULL);
+  if (a->upgrade_state == UPGRADE_CHECKING) {
+    /* The check's exit callback still closes the process handle. */
+    a->upgrade_state = UPGRADE_FAILED;
+    snprintf(a->upgrade_err, sizeof a->upgrade_err, "the node stopped");
+    uv_process_kill(&a->upgrade_proc, SIGKILL);
+    uv_close((uv_handle_t *)&a->upgrade_timer, NULL);
+  }
   /* Whatever is still open after 2 s is not worth waiting for. */
   uv_timer_init(a->loop, &a->force);
   a->force.data = a;
@@ -162,14 +170,15 @@ static void drain_tick(uv_timer_t *t) {
   /* Load balancers had their time: a tunnel still waiting for an idle
    * moment gets no new streams, so it empties and its client moves. */
   if (elapsed >= a->drain_wait_ms && a->ig) wr_ingress_drain_hard(a->ig);
-  /* An inherited socket lives on in its holder (systemd, or the
-   * supervisor of an upgrade): visitors that would come to us wait in its
+  /* An inherited socket lives on in its holder (systemd, the supervisor
+   * of an upgrade, or this process's own exec upgrade): visitors that would come to us wait in its
    * backlog for the next process, so stop accepting as soon as load
    * balancers had their time; a busy node would otherwise never be quiet
    * while the balancer, which cannot tell us from our successor, keeps
    * sending. */
   if (elapsed >= a->drain_wait_ms && !a->unlisten_at &&
-      a->listen_fd >= WR_LISTEN_FDS_START) {
+      (a->listen_fd >= WR_LISTEN_FDS_START ||
+       a->upgrade_state == UPGRADE_DRAINING)) {
     if (a->ig) wr_ingress_stop_accepting(a->ig);
     a->unlisten_at = now;
   }
@@ -414,7 +423,7 @@ int run_loop(app *a) {
   uv_loop_close(a->loop);
   wr_metrics_del(a->metrics);
   wr_tokens_del(a->tokens);
-  return a->exit_code;
+  return upgrade_exec(a);
 }
 
 /* ---- an inherited public socket ---- */

@@ -83,6 +83,17 @@ typedef struct app {
   int listen_fd;
   uv_timer_t accept_timer;
   uint64_t accept_since, joined_at;
+  /* In-place upgrade by exec (upgrade.c): the binary's path as started,
+   * the check of the new one, and the kept listening socket. */
+  char exe[1024];
+  uint64_t started_ms; /* wall clock: tells a successor from us */
+  int upgrade_state;   /* UPGRADE_* */
+  char upgrade_err[200];
+  int upgrade_fd;      /* -1, or the socket kept across the drain */
+  uv_process_t upgrade_proc;
+  uv_timer_t upgrade_timer;
+  uv_signal_t sigusr2;
+  uint64_t *m_upgrade_refused;
   uint64_t *m_reload_ok, *m_reload_failed; /* SIGHUP outcomes */
   /* Latest version per "event/" user key (POST /events), bounded: the
    * core re-queues every USER copy the callback calls news. */
@@ -94,6 +105,19 @@ typedef struct app {
   uint64_t *m_swim[24];
   int64_t *g_swim[8];
 } app;
+
+/* upgrade.c */
+enum { UPGRADE_IDLE, UPGRADE_CHECKING, UPGRADE_DRAINING, UPGRADE_FAILED };
+const char *upgrade_state_name(int s);
+/* At start: the binary's path and the start time. */
+void upgrade_init(app *a);
+/* Checks the binary, then drains; 0 when the check started, else an
+ * error with one line in |err| (the node goes on serving). */
+int app_upgrade(app *a, char *err, size_t errlen);
+/* After the loop ended: execs the new binary when an upgrade drained
+ * (does not return then); else the exit code to return. */
+int upgrade_exec(app *a);
+void on_sigusr2(uv_signal_t *s, int sig);
 
 /* main.c */
 __attribute__((format(printf, 1, 2))) int usage_error(const char *fmt, ...);

@@ -110,7 +110,9 @@ static const char usage_node2[] =
     "signal stops at once.  SIGHUP reloads the tokens file, the --config\n"
     "file's limits and timeouts and the --faults-file rules, all or nothing;\n"
     "tunnels stay up.  LISTEN_FDS (systemd socket activation) hands the node\n"
-    "its public socket (docs/DEPLOY.md).\n";
+    "its public socket (docs/DEPLOY.md).  SIGUSR2 or POST /upgrade (warrenctl\n"
+    "upgrade): run the binary at this program's path with --version, drain,\n"
+    "and exec it in place, the public socket kept open.\n";
 
 /* ---- warren node ---- */
 
@@ -278,6 +280,7 @@ int cmd_node(int argc, char **argv) {
   a.argc = argc;
   a.argv = argv;
   a.listen_fd = -1;
+  upgrade_init(&a);
   if (inherited_listener(&a, http) != 0) {
     sodium_memzero(secret, sizeof secret);
     wr_tokens_del(a.tokens);
@@ -317,6 +320,15 @@ int cmd_node(int argc, char **argv) {
   uv_signal_init(a.loop, &a.sighup);
   a.sighup.data = &a;
   uv_signal_start(&a.sighup, on_sighup, SIGHUP);
+  uv_signal_init(a.loop, &a.sigusr2);
+  a.sigusr2.data = &a;
+  uv_signal_start(&a.sigusr2, on_sigusr2, SIGUSR2);
+  wr_metrics_counter(wr_admin_metrics(a.admin), "warren_upgrades_total",
+                     "result", "refused",
+                     "In-place upgrades (warrenctl upgrade, SIGUSR2) refused "
+                     "before the drain: the new binary is missing or failed "
+                     "its --version check.",
+                     &a.m_upgrade_refused);
   wr_metrics_on_collect(wr_admin_metrics(a.admin), mesh_collect, &a);
   if (gossip && start_swim(&a, &o, secret) != 0) {
     sodium_memzero(secret, sizeof secret);

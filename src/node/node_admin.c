@@ -167,6 +167,16 @@ static int h_status(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
   if (!o) return WR_ERR_NOMEM;
   json_object_set_new(o, "draining",
                       json_boolean(a->draining || a->leaving));
+  json_object_set_new(o, "pid", json_integer((json_int_t)getpid()));
+  json_object_set_new(o, "started_ms", json_integer((json_int_t)a->started_ms));
+  if (a->upgrade_state != UPGRADE_IDLE) {
+    json_t *u = json_pack("{s:s, s:s}", "state",
+                          upgrade_state_name(a->upgrade_state), "binary",
+                          a->exe);
+    if (u && a->upgrade_err[0])
+      json_object_set_new(u, "error", json_string(a->upgrade_err));
+    if (u) json_object_set_new(o, "upgrade", u);
+  }
   int rv = a->mesh ? wr_mesh_status(a->mesh, o) : 0;
   if (rv != 0) {
     json_decref(o);
@@ -190,6 +200,27 @@ static int h_drain(const wr_admin_req *req, wr_admin_resp *resp, void *ud) {
                         "wait_ms", (json_int_t)a->drain_wait_ms,
                         "timeout_ms", (json_int_t)a->drain_timeout_ms);
   if (!o) return WR_ERR_NOMEM;
+  return wr_admin_resp_json(resp, o);
+}
+
+/* POST /upgrade: the in-place upgrade (upgrade.c): 202 once the new
+ * binary's check has started; its outcome shows in GET /status
+ * ("upgrade"), and a successor answers with a new "started_ms". */
+static int h_upgrade(const wr_admin_req *req, wr_admin_resp *resp,
+                     void *ud) {
+  (void)req;
+  app *a = ud;
+  char err[200];
+  int rv = app_upgrade(a, err, sizeof err);
+  if (rv == WR_ERR_CLOSED || rv == WR_ERR_EXISTS)
+    return wr_admin_resp_error(resp, 409, err);
+  if (rv != 0) return wr_admin_resp_error(resp, 500, err);
+  json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I}", "id", a->id, "binary",
+                        a->exe, "started_ms", (json_int_t)a->started_ms,
+                        "wait_ms", (json_int_t)a->drain_wait_ms,
+                        "timeout_ms", (json_int_t)a->drain_timeout_ms);
+  if (!o) return WR_ERR_NOMEM;
+  wr_admin_resp_status(resp, 202);
   return wr_admin_resp_json(resp, o);
 }
 
@@ -275,6 +306,7 @@ int start_admin(app *a, const char *listen, const char *token) {
   wr_admin_route(a->admin, "GET", "/members", h_members, a);
   wr_admin_route(a->admin, "GET", "/status", h_status, a);
   wr_admin_route(a->admin, "POST", "/drain", h_drain, a);
+  wr_admin_route(a->admin, "POST", "/upgrade", h_upgrade, a);
   wr_admin_route(a->admin, "GET", "/readyz", h_readyz, a);
   wr_admin_route(a->admin, "POST", "/events", h_events, a);
   a->metrics = NULL;

@@ -1388,6 +1388,14 @@ size_t wr_ingress_peer_dead(wr_ingress *ig, const char *node_id) {
 
 int wr_ingress_port(const wr_ingress *ig) { return ig->port; }
 
+int wr_ingress_listen_fd(const wr_ingress *ig) {
+  uv_os_fd_t fd;
+  if (ig->stopping || ig->unlistened ||
+      uv_fileno((const uv_handle_t *)&ig->server, &fd) != 0)
+    return -1;
+  return fd;
+}
+
 void wr_ingress_node_links(const wr_ingress *ig, size_t *open,
                            uint64_t *dialed) {
   *open = ig->pool ? nodepool_links(ig->pool) : 0;

@@ -6,7 +6,14 @@ LISTEN_FDS, so while the old process drains and exits and the new one
 starts and joins, visitors wait in the socket's backlog instead of being
 refused.
 
-usage: upgrade.py WARREN_BINARY
+Then the node's own upgrade (`warrenctl upgrade`, docs/DEPLOY.md): n1
+and n3 run from copies of the binary; n3's copy is replaced (a new file
+renamed over it, as a package manager does) and `warrenctl upgrade
+--wait` makes n3 check it, drain, and exec it in the same process with
+its own socket kept open; n1's copy is replaced by a program that fails
+`--version`, and its upgrade is refused while it goes on serving.
+
+usage: upgrade.py WARREN_BINARY WARRENCTL_BINARY
 
 Three nodes; n2's public port is a socket this test listens on and passes
 as descriptor 3 (LISTEN_FDS=1, LISTEN_FDNAMES=http).  A `--links 2`
@@ -25,8 +32,14 @@ Checks:
                    joined
   identity         n2 is alive in every member's view again, at a higher
                    incarnation than before
+  self-upgrade     warrenctl upgrade --wait exits 0; n3 is the same
+                   process (pid) with a new start time, it logged the exec
+                   and took its socket as descriptor 3; alive and serving
+  refused upgrade  a binary failing --version: warrenctl exits 1 naming
+                   the cause, counted, /status says failed, n1 still ready
   zero loss        0 failed requests and 0 refused connects during the
-                   whole run; the longest wait on n2's port is printed
+                   whole run (both upgrades); the longest wait on n2's
+                   port is printed
 Prints one line per check and a summary; exits non-zero when any failed.
 """
 import http.client
@@ -45,6 +58,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from meshlib import FAILED, Client, Fleet, check, ip, poll  # noqa
 
 WARREN = os.path.abspath(sys.argv[1])
+WARRENCTL = os.path.abspath(sys.argv[2])
 TMP = tempfile.mkdtemp(prefix="warren-upgrade-")
 N = 3
 NAME = "duo"
@@ -191,8 +205,11 @@ def main():
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Origin)
         srv.daemon_threads = True
         threading.Thread(target=srv.serve_forever, daemon=True).start()
+        bins = {}
         for n in (n1, n3):
-            n.proc = subprocess.Popen(node_args(fleet, n, WARREN),
+            bins[n.id] = os.path.join(TMP, "warren-%s" % n.id)
+            shutil.copy2(WARREN, bins[n.id])
+            n.proc = subprocess.Popen(node_args(fleet, n, bins[n.id]),
                                       stdout=subprocess.DEVNULL,
                                       stderr=open(os.path.join(
                                           TMP, "%s-0.log" % n.id), "w"))
@@ -207,7 +224,7 @@ def main():
         check("duo served from two nodes", ok, c.stderr()[-500:])
         inc0 = (n1.members() or {}).get("n2", {}).get("incarnation", -1)
 
-        load = Load(fleet, [n2, n2, n2, n1, n3, n2])
+        load = Load(fleet, [n2, n2, n3, n1, n3, n2])
         threads = [threading.Thread(target=load.worker, args=(k,),
                                     daemon=True) for k in range(6)]
         for th in threads:
@@ -238,6 +255,53 @@ def main():
         inc1 = (n1.members() or {}).get("n2", {}).get("incarnation", -1)
         check("identity: n2 alive everywhere at a higher incarnation "
               "(%d -> %d)" % (inc0, inc1), ok and inc1 > inc0)
+
+        # -- the node's own upgrade: n3 execs a new file at its path --------
+        def ctl(n, *args):
+            return subprocess.run([WARRENCTL, "--admin", "%s:%d" % n.admin]
+                                  + list(args), capture_output=True,
+                                  text=True, timeout=90)
+        tmpbin = bins["n3"] + ".new"
+        shutil.copy2(WARREN, tmpbin)
+        os.replace(tmpbin, bins["n3"])
+        st0 = n3.status() or {}
+        t0 = time.time()
+        p = ctl(n3, "upgrade", "--wait")
+        t_up = time.time() - t0
+        st1 = n3.status() or {}
+        log3 = open(n3.log).read()
+        check("self-upgrade: warrenctl upgrade --wait exits 0 (%.1f s)" % t_up,
+              p.returncode == 0 and "upgraded" in p.stdout,
+              "exit %d: %r %r" % (p.returncode, p.stdout, p.stderr))
+        check("self-upgrade: the same process, a new start time",
+              n3.proc.poll() is None and st1.get("pid") == n3.proc.pid and
+              st0.get("started_ms") and
+              st1.get("started_ms", 0) > st0.get("started_ms", 0),
+              "%r -> %r" % (st0.get("started_ms"), st1.get("started_ms")))
+        check("self-upgrade: checked, drained, exec'd, took fd 3",
+              "upgrade_check" in log3 and "drain_done" in log3 and
+              "upgrade_exec" in log3 and "inherited_socket fd=3" in log3,
+              log3[-800:])
+        ok, _ = poll(lambda: fleet.all_alive(fleet.nodes) and
+                     serving(fleet.nodes), 30)
+        check("self-upgrade: n3 alive everywhere and serving again", ok)
+
+        # -- refused: n1's path now holds a program that fails --version --
+        tmpbin = bins["n1"] + ".new"
+        with open(tmpbin, "w") as f:
+            f.write("#!/bin/sh\nexit 3\n")
+        os.chmod(tmpbin, 0o755)
+        os.replace(tmpbin, bins["n1"])
+        p = ctl(n1, "upgrade", "--wait")
+        st = n1.status() or {}
+        check("refused upgrade: warrenctl exits 1 naming the cause",
+              p.returncode == 1 and "exited 3" in p.stderr,
+              "exit %d: %r" % (p.returncode, p.stderr))
+        check("refused upgrade: /status says failed, counted, still ready",
+              st.get("upgrade", {}).get("state") == "failed" and
+              n1.metric('warren_upgrades_total{result="refused"}') == 1 and
+              n1.get("/readyz")[0] == 200, str(st.get("upgrade")))
+
         time.sleep(2)
         load.stop.set()
         for th in threads:

@@ -197,6 +197,10 @@ int ctl_http_request(const ctl_target *t, const char *method,
  * until the node's admin API stops answering; the exit status. */
 int ctl_drain_run(const ctl_target *t, const char *token, int timeout_ms,
                   int json, int wait);
+/* `upgrade [--wait]` (ctl_drain.c): POST /upgrade, then with |wait| poll
+ * GET /status until a successor answers or the upgrade is refused. */
+int ctl_upgrade_run(const ctl_target *t, const char *token, int timeout_ms,
+                    int json, int wait);
 
 /*
  * Parses a complete HTTP/1.1 response held in |data| (sans-IO half of

@@ -37,7 +37,8 @@
 static const char usage[] =
     "usage: warrenctl --admin ADDR:PORT [--token T] members|routes [--name N]|"
     "status|watch|mesh [--json]\n"
-    "       warrenctl --admin ADDR:PORT [--token T] drain [--wait] [--json]\n"
+    "       warrenctl --admin ADDR:PORT [--token T] drain|upgrade [--wait] "
+    "[--json]\n"
     "       warrenctl --admin ADDR:PORT [--token T] fault list|add|partition|"
     "clear|pause|load ...\n"
     "\n"
@@ -55,6 +56,10 @@ static const char usage[] =
     "  watch     poll status and members, print one line per change\n"
     "  drain     the node drains gracefully and exits (POST /drain, as\n"
     "            SIGTERM); --wait: until it has stopped\n"
+    "  upgrade   the node runs the binary at its own path with --version,\n"
+    "            drains, and execs it in place keeping its public socket\n"
+    "            (POST /upgrade, as SIGUSR2); --wait: until the new one\n"
+    "            answers, exit 1 when the node refused\n"
     "  mesh      ask every live member's own admin API (address from\n"
     "            /members), 32 at a time: digest groups, who disagrees\n"
     "            about which member and route, since when, unreachable\n"
@@ -221,14 +226,15 @@ static int parse_args(int argc, char **argv, opts *o) {
   }
   if (!o->cmd)
     return usage_error("missing command (members, routes, status, "
-                       "watch, mesh or drain)");
+                       "watch, mesh, drain or upgrade)");
   if (strcmp(o->cmd, "members") != 0 && strcmp(o->cmd, "routes") != 0 &&
       strcmp(o->cmd, "status") != 0 && strcmp(o->cmd, "watch") != 0 &&
       strcmp(o->cmd, "mesh") != 0 && strcmp(o->cmd, "drain") != 0 &&
-      strcmp(o->cmd, "fault") != 0)
+      strcmp(o->cmd, "upgrade") != 0 && strcmp(o->cmd, "fault") != 0)
     return usage_error("unknown command '%s'", o->cmd);
-  if (o->wait && strcmp(o->cmd, "drain") != 0)
-    return usage_error("--wait works with drain only");
+  if (o->wait && strcmp(o->cmd, "drain") != 0 &&
+      strcmp(o->cmd, "upgrade") != 0)
+    return usage_error("--wait works with drain and upgrade only");
   if (o->name && strcmp(o->cmd, "routes") != 0)
     return usage_error("--name works with routes only");
   /* The token goes into a header line: printable ASCII without spaces,
@@ -684,6 +690,11 @@ int main(int argc, char **argv) {
   if (strcmp(o.cmd, "drain") == 0) {
     rc = ctl_drain_run(t, o.token, (int)(o.timeout_s * 1000), o.json,
                        o.wait);
+    return fflush(stdout) != 0 ? 1 : rc;
+  }
+  if (strcmp(o.cmd, "upgrade") == 0) {
+    rc = ctl_upgrade_run(t, o.token, (int)(o.timeout_s * 1000), o.json,
+                         o.wait);
     return fflush(stdout) != 0 ? 1 : rc;
   }
   if (strcmp(o.cmd, "fault") == 0) {
