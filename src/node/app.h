@@ -28,6 +28,7 @@
 #include "listenfds.h"
 
 #include "config.h"
+#include "tags.h"
 #include "loopstall.h"
 #include "mesh.h"
 #include "tokens.h"
@@ -144,7 +145,6 @@ int start_ingress(app *a, const char *listen, const char *domain,
                   wr_metrics *m);
 
 /* node_admin.c */
-int tag_value(const char *tags, const char *key, char *out, size_t cap);
 void count_members(app *a, json_int_t c[4]);
 int event_seen(app *a, const char *key, uint64_t version, uint64_t now);
 void mesh_collect(void *ud);

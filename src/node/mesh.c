@@ -25,6 +25,7 @@
 #include <sodium.h>
 
 #include "warren/err.h"
+#include "tags.h"
 #include "tokens.h"
 #include "warren/log.h"
 
@@ -382,17 +383,6 @@ int wr_mesh_user_update(wr_mesh *m, const wr_swim_update *u) {
   return rv == 1;
 }
 
-/* The routes epoch a member advertises in its tags ("re=N"), 0 if none. */
-static uint64_t tag_epoch(const char *tags) {
-  for (const char *p = tags; p && *p;) {
-    if (strncmp(p, WR_MESH_EPOCH_TAG "=", sizeof WR_MESH_EPOCH_TAG) == 0)
-      return strtoull(p + sizeof WR_MESH_EPOCH_TAG, NULL, 10);
-    p = strchr(p, ',');
-    if (p) p++;
-  }
-  return 0;
-}
-
 uint64_t wr_mesh_epoch(const wr_mesh *m) {
   wr_routes_stats st;
   wr_routes_get_stats(m->rt, &st);
@@ -406,7 +396,7 @@ void wr_mesh_member_changed(wr_mesh *m, const wr_swim_member_info *mi) {
                                 : WR_ROUTE_OWNER_DEAD;
   /* A restarted owner's old bindings must not serve again when it comes
    * back (a new epoch in its tags drops them), before it counts live. */
-  uint64_t ep = tag_epoch(mi->tags);
+  uint64_t ep = wr_tag_u64(mi->tags, WR_MESH_EPOCH_TAG);
   if (ep && st == WR_ROUTE_OWNER_LIVE)
     wr_routes_owner_epoch(m->rt, mi->id, ep, now_ms(m));
   wr_routes_owner_state(m->rt, mi->id, st, now_ms(m));

@@ -27,31 +27,13 @@ static void addr_text(const wr_addr *ad, char *out, size_t cap) {
   }
 }
 
-/* The value of |key| in "k=v,k=v" tags, copied into |out|: its length,
- * or -1 when absent. */
-int tag_value(const char *tags, const char *key, char *out,
-                     size_t cap) {
-  size_t klen = strlen(key);
-  for (const char *p = tags; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1
-                                                          : NULL) {
-    if (strncmp(p, key, klen) == 0 && p[klen] == '=') {
-      const char *v = p + klen + 1;
-      size_t n = strcspn(v, ",");
-      snprintf(out, cap, "%.*s", (int)n, v);
-      return (int)n;
-    }
-  }
-  if (cap) out[0] = 0;
-  return -1;
-}
-
 static json_t *member_json(const wr_swim_member_info *m, uint64_t now) {
   char g[80], d[80];
   addr_text(&m->gossip, g, sizeof g);
   addr_text(&m->data, d, sizeof d);
   uint64_t age = now > m->state_since ? now - m->state_since : 0;
   char admin[80];
-  tag_value(m->tags ? m->tags : "", "admin", admin, sizeof admin);
+  wr_tag_value(m->tags, "admin", admin, sizeof admin);
   return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:s}", "id", m->id,
                    "addr", g, "state", wr_swim_state_name(m->state),
                    "incarnation", (json_int_t)m->incarnation, "region",

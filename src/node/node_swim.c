@@ -205,7 +205,7 @@ int start_swim(app *a, const wr_node_opts *o, const uint8_t secret[32]) {
    * every member from the members list of one (unless the operator set an
    * admin= tag, e.g. the address reachable from outside a container). */
   char dummy[80];
-  if (tag_value(c.swim.tags, "admin", dummy, sizeof dummy) < 0) {
+  if (wr_tag_value(c.swim.tags, "admin", dummy, sizeof dummy) < 0) {
     size_t n = strlen(c.swim.tags);
     int w = snprintf(c.swim.tags + n, sizeof c.swim.tags - n, "%sadmin=%s",
                      n ? "," : "", o->admin);
