@@ -154,6 +154,13 @@ typedef struct wr_routes_config {
 } wr_routes_config;
 
 void wr_routes_config_default(wr_routes_config *cfg);
+/* Sets one limit by name: "max-entries", "owner-max-entries",
+ * "owner-max-bytes", "owner-rate" (0 = no limit), "owner-burst",
+ * "ingest-max" (underscores work too).  Returns 0, or WR_ERR_INVAL
+ * (unknown name, not a number, out of range) with a one-line reason in
+ * |err|.  The node's --routes-set K=V,... and [routes] section. */
+int wr_routes_config_set(wr_routes_config *cfg, const char *name,
+                         const char *value, char *err, size_t errlen);
 
 /* Events (optional).  They must not call back into the table except the
  * read-only queries (bind, release and apply return WR_ERR_INTERNAL if

@@ -48,6 +48,7 @@ static const opt_field fields[] = {
     STR(tags),
     {"gossip-profile", offsetof(wr_node_opts, gossip_profile), sizeof(((wr_node_opts *)0)->gossip_profile)},
     {"gossip-set", offsetof(wr_node_opts, gossip_set), sizeof(((wr_node_opts *)0)->gossip_set)},
+    {"routes-set", offsetof(wr_node_opts, routes_set), sizeof(((wr_node_opts *)0)->routes_set)},
     {"upstream-timeout", offsetof(wr_node_opts, upstream_ms), 0},
     {"idle-timeout", offsetof(wr_node_opts, idle_ms), 0},
     {"head-timeout", offsetof(wr_node_opts, head_ms), 0},
@@ -205,6 +206,18 @@ static int on_ini(void *user, const char *section, const char *name,
     if (n < 0 || (size_t)n >= sizeof o->gossip_set - have) {
       o->gossip_set[have] = 0;
       snprintf(o->err, sizeof o->err, "[gossip] settings are too long");
+      return 0;
+    }
+    return 1;
+  }
+  if (strcmp(section, "routes") == 0) {
+    /* Each line is one routes limit; cmd_node.c checks names and values. */
+    size_t have = strlen(o->routes_set);
+    int n = snprintf(o->routes_set + have, sizeof o->routes_set - have,
+                     "%s%s=%s", have ? "," : "", name, value);
+    if (n < 0 || (size_t)n >= sizeof o->routes_set - have) {
+      o->routes_set[have] = 0;
+      snprintf(o->err, sizeof o->err, "[routes] settings are too long");
       return 0;
     }
     return 1;

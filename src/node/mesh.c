@@ -659,8 +659,29 @@ static int register_metrics(wr_mesh *m, wr_metrics *reg) {
 
 /* ---- life ------------------------------------------------------------ */
 
+int wr_mesh_routes_set(wr_routes_config *cfg, const char *list, char *err,
+                       size_t errlen) {
+  char buf[512];
+  if (!list || !*list) return 0;
+  if (snprintf(buf, sizeof buf, "%s", list) >= (int)sizeof buf) {
+    snprintf(err, errlen, "--routes-set is too long");
+    return -1;
+  }
+  for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv;
+       kv = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(kv, '=');
+    if (!eq) {
+      snprintf(err, errlen, "--routes-set wants KEY=VALUE, got '%.40s'", kv);
+      return -1;
+    }
+    *eq = 0;
+    if (wr_routes_config_set(cfg, kv, eq + 1, err, errlen) != 0) return -1;
+  }
+  return 0;
+}
+
 int wr_mesh_new(wr_mesh **pm, uv_loop_t *loop, const char *self,
-                wr_metrics *metrics) {
+                wr_metrics *metrics, const char *routes_set) {
   wr_mesh *m = calloc(1, sizeof *m);
   if (!m) return WR_ERR_NOMEM;
   m->loop = loop;
@@ -668,6 +689,12 @@ int wr_mesh_new(wr_mesh **pm, uv_loop_t *loop, const char *self,
   wr_routes_config cfg;
   wr_routes_config_default(&cfg);
   snprintf(cfg.self, sizeof cfg.self, "%s", self);
+  char err[160];
+  if (wr_mesh_routes_set(&cfg, routes_set, err, sizeof err) != 0) {
+    WR_LOG_WARNF("mesh", "routes_set_refused", "reason=\"%s\"", err);
+    free(m);
+    return WR_ERR_INVAL;
+  }
   /* The epoch must exceed every epoch this node id used before: wall-clock
    * milliseconds do, unless the clock went back across a restart by more
    * than the process lived (then the old entries win until the peers'

@@ -30,6 +30,8 @@
  * names.
  */
 #include <sodium.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "routes_int.h"
@@ -59,6 +61,60 @@ void wr_routes_config_default(wr_routes_config *cfg) {
   cfg->owner_rate = 500;
   cfg->owner_burst = 2000;
   cfg->ingest_max = 1024;
+}
+
+int wr_routes_config_set(wr_routes_config *cfg, const char *name,
+                         const char *value, char *err, size_t errlen) {
+  static const struct {
+    const char *name;
+    size_t off;
+    int is_u32;
+    uint64_t lo, hi;
+  } knobs[] = {
+      {"max-entries", offsetof(wr_routes_config, max_entries), 0, 1,
+       UINT64_C(1) << 32},
+      {"owner-max-entries", offsetof(wr_routes_config, max_per_owner), 0, 1,
+       UINT64_C(1) << 32},
+      {"owner-max-bytes", offsetof(wr_routes_config, max_owner_bytes), 0,
+       1024, UINT64_C(1) << 40},
+      {"owner-rate", offsetof(wr_routes_config, owner_rate), 1, 0, 1000000},
+      {"owner-burst", offsetof(wr_routes_config, owner_burst), 1, 1,
+       10000000},
+      {"ingest-max", offsetof(wr_routes_config, ingest_max), 0, 1, 1000000},
+  };
+  char key[32];
+  size_t i, n = name ? strlen(name) : 0;
+  if (!cfg || !name || !value || n >= sizeof key) goto unknown;
+  for (i = 0; i <= n; i++) key[i] = name[i] == '_' ? '-' : name[i];
+  for (i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
+    const char *p = value;
+    uint64_t v = 0;
+    if (strcmp(key, knobs[i].name) != 0) continue;
+    if (!*p) goto bad;
+    for (; *p; p++) {
+      if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10) goto bad;
+      v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (v < knobs[i].lo || v > knobs[i].hi) goto bad;
+    if (knobs[i].is_u32)
+      *(uint32_t *)(void *)((char *)cfg + knobs[i].off) = (uint32_t)v;
+    else
+      *(size_t *)(void *)((char *)cfg + knobs[i].off) = (size_t)v;
+    return 0;
+  bad:
+    if (err)
+      snprintf(err, errlen, "routes setting %s wants a number %llu..%llu, "
+               "got '%.32s'", knobs[i].name,
+               (unsigned long long)knobs[i].lo,
+               (unsigned long long)knobs[i].hi, value);
+    return WR_ERR_INVAL;
+  }
+unknown:
+  if (err)
+    snprintf(err, errlen, "unknown routes setting '%.40s' (max-entries, "
+             "owner-max-entries, owner-max-bytes, owner-rate, owner-burst, "
+             "ingest-max)", name ? name : "");
+  return WR_ERR_INVAL;
 }
 
 const char *wr_route_verdict_name(wr_route_verdict v) {

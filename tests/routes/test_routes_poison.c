@@ -294,6 +294,36 @@ static void test_owner_quotas(void **st) {
                    WR_ERR_INVAL);
 }
 
+/* The node's --routes-set names. */
+static void test_config_set(void **st) {
+  wr_routes_config cfg;
+  char err[200];
+  (void)st;
+  wr_routes_config_default(&cfg);
+  assert_int_equal(wr_routes_config_set(&cfg, "owner-max-entries", "50000",
+                                        err, sizeof err), 0);
+  assert_int_equal(cfg.max_per_owner, 50000);
+  assert_int_equal(wr_routes_config_set(&cfg, "owner_rate", "0", err,
+                                        sizeof err), 0);
+  assert_int_equal(cfg.owner_rate, 0);
+  assert_int_equal(wr_routes_config_set(&cfg, "owner-max-bytes", "4194304",
+                                        err, sizeof err), 0);
+  assert_int_equal(cfg.max_owner_bytes, 4194304);
+  assert_int_equal(wr_routes_config_set(&cfg, "owner-burst", "0", err,
+                                        sizeof err), WR_ERR_INVAL);
+  assert_non_null(strstr(err, "owner-burst wants a number 1.."));
+  assert_int_equal(wr_routes_config_set(&cfg, "ingest-max", "12x", err,
+                                        sizeof err), WR_ERR_INVAL);
+  assert_int_equal(wr_routes_config_set(&cfg, "ingest-max",
+                                        "99999999999999999999999", err,
+                                        sizeof err), WR_ERR_INVAL);
+  assert_int_equal(wr_routes_config_set(&cfg, "ingest-max", "", err,
+                                        sizeof err), WR_ERR_INVAL);
+  assert_int_equal(wr_routes_config_set(&cfg, "nope", "1", err, sizeof err),
+                   WR_ERR_INVAL);
+  assert_non_null(strstr(err, "unknown routes setting 'nope'"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rate_bucket),
@@ -301,6 +331,7 @@ int main(void) {
       cmocka_unit_test(test_ingest_bounded),
       cmocka_unit_test(test_ingest_flood_spares_others),
       cmocka_unit_test(test_owner_quotas),
+      cmocka_unit_test(test_config_set),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
