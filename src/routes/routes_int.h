@@ -62,6 +62,7 @@ struct rt_owner {
   uint64_t gc_floor;   /* highest seq of a tombstone we collected */
   uint64_t above[RT_ABOVE_MAX];
   rt_entry *head, *tail; /* the log, ascending seq */
+  rt_entry *ins;         /* the entry inserted last (log_insert's hint) */
   size_t nentries;
   size_t bytes;          /* table memory its entries pin (entry_cost) */
   /* Ingest token bucket (owner_rate, owner_burst), in thousandths of an

@@ -543,6 +543,7 @@ static rt_entry *entry_of(const rt_name *nm, const rt_owner *o) {
 }
 
 static void log_unlink(rt_owner *o, rt_entry *e) {
+  if (o->ins == e) o->ins = NULL;
   if (!e->lprev && !e->lnext && o->head != e) return; /* not linked yet */
   if (e->lprev) e->lprev->lnext = e->lnext;
   else o->head = e->lnext;
@@ -552,16 +553,29 @@ static void log_unlink(rt_owner *o, rt_entry *e) {
 }
 
 /* Inserts by seq from the tail: gossip is nearly in order and local
- * writes always go last, so this is O(1) but for reordered arrivals. */
+ * writes always go last, so this is O(1) but for reordered arrivals.
+ * Except after the last insert when that is below: a sync delta fills
+ * the holes of a log in ascending seq, often far from its tail (an
+ * owner whose gossip was dropped over its ingest rate leaves holes all
+ * through its log), and walking back from the tail for each made a
+ * delta of n entries cost O(n * log) in one loop turn (log_insert was
+ * the top of a profile under the poison flood).  From the hint, a run of
+ * ascending inserts costs O(1) each. */
 static void log_insert(rt_owner *o, rt_entry *e) {
   rt_entry *p = o->tail;
-  while (p && p->seq > e->seq) p = p->lprev;
+  if (o->ins && o->ins->seq < e->seq) {
+    p = o->ins;
+    while (p->lnext && p->lnext->seq <= e->seq) p = p->lnext;
+  } else {
+    while (p && p->seq > e->seq) p = p->lprev;
+  }
   e->lprev = p;
   e->lnext = p ? p->lnext : o->head;
   if (e->lnext) e->lnext->lprev = e;
   else o->tail = e;
   if (p) p->lnext = e;
   else o->head = e;
+  o->ins = e;
 }
 
 /* Frees |e| and recomputes its name (dropping the name when empty). */
