@@ -249,9 +249,11 @@ int wr_routes_release(wr_routes *t, const char *name, uint8_t *enc,
 
 /* ---- replication ----------------------------------------------------- */
 
-/* One gossiped entry.  Returns 1 when it changed our table (news: gossip
- * it on), 0 when it was old news (or dropped over quota, counted in
- * quota_drops), WR_ERR_PROTO when malformed or invalid (counted in
+/* One gossiped entry, applied at once (the node takes gossip through
+ * wr_routes_ingest_* below).  Returns 1 when it changed our table (news:
+ * gossip it on), 0 when it was old news (or dropped over a quota, counted
+ * in quota_drops, or over its owner's ingest rate, counted in rate_drops:
+ * not gossiped on, and a later sync offers it again), WR_ERR_PROTO when malformed or invalid (counted in
  * rejected), WR_ERR_NOMEM (the table is unchanged) or WR_ERR_INTERNAL
  * from inside a callback.  Entries whose owner is us are old news: we are
  * the only writer of our log.  May fire callbacks. */
