@@ -73,6 +73,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cfg.max_entries = 64;
   cfg.max_per_owner = 16;
   cfg.max_owners = 8;
+  cfg.ingest_max = 4;
+  cfg.owner_rate = 2; /* two a second after a burst of three */
+  cfg.owner_burst = 3;
   wr_pcg32_seed(&g, 1, 1);
   cfg.rand = wr_pcg32_fill;
   cfg.rand_user_data = &g;
@@ -86,8 +89,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (len > size - pos) len = size - pos;
     pos += len;
     switch (op % 4) {
-    case 0:
     case 1: {
+      /* The node's gossip path: checked and queued, applied in slices
+       * (the queue of 4 fills up; the rest are counted drops). */
+      int rv = wr_routes_ingest_push(t, p, len, now);
+      if (rv != 0 && rv != 1 && rv != WR_ERR_PROTO) abort();
+      if ((rv == WR_ERR_PROTO) != (wr_route_entry_decode(p, len, &(wr_route_entry){0}) != 0))
+        abort();
+      if (wr_routes_ingest_pending(t) > cfg.ingest_max) abort();
+      if (op & 0x10 && wr_routes_ingest_run(t, op >> 5, NULL, NULL, now) < 0)
+        abort();
+      break;
+    }
+    case 0: {
       wr_route_entry e, back;
       uint8_t enc[WR_ROUTE_ENCODED_MAX];
       int rv = wr_routes_apply(t, p, len, now);

@@ -116,9 +116,36 @@ typedef struct wr_routes_config {
   uint64_t dead_grace_ms;    /* a dead owner's log kept this long (60 s) */
   uint64_t owner_tombstone_ms; /* a collected (owner, epoch) remembered (24 h) */
   size_t max_entries;        /* all entries held, every owner (1,000,000) */
-  size_t max_per_owner;      /* one owner's log (100,000): a poisoned or
-                                broken peer cannot fill everyone's table */
+  /* One owner's log, in entries (10,000) and in bytes of table memory
+   * its entries pin (2 MiB: an entry costs ~144 bytes plus its name and
+   * account, so ~200 bytes for a 20-character name and a 36-character
+   * key account, and 271 at the length limits).  A node owns one entry
+   * per name its clients bound (clients bind a few names each) plus the
+   * tombstones of the last released_grace_ms, so 10,000 is ~2,500
+   * clients of four names per node; a larger node raises both.  Each
+   * table holds up to this much of every owner, so a poisoned or broken
+   * peer costs each node ~2 MiB, not hundreds.  Over either, an
+   * incoming entry of a new name is dropped (quota_drops). */
+  size_t max_per_owner;
+  size_t max_owner_bytes;
   size_t max_owners;         /* owners and owner tombstones (20,000) */
+  /* Per-owner ingest rate (a token bucket in virtual time): a remote
+   * owner's writes that change this table are taken at up to owner_rate
+   * a second after a burst of owner_burst; the rest are dropped and
+   * counted (rate_drops), and are neither news (not gossiped on) nor
+   * counted as received (the watermark stays below them), so a sync
+   * offers them again later, itself within the same bucket.  An honest
+   * owner writes when its clients bind, move or leave: owner_burst (2,000)
+   * lets a node rewrite a fifth of a full log at once (clients moving in
+   * from a drained node, a republish) and owner_rate (500/s) is far above
+   * a node's steady churn, while a flooding member costs each node at
+   * most 500 applies a second.  0 = no limit. */
+  uint32_t owner_rate;
+  uint32_t owner_burst;
+  /* The ingest queue (wr_routes_ingest_*): gossiped entries admitted by
+   * the checks above, waiting to be applied a slice per loop turn
+   * (1,024; beyond, dropped and counted in ingest_drops). */
+  size_t ingest_max;
   /* Keys the name hash table (SipHash-2-4): names are chosen by clients,
    * so an unkeyed hash would let one client turn lookups into list walks.
    * NULL means libsodium's randombytes_buf; tests pass a seeded PCG. */
@@ -127,6 +154,13 @@ typedef struct wr_routes_config {
 } wr_routes_config;
 
 void wr_routes_config_default(wr_routes_config *cfg);
+/* Sets one limit by name: "max-entries", "owner-max-entries",
+ * "owner-max-bytes", "owner-rate" (0 = no limit), "owner-burst",
+ * "ingest-max" (underscores work too).  Returns 0, or WR_ERR_INVAL
+ * (unknown name, not a number, out of range) with a one-line reason in
+ * |err|.  The node's --routes-set K=V,... and [routes] section. */
+int wr_routes_config_set(wr_routes_config *cfg, const char *name,
+                         const char *value, char *err, size_t errlen);
 
 /* Events (optional).  They must not call back into the table except the
  * read-only queries (bind, release and apply return WR_ERR_INTERNAL if
@@ -164,7 +198,11 @@ typedef struct wr_routes_stats {
   size_t entries, names, owners, owner_tombstones;
   uint64_t applied, stale;      /* incoming entries taken / old news */
   uint64_t rejected;            /* malformed or invalid (counted, dropped) */
-  uint64_t quota_drops;         /* over max_per_owner / max_entries */
+  uint64_t quota_drops;         /* over max_per_owner, max_owner_bytes
+                                   or max_entries */
+  uint64_t rate_drops;          /* over the owner's ingest rate */
+  uint64_t ingest_drops;        /* the ingest queue was full */
+  size_t ingest_queued;         /* entries waiting in the ingest queue */
   uint64_t collected;           /* tombstones and dead logs collected */
   uint64_t lamport;             /* the highest version seen */
   uint64_t self_seq;            /* our log's sequence */
@@ -211,14 +249,44 @@ int wr_routes_release(wr_routes *t, const char *name, uint8_t *enc,
 
 /* ---- replication ----------------------------------------------------- */
 
-/* One gossiped entry.  Returns 1 when it changed our table (news: gossip
- * it on), 0 when it was old news (or dropped over quota, counted in
- * quota_drops), WR_ERR_PROTO when malformed or invalid (counted in
+/* One gossiped entry, applied at once (the node takes gossip through
+ * wr_routes_ingest_* below).  Returns 1 when it changed our table (news:
+ * gossip it on), 0 when it was old news (or dropped over a quota, counted
+ * in quota_drops, or over its owner's ingest rate, counted in rate_drops:
+ * not gossiped on, and a later sync offers it again), WR_ERR_PROTO when malformed or invalid (counted in
  * rejected), WR_ERR_NOMEM (the table is unchanged) or WR_ERR_INTERNAL
  * from inside a callback.  Entries whose owner is us are old news: we are
  * the only writer of our log.  May fire callbacks. */
 int wr_routes_apply(wr_routes *t, const uint8_t *enc, size_t len,
                     wr_tstamp now);
+
+/*
+ * The bounded ingest of gossip (the node's USER updates).  A swim
+ * callback must not take long, and a flood of well-formed entries from
+ * one member must not stall the loop, so gossip is taken in two steps:
+ *
+ * wr_routes_ingest_push decodes and checks one entry at once (invalid:
+ * WR_ERR_PROTO, counted in rejected; old news: 0; our own: 0; its owner
+ * over its ingest rate: 0, counted in rate_drops; the queue full at
+ * ingest_max: 0, counted in ingest_drops) and queues what is left:
+ * returns 1.  Nothing is applied and no callback fires.
+ *
+ * wr_routes_ingest_run applies at most |max| queued entries, oldest
+ * first, exactly as wr_routes_apply would, and hands each that was news
+ * to |relay| (may be NULL; it must not call into the table) with its
+ * encoding, for the wiring to gossip on.  Returns how many were taken
+ * off the queue, or WR_ERR_NOMEM / WR_ERR_INTERNAL (that entry is lost;
+ * the next sync carries it).  wr_routes_ingest_pending says how many
+ * wait.  May fire the table's callbacks.
+ */
+int wr_routes_ingest_push(wr_routes *t, const uint8_t *enc, size_t len,
+                          wr_tstamp now);
+wr_ssize wr_routes_ingest_run(wr_routes *t, size_t max,
+                              void (*relay)(const wr_route_entry *e,
+                                            const uint8_t *enc, size_t len,
+                                            void *ud),
+                              void *ud, wr_tstamp now);
+size_t wr_routes_ingest_pending(const wr_routes *t);
 
 /* Membership says |owner| now runs at routes epoch |epoch| (a restarted
  * node advertises its new epoch with its ALIVE): the owner's log of an

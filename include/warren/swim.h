@@ -372,6 +372,13 @@ int wr_swim_leave(wr_swim *sw, wr_tstamp now);
  * and pushes it at once to push_fanout members. */
 int wr_swim_broadcast_user(wr_swim *sw, const char *key, uint64_t version,
                            const uint8_t *payload, size_t len, wr_tstamp now);
+/* Gossips on a peer's USER update that the application took after its
+ * user_update callback returned 0 (a bounded ingest that applies later):
+ * queued as if user_update had said news, relayed within user_relay_ms
+ * with the other news, no push of its own.  Returns as
+ * wr_swim_broadcast_user. */
+int wr_swim_relay_user(wr_swim *sw, const char *key, uint64_t version,
+                       const uint8_t *payload, size_t len, wr_tstamp now);
 
 size_t wr_swim_member_count(const wr_swim *sw); /* not counting self */
 /* Member |i| (0 <= i < count, unstable order); 0 or WR_ERR_INVAL.  The

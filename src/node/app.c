@@ -333,6 +333,7 @@ static void note_fixed(const wr_node_opts *old, const wr_node_opts *o) {
       {"tags", offsetof(wr_node_opts, tags)},
       {"gossip-profile", offsetof(wr_node_opts, gossip_profile)},
       {"gossip-set", offsetof(wr_node_opts, gossip_set)},
+      {"routes-set", offsetof(wr_node_opts, routes_set)},
   };
   for (size_t i = 0; i < WR_ARRAY_LEN(fixed); i++)
     if (strcmp((const char *)old + fixed[i].off,

@@ -21,7 +21,7 @@ static const char usage_node[] =
     "                   [--admin-token TOKEN] [--gossip ADDR:PORT]\n"
     "                   [--join HOST:PORT,...|dns:NAME:PORT] [--config FILE]\n"
     "                   [--gossip-profile lan|wan|local] [--region R]\n"
-    "                   [--gossip-set K=V,...]\n"
+    "                   [--gossip-set K=V,...] [--routes-set K=V,...]\n"
     "                   [--tags K=V,...] [--upstream-timeout MS]\n"
     "                   [--idle-timeout MS] [--head-timeout MS]\n"
     "                   [--body-min-rate BYTES/S]\n"
@@ -79,12 +79,12 @@ static const char usage_node[] =
     "                       and close (default: the descriptor limit less a\n"
     "                       quarter, at least 64, kept for tunnels, node\n"
     "                       links and the admin API)\n"
-    "  --max-conns-per-ip N  the same per source address; load balancers in\n"
-    "                       --proxy-protocol-from are exempt (default: a\n"
-    "                       quarter of --max-conns)\n"
     /* Split in two: ISO C caps a string literal at 4095 bytes. */
     ;
 static const char usage_node2[] =
+    "  --max-conns-per-ip N  the same per source address; load balancers in\n"
+    "                       --proxy-protocol-from are exempt (default: a\n"
+    "                       quarter of --max-conns)\n"
     "  --send-stall-timeout MS  close a visitor whose socket takes none of\n"
     "                       the response bytes owed to it for MS, freeing\n"
     "                       the tunnel credit they hold; a visitor that\n"
@@ -101,6 +101,12 @@ static const char usage_node2[] =
     "                       off by default, when the API answers 403\n"
     "  --faults-file FILE   fault rules loaded at start (JSON, as GET\n"
     "                       /faults answers them); needs --faults\n"
+    "  --routes-set K=V,... the routes table's limits on what one owner may\n"
+    "                       put in it: owner-max-entries (10000),\n"
+    "                       owner-max-bytes (2097152), owner-rate (500\n"
+    "                       entries/s, 0 = none), owner-burst (2000),\n"
+    "                       ingest-max (1024), max-entries (1000000);\n"
+    "                       docs/ROUTES.md\n"
     "\n"
     "SIGTERM or POST /drain (warrenctl drain): a graceful drain.  GET /readyz\n"
     "answers 503, tunnel clients are told to move (GOAWAY), every response\n"
@@ -227,6 +233,15 @@ int cmd_node(int argc, char **argv) {
                          (unsigned long long)probe.probe_timeout_ms,
                          (unsigned long long)probe.probe_interval_ms);
   }
+  if (o.routes_set[0]) {
+    wr_routes_config probe;
+    char err[200];
+    wr_routes_config_default(&probe);
+    if (wr_mesh_routes_set(&probe, o.routes_set, err, sizeof err) != 0)
+      return usage_error("%s", err);
+    if (probe.owner_rate && probe.owner_burst < 1)
+      return usage_error("--routes-set: owner-burst must be at least 1");
+  }
   if (strlen(o.region) > WR_SWIM_REGION_MAX || !printable_word(o.region))
     return usage_error("--region wants a word of at most %d printable "
                        "characters", WR_SWIM_REGION_MAX);
@@ -298,7 +313,8 @@ int cmd_node(int argc, char **argv) {
   if (wr_loopstall_start(&a.stall, a.loop, wr_admin_metrics(a.admin)) != 0)
     WR_LOG_WARNF("main", "loop_stall_off", "reason=\"%s\"",
                  "libuv has no idle-time metric");
-  int mrv = wr_mesh_new(&a.mesh, a.loop, a.id, wr_admin_metrics(a.admin));
+  int mrv = wr_mesh_new(&a.mesh, a.loop, a.id, wr_admin_metrics(a.admin),
+                        o.routes_set);
   if (mrv != 0) {
     fprintf(stderr, "warren: cannot create the routes table: %s\n",
             wr_strerror(mrv));

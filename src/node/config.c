@@ -70,6 +70,7 @@ static const opt_field fields[] = {
     STR(tags),
     STRN("gossip-profile", gossip_profile),
     STRN("gossip-set", gossip_set),
+    STRN("routes-set", routes_set),
     NUM("upstream-timeout", upstream_ms, K_MS),
     NUM("idle-timeout", idle_ms, K_MS),
     NUM("head-timeout", head_ms, K_MS),
@@ -158,21 +159,33 @@ int wr_node_opts_set(wr_node_opts *o, const char *key, const char *value) {
   return -1;
 }
 
+/* Appends "name=value" to a "k=v,k=v" set; 1, or 0 with o->err. */
+static int append_set(wr_node_opts *o, char *set, size_t cap,
+                      const char *section, const char *name,
+                      const char *value) {
+  size_t have = strlen(set);
+  int n = snprintf(set + have, cap - have, "%s%s=%s", have ? "," : "", name,
+                   value);
+  if (n < 0 || (size_t)n >= cap - have) {
+    set[have] = 0;
+    snprintf(o->err, sizeof o->err, "[%.32s] settings are too long", section);
+    return 0;
+  }
+  return 1;
+}
+
 static int on_ini(void *user, const char *section, const char *name,
                   const char *value) {
   wr_node_opts *o = user;
-  if (strcmp(section, "gossip") == 0) {
-    /* Each line is one gossip tunable; main.c checks names and values. */
-    size_t have = strlen(o->gossip_set);
-    int n = snprintf(o->gossip_set + have, sizeof o->gossip_set - have,
-                     "%s%s=%s", have ? "," : "", name, value);
-    if (n < 0 || (size_t)n >= sizeof o->gossip_set - have) {
-      o->gossip_set[have] = 0;
-      snprintf(o->err, sizeof o->err, "[gossip] settings are too long");
-      return 0;
-    }
-    return 1;
-  }
+  /* [gossip] and [routes]: each line is one tunable, gathered as
+   * "k=v,k=v" for the swim and routes option parsers (cmd_node.c) to
+   * check names and values. */
+  if (strcmp(section, "gossip") == 0)
+    return append_set(o, o->gossip_set, sizeof o->gossip_set, section, name,
+                      value);
+  if (strcmp(section, "routes") == 0)
+    return append_set(o, o->routes_set, sizeof o->routes_set, section, name,
+                      value);
   if (section[0] && strcmp(section, "node") != 0) {
     snprintf(o->err, sizeof o->err, "unknown section [%.64s]", section);
     return 0;

@@ -27,6 +27,9 @@
  *   [gossip]                 ; any tunable of wr_swim_config_set
  *   probe-timeout-ms = 300   ; (appended to gossip-set)
  *
+ *   [routes]                 ; any limit of wr_routes_config_set
+ *   owner-max-entries = 50000 ; (appended to routes-set)
+ *
  * Flags given on the command line win over the file.  Pure code (no
  * libuv), so it is unit-tested and fuzzed.
  */
@@ -43,6 +46,8 @@ typedef struct wr_node_opts {
   char proxy_from[800];
   char region[64], tags[256], gossip_profile[16]; /* validated by main.c */
   char gossip_set[1024]; /* "k=v,k=v" gossip tunables, checked by main.c */
+  char routes_set[512];  /* "k=v,k=v" routes table limits (routes.h
+                            wr_routes_config_set), checked by cmd_node.c */
   uint64_t upstream_ms, idle_ms, head_ms;
   uint64_t body_min_rate; /* bytes/s, 0 = off */
   uint64_t max_conns, max_conns_per_ip; /* 0 = derived (ingress.h) */

@@ -16,8 +16,12 @@ typedef struct wr_loopstall {
   uint64_t max_ns;                /* since start */
   uint64_t window_ns[2];          /* max in this and the previous window */
   uint64_t window_start_ns;
+  /* The same in CPU time of the loop's thread: on a shared host a turn
+   * can be long in wall time because the process waited for a CPU, which
+   * is the host's doing, not the node's work. */
+  uint64_t last_cpu_ns, cpu_max_ns, cpu_window_ns[2];
   uint64_t *stalls;               /* turns over WR_LOOPSTALL_SLOW_MS */
-  int64_t *g_max, *g_recent;
+  int64_t *g_max, *g_recent, *g_cpu_max, *g_cpu_recent;
   int started;
 } wr_loopstall;
 

@@ -13,6 +13,15 @@
  * The flush runs on the loop, outside every core, in the next turn: the
  * evictions first (which may queue more gossip), then the broadcasts.
  * Those wait at most one loop turn.
+ *
+ * Gossip ingest.  A USER update is only checked and queued in swim's
+ * callback (wr_routes_ingest_push: old news, an owner over its ingest
+ * rate, a full queue are dropped there, counted, and never gossiped on);
+ * an idle handle then applies INGEST_SLICE of the queue per loop turn
+ * and relays what was news.  So a member flooding the table with valid,
+ * well-sealed entries costs each turn a bounded slice, and the loop
+ * keeps probing, answering and serving in between (docs/CHAOS.md, the
+ * poison scenario).
  */
 #include "mesh.h"
 
@@ -56,15 +65,24 @@ typedef struct eviction {
   wr_route_loss why;
 } eviction;
 
+/* Queued gossip entries applied per loop turn.  An apply is a decode-free
+ * insert and one name's recompute (a few microseconds; the log insert
+ * may walk back over reordered arrivals, at most the owner's quota), so
+ * 64 keep a turn around a millisecond, while 64 a turn at even 1,000
+ * turns a second is far above what the ingest rate admits. */
+#define INGEST_SLICE 64
+
 enum { MC_GOSSIP_TX, MC_GOSSIP_RX_NEWS, MC_GOSSIP_RX_OLD, MC_REJECTED,
        MC_BINDS, MC_BIND_TAKEN, MC_EVICT_TAKEN, MC_EVICT_MOVED,
-       MC_EVICT_OVERFLOW, MC_COLLECTED, MC_QUOTA, MC_GOSSIP_DROPPED, MC_N };
-enum { MG_ENTRIES, MG_NAMES, MG_OWNERS, MG_N };
+       MC_EVICT_OVERFLOW, MC_COLLECTED, MC_QUOTA, MC_GOSSIP_DROPPED,
+       MC_RATE_DROPS, MC_INGEST_DROPS, MC_RELAYED, MC_N };
+enum { MG_ENTRIES, MG_NAMES, MG_OWNERS, MG_INGEST_QUEUE, MG_N };
 
 struct wr_mesh {
   uv_loop_t *loop;
   uv_timer_t timer;
   uv_timer_t flush;  /* zero-delay: acts on what settle() queued */
+  uv_idle_t ingest;  /* active while gossip waits in the ingest queue */
   int closing_handles;
   pending *out_head, *out_tail;
   wr_routes *rt;
@@ -370,17 +388,55 @@ void wr_mesh_ingress_hooks(wr_mesh *m, wr_ingress_config *ic) {
 
 /* ---- swim ------------------------------------------------------------ */
 
+/* News applied from the ingest queue goes on as swim would have sent it
+ * on had the callback said news (wr_swim_relay_user). */
+static void relay(const wr_route_entry *e, const uint8_t *enc, size_t len,
+                  void *ud) {
+  wr_mesh *m = ud;
+  m->c[MC_GOSSIP_RX_NEWS]++;
+  if (!m->swim) return;
+  char key[WR_SWIM_ID_MAX + 1];
+  wr_route_gossip_key(e->owner, e->name, key, sizeof key);
+  if (wr_swim_relay_user(wr_swim_uv_core(m->swim), key, e->version, enc, len,
+                         now_ms(m)) == 0)
+    m->c[MC_RELAYED]++;
+}
+
+/* One slice of the ingest queue per loop turn (see the top). */
+static void on_ingest(uv_idle_t *h) {
+  wr_mesh *m = h->data;
+  wr_ssize rv = wr_routes_ingest_run(m->rt, INGEST_SLICE, relay, m,
+                                     now_ms(m));
+  if (rv < 0)
+    WR_LOG_WARNF("mesh", "ingest_failed", "err=%s", wr_strerror((int)rv));
+  if (!wr_routes_ingest_pending(m->rt)) uv_idle_stop(&m->ingest);
+  if (m->swim) wr_swim_uv_kick(m->swim);
+  settle(m);
+}
+
 int wr_mesh_user_update(wr_mesh *m, const wr_swim_update *u) {
   if (strncmp(u->key, WR_ROUTE_KEY_PREFIX, strlen(WR_ROUTE_KEY_PREFIX)) != 0)
     return -1;
-  int rv = wr_routes_apply(m->rt, u->payload, u->payload_len, now_ms(m));
-  m->c[rv == 1 ? MC_GOSSIP_RX_NEWS : rv == 0 ? MC_GOSSIP_RX_OLD
-                                             : MC_REJECTED]++;
-  if (rv < 0)
+  wr_routes_stats before, after;
+  wr_routes_get_stats(m->rt, &before);
+  int rv = wr_routes_ingest_push(m->rt, u->payload, u->payload_len,
+                                 now_ms(m));
+  if (rv == 1) {
+    if (!m->closing_handles) uv_idle_start(&m->ingest, on_ingest);
+  } else if (rv == 0) {
+    /* Old news, or dropped (over its owner's rate, the queue full):
+     * those are counted by the table. */
+    wr_routes_get_stats(m->rt, &after);
+    if (after.rate_drops == before.rate_drops &&
+        after.ingest_drops == before.ingest_drops)
+      m->c[MC_GOSSIP_RX_OLD]++;
+  } else {
+    m->c[MC_REJECTED]++;
     WR_LOG_DEBUGF("mesh", "route_rejected", "origin=%s err=%s", u->id,
                   wr_strerror(rv));
-  settle(m);
-  return rv == 1;
+  }
+  /* Never news to swim: what is taken is relayed once applied. */
+  return 0;
 }
 
 uint64_t wr_mesh_epoch(const wr_mesh *m) {
@@ -528,10 +584,13 @@ void wr_mesh_collect(wr_mesh *m) {
   m->c[MC_COLLECTED] = st.collected;
   m->c[MC_QUOTA] = st.quota_drops;
   m->c[MC_REJECTED] = st.rejected;
+  m->c[MC_RATE_DROPS] = st.rate_drops;
+  m->c[MC_INGEST_DROPS] = st.ingest_drops;
   for (int i = 0; i < MC_N; i++) *m->mc[i] = m->c[i];
   *m->mg[MG_ENTRIES] = (int64_t)st.entries;
   *m->mg[MG_NAMES] = (int64_t)st.names;
   *m->mg[MG_OWNERS] = (int64_t)st.owners;
+  *m->mg[MG_INGEST_QUEUE] = (int64_t)st.ingest_queued;
 }
 
 static int register_metrics(wr_mesh *m, wr_metrics *reg) {
@@ -559,6 +618,13 @@ static int register_metrics(wr_mesh *m, wr_metrics *reg) {
       {"warren_routes_gossip_dropped_total", NULL, NULL,
        "Entries of this node not queued for gossip (no memory, swim refused "
        "them); the next anti-entropy sync carries them."},
+      {"warren_routes_ingest_dropped_total", "why", "rate",
+       "Route entries from peers dropped before they were applied: their "
+       "owner over its ingest rate, or the ingest queue full; not gossiped "
+       "on, a later sync offers them again."},
+      {"warren_routes_ingest_dropped_total", "why", "queue_full", NULL},
+      {"warren_routes_gossip_relayed_total", NULL, NULL,
+       "Route entries from peers that were news here, gossiped on."},
   };
   static const struct {
     const char *name, *lk, *lv, *help;
@@ -566,6 +632,8 @@ static int register_metrics(wr_mesh *m, wr_metrics *reg) {
       {"warren_routes_entries", NULL, NULL, "Route entries held."},
       {"warren_routes_names", NULL, NULL, "Names with at least one entry."},
       {"warren_routes_owners", NULL, NULL, "Owners with a log here."},
+      {"warren_routes_ingest_queue", NULL, NULL,
+       "Gossiped route entries waiting to be applied."},
   };
   int rv;
   for (int i = 0; i < MC_N; i++)
@@ -581,8 +649,29 @@ static int register_metrics(wr_mesh *m, wr_metrics *reg) {
 
 /* ---- life ------------------------------------------------------------ */
 
+int wr_mesh_routes_set(wr_routes_config *cfg, const char *list, char *err,
+                       size_t errlen) {
+  char buf[512];
+  if (!list || !*list) return 0;
+  if (snprintf(buf, sizeof buf, "%s", list) >= (int)sizeof buf) {
+    snprintf(err, errlen, "--routes-set is too long");
+    return -1;
+  }
+  for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv;
+       kv = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(kv, '=');
+    if (!eq) {
+      snprintf(err, errlen, "--routes-set wants KEY=VALUE, got '%.40s'", kv);
+      return -1;
+    }
+    *eq = 0;
+    if (wr_routes_config_set(cfg, kv, eq + 1, err, errlen) != 0) return -1;
+  }
+  return 0;
+}
+
 int wr_mesh_new(wr_mesh **pm, uv_loop_t *loop, const char *self,
-                wr_metrics *metrics) {
+                wr_metrics *metrics, const char *routes_set) {
   wr_mesh *m = calloc(1, sizeof *m);
   if (!m) return WR_ERR_NOMEM;
   m->loop = loop;
@@ -590,6 +679,12 @@ int wr_mesh_new(wr_mesh **pm, uv_loop_t *loop, const char *self,
   wr_routes_config cfg;
   wr_routes_config_default(&cfg);
   snprintf(cfg.self, sizeof cfg.self, "%s", self);
+  char err[160];
+  if (wr_mesh_routes_set(&cfg, routes_set, err, sizeof err) != 0) {
+    WR_LOG_WARNF("mesh", "routes_set_refused", "reason=\"%s\"", err);
+    free(m);
+    return WR_ERR_INVAL;
+  }
   /* The epoch must exceed every epoch this node id used before: wall-clock
    * milliseconds do, unless the clock went back across a restart by more
    * than the process lived (then the old entries win until the peers'
@@ -613,6 +708,8 @@ int wr_mesh_new(wr_mesh **pm, uv_loop_t *loop, const char *self,
   m->timer.data = m;
   uv_timer_init(loop, &m->flush);
   m->flush.data = m;
+  uv_idle_init(loop, &m->ingest);
+  m->ingest.data = m;
   m->routes_changed_at = uv_now(loop);
   for (int i = 0; i < MC_N; i++) m->mc[i] = &m->c[i]; /* until registered */
   static int64_t sink[MG_N];
@@ -638,9 +735,10 @@ static void on_handle_closed(uv_handle_t *h) {
 
 void wr_mesh_close(wr_mesh *m) {
   if (!m) return;
-  m->closing_handles = 2;
+  m->closing_handles = 3;
   uv_close((uv_handle_t *)&m->timer, on_handle_closed);
   uv_close((uv_handle_t *)&m->flush, on_handle_closed);
+  uv_close((uv_handle_t *)&m->ingest, on_handle_closed);
 }
 
 void wr_mesh_set_swim(wr_mesh *m, wr_swim_uv *swim) { m->swim = swim; }

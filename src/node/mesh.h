@@ -24,9 +24,15 @@
 typedef struct wr_mesh wr_mesh;
 
 /* |self| is our node id; the routes epoch is taken from the wall clock.
- * Registers its counters in |metrics| (may be NULL).  0 or an error. */
+ * |routes_set| (may be NULL or empty) is --routes-set's "k=v,k=v" list of
+ * table limits, already checked with wr_mesh_routes_set.  Registers its
+ * counters in |metrics| (may be NULL).  0 or an error. */
 int wr_mesh_new(wr_mesh **pm, uv_loop_t *loop, const char *self,
-                wr_metrics *metrics);
+                wr_metrics *metrics, const char *routes_set);
+/* Applies a "k=v,k=v" list of routes limits (wr_routes_config_set) to
+ * |cfg|: 0, or -1 with a one-line reason in |err|. */
+int wr_mesh_routes_set(wr_routes_config *cfg, const char *list, char *err,
+                       size_t errlen);
 /* Closes the timer; |m| is freed once it is closed.  Call after the
  * ingress and swim have stopped calling into it. */
 void wr_mesh_close(wr_mesh *m);

@@ -62,7 +62,14 @@ struct rt_owner {
   uint64_t gc_floor;   /* highest seq of a tombstone we collected */
   uint64_t above[RT_ABOVE_MAX];
   rt_entry *head, *tail; /* the log, ascending seq */
+  rt_entry *ins;         /* the entry inserted last (log_insert's hint) */
   size_t nentries;
+  size_t bytes;          /* table memory its entries pin (entry_cost) */
+  /* Ingest token bucket (owner_rate, owner_burst), in thousandths of an
+   * entry so that a millisecond's refill is whole; tb_at is when it was
+   * last refilled. */
+  uint64_t tb_milli;
+  wr_tstamp tb_at;
   wr_tstamp dead_since;  /* valid when dead */
   wr_tstamp tomb_at;     /* valid when collected */
   uint16_t full_tag;     /* the full log receive begun last (sync.c) */
@@ -79,6 +86,14 @@ typedef struct rt_hash {
   void **b;
   size_t nb, n;
 } rt_hash;
+
+/* One admitted gossip entry waiting in the ingest queue (ingest.c). */
+typedef struct rt_ingest {
+  wr_route_entry e;
+  uint8_t charged; /* a token was taken at push */
+  uint16_t len;
+  uint8_t enc[WR_ROUTE_ENCODED_MAX];
+} rt_ingest;
 
 struct wr_routes {
   wr_routes_config cfg;
@@ -99,6 +114,10 @@ struct wr_routes {
    * position hint between calls only while this has not moved. */
   uint64_t free_gen;
   uint16_t full_tag_next;
+  /* The ingest queue: a ring of cfg.ingest_max slots, allocated on first
+   * use. */
+  rt_ingest *iq;
+  size_t iq_head, iq_n;
 };
 
 /* Validated decode (codec.c).  Sync records: kind 1 mark, 2 entry. */
@@ -121,10 +140,21 @@ int routes_decode_entry_mem(const uint8_t *buf, size_t len, wr_route_entry *e,
 /* table.c, for sync.c. */
 rt_owner *routes_owner_find(const wr_routes *t, const char *id);
 void routes_entry_export(const rt_entry *x, wr_route_entry *e);
-/* Applies a validated entry; |full| (may be NULL) is the receiver's
- * full-log cursor (see sync.c).  Returns 1 news, 0 old news, or a fatal
- * error. */
-int routes_apply_entry(wr_routes *t, const wr_route_entry *e, wr_tstamp now);
+/* Applies a validated entry.  Returns 1 news, 0 old news (or over a
+ * quota), RT_RATE_DROPPED (its owner over its ingest rate: not applied,
+ * not counted as received, so the sender's mark must not bury it; see
+ * sync.c), or a fatal error. */
+#define RT_RATE_DROPPED 2
+/* |charge|: take a token of the owner's bucket (0 for an entry the
+ * ingest queue admitted, which took it then). */
+int routes_apply_entry(wr_routes *t, const wr_route_entry *e, int charge,
+                       wr_tstamp now);
+/* Would |e| change the table (not old news, not ours)?  1 or 0; no
+ * state changes. */
+int routes_entry_is_news(const wr_routes *t, const wr_route_entry *e);
+/* Takes one token of |o|'s ingest bucket at |now|: 1, or 0 when empty
+ * (counted in rate_drops). */
+int routes_owner_take(wr_routes *t, rt_owner *o, wr_tstamp now);
 int routes_apply_mark(wr_routes *t, const rt_mark *m, wr_tstamp now);
 /* Drops |o|'s entries with seq <= hi whose tag is not |tag| (a full log
  * showed they were replaced or collected at the sender). */

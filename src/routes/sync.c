@@ -79,6 +79,12 @@ struct wr_routes_sync {
   char rowner[WR_ROUTE_OWNER_MAX + 1];
   uint64_t repoch, rsnap, rprev, rfloor;
   uint16_t rtag;
+  /* The lowest seq of the owner being received that was dropped over
+   * its ingest rate (dropped = 1), so that the owner's closing mark
+   * moves our watermark only up to just below it (see delta_in). */
+  char downer[WR_ROUTE_OWNER_MAX + 1];
+  uint64_t depoch, dseq;
+  int dropped;
 };
 
 int wr_routes_sync_new(wr_routes *t, wr_routes_sync **ps, wr_tstamp now) {
@@ -328,8 +334,22 @@ int wr_routes_sync_delta_in(wr_routes_sync *s, const uint8_t *rec,
   if (kind == 2) {
     if (s->rx != RX_NONE && !rx_is(s, e.owner, e.epoch)) rx_broken(s);
     if (s->rx == RX_FULL && e.seq <= s->rprev) rx_broken(s); /* not ascending */
-    rv = routes_apply_entry(t, &e, now);
+    rv = routes_apply_entry(t, &e, 1, now);
     if (rv < 0) return rv;
+    if (rv == RT_RATE_DROPPED) {
+      /* The owner is over its ingest rate here: the entry waits for a
+       * later session, which sends it again only if our watermark stays
+       * below it. */
+      if (!s->dropped || strcmp(s->downer, e.owner) != 0 ||
+          s->depoch != e.epoch) {
+        memcpy(s->downer, e.owner, sizeof s->downer);
+        s->depoch = e.epoch;
+        s->dseq = e.seq;
+        s->dropped = 1;
+      } else if (e.seq < s->dseq) {
+        s->dseq = e.seq;
+      }
+    }
     if (s->rx == RX_FULL) {
       rt_entry *x;
       s->rprev = e.seq;
@@ -342,6 +362,15 @@ int wr_routes_sync_delta_in(wr_routes_sync *s, const uint8_t *rec,
       }
     }
     return 0;
+  }
+  /* A mark of the owner some of whose entries were dropped over its
+   * rate in this session: it may vouch for our copy only below the first
+   * of them (the entries above it we hold are kept; the watermark just
+   * does not pass the hole). */
+  if (s->dropped && strcmp(s->downer, m.owner) == 0 && s->depoch == m.epoch &&
+      !m.collected) {
+    if (!m.full) s->dropped = 0;
+    if (m.watermark >= s->dseq) m.watermark = s->dseq - 1;
   }
   if (m.full) {
     rt_entry *x;

@@ -30,6 +30,8 @@
  * names.
  */
 #include <sodium.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "routes_int.h"
@@ -53,8 +55,66 @@ void wr_routes_config_default(wr_routes_config *cfg) {
   cfg->dead_grace_ms = 60000;
   cfg->owner_tombstone_ms = 24 * 3600 * 1000ull;
   cfg->max_entries = 1000000;
-  cfg->max_per_owner = 100000;
+  cfg->max_per_owner = 10000;
+  cfg->max_owner_bytes = 2u << 20;
   cfg->max_owners = 20000;
+  cfg->owner_rate = 500;
+  cfg->owner_burst = 2000;
+  cfg->ingest_max = 1024;
+}
+
+int wr_routes_config_set(wr_routes_config *cfg, const char *name,
+                         const char *value, char *err, size_t errlen) {
+  static const struct {
+    const char *name;
+    size_t off;
+    int is_u32;
+    uint64_t lo, hi;
+  } knobs[] = {
+      {"max-entries", offsetof(wr_routes_config, max_entries), 0, 1,
+       UINT64_C(1) << 32},
+      {"owner-max-entries", offsetof(wr_routes_config, max_per_owner), 0, 1,
+       UINT64_C(1) << 32},
+      {"owner-max-bytes", offsetof(wr_routes_config, max_owner_bytes), 0,
+       1024, UINT64_C(1) << 40},
+      {"owner-rate", offsetof(wr_routes_config, owner_rate), 1, 0, 1000000},
+      {"owner-burst", offsetof(wr_routes_config, owner_burst), 1, 1,
+       10000000},
+      {"ingest-max", offsetof(wr_routes_config, ingest_max), 0, 1, 1000000},
+  };
+  char key[32];
+  size_t i, n = name ? strlen(name) : 0;
+  if (!cfg || !name || !value || n >= sizeof key) goto unknown;
+  for (i = 0; i <= n; i++) key[i] = name[i] == '_' ? '-' : name[i];
+  for (i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
+    const char *p = value;
+    uint64_t v = 0;
+    if (strcmp(key, knobs[i].name) != 0) continue;
+    if (!*p) goto bad;
+    for (; *p; p++) {
+      if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10) goto bad;
+      v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (v < knobs[i].lo || v > knobs[i].hi) goto bad;
+    if (knobs[i].is_u32)
+      *(uint32_t *)(void *)((char *)cfg + knobs[i].off) = (uint32_t)v;
+    else
+      *(size_t *)(void *)((char *)cfg + knobs[i].off) = (size_t)v;
+    return 0;
+  bad:
+    if (err)
+      snprintf(err, errlen, "routes setting %s wants a number %llu..%llu, "
+               "got '%.32s'", knobs[i].name,
+               (unsigned long long)knobs[i].lo,
+               (unsigned long long)knobs[i].hi, value);
+    return WR_ERR_INVAL;
+  }
+unknown:
+  if (err)
+    snprintf(err, errlen, "unknown routes setting '%.40s' (max-entries, "
+             "owner-max-entries, owner-max-bytes, owner-rate, owner-burst, "
+             "ingest-max)", name ? name : "");
+  return WR_ERR_INVAL;
 }
 
 const char *wr_route_verdict_name(wr_route_verdict v) {
@@ -221,8 +281,56 @@ static rt_owner *owner_new(wr_routes *t, const char *id, int *err) {
   }
   o->len = (uint8_t)n;
   memcpy(o->id, id, n + 1);
+  o->tb_at = WR_TSTAMP_NONE; /* the bucket starts full at first use */
   hinsert(t, &t->owners, H_OWNER, o);
   return o;
+}
+
+/* What one entry pins in the table, charged to its owner's byte quota:
+ * the entry, a name node and both strings, as if neither name nor
+ * account were shared with another entry (they may be, but an owner's
+ * quota must not depend on what other owners hold). */
+static size_t entry_cost(size_t namelen, size_t acctlen) {
+  return sizeof(rt_entry) + sizeof(rt_name) + sizeof(rt_acct) + namelen +
+         acctlen + 2;
+}
+
+static size_t entry_cost_of(const rt_entry *x) {
+  return entry_cost(x->name->len, x->acct->len);
+}
+
+/* Would a new entry of |o| for a name it holds nothing of go over a
+ * quota (its entries, its bytes, the table)? */
+static int over_quota(const wr_routes *t, const rt_owner *o, size_t cost) {
+  return o->nentries >= t->cfg.max_per_owner ||
+         o->bytes + cost > t->cfg.max_owner_bytes ||
+         t->nentries >= t->cfg.max_entries;
+}
+
+/* The token bucket: owner_burst tokens at first, refilled at owner_rate
+ * a second, kept in thousandths so that one millisecond refills
+ * owner_rate of them exactly.  Time that goes backwards refills
+ * nothing. */
+int routes_owner_take(wr_routes *t, rt_owner *o, wr_tstamp now) {
+  uint64_t cap = (uint64_t)t->cfg.owner_burst * 1000u;
+  if (!t->cfg.owner_rate || o->is_self) return 1;
+  if (o->tb_at == WR_TSTAMP_NONE) {
+    o->tb_milli = cap;
+    o->tb_at = now;
+  } else if (now > o->tb_at) {
+    uint64_t dt = now - o->tb_at;
+    if (dt >= cap / t->cfg.owner_rate + 1)
+      o->tb_milli = cap;
+    else
+      o->tb_milli = WR_MIN(cap, o->tb_milli + dt * t->cfg.owner_rate);
+    o->tb_at = now;
+  }
+  if (o->tb_milli < 1000) {
+    t->st.rate_drops++;
+    return 0;
+  }
+  o->tb_milli -= 1000;
+  return 1;
 }
 
 /* Records that seq |s| (of the owner's current epoch) reached us, and
@@ -435,6 +543,7 @@ static rt_entry *entry_of(const rt_name *nm, const rt_owner *o) {
 }
 
 static void log_unlink(rt_owner *o, rt_entry *e) {
+  if (o->ins == e) o->ins = NULL;
   if (!e->lprev && !e->lnext && o->head != e) return; /* not linked yet */
   if (e->lprev) e->lprev->lnext = e->lnext;
   else o->head = e->lnext;
@@ -444,16 +553,29 @@ static void log_unlink(rt_owner *o, rt_entry *e) {
 }
 
 /* Inserts by seq from the tail: gossip is nearly in order and local
- * writes always go last, so this is O(1) but for reordered arrivals. */
+ * writes always go last, so this is O(1) but for reordered arrivals.
+ * Except after the last insert when that is below: a sync delta fills
+ * the holes of a log in ascending seq, often far from its tail (an
+ * owner whose gossip was dropped over its ingest rate leaves holes all
+ * through its log), and walking back from the tail for each made a
+ * delta of n entries cost O(n * log) in one loop turn (log_insert was
+ * the top of a profile under the poison flood).  From the hint, a run of
+ * ascending inserts costs O(1) each. */
 static void log_insert(rt_owner *o, rt_entry *e) {
   rt_entry *p = o->tail;
-  while (p && p->seq > e->seq) p = p->lprev;
+  if (o->ins && o->ins->seq < e->seq) {
+    p = o->ins;
+    while (p->lnext && p->lnext->seq <= e->seq) p = p->lnext;
+  } else {
+    while (p && p->seq > e->seq) p = p->lprev;
+  }
   e->lprev = p;
   e->lnext = p ? p->lnext : o->head;
   if (e->lnext) e->lnext->lprev = e;
   else o->tail = e;
   if (p) p->lnext = e;
   else o->head = e;
+  o->ins = e;
 }
 
 /* Frees |e| and recomputes its name (dropping the name when empty). */
@@ -465,6 +587,7 @@ static void entry_remove(wr_routes *t, rt_entry *e) {
   *pp = e->nnext;
   log_unlink(e->owner, e);
   e->owner->nentries--;
+  e->owner->bytes -= entry_cost_of(e);
   t->nentries--;
   acct_put(t, e->acct);
   wr_mem_free(t->mem, e);
@@ -533,7 +656,9 @@ int wr_routes_new(wr_routes **pt, const wr_routes_config *cfg,
   *pt = NULL;
   if (!cfg || !routes_text_ok(cfg->self, WR_ROUTE_OWNER_MAX) ||
       cfg->epoch == 0 || cfg->epoch > WR_ROUTE_VERSION_MAX ||
-      cfg->max_owners < 1 || cfg->max_entries < 1 || cfg->max_per_owner < 1)
+      cfg->max_owners < 1 || cfg->max_entries < 1 || cfg->max_per_owner < 1 ||
+      cfg->max_owner_bytes < 1 || cfg->ingest_max < 1 ||
+      (cfg->owner_rate && cfg->owner_burst < 1))
     return WR_ERR_INVAL;
   if (sodium_init() < 0) return WR_ERR_INTERNAL;
   t = wr_mem_calloc(mem, 1, sizeof *t);
@@ -582,6 +707,7 @@ void wr_routes_del(wr_routes *t) {
       }
     }
   }
+  wr_mem_free(t->mem, t->iq);
   hfree(t, &t->names);
   hfree(t, &t->owners);
   hfree(t, &t->accts);
@@ -597,6 +723,7 @@ void wr_routes_get_stats(const wr_routes *t, wr_routes_stats *out) {
   out->lamport = t->lamport;
   out->self_seq = t->self_seq;
   out->epoch = t->self->epoch;
+  out->ingest_queued = t->iq_n;
 }
 
 /* ---- local writes ----------------------------------------------------- */
@@ -673,8 +800,8 @@ int wr_routes_bind(wr_routes *t, const char *name, const char *account,
   }
   uint64_t version = next_version(t, nm);
   if (!version || t->self_seq >= WR_ROUTE_VERSION_MAX) return WR_ERR_LIMIT;
-  if (!x && (t->self->nentries >= t->cfg.max_per_owner ||
-             t->nentries >= t->cfg.max_entries))
+  /* Our own log keeps within what every peer accepts of one owner. */
+  if (!x && over_quota(t, t->self, entry_cost(strlen(name), strlen(account))))
     return WR_ERR_LIMIT;
   /* Every allocation before the first change, so a failure leaves the
    * table as it was. */
@@ -703,9 +830,11 @@ int wr_routes_bind(wr_routes *t, const char *name, const char *account,
     t->nentries++;
     /* Linked into our log by self_rewrite, once it has its seq. */
   } else {
+    t->self->bytes -= entry_cost_of(x);
     acct_put(t, x->acct);
   }
   x->acct = a;
+  t->self->bytes += entry_cost_of(x);
   memcpy(x->session, session, WR_ROUTE_SESSION_LEN);
   x->options = options;
   x->state = WR_ROUTE_ACTIVE;
@@ -741,7 +870,22 @@ int wr_routes_release(wr_routes *t, const char *name, uint8_t *enc,
 
 /* ---- replication ------------------------------------------------------ */
 
-int routes_apply_entry(wr_routes *t, const wr_route_entry *e, wr_tstamp now) {
+int routes_entry_is_news(const wr_routes *t, const wr_route_entry *e) {
+  const rt_owner *o;
+  const rt_entry *x;
+  if (strcmp(e->owner, t->cfg.self) == 0) return 0;
+  o = routes_owner_find(t, e->owner);
+  if (!o) return 1;
+  if (e->epoch < o->epoch || (o->collected && e->epoch == o->epoch))
+    return 0;
+  if (e->epoch > o->epoch) return 1;
+  if (e->seq <= o->wm) return 0;
+  x = entry_of(name_find(t, e->name), o);
+  return !x || x->seq < e->seq;
+}
+
+int routes_apply_entry(wr_routes *t, const wr_route_entry *e, int charge,
+                       wr_tstamp now) {
   rt_owner *o;
   rt_name *nm;
   rt_entry *x;
@@ -776,8 +920,11 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, wr_tstamp now) {
     owner_seen(o, e->seq);
     goto stale;
   }
-  if (!x && (o->nentries >= t->cfg.max_per_owner ||
-             t->nentries >= t->cfg.max_entries)) {
+  /* News from here on.  Over its owner's rate it is dropped before it
+   * costs anything, and not marked as seen, so the watermark stays below
+   * it and a later sync offers it again (within the same bucket). */
+  if (charge && !routes_owner_take(t, o, now)) return RT_RATE_DROPPED;
+  if (!x && over_quota(t, o, entry_cost(strlen(e->name), strlen(e->account)))) {
     t->st.quota_drops++;
     return 0;
   }
@@ -806,9 +953,11 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, wr_tstamp now) {
     t->nentries++;
   } else {
     log_unlink(o, x);
+    o->bytes -= entry_cost_of(x);
     acct_put(t, x->acct);
   }
   x->acct = a;
+  o->bytes += entry_cost_of(x);
   memcpy(x->session, e->session, WR_ROUTE_SESSION_LEN);
   x->seq = e->seq;
   x->version = e->version;
@@ -838,7 +987,8 @@ int wr_routes_apply(wr_routes *t, const uint8_t *enc, size_t len,
   rv = routes_decode_entry_mem(enc, len, &e, t->mem);
   if (rv == WR_ERR_PROTO) t->st.rejected++;
   if (rv != 0) return rv;
-  return routes_apply_entry(t, &e, now);
+  rv = routes_apply_entry(t, &e, 1, now);
+  return rv == RT_RATE_DROPPED ? 0 : rv;
 }
 
 /* Our epoch was collected at a peer (we were partitioned away long

@@ -1486,8 +1486,11 @@ int wr_swim_leave(wr_swim *sw, wr_tstamp now) {
   return 0;
 }
 
-int wr_swim_broadcast_user(wr_swim *sw, const char *key, uint64_t version,
-                           const uint8_t *payload, size_t len, wr_tstamp now) {
+/* Queues a USER update of ours (|push|: pushed at once) or one relayed
+ * for the application (wr_swim_relay_user). */
+static int user_queue(wr_swim *sw, const char *key, uint64_t version,
+                      const uint8_t *payload, size_t len, int push,
+                      wr_tstamp now) {
   if (len > WR_SWIM_USER_MAX) return WR_ERR_INVAL;
   wr_swim_update u;
   memset(&u, 0, sizeof u);
@@ -1501,11 +1504,21 @@ int wr_swim_broadcast_user(wr_swim *sw, const char *key, uint64_t version,
   u.payload_len = (uint16_t)len;
   int rv = swim_bqueue_push(&sw->uq, &u);
   if (rv != 0) return rv;
-  push_soon(sw, now);
+  if (push) push_soon(sw, now);
   /* Then relay rounds, as for news from a peer (apply_user). */
   if (sw->cfg.user_relay_ms && !sw->relay_user_at)
     sw->relay_user_at = now + sw->cfg.user_relay_ms;
   return 0;
+}
+
+int wr_swim_broadcast_user(wr_swim *sw, const char *key, uint64_t version,
+                           const uint8_t *payload, size_t len, wr_tstamp now) {
+  return user_queue(sw, key, version, payload, len, 1, now);
+}
+
+int wr_swim_relay_user(wr_swim *sw, const char *key, uint64_t version,
+                       const uint8_t *payload, size_t len, wr_tstamp now) {
+  return user_queue(sw, key, version, payload, len, 0, now);
 }
 
 size_t wr_swim_member_count(const wr_swim *sw) { return sw->mt.n; }

@@ -169,6 +169,21 @@ static void test_gossip_section(void **state) {
   assert_non_null(strstr(o.err, "[gossip] settings are too long"));
 }
 
+/* A [routes] section's lines join --routes-set's list (cmd_node.c checks
+ * them with wr_routes_config_set). */
+static void test_routes_section(void **state) {
+  (void)state;
+  wr_node_opts o;
+  wr_node_opts_init(&o);
+  assert_int_equal(wr_node_opts_parse_ini(&o, "[node]\nid = n1\n"
+                                              "routes-set = owner-rate=100\n"
+                                              "[routes]\nowner-max-entries = 50000\n"), 0);
+  assert_string_equal(o.routes_set, "owner-rate=100,owner-max-entries=50000");
+  wr_node_opts_init(&o);
+  assert_int_equal(wr_node_opts_set(&o, "routes-set", "owner-burst=10"), 0);
+  assert_string_equal(o.routes_set, "owner-burst=10");
+}
+
 /* faults: a switch (on/off and friends), off by default; faults-file a
  * path; both from flags and from the INI file. */
 static void test_faults_switch(void **state) {
@@ -202,6 +217,7 @@ int main(void) {
       cmocka_unit_test(test_ini),
       cmocka_unit_test(test_ini_errors_name_the_line),
       cmocka_unit_test(test_gossip_section),
+      cmocka_unit_test(test_routes_section),
       cmocka_unit_test(test_faults_switch),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

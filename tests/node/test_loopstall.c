@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <uv.h>
@@ -39,7 +40,30 @@ static void busy_ms(uint64_t ms) {
   }
 }
 
+/* Spins until the thread used |ms| of CPU (at most 10 s of wall time: a
+ * loaded host may give it a CPU only part of the time). */
+static void busy_cpu_ms(uint64_t ms) {
+  struct timespec ts;
+  uint64_t start, now, end = uv_hrtime() + 10000000000ull;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  start = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  do {
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  } while (now - start < ms * 1000000ull && uv_hrtime() < end);
+}
+
 static int fired;
+static void on_cpu(uv_timer_t *t) {
+  (void)t;
+  fired++;
+  busy_cpu_ms(150);
+}
+static void on_sleep(uv_timer_t *t) {
+  (void)t;
+  fired++;
+  uv_sleep(200); /* a turn that waits: long in wall time, no CPU */
+}
 static void on_busy(uv_timer_t *t) {
   (void)t;
   fired++;
@@ -82,6 +106,24 @@ static void test_busy_turn_counted(void **state) {
   assert_true(max < 2000);
   assert_int_equal(metric(m, "warren_loop_stalls_total"), 1);
   assert_int_equal(metric(m, "warren_loop_stall_recent_ms"), max);
+
+  /* A turn that waits is a stall in wall time but uses no CPU. */
+  long long cpu0 = metric(m, "warren_loop_cpu_max_ms");
+  assert_true(cpu0 <= max);
+  uv_timer_start(&busy, on_sleep, 1, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_timer_start(&idle, on_idle_wait, 1, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_true(metric(m, "warren_loop_stall_max_ms") >= 200);
+  assert_int_equal(metric(m, "warren_loop_cpu_max_ms"), cpu0);
+  /* A turn that computes for 150 ms of CPU shows in both. */
+  uv_timer_start(&busy, on_cpu, 1, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_timer_start(&idle, on_idle_wait, 1, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(fired, 7);
+  assert_true(metric(m, "warren_loop_cpu_max_ms") >= 150);
+  assert_true(metric(m, "warren_loop_cpu_recent_ms") >= 150);
 
   uv_close((uv_handle_t *)&idle, NULL);
   uv_close((uv_handle_t *)&busy, NULL);

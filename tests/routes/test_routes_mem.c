@@ -77,7 +77,11 @@ static void test_memory_per_entry(void **st) {
   wr_pcg32_seed(&g, 11, 11);
   wr_pcg32_seed(&names, 12, 12);
   tn_config(&cfg, "edge-node-00.example.internal", 1700000000000ull, &g);
+  /* What an entry costs, not what a node accepts of one owner by default
+   * (10,000 entries, 2 MiB, 500 a second): those limits are off here. */
   cfg.max_per_owner = 1000000;
+  cfg.max_owner_bytes = SIZE_MAX;
+  cfg.owner_rate = 0;
   assert_int_equal(wr_routes_new(&t, &cfg, NULL, &c.mem, NULL, 0), 0);
   base_bytes = c.bytes;
   base_allocs = c.allocs;
@@ -124,13 +128,26 @@ static void test_memory_per_entry(void **st) {
 /* Builds a (source) with n names, b converged with it, then k changes at
  * a (binds, rebinds, releases) that b does not hear by gossip; returns
  * the records (and bytes) the next sync moves, both directions. */
+static void unlimited(tnode *n, const char *id, uint64_t epoch, wr_pcg32 *g) {
+  wr_routes_config cfg;
+  tn_config(&cfg, id, epoch, g);
+  cfg.max_per_owner = 1000000;
+  cfg.max_owner_bytes = SIZE_MAX;
+  cfg.owner_rate = 0;
+  assert_int_equal(tn_init_cfg(n, &cfg, NULL, 0), 0);
+}
+
 static void sync_cost(size_t n, size_t k, tn_sync_cost *cost) {
   tnode a, b;
   size_t i;
   uint8_t enc[WR_ROUTE_ENCODED_MAX];
   size_t enclen;
-  tn_init(&a, "node-a", 100, 0);
-  tn_init(&b, "node-b", 200, 0);
+  wr_pcg32 g;
+  wr_pcg32_seed(&g, 42, 7);
+  /* The cost of a sync, not the per-owner limits: a table of 100,000
+   * names of one owner is over them by default. */
+  unlimited(&a, "node-a", 100, &g);
+  unlimited(&b, "node-b", 200, &g);
   for (i = 0; i < n; i++) {
     char name[32];
     uint8_t sess[WR_ROUTE_SESSION_LEN];

@@ -147,6 +147,32 @@ static void test_user_broadcast_reaches_all(void **state) {
   net_free(&nt);
 }
 
+/* wr_swim_relay_user (an application that takes USER updates after its
+ * callback, like the node's bounded ingest): queued without a push of
+ * its own, and the relay rounds still carry it to everyone quickly. */
+static void test_relay_user_without_push(void **state) {
+  (void)state;
+  net_init(&nt, 6, NULL);
+  net_boot(&nt);
+  net_run(&nt, nt.now + 2000);
+  net_drain(&nt, 0);
+  memset(nt.user_seen, 0, sizeof nt.user_seen);
+  wr_swim_stats before, after;
+  wr_swim_get_stats(nt.sw[0], &before);
+  const uint8_t p[] = "relayed";
+  assert_int_equal(wr_swim_relay_user(nt.sw[0], "route/r", 1, p, sizeof p,
+                                      nt.now), 0);
+  net_drain(&nt, 0);
+  wr_swim_get_stats(nt.sw[0], &after);
+  assert_int_equal(after.tx_packets, before.tx_packets);
+  assert_int_equal(after.broadcast_queue_user,
+                   before.broadcast_queue_user + 1);
+  nt.user_seen[0] = 1;
+  net_run(&nt, nt.now + 150);
+  for (int i = 0; i < 6; i++) assert_int_equal(nt.user_seen[i], 1);
+  net_free(&nt);
+}
+
 /* USER news is not spent on the dead.  Gossip still goes to members
  * declared dead within gossip_to_dead_ms (so a wrong verdict is heard and
  * refuted), but those sends used to carry, and count against, USER
@@ -729,6 +755,7 @@ int main(void) {
       cmocka_unit_test(test_suspect_refuted),
       cmocka_unit_test(test_restart_same_id_comes_back_higher),
       cmocka_unit_test(test_user_broadcast_reaches_all),
+      cmocka_unit_test(test_relay_user_without_push),
       cmocka_unit_test(test_user_news_not_spent_on_dead),
       cmocka_unit_test(test_user_news_relayed_at_once),
       cmocka_unit_test(test_user_flood_keeps_membership),

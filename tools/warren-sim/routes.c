@@ -512,6 +512,11 @@ int sim_routes_new(sim *s) {
   wr_routes_config cfg;
   wr_pcg32_seed(&g, s->o->seed, 2 * (uint64_t)s->n + 1);
   table_config(s, &cfg, "reference", &g);
+  /* The reference takes every write at once, whatever the per-owner
+   * limits the nodes' tables apply. */
+  cfg.max_per_owner = cfg.max_entries;
+  cfg.max_owner_bytes = SIZE_MAX;
+  cfg.owner_rate = 0;
   return wr_routes_new(&R->oracle, &cfg, NULL, NULL, NULL, now);
 }
 
