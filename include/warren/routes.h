@@ -129,6 +129,18 @@ typedef struct wr_routes_config {
   size_t max_per_owner;
   size_t max_owner_bytes;
   size_t max_owners;         /* owners and owner tombstones (20,000) */
+  /* Owners membership has not reported (owner_known says no): a
+   * gossiped entry of one is most likely a reaped member's old log, or a
+   * hostile member making owners up to get around the per-owner quota.
+   * At most max_unknown_owners (256) such owners hold a log, each with
+   * at most max_per_unknown_owner entries (16): 4,096 entries, about
+   * 1.2 MiB at the length limits, at worst.  An honest owner is unknown
+   * only between its first gossip and its join reaching us.  An
+   * entry over either is dropped like one over the rate (counted in
+   * unknown_drops, not news, not counted as received), so once
+   * membership reports the owner, a sync brings it. */
+  size_t max_unknown_owners;
+  size_t max_per_unknown_owner;
   /* Per-owner ingest rate (a token bucket in virtual time): a remote
    * owner's writes that change this table are taken at up to owner_rate
    * a second after a burst of owner_burst; the rest are dropped and
@@ -156,7 +168,8 @@ typedef struct wr_routes_config {
 void wr_routes_config_default(wr_routes_config *cfg);
 /* Sets one limit by name: "max-entries", "owner-max-entries",
  * "owner-max-bytes", "owner-rate" (0 = no limit), "owner-burst",
- * "ingest-max" (underscores work too).  Returns 0, or WR_ERR_INVAL
+ * "ingest-max", "unknown-owners", "unknown-owner-max-entries"
+ * (underscores work too).  Returns 0, or WR_ERR_INVAL
  * (unknown name, not a number, out of range) with a one-line reason in
  * |err|.  The node's --routes-set K=V,... and [routes] section. */
 int wr_routes_config_set(wr_routes_config *cfg, const char *name,
@@ -201,6 +214,9 @@ typedef struct wr_routes_stats {
   uint64_t quota_drops;         /* over max_per_owner, max_owner_bytes
                                    or max_entries */
   uint64_t rate_drops;          /* over the owner's ingest rate */
+  uint64_t unknown_drops;       /* from owners membership never reported,
+                                   over max_unknown_owners or
+                                   max_per_unknown_owner */
   uint64_t ingest_drops;        /* the ingest queue was full */
   size_t ingest_queued;         /* entries waiting in the ingest queue */
   uint64_t collected;           /* tombstones and dead logs collected */

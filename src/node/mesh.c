@@ -75,7 +75,7 @@ typedef struct eviction {
 enum { MC_GOSSIP_TX, MC_GOSSIP_RX_NEWS, MC_GOSSIP_RX_OLD, MC_REJECTED,
        MC_BINDS, MC_BIND_TAKEN, MC_EVICT_TAKEN, MC_EVICT_MOVED,
        MC_EVICT_OVERFLOW, MC_COLLECTED, MC_QUOTA, MC_GOSSIP_DROPPED,
-       MC_RATE_DROPS, MC_INGEST_DROPS, MC_RELAYED, MC_N };
+       MC_RATE_DROPS, MC_INGEST_DROPS, MC_UNKNOWN_DROPS, MC_RELAYED, MC_N };
 enum { MG_ENTRIES, MG_NAMES, MG_OWNERS, MG_INGEST_QUEUE, MG_N };
 
 struct wr_mesh {
@@ -586,6 +586,7 @@ void wr_mesh_collect(wr_mesh *m) {
   m->c[MC_REJECTED] = st.rejected;
   m->c[MC_RATE_DROPS] = st.rate_drops;
   m->c[MC_INGEST_DROPS] = st.ingest_drops;
+  m->c[MC_UNKNOWN_DROPS] = st.unknown_drops;
   for (int i = 0; i < MC_N; i++) *m->mc[i] = m->c[i];
   *m->mg[MG_ENTRIES] = (int64_t)st.entries;
   *m->mg[MG_NAMES] = (int64_t)st.names;
@@ -620,9 +621,11 @@ static int register_metrics(wr_mesh *m, wr_metrics *reg) {
        "them); the next anti-entropy sync carries them."},
       {"warren_routes_ingest_dropped_total", "why", "rate",
        "Route entries from peers dropped before they were applied: their "
-       "owner over its ingest rate, or the ingest queue full; not gossiped "
-       "on, a later sync offers them again."},
+       "owner over its ingest rate, the ingest queue full, or an owner "
+       "membership never reported over the bounds on such owners; not "
+       "gossiped on, a later sync offers them again."},
       {"warren_routes_ingest_dropped_total", "why", "queue_full", NULL},
+      {"warren_routes_ingest_dropped_total", "why", "unknown_owner", NULL},
       {"warren_routes_gossip_relayed_total", NULL, NULL,
        "Route entries from peers that were news here, gossiped on."},
   };

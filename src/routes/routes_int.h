@@ -75,6 +75,8 @@ struct rt_owner {
   uint16_t full_tag;     /* the full log receive begun last (sync.c) */
   uint8_t nabove;
   uint8_t dead;          /* reported DEAD/LEFT */
+  uint8_t unknown;       /* heard of before membership reported it */
+  uint8_t unknown_held;  /* unknown and holding a log: in nunknown */
   uint8_t collected;     /* (owner, epoch) collected: owner tombstone */
   uint8_t is_self;
   uint8_t len;
@@ -106,6 +108,7 @@ struct wr_routes {
   uint64_t lamport;
   uint64_t self_seq;
   size_t nentries, nrouted, ntombs;
+  size_t nunknown; /* owners with |unknown_held| (max_unknown_owners) */
   uint8_t digest[16];
   wr_tstamp next_gc, last_gc;
   wr_routes_stats st;

@@ -61,6 +61,8 @@ void wr_routes_config_default(wr_routes_config *cfg) {
   cfg->owner_rate = 500;
   cfg->owner_burst = 2000;
   cfg->ingest_max = 1024;
+  cfg->max_unknown_owners = 256;
+  cfg->max_per_unknown_owner = 16;
 }
 
 int wr_routes_config_set(wr_routes_config *cfg, const char *name,
@@ -81,6 +83,10 @@ int wr_routes_config_set(wr_routes_config *cfg, const char *name,
       {"owner-burst", offsetof(wr_routes_config, owner_burst), 1, 1,
        10000000},
       {"ingest-max", offsetof(wr_routes_config, ingest_max), 0, 1, 1000000},
+      {"unknown-owners", offsetof(wr_routes_config, max_unknown_owners), 0,
+       1, 1000000},
+      {"unknown-owner-max-entries",
+       offsetof(wr_routes_config, max_per_unknown_owner), 0, 1, 1000000},
   };
   char key[32];
   size_t i, n = name ? strlen(name) : 0;
@@ -243,9 +249,18 @@ rt_owner *routes_owner_find(const wr_routes *t, const char *id) {
   return hfind(t, &t->owners, H_OWNER, id, strlen(id));
 }
 
+/* An unknown owner stops counting against max_unknown_owners once it
+ * holds no log (collected, freed) or membership reports it. */
+static void unknown_release(wr_routes *t, rt_owner *o) {
+  if (!o->unknown_held) return;
+  o->unknown_held = 0;
+  t->nunknown--;
+}
+
 static void owner_free(wr_routes *t, rt_owner *o) {
   hremove(t, &t->owners, H_OWNER, o);
   if (o->collected) t->ntombs--;
+  unknown_release(t, o);
   wr_mem_free(t->mem, o);
 }
 
@@ -627,9 +642,15 @@ static void gc_want(wr_routes *t, wr_tstamp when) {
  * reaped from membership while a peer still held it: it must not route,
  * and it is collected like any dead owner's log.  If membership reports
  * the owner later, wr_routes_owner_state revives it. */
+static int owner_is_known(wr_routes *t, const char *id) {
+  return !t->cb.owner_known || t->cb.owner_known(t, id, t->user_data);
+}
+
 static void owner_first_state(wr_routes *t, rt_owner *o, wr_tstamp now) {
-  if (!t->cb.owner_known || t->cb.owner_known(t, o->id, t->user_data))
-    return;
+  if (owner_is_known(t, o->id)) return;
+  o->unknown = 1;
+  o->unknown_held = 1;
+  t->nunknown++;
   o->dead = 1;
   o->dead_since = now;
   gc_want(t, now + t->cfg.dead_grace_ms);
@@ -637,6 +658,7 @@ static void owner_first_state(wr_routes *t, rt_owner *o, wr_tstamp now) {
 
 static void owner_collect(wr_routes *t, rt_owner *o, wr_tstamp now) {
   owner_drop_log(t, o);
+  unknown_release(t, o);
   if (!o->collected) {
     o->collected = 1;
     t->ntombs++;
@@ -658,6 +680,7 @@ int wr_routes_new(wr_routes **pt, const wr_routes_config *cfg,
       cfg->epoch == 0 || cfg->epoch > WR_ROUTE_VERSION_MAX ||
       cfg->max_owners < 1 || cfg->max_entries < 1 || cfg->max_per_owner < 1 ||
       cfg->max_owner_bytes < 1 || cfg->ingest_max < 1 ||
+      cfg->max_unknown_owners < 1 || cfg->max_per_unknown_owner < 1 ||
       (cfg->owner_rate && cfg->owner_burst < 1))
     return WR_ERR_INVAL;
   if (sodium_init() < 0) return WR_ERR_INTERNAL;
@@ -898,6 +921,13 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, int charge,
   if (strcmp(e->owner, t->cfg.self) == 0) goto stale;
   o = routes_owner_find(t, e->owner);
   if (!o) {
+    /* A made-up owner each time must not get around the per-owner
+     * quota: owners membership never reported are few, and small. */
+    if (t->nunknown >= t->cfg.max_unknown_owners &&
+        !owner_is_known(t, e->owner)) {
+      t->st.unknown_drops++;
+      return RT_RATE_DROPPED;
+    }
     o = owner_new(t, e->owner, &err);
     if (!o) {
       if (err == WR_ERR_LIMIT) {
@@ -911,7 +941,19 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, int charge,
   }
   if (e->epoch < o->epoch || (o->collected && e->epoch == o->epoch))
     goto stale;
-  if (e->epoch > o->epoch) owner_new_epoch(t, o, e->epoch);
+  if (e->epoch > o->epoch) {
+    /* An unknown owner whose log was collected starts holding one again:
+     * within the same bound as a new one. */
+    if (o->unknown && !o->unknown_held) {
+      if (t->nunknown >= t->cfg.max_unknown_owners) {
+        t->st.unknown_drops++;
+        return RT_RATE_DROPPED;
+      }
+      o->unknown_held = 1;
+      t->nunknown++;
+    }
+    owner_new_epoch(t, o, e->epoch);
+  }
   if (e->seq <= o->wm) goto stale;
   nm = name_find(t, e->name);
   x = entry_of(nm, o);
@@ -924,6 +966,10 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, int charge,
    * costs anything, and not marked as seen, so the watermark stays below
    * it and a later sync offers it again (within the same bucket). */
   if (charge && !routes_owner_take(t, o, now)) return RT_RATE_DROPPED;
+  if (!x && o->unknown && o->nentries >= t->cfg.max_per_unknown_owner) {
+    t->st.unknown_drops++;
+    return RT_RATE_DROPPED;
+  }
   if (!x && over_quota(t, o, entry_cost(strlen(e->name), strlen(e->account)))) {
     t->st.quota_drops++;
     return 0;
@@ -1125,6 +1171,10 @@ void wr_routes_owner_state(wr_routes *t, const char *owner,
     if (!dead || !routes_text_ok(owner, WR_ROUTE_OWNER_MAX)) return;
     o = owner_new(t, owner, &err);
     if (!o) return;
+  }
+  if (o->unknown) { /* membership knows it now, dead or alive */
+    o->unknown = 0;
+    unknown_release(t, o);
   }
   if (o->dead == dead) return;
   o->dead = (uint8_t)dead;

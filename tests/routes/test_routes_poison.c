@@ -295,6 +295,86 @@ static void test_owner_quotas(void **st) {
 }
 
 /* The node's --routes-set names. */
+/* Made-up owners: a keyed member that invents a fresh owner id for each
+ * batch of entries gets around any per-owner quota unless owners that
+ * membership never reported are few and small.  Here 12 invented owners
+ * of 10 entries each reach a table that holds at most 4 such owners of 3
+ * entries; a known owner is not limited by it; once membership reports
+ * one of them, a sync brings its entries that were dropped; and unknown
+ * owners whose logs were collected make room for others. */
+static int fake_known[12];
+static int fake_known_fn(wr_routes *t, const char *owner, void *ud) {
+  (void)t, (void)ud;
+  int i;
+  if (sscanf(owner, "fake-%d", &i) != 1 || i < 0 || i >= 12) return 1;
+  return fake_known[i];
+}
+
+static void test_made_up_owners(void **st) {
+  static tnode fake[12];
+  static blobs bl[12];
+  tnode b, honest;
+  wr_routes_config cfg;
+  wr_routes_callbacks cb = tn_cb;
+  wr_routes_stats s;
+  wr_pcg32 g;
+  size_t i, k;
+  (void)st;
+  wr_pcg32_seed(&g, 9, 9);
+  memset(fake_known, 0, sizeof fake_known);
+  for (i = 0; i < 12; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "fake-%zu", i);
+    init_limited(&fake[i], id, 10 + i, 0, 0, 16, &g);
+    bind_many(&fake[i], &bl[i], 10, id);
+  }
+  init_limited(&honest, "node-h", 500, 0, 0, 16, &g);
+  static blobs hb;
+  bind_many(&honest, &hb, 20, "h");
+  tn_config(&cfg, "node-b", 200, &g);
+  cfg.owner_rate = 0;
+  cfg.max_unknown_owners = 4;
+  cfg.max_per_unknown_owner = 3;
+  cb.owner_known = fake_known_fn;
+  memset(&b, 0, sizeof b);
+  snprintf(b.id, sizeof b.id, "node-b");
+  assert_int_equal(wr_routes_new(&b.t, &cfg, &cb, NULL, &b, 0), 0);
+  for (i = 0; i < 12; i++)
+    for (k = 0; k < 10; k++)
+      assert_int_equal(
+          wr_routes_apply(b.t, bl[i].enc[k], bl[i].len[k], 1000), k < 3 && i < 4);
+  wr_routes_get_stats(b.t, &s);
+  assert_int_equal(s.entries, 4 * 3);
+  assert_int_equal(s.owners, 4 + 1); /* and ourselves */
+  assert_int_equal(s.unknown_drops, 12 * 10 - 4 * 3);
+  /* A known owner is held to its own quota only. */
+  for (k = 0; k < 20; k++)
+    assert_int_equal(wr_routes_apply(b.t, hb.enc[k], hb.len[k], 1001), 1);
+  /* Membership reports fake-0 (alive) and fake-7: their logs come whole
+   * by sync, within the quota of known owners. */
+  fake_known[0] = fake_known[7] = 1;
+  wr_routes_owner_state(b.t, "fake-0", WR_ROUTE_OWNER_LIVE, 1002);
+  wr_routes_owner_state(b.t, "fake-7", WR_ROUTE_OWNER_LIVE, 1002);
+  assert_int_equal(tn_sync(fake[0].t, b.t, 1003, NULL), 0);
+  assert_int_equal(tn_sync(fake[7].t, b.t, 1004, NULL), 0);
+  wr_routes_get_stats(b.t, &s);
+  assert_int_equal(s.entries, 3 * 3 + 10 + 20 + 10);
+  /* The unknown owners' logs are collected like any dead owner's (here
+   * after 10 s); then they no longer count, and others may come. */
+  wr_routes_tick(b.t, 1000 + 10000);
+  wr_routes_tick(b.t, wr_routes_deadline(b.t));
+  wr_routes_get_stats(b.t, &s);
+  assert_int_equal(s.entries, 10 + 20 + 10);
+  for (i = 8; i < 12; i++)
+    for (k = 0; k < 10; k++)
+      assert_int_equal(wr_routes_apply(b.t, bl[i].enc[k], bl[i].len[k],
+                                       30000),
+                       k < 3);
+  for (i = 0; i < 12; i++) wr_routes_del(fake[i].t);
+  wr_routes_del(honest.t);
+  wr_routes_del(b.t);
+}
+
 static void test_config_set(void **st) {
   wr_routes_config cfg;
   char err[200];
@@ -331,6 +411,7 @@ int main(void) {
       cmocka_unit_test(test_ingest_bounded),
       cmocka_unit_test(test_ingest_flood_spares_others),
       cmocka_unit_test(test_owner_quotas),
+      cmocka_unit_test(test_made_up_owners),
       cmocka_unit_test(test_config_set),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,7 +8,10 @@
  *
  *   flood      a stream of bindings from its own id, every name at the
  *              63-character limit, every account at 64, up to --flood
- *              entries (beyond the per-owner quota of 100,000 if asked);
+ *              entries (beyond the per-owner quota if asked); with
+ *              --fake-owners N, every other one from one of N made-up
+ *              owner ids instead, which membership never reports (to get
+ *              around the per-owner quota);
  *   top        entries at WR_ROUTE_VERSION_MAX (the highest version a node
  *              accepts) and just above it (which it must refuse), so the
  *              Lamport clock of every node is pushed to the top;
@@ -58,6 +61,7 @@ typedef struct poison {
   uint64_t ghost_seq[2];       /* the forged owners' sequences */
   uint64_t version;            /* our Lamport clock, pushed to the top */
   uint64_t flood_max, flooded;
+  uint64_t fake_owners;        /* 0, or how many made-up owners share it */
   unsigned rate;               /* flood entries per second */
   uint64_t conflict_ms, next_conflict, conflicts;
   uint64_t top_sent, over_top_sent, send_errors;
@@ -110,7 +114,15 @@ static void flood_some(poison *p, unsigned n) {
     char name[WR_ROUTE_NAME_MAX + 1];
     wr_route_entry e;
     long_name(name, p->flooded);
-    fill(p, &e, p->id, name, ++p->seq);
+    if (p->fake_owners && (p->flooded & 1)) {
+      /* Round robin over the made-up owners: each one's seqs ascend. */
+      uint64_t k = p->flooded / 2;
+      char owner[32];
+      snprintf(owner, sizeof owner, "fake-%" PRIu64, k % p->fake_owners);
+      fill(p, &e, owner, name, k / p->fake_owners + 1);
+    } else {
+      fill(p, &e, p->id, name, ++p->seq);
+    }
     /* Versions climb from the top of the range down to where they can
      * still rise: every node's Lamport clock ends at the top. */
     if (p->version < WR_ROUTE_VERSION_MAX) p->version++;
@@ -253,13 +265,15 @@ static void usage(FILE *f) {
           "usage: warren-poison --id ID --gossip ADDR:PORT --join HOST:PORT\n"
           "                     --key-file FILE [--flood N] [--rate N]\n"
           "                     [--conflict-ms MS] [--duration-s S]\n"
+          "                     [--fake-owners N]\n"
           "                     [--gossip-profile lan|wan|local]\n\n"
           "A hostile mesh member for the chaos harness (docs/CHAOS.md):\n"
           "gossips N bindings at the length limits (--flood, default\n"
           "20000, --rate per second, default 2000), entries at and over\n"
           "the top version, and a conflicting claim every MS ms (default\n"
           "5; 0 = none), for S seconds (default 10), then prints what it\n"
-          "sent as one JSON line.\n");
+          "sent as one JSON line.  --fake-owners N: every other flood\n"
+          "entry comes from one of N made-up owners (default 0).\n");
 }
 
 static int num(const char *flag, const char *v, uint64_t max, uint64_t *out) {
@@ -303,6 +317,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--gossip-profile")) profile = v;
     else if (!strcmp(a, "--flood")) rv = num(a, v, 10000000, &flood);
     else if (!strcmp(a, "--rate")) rv = num(a, v, 100000, &rate);
+    else if (!strcmp(a, "--fake-owners")) rv = num(a, v, 1000000, &p.fake_owners);
     else if (!strcmp(a, "--conflict-ms")) rv = num(a, v, 60000, &conflict);
     else if (!strcmp(a, "--duration-s")) rv = num(a, v, 86400, &duration);
     else {
