@@ -743,6 +743,10 @@ int wr_swim_sync_recv(wr_swim_sync *s, const uint8_t *data, size_t len,
     if ((rv = on_frame(s, s->pt, (size_t)n, now)) != 0) return fail(s, rv);
     s->frames_in++;
     off += 4 + flen;
+    /* A message ended and ours is due: produced before the next frame is
+     * read (the plaintext scratch is free again), so bytes that carry
+     * the peer's answer right behind it meet a finished message. */
+    if (phase_now(s) != P_IDLE && (rv = produce(s)) != 0) return fail(s, rv);
   }
   memmove(s->in, s->in + off, s->in_len - off);
   s->in_len -= off;
