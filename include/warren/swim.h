@@ -154,7 +154,9 @@ typedef struct wr_swim_member_info {
  * application's business.  Within one sync session, on each side:
  *
  *   begin                          (wr_swim_sync_new)
- *   digest_next ... 0              our digest, sent with our member digest
+ *   digest_next ... 0              our digest (the initiator's with its bucket
+ *                                  summary, the responder's after its
+ *                                  member digest)
  *   digest_in *                    the peer's digest records, as they arrive
  *   delta_next ... 0               what the peer lacks, after its whole
  *                                  digest was seen (digest_in is never
