@@ -140,7 +140,8 @@ int swim_members_copy(swim_members *dst, const swim_members *src) {
   }
   /* The source's digest level is exact for these members: copied, not
    * recomputed (the simulator copies a 10,000-member table per node). */
-  if (src->nbh && (dst->bh = wr_mem_malloc(dst->mem, src->nbh * sizeof *dst->bh))) {
+  if (src->nbh &&
+      (dst->bh = wr_mem_malloc(dst->mem, src->nbh * sizeof *dst->bh))) {
     memcpy(dst->bh, src->bh, src->nbh * sizeof *dst->bh);
     dst->nbh = src->nbh;
   }

@@ -88,7 +88,8 @@ static void test_incremental_equals_recomputed(void **state) {
       char id[WR_SWIM_ID_MAX + 1];
       random_id(&g, id, sizeof id);
       if (swim_members_find(&t, id) < 0)
-        assert_true(swim_members_add(&t, id, &a, wr_pcg32_next(&g) % 5, 0) >= 0);
+        assert_true(
+            swim_members_add(&t, id, &a, wr_pcg32_next(&g) % 5, 0) >= 0);
     } else if (op < add_share + 15) {
       swim_members_remove(&t, wr_pcg32_bounded(&g, (uint32_t)t.n));
     } else if (op < add_share + 35) {
