@@ -1,11 +1,12 @@
-/* libFuzzer target: one anti-entropy session (src/swim/sync.c) with the
- * application's app-sync hooks and USER state behind it, fed the peer's
+/* libFuzzer target: one anti-entropy session (src/swim/sync.c, stream
+ * v4) with the application's app-sync hooks behind it, fed the peer's
  * stream.  Identity seal, so the fuzzer reaches the frame grammar: the
- * member, USER and app record frames, their order within a message, and
- * the two sides' state machines.  The input is
+ * bucket summary, the differing buckets, member digests and states, app
+ * record frames, their order within a message, and the two sides' state
+ * machines.  The input is
  *
  *   u8 flags     bit 0: initiator (else responder)
- *                bit 1: the application also keeps USER state
+ *                bit 1: 200 members instead of 4 (16 buckets, not 1)
  *                bit 2: begin returns NULL
  *   u8 fail_at   the n-th call of digest_next/digest_in/delta_next/
  *                delta_in fails (0: none), so bytes also pick callback
@@ -21,12 +22,14 @@
  * bytes; digest_in never comes after the first delta_next; end is called
  * exactly once iff begin returned a context, and is the last hook; the
  * output waiting to be written stays within a few frames beyond what the
- * member and USER parts need. */
+ * member part needs; the bucket digest stays equal to a recomputed one.
+ * Seeds: tests/swim/gen_sync_corpus.py. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "swim_int.h"
 #include "warren/pcg.h"
 #include "warren/swim.h"
 
@@ -152,19 +155,17 @@ static int on_user(wr_swim *sw, const wr_swim_update *u, void *ud) {
   return 0;
 }
 
-static int on_user_digest(wr_swim *sw, wr_swim_user_emit_fn emit, void *ctx,
-                          void *ud) {
-  (void)sw, (void)ud;
-  if (emit(ctx, "u/1", 3) || emit(ctx, "u/2", 1)) return -1;
-  return 0;
-}
-
-static wr_ssize on_user_get(wr_swim *sw, const char *key, uint64_t *version,
-                            uint8_t *dst, size_t cap, void *ud) {
-  (void)sw, (void)ud, (void)cap;
-  *version = key[2] == '1' ? 3 : 1;
-  memcpy(dst, "payload", 7);
-  return 7;
+/* Whatever the peer's entries did to the table, its bucket digest is
+ * the recomputed one (src/swim/digest.c). */
+static void check_digest(wr_swim *sw) {
+  static uint64_t a[64], b[64];
+  swim_members *t = swim_core_table(sw);
+  for (size_t nb = 1; nb <= 64; nb *= 8) {
+    memset(a, 0, nb * sizeof *a);
+    swim_digest_xor(t, a, nb, 0);
+    swim_digest_recompute(t, b, nb);
+    if (memcmp(a, b, nb * sizeof *a) != 0) abort();
+  }
 }
 
 /* Writes out what the session has, in pieces of |piece| (0: whole). */
@@ -173,8 +174,8 @@ static void drain(wr_swim_sync *s, size_t piece) {
     const uint8_t *d;
     wr_ssize n = wr_swim_sync_send(s, &d);
     if (n <= 0) return;
-    /* Members (4 here) and USER (2 keys) are tiny, so anything beyond
-     * the lazy bound plus one frame means records were pulled eagerly. */
+    /* Members (at most 200 here) are tiny, so anything beyond the lazy
+     * bound plus one frame means records were pulled eagerly. */
     if ((size_t)n > 3 * (4 + WR_SWIM_SYNC_FRAME_MAX)) abort();
     wr_swim_sync_consumed(s, piece && piece < (size_t)n ? piece : (size_t)n);
   }
@@ -199,10 +200,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   wr_swim_callbacks cb = {.user_update = on_user,
                           .app_sync = &hooks,
                           .app_sync_user_data = &begin_null};
-  if (flags & 2) {
-    cb.user_digest = on_user_digest;
-    cb.user_get = on_user_get;
-  }
   memset(&app, 0, sizeof app);
   app.fail_at = data[1];
   /* What we hold: three keys, so our digest and delta are not empty. */
@@ -213,11 +210,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   wr_tstamp now = 1000;
   wr_swim *sw;
   if (wr_swim_new(&sw, &cfg, &cb, NULL, NULL, NULL, now) != 0) abort();
-  for (int i = 1; i < 4; i++) {
-    char id[8] = {'n', (char)('0' + i), 0};
+  /* n1..n3, or n1..n199: 16 buckets instead of 1 (sync.c: 8 to 16
+   * members a bucket), so bucket indexes, folds and digests of some
+   * buckets only are reached too. */
+  int members = flags & 2 ? 200 : 4;
+  for (int i = 1; i < members; i++) {
+    char id[8];
+    snprintf(id, sizeof id, "n%d", i);
     wr_addr a = cfg.gossip;
+    a.ip[2] = (uint8_t)(i >> 8);
     a.ip[3] = (uint8_t)(i + 1);
-    wr_swim_add_member(sw, id, &a, NULL, 0, now);
+    wr_swim_add_member(sw, id, &a, NULL, (uint32_t)i % 3, now);
   }
   wr_swim_sync *s = NULL;
   int rv = wr_swim_sync_new(sw, &s, flags & 1, now);
@@ -241,6 +244,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     drain(s, piece);
     if (wr_swim_sync_done(s) && app.live) abort(); /* done: end called */
+    check_digest(sw);
   }
   wr_swim_sync_del(s);
   if (app.live || app.begins != app.ends || app.begins > 1) abort();

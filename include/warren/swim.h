@@ -145,13 +145,6 @@ typedef struct wr_swim_member_info {
   wr_tstamp state_since;
 } wr_swim_member_info;
 
-/* What user_digest calls once per key it holds (|key| is copied; it must
- * be a wire string of 1..WR_SWIM_ID_MAX printable characters, others are
- * skipped).  Returns 0, or nonzero when the application should stop
- * listing (the session failed). */
-typedef int (*wr_swim_user_emit_fn)(void *ctx, const char *key,
-                                    uint64_t version);
-
 /*
  * Application state in anti-entropy (issue 10: the ownership table runs
  * its scuttlebutt-by-owner digests and deltas through it).  swim carries
@@ -161,7 +154,9 @@ typedef int (*wr_swim_user_emit_fn)(void *ctx, const char *key,
  * application's business.  Within one sync session, on each side:
  *
  *   begin                          (wr_swim_sync_new)
- *   digest_next ... 0              our digest, sent with our member digest
+ *   digest_next ... 0              our digest (the initiator's with its bucket
+ *                                  summary, the responder's after its
+ *                                  member digest)
  *   digest_in *                    the peer's digest records, as they arrive
  *   delta_next ... 0               what the peer lacks, after its whole
  *                                  digest was seen (digest_in is never
@@ -238,37 +233,12 @@ typedef struct wr_swim_callbacks {
    * on; return 0 for repeats, or it would circulate forever.  Without
    * this callback USER updates are not re-gossiped. */
   int (*user_update)(wr_swim *sw, const wr_swim_update *u, void *user_data);
-  /*
-   * USER state in anti-entropy (both or neither).  An application that
-   * keeps versioned per-key state (the ownership table) sets these, and
-   * every sync then also exchanges (key, version) digests and afterwards
-   * only the entries the other side lacks or holds at a lower version, in
-   * both directions.  Entries received this way reach user_update like
-   * gossip (so the same "newer version wins" rule applies there), but are
-   * not re-gossiped whatever it returns: the sync is the backstop, not
-   * news.  (key, version) must name one payload: two different payloads
-   * of a key never share a version (fold any tie-break into the version),
-   * or a sync cannot tell them apart.
-   *
-   * user_digest lists every key held, calling |emit| once per key; it
-   * returns 0, or a negative error that fails the session.  user_get is
-   * never called from inside user_digest.
-   */
-  int (*user_digest)(wr_swim *sw, wr_swim_user_emit_fn emit, void *ctx,
-                     void *user_data);
-  /* Copies the payload held for |key| into |dst| (|cap| is
-   * WR_SWIM_USER_MAX) and its version into |*version|.  Returns the
-   * length, or a negative value when the key is no longer held (it is
-   * then left out). */
-  wr_ssize (*user_get)(wr_swim *sw, const char *key, uint64_t *version,
-                       uint8_t *dst, size_t cap, void *user_data);
   /* Application state in anti-entropy (above): NULL for none (syncs then
    * carry no app records and skip the peer's).  Every hook must be set
    * (wr_swim_new returns WR_ERR_INVAL otherwise).  The hooks get
    * |app_sync_user_data|, not the core's user_data, so an adapter can
    * pass them through untouched.  The vtable is not copied: it must
-   * outlive the core.  Independent of user_digest/user_get: both may be
-   * set, and then a sync carries both. */
+   * outlive the core. */
   const wr_swim_app_sync *app_sync;
   void *app_sync_user_data;
 } wr_swim_callbacks;
@@ -289,6 +259,10 @@ typedef struct wr_swim_stats {
                                   another version (a rolling upgrade) */
   uint64_t syncs_app_rejected; /* of syncs_failed: digest_in or delta_in
                                   refused a record of the peer's */
+  /* Syncs we answered: buckets compared (the initiator's B each time)
+   * and of them found to differ (each costs both sides' digests of its
+   * members); a converged fleet adds B and 0. */
+  uint64_t sync_buckets, sync_buckets_differ;
   uint64_t reconnects;   /* syncs started with a failed member */
   unsigned awareness;    /* current Lifeguard score, 0..awareness_max */
   uint32_t incarnation;  /* ours */
@@ -403,18 +377,22 @@ int wr_swim_packet_peek(const wr_swim *sw, const uint8_t *pkt, size_t len,
                         char from[WR_SWIM_ID_MAX + 1]);
 
 /*
- * Anti-entropy (push-pull, scuttlebutt style).  Wire: length-prefixed
- * sealed frames (u32 big-endian length, <= WR_SWIM_SYNC_FRAME_MAX).  The
- * initiator sends a digest of every member (id, incarnation, state); the
- * responder answers with the full entries the initiator lacks or holds
- * older, plus its own digest; the initiator answers with what the
- * responder lacks; both then close.  Every entry is merged through the
- * same rules as gossip, except that a peer's DEAD about another member is
- * only a suspicion here, and a verdict about us in the peer's digest is
- * refuted at once (docs/SWIM.md).  When the application keeps USER state
- * (user_digest/user_get) the digests and states carry it too, and when it
- * has app_sync hooks each digest is followed by its app digest records
- * and each state by its app delta records (wr_swim_app_sync).
+ * Anti-entropy (push-pull).  Wire: length-prefixed sealed frames (u32
+ * big-endian length, <= WR_SWIM_SYNC_FRAME_MAX), stream version 4.  The
+ * initiator sends one hash per bucket of members (B buckets of 8 to 16
+ * members, the hashes kept current as the table changes); the responder
+ * answers with the buckets that differ and its digest (id, incarnation,
+ * state) of their members; the initiator answers with the full entries
+ * the responder lacks there plus its own digest of them; the responder
+ * sends what the initiator lacks; both then close.  A converged pair so
+ * exchanges about one byte per member, whatever changed elsewhere.  Every
+ * entry is merged through the same rules as gossip, except that a peer's
+ * DEAD about another member is only a suspicion here, and a verdict about
+ * us in the peer's digest is refuted at once (docs/SWIM.md).  When the
+ * application has app_sync hooks, the initiator's first message carries
+ * its app digest, the responder's its delta and digest, the initiator's
+ * second its delta (wr_swim_app_sync).  A peer on another stream version
+ * fails the session (WR_ERR_VERSION, syncs_version).
  */
 #define WR_SWIM_SYNC_FRAME_MAX (64 * 1024)
 
@@ -432,11 +410,11 @@ int wr_swim_sync_new(wr_swim *sw, wr_swim_sync **ps, int initiator,
 void wr_swim_sync_del(wr_swim_sync *s);
 /* Feeds stream bytes; returns 0 or a negative error, after which the
  * session is failed (counted in syncs_failed) and the adapter closes the
- * connection: WR_ERR_PROTO (malformed, out of order, unopenable, or an
- * app record the application refused), WR_ERR_VERSION (the peer speaks
- * another stream version; also counted in syncs_version), WR_ERR_LIMIT
- * (a digest beyond the caps), WR_ERR_CALLBACK (a USER or app hook
- * failed), WR_ERR_NOMEM. */
+ * connection: WR_ERR_PROTO (malformed, out of order, unopenable, a digest
+ * entry outside the differing buckets, or an app record the application
+ * refused), WR_ERR_VERSION (the peer speaks another stream version; also
+ * counted in syncs_version), WR_ERR_LIMIT (a summary or digest beyond the
+ * caps), WR_ERR_CALLBACK (an app hook failed), WR_ERR_NOMEM. */
 int wr_swim_sync_recv(wr_swim_sync *s, const uint8_t *data, size_t len,
                       wr_tstamp now);
 /* Bytes to write next (0: nothing now).  App records are pulled here as

@@ -26,6 +26,7 @@ void swim_members_free(swim_members *t) {
   for (size_t i = 0; i < t->n; i++) member_clear(t->mem, &t->v[i]);
   wr_mem_free(t->mem, t->v);
   wr_mem_free(t->mem, t->slots);
+  wr_mem_free(t->mem, t->bh);
   memset(t, 0, sizeof *t);
 }
 
@@ -99,7 +100,10 @@ ssize_t swim_members_add(swim_members *t, const char *id,
   m->gossip = *gossip;
   m->state_since = now;
   index_put(t, t->n);
-  return (ssize_t)t->n++;
+  swim_digest_toggle(t, m);
+  t->n++;
+  swim_digest_fit(t);
+  return (ssize_t)t->n - 1;
 }
 
 int swim_members_copy(swim_members *dst, const swim_members *src) {
@@ -134,6 +138,14 @@ int swim_members_copy(swim_members *dst, const swim_members *src) {
       *m->meta = *meta;
     }
   }
+  /* The source's digest level is exact for these members: copied, not
+   * recomputed (the simulator copies a 10,000-member table per node). */
+  if (src->nbh &&
+      (dst->bh = wr_mem_malloc(dst->mem, src->nbh * sizeof *dst->bh))) {
+    memcpy(dst->bh, src->bh, src->nbh * sizeof *dst->bh);
+    dst->nbh = src->nbh;
+  }
+  swim_digest_fit(dst);
   return 0;
 nomem:
   swim_members_free(dst);
@@ -178,6 +190,7 @@ static void index_del(swim_members *t, size_t slot) {
 
 void swim_members_remove(swim_members *t, size_t i) {
   size_t last = t->n - 1;
+  swim_digest_toggle(t, &t->v[i]);
   index_del(t, index_slot(t, i));
   member_clear(t->mem, &t->v[i]);
   if (i != last) {
@@ -185,6 +198,15 @@ void swim_members_remove(swim_members *t, size_t i) {
     t->v[i] = t->v[last];
   }
   t->n--;
+}
+
+void swim_members_set_state(swim_members *t, size_t i, uint8_t state,
+                            uint32_t incarnation) {
+  swim_member *m = &t->v[i];
+  swim_digest_toggle(t, m);
+  m->state = state;
+  m->incarnation = incarnation;
+  swim_digest_toggle(t, m);
 }
 
 void swim_members_swap(swim_members *t, size_t i, size_t j) {

@@ -388,7 +388,8 @@ static int susp_start(wr_swim *sw, size_t i, const char *accuser,
        * we drop this accusation instead (the member stays ALIVE here; the
        * accuser's own timer still runs, and a later probe or gossip can
        * suspect it again once memory is back). */
-      sw->mt.v[i].state = WR_SWIM_ALIVE;
+      swim_members_set_state(&sw->mt, i, WR_SWIM_ALIVE,
+                             sw->mt.v[i].incarnation);
       return -1;
     }
     memset(v + sw->nsusp, 0, (n - sw->nsusp) * sizeof *v);
@@ -464,8 +465,7 @@ static void set_state(wr_swim *sw, size_t i, wr_swim_state st, uint32_t inc,
                       wr_tstamp now) {
   swim_member *m = &sw->mt.v[i];
   if (m->state != st) m->state_since = now;
-  m->state = (uint8_t)st;
-  m->incarnation = inc;
+  swim_members_set_state(&sw->mt, i, (uint8_t)st, inc);
   if (st != WR_SWIM_SUSPECT) susp_clear(sw, i);
   if (st == WR_SWIM_DEAD || st == WR_SWIM_LEFT)
     grave_push(sw, swim_member_id(m), now);
@@ -1627,21 +1627,6 @@ void swim_core_self_digest(wr_swim *sw, uint32_t inc, uint8_t state,
   sw->merging = 1;
   apply_update(sw, &u, now);
   sw->merging = 0;
-}
-
-int swim_core_has_user_state(const wr_swim *sw) {
-  return sw->cb.user_digest && sw->cb.user_get;
-}
-
-int swim_core_user_digest(wr_swim *sw, wr_swim_user_emit_fn emit, void *ctx) {
-  if (!swim_core_has_user_state(sw)) return WR_ERR_CALLBACK;
-  return sw->cb.user_digest(sw, emit, ctx, sw->user_data);
-}
-
-wr_ssize swim_core_user_get(wr_swim *sw, const char *key, uint64_t *version,
-                            uint8_t *dst, size_t cap) {
-  if (!swim_core_has_user_state(sw)) return -1;
-  return sw->cb.user_get(sw, key, version, dst, cap, sw->user_data);
 }
 
 const wr_swim_app_sync *swim_core_app_sync(const wr_swim *sw, void **pud) {

@@ -53,6 +53,11 @@ typedef struct swim_members {
   size_t n, cap;
   uint32_t *slots; /* open addressing: member index + 1, 0 = empty */
   size_t nslots;   /* power of two, >= 2 n */
+  /* The bucket digest's fine level (digest.c): nbh hashes, a power of
+   * two, kept current by every add, remove and swim_members_set_state;
+   * NULL / 0 until the first member. */
+  uint64_t *bh;
+  size_t nbh;
 } swim_members;
 
 static inline const char *swim_member_id(const swim_member *m) {
@@ -76,6 +81,10 @@ int swim_members_set_meta(swim_members *t, size_t i, const wr_addr *data,
 int swim_members_copy(swim_members *dst, const swim_members *src);
 /* Removes member |i|; the last member takes its index. */
 void swim_members_remove(swim_members *t, size_t i);
+/* Member |i|'s state and incarnation: the only way to change them, so
+ * that the bucket digest follows. */
+void swim_members_set_state(swim_members *t, size_t i, uint8_t state,
+                            uint32_t incarnation);
 /* Fisher-Yates over the whole table; |below(ud, n)| is uniform in [0, n). */
 void swim_members_shuffle(swim_members *t, size_t (*below)(void *, size_t),
                           void *ud);
@@ -83,6 +92,27 @@ void swim_members_shuffle(swim_members *t, size_t (*below)(void *, size_t),
 void swim_members_swap(swim_members *t, size_t i, size_t j);
 void swim_members_info(const swim_members *t, size_t i,
                        wr_swim_member_info *out);
+
+/* ---- bucket digest (digest.c) -----------------------------------------
+ *
+ * XOR of h(id, incarnation, state) per bucket, bucket = idhash & (nb - 1)
+ * for a power-of-two nb; the table keeps a fine level current and folds
+ * it to the level a sync asks for.
+ */
+uint64_t swim_digest_idhash(const char *id);
+uint64_t swim_digest_entry(uint64_t idh, uint32_t inc, uint8_t state);
+/* XORs member |m|'s entry into the fine level (in, or out again). */
+void swim_digest_toggle(swim_members *t, const swim_member *m);
+/* XORs the table's bucket hashes at level |nb| into |out| (nb entries):
+ * folded from the fine level, or with |slow| (or a level finer than the
+ * table's) recomputed from the members. */
+void swim_digest_xor(const swim_members *t, uint64_t *out, size_t nb,
+                     int slow);
+/* |out| = the table's level |nb| recomputed from scratch (the reference
+ * the incremental level must always equal). */
+void swim_digest_recompute(const swim_members *t, uint64_t *out, size_t nb);
+/* Grows the fine level to the table's size when it crossed it. */
+void swim_digest_fit(swim_members *t);
 
 /* ---- broadcast queue (broadcast.c) -------------------------------------
  *
@@ -207,15 +237,9 @@ void swim_core_member_update(const wr_swim *sw, size_t i, wr_swim_update *u);
  * re-gossiping what we learn (the stream is the backstop, not news),
  * except our own refutations and members back from a DEAD verdict of
  * ours (held, or reaped and remembered).  A DEAD about another member is
- * merged as a SUSPECT (memberlist's mergeState).  USER entries go to the
- * user_update callback. */
+ * merged as a SUSPECT (memberlist's mergeState).  The sync sends member
+ * entries only (USER state left it in v4). */
 void swim_core_merge(wr_swim *sw, const wr_swim_update *u, wr_tstamp now);
-/* The application's USER state hooks (swim.h): 1 when both are set. */
-int swim_core_has_user_state(const wr_swim *sw);
-/* user_digest / user_get, or WR_ERR_CALLBACK / -1 without them. */
-int swim_core_user_digest(wr_swim *sw, wr_swim_user_emit_fn emit, void *ctx);
-wr_ssize swim_core_user_get(wr_swim *sw, const char *key, uint64_t *version,
-                            uint8_t *dst, size_t cap);
 /* A peer's digest entry about us: a verdict at or above our incarnation
  * (or an ALIVE above it) is refuted now, so the STATE we send next
  * already carries our new incarnation. */

@@ -73,10 +73,10 @@
 #include "warren/swim_uv.h"
 
 #define DEFAULT_MAX_SYNCS 8
-/* A sync is two digests (about 12 bytes per member each, so two frames
- * of at most 64 KiB per side at 10,000 members) plus the deltas, many
- * more frames when application state is far behind (a 10 MB app delta
- * takes ~1 s at 100 Mbit/s); 10 s
+/* A sync is four messages: bucket hashes (about 1 byte per member, 8 KiB
+ * at 10,000 members), then digests and entries of the buckets that
+ * differ, plus the app deltas, many more frames when application state
+ * is far behind (a 10 MB app delta takes ~1 s at 100 Mbit/s); 10 s
  * covers a slow WAN link many times over, and a hung peer gives its
  * socket back. */
 #define DEFAULT_SYNC_TIMEOUT_MS 10000
@@ -336,20 +336,6 @@ static int on_user_update(wr_swim *sw, const wr_swim_update *up, void *ud) {
   /* Nobody here consumes USER updates, so nobody can tell news from
    * repeats: passing them on would keep every copy circulating. */
   return 0;
-}
-
-/* USER state in anti-entropy is the application's (swim.h): forwarded
- * as is, and only offered to the core when the application has it. */
-static int on_user_digest(wr_swim *sw, wr_swim_user_emit_fn emit, void *ctx,
-                          void *ud) {
-  wr_swim_uv *u = ud;
-  return u->app_cb.user_digest(sw, emit, ctx, u->app_ud);
-}
-
-static wr_ssize on_user_get(wr_swim *sw, const char *key, uint64_t *version,
-                            uint8_t *dst, size_t cap, void *ud) {
-  wr_swim_uv *u = ud;
-  return u->app_cb.user_get(sw, key, version, dst, cap, u->app_ud);
 }
 
 /* ---- UDP ---- */
@@ -1199,10 +1185,6 @@ int wr_swim_uv_start(wr_swim_uv **pu, uv_loop_t *loop,
 
   wr_swim_callbacks cbs = {.member_changed = on_member_changed,
                            .user_update = on_user_update};
-  if (u->app_cb.user_digest && u->app_cb.user_get) {
-    cbs.user_digest = on_user_digest;
-    cbs.user_get = on_user_get;
-  }
   /* App-sync hooks take their own user_data, so they pass through as
    * they are; the pump below already pulls output after every write. */
   cbs.app_sync = u->app_cb.app_sync;

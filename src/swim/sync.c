@@ -1,68 +1,75 @@
 /*
- * Anti-entropy over a byte stream, scuttlebutt style: digests first, then
- * only what the other side lacks, so the cost follows the differences,
- * not the fleet size (apart from the digests themselves, ~12 bytes per
- * member).
+ * Anti-entropy over a byte stream, version 4: bucket hashes first, then
+ * member digests of the differing buckets only, then the entries each side
+ * lacks.  A converged pair therefore exchanges one hash per bucket (8
+ * bytes per 8 to 16 members) instead of ~12 bytes per member each way, and
+ * a difference costs the digests of its bucket, not of the fleet.
  *
- *   initiator                          responder
- *   DIGEST [UDIGEST] [ADIGEST] ------>
- *                          <---------- STATE [ADELTA] (what the initiator lacks)
- *                          <---------- DIGEST [UDIGEST] [ADIGEST] (its view)
- *   STATE [ADELTA] ------------------>  (what the responder lacks)
+ *   initiator                              responder
+ *   M1 SUMMARY [ADIGEST] ------------------>   B bucket hashes (digest.c)
+ *                                              compares: D = buckets that
+ *                                              differ
+ *                        <------------------ M2 BUCKETS DIGEST [ADELTA]
+ *                                               [ADIGEST]  D, and its
+ *                                               entries in D
+ *   M3 STATE DIGEST [ADELTA] -------------->   what it lacks in D, and
+ *                                              our entries in D
+ *                        <------------------ M4 STATE  what we lack in D
  *
  * Stream = frames: u32 length | sealed(plaintext), length <= 64 KiB.
- * plaintext = u8 version | u8 type | u8 last | u32 count | entry*
- *   DIGEST entry  = str id | u32 incarnation | u8 state
- *   UDIGEST entry = str key | u64 version      (application USER state)
- *   STATE entry   = an update in the gossip codec (ALIVE/SUSPECT/DEAD/LEFT,
- *                   and USER with its payload)
- *   ADIGEST entry = u16 len | record           (application state, opaque:
- *   ADELTA entry  = u16 len | record            1..WR_SWIM_APP_RECORD_MAX)
+ * plaintext = u8 version (4) | u8 type | u8 last | u32 count | entry*
+ *   SUMMARY (1) entry = u64 hash of bucket 0, 1, ... (count over the
+ *                       whole message = B, a power of two)
+ *   STATE   (2) entry = an update in the gossip codec (ALIVE, SUSPECT,
+ *                       DEAD, LEFT; nothing else)
+ *   BUCKETS (3) entry = u32 bucket index (< B, strictly increasing)
+ *   DIGEST  (4) entry = str id | u32 incarnation | u8 state (a member of
+ *                       a bucket in D)
+ *   ADELTA  (5), ADIGEST (6) entry = u16 len | record (application state,
+ *                       opaque: 1..WR_SWIM_APP_RECORD_MAX)
  * A message spans as many frames as it needs (a frame holds whole entries
- * of one type only; every entry, a 1 KiB USER payload or a 4 KiB app
- * record included, fits one frame many times over); |last| marks its
- * final frame.  A digest message is DIGEST frames, then UDIGEST frames
- * when the application keeps USER state, then ADIGEST frames when it has
- * app-sync hooks; a state message is STATE frames, then ADELTA frames.
- * Anything out of order, malformed or unopenable fails the session
- * (counted), and what was merged before stays merged: every entry obeys
- * the gossip rules (USER entries the application's version rule), with
- * swim_core_merge's departures for healing partitions: a DEAD about
- * another member is only a suspicion, a member back from DEAD is gossiped
- * on, and a verdict about us in the peer's digest is refuted before we
- * answer (src/swim/reconnect.c).
+ * of one type; an empty frame is sent only as a message's last); |last|
+ * marks its final frame, and within a message frame types only go up, so
+ * a peer cannot slip member entries in after its app records.  Anything
+ * out of order, malformed or unopenable fails the session (counted), and
+ * what was merged before stays merged: every entry obeys the gossip
+ * rules, with swim_core_merge's departures for healing partitions (a DEAD
+ * about another member is only a suspicion, a member back from DEAD is
+ * gossiped on) and a verdict about us in the peer's DIGEST refuted before
+ * we answer (src/swim/reconnect.c), which is why the exchange takes four
+ * messages: each side reads the other's digest of D before its STATE.
  *
- * USER state (swim.h, user_digest/user_get): the digest lists every
- * (key, version) the application holds; the other side sends back the
- * entries whose key the digest lacks or names at a lower version, fetched
- * with user_get only then, so the payloads cross only when needed.
+ * B is the initiator's: the largest power of two <= n / 8 (n counting
+ * itself), so buckets hold 8 to 16 members and the summary costs about 1
+ * byte per member (SYNC_PER_BUCKET below).  The responder folds its own
+ * fine level to B (digest.c); D is where the two differ.
  *
  * App state (swim.h, wr_swim_app_sync): opaque records the application
  * produces and consumes itself (the ownership table's per-owner digests
- * and deltas).  Those can be large (a node that was away while 10^5 names
- * changed), so they are the one part produced lazily: records are pulled
- * from the application one frame at a time, and only while less than
- * SYNC_OUT_BOUND bytes wait to be written (wr_swim_sync_send pulls
- * more as the socket drains).  Members and USER entries are produced
- * whole when their message starts, as before: they are bounded by the
- * fleet and by the USER caps.
+ * and deltas), carried as in v3: the initiator's app digest with M1, the
+ * responder's delta and digest with M2, the initiator's delta with M3.
+ * They can be large (a node that was away while 10^5 names changed), so
+ * they are pulled from the application one frame at a time, and only
+ * while less than SYNC_OUT_BOUND bytes wait to be written
+ * (wr_swim_sync_send pulls more as the socket drains).  Member parts are
+ * produced whole when their message starts: they are bounded by D.
  *
- * The output side is therefore a small producer with phases, apart from
- * the input side's states:
+ * The output side is a producer that writes one message as a list of
+ * phases, apart from the input side's states:
  *
- *   input state      message end (last frame)    output phases queued
- *   I_WAIT_STATE  -> I_WAIT_DIGEST
- *   I_WAIT_DIGEST -> DONE                        STATE, APP_DELTA
- *   R_WAIT_DIGEST -> R_WAIT_STATE                STATE, APP_DELTA, DIGEST,
- *                                                APP_DIGEST
- *   R_WAIT_STATE  -> DONE
- *   (initiator start)                            DIGEST, APP_DIGEST
+ *   input state   message end (last frame)   message queued (phases)
+ *   (initiator start)                        M1: SUMMARY, APP_DIGEST
+ *   R_WAIT_M1  -> R_WAIT_M3                  M2: DIFF, APP_DELTA, APP_DIGEST
+ *   I_WAIT_M2  -> I_WAIT_M4                  M3: STATE_DIGEST, APP_DELTA
+ *   R_WAIT_M3  -> DONE                       M4: STATE
+ *   I_WAIT_M4  -> DONE
  *
  * The session is over when the input is DONE, the producer idle and every
- * byte written.  Version 3 of the stream (2 added USER state, 3 the app
- * records): a peer on another version fails the session, counted apart
- * (syncs_version), and only anti-entropy with it stops until both run
- * the same version; gossip is unaffected.
+ * byte written.  A peer on another stream version (v3 before this one:
+ * full member digests and a per-key USER state path, which nothing used
+ * any more and which v4 dropped) fails the session with WR_ERR_VERSION,
+ * counted apart (syncs_version), so during a rolling upgrade anti-entropy
+ * between old and new nodes pauses while gossip goes on (docs/SWIM.md).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,12 +79,13 @@
 #include "warren/buf.h"
 #include "warren/err.h"
 
-#define SYNC_VERSION 3
-#define SYNC_DIGEST 1
+#define SYNC_VERSION 4
+#define SYNC_SUMMARY 1
 #define SYNC_STATE 2
-#define SYNC_UDIGEST 3
-#define SYNC_ADIGEST 4
+#define SYNC_BUCKETS 3
+#define SYNC_DIGEST 4
 #define SYNC_ADELTA 5
+#define SYNC_ADIGEST 6
 #define SYNC_HDR 7
 /* Plaintext room in one frame. */
 #define SYNC_PT_MAX (WR_SWIM_SYNC_FRAME_MAX - WR_SWIM_SEAL_OVERHEAD)
@@ -92,13 +100,24 @@
 #define SYNC_APP_ENTRY_MAX (2 + WR_SWIM_APP_RECORD_MAX)
 _Static_assert(SYNC_HDR + 2 * SYNC_APP_ENTRY_MAX <= SYNC_PT_MAX,
                "a frame holds several app records");
-/* A peer claiming more members than this is not a fleet we can hold. */
+/* A peer claiming more members than this in D is not a fleet we can
+ * hold. */
 #define SYNC_PEER_MAX 1000000
-/* Nor more USER keys than this: at ~20 bytes a digest entry, a million
- * keys is a 20 MB digest per sync, far past what a periodic full-key
- * digest is meant for (the ownership table would digest per owner
- * first). */
-#define SYNC_USER_MAX 1000000
+/*
+ * Members per bucket, on average at least: B = the largest power of two
+ * <= n / SYNC_PER_BUCKET, so a bucket holds 8 to 16.  Why 8: a converged
+ * pair pays B hashes of 8 bytes (0.5 to 1 byte per member: 8 KiB at
+ * 10,000 members, against ~120 KiB each way for v3's full digest), and a
+ * bucket that differs costs both sides' digests of it, 8 to 16 entries of
+ * ~12 bytes each way.  Halving the buckets halves the first and doubles
+ * the second; in a quiet fleet the first is paid at every sync and the
+ * second only for the few members whose state moved since the peer saw it
+ * (a suspicion, a death not yet reaped), so fewer, larger buckets win
+ * until a bucket's digests approach the summary's bytes.
+ */
+#define SYNC_PER_BUCKET 8
+/* A summary of 2^17 buckets (1 MiB, 17 frames) serves a million members. */
+#define SYNC_BUCKETS_MAX (1u << 17)
 
 typedef struct digest_ent {
   char id[WR_SWIM_ID_MAX + 1];
@@ -106,43 +125,36 @@ typedef struct digest_ent {
   uint8_t state;
 } digest_ent;
 
-/* One USER key with its version: the peer's digest, and our own keys the
- * peer lacks (collected during user_digest, fetched after it). */
-typedef struct user_ent {
-  char key[WR_SWIM_ID_MAX + 1];
-  uint64_t version;
-} user_ent;
-
-typedef struct user_vec {
-  user_ent *v;
-  size_t n, cap;
-} user_vec;
-
 /* Input states: what the session reads next. */
 enum {
-  S_I_WAIT_STATE, /* initiator: digest sent, reading the responder's STATE */
-  S_I_WAIT_DIGEST,
-  S_R_WAIT_DIGEST,
-  S_R_WAIT_STATE,
-  S_DONE,   /* nothing more to read */
+  S_I_WAIT_M2, /* initiator: summary sent, reading D and the peer's digest */
+  S_I_WAIT_M4, /* initiator: reading what we lack */
+  S_R_WAIT_M1, /* responder: reading the summary */
+  S_R_WAIT_M3, /* responder: reading the peer's state and digest */
+  S_DONE,      /* nothing more to read */
   S_FAILED,
 };
 
-/* Output phases: what the producer writes next (see the table above). */
+/* Output phases: one message is a list of them (the table above). */
 enum {
   P_IDLE,
-  P_DIGEST,     /* members + USER keys, whole */
-  P_APP_DIGEST, /* app digest records, pulled frame by frame */
-  P_STATE,      /* member + USER entries, whole */
-  P_APP_DELTA,  /* app delta records, pulled frame by frame */
+  P_SUMMARY,      /* M1: our bucket hashes, whole */
+  P_DIFF,         /* M2: D and our digest of it, whole */
+  P_STATE_DIGEST, /* M3: what the peer lacks in D, then our digest of D */
+  P_STATE,        /* M4: what the peer lacks in D */
+  P_APP_DIGEST,   /* app digest records, pulled frame by frame */
+  P_APP_DELTA,    /* app delta records, pulled frame by frame */
 };
+#define SYNC_PHASES_MAX 3
 
 struct wr_swim_sync {
   wr_swim *sw;
   wr_tstamp now; /* of the latest call that had a clock */
   const wr_mem *mem;
   int state, reported;
-  int phase, then; /* output: the phase now, the message after this one */
+  /* The message being written: its phases and the one running now. */
+  int plan[SYNC_PHASES_MAX];
+  int nplan, iplan;
   /* The application's app-sync hooks, and its session context: non-NULL
    * from begin until end (called once, in report()). */
   const wr_swim_app_sync *app;
@@ -151,11 +163,17 @@ struct wr_swim_sync {
   size_t in_len, in_cap;
   uint8_t *out;
   size_t out_len, out_off, out_cap;
-  digest_ent *peer;
+  /* B and the buckets that differ (a bitmap of B bits), once known: the
+   * initiator picks B, the responder learns it from the summary and
+   * computes D, the initiator learns D from BUCKETS. */
+  uint32_t nb;
+  uint8_t *diff;
+  uint32_t ndiff;
+  int64_t last_bucket; /* the previous BUCKETS entry (strictly increasing) */
+  uint64_t *sum;       /* responder: the peer's summary as it arrives */
+  size_t nsum, sum_cap;
+  digest_ent *peer;    /* the peer's DIGEST of D, sorted before use */
   size_t npeer, peer_cap;
-  user_vec upeer;  /* the peer's USER digest, sorted before use */
-  user_vec usend;  /* scratch for send_state */
-  int emit_err;    /* set by an emit callback that failed */
   uint8_t in_type; /* type of the previous frame of the message being read */
   uint64_t frames_in; /* frames opened and applied (wr_swim_sync_frames_in) */
   /* the frame being built (in the scratch below) */
@@ -212,28 +230,44 @@ static int frame_flush(wr_swim_sync *s, int last) {
   return 0;
 }
 
-static void msg_begin(wr_swim_sync *s, uint8_t type) {
+/* Entries of |type| follow: the frame at hand is closed first when it
+ * holds entries of another type (a frame carries one type), and an empty
+ * one is simply retyped, since only a message's last frame is ever sent
+ * empty. */
+static int frame_type(wr_swim_sync *s, uint8_t type) {
+  if (s->type == type) return 0;
+  if (s->count) {
+    int rv = frame_flush(s, 0);
+    if (rv) return rv;
+  }
   s->type = type;
+  s->count = 0;
+  s->pt_len = SYNC_HDR;
+  return 0;
+}
+
+/* Starts writing a message of |n| phases. */
+static void msg_plan(wr_swim_sync *s, int p0, int p1, int p2) {
+  int v[SYNC_PHASES_MAX] = {p0, p1, p2};
+  s->nplan = 0;
+  for (int k = 0; k < SYNC_PHASES_MAX; k++)
+    if (v[k] != P_IDLE) s->plan[s->nplan++] = v[k];
+  s->iplan = 0;
+  s->type = 0;
   s->count = 0;
   s->pt_len = SYNC_HDR;
 }
 
-/* The message's final frame: the producer moves on to the next message
- * queued (the responder's digest after its state), or goes idle. */
-static int msg_end(wr_swim_sync *s) {
-  int rv = frame_flush(s, 1);
-  s->phase = s->then;
-  s->then = P_IDLE;
-  return rv;
+static int phase_now(const wr_swim_sync *s) {
+  return s->iplan < s->nplan ? s->plan[s->iplan] : P_IDLE;
 }
 
-/* The members and USER part of a message is written: the app records
- * follow (phase |app_phase|) when the application has hooks, else the
- * message ends here. */
-static int eager_done(wr_swim_sync *s, int app_phase) {
-  if (!s->app) return msg_end(s);
-  s->phase = app_phase;
-  return frame_flush(s, 0);
+/* The running phase wrote everything: on to the next one, or the
+ * message ends with its last frame (sent even when empty). */
+static int phase_done(wr_swim_sync *s) {
+  if (++s->iplan < s->nplan) return 0;
+  s->nplan = s->iplan = 0;
+  return frame_flush(s, 1);
 }
 
 /* Appends one encoded entry, starting a new frame when this one is full. */
@@ -252,6 +286,72 @@ static uint8_t self_state(const wr_swim_update *u) {
   return u->kind == WR_SWIM_UPD_LEFT ? WR_SWIM_LEFT : WR_SWIM_ALIVE;
 }
 
+static int in_diff(const wr_swim_sync *s, uint64_t idh) {
+  uint32_t b = (uint32_t)(idh & (s->nb - 1));
+  return s->diff[b >> 3] >> (b & 7) & 1;
+}
+
+/* ---- the bucket summary ---- */
+
+/* Our bucket hashes at level |s->nb| XORed into |out|: the table's, and
+ * our own entry, which the table does not hold. */
+static void xor_ours(wr_swim_sync *s, uint64_t *out) {
+  wr_swim_update self;
+  swim_core_self_update(s->sw, &self);
+  swim_digest_xor(swim_core_table(s->sw), out, s->nb, 0);
+  uint64_t idh = swim_digest_idhash(self.id);
+  out[idh & (s->nb - 1)] ^=
+      swim_digest_entry(idh, self.incarnation, self_state(&self));
+}
+
+static int alloc_diff(wr_swim_sync *s) {
+  s->diff = wr_mem_calloc(s->mem, (s->nb + 7) / 8, 1);
+  return s->diff ? 0 : WR_ERR_NOMEM;
+}
+
+/* M1: B from our view of the fleet, then one hash per bucket. */
+static int send_summary(wr_swim_sync *s) {
+  size_t n = swim_core_table(s->sw)->n + 1, nb = 1;
+  while (nb * 2 * SYNC_PER_BUCKET <= n && nb * 2 <= SYNC_BUCKETS_MAX) nb *= 2;
+  s->nb = (uint32_t)nb;
+  uint64_t *h = wr_mem_calloc(s->mem, nb, sizeof *h);
+  if (!h || alloc_diff(s) != 0) {
+    wr_mem_free(s->mem, h);
+    return WR_ERR_NOMEM;
+  }
+  xor_ours(s, h);
+  int rv = frame_type(s, SYNC_SUMMARY);
+  for (size_t b = 0; rv == 0 && b < nb; b++) {
+    uint8_t e[8];
+    wr_put_u32(e, (uint32_t)(h[b] >> 32));
+    wr_put_u32(e + 4, (uint32_t)h[b]);
+    rv = msg_add(s, e, sizeof e);
+  }
+  wr_mem_free(s->mem, h);
+  return rv ? rv : phase_done(s);
+}
+
+/* The peer's summary is complete: D = the buckets where ours differs. */
+static int compute_diff(wr_swim_sync *s) {
+  if (!s->nsum || (s->nsum & (s->nsum - 1))) return WR_ERR_PROTO;
+  s->nb = (uint32_t)s->nsum;
+  if (alloc_diff(s) != 0) return WR_ERR_NOMEM;
+  xor_ours(s, s->sum); /* equal buckets XOR to 0 */
+  for (uint32_t b = 0; b < s->nb; b++)
+    if (s->sum[b]) {
+      s->diff[b >> 3] |= (uint8_t)(1u << (b & 7));
+      s->ndiff++;
+    }
+  swim_core_stats(s->sw)->sync_buckets += s->nb;
+  swim_core_stats(s->sw)->sync_buckets_differ += s->ndiff;
+  wr_mem_free(s->mem, s->sum);
+  s->sum = NULL;
+  s->nsum = s->sum_cap = 0;
+  return 0;
+}
+
+/* ---- member digests and states of D ---- */
+
 static int add_digest(wr_swim_sync *s, const char *id, uint32_t inc,
                       uint8_t state) {
   uint8_t e[1 + WR_SWIM_ID_MAX + 5];
@@ -263,101 +363,37 @@ static int add_digest(wr_swim_sync *s, const char *id, uint32_t inc,
   return msg_add(s, e, n + 6);
 }
 
-/* A key the application listed: one that can go on the wire. */
-static int user_key_ok(const char *key, size_t *plen) {
-  size_t n = strnlen(key, WR_SWIM_ID_MAX + 1);
-  *plen = n;
-  return n && n <= WR_SWIM_ID_MAX && wr_swim_bytes_ok((const uint8_t *)key, n,
-                                                      WR_SWIM_ID_MAX);
-}
-
-/* emit for send_digest: one UDIGEST entry.  The first one closes the
- * member frames, because a frame carries one type. */
-static int emit_digest(void *ctx, const char *key, uint64_t version) {
-  wr_swim_sync *s = ctx;
-  uint8_t e[1 + WR_SWIM_ID_MAX + 8];
-  size_t n;
-  int rv;
-  if (s->emit_err) return 1;
-  if (!user_key_ok(key, &n)) return 0; /* not ours to send: skipped */
-  if (s->type != SYNC_UDIGEST) {
-    if ((rv = frame_flush(s, 0)) != 0) goto fail;
-    msg_begin(s, SYNC_UDIGEST);
-  }
-  e[0] = (uint8_t)n;
-  memcpy(e + 1, key, n);
-  wr_put_u32(e + 1 + n, (uint32_t)(version >> 32));
-  wr_put_u32(e + 5 + n, (uint32_t)version);
-  if ((rv = msg_add(s, e, n + 9)) != 0) goto fail;
-  return 0;
-fail:
-  s->emit_err = rv;
-  return 1;
-}
-
+/* DIGEST: our entries (self included) in the buckets of D. */
 static int send_digest(wr_swim_sync *s) {
   swim_members *t = swim_core_table(s->sw);
   wr_swim_update self;
   int rv;
+  if ((rv = frame_type(s, SYNC_DIGEST)) != 0) return rv;
+  if (!s->ndiff) return 0;
   swim_core_self_update(s->sw, &self);
-  msg_begin(s, SYNC_DIGEST);
-  if ((rv = add_digest(s, self.id, self.incarnation, self_state(&self))) != 0)
+  if (in_diff(s, swim_digest_idhash(self.id)) &&
+      (rv = add_digest(s, self.id, self.incarnation, self_state(&self))) != 0)
     return rv;
-  for (size_t i = 0; i < t->n; i++)
-    if ((rv = add_digest(s, swim_member_id(&t->v[i]), t->v[i].incarnation,
-                         t->v[i].state)) != 0)
-      return rv;
-  if (swim_core_has_user_state(s->sw)) {
-    s->emit_err = 0;
-    rv = swim_core_user_digest(s->sw, emit_digest, s);
-    if (s->emit_err) return s->emit_err;
-    if (rv) return rv < 0 ? rv : WR_ERR_CALLBACK;
-  }
-  return eager_done(s, P_APP_DIGEST);
-}
-
-static int user_push(const wr_mem *mem, user_vec *v, const char *key,
-                     size_t n, uint64_t version) {
-  if (v->n == v->cap) {
-    if (v->cap >= SYNC_USER_MAX) return WR_ERR_LIMIT;
-    size_t cap = v->cap ? v->cap * 2 : 64;
-    user_ent *p = wr_mem_realloc(mem, v->v, cap * sizeof *p);
-    if (!p) return WR_ERR_NOMEM;
-    v->v = p;
-    v->cap = cap;
-  }
-  user_ent *e = &v->v[v->n++];
-  memcpy(e->key, key, n);
-  e->key[n] = 0;
-  e->version = version;
-  return 0;
-}
-
-static int cmp_user(const void *a, const void *b) {
-  return strcmp(((const user_ent *)a)->key, ((const user_ent *)b)->key);
-}
-
-/* emit for send_state: remember the keys the peer lacks or holds older;
- * their payloads are fetched after the listing is over. */
-static int emit_missing(void *ctx, const char *key, uint64_t version) {
-  wr_swim_sync *s = ctx;
-  user_ent probe;
-  size_t n;
-  if (s->emit_err) return 1;
-  if (!user_key_ok(key, &n)) return 0;
-  memcpy(probe.key, key, n);
-  probe.key[n] = 0;
-  const user_ent *p =
-      s->upeer.n ? bsearch(&probe, s->upeer.v, s->upeer.n, sizeof probe,
-                           cmp_user)
-                 : NULL;
-  if (p && p->version >= version) return 0;
-  int rv = user_push(s->mem, &s->usend, key, n, version);
-  if (rv) {
-    s->emit_err = rv;
-    return 1;
+  for (size_t i = 0; i < t->n; i++) {
+    const swim_member *m = &t->v[i];
+    const char *id = swim_member_id(m);
+    if (!in_diff(s, swim_digest_idhash(id))) continue;
+    if ((rv = add_digest(s, id, m->incarnation, m->state)) != 0) return rv;
   }
   return 0;
+}
+
+/* M2's member part: D, then our digest of it. */
+static int send_diff(wr_swim_sync *s) {
+  int rv = frame_type(s, SYNC_BUCKETS);
+  for (uint32_t b = 0; rv == 0 && b < s->nb; b++) {
+    if (!(s->diff[b >> 3] >> (b & 7) & 1)) continue;
+    uint8_t e[4];
+    wr_put_u32(e, b);
+    rv = msg_add(s, e, sizeof e);
+  }
+  if (rv == 0) rv = send_digest(s);
+  return rv ? rv : phase_done(s);
 }
 
 static int cmp_ent(const void *a, const void *b) {
@@ -365,91 +401,76 @@ static int cmp_ent(const void *a, const void *b) {
 }
 
 /* Does our (inc, state) say more than the peer's digest?  States rank as
- * the merge rules order them: alive < suspect < dead < left. */
+ * the merge rules order them: alive < suspect < dead < left.  A member
+ * the peer lacks is worth sending while it is alive or suspect (a verdict
+ * about a member it never knew teaches it nothing). */
 static int newer(const digest_ent *peer, uint32_t inc, uint8_t state) {
   if (!peer) return state == WR_SWIM_ALIVE || state == WR_SWIM_SUSPECT;
   return inc > peer->inc || (inc == peer->inc && state > peer->state);
 }
 
 static int add_state(wr_swim_sync *s, const wr_swim_update *u) {
-  uint8_t e[WR_SWIM_PACKET_MAX]; /* > any one update, USER included */
+  uint8_t e[WR_SWIM_PACKET_MAX]; /* > any one member update */
   wr_ssize n = wr_swim_update_encode(u, e, sizeof e);
   return n < 0 ? (int)n : msg_add(s, e, (size_t)n);
 }
 
-static const digest_ent *find_peer(const wr_swim_sync *s, const digest_ent *key) {
-  return s->npeer ? bsearch(key, s->peer, s->npeer, sizeof *s->peer, cmp_ent)
+static const digest_ent *find_peer(const wr_swim_sync *s, const char *id) {
+  digest_ent key;
+  snprintf(key.id, sizeof key.id, "%s", id);
+  return s->npeer ? bsearch(&key, s->peer, s->npeer, sizeof *s->peer, cmp_ent)
                   : NULL;
 }
 
-/* The USER half of STATE: what the peer's UDIGEST lacks or holds at a
- * lower version, sent as USER updates from us. */
-static int send_user_state(wr_swim_sync *s) {
-  static _Thread_local uint8_t payload[WR_SWIM_USER_MAX];
+/* STATE: every entry of ours in D that the peer's digest of D lacks or
+ * holds older. */
+static int send_state(wr_swim_sync *s) {
+  swim_members *t = swim_core_table(s->sw);
   wr_swim_update u;
   int rv;
-  if (s->upeer.n) qsort(s->upeer.v, s->upeer.n, sizeof *s->upeer.v, cmp_user);
-  s->usend.n = 0;
-  s->emit_err = 0;
-  rv = swim_core_user_digest(s->sw, emit_missing, s);
-  if (s->emit_err) return s->emit_err;
-  if (rv) return rv < 0 ? rv : WR_ERR_CALLBACK;
+  if ((rv = frame_type(s, SYNC_STATE)) != 0) return rv;
+  if (!s->ndiff) return 0;
+  if (s->npeer) qsort(s->peer, s->npeer, sizeof *s->peer, cmp_ent);
   swim_core_self_update(s->sw, &u);
-  u.kind = WR_SWIM_UPD_USER;
-  for (size_t k = 0; k < s->usend.n; k++) {
-    uint64_t version = 0;
-    wr_ssize n = swim_core_user_get(s->sw, s->usend.v[k].key, &version,
-                                    payload, sizeof payload);
-    if (n < 0 || n > WR_SWIM_USER_MAX) continue; /* gone since the listing */
-    snprintf(u.key, sizeof u.key, "%s", s->usend.v[k].key);
-    u.version = version;
-    u.payload = payload;
-    u.payload_len = (uint16_t)n;
+  if (in_diff(s, swim_digest_idhash(u.id)) &&
+      newer(find_peer(s, u.id), u.incarnation, self_state(&u)) &&
+      (rv = add_state(s, &u)) != 0)
+    return rv;
+  for (size_t i = 0; i < t->n; i++) {
+    const swim_member *m = &t->v[i];
+    const char *id = swim_member_id(m);
+    if (!in_diff(s, swim_digest_idhash(id)) ||
+        !newer(find_peer(s, id), m->incarnation, m->state))
+      continue;
+    swim_core_member_update(s->sw, i, &u);
     if ((rv = add_state(s, &u)) != 0) return rv;
   }
   return 0;
 }
 
-/* STATE: every entry the peer's digest lacks or holds older. */
-static int send_state(wr_swim_sync *s) {
-  swim_members *t = swim_core_table(s->sw);
-  wr_swim_update u;
-  digest_ent key;
-  int rv;
-  if (s->npeer) qsort(s->peer, s->npeer, sizeof *s->peer, cmp_ent);
-  msg_begin(s, SYNC_STATE);
-  swim_core_self_update(s->sw, &u);
-  snprintf(key.id, sizeof key.id, "%s", u.id);
-  const digest_ent *p = find_peer(s, &key);
-  if (newer(p, u.incarnation, self_state(&u)) && (rv = add_state(s, &u)) != 0)
-    return rv;
-  for (size_t i = 0; i < t->n; i++) {
-    const swim_member *m = &t->v[i];
-    snprintf(key.id, sizeof key.id, "%s", swim_member_id(m));
-    p = find_peer(s, &key);
-    if (!newer(p, m->incarnation, m->state)) continue;
-    swim_core_member_update(s->sw, i, &u);
-    if ((rv = add_state(s, &u)) != 0) return rv;
-  }
-  if (swim_core_has_user_state(s->sw)) {
-    if ((rv = send_user_state(s)) != 0) return rv;
-  }
-  return eager_done(s, P_APP_DELTA);
-}
+/* ---- app records ---- */
 
 /* One frame of app records (ADIGEST or ADELTA, after the phase), pulled
  * from the application while a record of maximal size still fits; the
- * frame is sealed before returning (the plaintext scratch is shared), as
- * the last one of its message when the application has no more. */
+ * frame is sealed before returning (the plaintext scratch is shared), or
+ * the phase ends when the application has no more. */
 static int app_frame(wr_swim_sync *s) {
-  int digest = s->phase == P_APP_DIGEST;
+  int digest = phase_now(s) == P_APP_DIGEST;
   wr_ssize (*next)(void *, uint8_t *, size_t) =
       digest ? s->app->digest_next : s->app->delta_next;
-  msg_begin(s, digest ? SYNC_ADIGEST : SYNC_ADELTA);
+  int rv = frame_type(s, digest ? SYNC_ADIGEST : SYNC_ADELTA);
+  if (rv) return rv;
   while (s->pt_len + SYNC_APP_ENTRY_MAX <= SYNC_PT_MAX) {
     uint8_t *rec = s->pt + s->pt_len + 2;
     wr_ssize n = next(s->app_ctx, rec, WR_SWIM_APP_RECORD_MAX);
-    if (n == 0) return msg_end(s);
+    if (n == 0) {
+      /* An app phase is never a message's first, so a non-empty frame
+       * of records is flushed here, before the next phase retypes it. */
+      if (s->iplan + 1 < s->nplan && s->count &&
+          (rv = frame_flush(s, 0)) != 0)
+        return rv;
+      return phase_done(s);
+    }
     if (n < 0 || n > WR_SWIM_APP_RECORD_MAX) return WR_ERR_CALLBACK;
     wr_put_u16(s->pt + s->pt_len, (uint16_t)n);
     s->pt_len += 2 + (size_t)n;
@@ -459,20 +480,37 @@ static int app_frame(wr_swim_sync *s) {
 }
 
 /* Writes output until SYNC_OUT_BOUND bytes wait or nothing is left to
- * write.  The whole phases (members, USER) may overshoot the bound: they
- * are written in one go, as they always were. */
+ * write.  The member phases may overshoot the bound: they are written in
+ * one go, and every phase leaves no half-built frame behind (the
+ * plaintext scratch is shared by all sessions). */
 static int produce(wr_swim_sync *s) {
   int rv = 0;
-  while (rv == 0 && s->phase != P_IDLE &&
+  while (rv == 0 && phase_now(s) != P_IDLE &&
          s->out_len - s->out_off < SYNC_OUT_BOUND) {
-    switch (s->phase) {
-    case P_DIGEST: rv = send_digest(s); break;
-    case P_STATE: rv = send_state(s); break;
+    switch (phase_now(s)) {
+    case P_SUMMARY: rv = send_summary(s); break;
+    case P_DIFF: rv = send_diff(s); break;
+    case P_STATE_DIGEST:
+      rv = send_state(s);
+      if (rv == 0) rv = send_digest(s);
+      if (rv == 0) rv = phase_done(s);
+      break;
+    case P_STATE:
+      rv = send_state(s);
+      if (rv == 0) rv = phase_done(s);
+      break;
     default: rv = app_frame(s); break;
     }
+    /* A member phase followed by an app phase leaves its entries in the
+     * scratch frame: sealed now, before produce can return. */
+    if (rv == 0 && s->count && phase_now(s) >= P_APP_DIGEST &&
+        s->type != SYNC_ADIGEST && s->type != SYNC_ADELTA)
+      rv = frame_flush(s, 0);
   }
   return rv;
 }
+
+/* ---- input ---- */
 
 /* One frame of the peer's app records, each handed to the application
  * (digest_in or delta_in by the frame's type); without hooks they are
@@ -497,6 +535,34 @@ static int read_app(wr_swim_sync *s, wr_rbuf *b, uint32_t count,
   return 0;
 }
 
+static int read_summary(wr_swim_sync *s, wr_rbuf *b, uint32_t count) {
+  if (count > SYNC_BUCKETS_MAX - s->nsum) return WR_ERR_LIMIT;
+  if (wr_rbuf_left(b) / 8 < count) return WR_ERR_PROTO; /* before allocating */
+  if (s->nsum + count > s->sum_cap) {
+    size_t cap = s->sum_cap ? s->sum_cap : 64;
+    while (cap < s->nsum + count) cap *= 2;
+    uint64_t *v = wr_mem_realloc(s->mem, s->sum, cap * sizeof *v);
+    if (!v) return WR_ERR_NOMEM;
+    s->sum = v;
+    s->sum_cap = cap;
+  }
+  for (uint32_t k = 0; k < count; k++)
+    if (wr_rbuf_u64(b, &s->sum[s->nsum++]) != 0) return WR_ERR_PROTO;
+  return 0;
+}
+
+static int read_buckets(wr_swim_sync *s, wr_rbuf *b, uint32_t count) {
+  for (uint32_t k = 0; k < count; k++) {
+    uint32_t i;
+    if (wr_rbuf_u32(b, &i) != 0 || i >= s->nb || (int64_t)i <= s->last_bucket)
+      return WR_ERR_PROTO;
+    s->last_bucket = i;
+    s->diff[i >> 3] |= (uint8_t)(1u << (i & 7));
+    s->ndiff++;
+  }
+  return 0;
+}
+
 static int read_digest(wr_swim_sync *s, wr_rbuf *b, uint32_t count) {
   wr_swim_update self;
   swim_core_self_update(s->sw, &self);
@@ -517,9 +583,13 @@ static int read_digest(wr_swim_sync *s, wr_rbuf *b, uint32_t count) {
       s->peer = v;
       s->peer_cap = cap;
     }
-    digest_ent *e = &s->peer[s->npeer++];
+    digest_ent *e = &s->peer[s->npeer];
     memcpy(e->id, id, n);
     e->id[n] = 0;
+    /* Only members of D: anything else is a peer that does not follow
+     * the exchange. */
+    if (!in_diff(s, swim_digest_idhash(e->id))) return WR_ERR_PROTO;
+    s->npeer++;
     e->inc = inc;
     e->state = st;
     /* What the peer thinks of us: refute a verdict now, so that the STATE
@@ -527,22 +597,6 @@ static int read_digest(wr_swim_sync *s, wr_rbuf *b, uint32_t count) {
      * this is how each side learns the other is back). */
     if (strcmp(e->id, self.id) == 0)
       swim_core_self_digest(s->sw, inc, st, s->now);
-  }
-  return 0;
-}
-
-static int read_udigest(wr_swim_sync *s, wr_rbuf *b, uint32_t count) {
-  for (uint32_t k = 0; k < count; k++) {
-    uint8_t n;
-    const uint8_t *key;
-    uint64_t version;
-    int rv;
-    if (wr_rbuf_u8(b, &n) != 0 || wr_rbuf_view(b, n, &key) != 0 || !n ||
-        !wr_swim_bytes_ok(key, n, WR_SWIM_ID_MAX) ||
-        wr_rbuf_u64(b, &version) != 0)
-      return WR_ERR_PROTO;
-    if ((rv = user_push(s->mem, &s->upeer, (const char *)key, n, version)) != 0)
-      return rv;
   }
   return 0;
 }
@@ -555,17 +609,30 @@ static int read_state(wr_swim_sync *s, wr_rbuf *b, uint32_t count,
     size_t left = wr_rbuf_left(b);
     wr_rbuf_view(b, 0, &rest);
     wr_ssize n = wr_swim_update_decode(rest, left, &u);
-    if (n < 0) return WR_ERR_PROTO;
+    if (n < 0 || u.kind == WR_SWIM_UPD_USER) return WR_ERR_PROTO;
     wr_rbuf_view(b, (size_t)n, &rest);
     swim_core_merge(s->sw, &u, now);
   }
   return 0;
 }
 
+/* Which frame types each input state reads (types only go up within a
+ * message, checked apart). */
+static int type_ok(int state, uint8_t type) {
+  switch (state) {
+  case S_R_WAIT_M1: return type == SYNC_SUMMARY || type == SYNC_ADIGEST;
+  case S_I_WAIT_M2:
+    return type == SYNC_BUCKETS || type == SYNC_DIGEST ||
+           type == SYNC_ADELTA || type == SYNC_ADIGEST;
+  case S_R_WAIT_M3:
+    return type == SYNC_STATE || type == SYNC_DIGEST || type == SYNC_ADELTA;
+  case S_I_WAIT_M4: return type == SYNC_STATE;
+  default: return 0; /* nothing more is expected */
+  }
+}
+
 /* One opened frame: check it is what this state expects, apply it, and
- * move on when it was the last frame of its message.  Within a message
- * frame types never go back (DIGEST < UDIGEST < ADIGEST, STATE < ADELTA),
- * so a peer cannot slip member entries in after the app records. */
+ * move on when it was the last frame of its message. */
 static int on_frame(wr_swim_sync *s, const uint8_t *pt, size_t len,
                     wr_tstamp now) {
   wr_rbuf b;
@@ -578,32 +645,19 @@ static int on_frame(wr_swim_sync *s, const uint8_t *pt, size_t len,
     swim_core_stats(s->sw)->syncs_version++;
     return WR_ERR_VERSION;
   }
+  /* A peer answers a message only once it has all of it, and ours is
+   * produced before its last frame can have left: input while we are
+   * still producing is a peer that does not wait for us. */
   if (wr_rbuf_u8(&b, &type) != 0 || wr_rbuf_u8(&b, &last) != 0 || last > 1 ||
-      wr_rbuf_u32(&b, &count) != 0 || type < s->in_type)
+      wr_rbuf_u32(&b, &count) != 0 || type < s->in_type ||
+      !type_ok(s->state, type) || phase_now(s) != P_IDLE)
     return WR_ERR_PROTO;
-  switch (s->state) {
-  case S_I_WAIT_STATE:
-  case S_R_WAIT_STATE:
-    if (type == SYNC_STATE)
-      rv = read_state(s, &b, count, now);
-    else if (type == SYNC_ADELTA)
-      rv = read_app(s, &b, count, type);
-    else
-      return WR_ERR_PROTO;
-    break;
-  case S_I_WAIT_DIGEST:
-  case S_R_WAIT_DIGEST:
-    if (type == SYNC_DIGEST)
-      rv = read_digest(s, &b, count);
-    else if (type == SYNC_UDIGEST)
-      rv = read_udigest(s, &b, count);
-    else if (type == SYNC_ADIGEST)
-      rv = read_app(s, &b, count, type);
-    else
-      return WR_ERR_PROTO;
-    break;
-  default:
-    return WR_ERR_PROTO; /* nothing more is expected */
+  switch (type) {
+  case SYNC_SUMMARY: rv = read_summary(s, &b, count); break;
+  case SYNC_STATE: rv = read_state(s, &b, count, now); break;
+  case SYNC_BUCKETS: rv = read_buckets(s, &b, count); break;
+  case SYNC_DIGEST: rv = read_digest(s, &b, count); break;
+  default: rv = read_app(s, &b, count, type); break;
   }
   if (rv) return rv;
   if (wr_rbuf_left(&b)) return WR_ERR_PROTO;
@@ -612,18 +666,21 @@ static int on_frame(wr_swim_sync *s, const uint8_t *pt, size_t len,
   s->in_type = 0;
   /* The whole message is in: the output it calls for is queued here and
    * written by produce() once the input at hand is consumed. */
+  int app = s->app != NULL;
   switch (s->state) {
-  case S_I_WAIT_STATE:
-    s->state = S_I_WAIT_DIGEST;
+  case S_R_WAIT_M1:
+    if ((rv = compute_diff(s)) != 0) return rv;
+    s->state = S_R_WAIT_M3;
+    msg_plan(s, P_DIFF, app ? P_APP_DELTA : P_IDLE,
+             app ? P_APP_DIGEST : P_IDLE);
     return 0;
-  case S_I_WAIT_DIGEST:
+  case S_I_WAIT_M2:
+    s->state = S_I_WAIT_M4;
+    msg_plan(s, P_STATE_DIGEST, app ? P_APP_DELTA : P_IDLE, P_IDLE);
+    return 0;
+  case S_R_WAIT_M3:
     s->state = S_DONE;
-    s->phase = P_STATE;
-    return 0;
-  case S_R_WAIT_DIGEST:
-    s->state = S_R_WAIT_STATE;
-    s->phase = P_STATE;
-    s->then = P_DIGEST;
+    msg_plan(s, P_STATE, P_IDLE, P_IDLE);
     return 0;
   default:
     s->state = S_DONE;
@@ -633,7 +690,8 @@ static int on_frame(wr_swim_sync *s, const uint8_t *pt, size_t len,
 
 /* Input done, output all produced and written. */
 static int finished(const wr_swim_sync *s) {
-  return s->state == S_DONE && s->phase == P_IDLE && s->out_off == s->out_len;
+  return s->state == S_DONE && phase_now(s) == P_IDLE &&
+         s->out_off == s->out_len;
 }
 
 /* The session's outcome, once: the application's end hook, then the
@@ -651,7 +709,7 @@ static void report(wr_swim_sync *s, int ok) {
 
 static int fail(wr_swim_sync *s, int rv) {
   s->state = S_FAILED;
-  s->phase = s->then = P_IDLE;
+  s->nplan = s->iplan = 0;
   report(s, 0);
   return rv;
 }
@@ -685,6 +743,10 @@ int wr_swim_sync_recv(wr_swim_sync *s, const uint8_t *data, size_t len,
     if ((rv = on_frame(s, s->pt, (size_t)n, now)) != 0) return fail(s, rv);
     s->frames_in++;
     off += 4 + flen;
+    /* A message ended and ours is due: produced before the next frame is
+     * read (the plaintext scratch is free again), so bytes that carry
+     * the peer's answer right behind it meet a finished message. */
+    if (phase_now(s) != P_IDLE && (rv = produce(s)) != 0) return fail(s, rv);
   }
   memmove(s->in, s->in + off, s->in_len - off);
   s->in_len -= off;
@@ -703,7 +765,8 @@ int wr_swim_sync_new(wr_swim *sw, wr_swim_sync **ps, int initiator,
   s->mem = mem;
   s->now = now;
   s->pt = frame_scratch;
-  s->state = initiator ? S_I_WAIT_STATE : S_R_WAIT_DIGEST;
+  s->last_bucket = -1;
+  s->state = initiator ? S_I_WAIT_M2 : S_R_WAIT_M1;
   s->app = swim_core_app_sync(sw, &s->app_ud);
   if (s->app) {
     s->app_ctx = s->app->begin(s->app_ud, initiator, now);
@@ -713,7 +776,7 @@ int wr_swim_sync_new(wr_swim *sw, wr_swim_sync **ps, int initiator,
     }
   }
   if (initiator) {
-    s->phase = P_DIGEST;
+    msg_plan(s, P_SUMMARY, s->app ? P_APP_DIGEST : P_IDLE, P_IDLE);
     int rv = produce(s);
     if (rv) {
       wr_swim_sync_del(s);
@@ -730,8 +793,8 @@ void wr_swim_sync_del(wr_swim_sync *s) {
   wr_mem_free(s->mem, s->in);
   wr_mem_free(s->mem, s->out);
   wr_mem_free(s->mem, s->peer);
-  wr_mem_free(s->mem, s->upeer.v);
-  wr_mem_free(s->mem, s->usend.v);
+  wr_mem_free(s->mem, s->sum);
+  wr_mem_free(s->mem, s->diff);
   wr_mem_free(s->mem, s);
 }
 

@@ -27,11 +27,6 @@ typedef struct node {
   wr_swim_keyring kr;
   int closed;
   int left;
-  /* One USER entry of application state (test_user_state_sync). */
-  char ukey[WR_SWIM_ID_MAX + 1];
-  uint64_t uversion;
-  char upayload[32];
-  size_t ulen;
   /* Application state behind the app-sync hooks (test_app_state_sync):
    * record i held at version[i] (0: not held). */
   uint64_t *version;
@@ -437,70 +432,6 @@ static void test_idle_conns_hold_no_outgoing_slot(void **state) {
   finish();
 }
 
-static int user_update(wr_swim *sw, const wr_swim_update *u, void *ud) {
-  node *n = ud;
-  (void)sw;
-  if (n->ukey[0] && (strcmp(n->ukey, u->key) || n->uversion >= u->version))
-    return 0;
-  snprintf(n->ukey, sizeof n->ukey, "%s", u->key);
-  n->uversion = u->version;
-  n->ulen = WR_MIN(u->payload_len, sizeof n->upayload);
-  memcpy(n->upayload, u->payload, n->ulen);
-  return 1;
-}
-
-static int user_digest(wr_swim *sw, wr_swim_user_emit_fn emit, void *ctx,
-                       void *ud) {
-  node *n = ud;
-  (void)sw;
-  if (n->ukey[0] && emit(ctx, n->ukey, n->uversion)) return -1;
-  return 0;
-}
-
-static wr_ssize user_get(wr_swim *sw, const char *key, uint64_t *version,
-                         uint8_t *dst, size_t cap, void *ud) {
-  node *n = ud;
-  (void)sw;
-  if (strcmp(n->ukey, key) != 0 || n->ulen > cap) return -1;
-  *version = n->uversion;
-  memcpy(dst, n->upayload, n->ulen);
-  return (wr_ssize)n->ulen;
-}
-
-static int b_has_route(void *arg) {
-  node *b = arg;
-  return b->uversion == 4 && !strcmp(b->ukey, "route/x");
-}
-
-/* The application's USER state crosses the adapter's sealed TCP sync: b
- * joins long after a set it (nothing was gossiped at all) and has it
- * once the join sync is done. */
-static void test_user_state_sync(void **state) {
-  (void)state;
-  static const wr_swim_callbacks cbs = {.user_update = user_update,
-                                        .user_digest = user_digest,
-                                        .user_get = user_get};
-  uv_loop_init(&loop);
-  start_cb = &cbs;
-  node a, b;
-  int pa = free_port(), pb = free_port();
-  assert_int_equal(start(&a, "a", pa, 7, 0), 0);
-  assert_int_equal(start(&b, "b", pb, 7, 0), 0);
-  start_cb = NULL;
-  strcpy(a.ukey, "route/x");
-  a.uversion = 4;
-  a.ulen = (size_t)snprintf(a.upayload, sizeof a.upayload, "owner=a");
-  wr_swim_uv_seed seed = {"127.0.0.1", (uint16_t)pa};
-  assert_int_equal(wr_swim_uv_join(b.u, &seed, 1), 0);
-  assert_true(run_until(b_has_route, &b, 5000));
-  assert_memory_equal(b.upayload, "owner=a", 7);
-  pair p = {&a, &b, 0};
-  close_node(&a);
-  close_node(&b);
-  assert_true(run_until(both_closed, &p, 2000));
-  finish();
-}
-
 /* ---- application state through the app-sync hooks ---------------------- */
 
 #define APP_RECORDS 2000
@@ -743,7 +674,6 @@ int main(void) {
       cmocka_unit_test(test_close_while_joining),
       cmocka_unit_test(test_sync_cap),
       cmocka_unit_test(test_idle_conns_hold_no_outgoing_slot),
-      cmocka_unit_test(test_user_state_sync),
       cmocka_unit_test(test_app_state_sync),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

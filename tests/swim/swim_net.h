@@ -25,7 +25,7 @@ typedef struct net_pkt {
 } net_pkt;
 
 /* A node's application USER state (net.user_state): key -> (version,
- * payload), newer version wins, as the ownership table will keep it. */
+ * payload), newer version wins, fed by gossip (user_update). */
 typedef struct net_uent {
   char key[WR_SWIM_ID_MAX + 1];
   uint64_t version;
@@ -37,7 +37,6 @@ typedef struct net_ustore {
   net_uent *v;
   size_t n, cap;
   unsigned news, stale; /* user_update: accepted, refused as not newer */
-  unsigned gets;        /* user_get calls */
 } net_ustore;
 
 typedef struct net {
@@ -58,7 +57,7 @@ typedef struct net {
   int dead_events[NET_MAX][NET_MAX];
   int user_seen[NET_MAX];
   int auto_sync; /* run anti-entropy in memory whenever a core asks */
-  int user_state; /* set before net_boot: USER state takes part in syncs */
+  int user_state; /* set before net_boot: keep USER state (newer wins) */
   net_ustore us[NET_MAX];
   /* A partition: while |partitioned|, nothing crosses between nodes of
    * different groups, datagrams nor sync streams. */
@@ -98,30 +97,6 @@ static inline int net_uset(net *nt, int i, const char *key, uint64_t version,
   e->len = (uint16_t)len;
   if (len) memcpy(e->payload, payload, len);
   return 1;
-}
-
-static inline int net_user_digest(wr_swim *sw, wr_swim_user_emit_fn emit,
-                                  void *ctx, void *ud) {
-  net *nt = ud;
-  int i = net_self(nt, sw);
-  if (i < 0) return 0;
-  for (size_t k = 0; k < nt->us[i].n; k++)
-    if (emit(ctx, nt->us[i].v[k].key, nt->us[i].v[k].version)) return -1;
-  return 0;
-}
-
-static inline wr_ssize net_user_get(wr_swim *sw, const char *key,
-                                    uint64_t *version, uint8_t *dst,
-                                    size_t cap, void *ud) {
-  net *nt = ud;
-  int i = net_self(nt, sw);
-  if (i < 0) return -1;
-  nt->us[i].gets++;
-  net_uent *e = net_ufind(&nt->us[i], key);
-  if (!e || e->len > cap) return -1;
-  *version = e->version;
-  memcpy(dst, e->payload, e->len);
-  return e->len;
 }
 
 static inline int net_cut(const net *nt, int i, int j) {
@@ -173,10 +148,6 @@ static int net_user_update(wr_swim *sw, const wr_swim_update *u, void *ud) {
 
 static inline void net_start(net *nt, int i, int know_all) {
   wr_swim_config c = nt->cfg;
-  if (nt->user_state) {
-    nt->cb.user_digest = net_user_digest;
-    nt->cb.user_get = net_user_get;
-  }
   snprintf(c.id, sizeof c.id, "n%d", i);
   c.gossip = net_addr(i);
   c.rand = wr_pcg32_fill;

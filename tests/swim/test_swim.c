@@ -379,309 +379,22 @@ static void test_sync_repairs_and_rejects_corruption(void **state) {
   net_free(&nt);
 }
 
-/* ---- USER state in anti-entropy ---------------------------------------- */
-
-static int has_version(int i, const char *key, uint64_t version) {
-  net_uent *e = net_ufind(&nt.us[i], key);
-  return e && e->version == version;
-}
-
-/* A node that was deaf while an update spread, and a node that joined
- * after the gossip died down, both get it at their next sync. */
-static void test_user_state_missed_update_synced(void **state) {
-  (void)state;
-  net_init(&nt, 7, NULL);
-  nt.user_state = 1;
-  nt.auto_sync = 1;
-  for (int i = 0; i < 6; i++) net_start(&nt, i, 0);
-  for (int i = 0; i < 6; i++)
-    for (int j = 0; j < 6; j++)
-      if (i != j) {
-        char id[8];
-        snprintf(id, sizeof id, "n%d", j);
-        wr_addr a = net_addr(j);
-        wr_swim_add_member(nt.sw[i], id, &a, NULL, 0, nt.now);
-      }
-  net_run(&nt, nt.now + 2000);
-  /* n5 hears nothing for 1.5 s (less than a suspicion), while n2 sets
-   * and gossips route/a. */
-  nt.group[5] = 1;
-  nt.partitioned = 1;
-  const char payload[] = "owner=n2";
-  assert_int_equal(net_uset(&nt, 2, "route/a", 7, payload, sizeof payload), 1);
-  assert_int_equal(wr_swim_broadcast_user(nt.sw[2], "route/a", 7,
-                                          (const uint8_t *)payload,
-                                          sizeof payload, nt.now), 0);
-  net_drain(&nt, 2);
-  net_run(&nt, nt.now + 1500);
-  nt.partitioned = 0;
-  net_run(&nt, nt.now + 3000); /* gossip about it is over by now */
-  assert_false(has_version(5, "route/a", 7));
-  /* The next periodic sync (30 s, first placed within 15..30 s) that
-   * involves n5 carries it (and any other node gossip missed gets it at
-   * its own). */
-  net_run(&nt, nt.now + 60000);
-  for (int i = 0; i < 6; i++) assert_true(has_version(i, "route/a", 7));
-  net_uent *e = net_ufind(&nt.us[5], "route/a");
-  assert_memory_equal(e->payload, payload, sizeof payload);
-  /* A node started now joins through n0 and pulls it with the join
-   * sync, long after any gossip of it. */
-  net_start(&nt, 6, 0);
-  wr_addr seed = net_addr(0);
-  assert_int_equal(wr_swim_join(nt.sw[6], &seed, 1, nt.now), 0);
-  net_drain(&nt, 6);
-  net_run(&nt, nt.now + 500);
-  assert_true(has_version(6, "route/a", 7));
-  net_free(&nt);
-}
-
-/* Digest first, then only what the other side lacks or holds older: a
- * newer version is never overwritten, and equal versions cross nothing. */
-static void test_user_state_newer_wins(void **state) {
-  (void)state;
-  net_init(&nt, 3, NULL);
-  nt.user_state = 1;
-  net_boot(&nt);
-  net_uset(&nt, 0, "k/new-at-0", 5, "five", 4);
-  net_uset(&nt, 1, "k/new-at-0", 3, "three", 5);
-  net_uset(&nt, 0, "k/new-at-1", 1, "one", 3);
-  net_uset(&nt, 1, "k/new-at-1", 9, "nine", 4);
-  net_uset(&nt, 0, "k/same", 2, "two", 3);
-  net_uset(&nt, 1, "k/same", 2, "two", 3);
-  net_uset(&nt, 1, "k/only-1", 1, "x", 1);
-  for (int dir = 0; dir < 2; dir++) {
-    assert_int_equal(net_sync(&nt, dir, !dir, SIZE_MAX), 0);
-    for (int i = 0; i < 2; i++) {
-      assert_true(has_version(i, "k/new-at-0", 5));
-      assert_true(has_version(i, "k/new-at-1", 9));
-      assert_true(has_version(i, "k/same", 2));
-      assert_true(has_version(i, "k/only-1", 1));
-      /* Nothing older was even offered. */
-      assert_int_equal(nt.us[i].stale, 0);
-    }
-  }
-  /* First sync: n0 fetched 1 payload (k/new-at-0), n1 fetched 2; the
-   * second sync found nothing to send. */
-  assert_int_equal(nt.us[0].gets, 1);
-  assert_int_equal(nt.us[1].gets, 2);
-  assert_memory_equal(net_ufind(&nt.us[1], "k/new-at-0")->payload, "five", 4);
-  /* n2 knows nothing: its sync with n0 gets all four. */
-  assert_int_equal(net_sync(&nt, 2, 0, SIZE_MAX), 0);
-  assert_int_equal(nt.us[2].n, 4);
-  net_free(&nt);
-}
-
-/* Builds one frame (identity seal: these cores have no keyring). */
-static size_t sync_frame(uint8_t *dst, uint8_t type, int last, uint32_t count,
-                         const uint8_t *body, size_t len) {
-  uint8_t *p = dst + 4;
-  p[0] = 3; /* stream version */
-  p[1] = type;
-  p[2] = (uint8_t)last;
-  p[3] = (uint8_t)(count >> 24);
-  p[4] = (uint8_t)(count >> 16);
-  p[5] = (uint8_t)(count >> 8);
-  p[6] = (uint8_t)count;
-  memcpy(p + 7, body, len);
-  uint32_t fl = (uint32_t)(7 + len);
-  dst[0] = (uint8_t)(fl >> 24);
-  dst[1] = (uint8_t)(fl >> 16);
-  dst[2] = (uint8_t)(fl >> 8);
-  dst[3] = (uint8_t)fl;
-  return 4 + fl;
-}
-
-static size_t udigest_entry(uint8_t *p, const char *key, uint64_t version) {
-  size_t n = strlen(key);
-  p[0] = (uint8_t)n;
-  memcpy(p + 1, key, n);
-  for (int b = 0; b < 8; b++) p[1 + n + b] = (uint8_t)(version >> (56 - 8 * b));
-  return n + 9;
-}
-
-/* A peer whose user digest lies (a version it does not have) or is
- * garbage changes nothing here: a lie only keeps us from sending, the
- * entries it then sends obey the version rule, and garbage fails the
- * session before anything is applied. */
-static void test_user_state_lying_digest(void **state) {
-  (void)state;
-  net_init(&nt, 2, NULL);
-  nt.user_state = 1;
-  net_boot(&nt);
-  net_uset(&nt, 0, "k", 5, "five", 4);
-  net_uset(&nt, 0, "other", 1, "o", 1);
-  static uint8_t in[4096];
-  uint8_t body[512];
-  size_t off = 0, bl;
-  /* DIGEST: the liar n1 alone; UDIGEST: "k" at 2^64-1, "other" at 0. */
-  bl = 0;
-  body[bl++] = 2;
-  memcpy(body + bl, "n1", 2), bl += 2;
-  memset(body + bl, 0, 5), bl += 5; /* incarnation 0, alive */
-  off += sync_frame(in + off, 1, 0, 1, body, bl);
-  bl = udigest_entry(body, "k", UINT64_MAX);
-  bl += udigest_entry(body + bl, "other", 0);
-  off += sync_frame(in + off, 3, 1, 2, body, bl);
-  wr_swim_sync *s;
-  assert_int_equal(wr_swim_sync_new(nt.sw[0], &s, 0, nt.now), 0);
-  assert_int_equal(wr_swim_sync_recv(s, in, off, nt.now), 0);
-  /* Only "other" was fetched to be sent: "k" is claimed newer. */
-  assert_int_equal(nt.us[0].gets, 1);
-  /* STATE from the liar: "k" at version 2 (older than ours). */
-  wr_swim_update u;
-  memset(&u, 0, sizeof u);
-  u.kind = WR_SWIM_UPD_USER;
-  strcpy(u.id, "n1");
-  strcpy(u.key, "k");
-  u.version = 2;
-  u.payload = (const uint8_t *)"two";
-  u.payload_len = 3;
-  wr_ssize el = wr_swim_update_encode(&u, body, sizeof body);
-  assert_true(el > 0);
-  off = sync_frame(in, 2, 1, 1, body, (size_t)el);
-  assert_int_equal(wr_swim_sync_recv(s, in, off, nt.now), 0);
-  assert_true(has_version(0, "k", 5));
-  assert_memory_equal(net_ufind(&nt.us[0], "k")->payload, "five", 4);
-  assert_int_equal(nt.us[0].stale, 1);
-  assert_int_equal(nt.us[0].news, 0);
-  wr_swim_sync_del(s);
-
-  /* Garbage in a UDIGEST: a key with a space, a truncated version, a
-   * count larger than the entries, an empty key.  Each fails the
-   * session; nothing is fetched or changed. */
-  static const char *bad_keys[] = {"a b", "", NULL};
-  for (int t = 0; t < 4; t++) {
-    unsigned gets = nt.us[0].gets;
-    assert_int_equal(wr_swim_sync_new(nt.sw[0], &s, 0, nt.now), 0);
-    if (t < 2) {
-      bl = udigest_entry(body, t == 0 ? bad_keys[0] : "k", 9);
-      if (t == 1) bl -= 3;
-      off = sync_frame(in, 3, 1, 1, body, bl);
-    } else if (t == 2) {
-      bl = udigest_entry(body, "k", 9);
-      off = sync_frame(in, 3, 1, 2, body, bl);
-    } else {
-      body[0] = 0; /* empty key */
-      memset(body + 1, 0, 8);
-      off = sync_frame(in, 3, 1, 1, body, 9);
-    }
-    assert_int_not_equal(wr_swim_sync_recv(s, in, off, nt.now), 0);
-    assert_int_equal(nt.us[0].gets, gets);
-    wr_swim_sync_del(s);
-  }
-  assert_true(has_version(0, "k", 5));
-  assert_int_equal(nt.us[0].n, 2);
-  net_free(&nt);
-}
-
-/* Moves bytes between two sessions in chunks of 1..97 bytes; returns
- * the number of frames each side wrote. */
-static int pump_chunked(wr_swim_sync *a, wr_swim_sync *b, unsigned frames[2]) {
-  wr_swim_sync *ss[2] = {a, b};
-  size_t chunk = 1;
-  /* Per side: bytes left of the frame being counted. */
-  size_t in_frame[2] = {0, 0};
-  uint8_t lenb[2][4];
-  size_t lenn[2] = {0, 0};
-  frames[0] = frames[1] = 0;
-  for (int round = 0; round < 1000000; round++) {
-    int moved = 0;
-    for (int side = 0; side < 2; side++) {
-      const uint8_t *d;
-      wr_ssize n = wr_swim_sync_send(ss[side], &d);
-      if (n <= 0) continue;
-      size_t take = WR_MIN((size_t)n, chunk);
-      chunk = chunk % 97 + 1;
-      for (size_t k = 0; k < take; k++) {
-        if (in_frame[side]) {
-          in_frame[side]--;
-          continue;
-        }
-        lenb[side][lenn[side]++] = d[k];
-        if (lenn[side] == 4) {
-          in_frame[side] = (size_t)lenb[side][0] << 24 |
-                           (size_t)lenb[side][1] << 16 |
-                           (size_t)lenb[side][2] << 8 | lenb[side][3];
-          lenn[side] = 0;
-          frames[side]++;
-        }
-      }
-      if (wr_swim_sync_recv(ss[!side], d, take, nt.now) != 0) return -1;
-      wr_swim_sync_consumed(ss[side], take);
-      moved = 1;
-    }
-    if (wr_swim_sync_done(a) && wr_swim_sync_done(b)) return 0;
-    if (!moved) return -1;
-  }
-  return -1;
-}
-
-/* Messages larger than one 64 KiB frame are split at entry boundaries and
- * arrive whole, whatever the stream's chunking: 300 payloads of 1000 bytes
- * (STATE) and 4,000 keys (UDIGEST). */
-static void test_user_state_split_frames(void **state) {
-  (void)state;
-  net_init(&nt, 2, NULL);
-  nt.user_state = 1;
-  net_boot(&nt);
-  uint8_t payload[1000];
-  for (int k = 0; k < 4000; k++) {
-    char key[32];
-    snprintf(key, sizeof key, "route/%04d", k);
-    memset(payload, k & 0xff, sizeof payload);
-    net_uset(&nt, 1, key, (uint64_t)k + 1, payload, k < 300 ? sizeof payload : 0);
-  }
-  wr_swim_sync *a, *b;
-  unsigned frames[2];
-  assert_int_equal(wr_swim_sync_new(nt.sw[0], &a, 1, nt.now), 0);
-  assert_int_equal(wr_swim_sync_new(nt.sw[1], &b, 0, nt.now), 0);
-  assert_int_equal(pump_chunked(a, b, frames), 0);
-  wr_swim_sync_del(a);
-  wr_swim_sync_del(b);
-  /* n1 wrote a STATE of ~300 KiB (>= 5 frames) and a 4,000-key digest
-   * (>= 2 frames); n0 then wrote a digest of its own. */
-  assert_true(frames[1] >= 7);
-  assert_int_equal(nt.us[0].n, 4000);
-  for (int k = 0; k < 4000; k += 37) {
-    char key[32];
-    snprintf(key, sizeof key, "route/%04d", k);
-    net_uent *e = net_ufind(&nt.us[0], key);
-    assert_non_null(e);
-    assert_int_equal(e->version, (uint64_t)k + 1);
-    assert_int_equal(e->len, k < 300 ? 1000 : 0);
-    if (k < 300) assert_int_equal(e->payload[999], k & 0xff);
-  }
-  /* Now n0's digest is the 4,000 keys: the reverse sync sends nothing. */
-  unsigned gets = nt.us[0].gets + nt.us[1].gets;
-  assert_int_equal(net_sync(&nt, 0, 1, SIZE_MAX), 0);
-  assert_int_equal(nt.us[0].gets + nt.us[1].gets, gets);
-  net_free(&nt);
-}
-
 /* ---- long partitions heal (src/swim/reconnect.c) ------------------------ */
 
 /* Two halves cut apart for 5 minutes: each declares the other dead and
  * reaps it (dead_reap 30 s), so no probe, gossip or periodic sync ever
  * crosses again.  Once the network heals, a reconnect attempt (every 30
  * s, with a member declared dead) bridges the halves and everyone is alive
- * everywhere within one reconnect interval plus a few probe rounds; the
- * USER state set on one side meanwhile reaches the other by its syncs. */
+ * everywhere within one reconnect interval plus a few probe rounds. */
 static void test_long_partition_heals(void **state) {
   (void)state;
   net_init(&nt, 8, NULL);
-  nt.user_state = 1;
   nt.auto_sync = 1;
   net_boot(&nt);
   net_run(&nt, nt.now + 5000);
   for (int i = 4; i < 8; i++) nt.group[i] = 1;
   nt.partitioned = 1;
   net_run(&nt, nt.now + 60000);
-  const char payload[] = "owner=n1";
-  net_uset(&nt, 1, "route/p", 3, payload, sizeof payload);
-  assert_int_equal(wr_swim_broadcast_user(nt.sw[1], "route/p", 3,
-                                          (const uint8_t *)payload,
-                                          sizeof payload, nt.now), 0);
-  net_drain(&nt, 1);
   net_run(&nt, nt.now + 240000);
   for (int i = 0; i < 8; i++) {
     /* The other half is reaped; this half is intact. */
@@ -715,13 +428,11 @@ static void test_long_partition_heals(void **state) {
       if (nt.group[j] == nt.group[i]) assert_int_equal(nt.dead_events[i][j], 0);
   }
   assert_true(reconnects > 0);
-  /* Stays healed, and the USER state crosses with the periodic syncs. */
+  /* Stays healed through the periodic syncs. */
   net_run(&nt, nt.now + 120000);
-  for (int i = 0; i < 8; i++) {
+  for (int i = 0; i < 8; i++)
     for (int j = 0; j < 8; j++)
       if (i != j) assert_int_equal(net_state(&nt, i, j), WR_SWIM_ALIVE);
-    assert_true(has_version(i, "route/p", 3));
-  }
   net_free(&nt);
 }
 
@@ -762,10 +473,6 @@ int main(void) {
       cmocka_unit_test(test_garbage_changes_nothing),
       cmocka_unit_test(test_join_through_seed_and_sync),
       cmocka_unit_test(test_sync_repairs_and_rejects_corruption),
-      cmocka_unit_test(test_user_state_missed_update_synced),
-      cmocka_unit_test(test_user_state_newer_wins),
-      cmocka_unit_test(test_user_state_lying_digest),
-      cmocka_unit_test(test_user_state_split_frames),
       cmocka_unit_test(test_long_partition_heals),
       cmocka_unit_test(test_long_partition_without_reconnect_stays_split),
   };

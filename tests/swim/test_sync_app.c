@@ -418,9 +418,9 @@ static size_t frame(uint8_t *dst, uint8_t version, uint8_t type, int last,
 
 /* Broken app frames fail the responder without reaching the application
  * (an empty record, one over WR_SWIM_APP_RECORD_MAX, a short one, a
- * count beyond the records, member entries after the app records); a
- * stream of the previous version (2) fails it cleanly and is counted
- * apart.  end is called once each time. */
+ * count beyond the records, a bucket summary after the app records); a
+ * stream of the previous version (3: a node not yet upgraded) fails it
+ * cleanly and is counted apart.  end is called once each time. */
 static void test_app_bad_frames(void **state) {
   (void)state;
   static uint8_t in[2 * WR_SWIM_SYNC_FRAME_MAX];
@@ -431,7 +431,7 @@ static void test_app_bad_frames(void **state) {
   size_t rl = put_kv(rec, &x);
   for (int t = 0; t < 6; t++) {
     size_t off = 0, bl = 0;
-    uint8_t ver = 3, type = 4;
+    uint8_t ver = 4, type = 6; /* ADIGEST */
     uint32_t count = 1;
     int last = 1;
     switch (t) {
@@ -449,15 +449,15 @@ static void test_app_bad_frames(void **state) {
       count = 2;
       break;
     case 4:
-      /* ADIGEST (valid), then a DIGEST frame in the same message. */
+      /* ADIGEST (valid), then a SUMMARY frame in the same message. */
       wr_put_u16(body, (uint16_t)rl);
       memcpy(body + 2, rec, rl);
-      off += frame(in, 3, 4, 0, 1, body, 2 + rl);
+      off += frame(in, 4, 6, 0, 1, body, 2 + rl);
       type = 1;
-      memcpy(body, digest, 8);
+      memset(body, 0, 8);
       bl = 8;
       break;
-    default: ver = 2; type = 1; memcpy(body, digest, 8); bl = 8; break;
+    default: ver = 3; type = 1; memcpy(body, digest, 8); bl = 8; break;
     }
     off += frame(in + off, ver, type, last, count, body, bl);
     wr_swim_sync *s;
@@ -507,7 +507,7 @@ static void test_app_end_once_every_path(void **state) {
   assert_true(n > 0);
   assert_int_equal(wr_swim_sync_recv(a, d, (size_t)n / 2, now), 0);
   /* A whole frame of an unknown type (identity seal). */
-  static const uint8_t junk[11] = {0, 0, 0, 7, 3, 9, 1, 0, 0, 0, 0};
+  static const uint8_t junk[11] = {0, 0, 0, 7, 4, 9, 1, 0, 0, 0, 0};
   assert_int_equal(wr_swim_sync_recv(b, junk, sizeof junk, now), WR_ERR_PROTO);
   assert_int_equal(app[1].ends, 1); /* at the failure, not later */
   assert_int_equal(app[0].ends, 0);

@@ -465,6 +465,17 @@ static void print_json(const cli *c, const sim_result *r) {
          (unsigned long long)r->last_chance_probes);
   printf("\"sync_bytes_per_session\":%.0f,\"sync_period_s\":%.1f,",
          r->sync_bytes_per_session, (double)r->sync_period_ms / 1000);
+  /* Steady state per node whatever the window caught: the window's UDP
+   * plus one session's bytes per sync period (every node starts one
+   * session a period, and a session's bytes count once). */
+  printf("\"bytes_per_node_per_s_amortised\":%.1f,"
+         "\"sync_buckets\":%llu,\"sync_buckets_differ\":%llu,",
+         r->udp_bytes_per_node_per_s +
+             (r->sync_period_ms
+                  ? r->sync_bytes_per_session * 1000 / (double)r->sync_period_ms
+                  : 0),
+         (unsigned long long)r->sync_buckets,
+         (unsigned long long)r->sync_buckets_differ);
   /* A count of 0 false deaths is only evidence after the run watched for
    * twice the longest suspicion timeout past its last fault. */
   printf("\"false_positives_window_s\":%.1f,"
@@ -605,6 +616,15 @@ static void print_table(const cli *c, const sim_result *r) {
          "traffic", r->bytes_per_node_per_s, r->udp_bytes_per_node_per_s,
          r->tcp_bytes_per_node_per_s, r->packets_per_node_per_s,
          r->idle_window_s);
+  printf("%-16s %.0f bytes a session every %.0f s per node (%llu of %llu "
+         "buckets differed); amortised %.1f bytes/node/s\n",
+         "sync", r->sync_bytes_per_session, (double)r->sync_period_ms / 1000,
+         (unsigned long long)r->sync_buckets_differ,
+         (unsigned long long)r->sync_buckets,
+         r->udp_bytes_per_node_per_s +
+             (r->sync_period_ms
+                  ? r->sync_bytes_per_session * 1000 / (double)r->sync_period_ms
+                  : 0));
   printf("%-16s peak %zu queued, evicted %llu membership and %llu USER "
          "updates\n",
          "piggyback", r->bcast_queue_peak,

@@ -112,6 +112,8 @@ static void measure(sim *s) {
     r->bcast_evicted_user += st.bcast_evicted_user;
     r->confirm_probes_per_victim += (double)st.confirm_probes;
     r->stale_corrections += st.stale_corrections;
+    r->sync_buckets += st.sync_buckets;
+    r->sync_buckets_differ += st.sync_buckets_differ;
     r->last_chance_probes += st.last_chance_probes;
   }
   if (s->nkill) {

@@ -130,6 +130,10 @@ typedef struct sim_result {
    * suspicions add to both). */
   double pings_per_victim, confirm_probes_per_victim;
   uint64_t stale_corrections, last_chance_probes; /* summed core stats */
+  /* Buckets compared by the syncs' responders and found to differ
+   * (summed core stats, sync v4): how much of a session is more than
+   * its bucket summary. */
+  uint64_t sync_buckets, sync_buckets_differ;
   uint64_t sync_period_ms;
   /* agreement after changes stopped */
   int converged;
