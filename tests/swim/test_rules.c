@@ -522,6 +522,7 @@ static void test_last_chance(void **state) {
   wr_swim_packet p;
   wr_addr to;
   uint32_t hello = 0;
+  unsigned asked = 0; /* bit per member shown our SUSPECT of m1 */
   for (int s = 0; s < 2600 && !hello; s++) {
     now += 10;
     wr_swim_tick(sw, now);
@@ -530,10 +531,20 @@ static void test_last_chance(void **state) {
         hello = p.seq;
       else if (p.type == WR_SWIM_PING && p.target[0])
         feed_msg(WR_SWIM_ACK, p.seq, p.target, NULL);
+      else if (p.type == WR_SWIM_GOSSIP && hello)
+        for (size_t j = 0; j < p.nupdates; j++)
+          if (p.updates[j].kind == WR_SWIM_UPD_SUSPECT &&
+              strcmp(p.updates[j].id, "m1") == 0)
+            asked |= 1u << to.ip[3];
     }
   }
   assert_true(hello != 0);
   expect("m1", WR_SWIM_SUSPECT, 0); /* not dead yet: it was asked */
+  /* ... and the fleet was shown our entry, so a member holding m1's
+   * refutation answers us (correct_stale): all 8 others (m0, m2..m8),
+   * never the suspect itself.  Fails without ask_fleet. */
+  if (asked != (0x1ffu & ~(1u << 1)))
+    fail_msg("members shown the lone suspicion: %#x", asked);
   wr_swim_packet ack;
   memset(&ack, 0, sizeof ack);
   ack.type = WR_SWIM_ACK;
