@@ -74,7 +74,7 @@ TABLE = "gbench_%d" % os.getpid()
 
 LOCK = threading.Condition()
 PROCS = []           # every Popen we started, for the cleanup
-PIDFILE = os.path.join(TMP, "pids")
+PIDFILE = os.path.join(TMP, "pids") if TMP else None
 
 
 def log(msg):
