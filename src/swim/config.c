@@ -70,13 +70,14 @@ static void lan(wr_swim_config *c) {
    * integer tunable allows, and it is what a silent failure (a host
    * that vanished: SIGSTOP on loopback) costs after its first failed
    * probe: it was 3 * log10(n) (memberlist uses 4), and SIGSTOP
-   * detection took 0.74-0.86x serf's time; with 1 it is about 0.4x
-   * (docs/BENCHMARKS.md, "Silent failures").  The price: a process
+   * detection took 0.63-0.86x serf's time; with 1 it took 0.38x at 20
+   * and at 50 members (docs/BENCHMARKS.md, "Silent failures").  The price: a process
    * that is frozen (GC, swap, a stopped VM) for more than about
    * 2 + log10(n) s is declared dead where it used to be 2 + 3 log10(n)
    * s, and refutes when it wakes (its names come back with it).  In the
-   * simulator: 0 false deaths at 10 % loss over 10 minutes (20, 50 and
-   * 1,000 members) and at 10,000 members and 30 % loss over 5 minutes. */
+   * simulator: 0 false deaths at 10 % and 30 % loss over 10 minutes at
+   * 20 and 50 members, and at 2,000 members and 30 % loss over 5 minutes
+   * (with the lone-suspicion fix in swim.c, ask_fleet). */
   c->suspicion_mult = 1;
   c->suspicion_max_timeout_mult = 18;
   /* k = 2: memberlist's (its suspicion_mult - 2). */
