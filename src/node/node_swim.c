@@ -113,8 +113,8 @@ static void swim_metrics(app *a, wr_metrics *m) {
        "Stale accusations answered with this node's newer entry, straight "
        "to the member that sent them."},
       {"warren_swim_last_chance_probes_total", NULL, NULL,
-       "Unconfirmed suspicions at their maximum whose suspect was asked "
-       "once more for its ALIVE before being declared dead."},
+       "Unconfirmed suspicions at their maximum whose suspect (and a few "
+       "random members) was asked once more before being declared dead."},
       {"warren_swim_indirect_probes_total", NULL, NULL,
        "Ping-reqs sent to relays after a direct probe went unanswered."},
       {"warren_swim_nacks_total", NULL, NULL,
