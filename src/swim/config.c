@@ -70,8 +70,8 @@ static void lan(wr_swim_config *c) {
    * integer tunable allows, and it is what a silent failure (a host
    * that vanished: SIGSTOP on loopback) costs after its first failed
    * probe: it was 3 * log10(n) (memberlist uses 4), and SIGSTOP
-   * detection took 0.63-0.86x serf's time; with 1 it took 0.38x at 20
-   * and at 50 members (docs/BENCHMARKS.md, "Silent failures").  The price: a process
+   * detection took 0.63-0.86x serf's time; with 1 it took 0.38-0.47x at 20
+   * and 0.38x at 50 members (docs/BENCHMARKS.md, "Silent failures").  The price: a process
    * that is frozen (GC, swap, a stopped VM) for more than about
    * 2 + log10(n) s is declared dead where it used to be 2 + 3 log10(n)
    * s, and refutes when it wakes (its names come back with it).  In the
