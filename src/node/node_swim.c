@@ -24,7 +24,9 @@ enum {
   MS_BADSEAL, MS_SUSPICIONS, MS_DEATHS, MS_REFUTATIONS, MS_PROBES,
   MS_PROBE_FAILURES, MS_SOCK_ERRORS, MS_SEND_DROPS, MS_SYNC_OK, MS_SYNC_FAILED,
   MS_SYNC_REFUSED, MS_REFUSED, MS_RECONNECTS, MS_EVICTED_MEMBER,
-  MS_EVICTED_USER, MS_SYNC_VERSION, MS_SYNC_APP_REJECTED, MS_SYNC_IDLE, MS_N
+  MS_EVICTED_USER, MS_SYNC_VERSION, MS_SYNC_APP_REJECTED, MS_SYNC_IDLE,
+  MS_CONFIRM_PROBES, MS_STALE_CORRECTIONS, MS_LAST_CHANCE, MS_INDIRECT,
+  MS_NACKS, MS_FOREIGN, MS_REAPED, MS_N
 };
 enum { GS_AWARENESS, GS_INCARNATION, GS_ALIVE, GS_SUSPECT, GS_DEAD, GS_LEFT,
        GS_QUEUE_MEMBER, GS_QUEUE_USER, GS_N };
@@ -46,7 +48,9 @@ static void swim_collect(void *ud) {
       us.udp_queue_drops + st.tx_dropped, us.sync_ok,
       us.sync_failed + us.sync_timeouts, us.sync_refused, st.refused,
       st.reconnects, st.bcast_evicted_member, st.bcast_evicted_user,
-      st.syncs_version, st.syncs_app_rejected, us.sync_idle};
+      st.syncs_version, st.syncs_app_rejected, us.sync_idle,
+      st.confirm_probes, st.stale_corrections, st.last_chance_probes,
+      st.indirect_probes, st.nacks_rx, st.rx_foreign, st.reaped};
   for (int i = 0; i < MS_N; i++) *a->m_swim[i] = v[i];
   json_int_t c[4];
   count_members(a, c);
@@ -102,6 +106,25 @@ static void swim_metrics(app *a, wr_metrics *m) {
       {"warren_swim_sync_idle_closed_total", NULL, NULL,
        "Accepted sync connections closed because no sealed frame arrived "
        "within the first-frame deadline (idle or keyless peers)."},
+      {"warren_swim_confirm_probes_total", NULL, NULL,
+       "Confirmation probes (also in probes_total): a suspicion heard from "
+       "another member, checked by this node at once."},
+      {"warren_swim_stale_corrections_total", NULL, NULL,
+       "Stale accusations answered with this node's newer entry, straight "
+       "to the member that sent them."},
+      {"warren_swim_last_chance_probes_total", NULL, NULL,
+       "Unconfirmed suspicions at their maximum whose suspect (and a few "
+       "random members) was asked once more before being declared dead."},
+      {"warren_swim_indirect_probes_total", NULL, NULL,
+       "Ping-reqs sent to relays after a direct probe went unanswered."},
+      {"warren_swim_nacks_total", NULL, NULL,
+       "NACKs received from relays that did not reach the target "
+       "(Lifeguard)."},
+      {"warren_swim_rx_foreign_total", NULL, NULL,
+       "PINGs naming another member id, and ACKs for no outstanding probe "
+       "(late, or a restarted peer)."},
+      {"warren_swim_reaped_total", NULL, NULL,
+       "Dead and left members removed from the table after dead-reap."},
   };
   static const struct {
     const char *name, *lk, *lv, *help;

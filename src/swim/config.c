@@ -44,19 +44,43 @@ static void lan(wr_swim_config *c) {
    * because the chatter does.  Relays are distinct, and the Lifeguard nack penalty
    * is scaled to 3 relays (swim.c).  docs/BENCHMARKS.md has the runs. */
   c->indirect_checks = 16;
-  /* Suspicion lasts at least mult * log10(n) rounds: time for the suspect
-   * to hear of it and for its refutation to spread back.  memberlist uses
-   * 4; warren uses 3, because confirmation probes (below) make the
-   * minimum apply only to failures k other members saw for themselves,
-   * while a lone accusation still waits 6x as long.  2 was faster still
-   * but declared 19 healthy members dead at 1,000 nodes and 30 % loss in
-   * the simulator (3 with 3 or 4): docs/BENCHMARKS.md. */
-  c->suspicion_mult = 3;
-  /* Lifeguard: start at 6x the minimum and shrink with independent
-   * confirmations, so a lone (possibly unhealthy) accuser is slow to
-   * kill and a chorus is fast. */
-  c->suspicion_max_timeout_mult = 6;
-  /* memberlist uses suspicion_mult - 2 = 2. */
+  /* The suspicion timer runs from max = 18 * log10(n) rounds down to
+   * min = 1 * log10(n) rounds as k independent members confirm it
+   * (Lifeguard; swim.c, susp_retime).  Both ends have a different job:
+   *
+   * max is what a lone accusation costs, the case of a live member that
+   * one prober (perhaps itself slow or badly connected) failed to reach:
+   * the suspect must hear of it and its refutation must reach everyone
+   * who heard the suspicion, at any loss, with a margin for the rare
+   * member the refutation's epidemic misses.  18 * log10(n) rounds is
+   * what warren had (3 * 6) and what 0 false deaths at 10,000 members
+   * and 30 % loss was measured with; it stays.
+   *
+   * min applies only once k other members saw the suspect fail for
+   * themselves, each with a probe as strong as a normal one (direct,
+   * then 16 relays: a live member fails one with probability 6e-9 at
+   * 10 % loss, 0.6 % at 30 %).  A member that k + 1 members cannot
+   * reach on 17 paths each is not serving anyone, and a live suspect
+   * answers the accuser's direct notice and the buddy probes within a
+   * round trip and its refutation spreads within a few gossip
+   * intervals (about 0.2 s at 50 members): so min needs to cover the
+   * confirmations themselves (one probe interval) and dissemination,
+   * not the several rounds Lifeguard's default gives.  1 * log10(n)
+   * rounds (1.3 s at 20 members, 1.7 s at 50) is the smallest the
+   * integer tunable allows, and it is what a silent failure (a host
+   * that vanished: SIGSTOP on loopback) costs after its first failed
+   * probe: it was 3 * log10(n) (memberlist uses 4), and SIGSTOP
+   * detection took 0.63-0.86x serf's time; with 1 it took 0.38-0.47x at 20
+   * and 0.38x at 50 members (docs/BENCHMARKS.md, "Silent failures").  The price: a process
+   * that is frozen (GC, swap, a stopped VM) for more than about
+   * 2 + log10(n) s is declared dead where it used to be 2 + 3 log10(n)
+   * s, and refutes when it wakes (its names come back with it).  In the
+   * simulator: 0 false deaths at 10 % and 30 % loss over 10 minutes at
+   * 20 and 50 members, and at 2,000 members and 30 % loss over 5 minutes
+   * (with the lone-suspicion fix in swim.c, ask_fleet). */
+  c->suspicion_mult = 1;
+  c->suspicion_max_timeout_mult = 18;
+  /* k = 2: memberlist's (its suspicion_mult - 2). */
   c->suspicion_confirmations = 2;
   /* Each update rides mult * ceil(log10(n+1)) packets: epidemic spread
    * reaches all n members with high probability at that fan-out. */
@@ -141,7 +165,13 @@ int wr_swim_config_profile(wr_swim_config *c, const char *name) {
     lan(c);
     c->probe_interval_ms = 5000;
     c->probe_timeout_ms = 3000;
+    /* memberlist's WAN minimum (6 * log10(n) rounds of 5 s), and the
+     * Lifeguard maximum 6x that as memberlist has it: a WAN's loss
+     * comes in bursts and its members behind NATs and firewalls, where
+     * the confirmations the LAN profile relies on are weaker
+     * evidence. */
     c->suspicion_mult = 6;
+    c->suspicion_max_timeout_mult = 6;
     c->gossip_nodes = 4;
     c->gossip_interval_ms = 500;
     c->gossip_to_dead_ms = 60000;
@@ -157,7 +187,14 @@ int wr_swim_config_profile(wr_swim_config *c, const char *name) {
     lan(c);
     c->probe_timeout_ms = 200;
     c->indirect_checks = 1;
+    /* Every node of a loopback fleet shares the host's CPUs, and a
+     * loaded test box starves processes for seconds: the confirmed
+     * minimum stays at 3 * log10(n) rounds (the LAN profile's before
+     * issue 14), so a starved test node is not declared dead after 2 s.
+     * With one relay a confirmation is weaker here, too.  The maximum
+     * is 6x the minimum, as before. */
     c->suspicion_mult = 3;
+    c->suspicion_max_timeout_mult = 6;
     /* memberlist's local profile uses 2; with ten nodes joining at once
      * that left views to the periodic sync (swim10 took 11-28 s to see
      * everyone; 0.2 s with 4). */

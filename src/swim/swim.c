@@ -554,6 +554,36 @@ static void confirm_probe(wr_swim *sw, size_t i, wr_tstamp now) {
   sw->st.confirm_probes++;
 }
 
+/* A lone suspicion of member |i| reached its maximum: besides asking
+ * the suspect (the hello PING), show our entry (SUSPECT at the
+ * incarnation we hold) to indirect_checks distinct random members.  One
+ * that holds a newer entry (the suspect refuted and we missed it) answers
+ * us directly with it (correct_stale); one that holds the same suspicion
+ * or none just learns of it, as from any gossip.  At 30 % loss the hello
+ * alone fails half the time (two datagrams), and that was how the false
+ * deaths left at 2,000 members happened: one member missed a refutation
+ * the rest of the fleet had, for a minute, and its lone verdict then
+ * spread (docs/BENCHMARKS.md, "Silent failures").  16 askers fail all
+ * together with probability 0.51^16 = 2e-5.  The cost is 16 datagrams
+ * per lone suspicion that runs its course, which a real failure never
+ * does (it gathers its confirmations). */
+static void ask_fleet(wr_swim *sw, size_t i) {
+  size_t n = sw->mt.n, picked[SWIM_INDIRECT_MAX];
+  unsigned want = WR_MIN(sw->cfg.indirect_checks, SWIM_INDIRECT_MAX), sent = 0;
+  const char *id = swim_member_id(&sw->mt.v[i]);
+  for (unsigned tries = 0; sent < want && n && tries < 3 * want + 3; tries++) {
+    size_t r = rand_below(sw, n), j = 0;
+    while (j < sent && picked[j] != r) j++;
+    const swim_member *m = &sw->mt.v[r];
+    if (j < sent || r == i || m->state != WR_SWIM_ALIVE) continue;
+    swim_out *o = out_push(sw, WR_SWIM_GOSSIP, &m->gossip);
+    if (!o) break;
+    o->extra |= EXTRA_ABOUT;
+    snprintf(o->about, sizeof o->about, "%s", id);
+    picked[sent++] = r;
+  }
+}
+
 /* Our confirmation probe |c| went unanswered (or was refused): we
  * confirm the suspicion, as one more independent witness. */
 static void confirm_failed(wr_swim *sw, swim_confirm *c, int refused,
@@ -1257,6 +1287,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
         h->seq = ++sw->seq;
         sw->hello_seq[sw->hello_next++ % WR_ARRAY_LEN(sw->hello_seq)] = h->seq;
       }
+      ask_fleet(sw, (size_t)i);
       s->asked = 1;
       s->deadline = now + scaled(sw, sw->cfg.probe_interval_ms);
       sw->st.last_chance_probes++;

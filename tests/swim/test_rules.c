@@ -31,6 +31,7 @@ static unsigned indirect_checks; /* 0: the profile's */
 static unsigned confirmations;   /* 0: the profile's */
 static unsigned push_fanout;     /* 0: the profile's */
 static uint64_t core_seed = 7;
+static int lan_timing; /* 1: the LAN profile's suspicion timings as they are */
 
 static void make_core(int members, int lifeguard) {
   wr_swim_config c;
@@ -40,7 +41,11 @@ static void make_core(int members, int lifeguard) {
   if (push_fanout) c.push_fanout = push_fanout;
   c.confirm_probes = confirm_probes;
   c.refused_suspicion_ms = refused_ms;
-  c.suspicion_mult = 4; /* memberlist's, so the numbers below are its */
+  if (!lan_timing) {
+    /* memberlist's, so the numbers below are its */
+    c.suspicion_mult = 4;
+    c.suspicion_max_timeout_mult = 6;
+  }
   strcpy(c.id, "me");
   c.gossip = addr(200);
   c.rand = wr_pcg32_fill;
@@ -437,6 +442,52 @@ static void test_suspicion_timer(void **state) {
   confirm_probes = 4;
 }
 
+/* The LAN profile's timings (issue 14) at n = 19 + us = 20, log10 n =
+ * 1.301: min = 1 x 1.301 x 1 s = 1,301 ms, max = 18 x min = 23,418 ms,
+ * k = 2.  A silent failure confirmed by two other members ends at the
+ * minimum, 1.3 s after the suspicion began (it was 3 x 1.301 = 3.9 s);
+ * one confirmation gives 23,418 - (log 2 / log 3) x 22,117 = 9,463 ms;
+ * a lone accusation still waits the old maximum (3 x 6 = 18 rounds per
+ * log10 n) plus the last-chance interval.  Fails with the pre-issue-14
+ * LAN profile (mult 3, max mult 6: 3,903 / 11,104 / 24,418 ms). */
+static void test_lan_suspicion_timing(void **state) {
+  (void)state;
+  struct {
+    int accusers;
+    wr_tstamp lo, hi;
+  } cases[] = {{3, 1300, 1320}, {2, 9460, 9480}, {1, 24410, 24440}};
+  confirm_probes = 0; /* only the accusers we feed count */
+  lan_timing = 1;
+  wr_swim_config c;
+  wr_swim_config_default(&c);
+  assert_int_equal(c.suspicion_mult, 1);
+  assert_int_equal(c.suspicion_max_timeout_mult, 18);
+  for (size_t k = 0; k < WR_ARRAY_LEN(cases); k++) {
+    make_core(19, 1);
+    for (int a = 0; a < cases[k].accusers; a++) {
+      wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
+      snprintf(u.from, sizeof u.from, "m%d", 2 + a);
+      feed(&u);
+    }
+    wr_tstamp t = time_to_dead("m1", 30000);
+    if (t < cases[k].lo || t > cases[k].hi)
+      fail_msg("LAN, %d accusers: dead after %llu ms", cases[k].accusers,
+               (unsigned long long)t);
+    wr_swim_del(sw);
+  }
+  lan_timing = 0;
+  confirm_probes = 4;
+  /* The other profiles keep their timings: WAN memberlist's 6 x log10 n
+   * rounds of 5 s with Lifeguard's 6x maximum, local (one loaded host)
+   * the LAN's old 3 and 6x. */
+  assert_int_equal(wr_swim_config_profile(&c, "wan"), 0);
+  assert_int_equal(c.suspicion_mult, 6);
+  assert_int_equal(c.suspicion_max_timeout_mult, 6);
+  assert_int_equal(wr_swim_config_profile(&c, "local"), 0);
+  assert_int_equal(c.suspicion_mult, 3);
+  assert_int_equal(c.suspicion_max_timeout_mult, 6);
+}
+
 /* A suspicion at a higher incarnation than the one we hold is a new one
  * (the member refuted ours and we missed it): its timer starts afresh
  * instead of inheriting the old deadline. */
@@ -471,6 +522,7 @@ static void test_last_chance(void **state) {
   wr_swim_packet p;
   wr_addr to;
   uint32_t hello = 0;
+  unsigned asked = 0; /* bit per member shown our SUSPECT of m1 */
   for (int s = 0; s < 2600 && !hello; s++) {
     now += 10;
     wr_swim_tick(sw, now);
@@ -479,10 +531,20 @@ static void test_last_chance(void **state) {
         hello = p.seq;
       else if (p.type == WR_SWIM_PING && p.target[0])
         feed_msg(WR_SWIM_ACK, p.seq, p.target, NULL);
+      else if (p.type == WR_SWIM_GOSSIP && hello)
+        for (size_t j = 0; j < p.nupdates; j++)
+          if (p.updates[j].kind == WR_SWIM_UPD_SUSPECT &&
+              strcmp(p.updates[j].id, "m1") == 0)
+            asked |= 1u << to.ip[3];
     }
   }
   assert_true(hello != 0);
   expect("m1", WR_SWIM_SUSPECT, 0); /* not dead yet: it was asked */
+  /* ... and the fleet was shown our entry, so a member holding m1's
+   * refutation answers us (correct_stale): all 8 others (m0, m2..m8),
+   * never the suspect itself.  Fails without ask_fleet. */
+  if (asked != (0x1ffu & ~(1u << 1)))
+    fail_msg("members shown the lone suspicion: %#x", asked);
   wr_swim_packet ack;
   memset(&ack, 0, sizeof ack);
   ack.type = WR_SWIM_ACK;
@@ -1323,6 +1385,7 @@ int main(void) {
       cmocka_unit_test(test_hello_to_unknown_pinger),
       cmocka_unit_test(test_self_refutation),
       cmocka_unit_test(test_suspicion_timer),
+      cmocka_unit_test(test_lan_suspicion_timing),
       cmocka_unit_test(test_many_confirmations),
       cmocka_unit_test(test_last_chance),
       cmocka_unit_test(test_suspicion_restarts),
