@@ -87,6 +87,10 @@ wr_ssize wr_routes_ingest_run(wr_routes *t, size_t max,
     if (rv < 0) return rv;
     if (rv == 1 && relay) relay(&slot->e, slot->enc, slot->len, ud);
   }
+  /* Empty: start again at the first slot, so a quiet node keeps only the
+   * few pages of the ring that one turn's updates use resident, not all
+   * ~760 KiB a wrapping head would touch over time. */
+  if (!t->iq_n) t->iq_head = 0;
   return (wr_ssize)done;
 }
 
