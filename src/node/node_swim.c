@@ -26,7 +26,8 @@ enum {
   MS_SYNC_REFUSED, MS_REFUSED, MS_RECONNECTS, MS_EVICTED_MEMBER,
   MS_EVICTED_USER, MS_SYNC_VERSION, MS_SYNC_APP_REJECTED, MS_SYNC_IDLE,
   MS_CONFIRM_PROBES, MS_STALE_CORRECTIONS, MS_LAST_CHANCE, MS_INDIRECT,
-  MS_NACKS, MS_FOREIGN, MS_REAPED, MS_N
+  MS_NACKS, MS_FOREIGN, MS_REAPED, MS_SYNC_BUCKETS, MS_SYNC_BUCKETS_DIFFER,
+  MS_N
 };
 enum { GS_AWARENESS, GS_INCARNATION, GS_ALIVE, GS_SUSPECT, GS_DEAD, GS_LEFT,
        GS_QUEUE_MEMBER, GS_QUEUE_USER, GS_N };
@@ -50,7 +51,8 @@ static void swim_collect(void *ud) {
       st.reconnects, st.bcast_evicted_member, st.bcast_evicted_user,
       st.syncs_version, st.syncs_app_rejected, us.sync_idle,
       st.confirm_probes, st.stale_corrections, st.last_chance_probes,
-      st.indirect_probes, st.nacks_rx, st.rx_foreign, st.reaped};
+      st.indirect_probes, st.nacks_rx, st.rx_foreign, st.reaped,
+      st.sync_buckets, st.sync_buckets_differ};
   for (int i = 0; i < MS_N; i++) *a->m_swim[i] = v[i];
   json_int_t c[4];
   count_members(a, c);
@@ -125,6 +127,11 @@ static void swim_metrics(app *a, wr_metrics *m) {
        "(late, or a restarted peer)."},
       {"warren_swim_reaped_total", NULL, NULL,
        "Dead and left members removed from the table after dead-reap."},
+      {"warren_swim_sync_buckets_total", "result", "compared",
+       "Digest buckets of the syncs this node answered: compared, and of "
+       "them found to differ (each costs both sides' digests of its "
+       "members; a converged fleet adds only compared)."},
+      {"warren_swim_sync_buckets_total", "result", "differ", NULL},
   };
   static const struct {
     const char *name, *lk, *lv, *help;
