@@ -181,6 +181,32 @@ static int on_version(llhttp_t *p, const char *at, size_t len) {
 }
 
 /*
+ * Whether |p| holds SP or HTAB.  Eight bytes at a time (the last eight
+ * overlapping), since this runs over every field name of both heads: the
+ * byte loop was a tenth of head.c's instructions (docs/BENCHMARKS.md,
+ * "Round 7").  A byte of x ^ 0x20.. is zero where x has SP; the classic
+ * test (v - 0x01..) & ~v & 0x80.. is nonzero iff v has a zero byte.
+ */
+static int has_ws(const char *p, size_t n) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  const uint64_t sp = 0x2020202020202020ull, ht = 0x0909090909090909ull;
+  if (n < 8) {
+    for (size_t i = 0; i < n; i++)
+      if (p[i] == ' ' || p[i] == '\t') return 1;
+    return 0;
+  }
+  for (size_t i = 0;; i += 8) {
+    if (i + 8 > n) i = n - 8;
+    uint64_t x, a, b;
+    memcpy(&x, p + i, 8);
+    a = x ^ sp;
+    b = x ^ ht;
+    if (((a - ones) & ~a & highs) | ((b - ones) & ~b & highs)) return 1;
+    if (i + 8 == n) return 0;
+  }
+}
+
+/*
  * Our checks only raise flags inside span callbacks and fail in the
  * *_complete callbacks: a span may be delivered early (at the end of a
  * read) or late, and llhttp's own errors later in the same token must win
@@ -192,13 +218,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
     e->trailers = 1;
     e->trail_at = (const uint8_t *)at;
   }
-  /* No branch per byte: this runs over every field name of both heads
-   * (the byte-by-byte test with an early branch was 3 % of the node's
-   * instructions per 1 KiB request; docs/BENCHMARKS.md, "Round 7"). */
-  unsigned ws = 0;
-  for (size_t i = 0; i < len; i++)
-    ws |= (unsigned)(at[i] == ' ') | (unsigned)(at[i] == '\t');
-  if (ws) e->bad |= BAD_NAME_WS;
+  if (has_ws(at, len)) e->bad |= BAD_NAME_WS;
   if (!e->in_field) {
     e->in_field = 1;
     e->in_value = 0;
@@ -688,12 +708,6 @@ static void puts_(uint8_t **w, const char *s) { put(w, s, strlen(s)); }
 static void put_fields(uint8_t **w, const hp *e, const conn_opts *co,
                        int flags) {
   const uint8_t *hd = e->head;
-  /* Most lines already read "Name: value\r\n", exactly what we write:
-   * those are copied from the head as they are, and a run of them that
-   * follow each other in the head goes in one memcpy.  Four small
-   * copies per field were a tenth of head.c's cost (docs/BENCHMARKS.md,
-   * "Round 7").  [run, run_end) is the run not yet written. */
-  size_t run = 0, run_end = 0;
   for (size_t i = 0; i < e->nf; i++) {
     const field *f = &e->f[i];
     const uint8_t *nm = hd + f->name_off;
@@ -720,26 +734,11 @@ static void put_fields(uint8_t **w, const hp *e, const conn_opts *co,
     default:
       if (conn_lists(co, nm, f->name_len)) continue;
     }
-    size_t colon = (size_t)f->name_off + f->name_len;
-    size_t vend = (size_t)f->val_off + f->val_len;
-    if (f->val_len && f->val_off == colon + 2 && hd[colon] == ':' &&
-        hd[colon + 1] == ' ' && vend + 2 <= e->head_len && hd[vend] == '\r' &&
-        hd[vend + 1] == '\n') {
-      if (run_end != f->name_off) {
-        put(w, hd + run, run_end - run);
-        run = f->name_off;
-      }
-      run_end = vend + 2;
-      continue;
-    }
-    put(w, hd + run, run_end - run);
-    run = run_end = 0;
     put(w, nm, f->name_len);
     put(w, ": ", 2);
     put(w, hd + f->val_off, f->val_len);
     put(w, "\r\n", 2);
   }
-  put(w, hd + run, run_end - run);
 }
 
 /* ---- request direction --------------------------------------------------- */
