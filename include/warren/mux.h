@@ -216,6 +216,22 @@ uint8_t *wr_mux_buf_new(wr_mux *m);
 void wr_mux_buf_free(wr_mux *m, uint8_t *buf);
 wr_ssize wr_mux_stream_write_buf(wr_mux *m, uint32_t sid, uint8_t *buf,
                                  size_t len);
+/*
+ * Queues |len| bytes at |buf|, a buffer the app owns, on |sid| without
+ * copying them: the mux keeps |buf| until those bytes went out in
+ * wr_mux_send / wr_mux_send_v output (a view stays valid until the next
+ * send call), or the stream or the mux ended, and then calls
+ * |release(buf)|.  For a relay that received |buf| from one link and
+ * sends it on another.  Always takes |buf|: on any error, and for short
+ * pieces (under 4 KiB, copied into the queue), |release| runs before the
+ * call returns.  |len| must be within wr_mux_stream_credit.  Returns
+ * |len| (fewer, or WR_ERR_NOMEM, only when out of memory while copying),
+ * WR_ERR_INVAL (over credit), WR_ERR_NOTFOUND, WR_ERR_CLOSED, WR_ERR_NOMEM
+ * or a fatal code.  |release| must not call into the mux.
+ */
+typedef void (*wr_mux_release)(uint8_t *buf);
+wr_ssize wr_mux_stream_write_ext(wr_mux *m, uint32_t sid, uint8_t *buf,
+                                 size_t len, wr_mux_release release);
 /* Like a write cut short: |sid| gets stream_writable when credit and
  * send-buffer room come back.  Returns the credit now (0 for an unknown or
  * finished stream, which is not registered). */

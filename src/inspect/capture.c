@@ -170,9 +170,8 @@ static int make_room(wr_capture *c, rec *r, size_t n) {
 
 /* Grows |*pbuf| (capacity |*pcap|) of record |r| to hold |need| bytes,
  * doubling up to |limit|.  0, WR_ERR_NOBUF (budget) or WR_ERR_NOMEM. */
-static int grow(wr_capture *c, rec *r, void **pbuf, size_t *pcap, size_t need,
-                size_t limit) {
-  if (need <= *pcap) return 0;
+static int grow_slow(wr_capture *c, rec *r, void **pbuf, size_t *pcap,
+                     size_t need, size_t limit) {
   if (need > limit) return WR_ERR_NOBUF;
   size_t cap = *pcap ? *pcap : 256;
   while (cap < need) cap *= 2;
@@ -186,6 +185,13 @@ static int grow(wr_capture *c, rec *r, void **pbuf, size_t *pcap, size_t need,
   *pbuf = p;
   *pcap = cap;
   return 0;
+}
+
+/* The check inline: it passes for nearly every header field of every
+ * exchange (records are recycled with their buffers). */
+static inline int grow(wr_capture *c, rec *r, void **pbuf, size_t *pcap,
+                       size_t need, size_t limit) {
+  return need <= *pcap ? 0 : grow_slow(c, r, pbuf, pcap, need, limit);
 }
 
 /* Makes |r| a fresh record but keeps its buffers (and their accounting):
@@ -373,14 +379,16 @@ static void field_commit(wr_capture *c, rec *r, int dir, side *s) {
   memcpy(dst, s->scratch, s->slen);
   dst[s->slen] = '\0';
   /* A NUL inside a value (lenient response parsing lets one through)
-   * would split the pair: show it as '?' rather than lose the layout. */
-  /* memchr, not a byte loop: this runs for every header of every
-   * exchange, and the loop was most of the capture's cost (2.9k of the
-   * client's 20k instructions per 1 KiB exchange; docs/BENCHMARKS.md,
-   * "Round 6"). */
-  for (char *z = dst, *end = dst + s->slen;
-       (z = memchr(z, '\0', (size_t)(end - z))) != NULL; z++)
-    if (z != dst + s->name_len - 1) *z = '?';
+   * would split the pair: show it as '?' rather than lose the layout.
+   * Requests were parsed strictly by the node, which refuses NUL (and
+   * every control byte but HTAB) in names and values, so only responses
+   * are scanned: two memchr calls per field were a tenth of the
+   * capture's cost (docs/BENCHMARKS.md, "Round 7"; memchr, not a byte
+   * loop, since Round 6). */
+  if (dir == WR_CAPTURE_FROM_ORIGIN)
+    for (char *z = dst, *end = dst + s->slen;
+         (z = memchr(z, '\0', (size_t)(end - z))) != NULL; z++)
+      if (z != dst + s->name_len - 1) *z = '?';
   m->fields_len += n;
   m->nfields++;
 }

@@ -181,6 +181,32 @@ static int on_version(llhttp_t *p, const char *at, size_t len) {
 }
 
 /*
+ * Whether |p| holds SP or HTAB.  Eight bytes at a time (the last eight
+ * overlapping), since this runs over every field name of both heads: the
+ * byte loop was a tenth of head.c's instructions (docs/BENCHMARKS.md,
+ * "Round 7").  A byte of x ^ 0x20.. is zero where x has SP; the classic
+ * test (v - 0x01..) & ~v & 0x80.. is nonzero iff v has a zero byte.
+ */
+static int has_ws(const char *p, size_t n) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  const uint64_t sp = 0x2020202020202020ull, ht = 0x0909090909090909ull;
+  if (n < 8) {
+    for (size_t i = 0; i < n; i++)
+      if (p[i] == ' ' || p[i] == '\t') return 1;
+    return 0;
+  }
+  for (size_t i = 0;; i += 8) {
+    if (i + 8 > n) i = n - 8;
+    uint64_t x, a, b;
+    memcpy(&x, p + i, 8);
+    a = x ^ sp;
+    b = x ^ ht;
+    if (((a - ones) & ~a & highs) | ((b - ones) & ~b & highs)) return 1;
+    if (i + 8 == n) return 0;
+  }
+}
+
+/*
  * Our checks only raise flags inside span callbacks and fail in the
  * *_complete callbacks: a span may be delivered early (at the end of a
  * read) or late, and llhttp's own errors later in the same token must win
@@ -192,8 +218,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
     e->trailers = 1;
     e->trail_at = (const uint8_t *)at;
   }
-  for (size_t i = 0; i < len; i++)
-    if (at[i] == ' ' || at[i] == '\t') e->bad |= BAD_NAME_WS;
+  if (has_ws(at, len)) e->bad |= BAD_NAME_WS;
   if (!e->in_field) {
     e->in_field = 1;
     e->in_value = 0;
@@ -479,10 +504,21 @@ static wr_ssize hp_body(hp *e, const uint8_t *data, size_t len) {
 
 /* ---- small string helpers ------------------------------------------------ */
 
-static int ieq(const uint8_t *a, size_t n, const char *lit) {
-  size_t m = strlen(lit);
-  return n == m && strncasecmp((const char *)a, lit, m) == 0;
+static uint8_t lower(uint8_t c);
+
+/* |a| (|n| bytes) equals the lower-case literal |lit| of |m| bytes, in
+ * any case.  Inline, with the length known at the call (IEQ): classify()
+ * runs it for several fields of every head, and strlen plus a
+ * strncasecmp call cost ~120 instructions a comparison. */
+static inline int ieq_n(const uint8_t *a, size_t n, const char *lit,
+                        size_t m) {
+  if (n != m) return 0;
+  for (size_t i = 0; i < m; i++)
+    if (lower(a[i]) != (uint8_t)lit[i]) return 0;
+  return 1;
 }
+#define IEQ(a, n, lit) ieq_n((a), (n), "" lit, sizeof(lit) - 1)
+
 
 static int is_ows(uint8_t c) { return c == ' ' || c == '\t'; }
 
@@ -586,49 +622,49 @@ static int conn_lists(const conn_opts *c, const uint8_t *name, size_t n) {
 static int classify(const uint8_t *nm, size_t n, int is_req) {
   switch (n) {
   case 2:
-    if (ieq(nm, n, "te")) return K_DROP;
+    if (IEQ(nm, n, "te")) return K_DROP;
     break;
   case 4:
-    if (is_req && ieq(nm, n, "host")) return K_HOST;
+    if (is_req && IEQ(nm, n, "host")) return K_HOST;
     break;
   case 5:
     /* RFC 9110 18.4 reserves "Close" as a field name: next to the
      * Connection: close we add, a field of that name would read as one
      * the connection option names (found by the http_head fuzzer). */
-    if (ieq(nm, n, "close")) return K_DROP;
-    if (is_req && ieq(nm, n, "proxy")) return K_DROP; /* httpoxy */
+    if (IEQ(nm, n, "close")) return K_DROP;
+    if (is_req && IEQ(nm, n, "proxy")) return K_DROP; /* httpoxy */
     break;
   case 6:
-    if (is_req && ieq(nm, n, "expect")) return K_EXPECT;
+    if (is_req && IEQ(nm, n, "expect")) return K_EXPECT;
     break;
   case 7:
-    if (ieq(nm, n, "trailer")) return K_TRAILER;
-    if (ieq(nm, n, "upgrade")) return K_UPGRADE;
+    if (IEQ(nm, n, "trailer")) return K_TRAILER;
+    if (IEQ(nm, n, "upgrade")) return K_UPGRADE;
     break;
   case 10:
-    if (ieq(nm, n, "connection")) return K_CONN;
-    if (ieq(nm, n, "keep-alive")) return K_DROP;
+    if (IEQ(nm, n, "connection")) return K_CONN;
+    if (IEQ(nm, n, "keep-alive")) return K_DROP;
     break;
   case 12:
-    if (is_req && ieq(nm, n, "x-request-id")) return K_RID;
+    if (is_req && IEQ(nm, n, "x-request-id")) return K_RID;
     break;
   case 14:
-    if (ieq(nm, n, "content-length")) return K_CL;
+    if (IEQ(nm, n, "content-length")) return K_CL;
     break;
   case 15:
-    if (is_req && ieq(nm, n, "x-forwarded-for")) return K_XFF;
+    if (is_req && IEQ(nm, n, "x-forwarded-for")) return K_XFF;
     break;
   case 16:
-    if (ieq(nm, n, "proxy-connection")) return K_DROP;
-    if (is_req && ieq(nm, n, "x-forwarded-host")) return K_DROP;
+    if (IEQ(nm, n, "proxy-connection")) return K_DROP;
+    if (is_req && IEQ(nm, n, "x-forwarded-host")) return K_DROP;
     break;
   case 17:
-    if (ieq(nm, n, "transfer-encoding")) return K_TE;
-    if (is_req && ieq(nm, n, "x-forwarded-proto")) return K_DROP;
+    if (IEQ(nm, n, "transfer-encoding")) return K_TE;
+    if (is_req && IEQ(nm, n, "x-forwarded-proto")) return K_DROP;
     break;
   }
   /* Proxy-Authorization, ...: addressed to a proxy. */
-  if (is_req && n > 6 && strncasecmp((const char *)nm, "proxy-", 6) == 0)
+  if (is_req && n > 6 && ieq_n(nm, 6, "proxy-", 6))
     return K_DROP;
   return K_KEEP;
 }
@@ -861,7 +897,8 @@ static int req_head_done(wr_http_req *h, wr_http_ev *ev) {
       (e->nf == 0 && e->head_len != e->ver_end + 4))
     return fail(e, 400, "request head not terminated by CRLF CRLF"), 0;
 
-  conn_opts co = {.count = 0};
+  conn_opts co;
+  co.count = 0; /* p[] and n[] are read below count only */
   const uint8_t *host = NULL, *rid = NULL;
   size_t host_n = 0, rid_n = 0, xff_len = 0, nhost = 0, nte = 0;
   int expect = 0;
@@ -879,7 +916,7 @@ static int req_head_done(wr_http_req *h, wr_http_ev *ev) {
       break;
     case K_TE:
       nte++;
-      if (!ieq(v, vn, "chunked"))
+      if (!IEQ(v, vn, "chunked"))
         return fail(e, 400, "unsupported Transfer-Encoding (only chunked)"), 0;
       break;
     case K_XFF:
@@ -894,7 +931,7 @@ static int req_head_done(wr_http_req *h, wr_http_ev *ev) {
       }
       break;
     case K_EXPECT:
-      if (ieq(v, vn, "100-continue") && p->http_minor == 1) expect = 1;
+      if (IEQ(v, vn, "100-continue") && p->http_minor == 1) expect = 1;
       break;
     }
   }
@@ -992,7 +1029,6 @@ static int req_head_done(wr_http_req *h, wr_http_ev *ev) {
   puts_(&w, "\r\n");
   char idbuf[MAX_REQUEST_ID + 1];
   if (!rid) {
-    static const char hex[] = "0123456789abcdef";
     uint8_t r[16];
     if (h->rand) {
       h->rand(r, sizeof(r), h->rand_ud);
@@ -1001,10 +1037,18 @@ static int req_head_done(wr_http_req *h, wr_http_ev *ev) {
       memset(r, 0, 8);
       for (int i = 0; i < 8; i++) r[8 + i] = (uint8_t)(c >> (56 - 8 * i));
     }
-    for (int i = 0; i < 16; i++) {
-      idbuf[2 * i] = hex[r[i] >> 4];
-      idbuf[2 * i + 1] = hex[r[i] & 15];
-    }
+    /* Two digits a byte from a table: the per-nibble loop was ~200
+     * instructions a request. */
+    static const char hex2[513] =
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+        "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+        "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+        "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+        "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+        "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+        "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+    for (int i = 0; i < 16; i++) memcpy(idbuf + 2 * i, hex2 + 2 * r[i], 2);
     rid = (const uint8_t *)idbuf;
     rid_n = 32;
     puts_(&w, "X-Request-Id: ");
@@ -1265,7 +1309,8 @@ static int resp_rewrite(wr_http_resp *h, int exp, int status) {
   hp *e = &h->e;
   llhttp_t *p = &e->p;
   const uint8_t *hd = e->head;
-  conn_opts co = {.count = 0};
+  conn_opts co;
+  co.count = 0; /* p[] and n[] are read below count only */
   int has_upgrade = 0;
   for (size_t i = 0; i < e->nf; i++) {
     int kind = scan_field(e, i, &co);

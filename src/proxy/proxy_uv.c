@@ -733,7 +733,13 @@ static void pooled_rand(uint8_t *dst, size_t len, void *ud) {
     return;
   }
   if (p->off + len > sizeof p->buf) {
-    randombytes_buf(p->buf, sizeof p->buf);
+    /* One getrandom for a seed, expanded with ChaCha20: libsodium 1.0.18
+     * fills a 4 KiB randombytes_buf with sixteen 256-byte getrandom calls
+     * (0.06 syscalls per request; docs/BENCHMARKS.md, Rounds 6-7). */
+    uint8_t seed[randombytes_SEEDBYTES];
+    randombytes_buf(seed, sizeof seed);
+    randombytes_buf_deterministic(p->buf, sizeof p->buf, seed);
+    sodium_memzero(seed, sizeof seed);
     p->off = 0;
   }
   memcpy(dst, p->buf + p->off, len);

@@ -122,9 +122,14 @@ static void dl_del(dl *e) {
   e->prev = e->next = NULL;
 }
 
+/* A queue block.  Its bytes are |base|[start, end): |data| for the mux's
+ * own blocks; for an app buffer queued as it is (wr_mux_stream_write_ext)
+ * that buffer, handed back with |release| once the bytes went out. */
 typedef struct blk {
   struct blk *next;
   uint32_t cap, start, end;
+  uint8_t *base;
+  wr_mux_release release; /* NULL: one of ours */
   uint8_t data[];
 } blk;
 
@@ -271,11 +276,16 @@ static blk *blk_get(wr_mux *m, size_t need) {
   }
   b->next = NULL;
   b->start = b->end = 0;
+  b->base = b->data;
+  b->release = NULL;
   return b;
 }
 
 static void blk_put(wr_mux *m, blk *b) {
-  if (b->cap == WR_MUX_BUF_CAP && m->n_free_bufs < FREE_BUFS_MAX) {
+  if (b->release) {
+    b->release(b->base);
+    wr_mem_free(m->mem, b);
+  } else if (b->cap == WR_MUX_BUF_CAP && m->n_free_bufs < FREE_BUFS_MAX) {
     b->next = m->free_bufs;
     m->free_bufs = b;
     m->n_free_bufs++;
@@ -306,7 +316,7 @@ static size_t bq_append(wr_mux *m, bq *q, const uint8_t *p, size_t len) {
       bq_link(q, b);
     }
     size_t n = WR_MIN(len - done, (size_t)(b->cap - b->end));
-    memcpy(b->data + b->end, p + done, n);
+    memcpy(b->base + b->end, p + done, n);
     b->end += (uint32_t)n;
     done += n;
   }
@@ -321,7 +331,7 @@ static uint8_t *bq_reserve(wr_mux *m, bq *q, size_t n) {
     if (!(b = blk_get(m, n))) return NULL;
     bq_link(q, b);
   }
-  uint8_t *p = b->data + b->end;
+  uint8_t *p = b->base + b->end;
   b->end += (uint32_t)n;
   q->len += n;
   return p;
@@ -378,7 +388,7 @@ static size_t bq_out(wr_mux *m, bq *q, sendout *o, size_t n) {
   while (done < n && q->head) {
     blk *b = q->head;
     size_t k = WR_MIN(n - done, (size_t)(b->end - b->start));
-    out_bytes(o, b->data + b->start, k);
+    out_bytes(o, b->base + b->start, k);
     b->start += (uint32_t)k;
     done += k;
     if (b->start == b->end) {
@@ -1097,6 +1107,8 @@ uint8_t *wr_mux_buf_new(wr_mux *m) {
   }
   b->next = NULL;
   b->start = b->end = 0;
+  b->base = b->data;
+  b->release = NULL;
   return b->data;
 }
 
@@ -1132,6 +1144,56 @@ wr_ssize wr_mux_stream_write_buf(wr_mux *m, uint32_t sid, uint8_t *buf,
     /* The block joins the queue as it is: no copy. */
     b->start = 0;
     b->end = (uint32_t)len;
+    bq_link(&s->q, b);
+    s->q.len += len;
+  }
+  s->swin -= (int64_t)len;
+  m->swin_link -= (int64_t)len;
+  m->queued_data += len;
+  if (!dl_linked(&s->act)) dl_push(&m->active, &s->act);
+  return rv;
+}
+
+/*
+ * Why EXT_MIN: a queued buffer costs a block header (a small malloc) and
+ * the sealer one EVP update of its own (out_bytes views pieces of
+ * VIEW_MIN bytes and more); a piece below 4 KiB is cheaper copied into
+ * the tail block, where it joins its neighbours.  It also keeps what a
+ * queued buffer pins (its owner's allocation) near the bytes it carries.
+ */
+#define EXT_MIN 4096
+
+wr_ssize wr_mux_stream_write_ext(wr_mux *m, uint32_t sid, uint8_t *buf,
+                                 size_t len, wr_mux_release release) {
+  stream *s = m->fatal ? NULL : find(m, sid);
+  wr_ssize rv = m->fatal           ? m->fatal
+                : !s               ? WR_ERR_NOTFOUND
+                : s->fin_queued    ? WR_ERR_CLOSED
+                : len > UINT32_MAX || len > (size_t)credit_of(m, s)
+                    ? WR_ERR_INVAL
+                    : (wr_ssize)len;
+  blk *b = NULL;
+  if (rv > 0 && len >= EXT_MIN) {
+    b = wr_mem_malloc(m->mem, sizeof *b);
+    if (!b) rv = WR_ERR_NOMEM;
+  }
+  if (rv <= 0) {
+    release(buf);
+    return rv;
+  }
+  if (!b) {
+    len = bq_append(m, &s->q, buf, len); /* fewer only on NOMEM */
+    release(buf);
+    if (len == 0) return WR_ERR_NOMEM;
+    rv = (wr_ssize)len;
+  } else {
+    /* The buffer joins the queue as it is: no copy.  cap = end, so no
+     * later append writes into it. */
+    b->next = NULL;
+    b->base = buf;
+    b->release = release;
+    b->cap = b->end = (uint32_t)len;
+    b->start = 0;
     bq_link(&s->q, b);
     s->q.len += len;
   }

@@ -224,6 +224,50 @@ static void test_simple_get(void **state) {
   free(s);
 }
 
+/* Every kept line comes out as "Name: value\r\n", whatever its spacing,
+ * in order, with dropped fields between (put_fields), at every split;
+ * and a name with whitespace before the colon is refused at any length
+ * (has_ws looks at eight bytes at a time). */
+static void test_field_runs(void **state) {
+  (void)state;
+  char *s = run_req("GET / HTTP/1.1\r\nHost: app.localhost\r\nA: 1\r\n"
+                    "B:2\r\nC: \t3 \r\nD: 4\r\nConnection: close, E\r\n"
+                    "E: x\r\nF: 5\r\nG:\r\nH: 6\r\nKeep-Alive: 1\r\n"
+                    "I: 7\r\nJ:  8\r\n\r\n");
+  const char *want =
+      "HEAD name=app host=app.localhost "
+      "rid=00000000000000000000000000000001 mh=0 exp=0 up=0 ka=0 st=0\n"
+      "GET / HTTP/1.1\r\n"
+      "Host: app.localhost\r\n"
+      "A: 1\r\n"
+      "B: 2\r\n"
+      "C: 3\r\n"
+      "D: 4\r\n"
+      "F: 5\r\n"
+      "G: \r\n"
+      "H: 6\r\n"
+      "I: 7\r\n"
+      "J: 8\r\n"
+      "X-Forwarded-For: 192.0.2.7\r\n"
+      "X-Forwarded-Proto: http\r\n"
+      "X-Forwarded-Host: app.localhost\r\n"
+      "X-Request-Id: 00000000000000000000000000000001\r\n"
+      "Connection: close\r\n"
+      "\r\n"
+      "END ka=0\n";
+  assert_string_equal(s, want);
+  free(s);
+  static const char *const bad[] = {
+      "Host : x\r\n", "X-Long-Name-Here :y\r\n", "Abcdefg :y\r\n",
+      "Abcdefgh :y\r\n", "Abcdefghijklmno :y\r\n", "A :y\r\n"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char in[256];
+    snprintf(in, sizeof in, "GET / HTTP/1.1\r\nHost: app.localhost\r\n%s\r\n",
+             bad[i]);
+    expect_req_error(in, 400, "whitespace in or after a header field name");
+  }
+}
+
 static void test_names(void **state) {
   (void)state;
   static const struct {
@@ -1298,6 +1342,7 @@ static void test_req_resp_flags(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_simple_get),
+      cmocka_unit_test(test_field_runs),
       cmocka_unit_test(test_names),
       cmocka_unit_test(test_host_errors),
       cmocka_unit_test(test_absolute_form),
