@@ -115,7 +115,7 @@ struct wr_swim {
     /* A probe of a member of another region (regions on): its relays
      * were asked in the target's region (region_relays of them), and
      * silence from all of them says the region, not the member, is
-     * unreachable (region_probe_failed). */
+     * unreachable (region_probe_silent). */
     int cross;
     unsigned region_relays, region_nacks;
     uint32_t seq, inc;
