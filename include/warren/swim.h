@@ -109,6 +109,26 @@ typedef struct wr_swim_config {
    * this many ms while USER updates are still within their retransmit
    * budget, instead of waiting for gossip ticks; 0 = off (ticks only). */
   uint64_t user_relay_ms;
+  /* Region-aware membership (docs/SWIM.md "Regions"; src/swim/region.c).
+   * Off (0), or when every member is in one region, the core is
+   * region-blind.  On, with members in two regions or more:
+   * round-robin probes cover our own region only (LAN round trips
+   * inside the probe timeout) and relays come from the target's region;
+   * one probe in region_cross_probe (0 = none) goes to a random member
+   * of another region, with relays there; a suspicion's timeout follows
+   * log10 of its region's size and only members of its region confirm
+   * it; of each round's gossip sends at most region_cross_gossip go to
+   * other regions; and a cross-region probe that no member of the
+   * target's region answered (target or relay) marks that region silent
+   * instead of suspecting the member, until it has been silent for
+   * region_down_ms (then its members are suspected one by one, as a
+   * region that is really gone must be).  region_suspicion_mult (0: use
+   * suspicion_mult) replaces suspicion_mult for those timeouts. */
+  int region_aware;
+  unsigned region_suspicion_mult;
+  unsigned region_cross_probe;
+  unsigned region_cross_gossip;
+  uint64_t region_down_ms;
   wr_rand_fn rand;             /* required: seeded PCG in tests */
   void *rand_user_data;
 } wr_swim_config;
@@ -125,8 +145,9 @@ int wr_swim_config_profile(wr_swim_config *cfg, const char *name);
  * "gossip-interval-ms", "gossip-to-dead-ms", "push-fanout",
  * "sync-interval-ms", "dead-reap-ms", "awareness-max", "lifeguard" (0|1),
  * "confirm-probes", "refused-suspicion-ms", "reconnect-interval-ms",
- * "reconnect-timeout-ms", "user-queue-max", "user-relay-ms" (underscores
- * work too).
+ * "reconnect-timeout-ms", "user-queue-max", "user-relay-ms",
+ * "region-aware" (0|1), "region-suspicion-mult", "region-cross-probe", "region-cross-gossip",
+ * "region-down-ms" (underscores work too).
  * Returns 0, or WR_ERR_INVAL (unknown name, not a number, out of range)
  * with a one-line reason in |err|.  wr_swim_new checks the combination. */
 int wr_swim_config_set(wr_swim_config *cfg, const char *name,
@@ -281,6 +302,10 @@ typedef struct wr_swim_stats {
   /* Unconfirmed suspicions at their maximum: the suspect was asked once
    * for its current ALIVE before we declared it dead. */
   uint64_t last_chance_probes;
+  /* Region-aware membership: probes sent to a member of another region,
+   * and those of them that failed with nobody in the target's region
+   * answering (the region was silent: no suspicion raised). */
+  uint64_t cross_probes, region_silent_probes;
 } wr_swim_stats;
 
 /*
@@ -306,6 +331,12 @@ int wr_swim_join(wr_swim *sw, const wr_addr *seeds, size_t nseeds,
 int wr_swim_add_member(wr_swim *sw, const char *id, const wr_addr *gossip,
                        const wr_addr *data, uint32_t incarnation,
                        wr_tstamp now);
+
+/* wr_swim_add_member with the member's region ("" for none). */
+int wr_swim_add_member_region(wr_swim *sw, const char *id,
+                              const wr_addr *gossip, const wr_addr *data,
+                              const char *region, uint32_t incarnation,
+                              wr_tstamp now);
 
 /* Makes |dst|'s table a copy of |src|'s members plus |src| itself (alive
  * at its incarnation), without |dst|: the simulator builds one 10,000-

@@ -150,6 +150,37 @@ static void lan(wr_swim_config *c) {
    * ~1.2 KB per entry with a full 1 KiB payload, ~5 MB; route entries
    * are ~100-200 bytes, ~0.8 MB. */
   c->user_queue_max = 4096;
+  /* Regions (docs/SWIM.md "Regions"): on, since a fleet with one region
+   * (or none given) behaves exactly as region-blind.  One probe in 5
+   * crosses: at 3 x 1,000 members each member of a region is still
+   * probed from outside about every 2.5 s by somebody (2,000 remote
+   * members x 1/5 probe a second / 1,000), which is what finds a region
+   * that vanished as a whole, for about 0.2 WAN round trips a second per
+   * member instead of the region-blind two thirds of every probe.  One
+   * gossip packet a round across: news reaches another region within a
+   * round of its first holder there (each of a region's holders sends
+   * one across), and the cross share of gossip falls from (R-1)/R of
+   * the packets to 1 in gossip_nodes.  30 s of silence before a
+   * region's members are suspected one by one: a WAN cut shorter than
+   * that costs no suspicion at all; one that lasts, or a region gone,
+   * then takes the ordinary path (the Lifeguard maximum, since nobody
+   * in the region confirms). */
+  c->region_aware = 1;
+  /* A region's suspicion: mult * log10(region size) rounds, 2 instead of
+   * suspicion_mult's 3.  The minimum is there for the suspect to hear of
+   * the accusation and for its refutation to reach those who hold it;
+   * with regions both happen inside one region over LAN round trips (the
+   * accuser tells the suspect at once, relays and confirmation probes
+   * are its neighbours), and only that region's members confirm, so a
+   * suspicion that reaches the minimum was seen failing by k of them
+   * for themselves.  At 3 x 1,000 members that is 6 s instead of 9 s
+   * (10.4 s for the region-blind fleet of 3,000), which is what brings
+   * "dead in every region" under issue 14's 10 s; the 10-minute run at
+   * 10 % loss behind it is in docs/BENCHMARKS.md ("Regions"). */
+  c->region_suspicion_mult = 2;
+  c->region_cross_probe = 5;
+  c->region_cross_gossip = 1;
+  c->region_down_ms = 30000;
 }
 
 void wr_swim_config_default(wr_swim_config *cfg) {
@@ -246,6 +277,11 @@ static const tunable tunables[] = {
     {"user-queue-max", offsetof(wr_swim_config, user_queue_max), 2, 1,
      1u << 20},
     U64("user-relay-ms", user_relay_ms, 0, 60000),
+    {"region-aware", offsetof(wr_swim_config, region_aware), 0, 0, 1},
+    UNS("region-suspicion-mult", region_suspicion_mult, 0, 100),
+    UNS("region-cross-probe", region_cross_probe, 0, 1000),
+    UNS("region-cross-gossip", region_cross_gossip, 0, 64),
+    U64("region-down-ms", region_down_ms, 0, 86400000),
 };
 #undef U64
 #undef UNS
@@ -257,7 +293,9 @@ const char *const wr_swim_config_names[] = {
     "gossip-interval-ms", "gossip-to-dead-ms", "push-fanout",
     "sync-interval-ms", "dead-reap-ms", "awareness-max", "lifeguard",
     "confirm-probes", "refused-suspicion-ms", "reconnect-interval-ms",
-    "reconnect-timeout-ms", "user-queue-max", "user-relay-ms", NULL};
+    "reconnect-timeout-ms", "user-queue-max", "user-relay-ms",
+    "region-aware", "region-suspicion-mult", "region-cross-probe", "region-cross-gossip",
+    "region-down-ms", NULL};
 
 int wr_swim_config_set(wr_swim_config *cfg, const char *name,
                        const char *value, char *err, size_t errlen) {
@@ -285,6 +323,8 @@ int wr_swim_config_set(wr_swim_config *cfg, const char *name,
       *(uint64_t *)(void *)((char *)cfg + t->off) = v;
     else if (strcmp(t->name, "lifeguard") == 0)
       cfg->lifeguard = (int)v;
+    else if (strcmp(t->name, "region-aware") == 0)
+      cfg->region_aware = (int)v;
     else
       *(unsigned *)(void *)((char *)cfg + t->off) = (unsigned)v;
     return 0;

@@ -55,6 +55,7 @@ typedef struct swim_susp {
   uint64_t refused_ms; /* 0, or the floor once we saw it refused */
   unsigned k, n; /* confirmations wanted for the minimum, and received */
   int asked; /* the last-chance hello went out (wr_swim_tick) */
+  int remote; /* a member of another region (regions on) */
   uint32_t confirmers[SWIM_CONFIRM_MAX]; /* id hashes, accuser first */
 } swim_susp;
 
@@ -111,6 +112,12 @@ struct wr_swim {
   struct {
     int active, acked, indirect_sent;
     int refused; /* our PING to the target was refused */
+    /* A probe of a member of another region (regions on): its relays
+     * were asked in the target's region (region_relays of them), and
+     * silence from all of them says the region, not the member, is
+     * unreachable (region_probe_silent). */
+    int cross;
+    unsigned region_relays, region_nacks;
     uint32_t seq, inc;
     char target[WR_SWIM_ID_MAX + 1];
     wr_addr addr;
@@ -155,6 +162,9 @@ struct wr_swim {
   int reconnect_now;
   wr_addr reconnect_peer;
 
+  /* Region census and silence (region.c). */
+  swim_regions rg;
+
   wr_swim_stats st;
   wr_swim_packet pkt;
   uint8_t plain[WR_SWIM_DATAGRAM_MAX];
@@ -190,6 +200,28 @@ static void awareness_add(wr_swim *sw, int delta) {
 
 /* Fleet size estimate for the log(n) formulas: everyone we know of. */
 static size_t fleet_n(const wr_swim *sw) { return sw->mt.n + 1; }
+
+static int is_self(const wr_swim *sw, const char *id);
+
+/* Region-aware membership (region.c, docs/SWIM.md "Regions") applies
+ * when the config asks for it and the census saw two regions or more;
+ * otherwise every choice below is the region-blind one, draw for draw. */
+static int regions_on(wr_swim *sw) {
+  if (!sw->cfg.region_aware) return 0;
+  swim_regions_refresh(&sw->rg, &sw->mt, sw->cfg.region);
+  return swim_regions_active(&sw->rg);
+}
+
+static int in_own_region(const wr_swim *sw, const swim_member *m) {
+  return strcmp(swim_member_region(m), sw->cfg.region) == 0;
+}
+
+/* The region of member |id|, or of us; NULL for a stranger. */
+static const char *region_of_id(const wr_swim *sw, const char *id) {
+  if (is_self(sw, id)) return sw->cfg.region;
+  ssize_t i = swim_members_find(&sw->mt, id);
+  return i < 0 ? NULL : swim_member_region(&sw->mt.v[i]);
+}
 
 static uint32_t retransmit_limit(const wr_swim *sw) {
   double l = ceil(log10((double)fleet_n(sw) + 1.0));
@@ -401,9 +433,29 @@ static int susp_start(wr_swim *sw, size_t i, const char *accuser,
   s->used = 1;
   snprintf(s->id, sizeof s->id, "%s", swim_member_id(&sw->mt.v[i]));
   size_t n = fleet_n(sw);
+  unsigned mult = sw->cfg.suspicion_mult;
+  int remote = 0;
+  if (regions_on(sw)) {
+    /* The members that probe a suspect are its region's (region.c), so
+     * its region's size sets how long a refutation takes to spread back
+     * to them; confirmations come only from that region, so k must fit
+     * in it (us counted in |n| only when we are in it too, as the
+     * "- 2" below assumes). */
+    const swim_member *m = &sw->mt.v[i];
+    n = swim_regions_size(&sw->rg, swim_member_region(m));
+    if (!in_own_region(sw, m)) {
+      n++;
+      remote = sw->cfg.lifeguard;
+    }
+    /* Regions may shorten the suspicion (a region is smaller and nearer
+     * than the fleet), never lengthen what the profile asks for (LAN's
+     * minimum is already log10 n, docs/SWIM.md). */
+    if (sw->cfg.region_suspicion_mult && sw->cfg.region_suspicion_mult < mult)
+      mult = sw->cfg.region_suspicion_mult;
+  }
   double scale = log10((double)(n ? n : 1));
   if (scale < 1) scale = 1;
-  s->min_ms = (uint64_t)(sw->cfg.suspicion_mult * scale *
+  s->min_ms = (uint64_t)(mult * scale *
                          (double)sw->cfg.probe_interval_ms);
   if (sw->cfg.lifeguard) {
     s->max_ms = s->min_ms * sw->cfg.suspicion_max_timeout_mult;
@@ -416,6 +468,22 @@ static int susp_start(wr_swim *sw, size_t i, const char *accuser,
     s->k = 0;
   }
   if (s->max_ms < s->min_ms) s->max_ms = s->min_ms;
+  if (remote) {
+    /* A suspicion belongs to the suspect's region: its members probe
+     * it, confirm it and declare it dead, and their verdict reaches us
+     * by gossip, usually well before our own timer ends.  Our timer for
+     * a member of another region is the backstop for a verdict we
+     * missed, or for a region that cannot tell us (cut off, or gone),
+     * and it ends with a last-chance hello to the suspect (wr_swim_tick)
+     * whatever the confirmations: news crosses regions a few packets a
+     * round, so a refutation can cross late.  At 3 x 30 members and
+     * 30 % loss, timers without it declared 3 healthy members dead, each
+     * from another region; with it, as many as the region-blind core
+     * (1-3 a run); a floor of twice the minimum cut that to 0-1 but let
+     * a member that missed the verdict wait 12 s (docs/BENCHMARKS.md,
+     * "Regions"). */
+    s->remote = 1;
+  }
   s->start = now;
   s->confirmers[0] = id_hash(accuser);
   s->n = 0;
@@ -521,6 +589,14 @@ static void confirm_probe(wr_swim *sw, size_t i, wr_tstamp now) {
   swim_susp *s = susp_of(sw, i);
   if (!sw->cfg.lifeguard || !s || s->n >= s->k || sw->leaving) return;
   size_t others = fleet_n(sw) - 2; /* neither us nor the suspect */
+  if (regions_on(sw)) {
+    /* Only the suspect's region confirms (confirmer_ok), so only its
+     * members probe, in the same number per suspicion. */
+    const swim_member *sm = &sw->mt.v[i];
+    if (!in_own_region(sw, sm)) return;
+    size_t m = swim_regions_size(&sw->rg, sw->cfg.region);
+    others = m > 2 ? m - 2 : 0;
+  }
   size_t want = (size_t)s->k + sw->cfg.push_fanout;
   if (others > want && rand_below(sw, others) >= want) return;
   unsigned cap = WR_MIN(sw->cfg.confirm_probes, SWIM_CONFIRM_PROBES_MAX);
@@ -631,6 +707,14 @@ static void correct_stale(wr_swim *sw, size_t i) {
   broadcast(sw, &u);
 }
 
+/* 1 when |from|'s confirmation of member |i|'s suspicion counts: always
+ * without regions, else when |from| is in |i|'s region. */
+static int confirmer_ok(wr_swim *sw, size_t i, const char *from) {
+  if (!regions_on(sw)) return 1;
+  const char *rf = region_of_id(sw, from);
+  return rf && strcmp(rf, swim_member_region(&sw->mt.v[i])) == 0;
+}
+
 static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
                           wr_tstamp now) {
   if (is_self(sw, u->id)) {
@@ -647,8 +731,12 @@ static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
   }
   if (m->state == WR_SWIM_SUSPECT && u->incarnation == m->incarnation) {
     swim_susp *s = susp_of(sw, (size_t)i);
-    /* Re-gossip only news: a new confirmer shortens everyone's timer. */
-    if (s && susp_confirm(s, u->from)) broadcast(sw, u);
+    /* Re-gossip only news: a new confirmer shortens everyone's timer.
+     * With regions, only members of the suspect's region confirm: they
+     * are the ones that probe it over a LAN, and a WAN cut that makes
+     * remote members silent to each other must not add up to a death. */
+    if (s && confirmer_ok(sw, (size_t)i, u->from) && susp_confirm(s, u->from))
+      broadcast(sw, u);
     return;
   }
   /* A new suspicion, or one at a higher incarnation than the one we
@@ -726,19 +814,41 @@ static int gossip_target_ok(const wr_swim *sw, const swim_member *m,
   return now - m->state_since < sw->cfg.gossip_to_dead_ms;
 }
 
+static size_t below_cb(void *ud, size_t n);
+
 /* Queues GOSSIP packets to |count| distinct random members: with
  * repeats, a burst of 3 among 9 members hits only 2 a third of the time,
  * and a small fleet's last member then waits a whole gossip interval. */
 static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now) {
   size_t n = sw->mt.n, picked[64];
-  unsigned sent = 0;
+  unsigned sent = 0, tries_max = 4 * count + 4;
   if (count > WR_ARRAY_LEN(picked)) count = WR_ARRAY_LEN(picked);
-  for (unsigned tries = 0; sent < count && n && tries < 4 * count + 4;
-       tries++) {
+  int regions = regions_on(sw);
+  if (regions) {
+    /* At most region_cross_gossip of the sends cross a region boundary
+     * (a live member of any other region), the rest stay in ours: news
+     * crosses once per round from each holder instead of with (R-1)/R
+     * of every gossip packet (docs/SWIM.md "Regions"). */
+    unsigned cross = WR_MIN(count, sw->cfg.region_cross_gossip);
+    for (unsigned c = 0; c < cross; c++) {
+      ssize_t i = swim_regions_pick(&sw->mt, sw->cfg.region, 0, 1, NULL, 16,
+                                    below_cb, sw);
+      size_t j = 0;
+      while (i >= 0 && j < sent && picked[j] != (size_t)i) j++;
+      if (i < 0 || j < sent) continue;
+      if (out_push(sw, WR_SWIM_GOSSIP, &sw->mt.v[i].gossip))
+        picked[sent++] = (size_t)i;
+    }
+    /* The local picks reject the other regions' members: R regions of
+     * equal size cost about R draws a pick. */
+    tries_max *= 4;
+  }
+  for (unsigned tries = 0; sent < count && n && tries < tries_max; tries++) {
     size_t i = rand_below(sw, n), j = 0;
     while (j < sent && picked[j] != i) j++;
     const swim_member *m = &sw->mt.v[i];
     if (j < sent || !gossip_target_ok(sw, m, now)) continue;
+    if (regions && !in_own_region(sw, m)) continue;
     swim_out *o = out_push(sw, WR_SWIM_GOSSIP, &m->gossip);
     /* The recently dead hear membership news (to refute it), but USER
      * updates sent there are lost sends: each counts against a budget of
@@ -750,58 +860,132 @@ static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now) {
   }
 }
 
-static size_t below_cb(void *ud, size_t n) { return rand_below(ud, n); }
+static size_t below_cb(void *ud, size_t n) {
+  return rand_below((wr_swim *)ud, n);
+}
 
 static void shuffle(wr_swim *sw) {
   if (sw->mt.n > 1) swim_members_shuffle(&sw->mt, below_cb, sw);
 }
 
+/* Sends the probe of member |i|.  1, or 0 when the outbox is full. */
+static int probe_send(wr_swim *sw, size_t i, wr_tstamp now) {
+  swim_member *m = &sw->mt.v[i];
+  swim_out *o = out_push(sw, WR_SWIM_PING, &m->gossip);
+  if (!o) return 0;
+  memset(&sw->probe, 0, sizeof sw->probe);
+  sw->probe.active = 1;
+  sw->probe.seq = o->seq = ++sw->seq;
+  snprintf(o->target, sizeof o->target, "%s", swim_member_id(m));
+  snprintf(sw->probe.target, sizeof sw->probe.target, "%s", o->target);
+  sw->probe.inc = m->incarnation;
+  sw->probe.addr = m->gossip;
+  sw->probe.timeout_at = now + scaled(sw, sw->cfg.probe_timeout_ms);
+  sw->probe.end_at = now + scaled(sw, sw->cfg.probe_interval_ms);
+  /* Lifeguard buddy system: tell a suspect it is suspected, so it can
+   * refute at once instead of waiting for the gossip to reach it. */
+  if (sw->cfg.lifeguard && m->state == WR_SWIM_SUSPECT) {
+    o->extra |= EXTRA_ABOUT;
+    snprintf(o->about, sizeof o->about, "%s", o->target);
+  }
+  sw->st.probes++;
+  return 1;
+}
+
+/* One probe in region_cross_probe goes to a random live member of
+ * another region (region.c): the round-robin order covers only our own
+ * region, and these are what notice a region that vanished as a whole. */
+static int probe_cross(wr_swim *sw, wr_tstamp now) {
+  ssize_t i = swim_regions_pick(&sw->mt, sw->cfg.region, 0, 1, NULL, 16,
+                                below_cb, sw);
+  if (i < 0 || !probe_send(sw, (size_t)i, now)) return 0;
+  sw->probe.cross = 1;
+  /* Its relays get the PING_REQ one WAN hop late and NACK at 80 % of
+   * their own probe timeout, which puts the NACKs about 1.8 timeouts
+   * plus a WAN round trip after our PING, past the end of an ordinary
+   * round: a cross probe gets one more probe timeout (WAN round trips
+   * up to 2 x 300 ms), or every failure would look like a silent
+   * region. */
+  sw->probe.end_at += scaled(sw, sw->cfg.probe_timeout_ms);
+  sw->st.cross_probes++;
+  return 1;
+}
+
 static void probe_start(wr_swim *sw, wr_tstamp now) {
+  int regions = regions_on(sw);
+  if (regions && sw->cfg.region_cross_probe &&
+      ++sw->rg.probes % sw->cfg.region_cross_probe == 0 &&
+      probe_cross(sw, now))
+    return;
   for (size_t tries = 0; tries <= sw->mt.n; tries++) {
     if (sw->probe_pos >= sw->mt.n) {
       shuffle(sw);
       sw->probe_pos = 0;
+      /* Once a round: the sizes that scale suspicion timeouts. */
+      if (regions) swim_regions_census(&sw->rg, &sw->mt, sw->cfg.region);
     }
     if (!sw->mt.n) return;
     size_t i = sw->probe_pos++;
     swim_member *m = &sw->mt.v[i];
     if (m->state == WR_SWIM_DEAD || m->state == WR_SWIM_LEFT) continue;
-    swim_out *o = out_push(sw, WR_SWIM_PING, &m->gossip);
-    if (!o) return;
-    memset(&sw->probe, 0, sizeof sw->probe);
-    sw->probe.active = 1;
-    sw->probe.seq = o->seq = ++sw->seq;
-    snprintf(o->target, sizeof o->target, "%s", swim_member_id(m));
-    snprintf(sw->probe.target, sizeof sw->probe.target, "%s", o->target);
-    sw->probe.inc = m->incarnation;
-    sw->probe.addr = m->gossip;
-    sw->probe.timeout_at = now + scaled(sw, sw->cfg.probe_timeout_ms);
-    sw->probe.end_at = now + scaled(sw, sw->cfg.probe_interval_ms);
-    /* Lifeguard buddy system: tell a suspect it is suspected, so it can
-     * refute at once instead of waiting for the gossip to reach it. */
-    if (sw->cfg.lifeguard && m->state == WR_SWIM_SUSPECT) {
-      o->extra |= EXTRA_ABOUT;
-      snprintf(o->about, sizeof o->about, "%s", o->target);
-    }
-    sw->st.probes++;
+    /* With regions the order walks the whole table but probes only our
+     * region: about R positions a probe for R equal regions. */
+    if (regions && !in_own_region(sw, m)) continue;
+    probe_send(sw, i, now);
     return;
   }
+  /* Nobody of our region left to probe (we are its only live member):
+   * the other regions are all there is. */
+  if (regions) probe_cross(sw, now);
 }
 
 /* Asks up to indirect_checks distinct alive members to ping |target| at
  * |addr| for us, under our probe's |seq|: a relay asked twice is one
  * path, not two.  Returns how many were asked. */
+static unsigned ping_reqs_in(wr_swim *sw, const char *target,
+                             const wr_addr *addr, uint32_t seq,
+                             const char *region, size_t *picked,
+                             unsigned sent);
+
+/* With regions on, relays come from the target's region: they reach it
+ * over a LAN, a relay's NACK then says that region is reachable, and
+ * silence from all of them that it is not (region_probe_silent).  A
+ * region too small to provide them (the target alone) gets relays from
+ * anywhere.  |*in_region| counts the relays of the target's region. */
 static unsigned ping_reqs(wr_swim *sw, const char *target, const wr_addr *addr,
-                          uint32_t seq) {
-  size_t n = sw->mt.n, picked[SWIM_INDIRECT_MAX];
-  unsigned want = WR_MIN(sw->cfg.indirect_checks, SWIM_INDIRECT_MAX), sent = 0;
-  for (unsigned tries = 0; sent < want && n && tries < 3 * want + 3; tries++) {
+                          uint32_t seq, unsigned *in_region) {
+  size_t picked[SWIM_INDIRECT_MAX];
+  unsigned sent = 0;
+  ssize_t t;
+  if (in_region) *in_region = 0;
+  if (regions_on(sw) && (t = swim_members_find(&sw->mt, target)) >= 0) {
+    sent = ping_reqs_in(sw, target, addr, seq,
+                        swim_member_region(&sw->mt.v[t]), picked, 0);
+    if (in_region) *in_region = sent;
+  }
+  return ping_reqs_in(sw, target, addr, seq, NULL, picked, sent);
+}
+
+/* ping_reqs' draws: relays of |region| (NULL: any), distinct from the
+ * |sent| already in |picked|.  Returns the new total. */
+static unsigned ping_reqs_in(wr_swim *sw, const char *target,
+                             const wr_addr *addr, uint32_t seq,
+                             const char *region, size_t *picked,
+                             unsigned sent) {
+  size_t n = sw->mt.n;
+  unsigned want = WR_MIN(sw->cfg.indirect_checks, SWIM_INDIRECT_MAX),
+           first = sent;
+  /* In a region of a third of the fleet a draw hits it a third of the
+   * time: three times the draws. */
+  unsigned tries_max = region ? 9 * want + 9 : 3 * want + 3;
+  for (unsigned tries = 0; sent < want && n && tries < tries_max; tries++) {
     size_t i = rand_below(sw, n), j = 0;
     while (j < sent && picked[j] != i) j++;
     const swim_member *m = &sw->mt.v[i];
     if (j < sent || m->state != WR_SWIM_ALIVE ||
         strcmp(swim_member_id(m), target) == 0)
       continue;
+    if (region && strcmp(swim_member_region(m), region) != 0) continue;
     swim_out *o = out_push(sw, WR_SWIM_PING_REQ, &m->gossip);
     if (!o) break;
     picked[sent] = i;
@@ -810,18 +994,80 @@ static unsigned ping_reqs(wr_swim *sw, const char *target, const wr_addr *addr,
     o->target_addr = *addr;
     sent++;
   }
-  sw->st.indirect_probes += sent;
+  sw->st.indirect_probes += sent - first;
   return sent;
 }
 
 static void probe_indirect(wr_swim *sw) {
   unsigned sent = ping_reqs(sw, sw->probe.target, &sw->probe.addr,
-                            sw->probe.seq);
+                            sw->probe.seq, &sw->probe.region_relays);
   sw->probe.indirect_sent = 1;
   sw->probe.nacks_expected = sw->cfg.lifeguard ? sent : 0;
 }
 
+/* Our cross-region probe failed: was it the member or its region?  When
+ * every relay was of the target's region and none of them answered (no
+ * NACK: Lifeguard relays always send one), and the target's port was
+ * not refused either, nobody of that region reached us: the region is
+ * silent (a WAN cut, or the region gone).  Relays from elsewhere (the
+ * region had fewer than indirect_checks to offer) may well answer: their
+ * NACKs say nothing about the target's region.  Suspecting the member would
+ * have every member of every other region accuse that region's members
+ * one by one, about (fleet - region) / region_cross_probe suspicions a
+ * second, each gossiped to the whole fleet.  Instead the region is
+ * marked silent, and the probe ends without a suspicion and without the
+ * Lifeguard penalty (the fault is the path, not us), until the region
+ * has been silent for region_down_ms: then its members are suspected as
+ * usual, since a region that is really gone must be declared dead.
+ * Returns 1 when the failure was put down to the region. */
+static int region_probe_silent(wr_swim *sw, wr_tstamp now) {
+  if (!sw->probe.cross || !sw->cfg.lifeguard || sw->probe.refused ||
+      !sw->probe.region_relays || sw->probe.region_nacks)
+    return 0;
+  const char *rname = region_of_id(sw, sw->probe.target);
+  swim_region *g = rname ? swim_regions_find(&sw->rg, rname) : NULL;
+  if (!g) return 0;
+  if (!g->silent_since) g->silent_since = now;
+  if (now - g->silent_since >= sw->cfg.region_down_ms) return 0;
+  sw->probe.active = 0;
+  sw->st.probe_failures++;
+  sw->st.region_silent_probes++;
+  return 1;
+}
+
+/* We suspect member |i| of another region: only its region's members
+ * confirm (confirmer_ok) and run confirmation probes, and our own
+ * pushes and gossip cross regions only region_cross_gossip at a time,
+ * so the news would reach them a few gossip rounds late.  Send it
+ * straight to push_fanout members of its region: bounded, one datagram
+ * each per suspicion we raise across. */
+static void region_push(wr_swim *sw, size_t i) {
+  const char *rname = swim_member_region(&sw->mt.v[i]);
+  const char *id = swim_member_id(&sw->mt.v[i]);
+  for (unsigned c = 0; c < sw->cfg.push_fanout; c++) {
+    ssize_t j = swim_regions_pick(&sw->mt, rname, 1, 0, id, 16, below_cb, sw);
+    if (j < 0) break;
+    swim_out *o = out_push(sw, WR_SWIM_GOSSIP, &sw->mt.v[j].gossip);
+    if (!o) break;
+    o->extra |= EXTRA_ABOUT;
+    snprintf(o->about, sizeof o->about, "%s", id);
+  }
+}
+
+/* An answer to our cross probe from |from|: an ACK (direct or relayed)
+ * says the target's region is reachable; a NACK only when its relay is
+ * of that region. */
+static void region_heard(wr_swim *sw, const char *from, int nack) {
+  const char *rname = region_of_id(sw, sw->probe.target);
+  const char *rfrom = region_of_id(sw, from);
+  if (!rname || (nack && (!rfrom || strcmp(rfrom, rname) != 0))) return;
+  if (nack) sw->probe.region_nacks++;
+  swim_region *g = swim_regions_find(&sw->rg, rname);
+  if (g) g->silent_since = 0;
+}
+
 static void probe_failed(wr_swim *sw, wr_tstamp now) {
+  if (region_probe_silent(sw, now)) return;
   sw->probe.active = 0;
   sw->st.probe_failures++;
   /* Lifeguard: missing nacks mean the fault may be ours, not theirs.
@@ -865,6 +1111,7 @@ static void probe_failed(wr_swim *sw, wr_tstamp now) {
       o->extra |= EXTRA_ABOUT;
       snprintf(o->about, sizeof o->about, "%s", sw->probe.target);
     }
+    if (sw->probe.cross) region_push(sw, (size_t)i);
   }
   swim_susp *s;
   if ((sw->probe.refused || sw->probe.nrefused) && sw->cfg.refused_suspicion_ms &&
@@ -923,6 +1170,7 @@ static void handle_ack(wr_swim *sw, const wr_addr *src, int nack,
                        wr_tstamp now) {
   uint32_t seq = sw->pkt.seq;
   if (sw->probe.active && seq == sw->probe.seq) {
+    if (sw->probe.cross) region_heard(sw, sw->pkt.from, nack);
     if (nack) {
       sw->probe.nacks++;
       sw->st.nacks_rx++;
@@ -1250,7 +1498,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
       /* Relays answer under our seq: their ACK ends the confirmation
        * probe like a direct one (handle_ack); their NACKs say nothing
        * about the suspect and are ignored. */
-      ping_reqs(sw, c->id, &c->addr, c->seq);
+      ping_reqs(sw, c->id, &c->addr, c->seq, NULL);
       c->indirect_sent = 1;
     }
     if (now >= c->deadline) confirm_failed(sw, c, 0, now);
@@ -1271,8 +1519,8 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
     swim_susp *s = &sw->susp[j];
     if (!s->used || s->deadline > now) continue;
     ssize_t i = swim_members_find(&sw->mt, s->id);
-    if (i >= 0 && sw->mt.v[i].state == WR_SWIM_SUSPECT && s->k && !s->n &&
-        !s->asked && !sw->leaving) {
+    if (i >= 0 && sw->mt.v[i].state == WR_SWIM_SUSPECT &&
+        ((s->k && !s->n) || s->remote) && !s->asked && !sw->leaving) {
       /* Nobody confirmed it in all this time (the Lifeguard maximum): a
        * lone accusation, and the accused may well have refuted it long
        * ago without the news reaching us (an epidemic misses a member now
@@ -1281,7 +1529,11 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
        * stranger, handle_ping), and give it one more probe interval.  A
        * real failure gathers its k confirmations and never gets here, so
        * this costs nothing per death; at 30 % loss it removed most of the
-       * single-node false verdicts left (docs/BENCHMARKS.md). */
+       * single-node false verdicts left (docs/BENCHMARKS.md).  A
+       * suspicion of a member of another region (regions on) gets the
+       * same question even when confirmed: its region's verdict should
+       * have reached us by now, and if it did not, we may have missed
+       * the refutation too (susp_start). */
       swim_out *h = out_push(sw, WR_SWIM_PING, &sw->mt.v[i].gossip);
       if (h) {
         h->seq = ++sw->seq;
@@ -1344,7 +1596,19 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
         sw->followup_gap = 0;
       }
     }
-    for (unsigned tries = 0; sw->mt.n && tries < 8; tries++) {
+    /* With regions, three syncs in four stay in our region: a full
+     * state exchange is the largest thing a member sends, and any peer
+     * repairs what gossip lost; the fourth crosses, so a region that
+     * missed news still hears it by anti-entropy. */
+    ssize_t li;
+    if (regions_on(sw) && rand_below(sw, 4) != 0 &&
+        (li = swim_regions_pick(&sw->mt, sw->cfg.region, 1, 0, NULL, 32,
+                                below_cb, sw)) >= 0) {
+      sw->sync_now = 1;
+      sw->sync_peer = sw->mt.v[li].gossip;
+    }
+    for (unsigned tries = 0; !sw->sync_now && sw->mt.n && tries < 8;
+         tries++) {
       const swim_member *m = &sw->mt.v[rand_below(sw, sw->mt.n)];
       if (m->state != WR_SWIM_ALIVE) continue;
       sw->sync_now = 1;
@@ -1475,11 +1739,21 @@ int wr_swim_join(wr_swim *sw, const wr_addr *seeds, size_t nseeds,
 int wr_swim_add_member(wr_swim *sw, const char *id, const wr_addr *gossip,
                        const wr_addr *data, uint32_t incarnation,
                        wr_tstamp now) {
+  return wr_swim_add_member_region(sw, id, gossip, data, "", incarnation, now);
+}
+
+int wr_swim_add_member_region(wr_swim *sw, const char *id,
+                              const wr_addr *gossip, const wr_addr *data,
+                              const char *region, uint32_t incarnation,
+                              wr_tstamp now) {
   if (is_self(sw, id)) return WR_ERR_INVAL;
+  if (!region || strlen(region) > WR_SWIM_REGION_MAX) return WR_ERR_INVAL;
   if (swim_members_find(&sw->mt, id) >= 0) return WR_ERR_EXISTS;
   ssize_t i = swim_members_add(&sw->mt, id, gossip, incarnation, now);
   if (i < 0) return (int)i;
-  if (data && swim_members_set_meta(&sw->mt, (size_t)i, data, "", "") != 0) {
+  if ((data || region[0]) &&
+      swim_members_set_meta(&sw->mt, (size_t)i, data ? data : gossip, region,
+                            "") != 0) {
     swim_members_remove(&sw->mt, (size_t)i);
     return WR_ERR_NOMEM;
   }
@@ -1498,8 +1772,8 @@ int wr_swim_copy_members(wr_swim *dst, const wr_swim *src, wr_tstamp now) {
   wr_swim_member_info me;
   wr_swim_self(src, &me);
   if (swim_members_find(&dst->mt, me.id) < 0)
-    rv = wr_swim_add_member(dst, me.id, &me.gossip, &me.data, me.incarnation,
-                            now);
+    rv = wr_swim_add_member_region(dst, me.id, &me.gossip, &me.data,
+                                   me.region, me.incarnation, now);
   dst->probe_pos = dst->mt.n; /* shuffle before the first probe */
   return rv;
 }

@@ -226,6 +226,63 @@ int swim_reconnect_pick(swim_lost *l, const swim_members *t, wr_tstamp now,
                         size_t (*below)(void *, size_t), void *ud,
                         wr_addr *peer);
 
+/* ---- regions (region.c) -------------------------------------------------
+ *
+ * Region-aware membership (docs/SWIM.md "Regions"): a census of the
+ * regions in the table, the region-shaped choices of probe targets,
+ * relays and gossip targets, and each region's reachability as our
+ * cross-region probes see it.  The census is a small fixed table: a
+ * fleet has a handful of regions, and members of regions beyond the
+ * bound are counted in none (they are then treated as remote members of
+ * an unknown region: probed only across, never suspected in a storm).
+ */
+#define SWIM_REGIONS_MAX 16
+
+typedef struct swim_region {
+  char name[WR_SWIM_REGION_MAX + 1];
+  uint32_t members; /* ALIVE or SUSPECT at the census, us included */
+  /* Our cross-region probes of this region found no member of it
+   * answering (neither the target nor any relay there) since this time;
+   * 0 while it answers. */
+  wr_tstamp silent_since;
+} swim_region;
+
+typedef struct swim_regions {
+  swim_region v[SWIM_REGIONS_MAX];
+  unsigned n;
+  size_t census_n; /* table size at the census (0: never taken) */
+  uint32_t probes; /* probes started: every cross_every-th goes across */
+} swim_regions;
+
+static inline const char *swim_member_region(const swim_member *m) {
+  return m->meta ? m->meta->region : "";
+}
+
+/* Counts the members of each region (ALIVE or SUSPECT), us in |own|. */
+void swim_regions_census(swim_regions *r, const swim_members *t,
+                         const char *own);
+/* Takes the census when none was taken or the table changed size by more
+ * than an eighth since (members join and leave in bulk at bootstrap). */
+void swim_regions_refresh(swim_regions *r, const swim_members *t,
+                          const char *own);
+/* The census entry of |name|, NULL when it has none. */
+swim_region *swim_regions_find(swim_regions *r, const char *name);
+/* Members of region |name| at the census (at least 1). */
+size_t swim_regions_size(const swim_regions *r, const char *name);
+/* 1 when the census saw more than one region: below that every
+ * region-aware choice falls back to the region-blind one. */
+int swim_regions_active(const swim_regions *r);
+/*
+ * A uniformly random member index in [0, t->n) that is ALIVE (or
+ * |allow_suspect| and SUSPECT), not |skip| (an id, or NULL) and whose
+ * region is |region| (|same| 1) or is not (|same| 0).  Rejection
+ * sampling with a bound of |tries| draws: a region of a tenth of the
+ * fleet costs about ten draws a pick.  -1 when none was found.
+ */
+ssize_t swim_regions_pick(const swim_members *t, const char *region, int same,
+                          int allow_suspect, const char *skip, unsigned tries,
+                          size_t (*below)(void *, size_t), void *ud);
+
 /* ---- what sync.c needs from the core (swim.c) ---------------------------- */
 
 swim_members *swim_core_table(wr_swim *sw);

@@ -352,6 +352,73 @@ static uint64_t run_digest(uint64_t seed) {
   return h;
 }
 
+/* Regions: a datagram, a stream piece and a stream's handshake between
+ * two regions take region_delay_ms, inside one the base delay. */
+static void test_region_delays(void **state) {
+  (void)state;
+  sim_net_params p = {.delay_ms = 1, .region_delay_ms = 80};
+  sim_net *n = sim_net_new(4, &p, 3);
+  const uint8_t region[4] = {0, 0, 1, 2};
+  assert_int_equal(sim_net_set_regions(n, region), 0);
+  assert_int_equal(sim_net_link_delay(n, 0, 1), 1);
+  assert_int_equal(sim_net_link_delay(n, 1, 2), 80);
+  assert_int_equal(sim_net_link_delay(n, 3, 2), 80);
+  uint8_t pkt[10] = {0};
+  assert_int_equal(sim_net_send(n, 0, 1, pkt, sizeof pkt), 1);
+  assert_int_equal(sim_net_send(n, 0, 2, pkt, sizeof pkt), 1);
+  assert_int_equal(sim_net_stream(n, 3, 0, 7, pkt, sizeof pkt), 0);
+  uint64_t clock = 0;
+  assert_int_equal(sim_net_stream_connect(n, 1, 3, 8, &clock), 0);
+  sim_ev ev;
+  uint64_t at[4] = {0};
+  int k = 0;
+  while (sim_net_next(n, UINT64_MAX, &ev)) {
+    if (k < 4) at[k++] = ev.t;
+    sim_net_release(n, &ev);
+  }
+  assert_int_equal(k, 4);
+  assert_int_equal(at[0], 1);   /* 0 -> 1, same region */
+  assert_int_equal(at[1], 80);  /* 0 -> 2 */
+  assert_int_equal(at[2], 80);  /* the stream piece 3 -> 0 */
+  assert_int_equal(at[3], 240); /* SYN, SYN-ACK, ACK across */
+  sim_net_del(n);
+}
+
+/* Burst loss: links alternate good (mean 900 ms) and bad (mean 100 ms),
+ * a datagram through a bad link is lost with probability 0.8.  Sent one
+ * per ms from node 0 to node 1 over 200 s, about 19 % of the time one of
+ * the two links is bad: about 15 % lost, in runs, not spread evenly. */
+static void test_burst_loss(void **state) {
+  (void)state;
+  sim_net_params p = {.delay_ms = 1, .burst_loss = 0.8, .burst_good_ms = 900,
+                      .burst_bad_ms = 100};
+  sim_net *n = sim_net_new(2, &p, 9);
+  uint8_t pkt[10] = {0};
+  unsigned lost = 0, runs = 0, longest = 0, cur = 0;
+  sim_ev ev;
+  for (int i = 0; i < 200000; i++) {
+    int c = sim_net_send(n, 0, 1, pkt, sizeof pkt);
+    assert_true(c >= 0);
+    if (c == 0) {
+      lost++;
+      if (cur++ == 0) runs++;
+      if (cur > longest) longest = cur;
+    } else {
+      cur = 0;
+    }
+    while (sim_net_next(n, sim_net_now(n) + 1, &ev)) sim_net_release(n, &ev);
+  }
+  sim_net_stats st;
+  sim_net_get_stats(n, &st);
+  assert_int_equal(st.burst_lost, lost);
+  assert_in_range(lost, 200000 * 8 / 100, 200000 * 25 / 100);
+  /* Independent loss at that rate would almost never lose 20 in a row;
+   * a bad stretch of ~100 ms loses ~80 % of its datagrams. */
+  assert_true(longest >= 20);
+  assert_true(runs < lost / 2);
+  sim_net_del(n);
+}
+
 static void test_deterministic(void **state) {
   (void)state;
   assert_true(run_digest(99) == run_digest(99));
@@ -369,6 +436,8 @@ int main(void) {
       cmocka_unit_test(test_dead),
       cmocka_unit_test(test_refuse_dead),
       cmocka_unit_test(test_stream_model),
+      cmocka_unit_test(test_region_delays),
+      cmocka_unit_test(test_burst_loss),
       cmocka_unit_test(test_deterministic),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -73,7 +73,7 @@ static const char usage[] =
     "                                  collected name may route again\n"
     "";
 
-/* In two parts: ISO C caps a string literal at 4095 characters. */
+/* In three parts: ISO C caps a string literal at 4095 characters. */
 static const char usage2[] =
     "  --profile P        lan (default), wan, local: core timings and the\n"
     "                     network's default delay/jitter\n"
@@ -115,6 +115,23 @@ static const char usage2[] =
     "  --partition-s S    for S seconds (default 15)\n"
     "  --sync-s S         anti-entropy period (default: the profile's;\n"
     "                     0 turns it off)\n"
+    "  --regions R        split the nodes into R regions (2..16) of equal\n"
+    "                     size (node i in region i*R/N, named r0, r1, ...),\n"
+    "                     --delay-ms apart inside a region and\n"
+    "                     --region-delay-ms between two; JSON adds\n"
+    "                     detect_all_by_region_ms and\n"
+    "                     cross_region_bytes_per_node_per_s\n"
+    "  --region-delay-ms D  one-way delay between regions (default 80)\n"
+    "  --region-cut R     cut region R off from the others after warm-up\n"
+    "                     for --partition-s seconds\n"
+    "  --burst-loss P     burst loss (Gilbert-Elliott): each node's link\n"
+    "                     has bad stretches in which datagrams through it\n"
+    "                     are lost with probability P, on top of --loss\n"
+    "  --burst-good-s S   mean good stretch of a link (default 10)\n"
+    "  --burst-bad-s S    mean bad stretch of a link (default 1)\n"
+    "";
+
+static const char usage3[] =
     "  --join-bootstrap   a join storm: every node starts alone and joins\n"
     "                     through the seeds n0, n1, n2 by the real protocol\n"
     "                     instead of starting converged\n"
@@ -192,7 +209,9 @@ static const flag flags[] = {
     {"--verbose", 0},     {"--no-thp", 0},       {"--sync-s", 1},
     {"--set", 1},         {"--crash", 1},        {"--churn", 1},
     {"--routes-grace-s", 1}, {"--faults", 1}, {"--stream-mbit", 1},
-    {"--observe-s", 1},
+    {"--observe-s", 1},   {"--regions", 1},      {"--region-delay-ms", 1},
+    {"--region-cut", 1},  {"--burst-loss", 1},   {"--burst-good-s", 1},
+    {"--burst-bad-s", 1},
 };
 
 typedef struct cli {
@@ -256,12 +275,22 @@ static int set_flag(cli *c, const char *name, const char *v) {
   } else if (!strcmp(name, "--profile")) {
     if (strcmp(v, "lan") && strcmp(v, "wan") && strcmp(v, "local")) return -1;
     o->profile = v;
+  } else if (!strcmp(name, "--regions")) {
+    if (parse_u64(v, SIM_REGIONS_MAX, &u) || u < 1) return -1;
+    o->regions = (uint32_t)u;
+  } else if (!strcmp(name, "--region-delay-ms")) {
+    if (parse_u64(v, 60000, &u)) return -1;
+    o->region_delay_ms = (int64_t)u;
+  } else if (!strcmp(name, "--region-cut")) {
+    if (parse_u64(v, SIM_REGIONS_MAX - 1, &u)) return -1;
+    o->region_cut = (int32_t)u;
   } else if (!strcmp(name, "--delay-ms") || !strcmp(name, "--jitter-ms")) {
     if (parse_u64(v, 60000, &u)) return -1;
     *(name[2] == 'd' ? &o->delay_ms : &o->jitter_ms) = (int64_t)u;
   } else {
     /* The probabilities and the durations. */
     int prob = !strcmp(name, "--loss") || !strcmp(name, "--dup") ||
+               !strcmp(name, "--burst-loss") ||
                !strcmp(name, "--pause-frac") || !strcmp(name, "--partition");
     if (parse_dbl(v, 0, prob ? (name[2] == 'l' ? 0.99 : 1) : 86400, &d))
       return -1;
@@ -293,6 +322,12 @@ static int set_flag(cli *c, const char *name, const char *v) {
       o->stream_mbit = d;
     else if (!strcmp(name, "--observe-s"))
       o->observe_s = d;
+    else if (!strcmp(name, "--burst-loss"))
+      o->burst_loss = d;
+    else if (!strcmp(name, "--burst-good-s") || !strcmp(name, "--burst-bad-s")) {
+      if (d < 0.001) return -1;
+      *(name[8] == 'g' ? &o->burst_good_s : &o->burst_bad_s) = d;
+    }
     else if (!strcmp(name, "--churn")) {
       if (d < 0.01 || d > 100000) return -1;
       o->churn = d;
@@ -315,12 +350,17 @@ static int parse_args(int argc, char **argv, cli *c) {
   o->sync_s = -1;
   o->churn = 500;
   o->stream_mbit = 100;
+  o->region_delay_ms = -1;
+  o->region_cut = -1;
+  o->burst_good_s = 10;
+  o->burst_bad_s = 1;
   c->kill = c->routes = UNSET;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       fputs(usage, stdout);
       fputs(usage2, stdout);
+      fputs(usage3, stdout);
       return 0;
     }
     if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
@@ -405,6 +445,15 @@ static int parse_args(int argc, char **argv, cli *c) {
                     : sc == SIM_SC_IDLE   ? 30
                     : o->pause_frac > 0   ? 30
                                           : 0;
+  if (o->regions > o->nodes)
+    return usage_error("--regions %u is more than --nodes %u", o->regions,
+                       o->nodes);
+  if (o->region_cut >= 0 && (uint32_t)o->region_cut >= o->regions)
+    return usage_error("--region-cut %d needs --regions above it",
+                       (int)o->region_cut);
+  if (o->region_cut >= 0 && o->partition_frac > 0)
+    return usage_error("--region-cut and --partition are one partition: "
+                       "pick one");
   if (o->pause_mean_s <= 0 || o->pause_gap_s <= 0)
     return usage_error("--pause-mean-s and --pause-gap-s must be > 0");
   return -1;
@@ -549,6 +598,27 @@ static void print_json(const cli *c, const sim_result *r) {
              (unsigned long long)r->stale_epoch,
              (unsigned long long)r->resurrected);
   }
+  if (o->regions > 1) {
+    printf(",\"regions\":%u,\"region_delay_ms\":%lld,\"region_cut\":%d,"
+           "\"cross_region_bytes_per_node_per_s\":%.1f,"
+           "\"cross_probes\":%llu,\"region_silent_probes\":%llu,"
+           "\"detect_all_by_region_ms\":[",
+           o->regions,
+           (long long)(o->region_delay_ms >= 0 ? o->region_delay_ms : 80),
+           (int)o->region_cut, r->cross_bytes_per_node_per_s,
+           (unsigned long long)r->cross_probes,
+           (unsigned long long)r->region_silent_probes);
+    for (uint32_t g = 0; g < o->regions; g++) {
+      if (r->detect_region_ms[g] < 0)
+        printf("%snull", g ? "," : "");
+      else
+        printf("%s%lld", g ? "," : "", (long long)r->detect_region_ms[g]);
+    }
+    printf("]");
+  }
+  if (o->burst_loss > 0)
+    printf(",\"burst_loss\":%g,\"burst_good_s\":%g,\"burst_bad_s\":%g",
+           o->burst_loss, o->burst_good_s, o->burst_bad_s);
   if (o->verbose) printf(",\"rss_mib\":%.1f", (double)r->rss_kib / 1024);
   if (o->check) printf(",\"check\":\"%s\"", r->failure[0] ? "failed" : "ok");
   printf("}\n");
@@ -630,6 +700,20 @@ static void print_table(const cli *c, const sim_result *r) {
          "piggyback", r->bcast_queue_peak,
          (unsigned long long)r->bcast_evicted_member,
          (unsigned long long)r->bcast_evicted_user);
+  if (o->regions > 1) {
+    printf("%-16s %u regions %lld ms apart: %.1f bytes/node/s across, "
+           "%llu cross probes (%llu met a silent region); all in region:",
+           "regions", o->regions,
+           (long long)(o->region_delay_ms >= 0 ? o->region_delay_ms : 80),
+           r->cross_bytes_per_node_per_s, (unsigned long long)r->cross_probes,
+           (unsigned long long)r->region_silent_probes);
+    for (uint32_t g = 0; g < o->regions; g++) {
+      char label[16];
+      snprintf(label, sizeof label, "r%u", g);
+      ms(label, r->detect_region_ms[g]);
+    }
+    printf("\n");
+  }
   printf("%-16s %s", "converged", r->converged ? "yes" : "no");
   if (r->converge_ms >= 0)
     printf(" (%lld ms after the disturbance ended)", (long long)r->converge_ms);

@@ -13,6 +13,7 @@
  */
 #include "net.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,11 @@ struct sim_net {
   uint64_t *slow_until;
   uint8_t *group;
   uint64_t part_start, part_end;
+  uint8_t *region; /* NULL: one region */
+  /* Burst loss (net.h): per node, whether its link is in the bad state
+   * and when it next flips; advanced lazily when a datagram uses it. */
+  uint8_t *ge_bad;
+  uint64_t *ge_flip;
 
   sim_net_stats st;
 };
@@ -59,6 +65,14 @@ sim_net *sim_net_new(uint32_t nnodes, const sim_net_params *p, uint64_t seed) {
   n->dead = calloc(nnodes ? nnodes : 1, 1);
   n->paused_until = calloc(nnodes ? nnodes : 1, sizeof *n->paused_until);
   n->slow_until = calloc(nnodes ? nnodes : 1, sizeof *n->slow_until);
+  if (p->burst_loss > 0) {
+    n->ge_bad = calloc(nnodes ? nnodes : 1, 1);
+    n->ge_flip = calloc(nnodes ? nnodes : 1, sizeof *n->ge_flip);
+    if (!n->ge_bad || !n->ge_flip) {
+      sim_net_del(n);
+      return NULL;
+    }
+  }
   if (!n->dead || !n->paused_until || !n->slow_until) {
     sim_net_del(n);
     return NULL;
@@ -76,6 +90,9 @@ void sim_net_del(sim_net *n) {
   free(n->paused_until);
   free(n->slow_until);
   free(n->group);
+  free(n->region);
+  free(n->ge_bad);
+  free(n->ge_flip);
   free(n);
 }
 
@@ -220,6 +237,22 @@ int sim_net_partition(sim_net *n, const uint8_t *group, uint64_t start,
   return 0;
 }
 
+int sim_net_set_regions(sim_net *n, const uint8_t *region) {
+  if (!n->region) {
+    n->region = malloc(n->nnodes ? n->nnodes : 1);
+    if (!n->region) return -1;
+  }
+  memcpy(n->region, region, n->nnodes);
+  return 0;
+}
+
+uint64_t sim_net_link_delay(const sim_net *n, uint32_t a, uint32_t b) {
+  if (n->region && a < n->nnodes && b < n->nnodes &&
+      n->region[a] != n->region[b])
+    return n->p.region_delay_ms;
+  return n->p.delay_ms;
+}
+
 int sim_net_cut(const sim_net *n, uint32_t a, uint32_t b) {
   if (!n->group || n->now < n->part_start || n->now >= n->part_end) return 0;
   if (a >= n->nnodes || b >= n->nnodes) return 0;
@@ -249,11 +282,32 @@ static int schedule(sim_net *n, uint8_t kind, uint32_t from, uint32_t to,
   return 0;
 }
 
-static uint64_t draw_delay(sim_net *n) {
-  uint64_t d = n->p.delay_ms;
+static uint64_t draw_delay(sim_net *n, uint32_t from, uint32_t to) {
+  uint64_t d = sim_net_link_delay(n, from, to);
   if (n->p.jitter_ms)
     d += wr_pcg32_bounded(&n->rng, (uint32_t)n->p.jitter_ms + 1);
   return d;
+}
+
+/* Node |v|'s link state now (Gilbert-Elliott): flips at exponential
+ * intervals, drawn only when a datagram uses the link, so a run without
+ * burst loss replays as before.  A link starts good, its first flip one
+ * mean good stretch away on average. */
+static double draw_exp(sim_net *n, uint64_t mean_ms) {
+  double u = wr_pcg32_double(&n->rng);
+  return -(double)(mean_ms ? mean_ms : 1) * log(1.0 - u);
+}
+
+static int link_bad(sim_net *n, uint32_t v) {
+  if (v >= n->nnodes) return 0;
+  if (!n->ge_flip[v])
+    n->ge_flip[v] = n->now + 1 + (uint64_t)draw_exp(n, n->p.burst_good_ms);
+  while (n->ge_flip[v] <= n->now) {
+    n->ge_bad[v] = !n->ge_bad[v];
+    n->ge_flip[v] += 1 + (uint64_t)draw_exp(
+        n, n->ge_bad[v] ? n->p.burst_bad_ms : n->p.burst_good_ms);
+  }
+  return n->ge_bad[v];
 }
 
 int sim_net_send(sim_net *n, uint32_t from, uint32_t to, const uint8_t *pkt,
@@ -273,11 +327,17 @@ int sim_net_send(sim_net *n, uint32_t from, uint32_t to, const uint8_t *pkt,
     n->st.lost++;
     return 0;
   }
+  if (n->p.burst_loss > 0 && (link_bad(n, from) || link_bad(n, to)) &&
+      wr_pcg32_double(&n->rng) < n->p.burst_loss) {
+    n->st.lost++;
+    n->st.burst_lost++;
+    return 0;
+  }
   int copies = fv.copies;
   if (n->p.dup > 0 && wr_pcg32_double(&n->rng) < n->p.dup) copies = 2;
   for (int i = 0; i < copies; i++)
-    if (schedule(n, SIM_EV_DELIVER, from, to, 0, draw_delay(n) + fv.delay_ms,
-                 pkt, len))
+    if (schedule(n, SIM_EV_DELIVER, from, to, 0,
+                 draw_delay(n, from, to) + fv.delay_ms, pkt, len))
       return -1;
   if (copies == 2) n->st.duplicated++;
   return copies;
@@ -299,7 +359,8 @@ int sim_net_stream(sim_net *n, uint32_t from, uint32_t to, uint32_t arg,
   stream_fault(n, from, to, data, len);
   do {
     size_t k = len < SIM_PKT_CAP ? len : SIM_PKT_CAP;
-    if (schedule(n, SIM_EV_STREAM, from, to, arg, n->p.delay_ms, data, k)) {
+    if (schedule(n, SIM_EV_STREAM, from, to, arg,
+                 sim_net_link_delay(n, from, to), data, k)) {
       n->sched_flags = 0;
       return -1;
     }
@@ -328,7 +389,7 @@ int sim_net_stream_at(sim_net *n, uint32_t from, uint32_t to, uint32_t arg,
     *clock = depart;
     uint64_t at = (depart + 999) / 1000; /* whole ms, never early */
     if (schedule(n, SIM_EV_STREAM, from, to, arg,
-                 at - n->now + n->p.delay_ms, data, k)) {
+                 at - n->now + sim_net_link_delay(n, from, to), data, k)) {
       n->sched_flags = 0;
       return -1;
     }
@@ -344,8 +405,9 @@ int sim_net_stream_connect(sim_net *n, uint32_t from, uint32_t to,
                            uint32_t arg, uint64_t *clock) {
   /* SYN and SYN-ACK take two delays before the initiator may write; its
    * first bytes ride behind the final ACK, which arrives a delay later. */
-  *clock = (n->now + 2 * n->p.delay_ms) * 1000;
-  return schedule(n, SIM_EV_STREAM, from, to, arg, 3 * n->p.delay_ms, NULL, 0);
+  uint64_t d = sim_net_link_delay(n, from, to);
+  *clock = (n->now + 2 * d) * 1000;
+  return schedule(n, SIM_EV_STREAM, from, to, arg, 3 * d, NULL, 0);
 }
 
 /* ---- the event loop's pop ---- */
@@ -392,8 +454,8 @@ int sim_net_next(sim_net *n, uint64_t until, sim_ev *ev) {
          * so silent runs replay as before. */
         if (n->p.refuse_dead && sender != SIM_NONE && !n->dead[sender] &&
             !(n->p.loss > 0 && wr_pcg32_double(&n->rng) < n->p.loss))
-          (void)schedule(n, SIM_EV_UNREACH, dead, sender, 0, draw_delay(n),
-                         NULL, 0);
+          (void)schedule(n, SIM_EV_UNREACH, dead, sender, 0,
+                         draw_delay(n, dead, sender), NULL, 0);
         continue;
       }
       if (ev->from != SIM_NONE && sim_net_cut(n, ev->from, ev->node)) {

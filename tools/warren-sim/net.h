@@ -83,10 +83,23 @@ typedef struct sim_net_params {
   /* Bandwidth of one stream (sim_net_stream_at), in bytes per ms
    * (12,500 = 100 Mbit/s); 0 = no transmission time. */
   uint64_t stream_bytes_per_ms;
+  /* Regions (sim_net_set_regions): a datagram or stream between nodes of
+   * two different regions takes region_delay_ms (plus the same jitter)
+   * instead of delay_ms: a latency matrix with one value inside every
+   * region and one between any two. */
+  uint64_t region_delay_ms;
+  /* Burst loss, a Gilbert-Elliott channel per node's link: each link
+   * alternates between a good state (exponential, mean burst_good_ms)
+   * and a bad one (mean burst_bad_ms), and a datagram that leaves or
+   * enters through a link in the bad state is lost with probability
+   * burst_loss, on top of |loss|.  burst_loss 0: off (no draws). */
+  double burst_loss;
+  uint64_t burst_good_ms, burst_bad_ms;
 } sim_net_params;
 
 typedef struct sim_net_stats {
   uint64_t sent, delivered, lost, duplicated;
+  uint64_t burst_lost; /* of |lost|: dropped by a link in its bad state */
   uint64_t partition_dropped, dead_dropped, deferred, slowed;
   uint64_t stream_bytes, stream_broken;
   uint64_t events, heap_max, pool_bufs;
@@ -162,6 +175,12 @@ int sim_net_paused(const sim_net *n, uint32_t node);
 uint64_t sim_net_paused_until(const sim_net *n, uint32_t node);
 /* Makes |node| slow until |until| (extends, never shortens). */
 void sim_net_slow(sim_net *n, uint32_t node, uint64_t until);
+
+/* Node i is in region |region[i]| (copied; one entry per node).  Without
+ * this call every node is in region 0. */
+int sim_net_set_regions(sim_net *n, const uint8_t *region);
+/* The one-way base delay from |a| to |b| (without jitter). */
+uint64_t sim_net_link_delay(const sim_net *n, uint32_t a, uint32_t b);
 
 /* Between |start| and |end|, datagrams and streams between nodes of
  * different groups are dropped.  |group| has one entry per node and is

@@ -115,6 +115,23 @@ static void measure(sim *s) {
     r->sync_buckets += st.sync_buckets;
     r->sync_buckets_differ += st.sync_buckets_differ;
     r->last_chance_probes += st.last_chance_probes;
+    r->cross_probes += st.cross_probes;
+    r->region_silent_probes += st.region_silent_probes;
+  }
+  /* Per region: the slowest victim's "all live members of region g". */
+  for (uint32_t g = 0; s->region && g < s->nregions && g < SIM_REGIONS_MAX;
+       g++) {
+    int64_t worst = -1;
+    for (uint32_t k = 0; k < s->nkill; k++) {
+      uint64_t t = s->kill_all_region[(size_t)k * s->nregions + g];
+      if (!t && s->nlive_region[g]) {
+        worst = -1;
+        break;
+      }
+      if (t && (int64_t)(t - s->kill_at) > worst)
+        worst = (int64_t)(t - s->kill_at);
+    }
+    r->detect_region_ms[g] = worst;
   }
   if (s->nkill) {
     r->pings_per_victim = (double)s->victim_pings / s->nkill;
@@ -189,12 +206,24 @@ static void check(sim *s) {
   sim_result *r = s->r;
   /* partition-claims cuts the fleet in two and gc-stale pauses a node
    * until it is declared dead: both on purpose. */
-  int cut = o->partition_frac > 0 || o->scenario == SIM_SC_PARTITION_CLAIMS ||
+  int cut = o->partition_frac > 0 || o->region_cut >= 0 ||
+            o->scenario == SIM_SC_PARTITION_CLAIMS ||
             o->scenario == SIM_SC_GC_STALE;
   if (o->loss == 0 && o->pause_frac == 0 && !cut &&
       r->false_positives)
     fail(r, "%llu live members declared dead at 0%% loss",
          (unsigned long long)r->false_positives);
+  /* Region-aware membership's promise (docs/SWIM.md "Regions"): a
+   * region cut off for less than region_down_ms costs no suspicion of
+   * its members, so no death, on either side. */
+  if (o->loss == 0 && o->burst_loss == 0 && o->region_cut >= 0 &&
+      s->cfg.region_aware && (uint64_t)(o->partition_s * 1000) <
+                                 s->cfg.region_down_ms &&
+      r->false_positives)
+    fail(r, "%llu members declared dead in a %.0f s region cut (region-down "
+            "%llu ms)",
+         (unsigned long long)r->false_positives, o->partition_s,
+         (unsigned long long)s->cfg.region_down_ms);
   /* Stalled or slow members may be declared dead (they failed, for a
    * while); a member that never stalled must not be, without loss. */
   if (o->loss == 0 && !cut && r->fp_healthy_victims)
@@ -236,6 +265,10 @@ static void free_tables(sim *s) {
   free(s->kill_first);
   free(s->kill_all);
   free(s->fp_member);
+  free(s->region);
+  free(s->region_names);
+  free(s->kill_count_region);
+  free(s->kill_all_region);
 }
 
 int sim_run(const sim_opts *o, sim_result *r) {
@@ -287,9 +320,34 @@ int sim_run(const sim_opts *o, sim_result *r) {
       .dup = o->dup,
       .refuse_dead = o->refuse_dead,
       .slow_ms = (uint64_t)o->slow_ms,
+      .region_delay_ms =
+          (uint64_t)(o->region_delay_ms >= 0 ? o->region_delay_ms : 80),
+      .burst_loss = o->burst_loss,
+      .burst_good_ms = (uint64_t)(o->burst_good_s * 1000),
+      .burst_bad_ms = (uint64_t)(o->burst_bad_s * 1000),
   };
   s.net = sim_net_new(s.n, &p, o->seed);
   if (!s.net) goto nomem;
+  for (uint32_t g = 0; g < SIM_REGIONS_MAX; g++) r->detect_region_ms[g] = -1;
+  if (o->regions > 1) {
+    /* Contiguous blocks: node i is in region i * R / n. */
+    s.nregions = o->regions;
+    s.region = malloc(s.n);
+    s.region_names = calloc(s.nregions, sizeof *s.region_names);
+    s.kill_count_region = calloc((size_t)o->kill * s.nregions + 1,
+                                 sizeof *s.kill_count_region);
+    s.kill_all_region = calloc((size_t)o->kill * s.nregions + 1,
+                               sizeof *s.kill_all_region);
+    if (!s.region || !s.region_names || !s.kill_count_region ||
+        !s.kill_all_region)
+      goto nomem;
+    for (uint32_t g = 0; g < s.nregions; g++)
+      snprintf(s.region_names[g], sizeof s.region_names[g], "r%u",
+               g % SIM_REGIONS_MAX);
+    for (uint32_t i = 0; i < s.n; i++)
+      s.region[i] = (uint8_t)((uint64_t)i * s.nregions / s.n);
+    if (sim_net_set_regions(s.net, s.region) != 0) goto nomem;
+  }
   sim_ev ev;
   sim_net_next(s.net, T_BASE, &ev); /* empty queue: moves the clock */
 

@@ -262,9 +262,10 @@ int sim_scenario_run(sim *s) {
     warm_s = skip_s + 60.0;
   }
   uint64_t t1 = now + sec(warm_s);
-  uint64_t w0 = now + sec(skip_s), u0, c0, p0, u1, c1, p1;
+  uint64_t w0 = now + sec(skip_s), u0, c0, p0, u1, c1, p1, x0, x1;
   run_until(s, w0);
   traffic(s, &u0, &c0, &p0);
+  x0 = s->wire_cross;
   double window_s = warm_s - skip_s;
   if (o->scenario == SIM_SC_IDLE) {
     window_s += o->duration_s;
@@ -272,6 +273,8 @@ int sim_scenario_run(sim *s) {
   }
   run_until(s, t1);
   traffic(s, &u1, &c1, &p1);
+  x1 = s->wire_cross;
+  r->cross_bytes_per_node_per_s = (double)(x1 - x0) / s->n / window_s;
   r->idle_window_s = window_s;
   r->udp_bytes_per_node_per_s = (double)(u1 - u0) / s->n / window_s;
   r->tcp_bytes_per_node_per_s = (double)(c1 - c0) / s->n / window_s;
@@ -293,8 +296,20 @@ int sim_scenario_run(sim *s) {
   for (uint32_t k = 0; k < s->nkill; k++) sim_kill(s, perm[lo + k], k);
   s->kill_at = s->nkill ? t1 : 0;
   s->nlive = s->n - s->nkill;
+  if (s->region)
+    for (uint32_t i = 0; i < s->n; i++)
+      s->nlive_region[s->region[i]] += !s->nodes[i].killed;
   uint32_t live_lo = lo + s->nkill;
-  if (o->partition_frac > 0) {
+  if (s->region && o->region_cut >= 0) {
+    /* A region-shaped partition: region_cut against all the others. */
+    uint8_t *group = calloc(s->n, 1);
+    for (uint32_t i = 0; group && i < s->n; i++)
+      group[i] = s->region[i] == (uint32_t)o->region_cut;
+    uint64_t end = t1 + sec(o->partition_s);
+    if (group) sim_net_partition(s->net, group, t1, end);
+    free(group);
+    disturb_end = end;
+  } else if (o->partition_frac > 0) {
     uint8_t *group = calloc(s->n, 1);
     uint32_t k = (uint32_t)(o->partition_frac * s->nlive + 0.5);
     pick(s, perm, live_lo, k);
@@ -342,7 +357,8 @@ settle:;
       sim_net_now(s->net) + r->bound_ms + c->gossip_to_dead_ms;
   /* A partition that outlasted the suspicion timeout heals by reconnect
    * attempts (src/swim/reconnect.c), one interval apart. */
-  if (o->partition_frac > 0 || o->scenario == SIM_SC_PARTITION_CLAIMS ||
+  if (o->partition_frac > 0 || o->region_cut >= 0 ||
+      o->scenario == SIM_SC_PARTITION_CLAIMS ||
       o->scenario == SIM_SC_GC_STALE)
     settle_cap += c->reconnect_interval_ms;
   r->converged = 0;

@@ -101,6 +101,11 @@ static void on_member_changed(wr_swim *sw, const wr_swim_member_info *m,
       uint64_t now = sim_net_now(s->net);
       if (!s->kill_first[k]) s->kill_first[k] = now;
       if (++s->kill_count[k] == s->nlive) s->kill_all[k] = now;
+      if (s->region) {
+        size_t kr = (size_t)k * s->nregions + s->region[nd->idx];
+        if (++s->kill_count_region[kr] == s->nlive_region[s->region[nd->idx]])
+          s->kill_all_region[kr] = now;
+      }
       return;
     }
     s->r->false_dead_events++;
@@ -152,6 +157,9 @@ int sim_nodes_init(sim *s) {
     wr_pcg32_seed(&nd->rng, s->o->seed, (uint64_t)i + 1);
     wr_swim_config cfg = s->cfg;
     memcpy(cfg.id, s->ids[i], sizeof s->ids[i]);
+    if (s->region)
+      snprintf(cfg.region, sizeof cfg.region, "%s",
+               s->region_names[s->region[i]]);
     cfg.gossip = s->addrs[i];
     cfg.data = s->addrs[i];
     cfg.rand = wr_pcg32_fill;
@@ -174,8 +182,9 @@ int sim_nodes_init(sim *s) {
      * it (wr_swim_copy_members swaps node 0 in and itself out), which at
      * 10,000 nodes replaces 10^8 hash inserts with 10^4 memcpys. */
     for (uint32_t j = 1; j < n; j++) {
-      int rv = wr_swim_add_member(s->nodes[0].sw, s->ids[j], &s->addrs[j],
-                                  &s->addrs[j], 0, now);
+      int rv = wr_swim_add_member_region(
+          s->nodes[0].sw, s->ids[j], &s->addrs[j], &s->addrs[j],
+          s->region ? s->region_names[s->region[j]] : "", 0, now);
       if (rv != 0) return rv;
     }
     for (uint32_t i = 1; i < n; i++) {
@@ -223,6 +232,8 @@ static void flush(sim *s, sim_node *nd) {
       continue;
     }
     s->wire_udp += (uint64_t)len + WR_SWIM_SEAL_OVERHEAD + WIRE_UDP_IP;
+    if (s->region && s->region[dst] != s->region[nd->idx])
+      s->wire_cross += (uint64_t)len + WR_SWIM_SEAL_OVERHEAD + WIRE_UDP_IP;
     /* Plaintext in the simulator: byte 1 is the packet type (codec). */
     int32_t k = s->kill_slot[dst];
     if (k >= 0 && s->kill_at && !s->kill_all[k] && len > 1 &&
@@ -335,8 +346,11 @@ static uint64_t frames_started(sim_stream *st, int side, const uint8_t *d,
 static void wire_stream(sim *s, sim_stream *st, int side, const uint8_t *d,
                         size_t n) {
   uint64_t segs = (n + WIRE_TCP_MSS - 1) / WIRE_TCP_MSS;
-  s->wire_tcp += n + frames_started(st, side, d, n) * WR_SWIM_SEAL_OVERHEAD +
-                 segs * WIRE_TCP_IP + (segs + 1) / 2 * WIRE_TCP_IP;
+  uint64_t b = n + frames_started(st, side, d, n) * WR_SWIM_SEAL_OVERHEAD +
+               segs * WIRE_TCP_IP + (segs + 1) / 2 * WIRE_TCP_IP;
+  s->wire_tcp += b;
+  if (s->region && s->region[st->node[0]] != s->region[st->node[1]])
+    s->wire_cross += b;
   s->wire_packets += segs + (segs + 1) / 2;
 }
 
@@ -417,6 +431,8 @@ static void stream_open(sim *s, sim_node *nd, const wr_addr *peer) {
    * the two FINs with their ACKs are counted here, once per connection. */
   s->streams_opened++;
   s->wire_tcp += 2 * WIRE_TCP_SYN + 5 * WIRE_TCP_IP;
+  if (s->region && s->region[nd->idx] != s->region[dst])
+    s->wire_cross += 2 * WIRE_TCP_SYN + 5 * WIRE_TCP_IP;
   s->wire_packets += 7;
   sim_net_stream_connect(s->net, nd->idx, dst, handle(slot, st->gen, 1),
                          &st->clock[0]);

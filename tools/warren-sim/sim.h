@@ -52,12 +52,25 @@ typedef struct sim_opts {
   double sync_s; /* anti-entropy period override; < 0: the profile's */
   double stream_mbit; /* a sync stream's bandwidth (100); 0 = unlimited */
   double observe_s;   /* run at least this long after the last fault */
+  /* --regions R: the nodes split into R regions of equal size (node i in
+   * region i * R / n, named "r<index>"), region_delay_ms apart (one way;
+   * -1: 80); the intra-region delay is delay_ms.  0 or 1: one region,
+   * no region names (as before). */
+  uint32_t regions;
+  int64_t region_delay_ms;
+  /* --region-cut R: region R cut off from all others after warm-up for
+   * partition_s (-1: none). */
+  int32_t region_cut;
+  /* --burst-loss P: Gilbert-Elliott burst loss (net.h), bad stretches of
+   * burst_bad_s every burst_good_s on average per node link. */
+  double burst_loss, burst_good_s, burst_bad_s;
   /* --set K=V: core tunables (wr_swim_config_set) after the profile */
   const char *set[32];
   int nset;
 } sim_opts;
 
 #define SIM_NEVER (-2)
+#define SIM_REGIONS_MAX 16
 
 typedef struct sim_result {
   uint32_t nodes, killed, routes;
@@ -113,6 +126,14 @@ typedef struct sim_result {
   double bytes_per_node_per_s, packets_per_node_per_s;
   double udp_bytes_per_node_per_s, tcp_bytes_per_node_per_s;
   double idle_window_s;
+  /* --regions: the share of the quiet window's wire bytes that crossed
+   * a region boundary, per node per second; per region, the slowest
+   * "every live node of region r marked the victim dead" over the
+   * killed (-1: not all detected); summed core stats of the
+   * region-aware core. */
+  double cross_bytes_per_node_per_s;
+  int64_t detect_region_ms[SIM_REGIONS_MAX];
+  uint64_t cross_probes, region_silent_probes;
   /* How long the run went on after its last fault, and how long it must
    * for a count of 0 false deaths to mean anything: twice the longest
    * suspicion timeout (a suspicion raised just before the end could

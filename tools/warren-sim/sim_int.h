@@ -99,6 +99,16 @@ struct sim {
    * seal and IPv4/UDP headers, sync streams with seals, TCP/IP headers,
    * ACKs and the handshake. */
   uint64_t wire_udp, wire_tcp, wire_packets;
+  uint64_t wire_cross; /* of udp + tcp: between two regions */
+  /* --regions: node -> region (NULL: one region), region names, and per
+   * (killed, region) the live observers of that region that marked it
+   * dead and when the last of them did. */
+  uint8_t *region;
+  uint32_t nregions;
+  char (*region_names)[12];
+  uint32_t nlive_region[SIM_REGIONS_MAX];
+  uint32_t *kill_count_region; /* nkill x nregions */
+  uint64_t *kill_all_region;   /* nkill x nregions, 0 = not yet */
   uint64_t streams_opened;
   /* PINGs sent to killed members before all live nodes declared them
    * dead: the probe load a member gets while it is suspected. */
