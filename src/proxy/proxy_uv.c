@@ -17,7 +17,7 @@
  *     node link to it, up_nodelink.c and nodepool.c), else 404;
  *   - the hand-off of a tunnel client's socket to bindings.c, and of
  *     another node's link to nodeserve.c;
- *   - the ingress's life, metrics and the request-id random pool.
+ *   - the ingress's life and metrics.
  *
  * After every call into the core, sync_conn() applies what it wants.
  */
@@ -33,6 +33,7 @@
 #include "bindings.h"
 #include "nodepool.h"
 #include "nodeserve.h"
+#include "randpool.h"
 #include "up_nodelink.h"
 #include "up_tunnel.h"
 #include "warren/err.h"
@@ -154,15 +155,6 @@ typedef struct vwrite {
   uv_buf_t bufs[]; /* each .base from wr_link_buf_new, freed when done */
 } vwrite;
 
-/* X-Request-Id needs unpredictable bytes per request, not a syscall per
- * request: libsodium 1.0.18's randombytes_buf is one getrandom() each
- * time (~5% of the node's time at 25k req/s).  A 4 KiB pool refilled
- * from it costs one syscall per 256 ids. */
-typedef struct rand_pool {
-  uint8_t buf[4096];
-  size_t off;
-} rand_pool;
-
 struct wr_ingress {
   uv_loop_t *loop;
   uv_tcp_t server;
@@ -178,7 +170,7 @@ struct wr_ingress {
   int pool_done, nodesrv_done;
   uint64_t *m_hop_retries, *m_hops, *m_dial_failed;
   int64_t *g_links_out, *g_links_in, *g_relays;
-  rand_pool ids;
+  wr_randpool ids;             /* request ids (randpool.c) */
   uint64_t upstream_timeout, idle_timeout, head_timeout;
   uint64_t body_min_rate;
   uv_timer_t sweep;            /* shares of link windows (SWEEP_MS) */
@@ -726,21 +718,6 @@ static const wr_fwd_callbacks fwd_cb = {
     .handoff_node = fwd_handoff_node,
 };
 
-static void pooled_rand(uint8_t *dst, size_t len, void *ud) {
-  rand_pool *p = ud;
-  if (len > sizeof p->buf) {
-    randombytes_buf(dst, len);
-    return;
-  }
-  if (p->off + len > sizeof p->buf) {
-    randombytes_buf(p->buf, sizeof p->buf);
-    p->off = 0;
-  }
-  memcpy(dst, p->buf + p->off, len);
-  sodium_memzero(p->buf + p->off, len); /* each byte is handed out once */
-  p->off += len;
-}
-
 /* ---- visitor connections ---- */
 
 static void vconn_free_cb(uv_handle_t *h) {
@@ -1117,7 +1094,7 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   wr_ingress *ig = calloc(1, sizeof *ig);
   if (!ig) return WR_ERR_NOMEM;
   ig->loop = loop;
-  ig->ids.off = sizeof ig->ids.buf; /* empty: the first use fills it */
+  wr_randpool_init(&ig->ids, NULL, NULL); /* empty: the first use fills it */
   snprintf(ig->domain, sizeof ig->domain, "%s", cfg->domain);
   snprintf(ig->node_id, sizeof ig->node_id, "%s", cfg->node_id);
   ig->routes_ud = cfg->routes_ud;
@@ -1161,7 +1138,7 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
       .linger_quiet_ms = LINGER_QUIET_MS,
       .send_stall_ms = cfg->send_stall_ms ? cfg->send_stall_ms
                                           : SEND_STALL_MS,
-      .rand = pooled_rand,
+      .rand = wr_randpool_fill,
       .rand_ud = &ig->ids,
       .cb = &fwd_cb,
       .metrics = &ig->fm,
