@@ -47,6 +47,8 @@ typedef struct side {
   uint32_t goaway_code;
   uint8_t control[128];
   size_t control_len;
+  uint32_t wake_order[64]; /* stream_writable, in order (first 64) */
+  int n_wake;
 } side;
 
 static side A, B;
@@ -125,6 +127,8 @@ static int cb_writable(wr_mux *m, uint32_t sid, void *ud) {
   if (s->fail_kind == EV_WRITABLE)
     return WR_ERR_CALLBACK;
   s->writable[sid]++;
+  if (s->n_wake < 64) s->wake_order[s->n_wake] = sid;
+  s->n_wake++;
   return 0;
 }
 static int cb_control(wr_mux *m, const uint8_t *msg, size_t len, void *ud) {
@@ -851,6 +855,41 @@ static void test_fair_credit_needs_step(void **state) {
     assert_int_equal(wr_mux_stream_credit(A.m, sid[i]), 65536);
     assert_int_equal(write_some(&A, sid[i], 0, 65536), 65536);
   }
+  teardown_pair();
+}
+
+/*
+ * Streams waiting for room in the send buffer are woken least-served
+ * first: a fresh stream with a small answer that blocked behind a burst
+ * of big ones goes before them (oldest first, it waited for every one of
+ * them to refill the buffer once).
+ */
+static void test_wake_least_served_first(void **state) {
+  (void)state;
+  wr_mux_config ca, cb;
+  wr_mux_config_default(&ca, 1);
+  wr_mux_config_default(&cb, 0);
+  ca.send_buffer = 65536;
+  fill_pattern();
+  setup_pair(&ca, &cb, NULL);
+  assert_int_equal(pump(), 0);
+  uint32_t big[8], fresh;
+  for (int i = 0; i < 8; i++) {
+    assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &big[i], NULL), 0);
+    assert_int_equal(write_some(&A, big[i], 0, 8192), 8192);
+  }
+  for (int i = 0; i < 8; i++) /* the buffer is full: all wait */
+    assert_int_equal(write_some(&A, big[i], 8192, 65536), 0);
+  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &fresh, NULL), 0);
+  assert_int_equal(write_some(&A, fresh, 0, 5), 0);
+  /* pump() drains the buffer; each drain wakes one (the woken ones here
+   * write nothing more, so some stay waiting). */
+  assert_int_equal(pump(), 0);
+  assert_true(A.n_wake >= 2);
+  assert_int_equal(A.wake_order[0], fresh);
+  /* Among equals, oldest first. */
+  for (int i = 1; i < A.n_wake && i < 9; i++)
+    assert_int_equal(A.wake_order[i], big[i - 1]);
   teardown_pair();
 }
 
@@ -1642,6 +1681,7 @@ int main(void) {
       cmocka_unit_test(test_fair_credit_flood),
       cmocka_unit_test(test_fair_credit_short_flush),
       cmocka_unit_test(test_fair_credit_needs_step),
+      cmocka_unit_test(test_wake_least_served_first),
       cmocka_unit_test(test_bench),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
