@@ -31,6 +31,7 @@
 #include <sodium.h>
 
 #include "bindings.h"
+#include "conncap.h"
 #include "nodepool.h"
 #include "nodeserve.h"
 #include "randpool.h"
@@ -76,10 +77,6 @@
  */
 #define LINGER_MS 5000
 #define LINGER_QUIET_MS 2000
-/* Per-source connection counts: a chained hash of source addresses with
- * an open connection.  1024 buckets keep chains short up to tens of
- * thousands of sources, for 8 KiB. */
-#define SRC_BUCKETS 1024
 /*
  * Sharing a link's window (docs/HTTP.md, "Send stalls").  Response bytes
  * owed to a visitor hold its link's credit until its socket takes them.
@@ -106,12 +103,6 @@
 #define SHED_GROUPS 128     /* (link, name) pairs tracked per sweep */
 #define SHED_MAX_PER_SWEEP 256
 #define SEND_STALL_MS 30000
-
-typedef struct src_ent {
-  struct src_ent *next;
-  uint8_t ip[16]; /* IPv4 as ::ffff:a.b.c.d */
-  unsigned n;
-} src_ent;
 
 typedef struct vconn vconn;
 
@@ -199,7 +190,7 @@ struct wr_ingress {
   int64_t *g_tunnels, *g_visitors;
   /* Connection caps (ingress.h, max_conns) */
   unsigned max_conns, max_per_source, nconns;
-  src_ent *src[SRC_BUCKETS];
+  conncap src;                 /* open connections per source */
   uint64_t *m_refused_total, *m_refused_source;
 };
 
@@ -208,51 +199,13 @@ static void maybe_done(wr_ingress *ig);
 
 /* ---- connection caps ---- */
 
-static src_ent **src_slot(wr_ingress *ig, const uint8_t ip[16]) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  for (int i = 0; i < 16; i++) h = (h ^ ip[i]) * 16777619u;
-  src_ent **pp = &ig->src[h % SRC_BUCKETS];
-  while (*pp && memcmp((*pp)->ip, ip, 16) != 0) pp = &(*pp)->next;
-  return pp;
-}
-
-static unsigned src_count(wr_ingress *ig, const uint8_t ip[16]) {
-  src_ent *e = *src_slot(ig, ip);
-  return e ? e->n : 0;
-}
-
-static int src_add(wr_ingress *ig, const uint8_t ip[16]) {
-  src_ent **pp = src_slot(ig, ip);
-  if (!*pp) {
-    src_ent *e = calloc(1, sizeof *e);
-    if (!e) return WR_ERR_NOMEM;
-    memcpy(e->ip, ip, 16);
-    *pp = e;
-  }
-  (*pp)->n++;
-  return 0;
-}
-
-static void src_del(wr_ingress *ig, const uint8_t ip[16]) {
-  src_ent **pp = src_slot(ig, ip), *e = *pp;
-  if (!e) return;
-  if (--e->n == 0) {
-    *pp = e->next;
-    free(e);
-  }
-}
-
-/* The soft descriptor limit, and the caps derived from it (ingress.h). */
+/* The caps left 0 derive from the soft descriptor limit (conncap.h). */
 static void default_caps(unsigned *total, unsigned *per_source) {
   struct rlimit rl;
   uint64_t l = 1024;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
     l = rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : rl.rlim_cur;
-  uint64_t keep = l / 4 > 64 ? l / 4 : 64;
-  uint64_t t = l > keep + 16 ? l - keep : 16;
-  if (t > 1u << 24) t = 1u << 24;
-  if (!*total) *total = (unsigned)t;
-  if (!*per_source) *per_source = *total / 4 > 8 ? *total / 4 : 8;
+  conncap_defaults(l, total, per_source);
 }
 
 static void count_refused(uint64_t *c) {
@@ -273,16 +226,6 @@ static void refuse(uv_tcp_t *tcp) {
   uv_buf_t b = uv_buf_init((char *)page, sizeof page - 1);
   (void)uv_try_write((uv_stream_t *)tcp, &b, 1);
   uv_close((uv_handle_t *)tcp, refused_closed);
-}
-
-static void peer_ip16(const struct sockaddr_storage *ss, uint8_t ip[16]) {
-  memset(ip, 0, 16);
-  if (ss->ss_family == AF_INET) {
-    ip[10] = ip[11] = 0xff;
-    memcpy(ip + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-  } else if (ss->ss_family == AF_INET6) {
-    memcpy(ip, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-  }
 }
 
 void wr_ingress_url(const wr_ingress *ig, const char *name, char *out,
@@ -737,7 +680,7 @@ static void vconn_free_cb(uv_handle_t *h) {
   if (v->anext) v->anext->aprev = v->aprev;
   if (ig->g_visitors) (*ig->g_visitors)--;
   ig->nconns--;
-  if (v->src_counted) src_del(ig, v->src);
+  if (v->src_counted) conncap_del(&ig->src, v->src);
   free(v);
   maybe_done(ig);
 }
@@ -805,7 +748,7 @@ static void on_connection(uv_stream_t *server, int status) {
   for (int i = 0; i < ig->nproxy_from; i++)
     if (strcmp(ig->proxy_from[i], ip) == 0) expect_proxy = 1;
   uint8_t src[16];
-  peer_ip16(&ss, src);
+  conncap_ip16(&ss, src);
   if (ig->nconns >= ig->max_conns) {
     count_refused(ig->m_refused_total);
     refuse(tcp);
@@ -813,13 +756,13 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   /* A load balancer in proxy_from speaks for many visitors: only the
    * total applies to it. */
-  if (!expect_proxy && src_count(ig, src) >= ig->max_per_source) {
+  if (!expect_proxy && conncap_count(&ig->src, src) >= ig->max_per_source) {
     count_refused(ig->m_refused_source);
     refuse(tcp);
     return;
   }
   vconn *v = calloc(1, VCONN_FWD_OFF + wr_fwd_size());
-  if (!v || (!expect_proxy && src_add(ig, src) != 0)) {
+  if (!v || (!expect_proxy && conncap_add(&ig->src, src) != 0)) {
     free(v);
     uv_close((uv_handle_t *)tcp, refused_closed);
     return;
