@@ -37,8 +37,7 @@ void conncap_del(conncap *c, const uint8_t ip[16]);
  * total keeps max(limit/4, 64) descriptors for tunnel clients, the admin
  * API, gossip and logs (at least 16, at most 2^24); one source gets a
  * quarter of the total (at least 8). */
-void conncap_defaults(uint64_t fd_limit, unsigned *total,
-                      unsigned *per_source);
+void conncap_defaults(uint64_t fd_limit, unsigned *total, unsigned *per_source);
 
 /* |ss|'s address as 16 bytes (IPv4 mapped into IPv6); zeros if neither. */
 void conncap_ip16(const struct sockaddr_storage *ss, uint8_t ip[16]);

@@ -30,14 +30,14 @@ void wr_ingress_url(const wr_ingress *ig, const char *name, char *out,
                     size_t cap) {
   if (ig->port == 80)
     snprintf(out, cap, "http://%s.%s", name, ig->domain);
-  else snprintf(out, cap, "http://%s.%s:%d", name, ig->domain, ig->port);
+  else
+    snprintf(out, cap, "http://%s.%s:%d", name, ig->domain, ig->port);
 }
-
 
 void ingress_maybe_done(wr_ingress *ig) {
   if (!ig->stopping || !ig->server_closed || !ig->prep_closed ||
-      !ig->sweep_closed || ig->all ||
-      !ig->bindings_done || !ig->pool_done || !ig->nodesrv_done)
+      !ig->sweep_closed || ig->all || !ig->bindings_done || !ig->pool_done ||
+      !ig->nodesrv_done)
     return;
   nodesrv_del(ig->nodesrv);
   nodepool_del(ig->pool);
@@ -112,9 +112,12 @@ static void url_of(void *ud, const char *name, char *out, size_t cap) {
 
 static void server_closed(uv_handle_t *h) {
   wr_ingress *ig = h->data;
-  if (h == (uv_handle_t *)&ig->prep) ig->prep_closed = 1;
-  else if (h == (uv_handle_t *)&ig->sweep) ig->sweep_closed = 1;
-  else ig->server_closed = 1;
+  if (h == (uv_handle_t *)&ig->prep)
+    ig->prep_closed = 1;
+  else if (h == (uv_handle_t *)&ig->sweep)
+    ig->sweep_closed = 1;
+  else
+    ig->server_closed = 1;
   ingress_maybe_done(ig);
 }
 
@@ -131,8 +134,8 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
   snprintf(ig->node_id, sizeof ig->node_id, "%s", cfg->node_id);
   ig->routes_ud = cfg->routes_ud;
   ig->lookup_remote = cfg->lookup_remote;
-  ig->upstream_timeout = cfg->upstream_timeout_ms ? cfg->upstream_timeout_ms
-                                                  : 60000;
+  ig->upstream_timeout =
+      cfg->upstream_timeout_ms ? cfg->upstream_timeout_ms : 60000;
   ig->idle_timeout = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : 75000;
   ig->head_timeout = cfg->head_timeout_ms ? cfg->head_timeout_ms : 30000;
   ig->body_min_rate = cfg->body_min_rate;
@@ -168,8 +171,7 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
       .pipeline_max = PIPELINE_MAX,
       .linger_ms = LINGER_MS,
       .linger_quiet_ms = LINGER_QUIET_MS,
-      .send_stall_ms = cfg->send_stall_ms ? cfg->send_stall_ms
-                                          : SEND_STALL_MS,
+      .send_stall_ms = cfg->send_stall_ms ? cfg->send_stall_ms : SEND_STALL_MS,
       .rand = wr_randpool_fill,
       .rand_ud = &ig->ids,
       .cb = &ingress_fwd_cb,
@@ -260,8 +262,7 @@ int wr_ingress_start(wr_ingress **pig, uv_loop_t *loop,
                      "Tunnels bound on this node.", &ig->g_tunnels);
     wr_metrics_gauge(m, "warren_visitor_connections", NULL, NULL,
                      "Open visitor connections.", &ig->g_visitors);
-    wr_metrics_counter(m, "warren_ingress_conns_refused_total", "why",
-                       "total",
+    wr_metrics_counter(m, "warren_ingress_conns_refused_total", "why", "total",
                        "Visitor connections refused (503 and close) over "
                        "the connection cap: in total (--max-conns) or "
                        "from one source address (--max-conns-per-ip).",
@@ -365,8 +366,8 @@ void wr_ingress_stop_accepting(wr_ingress *ig) {
 }
 
 void wr_ingress_set_limits(wr_ingress *ig, const wr_ingress_limits *l) {
-  ig->upstream_timeout = l->upstream_timeout_ms ? l->upstream_timeout_ms
-                                                : 60000;
+  ig->upstream_timeout =
+      l->upstream_timeout_ms ? l->upstream_timeout_ms : 60000;
   ig->idle_timeout = l->idle_timeout_ms ? l->idle_timeout_ms : 75000;
   ig->head_timeout = l->head_timeout_ms ? l->head_timeout_ms : 30000;
   ig->body_min_rate = l->body_min_rate;
@@ -391,8 +392,7 @@ void wr_ingress_get_limits(const wr_ingress *ig, wr_ingress_limits *out) {
 }
 
 size_t wr_ingress_peer_dead(wr_ingress *ig, const char *node_id) {
-  return ig->pool && !ig->stopping ? nodepool_peer_dead(ig->pool, node_id)
-                                   : 0;
+  return ig->pool && !ig->stopping ? nodepool_peer_dead(ig->pool, node_id) : 0;
 }
 
 int wr_ingress_port(const wr_ingress *ig) { return ig->port; }

@@ -69,9 +69,9 @@
  * more than three quarters of the link's window, the visitors that hold
  * it and whose sockets have taken nothing for SHED_AFTER_MS are shed
  * (closed, stream reset: the credit returns), the longest stalled first,
- * until the group is back under half its share (hot() below).  So a name's stuck visitors
- * leave half of its tunnel to its other visitors, and on a node link one
- * tenant's leave room for the others, within a second or so; a visitor
+ * until the group is back under half its share (hot() below).  So a name's
+ * stuck visitors leave half of its tunnel to its other visitors, and on a node
+ * link one tenant's leave room for the others, within a second or so; a visitor
  * whose socket keeps taking bytes, however slowly, is never shed, and
  * one that holds nothing (an idle WebSocket) is never even counted.
  * Why 1 s: a reader that is merely slow still empties some of its socket
@@ -83,7 +83,7 @@
  */
 #define SWEEP_MS 500
 #define SHED_AFTER_MS 1000
-#define SHED_GROUPS 128     /* (link, name) pairs tracked per sweep */
+#define SHED_GROUPS 128 /* (link, name) pairs tracked per sweep */
 #define SHED_MAX_PER_SWEEP 256
 #define SEND_STALL_MS 30000
 
@@ -93,22 +93,22 @@ struct vconn {
   wr_ingress *ig;
   uv_tcp_t *tcp;
   uv_timer_t timer;
-  wr_fwd *f;                   /* the connection's logic, allocated
-                                  with the vconn (VCONN_FWD_OFF) */
-  up_tunnel ut;             /* its upstream when that is a tunnel */
-  up_nodelink un;              /* ... or a stream to the owner node */
+  wr_fwd *f;      /* the connection's logic, allocated
+                     with the vconn (VCONN_FWD_OFF) */
+  up_tunnel ut;   /* its upstream when that is a tunnel */
+  up_nodelink un; /* ... or a stream to the owner node */
   char peer[64];
   int reading, closing, handed_off, shut_sent, write_failed;
   uv_shutdown_t shut;
-  int writes;                  /* uv_writes in flight */
-  uv_buf_t obufs[VBATCH];      /* bytes gathered this loop turn */
+  int writes;             /* uv_writes in flight */
+  uv_buf_t obufs[VBATCH]; /* bytes gathered this loop turn */
   unsigned nobufs;
   size_t olen, ocredit;
   size_t done_len, done_credit; /* written at once, not yet reported */
-  vconn *dprev, *dnext;        /* in ig->dirty while nobufs > 0 */
+  vconn *dprev, *dnext;         /* in ig->dirty while nobufs > 0 */
   int dirty;
-  vconn *aprev, *anext;        /* in ig->all */
-  uint8_t src[16];             /* source address, counted in ig->src */
+  vconn *aprev, *anext; /* in ig->all */
+  uint8_t src[16];      /* source address, counted in ig->src */
   int src_counted;
   /* Send progress short of a whole write (forward.h,
    * wr_fwd_send_progress): bytes that went into libuv's write queue, and
@@ -117,14 +117,13 @@ struct vconn {
 };
 
 /* The core lives right after the vconn, in the same allocation. */
-#define VCONN_FWD_OFF                                                        \
-  ((sizeof(vconn) + _Alignof(max_align_t) - 1) &                             \
-   ~(_Alignof(max_align_t) - 1))
+#define VCONN_FWD_OFF                                                          \
+  ((sizeof(vconn) + _Alignof(max_align_t) - 1) & ~(_Alignof(max_align_t) - 1))
 
 typedef struct vwrite {
   uv_write_t req;
   vconn *v;
-  size_t len, credit;          /* reported to the core when written */
+  size_t len, credit; /* reported to the core when written */
   unsigned nbufs;
   uv_buf_t bufs[]; /* each .base from wr_link_buf_new, freed when done */
 } vwrite;
@@ -136,33 +135,32 @@ struct wr_ingress {
   char domain[256], node_id[128];
   bindings *bindings;
   void *routes_ud;
-  int (*lookup_remote)(void *ud, const char *name, char *owner_id,
-                       size_t cap);
+  int (*lookup_remote)(void *ud, const char *name, char *owner_id, size_t cap);
   int (*owner_addr)(void *ud, const char *owner_id, char *addr, size_t cap);
-  nodepool *pool;           /* NULL: node links are off */
+  nodepool *pool; /* NULL: node links are off */
   nodesrv *nodesrv;
   int pool_done, nodesrv_done;
   uint64_t *m_hop_retries, *m_hops, *m_dial_failed;
   int64_t *g_links_out, *g_links_in, *g_relays;
-  wr_randpool ids;             /* request ids (randpool.c) */
+  wr_randpool ids; /* request ids (randpool.c) */
   uint64_t upstream_timeout, idle_timeout, head_timeout;
   uint64_t body_min_rate;
-  uv_timer_t sweep;            /* shares of link windows (SWEEP_MS) */
+  uv_timer_t sweep; /* shares of link windows (SWEEP_MS) */
   int sweep_closed;
   uint32_t tunnel_window, node_window; /* links' receive windows */
-  wr_fwd_config fcfg;          /* shared by every visitor's core */
+  wr_fwd_config fcfg;                  /* shared by every visitor's core */
   wr_fwd_metrics fm;
-  char proxy_from[16][48];     /* peers whose connections start with a
-                                  PROXY protocol header */
+  char proxy_from[16][48]; /* peers whose connections start with a
+                              PROXY protocol header */
   int nproxy_from;
   vconn *all;
-  vconn *dirty;                /* visitors with gathered bytes */
+  vconn *dirty; /* visitors with gathered bytes */
   uv_prepare_t prep;
   int prep_closed;
   int stopping, server_closed, bindings_done;
-  int draining;                /* wr_ingress_drain was called */
-  int paused;                  /* config.paused until wr_ingress_accept */
-  int unlistened;              /* wr_ingress_stop_accepting */
+  int draining;   /* wr_ingress_drain was called */
+  int paused;     /* config.paused until wr_ingress_accept */
+  int unlistened; /* wr_ingress_stop_accepting */
   void (*done)(void *);
   void *done_ud;
   uint64_t *m_tunnel_bad, *m_auth_fail;
@@ -173,7 +171,7 @@ struct wr_ingress {
   int64_t *g_tunnels, *g_visitors;
   /* Connection caps (ingress.h, max_conns) */
   unsigned max_conns, max_per_source, nconns;
-  conncap src;                 /* open connections per source */
+  conncap src; /* open connections per source */
   uint64_t *m_refused_total, *m_refused_source;
 };
 
@@ -181,8 +179,8 @@ struct wr_ingress {
 extern const wr_fwd_callbacks ingress_fwd_cb;
 void ingress_on_connection(uv_stream_t *server, int status);
 void ingress_on_prepare(uv_prepare_t *p); /* writes what was gathered */
-void vconn_sync(vconn *v);  /* applies what the core wants */
-void vconn_close(vconn *v); /* frees in its close callback */
+void vconn_sync(vconn *v);                /* applies what the core wants */
+void vconn_close(vconn *v);               /* frees in its close callback */
 void vconn_sample_progress(vconn *v, uint64_t now);
 
 /* shed.c: the sweep, every SWEEP_MS. */

@@ -10,12 +10,11 @@
 
 #include "ingress_int.h"
 
-
 typedef struct held_group {
   const void *link;
-  const char *name;  /* NULL: the whole link */
+  const char *name; /* NULL: the whole link */
   size_t held, cap;
-  int hot;           /* over cap at the sweep's start: shed to cap / 2 */
+  int hot; /* over cap at the sweep's start: shed to cap / 2 */
 } held_group;
 
 /* The link under |v|'s upstream and its receive window; 0 when it has
@@ -42,14 +41,14 @@ static held_group *group_of(held_group *g, size_t *ng, const void *link,
         (name ? g[i].name && strcmp(g[i].name, name) == 0 : !g[i].name))
       return &g[i];
   if (*ng == SHED_GROUPS) return NULL; /* untracked this sweep */
-  g[*ng] = (held_group){.link = link, .name = name, .held = 0, .cap = cap,
-                        .hot = 0};
+  g[*ng] =
+      (held_group){.link = link, .name = name, .held = 0, .cap = cap, .hot = 0};
   return &g[(*ng)++];
 }
 
 /* The groups |v| counts in (its link's and its name's on that link). */
-static void vconn_groups(vconn *v, held_group *g, size_t *ng,
-                         held_group **pl, held_group **pn) {
+static void vconn_groups(vconn *v, held_group *g, size_t *ng, held_group **pl,
+                         held_group **pn) {
   const void *link;
   size_t win;
   *pl = *pn = NULL;

@@ -35,8 +35,7 @@ void abort_attempt(slot *s, const char *why) {
   }
   s->state = SL_IDLE;
   if (c->stopping) return;
-  WR_LOG_WARNF("client", "connect_failed", "node=%s err=\"%s\"", s->addr,
-               why);
+  WR_LOG_WARNF("client", "connect_failed", "node=%s err=\"%s\"", s->addr, why);
   wr_pick_done(&c->pick, s->addr, WR_PICK_FAILED, uv_now(c->loop));
   s->addr[0] = 0;
   c->resolve_stale = 1;
@@ -75,15 +74,13 @@ static void up_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
       /* The peer's bytes go into a key="value" log line: no quote,
        * backslash or control character may end or split it. */
       uint8_t ch = s->head[sl];
-      status[sl] = ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\'
-                       ? '?'
-                       : (char)ch;
+      status[sl] =
+          ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\' ? '?' : (char)ch;
       sl++;
     }
     status[sl] = 0;
     char why[160];
-    snprintf(why, sizeof why, "not a warren node (it answered '%s')",
-             status);
+    snprintf(why, sizeof why, "not a warren node (it answered '%s')", status);
     abort_attempt(s, why);
     return;
   }
@@ -134,7 +131,8 @@ static void on_connect(uv_connect_t *req, int status) {
   int rv = uv_write(w, (uv_stream_t *)s->tcp, &b, 1, up_written);
   if (rv == 0)
     rv = uv_read_start((uv_stream_t *)s->tcp, up_alloc, up_read);
-  else free(w);
+  else
+    free(w);
   if (rv != 0) abort_attempt(s, uv_strerror(rv));
 }
 
@@ -157,8 +155,7 @@ void try_connect(slot *s) {
   s->creq.data = s;
   s->state = SL_CONNECTING;
   WR_LOG_DEBUGF("client", "connecting", "node=%s slot=%d", s->addr, s->id);
-  int rv = uv_tcp_connect(&s->creq, s->tcp, (struct sockaddr *)&ss,
-                          on_connect);
+  int rv = uv_tcp_connect(&s->creq, s->tcp, (struct sockaddr *)&ss, on_connect);
   if (rv != 0) abort_attempt(s, uv_strerror(rv));
 }
 

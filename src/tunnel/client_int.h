@@ -69,13 +69,13 @@ struct origin {
   uv_connect_t creq;
   uv_shutdown_t sreq;
   int connected, stream_gone, closing, fin_pending;
-  int tried_v6;          /* "localhost" may be ::1 only (e.g. Node.js) */
-  pend *ph, *pt; /* node -> origin bytes waiting for the connect */
-  int reading;           /* origin reads started */
-  int write_failed;      /* the origin stopped taking the request */
-  int read_eof;          /* the origin finished its side */
-  uint8_t *rbuf;         /* lent to libuv between alloc and read callback */
-  void *tap;             /* cfg.tap's handle for this connection */
+  int tried_v6;     /* "localhost" may be ::1 only (e.g. Node.js) */
+  pend *ph, *pt;    /* node -> origin bytes waiting for the connect */
+  int reading;      /* origin reads started */
+  int write_failed; /* the origin stopped taking the request */
+  int read_eof;     /* the origin finished its side */
+  uint8_t *rbuf;    /* lent to libuv between alloc and read callback */
+  void *tap;        /* cfg.tap's handle for this connection */
   origin *prev, *next;
 };
 
@@ -90,7 +90,7 @@ struct slot {
   wr_client *c;
   int id;
   enum slot_state state;
-  int started;               /* has run once (slots wait for the name) */
+  int started;                 /* has run once (slots wait for the name) */
   char addr[WR_PICK_ADDR_MAX]; /* the node this slot holds ("" none) */
   uv_timer_t timer;
   int timer_closed;
@@ -104,8 +104,8 @@ struct slot {
    * while the kernel had not taken it yet). */
   char upreq[512];
   wr_link *link;
-  int ctl_error;  /* the link closes because of the node's Error */
-  int drained;    /* ... and that Error said NODE_DRAINING */
+  int ctl_error; /* the link closes because of the node's Error */
+  int drained;   /* ... and that Error said NODE_DRAINING */
   /* The link to a node that said GOAWAY, until the new one is bound and
    * it has carried its last visitor (or OLD_LINGER_MS). */
   wr_link *old;
@@ -154,8 +154,8 @@ extern const wr_link_callbacks client_link_cb;
 
 /* client_origin.c: the link's stream callbacks, and closing an origin
  * connection (its stream is gone or the link closed). */
-int on_stream_open(wr_link *l, uint32_t sid, const uint8_t *meta,
-                   size_t len, void *ud);
+int on_stream_open(wr_link *l, uint32_t sid, const uint8_t *meta, size_t len,
+                   void *ud);
 int on_stream_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
                    size_t len, void *ud);
 int on_stream_fin(wr_link *l, uint32_t sid, void *sud, void *ud);

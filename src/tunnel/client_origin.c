@@ -28,8 +28,10 @@ static void tap_data(origin *o, int to_origin, const uint8_t *p, size_t n) {
 static void origin_closed(uv_handle_t *h) {
   origin *o = h->data;
   wr_client *c = o->c;
-  if (o->prev) o->prev->next = o->next;
-  else c->origins = o->next;
+  if (o->prev)
+    o->prev->next = o->next;
+  else
+    c->origins = o->next;
   if (o->next) o->next->prev = o->prev;
   if (o->tap) c->cfg.tap->close(o->tap, c->cfg.tap->ud);
   wr_link *l = o->link;
@@ -178,8 +180,7 @@ static void origin_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 
 static void origin_read_start(origin *o) {
   if (o->reading || o->closing || o->stream_gone) return;
-  if (uv_read_start((uv_stream_t *)&o->tcp, origin_alloc, origin_on_read) ==
-      0)
+  if (uv_read_start((uv_stream_t *)&o->tcp, origin_alloc, origin_on_read) == 0)
     o->reading = 1;
 }
 
@@ -252,15 +253,15 @@ static void origin_on_connect(uv_connect_t *req, int status) {
     free(p);
     p = n;
   }
-  if (o->fin_pending) uv_shutdown(&o->sreq, (uv_stream_t *)&o->tcp,
-                                  origin_on_shutdown);
+  if (o->fin_pending)
+    uv_shutdown(&o->sreq, (uv_stream_t *)&o->tcp, origin_on_shutdown);
   if (!o->stream_gone) origin_read_start(o);
 }
 
 /* ---- link callbacks ---- */
 
-int on_stream_open(wr_link *l, uint32_t sid, const uint8_t *meta,
-                          size_t len, void *ud) {
+int on_stream_open(wr_link *l, uint32_t sid, const uint8_t *meta, size_t len,
+                   void *ud) {
   (void)meta;
   (void)len;
   wr_client *c = ((slot *)ud)->c;
@@ -305,7 +306,7 @@ static int origin_connect(origin *o, const char *host) {
 }
 
 int on_stream_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
-                          size_t len, void *ud) {
+                   size_t len, void *ud) {
   (void)ud;
   origin *o = sud;
   if (o) tap_data(o, 1, buf, len);
@@ -325,8 +326,10 @@ int on_stream_data(wr_link *l, uint32_t sid, void *sud, uint8_t *buf,
     p->next = NULL;
     p->buf = buf;
     p->len = len;
-    if (o->pt) o->pt->next = p;
-    else o->ph = p;
+    if (o->pt)
+      o->pt->next = p;
+    else
+      o->ph = p;
     o->pt = p;
     return 0;
   }
@@ -347,12 +350,13 @@ int on_stream_fin(wr_link *l, uint32_t sid, void *sud, void *ud) {
   if (!o || o->closing) return 0;
   if (o->connected)
     uv_shutdown(&o->sreq, (uv_stream_t *)&o->tcp, origin_on_shutdown);
-  else o->fin_pending = 1;
+  else
+    o->fin_pending = 1;
   return 0;
 }
 
 int on_stream_close(wr_link *l, uint32_t sid, void *sud, int64_t code,
-                           int by_peer, void *ud) {
+                    int by_peer, void *ud) {
   (void)l;
   (void)sid;
   (void)code;
