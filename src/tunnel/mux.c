@@ -586,6 +586,8 @@ static int link_credit_back(wr_mux *m, uint64_t n) {
  */
 #define CREDIT_STEP 16384
 #define FAIR_FLOOR (2 * CREDIT_STEP)
+/* The least credit fire_writable wakes a stream for (see there). */
+#define WAKE_MIN 4096
 
 static int link_short_for_peer(const wr_mux *m) {
   return m->rwin_link < (int64_t)(m->cfg.link_window / 4 * 3);
@@ -675,7 +677,12 @@ static int fire_writable(wr_mux *m) {
   int more = 0;
   for (dl *e = m->blocked.next; e != &m->blocked; e = e->next) {
     stream *s = container_of(e, stream, blocked);
-    if (credit_of(m, s) <= 0) continue; /* its own or its fair share */
+    /* Not for a sliver of credit: the client reads its origin only with
+     * 4 KiB or more (client_origin.c, MIN_READ) and waits again, and the
+     * least-served stream, woken for less, would be chosen again every
+     * time while the others starved.  Its own stream WINDOW still wakes
+     * it (on_window), and each of those brings at least CREDIT_STEP. */
+    if (credit_of(m, s) < WAKE_MIN) continue;
     if (best) more = 1;
     if (!best || s->taken < best->taken) best = s;
   }

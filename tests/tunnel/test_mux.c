@@ -893,6 +893,46 @@ static void test_wake_least_served_first(void **state) {
   teardown_pair();
 }
 
+/* ... but not for a sliver of credit: a stream woken with less than the
+ * client reads for (4 KiB) waits again at once, and being the least
+ * served it was chosen again at every wake-up while streams with credit
+ * to use waited. */
+static void test_wake_not_for_sliver(void **state) {
+  (void)state;
+  wr_mux_config ca, cb;
+  small_windows(&ca, &cb, 16384, 1 << 20);
+  ca.send_buffer = 2 * 16384;
+  fill_pattern();
+  setup_pair(&ca, &cb, NULL);
+  assert_int_equal(pump(), 0);
+  uint32_t big[4], x;
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &big[i], NULL), 0);
+    assert_int_equal(write_some(&A, big[i], 0, 16384), 16384);
+    assert_int_equal(pump(), 0);
+  }
+  for (int i = 0; i < 4; i++) { /* their stream credit comes back */
+    assert_int_equal(wr_mux_stream_consume(B.m, big[i], 16384), 0);
+    B.unconsumed[big[i]] = 0;
+  }
+  assert_int_equal(pump(), 0);
+  /* x has sent less than any of them, and has 2 KiB of credit left. */
+  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &x, NULL), 0);
+  assert_int_equal(write_some(&A, x, 0, 14336), 14336);
+  assert_int_equal(pump(), 0);
+  for (int i = 0; i < 4; i++) /* the send buffer fills */
+    assert_int_equal(write_some(&A, big[i], 16384, 8192), 8192);
+  for (int i = 0; i < 4; i++) /* each with 8 KiB of credit left */
+    assert_int_equal(write_some(&A, big[i], 24576, 1), 0);
+  (void)wr_mux_stream_wait(A.m, x); /* as the client does under 4 KiB */
+  A.n_wake = 0;
+  assert_int_equal(pump(), 0);
+  assert_true(A.n_wake >= 1);
+  assert_int_equal(A.wake_order[0], big[0]);
+  assert_int_equal(A.writable[x], 0);
+  teardown_pair();
+}
+
 /* Resets free queued bytes and give credit back on both sides. */
 static void test_reset_returns_credit(void **state) {
   (void)state;
@@ -1682,6 +1722,7 @@ int main(void) {
       cmocka_unit_test(test_fair_credit_short_flush),
       cmocka_unit_test(test_fair_credit_needs_step),
       cmocka_unit_test(test_wake_least_served_first),
+      cmocka_unit_test(test_wake_not_for_sliver),
       cmocka_unit_test(test_bench),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
