@@ -1,5 +1,6 @@
 /*
- * The client program's logic (src/tunnel/client.c): `warren http PORT`.
+ * The client program's logic (src/tunnel/client.c, client_origin.c,
+ * client_dial.c): `warren http PORT`.
  *
  * It dials a node's public port, upgrades to `warren/1`, runs the link as
  * Noise initiator pinning the fleet key, says Hello and Bind, and then

@@ -6,6 +6,9 @@
  *   proxy_uv.c  the listener and the libuv adapter of each visitor
  *               connection, whose logic is the sans-IO forwarding core
  *               (forward.h, src/proxy/forward.c)
+ *   ingress.c   the ingress's life, limits and metrics; shed.c sharing
+ *               links' windows; conncap.c and randpool.c (sans-IO) the
+ *               connection caps' counts and the request-id pool
  *   bindings.c  tunnel clients' links (Hello, token, Bind), this node's
  *               table name -> link, eviction, the routes hooks below
  *   up_tunnel.c the upstream "a stream on a local tunnel"

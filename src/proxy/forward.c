@@ -66,6 +66,8 @@
  * its owed credit becomes `stale`, which the next completions pay off
  * first (writes complete in order), so credit never reaches an upstream
  * that did not send the bytes.
+ *
+ * The origin's side is fwd_up.c's, the timer fwd_timer.c's (fwd_int.h).
  */
 #include <assert.h>
 #include <stdio.h>
@@ -79,74 +81,8 @@
 #include "warren/http_timer.h"
 #include "warren/log.h"
 #include "warren/proxyproto.h"
+#include "fwd_int.h"
 
-#define TUNNEL_PATH "GET /_warren/tunnel "
-#define NODE_PATH "GET /_warren/node "
-
-enum req_side { REQ_IDLE, REQ_BODY, REQ_TUNNEL };
-enum resp_side { RESP_NONE, RESP_INTERIM, RESP_FINAL, RESP_RAW };
-enum vin { VIN_READING, VIN_STOPPED, VIN_DONE, VIN_EOF };
-enum up_side { UP_NONE, UP_OPEN, UP_ENDED };
-
-struct wr_fwd {
-  const wr_fwd_config *cfg;
-  const wr_fwd_callbacks *cb;
-  const wr_mem *mem;
-  void *ud;
-  wr_tstamp now;               /* of the call in progress */
-  wr_fwd_state state;
-  enum req_side req;
-  int node_link;               /* REQ_TUNNEL is a node-to-node link */
-  enum resp_side resp;
-  enum vin vin;
-  enum up_side upst;
-  int upgrade_asked;           /* an upgrade request waits for its final
-                                  answer (101 or a refusal) */
-  int pause_counted;           /* this pipelining pause was counted */
-  int draining;                /* wr_fwd_drain: every response closes */
-  wr_fwd_upstream up;
-  size_t owed, stale;          /* credit bookkeeping (top of file) */
-  size_t out_pending;          /* sent to the visitor, not yet written */
-  wr_tstamp drain_at;          /* its socket last took bytes (or the
-                                  first of out_pending was sent) */
-  wr_http_timer wt;            /* what the timer waits for (timer.c) */
-  wr_http_req *hreq;
-  wr_http_resp *hresp;
-  uint8_t *rbuf;
-  size_t in_off, in_len;       /* unparsed input waiting in rbuf */
-  size_t pp_len;               /* PROXY header bytes read so far */
-  const uint8_t *span;         /* output waiting for credit */
-  size_t span_len;
-  wr_tstamp end_at;            /* ANSWERED: give up writing at */
-  wr_tstamp linger_end, quiet_at; /* LINGER */
-  char name[256];
-  char peer[64];
-  char reqid[80];
-};
-
-static void process(wr_fwd *f);
-static void fwd_end(wr_fwd *f);
-
-static int terminal(const wr_fwd *f) {
-  return f->state == WR_FWD_CLOSED || f->state == WR_FWD_HANDED_OFF;
-}
-
-/* ENDING, ANSWERED or LINGER: what is queued is the last. */
-static int ending(const wr_fwd *f) {
-  return f->state == WR_FWD_ENDING || f->state == WR_FWD_ANSWERED ||
-         f->state == WR_FWD_LINGER;
-}
-
-static int winding_down(const wr_fwd *f) {
-  return f->state == WR_FWD_ANSWERED || f->state == WR_FWD_LINGER;
-}
-
-static int writes_done(const wr_fwd *f) { return f->out_pending == 0; }
-
-static void count(uint64_t *c) {
-  if (c) (*c)++;
-}
-#define M(f, field) ((f)->cfg->metrics ? (f)->cfg->metrics->field : NULL)
 
 static void stop_reading(wr_fwd *f) {
   if (f->vin == VIN_READING) f->vin = VIN_STOPPED;
@@ -159,12 +95,12 @@ static void start_reading(wr_fwd *f) {
   }
 }
 
-static void set_ending(wr_fwd *f) {
+void fwd_set_ending(wr_fwd *f) {
   if (f->state == WR_FWD_OPEN || f->state == WR_FWD_PROXY)
     f->state = WR_FWD_ENDING;
 }
 
-static void up_detach(wr_fwd *f, int reset) {
+void fwd_up_detach(wr_fwd *f, int reset) {
   if (f->upst != UP_OPEN) return;
   f->up.ops->detach(f->up.up, reset);
   f->up.ops = NULL;
@@ -175,11 +111,11 @@ static void up_detach(wr_fwd *f, int reset) {
 
 void wr_fwd_close(wr_fwd *f) {
   if (terminal(f)) return;
-  up_detach(f, 1);
+  fwd_up_detach(f, 1);
   f->state = WR_FWD_CLOSED;
 }
 
-static void send_out(wr_fwd *f, uint8_t *buf, size_t len, size_t credit) {
+void fwd_send_out(wr_fwd *f, uint8_t *buf, size_t len, size_t credit) {
   /* The send-stall clock starts with the first byte owed, not with the
    * last response's end: an idle connection owes nothing. */
   if (f->out_pending == 0) f->drain_at = f->now;
@@ -192,9 +128,9 @@ static void send_out(wr_fwd *f, uint8_t *buf, size_t len, size_t credit) {
  * visitor's input is read and dropped rather than left unread: a visitor
  * blocked writing its request would never read our answer, and we would
  * be waiting for its reads (a deadlock until end_at). */
-static void wind_down(wr_fwd *f) {
+void fwd_wind_down(wr_fwd *f) {
   if (terminal(f)) return;
-  up_detach(f, 1);
+  fwd_up_detach(f, 1);
   if (f->state != WR_FWD_LINGER) f->state = WR_FWD_ANSWERED;
   f->span = NULL;
   f->span_len = 0;
@@ -207,7 +143,7 @@ static void wind_down(wr_fwd *f) {
 
 /* Everything queued was written: close, or linger first when the visitor
  * may still be sending (it was answered by us, or is mid-request). */
-static void fwd_end(wr_fwd *f) {
+void fwd_end(wr_fwd *f) {
   if (terminal(f) || f->state == WR_FWD_LINGER) return;
   int sending = f->state == WR_FWD_ANSWERED ||
                 (f->req == REQ_BODY && f->resp != RESP_RAW);
@@ -215,7 +151,7 @@ static void fwd_end(wr_fwd *f) {
     wr_fwd_close(f);
     return;
   }
-  wind_down(f);
+  fwd_wind_down(f);
   f->state = WR_FWD_LINGER;
   f->linger_end = f->now + f->cfg->linger_ms;
   f->quiet_at = f->now + f->cfg->linger_quiet_ms;
@@ -249,7 +185,7 @@ static void answer(wr_fwd *f, int status, const char *detail,
         : status == 502 ? M(f, r502)
         : status == 504 ? M(f, r504)
                         : NULL);
-  wind_down(f);
+  fwd_wind_down(f);
   if (terminal(f)) return;
   uint8_t *page = f->cb->buf_new(WR_HTTP_ERROR_PAGE_MAX);
   if (!page) {
@@ -267,239 +203,11 @@ static void answer(wr_fwd *f, int status, const char *detail,
     wr_fwd_close(f);
     return;
   }
-  send_out(f, page, (size_t)n, 0);
+  fwd_send_out(f, page, (size_t)n, 0);
 }
 
-static void error_page(wr_fwd *f, int status, const char *detail) {
+void fwd_error_page(wr_fwd *f, int status, const char *detail) {
   answer(f, status, detail, NULL, NULL);
-}
-
-/* ---- the origin's side ---- */
-
-/* The upstream is done.  If a response is owed and none started, the
- * visitor gets a 502 saying why; otherwise close after flushing. */
-static void upstream_ended(wr_fwd *f, const char *why) {
-  if (terminal(f)) return;
-  if (wr_http_resp_pending(f->hresp) && f->resp != RESP_FINAL) {
-    error_page(f, 502, why);
-    return;
-  }
-  up_detach(f, 1);
-  set_ending(f);
-  if (writes_done(f)) fwd_end(f);
-}
-
-/* Appends to a growing output buffer (cb->buf_new); -1 when out of
- * memory. */
-static int out_add(wr_fwd *f, uint8_t **o, size_t *on, size_t *cap,
-                   const uint8_t *p, size_t n) {
-  if (*on + n > *cap) {
-    size_t c = *cap ? *cap : 1024;
-    while (c < *on + n) c *= 2;
-    uint8_t *b = f->cb->buf_new(c);
-    if (!b) return -1;
-    if (*on) memcpy(b, *o, *on);
-    f->cb->buf_free(*o);
-    *o = b;
-    *cap = c;
-  }
-  memcpy(*o + *on, p, n);
-  *on += n;
-  return 0;
-}
-
-void wr_fwd_up_data(wr_fwd *f, uint8_t *buf, size_t len, wr_tstamp now) {
-  f->now = now;
-  if (terminal(f) || f->upst != UP_OPEN) {
-    /* Not reached: events stop when the upstream is detached. */
-    f->cb->buf_free(buf);
-    return;
-  }
-  wr_http_timer_resp_bytes(&f->wt, now);
-  /* Parse to learn where responses end and to rewrite their heads
-   * (hop-by-hop fields out, our Connection in); bodies pass unchanged.
-   * While the output is a prefix of |buf| (body bytes only: most of any
-   * large response) |buf| itself is forwarded, |fwd| bytes of it; a head
-   * switches to composing the output in |o|. */
-  uint8_t *o = NULL;
-  size_t on = 0, ocap = 0, fwd = 0, off = 0;
-  int bad = 0, let_go = 0;
-  for (;;) {
-    wr_http_ev ev;
-    size_t at = off;
-    wr_ssize n = wr_http_resp_feed(f->hresp, buf + off, len - off, &ev);
-    if (n < 0) {
-      bad = 1;
-      break;
-    }
-    off += (size_t)n;
-    if (ev.type == WR_HTTP_EV_NONE) break;
-    if ((ev.type == WR_HTTP_EV_BODY || ev.type == WR_HTTP_EV_RAW) && !o &&
-        at == fwd) {
-      fwd += ev.len;
-      continue;
-    }
-    if (ev.type == WR_HTTP_EV_BODY || ev.type == WR_HTTP_EV_RAW ||
-        ev.type == WR_HTTP_EV_HEAD) {
-      /* Composing: what went through so far, then this event's bytes.
-       * Sized for the whole buffer plus this head, which is what the
-       * common case (one response head and its body) needs. */
-      if (!o) {
-        ocap = len + ev.len + 64;
-        o = f->cb->buf_new(ocap);
-        if (!o || out_add(f, &o, &on, &ocap, buf, fwd) != 0) {
-          bad = 1;
-          break;
-        }
-      }
-      if (out_add(f, &o, &on, &ocap, ev.data, ev.len) != 0) {
-        bad = 1;
-        break;
-      }
-    }
-    if (ev.type == WR_HTTP_EV_HEAD) {
-      /* 1xx heads (100 Continue, 103) are interim: a 502 may still follow
-       * them as the final answer. */
-      int final = ev.status >= 200 || ev.status == 101;
-      f->resp = final ? RESP_FINAL : RESP_INTERIM;
-      wr_http_timer_resp_head(&f->wt, ev.status, now);
-      if (f->upgrade_asked && final) {
-        if (ev.status != 101) wr_http_req_upgrade_refused(f->hreq);
-        f->upgrade_asked = 0;
-      }
-    } else if (ev.type == WR_HTTP_EV_END) {
-      int final = f->resp == RESP_FINAL;
-      wr_http_timer_resp_end(&f->wt, final, now);
-      f->resp = RESP_NONE;
-      /* The response's keep_alive says whether the visitor's connection
-       * ends after it (the origin's close, or the visitor's own
-       * "Connection: close", which the response head now announces); the
-       * second test is the same rule seen from the request side. */
-      if (final && (!ev.keep_alive || (f->vin == VIN_DONE &&
-                                       !wr_http_resp_pending(f->hresp))))
-        set_ending(f);
-      else if (final && f->state == WR_FWD_OPEN && f->upst == UP_OPEN &&
-               f->req == REQ_IDLE && !wr_http_resp_pending(f->hresp) &&
-               f->up.ops->reusable && !f->up.ops->reusable(f->up.up)) {
-        /* Between requests, and the upstream's link drains: let it go
-         * once this buffer is sent (its credit is the upstream's), and
-         * route the next request afresh.  A reset: its response is
-         * complete, so nothing is lost. */
-        let_go = 1;
-      }
-    } else if (ev.type == WR_HTTP_EV_UPGRADE) {
-      f->resp = RESP_RAW;
-      wr_http_timer_upgraded(&f->wt, now);
-    } else if (ev.type == WR_HTTP_EV_ERROR) {
-      bad = 1;
-      break;
-    }
-  }
-  if (bad) {
-    if (o) f->cb->buf_free(o);
-    f->cb->buf_free(buf);
-    f->up.ops->consume(f->up.up, len);
-    WR_LOG_WARNF("ingress", "bad_response", "name=%s", f->name);
-    if (f->resp != RESP_FINAL)
-      error_page(f, 502,
-                 "the local server sent a response warren could not parse");
-    else wr_fwd_close(f);
-    return;
-  }
-  if (o) {
-    f->cb->buf_free(buf);
-    buf = o;
-  } else {
-    on = fwd; /* the rest, if any, is a head still incomplete */
-  }
-  if (on == 0) {
-    /* Nothing to write yet (part of a head): the parser holds the bytes,
-     * bounded by its max_head, so the credit can go back now. */
-    f->cb->buf_free(buf);
-    f->up.ops->consume(f->up.up, len);
-  } else {
-    send_out(f, buf, on, len);
-  }
-  if (let_go && f->upst == UP_OPEN && !wr_http_resp_pending(f->hresp)) {
-    up_detach(f, 1); /* what is owed to it becomes stale credit */
-    f->upst = UP_NONE;
-  }
-  /* Responses ended and the visitor paused for a pipelining limit. */
-  if (f->vin != VIN_READING && f->state == WR_FWD_OPEN && !f->span)
-    process(f);
-}
-
-void wr_fwd_up_fin(wr_fwd *f, wr_tstamp now) {
-  f->now = now;
-  if (terminal(f)) return;
-  (void)wr_http_resp_eof(f->hresp);
-  if (f->resp == RESP_RAW) {
-    /* Raw stream: the origin closed its half; so do we. */
-    up_detach(f, 0);
-    set_ending(f);
-    if (writes_done(f)) wr_fwd_close(f);
-    return;
-  }
-  char why[200];
-  snprintf(why, sizeof why,
-           "the local server behind tunnel '%.63s' closed the connection "
-           "without a complete response",
-           f->name);
-  upstream_ended(f, why);
-}
-
-void wr_fwd_up_ended(wr_fwd *f, wr_fwd_end end, wr_tstamp now) {
-  f->now = now;
-  /* The upstream detached itself: nothing may reset it again. */
-  if (f->upst == UP_OPEN) {
-    f->up.ops = NULL;
-    f->upst = UP_ENDED;
-    f->stale += f->owed;
-    f->owed = 0;
-  }
-  if (terminal(f)) return;
-  char why[240];
-  switch (end) {
-  case WR_FWD_END_DONE:
-    /* Both sides sent FIN: the normal end of a close-delimited response
-     * or an upgraded stream. */
-    set_ending(f);
-    if (writes_done(f)) fwd_end(f);
-    return;
-  case WR_FWD_END_GONE:
-    snprintf(why, sizeof why,
-             "the tunnel '%.63s' went away while the request was in flight",
-             f->name);
-    upstream_ended(f, why);
-    return;
-  case WR_FWD_END_REFUSED:
-    snprintf(why, sizeof why,
-             "tunnel '%.63s' is up, but the local server behind it refused the "
-             "connection (is it running?)",
-             f->name);
-    break;
-  case WR_FWD_END_NO_ROUTE:
-  case WR_FWD_END_MOVED:
-    snprintf(why, sizeof why,
-             "the node that owned '%.63s' no longer serves it (%s)", f->name,
-             end == WR_FWD_END_MOVED ? "it moved" : "no route there");
-    break;
-  case WR_FWD_END_UNREACHABLE:
-    snprintf(why, sizeof why,
-             "the node serving '%.63s' could not be reached", f->name);
-    break;
-  default:
-    snprintf(why, sizeof why, "the tunnel '%.63s' closed the stream",
-             f->name);
-  }
-  if (wr_http_resp_pending(f->hresp) && f->resp != RESP_FINAL)
-    error_page(f, 502, why);
-  else wr_fwd_close(f);
-}
-
-void wr_fwd_up_writable(wr_fwd *f, wr_tstamp now) {
-  f->now = now;
-  if (!terminal(f)) process(f);
 }
 
 /* ---- the visitor's side ---- */
@@ -542,7 +250,7 @@ static int on_request_head(wr_fwd *f, const wr_http_ev *ev) {
   if (f->upst == UP_OPEN && strcmp(f->name, ev->name) != 0) {
     /* HTTP/1.1 connections are per origin; a client that reuses one for
      * another name is told so rather than mixing two upstreams. */
-    error_page(f, 421,
+    fwd_error_page(f, 421,
                "this connection already serves another name; open a new "
                "connection");
     return -1;
@@ -565,13 +273,13 @@ static int on_request_head(wr_fwd *f, const wr_http_ev *ev) {
       return -1;
     }
     if (st != 0) {
-      error_page(f, st, detail);
+      fwd_error_page(f, st, detail);
       return -1;
     }
     assert(f->up.ops);
     f->upst = UP_OPEN;
   }
-  /* process() pauses reading before pipeline_max responses are owed, so
+  /* fwd_process() pauses reading before pipeline_max responses are owed, so
    * only running out of memory fails here. */
   unsigned flags = ev->resp_flags;
   if (f->draining) flags |= WR_HTTP_EXP_CLOSE;
@@ -579,7 +287,7 @@ static int on_request_head(wr_fwd *f, const wr_http_ev *ev) {
   if (rv != 0) {
     char d[120];
     snprintf(d, sizeof d, "cannot forward the request (%s)", wr_strerror(rv));
-    error_page(f, 500, d);
+    fwd_error_page(f, 500, d);
     return -1;
   }
   f->req = REQ_BODY;
@@ -614,7 +322,7 @@ static int pipeline_full(const wr_fwd *f) {
 }
 
 /* Forwards what can be forwarded.  Runs in OPEN and ENDING. */
-static void process(wr_fwd *f) {
+void fwd_process(wr_fwd *f) {
   if (f->state != WR_FWD_OPEN && f->state != WR_FWD_ENDING) return;
   if (!push_span(f)) {
     stop_reading(f);
@@ -663,7 +371,7 @@ static void process(wr_fwd *f) {
     case WR_HTTP_EV_BODY:
     case WR_HTTP_EV_RAW:
       if (f->req == REQ_TUNNEL) {
-        error_page(f, 400, "a tunnel upgrade request has no body");
+        fwd_error_page(f, 400, "a tunnel upgrade request has no body");
         return;
       }
       if (ev.type == WR_HTTP_EV_BODY)
@@ -704,7 +412,7 @@ static void process(wr_fwd *f) {
       count(M(f, bad));
       WR_LOG_DEBUGF("ingress", "bad_request", "peer=%s status=%d reason=\"%s\"",
                     f->peer, ev.status, ev.reason ? ev.reason : "");
-      error_page(f, ev.status ? ev.status : 400,
+      fwd_error_page(f, ev.status ? ev.status : 400,
                  ev.reason ? ev.reason : "bad request");
       return;
     }
@@ -769,7 +477,7 @@ void wr_fwd_read(wr_fwd *f, size_t n, wr_tstamp now) {
     f->in_len = f->pp_len - (size_t)r;
   }
   wr_http_timer_visitor_bytes(&f->wt, now);
-  process(f);
+  fwd_process(f);
 }
 
 void wr_fwd_read_eof(wr_fwd *f, int err, wr_tstamp now) {
@@ -811,164 +519,6 @@ void wr_fwd_written(wr_fwd *f, size_t len, size_t credit, int status,
     return;
   }
   if (ending(f) && writes_done(f)) fwd_end(f);
-}
-
-/* ---- the timer ---- */
-
-/*
- * Send stalls.  Response bytes owed to a visitor hold the upstream's
- * credit until its socket takes them (wr_fwd_written), which is what
- * slows an origin down to its visitor's pace.  A visitor that takes none
- * at all holds that credit for ever: a stream window on the link (1 MiB),
- * and, fifteen such visitors later, the whole tunnel (issue 11).  None of
- * the request-side waits times this (a response in progress is the
- * visitor's turn to read, timer.c), so it has its own clock: drain_at,
- * moved by every write completion and by partial progress the adapter
- * sees (wr_fwd_send_progress).  Only OPEN and ENDING: ANSWERED bounds its
- * own last writes (end_at), LINGER has written everything.
- */
-static wr_tstamp stall_deadline(const wr_fwd *f) {
-  if (f->cfg->send_stall_ms == 0 || f->out_pending == 0 ||
-      (f->state != WR_FWD_OPEN && f->state != WR_FWD_ENDING))
-    return WR_TSTAMP_NONE;
-  return f->drain_at + f->cfg->send_stall_ms;
-}
-
-void wr_fwd_send_progress(wr_fwd *f, wr_tstamp now) {
-  f->now = now;
-  if (f->out_pending > 0) f->drain_at = now;
-}
-
-size_t wr_fwd_held(const wr_fwd *f) {
-  return f->upst == UP_OPEN && !terminal(f) ? f->owed : 0;
-}
-
-wr_tstamp wr_fwd_stalled_since(const wr_fwd *f) {
-  return f->out_pending > 0 && !terminal(f) ? f->drain_at : WR_TSTAMP_NONE;
-}
-
-void *wr_fwd_upstream_of(const wr_fwd *f) {
-  return f->upst == UP_OPEN ? f->up.up : NULL;
-}
-
-void wr_fwd_shed(wr_fwd *f, wr_tstamp now) {
-  f->now = now;
-  if (terminal(f)) return;
-  count(M(f, sheds));
-  WR_LOG_DEBUGF("ingress", "send_stall_shed",
-               "peer=%s name=%s held=%zu stalled_ms=%llu", f->peer, f->name,
-               f->owed, (unsigned long long)(now - f->drain_at));
-  wr_fwd_close(f);
-}
-
-void wr_fwd_tick(wr_fwd *f, wr_tstamp now) {
-  f->now = now;
-  if (terminal(f)) return;
-  wr_tstamp sdl = stall_deadline(f);
-  if (sdl != WR_TSTAMP_NONE && now >= sdl) {
-    /* Nothing can reach this visitor (not even an error page: it would
-     * queue behind the bytes it does not take), so the connection closes
-     * and the upstream is reset, which returns the credit. */
-    count(M(f, send_stalls));
-    WR_LOG_DEBUGF("ingress", "send_stall",
-                 "peer=%s name=%s owed=%zu held=%zu ms=%llu", f->peer,
-                 f->name, f->out_pending, f->owed,
-                 (unsigned long long)f->cfg->send_stall_ms);
-    wr_fwd_close(f);
-    return;
-  }
-  if (f->state == WR_FWD_ANSWERED) {
-    if (now >= f->end_at) wr_fwd_close(f);
-    return;
-  }
-  if (f->state == WR_FWD_LINGER) {
-    if (now >= f->quiet_at || now >= f->linger_end) wr_fwd_close(f);
-    return;
-  }
-  char d[200];
-  wr_http_wait w = wr_http_timer_expired(&f->wt, now);
-  switch (w) {
-  case WR_HTTP_WAIT_NONE:
-    return; /* early, or the wait changed meanwhile */
-  case WR_HTTP_WAIT_ORIGIN:
-    snprintf(d, sizeof d,
-             "the local server behind tunnel '%.63s' did not answer within "
-             "%llu ms",
-             f->name, (unsigned long long)f->cfg->upstream_ms);
-    error_page(f, 504, d);
-    return;
-  case WR_HTTP_WAIT_SEND:
-    snprintf(d, sizeof d,
-             "the local server behind tunnel '%.63s' did not read the request "
-             "for %llu ms",
-             f->name, (unsigned long long)f->cfg->upstream_ms);
-    error_page(f, 504, d);
-    return;
-  case WR_HTTP_WAIT_BODY: {
-    int slow = wr_http_timer_too_slow(&f->wt, now);
-    if (slow) count(M(f, body_rate));
-    if (wr_http_resp_owed(f->hresp) == 0 || f->resp == RESP_FINAL) {
-      /* The origin answered this request already (an early 413): a 408
-       * now would be a response nobody asked for.  Or the request was
-       * pipelined behind a response still streaming: a 408 would land
-       * inside that response, and the origin has this request's head on
-       * the same upstream, so it is reset and the visitor gets what is
-       * queued, then our FIN. */
-      count(M(f, body_timeouts_answered));
-      WR_LOG_DEBUGF("ingress", "body_timeout_no_page",
-                    "peer=%s name=%s slow=%d", f->peer, f->name, slow);
-      wind_down(f);
-      if (writes_done(f)) fwd_end(f);
-      return;
-    }
-    if (slow) {
-      WR_LOG_DEBUGF("ingress", "body_too_slow", "peer=%s name=%s", f->peer,
-                    f->name);
-      snprintf(d, sizeof d,
-               "the request body arrived slower than %llu bytes/s",
-               (unsigned long long)f->cfg->body_min_rate);
-      error_page(f, 408, d);
-      return;
-    }
-    error_page(f, 408, "the request body did not arrive in time");
-    return;
-  }
-  case WR_HTTP_WAIT_HEAD:
-  case WR_HTTP_WAIT_IDLE:
-    /* No response is in progress in these states, so a 408 cannot land
-     * inside one.  A connection that never sent a byte is closed quietly
-     * and not counted: browsers open spare connections they may not use. */
-    if (wr_http_req_buffered(f->hreq) > 0 ||
-        (f->in_len > 0 && f->state != WR_FWD_PROXY)) {
-      count(M(f, head_timeouts));
-      WR_LOG_DEBUGF("ingress", "head_timeout", "peer=%s buffered=%zu",
-                    f->peer, wr_http_req_buffered(f->hreq) + f->in_len);
-      error_page(f, 408, "the request head did not arrive in time");
-    } else {
-      /* Never a byte (WAIT_HEAD with nothing buffered): counted apart, as
-       * a flood of such connections is how descriptors get held. */
-      if (w == WR_HTTP_WAIT_HEAD) count(M(f, silent_closes));
-      wr_fwd_close(f); /* idle keep-alive */
-    }
-    return;
-  }
-}
-
-wr_tstamp wr_fwd_deadline(const wr_fwd *f) {
-  switch (f->state) {
-  case WR_FWD_HANDED_OFF:
-  case WR_FWD_CLOSED:
-    return WR_TSTAMP_NONE;
-  case WR_FWD_ANSWERED:
-    return f->end_at;
-  case WR_FWD_LINGER:
-    return f->quiet_at < f->linger_end ? f->quiet_at : f->linger_end;
-  default: {
-    wr_tstamp dl = wr_http_timer_deadline(&f->wt);
-    wr_tstamp sdl = stall_deadline(f);
-    return sdl < dl ? sdl : dl;
-  }
-  }
 }
 
 /* ---- the object ---- */
@@ -1021,7 +571,7 @@ int wr_fwd_init(wr_fwd *f, const wr_fwd_config *cfg, void *ud,
 }
 
 void wr_fwd_free(wr_fwd *f) {
-  up_detach(f, 1);
+  fwd_up_detach(f, 1);
   wr_http_req_del(f->hreq);
   wr_http_resp_del(f->hresp);
   wr_mem_free(f->mem, f->rbuf);

@@ -44,6 +44,10 @@ enum {
   WR_SET_MAX_STREAMS = 3,
   WR_SET_MAX_META = 4,
   WR_SET_MAX_CONTROL = 5,
+  /* The sender's stream credit comes back in steps of at most this many
+   * bytes while the link is short (mux.c, "Fair link credit"); absent
+   * (older peers): only in half windows. */
+  WR_SET_CREDIT_STEP = 6,
   WR_SET_COUNT
 };
 /* At most this many pairs in one SETTINGS frame (room for new ids). */

@@ -149,6 +149,8 @@ typedef struct stream {
   int64_t rwin;        /* credit the peer still has toward us */
   uint64_t unconsumed; /* delivered to the app, not yet consumed */
   uint64_t pending;    /* consumed, not yet returned in a WINDOW */
+  uint64_t held;       /* sent or queued, its stream credit not yet back */
+  uint64_t taken;      /* all bytes ever accepted: the wake-up order */
   bq q;                /* bytes accepted, not yet framed */
   void *user_data;
 } stream;
@@ -164,6 +166,9 @@ struct wr_mux {
   int got_settings;
   uint32_t peer_stream_window, peer_max_streams, peer_max_meta,
       peer_max_control;
+  uint32_t peer_link_window;
+  uint32_t peer_credit_step; /* 0: the peer returns credit in half windows */
+  uint32_t n_holding;        /* streams with held > 0 */
 
   int64_t swin_link;     /* our send credit on the link */
   int64_t rwin_link;     /* credit the peer still has toward us */
@@ -554,11 +559,94 @@ static int link_credit_back(wr_mux *m, uint64_t n) {
   return 0;
 }
 
+/*
+ * Fair link credit (issue 11).  The link window used to go to whichever
+ * stream wrote first.  Streams whose reader stopped hold their share
+ * until the node sheds them (about a second later), so a flood of new
+ * slow readers of large responses took the whole link and a normal
+ * visitor of that name waited 1-5 s for credit.  Now, while the link is
+ * short (less than half of the peer's link window left), a stream may
+ * hold at most
+ *
+ *   share = max(FAIR_FLOOR, link_window / (4 * n * n))
+ *
+ * of it, n being the streams that hold credit (this one included), where
+ * "hold" is what the stream sent whose stream credit has not come back.
+ * Why n squared: stuck streams never give back what they took, so a
+ * share of c/n per newcomer adds up like the harmonic series and fills
+ * any link after a few dozen of them; with c/n^2 the shares of all
+ * newcomers together stay under 0.41 of the window (pi^2/24), and each
+ * later newcomer takes only the floor.  Few streams (up to 4 with the
+ * defaults) still get a whole stream window each.  Why 32 KiB: a typical
+ * page goes out in one piece, and half the window lasts 256 stuck
+ * newcomers, about the node's shedding delay of such a flood (250
+ * connections/s in slowhttptest).  A fast reader over its share goes on
+ * in floor-sized steps per round trip until the link has room again.
+ *
+ * The hold is exact only if the peer returns stream credit in small
+ * steps while the link is short; otherwise a stream capped below half a
+ * stream window would wait for a WINDOW its peer batches until half a
+ * window is consumed.  So the cap applies only to a peer that announced
+ * WR_SET_CREDIT_STEP, and our receive side does what we announce:
+ * CREDIT_STEP while the peer has less than three quarters of our link
+ * window left (a margin over the sender's half, for bytes in flight), and
+ * when it first gets that short it returns what its streams already hold
+ * pending.  FAIR_FLOOR is twice the step, so a capped stream whose bytes
+ * were all consumed always has a step pending: it is never stuck.
+ */
+#define CREDIT_STEP 16384
+#define FAIR_FLOOR (2 * CREDIT_STEP)
+/* The least credit fire_writable wakes a stream for (see there). */
+#define WAKE_MIN 4096
+
+static int link_short_for_peer(const wr_mux *m) {
+  return m->rwin_link < (int64_t)(m->cfg.link_window / 4 * 3);
+}
+
+static int64_t fair_room(const wr_mux *m, const stream *s) {
+  if (!m->peer_credit_step || m->swin_link >= (int64_t)m->peer_link_window / 2)
+    return INT64_MAX;
+  uint64_t n = (uint64_t)m->n_holding + (s->held == 0);
+  uint64_t floor = WR_MAX((uint64_t)FAIR_FLOOR, 2ull * m->peer_credit_step);
+  uint64_t share = WR_MAX(floor, m->peer_link_window / (4 * n * n));
+  return share > s->held ? (int64_t)(share - s->held) : 0;
+}
+
+/* Charges |n| accepted bytes to |s| and the link. */
+static void take_credit(wr_mux *m, stream *s, size_t n) {
+  s->swin -= (int64_t)n;
+  m->swin_link -= (int64_t)n;
+  if (n && s->held == 0) m->n_holding++;
+  s->held += n;
+  s->taken += n;
+}
+
+/* The peer gave back |n| of |s|'s stream credit. */
+static void held_back(wr_mux *m, stream *s, uint64_t n) {
+  if (!s->held) return;
+  s->held -= WR_MIN(s->held, n);
+  if (!s->held) m->n_holding--;
+}
+
+/* Returns |s|'s consumed bytes in a stream WINDOW when enough are
+ * pending: half a window, or CREDIT_STEP while the link is short. */
+static int stream_credit_back(wr_mux *m, stream *s) {
+  if (s->fin_recv || !s->pending) return 0;
+  uint64_t step = link_short_for_peer(m) ? CREDIT_STEP : m->cfg.stream_window / 2;
+  if (s->pending < WR_MIN(step, (uint64_t)m->cfg.stream_window / 2)) return 0;
+  int rv = q_u32(m, WR_FRAME_WINDOW, s->sid, (uint32_t)s->pending);
+  if (rv != 0) return rv;
+  s->rwin += (int64_t)s->pending;
+  s->pending = 0;
+  return 0;
+}
+
 /* What wr_mux_stream_write accepts on |s|: its credit and the link's,
- * within the room left in the send buffer. */
+ * within the room left in the send buffer and its fair share. */
 static int64_t credit_of(const wr_mux *m, const stream *s) {
   int64_t c = WR_MIN(s->swin, m->swin_link);
   c = WR_MIN(c, (int64_t)m->cfg.send_buffer - (int64_t)m->queued_data);
+  c = WR_MIN(c, fair_room(m, s));
   return c > 0 ? c : 0;
 }
 
@@ -575,33 +663,45 @@ static int buf_low(wr_mux *m) {
  * Tells blocked streams that have credit again.  Callbacks may not touch
  * the mux, so walking the list while firing is safe.
  *
- * One stream is woken per call, oldest first: one woken writer can refill
- * the buffer on its own.  The rest stay blocked with buf_full set, and
- * wr_mux_send wakes the next one when the buffer drains to half again or
- * runs empty (wr_mux_want_write asks for that call).  Waking all of them
- * at once made 50 client streams each restart reading, find the buffer
- * full after the first few reads, and stop again: ~70 epoll_ctl calls per
- * MiB instead of ~8.
+ * One stream is woken per call: one woken writer can refill the buffer on
+ * its own.  The rest stay blocked with buf_full set, and wr_mux_send wakes
+ * the next one when the buffer drains to half again or runs empty
+ * (wr_mux_want_write asks for that call).  Waking all of them at once
+ * made 50 client streams each restart reading, find the buffer full
+ * after the first few reads, and stop again: ~70 epoll_ctl calls per MiB
+ * instead of ~8.
+ *
+ * Which one: the stream that has sent the least in its life (least
+ * attained service), oldest first among equals.  Oldest first let a burst
+ * of 150 new streams with large answers (slowhttptest -X) each fill the
+ * buffer once, ~75 MiB, before a fresh stream with a 5-byte answer that
+ * arrived after them got its turn: 1-4 s.  A stream that has sent
+ * nothing yet now goes first, and long transfers share what is left.
+ * O(blocked streams) per wake-up, and wake-ups come once per half buffer
+ * drained.
  */
 static int fire_writable(wr_mux *m) {
   m->recheck_writable = 0;
   if (m->swin_link <= 0 || !buf_low(m)) return 0;
-  size_t budget = 1;
-  dl *e = m->blocked.next;
-  while (e != &m->blocked) {
+  stream *best = NULL;
+  int more = 0;
+  for (dl *e = m->blocked.next; e != &m->blocked; e = e->next) {
     stream *s = container_of(e, stream, blocked);
-    e = e->next;
-    if (s->swin <= 0) continue;
-    if (budget == 0) {
-      m->buf_full = 1;
-      break;
-    }
-    budget--;
-    dl_del(&s->blocked);
-    if (m->cb.stream_writable &&
-        m->cb.stream_writable(m, s->sid, m->user_data) != 0)
-      return WR_ERR_CALLBACK;
+    /* Not for a sliver of credit: the client reads its origin only with
+     * 4 KiB or more (client_origin.c, MIN_READ) and waits again, and the
+     * least-served stream, woken for less, would be chosen again every
+     * time while the others starved.  Its own stream WINDOW still wakes
+     * it (on_window), and each of those brings at least CREDIT_STEP. */
+    if (credit_of(m, s) < WAKE_MIN) continue;
+    if (best) more = 1;
+    if (!best || s->taken < best->taken) best = s;
   }
+  if (!best) return 0;
+  if (more) m->buf_full = 1;
+  dl_del(&best->blocked);
+  if (m->cb.stream_writable &&
+      m->cb.stream_writable(m, best->sid, m->user_data) != 0)
+    return WR_ERR_CALLBACK;
   return 0;
 }
 
@@ -623,6 +723,7 @@ static int stream_end(wr_mux *m, stream *s, int64_t code, int by_peer) {
     m->queued_data -= s->q.len;
     m->recheck_writable = 1;
   }
+  if (s->held) m->n_holding--;
   if (is_local(m, s->sid))
     m->n_local--;
   else
@@ -674,6 +775,7 @@ int wr_mux_new(wr_mux **pm, const wr_mux_config *cfg,
   m->peer_max_streams = cfg->max_streams;
   m->peer_max_meta = FLOOR_META;
   m->peer_max_control = FLOOR_CONTROL;
+  m->peer_link_window = FLOOR_WINDOW;
   m->swin_link = FLOOR_WINDOW;
   m->rwin_link = cfg->link_window;
   m->next_sid = m->cfg.is_client ? 1 : 2;
@@ -690,7 +792,8 @@ int wr_mux_new(wr_mux **pm, const wr_mux_config *cfg,
   wr_frame f = {.type = WR_FRAME_SETTINGS};
   f.set.present = (1u << WR_SET_STREAM_WINDOW) | (1u << WR_SET_LINK_WINDOW) |
                   (1u << WR_SET_MAX_STREAMS) | (1u << WR_SET_MAX_META) |
-                  (1u << WR_SET_MAX_CONTROL);
+                  (1u << WR_SET_MAX_CONTROL) | (1u << WR_SET_CREDIT_STEP);
+  f.set.val[WR_SET_CREDIT_STEP] = CREDIT_STEP;
   f.set.val[WR_SET_STREAM_WINDOW] = cfg->stream_window;
   f.set.val[WR_SET_LINK_WINDOW] = cfg->link_window;
   f.set.val[WR_SET_MAX_STREAMS] = cfg->max_streams;
@@ -774,6 +877,11 @@ static int on_settings(wr_mux *m, const wr_frame *f) {
   m->peer_max_streams = v[WR_SET_MAX_STREAMS];
   m->peer_max_meta = v[WR_SET_MAX_META];
   m->peer_max_control = v[WR_SET_MAX_CONTROL];
+  m->peer_link_window = v[WR_SET_LINK_WINDOW];
+  /* A step over half a stream window is no step at all. */
+  if ((s->present & (1u << WR_SET_CREDIT_STEP)) &&
+      s->val[WR_SET_CREDIT_STEP] <= m->peer_stream_window / 2)
+    m->peer_credit_step = s->val[WR_SET_CREDIT_STEP];
   return fire_writable(m);
 }
 
@@ -818,6 +926,7 @@ static int on_window(wr_mux *m, const wr_frame *f) {
   if (!s) return sid_seen(m, f->sid) ? 0 : WR_ERR_PROTO;
   if (s->swin + f->value > MAX_WINDOW) return WR_ERR_FLOW;
   s->swin += f->value;
+  held_back(m, s, f->value);
   if (dl_linked(&s->blocked) && credit_of(m, s) > 0 && buf_low(m)) {
     dl_del(&s->blocked);
     if (m->cb.stream_writable &&
@@ -867,6 +976,19 @@ static int on_frame(wr_mux *m, const wr_frame *f) {
   }
 }
 
+/* The link just got short: streams' consumed bytes waiting for half a
+ * window go back now in steps (fair link credit, above), or a peer that
+ * capped a stream at its share would wait for them for ever.  Once per
+ * crossing, and a crossing takes a quarter of the link window in DATA. */
+static int flush_steps(wr_mux *m) {
+  for (uint32_t i = 0; i < m->nbuckets; i++)
+    for (stream *st = m->buckets[i]; st; st = st->hnext) {
+      int rv = stream_credit_back(m, st);
+      if (rv != 0) return rv;
+    }
+  return 0;
+}
+
 /*
  * A piece of a DATA frame.  The whole frame is charged against both
  * windows when its first piece arrives.  Each piece is then looked up
@@ -887,7 +1009,10 @@ static int on_data(wr_mux *m, const wr_frame_event *ev) {
     } else if (!sid_seen(m, f->sid)) {
       return WR_ERR_PROTO;
     }
+    int was_short = link_short_for_peer(m);
     m->rwin_link -= f->len;
+    if (!was_short && link_short_for_peer(m) && (rv = flush_steps(m)) != 0)
+      return rv;
   }
   if (!s) {
     if (ev->last) m->st.frames_in++;
@@ -1088,8 +1213,7 @@ wr_ssize wr_mux_stream_write(wr_mux *m, uint32_t sid, const uint8_t *data,
   if (n == 0) return 0;
   size_t done = bq_append(m, &s->q, data, n);
   if (done == 0) return WR_ERR_NOMEM;
-  s->swin -= (int64_t)done;
-  m->swin_link -= (int64_t)done;
+  take_credit(m, s, done);
   m->queued_data += done;
   if (!dl_linked(&s->act)) dl_push(&m->active, &s->act);
   return (wr_ssize)done;
@@ -1147,8 +1271,7 @@ wr_ssize wr_mux_stream_write_buf(wr_mux *m, uint32_t sid, uint8_t *buf,
     bq_link(&s->q, b);
     s->q.len += len;
   }
-  s->swin -= (int64_t)len;
-  m->swin_link -= (int64_t)len;
+  take_credit(m, s, len);
   m->queued_data += len;
   if (!dl_linked(&s->act)) dl_push(&m->active, &s->act);
   return rv;
@@ -1252,12 +1375,7 @@ int wr_mux_stream_consume(wr_mux *m, uint32_t sid, size_t n) {
   /* No stream WINDOW once the peer has sent FIN: it will send no more. */
   if (!s->fin_recv) {
     s->pending += n;
-    if (s->pending >= m->cfg.stream_window / 2) {
-      if ((rv = q_u32(m, WR_FRAME_WINDOW, sid, (uint32_t)s->pending)) != 0)
-        return set_fatal(m, rv);
-      s->rwin += (int64_t)s->pending;
-      s->pending = 0;
-    }
+    if ((rv = stream_credit_back(m, s)) != 0) return set_fatal(m, rv);
   }
   if ((rv = link_credit_back(m, n)) != 0) return set_fatal(m, rv);
   return 0;

@@ -47,6 +47,8 @@ typedef struct side {
   uint32_t goaway_code;
   uint8_t control[128];
   size_t control_len;
+  uint32_t wake_order[64]; /* stream_writable, in order (first 64) */
+  int n_wake;
 } side;
 
 static side A, B;
@@ -125,6 +127,8 @@ static int cb_writable(wr_mux *m, uint32_t sid, void *ud) {
   if (s->fail_kind == EV_WRITABLE)
     return WR_ERR_CALLBACK;
   s->writable[sid]++;
+  if (s->n_wake < 64) s->wake_order[s->n_wake] = sid;
+  s->n_wake++;
   return 0;
 }
 static int cb_control(wr_mux *m, const uint8_t *msg, size_t len, void *ud) {
@@ -810,16 +814,215 @@ static void test_link_window_stuck_streams(void **state) {
   }
   assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &live, NULL), 0);
   assert_int_equal(pump(), 0);
-  /* Many rounds of a live stream: each one consumed is sent again. */
+  /* Many rounds of a live stream: each one consumed is sent again.  The
+   * link is short (3/4 held by the stuck ones), so the live stream gets
+   * its fair share, 32 KiB, per round (test_fair_credit_*). */
+  size_t total = 0;
   for (int round = 0; round < 8; round++) {
-    assert_int_equal(wr_mux_stream_credit(A.m, live), 65536);
-    assert_int_equal(write_some(&A, live, 0, 65536), 65536);
+    size_t c = wr_mux_stream_credit(A.m, live);
+    assert_int_equal(c, 32768);
+    assert_int_equal(write_some(&A, live, total, c), c);
+    total += c;
     assert_int_equal(pump(), 0);
-    assert_int_equal(B.rx[live], (size_t)(round + 1) * 65536);
-    assert_int_equal(wr_mux_stream_consume(B.m, live, 65536), 0);
+    assert_int_equal(B.rx[live], total);
+    assert_int_equal(wr_mux_stream_consume(B.m, live, c), 0);
     assert_int_equal(pump(), 0);
   }
   for (int i = 0; i < 3; i++) assert_int_equal(B.rx[stuck[i]], 65536);
+  teardown_pair();
+}
+
+/*
+ * Fair link credit (mux.c): a flood of new streams whose reader never
+ * consumes (slow readers of large responses) must leave link credit for
+ * a fresh stream.  With first-come credit the first 16 of them took the
+ * whole 16 MiB link at 1 MiB each and every later stream got nothing
+ * until they were reset.  Default windows, as the tunnel runs them.
+ */
+static void test_fair_credit_flood(void **state) {
+  (void)state;
+  enum { STUCK = 200, FRESH = 20, PAGE = 32768 };
+  fill_pattern();
+  setup_pair(NULL, NULL, NULL);
+  assert_int_equal(pump(), 0);
+  size_t stuck_bytes = 0;
+  for (int i = 0; i < STUCK; i++) {
+    uint32_t sid;
+    now += 5; /* 200 connections/s */
+    assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &sid, NULL), 0);
+    /* Each wants 2 MiB and takes all the credit it is given. */
+    for (int k = 0; k < 4; k++) {
+      stuck_bytes += write_some(&A, sid, 0, 1 << 20);
+      assert_int_equal(pump(), 0);
+    }
+  }
+  /* The flood holds at most what the shares allow: 8 streams at a whole
+   * window before the link got short, then shares shrinking to 32 KiB. */
+  assert_true(stuck_bytes < (15u << 20));
+  for (int i = 0; i < FRESH; i++) {
+    uint32_t sid;
+    now += 5;
+    assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &sid, NULL), 0);
+    assert_true(wr_mux_stream_credit(A.m, sid) >= PAGE);
+    assert_int_equal(write_some(&A, sid, 0, PAGE), PAGE);
+    assert_int_equal(wr_mux_stream_close(A.m, sid), 0);
+    assert_int_equal(pump(), 0);
+    assert_int_equal(B.rx[sid], PAGE);
+    assert_int_equal(B.fin[sid], 1);
+    assert_int_equal(wr_mux_stream_consume(B.m, sid, PAGE), 0);
+    B.unconsumed[sid] = 0;
+    assert_int_equal(wr_mux_stream_close(B.m, sid), 0);
+    assert_int_equal(pump(), 0);
+    assert_int_equal(A.closed[sid], 1);
+  }
+  teardown_pair();
+}
+
+/*
+ * A stream over its share waits for its own stream credit; that comes
+ * back in CREDIT_STEP pieces while the link is short, including bytes it
+ * consumed before the link got short (below the half-window batch): the
+ * receiver returns those when it sees the link get short.  Without that
+ * the live stream below would hold 64 KiB against a 32 KiB share, with
+ * nothing left to consume, and never send again.
+ */
+static void test_fair_credit_short_flush(void **state) {
+  (void)state;
+  wr_mux_config ca, cb;
+  small_windows(&ca, &cb, 256 << 10, 1 << 20);
+  fill_pattern();
+  setup_pair(&ca, &cb, NULL);
+  assert_int_equal(pump(), 0);
+  uint32_t live, stuck[3];
+  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &live, NULL), 0);
+  assert_int_equal(write_some(&A, live, 0, 65536), 65536);
+  assert_int_equal(pump(), 0);
+  assert_int_equal(wr_mux_stream_consume(B.m, live, 65536), 0);
+  B.unconsumed[live] = 0;
+  assert_int_equal(pump(), 0);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &stuck[i], NULL), 0);
+    (void)write_some(&A, stuck[i], 0, 256 << 10);
+    assert_int_equal(pump(), 0);
+  }
+  /* Two took a whole window, the third its 32 KiB share. */
+  assert_int_equal(B.rx[stuck[0]] + B.rx[stuck[1]], 512 << 10);
+  assert_int_equal(B.rx[stuck[2]], 32768);
+  size_t total = 65536;
+  for (int round = 0; round < 6; round++) {
+    size_t c = wr_mux_stream_credit(A.m, live);
+    assert_true(c >= 16384);
+    assert_int_equal(write_some(&A, live, total, c), c);
+    total += c;
+    assert_int_equal(pump(), 0);
+    assert_int_equal(B.rx[live], total);
+    assert_int_equal(wr_mux_stream_consume(B.m, live, c), 0);
+    B.unconsumed[live] = 0;
+    assert_int_equal(pump(), 0);
+  }
+  teardown_pair();
+}
+
+/* A peer that did not announce a credit step (an older version) batches
+ * its stream credit in half windows: no cap then, first come as before,
+ * or a capped stream could wait for credit its peer never sends. */
+static void test_fair_credit_needs_step(void **state) {
+  (void)state;
+  wr_mux_config ca, cb;
+  small_windows(&ca, &cb, 65536, 4 * 65536);
+  fill_pattern();
+  setup_pair(&ca, &cb, NULL);
+  /* B's SETTINGS, rewritten without the step, as an older node sends. */
+  wr_frame f = {.type = WR_FRAME_SETTINGS};
+  f.set.present = (1u << WR_SET_STREAM_WINDOW) | (1u << WR_SET_LINK_WINDOW);
+  f.set.val[WR_SET_STREAM_WINDOW] = 65536;
+  f.set.val[WR_SET_LINK_WINDOW] = 4 * 65536;
+  uint8_t buf[128];
+  wr_wbuf w;
+  wr_wbuf_init(&w, buf, sizeof buf);
+  assert_int_equal(wr_frame_encode(&w, &f), 0);
+  assert_int_equal(wr_mux_recv(A.m, buf, wr_frame_encoded_len(&f), now), 0);
+  uint32_t sid[4];
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &sid[i], NULL), 0);
+    assert_int_equal(wr_mux_stream_credit(A.m, sid[i]), 65536);
+    assert_int_equal(write_some(&A, sid[i], 0, 65536), 65536);
+  }
+  teardown_pair();
+}
+
+/*
+ * Streams waiting for room in the send buffer are woken least-served
+ * first: a fresh stream with a small answer that blocked behind a burst
+ * of big ones goes before them (oldest first, it waited for every one of
+ * them to refill the buffer once).
+ */
+static void test_wake_least_served_first(void **state) {
+  (void)state;
+  wr_mux_config ca, cb;
+  wr_mux_config_default(&ca, 1);
+  wr_mux_config_default(&cb, 0);
+  ca.send_buffer = 65536;
+  fill_pattern();
+  setup_pair(&ca, &cb, NULL);
+  assert_int_equal(pump(), 0);
+  uint32_t big[8], fresh;
+  for (int i = 0; i < 8; i++) {
+    assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &big[i], NULL), 0);
+    assert_int_equal(write_some(&A, big[i], 0, 8192), 8192);
+  }
+  for (int i = 0; i < 8; i++) /* the buffer is full: all wait */
+    assert_int_equal(write_some(&A, big[i], 8192, 65536), 0);
+  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &fresh, NULL), 0);
+  assert_int_equal(write_some(&A, fresh, 0, 5), 0);
+  /* pump() drains the buffer; each drain wakes one (the woken ones here
+   * write nothing more, so some stay waiting). */
+  assert_int_equal(pump(), 0);
+  assert_true(A.n_wake >= 2);
+  assert_int_equal(A.wake_order[0], fresh);
+  /* Among equals, oldest first. */
+  for (int i = 1; i < A.n_wake && i < 9; i++)
+    assert_int_equal(A.wake_order[i], big[i - 1]);
+  teardown_pair();
+}
+
+/* ... but not for a sliver of credit: a stream woken with less than the
+ * client reads for (4 KiB) waits again at once, and being the least
+ * served it was chosen again at every wake-up while streams with credit
+ * to use waited. */
+static void test_wake_not_for_sliver(void **state) {
+  (void)state;
+  wr_mux_config ca, cb;
+  small_windows(&ca, &cb, 16384, 1 << 20);
+  ca.send_buffer = 2 * 16384;
+  fill_pattern();
+  setup_pair(&ca, &cb, NULL);
+  assert_int_equal(pump(), 0);
+  uint32_t big[4], x;
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &big[i], NULL), 0);
+    assert_int_equal(write_some(&A, big[i], 0, 16384), 16384);
+    assert_int_equal(pump(), 0);
+  }
+  for (int i = 0; i < 4; i++) { /* their stream credit comes back */
+    assert_int_equal(wr_mux_stream_consume(B.m, big[i], 16384), 0);
+    B.unconsumed[big[i]] = 0;
+  }
+  assert_int_equal(pump(), 0);
+  /* x has sent less than any of them, and has 2 KiB of credit left. */
+  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &x, NULL), 0);
+  assert_int_equal(write_some(&A, x, 0, 14336), 14336);
+  assert_int_equal(pump(), 0);
+  for (int i = 0; i < 4; i++) /* the send buffer fills */
+    assert_int_equal(write_some(&A, big[i], 16384, 8192), 8192);
+  for (int i = 0; i < 4; i++) /* each with 8 KiB of credit left */
+    assert_int_equal(write_some(&A, big[i], 24576, 1), 0);
+  (void)wr_mux_stream_wait(A.m, x); /* as the client does under 4 KiB */
+  A.n_wake = 0;
+  assert_int_equal(pump(), 0);
+  assert_true(A.n_wake >= 1);
+  assert_int_equal(A.wake_order[0], big[0]);
+  assert_int_equal(A.writable[x], 0);
   teardown_pair();
 }
 
@@ -1618,6 +1821,11 @@ int main(void) {
       cmocka_unit_test(test_send_v_args),
       cmocka_unit_test(test_control_queue_cap),
       cmocka_unit_test(test_link_window_stuck_streams),
+      cmocka_unit_test(test_fair_credit_flood),
+      cmocka_unit_test(test_fair_credit_short_flush),
+      cmocka_unit_test(test_fair_credit_needs_step),
+      cmocka_unit_test(test_wake_least_served_first),
+      cmocka_unit_test(test_wake_not_for_sliver),
       cmocka_unit_test(test_bench),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
