@@ -6,7 +6,8 @@
  *
  * A rule matches a message by kind (probe, ack, ping-req, broadcast,
  * sync, nodelink, tunnel), direction (in, out, both) and peer (a member
- * id; an empty peer set matches everyone), and says what happens to it:
+ * id, or "ip:ADDR" for every peer at that IP; an empty peer set matches
+ * everyone), and says what happens to it:
  * drop with probability |drop|, else delay by |delay_ms| plus a uniform
  * [0, |jitter_ms|], and a second copy with probability |dup|.  Every
  * matching rule applies, in the order rules were added: one drop is
@@ -153,6 +154,29 @@ int wr_fault_covers(const wr_fault *f, uint32_t kinds);
  */
 void wr_fault_decide(wr_fault *f, wr_fault_kind kind, const char *peer,
                      int dir, wr_tstamp now, wr_fault_verdict *v);
+
+/* Who the other end of a message is, as far as the caller knows. */
+typedef struct wr_fault_peer {
+  /* The member ids it may be: one when known (a datagram names its
+   * sender; a connection we dialled has the member's exact address), or
+   * every member at the peer's IP when only that is known (an accepted
+   * connection comes from an ephemeral port, and members may share an
+   * IP); none for a tunnel client or a stranger. */
+  const char *const *ids;
+  size_t nids;
+  /* Its address (family 0: unknown), which "ip:" peer entries match. */
+  wr_addr addr;
+} wr_fault_peer;
+
+/*
+ * As wr_fault_decide, for a peer given by its possible ids and address: a
+ * rule with peers matches when one of its entries names one of |p|'s ids,
+ * or is "ip:ADDR" with ADDR the IP of |p|->addr.  |p| may be NULL (an
+ * unknown peer: only peer-less rules match).
+ */
+void wr_fault_decide_peer(wr_fault *f, wr_fault_kind kind,
+                          const wr_fault_peer *p, int dir, wr_tstamp now,
+                          wr_fault_verdict *v);
 
 void wr_fault_get_stats(const wr_fault *f, wr_fault_stats *out);
 /* Counts a refused rule that never reached wr_fault_add (the API's 400). */

@@ -274,8 +274,9 @@ typedef struct wr_ingress_load_info {
 } wr_ingress_load_info;
 /* How long a drain waits for a tunnel client told to move (GOAWAY) to
  * close its link: a client given several nodes binds elsewhere and closes
- * it within a few hundred ms (make before break); one given this node
- * only keeps it, having nowhere else to go. */
+ * it within a few hundred ms (make before break); one with nowhere else
+ * to go closes it at once when idle (docs/CLIENT.md); an older client
+ * keeps it, and this bounds the wait. */
 #define WR_INGRESS_MOVE_GRACE_MS 2000
 void wr_ingress_load(const wr_ingress *ig, wr_ingress_load_info *out);
 /* Draining: a tunnel link still carrying streams takes no new ones from

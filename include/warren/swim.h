@@ -97,6 +97,16 @@ typedef struct wr_swim_config {
    * the last reconnect_timeout_ms, reaped or not. */
   uint64_t reconnect_interval_ms;
   uint64_t reconnect_timeout_ms;
+  /* Probing failed members (0 = never): every interval a node picks one
+   * random entry among the members it knows and those it reaped while
+   * DEAD, and when that one is a failed member (as above) it sends it an
+   * empty-target PING carrying our ALIVE and our verdict.  Fleet-wide
+   * that is about one datagram per failed member per interval.  A member
+   * that answers is back (a healed partition): its ACK carries its
+   * refuted ALIVE, and we start a reconnect sync with it at once (at most
+   * one such sync per reconnect_interval_ms), so a partition heals within
+   * about one interval of the network, not of the reconnect ticker. */
+  uint64_t dead_probe_interval_ms;
   /* Bound of the USER piggyback queue (>= 1).  USER updates wait in a
    * queue of their own, apart from membership news (bounded at 4,096),
    * and a packet carries membership updates first and USER updates in
@@ -306,6 +316,12 @@ typedef struct wr_swim_stats {
    * and those of them that failed with nobody in the target's region
    * answering (the region was silent: no suspicion raised). */
   uint64_t cross_probes, region_silent_probes;
+  /* PINGs sent to failed members (dead_probe_interval_ms), and how many
+   * were answered (the member was back). */
+  uint64_t dead_probes, dead_probe_answers;
+  /* Direct answers to a member whose datagram showed that one of us
+   * holds the other DEAD (swim.c, dead_reply). */
+  uint64_t dead_replies;
 } wr_swim_stats;
 
 /*

@@ -16,6 +16,7 @@
  * JSON.  Strict: an object with known keys only, each of its type and
  * range; the first problem is reported in one line naming the field.
  */
+#include <arpa/inet.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -102,13 +103,46 @@ static void set_err(char *err, size_t errlen, const char *msg) {
 
 static int valid_prob(double p) { return p >= 0.0 && p <= 1.0; }
 
-/* A member id as swim carries it: printable ASCII, no spaces. */
+/* "ip:ADDR" entries match by address, not by member id. */
+#define IP_PREFIX "ip:"
+#define IP_PREFIX_LEN 3
+
+static int is_ip_entry(const char *s) {
+  return strncmp(s, IP_PREFIX, IP_PREFIX_LEN) == 0;
+}
+
+/* The canonical text of an IPv4 or IPv6 literal into |out| (at least
+ * INET6_ADDRSTRLEN bytes): 0, or -1 when |s| is no such literal. */
+static int ip_canon(const char *s, char *out, size_t cap) {
+  unsigned char b[16];
+  if (inet_pton(AF_INET, s, b) == 1)
+    return inet_ntop(AF_INET, b, out, (socklen_t)cap) ? 0 : -1;
+  if (inet_pton(AF_INET6, s, b) == 1)
+    return inet_ntop(AF_INET6, b, out, (socklen_t)cap) ? 0 : -1;
+  return -1;
+}
+
+/* A member id as swim carries it (printable ASCII, no spaces), or
+ * "ip:" and an IPv4 or IPv6 literal. */
 static int valid_peer(const char *s) {
   size_t n = strnlen(s, WR_FAULT_PEER_MAX + 1);
   if (n == 0 || n > WR_FAULT_PEER_MAX) return 0;
   for (size_t i = 0; i < n; i++)
     if (s[i] <= ' ' || s[i] > '~') return 0;
+  char canon[INET6_ADDRSTRLEN];
+  if (is_ip_entry(s) && ip_canon(s + IP_PREFIX_LEN, canon, sizeof canon) != 0)
+    return 0;
   return 1;
+}
+
+/* Stores peer entry |s| (valid) in |dst|: "ip:" entries in canonical
+ * form, so "ip:::0001" matches and prints as "ip:::1". */
+static void store_peer(char *dst, size_t cap, const char *s) {
+  char canon[INET6_ADDRSTRLEN];
+  if (is_ip_entry(s) && ip_canon(s + IP_PREFIX_LEN, canon, sizeof canon) == 0)
+    snprintf(dst, cap, IP_PREFIX "%s", canon);
+  else
+    snprintf(dst, cap, "%s", s);
 }
 
 int wr_fault_rule_check(const wr_fault_rule *r, char *err, size_t errlen) {
@@ -131,7 +165,8 @@ int wr_fault_rule_check(const wr_fault_rule *r, char *err, size_t errlen) {
     if (!valid_peer(r->peers[i])) {
       snprintf(msg, sizeof msg,
                "peers[%zu]: a member id is 1-%d printable characters "
-               "without spaces", i, WR_FAULT_PEER_MAX);
+               "without spaces, or ip: and an IP address", i,
+               WR_FAULT_PEER_MAX);
       set_err(err, errlen, msg);
       return WR_ERR_INVAL;
     }
@@ -218,16 +253,41 @@ int wr_fault_covers(const wr_fault *f, uint32_t kinds) {
   return 0;
 }
 
-static int peer_matches(const wr_fault_rule *r, const char *peer) {
+/* |ip| is the canonical text of the peer's IP ("" when unknown). */
+static int peer_matches(const wr_fault_rule *r, const wr_fault_peer *p,
+                        const char *ip) {
   if (r->npeers == 0) return 1;
-  if (!peer || !*peer) return 0;
-  for (size_t i = 0; i < r->npeers; i++)
-    if (strcmp(r->peers[i], peer) == 0) return 1;
+  if (!p) return 0;
+  for (size_t i = 0; i < r->npeers; i++) {
+    const char *e = r->peers[i];
+    if (is_ip_entry(e)) {
+      if (*ip && strcmp(e + IP_PREFIX_LEN, ip) == 0) return 1;
+      continue;
+    }
+    for (size_t k = 0; k < p->nids; k++)
+      if (p->ids[k] && strcmp(e, p->ids[k]) == 0) return 1;
+  }
   return 0;
 }
 
 void wr_fault_decide(wr_fault *f, wr_fault_kind kind, const char *peer,
                      int dir, wr_tstamp now, wr_fault_verdict *v) {
+  wr_fault_peer p;
+  memset(&p, 0, sizeof p);
+  p.ids = &peer;
+  p.nids = peer && *peer ? 1 : 0;
+  wr_fault_decide_peer(f, kind, &p, dir, now, v);
+}
+
+void wr_fault_decide_peer(wr_fault *f, wr_fault_kind kind,
+                          const wr_fault_peer *peer, int dir, wr_tstamp now,
+                          wr_fault_verdict *v) {
+  /* The peer's IP as text, once per decision and only when a rule could
+   * use it (a rule with an "ip:" entry is rare; formatting is cheap). */
+  char ip[INET6_ADDRSTRLEN] = "";
+  if (peer && (peer->addr.family == 4 || peer->addr.family == 6))
+    inet_ntop(peer->addr.family == 4 ? AF_INET : AF_INET6, peer->addr.ip, ip,
+              sizeof ip);
   v->drop = 0;
   v->delay_ms = 0;
   v->copies = 1;
@@ -238,7 +298,7 @@ void wr_fault_decide(wr_fault *f, wr_fault_kind kind, const char *peer,
   for (size_t i = 0; i < f->n; i++) {
     const wr_fault_rule *r = &f->rules[i];
     if (!(r->kinds & bit) || !(r->dir & dir) || now < r->start ||
-        now >= r->end || !peer_matches(r, peer))
+        now >= r->end || !peer_matches(r, peer, ip))
       continue;
     matched = 1;
     if (r->drop > 0.0 && wr_pcg32_double(&f->rng) < r->drop) {
@@ -404,8 +464,9 @@ int wr_fault_rule_from_json(const json_t *obj, wr_fault_rule *r, char *err,
         if (!s || json_string_length(e) > WR_FAULT_PEER_MAX ||
             strlen(s) != json_string_length(e) || !valid_peer(s))
           FAIL(WR_ERR_INVAL, "peers[%zu]: a member id is 1-%d printable "
-               "characters without spaces", i, WR_FAULT_PEER_MAX);
-        snprintf(r->peers[i], sizeof r->peers[i], "%s", s);
+               "characters without spaces, or ip: and an IP address", i,
+               WR_FAULT_PEER_MAX);
+        store_peer(r->peers[i], sizeof r->peers[i], s);
       }
       r->npeers = json_array_size(v);
     } else if (!strcmp(key, "drop")) {

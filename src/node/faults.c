@@ -185,33 +185,63 @@ static int same_ip(const wr_addr *a, const wr_addr *b) {
   return memcmp(a->ip, b->ip, a->family == 6 ? 16 : 4) == 0;
 }
 
+/* Candidate member ids for one peer (wr_fault_peer): at most this many
+ * members at one IP are told apart by name; beyond, the rest match by
+ * "ip:" entries only. */
+#define PEER_IDS_MAX 16
+
+typedef struct peer_ids {
+  char buf[PEER_IDS_MAX][WR_SWIM_ID_MAX + 1];
+  const char *ids[PEER_IDS_MAX];
+  wr_fault_peer p;
+} peer_ids;
+
+static void peer_init(peer_ids *pi, const wr_addr *a) {
+  memset(&pi->p, 0, sizeof pi->p);
+  pi->p.ids = pi->ids;
+  if (a) pi->p.addr = *a;
+}
+
+static void peer_add(peer_ids *pi, const char *id) {
+  if (pi->p.nids == PEER_IDS_MAX) return;
+  snprintf(pi->buf[pi->p.nids], sizeof pi->buf[0], "%s", id);
+  pi->ids[pi->p.nids] = pi->buf[pi->p.nids];
+  pi->p.nids++;
+}
+
 /*
- * The member id whose gossip address is |a| (|ip_only|: whose gossip IP;
- * an accepted sync connection comes from an ephemeral port), or "".
- * A scan of the member list: fault injection is a test tool, and the
- * scan runs only for messages some rule covers.
+ * The members at address |a| (|data|: their data address, else their
+ * gossip address).  The one whose address is |a| exactly when there is
+ * one: a datagram's destination, a sync or node link we dialled (its
+ * port is the member's).  Else every member at |a|'s IP: an accepted
+ * connection comes from an ephemeral port, so with members sharing an IP
+ * (several nodes on one host, all on 127.0.0.1) it may be any of them,
+ * and a rule naming one of them matches (docs/FAULTS.md).  A scan of the
+ * member list: fault injection is a test tool, and the scan runs only for
+ * messages some rule covers.
  */
-static void id_by_gossip(const wr_addr *a, int ip_only, char *out) {
-  out[0] = 0;
-  if (!nf.swim) return;
+static void ids_at(const wr_addr *a, int data, peer_ids *pi) {
+  if (!nf.swim || !a->family) return;
   wr_swim *sw = wr_swim_uv_core(nf.swim);
   size_t n = wr_swim_member_count(sw);
   wr_swim_member_info m;
-  for (size_t i = 0; i < n; i++) {
-    if (wr_swim_member_at(sw, i, &m) != 0) continue;
-    if (ip_only ? same_ip(&m.gossip, a) : wr_addr_eq(&m.gossip, a)) {
-      snprintf(out, WR_SWIM_ID_MAX + 1, "%s", m.id);
+  for (size_t i = 0; i < n; i++)
+    if (wr_swim_member_at(sw, i, &m) == 0 &&
+        wr_addr_eq(data ? &m.data : &m.gossip, a)) {
+      peer_add(pi, m.id);
       return;
     }
-  }
+  for (size_t i = 0; i < n; i++)
+    if (wr_swim_member_at(sw, i, &m) == 0 &&
+        same_ip(data ? &m.data : &m.gossip, a))
+      peer_add(pi, m.id);
 }
 
-/* The member whose data address has the IP of |peer| ("IP:PORT" or
- * "[IP]:PORT", as links name their peer), or "".  IP only: an accepted
- * node link comes from an ephemeral port. */
-static void id_by_data(const char *peer, char *out) {
-  out[0] = 0;
-  if (!nf.swim || !peer) return;
+/* A link's peer ("IP:PORT" or "[IP]:PORT", as links name it) as an
+ * address; family 0 when it does not parse. */
+static void link_addr(const char *peer, wr_addr *a) {
+  memset(a, 0, sizeof *a);
+  if (!peer) return;
   const char *colon = strrchr(peer, ':');
   if (!colon) return;
   const char *ip = peer;
@@ -224,20 +254,13 @@ static void id_by_data(const char *peer, char *out) {
   if (n == 0 || n >= sizeof host) return;
   memcpy(host, ip, n);
   host[n] = 0;
-  wr_addr a;
-  memset(&a, 0, sizeof a);
-  if (uv_inet_pton(AF_INET, host, a.ip) == 0) a.family = 4;
-  else if (uv_inet_pton(AF_INET6, host, a.ip) == 0) a.family = 6;
+  char *end;
+  unsigned long port = strtoul(colon + 1, &end, 10);
+  if (*end || port > 65535) return;
+  if (uv_inet_pton(AF_INET, host, a->ip) == 0) a->family = 4;
+  else if (uv_inet_pton(AF_INET6, host, a->ip) == 0) a->family = 6;
   else return;
-  wr_swim *sw = wr_swim_uv_core(nf.swim);
-  size_t cnt = wr_swim_member_count(sw);
-  wr_swim_member_info m;
-  for (size_t i = 0; i < cnt; i++) {
-    if (wr_swim_member_at(sw, i, &m) == 0 && same_ip(&m.data, &a)) {
-      snprintf(out, WR_SWIM_ID_MAX + 1, "%s", m.id);
-      return;
-    }
-  }
+  a->port = (uint16_t)port;
 }
 
 /* ---- taps --------------------------------------------------------------- */
@@ -251,22 +274,27 @@ static int swim_tap(wr_swim_uv *u, int out, int sync, const wr_addr *peer,
                     const uint8_t *data, size_t len, void *ud) {
   (void)ud;
   if (!nf.f) return 0;
-  char id[WR_SWIM_ID_MAX + 1] = "";
+  peer_ids pi;
+  peer_init(&pi, peer);
   wr_fault_kind kind = WR_FAULT_SYNC;
   if (sync) {
     if (!wr_fault_covers(nf.f, WR_FAULT_KIND_BIT(WR_FAULT_SYNC))) return 0;
-    id_by_gossip(peer, 1, id);
+    ids_at(peer, 0, &pi);
   } else {
     if (!wr_fault_covers(nf.f, GOSSIP_KINDS)) return 0;
+    char from[WR_SWIM_ID_MAX + 1];
     int type = wr_swim_packet_peek(wr_swim_uv_core(u), data, len,
-                                   out ? NULL : id);
+                                   out ? NULL : from);
     if (type < 0) return 0; /* not ours to judge: the core counts it */
     kind = wr_fault_swim_kind(type);
-    if (out) id_by_gossip(peer, 0, id);
+    /* A datagram names its sender; a destination is the member at that
+     * gossip address. */
+    if (out) ids_at(peer, 0, &pi);
+    else if (from[0]) peer_add(&pi, from);
   }
   wr_fault_verdict v;
-  wr_fault_decide(nf.f, kind, id, out ? WR_FAULT_OUT : WR_FAULT_IN, now_ms(),
-                  &v);
+  wr_fault_decide_peer(nf.f, kind, &pi.p, out ? WR_FAULT_OUT : WR_FAULT_IN,
+                       now_ms(), &v);
   if (v.drop) return 1;
   if (sync || (v.delay_ms == 0 && v.copies == 1)) return 0;
   /* The duplicate, after the delay (0: the next loop turn). */
@@ -282,13 +310,16 @@ static int link_tap(const wr_link *l, int nodelink, int out, size_t len,
   (void)len;
   wr_fault_kind kind = nodelink ? WR_FAULT_NODELINK : WR_FAULT_TUNNEL;
   if (!nf.f || !wr_fault_covers(nf.f, WR_FAULT_KIND_BIT(kind))) return 0;
-  char id[WR_SWIM_ID_MAX + 1] = "";
-  /* A tunnel's peer is a client, never a member: only peer-less rules
-   * match it. */
-  if (nodelink) id_by_data(wr_link_peer(l), id);
+  wr_addr a;
+  link_addr(wr_link_peer(l), &a);
+  peer_ids pi;
+  peer_init(&pi, &a);
+  /* A tunnel's peer is a client, never a member: it matches peer-less
+   * rules and "ip:" entries only. */
+  if (nodelink) ids_at(&a, 1, &pi);
   wr_fault_verdict v;
-  wr_fault_decide(nf.f, kind, id, out ? WR_FAULT_OUT : WR_FAULT_IN, now_ms(),
-                  &v);
+  wr_fault_decide_peer(nf.f, kind, &pi.p, out ? WR_FAULT_OUT : WR_FAULT_IN,
+                       now_ms(), &v);
   if (v.drop) return 1;
   *delay_ms = v.delay_ms; /* the link holds the chunk (link.h) */
   return 0;

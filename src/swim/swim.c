@@ -35,8 +35,10 @@
 #define SWIM_INDIRECT_MAX 32
 
 /* EXTRA_NO_USER: a datagram to a member already dead or left carries
- * membership news only (see gossip_to). */
-enum { EXTRA_SELF = 1, EXTRA_ABOUT = 2, EXTRA_NO_USER = 4 };
+ * membership news only (see gossip_to).  EXTRA_BARE: no piggybacked news
+ * at all, only the extras (a dead probe: most go to members that are
+ * really gone, and each send counts against an update's budget). */
+enum { EXTRA_SELF = 1, EXTRA_ABOUT = 2, EXTRA_NO_USER = 4, EXTRA_BARE = 8 };
 
 typedef struct swim_out {
   wr_addr to;
@@ -161,6 +163,22 @@ struct wr_swim {
   wr_tstamp next_reconnect_at;
   int reconnect_now;
   wr_addr reconnect_peer;
+  /* Probing failed members (dead_probe_tick): when the next pick is due,
+   * the seq of the one PING awaiting its ACK (0: none), and the earliest
+   * time an answer may start a sync (one per reconnect interval). */
+  wr_tstamp next_dead_probe_at;
+  uint32_t dead_probe_seq;
+  wr_tstamp heal_sync_at;
+  /* While a datagram is applied: it declared us DEAD (dead_reply).  And
+   * the members we last answered that way, so a pair that cannot agree
+   * (incarnations at their top) does not ping-pong: at most one direct
+   * answer per member per probe interval (a collision in this small
+   * direct-mapped table only lets one more through). */
+  int rx_self_dead;
+  struct {
+    uint32_t hash;
+    wr_tstamp at;
+  } dead_replied[16];
 
   /* Region census and silence (region.c). */
   swim_regions rg;
@@ -758,6 +776,7 @@ static void apply_dead(wr_swim *sw, const wr_swim_update *u, wr_tstamp now,
                        int left) {
   if (is_self(sw, u->id)) {
     accused(sw, u->incarnation, now);
+    if (!left && !sw->merging) sw->rx_self_dead = 1;
     return;
   }
   ssize_t i = swim_members_find(&sw->mt, u->id);
@@ -1166,6 +1185,30 @@ static void handle_ping_req(wr_swim *sw, const wr_addr *src, wr_tstamp now) {
 
 enum { ACK_PLAIN, ACK_NACK, ACK_NACK_REFUSED };
 
+/* A failed member answered our dead probe (dead_probe_tick): the network
+ * between us works again.  Its ACK carried its ALIVE, refuted against
+ * the verdict our PING carried, and was applied before we got here, so
+ * it is back in our table and its return is being gossiped on; if it
+ * held us dead too, the ACK said so and we refuted.  What gossip cannot
+ * bring back is everything else that changed on its side while we were
+ * apart (the members it still holds dead, USER and application state),
+ * so sync with it now, as the reconnect ticker would have done at its
+ * next tick, seconds later.  Bounded like the ticker: at most one such
+ * sync per reconnect interval per node, and none when reconnecting is
+ * off. */
+static void dead_probe_answered(wr_swim *sw, const wr_addr *src,
+                                wr_tstamp now) {
+  sw->dead_probe_seq = 0;
+  sw->st.dead_probe_answers++;
+  if (!sw->cfg.reconnect_interval_ms || now < sw->heal_sync_at ||
+      sw->reconnect_now || sw->leaving)
+    return;
+  sw->heal_sync_at = now + sw->cfg.reconnect_interval_ms;
+  sw->reconnect_now = 1;
+  sw->reconnect_peer = *src;
+  sw->st.reconnects++;
+}
+
 static void handle_ack(wr_swim *sw, const wr_addr *src, int nack,
                        wr_tstamp now) {
   uint32_t seq = sw->pkt.seq;
@@ -1212,6 +1255,10 @@ static void handle_ack(wr_swim *sw, const wr_addr *src, int nack,
       sw->nrelays--;
       return;
     }
+  }
+  if (seq && seq == sw->dead_probe_seq) {
+    dead_probe_answered(sw, src, now);
+    return;
   }
   for (size_t j = 0; j < WR_ARRAY_LEN(sw->hello_seq); j++)
     if (sw->hello_seq[j] == seq && seq) {
@@ -1264,6 +1311,49 @@ static void handle_ping(wr_swim *sw, const wr_addr *src) {
   }
 }
 
+/* After a partition both sides hold DEAD verdicts about each other, and
+ * the epidemic that carries each refutation back misses a member now and
+ * then (a refutation goes out retransmit_mult * log10(n+1) times, among
+ * targets that mostly knew already): such a member keeps its verdict,
+ * nobody probes it, and only a dead probe that happens to pick it (one
+ * chance in |known| per interval) or a sync repairs it.  But the two
+ * ends talk to each other anyway, through probes and gossip, and either
+ * end can see the disagreement in the datagram itself:
+ *
+ *   - a member we hold DEAD sent us this (not a PING: handle_ping
+ *     already puts our verdict on its ACK): tell it our verdict;
+ *   - this datagram said we are DEAD: tell the sender our ALIVE (we
+ *     refuted it, or hold a newer incarnation already) directly, not
+ *     only by gossip, which may miss it again.
+ *
+ * One small GOSSIP with just those entries, at most one per datagram
+ * received and one per member per probe interval, so two members whose
+ * views cannot be reconciled do not answer each other for ever. */
+static void dead_reply(wr_swim *sw, const wr_addr *src, wr_tstamp now) {
+  int self_dead = sw->rx_self_dead;
+  sw->rx_self_dead = 0;
+  if (sw->leaving) return;
+  ssize_t i = swim_members_find(&sw->mt, sw->pkt.from);
+  int held_dead = i >= 0 && sw->mt.v[i].state == WR_SWIM_DEAD &&
+                  sw->pkt.type != WR_SWIM_PING;
+  if (!held_dead && !self_dead) return;
+  uint32_t h = id_hash(sw->pkt.from);
+  size_t slot = h % WR_ARRAY_LEN(sw->dead_replied);
+  if (sw->dead_replied[slot].hash == h &&
+      now - sw->dead_replied[slot].at < sw->cfg.probe_interval_ms)
+    return;
+  swim_out *o = out_push(sw, WR_SWIM_GOSSIP, src);
+  if (!o) return;
+  sw->dead_replied[slot].hash = h;
+  sw->dead_replied[slot].at = now;
+  o->extra = EXTRA_BARE | (self_dead ? EXTRA_SELF : 0);
+  if (held_dead) {
+    o->extra |= EXTRA_ABOUT;
+    snprintf(o->about, sizeof o->about, "%s", sw->pkt.from);
+  }
+  sw->st.dead_replies++;
+}
+
 /* ---- the adapter-facing API ------------------------------------------------ */
 
 int wr_swim_recv(wr_swim *sw, const wr_addr *from, const uint8_t *pkt,
@@ -1298,9 +1388,11 @@ int wr_swim_recv(wr_swim *sw, const wr_addr *from, const uint8_t *pkt,
     return 0;
   }
   sw->rx_from = *from;
+  sw->rx_self_dead = 0;
   for (size_t j = 0; j < sw->pkt.nupdates; j++)
     apply_update(sw, &sw->pkt.updates[j], now);
   sw->rx_from.family = 0;
+  dead_reply(sw, from, now);
   switch (sw->pkt.type) {
   case WR_SWIM_PING: handle_ping(sw, from); break;
   case WR_SWIM_PING_REQ: handle_ping_req(sw, from, now); break;
@@ -1396,10 +1488,12 @@ wr_ssize wr_swim_send(wr_swim *sw, wr_addr *to, uint8_t *dst, size_t cap,
      * same retransmit limit, lambda * log(n + 1) packets each. */
     size_t room = budget;
     uint32_t limit = retransmit_limit(sw);
-    p->nraw = swim_bqueue_take(&sw->bq, sw->piggyback,
-                               WR_SWIM_UPDATES_MAX - p->nupdates, &budget,
-                               limit);
-    if (user_ok)
+    p->nraw = o.extra & EXTRA_BARE
+                  ? 0
+                  : swim_bqueue_take(&sw->bq, sw->piggyback,
+                                     WR_SWIM_UPDATES_MAX - p->nupdates,
+                                     &budget, limit);
+    if (user_ok && !(o.extra & EXTRA_BARE))
       p->nraw += swim_bqueue_take(&sw->uq, sw->piggyback + (room - budget),
                                   WR_SWIM_UPDATES_MAX - p->nupdates - p->nraw,
                                   &budget, limit);
@@ -1453,6 +1547,79 @@ static void reconnect_tick(wr_swim *sw, wr_tstamp now) {
     sw->reconnect_now = 1;
     sw->st.reconnects++;
   }
+}
+
+static int dead_probe_armed(const wr_swim *sw) {
+  return sw->cfg.dead_probe_interval_ms && !sw->leaving &&
+         (sw->st.deaths || sw->lost.n);
+}
+
+/*
+ * Every dead probe interval: one random entry among the members we know
+ * and the ones we reaped while DEAD (reconnect.c); if it is a failed
+ * member within reconnect_timeout, an empty-target PING goes to it,
+ * carrying our ALIVE and, when we still hold it, our DEAD verdict.
+ *
+ * Why: nobody probes a DEAD member and gossip reaches the dead only
+ * while there is news, so after a partition that outlived the suspicion
+ * timeout both sides fall silent towards each other, and before this
+ * only the reconnect ticker (every 30 s, 10 s with LOCAL, at a phase
+ * fixed by the node id) found out that the network was back: the chaos
+ * harness's short partition-heal took its members back 2.3-2.5 s after
+ * the heal in 4 runs of 5 (docs/BENCHMARKS.md).
+ *
+ * What an answer does: the member applies our verdict about it first
+ * and refutes it, so the ACK (an empty-target PING is answered with the
+ * answerer's ALIVE) brings its new incarnation, which we take and gossip
+ * on as a rejoin; if it holds us DEAD too, handle_ping attaches its
+ * verdict and we refute ours.  Then dead_probe_answered syncs with it.
+ *
+ * Bounded: one uniform pick over everyone we know makes a node probe
+ * with probability failed / known, so the fleet sends about one datagram
+ * per failed member per interval, a partition's two sides at most one
+ * per member per interval (what the ordinary probes cost), a node that
+ * knows only live members none; one outstanding per node (a new pick
+ * forgets an unanswered one).  The pick is O(1): no table scan on a
+ * timer that runs every second in a 10,000-core simulation.
+ */
+static void dead_probe_tick(wr_swim *sw, wr_tstamp now) {
+  if (!dead_probe_armed(sw)) return;
+  uint64_t iv = sw->cfg.dead_probe_interval_ms;
+  if (!sw->next_dead_probe_at) {
+    /* A random phase, so a side that learned the same deaths together
+     * does not send in step. */
+    sw->next_dead_probe_at = now + 1 + rand_below(sw, iv);
+    return;
+  }
+  if (now < sw->next_dead_probe_at) return;
+  sw->next_dead_probe_at = now + iv;
+  size_t n = sw->mt.n + sw->lost.n;
+  if (!n) return;
+  size_t k = rand_below(sw, n);
+  const wr_addr *addr;
+  const char *about = NULL;
+  if (k < sw->mt.n) {
+    const swim_member *m = &sw->mt.v[k];
+    if (m->state != WR_SWIM_DEAD ||
+        now - m->state_since >= sw->cfg.reconnect_timeout_ms)
+      return;
+    addr = &m->gossip;
+    about = swim_member_id(m);
+  } else {
+    const swim_lost_ent *e = &sw->lost.v[k - sw->mt.n];
+    if (now - e->dead_at >= sw->cfg.reconnect_timeout_ms) return;
+    addr = &e->gossip;
+  }
+  swim_out *o = out_push(sw, WR_SWIM_PING, addr);
+  if (!o) return;
+  o->seq = sw->dead_probe_seq = ++sw->seq;
+  if (!o->seq) o->seq = sw->dead_probe_seq = ++sw->seq; /* 0 is "none" */
+  o->extra = EXTRA_SELF | EXTRA_BARE;
+  if (about) {
+    o->extra |= EXTRA_ABOUT;
+    snprintf(o->about, sizeof o->about, "%s", about);
+  }
+  sw->st.dead_probes++;
 }
 
 static void reap(wr_swim *sw, wr_tstamp now) {
@@ -1617,6 +1784,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
     }
   }
   reconnect_tick(sw, now);
+  dead_probe_tick(sw, now);
 }
 
 wr_tstamp wr_swim_deadline(const wr_swim *sw) {
@@ -1650,6 +1818,7 @@ wr_tstamp wr_swim_deadline(const wr_swim *sw) {
   if (sw->cfg.sync_interval_ms && sw->mt.n)
     AT(sw->next_sync_at ? sw->next_sync_at : 0); /* 0: place it now */
   if (reconnect_armed(sw)) AT(sw->next_reconnect_at);
+  if (dead_probe_armed(sw)) AT(sw->next_dead_probe_at);
 #undef AT
   return t;
 }

@@ -24,7 +24,11 @@
  * serving what it carries and connects to another node at once; once the
  * new link is bound, the old one ends when its last visitor stream does,
  * or OLD_LINGER_MS later (make before break: the name never loses this
- * slot's owner).  Every slot binds the same name with the same session,
+ * slot's owner).  With no other node for the slot (one node given, or
+ * every other one held by another slot) the draining link ends as soon
+ * as it carries no visitor, so the node's drain need not wait for us;
+ * the slot finds the node again when it is back.  Every slot binds the
+ * same name with the same session,
  * so the route table makes each of their nodes an owner (docs/ROUTES.md,
  * "one session's bindings at several nodes all serve").
  *
@@ -75,11 +79,12 @@ static void old_end(slot *s) {
 }
 
 /* A visitor stream of link |l| ended: a draining link that carries no
- * more and whose slot is bound elsewhere goes now. */
+ * more and whose slot is bound elsewhere (or has nowhere else to go)
+ * goes now. */
 void old_maybe_end(wr_client *c, wr_link *l) {
   for (int i = 0; i < c->nslots; i++) {
     slot *s = &c->slots[i];
-    if (s->old != l || s->state != SL_BOUND) continue;
+    if (s->old != l || (s->state != SL_BOUND && !s->old_alone)) continue;
     for (origin *o = c->origins; o; o = o->next)
       if (o->link == l) return;
     old_end(s);
@@ -108,6 +113,18 @@ static void slot_drain(slot *s, wr_link *l, const char *reason) {
   s->addr[0] = 0;
   uv_timer_stop(&s->timer);
   slot_next(s, 1);
+  /* No other node for this slot (slot_next found none): holding the
+   * draining link idle only made the node wait its whole move grace for
+   * us (2 s) before it could stop.  Let it go once its visitors are
+   * done; the slot's timer keeps looking, and the node itself comes back
+   * into the choice after its drain hold-out (pick.c), so a restarted
+   * node at the same address is found again, with back-off while it is
+   * down. */
+  s->old_alone = !s->addr[0];
+  if (s->old_alone) {
+    WR_LOG_INFOF("client", "no_other_node", "node=%s", s->old_addr);
+    old_maybe_end(c, s->old);
+  }
 }
 
 static void start_waiting_slots(wr_client *c) {
@@ -246,6 +263,7 @@ static void on_link_closed(wr_link *l, int err, void *ud) {
   drop_origins(c, l);
   if (l == s->old) {
     s->old = NULL;
+    s->old_alone = 0;
     wr_pick_done(&c->pick, s->old_addr, WR_PICK_RELEASE, uv_now(c->loop));
     s->old_addr[0] = 0;
     maybe_finish_stop(c);

@@ -110,6 +110,11 @@ struct slot {
    * it has carried its last visitor (or OLD_LINGER_MS). */
   wr_link *old;
   char old_addr[WR_PICK_ADDR_MAX];
+  /* ... and no other node could take this slot when it drained (the
+   * client's only node, or every other one held by another slot): the
+   * draining link then ends as soon as it carries no visitor, without
+   * waiting for a replacement that cannot come before the node is gone. */
+  int old_alone;
 };
 
 struct wr_client {

@@ -286,6 +286,9 @@ static void test_parse_errors(void **state) {
       {"{\"peers\":[\"\"],\"drop\":1}", "peers[0]: a member id"},
       {"{\"peers\":[\"a b\"],\"drop\":1}", "peers[0]: a member id"},
       {"{\"peers\":[\"ok\",3],\"drop\":1}", "peers[1]: a member id"},
+      {"{\"peers\":[\"ip:127.0.0\"],\"drop\":1}", "or ip: and an IP address"},
+      {"{\"peers\":[\"ip:\"],\"drop\":1}", "or ip: and an IP address"},
+      {"{\"peers\":[\"ip:n2\"],\"drop\":1}", "or ip: and an IP address"},
       {"{\"color\":\"red\",\"drop\":1}", "unknown field \"color\""},
       {"{}", "the rule does nothing"},
       {"{\"for_ms\":99999999999,\"drop\":1}", "for_ms must be from 0"},
@@ -426,6 +429,65 @@ static void test_round_trip_and_limits(void **state) {
 }
 
 /* Every allocation failure is reported and leaks nothing. */
+/* Peers by member name among several candidates (an accepted connection
+ * from an IP that several members share), and "ip:" entries by address:
+ * canonical forms match, other addresses and unknown peers do not. */
+static void test_peer_names_and_ips(void **state) {
+  (void)state;
+  wr_fault *f = mk(5);
+  add_json(f, "{\"kinds\":\"sync\",\"peers\":[\"n3\"],\"drop\":1}", 0);
+  add_json(f, "{\"kinds\":\"tunnel\",\"peers\":[\"ip:::0001\","
+              "\"ip:127.0.0.42\"],\"drop\":1}", 0);
+  const wr_fault_rule *r = wr_fault_rule_at(f, 1);
+  assert_string_equal(r->peers[0], "ip:::1"); /* stored canonical */
+  wr_fault_verdict v;
+  const char *one[] = {"n2"}, *shared[] = {"n2", "n3", "n4"};
+  wr_fault_peer p = {.ids = one, .nids = 1};
+  wr_fault_decide_peer(f, WR_FAULT_SYNC, &p, WR_FAULT_IN, 1, &v);
+  assert_int_equal(v.drop, 0);
+  p.ids = shared;
+  p.nids = 3;
+  wr_fault_decide_peer(f, WR_FAULT_SYNC, &p, WR_FAULT_IN, 1, &v);
+  assert_int_equal(v.drop, 1); /* n3 may be the one: matched */
+  wr_fault_decide_peer(f, WR_FAULT_SYNC, NULL, WR_FAULT_IN, 1, &v);
+  assert_int_equal(v.drop, 0);
+  /* By address: a tunnel client (no member id) at 127.0.0.42 or ::1. */
+  wr_fault_peer c = {.ids = NULL, .nids = 0};
+  c.addr.family = 4;
+  c.addr.ip[0] = 127;
+  c.addr.ip[3] = 42;
+  wr_fault_decide_peer(f, WR_FAULT_TUNNEL, &c, WR_FAULT_OUT, 1, &v);
+  assert_int_equal(v.drop, 1);
+  c.addr.ip[3] = 43;
+  wr_fault_decide_peer(f, WR_FAULT_TUNNEL, &c, WR_FAULT_OUT, 1, &v);
+  assert_int_equal(v.drop, 0);
+  memset(&c.addr, 0, sizeof c.addr);
+  c.addr.family = 6;
+  c.addr.ip[15] = 1;
+  wr_fault_decide_peer(f, WR_FAULT_TUNNEL, &c, WR_FAULT_IN, 1, &v);
+  assert_int_equal(v.drop, 1);
+  c.addr.family = 0; /* address unknown */
+  wr_fault_decide_peer(f, WR_FAULT_TUNNEL, &c, WR_FAULT_IN, 1, &v);
+  assert_int_equal(v.drop, 0);
+  /* An "ip:" entry never matches a member id that looks like one. */
+  const char *lookalike[] = {"ip:::1"};
+  wr_fault_peer m = {.ids = lookalike, .nids = 1};
+  wr_fault_decide_peer(f, WR_FAULT_TUNNEL, &m, WR_FAULT_IN, 1, &v);
+  assert_int_equal(v.drop, 0);
+  /* Round trip: the JSON says the canonical entry, and loads back. */
+  json_t *j = wr_fault_rule_json(r, 1);
+  char *txt = json_dumps(j, JSON_COMPACT);
+  assert_non_null(strstr(txt, "\"ip:::1\""));
+  wr_fault_rule back;
+  char err[200];
+  assert_int_equal(wr_fault_rule_parse(txt, strlen(txt), &back, err,
+                                       sizeof err), 0);
+  assert_string_equal(back.peers[0], "ip:::1");
+  free(txt);
+  json_decref(j);
+  wr_fault_del(f);
+}
+
 static void test_failmalloc(void **state) {
   (void)state;
   const char *doc = "{\"seed\":3,\"rules\":[{\"drop\":1},{\"dup\":1}]}";
@@ -462,6 +524,7 @@ int main(void) {
       cmocka_unit_test(test_parse_errors),
       cmocka_unit_test(test_parse_forms),
       cmocka_unit_test(test_round_trip_and_limits),
+      cmocka_unit_test(test_peer_names_and_ips),
       cmocka_unit_test(test_failmalloc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -436,6 +436,137 @@ static void test_long_partition_heals(void **state) {
   net_free(&nt);
 }
 
+/* ---- dead probes: a healed network is found within about a second ------ */
+
+/* Every node sees every other alive; the ms it took from |since|, or
+ * fails after |limit| ms.  Checked every 50 ms of virtual time. */
+static wr_tstamp until_all_alive(int n, wr_tstamp since, wr_tstamp limit) {
+  for (;;) {
+    int all = 1;
+    for (int i = 0; i < n && all; i++)
+      for (int j = 0; j < n && all; j++)
+        if (i != j && net_state(&nt, i, j) != WR_SWIM_ALIVE) all = 0;
+    if (all) return nt.now - since;
+    if (nt.now - since >= limit) return WR_TSTAMP_NONE;
+    net_run(&nt, nt.now + 50);
+  }
+}
+
+/* Two halves of 8 apart for 20 s: past the suspicion timeout, so each
+ * side declares the other dead, but within dead_reap (30 s), so the
+ * verdicts are still held: the chaos harness's short partition-heal.
+ * Nobody probes the dead and nothing is queued to gossip them, so before
+ * dead probes only the reconnect ticker (30 s here, at a phase fixed by
+ * the node id) noticed the heal.  Now a dead probe finds it within about
+ * one interval (1 s) and its answer brings both ends back at once.  The
+ * same seed with dead probes off waits for the ticker: what this test
+ * guards. */
+static wr_tstamp short_partition_heal_ms(uint64_t dead_probe_ms,
+                                         wr_tstamp longer) {
+  wr_swim_config c;
+  wr_swim_config_default(&c);
+  c.dead_probe_interval_ms = dead_probe_ms;
+  net_init(&nt, 8, &c);
+  nt.auto_sync = 1;
+  net_boot(&nt);
+  net_run(&nt, nt.now + 5000);
+  for (int i = 4; i < 8; i++) nt.group[i] = 1;
+  nt.partitioned = 1;
+  net_run(&nt, nt.now + 20000 + longer);
+  for (int i = 0; i < 8; i++)
+    for (int j = 0; j < 8; j++)
+      if (nt.group[j] != nt.group[i])
+        assert_int_equal(net_state(&nt, i, j), WR_SWIM_DEAD);
+  nt.partitioned = 0;
+  wr_tstamp healed = nt.now;
+  wr_tstamp took = until_all_alive(8, healed, 60000);
+  if (took == WR_TSTAMP_NONE) fail_msg("not healed 60 s after the heal");
+  uint64_t probes = 0, answers = 0;
+  for (int i = 0; i < 8; i++) {
+    wr_swim_stats st;
+    wr_swim_get_stats(nt.sw[i], &st);
+    probes += st.dead_probes;
+    answers += st.dead_probe_answers;
+    /* Nobody declared a member of its own half dead. */
+    for (int j = 0; j < 8; j++)
+      if (nt.group[j] == nt.group[i]) assert_int_equal(nt.dead_events[i][j], 0);
+  }
+  if (dead_probe_ms) {
+    /* At most one per node per interval: 8 nodes, about 20 s of verdicts
+     * held plus the heal. */
+    assert_true(probes > 0);
+    assert_true(probes <= 8 * (20 + (longer + took) / 1000 + 2));
+    assert_true(answers > 0);
+  } else {
+    assert_int_equal(probes, 0);
+  }
+  net_free(&nt);
+  return took;
+}
+
+/* Six heal times 1.7 s apart (the reconnect ticker's phase against the
+ * heal moves with them): every one within 2 s with dead probes; without
+ * them, at least one waits for the ticker. */
+static void test_short_partition_heals_fast(void **state) {
+  (void)state;
+  wr_tstamp worst_with = 0, worst_without = 0;
+  for (int k = 0; k < 6; k++) {
+    wr_tstamp with = short_partition_heal_ms(1000, (wr_tstamp)k * 1700);
+    wr_tstamp without = short_partition_heal_ms(0, (wr_tstamp)k * 1700);
+    print_message("short partition +%d ms: all alive everywhere %llu ms "
+                  "after the heal with dead probes, %llu ms without\n",
+                  k * 1700, (unsigned long long)with,
+                  (unsigned long long)without);
+    worst_with = WR_MAX(worst_with, with);
+    worst_without = WR_MAX(worst_without, without);
+  }
+  assert_true(worst_with <= 2000);
+  assert_true(worst_without > 2000);
+}
+
+/* Bounded: one member killed in a fleet of 16, held DEAD by the other
+ * 15.  Each of them picks it with probability 1/15 per interval, so the
+ * fleet sends it about one datagram a second, not 15; and a probe that
+ * nobody answers changes nothing (no suspicion, no awareness, no sync). */
+static void test_dead_probes_bounded(void **state) {
+  (void)state;
+  net_init(&nt, 16, NULL);
+  nt.auto_sync = 1;
+  net_boot(&nt);
+  net_run(&nt, nt.now + 3000);
+  nt.down[7] = 1;
+  net_run(&nt, nt.now + 15000);
+  all_see(16, 7, WR_SWIM_DEAD);
+  uint64_t before = 0, after = 0;
+  unsigned awareness = 0;
+  wr_swim_stats st;
+  for (int i = 0; i < 16; i++) {
+    wr_swim_get_stats(nt.sw[i], &st);
+    before += st.dead_probes;
+  }
+  /* 100 s: reaped after dead_reap (30 s), it stays a candidate in the
+   * reconnect list, picked with the same probability. */
+  net_run(&nt, nt.now + 100000);
+  for (int i = 0; i < 16; i++) {
+    if (i == 7) continue;
+    wr_swim_get_stats(nt.sw[i], &st);
+    after += st.dead_probes;
+    awareness += st.awareness;
+    assert_int_equal(st.dead_probe_answers, 0);
+  }
+  uint64_t sent = after - before;
+  print_message("one dead member, 15 live: %llu dead probes in 100 s\n",
+                (unsigned long long)sent);
+  /* Expected 100 (one per second fleet-wide), Poisson-like spread. */
+  assert_true(sent >= 60 && sent <= 150);
+  assert_int_equal(awareness, 0);
+  for (int i = 0; i < 16; i++)
+    for (int j = 0; j < 16; j++)
+      if (j != 7 && i != 7 && i != j)
+        assert_int_equal(net_state(&nt, i, j), WR_SWIM_ALIVE);
+  net_free(&nt);
+}
+
 /* With reconnects off (reconnect-interval-ms = 0) the same partition
  * stays split: what the test above guards. */
 static void test_long_partition_without_reconnect_stays_split(void **state) {
@@ -475,6 +606,8 @@ int main(void) {
       cmocka_unit_test(test_sync_repairs_and_rejects_corruption),
       cmocka_unit_test(test_long_partition_heals),
       cmocka_unit_test(test_long_partition_without_reconnect_stays_split),
+      cmocka_unit_test(test_short_partition_heals_fast),
+      cmocka_unit_test(test_dead_probes_bounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

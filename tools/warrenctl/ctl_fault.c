@@ -161,7 +161,8 @@ json_t *ctl_fault_rule_args(int argc, char **argv, int partition, int *rc) {
       json_t *pl = split_list(v, peer_ok);
       if (!pl || json_array_size(pl) > 32) {
         json_decref(pl);
-        fusage("bad --peers '%s' (member ids without spaces, at most 32)", v);
+        fusage("bad --peers '%s' (member ids or ip:ADDR, without spaces, "
+               "at most 32)", v);
         goto fail;
       }
       json_object_set_new(r, "peers", pl);

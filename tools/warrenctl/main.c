@@ -67,7 +67,7 @@ static const char usage[] =
     "            first node cannot be asked\n"
     "\n"
     "  fault list                      the node's fault rules, seed, counters\n"
-    "  fault add [--kind K,...] [--dir in|out|both] [--peers ID,...]\n"
+    "  fault add [--kind K,...] [--dir in|out|both] [--peers ID|ip:ADDR,...]\n"
     "            [--drop P] [--delay T] [--jitter T] [--dup P]\n"
     "            [--after T] [--for T]\n"
     "            a rule for the node's own traffic: kinds probe, ack,\n"
