@@ -58,6 +58,7 @@ typedef struct swim_susp {
   unsigned k, n; /* confirmations wanted for the minimum, and received */
   int asked; /* the last-chance hello went out (wr_swim_tick) */
   int remote; /* a member of another region (regions on) */
+  int regional; /* judged by its region (regions on, and big enough) */
   uint32_t confirmers[SWIM_CONFIRM_MAX]; /* id hashes, accuser first */
 } swim_susp;
 
@@ -452,8 +453,18 @@ static int susp_start(wr_swim *sw, size_t i, const char *accuser,
   snprintf(s->id, sizeof s->id, "%s", swim_member_id(&sw->mt.v[i]));
   size_t n = fleet_n(sw);
   unsigned mult = sw->cfg.suspicion_mult;
-  int remote = 0;
-  if (regions_on(sw)) {
+  int remote = 0, regional = regions_on(sw);
+  if (regional && sw->cfg.lifeguard) {
+    /* A region too small to hold k confirmers besides the suspect and
+     * us is judged by the whole fleet, as without regions: judged by its
+     * region it would get no confirmations at all (k = 0 below), and
+     * every lone accusation would end at the minimum (1 s at LAN's).  */
+    const swim_member *m = &sw->mt.v[i];
+    size_t rn = swim_regions_size(&sw->rg, swim_member_region(m)) +
+                !in_own_region(sw, m);
+    if (rn < 2 || rn - 2 < sw->cfg.suspicion_confirmations) regional = 0;
+  }
+  if (regional) {
     /* The members that probe a suspect are its region's (region.c), so
      * its region's size sets how long a refutation takes to spread back
      * to them; confirmations come only from that region, so k must fit
@@ -471,6 +482,7 @@ static int susp_start(wr_swim *sw, size_t i, const char *accuser,
     if (sw->cfg.region_suspicion_mult && sw->cfg.region_suspicion_mult < mult)
       mult = sw->cfg.region_suspicion_mult;
   }
+  s->regional = regional;
   double scale = log10((double)(n ? n : 1));
   if (scale < 1) scale = 1;
   s->min_ms = (uint64_t)(mult * scale *
@@ -607,7 +619,7 @@ static void confirm_probe(wr_swim *sw, size_t i, wr_tstamp now) {
   swim_susp *s = susp_of(sw, i);
   if (!sw->cfg.lifeguard || !s || s->n >= s->k || sw->leaving) return;
   size_t others = fleet_n(sw) - 2; /* neither us nor the suspect */
-  if (regions_on(sw)) {
+  if (regions_on(sw) && s->regional) {
     /* Only the suspect's region confirms (confirmer_ok), so only its
      * members probe, in the same number per suspicion. */
     const swim_member *sm = &sw->mt.v[i];
@@ -728,7 +740,8 @@ static void correct_stale(wr_swim *sw, size_t i) {
 /* 1 when |from|'s confirmation of member |i|'s suspicion counts: always
  * without regions, else when |from| is in |i|'s region. */
 static int confirmer_ok(wr_swim *sw, size_t i, const char *from) {
-  if (!regions_on(sw)) return 1;
+  const swim_susp *s = susp_of(sw, i);
+  if (!regions_on(sw) || (s && !s->regional)) return 1;
   const char *rf = region_of_id(sw, from);
   return rf && strcmp(rf, swim_member_region(&sw->mt.v[i])) == 0;
 }

@@ -44,6 +44,7 @@ static const char *const rnames[] = {"a", "b", "c"};
 static int addr_member(const wr_addr *a) { return a->ip[3] == 200 ? -1 : a->ip[3]; }
 
 static unsigned core_mult = 3; /* suspicion_mult for the next make_core */
+static int tiny_b; /* next make_core: region b is only m10 and m11 */
 
 static void make_core(int aware) {
   wr_swim_config c;
@@ -68,7 +69,10 @@ static void make_core(int aware) {
     snprintf(id, sizeof id, "m%d", i);
     wr_addr a = addr(i);
     assert_int_equal(wr_swim_add_member_region(sw, id, &a, NULL,
-                                               rnames[region_ix(i)], 0, now),
+                                               rnames[tiny_b && i >= 12
+                                                          ? 2
+                                                          : region_ix(i)],
+                                               0, now),
                      0);
   }
 }
@@ -425,6 +429,35 @@ static void test_region_mult_never_longer(void **state) {
   wr_swim_del(sw);
 }
 
+/* A region too small for k = 2 confirmers besides the suspect (b: m10,
+ * m11) is judged by the whole fleet: without that its suspicions got no
+ * confirmations at all and a lone accusation ended at the minimum (1 s
+ * here); now it waits as a lone accusation does without regions, and
+ * confirmations from any region count. */
+static void test_small_region_judged_by_fleet(void **state) {
+  (void)state;
+  tally t;
+  memset(&t, 0, sizeof t);
+  core_mult = 1;
+  tiny_b = 1;
+  make_core(1);
+  feed_suspect(2, "m10", 2);
+  int64_t d = time_to_dead("m10", 60000, &t);
+  assert_true(d > 5000);
+  wr_swim_del(sw);
+  /* Confirmed by two members of a: the fleet's minimum, log10 31 s. */
+  memset(&t, 0, sizeof t);
+  make_core(1);
+  feed_suspect(2, "m10", 2);
+  feed_suspect(3, "m10", 3);
+  feed_suspect(4, "m10", 4);
+  d = time_to_dead("m10", 60000, &t);
+  assert_true(d >= 1400 && d <= 1700);
+  wr_swim_del(sw);
+  core_mult = 3;
+  tiny_b = 0;
+}
+
 static void test_remote_suspicion_asks_first(void **state) {
   (void)state;
   tally t;
@@ -498,6 +531,7 @@ int main(void) {
       cmocka_unit_test(test_gossip_across_bounded),
       cmocka_unit_test(test_suspicion_follows_region),
       cmocka_unit_test(test_region_mult_never_longer),
+      cmocka_unit_test(test_small_region_judged_by_fleet),
       cmocka_unit_test(test_remote_suspicion_asks_first),
       cmocka_unit_test(test_silent_region_no_storm),
   };
