@@ -12,8 +12,8 @@
  * [0, |jitter_ms|], and a second copy with probability |dup|.  Every
  * matching rule applies, in the order rules were added: one drop is
  * enough, delays add up, one duplication makes two copies.  Streams are
- * TCP: they are never duplicated, and a sync stream is never delayed
- * either (it can only be cut); node links and tunnels are.
+ * TCP: they are never duplicated; a delay holds a stream's chunk in its
+ * adapter (sync, node links and tunnels alike).
  *
  * Randomness comes from one seeded PCG32 per model, drawn in a fixed
  * order (per matching rule: drop, then jitter, then dup, each only when

@@ -140,12 +140,16 @@ void wr_swim_uv_get_stats(const wr_swim_uv *u, wr_swim_uv_stats *out);
  * connection's peer address.  The tap returns 0 to let the bytes pass, or
  * 1 when it took them: a datagram is then dropped or held (a held one
  * comes back through wr_swim_uv_inject), and a sync connection is closed
- * (a cut path).  The tap must not call back into the adapter except
- * wr_swim_uv_core.  NULL removes it.
+ * (a cut path).  A sync chunk the tap lets pass may be delayed: the tap
+ * sets *|delay_ms| (NULL for datagrams, which are held through inject
+ * instead), and the adapter holds that chunk so long before it writes it
+ * or feeds it to the session, reading no more of that stream meanwhile,
+ * so order is kept and nothing else is buffered.  The tap must not call
+ * back into the adapter except wr_swim_uv_core.  NULL removes it.
  */
 typedef int (*wr_swim_uv_tap)(wr_swim_uv *u, int out, int sync,
                               const wr_addr *peer, const uint8_t *data,
-                              size_t len, void *ud);
+                              size_t len, uint32_t *delay_ms, void *ud);
 void wr_swim_uv_set_tap(wr_swim_uv *u, wr_swim_uv_tap tap, void *ud);
 /* Sends (|out| 1, to |peer|) or receives (|out| 0, from |peer|) a
  * datagram the tap held, bypassing the tap. */

@@ -311,12 +311,10 @@ void wr_fault_decide_peer(wr_fault *f, wr_fault_kind kind,
     if (r->dup > 0.0 && wr_pcg32_double(&f->rng) < r->dup) v->copies = 2;
   }
   if (!matched) return;
-  /* TCP never delivers a duplicate, so streams are not duplicated; and a
-   * sync stream is only ever cut (its adapters cannot hold it).  The
+  /* TCP never delivers a duplicate, so streams are not duplicated.  The
    * draws above happened all the same, so the sequence does not depend
    * on the kind. */
   if (kind >= WR_FAULT_SYNC) v->copies = 1;
-  if (kind == WR_FAULT_SYNC) delay = 0;
   f->st.matched[kind]++;
   if (v->drop) {
     v->copies = 0;

@@ -271,7 +271,8 @@ static void link_addr(const char *peer, wr_addr *a) {
    WR_FAULT_KIND_BIT(WR_FAULT_BROADCAST))
 
 static int swim_tap(wr_swim_uv *u, int out, int sync, const wr_addr *peer,
-                    const uint8_t *data, size_t len, void *ud) {
+                    const uint8_t *data, size_t len, uint32_t *delay_ms,
+                    void *ud) {
   (void)ud;
   if (!nf.f) return 0;
   peer_ids pi;
@@ -296,7 +297,13 @@ static int swim_tap(wr_swim_uv *u, int out, int sync, const wr_addr *peer,
   wr_fault_decide_peer(nf.f, kind, &pi.p, out ? WR_FAULT_OUT : WR_FAULT_IN,
                        now_ms(), &v);
   if (v.drop) return 1;
-  if (sync || (v.delay_ms == 0 && v.copies == 1)) return 0;
+  if (sync) {
+    /* A stream is delayed in its adapter (held chunk by chunk), never
+     * duplicated (TCP does not). */
+    if (delay_ms) *delay_ms = v.delay_ms;
+    return 0;
+  }
+  if (v.delay_ms == 0 && v.copies == 1) return 0;
   /* The duplicate, after the delay (0: the next loop turn). */
   if (v.copies == 2) (void)hold(out, peer, data, len, v.delay_ms);
   if (v.delay_ms == 0) return 0;

@@ -117,6 +117,11 @@ typedef struct sync_conn {
   wr_swim_uv *u;
   uv_tcp_t tcp;
   uv_timer_t timer;
+  /* A fault delay on this stream (the tap's *delay_ms): the chunk being
+   * written waits on hold_w; a chunk read waits in rbuf on hold_r, with
+   * reading paused, so order is kept and nothing more is buffered. */
+  uv_timer_t hold_w, hold_r;
+  size_t held_n; /* bytes of rbuf waiting on hold_r */
   uv_connect_t creq;
   uv_write_t wreq;
   wr_swim_sync *s;
@@ -489,7 +494,7 @@ static void flush(wr_swim_uv *u) {
                      wr_strerror((int)n), folded(u, LOG_SEND));
       return;
     }
-    if (u->tap && u->tap(u, 1, 0, &to, u->sbuf, (size_t)n, u->tap_ud))
+    if (u->tap && u->tap(u, 1, 0, &to, u->sbuf, (size_t)n, NULL, u->tap_ud))
       continue;
     send_one(u, &to, u->sbuf, (size_t)n);
   }
@@ -522,7 +527,8 @@ static void on_udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf,
   (void)flags;
   wr_addr from;
   if (from_sockaddr(addr, &from) != 0) return;
-  if (u->tap && u->tap(u, 0, 0, &from, u->rbuf, (size_t)n, u->tap_ud)) return;
+  if (u->tap && u->tap(u, 0, 0, &from, u->rbuf, (size_t)n, NULL, u->tap_ud))
+    return;
   wr_swim_stats before, after;
   wr_swim_get_stats(u->sw, &before);
   int rv = wr_swim_recv(u->sw, &from, u->rbuf, (size_t)n, now_ms(u));
@@ -629,11 +635,31 @@ static void sync_close(sync_conn *c, const char *why, int err) {
   }
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, sync_handle_closed);
+  uv_close((uv_handle_t *)&c->hold_w, sync_handle_closed);
+  uv_close((uv_handle_t *)&c->hold_r, sync_handle_closed);
   uv_close((uv_handle_t *)&c->tcp, sync_handle_closed);
 }
 
 static void sync_pump(sync_conn *c);
 static void on_sync_timeout(uv_timer_t *t);
+static void on_sync_written(uv_write_t *req, int status);
+
+/* Writes c->wbuf (c->wlen bytes); c->writing is already set. */
+static void sync_write(sync_conn *c) {
+  uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)c->wlen);
+  c->wreq.data = c;
+  int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_sync_written);
+  if (rv != 0) {
+    c->writing = 0;
+    c->u->st.tcp_errors++;
+    sync_close(c, "write", rv);
+  }
+}
+
+static void on_sync_hold_w(uv_timer_t *t) {
+  sync_conn *c = t->data;
+  if (!c->closing) sync_write(c);
+}
 
 static void on_sync_written(uv_write_t *req, int status) {
   sync_conn *c = req->data;
@@ -674,20 +700,19 @@ static void sync_pump(sync_conn *c) {
   }
   c->wbuf = copy;
   memcpy(c->wbuf, data, (size_t)n);
-  if (u->tap && u->tap(u, 1, 1, &c->peer_addr, c->wbuf, (size_t)n, u->tap_ud)) {
+  uint32_t delay = 0;
+  if (u->tap && u->tap(u, 1, 1, &c->peer_addr, c->wbuf, (size_t)n, &delay,
+                       u->tap_ud)) {
     sync_close(c, "fault", 0);
     return;
   }
   c->wlen = (size_t)n;
-  uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)n);
-  c->wreq.data = c;
-  int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_sync_written);
-  if (rv != 0) {
-    u->st.tcp_errors++;
-    sync_close(c, "write", rv);
+  c->writing = 1; /* held or in flight: the pump waits either way */
+  if (delay) {
+    uv_timer_start(&c->hold_w, on_sync_hold_w, delay, 0);
     return;
   }
-  c->writing = 1;
+  sync_write(c);
 }
 
 static void on_sync_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
@@ -695,6 +720,9 @@ static void on_sync_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
   *buf = uv_buf_init((char *)c->rbuf, sizeof c->rbuf);
 }
+
+static void sync_feed(sync_conn *c, size_t n);
+static void on_sync_hold_r(uv_timer_t *t);
 
 static void on_sync_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   sync_conn *c = s->data;
@@ -720,12 +748,27 @@ static void on_sync_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     return;
   }
   if (n == 0) return;
-  if (u->tap &&
-      u->tap(u, 0, 1, &c->peer_addr, c->rbuf, (size_t)n, u->tap_ud)) {
+  uint32_t delay = 0;
+  if (u->tap && u->tap(u, 0, 1, &c->peer_addr, c->rbuf, (size_t)n, &delay,
+                       u->tap_ud)) {
     sync_close(c, "fault", 0);
     return;
   }
-  int rv = wr_swim_sync_recv(c->s, c->rbuf, (size_t)n, now_ms(u));
+  if (delay) {
+    /* Held in rbuf: no more reads (which would reuse it) until it is
+     * fed; the kernel's window holds back the peer meanwhile. */
+    uv_read_stop(s);
+    c->held_n = (size_t)n;
+    uv_timer_start(&c->hold_r, on_sync_hold_r, delay, 0);
+    return;
+  }
+  sync_feed(c, (size_t)n);
+}
+
+/* Feeds |n| bytes of rbuf to the session, then writes what it answers. */
+static void sync_feed(sync_conn *c, size_t n) {
+  wr_swim_uv *u = c->u;
+  int rv = wr_swim_sync_recv(c->s, c->rbuf, n, now_ms(u));
   if (rv != 0) {
     sync_close(c, "session", rv);
     after_core(u);
@@ -741,6 +784,16 @@ static void on_sync_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
   sync_pump(c);
   after_core(u);
+}
+
+static void on_sync_hold_r(uv_timer_t *t) {
+  sync_conn *c = t->data;
+  size_t n = c->held_n;
+  if (c->closing) return;
+  c->held_n = 0;
+  sync_feed(c, n);
+  if (!c->closing)
+    uv_read_start((uv_stream_t *)&c->tcp, on_sync_alloc, on_sync_read);
 }
 
 static void on_sync_timeout(uv_timer_t *t) {
@@ -780,8 +833,10 @@ static sync_conn *sync_conn_new(wr_swim_uv *u, int initiator) {
   }
   uv_tcp_init(u->loop, &c->tcp);
   uv_timer_init(u->loop, &c->timer);
-  c->tcp.data = c->timer.data = c;
-  c->open_handles = 2;
+  uv_timer_init(u->loop, &c->hold_w);
+  uv_timer_init(u->loop, &c->hold_r);
+  c->tcp.data = c->timer.data = c->hold_w.data = c->hold_r.data = c;
+  c->open_handles = 4;
   c->counted = 1;
   c->started = now_ms(u);
   u->st.syncs_active++;

@@ -571,7 +571,9 @@ static void test_app_state_sync(void **state) {
  * gone, that one it holds and injects later arrives, and that a sync
  * chunk it takes closes that connection. */
 typedef struct tap_log {
-  int mode; /* 0 pass, 1 take everything, 2 hold (inject later), 3 cut sync */
+  int mode; /* 0 pass, 1 take everything, 2 hold (inject later), 3 cut sync,
+               4 delay every sync chunk by 150 ms */
+  unsigned delayed; /* sync chunks given a delay (mode 4) */
   unsigned seen[2][2]; /* [out][sync] */
   unsigned peeked[8]; /* wr_swim_packet_peek types of datagrams out */
   char from[WR_SWIM_ID_MAX + 1]; /* sender id of the last datagram in */
@@ -585,9 +587,16 @@ typedef struct tap_log {
 } tap_log;
 
 static int tap(wr_swim_uv *u, int out, int sync, const wr_addr *peer,
-               const uint8_t *data, size_t len, void *ud) {
+               const uint8_t *data, size_t len, uint32_t *delay_ms,
+               void *ud) {
   tap_log *t = ud;
   t->seen[out][sync]++;
+  assert_true(sync ? delay_ms != NULL : delay_ms == NULL);
+  if (t->mode == 4 && sync) {
+    *delay_ms = 150;
+    t->delayed++;
+    return 0;
+  }
   if (!sync) {
     char from[WR_SWIM_ID_MAX + 1];
     int type = wr_swim_packet_peek(wr_swim_uv_core(u), data, len, from);
@@ -606,6 +615,18 @@ static int tap(wr_swim_uv *u, int out, int sync, const wr_addr *peer,
     return 1;
   }
   return 0;
+}
+
+typedef struct node_sync {
+  node *n;
+  uint64_t ok0;
+} node_sync;
+
+static int b_sync_ok_after(void *arg) {
+  node_sync *s = arg;
+  wr_swim_uv_stats st;
+  wr_swim_uv_get_stats(s->n->u, &st);
+  return st.sync_ok > s->ok0;
 }
 
 static int a_sync_failed(void *arg) {
@@ -648,6 +669,22 @@ static void test_fault_tap(void **state) {
   assert_true(see_each_other(&p));
   assert_true(t.seen[0][0] > 0);
   assert_string_equal(t.from, "a");
+
+  /* Sync chunks delayed: each is held 150 ms in b's adapter, in both
+   * directions, and the sync still completes, in order, later. */
+  t.mode = 4;
+  wr_swim_uv_stats st0, st1;
+  wr_swim_uv_get_stats(b.u, &st0);
+  uint64_t t0 = uv_now(&loop);
+  wr_swim_uv_seed first = {"127.0.0.1", (uint16_t)pa};
+  assert_int_equal(wr_swim_uv_join(b.u, &first, 1), 0);
+  node_sync sn = {&b, st0.sync_ok};
+  assert_true(run_until(b_sync_ok_after, &sn, 5000));
+  wr_swim_uv_get_stats(b.u, &st1);
+  assert_int_equal(st1.sync_failed, st0.sync_failed);
+  /* A v4 sync is four messages, each held once at b (out or in). */
+  assert_true(t.delayed >= 4);
+  assert_true(uv_now(&loop) - t0 >= 4 * 150);
 
   /* Sync chunks cut: b's syncs fail (closed at their first chunk). */
   t.mode = 3;

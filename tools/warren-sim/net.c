@@ -344,19 +344,24 @@ int sim_net_send(sim_net *n, uint32_t from, uint32_t to, const uint8_t *pkt,
 }
 
 /* --faults on a stream's bytes: a cut stream's pieces are scheduled
- * broken (sched_flags, cleared by the caller once they are queued). */
-static void stream_fault(sim_net *n, uint32_t from, uint32_t to,
-                         const uint8_t *data, size_t len) {
+ * broken (sched_flags, cleared by the caller once they are queued); the
+ * delay the rules give them is returned (the node holds the chunk in its
+ * adapter for as long, swim_uv.c). */
+static uint32_t stream_fault(sim_net *n, uint32_t from, uint32_t to,
+                             const uint8_t *data, size_t len) {
   sim_net_verdict fv = {1, 0};
   if (n->filter && len) n->filter(n->filter_ud, from, to, 1, data, len, &fv);
   n->sched_flags = fv.copies ? 0 : SIM_EVF_BROKEN;
+  return fv.copies ? fv.delay_ms : 0;
 }
 
 int sim_net_stream(sim_net *n, uint32_t from, uint32_t to, uint32_t arg,
                    const uint8_t *data, size_t len) {
   /* Fixed delay and seq order keep the pieces in order, as TCP would.
-   * An empty send is one empty piece (the driver's connect and FIN). */
-  stream_fault(n, from, to, data, len);
+   * An empty send is one empty piece (the driver's connect and FIN).
+   * Without a sender's clock a fault delay could reorder pieces, so this
+   * path takes none (the sync's data goes through sim_net_stream_at). */
+  (void)stream_fault(n, from, to, data, len);
   do {
     size_t k = len < SIM_PKT_CAP ? len : SIM_PKT_CAP;
     if (schedule(n, SIM_EV_STREAM, from, to, arg,
@@ -381,7 +386,13 @@ int sim_net_stream_at(sim_net *n, uint32_t from, uint32_t to, uint32_t arg,
    * times of one direction never go back, and (time, seq) order keeps
    * equal times in sending order. */
   uint64_t bpms = n->p.stream_bytes_per_ms;
-  stream_fault(n, from, to, data, len);
+  /* A fault delay holds this chunk, and the sender's clock with it, as
+   * the node's adapter does: later chunks leave after it, in order. */
+  uint32_t hold = stream_fault(n, from, to, data, len);
+  if (hold) {
+    uint64_t base = *clock > n->now * 1000 ? *clock : n->now * 1000;
+    *clock = base + (uint64_t)hold * 1000;
+  }
   do {
     size_t k = len < SIM_PKT_CAP ? len : SIM_PKT_CAP;
     uint64_t depart = *clock > n->now * 1000 ? *clock : n->now * 1000;
