@@ -21,8 +21,10 @@
  * Streams (sync, node links, tunnels) are TCP: they are never duplicated
  * and a lost segment is retransmitted, so what a lossy path does to them
  * is stall and, at worst, break.  A chunk the verdict drops cuts the
- * connection (a partition cuts every connection at its next byte);
- * delays and duplication apply to datagrams only.  docs/FAULTS.md says so.
+ * connection (a partition cuts every connection at its next byte); a
+ * delay holds the chunk in its adapter (swim_uv.c for sync, the link
+ * adapter for node links and tunnels); duplication applies to datagrams
+ * only.  docs/FAULTS.md says so.
  *
  * Pause.  POST /faults/pause answers first (the response is written
  * before the handler's turn ends, see below), then a zero-delay timer
