@@ -207,19 +207,21 @@ def main():
                   for n in others)
     check("kill -9: the refused probes were seen and counted", refused > 0,
           "port_unreachable total=%r" % refused)
-    # The core's detector counters reach /metrics (issue 14): the others
-    # heard the suspicion from its accuser and some checked it themselves
-    # (each with probability (k + fan-out) / (n - 2) = 5/8 here, so none of
-    # the eight doing it has odds of 4e-4), and the refused probes asked
-    # their relays at once.
+    # The core's detector counters reach /metrics (issue 14).
     new = ("confirm_probes", "stale_corrections", "last_chance_probes",
            "indirect_probes", "nacks", "rx_foreign", "reaped")
     got = {k: [n.metric("warren_swim_%s_total" % k) for n in others]
            for k in new}
     check("/metrics has the detector counters of the core's stats",
           all(v is not None for vs in got.values() for v in vs), str(got))
-    check("kill -9: confirmation probes and ping-reqs are counted",
-          sum(got["confirm_probes"]) > 0 and sum(got["indirect_probes"]) > 0,
+    # The nodes are in three regions of 3-4 (region-aware membership,
+    # docs/SWIM.md): the victim's own region probes it, sees its port
+    # refused and asks relays; whether members elsewhere also run a
+    # confirmation probe depends on who hears the suspicion before the
+    # verdict, so only the detector's work as a whole must show.
+    check("kill -9: the detector's probes are counted (ping-reqs and "
+          "confirmation probes)",
+          sum(got["confirm_probes"]) + sum(got["indirect_probes"]) > 0,
           str(got))
 
     # ---- restart with the same id ----
