@@ -454,33 +454,32 @@ static int susp_start(wr_swim *sw, size_t i, const char *accuser,
   size_t n = fleet_n(sw);
   unsigned mult = sw->cfg.suspicion_mult;
   int remote = 0, regional = regions_on(sw);
-  if (regional && sw->cfg.lifeguard) {
-    /* A region too small to hold k confirmers besides the suspect and
-     * us is judged by the whole fleet, as without regions: judged by its
-     * region it would get no confirmations at all (k = 0 below), and
-     * every lone accusation would end at the minimum (1 s at LAN's).  */
-    const swim_member *m = &sw->mt.v[i];
-    size_t rn = swim_regions_size(&sw->rg, swim_member_region(m)) +
-                !in_own_region(sw, m);
-    if (rn < 2 || rn - 2 < sw->cfg.suspicion_confirmations) regional = 0;
-  }
   if (regional) {
     /* The members that probe a suspect are its region's (region.c), so
      * its region's size sets how long a refutation takes to spread back
      * to them; confirmations come only from that region, so k must fit
-     * in it (us counted in |n| only when we are in it too, as the
+     * in it (us counted in |rn| only when we are in it too, as the
      * "- 2" below assumes). */
     const swim_member *m = &sw->mt.v[i];
-    n = swim_regions_size(&sw->rg, swim_member_region(m));
-    if (!in_own_region(sw, m)) {
-      n++;
-      remote = sw->cfg.lifeguard;
+    int away = !in_own_region(sw, m);
+    size_t rn = swim_regions_size(&sw->rg, swim_member_region(m)) + away;
+    /* A region too small to hold k confirmers besides the suspect and
+     * us is judged by the whole fleet, as without regions: judged by its
+     * region it would get no confirmations at all (k = 0 below), and
+     * every lone accusation would end at the minimum (1 s at LAN's). */
+    if (sw->cfg.lifeguard &&
+        (rn < 2 || rn - 2 < sw->cfg.suspicion_confirmations))
+      regional = 0;
+    else {
+      n = rn;
+      remote = away && sw->cfg.lifeguard;
+      /* Regions may shorten the suspicion (a region is smaller and
+       * nearer than the fleet), never lengthen what the profile asks for
+       * (LAN's minimum is already log10 n, docs/SWIM.md). */
+      if (sw->cfg.region_suspicion_mult &&
+          sw->cfg.region_suspicion_mult < mult)
+        mult = sw->cfg.region_suspicion_mult;
     }
-    /* Regions may shorten the suspicion (a region is smaller and nearer
-     * than the fleet), never lengthen what the profile asks for (LAN's
-     * minimum is already log10 n, docs/SWIM.md). */
-    if (sw->cfg.region_suspicion_mult && sw->cfg.region_suspicion_mult < mult)
-      mult = sw->cfg.region_suspicion_mult;
   }
   s->regional = regional;
   double scale = log10((double)(n ? n : 1));
