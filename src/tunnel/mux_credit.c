@@ -69,10 +69,6 @@ int mux_link_credit_back(wr_mux *m, uint64_t n) {
 /* The least credit mux_fire_writable wakes a stream for (see there). */
 #define WAKE_MIN 4096
 
-int mux_link_short(const wr_mux *m) {
-  return m->rwin_link < (int64_t)(m->cfg.link_window / 4 * 3);
-}
-
 static int64_t fair_room(const wr_mux *m, const stream *s) {
   if (!m->peer_credit_step || m->swin_link >= (int64_t)m->peer_link_window / 2)
     return INT64_MAX;
@@ -80,15 +76,6 @@ static int64_t fair_room(const wr_mux *m, const stream *s) {
   uint64_t floor = WR_MAX((uint64_t)FAIR_FLOOR, 2ull * m->peer_credit_step);
   uint64_t share = WR_MAX(floor, m->peer_link_window / (4 * n * n));
   return share > s->held ? (int64_t)(share - s->held) : 0;
-}
-
-/* Charges |n| accepted bytes to |s| and the link. */
-void mux_take_credit(wr_mux *m, stream *s, size_t n) {
-  s->swin -= (int64_t)n;
-  m->swin_link -= (int64_t)n;
-  if (n && s->held == 0) m->n_holding++;
-  s->held += n;
-  s->taken += n;
 }
 
 /* The peer gave back |n| of |s|'s stream credit. */

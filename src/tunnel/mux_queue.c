@@ -99,21 +99,6 @@ static uint8_t *bq_reserve(wr_mux *m, bq *q, size_t n) {
  * the iov count (mux.h: WR_MUX_SEND_IOV_MAX). */
 #define VIEW_MIN 1024
 
-/* Room for |n| copied bytes at the end of the output. */
-uint8_t *mux_out_room(sendout *o, size_t n) {
-  uint8_t *p = o->dst + o->used;
-  if (o->iov) {
-    struct iovec *last = o->niov ? &o->iov[o->niov - 1] : NULL;
-    if (last && (uint8_t *)last->iov_base + last->iov_len == p)
-      last->iov_len += n;
-    else
-      o->iov[o->niov++] = (struct iovec){.iov_base = p, .iov_len = n};
-  }
-  o->used += n;
-  o->len += n;
-  return p;
-}
-
 static void out_bytes(sendout *o, const uint8_t *p, size_t n) {
   if (o->iov && n >= VIEW_MIN) {
     o->iov[o->niov++] = (struct iovec){.iov_base = (void *)p, .iov_len = n};
