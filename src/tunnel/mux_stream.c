@@ -228,8 +228,7 @@ wr_ssize wr_mux_stream_write_ext(wr_mux *m, uint32_t sid, uint8_t *buf,
     mux_bq_link(&s->q, b);
     s->q.len += len;
   }
-  s->swin -= (int64_t)len;
-  m->swin_link -= (int64_t)len;
+  mux_take_credit(m, s, len);
   m->queued_data += len;
   if (!dl_linked(&s->act)) dl_push(&m->active, &s->act);
   return rv;
