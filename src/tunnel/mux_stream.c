@@ -130,6 +130,29 @@ int wr_mux_stream_open(wr_mux *m, const uint8_t *meta, size_t len,
   return 0;
 }
 
+/* |n| bytes of |s| joined its queue: charge them to its credit and the
+ * link's, count them against the send buffer, and make |s| sendable.
+ * Inline: wr_mux_stream_write runs it for every piece it takes. */
+static inline void queued(wr_mux *m, stream *s, size_t n) {
+  mux_take_credit(m, s, n);
+  m->queued_data += n;
+  if (!dl_linked(&s->act)) dl_push(&m->active, &s->act);
+}
+
+/* What wr_mux_stream_write_buf and _ext check before taking a buffer
+ * whole: the link is up, the stream open for writing, |len| within |max|
+ * and the stream's credit.  Returns |len| or the error; *ps is the
+ * stream. */
+static wr_ssize check_whole(wr_mux *m, uint32_t sid, size_t len, size_t max,
+                            stream **ps) {
+  stream *s = *ps = m->fatal ? NULL : find(m, sid);
+  return m->fatal                                         ? m->fatal
+         : !s                                             ? WR_ERR_NOTFOUND
+         : s->fin_queued                                  ? WR_ERR_CLOSED
+         : len > max || len > (size_t)mux_credit_of(m, s) ? WR_ERR_INVAL
+                                                          : (wr_ssize)len;
+}
+
 wr_ssize wr_mux_stream_write(wr_mux *m, uint32_t sid, const uint8_t *data,
                              size_t len) {
   if (m->fatal) return m->fatal;
@@ -142,22 +165,15 @@ wr_ssize wr_mux_stream_write(wr_mux *m, uint32_t sid, const uint8_t *data,
   if (n == 0) return 0;
   size_t done = mux_bq_append(m, &s->q, data, n);
   if (done == 0) return WR_ERR_NOMEM;
-  mux_take_credit(m, s, done);
-  m->queued_data += done;
-  if (!dl_linked(&s->act)) dl_push(&m->active, &s->act);
+  queued(m, s, done);
   return (wr_ssize)done;
 }
 
 wr_ssize wr_mux_stream_write_buf(wr_mux *m, uint32_t sid, uint8_t *buf,
                                  size_t len) {
   blk *b = container_of(buf, blk, data);
-  stream *s = m->fatal ? NULL : find(m, sid);
-  wr_ssize rv = m->fatal           ? m->fatal
-                : !s               ? WR_ERR_NOTFOUND
-                : s->fin_queued    ? WR_ERR_CLOSED
-                : len > WR_MUX_BUF_CAP || len > (size_t)mux_credit_of(m, s)
-                    ? WR_ERR_INVAL
-                    : (wr_ssize)len;
+  stream *s;
+  wr_ssize rv = check_whole(m, sid, len, WR_MUX_BUF_CAP, &s);
   if (rv <= 0) {
     mux_blk_put(m, b);
     return rv;
@@ -179,9 +195,7 @@ wr_ssize wr_mux_stream_write_buf(wr_mux *m, uint32_t sid, uint8_t *buf,
     mux_bq_link(&s->q, b);
     s->q.len += len;
   }
-  mux_take_credit(m, s, len);
-  m->queued_data += len;
-  if (!dl_linked(&s->act)) dl_push(&m->active, &s->act);
+  queued(m, s, len);
   return rv;
 }
 
@@ -196,13 +210,8 @@ wr_ssize wr_mux_stream_write_buf(wr_mux *m, uint32_t sid, uint8_t *buf,
 
 wr_ssize wr_mux_stream_write_ext(wr_mux *m, uint32_t sid, uint8_t *buf,
                                  size_t len, wr_mux_release release) {
-  stream *s = m->fatal ? NULL : find(m, sid);
-  wr_ssize rv = m->fatal           ? m->fatal
-                : !s               ? WR_ERR_NOTFOUND
-                : s->fin_queued    ? WR_ERR_CLOSED
-                : len > UINT32_MAX || len > (size_t)mux_credit_of(m, s)
-                    ? WR_ERR_INVAL
-                    : (wr_ssize)len;
+  stream *s;
+  wr_ssize rv = check_whole(m, sid, len, UINT32_MAX, &s);
   blk *b = NULL;
   if (rv > 0 && len >= EXT_MIN) {
     b = wr_mem_malloc(m->mem, sizeof *b);
@@ -228,9 +237,7 @@ wr_ssize wr_mux_stream_write_ext(wr_mux *m, uint32_t sid, uint8_t *buf,
     mux_bq_link(&s->q, b);
     s->q.len += len;
   }
-  mux_take_credit(m, s, len);
-  m->queued_data += len;
-  if (!dl_linked(&s->act)) dl_push(&m->active, &s->act);
+  queued(m, s, len);
   return rv;
 }
 
