@@ -373,12 +373,7 @@ static int req_head_done(wr_http_req *h, wr_http_ev *ev) {
    * has checked that the two do not come together). */
   int body =
       e->chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
-  if (body) {
-    e->state = ST_BODY;
-    llhttp_resume(p);
-  } else {
-    e->state = ST_END;
-  }
+  hp_after_head(e, body);
   return 0;
 }
 
@@ -401,28 +396,12 @@ static wr_ssize req_error_v(void *h, wr_http_ev *ev, size_t len) {
   return req_error(h, ev, len);
 }
 static void req_after_end_v(void *h, wr_http_ev *ev) { req_after_end(h, ev); }
-static const hp_dir req_dir = {req_error_v, req_after_end_v};
+static int req_head_done_v(void *h, wr_http_ev *ev) {
+  return req_head_done(h, ev);
+}
+static const hp_dir req_dir = {req_head_done_v, req_error_v, req_after_end_v};
 
 wr_ssize wr_http_req_feed(wr_http_req *h, const uint8_t *data, size_t len,
                           wr_http_ev *ev) {
-  hp *e = &h->e;
-  memset(ev, 0, sizeof(*ev));
-  switch (e->state) {
-  case ST_HEAD: {
-    int done;
-    wr_ssize n = hp_head(e, data, len, &done);
-    if (n < 0) return n;
-    if (e->err_status) return req_error(h, ev, len);
-    if (!done) return n;
-    int rv = req_head_done(h, ev);
-    if (rv < 0) return rv;
-    if (e->err_status) {
-      memset(ev, 0, sizeof(*ev));
-      return req_error(h, ev, len);
-    }
-    return n;
-  }
-  default:
-    return hp_step(e, &req_dir, h, data, len, ev);
-  }
+  return hp_feed(&h->e, &req_dir, h, data, len, ev);
 }

@@ -326,7 +326,7 @@ static int has_fold(const uint8_t *p, size_t n, int *prev_lf) {
  * the head is complete (e->head, e->head_len); on bad input sets
  * e->err_status; WR_ERR_NOMEM on allocation failure.
  */
-wr_ssize hp_head(hp *e, const uint8_t *data, size_t len, int *done) {
+static wr_ssize hp_head(hp *e, const uint8_t *data, size_t len, int *done) {
   *done = 0;
   if (len == 0) return 0;
   if (e->head_len == 0 && e->raw_cap > KEEP_BUF) {
@@ -419,8 +419,18 @@ static wr_ssize hp_body(hp *e, const uint8_t *data, size_t len) {
   return (wr_ssize)used;
 }
 
-wr_ssize hp_step(hp *e, const hp_dir *d, void *h, const uint8_t *data,
-                 size_t len, wr_http_ev *ev) {
+void hp_after_head(hp *e, int body) {
+  if (body) {
+    e->state = ST_BODY;
+    llhttp_resume(&e->p);
+  } else {
+    e->state = ST_END;
+  }
+}
+
+/* Everything after a head: body, end, upgrade, raw. */
+static wr_ssize hp_step(hp *e, const hp_dir *d, void *h, const uint8_t *data,
+                        size_t len, wr_http_ev *ev) {
   switch (e->state) {
   case ST_BODY: {
     if (len == 0) return 0;
@@ -454,4 +464,22 @@ wr_ssize hp_step(hp *e, const hp_dir *d, void *h, const uint8_t *data,
   default: /* CLOSED, DEAD: nothing more is read on this connection */
     return (wr_ssize)len;
   }
+}
+
+wr_ssize hp_feed(hp *e, const hp_dir *d, void *h, const uint8_t *data,
+                 size_t len, wr_http_ev *ev) {
+  memset(ev, 0, sizeof(*ev));
+  if (e->state != ST_HEAD) return hp_step(e, d, h, data, len, ev);
+  int done;
+  wr_ssize n = hp_head(e, data, len, &done);
+  if (n < 0) return n;
+  if (e->err_status) return d->error(h, ev, len);
+  if (!done) return n;
+  int rv = d->head_done(h, ev);
+  if (rv < 0) return rv;
+  if (e->err_status) {
+    memset(ev, 0, sizeof(*ev)); /* no half-filled HEAD event */
+    return d->error(h, ev, len);
+  }
+  return n;
 }

@@ -115,11 +115,15 @@ typedef struct conn_opts {
 #define DROP_HOST 8    /* Host is replaced (absolute-form request) */
 
 /*
- * After a head, both directions move through the same states (body, end,
- * upgrade, raw); only how an error is reported and what follows the end
- * of a message differ, and |d| supplies those.
+ * Both directions move through the same states (head, body, end, upgrade,
+ * raw); only the policy applied to a complete head, how an error is
+ * reported and what follows the end of a message differ, and |d| supplies
+ * those.
  */
 typedef struct hp_dir {
+  /* The head is complete: apply the policy and fill the HEAD event.
+   * 0, or < 0 (NOMEM, INTERNAL); bad input sets e->err_status. */
+  int (*head_done)(void *h, wr_http_ev *ev);
   wr_ssize (*error)(void *h, wr_http_ev *ev, size_t len);
   void (*after_end)(void *h, wr_http_ev *ev);
 } hp_dir;
@@ -166,8 +170,11 @@ int hp_init(hp *e, llhttp_type_t type, size_t max_head, const wr_mem *mem);
 void hp_free(hp *e);
 /* Back to HEAD for the next message: llhttp reset, the head forgotten. */
 void hp_msg_reset(hp *e);
-wr_ssize hp_head(hp *e, const uint8_t *data, size_t len, int *done);
-wr_ssize hp_step(hp *e, const hp_dir *d, void *h, const uint8_t *data,
+/* After a head: BODY when one follows (llhttp resumed past the head),
+ * else END. */
+void hp_after_head(hp *e, int body);
+/* One wr_http_*_feed call of direction |d| (|h| its parser). */
+wr_ssize hp_feed(hp *e, const hp_dir *d, void *h, const uint8_t *data,
                  size_t len, wr_http_ev *ev);
 
 /* ---- head_fields.c ---- */

@@ -209,12 +209,7 @@ static int resp_head_done(wr_http_resp *h, wr_http_ev *ev) {
   ev->status = status;
   ev->upgrade = h->upgrade;
   ev->keep_alive = h->keep_alive;
-  if (body) {
-    e->state = ST_BODY;
-    llhttp_resume(p);
-  } else {
-    e->state = ST_END;
-  }
+  hp_after_head(e, body);
   return 0;
 }
 
@@ -236,28 +231,19 @@ static wr_ssize resp_error_v(void *h, wr_http_ev *ev, size_t len) {
 static void resp_after_end_v(void *h, wr_http_ev *ev) {
   resp_after_end(h, ev);
 }
-static const hp_dir resp_dir = {resp_error_v, resp_after_end_v};
+static int resp_head_done_v(void *h, wr_http_ev *ev) {
+  return resp_head_done(h, ev);
+}
+static const hp_dir resp_dir = {resp_head_done_v, resp_error_v,
+                                resp_after_end_v};
 
 wr_ssize wr_http_resp_feed(wr_http_resp *h, const uint8_t *data, size_t len,
                            wr_http_ev *ev) {
-  hp *e = &h->e;
-  memset(ev, 0, sizeof(*ev));
-  if (h->eof) return (wr_ssize)len;
-  switch (e->state) {
-  case ST_HEAD: {
-    int done;
-    wr_ssize n = hp_head(e, data, len, &done);
-    if (n < 0) return n;
-    if (e->err_status) return resp_error(h, ev, len);
-    if (!done) return n;
-    int rv = resp_head_done(h, ev);
-    if (rv < 0) return rv;
-    if (e->err_status) return resp_error(h, ev, len);
-    return n;
+  if (h->eof) {
+    memset(ev, 0, sizeof(*ev));
+    return (wr_ssize)len;
   }
-  default:
-    return hp_step(e, &resp_dir, h, data, len, ev);
-  }
+  return hp_feed(&h->e, &resp_dir, h, data, len, ev);
 }
 
 int wr_http_resp_eof(wr_http_resp *h) {
