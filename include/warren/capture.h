@@ -1,5 +1,5 @@
 /*
- * The request inspector's capture core (src/inspect/capture.c): sans-IO.
+ * The request inspector's capture core (src/inspect/capture*.c): sans-IO.
  *
  * `warren http` relays each visitor connection (one mux stream) to a new
  * connection to the local server.  The client hands the bytes of both

@@ -1,5 +1,5 @@
 /*
- * HTTP/1.1 stream policy for the ingress (src/proxy/head.c): sans-IO
+ * HTTP/1.1 stream policy for the ingress (src/proxy/head*.c): sans-IO
  * parsers over llhttp (strict mode) that sit on the two directions of one
  * visitor connection.
  *

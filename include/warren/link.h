@@ -96,7 +96,7 @@ wr_aead wr_link_aead(const wr_link *l);
 
 /*
  * The buffers stream_data hands over, from a small per-process pool (size
- * classes of 2-16 KiB, at most 1 MiB kept free; tunnel_uv.c says why), so
+ * classes of 2-16 KiB, at most 1 MiB kept free; link_io.c says why), so
  * that the steady state allocates nothing per record.  wr_link_buf_new
  * returns at least |len| bytes, or NULL when out of memory; the app may
  * use it for its own bytes that travel the same way (a composed response

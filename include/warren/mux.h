@@ -1,5 +1,5 @@
 /*
- * The stream multiplexer (src/tunnel/frame.c, src/tunnel/mux.c): a sans-IO
+ * The stream multiplexer (src/tunnel/frame.c, src/tunnel/mux*.c): a sans-IO
  * core that runs many two-way byte streams over one link, below the record
  * layer.  It never touches a socket or a clock:
  *

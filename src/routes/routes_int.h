@@ -173,4 +173,63 @@ rt_owner *routes_owner_at(wr_routes *t, const char *id, uint64_t epoch);
 /* Marks |o|'s seq as received and advances the watermark. */
 void routes_owner_advance(rt_owner *o, uint64_t w);
 
+/* ---- the table's files ----
+ *
+ *   table.c          config, lifecycle, names and entries, local writes,
+ *                    replication (entries and marks applied)
+ *   table_hash.c     the keyed hash tables and the interned accounts
+ *   table_owner.c    owners: records, quotas, token bucket, watermarks
+ *   table_resolve.c  resolution, the digest and the queries
+ *   table_gc.c       the GC timer and what it collects
+ */
+
+/* Each node type keeps its key at a different place. */
+typedef enum { H_NAME, H_OWNER, H_ACCT } hkind;
+
+typedef struct verdict {
+  const rt_acct *win; /* winning account, NULL = no candidate */
+  const rt_entry *newest;
+} verdict;
+
+/* table.c */
+rt_name *routes_name_find(const wr_routes *t, const char *s);
+/* Frees |e| and recomputes its name (dropping the name when empty). */
+void routes_entry_remove(wr_routes *t, rt_entry *e);
+
+/* table_hash.c */
+void *routes_hfind(const wr_routes *t, const rt_hash *h, hkind k,
+                   const char *s, size_t n);
+void routes_hgrow(wr_routes *t, rt_hash *h, hkind k);
+void routes_hinsert(wr_routes *t, rt_hash *h, hkind k, void *node);
+void routes_hremove(wr_routes *t, rt_hash *h, hkind k, void *node);
+rt_acct *routes_acct_get(wr_routes *t, const char *s);
+void routes_acct_put(wr_routes *t, rt_acct *a);
+void routes_hfree(wr_routes *t, rt_hash *h);
+
+/* table_owner.c */
+void routes_unknown_release(wr_routes *t, rt_owner *o);
+void routes_owner_free(wr_routes *t, rt_owner *o);
+/* NULL with *err = WR_ERR_LIMIT (no tombstone to evict) or WR_ERR_NOMEM. */
+rt_owner *routes_owner_new(wr_routes *t, const char *id, int *err);
+size_t routes_entry_cost(size_t namelen, size_t acctlen);
+size_t routes_entry_cost_of(const rt_entry *x);
+int routes_over_quota(const wr_routes *t, const rt_owner *o, size_t cost);
+void routes_owner_seen(rt_owner *o, uint64_t s);
+void routes_owner_drop_log(wr_routes *t, rt_owner *o);
+void routes_owner_new_epoch(wr_routes *t, rt_owner *o, uint64_t epoch);
+int routes_owner_is_known(wr_routes *t, const char *id);
+void routes_owner_first_state(wr_routes *t, rt_owner *o, wr_tstamp now);
+
+/* table_resolve.c */
+int routes_candidate(const rt_entry *e);
+void routes_decide(const rt_name *nm, verdict *v);
+/* After one of |nm|'s entries or owners changed: serving flags, digest,
+ * routed count, then the lost/changed callbacks. */
+void routes_recompute(wr_routes *t, rt_name *nm);
+
+/* table_gc.c */
+/* Asks for a GC scan at |when| (not sooner than the batching allows). */
+void routes_gc_want(wr_routes *t, wr_tstamp when);
+void routes_owner_collect(wr_routes *t, rt_owner *o, wr_tstamp now);
+
 #endif

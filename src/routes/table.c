@@ -28,6 +28,11 @@
  * SipHash-2-4 (crypto_shorthash) under a random key, because names are
  * chosen by clients and an unkeyed hash lets one client pick colliding
  * names.
+ *
+ * Files: this one has the config, the lifecycle, names and entries, local
+ * writes and replication; the hash tables are table_hash.c, owners
+ * (quotas, token bucket, watermarks) table_owner.c, resolution and the
+ * queries table_resolve.c, the GC table_gc.c (routes_int.h lists them).
  */
 #include <sodium.h>
 #include <stddef.h>
@@ -39,14 +44,6 @@
 
 /* The Lamport clock follows versions up to here only (next_version). */
 #define LAMPORT_SANE_MAX (WR_ROUTE_VERSION_MAX / 2)
-
-/* GC scans batch: a scan walks every log (O(entries), ~1 ms per 100,000),
- * so with steady churn it must not run once per tombstone.  A scan runs
- * at most every max(1 s, released_grace/4), which collects a tombstone
- * at most 25 % later than its grace; the grace is a lower bound. */
-static uint64_t gc_step(const wr_routes *t) {
-  return WR_MAX((uint64_t)1000, t->cfg.released_grace_ms / 4);
-}
 
 void wr_routes_config_default(wr_routes_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
@@ -134,419 +131,28 @@ const char *wr_route_verdict_name(wr_route_verdict v) {
   return "unknown";
 }
 
-/* ---- hash tables ------------------------------------------------------ */
-
-typedef struct hnode {
-  struct hnode *next;
-} hnode;
-
-static uint64_t hstr(const wr_routes *t, const char *s, size_t n) {
-  uint8_t out[crypto_shorthash_BYTES];
-  uint64_t v;
-  crypto_shorthash(out, (const unsigned char *)s, n, t->key);
-  memcpy(&v, out, sizeof v);
-  return v;
-}
-
-/* Each node type keeps its key at a different place. */
-typedef enum { H_NAME, H_OWNER, H_ACCT } hkind;
-
-static const char *hkey(hkind k, const void *n, size_t *len) {
-  switch (k) {
-  case H_NAME: *len = ((const rt_name *)n)->len; return ((const rt_name *)n)->s;
-  case H_OWNER: *len = ((const rt_owner *)n)->len; return ((const rt_owner *)n)->id;
-  default: *len = ((const rt_acct *)n)->len; return ((const rt_acct *)n)->s;
-  }
-}
-
-static void *hfind(const wr_routes *t, const rt_hash *h, hkind k,
-                   const char *s, size_t n) {
-  const hnode *x;
-  if (!h->nb) return NULL;
-  for (x = h->b[hstr(t, s, n) & (h->nb - 1)]; x; x = x->next) {
-    size_t l;
-    const char *ks = hkey(k, x, &l);
-    if (l == n && memcmp(ks, s, n) == 0) return (void *)x;
-  }
-  return NULL;
-}
-
-/* Grows at load 1 (a chain averages one node).  A failed grow is not an
- * error: the table just gets a little slower. */
-static void hgrow(wr_routes *t, rt_hash *h, hkind k) {
-  size_t nb = h->nb ? h->nb * 2 : 64, i;
-  void **b;
-  if (h->n < h->nb) return;
-  b = wr_mem_calloc(t->mem, nb, sizeof *b);
-  if (!b) return;
-  for (i = 0; i < h->nb; i++) {
-    hnode *x = h->b[i], *nx;
-    for (; x; x = nx) {
-      size_t l;
-      const char *ks = hkey(k, x, &l);
-      size_t j = hstr(t, ks, l) & (nb - 1);
-      nx = x->next;
-      x->next = b[j];
-      b[j] = x;
-    }
-  }
-  wr_mem_free(t->mem, h->b);
-  h->b = b;
-  h->nb = nb;
-}
-
-/* Needs h->nb > 0 (hgrow first, or the initial buckets of wr_routes_new). */
-static void hinsert(wr_routes *t, rt_hash *h, hkind k, void *node) {
-  size_t l;
-  const char *ks = hkey(k, node, &l);
-  size_t j = hstr(t, ks, l) & (h->nb - 1);
-  ((hnode *)node)->next = h->b[j];
-  h->b[j] = node;
-  h->n++;
-}
-
-static void hremove(wr_routes *t, rt_hash *h, hkind k, void *node) {
-  size_t l;
-  const char *ks = hkey(k, node, &l);
-  hnode **pp = (hnode **)&h->b[hstr(t, ks, l) & (h->nb - 1)];
-  for (; *pp; pp = &(*pp)->next)
-    if (*pp == node) {
-      *pp = ((hnode *)node)->next;
-      h->n--;
-      return;
-    }
-}
-
-/* ---- interned accounts ------------------------------------------------ */
-
-static rt_acct *acct_get(wr_routes *t, const char *s) {
-  size_t n = strlen(s);
-  rt_acct *a = hfind(t, &t->accts, H_ACCT, s, n);
-  if (a) {
-    a->refs++;
-    return a;
-  }
-  hgrow(t, &t->accts, H_ACCT);
-  if (!t->accts.nb) return NULL;
-  a = wr_mem_malloc(t->mem, sizeof *a + n + 1);
-  if (!a) return NULL;
-  a->refs = 1;
-  a->len = (uint8_t)n;
-  memcpy(a->s, s, n + 1);
-  hinsert(t, &t->accts, H_ACCT, a);
-  return a;
-}
-
-static void acct_put(wr_routes *t, rt_acct *a) {
-  if (--a->refs) return;
-  hremove(t, &t->accts, H_ACCT, a);
-  wr_mem_free(t->mem, a);
-}
-
-/* ---- owners ----------------------------------------------------------- */
-
-rt_owner *routes_owner_find(const wr_routes *t, const char *id) {
-  return hfind(t, &t->owners, H_OWNER, id, strlen(id));
-}
-
-/* An unknown owner stops counting against max_unknown_owners once it
- * holds no log (collected, freed) or membership reports it. */
-static void unknown_release(wr_routes *t, rt_owner *o) {
-  if (!o->unknown_held) return;
-  o->unknown_held = 0;
-  t->nunknown--;
-}
-
-static void owner_free(wr_routes *t, rt_owner *o) {
-  hremove(t, &t->owners, H_OWNER, o);
-  if (o->collected) t->ntombs--;
-  unknown_release(t, o);
-  wr_mem_free(t->mem, o);
-}
-
-/* A new owner record.  At max_owners the oldest owner tombstone makes
- * room (the brief's "oldest dropped first"): forgetting it lets a stale
- * peer bring that dead log back, but only one that outlived every
- * younger tombstone.  Live owners are never evicted.  Returns NULL with
- * *err = WR_ERR_LIMIT or WR_ERR_NOMEM. */
-static rt_owner *owner_new(wr_routes *t, const char *id, int *err) {
-  size_t n = strlen(id), i;
-  rt_owner *o;
-  if (t->owners.n >= t->cfg.max_owners) {
-    rt_owner *old = NULL;
-    for (i = 0; i < t->owners.nb; i++)
-      for (o = t->owners.b[i]; o; o = o->hnext)
-        if (o->collected && !o->is_self && (!old || o->tomb_at < old->tomb_at))
-          old = o;
-    if (!old) {
-      *err = WR_ERR_LIMIT;
-      return NULL;
-    }
-    owner_free(t, old);
-  }
-  hgrow(t, &t->owners, H_OWNER);
-  if (!t->owners.nb) {
-    *err = WR_ERR_NOMEM;
-    return NULL;
-  }
-  o = wr_mem_calloc(t->mem, 1, sizeof *o + n + 1);
-  if (!o) {
-    *err = WR_ERR_NOMEM;
-    return NULL;
-  }
-  o->len = (uint8_t)n;
-  memcpy(o->id, id, n + 1);
-  o->tb_at = WR_TSTAMP_NONE; /* the bucket starts full at first use */
-  hinsert(t, &t->owners, H_OWNER, o);
-  return o;
-}
-
-/* What one entry pins in the table, charged to its owner's byte quota:
- * the entry, a name node and both strings, as if neither name nor
- * account were shared with another entry (they may be, but an owner's
- * quota must not depend on what other owners hold). */
-static size_t entry_cost(size_t namelen, size_t acctlen) {
-  return sizeof(rt_entry) + sizeof(rt_name) + sizeof(rt_acct) + namelen +
-         acctlen + 2;
-}
-
-static size_t entry_cost_of(const rt_entry *x) {
-  return entry_cost(x->name->len, x->acct->len);
-}
-
-/* Would a new entry of |o| for a name it holds nothing of go over a
- * quota (its entries, its bytes, the table)? */
-static int over_quota(const wr_routes *t, const rt_owner *o, size_t cost) {
-  return o->nentries >= t->cfg.max_per_owner ||
-         o->bytes + cost > t->cfg.max_owner_bytes ||
-         t->nentries >= t->cfg.max_entries;
-}
-
-/* The token bucket: owner_burst tokens at first, refilled at owner_rate
- * a second, kept in thousandths so that one millisecond refills
- * owner_rate of them exactly.  Time that goes backwards refills
- * nothing. */
-int routes_owner_take(wr_routes *t, rt_owner *o, wr_tstamp now) {
-  uint64_t cap = (uint64_t)t->cfg.owner_burst * 1000u;
-  if (!t->cfg.owner_rate || o->is_self) return 1;
-  if (o->tb_at == WR_TSTAMP_NONE) {
-    o->tb_milli = cap;
-    o->tb_at = now;
-  } else if (now > o->tb_at) {
-    uint64_t dt = now - o->tb_at;
-    if (dt >= cap / t->cfg.owner_rate + 1)
-      o->tb_milli = cap;
-    else
-      o->tb_milli = WR_MIN(cap, o->tb_milli + dt * t->cfg.owner_rate);
-    o->tb_at = now;
-  }
-  if (o->tb_milli < 1000) {
-    t->st.rate_drops++;
-    return 0;
-  }
-  o->tb_milli -= 1000;
-  return 1;
-}
-
-/* Records that seq |s| (of the owner's current epoch) reached us, and
- * moves the contiguous watermark over every seq now known. */
-static void owner_seen(rt_owner *o, uint64_t s) {
-  size_t i;
-  if (s <= o->wm) return;
-  if (s != o->wm + 1) {
-    for (i = 0; i < o->nabove; i++)
-      if (o->above[i] == s) return;
-    if (o->nabove < RT_ABOVE_MAX) {
-      o->above[o->nabove++] = s;
-    } else {
-      /* Full: keep the lowest, the ones that can join the watermark soon. */
-      size_t hi = 0;
-      for (i = 1; i < o->nabove; i++)
-        if (o->above[i] > o->above[hi]) hi = i;
-      if (s < o->above[hi]) o->above[hi] = s;
-    }
-    return;
-  }
-  o->wm = s;
-  routes_owner_advance(o, s);
-}
-
-void routes_owner_advance(rt_owner *o, uint64_t w) {
-  int moved = 1;
-  size_t i;
-  if (w > o->wm) o->wm = w;
-  while (moved) {
-    moved = 0;
-    for (i = 0; i < o->nabove;) {
-      if (o->above[i] <= o->wm + 1) {
-        if (o->above[i] == o->wm + 1) {
-          o->wm++;
-          moved = 1;
-        }
-        o->above[i] = o->above[--o->nabove];
-      } else {
-        i++;
-      }
-    }
-  }
-}
-
-/* ---- resolution ------------------------------------------------------- */
-
-static int candidate(const rt_entry *e) {
-  return e->state == WR_ROUTE_ACTIVE && !e->owner->dead;
-}
-
-/* (claimed_at, account) ascending: the established holder first. */
-static int claim_before(const rt_entry *a, const rt_entry *b) {
-  if (a->claimed_at != b->claimed_at) return a->claimed_at < b->claimed_at;
-  return strcmp(a->acct->s, b->acct->s) < 0;
-}
-
-/* (version, owner) descending: the newest write first. */
-static int newer(const rt_entry *a, const rt_entry *b) {
-  if (a->version != b->version) return a->version > b->version;
-  return strcmp(a->owner->id, b->owner->id) > 0;
-}
-
-typedef struct verdict {
-  const rt_acct *win; /* winning account, NULL = no candidate */
-  const rt_entry *newest;
-} verdict;
-
-static void decide(const rt_name *nm, verdict *v) {
-  const rt_entry *e, *best = NULL;
-  v->win = NULL;
-  v->newest = NULL;
-  for (e = nm->entries; e; e = e->nnext)
-    if (candidate(e) && (!best || claim_before(e, best))) best = e;
-  if (!best) return;
-  v->win = best->acct;
-  for (e = nm->entries; e; e = e->nnext)
-    if (candidate(e) && e->acct == v->win && (!v->newest || newer(e, v->newest)))
-      v->newest = e;
-}
-
-static int serves(const verdict *v, const rt_entry *e) {
-  if (!v->win || !candidate(e) || e->acct != v->win) return 0;
-  if (memcmp(e->session, v->newest->session, WR_ROUTE_SESSION_LEN) == 0)
-    return 1;
-  return (v->newest->options & WR_ROUTE_OPT_BALANCE) &&
-         (e->options & WR_ROUTE_OPT_BALANCE);
-}
-
-static wr_route_verdict verdict_of(const verdict *v, const rt_entry *e) {
-  if (e->state != WR_ROUTE_ACTIVE) return WR_ROUTE_V_RELEASED;
-  if (e->owner->dead) return WR_ROUTE_V_OWNER_DEAD;
-  if (serves(v, e)) return WR_ROUTE_SERVES;
-  return e->acct != v->win ? WR_ROUTE_V_TAKEN : WR_ROUTE_V_MOVED;
-}
-
-/* A serving entry's share of the digest.  Only what routing depends on
- * goes in (owner, account, version, session), not seq or epoch: two nodes
- * that serve alike must agree even if one saw an epoch republish. */
-static void entry_hash(const rt_entry *e, uint8_t out[16]) {
-  uint8_t buf[2 + WR_ROUTE_NAME_MAX + 1 + WR_ROUTE_OWNER_MAX + 1 +
-              WR_ROUTE_ACCOUNT_MAX + 8 + WR_ROUTE_SESSION_LEN];
-  size_t n = 0;
-  int i;
-  buf[n++] = e->name->len;
-  memcpy(buf + n, e->name->s, e->name->len);
-  n += e->name->len;
-  buf[n++] = e->owner->len;
-  memcpy(buf + n, e->owner->id, e->owner->len);
-  n += e->owner->len;
-  buf[n++] = e->acct->len;
-  memcpy(buf + n, e->acct->s, e->acct->len);
-  n += e->acct->len;
-  for (i = 0; i < 8; i++) buf[n++] = (uint8_t)(e->version >> (8 * i));
-  memcpy(buf + n, e->session, WR_ROUTE_SESSION_LEN);
-  n += WR_ROUTE_SESSION_LEN;
-  crypto_generichash(out, 16, buf, n, NULL, 0);
-}
-
-void routes_entry_export(const rt_entry *x, wr_route_entry *e) {
-  memset(e, 0, sizeof *e);
-  memcpy(e->name, x->name->s, x->name->len + 1u);
-  memcpy(e->owner, x->owner->id, x->owner->len + 1u);
-  memcpy(e->account, x->acct->s, x->acct->len + 1u);
-  memcpy(e->session, x->session, WR_ROUTE_SESSION_LEN);
-  e->epoch = x->owner->epoch;
-  e->seq = x->seq;
-  e->version = x->version;
-  e->claimed_at = x->claimed_at;
-  e->state = (wr_route_state)x->state;
-  e->options = x->options;
-}
-
-/*
- * Recomputes |nm| after one of its entries or owners changed: serving
- * flags, its digest share, the routed count, then the callbacks (lost for
- * a binding of ours that stopped serving while still a candidate, i.e.
- * because of another entry; changed when the serving set changed).
- */
-static void recompute(wr_routes *t, rt_name *nm) {
-  verdict v;
-  rt_entry *e, *lost = NULL;
-  wr_route_loss why = WR_ROUTE_LOST_TAKEN;
-  uint8_t d[16] = {0}, h[16];
-  int routed = 0, i, changed;
-  decide(nm, &v);
-  for (e = nm->entries; e; e = e->nnext) {
-    int s = serves(&v, e);
-    if (e->serving && !s && e->owner->is_self && candidate(e)) {
-      lost = e;
-      why = e->acct != v.win ? WR_ROUTE_LOST_TAKEN : WR_ROUTE_LOST_MOVED;
-    }
-    e->serving = (uint8_t)s;
-    if (s) {
-      routed = 1;
-      entry_hash(e, h);
-      for (i = 0; i < 16; i++) d[i] ^= h[i];
-    }
-  }
-  if (routed != nm->routed) {
-    if (routed) t->nrouted++;
-    else t->nrouted--;
-    nm->routed = (uint8_t)routed;
-  }
-  changed = memcmp(d, nm->digest, 16) != 0;
-  if (changed) {
-    for (i = 0; i < 16; i++) t->digest[i] ^= d[i] ^ nm->digest[i];
-    memcpy(nm->digest, d, 16);
-  }
-  t->in_callback++;
-  if (lost && t->cb.lost) {
-    wr_route_entry x;
-    routes_entry_export(lost, &x);
-    t->cb.lost(t, &x, why, t->user_data);
-  }
-  if (changed && t->cb.changed) t->cb.changed(t, nm->s, t->user_data);
-  t->in_callback--;
-}
-
 /* ---- names and entries ------------------------------------------------ */
 
-static rt_name *name_find(const wr_routes *t, const char *s) {
-  return hfind(t, &t->names, H_NAME, s, strlen(s));
+rt_name *routes_name_find(const wr_routes *t, const char *s) {
+  return routes_hfind(t, &t->names, H_NAME, s, strlen(s));
 }
 
 static rt_name *name_new(wr_routes *t, const char *s) {
   size_t n = strlen(s);
   rt_name *nm;
-  hgrow(t, &t->names, H_NAME);
+  routes_hgrow(t, &t->names, H_NAME);
   if (!t->names.nb) return NULL;
   nm = wr_mem_calloc(t->mem, 1, sizeof *nm + n + 1);
   if (!nm) return NULL;
   nm->len = (uint8_t)n;
   memcpy(nm->s, s, n + 1);
-  hinsert(t, &t->names, H_NAME, nm);
+  routes_hinsert(t, &t->names, H_NAME, nm);
   return nm;
 }
 
 static void name_drop_if_empty(wr_routes *t, rt_name *nm) {
   if (nm->entries) return;
-  hremove(t, &t->names, H_NAME, nm);
+  routes_hremove(t, &t->names, H_NAME, nm);
   wr_mem_free(t->mem, nm);
 }
 
@@ -594,7 +200,7 @@ static void log_insert(rt_owner *o, rt_entry *e) {
 }
 
 /* Frees |e| and recomputes its name (dropping the name when empty). */
-static void entry_remove(wr_routes *t, rt_entry *e) {
+void routes_entry_remove(wr_routes *t, rt_entry *e) {
   rt_name *nm = e->name;
   rt_entry **pp;
   for (pp = &nm->entries; *pp != e; pp = &(*pp)->nnext) {
@@ -602,70 +208,13 @@ static void entry_remove(wr_routes *t, rt_entry *e) {
   *pp = e->nnext;
   log_unlink(e->owner, e);
   e->owner->nentries--;
-  e->owner->bytes -= entry_cost_of(e);
+  e->owner->bytes -= routes_entry_cost_of(e);
   t->nentries--;
-  acct_put(t, e->acct);
+  routes_acct_put(t, e->acct);
   wr_mem_free(t->mem, e);
   t->free_gen++;
-  recompute(t, nm);
+  routes_recompute(t, nm);
   name_drop_if_empty(t, nm);
-}
-
-static void owner_drop_log(wr_routes *t, rt_owner *o) {
-  while (o->head) entry_remove(t, o->head);
-}
-
-/* An entry or mark showed a newer epoch of |o|: the owner restarted (or
- * republished), so everything of the older epoch is gone. */
-static void owner_new_epoch(wr_routes *t, rt_owner *o, uint64_t epoch) {
-  owner_drop_log(t, o);
-  if (o->collected) {
-    o->collected = 0;
-    t->ntombs--;
-  }
-  o->epoch = epoch;
-  o->wm = 0;
-  o->gc_floor = 0;
-  o->nabove = 0;
-  o->full_tag = 0;
-}
-
-static void gc_want(wr_routes *t, wr_tstamp when) {
-  wr_tstamp earliest = t->last_gc + gc_step(t);
-  if (when < earliest) when = earliest;
-  if (when < t->next_gc) t->next_gc = when;
-}
-
-/* An owner first heard of through an entry or a mark: live unless the
- * wiring says membership does not know it (owner_known).  An entry from
- * an owner nobody knows is most likely the log of one that died and was
- * reaped from membership while a peer still held it: it must not route,
- * and it is collected like any dead owner's log.  If membership reports
- * the owner later, wr_routes_owner_state revives it. */
-static int owner_is_known(wr_routes *t, const char *id) {
-  return !t->cb.owner_known || t->cb.owner_known(t, id, t->user_data);
-}
-
-static void owner_first_state(wr_routes *t, rt_owner *o, wr_tstamp now) {
-  if (owner_is_known(t, o->id)) return;
-  o->unknown = 1;
-  o->unknown_held = 1;
-  t->nunknown++;
-  o->dead = 1;
-  o->dead_since = now;
-  gc_want(t, now + t->cfg.dead_grace_ms);
-}
-
-static void owner_collect(wr_routes *t, rt_owner *o, wr_tstamp now) {
-  owner_drop_log(t, o);
-  unknown_release(t, o);
-  if (!o->collected) {
-    o->collected = 1;
-    t->ntombs++;
-  }
-  o->tomb_at = now;
-  o->nabove = 0;
-  gc_want(t, now + t->cfg.owner_tombstone_ms);
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -694,7 +243,7 @@ int wr_routes_new(wr_routes **pt, const wr_routes_config *cfg,
   else randombytes_buf(t->key, sizeof t->key);
   t->next_gc = WR_TSTAMP_NONE;
   t->last_gc = now;
-  t->self = owner_new(t, cfg->self, &err);
+  t->self = routes_owner_new(t, cfg->self, &err);
   if (!t->self) {
     wr_routes_del(t);
     return err;
@@ -703,18 +252,6 @@ int wr_routes_new(wr_routes **pt, const wr_routes_config *cfg,
   t->self->epoch = cfg->epoch;
   *pt = t;
   return 0;
-}
-
-static void hfree(wr_routes *t, rt_hash *h) {
-  size_t i;
-  for (i = 0; i < h->nb; i++) {
-    hnode *x = h->b[i], *nx;
-    for (; x; x = nx) {
-      nx = x->next;
-      wr_mem_free(t->mem, x);
-    }
-  }
-  wr_mem_free(t->mem, h->b);
 }
 
 void wr_routes_del(wr_routes *t) {
@@ -731,9 +268,9 @@ void wr_routes_del(wr_routes *t) {
     }
   }
   wr_mem_free(t->mem, t->iq);
-  hfree(t, &t->names);
-  hfree(t, &t->owners);
-  hfree(t, &t->accts);
+  routes_hfree(t, &t->names);
+  routes_hfree(t, &t->owners);
+  routes_hfree(t, &t->accts);
   wr_mem_free(t->mem, t);
 }
 
@@ -803,10 +340,10 @@ int wr_routes_bind(wr_routes *t, const char *name, const char *account,
       !enclen)
     return WR_ERR_INVAL;
   if (t->in_callback) return WR_ERR_INTERNAL; /* see wr_routes_callbacks */
-  nm = name_find(t, name);
+  nm = routes_name_find(t, name);
   x = entry_of(nm, t->self);
   if (nm) {
-    decide(nm, &v);
+    routes_decide(nm, &v);
     if (v.win && strcmp(v.win->s, account) != 0) return WR_ERR_EXISTS;
     /* Same (name, session, account, options) still active: a refresh,
      * not a new write.  Re-writing would raise the version and let an
@@ -817,23 +354,24 @@ int wr_routes_bind(wr_routes *t, const char *name, const char *account,
       return encode_out(x, enc, enclen);
     /* A move keeps the account's original claim time. */
     for (e = nm->entries; e; e = e->nnext)
-      if (candidate(e) && strcmp(e->acct->s, account) == 0 &&
+      if (routes_candidate(e) && strcmp(e->acct->s, account) == 0 &&
           (!claimed || e->claimed_at < claimed))
         claimed = e->claimed_at;
   }
   uint64_t version = next_version(t, nm);
   if (!version || t->self_seq >= WR_ROUTE_VERSION_MAX) return WR_ERR_LIMIT;
   /* Our own log keeps within what every peer accepts of one owner. */
-  if (!x && over_quota(t, t->self, entry_cost(strlen(name), strlen(account))))
+  if (!x && routes_over_quota(t, t->self,
+                              routes_entry_cost(strlen(name), strlen(account))))
     return WR_ERR_LIMIT;
   /* Every allocation before the first change, so a failure leaves the
    * table as it was. */
-  a = acct_get(t, account);
+  a = routes_acct_get(t, account);
   if (!a) return WR_ERR_NOMEM;
   if (!nm) {
     nm = name_new(t, name);
     if (!nm) {
-      acct_put(t, a);
+      routes_acct_put(t, a);
       return WR_ERR_NOMEM;
     }
     fresh_name = 1;
@@ -841,7 +379,7 @@ int wr_routes_bind(wr_routes *t, const char *name, const char *account,
   if (!x) {
     x = wr_mem_calloc(t->mem, 1, sizeof *x);
     if (!x) {
-      acct_put(t, a);
+      routes_acct_put(t, a);
       if (fresh_name) name_drop_if_empty(t, nm);
       return WR_ERR_NOMEM;
     }
@@ -853,11 +391,11 @@ int wr_routes_bind(wr_routes *t, const char *name, const char *account,
     t->nentries++;
     /* Linked into our log by self_rewrite, once it has its seq. */
   } else {
-    t->self->bytes -= entry_cost_of(x);
-    acct_put(t, x->acct);
+    t->self->bytes -= routes_entry_cost_of(x);
+    routes_acct_put(t, x->acct);
   }
   x->acct = a;
-  t->self->bytes += entry_cost_of(x);
+  t->self->bytes += routes_entry_cost_of(x);
   memcpy(x->session, session, WR_ROUTE_SESSION_LEN);
   x->options = options;
   x->state = WR_ROUTE_ACTIVE;
@@ -866,7 +404,7 @@ int wr_routes_bind(wr_routes *t, const char *name, const char *account,
     t->lamport = version;
   x->claimed_at = claimed ? claimed : x->version;
   self_rewrite(t, x, now);
-  recompute(t, nm);
+  routes_recompute(t, nm);
   return encode_out(x, enc, enclen);
 }
 
@@ -876,7 +414,7 @@ int wr_routes_release(wr_routes *t, const char *name, uint8_t *enc,
   rt_entry *x;
   if (!name || !enc || !enclen) return WR_ERR_INVAL;
   if (t->in_callback) return WR_ERR_INTERNAL;
-  nm = name_find(t, name);
+  nm = routes_name_find(t, name);
   x = entry_of(nm, t->self);
   if (!x || x->state != WR_ROUTE_ACTIVE) return WR_ERR_NOTFOUND;
   uint64_t version = next_version(t, nm);
@@ -886,8 +424,8 @@ int wr_routes_release(wr_routes *t, const char *name, uint8_t *enc,
   if (version > t->lamport && version <= LAMPORT_SANE_MAX)
     t->lamport = version;
   self_rewrite(t, x, now);
-  gc_want(t, now + t->cfg.released_grace_ms);
-  recompute(t, nm);
+  routes_gc_want(t, now + t->cfg.released_grace_ms);
+  routes_recompute(t, nm);
   return encode_out(x, enc, enclen);
 }
 
@@ -903,7 +441,7 @@ int routes_entry_is_news(const wr_routes *t, const wr_route_entry *e) {
     return 0;
   if (e->epoch > o->epoch) return 1;
   if (e->seq <= o->wm) return 0;
-  x = entry_of(name_find(t, e->name), o);
+  x = entry_of(routes_name_find(t, e->name), o);
   return !x || x->seq < e->seq;
 }
 
@@ -924,11 +462,11 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, int charge,
     /* A made-up owner each time must not get around the per-owner
      * quota: owners membership never reported are few, and small. */
     if (t->nunknown >= t->cfg.max_unknown_owners &&
-        !owner_is_known(t, e->owner)) {
+        !routes_owner_is_known(t, e->owner)) {
       t->st.unknown_drops++;
       return RT_RATE_DROPPED;
     }
-    o = owner_new(t, e->owner, &err);
+    o = routes_owner_new(t, e->owner, &err);
     if (!o) {
       if (err == WR_ERR_LIMIT) {
         t->st.quota_drops++;
@@ -937,7 +475,7 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, int charge,
       return err;
     }
     o->epoch = e->epoch;
-    owner_first_state(t, o, now);
+    routes_owner_first_state(t, o, now);
   }
   if (e->epoch < o->epoch || (o->collected && e->epoch == o->epoch))
     goto stale;
@@ -952,14 +490,14 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, int charge,
       o->unknown_held = 1;
       t->nunknown++;
     }
-    owner_new_epoch(t, o, e->epoch);
+    routes_owner_new_epoch(t, o, e->epoch);
   }
   if (e->seq <= o->wm) goto stale;
-  nm = name_find(t, e->name);
+  nm = routes_name_find(t, e->name);
   x = entry_of(nm, o);
   if (x && x->seq >= e->seq) {
     /* Replaced already: the seq is accounted for all the same. */
-    owner_seen(o, e->seq);
+    routes_owner_seen(o, e->seq);
     goto stale;
   }
   /* News from here on.  Over its owner's rate it is dropped before it
@@ -970,16 +508,17 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, int charge,
     t->st.unknown_drops++;
     return RT_RATE_DROPPED;
   }
-  if (!x && over_quota(t, o, entry_cost(strlen(e->name), strlen(e->account)))) {
+  if (!x && routes_over_quota(
+                t, o, routes_entry_cost(strlen(e->name), strlen(e->account)))) {
     t->st.quota_drops++;
     return 0;
   }
-  a = acct_get(t, e->account);
+  a = routes_acct_get(t, e->account);
   if (!a) return WR_ERR_NOMEM;
   if (!nm) {
     nm = name_new(t, e->name);
     if (!nm) {
-      acct_put(t, a);
+      routes_acct_put(t, a);
       return WR_ERR_NOMEM;
     }
     fresh_name = 1;
@@ -987,7 +526,7 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, int charge,
   if (!x) {
     x = wr_mem_calloc(t->mem, 1, sizeof *x);
     if (!x) {
-      acct_put(t, a);
+      routes_acct_put(t, a);
       if (fresh_name) name_drop_if_empty(t, nm);
       return WR_ERR_NOMEM;
     }
@@ -999,11 +538,11 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, int charge,
     t->nentries++;
   } else {
     log_unlink(o, x);
-    o->bytes -= entry_cost_of(x);
-    acct_put(t, x->acct);
+    o->bytes -= routes_entry_cost_of(x);
+    routes_acct_put(t, x->acct);
   }
   x->acct = a;
-  o->bytes += entry_cost_of(x);
+  o->bytes += routes_entry_cost_of(x);
   memcpy(x->session, e->session, WR_ROUTE_SESSION_LEN);
   x->seq = e->seq;
   x->version = e->version;
@@ -1013,12 +552,12 @@ int routes_apply_entry(wr_routes *t, const wr_route_entry *e, int charge,
   x->at = now;
   x->tag = 0; /* a new write: no full log has confirmed it */
   log_insert(o, x);
-  owner_seen(o, e->seq);
+  routes_owner_seen(o, e->seq);
   if (x->state == WR_ROUTE_RELEASED)
-    gc_want(t, now + t->cfg.released_grace_ms);
-  if (o->dead) gc_want(t, o->dead_since + t->cfg.dead_grace_ms);
+    routes_gc_want(t, now + t->cfg.released_grace_ms);
+  if (o->dead) routes_gc_want(t, o->dead_since + t->cfg.dead_grace_ms);
   t->st.applied++;
-  recompute(t, nm);
+  routes_recompute(t, nm);
   return 1;
 stale:
   t->st.stale++;
@@ -1056,7 +595,7 @@ static void self_new_epoch(wr_routes *t, uint64_t collected_epoch,
   for (e = o->head; e; e = ne) {
     ne = e == last ? NULL : e->lnext;
     if (e->state != WR_ROUTE_ACTIVE) {
-      entry_remove(t, e);
+      routes_entry_remove(t, e);
       continue;
     }
     self_rewrite(t, e, now);
@@ -1089,7 +628,7 @@ int routes_apply_mark(wr_routes *t, const rt_mark *m, wr_tstamp now) {
   }
   o = routes_owner_find(t, m->owner);
   if (!o) {
-    o = owner_new(t, m->owner, &err);
+    o = routes_owner_new(t, m->owner, &err);
     if (!o) {
       if (err == WR_ERR_LIMIT) {
         t->st.quota_drops++;
@@ -1098,13 +637,13 @@ int routes_apply_mark(wr_routes *t, const rt_mark *m, wr_tstamp now) {
       return err;
     }
     o->epoch = m->epoch;
-    owner_first_state(t, o, now);
+    routes_owner_first_state(t, o, now);
   }
   if (m->epoch < o->epoch || (o->collected && m->epoch == o->epoch))
     return 0;
-  if (m->epoch > o->epoch) owner_new_epoch(t, o, m->epoch);
+  if (m->epoch > o->epoch) routes_owner_new_epoch(t, o, m->epoch);
   if (m->collected) {
-    owner_collect(t, o, now);
+    routes_owner_collect(t, o, now);
     t->st.collected++;
     return 1;
   }
@@ -1123,26 +662,26 @@ void routes_drop_untagged(wr_routes *t, rt_owner *o, uint64_t hi,
     if (e->tag == tag) continue;
     o->gc_floor = WR_MAX(o->gc_floor, e->seq);
     t->st.collected++;
-    entry_remove(t, e);
+    routes_entry_remove(t, e);
   }
 }
 
 rt_entry *routes_entry_find(const wr_routes *t, const rt_owner *o,
                             const char *name) {
-  return entry_of(name_find(t, name), o);
+  return entry_of(routes_name_find(t, name), o);
 }
 
 rt_owner *routes_owner_at(wr_routes *t, const char *id, uint64_t epoch) {
   rt_owner *o = routes_owner_find(t, id);
   int err = 0;
   if (!o) {
-    o = owner_new(t, id, &err);
+    o = routes_owner_new(t, id, &err);
     if (!o) return NULL;
     o->epoch = epoch;
   }
   if (o->is_self || epoch < o->epoch || (o->collected && epoch == o->epoch))
     return NULL;
-  if (epoch > o->epoch) owner_new_epoch(t, o, epoch);
+  if (epoch > o->epoch) routes_owner_new_epoch(t, o, epoch);
   return o;
 }
 
@@ -1154,7 +693,7 @@ void wr_routes_owner_epoch(wr_routes *t, const char *owner, uint64_t epoch,
     return;
   rt_owner *o = routes_owner_find(t, owner);
   if (!o || epoch <= o->epoch) return;
-  owner_new_epoch(t, o, epoch);
+  routes_owner_new_epoch(t, o, epoch);
 }
 
 void wr_routes_owner_state(wr_routes *t, const char *owner,
@@ -1169,146 +708,22 @@ void wr_routes_owner_state(wr_routes *t, const char *owner,
      * still in flight from it do not resolve.  Failing to remember it
      * only costs that. */
     if (!dead || !routes_text_ok(owner, WR_ROUTE_OWNER_MAX)) return;
-    o = owner_new(t, owner, &err);
+    o = routes_owner_new(t, owner, &err);
     if (!o) return;
   }
   if (o->unknown) { /* membership knows it now, dead or alive */
     o->unknown = 0;
-    unknown_release(t, o);
+    routes_unknown_release(t, o);
   }
   if (o->dead == dead) return;
   o->dead = (uint8_t)dead;
   if (dead) {
     o->dead_since = now;
-    gc_want(t, now + t->cfg.dead_grace_ms);
+    routes_gc_want(t, now + t->cfg.dead_grace_ms);
   }
   for (e = o->head; e; e = ne) {
     ne = e->lnext;
-    recompute(t, e->name);
+    routes_recompute(t, e->name);
   }
 }
 
-/* ---- timers ----------------------------------------------------------- */
-
-wr_tstamp wr_routes_deadline(const wr_routes *t) { return t->next_gc; }
-
-static void min_into(wr_tstamp *a, wr_tstamp b) {
-  if (b < *a) *a = b;
-}
-
-void wr_routes_tick(wr_routes *t, wr_tstamp now) {
-  size_t i;
-  wr_tstamp next = WR_TSTAMP_NONE;
-  if (now < t->next_gc) return;
-  t->last_gc = now;
-  t->next_gc = WR_TSTAMP_NONE;
-  for (i = 0; i < t->owners.nb; i++) {
-    rt_owner *o, *no;
-    for (o = t->owners.b[i]; o; o = no) {
-      rt_entry *e, *ne;
-      no = o->hnext;
-      if (o->collected) {
-        if (now - o->tomb_at >= t->cfg.owner_tombstone_ms)
-          owner_free(t, o);
-        else
-          min_into(&next, o->tomb_at + t->cfg.owner_tombstone_ms);
-        continue;
-      }
-      if (o->dead) {
-        if (now - o->dead_since >= t->cfg.dead_grace_ms) {
-          /* No log to collect: the record stays, because it is what
-           * remembers that swim said DEAD (freeing it would make a late
-           * entry from this owner resolve again). */
-          if (o->epoch == 0 && !o->head) continue;
-          owner_collect(t, o, now);
-          t->st.collected++;
-          min_into(&next, now + t->cfg.owner_tombstone_ms);
-          continue;
-        }
-        min_into(&next, o->dead_since + t->cfg.dead_grace_ms);
-      }
-      /* Tombstones: old enough AND at or below the watermark, so any
-       * copy of an older entry of the name that a peer might still send
-       * is old news here (seq <= watermark) and cannot come back. */
-      for (e = o->head; e; e = ne) {
-        ne = e->lnext;
-        if (e->state != WR_ROUTE_RELEASED) continue;
-        if (e->seq <= o->wm && now - e->at >= t->cfg.released_grace_ms) {
-          o->gc_floor = WR_MAX(o->gc_floor, e->seq);
-          t->st.collected++;
-          entry_remove(t, e);
-        } else if (e->seq > o->wm) {
-          min_into(&next, now + gc_step(t)); /* wait for the watermark */
-        } else {
-          min_into(&next, e->at + t->cfg.released_grace_ms);
-        }
-      }
-    }
-  }
-  if (next != WR_TSTAMP_NONE) gc_want(t, next);
-}
-
-/* ---- queries ---------------------------------------------------------- */
-
-size_t wr_routes_resolve(const wr_routes *t, const char *name,
-                         wr_route_entry *out, size_t cap) {
-  const rt_name *nm = name ? name_find(t, name) : NULL;
-  const rt_entry *e;
-  size_t n = 0;
-  int pass;
-  if (!nm || !nm->routed) return 0;
-  for (pass = 0; pass < 2; pass++)
-    for (e = nm->entries; e; e = e->nnext) {
-      if (!e->serving || (pass == 0) != (e->owner->is_self != 0)) continue;
-      if (n < cap) routes_entry_export(e, &out[n]);
-      n++;
-    }
-  return n;
-}
-
-size_t wr_routes_explain(const wr_routes *t, const char *name,
-                         void (*fn)(const wr_route_entry *e,
-                                    wr_route_verdict v, void *ud),
-                         void *ud) {
-  const rt_name *nm = name ? name_find(t, name) : NULL;
-  const rt_entry *e;
-  verdict v;
-  size_t n = 0;
-  if (!nm) return 0;
-  decide(nm, &v);
-  for (e = nm->entries; e; e = e->nnext, n++) {
-    wr_route_entry x;
-    routes_entry_export(e, &x);
-    if (fn) fn(&x, verdict_of(&v, e), ud);
-  }
-  return n;
-}
-
-void wr_routes_foreach(const wr_routes *t,
-                       void (*fn)(const wr_route_entry *winner,
-                                  size_t nserving, void *ud),
-                       void *ud) {
-  size_t i;
-  for (i = 0; i < t->names.nb; i++) {
-    const rt_name *nm;
-    for (nm = t->names.b[i]; nm; nm = nm->hnext) {
-      const rt_entry *e, *w = NULL;
-      size_t n = 0;
-      wr_route_entry x;
-      if (!nm->routed) continue;
-      for (e = nm->entries; e; e = e->nnext)
-        if (e->serving) {
-          n++;
-          if (!w || newer(e, w)) w = e;
-        }
-      routes_entry_export(w, &x);
-      fn(&x, n, ud);
-    }
-  }
-}
-
-size_t wr_routes_count(const wr_routes *t) { return t->nrouted; }
-
-void wr_routes_digest(const wr_routes *t, uint8_t out[16]) {
-  memcpy(out, t->digest, 16);
-}

@@ -832,6 +832,34 @@ static void test_link_window_stuck_streams(void **state) {
   teardown_pair();
 }
 
+/* The same with the stuck streams written through
+ * wr_mux_stream_write_ext (the owner relaying into a node link): what
+ * they hold counts toward the fair share as any write does, so the live
+ * stream gets 32 KiB, not the whole 64 KiB left of the link. */
+static void test_fair_credit_ext(void **state) {
+  (void)state;
+  wr_mux_config ca, cb;
+  small_windows(&ca, &cb, 65536, 4 * 65536);
+  fill_pattern();
+  setup_pair(&ca, &cb, NULL);
+  ext_given = ext_released = 0;
+  assert_int_equal(pump(), 0);
+  uint32_t stuck[3], live;
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &stuck[i], NULL), 0);
+    size_t c = wr_mux_stream_credit(A.m, stuck[i]);
+    assert_int_equal(c, 65536);
+    assert_int_equal(wr_mux_stream_write_ext(A.m, stuck[i], ext_buf(0, c), c,
+                                             ext_release),
+                     c);
+  }
+  assert_int_equal(wr_mux_stream_open(A.m, NULL, 0, &live, NULL), 0);
+  assert_int_equal(pump(), 0);
+  assert_int_equal(wr_mux_stream_credit(A.m, live), 32768);
+  teardown_pair();
+  assert_int_equal(ext_released, ext_given);
+}
+
 /*
  * Fair link credit (mux.c): a flood of new streams whose reader never
  * consumes (slow readers of large responses) must leave link credit for
@@ -1822,6 +1850,7 @@ int main(void) {
       cmocka_unit_test(test_control_queue_cap),
       cmocka_unit_test(test_link_window_stuck_streams),
       cmocka_unit_test(test_fair_credit_flood),
+      cmocka_unit_test(test_fair_credit_ext),
       cmocka_unit_test(test_fair_credit_short_flush),
       cmocka_unit_test(test_fair_credit_needs_step),
       cmocka_unit_test(test_wake_least_served_first),
