@@ -491,6 +491,12 @@ static void print_json(const cli *c, const sim_result *r) {
   jnum("detect_first_min_ms", r->detect_first_min_ms, 0);
   printf("\"detected_all\":%u,\"detect_bound_ms\":%llu,", r->detected_all,
          (unsigned long long)r->bound_ms);
+  printf("\"detect_victims_ms\":[");
+  for (uint32_t k = 0; k < r->killed && k < SIM_VICTIMS_SHOWN; k++)
+    printf("%s[%lld,%lld,%lld]", k ? "," : "",
+           (long long)r->victim_ms[k][0], (long long)r->victim_ms[k][1],
+           (long long)r->victim_ms[k][2]);
+  printf("],");
   jnum("route_converge_all_ms", r->route_all_ms, 0);
   printf("\"false_positives_by_healthy\":%llu,"
          "\"false_positives_healthy_victims\":%llu,",

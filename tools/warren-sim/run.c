@@ -92,6 +92,12 @@ static void measure(sim *s) {
         r->detect_first_min_ms = f;
     }
     if (s->kill_all[k]) r->detected_all++;
+    if (k < SIM_VICTIMS_SHOWN) {
+      const uint64_t at[3] = {s->kill_susp[k], s->kill_first[k],
+                              s->kill_all[k]};
+      for (int j = 0; j < 3; j++)
+        r->victim_ms[k][j] = at[j] ? (int64_t)(at[j] - s->kill_at) : -1;
+    }
   }
   if (s->nkill && r->detected_all == s->nkill)
     for (uint32_t k = 0; k < s->nkill; k++) {
@@ -264,6 +270,7 @@ static void free_tables(sim *s) {
   free(s->kill_count);
   free(s->kill_first);
   free(s->kill_all);
+  free(s->kill_susp);
   free(s->fp_member);
   free(s->region);
   free(s->region_names);
@@ -360,9 +367,10 @@ int sim_run(const sim_opts *o, sim_result *r) {
   s.kill_count = calloc(s.nkill + 1, sizeof *s.kill_count);
   s.kill_first = calloc(s.nkill + 1, sizeof *s.kill_first);
   s.kill_all = calloc(s.nkill + 1, sizeof *s.kill_all);
+  s.kill_susp = calloc(s.nkill + 1, sizeof *s.kill_susp);
   s.fp_member = calloc(n, 1);
   if (!s.kill_list || !s.kill_slot || !s.kill_seen || !s.kill_count ||
-      !s.kill_first || !s.kill_all || !s.fp_member)
+      !s.kill_first || !s.kill_all || !s.kill_susp || !s.fp_member)
     goto nomem;
   for (size_t i = 0; i < n; i++) s.kill_slot[i] = -1;
   r->bound_ms = detect_bound(&s.cfg, s.n, o->loss);

@@ -117,6 +117,8 @@ static void on_member_changed(wr_swim *sw, const wr_swim_member_info *m,
               (unsigned long long)sim_net_now(s->net), s->ids[nd->idx], m->id);
   } else if (m->state == WR_SWIM_SUSPECT && !truly_dead) {
     s->r->suspect_events++;
+  } else if (m->state == WR_SWIM_SUSPECT && !s->kill_susp[k]) {
+    s->kill_susp[k] = sim_net_now(s->net);
   }
 }
 

@@ -71,6 +71,7 @@ typedef struct sim_opts {
 
 #define SIM_NEVER (-2)
 #define SIM_REGIONS_MAX 16
+#define SIM_VICTIMS_SHOWN 16
 
 typedef struct sim_result {
   uint32_t nodes, killed, routes;
@@ -81,6 +82,11 @@ typedef struct sim_result {
   int64_t detect_first_ms; /* max over killed of first-detection time */
   int64_t detect_all_ms;   /* max over killed of all-live-nodes time */
   int64_t detect_first_min_ms;
+  /* Where each victim's time went (the first SIM_VICTIMS_SHOWN killed,
+   * -1 where it never happened), from its death: the first suspicion
+   * anywhere (someone probed it and the probe failed), the first DEAD
+   * (the suspicion's timer), every live node's DEAD (the spread). */
+  int64_t victim_ms[SIM_VICTIMS_SHOWN][3];
   uint32_t detected_all; /* killed nodes every live node marked dead */
   /* false positives: never-killed members declared dead by anyone */
   uint64_t false_positives;
