@@ -5,6 +5,7 @@
  * comment says why and docs/SWIM.md has the simulator runs behind it.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +251,22 @@ int wr_swim_config_profile(wr_swim_config *c, const char *name) {
     return WR_ERR_INVAL;
   }
   return 0;
+}
+
+/* The suspicion timer's two ends (swim.h): memberlist's shape, min =
+ * mult * max(1, log10 n) probe intervals and max =
+ * suspicion_max_timeout_mult * min (lan() above says what each end is
+ * for).  The core's timers and the simulator's bounds both come from
+ * here, so they cannot drift apart. */
+void wr_swim_suspicion_bounds(const wr_swim_config *c, unsigned mult,
+                              size_t n, uint64_t *pmin, uint64_t *pmax) {
+  double decades = log10((double)(n ? n : 1));
+  if (decades < 1) decades = 1;
+  uint64_t min = (uint64_t)(mult * decades * (double)c->probe_interval_ms);
+  uint64_t max = min;
+  if (c->lifeguard) max *= c->suspicion_max_timeout_mult;
+  *pmin = min;
+  *pmax = max < min ? min : max;
 }
 
 /* The tunables by name, for --config files, flags and the simulator. */

@@ -482,21 +482,14 @@ static int susp_start(wr_swim *sw, size_t i, const char *accuser,
     }
   }
   s->regional = regional;
-  double scale = log10((double)(n ? n : 1));
-  if (scale < 1) scale = 1;
-  s->min_ms = (uint64_t)(mult * scale *
-                         (double)sw->cfg.probe_interval_ms);
+  wr_swim_suspicion_bounds(&sw->cfg, mult, n, &s->min_ms, &s->max_ms);
+  s->k = 0;
   if (sw->cfg.lifeguard) {
-    s->max_ms = s->min_ms * sw->cfg.suspicion_max_timeout_mult;
     /* Confirmations can only come from members other than the suspect
      * and us. */
     s->k = sw->cfg.suspicion_confirmations;
     if (n < 2 || n - 2 < s->k) s->k = 0;
-  } else {
-    s->max_ms = s->min_ms;
-    s->k = 0;
   }
-  if (s->max_ms < s->min_ms) s->max_ms = s->min_ms;
   if (remote) {
     /* A suspicion belongs to the suspect's region: its members probe
      * it, confirm it and declare it dead, and their verdict reaches us

@@ -7,7 +7,7 @@
  * predicts from the config (src/swim/swim.c), with the margin the
  * measurements need and no more, so that a regression fails:
  *
- *   suspicion  min = suspicion_mult * max(1, log10 n) * probe_interval:
+ *   suspicion  min (wr_swim_suspicion_bounds, src/swim/config.c):
  *              a dead member gathers its k confirmations within about
  *              one probe interval (confirmation probes, and the
  *              round-robin probes that fail), so its timer runs at the
@@ -47,19 +47,14 @@
  * accuser), or the fixed minimum in plain SWIM.  Awareness does not
  * stretch it (swim.c, susp_start). */
 static uint64_t suspicion_max_ms(const wr_swim_config *c, uint32_t n) {
-  double scale = log10((double)(n ? n : 1));
-  if (scale < 1) scale = 1;
-  uint64_t t =
-      (uint64_t)(c->suspicion_mult * scale * (double)c->probe_interval_ms);
-  if (c->lifeguard) t *= c->suspicion_max_timeout_mult;
-  return t;
+  uint64_t min, max;
+  wr_swim_suspicion_bounds(c, c->suspicion_mult, n, &min, &max);
+  return max;
 }
 
 static uint64_t detect_bound(const wr_swim_config *c, uint32_t n, double loss) {
-  double scale = log10((double)(n ? n : 1));
-  if (scale < 1) scale = 1;
-  uint64_t susp =
-      (uint64_t)(c->suspicion_mult * scale * (double)c->probe_interval_ms);
+  uint64_t susp, max;
+  wr_swim_suspicion_bounds(c, c->suspicion_mult, n, &susp, &max);
   /* Loss stretches every step (a lost ack, a lost relay, a lost push;
    * Lifeguard awareness slows the prober): 1 + 5p per round, fitted to
    * the slowest of 60 deaths at each of 0, 10 and 30 % loss. */
