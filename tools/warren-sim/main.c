@@ -491,6 +491,21 @@ static void print_json(const cli *c, const sim_result *r) {
   jnum("detect_first_min_ms", r->detect_first_min_ms, 0);
   printf("\"detected_all\":%u,\"detect_bound_ms\":%llu,", r->detected_all,
          (unsigned long long)r->bound_ms);
+  printf("\"refute_lag\":{\"n\":%llu,", (unsigned long long)r->lag_count);
+  jnum("p50_ms", r->lag_p50_ms, 0);
+  jnum("p99_ms", r->lag_p99_ms, 0);
+  jnum("p999_ms", r->lag_p999_ms, 0);
+  jnum("p9999_ms", r->lag_p9999_ms, 0);
+  jnum("max_ms", r->lag_max_ms, 0);
+  printf("\"at_least_ms\":{");
+  for (int t = 0; t < SIM_LAG_THRESHOLDS; t++)
+    printf("%s\"%llu\":%llu", t ? "," : "",
+           (unsigned long long)sim_lag_thresholds_ms[t],
+           (unsigned long long)r->lag_over[t]);
+  printf("},");
+  printf("\"over_min\":%llu,\"min_ms\":%llu,\"lost\":%llu},",
+         (unsigned long long)r->lag_over_min,
+         (unsigned long long)r->lag_min_ms, (unsigned long long)r->lag_lost);
   printf("\"detect_victims_ms\":[");
   for (uint32_t k = 0; k < r->killed && k < SIM_VICTIMS_SHOWN; k++)
     printf("%s[%lld,%lld,%lld]", k ? "," : "",

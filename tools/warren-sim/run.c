@@ -99,6 +99,7 @@ static void measure(sim *s) {
       int64_t a = (int64_t)(s->kill_all[k] - s->kill_at);
       if (a > r->detect_all_ms) r->detect_all_ms = a;
     }
+  sim_lag_result(s->lag, r);
   for (uint32_t i = 0; i < s->n; i++) {
     r->false_positives += s->fp_member[i] & 1;
     r->fp_by_healthy += (s->fp_member[i] >> 1) & 1;
@@ -267,6 +268,8 @@ static void free_tables(sim *s) {
   free(s->kill_all);
   free(s->kill_susp);
   free(s->fp_member);
+  sim_lag_free(s->lag);
+  s->lag = NULL;
   free(s->region);
   free(s->region_names);
   free(s->kill_count_region);
@@ -369,6 +372,12 @@ int sim_run(const sim_opts *o, sim_result *r) {
     goto nomem;
   for (size_t i = 0; i < n; i++) s.kill_slot[i] = -1;
   r->bound_ms = detect_bound(&s.cfg, s.n, o->loss);
+  {
+    uint64_t min, max;
+    wr_swim_suspicion_bounds(&s.cfg, s.cfg.suspicion_mult, s.n, &min, &max);
+    s.lag = sim_lag_new(min);
+    if (!s.lag) goto nomem;
+  }
   r->fp_needed_ms = 2 * suspicion_max_ms(&s.cfg, s.n);
   /* The core's sync period (swim.c, sync_interval: memberlist's
    * pushPullScale, one more period per doubling above 32 members). */
