@@ -305,6 +305,7 @@ typedef struct wr_swim_stats {
    * members); a converged fleet adds B and 0. */
   uint64_t sync_buckets, sync_buckets_differ;
   uint64_t reconnects;   /* syncs started with a failed member */
+  uint64_t syncs_catchup;/* syncs started for wr_swim_sync_behind */
   unsigned awareness;    /* current Lifeguard score, 0..awareness_max */
   uint32_t incarnation;  /* ours */
   size_t broadcast_queue;/* updates still being piggybacked (both queues) */
@@ -458,6 +459,16 @@ int wr_swim_packet_peek(const wr_swim *sw, const uint8_t *pkt, size_t len,
  * member); the deadline is part of wr_swim_deadline.  Call until it
  * returns 0: more than one may be due at once. */
 int wr_swim_sync_due(wr_swim *sw, wr_addr *peer, wr_tstamp now);
+/* The application missed state only a sync brings back (the routes
+ * table dropped gossiped entries: an owner over its ingest rate, a full
+ * ingest queue).  Runs up to 3 catch-up syncs with random live members,
+ * the first within a second, the others at doubling gaps of at least
+ * max(2 s, an eighth of the periodic interval); reported by
+ * wr_swim_sync_due like the periodic ones, counted in syncs_catchup.
+ * Another call while they are pending restarts the count, not the
+ * clock.  No-op with sync_interval_ms 0.  Not from inside a swim
+ * callback or sync hook. */
+void wr_swim_sync_behind(wr_swim *sw, wr_tstamp now);
 /* |initiator| 1 for the connecting side.  The session keeps a pointer to
  * |sw| and must be freed before it.  Returns 0, WR_ERR_NOMEM (also when
  * the app_sync begin hook returned NULL) or, for an initiator whose first

@@ -103,7 +103,7 @@ typedef struct app {
     uint64_t version, seen;
   } ev[64];
   size_t nev;
-  uint64_t *m_swim[40];
+  uint64_t *m_swim[48];
   int64_t *g_swim[8];
 } app;
 

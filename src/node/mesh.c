@@ -102,6 +102,10 @@ struct wr_mesh {
   char dead[DEAD_MAX][WR_ROUTE_OWNER_MAX + 1];
   size_t ndead;
   uint64_t routes_changed_at; /* uv_now of the last resolution change */
+  /* Gossiped entries the table dropped (rate, queue, unknown owner) as
+   * of the last settle(), and whether the flush owes swim a report. */
+  uint64_t drops_seen;
+  int behind;
   uint64_t c[MC_N];           /* our own counters, mirrored at scrapes */
   uint64_t *mc[MC_N];
   int64_t *mg[MG_N];
@@ -227,9 +231,24 @@ static void arm_timer(wr_mesh *m) {
  * and queued evictions and gossip wait for the flush. */
 static void on_flush(uv_timer_t *h);
 
+/* Entries dropped at ingest are not lost for good (ingest.c): the next
+ * anti-entropy sync offers them again.  But the periodic one may be a
+ * whole interval away, so a drop asks swim for catch-up syncs
+ * (wr_swim_sync_behind), from the flush: never from inside swim. */
+static void note_drops(wr_mesh *m) {
+  wr_routes_stats st;
+  wr_routes_get_stats(m->rt, &st);
+  uint64_t n = st.rate_drops + st.ingest_drops + st.unknown_drops;
+  if (n != m->drops_seen) {
+    m->drops_seen = n;
+    m->behind = 1;
+  }
+}
+
 static void settle(wr_mesh *m) {
   arm_timer(m);
-  if ((m->nevq || m->nrecheck || m->ndead || m->out_head) &&
+  note_drops(m);
+  if ((m->nevq || m->nrecheck || m->ndead || m->out_head || m->behind) &&
       !m->closing_handles)
     uv_timer_start(&m->flush, on_flush, 0, 0);
 }
@@ -266,6 +285,11 @@ static void on_flush(uv_timer_t *h) {
                    "why=declared_dead", id, n);
   }
   broadcast_pending(m);
+  if (m->behind && m->swim) {
+    m->behind = 0;
+    wr_swim_sync_behind(wr_swim_uv_core(m->swim), now_ms(m));
+    wr_swim_uv_kick(m->swim);
+  }
   arm_timer(m);
 }
 
@@ -430,6 +454,8 @@ int wr_mesh_user_update(wr_mesh *m, const wr_swim_update *u) {
     if (after.rate_drops == before.rate_drops &&
         after.ingest_drops == before.ingest_drops)
       m->c[MC_GOSSIP_RX_OLD]++;
+    else
+      settle(m);
   } else {
     m->c[MC_REJECTED]++;
     WR_LOG_DEBUGF("mesh", "route_rejected", "origin=%s err=%s", u->id,

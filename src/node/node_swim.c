@@ -27,7 +27,7 @@ enum {
   MS_EVICTED_USER, MS_SYNC_VERSION, MS_SYNC_APP_REJECTED, MS_SYNC_IDLE,
   MS_CONFIRM_PROBES, MS_STALE_CORRECTIONS, MS_LAST_CHANCE, MS_INDIRECT,
   MS_NACKS, MS_FOREIGN, MS_REAPED, MS_SYNC_BUCKETS, MS_SYNC_BUCKETS_DIFFER,
-  MS_CROSS_PROBES, MS_REGION_SILENT, MS_N
+  MS_SYNC_CATCHUP, MS_CROSS_PROBES, MS_REGION_SILENT, MS_N
 };
 enum { GS_AWARENESS, GS_INCARNATION, GS_ALIVE, GS_SUSPECT, GS_DEAD, GS_LEFT,
        GS_QUEUE_MEMBER, GS_QUEUE_USER, GS_N };
@@ -52,8 +52,8 @@ static void swim_collect(void *ud) {
       st.syncs_version, st.syncs_app_rejected, us.sync_idle,
       st.confirm_probes, st.stale_corrections, st.last_chance_probes,
       st.indirect_probes, st.nacks_rx, st.rx_foreign, st.reaped,
-      st.sync_buckets, st.sync_buckets_differ, st.cross_probes,
-      st.region_silent_probes};
+      st.sync_buckets, st.sync_buckets_differ, st.syncs_catchup,
+      st.cross_probes, st.region_silent_probes};
   for (int i = 0; i < MS_N; i++) *a->m_swim[i] = v[i];
   json_int_t c[4];
   count_members(a, c);
@@ -133,6 +133,10 @@ static void swim_metrics(app *a, wr_metrics *m) {
        "them found to differ (each costs both sides' digests of its "
        "members; a converged fleet adds only compared)."},
       {"warren_swim_sync_buckets_total", "result", "differ", NULL},
+      {"warren_swim_syncs_catchup_total", NULL, NULL,
+       "Syncs started early because this node dropped gossiped routes "
+       "(over an owner's ingest rate, ingest queue full) that only a sync "
+       "brings back."},
       {"warren_swim_cross_probes_total", NULL, NULL,
        "Probes sent to a member of another region (region-aware "
        "membership: one probe in region-cross-probe)."},

@@ -155,6 +155,10 @@ struct wr_swim {
   unsigned hello_next;
   int sync_now;
   wr_addr sync_peer;
+  /* Catch-up syncs the application asked for (wr_swim_sync_behind): when
+   * the next is due (0: none) and how many are left. */
+  wr_tstamp catchup_at;
+  unsigned catchup_left;
   /* The sender of the datagram being applied, while stale news in it
    * may still get a direct correction (correct_stale); family 0 when
    * none (a sync, or one correction already sent for this packet). */
@@ -1527,6 +1531,58 @@ static uint64_t sync_interval(const wr_swim *sw) {
   return sw->cfg.sync_interval_ms * mult;
 }
 
+/* A sync with a random ALIVE member (a few tries: the table may hold
+ * suspects and the dead). */
+static void sync_with_random(wr_swim *sw) {
+  for (unsigned tries = 0; sw->mt.n && tries < 8; tries++) {
+    const swim_member *m = &sw->mt.v[rand_below(sw, sw->mt.n)];
+    if (m->state != WR_SWIM_ALIVE) continue;
+    sw->sync_now = 1;
+    sw->sync_peer = m->gossip;
+    return;
+  }
+}
+
+/* Catch-up syncs (wr_swim_sync_behind).  The application dropped news
+ * that only anti-entropy brings back, and the periodic sync may be a
+ * whole interval away (15 s on a LAN, minutes in a large fleet): under a
+ * flood, an honest owner's change that met a full ingest queue at some
+ * nodes stayed missing there until then (the chaos poison scenario).
+ * So: the first catch-up within SWIM_CATCHUP_FIRST_MS, then
+ * SWIM_CATCHUP_SYNCS - 1 more at doubling gaps, each with a random live
+ * member, since the first peer may have missed the same news.  A new
+ * report restarts the count but not the clock, so a steady flood costs
+ * one extra sync per gap, and the gap is at least an eighth of the
+ * periodic interval: a 10,000-node fleet, whose periodic interval is
+ * 150 s because a full exchange costs it most, adds at most one every
+ * 19 s per node. */
+#define SWIM_CATCHUP_SYNCS 3u
+#define SWIM_CATCHUP_FIRST_MS 1000u
+#define SWIM_CATCHUP_GAP_MIN_MS 2000u
+
+static uint64_t catchup_gap(const wr_swim *sw, unsigned left) {
+  uint64_t gap = WR_MAX((uint64_t)SWIM_CATCHUP_GAP_MIN_MS,
+                        sync_interval(sw) / 8);
+  return gap << (SWIM_CATCHUP_SYNCS - 1 - left);
+}
+
+static void catchup_tick(wr_swim *sw, wr_tstamp now) {
+  if (!sw->catchup_at || now < sw->catchup_at) return;
+  sw->catchup_left--;
+  sw->catchup_at =
+      sw->catchup_left ? now + catchup_gap(sw, sw->catchup_left) : 0;
+  /* A periodic sync due in the same tick does the same job. */
+  if (sw->sync_now) return;
+  sync_with_random(sw);
+  if (sw->sync_now) sw->st.syncs_catchup++;
+}
+
+void wr_swim_sync_behind(wr_swim *sw, wr_tstamp now) {
+  if (!sw->cfg.sync_interval_ms) return;
+  sw->catchup_left = SWIM_CATCHUP_SYNCS;
+  if (!sw->catchup_at) sw->catchup_at = now + SWIM_CATCHUP_FIRST_MS;
+}
+
 static int reconnect_armed(const wr_swim *sw) {
   return sw->cfg.reconnect_interval_ms && (sw->mt.n || sw->lost.n);
 }
@@ -1779,15 +1835,9 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
       sw->sync_now = 1;
       sw->sync_peer = sw->mt.v[li].gossip;
     }
-    for (unsigned tries = 0; !sw->sync_now && sw->mt.n && tries < 8;
-         tries++) {
-      const swim_member *m = &sw->mt.v[rand_below(sw, sw->mt.n)];
-      if (m->state != WR_SWIM_ALIVE) continue;
-      sw->sync_now = 1;
-      sw->sync_peer = m->gossip;
-      break;
-    }
+    if (!sw->sync_now) sync_with_random(sw);
   }
+  catchup_tick(sw, now);
   reconnect_tick(sw, now);
   dead_probe_tick(sw, now);
 }
@@ -1822,6 +1872,7 @@ wr_tstamp wr_swim_deadline(const wr_swim *sw) {
   if (sw->grave_n) AT(sw->graves[sw->grave_head].at + sw->cfg.dead_reap_ms);
   if (sw->cfg.sync_interval_ms && sw->mt.n)
     AT(sw->next_sync_at ? sw->next_sync_at : 0); /* 0: place it now */
+  if (sw->catchup_at) AT(sw->catchup_at);
   if (reconnect_armed(sw)) AT(sw->next_reconnect_at);
   if (dead_probe_armed(sw)) AT(sw->next_dead_probe_at);
 #undef AT

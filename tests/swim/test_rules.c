@@ -1326,6 +1326,82 @@ static void test_reconnect_candidates(void **state) {
   wr_swim_del(sw);
 }
 
+/* Catch-up syncs (wr_swim_sync_behind): the first a second after the
+ * report, then two more at doubling gaps of max(2 s, interval / 8), each
+ * with a live member, and no more; a report while they are pending
+ * restarts the count, not the clock; none with syncs off. */
+static unsigned catchup_run(uint64_t interval, wr_tstamp *at, unsigned max,
+                            int again_at_ms) {
+  wr_swim_config c;
+  wr_swim_config_default(&c);
+  strcpy(c.id, "me");
+  c.gossip = addr(200);
+  c.rand = wr_pcg32_fill;
+  c.rand_user_data = &rng;
+  c.probe_interval_ms = 3600000; /* no probes: the members stay ALIVE */
+  c.sync_interval_ms = interval;
+  wr_pcg32_seed(&rng, 11, 7);
+  now = 5000;
+  assert_int_equal(wr_swim_new(&sw, &c, NULL, NULL, NULL, NULL, now), 0);
+  for (int i = 0; i < 4; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "m%d", i);
+    wr_addr a = addr(i);
+    assert_int_equal(wr_swim_add_member(sw, id, &a, NULL, 0, now), 0);
+  }
+  wr_swim_tick(sw, now);
+  wr_tstamp t0 = now;
+  wr_swim_sync_behind(sw, now);
+  unsigned n = 0;
+  uint64_t seen = 0;
+  wr_addr peer;
+  uint8_t buf[WR_SWIM_DATAGRAM_MAX];
+  wr_addr to;
+  while (now < t0 + 60000) {
+    now += 50;
+    if (again_at_ms && now == t0 + (wr_tstamp)again_at_ms)
+      wr_swim_sync_behind(sw, now);
+    wr_swim_tick(sw, now);
+    while (wr_swim_send(sw, &to, buf, sizeof buf, now) > 0) {
+    }
+    while (wr_swim_sync_due(sw, &peer, now)) assert_true(peer.ip[3] < 4);
+    wr_swim_stats st;
+    wr_swim_get_stats(sw, &st);
+    if (st.syncs_catchup != seen) {
+      assert_int_equal(st.syncs_catchup, seen + 1);
+      seen = st.syncs_catchup;
+      if (n < max) at[n] = now - t0;
+      n++;
+    }
+  }
+  wr_swim_del(sw);
+  sw = NULL;
+  return n;
+}
+
+static void test_catchup_syncs(void **state) {
+  (void)state;
+  wr_tstamp at[8];
+  /* 4 members: the interval is 30 s, so the gaps are 3.75 and 7.5 s. */
+  assert_int_equal(catchup_run(30000, at, 8, 0), 3);
+  assert_int_equal(at[0], 1000);
+  assert_int_equal(at[1], 1000 + 3750);
+  assert_int_equal(at[2], 1000 + 3750 + 7500);
+  /* A 4 s interval: the 2 s floor (2 and 4 s). */
+  assert_int_equal(catchup_run(4000, at, 8, 0), 3);
+  assert_int_equal(at[1] - at[0], 2000);
+  assert_int_equal(at[2] - at[1], 4000);
+  /* Reported again after the first: the count restarts, the clock runs
+   * on (3.75 s after the first, then 3.75 again and 7.5). */
+  assert_int_equal(catchup_run(30000, at, 8, 2000), 4);
+  assert_int_equal(at[0], 1000);
+  assert_int_equal(at[1], 1000 + 3750);
+  assert_int_equal(at[2], 1000 + 3750 + 3750);
+  assert_int_equal(at[3], 1000 + 3750 + 3750 + 7500);
+  /* Syncs off: nothing. */
+  assert_int_equal(catchup_run(0, at, 8, 0), 0);
+}
+
 static size_t below_zero(void *ud, size_t n) {
   (void)ud, (void)n;
   return 0;
@@ -1404,6 +1480,7 @@ int main(void) {
       cmocka_unit_test(test_copy_members),
       cmocka_unit_test(test_config_set),
       cmocka_unit_test(test_reconnect_candidates),
+      cmocka_unit_test(test_catchup_syncs),
       cmocka_unit_test(test_lost_bounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
