@@ -25,194 +25,11 @@
 #include "swim_int.h"
 #include "warren/err.h"
 
-#define SWIM_RELAYS_MAX 64
-#define SWIM_OUTBOX_MAX 1024
-/* The accuser and up to WR_SWIM_CONFIRMATIONS_MAX confirmers: the
- * suspicion-confirmations tunable's bound, so that every confirmer up to
- * k is remembered and a repeat of any of them never counts twice. */
-#define SWIM_CONFIRM_MAX (WR_SWIM_CONFIRMATIONS_MAX + 1)
-/* Relays per indirect probe: the indirect-checks tunable's bound. */
-#define SWIM_INDIRECT_MAX 32
-
-/* EXTRA_NO_USER: a datagram to a member already dead or left carries
- * membership news only (see gossip_to).  EXTRA_BARE: no piggybacked news
- * at all, only the extras (a dead probe: most go to members that are
- * really gone, and each send counts against an update's budget). */
-enum { EXTRA_SELF = 1, EXTRA_ABOUT = 2, EXTRA_NO_USER = 4, EXTRA_BARE = 8 };
-
-typedef struct swim_out {
-  wr_addr to;
-  uint8_t type, extra;
-  uint32_t seq;
-  char target[WR_SWIM_ID_MAX + 1];
-  wr_addr target_addr;
-  char about[WR_SWIM_ID_MAX + 1]; /* EXTRA_ABOUT: our entry for this id */
-} swim_out;
-
-typedef struct swim_susp {
-  int used;
-  char id[WR_SWIM_ID_MAX + 1];
-  wr_tstamp start, deadline;
-  uint64_t min_ms, max_ms;
-  uint64_t refused_ms; /* 0, or the floor once we saw it refused */
-  unsigned k, n; /* confirmations wanted for the minimum, and received */
-  int asked; /* the last-chance hello went out (wr_swim_tick) */
-  int remote; /* a member of another region (regions on) */
-  int regional; /* judged by its region (regions on, and big enough) */
-  uint32_t confirmers[SWIM_CONFIRM_MAX]; /* id hashes, accuser first */
-} swim_susp;
-
-typedef struct swim_relay {
-  int used, nacked;
-  uint32_t seq, origin_seq;
-  wr_addr origin, target;
-  wr_tstamp nack_at, expire_at;
-} swim_relay;
-
-/* A probe sent because we heard of a suspicion (see confirm_probes). */
-typedef struct swim_confirm {
-  int used, indirect_sent;
-  uint32_t seq, inc;
-  char id[WR_SWIM_ID_MAX + 1];
-  wr_addr addr;
-  wr_tstamp timeout_at, deadline;
-} swim_confirm;
-#define SWIM_CONFIRM_PROBES_MAX 16
-
-typedef struct swim_grave {
-  char id[WR_SWIM_ID_MAX + 1];
-  wr_tstamp at;
-} swim_grave;
-
-struct wr_swim {
-  wr_swim_config cfg;
-  wr_swim_callbacks cb;
-  wr_swim_keyring *kr, empty_kr;
-  const wr_mem *mem;
-  void *user_data;
-
-  uint32_t inc;
-  int leaving;
-  wr_tstamp self_since; /* when we started, or when we left */
-  int merging; /* applying a sync stream: learn, don't re-gossip */
-  int join_announce; /* re-gossip our ALIVE once the join sync is done */
-  /* Follow-up syncs after a join (swim_core_sync_result): the gap to the
-   * next one (0: none, periodic syncs only) and the member count when the
-   * last one was scheduled. */
-  uint64_t followup_gap;
-  size_t followup_n;
-  unsigned awareness;
-  uint32_t seq;
-
-  swim_members mt;
-  /* Two piggyback queues: membership news (bq) and USER updates (uq).
-   * A packet takes from bq first and gives uq only the room left, and
-   * each queue evicts only its own entries, so no amount of application
-   * churn can push a suspicion or a refutation out (docs/SWIM.md). */
-  swim_bqueue bq, uq;
-
-  size_t probe_pos;
-  struct {
-    int active, acked, indirect_sent;
-    int refused; /* our PING to the target was refused */
-    /* A probe of a member of another region (regions on): its relays
-     * were asked in the target's region (region_relays of them), and
-     * silence from all of them says the region, not the member, is
-     * unreachable (region_probe_silent). */
-    int cross;
-    unsigned region_relays, region_nacks;
-    uint32_t seq, inc;
-    char target[WR_SWIM_ID_MAX + 1];
-    wr_addr addr;
-    wr_tstamp timeout_at, end_at;
-    unsigned nacks_expected, nacks;
-    /* Relays that saw the target refused (NACK_REFUSED), by id hash:
-     * each is an independent witness, like a confirmation. */
-    unsigned nrefused;
-    uint32_t refused_by[SWIM_INDIRECT_MAX];
-  } probe;
-  wr_tstamp next_probe_at, next_gossip_at, next_sync_at;
-  wr_tstamp relay_user_at; /* 0: no USER news waiting to be relayed */
-
-  swim_susp *susp;
-  size_t nsusp;
-  swim_relay relays[SWIM_RELAYS_MAX];
-  swim_confirm confirms[SWIM_CONFIRM_PROBES_MAX];
-  /* Slots in use in the two arrays above: when 0 (always, in a quiet
-   * fleet), every tick, deadline and ACK skips their scans.  The
-   * simulator runs 10^4 cores, where these scans of ~4 KB per call were
-   * a tenth of the time. */
-  unsigned nrelays, nconfirms;
-
-  swim_grave *graves; /* FIFO: state changes happen in time order */
-  size_t grave_head, grave_n, grave_cap;
-
-  swim_out *out; /* ring */
-  size_t out_head, out_n, out_cap;
-
-  uint32_t join_seq_lo, join_seq_hi;
-  uint32_t hello_seq[8]; /* empty-target PINGs sent to unknown pingers */
-  unsigned hello_next;
-  int sync_now;
-  wr_addr sync_peer;
-  /* Catch-up syncs the application asked for (wr_swim_sync_behind): when
-   * the next is due (0: none) and how many are left. */
-  wr_tstamp catchup_at;
-  unsigned catchup_left;
-  /* The sender of the datagram being applied, while stale news in it
-   * may still get a direct correction (correct_stale); family 0 when
-   * none (a sync, or one correction already sent for this packet). */
-  wr_addr rx_from;
-  /* Reconnecting to failed members (reconnect.c). */
-  swim_lost lost;
-  wr_tstamp next_reconnect_at;
-  int reconnect_now;
-  wr_addr reconnect_peer;
-  /* Probing failed members (dead_probe_tick): when the next pick is due,
-   * the seq of the one PING awaiting its ACK (0: none), and the earliest
-   * time an answer may start a sync (one per reconnect interval). */
-  wr_tstamp next_dead_probe_at;
-  uint32_t dead_probe_seq;
-  wr_tstamp heal_sync_at;
-  /* While a datagram is applied: it declared us DEAD (dead_reply).  And
-   * the members we last answered that way, so a pair that cannot agree
-   * (incarnations at their top) does not ping-pong: at most one direct
-   * answer per member per probe interval (a collision in this small
-   * direct-mapped table only lets one more through). */
-  int rx_self_dead;
-  struct {
-    uint32_t hash;
-    wr_tstamp at;
-  } dead_replied[16];
-
-  /* Region census and silence (region.c). */
-  swim_regions rg;
-
-  wr_swim_stats st;
-  wr_swim_packet pkt;
-  uint8_t plain[WR_SWIM_DATAGRAM_MAX];
-  uint8_t piggyback[WR_SWIM_PACKET_MAX]; /* queued updates, as encoded */
-};
-
 /* ---- small helpers ----------------------------------------------------- */
 
-static uint32_t rand_u32(wr_swim *sw) {
-  uint8_t b[4];
-  sw->cfg.rand(b, sizeof b, sw->cfg.rand_user_data);
-  return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-         (uint32_t)b[3] << 24;
-}
 
-static size_t rand_below(wr_swim *sw, size_t n) {
-  return n ? (size_t)(((uint64_t)rand_u32(sw) * n) >> 32) : 0;
-}
 
-static uint32_t id_hash(const char *s) { return swim_hash(s, SWIM_HASH_BASIS); }
 
-/* Lifeguard local health: our timeouts stretch with (awareness + 1). */
-static uint64_t scaled(const wr_swim *sw, uint64_t ms) {
-  return sw->cfg.lifeguard ? ms * (sw->awareness + 1) : ms;
-}
 
 static void awareness_add(wr_swim *sw, int delta) {
   if (!sw->cfg.lifeguard) return;
@@ -221,40 +38,16 @@ static void awareness_add(wr_swim *sw, int delta) {
   sw->awareness = (unsigned)(a < 0 ? 0 : a > top ? top : a);
 }
 
-/* Fleet size estimate for the log(n) formulas: everyone we know of. */
-static size_t fleet_n(const wr_swim *sw) { return sw->mt.n + 1; }
 
-static int is_self(const wr_swim *sw, const char *id);
 
-/* Region-aware membership (region.c, docs/SWIM.md "Regions") applies
- * when the config asks for it and the census saw two regions or more;
- * otherwise every choice below is the region-blind one, draw for draw. */
-static int regions_on(wr_swim *sw) {
-  if (!sw->cfg.region_aware) return 0;
-  swim_regions_refresh(&sw->rg, &sw->mt, sw->cfg.region);
-  return swim_regions_active(&sw->rg);
-}
 
-static int in_own_region(const wr_swim *sw, const swim_member *m) {
-  return strcmp(swim_member_region(m), sw->cfg.region) == 0;
-}
-
-/* The region of member |id|, or of us; NULL for a stranger. */
-static const char *region_of_id(const wr_swim *sw, const char *id) {
-  if (is_self(sw, id)) return sw->cfg.region;
-  ssize_t i = swim_members_find(&sw->mt, id);
-  return i < 0 ? NULL : swim_member_region(&sw->mt.v[i]);
-}
 
 static uint32_t retransmit_limit(const wr_swim *sw) {
-  double l = ceil(log10((double)fleet_n(sw) + 1.0));
+  double l = ceil(log10((double)swim_fleet_n(sw) + 1.0));
   uint32_t lim = sw->cfg.retransmit_mult * (uint32_t)(l < 1 ? 1 : l);
   return lim ? lim : 1;
 }
 
-static int is_self(const wr_swim *sw, const char *id) {
-  return strcmp(sw->cfg.id, id) == 0;
-}
 
 /* Doubles a full ring of |n| elements of |elem| bytes (the outbox, the
  * grave FIFO), unrolling it so that it starts at index 0.  0 or
@@ -455,9 +248,9 @@ static int susp_start(wr_swim *sw, size_t i, const char *accuser,
   memset(s, 0, sizeof *s);
   s->used = 1;
   snprintf(s->id, sizeof s->id, "%s", swim_member_id(&sw->mt.v[i]));
-  size_t n = fleet_n(sw);
+  size_t n = swim_fleet_n(sw);
   unsigned mult = sw->cfg.suspicion_mult;
-  int remote = 0, regional = regions_on(sw);
+  int remote = 0, regional = swim_regions_on(sw);
   if (regional) {
     /* The members that probe a suspect are its region's (region.c), so
      * its region's size sets how long a refutation takes to spread back
@@ -465,7 +258,7 @@ static int susp_start(wr_swim *sw, size_t i, const char *accuser,
      * in it (us counted in |rn| only when we are in it too, as the
      * "- 2" below assumes). */
     const swim_member *m = &sw->mt.v[i];
-    int away = !in_own_region(sw, m);
+    int away = !swim_in_own_region(sw, m);
     size_t rn = swim_regions_size(&sw->rg, swim_member_region(m)) + away;
     /* A region too small to hold k confirmers besides the suspect and
      * us is judged by the whole fleet, as without regions: judged by its
@@ -511,7 +304,7 @@ static int susp_start(wr_swim *sw, size_t i, const char *accuser,
     s->remote = 1;
   }
   s->start = now;
-  s->confirmers[0] = id_hash(accuser);
+  s->confirmers[0] = swim_id_hash(accuser);
   s->n = 0;
   susp_retime(s);
   sw->mt.v[i].susp = (uint32_t)slot + 1;
@@ -531,14 +324,14 @@ static int susp_confirm_hash(swim_susp *s, uint32_t h) {
 }
 
 static int susp_confirm(swim_susp *s, const char *from) {
-  return susp_confirm_hash(s, id_hash(from));
+  return susp_confirm_hash(s, swim_id_hash(from));
 }
 
 /* We saw member |i|'s port refused (ourselves or through a relay). */
 static void susp_refused(wr_swim *sw, size_t i) {
   swim_susp *s = susp_of(sw, i);
   if (!s || !sw->cfg.refused_suspicion_ms || s->refused_ms) return;
-  s->refused_ms = scaled(sw, sw->cfg.refused_suspicion_ms);
+  s->refused_ms = swim_scaled(sw, sw->cfg.refused_suspicion_ms);
   susp_retime(s);
 }
 
@@ -566,7 +359,7 @@ static void set_state(wr_swim *sw, size_t i, wr_swim_state st, uint32_t inc,
 }
 
 static void apply_alive(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
-  if (is_self(sw, u->id)) {
+  if (swim_is_self(sw, u->id)) {
     /* Our own ALIVE coming back is normal; one with a higher incarnation
      * is from a previous life of this id: outbid it. */
     if (!sw->leaving && u->incarnation > sw->inc) refute(sw, u->incarnation, now);
@@ -581,7 +374,7 @@ static void apply_alive(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
      * so it is probed within this round (memberlist does the same). */
     size_t left = sw->mt.n - sw->probe_pos;
     if (left > 1)
-      swim_members_swap(&sw->mt, (size_t)i, sw->probe_pos + rand_below(sw, left));
+      swim_members_swap(&sw->mt, (size_t)i, sw->probe_pos + swim_rand_below(sw, left));
     i = swim_members_find(&sw->mt, u->id);
   } else {
     swim_member *m = &sw->mt.v[i];
@@ -614,17 +407,17 @@ static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
 static void confirm_probe(wr_swim *sw, size_t i, wr_tstamp now) {
   swim_susp *s = susp_of(sw, i);
   if (!sw->cfg.lifeguard || !s || s->n >= s->k || sw->leaving) return;
-  size_t others = fleet_n(sw) - 2; /* neither us nor the suspect */
-  if (regions_on(sw) && s->regional) {
+  size_t others = swim_fleet_n(sw) - 2; /* neither us nor the suspect */
+  if (swim_regions_on(sw) && s->regional) {
     /* Only the suspect's region confirms (confirmer_ok), so only its
      * members probe, in the same number per suspicion. */
     const swim_member *sm = &sw->mt.v[i];
-    if (!in_own_region(sw, sm)) return;
+    if (!swim_in_own_region(sw, sm)) return;
     size_t m = swim_regions_size(&sw->rg, sw->cfg.region);
     others = m > 2 ? m - 2 : 0;
   }
   size_t want = (size_t)s->k + sw->cfg.push_fanout;
-  if (others > want && rand_below(sw, others) >= want) return;
+  if (others > want && swim_rand_below(sw, others) >= want) return;
   unsigned cap = WR_MIN(sw->cfg.confirm_probes, SWIM_CONFIRM_PROBES_MAX);
   swim_confirm *c = NULL;
   for (unsigned j = 0; j < cap && !c; j++)
@@ -650,8 +443,8 @@ static void confirm_probe(wr_swim *sw, size_t i, wr_tstamp now) {
    * about half the time at 30 % loss, and each such failure was counted
    * as an independent witness against a healthy member.  Both stretched
    * by our own awareness. */
-  c->timeout_at = now + scaled(sw, sw->cfg.probe_timeout_ms);
-  c->deadline = now + scaled(sw, sw->cfg.probe_interval_ms);
+  c->timeout_at = now + swim_scaled(sw, sw->cfg.probe_timeout_ms);
+  c->deadline = now + swim_scaled(sw, sw->cfg.probe_interval_ms);
   sw->st.probes++;
   sw->st.confirm_probes++;
 }
@@ -674,7 +467,7 @@ static void ask_fleet(wr_swim *sw, size_t i) {
   unsigned want = WR_MIN(sw->cfg.indirect_checks, SWIM_INDIRECT_MAX), sent = 0;
   const char *id = swim_member_id(&sw->mt.v[i]);
   for (unsigned tries = 0; sent < want && n && tries < 3 * want + 3; tries++) {
-    size_t r = rand_below(sw, n), j = 0;
+    size_t r = swim_rand_below(sw, n), j = 0;
     while (j < sent && picked[j] != r) j++;
     const swim_member *m = &sw->mt.v[r];
     if (j < sent || r == i || m->state != WR_SWIM_ALIVE) continue;
@@ -737,14 +530,14 @@ static void correct_stale(wr_swim *sw, size_t i) {
  * without regions, else when |from| is in |i|'s region. */
 static int confirmer_ok(wr_swim *sw, size_t i, const char *from) {
   const swim_susp *s = susp_of(sw, i);
-  if (!regions_on(sw) || (s && !s->regional)) return 1;
-  const char *rf = region_of_id(sw, from);
+  if (!swim_regions_on(sw) || (s && !s->regional)) return 1;
+  const char *rf = swim_region_of_id(sw, from);
   return rf && strcmp(rf, swim_member_region(&sw->mt.v[i])) == 0;
 }
 
 static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
                           wr_tstamp now) {
-  if (is_self(sw, u->id)) {
+  if (swim_is_self(sw, u->id)) {
     accused(sw, u->incarnation, now);
     return;
   }
@@ -778,12 +571,12 @@ static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
   sw->st.suspicions++;
   broadcast(sw, u);
   notify(sw, (size_t)i);
-  if (!is_self(sw, u->from)) confirm_probe(sw, (size_t)i, now);
+  if (!swim_is_self(sw, u->from)) confirm_probe(sw, (size_t)i, now);
 }
 
 static void apply_dead(wr_swim *sw, const wr_swim_update *u, wr_tstamp now,
                        int left) {
-  if (is_self(sw, u->id)) {
+  if (swim_is_self(sw, u->id)) {
     accused(sw, u->incarnation, now);
     if (!left && !sw->merging) sw->rx_self_dead = 1;
     return;
@@ -851,7 +644,7 @@ static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now) {
   size_t n = sw->mt.n, picked[64];
   unsigned sent = 0, tries_max = 4 * count + 4;
   if (count > WR_ARRAY_LEN(picked)) count = WR_ARRAY_LEN(picked);
-  int regions = regions_on(sw);
+  int regions = swim_regions_on(sw);
   if (regions) {
     /* At most region_cross_gossip of the sends cross a region boundary
      * (a live member of any other region), the rest stay in ours: news
@@ -872,11 +665,11 @@ static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now) {
     tries_max *= 4;
   }
   for (unsigned tries = 0; sent < count && n && tries < tries_max; tries++) {
-    size_t i = rand_below(sw, n), j = 0;
+    size_t i = swim_rand_below(sw, n), j = 0;
     while (j < sent && picked[j] != i) j++;
     const swim_member *m = &sw->mt.v[i];
     if (j < sent || !gossip_target_ok(sw, m, now)) continue;
-    if (regions && !in_own_region(sw, m)) continue;
+    if (regions && !swim_in_own_region(sw, m)) continue;
     swim_out *o = out_push(sw, WR_SWIM_GOSSIP, &m->gossip);
     /* The recently dead hear membership news (to refute it), but USER
      * updates sent there are lost sends: each counts against a budget of
@@ -889,7 +682,7 @@ static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now) {
 }
 
 static size_t below_cb(void *ud, size_t n) {
-  return rand_below((wr_swim *)ud, n);
+  return swim_rand_below((wr_swim *)ud, n);
 }
 
 static void shuffle(wr_swim *sw) {
@@ -908,8 +701,8 @@ static int probe_send(wr_swim *sw, size_t i, wr_tstamp now) {
   snprintf(sw->probe.target, sizeof sw->probe.target, "%s", o->target);
   sw->probe.inc = m->incarnation;
   sw->probe.addr = m->gossip;
-  sw->probe.timeout_at = now + scaled(sw, sw->cfg.probe_timeout_ms);
-  sw->probe.end_at = now + scaled(sw, sw->cfg.probe_interval_ms);
+  sw->probe.timeout_at = now + swim_scaled(sw, sw->cfg.probe_timeout_ms);
+  sw->probe.end_at = now + swim_scaled(sw, sw->cfg.probe_interval_ms);
   /* Lifeguard buddy system: tell a suspect it is suspected, so it can
    * refute at once instead of waiting for the gossip to reach it. */
   if (sw->cfg.lifeguard && m->state == WR_SWIM_SUSPECT) {
@@ -934,13 +727,13 @@ static int probe_cross(wr_swim *sw, wr_tstamp now) {
    * round: a cross probe gets one more probe timeout (WAN round trips
    * up to 2 x 300 ms), or every failure would look like a silent
    * region. */
-  sw->probe.end_at += scaled(sw, sw->cfg.probe_timeout_ms);
+  sw->probe.end_at += swim_scaled(sw, sw->cfg.probe_timeout_ms);
   sw->st.cross_probes++;
   return 1;
 }
 
 static void probe_start(wr_swim *sw, wr_tstamp now) {
-  int regions = regions_on(sw);
+  int regions = swim_regions_on(sw);
   if (regions && sw->cfg.region_cross_probe &&
       ++sw->rg.probes % sw->cfg.region_cross_probe == 0 &&
       probe_cross(sw, now))
@@ -958,7 +751,7 @@ static void probe_start(wr_swim *sw, wr_tstamp now) {
     if (m->state == WR_SWIM_DEAD || m->state == WR_SWIM_LEFT) continue;
     /* With regions the order walks the whole table but probes only our
      * region: about R positions a probe for R equal regions. */
-    if (regions && !in_own_region(sw, m)) continue;
+    if (regions && !swim_in_own_region(sw, m)) continue;
     probe_send(sw, i, now);
     return;
   }
@@ -986,7 +779,7 @@ static unsigned ping_reqs(wr_swim *sw, const char *target, const wr_addr *addr,
   unsigned sent = 0;
   ssize_t t;
   if (in_region) *in_region = 0;
-  if (regions_on(sw) && (t = swim_members_find(&sw->mt, target)) >= 0) {
+  if (swim_regions_on(sw) && (t = swim_members_find(&sw->mt, target)) >= 0) {
     sent = ping_reqs_in(sw, target, addr, seq,
                         swim_member_region(&sw->mt.v[t]), picked, 0);
     if (in_region) *in_region = sent;
@@ -1007,7 +800,7 @@ static unsigned ping_reqs_in(wr_swim *sw, const char *target,
    * time: three times the draws. */
   unsigned tries_max = region ? 9 * want + 9 : 3 * want + 3;
   for (unsigned tries = 0; sent < want && n && tries < tries_max; tries++) {
-    size_t i = rand_below(sw, n), j = 0;
+    size_t i = swim_rand_below(sw, n), j = 0;
     while (j < sent && picked[j] != i) j++;
     const swim_member *m = &sw->mt.v[i];
     if (j < sent || m->state != WR_SWIM_ALIVE ||
@@ -1052,7 +845,7 @@ static int region_probe_silent(wr_swim *sw, wr_tstamp now) {
   if (!sw->probe.cross || !sw->cfg.lifeguard || sw->probe.refused ||
       !sw->probe.region_relays || sw->probe.region_nacks)
     return 0;
-  const char *rname = region_of_id(sw, sw->probe.target);
+  const char *rname = swim_region_of_id(sw, sw->probe.target);
   swim_region *g = rname ? swim_regions_find(&sw->rg, rname) : NULL;
   if (!g) return 0;
   if (!g->silent_since) g->silent_since = now;
@@ -1086,8 +879,8 @@ static void region_push(wr_swim *sw, size_t i) {
  * says the target's region is reachable; a NACK only when its relay is
  * of that region. */
 static void region_heard(wr_swim *sw, const char *from, int nack) {
-  const char *rname = region_of_id(sw, sw->probe.target);
-  const char *rfrom = region_of_id(sw, from);
+  const char *rname = swim_region_of_id(sw, sw->probe.target);
+  const char *rfrom = swim_region_of_id(sw, from);
   if (!rname || (nack && (!rfrom || strcmp(rfrom, rname) != 0))) return;
   if (nack) sw->probe.region_nacks++;
   swim_region *g = swim_regions_find(&sw->rg, rname);
@@ -1164,7 +957,7 @@ static void probe_check_refused(wr_swim *sw, wr_tstamp now) {
 
 static void handle_ping_req(wr_swim *sw, const wr_addr *src, wr_tstamp now) {
   const wr_swim_packet *p = &sw->pkt;
-  if (is_self(sw, p->target)) {
+  if (swim_is_self(sw, p->target)) {
     /* Asked to probe ourselves: we are the answer. */
     swim_out *o = out_push(sw, WR_SWIM_ACK, src);
     if (o) o->seq = p->seq;
@@ -1229,7 +1022,7 @@ static void handle_ack(wr_swim *sw, const wr_addr *src, int nack,
       if (nack == ACK_NACK_REFUSED && sw->cfg.refused_suspicion_ms &&
           sw->probe.nrefused < sw->probe.nacks_expected &&
           sw->probe.nrefused < SWIM_INDIRECT_MAX) {
-        uint32_t h = id_hash(sw->pkt.from);
+        uint32_t h = swim_id_hash(sw->pkt.from);
         for (unsigned j = 0; j < sw->probe.nrefused; j++)
           if (sw->probe.refused_by[j] == h) return; /* a repeat */
         sw->probe.refused_by[sw->probe.nrefused++] = h;
@@ -1288,7 +1081,7 @@ static void handle_ack(wr_swim *sw, const wr_addr *src, int nack,
 
 static void handle_ping(wr_swim *sw, const wr_addr *src) {
   const wr_swim_packet *p = &sw->pkt;
-  if (p->target[0] && !is_self(sw, p->target)) {
+  if (p->target[0] && !swim_is_self(sw, p->target)) {
     /* Meant for whoever had this address before us. */
     sw->st.rx_foreign++;
     return;
@@ -1346,7 +1139,7 @@ static void dead_reply(wr_swim *sw, const wr_addr *src, wr_tstamp now) {
   int held_dead = i >= 0 && sw->mt.v[i].state == WR_SWIM_DEAD &&
                   sw->pkt.type != WR_SWIM_PING;
   if (!held_dead && !self_dead) return;
-  uint32_t h = id_hash(sw->pkt.from);
+  uint32_t h = swim_id_hash(sw->pkt.from);
   size_t slot = h % WR_ARRAY_LEN(sw->dead_replied);
   if (sw->dead_replied[slot].hash == h &&
       now - sw->dead_replied[slot].at < sw->cfg.probe_interval_ms)
@@ -1391,7 +1184,7 @@ int wr_swim_recv(wr_swim *sw, const wr_addr *from, const uint8_t *pkt,
       sw->st.rx_malformed++;
     return 0;
   }
-  if (is_self(sw, sw->pkt.from)) {
+  if (swim_is_self(sw, sw->pkt.from)) {
     /* Another process claims our id: take nothing from it. */
     sw->st.rx_foreign++;
     return 0;
@@ -1525,7 +1318,7 @@ wr_ssize wr_swim_send(wr_swim *sw, wr_addr *to, uint8_t *dst, size_t cap,
 static uint64_t sync_interval(const wr_swim *sw) {
   /* memberlist's pushPullScale: one more period per doubling above 32
    * members, so fleet-wide sync traffic grows like n log n, not n^2. */
-  size_t n = fleet_n(sw);
+  size_t n = swim_fleet_n(sw);
   uint64_t mult = 1;
   if (n > 32) mult = (uint64_t)ceil(log2((double)n) - log2(32.0)) + 1;
   return sw->cfg.sync_interval_ms * mult;
@@ -1535,7 +1328,7 @@ static uint64_t sync_interval(const wr_swim *sw) {
  * suspects and the dead). */
 static void sync_with_random(wr_swim *sw) {
   for (unsigned tries = 0; sw->mt.n && tries < 8; tries++) {
-    const swim_member *m = &sw->mt.v[rand_below(sw, sw->mt.n)];
+    const swim_member *m = &sw->mt.v[swim_rand_below(sw, sw->mt.n)];
     if (m->state != WR_SWIM_ALIVE) continue;
     sw->sync_now = 1;
     sw->sync_peer = m->gossip;
@@ -1595,7 +1388,7 @@ static void reconnect_tick(wr_swim *sw, wr_tstamp now) {
   if (!reconnect_armed(sw)) return;
   uint64_t iv = sw->cfg.reconnect_interval_ms;
   if (!sw->next_reconnect_at) {
-    sw->next_reconnect_at = now + 1 + id_hash(sw->cfg.id) % iv;
+    sw->next_reconnect_at = now + 1 + swim_id_hash(sw->cfg.id) % iv;
     return;
   }
   if (now < sw->next_reconnect_at) return;
@@ -1649,14 +1442,14 @@ static void dead_probe_tick(wr_swim *sw, wr_tstamp now) {
   if (!sw->next_dead_probe_at) {
     /* A random phase, so a side that learned the same deaths together
      * does not send in step. */
-    sw->next_dead_probe_at = now + 1 + rand_below(sw, iv);
+    sw->next_dead_probe_at = now + 1 + swim_rand_below(sw, iv);
     return;
   }
   if (now < sw->next_dead_probe_at) return;
   sw->next_dead_probe_at = now + iv;
   size_t n = sw->mt.n + sw->lost.n;
   if (!n) return;
-  size_t k = rand_below(sw, n);
+  size_t k = swim_rand_below(sw, n);
   const wr_addr *addr;
   const char *about = NULL;
   if (k < sw->mt.n) {
@@ -1738,7 +1531,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
   }
   if (!sw->leaving && !sw->probe.active && now >= sw->next_probe_at) {
     probe_start(sw, now);
-    sw->next_probe_at = now + scaled(sw, sw->cfg.probe_interval_ms);
+    sw->next_probe_at = now + swim_scaled(sw, sw->cfg.probe_interval_ms);
   }
   /* Suspicions that ran out become deaths, declared by us.  After the
    * probes: a probe that failed just now may have confirmed a suspicion
@@ -1769,7 +1562,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
       }
       ask_fleet(sw, (size_t)i);
       s->asked = 1;
-      s->deadline = now + scaled(sw, sw->cfg.probe_interval_ms);
+      s->deadline = now + swim_scaled(sw, sw->cfg.probe_interval_ms);
       sw->st.last_chance_probes++;
       continue;
     }
@@ -1807,7 +1600,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
   reap(sw, now);
   if (sw->cfg.sync_interval_ms && sw->mt.n && !sw->next_sync_at) {
     uint64_t iv = sync_interval(sw);
-    sw->next_sync_at = now + iv / 2 + rand_below(sw, iv / 2 + 1);
+    sw->next_sync_at = now + iv / 2 + swim_rand_below(sw, iv / 2 + 1);
   }
   if (sw->cfg.sync_interval_ms && sw->next_sync_at && now >= sw->next_sync_at) {
     sw->next_sync_at = now + sync_interval(sw);
@@ -1819,7 +1612,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
       if (sw->mt.n > sw->followup_n && gap < sync_interval(sw)) {
         sw->followup_gap = gap;
         sw->followup_n = sw->mt.n;
-        sw->next_sync_at = now + gap / 2 + rand_below(sw, gap / 2 + 1);
+        sw->next_sync_at = now + gap / 2 + swim_rand_below(sw, gap / 2 + 1);
       } else {
         sw->followup_gap = 0;
       }
@@ -1829,7 +1622,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
      * repairs what gossip lost; the fourth crosses, so a region that
      * missed news still hears it by anti-entropy. */
     ssize_t li;
-    if (regions_on(sw) && rand_below(sw, 4) != 0 &&
+    if (swim_regions_on(sw) && swim_rand_below(sw, 4) != 0 &&
         (li = swim_regions_pick(&sw->mt, sw->cfg.region, 1, 0, NULL, 32,
                                 below_cb, sw)) >= 0) {
       sw->sync_now = 1;
@@ -1920,13 +1713,13 @@ int wr_swim_new(wr_swim **psw, const wr_swim_config *cfg,
   swim_bqueue_init(&sw->uq, mem, cfg->user_queue_max);
   swim_lost_init(&sw->lost, mem);
   /* Random phases, so a fleet started together does not probe in step. */
-  sw->next_probe_at = now + rand_below(sw, cfg->probe_interval_ms);
-  sw->next_gossip_at = now + rand_below(sw, cfg->gossip_interval_ms);
+  sw->next_probe_at = now + swim_rand_below(sw, cfg->probe_interval_ms);
+  sw->next_gossip_at = now + swim_rand_below(sw, cfg->gossip_interval_ms);
   /* The first periodic sync is placed by the first tick that has
    * members, so it scales with the fleet like every later one (a 10k
    * simulation otherwise ran 10k full syncs in its first 30 s). */
   sw->next_sync_at = 0;
-  sw->seq = rand_u32(sw);
+  sw->seq = swim_rand_u32(sw);
   *psw = sw;
   return 0;
 }
@@ -1971,7 +1764,7 @@ int wr_swim_add_member_region(wr_swim *sw, const char *id,
                               const wr_addr *gossip, const wr_addr *data,
                               const char *region, uint32_t incarnation,
                               wr_tstamp now) {
-  if (is_self(sw, id)) return WR_ERR_INVAL;
+  if (swim_is_self(sw, id)) return WR_ERR_INVAL;
   if (!region || strlen(region) > WR_SWIM_REGION_MAX) return WR_ERR_INVAL;
   if (swim_members_find(&sw->mt, id) >= 0) return WR_ERR_EXISTS;
   ssize_t i = swim_members_add(&sw->mt, id, gossip, incarnation, now);
@@ -2118,8 +1911,8 @@ void swim_core_member_update(const wr_swim *sw, size_t i, wr_swim_update *u) {
 
 void swim_core_merge(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
   wr_swim_update v;
-  ssize_t i = is_self(sw, u->id) ? -1 : swim_members_find(&sw->mt, u->id);
-  if (u->kind == WR_SWIM_UPD_DEAD && !is_self(sw, u->id)) {
+  ssize_t i = swim_is_self(sw, u->id) ? -1 : swim_members_find(&sw->mt, u->id);
+  if (u->kind == WR_SWIM_UPD_DEAD && !swim_is_self(sw, u->id)) {
     /* memberlist's mergeState: a peer's DEAD is only a suspicion here.
      * Its verdict may be stale or a partition's (reconnect.c); as a
      * suspicion the member hears of it (our probe carries it) and
@@ -2132,7 +1925,7 @@ void swim_core_merge(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
    * coming back ALIVE is news to everyone who shared our verdict, as
    * after a partition: gossip it on.  Everything else a sync teaches is
    * not re-gossiped. */
-  int news = u->kind == WR_SWIM_UPD_ALIVE && !is_self(sw, u->id) &&
+  int news = u->kind == WR_SWIM_UPD_ALIVE && !swim_is_self(sw, u->id) &&
              (i >= 0 ? sw->mt.v[i].state == WR_SWIM_DEAD ||
                            sw->mt.v[i].state == WR_SWIM_LEFT
                      : swim_lost_has(&sw->lost, u->id));
@@ -2203,7 +1996,7 @@ void swim_core_sync_result(wr_swim *sw, int ok, wr_tstamp now) {
       uint64_t l = (uint64_t)retransmit_limit(sw) * sw->cfg.gossip_interval_ms;
       sw->followup_gap = l;
       sw->followup_n = sw->mt.n;
-      sw->next_sync_at = now + l + rand_below(sw, l + 1);
+      sw->next_sync_at = now + l + swim_rand_below(sw, l + 1);
     }
   }
 }
