@@ -47,7 +47,7 @@ static void lan(wr_swim_config *c) {
   c->indirect_checks = 16;
   /* The suspicion timer runs from max = 18 * log10(n) rounds down to
    * min = 1 * log10(n) rounds as k independent members confirm it
-   * (Lifeguard; swim.c, susp_retime).  Both ends have a different job:
+   * (Lifeguard; suspicion.c, susp_retime).  Both ends have a different job:
    *
    * max is what a lone accusation costs, the case of a live member that
    * one prober (perhaps itself slow or badly connected) failed to reach:
@@ -78,7 +78,7 @@ static void lan(wr_swim_config *c) {
    * s, and refutes when it wakes (its names come back with it).  In the
    * simulator: 0 false deaths at 10 % and 30 % loss over 10 minutes at
    * 20 and 50 members, and at 2,000 members and 30 % loss over 5 minutes
-   * (with the lone-suspicion fix in swim.c, ask_fleet). */
+   * (with the lone-suspicion fix in suspicion.c, ask_fleet). */
   c->suspicion_mult = 1;
   c->suspicion_max_timeout_mult = 18;
   /* k = 2: memberlist's (its suspicion_mult - 2). */
@@ -115,8 +115,8 @@ static void lan(wr_swim_config *c) {
   c->awareness_max = 8;
   c->lifeguard = 1;
   /* Members that hear of a suspicion before it has its k confirmations
-   * probe it with probability (k + fan-out) / (n - 2) (swim.c,
-   * confirm_probe), so a fleet of any size sends about k + fan-out = 5
+   * probe it with probability (k + fan-out) / (n - 2) (suspicion.c,
+   * swim_confirm_probe), so a fleet of any size sends about k + fan-out = 5
    * confirmation probes per suspicion (measured: 4-6 at 100-3,000
    * members, docs/BENCHMARKS.md), none when idle; 4 outstanding per
    * member is room for several suspicions at once. */

@@ -66,7 +66,7 @@ static int ring_grow(const wr_mem *mem, void **buf, size_t elem, size_t *head,
   return 0;
 }
 
-static swim_out *out_push(wr_swim *sw, uint8_t type, const wr_addr *to) {
+swim_out *swim_out_push(wr_swim *sw, uint8_t type, const wr_addr *to) {
   if (sw->out_n == sw->out_cap) {
     if (sw->out_cap == SWIM_OUTBOX_MAX) {
       sw->st.tx_dropped++;
@@ -113,8 +113,8 @@ static void self_update(const wr_swim *sw, wr_swim_update *u) {
 
 /* Our table's entry for member |i| as an update; SUSPECT and DEAD name
  * |from| as the accuser (us when we restate it). */
-static void member_update(const wr_swim *sw, size_t i, const char *from,
-                          wr_swim_update *u) {
+void swim_member_update(const wr_swim *sw, size_t i, const char *from,
+                        wr_swim_update *u) {
   wr_swim_member_info m;
   member_info_at(sw, i, &m);
   memset(u, 0, offsetof(wr_swim_update, payload));
@@ -155,7 +155,7 @@ static void broadcast(wr_swim *sw, const wr_swim_update *u) {
 /* Pushes what we just originated to a few members now (not waiting for
  * the next gossip tick). */
 static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now);
-static void push_soon(wr_swim *sw, wr_tstamp now) {
+void swim_push_soon(wr_swim *sw, wr_tstamp now) {
   gossip_to(sw, sw->cfg.push_fanout, now);
 }
 
@@ -174,7 +174,7 @@ static void refute(wr_swim *sw, uint32_t accused_inc, wr_tstamp now) {
   wr_swim_update u;
   self_update(sw, &u);
   broadcast_always(sw, &u);
-  push_soon(sw, now);
+  swim_push_soon(sw, now);
 }
 
 /* Someone says we are suspect, dead or left.  At our incarnation or above
@@ -190,149 +190,6 @@ static void accused(wr_swim *sw, uint32_t inc, wr_tstamp now) {
   wr_swim_update u;
   self_update(sw, &u);
   broadcast_always(sw, &u);
-}
-
-/* ---- suspicion timers (Lifeguard dynamic suspicion) ---------------------- */
-
-static swim_susp *susp_of(wr_swim *sw, size_t i) {
-  uint32_t s = sw->mt.v[i].susp;
-  return s ? &sw->susp[s - 1] : NULL;
-}
-
-static void susp_clear(wr_swim *sw, size_t i) {
-  swim_susp *s = susp_of(sw, i);
-  if (s) s->used = 0;
-  sw->mt.v[i].susp = 0;
-}
-
-/* memberlist's suspicion.remainingSuspicionTime: log-shaped so the first
- * confirmations count most. */
-static void susp_retime(swim_susp *s) {
-  uint64_t t = s->max_ms;
-  if (s->k < 1) {
-    t = s->min_ms;
-  } else if (s->n > 0) {
-    double frac = log((double)s->n + 1.0) / log((double)s->k + 1.0);
-    double raw = (double)s->max_ms - frac * (double)(s->max_ms - s->min_ms);
-    t = raw < (double)s->min_ms ? s->min_ms : (uint64_t)floor(raw);
-  }
-  /* Seen refused by us and confirmed by k others: no process to wait for
-   * (refused_suspicion_ms in swim.h). */
-  if (s->refused_ms && s->n >= s->k && s->refused_ms < t) t = s->refused_ms;
-  s->deadline = s->start + t;
-}
-
-/* 0, or -1 when no timer could be allocated (the member is left ALIVE). */
-static int susp_start(wr_swim *sw, size_t i, const char *accuser,
-                      wr_tstamp now) {
-  size_t slot = 0;
-  while (slot < sw->nsusp && sw->susp[slot].used) slot++;
-  if (slot == sw->nsusp) {
-    size_t n = sw->nsusp ? sw->nsusp * 2 : 4;
-    swim_susp *v = wr_mem_realloc(sw->mem, sw->susp, n * sizeof *v);
-    if (!v) {
-      /* Without a timer a suspicion could never end, and declaring the
-       * member DEAD at once would kill it on one unconfirmed accusation:
-       * we drop this accusation instead (the member stays ALIVE here; the
-       * accuser's own timer still runs, and a later probe or gossip can
-       * suspect it again once memory is back). */
-      swim_members_set_state(&sw->mt, i, WR_SWIM_ALIVE,
-                             sw->mt.v[i].incarnation);
-      return -1;
-    }
-    memset(v + sw->nsusp, 0, (n - sw->nsusp) * sizeof *v);
-    sw->susp = v;
-    sw->nsusp = n;
-  }
-  swim_susp *s = &sw->susp[slot];
-  memset(s, 0, sizeof *s);
-  s->used = 1;
-  snprintf(s->id, sizeof s->id, "%s", swim_member_id(&sw->mt.v[i]));
-  size_t n = swim_fleet_n(sw);
-  unsigned mult = sw->cfg.suspicion_mult;
-  int remote = 0, regional = swim_regions_on(sw);
-  if (regional) {
-    /* The members that probe a suspect are its region's (region.c), so
-     * its region's size sets how long a refutation takes to spread back
-     * to them; confirmations come only from that region, so k must fit
-     * in it (us counted in |rn| only when we are in it too, as the
-     * "- 2" below assumes). */
-    const swim_member *m = &sw->mt.v[i];
-    int away = !swim_in_own_region(sw, m);
-    size_t rn = swim_regions_size(&sw->rg, swim_member_region(m)) + away;
-    /* A region too small to hold k confirmers besides the suspect and
-     * us is judged by the whole fleet, as without regions: judged by its
-     * region it would get no confirmations at all (k = 0 below), and
-     * every lone accusation would end at the minimum (1 s at LAN's). */
-    if (sw->cfg.lifeguard &&
-        (rn < 2 || rn - 2 < sw->cfg.suspicion_confirmations))
-      regional = 0;
-    else {
-      n = rn;
-      remote = away && sw->cfg.lifeguard;
-      /* Regions may shorten the suspicion (a region is smaller and
-       * nearer than the fleet), never lengthen what the profile asks for
-       * (LAN's minimum is already log10 n, docs/SWIM.md). */
-      if (sw->cfg.region_suspicion_mult &&
-          sw->cfg.region_suspicion_mult < mult)
-        mult = sw->cfg.region_suspicion_mult;
-    }
-  }
-  s->regional = regional;
-  wr_swim_suspicion_bounds(&sw->cfg, mult, n, &s->min_ms, &s->max_ms);
-  s->k = 0;
-  if (sw->cfg.lifeguard) {
-    /* Confirmations can only come from members other than the suspect
-     * and us. */
-    s->k = sw->cfg.suspicion_confirmations;
-    if (n < 2 || n - 2 < s->k) s->k = 0;
-  }
-  if (remote) {
-    /* A suspicion belongs to the suspect's region: its members probe
-     * it, confirm it and declare it dead, and their verdict reaches us
-     * by gossip, usually well before our own timer ends.  Our timer for
-     * a member of another region is the backstop for a verdict we
-     * missed, or for a region that cannot tell us (cut off, or gone),
-     * and it ends with a last-chance hello to the suspect (wr_swim_tick)
-     * whatever the confirmations: news crosses regions a few packets a
-     * round, so a refutation can cross late.  At 3 x 30 members and
-     * 30 % loss, timers without it declared 3 healthy members dead, each
-     * from another region; with it, as many as the region-blind core
-     * (1-3 a run); a floor of twice the minimum cut that to 0-1 but let
-     * a member that missed the verdict wait 12 s (docs/BENCHMARKS.md,
-     * "Regions"). */
-    s->remote = 1;
-  }
-  s->start = now;
-  s->confirmers[0] = swim_id_hash(accuser);
-  s->n = 0;
-  susp_retime(s);
-  sw->mt.v[i].susp = (uint32_t)slot + 1;
-  return 0;
-}
-
-/* Returns 1 when the member whose id hashes to |h| is a new independent
- * confirmer. */
-static int susp_confirm_hash(swim_susp *s, uint32_t h) {
-  if (s->n >= s->k) return 0;
-  for (unsigned j = 0; j <= s->n && j < SWIM_CONFIRM_MAX; j++)
-    if (s->confirmers[j] == h) return 0;
-  s->n++;
-  if (s->n < SWIM_CONFIRM_MAX) s->confirmers[s->n] = h;
-  susp_retime(s);
-  return 1;
-}
-
-static int susp_confirm(swim_susp *s, const char *from) {
-  return susp_confirm_hash(s, swim_id_hash(from));
-}
-
-/* We saw member |i|'s port refused (ourselves or through a relay). */
-static void susp_refused(wr_swim *sw, size_t i) {
-  swim_susp *s = susp_of(sw, i);
-  if (!s || !sw->cfg.refused_suspicion_ms || s->refused_ms) return;
-  s->refused_ms = swim_scaled(sw, sw->cfg.refused_suspicion_ms);
-  susp_retime(s);
 }
 
 /* ---- state transitions ----------------------------------------------------- */
@@ -353,7 +210,7 @@ static void set_state(wr_swim *sw, size_t i, wr_swim_state st, uint32_t inc,
   swim_member *m = &sw->mt.v[i];
   if (m->state != st) m->state_since = now;
   swim_members_set_state(&sw->mt, i, (uint8_t)st, inc);
-  if (st != WR_SWIM_SUSPECT) susp_clear(sw, i);
+  if (st != WR_SWIM_SUSPECT) swim_susp_clear(sw, i);
   if (st == WR_SWIM_DEAD || st == WR_SWIM_LEFT)
     grave_push(sw, swim_member_id(m), now);
 }
@@ -387,113 +244,8 @@ static void apply_alive(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
   notify(sw, (size_t)i);
 }
 
-static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
-                          wr_tstamp now);
 
-/* We just heard that member |i| is suspected by someone else: check it
- * ourselves now rather than when the round-robin reaches it.
- *
- * Not everyone who hears it: a suspicion reaches the whole fleet within
- * a few gossip intervals (about a second at 10,000 members), and the
- * first confirmations come back only after a probe interval, so "probe
- * while it still lacks k confirmations" made nearly every member probe:
- * one suspicion drew thousands of pings at one member at 10,000 nodes
- * (docs/BENCHMARKS.md), hardest on a slow member falsely accused.  Each
- * member that hears it probes with probability want / (n - 2), want =
- * k + push_fanout, so the fleet sends about want confirmation probes per
- * suspicion whatever n is (at least k of them with 96 % probability; the
- * suspect's ordinary round-robin probes, about one a second, confirm too
- * when they fail). */
-static void confirm_probe(wr_swim *sw, size_t i, wr_tstamp now) {
-  swim_susp *s = susp_of(sw, i);
-  if (!sw->cfg.lifeguard || !s || s->n >= s->k || sw->leaving) return;
-  size_t others = swim_fleet_n(sw) - 2; /* neither us nor the suspect */
-  if (swim_regions_on(sw) && s->regional) {
-    /* Only the suspect's region confirms (confirmer_ok), so only its
-     * members probe, in the same number per suspicion. */
-    const swim_member *sm = &sw->mt.v[i];
-    if (!swim_in_own_region(sw, sm)) return;
-    size_t m = swim_regions_size(&sw->rg, sw->cfg.region);
-    others = m > 2 ? m - 2 : 0;
-  }
-  size_t want = (size_t)s->k + sw->cfg.push_fanout;
-  if (others > want && swim_rand_below(sw, others) >= want) return;
-  unsigned cap = WR_MIN(sw->cfg.confirm_probes, SWIM_CONFIRM_PROBES_MAX);
-  swim_confirm *c = NULL;
-  for (unsigned j = 0; j < cap && !c; j++)
-    if (!sw->confirms[j].used) c = &sw->confirms[j];
-  if (!c) return;
-  const swim_member *m = &sw->mt.v[i];
-  swim_out *o = out_push(sw, WR_SWIM_PING, &m->gossip);
-  if (!o) return;
-  c->used = 1;
-  sw->nconfirms++;
-  c->indirect_sent = 0;
-  c->addr = m->gossip;
-  c->seq = o->seq = ++sw->seq;
-  c->inc = m->incarnation;
-  snprintf(c->id, sizeof c->id, "%s", swim_member_id(m));
-  snprintf(o->target, sizeof o->target, "%s", c->id);
-  /* The buddy system rides along: the suspect learns it is suspected. */
-  o->extra |= EXTRA_ABOUT;
-  snprintf(o->about, sizeof o->about, "%s", c->id);
-  /* As strong as a normal probe: silence for the probe timeout asks the
-   * indirect_checks relays (confirm_tick), and only silence on every path
-   * for the whole probe interval confirms.  A direct ping alone fails
-   * about half the time at 30 % loss, and each such failure was counted
-   * as an independent witness against a healthy member.  Both stretched
-   * by our own awareness. */
-  c->timeout_at = now + swim_scaled(sw, sw->cfg.probe_timeout_ms);
-  c->deadline = now + swim_scaled(sw, sw->cfg.probe_interval_ms);
-  sw->st.probes++;
-  sw->st.confirm_probes++;
-}
 
-/* A lone suspicion of member |i| reached its maximum: besides asking
- * the suspect (the hello PING), show our entry (SUSPECT at the
- * incarnation we hold) to indirect_checks distinct random members.  One
- * that holds a newer entry (the suspect refuted and we missed it) answers
- * us directly with it (correct_stale); one that holds the same suspicion
- * or none just learns of it, as from any gossip.  At 30 % loss the hello
- * alone fails half the time (two datagrams), and that was how the false
- * deaths left at 2,000 members happened: one member missed a refutation
- * the rest of the fleet had, for a minute, and its lone verdict then
- * spread (docs/BENCHMARKS.md, "Silent failures").  16 askers fail all
- * together with probability 0.51^16 = 2e-5.  The cost is 16 datagrams
- * per lone suspicion that runs its course, which a real failure never
- * does (it gathers its confirmations). */
-static void ask_fleet(wr_swim *sw, size_t i) {
-  size_t n = sw->mt.n, picked[SWIM_INDIRECT_MAX];
-  unsigned want = WR_MIN(sw->cfg.indirect_checks, SWIM_INDIRECT_MAX), sent = 0;
-  const char *id = swim_member_id(&sw->mt.v[i]);
-  for (unsigned tries = 0; sent < want && n && tries < 3 * want + 3; tries++) {
-    size_t r = swim_rand_below(sw, n), j = 0;
-    while (j < sent && picked[j] != r) j++;
-    const swim_member *m = &sw->mt.v[r];
-    if (j < sent || r == i || m->state != WR_SWIM_ALIVE) continue;
-    swim_out *o = out_push(sw, WR_SWIM_GOSSIP, &m->gossip);
-    if (!o) break;
-    o->extra |= EXTRA_ABOUT;
-    snprintf(o->about, sizeof o->about, "%s", id);
-    picked[sent++] = r;
-  }
-}
-
-/* Our confirmation probe |c| went unanswered (or was refused): we
- * confirm the suspicion, as one more independent witness. */
-static void confirm_failed(wr_swim *sw, swim_confirm *c, int refused,
-                           wr_tstamp now) {
-  c->used = 0;
-  sw->nconfirms--;
-  ssize_t i = swim_members_find(&sw->mt, c->id);
-  if (i < 0 || sw->mt.v[i].state != WR_SWIM_SUSPECT ||
-      sw->mt.v[i].incarnation != c->inc)
-    return;
-  wr_swim_update u;
-  member_update(sw, (size_t)i, sw->cfg.id, &u); /* SUSPECT from us */
-  apply_suspect(sw, &u, now);
-  if (refused) susp_refused(sw, (size_t)i);
-}
 
 /* Someone gossips an accusation that our entry for member |i| already
  * supersedes (an older incarnation, or a member that left): it missed
@@ -512,7 +264,7 @@ static void confirm_failed(wr_swim *sw, swim_confirm *c, int refused,
 static void correct_stale(wr_swim *sw, size_t i) {
   const char *id = swim_member_id(&sw->mt.v[i]);
   if (!sw->merging && sw->rx_from.family) {
-    swim_out *o = out_push(sw, WR_SWIM_GOSSIP, &sw->rx_from);
+    swim_out *o = swim_out_push(sw, WR_SWIM_GOSSIP, &sw->rx_from);
     if (o) {
       o->extra |= EXTRA_ABOUT;
       snprintf(o->about, sizeof o->about, "%s", id);
@@ -522,21 +274,13 @@ static void correct_stale(wr_swim *sw, size_t i) {
   }
   if (sw->merging || swim_bqueue_has(&sw->bq, id)) return;
   wr_swim_update u;
-  member_update(sw, i, NULL, &u);
+  swim_member_update(sw, i, NULL, &u);
   broadcast(sw, &u);
 }
 
-/* 1 when |from|'s confirmation of member |i|'s suspicion counts: always
- * without regions, else when |from| is in |i|'s region. */
-static int confirmer_ok(wr_swim *sw, size_t i, const char *from) {
-  const swim_susp *s = susp_of(sw, i);
-  if (!swim_regions_on(sw) || (s && !s->regional)) return 1;
-  const char *rf = swim_region_of_id(sw, from);
-  return rf && strcmp(rf, swim_member_region(&sw->mt.v[i])) == 0;
-}
 
-static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
-                          wr_tstamp now) {
+void swim_apply_suspect(wr_swim *sw, const wr_swim_update *u,
+                        wr_tstamp now) {
   if (swim_is_self(sw, u->id)) {
     accused(sw, u->incarnation, now);
     return;
@@ -550,12 +294,12 @@ static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
     return;
   }
   if (m->state == WR_SWIM_SUSPECT && u->incarnation == m->incarnation) {
-    swim_susp *s = susp_of(sw, (size_t)i);
+    swim_susp *s = swim_susp_of(sw, (size_t)i);
     /* Re-gossip only news: a new confirmer shortens everyone's timer.
      * With regions, only members of the suspect's region confirm: they
      * are the ones that probe it over a LAN, and a WAN cut that makes
      * remote members silent to each other must not add up to a death. */
-    if (s && confirmer_ok(sw, (size_t)i, u->from) && susp_confirm(s, u->from))
+    if (s && swim_confirmer_ok(sw, (size_t)i, u->from) && swim_susp_confirm(s, u->from))
       broadcast(sw, u);
     return;
   }
@@ -565,17 +309,17 @@ static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
    * does) declared healthy members dead at 30 % loss: a member that
    * missed a refutation held its suspicion for tens of seconds and a
    * fresh accusation at the new incarnation inherited the old deadline. */
-  susp_clear(sw, (size_t)i); /* the old timer, if any */
+  swim_susp_clear(sw, (size_t)i); /* the old timer, if any */
   set_state(sw, (size_t)i, WR_SWIM_SUSPECT, u->incarnation, now);
-  if (susp_start(sw, (size_t)i, u->from, now) != 0) return;
+  if (swim_susp_start(sw, (size_t)i, u->from, now) != 0) return;
   sw->st.suspicions++;
   broadcast(sw, u);
   notify(sw, (size_t)i);
-  if (!swim_is_self(sw, u->from)) confirm_probe(sw, (size_t)i, now);
+  if (!swim_is_self(sw, u->from)) swim_confirm_probe(sw, (size_t)i, now);
 }
 
-static void apply_dead(wr_swim *sw, const wr_swim_update *u, wr_tstamp now,
-                       int left) {
+void swim_apply_dead(wr_swim *sw, const wr_swim_update *u, wr_tstamp now,
+                     int left) {
   if (swim_is_self(sw, u->id)) {
     accused(sw, u->incarnation, now);
     if (!left && !sw->merging) sw->rx_self_dead = 1;
@@ -618,9 +362,9 @@ static void apply_user(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
 static void apply_update(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
   switch (u->kind) {
   case WR_SWIM_UPD_ALIVE: apply_alive(sw, u, now); break;
-  case WR_SWIM_UPD_SUSPECT: apply_suspect(sw, u, now); break;
-  case WR_SWIM_UPD_DEAD: apply_dead(sw, u, now, 0); break;
-  case WR_SWIM_UPD_LEFT: apply_dead(sw, u, now, 1); break;
+  case WR_SWIM_UPD_SUSPECT: swim_apply_suspect(sw, u, now); break;
+  case WR_SWIM_UPD_DEAD: swim_apply_dead(sw, u, now, 0); break;
+  case WR_SWIM_UPD_LEFT: swim_apply_dead(sw, u, now, 1); break;
   case WR_SWIM_UPD_USER: apply_user(sw, u, now); break;
   default: break;
   }
@@ -657,7 +401,7 @@ static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now) {
       size_t j = 0;
       while (i >= 0 && j < sent && picked[j] != (size_t)i) j++;
       if (i < 0 || j < sent) continue;
-      if (out_push(sw, WR_SWIM_GOSSIP, &sw->mt.v[i].gossip))
+      if (swim_out_push(sw, WR_SWIM_GOSSIP, &sw->mt.v[i].gossip))
         picked[sent++] = (size_t)i;
     }
     /* The local picks reject the other regions' members: R regions of
@@ -670,7 +414,7 @@ static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now) {
     const swim_member *m = &sw->mt.v[i];
     if (j < sent || !gossip_target_ok(sw, m, now)) continue;
     if (regions && !swim_in_own_region(sw, m)) continue;
-    swim_out *o = out_push(sw, WR_SWIM_GOSSIP, &m->gossip);
+    swim_out *o = swim_out_push(sw, WR_SWIM_GOSSIP, &m->gossip);
     /* The recently dead hear membership news (to refute it), but USER
      * updates sent there are lost sends: each counts against a budget of
      * only retransmit_mult * log10(n + 1), so in a small fleet with a few
@@ -692,7 +436,7 @@ static void shuffle(wr_swim *sw) {
 /* Sends the probe of member |i|.  1, or 0 when the outbox is full. */
 static int probe_send(wr_swim *sw, size_t i, wr_tstamp now) {
   swim_member *m = &sw->mt.v[i];
-  swim_out *o = out_push(sw, WR_SWIM_PING, &m->gossip);
+  swim_out *o = swim_out_push(sw, WR_SWIM_PING, &m->gossip);
   if (!o) return 0;
   memset(&sw->probe, 0, sizeof sw->probe);
   sw->probe.active = 1;
@@ -773,8 +517,8 @@ static unsigned ping_reqs_in(wr_swim *sw, const char *target,
  * silence from all of them that it is not (region_probe_silent).  A
  * region too small to provide them (the target alone) gets relays from
  * anywhere.  |*in_region| counts the relays of the target's region. */
-static unsigned ping_reqs(wr_swim *sw, const char *target, const wr_addr *addr,
-                          uint32_t seq, unsigned *in_region) {
+unsigned swim_ping_reqs(wr_swim *sw, const char *target, const wr_addr *addr,
+                        uint32_t seq, unsigned *in_region) {
   size_t picked[SWIM_INDIRECT_MAX];
   unsigned sent = 0;
   ssize_t t;
@@ -807,7 +551,7 @@ static unsigned ping_reqs_in(wr_swim *sw, const char *target,
         strcmp(swim_member_id(m), target) == 0)
       continue;
     if (region && strcmp(swim_member_region(m), region) != 0) continue;
-    swim_out *o = out_push(sw, WR_SWIM_PING_REQ, &m->gossip);
+    swim_out *o = swim_out_push(sw, WR_SWIM_PING_REQ, &m->gossip);
     if (!o) break;
     picked[sent] = i;
     o->seq = seq;
@@ -820,7 +564,7 @@ static unsigned ping_reqs_in(wr_swim *sw, const char *target,
 }
 
 static void probe_indirect(wr_swim *sw) {
-  unsigned sent = ping_reqs(sw, sw->probe.target, &sw->probe.addr,
+  unsigned sent = swim_ping_reqs(sw, sw->probe.target, &sw->probe.addr,
                             sw->probe.seq, &sw->probe.region_relays);
   sw->probe.indirect_sent = 1;
   sw->probe.nacks_expected = sw->cfg.lifeguard ? sent : 0;
@@ -868,7 +612,7 @@ static void region_push(wr_swim *sw, size_t i) {
   for (unsigned c = 0; c < sw->cfg.push_fanout; c++) {
     ssize_t j = swim_regions_pick(&sw->mt, rname, 1, 0, id, 16, below_cb, sw);
     if (j < 0) break;
-    swim_out *o = out_push(sw, WR_SWIM_GOSSIP, &sw->mt.v[j].gossip);
+    swim_out *o = swim_out_push(sw, WR_SWIM_GOSSIP, &sw->mt.v[j].gossip);
     if (!o) break;
     o->extra |= EXTRA_ABOUT;
     snprintf(o->about, sizeof o->about, "%s", id);
@@ -915,9 +659,9 @@ static void probe_failed(wr_swim *sw, wr_tstamp now) {
     return;
   int fresh = m->state == WR_SWIM_ALIVE;
   wr_swim_update u;
-  member_update(sw, (size_t)i, sw->cfg.id, &u);
+  swim_member_update(sw, (size_t)i, sw->cfg.id, &u);
   u.kind = WR_SWIM_UPD_SUSPECT;
-  apply_suspect(sw, &u, now);
+  swim_apply_suspect(sw, &u, now);
   if (fresh) {
     /* Tell the suspect first (the buddy system, from the accuser): a live
      * member refutes before the suspicion has spread, so its refutation
@@ -927,7 +671,7 @@ static void probe_failed(wr_swim *sw, wr_tstamp now) {
      * often heard of it only by gossip, every suspicion reached every
      * member, and the news outran the piggyback capacity (1,000 nodes:
      * 68 false deaths instead of 2; docs/BENCHMARKS.md). */
-    swim_out *o = out_push(sw, WR_SWIM_GOSSIP, &sw->probe.addr);
+    swim_out *o = swim_out_push(sw, WR_SWIM_GOSSIP, &sw->probe.addr);
     if (o) {
       o->extra |= EXTRA_ABOUT;
       snprintf(o->about, sizeof o->about, "%s", sw->probe.target);
@@ -937,13 +681,13 @@ static void probe_failed(wr_swim *sw, wr_tstamp now) {
   swim_susp *s;
   if ((sw->probe.refused || sw->probe.nrefused) && sw->cfg.refused_suspicion_ms &&
       (i = swim_members_find(&sw->mt, sw->probe.target)) >= 0 &&
-      (s = susp_of(sw, (size_t)i)) != NULL) {
+      (s = swim_susp_of(sw, (size_t)i)) != NULL) {
     /* Relays that saw the port refused witnessed it themselves. */
     for (unsigned j = 0; j < sw->probe.nrefused; j++)
-      susp_confirm_hash(s, sw->probe.refused_by[j]);
-    susp_refused(sw, (size_t)i);
+      swim_susp_confirm_hash(s, sw->probe.refused_by[j]);
+    swim_susp_refused(sw, (size_t)i);
   }
-  push_soon(sw, now);
+  swim_push_soon(sw, now);
 }
 
 /* A refused probe needs no timeout: it fails as soon as every relay has
@@ -959,7 +703,7 @@ static void handle_ping_req(wr_swim *sw, const wr_addr *src, wr_tstamp now) {
   const wr_swim_packet *p = &sw->pkt;
   if (swim_is_self(sw, p->target)) {
     /* Asked to probe ourselves: we are the answer. */
-    swim_out *o = out_push(sw, WR_SWIM_ACK, src);
+    swim_out *o = swim_out_push(sw, WR_SWIM_ACK, src);
     if (o) o->seq = p->seq;
     return;
   }
@@ -970,7 +714,7 @@ static void handle_ping_req(wr_swim *sw, const wr_addr *src, wr_tstamp now) {
     sw->st.tx_dropped++;
     return;
   }
-  swim_out *o = out_push(sw, WR_SWIM_PING, &p->target_addr);
+  swim_out *o = swim_out_push(sw, WR_SWIM_PING, &p->target_addr);
   if (!o) return;
   memset(r, 0, sizeof *r);
   r->used = 1;
@@ -1035,23 +779,14 @@ static void handle_ack(wr_swim *sw, const wr_addr *src, int nack,
     return;
   }
   if (nack) {
-    /* A relay of one of our confirmation probes heard nothing: that says
-     * nothing the probe's own deadline will not (confirm_tick). */
-    for (size_t j = 0; sw->nconfirms && j < SWIM_CONFIRM_PROBES_MAX; j++)
-      if (sw->confirms[j].used && sw->confirms[j].seq == seq) return;
-    sw->st.rx_foreign++;
+    if (!swim_confirm_ack(sw, seq, 1)) sw->st.rx_foreign++;
     return;
   }
-  for (size_t j = 0; sw->nconfirms && j < SWIM_CONFIRM_PROBES_MAX; j++)
-    if (sw->confirms[j].used && sw->confirms[j].seq == seq) {
-      sw->confirms[j].used = 0; /* it answered us: no confirmation */
-      sw->nconfirms--;
-      return;
-    }
+  if (swim_confirm_ack(sw, seq, 0)) return;
   for (size_t j = 0; sw->nrelays && j < SWIM_RELAYS_MAX; j++) {
     swim_relay *r = &sw->relays[j];
     if (r->used && r->seq == seq) {
-      swim_out *o = out_push(sw, WR_SWIM_ACK, &r->origin);
+      swim_out *o = swim_out_push(sw, WR_SWIM_ACK, &r->origin);
       if (o) o->seq = r->origin_seq;
       r->used = 0;
       sw->nrelays--;
@@ -1086,7 +821,7 @@ static void handle_ping(wr_swim *sw, const wr_addr *src) {
     sw->st.rx_foreign++;
     return;
   }
-  swim_out *o = out_push(sw, WR_SWIM_ACK, src);
+  swim_out *o = swim_out_push(sw, WR_SWIM_ACK, src);
   if (!o) return;
   o->seq = p->seq;
   if (!p->target[0]) o->extra |= EXTRA_SELF; /* a join probe */
@@ -1097,7 +832,7 @@ static void handle_ping(wr_swim *sw, const wr_addr *src) {
      * is: an empty-target PING is answered with the answerer's ALIVE, so
      * membership heals within one probe round instead of at the next
      * anti-entropy sync. */
-    swim_out *h = out_push(sw, WR_SWIM_PING, src);
+    swim_out *h = swim_out_push(sw, WR_SWIM_PING, src);
     if (h) {
       h->seq = ++sw->seq;
       sw->hello_seq[sw->hello_next++ % WR_ARRAY_LEN(sw->hello_seq)] = h->seq;
@@ -1144,7 +879,7 @@ static void dead_reply(wr_swim *sw, const wr_addr *src, wr_tstamp now) {
   if (sw->dead_replied[slot].hash == h &&
       now - sw->dead_replied[slot].at < sw->cfg.probe_interval_ms)
     return;
-  swim_out *o = out_push(sw, WR_SWIM_GOSSIP, src);
+  swim_out *o = swim_out_push(sw, WR_SWIM_GOSSIP, src);
   if (!o) return;
   sw->dead_replied[slot].hash = h;
   sw->dead_replied[slot].at = now;
@@ -1219,24 +954,11 @@ void wr_swim_unreachable(wr_swim *sw, const wr_addr *to, wr_tstamp now) {
   for (size_t j = 0; j < SWIM_RELAYS_MAX; j++) {
     swim_relay *r = &sw->relays[j];
     if (!r->used || r->nacked || !wr_addr_eq(&r->target, to)) continue;
-    swim_out *o = out_push(sw, WR_SWIM_NACK_REFUSED, &r->origin);
+    swim_out *o = swim_out_push(sw, WR_SWIM_NACK_REFUSED, &r->origin);
     if (o) o->seq = r->origin_seq;
     r->nacked = 1;
   }
-  for (size_t j = 0; j < SWIM_CONFIRM_PROBES_MAX; j++) {
-    swim_confirm *c = &sw->confirms[j];
-    if (!c->used) continue;
-    ssize_t i = swim_members_find(&sw->mt, c->id);
-    if (i >= 0 && wr_addr_eq(&sw->mt.v[i].gossip, to))
-      confirm_failed(sw, c, 1, now);
-  }
-  /* Any datagram to a suspect (gossip, buddy probes) is a witness too. */
-  for (size_t j = 0; j < sw->nsusp; j++) {
-    if (!sw->susp[j].used || sw->susp[j].refused_ms) continue;
-    ssize_t i = swim_members_find(&sw->mt, sw->susp[j].id);
-    if (i >= 0 && wr_addr_eq(&sw->mt.v[i].gossip, to))
-      susp_refused(sw, (size_t)i);
-  }
+  swim_susp_unreachable(sw, to, now);
 }
 
 static size_t header_size(const wr_swim_packet *p) {
@@ -1283,7 +1005,7 @@ wr_ssize wr_swim_send(wr_swim *sw, wr_addr *to, uint8_t *dst, size_t cap,
     }
     ssize_t i;
     if ((o.extra & EXTRA_ABOUT) && (i = swim_members_find(&sw->mt, o.about)) >= 0) {
-      member_update(sw, (size_t)i, NULL, &u);
+      swim_member_update(sw, (size_t)i, NULL, &u);
       add_extra(p, &u, &budget);
     }
     /* Membership first, then USER updates in the room left: both at the
@@ -1464,7 +1186,7 @@ static void dead_probe_tick(wr_swim *sw, wr_tstamp now) {
     if (now - e->dead_at >= sw->cfg.reconnect_timeout_ms) return;
     addr = &e->gossip;
   }
-  swim_out *o = out_push(sw, WR_SWIM_PING, addr);
+  swim_out *o = swim_out_push(sw, WR_SWIM_PING, addr);
   if (!o) return;
   o->seq = sw->dead_probe_seq = ++sw->seq;
   if (!o->seq) o->seq = sw->dead_probe_seq = ++sw->seq; /* 0 is "none" */
@@ -1503,7 +1225,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
     swim_relay *r = &sw->relays[j];
     if (!r->used) continue;
     if (!r->nacked && sw->cfg.lifeguard && now >= r->nack_at) {
-      swim_out *o = out_push(sw, WR_SWIM_NACK, &r->origin);
+      swim_out *o = swim_out_push(sw, WR_SWIM_NACK, &r->origin);
       if (o) o->seq = r->origin_seq;
       r->nacked = 1;
     }
@@ -1512,18 +1234,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
       sw->nrelays--;
     }
   }
-  for (size_t j = 0; sw->nconfirms && j < SWIM_CONFIRM_PROBES_MAX; j++) {
-    swim_confirm *c = &sw->confirms[j];
-    if (!c->used) continue;
-    if (!c->indirect_sent && now >= c->timeout_at) {
-      /* Relays answer under our seq: their ACK ends the confirmation
-       * probe like a direct one (handle_ack); their NACKs say nothing
-       * about the suspect and are ignored. */
-      ping_reqs(sw, c->id, &c->addr, c->seq, NULL);
-      c->indirect_sent = 1;
-    }
-    if (now >= c->deadline) confirm_failed(sw, c, 0, now);
-  }
+  swim_confirm_tick(sw, now);
   if (sw->probe.active) {
     if (!sw->probe.indirect_sent && now >= sw->probe.timeout_at)
       probe_indirect(sw);
@@ -1536,45 +1247,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
   /* Suspicions that ran out become deaths, declared by us.  After the
    * probes: a probe that failed just now may have confirmed a suspicion
    * and so moved its deadline into the past. */
-  for (size_t j = 0; j < sw->nsusp; j++) {
-    swim_susp *s = &sw->susp[j];
-    if (!s->used || s->deadline > now) continue;
-    ssize_t i = swim_members_find(&sw->mt, s->id);
-    if (i >= 0 && sw->mt.v[i].state == WR_SWIM_SUSPECT &&
-        ((s->k && !s->n) || s->remote) && !s->asked && !sw->leaving) {
-      /* Nobody confirmed it in all this time (the Lifeguard maximum): a
-       * lone accusation, and the accused may well have refuted it long
-       * ago without the news reaching us (an epidemic misses a member now
-       * and then).  Before declaring it dead, ask it once who it is: an
-       * empty-target PING, whose ACK carries its current ALIVE (as for a
-       * stranger, handle_ping), and give it one more probe interval.  A
-       * real failure gathers its k confirmations and never gets here, so
-       * this costs nothing per death; at 30 % loss it removed most of the
-       * single-node false verdicts left (docs/BENCHMARKS.md).  A
-       * suspicion of a member of another region (regions on) gets the
-       * same question even when confirmed: its region's verdict should
-       * have reached us by now, and if it did not, we may have missed
-       * the refutation too (susp_start). */
-      swim_out *h = out_push(sw, WR_SWIM_PING, &sw->mt.v[i].gossip);
-      if (h) {
-        h->seq = ++sw->seq;
-        sw->hello_seq[sw->hello_next++ % WR_ARRAY_LEN(sw->hello_seq)] = h->seq;
-      }
-      ask_fleet(sw, (size_t)i);
-      s->asked = 1;
-      s->deadline = now + swim_scaled(sw, sw->cfg.probe_interval_ms);
-      sw->st.last_chance_probes++;
-      continue;
-    }
-    s->used = 0;
-    if (i < 0 || sw->mt.v[i].state != WR_SWIM_SUSPECT) continue;
-    sw->mt.v[i].susp = 0;
-    wr_swim_update u;
-    member_update(sw, (size_t)i, sw->cfg.id, &u);
-    u.kind = WR_SWIM_UPD_DEAD;
-    apply_dead(sw, &u, now, 0);
-    push_soon(sw, now);
-  }
+  swim_susp_tick(sw, now);
   /* The gossip clock only runs while there is something to gossip: a
    * node with an empty queue passes news on the moment it arrives
    * (wr_swim_deadline makes that tick due at once) instead of at a tick
@@ -1648,14 +1321,7 @@ wr_tstamp wr_swim_deadline(const wr_swim *sw) {
   }
   if (sw->bq.n || sw->uq.n) AT(sw->next_gossip_at);
   if (sw->relay_user_at) AT(sw->relay_user_at);
-  for (size_t j = 0; j < sw->nsusp; j++)
-    if (sw->susp[j].used) AT(sw->susp[j].deadline);
-  for (size_t j = 0; sw->nconfirms && j < SWIM_CONFIRM_PROBES_MAX; j++) {
-    const swim_confirm *c = &sw->confirms[j];
-    if (!c->used) continue;
-    if (!c->indirect_sent) AT(c->timeout_at);
-    AT(c->deadline);
-  }
+  AT(swim_susp_deadline(sw));
   for (size_t j = 0; sw->nrelays && j < SWIM_RELAYS_MAX; j++) {
     const swim_relay *r = &sw->relays[j];
     if (!r->used) continue;
@@ -1744,7 +1410,7 @@ int wr_swim_join(wr_swim *sw, const wr_addr *seeds, size_t nseeds,
   if (!nseeds) return WR_ERR_INVAL;
   sw->join_seq_lo = sw->seq + 1;
   for (size_t j = 0; j < nseeds; j++) {
-    swim_out *o = out_push(sw, WR_SWIM_PING, &seeds[j]);
+    swim_out *o = swim_out_push(sw, WR_SWIM_PING, &seeds[j]);
     if (!o) return WR_ERR_NOMEM;
     o->seq = ++sw->seq;
     o->extra = EXTRA_SELF;
@@ -1805,7 +1471,7 @@ int wr_swim_leave(wr_swim *sw, wr_tstamp now) {
   wr_swim_update u;
   self_update(sw, &u);
   broadcast(sw, &u);
-  push_soon(sw, now);
+  swim_push_soon(sw, now);
   return 0;
 }
 
@@ -1827,7 +1493,7 @@ static int user_queue(wr_swim *sw, const char *key, uint64_t version,
   u.payload_len = (uint16_t)len;
   int rv = swim_bqueue_push(&sw->uq, &u);
   if (rv != 0) return rv;
-  if (push) push_soon(sw, now);
+  if (push) swim_push_soon(sw, now);
   /* Then relay rounds, as for news from a peer (apply_user). */
   if (sw->cfg.user_relay_ms && !sw->relay_user_at)
     sw->relay_user_at = now + sw->cfg.user_relay_ms;
@@ -1906,7 +1572,7 @@ void swim_core_self_update(const wr_swim *sw, wr_swim_update *u) {
 }
 
 void swim_core_member_update(const wr_swim *sw, size_t i, wr_swim_update *u) {
-  member_update(sw, i, NULL, u);
+  swim_member_update(sw, i, NULL, u);
 }
 
 void swim_core_merge(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
@@ -1980,7 +1646,7 @@ void swim_core_sync_result(wr_swim *sw, int ok, wr_tstamp now) {
     wr_swim_update u;
     self_update(sw, &u);
     broadcast_always(sw, &u);
-    push_soon(sw, now);
+    swim_push_soon(sw, now);
     /* And sync again soon, with random members, while the fleet we see
      * keeps growing: in a join storm the members that join while we do
      * are in no seed's answer yet, and their own announcements compete

@@ -508,6 +508,56 @@ static inline const char *swim_region_of_id(const wr_swim *sw, const char *id) {
   return i < 0 ? NULL : swim_member_region(&sw->mt.v[i]);
 }
 
+/* ---- suspicion (suspicion.c) ---------------------------------------------
+ *
+ * Timers, confirmations and the last chance of a suspected member; the
+ * top of suspicion.c has the states.  |i| is a member table index.
+ */
+/* The member's suspicion timer, or NULL (not suspected). */
+swim_susp *swim_susp_of(wr_swim *sw, size_t i);
+void swim_susp_clear(wr_swim *sw, size_t i);
+/* Starts the timer of a new suspicion raised by |accuser|: 0, or -1 when
+ * no timer could be allocated (the member is then left ALIVE). */
+int swim_susp_start(wr_swim *sw, size_t i, const char *accuser,
+                    wr_tstamp now);
+/* 1 when the member whose id hashes to |h| (or |from|) is a new
+ * independent confirmer; the timer is retimed. */
+int swim_susp_confirm_hash(swim_susp *s, uint32_t h);
+int swim_susp_confirm(swim_susp *s, const char *from);
+/* We saw member |i|'s port refused (ourselves or through a relay). */
+void swim_susp_refused(wr_swim *sw, size_t i);
+/* 1 when |from|'s confirmation of member |i|'s suspicion counts. */
+int swim_confirmer_ok(wr_swim *sw, size_t i, const char *from);
+/* We heard of member |i|'s suspicion from someone else: maybe probe it. */
+void swim_confirm_probe(wr_swim *sw, size_t i, wr_tstamp now);
+void swim_confirm_tick(wr_swim *sw, wr_tstamp now);
+/* 1 when |seq| is one of our confirmation probes' (an ACK ends it). */
+int swim_confirm_ack(wr_swim *sw, uint32_t seq, int nack);
+void swim_susp_tick(wr_swim *sw, wr_tstamp now);
+void swim_susp_unreachable(wr_swim *sw, const wr_addr *to, wr_tstamp now);
+wr_tstamp swim_susp_deadline(const wr_swim *sw);
+
+/* ---- what suspicion.c needs from the protocol (swim.c) --------------------- */
+
+/* Queues a datagram descriptor (encoded in wr_swim_send), or NULL when
+ * the outbox is full (counted in tx_dropped). */
+swim_out *swim_out_push(wr_swim *sw, uint8_t type, const wr_addr *to);
+/* Our table's entry for member |i| as an update; SUSPECT and DEAD name
+ * |from| as the accuser (us when NULL). */
+void swim_member_update(const wr_swim *sw, size_t i, const char *from,
+                        wr_swim_update *u);
+/* The merge rules for a SUSPECT, and for a DEAD (|left|: a LEFT). */
+void swim_apply_suspect(wr_swim *sw, const wr_swim_update *u, wr_tstamp now);
+void swim_apply_dead(wr_swim *sw, const wr_swim_update *u, wr_tstamp now,
+                     int left);
+/* Pushes what we just originated to push_fanout members now. */
+void swim_push_soon(wr_swim *sw, wr_tstamp now);
+/* PING_REQs for |target| at |addr| under |seq| to indirect_checks relays
+ * (of the target's region first, with regions; |*in_region| counts
+ * those); returns how many were sent. */
+unsigned swim_ping_reqs(wr_swim *sw, const char *target, const wr_addr *addr,
+                        uint32_t seq, unsigned *in_region);
+
 /* ---- what sync.c needs from the core (swim.c) ---------------------------- */
 
 swim_members *swim_core_table(wr_swim *sw);

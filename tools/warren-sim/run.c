@@ -45,7 +45,7 @@
 
 /* The longest a suspicion can last: the Lifeguard maximum (a lone
  * accuser), or the fixed minimum in plain SWIM.  Awareness does not
- * stretch it (swim.c, susp_start). */
+ * stretch it (suspicion.c, swim_susp_start). */
 static uint64_t suspicion_max_ms(const wr_swim_config *c, uint32_t n) {
   uint64_t min, max;
   wr_swim_suspicion_bounds(c, c->suspicion_mult, n, &min, &max);
