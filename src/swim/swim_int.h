@@ -508,6 +508,34 @@ static inline const char *swim_region_of_id(const wr_swim *sw, const char *id) {
   return i < 0 ? NULL : swim_member_region(&sw->mt.v[i]);
 }
 
+/* Lifeguard local health: |delta| on the awareness score, within
+ * 0..awareness_max - 1. */
+static inline void swim_awareness_add(wr_swim *sw, int delta) {
+  if (!sw->cfg.lifeguard) return;
+  int a = (int)sw->awareness + delta;
+  int top = sw->cfg.awareness_max ? (int)sw->cfg.awareness_max - 1 : 0;
+  sw->awareness = (unsigned)(a < 0 ? 0 : a > top ? top : a);
+}
+
+/* swim_rand_below for the table's helpers that take a callback. */
+static inline size_t swim_below_cb(void *ud, size_t n) {
+  return swim_rand_below((wr_swim *)ud, n);
+}
+
+/* ---- probing (probe.c) -----------------------------------------------------
+ *
+ * The one probe in flight (sw->probe); the top of probe.c has its steps.
+ */
+void swim_probe_start(wr_swim *sw, wr_tstamp now);
+/* The probe timeout passed without an ACK: ask the relays. */
+void swim_probe_indirect(wr_swim *sw);
+/* The round ended without an ACK. */
+void swim_probe_failed(wr_swim *sw, wr_tstamp now);
+/* A refused probe fails once every relay reported a refusal too. */
+void swim_probe_check_refused(wr_swim *sw, wr_tstamp now);
+/* An ACK (or |nack|) from |from| to our cross-region probe. */
+void swim_region_heard(wr_swim *sw, const char *from, int nack);
+
 /* ---- suspicion (suspicion.c) ---------------------------------------------
  *
  * Timers, confirmations and the last chance of a suspected member; the
@@ -554,7 +582,7 @@ void swim_apply_dead(wr_swim *sw, const wr_swim_update *u, wr_tstamp now,
 void swim_push_soon(wr_swim *sw, wr_tstamp now);
 /* PING_REQs for |target| at |addr| under |seq| to indirect_checks relays
  * (of the target's region first, with regions; |*in_region| counts
- * those); returns how many were sent. */
+ * those); returns how many were sent (probe.c). */
 unsigned swim_ping_reqs(wr_swim *sw, const char *target, const wr_addr *addr,
                         uint32_t seq, unsigned *in_region);
 
