@@ -2,7 +2,7 @@
  * Suspicion (Lifeguard dynamic suspicion, Dadgar et al. 2018, section
  * IV.B; SWIM's suspicion mechanism, Das et al. 2002, section 4.2), split
  * out of swim.c: what happens between "member m is SUSPECT" and "m is
- * DEAD", apart from the merge rules themselves (swim.c, apply_suspect).
+ * DEAD", apart from the merge rules themselves (swim.c, swim_apply_suspect).
  *
  *   timers         one per suspected member: from the Lifeguard maximum
  *                  down to the minimum as independent confirmations
@@ -19,8 +19,8 @@
  *                  first asks the suspect and a few members once more
  *                  (the last chance).
  *
- * swim.c calls in here from its merge rules, probe outcomes, ACKs,
- * refusals, tick and deadline; everything here reaches the rest of the
+ * swim.c calls in here from its merge rules, ACKs, refusals, tick and
+ * deadline, probe.c from a failed probe; everything here reaches the rest of the
  * core through swim_int.h.
  */
 #include <math.h>

@@ -1,7 +1,9 @@
 /*
  * Internals of the SWIM core shared by members.c (the member table),
- * broadcast.c (the piggyback queue), swim.c (the state machine) and sync.c
- * (anti-entropy).  Not installed: only swim.h is the API.
+ * broadcast.c (the piggyback queue), swim.c (the state machine), probe.c
+ * (the probe in flight), suspicion.c (from SUSPECT to DEAD), region.c,
+ * reconnect.c, digest.c and sync.c (anti-entropy).  Not installed: only
+ * swim.h is the API.
  */
 #ifndef WARREN_SWIM_INT_H
 #define WARREN_SWIM_INT_H
@@ -565,7 +567,7 @@ void swim_susp_tick(wr_swim *sw, wr_tstamp now);
 void swim_susp_unreachable(wr_swim *sw, const wr_addr *to, wr_tstamp now);
 wr_tstamp swim_susp_deadline(const wr_swim *sw);
 
-/* ---- what suspicion.c needs from the protocol (swim.c) --------------------- */
+/* ---- what suspicion.c and probe.c need from the protocol (swim.c) --------- */
 
 /* Queues a datagram descriptor (encoded in wr_swim_send), or NULL when
  * the outbox is full (counted in tx_dropped). */
