@@ -207,7 +207,8 @@ static void region_push(wr_swim *sw, size_t i) {
   const char *rname = swim_member_region(&sw->mt.v[i]);
   const char *id = swim_member_id(&sw->mt.v[i]);
   for (unsigned c = 0; c < sw->cfg.push_fanout; c++) {
-    ssize_t j = swim_regions_pick(&sw->mt, rname, 1, 0, id, 16, swim_below_cb, sw);
+    ssize_t j =
+        swim_regions_pick(&sw->mt, rname, 1, 0, id, 16, swim_below_cb, sw);
     if (j < 0) break;
     swim_out *o = swim_out_push(sw, WR_SWIM_GOSSIP, &sw->mt.v[j].gossip);
     if (!o) break;
@@ -276,7 +277,8 @@ void swim_probe_failed(wr_swim *sw, wr_tstamp now) {
     if (sw->probe.cross) region_push(sw, (size_t)i);
   }
   swim_susp *s;
-  if ((sw->probe.refused || sw->probe.nrefused) && sw->cfg.refused_suspicion_ms &&
+  if ((sw->probe.refused || sw->probe.nrefused) &&
+      sw->cfg.refused_suspicion_ms &&
       (i = swim_members_find(&sw->mt, sw->probe.target)) >= 0 &&
       (s = swim_susp_of(sw, (size_t)i)) != NULL) {
     /* Relays that saw the port refused witnessed it themselves. */

@@ -20,8 +20,8 @@
  *                  (the last chance).
  *
  * swim.c calls in here from its merge rules, ACKs, refusals, tick and
- * deadline, probe.c from a failed probe; everything here reaches the rest of the
- * core through swim_int.h.
+ * deadline, probe.c from a failed probe; everything here reaches the
+ * rest of the core through swim_int.h.
  */
 #include <math.h>
 #include <stdio.h>
@@ -30,7 +30,7 @@
 #include "swim_int.h"
 #include "warren/err.h"
 
-/* ---- timers --------------------------------------------------------------- */
+/* ---- timers -------------------------------------------------------------- */
 
 swim_susp *swim_susp_of(wr_swim *sw, size_t i) {
   uint32_t s = sw->mt.v[i].susp;
@@ -173,7 +173,7 @@ void swim_susp_refused(wr_swim *sw, size_t i) {
   susp_retime(s);
 }
 
-/* ---- confirmations -------------------------------------------------------- */
+/* ---- confirmations ------------------------------------------------------- */
 
 /* 1 when |from|'s confirmation of member |i|'s suspicion counts: always
  * without regions, else when |from| is in |i|'s region. */
@@ -321,7 +321,7 @@ int swim_confirm_ack(wr_swim *sw, uint32_t seq, int nack) {
   return 0;
 }
 
-/* ---- expiry, refusals, deadline ------------------------------------------- */
+/* ---- expiry, refusals, deadline ------------------------------------------ */
 
 /* Suspicions whose timer ran out: the last chance, or DEAD. */
 void swim_susp_tick(wr_swim *sw, wr_tstamp now) {

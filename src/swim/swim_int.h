@@ -476,7 +476,9 @@ static inline size_t swim_rand_below(wr_swim *sw, size_t n) {
   return n ? (size_t)(((uint64_t)swim_rand_u32(sw) * n) >> 32) : 0;
 }
 
-static inline uint32_t swim_id_hash(const char *s) { return swim_hash(s, SWIM_HASH_BASIS); }
+static inline uint32_t swim_id_hash(const char *s) {
+  return swim_hash(s, SWIM_HASH_BASIS);
+}
 
 /* Lifeguard local health: our timeouts stretch with (awareness + 1). */
 static inline uint64_t swim_scaled(const wr_swim *sw, uint64_t ms) {
@@ -567,7 +569,7 @@ void swim_susp_tick(wr_swim *sw, wr_tstamp now);
 void swim_susp_unreachable(wr_swim *sw, const wr_addr *to, wr_tstamp now);
 wr_tstamp swim_susp_deadline(const wr_swim *sw);
 
-/* ---- what suspicion.c and probe.c need from the protocol (swim.c) --------- */
+/* ---- what suspicion.c and probe.c need from the protocol (swim.c) ---- */
 
 /* Queues a datagram descriptor (encoded in wr_swim_send), or NULL when
  * the outbox is full (counted in tx_dropped). */
