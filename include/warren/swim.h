@@ -149,6 +149,19 @@ void wr_swim_config_default(wr_swim_config *cfg);
  * are kept).  Returns 0 or WR_ERR_INVAL for another name. */
 int wr_swim_config_profile(wr_swim_config *cfg, const char *name);
 
+/* The two ends of a suspicion's timer for a fleet (or region) of |n|
+ * members, us included, with multiplier |mult| (suspicion_mult, or the
+ * region's): *pmin once suspicion_confirmations members confirmed it,
+ * *pmax for a lone accusation (Lifeguard; equal to *pmin with Lifeguard
+ * off).  max = suspicion_max_timeout_mult * mult * max(1, log10 n)
+ * probe intervals; min is mult * max(1, log10 n) probe intervals up to
+ * 100 members and then grows by what an epidemic needs per tenfold
+ * growth, log(10) / log(gossip_nodes + 1) gossip intervals, never more
+ * than a probe interval (src/swim/config.c has the model).  The core's
+ * timers and the simulator's bounds both come from here. */
+void wr_swim_suspicion_bounds(const wr_swim_config *cfg, unsigned mult,
+                              size_t n, uint64_t *pmin, uint64_t *pmax);
+
 /* Sets one tunable by name: "probe-interval-ms", "probe-timeout-ms",
  * "indirect-checks", "suspicion-mult", "suspicion-max-timeout-mult",
  * "suspicion-confirmations", "retransmit-mult", "gossip-nodes",

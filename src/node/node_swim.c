@@ -27,7 +27,7 @@ enum {
   MS_EVICTED_USER, MS_SYNC_VERSION, MS_SYNC_APP_REJECTED, MS_SYNC_IDLE,
   MS_CONFIRM_PROBES, MS_STALE_CORRECTIONS, MS_LAST_CHANCE, MS_INDIRECT,
   MS_NACKS, MS_FOREIGN, MS_REAPED, MS_SYNC_BUCKETS, MS_SYNC_BUCKETS_DIFFER,
-  MS_SYNC_CATCHUP, MS_N
+  MS_SYNC_CATCHUP, MS_CROSS_PROBES, MS_REGION_SILENT, MS_N
 };
 enum { GS_AWARENESS, GS_INCARNATION, GS_ALIVE, GS_SUSPECT, GS_DEAD, GS_LEFT,
        GS_QUEUE_MEMBER, GS_QUEUE_USER, GS_N };
@@ -52,7 +52,8 @@ static void swim_collect(void *ud) {
       st.syncs_version, st.syncs_app_rejected, us.sync_idle,
       st.confirm_probes, st.stale_corrections, st.last_chance_probes,
       st.indirect_probes, st.nacks_rx, st.rx_foreign, st.reaped,
-      st.sync_buckets, st.sync_buckets_differ, st.syncs_catchup};
+      st.sync_buckets, st.sync_buckets_differ, st.syncs_catchup,
+      st.cross_probes, st.region_silent_probes};
   for (int i = 0; i < MS_N; i++) *a->m_swim[i] = v[i];
   json_int_t c[4];
   count_members(a, c);
@@ -136,6 +137,12 @@ static void swim_metrics(app *a, wr_metrics *m) {
        "Syncs started early because this node dropped gossiped routes "
        "(over an owner's ingest rate, ingest queue full) that only a sync "
        "brings back."},
+      {"warren_swim_cross_probes_total", NULL, NULL,
+       "Probes sent to a member of another region (region-aware "
+       "membership: one probe in region-cross-probe)."},
+      {"warren_swim_region_silent_probes_total", NULL, NULL,
+       "Cross-region probes that nobody in the target's region answered: "
+       "the region was marked silent instead of suspecting the member."},
   };
   static const struct {
     const char *name, *lk, *lv, *help;

@@ -5,6 +5,7 @@
  * comment says why and docs/SWIM.md has the simulator runs behind it.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +46,10 @@ static void lan(wr_swim_config *c) {
    * is scaled to 3 relays (swim.c).  docs/BENCHMARKS.md has the runs. */
   c->indirect_checks = 16;
   /* The suspicion timer runs from max = 18 * log10(n) rounds down to
-   * min = 1 * log10(n) rounds as k independent members confirm it
-   * (Lifeguard; swim.c, susp_retime).  Both ends have a different job:
+   * min = 1 * log10(n) rounds (up to 100 members; beyond, min grows by
+   * an epidemic's length per tenfold, 0.33 s, wr_swim_suspicion_bounds
+   * below) as k independent members confirm it (Lifeguard;
+   * suspicion.c, susp_retime).  Both ends have a different job:
    *
    * max is what a lone accusation costs, the case of a live member that
    * one prober (perhaps itself slow or badly connected) failed to reach:
@@ -77,7 +80,10 @@ static void lan(wr_swim_config *c) {
    * s, and refutes when it wakes (its names come back with it).  In the
    * simulator: 0 false deaths at 10 % and 30 % loss over 10 minutes at
    * 20 and 50 members, and at 2,000 members and 30 % loss over 5 minutes
-   * (with the lone-suspicion fix in swim.c, ask_fleet). */
+   * (with the lone-suspicion fix in suspicion.c, ask_fleet).  Beyond
+   * 100 members the minimum no longer takes a probe interval per
+   * tenfold (2.33 s at 1,000, 2.66 s at 10,000 instead of 3 and 4 s):
+   * wr_swim_suspicion_bounds has the model. */
   c->suspicion_mult = 1;
   c->suspicion_max_timeout_mult = 18;
   /* k = 2: memberlist's (its suspicion_mult - 2). */
@@ -114,8 +120,8 @@ static void lan(wr_swim_config *c) {
   c->awareness_max = 8;
   c->lifeguard = 1;
   /* Members that hear of a suspicion before it has its k confirmations
-   * probe it with probability (k + fan-out) / (n - 2) (swim.c,
-   * confirm_probe), so a fleet of any size sends about k + fan-out = 5
+   * probe it with probability (k + fan-out) / (n - 2) (suspicion.c,
+   * swim_confirm_probe), so a fleet of any size sends about k + fan-out = 5
    * confirmation probes per suspicion (measured: 4-6 at 100-3,000
    * members, docs/BENCHMARKS.md), none when idle; 4 outstanding per
    * member is room for several suspicions at once. */
@@ -250,6 +256,63 @@ int wr_swim_config_profile(wr_swim_config *c, const char *name) {
     return WR_ERR_INVAL;
   }
   return 0;
+}
+
+/* The suspicion timer's two ends (swim.h).  The maximum is memberlist's
+ * shape, suspicion_max_timeout_mult * mult * log10(n) probe intervals: a
+ * lone accusation, where the suspect must hear of it and its refutation
+ * reach every holder at any loss.
+ *
+ * The minimum applies only once k other members failed to reach the
+ * suspect for themselves, each for a whole probe interval, and what it
+ * must still cover is the race between a refutation and the suspicion:
+ * the suspect hears of the accusation a round trip after it starts (the
+ * accuser tells it at once; the confirmers' probes carry it too), and
+ * its refutation then spreads by the same epidemic as the suspicion did,
+ * pushed at once and gossiped every interval to gossip_nodes members.
+ * Each holder's timer starts when it hears the suspicion, so what one
+ * holder needs is the refutation's lag behind the suspicion at that
+ * holder, worst at the accuser (it held the suspicion first): a round
+ * trip plus one epidemic, log(n) / log(gossip_nodes + 1) gossip
+ * intervals plus its tail.  The k confirmations themselves arrive only
+ * after a probe interval and an epidemic of their own, so by then the
+ * refutation of a live suspect (a probe interval ahead) has usually
+ * reached the holder already; the minimum is the margin for the rare
+ * holder its epidemic missed, and for a suspect that was only slow.
+ *
+ * memberlist's log10(n) probe intervals charge a whole probe interval
+ * per tenfold growth of the fleet, where the epidemic needs
+ * log(10) / log(g + 1) gossip intervals (g = gossip_nodes): 0.33 s on
+ * LAN, not 1 s.  Measured in the simulator: the last member holds a
+ * suspicion 0.3-0.5 s after its accuser at 100 members, 0.6-0.9 s at
+ * 1,000, 0.6-1.2 s at 10,000.  Up to 100 members the minimum stays as
+ * it was (1.3 s at 20, 2 s at 100 on LAN): there it is set by the stalls
+ * it must forgive and by the SIGSTOP and false-death runs measured with
+ * it (docs/SWIM.md), not by the epidemic.  Beyond 100, each tenfold adds
+ * what the epidemic costs: 2.33 s at 1,000 and 2.66 s at 10,000 on LAN
+ * instead of 3 s and 4 s, so a member stalled (GC, swap, a stopped VM)
+ * with k members probing it meanwhile is forgiven as long in a fleet of
+ * 10,000 as in one of 100, plus the longer epidemic.  docs/BENCHMARKS.md
+ * ("Detection at 10,000 against 100") has the runs at loss behind it. */
+void wr_swim_suspicion_bounds(const wr_swim_config *c, unsigned mult,
+                              size_t n, uint64_t *pmin, uint64_t *pmax) {
+  double decades = log10((double)(n ? n : 1));
+  if (decades < 1) decades = 1;
+  double scale = decades;
+  if (decades > 2 && c->gossip_nodes && c->probe_interval_ms) {
+    double per = log(10.0) / log((double)c->gossip_nodes + 1.0) *
+                 (double)c->gossip_interval_ms /
+                 (double)c->probe_interval_ms;
+    if (per < 1) scale = 2 + (decades - 2) * per;
+  }
+  uint64_t min = (uint64_t)(mult * scale * (double)c->probe_interval_ms);
+  uint64_t max = (uint64_t)(mult * decades * (double)c->probe_interval_ms);
+  if (c->lifeguard)
+    max *= c->suspicion_max_timeout_mult;
+  else
+    max = min;
+  *pmin = min;
+  *pmax = max < min ? min : max;
 }
 
 /* The tunables by name, for --config files, flags and the simulator. */

@@ -25,236 +25,18 @@
 #include "swim_int.h"
 #include "warren/err.h"
 
-#define SWIM_RELAYS_MAX 64
-#define SWIM_OUTBOX_MAX 1024
-/* The accuser and up to WR_SWIM_CONFIRMATIONS_MAX confirmers: the
- * suspicion-confirmations tunable's bound, so that every confirmer up to
- * k is remembered and a repeat of any of them never counts twice. */
-#define SWIM_CONFIRM_MAX (WR_SWIM_CONFIRMATIONS_MAX + 1)
-/* Relays per indirect probe: the indirect-checks tunable's bound. */
-#define SWIM_INDIRECT_MAX 32
-
-/* EXTRA_NO_USER: a datagram to a member already dead or left carries
- * membership news only (see gossip_to).  EXTRA_BARE: no piggybacked news
- * at all, only the extras (a dead probe: most go to members that are
- * really gone, and each send counts against an update's budget). */
-enum { EXTRA_SELF = 1, EXTRA_ABOUT = 2, EXTRA_NO_USER = 4, EXTRA_BARE = 8 };
-
-typedef struct swim_out {
-  wr_addr to;
-  uint8_t type, extra;
-  uint32_t seq;
-  char target[WR_SWIM_ID_MAX + 1];
-  wr_addr target_addr;
-  char about[WR_SWIM_ID_MAX + 1]; /* EXTRA_ABOUT: our entry for this id */
-} swim_out;
-
-typedef struct swim_susp {
-  int used;
-  char id[WR_SWIM_ID_MAX + 1];
-  wr_tstamp start, deadline;
-  uint64_t min_ms, max_ms;
-  uint64_t refused_ms; /* 0, or the floor once we saw it refused */
-  unsigned k, n; /* confirmations wanted for the minimum, and received */
-  int asked; /* the last-chance hello went out (wr_swim_tick) */
-  int remote; /* a member of another region (regions on) */
-  int regional; /* judged by its region (regions on, and big enough) */
-  uint32_t confirmers[SWIM_CONFIRM_MAX]; /* id hashes, accuser first */
-} swim_susp;
-
-typedef struct swim_relay {
-  int used, nacked;
-  uint32_t seq, origin_seq;
-  wr_addr origin, target;
-  wr_tstamp nack_at, expire_at;
-} swim_relay;
-
-/* A probe sent because we heard of a suspicion (see confirm_probes). */
-typedef struct swim_confirm {
-  int used, indirect_sent;
-  uint32_t seq, inc;
-  char id[WR_SWIM_ID_MAX + 1];
-  wr_addr addr;
-  wr_tstamp timeout_at, deadline;
-} swim_confirm;
-#define SWIM_CONFIRM_PROBES_MAX 16
-
-typedef struct swim_grave {
-  char id[WR_SWIM_ID_MAX + 1];
-  wr_tstamp at;
-} swim_grave;
-
-struct wr_swim {
-  wr_swim_config cfg;
-  wr_swim_callbacks cb;
-  wr_swim_keyring *kr, empty_kr;
-  const wr_mem *mem;
-  void *user_data;
-
-  uint32_t inc;
-  int leaving;
-  wr_tstamp self_since; /* when we started, or when we left */
-  int merging; /* applying a sync stream: learn, don't re-gossip */
-  int join_announce; /* re-gossip our ALIVE once the join sync is done */
-  /* Follow-up syncs after a join (swim_core_sync_result): the gap to the
-   * next one (0: none, periodic syncs only) and the member count when the
-   * last one was scheduled. */
-  uint64_t followup_gap;
-  size_t followup_n;
-  unsigned awareness;
-  uint32_t seq;
-
-  swim_members mt;
-  /* Two piggyback queues: membership news (bq) and USER updates (uq).
-   * A packet takes from bq first and gives uq only the room left, and
-   * each queue evicts only its own entries, so no amount of application
-   * churn can push a suspicion or a refutation out (docs/SWIM.md). */
-  swim_bqueue bq, uq;
-
-  size_t probe_pos;
-  struct {
-    int active, acked, indirect_sent;
-    int refused; /* our PING to the target was refused */
-    /* A probe of a member of another region (regions on): its relays
-     * were asked in the target's region (region_relays of them), and
-     * silence from all of them says the region, not the member, is
-     * unreachable (region_probe_silent). */
-    int cross;
-    unsigned region_relays, region_nacks;
-    uint32_t seq, inc;
-    char target[WR_SWIM_ID_MAX + 1];
-    wr_addr addr;
-    wr_tstamp timeout_at, end_at;
-    unsigned nacks_expected, nacks;
-    /* Relays that saw the target refused (NACK_REFUSED), by id hash:
-     * each is an independent witness, like a confirmation. */
-    unsigned nrefused;
-    uint32_t refused_by[SWIM_INDIRECT_MAX];
-  } probe;
-  wr_tstamp next_probe_at, next_gossip_at, next_sync_at;
-  wr_tstamp relay_user_at; /* 0: no USER news waiting to be relayed */
-
-  swim_susp *susp;
-  size_t nsusp;
-  swim_relay relays[SWIM_RELAYS_MAX];
-  swim_confirm confirms[SWIM_CONFIRM_PROBES_MAX];
-  /* Slots in use in the two arrays above: when 0 (always, in a quiet
-   * fleet), every tick, deadline and ACK skips their scans.  The
-   * simulator runs 10^4 cores, where these scans of ~4 KB per call were
-   * a tenth of the time. */
-  unsigned nrelays, nconfirms;
-
-  swim_grave *graves; /* FIFO: state changes happen in time order */
-  size_t grave_head, grave_n, grave_cap;
-
-  swim_out *out; /* ring */
-  size_t out_head, out_n, out_cap;
-
-  uint32_t join_seq_lo, join_seq_hi;
-  uint32_t hello_seq[8]; /* empty-target PINGs sent to unknown pingers */
-  unsigned hello_next;
-  int sync_now;
-  wr_addr sync_peer;
-  /* Catch-up syncs the application asked for (wr_swim_sync_behind): when
-   * the next is due (0: none) and how many are left. */
-  wr_tstamp catchup_at;
-  unsigned catchup_left;
-  /* The sender of the datagram being applied, while stale news in it
-   * may still get a direct correction (correct_stale); family 0 when
-   * none (a sync, or one correction already sent for this packet). */
-  wr_addr rx_from;
-  /* Reconnecting to failed members (reconnect.c). */
-  swim_lost lost;
-  wr_tstamp next_reconnect_at;
-  int reconnect_now;
-  wr_addr reconnect_peer;
-  /* Probing failed members (dead_probe_tick): when the next pick is due,
-   * the seq of the one PING awaiting its ACK (0: none), and the earliest
-   * time an answer may start a sync (one per reconnect interval). */
-  wr_tstamp next_dead_probe_at;
-  uint32_t dead_probe_seq;
-  wr_tstamp heal_sync_at;
-  /* While a datagram is applied: it declared us DEAD (dead_reply).  And
-   * the members we last answered that way, so a pair that cannot agree
-   * (incarnations at their top) does not ping-pong: at most one direct
-   * answer per member per probe interval (a collision in this small
-   * direct-mapped table only lets one more through). */
-  int rx_self_dead;
-  struct {
-    uint32_t hash;
-    wr_tstamp at;
-  } dead_replied[16];
-
-  /* Region census and silence (region.c). */
-  swim_regions rg;
-
-  wr_swim_stats st;
-  wr_swim_packet pkt;
-  uint8_t plain[WR_SWIM_DATAGRAM_MAX];
-  uint8_t piggyback[WR_SWIM_PACKET_MAX]; /* queued updates, as encoded */
-};
-
 /* ---- small helpers ----------------------------------------------------- */
 
-static uint32_t rand_u32(wr_swim *sw) {
-  uint8_t b[4];
-  sw->cfg.rand(b, sizeof b, sw->cfg.rand_user_data);
-  return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-         (uint32_t)b[3] << 24;
-}
 
-static size_t rand_below(wr_swim *sw, size_t n) {
-  return n ? (size_t)(((uint64_t)rand_u32(sw) * n) >> 32) : 0;
-}
 
-static uint32_t id_hash(const char *s) { return swim_hash(s, SWIM_HASH_BASIS); }
 
-/* Lifeguard local health: our timeouts stretch with (awareness + 1). */
-static uint64_t scaled(const wr_swim *sw, uint64_t ms) {
-  return sw->cfg.lifeguard ? ms * (sw->awareness + 1) : ms;
-}
-
-static void awareness_add(wr_swim *sw, int delta) {
-  if (!sw->cfg.lifeguard) return;
-  int a = (int)sw->awareness + delta;
-  int top = sw->cfg.awareness_max ? (int)sw->cfg.awareness_max - 1 : 0;
-  sw->awareness = (unsigned)(a < 0 ? 0 : a > top ? top : a);
-}
-
-/* Fleet size estimate for the log(n) formulas: everyone we know of. */
-static size_t fleet_n(const wr_swim *sw) { return sw->mt.n + 1; }
-
-static int is_self(const wr_swim *sw, const char *id);
-
-/* Region-aware membership (region.c, docs/SWIM.md "Regions") applies
- * when the config asks for it and the census saw two regions or more;
- * otherwise every choice below is the region-blind one, draw for draw. */
-static int regions_on(wr_swim *sw) {
-  if (!sw->cfg.region_aware) return 0;
-  swim_regions_refresh(&sw->rg, &sw->mt, sw->cfg.region);
-  return swim_regions_active(&sw->rg);
-}
-
-static int in_own_region(const wr_swim *sw, const swim_member *m) {
-  return strcmp(swim_member_region(m), sw->cfg.region) == 0;
-}
-
-/* The region of member |id|, or of us; NULL for a stranger. */
-static const char *region_of_id(const wr_swim *sw, const char *id) {
-  if (is_self(sw, id)) return sw->cfg.region;
-  ssize_t i = swim_members_find(&sw->mt, id);
-  return i < 0 ? NULL : swim_member_region(&sw->mt.v[i]);
-}
 
 static uint32_t retransmit_limit(const wr_swim *sw) {
-  double l = ceil(log10((double)fleet_n(sw) + 1.0));
+  double l = ceil(log10((double)swim_fleet_n(sw) + 1.0));
   uint32_t lim = sw->cfg.retransmit_mult * (uint32_t)(l < 1 ? 1 : l);
   return lim ? lim : 1;
 }
 
-static int is_self(const wr_swim *sw, const char *id) {
-  return strcmp(sw->cfg.id, id) == 0;
-}
 
 /* Doubles a full ring of |n| elements of |elem| bytes (the outbox, the
  * grave FIFO), unrolling it so that it starts at index 0.  0 or
@@ -273,7 +55,7 @@ static int ring_grow(const wr_mem *mem, void **buf, size_t elem, size_t *head,
   return 0;
 }
 
-static swim_out *out_push(wr_swim *sw, uint8_t type, const wr_addr *to) {
+swim_out *swim_out_push(wr_swim *sw, uint8_t type, const wr_addr *to) {
   if (sw->out_n == sw->out_cap) {
     if (sw->out_cap == SWIM_OUTBOX_MAX) {
       sw->st.tx_dropped++;
@@ -320,8 +102,8 @@ static void self_update(const wr_swim *sw, wr_swim_update *u) {
 
 /* Our table's entry for member |i| as an update; SUSPECT and DEAD name
  * |from| as the accuser (us when we restate it). */
-static void member_update(const wr_swim *sw, size_t i, const char *from,
-                          wr_swim_update *u) {
+void swim_member_update(const wr_swim *sw, size_t i, const char *from,
+                        wr_swim_update *u) {
   wr_swim_member_info m;
   member_info_at(sw, i, &m);
   memset(u, 0, offsetof(wr_swim_update, payload));
@@ -362,7 +144,7 @@ static void broadcast(wr_swim *sw, const wr_swim_update *u) {
 /* Pushes what we just originated to a few members now (not waiting for
  * the next gossip tick). */
 static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now);
-static void push_soon(wr_swim *sw, wr_tstamp now) {
+void swim_push_soon(wr_swim *sw, wr_tstamp now) {
   gossip_to(sw, sw->cfg.push_fanout, now);
 }
 
@@ -377,11 +159,11 @@ static uint32_t next_inc(uint32_t at_least) {
 static void refute(wr_swim *sw, uint32_t accused_inc, wr_tstamp now) {
   sw->inc = next_inc(accused_inc >= sw->inc ? accused_inc : sw->inc);
   sw->st.refutations++;
-  awareness_add(sw, 1);
+  swim_awareness_add(sw, 1);
   wr_swim_update u;
   self_update(sw, &u);
   broadcast_always(sw, &u);
-  push_soon(sw, now);
+  swim_push_soon(sw, now);
 }
 
 /* Someone says we are suspect, dead or left.  At our incarnation or above
@@ -397,156 +179,6 @@ static void accused(wr_swim *sw, uint32_t inc, wr_tstamp now) {
   wr_swim_update u;
   self_update(sw, &u);
   broadcast_always(sw, &u);
-}
-
-/* ---- suspicion timers (Lifeguard dynamic suspicion) ---------------------- */
-
-static swim_susp *susp_of(wr_swim *sw, size_t i) {
-  uint32_t s = sw->mt.v[i].susp;
-  return s ? &sw->susp[s - 1] : NULL;
-}
-
-static void susp_clear(wr_swim *sw, size_t i) {
-  swim_susp *s = susp_of(sw, i);
-  if (s) s->used = 0;
-  sw->mt.v[i].susp = 0;
-}
-
-/* memberlist's suspicion.remainingSuspicionTime: log-shaped so the first
- * confirmations count most. */
-static void susp_retime(swim_susp *s) {
-  uint64_t t = s->max_ms;
-  if (s->k < 1) {
-    t = s->min_ms;
-  } else if (s->n > 0) {
-    double frac = log((double)s->n + 1.0) / log((double)s->k + 1.0);
-    double raw = (double)s->max_ms - frac * (double)(s->max_ms - s->min_ms);
-    t = raw < (double)s->min_ms ? s->min_ms : (uint64_t)floor(raw);
-  }
-  /* Seen refused by us and confirmed by k others: no process to wait for
-   * (refused_suspicion_ms in swim.h). */
-  if (s->refused_ms && s->n >= s->k && s->refused_ms < t) t = s->refused_ms;
-  s->deadline = s->start + t;
-}
-
-/* 0, or -1 when no timer could be allocated (the member is left ALIVE). */
-static int susp_start(wr_swim *sw, size_t i, const char *accuser,
-                      wr_tstamp now) {
-  size_t slot = 0;
-  while (slot < sw->nsusp && sw->susp[slot].used) slot++;
-  if (slot == sw->nsusp) {
-    size_t n = sw->nsusp ? sw->nsusp * 2 : 4;
-    swim_susp *v = wr_mem_realloc(sw->mem, sw->susp, n * sizeof *v);
-    if (!v) {
-      /* Without a timer a suspicion could never end, and declaring the
-       * member DEAD at once would kill it on one unconfirmed accusation:
-       * we drop this accusation instead (the member stays ALIVE here; the
-       * accuser's own timer still runs, and a later probe or gossip can
-       * suspect it again once memory is back). */
-      swim_members_set_state(&sw->mt, i, WR_SWIM_ALIVE,
-                             sw->mt.v[i].incarnation);
-      return -1;
-    }
-    memset(v + sw->nsusp, 0, (n - sw->nsusp) * sizeof *v);
-    sw->susp = v;
-    sw->nsusp = n;
-  }
-  swim_susp *s = &sw->susp[slot];
-  memset(s, 0, sizeof *s);
-  s->used = 1;
-  snprintf(s->id, sizeof s->id, "%s", swim_member_id(&sw->mt.v[i]));
-  size_t n = fleet_n(sw);
-  unsigned mult = sw->cfg.suspicion_mult;
-  int remote = 0, regional = regions_on(sw);
-  if (regional) {
-    /* The members that probe a suspect are its region's (region.c), so
-     * its region's size sets how long a refutation takes to spread back
-     * to them; confirmations come only from that region, so k must fit
-     * in it (us counted in |rn| only when we are in it too, as the
-     * "- 2" below assumes). */
-    const swim_member *m = &sw->mt.v[i];
-    int away = !in_own_region(sw, m);
-    size_t rn = swim_regions_size(&sw->rg, swim_member_region(m)) + away;
-    /* A region too small to hold k confirmers besides the suspect and
-     * us is judged by the whole fleet, as without regions: judged by its
-     * region it would get no confirmations at all (k = 0 below), and
-     * every lone accusation would end at the minimum (1 s at LAN's). */
-    if (sw->cfg.lifeguard &&
-        (rn < 2 || rn - 2 < sw->cfg.suspicion_confirmations))
-      regional = 0;
-    else {
-      n = rn;
-      remote = away && sw->cfg.lifeguard;
-      /* Regions may shorten the suspicion (a region is smaller and
-       * nearer than the fleet), never lengthen what the profile asks for
-       * (LAN's minimum is already log10 n, docs/SWIM.md). */
-      if (sw->cfg.region_suspicion_mult &&
-          sw->cfg.region_suspicion_mult < mult)
-        mult = sw->cfg.region_suspicion_mult;
-    }
-  }
-  s->regional = regional;
-  double scale = log10((double)(n ? n : 1));
-  if (scale < 1) scale = 1;
-  s->min_ms = (uint64_t)(mult * scale *
-                         (double)sw->cfg.probe_interval_ms);
-  if (sw->cfg.lifeguard) {
-    s->max_ms = s->min_ms * sw->cfg.suspicion_max_timeout_mult;
-    /* Confirmations can only come from members other than the suspect
-     * and us. */
-    s->k = sw->cfg.suspicion_confirmations;
-    if (n < 2 || n - 2 < s->k) s->k = 0;
-  } else {
-    s->max_ms = s->min_ms;
-    s->k = 0;
-  }
-  if (s->max_ms < s->min_ms) s->max_ms = s->min_ms;
-  if (remote) {
-    /* A suspicion belongs to the suspect's region: its members probe
-     * it, confirm it and declare it dead, and their verdict reaches us
-     * by gossip, usually well before our own timer ends.  Our timer for
-     * a member of another region is the backstop for a verdict we
-     * missed, or for a region that cannot tell us (cut off, or gone),
-     * and it ends with a last-chance hello to the suspect (wr_swim_tick)
-     * whatever the confirmations: news crosses regions a few packets a
-     * round, so a refutation can cross late.  At 3 x 30 members and
-     * 30 % loss, timers without it declared 3 healthy members dead, each
-     * from another region; with it, as many as the region-blind core
-     * (1-3 a run); a floor of twice the minimum cut that to 0-1 but let
-     * a member that missed the verdict wait 12 s (docs/BENCHMARKS.md,
-     * "Regions"). */
-    s->remote = 1;
-  }
-  s->start = now;
-  s->confirmers[0] = id_hash(accuser);
-  s->n = 0;
-  susp_retime(s);
-  sw->mt.v[i].susp = (uint32_t)slot + 1;
-  return 0;
-}
-
-/* Returns 1 when the member whose id hashes to |h| is a new independent
- * confirmer. */
-static int susp_confirm_hash(swim_susp *s, uint32_t h) {
-  if (s->n >= s->k) return 0;
-  for (unsigned j = 0; j <= s->n && j < SWIM_CONFIRM_MAX; j++)
-    if (s->confirmers[j] == h) return 0;
-  s->n++;
-  if (s->n < SWIM_CONFIRM_MAX) s->confirmers[s->n] = h;
-  susp_retime(s);
-  return 1;
-}
-
-static int susp_confirm(swim_susp *s, const char *from) {
-  return susp_confirm_hash(s, id_hash(from));
-}
-
-/* We saw member |i|'s port refused (ourselves or through a relay). */
-static void susp_refused(wr_swim *sw, size_t i) {
-  swim_susp *s = susp_of(sw, i);
-  if (!s || !sw->cfg.refused_suspicion_ms || s->refused_ms) return;
-  s->refused_ms = scaled(sw, sw->cfg.refused_suspicion_ms);
-  susp_retime(s);
 }
 
 /* ---- state transitions ----------------------------------------------------- */
@@ -567,13 +199,13 @@ static void set_state(wr_swim *sw, size_t i, wr_swim_state st, uint32_t inc,
   swim_member *m = &sw->mt.v[i];
   if (m->state != st) m->state_since = now;
   swim_members_set_state(&sw->mt, i, (uint8_t)st, inc);
-  if (st != WR_SWIM_SUSPECT) susp_clear(sw, i);
+  if (st != WR_SWIM_SUSPECT) swim_susp_clear(sw, i);
   if (st == WR_SWIM_DEAD || st == WR_SWIM_LEFT)
     grave_push(sw, swim_member_id(m), now);
 }
 
 static void apply_alive(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
-  if (is_self(sw, u->id)) {
+  if (swim_is_self(sw, u->id)) {
     /* Our own ALIVE coming back is normal; one with a higher incarnation
      * is from a previous life of this id: outbid it. */
     if (!sw->leaving && u->incarnation > sw->inc) refute(sw, u->incarnation, now);
@@ -588,7 +220,7 @@ static void apply_alive(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
      * so it is probed within this round (memberlist does the same). */
     size_t left = sw->mt.n - sw->probe_pos;
     if (left > 1)
-      swim_members_swap(&sw->mt, (size_t)i, sw->probe_pos + rand_below(sw, left));
+      swim_members_swap(&sw->mt, (size_t)i, sw->probe_pos + swim_rand_below(sw, left));
     i = swim_members_find(&sw->mt, u->id);
   } else {
     swim_member *m = &sw->mt.v[i];
@@ -601,113 +233,8 @@ static void apply_alive(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
   notify(sw, (size_t)i);
 }
 
-static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
-                          wr_tstamp now);
 
-/* We just heard that member |i| is suspected by someone else: check it
- * ourselves now rather than when the round-robin reaches it.
- *
- * Not everyone who hears it: a suspicion reaches the whole fleet within
- * a few gossip intervals (about a second at 10,000 members), and the
- * first confirmations come back only after a probe interval, so "probe
- * while it still lacks k confirmations" made nearly every member probe:
- * one suspicion drew thousands of pings at one member at 10,000 nodes
- * (docs/BENCHMARKS.md), hardest on a slow member falsely accused.  Each
- * member that hears it probes with probability want / (n - 2), want =
- * k + push_fanout, so the fleet sends about want confirmation probes per
- * suspicion whatever n is (at least k of them with 96 % probability; the
- * suspect's ordinary round-robin probes, about one a second, confirm too
- * when they fail). */
-static void confirm_probe(wr_swim *sw, size_t i, wr_tstamp now) {
-  swim_susp *s = susp_of(sw, i);
-  if (!sw->cfg.lifeguard || !s || s->n >= s->k || sw->leaving) return;
-  size_t others = fleet_n(sw) - 2; /* neither us nor the suspect */
-  if (regions_on(sw) && s->regional) {
-    /* Only the suspect's region confirms (confirmer_ok), so only its
-     * members probe, in the same number per suspicion. */
-    const swim_member *sm = &sw->mt.v[i];
-    if (!in_own_region(sw, sm)) return;
-    size_t m = swim_regions_size(&sw->rg, sw->cfg.region);
-    others = m > 2 ? m - 2 : 0;
-  }
-  size_t want = (size_t)s->k + sw->cfg.push_fanout;
-  if (others > want && rand_below(sw, others) >= want) return;
-  unsigned cap = WR_MIN(sw->cfg.confirm_probes, SWIM_CONFIRM_PROBES_MAX);
-  swim_confirm *c = NULL;
-  for (unsigned j = 0; j < cap && !c; j++)
-    if (!sw->confirms[j].used) c = &sw->confirms[j];
-  if (!c) return;
-  const swim_member *m = &sw->mt.v[i];
-  swim_out *o = out_push(sw, WR_SWIM_PING, &m->gossip);
-  if (!o) return;
-  c->used = 1;
-  sw->nconfirms++;
-  c->indirect_sent = 0;
-  c->addr = m->gossip;
-  c->seq = o->seq = ++sw->seq;
-  c->inc = m->incarnation;
-  snprintf(c->id, sizeof c->id, "%s", swim_member_id(m));
-  snprintf(o->target, sizeof o->target, "%s", c->id);
-  /* The buddy system rides along: the suspect learns it is suspected. */
-  o->extra |= EXTRA_ABOUT;
-  snprintf(o->about, sizeof o->about, "%s", c->id);
-  /* As strong as a normal probe: silence for the probe timeout asks the
-   * indirect_checks relays (confirm_tick), and only silence on every path
-   * for the whole probe interval confirms.  A direct ping alone fails
-   * about half the time at 30 % loss, and each such failure was counted
-   * as an independent witness against a healthy member.  Both stretched
-   * by our own awareness. */
-  c->timeout_at = now + scaled(sw, sw->cfg.probe_timeout_ms);
-  c->deadline = now + scaled(sw, sw->cfg.probe_interval_ms);
-  sw->st.probes++;
-  sw->st.confirm_probes++;
-}
 
-/* A lone suspicion of member |i| reached its maximum: besides asking
- * the suspect (the hello PING), show our entry (SUSPECT at the
- * incarnation we hold) to indirect_checks distinct random members.  One
- * that holds a newer entry (the suspect refuted and we missed it) answers
- * us directly with it (correct_stale); one that holds the same suspicion
- * or none just learns of it, as from any gossip.  At 30 % loss the hello
- * alone fails half the time (two datagrams), and that was how the false
- * deaths left at 2,000 members happened: one member missed a refutation
- * the rest of the fleet had, for a minute, and its lone verdict then
- * spread (docs/BENCHMARKS.md, "Silent failures").  16 askers fail all
- * together with probability 0.51^16 = 2e-5.  The cost is 16 datagrams
- * per lone suspicion that runs its course, which a real failure never
- * does (it gathers its confirmations). */
-static void ask_fleet(wr_swim *sw, size_t i) {
-  size_t n = sw->mt.n, picked[SWIM_INDIRECT_MAX];
-  unsigned want = WR_MIN(sw->cfg.indirect_checks, SWIM_INDIRECT_MAX), sent = 0;
-  const char *id = swim_member_id(&sw->mt.v[i]);
-  for (unsigned tries = 0; sent < want && n && tries < 3 * want + 3; tries++) {
-    size_t r = rand_below(sw, n), j = 0;
-    while (j < sent && picked[j] != r) j++;
-    const swim_member *m = &sw->mt.v[r];
-    if (j < sent || r == i || m->state != WR_SWIM_ALIVE) continue;
-    swim_out *o = out_push(sw, WR_SWIM_GOSSIP, &m->gossip);
-    if (!o) break;
-    o->extra |= EXTRA_ABOUT;
-    snprintf(o->about, sizeof o->about, "%s", id);
-    picked[sent++] = r;
-  }
-}
-
-/* Our confirmation probe |c| went unanswered (or was refused): we
- * confirm the suspicion, as one more independent witness. */
-static void confirm_failed(wr_swim *sw, swim_confirm *c, int refused,
-                           wr_tstamp now) {
-  c->used = 0;
-  sw->nconfirms--;
-  ssize_t i = swim_members_find(&sw->mt, c->id);
-  if (i < 0 || sw->mt.v[i].state != WR_SWIM_SUSPECT ||
-      sw->mt.v[i].incarnation != c->inc)
-    return;
-  wr_swim_update u;
-  member_update(sw, (size_t)i, sw->cfg.id, &u); /* SUSPECT from us */
-  apply_suspect(sw, &u, now);
-  if (refused) susp_refused(sw, (size_t)i);
-}
 
 /* Someone gossips an accusation that our entry for member |i| already
  * supersedes (an older incarnation, or a member that left): it missed
@@ -726,7 +253,7 @@ static void confirm_failed(wr_swim *sw, swim_confirm *c, int refused,
 static void correct_stale(wr_swim *sw, size_t i) {
   const char *id = swim_member_id(&sw->mt.v[i]);
   if (!sw->merging && sw->rx_from.family) {
-    swim_out *o = out_push(sw, WR_SWIM_GOSSIP, &sw->rx_from);
+    swim_out *o = swim_out_push(sw, WR_SWIM_GOSSIP, &sw->rx_from);
     if (o) {
       o->extra |= EXTRA_ABOUT;
       snprintf(o->about, sizeof o->about, "%s", id);
@@ -736,22 +263,14 @@ static void correct_stale(wr_swim *sw, size_t i) {
   }
   if (sw->merging || swim_bqueue_has(&sw->bq, id)) return;
   wr_swim_update u;
-  member_update(sw, i, NULL, &u);
+  swim_member_update(sw, i, NULL, &u);
   broadcast(sw, &u);
 }
 
-/* 1 when |from|'s confirmation of member |i|'s suspicion counts: always
- * without regions, else when |from| is in |i|'s region. */
-static int confirmer_ok(wr_swim *sw, size_t i, const char *from) {
-  const swim_susp *s = susp_of(sw, i);
-  if (!regions_on(sw) || (s && !s->regional)) return 1;
-  const char *rf = region_of_id(sw, from);
-  return rf && strcmp(rf, swim_member_region(&sw->mt.v[i])) == 0;
-}
 
-static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
-                          wr_tstamp now) {
-  if (is_self(sw, u->id)) {
+void swim_apply_suspect(wr_swim *sw, const wr_swim_update *u,
+                        wr_tstamp now) {
+  if (swim_is_self(sw, u->id)) {
     accused(sw, u->incarnation, now);
     return;
   }
@@ -764,12 +283,12 @@ static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
     return;
   }
   if (m->state == WR_SWIM_SUSPECT && u->incarnation == m->incarnation) {
-    swim_susp *s = susp_of(sw, (size_t)i);
+    swim_susp *s = swim_susp_of(sw, (size_t)i);
     /* Re-gossip only news: a new confirmer shortens everyone's timer.
      * With regions, only members of the suspect's region confirm: they
      * are the ones that probe it over a LAN, and a WAN cut that makes
      * remote members silent to each other must not add up to a death. */
-    if (s && confirmer_ok(sw, (size_t)i, u->from) && susp_confirm(s, u->from))
+    if (s && swim_confirmer_ok(sw, (size_t)i, u->from) && swim_susp_confirm(s, u->from))
       broadcast(sw, u);
     return;
   }
@@ -779,18 +298,18 @@ static void apply_suspect(wr_swim *sw, const wr_swim_update *u,
    * does) declared healthy members dead at 30 % loss: a member that
    * missed a refutation held its suspicion for tens of seconds and a
    * fresh accusation at the new incarnation inherited the old deadline. */
-  susp_clear(sw, (size_t)i); /* the old timer, if any */
+  swim_susp_clear(sw, (size_t)i); /* the old timer, if any */
   set_state(sw, (size_t)i, WR_SWIM_SUSPECT, u->incarnation, now);
-  if (susp_start(sw, (size_t)i, u->from, now) != 0) return;
+  if (swim_susp_start(sw, (size_t)i, u->from, now) != 0) return;
   sw->st.suspicions++;
   broadcast(sw, u);
   notify(sw, (size_t)i);
-  if (!is_self(sw, u->from)) confirm_probe(sw, (size_t)i, now);
+  if (!swim_is_self(sw, u->from)) swim_confirm_probe(sw, (size_t)i, now);
 }
 
-static void apply_dead(wr_swim *sw, const wr_swim_update *u, wr_tstamp now,
-                       int left) {
-  if (is_self(sw, u->id)) {
+void swim_apply_dead(wr_swim *sw, const wr_swim_update *u, wr_tstamp now,
+                     int left) {
+  if (swim_is_self(sw, u->id)) {
     accused(sw, u->incarnation, now);
     if (!left && !sw->merging) sw->rx_self_dead = 1;
     return;
@@ -832,9 +351,9 @@ static void apply_user(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
 static void apply_update(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
   switch (u->kind) {
   case WR_SWIM_UPD_ALIVE: apply_alive(sw, u, now); break;
-  case WR_SWIM_UPD_SUSPECT: apply_suspect(sw, u, now); break;
-  case WR_SWIM_UPD_DEAD: apply_dead(sw, u, now, 0); break;
-  case WR_SWIM_UPD_LEFT: apply_dead(sw, u, now, 1); break;
+  case WR_SWIM_UPD_SUSPECT: swim_apply_suspect(sw, u, now); break;
+  case WR_SWIM_UPD_DEAD: swim_apply_dead(sw, u, now, 0); break;
+  case WR_SWIM_UPD_LEFT: swim_apply_dead(sw, u, now, 1); break;
   case WR_SWIM_UPD_USER: apply_user(sw, u, now); break;
   default: break;
   }
@@ -849,7 +368,6 @@ static int gossip_target_ok(const wr_swim *sw, const swim_member *m,
   return now - m->state_since < sw->cfg.gossip_to_dead_ms;
 }
 
-static size_t below_cb(void *ud, size_t n);
 
 /* Queues GOSSIP packets to |count| distinct random members: with
  * repeats, a burst of 3 among 9 members hits only 2 a third of the time,
@@ -858,7 +376,7 @@ static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now) {
   size_t n = sw->mt.n, picked[64];
   unsigned sent = 0, tries_max = 4 * count + 4;
   if (count > WR_ARRAY_LEN(picked)) count = WR_ARRAY_LEN(picked);
-  int regions = regions_on(sw);
+  int regions = swim_regions_on(sw);
   if (regions) {
     /* At most region_cross_gossip of the sends cross a region boundary
      * (a live member of any other region), the rest stay in ours: news
@@ -867,11 +385,11 @@ static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now) {
     unsigned cross = WR_MIN(count, sw->cfg.region_cross_gossip);
     for (unsigned c = 0; c < cross; c++) {
       ssize_t i = swim_regions_pick(&sw->mt, sw->cfg.region, 0, 1, NULL, 16,
-                                    below_cb, sw);
+                                    swim_below_cb, sw);
       size_t j = 0;
       while (i >= 0 && j < sent && picked[j] != (size_t)i) j++;
       if (i < 0 || j < sent) continue;
-      if (out_push(sw, WR_SWIM_GOSSIP, &sw->mt.v[i].gossip))
+      if (swim_out_push(sw, WR_SWIM_GOSSIP, &sw->mt.v[i].gossip))
         picked[sent++] = (size_t)i;
     }
     /* The local picks reject the other regions' members: R regions of
@@ -879,12 +397,12 @@ static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now) {
     tries_max *= 4;
   }
   for (unsigned tries = 0; sent < count && n && tries < tries_max; tries++) {
-    size_t i = rand_below(sw, n), j = 0;
+    size_t i = swim_rand_below(sw, n), j = 0;
     while (j < sent && picked[j] != i) j++;
     const swim_member *m = &sw->mt.v[i];
     if (j < sent || !gossip_target_ok(sw, m, now)) continue;
-    if (regions && !in_own_region(sw, m)) continue;
-    swim_out *o = out_push(sw, WR_SWIM_GOSSIP, &m->gossip);
+    if (regions && !swim_in_own_region(sw, m)) continue;
+    swim_out *o = swim_out_push(sw, WR_SWIM_GOSSIP, &m->gossip);
     /* The recently dead hear membership news (to refute it), but USER
      * updates sent there are lost sends: each counts against a budget of
      * only retransmit_mult * log10(n + 1), so in a small fleet with a few
@@ -895,285 +413,11 @@ static void gossip_to(wr_swim *sw, unsigned count, wr_tstamp now) {
   }
 }
 
-static size_t below_cb(void *ud, size_t n) {
-  return rand_below((wr_swim *)ud, n);
-}
-
-static void shuffle(wr_swim *sw) {
-  if (sw->mt.n > 1) swim_members_shuffle(&sw->mt, below_cb, sw);
-}
-
-/* Sends the probe of member |i|.  1, or 0 when the outbox is full. */
-static int probe_send(wr_swim *sw, size_t i, wr_tstamp now) {
-  swim_member *m = &sw->mt.v[i];
-  swim_out *o = out_push(sw, WR_SWIM_PING, &m->gossip);
-  if (!o) return 0;
-  memset(&sw->probe, 0, sizeof sw->probe);
-  sw->probe.active = 1;
-  sw->probe.seq = o->seq = ++sw->seq;
-  snprintf(o->target, sizeof o->target, "%s", swim_member_id(m));
-  snprintf(sw->probe.target, sizeof sw->probe.target, "%s", o->target);
-  sw->probe.inc = m->incarnation;
-  sw->probe.addr = m->gossip;
-  sw->probe.timeout_at = now + scaled(sw, sw->cfg.probe_timeout_ms);
-  sw->probe.end_at = now + scaled(sw, sw->cfg.probe_interval_ms);
-  /* Lifeguard buddy system: tell a suspect it is suspected, so it can
-   * refute at once instead of waiting for the gossip to reach it. */
-  if (sw->cfg.lifeguard && m->state == WR_SWIM_SUSPECT) {
-    o->extra |= EXTRA_ABOUT;
-    snprintf(o->about, sizeof o->about, "%s", o->target);
-  }
-  sw->st.probes++;
-  return 1;
-}
-
-/* One probe in region_cross_probe goes to a random live member of
- * another region (region.c): the round-robin order covers only our own
- * region, and these are what notice a region that vanished as a whole. */
-static int probe_cross(wr_swim *sw, wr_tstamp now) {
-  ssize_t i = swim_regions_pick(&sw->mt, sw->cfg.region, 0, 1, NULL, 16,
-                                below_cb, sw);
-  if (i < 0 || !probe_send(sw, (size_t)i, now)) return 0;
-  sw->probe.cross = 1;
-  /* Its relays get the PING_REQ one WAN hop late and NACK at 80 % of
-   * their own probe timeout, which puts the NACKs about 1.8 timeouts
-   * plus a WAN round trip after our PING, past the end of an ordinary
-   * round: a cross probe gets one more probe timeout (WAN round trips
-   * up to 2 x 300 ms), or every failure would look like a silent
-   * region. */
-  sw->probe.end_at += scaled(sw, sw->cfg.probe_timeout_ms);
-  sw->st.cross_probes++;
-  return 1;
-}
-
-static void probe_start(wr_swim *sw, wr_tstamp now) {
-  int regions = regions_on(sw);
-  if (regions && sw->cfg.region_cross_probe &&
-      ++sw->rg.probes % sw->cfg.region_cross_probe == 0 &&
-      probe_cross(sw, now))
-    return;
-  for (size_t tries = 0; tries <= sw->mt.n; tries++) {
-    if (sw->probe_pos >= sw->mt.n) {
-      shuffle(sw);
-      sw->probe_pos = 0;
-      /* Once a round: the sizes that scale suspicion timeouts. */
-      if (regions) swim_regions_census(&sw->rg, &sw->mt, sw->cfg.region);
-    }
-    if (!sw->mt.n) return;
-    size_t i = sw->probe_pos++;
-    swim_member *m = &sw->mt.v[i];
-    if (m->state == WR_SWIM_DEAD || m->state == WR_SWIM_LEFT) continue;
-    /* With regions the order walks the whole table but probes only our
-     * region: about R positions a probe for R equal regions. */
-    if (regions && !in_own_region(sw, m)) continue;
-    probe_send(sw, i, now);
-    return;
-  }
-  /* Nobody of our region left to probe (we are its only live member):
-   * the other regions are all there is. */
-  if (regions) probe_cross(sw, now);
-}
-
-/* Asks up to indirect_checks distinct alive members to ping |target| at
- * |addr| for us, under our probe's |seq|: a relay asked twice is one
- * path, not two.  Returns how many were asked. */
-static unsigned ping_reqs_in(wr_swim *sw, const char *target,
-                             const wr_addr *addr, uint32_t seq,
-                             const char *region, size_t *picked,
-                             unsigned sent);
-
-/* With regions on, relays come from the target's region: they reach it
- * over a LAN, a relay's NACK then says that region is reachable, and
- * silence from all of them that it is not (region_probe_silent).  A
- * region too small to provide them (the target alone) gets relays from
- * anywhere.  |*in_region| counts the relays of the target's region. */
-static unsigned ping_reqs(wr_swim *sw, const char *target, const wr_addr *addr,
-                          uint32_t seq, unsigned *in_region) {
-  size_t picked[SWIM_INDIRECT_MAX];
-  unsigned sent = 0;
-  ssize_t t;
-  if (in_region) *in_region = 0;
-  if (regions_on(sw) && (t = swim_members_find(&sw->mt, target)) >= 0) {
-    sent = ping_reqs_in(sw, target, addr, seq,
-                        swim_member_region(&sw->mt.v[t]), picked, 0);
-    if (in_region) *in_region = sent;
-  }
-  return ping_reqs_in(sw, target, addr, seq, NULL, picked, sent);
-}
-
-/* ping_reqs' draws: relays of |region| (NULL: any), distinct from the
- * |sent| already in |picked|.  Returns the new total. */
-static unsigned ping_reqs_in(wr_swim *sw, const char *target,
-                             const wr_addr *addr, uint32_t seq,
-                             const char *region, size_t *picked,
-                             unsigned sent) {
-  size_t n = sw->mt.n;
-  unsigned want = WR_MIN(sw->cfg.indirect_checks, SWIM_INDIRECT_MAX),
-           first = sent;
-  /* In a region of a third of the fleet a draw hits it a third of the
-   * time: three times the draws. */
-  unsigned tries_max = region ? 9 * want + 9 : 3 * want + 3;
-  for (unsigned tries = 0; sent < want && n && tries < tries_max; tries++) {
-    size_t i = rand_below(sw, n), j = 0;
-    while (j < sent && picked[j] != i) j++;
-    const swim_member *m = &sw->mt.v[i];
-    if (j < sent || m->state != WR_SWIM_ALIVE ||
-        strcmp(swim_member_id(m), target) == 0)
-      continue;
-    if (region && strcmp(swim_member_region(m), region) != 0) continue;
-    swim_out *o = out_push(sw, WR_SWIM_PING_REQ, &m->gossip);
-    if (!o) break;
-    picked[sent] = i;
-    o->seq = seq;
-    snprintf(o->target, sizeof o->target, "%s", target);
-    o->target_addr = *addr;
-    sent++;
-  }
-  sw->st.indirect_probes += sent - first;
-  return sent;
-}
-
-static void probe_indirect(wr_swim *sw) {
-  unsigned sent = ping_reqs(sw, sw->probe.target, &sw->probe.addr,
-                            sw->probe.seq, &sw->probe.region_relays);
-  sw->probe.indirect_sent = 1;
-  sw->probe.nacks_expected = sw->cfg.lifeguard ? sent : 0;
-}
-
-/* Our cross-region probe failed: was it the member or its region?  When
- * every relay was of the target's region and none of them answered (no
- * NACK: Lifeguard relays always send one), and the target's port was
- * not refused either, nobody of that region reached us: the region is
- * silent (a WAN cut, or the region gone).  Relays from elsewhere (the
- * region had fewer than indirect_checks to offer) may well answer: their
- * NACKs say nothing about the target's region.  Suspecting the member would
- * have every member of every other region accuse that region's members
- * one by one, about (fleet - region) / region_cross_probe suspicions a
- * second, each gossiped to the whole fleet.  Instead the region is
- * marked silent, and the probe ends without a suspicion and without the
- * Lifeguard penalty (the fault is the path, not us), until the region
- * has been silent for region_down_ms: then its members are suspected as
- * usual, since a region that is really gone must be declared dead.
- * Returns 1 when the failure was put down to the region. */
-static int region_probe_silent(wr_swim *sw, wr_tstamp now) {
-  if (!sw->probe.cross || !sw->cfg.lifeguard || sw->probe.refused ||
-      !sw->probe.region_relays || sw->probe.region_nacks)
-    return 0;
-  const char *rname = region_of_id(sw, sw->probe.target);
-  swim_region *g = rname ? swim_regions_find(&sw->rg, rname) : NULL;
-  if (!g) return 0;
-  if (!g->silent_since) g->silent_since = now;
-  if (now - g->silent_since >= sw->cfg.region_down_ms) return 0;
-  sw->probe.active = 0;
-  sw->st.probe_failures++;
-  sw->st.region_silent_probes++;
-  return 1;
-}
-
-/* We suspect member |i| of another region: only its region's members
- * confirm (confirmer_ok) and run confirmation probes, and our own
- * pushes and gossip cross regions only region_cross_gossip at a time,
- * so the news would reach them a few gossip rounds late.  Send it
- * straight to push_fanout members of its region: bounded, one datagram
- * each per suspicion we raise across. */
-static void region_push(wr_swim *sw, size_t i) {
-  const char *rname = swim_member_region(&sw->mt.v[i]);
-  const char *id = swim_member_id(&sw->mt.v[i]);
-  for (unsigned c = 0; c < sw->cfg.push_fanout; c++) {
-    ssize_t j = swim_regions_pick(&sw->mt, rname, 1, 0, id, 16, below_cb, sw);
-    if (j < 0) break;
-    swim_out *o = out_push(sw, WR_SWIM_GOSSIP, &sw->mt.v[j].gossip);
-    if (!o) break;
-    o->extra |= EXTRA_ABOUT;
-    snprintf(o->about, sizeof o->about, "%s", id);
-  }
-}
-
-/* An answer to our cross probe from |from|: an ACK (direct or relayed)
- * says the target's region is reachable; a NACK only when its relay is
- * of that region. */
-static void region_heard(wr_swim *sw, const char *from, int nack) {
-  const char *rname = region_of_id(sw, sw->probe.target);
-  const char *rfrom = region_of_id(sw, from);
-  if (!rname || (nack && (!rfrom || strcmp(rfrom, rname) != 0))) return;
-  if (nack) sw->probe.region_nacks++;
-  swim_region *g = swim_regions_find(&sw->rg, rname);
-  if (g) g->silent_since = 0;
-}
-
-static void probe_failed(wr_swim *sw, wr_tstamp now) {
-  if (region_probe_silent(sw, now)) return;
-  sw->probe.active = 0;
-  sw->st.probe_failures++;
-  /* Lifeguard: missing nacks mean the fault may be ours, not theirs.
-   * memberlist adds one per missing nack with its 3 relays; we ask more
-   * relays (config.c), so beyond 3 the share missing is scaled to 3: the
-   * penalty for losing every nack stays 3, not k, which with 16 relays
-   * pinned awareness at its maximum under loss and slowed detection
-   * 2.5x.  Up to 3 relays it is memberlist's one per missing nack. */
-  if (sw->probe.nacks_expected) {
-    unsigned exp = sw->probe.nacks_expected,
-             miss = exp - WR_MIN(sw->probe.nacks, exp),
-             scale = WR_MIN(exp, 3u);
-    awareness_add(sw, (int)((miss * scale + exp - 1) / exp));
-  } else {
-    awareness_add(sw, 1);
-  }
-  ssize_t i = swim_members_find(&sw->mt, sw->probe.target);
-  if (i < 0) return;
-  swim_member *m = &sw->mt.v[i];
-  /* A suspect we failed to reach gets our independent confirmation
-   * (which shortens its timer everywhere), as memberlist does. */
-  if ((m->state != WR_SWIM_ALIVE && m->state != WR_SWIM_SUSPECT) ||
-      m->incarnation != sw->probe.inc)
-    return;
-  int fresh = m->state == WR_SWIM_ALIVE;
-  wr_swim_update u;
-  member_update(sw, (size_t)i, sw->cfg.id, &u);
-  u.kind = WR_SWIM_UPD_SUSPECT;
-  apply_suspect(sw, &u, now);
-  if (fresh) {
-    /* Tell the suspect first (the buddy system, from the accuser): a live
-     * member refutes before the suspicion has spread, so its refutation
-     * overtakes the news instead of chasing it through the whole fleet.
-     * Until confirmation probes were bounded, the fleet's own probes told
-     * it; with about k + fan-out of them, at 30 % loss a healthy member
-     * often heard of it only by gossip, every suspicion reached every
-     * member, and the news outran the piggyback capacity (1,000 nodes:
-     * 68 false deaths instead of 2; docs/BENCHMARKS.md). */
-    swim_out *o = out_push(sw, WR_SWIM_GOSSIP, &sw->probe.addr);
-    if (o) {
-      o->extra |= EXTRA_ABOUT;
-      snprintf(o->about, sizeof o->about, "%s", sw->probe.target);
-    }
-    if (sw->probe.cross) region_push(sw, (size_t)i);
-  }
-  swim_susp *s;
-  if ((sw->probe.refused || sw->probe.nrefused) && sw->cfg.refused_suspicion_ms &&
-      (i = swim_members_find(&sw->mt, sw->probe.target)) >= 0 &&
-      (s = susp_of(sw, (size_t)i)) != NULL) {
-    /* Relays that saw the port refused witnessed it themselves. */
-    for (unsigned j = 0; j < sw->probe.nrefused; j++)
-      susp_confirm_hash(s, sw->probe.refused_by[j]);
-    susp_refused(sw, (size_t)i);
-  }
-  push_soon(sw, now);
-}
-
-/* A refused probe needs no timeout: it fails as soon as every relay has
- * reported a refusal too (with no relays, at once).  A relay that answers
- * a plain NACK, or none, leaves the probe to its normal end. */
-static void probe_check_refused(wr_swim *sw, wr_tstamp now) {
-  if (sw->probe.active && sw->probe.refused && sw->probe.indirect_sent &&
-      sw->probe.nrefused >= sw->probe.nacks_expected)
-    probe_failed(sw, now);
-}
-
 static void handle_ping_req(wr_swim *sw, const wr_addr *src, wr_tstamp now) {
   const wr_swim_packet *p = &sw->pkt;
-  if (is_self(sw, p->target)) {
+  if (swim_is_self(sw, p->target)) {
     /* Asked to probe ourselves: we are the answer. */
-    swim_out *o = out_push(sw, WR_SWIM_ACK, src);
+    swim_out *o = swim_out_push(sw, WR_SWIM_ACK, src);
     if (o) o->seq = p->seq;
     return;
   }
@@ -1184,7 +428,7 @@ static void handle_ping_req(wr_swim *sw, const wr_addr *src, wr_tstamp now) {
     sw->st.tx_dropped++;
     return;
   }
-  swim_out *o = out_push(sw, WR_SWIM_PING, &p->target_addr);
+  swim_out *o = swim_out_push(sw, WR_SWIM_PING, &p->target_addr);
   if (!o) return;
   memset(r, 0, sizeof *r);
   r->used = 1;
@@ -1229,43 +473,34 @@ static void handle_ack(wr_swim *sw, const wr_addr *src, int nack,
                        wr_tstamp now) {
   uint32_t seq = sw->pkt.seq;
   if (sw->probe.active && seq == sw->probe.seq) {
-    if (sw->probe.cross) region_heard(sw, sw->pkt.from, nack);
+    if (sw->probe.cross) swim_region_heard(sw, sw->pkt.from, nack);
     if (nack) {
       sw->probe.nacks++;
       sw->st.nacks_rx++;
       if (nack == ACK_NACK_REFUSED && sw->cfg.refused_suspicion_ms &&
           sw->probe.nrefused < sw->probe.nacks_expected &&
           sw->probe.nrefused < SWIM_INDIRECT_MAX) {
-        uint32_t h = id_hash(sw->pkt.from);
+        uint32_t h = swim_id_hash(sw->pkt.from);
         for (unsigned j = 0; j < sw->probe.nrefused; j++)
           if (sw->probe.refused_by[j] == h) return; /* a repeat */
         sw->probe.refused_by[sw->probe.nrefused++] = h;
-        probe_check_refused(sw, now);
+        swim_probe_check_refused(sw, now);
       }
     } else {
       sw->probe.active = 0;
-      awareness_add(sw, -1);
+      swim_awareness_add(sw, -1);
     }
     return;
   }
   if (nack) {
-    /* A relay of one of our confirmation probes heard nothing: that says
-     * nothing the probe's own deadline will not (confirm_tick). */
-    for (size_t j = 0; sw->nconfirms && j < SWIM_CONFIRM_PROBES_MAX; j++)
-      if (sw->confirms[j].used && sw->confirms[j].seq == seq) return;
-    sw->st.rx_foreign++;
+    if (!swim_confirm_ack(sw, seq, 1)) sw->st.rx_foreign++;
     return;
   }
-  for (size_t j = 0; sw->nconfirms && j < SWIM_CONFIRM_PROBES_MAX; j++)
-    if (sw->confirms[j].used && sw->confirms[j].seq == seq) {
-      sw->confirms[j].used = 0; /* it answered us: no confirmation */
-      sw->nconfirms--;
-      return;
-    }
+  if (swim_confirm_ack(sw, seq, 0)) return;
   for (size_t j = 0; sw->nrelays && j < SWIM_RELAYS_MAX; j++) {
     swim_relay *r = &sw->relays[j];
     if (r->used && r->seq == seq) {
-      swim_out *o = out_push(sw, WR_SWIM_ACK, &r->origin);
+      swim_out *o = swim_out_push(sw, WR_SWIM_ACK, &r->origin);
       if (o) o->seq = r->origin_seq;
       r->used = 0;
       sw->nrelays--;
@@ -1295,12 +530,12 @@ static void handle_ack(wr_swim *sw, const wr_addr *src, int nack,
 
 static void handle_ping(wr_swim *sw, const wr_addr *src) {
   const wr_swim_packet *p = &sw->pkt;
-  if (p->target[0] && !is_self(sw, p->target)) {
+  if (p->target[0] && !swim_is_self(sw, p->target)) {
     /* Meant for whoever had this address before us. */
     sw->st.rx_foreign++;
     return;
   }
-  swim_out *o = out_push(sw, WR_SWIM_ACK, src);
+  swim_out *o = swim_out_push(sw, WR_SWIM_ACK, src);
   if (!o) return;
   o->seq = p->seq;
   if (!p->target[0]) o->extra |= EXTRA_SELF; /* a join probe */
@@ -1311,7 +546,7 @@ static void handle_ping(wr_swim *sw, const wr_addr *src) {
      * is: an empty-target PING is answered with the answerer's ALIVE, so
      * membership heals within one probe round instead of at the next
      * anti-entropy sync. */
-    swim_out *h = out_push(sw, WR_SWIM_PING, src);
+    swim_out *h = swim_out_push(sw, WR_SWIM_PING, src);
     if (h) {
       h->seq = ++sw->seq;
       sw->hello_seq[sw->hello_next++ % WR_ARRAY_LEN(sw->hello_seq)] = h->seq;
@@ -1353,12 +588,12 @@ static void dead_reply(wr_swim *sw, const wr_addr *src, wr_tstamp now) {
   int held_dead = i >= 0 && sw->mt.v[i].state == WR_SWIM_DEAD &&
                   sw->pkt.type != WR_SWIM_PING;
   if (!held_dead && !self_dead) return;
-  uint32_t h = id_hash(sw->pkt.from);
+  uint32_t h = swim_id_hash(sw->pkt.from);
   size_t slot = h % WR_ARRAY_LEN(sw->dead_replied);
   if (sw->dead_replied[slot].hash == h &&
       now - sw->dead_replied[slot].at < sw->cfg.probe_interval_ms)
     return;
-  swim_out *o = out_push(sw, WR_SWIM_GOSSIP, src);
+  swim_out *o = swim_out_push(sw, WR_SWIM_GOSSIP, src);
   if (!o) return;
   sw->dead_replied[slot].hash = h;
   sw->dead_replied[slot].at = now;
@@ -1398,7 +633,7 @@ int wr_swim_recv(wr_swim *sw, const wr_addr *from, const uint8_t *pkt,
       sw->st.rx_malformed++;
     return 0;
   }
-  if (is_self(sw, sw->pkt.from)) {
+  if (swim_is_self(sw, sw->pkt.from)) {
     /* Another process claims our id: take nothing from it. */
     sw->st.rx_foreign++;
     return 0;
@@ -1427,30 +662,17 @@ void wr_swim_unreachable(wr_swim *sw, const wr_addr *to, wr_tstamp now) {
       wr_addr_eq(&sw->probe.addr, to)) {
     /* No point waiting out the probe timeout: ask the relays now. */
     sw->probe.refused = 1;
-    if (!sw->probe.indirect_sent) probe_indirect(sw);
-    probe_check_refused(sw, now);
+    if (!sw->probe.indirect_sent) swim_probe_indirect(sw);
+    swim_probe_check_refused(sw, now);
   }
   for (size_t j = 0; j < SWIM_RELAYS_MAX; j++) {
     swim_relay *r = &sw->relays[j];
     if (!r->used || r->nacked || !wr_addr_eq(&r->target, to)) continue;
-    swim_out *o = out_push(sw, WR_SWIM_NACK_REFUSED, &r->origin);
+    swim_out *o = swim_out_push(sw, WR_SWIM_NACK_REFUSED, &r->origin);
     if (o) o->seq = r->origin_seq;
     r->nacked = 1;
   }
-  for (size_t j = 0; j < SWIM_CONFIRM_PROBES_MAX; j++) {
-    swim_confirm *c = &sw->confirms[j];
-    if (!c->used) continue;
-    ssize_t i = swim_members_find(&sw->mt, c->id);
-    if (i >= 0 && wr_addr_eq(&sw->mt.v[i].gossip, to))
-      confirm_failed(sw, c, 1, now);
-  }
-  /* Any datagram to a suspect (gossip, buddy probes) is a witness too. */
-  for (size_t j = 0; j < sw->nsusp; j++) {
-    if (!sw->susp[j].used || sw->susp[j].refused_ms) continue;
-    ssize_t i = swim_members_find(&sw->mt, sw->susp[j].id);
-    if (i >= 0 && wr_addr_eq(&sw->mt.v[i].gossip, to))
-      susp_refused(sw, (size_t)i);
-  }
+  swim_susp_unreachable(sw, to, now);
 }
 
 static size_t header_size(const wr_swim_packet *p) {
@@ -1497,7 +719,7 @@ wr_ssize wr_swim_send(wr_swim *sw, wr_addr *to, uint8_t *dst, size_t cap,
     }
     ssize_t i;
     if ((o.extra & EXTRA_ABOUT) && (i = swim_members_find(&sw->mt, o.about)) >= 0) {
-      member_update(sw, (size_t)i, NULL, &u);
+      swim_member_update(sw, (size_t)i, NULL, &u);
       add_extra(p, &u, &budget);
     }
     /* Membership first, then USER updates in the room left: both at the
@@ -1532,7 +754,7 @@ wr_ssize wr_swim_send(wr_swim *sw, wr_addr *to, uint8_t *dst, size_t cap,
 static uint64_t sync_interval(const wr_swim *sw) {
   /* memberlist's pushPullScale: one more period per doubling above 32
    * members, so fleet-wide sync traffic grows like n log n, not n^2. */
-  size_t n = fleet_n(sw);
+  size_t n = swim_fleet_n(sw);
   uint64_t mult = 1;
   if (n > 32) mult = (uint64_t)ceil(log2((double)n) - log2(32.0)) + 1;
   return sw->cfg.sync_interval_ms * mult;
@@ -1542,7 +764,7 @@ static uint64_t sync_interval(const wr_swim *sw) {
  * suspects and the dead). */
 static void sync_with_random(wr_swim *sw) {
   for (unsigned tries = 0; sw->mt.n && tries < 8; tries++) {
-    const swim_member *m = &sw->mt.v[rand_below(sw, sw->mt.n)];
+    const swim_member *m = &sw->mt.v[swim_rand_below(sw, sw->mt.n)];
     if (m->state != WR_SWIM_ALIVE) continue;
     sw->sync_now = 1;
     sw->sync_peer = m->gossip;
@@ -1602,7 +824,7 @@ static void reconnect_tick(wr_swim *sw, wr_tstamp now) {
   if (!reconnect_armed(sw)) return;
   uint64_t iv = sw->cfg.reconnect_interval_ms;
   if (!sw->next_reconnect_at) {
-    sw->next_reconnect_at = now + 1 + id_hash(sw->cfg.id) % iv;
+    sw->next_reconnect_at = now + 1 + swim_id_hash(sw->cfg.id) % iv;
     return;
   }
   if (now < sw->next_reconnect_at) return;
@@ -1610,7 +832,7 @@ static void reconnect_tick(wr_swim *sw, wr_tstamp now) {
   /* Nobody ever declared dead here: no candidate, skip the table scan. */
   if (sw->leaving || (!sw->st.deaths && !sw->lost.n)) return;
   if (swim_reconnect_pick(&sw->lost, &sw->mt, now,
-                          sw->cfg.reconnect_timeout_ms, below_cb, sw,
+                          sw->cfg.reconnect_timeout_ms, swim_below_cb, sw,
                           &sw->reconnect_peer)) {
     sw->reconnect_now = 1;
     sw->st.reconnects++;
@@ -1656,14 +878,14 @@ static void dead_probe_tick(wr_swim *sw, wr_tstamp now) {
   if (!sw->next_dead_probe_at) {
     /* A random phase, so a side that learned the same deaths together
      * does not send in step. */
-    sw->next_dead_probe_at = now + 1 + rand_below(sw, iv);
+    sw->next_dead_probe_at = now + 1 + swim_rand_below(sw, iv);
     return;
   }
   if (now < sw->next_dead_probe_at) return;
   sw->next_dead_probe_at = now + iv;
   size_t n = sw->mt.n + sw->lost.n;
   if (!n) return;
-  size_t k = rand_below(sw, n);
+  size_t k = swim_rand_below(sw, n);
   const wr_addr *addr;
   const char *about = NULL;
   if (k < sw->mt.n) {
@@ -1678,7 +900,7 @@ static void dead_probe_tick(wr_swim *sw, wr_tstamp now) {
     if (now - e->dead_at >= sw->cfg.reconnect_timeout_ms) return;
     addr = &e->gossip;
   }
-  swim_out *o = out_push(sw, WR_SWIM_PING, addr);
+  swim_out *o = swim_out_push(sw, WR_SWIM_PING, addr);
   if (!o) return;
   o->seq = sw->dead_probe_seq = ++sw->seq;
   if (!o->seq) o->seq = sw->dead_probe_seq = ++sw->seq; /* 0 is "none" */
@@ -1717,7 +939,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
     swim_relay *r = &sw->relays[j];
     if (!r->used) continue;
     if (!r->nacked && sw->cfg.lifeguard && now >= r->nack_at) {
-      swim_out *o = out_push(sw, WR_SWIM_NACK, &r->origin);
+      swim_out *o = swim_out_push(sw, WR_SWIM_NACK, &r->origin);
       if (o) o->seq = r->origin_seq;
       r->nacked = 1;
     }
@@ -1726,69 +948,20 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
       sw->nrelays--;
     }
   }
-  for (size_t j = 0; sw->nconfirms && j < SWIM_CONFIRM_PROBES_MAX; j++) {
-    swim_confirm *c = &sw->confirms[j];
-    if (!c->used) continue;
-    if (!c->indirect_sent && now >= c->timeout_at) {
-      /* Relays answer under our seq: their ACK ends the confirmation
-       * probe like a direct one (handle_ack); their NACKs say nothing
-       * about the suspect and are ignored. */
-      ping_reqs(sw, c->id, &c->addr, c->seq, NULL);
-      c->indirect_sent = 1;
-    }
-    if (now >= c->deadline) confirm_failed(sw, c, 0, now);
-  }
+  swim_confirm_tick(sw, now);
   if (sw->probe.active) {
     if (!sw->probe.indirect_sent && now >= sw->probe.timeout_at)
-      probe_indirect(sw);
-    if (now >= sw->probe.end_at) probe_failed(sw, now);
+      swim_probe_indirect(sw);
+    if (now >= sw->probe.end_at) swim_probe_failed(sw, now);
   }
   if (!sw->leaving && !sw->probe.active && now >= sw->next_probe_at) {
-    probe_start(sw, now);
-    sw->next_probe_at = now + scaled(sw, sw->cfg.probe_interval_ms);
+    swim_probe_start(sw, now);
+    sw->next_probe_at = now + swim_scaled(sw, sw->cfg.probe_interval_ms);
   }
   /* Suspicions that ran out become deaths, declared by us.  After the
    * probes: a probe that failed just now may have confirmed a suspicion
    * and so moved its deadline into the past. */
-  for (size_t j = 0; j < sw->nsusp; j++) {
-    swim_susp *s = &sw->susp[j];
-    if (!s->used || s->deadline > now) continue;
-    ssize_t i = swim_members_find(&sw->mt, s->id);
-    if (i >= 0 && sw->mt.v[i].state == WR_SWIM_SUSPECT &&
-        ((s->k && !s->n) || s->remote) && !s->asked && !sw->leaving) {
-      /* Nobody confirmed it in all this time (the Lifeguard maximum): a
-       * lone accusation, and the accused may well have refuted it long
-       * ago without the news reaching us (an epidemic misses a member now
-       * and then).  Before declaring it dead, ask it once who it is: an
-       * empty-target PING, whose ACK carries its current ALIVE (as for a
-       * stranger, handle_ping), and give it one more probe interval.  A
-       * real failure gathers its k confirmations and never gets here, so
-       * this costs nothing per death; at 30 % loss it removed most of the
-       * single-node false verdicts left (docs/BENCHMARKS.md).  A
-       * suspicion of a member of another region (regions on) gets the
-       * same question even when confirmed: its region's verdict should
-       * have reached us by now, and if it did not, we may have missed
-       * the refutation too (susp_start). */
-      swim_out *h = out_push(sw, WR_SWIM_PING, &sw->mt.v[i].gossip);
-      if (h) {
-        h->seq = ++sw->seq;
-        sw->hello_seq[sw->hello_next++ % WR_ARRAY_LEN(sw->hello_seq)] = h->seq;
-      }
-      ask_fleet(sw, (size_t)i);
-      s->asked = 1;
-      s->deadline = now + scaled(sw, sw->cfg.probe_interval_ms);
-      sw->st.last_chance_probes++;
-      continue;
-    }
-    s->used = 0;
-    if (i < 0 || sw->mt.v[i].state != WR_SWIM_SUSPECT) continue;
-    sw->mt.v[i].susp = 0;
-    wr_swim_update u;
-    member_update(sw, (size_t)i, sw->cfg.id, &u);
-    u.kind = WR_SWIM_UPD_DEAD;
-    apply_dead(sw, &u, now, 0);
-    push_soon(sw, now);
-  }
+  swim_susp_tick(sw, now);
   /* The gossip clock only runs while there is something to gossip: a
    * node with an empty queue passes news on the moment it arrives
    * (wr_swim_deadline makes that tick due at once) instead of at a tick
@@ -1814,7 +987,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
   reap(sw, now);
   if (sw->cfg.sync_interval_ms && sw->mt.n && !sw->next_sync_at) {
     uint64_t iv = sync_interval(sw);
-    sw->next_sync_at = now + iv / 2 + rand_below(sw, iv / 2 + 1);
+    sw->next_sync_at = now + iv / 2 + swim_rand_below(sw, iv / 2 + 1);
   }
   if (sw->cfg.sync_interval_ms && sw->next_sync_at && now >= sw->next_sync_at) {
     sw->next_sync_at = now + sync_interval(sw);
@@ -1826,7 +999,7 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
       if (sw->mt.n > sw->followup_n && gap < sync_interval(sw)) {
         sw->followup_gap = gap;
         sw->followup_n = sw->mt.n;
-        sw->next_sync_at = now + gap / 2 + rand_below(sw, gap / 2 + 1);
+        sw->next_sync_at = now + gap / 2 + swim_rand_below(sw, gap / 2 + 1);
       } else {
         sw->followup_gap = 0;
       }
@@ -1836,9 +1009,9 @@ void wr_swim_tick(wr_swim *sw, wr_tstamp now) {
      * repairs what gossip lost; the fourth crosses, so a region that
      * missed news still hears it by anti-entropy. */
     ssize_t li;
-    if (regions_on(sw) && rand_below(sw, 4) != 0 &&
+    if (swim_regions_on(sw) && swim_rand_below(sw, 4) != 0 &&
         (li = swim_regions_pick(&sw->mt, sw->cfg.region, 1, 0, NULL, 32,
-                                below_cb, sw)) >= 0) {
+                                swim_below_cb, sw)) >= 0) {
       sw->sync_now = 1;
       sw->sync_peer = sw->mt.v[li].gossip;
     }
@@ -1862,14 +1035,7 @@ wr_tstamp wr_swim_deadline(const wr_swim *sw) {
   }
   if (sw->bq.n || sw->uq.n) AT(sw->next_gossip_at);
   if (sw->relay_user_at) AT(sw->relay_user_at);
-  for (size_t j = 0; j < sw->nsusp; j++)
-    if (sw->susp[j].used) AT(sw->susp[j].deadline);
-  for (size_t j = 0; sw->nconfirms && j < SWIM_CONFIRM_PROBES_MAX; j++) {
-    const swim_confirm *c = &sw->confirms[j];
-    if (!c->used) continue;
-    if (!c->indirect_sent) AT(c->timeout_at);
-    AT(c->deadline);
-  }
+  AT(swim_susp_deadline(sw));
   for (size_t j = 0; sw->nrelays && j < SWIM_RELAYS_MAX; j++) {
     const swim_relay *r = &sw->relays[j];
     if (!r->used) continue;
@@ -1927,13 +1093,13 @@ int wr_swim_new(wr_swim **psw, const wr_swim_config *cfg,
   swim_bqueue_init(&sw->uq, mem, cfg->user_queue_max);
   swim_lost_init(&sw->lost, mem);
   /* Random phases, so a fleet started together does not probe in step. */
-  sw->next_probe_at = now + rand_below(sw, cfg->probe_interval_ms);
-  sw->next_gossip_at = now + rand_below(sw, cfg->gossip_interval_ms);
+  sw->next_probe_at = now + swim_rand_below(sw, cfg->probe_interval_ms);
+  sw->next_gossip_at = now + swim_rand_below(sw, cfg->gossip_interval_ms);
   /* The first periodic sync is placed by the first tick that has
    * members, so it scales with the fleet like every later one (a 10k
    * simulation otherwise ran 10k full syncs in its first 30 s). */
   sw->next_sync_at = 0;
-  sw->seq = rand_u32(sw);
+  sw->seq = swim_rand_u32(sw);
   *psw = sw;
   return 0;
 }
@@ -1958,7 +1124,7 @@ int wr_swim_join(wr_swim *sw, const wr_addr *seeds, size_t nseeds,
   if (!nseeds) return WR_ERR_INVAL;
   sw->join_seq_lo = sw->seq + 1;
   for (size_t j = 0; j < nseeds; j++) {
-    swim_out *o = out_push(sw, WR_SWIM_PING, &seeds[j]);
+    swim_out *o = swim_out_push(sw, WR_SWIM_PING, &seeds[j]);
     if (!o) return WR_ERR_NOMEM;
     o->seq = ++sw->seq;
     o->extra = EXTRA_SELF;
@@ -1978,7 +1144,7 @@ int wr_swim_add_member_region(wr_swim *sw, const char *id,
                               const wr_addr *gossip, const wr_addr *data,
                               const char *region, uint32_t incarnation,
                               wr_tstamp now) {
-  if (is_self(sw, id)) return WR_ERR_INVAL;
+  if (swim_is_self(sw, id)) return WR_ERR_INVAL;
   if (!region || strlen(region) > WR_SWIM_REGION_MAX) return WR_ERR_INVAL;
   if (swim_members_find(&sw->mt, id) >= 0) return WR_ERR_EXISTS;
   ssize_t i = swim_members_add(&sw->mt, id, gossip, incarnation, now);
@@ -2019,7 +1185,7 @@ int wr_swim_leave(wr_swim *sw, wr_tstamp now) {
   wr_swim_update u;
   self_update(sw, &u);
   broadcast(sw, &u);
-  push_soon(sw, now);
+  swim_push_soon(sw, now);
   return 0;
 }
 
@@ -2041,7 +1207,7 @@ static int user_queue(wr_swim *sw, const char *key, uint64_t version,
   u.payload_len = (uint16_t)len;
   int rv = swim_bqueue_push(&sw->uq, &u);
   if (rv != 0) return rv;
-  if (push) push_soon(sw, now);
+  if (push) swim_push_soon(sw, now);
   /* Then relay rounds, as for news from a peer (apply_user). */
   if (sw->cfg.user_relay_ms && !sw->relay_user_at)
     sw->relay_user_at = now + sw->cfg.user_relay_ms;
@@ -2120,13 +1286,13 @@ void swim_core_self_update(const wr_swim *sw, wr_swim_update *u) {
 }
 
 void swim_core_member_update(const wr_swim *sw, size_t i, wr_swim_update *u) {
-  member_update(sw, i, NULL, u);
+  swim_member_update(sw, i, NULL, u);
 }
 
 void swim_core_merge(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
   wr_swim_update v;
-  ssize_t i = is_self(sw, u->id) ? -1 : swim_members_find(&sw->mt, u->id);
-  if (u->kind == WR_SWIM_UPD_DEAD && !is_self(sw, u->id)) {
+  ssize_t i = swim_is_self(sw, u->id) ? -1 : swim_members_find(&sw->mt, u->id);
+  if (u->kind == WR_SWIM_UPD_DEAD && !swim_is_self(sw, u->id)) {
     /* memberlist's mergeState: a peer's DEAD is only a suspicion here.
      * Its verdict may be stale or a partition's (reconnect.c); as a
      * suspicion the member hears of it (our probe carries it) and
@@ -2139,7 +1305,7 @@ void swim_core_merge(wr_swim *sw, const wr_swim_update *u, wr_tstamp now) {
    * coming back ALIVE is news to everyone who shared our verdict, as
    * after a partition: gossip it on.  Everything else a sync teaches is
    * not re-gossiped. */
-  int news = u->kind == WR_SWIM_UPD_ALIVE && !is_self(sw, u->id) &&
+  int news = u->kind == WR_SWIM_UPD_ALIVE && !swim_is_self(sw, u->id) &&
              (i >= 0 ? sw->mt.v[i].state == WR_SWIM_DEAD ||
                            sw->mt.v[i].state == WR_SWIM_LEFT
                      : swim_lost_has(&sw->lost, u->id));
@@ -2194,7 +1360,7 @@ void swim_core_sync_result(wr_swim *sw, int ok, wr_tstamp now) {
     wr_swim_update u;
     self_update(sw, &u);
     broadcast_always(sw, &u);
-    push_soon(sw, now);
+    swim_push_soon(sw, now);
     /* And sync again soon, with random members, while the fleet we see
      * keeps growing: in a join storm the members that join while we do
      * are in no seed's answer yet, and their own announcements compete
@@ -2210,7 +1376,7 @@ void swim_core_sync_result(wr_swim *sw, int ok, wr_tstamp now) {
       uint64_t l = (uint64_t)retransmit_limit(sw) * sw->cfg.gossip_interval_ms;
       sw->followup_gap = l;
       sw->followup_n = sw->mt.n;
-      sw->next_sync_at = now + l + rand_below(sw, l + 1);
+      sw->next_sync_at = now + l + swim_rand_below(sw, l + 1);
     }
   }
 }

@@ -1,10 +1,14 @@
 /*
  * Internals of the SWIM core shared by members.c (the member table),
- * broadcast.c (the piggyback queue), swim.c (the state machine) and sync.c
- * (anti-entropy).  Not installed: only swim.h is the API.
+ * broadcast.c (the piggyback queue), swim.c (the state machine), probe.c
+ * (the probe in flight), suspicion.c (from SUSPECT to DEAD), region.c,
+ * reconnect.c, digest.c and sync.c (anti-entropy).  Not installed: only
+ * swim.h is the API.
  */
 #ifndef WARREN_SWIM_INT_H
 #define WARREN_SWIM_INT_H
+
+#include <string.h>
 
 #include "warren/swim.h"
 
@@ -282,6 +286,309 @@ int swim_regions_active(const swim_regions *r);
 ssize_t swim_regions_pick(const swim_members *t, const char *region, int same,
                           int allow_suspect, const char *skip, unsigned tries,
                           size_t (*below)(void *, size_t), void *ud);
+
+/* ---- the core's state (swim.c, and the files split out of it) ----------
+ *
+ * struct wr_swim and the records it keeps: swim.c runs the protocol on
+ * it; the files that hold one job of the core each (the suspicion
+ * machinery, ...) share it through this header.  sync.c, region.c and
+ * the others above never touch it and use the swim_core_* functions
+ * below instead.
+ */
+#define SWIM_RELAYS_MAX 64
+#define SWIM_OUTBOX_MAX 1024
+/* The accuser and up to WR_SWIM_CONFIRMATIONS_MAX confirmers: the
+ * suspicion-confirmations tunable's bound, so that every confirmer up to
+ * k is remembered and a repeat of any of them never counts twice. */
+#define SWIM_CONFIRM_MAX (WR_SWIM_CONFIRMATIONS_MAX + 1)
+/* Relays per indirect probe: the indirect-checks tunable's bound. */
+#define SWIM_INDIRECT_MAX 32
+
+/* EXTRA_NO_USER: a datagram to a member already dead or left carries
+ * membership news only (see gossip_to).  EXTRA_BARE: no piggybacked news
+ * at all, only the extras (a dead probe: most go to members that are
+ * really gone, and each send counts against an update's budget). */
+enum { EXTRA_SELF = 1, EXTRA_ABOUT = 2, EXTRA_NO_USER = 4, EXTRA_BARE = 8 };
+
+typedef struct swim_out {
+  wr_addr to;
+  uint8_t type, extra;
+  uint32_t seq;
+  char target[WR_SWIM_ID_MAX + 1];
+  wr_addr target_addr;
+  char about[WR_SWIM_ID_MAX + 1]; /* EXTRA_ABOUT: our entry for this id */
+} swim_out;
+
+typedef struct swim_susp {
+  int used;
+  char id[WR_SWIM_ID_MAX + 1];
+  wr_tstamp start, deadline;
+  uint64_t min_ms, max_ms;
+  uint64_t refused_ms; /* 0, or the floor once we saw it refused */
+  unsigned k, n; /* confirmations wanted for the minimum, and received */
+  int asked; /* the last-chance hello went out (wr_swim_tick) */
+  int remote; /* a member of another region (regions on) */
+  int regional; /* judged by its region (regions on, and big enough) */
+  uint32_t confirmers[SWIM_CONFIRM_MAX]; /* id hashes, accuser first */
+} swim_susp;
+
+typedef struct swim_relay {
+  int used, nacked;
+  uint32_t seq, origin_seq;
+  wr_addr origin, target;
+  wr_tstamp nack_at, expire_at;
+} swim_relay;
+
+/* A probe sent because we heard of a suspicion (see confirm_probes). */
+typedef struct swim_confirm {
+  int used, indirect_sent;
+  uint32_t seq, inc;
+  char id[WR_SWIM_ID_MAX + 1];
+  wr_addr addr;
+  wr_tstamp timeout_at, deadline;
+} swim_confirm;
+#define SWIM_CONFIRM_PROBES_MAX 16
+
+typedef struct swim_grave {
+  char id[WR_SWIM_ID_MAX + 1];
+  wr_tstamp at;
+} swim_grave;
+
+struct wr_swim {
+  wr_swim_config cfg;
+  wr_swim_callbacks cb;
+  wr_swim_keyring *kr, empty_kr;
+  const wr_mem *mem;
+  void *user_data;
+
+  uint32_t inc;
+  int leaving;
+  wr_tstamp self_since; /* when we started, or when we left */
+  int merging; /* applying a sync stream: learn, don't re-gossip */
+  int join_announce; /* re-gossip our ALIVE once the join sync is done */
+  /* Follow-up syncs after a join (swim_core_sync_result): the gap to the
+   * next one (0: none, periodic syncs only) and the member count when the
+   * last one was scheduled. */
+  uint64_t followup_gap;
+  size_t followup_n;
+  unsigned awareness;
+  uint32_t seq;
+
+  swim_members mt;
+  /* Two piggyback queues: membership news (bq) and USER updates (uq).
+   * A packet takes from bq first and gives uq only the room left, and
+   * each queue evicts only its own entries, so no amount of application
+   * churn can push a suspicion or a refutation out (docs/SWIM.md). */
+  swim_bqueue bq, uq;
+
+  size_t probe_pos;
+  struct {
+    int active, acked, indirect_sent;
+    int refused; /* our PING to the target was refused */
+    /* A probe of a member of another region (regions on): its relays
+     * were asked in the target's region (region_relays of them), and
+     * silence from all of them says the region, not the member, is
+     * unreachable (region_probe_silent). */
+    int cross;
+    unsigned region_relays, region_nacks;
+    uint32_t seq, inc;
+    char target[WR_SWIM_ID_MAX + 1];
+    wr_addr addr;
+    wr_tstamp timeout_at, end_at;
+    unsigned nacks_expected, nacks;
+    /* Relays that saw the target refused (NACK_REFUSED), by id hash:
+     * each is an independent witness, like a confirmation. */
+    unsigned nrefused;
+    uint32_t refused_by[SWIM_INDIRECT_MAX];
+  } probe;
+  wr_tstamp next_probe_at, next_gossip_at, next_sync_at;
+  wr_tstamp relay_user_at; /* 0: no USER news waiting to be relayed */
+
+  swim_susp *susp;
+  size_t nsusp;
+  swim_relay relays[SWIM_RELAYS_MAX];
+  swim_confirm confirms[SWIM_CONFIRM_PROBES_MAX];
+  /* Slots in use in the two arrays above: when 0 (always, in a quiet
+   * fleet), every tick, deadline and ACK skips their scans.  The
+   * simulator runs 10^4 cores, where these scans of ~4 KB per call were
+   * a tenth of the time. */
+  unsigned nrelays, nconfirms;
+
+  swim_grave *graves; /* FIFO: state changes happen in time order */
+  size_t grave_head, grave_n, grave_cap;
+
+  swim_out *out; /* ring */
+  size_t out_head, out_n, out_cap;
+
+  uint32_t join_seq_lo, join_seq_hi;
+  uint32_t hello_seq[8]; /* empty-target PINGs sent to unknown pingers */
+  unsigned hello_next;
+  int sync_now;
+  wr_addr sync_peer;
+  /* Catch-up syncs the application asked for (wr_swim_sync_behind): when
+   * the next is due (0: none) and how many are left. */
+  wr_tstamp catchup_at;
+  unsigned catchup_left;
+  /* The sender of the datagram being applied, while stale news in it
+   * may still get a direct correction (correct_stale); family 0 when
+   * none (a sync, or one correction already sent for this packet). */
+  wr_addr rx_from;
+  /* Reconnecting to failed members (reconnect.c). */
+  swim_lost lost;
+  wr_tstamp next_reconnect_at;
+  int reconnect_now;
+  wr_addr reconnect_peer;
+  /* Probing failed members (dead_probe_tick): when the next pick is due,
+   * the seq of the one PING awaiting its ACK (0: none), and the earliest
+   * time an answer may start a sync (one per reconnect interval). */
+  wr_tstamp next_dead_probe_at;
+  uint32_t dead_probe_seq;
+  wr_tstamp heal_sync_at;
+  /* While a datagram is applied: it declared us DEAD (dead_reply).  And
+   * the members we last answered that way, so a pair that cannot agree
+   * (incarnations at their top) does not ping-pong: at most one direct
+   * answer per member per probe interval (a collision in this small
+   * direct-mapped table only lets one more through). */
+  int rx_self_dead;
+  struct {
+    uint32_t hash;
+    wr_tstamp at;
+  } dead_replied[16];
+
+  /* Region census and silence (region.c). */
+  swim_regions rg;
+
+  wr_swim_stats st;
+  wr_swim_packet pkt;
+  uint8_t plain[WR_SWIM_DATAGRAM_MAX];
+  uint8_t piggyback[WR_SWIM_PACKET_MAX]; /* queued updates, as encoded */
+};
+
+/* Small helpers every part of the core uses. */
+static inline uint32_t swim_rand_u32(wr_swim *sw) {
+  uint8_t b[4];
+  sw->cfg.rand(b, sizeof b, sw->cfg.rand_user_data);
+  return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+         (uint32_t)b[3] << 24;
+}
+
+static inline size_t swim_rand_below(wr_swim *sw, size_t n) {
+  return n ? (size_t)(((uint64_t)swim_rand_u32(sw) * n) >> 32) : 0;
+}
+
+static inline uint32_t swim_id_hash(const char *s) {
+  return swim_hash(s, SWIM_HASH_BASIS);
+}
+
+/* Lifeguard local health: our timeouts stretch with (awareness + 1). */
+static inline uint64_t swim_scaled(const wr_swim *sw, uint64_t ms) {
+  return sw->cfg.lifeguard ? ms * (sw->awareness + 1) : ms;
+}
+
+/* Fleet size estimate for the log(n) formulas: everyone we know of. */
+static inline size_t swim_fleet_n(const wr_swim *sw) { return sw->mt.n + 1; }
+
+static inline int swim_is_self(const wr_swim *sw, const char *id) {
+  return strcmp(sw->cfg.id, id) == 0;
+}
+
+/* Region-aware membership (region.c, docs/SWIM.md "Regions") applies
+ * when the config asks for it and the census saw two regions or more;
+ * otherwise every choice below is the region-blind one, draw for draw. */
+static inline int swim_regions_on(wr_swim *sw) {
+  if (!sw->cfg.region_aware) return 0;
+  swim_regions_refresh(&sw->rg, &sw->mt, sw->cfg.region);
+  return swim_regions_active(&sw->rg);
+}
+
+static inline int swim_in_own_region(const wr_swim *sw, const swim_member *m) {
+  return strcmp(swim_member_region(m), sw->cfg.region) == 0;
+}
+
+/* The region of member |id|, or of us; NULL for a stranger. */
+static inline const char *swim_region_of_id(const wr_swim *sw, const char *id) {
+  if (swim_is_self(sw, id)) return sw->cfg.region;
+  ssize_t i = swim_members_find(&sw->mt, id);
+  return i < 0 ? NULL : swim_member_region(&sw->mt.v[i]);
+}
+
+/* Lifeguard local health: |delta| on the awareness score, within
+ * 0..awareness_max - 1. */
+static inline void swim_awareness_add(wr_swim *sw, int delta) {
+  if (!sw->cfg.lifeguard) return;
+  int a = (int)sw->awareness + delta;
+  int top = sw->cfg.awareness_max ? (int)sw->cfg.awareness_max - 1 : 0;
+  sw->awareness = (unsigned)(a < 0 ? 0 : a > top ? top : a);
+}
+
+/* swim_rand_below for the table's helpers that take a callback. */
+static inline size_t swim_below_cb(void *ud, size_t n) {
+  return swim_rand_below((wr_swim *)ud, n);
+}
+
+/* ---- probing (probe.c) -----------------------------------------------------
+ *
+ * The one probe in flight (sw->probe); the top of probe.c has its steps.
+ */
+void swim_probe_start(wr_swim *sw, wr_tstamp now);
+/* The probe timeout passed without an ACK: ask the relays. */
+void swim_probe_indirect(wr_swim *sw);
+/* The round ended without an ACK. */
+void swim_probe_failed(wr_swim *sw, wr_tstamp now);
+/* A refused probe fails once every relay reported a refusal too. */
+void swim_probe_check_refused(wr_swim *sw, wr_tstamp now);
+/* An ACK (or |nack|) from |from| to our cross-region probe. */
+void swim_region_heard(wr_swim *sw, const char *from, int nack);
+
+/* ---- suspicion (suspicion.c) ---------------------------------------------
+ *
+ * Timers, confirmations and the last chance of a suspected member; the
+ * top of suspicion.c has the states.  |i| is a member table index.
+ */
+/* The member's suspicion timer, or NULL (not suspected). */
+swim_susp *swim_susp_of(wr_swim *sw, size_t i);
+void swim_susp_clear(wr_swim *sw, size_t i);
+/* Starts the timer of a new suspicion raised by |accuser|: 0, or -1 when
+ * no timer could be allocated (the member is then left ALIVE). */
+int swim_susp_start(wr_swim *sw, size_t i, const char *accuser,
+                    wr_tstamp now);
+/* 1 when the member whose id hashes to |h| (or |from|) is a new
+ * independent confirmer; the timer is retimed. */
+int swim_susp_confirm_hash(swim_susp *s, uint32_t h);
+int swim_susp_confirm(swim_susp *s, const char *from);
+/* We saw member |i|'s port refused (ourselves or through a relay). */
+void swim_susp_refused(wr_swim *sw, size_t i);
+/* 1 when |from|'s confirmation of member |i|'s suspicion counts. */
+int swim_confirmer_ok(wr_swim *sw, size_t i, const char *from);
+/* We heard of member |i|'s suspicion from someone else: maybe probe it. */
+void swim_confirm_probe(wr_swim *sw, size_t i, wr_tstamp now);
+void swim_confirm_tick(wr_swim *sw, wr_tstamp now);
+/* 1 when |seq| is one of our confirmation probes' (an ACK ends it). */
+int swim_confirm_ack(wr_swim *sw, uint32_t seq, int nack);
+void swim_susp_tick(wr_swim *sw, wr_tstamp now);
+void swim_susp_unreachable(wr_swim *sw, const wr_addr *to, wr_tstamp now);
+wr_tstamp swim_susp_deadline(const wr_swim *sw);
+
+/* ---- what suspicion.c and probe.c need from the protocol (swim.c) ---- */
+
+/* Queues a datagram descriptor (encoded in wr_swim_send), or NULL when
+ * the outbox is full (counted in tx_dropped). */
+swim_out *swim_out_push(wr_swim *sw, uint8_t type, const wr_addr *to);
+/* Our table's entry for member |i| as an update; SUSPECT and DEAD name
+ * |from| as the accuser (us when NULL). */
+void swim_member_update(const wr_swim *sw, size_t i, const char *from,
+                        wr_swim_update *u);
+/* The merge rules for a SUSPECT, and for a DEAD (|left|: a LEFT). */
+void swim_apply_suspect(wr_swim *sw, const wr_swim_update *u, wr_tstamp now);
+void swim_apply_dead(wr_swim *sw, const wr_swim_update *u, wr_tstamp now,
+                     int left);
+/* Pushes what we just originated to push_fanout members now. */
+void swim_push_soon(wr_swim *sw, wr_tstamp now);
+/* PING_REQs for |target| at |addr| under |seq| to indirect_checks relays
+ * (of the target's region first, with regions; |*in_region| counts
+ * those); returns how many were sent (probe.c). */
+unsigned swim_ping_reqs(wr_swim *sw, const char *target, const wr_addr *addr,
+                        uint32_t seq, unsigned *in_region);
 
 /* ---- what sync.c needs from the core (swim.c) ---------------------------- */
 

@@ -209,7 +209,8 @@ def main():
           "port_unreachable total=%r" % refused)
     # The core's detector counters reach /metrics (issue 14).
     new = ("confirm_probes", "stale_corrections", "last_chance_probes",
-           "indirect_probes", "nacks", "rx_foreign", "reaped")
+           "indirect_probes", "nacks", "rx_foreign", "reaped",
+           "cross_probes", "region_silent_probes")
     got = {k: [n.metric("warren_swim_%s_total" % k) for n in others]
            for k in new}
     check("/metrics has the detector counters of the core's stats",
@@ -223,6 +224,12 @@ def main():
           "confirmation probes)",
           sum(got["confirm_probes"]) + sum(got["indirect_probes"]) > 0,
           str(got))
+    # One probe in region-cross-probe (5) goes to another region; by now
+    # each node has probed for many seconds.  No region was cut off, but
+    # a cross probe of the victim after its death may count as silent, so
+    # only the cross probes must show.
+    check("regions: cross-region probes are counted in /metrics",
+          sum(got["cross_probes"]) > 0, str(got["cross_probes"]))
 
     # ---- restart with the same id ----
     victim.start()

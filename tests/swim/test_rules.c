@@ -488,6 +488,83 @@ static void test_lan_suspicion_timing(void **state) {
   assert_int_equal(c.suspicion_max_timeout_mult, 6);
 }
 
+/* The suspicion minimum beyond 100 members grows by what the epidemic
+ * needs per tenfold, log(10) / log(gossip_nodes + 1) gossip intervals
+ * (0.33 s on LAN), not by a probe interval (config.c has the model); up
+ * to 100 it is log10 n probe intervals as before, and the maximum keeps
+ * its log10 n everywhere.  Fails with the formula it replaced
+ * (min = log10 n s: 3,000 and 4,000 ms at 1,000 and 10,000). */
+static void test_suspicion_bounds(void **state) {
+  (void)state;
+  wr_swim_config c;
+  wr_swim_config_default(&c);
+  struct {
+    size_t n;
+    uint64_t min, max;
+  } lan[] = {{1, 1000, 18000},     {10, 1000, 18000},
+             {20, 1301, 23418},    {100, 2000, 36000},
+             {1000, 2332, 54000},  {10000, 2664, 72000},
+             {100000, 2996, 90000}};
+  for (size_t k = 0; k < WR_ARRAY_LEN(lan); k++) {
+    uint64_t mn, mx;
+    wr_swim_suspicion_bounds(&c, c.suspicion_mult, lan[k].n, &mn, &mx);
+    if (mn != lan[k].min || mx != lan[k].max)
+      fail_msg("LAN n=%zu: min %llu max %llu", lan[k].n,
+               (unsigned long long)mn, (unsigned long long)mx);
+  }
+  /* Without Lifeguard the timer is the minimum. */
+  uint64_t mn, mx;
+  c.lifeguard = 0;
+  wr_swim_suspicion_bounds(&c, 1, 10000, &mn, &mx);
+  assert_int_equal(mn, 2664);
+  assert_int_equal(mx, 2664);
+  /* No gossip (gossip_nodes 0), or gossip slower than probing: the
+   * epidemic is no faster than a probe interval per decade, so the old
+   * formula. */
+  wr_swim_config_default(&c);
+  c.gossip_nodes = 0;
+  wr_swim_suspicion_bounds(&c, 1, 10000, &mn, &mx);
+  assert_int_equal(mn, 4000);
+  wr_swim_config_default(&c);
+  c.gossip_interval_ms = 5000;
+  wr_swim_suspicion_bounds(&c, 1, 10000, &mn, &mx);
+  assert_int_equal(mn, 4000);
+  /* WAN: 6 x (2 + 2 x log 10 / log 5 x 0.5 s / 5 s) rounds of 5 s at
+   * 10,000 (120 s before), the maximum unchanged at 6 x 6 x 4 rounds. */
+  assert_int_equal(wr_swim_config_profile(&c, "wan"), 0);
+  wr_swim_suspicion_bounds(&c, c.suspicion_mult, 10000, &mn, &mx);
+  assert_int_equal(mn, 68584);
+  assert_int_equal(mx, 720000);
+}
+
+/* The same in a core of 1,000 (999 members and us): confirmed by k = 2
+ * others, dead 2,332 ms after the suspicion began (3,000 before); one
+ * confirmation, 54,000 - (log 2 / log 3) x 51,668 = 21,401 ms. */
+static void test_lan_suspicion_at_scale(void **state) {
+  (void)state;
+  struct {
+    int accusers;
+    wr_tstamp lo, hi;
+  } cases[] = {{3, 2330, 2350}, {2, 21400, 21420}};
+  confirm_probes = 0; /* only the accusers we feed count */
+  lan_timing = 1;
+  for (size_t k = 0; k < WR_ARRAY_LEN(cases); k++) {
+    make_core(999, 1);
+    for (int a = 0; a < cases[k].accusers; a++) {
+      wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
+      snprintf(u.from, sizeof u.from, "m%d", 2 + a);
+      feed(&u);
+    }
+    wr_tstamp t = time_to_dead("m1", 30000);
+    if (t < cases[k].lo || t > cases[k].hi)
+      fail_msg("LAN n=1000, %d accusers: dead after %llu ms",
+               cases[k].accusers, (unsigned long long)t);
+    wr_swim_del(sw);
+  }
+  lan_timing = 0;
+  confirm_probes = 4;
+}
+
 /* A suspicion at a higher incarnation than the one we hold is a new one
  * (the member refuted ours and we missed it): its timer starts afresh
  * instead of inheriting the old deadline. */
@@ -1462,6 +1539,8 @@ int main(void) {
       cmocka_unit_test(test_self_refutation),
       cmocka_unit_test(test_suspicion_timer),
       cmocka_unit_test(test_lan_suspicion_timing),
+      cmocka_unit_test(test_suspicion_bounds),
+      cmocka_unit_test(test_lan_suspicion_at_scale),
       cmocka_unit_test(test_many_confirmations),
       cmocka_unit_test(test_last_chance),
       cmocka_unit_test(test_suspicion_restarts),

@@ -119,8 +119,9 @@ static const char usage2[] =
     "                     size (node i in region i*R/N, named r0, r1, ...),\n"
     "                     --delay-ms apart inside a region and\n"
     "                     --region-delay-ms between two; JSON adds\n"
-    "                     detect_all_by_region_ms and\n"
-    "                     cross_region_bytes_per_node_per_s\n"
+    "                     detect_all_by_region_ms,\n"
+    "                     cross_region_bytes_per_node_per_s and the\n"
+    "                     cores' cross_probes and region_silent_probes\n"
     "  --region-delay-ms D  one-way delay between regions (default 80)\n"
     "  --region-cut R     cut region R off from the others after warm-up\n"
     "                     for --partition-s seconds\n"
@@ -150,7 +151,13 @@ static const char usage3[] =
     "                     --routes, route_converge_p50_ms/p99_ms are over\n"
     "                     every (change, live node) pair: -1 when the rank\n"
     "                     falls on pairs that never converged (counted in\n"
-    "                     route_missing), null without routes\n"
+    "                     route_missing), null without routes;\n"
+    "                     detect_victims_ms: per victim, its first\n"
+    "                     suspicion, first DEAD and DEAD everywhere;\n"
+    "                     refute_lag: how long nodes held suspicions\n"
+    "                     of live members until the refutation came\n"
+    "                     (quantiles, counts past 1-4 s and past the\n"
+    "                     suspicion minimum min_ms)\n"
     "  --no-thp           do not re-exec with glibc.malloc.hugetlb=1\n"
     "  -v, --verbose      phases, false deaths and peak RSS on stderr\n"
     "  -h, --help         this text\n"
@@ -491,6 +498,27 @@ static void print_json(const cli *c, const sim_result *r) {
   jnum("detect_first_min_ms", r->detect_first_min_ms, 0);
   printf("\"detected_all\":%u,\"detect_bound_ms\":%llu,", r->detected_all,
          (unsigned long long)r->bound_ms);
+  printf("\"refute_lag\":{\"n\":%llu,", (unsigned long long)r->lag_count);
+  jnum("p50_ms", r->lag_p50_ms, 0);
+  jnum("p99_ms", r->lag_p99_ms, 0);
+  jnum("p999_ms", r->lag_p999_ms, 0);
+  jnum("p9999_ms", r->lag_p9999_ms, 0);
+  jnum("max_ms", r->lag_max_ms, 0);
+  printf("\"at_least_ms\":{");
+  for (int t = 0; t < SIM_LAG_THRESHOLDS; t++)
+    printf("%s\"%llu\":%llu", t ? "," : "",
+           (unsigned long long)sim_lag_thresholds_ms[t],
+           (unsigned long long)r->lag_over[t]);
+  printf("},");
+  printf("\"over_min\":%llu,\"min_ms\":%llu,\"lost\":%llu},",
+         (unsigned long long)r->lag_over_min,
+         (unsigned long long)r->lag_min_ms, (unsigned long long)r->lag_lost);
+  printf("\"detect_victims_ms\":[");
+  for (uint32_t k = 0; k < r->killed && k < SIM_VICTIMS_SHOWN; k++)
+    printf("%s[%lld,%lld,%lld]", k ? "," : "",
+           (long long)r->victim_ms[k][0], (long long)r->victim_ms[k][1],
+           (long long)r->victim_ms[k][2]);
+  printf("],");
   jnum("route_converge_all_ms", r->route_all_ms, 0);
   printf("\"false_positives_by_healthy\":%llu,"
          "\"false_positives_healthy_victims\":%llu,",

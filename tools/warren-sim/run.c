@@ -7,7 +7,7 @@
  * predicts from the config (src/swim/swim.c), with the margin the
  * measurements need and no more, so that a regression fails:
  *
- *   suspicion  min = suspicion_mult * max(1, log10 n) * probe_interval:
+ *   suspicion  min (wr_swim_suspicion_bounds, src/swim/config.c):
  *              a dead member gathers its k confirmations within about
  *              one probe interval (confirmation probes, and the
  *              round-robin probes that fail), so its timer runs at the
@@ -45,21 +45,16 @@
 
 /* The longest a suspicion can last: the Lifeguard maximum (a lone
  * accuser), or the fixed minimum in plain SWIM.  Awareness does not
- * stretch it (swim.c, susp_start). */
+ * stretch it (suspicion.c, swim_susp_start). */
 static uint64_t suspicion_max_ms(const wr_swim_config *c, uint32_t n) {
-  double scale = log10((double)(n ? n : 1));
-  if (scale < 1) scale = 1;
-  uint64_t t =
-      (uint64_t)(c->suspicion_mult * scale * (double)c->probe_interval_ms);
-  if (c->lifeguard) t *= c->suspicion_max_timeout_mult;
-  return t;
+  uint64_t min, max;
+  wr_swim_suspicion_bounds(c, c->suspicion_mult, n, &min, &max);
+  return max;
 }
 
 static uint64_t detect_bound(const wr_swim_config *c, uint32_t n, double loss) {
-  double scale = log10((double)(n ? n : 1));
-  if (scale < 1) scale = 1;
-  uint64_t susp =
-      (uint64_t)(c->suspicion_mult * scale * (double)c->probe_interval_ms);
+  uint64_t susp, max;
+  wr_swim_suspicion_bounds(c, c->suspicion_mult, n, &susp, &max);
   /* Loss stretches every step (a lost ack, a lost relay, a lost push;
    * Lifeguard awareness slows the prober): 1 + 5p per round, fitted to
    * the slowest of 60 deaths at each of 0, 10 and 30 % loss. */
@@ -92,12 +87,19 @@ static void measure(sim *s) {
         r->detect_first_min_ms = f;
     }
     if (s->kill_all[k]) r->detected_all++;
+    if (k < SIM_VICTIMS_SHOWN) {
+      const uint64_t at[3] = {s->kill_susp[k], s->kill_first[k],
+                              s->kill_all[k]};
+      for (int j = 0; j < 3; j++)
+        r->victim_ms[k][j] = at[j] ? (int64_t)(at[j] - s->kill_at) : -1;
+    }
   }
   if (s->nkill && r->detected_all == s->nkill)
     for (uint32_t k = 0; k < s->nkill; k++) {
       int64_t a = (int64_t)(s->kill_all[k] - s->kill_at);
       if (a > r->detect_all_ms) r->detect_all_ms = a;
     }
+  sim_lag_result(s->lag, r);
   for (uint32_t i = 0; i < s->n; i++) {
     r->false_positives += s->fp_member[i] & 1;
     r->fp_by_healthy += (s->fp_member[i] >> 1) & 1;
@@ -264,7 +266,10 @@ static void free_tables(sim *s) {
   free(s->kill_count);
   free(s->kill_first);
   free(s->kill_all);
+  free(s->kill_susp);
   free(s->fp_member);
+  sim_lag_free(s->lag);
+  s->lag = NULL;
   free(s->region);
   free(s->region_names);
   free(s->kill_count_region);
@@ -360,12 +365,19 @@ int sim_run(const sim_opts *o, sim_result *r) {
   s.kill_count = calloc(s.nkill + 1, sizeof *s.kill_count);
   s.kill_first = calloc(s.nkill + 1, sizeof *s.kill_first);
   s.kill_all = calloc(s.nkill + 1, sizeof *s.kill_all);
+  s.kill_susp = calloc(s.nkill + 1, sizeof *s.kill_susp);
   s.fp_member = calloc(n, 1);
   if (!s.kill_list || !s.kill_slot || !s.kill_seen || !s.kill_count ||
-      !s.kill_first || !s.kill_all || !s.fp_member)
+      !s.kill_first || !s.kill_all || !s.kill_susp || !s.fp_member)
     goto nomem;
   for (size_t i = 0; i < n; i++) s.kill_slot[i] = -1;
   r->bound_ms = detect_bound(&s.cfg, s.n, o->loss);
+  {
+    uint64_t min, max;
+    wr_swim_suspicion_bounds(&s.cfg, s.cfg.suspicion_mult, s.n, &min, &max);
+    s.lag = sim_lag_new(min);
+    if (!s.lag) goto nomem;
+  }
   r->fp_needed_ms = 2 * suspicion_max_ms(&s.cfg, s.n);
   /* The core's sync period (swim.c, sync_interval: memberlist's
    * pushPullScale, one more period per doubling above 32 members). */

@@ -93,6 +93,15 @@ static void on_member_changed(wr_swim *sw, const wr_swim_member_info *m,
   if (subj == SIM_NONE) return;
   int32_t k = s->kill_slot[subj];
   int truly_dead = k >= 0 && s->kill_at != 0;
+  if (!truly_dead) {
+    /* A live member (never killed, or not yet): the refutation race. */
+    if (m->state == WR_SWIM_SUSPECT)
+      sim_lag_suspect(s->lag, nd->idx, subj, sim_net_now(s->net));
+    else if (m->state == WR_SWIM_ALIVE)
+      sim_lag_alive(s->lag, nd->idx, subj, sim_net_now(s->net));
+    else
+      sim_lag_gone(s->lag, nd->idx, subj);
+  }
   if (m->state == WR_SWIM_DEAD) {
     if (truly_dead) {
       uint8_t *seen = &s->kill_seen[(size_t)k * s->n + nd->idx];
@@ -117,6 +126,8 @@ static void on_member_changed(wr_swim *sw, const wr_swim_member_info *m,
               (unsigned long long)sim_net_now(s->net), s->ids[nd->idx], m->id);
   } else if (m->state == WR_SWIM_SUSPECT && !truly_dead) {
     s->r->suspect_events++;
+  } else if (m->state == WR_SWIM_SUSPECT && !s->kill_susp[k]) {
+    s->kill_susp[k] = sim_net_now(s->net);
   }
 }
 

@@ -71,6 +71,9 @@ typedef struct sim_opts {
 
 #define SIM_NEVER (-2)
 #define SIM_REGIONS_MAX 16
+#define SIM_VICTIMS_SHOWN 16
+#define SIM_LAG_THRESHOLDS 6
+extern const uint64_t sim_lag_thresholds_ms[SIM_LAG_THRESHOLDS];
 
 typedef struct sim_result {
   uint32_t nodes, killed, routes;
@@ -81,6 +84,11 @@ typedef struct sim_result {
   int64_t detect_first_ms; /* max over killed of first-detection time */
   int64_t detect_all_ms;   /* max over killed of all-live-nodes time */
   int64_t detect_first_min_ms;
+  /* Where each victim's time went (the first SIM_VICTIMS_SHOWN killed,
+   * -1 where it never happened), from its death: the first suspicion
+   * anywhere (someone probed it and the probe failed), the first DEAD
+   * (the suspicion's timer), every live node's DEAD (the spread). */
+  int64_t victim_ms[SIM_VICTIMS_SHOWN][3];
   uint32_t detected_all; /* killed nodes every live node marked dead */
   /* false positives: never-killed members declared dead by anyone */
   uint64_t false_positives;
@@ -89,6 +97,16 @@ typedef struct sim_result {
   uint64_t fp_healthy_victims; /* ... that never stalled themselves */
   uint64_t suspect_events;     /* SUSPECT reports about live members */
   uint64_t suspicions, refutations; /* summed core stats */
+  /* Refuted suspicions of live members, per (holder, member): how long
+   * the holder held it before the refutation reached it (lag.c), its
+   * quantiles (10 ms resolution; -1: none), how many lasted longer than
+   * the suspicion minimum (each would have been a false death had it
+   * been confirmed k times), and suspicions not measured (no memory). */
+  uint64_t lag_count, lag_over_min, lag_lost, lag_min_ms;
+  int64_t lag_p50_ms, lag_p99_ms, lag_p999_ms, lag_p9999_ms, lag_max_ms;
+  /* ... and how many lasted at least each of sim_lag_thresholds_ms
+   * (10 ms resolution), to set against any minimum. */
+  uint64_t lag_over[SIM_LAG_THRESHOLDS];
   /* routes (-1: no routes; SIM_NEVER: a missing pair pushes the
    * percentile past the end) */
   int64_t route_p50_ms, route_p99_ms, route_all_ms;

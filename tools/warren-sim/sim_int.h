@@ -84,12 +84,14 @@ struct sim {
   uint8_t *kill_seen;   /* nkill x n: observer marked it dead */
   uint32_t *kill_count; /* per killed node: live observers that did */
   uint64_t *kill_first, *kill_all; /* virtual time, 0 = not yet */
+  uint64_t *kill_susp; /* first live node that suspected it, 0 = none */
   uint64_t kill_at;                /* 0 = no kill yet */
   uint32_t nlive;
 
   /* false positives */
   uint8_t *fp_member; /* per node: 1 declared dead while never killed,
                        | 2 by a node that never stalls */
+  struct sim_lag *lag; /* refutation lags (lag.c), NULL: not measured */
 
   /* the ownership tables, the workload and its measurements (routes.c);
    * NULL without --routes */
@@ -126,6 +128,17 @@ int sim_faults_load(sim *s, const char *path, char *err, size_t errlen);
 void sim_faults_pause(sim *s, const sim_ev *ev);
 void sim_faults_report(const sim *s, FILE *out);
 void sim_faults_free(sim *s);
+
+/* lag.c: how long each live member stays suspected at each node until
+ * its refutation arrives, against the suspicion minimum |min_ms|.  new:
+ * NULL without memory (nothing measured); the others accept NULL. */
+typedef struct sim_lag sim_lag;
+sim_lag *sim_lag_new(uint64_t min_ms);
+void sim_lag_free(sim_lag *l);
+void sim_lag_suspect(sim_lag *l, uint32_t obs, uint32_t subj, uint64_t now);
+void sim_lag_alive(sim_lag *l, uint32_t obs, uint32_t subj, uint64_t now);
+void sim_lag_gone(sim_lag *l, uint32_t obs, uint32_t subj);
+void sim_lag_result(const sim_lag *l, sim_result *r);
 
 /* sim.c */
 int sim_nodes_init(sim *s);
