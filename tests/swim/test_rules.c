@@ -442,6 +442,34 @@ static void test_suspicion_timer(void **state) {
   confirm_probes = 4;
 }
 
+/* With the LAN profile's timings, in a core of |members| + us: each case
+ * feeds |accusers| SUSPECTs of m1 from distinct members (no confirmation
+ * probes of our own) and checks when m1 is declared dead. */
+typedef struct accusal_case {
+  int accusers;
+  wr_tstamp lo, hi;
+} accusal_case;
+
+static void check_accusals(int members, const accusal_case *cases, size_t n) {
+  confirm_probes = 0; /* only the accusers we feed count */
+  lan_timing = 1;
+  for (size_t k = 0; k < n; k++) {
+    make_core(members, 1);
+    for (int a = 0; a < cases[k].accusers; a++) {
+      wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
+      snprintf(u.from, sizeof u.from, "m%d", 2 + a);
+      feed(&u);
+    }
+    wr_tstamp t = time_to_dead("m1", 30000);
+    if (t < cases[k].lo || t > cases[k].hi)
+      fail_msg("LAN n=%d, %d accusers: dead after %llu ms", members + 1,
+               cases[k].accusers, (unsigned long long)t);
+    wr_swim_del(sw);
+  }
+  lan_timing = 0;
+  confirm_probes = 4;
+}
+
 /* The LAN profile's timings (issue 14) at n = 19 + us = 20, log10 n =
  * 1.301: min = 1 x 1.301 x 1 s = 1,301 ms, max = 18 x min = 23,418 ms,
  * k = 2.  A silent failure confirmed by two other members ends at the
@@ -452,31 +480,13 @@ static void test_suspicion_timer(void **state) {
  * LAN profile (mult 3, max mult 6: 3,903 / 11,104 / 24,418 ms). */
 static void test_lan_suspicion_timing(void **state) {
   (void)state;
-  struct {
-    int accusers;
-    wr_tstamp lo, hi;
-  } cases[] = {{3, 1300, 1320}, {2, 9460, 9480}, {1, 24410, 24440}};
-  confirm_probes = 0; /* only the accusers we feed count */
-  lan_timing = 1;
+  static const accusal_case cases[] = {
+      {3, 1300, 1320}, {2, 9460, 9480}, {1, 24410, 24440}};
   wr_swim_config c;
   wr_swim_config_default(&c);
   assert_int_equal(c.suspicion_mult, 1);
   assert_int_equal(c.suspicion_max_timeout_mult, 18);
-  for (size_t k = 0; k < WR_ARRAY_LEN(cases); k++) {
-    make_core(19, 1);
-    for (int a = 0; a < cases[k].accusers; a++) {
-      wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
-      snprintf(u.from, sizeof u.from, "m%d", 2 + a);
-      feed(&u);
-    }
-    wr_tstamp t = time_to_dead("m1", 30000);
-    if (t < cases[k].lo || t > cases[k].hi)
-      fail_msg("LAN, %d accusers: dead after %llu ms", cases[k].accusers,
-               (unsigned long long)t);
-    wr_swim_del(sw);
-  }
-  lan_timing = 0;
-  confirm_probes = 4;
+  check_accusals(19, cases, WR_ARRAY_LEN(cases));
   /* The other profiles keep their timings: WAN memberlist's 6 x log10 n
    * rounds of 5 s with Lifeguard's 6x maximum, local (one loaded host)
    * the LAN's old 3 and 6x. */
@@ -542,27 +552,8 @@ static void test_suspicion_bounds(void **state) {
  * confirmation, 54,000 - (log 2 / log 3) x 51,668 = 21,401 ms. */
 static void test_lan_suspicion_at_scale(void **state) {
   (void)state;
-  struct {
-    int accusers;
-    wr_tstamp lo, hi;
-  } cases[] = {{3, 2330, 2350}, {2, 21400, 21420}};
-  confirm_probes = 0; /* only the accusers we feed count */
-  lan_timing = 1;
-  for (size_t k = 0; k < WR_ARRAY_LEN(cases); k++) {
-    make_core(999, 1);
-    for (int a = 0; a < cases[k].accusers; a++) {
-      wr_swim_update u = upd(WR_SWIM_UPD_SUSPECT, "m1", 0);
-      snprintf(u.from, sizeof u.from, "m%d", 2 + a);
-      feed(&u);
-    }
-    wr_tstamp t = time_to_dead("m1", 30000);
-    if (t < cases[k].lo || t > cases[k].hi)
-      fail_msg("LAN n=1000, %d accusers: dead after %llu ms",
-               cases[k].accusers, (unsigned long long)t);
-    wr_swim_del(sw);
-  }
-  lan_timing = 0;
-  confirm_probes = 4;
+  static const accusal_case cases[] = {{3, 2330, 2350}, {2, 21400, 21420}};
+  check_accusals(999, cases, WR_ARRAY_LEN(cases));
 }
 
 /* A suspicion at a higher incarnation than the one we hold is a new one
