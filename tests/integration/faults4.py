@@ -261,6 +261,15 @@ def main():
               str(sorted(deaths)))
 
         # -- pause ------------------------------------------------------------------
+        # The loss above (and a loaded box) raise the others' Lifeguard
+        # awareness, which stretches their probe intervals and timeouts: at
+        # its top a probe of the paused n2 waits out the 3 s stall and gets
+        # the ACK n2 sends when it wakes, so nobody suspects it (this check
+        # failed so under load).  Start from a healthy fleet.
+        calm, _ = poll(lambda: all(metric(n, "warren_swim_awareness") == 0
+                                   for n in (n1, n3, n4)), 40, every=0.5)
+        check("pause: the others' awareness back to 0 first", calm,
+              str([metric(n, "warren_swim_awareness") for n in (n1, n3, n4)]))
         sus0 = sum(metric(n, "warren_swim_suspicions_total")
                    for n in (n1, n3, n4))
         ref0 = metric(n2, "warren_swim_refutations_total")
