@@ -1,7 +1,7 @@
 /*
  * Internals of the SWIM adapter shared by its files: swim_uv.c (start,
- * close, the core's timer, leave, stats) and swim_uv_udp.c (the gossip
- * socket).  Not installed: only swim_uv.h is the API.  Like swim_uv.h it
+ * close, the core's timer, leave, stats), swim_uv_udp.c (the gossip
+ * socket) and swim_uv_sync.c (TCP anti-entropy connections).  Not installed: only swim_uv.h is the API.  Like swim_uv.h it
  * includes uv.h, so no sans-IO core may include it.
  */
 #ifndef WARREN_SWIM_UV_INT_H
@@ -115,5 +115,16 @@ void swim_uv_flush(wr_swim_uv *u);
 /* Sends one datagram now, or queues it (bounded, counted when dropped). */
 void swim_uv_send_one(wr_swim_uv *u, const wr_addr *to, const uint8_t *data,
                       size_t len);
+
+/* ---- swim_uv_sync.c ---- */
+
+/* Binds the sync listener to |ss| and listens; on failure *pstep names
+ * the step that failed. */
+int swim_uv_sync_listen(wr_swim_uv *u, const struct sockaddr_storage *ss,
+                        const char **pstep);
+/* Opens a sync with |peer| (refused and counted over max_syncs_out). */
+void swim_uv_sync_connect(wr_swim_uv *u, const wr_addr *peer);
+/* Closes every sync connection quietly (the adapter is closing). */
+void swim_uv_sync_close_all(wr_swim_uv *u);
 
 #endif
