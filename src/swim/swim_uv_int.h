@@ -1,7 +1,9 @@
 /*
  * Internals of the SWIM adapter shared by its files: swim_uv.c (start,
  * close, the core's timer, leave, stats), swim_uv_udp.c (the gossip
- * socket) and swim_uv_sync.c (TCP anti-entropy connections).  Not installed: only swim_uv.h is the API.  Like swim_uv.h it
+ * socket),
+ * swim_uv_sync.c (TCP anti-entropy connections) and swim_uv_join.c (seed
+ * lookups and join retries).  Not installed: only swim_uv.h is the API.  Like swim_uv.h it
  * includes uv.h, so no sans-IO core may include it.
  */
 #ifndef WARREN_SWIM_UV_INT_H
@@ -126,5 +128,10 @@ int swim_uv_sync_listen(wr_swim_uv *u, const struct sockaddr_storage *ss,
 void swim_uv_sync_connect(wr_swim_uv *u, const wr_addr *peer);
 /* Closes every sync connection quietly (the adapter is closing). */
 void swim_uv_sync_close_all(wr_swim_uv *u);
+
+/* ---- swim_uv_join.c ---- */
+
+/* Cancels the seed lookups still queued (the adapter is closing). */
+void swim_uv_join_cancel(wr_swim_uv *u);
 
 #endif
