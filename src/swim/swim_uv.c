@@ -11,11 +11,16 @@
  *   3. notice a finished join (the core knows a member);
  *   4. arm the one timer at wr_swim_deadline.
  *
+ * The adapter is split by concern: swim_uv_udp.c is the gossip socket,
+ * swim_uv_sync.c the TCP sync connections, swim_uv_join.c the seed
+ * lookups and join retries; this file starts and closes the whole, runs
+ * the core's timer and the leave, and holds the helpers the others share
+ * (swim_uv_int.h).
+ *
  * Errors on sockets are counted and logged, at most one line per second
  * per kind (with how many were folded in), so a flood of bad traffic does
  * not become a flood of log lines.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

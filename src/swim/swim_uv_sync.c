@@ -52,8 +52,7 @@ typedef struct sync_conn {
   int eof;           /* the peer closed its side */
   int open_handles;
   int counted;       /* counted in syncs_active */
-  int got_frame; /* responder: the first frame opened (see the top of this file)
-                  */
+  int got_frame;     /* responder: the first frame opened (see the top) */
   uint64_t started;  /* uv_now at creation */
   wr_addr peer_addr; /* for the fault tap */
   char peer[64];

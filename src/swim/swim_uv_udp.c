@@ -96,8 +96,7 @@ static void on_udp_sent(uv_udp_send_t *req, int status) {
   wr_swim_uv *u = q->u;
   u->st.send_queue--;
   if (status == UV_ECONNREFUSED && !q->retried && !u->closing) {
-    /* Someone else's refusal, reported by our send (see the top of this file).
-     */
+    /* Someone else's refusal, reported by our send (see the top). */
     q->retried = 1;
     uv_buf_t b = uv_buf_init((char *)q->data, (unsigned)q->len);
     if (uv_udp_send(&q->req, &u->udp, &b, 1, (const struct sockaddr *)&q->to,
@@ -135,8 +134,7 @@ void swim_uv_send_one(wr_swim_uv *u, const wr_addr *to, const uint8_t *data,
   /* Datagrams already waiting go first: try_send would overtake them. */
   if (u->st.send_queue == 0) {
     rv = uv_udp_try_send(&u->udp, &b, 1, (const struct sockaddr *)&ss);
-    /* A refusal of an earlier datagram, reported here (see the top of this
-     * file). */
+    /* A refusal of an earlier datagram, reported here (see the top). */
     if (rv == UV_ECONNREFUSED)
       rv = uv_udp_try_send(&u->udp, &b, 1, (const struct sockaddr *)&ss);
     if (rv >= 0) return;
@@ -270,8 +268,8 @@ int swim_uv_udp_open(wr_swim_uv *u, const struct sockaddr_storage *ss,
   const char *step = "udp_bind";
   int rv = uv_udp_bind(&u->udp, (const struct sockaddr *)ss, 0);
   if (rv == 0 && u->cfg.refused_suspicion_ms) {
-    /* Refusals (see the top of this file); a dual-stack socket reaches IPv4
-     * members through mapped addresses, so it wants both options. */
+    /* Refusals (see the top); a dual-stack socket reaches IPv4 members
+     * through mapped addresses, so it wants both options. */
     uv_os_fd_t fd;
     int one = 1;
     step = "udp_recverr";
