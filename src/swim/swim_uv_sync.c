@@ -83,6 +83,17 @@ static void sync_handle_closed(uv_handle_t *h) {
   swim_uv_maybe_free(u);
 }
 
+/* Closes all four handles of |c|: the struct is freed after the last
+ * one (sync_handle_closed), and the adapter only after the last struct,
+ * so one left open would keep the adapter's close from ever finishing. */
+static void close_handles(sync_conn *c) {
+  uv_timer_stop(&c->timer);
+  uv_close((uv_handle_t *)&c->timer, sync_handle_closed);
+  uv_close((uv_handle_t *)&c->hold_w, sync_handle_closed);
+  uv_close((uv_handle_t *)&c->hold_r, sync_handle_closed);
+  uv_close((uv_handle_t *)&c->tcp, sync_handle_closed);
+}
+
 static void sync_close(sync_conn *c, const char *why, int err) {
   if (c->closing) return;
   c->closing = 1;
@@ -106,11 +117,7 @@ static void sync_close(sync_conn *c, const char *why, int err) {
     WR_LOG_DEBUGF("swim", "sync_done", "peer=%s role=%s", c->peer,
                   c->initiator ? "initiator" : "responder");
   }
-  uv_timer_stop(&c->timer);
-  uv_close((uv_handle_t *)&c->timer, sync_handle_closed);
-  uv_close((uv_handle_t *)&c->hold_w, sync_handle_closed);
-  uv_close((uv_handle_t *)&c->hold_r, sync_handle_closed);
-  uv_close((uv_handle_t *)&c->tcp, sync_handle_closed);
+  close_handles(c);
 }
 
 static void sync_pump(sync_conn *c);
@@ -434,8 +441,6 @@ void swim_uv_sync_close_all(wr_swim_uv *u) {
     if (!c->closing) {
       /* Not a failure of the peer: close quietly. */
       c->closing = 1;
-      uv_timer_stop(&c->timer);
-      uv_close((uv_handle_t *)&c->timer, sync_handle_closed);
-      uv_close((uv_handle_t *)&c->tcp, sync_handle_closed);
+      close_handles(c);
     }
 }

@@ -534,6 +534,39 @@ static int b_has_all(void *arg) {
   return p->a->ends_ok && p->b->ends_ok;
 }
 
+/* Closing the adapter while an accepted sync connection is open closes
+ * every handle of that connection (its socket, its session timer and both
+ * fault-tap hold timers): the close callback fires and the loop ends
+ * empty.  The connection never sends a byte, so it is still open when
+ * the close comes (its first-frame deadline is 2 s away). */
+static void test_close_with_open_sync(void **state) {
+  (void)state;
+  uv_loop_init(&loop);
+  node a;
+  int pa = free_port();
+  assert_int_equal(start(&a, "a", pa, 7, 0), 0);
+  client cl;
+  memset(&cl, 0, sizeof cl);
+  struct sockaddr_in sa;
+  uv_ip4_addr("127.0.0.1", pa, &sa);
+  uv_tcp_init(&loop, &cl.tcp);
+  cl.req.data = &cl;
+  assert_int_equal(uv_tcp_connect(&cl.req, &cl.tcp,
+                                  (const struct sockaddr *)&sa,
+                                  on_client_connected),
+                   0);
+  hold_ctx h = {&a, 1, 0};
+  assert_true(run_until(accepted_enough, &h, 3000));
+  wr_swim_uv_stats st;
+  wr_swim_uv_get_stats(a.u, &st);
+  assert_int_equal(st.syncs_active, 1);
+  close_node(&a);
+  pair p = {&a, &a, 0};
+  assert_true(run_until(both_closed, &p, 2000));
+  uv_close((uv_handle_t *)&cl.tcp, NULL);
+  finish();
+}
+
 /* b joins a, which holds 2 MB of application state: the join sync
  * (sealed, over TCP) streams all of it through the hooks, and both
  * sessions end once, completed. */
@@ -711,6 +744,7 @@ int main(void) {
       cmocka_unit_test(test_close_while_joining),
       cmocka_unit_test(test_sync_cap),
       cmocka_unit_test(test_idle_conns_hold_no_outgoing_slot),
+      cmocka_unit_test(test_close_with_open_sync),
       cmocka_unit_test(test_app_state_sync),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
