@@ -1,10 +1,10 @@
 /*
  * Internals of the SWIM adapter shared by its files: swim_uv.c (start,
  * close, the core's timer, leave, stats), swim_uv_udp.c (the gossip
- * socket),
- * swim_uv_sync.c (TCP anti-entropy connections) and swim_uv_join.c (seed
- * lookups and join retries).  Not installed: only swim_uv.h is the API.  Like swim_uv.h it
- * includes uv.h, so no sans-IO core may include it.
+ * socket), swim_uv_sync.c (TCP anti-entropy connections) and
+ * swim_uv_join.c (seed lookups and join retries).  Not installed: only
+ * swim_uv.h is the API.  Like swim_uv.h it includes uv.h, so no sans-IO
+ * core may include it.
  */
 #ifndef WARREN_SWIM_UV_INT_H
 #define WARREN_SWIM_UV_INT_H

@@ -19,8 +19,9 @@
  * (wr_swim_sync_frames_in > 0) its timer is sync_first_frame_ms, not
  * sync_timeout_ms, so an idle or keyless peer gives its slot back within
  * seconds (counted in sync_idle).  After that frame the peer is a member
- * and gets the rest of sync_timeout_ms.  The struct is freed once both
- * handles are closed (libuv's rule).
+ * and gets the rest of sync_timeout_ms.  The struct is freed once all
+ * four of its handles (the socket, the timer and the fault tap's two hold
+ * timers) are closed (libuv's rule).
  */
 #include <stdio.h>
 #include <stdlib.h>
