@@ -22,7 +22,7 @@
  * and a lost segment is retransmitted, so what a lossy path does to them
  * is stall and, at worst, break.  A chunk the verdict drops cuts the
  * connection (a partition cuts every connection at its next byte); a
- * delay holds the chunk in its adapter (swim_uv.c for sync, the link
+ * delay holds the chunk in its adapter (swim_uv_sync.c for sync, the link
  * adapter for node links and tunnels); duplication applies to datagrams
  * only.  docs/FAULTS.md says so.
  *

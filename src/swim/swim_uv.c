@@ -3,65 +3,28 @@
  * bytes and time, nothing else: every membership decision is in swim.c.
  *
  * After every core call (a datagram in, the timer, a join, a leave, a sync
- * session's progress) the adapter runs after_core():
+ * session's progress) the adapter runs swim_uv_after_core():
  *
- *   1. drain wr_swim_send: each datagram goes out with uv_udp_try_send;
- *      when the socket would block (or earlier datagrams are still queued,
- *      to keep order) it waits in a uv_udp_send request, at most
- *      send_queue_max of them, beyond which it is dropped and counted.
- *      Gossip tolerates loss by design, so dropping beats unbounded memory;
+ *   1. drain wr_swim_send onto the gossip socket (swim_uv_udp.c);
  *   2. start every sync wr_swim_sync_due reports (up to max_syncs_out at
  *      once);
  *   3. notice a finished join (the core knows a member);
  *   4. arm the one timer at wr_swim_deadline.
  *
- * Sync connections (anti-entropy over TCP): one struct per connection
- * with its socket, a timer (sync_timeout_ms, 10 s) and a session.  The
- * pump writes what wr_swim_sync_send returns (copied, so the view's
- * lifetime does not matter), marks it consumed when the write completes,
- * and closes when wr_swim_sync_done says the exchange is over, or on any
- * error, EOF before done, or the timer.
- *
- * The sync port is open to anyone who can reach the gossip address, and
- * a TCP connection costs its opener nothing, so accepted connections get
- * their own budget (max_syncs) apart from the ones we open (max_syncs_out):
- * a stranger holding every inbound slot delays other members' syncs with
- * us, never ours with them.  And an accepted connection is first on a
- * short leash: until one complete frame has opened with a cluster key
- * (wr_swim_sync_frames_in > 0) its timer is sync_first_frame_ms, not
- * sync_timeout_ms, so an idle or keyless peer gives its slot back within
- * seconds (counted in sync_idle).  After that frame the peer is a member
- * and gets the rest of sync_timeout_ms.  The struct is freed once both
- * handles are closed (libuv's rule).
- *
- * Join: every seed host goes through uv_getaddrinfo (a literal address
- * resolves at once); when all lookups of a round are back, the addresses
- * found are handed to wr_swim_join, and a retry timer is armed with
- * jittered exponential backoff.  A retry re-resolves, so a Kubernetes
- * headless Service that gains its first ready pod is picked up.
- *
- * Refused datagrams: with refused_suspicion_ms set, the UDP socket has
- * IP_RECVERR/IPV6_RECVERR on, so the kernel queues an ICMP port
- * unreachable for a datagram we sent as an entry on the socket's error
- * queue (with the datagram's destination) instead of dropping it.  The
- * queue is drained whenever libuv reports the socket readable-with-error
- * and after any send that failed with ECONNREFUSED, and each entry goes
- * to wr_swim_unreachable.  The option has a side effect the adapter must
- * absorb: a queued error is also reported once by the *next* send on the
- * socket, whatever its destination, which then fails without sending; so
- * a send failing with ECONNREFUSED is retried once (the report is
- * consumed by the failure).
+ * The adapter is split by concern: swim_uv_udp.c is the gossip socket,
+ * swim_uv_sync.c the TCP sync connections, swim_uv_join.c the seed
+ * lookups and join retries; this file starts and closes the whole, runs
+ * the core's timer and the leave, and holds the helpers the others share
+ * (swim_uv_int.h).
  *
  * Errors on sockets are counted and logged, at most one line per second
  * per kind (with how many were folded in), so a flood of bad traffic does
  * not become a flood of log lines.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -70,7 +33,7 @@
 
 #include "warren/err.h"
 #include "warren/log.h"
-#include "warren/swim_uv.h"
+#include "swim_uv_int.h"
 
 #define DEFAULT_MAX_SYNCS 8
 /* A sync is four messages: bucket hashes (about 1 byte per member, 8 KiB
@@ -95,132 +58,18 @@
 /* 256 datagrams of <= 1445 bytes: ~370 KiB, about one gossip burst to a
  * large fleet; more would only be stale by the time it left. */
 #define DEFAULT_SEND_QUEUE_MAX 256
-#define SEEDS_MAX 64
-/* Addresses handed to one wr_swim_join: a headless Service with more
- * ready pods than this gives a random-enough subset (resolver order). */
-#define JOIN_ADDRS_MAX 128
-/* A received datagram longer than any sealed packet is not ours; the
- * buffer is larger, so such a datagram arrives as more than
- * WR_SWIM_DATAGRAM_MAX bytes (truncated or not) and the core counts it as
- * oversize. */
-#define RECV_BUF (WR_SWIM_DATAGRAM_MAX + 512)
 /* Leave grace: three gossip intervals spread LEFT to most of the fleet
  * (each interval pushes it to gossip_nodes members); capped at 1 s so a
  * SIGTERM'd node stops promptly within systemd's and Kubernetes' limits. */
 #define LEAVE_GRACE_MAX_MS 1000
 
-enum { LOG_RECV, LOG_SEND, LOG_TCP, LOG_DNS, LOG_REFUSED, LOG_REJECT,
-       LOG_KINDS };
-
-typedef struct sync_conn {
-  struct sync_conn *next, *prev;
-  wr_swim_uv *u;
-  uv_tcp_t tcp;
-  uv_timer_t timer;
-  /* A fault delay on this stream (the tap's *delay_ms): the chunk being
-   * written waits on hold_w; a chunk read waits in rbuf on hold_r, with
-   * reading paused, so order is kept and nothing more is buffered. */
-  uv_timer_t hold_w, hold_r;
-  size_t held_n; /* bytes of rbuf waiting on hold_r */
-  uv_connect_t creq;
-  uv_write_t wreq;
-  wr_swim_sync *s;
-  uint8_t *wbuf;     /* copy of the bytes being written */
-  size_t wlen;
-  int initiator;
-  int connected;
-  int writing;
-  int closing;
-  int eof;           /* the peer closed its side */
-  int open_handles;
-  int counted;       /* counted in syncs_active */
-  int got_frame;     /* responder: the first frame opened (see the top) */
-  uint64_t started;  /* uv_now at creation */
-  wr_addr peer_addr; /* for the fault tap */
-  char peer[64];
-  uint8_t rbuf[16384];
-} sync_conn;
-
-typedef struct udp_send {
-  uv_udp_send_t req;
-  wr_swim_uv *u;
-  struct sockaddr_storage to;
-  int retried; /* resent once after a stale ECONNREFUSED */
-  size_t len;
-  uint8_t data[];
-} udp_send;
-
-typedef struct dns_req {
-  struct dns_req *next, *prev; /* outstanding lookups, for uv_cancel */
-  uv_getaddrinfo_t req;
-  wr_swim_uv *u;
-  unsigned round;
-  uint16_t port;
-  char host[256];
-} dns_req;
-
-struct wr_swim_uv {
-  uv_loop_t *loop;
-  wr_swim *sw;
-  wr_swim_callbacks app_cb;
-  void *app_ud;
-  wr_swim_config cfg;
-  uv_udp_t udp;
-  uv_tcp_t listener;
-  uv_timer_t timer;      /* the core's deadline */
-  uv_timer_t join_timer; /* join retries */
-  uv_timer_t leave_timer;
-  int open_handles;
-  int closing;
-  void (*close_cb)(void *);
-  void *close_ud;
-  int port;
-  int v6; /* the sockets are IPv6 (maybe dual-stack) */
-  char listen[128];
-  unsigned max_syncs, max_syncs_out;
-  uint64_t sync_timeout_ms, sync_first_frame_ms, backoff_min, backoff_max;
-  size_t send_queue_max;
-  sync_conn *conns;
-  wr_swim_uv_stats st;
-  /* join */
-  wr_swim_uv_seed seeds[SEEDS_MAX];
-  char *seed_hosts[SEEDS_MAX];
-  size_t nseeds;
-  int joining;
-  unsigned join_round;
-  unsigned dns_pending; /* lookups of any round still out */
-  dns_req *dns;          /* ... and their list */
-  unsigned round_pending;
-  uint64_t backoff;
-  wr_addr join_addrs[JOIN_ADDRS_MAX];
-  size_t njoin;
-  int join_self; /* this round resolved our own gossip address */
-  /* leave */
-  int leaving;
-  void (*leave_cb)(void *);
-  void *leave_ud;
-  /* log rate limiting */
-  uint64_t log_last[LOG_KINDS];
-  uint64_t log_folded[LOG_KINDS];
-  wr_swim_uv_tap tap; /* fault injection (swim_uv.h), NULL: none */
-  void *tap_ud;
-  uint8_t rbuf[RECV_BUF];
-  uint8_t sbuf[WR_SWIM_DATAGRAM_MAX];
-};
-
-static void after_core(wr_swim_uv *u);
-static void sync_close(sync_conn *c, const char *why, int err);
-static void join_round_start(wr_swim_uv *u);
-static void maybe_free(wr_swim_uv *u);
 
 /* ---- helpers ---- */
 
-static uint64_t now_ms(wr_swim_uv *u) { return uv_now(u->loop); }
-
 /* One line per kind per second at most; the next line says how many
  * were folded into it. */
-static int log_ok(wr_swim_uv *u, int kind) {
-  uint64_t t = now_ms(u);
+int swim_uv_log_ok(wr_swim_uv *u, int kind) {
+  uint64_t t = swim_uv_now(u);
   if (u->log_last[kind] && t - u->log_last[kind] < 1000) {
     u->log_folded[kind]++;
     return 0;
@@ -229,13 +78,13 @@ static int log_ok(wr_swim_uv *u, int kind) {
   return 1;
 }
 
-static unsigned long long folded(wr_swim_uv *u, int kind) {
+unsigned long long swim_uv_folded(wr_swim_uv *u, int kind) {
   unsigned long long n = u->log_folded[kind];
   u->log_folded[kind] = 0;
   return n;
 }
 
-static void to_sockaddr(const wr_addr *a, struct sockaddr_storage *ss) {
+void swim_uv_to_sockaddr(const wr_addr *a, struct sockaddr_storage *ss) {
   memset(ss, 0, sizeof *ss);
   if (a->family == 6) {
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
@@ -250,7 +99,7 @@ static void to_sockaddr(const wr_addr *a, struct sockaddr_storage *ss) {
   }
 }
 
-static int from_sockaddr(const struct sockaddr *sa, wr_addr *a) {
+int swim_uv_from_sockaddr(const struct sockaddr *sa, wr_addr *a) {
   memset(a, 0, sizeof *a);
   if (sa->sa_family == AF_INET) {
     const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
@@ -262,7 +111,8 @@ static int from_sockaddr(const struct sockaddr *sa, wr_addr *a) {
   if (sa->sa_family == AF_INET6) {
     const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
     /* An IPv4-mapped peer on a dual-stack socket is an IPv4 member. */
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+                                       0, 0, 0, 0, 0xff, 0xff};
     if (memcmp(&s6->sin6_addr, mapped, 12) == 0) {
       a->family = 4;
       memcpy(a->ip, (const uint8_t *)&s6->sin6_addr + 12, 4);
@@ -276,7 +126,7 @@ static int from_sockaddr(const struct sockaddr *sa, wr_addr *a) {
   return WR_ERR_INVAL;
 }
 
-static void addr_str(const wr_addr *a, char *out, size_t cap) {
+void swim_uv_addr_str(const wr_addr *a, char *out, size_t cap) {
   char ip[INET6_ADDRSTRLEN] = "?";
   if (a->family == 6) {
     uv_inet_ntop(AF_INET6, a->ip, ip, sizeof ip);
@@ -328,7 +178,7 @@ static void on_member_changed(wr_swim *sw, const wr_swim_member_info *m,
                               void *ud) {
   wr_swim_uv *u = ud;
   char g[64];
-  addr_str(&m->gossip, g, sizeof g);
+  swim_uv_addr_str(&m->gossip, g, sizeof g);
   WR_LOG_INFOF("swim", "member", "id=%s state=%s incarnation=%u addr=%s",
                m->id, wr_swim_state_name(m->state), (unsigned)m->incarnation,
                g);
@@ -343,225 +193,6 @@ static int on_user_update(wr_swim *sw, const wr_swim_update *up, void *ud) {
   return 0;
 }
 
-/* ---- UDP ---- */
-
-/* Reads every entry of the socket's error queue (IP_RECVERR) and hands
- * the destinations of refused datagrams to the core.  Bounded: the queue
- * is capped by the socket's receive buffer, and 256 entries are more
- * than one tick sends. */
-static int drain_errqueue(wr_swim_uv *u) {
-  uv_os_fd_t fd;
-  int reported = 0;
-  if (!u->cfg.refused_suspicion_ms || uv_fileno((uv_handle_t *)&u->udp, &fd) != 0)
-    return 0;
-  for (int n = 0; n < 256; n++) {
-    struct sockaddr_storage ss;
-    union {
-      char buf[CMSG_SPACE(sizeof(struct sock_extended_err) +
-                          sizeof(struct sockaddr_in6))];
-      struct cmsghdr align;
-    } ctl;
-    uint8_t data[64]; /* the head of our datagram, unused */
-    struct iovec iov = {data, sizeof data};
-    struct msghdr mh = {.msg_name = &ss, .msg_namelen = sizeof ss,
-                        .msg_iov = &iov, .msg_iovlen = 1,
-                        .msg_control = ctl.buf,
-                        .msg_controllen = sizeof ctl.buf};
-    if (recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-      if (!((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
-            (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR)))
-        continue;
-      struct sock_extended_err ee;
-      memcpy(&ee, CMSG_DATA(c), sizeof ee);
-      /* Only "port unreachable" means no process: host/net unreachable
-       * and the rest say nothing about the member itself. */
-      int port_unreach =
-          (ee.ee_origin == SO_EE_ORIGIN_ICMP && ee.ee_type == 3 &&
-           ee.ee_code == 3) ||
-          (ee.ee_origin == SO_EE_ORIGIN_ICMP6 && ee.ee_type == 1 &&
-           ee.ee_code == 4);
-      wr_addr to;
-      if (!port_unreach || from_sockaddr((struct sockaddr *)&ss, &to) != 0)
-        continue;
-      u->st.udp_refused++;
-      wr_swim_unreachable(u->sw, &to, now_ms(u));
-      reported++;
-    }
-  }
-  return reported;
-}
-
-static void on_udp_sent(uv_udp_send_t *req, int status) {
-  udp_send *q = (udp_send *)req;
-  wr_swim_uv *u = q->u;
-  u->st.send_queue--;
-  if (status == UV_ECONNREFUSED && !q->retried && !u->closing) {
-    /* Someone else's refusal, reported by our send (see the top). */
-    q->retried = 1;
-    uv_buf_t b = uv_buf_init((char *)q->data, (unsigned)q->len);
-    if (uv_udp_send(&q->req, &u->udp, &b, 1, (const struct sockaddr *)&q->to,
-                    on_udp_sent) == 0) {
-      u->st.send_queue++;
-      if (drain_errqueue(u)) after_core(u);
-      return;
-    }
-  }
-  if (status != 0 && status != UV_ECANCELED) {
-    u->st.udp_send_errors++;
-    if (log_ok(u, LOG_SEND))
-      WR_LOG_WARNF("swim", "udp_send_error", "err=%s folded=%llu",
-                   uv_err_name(status), folded(u, LOG_SEND));
-  }
-  free(q);
-}
-
-static void send_one(wr_swim_uv *u, const wr_addr *to, const uint8_t *data,
-                     size_t len) {
-  struct sockaddr_storage ss;
-  if (u->v6 && to->family == 4) {
-    /* A dual-stack socket reaches IPv4 members through mapped addresses. */
-    wr_addr m = *to;
-    m.family = 6;
-    memset(m.ip, 0, 10);
-    m.ip[10] = m.ip[11] = 0xff;
-    memcpy(m.ip + 12, to->ip, 4);
-    to_sockaddr(&m, &ss);
-  } else {
-    to_sockaddr(to, &ss);
-  }
-  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-  int rv = UV_EAGAIN;
-  /* Datagrams already waiting go first: try_send would overtake them. */
-  if (u->st.send_queue == 0) {
-    rv = uv_udp_try_send(&u->udp, &b, 1, (const struct sockaddr *)&ss);
-    /* A refusal of an earlier datagram, reported here (see the top). */
-    if (rv == UV_ECONNREFUSED)
-      rv = uv_udp_try_send(&u->udp, &b, 1, (const struct sockaddr *)&ss);
-    if (rv >= 0) return;
-  }
-  if (rv != UV_EAGAIN) {
-    u->st.udp_send_errors++;
-    if (log_ok(u, LOG_SEND)) {
-      char a[64];
-      addr_str(to, a, sizeof a);
-      WR_LOG_WARNF("swim", "udp_send_error", "to=%s err=%s folded=%llu", a,
-                   uv_err_name(rv), folded(u, LOG_SEND));
-    }
-    return;
-  }
-  if (u->st.send_queue >= u->send_queue_max) {
-    u->st.udp_queue_drops++;
-    if (log_ok(u, LOG_SEND))
-      WR_LOG_WARNF("swim", "udp_queue_full", "queued=%zu folded=%llu",
-                   u->st.send_queue, folded(u, LOG_SEND));
-    return;
-  }
-  udp_send *q = malloc(sizeof *q + len);
-  if (!q) {
-    u->st.udp_queue_drops++;
-    return;
-  }
-  q->u = u;
-  q->to = ss;
-  q->retried = 0;
-  q->len = len;
-  memcpy(q->data, data, len);
-  b = uv_buf_init((char *)q->data, (unsigned)len);
-  rv = uv_udp_send(&q->req, &u->udp, &b, 1, (const struct sockaddr *)&ss,
-                   on_udp_sent);
-  if (rv != 0) {
-    free(q);
-    u->st.udp_send_errors++;
-    if (log_ok(u, LOG_SEND))
-      WR_LOG_WARNF("swim", "udp_send_error", "err=%s folded=%llu",
-                   uv_err_name(rv), folded(u, LOG_SEND));
-    return;
-  }
-  u->st.send_queue++;
-  u->st.udp_queued++;
-}
-
-static void flush(wr_swim_uv *u) {
-  wr_addr to;
-  /* Bounded: a core that always has output must not starve the loop.
-   * 4096 datagrams is far above one tick's worth for any sane fleet. */
-  for (int i = 0; i < 4096; i++) {
-    wr_ssize n = wr_swim_send(u->sw, &to, u->sbuf, sizeof u->sbuf, now_ms(u));
-    if (n <= 0) {
-      if (n < 0 && log_ok(u, LOG_SEND))
-        WR_LOG_WARNF("swim", "core_send_error", "err=%s folded=%llu",
-                     wr_strerror((int)n), folded(u, LOG_SEND));
-      return;
-    }
-    if (u->tap && u->tap(u, 1, 0, &to, u->sbuf, (size_t)n, NULL, u->tap_ud))
-      continue;
-    send_one(u, &to, u->sbuf, (size_t)n);
-  }
-}
-
-static void on_udp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  wr_swim_uv *u = h->data;
-  (void)hint;
-  *buf = uv_buf_init((char *)u->rbuf, sizeof u->rbuf);
-}
-
-static void on_udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf,
-                        const struct sockaddr *addr, unsigned flags) {
-  wr_swim_uv *u = h->data;
-  (void)buf;
-  if (u->closing) return;
-  if ((n < 0 || !addr) && drain_errqueue(u)) after_core(u);
-  if (n == UV_ECONNREFUSED) return; /* the error queue had it */
-  if (n < 0) {
-    u->st.udp_recv_errors++;
-    if (log_ok(u, LOG_RECV))
-      WR_LOG_WARNF("swim", "udp_recv_error", "err=%s folded=%llu",
-                   uv_err_name((int)n), folded(u, LOG_RECV));
-    return;
-  }
-  if (!addr) return; /* nothing more to read this turn */
-  /* A truncated datagram (UV_UDP_PARTIAL) filled the whole buffer, which
-   * is longer than any sealed packet: the core counts it as oversize.
-   * An empty one fails to open and is counted too. */
-  (void)flags;
-  wr_addr from;
-  if (from_sockaddr(addr, &from) != 0) return;
-  if (u->tap && u->tap(u, 0, 0, &from, u->rbuf, (size_t)n, NULL, u->tap_ud))
-    return;
-  wr_swim_stats before, after;
-  wr_swim_get_stats(u->sw, &before);
-  int rv = wr_swim_recv(u->sw, &from, u->rbuf, (size_t)n, now_ms(u));
-  if (rv != 0 && log_ok(u, LOG_RECV))
-    WR_LOG_WARNF("swim", "recv_error", "err=%s folded=%llu", wr_strerror(rv),
-                 folded(u, LOG_RECV));
-  /* The core drops and counts what it cannot open or parse; say so in
-   * the log too (rate-limited), since a node started with the wrong key
-   * file is otherwise silent: nobody answers it and nothing fails. */
-  wr_swim_get_stats(u->sw, &after);
-  if (after.rx_badseal != before.rx_badseal && log_ok(u, LOG_REJECT)) {
-    char a[64];
-    addr_str(&from, a, sizeof a);
-    WR_LOG_WARNF("swim", "rx_badseal",
-                 "from=%s len=%zd total=%llu folded=%llu "
-                 "msg=\"no installed key opens it: another cluster key?\"",
-                 a, n, (unsigned long long)after.rx_badseal,
-                 folded(u, LOG_REJECT));
-  } else if (after.rx_malformed + after.rx_version + after.rx_oversize !=
-                 before.rx_malformed + before.rx_version + before.rx_oversize &&
-             log_ok(u, LOG_REJECT)) {
-    char a[64];
-    addr_str(&from, a, sizeof a);
-    WR_LOG_WARNF("swim", "rx_malformed",
-                 "from=%s len=%zd malformed=%llu version=%llu oversize=%llu "
-                 "folded=%llu",
-                 a, n, (unsigned long long)after.rx_malformed,
-                 (unsigned long long)after.rx_version,
-                 (unsigned long long)after.rx_oversize, folded(u, LOG_REJECT));
-  }
-  after_core(u);
-}
-
 /* ---- the core's timer ---- */
 
 static void on_timer(uv_timer_t *t);
@@ -572,7 +203,7 @@ static void arm_timer(wr_swim_uv *u) {
     uv_timer_stop(&u->timer);
     return;
   }
-  uint64_t now = now_ms(u);
+  uint64_t now = swim_uv_now(u);
   /* A deadline already past means "tick now"; 0 runs it on the next loop
    * turn, after pending I/O, so a core that keeps a past deadline cannot
    * starve the sockets. */
@@ -582,381 +213,20 @@ static void arm_timer(wr_swim_uv *u) {
 static void on_timer(uv_timer_t *t) {
   wr_swim_uv *u = t->data;
   if (u->closing) return;
-  wr_swim_tick(u->sw, now_ms(u));
-  after_core(u);
-}
-
-/* ---- anti-entropy connections ---- */
-
-static void sync_handle_closed(uv_handle_t *h) {
-  sync_conn *c = h->data;
-  if (--c->open_handles > 0) return;
-  wr_swim_uv *u = c->u;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    u->conns = c->next;
-  if (c->next) c->next->prev = c->prev;
-  if (c->counted) {
-    u->st.syncs_active--;
-    if (c->initiator)
-      u->st.syncs_out--;
-    else
-      u->st.syncs_in--;
-  }
-  wr_swim_sync_del(c->s);
-  free(c->wbuf);
-  free(c);
-  maybe_free(u);
-}
-
-static void sync_close(sync_conn *c, const char *why, int err) {
-  if (c->closing) return;
-  c->closing = 1;
-  wr_swim_uv *u = c->u;
-  if (why) {
-    if (!strcmp(why, "timeout"))
-      u->st.sync_timeouts++;
-    else if (!strcmp(why, "idle"))
-      u->st.sync_idle++;
-    else
-      u->st.sync_failed++;
-    if (log_ok(u, LOG_TCP))
-      WR_LOG_WARNF("swim", "sync_failed",
-                   "peer=%s role=%s why=%s err=%s folded=%llu", c->peer,
-                   c->initiator ? "initiator" : "responder", why,
-                   err ? (err > -5000 ? uv_err_name(err) : wr_strerror(err))
-                       : "-",
-                   folded(u, LOG_TCP));
-  } else {
-    u->st.sync_ok++;
-    WR_LOG_DEBUGF("swim", "sync_done", "peer=%s role=%s", c->peer,
-                  c->initiator ? "initiator" : "responder");
-  }
-  uv_timer_stop(&c->timer);
-  uv_close((uv_handle_t *)&c->timer, sync_handle_closed);
-  uv_close((uv_handle_t *)&c->hold_w, sync_handle_closed);
-  uv_close((uv_handle_t *)&c->hold_r, sync_handle_closed);
-  uv_close((uv_handle_t *)&c->tcp, sync_handle_closed);
-}
-
-static void sync_pump(sync_conn *c);
-static void on_sync_timeout(uv_timer_t *t);
-static void on_sync_written(uv_write_t *req, int status);
-
-/* Writes c->wbuf (c->wlen bytes); c->writing is already set. */
-static void sync_write(sync_conn *c) {
-  uv_buf_t b = uv_buf_init((char *)c->wbuf, (unsigned)c->wlen);
-  c->wreq.data = c;
-  int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_sync_written);
-  if (rv != 0) {
-    c->writing = 0;
-    c->u->st.tcp_errors++;
-    sync_close(c, "write", rv);
-  }
-}
-
-static void on_sync_hold_w(uv_timer_t *t) {
-  sync_conn *c = t->data;
-  if (!c->closing) sync_write(c);
-}
-
-static void on_sync_written(uv_write_t *req, int status) {
-  sync_conn *c = req->data;
-  c->writing = 0;
-  if (c->closing) return;
-  if (status != 0) {
-    c->u->st.tcp_errors++;
-    sync_close(c, "write", status);
-    return;
-  }
-  wr_swim_sync_consumed(c->s, c->wlen);
-  sync_pump(c);
-}
-
-/* Writes what the session has, one buffer at a time, and closes once the
- * session is done.  New membership learned from the peer may have queued
- * gossip, so the core's output is flushed afterwards too. */
-static void sync_pump(sync_conn *c) {
-  wr_swim_uv *u = c->u;
-  if (c->closing || !c->connected || c->writing) return;
-  const uint8_t *data = NULL;
-  wr_ssize n = wr_swim_sync_send(c->s, &data);
-  if (n < 0) {
-    sync_close(c, "session", (int)n);
-    return;
-  }
-  if (n == 0) {
-    if (wr_swim_sync_done(c->s))
-      sync_close(c, NULL, 0);
-    else if (c->eof)
-      sync_close(c, "eof", 0);
-    return;
-  }
-  uint8_t *copy = realloc(c->wbuf, (size_t)n);
-  if (!copy) {
-    sync_close(c, "nomem", WR_ERR_NOMEM);
-    return;
-  }
-  c->wbuf = copy;
-  memcpy(c->wbuf, data, (size_t)n);
-  uint32_t delay = 0;
-  if (u->tap && u->tap(u, 1, 1, &c->peer_addr, c->wbuf, (size_t)n, &delay,
-                       u->tap_ud)) {
-    sync_close(c, "fault", 0);
-    return;
-  }
-  c->wlen = (size_t)n;
-  c->writing = 1; /* held or in flight: the pump waits either way */
-  if (delay) {
-    uv_timer_start(&c->hold_w, on_sync_hold_w, delay, 0);
-    return;
-  }
-  sync_write(c);
-}
-
-static void on_sync_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  sync_conn *c = h->data;
-  (void)hint;
-  *buf = uv_buf_init((char *)c->rbuf, sizeof c->rbuf);
-}
-
-static void sync_feed(sync_conn *c, size_t n);
-static void on_sync_hold_r(uv_timer_t *t);
-
-static void on_sync_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
-  sync_conn *c = s->data;
-  wr_swim_uv *u = c->u;
-  (void)buf;
-  if (c->closing) return;
-  if (n == UV_EOF) {
-    /* The peer closes once the exchange is complete: fine if our side is
-     * done too (everything read and written), a failure otherwise. */
-    if (wr_swim_sync_done(c->s))
-      sync_close(c, NULL, 0);
-    else if (!c->writing)
-      sync_close(c, "eof", 0);
-    else {
-      c->eof = 1; /* let the last write finish; the pump decides */
-      uv_read_stop(s);
-    }
-    return;
-  }
-  if (n < 0) {
-    u->st.tcp_errors++;
-    sync_close(c, "read", (int)n);
-    return;
-  }
-  if (n == 0) return;
-  uint32_t delay = 0;
-  if (u->tap && u->tap(u, 0, 1, &c->peer_addr, c->rbuf, (size_t)n, &delay,
-                       u->tap_ud)) {
-    sync_close(c, "fault", 0);
-    return;
-  }
-  if (delay) {
-    /* Held in rbuf: no more reads (which would reuse it) until it is
-     * fed; the kernel's window holds back the peer meanwhile. */
-    uv_read_stop(s);
-    c->held_n = (size_t)n;
-    uv_timer_start(&c->hold_r, on_sync_hold_r, delay, 0);
-    return;
-  }
-  sync_feed(c, (size_t)n);
-}
-
-/* Feeds |n| bytes of rbuf to the session, then writes what it answers. */
-static void sync_feed(sync_conn *c, size_t n) {
-  wr_swim_uv *u = c->u;
-  int rv = wr_swim_sync_recv(c->s, c->rbuf, n, now_ms(u));
-  if (rv != 0) {
-    sync_close(c, "session", rv);
-    after_core(u);
-    return;
-  }
-  if (!c->initiator && !c->got_frame && wr_swim_sync_frames_in(c->s) > 0) {
-    /* A member: the first-frame leash gives way to the session timeout,
-     * counted from the accept. */
-    uint64_t el = now_ms(u) - c->started;
-    c->got_frame = 1;
-    uv_timer_start(&c->timer, on_sync_timeout,
-                   el < u->sync_timeout_ms ? u->sync_timeout_ms - el : 0, 0);
-  }
-  sync_pump(c);
-  after_core(u);
-}
-
-static void on_sync_hold_r(uv_timer_t *t) {
-  sync_conn *c = t->data;
-  size_t n = c->held_n;
-  if (c->closing) return;
-  c->held_n = 0;
-  sync_feed(c, n);
-  if (!c->closing)
-    uv_read_start((uv_stream_t *)&c->tcp, on_sync_alloc, on_sync_read);
-}
-
-static void on_sync_timeout(uv_timer_t *t) {
-  sync_conn *c = t->data;
-  if (!c->initiator && !c->got_frame)
-    sync_close(c, "idle", WR_ERR_TIMEOUT);
-  else
-    sync_close(c, "timeout", WR_ERR_TIMEOUT);
-}
-
-/* Allocates a connection with its socket and timer initialised and links
- * it; NULL when out of memory or over its direction's cap (counted). */
-static sync_conn *sync_conn_new(wr_swim_uv *u, int initiator) {
-  unsigned active = initiator ? u->st.syncs_out : u->st.syncs_in;
-  unsigned max = initiator ? u->max_syncs_out : u->max_syncs;
-  if (active >= max) {
-    u->st.sync_refused++;
-    if (log_ok(u, LOG_REFUSED))
-      WR_LOG_WARNF("swim", "sync_refused",
-                   "role=%s active=%u max=%u folded=%llu",
-                   initiator ? "initiator" : "responder", active, max,
-                   folded(u, LOG_REFUSED));
-    return NULL;
-  }
-  sync_conn *c = calloc(1, sizeof *c);
-  if (!c) return NULL;
-  c->u = u;
-  c->initiator = initiator;
-  int rv = wr_swim_sync_new(u->sw, &c->s, initiator, now_ms(u));
-  if (rv != 0) {
-    u->st.sync_failed++;
-    if (log_ok(u, LOG_TCP))
-      WR_LOG_WARNF("swim", "sync_failed", "why=session err=%s folded=%llu",
-                   wr_strerror(rv), folded(u, LOG_TCP));
-    free(c);
-    return NULL;
-  }
-  uv_tcp_init(u->loop, &c->tcp);
-  uv_timer_init(u->loop, &c->timer);
-  uv_timer_init(u->loop, &c->hold_w);
-  uv_timer_init(u->loop, &c->hold_r);
-  c->tcp.data = c->timer.data = c->hold_w.data = c->hold_r.data = c;
-  c->open_handles = 4;
-  c->counted = 1;
-  c->started = now_ms(u);
-  u->st.syncs_active++;
-  if (initiator)
-    u->st.syncs_out++;
-  else
-    u->st.syncs_in++;
-  c->next = u->conns;
-  if (u->conns) u->conns->prev = c;
-  u->conns = c;
-  /* An accepted connection starts on the first-frame leash (the top). */
-  uint64_t ms = u->sync_timeout_ms;
-  if (!initiator && u->sync_first_frame_ms < ms) ms = u->sync_first_frame_ms;
-  uv_timer_start(&c->timer, on_sync_timeout, ms, 0);
-  return c;
-}
-
-static void sync_start_reading(sync_conn *c) {
-  int rv = uv_read_start((uv_stream_t *)&c->tcp, on_sync_alloc, on_sync_read);
-  if (rv != 0) {
-    c->u->st.tcp_errors++;
-    sync_close(c, "read", rv);
-    return;
-  }
-  c->connected = 1;
-  sync_pump(c);
-}
-
-static void on_sync_connected(uv_connect_t *req, int status) {
-  sync_conn *c = req->data;
-  if (c->closing) return;
-  if (status != 0) {
-    c->u->st.tcp_errors++;
-    sync_close(c, "connect", status);
-    return;
-  }
-  uv_tcp_nodelay(&c->tcp, 1);
-  sync_start_reading(c);
-}
-
-static void sync_connect(wr_swim_uv *u, const wr_addr *peer) {
-  sync_conn *c = sync_conn_new(u, 1);
-  if (!c) return;
-  addr_str(peer, c->peer, sizeof c->peer);
-  c->peer_addr = *peer;
-  u->st.sync_started++;
-  struct sockaddr_storage ss;
-  if (peer->family == u->cfg.gossip.family) {
-    /* Connect from the gossip address, so the peer (and its firewall)
-     * sees the member's address and not whatever the routing table
-     * picks.  Failing that, the kernel's choice still works. */
-    wr_addr src = u->cfg.gossip;
-    src.port = 0;
-    to_sockaddr(&src, &ss);
-    (void)uv_tcp_bind(&c->tcp, (const struct sockaddr *)&ss, 0);
-  }
-  to_sockaddr(peer, &ss);
-  c->creq.data = c;
-  int rv = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&ss,
-                          on_sync_connected);
-  if (rv != 0) {
-    u->st.tcp_errors++;
-    sync_close(c, "connect", rv);
-  }
-}
-
-static void free_handle(uv_handle_t *h) { free(h); }
-
-static void on_sync_accept(uv_stream_t *server, int status) {
-  wr_swim_uv *u = server->data;
-  if (u->closing) return;
-  if (status != 0) {
-    u->st.tcp_errors++;
-    if (log_ok(u, LOG_TCP))
-      WR_LOG_WARNF("swim", "accept_error", "err=%s folded=%llu",
-                   uv_err_name(status), folded(u, LOG_TCP));
-    return;
-  }
-  sync_conn *c = sync_conn_new(u, 0);
-  if (!c) {
-    /* Accept and close at once: libuv stops watching the listener until
-     * the pending connection is accepted, which would wedge it. */
-    uv_tcp_t *t = malloc(sizeof *t);
-    if (!t) return;
-    uv_tcp_init(u->loop, t);
-    (void)uv_accept(server, (uv_stream_t *)t);
-    uv_close((uv_handle_t *)t, free_handle);
-    return;
-  }
-  int rv = uv_accept(server, (uv_stream_t *)&c->tcp);
-  if (rv != 0) {
-    u->st.tcp_errors++;
-    sync_close(c, "accept", rv);
-    return;
-  }
-  u->st.sync_accepted++;
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  wr_addr pa;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0 &&
-      from_sockaddr((struct sockaddr *)&ss, &pa) == 0) {
-    addr_str(&pa, c->peer, sizeof c->peer);
-    c->peer_addr = pa;
-  } else {
-    snprintf(c->peer, sizeof c->peer, "?");
-  }
-  uv_tcp_nodelay(&c->tcp, 1);
-  sync_start_reading(c);
+  wr_swim_tick(u->sw, swim_uv_now(u));
+  swim_uv_after_core(u);
 }
 
 /* ---- after every core call ---- */
 
-static void after_core(wr_swim_uv *u) {
+void swim_uv_after_core(wr_swim_uv *u) {
   if (u->closing) return;
-  flush(u);
+  swim_uv_flush(u);
   wr_addr peer;
   /* Each call hands out one due sync; a handful per turn is plenty (the
    * core schedules one periodic sync plus one per answered join). */
-  for (int i = 0; i < 16 && wr_swim_sync_due(u->sw, &peer, now_ms(u)); i++)
-    sync_connect(u, &peer);
+  for (int i = 0; i < 16 && wr_swim_sync_due(u->sw, &peer, swim_uv_now(u)); i++)
+    swim_uv_sync_connect(u, &peer);
   if (u->joining && wr_swim_member_count(u->sw) > 0) {
     u->joining = 0;
     uv_timer_stop(&u->join_timer);
@@ -965,165 +235,6 @@ static void after_core(wr_swim_uv *u) {
   }
   arm_timer(u);
 }
-
-/* ---- join ---- */
-
-static void on_join_timer(uv_timer_t *t);
-
-static void join_round_done(wr_swim_uv *u) {
-  if (u->njoin > 0) {
-    u->st.join_attempts++;
-    char first[64];
-    addr_str(&u->join_addrs[0], first, sizeof first);
-    WR_LOG_INFOF("swim", "join_attempt", "round=%u addrs=%zu first=%s",
-                 u->join_round, u->njoin, first);
-    int rv = wr_swim_join(u->sw, u->join_addrs, u->njoin, now_ms(u));
-    if (rv != 0)
-      WR_LOG_WARNF("swim", "join_error", "err=%s", wr_strerror(rv));
-    after_core(u);
-  } else if (u->join_self) {
-    /* The usual first node of a fleet: every node gets the same --join. */
-    WR_LOG_INFOF("swim", "join_wait",
-                 "round=%u msg=\"the seeds name only this node; waiting "
-                 "for others to join it\"", u->join_round);
-  } else {
-    WR_LOG_WARNF("swim", "join_no_seeds",
-                 "round=%u msg=\"no seed address resolved\"", u->join_round);
-  }
-  if (!u->joining || u->closing) return;
-  /* "Equal jitter": half the backoff fixed, half random, so a fleet
-   * restarted at once does not retry in lockstep against its seeds. */
-  uint64_t half = u->backoff / 2;
-  uint32_t r = randombytes_uniform((uint32_t)(half > 0 ? half : 1));
-  uv_timer_start(&u->join_timer, on_join_timer, half + r, 0);
-  WR_LOG_DEBUGF("swim", "join_retry_armed", "round=%u in_ms=%llu",
-                u->join_round, (unsigned long long)(half + r));
-  u->backoff = u->backoff * 2 > u->backoff_max ? u->backoff_max
-                                                : u->backoff * 2;
-}
-
-static void on_resolved(uv_getaddrinfo_t *req, int status,
-                        struct addrinfo *res) {
-  dns_req *r = req->data;
-  wr_swim_uv *u = r->u;
-  u->dns_pending--;
-  if (r->prev)
-    r->prev->next = r->next;
-  else
-    u->dns = r->next;
-  if (r->next) r->next->prev = r->prev;
-  int stale = u->closing || r->round != u->join_round || !u->joining;
-  if (!stale && status != 0) {
-    u->st.dns_failures++;
-    if (log_ok(u, LOG_DNS))
-      WR_LOG_WARNF("swim", "seed_unresolved", "host=%s err=%s folded=%llu",
-                   r->host, uv_err_name(status), folded(u, LOG_DNS));
-  }
-  for (struct addrinfo *ai = res; !stale && ai; ai = ai->ai_next) {
-    wr_addr a;
-    if (from_sockaddr(ai->ai_addr, &a) != 0) continue;
-    a.port = r->port;
-    /* Our own address is no seed (a headless Service lists every pod,
-     * this one included). */
-    if (wr_addr_eq(&a, &u->cfg.gossip)) {
-      u->join_self = 1;
-      continue;
-    }
-    /* An IPv4 socket cannot reach an AAAA record ("localhost" gives
-     * both); a dual-stack IPv6 socket reaches either. */
-    if (!u->v6 && a.family == 6) continue;
-    int dup = 0;
-    for (size_t i = 0; i < u->njoin && !dup; i++)
-      dup = wr_addr_eq(&a, &u->join_addrs[i]);
-    if (!dup && u->njoin < JOIN_ADDRS_MAX) u->join_addrs[u->njoin++] = a;
-  }
-  if (res) uv_freeaddrinfo(res);
-  free(r);
-  if (u->closing) {
-    maybe_free(u);
-    return;
-  }
-  if (stale) return;
-  if (--u->round_pending == 0) join_round_done(u);
-}
-
-static void join_round_start(wr_swim_uv *u) {
-  u->join_round++;
-  u->njoin = 0;
-  u->join_self = 0;
-  u->round_pending = (unsigned)u->nseeds;
-  for (size_t i = 0; i < u->nseeds; i++) {
-    dns_req *r = calloc(1, sizeof *r);
-    int rv = WR_ERR_NOMEM;
-    if (r) {
-      r->u = u;
-      r->round = u->join_round;
-      snprintf(r->host, sizeof r->host, "%s", u->seeds[i].host);
-      r->req.data = r;
-      r->port = u->seeds[i].port;
-      struct addrinfo hints;
-      memset(&hints, 0, sizeof hints);
-      hints.ai_family = AF_UNSPEC;
-      hints.ai_socktype = SOCK_DGRAM;
-      rv = uv_getaddrinfo(u->loop, &r->req, on_resolved, r->host, NULL,
-                          &hints);
-    }
-    if (rv != 0) {
-      free(r);
-      u->st.dns_failures++;
-      if (log_ok(u, LOG_DNS))
-        WR_LOG_WARNF("swim", "seed_unresolved", "host=%s err=%s folded=%llu",
-                     u->seeds[i].host,
-                     rv > -5000 ? uv_err_name(rv) : wr_strerror(rv),
-                     folded(u, LOG_DNS));
-      u->round_pending--;
-      continue;
-    }
-    u->dns_pending++;
-    r->next = u->dns;
-    if (u->dns) u->dns->prev = r;
-    u->dns = r;
-  }
-  if (u->round_pending == 0) join_round_done(u);
-}
-
-static void on_join_timer(uv_timer_t *t) {
-  wr_swim_uv *u = t->data;
-  if (u->closing || !u->joining) return;
-  if (wr_swim_member_count(u->sw) > 0) {
-    after_core(u); /* logs "joined" and stops */
-    return;
-  }
-  if (u->round_pending > 0) return; /* lookups of this round still out */
-  join_round_start(u);
-}
-
-int wr_swim_uv_join(wr_swim_uv *u, const wr_swim_uv_seed *seeds, size_t n) {
-  if (!u || u->closing || n == 0 || n > SEEDS_MAX) return WR_ERR_INVAL;
-  char *hosts[SEEDS_MAX];
-  for (size_t i = 0; i < n; i++) {
-    hosts[i] = strdup(seeds[i].host ? seeds[i].host : "");
-    if (!hosts[i] || !hosts[i][0] || strlen(hosts[i]) > 255) {
-      int nomem = !hosts[i];
-      for (size_t j = 0; j <= i; j++) free(hosts[j]);
-      return nomem ? WR_ERR_NOMEM : WR_ERR_INVAL;
-    }
-  }
-  for (size_t i = 0; i < u->nseeds; i++) free(u->seed_hosts[i]);
-  for (size_t i = 0; i < n; i++) {
-    u->seed_hosts[i] = hosts[i];
-    u->seeds[i].host = hosts[i];
-    u->seeds[i].port = seeds[i].port;
-  }
-  u->nseeds = n;
-  u->joining = 1;
-  u->backoff = u->backoff_min;
-  uv_timer_stop(&u->join_timer);
-  join_round_start(u);
-  return 0;
-}
-
-int wr_swim_uv_joining(const wr_swim_uv *u) { return u->joining; }
 
 /* ---- leave ---- */
 
@@ -1150,17 +261,17 @@ void wr_swim_uv_leave(wr_swim_uv *u, uint64_t grace_ms,
   }
   /* Alone: nobody to tell.  Still asynchronous, as the API promises. */
   if (wr_swim_member_count(u->sw) == 0) grace_ms = 1;
-  int rv = wr_swim_leave(u->sw, now_ms(u));
+  int rv = wr_swim_leave(u->sw, swim_uv_now(u));
   WR_LOG_INFOF("swim", "leaving", "id=%s members=%zu grace_ms=%llu err=%s",
                u->cfg.id, wr_swim_member_count(u->sw),
                (unsigned long long)grace_ms, rv ? wr_strerror(rv) : "-");
-  after_core(u);
+  swim_uv_after_core(u);
   uv_timer_start(&u->leave_timer, on_leave_timer, grace_ms, 0);
 }
 
 /* ---- lifetime ---- */
 
-static void maybe_free(wr_swim_uv *u) {
+void swim_uv_maybe_free(wr_swim_uv *u) {
   if (!u->closing || u->open_handles > 0 || u->dns_pending > 0 || u->conns)
     return;
   /* Sessions are gone (they point into the core), so the core can go. */
@@ -1175,7 +286,7 @@ static void maybe_free(wr_swim_uv *u) {
 static void on_handle_closed(uv_handle_t *h) {
   wr_swim_uv *u = h->data;
   u->open_handles--;
-  maybe_free(u);
+  swim_uv_maybe_free(u);
 }
 
 void wr_swim_uv_close(wr_swim_uv *u, void (*cb)(void *user_data),
@@ -1184,19 +295,8 @@ void wr_swim_uv_close(wr_swim_uv *u, void (*cb)(void *user_data),
   u->closing = 1;
   u->close_cb = cb;
   u->close_ud = user_data;
-  for (sync_conn *c = u->conns; c; c = c->next)
-    if (!c->closing) {
-      /* Not a failure of the peer: close quietly. */
-      c->closing = 1;
-      uv_timer_stop(&c->timer);
-      uv_close((uv_handle_t *)&c->timer, sync_handle_closed);
-      uv_close((uv_handle_t *)&c->tcp, sync_handle_closed);
-    }
-  /* Queued lookups are cancelled (their callbacks come with
-   * UV_EAI_CANCELED); one already running in the thread pool cannot be
-   * (EBUSY), and maybe_free waits for its callback. */
-  for (dns_req *r = u->dns; r; r = r->next)
-    (void)uv_cancel((uv_req_t *)&r->req);
+  swim_uv_sync_close_all(u);
+  swim_uv_join_cancel(u);
   uv_close((uv_handle_t *)&u->udp, on_handle_closed);
   uv_close((uv_handle_t *)&u->listener, on_handle_closed);
   uv_close((uv_handle_t *)&u->timer, on_handle_closed);
@@ -1214,7 +314,7 @@ int wr_swim_uv_start(wr_swim_uv **pu, uv_loop_t *loop,
   u->loop = loop;
   u->cfg = cfg->swim;
   if (u->cfg.gossip.family == 0)
-    from_sockaddr((struct sockaddr *)&ss, &u->cfg.gossip);
+    swim_uv_from_sockaddr((struct sockaddr *)&ss, &u->cfg.gossip);
   if (!u->cfg.rand) u->cfg.rand = sodium_rand;
   if (cfg->cb) u->app_cb = *cfg->cb;
   u->app_ud = cfg->user_data;
@@ -1261,33 +361,8 @@ int wr_swim_uv_start(wr_swim_uv **pu, uv_loop_t *loop,
   u->join_timer.data = u->leave_timer.data = u;
   u->open_handles = 5;
   const char *step = "udp_bind";
-  rv = uv_udp_bind(&u->udp, (const struct sockaddr *)&ss, 0);
-  if (rv == 0 && u->cfg.refused_suspicion_ms) {
-    /* Refusals (see the top); a dual-stack socket reaches IPv4 members
-     * through mapped addresses, so it wants both options. */
-    uv_os_fd_t fd;
-    int one = 1;
-    step = "udp_recverr";
-    rv = uv_fileno((uv_handle_t *)&u->udp, &fd);
-    if (rv == 0 && u->v6 &&
-        setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof one) != 0)
-      rv = uv_translate_sys_error(errno);
-    if (rv == 0 && setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) != 0 &&
-        !u->v6)
-      rv = uv_translate_sys_error(errno);
-  }
-  if (rv == 0) {
-    step = "udp_recv";
-    rv = uv_udp_recv_start(&u->udp, on_udp_alloc, on_udp_recv);
-  }
-  if (rv == 0) {
-    step = "tcp_bind";
-    rv = uv_tcp_bind(&u->listener, (const struct sockaddr *)&ss, 0);
-  }
-  if (rv == 0) {
-    step = "tcp_listen";
-    rv = uv_listen((uv_stream_t *)&u->listener, 128, on_sync_accept);
-  }
+  rv = swim_uv_udp_open(u, &ss, &step);
+  if (rv == 0) rv = swim_uv_sync_listen(u, &ss, &step);
   if (rv != 0) {
     WR_LOG_ERRORF("swim", "start_failed", "listen=%s step=%s err=%s",
                   cfg->listen, step, uv_err_name(rv));
@@ -1301,14 +376,14 @@ int wr_swim_uv_start(wr_swim_uv **pu, uv_loop_t *loop,
                (unsigned long long)u->cfg.probe_interval_ms,
                (unsigned long long)u->cfg.gossip_interval_ms,
                u->cfg.lifeguard, cfg->keyring ? cfg->keyring->n : 0);
-  after_core(u);
+  swim_uv_after_core(u);
   *pu = u;
   return 0;
 }
 
 wr_swim *wr_swim_uv_core(wr_swim_uv *u) { return u->sw; }
 
-void wr_swim_uv_kick(wr_swim_uv *u) { after_core(u); }
+void wr_swim_uv_kick(wr_swim_uv *u) { swim_uv_after_core(u); }
 
 void wr_swim_uv_get_stats(const wr_swim_uv *u, wr_swim_uv_stats *out) {
   *out = u->st;
@@ -1325,9 +400,9 @@ void wr_swim_uv_inject(wr_swim_uv *u, int out, const wr_addr *peer,
                        const uint8_t *data, size_t len) {
   if (u->closing) return;
   if (out) {
-    send_one(u, peer, data, len);
+    swim_uv_send_one(u, peer, data, len);
     return;
   }
-  wr_swim_recv(u->sw, peer, data, len, now_ms(u));
-  after_core(u);
+  wr_swim_recv(u->sw, peer, data, len, swim_uv_now(u));
+  swim_uv_after_core(u);
 }

@@ -285,6 +285,19 @@ static void on_client_connected(uv_connect_t *req, int status) {
 
 static int client_done(void *arg) { return ((client *)arg)->done; }
 
+/* Opens a TCP connection to 127.0.0.1:|port| that never sends a byte. */
+static void client_connect(client *c, int port) {
+  struct sockaddr_in sa;
+  memset(c, 0, sizeof *c);
+  uv_ip4_addr("127.0.0.1", port, &sa);
+  uv_tcp_init(&loop, &c->tcp);
+  c->req.data = c;
+  assert_int_equal(uv_tcp_connect(&c->req, &c->tcp,
+                                  (const struct sockaddr *)&sa,
+                                  on_client_connected),
+                   0);
+}
+
 typedef struct cap_ctx {
   node *a;
   uint64_t refused;
@@ -306,17 +319,7 @@ static void test_sync_cap(void **state) {
   assert_int_equal(start(&a, "a", pa, 7, 2), 0);
   sync_timeout_ms = 0;
   client cl[5];
-  struct sockaddr_in sa;
-  uv_ip4_addr("127.0.0.1", pa, &sa);
-  for (int i = 0; i < 5; i++) {
-    memset(&cl[i], 0, sizeof cl[i]);
-    uv_tcp_init(&loop, &cl[i].tcp);
-    cl[i].req.data = &cl[i];
-    assert_int_equal(uv_tcp_connect(&cl[i].req, &cl[i].tcp,
-                                    (const struct sockaddr *)&sa,
-                                    on_client_connected),
-                     0);
-  }
+  for (int i = 0; i < 5; i++) client_connect(&cl[i], pa);
   cap_ctx c = {&a, 3};
   assert_true(run_until(refused_enough, &c, 3000));
   wr_swim_uv_stats st;
@@ -333,13 +336,7 @@ static void test_sync_cap(void **state) {
   for (int i = 0; i < 5; i++) uv_close((uv_handle_t *)&cl[i].tcp, NULL);
   /* A peer that connects and closes: EOF before the exchange, a failure. */
   client one;
-  memset(&one, 0, sizeof one);
-  uv_tcp_init(&loop, &one.tcp);
-  one.req.data = &one;
-  assert_int_equal(uv_tcp_connect(&one.req, &one.tcp,
-                                  (const struct sockaddr *)&sa,
-                                  on_client_connected),
-                   0);
+  client_connect(&one, pa);
   assert_true(run_until(client_done, &one, 2000));
   uv_close((uv_handle_t *)&one.tcp, NULL);
   run_until(never, NULL, 200);
@@ -392,17 +389,7 @@ static void test_idle_conns_hold_no_outgoing_slot(void **state) {
   first_frame_ms = 0;
   assert_int_equal(start(&b, "b", pb, 7, 0), 0);
   client cl[8]; /* max_syncs by default */
-  struct sockaddr_in sa;
-  uv_ip4_addr("127.0.0.1", pa, &sa);
-  for (int i = 0; i < 8; i++) {
-    memset(&cl[i], 0, sizeof cl[i]);
-    uv_tcp_init(&loop, &cl[i].tcp);
-    cl[i].req.data = &cl[i];
-    assert_int_equal(uv_tcp_connect(&cl[i].req, &cl[i].tcp,
-                                    (const struct sockaddr *)&sa,
-                                    on_client_connected),
-                     0);
-  }
+  for (int i = 0; i < 8; i++) client_connect(&cl[i], pa);
   hold_ctx h = {&a, 8, 8};
   assert_true(run_until(accepted_enough, &h, 2000));
   uint64_t t0 = uv_now(&loop);
@@ -532,6 +519,31 @@ static int b_has_all(void *arg) {
   for (size_t i = 0; i < APP_RECORDS; i++)
     if (p->b->version[i] != i + 1) return 0;
   return p->a->ends_ok && p->b->ends_ok;
+}
+
+/* Closing the adapter while an accepted sync connection is open closes
+ * every handle of that connection (its socket, its session timer and both
+ * fault-tap hold timers): the close callback fires and the loop ends
+ * empty.  The connection never sends a byte, so it is still open when
+ * the close comes (its first-frame deadline is 2 s away). */
+static void test_close_with_open_sync(void **state) {
+  (void)state;
+  uv_loop_init(&loop);
+  node a;
+  int pa = free_port();
+  assert_int_equal(start(&a, "a", pa, 7, 0), 0);
+  client cl;
+  client_connect(&cl, pa);
+  hold_ctx h = {&a, 1, 0};
+  assert_true(run_until(accepted_enough, &h, 3000));
+  wr_swim_uv_stats st;
+  wr_swim_uv_get_stats(a.u, &st);
+  assert_int_equal(st.syncs_active, 1);
+  close_node(&a);
+  pair p = {&a, &a, 0};
+  assert_true(run_until(both_closed, &p, 2000));
+  uv_close((uv_handle_t *)&cl.tcp, NULL);
+  finish();
 }
 
 /* b joins a, which holds 2 MB of application state: the join sync
@@ -711,6 +723,7 @@ int main(void) {
       cmocka_unit_test(test_close_while_joining),
       cmocka_unit_test(test_sync_cap),
       cmocka_unit_test(test_idle_conns_hold_no_outgoing_slot),
+      cmocka_unit_test(test_close_with_open_sync),
       cmocka_unit_test(test_app_state_sync),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
