@@ -154,6 +154,8 @@ static const char usage3[] =
     "                     route_missing), null without routes;\n"
     "                     detect_victims_ms: per victim, its first\n"
     "                     suspicion, first DEAD and DEAD everywhere;\n"
+    "                     first_probe_ms: per victim, its death to the\n"
+    "                     first PING anyone sent it (-1: none);\n"
     "                     refute_lag: how long nodes held suspicions\n"
     "                     of live members until the refutation came\n"
     "                     (quantiles, counts past 1-4 s and past the\n"
@@ -518,6 +520,9 @@ static void print_json(const cli *c, const sim_result *r) {
     printf("%s[%lld,%lld,%lld]", k ? "," : "",
            (long long)r->victim_ms[k][0], (long long)r->victim_ms[k][1],
            (long long)r->victim_ms[k][2]);
+  printf("],\"first_probe_ms\":[");
+  for (uint32_t k = 0; k < r->killed && k < SIM_VICTIMS_SHOWN; k++)
+    printf("%s%lld", k ? "," : "", (long long)r->victim_ping_ms[k]);
   printf("],");
   jnum("route_converge_all_ms", r->route_all_ms, 0);
   printf("\"false_positives_by_healthy\":%llu,"

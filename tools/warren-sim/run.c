@@ -92,6 +92,8 @@ static void measure(sim *s) {
                               s->kill_all[k]};
       for (int j = 0; j < 3; j++)
         r->victim_ms[k][j] = at[j] ? (int64_t)(at[j] - s->kill_at) : -1;
+      r->victim_ping_ms[k] =
+          s->kill_ping[k] ? (int64_t)(s->kill_ping[k] - s->kill_at) : -1;
     }
   }
   if (s->nkill && r->detected_all == s->nkill)
@@ -267,6 +269,7 @@ static void free_tables(sim *s) {
   free(s->kill_first);
   free(s->kill_all);
   free(s->kill_susp);
+  free(s->kill_ping);
   free(s->fp_member);
   sim_lag_free(s->lag);
   s->lag = NULL;
@@ -366,9 +369,11 @@ int sim_run(const sim_opts *o, sim_result *r) {
   s.kill_first = calloc(s.nkill + 1, sizeof *s.kill_first);
   s.kill_all = calloc(s.nkill + 1, sizeof *s.kill_all);
   s.kill_susp = calloc(s.nkill + 1, sizeof *s.kill_susp);
+  s.kill_ping = calloc(s.nkill + 1, sizeof *s.kill_ping);
   s.fp_member = calloc(n, 1);
   if (!s.kill_list || !s.kill_slot || !s.kill_seen || !s.kill_count ||
-      !s.kill_first || !s.kill_all || !s.kill_susp || !s.fp_member)
+      !s.kill_first || !s.kill_all || !s.kill_susp || !s.kill_ping ||
+      !s.fp_member)
     goto nomem;
   for (size_t i = 0; i < n; i++) s.kill_slot[i] = -1;
   r->bound_ms = detect_bound(&s.cfg, s.n, o->loss);

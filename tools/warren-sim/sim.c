@@ -248,8 +248,12 @@ static void flush(sim *s, sim_node *nd) {
     /* Plaintext in the simulator: byte 1 is the packet type (codec). */
     int32_t k = s->kill_slot[dst];
     if (k >= 0 && s->kill_at && !s->kill_all[k] && len > 1 &&
-        s->sendbuf[1] == WR_SWIM_PING)
+        s->sendbuf[1] == WR_SWIM_PING) {
       s->victim_pings++;
+      /* The first PING after a death is a direct probe: relays ping a
+       * target only after someone's probe of it failed. */
+      if (!s->kill_ping[k]) s->kill_ping[k] = sim_net_now(s->net);
+    }
     s->wire_packets++;
     if (sim_net_send(s->net, nd->idx, dst, s->sendbuf, (size_t)len) < 0)
       s->send_errors++;

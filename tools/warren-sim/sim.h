@@ -89,6 +89,9 @@ typedef struct sim_result {
    * anywhere (someone probed it and the probe failed), the first DEAD
    * (the suspicion's timer), every live node's DEAD (the spread). */
   int64_t victim_ms[SIM_VICTIMS_SHOWN][3];
+  /* Per victim (same order), its death to the first PING anyone sent it:
+   * the first-probe wait alone, without the probe's round. */
+  int64_t victim_ping_ms[SIM_VICTIMS_SHOWN];
   uint32_t detected_all; /* killed nodes every live node marked dead */
   /* false positives: never-killed members declared dead by anyone */
   uint64_t false_positives;

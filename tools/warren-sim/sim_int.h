@@ -85,6 +85,7 @@ struct sim {
   uint32_t *kill_count; /* per killed node: live observers that did */
   uint64_t *kill_first, *kill_all; /* virtual time, 0 = not yet */
   uint64_t *kill_susp; /* first live node that suspected it, 0 = none */
+  uint64_t *kill_ping; /* first PING sent to it after the kill, 0 = none */
   uint64_t kill_at;                /* 0 = no kill yet */
   uint32_t nlive;
 
