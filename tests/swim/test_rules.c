@@ -33,6 +33,24 @@ static unsigned push_fanout;     /* 0: the profile's */
 static uint64_t core_seed = 7;
 static int lan_timing; /* 1: the LAN profile's suspicion timings as they are */
 
+/* Fills in our identity and randomness (rng seeded with |seed|), creates
+ * sw at now = 5000 and adds members m0..m(members-1) as ALIVE. */
+static void start_core(wr_swim_config *c, int members, uint64_t seed) {
+  strcpy(c->id, "me");
+  c->gossip = addr(200);
+  c->rand = wr_pcg32_fill;
+  c->rand_user_data = &rng;
+  wr_pcg32_seed(&rng, seed, 7);
+  now = 5000;
+  assert_int_equal(wr_swim_new(&sw, c, NULL, NULL, NULL, NULL, now), 0);
+  for (int i = 0; i < members; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "m%d", i);
+    wr_addr a = addr(i);
+    assert_int_equal(wr_swim_add_member(sw, id, &a, NULL, 0, now), 0);
+  }
+}
+
 static void make_core(int members, int lifeguard) {
   wr_swim_config c;
   wr_swim_config_default(&c);
@@ -46,20 +64,8 @@ static void make_core(int members, int lifeguard) {
     c.suspicion_mult = 4;
     c.suspicion_max_timeout_mult = 6;
   }
-  strcpy(c.id, "me");
-  c.gossip = addr(200);
-  c.rand = wr_pcg32_fill;
-  c.rand_user_data = &rng;
   c.lifeguard = lifeguard;
-  wr_pcg32_seed(&rng, core_seed, 7);
-  now = 5000;
-  assert_int_equal(wr_swim_new(&sw, &c, NULL, NULL, NULL, NULL, now), 0);
-  for (int i = 0; i < members; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "m%d", i);
-    wr_addr a = addr(i);
-    assert_int_equal(wr_swim_add_member(sw, id, &a, NULL, 0, now), 0);
-  }
+  start_core(&c, members, core_seed);
 }
 
 /* Sends one GOSSIP packet from "m9" carrying |u|. */
@@ -1169,19 +1175,7 @@ static void test_user_queue_apart(void **state) {
   wr_swim_config c;
   wr_swim_config_default(&c);
   c.user_queue_max = 100;
-  strcpy(c.id, "me");
-  c.gossip = addr(200);
-  c.rand = wr_pcg32_fill;
-  c.rand_user_data = &rng;
-  wr_pcg32_seed(&rng, 7, 7);
-  now = 5000;
-  assert_int_equal(wr_swim_new(&sw, &c, NULL, NULL, NULL, NULL, now), 0);
-  for (int i = 0; i < 8; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "m%d", i);
-    wr_addr a = addr(i);
-    assert_int_equal(wr_swim_add_member(sw, id, &a, NULL, 0, now), 0);
-  }
+  start_core(&c, 8, 7);
   /* Our leave: one membership update, queued and pushed now. */
   assert_int_equal(wr_swim_leave(sw, now), 0);
   static uint8_t b[WR_SWIM_DATAGRAM_MAX];
@@ -1349,20 +1343,8 @@ static void test_reconnect_candidates(void **state) {
   (void)state;
   wr_swim_config c;
   wr_swim_config_default(&c);
-  strcpy(c.id, "me");
-  c.gossip = addr(200);
-  c.rand = wr_pcg32_fill;
-  c.rand_user_data = &rng;
   c.reconnect_timeout_ms = 300000; /* 5 min, so the test can outlive it */
-  wr_pcg32_seed(&rng, 7, 7);
-  now = 5000;
-  assert_int_equal(wr_swim_new(&sw, &c, NULL, NULL, NULL, NULL, now), 0);
-  for (int i = 0; i < 2; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "m%d", i);
-    wr_addr a = addr(i);
-    assert_int_equal(wr_swim_add_member(sw, id, &a, NULL, 0, now), 0);
-  }
+  start_core(&c, 2, 7);
   wr_swim_update u = upd(WR_SWIM_UPD_LEFT, "m0", 0);
   feed(&u);
   u = upd(WR_SWIM_UPD_DEAD, "m1", 0);
@@ -1402,21 +1384,9 @@ static unsigned catchup_run(uint64_t interval, wr_tstamp *at, unsigned max,
                             int again_at_ms) {
   wr_swim_config c;
   wr_swim_config_default(&c);
-  strcpy(c.id, "me");
-  c.gossip = addr(200);
-  c.rand = wr_pcg32_fill;
-  c.rand_user_data = &rng;
   c.probe_interval_ms = 3600000; /* no probes: the members stay ALIVE */
   c.sync_interval_ms = interval;
-  wr_pcg32_seed(&rng, 11, 7);
-  now = 5000;
-  assert_int_equal(wr_swim_new(&sw, &c, NULL, NULL, NULL, NULL, now), 0);
-  for (int i = 0; i < 4; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "m%d", i);
-    wr_addr a = addr(i);
-    assert_int_equal(wr_swim_add_member(sw, id, &a, NULL, 0, now), 0);
-  }
+  start_core(&c, 4, 11);
   wr_swim_tick(sw, now);
   wr_tstamp t0 = now;
   wr_swim_sync_behind(sw, now);
