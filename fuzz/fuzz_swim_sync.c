@@ -215,7 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
    * buckets only are reached too. */
   int members = flags & 2 ? 200 : 4;
   for (int i = 1; i < members; i++) {
-    char id[8];
+    char id[16]; /* "n" and an int: room for any, so no truncation warning */
     snprintf(id, sizeof id, "n%d", i);
     wr_addr a = cfg.gossip;
     a.ip[2] = (uint8_t)(i >> 8);
