@@ -341,6 +341,13 @@ static void test_gossip_across_bounded(void **state) {
 
 /* ---- suspicion timeouts ---- */
 
+/* Three members accuse |id|, each in its own name. */
+static void accuse(const char *id, int a, int b, int c) {
+  feed_suspect(a, id, a);
+  feed_suspect(b, id, b);
+  feed_suspect(c, id, c);
+}
+
 /* Time from now until |id| is DEAD, everyone else answering; -1 after
  * |cap| ms. */
 static int64_t time_to_dead(const char *id, wr_tstamp cap, tally *t) {
@@ -379,9 +386,7 @@ static void test_suspicion_follows_region(void **state) {
   /* m1 (region a, 11 members with us): confirmed twice by region a, the
    * minimum is region_suspicion_mult 2 x log10(11) rounds = 2,082 ms.
    * Region-blind it would be 3 x log10(31) = 4,474 ms. */
-  feed_suspect(2, "m1", 2);
-  feed_suspect(3, "m1", 3);
-  feed_suspect(4, "m1", 4);
+  accuse("m1", 2, 3, 4);
   int64_t d = time_to_dead("m1", 60000, &t);
   assert_true(d >= 2000 && d <= 2200);
   assert_int_equal(t.hellos[1], 0);
@@ -392,9 +397,7 @@ static void test_suspicion_follows_region(void **state) {
    * maximum less what our own failed probes confirm. */
   memset(&t, 0, sizeof t);
   make_core(1);
-  feed_suspect(2, "m1", 2);
-  feed_suspect(12, "m1", 12);
-  feed_suspect(13, "m1", 13);
+  accuse("m1", 2, 12, 13);
   d = time_to_dead("m1", 60000, &t);
   assert_true(d > 3000);
   wr_swim_del(sw);
@@ -402,9 +405,7 @@ static void test_suspicion_follows_region(void **state) {
   /* Region-blind, the same three: fleet size 31, mult 3. */
   memset(&t, 0, sizeof t);
   make_core(0);
-  feed_suspect(2, "m1", 2);
-  feed_suspect(3, "m1", 3);
-  feed_suspect(4, "m1", 4);
+  accuse("m1", 2, 3, 4);
   d = time_to_dead("m1", 60000, &t);
   assert_true(d >= 4400 && d <= 4600);
   wr_swim_del(sw);
@@ -421,9 +422,7 @@ static void test_region_mult_never_longer(void **state) {
   core_mult = 1;
   make_core(1);
   core_mult = 3;
-  feed_suspect(2, "m1", 2);
-  feed_suspect(3, "m1", 3);
-  feed_suspect(4, "m1", 4);
+  accuse("m1", 2, 3, 4);
   int64_t d = time_to_dead("m1", 60000, &t);
   assert_true(d >= 1000 && d <= 1200);
   wr_swim_del(sw);
@@ -448,9 +447,7 @@ static void test_small_region_judged_by_fleet(void **state) {
   /* Confirmed by two members of a: the fleet's minimum, log10 31 s. */
   memset(&t, 0, sizeof t);
   make_core(1);
-  feed_suspect(2, "m10", 2);
-  feed_suspect(3, "m10", 3);
-  feed_suspect(4, "m10", 4);
+  accuse("m10", 2, 3, 4);
   d = time_to_dead("m10", 60000, &t);
   assert_true(d >= 1400 && d <= 1700);
   wr_swim_del(sw);
@@ -466,9 +463,7 @@ static void test_remote_suspicion_asks_first(void **state) {
   /* m11 (region b: 10 members, 11 with us counted as the - 2 expects):
    * confirmed by b, minimum 2,082 ms, then the last-chance hello and one
    * more probe interval before we declare it. */
-  feed_suspect(12, "m11", 12);
-  feed_suspect(13, "m11", 13);
-  feed_suspect(14, "m11", 14);
+  accuse("m11", 12, 13, 14);
   int64_t d = time_to_dead("m11", 60000, &t);
   assert_true(d >= 3000 && d <= 3300);
   assert_int_equal(t.hellos[11], 1);
